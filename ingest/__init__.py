@@ -1,0 +1,1 @@
+"""Ingestion: load → chunk → embed → store, incremental and crash-safe."""

@@ -1,0 +1,40 @@
+"""Typed errors a user can act on. Messages name the model and what to do; never the key."""
+
+from __future__ import annotations
+
+
+class GemragError(Exception):
+    """Base of every error the app shows to a user as a message, not a traceback."""
+
+
+class ConfigError(GemragError):
+    pass
+
+
+class ProviderError(GemragError):
+    """A model call failed after the retries and deadline allowed."""
+
+    def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.status = status
+
+
+class QuotaExhausted(ProviderError):
+    """The API said RESOURCE_EXHAUSTED for longer than we may wait."""
+
+
+class InvalidKey(ProviderError):
+    """The API rejected the key (400 API_KEY_INVALID, 401, 403)."""
+
+
+class StreamInterrupted(ProviderError):
+    """A stream broke after it had already yielded text; it is not retried (text was shown)."""
+
+
+class BudgetExceeded(GemragError):
+    pass
+
+
+class EmbedderMismatch(GemragError):
+    """A collection built with one embedder cannot be searched or extended with another."""

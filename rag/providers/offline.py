@@ -1,0 +1,67 @@
+"""The embedded default used when no Gemini key is set: MiniLM embeddings and the
+extractive answerer, behind the same interface as Gemini."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator, Sequence
+
+from rag.providers.extractive import ExtractiveAnswerer, lexical_support, rewrite_follow_up
+from rag.providers.minilm import DIM, MODEL_ID, MiniLM, shared_minilm
+from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage
+
+OFFLINE_MODEL = "offline-extractive"
+
+
+class OfflineProvider:
+    name = "offline"
+    online = False
+    embedding_id = f"offline:{MODEL_ID}:{DIM}"
+    embedding_dim = DIM
+    flash_model = OFFLINE_MODEL
+    pro_model = OFFLINE_MODEL
+
+    def __init__(self, model: MiniLM | None = None, *, stream_delay_s: float = 0.0) -> None:
+        self.model = model or shared_minilm()
+        self.answerer = ExtractiveAnswerer(self.model)
+        self.stream_delay_s = stream_delay_s
+
+    def embed_documents(self, texts: Sequence[str]) -> Embedded:
+        vecs = self.model.embed(list(texts))
+        tokens = sum(self.model.count_tokens(t) for t in texts)
+        return Embedded(vecs.tolist(), Usage(prompt_tokens=tokens), MODEL_ID)
+
+    def embed_query(self, text: str) -> Embedded:
+        return self.embed_documents([text])
+
+    def generate(self, prompt: Prompt, model: str | None = None) -> Generation:
+        text = self._respond(prompt)
+        usage = Usage(prompt_tokens=self.count_tokens(prompt), output_tokens=self.model.count_tokens(text))
+        return Generation(text, usage, OFFLINE_MODEL)
+
+    def stream(self, prompt: Prompt, model: str | None = None) -> Iterator[StreamDelta]:
+        gen = self.generate(prompt, model)
+        for piece in re.findall(r"\S+\s*|\s+", gen.text):
+            if self.stream_delay_s:
+                time.sleep(self.stream_delay_s)
+            yield StreamDelta(piece, OFFLINE_MODEL)
+        yield StreamDelta("", OFFLINE_MODEL, gen.usage, final=True)
+
+    def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
+        if isinstance(prompt, str):
+            return self.model.count_tokens(prompt)
+        text = prompt.system + "\n".join(m.text for m in prompt.contents)
+        return self.model.count_tokens(text)
+
+    def _respond(self, prompt: Prompt) -> str:
+        if prompt.task == "answer":
+            return self.answerer.answer(prompt.question, prompt.passages)
+        if prompt.task == "rewrite":
+            return rewrite_follow_up(prompt.question, prompt.contents[:-1])
+        if prompt.task == "judge":
+            # Labelled lexical proxy: the offline mode has no model to judge with.
+            score = lexical_support(prompt.question, prompt.passages)
+            return json.dumps({"method": "lexical", "faithfulness": round(score, 3)})
+        return prompt.contents[-1].text if prompt.contents else ""

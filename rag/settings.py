@@ -1,0 +1,205 @@
+"""The one configuration object: every default of the app is visible in this file.
+
+Values come from, in order of priority: keyword arguments, environment variables
+(`GEMRAG_*`, plus the conventional `GEMINI_API_KEY`/`GOOGLE_API_KEY`, `REDIS_URL`,
+`CHROMA_URL`), then an optional TOML file (`gemrag.toml` in the working directory, or
+the path in `GEMRAG_CONFIG`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PRICES_AS_OF = "2025-09-01"
+RATE_LIMITS_AS_OF = "2025-09-01"
+
+
+class Price(BaseModel):
+    """USD per million tokens. `*_long` applies when a prompt exceeds `long_context_tokens`."""
+
+    input: float
+    output: float = 0.0
+    cached_input: float = 0.0
+    input_long: float | None = None
+    output_long: float | None = None
+    cached_input_long: float | None = None
+    long_context_tokens: int | None = None
+
+
+class RateLimit(BaseModel):
+    """Published per-project limits; None means the tier sets no such limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+
+
+class ChunkProfile(BaseModel):
+    """Chunk size belongs to the embedder: MiniLM reads 256 word pieces, Gemini 2,048 tokens."""
+
+    size_tokens: int
+    overlap_tokens: int
+
+
+def _default_prices() -> dict[str, Price]:
+    # Gemini API paid-tier list prices, standard (non-batch) requests, text input.
+    return {
+        "gemini-2.5-flash": Price(input=0.30, output=2.50, cached_input=0.03),
+        "gemini-2.5-pro": Price(
+            input=1.25,
+            output=10.00,
+            cached_input=0.31,
+            input_long=2.50,
+            output_long=15.00,
+            cached_input_long=0.625,
+            long_context_tokens=200_000,
+        ),
+        "gemini-embedding-001": Price(input=0.15),
+        "offline": Price(input=0.0),
+    }
+
+
+def _default_rate_limits() -> dict[str, dict[str, RateLimit]]:
+    return {
+        "free": {
+            "gemini-2.5-flash": RateLimit(rpm=10, tpm=250_000, rpd=250),
+            "gemini-2.5-pro": RateLimit(rpm=5, tpm=250_000, rpd=100),
+            "gemini-embedding-001": RateLimit(rpm=100, tpm=30_000, rpd=1_000),
+        },
+        "tier1": {
+            "gemini-2.5-flash": RateLimit(rpm=1_000, tpm=1_000_000, rpd=10_000),
+            "gemini-2.5-pro": RateLimit(rpm=150, tpm=2_000_000, rpd=10_000),
+            "gemini-embedding-001": RateLimit(rpm=3_000, tpm=1_000_000),
+        },
+        "unlimited": {},
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GEMRAG_",
+        toml_file="gemrag.toml",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- where everything lives ---
+    data_dir: Path = Path(".gemrag")
+    collection: str = "corpus"
+    chroma_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("GEMRAG_CHROMA_URL", "CHROMA_URL", "chroma_url")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("GEMRAG_REDIS_URL", "REDIS_URL", "redis_url")
+    )
+
+    # --- Gemini ---
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GEMRAG_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "api_key"),
+    )
+    base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GEMRAG_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "base_url"),
+    )
+    offline: bool = False  # force the offline default even when a key is set
+    flash_model: str = "gemini-2.5-flash"
+    pro_model: str = "gemini-2.5-pro"
+    embedding_model: str = "gemini-embedding-001"
+    embedding_dim: int = 768  # gemini-embedding-001 outputs 3072; 768 is Google's recommended cut
+    embed_batch_size: int = 100  # batchEmbedContents' per-request maximum
+    embed_concurrency: int = 4  # batches in flight at once
+    tier: Literal["free", "tier1", "unlimited"] = "free"
+    rate_limits: dict[str, dict[str, RateLimit]] = Field(default_factory=_default_rate_limits)
+    request_timeout_s: float = 60.0
+    max_attempts: int = 5
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    deadline_s: float = 180.0  # total time one call may spend on retries and waits
+
+    # --- offline default ---
+    offline_embedder: str = "all-MiniLM-L6-v2-int8"
+
+    # --- ingest ---
+    chunk_profiles: dict[str, ChunkProfile] = Field(
+        default_factory=lambda: {
+            "offline": ChunkProfile(size_tokens=200, overlap_tokens=32),
+            "gemini": ChunkProfile(size_tokens=512, overlap_tokens=64),
+        }
+    )
+    max_file_mb: float = 50.0
+
+    # --- retrieval ---
+    retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
+    top_k: int = 6
+    overfetch: int = 5  # candidates per mode = top_k * overfetch
+    rrf_k: int = 60
+    mmr: bool = False
+    mmr_lambda: float = 0.6
+
+    # --- routing ---
+    pro_threshold_tokens: int = 24_000  # prompts above this go to Pro
+    whole_document_budget_tokens: int = 400_000
+
+    # --- cache and cost ---
+    cache_ttl_s: int = 7 * 24 * 3600
+    cache_max_entries: int = 10_000
+    semantic_cache: bool = False
+    semantic_cache_threshold: float = 0.95
+    prices: dict[str, Price] = Field(default_factory=_default_prices)
+    session_budget_usd: float = 1.00
+    daily_budget_usd: float = 10.00
+
+    # --- UI ---
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_mb: float = 20.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def online(self) -> bool:
+        """Gemini is used exactly when a key is present and offline mode is not forced."""
+        return self.api_key is not None and not self.offline
+
+    @property
+    def chunk_profile(self) -> ChunkProfile:
+        return self.chunk_profiles["gemini" if self.online else "offline"]
+
+    def limit_for(self, model: str) -> RateLimit:
+        return self.rate_limits.get(self.tier, {}).get(model, RateLimit())
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the data dir, created on demand: every store of the app lives here."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir.joinpath(*parts)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

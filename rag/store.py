@@ -1,0 +1,145 @@
+"""The vector store: one Chroma collection per corpus, embedded or on a Chroma server.
+
+The collection's metadata records which embedder built it (so mixing embedders is refused)
+and a corpus version that ingest bumps on every change (so caches keyed on it never serve
+an answer computed from an older corpus).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from urllib.parse import urlparse
+
+from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
+from rag.errors import ConfigError, EmbedderMismatch
+from rag.settings import Settings
+from rag.types import Chunk, Hit
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+ADD_BATCH = 2_000  # below chromadb's max batch size on every backend
+
+
+def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 8000,
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
+
+
+class Store:
+    def __init__(self, settings: Settings, embedding_id: str, name: str | None = None) -> None:
+        self.name = name or settings.collection
+        if not _NAME.match(self.name):
+            raise ConfigError(
+                f"Collection name {self.name!r} is not allowed: use 3-512 characters from "
+                "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
+            )
+        self.embedding_id = embedding_id
+        self.client = chroma_client(settings)
+        self.collection = self.client.get_or_create_collection(
+            self.name,
+            embedding_function=None,
+            metadata={"hnsw:space": "cosine", "embedder": embedding_id, "version": 0},
+        )
+        recorded = (self.collection.metadata or {}).get("embedder")
+        if recorded and recorded != embedding_id:
+            raise EmbedderMismatch(
+                f"Collection {self.name!r} was built with {recorded}, but the current embedder is "
+                f"{embedding_id}. Vectors from different embedders cannot be mixed: use another "
+                "--collection, re-ingest with --rebuild, or switch back (set or unset GEMINI_API_KEY)."
+            )
+
+    # --- the corpus version ---
+    @property
+    def version(self) -> int:
+        return int((self.collection.metadata or {}).get("version", 0))
+
+    def bump_version(self) -> int:
+        meta = dict(self.collection.metadata or {})
+        meta.pop("hnsw:space", None)  # immutable after creation; Chroma refuses to modify it
+        meta["version"] = self.version + 1
+        self.collection.modify(metadata=meta)
+        return meta["version"]
+
+    # --- writes ---
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        for start in range(0, len(chunks), ADD_BATCH):
+            part = chunks[start : start + ADD_BATCH]
+            self.collection.upsert(
+                ids=[c.id for c in part],
+                embeddings=[list(v) for v in vectors[start : start + ADD_BATCH]],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],  # type: ignore[misc]
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), ADD_BATCH):
+            self.collection.delete(ids=ids[start : start + ADD_BATCH])
+
+    # --- reads ---
+    def count(self) -> int:
+        return self.collection.count()
+
+    def ids(self) -> set[str]:
+        return set(self.collection.get(include=[])["ids"])
+
+    def chunks(self, where: dict | None = None, page_size: int = 5_000) -> Iterator[Chunk]:  # type: ignore[type-arg]
+        offset = 0
+        while True:
+            got = self.collection.get(
+                where=where, include=["documents", "metadatas"], limit=page_size, offset=offset
+            )
+            for id_, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+                yield Chunk.from_metadata(id_, doc, dict(meta))
+            if len(got["ids"]) < page_size:
+                return
+            offset += page_size
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        got = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        by_id = {
+            i: Chunk.from_metadata(i, d, dict(m))
+            for i, d, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+        }
+        return [by_id[i] for i in ids if i in by_id]
+
+    def query(self, vector: Sequence[float], n: int, where: dict | None = None) -> list[Hit]:  # type: ignore[type-arg]
+        if n <= 0 or self.count() == 0:
+            return []
+        got = self.collection.query(
+            query_embeddings=[list(vector)],
+            n_results=n,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Hit(Chunk.from_metadata(i, d, dict(m)), 1.0 - float(dist))
+            for i, d, m, dist in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+            )
+        ]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        got = self.collection.get(ids=list(ids), include=["embeddings"])
+        return {i: list(map(float, v)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+
+
+def list_collections(settings: Settings) -> list[str]:
+    return sorted(c.name for c in chroma_client(settings).list_collections())
+
+
+def drop_collection(settings: Settings, name: str) -> None:
+    client = chroma_client(settings)
+    if name in {c.name for c in client.list_collections()}:
+        client.delete_collection(name)

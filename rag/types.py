@@ -1,0 +1,156 @@
+"""Small typed objects that pass between the layers: providers, store, chain, cache, UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Role = Literal["user", "model"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one model call, as the provider reported them."""
+
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    thinking_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens + self.thinking_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.thinking_tokens + other.thinking_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Vectors for a list of texts, in order, with what embedding them cost."""
+
+    vectors: list[list[float]]
+    usage: Usage
+    model: str
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk as shown to a model: numbered `[n]` in the prompt."""
+
+    n: int
+    text: str
+    source: str
+    page: int | None = None
+    heading: str = ""
+    chunk_id: str = ""
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a provider is asked.
+
+    `contents` is the conversation exactly as a chat model sees it (the last message is the
+    user turn, with the sources rendered into it as delimited data). `question` and
+    `passages` carry the same content in structured form, so a provider that cannot read
+    free text (the offline extractive answerer) answers the same prompt without the chain
+    knowing which provider it has.
+    """
+
+    contents: tuple[Message, ...]
+    system: str = ""
+    question: str = ""
+    passages: tuple[Passage, ...] = ()
+    task: Literal["answer", "rewrite", "judge", "plain"] = "plain"
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    json_output: bool = False
+
+    @classmethod
+    def of(cls, text: str, **kw: object) -> Prompt:
+        return cls(contents=(Message("user", text),), **kw)  # type: ignore[arg-type]
+
+    def with_contents(self, contents: tuple[Message, ...]) -> Prompt:
+        return replace(self, contents=contents)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    usage: Usage
+    model: str
+    finish_reason: str = "STOP"
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """One piece of a streamed answer. The last delta of a stream has `final=True` and the
+    cumulative usage of the whole call."""
+
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A stored piece of a document. `id` is derived from the source path and the content,
+    so the same content at the same place always gets the same id."""
+
+    id: str
+    text: str
+    source: str  # path relative to the ingest root, forward slashes
+    index: int  # position of the chunk within its document
+    start: int  # character span in the document's extracted text (per page for PDFs)
+    end: int
+    content_hash: str
+    page: int | None = None  # 1-based PDF page
+    heading: str = ""  # Markdown heading path, "A > B > C"
+
+    def metadata(self) -> dict[str, str | int]:
+        meta: dict[str, str | int] = {
+            "source": self.source,
+            "index": self.index,
+            "start": self.start,
+            "end": self.end,
+            "content_hash": self.content_hash,
+            "heading": self.heading,
+        }
+        if self.page is not None:
+            meta["page"] = self.page
+        return meta
+
+    @classmethod
+    def from_metadata(cls, id: str, text: str, meta: dict) -> Chunk:  # type: ignore[type-arg]
+        return cls(
+            id=id,
+            text=text,
+            source=str(meta["source"]),
+            index=int(meta.get("index", 0)),
+            start=int(meta.get("start", 0)),
+            end=int(meta.get("end", 0)),
+            content_hash=str(meta.get("content_hash", "")),
+            page=int(meta["page"]) if meta.get("page") is not None else None,
+            heading=str(meta.get("heading", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk found by a search, with the score of the mode that found it."""
+
+    chunk: Chunk
+    score: float

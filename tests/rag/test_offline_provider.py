@@ -1,0 +1,64 @@
+import numpy as np
+
+from rag.providers import get_provider
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+from rag.types import Passage, Prompt
+
+
+def test_no_key_means_offline_provider(tmp_path):
+    provider = get_provider(Settings(data_dir=tmp_path, api_key=None))
+    assert isinstance(provider, OfflineProvider)
+    assert provider.online is False
+
+
+def test_real_minilm_embeddings_rank_paraphrase_above_unrelated(offline_provider):
+    got = offline_provider.embed_documents(
+        [
+            "How do I retry after a rate limit error?",
+            "What should I do when the API answers 429 too many requests?",
+            "The cat slept on a warm windowsill all afternoon.",
+        ]
+    )
+    v = np.array(got.vectors)
+    assert v.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    assert got.usage.prompt_tokens > 20
+
+
+def test_embedding_is_independent_of_batch_padding(offline_provider):
+    short = "rate limits"
+    alone = np.array(offline_provider.embed_query(short).vectors[0])
+    padded = np.array(offline_provider.embed_documents([short, "a much longer text " * 30]).vectors[0])
+    assert float(alone @ padded) > 0.9999
+
+
+def test_extractive_answer_quotes_and_cites_the_supporting_passage(offline_provider):
+    passages = (
+        Passage(1, "Streaming sends partial results as server-sent events. Each event is a JSON chunk.", "a.md"),
+        Passage(2, "When you receive a 429 error, wait for the retry delay the server suggests, then retry "
+                   "with exponential backoff. Never retry more than five times.", "b.pdf", page=3),
+    )
+    gen = offline_provider.generate(
+        Prompt.of("x", task="answer", question="What should I do after a 429 error?", passages=passages)
+    )
+    assert "[2]" in gen.text and "retry" in gen.text
+    assert "Offline mode" in gen.text
+    assert "[1]" not in gen.text
+
+
+def test_extractive_answer_says_when_documents_do_not_answer(offline_provider):
+    passages = (Passage(1, "Streaming sends partial results as server-sent events to the client.", "a.md"),)
+    gen = offline_provider.generate(
+        Prompt.of("x", task="answer", question="Who won the football world cup in 1954?", passages=passages)
+    )
+    assert "do not seem to answer" in gen.text
+
+
+def test_stream_yields_the_same_text_and_final_usage(offline_provider):
+    prompt = Prompt.of("hello there", task="plain")
+    deltas = list(offline_provider.stream(prompt))
+    assert "".join(d.text for d in deltas) == "hello there"
+    assert deltas[-1].final and deltas[-1].usage.prompt_tokens > 0
+    assert offline_provider.count_tokens("hello there") == 2

@@ -1,0 +1,35 @@
+import pytest
+
+from rag.errors import EmbedderMismatch
+from rag.store import Store
+from rag.types import Chunk
+
+
+def _chunk(i: int, text: str, page: int | None = None) -> Chunk:
+    return Chunk(id=f"c{i}", text=text, source="doc.pdf", index=i, start=0, end=len(text),
+                 content_hash=f"h{i}", page=page, heading="A > B")
+
+
+def test_upsert_query_and_roundtrip_metadata(settings):
+    store = Store(settings, "test:emb:2")
+    store.upsert([_chunk(0, "alpha", page=2), _chunk(1, "beta")], [[1.0, 0.0], [0.0, 1.0]])
+    hits = store.query([0.9, 0.1], n=2)
+    assert [h.chunk.id for h in hits] == ["c0", "c1"]
+    assert hits[0].chunk.page == 2 and hits[0].chunk.heading == "A > B"
+    assert hits[1].chunk.page is None
+    assert store.count() == 2 and store.ids() == {"c0", "c1"}
+    store.delete(["c0"])
+    assert [c.id for c in store.chunks()] == ["c1"]
+
+
+def test_version_bumps_and_persists(settings):
+    store = Store(settings, "test:emb:2")
+    assert store.version == 0
+    store.bump_version()
+    assert Store(settings, "test:emb:2").version == 1
+
+
+def test_mixing_embedders_is_refused(settings):
+    Store(settings, "test:emb:2")
+    with pytest.raises(EmbedderMismatch, match="was built with test:emb:2"):
+        Store(settings, "other:emb:3")
