@@ -1,0 +1,85 @@
+"""What one answer is: the record the chain streams, the cache stores, the ledger charges,
+the UI shows and the evaluation scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rag.types import Message, Usage
+
+RouteKind = Literal["flash", "pro", "fallback", "cached", "offline"]
+Mode = Literal["hybrid", "vector", "bm25"]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source shown to the model, resolved to where a person can find it."""
+
+    n: int
+    chunk_id: str
+    source: str
+    page: int | None
+    heading: str
+    snippet: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which model answered and why, in words a user can read ("context 31,204 tokens >
+    24,000: escalated to gemini-2.5-pro")."""
+
+    kind: RouteKind
+    model: str
+    reason: str
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """Per-question retrieval and routing settings; None means the configured default."""
+
+    collection: str | None = None
+    mode: Mode | None = None
+    top_k: int | None = None
+    mmr: bool | None = None
+    sources: tuple[str, ...] = ()  # restrict retrieval to these source paths
+    model: str | None = None  # force a model, bypassing the router
+
+
+@dataclass
+class AnswerRecord:
+    question: str
+    standalone_question: str
+    answer: str
+    citations: list[Citation]  # the sources the answer cites, by [n]
+    sources: list[Citation]  # every passage that was shown to the model
+    route: Route
+    usage: Usage  # all calls of this answer: rewrite + generation (+ query embedding)
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0  # on a cache hit: what the original answer cost
+    latency_s: float = 0.0
+    ttft_s: float = 0.0
+    cached: bool = False
+    offline: bool = False
+    session_id: str = ""
+    corpus_version: int = 0
+    history: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of answer text, streamed as it is generated."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The last event of every answer stream."""
+
+    record: AnswerRecord
+
+
+Event = Delta | Done
