@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,6 +84,19 @@ def _default_rate_limits() -> dict[str, dict[str, RateLimit]]:
         },
         "unlimited": {},
     }
+
+
+def _merge_onto(defaults: dict[str, BaseModel], value: object) -> object:
+    if not isinstance(value, dict):
+        return value
+    merged: dict[str, object] = dict(defaults)
+    for name, item in value.items():
+        base = defaults.get(name)
+        if base is not None and isinstance(item, dict):
+            merged[name] = base.model_copy(update=item)
+        else:
+            merged[name] = item
+    return merged
 
 
 class Settings(BaseSettings):
@@ -165,6 +178,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: float = 20.0
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _merge_prices(cls, value: object) -> object:
+        """A price set in gemrag.toml amends the default table instead of replacing it."""
+        return _merge_onto(_default_prices(), value)
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _merge_rate_limits(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, object] = dict(_default_rate_limits())
+        for tier, limits in value.items():
+            merged[tier] = _merge_onto(_default_rate_limits().get(tier, {}), limits)
+        return merged
 
     @classmethod
     def settings_customise_sources(

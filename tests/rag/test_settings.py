@@ -1,0 +1,38 @@
+from rag.settings import Settings
+
+
+def test_env_vars_and_conventional_names(monkeypatch, tmp_path):
+    monkeypatch.setenv("GEMINI_API_KEY", "k-123")
+    monkeypatch.setenv("GEMRAG_TOP_K", "9")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    s = Settings(data_dir=tmp_path)
+    assert s.online and s.top_k == 9 and s.redis_url == "redis://127.0.0.1:1/0"
+    assert "k-123" not in repr(s) and "k-123" not in str(s.model_dump())
+    assert s.chunk_profile.size_tokens == 512
+
+
+def test_google_api_key_wins_over_gemini_api_key(monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini")
+    monkeypatch.setenv("GOOGLE_API_KEY", "google")
+    assert Settings().api_key.get_secret_value() == "google"
+
+
+def test_toml_file_amends_defaults(monkeypatch, tmp_path):
+    toml = tmp_path / "gemrag.toml"
+    toml.write_text('top_k = 4\ntier = "tier1"\n[prices."gemini-2.5-flash"]\ninput = 1.0\n'
+                    '[rate_limits.free."gemini-2.5-pro"]\nrpm = 2\n')
+    monkeypatch.setenv("GEMRAG_CONFIG", str(toml))
+    s = Settings()
+    assert s.top_k == 4 and s.tier == "tier1"
+    assert s.prices["gemini-2.5-flash"].input == 1.0
+    assert s.prices["gemini-2.5-flash"].output == 2.50  # untouched fields keep their default
+    assert "gemini-2.5-pro" in s.prices
+    assert s.rate_limits["free"]["gemini-2.5-pro"].rpm == 2
+    assert s.rate_limits["free"]["gemini-2.5-pro"].rpd == 100
+    assert s.limit_for("gemini-2.5-flash").rpm == 1_000
+
+
+def test_no_key_is_offline_and_every_store_is_under_the_data_dir(tmp_path):
+    s = Settings(data_dir=tmp_path / "d", api_key=None)
+    assert not s.online and s.chunk_profile.size_tokens == 200
+    assert s.path("chroma").parent == tmp_path / "d"
