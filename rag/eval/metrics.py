@@ -1,0 +1,157 @@
+"""The metrics, as pure functions of what was retrieved or answered and what was expected.
+
+Retrieval is scored at the level the chain works at, ranked chunks, but each relevant entry
+is credited once: five chunks of the one relevant file are one hit, not five, so recall and
+nDCG stay within [0, 1] and a mode is not rewarded for repeating itself.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.eval.testset import Relevant
+from rag.providers.extractive import NOT_FOUND, OFFLINE_NOTE
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where a retrieved chunk or a citation points."""
+
+    source: str
+    page: int | None = None
+    chunk_id: str = ""
+
+
+# --- retrieval ---
+
+
+def gains(ranked: Sequence[Found], relevant: Sequence[Relevant]) -> list[float]:
+    """The gain of each ranked item: the grade of the first not-yet-credited entry it matches."""
+    credited: set[int] = set()
+    out: list[float] = []
+    for item in ranked:
+        gain = 0.0
+        for i, entry in enumerate(relevant):
+            if i not in credited and entry.matches(item.source, item.page, item.chunk_id):
+                credited.add(i)
+                gain = max(gain, entry.grade)
+        out.append(gain)
+    return out
+
+
+def covered(items: Sequence[Found], relevant: Sequence[Relevant]) -> int:
+    """How many relevant entries at least one of the items matches."""
+    return sum(any(e.matches(f.source, f.page, f.chunk_id) for f in items) for e in relevant)
+
+
+def hit_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int) -> float:
+    return float(covered(ranked[:k], relevant) > 0)
+
+
+def recall_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int) -> float:
+    return covered(ranked[:k], relevant) / len(relevant) if relevant else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[Found], relevant: Sequence[Relevant]) -> float:
+    for rank, gain in enumerate(gains(ranked, relevant), start=1):
+        if gain > 0:
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int = 10) -> float:
+    """Graded nDCG with gain = grade (BEIR's convention), log2(rank + 1) discount."""
+    dcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(gains(ranked[:k], relevant), start=1))
+    ideal = sorted((e.grade for e in relevant), reverse=True)[:k]
+    idcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, start=1))
+    return dcg / idcg if idcg else 0.0
+
+
+# --- answers ---
+
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_REFUSAL = re.compile(
+    "|".join(
+        [
+            re.escape(NOT_FOUND.lower().rstrip(".")),
+            r"\b(documents?|sources?|context|passages?)\b[^.]{0,40}\b(do(es)?\s*not|do(es)?n't|did not|didn't)\s+"
+            r"(say|mention|contain|cover|specify|state|include|answer|provide)",
+            r"\b(do(es)?\s*not|do(es)?n't|did not|didn't|cannot|can't|could not|couldn't)\s+"
+            r"(find|see|locate)\b[^.]{0,60}\b(documents?|sources?|context|passages?)",
+            r"\bno (information|mention|details?)\b[^.]{0,40}\b(documents?|sources?|context|passages?)",
+            r"\bnot (mentioned|stated|covered|specified|found|addressed)\b[^.]{0,30}"
+            r"\b(documents?|sources?|context|passages?)",
+            r"\b(i|we) (don't|do not) know\b",
+        ]
+    )
+)
+
+
+def answer_body(answer: str) -> str:
+    """The answer without the offline disclaimer and the `[n]` markers: only what it claims."""
+    return _CITATION.sub(" ", answer.replace(OFFLINE_NOTE, " ")).strip()
+
+
+def normalize(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = answer_body(text).lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(answer: str, reference: str) -> float:
+    return float(normalize(answer) == normalize(reference))
+
+
+def token_f1(answer: str, reference: str) -> float:
+    predicted, expected = normalize(answer).split(), normalize(reference).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def citation_precision(cited: Sequence[Found], relevant: Sequence[Relevant]) -> float | None:
+    """Share of the cited places that are relevant; undefined (None) when nothing is cited."""
+    places = list(dict.fromkeys(cited))
+    if not places:
+        return None
+    return sum(covered([p], relevant) > 0 for p in places) / len(places)
+
+
+def citation_recall(cited: Sequence[Found], relevant: Sequence[Relevant]) -> float | None:
+    """Share of the relevant entries that some citation points to; undefined without any."""
+    return covered(cited, relevant) / len(relevant) if relevant else None
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether the answer says the documents do not answer, in any of the usual phrasings."""
+    return bool(_REFUSAL.search(" ".join(answer_body(answer).lower().split())))
+
+
+# --- aggregates ---
+
+
+def mean(values: Sequence[float | None]) -> float | None:
+    """Mean over the defined values; None when no case defines the metric."""
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -1,0 +1,207 @@
+"""Reading an evaluation test set: the cases, and every malformed line with its reason.
+
+Format: JSONL, one case per line (blank lines and lines starting with `#` are skipped)::
+
+    {"id": "q01", "question": "...", "reference_answer": "...",
+     "relevant": [{"source": "quotas.md"}, {"source": "pricing.pdf", "page": 2}],
+     "tags": ["multi-hop"], "history": ["earlier user question"]}
+
+- `id`: optional, defaults to the line number (`"line-7"`); ids must be unique.
+- `question`: required, non-empty.
+- `reference_answer`: the expected answer; required unless the case is unanswerable.
+- `relevant`: where the answer is. Each entry is `{"source": path}` (the path relative to the
+  ingested root, as ingest stores it on chunks), optionally with a 1-based `"page"`, or
+  `{"chunk_id": id}` for one passage. `"grade"` (a positive number, default 1) weighs an
+  entry for nDCG, as graded BEIR qrels do.
+- `tags`: optional labels ("multi-hop", "page", "follow-up", ...). An unanswerable question
+  has `"relevant": []` and the tag `"unanswerable"`; the correct answer is a refusal.
+- `history`: optional earlier user questions, oldest first, for follow-up questions.
+
+A malformed line is reported with its line number and the reason, and the run goes on with
+the valid ones: one typo should not cost a whole evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+UNANSWERABLE = "unanswerable"
+
+
+@dataclass(frozen=True)
+class Relevant:
+    """One place the answer is found: a whole source, one page of it, or one chunk."""
+
+    source: str | None = None
+    page: int | None = None
+    chunk_id: str | None = None
+    grade: float = 1.0
+
+    def matches(self, source: str, page: int | None, chunk_id: str = "") -> bool:
+        if self.chunk_id is not None:
+            return self.chunk_id == chunk_id
+        return self.source == source and (self.page is None or self.page == page)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.source is not None:
+            out["source"] = self.source
+        if self.page is not None:
+            out["page"] = self.page
+        if self.chunk_id is not None:
+            out["chunk_id"] = self.chunk_id
+        if self.grade != 1.0:
+            out["grade"] = self.grade
+        return out
+
+
+@dataclass(frozen=True)
+class TestCase:
+    __test__ = False  # not a pytest class, despite the name
+
+    id: str
+    question: str
+    reference_answer: str = ""
+    relevant: tuple[Relevant, ...] = ()
+    tags: tuple[str, ...] = ()
+    history: tuple[str, ...] = ()
+
+    @property
+    def unanswerable(self) -> bool:
+        return UNANSWERABLE in self.tags
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class TestSet:
+    __test__ = False
+
+    name: str
+    cases: list[TestCase]
+    problems: list[LineProblem] = field(default_factory=list)
+
+
+class CaseError(ValueError):
+    """Why one line is not a valid case."""
+
+
+def load_testset(path: Path) -> TestSet:
+    """Parse a JSONL test set; a missing or unreadable file is an error, a bad line is not."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseError(f"cannot read test set {path}: {exc}") from exc
+    return parse_testset(text, name=path.stem)
+
+
+def parse_testset(text: str, name: str = "testset") -> TestSet:
+    cases: list[TestCase] = []
+    problems: list[LineProblem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            case = parse_case(line, number)
+            if case.id in seen:
+                raise CaseError(f"duplicate id {case.id!r}")
+        except CaseError as exc:
+            problems.append(LineProblem(number, str(exc)))
+            continue
+        seen.add(case.id)
+        cases.append(case)
+    return TestSet(name, cases, problems)
+
+
+def parse_case(line: str, number: int) -> TestCase:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CaseError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(raw, dict):
+        raise CaseError(f"expected a JSON object, got {type(raw).__name__}")
+    question = _text(raw, "question", required=True)
+    tags = _strings(raw, "tags")
+    relevant = tuple(_relevant(entry, i) for i, entry in enumerate(_list(raw, "relevant")))
+    case = TestCase(
+        id=_text(raw, "id") or f"line-{number}",
+        question=question,
+        reference_answer=_text(raw, "reference_answer"),
+        relevant=relevant,
+        tags=tags,
+        history=_strings(raw, "history"),
+    )
+    if case.unanswerable and relevant:
+        raise CaseError("an unanswerable case must have an empty 'relevant' list")
+    if not case.unanswerable and not relevant:
+        raise CaseError("'relevant' is empty: list where the answer is, or tag the case 'unanswerable'")
+    if not case.unanswerable and not case.reference_answer:
+        raise CaseError("'reference_answer' is missing or empty")
+    return case
+
+
+def _text(raw: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise CaseError(f"'{key}' is missing")
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and key == "id":
+        return str(value)
+    if not isinstance(value, str):
+        raise CaseError(f"'{key}' must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise CaseError(f"'{key}' is empty")
+    return value.strip()
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise CaseError(f"'{key}' must be a list, got {type(value).__name__}")
+    return value
+
+
+def _strings(raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    values = _list(raw, key)
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise CaseError(f"'{key}' must be a list of non-empty strings")
+    return tuple(v.strip() for v in values)
+
+
+def _relevant(entry: Any, index: int) -> Relevant:
+    where = f"relevant[{index}]"
+    if not isinstance(entry, dict):
+        raise CaseError(f"{where} must be an object like {{\"source\": \"file.md\"}}")
+    unknown = set(entry) - {"source", "page", "chunk_id", "grade"}
+    if unknown:
+        raise CaseError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    source, chunk_id, page = entry.get("source"), entry.get("chunk_id"), entry.get("page")
+    grade = entry.get("grade", 1.0)
+    if (source is None) == (chunk_id is None):
+        raise CaseError(f"{where} needs exactly one of 'source' or 'chunk_id'")
+    for key, value in (("source", source), ("chunk_id", chunk_id)):
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise CaseError(f"{where}.{key} must be a non-empty string")
+    if page is not None and (chunk_id is not None or isinstance(page, bool) or not isinstance(page, int)
+                             or page < 1):
+        raise CaseError(f"{where}.page must be a 1-based integer page of a source")
+    if isinstance(grade, bool) or not isinstance(grade, int | float) or grade <= 0:
+        raise CaseError(f"{where}.grade must be a positive number")
+    return Relevant(
+        source=source.strip().replace("\\", "/") if source else None,
+        page=page,
+        chunk_id=chunk_id,
+        grade=float(grade),
+    )
