@@ -170,6 +170,7 @@ class Settings(BaseSettings):
     cache_max_entries: int = 10_000
     semantic_cache: bool = False
     semantic_cache_threshold: float = 0.95
+    embed_cache_max_entries: int = 50_000  # query embeddings kept (about 6 KB each at 768 dims)
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     session_budget_usd: float = 1.00
     daily_budget_usd: float = 10.00
