@@ -36,5 +36,9 @@ class BudgetExceeded(GemragError):
     pass
 
 
+class EmptyCollection(GemragError):
+    """A question was asked of a collection nothing has been ingested into."""
+
+
 class EmbedderMismatch(GemragError):
     """A collection built with one embedder cannot be searched or extended with another."""

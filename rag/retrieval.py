@@ -1,0 +1,130 @@
+"""Finding the chunks that answer a question: vectors, BM25, or both fused by rank.
+
+Small embedders miss exact terms (names, codes, numbers) that BM25 catches, and BM25 misses
+paraphrases that vectors catch; reciprocal rank fusion combines the two without tuning a
+weight. Each mode over-fetches `top_k * overfetch` candidates and the fused list is cut to
+`top_k`; MMR, when asked for, picks that cut for diversity instead of rank alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.answer import AskOptions, Mode
+from rag.bm25 import BM25Search
+from rag.providers.base import Provider
+from rag.settings import Settings
+from rag.store import Store
+from rag.types import Hit, Usage
+
+
+@dataclass(frozen=True)
+class Query:
+    """One retrieval request with every default already resolved from settings."""
+
+    text: str
+    mode: Mode
+    top_k: int
+    mmr: bool
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, text: str, settings: Settings, options: AskOptions) -> Query:
+        return cls(
+            text=text,
+            mode=options.mode or settings.retrieval_mode,
+            top_k=options.top_k or settings.top_k,
+            mmr=settings.mmr if options.mmr is None else options.mmr,
+            sources=options.sources,
+        )
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Ranked hits (best first) and what embedding the query cost."""
+
+    hits: list[Hit]
+    usage: Usage
+
+
+def rrf(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank of d), ranks from 1."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def mmr(query: np.ndarray, candidates: np.ndarray, n: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: greedily pick the candidate most similar to the query and
+    least similar to those already picked. Vectors are L2-normalised; returns row indices."""
+    if len(candidates) == 0:
+        return []
+    relevance = candidates @ query
+    similarity = candidates @ candidates.T
+    picked = [int(np.argmax(relevance))]
+    while len(picked) < min(n, len(candidates)):
+        redundancy = similarity[:, picked].max(axis=1)
+        gain = lam * relevance - (1 - lam) * redundancy
+        gain[picked] = -np.inf
+        picked.append(int(np.argmax(gain)))
+    return picked
+
+
+def _normalised(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
+
+
+def source_filter(sources: Sequence[str]) -> dict | None:  # type: ignore[type-arg]
+    """The Chroma `where` clause restricting a search to some source paths."""
+    if not sources:
+        return None
+    if len(sources) == 1:
+        return {"source": sources[0]}
+    return {"source": {"$in": list(sources)}}
+
+
+class Retriever:
+    def __init__(self, settings: Settings, provider: Provider, bm25: BM25Search | None = None) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.bm25 = bm25 or BM25Search(settings)
+
+    def search(self, store: Store, query: Query) -> Retrieved:
+        pool = query.top_k * self.settings.overfetch
+        needs_vector = query.mode != "bm25" or query.mmr
+        embedded = self.provider.embed_query(query.text) if needs_vector else None
+        usage = embedded.usage if embedded else Usage()
+        vector_hits = (
+            store.query(embedded.vectors[0], pool, where=source_filter(query.sources))
+            if embedded and query.mode != "bm25"
+            else []
+        )
+        bm25_hits = self.bm25.search(store, query.text, pool, query.sources) if query.mode != "vector" else []
+        candidates = self._fuse(vector_hits, bm25_hits) if query.mode == "hybrid" else vector_hits or bm25_hits
+        if query.mmr and embedded and len(candidates) > query.top_k:
+            return Retrieved(self._diversify(store, embedded.vectors[0], candidates, query.top_k), usage)
+        return Retrieved(candidates[: query.top_k], usage)
+
+    def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit]) -> list[Hit]:
+        chunks = {h.chunk.id: h.chunk for h in [*vector_hits, *bm25_hits]}
+        fused = rrf(
+            [[h.chunk.id for h in vector_hits], [h.chunk.id for h in bm25_hits]], self.settings.rrf_k
+        )
+        return [Hit(chunks[i], score) for i, score in fused]
+
+    def _diversify(self, store: Store, query_vector: list[float], candidates: list[Hit], n: int) -> list[Hit]:
+        vectors = store.vectors([h.chunk.id for h in candidates])
+        present = [h for h in candidates if h.chunk.id in vectors]
+        order = mmr(
+            _normalised(query_vector),
+            _normalised([vectors[h.chunk.id] for h in present]),
+            n,
+            self.settings.mmr_lambda,
+        )
+        return [present[i] for i in order]

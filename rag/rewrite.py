@@ -1,0 +1,47 @@
+"""Turning a follow-up ("and how long does it take?") into a question retrieval can use alone.
+
+Retrieval sees one string, not the conversation, so a follow-up that leans on earlier turns
+must carry their subject. The provider does the rewriting: Gemini reads the instruction,
+the offline default applies a deterministic rule to the same structured prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.providers.base import Provider
+from rag.types import Message, Prompt, Usage
+
+MAX_HISTORY_MESSAGES = 8  # the last four exchanges carry the subject; older turns only add tokens
+
+INSTRUCTION = """Rewrite the follow-up question below into a single standalone question that can be \
+understood without the conversation above: replace pronouns and references with what they refer to. \
+Keep the meaning and the language. If it is already standalone, return it unchanged. Reply with the \
+question only.
+
+Follow-up question: {question}"""
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    question: str
+    usage: Usage
+
+
+def rewrite_prompt(question: str, history: Sequence[Message]) -> Prompt:
+    recent = tuple(history)[-MAX_HISTORY_MESSAGES:]
+    return Prompt(
+        contents=(*recent, Message("user", INSTRUCTION.format(question=question))),
+        question=question,
+        task="rewrite",
+        temperature=0.0,
+    )
+
+
+def standalone(provider: Provider, question: str, history: Sequence[Message], model: str) -> Rewritten:
+    """The question unchanged (no call) when there is no history, else the provider's rewrite."""
+    if not history:
+        return Rewritten(question, Usage())
+    generation = provider.generate(rewrite_prompt(question, history), model=model)
+    return Rewritten(generation.text.strip().strip("\"'") or question, generation.usage)

@@ -1,0 +1,132 @@
+"""Choosing the model for one answer: Flash unless the context needs Pro, and saying why.
+
+Pro costs several times Flash per token, so it is spent only when the assembled prompt is
+larger than `pro_threshold_tokens` or the question asks about a whole document (then the
+whole document is sent, not chunks, when it fits `whole_document_budget_tokens`). Every
+answer records its Route; when Pro is out of quota, Flash answers and the route says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from rag.answer import Route
+from rag.errors import ProviderError
+from rag.providers.base import Provider
+from rag.settings import Settings
+from rag.types import Prompt
+
+_WHOLE_DOCUMENT = re.compile(
+    r"\b(summari[sz]e|summary of|overview of|outline of|key points of|tl;?dr)\b"
+    r".*\b(document|file|report|paper|pdf|handbook|manual|book|chapter|guide|article)\b"
+    r"|\b(whole|entire|full|complete)\s+(document|file|report|paper|pdf|handbook|manual|text|book)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def asks_for_whole_document(question: str) -> bool:
+    return bool(_WHOLE_DOCUMENT.search(question))
+
+
+def named_document(question: str, sources: Sequence[str]) -> str | None:
+    """The first source (in the order given) whose path, file name or stem the question names."""
+    text = question.lower()
+    for source in sources:
+        path = PurePosixPath(source.lower())
+        names = {str(path), path.name, path.stem.replace("_", " ").replace("-", " "), path.stem}
+        if any(len(name) > 2 and name in text for name in names):
+            return source
+    return None
+
+
+@dataclass(frozen=True)
+class Size:
+    """A prompt's size in tokens: exact, or an upper bound (its character count) when that
+    alone settles the decision."""
+
+    tokens: int
+    exact: bool
+
+    def __str__(self) -> str:
+        return f"{self.tokens:,} tokens" if self.exact else f"at most {self.tokens:,} tokens"
+
+
+@dataclass(frozen=True)
+class WholeDocument:
+    """The alternative to retrieved chunks: one document, all of it, in order."""
+
+    source: str
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
+class Routed:
+    prompt: Prompt  # what to send: the chunks' prompt or the whole document's
+    route: Route
+
+
+class Router:
+    def __init__(self, settings: Settings, provider: Provider) -> None:
+        self.settings = settings
+        self.provider = provider
+
+    def document_wanted(self, question: str, ranked_sources: Sequence[str]) -> str | None:
+        """The document a "summarise this document" question is about: the one it names, or
+        else the best-ranked one; None for ordinary questions."""
+        if not asks_for_whole_document(question) or not ranked_sources:
+            return None
+        return named_document(question, ranked_sources) or ranked_sources[0]
+
+    def route(self, prompt: Prompt, whole: WholeDocument | None = None, forced_model: str | None = None) -> Routed:
+        if forced_model:
+            return Routed(prompt, self._decided(forced_model, "model chosen by the caller", pro=False))
+        budget = self.settings.whole_document_budget_tokens
+        threshold = self.settings.pro_threshold_tokens
+        note = ""
+        if whole is not None:
+            size = self.size(whole.prompt, budget)
+            if size.tokens <= budget:
+                why = f"the question asks for the whole of {whole.source} ({size}, sent whole)"
+                return Routed(whole.prompt, self._decided(self.provider.pro_model, why, pro=True, size=size))
+            note = (
+                f"; the whole of {whole.source} ({size}) is over the {budget:,}-token budget, "
+                "so only its best passages were sent"
+            )
+        size = self.size(prompt, threshold)
+        if size.tokens > threshold:
+            why = f"context {size} > {threshold:,}{note}"
+            return Routed(prompt, self._decided(self.provider.pro_model, why, pro=True, size=size))
+        why = f"context {size} <= {threshold:,}{note}"
+        return Routed(prompt, self._decided(self.provider.flash_model, why, pro=False, size=size))
+
+    def fallback(self, route: Route, error: ProviderError) -> Route:
+        """Flash instead of Pro after Pro's quota ran out; the reason keeps why Pro was wanted."""
+        return Route(
+            kind="fallback",
+            model=self.provider.flash_model,
+            reason=f"{route.model} is out of quota ({error}), so {self.provider.flash_model} answered "
+            f"instead; Pro was chosen because: {route.reason}",
+            prompt_tokens=route.prompt_tokens,
+        )
+
+    def size(self, prompt: Prompt, limit: int) -> Size:
+        """Counted by the provider only when it could exceed `limit`.
+
+        A token spans at least one character, so a prompt with no more characters than the
+        limit is within it without asking; for Gemini that saves a network round trip before
+        the first token."""
+        chars = len(prompt.system) + sum(len(m.text) for m in prompt.contents)
+        if chars <= limit:
+            return Size(chars, exact=False)
+        return Size(self.provider.count_tokens(prompt), exact=True)
+
+    def _decided(self, model: str, why: str, *, pro: bool, size: Size | None = None) -> Route:
+        tokens = size.tokens if size else 0
+        if not self.provider.online:
+            return Route("offline", model, f"offline mode (no Gemini key), extractive answer: {why}", tokens)
+        if pro:
+            return Route("pro", model, f"{why}: escalated to {model}", tokens)
+        return Route("flash", model, f"{why}: {model}", tokens)
