@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from rag import runtime  # noqa: E402,F401
 from rag.providers.offline import OfflineProvider  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
 
 @pytest.fixture
@@ -53,3 +54,30 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def chroma_server_url() -> str:
     return _service_url("GEMRAG_TEST_CHROMA_URL", "a Chroma server")
+
+
+TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeGemini]:
+    """A fake Gemini API on 127.0.0.1 for this test; see tests/fakes/gemini_server.py."""
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gemini_settings(fake_gemini: FakeGemini, tmp_path: Path) -> Settings:
+    """Settings that take the Gemini path against `fake_gemini`: no client-side limits, tiny
+    backoff and short timeouts so fault tests stay fast."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        api_key=TEST_API_KEY,
+        base_url=fake_gemini.url,
+        tier="unlimited",
+        max_attempts=4,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        request_timeout_s=2.0,
+        deadline_s=5.0,
+    )

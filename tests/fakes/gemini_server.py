@@ -1,0 +1,568 @@
+"""A local stand-in for the Gemini API, speaking the REST protocol google-genai 3.x sends.
+
+The real API is unreachable here, so every Gemini code path (our provider, the LangChain
+wrapper, the benchmarks) is exercised against this server on 127.0.0.1. It is a real HTTP
+server rather than a transport mock because the SDK talks through httpx2 when synchronous
+and aiohttp when asynchronous: only a socket catches both.
+
+What it offers a test or a benchmark:
+- the five methods (`generateContent`, `streamGenerateContent?alt=sse`, `embedContent`,
+  `batchEmbedContents`, `countTokens`) under `/v1/` and `/v1beta/`;
+- embeddings that carry meaning (a hashing trick over words and word bigrams), so texts
+  sharing words are similar and retrieval over them is meaningful;
+- scripted answers (`reply(...)` queues texts, `responder` computes them from the request);
+- faults injected per request (`inject`) or at a seeded random rate (`fault_rate`), a
+  simulated per-model rate limit (`rate_limit`) and latency knobs;
+- a thread-safe log of every request (`requests`, `calls`).
+
+It imports nothing from pytest, so benchmarks use it as `tests.fakes.gemini_server`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+FULL_DIM = 3072  # gemini-embedding-001's native output size
+METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens")
+
+_ROUTE = re.compile(r"^/(?:v1|v1beta)/models/([^/:]+):(\w+)$")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"[a-z0-9]+")
+# Each feature lands once in each of these leading ranges, so (as with Matryoshka-trained
+# embeddings) the first dimensions carry the most meaning and truncated vectors stay useful.
+_FEATURE_RANGES = (FULL_DIM, 1536, 768, 384, 192, 96)
+
+
+def count_tokens(text: str) -> int:
+    """Words and punctuation marks: close enough to a tokenizer for usage metadata."""
+    return len(_TOKEN.findall(text))
+
+
+@lru_cache(maxsize=200_000)
+def _feature_slots(feature: str) -> tuple[tuple[int, float], ...]:
+    digest = hashlib.blake2b(feature.encode(), digest_size=8 * len(_FEATURE_RANGES)).digest()
+    slots = []
+    for i, size in enumerate(_FEATURE_RANGES):
+        h = int.from_bytes(digest[8 * i : 8 * i + 8], "little")
+        slots.append((h % size, 1.0 if (h >> 63) & 1 else -1.0))
+    return tuple(slots)
+
+
+def embed_text(text: str, dim: int = FULL_DIM) -> list[float]:
+    """The vector the server returns: unit length at 3072 dimensions, then truncated to `dim`
+    without renormalising, exactly as the real API does (callers must normalise)."""
+    words = _WORD.findall(text.lower())
+    features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    vec = np.zeros(FULL_DIM)
+    for feature in features or ["<empty>"]:
+        for index, sign in _feature_slots(feature):
+            vec[index] += sign
+    vec /= np.linalg.norm(vec) or 1.0
+    return [round(float(x), 7) for x in vec[:dim]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How one request goes wrong. `status` > 0 answers with that HTTP error; otherwise the
+    normal answer is sent, but late (`delay_s`), cut (`cut_after` SSE chunks, then the
+    connection is dropped) or as broken JSON (`malformed`)."""
+
+    status: int = 0
+    api_status: str = ""
+    message: str = ""
+    retry_delay: str | None = None
+    reason: str | None = None
+    delay_s: float = 0.0
+    cut_after: int | None = None
+    malformed: bool = False
+
+    @classmethod
+    def rate_limited(cls, retry_delay: str | None = "1s") -> Fault:
+        return cls(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.", retry_delay=retry_delay)
+
+    @classmethod
+    def server_error(cls, code: int = 503) -> Fault:
+        names = {500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+        return cls(code, names.get(code, "UNKNOWN"), "The model is overloaded. Please try again later.")
+
+    @classmethod
+    def invalid_key(cls) -> Fault:
+        return cls(
+            400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID"
+        )
+
+    @classmethod
+    def slow(cls, delay_s: float) -> Fault:
+        return cls(delay_s=delay_s)
+
+    @classmethod
+    def cut_stream(cls, after_chunks: int) -> Fault:
+        return cls(cut_after=after_chunks)
+
+    @classmethod
+    def malformed_json(cls) -> Fault:
+        return cls(malformed=True)
+
+    def error_body(self) -> dict[str, Any]:
+        details: list[dict[str, Any]] = []
+        if self.reason:
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": self.reason,
+                    "domain": "googleapis.com",
+                }
+            )
+        if self.retry_delay is not None:
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay})
+        return {"error": {"code": self.status, "message": self.message, "status": self.api_status, "details": details}}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted model answer; the token counts the real API reports beside the text."""
+
+    text: str
+    finish_reason: str = "STOP"
+    cached_tokens: int = 0
+    thoughts_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A generateContent call as a responder sees it."""
+
+    model: str
+    system: str
+    messages: tuple[tuple[str, str], ...]  # (role, text)
+    generation_config: dict[str, Any]
+
+    @property
+    def last_user_text(self) -> str:
+        return next((text for role, text in reversed(self.messages) if role == "user"), "")
+
+    @property
+    def json_output(self) -> bool:
+        return self.generation_config.get("responseMimeType") == "application/json"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    model: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+    status: int
+    fault: Fault | None
+    at: float  # time.monotonic() when it arrived
+
+
+Responder = Callable[[GenerateRequest], "str | Reply"]
+
+
+def default_responder(request: GenerateRequest) -> str:
+    """Answers from the prompt: the first sentence after the source marked [1], cited [1].
+    That is enough for a chain test to see a grounded, cited answer come back."""
+    prompt = request.last_user_text
+    marker = prompt.find("[1]")
+    if marker >= 0:
+        after = prompt[marker + 3 :].strip().splitlines()
+        body = next((line for line in after[1:] if line.strip()), after[0] if after else "")
+        sentence = re.split(r"(?<=[.!?])\s", body.strip(), maxsplit=1)[0]
+        answer = f"{sentence} [1]"
+    else:
+        answer = f"Answer to: {prompt.strip()[:200]}"
+    if request.json_output:
+        return json.dumps({"answer": answer, "citations": [1] if marker >= 0 else []})
+    return answer
+
+
+@dataclass
+class _Rule:
+    fault: Fault
+    remaining: int | None  # None: forever
+    method: str | None
+    model: str | None
+
+    def matches(self, method: str, model: str) -> bool:
+        return (
+            (self.remaining is None or self.remaining > 0)
+            and self.method in (None, method)
+            and self.model in (None, model)
+        )
+
+
+@dataclass
+class _RandomFaults:
+    rate: float
+    faults: tuple[Fault, ...]
+    rng: random.Random
+    method: str | None
+    model: str | None
+
+
+@dataclass
+class _Window:
+    rpm: int
+    served: deque[float] = field(default_factory=deque)
+
+
+class FakeGemini:
+    """The fake server. Use as a context manager, or start()/stop(); `url` is its base URL."""
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        ttft_s: float = 0.0,
+        tokens_per_s: float | None = None,
+        chunk_tokens: int = 4,
+        responder: Responder = default_responder,
+    ) -> None:
+        self.latency_s = latency_s  # before every response
+        self.ttft_s = ttft_s  # extra wait before a generation's first token
+        self.tokens_per_s = tokens_per_s  # output pace of generations (None: instant)
+        self.chunk_tokens = chunk_tokens  # output tokens per SSE chunk
+        self.responder = responder
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._log: list[RecordedRequest] = []
+        self._replies: deque[str | Reply] = deque()
+        self._rules: list[_Rule] = []
+        self._random: list[_RandomFaults] = []
+        self._windows: dict[str | None, _Window] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---
+    def start(self) -> FakeGemini:
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-gemini", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeGemini:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeGemini is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- scripting ---
+    def reply(self, *replies: str | Reply) -> None:
+        """Queue answers for the next generate/stream calls; the responder takes over after."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def inject(
+        self, fault: Fault, *, times: int | None = 1, method: str | None = None, model: str | None = None
+    ) -> None:
+        """The next `times` matching requests (None: all of them) meet `fault`."""
+        if method is not None and method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+        with self._lock:
+            self._rules.append(_Rule(fault, times, method, model))
+
+    def fault_rate(
+        self,
+        rate: float,
+        faults: Sequence[Fault] = (Fault.rate_limited("0s"), Fault.server_error(503)),
+        *,
+        seed: int = 0,
+        method: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """A fraction `rate` of matching requests meets one of `faults`, chosen by a seeded RNG."""
+        with self._lock:
+            self._random.append(_RandomFaults(rate, tuple(faults), random.Random(seed), method, model))
+
+    def rate_limit(self, rpm: int, *, model: str | None = None) -> None:
+        """Beyond `rpm` served requests in any 60 s (per model, or all models when None), answer
+        429 with the RetryInfo delay until a slot frees, as the real API does."""
+        with self._lock:
+            self._windows[model] = _Window(rpm)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self._random.clear()
+            self._windows.clear()
+
+    # --- the request log ---
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def calls(self, method: str | None = None, model: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if method in (None, r.method) and model in (None, r.model)]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # --- used by the handler ---
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._log.append(request)
+
+    def _choose_fault(self, method: str, model: str) -> Fault | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(method, model):
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                    return rule.fault
+            for chance in self._random:
+                applies = chance.method in (None, method) and chance.model in (None, model)
+                if applies and chance.rng.random() < chance.rate:
+                    return chance.rng.choice(chance.faults)
+            return self._rate_limited(model)
+
+    def _rate_limited(self, model: str) -> Fault | None:
+        window = self._windows.get(model) or self._windows.get(None)
+        if window is None:
+            return None
+        now = time.monotonic()
+        while window.served and window.served[0] <= now - 60.0:
+            window.served.popleft()
+        if len(window.served) >= window.rpm:
+            wait = window.served[0] + 60.0 - now
+            return Fault.rate_limited(f"{wait:.3f}s")
+        window.served.append(now)
+        return None
+
+    def _next_reply(self, request: GenerateRequest) -> Reply:
+        with self._lock:
+            scripted = self._replies.popleft() if self._replies else None
+        answer = scripted if scripted is not None else self.responder(request)
+        return answer if isinstance(answer, Reply) else Reply(answer)
+
+    def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _output_time(self, tokens: int) -> float:
+        return tokens / self.tokens_per_s if self.tokens_per_s else 0.0
+
+
+def _texts(parts: Iterable[dict[str, Any]]) -> str:
+    return "".join(str(p.get("text", "")) for p in parts)
+
+
+def _parse_generate(model: str, body: dict[str, Any]) -> GenerateRequest:
+    messages = tuple((c.get("role", "user"), _texts(c.get("parts", []))) for c in body.get("contents", []))
+    system = _texts((body.get("systemInstruction") or {}).get("parts", []))
+    return GenerateRequest(model, system, messages, body.get("generationConfig") or {})
+
+
+def _usage(request: GenerateRequest, reply: Reply, output_text: str) -> dict[str, int]:
+    prompt = count_tokens(request.system) + sum(count_tokens(text) for _, text in request.messages)
+    output = count_tokens(output_text)
+    usage = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": output,
+        "totalTokenCount": prompt + output + reply.thoughts_tokens,
+    }
+    if reply.cached_tokens:
+        usage["cachedContentTokenCount"] = reply.cached_tokens
+    if reply.thoughts_tokens:
+        usage["thoughtsTokenCount"] = reply.thoughts_tokens
+    return usage
+
+
+def _response(request: GenerateRequest, reply: Reply, text: str, sent: str, final: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+    if final:
+        candidate["finishReason"] = reply.finish_reason
+    return {
+        "candidates": [candidate],
+        "usageMetadata": _usage(request, reply, sent),
+        "modelVersion": request.model,
+        "responseId": "fake-" + hashlib.sha1(sent.encode()).hexdigest()[:12],
+    }
+
+
+def _pieces(text: str, tokens_per_piece: int) -> list[str]:
+    words = re.findall(r"\S+\s*|\s+", text)
+    return ["".join(words[i : i + tokens_per_piece]) for i in range(0, len(words), tokens_per_piece)] or [""]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # chunked transfer for SSE
+    server_fake: FakeGemini
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in separate writes; with Nagle's algorithm on, the client's
+        # delayed ACK would add 40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the stdlib's per-request stderr line; the request log is the record."""
+
+    def do_POST(self) -> None:
+        try:
+            self._serve()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its timeout); nothing to answer
+
+    def _serve(self) -> None:
+        fake = self.server_fake
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        route = _ROUTE.match(url.path)
+        method, model = (route.group(2), route.group(1)) if route else ("", "")
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            body = {}
+            route = None
+        fault = fake._choose_fault(method, model) if route and method in METHODS else None
+        status = 404 if not route or method not in METHODS else (fault.status if fault and fault.status else 200)
+        fake._record(
+            RecordedRequest(
+                method=method,
+                model=model,
+                path=url.path,
+                query=dict(parse_qsl(url.query)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+                status=status,
+                fault=fault,
+                at=time.monotonic(),
+            )
+        )
+        fake._pause(fake.latency_s + (fault.delay_s if fault else 0.0))
+        if status == 404:
+            self._json(404, {"error": {"code": 404, "message": f"Unknown path {url.path}", "status": "NOT_FOUND"}})
+        elif fault and fault.status:
+            self._json(fault.status, fault.error_body())
+        elif fault and fault.malformed:
+            self._broken(method)
+        elif method == "streamGenerateContent":
+            self._stream(_parse_generate(model, body), fault.cut_after if fault else None)
+        elif method == "generateContent":
+            self._generate(_parse_generate(model, body))
+        elif method in ("embedContent", "batchEmbedContents"):
+            self._embed(method, model, body)
+        else:
+            gen = _parse_generate(model, body)
+            total = count_tokens(gen.system) + sum(count_tokens(t) for _, t in gen.messages)
+            self._json(200, {"totalTokens": total})
+
+    def _generate(self, request: GenerateRequest) -> None:
+        fake = self.server_fake
+        reply = fake._next_reply(request)
+        fake._pause(fake.ttft_s + fake._output_time(count_tokens(reply.text)))
+        self._json(200, _response(request, reply, reply.text, reply.text, final=True))
+
+    def _stream(self, request: GenerateRequest, cut_after: int | None) -> None:
+        fake = self.server_fake
+        reply = fake._next_reply(request)
+        pieces = _pieces(reply.text, fake.chunk_tokens)
+        self._start_chunked("text/event-stream")
+        fake._pause(fake.ttft_s)
+        sent = ""
+        for i, piece in enumerate(pieces):
+            if cut_after is not None and i >= cut_after:
+                self.close_connection = True  # drop the socket without the terminating chunk
+                return
+            fake._pause(fake._output_time(count_tokens(piece)))
+            sent += piece
+            event = _response(request, reply, piece, sent, final=i == len(pieces) - 1)
+            self._chunk(f"data: {json.dumps(event)}\r\n\r\n".encode())
+        self._chunk(b"")
+
+    def _embed(self, method: str, model: str, body: dict[str, Any]) -> None:
+        requests = body.get("requests") if method == "batchEmbedContents" else [body]
+        vectors = [
+            {"values": embed_text(_texts(r["content"]["parts"]), r.get("outputDimensionality") or FULL_DIM)}
+            for r in requests or []
+        ]
+        self._json(200, {"embeddings": vectors} if method == "batchEmbedContents" else {"embedding": vectors[0]})
+
+    def _broken(self, method: str) -> None:
+        if method == "streamGenerateContent":
+            self._start_chunked("text/event-stream")
+            self._chunk(b'data: {"candidates": [{"content": {"parts": [{"text": "Hel\r\n\r\n')
+            self._chunk(b"")
+        else:
+            self._send(200, b'{"candidates": [{"content": ', "application/json")
+
+    # --- the wire ---
+    def _json(self, status: int, obj: dict[str, Any]) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json; charset=UTF-8")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _start_chunked(self, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+__all__ = [
+    "FULL_DIM",
+    "METHODS",
+    "FakeGemini",
+    "Fault",
+    "GenerateRequest",
+    "RecordedRequest",
+    "Reply",
+    "count_tokens",
+    "default_responder",
+    "embed_text",
+]

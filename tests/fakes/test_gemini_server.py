@@ -1,0 +1,107 @@
+"""The fake server itself: what it answers must be what the real API would, or every
+Gemini test above it proves nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from rag.settings import Settings
+from tests.fakes.gemini_server import FULL_DIM, FakeGemini, Fault, Reply, count_tokens, embed_text
+
+FLASH = "gemini-2.5-flash"
+
+
+@pytest.fixture
+def client(fake_gemini: FakeGemini) -> genai.Client:
+    return genai.Client(api_key="k", http_options=types.HttpOptions(base_url=fake_gemini.url, timeout=3000))
+
+
+def test_generate_answers_from_the_prompt_with_usage(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    prompt = "Sources:\n[1] guide.md\nThe sky is blue. It has clouds.\n\nQuestion: what colour is the sky?"
+    response = client.models.generate_content(model=FLASH, contents=prompt)
+    assert response.text == "The sky is blue. [1]"
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.prompt_token_count == count_tokens(prompt) == 25
+    assert response.usage_metadata.candidates_token_count == count_tokens(response.text) == 8
+    (call,) = fake_gemini.calls("generateContent")
+    assert call.path == "/v1/models/gemini-2.5-flash:generateContent"
+    assert call.headers["x-goog-api-key"] == "k"
+    assert call.body["contents"][0]["parts"][0]["text"] == prompt
+
+
+def test_stream_is_chunked_sse_with_finish_reason_only_at_the_end(
+    client: genai.Client, fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.reply(Reply("one two three four five six seven eight nine", thoughts_tokens=5))
+    chunks = list(client.models.generate_content_stream(model=FLASH, contents="count"))
+    assert [c.text for c in chunks] == ["one two three four ", "five six seven eight ", "nine"]
+    assert [c.candidates[0].finish_reason for c in chunks][:-1] == [None, None]
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    assert chunks[-1].usage_metadata.candidates_token_count == 9
+    assert chunks[-1].usage_metadata.thoughts_token_count == 5
+    assert fake_gemini.calls("streamGenerateContent")[0].query == {"alt": "sse"}
+
+
+def test_embeddings_are_truncated_unnormalised_and_carry_meaning(client: genai.Client) -> None:
+    texts = ["the cat sat on the mat", "a cat sat on a mat", "quarterly revenue grew in europe"]
+    config = types.EmbedContentConfig(output_dimensionality=768, task_type="RETRIEVAL_DOCUMENT")
+    got = client.models.embed_content(model="gemini-embedding-001", contents=texts, config=config)
+    vecs = np.array([e.values for e in got.embeddings])
+    assert vecs.shape == (3, 768)
+    assert np.linalg.norm(vecs[0]) < 0.99  # truncated like the real API: not unit length
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    assert unit[0] @ unit[1] > 0.5 > unit[0] @ unit[2]
+    assert np.linalg.norm(embed_text(texts[0])) == pytest.approx(1.0)
+    assert len(embed_text(texts[0])) == FULL_DIM
+
+
+def test_count_tokens(client: genai.Client) -> None:
+    assert client.models.count_tokens(model=FLASH, contents="hello, world").total_tokens == 3
+
+
+def test_injected_faults_hit_only_matching_requests(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.inject(Fault.rate_limited("7s"), times=2, method="generateContent")
+    client.models.count_tokens(model=FLASH, contents="x")
+    for _ in range(2):
+        with pytest.raises(errors.ClientError) as caught:
+            client.models.generate_content(model=FLASH, contents="x")
+        assert caught.value.code == 429
+        assert caught.value.details["error"]["details"][0]["retryDelay"] == "7s"
+    assert client.models.generate_content(model=FLASH, contents="x").text
+    assert [r.status for r in fake_gemini.requests] == [200, 429, 429, 200]
+
+
+def test_simulated_rate_limit_answers_429_beyond_rpm(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.rate_limit(3, model=FLASH)
+    for _ in range(3):
+        client.models.generate_content(model=FLASH, contents="x")
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model=FLASH, contents="x")
+    delay = caught.value.details["error"]["details"][0]["retryDelay"]
+    assert 55 < float(delay.rstrip("s")) <= 60
+    client.models.count_tokens(model="gemini-2.5-pro", contents="other models are not limited")
+
+
+def test_fault_rate_is_seeded_and_roughly_right(fake_gemini: FakeGemini, gemini_settings: Settings) -> None:
+    fake_gemini.fault_rate(0.1, seed=7, method="batchEmbedContents")
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=gemini_settings.base_url))
+    failures = 0
+    for _ in range(100):
+        try:
+            client.models.embed_content(model="gemini-embedding-001", contents=["x"])
+        except errors.APIError as exc:
+            assert exc.code in (429, 503)
+            failures += 1
+    assert 4 <= failures <= 18
+
+
+def test_cut_stream_drops_the_connection_after_k_chunks(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.reply("one two three four five six seven eight nine")
+    fake_gemini.inject(Fault.cut_stream(1))
+    got = []
+    with pytest.raises(Exception, match="incomplete chunked read"):
+        got.extend(c.text for c in client.models.generate_content_stream(model=FLASH, contents="x"))
+    assert got == ["one two three four "]
