@@ -1,0 +1,71 @@
+"""The pipeline a user would otherwise write: plain LangChain over the same files.
+
+Its stock loaders (langchain-community's `DirectoryLoader` + `TextLoader` for Markdown,
+`PyPDFDirectoryLoader` for PDFs, one document per page), `RecursiveCharacterTextSplitter`
+measuring length in the same MiniLM word pieces at our chunk size and overlap, the same
+MiniLM embedder wrapped as LangChain `Embeddings`, and `Chroma.from_documents`. Run as
+`python -m bench.langchain_baseline SRC PERSIST_DIR SIZE OVERLAP` in its own process, so
+its peak memory is its own; prints one JSON line with its chunk count.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+
+from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
+from rag.providers.minilm import MiniLM, shared_minilm
+
+COLLECTION = "langchain-baseline"
+
+
+class MiniLMEmbeddings(Embeddings):
+    """Our offline embedder behind LangChain's interface, so both pipelines embed alike."""
+
+    def __init__(self, model: MiniLM) -> None:
+        self.model = model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.embed(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def run(src: Path, persist: Path, size_tokens: int, overlap_tokens: int) -> int:
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+    from langchain_community.document_loaders import DirectoryLoader, PyPDFDirectoryLoader, TextLoader
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    model = shared_minilm()
+    docs = DirectoryLoader(str(src), glob="**/*.md", loader_cls=TextLoader).load()
+    docs += PyPDFDirectoryLoader(str(src), recursive=True).load()
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=size_tokens, chunk_overlap=overlap_tokens, length_function=model.count_tokens
+    )
+    chunks = splitter.split_documents(docs)
+    Chroma.from_documents(
+        chunks,
+        MiniLMEmbeddings(model),
+        collection_name=COLLECTION,
+        persist_directory=str(persist),
+        client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True,
+                                       persist_directory=str(persist)),
+        collection_metadata={"hnsw:space": "cosine"},
+    )
+    return len(chunks)
+
+
+def main(argv: list[str]) -> int:
+    src, persist, size, overlap = argv
+    chunks = run(Path(src), Path(persist), int(size), int(overlap))
+    print(json.dumps({"chunks": chunks}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
