@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.providers.extractive import STOPWORDS
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Chunk, Hit
@@ -39,7 +40,8 @@ class Terms:
     def __init__(self) -> None:
         from bm25s.stopwords import STOPWORDS_EN
 
-        self.stopwords = frozenset(STOPWORDS_EN)
+        # bm25s' list lacks question words ("what", "does"); the answerer's list has them.
+        self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
         self.stemmer = _stemmer()
         self._lock = threading.Lock()  # a Snowball stemmer object is not thread-safe
 

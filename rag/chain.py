@@ -22,7 +22,7 @@ from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
-from rag.store import Store
+from rag.store import Store, list_collections
 from rag.types import Hit, Message, Passage, Prompt, Usage
 
 SNIPPET_CHARS = 280
@@ -138,13 +138,11 @@ class Chain:
         """The collection to answer from; refuses one that nothing was ingested into."""
         name = collection or self._default_collection
         with self._lock:
-            if name not in self._stores:
+            if name not in self._stores and name in list_collections(self.settings):
                 self._stores[name] = Store(self.settings, self.provider.embedding_id, name)
-            store = self._stores[name]
-        if store.count() == 0:
-            raise EmptyCollection(
-                f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH"
-            )
+            store = self._stores.get(name)
+        if store is None or store.count() == 0:
+            raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
         return store
 
     def rewrite(self, question: str, history: Sequence[Message]) -> Rewritten:

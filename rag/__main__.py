@@ -1,0 +1,7 @@
+"""`python -m rag`: see rag/cli.py."""
+
+import sys
+
+from rag.cli import main
+
+sys.exit(main())

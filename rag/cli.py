@@ -1,0 +1,147 @@
+"""`python -m rag ask|chat|costs`: answers in the terminal, streamed as they are written.
+
+Each answer is followed by the sources shown to the model (cited ones marked), the route
+and its reason, tokens and timings, so a user sees what the answer rests on and cost.
+Errors a user can act on print as one message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TextIO
+
+from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
+from rag.chain import Chain
+from rag.errors import GemragError
+from rag.types import Message
+
+EXIT_WORDS = frozenset({"exit", "quit", ":q"})
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Ask questions about your documents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="answer one question")
+    ask.add_argument("question")
+    chat = commands.add_parser("chat", help="a multi-turn conversation; follow-ups are understood")
+    for sub in (ask, chat):
+        sub.add_argument("--collection", help="collection to search (default: settings.collection)")
+        sub.add_argument("--k", type=_positive, help="passages to send to the model (default: settings.top_k)")
+        sub.add_argument("--mode", choices=["hybrid", "vector", "bm25"], help="retrieval mode")
+        sub.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
+                         help="diversify the passages with maximal marginal relevance")
+        sub.add_argument("--source", action="append", default=[], metavar="PATH",
+                         help="only search this source path (repeatable)")
+        sub.add_argument("--model", help="force a model instead of the router's choice")
+    commands.add_parser("costs", help="spending and cache reports (python -m rag costs --help)", add_help=False)
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> AskOptions:
+    return AskOptions(
+        collection=args.collection,
+        mode=args.mode,
+        top_k=args.k,
+        mmr=args.mmr,
+        sources=tuple(args.source),
+        model=args.model,
+    )
+
+
+def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
+    """Writes deltas as they arrive, then the sources and the numbers; returns the record."""
+    record = None
+    for event in events:
+        if isinstance(event, Delta):
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, Done):
+            record = event.record
+    assert record is not None, "a chain stream always ends with Done"
+    out.write("\n\n" + describe(record) + "\n")
+    out.flush()
+    return record
+
+
+def describe(record: AnswerRecord) -> str:
+    cited = {c.n for c in record.citations}
+    lines = ["Sources (* cited):"]
+    for s in record.sources:
+        page = f" p.{s.page}" if s.page is not None else ""
+        heading = f" — {s.heading}" if s.heading else ""
+        lines.append(f" {'*' if s.n in cited else ' '}[{s.n}] {s.source}{page}{heading}")
+    usage = record.usage
+    lines += [
+        f"Route: {record.route.kind} · {record.route.model} · {record.route.reason}",
+        f"Usage: {usage.prompt_tokens:,} prompt + {usage.output_tokens:,} output tokens · "
+        f"first token {record.ttft_s:.2f} s · total {record.latency_s:.2f} s",
+    ]
+    if record.standalone_question != record.question:
+        lines.append(f"Searched for: {record.standalone_question}")
+    return "\n".join(lines)
+
+
+def ask(chain: Chain, args: argparse.Namespace) -> int:
+    print_answer(chain.stream(args.question, options=options_from(args)), sys.stdout)
+    return 0
+
+
+def chat(chain: Chain, args: argparse.Namespace) -> int:
+    options = options_from(args)
+    history: list[Message] = []
+    print("Ask about your documents; 'exit' or Ctrl-D ends the session.")
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if question.lower() in EXIT_WORDS:
+            return 0
+        if not question:
+            continue
+        print()
+        try:
+            record = print_answer(chain.stream(question, history, options=options), sys.stdout)
+        except GemragError as error:
+            print(f"error: {error}", file=sys.stderr)
+            continue
+        history += [Message("user", question), Message("model", record.answer)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rag.providers import get_provider
+    from rag.settings import get_settings
+
+    settings = get_settings()
+    chain = Chain(settings, get_provider(settings))
+    return ask(chain, args) if args.command == "ask" else chat(chain, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["costs"]:
+        from rag.reports import main as reports_main
+
+        return reports_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except GemragError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug, not a user error: still one line, not a traceback
+        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
