@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from rag import runtime  # noqa: E402,F401
 from rag.providers.offline import OfflineProvider  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from tests.fakes.clock import ManualClock  # noqa: E402
 from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
 
@@ -49,6 +50,20 @@ def redis_url() -> Iterator[str]:
     client.flushdb()
     yield url
     client.flushdb()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The same settings on each cache and ledger backend: the embedded SQLite default, then
+    a real Redis server, so one behavioural test covers both."""
+    if request.param == "redis":
+        return settings.model_copy(update={"redis_url": request.getfixturevalue("redis_url")})
+    return settings
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

@@ -1,0 +1,147 @@
+"""The answer cache: a repeated question is answered at once, for free, and never stale.
+
+The key covers everything an answer depends on: the normalised standalone question, the
+corpus version (ingest bumps it on every change to the collection, so a re-ingest makes
+older answers unreachable), the model, the prompt version and the retrieval settings.
+Records are stored as JSON, never pickle, so a shared store cannot run code in the app.
+
+The optional semantic cache (off by default) also serves an answer to a question whose
+embedding is close enough to one already answered within the same scope; it trades a risk
+of answering a different question for more hits, so its false-hit rate must be measured on
+the test set before it is turned on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, TypeAdapter
+
+from rag.answer import AnswerRecord, Route
+from rag.kv import KV, Clock, Table, open_kv, pack_vector, unpack_vector
+from rag.settings import Settings
+
+_RECORD = TypeAdapter(AnswerRecord)
+_TRAILING = re.compile(r"[\s?!.。？！,;:]+$")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """`scope` is a digest of everything but the question: answers in different scopes are
+    never mixed, not even by the semantic cache."""
+
+    scope: str
+    question: str
+    corpus_version: int
+
+    @property
+    def digest(self) -> str:
+        return _sha256(f"{self.scope}\n{self.question}")
+
+
+def normalise_question(question: str) -> str:
+    """Case, spacing, Unicode width and trailing punctuation do not change what is asked."""
+    text = unicodedata.normalize("NFKC", question).casefold()
+    return _TRAILING.sub("", " ".join(text.split()))
+
+
+def cache_key(
+    standalone_question: str,
+    corpus_version: int,
+    model: str,
+    prompt_version: str,
+    retrieval_settings: object,
+) -> CacheKey:
+    """`retrieval_settings` is any dataclass, pydantic model or mapping of the settings that
+    shape retrieval (mode, top_k, MMR, source filter...); it is hashed as canonical JSON."""
+    scope = json.dumps(
+        [corpus_version, model, prompt_version, _plain(retrieval_settings)],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return CacheKey(_sha256(scope), normalise_question(standalone_question), corpus_version)
+
+
+class AnswerCache:
+    def __init__(self, settings: Settings, kv: KV | None = None, clock: Clock = time.time) -> None:
+        self.settings = settings
+        self.kv = kv or open_kv(settings, "cache", clock)
+        self.answers = Table("answers", settings.cache_ttl_s, settings.cache_max_entries)
+        self.vectors = Table("answer-vectors", settings.cache_ttl_s, settings.cache_max_entries)
+
+    def get(self, key: CacheKey) -> AnswerRecord | None:
+        """The stored answer marked as a cache hit: no cost, `saved_usd` = what it first cost,
+        its citations and original usage unchanged. The caller sets question and session."""
+        raw = self.kv.get(self.answers, key.digest)
+        if raw is None:
+            return None
+        return _as_hit(_RECORD.validate_json(raw), "same question")
+
+    def put(self, key: CacheKey, record: AnswerRecord, query_vector: Sequence[float] | None = None) -> None:
+        """Stores the answer without its session or conversation history: the cache is
+        shared by every session, and one user's conversation is not another's business."""
+        if record.cached:
+            return
+        shared = dataclasses.replace(record, session_id="", history=[], corpus_version=key.corpus_version)
+        self.kv.put(self.answers, key.digest, _RECORD.dump_json(shared))
+        if self.settings.semantic_cache and query_vector is not None:
+            self.kv.put(self.vectors, f"{key.scope}:{key.digest}", pack_vector(query_vector))
+
+    def get_similar(self, key: CacheKey, query_vector: Sequence[float]) -> AnswerRecord | None:
+        """The answer to the most similar question in the same scope, if its cosine
+        similarity reaches `semantic_cache_threshold`; None when the semantic cache is off."""
+        if not self.settings.semantic_cache:
+            return None
+        stored = self.kv.scan(self.vectors, f"{key.scope}:")
+        if not stored:
+            return None
+        matrix = np.stack([unpack_vector(raw) for _, raw in stored])
+        query = np.asarray(query_vector, dtype=np.float64)
+        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+        similarity = matrix @ query / np.where(norms == 0, 1.0, norms)
+        best = int(np.argmax(similarity))
+        if similarity[best] < self.settings.semantic_cache_threshold:
+            return None
+        raw = self.kv.get(self.answers, stored[best][0].removeprefix(f"{key.scope}:"))
+        if raw is None:
+            return None
+        return _as_hit(_RECORD.validate_json(raw), f"similar question (cosine {similarity[best]:.3f})")
+
+
+def _as_hit(record: AnswerRecord, why: str) -> AnswerRecord:
+    first = record.route
+    return dataclasses.replace(
+        record,
+        cached=True,
+        cost_usd=0.0,
+        saved_usd=record.cost_usd,
+        latency_s=0.0,
+        ttft_s=0.0,
+        route=Route(
+            kind="cached",
+            model=first.model,
+            reason=f"served from the answer cache ({why}); first answered by {first.model}: {first.reason}",
+            prompt_tokens=first.prompt_tokens,
+        ),
+    )
+
+
+def _plain(settings: object) -> object:
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        return dataclasses.asdict(settings)
+    if isinstance(settings, BaseModel):
+        return settings.model_dump(mode="json")
+    return settings
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

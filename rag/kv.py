@@ -1,0 +1,325 @@
+"""Where the answer cache, the embedding cache and the cost ledger keep their data.
+
+Two backends with the same behaviour: a local SQLite file under the data dir (the embedded
+default) and Redis when `REDIS_URL` is set, so several server replicas share one cache and
+one ledger. Both offer the only two shapes those stores need:
+
+- bounded tables of bytes with a time-to-live and a size bound (the oldest entries go first);
+- integer counters grouped in buckets, incremented atomically, several buckets at once.
+
+Counters are integers on purpose: the ledger keeps money in nano-dollars, so totals add up
+exactly however many threads, processes or replicas write to them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.errors import GemragError
+from rag.settings import Settings
+
+Clock = Callable[[], float]
+_NEVER = float("inf")
+_SEP = "\x1f"  # joins the parts of a bucket name; cannot occur in session ids or model names
+
+
+class StoreUnavailable(GemragError):
+    """The cache or ledger store cannot be read or written (SQLite file, Redis server)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A bounded map: entries older than `ttl_s` are never returned, and beyond `max_entries`
+    the oldest are evicted."""
+
+    name: str
+    ttl_s: float | None
+    max_entries: int
+
+
+def bucket(*parts: str) -> str:
+    return _SEP.join(parts)
+
+
+def bucket_parts(name: str) -> tuple[str, ...]:
+    return tuple(name.split(_SEP))
+
+
+class KV(Protocol):
+    def get(self, table: Table, key: str) -> bytes | None: ...
+
+    def put(self, table: Table, key: str, value: bytes) -> None: ...
+
+    def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]: ...
+
+    def add(self, increments: Mapping[str, Mapping[str, int]]) -> None: ...
+
+    def counters(self, name: str) -> dict[str, int]: ...
+
+    def buckets(self, prefix: str) -> list[str]: ...
+
+
+def open_kv(settings: Settings, name: str, clock: Clock = time.time) -> KV:
+    """`name` separates stores ("cache", "ledger"): one SQLite file each, or one key prefix in Redis."""
+    if settings.redis_url:
+        return RedisKV(settings.redis_url, prefix=f"gemrag:{name}:", clock=clock)
+    return SqliteKV(settings.path(f"{name}.sqlite3"), clock=clock)
+
+
+def _expiry(table: Table, now: float) -> float:
+    return now + table.ttl_s if table.ttl_s is not None else _NEVER
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    tbl TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    created REAL NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (tbl, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_age ON entries (tbl, created);
+CREATE TABLE IF NOT EXISTS counters (
+    bucket TEXT NOT NULL, field TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (bucket, field)
+) WITHOUT ROWID;
+"""
+
+
+class SqliteKV:
+    """One connection per thread (sqlite3 connections must not be shared), WAL so readers
+    never wait for a writer, and `BEGIN IMMEDIATE` so concurrent writers queue instead of
+    deadlocking. A connection opened before a fork is never reused in the child."""
+
+    def __init__(self, path: Path, clock: Clock = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._local = threading.local()
+        with self._errors():
+            self._connection().executescript(_SCHEMA)
+
+    def get(self, table: Table, key: str) -> bytes | None:
+        with self._errors():
+            row = self._connection().execute(
+                "SELECT value FROM entries WHERE tbl = ? AND key = ? AND expires > ?",
+                (table.name, key, self.clock()),
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put(self, table: Table, key: str, value: bytes) -> None:
+        now = self.clock()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)",
+                (table.name, key, value, now, _expiry(table, now)),
+            )
+            db.execute("DELETE FROM entries WHERE tbl = ? AND expires <= ?", (table.name, now))
+            (count,) = db.execute("SELECT COUNT(*) FROM entries WHERE tbl = ?", (table.name,)).fetchone()
+            if count > table.max_entries:
+                db.execute(
+                    "DELETE FROM entries WHERE tbl = ? AND key IN "
+                    "(SELECT key FROM entries WHERE tbl = ? ORDER BY created LIMIT ?)",
+                    (table.name, table.name, count - table.max_entries),
+                )
+
+    def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT key, value FROM entries WHERE tbl = ? AND key >= ? AND key < ? AND expires > ?",
+                (table.name, prefix, prefix + "\U0010ffff", self.clock()),
+            ).fetchall()
+        return [(key, bytes(value)) for key, value in rows]
+
+    def add(self, increments: Mapping[str, Mapping[str, int]]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO counters VALUES (?, ?, ?) "
+                "ON CONFLICT (bucket, field) DO UPDATE SET value = value + excluded.value",
+                [(name, field, n) for name, fields in increments.items() for field, n in fields.items()],
+            )
+
+    def counters(self, name: str) -> dict[str, int]:
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT field, value FROM counters WHERE bucket = ?", (name,)
+            ).fetchall()
+        return dict(rows)
+
+    def buckets(self, prefix: str) -> list[str]:
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT DISTINCT bucket FROM counters WHERE bucket >= ? AND bucket < ? ORDER BY bucket",
+                (prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [name for (name,) in rows]
+
+    def _connection(self) -> sqlite3.Connection:
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is None or held[0] != os.getpid():
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            held = (os.getpid(), db)
+            self._local.held = held
+        return held[1]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._errors():
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"Cannot use {self.path}: {exc}. Check that the data dir is writable and the file "
+                "is not damaged (deleting it clears the cache or ledger it holds)."
+            ) from exc
+
+
+# Put, expire and trim in one atomic step: KEYS = values hash, age zset;
+# ARGV = key, expires+value, now, ttl (-1: none), max_entries.
+_PUT = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local gone = {}
+if tonumber(ARGV[4]) >= 0 then
+  gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
+end
+local excess = redis.call('ZCARD', KEYS[2]) - #gone - tonumber(ARGV[5])
+if excess > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[2], #gone, #gone + excess - 1)
+  for _, k in ipairs(oldest) do table.insert(gone, k) end
+end
+for _, k in ipairs(gone) do
+  redis.call('HDEL', KEYS[1], k)
+  redis.call('ZREM', KEYS[2], k)
+end
+return #gone
+"""
+
+_EXPIRES = struct.Struct("<d")  # each stored value starts with its expiry time
+
+
+class RedisKV:
+    """A table is a hash of values (each prefixed with its expiry time) plus a sorted set of
+    creation times for eviction; a counter bucket is a hash of integers, and a set lists the
+    buckets so reports can enumerate sessions and models."""
+
+    def __init__(self, url: str, prefix: str = "gemrag:", clock: Clock = time.time) -> None:
+        import redis
+
+        self.prefix = prefix
+        self.clock = clock
+        self.where = _redacted(url)
+        with self._errors():
+            self.client = redis.Redis.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
+            self._put = self.client.register_script(_PUT)
+
+    def get(self, table: Table, key: str) -> bytes | None:
+        with self._errors():
+            raw = self.client.hget(self._values(table), key)
+        return _unpack_live(raw, self.clock()) if raw is not None else None
+
+    def put(self, table: Table, key: str, value: bytes) -> None:
+        now = self.clock()
+        ttl = table.ttl_s if table.ttl_s is not None else -1
+        packed = _EXPIRES.pack(_expiry(table, now)) + value
+        with self._errors():
+            self._put(
+                keys=[self._values(table), self._ages(table)],
+                args=[key, packed, repr(now), repr(ttl), table.max_entries],
+            )
+
+    def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:
+        now = self.clock()
+        with self._errors():
+            pairs = self.client.hscan_iter(self._values(table), match=_glob_escape(prefix) + "*", count=1000)
+            live = [(key.decode(), _unpack_live(raw, now)) for key, raw in pairs]
+        return sorted((key, value) for key, value in live if value is not None)
+
+    def add(self, increments: Mapping[str, Mapping[str, int]]) -> None:
+        with self._errors():
+            pipe = self.client.pipeline(transaction=True)
+            for name, fields in increments.items():
+                for field, n in fields.items():
+                    pipe.hincrby(self._counter(name), field, n)
+            pipe.sadd(self._index(), *increments.keys())
+            pipe.execute()
+
+    def counters(self, name: str) -> dict[str, int]:
+        with self._errors():
+            raw = self.client.hgetall(self._counter(name))
+        return {field.decode(): int(n) for field, n in raw.items()}
+
+    def buckets(self, prefix: str) -> list[str]:
+        with self._errors():
+            names = (name.decode() for name in self.client.smembers(self._index()))
+            return sorted(name for name in names if name.startswith(prefix))
+
+    def _values(self, table: Table) -> str:
+        return f"{self.prefix}t:{table.name}"
+
+    def _ages(self, table: Table) -> str:
+        return f"{self.prefix}t:{table.name}:age"
+
+    def _counter(self, name: str) -> str:
+        return f"{self.prefix}c:{name}"
+
+    def _index(self) -> str:
+        return f"{self.prefix}buckets"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StoreUnavailable(
+                f"Cannot use Redis at {self.where} (REDIS_URL): {type(exc).__name__}: {exc}. "
+                "Start the server, fix REDIS_URL, or unset it to use the local SQLite store."
+            ) from exc
+
+
+def pack_vector(vector: Sequence[float]) -> bytes:
+    """float64, so a vector read back is exactly the one the embedder returned."""
+    return np.asarray(vector, dtype="<f8").tobytes()
+
+
+def unpack_vector(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype="<f8")
+
+
+def _unpack_live(raw: bytes, now: float) -> bytes | None:
+    (expires,) = _EXPIRES.unpack_from(raw)
+    return raw[_EXPIRES.size :] if expires > now else None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _redacted(url: str) -> str:
+    """host:port/db only: a Redis URL may carry a password, which must never reach a message."""
+    parsed = urlparse(url)
+    return f"{parsed.hostname or '?'}:{parsed.port or 6379}{parsed.path or ''}"
