@@ -152,6 +152,9 @@ class Settings(BaseSettings):
         }
     )
     max_file_mb: float = 50.0
+    # Chunks embedded and stored per step: large enough to fill the embedder's batches,
+    # small enough to bound the vectors held in memory and the work a crash can lose.
+    ingest_batch_chunks: int = 512
 
     # --- retrieval ---
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
@@ -175,10 +178,17 @@ class Settings(BaseSettings):
     session_budget_usd: float = 1.00
     daily_budget_usd: float = 10.00
 
+    # --- evaluation (python -m rag.eval) ---
+    eval_corpus: Path = Path("corpus")  # ingested into its own collection, eval-<dir name>
+    eval_out_dir: Path = Path("eval-out")  # JSON, HTML report and the resume checkpoint
+    eval_workers: int = 4  # cases in flight; the provider layer keeps Gemini within rate limits
+    eval_max_drop: float = 0.02  # --baseline: an absolute drop beyond this on a headline metric fails
+
     # --- UI ---
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: float = 20.0
+    ui_concurrency: int = 4  # answers streamed at once across all browser sessions
 
     @field_validator("prices", mode="before")
     @classmethod

@@ -1,0 +1,87 @@
+"""The chat turn: stream one answer into the session, then publish its sources and costs.
+
+Errors a user can act on (GemragError: budget, quota, key, empty collection) become a
+readable message in the chat. Anything else is logged with its traceback on the server and
+shown as one line, never as a traceback, and never with the API key in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event, Mode
+from rag.errors import GemragError
+from rag.settings import Settings
+from rag.types import Message
+from ui.session import SessionState, Turn
+
+log = logging.getLogger(__name__)
+
+
+class Answerer(Protocol):
+    """What the chat needs from rag.chain.Chain."""
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[Message] = (),
+        session_id: str = "",
+        options: AskOptions = ...,
+    ) -> Iterator[Event]: ...
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The settings panel's values for one question."""
+
+    collection: str
+    mode: Mode
+    top_k: int
+    model: str  # "" lets the router choose
+
+    def options(self) -> AskOptions:
+        return AskOptions(collection=self.collection, mode=self.mode, top_k=self.top_k, model=self.model or None)
+
+
+def stream_turn(
+    answerer: Answerer, state: SessionState, question: str, choices: Choices, settings: Settings
+) -> Iterator[Turn]:
+    """Append a turn to the session and yield it each time its text grows."""
+    history = state.history()
+    turn = state.start_turn(question)
+    yield turn
+    try:
+        for event in answerer.stream(question, history, state.session_id, choices.options()):
+            if isinstance(event, Delta):
+                turn.answer += event.text
+                yield turn
+            elif isinstance(event, Done):
+                _finish(turn, event.record)
+    except GemragError as exc:
+        _fail(turn, redact(str(exc), settings))
+    except Exception as exc:
+        log.exception("answering %r failed", question)
+        _fail(turn, redact(f"Something went wrong while answering ({type(exc).__name__}: {exc}). "
+                           "The details are in the server log.", settings))
+    yield turn
+
+
+def _finish(turn: Turn, record: AnswerRecord) -> None:
+    turn.record = record
+    turn.answer = record.answer
+    turn.status = "done"
+
+
+def _fail(turn: Turn, message: str) -> None:
+    turn.status = "error"
+    turn.error = message
+
+
+def redact(message: str, settings: Settings) -> str:
+    """Belt and braces: no error text may carry the key to the browser."""
+    key = settings.api_key.get_secret_value() if settings.api_key else ""
+    return message.replace(key, "[redacted]") if key else message
+
