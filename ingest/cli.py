@@ -1,0 +1,106 @@
+"""`python -m ingest PATH...`: the command line over ingest.pipeline.
+
+Errors a user can act on print as one message and a non-zero exit, never a traceback, and
+never the API key.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from ingest.discover import SUPPORTED, Filters
+from ingest.display import details, progress_bars, summary
+from ingest.pipeline import ingest_paths
+from rag.errors import GemragError
+from rag.providers.base import Provider
+from rag.settings import Settings
+
+EPILOG = f"""
+Reads {", ".join(sorted(SUPPORTED))}; other files are skipped and listed.
+Each file is stored under its path relative to the PATH that found it (a single file
+under its name). Re-running is cheap: files whose content is unchanged are not read
+again or embedded; a changed file's chunks are replaced.
+
+--prune: files that were ingested from the same PATH before and no longer exist there
+(deleted or moved away) lose their chunks. Without --prune nothing is ever removed.
+Files that merely fall outside --include/--exclude are not pruned.
+
+--rebuild: drop the collection and its manifest and ingest from scratch (needed to
+switch embedders, e.g. after setting GEMINI_API_KEY).
+
+Exit status: 0 all well; 1 some file failed (listed, the rest was ingested); 2 the run
+was refused or stopped (quota, API key, mixed embedders; work done so far is kept);
+3 an unexpected error. Killing a run is safe: run it again.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ingest",
+        description="Ingest documents into a collection, incrementally and crash-safely.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="files or folders (recursive)")
+    parser.add_argument("--collection", help="collection name (default: settings.collection, 'corpus')")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="only files whose stored path matches (repeatable; '*' also crosses '/')")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="skip files whose stored path matches (repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would be added, updated and removed, tokens and cost; write nothing")
+    parser.add_argument("--prune", action="store_true",
+                        help="remove the chunks of files gone from PATH (see below)")
+    parser.add_argument("--rebuild", action="store_true", help="drop the collection and ingest from scratch")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where the store and manifest live (default: GEMRAG_DATA_DIR or ./.gemrag)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, provider: Provider | None = None) -> int:
+    """`provider` replaces the one the settings choose (the tests pass fakes)."""
+    args = build_parser().parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    settings: Settings | None = None
+    try:
+        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+        if provider is None:
+            from rag.providers import get_provider
+
+            provider = get_provider(settings)
+        with progress_bars(err, err.is_terminal and not args.quiet) as on_progress:
+            report = ingest_paths(
+                args.paths,
+                settings,
+                provider,
+                collection=args.collection,
+                filters=Filters(args.include, args.exclude),
+                prune=args.prune,
+                rebuild=args.rebuild,
+                dry_run=args.dry_run,
+                on_progress=on_progress,
+            )
+    except GemragError as error:
+        err.print(f"[red]error:[/] {_redact(str(error), settings)}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted: files completed so far are kept; run the same command again to finish.")
+        return 130
+    except Exception as error:  # a bug, not a user error: still one line, not a traceback
+        err.print(f"[red]error:[/] unexpected {type(error).__name__}: {_redact(str(error), settings)}",
+                  highlight=False)
+        return 3
+    out.print(summary(report))
+    for line in details(report):
+        out.print(line, highlight=False)
+    return report.exit_code
+
+
+def _redact(message: str, settings: Settings | None) -> str:
+    key = settings.api_key.get_secret_value() if settings and settings.api_key else ""
+    return message.replace(key, "***") if key else message

@@ -1,0 +1,123 @@
+"""What has been ingested into each collection: file → content hash → chunk ids.
+
+This SQLite file, not the vector store, is the record of truth. A file is committed here
+only after all its chunks are in the store, in one transaction, so after a crash anything
+in the store that no committed file owns is an orphan to remove, and a committed file whose
+chunks are missing is simply ingested again. `dirty` is set before the store is written
+and cleared after the corpus version is bumped, so a crash in between still bumps it on the
+next run (caches key on that version and must never outlive a change).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    collection TEXT NOT NULL,
+    source TEXT NOT NULL,
+    root TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    PRIMARY KEY (collection, source)
+);
+CREATE TABLE IF NOT EXISTS collections (
+    collection TEXT PRIMARY KEY,
+    embedder TEXT NOT NULL,
+    dirty INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    source: str
+    root: str  # the resolved PATH argument that found the file: --prune works per root
+    path: str  # the resolved file path
+    content_hash: str
+    chunk_ids: tuple[str, ...]
+    tokens: int
+
+
+class Manifest:
+    def __init__(self, path: Path, collection: str) -> None:
+        self.collection = collection
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; WAL keeps it atomic
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def records(self) -> dict[str, FileRecord]:
+        rows = self.db.execute(
+            "SELECT source, root, path, content_hash, chunk_ids, tokens FROM files WHERE collection = ?",
+            (self.collection,),
+        )
+        return {
+            source: FileRecord(source, root, path, digest, tuple(json.loads(ids)), tokens)
+            for source, root, path, digest, ids, tokens in rows
+        }
+
+    def commit(self, records: Sequence[FileRecord]) -> None:
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (self.collection, r.source, r.root, r.path, r.content_hash, json.dumps(r.chunk_ids), r.tokens)
+                    for r in records
+                ],
+            )
+
+    def forget(self, sources: Iterable[str]) -> None:
+        with self._transaction():
+            self.db.executemany(
+                "DELETE FROM files WHERE collection = ? AND source = ?",
+                [(self.collection, s) for s in sources],
+            )
+
+    def clear(self) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM files WHERE collection = ?", (self.collection,))
+            self.db.execute("DELETE FROM collections WHERE collection = ?", (self.collection,))
+
+    # --- the embedder that built the collection, and the pending version bump ---
+    @property
+    def embedder(self) -> str | None:
+        row = self.db.execute(
+            "SELECT embedder FROM collections WHERE collection = ?", (self.collection,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_embedder(self, embedder: str) -> None:
+        self.db.execute(
+            "INSERT INTO collections (collection, embedder) VALUES (?, ?) "
+            "ON CONFLICT (collection) DO UPDATE SET embedder = excluded.embedder",
+            (self.collection, embedder),
+        )
+
+    @property
+    def dirty(self) -> bool:
+        row = self.db.execute("SELECT dirty FROM collections WHERE collection = ?", (self.collection,)).fetchone()
+        return bool(row and row[0])
+
+    def set_dirty(self, dirty: bool) -> None:
+        self.db.execute("UPDATE collections SET dirty = ? WHERE collection = ?", (int(dirty), self.collection))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")

@@ -1,0 +1,406 @@
+"""Ingest files into a collection: plan → load and chunk → embed → store → commit.
+
+The CLI, the UI upload and the benchmark all call `ingest_paths` / `remove_paths`.
+
+Why it survives kill -9 at any moment: the manifest (ingest.manifest) is the record of
+truth, and each step leaves a state the next run can read back:
+1. chunks are written to the store first, in batches, embedded or with vectors reused from
+   the store when the same chunk (same id: same file, same content) is already there;
+2. a file's record is committed to the manifest only when all its chunks are stored;
+3. then the chunks of its previous version are deleted.
+A crash between any two steps leaves only chunks no committed file owns; every run ends by
+deleting those orphans, and a committed file with chunks missing is ingested again. The
+corpus version is bumped after every change, and a pending bump survives a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.chunking import Chunker, SizedChunk
+from ingest.discover import Filters, SourceFile, discover
+from ingest.loaders import LoadError, load
+from ingest.manifest import FileRecord, Manifest
+from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
+from rag.costs import price_usd
+from rag.errors import EmbedderMismatch, GemragError, ProviderError
+from rag.providers.base import Provider
+from rag.providers.minilm import shared_minilm
+from rag.settings import Settings
+from rag.store import Store, drop_collection
+from rag.types import Usage
+
+MANIFEST = "manifest.sqlite3"
+STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
+
+
+@dataclass(frozen=True)
+class Task:
+    """A file whose content the collection does not hold yet (new, changed or incomplete)."""
+
+    file: SourceFile
+    previous: FileRecord | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: list[Task]
+    removals: list[FileRecord]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    task: Task
+    record: FileRecord  # committed once all its chunks are stored
+    chunks: list[SizedChunk]
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.tokens for c in self.chunks)
+
+    def outcome(self) -> FileOutcome:
+        status = Status.UPDATED if self.task.previous else Status.ADDED
+        return FileOutcome(self.record.source, status, len(self.chunks), self.tokens)
+
+
+def ingest_paths(
+    paths: Sequence[Path | str],
+    settings: Settings,
+    provider: Provider,
+    *,
+    collection: str | None = None,
+    filters: Filters | None = None,
+    prune: bool = False,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Bring the collection in line with the files under `paths`. Bad files are reported in
+    the returned report, not raised; a provider failure (quota, key) stops the run with
+    the work done so far kept (`report.stopped`). Raises GemragError for a refused run
+    (mixed embedders, another ingest running)."""
+    name = collection or settings.collection
+    report = IngestReport(name, provider.embedding_id, dry_run=dry_run)
+    roots = [Path(p) for p in paths]
+    filters = filters or Filters()
+    if dry_run:
+        _DryRun(settings, provider, report, on_progress).run(roots, filters, prune, rebuild)
+        return report
+    with run_lock(settings, name):
+        if rebuild:
+            drop_collection(settings, name)
+        run = _Run(settings, provider, report, on_progress, Store(settings, provider.embedding_id, name))
+        try:
+            if rebuild:
+                run.manifest.clear()
+            run.run(roots, filters, prune)
+        finally:
+            run.manifest.close()
+    return report
+
+
+def remove_paths(
+    sources: Sequence[str], settings: Settings, provider: Provider, *, collection: str | None = None
+) -> IngestReport:
+    """Remove files (by stored name, as `Chunk.source`) and their chunks from a collection."""
+    name = collection or settings.collection
+    report = IngestReport(name, provider.embedding_id)
+    with run_lock(settings, name):
+        run = _Run(settings, provider, report, None, Store(settings, provider.embedding_id, name))
+        try:
+            run.recover()
+            found = [run.records[s] for s in sources if s in run.records]
+            for source in sources:
+                if source not in run.records:
+                    report.add(FileOutcome(source, Status.FAILED, reason=f"not in collection {name!r}"))
+            run.remove(found)
+            run.finish()
+        finally:
+            run.manifest.close()
+    return report
+
+
+@contextmanager
+def run_lock(settings: Settings, collection: str) -> Iterator[None]:
+    """One writer per collection: two runs interleaving commits would undo each other."""
+    with settings.path(f"ingest-{collection}.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GemragError(
+                f"Another ingest into collection {collection!r} is running; wait for it to finish."
+            ) from None
+        yield  # the lock goes with the file handle, also when the process is killed
+
+
+def plan_run(
+    roots: Sequence[Path],
+    filters: Filters,
+    prune: bool,
+    records: dict[str, FileRecord],
+    incomplete: set[str],
+    settings: Settings,
+    report: IngestReport,
+) -> Plan:
+    """Decide per file: unchanged (same content hash, all chunks stored), to ingest, or
+    (with --prune) to remove. Files that cannot be ingested at all are reported here."""
+    tasks: list[Task] = []
+    found: dict[str, Path] = {}
+    cap = int(settings.max_file_mb * 1024 * 1024)
+    for root in roots:
+        if not root.exists():
+            report.add(FileOutcome(str(root), Status.FAILED, reason="no such file or folder"))
+            continue
+        for file in discover(root, filters):
+            if file.source in found:
+                report.add(FileOutcome(file.source, Status.FAILED, reason=(
+                    f"{file.path} has the same stored name as {found[file.source]}; ingest the "
+                    "two folders into different collections, or rename one")))
+                continue
+            found[file.source] = file.path
+            if file.kind is None:
+                report.add(FileOutcome(file.source, Status.SKIPPED, reason=f"unknown type {file.path.suffix!r}"))
+                continue
+            size = file.path.stat().st_size
+            if size > cap:
+                report.add(FileOutcome(file.source, Status.FAILED, reason=(
+                    f"{size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit "
+                    "(GEMRAG_MAX_FILE_MB)")))
+                continue
+            previous = records.get(file.source)
+            if previous and previous.content_hash == file_hash(file.path.read_bytes()) and (
+                file.source not in incomplete
+            ):
+                report.add(FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens))
+            else:
+                tasks.append(Task(file, previous))
+    removals = []
+    if prune:
+        resolved = {str(r.resolve()) for r in roots}
+        removals = [
+            r for r in records.values()
+            if r.root in resolved and r.source not in found and not Path(r.path).exists()
+        ]
+    return Plan(tasks, removals)
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def prepare(task: Task, chunker: Chunker) -> Prepared:
+    """Read, load and chunk one file; raises LoadError (or OSError) when it cannot."""
+    data = task.file.path.read_bytes()  # hashed again: the file may have changed since planning
+    chunks = chunker.chunk(task.file.source, load(data, task.file.kind or ""))
+    record = FileRecord(
+        source=task.file.source,
+        root=str(task.file.root),
+        path=str(task.file.path.resolve()),
+        content_hash=file_hash(data),
+        chunk_ids=tuple(c.chunk.id for c in chunks),
+        tokens=sum(c.tokens for c in chunks),
+    )
+    return Prepared(task, record, chunks)
+
+
+class _Pass:
+    """What a real run and a dry run share: planning, and reading files one by one."""
+
+    def __init__(
+        self, settings: Settings, provider: Provider, report: IngestReport, on_progress: ProgressCallback | None
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.report = report
+        self.on_progress = on_progress
+        self.chunker = Chunker(settings.chunk_profiles[provider.name], shared_minilm().count_tokens)
+        model = settings.embedding_model if provider.online else "offline"
+        self.usd_per_token = price_usd(settings, model, Usage(prompt_tokens=1))
+        self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
+
+    def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
+        """Each task's file loaded and chunked; the ones that fail are reported and skipped."""
+        self.files_total = len(tasks)
+        for task in tasks:
+            try:
+                prepared = prepare(task, self.chunker)
+            except (LoadError, OSError) as exc:
+                self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=_reason(exc)))
+                self.files_done += 1
+                self.progress(task.file.source)
+                continue
+            self.chunks_total += len(prepared.chunks)
+            yield prepared
+            self.files_done += 1
+            self.progress(task.file.source)
+
+    def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
+        tokens = sum(c.tokens for c in chunks)
+        self.report.embedded_chunks += len(chunks)
+        self.report.tokens += tokens
+        self.report.cost_usd += tokens * self.usd_per_token
+
+    def progress(self, current: str = "") -> None:
+        if self.on_progress:
+            self.on_progress(
+                Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total, current)
+            )
+
+
+class _DryRun(_Pass):
+    """What a run would add, update and remove, and what embedding it would cost: reads
+    the manifest if there is one, writes nothing."""
+
+    def run(self, roots: Sequence[Path], filters: Filters, prune: bool, rebuild: bool) -> None:
+        records = {} if rebuild else self.read_records()
+        owned = {i for r in records.values() for i in r.chunk_ids}
+        plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
+        for record in plan.removals:
+            self.report.add(FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens))
+        for prepared in self.prepared(plan.tasks):
+            fresh = [c for c in prepared.chunks if c.chunk.id not in owned]
+            self.count_embedding(fresh)
+            self.report.reused_chunks += len(prepared.chunks) - len(fresh)
+            self.chunks_done += len(prepared.chunks)
+            self.report.add(prepared.outcome())
+
+    def read_records(self) -> dict[str, FileRecord]:
+        path = self.settings.data_dir / MANIFEST
+        if not path.exists():
+            return {}
+        manifest = Manifest(path, self.report.collection)
+        try:
+            recorded = manifest.embedder
+            if recorded and recorded != self.provider.embedding_id:
+                raise EmbedderMismatch(
+                    f"Collection {self.report.collection!r} was built with {recorded}, not "
+                    f"{self.provider.embedding_id}: a real run would be refused. Add --rebuild, "
+                    "or use another --collection."
+                )
+            return manifest.records()
+        finally:
+            manifest.close()
+
+
+class _Run(_Pass):
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        report: IngestReport,
+        on_progress: ProgressCallback | None,
+        store: Store,
+    ) -> None:
+        super().__init__(settings, provider, report, on_progress)
+        self.store = store
+        self.manifest = Manifest(settings.path(MANIFEST), store.name)
+        self.present: set[str] = set()
+        self.records: dict[str, FileRecord] = {}
+        self.incomplete: set[str] = set()
+
+    def run(self, roots: Sequence[Path], filters: Filters, prune: bool) -> None:
+        self.recover()
+        plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
+        self.remove(plan.removals)
+        try:
+            self.ingest(plan.tasks)
+        except ProviderError as exc:
+            self.report.stopped = f"{exc} {STOPPED_HINT}"
+            done = {f.source for f in self.report.files}
+            self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
+        self.finish()
+
+    def recover(self) -> None:
+        """Read back what earlier runs left: a pending version bump, the stored ids, and
+        committed files whose chunks are not all stored."""
+        if self.manifest.embedder not in (None, self.provider.embedding_id):
+            self.manifest.clear()  # the collection was rebuilt by hand with another embedder
+        self.manifest.set_embedder(self.provider.embedding_id)
+        if self.manifest.dirty:
+            self.bump()
+        self.present = self.store.ids()
+        self.records = self.manifest.records()
+        self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
+
+    def ingest(self, tasks: Sequence[Task]) -> None:
+        pending: list[Prepared] = []
+        for prepared in self.prepared(tasks):
+            pending.append(prepared)
+            if sum(len(p.chunks) for p in pending) >= self.settings.ingest_batch_chunks:
+                self.flush(pending)
+                pending = []
+        if pending:
+            self.flush(pending)
+
+    def flush(self, pending: Sequence[Prepared]) -> None:
+        """Store the chunks of these files in batches, then commit the files, then delete
+        the chunks of their previous versions."""
+        self.manifest.set_dirty(True)
+        chunks = [c for p in pending for c in p.chunks]
+        batch = self.settings.ingest_batch_chunks
+        for start in range(0, len(chunks), batch):
+            self.store_batch(chunks[start : start + batch])
+        self.manifest.commit([p.record for p in pending])
+        stale = [
+            old for p in pending if p.task.previous
+            for old in set(p.task.previous.chunk_ids) - set(p.record.chunk_ids)
+        ]
+        self.store.delete(stale)
+        self.present.difference_update(stale)
+        self.bump()
+        for p in pending:
+            self.report.add(p.outcome())
+
+    def store_batch(self, chunks: Sequence[SizedChunk]) -> None:
+        fresh = [c for c in chunks if c.chunk.id not in self.present]
+        reused = [c.chunk.id for c in chunks if c.chunk.id in self.present]
+        vectors = self.store.vectors(reused) if reused else {}
+        if fresh:
+            embedded = self.provider.embed_documents([c.chunk.text for c in fresh])
+            vectors.update(zip([c.chunk.id for c in fresh], embedded.vectors, strict=True))
+            self.count_embedding(fresh)
+        self.report.reused_chunks += len(reused)
+        self.store.upsert([c.chunk for c in chunks], [vectors[c.chunk.id] for c in chunks])
+        self.present.update(c.chunk.id for c in chunks)
+        self.chunks_done += len(chunks)
+        self.progress()
+
+    def remove(self, records: Sequence[FileRecord]) -> None:
+        """Forget first, then delete: a crash in between leaves orphans, never a record
+        pointing at deleted chunks."""
+        if not records:
+            return
+        self.manifest.set_dirty(True)
+        self.manifest.forget([r.source for r in records])
+        ids = [i for r in records for i in r.chunk_ids]
+        self.store.delete(ids)
+        self.present.difference_update(ids)
+        self.bump()
+        for r in records:
+            self.report.add(FileOutcome(r.source, Status.REMOVED, len(r.chunk_ids), r.tokens))
+
+    def finish(self) -> None:
+        """Delete the chunks no committed file owns (left by a crash or a stop)."""
+        owned = {i for r in self.manifest.records().values() for i in r.chunk_ids}
+        orphans = self.store.ids() - owned
+        if orphans:
+            self.manifest.set_dirty(True)
+            self.store.delete(orphans)
+            self.bump()
+        self.report.orphans_removed = len(orphans)
+        self.report.version = self.store.version
+
+    def bump(self) -> None:
+        self.store.bump_version()
+        self.manifest.set_dirty(False)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc)

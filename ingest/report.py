@@ -1,0 +1,78 @@
+"""What an ingest run did (or, dry, would do), file by file, as typed records the CLI, the
+UI upload and the benchmark all read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a type we do not read: listed, not a failure
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    source: str
+    status: Status
+    chunks: int = 0
+    tokens: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent to `on_progress` after each file is read and each batch is stored. The chunk
+    total grows as files are read: it is not known before."""
+
+    files_done: int
+    files_total: int
+    chunks_done: int
+    chunks_total: int
+    current: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    embedder: str
+    dry_run: bool = False
+    files: list[FileOutcome] = field(default_factory=list)
+    embedded_chunks: int = 0  # chunks sent to the embedder (dry run: that would be)
+    reused_chunks: int = 0  # chunks whose vectors were already stored: no embedding call
+    tokens: int = 0  # tokens sent to the embedder, counted locally (see ingest.chunking)
+    cost_usd: float = 0.0
+    orphans_removed: int = 0  # chunks a crashed run left behind, removed by this one
+    version: int = 0  # the collection's corpus version after the run
+    stopped: str | None = None  # why the run stopped early; what was done is kept
+    not_done: int = 0  # files left for the next run after a stop
+
+    def add(self, outcome: FileOutcome) -> None:
+        self.files.append(outcome)
+
+    def of(self, status: Status) -> list[FileOutcome]:
+        return [f for f in self.files if f.status is status]
+
+    def count(self, status: Status) -> int:
+        return len(self.of(status))
+
+    @property
+    def chunks(self) -> int:
+        """Chunks now stored for the files this run added or updated."""
+        return sum(f.chunks for f in self.files if f.status in (Status.ADDED, Status.UPDATED))
+
+    @property
+    def exit_code(self) -> int:
+        """2: stopped early (quota, key); 1: some file failed; 0: all well."""
+        if self.stopped:
+            return 2
+        return 1 if self.count(Status.FAILED) else 0
