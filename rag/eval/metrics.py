@@ -94,9 +94,14 @@ _REFUSAL = re.compile(
 )
 
 
+def without_note(answer: str) -> str:
+    """The answer without the offline mode's disclaimer, which is not a claim about anything."""
+    return answer.replace(OFFLINE_NOTE, " ").strip()
+
+
 def answer_body(answer: str) -> str:
-    """The answer without the offline disclaimer and the `[n]` markers: only what it claims."""
-    return _CITATION.sub(" ", answer.replace(OFFLINE_NOTE, " ")).strip()
+    """The answer without the disclaimer and the `[n]` markers: only what it claims."""
+    return _CITATION.sub(" ", without_note(answer)).strip()
 
 
 def normalize(text: str) -> str:

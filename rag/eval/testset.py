@@ -78,9 +78,11 @@ class TestCase:
 class LineProblem:
     line: int
     reason: str
+    file: str = ""
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+        where = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
+        return f"{where}: {self.reason}"
 
 
 @dataclass

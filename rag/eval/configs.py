@@ -1,0 +1,92 @@
+"""The configurations one run compares: `--compare k=4,8,12 --compare mode=vector,bm25`
+runs every combination of the listed values side by side, the rest from settings."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from typing import get_args
+
+from rag.answer import Mode
+from rag.errors import ConfigError
+from rag.settings import Settings
+
+MODES: tuple[Mode, ...] = get_args(Mode)
+AXES = ("k", "mode", "mmr")
+_TRUE, _FALSE = {"on", "true", "yes", "1"}, {"off", "false", "no", "0"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What the chain is asked with: retrieval mode, passages shown, MMR."""
+
+    mode: Mode
+    top_k: int
+    mmr: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} k={self.top_k}{' mmr' if self.mmr else ''}"
+
+
+@dataclass(frozen=True)
+class RetrievalVariant:
+    """One retrieval setting scored on its own: every mode with and without MMR, per k."""
+
+    mode: Mode
+    mmr: bool
+    top_k: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode}{'+mmr' if self.mmr else ''} k={self.top_k}"
+
+
+def default_config(settings: Settings) -> EvalConfig:
+    return EvalConfig(settings.retrieval_mode, settings.top_k, settings.mmr)
+
+
+def parse_compare(specs: list[str], settings: Settings) -> list[EvalConfig]:
+    """Every combination of the `axis=v1,v2` specs, in the order given."""
+    axes: dict[str, list[object]] = {}
+    for spec in specs:
+        axis, _, values = spec.partition("=")
+        axis = axis.strip().lower()
+        if axis not in AXES or not values.strip():
+            raise ConfigError(f"--compare {spec!r}: expected one of {', '.join(AXES)} = comma-separated values")
+        if axis in axes:
+            raise ConfigError(f"--compare {spec!r}: {axis} is given twice")
+        axes[axis] = [_value(axis, v.strip(), spec) for v in values.split(",") if v.strip()]
+    base = default_config(settings)
+    configs = []
+    for combo in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, combo, strict=True))
+        configs.append(
+            replace(
+                base,
+                top_k=chosen.get("k", base.top_k),  # type: ignore[arg-type]
+                mode=chosen.get("mode", base.mode),  # type: ignore[arg-type]
+                mmr=chosen.get("mmr", base.mmr),  # type: ignore[arg-type]
+            )
+        )
+    return list(dict.fromkeys(configs)) or [base]
+
+
+def retrieval_variants(configs: list[EvalConfig]) -> list[RetrievalVariant]:
+    """All modes with and without MMR at every k the configurations use."""
+    ks = dict.fromkeys(c.top_k for c in configs)
+    return [RetrievalVariant(mode, mmr, k) for k in ks for mode in MODES for mmr in (False, True)]
+
+
+def _value(axis: str, raw: str, spec: str) -> object:
+    if axis == "k":
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"--compare {spec!r}: k must be a positive integer, got {raw!r}")
+        return int(raw)
+    if axis == "mode":
+        if raw not in MODES:
+            raise ConfigError(f"--compare {spec!r}: mode must be one of {', '.join(MODES)}, got {raw!r}")
+        return raw
+    if raw.lower() not in _TRUE | _FALSE:
+        raise ConfigError(f"--compare {spec!r}: mmr must be on or off, got {raw!r}")
+    return raw.lower() in _TRUE

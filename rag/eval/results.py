@@ -1,0 +1,173 @@
+"""What a run produced, per case and in aggregate, and its JSON form.
+
+The JSON file is the record other runs compare with (`--baseline`), so it carries the
+aggregate rows under stable keys and every per-case score for drilling down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.eval.metrics import mean, percentile
+
+RETRIEVAL_HEADLINE = ("hit", "recall", "mrr", "ndcg10")
+ANSWER_HEADLINE = ("token_f1", "citation_precision", "citation_recall", "refusal_accuracy", "faithfulness")
+
+
+@dataclass(frozen=True)
+class RetrievalScores:
+    """One case under one retrieval variant."""
+
+    case_id: str
+    variant: str
+    hit: float
+    recall: float
+    mrr: float
+    ndcg10: float
+    retrieved: list[str] = field(default_factory=list)  # "source" or "source#page", in rank order
+
+
+@dataclass(frozen=True)
+class AnswerScores:
+    """One case answered under one configuration. None means 'not defined for this case'
+    (no citations to be precise about, no reference for an unanswerable question)."""
+
+    case_id: str
+    config: str
+    answer: str
+    unanswerable: bool
+    tags: list[str]
+    exact_match: float | None
+    token_f1: float | None
+    citation_precision: float | None
+    citation_recall: float | None
+    refused: bool
+    faithfulness: float | None
+    correctness: float | None
+    judge: str  # "gemini" or "lexical": how faithfulness was scored
+    route: str
+    cost_usd: float
+    judge_cost_usd: float
+    latency_s: float
+    ttft_s: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RetrievalRow:
+    variant: str
+    cases: int
+    hit: float | None
+    recall: float | None
+    mrr: float | None
+    ndcg10: float | None
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    config: str
+    cases: int
+    errors: int
+    exact_match: float | None
+    token_f1: float | None
+    citation_precision: float | None
+    citation_recall: float | None
+    refusal_accuracy: float | None  # unanswerable cases the answer refused
+    false_refusals: float | None  # answerable cases the answer refused anyway
+    faithfulness: float | None
+    correctness: float | None
+    judge: str
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    cost_p50_usd: float | None
+    cost_p95_usd: float | None
+    cost_total_usd: float
+    judge_cost_usd: float
+    routes: dict[str, int]
+
+
+@dataclass
+class RunReport:
+    testset: str
+    provider: str
+    collection: str
+    corpus_version: int
+    started: str
+    cases: int
+    problems: list[str]
+    retrieval: list[RetrievalRow]
+    answers: list[AnswerRow]
+    retrieval_cases: list[RetrievalScores] = field(default_factory=list)
+    answer_cases: list[AnswerScores] = field(default_factory=list)
+
+    def headline(self) -> dict[str, float]:
+        """Flat `row / metric -> value` of the metrics a regression gate watches."""
+        out: dict[str, float] = {}
+        for r in self.retrieval:
+            out |= {f"retrieval {r.variant} / {m}": v for m in RETRIEVAL_HEADLINE
+                    if (v := getattr(r, m)) is not None}
+        for a in self.answers:
+            out |= {f"answers {a.config} / {m}": v for m in ANSWER_HEADLINE if (v := getattr(a, m)) is not None}
+        return out
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> RunReport:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            **{k: v for k, v in raw.items() if k not in _NESTED},
+            retrieval=[RetrievalRow(**r) for r in raw["retrieval"]],
+            answers=[AnswerRow(**a) for a in raw["answers"]],
+            retrieval_cases=[RetrievalScores(**c) for c in raw.get("retrieval_cases", [])],
+            answer_cases=[AnswerScores(**c) for c in raw.get("answer_cases", [])],
+        )
+
+
+_NESTED = {"retrieval", "answers", "retrieval_cases", "answer_cases"}
+
+
+def retrieval_row(variant: str, scores: list[RetrievalScores]) -> RetrievalRow:
+    return RetrievalRow(
+        variant=variant,
+        cases=len(scores),
+        hit=mean([s.hit for s in scores]),
+        recall=mean([s.recall for s in scores]),
+        mrr=mean([s.mrr for s in scores]),
+        ndcg10=mean([s.ndcg10 for s in scores]),
+    )
+
+
+def answer_row(config: str, scores: list[AnswerScores]) -> AnswerRow:
+    ok = [s for s in scores if not s.error]
+    answerable = [s for s in ok if not s.unanswerable]
+    latencies = [s.latency_s for s in ok]
+    costs = [s.cost_usd for s in ok]
+    return AnswerRow(
+        config=config,
+        cases=len(scores),
+        errors=len(scores) - len(ok),
+        exact_match=mean([s.exact_match for s in ok]),
+        token_f1=mean([s.token_f1 for s in ok]),
+        citation_precision=mean([s.citation_precision for s in ok]),
+        citation_recall=mean([s.citation_recall for s in ok]),
+        refusal_accuracy=mean([float(s.refused) for s in ok if s.unanswerable]),
+        false_refusals=mean([float(s.refused) for s in answerable]),
+        faithfulness=mean([s.faithfulness for s in ok]),
+        correctness=mean([s.correctness for s in ok]),
+        judge=", ".join(sorted({s.judge for s in ok if s.faithfulness is not None})) or "none",
+        latency_p50_s=percentile(latencies, 50),
+        latency_p95_s=percentile(latencies, 95),
+        cost_p50_usd=percentile(costs, 50),
+        cost_p95_usd=percentile(costs, 95),
+        cost_total_usd=sum(costs),
+        judge_cost_usd=sum(s.judge_cost_usd for s in ok),
+        routes=dict(Counter(s.route for s in ok)),
+    )

@@ -1,0 +1,225 @@
+"""Running a test set through retrieval and the answer chain, in parallel and resumably.
+
+Work is split into units: one per case and k for retrieval (every mode with and without
+MMR, sharing the follow-up rewrite), one per case and configuration for answers. Units run
+on a thread pool; the provider layer already keeps Gemini calls within the rate limits, so
+the pool only bounds how many wait at once. Each finished unit goes to the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from rag.answer import AnswerRecord, AskOptions
+from rag.chain import Chain
+from rag.errors import GemragError
+from rag.eval import metrics
+from rag.eval.checkpoint import Checkpoint, unit_key
+from rag.eval.configs import EvalConfig, RetrievalVariant, retrieval_variants
+from rag.eval.judge import judge
+from rag.eval.results import (
+    AnswerScores,
+    RetrievalScores,
+    RunReport,
+    answer_row,
+    retrieval_row,
+)
+from rag.eval.testset import TestCase, TestSet
+from rag.prompts import PROMPT_VERSION
+from rag.providers.base import Provider
+from rag.retrieval import Query
+from rag.settings import Settings
+from rag.store import Store
+from rag.types import Chunk, Message, Passage
+
+NDCG_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures."""
+
+    testset: TestSet
+    configs: list[EvalConfig]
+    answers: bool = True  # BEIR sets have no reference answers: retrieval only
+    workers: int = 4
+
+
+class Evaluator:
+    def __init__(self, settings: Settings, provider: Provider, store: Store, checkpoint: Checkpoint) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.store = store
+        self.chain = Chain(settings, provider, store)
+        self.checkpoint = checkpoint
+        self.failures: list[str] = []
+        # Everything a unit's scores depend on besides its case and configuration.
+        self.environment = {
+            "provider": provider.name,
+            "embedder": provider.embedding_id,
+            "models": [provider.flash_model, provider.pro_model],
+            "collection": store.name,
+            "corpus_version": store.version,
+            "prompt": PROMPT_VERSION,
+            "retrieval": [settings.overfetch, settings.rrf_k, settings.mmr_lambda],
+            "routing": [settings.pro_threshold_tokens, settings.whole_document_budget_tokens],
+        }
+
+    def run(self, plan: Plan, advance: Callable[[int], None] = lambda _: None) -> RunReport:
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        variants = retrieval_variants(plan.configs)
+        ks = list(dict.fromkeys(v.top_k for v in variants))
+        retrieval_units = [(c, k) for c in plan.testset.cases if not c.unanswerable for k in ks]
+        answer_units = [(c, cfg) for c in plan.testset.cases for cfg in plan.configs] if plan.answers else []
+        retrieval_done: list[RetrievalScores] = []
+        answers_done: list[AnswerScores] = []
+        with ThreadPoolExecutor(max_workers=plan.workers) as pool:
+            futures = {
+                **{pool.submit(self.retrieval_unit, case, [v for v in variants if v.top_k == k]): case
+                   for case, k in retrieval_units},
+                **{pool.submit(self.answer_unit, case, cfg): case for case, cfg in answer_units},
+            }
+            for future in as_completed(futures):
+                result = future.result()
+                if isinstance(result, AnswerScores):
+                    answers_done.append(result)
+                else:
+                    retrieval_done.extend(result)
+                advance(1)
+        return self.report(plan, started, variants, retrieval_done, answers_done)
+
+    def report(
+        self,
+        plan: Plan,
+        started: str,
+        variants: list[RetrievalVariant],
+        retrieval_done: list[RetrievalScores],
+        answers_done: list[AnswerScores],
+    ) -> RunReport:
+        case_order = {c.id: i for i, c in enumerate(plan.testset.cases)}
+        retrieval_done.sort(key=lambda s: case_order[s.case_id])
+        answers_done.sort(key=lambda s: case_order[s.case_id])
+        return RunReport(
+            testset=plan.testset.name,
+            provider=f"{self.provider.name} ({self.provider.flash_model}, {self.provider.pro_model})",
+            collection=self.store.name,
+            corpus_version=self.store.version,
+            started=started,
+            cases=len(plan.testset.cases),
+            problems=[str(p) for p in plan.testset.problems] + self.failures,
+            retrieval=[
+                retrieval_row(v.label, [s for s in retrieval_done if s.variant == v.label]) for v in variants
+            ],
+            answers=[
+                answer_row(c.label, [s for s in answers_done if s.config == c.label]) for c in plan.configs
+            ],
+            retrieval_cases=retrieval_done,
+            answer_cases=answers_done,
+        )
+
+    # --- retrieval ---
+
+    def retrieval_unit(self, case: TestCase, variants: list[RetrievalVariant]) -> list[RetrievalScores]:
+        key = unit_key("retrieval", self.environment, asdict(case), [v.label for v in variants])
+        if (saved := self.checkpoint.get(key)) is not None:
+            return [RetrievalScores(**s) for s in saved]
+        try:
+            question = self.chain.rewrite(case.question, history(case)).question
+            scores = [self.score_retrieval(case, question, v) for v in variants]
+        except GemragError as error:
+            self.failures.append(f"case {case.id}: retrieval failed: {error}")
+            return []
+        self.checkpoint.add(key, [asdict(s) for s in scores])
+        return scores
+
+    def score_retrieval(self, case: TestCase, question: str, variant: RetrievalVariant) -> RetrievalScores:
+        """hit@k and recall@k on the k passages the chain would show; MRR and nDCG on the
+        first ten (a second search when k is not ten, since MMR's pick depends on k)."""
+        shown = self.search(question, variant, variant.top_k)
+        ranked = shown if variant.top_k >= NDCG_DEPTH else self.search(question, variant, NDCG_DEPTH)
+        return RetrievalScores(
+            case_id=case.id,
+            variant=variant.label,
+            hit=metrics.hit_at(shown, case.relevant, variant.top_k),
+            recall=metrics.recall_at(shown, case.relevant, variant.top_k),
+            mrr=metrics.reciprocal_rank(ranked[:NDCG_DEPTH], case.relevant),
+            ndcg10=metrics.ndcg_at(ranked, case.relevant, NDCG_DEPTH),
+            retrieved=[f"{f.source}#{f.page}" if f.page else f.source for f in shown],
+        )
+
+    def search(self, question: str, variant: RetrievalVariant, depth: int) -> list[metrics.Found]:
+        query = Query(question, variant.mode, depth, variant.mmr)
+        return [found(h.chunk) for h in self.chain.retriever.search(self.store, query).hits]
+
+    # --- answers ---
+
+    def answer_unit(self, case: TestCase, config: EvalConfig) -> AnswerScores:
+        key = unit_key("answer", self.environment, asdict(case), config.label)
+        if (saved := self.checkpoint.get(key)) is not None:
+            return AnswerScores(**saved)
+        try:
+            options = AskOptions(collection=self.store.name, mode=config.mode, top_k=config.top_k, mmr=config.mmr)
+            record = self.chain.ask(case.question, history(case), options=options)
+            scores = self.score_answer(case, config, record)
+        except GemragError as error:  # a quota or budget stop on one case keeps the others' results
+            return failed(case, config, str(error))
+        self.checkpoint.add(key, asdict(scores))
+        return scores
+
+    def score_answer(self, case: TestCase, config: EvalConfig, record: AnswerRecord) -> AnswerScores:
+        cited = [metrics.Found(c.source, c.page, c.chunk_id) for c in record.citations]
+        refused = metrics.is_refusal(record.answer)
+        verdict = judge(self.provider, case.question, case.reference_answer,
+                        metrics.without_note(record.answer), self.shown(record))
+        # Word overlap says nothing about a refusal, which claims nothing; a model judges it.
+        faithfulness = None if refused and verdict.method == "lexical" else verdict.faithfulness
+        return AnswerScores(
+            case_id=case.id,
+            config=config.label,
+            answer=record.answer,
+            unanswerable=case.unanswerable,
+            tags=list(case.tags),
+            exact_match=None if case.unanswerable else metrics.exact_match(record.answer, case.reference_answer),
+            token_f1=None if case.unanswerable else metrics.token_f1(record.answer, case.reference_answer),
+            citation_precision=None if case.unanswerable else metrics.citation_precision(cited, case.relevant),
+            citation_recall=metrics.citation_recall(cited, case.relevant),
+            refused=refused,
+            faithfulness=faithfulness,
+            correctness=verdict.correctness,
+            judge=verdict.method,
+            route="cached" if record.cached else record.route.kind,
+            cost_usd=record.cost_usd,
+            judge_cost_usd=0.0,
+            latency_s=record.latency_s,
+            ttft_s=record.ttft_s,
+        )
+
+    def shown(self, record: AnswerRecord) -> list[Passage]:
+        """The full passages the answer was generated from (the record keeps snippets)."""
+        chunks = {c.id: c for c in self.store.get([s.chunk_id for s in record.sources])}
+        return [
+            Passage(n=s.n, text=chunks[s.chunk_id].text, source=s.source, page=s.page, chunk_id=s.chunk_id)
+            for s in record.sources
+            if s.chunk_id in chunks
+        ]
+
+
+def history(case: TestCase) -> list[Message]:
+    return [Message("user", q) for q in case.history]
+
+
+def found(chunk: Chunk) -> metrics.Found:
+    return metrics.Found(chunk.source, chunk.page, chunk.id)
+
+
+def failed(case: TestCase, config: EvalConfig, error: str) -> AnswerScores:
+    return AnswerScores(
+        case_id=case.id, config=config.label, answer="", unanswerable=case.unanswerable, tags=list(case.tags),
+        exact_match=None, token_f1=None, citation_precision=None, citation_recall=None, refused=False,
+        faithfulness=None, correctness=None, judge="none", route="error", cost_usd=0.0, judge_cost_usd=0.0,
+        latency_s=0.0, ttft_s=0.0, error=error,
+    )
+

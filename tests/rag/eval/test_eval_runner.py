@@ -1,0 +1,79 @@
+"""The runner on the tiny corpus, offline: every variant scored, answers judged lexically,
+finished units checkpointed and skipped on a rerun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import CASES, write_testset  # type: ignore[import-not-found]
+
+from rag.eval.checkpoint import Checkpoint
+from rag.eval.configs import EvalConfig
+from rag.eval.runner import Evaluator, Plan
+from rag.eval.testset import load_testset
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+from rag.store import Store
+
+CONFIG = EvalConfig("hybrid", 3, False)
+
+
+def test_offline_run_scores_every_variant_and_answer(evaluator: Evaluator, tmp_path: Path) -> None:
+    testset = load_testset(write_testset(tmp_path / "t.jsonl"))
+    report = evaluator.run(Plan(testset, [CONFIG], workers=2))
+
+    assert [r.variant for r in report.retrieval] == [
+        "hybrid k=3", "hybrid+mmr k=3", "vector k=3", "vector+mmr k=3", "bm25 k=3", "bm25+mmr k=3"]
+    assert all(r.cases == 4 for r in report.retrieval)  # the unanswerable case has no relevant set
+    by_case = {s.case_id: s for s in report.retrieval_cases if s.variant == "hybrid k=3"}
+    assert by_case["vacation"].hit == 1.0 and by_case["vacation"].retrieved[0] == "handbook.pdf#2"
+    assert by_case["follow"].hit == 1.0  # the rewrite carried the subject of the earlier question
+
+    row = report.answers[0]
+    assert row.config == "hybrid k=3" and row.cases == 5 and row.errors == 0
+    assert row.judge == "lexical"
+    assert row.routes == {"offline": 5}
+    answers = {a.case_id: a for a in report.answer_cases}
+    assert answers["unknown"].refused and row.refusal_accuracy == 1.0
+    assert answers["unknown"].token_f1 is None and answers["unknown"].faithfulness is None
+    assert answers["vacation"].citation_recall == 1.0 and answers["vacation"].token_f1 > 0.5
+    assert answers["vacation"].faithfulness > 0.8  # the extractive answer quotes its sources
+
+
+def test_resume_skips_finished_units(
+    settings: Settings, offline_provider: OfflineProvider, tiny_store: Store, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = Evaluator(settings, offline_provider, tiny_store, Checkpoint(out))
+    first.run(Plan(load_testset(write_testset(tmp_path / "part.jsonl", CASES[:2])), [CONFIG]))  # "interrupted"
+
+    again = Evaluator(settings, offline_provider, tiny_store, Checkpoint(out))
+    asked: list[str] = []
+    searched: list[str] = []
+    real_ask, real_search = again.chain.ask, again.search
+    again.chain.ask = lambda q, *a, **kw: asked.append(q) or real_ask(q, *a, **kw)  # type: ignore[method-assign]
+    again.search = lambda q, *a: searched.append(q) or real_search(q, *a)  # type: ignore[method-assign]
+    report = again.run(Plan(load_testset(write_testset(tmp_path / "full.jsonl")), [CONFIG]))
+
+    done_before = {CASES[0]["question"], CASES[1]["question"]}
+    assert len(asked) == 3 and not done_before & set(asked)
+    assert searched and not done_before & set(searched)
+    assert report.answers[0].cases == 5 and report.retrieval[0].cases == 4  # old and new units together
+
+
+def test_changed_configuration_is_not_served_from_the_checkpoint(evaluator: Evaluator, tmp_path: Path) -> None:
+    testset = load_testset(write_testset(tmp_path / "t.jsonl", CASES[:1]))
+    evaluator.run(Plan(testset, [CONFIG]))
+    asked: list[str] = []
+    real_ask = evaluator.chain.ask
+    evaluator.chain.ask = lambda q, *a, **kw: asked.append(q) or real_ask(q, *a, **kw)  # type: ignore[method-assign]
+    evaluator.run(Plan(testset, [EvalConfig("bm25", 3, False)]))
+    assert asked == [CASES[0]["question"]]
+
+
+def test_cut_short_checkpoint_line_is_run_again(tmp_path: Path) -> None:
+    checkpoint = Checkpoint(tmp_path)
+    checkpoint.add("a", {"x": 1})
+    with checkpoint.path.open("a") as out:
+        out.write('{"key": "b", "payl')
+    assert Checkpoint(tmp_path).done == {"a": {"x": 1}}
