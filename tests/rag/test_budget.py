@@ -1,0 +1,61 @@
+"""Budgets refuse a request before the call, with a message saying what to do, and charge nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.budget import Budget
+from rag.costs import Ledger
+from rag.errors import BudgetExceeded
+from rag.settings import Settings
+from rag.types import Usage
+from tests.fakes.clock import ManualClock
+
+
+def _setup(settings: Settings, clock: ManualClock, **limits: float) -> tuple[Budget, Ledger]:
+    limited = settings.model_copy(update=limits)
+    ledger = Ledger(limited, clock=clock)
+    return Budget(limited, ledger), ledger
+
+
+def test_a_request_that_would_pass_the_session_budget_is_refused_and_nothing_recorded(
+    store_settings: Settings, clock: ManualClock
+) -> None:
+    budget, ledger = _setup(store_settings, clock, session_budget_usd=0.01)
+    ledger.record("s1", "gemini-2.5-flash", Usage(prompt_tokens=20_000), "answer", 0.008)
+    budget.check("s1", 0.002)  # exactly at the limit is allowed
+    before = ledger.session("s1")
+
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.check("s1", 0.0025)
+
+    message = str(refused.value)
+    assert "session budget" in message
+    assert "$0.0080" in message and "$0.01 limit" in message and "$0.0025" in message
+    assert "GEMRAG_SESSION_BUDGET_USD" in message and "session_budget_usd in gemrag.toml" in message
+    assert ledger.session("s1") == before
+    assert ledger.total().calls == 1
+    budget.check("s2", 0.0025)  # another session has its own budget
+
+
+def test_the_daily_budget_spans_sessions_and_resets_the_next_utc_day(
+    store_settings: Settings, clock: ManualClock
+) -> None:
+    budget, ledger = _setup(store_settings, clock, session_budget_usd=1.0, daily_budget_usd=0.05)
+    for session_id in ("a", "b", "c", "d"):
+        ledger.record(session_id, "gemini-2.5-pro", Usage(prompt_tokens=10_000), "answer", 0.012)
+
+    with pytest.raises(BudgetExceeded, match=r"daily budget.*\$0\.0480 of its \$0\.05 limit.*GEMRAG_DAILY_BUDGET_USD"):
+        budget.check("e", 0.005)
+    assert budget.remaining_usd("e") == pytest.approx(0.002)
+
+    clock.advance(24 * 3600)
+    budget.check("e", 0.005)
+    assert budget.remaining_usd("e") == pytest.approx(0.05)
+
+
+def test_free_calls_pass_even_with_a_zero_budget(store_settings: Settings, clock: ManualClock) -> None:
+    budget, _ = _setup(store_settings, clock, session_budget_usd=0.0, daily_budget_usd=0.0)
+    budget.check("offline", 0.0)
+    with pytest.raises(BudgetExceeded):
+        budget.check("offline", 0.000_001)

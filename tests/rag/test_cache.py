@@ -1,0 +1,208 @@
+"""The answer cache and the query-embedding cache, on the SQLite default and on Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.answer import AnswerRecord, AskOptions, Citation, Route
+from rag.cache import AnswerCache, CacheKey, cache_key, normalise_question
+from rag.embedcache import EmbeddingCache
+from rag.kv import open_kv
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+from rag.types import Embedded, Message, Usage
+from tests.fakes.clock import ManualClock
+
+RETRIEVAL = AskOptions(mode="hybrid", top_k=6, mmr=False)
+
+
+def _key(question: str = "How long is the warranty?", **changes: object) -> CacheKey:
+    args: dict[str, object] = {
+        "corpus_version": 3,
+        "model": "gemini-2.5-flash",
+        "prompt_version": "answer-1",
+        "retrieval_settings": RETRIEVAL,
+    } | changes
+    return cache_key(question, **args)  # type: ignore[arg-type]
+
+
+def _record(answer: str = "Two years [1].", cost: float = 0.0042) -> AnswerRecord:
+    cite = Citation(1, "c1", "warranty.md", 2, "Terms", "The warranty lasts two years.", 0.91)
+    return AnswerRecord(
+        question="how long is the warranty?",
+        standalone_question="How long is the warranty?",
+        answer=answer,
+        citations=[cite],
+        sources=[cite],
+        route=Route("flash", "gemini-2.5-flash", "context 1,200 tokens <= 24,000"),
+        usage=Usage(prompt_tokens=1_200, output_tokens=40),
+        cost_usd=cost,
+        session_id="alice",
+        corpus_version=3,
+        history=[Message("user", "something private")],
+    )
+
+
+def test_question_normalisation_ignores_case_spacing_and_trailing_punctuation() -> None:
+    assert normalise_question("  How LONG is\tthe   warranty ?! ") == "how long is the warranty"
+    assert _key("how long is the warranty") == _key("How long is the WARRANTY?")
+    assert _key("How long is the warranty?") != _key("How long is the guarantee?")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"corpus_version": 4},
+        {"model": "gemini-2.5-pro"},
+        {"prompt_version": "answer-2"},
+        {"retrieval_settings": dataclasses.replace(RETRIEVAL, top_k=8)},
+        {"retrieval_settings": dataclasses.replace(RETRIEVAL, mode="bm25")},
+        {"retrieval_settings": dataclasses.replace(RETRIEVAL, sources=("warranty.md",))},
+    ],
+)
+def test_key_changes_with_everything_the_answer_depends_on(change: dict[str, object]) -> None:
+    assert _key(**change).digest != _key().digest
+    assert _key(**change).scope != _key().scope
+
+
+def test_a_hit_returns_the_stored_answer_marked_as_cached(store_settings: Settings) -> None:
+    cache = AnswerCache(store_settings)
+    key = _key()
+    assert cache.get(key) is None
+    cache.put(key, _record())
+
+    hit = cache.get(_key("how long is the warranty"))
+    assert hit is not None
+    assert hit.answer == "Two years [1]."
+    assert hit.citations == _record().citations
+    assert hit.usage == Usage(prompt_tokens=1_200, output_tokens=40)  # the original usage
+    assert (hit.cached, hit.cost_usd, hit.saved_usd) == (True, 0.0, 0.0042)
+    assert hit.route.kind == "cached" and hit.route.model == "gemini-2.5-flash"
+    assert "answer cache" in hit.route.reason
+    assert (hit.session_id, hit.history) == ("", [])  # one session's conversation is not shared
+
+
+def test_a_new_corpus_version_never_sees_older_answers(store_settings: Settings) -> None:
+    cache = AnswerCache(store_settings)
+    cache.put(_key(corpus_version=3), _record())
+    assert cache.get(_key(corpus_version=4)) is None
+
+
+def test_records_are_stored_as_json(settings: Settings) -> None:
+    cache = AnswerCache(settings)
+    key = _key()
+    cache.put(key, _record())
+    raw = open_kv(settings, "cache").get(cache.answers, key.digest)
+    assert raw is not None
+    assert json.loads(raw)["answer"] == "Two years [1]."
+
+
+def test_entries_expire_after_the_ttl(store_settings: Settings, clock: ManualClock) -> None:
+    cache = AnswerCache(store_settings.model_copy(update={"cache_ttl_s": 60}), clock=clock)
+    cache.put(_key(), _record())
+    clock.advance(59)
+    assert cache.get(_key()) is not None
+    clock.advance(1)
+    assert cache.get(_key()) is None
+
+
+def test_the_oldest_entries_are_evicted_beyond_the_size_bound(store_settings: Settings, clock: ManualClock) -> None:
+    cache = AnswerCache(store_settings.model_copy(update={"cache_max_entries": 3}), clock=clock)
+    for n in range(5):
+        clock.advance(1)
+        cache.put(_key(f"question {n}"), _record(answer=f"answer {n}"))
+    kept = [cache.get(_key(f"question {n}")) for n in range(5)]
+    assert [r.answer if r else None for r in kept] == [None, None, "answer 2", "answer 3", "answer 4"]
+
+
+READER = """
+import sys
+from rag.answer import AskOptions
+from rag.cache import AnswerCache, cache_key
+from rag.settings import Settings
+key = cache_key("How long is the warranty?", 3, "gemini-2.5-flash", "answer-1",
+                AskOptions(mode="hybrid", top_k=6, mmr=False))
+hit = AnswerCache(Settings(data_dir=sys.argv[1])).get(key)
+print(hit.answer if hit else "MISS")
+"""
+
+
+@pytest.mark.slow
+def test_the_sqlite_cache_survives_a_new_process(settings: Settings) -> None:
+    AnswerCache(settings).put(_key(), _record())
+    out = subprocess.run(
+        [sys.executable, "-c", READER, str(settings.data_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Two years [1]."
+
+
+def test_semantic_cache_is_off_by_default(store_settings: Settings) -> None:
+    cache = AnswerCache(store_settings)
+    cache.put(_key(), _record(), query_vector=[1.0, 0.0, 0.0])
+    assert cache.get_similar(_key("warranty length?"), [1.0, 0.0, 0.0]) is None
+
+
+def test_semantic_cache_serves_close_questions_in_the_same_scope_only(store_settings: Settings) -> None:
+    cache = AnswerCache(store_settings.model_copy(update={"semantic_cache": True, "semantic_cache_threshold": 0.95}))
+    cache.put(_key(), _record(), query_vector=[1.0, 0.0, 0.0])
+    cache.put(_key("Who makes the kettle?"), _record(answer="Acme [1]."), query_vector=[0.0, 1.0, 0.0])
+
+    close = [0.97, 0.2, 0.0]  # cosine 0.979 with the warranty question
+    hit = cache.get_similar(_key("What is the warranty period?"), close)
+    assert hit is not None and hit.answer == "Two years [1]." and hit.cached
+    assert "similar question (cosine 0.979)" in hit.route.reason
+
+    assert cache.get_similar(_key("Anything else?"), [0.7, 0.7, 0.1]) is None  # below the threshold
+    assert cache.get_similar(_key("What is the warranty period?", corpus_version=4), close) is None
+
+
+class CountingEmbedder:
+    """The offline provider's embedder, counting the calls that reach it."""
+
+    def __init__(self, provider: OfflineProvider, embedding_id: str | None = None) -> None:
+        self.provider = provider
+        self.embedding_id = embedding_id or provider.embedding_id
+        self.calls: list[str] = []
+
+    def embed_query(self, text: str) -> Embedded:
+        self.calls.append(text)
+        return self.provider.embed_query(text)
+
+
+def test_a_repeated_question_makes_no_embedding_call(
+    store_settings: Settings, offline_provider: OfflineProvider
+) -> None:
+    cache = EmbeddingCache(store_settings)
+    embedder = CountingEmbedder(offline_provider)
+    first = cache.embed_query(embedder, "How long is the warranty?")  # type: ignore[arg-type]
+    again = cache.embed_query(embedder, "How long is the warranty?")  # type: ignore[arg-type]
+
+    assert embedder.calls == ["How long is the warranty?"]
+    assert again.vectors == first.vectors  # exactly, not approximately
+    assert again.model == first.model
+    assert again.usage == Usage() and first.usage.prompt_tokens > 0
+
+    cache.embed_query(embedder, "How long is the warranty")  # type: ignore[arg-type]
+    other_embedder = CountingEmbedder(offline_provider, embedding_id="gemini:gemini-embedding-001:768")
+    cache.embed_query(other_embedder, "How long is the warranty?")  # type: ignore[arg-type]
+    assert len(embedder.calls) == 2 and len(other_embedder.calls) == 1
+
+
+def test_the_embedding_cache_has_its_own_size_bound(settings: Settings, offline_provider: OfflineProvider) -> None:
+    cache = EmbeddingCache(settings.model_copy(update={"embed_cache_max_entries": 1}))
+    embedder = CountingEmbedder(offline_provider)
+    for text in ("first", "second", "first"):
+        cache.embed_query(embedder, text)  # type: ignore[arg-type]
+    assert embedder.calls == ["first", "second", "first"]
+
+
+def test_cache_and_ledger_files_live_in_the_data_dir(settings: Settings) -> None:
+    AnswerCache(settings).put(_key(), _record())
+    assert (Path(settings.data_dir) / "cache.sqlite3").exists()
