@@ -1,0 +1,132 @@
+"""Client-side rate limiting per model, so a burst waits its turn instead of failing.
+
+The Gemini API enforces requests/min, tokens/min and requests/day per project and model,
+and answers 429 beyond them. Hitting that wall costs a failed request and a retry delay;
+spacing the requests ourselves costs only the wait. Limits come from `Settings.limit_for`
+(the published figures per tier, dated in settings.py).
+
+Each request reserves the earliest moment at which it fits into every sliding 60 s window,
+first come first served, and then sleeps until then outside the lock, so concurrent callers
+are spread out evenly. The daily limit is different: waiting hours is never what a user
+wants, so a spent day raises `QuotaExhausted` at once. Counts are per process; the daily one
+is a rolling 24 h window, a cautious stand-in for the API's reset at midnight Pacific time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rag.errors import QuotaExhausted
+from rag.settings import RateLimit, Settings
+
+MINUTE = 60.0
+DAY = 86_400.0
+
+
+def quota_exhausted(model: str, tier: str, why: str) -> QuotaExhausted:
+    """The one wording of "out of quota": what happened, then what the user can do."""
+    return QuotaExhausted(
+        f"Gemini quota exhausted for {model} on the '{tier}' tier: {why}. "
+        "Wait and try again, lower embed_concurrency, or, if your Google project has a higher "
+        "quota, set tier (e.g. tier = \"tier1\") in gemrag.toml.",
+        model=model,
+        status=429,
+    )
+
+
+@dataclass
+class _Usage:
+    """Reservations of one model: (start time, tokens) in the last minute, starts in the last day."""
+
+    minute: deque[tuple[float, int]] = field(default_factory=deque)
+    day: deque[float] = field(default_factory=deque)
+
+    def forget_before(self, now: float) -> None:
+        while self.minute and self.minute[0][0] <= now - MINUTE:
+            self.minute.popleft()
+        while self.day and self.day[0] <= now - DAY:
+            self.day.popleft()
+
+    def earliest_start(self, limit: RateLimit, tokens: int, now: float) -> float:
+        start = max(now, self.minute[-1][0] if self.minute else now)  # first come, first served
+        if limit.rpm and len(self.minute) >= limit.rpm:
+            start = max(start, self.minute[-limit.rpm][0] + MINUTE)
+        if limit.tpm:
+            # A request larger than the whole budget could never fit: it waits for an empty window.
+            needed = min(tokens, limit.tpm)
+            in_window = sum(t for _, t in self.minute)
+            for reserved_at, reserved_tokens in self.minute:
+                if in_window + needed <= limit.tpm:
+                    break
+                in_window -= reserved_tokens
+                start = max(start, reserved_at + MINUTE)
+        return start
+
+
+class RateLimiter:
+    """Thread-safe; `clock` and `sleep` are injectable so tests run on a fake clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._usage: dict[str, _Usage] = {}
+
+    def acquire(self, model: str, tokens: int = 0, *, max_wait_s: float | None = None) -> float:
+        """Wait until a request of `tokens` input tokens to `model` fits the limits, and count
+        it. Returns the seconds waited. Raises QuotaExhausted at once if the daily limit is
+        spent or the wait would exceed `max_wait_s` (the caller's remaining deadline)."""
+        limit = self.settings.limit_for(model)
+        if limit.rpm is None and limit.tpm is None and limit.rpd is None:
+            return 0.0
+        tier = self.settings.tier
+        with self._lock:
+            now = self._clock()
+            usage = self._usage.setdefault(model, _Usage())
+            usage.forget_before(now)
+            if limit.rpd is not None and len(usage.day) >= limit.rpd:
+                raise quota_exhausted(
+                    model, tier, f"the daily limit of {limit.rpd} requests is used up (counted over the last 24 h)"
+                )
+            start = usage.earliest_start(limit, tokens, now)
+            wait = start - now
+            if max_wait_s is not None and wait > max_wait_s:
+                raise quota_exhausted(
+                    model,
+                    tier,
+                    f"the next free slot under {limit.rpm} requests/min and {limit.tpm} tokens/min is "
+                    f"{wait:.0f} s away, past the {max_wait_s:.0f} s left for this call",
+                )
+            usage.minute.append((start, tokens))
+            usage.day.append(start)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+_shared: dict[str, RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(settings: Settings) -> RateLimiter:
+    """One limiter per tier and limit table in the process: the API's quota belongs to the
+    project, so every provider the app creates (chain, ingest, evaluation) must draw on the
+    same counts."""
+    key = settings.tier + json.dumps(
+        {model: limit.model_dump() for model, limit in settings.rate_limits.get(settings.tier, {}).items()},
+        sort_keys=True,
+    )
+    with _shared_lock:
+        return _shared.setdefault(key, RateLimiter(settings))
