@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        render(report, Console())
+        # Piped output keeps whole rows instead of rich's 80-column fallback.
+        render(report, Console() if sys.stdout.isatty() else Console(width=200))
     return 0
 
 
@@ -113,9 +114,9 @@ def render(report: CostReport, console: Console) -> None:
 
 def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column(first)
+    table.add_column(first, no_wrap=True)
     for name in ("answers", "cache hits", "hit rate", "calls", "prompt tok", "output tok", "cost $", "saved $"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for name, t in rows.items():
         table.add_row(
             name,

@@ -1,0 +1,60 @@
+"""The storage contract both backends honour: the SQLite default and Redis behave alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.kv import KV, StoreUnavailable, Table, bucket, open_kv
+from rag.settings import Settings
+from tests.fakes.clock import ManualClock
+
+TABLE = Table("t", ttl_s=100, max_entries=3)
+
+
+@pytest.fixture
+def kv(store_settings: Settings, clock: ManualClock) -> KV:
+    return open_kv(store_settings, "test", clock)
+
+
+def test_a_put_replaces_the_value_and_renews_its_age(kv: KV, clock: ManualClock) -> None:
+    for key in ("a", "b", "c"):
+        clock.advance(1)
+        kv.put(TABLE, key, key.encode())
+    clock.advance(1)
+    kv.put(TABLE, "a", b"a2")  # "a" is now the newest
+    kv.put(TABLE, "d", b"d")
+    assert [kv.get(TABLE, k) for k in "abcd"] == [b"a2", None, b"c", b"d"]
+
+
+def test_scan_returns_live_entries_under_a_prefix(kv: KV, clock: ManualClock) -> None:
+    kv.put(TABLE, "x:old", b"1")
+    clock.advance(60)
+    kv.put(TABLE, "x:new", b"2")
+    kv.put(TABLE, "y:other", b"3")
+    assert kv.scan(TABLE, "x:") == [("x:new", b"2"), ("x:old", b"1")]
+    clock.advance(50)  # x:old is 110 s old now
+    assert kv.scan(TABLE, "x:") == [("x:new", b"2")]
+    assert kv.scan(TABLE, "x*") == []  # glob characters are literal
+
+
+def test_tables_are_independent_and_may_live_forever(kv: KV, clock: ManualClock) -> None:
+    forever = Table("forever", ttl_s=None, max_entries=10)
+    kv.put(forever, "k", b"kept")
+    kv.put(TABLE, "k", b"short")
+    clock.advance(10**9)
+    assert kv.get(forever, "k") == b"kept"
+    assert kv.get(TABLE, "k") is None
+
+
+def test_counters_add_across_buckets_and_list_by_prefix(kv: KV) -> None:
+    kv.add({bucket("session", "s1"): {"calls": 1, "cost": 5}, bucket("total"): {"calls": 1}})
+    kv.add({bucket("session", "s1"): {"calls": 2}, bucket("session", "s2"): {"calls": 7}})
+    assert kv.counters(bucket("session", "s1")) == {"calls": 3, "cost": 5}
+    assert kv.counters(bucket("nothing")) == {}
+    assert kv.buckets(bucket("session", "")) == [bucket("session", "s1"), bucket("session", "s2")]
+
+
+def test_a_damaged_sqlite_file_is_named_in_a_clear_error(settings: Settings) -> None:
+    settings.path("test.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreUnavailable, match=r"test\.sqlite3.*not damaged"):
+        open_kv(settings, "test")

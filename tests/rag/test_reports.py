@@ -1,0 +1,90 @@
+"""`python -m rag costs` and the typed report behind it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rag.costs import Ledger
+from rag.reports import cost_report, main
+from rag.settings import Settings
+from rag.types import Usage
+
+
+def _spend(ledger: Ledger) -> None:
+    flash = Usage(prompt_tokens=10_000, output_tokens=500)  # $0.004250 on Flash
+    ledger.charge("alice", "gemini-2.5-flash", flash, "answer")
+    ledger.record("alice", "gemini-2.5-flash", Usage(), "answer", 0.0, saved_usd=0.004_25, cached=True)
+    ledger.charge("alice", "gemini-embedding-001", Usage(prompt_tokens=1_000), "embed")  # $0.000150
+    ledger.charge("bob", "gemini-2.5-pro", Usage(prompt_tokens=8_000, output_tokens=1_000), "answer")  # $0.020
+
+
+def test_the_report_holds_per_session_and_per_model_totals(store_settings: Settings) -> None:
+    ledger = Ledger(store_settings)
+    _spend(ledger)
+    report = cost_report(store_settings, ledger=ledger)
+
+    assert report.total.cost_usd == pytest.approx(0.004_25 + 0.000_15 + 0.02)
+    assert report.sessions["alice"].hit_rate == 0.5
+    assert report.sessions["alice"].saved_usd == pytest.approx(0.004_25)
+    assert report.models["gemini-2.5-pro"].usage == Usage(prompt_tokens=8_000, output_tokens=1_000)
+
+    only_bob = cost_report(store_settings, "bob", ledger=ledger)
+    assert list(only_bob.sessions) == ["bob"] and list(only_bob.models) == ["gemini-2.5-pro"]
+    assert only_bob.total.cost_usd == pytest.approx(0.02)
+
+
+def test_json_output_carries_the_same_numbers(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    _spend(Ledger(settings))
+    assert main(["--json"], settings) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"]["cost_usd"] == pytest.approx(0.0244)
+    assert data["sessions"]["alice"]["hit_rate"] == 0.5
+    assert data["sessions"]["alice"]["usage"]["prompt_tokens"] == 11_000
+    assert data["models"]["gemini-2.5-flash"]["saved_usd"] == pytest.approx(0.004_25)
+
+
+def test_tables_show_sessions_models_hit_rate_and_savings(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spend(Ledger(settings))
+    assert main(["--session", "alice"], settings) == 0
+    out = capsys.readouterr().out
+    assert "alice" in out and "bob" not in out
+    assert "gemini-2.5-flash" in out and "gemini-embedding-001" in out
+    assert "50%" in out  # hit rate
+    assert "0.004250" in out  # money saved by the cache hit
+
+
+def test_an_unknown_session_and_an_empty_ledger_are_told_plainly(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([], settings) == 0
+    assert "No calls recorded yet" in capsys.readouterr().out
+    assert main(["--session", "nobody"], settings) == 1
+    assert "no calls recorded for session 'nobody'" in capsys.readouterr().err
+
+
+def test_an_unreachable_redis_is_one_clear_line_without_the_password(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = settings.model_copy(update={"redis_url": "redis://:hunter2-secret@127.0.0.1:1/0"})
+    assert main([], broken) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot use Redis at 127.0.0.1:1/0 (REDIS_URL)")
+    assert "hunter2" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_python_m_rag_costs_runs_from_the_command_line(settings: Settings) -> None:
+    _spend(Ledger(settings))
+    env = os.environ | {"GEMRAG_DATA_DIR": str(settings.data_dir)}
+    out = subprocess.run(
+        [sys.executable, "-m", "rag", "costs", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["sessions"]["bob"]["cost_usd"] == pytest.approx(0.02)
