@@ -123,6 +123,8 @@ class BM25Search:
 
     def search(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[Hit]:
         ranked = self.index_for(store).search(query, n, sources)
+        if not ranked:
+            return []
         chunks = {c.id: c for c in store.get([i for i, _ in ranked])}
         return [Hit(chunks[i], score) for i, score in ranked if i in chunks]
 

@@ -1,0 +1,69 @@
+from rag.bm25 import BM25Index, BM25Search, Terms
+from rag.types import Chunk
+from tests.fakes.tiny_corpus import build_store, chunks
+
+
+def _chunk(i: int, text: str, source: str = "notes.md") -> Chunk:
+    return Chunk(id=f"n{i}", text=text, source=source, index=i, start=0, end=len(text), content_hash=f"h{i}")
+
+
+def test_terms_are_stemmed_and_question_words_dropped():
+    assert Terms()("What does it mean when retries fail?") == ["mean", "retri", "fail"]
+
+
+def test_stemmed_query_finds_other_word_forms_and_ranks_by_term_weight():
+    index = BM25Index.build(chunks(), Terms())
+    ranked = index.search("how many vacations", 3)
+    assert [i.split(":")[0] for i, _ in ranked] == ["handbook.pdf"]
+    assert index.search("retrying", 5)[0][0].startswith("api-guide.md:0")
+
+
+def test_query_of_only_stop_words_or_unknown_words_finds_nothing():
+    index = BM25Index.build(chunks(), Terms())
+    assert index.search("what is the", 5) == []
+    assert index.search("zeppelin", 5) == []
+
+
+def test_source_filter_keeps_only_those_sources():
+    index = BM25Index.build(
+        [_chunk(0, "rate limits apply", "a.md"), _chunk(1, "rate limits differ", "b.md"),
+         _chunk(2, "limits of rate", "c.md")],
+        Terms(),
+    )
+    assert {i for i, _ in index.search("rate limits", 5, sources=["a.md", "c.md"])} == {"n0", "n2"}
+
+
+def test_document_without_terms_keeps_positions_aligned():
+    index = BM25Index.build([_chunk(0, "the of and"), _chunk(1, "kubernetes cluster")], Terms())
+    assert index.search("kubernetes", 5)[0][0] == "n1"
+
+
+def test_index_is_saved_and_reloaded_by_a_new_process_without_rebuilding(settings, offline_provider, monkeypatch):
+    store = build_store(settings, offline_provider)
+    first = BM25Search(settings).search(store, "badge reader", 3)
+    assert first[0].chunk.heading == "Building access"
+    saved = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}"
+    assert saved.is_dir()
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the saved index should have been loaded")
+
+    monkeypatch.setattr(store, "chunks", no_rebuild)
+    again = BM25Search(settings).search(store, "badge reader", 3)
+    assert [(h.chunk.id, h.score) for h in again] == [(h.chunk.id, h.score) for h in first]
+
+
+def test_index_is_rebuilt_when_ingest_bumps_the_corpus_version(settings, offline_provider):
+    store = build_store(settings, offline_provider)
+    search = BM25Search(settings)
+    assert search.search(store, "zeppelin hangar", 3) == []
+    old_dir = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}"
+
+    new = _chunk(99, "The zeppelin hangar is behind the car park.", "site.md")
+    store.upsert([new], offline_provider.embed_documents([new.text]).vectors)
+    store.bump_version()
+
+    hits = search.search(store, "zeppelin hangar", 3)
+    assert [h.chunk.id for h in hits] == ["n99"]
+    assert hits[0].chunk.source == "site.md"
+    assert not old_dir.exists()

@@ -1,0 +1,84 @@
+import pytest
+
+from rag.answer import AskOptions, Delta, Done
+from rag.chain import Chain, cited_numbers, snippet
+from rag.errors import EmptyCollection
+from rag.types import Message
+from tests.fakes.tiny_corpus import build_store
+
+
+@pytest.fixture
+def chain(settings, offline_provider):
+    return Chain(settings, offline_provider, build_store(settings, offline_provider))
+
+
+def test_cited_numbers_in_order_of_use_without_repeats_or_invented_numbers():
+    assert cited_numbers("A [2]. B [1][2]. C [1, 3]. D [7] [0].", count=3) == [2, 1, 3]
+    assert cited_numbers("No citations here.", count=3) == []
+
+
+def test_snippet_is_flat_and_cut_at_a_word():
+    assert snippet("a\n  b\tc") == "a b c"
+    long = snippet("word " * 200)
+    assert long.endswith(" …") and len(long) <= 282 and "wor …" not in long
+
+
+def test_streamed_answer_cites_the_right_file_and_page(chain):
+    events = list(chain.stream("How many days of paid vacation do employees get?"))
+    assert all(isinstance(e, Delta) for e in events[:-1]) and isinstance(events[-1], Done)
+    record = events[-1].record
+    assert "".join(e.text for e in events[:-1]) == record.answer
+    assert "25 days of paid vacation" in record.answer
+    [cited] = [c for c in record.citations if "vacation" in c.snippet]
+    assert (cited.source, cited.page) == ("handbook.pdf", 2)
+    assert f"[{cited.n}]" in record.answer
+    assert record.sources[cited.n - 1] == cited
+    assert {c.n for c in record.citations} <= {s.n for s in record.sources}
+
+
+def test_record_carries_route_usage_timing_and_corpus_version(chain):
+    record = chain.ask("What does error E4711 mean?", session_id="s1")
+    assert record.citations[0].heading == "Building access" and record.citations[0].page is None
+    assert record.route.kind == "offline" and record.route.model == "offline-extractive"
+    assert record.route.prompt_tokens > 0
+    assert record.offline and not record.cached and record.cost_usd == 0.0
+    assert record.corpus_version == 1 and record.session_id == "s1"
+    # query embedding + generation; no rewrite without history
+    assert record.usage.prompt_tokens > record.route.prompt_tokens
+    assert 0 < record.ttft_s <= record.latency_s
+    assert len(record.sources) == chain.settings.top_k
+    assert record.standalone_question == record.question
+
+
+def test_follow_up_is_rewritten_before_retrieval(chain):
+    history = [Message("user", "How many days of paid vacation do employees get?"),
+               Message("model", "Employees receive 25 days of paid vacation per year. [1]")]
+    record = chain.ask("Can they be carried over?", history=history)
+    assert record.standalone_question != record.question
+    assert "vacation" in record.standalone_question
+    assert record.sources[0].source == "handbook.pdf" and record.sources[0].page == 2
+    assert record.history == history
+
+
+def test_options_select_mode_k_and_sources(chain):
+    record = chain.ask("authentication", options=AskOptions(mode="bm25", top_k=2, sources=("security.md",)))
+    assert 1 <= len(record.sources) <= 2
+    assert {s.source for s in record.sources} == {"security.md"}
+
+
+def test_question_about_a_whole_document_sends_all_its_chunks_in_order(chain):
+    record = chain.ask("Summarise handbook.pdf")
+    assert [(s.source, s.page) for s in record.sources] == [("handbook.pdf", 1), ("handbook.pdf", 2),
+                                                             ("handbook.pdf", 3)]
+    assert "whole of handbook.pdf" in record.route.reason
+
+
+def test_question_the_documents_do_not_answer_cites_nothing(chain):
+    record = chain.ask("Who won the football world cup in 1954?")
+    assert "do not seem to answer" in record.answer
+    assert record.citations == []
+
+
+def test_empty_or_missing_collection_says_to_ingest_first(chain):
+    with pytest.raises(EmptyCollection, match="nothing ingested yet: run python -m ingest PATH"):
+        chain.ask("anything", options=AskOptions(collection="never-ingested"))

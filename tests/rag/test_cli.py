@@ -1,0 +1,73 @@
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+from rag import cli
+from tests.fakes.tiny_corpus import build_store
+
+
+def _run(settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "GEMRAG_COLLECTION": "tiny-corpus"}
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_ask_streams_an_answer_with_correct_citations(settings, offline_provider):
+    build_store(settings, offline_provider)
+    done = _run(settings, "ask", "How many days of paid vacation do employees get?")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "25 days of paid vacation per year. [1]" in out
+    assert " *[1] handbook.pdf p.2\n" in out
+    assert "Route: offline · offline-extractive" in out
+    assert "prompt +" in out and "first token" in out
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_chat_keeps_history_and_rewrites_follow_ups(settings, offline_provider):
+    build_store(settings, offline_provider)
+    done = _run(settings, "chat", "--mode", "hybrid", stdin="What does error E4711 mean?\nwhere is it?\nexit\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("*[1] security.md — Building access") == 2
+    assert "Searched for: where is it (error e4711 mean)?" in done.stdout
+
+
+@pytest.mark.slow
+def test_empty_collection_is_a_message_not_a_traceback(settings):
+    done = _run(settings, "ask", "anything", "--collection", "nothing-here")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: Collection 'nothing-here' is empty: nothing ingested yet: run python -m ingest PATH"
+    )
+
+
+def test_bad_arguments_are_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["ask", "q", "--k", "0"])
+    assert exit_.value.code == 2
+    assert "--k: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_options_map_to_ask_options():
+    args = cli.build_parser().parse_args(
+        ["ask", "q", "--collection", "c1", "--k", "3", "--mode", "bm25", "--mmr", "--source", "a.md",
+         "--source", "b.md"]
+    )
+    options = cli.options_from(args)
+    assert (options.collection, options.top_k, options.mode, options.mmr) == ("c1", 3, "bm25", True)
+    assert options.sources == ("a.md", "b.md") and options.model is None
+
+
+def test_costs_is_dispatched_to_the_reports_module(monkeypatch):
+    seen = []
+    fake = types.ModuleType("rag.reports")
+    fake.main = lambda argv: seen.append(argv) or 3  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rag.reports", fake)
+    assert cli.main(["costs", "--session", "s1"]) == 3
+    assert seen == [["--session", "s1"]]

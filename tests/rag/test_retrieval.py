@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from rag.answer import AskOptions
+from rag.retrieval import Query, Retriever, mmr, rrf, source_filter
+from rag.settings import Settings
+from tests.fakes.tiny_corpus import Doc, build_store
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return Settings(data_dir=tmp_path_factory.mktemp("retrieval") / "data", api_key=None)
+
+
+@pytest.fixture(scope="module")
+def store(settings, offline_provider):
+    return build_store(settings, offline_provider)
+
+
+@pytest.fixture(scope="module")
+def retriever(settings, offline_provider):
+    return Retriever(settings, offline_provider)
+
+
+def _search(retriever, store, settings, text, **options):
+    return retriever.search(store, Query.of(text, settings, AskOptions(**options))).hits
+
+
+def test_rrf_on_hand_worked_ranks():
+    fused = dict(rrf([["a", "b", "c"], ["c", "a"]], k=60))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
+    assert [i for i, _ in rrf([["a", "b", "c"], ["c", "a"]], k=60)] == ["a", "c", "b"]
+
+
+def test_rrf_rewards_agreement_over_one_high_rank():
+    order = [i for i, _ in rrf([["x", "both"], ["y", "both"]], k=1)]
+    assert order[0] == "both"
+
+
+def test_mmr_prefers_a_different_candidate_to_a_near_duplicate():
+    query = np.array([1.0, 0.0, 0.0])
+    duplicate = np.array([0.9, 0.43, 0.0])
+    candidates = np.array([duplicate, duplicate, [0.7, 0.0, 0.71]])
+    candidates /= np.linalg.norm(candidates, axis=1, keepdims=True)
+    assert mmr(query, candidates, 2, lam=0.5) == [0, 2]
+    assert mmr(query, candidates, 2, lam=1.0) == [0, 1]  # relevance only
+
+
+def test_query_resolves_defaults_from_settings(settings):
+    q = Query.of("x", settings, AskOptions())
+    assert (q.mode, q.top_k, q.mmr) == (settings.retrieval_mode, settings.top_k, settings.mmr)
+    q = Query.of("x", settings, AskOptions(mode="bm25", top_k=2, mmr=True, sources=("a.md",)))
+    assert (q.mode, q.top_k, q.mmr, q.sources) == ("bm25", 2, True, ("a.md",))
+
+
+def test_source_filter_clause():
+    assert source_filter(()) is None
+    assert source_filter(["a.md"]) == {"source": "a.md"}
+    assert source_filter(["a.md", "b.md"]) == {"source": {"$in": ["a.md", "b.md"]}}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_every_mode_ranks_the_answering_chunk_first(retriever, store, settings, mode):
+    hits = _search(retriever, store, settings, "How many days of paid vacation do employees get?", mode=mode)
+    assert (hits[0].chunk.source, hits[0].chunk.page) == ("handbook.pdf", 2)
+
+
+def test_bm25_mode_does_not_embed_the_query(retriever, store, settings):
+    assert retriever.search(store, Query.of("vacation", settings, AskOptions(mode="bm25"))).usage.prompt_tokens == 0
+    assert retriever.search(store, Query.of("vacation", settings, AskOptions(mode="vector"))).usage.prompt_tokens > 0
+
+
+def test_hybrid_fuses_both_rankings(retriever, store, settings):
+    question = "What does code E4711 mean?"
+    hybrid = _search(retriever, store, settings, question, mode="hybrid", top_k=3)
+    assert hybrid[0].chunk.heading == "Building access"
+    assert hybrid[0].score == pytest.approx(1 / (settings.rrf_k + 1) * 2)  # first in both rankings
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+
+
+def test_overfetch_then_cut_to_top_k(retriever, store, settings):
+    hits = _search(retriever, store, settings, "policy rules for staff", mode="vector", top_k=2)
+    assert len(hits) == 2
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_source_filter_restricts_every_mode(retriever, store, settings, mode):
+    hits = _search(retriever, store, settings, "authentication keys", mode=mode, sources=("security.md",))
+    assert hits and {h.chunk.source for h in hits} == {"security.md"}
+
+
+def test_mmr_skips_near_duplicate_chunks(settings, offline_provider):
+    """Two chunks say the same thing: MMR sends one of them and a different relevant one."""
+    text = "Backups run every night at 02:00 and are kept for thirty days."
+    docs = (
+        Doc("ops.md", text, heading="Backups"),
+        Doc("ops-copy.md", text + " ", heading="Backups"),
+        Doc("ops.md", "Restores of nightly backups are requested through the ops ticket queue.", heading="Restore"),
+        Doc("misc.md", "The cafeteria serves lunch from noon."),
+    )
+    store = build_store(settings, offline_provider, name="dupes", docs=docs)
+    retriever = Retriever(settings, offline_provider)
+    plain = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=2)
+    diverse = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=2, mmr=True)
+    assert {h.chunk.text.strip() for h in plain} == {text}
+    assert len({h.chunk.text.strip() for h in diverse}) == 2
+    assert {h.chunk.heading for h in diverse} == {"Backups", "Restore"}
