@@ -1,0 +1,233 @@
+"""The Gemini provider: the Provider interface over google-genai, with our own rate limiting
+and retries around every call (the SDK's retries stay off; see rag/retry.py for why).
+
+Embeddings are sent in batches of at most 100 texts (batchEmbedContents' limit; the SDK
+itself sends everything in one request) with several batches in flight, and normalised:
+gemini-embedding-001 is unit length only at its full 3072 dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+from google import genai
+from google.genai import types
+
+from rag.errors import ConfigError, ProviderError
+from rag.ratelimit import RateLimiter, shared_limiter
+from rag.retry import Retrier
+from rag.settings import Settings
+from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from langchain_google_genai import ChatGoogleGenerativeAI, GoogleGenerativeAIEmbeddings
+
+API_MAX_BATCH = 100  # texts per batchEmbedContents request
+CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers on English text
+
+
+def estimate_tokens(text: str) -> int:
+    """A local token estimate, for what the API does not report (embedding usage) and for
+    reserving tokens/min before a call, where asking countTokens would cost a request."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def _contents(prompt: Prompt) -> list[types.Content]:
+    return [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in prompt.contents]
+
+
+def _prompt_text(prompt: Prompt) -> str:
+    return prompt.system + "".join(m.text for m in prompt.contents)
+
+
+def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
+    if meta is None:
+        return Usage()
+    return Usage(
+        prompt_tokens=meta.prompt_token_count or 0,
+        output_tokens=meta.candidates_token_count or 0,
+        cached_tokens=meta.cached_content_token_count or 0,
+        thinking_tokens=meta.thoughts_token_count or 0,
+    )
+
+
+def _text(response: types.GenerateContentResponse) -> str:
+    """Answer text only: thought summaries are not part of the answer."""
+    if not response.candidates or response.candidates[0].content is None:
+        return ""
+    parts = response.candidates[0].content.parts or []
+    return "".join(p.text for p in parts if p.text and not p.thought)
+
+
+def _finish_reason(response: types.GenerateContentResponse) -> str | None:
+    if response.candidates and response.candidates[0].finish_reason:
+        return str(response.candidates[0].finish_reason.value)
+    return None
+
+
+def _normalised(vectors: list[list[float]]) -> list[list[float]]:
+    matrix = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1.0, norms)).tolist()
+
+
+class GeminiProvider:
+    name = "gemini"
+    online = True
+
+    def __init__(
+        self, settings: Settings, *, limiter: RateLimiter | None = None, retrier: Retrier | None = None
+    ) -> None:
+        if settings.api_key is None:
+            raise ConfigError("The Gemini provider needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY).")
+        self.settings = settings
+        self.flash_model = settings.flash_model
+        self.pro_model = settings.pro_model
+        self.embedding_model = settings.embedding_model
+        self.embedding_dim = settings.embedding_dim
+        self.embedding_id = f"gemini:{settings.embedding_model}:{settings.embedding_dim}"
+        self.limiter = limiter or shared_limiter(settings)
+        self.retrier = retrier or Retrier(settings)
+        self.client = genai.Client(
+            api_key=settings.api_key.get_secret_value(),
+            http_options=types.HttpOptions(
+                base_url=settings.base_url, timeout=int(settings.request_timeout_s * 1000)
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"GeminiProvider(base_url={self.settings.base_url!r}, tier={self.settings.tier!r})"
+
+    # --- generation ---
+    def generate(self, prompt: Prompt, model: str | None = None) -> Generation:
+        model = model or self.flash_model
+
+        def attempt(left: float) -> types.GenerateContentResponse:
+            config = self._generation_config(prompt, self._reserve(model, prompt, left))
+            return self.client.models.generate_content(model=model, contents=_contents(prompt), config=config)
+
+        response = self.retrier.call(model, attempt)
+        return Generation(_text(response), _usage(response.usage_metadata), model, _finish_reason(response) or "STOP")
+
+    def stream(self, prompt: Prompt, model: str | None = None) -> Iterator[StreamDelta]:
+        model = model or self.flash_model
+
+        def attempt(left: float) -> Iterator[types.GenerateContentResponse]:
+            config = self._generation_config(prompt, self._reserve(model, prompt, left))
+            return self.client.models.generate_content_stream(model=model, contents=_contents(prompt), config=config)
+
+        usage = Usage()
+        for chunk in self.retrier.stream(model, attempt, has_text=lambda c: bool(_text(c))):
+            usage = _usage(chunk.usage_metadata) if chunk.usage_metadata else usage  # cumulative
+            text = _text(chunk)
+            if text:
+                yield StreamDelta(text, model)
+        yield StreamDelta("", model, usage, final=True)
+
+    def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
+        """countTokens is free and has its own quota, so it bypasses the generation limiter."""
+        model = model or self.flash_model
+        if isinstance(prompt, str):
+            contents = [types.Content(role="user", parts=[types.Part(text=prompt)])]
+        else:
+            system = [types.Content(role="user", parts=[types.Part(text=prompt.system)])] if prompt.system else []
+            contents = system + _contents(prompt)
+
+        def attempt(left: float) -> types.CountTokensResponse:
+            config = types.CountTokensConfig(http_options=self._http_options(left))
+            return self.client.models.count_tokens(model=model, contents=contents, config=config)
+
+        return self.retrier.call(model, attempt).total_tokens or 0
+
+    # --- embeddings ---
+    def embed_documents(self, texts: Sequence[str]) -> Embedded:
+        return self._embed(list(texts), "RETRIEVAL_DOCUMENT")
+
+    def embed_query(self, text: str) -> Embedded:
+        return self._embed([text], "RETRIEVAL_QUERY")
+
+    def _embed(self, texts: list[str], task_type: str) -> Embedded:
+        """Batches run `embed_concurrency` at a time; the first failure cancels the rest."""
+        size = max(1, min(self.settings.embed_batch_size, API_MAX_BATCH))
+        batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+        vectors: list[list[float]] = []
+        if batches:
+            pool = ThreadPoolExecutor(max_workers=max(1, min(self.settings.embed_concurrency, len(batches))))
+            try:
+                futures = [pool.submit(self._embed_batch, batch, task_type) for batch in batches]
+                for future in futures:
+                    vectors.extend(future.result())
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        # The API reports no token counts for embeddings; cost is charged on this estimate.
+        usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in texts))
+        return Embedded(vectors, usage, self.embedding_model)
+
+    def _embed_batch(self, texts: list[str], task_type: str) -> list[list[float]]:
+        model = self.embedding_model
+        tokens = sum(estimate_tokens(t) for t in texts)
+
+        def attempt(left: float) -> types.EmbedContentResponse:
+            waited = self.limiter.acquire(model, tokens, max_wait_s=left)
+            config = types.EmbedContentConfig(
+                task_type=task_type,
+                output_dimensionality=self.embedding_dim,
+                http_options=self._http_options(left - waited),
+            )
+            return self.client.models.embed_content(model=model, contents=texts, config=config)
+
+        response = self.retrier.call(model, attempt)
+        values = [e.values or [] for e in response.embeddings or []]
+        if len(values) != len(texts) or any(len(v) != self.embedding_dim for v in values):
+            raise ProviderError(
+                f"{model} returned {len(values)} embeddings for {len(texts)} texts "
+                f"(expected {self.embedding_dim} dimensions each).",
+                model=model,
+            )
+        return _normalised(values)
+
+    # --- LangChain, configured the same way (the plain-LangChain baseline and its tests) ---
+    def langchain_chat(self, model: str | None = None) -> ChatGoogleGenerativeAI:
+        from langchain_google_genai import ChatGoogleGenerativeAI
+
+        return ChatGoogleGenerativeAI(
+            model=model or self.flash_model,
+            google_api_key=self.settings.api_key,
+            base_url=self.settings.base_url,
+            max_retries=1,  # 1 attempt; its default of 6 SDK retries ignores the server's delay
+            timeout=self.settings.request_timeout_s,
+        )
+
+    def langchain_embeddings(self) -> GoogleGenerativeAIEmbeddings:
+        """Note: this class takes no timeout (its `request_options` is never used), and its
+        vectors are not normalised when truncated; both are left as LangChain does them."""
+        from langchain_google_genai import GoogleGenerativeAIEmbeddings
+
+        return GoogleGenerativeAIEmbeddings(
+            model=self.embedding_model,
+            google_api_key=self.settings.api_key,
+            base_url=self.settings.base_url,
+            output_dimensionality=self.embedding_dim,
+        )
+
+    # --- per attempt ---
+    def _reserve(self, model: str, prompt: Prompt, left: float) -> float:
+        """Wait for a rate-limit slot; returns the seconds still left for the request itself."""
+        return left - self.limiter.acquire(model, estimate_tokens(_prompt_text(prompt)), max_wait_s=left)
+
+    def _http_options(self, left: float) -> types.HttpOptions:
+        """The request's timeout: the configured one, cut short by the call's deadline."""
+        return types.HttpOptions(timeout=max(1, int(min(self.settings.request_timeout_s, left) * 1000)))
+
+    def _generation_config(self, prompt: Prompt, left: float) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=prompt.system or None,
+            temperature=prompt.temperature,
+            max_output_tokens=prompt.max_output_tokens,
+            response_mime_type="application/json" if prompt.json_output else None,
+            http_options=self._http_options(left),
+        )
