@@ -1,0 +1,113 @@
+"""Small document folders written by tests: every supported type, multi-page PDFs, and each
+kind of bad input ingest must report by name and survive.
+
+The PDFs are generated with fpdf2 from our own text, so each page's text is known and page
+numbers can be checked on the stored chunks.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import EncryptionMethod
+
+PDF_PAGES = (
+    "Quotas. The free tier allows ten requests per minute for Flash. When a request is refused, "
+    "the API answers with status 429 and a retry delay.",
+    "Retries. Wait for the suggested delay, then retry with exponential backoff and jitter. Give "
+    "up after five attempts and tell the user what happened.",
+    "Costs. Embedding one million tokens costs fifteen cents at list price. Count tokens before "
+    "sending a large batch so the bill holds no surprise.",
+)
+
+MARKDOWN = """# Handbook
+
+Intro paragraph before any section. It says what the handbook covers.
+
+## Streaming
+
+Streaming sends partial answers as server-sent events. The client shows text as it arrives.
+
+## Caching
+
+### Answer cache
+
+Answers are cached under the corpus version, so a changed corpus never serves an old answer.
+
+### Context cache
+
+Long shared prefixes can be cached on the server to cut input cost.
+"""
+
+TEXT = "Plain notes. The deployment runs behind a reverse proxy.\n\nLogs go to stdout as JSON lines.\n"
+
+HTML = """<html><head><title>Runbook</title><style>body { color: red; }</style>
+<script>var secret = "do not index";</script></head>
+<body><h1>Runbook</h1><p>Page the on-call engineer when error rates exceed one percent.</p>
+<h2>Rollback</h2><p>Roll back with one command &amp; check the dashboard.</p></body></html>
+"""
+
+
+def pdf_bytes(pages: tuple[str, ...] | list[str], *, password: str | None = None) -> bytes:
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for text in pages:
+        pdf.add_page()
+        if text:
+            pdf.multi_cell(0, 5, text)
+    if password:
+        pdf.set_encryption(owner_password="owner", user_password=password,
+                           encryption_method=EncryptionMethod.RC4)
+    return bytes(pdf.output())
+
+
+@dataclass(frozen=True)
+class Corpus:
+    root: Path
+
+    def path(self, source: str) -> Path:
+        return self.root / source
+
+
+def write_corpus(root: Path) -> Corpus:
+    """One good file of each supported type (the PDF has three pages, in a subfolder) and
+    one file of a type ingest does not read."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "guide.md").write_text(MARKDOWN)
+    (root / "notes.txt").write_text(TEXT)
+    (root / "runbook.html").write_text(HTML)
+    (root / "sub").mkdir(exist_ok=True)
+    (root / "sub" / "limits.pdf").write_bytes(pdf_bytes(PDF_PAGES))
+    (root / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    return Corpus(root)
+
+
+BAD_INPUTS = {
+    "corrupt.pdf": "not a readable PDF",
+    "encrypted.pdf": "encrypted PDF",
+    "empty.pdf": "no text to index",
+    "binary.txt": "binary content",
+    "garbled.txt": "no text encoding fits",
+    "blank.md": "no text to index",
+}
+
+
+def write_bad_inputs(root: Path) -> None:
+    """One file per kind of bad input, named after it; `BAD_INPUTS` maps each name to the
+    words its failure reason must contain. A readable cp1252 file (`latin1.txt`) is
+    written too: non-UTF-8 text that can be decoded is ingested, not refused."""
+    root.mkdir(parents=True, exist_ok=True)
+    good = pdf_bytes(PDF_PAGES)
+    (root / "corrupt.pdf").write_bytes(good[: len(good) // 3])
+    (root / "encrypted.pdf").write_bytes(pdf_bytes(["A secret page."], password="secret"))
+    (root / "empty.pdf").write_bytes(pdf_bytes(["", ""]))
+    (root / "binary.txt").write_bytes(b"text at first\x00\x01\x02" + bytes(range(256)))
+    rng = random.Random(7)
+    (root / "garbled.txt").write_bytes(bytes(rng.randrange(1, 256) for _ in range(4000)))
+    (root / "blank.md").write_text("\n\n   \n")
+    (root / "latin1.txt").write_bytes(
+        "Le café est très bon, à côté de la gare. Überall schön.".encode("cp1252")
+    )

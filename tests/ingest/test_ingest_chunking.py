@@ -1,0 +1,79 @@
+import itertools
+
+import pytest
+
+from ingest.chunking import Chunker
+from ingest.loaders import Section, load, markdown_sections
+from rag.errors import ConfigError
+from rag.providers.minilm import shared_minilm
+from rag.settings import ChunkProfile
+from tests.fakes.corpus import PDF_PAGES, pdf_bytes
+
+count = shared_minilm().count_tokens
+PROSE = " ".join(f"Sentence {i} explains one small thing about retries and quotas." for i in range(60))
+
+
+def _chunker(size=40, overlap=16):
+    return Chunker(ChunkProfile(size_tokens=size, overlap_tokens=overlap), count)
+
+
+def test_chunks_fit_the_budget_and_report_their_token_counts():
+    sized = _chunker().chunk("a.txt", [Section(PROSE)])
+    assert len(sized) > 5
+    for s in sized:
+        assert s.tokens == count(s.chunk.text) <= 40
+
+
+def test_chunks_break_at_sentence_ends_and_overlap_by_whole_sentences():
+    chunks = [s.chunk for s in _chunker().chunk("a.txt", [Section(PROSE)])]
+    assert all(c.text.endswith(".") for c in chunks)
+    for prev, nxt in itertools.pairwise(chunks):
+        last_sentence = prev.text.rsplit(". ", 1)[-1]
+        assert nxt.text.startswith(last_sentence)  # the overlap
+        assert nxt.start < prev.end
+
+
+def test_no_overlap_when_zero():
+    chunks = [s.chunk for s in _chunker(overlap=0).chunk("a.txt", [Section(PROSE)])]
+    assert all(nxt.start > prev.end for prev, nxt in itertools.pairwise(chunks))
+
+
+def test_spans_point_into_the_document_and_chunks_never_cross_sections():
+    text = "# Top\n\n" + PROSE + "\n## Next\n\nShort closing section.\n"
+    chunks = [s.chunk for s in _chunker().chunk("g.md", markdown_sections(text))]
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert chunks[-1].heading == "Top > Next" and chunks[-1].text.startswith("## Next")
+    assert all("## Next" not in c.text for c in chunks[:-1])
+
+
+def test_pdf_chunks_keep_their_page_and_stay_on_it():
+    chunks = [s.chunk for s in _chunker(size=20, overlap=0).chunk("l.pdf", load(pdf_bytes(PDF_PAGES), "pdf"))]
+    assert {c.page for c in chunks} == {1, 2, 3}
+    for c in chunks:
+        assert c.text.replace("\n", " ") in PDF_PAGES[c.page - 1]
+
+
+def test_a_sentence_longer_than_the_budget_is_cut_between_words():
+    long = "word " * 300
+    sized = _chunker().chunk("a.txt", [Section(long)])
+    assert all(s.tokens <= 40 for s in sized) and len(sized) >= 8
+
+
+def test_ids_are_stable_and_depend_on_place_and_content():
+    sections = [Section(PROSE)]
+    first = [s.chunk.id for s in _chunker().chunk("a.txt", sections)]
+    assert first == [s.chunk.id for s in _chunker().chunk("a.txt", sections)]
+    assert set(first).isdisjoint(s.chunk.id for s in _chunker().chunk("b.txt", sections))
+
+
+def test_repeated_identical_chunks_get_distinct_ids():
+    sections = [Section("Same words on every page.", page=p) for p in (1, 2, 3)]
+    chunks = [s.chunk for s in _chunker().chunk("r.pdf", sections)]
+    assert len({c.content_hash for c in chunks}) == 1
+    assert len({c.id for c in chunks}) == 3
+
+
+def test_overlap_must_be_below_size():
+    with pytest.raises(ConfigError, match="overlap"):
+        _chunker(size=10, overlap=10)

@@ -1,0 +1,47 @@
+import pytest
+
+from ingest.loaders import LoadError, decode, load, load_html, markdown_sections
+from tests.fakes.corpus import BAD_INPUTS, HTML, PDF_PAGES, pdf_bytes, write_bad_inputs
+
+
+def test_pdf_keeps_one_section_per_page_with_its_number():
+    sections = load(pdf_bytes(PDF_PAGES), "pdf")
+    assert [s.page for s in sections] == [1, 2, 3]
+    assert "exponential backoff" in sections[1].text and "backoff" not in sections[0].text
+
+
+def test_pdf_pages_without_text_are_left_out_but_numbering_holds():
+    sections = load(pdf_bytes(["first page text", "", "third page text"]), "pdf")
+    assert [(s.page, s.text.strip()) for s in sections] == [(1, "first page text"), (3, "third page text")]
+
+
+def test_markdown_sections_carry_heading_paths_and_offsets():
+    text = "intro line\n# A\n## B\nbody b\n```\n# not a heading\n```\n## C\nbody c\n# D\nbody d\n"
+    sections = markdown_sections(text)
+    assert [s.heading for s in sections] == ["", "A > B", "A > C", "D"]
+    assert all(text[s.offset : s.offset + len(s.text)] == s.text for s in sections)
+    # the bare "# A" joins its first subsection instead of becoming a chunk on its own
+    assert sections[1].text.startswith("# A\n## B")
+    assert "# not a heading" in sections[1].text
+
+
+def test_html_keeps_visible_text_and_splits_at_headings():
+    sections = load_html(HTML.encode())
+    text = "".join(s.text for s in sections)
+    assert "on-call engineer" in text and "one command & check" in text
+    assert "do not index" not in text and "color: red" not in text
+    assert [s.heading for s in sections] == ["Runbook", "Runbook > Rollback"]
+
+
+def test_non_utf8_text_is_decoded_by_detection():
+    assert decode("Le café est très bon, à côté de la gare.".encode("cp1252")).startswith("Le café est très")
+    assert decode("\ufeffwith a BOM".encode()) == "with a BOM"
+    assert decode("utf-16 text".encode("utf-16")) == "utf-16 text"
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_each_bad_input_is_refused_with_its_reason(tmp_path, name):
+    write_bad_inputs(tmp_path)
+    kind = {"pdf": "pdf", "txt": "text", "md": "markdown"}[name.rsplit(".", 1)[1]]
+    with pytest.raises(LoadError, match=BAD_INPUTS[name]):
+        load((tmp_path / name).read_bytes(), kind)

@@ -1,0 +1,195 @@
+import pytest
+
+from ingest.discover import Filters
+from ingest.manifest import Manifest
+from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
+from ingest.report import Status
+from rag.errors import EmbedderMismatch, GemragError, QuotaExhausted
+from rag.store import Store
+from tests.fakes.corpus import BAD_INPUTS, write_bad_inputs
+from tests.ingest.conftest import snapshot
+from tests.ingest.fake_embedder import FakeEmbedder
+
+GOOD = ["guide.md", "notes.txt", "runbook.html", "sub/limits.pdf"]
+
+
+def _statuses(report):
+    return {f.source: f.status for f in report.files}
+
+
+def test_first_ingest_stores_every_chunk_with_its_place(corpus, settings, fake):
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report) == {**dict.fromkeys(GOOD, Status.ADDED), "diagram.png": Status.SKIPPED}
+    assert report.exit_code == 0 and report.version >= 1
+    store = Store(settings, fake.embedding_id)
+    chunks = list(store.chunks())
+    assert len(chunks) == report.chunks == report.embedded_chunks == len(fake.embedded_texts)
+    assert {c.source for c in chunks} == set(GOOD)
+    assert {c.page for c in chunks if c.source == "sub/limits.pdf"} == {1, 2, 3}
+    headings = {c.heading for c in chunks if c.source == "guide.md"}
+    assert headings >= {"Handbook > Streaming", "Handbook > Caching > Answer cache"}
+    text = corpus.path("guide.md").read_text()
+    assert all(text[c.start : c.end] == c.text for c in chunks if c.source == "guide.md")
+    assert report.tokens > 0 and report.cost_usd == 0.0
+
+
+def test_reingest_without_change_embeds_nothing_and_keeps_the_version(corpus, settings, fake):
+    first = ingest_paths([corpus.root], settings, fake)
+    calls = len(fake.calls)
+    before = snapshot(settings, fake.embedding_id)
+    again = ingest_paths([corpus.root], settings, fake)
+    assert len(fake.calls) == calls
+    assert set(_statuses(again).values()) == {Status.UNCHANGED, Status.SKIPPED}
+    assert again.version == first.version
+    assert snapshot(settings, fake.embedding_id) == before
+
+
+def test_an_edited_file_gets_new_chunks_and_loses_its_old_ones(corpus, settings, fake):
+    first = ingest_paths([corpus.root], settings, fake)
+    guide = corpus.path("guide.md")
+    guide.write_text(guide.read_text().replace("server-sent events", "SSE frames") + "\n## New\n\nA new section.\n")
+    fake.calls.clear()
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report)["guide.md"] is Status.UPDATED
+    assert report.count(Status.UNCHANGED) == 3
+    # only the changed and new chunks were embedded; the rest kept their stored vectors
+    assert sorted(fake.embedded_texts) == sorted(t for t in fake.embedded_texts if "SSE" in t or "New" in t)
+    assert len(fake.embedded_texts) == 2 and report.reused_chunks > 0
+    texts = [c.text for c in Store(settings, fake.embedding_id).chunks() if c.source == "guide.md"]
+    assert any("SSE frames" in t for t in texts) and not any("server-sent" in t for t in texts)
+    assert report.version > first.version
+    # the result is exactly what a fresh ingest of the edited folder gives
+    fresh = settings.model_copy(update={"data_dir": settings.data_dir.parent / "fresh"})
+    ingest_paths([corpus.root], fresh, FakeEmbedder())
+    assert snapshot(settings, fake.embedding_id).chunks == snapshot(fresh, fake.embedding_id).chunks
+
+
+def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake):
+    ingest_paths([corpus.root], settings, fake)
+    corpus.path("notes.txt").unlink()
+    kept = ingest_paths([corpus.root], settings, fake)
+    assert "notes.txt" not in _statuses(kept)
+    assert any(c.source == "notes.txt" for c in Store(settings, fake.embedding_id).chunks())
+    pruned = ingest_paths([corpus.root], settings, fake, prune=True)
+    assert _statuses(pruned)["notes.txt"] is Status.REMOVED and pruned.version > kept.version
+    assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD) - {"notes.txt"}
+    assert "notes.txt" not in snapshot(settings, fake.embedding_id).files
+
+
+def test_prune_leaves_files_of_other_roots_and_excluded_files_alone(corpus, settings, fake, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "extra.md").write_text("# Extra\n\nAnother folder's file.\n")
+    ingest_paths([corpus.root, other], settings, fake)
+    report = ingest_paths([corpus.root], settings, fake, filters=Filters(include=["*.md"]), prune=True)
+    assert report.count(Status.REMOVED) == 0
+    assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == {*GOOD, "extra.md"}
+
+
+def test_mixing_embedders_is_refused_and_rebuild_switches(corpus, settings, fake):
+    ingest_paths([corpus.root], settings, fake)
+    other = FakeEmbedder("other:hash:8")
+    with pytest.raises(EmbedderMismatch, match="was built with fake:hash:8"):
+        ingest_paths([corpus.root], settings, other)
+    with pytest.raises(EmbedderMismatch, match="a real run would be refused"):
+        ingest_paths([corpus.root], settings, other, dry_run=True)
+    assert other.calls == []
+    report = ingest_paths([corpus.root], settings, other, rebuild=True)
+    assert report.count(Status.ADDED) == 4 and len(other.calls) > 0
+    assert Store(settings, "other:hash:8").count() == report.chunks
+
+
+def test_bad_inputs_are_reported_by_name_and_the_run_goes_on(corpus, settings, fake):
+    write_bad_inputs(corpus.root / "bad")
+    big = corpus.root / "big.txt"
+    big.write_text("large " * 1000)
+    settings = settings.model_copy(update={"max_file_mb": 0.005})
+    report = ingest_paths([corpus.root], settings, fake)
+    failed = {f.source: f.reason for f in report.of(Status.FAILED)}
+    assert set(failed) == {f"bad/{name}" for name in BAD_INPUTS} | {"big.txt"}
+    for name, words in BAD_INPUTS.items():
+        assert words in failed[f"bad/{name}"]
+    assert "over the 0.005 MB limit" in failed["big.txt"]
+    assert _statuses(report)["bad/latin1.txt"] is Status.ADDED
+    assert report.count(Status.ADDED) == 5 and report.exit_code == 1
+    assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == {*GOOD, "bad/latin1.txt"}
+
+
+def test_a_missing_path_is_a_failure_not_a_crash(settings, fake, tmp_path):
+    report = ingest_paths([tmp_path / "nope"], settings, fake)
+    assert report.of(Status.FAILED)[0].reason == "no such file or folder" and report.exit_code == 1
+
+
+def test_quota_exhausted_stops_cleanly_and_keeps_finished_files(corpus, small_batches):
+    failing = FakeEmbedder(fail_after=2, error=QuotaExhausted("Daily quota of gemini-embedding-001 is used up."))
+    report = ingest_paths([corpus.root], small_batches, failing)
+    assert report.stopped and "quota" in report.stopped and "run the same command again" in report.stopped
+    assert report.exit_code == 2 and report.not_done > 0
+    done = {f.source for f in report.of(Status.ADDED)}
+    stored = {c.source for c in Store(small_batches, failing.embedding_id).chunks()}
+    assert stored == done  # finished files kept, nothing half-stored
+    resumed = ingest_paths([corpus.root], small_batches, FakeEmbedder())
+    assert resumed.exit_code == 0 and {f.source for f in resumed.of(Status.ADDED)} == set(GOOD) - done
+    assert {c.source for c in Store(small_batches, failing.embedding_id).chunks()} == set(GOOD)
+
+
+def test_dry_run_counts_and_prices_without_writing(corpus, settings, fake):
+    report = ingest_paths([corpus.root], settings, fake, dry_run=True)
+    assert report.dry_run and report.count(Status.ADDED) == 4 and report.embedded_chunks > 0
+    assert fake.calls == [] and not (settings.data_dir / MANIFEST).exists()
+    assert not (settings.data_dir / "chroma").exists()
+    real = ingest_paths([corpus.root], settings, fake)
+    assert (real.embedded_chunks, real.tokens) == (report.embedded_chunks, report.tokens)
+    corpus.path("notes.txt").unlink()
+    corpus.path("guide.md").write_text("# Handbook\n\nRewritten entirely.\n")
+    before = snapshot(settings, fake.embedding_id)
+    dry = ingest_paths([corpus.root], settings, fake, dry_run=True, prune=True)
+    assert _statuses(dry)["notes.txt"] is Status.REMOVED and _statuses(dry)["guide.md"] is Status.UPDATED
+    assert dry.embedded_chunks == 1
+    assert snapshot(settings, fake.embedding_id) == before
+
+
+def test_dry_run_prices_gemini_embeddings(corpus, settings):
+    gemini_like = FakeEmbedder("gemini:gemini-embedding-001:768")
+    gemini_like.online = True
+    gemini_like.name = "gemini"
+    report = ingest_paths([corpus.root], settings, gemini_like, dry_run=True)
+    price = settings.prices["gemini-embedding-001"].input
+    assert report.cost_usd == pytest.approx(report.tokens * price / 1e6) and report.cost_usd > 0
+
+
+def test_damage_to_the_store_is_repaired_on_the_next_run(corpus, settings, fake):
+    ingest_paths([corpus.root], settings, fake)
+    clean = snapshot(settings, fake.embedding_id)
+    store = Store(settings, fake.embedding_id)
+    lost = next(c for c in store.chunks() if c.source == "notes.txt")
+    store.delete([lost.id])
+    orphan = lost.__class__(**{**lost.__dict__, "id": "orphan-id", "source": "ghost.md"})
+    store.upsert([orphan], [[0.5] * 8])
+    fake.calls.clear()
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report)["notes.txt"] is Status.UPDATED and report.orphans_removed == 1
+    assert fake.embedded_texts == [lost.text]  # only the missing chunk is embedded again
+    assert snapshot(settings, fake.embedding_id) == clean
+
+
+def test_remove_paths_deletes_named_files(corpus, settings, fake):
+    ingest_paths([corpus.root], settings, fake)
+    report = remove_paths(["notes.txt", "nothere.md"], settings, fake)
+    assert _statuses(report) == {"notes.txt": Status.REMOVED, "nothere.md": Status.FAILED}
+    assert "notes.txt" not in {c.source for c in Store(settings, fake.embedding_id).chunks()}
+    manifest = Manifest(settings.path(MANIFEST), "corpus")
+    assert "notes.txt" not in manifest.records()
+
+
+def test_single_file_and_collection_option(corpus, settings, fake):
+    report = ingest_paths([corpus.path("sub/limits.pdf")], settings, fake, collection="one-file")
+    assert _statuses(report) == {"limits.pdf": Status.ADDED}
+    assert {c.source for c in Store(settings, fake.embedding_id, "one-file").chunks()} == {"limits.pdf"}
+
+
+def test_a_second_concurrent_run_is_refused(corpus, settings, fake):
+    from ingest.pipeline import run_lock
+
+    with run_lock(settings, "corpus"), pytest.raises(GemragError, match="Another ingest"):
+        ingest_paths([corpus.root], settings, fake)
