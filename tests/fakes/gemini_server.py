@@ -55,13 +55,13 @@ def count_tokens(text: str) -> int:
 
 
 @lru_cache(maxsize=200_000)
-def _feature_slots(feature: str) -> tuple[tuple[int, float], ...]:
+def _feature_slots(feature: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where a word or bigram lands: one index in each leading range, with a sign."""
     digest = hashlib.blake2b(feature.encode(), digest_size=8 * len(_FEATURE_RANGES)).digest()
-    slots = []
-    for i, size in enumerate(_FEATURE_RANGES):
-        h = int.from_bytes(digest[8 * i : 8 * i + 8], "little")
-        slots.append((h % size, 1.0 if (h >> 63) & 1 else -1.0))
-    return tuple(slots)
+    hashes = np.frombuffer(digest, dtype="<u8")
+    indices = hashes % np.asarray(_FEATURE_RANGES, dtype=np.uint64)
+    signs = np.where(hashes >> np.uint64(63), 1.0, -1.0)
+    return indices.astype(np.intp), signs
 
 
 def embed_text(text: str, dim: int = FULL_DIM) -> list[float]:
@@ -69,12 +69,11 @@ def embed_text(text: str, dim: int = FULL_DIM) -> list[float]:
     without renormalising, exactly as the real API does (callers must normalise)."""
     words = _WORD.findall(text.lower())
     features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    slots = [_feature_slots(f) for f in features or ["<empty>"]]
     vec = np.zeros(FULL_DIM)
-    for feature in features or ["<empty>"]:
-        for index, sign in _feature_slots(feature):
-            vec[index] += sign
+    np.add.at(vec, np.concatenate([i for i, _ in slots]), np.concatenate([s for _, s in slots]))
     vec /= np.linalg.norm(vec) or 1.0
-    return [round(float(x), 7) for x in vec[:dim]]
+    return np.round(vec[:dim], 7).tolist()
 
 
 @dataclass(frozen=True)
