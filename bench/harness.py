@@ -7,23 +7,28 @@ so every result carries all three.
 
 from __future__ import annotations
 
+import importlib
 import json
+import multiprocessing
 import os
 import platform
+import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -136,54 +141,51 @@ def git_commit() -> str:
 # --- measuring ---
 
 
-@dataclass(frozen=True)
-class ChildRun:
-    """A command run in its own process: wall time, peak resident memory, exit status."""
-
-    wall_s: float
-    peak_rss_mb: float
-    returncode: int
-    stdout: str
-    stderr: str
+class ChildFailed(Exception):
+    """A measured child process raised, crashed or ran out of its time."""
 
 
-def run_child(argv: Sequence[str], *, timeout_s: float, env: dict[str, str] | None = None) -> ChildRun:
-    """Peak RSS comes from wait4's rusage of exactly that process, so pipelines compared
-    this way never share an interpreter, a model or an allocator."""
-    with _temp_files() as (out, err):
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv), stdout=out, stderr=err, cwd=REPO, env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        status, rusage = _wait(proc, timeout_s)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        return ChildRun(wall, rusage.ru_maxrss / 1024, status, out.read(), err.read())
+def in_fresh_process(fn: Callable[..., T], *args: object, timeout_s: float) -> T:
+    """Runs `fn(*args)` in a new interpreter (spawned, not forked) and returns its result.
+
+    Each pipeline compared for speed or peak memory gets its own process, so none inherits
+    another's imports, models, caches or allocator state; `peak_rss_mb()` inside the child
+    is then that pipeline's own peak. A child past `timeout_s` is killed.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_call, args=(send, fn, args), daemon=False)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout_s):
+            raise ChildFailed(f"{fn.__name__} took longer than {timeout_s:.0f} s and was stopped")
+        ok, value = receive.recv()
+    except EOFError:
+        raise ChildFailed(f"{fn.__name__} died without a result") from None
+    finally:
+        if child.is_alive():
+            child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if not ok:
+        raise ChildFailed(f"{fn.__name__} failed: {value}")
+    return value  # type: ignore[no-any-return]
 
 
-@contextmanager
-def _temp_files() -> Iterator[tuple]:  # type: ignore[type-arg]
-    import tempfile
+def _call(send: Connection, fn: Callable[..., object], args: tuple[object, ...]) -> None:
+    try:
+        result = (True, fn(*args))
+    except Exception as error:  # reported to the parent as a problem of this sub-benchmark
+        result = (False, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}")
+    send.send(result)
+    send.close()
 
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        yield out, err
 
-
-def _wait(proc: subprocess.Popen, timeout_s: float):  # type: ignore[no-untyped-def,type-arg]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, rusage
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, status, rusage = os.wait4(proc.pid, 0)
-            proc.returncode = -signal.SIGKILL
-            return proc.returncode, rusage
-        time.sleep(0.02)
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -247,6 +249,18 @@ class Run:
         path.write_text(text)
         (out_dir / f"latest-{self.profile}.json").write_text(text)
         return path
+
+
+def measure(module: str, profile: Profile, work: Path, results: Path) -> None:
+    """A sub-benchmark in its own process: each table is printed and saved the moment it is
+    complete, so a timeout loses only what was still being measured."""
+
+    def emit(table: Table) -> None:
+        print_table(table)
+        with results.open("a") as handle:
+            handle.write(json.dumps(asdict(table)) + "\n")
+
+    importlib.import_module(module).run(profile, work, emit)
 
 
 def table_from_dict(data: dict) -> Table:  # type: ignore[type-arg]

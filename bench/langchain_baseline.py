@@ -3,19 +3,19 @@
 Its stock loaders (langchain-community's `DirectoryLoader` + `TextLoader` for Markdown,
 `PyPDFDirectoryLoader` for PDFs, one document per page), `RecursiveCharacterTextSplitter`
 measuring length in the same MiniLM word pieces at our chunk size and overlap, the same
-MiniLM embedder wrapped as LangChain `Embeddings`, and `Chroma.from_documents`. Run as
-`python -m bench.langchain_baseline SRC PERSIST_DIR SIZE OVERLAP` in its own process, so
-its peak memory is its own; prints one JSON line with its chunk count.
+MiniLM embedder wrapped as LangChain `Embeddings`, and `Chroma.from_documents`. The
+benchmark runs it in its own process, so its peak memory is its own.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
+from bench.harness import peak_rss_mb
 from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
 from rag.providers.minilm import MiniLM, shared_minilm
 
@@ -35,7 +35,15 @@ class MiniLMEmbeddings(Embeddings):
         return self.embed_documents([text])[0]
 
 
-def run(src: Path, persist: Path, size_tokens: int, overlap_tokens: int) -> int:
+@dataclass(frozen=True)
+class BaselineRun:
+    chunks: int
+    seconds: float  # from the first import of the pipeline's libraries to the stored collection
+    peak_rss_mb: float
+
+
+def run(src: Path, persist: Path, size_tokens: int, overlap_tokens: int) -> BaselineRun:
+    started = time.perf_counter()
     from chromadb.config import Settings as ChromaSettings
     from langchain_chroma import Chroma
     from langchain_community.document_loaders import DirectoryLoader, PyPDFDirectoryLoader, TextLoader
@@ -57,15 +65,4 @@ def run(src: Path, persist: Path, size_tokens: int, overlap_tokens: int) -> int:
                                        persist_directory=str(persist)),
         collection_metadata={"hnsw:space": "cosine"},
     )
-    return len(chunks)
-
-
-def main(argv: list[str]) -> int:
-    src, persist, size, overlap = argv
-    chunks = run(Path(src), Path(persist), int(size), int(overlap))
-    print(json.dumps({"chunks": chunks}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    return BaselineRun(len(chunks), time.perf_counter() - started, peak_rss_mb())
