@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 
 class GemragError(Exception):
     """Base of every error the app shows to a user as a message, not a traceback."""
@@ -42,3 +44,9 @@ class EmptyCollection(GemragError):
 
 class EmbedderMismatch(GemragError):
     """A collection built with one embedder cannot be searched or extended with another."""
+
+
+def redact(message: str, key: SecretStr | None) -> str:
+    """Belt and braces for any text shown to a user: the key never appears in it."""
+    secret = key.get_secret_value() if key else ""
+    return message.replace(secret, "[redacted]") if secret else message

@@ -28,7 +28,8 @@ def render(report: RunReport, gate: GateResult | None = None) -> str:
         f"<title>Evaluation: {escape(report.testset)}</title><style>{STYLE}</style></head><body>",
         f"<h1>Evaluation: {escape(report.testset)}</h1>",
         f"<p>{report.cases} cases · provider {escape(report.provider)} · collection "
-        f"{escape(report.collection)} (version {report.corpus_version}) · {escape(report.started)}</p>",
+        f"{escape(report.collection)} (version {report.corpus_version}) · {report.workers} workers · "
+        f"{escape(report.started)}</p>",
     ]
     if report.problems:
         items = "".join(f"<li>{escape(p)}</li>" for p in report.problems)

@@ -98,6 +98,7 @@ class RunReport:
     corpus_version: int
     started: str
     cases: int
+    workers: int  # cases in flight: latency under load is not latency alone
     problems: list[str]
     retrieval: list[RetrievalRow]
     answers: list[AnswerRow]

@@ -109,6 +109,7 @@ class Evaluator:
             corpus_version=self.store.version,
             started=started,
             cases=len(plan.testset.cases),
+            workers=plan.workers,
             problems=[str(p) for p in plan.testset.problems] + self.failures,
             retrieval=[
                 retrieval_row(v.label, [s for s in retrieval_done if s.variant == v.label]) for v in variants

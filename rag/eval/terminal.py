@@ -24,18 +24,29 @@ def retrieval_table(rows: list[RetrievalRow]) -> Table:
 
 
 def answer_table(rows: list[AnswerRow]) -> Table:
-    table = Table(title="Answers")
-    columns = ("config", "cases", "EM", "F1", "cite P", "cite R", "refusal", "false ref.",
-               "faithful", "judge", "correct", "p50 s", "p95 s", "cost $", "routes")
+    table = Table(title="Answers (quality)")
+    columns = ("config", "cases", "EM", "F1", "cite P", "cite R", "refusal", "false ref.", "faithful",
+               "judge", "correct")
     for column in columns:
-        table.add_column(column, justify="left" if column in {"config", "judge", "routes"} else "right")
+        table.add_column(column, justify="left" if column in {"config", "judge"} else "right")
     for a in rows:
         table.add_row(
-            a.config + (f" ({a.errors} errors)" if a.errors else ""),
-            str(a.cases), fmt(a.exact_match), fmt(a.token_f1), fmt(a.citation_precision),
-            fmt(a.citation_recall), fmt(a.refusal_accuracy), fmt(a.false_refusals), fmt(a.faithfulness),
-            a.judge, fmt(a.correctness), fmt(a.latency_p50_s, 2), fmt(a.latency_p95_s, 2),
-            fmt(a.cost_total_usd, 4), ", ".join(f"{k} {v}" for k, v in sorted(a.routes.items())),
+            a.config + (f" ({a.errors} errors)" if a.errors else ""), str(a.cases), fmt(a.exact_match),
+            fmt(a.token_f1), fmt(a.citation_precision), fmt(a.citation_recall), fmt(a.refusal_accuracy),
+            fmt(a.false_refusals), fmt(a.faithfulness), a.judge, fmt(a.correctness),
+        )
+    return table
+
+
+def cost_table(rows: list[AnswerRow]) -> Table:
+    table = Table(title="Answers (latency and cost)")
+    for column in ("config", "p50 s", "p95 s", "cost p50 $", "p95 $", "total $", "judge $", "routes"):
+        table.add_column(column, justify="left" if column in {"config", "routes"} else "right")
+    for a in rows:
+        table.add_row(
+            a.config, fmt(a.latency_p50_s, 2), fmt(a.latency_p95_s, 2), fmt(a.cost_p50_usd, 5),
+            fmt(a.cost_p95_usd, 5), fmt(a.cost_total_usd, 4), fmt(a.judge_cost_usd, 4),
+            ", ".join(f"{k} {v}" for k, v in sorted(a.routes.items())),
         )
     return table
 
@@ -54,7 +65,7 @@ def gate_table(gate: GateResult) -> Table:
 def print_report(report: RunReport, console: Console, gate: GateResult | None = None) -> None:
     console.print(
         f"[bold]{report.testset}[/bold]: {report.cases} cases, provider {report.provider}, "
-        f"collection {report.collection} (version {report.corpus_version})"
+        f"collection {report.collection} (version {report.corpus_version}), {report.workers} workers"
     )
     for problem in report.problems:
         console.print(Text.assemble(("skipped ", "yellow"), str(problem)))
@@ -62,6 +73,7 @@ def print_report(report: RunReport, console: Console, gate: GateResult | None = 
         console.print(retrieval_table(report.retrieval))
     if report.answers:
         console.print(answer_table(report.answers))
+        console.print(cost_table(report.answers))
         if any(a.judge == "lexical" for a in report.answers):
             console.print("faithfulness marked 'lexical' is the offline word-overlap proxy, not a model's judgement")
     if gate is not None:

@@ -1,0 +1,194 @@
+"""`python -m rag.eval TESTSET`: measure retrieval and answers, write the reports, guard
+against regressions.
+
+Errors a user can act on print as one line and a non-zero exit, never a traceback, and
+never the API key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ingest.display import progress_bars
+from rag.errors import GemragError, redact
+from rag.eval import html
+from rag.eval.beir import is_beir_dir, load_beir, materialise
+from rag.eval.checkpoint import FILENAME as CHECKPOINT
+from rag.eval.checkpoint import Checkpoint
+from rag.eval.configs import parse_compare
+from rag.eval.corpus import collection_name, ensure_ingested, open_collection
+from rag.eval.gate import GateResult, compare
+from rag.eval.results import RunReport
+from rag.eval.runner import Evaluator, Plan
+from rag.eval.terminal import print_report
+from rag.eval.testset import CaseError, TestSet, load_testset
+from rag.providers.base import Provider
+from rag.settings import Settings
+from rag.store import Store
+
+WIDE = 160
+EPILOG = """
+TESTSET is a JSONL test set (format: rag/eval/testset.py) or a BEIR directory (corpus.jsonl,
+queries.jsonl, qrels/test.tsv), which is ingested into its own collection beir-<name> and
+scored on retrieval only, comparable with published BEIR tables.
+
+A test set's corpus (--corpus, default: settings.eval_corpus, ./corpus) is ingested into
+the collection eval-<folder name> first, incrementally; --collection NAME uses an existing
+collection as it is instead.
+
+Writes OUT/report.json, OUT/report.html and a table here. Each finished case is appended to
+OUT/checkpoint.jsonl: run the same command again after an interruption and finished cases
+are skipped (--fresh starts over).
+
+Exit status: 0 done; 1 a regression beyond --max-drop against --baseline; 2 bad input or a
+refused run (nothing valid in the test set, missing corpus, quota); 3 an unexpected error;
+130 interrupted.
+"""
+
+
+@dataclass
+class Outputs:
+    json: Path
+    html: Path
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rag.eval",
+        description="Measure retrieval and answer quality on a test set.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("testset", type=Path, help="a JSONL test set or a BEIR directory")
+    parser.add_argument("--corpus", type=Path, help=f"the documents the test set asks about (default: "
+                        f"{settings.eval_corpus})")
+    parser.add_argument("--collection", help="evaluate an existing collection as it is, without ingesting")
+    parser.add_argument("--out", type=Path, default=settings.eval_out_dir,
+                        help=f"where the reports go (default: {settings.eval_out_dir})")
+    parser.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
+                        help="run every combination side by side; axes: k, mode (vector, bm25, hybrid), "
+                             "mmr (on, off); repeatable")
+    parser.add_argument("--baseline", type=Path, help="an earlier run's report.json to compare with")
+    parser.add_argument("--max-drop", type=float, default=settings.eval_max_drop,
+                        help=f"absolute drop on a headline metric that fails the run "
+                             f"(default: {settings.eval_max_drop})")
+    parser.add_argument("--workers", type=int, default=settings.eval_workers,
+                        help=f"cases in flight at once (default: {settings.eval_workers})")
+    parser.add_argument("--retrieval-only", action="store_true", help="skip answering and judging")
+    parser.add_argument("--fresh", action="store_true", help="ignore the checkpoint of an earlier run")
+    parser.add_argument("--data-dir", type=Path, help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, provider: Provider | None = None) -> int:
+    """`provider` replaces the one the settings choose (the tests pass fakes)."""
+    # Piped to a file or CI log, rich would wrap the tables at 80 columns.
+    out, err = Console(width=None if sys.stdout.isatty() else WIDE), Console(stderr=True, soft_wrap=True)
+    try:
+        settings = Settings()
+    except ValueError as error:
+        err.print(f"error: invalid settings: {error}", style="red", markup=False, highlight=False)
+        return 2
+    args = build_parser(settings).parse_args(argv)
+    try:
+        if args.data_dir:
+            settings = settings.model_copy(update={"data_dir": args.data_dir})
+        if provider is None:
+            from rag.providers import get_provider
+
+            provider = get_provider(settings)
+        report, gate = evaluate(args, settings, provider, err, bars=err.is_terminal and not args.quiet)
+    except (GemragError, CaseError) as error:
+        err.print(f"error: {redact(str(error), settings.api_key)}", style="red", markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted: finished cases are kept; run the same command again to continue.")
+        return 130
+    except Exception as error:  # a bug, not a user error: still one line, not a traceback
+        message = redact(f"unexpected {type(error).__name__}: {error}", settings.api_key)
+        err.print(f"error: {message}", style="red", markup=False, highlight=False)
+        return 3
+    outputs = write_outputs(report, gate, args.out)
+    print_report(report, out, gate)
+    out.print(f"wrote {outputs.json} and {outputs.html}", highlight=False)
+    if gate is not None and not gate.passed:
+        err.print(f"regression: {len(gate.regressions)} headline metric(s) dropped by more than "
+                  f"{gate.max_drop:g} against {args.baseline}", style="red", markup=False, highlight=False)
+        return 1
+    return 0
+
+
+def evaluate(
+    args: argparse.Namespace, settings: Settings, provider: Provider, console: Console, *, bars: bool
+) -> tuple[RunReport, GateResult | None]:
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    configs = parse_compare(args.compare, settings)
+    testset, store, problems = prepare(args, settings, provider, console, bars=bars)
+    if not testset.cases:
+        reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
+        raise CaseError(f"{args.testset} has no valid case: {reasons}")
+    if args.fresh:
+        (args.out / CHECKPOINT).unlink(missing_ok=True)
+    evaluator = Evaluator(settings, provider, store, Checkpoint(args.out))
+    beir = is_beir_dir(args.testset)
+    plan = Plan(testset, configs, answers=not (beir or args.retrieval_only), workers=max(1, args.workers))
+    with case_progress(console, bars, plan) as advance:
+        report = evaluator.run(plan, advance)
+    report.problems.extend(problems)
+    return report, compare(report, baseline, args.max_drop) if baseline else None
+
+
+def prepare(
+    args: argparse.Namespace, settings: Settings, provider: Provider, console: Console, *, bars: bool
+) -> tuple[TestSet, Store, list[str]]:
+    """The test set and the collection it is asked against, ingested if need be."""
+    if is_beir_dir(args.testset):
+        beir = load_beir(args.testset)
+        root = materialise(beir, settings.path("beir", beir.name, "docs"))
+        name = args.collection or collection_name("beir", beir.name)
+        with progress_bars(console, bars) as on_progress:
+            store, problems = ensure_ingested(settings, provider, root, name, on_progress)
+        return beir.testset, store, problems
+    testset = load_testset(args.testset)
+    if args.collection and not args.corpus:
+        return testset, open_collection(settings, provider, args.collection), []
+    root = args.corpus or settings.eval_corpus
+    name = args.collection or collection_name("eval", root.resolve().name)
+    with progress_bars(console, bars) as on_progress:
+        store, problems = ensure_ingested(settings, provider, root, name, on_progress)
+    return testset, store, problems
+
+
+def load_baseline(path: Path) -> RunReport:
+    try:
+        return RunReport.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CaseError(f"cannot read baseline {path}: not a report.json of this tool ({error})") from error
+
+
+@contextmanager
+def case_progress(console: Console, enabled: bool, plan: Plan) -> Iterator[Callable[[int], None]]:
+    if not enabled:
+        yield lambda _: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bars:
+        task = bars.add_task("cases", total=None)
+        yield lambda n: bars.advance(task, n)
+
+
+def write_outputs(report: RunReport, gate: GateResult | None, out: Path) -> Outputs:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = report.save(out / "report.json")
+    html_path = out / "report.html"
+    html_path.write_text(html.render(report, gate), encoding="utf-8")
+    return Outputs(json_path, html_path)

@@ -1,0 +1,110 @@
+"""`python -m rag.eval` end to end, offline: ingest a corpus, write the three outputs, report
+bad lines, resume, and fail the regression gate on a planted regression."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import write_testset  # type: ignore[import-not-found]
+
+from rag.eval.cli import main
+from rag.eval.results import RunReport
+from rag.providers.offline import OfflineProvider
+
+DOCS = {
+    "vacation.md": "# Vacation\n\nEmployees receive 25 days of paid vacation per year. Unused days can be "
+                   "carried over until the end of March.\n",
+    "retries.md": "# Retries\n\nWhen the API answers HTTP 429, wait for the suggested retry delay and retry "
+                  "with exponential backoff. Never retry more than five times.\n",
+    "badge.md": "# Building\n\nError code E4711 means the badge reader at the north entrance is offline.\n",
+}
+CASES = [
+    {"id": "vacation", "question": "How many days of paid vacation do employees get?",
+     "reference_answer": "25 days of paid vacation per year.", "relevant": [{"source": "vacation.md"}]},
+    {"id": "badge", "question": "What does error code E4711 mean?",
+     "reference_answer": "The badge reader at the north entrance is offline.",
+     "relevant": [{"source": "badge.md"}]},
+    {"id": "none", "question": "Which football team won the 1954 final in Bern?", "relevant": [],
+     "tags": ["unanswerable"]},
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name, text in DOCS.items():
+        (root / name).write_text(text)
+    (root / "notes.jsonl").write_text("{}\n")  # not a document type: skipped, not a failure
+    return root
+
+
+def run(tmp_path: Path, corpus: Path, provider: OfflineProvider, *extra: str, out: str = "out") -> int:
+    testset = tmp_path / "t.jsonl"
+    if not testset.exists():
+        write_testset(testset, CASES, extra_lines=('{"question": "no closing brace"',))
+    args = [str(testset), "--corpus", str(corpus), "--data-dir", str(tmp_path / "data"),
+            "--out", str(tmp_path / out), "-q", "--workers", "2", *extra]
+    return main(args, provider=provider)
+
+
+def test_writes_json_html_and_table_and_reports_bad_lines(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, corpus, offline_provider) == 0
+    report = RunReport.load(tmp_path / "out" / "report.json")
+    assert report.collection == "eval-docs"
+    assert report.cases == 3
+    assert report.problems == ["line 4: not valid JSON (Expecting ',' delimiter at column 32)"]
+    hybrid = next(r for r in report.retrieval if r.variant == "hybrid k=6")
+    assert hybrid.hit == 1.0 and hybrid.cases == 2
+    assert report.answers[0].refusal_accuracy == 1.0 and report.answers[0].judge == "lexical"
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "lexical" in page
+    shown = capsys.readouterr().out
+    assert "skipped line 4: not valid JSON" in shown
+    assert "Retrieval" in shown and "report.html" in shown
+
+
+def test_rerun_resumes_from_the_checkpoint(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(tmp_path, corpus, offline_provider) == 0
+    monkeypatch.setattr("rag.chain.Chain.ask", lambda *a, **kw: pytest.fail("a finished case ran again"))
+    assert run(tmp_path, corpus, offline_provider) == 0
+    assert RunReport.load(tmp_path / "out" / "report.json").answers[0].cases == 3
+
+
+def test_gate_fails_on_a_planted_regression(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, corpus, offline_provider, out="before") == 0
+    baseline = tmp_path / "before" / "report.json"
+    assert run(tmp_path, corpus, offline_provider, "--baseline", str(baseline), out="same") == 0
+
+    # The regression: the badge document loses its answer, as a broken loader might cause.
+    (corpus / "badge.md").write_text("# Building\n\nThe north entrance is open on weekdays.\n")
+    assert run(tmp_path, corpus, offline_provider, "--baseline", str(baseline), out="after") == 1
+    err = capsys.readouterr().err
+    assert "regression" in err
+    page = (tmp_path / "after" / "report.html").read_text()
+    assert "REGRESSION" in page
+
+
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "t.jsonl").write_text("not json\n")
+    assert run(tmp_path, corpus, offline_provider) == 2
+    err = capsys.readouterr().err
+    assert "has no valid case: line 1: not valid JSON" in err and "Traceback" not in err
+    write_testset(tmp_path / "t.jsonl", CASES)
+    assert run(tmp_path, tmp_path / "missing", offline_provider) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert run(tmp_path, corpus, offline_provider, "--compare", "k=0") == 2
+    assert "k must be a positive integer" in capsys.readouterr().err
+    (tmp_path / "base.json").write_text(json.dumps({"retrieval": []}))
+    assert run(tmp_path, corpus, offline_provider, "--baseline", str(tmp_path / "base.json")) == 2
+    assert "cannot read baseline" in capsys.readouterr().err
