@@ -3,6 +3,10 @@ Gemini test above it proves nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import httpx
 import numpy as np
 import pytest
 from google import genai
@@ -105,3 +109,37 @@ def test_cut_stream_drops_the_connection_after_k_chunks(client: genai.Client, fa
     with pytest.raises(Exception, match="incomplete chunked read"):
         got.extend(c.text for c in client.models.generate_content_stream(model=FLASH, contents="x"))
     assert got == ["one two three four "]
+
+
+def test_v1beta_and_single_embed_content_are_served(fake_gemini: FakeGemini) -> None:
+    beta = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=fake_gemini.url, api_version="v1beta"))
+    assert beta.models.count_tokens(model=FLASH, contents="a b").total_tokens == 2
+    body = {"content": {"parts": [{"text": "solo text"}]}, "outputDimensionality": 16}
+    got = httpx.post(f"{fake_gemini.url}/v1beta/models/gemini-embedding-001:embedContent", json=body).json()
+    assert got == {"embedding": {"values": embed_text("solo text", 16)}}
+    missing = httpx.post(f"{fake_gemini.url}/v1/models/x:nonsense", json={})
+    assert missing.status_code == 404
+    assert fake_gemini.requests[0].path == "/v1beta/models/gemini-2.5-flash:countTokens"
+
+
+def test_async_clients_are_served_too(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.reply("async one", "async two three four five")
+
+    async def run() -> tuple[str, str]:
+        one = await client.aio.models.generate_content(model=FLASH, contents="x")
+        pieces = [c.text async for c in await client.aio.models.generate_content_stream(model=FLASH, contents="y")]
+        return one.text or "", "".join(p or "" for p in pieces)
+
+    assert asyncio.run(run()) == ("async one", "async two three four five")
+
+
+def test_latency_knobs_pace_the_stream(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.ttft_s, fake_gemini.tokens_per_s = 0.2, 40.0
+    fake_gemini.reply("w " * 8)  # 8 tokens in 2 chunks: 0.1 s each at 40 tokens/s
+    started = time.monotonic()
+    stream = client.models.generate_content_stream(model=FLASH, contents="x")
+    next(stream)
+    first = time.monotonic() - started
+    list(stream)
+    assert first >= 0.3  # time to first token + the first chunk's tokens
+    assert time.monotonic() - started >= 0.4
