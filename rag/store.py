@@ -62,7 +62,9 @@ class Store:
     # --- the corpus version ---
     @property
     def version(self) -> int:
-        return int((self.collection.metadata or {}).get("version", 0))
+        """Read afresh: another Store object (the UI's ingest, another process) may have bumped
+        it, and this object's copy of the metadata would not show that."""
+        return int((self.client.get_collection(self.name).metadata or {}).get("version", 0))
 
     def bump_version(self) -> int:
         meta = dict(self.collection.metadata or {})

@@ -1,4 +1,5 @@
 from rag.bm25 import BM25Index, BM25Search, Terms
+from rag.store import Store
 from rag.types import Chunk
 from tests.fakes.tiny_corpus import build_store, chunks
 
@@ -67,3 +68,22 @@ def test_index_is_rebuilt_when_ingest_bumps_the_corpus_version(settings, offline
     assert [h.chunk.id for h in hits] == ["n99"]
     assert hits[0].chunk.source == "site.md"
     assert not old_dir.exists()
+
+
+def test_index_follows_an_edit_made_through_another_store_object(settings, offline_provider):
+    """The UI's ingest writes through its own Store; an edit that keeps the chunk count must
+    still reach the chain's index, through the corpus version."""
+    store = build_store(settings, offline_provider)
+    search = BM25Search(settings)
+    assert search.search(store, "badge reader", 1)[0].chunk.source == "security.md"
+
+    ingest_side = Store(settings, offline_provider.embedding_id, store.name)
+    [old] = [c for c in ingest_side.chunks() if "badge reader" in c.text]
+    edited = _chunk(7, "Error code E4711 now means the turnstile at the south gate is jammed.", "security.md")
+    ingest_side.delete([old.id])
+    ingest_side.upsert([edited], offline_provider.embed_documents([edited.text]).vectors)
+    ingest_side.bump_version()
+
+    assert store.count() == len(chunks())
+    assert [h.chunk.id for h in search.search(store, "turnstile south gate", 3)] == ["n7"]
+    assert search.search(store, "badge reader", 3) == []
