@@ -1,0 +1,191 @@
+"""Retrieval latency of vector, BM25 and hybrid search as the collection grows, the query
+embedding on its own, and what the indexes cost in memory and on disk.
+
+Collections are synthetic: chunk-sized texts from the corpus generator (so BM25 sees real
+term statistics) with random unit vectors, because embedding 100k chunks with the offline
+model would take about 1.6 hours on two cores. Random vectors are the hard case for an HNSW
+graph (no clusters to exploit), so vector latencies here are if anything pessimistic.
+Queries are real: embedded once with MiniLM, then handed to the retriever precomputed, so
+the search latencies exclude the query embedding, which is measured separately.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.corpus_gen import queries as make_queries
+from bench.corpus_gen import synthetic_texts
+from bench.harness import (
+    Figure,
+    Latencies,
+    Profile,
+    Table,
+    dir_size_mb,
+    fresh_dir,
+    in_fresh_process,
+    ratio,
+)
+from rag.answer import Mode
+from rag.providers.minilm import DIM
+from rag.providers.offline import OfflineProvider
+from rag.types import Embedded, Usage
+
+EMBEDDING_ID = f"bench-random:{DIM}"
+CHUNKS_PER_SOURCE = 20
+MODES: tuple[Mode, ...] = ("vector", "bm25", "hybrid")
+WARMUP = 5
+BUILD_BATCH = 2_000  # below Chroma's maximum batch size
+
+
+class PrecomputedQueries(OfflineProvider):
+    """The offline provider with query vectors looked up instead of computed."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        super().__init__()
+        self.vectors = vectors
+
+    def embed_query(self, text: str) -> Embedded:
+        return Embedded([self.vectors[text]], Usage(), "precomputed")
+
+
+@dataclass(frozen=True)
+class QueryEmbeddings:
+    vectors: dict[str, list[float]]
+    seconds: list[float]
+
+
+def embed_queries_child(queries: Sequence[str]) -> QueryEmbeddings:
+    provider = OfflineProvider()
+    provider.embed_query("warm up the model")
+    vectors, seconds = {}, []
+    for text in queries:
+        started = time.perf_counter()
+        vectors[text] = provider.embed_query(text).vectors[0]
+        seconds.append(time.perf_counter() - started)
+    return QueryEmbeddings(vectors, seconds)
+
+
+def build_collection(data: Path, size: int, seed: int = 3) -> float:
+    """Writes `size` synthetic chunks with random unit vectors; returns seconds taken.
+    Uses Chroma's `add` directly: building is not what this benchmark measures."""
+    from rag.settings import Settings
+    from rag.store import Store
+    from rag.types import Chunk
+
+    store = Store(Settings(data_dir=data, api_key=None), EMBEDDING_ID, f"bench-{size}")
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    for start in range(0, size, BUILD_BATCH):
+        texts = synthetic_texts(min(BUILD_BATCH, size - start), seed=seed + start)
+        vectors = rng.standard_normal((len(texts), DIM)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        chunks = [
+            Chunk(
+                id=f"c{start + i}", text=text, source=f"doc-{(start + i) // CHUNKS_PER_SOURCE:05d}.md",
+                index=(start + i) % CHUNKS_PER_SOURCE, start=0, end=len(text), content_hash=f"h{start + i}",
+            )
+            for i, text in enumerate(texts)
+        ]
+        store.collection.add(
+            ids=[c.id for c in chunks], embeddings=vectors, documents=texts,
+            metadatas=[c.metadata() for c in chunks],  # type: ignore[misc]
+        )
+    store.bump_version()
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Searched:
+    seconds: dict[str, list[float]]  # mode -> one latency per query
+    bm25_build_s: float
+    rss_before_mb: float
+    rss_after_mb: float
+
+
+def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Searched:
+    """In a fresh process: open the collection, build BM25 on first use, then time every
+    query in every mode."""
+    import psutil
+
+    from rag.retrieval import Query, Retriever
+    from rag.settings import Settings
+    from rag.store import Store
+
+    rss = psutil.Process().memory_info
+    settings = Settings(data_dir=data, api_key=None)
+    retriever = Retriever(settings, PrecomputedQueries(vectors))
+    before = rss().rss / 2**20
+    store = Store(settings, EMBEDDING_ID, f"bench-{size}")
+    texts = list(vectors)
+    started = time.perf_counter()
+    retriever.bm25.index_for(store)
+    bm25_build = time.perf_counter() - started
+    seconds: dict[str, list[float]] = {}
+    for mode in MODES:
+        for text in texts[:WARMUP]:
+            retriever.search(store, Query(text, mode, settings.top_k, mmr=False))
+        seconds[mode] = []
+        for text in texts:
+            started = time.perf_counter()
+            retriever.search(store, Query(text, mode, settings.top_k, mmr=False))
+            seconds[mode].append(time.perf_counter() - started)
+    return Searched(seconds, bm25_build, before, rss().rss / 2**20)
+
+
+def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
+    queries = make_queries(profile.retrieval_queries)
+    embedded = in_fresh_process(embed_queries_child, queries, timeout_s=profile.timeout_s)
+    embedding = Latencies.of(embedded.seconds)
+    table = Table("retrieval", "query embedding alone", f"{len(queries)} generated queries, offline MiniLM, model warm")
+    table.add(
+        Figure("query embedding p50", embedding.p50_ms, "ms", "OfflineProvider.embed_query, one query at a time"),
+        Figure("query embedding p95", embedding.p95_ms, "ms", "added to vector and hybrid search in a real question"),
+    )
+    emit(table)
+    p95: dict[int, dict[str, float]] = {}
+    for size in profile.retrieval_chunks:
+        data = fresh_dir(work / f"store-{size}")
+        build_s = build_collection(data, size)
+        searched = in_fresh_process(search_child, data, size, embedded.vectors, timeout_s=profile.timeout_s)
+        table = Table(
+            "retrieval",
+            f"search latency at {size:,} chunks",
+            f"synthetic chunk texts with RANDOM unit vectors ({DIM} dims); {len(queries)} real MiniLM queries "
+            f"(precomputed, so excluded); top_k 6, over-fetch 5; {WARMUP} warm-up queries per mode",
+        )
+        p95[size] = {}
+        for mode in MODES:
+            latency = Latencies.of(searched.seconds[mode])
+            p95[size][mode] = latency.p95_ms
+            target = ("≤ 50 ms", latency.p95_ms <= 50) if mode == "hybrid" and size >= 100_000 else ("", None)
+            table.add(
+                Figure(f"{mode} p50", latency.p50_ms, "ms", "Retriever.search, query vector given"),
+                Figure(f"{mode} p95", latency.p95_ms, "ms", "", *target),
+                Figure(f"{mode} p99", latency.p99_ms, "ms", ""),
+            )
+        table.add(
+            Figure("build collection", build_s, "s", "Chroma add of texts, metadata and vectors (not measured work)"),
+            Figure("BM25 index build", searched.bm25_build_s, "s",
+                   "first keyword search after a corpus change: read chunks, tokenise, index, save"),
+            Figure("index memory", searched.rss_after_mb - searched.rss_before_mb, "MB",
+                   "RSS growth of a fresh process from opening the collection to after all queries"),
+            Figure("Chroma on disk", dir_size_mb(data / "chroma"), "MB", "vectors, HNSW graph, texts, metadata"),
+            Figure("BM25 on disk", dir_size_mb(data / "bm25"), "MB", "saved keyword index"),
+        )
+        emit(table)
+    if len(p95) >= 2:
+        emit(scaling_table(p95))
+
+
+def scaling_table(p95: dict[int, dict[str, float]]) -> Table:
+    small, large = min(p95), max(p95)
+    table = Table("retrieval", "scaling of p95 latency with collection size", f"{small:,} → {large:,} chunks")
+    for mode in MODES:
+        table.add(Figure(f"{mode} p95 {large:,} / {small:,}", ratio(p95[large][mode], p95[small][mode]), "×",
+                         f"{large // small}× the chunks"))
+    return table
