@@ -116,7 +116,7 @@ class Evaluator:
             ],
             answers=[
                 answer_row(c.label, [s for s in answers_done if s.config == c.label]) for c in plan.configs
-            ],
+            ] if plan.answers else [],
             retrieval_cases=retrieval_done,
             answer_cases=answers_done,
         )
