@@ -18,7 +18,7 @@ from rag import runtime  # noqa: E402,F401
 from rag.providers.offline import OfflineProvider  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests.fakes.clock import ManualClock  # noqa: E402
-from tests.fakes.gemini_server import FakeGemini  # noqa: E402
+from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini  # noqa: E402
 
 
 @pytest.fixture
@@ -69,9 +69,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def chroma_server_url() -> str:
     return _service_url("GEMRAG_TEST_CHROMA_URL", "a Chroma server")
-
-
-TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
 
 
 @pytest.fixture

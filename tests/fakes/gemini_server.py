@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 FULL_DIM = 3072  # gemini-embedding-001's native output size
+TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
 METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens")
 
 _ROUTE = re.compile(r"^/(?:v1|v1beta)/models/([^/:]+):(\w+)$")
@@ -556,6 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
 __all__ = [
     "FULL_DIM",
     "METHODS",
+    "TEST_API_KEY",
     "FakeGemini",
     "Fault",
     "GenerateRequest",

@@ -11,8 +11,7 @@ from rag.providers import Provider, get_provider
 from rag.providers.gemini import GeminiProvider, estimate_tokens
 from rag.settings import Settings
 from rag.types import Message, Prompt
-from tests.conftest import TEST_API_KEY
-from tests.fakes.gemini_server import FakeGemini, Fault, Reply, count_tokens, embed_text
+from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 
 FLASH = "gemini-2.5-flash"
 EMBED = "gemini-embedding-001"

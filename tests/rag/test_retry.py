@@ -14,9 +14,8 @@ from rag.providers.gemini import GeminiProvider
 from rag.retry import Retrier, classify
 from rag.settings import Settings
 from rag.types import Prompt
-from tests.conftest import TEST_API_KEY
 from tests.fakes.clock import ManualClock
-from tests.fakes.gemini_server import FakeGemini, Fault, Reply
+from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini, Fault, Reply
 from tests.fakes.sleeper import RecordingSleep
 
 FLASH = "gemini-2.5-flash"
