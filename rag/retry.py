@@ -27,7 +27,7 @@ import httpx
 import httpx2
 from google.genai import errors as genai_errors
 
-from rag.errors import GemragError, InvalidKey, ProviderError, StreamInterrupted
+from rag.errors import GemragError, InvalidKey, ProviderError, StreamInterrupted, redact
 from rag.ratelimit import quota_exhausted
 from rag.settings import Settings
 
@@ -137,8 +137,7 @@ class Retrier:
                 self._pause_or_raise(model, n, exc, deadline)
 
     def scrub(self, text: str) -> str:
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
-        return text.replace(key, "[redacted key]") if key else text
+        return redact(text, self.settings.api_key)
 
     def _remaining(self, model: str, deadline: float) -> float:
         left = deadline - self._clock()
