@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from rag.answer import AnswerRecord, AskOptions
 from rag.chain import Chain
+from rag.costs import price_usd
 from rag.errors import GemragError
 from rag.eval import metrics
 from rag.eval.checkpoint import Checkpoint, unit_key
@@ -192,11 +193,18 @@ class Evaluator:
             correctness=verdict.correctness,
             judge=verdict.method,
             route="cached" if record.cached else record.route.kind,
-            cost_usd=record.cost_usd,
-            judge_cost_usd=0.0,
+            cost_usd=self.cost(record),
+            judge_cost_usd=price_usd(self.settings, verdict.model, verdict.usage),
             latency_s=record.latency_s,
             ttft_s=record.ttft_s,
         )
+
+    def cost(self, record: AnswerRecord) -> float:
+        """What the answer cost: the chain's figure when it set one, else its usage at the
+        answering model's rates (rewrite and query embedding included); a cache hit is free."""
+        if record.cached:
+            return 0.0
+        return record.cost_usd or price_usd(self.settings, record.route.model, record.usage)
 
     def shown(self, record: AnswerRecord) -> list[Passage]:
         """The full passages the answer was generated from (the record keeps snippets)."""
