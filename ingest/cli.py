@@ -7,15 +7,18 @@ never the API key.
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.logging import RichHandler
+from rich.text import Text
 
 from ingest.discover import SUPPORTED, Filters
-from ingest.display import details, progress_bars, summary
+from ingest.display import details, headline, progress_bars, summary
 from ingest.pipeline import ingest_paths
-from rag.errors import GemragError
+from rag.errors import GemragError, redact
 from rag.providers.base import Provider
 from rag.settings import Settings
 
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
     """`provider` replaces the one the settings choose (the tests pass fakes)."""
     args = build_parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
+    # Retry warnings from the provider print above the progress bar, not through it.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])
     settings: Settings | None = None
     try:
         settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
@@ -86,21 +91,20 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
                 on_progress=on_progress,
             )
     except GemragError as error:
-        err.print(f"[red]error:[/] {_redact(str(error), settings)}", highlight=False)
-        return 2
+        return _fail(err, str(error), settings, 2)
     except KeyboardInterrupt:
-        err.print("interrupted: files completed so far are kept; run the same command again to finish.")
-        return 130
+        return _fail(err, "interrupted: files completed so far are kept; run the same command again.", None, 130)
     except Exception as error:  # a bug, not a user error: still one line, not a traceback
-        err.print(f"[red]error:[/] unexpected {type(error).__name__}: {_redact(str(error), settings)}",
-                  highlight=False)
-        return 3
+        return _fail(err, f"unexpected {type(error).__name__}: {error}", settings, 3)
+    out.print(headline(report), highlight=False, soft_wrap=True)
     out.print(summary(report))
     for line in details(report):
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
     return report.exit_code
 
 
-def _redact(message: str, settings: Settings | None) -> str:
-    key = settings.api_key.get_secret_value() if settings and settings.api_key else ""
-    return message.replace(key, "***") if key else message
+
+
+def _fail(err: Console, message: str, settings: Settings | None, code: int) -> int:
+    err.print(Text("error: ", style="red") + Text(redact(message, settings and settings.api_key)))
+    return code

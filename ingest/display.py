@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -39,9 +40,12 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
         yield show
 
 
+def headline(report: IngestReport) -> str:
+    return f"{'Dry run: would ingest' if report.dry_run else 'Ingested'} into collection {report.collection!r}"
+
+
 def summary(report: IngestReport) -> Table:
-    title = f"{'Dry run: would ingest' if report.dry_run else 'Ingested'} into {report.collection!r}"
-    table = Table(title=title, title_justify="left", show_header=False)
+    table = Table(show_header=False)
     table.add_column("what")
     table.add_column("files", justify="right")
     for status in Status:
@@ -58,14 +62,14 @@ def details(report: IngestReport) -> Iterator[str]:
     besides (reused vectors, orphans removed), and why the run stopped."""
     yield f"Embedder {report.embedder}; corpus version {report.version}."
     for outcome in report.of(Status.FAILED):
-        yield f"[red]failed[/]  {outcome.source}: {outcome.reason}"
+        yield f"[red]failed[/]  {escape(outcome.source)}: {escape(outcome.reason)}"
     for outcome in report.of(Status.SKIPPED):
-        yield f"[yellow]skipped[/] {outcome.source}: {outcome.reason}"
+        yield f"[yellow]skipped[/] {escape(outcome.source)}: {escape(outcome.reason)}"
     if report.orphans_removed:
         yield f"Removed {report.orphans_removed:,} chunks left behind by an interrupted run."
     if report.dry_run:
         yield "Dry run: nothing was written."
     elif report.stopped:
-        yield f"[red bold]Stopped:[/] {report.stopped}"
+        yield f"[red bold]Stopped:[/] {escape(report.stopped)}"
         if report.not_done:
             yield f"{report.not_done:,} files were not ingested yet."

@@ -1,0 +1,85 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main
+from rag.errors import QuotaExhausted
+from rag.providers.minilm import DIM, MODEL_ID
+from rag.settings import Settings
+from rag.store import Store
+from tests.fakes.corpus import write_bad_inputs
+from tests.ingest.fake_embedder import FakeEmbedder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(capsys, argv, provider):
+    code = main([str(a) for a in argv], provider=provider)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_prints_a_summary_and_lists_skipped_files(capsys, corpus, tmp_path, fake):
+    code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], fake)
+    assert code == 0
+    assert "files added     │      4" in out and "files skipped   │      1" in out
+    assert "skipped diagram.png: unknown type '.png'" in out
+
+
+def test_failures_are_listed_by_name_and_exit_1(capsys, corpus, tmp_path, fake):
+    write_bad_inputs(corpus.root / "bad")
+    code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], fake)
+    assert code == 1
+    assert "failed  bad/encrypted.pdf: encrypted PDF: it needs a password" in out
+    assert "failed  bad/binary.txt: binary content" in out
+    assert "Traceback" not in out
+
+
+def test_mixed_embedders_exit_2_with_the_stores_message(capsys, corpus, tmp_path, fake):
+    data = tmp_path / "d"
+    assert _run(capsys, [corpus.root, "--data-dir", data, "-q"], fake)[0] == 0
+    code, _, err = _run(capsys, [corpus.root, "--data-dir", data, "-q"], FakeEmbedder("other:hash:8"))
+    assert code == 2
+    assert "was built with fake:hash:8" in err and "--rebuild" in err and "Traceback" not in err
+
+
+def test_a_stopped_run_exits_2_and_says_what_to_do(capsys, corpus, tmp_path):
+    stopping = FakeEmbedder(fail_after=0, error=QuotaExhausted("Embedding quota used up for today."))
+    code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], stopping)
+    assert code == 2
+    assert "Stopped: Embedding quota used up for today. Files ingested so far are kept" in out
+
+
+def test_dry_run_and_collection_options(capsys, corpus, tmp_path, fake):
+    data = tmp_path / "d"
+    code, out, _ = _run(capsys, [corpus.root, "--data-dir", data, "--collection", "notes", "--dry-run",
+                                 "--include", "*.md"], fake)
+    assert code == 0 and "Dry run: would ingest into collection 'notes'" in out and "files added     │      1" in out
+    assert "nothing was written" in out and not data.exists()
+
+
+def test_help_documents_prune_and_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "--prune: files that were ingested from the same PATH before and no longer exist" in text
+    assert "Exit status: 0 all well; 1 some file failed" in text
+
+
+@pytest.mark.slow
+def test_python_m_ingest_on_the_sample_corpus_with_no_key(tmp_path):
+    data = tmp_path / "d"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GEMRAG_CONFIG": "/dev/null"}
+    args = [sys.executable, "-m", "ingest", "corpus/", "--data-dir", str(data)]
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    store = Store(Settings(data_dir=data, api_key=None), f"offline:{MODEL_ID}:{DIM}")
+    chunks = list(store.chunks())
+    sources = {c.source for c in chunks}
+    assert any(s.endswith(".md") for s in sources) and any(s.endswith(".pdf") for s in sources)
+    assert all(c.page for c in chunks if c.source.endswith(".pdf"))
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "files added     │      0" in again.stdout

@@ -1,0 +1,100 @@
+"""The Gemini path, against the fake Gemini server: batching, no calls for unchanged files,
+429s survived with nothing lost, a spent quota or a bad key stopping cleanly."""
+
+import pytest
+
+from ingest.cli import main
+from ingest.pipeline import ingest_paths
+from ingest.report import Status
+from rag.providers.gemini import GeminiProvider
+from rag.store import Store
+from tests.fakes.gemini_server import TEST_API_KEY, Fault
+from tests.ingest.conftest import snapshot
+
+EMBED = "batchEmbedContents"
+
+
+def _texts_sent(fake_gemini) -> int:
+    return sum(len(r.body["requests"]) for r in fake_gemini.calls(EMBED))
+
+
+def _clean_snapshot(gemini_settings, corpus):
+    clean = gemini_settings.model_copy(update={"data_dir": gemini_settings.data_dir.parent / "clean"})
+    provider = GeminiProvider(clean)
+    ingest_paths([corpus.root], clean, provider)
+    return snapshot(clean, provider.embedding_id)
+
+
+def test_first_ingest_embeds_every_chunk_in_batches(corpus, gemini_settings, fake_gemini):
+    provider = GeminiProvider(gemini_settings)
+    report = ingest_paths([corpus.root], gemini_settings, provider)
+    assert report.count(Status.ADDED) == 4 and report.exit_code == 0
+    assert _texts_sent(fake_gemini) == report.chunks == Store(gemini_settings, provider.embedding_id).count()
+    assert len(fake_gemini.calls(EMBED)) == 1  # one batch holds this small corpus
+    request = fake_gemini.calls(EMBED)[0].body["requests"][0]
+    assert request["taskType"] == "RETRIEVAL_DOCUMENT" and request["outputDimensionality"] == 768
+    price = gemini_settings.prices["gemini-embedding-001"].input
+    assert report.cost_usd == pytest.approx(report.tokens * price / 1e6) and report.cost_usd > 0
+
+
+def test_unchanged_reingest_sends_no_embedding_request(corpus, gemini_settings, fake_gemini):
+    provider = GeminiProvider(gemini_settings)
+    ingest_paths([corpus.root], gemini_settings, provider)
+    fake_gemini.clear_log()
+    report = ingest_paths([corpus.root], gemini_settings, provider)
+    assert fake_gemini.requests == []
+    assert report.count(Status.UNCHANGED) == 4 and report.embedded_chunks == 0
+
+
+def test_injected_429s_are_retried_and_nothing_is_lost_or_duplicated(corpus, gemini_settings, fake_gemini):
+    settings = gemini_settings.model_copy(update={"ingest_batch_chunks": 2})
+    stored_so_far = [0]
+
+    def fault_per_batch(progress):
+        if progress.chunks_done > stored_so_far[0]:
+            stored_so_far[0] = progress.chunks_done
+            fake_gemini.inject(Fault.rate_limited("0s"), times=1, method=EMBED)
+
+    fake_gemini.inject(Fault.rate_limited("0s"), times=2, method=EMBED)
+    fake_gemini.inject(Fault.server_error(503), times=1, method=EMBED)
+    provider = GeminiProvider(settings)
+    report = ingest_paths([corpus.root], settings, provider, on_progress=fault_per_batch)
+    assert report.exit_code == 0 and report.count(Status.ADDED) == 4
+    statuses = [r.status for r in fake_gemini.calls(EMBED)]
+    assert statuses.count(503) == 1 and statuses.count(429) >= 4
+    fake_gemini.clear_faults()
+    assert snapshot(settings, provider.embedding_id) == _clean_snapshot(gemini_settings, corpus)
+
+
+def test_a_spent_quota_stops_cleanly_and_the_rerun_completes(corpus, gemini_settings, fake_gemini):
+    settings = gemini_settings.model_copy(update={"ingest_batch_chunks": 1})  # each file flushes alone
+    provider = GeminiProvider(settings)
+
+    def quota_runs_out_after_the_first_file(progress):
+        if progress.files_done == 1 and fake_gemini.calls(EMBED)[-1].status != 429:
+            fake_gemini.inject(Fault.rate_limited("0s"), times=None, method=EMBED)
+
+    report = ingest_paths([corpus.root], settings, provider, on_progress=quota_runs_out_after_the_first_file)
+    assert report.exit_code == 2 and report.stopped and "run the same command again" in report.stopped
+    assert "quota" in report.stopped.lower()
+    assert {f.source for f in report.of(Status.ADDED)} == {"guide.md"} and report.not_done == 3
+    assert {c.source for c in Store(settings, provider.embedding_id).chunks()} == {"guide.md"}
+    fake_gemini.clear_faults()
+    resumed = ingest_paths([corpus.root], settings, provider)
+    assert resumed.exit_code == 0 and resumed.count(Status.UNCHANGED) == 1 and resumed.count(Status.ADDED) == 3
+    assert snapshot(settings, provider.embedding_id) == _clean_snapshot(gemini_settings, corpus)
+
+
+def test_a_rejected_key_stops_the_cli_with_exit_2_and_never_shows_the_key(
+    corpus, gemini_settings, fake_gemini, monkeypatch, capsys
+):
+    fake_gemini.inject(Fault.invalid_key(), times=None, method=EMBED)
+    monkeypatch.setenv("GEMINI_API_KEY", TEST_API_KEY)
+    monkeypatch.setenv("GEMRAG_BASE_URL", fake_gemini.url)
+    monkeypatch.setenv("GEMRAG_TIER", "unlimited")
+    monkeypatch.setenv("GEMRAG_REQUEST_TIMEOUT_S", "2")
+    code = main([str(corpus.root), "--data-dir", str(gemini_settings.data_dir), "-q"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "rejected the API key" in out and "Set GEMINI_API_KEY" in out
+    assert TEST_API_KEY not in out + err
