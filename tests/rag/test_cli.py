@@ -1,19 +1,30 @@
 import os
+import re
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 from rag import cli
 from tests.fakes.tiny_corpus import build_store
 
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
-def _run(settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "GEMRAG_COLLECTION": "tiny-corpus"}
+
+def _run(settings, *args: str, stdin: str = "", module: str = "rag",
+         collection: str = "tiny-corpus") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "GEMRAG_COLLECTION": collection}
     return subprocess.run(
-        [sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", module, *args], input=stdin, capture_output=True, text=True, env=env, timeout=600
     )
+
+
+def cited_line(out: str, needle: str) -> str:
+    """The sources line for the [n] cited right after `needle` in the answer."""
+    n = re.search(re.escape(needle) + r"[^\[]*\[(\d+)\]", out).group(1)
+    return next(line for line in out.splitlines() if line.startswith(f" *[{n}] "))
 
 
 @pytest.mark.slow
@@ -71,3 +82,22 @@ def test_costs_is_dispatched_to_the_reports_module(monkeypatch):
     monkeypatch.setitem(sys.modules, "rag.reports", fake)
     assert cli.main(["costs", "--session", "s1"]) == 3
     assert seen == [["--session", "s1"]]
+
+
+@pytest.mark.slow
+def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
+    """The issue's offline acceptance check: `python -m ingest corpus/` then `python -m rag ask`."""
+    ingested = _run(settings, str(CORPUS), "--quiet", module="ingest", collection="corpus")
+    assert ingested.returncode == 0, ingested.stderr
+
+    pdf = _run(settings, "ask", "How long did a batch job of 2,000 Flash requests take in our runs?",
+               collection="corpus")
+    assert pdf.returncode == 0, pdf.stderr
+    assert re.fullmatch(r" \*\[\d\] pdf/batching\.pdf p\.1", cited_line(pdf.stdout, "14 minutes"))
+
+    markdown = _run(settings, "ask", "When rotating an API key, how long should you watch traffic before "
+                    "deleting the old key?", collection="corpus")
+    assert markdown.returncode == 0, markdown.stderr
+    assert re.search(r"watch for 24\s+hours", markdown.stdout)
+    assert cited_line(markdown.stdout, "delete the old key").endswith("security.md — Security: keys, data and "
+                                                                      "prompt injection > API keys > Rotation")
