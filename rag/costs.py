@@ -62,6 +62,10 @@ class Totals:
     saved_usd: float = 0.0
 
     @property
+    def empty(self) -> bool:
+        return self.calls == 0 and self.cache_hits == 0
+
+    @property
     def hit_rate(self) -> float:
         return self.cache_hits / self.answers if self.answers else 0.0
 

@@ -84,11 +84,13 @@ def _expiry(table: Table, now: float) -> float:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
     tbl TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
     created REAL NOT NULL, expires REAL NOT NULL,
-    PRIMARY KEY (tbl, key)
-) WITHOUT ROWID;
+    UNIQUE (tbl, key)
+);
 CREATE INDEX IF NOT EXISTS entries_age ON entries (tbl, created);
+CREATE INDEX IF NOT EXISTS entries_expiry ON entries (tbl, expires);
 CREATE TABLE IF NOT EXISTS counters (
     bucket TEXT NOT NULL, field TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (bucket, field)
@@ -120,16 +122,16 @@ class SqliteKV:
         now = self.clock()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO entries (tbl, key, value, created, expires) VALUES (?, ?, ?, ?, ?)",
                 (table.name, key, value, now, _expiry(table, now)),
             )
             db.execute("DELETE FROM entries WHERE tbl = ? AND expires <= ?", (table.name, now))
             (count,) = db.execute("SELECT COUNT(*) FROM entries WHERE tbl = ?", (table.name,)).fetchone()
             if count > table.max_entries:
                 db.execute(
-                    "DELETE FROM entries WHERE tbl = ? AND key IN "
-                    "(SELECT key FROM entries WHERE tbl = ? ORDER BY created LIMIT ?)",
-                    (table.name, table.name, count - table.max_entries),
+                    "DELETE FROM entries WHERE id IN "
+                    "(SELECT id FROM entries WHERE tbl = ? ORDER BY created LIMIT ?)",
+                    (table.name, count - table.max_entries),
                 )
 
     def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:

@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     except GemragError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.session is not None and report.total.calls + report.total.cache_hits == 0:
+    if args.session is not None and report.total.empty:
         print(f"error: no calls recorded for session {args.session!r}", file=sys.stderr)
         return 1
     if args.json:
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
 
 
 def render(report: CostReport, console: Console) -> None:
-    if report.total.calls + report.total.cache_hits == 0:
+    if report.total.empty:
         console.print("No calls recorded yet.")
         return
     scope = f"session {report.session_id}" if report.session_id else "all sessions"
