@@ -10,6 +10,7 @@ larger than the rest: it is the one the removal benchmark deletes.
 
 from __future__ import annotations
 
+import itertools
 import random
 import textwrap
 from dataclasses import dataclass
@@ -48,13 +49,13 @@ class TextSource:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.weights = [1 / (rank + 1) ** 0.8 for rank in range(len(VOCABULARY))]
+        self.cum_weights = list(itertools.accumulate(1 / (rank + 1) ** 0.8 for rank in range(len(VOCABULARY))))
         shuffled = VOCABULARY[:]
         random.Random(seed + 1).shuffle(shuffled)
         self.words = shuffled
 
     def sentence(self, n_words: int) -> str:
-        words = self.rng.choices(self.words, weights=self.weights, k=n_words)
+        words = self.rng.choices(self.words, cum_weights=self.cum_weights, k=n_words)
         text = " ".join(words)
         return text[0].upper() + text[1:] + "."
 
@@ -70,7 +71,7 @@ class TextSource:
         return " ".join(self.rng.choices(self.words[:80], k=3)).title()
 
     def query(self) -> str:
-        return " ".join(self.rng.choices(self.words, weights=self.weights, k=self.rng.randint(4, 9))) + "?"
+        return " ".join(self.rng.choices(self.words, cum_weights=self.cum_weights, k=self.rng.randint(4, 9))) + "?"
 
 
 def synthetic_texts(n: int, seed: int = 11) -> list[str]:

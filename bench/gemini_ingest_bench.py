@@ -97,9 +97,7 @@ def ingest_against_fake(root: Path, data: Path, limit: Limit, fault_rate: float)
 def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
     corpus = generate(fresh_dir(work / "corpus"), profile.gemini_chunks)
     concurrency = 4
-    # The limit binds: the batches need two minute windows, so the floor is over a minute.
-    batches_guess = math.ceil(corpus.sections / 100)
-    limit = Limit(rpm=max(2, math.ceil(batches_guess * 0.6)), concurrency=concurrency, latency_s=LATENCY_S)
+    limit = Limit(profile.gemini_rpm, concurrency, LATENCY_S)
     clean = ingest_against_fake(corpus.root, fresh_dir(work / "clean"), limit, 0.0)
     floor = limit.floor_s(clean.requests)
     over_floor = ratio(clean.wall_s, floor)

@@ -80,6 +80,7 @@ class Profile:
     structural_chunks: int  # re-ingest / remove measured at this size
     real_embedder_structural: bool  # False: a stand-in embedder builds the structural corpus
     gemini_chunks: int
+    gemini_rpm: int  # the simulated embedding limit: 3,000 (tier 1) is latency-bound, 100 (free) binds
     retrieval_chunks: tuple[int, ...]
     retrieval_queries: int
     answer_repeats: int
@@ -87,10 +88,10 @@ class Profile:
 
 
 PROFILES = {
-    "smoke": Profile("smoke", (40,), 40, 60, False, 120, (300,), 20, 2, 240),
-    "quick": Profile("quick", (1_000,), 1_000, 5_000, False, 5_000, (10_000, 100_000), 200, 10, 420),
+    "smoke": Profile("smoke", (40,), 40, 60, False, 120, 3_000, (300,), 20, 2, 240),
+    "quick": Profile("quick", (1_000,), 1_000, 5_000, False, 5_000, 3_000, (10_000, 100_000), 100, 10, 480),
     "full": Profile(
-        "full", (1_000, 5_000, 20_000), 5_000, 5_000, True, 20_000, (10_000, 100_000), 500, 30, 7_200
+        "full", (1_000, 5_000, 20_000), 5_000, 5_000, True, 20_000, 100, (10_000, 100_000), 500, 30, 7_200
     ),
 }
 

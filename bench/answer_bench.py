@@ -1,0 +1,180 @@
+"""Answering: the chain's time to first token and total time over the provider's own on
+the very same prompt (the chain's overhead), for Flash and for an escalated Pro route, the
+offline path, and what a cache hit costs.
+
+The fake Gemini server answers after a fixed time to first token and streams at a fixed
+token rate, so whatever the chain adds (rewrite, query embedding, retrieval, prompt,
+routing's token count, citations) is the difference between the two measurements. Each
+question is asked once through `Chain.stream`; then the prompt the chain built for it is
+sent straight to `provider.stream`: same text, same model, same server.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.corpus_gen import generate, queries
+from bench.harness import REPO, Figure, Profile, Table, fresh_dir, ratio
+from rag.answer import AnswerRecord, AskOptions, Delta, Done
+from rag.chain import Chain
+from rag.providers.base import Provider
+from rag.settings import Settings
+from rag.store import Store
+
+TTFT_S = 0.30  # the fake model's time to first token
+TOKENS_PER_S = 150.0
+COLLECTION = "bench-answer"
+OVERHEAD_TARGET_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Streamed:
+    ttft_s: float
+    total_s: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    chain: Streamed
+    provider: Streamed
+    steps_s: dict[str, float]  # the chain's steps before generation, timed one by one
+    route: str
+
+
+def stream_chain(chain: Chain, question: str) -> tuple[Streamed, AnswerRecord]:
+    started = time.perf_counter()
+    first = 0.0
+    for event in chain.stream(question):
+        if isinstance(event, Delta) and not first:
+            first = time.perf_counter() - started
+        if isinstance(event, Done):
+            return Streamed(first, time.perf_counter() - started), event.record
+    raise RuntimeError("the chain ended without a Done event")
+
+
+def sample(chain: Chain, provider: Provider, question: str) -> Sample:
+    through_chain, record = stream_chain(chain, question)
+    options = AskOptions()
+    clock = time.perf_counter()
+    store = chain.store()
+    rewritten = chain.rewrite(question, ())
+    steps = {"rewrite": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    retrieved = chain.retrieve(store, rewritten.question, options)
+    steps["retrieve"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    routed = chain.plan(store, question, rewritten.question, retrieved, (), options)
+    steps["prompt + route"] = time.perf_counter() - clock
+    started = time.perf_counter()
+    first = 0.0
+    for delta in provider.stream(routed.prompt, model=routed.route.model):
+        if delta.text and not first:
+            first = time.perf_counter() - started
+    alone = Streamed(first, time.perf_counter() - started)
+    return Sample(through_chain, alone, steps, record.route.kind)
+
+
+def samples(chain: Chain, provider: Provider, questions: Sequence[str]) -> list[Sample]:
+    """The first question warms up what every later one reuses (BM25 index, connections,
+    model sessions) and is not counted."""
+    sample(chain, provider, "warm up " + questions[0])
+    return [sample(chain, provider, q) for q in questions]
+
+
+def median_ms(values: Sequence[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def route_table(label: str, measured: Sequence[Sample], setup: str) -> Table:
+    chain_ttft = median_ms([s.chain.ttft_s for s in measured])
+    provider_ttft = median_ms([s.provider.ttft_s for s in measured])
+    overhead = chain_ttft - provider_ttft
+    routes = ", ".join(sorted({s.route for s in measured}))
+    table = Table("answer", f"{label}: chain over provider (route recorded: {routes})", setup)
+    table.add(
+        Figure("provider TTFT", provider_ttft, "ms", "provider.stream on the chain's own prompt (median)"),
+        Figure("chain TTFT", chain_ttft, "ms", "Chain.stream to its first Delta (median)"),
+        Figure("chain overhead on TTFT", overhead, "ms", "chain TTFT − provider TTFT",
+               f"≤ {OVERHEAD_TARGET_MS:.0f} ms", overhead <= OVERHEAD_TARGET_MS),
+        Figure("provider total", median_ms([s.provider.total_s for s in measured]), "ms", "whole stream (median)"),
+        Figure("chain total", median_ms([s.chain.total_s for s in measured]), "ms", "to the Done event (median)"),
+        Figure("chain total / provider total",
+               ratio(statistics.median(s.chain.total_s for s in measured),
+                     statistics.median(s.provider.total_s for s in measured)), "×", ""),
+    )
+    for step in measured[0].steps_s:
+        table.add(Figure(f"step: {step}", median_ms([s.steps_s[step] for s in measured]), "ms",
+                         "the same step called on its own (median)"))
+    return table
+
+
+def cache_table(settings: Settings, chain: Chain, question: str, repeats: int) -> Table:
+    """The end-to-end repeat goes through the chain; the lookup is the cache on its own."""
+    from rag.cache import AnswerCache, cache_key
+    from rag.prompts import PROMPT_VERSION
+
+    _, record = stream_chain(chain, question)
+    repeat = [stream_chain(chain, question) for _ in range(repeats)]
+    served_cached = sum(r.cached for _, r in repeat)
+    cache = AnswerCache(settings)
+    key = cache_key(question, record.corpus_version, record.route.model, PROMPT_VERSION, AskOptions())
+    cache.put(key, record)
+    lookups = []
+    for _ in range(max(repeats, 20)):
+        started = time.perf_counter()
+        hit = cache.get(key)
+        lookups.append(time.perf_counter() - started)
+    lookup_ms = median_ms(lookups)
+    table = Table("answer", "answer cache", f"SQLite cache under the data dir; {repeats} repeats of one question")
+    table.add(
+        Figure("cache lookup (hit)", lookup_ms, "ms", "AnswerCache.get of a stored answer, in-process (median)",
+               "≤ 10 ms", hit is not None and lookup_ms <= 10),
+        Figure("repeated question end to end", median_ms([s.total_s for s, _ in repeat]), "ms",
+               f"Chain.stream of the same question again; {served_cached} of {repeats} served from the cache"),
+        Figure("first answer end to end", median_ms([stream_chain(chain, question + " ")[0].total_s]), "ms",
+               "for comparison: a question the cache has not seen"),
+    )
+    return table
+
+
+def ingest_store(settings: Settings, provider: Provider, corpus_root: Path) -> Store:
+    from ingest.pipeline import ingest_paths
+
+    ingest_paths([corpus_root], settings, provider, collection=COLLECTION)
+    return Store(settings, provider.embedding_id, COLLECTION)
+
+
+def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # tests.fakes lives beside the packages, not in them
+    from rag.providers.gemini import GeminiProvider
+    from rag.providers.offline import OfflineProvider
+    from tests.fakes.gemini_server import FakeGemini
+
+    corpus = generate(fresh_dir(work / "corpus"), 200)
+    questions = queries(profile.answer_repeats, seed=29)
+    setup = (f"fake Gemini: TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s; {len(questions)} questions over "
+             f"a {corpus.sections}-chunk generated corpus; hybrid retrieval, top_k 6")
+    with FakeGemini(ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S) as fake:
+        settings = Settings(data_dir=fresh_dir(work / "gemini"), api_key="bench-key", base_url=fake.url,
+                            tier="unlimited", collection=COLLECTION)
+        provider = GeminiProvider(settings)
+        chain = Chain(settings, provider, ingest_store(settings, provider, corpus.root))
+        emit(route_table("Flash", samples(chain, provider, questions), setup))
+        pro_settings = settings.model_copy(update={"pro_threshold_tokens": 10})
+        pro_chain = Chain(pro_settings, provider, chain.store())
+        emit(route_table("escalated to Pro (threshold lowered to 10 tokens)",
+                         samples(pro_chain, provider, questions), setup))
+        emit(cache_table(settings, chain, questions[0], profile.answer_repeats))
+
+    offline_settings = Settings(data_dir=fresh_dir(work / "offline"), api_key=None, collection=COLLECTION)
+    offline = OfflineProvider()
+    offline_chain = Chain(offline_settings, offline, ingest_store(offline_settings, offline, corpus.root))
+    emit(route_table("offline (MiniLM + extractive answerer)",
+                     samples(offline_chain, offline, questions),
+                     f"no server: {len(questions)} questions, the same corpus, the offline provider"))
