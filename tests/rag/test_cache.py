@@ -12,12 +12,15 @@ import pytest
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Route
 from rag.cache import AnswerCache, CacheKey, cache_key, normalise_question
+from rag.costs import price_usd
 from rag.embedcache import EmbeddingCache
 from rag.kv import open_kv
+from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.types import Embedded, Message, Usage
 from tests.fakes.clock import ManualClock
+from tests.fakes.gemini_server import FakeGemini
 
 RETRIEVAL = AskOptions(mode="hybrid", top_k=6, mmr=False)
 
@@ -206,3 +209,18 @@ def test_the_embedding_cache_has_its_own_size_bound(settings: Settings, offline_
 def test_cache_and_ledger_files_live_in_the_data_dir(settings: Settings) -> None:
     AnswerCache(settings).put(_key(), _record())
     assert (Path(settings.data_dir) / "cache.sqlite3").exists()
+
+
+def test_on_the_gemini_path_a_repeated_question_sends_no_embedding_request(
+    gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    provider = GeminiProvider(gemini_settings)
+    cache = EmbeddingCache(gemini_settings)
+    first = cache.embed_query(provider, "What are the free-tier limits?")
+    assert len(fake_gemini.calls("batchEmbedContents")) == 1
+
+    again = cache.embed_query(provider, "What are the free-tier limits?")
+    assert len(fake_gemini.calls("batchEmbedContents")) == 1
+    assert again.vectors == first.vectors
+    assert price_usd(gemini_settings, again.model, again.usage) == 0.0
+    assert price_usd(gemini_settings, first.model, first.usage) > 0.0
