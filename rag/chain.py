@@ -112,6 +112,7 @@ class Chain:
     ) -> Iterator[Event]:
         started = time.perf_counter()
         store = self.store(options.collection)
+        corpus_version = store.version  # before retrieval: the version this answer is computed from
         rewritten = self.rewrite(question, history)
         retrieved = self.retrieve(store, rewritten.question, options)
         routed = self.plan(store, question, rewritten.question, retrieved, history, options)
@@ -129,7 +130,7 @@ class Chain:
                 ttft_s=generated.ttft_s,
                 offline=not self.provider.online,
                 session_id=session_id,
-                corpus_version=store.version,
+                corpus_version=corpus_version,
                 history=list(history),
             )
         )
