@@ -101,11 +101,11 @@ class AnswerCache:
         similarity reaches `semantic_cache_threshold`; None when the semantic cache is off."""
         if not self.settings.semantic_cache:
             return None
-        stored = self.kv.scan(self.vectors, f"{key.scope}:")
+        query = np.asarray(query_vector, dtype=np.float64)
+        stored = [(k, v) for k, v in self.kv.scan(self.vectors, f"{key.scope}:") if len(v) == query.nbytes]
         if not stored:
             return None
         matrix = np.stack([unpack_vector(raw) for _, raw in stored])
-        query = np.asarray(query_vector, dtype=np.float64)
         norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
         similarity = matrix @ query / np.where(norms == 0, 1.0, norms)
         best = int(np.argmax(similarity))

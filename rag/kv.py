@@ -75,7 +75,11 @@ def open_kv(settings: Settings, name: str, clock: Clock = time.time) -> KV:
     """`name` separates stores ("cache", "ledger"): one SQLite file each, or one key prefix in Redis."""
     if settings.redis_url:
         return RedisKV(settings.redis_url, prefix=f"gemrag:{name}:", clock=clock)
-    return SqliteKV(settings.path(f"{name}.sqlite3"), clock=clock)
+    try:
+        path = settings.path(f"{name}.sqlite3")
+    except OSError as exc:
+        raise StoreUnavailable(f"Cannot create the data dir {settings.data_dir}: {exc.strerror or exc}.") from exc
+    return SqliteKV(path, clock=clock)
 
 
 def _expiry(table: Table, now: float) -> float:

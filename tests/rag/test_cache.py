@@ -164,6 +164,7 @@ def test_semantic_cache_serves_close_questions_in_the_same_scope_only(store_sett
 
     assert cache.get_similar(_key("Anything else?"), [0.7, 0.7, 0.1]) is None  # below the threshold
     assert cache.get_similar(_key("What is the warranty period?", corpus_version=4), close) is None
+    assert cache.get_similar(_key("What is the warranty period?"), [*close, 0.0]) is None  # other embedder
 
 
 class CountingEmbedder:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag.kv import KV, StoreUnavailable, Table, bucket, open_kv
@@ -58,3 +60,10 @@ def test_a_damaged_sqlite_file_is_named_in_a_clear_error(settings: Settings) -> 
     settings.path("test.sqlite3").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreUnavailable, match=r"test\.sqlite3.*not damaged"):
         open_kv(settings, "test")
+
+
+def test_a_data_dir_that_cannot_be_created_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    blocked = settings.model_copy(update={"data_dir": tmp_path / "a-file" / "data"})
+    with pytest.raises(StoreUnavailable, match=r"Cannot create the data dir .*a-file/data"):
+        open_kv(blocked, "ledger")
