@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rag.answer import AnswerRecord, Route
 from rag.kv import KV, Clock, Table, open_kv, pack_vector, unpack_vector
@@ -81,10 +81,8 @@ class AnswerCache:
     def get(self, key: CacheKey) -> AnswerRecord | None:
         """The stored answer marked as a cache hit: no cost, `saved_usd` = what it first cost,
         its citations and original usage unchanged. The caller sets question and session."""
-        raw = self.kv.get(self.answers, key.digest)
-        if raw is None:
-            return None
-        return _as_hit(_RECORD.validate_json(raw), "same question")
+        record = self._load(key.digest)
+        return _as_hit(record, "same question") if record else None
 
     def put(self, key: CacheKey, record: AnswerRecord, query_vector: Sequence[float] | None = None) -> None:
         """Stores the answer without its session or conversation history: the cache is
@@ -111,10 +109,19 @@ class AnswerCache:
         best = int(np.argmax(similarity))
         if similarity[best] < self.settings.semantic_cache_threshold:
             return None
-        raw = self.kv.get(self.answers, stored[best][0].removeprefix(f"{key.scope}:"))
+        record = self._load(stored[best][0].removeprefix(f"{key.scope}:"))
+        return _as_hit(record, f"similar question (cosine {similarity[best]:.3f})") if record else None
+
+    def _load(self, digest: str) -> AnswerRecord | None:
+        """An entry written by an older version of the record format is a miss, not an error:
+        the next answer overwrites it."""
+        raw = self.kv.get(self.answers, digest)
         if raw is None:
             return None
-        return _as_hit(_RECORD.validate_json(raw), f"similar question (cosine {similarity[best]:.3f})")
+        try:
+            return _RECORD.validate_json(raw)
+        except ValidationError:
+            return None
 
 
 def _as_hit(record: AnswerRecord, why: str) -> AnswerRecord:

@@ -106,6 +106,14 @@ def test_records_are_stored_as_json(settings: Settings) -> None:
     assert json.loads(raw)["answer"] == "Two years [1]."
 
 
+def test_an_entry_in_an_older_record_format_is_a_miss(settings: Settings) -> None:
+    cache = AnswerCache(settings)
+    cache.kv.put(cache.answers, _key().digest, b'{"question": "q", "answer_text": "renamed field"}')
+    assert cache.get(_key()) is None
+    cache.put(_key(), _record())
+    assert cache.get(_key()) is not None
+
+
 def test_entries_expire_after_the_ttl(store_settings: Settings, clock: ManualClock) -> None:
     cache = AnswerCache(store_settings.model_copy(update={"cache_ttl_s": 60}), clock=clock)
     cache.put(_key(), _record())
