@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +24,21 @@ def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Names
     return parser.parse_args(argv)
 
 
+def ensure_free(host: str, port: int) -> None:
+    """Fail in a second with a plain message, before the models and stores are loaded."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"{exc.strerror}; choose another port with --port") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args = parse_args(argv, get_settings())
         settings = get_settings().model_copy(update={"data_dir": args.data_dir, "collection": args.collection})
+        ensure_free(args.host, args.port)
         from ui.app import create_app, launch
 
         demo = create_app(settings)

@@ -8,7 +8,6 @@ from rag.chain import Chain
 from rag.providers import get_provider
 from rag.settings import Settings
 from ui import render
-from ui.chat import Answerer
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -32,8 +31,8 @@ def create_app(settings: Settings) -> gr.Blocks:
     return build_app(settings, Chain(settings, get_provider(settings)))
 
 
-def build_app(settings: Settings, answerer: Answerer) -> gr.Blocks:
-    handlers = Handlers(settings, answerer)
+def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
+    handlers = Handlers(settings, chain)
     corpus_now, _ = handlers.corpus()
     with gr.Blocks(title="gemrag: ask your documents") as demo:
         state = gr.State(lambda: SessionState())  # called per page load: one session per tab
@@ -62,11 +61,16 @@ def build_app(settings: Settings, answerer: Answerer) -> gr.Blocks:
                     passage = gr.HTML(elem_id="passage")
                 with gr.Tab("Corpus", elem_id="tab-corpus"):
                     corpus = gr.HTML(corpus_now, elem_id="corpus")
+                    upload = gr.File(
+                        label=f"Add documents (up to {settings.max_upload_mb:g} MB each)",
+                        file_count="multiple", file_types=handlers.upload_types(), elem_id="upload",
+                    )
+                    upload_status = gr.Markdown(elem_id="upload-status")
                     refresh = gr.Button("Refresh", size="sm")
                 with gr.Tab("Settings", elem_id="tab-settings"):
                     collection = gr.Dropdown(
                         label="Collection", choices=handlers.corpus()[1]["choices"],
-                        value=settings.collection, elem_id="collection",
+                        value=settings.collection, elem_id="collection", allow_custom_value=True,
                     )
                     mode = gr.Radio(["hybrid", "vector", "bm25"], value=settings.retrieval_mode, label="Retrieval")
                     top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer (top-k)")
@@ -86,6 +90,7 @@ def build_app(settings: Settings, answerer: Answerer) -> gr.Blocks:
         stop.click(handlers.stop, [state], [chat], cancels=asked)
         chat.select(handlers.select_answer, [state], panel)
         picker.input(handlers.show_passage, [picker, state], [passage])
+        upload.upload(handlers.upload, [upload, collection], [upload_status, corpus, collection])
         refresh.click(handlers.corpus, None, [corpus, collection])
         demo.load(handlers.totals, [state], [totals])
     return demo

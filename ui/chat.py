@@ -51,7 +51,7 @@ def stream_turn(
 ) -> Iterator[Turn]:
     """Append a turn to the session and yield it each time its text grows."""
     history = state.history()
-    turn = state.start_turn(question)
+    turn = state.start_turn(question, choices.collection)
     yield turn
     try:
         for event in answerer.stream(question, history, state.session_id, choices.options()):

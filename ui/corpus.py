@@ -7,6 +7,7 @@ embedder is listed (and marked) instead of raising EmbedderMismatch in the panel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from rag.settings import Settings
 from rag.store import chroma_client
@@ -26,10 +27,20 @@ class CollectionInfo:
 
 def describe_collections(settings: Settings) -> list[CollectionInfo]:
     client = chroma_client(settings)
-    return [_describe(client.get_collection(c.name)) for c in sorted(client.list_collections(), key=lambda c: c.name)]
+    names = sorted(c.name for c in client.list_collections())
+    return [_describe(client.get_collection(name), last_ingest(settings, name)) for name in names]
 
 
-def _describe(collection) -> CollectionInfo:  # type: ignore[no-untyped-def]
+def last_ingest(settings: Settings, collection: str) -> str | None:
+    """When the last ingest run into the collection started: ingest.pipeline.run_lock opens
+    (and so touches) this lock file at the start of every run, from the CLI or an upload."""
+    lock = settings.data_dir / f"ingest-{collection}.lock"
+    if not lock.exists():
+        return None
+    return datetime.fromtimestamp(lock.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[no-untyped-def]
     meta = collection.metadata or {}
     return CollectionInfo(
         name=collection.name,
@@ -37,6 +48,7 @@ def _describe(collection) -> CollectionInfo:  # type: ignore[no-untyped-def]
         chunks=collection.count(),
         version=int(meta.get("version", 0)),
         embedder=str(meta.get("embedder", "")),
+        last_ingest=last,
     )
 
 

@@ -6,24 +6,31 @@ They hold no Gradio layout, so tests call them directly; ui/app.py wires them to
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from ingest.discover import SUPPORTED
+from ingest.report import Progress
 from rag.answer import AnswerRecord, Citation, Mode
+from rag.chain import Chain
+from rag.errors import GemragError
 from rag.settings import Settings
 from ui import render
-from ui.chat import Answerer, Choices, stream_turn
+from ui.chat import Choices, redact, stream_turn
 from ui.corpus import describe_collections
-from ui.session import SessionState
+from ui.session import SessionState, Turn
+from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
 
 
 class Handlers:
-    def __init__(self, settings: Settings, answerer: Answerer) -> None:
+    def __init__(self, settings: Settings, chain: Chain) -> None:
         self.settings = settings
-        self.answerer = answerer  # one chain for every session: it holds the stores and indexes
+        self.chain = chain  # one chain for every session: it holds the stores and indexes
 
     # --- chat ---
     def respond(
@@ -35,7 +42,7 @@ class Handlers:
             yield (gr.skip(),) * 7
             return
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "")
-        for turn in stream_turn(self.answerer, state, question, choices, self.settings):
+        for turn in stream_turn(self.chain, state, question, choices, self.settings):
             if turn.status == "streaming":
                 yield render.chat_messages(state), "", *(gr.skip(),) * 5
         yield render.chat_messages(state), "", *self.answer_panel(state), self.totals(state)
@@ -50,23 +57,31 @@ class Handlers:
 
     def answer_panel(self, state: SessionState) -> tuple[str, str, Update, str]:
         """Details, sources, the citation picker and the picked passage of the shown answer."""
-        record = state.shown_record()
+        turn = state.shown_turn()
+        record = turn.record if turn else None
         first = _first_citation(record)
         picker = gr.update(
             choices=[(render.citation_label(c), c.n) for c in (record.sources if record else [])],
             value=first.n if first else None,
         )
-        return (
-            render.details_html(record),
-            render.sources_html(record),
-            picker,
-            render.passage_html(first, cited=_is_cited(record, first)),
-        )
+        return render.details_html(record), render.sources_html(record), picker, self._passage(turn, first)
 
     def show_passage(self, n: int | None, state: SessionState) -> str:
-        record = state.shown_record()
-        citation = next((c for c in record.sources if c.n == n), None) if record else None
-        return render.passage_html(citation, cited=_is_cited(record, citation))
+        turn = state.shown_turn()
+        sources = turn.record.sources if turn and turn.record else []
+        return self._passage(turn, next((c for c in sources if c.n == n), None))
+
+    def _passage(self, turn: Turn | None, citation: Citation | None) -> str:
+        """The whole passage the model read, not just the record's short snippet."""
+        if turn is None or turn.record is None or citation is None:
+            return render.passage_html(None)
+        cited = any(c.n == citation.n for c in turn.record.citations)
+        try:
+            chunks = self.chain.store(turn.collection).get([citation.chunk_id])
+        except GemragError:
+            chunks = []  # re-ingested or emptied since: the snippet is all there is
+        full = replace(citation, snippet=chunks[0].text) if chunks else citation
+        return render.passage_html(full, cited=cited)
 
     def totals(self, state: SessionState) -> str:
         return render.totals_html(state.totals(self.settings.session_budget_usd))
@@ -77,12 +92,29 @@ class Handlers:
         names = sorted({c.name for c in collections} | {self.settings.collection})
         return render.corpus_html(collections), gr.update(choices=names)
 
+    @staticmethod
+    def upload_types() -> list[str]:
+        return sorted(SUPPORTED)
+
+    def upload(
+        self, files: list[str] | None, collection: str, progress: gr.Progress = gr.Progress()  # noqa: B008
+    ) -> tuple[str, str, Update]:
+        """Outputs: the upload's summary, then the corpus panel and the collection choices."""
+        def report(p: Progress) -> None:
+            progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
+
+        try:
+            result = ingest_uploads(
+                [Path(f) for f in files or []], self.settings, self.chain.provider,
+                collection or self.settings.collection, report,
+            )
+            summary = render.upload_summary(result)
+        except GemragError as exc:
+            summary = f"❌ {render.text(redact(str(exc), self.settings))}"
+        return summary, *self.corpus()
+
 
 def _first_citation(record: AnswerRecord | None) -> Citation | None:
     if record is None:
         return None
     return (record.citations or record.sources or [None])[0]
-
-
-def _is_cited(record: AnswerRecord | None, citation: Citation | None) -> bool:
-    return bool(record and citation and any(c.n == citation.n for c in record.citations))

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route
 from ui.corpus import CollectionInfo
 from ui.session import SessionState, SessionTotals, Turn
+from ui.uploads import UploadResult
 
 ROUTE_LABELS = {
     "flash": "Flash",
@@ -162,3 +164,18 @@ def corpus_html(collections: Sequence[CollectionInfo]) -> str:
         "<table class='gr-corpus'><tr><th>Collection</th><th>Documents</th><th>Chunks</th>"
         f"<th>Last ingest</th></tr>{rows}</table>"
     )
+
+
+def upload_summary(result: UploadResult) -> str:
+    """What happened to each uploaded file, in plain words."""
+    lines: list[str] = []
+    report = result.report
+    if report is not None:
+        done = [f for f in report.files if f.status in (Status.ADDED, Status.UPDATED, Status.UNCHANGED)]
+        lines += [f"- ✅ {text(f.source)}: {f.status.value}, {f.chunks} chunks" for f in done]
+        lines += [f"- ❌ {text(f.source)}: {text(f.reason)}" for f in report.of(Status.FAILED)]
+        if report.stopped:
+            lines.append(f"- ⚠️ {text(report.stopped)}")
+    lines += [f"- ❌ {text(reason)}" for reason in result.rejected]
+    collection = f" into **{text(report.collection)}**" if report else ""
+    return f"**Upload{collection}:**\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."

@@ -20,6 +20,7 @@ TurnStatus = Literal["streaming", "done", "stopped", "error"]
 @dataclass
 class Turn:
     question: str
+    collection: str = ""
     answer: str = ""
     status: TurnStatus = "streaming"
     record: AnswerRecord | None = None
@@ -46,9 +47,9 @@ class SessionState:
     turns: list[Turn] = field(default_factory=list)
     selected: int | None = None  # the turn whose sources are shown; None means the latest answer
 
-    def start_turn(self, question: str) -> Turn:
+    def start_turn(self, question: str, collection: str) -> Turn:
         self.stop_streaming()
-        turn = Turn(question)
+        turn = Turn(question, collection)
         self.turns.append(turn)
         self.selected = None
         return turn
@@ -71,12 +72,13 @@ class SessionState:
     def records(self) -> list[AnswerRecord]:
         return [t.record for t in self.turns if t.record is not None]
 
-    def shown_record(self) -> AnswerRecord | None:
-        """The answer whose sources and details the side panel shows."""
+    def shown_turn(self) -> Turn | None:
+        """The answered turn whose sources and details the side panel shows."""
         if self.selected is not None and 0 <= self.selected < len(self.turns):
-            return self.turns[self.selected].record
-        records = self.records()
-        return records[-1] if records else None
+            turn = self.turns[self.selected]
+            return turn if turn.record else None
+        answered = [t for t in self.turns if t.record is not None]
+        return answered[-1] if answered else None
 
     def select_message(self, message_index: int) -> None:
         """The chat shows each turn as a user message then an answer, so two messages per turn."""

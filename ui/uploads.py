@@ -12,14 +12,18 @@ from __future__ import annotations
 import re
 import shutil
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ingest.discover import SUPPORTED
+from ingest.pipeline import ingest_paths
+from ingest.report import IngestReport, ProgressCallback
 from rag.errors import GemragError
+from rag.providers.base import Provider
 from rag.settings import Settings
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_UNSAFE = re.compile(r"[^\w. -]+")  # \w keeps letters of every script
 MAX_NAME = 120
 
 
@@ -46,6 +50,7 @@ def safe_name(original: str) -> str:
 
 def upload_dir(settings: Settings, collection: str) -> Path:
     uploads = settings.path("uploads").resolve()
+    uploads.mkdir(exist_ok=True)
     folder = (uploads / collection).resolve()
     if folder.parent != uploads:
         raise UploadRejected(f"Collection {collection!r} is not a usable folder name.")
@@ -72,3 +77,32 @@ def stage(uploaded: Path, original_name: str, settings: Settings, collection: st
         raise UploadRejected(f"{original_name}: not a usable file name.")
     shutil.copyfile(uploaded, target)
     return StagedFile(name, target)
+
+
+@dataclass
+class UploadResult:
+    staged: list[StagedFile] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # one readable line per refused file
+    report: IngestReport | None = None
+
+
+def ingest_uploads(
+    files: Sequence[Path],
+    settings: Settings,
+    provider: Provider,
+    collection: str,
+    on_progress: ProgressCallback | None = None,
+) -> UploadResult:
+    """Stage what passes the checks and ingest it with the CLI's pipeline; the stored names
+    are the sanitised file names, so answers cite what the user uploaded."""
+    result = UploadResult()
+    for file in files:
+        try:
+            result.staged.append(stage(file, file.name, settings, collection))
+        except UploadRejected as exc:
+            result.rejected.append(str(exc))
+    if result.staged:
+        result.report = ingest_paths(
+            [s.path for s in result.staged], settings, provider, collection=collection, on_progress=on_progress
+        )
+    return result

@@ -1,0 +1,72 @@
+"""A small ingested corpus for the UI tests: a handbook in Markdown, a three-page PDF whose
+facts live on known pages, and a hostile document full of HTML that must never run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+
+from ingest.pipeline import ingest_paths
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+
+HANDBOOK = """# Team handbook
+
+## Vacation
+
+Every employee gets 27 days of paid vacation per calendar year. Unused vacation days expire
+on the 31st of March of the following year. Requests go to your manager at least two weeks ahead.
+
+## Expenses
+
+Travel expenses are reimbursed within 14 days of submitting the receipt in the expense tool.
+Hotel stays above 180 euros per night need written approval from the finance team.
+"""
+
+PDF_PAGES = [
+    "Onboarding guide. This guide explains the first weeks at the company for new colleagues.",
+    "Laptops. Every new colleague receives a laptop on the first day. The laptop must be encrypted "
+    "with full disk encryption before it is connected to the office network.",
+    "Badges. The office badge is collected from the reception desk on the second floor. A lost badge "
+    "is replaced for a fee of 25 euros.",
+]
+
+HOSTILE = """# Hostile notes
+
+The parking garage opens at 6 am. <script>window.__pwned = 1</script>
+Guests park on level minus two. <img src=x onerror="window.__pwned = 1"> The garage closes at 11 pm.
+"""
+
+HOSTILE_QUESTION = "When does the parking garage open and close?"
+
+
+def write_pdf(path: Path, pages: list[str]) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+
+
+def write_corpus(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "handbook.md").write_text(HANDBOOK)
+    (root / "hostile.md").write_text(HOSTILE)
+    write_pdf(root / "onboarding.pdf", PDF_PAGES)
+    return root
+
+
+def ingested_settings(base: Path) -> Settings:
+    settings = Settings(data_dir=base / "data", api_key=None, tier="unlimited")
+    report = ingest_paths([write_corpus(base / "corpus")], settings, OfflineProvider())
+    assert report.exit_code == 0, report.files
+    return settings
+
+
+@pytest.fixture(scope="module")
+def ui_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Offline settings over a fresh data dir holding the ingested UI corpus."""
+    return ingested_settings(tmp_path_factory.mktemp("ui"))

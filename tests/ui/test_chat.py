@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from rag.answer import AskOptions, Delta, Event
+from rag.chain import Chain
+from rag.errors import BudgetExceeded
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+from rag.types import Message
+from tests.ui.conftest import HOSTILE_QUESTION
+from ui.chat import Choices, stream_turn
+from ui.handlers import Handlers
+from ui.session import SessionState
+
+KEY = "test-key-PLANTED-in-ui-9d1"
+CHOICES = Choices("corpus", "hybrid", 4, "")
+
+
+class Failing:
+    """An answerer that streams some text, then fails the way the chain can."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def stream(
+        self, question: str, history: Sequence[Message] = (), session_id: str = "",
+        options: AskOptions = AskOptions(),  # noqa: B008
+    ) -> Iterator[Event]:
+        yield Delta("Partial ")
+        raise self.error
+
+
+@pytest.fixture(scope="module")
+def chain(ui_settings: Settings) -> Chain:
+    return Chain(ui_settings, OfflineProvider())
+
+
+def test_a_turn_streams_then_records_the_answer_with_page_citations(chain: Chain, ui_settings: Settings) -> None:
+    state = SessionState()
+    seen = [t.answer for t in stream_turn(chain, state, "When must the laptop be encrypted?", CHOICES, ui_settings)]
+    turn = state.turns[0]
+    assert turn.status == "done" and turn.record is not None
+    assert len(seen) > 3 and seen[1] and seen[1] != seen[-1]  # text grew piece by piece
+    assert ("onboarding.pdf", 2) in {(c.source, c.page) for c in turn.record.citations}
+    assert turn.record.session_id == state.session_id
+
+
+def test_follow_ups_carry_the_sessions_history(chain: Chain, ui_settings: Settings) -> None:
+    state = SessionState()
+    list(stream_turn(chain, state, "How many vacation days do employees get?", CHOICES, ui_settings))
+    list(stream_turn(chain, state, "When do they expire?", CHOICES, ui_settings))
+    record = state.turns[1].record
+    assert record is not None and record.history == state.history()[:2]
+    assert "vacation" in record.standalone_question
+
+
+def test_errors_become_a_readable_message_without_the_key(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, api_key=KEY)
+    state = SessionState()
+    budget = BudgetExceeded("Session budget of $1.00 spent; raise GEMRAG_SESSION_BUDGET_USD.")
+    list(stream_turn(Failing(budget), state, "q", CHOICES, settings))
+    assert state.turns[0].status == "error" and state.turns[0].error == str(budget)
+    list(stream_turn(Failing(RuntimeError(f"socket closed for key {KEY}")), state, "q", CHOICES, settings))
+    error = state.turns[1].error
+    assert error.startswith("Something went wrong while answering (RuntimeError: socket closed for key [redacted])")
+    assert KEY not in error and "Traceback" not in error
+    assert state.history() == []
+
+
+def test_stopping_keeps_the_partial_text_out_of_history(chain: Chain, ui_settings: Settings) -> None:
+    state = SessionState()
+    turns = stream_turn(chain, state, "How many vacation days do employees get?", CHOICES, ui_settings)
+    next(turns), next(turns)
+    turns.close()  # what Gradio does to a cancelled handler
+    state.stop_streaming()
+    assert state.turns[0].status == "stopped" and state.turns[0].answer
+    assert state.history() == []
+
+
+def test_handlers_publish_sources_full_passages_and_totals(chain: Chain, ui_settings: Settings) -> None:
+    handlers = Handlers(ui_settings, chain)
+    state = SessionState()
+    *streaming, final = handlers.respond("Where is the office badge collected?", state, "corpus", "hybrid", 4, "")
+    assert streaming and all(len(update) == 7 for update in streaming)
+    chat, box, details, sources, picker, passage, totals = final
+    assert chat[-1]["role"] == "assistant" and "first token" in chat[-1]["content"] and box == ""
+    assert "data-route='offline'" in details
+    assert "<b>onboarding.pdf</b> · page 3" in sources
+    assert picker["value"] == 1 and any("onboarding.pdf · p. 3" in label for label, _ in picker["choices"])
+    assert "second floor" in passage
+    assert "data-stat='answers'><span>Answers</span><b>1</b>" in totals
+    other = handlers.show_passage(2, state)
+    assert "data-n='2'" in other
+
+
+def test_hostile_document_text_reaches_the_chat_only_as_text(chain: Chain, ui_settings: Settings) -> None:
+    handlers = Handlers(ui_settings, chain)
+    *_, final = handlers.respond(HOSTILE_QUESTION, SessionState(), "corpus", "hybrid", 4, "")
+    chat, _, _, sources, _, passage, _ = final
+    shown = chat[-1]["content"] + passage
+    assert "hostile.md" in sources
+    assert "<script" not in shown and "<img" not in shown and "&lt;script&gt;" in passage
+
+
+def test_a_blank_question_changes_nothing(chain: Chain, ui_settings: Settings) -> None:
+    state = SessionState()
+    assert len(list(Handlers(ui_settings, chain).respond("   ", state, "corpus", "hybrid", 4, ""))) == 1
+    assert state.turns == []

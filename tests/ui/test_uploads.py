@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+from rag.store import Store
+from ui.uploads import UploadRejected, ingest_uploads, safe_name, stage, upload_dir
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("../../etc/cron.d/evil.md", "evil.md"),
+        ("..\\..\\Windows\\evil.md", "evil.md"),
+        (".bashrc.md", "bashrc.md"),
+        ("rapport été <b>.md", "rapport été _b_.md"),
+        ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
+    ],
+)
+def test_upload_names_become_plain_file_names(sent: str, kept: str) -> None:
+    assert safe_name(sent) == kept
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_stage_copies_into_the_collections_upload_folder_only(settings: Settings, tmp_path: Path) -> None:
+    staged = stage(write(tmp_path / "in" / "x", "notes"), "../../../outside.md", settings, "corpus")
+    assert staged.path == upload_dir(settings, "corpus") / "outside.md"
+    assert staged.path.read_text() == "notes"
+    assert not (tmp_path / "outside.md").exists()
+
+
+def test_stage_refuses_unknown_types_and_oversized_files(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(UploadRejected, match=r"tool\.exe: file type \.exe is not supported"):
+        stage(write(tmp_path / "a", "MZ"), "tool.exe", settings, "corpus")
+    small = settings.model_copy(update={"max_upload_mb": 0.001})
+    with pytest.raises(UploadRejected, match=r"big\.md: 0\.0 MB is over the upload limit of 0\.001 MB"):
+        stage(write(tmp_path / "b", "x" * 2_000), "big.md", small, "corpus")
+    assert list(upload_dir(settings, "corpus").iterdir()) == []
+
+
+@pytest.mark.parametrize("collection", ["..", ".", "../x", "a/../.."])
+def test_collection_names_cannot_leave_the_uploads_folder(settings: Settings, collection: str) -> None:
+    with pytest.raises(UploadRejected):
+        upload_dir(settings, collection)
+
+
+def test_uploads_are_ingested_under_their_file_names(
+    settings: Settings, tmp_path: Path, offline_provider: OfflineProvider
+) -> None:
+    good = write(tmp_path / "tmp1" / "canteen.md", "# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.")
+    bad = write(tmp_path / "tmp2" / "virus.exe", "MZ")
+    seen = []
+    result = ingest_uploads([good, bad], settings, offline_provider, "corpus", seen.append)
+    assert [s.name for s in result.staged] == ["canteen.md"]
+    assert result.rejected and "virus.exe" in result.rejected[0]
+    assert result.report is not None and result.report.exit_code == 0
+    chunks = list(Store(settings, offline_provider.embedding_id, "corpus").chunks())
+    assert {c.source for c in chunks} == {"canteen.md"}
+    assert seen and seen[-1].files_done == seen[-1].files_total == 1
