@@ -77,12 +77,13 @@ class Evaluator:
         answer_units = [(c, cfg) for c in plan.testset.cases for cfg in plan.configs] if plan.answers else []
         retrieval_done: list[RetrievalScores] = []
         answers_done: list[AnswerScores] = []
-        with ThreadPoolExecutor(max_workers=plan.workers) as pool:
-            futures = {
-                **{pool.submit(self.retrieval_unit, case, [v for v in variants if v.top_k == k]): case
-                   for case, k in retrieval_units},
-                **{pool.submit(self.answer_unit, case, cfg): case for case, cfg in answer_units},
-            }
+        pool = ThreadPoolExecutor(max_workers=plan.workers)
+        try:
+            futures = [
+                *(pool.submit(self.retrieval_unit, case, [v for v in variants if v.top_k == k])
+                  for case, k in retrieval_units),
+                *(pool.submit(self.answer_unit, case, cfg) for case, cfg in answer_units),
+            ]
             for future in as_completed(futures):
                 result = future.result()
                 if isinstance(result, AnswerScores):
@@ -90,6 +91,9 @@ class Evaluator:
                 else:
                     retrieval_done.extend(result)
                 advance(1)
+        finally:
+            # On Ctrl-C, units not started are dropped; running ones finish and are checkpointed.
+            pool.shutdown(wait=True, cancel_futures=True)
         return self.report(plan, started, variants, retrieval_done, answers_done)
 
     def report(

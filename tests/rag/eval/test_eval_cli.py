@@ -77,6 +77,7 @@ def test_rerun_resumes_from_the_checkpoint(
     assert RunReport.load(tmp_path / "out" / "report.json").answers[0].cases == 3
 
 
+@pytest.mark.slow
 def test_gate_fails_on_a_planted_regression(
     tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from conftest import CASES, write_testset  # type: ignore[import-not-found]
 
 from rag.eval.checkpoint import Checkpoint
@@ -37,6 +38,7 @@ def grading_responder(request: GenerateRequest) -> str:
     })
 
 
+@pytest.mark.slow
 def test_gemini_judged_run(fake_gemini: FakeGemini, gemini_settings: Settings, tmp_path: Path) -> None:
     from tests.fakes.tiny_corpus import build_store
 

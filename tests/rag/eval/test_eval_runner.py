@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import CASES, write_testset  # type: ignore[import-not-found]
 
 from rag.eval.checkpoint import Checkpoint
@@ -18,6 +19,7 @@ from rag.store import Store
 CONFIG = EvalConfig("hybrid", 3, False)
 
 
+@pytest.mark.slow
 def test_offline_run_scores_every_variant_and_answer(evaluator: Evaluator, tmp_path: Path) -> None:
     testset = load_testset(write_testset(tmp_path / "t.jsonl"))
     report = evaluator.run(Plan(testset, [CONFIG], workers=2))
@@ -40,6 +42,7 @@ def test_offline_run_scores_every_variant_and_answer(evaluator: Evaluator, tmp_p
     assert answers["vacation"].faithfulness > 0.8  # the extractive answer quotes its sources
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_units(
     settings: Settings, offline_provider: OfflineProvider, tiny_store: Store, tmp_path: Path
 ) -> None:
@@ -48,10 +51,9 @@ def test_resume_skips_finished_units(
     first.run(Plan(load_testset(write_testset(tmp_path / "part.jsonl", CASES[:2])), [CONFIG]))  # "interrupted"
 
     again = Evaluator(settings, offline_provider, tiny_store, Checkpoint(out))
-    asked: list[str] = []
+    asked = spy_on_ask(again)
     searched: list[str] = []
-    real_ask, real_search = again.chain.ask, again.search
-    again.chain.ask = lambda q, *a, **kw: asked.append(q) or real_ask(q, *a, **kw)  # type: ignore[method-assign]
+    real_search = again.search
     again.search = lambda q, *a: searched.append(q) or real_search(q, *a)  # type: ignore[method-assign]
     report = again.run(Plan(load_testset(write_testset(tmp_path / "full.jsonl")), [CONFIG]))
 
@@ -61,12 +63,43 @@ def test_resume_skips_finished_units(
     assert report.answers[0].cases == 5 and report.retrieval[0].cases == 4  # old and new units together
 
 
+def test_interrupted_run_keeps_finished_answers_and_resumes(
+    settings: Settings, offline_provider: OfflineProvider, tiny_store: Store, tmp_path: Path
+) -> None:
+    testset = load_testset(write_testset(tmp_path / "t.jsonl", CASES[:3]))
+    plan = Plan(testset, [CONFIG], workers=1)
+    first = Evaluator(settings, offline_provider, tiny_store, Checkpoint(tmp_path / "out"))
+    first_asked = spy_on_ask(first)
+    finished = 0
+
+    def ctrl_c_after_first_answer(n: int) -> None:  # progress runs in the main thread, as Ctrl-C does
+        nonlocal finished
+        finished += n
+        if finished == 4:  # three retrieval units, then one answer
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        first.run(plan, ctrl_c_after_first_answer)
+    assert 1 <= len(first_asked) < 3  # units not started yet were dropped
+
+    again = Evaluator(settings, offline_provider, tiny_store, Checkpoint(tmp_path / "out"))
+    asked = spy_on_ask(again)
+    report = again.run(plan)
+    assert sorted(asked) == sorted({c["question"] for c in CASES[:3]} - set(first_asked))
+    assert report.answers[0].cases == 3 and report.answers[0].errors == 0
+
+
+def spy_on_ask(evaluator: Evaluator) -> list[str]:
+    asked: list[str] = []
+    real = evaluator.chain.ask
+    evaluator.chain.ask = lambda q, *a, **kw: asked.append(q) or real(q, *a, **kw)  # type: ignore[method-assign]
+    return asked
+
+
 def test_changed_configuration_is_not_served_from_the_checkpoint(evaluator: Evaluator, tmp_path: Path) -> None:
     testset = load_testset(write_testset(tmp_path / "t.jsonl", CASES[:1]))
     evaluator.run(Plan(testset, [CONFIG]))
-    asked: list[str] = []
-    real_ask = evaluator.chain.ask
-    evaluator.chain.ask = lambda q, *a, **kw: asked.append(q) or real_ask(q, *a, **kw)  # type: ignore[method-assign]
+    asked = spy_on_ask(evaluator)
     evaluator.run(Plan(testset, [EvalConfig("bm25", 3, False)]))
     assert asked == [CASES[0]["question"]]
 
