@@ -27,6 +27,7 @@ def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Names
 def ensure_free(host: str, port: int) -> None:
     """Fail in a second with a plain message, before the models and stores are loaded."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -143,7 +143,7 @@ def totals_html(totals: SessionTotals) -> str:
         ("cost", "Cost", usd(totals.cost_usd)),
         ("cache-hits", "Cache hits", f"{totals.cache_hits}"),
         ("saved", "Saved", usd(totals.saved_usd)),
-        ("remaining", "Budget left", f"{usd(totals.remaining_usd)} of {usd(totals.budget_usd)}"),
+        ("remaining", "Budget left", f"{usd(totals.remaining_usd)} / {usd(totals.budget_usd)}"),
     ]
     cells = "".join(
         f"<div class='gr-stat' data-stat='{key}'><span>{label}</span><b>{value}</b></div>"

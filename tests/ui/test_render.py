@@ -77,7 +77,7 @@ def test_sources_list_cited_passages_first_with_file_page_heading_and_score() ->
 def test_totals_show_every_session_figure() -> None:
     html = render.totals_html(SessionTotals(3, 4_500, 0.0123, 1, 0.004, 1.0))
     for stat, value in [("answers", "3"), ("tokens", "4,500"), ("cost", "$0.0123"), ("cache-hits", "1"),
-                        ("saved", "$0.0040"), ("remaining", "$0.9877 of $1.00")]:
+                        ("saved", "$0.0040"), ("remaining", "$0.9877 / $1.00")]:
         assert f"data-stat='{stat}'><span>" in html and f"<b>{value}</b>" in html
 
 
