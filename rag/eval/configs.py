@@ -28,6 +28,11 @@ class EvalConfig:
     def label(self) -> str:
         return f"{self.mode} k={self.top_k}{' mmr' if self.mmr else ''}"
 
+    @property
+    def retrieval(self) -> RetrievalVariant:
+        """The retrieval setting this configuration answers from."""
+        return RetrievalVariant(self.mode, self.mmr, self.top_k)
+
 
 @dataclass(frozen=True)
 class RetrievalVariant:

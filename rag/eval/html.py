@@ -60,6 +60,13 @@ def render(report: RunReport, gate: GateResult | None = None) -> str:
             parts.append("<p class='note'>Faithfulness marked <b>lexical</b> is the offline proxy: the share "
                          "of the answer's content words found in the passages it was shown. It is not a "
                          "model's judgement; set a Gemini key for a judged score.</p>")
+    if report.tags:
+        parts.append("<h2>By tag</h2>")
+        parts.append(_table(
+            ["tag", "config", "cases", "recall@k", "token F1", "citation R", "faithfulness", "refused"],
+            [[t.tag, t.config, str(t.cases), fmt(t.recall), fmt(t.token_f1), fmt(t.citation_recall),
+              fmt(t.faithfulness), fmt(t.refused)] for t in report.tags],
+        ))
     for title, png in charts(report).items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f"<h2>{escape(title)}</h2><img alt='{escape(title)}' src='data:image/png;base64,{data}'>")

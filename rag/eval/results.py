@@ -90,6 +90,20 @@ class AnswerRow:
     routes: dict[str, int]
 
 
+@dataclass(frozen=True)
+class TagRow:
+    """One configuration's scores on the cases with one tag (multi-hop, page, follow-up, ...)."""
+
+    tag: str
+    config: str
+    cases: int
+    recall: float | None  # recall@k of the configuration's own retrieval setting
+    token_f1: float | None
+    citation_recall: float | None
+    faithfulness: float | None
+    refused: float | None  # share of the cases the answer refused
+
+
 @dataclass
 class RunReport:
     testset: str
@@ -102,6 +116,7 @@ class RunReport:
     problems: list[str]
     retrieval: list[RetrievalRow]
     answers: list[AnswerRow]
+    tags: list[TagRow] = field(default_factory=list)
     retrieval_cases: list[RetrievalScores] = field(default_factory=list)
     answer_cases: list[AnswerScores] = field(default_factory=list)
 
@@ -127,12 +142,13 @@ class RunReport:
             **{k: v for k, v in raw.items() if k not in _NESTED},
             retrieval=[RetrievalRow(**r) for r in raw["retrieval"]],
             answers=[AnswerRow(**a) for a in raw["answers"]],
+            tags=[TagRow(**t) for t in raw.get("tags", [])],
             retrieval_cases=[RetrievalScores(**c) for c in raw.get("retrieval_cases", [])],
             answer_cases=[AnswerScores(**c) for c in raw.get("answer_cases", [])],
         )
 
 
-_NESTED = {"retrieval", "answers", "retrieval_cases", "answer_cases"}
+_NESTED = {"retrieval", "answers", "tags", "retrieval_cases", "answer_cases"}
 
 
 def retrieval_row(variant: str, scores: list[RetrievalScores]) -> RetrievalRow:
@@ -172,3 +188,25 @@ def answer_row(config: str, scores: list[AnswerScores]) -> AnswerRow:
         judge_cost_usd=sum(s.judge_cost_usd for s in ok),
         routes=dict(Counter(s.route for s in ok)),
     )
+
+
+def tag_rows(
+    config: str, variant: str, answers: list[AnswerScores], retrieval: list[RetrievalScores]
+) -> list[TagRow]:
+    """Per tag, in order of first appearance: where a configuration is strong or weak."""
+    mine = [a for a in answers if a.config == config and not a.error]
+    recall = {r.case_id: r.recall for r in retrieval if r.variant == variant}
+    rows = []
+    for tag in dict.fromkeys(t for a in mine for t in a.tags):
+        tagged = [a for a in mine if tag in a.tags]
+        rows.append(TagRow(
+            tag=tag,
+            config=config,
+            cases=len(tagged),
+            recall=mean([recall.get(a.case_id) for a in tagged]),
+            token_f1=mean([a.token_f1 for a in tagged]),
+            citation_recall=mean([a.citation_recall for a in tagged]),
+            faithfulness=mean([a.faithfulness for a in tagged]),
+            refused=mean([float(a.refused) for a in tagged]),
+        ))
+    return rows

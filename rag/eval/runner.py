@@ -27,6 +27,7 @@ from rag.eval.results import (
     RunReport,
     answer_row,
     retrieval_row,
+    tag_rows,
 )
 from rag.eval.testset import TestCase, TestSet
 from rag.prompts import PROMPT_VERSION
@@ -122,6 +123,10 @@ class Evaluator:
             answers=[
                 answer_row(c.label, [s for s in answers_done if s.config == c.label]) for c in plan.configs
             ] if plan.answers else [],
+            tags=[
+                row for c in plan.configs
+                for row in tag_rows(c.label, c.retrieval.label, answers_done, retrieval_done)
+            ],
             retrieval_cases=retrieval_done,
             answer_cases=answers_done,
         )

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rag.eval.gate import GateResult
-from rag.eval.results import AnswerRow, RetrievalRow, RunReport
+from rag.eval.results import AnswerRow, RetrievalRow, RunReport, TagRow
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -51,6 +51,16 @@ def cost_table(rows: list[AnswerRow]) -> Table:
     return table
 
 
+def tag_table(rows: list[TagRow]) -> Table:
+    table = Table(title="By tag")
+    for column in ("tag", "config", "cases", "recall@k", "F1", "cite R", "faithful", "refused"):
+        table.add_column(column, justify="left" if column in {"tag", "config"} else "right")
+    for t in rows:
+        table.add_row(t.tag, t.config, str(t.cases), fmt(t.recall), fmt(t.token_f1), fmt(t.citation_recall),
+                      fmt(t.faithfulness), fmt(t.refused))
+    return table
+
+
 def gate_table(gate: GateResult) -> Table:
     table = Table(title=f"Against the baseline (a drop of more than {gate.max_drop:g} fails)")
     for column in ("metric", "baseline", "now", "change", ""):
@@ -74,6 +84,8 @@ def print_report(report: RunReport, console: Console, gate: GateResult | None = 
     if report.answers:
         console.print(answer_table(report.answers))
         console.print(cost_table(report.answers))
+    if report.tags:
+        console.print(tag_table(report.tags))
         if any(a.judge == "lexical" for a in report.answers):
             console.print("faithfulness marked 'lexical' is the offline word-overlap proxy, not a model's judgement")
     if gate is not None:

@@ -41,6 +41,11 @@ def test_offline_run_scores_every_variant_and_answer(evaluator: Evaluator, tmp_p
     assert answers["vacation"].citation_recall == 1.0 and answers["vacation"].token_f1 > 0.5
     assert answers["vacation"].faithfulness > 0.8  # the extractive answer quotes its sources
 
+    tags = {t.tag: t for t in report.tags}
+    assert set(tags) == {"page", "follow-up", "unanswerable"}
+    assert tags["page"].cases == 1 and tags["page"].recall == by_case["vacation"].recall
+    assert tags["unanswerable"].refused == 1.0 and tags["unanswerable"].recall is None
+
 
 @pytest.mark.slow
 def test_resume_skips_finished_units(
