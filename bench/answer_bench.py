@@ -156,7 +156,7 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
     from rag.providers.offline import OfflineProvider
     from tests.fakes.gemini_server import FakeGemini
 
-    corpus = generate(fresh_dir(work / "corpus"), 200)
+    corpus = generate(fresh_dir(work / "corpus"), profile.answer_chunks)
     questions = queries(profile.answer_repeats, seed=29)
     setup = (f"fake Gemini: TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s; {len(questions)} questions over "
              f"a {corpus.sections}-chunk generated corpus; hybrid retrieval, top_k 6")

@@ -83,15 +83,28 @@ class Profile:
     gemini_rpm: int  # the simulated embedding limit: 3,000 (tier 1) is latency-bound, 100 (free) binds
     retrieval_chunks: tuple[int, ...]
     retrieval_queries: int
+    answer_chunks: int
     answer_repeats: int
     timeout_s: float  # per sub-benchmark, hard
 
 
 PROFILES = {
-    "smoke": Profile("smoke", (40,), 40, 60, False, 120, 3_000, (300,), 20, 2, 240),
-    "quick": Profile("quick", (1_000,), 1_000, 5_000, False, 5_000, 3_000, (10_000, 100_000), 100, 10, 480),
+    "smoke": Profile(
+        "smoke", ingest_chunks=(20,), baseline_chunks=20, structural_chunks=30, real_embedder_structural=False,
+        gemini_chunks=120, gemini_rpm=3_000, retrieval_chunks=(300,), retrieval_queries=20,
+        answer_chunks=30, answer_repeats=2, timeout_s=240,
+    ),
+    "quick": Profile(
+        "quick", ingest_chunks=(1_000,), baseline_chunks=1_000, structural_chunks=5_000,
+        real_embedder_structural=False, gemini_chunks=5_000, gemini_rpm=3_000,
+        retrieval_chunks=(10_000, 100_000), retrieval_queries=100, answer_chunks=200, answer_repeats=10,
+        timeout_s=480,
+    ),
     "full": Profile(
-        "full", (1_000, 5_000, 20_000), 5_000, 5_000, True, 20_000, 100, (10_000, 100_000), 500, 30, 7_200
+        "full", ingest_chunks=(1_000, 5_000, 20_000), baseline_chunks=5_000, structural_chunks=5_000,
+        real_embedder_structural=True, gemini_chunks=20_000, gemini_rpm=100,
+        retrieval_chunks=(10_000, 100_000), retrieval_queries=500, answer_chunks=200, answer_repeats=30,
+        timeout_s=7_200,
     ),
 }
 

@@ -1,0 +1,79 @@
+"""Every sub-benchmark at tiny sizes, through the real `python -m bench` command, so the
+harness cannot rot. No timing is asserted: only that each part ran, measured what it says
+and found what must hold whatever the speed (nothing lost, the routes taken)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import BENCHES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("bench-out")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--work", str(out / "work")],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "latest-smoke.json").read_text())
+
+
+def figures(run: dict, bench: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {f["name"]: f for t in run["tables"] if t["bench"] == bench for f in t["figures"]}
+
+
+@pytest.mark.slow
+def test_every_sub_benchmark_reports_figures_with_units(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    assert smoke_run["problems"] == []
+    assert smoke_run["profile"] == "smoke"
+    assert smoke_run["machine"]["cores"] >= 1 and smoke_run["commit"]
+    assert {t["bench"] for t in smoke_run["tables"]} == set(BENCHES)
+    for table in smoke_run["tables"]:
+        for figure in table["figures"]:
+            assert figure["unit"], f"{table['title']}: {figure['name']} has no unit"
+
+
+@pytest.mark.slow
+def test_ingest_compares_against_ceiling_and_langchain(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    got = figures(smoke_run, "ingest")
+    assert 15 <= got["chunks stored"]["value"] <= 25  # about one chunk per generated section (20)
+    for name in ("embedder alone (ceiling)", "LangChain: throughput", "ours / ceiling", "ours / LangChain peak RSS"):
+        assert got[name]["value"] > 0, name
+    assert got["unchanged / full"]["value"] < 1  # an unchanged re-run does less than a full one
+    assert "chunks deleted" in got["remove one large file (call)"]["note"]
+
+
+@pytest.mark.slow
+def test_gemini_ingest_loses_and_duplicates_nothing(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    got = figures(smoke_run, "gemini-ingest")
+    assert got["embedding requests"]["value"] >= 2
+    assert got["chunks lost"]["value"] == 0
+    assert got["chunks duplicated"]["value"] == 0
+    assert got["vectors misplaced"]["value"] == 0
+
+
+@pytest.mark.slow
+def test_retrieval_measures_every_mode(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    got = figures(smoke_run, "retrieval")
+    for mode in ("vector", "bm25", "hybrid"):
+        assert 0 < got[f"{mode} p50"]["value"] <= got[f"{mode} p99"]["value"]
+    assert got["Chroma on disk"]["value"] > 0 and got["BM25 on disk"]["value"] > 0
+
+
+@pytest.mark.slow
+def test_answer_takes_each_route(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    titles = [t["title"] for t in smoke_run["tables"] if t["bench"] == "answer"]
+    assert any("route recorded: flash" in t for t in titles)
+    assert any("route recorded: pro" in t for t in titles)
+    assert any("route recorded: offline" in t for t in titles)
+    assert figures(smoke_run, "answer")["cache lookup (hit)"]["value"] is not None
