@@ -30,6 +30,7 @@ from bench.harness import (
     measure,
     table_from_dict,
 )
+from bench.report import markdown
 
 BENCHES = {
     "ingest": "bench.ingest_bench",
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     run.finished = datetime.now(UTC).isoformat(timespec="seconds")
     path = run.write(args.out)
+    (args.out / f"latest-{profile.name}.md").write_text(markdown(run))
     for problem in run.problems:
         print(f"problem: {problem}", file=sys.stderr)
     print(f"wrote {path}")

@@ -12,14 +12,13 @@ sent straight to `provider.stream`: same text, same model, same server.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus_gen import generate, queries
-from bench.harness import REPO, Figure, Profile, Table, fresh_dir, ratio
+from bench.harness import Figure, Profile, Table, fakes_importable, fresh_dir, ratio
 from rag.answer import AnswerRecord, AskOptions, Delta, Done
 from rag.chain import Chain
 from rag.providers.base import Provider
@@ -150,8 +149,7 @@ def ingest_store(settings: Settings, provider: Provider, corpus_root: Path) -> S
 
 
 def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # tests.fakes lives beside the packages, not in them
+    fakes_importable()
     from rag.providers.gemini import GeminiProvider
     from rag.providers.offline import OfflineProvider
     from tests.fakes.gemini_server import FakeGemini

@@ -12,7 +12,6 @@ the two cores with ours and is counted against us.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.corpus_gen import generate
-from bench.harness import REPO, Figure, Profile, Table, fresh_dir, ratio
+from bench.harness import Figure, Profile, Table, fakes_importable, fresh_dir, ratio
 
 COLLECTION = "bench-gemini"
 LATENCY_S = 0.2  # per batch request
@@ -61,8 +60,7 @@ class GeminiRun:
 
 
 def ingest_against_fake(root: Path, data: Path, limit: Limit, fault_rate: float) -> GeminiRun:
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # tests.fakes lives beside the packages, not in them
+    fakes_importable()
     from ingest.pipeline import ingest_paths
     from rag.providers.gemini import GeminiProvider
     from rag.settings import Settings

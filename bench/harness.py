@@ -16,7 +16,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -202,10 +201,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def fakes_importable() -> None:
+    """The fake Gemini server lives in tests/fakes, beside the packages rather than in them."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
 
 
 @dataclass(frozen=True)
