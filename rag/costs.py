@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from rag.answer import AnswerRecord
 from rag.errors import ConfigError
 from rag.kv import KV, Clock, bucket, bucket_parts, open_kv
 from rag.settings import PRICES_AS_OF, Settings
@@ -132,6 +133,10 @@ class Ledger:
         cost = price_usd(self.settings, model, usage)
         self.record(session_id, model, usage, kind, cost)
         return cost
+
+    def record_hit(self, session_id: str, hit: AnswerRecord) -> None:
+        """An answer served from the cache: no call, no tokens, and the money it saved."""
+        self.record(session_id, hit.route.model, Usage(), "answer", 0.0, saved_usd=hit.saved_usd, cached=True)
 
     def session(self, session_id: str) -> Totals:
         return self._totals(bucket("session", session_id))

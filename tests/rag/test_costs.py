@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer import AnswerRecord, Route
+from rag.cache import AnswerCache, cache_key
 from rag.costs import Ledger, price_usd
 from rag.errors import ConfigError
 from rag.settings import Settings
@@ -58,6 +60,17 @@ def test_local_models_are_free_and_an_unpriced_gemini_model_is_an_error(settings
         price_usd(settings, "gemini-9-ultra", usage)
 
 
+def _cache_hit(settings: Settings, first_cost: float) -> AnswerRecord:
+    route = Route("flash", "gemini-2.5-flash", "small context")
+    first = AnswerRecord("q", "q", "a", [], [], route, Usage(prompt_tokens=10_000, output_tokens=500), first_cost)
+    cache = AnswerCache(settings)
+    key = cache_key("q", 1, "gemini-2.5-flash", "p", {})
+    cache.put(key, first)
+    hit = cache.get(key)
+    assert hit is not None
+    return hit
+
+
 def test_ledger_aggregates_per_session_model_and_day(store_settings: Settings, clock: ManualClock) -> None:
     ledger = Ledger(store_settings, clock=clock)
     flash = Usage(prompt_tokens=10_000, output_tokens=500)
@@ -65,7 +78,7 @@ def test_ledger_aggregates_per_session_model_and_day(store_settings: Settings, c
     # 10,000 × 0.30 + 500 × 2.50 = 3,000 + 1,250 = 4,250 per 1M
     assert cost == pytest.approx(0.004_25)
     ledger.charge("alice", "gemini-embedding-001", Usage(prompt_tokens=20), "embed")
-    ledger.record("alice", "gemini-2.5-flash", Usage(), "answer", 0.0, saved_usd=cost, cached=True)
+    ledger.record_hit("alice", _cache_hit(store_settings, cost))
     ledger.charge("bob", "gemini-2.5-flash", flash, "rewrite")
 
     alice = ledger.session("alice")
