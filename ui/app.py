@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from rag.chain import Chain
@@ -97,6 +99,9 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, settings: Settings, host: str, port: int) -> None:
+    # Gradio writes every upload to its temp dir before a handler sees it: keep that inside
+    # the data dir too. Its server reads the variable when `launch` creates it.
+    os.environ["GRADIO_TEMP_DIR"] = str(settings.path("gradio").resolve())
     demo.queue(default_concurrency_limit=settings.ui_concurrency).launch(
         server_name=host,
         server_port=port,

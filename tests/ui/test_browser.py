@@ -101,7 +101,7 @@ def open_tab(page: Page, name: str) -> None:
 
 
 def test_chat_streams_cites_pages_counts_stops_uploads_and_runs_no_document_html(
-    browser: Browser, app_url: str, shots: Path, tmp_path: Path
+    browser: Browser, app_url: str, shots: Path, tmp_path: Path, ui_settings: Settings
 ) -> None:
     page = open_page(browser, app_url)
     page.add_init_script("window.__pwned = undefined")
@@ -173,6 +173,8 @@ def test_chat_streams_cites_pages_counts_stops_uploads_and_runs_no_document_html
     open_tab(page, "Corpus")
     page.locator("#upload input[type=file]").set_input_files(str(canteen))
     page.locator("#upload-status", has_text="canteen menu.md: added").wait_for()
+    assert (ui_settings.data_dir / "uploads" / "corpus" / "canteen menu.md").exists()
+    assert list((ui_settings.data_dir / "gradio").rglob("canteen menu.md"))  # Gradio's own copy too
     assert "4" in page.locator("#corpus tr[data-collection='corpus'] td").nth(1).inner_text()
     page.screenshot(path=shots / "06-uploaded.png")
     ask(page, "When does the canteen serve lunch?")
