@@ -36,6 +36,7 @@ from rag.store import Store, drop_collection
 from rag.types import Usage
 
 MANIFEST = "manifest.sqlite3"
+OFFLINE_EMBED_STEP = 64
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
 
@@ -299,6 +300,11 @@ class _Run(_Pass):
         super().__init__(settings, provider, report, on_progress)
         self.store = store
         self.manifest = Manifest(settings.path(MANIFEST), store.name)
+        # Texts per embedding call: enough to keep every Gemini request in flight; offline,
+        # MiniLM is CPU-bound either way, so small steps just let the progress bar move.
+        self.embed_step = (
+            settings.embed_batch_size * settings.embed_concurrency if provider.online else OFFLINE_EMBED_STEP
+        )
         self.present: set[str] = set()
         self.records: dict[str, FileRecord] = {}
         self.incomplete: set[str] = set()
@@ -360,15 +366,17 @@ class _Run(_Pass):
         fresh = [c for c in chunks if c.chunk.id not in self.present]
         reused = [c.chunk.id for c in chunks if c.chunk.id in self.present]
         vectors = self.store.vectors(reused) if reused else {}
-        if fresh:
-            embedded = self.provider.embed_documents([c.chunk.text for c in fresh])
-            vectors.update(zip([c.chunk.id for c in fresh], embedded.vectors, strict=True))
-            self.count_embedding(fresh)
         self.report.reused_chunks += len(reused)
+        self.chunks_done += len(reused)
+        for start in range(0, len(fresh), self.embed_step):
+            step = fresh[start : start + self.embed_step]
+            embedded = self.provider.embed_documents([c.chunk.text for c in step])
+            vectors.update(zip([c.chunk.id for c in step], embedded.vectors, strict=True))
+            self.count_embedding(step)
+            self.chunks_done += len(step)
+            self.progress()
         self.store.upsert([c.chunk for c in chunks], [vectors[c.chunk.id] for c in chunks])
         self.present.update(c.chunk.id for c in chunks)
-        self.chunks_done += len(chunks)
-        self.progress()
 
     def remove(self, records: Sequence[FileRecord]) -> None:
         """Forget first, then delete: a crash in between leaves orphans, never a record
