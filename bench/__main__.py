@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     run.finished = datetime.now(UTC).isoformat(timespec="seconds")
+    run.load_average_end = os.getloadavg()
     path = run.write(args.out)
     (args.out / f"latest-{profile.name}.md").write_text(markdown(run))
     for problem in run.problems:

@@ -251,6 +251,7 @@ class Run:
     commit: str
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     finished: str = ""
+    load_average_end: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the machine is shared: how busy it was
     tables: list[Table] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # sub-benchmarks that failed or timed out
 

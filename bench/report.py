@@ -11,7 +11,7 @@ def markdown(run: Run) -> str:
     lines = [
         f"Run `{run.profile}` at commit `{run.commit}`, {run.started} → {run.finished} (UTC).",
         f"Machine: {m.cpu}, {m.cores} cores, {m.memory_gib} GiB, Python {m.python}, {m.platform}; "
-        f"load average at start {m.load_average[0]:.2f} / {m.load_average[1]:.2f} / {m.load_average[2]:.2f}.",
+        f"load average (1/5/15 min) at start {_load(m.load_average)}, at the end {_load(run.load_average_end)}.",
         "",
     ]
     for table in run.tables:
@@ -19,6 +19,10 @@ def markdown(run: Run) -> str:
     if run.problems:
         lines += ["Problems:", *(f"- {p}" for p in run.problems), ""]
     return "\n".join(lines)
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
 
 
 def _table(table: Table) -> list[str]:
