@@ -5,6 +5,10 @@ A BEIR directory holds `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl` 
 document becomes a text file (title, blank line, text) in a directory we ingest like any
 other corpus, so BEIR measures the very chunking, embedding and retrieval a user gets; the
 qrels become test cases whose relevant sources are those files, graded by the qrels score.
+
+Scores are over ranked chunks with each relevant document credited once (rag.eval.metrics).
+A document longer than one chunk can take two ranks where a document-level table gives it
+one, so on long-document sets our figures can sit slightly below published ones.
 """
 
 from __future__ import annotations

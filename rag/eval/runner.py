@@ -72,6 +72,7 @@ class Evaluator:
 
     def run(self, plan: Plan, advance: Callable[[int], None] = lambda _: None) -> RunReport:
         started = datetime.now(UTC).isoformat(timespec="seconds")
+        self.failures = []
         variants = retrieval_variants(plan.configs)
         ks = list(dict.fromkeys(v.top_k for v in variants))
         retrieval_units = [(c, k) for c in plan.testset.cases if not c.unanswerable for k in ks]
