@@ -23,7 +23,9 @@ CSS = """
 .gr-score { font-size: 0.8em; opacity: 0.7; }
 .gr-passage blockquote { white-space: pre-wrap; max-height: 320px; overflow-y: auto; margin: 6px 0;
   border-left: 3px solid var(--color-accent); padding-left: 8px; }
-.gr-details th { text-align: left; padding-right: 8px; font-weight: 600; }
+.gr-details { font-size: 0.9em; }
+.gr-details th, .gr-details td { padding: 2px 8px; border: none; }
+.gr-details th { text-align: left; font-weight: 600; white-space: nowrap; }
 .gr-corpus td, .gr-corpus th { padding: 2px 8px; }
 """
 
@@ -76,11 +78,12 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
                     )
                     mode = gr.Radio(["hybrid", "vector", "bm25"], value=settings.retrieval_mode, label="Retrieval")
                     top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer (top-k)")
+                    models = dict.fromkeys([chain.provider.flash_model, chain.provider.pro_model])
                     model = gr.Dropdown(
                         label="Model",
-                        choices=[("Automatic: Flash, Pro for long contexts", ""),
-                                 settings.flash_model, settings.pro_model],
-                        value="",
+                        choices=[("Automatic: Flash, Pro for long contexts", ""), *models],
+                        value="", interactive=chain.provider.online,
+                        info=None if chain.provider.online else "Offline mode has one model: the extractive answerer.",
                     )
 
         panel = [details, sources, picker, passage]
