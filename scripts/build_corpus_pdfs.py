@@ -152,11 +152,8 @@ def _draw(pdf: FPDF, block: Block) -> None:
     pdf.ln(before)
     pdf.set_font("Helvetica", style, size)
     if block.label:
-        indent = 6.0
-        pdf.cell(indent, height, block.label)
-        pdf.multi_cell(0, height, block.text)
-    else:
-        pdf.multi_cell(0, height, block.text)
+        pdf.cell(6.0, height, block.label)  # a hanging indent: wrapped lines align after the label
+    pdf.multi_cell(0, height, block.text)
 
 
 def build(src_dir: Path, out_dir: Path) -> list[Path]:
