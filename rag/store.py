@@ -109,6 +109,8 @@ class Store:
             offset += page_size
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
+        if not ids:  # Chroma refuses an empty id list rather than returning nothing
+            return []
         got = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
         by_id = {
             i: Chunk.from_metadata(i, d, dict(m))
@@ -133,6 +135,8 @@ class Store:
         ]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        if not ids:
+            return {}
         got = self.collection.get(ids=list(ids), include=["embeddings"])
         return {i: list(map(float, v)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 

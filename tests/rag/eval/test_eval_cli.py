@@ -109,3 +109,13 @@ def test_bad_input_is_one_line_and_exit_2(
     (tmp_path / "base.json").write_text(json.dumps({"retrieval": []}))
     assert run(tmp_path, corpus, offline_provider, "--baseline", str(tmp_path / "base.json")) == 2
     assert "cannot read baseline" in capsys.readouterr().err
+
+
+def test_compare_runs_configurations_side_by_side(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider
+) -> None:
+    assert run(tmp_path, corpus, offline_provider, "--compare", "k=1,2", "--compare", "mode=vector,bm25") == 0
+    report = RunReport.load(tmp_path / "out" / "report.json")
+    assert [a.config for a in report.answers] == ["vector k=1", "bm25 k=1", "vector k=2", "bm25 k=2"]
+    assert len(report.retrieval) == 12  # three modes, with and without MMR, at k=1 and k=2
+    assert all(a.cases == 3 for a in report.answers)
