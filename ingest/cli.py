@@ -106,5 +106,5 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
 
 
 def _fail(err: Console, message: str, settings: Settings | None, code: int) -> int:
-    err.print(Text("error: ", style="red") + Text(redact(message, settings and settings.api_key)))
+    err.print(Text("error: ", style="red") + Text(redact(message, settings and settings.api_key)), soft_wrap=True)
     return code

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,7 +130,8 @@ def remove_paths(
 @contextmanager
 def run_lock(settings: Settings, collection: str) -> Iterator[None]:
     """One writer per collection: two runs interleaving commits would undo each other."""
-    with settings.path(f"ingest-{collection}.lock").open("w") as handle:
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", collection)  # the store checks the name later
+    with settings.path(f"ingest-{safe_name}.lock").open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
