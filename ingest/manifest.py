@@ -5,7 +5,8 @@ only after all its chunks are in the store, in one transaction, so after a crash
 in the store that no committed file owns is an orphan to remove, and a committed file whose
 chunks are missing is simply ingested again. `dirty` is set before the store is written
 and cleared after the corpus version is bumped, so a crash in between still bumps it on the
-next run (caches key on that version and must never outlive a change).
+next run (caches key on that version and must never outlive a change). The highest
+version is kept here too, so a dropped and recreated collection counts on from it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS collections (
     collection TEXT PRIMARY KEY,
     embedder TEXT NOT NULL,
-    dirty INTEGER NOT NULL DEFAULT 0
+    dirty INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -85,17 +87,16 @@ class Manifest:
             )
 
     def clear(self) -> None:
+        """Forget every file and the embedder, but not the version: a rebuilt collection
+        must count on from it."""
         with self._transaction():
             self.db.execute("DELETE FROM files WHERE collection = ?", (self.collection,))
-            self.db.execute("DELETE FROM collections WHERE collection = ?", (self.collection,))
+            self.db.execute("UPDATE collections SET embedder = '' WHERE collection = ?", (self.collection,))
 
-    # --- the embedder that built the collection, and the pending version bump ---
+    # --- the embedder that built the collection, the corpus version, the pending bump ---
     @property
     def embedder(self) -> str | None:
-        row = self.db.execute(
-            "SELECT embedder FROM collections WHERE collection = ?", (self.collection,)
-        ).fetchone()
-        return row[0] if row else None
+        return self._state("embedder") or None
 
     def set_embedder(self, embedder: str) -> None:
         self.db.execute(
@@ -106,11 +107,25 @@ class Manifest:
 
     @property
     def dirty(self) -> bool:
-        row = self.db.execute("SELECT dirty FROM collections WHERE collection = ?", (self.collection,)).fetchone()
-        return bool(row and row[0])
+        return bool(self._state("dirty"))
 
     def set_dirty(self, dirty: bool) -> None:
         self.db.execute("UPDATE collections SET dirty = ? WHERE collection = ?", (int(dirty), self.collection))
+
+    @property
+    def version(self) -> int:
+        """The highest corpus version the collection has had, recorded before it is set in
+        the store: never behind it, even after a crash or a dropped collection."""
+        return int(self._state("version") or 0)
+
+    def set_version(self, version: int) -> None:
+        self.db.execute("UPDATE collections SET version = ? WHERE collection = ?", (version, self.collection))
+
+    def _state(self, column: str) -> str | int | None:
+        row = self.db.execute(
+            f"SELECT {column} FROM collections WHERE collection = ?", (self.collection,)
+        ).fetchone()
+        return row[0] if row else None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -93,16 +93,12 @@ def ingest_paths(
     if dry_run:
         _DryRun(settings, provider, report, on_progress).run(roots, filters, prune, rebuild)
         return report
-    with run_lock(settings, name):
+    with run_lock(settings, name), _open_manifest(settings, name) as manifest:
         if rebuild:
+            manifest.clear()
             drop_collection(settings, name)
-        run = _Run(settings, provider, report, on_progress, Store(settings, provider.embedding_id, name))
-        try:
-            if rebuild:
-                run.manifest.clear()
-            run.run(roots, filters, prune)
-        finally:
-            run.manifest.close()
+        store = Store(settings, provider.embedding_id, name)
+        _Run(settings, provider, report, on_progress, store, manifest).run(roots, filters, prune)
     return report
 
 
@@ -112,19 +108,24 @@ def remove_paths(
     """Remove files (by stored name, as `Chunk.source`) and their chunks from a collection."""
     name = collection or settings.collection
     report = IngestReport(name, provider.embedding_id)
-    with run_lock(settings, name):
-        run = _Run(settings, provider, report, None, Store(settings, provider.embedding_id, name))
-        try:
-            run.recover()
-            found = [run.records[s] for s in sources if s in run.records]
-            for source in sources:
-                if source not in run.records:
-                    report.add(FileOutcome(source, Status.FAILED, reason=f"not in collection {name!r}"))
-            run.remove(found)
-            run.finish()
-        finally:
-            run.manifest.close()
+    with run_lock(settings, name), _open_manifest(settings, name) as manifest:
+        run = _Run(settings, provider, report, None, Store(settings, provider.embedding_id, name), manifest)
+        run.recover()
+        for source in sources:
+            if source not in run.records:
+                report.add(FileOutcome(source, Status.FAILED, reason=f"not in collection {name!r}"))
+        run.remove([run.records[s] for s in sources if s in run.records])
+        run.finish()
     return report
+
+
+@contextmanager
+def _open_manifest(settings: Settings, collection: str) -> Iterator[Manifest]:
+    manifest = Manifest(settings.path(MANIFEST), collection)
+    try:
+        yield manifest
+    finally:
+        manifest.close()
 
 
 @contextmanager
@@ -298,10 +299,11 @@ class _Run(_Pass):
         report: IngestReport,
         on_progress: ProgressCallback | None,
         store: Store,
+        manifest: Manifest,
     ) -> None:
         super().__init__(settings, provider, report, on_progress)
         self.store = store
-        self.manifest = Manifest(settings.path(MANIFEST), store.name)
+        self.manifest = manifest
         # Texts per embedding call: enough to keep every Gemini request in flight; offline,
         # MiniLM is CPU-bound either way, so small steps just let the progress bar move.
         self.embed_step = (
@@ -329,8 +331,8 @@ class _Run(_Pass):
         if self.manifest.embedder not in (None, self.provider.embedding_id):
             self.manifest.clear()  # the collection was rebuilt by hand with another embedder
         self.manifest.set_embedder(self.provider.embedding_id)
-        if self.manifest.dirty:
-            self.bump()
+        if self.manifest.dirty or self.store.version < self.manifest.version:
+            self.bump()  # a crash before the last bump, or a dropped and recreated collection
         self.present = self.store.ids()
         self.records = self.manifest.records()
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
@@ -406,7 +408,11 @@ class _Run(_Pass):
         self.report.version = self.store.version
 
     def bump(self) -> None:
-        self.store.bump_version()
+        """To above every version the collection ever had; the manifest records it first, so
+        a crash in between leaves it ahead and dirty, never behind."""
+        target = max(self.store.version, self.manifest.version) + 1
+        self.manifest.set_version(target)
+        self.store.bump_version(past=target - 1)
         self.manifest.set_dirty(False)
 
 

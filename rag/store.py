@@ -66,10 +66,12 @@ class Store:
         it, and this object's copy of the metadata would not show that."""
         return int((self.client.get_collection(self.name).metadata or {}).get("version", 0))
 
-    def bump_version(self) -> int:
+    def bump_version(self, past: int = 0) -> int:
+        """`past`: a version the collection had before it was dropped and recreated; the new
+        one must go above it, or caches keyed on the version would serve old answers."""
         meta = dict(self.collection.metadata or {})
         meta.pop("hnsw:space", None)  # immutable after creation; Chroma refuses to modify it
-        meta["version"] = self.version + 1
+        meta["version"] = max(self.version, past) + 1
         self.collection.modify(metadata=meta)
         return meta["version"]
 

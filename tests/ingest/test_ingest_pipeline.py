@@ -5,7 +5,7 @@ from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
 from ingest.report import Status
 from rag.errors import EmbedderMismatch, GemragError, QuotaExhausted
-from rag.store import Store
+from rag.store import Store, drop_collection
 from tests.fakes.corpus import BAD_INPUTS, write_bad_inputs
 from tests.ingest.conftest import snapshot
 from tests.ingest.fake_embedder import FakeEmbedder
@@ -193,3 +193,12 @@ def test_a_second_concurrent_run_is_refused(corpus, settings, fake):
 
     with run_lock(settings, "corpus"), pytest.raises(GemragError, match="Another ingest"):
         ingest_paths([corpus.root], settings, fake)
+
+
+def test_the_version_only_goes_up_even_when_the_collection_is_dropped(corpus, settings, fake):
+    first = ingest_paths([corpus.root], settings, fake)
+    rebuilt = ingest_paths([corpus.root], settings, FakeEmbedder("other:hash:8"), rebuild=True)
+    assert rebuilt.version > first.version  # caches keyed on the version must not see old answers
+    drop_collection(settings, "corpus")  # dropped behind ingest's back
+    again = ingest_paths([corpus.root], settings, fake)
+    assert again.version > rebuilt.version and again.count(Status.ADDED) == 4
