@@ -1,9 +1,11 @@
-"""One answer, start to finish: rewrite → retrieve → prompt → route → generate → cite.
+"""One answer, start to finish: budget → rewrite → cache → retrieve → prompt → route →
+generate → cite → account → cache.
 
-Each step is its own method so the flow reads top-down in `stream`, and so the answer cache
-can go right after the rewrite (it keys on the standalone question) and the cost ledger
-right after generation. The chain never asks which provider it holds: the offline default
-and Gemini answer the same prompts.
+Each step is its own method so the flow reads top-down in `stream`. The answer cache sits
+right after the rewrite because it keys on the standalone question (and on the corpus
+version, read before retrieval, so an answer about an older corpus is never served); every
+call is charged to the session's ledger as soon as it is made. The chain never asks which
+provider it holds: the offline default and Gemini answer the same prompts.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
+from rag.budget import Budget
+from rag.cache import AnswerCache, CacheKey, cache_key
+from rag.costs import CallKind, Ledger, price_usd
+from rag.embedcache import EmbeddingCache
 from rag.errors import EmptyCollection, QuotaExhausted
-from rag.prompts import answer_prompt
+from rag.prompts import PROMPT_VERSION, answer_prompt
 from rag.providers.base import Provider
 from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
@@ -83,11 +89,22 @@ def passages(hits: Sequence[Hit]) -> list[Passage]:
 
 
 class Chain:
-    def __init__(self, settings: Settings, provider: Provider, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        store: Store | None = None,
+        *,
+        ledger: Ledger | None = None,
+        cache: AnswerCache | None = None,
+    ) -> None:
         self.settings = settings
         self.provider = provider
-        self.retriever = Retriever(settings, provider)
+        self.retriever = Retriever(settings, provider, embeddings=EmbeddingCache(settings))
         self.router = Router(settings, provider)
+        self.ledger = ledger or Ledger(settings)
+        self.budget = Budget(settings, self.ledger)
+        self.cache = cache or (AnswerCache(settings) if settings.answer_cache else None)
         self._default_collection = store.name if store else settings.collection
         self._stores: dict[str, Store] = {store.name: store} if store else {}
         self._lock = threading.Lock()
@@ -112,28 +129,89 @@ class Chain:
     ) -> Iterator[Event]:
         started = time.perf_counter()
         store = self.store(options.collection)
-        corpus_version = store.version  # before retrieval: the version this answer is computed from
+        self.budget.check(session_id, self.estimate_usd(question, history, options))
         rewritten = self.rewrite(question, history)
+        cost = self.charge(session_id, self.provider.flash_model, rewritten.usage, "rewrite")
+        key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None:
+            yield from self.replay(hit, question, history, session_id, started)
+            return
         retrieved = self.retrieve(store, rewritten.question, options)
+        cost += self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
         routed = self.plan(store, question, rewritten.question, retrieved, history, options)
         generated = yield from self.generate(routed, started)
-        yield Done(
-            AnswerRecord(
-                question=question,
-                standalone_question=rewritten.question,
-                answer=generated.text,
-                citations=self.cite(generated.text, routed.prompt.passages),
-                sources=[citation(p) for p in routed.prompt.passages],
-                route=generated.route,
-                usage=rewritten.usage + retrieved.usage + generated.usage,
-                latency_s=time.perf_counter() - started,
-                ttft_s=generated.ttft_s,
-                offline=not self.provider.online,
-                session_id=session_id,
-                corpus_version=corpus_version,
-                history=list(history),
-            )
+        cost += self.charge(session_id, generated.route.model, generated.usage, "answer")
+        record = AnswerRecord(
+            question=question,
+            standalone_question=rewritten.question,
+            answer=generated.text,
+            citations=self.cite(generated.text, routed.prompt.passages),
+            sources=[citation(p) for p in routed.prompt.passages],
+            route=generated.route,
+            usage=rewritten.usage + retrieved.usage + generated.usage,
+            cost_usd=cost,
+            latency_s=time.perf_counter() - started,
+            ttft_s=generated.ttft_s,
+            offline=not self.provider.online,
+            session_id=session_id,
+            corpus_version=key.corpus_version,
+            history=list(history),
         )
+        if self.cache:
+            self.cache.put(key, record)
+        yield Done(record)
+
+    def estimate_usd(self, question: str, history: Sequence[Message], options: AskOptions) -> float:
+        """What this answer may cost, before any call is made, so a request that would pass a
+        budget is refused whole. Tokens are estimated at four characters each; the answer's
+        prompt is bounded by top_k chunks of the configured size, its output by
+        `budget_output_tokens`, and the router's model by Flash unless one is forced."""
+        query = Query.of(question, self.settings, options)
+        asked = (len(question) + sum(len(m.text) for m in history)) // 4 + 1
+        context = query.top_k * self.settings.chunk_profile.size_tokens + asked + 500
+        model = options.model or self.provider.flash_model
+        answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
+        rewrite = Usage(prompt_tokens=asked + 150, output_tokens=asked) if history else Usage()
+        return price_usd(self.settings, model, answer) + price_usd(self.settings, self.provider.flash_model, rewrite)
+
+    def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
+        """Everything the answer depends on besides the question: the collection and its
+        version, the model policy (the router picks within it), the prompt, retrieval."""
+        query = Query.of(standalone_question, self.settings, options)
+        models = options.model or f"{self.provider.flash_model}|{self.provider.pro_model}"
+        retrieval = {
+            "collection": store.name,
+            "mode": query.mode,
+            "top_k": query.top_k,
+            "mmr": query.mmr,
+            "sources": sorted(query.sources),
+            "pro_threshold_tokens": self.settings.pro_threshold_tokens,
+        }
+        return cache_key(standalone_question, store.version, models, PROMPT_VERSION, retrieval)
+
+    def replay(
+        self,
+        hit: AnswerRecord,
+        question: str,
+        history: Sequence[Message],
+        session_id: str,
+        started: float,
+    ) -> Iterator[Event]:
+        """A cached answer, streamed at once and recorded as a hit with the money it saved."""
+        yield Delta(hit.answer)
+        elapsed = time.perf_counter() - started
+        record = replace(
+            hit, question=question, session_id=session_id, history=list(history), latency_s=elapsed, ttft_s=elapsed
+        )
+        self.ledger.record_hit(session_id, record)
+        yield Done(record)
+
+    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> float:
+        """Records a call that was made; a step that made no call (no usage) records nothing."""
+        if usage == Usage():
+            return 0.0
+        return self.ledger.charge(session_id, model, usage, kind)
 
     def store(self, collection: str | None = None) -> Store:
         """The collection to answer from; refuses one that nothing was ingested into."""

@@ -15,10 +15,11 @@ import numpy as np
 
 from rag.answer import AskOptions, Mode
 from rag.bm25 import BM25Search
+from rag.embedcache import EmbeddingCache
 from rag.providers.base import Provider
 from rag.settings import Settings
 from rag.store import Store
-from rag.types import Hit, Usage
+from rag.types import Embedded, Hit, Usage
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,11 @@ class Query:
 
 @dataclass(frozen=True)
 class Retrieved:
-    """Ranked hits (best first) and what embedding the query cost."""
+    """Ranked hits (best first) and what embedding the query cost, with which model."""
 
     hits: list[Hit]
     usage: Usage
+    embedding_model: str = ""
 
 
 def rrf(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
@@ -90,16 +92,23 @@ def source_filter(sources: Sequence[str]) -> dict | None:  # type: ignore[type-a
 
 
 class Retriever:
-    def __init__(self, settings: Settings, provider: Provider, bm25: BM25Search | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        bm25: BM25Search | None = None,
+        embeddings: EmbeddingCache | None = None,
+    ) -> None:
         self.settings = settings
         self.provider = provider
         self.bm25 = bm25 or BM25Search(settings)
+        self.embeddings = embeddings
 
     def search(self, store: Store, query: Query) -> Retrieved:
         pool = query.top_k * self.settings.overfetch
         needs_vector = query.mode != "bm25" or query.mmr
-        embedded = self.provider.embed_query(query.text) if needs_vector else None
-        usage = embedded.usage if embedded else Usage()
+        embedded = self.embed(query.text) if needs_vector else None
+        usage, model = (embedded.usage, embedded.model) if embedded else (Usage(), "")
         vector_hits = (
             store.query(embedded.vectors[0], pool, where=source_filter(query.sources))
             if embedded and query.mode != "bm25"
@@ -108,8 +117,14 @@ class Retriever:
         bm25_hits = self.bm25.search(store, query.text, pool, query.sources) if query.mode != "vector" else []
         candidates = self._fuse(vector_hits, bm25_hits) if query.mode == "hybrid" else vector_hits or bm25_hits
         if query.mmr and embedded and len(candidates) > query.top_k:
-            return Retrieved(self._diversify(store, embedded.vectors[0], candidates, query.top_k), usage)
-        return Retrieved(candidates[: query.top_k], usage)
+            return Retrieved(self._diversify(store, embedded.vectors[0], candidates, query.top_k), usage, model)
+        return Retrieved(candidates[: query.top_k], usage, model)
+
+    def embed(self, text: str) -> Embedded:
+        """Through the query-embedding cache when there is one: a repeated question costs no call."""
+        if self.embeddings is None:
+            return self.provider.embed_query(text)
+        return self.embeddings.embed_query(self.provider, text)
 
     def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit]) -> list[Hit]:
         chunks = {h.chunk.id: h.chunk for h in [*vector_hits, *bm25_hits]}

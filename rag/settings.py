@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     whole_document_budget_tokens: int = 400_000
 
     # --- cache and cost ---
+    answer_cache: bool = True  # evaluation turns it off to measure real answers
     cache_ttl_s: int = 7 * 24 * 3600
     cache_max_entries: int = 10_000
     semantic_cache: bool = False
@@ -176,6 +177,7 @@ class Settings(BaseSettings):
     embed_cache_max_entries: int = 50_000  # query embeddings kept (about 6 KB each at 768 dims)
     prices: dict[str, Price] = Field(default_factory=_default_prices)
     session_budget_usd: float = 1.00
+    budget_output_tokens: int = 1_024  # output assumed when a call's cost is estimated before it is made
     daily_budget_usd: float = 10.00
 
     # --- evaluation (python -m rag.eval) ---

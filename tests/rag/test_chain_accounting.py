@@ -1,0 +1,144 @@
+"""The chain with its answer cache, cost ledger and budgets wired in, end to end."""
+
+import threading
+
+import pytest
+
+from ingest.pipeline import ingest_paths
+from rag.answer import AskOptions
+from rag.chain import Chain
+from rag.costs import Ledger, price_usd
+from rag.errors import BudgetExceeded
+from rag.providers.gemini import GeminiProvider
+from rag.providers.offline import OfflineProvider
+from rag.types import Message
+from tests.fakes.gemini_server import Reply
+from tests.fakes.tiny_corpus import build_store
+
+QUESTION = "How many days of paid vacation do employees get?"
+
+
+@pytest.fixture
+def gemini_chain(gemini_settings):
+    provider = GeminiProvider(gemini_settings)
+    return Chain(gemini_settings, provider, build_store(gemini_settings, provider))
+
+
+def test_second_identical_question_makes_no_model_call_and_is_marked_cached(gemini_chain, fake_gemini):
+    first = gemini_chain.ask(QUESTION, session_id="s1")
+    assert not first.cached and first.cost_usd > 0
+    fake_gemini.clear_log()
+
+    again = gemini_chain.ask("  how many days of PAID vacation do employees get ", session_id="s1")
+
+    assert fake_gemini.requests == []  # no embedding, no count, no generation
+    assert again.cached and again.route.kind == "cached"
+    assert again.answer == first.answer and again.citations == first.citations
+    assert again.usage == first.usage  # the original usage is kept...
+    assert again.cost_usd == 0.0 and again.saved_usd == pytest.approx(first.cost_usd)  # ...and not paid again
+    totals = gemini_chain.ledger.session("s1")
+    assert totals.answers == 2 and totals.cache_hits == 1
+    assert totals.cost_usd == pytest.approx(first.cost_usd)
+    assert totals.saved_usd == pytest.approx(first.cost_usd)
+
+
+def test_cost_is_computed_from_every_call_usage(gemini_chain, fake_gemini, gemini_settings):
+    fake_gemini.reply(Reply("Employees receive 25 days of paid vacation per year [1]."))
+    record = gemini_chain.ask(QUESTION, session_id="s2")
+    answer_call = next(r for r in fake_gemini.requests if r.method == "streamGenerateContent")
+    embed_call = next(r for r in fake_gemini.requests if r.method == "batchEmbedContents")
+    assert answer_call.status == 200 and embed_call.status == 200
+    by_model = gemini_chain.ledger.models("s2")
+    flash = by_model["gemini-2.5-flash"]
+    assert flash.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-2.5-flash", flash.usage))
+    assert flash.usage.output_tokens > 0
+    embedding = by_model["gemini-embedding-001"]
+    assert embedding.cost_usd == pytest.approx(embedding.usage.prompt_tokens * 0.15 / 1e6)
+    assert record.cost_usd == pytest.approx(flash.cost_usd + embedding.cost_usd)
+
+
+def test_budget_refuses_before_any_call_and_charges_nothing(gemini_settings, fake_gemini):
+    settings = gemini_settings.model_copy(update={"session_budget_usd": 0.0001})
+    provider = GeminiProvider(settings)
+    chain = Chain(settings, provider, build_store(settings, provider))
+    fake_gemini.clear_log()
+    with pytest.raises(BudgetExceeded, match=r"session budget would be exceeded.*GEMRAG_SESSION_BUDGET_USD"):
+        chain.ask(QUESTION, session_id="tight")
+    assert fake_gemini.requests == []
+    assert chain.ledger.session("tight").empty
+
+
+def test_follow_up_is_cached_under_its_standalone_question(settings, offline_provider):
+    chain = Chain(settings, offline_provider, build_store(settings, offline_provider))
+    history = [Message("user", "What is the vacation policy?"), Message("model", "25 days [1]")]
+    first = chain.ask("How many days do they get?", history, session_id="a")
+    again = chain.ask("How many days do they get?", history, session_id="b")
+    assert not first.cached and again.cached
+    assert again.standalone_question == first.standalone_question != "How many days do they get?"
+    assert again.session_id == "b" and again.history == history
+
+
+def test_different_retrieval_settings_do_not_share_answers(settings, offline_provider):
+    chain = Chain(settings, offline_provider, build_store(settings, offline_provider))
+    chain.ask(QUESTION)
+    assert not chain.ask(QUESTION, options=AskOptions(top_k=2)).cached
+    assert not chain.ask(QUESTION, options=AskOptions(mode="bm25")).cached
+    assert chain.ask(QUESTION).cached
+
+
+def test_reingesting_a_changed_file_invalidates_cached_answers(settings, offline_provider, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    policy = docs / "policy.md"
+    policy.write_text("# Vacation\n\nEmployees receive 25 days of paid vacation per year.\n")
+    ingest_paths([docs], settings, offline_provider)
+    chain = Chain(settings, offline_provider)
+    first = chain.ask(QUESTION)
+    assert "25 days" in first.answer
+    assert chain.ask(QUESTION).cached
+
+    policy.write_text("# Vacation\n\nEmployees receive 30 days of paid vacation per year.\n")
+    ingest_paths([docs], settings, offline_provider)
+
+    fresh = chain.ask(QUESTION)
+    assert not fresh.cached
+    assert "30 days" in fresh.answer and "25 days" not in fresh.answer
+    assert fresh.corpus_version > first.corpus_version
+
+
+def test_cache_survives_a_new_chain_over_the_same_data_dir(settings, offline_provider):
+    store = build_store(settings, offline_provider)
+    Chain(settings, offline_provider, store).ask(QUESTION)
+    assert Chain(settings, offline_provider, store).ask(QUESTION).cached
+
+
+def test_concurrent_sessions_keep_separate_ledgers(gemini_settings, fake_gemini):
+    provider = GeminiProvider(gemini_settings)
+    chain = Chain(gemini_settings, provider, build_store(gemini_settings, provider))
+    questions = {
+        "alice": ["How many vacation days?", "When must expense reports be submitted?"],
+        "bob": ["What does error E4711 mean?"],
+    }
+    results: dict[str, list[float]] = {}
+
+    def run(session: str) -> None:
+        results[session] = [chain.ask(q, session_id=session).cost_usd for q in questions[session]]
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ledger = Ledger(gemini_settings)
+    for session, costs in results.items():
+        totals = ledger.session(session)
+        assert totals.answers == len(questions[session])
+        assert totals.cost_usd == pytest.approx(sum(costs))
+    assert ledger.total().cost_usd == pytest.approx(sum(map(sum, results.values())))
+
+
+def test_offline_answers_cost_nothing_and_pass_any_budget(settings):
+    tight = settings.model_copy(update={"session_budget_usd": 0.0})
+    provider = OfflineProvider()
+    record = Chain(tight, provider, build_store(tight, provider)).ask(QUESTION, session_id="x")
+    assert record.cost_usd == 0.0 and record.route.kind == "offline"
