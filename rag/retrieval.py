@@ -1,9 +1,11 @@
-"""Finding the chunks that answer a question: vectors, BM25, or both fused by rank.
+"""Finding the chunks that answer a question: vectors, BM25, or both fused.
 
 Small embedders miss exact terms (names, codes, numbers) that BM25 catches, and BM25 misses
-paraphrases that vectors catch; reciprocal rank fusion combines the two without tuning a
-weight. Each mode over-fetches `top_k * overfetch` candidates and the fused list is cut to
-`top_k`; MMR, when asked for, picks that cut for diversity instead of rank alone.
+paraphrases that vectors catch; hybrid mode fuses the two, by reciprocal rank fusion (no
+weight to tune) or by a convex combination of normalised scores (one weight, tuned on the
+test set); `settings.fusion` chooses, and the evaluation decides the default. Each mode
+over-fetches `top_k * overfetch` candidates and the fused list is cut to `top_k`; MMR, when
+asked for, picks that cut for diversity instead of rank alone.
 """
 
 from __future__ import annotations
@@ -58,6 +60,21 @@ def rrf(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def convex(rankings: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float]) -> list[tuple[str, float]]:
+    """Convex combination of min-max normalised scores (Bruch, Gai and Ingber, TOIS 2023):
+    score(d) = sum of weight * normalised score in each ranking; absent from a ranking = 0.
+    Unlike RRF it keeps how far apart the scores are, at the price of one tuned weight."""
+    scores: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        values = [score for _, score in ranking]
+        low, span = min(values), max(values) - min(values)
+        for item, score in ranking:
+            scores[item] = scores.get(item, 0.0) + weight * ((score - low) / span if span else 1.0)
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
@@ -128,9 +145,14 @@ class Retriever:
 
     def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit]) -> list[Hit]:
         chunks = {h.chunk.id: h.chunk for h in [*vector_hits, *bm25_hits]}
-        fused = rrf(
-            [[h.chunk.id for h in vector_hits], [h.chunk.id for h in bm25_hits]], self.settings.rrf_k
-        )
+        if self.settings.fusion == "convex":
+            alpha = self.settings.fusion_alpha
+            fused = convex(
+                [[(h.chunk.id, h.score) for h in vector_hits], [(h.chunk.id, h.score) for h in bm25_hits]],
+                [alpha, 1.0 - alpha],
+            )
+        else:
+            fused = rrf([[h.chunk.id for h in vector_hits], [h.chunk.id for h in bm25_hits]], self.settings.rrf_k)
         return [Hit(chunks[i], score) for i, score in fused]
 
     def _diversify(self, store: Store, query_vector: list[float], candidates: list[Hit], n: int) -> list[Hit]:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rag.answer import AskOptions
-from rag.retrieval import Query, Retriever, mmr, rrf, source_filter
+from rag.retrieval import Query, Retriever, convex, mmr, rrf, source_filter
 from rag.settings import Settings
 from tests.fakes.tiny_corpus import Doc, build_store
 
@@ -37,6 +37,29 @@ def test_rrf_on_hand_worked_ranks():
 def test_rrf_rewards_agreement_over_one_high_rank():
     order = [i for i, _ in rrf([["x", "both"], ["y", "both"]], k=1)]
     assert order[0] == "both"
+
+
+def test_convex_fusion_on_hand_worked_scores():
+    vector = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    bm25 = [("c", 12.0), ("a", 4.0)]
+    fused = dict(convex([vector, bm25], [0.7, 0.3]))
+    assert fused["a"] == pytest.approx(0.7 * 1.0 + 0.3 * 0.0)
+    assert fused["b"] == pytest.approx(0.7 * 0.5)  # absent from BM25: counts as 0 there
+    assert fused["c"] == pytest.approx(0.7 * 0.0 + 0.3 * 1.0)
+    assert [i for i, _ in convex([vector, bm25], [0.2, 0.8])] == ["c", "a", "b"]
+
+
+def test_convex_fusion_keeps_a_single_hit_list():
+    assert convex([[("only", 3.0)], []], [0.5, 0.5]) == [("only", 0.5)]
+
+
+def test_hybrid_uses_the_configured_fusion(settings, store, offline_provider):
+    convex_settings = settings.model_copy(update={"fusion": "convex", "fusion_alpha": 0.5})
+    retriever = Retriever(convex_settings, offline_provider)
+    hits = _search(retriever, store, convex_settings, "error code E4711 badge reader")
+    assert hits[0].chunk.source == "security.md"
+    assert 0.0 < hits[0].score <= 1.0  # a convex score, not an RRF one (those are below 2 / 61)
+    assert hits[0].score > 2 / 61
 
 
 def test_mmr_prefers_a_different_candidate_to_a_near_duplicate():
