@@ -55,6 +55,9 @@ class Manifest:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; WAL keeps it atomic
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(collections)")}
+        if "version" not in columns:  # manifests written before the version was kept here
+            self.db.execute("ALTER TABLE collections ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
