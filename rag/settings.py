@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
     top_k: int = 6
     overfetch: int = 5  # candidates per mode = top_k * overfetch
-    fusion: Literal["rrf", "convex"] = "rrf"  # how hybrid mode combines vector and BM25 rankings
+    fusion: Literal["rrf", "convex"] = "convex"  # measured best on corpus/eval (README: Retrieval)
     rrf_k: int = 60
     fusion_alpha: float = 0.5  # convex fusion: weight of the vector score (1 - alpha for BM25)
     mmr: bool = False
