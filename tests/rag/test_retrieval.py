@@ -95,11 +95,13 @@ def test_bm25_mode_does_not_embed_the_query(retriever, store, settings):
     assert retriever.search(store, Query.of("vacation", settings, AskOptions(mode="vector"))).usage.prompt_tokens > 0
 
 
-def test_hybrid_fuses_both_rankings(retriever, store, settings):
-    question = "What does code E4711 mean?"
-    hybrid = _search(retriever, store, settings, question, mode="hybrid", top_k=3)
+@pytest.mark.parametrize(("fusion", "top_score"), [("rrf", 2 / 61), ("convex", 1.0)])
+def test_hybrid_fuses_both_rankings(store, settings, offline_provider, fusion, top_score):
+    fused_settings = settings.model_copy(update={"fusion": fusion, "rrf_k": 60})
+    retriever = Retriever(fused_settings, offline_provider)
+    hybrid = _search(retriever, store, fused_settings, "What does code E4711 mean?", mode="hybrid", top_k=3)
     assert hybrid[0].chunk.heading == "Building access"
-    assert hybrid[0].score == pytest.approx(1 / (settings.rrf_k + 1) * 2)  # first in both rankings
+    assert hybrid[0].score == pytest.approx(top_score)  # first in both rankings
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
 
 
