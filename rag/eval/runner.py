@@ -55,7 +55,8 @@ class Evaluator:
         self.settings = settings
         self.provider = provider
         self.store = store
-        self.chain = Chain(settings, provider, store)
+        # Cached answers would report no cost and no latency: evaluation measures real answers.
+        self.chain = Chain(settings.model_copy(update={"answer_cache": False}), provider, store)
         self.checkpoint = checkpoint
         self.failures: list[str] = []
         # Everything a unit's scores depend on besides its case and configuration.
@@ -203,18 +204,11 @@ class Evaluator:
             correctness=verdict.correctness,
             judge=verdict.method,
             route="cached" if record.cached else record.route.kind,
-            cost_usd=self.cost(record),
+            cost_usd=record.cost_usd,
             judge_cost_usd=price_usd(self.settings, verdict.model, verdict.usage),
             latency_s=record.latency_s,
             ttft_s=record.ttft_s,
         )
-
-    def cost(self, record: AnswerRecord) -> float:
-        """What the answer cost: the chain's figure when it set one, else its usage at the
-        answering model's rates (rewrite and query embedding included); a cache hit is free."""
-        if record.cached:
-            return 0.0
-        return record.cost_usd or price_usd(self.settings, record.route.model, record.usage)
 
     def shown(self, record: AnswerRecord) -> list[Passage]:
         """The full passages the answer was generated from (the record keeps snippets)."""
