@@ -155,7 +155,6 @@ def plan_run(
     (with --prune) to remove. Files that cannot be ingested at all are reported here."""
     tasks: list[Task] = []
     found: dict[str, Path] = {}
-    cap = int(settings.max_file_mb * 1024 * 1024)
     for root in roots:
         if not root.exists():
             report.add(FileOutcome(str(root), Status.FAILED, reason="no such file or folder"))
@@ -170,19 +169,11 @@ def plan_run(
             if file.kind is None:
                 report.add(FileOutcome(file.source, Status.SKIPPED, reason=f"unknown type {file.path.suffix!r}"))
                 continue
-            size = file.path.stat().st_size
-            if size > cap:
-                report.add(FileOutcome(file.source, Status.FAILED, reason=(
-                    f"{size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit "
-                    "(GEMRAG_MAX_FILE_MB)")))
-                continue
-            previous = records.get(file.source)
-            if previous and previous.content_hash == file_hash(file.path.read_bytes()) and (
-                file.source not in incomplete
-            ):
-                report.add(FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens))
+            verdict = _triage(file, records.get(file.source), file.source in incomplete, settings)
+            if isinstance(verdict, Task):
+                tasks.append(verdict)
             else:
-                tasks.append(Task(file, previous))
+                report.add(verdict)
     removals = []
     if prune:
         resolved = {str(r.resolve()) for r in roots}
@@ -191,6 +182,20 @@ def plan_run(
             if r.root in resolved and r.source not in found and not Path(r.path).exists()
         ]
     return Plan(tasks, removals)
+
+
+def _triage(file: SourceFile, previous: FileRecord | None, incomplete: bool, settings: Settings) -> Task | FileOutcome:
+    """A task, or the outcome already known: unchanged, too large, unreadable."""
+    try:
+        size = file.path.stat().st_size
+        if size > settings.max_file_mb * 1024 * 1024:
+            return FileOutcome(file.source, Status.FAILED, reason=(
+                f"{size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit (GEMRAG_MAX_FILE_MB)"))
+        if previous and not incomplete and previous.content_hash == file_hash(file.path.read_bytes()):
+            return FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
+    except OSError as exc:
+        return FileOutcome(file.source, Status.FAILED, reason=_reason(exc))
+    return Task(file, previous)
 
 
 def file_hash(data: bytes) -> str:
