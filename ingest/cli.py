@@ -25,8 +25,9 @@ from rag.settings import Settings
 EPILOG = f"""
 Reads {", ".join(sorted(SUPPORTED))}; other files are skipped and listed.
 Each file is stored under its path relative to the PATH that found it (a single file
-under its name). Re-running is cheap: files whose content is unchanged are not read
-again or embedded; a changed file's chunks are replaced.
+under its name). Re-running is cheap: files whose content hash is unchanged are not
+parsed or embedded again; a changed file's chunks are replaced, and only its new chunks
+are embedded.
 
 --prune: files that were ingested from the same PATH before and no longer exist there
 (deleted or moved away) lose their chunks. Without --prune nothing is ever removed.
