@@ -56,7 +56,7 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
                     )
                     ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=70)
                     stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, min_width=70)
-                totals = gr.HTML(handlers.totals(SessionState()), elem_id="totals")
+                totals = gr.HTML(elem_id="totals")  # filled per session on page load
             with gr.Column(scale=2), gr.Tabs():
                 with gr.Tab("Sources", elem_id="tab-sources"):
                     details = gr.HTML(elem_id="details")
@@ -87,13 +87,11 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
                     )
 
         panel = [details, sources, picker, passage]
-        asked = [
-            trigger(handlers.respond, [question, state, collection, mode, top_k, model],
-                    [chat, question, *panel, totals], concurrency_limit=settings.ui_concurrency)
-            for trigger in (question.submit, ask.click)
-        ]
-        stop.click(handlers.stop, [state], [chat], cancels=asked)
+        gr.on([question.submit, ask.click], handlers.respond, [question, state, collection, mode, top_k, model],
+              [chat, question, *panel, totals], concurrency_limit=settings.ui_concurrency)
+        stop.click(handlers.stop, [state], [chat], concurrency_limit=None)
         chat.select(handlers.select_answer, [state], panel)
+        chat.clear(handlers.clear, [state], [*panel, totals])
         picker.input(handlers.show_passage, [picker, state], [passage])
         upload.upload(handlers.upload, [upload, collection], [upload_status, corpus, collection])
         refresh.click(handlers.corpus, None, [corpus, collection])

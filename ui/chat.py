@@ -1,5 +1,9 @@
 """The chat turn: stream one answer into the session, then publish its sources and costs.
 
+Stopping is cooperative: the Stop button marks the turn stopped and the stream ends at the
+next piece of text, closing the chain's generator. (Gradio's own `cancels` kills the event
+mid-flight, which shows an "Error" badge and can leave the turn half-recorded.)
+
 Errors a user can act on (GemragError: budget, quota, key, empty collection) become a
 readable message in the chat. Anything else is logged with its traceback on the server and
 shown as one line, never as a traceback, and never with the API key in it.
@@ -8,7 +12,7 @@ shown as one line, never as a traceback, and never with the API key in it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,8 +57,11 @@ def stream_turn(
     history = state.history()
     turn = state.start_turn(question, choices.collection)
     yield turn
+    events = answerer.stream(question, history, state.session_id, choices.options())
     try:
-        for event in answerer.stream(question, history, state.session_id, choices.options()):
+        for event in events:
+            if turn.status == "stopped":  # the Stop button, between two pieces of text
+                break
             if isinstance(event, Delta):
                 turn.answer += event.text
                 yield turn
@@ -66,6 +73,9 @@ def stream_turn(
         log.exception("answering %r failed", question)
         _fail(turn, redact(f"Something went wrong while answering ({type(exc).__name__}: {exc}). "
                            "The details are in the server log.", settings))
+    finally:
+        if isinstance(events, Generator):
+            events.close()  # ends the model's stream too, not just our reading of it
     yield turn
 
 

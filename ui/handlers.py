@@ -21,7 +21,7 @@ from rag.settings import Settings
 from ui import render
 from ui.chat import Choices, redact, stream_turn
 from ui.corpus import describe_collections
-from ui.session import SessionState, Turn
+from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
@@ -50,6 +50,11 @@ class Handlers:
     def stop(self, state: SessionState) -> list[dict[str, str]]:
         state.stop_streaming()
         return render.chat_messages(state)
+
+    def clear(self, state: SessionState) -> tuple[Any, ...]:
+        """Outputs: the answer panel, then totals (unchanged: cleared answers were paid for)."""
+        state.clear()
+        return *self.answer_panel(state), self.totals(state)
 
     def select_answer(self, state: SessionState, evt: gr.SelectData) -> tuple[Any, ...]:
         state.select_message(int(evt.index if not isinstance(evt.index, list | tuple) else evt.index[0]))
@@ -84,7 +89,11 @@ class Handlers:
         return render.passage_html(full, cited=cited)
 
     def totals(self, state: SessionState) -> str:
-        return render.totals_html(state.totals(self.settings.session_budget_usd))
+        """From the chain's cost ledger, so cache hits, savings and the budget are the ones the
+        chain enforces (cleared and stopped answers still count: they were paid for)."""
+        spent = self.chain.ledger.session(state.session_id)
+        remaining = self.chain.budget.remaining_usd(state.session_id)
+        return render.totals_html(SessionTotals.of(spent, remaining, self.settings.session_budget_usd))
 
     # --- corpus ---
     def corpus(self) -> tuple[str, Update]:

@@ -40,6 +40,9 @@ def text(value: str) -> str:
 
 
 def usd(amount: float) -> str:
+    """Enough digits that a real cost never shows as zero: one Flash answer can cost $0.0003."""
+    if 0 < amount < 0.001:
+        return f"${amount:.6f}"
     return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
@@ -48,9 +51,10 @@ def route_label(route: Route) -> str:
 
 
 def answer_footer(record: AnswerRecord) -> str:
+    tokens = f"{record.usage.total_tokens:,} tokens" + (" when first answered" if record.cached else "")
     parts = [
         f"{text(record.route.model)} · {route_label(record.route)}",
-        f"{record.usage.total_tokens:,} tokens",
+        tokens,
         f"first token {record.ttft_s:.2f} s",
         usd(record.cost_usd),
     ]
@@ -74,7 +78,7 @@ def turn_messages(turn: Turn) -> list[dict[str, str]]:
 
 
 def chat_messages(state: SessionState) -> list[dict[str, str]]:
-    return [message for turn in state.turns for message in turn_messages(turn)]
+    return [message for turn in state.shown for message in turn_messages(turn)]
 
 
 def _where(citation: Citation) -> str:
@@ -176,6 +180,8 @@ def upload_summary(result: UploadResult) -> str:
         lines += [f"- ❌ {text(f.source)}: {text(f.reason)}" for f in report.of(Status.FAILED)]
         if report.stopped:
             lines.append(f"- ⚠️ {text(report.stopped)}")
+        if report.cost_usd:
+            lines.append(f"- Embedding cost: {usd(report.cost_usd)} ({report.tokens:,} tokens)")
     lines += [f"- ❌ {text(reason)}" for reason in result.rejected]
-    collection = f" into **{text(report.collection)}**" if report else ""
-    return f"**Upload{collection}:**\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."
+    collection = f" into collection **{text(report.collection)}**" if report else ""
+    return f"Upload{collection}:\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."

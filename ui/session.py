@@ -1,4 +1,4 @@
-"""One browser tab's conversation: its turns, the history the chain sees, and its totals.
+"""One browser tab's conversation: its turns and the history the chain sees.
 
 Gradio keeps one `SessionState` per browser session (gr.State with a factory), so two tabs
 never share history, costs or ids. Turns are recorded before they stream, and the object is
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rag.answer import AnswerRecord
+from rag.costs import Totals
 from rag.types import Message
 
 TurnStatus = Literal["streaming", "done", "stopped", "error"]
@@ -29,23 +30,45 @@ class Turn:
 
 @dataclass(frozen=True)
 class SessionTotals:
+    """The session's line in the cost ledger, as the page shows it."""
+
     answers: int
     tokens: int
     cost_usd: float
     cache_hits: int
     saved_usd: float
-    budget_usd: float
+    remaining_usd: float  # under both the session and the daily limit
+    budget_usd: float  # the session limit
 
-    @property
-    def remaining_usd(self) -> float:
-        return max(self.budget_usd - self.cost_usd, 0.0)
+    @classmethod
+    def of(cls, totals: Totals, remaining_usd: float, budget_usd: float) -> SessionTotals:
+        return cls(
+            answers=totals.answers,
+            tokens=totals.usage.total_tokens,
+            cost_usd=totals.cost_usd,
+            cache_hits=totals.cache_hits,
+            saved_usd=totals.saved_usd,
+            remaining_usd=remaining_usd,
+            budget_usd=budget_usd,
+        )
 
 
 @dataclass
 class SessionState:
     session_id: str = field(default_factory=lambda: f"ui-{uuid.uuid4().hex[:12]}")
-    turns: list[Turn] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)  # every turn, also cleared ones: they were paid for
+    first_shown: int = 0  # turns before this were cleared from the chat
     selected: int | None = None  # the turn whose sources are shown; None means the latest answer
+
+    @property
+    def shown(self) -> list[Turn]:
+        return self.turns[self.first_shown :]
+
+    def clear(self) -> None:
+        """A fresh conversation in the same session: its spending still counts."""
+        self.stop_streaming()
+        self.first_shown = len(self.turns)
+        self.selected = None
 
     def start_turn(self, question: str, collection: str) -> Turn:
         self.stop_streaming()
@@ -64,33 +87,19 @@ class SessionState:
     def history(self) -> list[Message]:
         """Completed exchanges only, as the chain's rewrite step expects them."""
         messages: list[Message] = []
-        for turn in self.turns:
+        for turn in self.shown:
             if turn.status == "done":
                 messages += [Message("user", turn.question), Message("model", turn.answer)]
         return messages
 
-    def records(self) -> list[AnswerRecord]:
-        return [t.record for t in self.turns if t.record is not None]
-
     def shown_turn(self) -> Turn | None:
         """The answered turn whose sources and details the side panel shows."""
-        if self.selected is not None and 0 <= self.selected < len(self.turns):
+        if self.selected is not None and self.first_shown <= self.selected < len(self.turns):
             turn = self.turns[self.selected]
             return turn if turn.record else None
-        answered = [t for t in self.turns if t.record is not None]
+        answered = [t for t in self.shown if t.record is not None]
         return answered[-1] if answered else None
 
     def select_message(self, message_index: int) -> None:
         """The chat shows each turn as a user message then an answer, so two messages per turn."""
-        self.selected = message_index // 2
-
-    def totals(self, budget_usd: float) -> SessionTotals:
-        records = self.records()
-        return SessionTotals(
-            answers=len(records),
-            tokens=sum(r.usage.total_tokens for r in records),
-            cost_usd=sum(r.cost_usd for r in records),
-            cache_hits=sum(r.cached for r in records),
-            saved_usd=sum(r.saved_usd for r in records),
-            budget_usd=budget_usd,
-        )
+        self.selected = self.first_shown + message_index // 2

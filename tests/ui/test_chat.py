@@ -71,13 +71,17 @@ def test_errors_become_a_readable_message_without_the_key(tmp_path: Path) -> Non
     assert state.history() == []
 
 
-def test_stopping_keeps_the_partial_text_out_of_history(chain: Chain, ui_settings: Settings) -> None:
+def test_stop_ends_the_stream_at_the_next_piece_and_keeps_it_out_of_history(
+    chain: Chain, ui_settings: Settings
+) -> None:
     state = SessionState()
-    turns = stream_turn(chain, state, "How many vacation days do employees get?", CHOICES, ui_settings)
+    turns = stream_turn(chain, state, "When do unused vacation days expire?", CHOICES, ui_settings)
     next(turns), next(turns)
-    turns.close()  # what Gradio does to a cancelled handler
-    state.stop_streaming()
-    assert state.turns[0].status == "stopped" and state.turns[0].answer
+    shown = state.turns[0].answer
+    state.stop_streaming()  # what the Stop button does, from another request
+    assert len(list(turns)) == 1  # one last update, no more text
+    turn = state.turns[0]
+    assert turn.status == "stopped" and turn.answer == shown and turn.record is None
     assert state.history() == []
 
 

@@ -14,6 +14,7 @@ from rag.settings import Settings
 from tests.conftest import TEST_API_KEY
 from tests.fakes.gemini_server import FakeGemini, Fault
 from tests.ui.conftest import write_corpus
+from ui import render
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -34,8 +35,9 @@ def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handle
     assert "gemini-2.5-flash · Flash" in chat[-1]["content"]
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record
-    assert record is not None and record.usage.total_tokens > 0
-    assert f"<b>{record.usage.total_tokens:,}</b>" in totals
+    assert record is not None and record.usage.total_tokens > 0 and record.cost_usd > 0
+    assert f"<b>{record.usage.total_tokens:,}</b>" in totals and f"<b>{render.usd(record.cost_usd)}</b>" in totals
+    assert render.usd(record.cost_usd) in chat[-1]["content"]
     assert len(fake_gemini.calls("streamGenerateContent")) == 1
     assert TEST_API_KEY not in str(final)
 

@@ -51,11 +51,11 @@ def test_document_and_model_html_is_escaped_everywhere_it_is_shown() -> None:
 
 def test_answer_footer_names_model_route_tokens_ttft_and_cost() -> None:
     footer = render.answer_footer(record())
-    assert footer == "gemini-2.5-flash · Flash · 1,000 tokens · first token 0.40 s · $0.0005"
+    assert footer == "gemini-2.5-flash · Flash · 1,000 tokens · first token 0.40 s · $0.000520"
     cached = render.answer_footer(
         record(route=Route("cached", "gemini-2.5-pro", "same question"), cached=True, saved_usd=0.012)
     )
-    assert "cached answer" in cached and "saved $0.0120" in cached
+    assert "cached answer · 1,000 tokens when first answered" in cached and "saved $0.0120" in cached
     assert "escalated to Pro" in render.answer_footer(record(route=Route("pro", "gemini-2.5-pro", "long")))
 
 
@@ -75,7 +75,7 @@ def test_sources_list_cited_passages_first_with_file_page_heading_and_score() ->
 
 
 def test_totals_show_every_session_figure() -> None:
-    html = render.totals_html(SessionTotals(3, 4_500, 0.0123, 1, 0.004, 1.0))
+    html = render.totals_html(SessionTotals(3, 4_500, 0.0123, 1, 0.004, 0.9877, 1.0))
     for stat, value in [("answers", "3"), ("tokens", "4,500"), ("cost", "$0.0123"), ("cache-hits", "1"),
                         ("saved", "$0.0040"), ("remaining", "$0.9877 / $1.00")]:
         assert f"data-stat='{stat}'><span>" in html and f"<b>{value}</b>" in html
@@ -88,3 +88,15 @@ def test_chat_messages_alternate_user_and_assistant_per_turn() -> None:
 
 def test_empty_corpus_says_how_to_ingest() -> None:
     assert "python -m ingest PATH" in render.corpus_html([])
+
+
+def test_upload_summary_lists_each_file_and_the_embedding_cost() -> None:
+    report = IngestReport(
+        "corpus", "e", files=[FileOutcome("a.md", Status.ADDED, 3, 300), FileOutcome("b.pdf", Status.FAILED,
+                                                                                   reason="encrypted PDF")],
+        tokens=300, cost_usd=0.000045,
+    )
+    summary = render.upload_summary(UploadResult(rejected=["c.exe: file type .exe is not supported"], report=report))
+    assert summary.splitlines()[0] == "Upload into collection **corpus**:"
+    assert "- ✅ a.md: added, 3 chunks" in summary and "- ❌ b.pdf: encrypted PDF" in summary
+    assert "- ❌ c.exe: file type .exe" in summary and "Embedding cost: $0.000045 (300 tokens)" in summary

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import pytest
+
 from rag.answer import AnswerRecord, Route
+from rag.budget import Budget
+from rag.costs import Ledger
+from rag.settings import Settings
 from rag.types import Message, Usage
-from ui.session import SessionState, Turn
+from ui.session import SessionState, SessionTotals, Turn
 
 
 def answered(question: str, answer: str, tokens: int, cost: float, cached: bool = False) -> Turn:
@@ -27,11 +32,18 @@ def test_history_holds_only_finished_exchanges() -> None:
     assert state.history() == [Message("user", "q1"), Message("model", "a1")]
 
 
-def test_totals_sum_the_answers_and_leave_the_rest_of_the_budget() -> None:
-    state = SessionState(turns=[answered("q1", "a", 100, 0.25), answered("q1", "a", 100, 0.0, cached=True)])
-    totals = state.totals(budget_usd=1.0)
-    assert (totals.answers, totals.tokens, totals.cache_hits) == (2, 200, 1)
-    assert totals.cost_usd == 0.25 and totals.saved_usd == 0.01 and totals.remaining_usd == 0.75
+def test_totals_are_the_sessions_line_in_the_ledger(settings: Settings) -> None:
+    ledger = Ledger(settings)
+    ledger.charge("s1", "gemini-2.5-flash", Usage(prompt_tokens=1_000, output_tokens=100), "answer")
+    hit = answered("q1", "a", 1_000, 0.0, cached=True).record
+    assert hit is not None
+    ledger.record_hit("s1", hit)
+    ledger.charge("s2", "gemini-2.5-flash", Usage(prompt_tokens=5_000), "answer")
+    totals = SessionTotals.of(ledger.session("s1"), Budget(settings, ledger).remaining_usd("s1"), 1.0)
+    cost = (1_000 * 0.30 + 100 * 2.50) / 1e6  # Flash: $0.30 in, $2.50 out per million tokens
+    assert (totals.answers, totals.tokens, totals.cache_hits) == (2, 1_100, 1)
+    assert totals.cost_usd == pytest.approx(cost) and totals.saved_usd == pytest.approx(0.01)
+    assert totals.remaining_usd == pytest.approx(1.0 - cost)
 
 
 def test_selecting_a_chat_message_shows_that_turns_answer() -> None:
@@ -40,4 +52,14 @@ def test_selecting_a_chat_message_shows_that_turns_answer() -> None:
     state.select_message(1)  # the first turn's answer bubble
     assert state.shown_turn() is state.turns[0]
     state.start_turn("q3", "corpus")  # a new question shows the newest answer again
+    assert state.shown_turn() is state.turns[1]
+
+
+def test_clearing_starts_a_new_conversation_but_keeps_the_sessions_spending() -> None:
+    state = SessionState(turns=[answered("q1", "a1", 100, 0.25)])
+    state.clear()
+    assert state.shown == [] and state.history() == [] and state.shown_turn() is None
+    assert state.turns[0].record is not None  # still there for the ledger's sake, just not shown
+    state.turns.append(answered("q2", "a2", 10, 0.0))
+    state.select_message(1)
     assert state.shown_turn() is state.turns[1]
