@@ -60,3 +60,18 @@ def test_quota_and_key_errors_read_as_messages_in_the_chat(handlers: Handlers, f
     message = final[0][-1]["content"]
     assert "GEMINI_API_KEY" in message and TEST_API_KEY not in message
     assert state.history() == []
+
+
+def test_a_spent_budget_is_refused_in_the_chat_before_any_model_call(
+    gemini_settings: Settings, fake_gemini: FakeGemini, tmp_path: Path
+) -> None:
+    settings = gemini_settings.model_copy(update={"session_budget_usd": 0.000001})
+    provider = GeminiProvider(settings)
+    assert ingest_paths([write_corpus(tmp_path / "corpus")], settings, provider).exit_code == 0
+    handlers = Handlers(settings, Chain(settings, provider))
+    fake_gemini.clear_log()
+    *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "")
+    message = final[0][-1]["content"]
+    assert message.startswith("⚠️ Refused before calling the model: the session budget would be exceeded")
+    assert "GEMRAG_SESSION_BUDGET_USD" in message and fake_gemini.requests == []
+    assert "<b>$0.0000</b>" in final[-1]  # nothing was charged
