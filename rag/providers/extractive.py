@@ -41,9 +41,50 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
 
 
+_TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
+
+
+_HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
+
+
 def split_sentences(text: str) -> list[str]:
-    parts = (p.strip(" \n\t-*•#") for p in _SENTENCE_END.split(text))
+    """Sentences with their line wraps undone; heading lines (Markdown `#`, or a short line
+    without punctuation, as PDF extraction leaves them) end a sentence and are dropped."""
+    lines = text.splitlines()
+    blocks = "\n".join("\n\n" if _HEADING_LINE.match(line) else line for line in lines)
+    parts = (" ".join(p.split()).strip(" -*•#") for p in _SENTENCE_END.split(blocks))
     return [p for p in parts if len(p) >= 20]
+
+
+def split_units(text: str) -> list[str]:
+    """The quotable units of a passage, in order: sentences of prose, and each table row
+    labelled with its header ("Model: gemini-2.5-pro; RPM: 5; ..."), since a row means
+    nothing without its column names and holds the figures questions ask about."""
+    units: list[str] = []
+    prose: list[str] = []
+    header: list[str] | None = None
+    for line in [*text.splitlines(), ""]:
+        row = _TABLE_ROW.match(line)
+        if row is None:
+            header = None
+            prose.append(line)
+            continue
+        units += split_sentences("\n".join(prose))
+        prose = []
+        if _TABLE_RULE.match(line):
+            continue
+        cells = [cell.strip() for cell in row.group(1).split("|")]
+        if header is None:
+            header = cells
+            continue
+        units.append("; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False)))
+    return units + split_sentences("\n".join(prose))
+
+
+def section(heading: str) -> str:
+    """The innermost heading of a heading path: the context a bare sentence or row lacks."""
+    return heading.rsplit(">", 1)[-1].strip()
 
 
 @dataclass(frozen=True)
@@ -57,10 +98,13 @@ class Scored:
 class ExtractiveAnswerer:
     """Composes answers from sentences; shares the offline embedder's model."""
 
-    def __init__(self, model: MiniLM, *, max_sentences: int = 4, min_support: float = 0.35) -> None:
+    def __init__(
+        self, model: MiniLM, *, max_sentences: int = 4, min_support: float = 0.35, max_candidates: int = 32
+    ) -> None:
         self.model = model
         self.max_sentences = max_sentences
         self.min_support = min_support
+        self.max_candidates = max_candidates  # units embedded per answer: one batch of the model
 
     def answer(self, question: str, passages: Sequence[Passage]) -> str:
         picked = self.select(question, passages)
@@ -70,19 +114,27 @@ class ExtractiveAnswerer:
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
     def select(self, question: str, passages: Sequence[Passage]) -> list[Scored]:
-        candidates = [
-            (p, s, i) for p in passages for i, s in enumerate(split_sentences(p.text))
-        ]
+        """Each unit is scored by meaning (cosine to the question, read with its section
+        heading) and by the share of the question's words it or its heading contains. Only
+        the lexically best `max_candidates` units are embedded: embedding is the cost."""
+        q_words = set(content_words(question))
+        candidates = []
+        for passage in passages:
+            context = section(passage.heading)
+            for position, unit in enumerate(split_units(passage.text)):
+                words = set(content_words(f"{context} {unit}"))
+                overlap = len(q_words & words) / len(q_words) if q_words else 0.0
+                candidates.append((passage, unit, position, context, overlap))
         if not candidates or not question.strip():
             return []
-        vecs = self.model.embed([question] + [s for _, s, _ in candidates])
+        candidates = sorted(candidates, key=lambda c: c[4], reverse=True)[: self.max_candidates]
+        texts = [f"{context}: {unit}" if context else unit for _, unit, _, context, _ in candidates]
+        vecs = self.model.embed([question, *texts])
         semantic = vecs[1:] @ vecs[0]
-        q_words = set(content_words(question))
-        scored = []
-        for (passage, sentence, pos), sim in zip(candidates, semantic, strict=True):
-            words = set(content_words(sentence))
-            overlap = len(q_words & words) / len(q_words) if q_words else 0.0
-            scored.append(Scored(passage, sentence, pos, float(0.6 * sim + 0.4 * overlap)))
+        scored = [
+            Scored(passage, unit, position, float(0.6 * sim + 0.4 * overlap))
+            for (passage, unit, position, _, overlap), sim in zip(candidates, semantic, strict=True)
+        ]
         scored.sort(key=lambda s: s.score, reverse=True)
         if scored[0].score < self.min_support:
             return []

@@ -62,3 +62,28 @@ def test_stream_yields_the_same_text_and_final_usage(offline_provider):
     assert "".join(d.text for d in deltas) == "hello there"
     assert deltas[-1].final and deltas[-1].usage.prompt_tokens > 0
     assert offline_provider.count_tokens("hello there") == 2
+
+
+def test_table_rows_are_quoted_with_their_column_names(offline_provider):
+    table = (
+        "### Free tier limits (as of 2025-09)\n\n| Model | RPM | RPD |\n|---|---|---|\n"
+        "| gemini-2.5-flash | 10 | 250 |\n| gemini-2.5-pro | 5 | 100 |\n"
+    )
+    passages = (Passage(1, table, "quotas.md", heading="Quotas > Free tier limits (as of 2025-09)"),)
+    gen = offline_provider.generate(
+        Prompt.of("x", task="answer", question="What are the free tier limits of gemini-2.5-pro?", passages=passages)
+    )
+    assert "Model: gemini-2.5-pro; RPM: 5; RPD: 100 [1]" in gen.text
+
+
+def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
+    from rag.providers.extractive import split_units
+
+    text = (
+        "Time to live\nA cache lives for its time to live. If you do not set one, the TTL is\n"
+        "1 hour (as of 2025-09)."
+    )
+    assert split_units(text) == [
+        "A cache lives for its time to live.",
+        "If you do not set one, the TTL is 1 hour (as of 2025-09).",
+    ]
