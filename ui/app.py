@@ -37,7 +37,6 @@ def create_app(settings: Settings) -> gr.Blocks:
 
 def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
     handlers = Handlers(settings, chain)
-    corpus_now, _ = handlers.corpus()
     with gr.Blocks(title="gemrag: ask your documents") as demo:
         state = gr.State(lambda: SessionState())  # called per page load: one session per tab
         gr.Markdown("## gemrag · ask your documents")
@@ -64,7 +63,7 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
                     picker = gr.Radio(label="Show passage", choices=[], elem_id="citations")
                     passage = gr.HTML(elem_id="passage")
                 with gr.Tab("Corpus", elem_id="tab-corpus"):
-                    corpus = gr.HTML(corpus_now, elem_id="corpus")
+                    corpus = gr.HTML(elem_id="corpus")  # filled on page load: ingest may have run since
                     upload = gr.File(
                         label=f"Add documents (up to {settings.max_upload_mb:g} MB each)",
                         file_count="multiple", file_types=handlers.upload_types(), elem_id="upload",
@@ -73,7 +72,7 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
                     refresh = gr.Button("Refresh", size="sm")
                 with gr.Tab("Settings", elem_id="tab-settings"):
                     collection = gr.Dropdown(
-                        label="Collection", choices=handlers.corpus()[1]["choices"],
+                        label="Collection", choices=[settings.collection],
                         value=settings.collection, elem_id="collection", allow_custom_value=True,
                     )
                     mode = gr.Radio(["hybrid", "vector", "bm25"], value=settings.retrieval_mode, label="Retrieval")
@@ -96,6 +95,7 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
         upload.upload(handlers.upload, [upload, collection], [upload_status, corpus, collection])
         refresh.click(handlers.corpus, None, [corpus, collection])
         demo.load(handlers.totals, [state], [totals])
+        demo.load(handlers.corpus, None, [corpus, collection])
     return demo
 
 
