@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
@@ -33,6 +33,14 @@ from rag.types import Hit, Message, Passage, Prompt, Usage
 
 SNIPPET_CHARS = 280
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+OnStop = Callable[[str, Usage], object]
+
+
+def estimate_tokens(prompt: Prompt) -> int:
+    """About four characters a token: for calls whose usage metadata never arrived."""
+    return (len(prompt.system) + sum(len(m.text) for m in prompt.contents)) // 4
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ class Chain:
         retrieved = self.retrieve(store, rewritten.question, options)
         cost += self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
         routed = self.plan(store, question, rewritten.question, retrieved, history, options)
-        generated = yield from self.generate(routed, started)
+        generated = yield from self.generate(routed, started, self.stopped_charger(session_id))
         cost += self.charge(session_id, generated.route.model, generated.usage, "answer")
         record = AnswerRecord(
             question=question,
@@ -250,31 +258,42 @@ class Chain:
             whole = WholeDocument(document, answer_prompt(standalone_question, whole_passages, history))
         return self.router.route(prompt, whole, forced_model=options.model)
 
-    def generate(self, routed: Routed, started: float) -> Generator[Delta, None, Generated]:
+    def generate(self, routed: Routed, started: float, on_stop: OnStop) -> Generator[Delta, None, Generated]:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""
         try:
-            return (yield from self._stream_model(routed.prompt, routed.route, started))
+            return (yield from self._stream_model(routed.prompt, routed.route, started, on_stop))
         except QuotaExhausted as error:
             if routed.route.kind != "pro":
                 raise
             fallback = self.router.fallback(routed.route, error)
-            return (yield from self._stream_model(routed.prompt, fallback, started))
+            return (yield from self._stream_model(routed.prompt, fallback, started, on_stop))
+
+    def stopped_charger(self, session_id: str) -> OnStop:
+        """Charges an answer the reader stopped: the model has already produced (and billed)
+        its prompt and the text shown, though no usage metadata arrives for it."""
+        return lambda model, usage: self.charge(session_id, model, usage, "answer")
 
     def cite(self, answer: str, shown: Sequence[Passage]) -> list[Citation]:
         return [citation(shown[n - 1]) for n in cited_numbers(answer, len(shown))]
 
-    def _stream_model(self, prompt: Prompt, route: Route, started: float) -> Generator[Delta, None, Generated]:
+    def _stream_model(
+        self, prompt: Prompt, route: Route, started: float, on_stop: OnStop
+    ) -> Generator[Delta, None, Generated]:
         pieces: list[str] = []
         usage = Usage()
         ttft = 0.0
-        for delta in self.provider.stream(prompt, model=route.model):
-            if delta.text:
-                if not pieces:
-                    ttft = time.perf_counter() - started
-                pieces.append(delta.text)
-                yield Delta(delta.text)
-            if delta.final:
-                usage = delta.usage
+        try:
+            for delta in self.provider.stream(prompt, model=route.model):
+                if delta.text:
+                    if not pieces:
+                        ttft = time.perf_counter() - started
+                    pieces.append(delta.text)
+                    yield Delta(delta.text)
+                if delta.final:
+                    usage = delta.usage
+        except GeneratorExit:
+            on_stop(route.model, Usage(prompt_tokens=estimate_tokens(prompt), output_tokens=len("".join(pieces)) // 4))
+            raise
         # The provider's own count is exact; the router may only have bounded it.
         counted = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)
         return Generated("".join(pieces), usage, counted, ttft)

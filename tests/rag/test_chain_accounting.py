@@ -142,3 +142,15 @@ def test_offline_answers_cost_nothing_and_pass_any_budget(settings):
     provider = OfflineProvider()
     record = Chain(tight, provider, build_store(tight, provider)).ask(QUESTION, session_id="x")
     assert record.cost_usd == 0.0 and record.route.kind == "offline"
+
+
+def test_a_stopped_answer_is_charged_for_what_the_model_produced(gemini_chain, fake_gemini, gemini_settings):
+    fake_gemini.reply(Reply("Employees receive 25 days of paid vacation per year, carried over until March [1]."))
+    events = gemini_chain.stream(QUESTION, session_id="stopper")
+    first = next(events)
+    assert first.text
+    events.close()  # the reader pressed Stop
+    answer = gemini_chain.ledger.models("stopper")["gemini-2.5-flash"]
+    assert answer.calls == 1
+    assert answer.usage.prompt_tokens > 100 and answer.usage.output_tokens == len(first.text) // 4
+    assert answer.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-2.5-flash", answer.usage))
