@@ -7,6 +7,7 @@ so every result carries all three.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -91,7 +92,7 @@ PROFILES = {
     "smoke": Profile(
         "smoke", ingest_chunks=(20,), baseline_chunks=20, structural_chunks=30, real_embedder_structural=False,
         gemini_chunks=120, gemini_rpm=3_000, retrieval_chunks=(300,), retrieval_queries=20,
-        answer_chunks=30, answer_repeats=2, timeout_s=240,
+        answer_chunks=30, answer_repeats=2, timeout_s=300,
     ),
     "quick": Profile(
         "quick", ingest_chunks=(1_000,), baseline_chunks=1_000, structural_chunks=5_000,
@@ -99,7 +100,7 @@ PROFILES = {
         # Chroma builds a 100k-chunk collection in minutes here (its full-text index of the
         # documents is half of it), which alone would break the ten minutes: 100k is --full.
         retrieval_chunks=(10_000, 30_000), retrieval_queries=100, answer_chunks=200, answer_repeats=10,
-        timeout_s=480,
+        timeout_s=900,  # a safety net: on an idle machine each part takes a few minutes
     ),
     "full": Profile(
         "full", ingest_chunks=(1_000, 5_000, 20_000), baseline_chunks=5_000, structural_chunks=5_000,
@@ -179,10 +180,9 @@ def in_fresh_process(fn: Callable[..., T], *args: object, timeout_s: float) -> T
     except EOFError:
         raise ChildFailed(f"{fn.__name__} died without a result") from None
     finally:
+        child.join(5)
         if child.is_alive():
-            child.join(5)
-        if child.is_alive():
-            child.kill()
+            _kill_tree(child.pid)
             child.join()
     if not ok:
         raise ChildFailed(f"{fn.__name__} failed: {value}")
@@ -196,6 +196,18 @@ def _call(send: Connection, fn: Callable[..., object], args: tuple[object, ...])
         result = (False, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}")
     send.send(result)
     send.close()
+
+
+def _kill_tree(pid: int) -> None:
+    """The child and every process it started: a stopped sub-benchmark must not leave its
+    pipelines running on the cores the next one measures with."""
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(pid)
+        for process in [*parent.children(recursive=True), parent]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
 
 def peak_rss_mb() -> float:
