@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event, Mode
-from rag.errors import GemragError
+from rag.errors import GemragError, redact
 from rag.settings import Settings
 from rag.types import Message
 from ui.session import SessionState, Turn
@@ -68,11 +68,11 @@ def stream_turn(
             elif isinstance(event, Done):
                 _finish(turn, event.record)
     except GemragError as exc:
-        _fail(turn, redact(str(exc), settings))
+        _fail(turn, redact(str(exc), settings.api_key))
     except Exception as exc:
         log.exception("answering %r failed", question)
         _fail(turn, redact(f"Something went wrong while answering ({type(exc).__name__}: {exc}). "
-                           "The details are in the server log.", settings))
+                           "The details are in the server log.", settings.api_key))
     finally:
         if isinstance(events, Generator):
             events.close()  # ends the model's stream too, not just our reading of it
@@ -88,10 +88,4 @@ def _finish(turn: Turn, record: AnswerRecord) -> None:
 def _fail(turn: Turn, message: str) -> None:
     turn.status = "error"
     turn.error = message
-
-
-def redact(message: str, settings: Settings) -> str:
-    """Belt and braces: no error text may carry the key to the browser."""
-    key = settings.api_key.get_secret_value() if settings.api_key else ""
-    return message.replace(key, "[redacted]") if key else message
 

@@ -16,10 +16,10 @@ from ingest.discover import SUPPORTED
 from ingest.report import Progress
 from rag.answer import AnswerRecord, Citation, Mode
 from rag.chain import Chain
-from rag.errors import GemragError
+from rag.errors import GemragError, redact
 from rag.settings import Settings
 from ui import render
-from ui.chat import Choices, redact, stream_turn
+from ui.chat import Choices, stream_turn
 from ui.corpus import describe_collections
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import ingest_uploads
@@ -119,7 +119,7 @@ class Handlers:
             )
             summary = render.upload_summary(result)
         except GemragError as exc:
-            summary = f"❌ {render.text(redact(str(exc), self.settings))}"
+            summary = f"❌ {render.text(redact(str(exc), self.settings.api_key))}"
         return summary, *self.corpus()
 
 
