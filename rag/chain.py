@@ -271,7 +271,7 @@ class Chain:
     def stopped_charger(self, session_id: str) -> OnStop:
         """Charges an answer the reader stopped: the model has already produced (and billed)
         its prompt and the text shown, though no usage metadata arrives for it."""
-        return lambda model, usage: self.charge(session_id, model, usage, "answer")
+        return lambda model, usage: self.charge(session_id, model, usage, "stopped")
 
     def cite(self, answer: str, shown: Sequence[Passage]) -> list[Citation]:
         return [citation(shown[n - 1]) for n in cited_numbers(answer, len(shown))]

@@ -18,7 +18,8 @@ from rag.kv import KV, Clock, bucket, bucket_parts, open_kv
 from rag.settings import PRICES_AS_OF, Settings
 from rag.types import Usage
 
-CallKind = Literal["answer", "rewrite", "embed", "judge", "ingest"]
+# "stopped": an answer the reader stopped mid-stream; paid for, but not counted as an answer.
+CallKind = Literal["answer", "stopped", "rewrite", "embed", "judge", "ingest"]
 NANO = 1_000_000_000
 PER_TOKEN = 1_000_000  # prices are per million tokens
 

@@ -151,6 +151,6 @@ def test_a_stopped_answer_is_charged_for_what_the_model_produced(gemini_chain, f
     assert first.text
     events.close()  # the reader pressed Stop
     answer = gemini_chain.ledger.models("stopper")["gemini-2.5-flash"]
-    assert answer.calls == 1
+    assert answer.calls == 1 and answer.answers == 0  # paid for, but not an answer
     assert answer.usage.prompt_tokens > 100 and answer.usage.output_tokens == len(first.text) // 4
     assert answer.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-2.5-flash", answer.usage))
