@@ -18,10 +18,19 @@ from tests.fakes.tiny_corpus import build_store
 QUESTION = "How many days of paid vacation do employees get?"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def backend_settings(request, gemini_settings):
+    """Gemini settings with the cache and ledger on the embedded SQLite default, then on a
+    real Redis server."""
+    if request.param == "redis":
+        return gemini_settings.model_copy(update={"redis_url": request.getfixturevalue("redis_url")})
+    return gemini_settings
+
+
 @pytest.fixture
-def gemini_chain(gemini_settings):
-    provider = GeminiProvider(gemini_settings)
-    return Chain(gemini_settings, provider, build_store(gemini_settings, provider))
+def gemini_chain(backend_settings):
+    provider = GeminiProvider(backend_settings)
+    return Chain(backend_settings, provider, build_store(backend_settings, provider))
 
 
 def test_second_identical_question_makes_no_model_call_and_is_marked_cached(gemini_chain, fake_gemini):
@@ -112,9 +121,9 @@ def test_cache_survives_a_new_chain_over_the_same_data_dir(settings, offline_pro
     assert Chain(settings, offline_provider, store).ask(QUESTION).cached
 
 
-def test_concurrent_sessions_keep_separate_ledgers(gemini_settings, fake_gemini):
-    provider = GeminiProvider(gemini_settings)
-    chain = Chain(gemini_settings, provider, build_store(gemini_settings, provider))
+def test_concurrent_sessions_keep_separate_ledgers(backend_settings, fake_gemini):
+    provider = GeminiProvider(backend_settings)
+    chain = Chain(backend_settings, provider, build_store(backend_settings, provider))
     questions = {
         "alice": ["How many vacation days?", "When must expense reports be submitted?"],
         "bob": ["What does error E4711 mean?"],
@@ -129,7 +138,7 @@ def test_concurrent_sessions_keep_separate_ledgers(gemini_settings, fake_gemini)
         t.start()
     for t in threads:
         t.join()
-    ledger = Ledger(gemini_settings)
+    ledger = Ledger(backend_settings)
     for session, costs in results.items():
         totals = ledger.session(session)
         assert totals.answers == len(questions[session])
