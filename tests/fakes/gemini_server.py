@@ -179,12 +179,15 @@ Responder = Callable[[GenerateRequest], "str | Reply"]
 
 
 def default_responder(request: GenerateRequest) -> str:
-    """Answers from the prompt: the first sentence after the source marked [1], cited [1].
-    That is enough for a chain test to see a grounded, cited answer come back."""
+    """Answers from the prompt: the first sentence after the source numbered 1 (our
+    `<source n="1" ...>` block, or a plain `[1]` marker), cited [1]. That is enough for a
+    chain test to see a grounded, cited answer come back."""
     prompt = request.last_user_text
-    marker = prompt.find("[1]")
-    if marker >= 0:
-        after = prompt[marker + 3 :].strip().splitlines()
+    found = re.search(r'<source n="1"[^>]*>|\[1\]', prompt)
+    marker = found.start() if found else -1
+    if found:
+        after = prompt[found.end() :].strip().splitlines()
+        after = after if found.group().startswith("[") else ["", *after]
         body = next((line for line in after[1:] if line.strip()), after[0] if after else "")
         sentence = re.split(r"(?<=[.!?])\s", body.strip(), maxsplit=1)[0]
         answer = f"{sentence} [1]"

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_testset  # type: ignore[import-not-found]
 
 from rag.eval.cli import main
 from rag.eval.results import RunReport
 from rag.providers.offline import OfflineProvider
+from tests.fakes.eval_cases import write_testset
 
 DOCS = {
     "vacation.md": "# Vacation\n\nEmployees receive 25 days of paid vacation per year. Unused days can be "

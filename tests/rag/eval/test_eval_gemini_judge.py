@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import CASES, write_testset  # type: ignore[import-not-found]
 
 from rag.eval.checkpoint import Checkpoint
 from rag.eval.configs import EvalConfig
@@ -18,6 +17,7 @@ from rag.eval.testset import load_testset
 from rag.providers import get_provider
 from rag.settings import Settings
 from rag.types import Usage
+from tests.fakes.eval_cases import CASES, write_testset
 from tests.fakes.gemini_server import FakeGemini, GenerateRequest
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CASES, write_testset  # type: ignore[import-not-found]
 
 from rag.eval.checkpoint import Checkpoint
 from rag.eval.configs import EvalConfig
@@ -15,6 +14,7 @@ from rag.eval.testset import load_testset
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.store import Store
+from tests.fakes.eval_cases import CASES, write_testset
 
 CONFIG = EvalConfig("hybrid", 3, False)
 
