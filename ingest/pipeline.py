@@ -27,6 +27,7 @@ from ingest.chunking import Chunker, SizedChunk
 from ingest.discover import Filters, SourceFile, discover
 from ingest.loaders import LoadError, load
 from ingest.manifest import FileRecord, Manifest
+from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from rag.costs import price_usd
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
@@ -38,6 +39,7 @@ from rag.types import Usage
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64
+PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
 
@@ -233,20 +235,23 @@ class _Pass:
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
 
     def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
-        """Each task's file loaded and chunked; the ones that fail are reported and skipped."""
+        """Each task's file loaded and chunked; the ones that fail are reported and skipped.
+        A file counts as done (`finished`) when its consumer has dealt with it, not when it
+        was read: reading may run ahead of embedding."""
         self.files_total = len(tasks)
         for task in tasks:
             try:
                 prepared = prepare(task, self.chunker)
             except (LoadError, OSError) as exc:
                 self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=_reason(exc)))
-                self.files_done += 1
-                self.progress(task.file.source)
+                self.finished(task.file.source)
                 continue
             self.chunks_total += len(prepared.chunks)
             yield prepared
-            self.files_done += 1
-            self.progress(task.file.source)
+
+    def finished(self, source: str) -> None:
+        self.files_done += 1
+        self.progress(source)
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
         tokens = sum(c.tokens for c in chunks)
@@ -277,6 +282,7 @@ class _DryRun(_Pass):
             self.report.reused_chunks += len(prepared.chunks) - len(fresh)
             self.chunks_done += len(prepared.chunks)
             self.report.add(prepared.outcome())
+            self.finished(prepared.task.file.source)
 
     def read_records(self) -> dict[str, FileRecord]:
         path = self.settings.data_dir / MANIFEST
@@ -344,7 +350,7 @@ class _Run(_Pass):
 
     def ingest(self, tasks: Sequence[Task]) -> None:
         pending: list[Prepared] = []
-        for prepared in self.prepared(tasks):
+        for prepared in prefetched(self.prepared(tasks), PREFETCH_FILES):
             pending.append(prepared)
             if sum(len(p.chunks) for p in pending) >= self.settings.ingest_batch_chunks:
                 self.flush(pending)
@@ -370,6 +376,7 @@ class _Run(_Pass):
         self.bump()
         for p in pending:
             self.report.add(p.outcome())
+            self.finished(p.task.file.source)
 
     def store_batch(self, chunks: Sequence[SizedChunk]) -> None:
         fresh = [c for c in chunks if c.chunk.id not in self.present]
