@@ -59,17 +59,24 @@ class MiniLM:
         return len(_untruncated(self).encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_counted(texts)[0]
+
+    def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Vectors, and the word pieces the model read (after truncation): the usage figure,
+        taken from the same tokenisation instead of a second one."""
         if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
+            return np.zeros((0, DIM), dtype=np.float32), 0
         # Sort by length so each batch pads to a similar length, then restore the order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), DIM), dtype=np.float32)
+        tokens = 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
-        return out
+            out[idx], read = self._embed_batch([texts[i] for i in idx])
+            tokens += read
+        return out, tokens
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def _embed_batch(self, texts: list[str]) -> tuple[np.ndarray, int]:
         enc = self.tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in enc)
         ids = np.zeros((len(enc), width), dtype=np.int64)
@@ -81,7 +88,8 @@ class MiniLM:
         hidden = self.session.run(None, feeds)[0]
         summed = (hidden * mask[..., None]).sum(axis=1)
         vecs = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        read = int(mask.sum()) - 2 * len(enc)  # without [CLS] and [SEP]
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12), read
 
 
 @lru_cache(maxsize=4)

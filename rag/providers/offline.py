@@ -29,8 +29,7 @@ class OfflineProvider:
         self.stream_delay_s = stream_delay_s
 
     def embed_documents(self, texts: Sequence[str]) -> Embedded:
-        vecs = self.model.embed(list(texts))
-        tokens = sum(self.model.count_tokens(t) for t in texts)
+        vecs, tokens = self.model.embed_counted(list(texts))
         return Embedded(vecs.tolist(), Usage(prompt_tokens=tokens), MODEL_ID)
 
     def embed_query(self, text: str) -> Embedded:
