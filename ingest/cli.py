@@ -20,7 +20,7 @@ from ingest.display import details, headline, progress_bars, summary
 from ingest.pipeline import ingest_paths
 from rag.errors import GemragError, redact
 from rag.providers.base import Provider
-from rag.settings import Settings
+from rag.settings import Settings, load_settings
 
 EPILOG = f"""
 Reads {", ".join(sorted(SUPPORTED))}; other files are skipped and listed.
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])
     settings: Settings | None = None
     try:
-        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+        settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
         if provider is None:
             from rag.providers import get_provider
 

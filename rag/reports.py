@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -80,9 +79,6 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     args = parser.parse_args(argv)
     try:
         report = cost_report(settings or get_settings(), args.session)
-    except ValidationError as error:
-        print(f"error: invalid configuration: {error}", file=sys.stderr)
-        return 1
     except GemragError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -13,13 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from rag.errors import ConfigError
 
 PRICES_AS_OF = "2025-09-01"
 RATE_LIMITS_AS_OF = "2025-09-01"
@@ -244,6 +246,18 @@ class Settings(BaseSettings):
         return self.data_dir.joinpath(*parts)
 
 
+def load_settings(**overrides: object) -> Settings:
+    """Settings for a command: a bad value in the environment or gemrag.toml becomes a
+    ConfigError that names the field, which every CLI shows as one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+        raise ConfigError(
+            f"invalid configuration ({problems}); check the GEMRAG_* environment variables and gemrag.toml"
+        ) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

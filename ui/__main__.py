@@ -9,8 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from rag.errors import GemragError
 from rag.settings import Settings, get_settings
 
@@ -48,9 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         launch(demo, settings, args.host, args.port)
         print(f"gemrag UI on http://{args.host}:{args.port} (collection {settings.collection!r}); Ctrl+C stops it")
         demo.block_thread()
-    except ValidationError as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingest.display import progress_bars
-from rag.errors import GemragError, redact
+from rag.errors import ConfigError, GemragError, redact
 from rag.eval import html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
 from rag.eval.checkpoint import FILENAME as CHECKPOINT
@@ -31,7 +31,7 @@ from rag.eval.runner import Evaluator, Plan
 from rag.eval.terminal import print_report
 from rag.eval.testset import CaseError, TestSet, load_testset
 from rag.providers.base import Provider
-from rag.settings import Settings
+from rag.settings import Settings, load_settings
 from rag.store import Store
 
 WIDE = 160
@@ -94,9 +94,9 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
     # Piped to a file or CI log, rich would wrap the tables at 80 columns.
     out, err = Console(width=None if sys.stdout.isatty() else WIDE), Console(stderr=True, soft_wrap=True)
     try:
-        settings = Settings()
-    except ValueError as error:
-        err.print(f"error: invalid settings: {error}", style="red", markup=False, highlight=False)
+        settings = load_settings()
+    except ConfigError as error:
+        err.print(f"error: {error}", style="red", markup=False, highlight=False)
         return 2
     args = build_parser(settings).parse_args(argv)
     try:

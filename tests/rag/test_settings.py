@@ -36,3 +36,40 @@ def test_no_key_is_offline_and_every_store_is_under_the_data_dir(tmp_path):
     s = Settings(data_dir=tmp_path / "d", api_key=None)
     assert not s.online and s.chunk_profile.size_tokens == 200
     assert s.path("chroma").parent == tmp_path / "d"
+
+
+def test_a_bad_value_is_a_config_error_naming_the_field(monkeypatch):
+    import pytest
+
+    from rag.errors import ConfigError
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("GEMRAG_TOP_K", "many")
+    with pytest.raises(ConfigError, match=r"invalid configuration \(top_k: .*integer.*\).*GEMRAG_"):
+        load_settings()
+
+
+def test_every_cli_reports_a_bad_setting_in_one_line(monkeypatch, tmp_path, capsys):
+    from ingest.cli import main as ingest_main
+    from rag.cli import main as rag_main
+    from rag.eval.cli import main as eval_main
+    from rag.reports import main as costs_main
+    from rag.settings import get_settings
+    from ui.__main__ import main as ui_main
+
+    monkeypatch.setenv("GEMRAG_TOP_K", "many")
+    get_settings.cache_clear()
+    try:
+        codes = [
+            rag_main(["ask", "x"]),
+            costs_main([]),
+            ingest_main([str(tmp_path)]),
+            eval_main([str(tmp_path / "t.jsonl")]),
+            ui_main([]),
+        ]
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert codes == [1, 1, 2, 2, 2]
+    assert err.count("invalid configuration (top_k:") == 5
+    assert "unexpected" not in err and "Traceback" not in err
