@@ -29,18 +29,13 @@ from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
 from rag.store import Store, list_collections
-from rag.types import Hit, Message, Passage, Prompt, Usage
+from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 OnStop = Callable[[str, Usage], object]
-
-
-def estimate_tokens(prompt: Prompt) -> int:
-    """About four characters a token: for calls whose usage metadata never arrived."""
-    return (len(prompt.system) + sum(len(m.text) for m in prompt.contents)) // 4
 
 
 @dataclass(frozen=True)
@@ -172,11 +167,11 @@ class Chain:
 
     def estimate_usd(self, question: str, history: Sequence[Message], options: AskOptions) -> float:
         """What this answer may cost, before any call is made, so a request that would pass a
-        budget is refused whole. Tokens are estimated at four characters each; the answer's
+        budget is refused whole. Tokens are estimated locally (`estimate_tokens`); the answer's
         prompt is bounded by top_k chunks of the configured size, its output by
         `budget_output_tokens`, and the router's model by Flash unless one is forced."""
         query = Query.of(question, self.settings, options)
-        asked = (len(question) + sum(len(m.text) for m in history)) // 4 + 1
+        asked = estimate_tokens(question + "".join(m.text for m in history))
         context = query.top_k * self.settings.chunk_profile.size_tokens + asked + 500
         model = options.model or self.provider.flash_model
         answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
@@ -292,7 +287,8 @@ class Chain:
                 if delta.final:
                     usage = delta.usage
         except GeneratorExit:
-            on_stop(route.model, Usage(prompt_tokens=estimate_tokens(prompt), output_tokens=len("".join(pieces)) // 4))
+            shown = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=estimate_tokens("".join(pieces)))
+            on_stop(route.model, shown)
             raise
         # The provider's own count is exact; the router may only have bounded it.
         counted = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)

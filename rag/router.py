@@ -118,7 +118,7 @@ class Router:
         A token spans at least one character, so a prompt with no more characters than the
         limit is within it without asking; for Gemini that saves a network round trip before
         the first token."""
-        chars = len(prompt.system) + sum(len(m.text) for m in prompt.contents)
+        chars = len(prompt.text)
         if chars <= limit:
             return Size(chars, exact=False)
         return Size(self.provider.count_tokens(prompt), exact=True)

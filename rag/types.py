@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Role = Literal["user", "model"]
+
+CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers on English text
+
+
+def estimate_tokens(text: str) -> int:
+    """A local token estimate, for what no provider reports (Gemini's embedding usage, an
+    answer stopped before its usage metadata arrived) and for limits and budgets checked
+    before a call, where asking countTokens would cost a request."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,11 @@ class Prompt:
 
     def with_contents(self, contents: tuple[Message, ...]) -> Prompt:
         return replace(self, contents=contents)
+
+    @property
+    def text(self) -> str:
+        """Everything the model reads, system instruction included, as one string."""
+        return self.system + "".join(m.text for m in self.contents)
 
 
 @dataclass(frozen=True)

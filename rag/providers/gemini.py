@@ -8,7 +8,6 @@ gemini-embedding-001 is unit length only at its full 3072 dimensions.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -21,27 +20,14 @@ from rag.errors import ConfigError, ProviderError
 from rag.ratelimit import RateLimiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
-from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage
+from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage, estimate_tokens
 
 if TYPE_CHECKING:
     from langchain_google_genai import ChatGoogleGenerativeAI, GoogleGenerativeAIEmbeddings
 
 API_MAX_BATCH = 100  # texts per batchEmbedContents request
-CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers on English text
-
-
-def estimate_tokens(text: str) -> int:
-    """A local token estimate, for what the API does not report (embedding usage) and for
-    reserving tokens/min before a call, where asking countTokens would cost a request."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
-
-
 def _contents(prompt: Prompt) -> list[types.Content]:
     return [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in prompt.contents]
-
-
-def _prompt_text(prompt: Prompt) -> str:
-    return prompt.system + "".join(m.text for m in prompt.contents)
 
 
 def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
@@ -217,7 +203,7 @@ class GeminiProvider:
     # --- per attempt ---
     def _reserve(self, model: str, prompt: Prompt, left: float) -> float:
         """Wait for a rate-limit slot; returns the seconds still left for the request itself."""
-        return left - self.limiter.acquire(model, estimate_tokens(_prompt_text(prompt)), max_wait_s=left)
+        return left - self.limiter.acquire(model, estimate_tokens(prompt.text), max_wait_s=left)
 
     def _http_options(self, left: float) -> types.HttpOptions:
         """The request's timeout: the configured one, cut short by the call's deadline."""

@@ -51,8 +51,7 @@ class OfflineProvider:
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
         if isinstance(prompt, str):
             return self.model.count_tokens(prompt)
-        text = prompt.system + "\n".join(m.text for m in prompt.contents)
-        return self.model.count_tokens(text)
+        return self.model.count_tokens(prompt.text)
 
     def _respond(self, prompt: Prompt) -> str:
         if prompt.task == "answer":

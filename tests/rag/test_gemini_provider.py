@@ -8,9 +8,9 @@ import pytest
 
 from rag.errors import ConfigError
 from rag.providers import Provider, get_provider
-from rag.providers.gemini import GeminiProvider, estimate_tokens
+from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
-from rag.types import Message, Prompt
+from rag.types import Message, Prompt, estimate_tokens
 from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 
 FLASH = "gemini-2.5-flash"
