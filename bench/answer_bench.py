@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus_gen import generate, queries
-from bench.harness import Figure, Profile, Table, fakes_importable, fresh_dir, ratio
+from bench.harness import Figure, Profile, Table, fresh_dir, ratio
 from rag.answer import AnswerRecord, AskOptions, Delta, Done
 from rag.chain import Chain
 from rag.providers.base import Provider
@@ -176,10 +176,9 @@ def ingest_store(settings: Settings, provider: Provider, corpus_root: Path) -> S
 
 
 def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
-    fakes_importable()
     from rag.providers.gemini import GeminiProvider
     from rag.providers.offline import OfflineProvider
-    from tests.fakes.gemini_server import FakeGemini
+    from rag.testing.fake_gemini import FakeGemini
 
     corpus = generate(fresh_dir(work / "corpus"), profile.answer_chunks)
     questions = queries(profile.answer_repeats, seed=29)

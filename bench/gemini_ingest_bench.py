@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.corpus_gen import generate
-from bench.harness import Figure, Profile, Table, fakes_importable, fresh_dir, ratio
+from bench.harness import Figure, Profile, Table, fresh_dir, ratio
 from rag.types import Embedded
 
 COLLECTION = "bench-gemini"
@@ -68,8 +68,7 @@ def serve_fake(conn: Connection, limit: Limit, fault_rate: float) -> None:
     """The fake server in its own process: its embedding arithmetic and JSON must not
     count against the ingest being measured. Sends its URL, waits for a word, then sends
     the HTTP status of every embedding request it answered."""
-    fakes_importable()
-    from tests.fakes.gemini_server import FakeGemini
+    from rag.testing.fake_gemini import FakeGemini
 
     with FakeGemini(latency_s=limit.latency_s) as fake:
         fake.rate_limit(limit.rpm, model="gemini-embedding-001")

@@ -215,11 +215,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fakes_importable() -> None:
-    """The fake Gemini server lives in tests/fakes, beside the packages rather than in them."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-
 
 @dataclass(frozen=True)
 class Latencies:

@@ -17,8 +17,8 @@ import pytest  # noqa: E402
 from rag import runtime  # noqa: E402,F401
 from rag.providers.offline import OfflineProvider  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini  # noqa: E402
 from tests.fakes.clock import ManualClock  # noqa: E402
-from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini  # noqa: E402
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def chroma_server_url() -> str:
 
 @pytest.fixture
 def fake_gemini() -> Iterator[FakeGemini]:
-    """A fake Gemini API on 127.0.0.1 for this test; see tests/fakes/gemini_server.py."""
+    """A fake Gemini API on 127.0.0.1 for this test; see rag/testing/fake_gemini.py."""
     with FakeGemini() as fake:
         yield fake
 

@@ -8,7 +8,7 @@ from ingest.pipeline import ingest_paths
 from ingest.report import Status
 from rag.providers.gemini import GeminiProvider
 from rag.store import Store
-from tests.fakes.gemini_server import TEST_API_KEY, Fault
+from rag.testing.fake_gemini import TEST_API_KEY, Fault
 from tests.ingest.conftest import snapshot
 
 EMBED = "batchEmbedContents"

@@ -18,9 +18,9 @@ from rag.kv import open_kv
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
+from rag.testing.fake_gemini import FakeGemini
 from rag.types import Embedded, Message, Usage
 from tests.fakes.clock import ManualClock
-from tests.fakes.gemini_server import FakeGemini
 
 RETRIEVAL = AskOptions(mode="hybrid", top_k=6, mmr=False)
 

@@ -11,8 +11,8 @@ from rag.costs import Ledger, price_usd
 from rag.errors import BudgetExceeded
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
+from rag.testing.fake_gemini import Reply
 from rag.types import Message, estimate_tokens
-from tests.fakes.gemini_server import Reply
 from tests.fakes.tiny_corpus import build_store
 
 QUESTION = "How many days of paid vacation do employees get?"

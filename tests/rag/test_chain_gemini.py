@@ -9,8 +9,8 @@ from rag.chain import Chain
 from rag.prompts import SYSTEM
 from rag.providers.gemini import GeminiProvider
 from rag.rewrite import INSTRUCTION
+from rag.testing.fake_gemini import Fault, GenerateRequest
 from rag.types import Message
-from tests.fakes.gemini_server import Fault, GenerateRequest
 from tests.fakes.tiny_corpus import DOCS, Doc, build_store
 
 FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"

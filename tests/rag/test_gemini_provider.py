@@ -10,8 +10,8 @@ from rag.errors import ConfigError
 from rag.providers import Provider, get_provider
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 from rag.types import Message, Prompt, estimate_tokens
-from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 
 FLASH = "gemini-2.5-flash"
 EMBED = "gemini-embedding-001"

@@ -9,7 +9,7 @@ from langchain_core.exceptions import ModelRateLimitError
 
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
-from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 
 FLASH = "gemini-2.5-flash"
 

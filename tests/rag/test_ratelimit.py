@@ -11,9 +11,9 @@ from rag.errors import QuotaExhausted
 from rag.providers.gemini import GeminiProvider
 from rag.ratelimit import RateLimiter, shared_limiter
 from rag.settings import RateLimit, Settings
+from rag.testing.fake_gemini import FakeGemini
 from rag.types import Prompt
 from tests.fakes.clock import ManualClock
-from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.sleeper import RecordingSleep
 
 MODEL = "gemini-2.5-flash"

@@ -13,9 +13,9 @@ from rag.errors import GemragError, InvalidKey, ProviderError, QuotaExhausted, S
 from rag.providers.gemini import GeminiProvider
 from rag.retry import Retrier, classify
 from rag.settings import Settings
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply
 from rag.types import Prompt
 from tests.fakes.clock import ManualClock
-from tests.fakes.gemini_server import TEST_API_KEY, FakeGemini, Fault, Reply
 from tests.fakes.sleeper import RecordingSleep
 
 FLASH = "gemini-2.5-flash"

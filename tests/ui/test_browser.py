@@ -17,8 +17,8 @@ from rag.chain import Chain
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
+from rag.testing.fake_gemini import FakeGemini
 from tests.conftest import TEST_API_KEY
-from tests.fakes.gemini_server import FakeGemini
 from tests.ui.conftest import HOSTILE_QUESTION, write_corpus
 from tests.ui.test_app import free_port
 from ui.app import build_app, launch

@@ -11,8 +11,8 @@ from ingest.pipeline import ingest_paths
 from rag.chain import Chain
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
+from rag.testing.fake_gemini import FakeGemini, Fault
 from tests.conftest import TEST_API_KEY
-from tests.fakes.gemini_server import FakeGemini, Fault
 from tests.ui.conftest import write_corpus
 from ui import render
 from ui.handlers import Handlers

@@ -16,9 +16,9 @@ from rag.eval.runner import Evaluator, Plan
 from rag.eval.testset import load_testset
 from rag.providers import get_provider
 from rag.settings import Settings
+from rag.testing.fake_gemini import FakeGemini, GenerateRequest
 from rag.types import Usage
 from tests.fakes.eval_cases import CASES, write_testset
-from tests.fakes.gemini_server import FakeGemini, GenerateRequest
 
 
 def grading_responder(request: GenerateRequest) -> str:

@@ -15,7 +15,7 @@ What it offers a test or a benchmark:
   simulated per-model rate limit (`rate_limit`) and latency knobs;
 - a thread-safe log of every request (`requests`, `calls`).
 
-It imports nothing from pytest, so benchmarks use it as `tests.fakes.gemini_server`.
+It imports nothing from pytest, so benchmarks import it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from google import genai
 from google.genai import errors, types
 
 from rag.settings import Settings
-from tests.fakes.gemini_server import FULL_DIM, FakeGemini, Fault, Reply, count_tokens, embed_text
+from rag.testing.fake_gemini import FULL_DIM, FakeGemini, Fault, Reply, count_tokens, embed_text
 
 FLASH = "gemini-2.5-flash"
 
