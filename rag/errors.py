@@ -16,10 +16,13 @@ class ConfigError(GemragError):
 class ProviderError(GemragError):
     """A model call failed after the retries and deadline allowed."""
 
-    def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, model: str = "", status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.model = model
         self.status = status
+        self.retry_after_s = retry_after_s  # when a retry could succeed, if known (a rate limit's next slot)
 
 
 class QuotaExhausted(ProviderError):

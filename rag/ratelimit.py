@@ -28,7 +28,7 @@ MINUTE = 60.0
 DAY = 86_400.0
 
 
-def quota_exhausted(model: str, tier: str, why: str) -> QuotaExhausted:
+def quota_exhausted(model: str, tier: str, why: str, retry_after_s: float | None = None) -> QuotaExhausted:
     """The one wording of "out of quota": what happened, then what the user can do."""
     return QuotaExhausted(
         f"Gemini quota exhausted for {model} on the '{tier}' tier: {why}. "
@@ -36,6 +36,7 @@ def quota_exhausted(model: str, tier: str, why: str) -> QuotaExhausted:
         "quota, set tier (e.g. tier = \"tier1\") in gemrag.toml.",
         model=model,
         status=429,
+        retry_after_s=retry_after_s,
     )
 
 
@@ -98,7 +99,10 @@ class RateLimiter:
             usage.forget_before(now)
             if limit.rpd is not None and len(usage.day) >= limit.rpd:
                 raise quota_exhausted(
-                    model, tier, f"the daily limit of {limit.rpd} requests is used up (counted over the last 24 h)"
+                    model,
+                    tier,
+                    f"the daily limit of {limit.rpd} requests is used up (counted over the last 24 h)",
+                    retry_after_s=usage.day[0] + DAY - now,
                 )
             start = usage.earliest_start(limit, tokens, now)
             wait = start - now
@@ -108,6 +112,7 @@ class RateLimiter:
                     tier,
                     f"the next free slot under {limit.rpm} requests/min and {limit.tpm} tokens/min is "
                     f"{wait:.0f} s away, past the {max_wait_s:.0f} s left for this call",
+                    retry_after_s=wait,
                 )
             usage.minute.append((start, tokens))
             usage.day.append(start)

@@ -196,6 +196,21 @@ class Settings(BaseSettings):
     max_upload_mb: float = 20.0
     ui_concurrency: int = 4  # answers streamed at once across all browser sessions
 
+    # --- HTTP API (python -m rag.server) ---
+    # API keys, hashed: "name:role:sha256:<hex>" entries (python -m rag.server keygen makes one),
+    # comma-separated here or one per line in `api_keys_file`. None at all: loopback only.
+    api_keys: str = ""
+    api_keys_file: Path | None = None
+    server_port: int = 8000
+    max_request_kb: int = 64  # JSON bodies (a question with its history)
+    cors_origins: list[str] = Field(default_factory=list)  # closed unless origins are listed
+    key_rate_limit: str = "120/minute"  # requests per API key, across replicas when Redis is shared
+    server_threads: int = 1024  # blocking steps in flight per replica: every open answer stream holds one
+    queue_max_wait_s: float = 20.0  # longest wait for a Gemini rate-limit slot before 429 + Retry-After
+    job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
+    job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
+    job_max_retries: int = 5
+
     @field_validator("prices", mode="before")
     @classmethod
     def _merge_prices(cls, value: object) -> object:

@@ -254,6 +254,8 @@ class FakeGemini:
         self._windows: dict[str | None, _Window] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._streams_open = 0
+        self.streams_cut_by_client = 0  # streams whose client closed the connection before the end
 
     # --- lifecycle ---
     def start(self) -> FakeGemini:
@@ -339,6 +341,12 @@ class FakeGemini:
 
     def calls(self, method: str | None = None, model: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if method in (None, r.method) and model in (None, r.model)]
+
+    @property
+    def streams_open(self) -> int:
+        """Answer streams being sent right now: a client that stops reading must bring it to 0."""
+        with self._lock:
+            return self._streams_open
 
     def clear_log(self) -> None:
         with self._lock:
@@ -502,6 +510,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, _response(request, reply, reply.text, reply.text, final=True))
 
     def _stream(self, request: GenerateRequest, cut_after: int | None) -> None:
+        fake = self.server_fake
+        with fake._lock:
+            fake._streams_open += 1
+        try:
+            self._stream_pieces(request, cut_after)
+        except (BrokenPipeError, ConnectionResetError):
+            with fake._lock:
+                fake.streams_cut_by_client += 1
+            raise
+        finally:
+            with fake._lock:
+                fake._streams_open -= 1
+
+    def _stream_pieces(self, request: GenerateRequest, cut_after: int | None) -> None:
         fake = self.server_fake
         reply = fake._next_reply(request)
         pieces = _pieces(reply.text, fake.chunk_tokens)

@@ -1,0 +1,85 @@
+"""`python -m rag.server`: serve the HTTP API (and the UI at /ui) with uvicorn.
+`python -m rag.server keygen NAME ROLE`: make an API key and the hashed line that configures it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag import runtime  # noqa: F401  (telemetry off before chromadb and gradio load)
+from rag.errors import GemragError
+from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
+from rag.settings import load_settings
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m rag.server", description="Serve the gemrag HTTP API.")
+    commands = parser.add_subparsers(dest="command")
+    keygen = commands.add_parser("keygen", help="print a new API key and the line that configures it")
+    keygen.add_argument("name", help="who the key is for; sessions and costs are kept per name")
+    keygen.add_argument("role", choices=ROLES, help="ask < ingest < admin")
+    commands.add_parser("openapi", help="print the API's OpenAPI schema (rag/server/openapi.json is this)")
+    parser.add_argument("--host", default=None, help="interface to listen on (default: settings.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: settings.server_port, 8000)")
+    parser.add_argument("--collection", default=None, help="default collection to answer from")
+    parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
+    return parser.parse_args(argv)
+
+
+def keygen(name: str, role: str) -> int:
+    key, line = new_key(name, role)  # type: ignore[arg-type]
+    print(f"API key for {name!r} ({role}); it is shown only now:\n  {key}")
+    print(f"Configure the server with this line (hash only) in GEMRAG_API_KEYS or the api_keys_file:\n  {line}")
+    return 0
+
+
+def openapi() -> int:
+    from rag.server.app import create_app
+
+    app = create_app(load_settings(api_keys="", cors_origins=[]), mounts=[])
+    print(json.dumps(app.openapi(), indent=1, sort_keys=True))
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    overrides = {k: v for k, v in (("collection", args.collection), ("data_dir", args.data_dir)) if v is not None}
+    settings = load_settings(**overrides)
+    host = args.host or settings.host
+    port = args.port or settings.server_port
+    keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
+    if not keys.configured:
+        if not is_loopback(host):
+            print(f"error: refusing to listen on {host} without API keys: anyone who can reach it could spend your "
+                  "Gemini quota. Configure keys (python -m rag.server keygen NAME ROLE) or use --host 127.0.0.1.",
+                  file=sys.stderr)
+            return 2
+        print("No API keys configured: serving loopback clients only, without authentication.")
+    from rag.server.app import create_app
+
+    app = create_app(settings)
+    mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
+    print(f"gemrag API on http://{host}:{port} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        if args.command == "keygen":
+            return keygen(args.name, args.role)
+        return openapi() if args.command == "openapi" else serve(args)
+    except GemragError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,392 @@
+"""The FastAPI app: routes read top-down in the order a client meets them (auth → ask →
+collections and jobs → costs → models → health and metrics).
+
+One Chain per replica serves every request; its blocking steps run in worker threads
+(`server_threads` of them), and its caches, ledger and rate limits live in Redis when
+`REDIS_URL` is set, so replicas behind one load balancer behave as one server.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.answer import AnswerRecord, Delta, Done, Event
+from rag.budget import Budget
+from rag.chain import Chain
+from rag.errors import (
+    BudgetExceeded,
+    ConfigError,
+    EmbedderMismatch,
+    EmptyCollection,
+    GemragError,
+    InvalidKey,
+    ProviderError,
+    QuotaExhausted,
+)
+from rag.kv import StoreUnavailable
+from rag.providers import get_provider
+from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
+from rag.server.conversations import Conversations
+from rag.server.guards import BodyLimit, KeyRateLimit, RateLimited
+from rag.server.metrics import MeteredLedger, Metrics
+from rag.server.mounts import MountContext, mount_all
+from rag.server.schemas import (
+    AnswerOut,
+    AskRequest,
+    CollectionOut,
+    DeltaEvent,
+    ErrorOut,
+    Health,
+    ModelOut,
+    ModelsOut,
+    SessionCosts,
+    answer_out,
+    totals_out,
+)
+from rag.server.streaming import EventStream, ThreadedIterator, sse
+from rag.settings import Settings
+from rag.store import chroma_client
+from rag.types import Message as ChatMessage
+
+log = logging.getLogger("rag.server")
+
+STATUS: dict[type[Exception], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
+    QuotaExhausted: 429,
+    BudgetExceeded: 402,
+    EmptyCollection: 404,
+    EmbedderMismatch: 409,
+    ConfigError: 400,
+    InvalidKey: 502,
+    ProviderError: 502,
+    StoreUnavailable: 503,
+}
+READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
+
+
+def error_kind(error: Exception) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+
+
+def error_status(error: Exception) -> int:
+    return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
+
+
+def error_response(error: GemragError) -> JSONResponse:
+    headers = {}
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after + 0.49)))
+    body = ErrorOut(error=error_kind(error), message=str(error))
+    return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    chain: Chain
+    keys: ApiKeys
+    key_limit: KeyRateLimit
+    conversations: Conversations
+    metrics: Metrics
+    ready_at: float = 0.0  # when the model API last answered /readyz
+
+    def caller(self, request: Request, authorization: str | None, x_api_key: str | None) -> Caller:
+        client = request.client.host if request.client else None
+        caller = self.keys.caller(presented_key(authorization, x_api_key), client)
+        if self.keys.configured:
+            self.key_limit.hit(caller.name)
+        return caller
+
+
+def requires(role: Role) -> Callable[..., Caller]:
+    """A route dependency: the caller, who must hold `role`."""
+
+    def dependency(
+        request: Request,
+        authorization: str | None = Header(default=None),
+        x_api_key: str | None = Header(default=None),
+    ) -> Caller:
+        caller = services(request).caller(request, authorization, x_api_key)
+        if not caller.may(role):
+            raise Forbidden(f"Key {caller.name!r} has role {caller.role!r}; this needs {role!r}.")
+        return caller
+
+    return dependency
+
+
+Asker = Annotated[Caller, Depends(requires("ask"))]
+Ingester = Annotated[Caller, Depends(requires("ingest"))]
+Admin = Annotated[Caller, Depends(requires("admin"))]
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def create_app(
+    settings: Settings,
+    chain: Chain | None = None,
+    *,
+    metrics: Metrics | None = None,
+    mounts: list[EntryPoint] | None = None,
+) -> FastAPI:
+    """`chain` and `metrics` (its ledger's) are made from settings unless given; `mounts`:
+    entry points to mount instead of the installed ones (tests pass [])."""
+    metrics = metrics or Metrics()
+    if chain is None:
+        chain = Chain(settings, get_provider(settings), ledger=MeteredLedger(settings, metrics))
+    keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
+    state = Services(settings, chain, keys, KeyRateLimit(settings), Conversations(settings), metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.server_threads
+        yield
+
+    app = FastAPI(
+        title="gemrag",
+        version="1",
+        summary="Question answering over your own documents with Gemini: streamed, cited, costed.",
+        lifespan=lifespan,
+    )
+    app.state.services = state
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
+                       upload_bytes=int(settings.max_upload_mb * 1_000_000) + 64_000)
+    app.add_middleware(Instrumented, metrics=metrics)
+
+    @app.exception_handler(GemragError)
+    async def gemrag_error(request: Request, error: GemragError) -> JSONResponse:
+        metrics.errors.labels(error_kind(error)).inc()
+        return error_response(error)
+
+    add_routes(app)
+    login = None
+    if keys.configured:
+        def login(name: str, key: str) -> bool:
+            try:
+                return keys.caller(key, None).name == name
+            except GemragError:
+                return False
+    app.state.mounted = mount_all(app, MountContext(settings, chain, login), mounts)
+    return app
+
+
+def add_routes(app: FastAPI) -> None:
+    @app.post(
+        "/v1/ask",
+        response_model=AnswerOut,
+        responses={
+            200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                  "description": "stream=true: `delta` events (DeltaEvent), then one `done` event (AnswerOut), "
+                                 "or an `error` event (ErrorOut). stream=false: one AnswerOut."},
+            429: {"model": ErrorOut, "description": "rate limit or quota: see Retry-After"},
+        },
+    )
+    async def ask(body: AskRequest, request: Request, caller: Asker) -> Response:
+        started = time.perf_counter()
+        state = services(request)
+        chain = state.chain
+        if body.model and body.model not in {chain.provider.flash_model, chain.provider.pro_model}:
+            raise ConfigError(f"model: {body.model!r} is not one of this server's answer models (GET /v1/models).")
+        external = body.session_id or uuid.uuid4().hex[:16]
+        session = f"{caller.name}/{external}"
+        keeps_history = body.history is None
+        if body.history is not None:
+            history = [ChatMessage(m.role, m.text) for m in body.history]
+        elif body.session_id:
+            history = await anyio.to_thread.run_sync(state.conversations.history, session)
+        else:
+            history = []
+        steps = ThreadedIterator(chain.stream(body.question, history, session, body.options()))
+        first = await steps.next()  # rate-limit waits and refusals happen here, before any byte is sent
+        if first is None:
+            raise RuntimeError("the chain ended without an answer")
+
+        async def finish(record: AnswerRecord) -> AnswerOut:
+            observe_answer(state.metrics, record, first_at - started)
+            if keeps_history:
+                await anyio.to_thread.run_sync(state.conversations.append, session, body.question, record.answer)
+            return answer_out(record, external)
+
+        first_at = time.perf_counter()
+        if not body.stream:
+            event: Event | None = first
+            while not isinstance(event, Done):
+                event = await steps.next()
+                if event is None:
+                    raise RuntimeError("the chain ended without an answer")
+            return JSONResponse((await finish(event.record)).model_dump())
+        return EventStream(answer_events(state.metrics, first, steps, finish))
+
+    @app.get("/v1/collections", response_model=list[CollectionOut])
+    async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
+        return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
+
+    @app.get("/v1/sessions/{session_id}/costs", response_model=SessionCosts)
+    async def session_costs(session_id: str, request: Request,
+                            caller: Asker) -> SessionCosts:
+        chain = services(request).chain
+        session = f"{caller.name}/{session_id}"
+
+        def read() -> SessionCosts:
+            budget = Budget(chain.settings, chain.ledger)
+            return SessionCosts(
+                session_id=session_id,
+                total=totals_out(chain.ledger.session(session)),
+                by_model={m: totals_out(t) for m, t in chain.ledger.models(session).items()},
+                budget_remaining_usd=budget.remaining_usd(session),
+            )
+
+        return await anyio.to_thread.run_sync(read)
+
+    @app.get("/v1/models", response_model=ModelsOut)
+    async def models(request: Request, caller: Asker) -> ModelsOut:
+        state = services(request)
+        provider, settings = state.chain.provider, state.settings
+        out = []
+        answer_models = dict.fromkeys([provider.flash_model, provider.pro_model])
+        embedding = getattr(provider, "embedding_model", provider.embedding_id)
+        for name, role in [*((m, "answer") for m in answer_models), (embedding, "embedding")]:
+            limit, price = settings.limit_for(name), settings.prices.get(name)
+            out.append(ModelOut(name=name, role=role, rpm=limit.rpm, tpm=limit.tpm, rpd=limit.rpd,  # type: ignore[arg-type]
+                                input_usd_per_mtok=price.input if price else None,
+                                output_usd_per_mtok=price.output if price else None))
+        return ModelsOut(provider=provider.name, online=provider.online, models=out)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await anyio.to_thread.run_sync(readiness, services(request))
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(Health(status="ok" if ok else "unavailable", checks=checks).model_dump(),
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        state = services(request)
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def answer_events(
+    metrics: Metrics, first: Event, steps: ThreadedIterator[Event], finish: Callable[[AnswerRecord], object]
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body. Closing it early (the client left) closes the chain's stream, which
+    charges what was produced and stops the model call."""
+    metrics.streams.inc()
+    ended = False
+    try:
+        event: Event | None = first
+        while event is not None:
+            if isinstance(event, Delta):
+                yield sse("delta", DeltaEvent(text=event.text))
+            else:
+                yield sse("done", await finish(event.record))  # type: ignore[misc]
+            event = await steps.next()
+        ended = True
+    except GemragError as error:
+        metrics.errors.labels(error_kind(error)).inc()
+        ended = True
+        yield sse("error", ErrorOut(error=error_kind(error), message=str(error)))
+    finally:
+        await steps.close()
+        metrics.streams.dec()
+        if not ended:
+            metrics.disconnects.inc()
+
+
+def observe_answer(metrics: Metrics, record: AnswerRecord, ttfb_s: float) -> None:
+    metrics.cache.labels("hit" if record.cached else "miss").inc()
+    metrics.routes.labels(record.route.kind).inc()
+    metrics.ttfb.labels(record.route.kind).observe(ttfb_s)
+    if not record.cached:
+        metrics.ttft.labels(record.route.kind).observe(record.ttft_s)
+
+
+def list_collections_out(settings: Settings) -> list[CollectionOut]:
+    client = chroma_client(settings)
+    out = []
+    for collection in sorted(client.list_collections(), key=lambda c: c.name):
+        meta = collection.metadata or {}
+        out.append(CollectionOut(name=collection.name, chunks=collection.count(), version=int(meta.get("version", 0))))
+    return out
+
+
+def readiness(state: Services) -> dict[str, str]:
+    """Each dependency the answers need, checked for real; a failure names what failed."""
+    checks: dict[str, str] = {}
+    settings = state.settings
+    if settings.redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+    try:
+        chroma_client(settings).heartbeat()
+        checks["chroma"] = "ok"
+    except Exception as exc:  # chromadb raises many kinds; any of them means not ready
+        checks["chroma"] = f"unreachable: {type(exc).__name__}"
+    provider = state.chain.provider
+    if provider.online and time.monotonic() - state.ready_at > READY_CACHE_S:
+        try:
+            provider.count_tokens("ping")  # free, and on its own quota
+            state.ready_at = time.monotonic()
+        except GemragError as exc:
+            checks["models"] = f"unreachable: {error_kind(exc)}"
+    checks.setdefault("models", "ok")
+    return checks
+
+
+class Instrumented:
+    """ASGI middleware: request counts and latency by route template (streams: to the last byte)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(path, scope["method"]).observe(time.perf_counter() - started)

@@ -1,0 +1,119 @@
+"""API keys and roles.
+
+Keys are stored hashed only ("name:role:sha256:<hex>"), in `GEMRAG_API_KEYS` or a file:
+a leaked config does not leak a usable key. Keys are 32 random bytes, so a plain SHA-256
+is enough (a slow password hash protects guessable secrets, not random ones). Roles are
+ordered: `admin` may do everything `ingest` may, which may do everything `ask` may.
+
+With no keys configured the server trusts the local machine only: it refuses to bind
+another address, and refuses any request that does not come from loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from rag.errors import ConfigError, GemragError
+
+Role = Literal["ask", "ingest", "admin"]
+ROLES: tuple[Role, ...] = ("ask", "ingest", "admin")  # each includes the ones before it
+KEY_PREFIX = "gr_"
+LOCAL_CALLER = "local"
+
+
+class Unauthorized(GemragError):
+    """No key, or a key that matches none configured (401)."""
+
+
+class Forbidden(GemragError):
+    """A valid key without the role the route needs, or a non-loopback client with no keys (403)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: sessions and their costs belong to this name."""
+
+    name: str
+    role: Role
+
+    def may(self, needed: Role) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(needed)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(name: str, role: Role) -> tuple[str, str]:
+    """A fresh key and the line to configure it with (the key itself is shown once, never stored)."""
+    if role not in ROLES:
+        raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name or ":" in name or "," in name or "/" in name:
+        raise ConfigError(f"key name {name!r} must be non-empty and contain no ':', ',' or '/'")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, f"{name}:{role}:sha256:{key_hash(key)}"
+
+
+def is_loopback(host: str | None) -> bool:
+    if host in ("localhost", "testclient"):  # Starlette's in-process test client
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class ApiKeys:
+    def __init__(self, entries: dict[str, Caller]) -> None:
+        self._by_hash = entries
+
+    @classmethod
+    def load(cls, inline: str, file: Path | None) -> ApiKeys:
+        """Entries from the env var and the file; a malformed one is refused naming where it is."""
+        lines = [("GEMRAG_API_KEYS", item) for item in inline.split(",")]
+        if file is not None:
+            try:
+                text = file.read_text()
+            except OSError as exc:
+                raise ConfigError(f"api_keys_file {file}: cannot read it ({exc.strerror or exc})") from None
+            lines += [(f"{file}:{n}", line) for n, line in enumerate(text.splitlines(), start=1)]
+        entries: dict[str, Caller] = {}
+        for where, raw in lines:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(":")
+            if len(parts) != 4 or parts[2] != "sha256" or parts[1] not in ROLES or len(parts[3]) != 64:
+                raise ConfigError(
+                    f"{where}: API key entry {parts[0]!r} is not 'name:role:sha256:<64 hex>' with role one of "
+                    f"{', '.join(ROLES)}; make one with python -m rag.server keygen NAME ROLE"
+                )
+            entries[parts[3].lower()] = Caller(parts[0], parts[1])  # type: ignore[arg-type]
+        return cls(entries)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._by_hash)
+
+    def caller(self, presented: str | None, client_host: str | None) -> Caller:
+        if not self.configured:
+            if not is_loopback(client_host):
+                raise Forbidden("No API keys are configured, so this server answers loopback clients only.")
+            return Caller(LOCAL_CALLER, "admin")
+        if not presented:
+            raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>'.")
+        caller = self._by_hash.get(key_hash(presented))
+        if caller is None:
+            raise Unauthorized("The API key is not valid.")
+        return caller
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return x_api_key

@@ -1,0 +1,81 @@
+"""Prometheus metrics of one replica, served at GET /metrics. Each replica keeps its own
+registry; Prometheus sums them. The names below are the contract the ops dashboard builds
+on (README: Metrics): rename one and the dashboard breaks.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from rag.costs import CallKind, Ledger
+from rag.settings import Settings
+from rag.types import Usage
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gemrag_http_requests", "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"], registry=r)
+        self.latency = Histogram(
+            "gemrag_http_request_duration_seconds", "Time to the end of the response (streams: to the last event)",
+            ["route", "method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttfb = Histogram(
+            "gemrag_ask_time_to_first_byte_seconds", "From the request to the first answer event sent",
+            ["route_kind"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram(
+            "gemrag_ask_time_to_first_token_seconds", "The chain's time to the model's first token",
+            ["route_kind"], buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter(
+            "gemrag_model_tokens", "Tokens of model calls, by model, call kind and token type",
+            ["model", "kind", "type"], registry=r)
+        self.cost = Counter(
+            "gemrag_model_cost_usd", "Money spent on model calls, by model and call kind", ["model", "kind"],
+            registry=r)
+        self.calls = Counter("gemrag_model_calls", "Model calls made, by model and call kind", ["model", "kind"],
+                             registry=r)
+        self.cache = Counter("gemrag_answer_cache", "Answers by cache result (hit, miss)", ["result"], registry=r)
+        self.routes = Counter("gemrag_routes", "Answers by route kind (flash, pro, fallback, cached, offline)",
+                              ["kind"], registry=r)
+        self.streams = Gauge("gemrag_streams_active", "Answer streams open now", registry=r)
+        self.disconnects = Counter("gemrag_stream_disconnects", "Answer streams the client left before the end",
+                                   registry=r)
+        self.errors = Counter("gemrag_errors", "Errors answered, by kind", ["kind"], registry=r)
+        self.ratelimit_wait = Histogram(
+            "gemrag_ratelimit_wait_seconds", "Time a model call waited for a global rate-limit slot", ["model"],
+            buckets=(0, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60), registry=r)
+        self.ratelimit_queue = Gauge(
+            "gemrag_ratelimit_queue_depth", "Calls waiting for a rate-limit slot, all replicas", ["model"], registry=r)
+        self.quota_eta = Gauge(
+            "gemrag_quota_exhausted_in_seconds",
+            "At the current request rate, seconds until the daily quota runs out (+Inf: no daily limit or no traffic)",
+            ["model"], registry=r)
+        self.quota_used = Gauge("gemrag_quota_requests_today", "Requests counted against the daily limit",
+                                ["model"], registry=r)
+        self.jobs = Gauge("gemrag_jobs", "Ingest jobs by state (queued, running, done, failed)", ["state"], registry=r)
+        self.job_queue = Gauge("gemrag_job_queue_depth", "Ingest jobs waiting in the queue", registry=r)
+
+    def charged(self, model: str, usage: Usage, kind: CallKind, cost_usd: float) -> None:
+        for kind_of_token, n in (("prompt", usage.prompt_tokens), ("output", usage.output_tokens),
+                                 ("cached", usage.cached_tokens), ("thinking", usage.thinking_tokens)):
+            if n:
+                self.tokens.labels(model, kind, kind_of_token).inc(n)
+        self.cost.labels(model, kind).inc(cost_usd)
+        self.calls.labels(model, kind).inc()
+
+
+class MeteredLedger(Ledger):
+    """The chain's ledger, also counting every charge into the replica's metrics."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        super().__init__(settings)
+        self.metrics = metrics
+
+    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> float:
+        cost = super().charge(session_id, model, usage, kind)
+        self.metrics.charged(model, usage, kind, cost)
+        return cost

@@ -1,0 +1,41 @@
+"""Apps mounted beside the API by other packages, found through the `gemrag.mounts` entry
+point group: `ui/` declares one that mounts the Gradio app at /ui. The server never imports
+`ui/` itself, so the dependency points from the UI to the core, not back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from fastapi import FastAPI
+
+from rag.chain import Chain
+from rag.settings import Settings
+
+GROUP = "gemrag.mounts"
+
+
+@dataclass(frozen=True)
+class MountContext:
+    settings: Settings
+    chain: Chain
+    # With API keys configured, a mounted app must log its users in: name and key.
+    check_login: Callable[[str, str], bool] | None
+
+
+Mount = Callable[[FastAPI, MountContext], None]
+
+
+def discovered() -> list[EntryPoint]:
+    return sorted(entry_points(group=GROUP), key=lambda e: e.name)
+
+
+def mount_all(app: FastAPI, context: MountContext, found: list[EntryPoint] | None = None) -> list[str]:
+    """Loads and mounts each entry point; returns their names for the start-up message."""
+    names = []
+    for entry in discovered() if found is None else found:
+        mount: Mount = entry.load()
+        mount(app, context)
+        names.append(entry.name)
+    return names

@@ -1,0 +1,171 @@
+"""The API's request and response bodies: the contract clients see in the OpenAPI schema.
+
+They are separate from the core's dataclasses so the core can change without breaking
+clients; `answer_out` is the one place that maps an AnswerRecord onto the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.answer import AnswerRecord, AskOptions
+from rag.costs import Totals
+
+
+class MessageIn(BaseModel):
+    role: Literal["user", "model"]
+    text: str = Field(max_length=20_000)
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=8_000)
+    session_id: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Continue a conversation: its history is kept by the server. A new one is made if absent.",
+    )
+    history: list[MessageIn] | None = Field(
+        default=None, max_length=50, description="Send the conversation yourself instead of a session's."
+    )
+    collection: str | None = None
+    k: int | None = Field(default=None, ge=1, le=50)
+    mode: Literal["hybrid", "vector", "bm25"] | None = None
+    mmr: bool | None = None
+    model: str | None = Field(default=None, description="Force one of GET /v1/models' answer models.")
+    sources: list[str] = Field(default_factory=list, max_length=50)
+    stream: bool = True
+
+    def options(self) -> AskOptions:
+        return AskOptions(
+            collection=self.collection,
+            mode=self.mode,
+            top_k=self.k,
+            mmr=self.mmr,
+            sources=tuple(self.sources),
+            model=self.model,
+        )
+
+
+class CitationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    n: int
+    source: str
+    page: int | None
+    heading: str
+    snippet: str
+    score: float
+
+
+class RouteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    model: str
+    reason: str
+
+
+class UsageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    prompt_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    thinking_tokens: int
+
+
+class AnswerOut(BaseModel):
+    """The whole answer (stream=false), or the final `done` event of a stream."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    session_id: str
+    answer: str
+    citations: list[CitationOut]
+    sources: list[CitationOut]
+    route: RouteOut
+    usage: UsageOut
+    cost_usd: float
+    saved_usd: float
+    cached: bool
+    offline: bool
+    latency_s: float
+    ttft_s: float
+    corpus_version: int
+
+
+def answer_out(record: AnswerRecord, session_id: str) -> AnswerOut:
+    """The session id a client sees is its own, without the key's name the server adds."""
+    return AnswerOut.model_validate(record).model_copy(update={"session_id": session_id})
+
+
+class DeltaEvent(BaseModel):
+    """`event: delta` in the stream: the next piece of the answer's text."""
+
+    text: str
+
+
+class ErrorOut(BaseModel):
+    """Every error body, and the `error` event that ends a stream that failed after it began."""
+
+    error: str = Field(description="the kind, e.g. quota_exhausted, budget_exceeded, unauthorized")
+    message: str
+
+
+class TotalsOut(BaseModel):
+    calls: int
+    answers: int
+    cache_hits: int
+    prompt_tokens: int
+    output_tokens: int
+    cost_usd: float
+    saved_usd: float
+
+
+def totals_out(totals: Totals) -> TotalsOut:
+    return TotalsOut(
+        calls=totals.calls,
+        answers=totals.answers,
+        cache_hits=totals.cache_hits,
+        prompt_tokens=totals.usage.prompt_tokens,
+        output_tokens=totals.usage.output_tokens,
+        cost_usd=totals.cost_usd,
+        saved_usd=totals.saved_usd,
+    )
+
+
+class SessionCosts(BaseModel):
+    session_id: str
+    total: TotalsOut
+    by_model: dict[str, TotalsOut]
+    budget_remaining_usd: float
+
+
+class CollectionOut(BaseModel):
+    name: str
+    chunks: int
+    version: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    role: Literal["answer", "embedding"]
+    rpm: int | None
+    tpm: int | None
+    rpd: int | None
+    input_usd_per_mtok: float | None
+    output_usd_per_mtok: float | None
+
+
+class ModelsOut(BaseModel):
+    provider: str
+    online: bool
+    models: list[ModelOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,72 @@
+"""The chain's answer stream, served as Server-Sent Events without blocking the event loop.
+
+The chain is synchronous, so each step of its generator runs in a worker thread. Whatever
+ends the response (the last event, an error, or the client going away) closes the
+generator: the chain then charges the text already produced ("stopped") and the provider's
+stream, and with it the model call, is closed. A step already waiting for the model finishes
+first; no thread is ever abandoned mid-call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Iterator
+from typing import Generic, TypeVar
+
+import anyio
+from pydantic import BaseModel
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+T = TypeVar("T")
+_END = object()
+
+
+class ThreadedIterator(Generic[T]):
+    """One synchronous iterator, stepped in worker threads (contextvars go along)."""
+
+    def __init__(self, iterator: Iterator[T]) -> None:
+        self._iterator = iterator
+
+    async def next(self) -> T | None:
+        item = await anyio.to_thread.run_sync(next, self._iterator, _END)
+        return None if item is _END else item  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close)
+
+
+def sse(event: str, body: BaseModel | dict) -> bytes:  # type: ignore[type-arg]
+    data = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body)
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+class EventStream(StreamingResponse):
+    """A stream that notices a client leaving while it waits for the next event (it listens
+    for `http.disconnect` on every ASGI version) and always closes its body iterator."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncGenerator[bytes, None]) -> None:
+        super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._content = content
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def stream() -> None:
+                    with contextlib.suppress(OSError):  # the client went away mid-write
+                        await self.stream_response(send)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(stream)
+                await self.listen_for_disconnect(receive)
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._content.aclose()

@@ -1,0 +1,129 @@
+"""POST /v1/ask on a real socket: SSE deltas then one final event, JSON with stream=false,
+the answer cache, server-kept conversations, costs, refusals, and a client that leaves."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from rag.settings import RateLimit
+from rag.testing.fake_gemini import Reply
+from tests.rag.server.conftest import Running, gemini_app, serve_in_thread
+
+QUESTION = "How many days of paid vacation do employees get?"
+
+
+def events(response: httpx.Response) -> list[tuple[str, dict]]:
+    out, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            out.append((name, json.loads(line[6:])))
+    return out
+
+
+def ask_stream(url: str, **body) -> list[tuple[str, dict]]:
+    with httpx.stream("POST", f"{url}/v1/ask", json={"question": QUESTION, **body}, timeout=10) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return events(response)
+
+
+def test_stream_sends_deltas_then_one_final_event_with_citations_route_usage_cost(api: Running, fake_gemini):
+    fake_gemini.reply("Employees receive 25 days [2] of paid vacation per year [2].")
+    got = ask_stream(api.url)
+    kinds = [k for k, _ in got]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"delta"} and len(kinds) > 3
+    done = got[-1][1]
+    assert "".join(d["text"] for k, d in got if k == "delta") == done["answer"]
+    assert [c["source"] for c in done["citations"]] == [done["sources"][1]["source"]]
+    assert done["route"]["kind"] == "flash" and done["route"]["model"] == "gemini-2.5-flash"
+    assert done["usage"]["output_tokens"] > 0 and done["cost_usd"] > 0
+    assert done["cached"] is False and done["session_id"]
+
+
+def test_repeated_question_is_served_from_the_cache_for_free(api: Running, fake_gemini):
+    first = ask_stream(api.url)[-1][1]
+    calls = len(fake_gemini.calls("streamGenerateContent"))
+    second = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "stream": False}, timeout=10).json()
+    assert second["cached"] is True and second["cost_usd"] == 0 and second["answer"] == first["answer"]
+    assert second["saved_usd"] == pytest.approx(first["cost_usd"])
+    assert len(fake_gemini.calls("streamGenerateContent")) == calls
+    metrics = httpx.get(f"{api.url}/metrics").text
+    assert 'gemrag_answer_cache_total{result="hit"} 1.0' in metrics
+    assert 'gemrag_answer_cache_total{result="miss"} 1.0' in metrics
+
+
+def test_session_keeps_its_history_and_reports_its_costs(api: Running, fake_gemini):
+    first = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "session_id": "s1", "stream": False},
+                       timeout=10).json()
+    fake_gemini.reply("What about unused vacation days?", "They expire at the end of March [2].")
+    second = httpx.post(f"{api.url}/v1/ask", json={"question": "and unused ones?", "session_id": "s1",
+                                                  "stream": False}, timeout=10).json()
+    [rewrite] = fake_gemini.calls("generateContent")  # a follow-up is rewritten with the kept history
+    assert QUESTION in json.dumps(rewrite.body)
+    costs = httpx.get(f"{api.url}/v1/sessions/s1/costs").json()
+    assert costs["total"]["answers"] == 2
+    assert costs["total"]["cost_usd"] == pytest.approx(first["cost_usd"] + second["cost_usd"])
+    assert set(costs["by_model"]) == {"gemini-2.5-flash", "gemini-embedding-001"}
+    assert httpx.get(f"{api.url}/v1/sessions/other/costs").json()["total"]["calls"] == 0
+
+
+def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_produced(
+    api_settings, fake_gemini
+):
+    fake_gemini.tokens_per_s = 40
+    fake_gemini.reply(Reply(" ".join(f"word{i}" for i in range(400))))  # 10 s of output
+    app, chain = gemini_app(api_settings)
+    for url in serve_in_thread(app):
+        with httpx.stream("POST", f"{url}/v1/ask", json={"question": QUESTION, "session_id": "gone"},
+                          timeout=10) as response:
+            lines = response.iter_lines()
+            while not next(lines).startswith("data: "):
+                pass  # one delta arrived: the model is generating
+        left = time.monotonic()
+        while fake_gemini.streams_open and time.monotonic() - left < 5:
+            time.sleep(0.05)
+        assert fake_gemini.streams_open == 0 and time.monotonic() - left < 3  # stopped, not run to its end
+        session = chain.ledger.session("local/gone")
+        assert 0 < session.usage.output_tokens < 400 and session.cost_usd > 0 and session.answers == 0
+        assert chain.ledger.models("local/gone")["gemini-2.5-flash"].calls == 1
+        assert "gemrag_stream_disconnects_total 1.0" in httpx.get(f"{url}/metrics").text
+
+
+def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fake_gemini):
+    limits = {"unlimited": {"gemini-2.5-flash": RateLimit(rpm=1)}}
+    app, _ = gemini_app(api_settings.model_copy(update={"rate_limits": limits, "deadline_s": 1.0}))
+    for url in serve_in_thread(app):
+        assert httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "stream": False}).status_code == 200
+        refused = httpx.post(f"{url}/v1/ask", json={"question": "Another question?"})
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "quota_exhausted" and "gemini-2.5-flash" in refused.json()["message"]
+        assert 50 <= int(refused.headers["retry-after"]) <= 61
+
+
+def test_bad_requests_name_the_field_and_reason(api: Running):
+    assert httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gpt-9"}).json()["error"] == \
+        "config_error"
+    missing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "nothing-here"})
+    assert missing.status_code == 404 and "nothing-here" in missing.json()["message"]
+    huge = httpx.post(f"{api.url}/v1/ask", content=b'{"question": "' + b"x" * 70_000 + b'"}',
+                      headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and "64 kB" in huge.json()["message"]
+    invalid = httpx.post(f"{api.url}/v1/ask", json={"question": ""})
+    assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"] == ["body", "question"]
+
+
+def test_collections_models_and_health(api: Running):
+    [collection] = httpx.get(f"{api.url}/v1/collections").json()
+    assert collection["name"] == "tiny-corpus" and collection["chunks"] == 9 and collection["version"] == 1
+    models = httpx.get(f"{api.url}/v1/models").json()
+    assert models["online"] and [m["name"] for m in models["models"]] == [
+        "gemini-2.5-flash", "gemini-2.5-pro", "gemini-embedding-001"]
+    assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok", "checks": {}}
+    ready = httpx.get(f"{api.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"chroma": "ok", "models": "ok"}

@@ -1,0 +1,99 @@
+"""API keys, roles, loopback-only without keys, per-key rate limits, CORS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.server.app import create_app
+from rag.server.auth import ApiKeys, new_key
+from rag.settings import Settings
+from rag.types import Usage
+
+
+@pytest.fixture
+def keyed(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    keys, lines = {}, []
+    for name, role in (("alice", "ask"), ("ops", "admin")):
+        keys[name], line = new_key(name, role)
+        lines.append(line)
+    path = settings.data_dir.parent / "keys.txt"
+    path.write_text("# hashed keys\n" + lines[1] + "\n")
+    return settings.model_copy(update={"api_keys": lines[0], "api_keys_file": path}), keys
+
+
+def test_keys_are_stored_hashed_only(keyed):
+    settings, keys = keyed
+    assert keys["alice"] not in settings.api_keys and keys["ops"] not in settings.api_keys_file.read_text()
+
+
+def test_wrong_key_is_refused_and_a_right_one_answers(keyed):
+    settings, keys = keyed
+    with TestClient(create_app(settings, mounts=[])) as client:
+        assert client.get("/v1/models").status_code == 401
+        wrong = client.get("/v1/models", headers={"Authorization": "Bearer gr_not-a-key"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {keys['alice']}"}).status_code == 200
+        assert client.get("/v1/models", headers={"X-API-Key": keys["ops"]}).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_sessions_belong_to_their_key(keyed):
+    settings, keys = keyed
+    with TestClient(create_app(settings, mounts=[])) as client:
+        ledger = client.app.state.services.chain.ledger  # type: ignore[attr-defined]
+        ledger.charge("alice/s1", "gemini-2.5-flash", Usage(1000, 100), "answer")
+        mine = client.get("/v1/sessions/s1/costs", headers={"X-API-Key": keys["alice"]}).json()
+        theirs = client.get("/v1/sessions/s1/costs", headers={"X-API-Key": keys["ops"]}).json()
+        assert mine["total"]["calls"] == 1 and theirs["total"]["calls"] == 0
+
+
+def test_without_keys_only_loopback_clients_are_served(settings: Settings):
+    app = create_app(settings, mounts=[])
+    with TestClient(app, client=("10.1.2.3", 5000)) as remote:
+        refused = remote.get("/v1/models")
+        assert refused.status_code == 403 and "loopback" in refused.json()["message"]
+    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+        assert local.get("/v1/models").status_code == 200
+
+
+def test_binding_another_address_without_keys_is_refused(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "rag.server", "--host", "0.0.0.0", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "refusing to listen on 0.0.0.0 without API keys" in run.stderr
+
+
+def test_keygen_prints_a_key_and_a_line_the_server_accepts():
+    run = subprocess.run([sys.executable, "-m", "rag.server", "keygen", "bob", "ingest"],
+                         capture_output=True, text=True, timeout=60)
+    key, line = (ln.strip() for ln in run.stdout.splitlines() if ln.startswith("  "))
+    assert ApiKeys.load(line, None).caller(key, "10.0.0.1").role == "ingest"
+
+
+def test_malformed_key_entry_names_where_it_is(settings: Settings):
+    with pytest.raises(Exception, match="GEMRAG_API_KEYS: API key entry 'bob' is not"):
+        ApiKeys.load("bob:root:plain", None)
+
+
+def test_per_key_rate_limit_answers_429_with_retry_after(keyed):
+    settings, keys = keyed
+    with TestClient(create_app(settings.model_copy(update={"key_rate_limit": "2/minute"}), mounts=[])) as client:
+        headers = {"X-API-Key": keys["alice"]}
+        assert [client.get("/v1/models", headers=headers).status_code for _ in range(2)] == [200, 200]
+        limited = client.get("/v1/models", headers=headers)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert client.get("/v1/models", headers={"X-API-Key": keys["ops"]}).status_code == 200  # per key
+
+
+def test_cors_is_closed_unless_origins_are_configured(settings: Settings):
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    with TestClient(create_app(settings, mounts=[])) as client:
+        assert "access-control-allow-origin" not in client.options("/v1/ask", headers=preflight).headers
+    opened = settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    with TestClient(create_app(opened, mounts=[])) as client:
+        ok = client.options("/v1/ask", headers={**preflight, "Origin": "https://app.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://app.example"
+        assert "access-control-allow-origin" not in client.options("/v1/ask", headers=preflight).headers

@@ -1,0 +1,40 @@
+"""The UI reaches the API server through the `gemrag.mounts` entry point declared in
+pyproject.toml, and logs users in with their API key when keys are configured."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from rag.server.app import create_app
+from rag.server.auth import new_key
+from rag.server.mounts import GROUP
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def declared() -> list[EntryPoint]:
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][GROUP]
+    return [EntryPoint(name, value, GROUP) for name, value in table.items()]
+
+
+def test_pyproject_declares_the_ui_and_the_server_mounts_it_at_ui(ui_settings):
+    app = create_app(ui_settings, mounts=declared())
+    assert app.state.mounted == ["ui"]
+    with TestClient(app) as client:
+        page = client.get("/ui/")
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        assert client.get("/v1/collections").status_code == 200  # the API beside it
+
+
+def test_with_api_keys_the_ui_asks_for_the_key(ui_settings):
+    key, line = new_key("alice", "ask")
+    app = create_app(ui_settings.model_copy(update={"api_keys": line}), mounts=declared())
+    with TestClient(app) as client:
+        assert client.get("/ui/config").status_code == 401  # nothing of the app without a login
+        assert client.post("/ui/login", data={"username": "alice", "password": "wrong"}).status_code == 400
+        assert client.post("/ui/login", data={"username": "alice", "password": key}).status_code == 200
+        assert client.get("/ui/config").status_code == 200

@@ -1,0 +1,30 @@
+"""The chat UI on the API server: `python -m rag.server` finds this through the
+`gemrag.mounts` entry point (pyproject.toml) and mounts it at /ui, so the server itself never
+imports `ui/`. With API keys configured the UI asks for a login: the key's name and the key."""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+from fastapi import FastAPI
+
+from rag.server.mounts import MountContext
+from ui.app import CSS, build_app
+
+PATH = "/ui"
+
+
+def mount(app: FastAPI, context: MountContext) -> None:
+    settings = context.settings
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.path("gradio").resolve()))  # uploads stay in the data dir
+    demo = build_app(settings, context.chain).queue(default_concurrency_limit=settings.ui_concurrency)
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path=PATH,
+        auth=context.check_login,
+        css=CSS,
+        max_file_size=int(settings.max_upload_mb * 1_000_000),
+        show_error=False,
+    )
