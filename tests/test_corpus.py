@@ -7,18 +7,16 @@ reference answer's key figures are really on the pages the test set names.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from collections import Counter
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import pypdf
 import pytest
 
 from rag.eval.testset import Relevant, TestCase, load_testset
+from tests.fakes.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -29,16 +27,7 @@ REFUSAL = "The documents do not say."
 DATED = re.compile(r"as\s+of\s+2025-09", re.I)  # the corpus dates its figures; lines may wrap inside
 
 
-def _build_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_corpus_pdfs", ROOT / "scripts" / "build_corpus_pdfs.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-builder = _build_script()
+builder = load_script("build_corpus_pdfs")
 
 
 @cache

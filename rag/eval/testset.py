@@ -16,6 +16,8 @@ Format: JSONL, one case per line (blank lines and lines starting with `#` are sk
 - `tags`: optional labels ("multi-hop", "page", "follow-up", ...). An unanswerable question
   has `"relevant": []` and the tag `"unanswerable"`; the correct answer is a refusal.
 - `history`: optional earlier user questions, oldest first, for follow-up questions.
+- `evidence`: optional, not read here: quotes from the relevant files (and pages) that
+  `python scripts/testsets.py verify` checks against the documents' text.
 
 A malformed line is reported with its line number and the reason, and the run goes on with
 the valid ones: one typo should not cost a whole evaluation.

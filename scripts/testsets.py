@@ -1,0 +1,283 @@
+"""Test sets over real documents nobody on the team wrote: install them, check every label,
+ingest them, evaluate, and choose the fusion weight by cross-validation.
+
+    python scripts/testsets.py install [NAME...]    # apt-get the package if need be, copy the chosen files
+    python scripts/testsets.py verify [NAME...]     # every quoted piece of evidence is in its file (and page)
+    python scripts/testsets.py eval NAME [rag.eval options...]
+    python scripts/testsets.py crossval [--alphas 0.1,0.2,...] [--out DIR]
+
+A set is `corpus/eval/NAME.jsonl` (cases) with `corpus/eval/NAME.sources.json` (the Debian
+package, where it installs the documents, and the files chosen from it, with why). The files
+are copied into `DATA_DIR/testsets/NAME/` and that folder is ingested into `eval-NAME`, so a
+set never touches the user's collections. `sample` is the sample corpus (`corpus/`), whose
+test set is `corpus/eval/testset.jsonl`.
+
+Why a script and not `python -m rag.eval` options: installing a Debian package is a
+machine-setup step, not something the product should do on a user's behalf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_DIR = ROOT / "corpus" / "eval"
+SAMPLE = "sample"
+DEFAULT_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+CV_METRIC = "ndcg10"
+
+
+@dataclass(frozen=True)
+class DocSet:
+    """One test set and the documents it asks about."""
+
+    name: str
+    testset: Path
+    package: str | None = None  # the Debian package that ships the documents
+    installed_root: Path | None = None  # where the package puts them
+    files: tuple[str, ...] = ()  # the chosen files, relative to installed_root
+
+    def corpus(self, data_dir: Path) -> Path:
+        """The folder that is ingested: the sample corpus itself, or the copy of the chosen files."""
+        return ROOT / "corpus" if self.installed_root is None else data_dir / "testsets" / self.name
+
+
+def doc_sets() -> dict[str, DocSet]:
+    sets = {SAMPLE: DocSet(SAMPLE, EVAL_DIR / "testset.jsonl")}
+    for spec in sorted(EVAL_DIR.glob("*.sources.json")):
+        raw = json.loads(spec.read_text(encoding="utf-8"))
+        name = spec.name.removesuffix(".sources.json")
+        sets[name] = DocSet(name, EVAL_DIR / f"{name}.jsonl", raw["package"], Path(raw["root"]), tuple(raw["files"]))
+    return sets
+
+
+def pick(names: Sequence[str]) -> list[DocSet]:
+    sets = doc_sets()
+    unknown = [n for n in names if n not in sets]
+    if unknown:
+        raise SystemExit(f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(sets)}")
+    return [sets[n] for n in names] if names else list(sets.values())
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("GEMRAG_DATA_DIR", ".gemrag"))
+
+
+# --- install -------------------------------------------------------------------------------
+
+
+def install(doc_set: DocSet) -> Path:
+    """The set's corpus folder, holding exactly the chosen files (the package installed first
+    when its files are missing)."""
+    target = doc_set.corpus(data_dir())
+    if doc_set.installed_root is None:
+        return target
+    assert doc_set.package is not None
+    missing = [f for f in doc_set.files if not (doc_set.installed_root / f).is_file()]
+    if missing:
+        apt_install(doc_set.package, missing[0])
+    for name in doc_set.files:
+        source, copy = doc_set.installed_root / name, target / name
+        if not (copy.is_file() and filecmp.cmp(source, copy, shallow=False)):
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+    chosen = set(doc_set.files)
+    for stale in [p for p in target.rglob("*") if p.is_file() and p.relative_to(target).as_posix() not in chosen]:
+        stale.unlink()  # a file dropped from the selection must not stay in the corpus
+    return target
+
+
+def apt_install(package: str, missing: str) -> None:
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise SystemExit(f"{missing} is missing: install the Debian package {package} "
+                         f"(as root: apt-get update && apt-get install -y {package})")
+    print(f"installing {package} (apt-get) ...", file=sys.stderr)
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+# --- verify --------------------------------------------------------------------------------
+
+
+@cache
+def document_text(path: Path) -> tuple[str, ...]:
+    """The text ingest indexes, normalised for matching: one entry per PDF page, or one for
+    the whole file."""
+    from ingest.loaders import load
+
+    kind = "pdf" if path.suffix == ".pdf" else "html" if path.suffix == ".html" else "markdown"
+    sections = load(path.read_bytes(), kind)
+    if kind != "pdf":
+        return (normalise(" ".join(s.text for s in sections)),)
+    pages = [""] * max(s.page or 1 for s in sections)
+    for s in sections:
+        pages[(s.page or 1) - 1] = normalise(s.text)
+    return tuple(pages)
+
+
+def normalise(text: str) -> str:
+    """Case, whitespace, typographic quotes and PDF hyphenation at line ends do not count."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = re.sub(r"-\s*\n\s*", "-", text)
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def verify(doc_set: DocSet) -> list[str]:
+    """Why each case's labels cannot be trusted, if any: an evidence quote that is not in
+    the file or page it names, or a relevant file outside the chosen documents."""
+    from rag.eval.testset import load_testset
+
+    testset = load_testset(doc_set.testset)
+    problems = [f"{doc_set.testset.name}: {p}" for p in testset.problems]
+    raw_cases = {c["id"]: c for c in map(json.loads, _case_lines(doc_set.testset))}
+    corpus = doc_set.corpus(data_dir())
+    chosen = set(doc_set.files) if doc_set.files else None
+    for case in testset.cases:
+        where = f"{doc_set.name} {case.id}"
+        for rel in case.relevant:
+            if rel.source and chosen is not None and rel.source not in chosen:
+                problems.append(f"{where}: relevant {rel.source} is not among the chosen files")
+        evidence = raw_cases[case.id].get("evidence", [])
+        if not case.unanswerable and not evidence:
+            problems.append(f"{where}: no evidence quoted")
+        for item in evidence:
+            page, source = item.get("page"), item["source"]
+            if not any(r.source == source and (r.page is None or r.page == page) for r in case.relevant):
+                problems.append(f"{where}: evidence from {source} p.{page} is not a relevant source")
+            pages = document_text(corpus / source)
+            text = pages[page - 1] if page else " ".join(pages)
+            if normalise(item["quote"]) not in text:
+                problems.append(f"{where}: {item['quote']!r} not found in {source}{f' page {page}' if page else ''}")
+    return problems
+
+
+def _case_lines(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+
+def evaluate(doc_set: DocSet, options: Sequence[str], out: Path | None = None) -> int:
+    from rag.eval.cli import main as eval_main
+
+    corpus = install(doc_set)
+    out = out or Path("eval-out") / doc_set.name
+    return eval_main([str(doc_set.testset), "--corpus", str(corpus), "--out", str(out), *options])
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """One fusion setting tried in cross-validation."""
+
+    fusion: str
+    alpha: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return "rrf" if self.fusion == "rrf" else f"convex {self.alpha:.1f}"
+
+
+def crossval(sets: list[DocSet], alphas: Sequence[float], out: Path, options: Sequence[str]) -> str:
+    """Score every fusion setting on every set (retrieval only, hybrid), then for each set
+    choose the weight on the others and report it on that one. Returns Markdown tables."""
+    settings = [Fusion("rrf"), *(Fusion("convex", a) for a in alphas)]
+    scores: dict[str, dict[Fusion, dict[str, float]]] = {}
+    for doc_set in sets:
+        scores[doc_set.name] = {}
+        for setting in settings:
+            run_out = out / doc_set.name / setting.label.replace(" ", "-")
+            os.environ["GEMRAG_FUSION"], os.environ["GEMRAG_FUSION_ALPHA"] = setting.fusion, str(setting.alpha or 0.5)
+            code = evaluate(doc_set, ["--retrieval-only", "--fresh", "--quiet", "--compare", "mode=hybrid",
+                                      *options], run_out)
+            if code not in (0, 1):
+                raise SystemExit(f"evaluation of {doc_set.name} with {setting.label} failed (exit {code})")
+            row = json.loads((run_out / "report.json").read_text(encoding="utf-8"))["retrieval"][0]
+            scores[doc_set.name][setting] = {m: row[m] for m in ("hit", "recall", "mrr", "ndcg10")}
+    report = markdown_scores(scores, settings) + "\n\n" + markdown_crossval(scores, [s for s in settings
+                                                                                     if s.fusion == "convex"])
+    (out / "crossval.md").write_text(report + "\n", encoding="utf-8")
+    return report
+
+
+def markdown_scores(scores: dict[str, dict[Fusion, dict[str, float]]], settings: list[Fusion]) -> str:
+    names = list(scores)
+    lines = ["| fusion | " + " | ".join(f"{n} nDCG@10 / MRR / hit@k" for n in names) + " | mean nDCG@10 |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for s in settings:
+        cells = [f"{scores[n][s]['ndcg10']:.3f} / {scores[n][s]['mrr']:.3f} / {scores[n][s]['hit']:.3f}"
+                 for n in names]
+        mean = sum(scores[n][s]["ndcg10"] for n in names) / len(names)
+        lines.append(f"| {s.label} | " + " | ".join(cells) + f" | {mean:.3f} |")
+    return "\n".join(lines)
+
+
+def markdown_crossval(scores: dict[str, dict[Fusion, dict[str, float]]], convex: list[Fusion]) -> str:
+    """Leave one set out: the weight with the best mean nDCG@10 on the other sets, scored on it."""
+    lines = ["| held-out set | weight chosen on the others | its nDCG@10 there | default 0.5 there | rrf there |",
+             "|---|---|---|---|---|"]
+    for held in scores:
+        others = [n for n in scores if n != held]
+        best = max(convex, key=lambda s: (sum(scores[n][s][CV_METRIC] for n in others), -abs(s.alpha - 0.5)))
+        default = next((s for s in convex if abs(s.alpha - 0.5) < 1e-9), None)
+        rrf = next(s for s in scores[held] if s.fusion == "rrf")
+        default_cell = f"{scores[held][default][CV_METRIC]:.3f}" if default else "-"
+        lines.append(f"| {held} | {best.alpha:.1f} | {scores[held][best][CV_METRIC]:.3f} | {default_cell} | "
+                     f"{scores[held][rrf][CV_METRIC]:.3f} |")
+    overall = max(convex, key=lambda s: (sum(scores[n][s][CV_METRIC] for n in scores), -abs(s.alpha - 0.5)))
+    lines.append(f"\nChosen on all sets (mean nDCG@10): convex {overall.alpha:.1f}")
+    return "\n".join(lines)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/testsets.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("install", "verify"):
+        commands.add_parser(name).add_argument("names", nargs="*",
+                                               help=f"test sets (default: all of {', '.join(doc_sets())})")
+    run = commands.add_parser("eval", help="python -m rag.eval on one set; further options go to it")
+    run.add_argument("name")
+    cv = commands.add_parser("crossval", help="fusion settings on every set, weight chosen by leave-one-set-out")
+    cv.add_argument("names", nargs="*")
+    cv.add_argument("--alphas", default=",".join(map(str, DEFAULT_ALPHAS)))
+    cv.add_argument("--out", type=Path, default=Path("eval-out") / "crossval")
+    args, rest = parser.parse_known_args(argv)
+    sys.path.insert(0, str(ROOT))
+    if args.command == "install":
+        for doc_set in pick(args.names):
+            print(f"{doc_set.name}: {install(doc_set)}")
+        return 0
+    if args.command == "verify":
+        problems = [p for doc_set in pick(args.names) for p in verify_installed(doc_set)]
+        print("\n".join(problems) or "every label checked against its document")
+        return 1 if problems else 0
+    if args.command == "eval":
+        return evaluate(pick([args.name])[0], rest)
+    print(crossval(pick(args.names), [float(a) for a in args.alphas.split(",")], args.out, rest))
+    return 0
+
+
+def verify_installed(doc_set: DocSet) -> list[str]:
+    install(doc_set)
+    return verify(doc_set)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
