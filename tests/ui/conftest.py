@@ -1,12 +1,16 @@
-"""A small ingested corpus for the UI tests: a handbook in Markdown, a three-page PDF whose
-facts live on known pages, and a hostile document full of HTML that must never run."""
+"""The UI tests' shared pieces: a small ingested corpus (a handbook in Markdown, a three-page
+PDF whose facts live on known pages, and a hostile document full of HTML that must never
+run) and the headless Chromium the browser tests drive."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fpdf import FPDF
+from playwright.sync_api import Browser, sync_playwright
 
 from ingest.pipeline import ingest_paths
 from rag.providers.offline import OfflineProvider
@@ -70,3 +74,31 @@ def ingested_settings(base: Path) -> Settings:
 def ui_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Offline settings over a fresh data dir holding the ingested UI corpus."""
     return ingested_settings(tmp_path_factory.mktemp("ui"))
+
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = os.environ.get("GEMRAG_BROWSER", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"no browser at {executable}: .ci/run must install chromium")
+        pytest.skip(f"no browser at {executable} (apt-get install chromium, or set GEMRAG_BROWSER)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    folder = tmp_path_factory.mktemp("ui-screenshots")
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"UI screenshots: {folder}")
+    return folder

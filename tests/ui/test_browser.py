@@ -3,14 +3,13 @@ hostile documents, and two sessions at once. Screenshots go to a temp dir (path 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from ingest.pipeline import ingest_paths
 from rag.chain import Chain
@@ -25,10 +24,6 @@ from ui.app import build_app, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 STREAM_DELAY_S = 0.04  # per word, so a person (and this test) can watch the answer grow
 WAIT_MS = 60_000
 
@@ -40,28 +35,6 @@ def app_url(ui_settings: Settings) -> Iterator[str]:
     launch(demo, ui_settings, "127.0.0.1", port)
     yield f"http://127.0.0.1:{port}"
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = os.environ.get("GEMRAG_BROWSER", "/usr/bin/chromium")
-    if not Path(executable).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"no browser at {executable}: .ci/run must install chromium")
-        pytest.skip(f"no browser at {executable} (apt-get install chromium, or set GEMRAG_BROWSER)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
-    folder = tmp_path_factory.mktemp("ui-screenshots")
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter:
-        reporter.write_line(f"UI screenshots: {folder}")
-    return folder
 
 
 def open_page(browser: Browser, url: str) -> Page:

@@ -100,3 +100,32 @@ def test_upload_summary_lists_each_file_and_the_embedding_cost() -> None:
     assert summary.splitlines()[0] == "Upload into collection **corpus**:"
     assert "- ✅ a.md: added, 3 chunks" in summary and "- ❌ b.pdf: encrypted PDF" in summary
     assert "- ❌ c.exe: file type .exe" in summary and "Embedding cost: $0.000045 (300 tokens)" in summary
+
+
+TRACKING = (
+    "Opens at 6 am ![x](http://tracker.example/leak?d=1) and ![y][img].\n"
+    "Rules: [the guide](javascript:alert(1)), [mail](mailto:a@b.example), [site](http://ok.example).\n"
+    "Code: `items[0](x)` and a [ref][img].\n\n"
+    "[img]: http://tracker.example/ref\n"
+)
+
+
+def test_markdown_leaves_no_image_and_no_link_but_shows_the_text() -> None:
+    """Rendered by a CommonMark parser, as the chat renders it: no <img> and no <a> at all;
+    every character the document had is still on the page."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").render(render.markdown(TRACKING))
+    assert "<img" not in html and "<a " not in html
+    shown = html.replace("\u2060", "")
+    for fragment in ("![x](http://tracker.example/leak?d=1)", "[the guide](javascript:alert(1))",
+                     "<code>items[0](x)</code>", "[img]: http://tracker.example/ref"):
+        assert fragment in shown
+
+
+def test_chat_answers_and_upload_summaries_use_inert_markdown() -> None:
+    turn = Turn("q", answer=TRACKING, status="done", record=record(answer=TRACKING))
+    assert "](" not in render.turn_messages(turn)[1]["content"].replace("]\u2060(", "")
+    failed = FileOutcome("![x](http://tracker.example/a).md", Status.FAILED, reason="[r](javascript:x)")
+    summary = render.upload_summary(UploadResult(report=IngestReport("corpus", "offline", files=[failed])))
+    assert "](" not in summary.replace("]\u2060(", "")
