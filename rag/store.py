@@ -36,14 +36,18 @@ def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]
     return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
 
 
+def check_collection_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"Collection name {name!r} is not allowed: use 3-512 characters from "
+            "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
+        )
+
+
 class Store:
     def __init__(self, settings: Settings, embedding_id: str, name: str | None = None) -> None:
         self.name = name or settings.collection
-        if not _NAME.match(self.name):
-            raise ConfigError(
-                f"Collection name {self.name!r} is not allowed: use 3-512 characters from "
-                "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
-            )
+        check_collection_name(self.name)
         self.embedding_id = embedding_id
         self.client = chroma_client(settings)
         self._counted: tuple[int, int] | None = None  # (version, chunk count)

@@ -1,61 +1,25 @@
 """Files uploaded from the browser: checked, copied into the data dir, then ingested.
 
-An upload's name comes from the browser and cannot be trusted: it is reduced to a plain
-file name (no directories, no leading dots, a small character set) and the destination is
-checked to lie inside the data dir's uploads folder, so no name can write anywhere else.
-Size and type are checked here even though Gradio also limits them, because the limits
+Names are made safe and kept inside the uploads folder by rag.uploads. Size and type are
+checked here even though Gradio also limits them, because the limits
 must hold for any client that talks to the server directly.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from ingest.discover import SUPPORTED
 from ingest.pipeline import ingest_paths
 from ingest.report import IngestReport, ProgressCallback
-from rag.errors import GemragError
 from rag.providers.base import Provider
 from rag.settings import Settings
+from rag.uploads import StagedFile, UploadRejected, safe_name, upload_dir
 
-_UNSAFE = re.compile(r"[^\w. -]+")  # \w keeps letters of every script
-MAX_NAME = 120
-
-
-class UploadRejected(GemragError):
-    """An uploaded file that will not be stored; the message names it and says why."""
-
-
-@dataclass(frozen=True)
-class StagedFile:
-    name: str  # the sanitised file name, as it will be cited
-    path: Path  # where it now lives, inside the data dir
-
-
-def safe_name(original: str) -> str:
-    """A plain file name made from whatever the browser sent ("../../x.md" → "x.md")."""
-    name = PureWindowsPath(PurePosixPath(original).name).name
-    name = unicodedata.normalize("NFKC", name)
-    name = _UNSAFE.sub("_", name).strip(" .")
-    stem, dot, ext = name.rpartition(".")
-    if dot and len(name) > MAX_NAME:
-        name = f"{stem[: MAX_NAME - len(ext) - 1]}.{ext}"
-    return name[:MAX_NAME]
-
-
-def upload_dir(settings: Settings, collection: str) -> Path:
-    uploads = settings.path("uploads").resolve()
-    uploads.mkdir(exist_ok=True)
-    folder = (uploads / collection).resolve()
-    if folder.parent != uploads:
-        raise UploadRejected(f"Collection {collection!r} is not a usable folder name.")
-    folder.mkdir(exist_ok=True)
-    return folder
+__all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "safe_name", "stage", "upload_dir"]
 
 
 def stage(uploaded: Path, original_name: str, settings: Settings, collection: str) -> StagedFile:

@@ -16,10 +16,11 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -38,6 +39,7 @@ from rag.errors import (
     ProviderError,
     QuotaExhausted,
 )
+from rag.jobs import Job, Jobs
 from rag.kv import StoreUnavailable
 from rag.providers import get_provider
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
@@ -51,7 +53,9 @@ from rag.server.schemas import (
     CollectionOut,
     DeltaEvent,
     ErrorOut,
+    FolderIngest,
     Health,
+    JobOut,
     ModelOut,
     ModelsOut,
     SessionCosts,
@@ -60,10 +64,19 @@ from rag.server.schemas import (
 )
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
-from rag.store import chroma_client
+from rag.store import check_collection_name, chroma_client
 from rag.types import Message as ChatMessage
+from rag.uploads import safe_name, upload_dir
 
 log = logging.getLogger("rag.server")
+
+class UnknownJob(GemragError):
+    """No such job, or not the caller's (404)."""
+
+
+class JobsUnavailable(GemragError):
+    """No job queue: REDIS_URL is not set (503)."""
+
 
 STATUS: dict[type[Exception], int] = {
     Unauthorized: 401,
@@ -77,8 +90,11 @@ STATUS: dict[type[Exception], int] = {
     InvalidKey: 502,
     ProviderError: 502,
     StoreUnavailable: 503,
+    JobsUnavailable: 503,
+    UnknownJob: 404,
 }
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
+JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
 
 
 def error_kind(error: Exception) -> str:
@@ -107,6 +123,16 @@ class Services:
     conversations: Conversations
     metrics: Metrics
     ready_at: float = 0.0  # when the model API last answered /readyz
+    _jobs: Jobs | None = None
+
+    @property
+    def jobs(self) -> Jobs:
+        if self._jobs is None:
+            try:
+                self._jobs = Jobs(self.settings)
+            except ConfigError as exc:
+                raise JobsUnavailable(str(exc)) from None
+        return self._jobs
 
     def caller(self, request: Request, authorization: str | None, x_api_key: str | None) -> Caller:
         client = request.client.host if request.client else None
@@ -243,6 +269,51 @@ def add_routes(app: FastAPI) -> None:
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
         return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
 
+    @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202)
+    async def upload(name: str, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
+        """Stores the files under the data dir and queues a job that ingests them."""
+        state = services(request)
+        check_collection_name(name)
+        folder = upload_dir(state.settings, name)
+        staged = []
+        for file in files:
+            target = folder / (safe_name(file.filename or "") or "upload")
+            with target.open("wb") as out:
+                while chunk := await file.read(1 << 20):
+                    out.write(chunk)
+            staged.append(str(target))
+        job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("upload", name, caller.name, paths=staged))
+        return JobOut.model_validate(job)
+
+    @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202)
+    async def ingest_folder(name: str, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
+        state = services(request)
+        check_collection_name(name)
+        if not Path(body.path).is_dir():
+            raise ConfigError(f"path: {body.path!r} is not a folder on the server.")
+        job = await anyio.to_thread.run_sync(
+            lambda: state.jobs.submit("folder", name, caller.name, paths=[body.path], prune=body.prune))
+        return JobOut.model_validate(job)
+
+    @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202)
+    async def delete_document(name: str, source: str, request: Request, caller: Ingester) -> JobOut:
+        """Queues the removal of one stored file (its name as citations show it) and its chunks."""
+        state = services(request)
+        check_collection_name(name)
+        job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("remove", name, caller.name, sources=[source]))
+        return JobOut.model_validate(job)
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut,
+             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                              "description": "JSON, or with `Accept: text/event-stream` a `progress` event "
+                                             "(JobOut) at every change until the job is done or failed"}})
+    async def job_status(job_id: str, request: Request, caller: Asker) -> Response:
+        state = services(request)
+        job = await visible_job(state, job_id, caller)
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return JSONResponse(JobOut.model_validate(job).model_dump())
+        return EventStream(job_events(state, job))
+
     @app.get("/v1/sessions/{session_id}/costs", response_model=SessionCosts)
     async def session_costs(session_id: str, request: Request,
                             caller: Asker) -> SessionCosts:
@@ -288,6 +359,8 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         state = services(request)
+        if state.settings.redis_url:
+            await anyio.to_thread.run_sync(observe_jobs, state)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -316,6 +389,31 @@ async def answer_events(
         metrics.streams.dec()
         if not ended:
             metrics.disconnects.inc()
+
+
+async def visible_job(state: Services, job_id: str, caller: Caller) -> Job:
+    job = await anyio.to_thread.run_sync(state.jobs.get, job_id)
+    if job is None or (job.owner != caller.name and not caller.may("admin")):
+        raise UnknownJob(f"No job {job_id!r} (jobs are kept a week after their last change).")
+    return job
+
+
+async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
+    yield sse("progress", JobOut.model_validate(job))
+    while not job.finished:
+        await anyio.sleep(JOB_POLL_S)
+        latest = await anyio.to_thread.run_sync(state.jobs.get, job.id)
+        if latest is None:
+            return
+        if latest != job:
+            yield sse("progress", JobOut.model_validate(latest))
+        job = latest
+
+
+def observe_jobs(state: Services) -> None:
+    for job_state, n in state.jobs.counts().items():
+        state.metrics.jobs.labels(job_state).set(n)
+    state.metrics.job_queue.set(state.jobs.queue_depth())
 
 
 def observe_answer(metrics: Metrics, record: AnswerRecord, ttfb_s: float) -> None:

@@ -169,3 +169,30 @@ class ModelsOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class FolderIngest(BaseModel):
+    path: str = Field(description="A folder on the server (and its workers), ingested recursively.")
+    prune: bool = Field(default=False, description="Remove files ingested from this folder before that are gone.")
+
+
+class JobOut(BaseModel):
+    """An ingest job: counts are those of the current attempt; `errors` names each failed file and why."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: Literal["upload", "folder", "remove"]
+    collection: str
+    state: Literal["queued", "running", "retrying", "done", "failed"]
+    attempts: int
+    files_done: int
+    files_total: int
+    chunks_done: int
+    chunks_total: int
+    current: str
+    outcomes: dict[str, int]
+    errors: dict[str, str]
+    message: str
+    created_at: float
+    updated_at: float

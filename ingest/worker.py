@@ -1,0 +1,112 @@
+"""`python -m ingest.worker`: runs the ingest jobs the API enqueues (rag/jobs.py says why
+Dramatiq, and why a killed worker loses nothing).
+
+One job at a time per thread; progress goes to the job's record after every file and batch,
+so GET /v1/jobs/{id} follows it from any replica. A job whose run raises or stops early (a
+spent quota) is retried with backoff up to `job_max_retries` times; a job on a worker that
+was killed is handed to another worker once the dead one's heartbeat is `job_heartbeat_s`
+old, and counts as one more attempt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ingest.pipeline import ingest_paths, remove_paths
+from ingest.report import IngestReport, Progress, Status
+from rag.errors import GemragError
+from rag.jobs import TASK, Jobs
+from rag.providers import get_provider
+from rag.providers.base import Provider
+from rag.settings import Settings, load_settings
+
+log = logging.getLogger("ingest.worker")
+TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
+MIN_BACKOFF_MS = 1_000
+
+
+class JobStopped(GemragError):
+    """The run stopped early (quota, key): raised so the queue retries it later."""
+
+
+def run_job(job_id: str, jobs: Jobs, settings: Settings, provider: Provider) -> None:
+    job = jobs.get(job_id)
+    if job is None or job.finished:
+        return  # expired, or a duplicate delivery of a finished job
+    job = jobs.update(job_id, state="running", attempts=job.attempts + 1, message="")
+
+    def progress(p: Progress) -> None:
+        jobs.update(job_id, files_done=p.files_done, files_total=p.files_total, chunks_done=p.chunks_done,
+                    chunks_total=p.chunks_total, current=p.current)
+
+    try:
+        if job.kind == "remove":
+            report = remove_paths(job.sources, settings, provider, collection=job.collection)
+        else:
+            report = ingest_paths([Path(p) for p in job.paths], settings, provider, collection=job.collection,
+                                  prune=job.prune, on_progress=progress)
+        if report.stopped:
+            raise JobStopped(report.stopped)
+    except GemragError as exc:
+        last = job.attempts > settings.job_max_retries
+        jobs.update(job_id, state="failed" if last else "retrying", message=str(exc), current="")
+        if not last:
+            raise
+        return
+    jobs.update(job_id, state="done", current="", **summary(report))
+
+
+def summary(report: IngestReport) -> dict[str, object]:
+    outcomes: dict[str, int] = {}
+    for outcome in report.files:
+        outcomes[outcome.status.value] = outcomes.get(outcome.status.value, 0) + 1
+    errors = {f.source: f.reason for f in report.of(Status.FAILED)}
+    return {"outcomes": outcomes, "errors": errors, "files_done": len(report.files), "files_total": len(report.files)}
+
+
+def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-def]
+    import dramatiq
+
+    jobs = Jobs(settings)
+    provider = get_provider(settings)
+    dramatiq.actor(
+        lambda job_id: run_job(job_id, jobs, settings, provider),
+        actor_name=TASK,
+        queue_name=settings.job_queue,
+        broker=jobs.broker,
+        max_retries=settings.job_max_retries,
+        min_backoff=MIN_BACKOFF_MS,
+        time_limit=TIME_LIMIT_MS,
+    )
+    return dramatiq.Worker(jobs.broker, worker_threads=threads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
+    parser.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        worker = build_worker(settings, args.threads)
+    except GemragError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.start()
+    print(f"ingest worker on queue {settings.job_queue!r} ({args.threads} thread(s)); Ctrl+C stops it", flush=True)
+    stop.wait()
+    worker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Ingest through the API: uploads and folders become jobs that a worker runs; progress as
+JSON and SSE; removal of one document; roles; no queue without Redis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.server.app import create_app
+from rag.server.auth import new_key
+from tests.fakes.worker import start_worker, wait_job
+
+HANDBOOK = "# Leave\n\nEvery employee gets 27 days of paid vacation per calendar year.\n"
+NOTES = "# Parking\n\nThe parking garage opens at 6 am and closes at 11 pm.\n"
+
+
+@pytest.fixture
+def keyed_settings(gemini_settings, redis_url, chroma_server_url, tmp_path):
+    keys, lines = {}, []
+    for name, role in (("reader", "ask"), ("loader", "ingest"), ("ops", "admin")):
+        keys[name], line = new_key(name, role)
+        lines.append(line)
+    settings = gemini_settings.model_copy(update={
+        "redis_url": redis_url, "chroma_url": chroma_server_url, "api_keys": ",".join(lines),
+        "collection": f"upl-{tmp_path.name[-20:]}"})
+    return settings, {name: {"X-API-Key": key} for name, key in keys.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.chroma_server
+def test_upload_job_progress_answer_and_delete(keyed_settings, fake_gemini, tmp_path):
+    settings, keys = keyed_settings
+    name = settings.collection
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        with TestClient(create_app(settings, mounts=[])) as api:
+            files = [("files", ("../../handbook.md", HANDBOOK.encode())), ("files", ("notes.md", NOTES.encode()))]
+            assert api.post(f"/v1/collections/{name}/documents", files=files, headers=keys["reader"]).status_code == 403
+            job = api.post(f"/v1/collections/{name}/documents", files=files, headers=keys["loader"])
+            assert job.status_code == 202
+            with api.stream("GET", f"/v1/jobs/{job.json()['id']}",
+                            headers={**keys["loader"], "Accept": "text/event-stream"}) as stream:
+                progress = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+            assert progress[-1]["state"] == "done" and progress[-1]["outcomes"] == {"added": 2}
+            assert api.get(f"/v1/jobs/{job.json()['id']}", headers=keys["reader"]).status_code == 404  # not theirs
+
+            fake_gemini.reply("Every employee gets 27 days [1].")
+            answer = api.post("/v1/ask", json={"question": "How many vacation days?", "collection": name,
+                                               "stream": False}, headers=keys["reader"]).json()
+            assert answer["citations"][0]["source"] == "handbook.md"  # the safe name, not the path sent
+
+            gone = api.delete(f"/v1/collections/{name}/documents/handbook.md", headers=keys["loader"]).json()
+            assert wait_job(api, gone["id"], lambda j: j["state"] == "done", headers=keys["loader"])["outcomes"] \
+                == {"removed": 1}
+            [collection] = [c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name]
+            assert collection["chunks"] == 1 and collection["version"] == 2
+            metrics = api.get("/metrics").text
+            assert 'gemrag_jobs{state="done"} 2.0' in metrics and "gemrag_job_queue_depth 0.0" in metrics
+    finally:
+        worker.terminate()
+        worker.wait(10)
+
+
+@pytest.mark.redis
+def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
+    settings, keys = keyed_settings
+    with TestClient(create_app(settings, mounts=[])) as api:
+        url = f"/v1/collections/{settings.collection}/ingest"
+        assert api.post(url, json={"path": str(tmp_path)}, headers=keys["loader"]).status_code == 403
+        missing = api.post(url, json={"path": str(tmp_path / "nope")}, headers=keys["ops"])
+        assert missing.status_code == 400 and "nope" in missing.json()["message"]
+        assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
+        bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
+        assert bad.status_code == 400 and "'x' is not allowed" in bad.json()["message"]
+
+
+def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
+    with TestClient(create_app(settings, mounts=[])) as api:
+        refused = api.post("/v1/collections/corpus/ingest", json={"path": str(tmp_path)})
+        assert refused.status_code == 503 and "REDIS_URL" in refused.json()["message"]
