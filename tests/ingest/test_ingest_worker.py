@@ -4,6 +4,7 @@ and the collection ends with exactly the chunks of a clean ingest, none lost or 
 from __future__ import annotations
 
 import signal
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def write_folder(root: Path, files: int = 24) -> Path:
 def job_settings(gemini_settings, redis_url, chroma_server_url, tmp_path):
     return gemini_settings.model_copy(update={
         "redis_url": redis_url, "chroma_url": chroma_server_url, "job_heartbeat_s": 3.0,
-        "embed_batch_size": 8, "ingest_batch_chunks": 8, "collection": f"jobs-{tmp_path.name[-20:]}",
+        "embed_batch_size": 8, "ingest_batch_chunks": 8, "collection": f"jobs-{uuid.uuid4().hex[:12]}",
     })
 
 

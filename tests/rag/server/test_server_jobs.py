@@ -4,6 +4,7 @@ JSON and SSE; removal of one document; roles; no queue without Redis."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,7 +25,7 @@ def keyed_settings(gemini_settings, redis_url, chroma_server_url, tmp_path):
         lines.append(line)
     settings = gemini_settings.model_copy(update={
         "redis_url": redis_url, "chroma_url": chroma_server_url, "api_keys": ",".join(lines),
-        "collection": f"upl-{tmp_path.name[-20:]}"})
+        "collection": f"upl-{uuid.uuid4().hex[:12]}"})
     return settings, {name: {"X-API-Key": key} for name, key in keys.items()}
 
 
@@ -52,11 +53,12 @@ def test_upload_job_progress_answer_and_delete(keyed_settings, fake_gemini, tmp_
                                                "stream": False}, headers=keys["reader"]).json()
             assert answer["citations"][0]["source"] == "handbook.md"  # the safe name, not the path sent
 
+            before = next(c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name)
             gone = api.delete(f"/v1/collections/{name}/documents/handbook.md", headers=keys["loader"]).json()
             assert wait_job(api, gone["id"], lambda j: j["state"] == "done", headers=keys["loader"])["outcomes"] \
                 == {"removed": 1}
             [collection] = [c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name]
-            assert collection["chunks"] == 1 and collection["version"] == 2
+            assert before["chunks"] == 2 and collection["chunks"] == 1 and collection["version"] > before["version"]
             metrics = api.get("/metrics").text
             assert 'gemrag_jobs{state="done"} 2.0' in metrics and "gemrag_job_queue_depth 0.0" in metrics
     finally:
