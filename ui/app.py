@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 
 import gradio as gr
-from starlette.middleware import Middleware
 
 from rag.chain import Chain
 from rag.providers import get_provider
 from rag.settings import Settings
-from ui import render
+from ui import render, security
 from ui.handlers import Handlers
-from ui.security import SecurityHeaders
 from ui.session import SessionState
 
 CSS = """
@@ -113,5 +111,5 @@ def launch(demo: gr.Blocks, settings: Settings, host: str, port: int) -> None:
         css=CSS,
         max_file_size=int(settings.max_upload_mb * 1_000_000),
         show_error=False,
-        app_kwargs={"middleware": [Middleware(SecurityHeaders)]},
+        app_kwargs=security.app_kwargs(),
     )

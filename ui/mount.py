@@ -10,6 +10,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from rag.server.mounts import MountContext
+from ui import security
 from ui.app import CSS, build_app
 
 PATH = "/ui"
@@ -27,4 +28,5 @@ def mount(app: FastAPI, context: MountContext) -> None:
         css=CSS,
         max_file_size=int(settings.max_upload_mb * 1_000_000),
         show_error=False,
+        app_kwargs=security.app_kwargs(),
     )

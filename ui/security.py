@@ -10,7 +10,10 @@ and the page cannot be framed by another site.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -56,3 +59,8 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def app_kwargs() -> dict[str, Any]:
+    """What Gradio's `launch` and `mount_gradio_app` take to build the app with the headers."""
+    return {"middleware": [Middleware(SecurityHeaders)]}

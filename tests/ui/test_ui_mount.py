@@ -27,6 +27,7 @@ def test_pyproject_declares_the_ui_and_the_server_mounts_it_at_ui(ui_settings):
     with TestClient(app) as client:
         page = client.get("/ui/")
         assert page.status_code == 200 and "gradio" in page.text.lower()
+        assert "img-src 'self'" in page.headers["content-security-policy"]  # as under python -m ui
         assert client.get("/v1/collections").status_code == 200  # the API beside it
 
 
