@@ -10,17 +10,22 @@ Structure-aware: a chunk never spans two sections (PDF pages, Markdown sections)
 section it breaks at line and sentence ends, and only a single sentence longer than the
 whole budget is cut between words. Overlap repeats the last whole sentences of a chunk
 (up to the profile's overlap) at the start of the next.
+
+Bounded: every chunk is within the profile's token budget and its character cap, also for
+text a tokenizer cannot see into (a run without spaces, which WordPiece counts as one
+token): such runs are cut into pieces the embedder reads as words.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ingest.loaders import Section
+from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
 from rag.settings import ChunkProfile
 from rag.types import Chunk
@@ -34,6 +39,7 @@ class Span:
     start: int
     end: int
     tokens: int
+    run: int = -1  # a piece of an over-long run: where the run starts (see Chunker.cut)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,9 @@ def chunk_id(source: str, digest: str, occurrence: int) -> str:
 
 
 class Chunker:
-    def __init__(self, profile: ChunkProfile, count_tokens: Callable[[str], int]) -> None:
+    def __init__(
+        self, profile: ChunkProfile, count_tokens: Callable[[str], int], max_chunks: int | None = None
+    ) -> None:
         if not 0 <= profile.overlap_tokens < profile.size_tokens:
             raise ConfigError(
                 f"Chunk overlap ({profile.overlap_tokens} tokens) must be at least 0 and below the "
@@ -61,13 +69,24 @@ class Chunker:
             )
         self.size = profile.size_tokens
         self.overlap = profile.overlap_tokens
+        self.max_chars = profile.max_chars
+        self.word_chars = min(profile.max_word_chars or profile.max_chars, profile.max_chars)
+        self._long_run = re.compile(rf"\S{{{self.word_chars + 1},}}")
+        self.max_chunks = max_chunks
         self.count_tokens = count_tokens
 
     def chunk(self, source: str, sections: Sequence[Section]) -> list[SizedChunk]:
+        """Raises LoadError when the file makes more than `max_chunks` chunks: text that
+        long is rarely a document (a 5 MB run of one letter), and embedding it is not free."""
         out: list[SizedChunk] = []
         seen: Counter[str] = Counter()
         for section in sections:
             for span in self.pack(self.units(section.text)):
+                if self.max_chunks is not None and len(out) >= self.max_chunks:
+                    raise LoadError(
+                        f"yields more than {self.max_chunks:,} chunks (max_chunks_per_file): is it really a "
+                        "document? Raise GEMRAG_MAX_CHUNKS_PER_FILE to ingest it anyway."
+                    )
                 text = section.text[span.start : span.end]
                 digest = content_hash(text)
                 chunk = Chunk(
@@ -86,37 +105,68 @@ class Chunker:
         return out
 
     def units(self, text: str) -> Iterator[Span]:
-        """Lines and sentences with their token counts; one longer than the whole budget
-        falls apart into words, which `pack` then fills chunks with."""
+        """Lines and sentences with their token counts. One over the token budget or the
+        character cap, or holding a run longer than the embedder reads as one word, falls
+        apart into words, and such a run into pieces (`cut`)."""
         start = 0
         for brk in [*_UNIT_BREAK.finditer(text), None]:
             end = brk.start() if brk else len(text)
-            piece = text[start:end]
-            if piece.strip():
-                tokens = self.count_tokens(piece)
-                if tokens <= self.size:
-                    yield Span(start, end, tokens)
-                else:
-                    # A single word over budget (a long URL, a base64 blob) stays whole;
-                    # the embedder truncates it rather than us cutting inside it.
-                    for word in _WORD.finditer(text, start, end):
-                        yield Span(word.start(), word.end(), self.count_tokens(word.group()))
+            if text[start:end].strip():
+                yield from self._unit(text, start, end)
             start = brk.end() if brk else len(text)
+
+    def _unit(self, text: str, start: int, end: int) -> Iterator[Span]:
+        piece = text[start:end]
+        if end - start <= self.max_chars and not self._long_run.search(piece):
+            tokens = self.count_tokens(piece)
+            if tokens <= self.size:
+                yield Span(start, end, tokens)
+                return
+        for word in _WORD.finditer(text, start, end):
+            if word.end() - word.start() <= self.word_chars:
+                tokens = self.count_tokens(word.group())
+                if tokens <= self.size:
+                    yield Span(word.start(), word.end(), tokens)
+                    continue
+            yield from self.cut(text, word.start(), word.end())
+
+    def cut(self, text: str, start: int, end: int) -> Iterator[Span]:
+        """A run without spaces in pieces of at most `word_chars` characters and the token
+        budget, never separating a combining mark from its letter. The pieces carry the
+        run's start so that `pack` never joins two of them back into one over-long word."""
+        pos = start
+        while pos < end:
+            width = self.word_chars
+            while True:
+                stop = _boundary(text, min(pos + width, end), pos)
+                tokens = self.count_tokens(text[pos:stop])
+                if tokens <= self.size or width == 1:
+                    break
+                width = max(1, width // 2)
+            yield Span(pos, stop, tokens, run=start)
+            pos = stop
 
     def pack(self, units: Iterator[Span]) -> Iterator[Span]:
         current: list[Span] = []
         total = 0
         for unit in units:
-            if current and total + unit.tokens > self.size:
+            if current and not self._fits(current, total, unit):
                 yield _merge(current)
                 current = self._overlap_tail(current)
                 total = sum(s.tokens for s in current)
-                if total + unit.tokens > self.size:
+                if current and not self._fits(current, total, unit):
                     current, total = [], 0
             current.append(unit)
             total += unit.tokens
         if current:
             yield _merge(current)
+
+    def _fits(self, current: list[Span], total: int, unit: Span) -> bool:
+        return (
+            total + unit.tokens <= self.size
+            and unit.end - current[0].start <= self.max_chars
+            and (unit.run < 0 or unit.run != current[-1].run)
+        )
 
     def _overlap_tail(self, units: list[Span]) -> list[Span]:
         tail: list[Span] = []
@@ -127,6 +177,14 @@ class Chunker:
             tail.insert(0, unit)
             total += unit.tokens
         return tail
+
+
+def _boundary(text: str, stop: int, start: int) -> int:
+    """`stop`, moved back before any combining marks (Thai vowels, accents) it would cut
+    from their letter, as long as the piece keeps a character."""
+    while start + 1 < stop < len(text) and unicodedata.category(text[stop])[0] == "M":
+        stop -= 1
+    return stop
 
 
 def _merge(spans: Sequence[Span]) -> Span:

@@ -23,11 +23,16 @@ from rag.providers.base import Provider
 from rag.settings import Settings, load_settings
 
 EPILOG = f"""
-Reads {", ".join(sorted(SUPPORTED))}; other files are skipped and listed.
-Each file is stored under its path relative to the PATH that found it (a single file
-under its name). Re-running is cheap: files whose content hash is unchanged are not
-parsed or embedded again; a changed file's chunks are replaced, and only its new chunks
-are embedded.
+Reads {", ".join(sorted(SUPPORTED))}; other files are skipped and listed, as are
+hidden entries (--include-hidden takes them), symlinks leaving PATH or broken, FIFOs and
+devices; a folder that cannot be read is a failure. Each file is stored under its path
+relative to the PATH that found it (a single file under its name; bytes of a name that are
+not UTF-8 written as \\xNN). A file of the same name already ingested from another folder
+that still has it is not replaced: it is listed as failed.
+
+Re-running is cheap: a file whose size and mtime are unchanged is not even read, one whose
+content hash is unchanged is not parsed or embedded again; a changed file's chunks are
+replaced, and only its new chunks are embedded.
 
 --prune: files that were ingested from the same PATH before and no longer exist there
 (deleted or moved away) lose their chunks. Without --prune nothing is ever removed.
@@ -55,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only files whose stored path matches (repeatable; '*' also crosses '/')")
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="skip files whose stored path matches (repeatable)")
+    parser.add_argument("--include-hidden", action="store_true",
+                        help="also read hidden files and folders (names starting with '.'); else listed as skipped")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be added, updated and removed, tokens and cost; write nothing")
     parser.add_argument("--prune", action="store_true",
@@ -85,7 +92,7 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
                 settings,
                 provider,
                 collection=args.collection,
-                filters=Filters(args.include, args.exclude),
+                filters=Filters(args.include, args.exclude, args.include_hidden),
                 prune=args.prune,
                 rebuild=args.rebuild,
                 dry_run=args.dry_run,

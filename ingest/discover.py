@@ -1,15 +1,22 @@
-"""Find the files an ingest run covers, and the name each one is stored under.
+"""Find the files an ingest run covers, the name each one is stored under, and every entry
+left out with the reason.
 
 A file's stored name is its path relative to the PATH argument that found it, with forward
-slashes, so the same folder ingested from anywhere gives the same names (and ids). Hidden
-files and folders are not entered: they hold tool state (.git, the data dir itself), not
-documents. Symlinks are followed only while they stay inside the root, so a link can
-neither pull in files from elsewhere nor make the walk loop.
+slashes, so the same folder ingested from anywhere gives the same names (and ids). A name
+that is not valid UTF-8 (an old archive's Latin-1 names) is stored with its undecodable
+bytes written out (`caf\\xe9.md`): stable across runs, and printable in a report.
+
+Hidden files and folders are not entered unless asked (`include_hidden`): they hold tool
+state (.git, the data dir itself), not documents. Symlinks are followed only while they
+stay inside the root, so a link can neither pull in files from elsewhere nor make the walk
+loop. Nothing is left out silently: each hidden entry, link leaving the root, broken link,
+FIFO or device, and folder that cannot be read comes out as a `Skipped` with its reason.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -25,6 +32,13 @@ SUPPORTED = {
     ".html": "html",
     ".htm": "html",
 }
+HIDDEN_HINT = "add --include-hidden to take it"
+
+
+def printable(path: str | Path) -> str:
+    """A path as text that can be printed and stored: bytes that are not UTF-8 (kept by
+    Python as surrogates) become `\\xNN`."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -32,12 +46,22 @@ class SourceFile:
     """A file found under a root; `kind` is None for a type we cannot read."""
 
     path: Path
-    source: str  # stored name: relative to the root, forward slashes
+    source: str  # stored name: relative to the root, forward slashes, printable
     root: Path  # the PATH argument, resolved
 
     @property
     def kind(self) -> str | None:
         return SUPPORTED.get(self.path.suffix.lower())
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry under a root that is not ingested; `failed` when the user surely meant it to
+    be read (a folder we may not open), so the run's exit status says so."""
+
+    source: str  # relative to the root; folders end in '/'
+    reason: str
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,7 @@ class Filters:
 
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    include_hidden: bool = False
 
     def admits(self, source: str) -> bool:
         if self.include and not any(fnmatch(source, g) for g in self.include):
@@ -54,26 +79,82 @@ class Filters:
         return not any(fnmatch(source, g) for g in self.exclude)
 
 
-def discover(root: Path, filters: Filters) -> Iterator[SourceFile]:
-    """Files under `root` (or `root` itself when it is a file), in a stable order."""
+def discover(root: Path, filters: Filters, data_dir: Path | None = None) -> Iterator[SourceFile | Skipped]:
+    """Files under `root` (or `root` itself when it is a file), in a stable order, and the
+    entries left out. `data_dir` (gemrag's own) is never entered."""
     real_root = root.resolve()
     if real_root.is_file():
-        if filters.admits(real_root.name):
-            yield SourceFile(real_root, real_root.name, real_root)
+        if filters.admits(printable(real_root.name)):
+            yield SourceFile(real_root, printable(real_root.name), real_root)
         return
+    own = data_dir.resolve() if data_dir else None
     seen_dirs: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(real_root, followlinks=True):
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(real_root, followlinks=True, onerror=errors.append):
+        yield from _unreadable(errors, real_root)
         here = Path(dirpath)
         real_here = here.resolve()
-        if real_here in seen_dirs or not real_here.is_relative_to(real_root):
+        if real_here in seen_dirs:  # a symlink back into a folder already walked (a loop)
             dirnames.clear()
+            source = printable(here.relative_to(real_root).as_posix())
+            yield Skipped(f"{source}/", f"the same folder as {printable(real_here)}, already read")
             continue
         seen_dirs.add(real_here)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        kept = []
+        for name in sorted(dirnames):
+            verdict = _folder(here / name, real_root, filters, own)
+            if verdict is None:
+                kept.append(name)
+            else:
+                yield verdict
+        dirnames[:] = kept
         for name in sorted(filenames):
             path = here / name
-            if name.startswith(".") or not path.resolve().is_relative_to(real_root) or not path.is_file():
-                continue
-            source = path.relative_to(real_root).as_posix()
+            source = printable(path.relative_to(real_root).as_posix())
             if filters.admits(source):
-                yield SourceFile(path, source, real_root)
+                yield _file(path, source, real_root, filters)
+    yield from _unreadable(errors, real_root)
+
+
+def _folder(path: Path, real_root: Path, filters: Filters, own: Path | None) -> Skipped | None:
+    """None to enter the folder, or why not."""
+    source = printable(path.relative_to(real_root).as_posix()) + "/"
+    if path.name.startswith(".") and not filters.include_hidden:
+        return Skipped(source, f"hidden folder ({HIDDEN_HINT})")
+    real = path.resolve()
+    if own is not None and real == own:
+        return Skipped(source, "gemrag's own data folder")
+    if path.is_symlink() and not real.is_relative_to(real_root):
+        return Skipped(source, f"symlink to {printable(real)}, outside the folder")
+    return None
+
+
+def _file(path: Path, source: str, real_root: Path, filters: Filters) -> SourceFile | Skipped:
+    if path.name.startswith(".") and not filters.include_hidden:
+        return Skipped(source, f"hidden ({HIDDEN_HINT})")
+    if path.is_symlink():
+        real = path.resolve()
+        if not real.exists():
+            return Skipped(source, f"broken symlink (to {printable(os.readlink(path))})")
+        if not real.is_relative_to(real_root):
+            return Skipped(source, f"symlink to {printable(real)}, outside the folder")
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return Skipped(source, f"cannot read: {exc.strerror or exc}", failed=True)
+    if not stat.S_ISREG(mode):
+        return Skipped(source, f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'special file')})")
+    return SourceFile(path, source, real_root)
+
+
+_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+          stat.S_IFBLK: "block device"}
+
+
+def _unreadable(errors: list[OSError], real_root: Path) -> Iterator[Skipped]:
+    """Folders os.walk could not list (it reports them through `onerror`)."""
+    while errors:
+        error = errors.pop(0)
+        where = Path(error.filename) if error.filename else real_root
+        source = printable(where.relative_to(real_root).as_posix()) + "/" if where != real_root else "./"
+        yield Skipped(source, f"cannot read folder: {error.strerror or error}", failed=True)

@@ -65,6 +65,9 @@ def details(report: IngestReport) -> Iterator[str]:
         yield f"[red]failed[/]  {escape(outcome.source)}: {escape(outcome.reason)}"
     for outcome in report.of(Status.SKIPPED):
         yield f"[yellow]skipped[/] {escape(outcome.source)}: {escape(outcome.reason)}"
+    for outcome in report.of(Status.UPDATED):
+        if outcome.reason:
+            yield f"[cyan]moved[/]   {escape(outcome.source)}: {escape(outcome.reason)}"
     if report.orphans_removed:
         yield f"Removed {report.orphans_removed:,} chunks left behind by an interrupted run."
     if report.dry_run:

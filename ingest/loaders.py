@@ -119,6 +119,9 @@ def decode(data: bytes) -> str:
     most likely encoding by charset detection; text no encoding explains is refused."""
     if data.startswith(_UTF16_BOMS):
         return data.decode("utf-16")
+    utf16 = utf16_without_bom(data)
+    if utf16 is not None:
+        return utf16
     sniff_binary(data)
     try:
         return data.decode("utf-8-sig")
@@ -131,6 +134,28 @@ def decode(data: bytes) -> str:
     # Short Western text fits several code pages equally well; cp1252 is the likely one.
     tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
     return str(next((m for m in tied if m.encoding == "cp1252"), best))
+
+
+def utf16_without_bom(data: bytes) -> str | None:
+    """Text saved as UTF-16 with no byte-order mark (some Windows tools): mostly Latin text
+    then has a NUL in every other byte, always on the same side. None when it is not that."""
+    sample = data[:_BINARY_SNIFF]
+    pairs = len(sample) // 2
+    if pairs == 0 or len(data) % 2:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd >= pairs * 0.3 and even == 0:
+        encoding = "utf-16-le"
+    elif even >= pairs * 0.3 and odd == 0:
+        encoding = "utf-16-be"
+    else:
+        return None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    printable = sum(ch.isprintable() or ch.isspace() for ch in text[:_BINARY_SNIFF])
+    return text if printable >= 0.95 * min(len(text), _BINARY_SNIFF) else None
 
 
 def sniff_binary(data: bytes) -> None:

@@ -12,6 +12,7 @@ version is kept here too, so a dropped and recreated collection counts on from i
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ CREATE TABLE IF NOT EXISTS files (
     content_hash TEXT NOT NULL,
     chunk_ids TEXT NOT NULL,
     tokens INTEGER NOT NULL,
+    size INTEGER NOT NULL DEFAULT -1,
+    mtime_ns INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (collection, source)
 );
 CREATE TABLE IF NOT EXISTS collections (
@@ -46,6 +49,8 @@ class FileRecord:
     content_hash: str
     chunk_ids: tuple[str, ...]
     tokens: int
+    size: int = -1  # the file's size and mtime when it was hashed: if both are unchanged,
+    mtime_ns: int = -1  # the next run does not read the file again
 
 
 class Manifest:
@@ -55,29 +60,40 @@ class Manifest:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; WAL keeps it atomic
         self.db.executescript(_SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(collections)")}
-        if "version" not in columns:  # manifests written before the version was kept here
-            self.db.execute("ALTER TABLE collections ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        self._add_missing_columns()  # manifests written by earlier versions
+
+    def _add_missing_columns(self) -> None:
+        for table, column, kind in (
+            ("collections", "version", "INTEGER NOT NULL DEFAULT 0"),
+            ("files", "size", "INTEGER NOT NULL DEFAULT -1"),
+            ("files", "mtime_ns", "INTEGER NOT NULL DEFAULT -1"),
+        ):
+            if column not in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.db.close()
 
     def records(self) -> dict[str, FileRecord]:
         rows = self.db.execute(
-            "SELECT source, root, path, content_hash, chunk_ids, tokens FROM files WHERE collection = ?",
+            "SELECT source, root, path, content_hash, chunk_ids, tokens, size, mtime_ns FROM files "
+            "WHERE collection = ?",
             (self.collection,),
         )
         return {
-            source: FileRecord(source, root, path, digest, tuple(json.loads(ids)), tokens)
-            for source, root, path, digest, ids, tokens in rows
+            source: FileRecord(source, _from_db(root), _from_db(path), digest, tuple(json.loads(ids)), tokens,
+                               size, mtime_ns)
+            for source, root, path, digest, ids, tokens, size, mtime_ns in rows
         }
 
     def commit(self, records: Sequence[FileRecord]) -> None:
         with self._transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO files (collection, source, root, path, content_hash, chunk_ids, tokens, "
+                "size, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (self.collection, r.source, r.root, r.path, r.content_hash, json.dumps(r.chunk_ids), r.tokens)
+                    (self.collection, r.source, _to_db(r.root), _to_db(r.path), r.content_hash,
+                     json.dumps(r.chunk_ids), r.tokens, r.size, r.mtime_ns)
                     for r in records
                 ],
             )
@@ -139,3 +155,17 @@ class Manifest:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+
+def _to_db(path: str) -> str | bytes:
+    """A path as SQLite can hold it: text, or, when its name is not valid UTF-8 (Python
+    keeps such bytes as surrogates), the raw bytes, so the path still finds the file."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _from_db(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value

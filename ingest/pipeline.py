@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ingest.chunking import Chunker, SizedChunk
-from ingest.discover import Filters, SourceFile, discover
+from ingest.discover import Filters, Skipped, SourceFile, discover, printable
 from ingest.loaders import LoadError, load
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
@@ -39,6 +41,7 @@ from rag.types import Usage
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64
+RACY_MTIME_NS = 2_000_000_000
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
@@ -49,12 +52,22 @@ class Task:
 
     file: SourceFile
     previous: FileRecord | None
+    note: str = ""  # said next to the outcome: the file moved to another root
+
+
+@dataclass(frozen=True)
+class Touched:
+    """A file whose mtime moved but whose content did not: its record gets the new stat."""
+
+    outcome: FileOutcome
+    record: FileRecord
 
 
 @dataclass(frozen=True)
 class Plan:
     tasks: list[Task]
     removals: list[FileRecord]
+    touched: list[FileRecord]  # unchanged content, new size/mtime to record (no store change)
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class Prepared:
 
     def outcome(self) -> FileOutcome:
         status = Status.UPDATED if self.task.previous else Status.ADDED
-        return FileOutcome(self.record.source, status, len(self.chunks), self.tokens)
+        return FileOutcome(self.record.source, status, len(self.chunks), self.tokens, self.task.note)
 
 
 def ingest_paths(
@@ -154,18 +167,24 @@ def plan_run(
     report: IngestReport,
 ) -> Plan:
     """Decide per file: unchanged (same content hash, all chunks stored), to ingest, or
-    (with --prune) to remove. Files that cannot be ingested at all are reported here."""
+    (with --prune) to remove. Files that cannot be ingested at all, and entries left out,
+    are reported here."""
     tasks: list[Task] = []
+    touched: list[FileRecord] = []
     found: dict[str, Path] = {}
     for root in roots:
         if not root.exists():
-            report.add(FileOutcome(str(root), Status.FAILED, reason="no such file or folder"))
+            report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
             continue
-        for file in discover(root, filters):
+        for file in discover(root, filters, settings.data_dir):
+            if isinstance(file, Skipped):
+                report.add(FileOutcome(file.source, Status.FAILED if file.failed else Status.SKIPPED,
+                                       reason=file.reason))
+                continue
             if file.source in found:
                 report.add(FileOutcome(file.source, Status.FAILED, reason=(
-                    f"{file.path} has the same stored name as {found[file.source]}; ingest the "
-                    "two folders into different collections, or rename one")))
+                    f"{printable(file.path)} has the same stored name as {printable(found[file.source])}; "
+                    "ingest the two folders into different collections, or rename one")))
                 continue
             found[file.source] = file.path
             if file.kind is None:
@@ -174,6 +193,9 @@ def plan_run(
             verdict = _triage(file, records.get(file.source), file.source in incomplete, settings)
             if isinstance(verdict, Task):
                 tasks.append(verdict)
+            elif isinstance(verdict, Touched):
+                touched.append(verdict.record)
+                report.add(verdict.outcome)
             else:
                 report.add(verdict)
     removals = []
@@ -183,18 +205,34 @@ def plan_run(
             r for r in records.values()
             if r.root in resolved and r.source not in found and not Path(r.path).exists()
         ]
-    return Plan(tasks, removals)
+    return Plan(tasks, removals, touched)
 
 
-def _triage(file: SourceFile, previous: FileRecord | None, incomplete: bool, settings: Settings) -> Task | FileOutcome:
-    """A task, or the outcome already known: unchanged, too large, unreadable."""
-    try:
-        size = file.path.stat().st_size
-        if size > settings.max_file_mb * 1024 * 1024:
+def _triage(
+    file: SourceFile, previous: FileRecord | None, incomplete: bool, settings: Settings
+) -> Task | Touched | FileOutcome:
+    """A task, or the outcome already known: unchanged, too large, unreadable, or held by
+    another folder's file of the same name."""
+    if previous and previous.root != str(file.root) and previous.path != str(file.path.resolve()):
+        if Path(previous.path).exists():
             return FileOutcome(file.source, Status.FAILED, reason=(
-                f"{size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit (GEMRAG_MAX_FILE_MB)"))
-        if previous and not incomplete and previous.content_hash == file_hash(file.path.read_bytes()):
-            return FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
+                f"already ingested from {printable(previous.root)}, where it still is; a second folder "
+                f"does not replace it. Ingest {printable(file.root)} into another --collection, or "
+                "ingest both from their common parent folder."))
+        moved = f"now read from {printable(file.root)} ({printable(previous.root)} no longer has it)"
+        return Task(file, previous, note=moved)
+    try:
+        stat = file.path.stat()
+        if stat.st_size > settings.max_file_mb * 1024 * 1024:
+            return FileOutcome(file.source, Status.FAILED, reason=(
+                f"{stat.st_size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit "
+                "(GEMRAG_MAX_FILE_MB)"))
+        if previous and not incomplete:
+            unchanged = FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
+            if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                return unchanged  # not even read: size and mtime are as when it was hashed
+            if previous.content_hash == file_hash(file.path.read_bytes()):
+                return Touched(unchanged, replace(previous, **trusted_stat(stat)))
     except OSError as exc:
         return FileOutcome(file.source, Status.FAILED, reason=_reason(exc))
     return Task(file, previous)
@@ -206,6 +244,7 @@ def file_hash(data: bytes) -> str:
 
 def prepare(task: Task, chunker: Chunker) -> Prepared:
     """Read, load and chunk one file; raises LoadError (or OSError) when it cannot."""
+    before = task.file.path.stat()  # taken before reading: a change while we read shows next time
     data = task.file.path.read_bytes()  # hashed again: the file may have changed since planning
     chunks = chunker.chunk(task.file.source, load(data, task.file.kind or ""))
     record = FileRecord(
@@ -215,8 +254,17 @@ def prepare(task: Task, chunker: Chunker) -> Prepared:
         content_hash=file_hash(data),
         chunk_ids=tuple(c.chunk.id for c in chunks),
         tokens=sum(c.tokens for c in chunks),
+        **trusted_stat(before),
     )
     return Prepared(task, record, chunks)
+
+
+def trusted_stat(stat: os.stat_result) -> dict[str, int]:
+    """Size and mtime to record for skipping the next hash. A file modified within the
+    last couple of seconds could be written again within the same mtime tick, unseen by a
+    size+mtime check, so its mtime is not recorded and the next run hashes it."""
+    recent = time.time_ns() - stat.st_mtime_ns < RACY_MTIME_NS
+    return {"size": stat.st_size, "mtime_ns": -1 if recent else stat.st_mtime_ns}
 
 
 class _Pass:
@@ -229,7 +277,9 @@ class _Pass:
         self.provider = provider
         self.report = report
         self.on_progress = on_progress
-        self.chunker = Chunker(settings.chunk_profiles[provider.name], shared_minilm().count_tokens)
+        self.chunker = Chunker(
+            settings.chunk_profiles[provider.name], shared_minilm().count_tokens, settings.max_chunks_per_file
+        )
         model = settings.embedding_model if provider.online else "offline"
         self.usd_per_token = price_usd(settings, model, Usage(prompt_tokens=1))
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
@@ -321,12 +371,14 @@ class _Run(_Pass):
             settings.embed_batch_size * settings.embed_concurrency if provider.online else OFFLINE_EMBED_STEP
         )
         self.present: set[str] = set()
+        self.changed = False  # the flush under way stores chunks the collection lacked
         self.records: dict[str, FileRecord] = {}
         self.incomplete: set[str] = set()
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool) -> None:
         self.recover()
         plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
+        self.manifest.commit(plan.touched)
         self.remove(plan.removals)
         try:
             self.ingest(plan.tasks)
@@ -349,12 +401,16 @@ class _Run(_Pass):
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
 
     def ingest(self, tasks: Sequence[Task]) -> None:
+        """Flushes grow from one embedding step to `ingest_batch_chunks`, so the first files
+        are committed within seconds and a run stopped early keeps them."""
         pending: list[Prepared] = []
+        limit = min(self.embed_step, self.settings.ingest_batch_chunks)
         for prepared in prefetched(self.prepared(tasks), PREFETCH_FILES):
             pending.append(prepared)
-            if sum(len(p.chunks) for p in pending) >= self.settings.ingest_batch_chunks:
+            if sum(len(p.chunks) for p in pending) >= limit:
                 self.flush(pending)
                 pending = []
+                limit = min(limit * 2, self.settings.ingest_batch_chunks)
         if pending:
             self.flush(pending)
 
@@ -362,6 +418,7 @@ class _Run(_Pass):
         """Store the chunks of these files in batches, then commit the files, then delete
         the chunks of their previous versions."""
         self.manifest.set_dirty(True)
+        self.changed = False
         chunks = [c for p in pending for c in p.chunks]
         batch = self.settings.ingest_batch_chunks
         for start in range(0, len(chunks), batch):
@@ -373,7 +430,10 @@ class _Run(_Pass):
         ]
         self.store.delete(stale)
         self.present.difference_update(stale)
-        self.bump()
+        if stale or self.changed:
+            self.bump()
+        else:  # only files moved to another root: the same chunks, the same corpus
+            self.manifest.set_dirty(False)
         for p in pending:
             self.report.add(p.outcome())
             self.finished(p.task.file.source)
@@ -381,6 +441,7 @@ class _Run(_Pass):
     def store_batch(self, chunks: Sequence[SizedChunk]) -> None:
         fresh = [c for c in chunks if c.chunk.id not in self.present]
         reused = [c.chunk.id for c in chunks if c.chunk.id in self.present]
+        self.changed |= bool(fresh)
         vectors = self.store.vectors(reused) if reused else {}
         self.report.reused_chunks += len(reused)
         self.chunks_done += len(reused)

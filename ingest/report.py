@@ -23,7 +23,7 @@ class FileOutcome:
     status: Status
     chunks: int = 0
     tokens: int = 0
-    reason: str = ""
+    reason: str = ""  # why it failed or was skipped; for an update, a note (the file moved)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,10 +48,23 @@ class RateLimit(BaseModel):
 
 
 class ChunkProfile(BaseModel):
-    """Chunk size belongs to the embedder: MiniLM reads 256 word pieces, Gemini 2,048 tokens."""
+    """Chunk size belongs to the embedder: MiniLM reads 256 word pieces, Gemini 2,048 tokens.
+
+    Tokens alone cannot bound a chunk: a tokenizer may read a long run without spaces (DNA,
+    Thai, a base64 blob) as one unknown token. `max_chars` caps every chunk's length, and a
+    run longer than `max_word_chars` is cut, because MiniLM's WordPiece reads a longer word as
+    a single [UNK] (it would embed to the same vector as every other such run)."""
 
     size_tokens: int
     overlap_tokens: int
+    max_chars: int = 0  # 0: 8 characters per token of size_tokens
+    max_word_chars: int | None = None  # None: a run is only cut when it would not fit a chunk
+
+    @model_validator(mode="after")
+    def _default_max_chars(self) -> ChunkProfile:
+        if self.max_chars <= 0:
+            self.max_chars = 8 * self.size_tokens
+        return self
 
 
 def _default_prices() -> dict[str, Price]:
@@ -149,11 +162,15 @@ class Settings(BaseSettings):
     # --- ingest ---
     chunk_profiles: dict[str, ChunkProfile] = Field(
         default_factory=lambda: {
-            "offline": ChunkProfile(size_tokens=200, overlap_tokens=32),
-            "gemini": ChunkProfile(size_tokens=512, overlap_tokens=64),
+            # English runs at 4-5 characters per token: the caps bind only where tokens fail.
+            "offline": ChunkProfile(size_tokens=200, overlap_tokens=32, max_chars=1_500, max_word_chars=100),
+            "gemini": ChunkProfile(size_tokens=512, overlap_tokens=64, max_chars=3_000),
         }
     )
     max_file_mb: float = 50.0
+    # More chunks than this from one file is reported as a failure, not embedded: a 3,000-page
+    # book makes fewer; a 5 MB run of one letter would make 50,000.
+    max_chunks_per_file: int = 10_000
     # Chunks embedded and stored per step: large enough to fill the embedder's batches,
     # small enough to bound the vectors held in memory and the work a crash can lose.
     ingest_batch_chunks: int = 512

@@ -1,9 +1,10 @@
 import itertools
+import unicodedata
 
 import pytest
 
 from ingest.chunking import Chunker
-from ingest.loaders import Section, load, markdown_sections
+from ingest.loaders import LoadError, Section, load, markdown_sections
 from rag.errors import ConfigError
 from rag.providers.minilm import shared_minilm
 from rag.settings import ChunkProfile
@@ -77,3 +78,30 @@ def test_repeated_identical_chunks_get_distinct_ids():
 def test_overlap_must_be_below_size():
     with pytest.raises(ConfigError, match="overlap"):
         _chunker(size=10, overlap=10)
+
+
+def test_a_run_without_spaces_is_cut_into_pieces_the_embedder_reads_as_words():
+    profile = ChunkProfile(size_tokens=200, overlap_tokens=32, max_chars=1_500, max_word_chars=100)
+    dna = "".join("ACGT"[(i * 7 + i // 3) % 4] for i in range(1_050))
+    text = f"Sample 17. {dna} End of sample."
+    chunks = Chunker(profile, count).chunk("g.txt", [Section(text)])
+    pieces = [c.chunk.text for c in chunks]
+    assert all(len(p) <= 1_500 and c.tokens == count(p) <= 200 for p, c in zip(pieces, chunks, strict=True))
+    assert "".join(p.removeprefix("Sample 17. ").removesuffix(" End of sample.") for p in pieces) == dna
+    assert all(len(max(p.split(), key=len)) <= 100 for p in pieces)  # no word WordPiece reads as [UNK]
+
+
+def test_the_character_cap_binds_where_tokens_do_not_and_keeps_combining_marks():
+    thai = "ภาษาไทยไม่เว้นวรรคระหว่างคำ" * 30
+    profile = ChunkProfile(size_tokens=512, overlap_tokens=0, max_chars=300)
+    pieces = [c.chunk.text for c in Chunker(profile, count).chunk("t.txt", [Section(thai)])]
+    assert len(pieces) == -(-len(thai) // 300) or len(pieces) == -(-len(thai) // 300) + 1
+    assert "".join(pieces) == thai and all(len(p) <= 300 for p in pieces)
+    assert not any(unicodedata.category(p[0])[0] == "M" for p in pieces)
+
+
+def test_a_file_making_too_many_chunks_is_refused_with_the_setting_to_raise():
+    with pytest.raises(LoadError, match=r"more than 10 chunks .*GEMRAG_MAX_CHUNKS_PER_FILE"):
+        Chunker(ChunkProfile(size_tokens=200, overlap_tokens=0, max_word_chars=100), count, 10).chunk(
+            "a.txt", [Section("A" * 5_000)]
+        )

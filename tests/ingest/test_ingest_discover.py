@@ -1,13 +1,17 @@
-from ingest.discover import Filters, discover
+from ingest.discover import Filters, Skipped, SourceFile, discover
 
 
 def _sources(root, filters=None):
-    return [f.source for f in discover(root, filters or Filters())]
+    return [f.source for f in discover(root, filters or Filters()) if isinstance(f, SourceFile)]
+
+
+def _skipped(root, filters=None):
+    return {f.source: f.reason for f in discover(root, filters or Filters()) if isinstance(f, Skipped)}
 
 
 def test_sources_are_relative_to_the_root_with_forward_slashes(corpus):
     assert _sources(corpus.root) == ["diagram.png", "guide.md", "notes.txt", "runbook.html", "sub/limits.pdf"]
-    assert next(f.kind for f in discover(corpus.root, Filters())) is None
+    assert next(f.kind for f in discover(corpus.root, Filters()) if isinstance(f, SourceFile)) is None
 
 
 def test_a_single_file_is_stored_under_its_name(corpus):
@@ -33,3 +37,19 @@ def test_hidden_entries_and_symlinks_leaving_the_root_are_not_followed(corpus, t
     assert not any("secret" in s or "out" in s or ".git" in s for s in sources)
     assert not any(s.startswith("loop/") for s in sources)
     assert "sub/inside.md" in sources  # a link that stays inside the root is an ordinary file
+    assert _skipped(corpus.root) == {
+        ".git/": "hidden folder (add --include-hidden to take it)",
+        "file-out.md": f"symlink to {outside / 'secret.md'}, outside the folder",
+        "link-out/": f"symlink to {outside}, outside the folder",
+        "loop/": f"the same folder as {corpus.root}, already read",
+    }
+
+
+def test_include_hidden_takes_hidden_entries_but_never_the_data_dir(corpus, tmp_path):
+    (corpus.root / ".notes").mkdir()
+    (corpus.root / ".notes" / "a.md").write_text("# A")
+    (corpus.root / ".gemrag").mkdir()
+    (corpus.root / ".gemrag" / "cache.txt").write_text("state")
+    found = list(discover(corpus.root, Filters(include_hidden=True), corpus.root / ".gemrag"))
+    assert ".notes/a.md" in [f.source for f in found if isinstance(f, SourceFile)]
+    assert Skipped(".gemrag/", "gemrag's own data folder") in found

@@ -45,3 +45,11 @@ def test_each_bad_input_is_refused_with_its_reason(tmp_path, name):
     kind = {"pdf": "pdf", "txt": "text", "md": "markdown"}[name.rsplit(".", 1)[1]]
     with pytest.raises(LoadError, match=BAD_INPUTS[name]):
         load((tmp_path / name).read_bytes(), kind)
+
+
+def test_utf16_without_a_bom_is_decoded_and_binary_is_still_refused():
+    text = "Notes exported from Windows. Ünïcode too.\n"
+    assert load(text.encode("utf-16-le"), "text")[0].text == text
+    assert load(text.encode("utf-16-be"), "markdown")[0].text == text
+    with pytest.raises(LoadError, match="binary content"):
+        load(b"\x00\x01\x02\x03" * 100, "text")
