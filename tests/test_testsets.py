@@ -21,8 +21,9 @@ REAL_SETS = [s for s in testsets.doc_sets().values() if s.installed_root is not 
 
 def test_there_are_real_document_sets_beside_the_sample() -> None:
     names = {s.name for s in REAL_SETS}
-    assert "python-docs" in names
+    assert {"python-docs", "glpk"} <= names
     assert any(f.endswith(".html") for s in REAL_SETS for f in s.files)
+    assert any(f.endswith(".pdf") for s in REAL_SETS for f in s.files)
 
 
 @pytest.mark.parametrize("doc_set", REAL_SETS, ids=lambda s: s.name)
@@ -36,7 +37,7 @@ def test_set_is_large_varied_and_every_answerable_case_quotes_its_evidence(doc_s
     tags = {t for c in cases for t in c.tags}
     assert {"multi-hop", "follow-up", "unanswerable"} <= tags
     assert all(c.history for c in cases if "follow-up" in c.tags)
-    assert all(len({r.source for r in c.relevant}) >= 2 for c in cases if "multi-hop" in c.tags)
+    assert all(len({(r.source, r.page) for r in c.relevant}) >= 2 for c in cases if "multi-hop" in c.tags)
     chosen = set(doc_set.files)
     assert all(r.source in chosen for c in cases for r in c.relevant)
     raw = [json.loads(line) for line in doc_set.testset.read_text(encoding="utf-8").splitlines() if line.strip()]
