@@ -8,9 +8,9 @@ import os
 import random
 import shutil
 import sqlite3
-import tempfile
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
