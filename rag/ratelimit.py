@@ -15,17 +15,52 @@ is a rolling 24 h window, a cautious stand-in for the API's reset at midnight Pa
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rag.errors import QuotaExhausted
 from rag.settings import RateLimit, Settings
 
 MINUTE = 60.0
 DAY = 86_400.0
+
+# The session a model call is made for: the global limiter queues calls per session, round robin.
+current_session: ContextVar[str] = ContextVar("gemrag_session", default="")
+WaitObserver = Callable[[str, float], None]  # (model, seconds waited), e.g. the server's metrics
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where a model stands against its limits, and when its daily quota runs out at the
+    current pace (requests in the last minute): `exhausted_in_s` is inf with no daily limit
+    or no traffic."""
+
+    model: str
+    requests_today: int
+    rpd: int | None
+    requests_last_minute: int
+    waiting: int
+    exhausted_in_s: float
+
+
+class Limiter(Protocol):
+    observers: list[WaitObserver]
+
+    def acquire(self, model: str, tokens: int = 0, *, max_wait_s: float | None = None) -> float: ...
+
+    def quota(self, model: str) -> Quota: ...
+
+
+def predicted_quota(model: str, today: int, rpd: int | None, last_minute: int, waiting: int) -> Quota:
+    rate = last_minute / MINUTE
+    eta = math.inf if rpd is None or rate == 0 else max(0.0, (rpd - today) / rate)
+    return Quota(model, today, rpd, last_minute, waiting, eta)
 
 
 def quota_exhausted(model: str, tier: str, why: str, retry_after_s: float | None = None) -> QuotaExhausted:
@@ -84,6 +119,7 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._usage: dict[str, _Usage] = {}
+        self.observers: list[WaitObserver] = []
 
     def acquire(self, model: str, tokens: int = 0, *, max_wait_s: float | None = None) -> float:
         """Wait until a request of `tokens` input tokens to `model` fits the limits, and count
@@ -118,20 +154,39 @@ class RateLimiter:
             usage.day.append(start)
         if wait > 0:
             self._sleep(wait)
+        for observe in self.observers:
+            observe(model, wait)
         return wait
 
+    def quota(self, model: str) -> Quota:
+        with self._lock:
+            now = self._clock()
+            usage = self._usage.setdefault(model, _Usage())
+            usage.forget_before(now)
+            started = sum(1 for at, _ in usage.minute if at <= now)
+            waiting = len(usage.minute) - started
+            return predicted_quota(model, len(usage.day), self.settings.limit_for(model).rpd, started, waiting)
 
-_shared: dict[str, RateLimiter] = {}
+
+_shared: dict[str, Limiter] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_limiter(settings: Settings) -> RateLimiter:
+def shared_limiter(settings: Settings) -> Limiter:
     """One limiter per tier and limit table in the process: the API's quota belongs to the
     project, so every provider the app creates (chain, ingest, evaluation) must draw on the
-    same counts."""
-    key = settings.tier + json.dumps(
+    same counts. With `REDIS_URL`, the counts live in Redis and every process shares them
+    (rag/globallimit.py)."""
+    key = (settings.redis_url or "") + settings.tier + json.dumps(
         {model: limit.model_dump() for model, limit in settings.rate_limits.get(settings.tier, {}).items()},
         sort_keys=True,
     )
     with _shared_lock:
-        return _shared.setdefault(key, RateLimiter(settings))
+        if key not in _shared:
+            if settings.redis_url:
+                from rag.globallimit import GlobalRateLimiter
+
+                _shared[key] = GlobalRateLimiter(settings)
+            else:
+                _shared[key] = RateLimiter(settings)
+        return _shared[key]

@@ -17,7 +17,7 @@ from google import genai
 from google.genai import types
 
 from rag.errors import ConfigError, ProviderError
-from rag.ratelimit import RateLimiter, shared_limiter
+from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
 from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage, estimate_tokens
@@ -66,7 +66,7 @@ class GeminiProvider:
     online = True
 
     def __init__(
-        self, settings: Settings, *, limiter: RateLimiter | None = None, retrier: Retrier | None = None
+        self, settings: Settings, *, limiter: Limiter | None = None, retrier: Retrier | None = None
     ) -> None:
         if settings.api_key is None:
             raise ConfigError("The Gemini provider needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY).")

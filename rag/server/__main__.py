@@ -27,6 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None, help="port (default: settings.server_port, 8000)")
     parser.add_argument("--collection", default=None, help="default collection to answer from")
     parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
+    parser.add_argument("--no-mounts", action="store_true", help="serve the API only, without /ui")
     return parser.parse_args(argv)
 
 
@@ -62,7 +63,7 @@ def serve(args: argparse.Namespace) -> int:
         print("No API keys configured: serving loopback clients only, without authentication.")
     from rag.server.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, mounts=[] if args.no_mounts else None)
     mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
     print(f"gemrag API on http://{host}:{port} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -42,6 +42,7 @@ from rag.errors import (
 from rag.jobs import Job, Jobs
 from rag.kv import StoreUnavailable
 from rag.providers import get_provider
+from rag.ratelimit import current_session, shared_limiter
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
 from rag.server.conversations import Conversations
 from rag.server.guards import BodyLimit, KeyRateLimit, RateLimited
@@ -180,6 +181,7 @@ def create_app(
     if chain is None:
         chain = Chain(settings, get_provider(settings), ledger=MeteredLedger(settings, metrics))
     keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
+    shared_limiter(settings).observers.append(lambda model, wait: metrics.ratelimit_wait.labels(model).observe(wait))
     state = Services(settings, chain, keys, KeyRateLimit(settings), Conversations(settings), metrics)
 
     @asynccontextmanager
@@ -244,6 +246,7 @@ def add_routes(app: FastAPI) -> None:
             history = await anyio.to_thread.run_sync(state.conversations.history, session)
         else:
             history = []
+        current_session.set(session)  # the global rate limiter queues this session's calls in its own turn
         steps = ThreadedIterator(chain.stream(body.question, history, session, body.options()))
         first = await steps.next()  # rate-limit waits and refusals happen here, before any byte is sent
         if first is None:
@@ -361,6 +364,8 @@ def add_routes(app: FastAPI) -> None:
         state = services(request)
         if state.settings.redis_url:
             await anyio.to_thread.run_sync(observe_jobs, state)
+        if state.settings.online:
+            await anyio.to_thread.run_sync(observe_quotas, state)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -414,6 +419,15 @@ def observe_jobs(state: Services) -> None:
     for job_state, n in state.jobs.counts().items():
         state.metrics.jobs.labels(job_state).set(n)
     state.metrics.job_queue.set(state.jobs.queue_depth())
+
+
+def observe_quotas(state: Services) -> None:
+    provider, limiter = state.chain.provider, shared_limiter(state.settings)
+    for model in dict.fromkeys([provider.flash_model, provider.pro_model, state.settings.embedding_model]):
+        quota = limiter.quota(model)
+        state.metrics.ratelimit_queue.labels(model).set(quota.waiting)
+        state.metrics.quota_used.labels(model).set(quota.requests_today)
+        state.metrics.quota_eta.labels(model).set(quota.exhausted_in_s)
 
 
 def observe_answer(metrics: Metrics, record: AnswerRecord, ttfb_s: float) -> None:
