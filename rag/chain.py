@@ -22,6 +22,7 @@ from rag.cache import AnswerCache, CacheKey, cache_key
 from rag.costs import CallKind, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import EmptyCollection, QuotaExhausted
+from rag.kv import StoreUnavailable
 from rag.prompts import PROMPT_VERSION, answer_prompt
 from rag.providers.base import Provider
 from rag.retrieval import Query, Retrieved, Retriever
@@ -129,6 +130,25 @@ class Chain:
         history: Sequence[Message] = (),
         session_id: str = "",
         options: AskOptions = AskOptions(),  # noqa: B008
+    ) -> Iterator[Event]:
+        """The answer's events. A cache or ledger that fails before any text is produced
+        refuses the question with the reason (nothing it would cost can be recorded)."""
+        answered = False
+        try:
+            for event in self._stream(question, history, session_id, options):
+                answered = True
+                yield event
+        except StoreUnavailable as exc:
+            if answered:
+                raise
+            raise StoreUnavailable(
+                f"Not answered: {exc} Without the answer cache and the cost ledger no answer is given, "
+                "so no money is spent unrecorded; set GEMRAG_ANSWER_WITHOUT_STORES=true to answer anyway "
+                "(uncached, and its cost neither recorded nor held to the budgets)."
+            ) from exc
+
+    def _stream(
+        self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> Iterator[Event]:
         started = time.perf_counter()
         store = self.store(options.collection)

@@ -139,6 +139,11 @@ class Ledger:
         """An answer served from the cache: no call, no tokens, and the money it saved."""
         self.record(session_id, hit.route.model, Usage(), "answer", 0.0, saved_usd=hit.saved_usd, cached=True)
 
+    def check(self) -> None:
+        """Raises StoreUnavailable unless the ledger's store answers now (a ledger opened with
+        `answer_without_stores` otherwise reads as empty when its store is down)."""
+        self.kv.ping()
+
     def session(self, session_id: str) -> Totals:
         return self._totals(bucket("session", session_id))
 

@@ -13,6 +13,7 @@ exactly however many threads, processes or replicas write to them.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import struct
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -31,6 +32,8 @@ from rag.errors import GemragError
 from rag.settings import Settings
 
 Clock = Callable[[], float]
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 _NEVER = float("inf")
 _SEP = "\x1f"  # joins the parts of a bucket name; cannot occur in session ids or model names
 
@@ -70,9 +73,19 @@ class KV(Protocol):
 
     def buckets(self, prefix: str) -> list[str]: ...
 
+    def ping(self) -> None:
+        """Raises StoreUnavailable unless the store answers now."""
+        ...
+
 
 def open_kv(settings: Settings, name: str, clock: Clock = time.time) -> KV:
-    """`name` separates stores ("cache", "ledger"): one SQLite file each, or one key prefix in Redis."""
+    """`name` separates stores ("cache", "ledger"): one SQLite file each, or one key prefix in
+    Redis. With `answer_without_stores` a store that fails is skipped instead (see Tolerant)."""
+    kv = _open(settings, name, clock)
+    return Tolerant(kv, name) if settings.answer_without_stores else kv
+
+
+def _open(settings: Settings, name: str, clock: Clock) -> KV:
     if settings.redis_url:
         return RedisKV(settings.redis_url, prefix=f"gemrag:{name}:", clock=clock)
     try:
@@ -80,6 +93,51 @@ def open_kv(settings: Settings, name: str, clock: Clock = time.time) -> KV:
     except OSError as exc:
         raise StoreUnavailable(f"Cannot create the data dir {settings.data_dir}: {exc.strerror or exc}.") from exc
     return SqliteKV(path, clock=clock)
+
+
+class Tolerant:
+    """A store that may fail: a failed read finds nothing and a failed write is dropped, with a
+    warning in the log. After a failure the store is left alone for `pause_s`, so an
+    unreachable server costs one connection timeout per pause, not one per call."""
+
+    def __init__(self, kv: KV, name: str, pause_s: float = 10.0, clock: Clock = time.monotonic) -> None:
+        self.kv = kv
+        self.name = name
+        self.pause_s = pause_s
+        self.clock = clock
+        self._down_until = 0.0
+
+    def get(self, table: Table, key: str) -> bytes | None:
+        return self._try(lambda: self.kv.get(table, key), None)
+
+    def put(self, table: Table, key: str, value: bytes) -> None:
+        self._try(lambda: self.kv.put(table, key, value), None)
+
+    def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:
+        return self._try(lambda: self.kv.scan(table, prefix), [])
+
+    def add(self, increments: Mapping[str, Mapping[str, int]]) -> None:
+        self._try(lambda: self.kv.add(increments), None)
+
+    def counters(self, name: str) -> dict[str, int]:
+        return self._try(lambda: self.kv.counters(name), {})
+
+    def buckets(self, prefix: str) -> list[str]:
+        return self._try(lambda: self.kv.buckets(prefix), [])
+
+    def ping(self) -> None:
+        """Not tolerated: whoever asks wants to know (the UI says the costs are unavailable)."""
+        self.kv.ping()
+
+    def _try(self, operation: Callable[[], _T], fallback: _T) -> _T:
+        if self.clock() < self._down_until:
+            return fallback
+        try:
+            return operation()
+        except StoreUnavailable as exc:
+            self._down_until = self.clock() + self.pause_s
+            log.warning("%s store skipped for %.0f s (answer_without_stores): %s", self.name, self.pause_s, exc)
+            return fallback
 
 
 def _expiry(table: Table, now: float) -> float:
@@ -168,6 +226,10 @@ class SqliteKV:
                 (prefix, prefix + "\U0010ffff"),
             ).fetchall()
         return [name for (name,) in rows]
+
+    def ping(self) -> None:
+        with self._errors():
+            self._connection().execute("SELECT 1").fetchone()
 
     def _connection(self) -> sqlite3.Connection:
         held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
@@ -281,6 +343,10 @@ class RedisKV:
         with self._errors():
             names = (name.decode() for name in self.client.smembers(self._index()))
             return sorted(name for name in names if name.startswith(prefix))
+
+    def ping(self) -> None:
+        with self._errors():
+            self.client.ping()
 
     def _values(self, table: Table) -> str:
         return f"{self.prefix}t:{table.name}"

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     session_budget_usd: float = 1.00
     budget_output_tokens: int = 1_024  # output assumed when a call's cost is estimated before it is made
     daily_budget_usd: float = 10.00
+    # Answer even when the answer cache or the cost ledger (REDIS_URL or the SQLite files) cannot
+    # be used: answers are then not cached and their cost is neither recorded nor held to the
+    # budgets. Off, such a question is refused with the reason, so money is never spent unrecorded.
+    answer_without_stores: bool = False
 
     # --- evaluation (python -m rag.eval) ---
     eval_corpus: Path = Path("corpus")  # ingested into its own collection, eval-<dir name>

@@ -5,6 +5,7 @@ They hold no Gradio layout, so tests call them directly; ui/app.py wires them to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 class Handlers:
@@ -91,15 +93,30 @@ class Handlers:
     def totals(self, state: SessionState) -> str:
         """From the chain's cost ledger, so cache hits, savings and the budget are the ones the
         chain enforces (cleared and stopped answers still count: they were paid for)."""
-        spent = self.chain.ledger.session(state.session_id)
-        remaining = self.chain.budget.remaining_usd(state.session_id)
+        try:
+            self.chain.ledger.check()
+            spent = self.chain.ledger.session(state.session_id)
+            remaining = self.chain.budget.remaining_usd(state.session_id)
+        except Exception as exc:
+            return render.unavailable("Costs", self._reason(exc))
         return render.totals_html(SessionTotals.of(spent, remaining, self.settings.session_budget_usd))
 
     # --- corpus ---
     def corpus(self) -> tuple[str, Update]:
-        collections = describe_collections(self.settings)
+        try:
+            collections = describe_collections(self.settings)
+        except Exception as exc:
+            return render.unavailable("The corpus", self._reason(exc)), gr.skip()
         names = sorted({c.name for c in collections} | {self.settings.collection})
         return render.corpus_html(collections), gr.update(choices=names)
+
+    def _reason(self, exc: Exception) -> str:
+        """One line for a panel that cannot be filled: a user's error as it is, anything else
+        with its type (and its traceback in the server log); never the key."""
+        if not isinstance(exc, GemragError):
+            log.exception("a UI panel failed")
+        reason = str(exc) if isinstance(exc, GemragError) else f"{type(exc).__name__}: {exc}"
+        return redact(reason, self.settings.api_key)
 
     @staticmethod
     def upload_types() -> list[str]:

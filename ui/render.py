@@ -172,6 +172,11 @@ def totals_html(totals: SessionTotals) -> str:
     return f"<div class='gr-totals'>{cells}</div>"
 
 
+def unavailable(what: str, reason: str) -> str:
+    """One line in place of a panel that cannot be filled, so the rest of the page works on."""
+    return f"<div class='gr-unavailable'>⚠️ {text(what)} unavailable: {text(reason)}</div>"
+
+
 def corpus_html(collections: Sequence[CollectionInfo]) -> str:
     if not collections:
         return "<p>Nothing ingested yet: upload files below, or run <code>python -m ingest PATH</code>.</p>"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.kv import KV, StoreUnavailable, Table, bucket, open_kv
+from rag.kv import KV, StoreUnavailable, Table, Tolerant, bucket, open_kv
 from rag.settings import Settings
 from tests.fakes.clock import ManualClock
 
@@ -67,3 +67,27 @@ def test_a_data_dir_that_cannot_be_created_is_a_clear_error(settings: Settings, 
     blocked = settings.model_copy(update={"data_dir": tmp_path / "a-file" / "data"})
     with pytest.raises(StoreUnavailable, match=r"Cannot create the data dir .*a-file/data"):
         open_kv(blocked, "ledger")
+
+
+def test_a_tolerant_store_reads_empty_drops_writes_and_rests_after_a_failure(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """answer_without_stores: one connection attempt per pause, not one per call."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    kv = open_kv(settings.model_copy(update={"redis_url": dead, "answer_without_stores": True}), "test")
+    assert isinstance(kv, Tolerant)
+    kv.clock = clock
+    attempts = []
+    inner_get = kv.kv.get
+    kv.kv.get = lambda *a: attempts.append(a) or inner_get(*a)  # type: ignore[method-assign]
+    kv.put(TABLE, "a", b"a")
+    assert kv.get(TABLE, "a") is None and kv.counters("c") == {} and kv.buckets("") == []
+    assert attempts == []  # resting after the failed put
+    clock.advance(kv.pause_s + 1)
+    assert kv.get(TABLE, "a") is None and len(attempts) == 1
+    with pytest.raises(StoreUnavailable):
+        kv.ping()  # a health check is never tolerated
