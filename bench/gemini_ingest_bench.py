@@ -122,7 +122,7 @@ def ingest_against_fake(root: Path, data: Path, limit: Limit, fault_rate: float)
             api_key="bench-key",
             base_url=url,
             tier="tier1",
-            rate_limits={"tier1": {"gemini-embedding-001": {"rpm": limit.rpm, "tpm": None, "rpd": None}}},
+            models={"gemini-embedding-001": {"limits": {"tier1": {"rpm": limit.rpm, "tpm": None, "rpd": None}}}},
             embed_concurrency=limit.concurrency,
         )
         provider = TimedProvider(settings)

@@ -234,7 +234,7 @@ class Chain:
         """Records a call that was made; a step that made no call (no usage) records nothing."""
         if usage == Usage():
             return 0.0
-        return self.ledger.charge(session_id, model, usage, kind)
+        return self.ledger.charge(session_id, model, usage, kind).cost_usd
 
     def store(self, collection: str | None = None) -> Store:
         """The collection to answer from; refuses one that nothing was ingested into."""

@@ -1,6 +1,7 @@
 """What every model call cost, and the ledger that remembers it per session, model and day.
 
-Prices come from the dated table in settings (USD per million tokens). The ledger stores
+Prices come from the model catalogue (rag/catalogue.toml, USD per million tokens), for the
+model that actually answered (the response's modelVersion), on the day of the call. The ledger stores
 money as integer nano-dollars in atomic counters (rag.kv), so concurrent sessions, threads,
 processes and replicas all add up exactly; cache hits record the money they saved.
 """
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from rag.answer import AnswerRecord
-from rag.errors import ConfigError
+from rag.catalogue import most_expensive, role_of_name
 from rag.kv import KV, Clock, bucket, bucket_parts, open_kv
-from rag.settings import PRICES_AS_OF, Settings
+from rag.settings import Settings
 from rag.types import Usage
 
 # "stopped": an answer the reader stopped mid-stream; paid for, but not counted as an answer.
@@ -24,29 +25,45 @@ NANO = 1_000_000_000
 PER_TOKEN = 1_000_000  # prices are per million tokens
 
 
-def price_usd(settings: Settings, model: str, usage: Usage) -> float:
+@dataclass(frozen=True)
+class Priced:
+    """What one call cost, priced as `model`'s catalogue row. `listed` is False when the model
+    answering is not in the catalogue: it is then charged as the dearest model of its role."""
+
+    model: str
+    cost_usd: float
+    cache_saved_usd: float = 0.0  # what Gemini's implicit cache took off the bill
+    listed: bool = True
+
+
+def price_call(settings: Settings, model: str, usage: Usage, day: date | None = None) -> Priced:
     """Gemini bills cached input at the cached rate (cached tokens are part of the prompt
-    count), thinking as output, and on Pro a prompt above `long_context_tokens` moves the
-    whole call, output included, to the higher tier. Local models are free."""
-    price = settings.prices.get(model.removeprefix("models/"))
-    if price is None:
-        if model.removeprefix("models/").startswith("gemini"):
-            raise ConfigError(
-                f"No price for model {model!r} in the price table (prices as of {PRICES_AS_OF}). "
-                f'Add it to gemrag.toml, e.g. [prices."{model}"] input = 0.30, output = 2.50.'
-            )
-        return 0.0
+    count; without a published cached rate they are charged in full), thinking as output, and
+    on Pro a prompt above `long_context_tokens` moves the whole call, output included, to the
+    higher tier. Prices follow the catalogue's dated steps. Local models are free."""
+    name = model.removeprefix("models/")
+    day = day or datetime.now(UTC).date()
+    row = settings.models.get(name)
+    listed = row is not None
+    if row is None:
+        if not name.startswith("gemini"):
+            return Priced(name, 0.0)
+        _, row = most_expensive(settings.models, role_of_name(name), day)
+    price = row.price_on(day)
     long = price.long_context_tokens is not None and usage.prompt_tokens > price.long_context_tokens
     input_rate = price.input_long if long and price.input_long is not None else price.input
-    output_rate = price.output_long if long and price.output_long is not None else price.output
-    cached_rate = price.cached_input_long if long and price.cached_input_long is not None else price.cached_input
+    output_rate = (price.output_long if long and price.output_long is not None else price.output) or 0.0
+    cached = price.cached_input_long if long and price.cached_input_long is not None else price.cached_input
+    cached_rate = input_rate if cached is None else cached
     fresh = usage.prompt_tokens - usage.cached_tokens
-    billed = (
-        fresh * input_rate
-        + usage.cached_tokens * cached_rate
-        + (usage.output_tokens + usage.thinking_tokens) * output_rate
-    )
-    return billed / PER_TOKEN
+    output = usage.output_tokens + usage.thinking_tokens
+    billed = fresh * input_rate + usage.cached_tokens * cached_rate + output * output_rate
+    saved = usage.cached_tokens * (input_rate - cached_rate)
+    return Priced(name, billed / PER_TOKEN, saved / PER_TOKEN, listed)
+
+
+def price_usd(settings: Settings, model: str, usage: Usage, day: date | None = None) -> float:
+    return price_call(settings, model, usage, day).cost_usd
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ class Totals:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     saved_usd: float = 0.0
+    cache_saved_usd: float = 0.0  # implicit caching: cached tokens billed below the input price
 
     @property
     def empty(self) -> bool:
@@ -85,6 +103,7 @@ class Totals:
             ),
             cost_usd=counters.get("cost_nusd", 0) / NANO,
             saved_usd=counters.get("saved_nusd", 0) / NANO,
+            cache_saved_usd=counters.get("cache_saved_nusd", 0) / NANO,
         )
 
 
@@ -106,8 +125,10 @@ class Ledger:
         cost_usd: float,
         saved_usd: float = 0.0,
         cached: bool = False,
+        cache_saved_usd: float = 0.0,
     ) -> None:
-        """A cache hit is recorded with `cached=True`, zero usage and cost, and the cost it avoided."""
+        """A cache hit is recorded with `cached=True`, zero usage and cost, and the cost it
+        avoided; `cache_saved_usd` is what Gemini's implicit cache took off a call's bill."""
         fields = {
             "calls": 0 if cached else 1,
             "answers": int(kind == "answer"),
@@ -118,6 +139,7 @@ class Ledger:
             "thinking_tokens": usage.thinking_tokens,
             "cost_nusd": round(cost_usd * NANO),
             "saved_nusd": round(saved_usd * NANO),
+            "cache_saved_nusd": round(cache_saved_usd * NANO),
         }
         self.kv.add(
             {
@@ -129,11 +151,12 @@ class Ledger:
             }
         )
 
-    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> float:
-        """Prices a finished call from its usage, records it and returns its cost."""
-        cost = price_usd(self.settings, model, usage)
-        self.record(session_id, model, usage, kind, cost)
-        return cost
+    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
+        """Prices a finished call from its usage (on the ledger's day), records it under the
+        model that answered and returns its price."""
+        priced = price_call(self.settings, model, usage, self.day())
+        self.record(session_id, model, usage, kind, priced.cost_usd, cache_saved_usd=priced.cache_saved_usd)
+        return priced
 
     def record_hit(self, session_id: str, hit: AnswerRecord) -> None:
         """An answer served from the cache: no call, no tokens, and the money it saved."""
@@ -161,8 +184,12 @@ class Ledger:
             return self._group(bucket("model", ""))
         return self._group(bucket("session-model", session_id, ""))
 
+    def day(self) -> date:
+        """The ledger's (UTC) day: it buckets spending and picks the dated prices."""
+        return datetime.fromtimestamp(self.clock(), UTC).date()
+
     def today_utc(self) -> str:
-        return datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
+        return self.day().isoformat()
 
     def _totals(self, name: str) -> Totals:
         return Totals.from_counters(self.kv.counters(name))

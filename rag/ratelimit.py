@@ -178,7 +178,7 @@ def shared_limiter(settings: Settings) -> Limiter:
     same counts. With `REDIS_URL`, the counts live in Redis and every process shares them
     (rag/globallimit.py)."""
     key = (settings.redis_url or "") + settings.tier + json.dumps(
-        {model: limit.model_dump() for model, limit in settings.rate_limits.get(settings.tier, {}).items()},
+        {model: settings.limit_for(model).model_dump() for model in settings.models},
         sort_keys=True,
     )
     with _shared_lock:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from rag.catalogue import most_expensive, role_of_name
 from rag.costs import Ledger, Totals
 from rag.errors import GemragError
-from rag.settings import PRICES_AS_OF, Settings, get_settings
+from rag.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class CostReport:
     models: dict[str, Totals]
     session_budget_usd: float
     daily_budget_usd: float
-    prices_as_of: str = PRICES_AS_OF
+    prices_as_of: str
+    # Models that answered but are not in the catalogue -> the row they were charged as.
+    unlisted: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         def totals(t: Totals) -> dict[str, object]:
@@ -47,6 +50,7 @@ class CostReport:
             "session_budget_usd": self.session_budget_usd,
             "daily_budget_usd": self.daily_budget_usd,
             "prices_as_of": self.prices_as_of,
+            "unlisted": self.unlisted,
         }
 
 
@@ -58,14 +62,21 @@ def cost_report(settings: Settings, session_id: str | None = None, ledger: Ledge
     else:
         total = ledger.session(session_id)
         sessions = {session_id: total}
+    models = ledger.models(session_id)
     return CostReport(
         session_id=session_id,
         total=total,
         today=ledger.today(),
         sessions=sessions,
-        models=ledger.models(session_id),
+        models=models,
         session_budget_usd=settings.session_budget_usd,
         daily_budget_usd=settings.daily_budget_usd,
+        prices_as_of=max(str(row.read) for row in settings.models.values() if row.read),
+        unlisted={
+            name: most_expensive(settings.models, role_of_name(name), ledger.day())[0]
+            for name in models
+            if name not in settings.models and name.startswith("gemini")
+        },
     )
 
 
@@ -100,18 +111,26 @@ def render(report: CostReport, console: Console) -> None:
     scope = f"session {report.session_id}" if report.session_id else "all sessions"
     console.print(_table(f"Per session ({scope})", "session", report.sessions))
     console.print(_table(f"Per model ({scope})", "model", report.models))
+    for name, priced_as in report.unlisted.items():
+        console.print(
+            f"[bold]{name}[/] answered but is not in the model catalogue: charged at {priced_as}'s prices, "
+            f'the dearest of its role. Add its row as [models."{name}"] in gemrag.toml to charge it exactly.'
+        )
     console.print(_table("Total", "", {"all time" if report.session_id is None else scope: report.total,
                                          "today (UTC)": report.today}))
     console.print(
         f"Budgets: ${report.session_budget_usd:.2f} per session, ${report.daily_budget_usd:.2f} per day "
-        f"(GEMRAG_SESSION_BUDGET_USD, GEMRAG_DAILY_BUDGET_USD). Prices as of {report.prices_as_of}."
+        f"(GEMRAG_SESSION_BUDGET_USD, GEMRAG_DAILY_BUDGET_USD). Prices from the model catalogue read "
+        f"{report.prices_as_of} (python -m rag models)."
     )
 
 
 def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(first, no_wrap=True)
-    for name in ("answers", "cache hits", "hit rate", "calls", "prompt tok", "output tok", "cost $", "saved $"):
+    columns = ("answers", "cache hits", "hit rate", "calls", "prompt tok", "cached tok", "output tok", "cost $",
+               "saved $", "implicit cache -$")
+    for name in columns:
         table.add_column(name, justify="right", no_wrap=True)
     for name, t in rows.items():
         table.add_row(
@@ -121,8 +140,10 @@ def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
             f"{t.hit_rate:.0%}",
             f"{t.calls:,}",
             f"{t.usage.prompt_tokens:,}",
+            f"{t.usage.cached_tokens:,}",
             f"{t.usage.output_tokens + t.usage.thinking_tokens:,}",
             f"{t.cost_usd:.6f}",
             f"{t.saved_usd:.6f}",
+            f"{t.cache_saved_usd:.6f}",
         )
     return table

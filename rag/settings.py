@@ -21,30 +21,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag.catalogue import ModelRow, RateLimit, Role, ThinkingLevel, catalogue_rows, merge_rows
 from rag.errors import ConfigError
 
-PRICES_AS_OF = "2025-09-01"
-RATE_LIMITS_AS_OF = "2025-09-01"
-
-
-class Price(BaseModel):
-    """USD per million tokens. `*_long` applies when a prompt exceeds `long_context_tokens`."""
-
-    input: float
-    output: float = 0.0
-    cached_input: float = 0.0
-    input_long: float | None = None
-    output_long: float | None = None
-    cached_input_long: float | None = None
-    long_context_tokens: int | None = None
-
-
-class RateLimit(BaseModel):
-    """Published per-project limits; None means the tier sets no such limit."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-    rpd: int | None = None
+FIELD_ROLES: dict[str, tuple[Role, ...]] = {
+    # The role each model setting may take; Pro may fall back to a Flash model (Google's own
+    # replacement for gemini-2.5-pro is one), cheap steps may use Flash.
+    "flash_model": ("flash", "flash-lite"),
+    "pro_model": ("pro", "flash"),
+    "lite_model": ("flash-lite", "flash"),
+    "embedding_model": ("embedding",),
+}
 
 
 class ChunkProfile(BaseModel):
@@ -67,51 +54,8 @@ class ChunkProfile(BaseModel):
         return self
 
 
-def _default_prices() -> dict[str, Price]:
-    # Gemini API paid-tier list prices, standard (non-batch) requests, text input.
-    return {
-        "gemini-2.5-flash": Price(input=0.30, output=2.50, cached_input=0.03),
-        "gemini-2.5-pro": Price(
-            input=1.25,
-            output=10.00,
-            cached_input=0.31,
-            input_long=2.50,
-            output_long=15.00,
-            cached_input_long=0.625,
-            long_context_tokens=200_000,
-        ),
-        "gemini-embedding-001": Price(input=0.15),
-        "offline": Price(input=0.0),
-    }
-
-
-def _default_rate_limits() -> dict[str, dict[str, RateLimit]]:
-    return {
-        "free": {
-            "gemini-2.5-flash": RateLimit(rpm=10, tpm=250_000, rpd=250),
-            "gemini-2.5-pro": RateLimit(rpm=5, tpm=250_000, rpd=100),
-            "gemini-embedding-001": RateLimit(rpm=100, tpm=30_000, rpd=1_000),
-        },
-        "tier1": {
-            "gemini-2.5-flash": RateLimit(rpm=1_000, tpm=1_000_000, rpd=10_000),
-            "gemini-2.5-pro": RateLimit(rpm=150, tpm=2_000_000, rpd=10_000),
-            "gemini-embedding-001": RateLimit(rpm=3_000, tpm=1_000_000),
-        },
-        "unlimited": {},
-    }
-
-
-def _merge_onto(defaults: dict[str, BaseModel], value: object) -> object:
-    if not isinstance(value, dict):
-        return value
-    merged: dict[str, object] = dict(defaults)
-    for name, item in value.items():
-        base = defaults.get(name)
-        if base is not None and isinstance(item, dict):
-            merged[name] = base.model_copy(update=item)
-        else:
-            merged[name] = item
-    return merged
+def _catalogue_models() -> dict[str, ModelRow]:
+    return {name: ModelRow.model_validate(row) for name, row in catalogue_rows().items()}
 
 
 class Settings(BaseSettings):
@@ -142,14 +86,22 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GEMRAG_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "base_url"),
     )
     offline: bool = False  # force the offline default even when a key is set
-    flash_model: str = "gemini-2.5-flash"
-    pro_model: str = "gemini-2.5-pro"
-    embedding_model: str = "gemini-embedding-001"
+    # Models come from the catalogue (rag/catalogue.toml); README "Using Gemini" says why these.
+    flash_model: str = "gemini-3.8-flash"  # answers: newest stable Flash
+    pro_model: str = "gemini-3.1-pro-preview"  # escalation: the only Pro offered (preview)
+    lite_model: str = "gemini-3.5-flash-lite"  # cheap steps: follow-up rewrite, judging
+    embedding_model: str = "gemini-embedding-001"  # stable text embeddings; changing it means a new collection
+    models: dict[str, ModelRow] = Field(default_factory=_catalogue_models)  # gemrag.toml amends rows
+    # A configured model past its shutdown date: stop, or answer with its catalogue replacement.
+    on_retired: Literal["fail", "replace"] = "replace"
+    # Gemini 3 thinking levels (rounded up to one the model accepts); 2.5 models get a budget.
+    thinking_flash: ThinkingLevel = "low"
+    thinking_pro: ThinkingLevel = "high"
+    thinking_lite: ThinkingLevel = "minimal"
     embedding_dim: int = 768  # gemini-embedding-001 outputs 3072; 768 is Google's recommended cut
     embed_batch_size: int = 100  # batchEmbedContents' per-request maximum
     embed_concurrency: int = 4  # batches in flight at once
     tier: Literal["free", "tier1", "unlimited"] = "free"
-    rate_limits: dict[str, dict[str, RateLimit]] = Field(default_factory=_default_rate_limits)
     request_timeout_s: float = 60.0
     max_attempts: int = 5
     backoff_initial_s: float = 1.0
@@ -196,7 +148,6 @@ class Settings(BaseSettings):
     semantic_cache: bool = False
     semantic_cache_threshold: float = 0.95
     embed_cache_max_entries: int = 50_000  # query embeddings kept (about 6 KB each at 768 dims)
-    prices: dict[str, Price] = Field(default_factory=_default_prices)
     session_budget_usd: float = 1.00
     budget_output_tokens: int = 1_024  # output assumed when a call's cost is estimated before it is made
     daily_budget_usd: float = 10.00
@@ -232,21 +183,38 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
     job_max_retries: int = 5
 
-    @field_validator("prices", mode="before")
+    @field_validator("models", mode="before")
     @classmethod
-    def _merge_prices(cls, value: object) -> object:
-        """A price set in gemrag.toml amends the default table instead of replacing it."""
-        return _merge_onto(_default_prices(), value)
-
-    @field_validator("rate_limits", mode="before")
-    @classmethod
-    def _merge_rate_limits(cls, value: object) -> object:
+    def _amend_catalogue(cls, value: object) -> object:
+        """A row set in gemrag.toml amends the catalogue's row field by field; a new name adds
+        a row (which must then be complete)."""
         if not isinstance(value, dict):
             return value
-        merged: dict[str, object] = dict(_default_rate_limits())
-        for tier, limits in value.items():
-            merged[tier] = _merge_onto(_default_rate_limits().get(tier, {}), limits)
-        return merged
+        rows = dict(catalogue_rows())
+        for name, amendment in value.items():
+            if isinstance(amendment, ModelRow):
+                rows[name] = amendment.model_dump(by_alias=True)
+            elif isinstance(amendment, dict):
+                rows[name] = merge_rows(rows.get(name, {}), amendment)
+            else:
+                rows[name] = amendment
+        return rows
+
+    @model_validator(mode="after")
+    def _models_known(self) -> Settings:
+        """Every configured model is a catalogue row of a role that fits its use."""
+        for field, roles in FIELD_ROLES.items():
+            name = getattr(self, field)
+            row = self.models.get(name)
+            if row is None:
+                raise ValueError(
+                    f"{field}: {name!r} is not in the model catalogue (python -m rag models lists it); "
+                    f'add a complete row as [models."{name}"] in gemrag.toml to use it'
+                )
+            if row.role not in roles:
+                needed = " or ".join(roles)
+                raise ValueError(f"{field}: {name!r} has the role {row.role!r}; {field} needs a {needed} model")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -274,7 +242,8 @@ class Settings(BaseSettings):
         return self.chunk_profiles["gemini" if self.online else "offline"]
 
     def limit_for(self, model: str) -> RateLimit:
-        return self.rate_limits.get(self.tier, {}).get(model, RateLimit())
+        row = self.models.get(model)
+        return row.limits.get(self.tier, RateLimit()) if row else RateLimit()
 
     def path(self, *parts: str) -> Path:
         """A path inside the data dir, created on demand: every store of the app lives here."""
@@ -288,10 +257,16 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         raise ConfigError(
             f"invalid configuration ({problems}); check the GEMRAG_* environment variables and gemrag.toml"
         ) from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """`field.sub: reason`; a check across fields names its field in the message itself."""
+    message = message.removeprefix("Value error, ")
+    return f"{'.'.join(map(str, loc))}: {message}" if loc else message
 
 
 @lru_cache(maxsize=1)

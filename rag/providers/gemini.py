@@ -8,6 +8,7 @@ gemini-embedding-001 is unit length only at its full 3072 dimensions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ import numpy as np
 from google import genai
 from google.genai import types
 
+from rag.catalogue import ThinkingLevel
 from rag.errors import ConfigError, ProviderError
 from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
@@ -26,6 +28,41 @@ if TYPE_CHECKING:
     from langchain_google_genai import ChatGoogleGenerativeAI, GoogleGenerativeAIEmbeddings
 
 API_MAX_BATCH = 100  # texts per batchEmbedContents request
+# Gemini 2.5 models take a token budget instead of a level: the same intent in tokens
+# (0 turns thinking off, -1 lets the model decide), capped by the row's max_budget.
+BUDGET_FOR_LEVEL: dict[ThinkingLevel, int] = {"minimal": 0, "low": 1_024, "medium": 8_192, "high": -1}
+_VERSION_SUFFIX = re.compile(r"-\d{3}$")
+
+
+def thinking_config(settings: Settings, model: str, task: str) -> types.ThinkingConfig | None:
+    """Exactly one thinking control for `model`, as its catalogue row says it takes: answers
+    think at `thinking_flash` (Pro escalation at `thinking_pro`), cheap steps (rewrite, judge)
+    at `thinking_lite`, each rounded up to a level the model accepts. Never level and budget
+    together: the API refuses that with 400."""
+    row = settings.models.get(model)
+    if row is None or row.thinking.control == "none":
+        return None
+    if model == settings.pro_model:
+        wanted = settings.thinking_pro
+    else:
+        wanted = settings.thinking_flash if task == "answer" else settings.thinking_lite
+    if row.thinking.control == "level":
+        return types.ThinkingConfig(thinking_level=types.ThinkingLevel(row.thinking.nearest(wanted).upper()))
+    budget = BUDGET_FOR_LEVEL[wanted]
+    if row.thinking.max_budget is not None and budget > row.thinking.max_budget:
+        budget = row.thinking.max_budget
+    return types.ThinkingConfig(thinking_budget=budget)
+
+
+def served_model(settings: Settings, requested: str, response: types.GenerateContentResponse) -> str:
+    """The model that actually answered (the response's modelVersion), which the ledger
+    charges. A pinned version of the requested model ("gemini-x-001") counts as the model."""
+    version = (response.model_version or "").removeprefix("models/")
+    if not version or version in settings.models:
+        return version or requested
+    return requested if _VERSION_SUFFIX.sub("", version) == requested else version
+
+
 def _contents(prompt: Prompt) -> list[types.Content]:
     return [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in prompt.contents]
 
@@ -93,26 +130,29 @@ class GeminiProvider:
         model = model or self.flash_model
 
         def attempt(left: float) -> types.GenerateContentResponse:
-            config = self._generation_config(prompt, self._reserve(model, prompt, left))
+            config = self._generation_config(prompt, model, self._reserve(model, prompt, left))
             return self.client.models.generate_content(model=model, contents=_contents(prompt), config=config)
 
         response = self.retrier.call(model, attempt)
-        return Generation(_text(response), _usage(response.usage_metadata), model, _finish_reason(response) or "STOP")
+        served = served_model(self.settings, model, response)
+        return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP")
 
     def stream(self, prompt: Prompt, model: str | None = None) -> Iterator[StreamDelta]:
         model = model or self.flash_model
 
         def attempt(left: float) -> Iterator[types.GenerateContentResponse]:
-            config = self._generation_config(prompt, self._reserve(model, prompt, left))
+            config = self._generation_config(prompt, model, self._reserve(model, prompt, left))
             return self.client.models.generate_content_stream(model=model, contents=_contents(prompt), config=config)
 
         usage = Usage()
+        served = model
         for chunk in self.retrier.stream(model, attempt, has_text=lambda c: bool(_text(c))):
             usage = _usage(chunk.usage_metadata) if chunk.usage_metadata else usage  # cumulative
+            served = served_model(self.settings, model, chunk)
             text = _text(chunk)
             if text:
-                yield StreamDelta(text, model)
-        yield StreamDelta("", model, usage, final=True)
+                yield StreamDelta(text, served)
+        yield StreamDelta("", served, usage, final=True)
 
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
         """countTokens is free and has its own quota, so it bypasses the generation limiter."""
@@ -128,6 +168,19 @@ class GeminiProvider:
             return self.client.models.count_tokens(model=model, contents=contents, config=config)
 
         return self.retrier.call(model, attempt).total_tokens or 0
+
+    # --- the models this key can use ---
+    def list_models(self) -> dict[str, list[str]]:
+        """models.list, every page: model name -> its supported generation methods."""
+
+        def attempt(left: float) -> dict[str, list[str]]:
+            config = types.ListModelsConfig(page_size=50, http_options=self._http_options(left))
+            return {
+                (m.name or "").removeprefix("models/"): list(m.supported_actions or [])
+                for m in self.client.models.list(config=config)
+            }
+
+        return self.retrier.call("models.list", attempt)
 
     # --- embeddings ---
     def embed_documents(self, texts: Sequence[str]) -> Embedded:
@@ -209,10 +262,15 @@ class GeminiProvider:
         """The request's timeout: the configured one, cut short by the call's deadline."""
         return types.HttpOptions(timeout=max(1, int(min(self.settings.request_timeout_s, left) * 1000)))
 
-    def _generation_config(self, prompt: Prompt, left: float) -> types.GenerateContentConfig:
+    def _generation_config(self, prompt: Prompt, model: str, left: float) -> types.GenerateContentConfig:
+        thinking = thinking_config(self.settings, model, prompt.task)
+        # Gemini 3 (level-controlled) models are tuned for their default temperature; Google
+        # advises against setting it, and Flash-Lite 3.5 ignores it.
+        leveled = thinking is not None and thinking.thinking_level is not None
         return types.GenerateContentConfig(
             system_instruction=prompt.system or None,
-            temperature=prompt.temperature,
+            temperature=None if leveled else prompt.temperature,
+            thinking_config=thinking,
             max_output_tokens=prompt.max_output_tokens,
             response_mime_type="application/json" if prompt.json_output else None,
             http_options=self._http_options(left),

@@ -8,6 +8,8 @@ One Chain per replica serves every request; its blocking steps run in worker thr
 
 from __future__ import annotations
 
+from datetime import date
+
 import logging
 import re
 import time
@@ -342,7 +344,8 @@ def add_routes(app: FastAPI) -> None:
         answer_models = dict.fromkeys([provider.flash_model, provider.pro_model])
         embedding = getattr(provider, "embedding_model", provider.embedding_id)
         for name, role in [*((m, "answer") for m in answer_models), (embedding, "embedding")]:
-            limit, price = settings.limit_for(name), settings.prices.get(name)
+            row = settings.models.get(name)
+            limit, price = settings.limit_for(name), row.price_on(date.today()) if row else None
             out.append(ModelOut(name=name, role=role, rpm=limit.rpm, tpm=limit.tpm, rpd=limit.rpd,  # type: ignore[arg-type]
                                 input_usd_per_mtok=price.input if price else None,
                                 output_usd_per_mtok=price.output if price else None))

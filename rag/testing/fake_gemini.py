@@ -7,7 +7,16 @@ and aiohttp when asynchronous: only a socket catches both.
 
 What it offers a test or a benchmark:
 - the five methods (`generateContent`, `streamGenerateContent?alt=sse`, `embedContent`,
-  `batchEmbedContents`, `countTokens`) under `/v1/` and `/v1beta/`;
+  `batchEmbedContents`, `countTokens`) under `/v1/` and `/v1beta/`, and `models.list`
+  (`GET /v1/models`, paged, with supportedGenerationMethods);
+- the model lifecycle: models that are shut down answer 404 NOT_FOUND (`retire`), a request
+  can be answered by another model (`serve_as`: the response's modelVersion says which, as
+  when Google reroutes a retired model);
+- Gemini 3 thinking as the API checks it: a thinkingLevel the model does not accept, a level
+  sent to a budget model, or both controls at once are refused with 400; thoughtsTokenCount
+  grows with the level;
+- implicit caching (`implicit_cache`): a prompt sharing a long enough prefix with an earlier
+  one to the same model reports that prefix as cachedContentTokenCount;
 - embeddings that carry meaning (a hashing trick over words and word bigrams), so texts
   sharing words are similar and retrieval over them is meaningful;
 - scripted answers (`reply(...)` queues texts, `responder` computes them from the request);
@@ -20,6 +29,7 @@ It imports nothing from pytest, so benchmarks import it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -38,11 +48,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from rag.catalogue import ModelRow, catalogue_rows
+
 FULL_DIM = 3072  # gemini-embedding-001's native output size
 TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
-METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens")
+METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens", "list")
+GENERATION_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+EMBEDDING_METHODS = ["embedContent", "batchEmbedContents", "asyncBatchEmbedContent"]
+# Thinking tokens the fake reports per level, so a test sees thinking grow with the level.
+THOUGHTS_PER_LEVEL = {"MINIMAL": 0, "LOW": 24, "MEDIUM": 96, "HIGH": 384}
 
 _ROUTE = re.compile(r"^/(?:v1|v1beta)/models/([^/:]+):(\w+)$")
+_LIST = re.compile(r"^/(?:v1|v1beta)/models/?$")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"[a-z0-9]+")
 # Each feature lands once in each of these leading ranges, so (as with Matryoshka-trained
@@ -105,6 +122,23 @@ class Fault:
     def invalid_key(cls) -> Fault:
         return cls(
             400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID"
+        )
+
+    @classmethod
+    def not_found(cls, model: str, method: str) -> Fault:
+        return cls(
+            404, "NOT_FOUND", f"models/{model} is not found for API version v1, or is not supported for {method}."
+        )
+
+    @classmethod
+    def key_cannot_list(cls) -> Fault:
+        """403 for a key whose project may not call the model-listing method."""
+        return cls(
+            403,
+            "PERMISSION_DENIED",
+            "Requests to this API generativelanguage.googleapis.com method "
+            "google.ai.generativelanguage.v1.ModelService.ListModels are blocked.",
+            reason="API_KEY_SERVICE_BLOCKED",
         )
 
     @classmethod
@@ -252,6 +286,18 @@ class FakeGemini:
         self._rules: list[_Rule] = []
         self._random: list[_RandomFaults] = []
         self._windows: dict[str | None, _Window] = {}
+        self._rows = {name: ModelRow.model_validate(row) for name, row in catalogue_rows().items()}
+        # The models the key may list, with their methods; shut-down rows are not listed and 404.
+        self.listed: dict[str, list[str]] = {
+            name: EMBEDDING_METHODS if row.role == "embedding" else GENERATION_METHODS
+            for name, row in self._rows.items()
+            if row.status != "shut down"
+        }
+        self.retired: set[str] = {name for name, row in self._rows.items() if row.status == "shut down"}
+        self.list_page_size = 4  # small, so every listing is paged
+        self._served_as: dict[str, str] = {}
+        self._cache_min_tokens: int | None = None
+        self._prefixes: dict[str, list[list[str]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._streams_open = 0
@@ -327,6 +373,26 @@ class FakeGemini:
         with self._lock:
             self._windows[model] = _Window(rpm)
 
+    def retire(self, *models: str) -> None:
+        """These models are shut down: unlisted, and every call to them answers 404 NOT_FOUND."""
+        with self._lock:
+            self.retired.update(models)
+            for model in models:
+                self.listed.pop(model, None)
+
+    def serve_as(self, requested: str, served: str) -> None:
+        """Requests for `requested` are answered by `served` (its name in modelVersion), as
+        Google does when it reroutes a retired model."""
+        with self._lock:
+            self._served_as[requested] = served
+
+    def implicit_cache(self, min_tokens: int | None) -> None:
+        """Report a shared prompt prefix of at least `min_tokens` tokens with an earlier request
+        to the same model as cached (None: off). The real minimum is 1,024-4,096 tokens."""
+        with self._lock:
+            self._cache_min_tokens = min_tokens
+            self._prefixes.clear()
+
     def clear_faults(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -383,11 +449,59 @@ class FakeGemini:
         window.served.append(now)
         return None
 
+    def _refusal(self, method: str, request: GenerateRequest) -> Fault | None:
+        """What the API itself refuses: a shut-down model (404), a thinking config the model
+        does not take (400)."""
+        if request.model in self.retired:
+            return Fault.not_found(request.model, method)
+        if method in ("generateContent", "streamGenerateContent"):
+            reason = _thinking_refusal(request, self._rows.get(request.model))
+            if reason:
+                return Fault(400, "INVALID_ARGUMENT", reason)
+        return None
+
+    def _served(self, model: str) -> str:
+        with self._lock:
+            return self._served_as.get(model, model)
+
+    def _cached_prefix(self, request: GenerateRequest) -> int:
+        """Tokens of the longest prefix this prompt shares with an earlier one to its model."""
+        tokens = _TOKEN.findall(request.system + "".join(text for _, text in request.messages))
+        with self._lock:
+            if self._cache_min_tokens is None:
+                return 0
+            earlier = self._prefixes.setdefault(request.model, [])
+            best = max((_common_prefix(tokens, seen) for seen in earlier), default=0)
+            earlier.append(tokens)
+            return best if best >= self._cache_min_tokens else 0
+
+    def _list_page(self, token: str) -> dict[str, Any]:
+        with self._lock:
+            names = sorted(self.listed)
+            start = int(token or 0)
+            page = names[start : start + self.list_page_size]
+            models = [
+                {
+                    "name": f"models/{name}",
+                    "displayName": name,
+                    "supportedGenerationMethods": self.listed[name],
+                    **_limits(self._rows.get(name)),
+                }
+                for name in page
+            ]
+        after = start + len(page)
+        return {"models": models, **({"nextPageToken": str(after)} if after < len(names) else {})}
+
     def _next_reply(self, request: GenerateRequest) -> Reply:
+        """The scripted or computed answer, with the token counts the API would add: the
+        implicit-cache prefix and thinking by level, unless the script set them."""
         with self._lock:
             scripted = self._replies.popleft() if self._replies else None
         answer = scripted if scripted is not None else self.responder(request)
-        return answer if isinstance(answer, Reply) else Reply(answer)
+        reply = answer if isinstance(answer, Reply) else Reply(answer)
+        cached = reply.cached_tokens or self._cached_prefix(request)
+        thoughts = reply.thoughts_tokens or THOUGHTS_PER_LEVEL.get(str(_thinking(request).get("thinkingLevel")), 0)
+        return dataclasses.replace(reply, cached_tokens=cached, thoughts_tokens=thoughts)
 
     def _pause(self, seconds: float) -> None:
         if seconds > 0:
@@ -407,6 +521,43 @@ def _parse_generate(model: str, body: dict[str, Any]) -> GenerateRequest:
     return GenerateRequest(model, system, messages, body.get("generationConfig") or {})
 
 
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _limits(row: ModelRow | None) -> dict[str, int]:
+    return {"inputTokenLimit": row.context_tokens, "outputTokenLimit": row.output_tokens} if row else {}
+
+
+def _thinking(request: GenerateRequest) -> dict[str, Any]:
+    """The thinking config with camelCase keys: protobuf JSON takes both spellings, and
+    google-genai 3.6 sends this one in snake_case."""
+    config = request.generation_config.get("thinkingConfig") or request.generation_config.get("thinking_config") or {}
+    return {re.sub(r"_(\w)", lambda m: m.group(1).upper(), key): value for key, value in config.items()}
+
+
+def _thinking_refusal(request: GenerateRequest, row: ModelRow | None) -> str | None:
+    """Why the API would refuse this request's thinking config (400), or None."""
+    config = _thinking(request)
+    level, budget = config.get("thinkingLevel"), config.get("thinkingBudget")
+    if level is not None and budget is not None:
+        return "You can only set one of thinking_level and thinking_budget."
+    if row is None:
+        return None
+    if level is not None and row.thinking.control != "level":
+        return f"thinking_level is not supported by {request.model}; use thinking_budget."
+    if level is not None and str(level).lower() not in row.thinking.levels:
+        return f"thinking_level {level} is not supported by {request.model}."
+    if budget is not None and row.thinking.control == "level":
+        return f"thinking_budget is not supported by {request.model}; use thinking_level."
+    return None
+
+
 def _usage(request: GenerateRequest, reply: Reply, output_text: str) -> dict[str, int]:
     prompt = count_tokens(request.system) + sum(count_tokens(text) for _, text in request.messages)
     output = count_tokens(output_text)
@@ -422,14 +573,16 @@ def _usage(request: GenerateRequest, reply: Reply, output_text: str) -> dict[str
     return usage
 
 
-def _response(request: GenerateRequest, reply: Reply, text: str, sent: str, final: bool) -> dict[str, Any]:
+def _response(
+    request: GenerateRequest, reply: Reply, text: str, sent: str, final: bool, served: str
+) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
     if final:
         candidate["finishReason"] = reply.finish_reason
     return {
         "candidates": [candidate],
         "usageMetadata": _usage(request, reply, sent),
-        "modelVersion": request.model,
+        "modelVersion": served,
         "responseId": "fake-" + hashlib.sha1(sent.encode()).hexdigest()[:12],
     }
 
@@ -458,6 +611,34 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (its timeout); nothing to answer
 
+    def do_GET(self) -> None:
+        """models.list: `GET /v1/models?pageSize=&pageToken=`."""
+        fake = self.server_fake
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query))
+        listing = _LIST.match(url.path)
+        fault = fake._choose_fault("list", "") if listing else None
+        status = 404 if not listing else (fault.status if fault and fault.status else 200)
+        fake._record(
+            RecordedRequest(
+                method="list",
+                model="",
+                path=url.path,
+                query=query,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body={},
+                status=status,
+                fault=fault,
+                at=time.monotonic(),
+            )
+        )
+        if status == 404:
+            self._json(404, {"error": {"code": 404, "message": f"Unknown path {url.path}", "status": "NOT_FOUND"}})
+        elif fault and fault.status:
+            self._json(fault.status, fault.error_body())
+        else:
+            self._json(200, fake._list_page(query.get("pageToken", "")))
+
     def _serve(self) -> None:
         fake = self.server_fake
         url = urlsplit(self.path)
@@ -471,6 +652,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = {}
             route = None
         fault = fake._choose_fault(method, model) if route and method in METHODS else None
+        if route and method in METHODS and fault is None:
+            fault = fake._refusal(method, _parse_generate(model, body))
         status = 404 if not route or method not in METHODS else (fault.status if fault and fault.status else 200)
         fake._record(
             RecordedRequest(
@@ -486,10 +669,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         fake._pause(fake.latency_s + (fault.delay_s if fault else 0.0))
-        if status == 404:
-            self._json(404, {"error": {"code": 404, "message": f"Unknown path {url.path}", "status": "NOT_FOUND"}})
-        elif fault and fault.status:
+        if fault and fault.status:
             self._json(fault.status, fault.error_body())
+        elif status == 404:
+            self._json(404, {"error": {"code": 404, "message": f"Unknown path {url.path}", "status": "NOT_FOUND"}})
         elif fault and fault.malformed:
             self._broken(method)
         elif method == "streamGenerateContent":
@@ -507,7 +690,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server_fake
         reply = fake._next_reply(request)
         fake._pause(fake.ttft_s + fake._output_time(count_tokens(reply.text)))
-        self._json(200, _response(request, reply, reply.text, reply.text, final=True))
+        served = fake._served(request.model)
+        self._json(200, _response(request, reply, reply.text, reply.text, final=True, served=served))
 
     def _stream(self, request: GenerateRequest, cut_after: int | None) -> None:
         fake = self.server_fake
@@ -526,6 +710,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream_pieces(self, request: GenerateRequest, cut_after: int | None) -> None:
         fake = self.server_fake
         reply = fake._next_reply(request)
+        served = fake._served(request.model)
         pieces = _pieces(reply.text, fake.chunk_tokens)
         self._start_chunked("text/event-stream")
         fake._pause(fake.ttft_s)
@@ -536,7 +721,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             fake._pause(fake._output_time(count_tokens(piece)))
             sent += piece
-            event = _response(request, reply, piece, sent, final=i == len(pieces) - 1)
+            event = _response(request, reply, piece, sent, final=i == len(pieces) - 1, served=served)
             self._chunk(f"data: {json.dumps(event)}\r\n\r\n".encode())
         self._chunk(b"")
 

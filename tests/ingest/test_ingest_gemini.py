@@ -33,7 +33,7 @@ def test_first_ingest_embeds_every_chunk_in_batches(corpus, gemini_settings, fak
     assert len(fake_gemini.calls(EMBED)) == 1  # one batch holds this small corpus
     request = fake_gemini.calls(EMBED)[0].body["requests"][0]
     assert request["taskType"] == "RETRIEVAL_DOCUMENT" and request["outputDimensionality"] == 768
-    price = gemini_settings.prices["gemini-embedding-001"].input
+    price = gemini_settings.models[gemini_settings.embedding_model].price.input
     assert report.cost_usd == pytest.approx(report.tokens * price / 1e6) and report.cost_usd > 0
 
 

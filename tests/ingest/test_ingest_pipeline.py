@@ -154,7 +154,7 @@ def test_dry_run_prices_gemini_embeddings(corpus, settings):
     gemini_like.online = True
     gemini_like.name = "gemini"
     report = ingest_paths([corpus.root], settings, gemini_like, dry_run=True)
-    price = settings.prices["gemini-embedding-001"].input
+    price = settings.models["gemini-embedding-001"].price.input
     assert report.cost_usd == pytest.approx(report.tokens * price / 1e6) and report.cost_usd > 0
 
 

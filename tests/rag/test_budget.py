@@ -22,7 +22,7 @@ def test_a_request_that_would_pass_the_session_budget_is_refused_and_nothing_rec
     store_settings: Settings, clock: ManualClock
 ) -> None:
     budget, ledger = _setup(store_settings, clock, session_budget_usd=0.01)
-    ledger.record("s1", "gemini-2.5-flash", Usage(prompt_tokens=20_000), "answer", 0.008)
+    ledger.record("s1", "gemini-3.8-flash", Usage(prompt_tokens=20_000), "answer", 0.008)
     budget.check("s1", 0.002)  # exactly at the limit is allowed
     before = ledger.session("s1")
 
@@ -43,7 +43,7 @@ def test_the_daily_budget_spans_sessions_and_resets_the_next_utc_day(
 ) -> None:
     budget, ledger = _setup(store_settings, clock, session_budget_usd=1.0, daily_budget_usd=0.05)
     for session_id in ("a", "b", "c", "d"):
-        ledger.record(session_id, "gemini-2.5-pro", Usage(prompt_tokens=10_000), "answer", 0.012)
+        ledger.record(session_id, "gemini-3.1-pro-preview", Usage(prompt_tokens=10_000), "answer", 0.012)
 
     with pytest.raises(BudgetExceeded, match=r"daily budget.*\$0\.0480 of its \$0\.05 limit.*GEMRAG_DAILY_BUDGET_USD"):
         budget.check("e", 0.005)

@@ -28,7 +28,7 @@ RETRIEVAL = AskOptions(mode="hybrid", top_k=6, mmr=False)
 def _key(question: str = "How long is the warranty?", **changes: object) -> CacheKey:
     args: dict[str, object] = {
         "corpus_version": 3,
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.8-flash",
         "prompt_version": "answer-1",
         "retrieval_settings": RETRIEVAL,
     } | changes
@@ -43,7 +43,7 @@ def _record(answer: str = "Two years [1].", cost: float = 0.0042) -> AnswerRecor
         answer=answer,
         citations=[cite],
         sources=[cite],
-        route=Route("flash", "gemini-2.5-flash", "context 1,200 tokens <= 24,000"),
+        route=Route("flash", "gemini-3.8-flash", "context 1,200 tokens <= 24,000"),
         usage=Usage(prompt_tokens=1_200, output_tokens=40),
         cost_usd=cost,
         session_id="alice",
@@ -62,7 +62,7 @@ def test_question_normalisation_ignores_case_spacing_and_trailing_punctuation() 
     "change",
     [
         {"corpus_version": 4},
-        {"model": "gemini-2.5-pro"},
+        {"model": "gemini-3.1-pro-preview"},
         {"prompt_version": "answer-2"},
         {"retrieval_settings": dataclasses.replace(RETRIEVAL, top_k=8)},
         {"retrieval_settings": dataclasses.replace(RETRIEVAL, mode="bm25")},
@@ -86,7 +86,7 @@ def test_a_hit_returns_the_stored_answer_marked_as_cached(store_settings: Settin
     assert hit.citations == _record().citations
     assert hit.usage == Usage(prompt_tokens=1_200, output_tokens=40)  # the original usage
     assert (hit.cached, hit.cost_usd, hit.saved_usd) == (True, 0.0, 0.0042)
-    assert hit.route.kind == "cached" and hit.route.model == "gemini-2.5-flash"
+    assert hit.route.kind == "cached" and hit.route.model == "gemini-3.8-flash"
     assert "answer cache" in hit.route.reason
     assert (hit.session_id, hit.history) == ("", [])  # one session's conversation is not shared
 
@@ -137,7 +137,7 @@ import sys
 from rag.answer import AskOptions
 from rag.cache import AnswerCache, cache_key
 from rag.settings import Settings
-key = cache_key("How long is the warranty?", 3, "gemini-2.5-flash", "answer-1",
+key = cache_key("How long is the warranty?", 3, "gemini-3.8-flash", "answer-1",
                 AskOptions(mode="hybrid", top_k=6, mmr=False))
 hit = AnswerCache(Settings(data_dir=sys.argv[1])).get(key)
 print(hit.answer if hit else "MISS")

@@ -58,8 +58,8 @@ def test_cost_is_computed_from_every_call_usage(gemini_chain, fake_gemini, gemin
     embed_call = next(r for r in fake_gemini.requests if r.method == "batchEmbedContents")
     assert answer_call.status == 200 and embed_call.status == 200
     by_model = gemini_chain.ledger.models("s2")
-    flash = by_model["gemini-2.5-flash"]
-    assert flash.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-2.5-flash", flash.usage))
+    flash = by_model["gemini-3.8-flash"]
+    assert flash.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-3.8-flash", flash.usage))
     assert flash.usage.output_tokens > 0
     embedding = by_model["gemini-embedding-001"]
     assert embedding.cost_usd == pytest.approx(embedding.usage.prompt_tokens * 0.15 / 1e6)
@@ -159,7 +159,7 @@ def test_a_stopped_answer_is_charged_for_what_the_model_produced(gemini_chain, f
     first = next(events)
     assert first.text
     events.close()  # the reader pressed Stop
-    answer = gemini_chain.ledger.models("stopper")["gemini-2.5-flash"]
+    answer = gemini_chain.ledger.models("stopper")["gemini-3.8-flash"]
     assert answer.calls == 1 and answer.answers == 0  # paid for, but not an answer
     assert answer.usage.prompt_tokens > 100 and answer.usage.output_tokens == estimate_tokens(first.text)
-    assert answer.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-2.5-flash", answer.usage))
+    assert answer.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-3.8-flash", answer.usage))

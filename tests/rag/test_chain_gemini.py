@@ -9,11 +9,12 @@ from rag.chain import Chain
 from rag.prompts import SYSTEM
 from rag.providers.gemini import GeminiProvider
 from rag.rewrite import INSTRUCTION
+from rag.settings import Settings
 from rag.testing.fake_gemini import Fault, GenerateRequest
 from rag.types import Message
 from tests.fakes.tiny_corpus import DOCS, Doc, build_store
 
-FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
+FLASH, PRO = Settings().flash_model, Settings().pro_model
 _SOURCE = re.compile(r'<source n="(\d+)" file="([^"]+)"[^>]*>\n(.*?)\n</source>', re.DOTALL)
 
 
@@ -59,7 +60,7 @@ def test_long_context_escalates_to_pro_with_the_reason_recorded(gemini_settings,
     chain = chain_for(settings)
     record = chain.ask("What should a client do after HTTP 429 RESOURCE_EXHAUSTED?")
     assert (record.route.kind, record.route.model) == ("pro", PRO)
-    counted = int(re.search(r"context ([\d,]+) tokens > 200: escalated to gemini-2.5-pro", record.route.reason)
+    counted = int(re.search(r"context ([\d,]+) tokens > 200: escalated to gemini-3.1-pro-preview", record.route.reason)
                   .group(1).replace(",", ""))
     assert counted > 200
     assert len(fake_gemini.calls("countTokens")) == 1
@@ -75,7 +76,7 @@ def test_pro_out_of_quota_falls_back_to_flash_and_says_so(gemini_settings, fake_
     record = chain.ask("What should a client do after HTTP 429 RESOURCE_EXHAUSTED?")
     assert (record.route.kind, record.route.model) == ("fallback", FLASH)
     assert record.route.reason.startswith(f"{PRO} is out of quota")
-    assert "escalated to gemini-2.5-pro" in record.route.reason
+    assert "escalated to gemini-3.1-pro-preview" in record.route.reason
     assert "retry delay" in record.answer and record.citations[0].source == "api-guide.md"
     streamed = fake_gemini.calls("streamGenerateContent")
     assert [(c.model, c.status) for c in streamed] == [(PRO, 429), (FLASH, 200)]

@@ -5,66 +5,86 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from rag.answer import AnswerRecord, Route
 from rag.cache import AnswerCache, cache_key
-from rag.costs import Ledger, price_usd
-from rag.errors import ConfigError
+from rag.costs import Ledger, price_call, price_usd
 from rag.settings import Settings
 from rag.types import Usage
 from tests.fakes.clock import ManualClock
 
-# Prices as of 2025-09-01 (USD per 1M tokens): Flash 0.30 in / 0.03 cached / 2.50 out;
-# Pro 1.25 / 0.31 / 10.00 up to 200k prompt tokens, 2.50 / 0.625 / 15.00 above;
-# gemini-embedding-001 0.15 in.
+# Catalogue prices (USD per 1M tokens) on DAY: gemini-3.8-flash 0.75 in / 0.075 cached / 3.75 out
+# (1.50 / 0.15 / 7.50 from 2027-01-01); gemini-3.1-pro-preview 2.00 / 12.00 up to 200k prompt
+# tokens, 4.00 / 18.00 above, no cached price (cached tokens billed at the input price);
+# gemini-2.5-pro 2.50 / 0.625 / 15.00 above 200k; gemini-embedding-001 0.15 in.
+DAY = date(2026, 12, 1)
+FLASH, PRO, EMBED = "gemini-3.8-flash", "gemini-3.1-pro-preview", "gemini-embedding-001"
+
+
+def test_defaults_are_the_rows_these_figures_come_from(settings: Settings) -> None:
+    assert (settings.flash_model, settings.pro_model, settings.embedding_model) == (FLASH, PRO, EMBED)
 
 
 def test_flash_bills_cached_input_at_the_cached_rate_and_thinking_as_output(settings: Settings) -> None:
     usage = Usage(prompt_tokens=10_000, output_tokens=500, cached_tokens=2_000, thinking_tokens=300)
-    # 8,000 fresh × 0.30 + 2,000 cached × 0.03 + (500 + 300) × 2.50 = 2,400 + 60 + 2,000 = 4,460 per 1M
-    assert price_usd(settings, "gemini-2.5-flash", usage) == pytest.approx(0.004_46, abs=1e-12)
+    # 8,000 fresh × 0.75 + 2,000 cached × 0.075 + (500 + 300) × 3.75 = 6,000 + 150 + 3,000 = 9,150 per 1M
+    priced = price_call(settings, FLASH, usage, DAY)
+    assert priced.cost_usd == pytest.approx(0.009_15, abs=1e-12)
+    # The implicit cache took 2,000 × (0.75 - 0.075) = 1,350 per 1M off the bill.
+    assert priced.cache_saved_usd == pytest.approx(0.001_35, abs=1e-12)
+
+
+def test_a_dated_price_step_applies_from_its_day(settings: Settings) -> None:
+    usage = Usage(prompt_tokens=1_000_000, output_tokens=1_000_000)
+    assert price_usd(settings, FLASH, usage, date(2026, 12, 31)) == pytest.approx(0.75 + 3.75)
+    assert price_usd(settings, FLASH, usage, date(2027, 1, 1)) == pytest.approx(1.50 + 7.50)
 
 
 def test_pro_lower_tier_up_to_and_including_200k_prompt_tokens(settings: Settings) -> None:
     usage = Usage(prompt_tokens=200_000, output_tokens=1_000, cached_tokens=40_000)
-    # 160,000 × 1.25 + 40,000 × 0.31 + 1,000 × 10.00 = 200,000 + 12,400 + 10,000 = 222,400 per 1M
-    assert price_usd(settings, "gemini-2.5-pro", usage) == pytest.approx(0.2224, abs=1e-12)
+    # No cached price published: 200,000 × 2.00 + 1,000 × 12.00 = 400,000 + 12,000 = 412,000 per 1M
+    priced = price_call(settings, PRO, usage, DAY)
+    assert priced.cost_usd == pytest.approx(0.412, abs=1e-12)
+    assert priced.cache_saved_usd == 0.0
 
 
 def test_pro_higher_tier_above_200k_applies_to_the_whole_call(settings: Settings) -> None:
     usage = Usage(prompt_tokens=250_000, output_tokens=4_000, cached_tokens=50_000, thinking_tokens=1_000)
-    # 200,000 × 2.50 + 50,000 × 0.625 + (4,000 + 1,000) × 15.00 = 500,000 + 31,250 + 75,000 = 606,250 per 1M
-    assert price_usd(settings, "gemini-2.5-pro", usage) == pytest.approx(0.606_25, abs=1e-12)
-    one_more = Usage(prompt_tokens=200_001, output_tokens=1_000)
-    # 200,001 × 2.50 + 1,000 × 15.00 = 500,002.5 + 15,000 = 515,002.5 per 1M
-    assert price_usd(settings, "gemini-2.5-pro", one_more) == pytest.approx(0.515_002_5, abs=1e-12)
+    # 250,000 × 4.00 + (4,000 + 1,000) × 18.00 = 1,000,000 + 90,000 = 1,090,000 per 1M
+    assert price_usd(settings, PRO, usage, DAY) == pytest.approx(1.09, abs=1e-12)
+    # gemini-2.5-pro had a cached long rate: 200,000 × 2.50 + 50,000 × 0.625 + 5,000 × 15.00 = 606,250
+    assert price_usd(settings, "gemini-2.5-pro", usage, DAY) == pytest.approx(0.606_25, abs=1e-12)
 
 
 def test_embeddings_bill_input_only(settings: Settings) -> None:
     # 12,345 × 0.15 = 1,851.75 per 1M
     usage = Usage(prompt_tokens=12_345)
-    assert price_usd(settings, "gemini-embedding-001", usage) == pytest.approx(0.001_851_75, abs=1e-12)
-    assert price_usd(settings, "models/gemini-embedding-001", usage) == price_usd(
-        settings, "gemini-embedding-001", usage
-    )
+    assert price_usd(settings, EMBED, usage) == pytest.approx(0.001_851_75, abs=1e-12)
+    assert price_usd(settings, f"models/{EMBED}", usage) == price_usd(settings, EMBED, usage)
 
 
-def test_local_models_are_free_and_an_unpriced_gemini_model_is_an_error(settings: Settings) -> None:
+def test_local_models_are_free_and_an_unknown_gemini_model_costs_the_dearest_of_its_role(
+    settings: Settings,
+) -> None:
     usage = Usage(prompt_tokens=5_000, output_tokens=300)
     assert price_usd(settings, "offline-extractive", usage) == 0.0
     assert price_usd(settings, "all-MiniLM-L6-v2-int8", usage) == 0.0
-    with pytest.raises(ConfigError, match=r"gemini-9-ultra.*gemrag\.toml"):
-        price_usd(settings, "gemini-9-ultra", usage)
+    # The dearest Flash row on DAY is gemini-3.5-flash (1.50 / 9.00): 5,000 × 1.50 + 300 × 9.00 = 10,200
+    unknown = price_call(settings, "gemini-9-flash", usage, DAY)
+    assert not unknown.listed and unknown.cost_usd == pytest.approx(0.010_2, abs=1e-12)
+    # A Pro-looking name is charged as gemini-2.5-pro/3.1-pro, whichever costs more per output token.
+    assert price_call(settings, "gemini-9-pro", usage, DAY).cost_usd >= price_usd(settings, PRO, usage, DAY)
 
 
 def _cache_hit(settings: Settings, first_cost: float) -> AnswerRecord:
-    route = Route("flash", "gemini-2.5-flash", "small context")
+    route = Route("flash", FLASH, "small context")
     first = AnswerRecord("q", "q", "a", [], [], route, Usage(prompt_tokens=10_000, output_tokens=500), first_cost)
     cache = AnswerCache(settings)
-    key = cache_key("q", 1, "gemini-2.5-flash", "p", {})
+    key = cache_key("q", 1, FLASH, "p", {})
     cache.put(key, first)
     hit = cache.get(key)
     assert hit is not None
@@ -74,24 +94,24 @@ def _cache_hit(settings: Settings, first_cost: float) -> AnswerRecord:
 def test_ledger_aggregates_per_session_model_and_day(store_settings: Settings, clock: ManualClock) -> None:
     ledger = Ledger(store_settings, clock=clock)
     flash = Usage(prompt_tokens=10_000, output_tokens=500)
-    cost = ledger.charge("alice", "gemini-2.5-flash", flash, "answer")
-    # 10,000 × 0.30 + 500 × 2.50 = 3,000 + 1,250 = 4,250 per 1M
-    assert cost == pytest.approx(0.004_25)
-    ledger.charge("alice", "gemini-embedding-001", Usage(prompt_tokens=20), "embed")
+    cost = ledger.charge("alice", FLASH, flash, "answer").cost_usd
+    # 10,000 × 0.75 + 500 × 3.75 = 7,500 + 1,875 = 9,375 per 1M
+    assert cost == pytest.approx(0.009_375)
+    ledger.charge("alice", EMBED, Usage(prompt_tokens=20), "embed")
     ledger.record_hit("alice", _cache_hit(store_settings, cost))
-    ledger.charge("bob", "gemini-2.5-flash", flash, "rewrite")
+    ledger.charge("bob", FLASH, flash, "rewrite")
 
     alice = ledger.session("alice")
     assert (alice.calls, alice.answers, alice.cache_hits) == (2, 2, 1)
     assert alice.hit_rate == 0.5
     assert alice.usage == Usage(prompt_tokens=10_020, output_tokens=500)
-    assert alice.cost_usd == pytest.approx(0.004_25 + 20 * 0.15 / 1e6)
-    assert alice.saved_usd == pytest.approx(0.004_25)
+    assert alice.cost_usd == pytest.approx(0.009_375 + 20 * 0.15 / 1e6)
+    assert alice.saved_usd == pytest.approx(0.009_375)
 
     assert set(ledger.sessions()) == {"alice", "bob"}
-    assert ledger.models()["gemini-2.5-flash"].cost_usd == pytest.approx(2 * 0.004_25)
-    assert set(ledger.models("bob")) == {"gemini-2.5-flash"}
-    assert ledger.total().cost_usd == pytest.approx(2 * 0.004_25 + 20 * 0.15 / 1e6)
+    assert ledger.models()[FLASH].cost_usd == pytest.approx(2 * 0.009_375)
+    assert set(ledger.models("bob")) == {FLASH}
+    assert ledger.total().cost_usd == pytest.approx(2 * 0.009_375 + 20 * 0.15 / 1e6)
     assert ledger.today() == ledger.total()
 
     clock.advance(24 * 3600)
@@ -107,7 +127,7 @@ def test_concurrent_sessions_keep_separate_ledgers_with_exact_totals(store_setti
     def spend(session_id: str) -> None:
         tokens, cost = plans[session_id]
         for _ in range(calls):
-            ledger.record(session_id, "gemini-2.5-flash", Usage(prompt_tokens=tokens), "answer", cost)
+            ledger.record(session_id, FLASH, Usage(prompt_tokens=tokens), "answer", cost)
 
     threads = [threading.Thread(target=spend, args=(sid,)) for sid in plans]
     for thread in threads:
@@ -130,7 +150,7 @@ from rag.settings import Settings
 from rag.types import Usage
 ledger = Ledger(Settings(data_dir=sys.argv[1]))
 for _ in range(100):
-    ledger.record(sys.argv[2], "gemini-2.5-flash", Usage(prompt_tokens=3), "answer", 0.000_001)
+    ledger.record(sys.argv[2], "gemini-3.8-flash", Usage(prompt_tokens=3), "answer", 0.000_001)
 """
 
 

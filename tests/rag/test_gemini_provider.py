@@ -13,8 +13,8 @@ from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 from rag.types import Message, Prompt, estimate_tokens
 
-FLASH = "gemini-2.5-flash"
-EMBED = "gemini-embedding-001"
+FLASH = Settings().flash_model
+EMBED = Settings().embedding_model
 
 
 @pytest.fixture
@@ -43,9 +43,9 @@ def test_generate_sends_the_prompt_as_gemini_expects(provider: GeminiProvider, f
         max_output_tokens=300,
         json_output=True,
     )
-    provider.generate(prompt, model="gemini-2.5-pro")
+    provider.generate(prompt, model="gemini-3.1-pro-preview")
     (call,) = fake_gemini.requests
-    assert call.path == "/v1/models/gemini-2.5-pro:generateContent"
+    assert call.path == "/v1/models/gemini-3.1-pro-preview:generateContent"
     assert call.headers["x-goog-api-key"] == TEST_API_KEY and "key" not in call.query
     assert call.body["contents"] == [
         {"role": "user", "parts": [{"text": "first"}]},
@@ -53,10 +53,11 @@ def test_generate_sends_the_prompt_as_gemini_expects(provider: GeminiProvider, f
         {"role": "user", "parts": [{"text": "second"}]},
     ]
     assert call.body["systemInstruction"]["parts"] == [{"text": "Answer from the sources."}]
+    # Gemini 3: a thinking level instead of a temperature (Google advises leaving it unset).
     assert call.body["generationConfig"] == {
-        "temperature": 0.2,
         "maxOutputTokens": 300,
         "responseMimeType": "application/json",
+        "thinkingConfig": {"thinking_level": "HIGH"},
     }
 
 

@@ -11,7 +11,7 @@ from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
 
-FLASH = "gemini-2.5-flash"
+FLASH = "gemini-3.8-flash"
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def provider(gemini_settings: Settings) -> GeminiProvider:
 def test_chat_invoke(provider: GeminiProvider, fake_gemini: FakeGemini) -> None:
     fake_gemini.reply(Reply("Paris [1]."))
     message = provider.langchain_chat().invoke("Capital of France?")
-    assert message.content == "Paris [1]."
+    assert message.text == "Paris [1]."  # Gemini 3 answers come as content blocks
     assert message.usage_metadata is not None
     assert message.usage_metadata["input_tokens"] == count_tokens("Capital of France?")
     (call,) = fake_gemini.requests
@@ -34,10 +34,10 @@ def test_chat_invoke(provider: GeminiProvider, fake_gemini: FakeGemini) -> None:
 def test_chat_stream(provider: GeminiProvider, fake_gemini: FakeGemini) -> None:
     text = "one two three four five six seven eight nine"
     fake_gemini.reply(text)
-    chunks = list(provider.langchain_chat("gemini-2.5-pro").stream("count"))
-    assert "".join(str(c.content) for c in chunks) == text
+    chunks = list(provider.langchain_chat("gemini-3.1-pro-preview").stream("count"))
+    assert "".join(c.text for c in chunks) == text
     assert len(chunks) >= 3
-    assert fake_gemini.requests[0].path == "/v1/models/gemini-2.5-pro:streamGenerateContent"
+    assert fake_gemini.requests[0].path == "/v1/models/gemini-3.1-pro-preview:streamGenerateContent"
 
 
 def test_chat_makes_a_single_attempt(provider: GeminiProvider, fake_gemini: FakeGemini) -> None:

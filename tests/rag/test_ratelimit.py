@@ -16,11 +16,11 @@ from rag.types import Prompt
 from tests.fakes.clock import ManualClock
 from tests.fakes.sleeper import RecordingSleep
 
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.8-flash"
 
 
 def limited(tmp_path: Path, limit: RateLimit, **extra: str) -> Settings:
-    return Settings(data_dir=tmp_path, tier="free", rate_limits={"free": {MODEL: limit}}, **extra)
+    return Settings(data_dir=tmp_path, tier="free", models={MODEL: {"limits": {"free": limit.model_dump()}}}, **extra)
 
 
 def test_burst_above_rpm_is_spread_over_minutes_not_failed(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_other_models_and_unlimited_tiers_do_not_wait(tmp_path: Path) -> None:
     sleep = RecordingSleep(clock)
     limiter = RateLimiter(limited(tmp_path, RateLimit(rpm=1)), clock=clock, sleep=sleep)
     limiter.acquire(MODEL)
-    assert limiter.acquire("gemini-2.5-pro") == 0
+    assert limiter.acquire("gemini-3.1-pro-preview") == 0
     unlimited = RateLimiter(Settings(data_dir=tmp_path, tier="unlimited"), clock=clock, sleep=sleep)
     assert all(unlimited.acquire(MODEL) == 0 for _ in range(1_000))
 

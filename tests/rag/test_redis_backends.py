@@ -22,7 +22,7 @@ def shared(settings: Settings, redis_url: str) -> Settings:
 
 
 def _record(n: int) -> AnswerRecord:
-    route = Route("flash", "gemini-2.5-flash", "small context")
+    route = Route("flash", "gemini-3.8-flash", "small context")
     return AnswerRecord(f"q{n}", f"q{n}", f"answer {n}", [], [], route, Usage(prompt_tokens=10), cost_usd=0.001)
 
 
@@ -30,10 +30,10 @@ def test_replicas_share_the_answer_cache_and_the_ledger(
     shared: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     replica_b = shared.model_copy(update={"data_dir": tmp_path_factory.mktemp("replica-b")})
-    key = cache_key("q1", 1, "gemini-2.5-flash", "answer-1", {"top_k": 6})
+    key = cache_key("q1", 1, "gemini-3.8-flash", "answer-1", {"top_k": 6})
 
     AnswerCache(shared).put(key, _record(1))
-    Ledger(shared).charge("s1", "gemini-2.5-flash", Usage(prompt_tokens=1_000), "answer")
+    Ledger(shared).charge("s1", "gemini-3.8-flash", Usage(prompt_tokens=1_000), "answer")
 
     hit = AnswerCache(replica_b).get(key)
     assert hit is not None and hit.answer == "answer 1"

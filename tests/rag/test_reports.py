@@ -16,11 +16,11 @@ from rag.types import Usage
 
 
 def _spend(ledger: Ledger) -> None:
-    flash = Usage(prompt_tokens=10_000, output_tokens=500)  # $0.004250 on Flash
-    ledger.charge("alice", "gemini-2.5-flash", flash, "answer")
-    ledger.record("alice", "gemini-2.5-flash", Usage(), "answer", 0.0, saved_usd=0.004_25, cached=True)
+    flash = Usage(prompt_tokens=10_000, output_tokens=500)  # $0.009375 on Flash
+    ledger.charge("alice", "gemini-3.8-flash", flash, "answer")
+    ledger.record("alice", "gemini-3.8-flash", Usage(), "answer", 0.0, saved_usd=0.009_375, cached=True)
     ledger.charge("alice", "gemini-embedding-001", Usage(prompt_tokens=1_000), "embed")  # $0.000150
-    ledger.charge("bob", "gemini-2.5-pro", Usage(prompt_tokens=8_000, output_tokens=1_000), "answer")  # $0.020
+    ledger.charge("bob", "gemini-3.1-pro-preview", Usage(prompt_tokens=8_000, output_tokens=1_000), "answer")  # $0.028
 
 
 def test_the_report_holds_per_session_and_per_model_totals(store_settings: Settings) -> None:
@@ -28,24 +28,24 @@ def test_the_report_holds_per_session_and_per_model_totals(store_settings: Setti
     _spend(ledger)
     report = cost_report(store_settings, ledger=ledger)
 
-    assert report.total.cost_usd == pytest.approx(0.004_25 + 0.000_15 + 0.02)
+    assert report.total.cost_usd == pytest.approx(0.009_375 + 0.000_15 + 0.028)
     assert report.sessions["alice"].hit_rate == 0.5
-    assert report.sessions["alice"].saved_usd == pytest.approx(0.004_25)
-    assert report.models["gemini-2.5-pro"].usage == Usage(prompt_tokens=8_000, output_tokens=1_000)
+    assert report.sessions["alice"].saved_usd == pytest.approx(0.009_375)
+    assert report.models["gemini-3.1-pro-preview"].usage == Usage(prompt_tokens=8_000, output_tokens=1_000)
 
     only_bob = cost_report(store_settings, "bob", ledger=ledger)
-    assert list(only_bob.sessions) == ["bob"] and list(only_bob.models) == ["gemini-2.5-pro"]
-    assert only_bob.total.cost_usd == pytest.approx(0.02)
+    assert list(only_bob.sessions) == ["bob"] and list(only_bob.models) == ["gemini-3.1-pro-preview"]
+    assert only_bob.total.cost_usd == pytest.approx(0.028)
 
 
 def test_json_output_carries_the_same_numbers(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     _spend(Ledger(settings))
     assert main(["--json"], settings) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["total"]["cost_usd"] == pytest.approx(0.0244)
+    assert data["total"]["cost_usd"] == pytest.approx(0.009_375 + 0.000_15 + 0.028)
     assert data["sessions"]["alice"]["hit_rate"] == 0.5
     assert data["sessions"]["alice"]["usage"]["prompt_tokens"] == 11_000
-    assert data["models"]["gemini-2.5-flash"]["saved_usd"] == pytest.approx(0.004_25)
+    assert data["models"]["gemini-3.8-flash"]["saved_usd"] == pytest.approx(0.009_375)
 
 
 def test_tables_show_sessions_models_hit_rate_and_savings(
@@ -55,9 +55,22 @@ def test_tables_show_sessions_models_hit_rate_and_savings(
     assert main(["--session", "alice"], settings) == 0
     out = capsys.readouterr().out
     assert "alice" in out and "bob" not in out
-    assert "gemini-2.5-flash" in out and "gemini-embedding-001" in out
+    assert "gemini-3.8-flash" in out and "gemini-embedding-001" in out
     assert "50%" in out  # hit rate
-    assert "0.004250" in out  # money saved by the cache hit
+    assert "0.009375" in out  # money saved by the cache hit
+
+
+def test_a_model_missing_from_the_catalogue_is_charged_as_the_dearest_of_its_role_and_flagged(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Ledger(settings).charge("carol", "gemini-4-flash-preview", Usage(prompt_tokens=1_000, output_tokens=100), "answer")
+    report = cost_report(settings)
+    assert report.unlisted == {"gemini-4-flash-preview": "gemini-3.5-flash"}
+    # gemini-3.5-flash (1.50 in / 9.00 out) is the dearest Flash: 1,000 × 1.50 + 100 × 9.00 = 2,400 per 1M
+    assert report.models["gemini-4-flash-preview"].cost_usd == pytest.approx(0.002_4)
+    assert main([], settings) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "gemini-4-flash-preview answered but is not in the model catalogue: charged at gemini-3.5-flash's" in out
 
 
 def test_an_unknown_session_and_an_empty_ledger_are_told_plainly(
@@ -87,4 +100,4 @@ def test_python_m_rag_costs_runs_from_the_command_line(settings: Settings) -> No
         [sys.executable, "-m", "rag", "costs", "--json"], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["sessions"]["bob"]["cost_usd"] == pytest.approx(0.02)
+    assert json.loads(out.stdout)["sessions"]["bob"]["cost_usd"] == pytest.approx(0.028)

@@ -18,7 +18,7 @@ from rag.types import Prompt
 from tests.fakes.clock import ManualClock
 from tests.fakes.sleeper import RecordingSleep
 
-FLASH = "gemini-2.5-flash"
+FLASH = Settings().flash_model
 LONG = "one two three four five six seven eight nine ten eleven twelve"
 
 

@@ -17,19 +17,20 @@ def test_google_api_key_wins_over_gemini_api_key(monkeypatch):
     assert Settings().api_key.get_secret_value() == "google"
 
 
-def test_toml_file_amends_defaults(monkeypatch, tmp_path):
+def test_toml_file_amends_catalogue_rows_field_by_field(monkeypatch, tmp_path):
     toml = tmp_path / "gemrag.toml"
-    toml.write_text('top_k = 4\ntier = "tier1"\n[prices."gemini-2.5-flash"]\ninput = 1.0\n'
-                    '[rate_limits.free."gemini-2.5-pro"]\nrpm = 2\n')
+    toml.write_text('top_k = 4\ntier = "free"\n[models."gemini-3.8-flash".price]\ninput = 1.0\n'
+                    '[models."gemini-embedding-001".limits.free]\nrpm = 2\n')
     monkeypatch.setenv("GEMRAG_CONFIG", str(toml))
     s = Settings()
-    assert s.top_k == 4 and s.tier == "tier1"
-    assert s.prices["gemini-2.5-flash"].input == 1.0
-    assert s.prices["gemini-2.5-flash"].output == 2.50  # untouched fields keep their default
-    assert "gemini-2.5-pro" in s.prices
-    assert s.rate_limits["free"]["gemini-2.5-pro"].rpm == 2
-    assert s.rate_limits["free"]["gemini-2.5-pro"].rpd == 100
-    assert s.limit_for("gemini-2.5-flash").rpm == 1_000
+    assert s.top_k == 4 and s.tier == "free"
+    flash = s.models["gemini-3.8-flash"]
+    assert flash.price.input == 1.0
+    assert flash.price.output == 3.75 and flash.role == "flash"  # untouched fields keep the catalogue's
+    assert "gemini-3.1-pro-preview" in s.models
+    assert s.limit_for("gemini-embedding-001").rpm == 2
+    assert s.limit_for("gemini-embedding-001").rpd == 1_000
+    assert s.model_copy(update={"tier": "tier1"}).limit_for("gemini-embedding-001").rpm == 3_000
 
 
 def test_no_key_is_offline_and_every_store_is_under_the_data_dir(tmp_path):

@@ -207,7 +207,7 @@ def test_gemini_answers_show_cost_and_a_repeated_question_is_served_from_cache(
         assert not page.locator("#offline-banner").is_visible()
         ask(page, "Where is the office badge collected?")
         first = watch_answer(page, 1)[-1]
-        assert "gemini-2.5-flash · Flash" in first and "second floor" in first
+        assert "gemini-3.8-flash · Flash" in first and "second floor" in first
         cost = float(stat(page, "cost").lstrip("$"))
         assert cost > 0 and stat(page, "cache-hits") == "0"
         page.screenshot(path=shots / "10-gemini-answer.png")

@@ -32,7 +32,7 @@ def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handle
     state = SessionState()
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
     chat, _, details, sources, _, _, totals = final
-    assert "gemini-2.5-flash · Flash" in chat[-1]["content"]
+    assert "gemini-3.8-flash · Flash" in chat[-1]["content"]
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record
     assert record is not None and record.usage.total_tokens > 0 and record.cost_usd > 0
@@ -43,9 +43,9 @@ def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handle
 
 
 def test_a_forced_model_goes_to_that_model(handlers: Handlers, fake_gemini: FakeGemini) -> None:
-    *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "gemini-2.5-pro")
-    assert "gemini-2.5-pro" in final[0][-1]["content"]
-    assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == ["gemini-2.5-pro"]
+    *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "gemini-3.1-pro-preview")
+    assert "gemini-3.1-pro-preview" in final[0][-1]["content"]
+    assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.1-pro-preview"]
 
 
 def test_quota_and_key_errors_read_as_messages_in_the_chat(handlers: Handlers, fake_gemini: FakeGemini) -> None:
@@ -53,7 +53,7 @@ def test_quota_and_key_errors_read_as_messages_in_the_chat(handlers: Handlers, f
     fake_gemini.inject(Fault.rate_limited("0s"), times=None, method="streamGenerateContent")
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
     message = final[0][-1]["content"]
-    assert message.startswith("⚠️") and "gemini-2.5-flash" in message and "Traceback" not in message
+    assert message.startswith("⚠️") and "gemini-3.8-flash" in message and "Traceback" not in message
     fake_gemini.clear_faults()
     fake_gemini.inject(Fault.invalid_key(), times=None, method="streamGenerateContent")
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")

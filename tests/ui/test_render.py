@@ -22,7 +22,7 @@ def record(**kw: object) -> AnswerRecord:
         answer="Ten per minute [1].",
         citations=[citation(1)],
         sources=[citation(1), citation(2)],
-        route=Route("flash", "gemini-2.5-flash", "context 900 tokens <= 24,000"),
+        route=Route("flash", "gemini-3.8-flash", "context 900 tokens <= 24,000"),
         usage=Usage(prompt_tokens=900, output_tokens=100),
         cost_usd=0.00052,
         ttft_s=0.4,
@@ -51,12 +51,12 @@ def test_document_and_model_html_is_escaped_everywhere_it_is_shown() -> None:
 
 def test_answer_footer_names_model_route_tokens_ttft_and_cost() -> None:
     footer = render.answer_footer(record())
-    assert footer == "gemini-2.5-flash · Flash · 1,000 tokens · first token 0.40 s · $0.000520"
+    assert footer == "gemini-3.8-flash · Flash · 1,000 tokens · first token 0.40 s · $0.000520"
     cached = render.answer_footer(
-        record(route=Route("cached", "gemini-2.5-pro", "same question"), cached=True, saved_usd=0.012)
+        record(route=Route("cached", "gemini-3.1-pro-preview", "same question"), cached=True, saved_usd=0.012)
     )
     assert "cached answer · 1,000 tokens when first answered" in cached and "saved $0.0120" in cached
-    assert "escalated to Pro" in render.answer_footer(record(route=Route("pro", "gemini-2.5-pro", "long")))
+    assert "escalated to Pro" in render.answer_footer(record(route=Route("pro", "gemini-3.1-pro-preview", "long")))
 
 
 def test_turns_show_progress_stop_and_errors_readably() -> None:

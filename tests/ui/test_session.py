@@ -7,6 +7,7 @@ from rag.budget import Budget
 from rag.costs import Ledger
 from rag.settings import Settings
 from rag.types import Message, Usage
+from tests.fakes.clock import ManualClock
 from ui.session import SessionState, SessionTotals, Turn
 
 
@@ -33,14 +34,14 @@ def test_history_holds_only_finished_exchanges() -> None:
 
 
 def test_totals_are_the_sessions_line_in_the_ledger(settings: Settings) -> None:
-    ledger = Ledger(settings)
-    ledger.charge("s1", "gemini-2.5-flash", Usage(prompt_tokens=1_000, output_tokens=100), "answer")
+    ledger = Ledger(settings, clock=ManualClock())  # a fixed day: catalogue prices change on dates
+    ledger.charge("s1", "gemini-3.8-flash", Usage(prompt_tokens=1_000, output_tokens=100), "answer")
     hit = answered("q1", "a", 1_000, 0.0, cached=True).record
     assert hit is not None
     ledger.record_hit("s1", hit)
-    ledger.charge("s2", "gemini-2.5-flash", Usage(prompt_tokens=5_000), "answer")
+    ledger.charge("s2", "gemini-3.8-flash", Usage(prompt_tokens=5_000), "answer")
     totals = SessionTotals.of(ledger.session("s1"), Budget(settings, ledger).remaining_usd("s1"), 1.0)
-    cost = (1_000 * 0.30 + 100 * 2.50) / 1e6  # Flash: $0.30 in, $2.50 out per million tokens
+    cost = (1_000 * 0.75 + 100 * 3.75) / 1e6  # gemini-3.8-flash in 2026: $0.75 in, $3.75 out per million
     assert (totals.answers, totals.tokens, totals.cache_hits) == (2, 1_100, 1)
     assert totals.cost_usd == pytest.approx(cost) and totals.saved_usd == pytest.approx(0.01)
     assert totals.remaining_usd == pytest.approx(1.0 - cost)

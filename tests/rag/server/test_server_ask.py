@@ -41,7 +41,7 @@ def test_stream_sends_deltas_then_one_final_event_with_citations_route_usage_cos
     done = got[-1][1]
     assert "".join(d["text"] for k, d in got if k == "delta") == done["answer"]
     assert [c["source"] for c in done["citations"]] == [done["sources"][1]["source"]]
-    assert done["route"]["kind"] == "flash" and done["route"]["model"] == "gemini-2.5-flash"
+    assert done["route"]["kind"] == "flash" and done["route"]["model"] == "gemini-3.8-flash"
     assert done["usage"]["output_tokens"] > 0 and done["cost_usd"] > 0
     assert done["cached"] is False and done["session_id"]
 
@@ -69,7 +69,7 @@ def test_session_keeps_its_history_and_reports_its_costs(api: Running, fake_gemi
     costs = httpx.get(f"{api.url}/v1/sessions/s1/costs").json()
     assert costs["total"]["answers"] == 2
     assert costs["total"]["cost_usd"] == pytest.approx(first["cost_usd"] + second["cost_usd"])
-    assert set(costs["by_model"]) == {"gemini-2.5-flash", "gemini-embedding-001"}
+    assert set(costs["by_model"]) == {"gemini-3.8-flash", "gemini-embedding-001"}
     assert httpx.get(f"{api.url}/v1/sessions/other/costs").json()["total"]["calls"] == 0
 
 
@@ -91,18 +91,19 @@ def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_pro
         assert fake_gemini.streams_open == 0 and time.monotonic() - left < 3  # stopped, not run to its end
         session = chain.ledger.session("local/gone")
         assert 0 < session.usage.output_tokens < 400 and session.cost_usd > 0 and session.answers == 0
-        assert chain.ledger.models("local/gone")["gemini-2.5-flash"].calls == 1
+        assert chain.ledger.models("local/gone")["gemini-3.8-flash"].calls == 1
         assert "gemrag_stream_disconnects_total 1.0" in httpx.get(f"{url}/metrics").text
 
 
 def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fake_gemini):
-    limits = {"unlimited": {"gemini-2.5-flash": RateLimit(rpm=1)}}
-    app, _ = gemini_app(api_settings.model_copy(update={"rate_limits": limits, "deadline_s": 1.0}))
+    flash = api_settings.models["gemini-3.8-flash"].model_copy(update={"limits": {"unlimited": RateLimit(rpm=1)}})
+    models = api_settings.models | {"gemini-3.8-flash": flash}
+    app, _ = gemini_app(api_settings.model_copy(update={"models": models, "deadline_s": 1.0}))
     for url in serve_in_thread(app):
         assert httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "stream": False}).status_code == 200
         refused = httpx.post(f"{url}/v1/ask", json={"question": "Another question?"})
         assert refused.status_code == 429
-        assert refused.json()["error"] == "quota_exhausted" and "gemini-2.5-flash" in refused.json()["message"]
+        assert refused.json()["error"] == "quota_exhausted" and "gemini-3.8-flash" in refused.json()["message"]
         assert 50 <= int(refused.headers["retry-after"]) <= 61
 
 
@@ -123,7 +124,7 @@ def test_collections_models_and_health(api: Running):
     assert collection["name"] == "tiny-corpus" and collection["chunks"] == 9 and collection["version"] == 1
     models = httpx.get(f"{api.url}/v1/models").json()
     assert models["online"] and [m["name"] for m in models["models"]] == [
-        "gemini-2.5-flash", "gemini-2.5-pro", "gemini-embedding-001"]
+        "gemini-3.8-flash", "gemini-3.1-pro-preview", "gemini-embedding-001"]
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(f"{api.url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"chroma": "ok", "models": "ok"}

@@ -45,7 +45,7 @@ def test_sessions_belong_to_their_key(keyed):
     settings, keys = keyed
     with TestClient(create_app(settings, mounts=[])) as client:
         ledger = client.app.state.services.chain.ledger  # type: ignore[attr-defined]
-        ledger.charge("alice/s1", "gemini-2.5-flash", Usage(1000, 100), "answer")
+        ledger.charge("alice/s1", "gemini-3.8-flash", Usage(1000, 100), "answer")
         mine = client.get("/v1/sessions/s1/costs", headers={"X-API-Key": keys["alice"]}).json()
         theirs = client.get("/v1/sessions/s1/costs", headers={"X-API-Key": keys["ops"]}).json()
         assert mine["total"]["calls"] == 1 and theirs["total"]["calls"] == 0

@@ -34,7 +34,7 @@ def test_readme_curl_client_streams_an_answer(api: Running):
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60).stdout
     assert out.startswith("event: delta\ndata: {")
     done = json.loads(out.split("event: done\ndata: ", 1)[1].splitlines()[0])
-    assert done["session_id"] == "demo" and done["route"]["model"] == "gemini-2.5-flash"
+    assert done["session_id"] == "demo" and done["route"]["model"] == "gemini-3.8-flash"
 
 
 def test_readme_python_client_prints_the_answer_sources_and_cost(api: Running):

@@ -15,7 +15,7 @@ from google.genai import errors, types
 from rag.settings import Settings
 from rag.testing.fake_gemini import FULL_DIM, FakeGemini, Fault, Reply, count_tokens, embed_text
 
-FLASH = "gemini-2.5-flash"
+FLASH = "gemini-3.8-flash"
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_generate_answers_from_the_prompt_with_usage(client: genai.Client, fake_
     assert response.usage_metadata.prompt_token_count == count_tokens(prompt) == 25
     assert response.usage_metadata.candidates_token_count == count_tokens(response.text) == 8
     (call,) = fake_gemini.calls("generateContent")
-    assert call.path == "/v1/models/gemini-2.5-flash:generateContent"
+    assert call.path == "/v1/models/gemini-3.8-flash:generateContent"
     assert call.headers["x-goog-api-key"] == "k"
     assert call.body["contents"][0]["parts"][0]["text"] == prompt
 
@@ -86,7 +86,7 @@ def test_simulated_rate_limit_answers_429_beyond_rpm(client: genai.Client, fake_
         client.models.generate_content(model=FLASH, contents="x")
     delay = caught.value.details["error"]["details"][0]["retryDelay"]
     assert 55 < float(delay.rstrip("s")) <= 60
-    client.models.count_tokens(model="gemini-2.5-pro", contents="other models are not limited")
+    client.models.count_tokens(model="gemini-3.1-pro-preview", contents="other models are not limited")
 
 
 def test_fault_rate_is_seeded_and_roughly_right(fake_gemini: FakeGemini, gemini_settings: Settings) -> None:
@@ -119,7 +119,7 @@ def test_v1beta_and_single_embed_content_are_served(fake_gemini: FakeGemini) -> 
     assert got == {"embedding": {"values": embed_text("solo text", 16)}}
     missing = httpx.post(f"{fake_gemini.url}/v1/models/x:nonsense", json={})
     assert missing.status_code == 404
-    assert fake_gemini.requests[0].path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    assert fake_gemini.requests[0].path == "/v1beta/models/gemini-3.8-flash:countTokens"
 
 
 def test_async_clients_are_served_too(client: genai.Client, fake_gemini: FakeGemini) -> None:
@@ -143,3 +143,66 @@ def test_latency_knobs_pace_the_stream(client: genai.Client, fake_gemini: FakeGe
     list(stream)
     assert first >= 0.3  # time to first token + the first chunk's tokens
     assert time.monotonic() - started >= 0.4
+
+
+def test_models_list_is_paged_and_names_each_models_methods(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.list_page_size = 3
+    models = {(m.name or "").removeprefix("models/"): m for m in client.models.list()}
+    assert FLASH in models and "gemini-embedding-001" in models
+    assert "gemini-2.5-flash" not in models  # shut down: not listed
+    assert "generateContent" in (models[FLASH].supported_actions or [])
+    assert "batchEmbedContents" in (models["gemini-embedding-001"].supported_actions or [])
+    pages = fake_gemini.calls("list")
+    assert len(pages) == -(-len(models) // 3) and pages[1].query["pageToken"] == "3"
+
+
+def test_a_shut_down_model_answers_404_not_found(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.retire(FLASH)
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model=FLASH, contents="hi")
+    assert caught.value.code == 404 and caught.value.status == "NOT_FOUND" and FLASH in str(caught.value.message)
+    assert FLASH not in {(m.name or "").removeprefix("models/") for m in client.models.list()}
+
+
+def test_a_rerouted_request_names_the_model_that_served_it(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.serve_as(FLASH, "gemini-3.5-flash-lite")
+    assert client.models.generate_content(model=FLASH, contents="hi").model_version == "gemini-3.5-flash-lite"
+    stream = client.models.generate_content_stream(model=FLASH, contents="hi")
+    assert {chunk.model_version for chunk in stream} == {"gemini-3.5-flash-lite"}
+
+
+def test_thinking_is_checked_as_the_api_does(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    def ask(model: str, **thinking: object) -> types.GenerateContentResponse:
+        config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(**thinking))
+        return client.models.generate_content(model=model, contents="hi", config=config)
+
+    assert ask(FLASH, thinking_level="HIGH").usage_metadata.thoughts_token_count > ask(
+        FLASH, thinking_level="LOW"
+    ).usage_metadata.thoughts_token_count
+    for model, thinking in [
+        (FLASH, {"thinking_level": "LOW", "thinking_budget": 512}),  # both controls
+        (FLASH, {"thinking_level": "MINIMAL"}),  # 3.8 Flash has no minimal
+        (FLASH, {"thinking_budget": 512}),  # Gemini 3 takes a level
+        ("gemini-2.5-flash-lite", {"thinking_level": "LOW"}),  # 2.5 takes a budget
+    ]:
+        with pytest.raises(errors.ClientError) as caught:
+            ask(model, **thinking)
+        assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
+
+
+def test_implicit_cache_reports_a_shared_prefix(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.implicit_cache(min_tokens=8)
+    shared = "one two three four five six seven eight nine ten "
+    first = client.models.generate_content(model=FLASH, contents=shared + "alpha")
+    second = client.models.generate_content(model=FLASH, contents=shared + "beta")
+    short = client.models.generate_content(model=FLASH, contents="one two three different")
+    assert first.usage_metadata.cached_content_token_count is None
+    assert second.usage_metadata.cached_content_token_count == count_tokens(shared)
+    assert short.usage_metadata.cached_content_token_count is None  # 3 shared tokens: under the minimum
+
+
+def test_a_key_that_may_not_list_models_gets_403(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    fake_gemini.inject(Fault.key_cannot_list(), method="list")
+    with pytest.raises(errors.ClientError) as caught:
+        list(client.models.list())
+    assert caught.value.code == 403 and caught.value.status == "PERMISSION_DENIED"
