@@ -8,8 +8,6 @@ One Chain per replica serves every request; its blocking steps run in worker thr
 
 from __future__ import annotations
 
-from datetime import date
-
 import logging
 import re
 import time
@@ -17,6 +15,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Annotated

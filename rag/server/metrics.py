@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rag.costs import CallKind, Ledger
+from rag.costs import CallKind, Ledger, Priced
 from rag.settings import Settings
 from rag.types import Usage
 
@@ -75,7 +75,7 @@ class MeteredLedger(Ledger):
         super().__init__(settings)
         self.metrics = metrics
 
-    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> float:
-        cost = super().charge(session_id, model, usage, kind)
-        self.metrics.charged(model, usage, kind, cost)
-        return cost
+    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
+        priced = super().charge(session_id, model, usage, kind)
+        self.metrics.charged(model, usage, kind, priced.cost_usd)
+        return priced
