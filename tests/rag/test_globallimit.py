@@ -14,13 +14,13 @@ from rag.ratelimit import current_session, shared_limiter
 from rag.settings import RateLimit, Settings
 
 pytestmark = pytest.mark.redis
-MODEL = "gemini-2.5-flash"
+MODEL = Settings().flash_model
 
 
 def limited(settings: Settings, redis_url: str, limit: RateLimit, wait_s: float = 5.0) -> Settings:
     return settings.model_copy(update={
         "redis_url": redis_url, "tier": "free", "queue_max_wait_s": wait_s,
-        "rate_limits": {"free": {MODEL: limit}},
+        "models": settings.models | {MODEL: settings.models[MODEL].model_copy(update={"limits": {"free": limit}})},
     })
 
 

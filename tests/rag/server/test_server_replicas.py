@@ -19,11 +19,12 @@ import httpx
 import pytest
 
 from rag.providers.gemini import GeminiProvider
+from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini
 from tests.fakes.tiny_corpus import build_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.chroma_server]
-FLASH = "gemini-2.5-flash"
+FLASH = Settings().flash_model
 FLASH_RPM = 4
 
 
@@ -82,7 +83,7 @@ def replicas(fake, tmp_path_factory) -> Iterator[list[str]]:
     env = {
         "GEMINI_API_KEY": "k", "GEMRAG_BASE_URL": fake.url, "GEMRAG_REDIS_URL": redis_url,
         "GEMRAG_CHROMA_URL": chroma_url, "GEMRAG_COLLECTION": collection, "GEMRAG_TIER": "unlimited",
-        "GEMRAG_RATE_LIMITS": json.dumps({"unlimited": {FLASH: {"rpm": FLASH_RPM}}}),
+        "GEMRAG_MODELS": json.dumps({FLASH: {"limits": {"unlimited": {"rpm": FLASH_RPM}}}}),
         "GEMRAG_QUEUE_MAX_WAIT_S": "1.5", "GEMRAG_MAX_ATTEMPTS": "1",
     }
     started = [start_replica(env, base / f"r{i}", base / f"r{i}.log") for i in range(2)]
