@@ -1,0 +1,80 @@
+"""`python -m rag.mcp` as an MCP client meets it, on stdio and on streamable HTTP: the
+`search` and `ask` tools over the offline default and an ingested collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.fakes.tiny_corpus import build_store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def corpus(settings, offline_provider):
+    build_store(settings, offline_provider)
+    return ["--collection", "tiny-corpus", "--data-dir", str(settings.data_dir)]
+
+
+async def use_tools(client: Client) -> None:
+    tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert tools == {"search", "ask"}
+    found = await client.call_tool("search", {"query": "paid vacation days per year", "k": 3})
+    passages = found.structured_content["result"]
+    assert len(passages) == 3 and passages[0]["source"] == "handbook.pdf" and passages[0]["page"] == 2
+    answered = await client.call_tool("ask", {"question": "How many days of paid vacation do employees get?"})
+    answer = answered.structured_content
+    assert "25 days" in answer["answer"] and answer["citations"][0]["source"] == "handbook.pdf"
+    assert answer["route"].startswith("offline") and answer["cached"] is False
+    missing = await client.call_tool("search", {"query": "x", "collection": "nothing-here"})
+    assert missing.is_error and "nothing-here" in json.dumps(missing.model_dump())
+
+
+def test_stdio(corpus):
+    params = StdioServerParameters(command=sys.executable, args=["-m", "rag.mcp", *corpus], env=dict(os.environ))
+
+    async def session() -> None:
+        async with Client(params, read_timeout_seconds=120) as client:
+            await use_tools(client)
+
+    anyio.run(session)
+
+
+def test_streamable_http_on_loopback(corpus, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "mcp.log"
+    server = subprocess.Popen([sys.executable, "-m", "rag.mcp", "--http", "--port", str(port), *corpus],
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"Uvicorn running" not in log.read_bytes() and b"gemrag MCP on" not in log.read_bytes():
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1)
+
+        async def session() -> None:
+            async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=120) as client:
+                await use_tools(client)
+
+        anyio.run(session)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_http_on_another_address_is_refused():
+    run = subprocess.run([sys.executable, "-m", "rag.mcp", "--http", "--host", "0.0.0.0"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and "no authentication" in run.stderr
