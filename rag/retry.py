@@ -2,8 +2,9 @@
 
 We retry ourselves instead of using the SDK's HttpRetryOptions because the SDK ignores the
 server's RetryInfo delay (it would hammer a 429 on its own schedule) and knows no total
-deadline. Policy: exponential backoff with jitter on 408/429/500/502/503/504 and network
-errors; when the server names a delay, wait that long; never past `settings.deadline_s`.
+deadline. Policy: exponential backoff with jitter on 408/429/500/502/503/504, network
+errors and malformed JSON replies; when the server names a delay, wait that long; never
+past `settings.deadline_s`.
 A stream is retried only while it has yielded no text: once words are on the user's
 screen a fresh attempt would repeat them, so a break then is a StreamInterrupted.
 
@@ -82,7 +83,8 @@ def classify(exc: Exception) -> Failure | None:
     if isinstance(exc, httpx.TransportError | httpx2.TransportError):
         return Failure(f"network error ({type(exc).__name__}: {exc})", retryable=True)
     if isinstance(exc, genai_errors.UnknownApiResponseError | json.JSONDecodeError):
-        return Failure("the API answered with malformed JSON", retryable=False)
+        # A reply broken in transit or by an overloaded front end: as passing as a 5xx.
+        return Failure("the API answered with malformed JSON", retryable=True)
     return None
 
 

@@ -124,14 +124,16 @@ def test_unauthorised_and_forbidden_are_key_errors(
     assert len(fake_gemini.requests) == 1
 
 
-def test_malformed_json_is_a_clear_provider_error(make: Callable[..., Harness], fake_gemini: FakeGemini) -> None:
-    h = make()
+def test_malformed_json_is_retried_like_a_5xx_then_a_clear_provider_error(
+    make: Callable[..., Harness], fake_gemini: FakeGemini
+) -> None:
+    h = make(max_attempts=3)
     fake_gemini.inject(Fault.malformed_json(), times=2)
-    with pytest.raises(ProviderError, match="malformed JSON"):
-        h.provider.generate(Prompt.of("hello"))
-    with pytest.raises(ProviderError, match="malformed JSON"):
+    assert h.provider.generate(Prompt.of("hello")).text
+    assert len(fake_gemini.requests) == 3 and len(h.sleep.waits) == 2
+    fake_gemini.inject(Fault.malformed_json(), times=None)
+    with pytest.raises(ProviderError, match="malformed JSON; after 3 attempts"):
         list(h.provider.stream(Prompt.of("hello")))
-    assert len(fake_gemini.requests) == 2
 
 
 def test_stream_cut_after_text_is_interrupted_and_not_retried(
