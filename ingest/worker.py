@@ -22,6 +22,8 @@ from ingest.pipeline import ingest_paths, remove_paths
 from ingest.report import IngestReport, Progress, Status
 from rag.errors import GemragError
 from rag.jobs import TASK, Jobs
+from rag.logs import bound
+from rag.logs import configure as configure_logging
 from rag.providers import get_provider
 from rag.providers.base import Provider
 from rag.settings import Settings, load_settings
@@ -36,6 +38,11 @@ class JobStopped(GemragError):
 
 
 def run_job(job_id: str, jobs: Jobs, settings: Settings, provider: Provider) -> None:
+    with bound(f"job-{job_id}"):  # the server logged "job <id> queued" under the request's id
+        _run_job(job_id, jobs, settings, provider)
+
+
+def _run_job(job_id: str, jobs: Jobs, settings: Settings, provider: Provider) -> None:
     job = jobs.get(job_id)
     if job is None or job.finished:
         return  # expired, or a duplicate delivery of a finished job
@@ -88,12 +95,12 @@ def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
     parser.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
+        configure_logging(settings)
         worker = build_worker(settings, args.threads)
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)

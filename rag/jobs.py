@@ -16,6 +16,7 @@ incremental: files already stored are recognised by their content hash.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -30,6 +31,8 @@ STATES: tuple[JobState, ...] = ("queued", "running", "retrying", "done", "failed
 TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
 ALWAYS = 1_000_000  # Dramatiq's maintenance chance is per million commands: every poll checks for dead workers
+
+log = logging.getLogger("rag.jobs")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Jobs:
         self.save(job)
         self.broker.enqueue(Message(queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
                                     options={"max_retries": self.settings.job_max_retries}))
+        log.info("job %s queued: %s into %s", job.id, kind, collection, extra={"job_id": job.id})
         return job
 
     def get(self, job_id: str) -> Job | None:

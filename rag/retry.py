@@ -109,23 +109,29 @@ class Retrier:
         self._rng = rng or random.Random()
 
     def call(self, model: str, attempt: Callable[[float], T]) -> T:
-        deadline = self._clock() + self.settings.deadline_s
+        started = self._clock()
+        deadline = started + self.settings.deadline_s
         n = 0
         while True:
             n += 1
             try:
-                return attempt(self._remaining(model, deadline))
+                result = attempt(self._remaining(model, deadline))
             except Exception as exc:
                 self._pause_or_raise(model, n, exc, deadline)
+            else:
+                self._done(model, n, started)
+                return result
 
     def stream(self, model: str, attempt: Callable[[float], Iterator[T]], has_text: Callable[[T], bool]) -> Iterator[T]:
-        deadline = self._clock() + self.settings.deadline_s
+        started = self._clock()
+        deadline = started + self.settings.deadline_s
         for n in itertools.count(1):
             shown = False
             try:
                 for item in attempt(self._remaining(model, deadline)):
                     shown = shown or has_text(item)
                     yield item
+                self._done(model, n, started)
                 return
             except Exception as exc:
                 failure = classify(exc)
@@ -137,6 +143,11 @@ class Retrier:
                         status=failure.status,
                     ) from exc
                 self._pause_or_raise(model, n, exc, deadline)
+
+    def _done(self, model: str, attempts: int, started: float) -> None:
+        """One line per model call (tagged with the request id by rag.logs), for tracing."""
+        elapsed_ms = round((self._clock() - started) * 1000, 1)
+        log.info("%s call done", model, extra={"model": model, "attempts": attempts, "duration_ms": elapsed_ms})
 
     def scrub(self, text: str) -> str:
         return redact(text, self.settings.api_key)

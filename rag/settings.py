@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
     job_max_retries: int = 5
 
+    # --- operations (deploy/, README "Operating it") ---
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
+    log_level: str = "warning"
+
     @field_validator("models", mode="before")
     @classmethod
     def _amend_catalogue(cls, value: object) -> object:

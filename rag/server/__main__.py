@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb and gradio load)
 from rag.errors import GemragError
+from rag.logs import configure as configure_logging
 from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
 from rag.settings import load_settings
 
@@ -51,6 +52,7 @@ def serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("collection", args.collection), ("data_dir", args.data_dir)) if v is not None}
     settings = load_settings(**overrides)
+    configure_logging(settings)
     host = args.host or settings.host
     port = args.port or settings.server_port
     keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)

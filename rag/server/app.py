@@ -42,6 +42,7 @@ from rag.errors import (
 )
 from rag.jobs import Job, Jobs
 from rag.kv import StoreUnavailable
+from rag.logs import bound, new_request_id
 from rag.providers import get_provider
 from rag.ratelimit import current_session, shared_limiter
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
@@ -71,6 +72,7 @@ from rag.types import Message as ChatMessage
 from rag.uploads import safe_name, upload_dir
 
 log = logging.getLogger("rag.server")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 class UnknownJob(GemragError):
     """No such job, or not the caller's (404)."""
@@ -181,6 +183,7 @@ def create_app(
     metrics = metrics or Metrics()
     if chain is None:
         chain = Chain(settings, get_provider(settings), ledger=MeteredLedger(settings, metrics))
+    metrics.watch(settings, chain.ledger)
     keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
     shared_limiter(settings).observers.append(lambda model, wait: metrics.ratelimit_wait.labels(model).observe(wait))
     state = Services(settings, chain, keys, KeyRateLimit(settings), Conversations(settings), metrics)
@@ -478,7 +481,9 @@ def readiness(state: Services) -> dict[str, str]:
 
 
 class Instrumented:
-    """ASGI middleware: request counts and latency by route template (streams: to the last byte)."""
+    """ASGI middleware: request counts and latency by route template (streams: to the last
+    byte), and the request id that tags every log line of the request (the caller's
+    X-Request-ID when it is a plain token, else a new one; echoed in the response)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -490,17 +495,24 @@ class Instrumented:
             return
         started = time.perf_counter()
         status = 500
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.fullmatch(given) else new_request_id()
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
             await send(message)
 
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(path, scope["method"]).observe(time.perf_counter() - started)
+        with bound(rid):
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                elapsed = time.perf_counter() - started
+                self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+                self.metrics.latency.labels(path, scope["method"]).observe(elapsed)
+                log.info("%s %s %d", scope["method"], path, status,
+                         extra={"status": status, "duration_ms": round(elapsed * 1000, 1)})

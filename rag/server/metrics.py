@@ -5,7 +5,12 @@ on (README: Metrics): rename one and the dashboard breaks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from rag.costs import CallKind, Ledger, Priced
 from rag.settings import Settings
@@ -17,6 +22,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.watching = False
         r = self.registry
         self.requests = Counter(
             "gemrag_http_requests", "HTTP requests answered, by route template, method and status",
@@ -59,6 +65,12 @@ class Metrics:
         self.jobs = Gauge("gemrag_jobs", "Ingest jobs by state (queued, running, done, failed)", ["state"], registry=r)
         self.job_queue = Gauge("gemrag_job_queue_depth", "Ingest jobs waiting in the queue", registry=r)
 
+    def watch(self, settings: Settings, ledger: Ledger) -> None:
+        """Adds the figures read at scrape time (Standing), once per registry."""
+        if not self.watching:
+            self.registry.register(Standing(settings, ledger))
+            self.watching = True
+
     def charged(self, model: str, usage: Usage, kind: CallKind, cost_usd: float) -> None:
         for kind_of_token, n in (("prompt", usage.prompt_tokens), ("output", usage.output_tokens),
                                  ("cached", usage.cached_tokens), ("thinking", usage.thinking_tokens)):
@@ -66,6 +78,36 @@ class Metrics:
                 self.tokens.labels(model, kind, kind_of_token).inc(n)
         self.cost.labels(model, kind).inc(cost_usd)
         self.calls.labels(model, kind).inc()
+
+
+class Standing(Collector):
+    """Read at each scrape, from the settings and the shared ledger, so every replica reports
+    the same figures: configured models past their shutdown date (catalogue), and spending
+    against the budgets (what the budget alerts in deploy/prometheus/alerts.yml watch)."""
+
+    USES = ("flash_model", "pro_model", "lite_model", "embedding_model")
+
+    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+        self.settings = settings
+        self.ledger = ledger
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        today = datetime.now(UTC).date()
+        retired = GaugeMetricFamily(
+            "gemrag_model_retired", "1 when a configured model is past its shutdown date (catalogue)",
+            labels=["model", "use"],
+        )
+        for use in self.USES:
+            name = getattr(self.settings, use)
+            row = self.settings.models.get(name)
+            retired.add_metric([name, use.removesuffix("_model")], float(bool(row and row.retired_on(today))))
+        yield retired
+        spent = GaugeMetricFamily("gemrag_budget_spent_usd", "Money spent in the budget's period", labels=["scope"])
+        limit = GaugeMetricFamily("gemrag_budget_limit_usd", "The budget of the period", labels=["scope"])
+        spent.add_metric(["daily"], self.ledger.today().cost_usd)
+        limit.add_metric(["daily"], self.settings.daily_budget_usd)
+        yield spent
+        yield limit
 
 
 class MeteredLedger(Ledger):

@@ -1,0 +1,82 @@
+"""Logging for the processes that run unattended (the API server, the ingest worker): one
+line per event, JSON when `log_format = "json"` so a log pipeline can index it, and every
+line tagged with the id of the request (or job) it belongs to, so one question can be
+followed from the HTTP request through the model calls it made, and an upload through the
+worker's job.
+
+The id lives in a context variable: set once where a request or job starts, it follows the
+work into threads that copy the context (Starlette's thread pool does) without being passed
+down through every call. No line may carry a Gemini key: every message is redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from rag.errors import redact
+from rag.settings import Settings
+
+request_id: ContextVar[str] = ContextVar("gemrag_request_id", default="-")
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@contextmanager
+def bound(rid: str) -> Iterator[str]:
+    """Tags every line logged inside the block with `rid`."""
+    token = request_id.set(rid)
+    try:
+        yield rid
+    finally:
+        request_id.reset(token)
+
+
+class _Tagged(logging.Filter):
+    """Adds the current request id to each record and removes the key from its message."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.msg, record.args = redact(record.getMessage(), self.settings.api_key), None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        line |= {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure(settings: Settings) -> None:
+    """The one logging setup of the server and the worker (level from `log_level`)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_Tagged(settings))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())

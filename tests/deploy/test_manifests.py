@@ -1,0 +1,105 @@
+"""deploy/ checked statically, as far as this machine allows (it has a Docker client but no
+daemon, so no image is built here): the Dockerfile passes hadolint, the compose file passes
+the Compose specification's schema, the Kubernetes base and overlay render with kustomize and
+every resource validates against the Kubernetes API schema, and every command the manifests
+run is a module that exists."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+K8S_VERSION = "1.32.0"
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def rendered(kustomization: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is needed to render deploy/k8s"
+    result = run(kubectl, "kustomize", str(kustomization))
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = run("hadolint", "--failure-threshold", "info", str(DEPLOY / "Dockerfile"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_copies_exist_and_are_not_ignored() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text()
+    sources = [m.group(1) for m in re.finditer(r"^COPY (?!--from)(\S+)", text, re.M)]
+    assert sources, "the builder stage copies the project in"
+    for source in (s for line in sources for s in line.split()):
+        assert (DEPLOY.parent / source).exists(), source
+        assert f"!{source.rstrip('/')}" in ignored.replace("/\n", "\n"), f"{source} is excluded by the dockerignore"
+
+
+def test_dockerfile_runs_as_non_root_with_a_health_check() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001", text, re.M)
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert text.count("FROM ") >= 2, "multi-stage"
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    result = run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(DEPLOY / "compose.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_runs_two_servers_a_worker_and_persistent_redis() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"server-1", "server-2", "worker", "redis", "chroma", "prometheus", "grafana"} <= set(services)
+    assert "--appendonly" in services["redis"]["command"], "the ledger must survive a Redis restart"
+
+
+@pytest.mark.parametrize("kustomization", ["k8s/base", "k8s/overlays/production"])
+def test_kubernetes_manifests_validate_against_the_api_schema(kustomization: str) -> None:
+    docs = rendered(DEPLOY / kustomization)
+    kinds = {doc["kind"] for doc in docs}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Secret"} <= kinds
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_server_deployment_has_probes_and_resources_and_the_hpa_scales_on_streams() -> None:
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    server = by_name[("Deployment", "gemrag-server")]["spec"]["template"]["spec"]["containers"][0]
+    assert server["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert server["resources"]["requests"] and server["resources"]["limits"]
+    hpa = by_name[("HorizontalPodAutoscaler", "gemrag-server")]["spec"]
+    assert {m["type"] for m in hpa["metrics"]} == {"Resource", "Pods"}
+    assert by_name[("Deployment", "gemrag-server")]["spec"]["replicas"] == 3  # the overlay's patch applied
+
+
+def test_every_command_the_deployment_runs_is_a_module_that_exists() -> None:
+    docs = rendered(DEPLOY / "k8s/base")
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    commands = [
+        c.get("args") or c.get("command")
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    commands += [s["command"] for s in compose["services"].values() if isinstance(s.get("command"), list)]
+    commands.append(re.findall(r'"([^"]+)"', re.search(r"^CMD \[(.*)\]", (DEPLOY / "Dockerfile").read_text(), re.M)[1]))
+    modules = {cmd[cmd.index("-m") + 1] for cmd in commands if cmd and cmd[0] == "python"}
+    assert {"rag.server", "ingest.worker"} <= modules
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, f"{module} is run by deploy/ but does not exist"
