@@ -37,6 +37,7 @@ BENCHES = {
     "gemini-ingest": "bench.gemini_ingest_bench",
     "retrieval": "bench.retrieval_bench",
     "answer": "bench.answer_bench",
+    "serve": "bench.serve_bench",
 }
 # Nothing measured may reach a real API or read a developer's config.
 UNSET = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "LANGSMITH_GATEWAY",

@@ -12,11 +12,9 @@ shares the two cores with ours.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.corpus_gen import generate
-from bench.harness import Figure, Profile, Table, fresh_dir, ratio
+from bench.harness import Figure, Profile, Table, fresh_dir, ratio, server_process
 from rag.types import Embedded
 
 COLLECTION = "bench-gemini"
@@ -79,27 +77,6 @@ def serve_fake(conn: Connection, limit: Limit, fault_rate: float) -> None:
         conn.send([c.status for c in fake.calls("batchEmbedContents")])
 
 
-@contextmanager
-def fake_server(limit: Limit, fault_rate: float) -> Iterator[tuple[str, Callable[[], list[int]]]]:
-    """(URL, a function returning the statuses answered so far, once, at the end)."""
-    ctx = multiprocessing.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    server = ctx.Process(target=serve_fake, args=(theirs, limit, fault_rate), daemon=True)
-    server.start()
-    try:
-        url = ours.recv()
-
-        def statuses() -> list[int]:
-            ours.send("done")
-            return ours.recv()  # type: ignore[no-any-return]
-
-        yield url, statuses
-    finally:
-        server.join(10)
-        if server.is_alive():
-            server.kill()
-
-
 def ingest_against_fake(root: Path, data: Path, limit: Limit, fault_rate: float) -> GeminiRun:
     from ingest.pipeline import ingest_paths
     from rag.providers.gemini import GeminiProvider
@@ -116,7 +93,7 @@ def ingest_against_fake(root: Path, data: Path, limit: Limit, fault_rate: float)
             finally:
                 self.embedding_s += time.perf_counter() - started
 
-    with fake_server(limit, fault_rate) as (url, statuses):
+    with server_process(serve_fake, limit, fault_rate) as (url, statuses):
         settings = Settings(
             data_dir=data,
             api_key="bench-key",

@@ -18,12 +18,12 @@ import shutil
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -85,6 +85,7 @@ class Profile:
     retrieval_queries: int
     answer_chunks: int
     answer_repeats: int
+    serve_sessions: tuple[int, ...]  # concurrent streaming sessions against the API replicas
     timeout_s: float  # per sub-benchmark, hard
 
 
@@ -92,7 +93,7 @@ PROFILES = {
     "smoke": Profile(
         "smoke", ingest_chunks=(20,), baseline_chunks=20, structural_chunks=30, real_embedder_structural=False,
         gemini_chunks=120, gemini_rpm=3_000, retrieval_chunks=(300,), retrieval_queries=20,
-        answer_chunks=30, answer_repeats=2, timeout_s=300,
+        answer_chunks=30, answer_repeats=2, serve_sessions=(20,), timeout_s=300,
     ),
     "quick": Profile(
         "quick", ingest_chunks=(1_000,), baseline_chunks=1_000, structural_chunks=5_000,
@@ -100,13 +101,13 @@ PROFILES = {
         # Chroma builds a 100k-chunk collection in minutes here (its full-text index of the
         # documents is half of it), which alone would break the ten minutes: 100k is --full.
         retrieval_chunks=(10_000, 30_000), retrieval_queries=100, answer_chunks=200, answer_repeats=10,
-        timeout_s=900,  # a safety net: on an idle machine each part takes a few minutes
+        serve_sessions=(100, 1_000), timeout_s=900,  # a safety net: on an idle machine each part takes a few minutes
     ),
     "full": Profile(
         "full", ingest_chunks=(1_000, 5_000, 20_000), baseline_chunks=5_000, structural_chunks=5_000,
         real_embedder_structural=True, gemini_chunks=20_000, gemini_rpm=100,
         retrieval_chunks=(10_000, 100_000), retrieval_queries=500, answer_chunks=200, answer_repeats=30,
-        timeout_s=7_200,
+        serve_sessions=(100, 1_000, 2_000), timeout_s=7_200,
     ),
 }
 
@@ -208,6 +209,29 @@ def _kill_tree(pid: int) -> None:
         for process in [*parent.children(recursive=True), parent]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+
+
+@contextlib.contextmanager
+def server_process(target: Callable[..., None], *args: object) -> Iterator[tuple[str, Callable[[], Any]]]:
+    """A server (the fake Gemini) in its own spawned process, so its work does not count against
+    what is measured: `target(conn, *args)` sends its URL, waits for a word, then sends its
+    report (what it answered). Yields the URL and a function that fetches the report, once."""
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    server = ctx.Process(target=target, args=(theirs, *args), daemon=True)
+    server.start()
+    try:
+        url = ours.recv()
+
+        def report() -> Any:
+            ours.send("done")
+            return ours.recv()
+
+        yield url, report
+    finally:
+        server.join(10)
+        if server.is_alive():
+            server.kill()
 
 
 def peak_rss_mb() -> float:

@@ -76,3 +76,16 @@ def test_answer_takes_each_route(smoke_run: dict) -> None:  # type: ignore[type-
     assert any("route recorded: pro" in t for t in titles)
     assert any("route recorded: offline" in t for t in titles)
     assert figures(smoke_run, "answer")["cache lookup (hit)"]["value"] is not None
+
+
+def test_serve_streams_every_session_and_only_the_binding_limit_refuses(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    tables = {t["title"]: {f["name"]: f for f in t["figures"]} for t in smoke_run["tables"] if t["bench"] == "serve"}
+    [open_limit] = [t for title, t in tables.items() if title.endswith("concurrent sessions")]
+    [binding] = [t for title, t in tables.items() if "binding" in title]
+    assert open_limit["answers streamed to the end"]["value"] == open_limit["sessions"]["value"]
+    assert "0 served from the answer cache" in open_limit["answers streamed to the end"]["note"]
+    assert open_limit["TTFB p95"]["value"] > 0
+    assert binding["429 with Retry-After (deliberate)"]["value"] > 0
+    for table in (open_limit, binding):
+        assert table["other errors"]["value"] == 0, table["other errors"]["note"]
+        assert table["429s the fake Gemini sent"]["value"] == 0

@@ -1,0 +1,323 @@
+"""`python -m bench serve`: many concurrent streaming sessions against API replicas.
+
+What runs, all on loopback: a Redis and a Chroma server of the bench's own, the fake Gemini
+in its own process (fixed time to first token, fixed token rate, a requests/min limit it
+enforces with 429s), R `python -m rag.server` replicas sharing them, and one asyncio client
+that opens N sessions at once, each asking a different question (so the answer cache
+serves none) and reading the SSE stream to its end, spread over the replicas round robin.
+
+Reported per run: throughput, time to first byte (TTFB) and total p50/p95/p99, the
+server's own overhead on TTFB (ours minus the fake's fixed TTFT), errors by kind, 429s with
+their Retry-After, and the rate-limit queue waits from the replicas' /metrics. A second
+scenario makes the limit bind on purpose: the calls over it wait in the fair queue up to
+`queue_max_wait_s`, then get 429 with Retry-After; nothing else may fail.
+
+Bounded: sessions are capped at MAX_SESSIONS, each request has a timeout, and the harness
+kills the whole run at the profile's time limit. The client shares the two cores with the
+servers, the fake, Redis and Chroma: the figures are for the whole system on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.corpus_gen import generate, queries
+from bench.harness import Figure, Profile, Table, fresh_dir, server_process
+
+COLLECTION = "bench-serve"
+TTFT_S = 0.5  # the fake model's time to first token
+TOKENS_PER_S = 100.0  # its output pace
+ANSWER = " ".join(["The documents say the limit applies per project [1]."] * 5)  # ~60 tokens: ~0.6 s streamed
+REPLICAS = 2
+MAX_SESSIONS = 2_000
+REQUEST_TIMEOUT_S = 180.0
+OVERHEAD_TARGET_MS = 100.0  # p95 of TTFB minus the fake's TTFT, at 100 sessions
+BINDING_SESSIONS, BINDING_WAIT_S = 300, 5.0  # the scenario where the limit binds on purpose: a third get through
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_fake(conn: Connection, flash: str, rpm: int) -> None:
+    """The fake Gemini in its own process, answering every question with ANSWER."""
+    from rag.testing.fake_gemini import FakeGemini
+
+    with FakeGemini(ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S, responder=lambda _: ANSWER) as fake:
+        fake.rate_limit(rpm, model=flash)
+        conn.send(fake.url)
+        conn.recv()  # until the bench is done
+        conn.send(Counter(str(c.status) for c in fake.calls("streamGenerateContent")))
+
+
+@contextmanager
+def service(command: list[str], ready: Callable[[], bool], log: Path,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command[0]} did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def answers(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    return ready
+
+
+@dataclass
+class Backends:
+    redis_url: str
+    chroma_url: str
+
+
+@contextmanager
+def backends(work: Path) -> Iterator[Backends]:
+    """Redis and Chroma, shared by every scenario; each scenario starts on an empty Redis."""
+    import redis
+
+    redis_port, chroma_port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+
+    def redis_up() -> bool:
+        try:
+            return bool(redis.Redis.from_url(redis_url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    chroma = [str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port", str(chroma_port),
+              "--path", str(fresh_dir(work / "chroma"))]
+    with service(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                  "no"], redis_up, work / "redis.log"), \
+            service(chroma, answers(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat"), work / "chroma.log"):
+        yield Backends(redis_url, f"http://127.0.0.1:{chroma_port}")
+
+
+def seed_collection(work: Path, chroma_url: str, sections: int) -> int:
+    """The corpus is ingested once, through the Gemini path (the fake's embeddings are the same
+    in every instance), into the bench's Chroma server."""
+    from ingest.pipeline import ingest_paths
+    from rag.providers.gemini import GeminiProvider
+    from rag.settings import Settings
+
+    corpus = generate(fresh_dir(work / "corpus"), sections)
+    with server_process(serve_fake, Settings().flash_model, 100_000) as (fake_url, _):
+        settings = Settings(data_dir=fresh_dir(work / "seed"), api_key="bench-key", base_url=fake_url,
+                            chroma_url=chroma_url, tier="unlimited")
+        return ingest_paths([corpus.root], settings, GeminiProvider(settings), collection=COLLECTION).chunks
+
+
+@contextmanager
+def replicas(work: Path, env: dict[str, str], count: int) -> Iterator[list[str]]:
+    with ExitStack() as stack:
+        urls = []
+        for n in range(count):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command = [sys.executable, "-m", "rag.server", "--no-mounts", "--port", str(port),
+                       "--data-dir", str(fresh_dir(work / f"replica{n}"))]
+            stack.enter_context(service(command, answers(f"{url}/healthz"), work / f"replica{n}.log", env))
+            urls.append(url)
+        yield urls
+
+
+@dataclass
+class Session:
+    ttfb_s: float | None = None
+    total_s: float | None = None
+    error: str | None = None  # kind: "429", "http 5xx", "stream error", "timeout", "transport: ..."
+    retry_after: str | None = None
+    cached: bool = False
+
+
+async def one_session(client: httpx.AsyncClient, url: str, question: str) -> Session:
+    session = Session()
+    started = time.perf_counter()
+    try:
+        async with client.stream("POST", f"{url}/v1/ask", json={"question": question}) as response:
+            if response.status_code != 200:
+                session.error = str(response.status_code)
+                session.retry_after = response.headers.get("retry-after")
+                await response.aread()
+                return session
+            async for line in response.aiter_lines():
+                if session.ttfb_s is None and line:
+                    session.ttfb_s = time.perf_counter() - started
+                if line.startswith("event: error"):
+                    session.error = "stream error"
+                elif line.startswith("data: ") and '"cached": true' in line.replace('":true', '": true'):
+                    session.cached = True
+        session.total_s = time.perf_counter() - started
+    except httpx.TimeoutException:
+        session.error = "timeout"
+    except httpx.TransportError as exc:
+        session.error = f"transport: {type(exc).__name__}"
+    return session
+
+
+async def storm(urls: list[str], questions: list[str]) -> tuple[list[Session], float]:
+    limits = httpx.Limits(max_connections=len(questions) + 10, max_keepalive_connections=len(questions) + 10)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+        started = time.perf_counter()
+        sessions = await asyncio.gather(*(one_session(client, urls[i % len(urls)], q) for i, q in enumerate(questions)))
+        return list(sessions), time.perf_counter() - started
+
+
+_BUCKET = re.compile(r'^gemrag_ratelimit_wait_seconds_(sum|count)\{model="([^"]+)"\} ([0-9.e+]+)$', re.M)
+
+
+def queue_waits(urls: list[str], model: str) -> tuple[float, int]:
+    """Total seconds waited for rate-limit slots and calls counted, over all replicas."""
+    total, count = 0.0, 0
+    for url in urls:
+        for kind, name, value in _BUCKET.findall(httpx.get(f"{url}/metrics", timeout=10).text):
+            if name == model:
+                total += float(value) if kind == "sum" else 0.0
+                count += int(float(value)) if kind == "count" else 0
+    return total, count
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) * 1000 if values else None
+
+
+@dataclass
+class Outcome:
+    sessions: int
+    elapsed_s: float
+    results: list[Session]
+    waited_s: float
+    waits: int
+    fake_statuses: Counter[str]
+    load: tuple[float, float] = field(default=(0.0, 0.0))
+
+    @property
+    def ok(self) -> list[Session]:
+        return [s for s in self.results if s.error is None]
+
+    def errors(self) -> Counter[str]:
+        return Counter(s.error for s in self.results if s.error is not None)
+
+
+def run_scenario(work: Path, up: Backends, questions: list[str], rpm: int, wait_s: float) -> Outcome:
+    import redis
+
+    from rag.settings import Settings
+
+    flash = Settings().flash_model
+    redis.Redis.from_url(up.redis_url).flushdb()  # no cached answers, limiter counts or ledger from before
+    with server_process(serve_fake, flash, rpm) as (fake_url, fake_statuses):
+        env = {
+            "GEMINI_API_KEY": "bench-key", "GEMRAG_BASE_URL": fake_url, "GEMRAG_REDIS_URL": up.redis_url,
+            "GEMRAG_CHROMA_URL": up.chroma_url, "GEMRAG_COLLECTION": COLLECTION, "GEMRAG_TIER": "unlimited",
+            "GEMRAG_MODELS": json.dumps({flash: {"limits": {"unlimited": {"rpm": rpm}}}}),
+            "GEMRAG_QUEUE_MAX_WAIT_S": str(wait_s), "GEMRAG_MAX_ATTEMPTS": "1",
+            "GEMRAG_SESSION_BUDGET_USD": "1000", "GEMRAG_DAILY_BUDGET_USD": "100000",
+        }
+        with replicas(work, env, REPLICAS) as urls:
+            warm = [f"warm-up question {i} about quotas" for i in range(2 * REPLICAS)]
+            asyncio.run(storm(urls, warm))  # imports, connections, each replica's BM25 index (4 calls of the limit)
+            load_before = os.getloadavg()[0]
+            results, elapsed = asyncio.run(storm(urls, questions))
+            waited, waits = queue_waits(urls, flash)
+            outcome = Outcome(len(questions), elapsed, results, waited, waits, Counter(),
+                              (load_before, os.getloadavg()[0]))
+        outcome.fake_statuses = fake_statuses()
+    return outcome
+
+
+def table(outcome: Outcome, title: str, setup: str, overhead_target: bool) -> Table:
+    ok = outcome.ok
+    ttfb = [s.ttfb_s for s in ok if s.ttfb_s is not None]
+    total = [s.total_s for s in ok if s.total_s is not None]
+    overhead = [t - TTFT_S for t in ttfb]
+    errors = outcome.errors()
+    refused = [s for s in outcome.results if s.error == "429"]
+    deliberate = sum(1 for s in refused if s.retry_after)
+    other = sum(errors.values()) - deliberate
+    p95_overhead = pct(overhead, 95)
+    t = Table("serve", title, f"{setup}; load average {outcome.load[0]:.1f} before, {outcome.load[1]:.1f} after")
+    t.add(
+        Figure("sessions", outcome.sessions, "sessions", f"{REPLICAS} replicas, all opened at once"),
+        Figure("answers streamed to the end", len(total), "answers",
+               f"{sum(s.cached for s in ok)} served from the answer cache (each question is new: expect 0)"),
+        Figure("throughput", len(total) / outcome.elapsed_s, "answers/s", f"in {outcome.elapsed_s:.1f} s wall"),
+        Figure("TTFB p50", pct(ttfb, 50), "ms",
+               f"request sent to first SSE line; includes the fake's {TTFT_S * 1000:.0f} ms TTFT"),
+        Figure("TTFB p95", pct(ttfb, 95), "ms"),
+        Figure("TTFB p99", pct(ttfb, 99), "ms"),
+        Figure("total p50", pct(total, 50), "ms", "to the last SSE event"),
+        Figure("total p95", pct(total, 95), "ms"),
+        Figure("total p99", pct(total, 99), "ms"),
+        Figure("server overhead on TTFB p50", pct(overhead, 50), "ms", "TTFB minus the fake's fixed TTFT"),
+        Figure("server overhead on TTFB p95", p95_overhead, "ms", "retrieval, query embedding, queueing, HTTP",
+               f"≤ {OVERHEAD_TARGET_MS:.0f} ms at 100 sessions" if overhead_target else "",
+               (p95_overhead is not None and p95_overhead <= OVERHEAD_TARGET_MS) if overhead_target else None),
+        Figure("429 with Retry-After (deliberate)", deliberate, "requests", "the global limit's bounded wait ran out"),
+        Figure("other errors", other, "requests",
+               "all errors by kind: " + (", ".join(f"{k}: {n}" for k, n in errors.items()) or "none"),
+               "0", other == 0),
+        Figure("429s the fake Gemini sent", int(outcome.fake_statuses.get("429", 0)), "requests",
+               "0 means the global limiter held every replica under the limit", "0",
+               outcome.fake_statuses.get("429", 0) == 0),
+        Figure("rate-limit queue wait, mean", 1000 * outcome.waited_s / outcome.waits if outcome.waits else None,
+               "ms", f"over {outcome.waits} Flash calls that got a slot (replicas' /metrics)"),
+    )
+    return t
+
+
+def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
+    sections = max(50, profile.answer_chunks)
+    corpus = f"{sections}-section generated corpus, hybrid retrieval"
+    with backends(fresh_dir(work / "services")) as up:
+        seed_collection(work, up.chroma_url, sections)
+        for sessions in profile.serve_sessions:
+            questions = unique_questions(min(sessions, MAX_SESSIONS), seed=41 + sessions)
+            outcome = run_scenario(fresh_dir(work / f"open-{sessions}"), up, questions, 100_000, 20.0)
+            setup = (f"fake Gemini TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, ~60-token answers; "
+                     f"limit 100,000 requests/min (not binding); {corpus}")
+            emit(table(outcome, f"{len(questions)} concurrent sessions", setup, overhead_target=sessions <= 100))
+        binding = min(BINDING_SESSIONS, max(profile.serve_sessions))
+        rpm = max(2 * REPLICAS + 1, binding // 3)  # the warm-up takes 2 per replica
+        outcome = run_scenario(fresh_dir(work / "binding"), up, unique_questions(binding, seed=7), rpm, BINDING_WAIT_S)
+        setup = (f"the limit binds: {rpm} Flash requests/min shared by both replicas, waits bounded at "
+                 f"{BINDING_WAIT_S:.0f} s, then 429 + Retry-After; {corpus}")
+        emit(table(outcome, f"{binding} sessions over a binding rate limit", setup, overhead_target=False))
+
+
+def unique_questions(n: int, seed: int) -> list[str]:
+    """Different questions, so the answer cache serves none of them."""
+    return [f"{q} (case {i})" for i, q in enumerate(queries(n, seed=seed))]
