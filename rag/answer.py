@@ -8,7 +8,7 @@ from typing import Literal
 
 from rag.types import Message, Usage
 
-RouteKind = Literal["flash", "pro", "fallback", "cached", "offline"]
+RouteKind = Literal["flash", "pro", "chosen", "fallback", "cached", "offline"]  # chosen: forced by the user
 Mode = Literal["hybrid", "vector", "bm25"]
 
 

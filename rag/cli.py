@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--source", action="append", default=[], metavar="PATH",
                          help="only search this source path (repeatable)")
         sub.add_argument("--model", help="force a model instead of the router's choice")
+        sub.add_argument("--session", metavar="ID",
+                         help="continue this budget session (each run is a new session otherwise; "
+                              "the id is printed at the end)")
     commands.add_parser("costs", help="spending and cache reports (python -m rag costs --help)", add_help=False)
     return parser
 
@@ -91,7 +95,8 @@ def describe(record: AnswerRecord) -> str:
 
 
 def ask(chain: Chain, args: argparse.Namespace) -> int:
-    print_answer(chain.stream(args.question, options=options_from(args)), sys.stdout)
+    print_answer(chain.stream(args.question, session_id=args.session, options=options_from(args)), sys.stdout)
+    print_session(args.session)
     return 0
 
 
@@ -104,14 +109,15 @@ def chat(chain: Chain, args: argparse.Namespace) -> int:
             question = input("\nyou> ").strip()
         except EOFError:
             print()
-            return 0
+            question = "exit"
         if question.lower() in EXIT_WORDS:
+            print_session(args.session)
             return 0
         if not question:
             continue
         print()
         try:
-            record = print_answer(chain.stream(question, history, options=options), sys.stdout)
+            record = print_answer(chain.stream(question, history, args.session, options), sys.stdout)
         except GemragError as error:
             print(f"error: {error}", file=sys.stderr)
             continue
@@ -124,7 +130,19 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     chain = Chain(settings, get_provider(settings))
+    args.session = args.session or new_session_id()
     return ask(chain, args) if args.command == "ask" else chat(chain, args)
+
+
+def print_session(session_id: str) -> None:
+    print(f"Session {session_id}: python -m rag costs --session {session_id} shows its spending; "
+          f"continue it with --session {session_id}", file=sys.stderr)
+
+
+def new_session_id() -> str:
+    """One budget session per process: the session budget is per conversation, not a lifetime
+    budget shared by every run (which an empty id made it)."""
+    return f"cli-{uuid.uuid4().hex[:12]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rag.catalogue import role_of_name
 from rag.errors import QuotaExhausted
 from rag.settings import RateLimit, Settings
 
@@ -65,9 +66,14 @@ def predicted_quota(model: str, today: int, rpd: int | None, last_minute: int, w
 
 def quota_exhausted(model: str, tier: str, why: str, retry_after_s: float | None = None) -> QuotaExhausted:
     """The one wording of "out of quota": what happened, then what the user can do."""
+    fewer = (
+        "lower embed_concurrency (embedding batches in flight)"
+        if role_of_name(model) == "embedding"
+        else "ask fewer questions at once (ui_concurrency, eval_workers)"
+    )
     return QuotaExhausted(
         f"Gemini quota exhausted for {model} on the '{tier}' tier: {why}. "
-        "Wait and try again, lower embed_concurrency, or, if your Google project has a higher "
+        f"Wait and try again, {fewer}, or, if your Google project has a higher "
         "quota, set tier (e.g. tier = \"tier1\") in gemrag.toml.",
         model=model,
         status=429,

@@ -82,7 +82,7 @@ class Router:
 
     def route(self, prompt: Prompt, whole: WholeDocument | None = None, forced_model: str | None = None) -> Routed:
         if forced_model:
-            return Routed(prompt, self._decided(forced_model, "model chosen by the caller", pro=False))
+            return Routed(prompt, self._chosen(forced_model))
         budget = self.settings.whole_document_budget_tokens
         threshold = self.settings.pro_threshold_tokens
         note = ""
@@ -122,6 +122,13 @@ class Router:
         if chars <= limit:
             return Size(chars, exact=False)
         return Size(self.provider.count_tokens(prompt), exact=True)
+
+    def _chosen(self, model: str) -> Route:
+        """A model the user forced (--model, the UI's model menu): named as chosen, never
+        labelled Flash or Pro, whatever it is."""
+        if not self.provider.online:
+            return self._decided(model, "model chosen by the caller", pro=False)
+        return Route("chosen", model, "model chosen by the caller")
 
     def _decided(self, model: str, why: str, *, pro: bool, size: Size | None = None) -> Route:
         tokens = size.tokens if size else 0

@@ -26,6 +26,7 @@ _LINK_TARGET = re.compile(r"\](?=[(\[:])")
 ROUTE_LABELS = {
     "flash": "Flash",
     "pro": "escalated to Pro",
+    "chosen": "your choice",
     "fallback": "Pro unavailable: Flash instead",
     "cached": "cached answer",
     "offline": "offline",

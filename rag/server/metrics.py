@@ -45,7 +45,7 @@ class Metrics:
         self.calls = Counter("gemrag_model_calls", "Model calls made, by model and call kind", ["model", "kind"],
                              registry=r)
         self.cache = Counter("gemrag_answer_cache", "Answers by cache result (hit, miss)", ["result"], registry=r)
-        self.routes = Counter("gemrag_routes", "Answers by route kind (flash, pro, fallback, cached, offline)",
+        self.routes = Counter("gemrag_routes", "Answers by route kind (flash, pro, chosen, fallback, cached, offline)",
                               ["kind"], registry=r)
         self.streams = Gauge("gemrag_streams_active", "Answer streams open now", registry=r)
         self.disconnects = Counter("gemrag_stream_disconnects", "Answer streams the client left before the end",

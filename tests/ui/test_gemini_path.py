@@ -44,7 +44,8 @@ def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handle
 
 def test_a_forced_model_goes_to_that_model(handlers: Handlers, fake_gemini: FakeGemini) -> None:
     *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "gemini-3.1-pro-preview")
-    assert "gemini-3.1-pro-preview" in final[0][-1]["content"]
+    footer = final[0][-1]["content"]
+    assert "gemini-3.1-pro-preview · your choice" in footer and "Flash" not in footer
     assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.1-pro-preview"]
 
 

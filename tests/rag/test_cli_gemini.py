@@ -1,0 +1,80 @@
+"""`python -m rag` on the Gemini path, in its own process against the fake Gemini server, as a
+user runs it (issue #14, item 8): a forced model is named as forced, each process is its own
+budget session unless `--session` continues one, and a 429 on answering advises about
+answering, not embedding."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from rag.providers.gemini import GeminiProvider
+from rag.settings import Settings
+from rag.testing.fake_gemini import FakeGemini, Fault
+from tests.fakes.gemini_cli import gemini_env, run
+from tests.fakes.tiny_corpus import build_store
+
+pytestmark = pytest.mark.slow
+QUESTION = "How many days of paid vacation do employees get?"
+
+
+@pytest.fixture
+def env(gemini_settings: Settings, fake_gemini: FakeGemini) -> dict[str, str]:
+    build_store(gemini_settings, GeminiProvider(gemini_settings))
+    return gemini_env(fake_gemini, gemini_settings.data_dir, collection="tiny-corpus")
+
+
+def session_of(stderr: str) -> str:
+    match = re.search(r"--session (\S+)", stderr)
+    assert match, stderr
+    return match.group(1)
+
+
+def test_a_forced_model_is_labelled_by_its_name_as_chosen_not_as_flash(
+    env: dict[str, str], gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    pro = gemini_settings.pro_model
+    done = run("rag", "ask", QUESTION, "--model", pro, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"Route: chosen · {pro} · model chosen by the caller" in done.stdout
+    assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == [pro]
+
+
+def test_each_process_is_its_own_session_and_session_continues_one(
+    env: dict[str, str], gemini_settings: Settings
+) -> None:
+    first = run("rag", "ask", QUESTION, env=env)
+    second = run("rag", "ask", QUESTION, env=env)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    one, two = session_of(first.stderr), session_of(second.stderr)
+    assert one != two and one.startswith("cli-")
+    again = run("rag", "ask", "And how many sick days?", "--session", one, env=env)
+    assert again.returncode == 0 and session_of(again.stderr) == one
+    report = json.loads(run("rag", "costs", "--json", env=env).stdout)
+    assert {name: s["answers"] for name, s in report["sessions"].items()} == {one: 2, two: 1}
+
+
+def test_a_budget_holds_across_answers_of_one_continued_session(env: dict[str, str]) -> None:
+    refused = run("rag", "ask", QUESTION, env={**env, "GEMRAG_SESSION_BUDGET_USD": "0"})
+    estimate = float(re.search(r"would cost about \$(\d+\.\d+)", refused.stderr).group(1))  # type: ignore[union-attr]
+    first = run("rag", "ask", QUESTION, env=env)
+    session = session_of(first.stderr)
+    spent = json.loads(run("rag", "costs", "--json", "--session", session, env=env).stdout)["total"]["cost_usd"]
+    assert spent > 0
+    tight = {**env, "GEMRAG_SESSION_BUDGET_USD": repr(estimate + spent / 2)}  # one answer fits, not two
+    fresh = run("rag", "ask", QUESTION, env=tight)
+    assert fresh.returncode == 0, fresh.stderr  # a new process: a new session, a fresh budget
+    continued = run("rag", "ask", QUESTION, "--session", session, env=tight)
+    assert continued.returncode != 0 and "session budget would be exceeded" in continued.stderr
+
+
+def test_a_429_on_answering_advises_about_answering_not_embedding(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.inject(Fault.rate_limited("0s"), times=None, method="streamGenerateContent")
+    done = run("rag", "ask", QUESTION, env={**env, "GEMRAG_MAX_ATTEMPTS": "2"})
+    assert done.returncode != 0 and "quota exhausted" in done.stderr
+    assert "embed_concurrency" not in done.stderr
+    assert "ui_concurrency" in done.stderr and "Traceback" not in done.stderr
