@@ -19,12 +19,16 @@ import fcntl
 import hashlib
 import os
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ingest.batches import Batch, InFlight
 from ingest.chunking import Chunker, SizedChunk
 from ingest.discover import Filters, Skipped, SourceFile, discover, printable
 from ingest.loaders import LoadError, load
@@ -283,6 +287,7 @@ class _Pass:
         model = settings.embedding_model if provider.online else "offline"
         self.usd_per_token = price_usd(settings, model, Usage(prompt_tokens=1))
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
+        self._counting = threading.Lock()  # reader, embedding and writer threads all count
 
     def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
         """Each task's file loaded and chunked; the ones that fail are reported and skipped.
@@ -294,26 +299,28 @@ class _Pass:
                 prepared = prepare(task, self.chunker)
             except (LoadError, OSError) as exc:
                 self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=_reason(exc)))
-                self.finished(task.file.source)
+                self.advance(files=1, current=task.file.source)
                 continue
-            self.chunks_total += len(prepared.chunks)
+            with self._counting:
+                self.chunks_total += len(prepared.chunks)
             yield prepared
 
-    def finished(self, source: str) -> None:
-        self.files_done += 1
-        self.progress(source)
-
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
+        """The chunker's token counts, not the embedder's: counted once, when chunking."""
         tokens = sum(c.tokens for c in chunks)
-        self.report.embedded_chunks += len(chunks)
-        self.report.tokens += tokens
-        self.report.cost_usd += tokens * self.usd_per_token
+        with self._counting:
+            self.report.embedded_chunks += len(chunks)
+            self.report.tokens += tokens
+            self.report.cost_usd += tokens * self.usd_per_token
+        self.advance(chunks=len(chunks))
 
-    def progress(self, current: str = "") -> None:
+    def advance(self, *, files: int = 0, chunks: int = 0, current: str = "") -> None:
+        with self._counting:
+            self.files_done += files
+            self.chunks_done += chunks
+            event = Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total, current)
         if self.on_progress:
-            self.on_progress(
-                Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total, current)
-            )
+            self.on_progress(event)
 
 
 class _DryRun(_Pass):
@@ -330,9 +337,8 @@ class _DryRun(_Pass):
             fresh = [c for c in prepared.chunks if c.chunk.id not in owned]
             self.count_embedding(fresh)
             self.report.reused_chunks += len(prepared.chunks) - len(fresh)
-            self.chunks_done += len(prepared.chunks)
             self.report.add(prepared.outcome())
-            self.finished(prepared.task.file.source)
+            self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
 
     def read_records(self) -> dict[str, FileRecord]:
         path = self.settings.data_dir / MANIFEST
@@ -365,20 +371,21 @@ class _Run(_Pass):
         super().__init__(settings, provider, report, on_progress)
         self.store = store
         self.manifest = manifest
-        # Texts per embedding call: enough to keep every Gemini request in flight; offline,
-        # MiniLM is CPU-bound either way, so small steps just let the progress bar move.
-        self.embed_step = (
-            settings.embed_batch_size * settings.embed_concurrency if provider.online else OFFLINE_EMBED_STEP
-        )
+        # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM is
+        # CPU-bound and uses every core in one call, so batches only need to be long enough
+        # to sort well and short enough to let the progress bar move.
+        self.batch_size = settings.embed_batch_size if provider.online else OFFLINE_EMBED_STEP
+        self.in_flight = settings.embed_concurrency if provider.online else 1
+        self.round = self.batch_size * self.in_flight  # texts of one round of requests
         self.present: set[str] = set()
-        self.changed = False  # the flush under way stores chunks the collection lacked
         self.records: dict[str, FileRecord] = {}
         self.incomplete: set[str] = set()
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool) -> None:
         self.recover()
         plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
-        self.manifest.commit(plan.touched)
+        if plan.touched:
+            self.manifest.commit(plan.touched)
         self.remove(plan.removals)
         try:
             self.ingest(plan.tasks)
@@ -401,59 +408,93 @@ class _Run(_Pass):
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
 
     def ingest(self, tasks: Sequence[Task]) -> None:
-        """Flushes grow from one embedding step to `ingest_batch_chunks`, so the first files
-        are committed within seconds and a run stopped early keeps them."""
-        pending: list[Prepared] = []
-        limit = min(self.embed_step, self.settings.ingest_batch_chunks)
-        for prepared in prefetched(self.prepared(tasks), PREFETCH_FILES):
-            pending.append(prepared)
-            if sum(len(p.chunks) for p in pending) >= limit:
-                self.flush(pending)
-                pending = []
-                limit = min(limit * 2, self.settings.ingest_batch_chunks)
-        if pending:
-            self.flush(pending)
+        """Three stages at once: files are read and chunked ahead (`prefetched`); each
+        window of files has its new chunks embedded in length-sorted batches, queued behind
+        the window before it (ingest.batches); and a writer thread stores and commits each
+        window while the next one embeds. Windows grow from one embedding round to
+        `ingest_batch_chunks`, so the first files are committed within seconds."""
+        embedder = InFlight(self.provider.embed_documents, self.batch_size, self.in_flight)
+        writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
+        queued: deque[tuple[list[Prepared], list[Batch]]] = deque()
+        storing: Future[None] | None = None
+        try:
+            for files in self.windows(prefetched(self.prepared(tasks), PREFETCH_FILES)):
+                queued.append((files, embedder.submit(self.fresh(files))))
+                if len(queued) > 1:
+                    storing = self.hand_over(*queued.popleft(), writer, storing)
+            while queued:
+                storing = self.hand_over(*queued.popleft(), writer, storing)
+        finally:
+            embedder.close()
+            try:
+                if storing is not None:
+                    storing.result()  # work already embedded is kept, even when the run stops
+            finally:
+                writer.shutdown()
 
-    def flush(self, pending: Sequence[Prepared]) -> None:
-        """Store the chunks of these files in batches, then commit the files, then delete
-        the chunks of their previous versions."""
+    def windows(self, files: Iterator[Prepared]) -> Iterator[list[Prepared]]:
+        """Whole files, grouped until they hold `limit` chunks; the limit starts at one
+        round of requests and doubles up to `ingest_batch_chunks`, rounded up to whole
+        rounds (when it is above one), so no round is sent half full."""
+        most = self.settings.ingest_batch_chunks
+        limit = min(self.round, most)
+        cap = most if most <= self.round else -(-most // self.round) * self.round
+        window: list[Prepared] = []
+        size = 0
+        for prepared in files:
+            window.append(prepared)
+            size += len(prepared.chunks)
+            if size >= limit:
+                yield window
+                window, size, limit = [], 0, min(limit * 2, cap)
+        if window:
+            yield window
+
+    def fresh(self, files: Sequence[Prepared]) -> list[SizedChunk]:
+        """The chunks to embed: those whose id (same file, same content) is not stored."""
+        return [c for p in files for c in p.chunks if c.chunk.id not in self.present]
+
+    def hand_over(
+        self, files: list[Prepared], batches: list[Batch], writer: ThreadPoolExecutor, storing: Future[None] | None
+    ) -> Future[None]:
+        """Wait for a window's vectors, then for the previous window's write, then start
+        writing this one (windows are committed in order)."""
+        vectors: dict[str, list[float]] = {}
+        for batch in batches:
+            vectors.update(batch.vectors())
+            self.count_embedding(batch.chunks)
+        if storing is not None:
+            storing.result()
+        return writer.submit(self.flush, files, vectors)
+
+    def flush(self, files: Sequence[Prepared], vectors: dict[str, list[float]]) -> None:
+        """Store the chunks of these files (new ones with their `vectors`; those already
+        stored get their new place only), then commit the files, then delete the chunks of
+        their previous versions, then bump the version if the collection changed."""
         self.manifest.set_dirty(True)
-        self.changed = False
-        chunks = [c for p in pending for c in p.chunks]
-        batch = self.settings.ingest_batch_chunks
-        for start in range(0, len(chunks), batch):
-            self.store_batch(chunks[start : start + batch])
-        self.manifest.commit([p.record for p in pending])
+        chunks = [c.chunk for p in files for c in p.chunks]
+        fresh = [c for c in chunks if c.id in vectors]
+        reused = [c for c in chunks if c.id not in vectors]
+        self.store.upsert(fresh, [vectors[c.id] for c in fresh])
+        if reused:
+            self.store.update_places(reused)
+            self.report.reused_chunks += len(reused)
+            self.advance(chunks=len(reused))
+        self.present.update(c.id for c in chunks)
+        self.manifest.commit([p.record for p in files])
         stale = [
-            old for p in pending if p.task.previous
+            old for p in files if p.task.previous
             for old in set(p.task.previous.chunk_ids) - set(p.record.chunk_ids)
         ]
         self.store.delete(stale)
         self.present.difference_update(stale)
-        if stale or self.changed:
+        if stale or fresh:
             self.bump()
         else:  # only files moved to another root: the same chunks, the same corpus
             self.manifest.set_dirty(False)
-        for p in pending:
+        for p in files:
             self.report.add(p.outcome())
-            self.finished(p.task.file.source)
-
-    def store_batch(self, chunks: Sequence[SizedChunk]) -> None:
-        fresh = [c for c in chunks if c.chunk.id not in self.present]
-        reused = [c.chunk.id for c in chunks if c.chunk.id in self.present]
-        self.changed |= bool(fresh)
-        vectors = self.store.vectors(reused) if reused else {}
-        self.report.reused_chunks += len(reused)
-        self.chunks_done += len(reused)
-        for start in range(0, len(fresh), self.embed_step):
-            step = fresh[start : start + self.embed_step]
-            embedded = self.provider.embed_documents([c.chunk.text for c in step])
-            vectors.update(zip([c.chunk.id for c in step], embedded.vectors, strict=True))
-            self.count_embedding(step)
-            self.chunks_done += len(step)
-            self.progress()
-        self.store.upsert([c.chunk for c in chunks], [vectors[c.chunk.id] for c in chunks])
-        self.present.update(c.chunk.id for c in chunks)
+            self.advance(files=1, current=p.task.file.source)
 
     def remove(self, records: Sequence[FileRecord]) -> None:
         """Forget first, then delete: a crash in between leaves orphans, never a record

@@ -92,6 +92,15 @@ class Store:
                 metadatas=[c.metadata() for c in part],  # type: ignore[misc]
             )
 
+    def update_places(self, chunks: Sequence[Chunk]) -> None:
+        """New metadata (index, offsets, page, heading) for chunks already stored under the
+        same id, hence the same text: their vectors are kept as stored, not re-sent (a
+        vector read back and written again drifts in its last float32 digits)."""
+        self._counted = None
+        for start in range(0, len(chunks), ADD_BATCH):
+            part = chunks[start : start + ADD_BATCH]
+            self.collection.update(ids=[c.id for c in part], metadatas=[c.metadata() for c in part])  # type: ignore[misc]
+
     def delete(self, ids: Iterable[str]) -> None:
         self._counted = None
         ids = list(ids)

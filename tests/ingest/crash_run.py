@@ -34,7 +34,8 @@ def watch(step: str, kill_at: int, when: str) -> None:
     def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        print(step, calls, flush=True)
+        sys.stdout.write(f"{step} {calls}\n")  # one write: steps run in several threads
+        sys.stdout.flush()
         if calls == kill_at and when == "before":
             os.kill(os.getpid(), signal.SIGKILL)
         result = original(self, *args, **kwargs)

@@ -61,7 +61,7 @@ def test_injected_429s_are_retried_and_nothing_is_lost_or_duplicated(corpus, gem
     report = ingest_paths([corpus.root], settings, provider, on_progress=fault_per_batch)
     assert report.exit_code == 0 and report.count(Status.ADDED) == 4
     statuses = [r.status for r in fake_gemini.calls(EMBED)]
-    assert statuses.count(503) == 1 and statuses.count(429) >= 4
+    assert statuses.count(503) == 1 and statuses.count(429) >= 3  # 2 at the start, more mid-run
     fake_gemini.clear_faults()
     assert snapshot(settings, provider.embedding_id) == _clean_snapshot(gemini_settings, corpus)
 
@@ -77,11 +77,15 @@ def test_a_spent_quota_stops_cleanly_and_the_rerun_completes(corpus, gemini_sett
     report = ingest_paths([corpus.root], settings, provider, on_progress=quota_runs_out_after_the_first_file)
     assert report.exit_code == 2 and report.stopped and "run the same command again" in report.stopped
     assert "quota" in report.stopped.lower()
-    assert {f.source for f in report.of(Status.ADDED)} == {"guide.md"} and report.not_done == 3
-    assert {c.source for c in Store(settings, provider.embedding_id).chunks()} == {"guide.md"}
+    # The next windows' requests are in flight while the first is stored (at most two ahead),
+    # so more files may have made it; whatever was embedded before the quota ran out is kept.
+    added = {f.source for f in report.of(Status.ADDED)}
+    assert "guide.md" in added and len(added) <= 3 and report.not_done == 4 - len(added)
+    assert {c.source for c in Store(settings, provider.embedding_id).chunks()} == added
     fake_gemini.clear_faults()
     resumed = ingest_paths([corpus.root], settings, provider)
-    assert resumed.exit_code == 0 and resumed.count(Status.UNCHANGED) == 1 and resumed.count(Status.ADDED) == 3
+    assert resumed.exit_code == 0 and resumed.count(Status.UNCHANGED) == len(added)
+    assert resumed.count(Status.ADDED) == 4 - len(added)
     assert snapshot(settings, provider.embedding_id) == _clean_snapshot(gemini_settings, corpus)
 
 

@@ -205,8 +205,10 @@ def test_an_interrupted_first_run_has_committed_its_first_files(tmp_path):
     data = tmp_path / "d"
     args = [sys.executable, str(REPO / "tests/ingest/crash_run.py"), "embed", "4", "before", "--",
             root, "--data-dir", data, "-q"]
-    done = subprocess.run(list(map(str, args)), env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True, timeout=120)
+    # Each embedding call takes 1.5 s: the writer stores and commits the first window while
+    # the next one embeds, long before the kill.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_EMBED_DELAY_S": "1.5"}
+    done = subprocess.run(list(map(str, args)), env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stdout + done.stderr
     assert len(manifest_sources(data)) >= 2
 
