@@ -58,6 +58,11 @@ class RateLimit(BaseModel):
     tpm: int | None = None
     rpd: int | None = None
 
+    def times(self, n: int) -> RateLimit:
+        """The limit of `n` projects' keys together (quotas are per project)."""
+        scaled = {k: v * n for k, v in self.model_dump().items() if v is not None}
+        return self.model_copy(update=scaled)
+
 
 class Thinking(BaseModel):
     """How a model's thinking is controlled: Gemini 3 takes a level from a model-specific set,

@@ -50,7 +50,10 @@ class _Tagged(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
-        record.msg, record.args = redact(record.getMessage(), self.settings.api_key), None
+        message = record.getMessage()
+        for key in self.settings.gemini_keys:
+            message = redact(message, key)
+        record.msg, record.args = message, None
         return True
 
 

@@ -51,7 +51,7 @@ class Failure:
     invalid_key: bool = False
 
 
-def _retry_delay(details: Any) -> float | None:
+def retry_delay(details: Any) -> float | None:
     """The RetryInfo delay ("7s") the API puts in a 429 body, in seconds."""
     try:
         entries = details["error"]["details"]
@@ -77,7 +77,7 @@ def classify(exc: Exception) -> Failure | None:
         reason = f"{exc.code} {exc.status or ''}: {message}".replace(" :", ":")
         if _rejects_key(exc):
             return Failure(reason, retryable=False, status=exc.code, invalid_key=True)
-        return Failure(reason, exc.code in RETRYABLE_STATUS, exc.code, _retry_delay(exc.details))
+        return Failure(reason, exc.code in RETRYABLE_STATUS, exc.code, retry_delay(exc.details))
     if isinstance(exc, httpx.TimeoutException | httpx2.TimeoutException):
         return Failure("no answer before the request timeout", retryable=True)
     if isinstance(exc, httpx.TransportError | httpx2.TransportError):
@@ -150,7 +150,9 @@ class Retrier:
         log.info("%s call done", model, extra={"model": model, "attempts": attempts, "duration_ms": elapsed_ms})
 
     def scrub(self, text: str) -> str:
-        return redact(text, self.settings.api_key)
+        for key in self.settings.gemini_keys:
+            text = redact(text, key)
+        return text
 
     def _remaining(self, model: str, deadline: float) -> float:
         left = deadline - self._clock()

@@ -8,14 +8,16 @@ the path in `GEMRAG_CONFIG`), then the defaults below.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -32,6 +34,31 @@ FIELD_ROLES: dict[str, tuple[Role, ...]] = {
     "lite_model": ("flash-lite", "flash"),
     "embedding_model": ("embedding",),
 }
+
+
+class Arm(BaseModel):
+    """One arm: its share of sessions and the answer model it uses (None: the router decides,
+    as without an experiment)."""
+
+    name: str
+    share: float = Field(gt=0, le=1)
+    model: str | None = None
+
+
+class Experiment(BaseModel):
+    """`[experiment]` in gemrag.toml; the first arm is the control the others are compared to."""
+
+    name: str
+    arms: list[Arm] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> Experiment:
+        total = sum(arm.share for arm in self.arms)
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"experiment {self.name!r}: arm shares add up to {total:g}, not 1")
+        if len({arm.name for arm in self.arms}) != len(self.arms):
+            raise ValueError(f"experiment {self.name!r}: arm names must be distinct")
+        return self
 
 
 class ChunkProfile(BaseModel):
@@ -184,8 +211,25 @@ class Settings(BaseSettings):
     job_max_retries: int = 5
 
     # --- operations (deploy/, README "Operating it") ---
+    # More Gemini keys (GEMINI_API_KEYS, comma-separated), each of another Google project (quotas
+    # are per project): calls spread across them, and a key whose quota ran out rests for the
+    # delay the API asks (or `key_cooldown_s`) while the others answer; rate limits scale with them.
+    extra_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("GEMRAG_EXTRA_API_KEYS", "GEMINI_API_KEYS", "extra_api_keys"),
+    )
+    key_cooldown_s: float = 60.0
+    experiment: Experiment | None = None  # [experiment] in gemrag.toml: A/B of answer models
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: str = "warning"
+
+    @field_validator("extra_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """GEMINI_API_KEYS="k1,k2": one string in the environment, a list in gemrag.toml."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     @field_validator("models", mode="before")
     @classmethod
@@ -245,9 +289,16 @@ class Settings(BaseSettings):
     def chunk_profile(self) -> ChunkProfile:
         return self.chunk_profiles["gemini" if self.online else "offline"]
 
+    @property
+    def gemini_keys(self) -> list[SecretStr]:
+        """Every configured Gemini key, the main one first."""
+        return [key for key in (self.api_key, *self.extra_api_keys) if key is not None]
+
     def limit_for(self, model: str) -> RateLimit:
+        """The tier's published limit for one key, times the keys configured (each its own quota)."""
         row = self.models.get(model)
-        return row.limits.get(self.tier, RateLimit()) if row else RateLimit()
+        limit = row.limits.get(self.tier, RateLimit()) if row else RateLimit()
+        return limit.times(max(1, len(self.gemini_keys)))
 
     def path(self, *parts: str) -> Path:
         """A path inside the data dir, created on demand: every store of the app lives here."""

@@ -19,6 +19,8 @@ from google.genai import types
 
 from rag.catalogue import ThinkingLevel
 from rag.errors import ConfigError, ProviderError
+from rag.keypool import KeyPool
+from rag.kv import open_kv
 from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
@@ -115,11 +117,13 @@ class GeminiProvider:
         self.embedding_id = f"gemini:{settings.embedding_model}:{settings.embedding_dim}"
         self.limiter = limiter or shared_limiter(settings)
         self.retrier = retrier or Retrier(settings)
-        self.client = genai.Client(
-            api_key=settings.api_key.get_secret_value(),
-            http_options=types.HttpOptions(
-                base_url=settings.base_url, timeout=int(settings.request_timeout_s * 1000)
-            ),
+        secrets = [key.get_secret_value() for key in settings.gemini_keys]
+        options = types.HttpOptions(base_url=settings.base_url, timeout=int(settings.request_timeout_s * 1000))
+        self.keys = KeyPool(
+            [genai.Client(api_key=secret, http_options=options) for secret in secrets],
+            secrets,
+            open_kv(settings, "keys") if len(secrets) > 1 else None,
+            cooldown_s=settings.key_cooldown_s,
         )
 
     def __repr__(self) -> str:
@@ -131,7 +135,9 @@ class GeminiProvider:
 
         def attempt(left: float) -> types.GenerateContentResponse:
             config = self._generation_config(prompt, model, self._reserve(model, prompt, left))
-            return self.client.models.generate_content(model=model, contents=_contents(prompt), config=config)
+            return self.keys.call(
+                lambda client: client.models.generate_content(model=model, contents=_contents(prompt), config=config)
+            )
 
         response = self.retrier.call(model, attempt)
         served = served_model(self.settings, model, response)
@@ -142,7 +148,11 @@ class GeminiProvider:
 
         def attempt(left: float) -> Iterator[types.GenerateContentResponse]:
             config = self._generation_config(prompt, model, self._reserve(model, prompt, left))
-            return self.client.models.generate_content_stream(model=model, contents=_contents(prompt), config=config)
+            return self.keys.stream(
+                lambda client: client.models.generate_content_stream(
+                    model=model, contents=_contents(prompt), config=config
+                )
+            )
 
         usage = Usage()
         served = model
@@ -165,7 +175,9 @@ class GeminiProvider:
 
         def attempt(left: float) -> types.CountTokensResponse:
             config = types.CountTokensConfig(http_options=self._http_options(left))
-            return self.client.models.count_tokens(model=model, contents=contents, config=config)
+            return self.keys.call(
+                lambda client: client.models.count_tokens(model=model, contents=contents, config=config)
+            )
 
         return self.retrier.call(model, attempt).total_tokens or 0
 
@@ -177,7 +189,7 @@ class GeminiProvider:
             config = types.ListModelsConfig(page_size=50, http_options=self._http_options(left))
             return {
                 (m.name or "").removeprefix("models/"): list(m.supported_actions or [])
-                for m in self.client.models.list(config=config)
+                for m in self.keys.call(lambda client: list(client.models.list(config=config)))
             }
 
         return self.retrier.call("models.list", attempt)
@@ -217,7 +229,9 @@ class GeminiProvider:
                 output_dimensionality=self.embedding_dim,
                 http_options=self._http_options(left - waited),
             )
-            return self.client.models.embed_content(model=model, contents=texts, config=config)
+            return self.keys.call(
+                lambda client: client.models.embed_content(model=model, contents=texts, config=config)
+            )
 
         response = self.retrier.call(model, attempt)
         values = [e.values or [] for e in response.embeddings or []]

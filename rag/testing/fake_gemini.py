@@ -238,12 +238,14 @@ class _Rule:
     remaining: int | None  # None: forever
     method: str | None
     model: str | None
+    key: str | None = None  # only requests sent with this API key
 
-    def matches(self, method: str, model: str) -> bool:
+    def matches(self, method: str, model: str, key: str) -> bool:
         return (
             (self.remaining is None or self.remaining > 0)
             and self.method in (None, method)
             and self.model in (None, model)
+            and self.key in (None, key)
         )
 
 
@@ -346,13 +348,20 @@ class FakeGemini:
             self._replies.extend(replies)
 
     def inject(
-        self, fault: Fault, *, times: int | None = 1, method: str | None = None, model: str | None = None
+        self,
+        fault: Fault,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """The next `times` matching requests (None: all of them) meet `fault`."""
+        """The next `times` matching requests (None: all of them) meet `fault`; `key`: only
+        those sent with that API key (each key of a project-per-key setup has its own quota)."""
         if method is not None and method not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
         with self._lock:
-            self._rules.append(_Rule(fault, times, method, model))
+            self._rules.append(_Rule(fault, times, method, model, key))
 
     def fault_rate(
         self,
@@ -423,10 +432,10 @@ class FakeGemini:
         with self._lock:
             self._log.append(request)
 
-    def _choose_fault(self, method: str, model: str) -> Fault | None:
+    def _choose_fault(self, method: str, model: str, key: str = "") -> Fault | None:
         with self._lock:
             for rule in self._rules:
-                if rule.matches(method, model):
+                if rule.matches(method, model, key):
                     if rule.remaining is not None:
                         rule.remaining -= 1
                     return rule.fault
@@ -651,7 +660,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = {}
             route = None
-        fault = fake._choose_fault(method, model) if route and method in METHODS else None
+        key = self.headers.get("x-goog-api-key", "")
+        fault = fake._choose_fault(method, model, key) if route and method in METHODS else None
         if route and method in METHODS and fault is None:
             fault = fake._refusal(method, _parse_generate(model, body))
         status = 404 if not route or method not in METHODS else (fault.status if fault and fault.status else 200)
