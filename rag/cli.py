@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="continue this budget session (each run is a new session otherwise; "
                               "the id is printed at the end)")
     commands.add_parser("costs", help="spending and cache reports (python -m rag costs --help)", add_help=False)
+    commands.add_parser("models", help="the model catalogue and what the key can use (python -m rag models --help)",
+                        add_help=False)
     return parser
 
 
@@ -151,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rag.reports import main as reports_main
 
         return reports_main(argv[1:])
+    if argv[:1] == ["models"]:
+        from rag.lineup import main as lineup_main
+
+        return lineup_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return run(args)

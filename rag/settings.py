@@ -119,8 +119,12 @@ class Settings(BaseSettings):
     lite_model: str = "gemini-3.5-flash-lite"  # cheap steps: follow-up rewrite, judging
     embedding_model: str = "gemini-embedding-001"  # stable text embeddings; changing it means a new collection
     models: dict[str, ModelRow] = Field(default_factory=_catalogue_models)  # gemrag.toml amends rows
-    # A configured model past its shutdown date: stop, or answer with its catalogue replacement.
+    # At startup with a key, check the configured models against the key's models.list (once a
+    # day, cached under the data dir); one retired or not offered: stop, or use its replacement.
+    check_models: bool = True
     on_retired: Literal["fail", "replace"] = "replace"
+    # Set by that check (rag.lifecycle), not by users: replacement model -> the note its routes carry.
+    replaced: dict[str, str] = Field(default_factory=dict, exclude=True)
     # Gemini 3 thinking levels (rounded up to one the model accepts); 2.5 models get a budget.
     thinking_flash: ThinkingLevel = "low"
     thinking_pro: ThinkingLevel = "high"
@@ -310,12 +314,24 @@ def load_settings(**overrides: object) -> Settings:
     """Settings for a command: a bad value in the environment or gemrag.toml becomes a
     ConfigError that names the field, which every CLI shows as one line."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         raise ConfigError(
             f"invalid configuration ({problems}); check the GEMRAG_* environment variables and gemrag.toml"
         ) from None
+    return checked_models(settings)
+
+
+def checked_models(settings: Settings) -> Settings:
+    """With a key, the configured models are checked against what the key can use before any
+    command runs (rag.lifecycle): a retired model stops it or is replaced, as `on_retired` says."""
+    if not (settings.online and settings.check_models):
+        return settings
+    from rag.lifecycle import check_models
+    from rag.providers.gemini import GeminiProvider
+
+    return check_models(settings, GeminiProvider(settings).list_models).settings
 
 
 def _problem(loc: tuple[int | str, ...], message: str) -> str:
