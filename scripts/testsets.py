@@ -210,7 +210,8 @@ def crossval(sets: list[DocSet], alphas: Sequence[float], out: Path, options: Se
                                       *options], run_out)
             if code not in (0, 1):
                 raise SystemExit(f"evaluation of {doc_set.name} with {setting.label} failed (exit {code})")
-            row = json.loads((run_out / "report.json").read_text(encoding="utf-8"))["retrieval"][0]
+            rows = json.loads((run_out / "report.json").read_text(encoding="utf-8"))["retrieval"]
+            row = next(r for r in rows if r["variant"].startswith("hybrid k="))  # not hybrid+mmr
             scores[doc_set.name][setting] = {m: row[m] for m in ("hit", "recall", "mrr", "ndcg10")}
     report = markdown_scores(scores, settings) + "\n\n" + markdown_crossval(scores, [s for s in settings
                                                                                      if s.fusion == "convex"])
