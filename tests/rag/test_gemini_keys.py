@@ -4,17 +4,16 @@ from the other key at once, the spent key rests, and neither key appears in any 
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
 
-from rag.logs import configure
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault
 from rag.types import Prompt
+from tests.fakes.logs import captured_logs
 
 SECOND_KEY = "second-key-PLANTED-77aa"
 
@@ -26,11 +25,8 @@ def two_keys(gemini_settings: Settings) -> Settings:
 
 @pytest.fixture
 def log_text(two_keys: Settings) -> Iterator[io.StringIO]:
-    configure(two_keys)
-    out = io.StringIO()
-    logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
-    yield out
-    logging.getLogger().handlers.clear()
+    with captured_logs(two_keys) as out:
+        yield out
 
 
 def keys_used(fake: FakeGemini) -> list[str]:

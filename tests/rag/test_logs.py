@@ -4,7 +4,6 @@ threads that copy the context too, and never a Gemini key."""
 from __future__ import annotations
 
 import contextvars
-import io
 import json
 import logging
 import threading
@@ -14,8 +13,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from rag.logs import bound, configure, request_id
+from rag.logs import bound, request_id
 from rag.settings import Settings
+from tests.fakes.logs import captured_logs
 
 
 @pytest.fixture
@@ -23,15 +23,8 @@ def lines(settings: Settings) -> Iterator[Callable[[], list[dict[str, Any]]]]:
     keyed = settings.model_copy(
         update={"log_format": "json", "log_level": "info", "api_key": SecretStr("AIza-main-key")}
     )
-    configure(keyed)
-    out = io.StringIO()
-    logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
-
-    def read() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in out.getvalue().splitlines()]
-
-    yield read
-    logging.getLogger().handlers.clear()
+    with captured_logs(keyed) as out:
+        yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def test_json_lines_carry_the_request_id_into_threads(lines: Callable[[], list[dict[str, Any]]]) -> None:

@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from rag.logs import configure
 from rag.settings import Settings
+from tests.fakes.logs import captured_logs
 from tests.rag.server.conftest import Running
 
 
 @pytest.fixture
 def log_lines(api_settings: Settings) -> Iterator[io.StringIO]:
-    configure(api_settings.model_copy(update={"log_format": "json", "log_level": "info"}))
-    out = io.StringIO()
-    logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
-    yield out
-    logging.getLogger().handlers.clear()
+    with captured_logs(api_settings.model_copy(update={"log_format": "json", "log_level": "info"})) as out:
+        yield out
 
 
 def test_request_id_follows_the_request_into_model_calls(api: Running, log_lines: io.StringIO) -> None:
