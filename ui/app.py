@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 
 from rag.chain import Chain
 from rag.providers import get_provider
 from rag.settings import Settings
-from ui import render, security
+from ui import browser_copies, render, security
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -36,6 +34,7 @@ def create_app(settings: Settings) -> gr.Blocks:
 
 
 def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
+    browser_copies.use_for_gradio(settings)  # before any component exists: each reads it
     handlers = Handlers(settings, chain)
     with gr.Blocks(title="gemrag: ask your documents") as demo:
         state = gr.State(lambda: SessionState())  # called per page load: one session per tab
@@ -100,9 +99,6 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, settings: Settings, host: str, port: int) -> None:
-    # Gradio writes every upload to its temp dir before a handler sees it: keep that inside
-    # the data dir too. Its server reads the variable when `launch` creates it.
-    os.environ["GRADIO_TEMP_DIR"] = str(settings.path("gradio").resolve())
     demo.queue(default_concurrency_limit=settings.ui_concurrency).launch(
         server_name=host,
         server_port=port,

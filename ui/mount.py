@@ -4,8 +4,6 @@ imports `ui/`. With API keys configured the UI asks for a login: the key's name 
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 from fastapi import FastAPI
 
@@ -18,7 +16,6 @@ PATH = "/ui"
 
 def mount(app: FastAPI, context: MountContext) -> None:
     settings = context.settings
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.path("gradio").resolve()))  # uploads stay in the data dir
     demo = build_app(settings, context.chain).queue(default_concurrency_limit=settings.ui_concurrency)
     gr.mount_gradio_app(
         app,

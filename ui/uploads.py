@@ -18,6 +18,7 @@ from ingest.report import IngestReport, ProgressCallback
 from rag.providers.base import Provider
 from rag.settings import Settings
 from rag.uploads import StagedFile, UploadRejected, safe_name, upload_dir
+from ui import browser_copies
 
 __all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "safe_name", "stage", "upload_dir"]
 
@@ -65,6 +66,7 @@ def ingest_uploads(
             result.staged.append(stage(file, file.name, settings, collection))
         except UploadRejected as exc:
             result.rejected.append(str(exc))
+    browser_copies.discard(files, settings)  # staged copies are what gets ingested and cited
     if result.staged:
         result.report = ingest_paths(
             [s.path for s in result.staged], settings, provider, collection=collection, on_progress=on_progress

@@ -1,0 +1,55 @@
+"""Gradio's copies of uploads under the data dir: removed once staged, leftovers of a killed
+process swept at the next start, nothing outside the folder ever touched (issue #14, item 8)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from rag.settings import Settings
+from ui import browser_copies
+from ui.uploads import ingest_uploads
+
+
+def copy_in(root: Path, name: str, text: str = "# Notes\n\nThe canteen opens at noon.\n") -> Path:
+    folder = root / f"{abs(hash(name)):x}"
+    folder.mkdir(parents=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_an_uploaded_copy_is_gone_once_staged_and_ingested(settings: Settings, offline_provider) -> None:
+    root = browser_copies.prepare(settings)
+    uploaded = [copy_in(root, "notes.md"), copy_in(root, "virus.exe")]
+    result = ingest_uploads(uploaded, settings, offline_provider, "corpus")
+    assert [s.name for s in result.staged] == ["notes.md"] and len(result.rejected) == 1
+    assert list(root.iterdir()) == []  # the accepted and the refused copy, and their folders
+    assert (settings.data_dir / "uploads" / "corpus" / "notes.md").exists()
+
+
+def test_leftovers_are_swept_at_start_but_fresh_copies_and_other_files_stay(
+    settings: Settings, tmp_path: Path
+) -> None:
+    root = browser_copies.prepare(settings)
+    old, fresh = copy_in(root, "old.md"), copy_in(root, "fresh.md")
+    an_hour_ago = time.time() - browser_copies.LEFTOVER_AGE_S - 60
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    elsewhere = tmp_path / "mine.md"
+    elsewhere.write_text("keep")
+    browser_copies.prepare(settings)
+    assert not old.exists() and not old.parent.exists() and fresh.exists()
+    browser_copies.discard([elsewhere], settings)
+    assert elsewhere.exists()
+
+
+def test_every_component_caches_inside_the_data_dir(settings: Settings, offline_provider) -> None:
+    """Gradio reads GRADIO_TEMP_DIR when each component is made: set after building, uploads
+    were copied to the machine's /tmp/gradio and never removed."""
+    from rag.chain import Chain
+    from ui.app import build_app
+
+    demo = build_app(settings, Chain(settings, offline_provider))
+    caches = {Path(block.GRADIO_CACHE) for block in demo.blocks.values()}
+    assert caches == {(settings.data_dir / browser_copies.FOLDER).resolve()}
