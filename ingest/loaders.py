@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from io import BytesIO
 
-from charset_normalizer import from_bytes
-
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would garble the progress bar
 
 _BINARY_SNIFF = 8_192
@@ -127,6 +125,8 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
+    from charset_normalizer import from_bytes  # only for the rare file that is not UTF-8
+
     matches = from_bytes(data)
     best = matches.best()
     if best is None:

@@ -7,6 +7,10 @@ chunks are missing is simply ingested again. `dirty` is set before the store is 
 and cleared after the corpus version is bumped, so a crash in between still bumps it on the
 next run (caches key on that version and must never outlive a change). The highest
 version is kept here too, so a dropped and recreated collection counts on from it.
+
+`store_stamp` is the store's write stamp when a run last finished with the store in step
+with this record. If the manifest is clean and the stamp still matches, nothing has written
+to the collection since, and a run can trust this record without opening the store.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ CREATE TABLE IF NOT EXISTS collections (
     collection TEXT PRIMARY KEY,
     embedder TEXT NOT NULL,
     dirty INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL DEFAULT 0,
+    store_stamp TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -65,6 +70,7 @@ class Manifest:
     def _add_missing_columns(self) -> None:
         for table, column, kind in (
             ("collections", "version", "INTEGER NOT NULL DEFAULT 0"),
+            ("collections", "store_stamp", "TEXT NOT NULL DEFAULT ''"),
             ("files", "size", "INTEGER NOT NULL DEFAULT -1"),
             ("files", "mtime_ns", "INTEGER NOT NULL DEFAULT -1"),
         ):
@@ -110,7 +116,9 @@ class Manifest:
         must count on from it."""
         with self._transaction():
             self.db.execute("DELETE FROM files WHERE collection = ?", (self.collection,))
-            self.db.execute("UPDATE collections SET embedder = '' WHERE collection = ?", (self.collection,))
+            self.db.execute(
+                "UPDATE collections SET embedder = '', store_stamp = '' WHERE collection = ?", (self.collection,)
+            )
 
     # --- the embedder that built the collection, the corpus version, the pending bump ---
     @property
@@ -139,6 +147,16 @@ class Manifest:
 
     def set_version(self, version: int) -> None:
         self.db.execute("UPDATE collections SET version = ? WHERE collection = ?", (version, self.collection))
+
+    @property
+    def store_stamp(self) -> str:
+        """The store's write stamp (rag.store.write_stamp) as this manifest last left it."""
+        return str(self._state("store_stamp") or "")
+
+    def set_store_stamp(self, stamp: str | None) -> None:
+        self.db.execute(
+            "UPDATE collections SET store_stamp = ? WHERE collection = ?", (stamp or "", self.collection)
+        )
 
     def _state(self, column: str) -> str | int | None:
         row = self.db.execute(

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from ingest.batches import Batch, InFlight
@@ -35,12 +36,10 @@ from ingest.loaders import LoadError, load
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
-from rag.costs import price_usd
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
 from rag.providers.base import Provider
-from rag.providers.minilm import shared_minilm
 from rag.settings import Settings
-from rag.store import Store, drop_collection
+from rag.store import Store, drop_collection, write_stamp
 from rag.types import Usage
 
 MANIFEST = "manifest.sqlite3"
@@ -116,8 +115,7 @@ def ingest_paths(
         if rebuild:
             manifest.clear()
             drop_collection(settings, name)
-        store = Store(settings, provider.embedding_id, name)
-        _Run(settings, provider, report, on_progress, store, manifest).run(roots, filters, prune)
+        _Run(settings, provider, report, on_progress, manifest).run(roots, filters, prune)
     return report
 
 
@@ -128,7 +126,7 @@ def remove_paths(
     name = collection or settings.collection
     report = IngestReport(name, provider.embedding_id)
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
-        run = _Run(settings, provider, report, None, Store(settings, provider.embedding_id, name), manifest)
+        run = _Run(settings, provider, report, None, manifest)
         run.recover()
         for source in sources:
             if source not in run.records:
@@ -281,13 +279,24 @@ class _Pass:
         self.provider = provider
         self.report = report
         self.on_progress = on_progress
-        self.chunker = Chunker(
-            settings.chunk_profiles[provider.name], shared_minilm().count_tokens, settings.max_chunks_per_file
-        )
-        model = settings.embedding_model if provider.online else "offline"
-        self.usd_per_token = price_usd(settings, model, Usage(prompt_tokens=1))
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
+
+    # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
+    # no model, no chromadb (the CLI's whole cost is then reading the manifest).
+    @cached_property
+    def chunker(self) -> Chunker:
+        from rag.providers.minilm import shared_minilm
+
+        profile = self.settings.chunk_profiles[self.provider.name]
+        return Chunker(profile, shared_minilm().count_tokens, self.settings.max_chunks_per_file)
+
+    @cached_property
+    def usd_per_token(self) -> float:
+        from rag.costs import price_usd
+
+        model = self.settings.embedding_model if self.provider.online else "offline"
+        return price_usd(self.settings, model, Usage(prompt_tokens=1))
 
     def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
         """Each task's file loaded and chunked; the ones that fail are reported and skipped.
@@ -365,11 +374,9 @@ class _Run(_Pass):
         provider: Provider,
         report: IngestReport,
         on_progress: ProgressCallback | None,
-        store: Store,
         manifest: Manifest,
     ) -> None:
         super().__init__(settings, provider, report, on_progress)
-        self.store = store
         self.manifest = manifest
         # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM is
         # CPU-bound and uses every core in one call, so batches only need to be long enough
@@ -380,6 +387,12 @@ class _Run(_Pass):
         self.present: set[str] = set()
         self.records: dict[str, FileRecord] = {}
         self.incomplete: set[str] = set()
+        self.trusted = False  # the manifest is known to match the store: no need to read it
+
+    @cached_property
+    def store(self) -> Store:
+        """Opened on first use: a run that finds nothing to write never imports chromadb."""
+        return Store(self.settings, self.provider.embedding_id, self.report.collection)
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool) -> None:
         self.recover()
@@ -397,14 +410,25 @@ class _Run(_Pass):
 
     def recover(self) -> None:
         """Read back what earlier runs left: a pending version bump, the stored ids, and
-        committed files whose chunks are not all stored."""
+        committed files whose chunks are not all stored. When the manifest is clean and the
+        store's write stamp is the one the last run recorded, nothing else has touched the
+        collection: the manifest's own ids are what the store holds, and the store is not
+        even opened."""
         if self.manifest.embedder not in (None, self.provider.embedding_id):
-            self.manifest.clear()  # the collection was rebuilt by hand with another embedder
+            _ = self.store  # refuses (EmbedderMismatch) if the collection holds the other embedder's vectors
+            self.manifest.clear()  # it does not: it was rebuilt by hand with this embedder
         self.manifest.set_embedder(self.provider.embedding_id)
+        self.records = self.manifest.records()
+        stamp = self.manifest.store_stamp
+        self.trusted = bool(stamp) and not self.manifest.dirty and stamp == write_stamp(
+            self.settings, self.report.collection
+        )
+        if self.trusted:
+            self.present = {i for r in self.records.values() for i in r.chunk_ids}
+            return
         if self.manifest.dirty or self.store.version < self.manifest.version:
             self.bump()  # a crash before the last bump, or a dropped and recreated collection
         self.present = self.store.ids()
-        self.records = self.manifest.records()
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
 
     def ingest(self, tasks: Sequence[Task]) -> None:
@@ -511,15 +535,23 @@ class _Run(_Pass):
             self.report.add(FileOutcome(r.source, Status.REMOVED, len(r.chunk_ids), r.tokens))
 
     def finish(self) -> None:
-        """Delete the chunks no committed file owns (left by a crash or a stop)."""
-        owned = {i for r in self.manifest.records().values() for i in r.chunk_ids}
-        orphans = self.store.ids() - owned
+        """Delete the chunks no committed file owns (left by a crash or a stop), then record
+        the store's write stamp: the next run can trust the manifest if nothing else writes.
+        A run that started trusted left no orphans (every window it wrote was committed)."""
+        orphans: set[str] = set()
+        if not self.trusted:
+            owned = {i for r in self.manifest.records().values() for i in r.chunk_ids}
+            orphans = self.store.ids() - owned
         if orphans:
             self.manifest.set_dirty(True)
             self.store.delete(orphans)
             self.bump()
         self.report.orphans_removed = len(orphans)
-        self.report.version = self.store.version
+        if "store" in self.__dict__:  # opened, so perhaps written: record where it stands now
+            self.report.version = self.store.version
+            self.manifest.set_store_stamp(write_stamp(self.settings, self.report.collection))
+        else:
+            self.report.version = self.manifest.version  # the stamp vouched for it
 
     def bump(self) -> None:
         """To above every version the collection ever had; the manifest records it first, so

@@ -83,3 +83,25 @@ def test_python_m_ingest_on_the_sample_corpus_with_no_key(tmp_path):
     assert all(c.page for c in chunks if c.source.endswith(".pdf"))
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "files added     │      0" in again.stdout
+
+
+def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_path):
+    """The CLI in a fresh process, as a user re-runs it: nothing changed, so nothing heavy
+    is imported; the manifest and the files' size and mtime are all it reads."""
+    data = tmp_path / "d"
+    probe = (
+        "import sys; from ingest.cli import main; "
+        f"code = main([{str(corpus.root)!r}, '--data-dir', {str(data)!r}, '-q']); "
+        "print(code, [m for m in ('chromadb', 'onnxruntime', 'pypdf', 'tokenizers') if m in sys.modules])"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GEMRAG_CONFIG": "/dev/null", "PYTHONPATH": str(REPO)}
+
+    def run() -> str:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[-1]
+
+    assert run().startswith("0 [")  # the first run loads what it needs
+    assert run() == "0 []"
+    corpus.path("notes.txt").write_text("Changed.\n")
+    assert "'chromadb'" in run()

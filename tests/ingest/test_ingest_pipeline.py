@@ -202,3 +202,21 @@ def test_the_version_only_goes_up_even_when_the_collection_is_dropped(corpus, se
     drop_collection(settings, "corpus")  # dropped behind ingest's back
     again = ingest_paths([corpus.root], settings, fake)
     assert again.version > rebuilt.version and again.count(Status.ADDED) == 4
+
+
+def test_a_file_with_its_size_and_mtime_unchanged_is_not_read_and_a_touched_one_is_hashed_once(
+    corpus, settings, fake
+):
+    import os
+
+    ingest_paths([corpus.root], settings, fake)
+    notes = corpus.path("notes.txt")
+    stat = notes.stat()
+    old_time = stat.st_mtime_ns - 10**10
+    os.utime(notes, ns=(old_time, old_time))  # touched: same content, another mtime
+    first = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(first)["notes.txt"] is Status.UNCHANGED
+    assert Manifest(settings.path(MANIFEST), "corpus").records()["notes.txt"].mtime_ns == old_time
+    notes.write_text(notes.read_text().replace("proxy", "PROXY"))  # same size ...
+    os.utime(notes, ns=(old_time, old_time))  # ... and mtime: by design, not read
+    assert _statuses(ingest_paths([corpus.root], settings, fake))["notes.txt"] is Status.UNCHANGED
