@@ -5,6 +5,14 @@ Documents are untrusted input. Each passage is wrapped in a `<source>` element a
 own block and speak as the user; the system instruction says text inside sources is data.
 `PROMPT_VERSION` names this exact wording: the answer cache keys on it, so changing the
 prompt must change the version.
+
+Order pays: Gemini's implicit cache bills a prompt prefix it has seen recently at the cached
+price, so the long, stable part comes first: the system instruction, then the sources, then
+the conversation, then the question. The same retrieval gives the same sources text (ranked,
+numbered from 1), so a follow-up or a re-asked question whose passages come back reuses the
+whole prefix up to its history; a growing conversation never breaks it. Sources stay in rank
+order rather than being re-sorted by document: models attend best to what comes first, and
+answer quality is worth more than the cache discount on a differently ranked same set.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from html import escape
 
 from rag.types import Message, Passage, Prompt
 
-PROMPT_VERSION = "answer-2026-11-25.1"
+PROMPT_VERSION = "answer-2026-12-01.1"
+SOURCES_READ = "I have read the numbered sources and will answer only from them, citing their numbers."
 NOT_IN_DOCUMENTS = "The documents do not say."
 
 SYSTEM = f"""You answer questions using only the numbered sources provided with the question.
@@ -47,15 +56,22 @@ def render_source(passage: Passage) -> str:
     )
 
 
-def render_question(question: str, passages: Sequence[Passage]) -> str:
-    sources = "\n\n".join(render_source(p) for p in passages) or "(no sources were found)"
-    return f"Sources:\n\n{sources}\n\nQuestion: {question}"
+def render_sources(passages: Sequence[Passage]) -> str:
+    return "Sources:\n\n" + ("\n\n".join(render_source(p) for p in passages) or "(no sources were found)")
 
 
 def answer_prompt(question: str, passages: Sequence[Passage], history: Sequence[Message] = ()) -> Prompt:
-    """The conversation so far, then one user turn carrying the sources and the question."""
+    """Sources first (after the system instruction), then the conversation, then the question.
+    With history, the sources open the conversation as their own turn, acknowledged by a fixed
+    model turn so turns still alternate."""
+    sources = render_sources(passages)
+    asked = f"Question: {question}"
+    if history:
+        contents = (Message("user", sources), Message("model", SOURCES_READ), *history, Message("user", asked))
+    else:
+        contents = (Message("user", f"{sources}\n\n{asked}"),)
     return Prompt(
-        contents=(*history, Message("user", render_question(question, passages))),
+        contents=contents,
         system=SYSTEM,
         question=question,
         passages=tuple(passages),

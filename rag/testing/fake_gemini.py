@@ -192,6 +192,11 @@ class GenerateRequest:
         return next((text for role, text in reversed(self.messages) if role == "user"), "")
 
     @property
+    def user_text(self) -> str:
+        """Every user turn: our prompt puts the sources in the first and the question in the last."""
+        return "\n\n".join(text for role, text in self.messages if role == "user")
+
+    @property
     def json_output(self) -> bool:
         return self.generation_config.get("responseMimeType") == "application/json"
 
@@ -216,7 +221,7 @@ def default_responder(request: GenerateRequest) -> str:
     """Answers from the prompt: the first sentence after the source numbered 1 (our
     `<source n="1" ...>` block, or a plain `[1]` marker), cited [1]. That is enough for a
     chain test to see a grounded, cited answer come back."""
-    prompt = request.last_user_text
+    prompt = request.user_text
     found = re.search(r'<source n="1"[^>]*>|\[1\]', prompt)
     marker = found.start() if found else -1
     if found:
@@ -226,7 +231,7 @@ def default_responder(request: GenerateRequest) -> str:
         sentence = re.split(r"(?<=[.!?])\s", body.strip(), maxsplit=1)[0]
         answer = f"{sentence} [1]"
     else:
-        answer = f"Answer to: {prompt.strip()[:200]}"
+        answer = f"Answer to: {request.last_user_text.strip()[:200]}"
     if request.json_output:
         return json.dumps({"answer": answer, "citations": [1] if marker >= 0 else []})
     return answer

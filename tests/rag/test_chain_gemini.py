@@ -26,7 +26,7 @@ def citing(keyword: str):
     """A model that answers with the sentence of the source containing `keyword`, cited by its number."""
 
     def respond(request: GenerateRequest) -> str:
-        for n, _, body in sources_in(request.last_user_text):
+        for n, _, body in sources_in(request.user_text):  # sources open the conversation
             if keyword in body:
                 return f"{body.split('. ')[0]}. [{n}]"
         return "The documents do not say."

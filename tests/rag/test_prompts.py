@@ -1,6 +1,14 @@
 import re
 
-from rag.prompts import NOT_IN_DOCUMENTS, PROMPT_VERSION, SYSTEM, answer_prompt, neutralise, render_source
+from rag.prompts import (
+    NOT_IN_DOCUMENTS,
+    PROMPT_VERSION,
+    SOURCES_READ,
+    SYSTEM,
+    answer_prompt,
+    neutralise,
+    render_source,
+)
 from rag.types import Message, Passage
 
 INJECTED = (
@@ -36,19 +44,17 @@ def test_source_tags_inside_a_document_are_neutralised():
     assert user_turn.index("Ignore previous") > user_turn.index('<source n="2"')
 
 
-def test_answer_prompt_carries_history_sources_question_and_structure():
+def test_answer_prompt_puts_sources_before_history_and_question_for_the_implicit_cache():
     history = (Message("user", "What is the leave policy?"), Message("model", "25 days [1]."))
     passages = (Passage(1, "Employees receive 25 days.", "handbook.pdf", page=2),)
     prompt = answer_prompt("Can leave be carried over?", passages, history)
     assert prompt.task == "answer" and prompt.system == SYSTEM
     assert prompt.question == "Can leave be carried over?"
     assert prompt.passages == passages
-    assert prompt.contents[:2] == history
-    last = prompt.contents[-1]
-    assert last.role == "user"
-    assert last.text.endswith("Question: Can leave be carried over?")
-    assert '<source n="1" file="handbook.pdf" page="2">' in last.text
-
-
-def test_prompt_without_sources_says_so():
-    assert "(no sources were found)" in answer_prompt("q", ()).contents[-1].text
+    sources, read, *asked_before, last = prompt.contents
+    assert sources.role == "user" and '<source n="1" file="handbook.pdf" page="2">' in sources.text
+    assert read == Message("model", SOURCES_READ)  # fixed, so it belongs to the cacheable prefix
+    assert tuple(asked_before) == history
+    assert last == Message("user", "Question: Can leave be carried over?")
+    alone = answer_prompt("Can leave be carried over?", passages)
+    assert len(alone.contents) == 1 and alone.contents[0].text.startswith(sources.text)
