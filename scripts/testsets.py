@@ -109,7 +109,8 @@ def apt_install(package: str, missing: str) -> None:
                          f"(as root: apt-get update && apt-get install -y {package})")
     print(f"installing {package} (apt-get) ...", file=sys.stderr)
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+    install_command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+    for command in (["apt-get", "update", "-qq"], install_command):
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
 
 

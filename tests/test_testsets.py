@@ -21,7 +21,7 @@ REAL_SETS = [s for s in testsets.doc_sets().values() if s.installed_root is not 
 
 def test_there_are_real_document_sets_beside_the_sample() -> None:
     names = {s.name for s in REAL_SETS}
-    assert {"python-docs", "glpk"} <= names
+    assert {"python-docs", "glpk", "asymptote"} <= names
     assert any(f.endswith(".html") for s in REAL_SETS for f in s.files)
     assert any(f.endswith(".pdf") for s in REAL_SETS for f in s.files)
 
