@@ -1,6 +1,9 @@
-"""The page: chat on the left; the answer's sources, the corpus and the settings on the right."""
+"""The page: the conversation with its composer; a drawer (the right sidebar, an overlay on a
+phone) with the open answer's sources and the source viewer, the documents and the settings."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import gradio as gr
 
@@ -11,21 +14,36 @@ from ui import browser_copies, render, security
 from ui.handlers import Handlers
 from ui.session import SessionState
 
-CSS = """
-.gr-totals { display: flex; flex-wrap: wrap; gap: 6px; }
-.gr-stat { flex: 1 1 90px; border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 4px 8px; }
-.gr-stat span { display: block; font-size: 0.75em; opacity: 0.7; }
-.gr-sources ul { padding-left: 1em; margin: 4px 0; }
-.gr-sources li.uncited { opacity: 0.6; }
-.gr-q { font-weight: 600; margin-bottom: 4px; }
-.gr-score { font-size: 0.8em; opacity: 0.7; }
-.gr-passage blockquote { white-space: pre-wrap; max-height: 320px; overflow-y: auto; margin: 6px 0;
-  border-left: 3px solid var(--color-accent); padding-left: 8px; }
-.gr-details { font-size: 0.9em; }
-.gr-details th, .gr-details td { padding: 2px 8px; border: none; }
-.gr-details th { text-align: left; font-weight: 600; white-space: nowrap; }
-.gr-corpus td, .gr-corpus th { padding: 2px 8px; }
-"""
+HERE = Path(__file__).parent
+PAGE_JS = (HERE / "page.js").read_text(encoding="utf-8")  # the chat's and the sources' buttons
+CSS = (HERE / "page.css").read_text(encoding="utf-8")
+# Rules for Gradio's outer frame, which its scoped `css` cannot reach: less padding on a phone,
+# and on a wide screen room for the open drawer. Gradio measures that room once, when the page
+# mounts, before the content has its width, so the chat could end up under the drawer.
+DRAWER_PX = 520
+HEAD = (
+    "<style>@media (max-width: 640px) { .app { padding-left: 8px !important; padding-right: 8px !important; } }"
+    "@media (min-width: 769px) { .sidebar-parent:has(.sidebar.open.right) { padding-right: "
+    f"max(0px, calc({DRAWER_PX + 30 - 32}px - (100vw - min(980px, 100vw)) / 2)) !important; }} }}</style>"
+)
+SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+# Our own theme: an indigo accent instead of Gradio's orange, system fonts (a web font would be
+# a fetch from another origin), and focus rings strong enough to see.
+THEME = gr.themes.Base(
+    primary_hue=gr.themes.colors.indigo,
+    secondary_hue=gr.themes.colors.slate,
+    neutral_hue=gr.themes.colors.slate,
+    radius_size=gr.themes.sizes.radius_md,
+    font=SYSTEM_FONTS,
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+).set(
+    body_background_fill="#f6f7fb",
+    block_border_width="1px",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    button_primary_text_color="white",
+    input_border_color_focus="*primary_500",
+)
 
 
 def create_app(settings: Settings) -> gr.Blocks:
@@ -34,67 +52,78 @@ def create_app(settings: Settings) -> gr.Blocks:
 
 
 def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
-    browser_copies.use_for_gradio(settings)  # before any component exists: each reads it
+    browser_copies.use_for_gradio(settings)  # before any component exists: each reads it (page images too)
     handlers = Handlers(settings, chain)
     with gr.Blocks(title="gemrag: ask your documents") as demo:
         state = gr.State(lambda: SessionState())  # called per page load: one session per tab
-        gr.Markdown("## gemrag · ask your documents")
-        gr.Markdown(render.OFFLINE_BANNER, visible=not settings.online, elem_id="offline-banner")
-        with gr.Row():
-            with gr.Column(scale=3):
-                chat = gr.Chatbot(
-                    label="Chat", elem_id="chat", height=540, sanitize_html=True, allow_tags=False,
-                    latex_delimiters=[], feedback_options=None, buttons=["copy"],
-                    placeholder="Ask about your documents. Answers cite their sources as [n].",
+        with gr.Row(elem_id="topbar", equal_height=True):
+            gr.HTML("<h1>gemrag <span>ask your documents</span></h1>", elem_id="brand", js_on_load=None)
+            totals = gr.HTML(elem_id="totals", js_on_load=None)  # filled per session on page load
+        gr.Markdown(render.OFFLINE_LINE, visible=not settings.online, elem_id="offline-banner")
+        chat = gr.HTML(elem_id="chat", js_on_load=PAGE_JS)
+        with gr.Group(visible=False, elem_id="feedback") as feedback:
+            feedback_title = gr.Markdown(elem_id="feedback-title")
+            with gr.Row():
+                right_source = gr.Dropdown(label="The right source (optional)", choices=[], elem_id="feedback-source")
+                comment = gr.Textbox(label="Comment (optional)", elem_id="feedback-comment", max_lines=4)
+            with gr.Row():
+                save = gr.Button("Save feedback", size="sm", elem_id="feedback-save")
+                feedback_status = gr.Markdown(elem_id="feedback-status")
+        with gr.Row(elem_id="composer", equal_height=True):
+            question = gr.Textbox(
+                label="Your question", show_label=False, elem_id="question", scale=8, autofocus=True, container=False,
+                lines=1, max_lines=8, placeholder="Ask about your documents (Enter sends, Shift+Enter adds a line)",
+            )
+            ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=84)
+            stop = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=84, visible=False)
+        new_chat = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
+        with (
+            gr.Sidebar(position="right", open=False, width=DRAWER_PX, elem_id="drawer", label="Sources") as drawer,
+            gr.Tabs(),
+        ):
+            with gr.Tab("Sources", elem_id="tab-sources"):
+                sources = gr.HTML(render.sources_html(None, None), elem_id="sources", js_on_load=PAGE_JS)
+                viewer = gr.HTML(elem_id="viewer", js_on_load=None)
+                page_image = gr.Image(
+                    elem_id="page-image", visible=False, interactive=False, buttons=["fullscreen"],
+                    type="filepath", show_label=False, label="Cited page",
                 )
-                with gr.Row():
-                    question = gr.Textbox(
-                        placeholder="Ask a question about your documents", show_label=False,
-                        elem_id="question", scale=6, autofocus=True,
-                    )
-                    ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=70)
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, min_width=70)
-                totals = gr.HTML(elem_id="totals")  # filled per session on page load
-            with gr.Column(scale=2), gr.Tabs():
-                with gr.Tab("Sources", elem_id="tab-sources"):
-                    details = gr.HTML(elem_id="details")
-                    sources = gr.HTML(render.sources_html(None), elem_id="sources")
-                    picker = gr.Radio(label="Show passage", choices=[], elem_id="citations")
-                    passage = gr.HTML(elem_id="passage")
-                with gr.Tab("Corpus", elem_id="tab-corpus"):
-                    corpus = gr.HTML(elem_id="corpus")  # filled on page load: ingest may have run since
-                    upload = gr.File(
-                        label=f"Add documents (up to {settings.max_upload_mb:g} MB each)",
-                        file_count="multiple", file_types=handlers.upload_types(), elem_id="upload",
-                    )
-                    upload_status = gr.Markdown(elem_id="upload-status")
-                    refresh = gr.Button("Refresh", size="sm")
-                with gr.Tab("Settings", elem_id="tab-settings"):
-                    collection = gr.Dropdown(
-                        label="Collection", choices=[settings.collection],
-                        value=settings.collection, elem_id="collection", allow_custom_value=True,
-                    )
-                    mode = gr.Radio(["hybrid", "vector", "bm25"], value=settings.retrieval_mode, label="Retrieval")
-                    top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer (top-k)")
-                    models = dict.fromkeys([chain.provider.flash_model, chain.provider.pro_model])
-                    model = gr.Dropdown(
-                        label="Model",
-                        choices=[("Automatic: Flash, Pro for long contexts", ""), *models],
-                        value="", interactive=chain.provider.online,
-                        info=None if chain.provider.online else "Offline mode has one model: the extractive answerer.",
-                    )
+                details = gr.HTML(elem_id="details", js_on_load=None)
+            with gr.Tab("Documents", elem_id="tab-corpus"):
+                corpus = gr.HTML(elem_id="corpus", js_on_load=None)  # filled on page load: ingest may have run
+                upload = gr.File(
+                    label=f"Add documents (up to {settings.max_upload_mb:g} MB each)",
+                    file_count="multiple", file_types=handlers.upload_types(), elem_id="upload",
+                )
+                upload_status = gr.Markdown(elem_id="upload-status")
+                refresh = gr.Button("Refresh", size="sm")
+            with gr.Tab("Settings", elem_id="tab-settings"):
+                collection = gr.Dropdown(
+                    label="Collection", choices=[settings.collection],
+                    value=settings.collection, elem_id="collection", allow_custom_value=True,
+                )
+                mode = gr.Radio(["hybrid", "vector", "bm25"], value=settings.retrieval_mode, label="Retrieval")
+                top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer (top-k)")
+                models = dict.fromkeys([chain.provider.flash_model, chain.provider.pro_model])
+                model = gr.Dropdown(
+                    label="Model",
+                    choices=[("Automatic: Flash, Pro for long contexts", ""), *models],
+                    value="", interactive=chain.provider.online,
+                    info=None if chain.provider.online else "Offline mode has one model: the extractive answerer.",
+                )
 
-        panel = [details, sources, picker, passage]
+        panel = [details, sources, page_image, viewer, drawer]
+        form = [feedback, feedback_title, right_source, comment]
         gr.on([question.submit, ask.click], handlers.respond, [question, state, collection, mode, top_k, model],
-              [chat, question, *panel, totals], concurrency_limit=settings.ui_concurrency)
+              [chat, question, ask, stop, *panel, totals], concurrency_limit=settings.ui_concurrency)
         stop.click(handlers.stop, [state], [chat], concurrency_limit=None)
-        chat.select(handlers.select_answer, [state], panel)
-        chat.clear(handlers.clear, [state], [*panel, totals])
-        picker.input(handlers.show_passage, [picker, state], [passage])
+        chat.select(handlers.act, [state], [*panel, *form])
+        sources.select(handlers.act, [state], [*panel, *form])
+        save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
+        new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback])
         upload.upload(handlers.upload, [upload, collection], [upload_status, corpus, collection])
         refresh.click(handlers.corpus, None, [corpus, collection])
-        demo.load(handlers.totals, [state], [totals])
-        demo.load(handlers.corpus, None, [corpus, collection])
+        demo.load(handlers.load, [state], [chat, totals, corpus, collection])
     return demo
 
 
@@ -104,8 +133,11 @@ def launch(demo: gr.Blocks, settings: Settings, host: str, port: int) -> None:
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
+        theme=THEME,
         css=CSS,
+        head=HEAD,
         max_file_size=int(settings.max_upload_mb * 1_000_000),
         show_error=False,
+        footer_links=[],
         app_kwargs=security.app_kwargs(),
     )

@@ -1,4 +1,5 @@
-"""What the corpus panel shows: each collection with its document and chunk counts.
+"""What the corpus panel and the first screen show: each collection with its documents,
+their chunk counts and headings, and when it was last ingested.
 
 Read straight from Chroma without opening a `Store`, so a collection built with another
 embedder is listed (and marked) instead of raising EmbedderMismatch in the panel.
@@ -16,6 +17,14 @@ PAGE = 5_000
 
 
 @dataclass(frozen=True)
+class DocumentInfo:
+    source: str
+    chunks: int
+    headings: tuple[str, ...]  # heading paths in document order, each once
+    pages: int  # PDF pages with text; 0 for other files
+
+
+@dataclass(frozen=True)
 class CollectionInfo:
     name: str
     documents: int
@@ -23,6 +32,7 @@ class CollectionInfo:
     version: int
     embedder: str
     last_ingest: str | None = None
+    files: tuple[DocumentInfo, ...] = ()
 
 
 def describe_collections(settings: Settings) -> list[CollectionInfo]:
@@ -42,22 +52,38 @@ def last_ingest(settings: Settings, collection: str) -> str | None:
 
 def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[no-untyped-def]
     meta = collection.metadata or {}
+    files = _documents(collection)
     return CollectionInfo(
         name=collection.name,
-        documents=len(_sources(collection)),
+        documents=len(files),
         chunks=collection.count(),
         version=int(meta.get("version", 0)),
         embedder=str(meta.get("embedder", "")),
         last_ingest=last,
+        files=files,
     )
 
 
-def _sources(collection) -> set[str]:  # type: ignore[no-untyped-def]
-    sources: set[str] = set()
+def _documents(collection) -> tuple[DocumentInfo, ...]:  # type: ignore[no-untyped-def]
+    """One pass over the chunk metadata (no texts): chunks, headings and pages per source."""
+    chunks: dict[str, list[tuple[int, str, int | None]]] = {}
     offset = 0
     while True:
         got = collection.get(include=["metadatas"], limit=PAGE, offset=offset)
-        sources.update(str(m.get("source", "")) for m in got["metadatas"] or [])
+        for m in got["metadatas"] or []:
+            page = m.get("page")
+            chunks.setdefault(str(m.get("source", "")), []).append(
+                (int(m.get("index", 0)), str(m.get("heading", "")), int(page) if page is not None else None)
+            )
         if len(got["ids"]) < PAGE:
-            return sources
+            break
         offset += PAGE
+    return tuple(
+        DocumentInfo(
+            source=source,
+            chunks=len(parts),
+            headings=tuple(dict.fromkeys(h for _, h, _ in sorted(parts) if h)),
+            pages=len({p for _, _, p in parts if p is not None}),
+        )
+        for source, parts in sorted(chunks.items())
+    )

@@ -1,6 +1,7 @@
 """The functions Gradio calls: each takes the panel values and returns what to show.
 
 They hold no Gradio layout, so tests call them directly; ui/app.py wires them to events.
+Output tuples are documented where they are built; `gr.skip()` leaves a component as it is.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import gradio as gr
 
 from ingest.discover import SUPPORTED
 from ingest.report import Progress
-from rag.answer import AnswerRecord, Citation, Mode
+from rag.answer import Citation, Mode
 from rag.chain import Chain
 from rag.errors import GemragError, redact
+from rag.feedback import Feedback, FeedbackStore, Place, Rating
 from rag.settings import Settings
-from ui import render
+from ui import preview, render, safe
 from ui.chat import Choices, stream_turn
 from ui.corpus import describe_collections
+from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
+from ui.suggest import suggestions
 from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
+SKIP: Any = gr.skip
 log = logging.getLogger(__name__)
 
 
@@ -33,62 +38,119 @@ class Handlers:
     def __init__(self, settings: Settings, chain: Chain) -> None:
         self.settings = settings
         self.chain = chain  # one chain for every session: it holds the stores and indexes
+        self.feedback = FeedbackStore(settings)
+        self.welcome: render.Welcome | None = None  # read again on every page load and upload
 
     # --- chat ---
     def respond(
         self, question: str, state: SessionState, collection: str, mode: Mode, top_k: float, model: str
     ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: chat, question box, then the answer panel (see `answer_panel`) and totals."""
+        """Outputs: chat, question box, Ask, Stop, then the answer panel (see `panel`) and totals."""
         question = question.strip()
-        if not question:
-            yield (gr.skip(),) * 7
+        if not question or state.streaming():
+            yield (SKIP(),) * 10
             return
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "")
+        spent_before = self._spent(state)
+        busy = (gr.update(visible=False), gr.update(visible=True))
         for turn in stream_turn(self.chain, state, question, choices, self.settings):
             if turn.status == "streaming":
-                yield render.chat_messages(state), "", *(gr.skip(),) * 5
-        yield render.chat_messages(state), "", *self.answer_panel(state), self.totals(state)
+                yield self.chat(state), "", *busy, *(SKIP(),) * 6
+        spent_after = self._spent(state)
+        if spent_before is not None and spent_after is not None:
+            turn.spent_usd = spent_after - spent_before
+        if turn.record is not None:
+            turn.passages = self._passages(turn)
+        idle = (gr.update(visible=True), gr.update(visible=False))
+        yield self.chat(state), "", *idle, *self.panel(state), self.totals(state)
 
-    def stop(self, state: SessionState) -> list[dict[str, str]]:
+    def chat(self, state: SessionState) -> str:
+        return render.conversation_html(state, self.welcome)
+
+    def stop(self, state: SessionState) -> str:
         state.stop_streaming()
-        return render.chat_messages(state)
+        return self.chat(state)
 
-    def clear(self, state: SessionState) -> tuple[Any, ...]:
-        """Outputs: the answer panel, then totals (unchanged: cleared answers were paid for)."""
+    def new_chat(self, state: SessionState) -> tuple[Any, ...]:
+        """Outputs: chat, the answer panel, the feedback form. Totals stay: cleared answers were paid for."""
         state.clear()
-        return *self.answer_panel(state), self.totals(state)
+        return self.chat(state), *self.panel(state), gr.update(visible=False)
 
-    def select_answer(self, state: SessionState, evt: gr.SelectData) -> tuple[Any, ...]:
-        state.select_message(int(evt.index if not isinstance(evt.index, list | tuple) else evt.index[0]))
-        return self.answer_panel(state)
-
-    def answer_panel(self, state: SessionState) -> tuple[str, str, Update, str]:
-        """Details, sources, the citation picker and the picked passage of the shown answer."""
-        turn = state.shown_turn()
+    def panel(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
+        """The side panel for the shown answer: details, its sources, the page image, the
+        section viewer, and the drawer (left as it is)."""
+        index = state.shown_index()
+        turn = state.turn(index) if index is not None else None
         record = turn.record if turn else None
-        first = _first_citation(record)
-        picker = gr.update(
-            choices=[(render.citation_label(c), c.n) for c in (record.sources if record else [])],
-            value=first.n if first else None,
+        return (
+            render.details_html(record, turn.spent_usd if turn else None),
+            render.sources_html(index, turn, state.viewing),
+            gr.update(value=None, visible=False),
+            "",
+            SKIP(),
         )
-        return render.details_html(record), render.sources_html(record), picker, self._passage(turn, first)
 
-    def show_passage(self, n: int | None, state: SessionState) -> str:
-        turn = state.shown_turn()
-        sources = turn.record.sources if turn and turn.record else []
-        return self._passage(turn, next((c for c in sources if c.n == n), None))
+    def act(self, state: SessionState, evt: gr.SelectData) -> tuple[Any, ...]:
+        """A button in the chat or the sources list. Outputs: the panel (see `panel`), then
+        the feedback form: its group, title, source picker and comment box."""
+        index, action = int(evt.index[0]), str(evt.index[1])
+        keep_form = (SKIP(),) * 4
+        if action in ("cite", "sources"):
+            state.selected = index
+            state.viewing = int(evt.value) if action == "cite" and evt.value else None
+            return *self.open_source(state), *keep_form
+        if action == "rate" and evt.value in ("up", "down"):
+            return (SKIP(),) * 5 + self.rate(state, index, evt.value)
+        return (SKIP(),) * 9
 
-    def _passage(self, turn: Turn | None, citation: Citation | None) -> str:
-        """The whole passage the model read, not just the record's short snippet."""
+    def open_source(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
+        """The panel with source [state.viewing] of the selected answer opened at its place:
+        a PDF page image with the cited text highlighted, or the section with the passage marked."""
+        details, sources, _, _, _ = self.panel(state)
+        index = state.shown_index()
+        turn = state.turn(index) if index is not None else None
+        citation = _source(turn, state.viewing)
         if turn is None or turn.record is None or citation is None:
-            return render.passage_html(None)
+            return details, sources, gr.update(value=None, visible=False), "", gr.update(open=True)
         cited = any(c.n == citation.n for c in turn.record.citations)
+        passage = turn.passages.get(citation.n, citation.snippet)
+        quote = used_sentence(turn.answer, citation.n, passage) if cited else None
+        image: Update = gr.update(value=None, visible=False)
         try:
             chunks = self.chain.store(turn.collection).get([citation.chunk_id])
+            if not chunks:
+                raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
+            if chunks[0].page is not None:
+                page = preview.pdf_page(self.settings, turn.collection, chunks[0], quote)
+                note = "" if page.found else "The cited text could not be located on the page image."
+                image = gr.update(value=str(page.image), visible=True, label=f"{citation.source}, page {page.page}")
+                viewer = render.viewer_caption(citation, note)
+            else:
+                section = preview.text_section(self.settings, turn.collection, chunks[0], quote)
+                viewer = render.viewer_caption(citation) + f"<div class='section'>{section.html}</div>"
+        except (preview.SourceUnavailable, GemragError, OSError) as exc:
+            viewer = render.viewer_caption(citation, str(exc)) + (
+                f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
+            )
+        return details, sources, image, viewer, gr.update(open=True)
+
+    def _passages(self, turn: Turn) -> dict[int, str]:
+        """The full text of every source of the answer, for popovers and highlights (the
+        record keeps only a short snippet)."""
+        assert turn.record is not None
+        sources = turn.record.sources
+        try:
+            chunks = {c.id: c.text for c in self.chain.store(turn.collection).get([s.chunk_id for s in sources])}
         except GemragError:
-            chunks = []  # re-ingested or emptied since: the snippet is all there is
-        full = replace(citation, snippet=chunks[0].text) if chunks else citation
-        return render.passage_html(full, cited=cited)
+            chunks = {}  # emptied since: the snippets are all there is
+        return {s.n: chunks.get(s.chunk_id, s.snippet) for s in sources}
+
+    def _spent(self, state: SessionState) -> float | None:
+        """The session's spending so far, None when the ledger cannot be read (the totals say so)."""
+        try:
+            return self.chain.ledger.session(state.session_id).cost_usd
+        except Exception:
+            return None
 
     def totals(self, state: SessionState) -> str:
         """From the chain's cost ledger, so cache hits, savings and the budget are the ones the
@@ -101,15 +163,6 @@ class Handlers:
             return render.unavailable("Costs", self._reason(exc))
         return render.totals_html(SessionTotals.of(spent, remaining, self.settings.session_budget_usd))
 
-    # --- corpus ---
-    def corpus(self) -> tuple[str, Update]:
-        try:
-            collections = describe_collections(self.settings)
-        except Exception as exc:
-            return render.unavailable("The corpus", self._reason(exc)), gr.skip()
-        names = sorted({c.name for c in collections} | {self.settings.collection})
-        return render.corpus_html(collections), gr.update(choices=names)
-
     def _reason(self, exc: Exception) -> str:
         """One line for a panel that cannot be filled: a user's error as it is, anything else
         with its type (and its traceback in the server log); never the key."""
@@ -117,6 +170,73 @@ class Handlers:
             log.exception("a UI panel failed")
         reason = str(exc) if isinstance(exc, GemragError) else f"{type(exc).__name__}: {exc}"
         return redact(reason, self.settings.api_key)
+
+    # --- ratings ---
+    def rate(self, state: SessionState, index: int, rating: Rating) -> tuple[Any, ...]:
+        """Stores the rating at once; the form that opens adds a comment and the right source.
+        Outputs: the feedback group, its title, source picker and comment box."""
+        turn = state.turn(index)
+        if turn is None or turn.record is None:
+            return (SKIP(),) * 4
+        record = turn.record
+        feedback = Feedback(
+            collection=turn.collection,
+            question=turn.question,
+            standalone_question=record.standalone_question,
+            answer=record.answer,
+            rating=rating,
+            cited=tuple(_place(c, turn) for c in record.citations),
+            session_id=state.session_id,
+            corpus_version=record.corpus_version,
+        )
+        if turn.feedback is not None:
+            feedback = replace(feedback, id=turn.feedback.id, comment=turn.feedback.comment,
+                               right_source=turn.feedback.right_source)
+        try:
+            self.feedback.save(feedback)
+        except Exception as exc:
+            return gr.update(visible=True), render.text(f"Rating not stored: {self._reason(exc)}"), SKIP(), SKIP()
+        turn.feedback, state.rating = feedback, index
+        thanks = "Thanks: rated good." if rating == "up" else "Thanks: rated bad. Which source had the answer?"
+        choices = [(f"[{c.n}] {c.source}" + (f", page {c.page}" if c.page else ""), c.n) for c in record.sources]
+        return (
+            gr.update(visible=True),
+            f"**{thanks}** Answer to: {safe.inert_markdown(turn.question)}",
+            gr.update(choices=choices, value=None),
+            gr.update(value=""),
+        )
+
+    def save_feedback(self, state: SessionState, comment: str, right: int | None) -> str:
+        turn = state.turn(state.rating) if state.rating is not None else None
+        if turn is None or turn.feedback is None:
+            return "Rate an answer with a thumb first."
+        source = _source(turn, right)
+        turn.feedback = replace(
+            turn.feedback, comment=comment.strip(), right_source=_place(source, turn) if source else None
+        )
+        try:
+            self.feedback.save(turn.feedback)
+        except Exception as exc:
+            return render.text(f"Not saved: {self._reason(exc)}")
+        command = f"python -m rag.eval feedback --collection {safe.inert_markdown(turn.collection)}"
+        return f"Saved. `{command}` turns it into a test case."
+
+    # --- first screen and corpus ---
+    def load(self, state: SessionState) -> tuple[Any, ...]:
+        """Outputs: chat (the first screen), totals, corpus panel, collection choices."""
+        corpus, choices = self.corpus()
+        return self.chat(state), self.totals(state), corpus, choices
+
+    def corpus(self) -> tuple[str, Update]:
+        try:
+            collections = describe_collections(self.settings)
+        except Exception as exc:
+            return render.unavailable("The corpus", self._reason(exc)), SKIP()
+        current = next((c for c in collections if c.name == self.settings.collection), None)
+        asks = suggestions(current.files) if current else []
+        self.welcome = render.Welcome(tuple(collections), self.settings.collection, tuple(asks))
+        names = sorted({c.name for c in collections} | {self.settings.collection})
+        return render.corpus_html(collections), gr.update(choices=names)
 
     @staticmethod
     def upload_types() -> list[str]:
@@ -136,11 +256,15 @@ class Handlers:
             )
             summary = render.upload_summary(result)
         except GemragError as exc:
-            summary = f"❌ {render.markdown(redact(str(exc), self.settings.api_key))}"
+            summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
         return summary, *self.corpus()
 
 
-def _first_citation(record: AnswerRecord | None) -> Citation | None:
-    if record is None:
+def _source(turn: Turn | None, n: int | None) -> Citation | None:
+    if turn is None or turn.record is None or n is None:
         return None
-    return (record.citations or record.sources or [None])[0]
+    return next((c for c in turn.record.sources if c.n == n), None)
+
+
+def _place(citation: Citation, turn: Turn) -> Place:
+    return Place(citation.source, citation.page, citation.chunk_id, turn.passages.get(citation.n, citation.snippet))

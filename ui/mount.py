@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from rag.server.mounts import MountContext
 from ui import security
-from ui.app import CSS, build_app
+from ui.app import CSS, HEAD, THEME, build_app
 
 PATH = "/ui"
 
@@ -23,6 +23,8 @@ def mount(app: FastAPI, context: MountContext) -> None:
         path=PATH,
         auth=context.check_login,
         css=CSS,
+        theme=THEME,
+        head=HEAD,
         max_file_size=int(settings.max_upload_mb * 1_000_000),
         show_error=False,
         app_kwargs=security.app_kwargs(),

@@ -1,59 +1,64 @@
-"""Safe HTML and Markdown for everything the page shows.
+"""The page's HTML: the conversation with citation chips, the first screen, the sources of an
+answer, its details, the session totals and the corpus.
 
-Document text and model output are untrusted: a PDF can contain `<script>` and a model can
-be talked into writing `<img onerror=...>`. Everything that reaches the browser passes
-through `html.escape` here, so such text is shown as text. gr.HTML renders its value as
-raw HTML, and the chatbot's own sanitiser would silently drop the tags rather than show
-them, so escaping is done by us and the sanitiser stays on as a second layer. Markdown
-adds one more way out: an image or link in a document would make the reader's browser
-fetch from another host, so no Markdown link or image survives (`markdown`), and the
-page's Content-Security-Policy (ui/security.py) blocks remote images and scripts anyway.
+Everything from documents, answers and users goes through ui.safe: plain text is escaped,
+Markdown is rendered without raw HTML or images and sanitised. Our own markup (chips,
+buttons, popovers) is added after sanitising and carries only numbers and escaped text.
+Buttons carry `data-act` (what a click does) and `data-turn`/`data-n`; the page's script
+(ui/page.js) turns a click into one event for ui/handlers.py.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from html import escape
+from dataclasses import dataclass
 
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route
+from rag.providers.extractive import OFFLINE_NOTE
+from ui import safe
 from ui.corpus import CollectionInfo
+from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import UploadResult
 
-_LINK_TARGET = re.compile(r"\](?=[(\[:])")
+text = safe.text
+
 ROUTE_LABELS = {
     "flash": "Flash",
     "pro": "escalated to Pro",
+    "chosen": "your choice",
     "chosen": "your choice",
     "fallback": "Pro unavailable: Flash instead",
     "cached": "cached answer",
     "offline": "offline",
 }
 
-OFFLINE_BANNER = (
-    "**Offline mode.** No Gemini API key is set, so answers quote the most relevant passages of "
-    "your documents instead of being written by Gemini, and cost nothing. To enable Gemini, set "
-    "`GEMINI_API_KEY` (or `GOOGLE_API_KEY`) in the environment and restart `python -m ui`."
+OFFLINE_LINE = (
+    "**Offline mode:** answers quote the passages of your documents that best match the question, "
+    "with their sources, and cost nothing; they cannot write new prose, combine facts in their own "
+    "words or read images. To have Gemini write the answers, set `GEMINI_API_KEY` and restart "
+    "`python -m ui`."
 )
+_THUMB = (  # Lucide's thumbs-up (ISC licence), drawn inline: no icon font, no fetch
+    "<svg aria-hidden='true' viewBox='0 0 24 24' width='16' height='16' fill='none' stroke='currentColor' "
+    "stroke-width='2' stroke-linecap='round' stroke-linejoin='round'{turn}><path d='M7 10v12'/><path d='M15 5.88 "
+    "14 10h5.83a2 2 0 0 1 1.92 2.56l-2.33 8A2 2 0 0 1 17.5 22H4a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2h2.76a2 2 0 0 0 "
+    "1.79-1.11L12 2a3.13 3.13 0 0 1 3 3.88Z'/></svg>"
+)
+THUMBS = {"up": _THUMB.format(turn=""), "down": _THUMB.format(turn=" style='transform: rotate(180deg)'")}
+POPOVER_CONTEXT = 110  # characters of the passage shown either side of the sentence used
+_CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
-def text(value: str) -> str:
-    """Untrusted text made inert for HTML: `<`, `>` and `&` become entities."""
-    return escape(value, quote=True)
+@dataclass(frozen=True)
+class Welcome:
+    """What the first screen shows before the first question."""
 
-
-def markdown(value: str) -> str:
-    """Untrusted text made inert for Markdown (the chat, the upload summary): `<`, `>` and
-    `&` escaped as by `text` (not quotes: no attribute is built from it), and no Markdown
-    link or image left in it. A document line such as `![x](http://host/leak?d=...)`
-    would otherwise load from that host with no click. Every
-    link, image, reference and definition needs a `]` directly followed by `(`, `[` or `:`;
-    a word joiner (invisible) goes between them, also inside code, where it changes nothing
-    a reader sees. The text is then shown as written; a bare http(s) URL or e-mail address
-    still becomes a link (GFM), which the browser follows only when clicked."""
-    return _LINK_TARGET.sub("]\u2060", escape(value, quote=False))
+    collections: tuple[CollectionInfo, ...]
+    collection: str  # the one questions go to
+    suggestions: tuple[str, ...]
 
 
 def usd(amount: float) -> str:
@@ -67,38 +72,93 @@ def route_label(route: Route) -> str:
     return ROUTE_LABELS.get(route.kind, route.kind)
 
 
-def answer_footer(record: AnswerRecord) -> str:
-    tokens = f"{record.usage.total_tokens:,} tokens" + (" when first answered" if record.cached else "")
-    parts = [
-        f"{markdown(record.route.model)} · {route_label(record.route)}",
-        tokens,
-        f"first token {record.ttft_s:.2f} s",
-        usd(record.cost_usd),
-    ]
-    if record.cached:
-        parts.append(f"saved {usd(record.saved_usd)}")
-    return " · ".join(parts)
+def shown_answer(answer: str) -> str:
+    """The answer without the offline answerer's note: the page says that once, up top."""
+    return answer.replace(OFFLINE_NOTE, "").rstrip()
 
 
-def turn_messages(turn: Turn) -> list[dict[str, str]]:
-    """One turn as the chatbot's two messages (user, assistant), escaped."""
-    body = markdown(turn.answer)
-    if turn.status == "streaming" and not body:
-        body = "_Searching your documents…_"
-    elif turn.status == "stopped":
-        body = f"{body}\n\n_(stopped)_"
-    elif turn.status == "error":
-        body = f"⚠️ {markdown(turn.error)}"
-    elif turn.record is not None:
-        body = f"{body}\n\n<sub>{answer_footer(turn.record)}</sub>"
-    return [{"role": "user", "content": markdown(turn.question)}, {"role": "assistant", "content": body}]
+# --- the conversation ---
 
 
-def chat_messages(state: SessionState) -> list[dict[str, str]]:
-    return [message for turn in state.shown for message in turn_messages(turn)]
+def conversation_html(state: SessionState, welcome: Welcome | None) -> str:
+    turns = "".join(turn_html(i, t) for i, t in enumerate(state.turns) if i >= state.first_shown)
+    body = turns or (welcome_html(welcome) if welcome else "")
+    return f"<div class='conv' aria-live='polite'>{body}</div>"
 
 
-def _where(citation: Citation) -> str:
+def turn_html(index: int, turn: Turn) -> str:
+    record = turn.record
+    rewritten = ""
+    if record and record.standalone_question.strip() != turn.question.strip():
+        rewritten = f"<div class='rewritten'>Searched as: {text(record.standalone_question)}</div>"
+    return (
+        f"<article class='turn' data-turn='{index}' data-status='{turn.status}'>"
+        f"<div class='q'><span class='who'>You</span>{text(turn.question)}</div>{rewritten}"
+        f"<div class='a' data-testid='bot'>{_answer_body(index, turn)}{_answer_footer(index, turn)}</div>"
+        "</article>"
+    )
+
+
+def _answer_body(index: int, turn: Turn) -> str:
+    if turn.status == "error":
+        return f"<p class='error' role='alert'>{text(turn.error)}</p>"
+    body = shown_answer(turn.answer)
+    if not body:
+        return "<p class='searching'>Searching your documents…</p>" if turn.status == "streaming" else ""
+    html = safe.markdown(body)
+    sources = {c.n: c for c in turn.record.sources} if turn.record else {}
+    if sources:
+        html = _CITES.sub(lambda m: _chips(index, turn, m.group(1), sources), html)
+    if turn.status == "stopped":
+        html += "<p class='stopped'>(stopped)</p>"
+    return html
+
+
+def _chips(index: int, turn: Turn, group: str, sources: dict[int, Citation]) -> str:
+    numbers = [int(n) for n in group.split(",")]
+    if not all(n in sources for n in numbers):
+        return f"[{text(group)}]"  # a number the model invented stays plain text
+    return "".join(chip(index, sources[n], turn) for n in numbers)
+
+
+def chip(index: int, citation: Citation, turn: Turn) -> str:
+    """A numbered chip: hover or focus shows the passage, a click opens the source there."""
+    n = citation.n
+    label = f"Source {n}: {citation.source}" + (f", page {citation.page}" if citation.page else "")
+    return (
+        f"<button type='button' class='cite' data-act='cite' data-turn='{index}' data-n='{n}' "
+        f"aria-label='{text(label)}' aria-describedby='pop-{index}-{n}'>{n}"
+        f"<span class='pop' role='tooltip' id='pop-{index}-{n}'>{popover_html(citation, turn)}</span></button>"
+    )
+
+
+def popover_html(citation: Citation, turn: Turn) -> str:
+    passage = turn.passages.get(citation.n, citation.snippet)
+    quote = used_sentence(turn.answer, citation.n, passage)
+    return (
+        f"<span class='where'>{where_html(citation)}</span>"
+        f"<span class='quote'>{excerpt_html(passage, quote)}</span>"
+        "<span class='hint'>Click to open the source at this place</span>"
+    )
+
+
+def excerpt_html(passage: str, quote: str | None) -> str:
+    """The sentence used, marked, with a little of the passage around it; the passage's
+    own line breaks (PDF lines, Markdown syntax) flattened for a short preview."""
+    flat = " ".join(passage.split())
+    if quote:
+        q = " ".join(quote.split())
+        at = flat.find(q)
+        if at >= 0:
+            before, after = flat[max(0, at - POPOVER_CONTEXT) : at], flat[at + len(q) : at + len(q) + POPOVER_CONTEXT]
+            lead = "…" if at > POPOVER_CONTEXT else ""
+            tail = "…" if at + len(q) + POPOVER_CONTEXT < len(flat) else ""
+            return f"{lead}{text(before)}<mark>{text(q)}</mark>{text(after)}{tail}"
+    short = flat[: 2 * POPOVER_CONTEXT]
+    return text(short) + ("…" if len(flat) > len(short) else "")
+
+
+def where_html(citation: Citation) -> str:
     parts = [f"<b>{text(citation.source)}</b>"]
     if citation.page is not None:
         parts.append(f"page {citation.page}")
@@ -107,103 +167,158 @@ def _where(citation: Citation) -> str:
     return " · ".join(parts)
 
 
-def citation_label(citation: Citation) -> str:
-    page = f" · p. {citation.page}" if citation.page is not None else ""
-    return f"[{citation.n}] {citation.source}{page}"
+def _answer_footer(index: int, turn: Turn) -> str:
+    if turn.status not in ("done", "stopped") or (turn.record is None and turn.spent_usd is None):
+        return ""
+    parts: list[str] = []
+    record = turn.record
+    if record is not None:
+        parts.append(f"{text(record.route.model)} · {route_label(record.route)}")
+        tokens = f"{record.usage.total_tokens:,} tokens" + (" when first answered" if record.cached else "")
+        parts += [tokens, f"first token {record.ttft_s:.2f} s"]
+    if turn.spent_usd is not None:
+        parts.append(f"cost {usd(turn.spent_usd)}")
+    if record is not None and record.cached:
+        parts.append(f"saved {usd(record.saved_usd)}")
+    actions = ""
+    if record is not None:
+        count = len(record.sources)
+        actions = (
+            f"<button type='button' class='link' data-act='sources' data-turn='{index}'>"
+            f"Sources ({len(record.citations)} cited of {count})</button>"
+            + _rate_button(index, turn, "up", "Good answer")
+            + _rate_button(index, turn, "down", "Bad answer")
+        )
+    return f"<div class='meta'><span class='footer'>{' · '.join(parts)}</span><span class='acts'>{actions}</span></div>"
 
 
-def passage_html(citation: Citation | None, cited: bool = True) -> str:
-    if citation is None:
-        return "<div class='gr-passage empty'>Pick a source to read its passage.</div>"
-    mark = "" if cited else " <i>(shown to the model, not cited)</i>"
+def _rate_button(index: int, turn: Turn, rating: str, label: str) -> str:
+    pressed = "true" if turn.feedback and turn.feedback.rating == rating else "false"
     return (
-        f"<div class='gr-passage' data-n='{citation.n}'>"
-        f"<div class='gr-where'>[{citation.n}] {_where(citation)}{mark}"
-        f" <span class='gr-score'>score {citation.score:.3f}</span></div>"
-        f"<blockquote>{text(citation.snippet)}</blockquote></div>"
+        f"<button type='button' class='rate' data-act='rate' data-turn='{index}' data-n='{rating}' "
+        f"aria-label='{label}' aria-pressed='{pressed}' title='{label}'>{THUMBS[rating]}</button>"
     )
 
 
-def sources_html(record: AnswerRecord | None) -> str:
-    """Every passage the model saw for this answer; the ones it cited come first."""
-    if record is None:
-        return "<div class='gr-sources empty'>Sources of the selected answer appear here.</div>"
+# --- the first screen ---
+
+
+def welcome_html(welcome: Welcome) -> str:
+    cards = "".join(_collection_card(c, c.name == welcome.collection) for c in welcome.collections)
+    if not cards:
+        cards = ("<p>Nothing is ingested yet: add documents in the Documents tab, or run "
+                 "<code>python -m ingest PATH</code>.</p>")
+    asks = "".join(
+        f"<li><button type='button' class='suggest' data-act='ask' data-q='{text(q)}'>{text(q)}</button></li>"
+        for q in welcome.suggestions
+    )
+    suggested = f"<h3>Try asking</h3><ul class='suggestions'>{asks}</ul>" if asks else ""
+    return (
+        "<section class='welcome' aria-label='Getting started'>"
+        "<h2>Ask your documents</h2>"
+        "<p class='lead'>Every answer cites its sources as numbered chips: hover one to read the passage, "
+        "click it to open the page.</p>"
+        f"{suggested}<h3>Loaded</h3><div class='cards'>{cards}</div></section>"
+    )
+
+
+def _collection_card(info: CollectionInfo, current: bool) -> str:
+    names = [d.source for d in info.files]
+    shown = ", ".join(text(n) for n in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    badge = "<span class='badge'>answering from this</span>" if current else ""
+    return (
+        f"<div class='card' data-collection='{text(info.name)}'><div class='card-head'><b>{text(info.name)}</b>"
+        f"{badge}</div><div class='card-stats'>{info.documents:,} documents · {info.chunks:,} chunks · "
+        f"last ingest {text(info.last_ingest or 'unknown')}</div><div class='card-files'>{shown}</div></div>"
+    )
+
+
+# --- the side panel: sources, details, totals, corpus ---
+
+
+def sources_html(index: int | None, turn: Turn | None, open_n: int | None = None) -> str:
+    """Every passage the model saw, once, in rank order; the cited ones stand out."""
+    record = turn.record if turn else None
+    if index is None or turn is None or record is None:
+        return "<p class='empty'>Ask a question: its sources appear here.</p>"
     cited = {c.n for c in record.citations}
-    ordered = sorted(record.sources, key=lambda c: (c.n not in cited, c.n))
     rows = "".join(
-        f"<li class='{'cited' if c.n in cited else 'uncited'}'>[{c.n}] {_where(c)}"
-        f" <span class='gr-score'>{c.score:.3f}</span></li>"
-        for c in ordered
+        f"<li class='{'cited' if c.n in cited else 'uncited'}'>"
+        f"<button type='button' class='src' data-act='cite' data-turn='{index}' data-n='{c.n}'"
+        f"{' aria-current=true' if c.n == open_n else ''}>"
+        f"<span class='num'>{c.n}</span><span class='src-text'>{where_html(c)}</span>"
+        f"<span class='tag'>{'cited' if c.n in cited else 'not cited'}</span></button></li>"
+        for c in record.sources
     )
     return (
-        f"<div class='gr-sources'><div class='gr-q'>Sources for: {text(record.question)}</div>"
-        f"<ul>{rows or '<li>No passages were retrieved.</li>'}</ul></div>"
+        f"<div class='sources'><p class='for'>Sources for: {text(record.question)}</p>"
+        f"<ol>{rows or '<li>No passages were retrieved.</li>'}</ol></div>"
     )
 
 
-def details_html(record: AnswerRecord | None) -> str:
-    """Which model answered and why, and what the answer cost."""
+def viewer_caption(citation: Citation, note: str = "") -> str:
+    extra = f"<p class='note'>{text(note)}</p>" if note else ""
+    return f"<div class='viewer-where' data-n='{citation.n}'>[{citation.n}] {where_html(citation)}</div>{extra}"
+
+
+def details_html(record: AnswerRecord | None, spent_usd: float | None = None) -> str:
+    """Which model answered and why, and what the answer cost, all calls included."""
     if record is None:
         return ""
     usage = record.usage
+    cost = usd(spent_usd if spent_usd is not None else record.cost_usd)
+    if record.cached:
+        cost += f" (the question rewrite only: the answer came from the cache, saving {usd(record.saved_usd)})"
+    else:
+        cost += " (question rewrite, query embedding and answer)"
     rows = [
         ("Model", f"{text(record.route.model)} ({route_label(record.route)})"),
         ("Why", text(record.route.reason)),
-        ("Tokens", f"{usage.prompt_tokens:,} in · {usage.output_tokens:,} out · {usage.total_tokens:,} total"),
-        ("First token", f"{record.ttft_s:.2f} s (answer {record.latency_s:.2f} s)"),
-        ("Cost", usd(record.cost_usd) + (f" · saved {usd(record.saved_usd)}" if record.cached else "")),
+        ("Tokens", f"{usage.prompt_tokens:,} in · {usage.output_tokens:,} out"),
+        ("Time", f"first token {record.ttft_s:.2f} s · answer {record.latency_s:.2f} s"),
+        ("Cost", cost),
     ]
-    cells = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<table class='gr-details' data-route='{text(record.route.kind)}'>{cells}</table>"
+    cells = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in rows)
+    return f"<dl class='details' data-route='{text(record.route.kind)}'>{cells}</dl>"
 
 
 def totals_html(totals: SessionTotals) -> str:
     stats = [
-        ("answers", "Answers", f"{totals.answers}"),
-        ("tokens", "Tokens", f"{totals.tokens:,}"),
-        ("cost", "Cost", usd(totals.cost_usd)),
-        ("cache-hits", "Cache hits", f"{totals.cache_hits}"),
-        ("saved", "Saved", usd(totals.saved_usd)),
-        ("remaining", "Budget left", f"{usd(totals.remaining_usd)} / {usd(totals.budget_usd)}"),
+        ("answers", "answers", f"{totals.answers}"),
+        ("tokens", "tokens", f"{totals.tokens:,}"),
+        ("cost", "spent", usd(totals.cost_usd)),
+        ("cache-hits", "cache hits", f"{totals.cache_hits}"),
+        ("saved", "saved", usd(totals.saved_usd)),
+        ("remaining", "left of budget", f"{usd(totals.remaining_usd)} / {usd(totals.budget_usd)}"),
     ]
-    cells = "".join(
-        f"<div class='gr-stat' data-stat='{key}'><span>{label}</span><b>{value}</b></div>"
-        for key, label, value in stats
-    )
-    return f"<div class='gr-totals'>{cells}</div>"
+    cells = "".join(f"<span class='stat' data-stat='{k}'><b>{value}</b> {label}</span>" for k, label, value in stats)
+    return f"<div class='totals' aria-label='This session'>{cells}</div>"
 
 
 def unavailable(what: str, reason: str) -> str:
     """One line in place of a panel that cannot be filled, so the rest of the page works on."""
-    return f"<div class='gr-unavailable'>⚠️ {text(what)} unavailable: {text(reason)}</div>"
+    return f"<div class='unavailable' role='status'>⚠️ {text(what)} unavailable: {text(reason)}</div>"
 
 
 def corpus_html(collections: Sequence[CollectionInfo]) -> str:
     if not collections:
         return "<p>Nothing ingested yet: upload files below, or run <code>python -m ingest PATH</code>.</p>"
-    rows = "".join(
-        f"<tr data-collection='{text(c.name)}'><td>{text(c.name)}</td><td>{c.documents:,}</td>"
-        f"<td>{c.chunks:,}</td><td>{text(c.last_ingest or '—')}</td></tr>"
-        for c in collections
-    )
-    return (
-        "<table class='gr-corpus'><tr><th>Collection</th><th>Documents</th><th>Chunks</th>"
-        f"<th>Last ingest</th></tr>{rows}</table>"
-    )
+    return "<div class='cards'>" + "".join(_collection_card(c, False) for c in collections) + "</div>"
 
 
 def upload_summary(result: UploadResult) -> str:
-    """What happened to each uploaded file, in plain words."""
+    """What happened to each uploaded file, in plain words (for a Gradio Markdown component)."""
+    md = safe.inert_markdown
     lines: list[str] = []
     report = result.report
     if report is not None:
         done = [f for f in report.files if f.status in (Status.ADDED, Status.UPDATED, Status.UNCHANGED)]
-        lines += [f"- ✅ {markdown(f.source)}: {f.status.value}, {f.chunks} chunks" for f in done]
-        lines += [f"- ❌ {markdown(f.source)}: {markdown(f.reason)}" for f in report.of(Status.FAILED)]
+        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {f.chunks} chunks" for f in done]
+        lines += [f"- ❌ {md(f.source)}: {md(f.reason)}" for f in report.of(Status.FAILED)]
         if report.stopped:
-            lines.append(f"- ⚠️ {markdown(report.stopped)}")
+            lines.append(f"- ⚠️ {md(report.stopped)}")
         if report.cost_usd:
             lines.append(f"- Embedding cost: {usd(report.cost_usd)} ({report.tokens:,} tokens)")
-    lines += [f"- ❌ {markdown(reason)}" for reason in result.rejected]
-    collection = f" into collection **{markdown(report.collection)}**" if report else ""
+    lines += [f"- ❌ {md(reason)}" for reason in result.rejected]
+    collection = f" into collection **{md(report.collection)}**" if report else ""
     return f"Upload{collection}:\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."

@@ -13,6 +13,7 @@ from typing import Literal
 
 from rag.answer import AnswerRecord
 from rag.costs import Totals
+from rag.feedback import Feedback
 from rag.types import Message
 
 TurnStatus = Literal["streaming", "done", "stopped", "error"]
@@ -26,6 +27,9 @@ class Turn:
     status: TurnStatus = "streaming"
     record: AnswerRecord | None = None
     error: str = ""
+    passages: dict[int, str] = field(default_factory=dict)  # full text of each source [n] shown to the model
+    spent_usd: float | None = None  # what the ledger recorded for this turn: rewrite, embedding, answer
+    feedback: Feedback | None = None  # the reader's rating, as stored
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class SessionState:
     turns: list[Turn] = field(default_factory=list)  # every turn, also cleared ones: they were paid for
     first_shown: int = 0  # turns before this were cleared from the chat
     selected: int | None = None  # the turn whose sources are shown; None means the latest answer
+    viewing: int | None = None  # the source [n] open in the viewer
+    rating: int | None = None  # the turn whose rating the feedback form completes
 
     @property
     def shown(self) -> list[Turn]:
@@ -68,13 +74,13 @@ class SessionState:
         """A fresh conversation in the same session: its spending still counts."""
         self.stop_streaming()
         self.first_shown = len(self.turns)
-        self.selected = None
+        self.selected = self.viewing = self.rating = None
 
     def start_turn(self, question: str, collection: str) -> Turn:
         self.stop_streaming()
         turn = Turn(question, collection)
         self.turns.append(turn)
-        self.selected = None
+        self.selected = self.viewing = None
         return turn
 
     def stop_streaming(self) -> None:
@@ -92,14 +98,18 @@ class SessionState:
                 messages += [Message("user", turn.question), Message("model", turn.answer)]
         return messages
 
-    def shown_turn(self) -> Turn | None:
-        """The answered turn whose sources and details the side panel shows."""
-        if self.selected is not None and self.first_shown <= self.selected < len(self.turns):
-            turn = self.turns[self.selected]
-            return turn if turn.record else None
-        answered = [t for t in self.shown if t.record is not None]
+    def shown_index(self) -> int | None:
+        """The answered turn whose sources and details the side panel shows: the one picked,
+        else the latest answer."""
+        picked = self.turn(self.selected) if self.selected is not None else None
+        if picked is not None and picked.record is not None:
+            return self.selected
+        answered = [i for i in range(self.first_shown, len(self.turns)) if self.turns[i].record is not None]
         return answered[-1] if answered else None
 
-    def select_message(self, message_index: int) -> None:
-        """The chat shows each turn as a user message then an answer, so two messages per turn."""
-        self.selected = self.first_shown + message_index // 2
+    def turn(self, index: int) -> Turn | None:
+        """A shown turn by its index in `turns` (the page names turns by that index)."""
+        return self.turns[index] if self.first_shown <= index < len(self.turns) else None
+
+    def streaming(self) -> bool:
+        return any(turn.status == "streaming" for turn in self.turns)

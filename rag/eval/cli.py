@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ingest.display import progress_bars
 from rag.errors import ConfigError, GemragError, redact
-from rag.eval import html
+from rag.eval import feedback, html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
 from rag.eval.checkpoint import FILENAME as CHECKPOINT
 from rag.eval.checkpoint import Checkpoint
@@ -47,6 +47,9 @@ collection as it is instead.
 Writes OUT/report.json, OUT/report.html and a table here. Each finished case is appended to
 OUT/checkpoint.jsonl: run the same command again after an interruption and finished cases
 are skipped (--fresh starts over).
+
+`python -m rag.eval feedback [--collection C] [--out FILE]` prints the answers rated in the
+UI as test cases instead (see rag/eval/feedback.py).
 
 Exit status: 0 done; 1 a regression beyond --max-drop against --baseline; 2 bad input or a
 refused run (nothing valid in the test set, missing corpus, quota); 3 an unexpected error;
@@ -91,6 +94,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, provider: Provider | None = None) -> int:
     """`provider` replaces the one the settings choose (the tests pass fakes)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["feedback"]:
+        return feedback.main(argv[1:])
     # Piped to a file or CI log, rich would wrap the tables at 80 columns.
     out, err = Console(width=None if sys.stdout.isatty() else WIDE), Console(stderr=True, soft_wrap=True)
     try:

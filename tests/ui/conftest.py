@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from fpdf import FPDF
-from playwright.sync_api import Browser, sync_playwright
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from ingest.pipeline import ingest_paths
 from rag.providers.offline import OfflineProvider
@@ -95,10 +97,25 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+class Shots:
+    """Saves a screenshot per state into a temp dir, and also into $GEMRAG_SCREENSHOTS when set
+    (how docs/screenshots/ is refreshed); a 128-colour palette keeps each PNG small to commit."""
+
+    def __init__(self, folder: Path) -> None:
+        extra = os.environ.get("GEMRAG_SCREENSHOTS")
+        self.folders = [folder, *([Path(extra)] if extra else [])]
+
+    def __call__(self, page: Page, name: str) -> None:
+        image = Image.open(BytesIO(page.screenshot())).convert("RGB").quantize(colors=128)
+        for folder in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"{name}.png", optimize=True)
+
+
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Shots:
     folder = tmp_path_factory.mktemp("ui-screenshots")
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if reporter:
         reporter.write_line(f"UI screenshots: {folder}")
-    return folder
+    return Shots(folder)

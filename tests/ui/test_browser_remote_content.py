@@ -22,6 +22,7 @@ from rag.chain import Chain
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.store import chroma_client
+from tests.ui.conftest import Shots
 from tests.ui.test_app import free_port
 from tests.ui.test_browser import ask, open_page, open_tab, watch_answer
 from ui.app import build_app, launch
@@ -88,13 +89,13 @@ def tracking_document(beacon: Beacon) -> str:
 
 
 def test_a_documents_remote_image_and_script_link_make_no_request(
-    browser: Browser, fresh_app: str, beacon: Beacon, tmp_path: Path, shots: Path
+    browser: Browser, fresh_app: str, beacon: Beacon, tmp_path: Path, shots: Shots
 ) -> None:
     url = fresh_app
     document = tmp_path / "parking.md"
     document.write_text(tracking_document(beacon))
     page = open_page(browser, url)
-    open_tab(page, "Corpus")
+    open_tab(page, "Documents")
     page.locator("#upload input[type=file]").set_input_files(str(document))
     page.locator("#upload-status", has_text="parking.md: added").wait_for()
 
@@ -104,13 +105,13 @@ def test_a_documents_remote_image_and_script_link_make_no_request(
     assert beacon.paths == []
     assert "6 am" in answer and "/leak?d=answer" in answer  # the image is shown as text
     open_tab(page, "Sources")
-    page.locator("#citations label", has_text="parking.md").first.click()
-    page.wait_for_function("() => document.querySelector('#passage').innerText.includes('/leak?d=answer')")
+    page.locator("#sources button.src", has_text="parking.md").first.click()
+    page.wait_for_function("() => document.querySelector('#viewer').innerText.includes('/leak?d=answer')")
     page.wait_for_timeout(1_000)
-    page.screenshot(path=shots / "remote-content-as-text.png")
+    shots(page, "remote-content-as-text")
 
-    assert page.locator("#chat img, #passage img, #sources img").count() == 0
-    links = page.locator("#chat a, #passage a, #sources a")
+    assert page.locator("#chat img, #viewer img, #sources img").count() == 0
+    links = page.locator("#chat a, #viewer a, #sources a")
     for n in range(links.count()):
         href = links.nth(n).get_attribute("href") or ""
         rel = (links.nth(n).get_attribute("rel") or "").split()

@@ -67,7 +67,7 @@ def test_with_redis_down_each_panel_says_so_and_a_question_is_refused_with_the_r
     totals = page.locator("#totals")
     totals.get_by_text("Costs unavailable").wait_for()
     assert "Redis at 127.0.0.1" in totals.inner_text()
-    open_tab(page, "Corpus")
+    open_tab(page, "Documents")
     assert "corpus" in page.locator("#corpus").inner_text()  # Chroma still answers
 
     ask(page, "Where is the office badge collected?")
@@ -76,7 +76,7 @@ def test_with_redis_down_each_panel_says_so_and_a_question_is_refused_with_the_r
     assert "GEMRAG_ANSWER_WITHOUT_STORES" in refused
     assert "Costs unavailable" in totals.inner_text()
     no_error_badges(page)
-    page.locator("#chat button[aria-label='Clear']").click()
+    page.locator("#new-chat").click()
     page.wait_for_function("() => document.querySelectorAll('[data-testid=bot]').length === 0")
     no_error_badges(page)
 

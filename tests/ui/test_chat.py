@@ -11,9 +11,7 @@ from rag.errors import BudgetExceeded
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.types import Message
-from tests.ui.conftest import HOSTILE_QUESTION
 from ui.chat import Choices, stream_turn
-from ui.handlers import Handlers
 from ui.session import SessionState
 
 KEY = "test-key-PLANTED-in-ui-9d1"
@@ -83,34 +81,3 @@ def test_stop_ends_the_stream_at_the_next_piece_and_keeps_it_out_of_history(
     turn = state.turns[0]
     assert turn.status == "stopped" and turn.answer == shown and turn.record is None
     assert state.history() == []
-
-
-def test_handlers_publish_sources_full_passages_and_totals(chain: Chain, ui_settings: Settings) -> None:
-    handlers = Handlers(ui_settings, chain)
-    state = SessionState()
-    *streaming, final = handlers.respond("Where is the office badge collected?", state, "corpus", "hybrid", 4, "")
-    assert streaming and all(len(update) == 7 for update in streaming)
-    chat, box, details, sources, picker, passage, totals = final
-    assert chat[-1]["role"] == "assistant" and "first token" in chat[-1]["content"] and box == ""
-    assert "data-route='offline'" in details
-    assert "<b>onboarding.pdf</b> · page 3" in sources
-    assert picker["value"] == 1 and any("onboarding.pdf · p. 3" in label for label, _ in picker["choices"])
-    assert "second floor" in passage
-    assert "data-stat='answers'><span>Answers</span><b>1</b>" in totals
-    other = handlers.show_passage(2, state)
-    assert "data-n='2'" in other
-
-
-def test_hostile_document_text_reaches_the_chat_only_as_text(chain: Chain, ui_settings: Settings) -> None:
-    handlers = Handlers(ui_settings, chain)
-    *_, final = handlers.respond(HOSTILE_QUESTION, SessionState(), "corpus", "hybrid", 4, "")
-    chat, _, _, sources, _, passage, _ = final
-    shown = chat[-1]["content"] + passage
-    assert "hostile.md" in sources
-    assert "<script" not in shown and "<img" not in shown and "&lt;script&gt;" in passage
-
-
-def test_a_blank_question_changes_nothing(chain: Chain, ui_settings: Settings) -> None:
-    state = SessionState()
-    assert len(list(Handlers(ui_settings, chain).respond("   ", state, "corpus", "hybrid", 4, ""))) == 1
-    assert state.turns == []

@@ -31,21 +31,39 @@ def handlers(gemini_settings: Settings, tmp_path: Path) -> Handlers:
 def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handlers, fake_gemini: FakeGemini) -> None:
     state = SessionState()
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
-    chat, _, details, sources, _, _, totals = final
-    assert "gemini-3.8-flash · Flash" in chat[-1]["content"]
+    chat, _, _, _, details, sources, _, _, _, totals = final
+    assert "gemini-3.8-flash · Flash" in chat
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record
     assert record is not None and record.usage.total_tokens > 0 and record.cost_usd > 0
     assert f"<b>{record.usage.total_tokens:,}</b>" in totals and f"<b>{render.usd(record.cost_usd)}</b>" in totals
-    assert render.usd(record.cost_usd) in chat[-1]["content"]
+    assert f"cost {render.usd(record.cost_usd)}" in chat
     assert len(fake_gemini.calls("streamGenerateContent")) == 1
     assert TEST_API_KEY not in str(final)
 
 
+def test_a_follow_up_shows_its_rewrite_and_answers_add_up_to_the_session_total(
+    handlers: Handlers, fake_gemini: FakeGemini
+) -> None:
+    state = SessionState()
+    fake_gemini.reply("The office badge is collected from the reception desk on the second floor [1].")
+    list(handlers.respond(QUESTION, state, "corpus", "hybrid", 4, ""))
+    fake_gemini.reply("What fee is charged for a lost office badge?")  # the rewrite call
+    fake_gemini.reply("A lost badge is replaced for a fee of 25 euros [1].")
+    *_, final = handlers.respond("And if I lose it?", state, "corpus", "hybrid", 4, "")
+    assert "Searched as: What fee is charged for a lost office badge?" in final[0]
+    follow_up = state.turns[1]
+    assert follow_up.record is not None and follow_up.spent_usd is not None
+    assert follow_up.spent_usd == pytest.approx(follow_up.record.cost_usd)  # rewrite + embedding + answer
+    assert len(fake_gemini.calls("generateContent")) == 1  # the rewrite was a paid call of its own
+    total = handlers.chain.ledger.session(state.session_id).cost_usd
+    assert sum(t.spent_usd or 0 for t in state.turns) == pytest.approx(total)
+    assert f"cost {render.usd(follow_up.spent_usd)}" in final[0]
+
+
 def test_a_forced_model_goes_to_that_model(handlers: Handlers, fake_gemini: FakeGemini) -> None:
     *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "gemini-3.1-pro-preview")
-    footer = final[0][-1]["content"]
-    assert "gemini-3.1-pro-preview · your choice" in footer and "Flash" not in footer
+    assert "gemini-3.1-pro-preview · your choice" in final[0] and "· Flash" not in final[0]
     assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.1-pro-preview"]
 
 
@@ -53,12 +71,12 @@ def test_quota_and_key_errors_read_as_messages_in_the_chat(handlers: Handlers, f
     state = SessionState()
     fake_gemini.inject(Fault.rate_limited("0s"), times=None, method="streamGenerateContent")
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
-    message = final[0][-1]["content"]
-    assert message.startswith("⚠️") and "gemini-3.8-flash" in message and "Traceback" not in message
+    message = final[0]
+    assert "class='error' role='alert'" in message and "gemini-3.8-flash" in message and "Traceback" not in message
     fake_gemini.clear_faults()
     fake_gemini.inject(Fault.invalid_key(), times=None, method="streamGenerateContent")
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
-    message = final[0][-1]["content"]
+    message = final[0]
     assert "GEMINI_API_KEY" in message and TEST_API_KEY not in message
     assert state.history() == []
 
@@ -72,7 +90,7 @@ def test_a_spent_budget_is_refused_in_the_chat_before_any_model_call(
     handlers = Handlers(settings, Chain(settings, provider))
     fake_gemini.clear_log()
     *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "")
-    message = final[0][-1]["content"]
-    assert message.startswith("⚠️ Refused before calling the model: the session budget would be exceeded")
+    message = final[0]
+    assert "role='alert'>Refused before calling the model: the session budget would be exceeded" in message
     assert "GEMRAG_SESSION_BUDGET_USD" in message and fake_gemini.requests == []
     assert "<b>$0.0000</b>" in final[-1]  # nothing was charged

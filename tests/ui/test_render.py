@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import re
+
+from markdown_it import MarkdownIt
+
 from ingest.report import FileOutcome, IngestReport, Status
 from rag.answer import AnswerRecord, Citation, Route
 from rag.types import Usage
-from ui import render
+from ui import render, safe
 from ui.corpus import CollectionInfo
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import UploadResult
@@ -38,52 +42,77 @@ def assert_inert(html: str) -> None:
 
 def test_document_and_model_html_is_escaped_everywhere_it_is_shown() -> None:
     hostile = record(question=EVIL, answer=EVIL, citations=[citation(1, EVIL)], sources=[citation(1, EVIL)])
-    turn = Turn(EVIL, answer=EVIL, status="done", record=hostile)
-    for message in render.turn_messages(turn):
-        assert_inert(message["content"])
-    assert_inert(render.sources_html(hostile))
-    assert_inert(render.passage_html(citation(1, EVIL)))
+    turn = Turn(EVIL, answer=EVIL + " [1]", status="done", record=hostile, passages={1: EVIL})
+    state = SessionState(turns=[turn])
+    assert_inert(render.conversation_html(state, None))
+    assert_inert(render.popover_html(citation(1, EVIL), turn))
+    assert_inert(render.sources_html(0, Turn(EVIL, status="done", record=hostile)))
+    welcome = render.Welcome((CollectionInfo(EVIL, 1, 1, 1, "e"),), EVIL, (EVIL,))
+    assert_inert(render.welcome_html(welcome))
     assert_inert(render.corpus_html([CollectionInfo(EVIL, 1, 1, 1, "e")]))
     assert_inert(render.details_html(record(route=Route("flash", EVIL, EVIL))))
     report = IngestReport("corpus", "e", files=[FileOutcome(EVIL, Status.FAILED, reason=EVIL)])
     assert_inert(render.upload_summary(UploadResult(rejected=[EVIL], report=report)))
 
 
-def test_answer_footer_names_model_route_tokens_ttft_and_cost() -> None:
-    footer = render.answer_footer(record())
-    assert footer == "gemini-3.8-flash · Flash · 1,000 tokens · first token 0.40 s · $0.000520"
-    cached = render.answer_footer(
-        record(route=Route("cached", "gemini-3.1-pro-preview", "same question"), cached=True, saved_usd=0.012)
-    )
-    assert "cached answer · 1,000 tokens when first answered" in cached and "saved $0.0120" in cached
-    assert "escalated to Pro" in render.answer_footer(record(route=Route("pro", "gemini-3.1-pro-preview", "long")))
+def test_markdown_images_are_not_loaded_and_links_open_safely() -> None:
+    answer = "![x](http://127.0.0.1:9/leak?d=1) see [docs](http://example.org/a) and [bad](javascript:alert(1)) [1]"
+    state = SessionState(turns=[Turn("q", answer=answer, status="done", record=record())])
+    html = render.conversation_html(state, None)
+    assert "<img" not in html  # a Markdown image becomes a plain link: nothing is fetched without a click
+    assert '!<a href="http://127.0.0.1:9/leak?d=1" rel="noopener noreferrer nofollow">x</a>' in html
+    assert '<a href="http://example.org/a" rel="noopener noreferrer nofollow">docs</a>' in html
+    assert "javascript:" not in html.replace("[bad](javascript:", "")  # only as the literal text, never as a link
+
+
+def test_citations_become_chips_and_invented_numbers_stay_text() -> None:
+    turn = Turn("q", answer="Ten per minute [1]. Twenty [2, 1]. Nine [7].", status="done", record=record(),
+                passages={1: "Intro text. Ten requests per minute is the limit. More text.", 2: "Other."})
+    html = render.conversation_html(SessionState(turns=[turn]), None)
+    assert html.count("class='cite'") == 3 and "[7]" in html
+    assert "<mark>Ten requests per minute is the limit.</mark>" in html
+    assert "aria-label='Source 1: doc1.pdf, page 2'" in html
+
+
+def test_answer_footer_names_model_route_tokens_ttft_and_the_cost_paid() -> None:
+    turn = Turn("q", answer="a", status="done", record=record(), spent_usd=0.00052)
+    html = render.turn_html(0, turn)
+    assert "gemini-3.8-flash · Flash · 1,000 tokens · first token 0.40 s · cost $0.000520" in html
+    cached = Turn("q", answer="a", status="done", spent_usd=0.00001, record=record(
+        route=Route("cached", "gemini-3.1-pro-preview", "same question"), cached=True, saved_usd=0.012))
+    html = render.turn_html(0, cached)
+    assert "cached answer · 1,000 tokens when first answered" in html and "saved $0.0120" in html
+    assert "cost $0.000010" in html
+    assert "the question rewrite only" in render.details_html(cached.record, 0.00001)
+
+
+def test_a_rewritten_follow_up_shows_the_question_that_was_searched() -> None:
+    turn = Turn("and when?", answer="a", status="done", record=record(standalone_question="When do days expire?"))
+    assert "Searched as: When do days expire?" in render.turn_html(1, turn)
+    assert "Searched as" not in render.turn_html(0, Turn("q", answer="a", status="done", record=record()))
 
 
 def test_turns_show_progress_stop_and_errors_readably() -> None:
-    assert "Searching" in render.turn_messages(Turn("q"))[1]["content"]
-    stopped = render.turn_messages(Turn("q", answer="Half an", status="stopped"))[1]["content"]
-    assert stopped.startswith("Half an") and "(stopped)" in stopped
-    failed = render.turn_messages(Turn("q", status="error", error="Budget <spent>"))[1]["content"]
-    assert "Budget &lt;spent&gt;" in failed
+    assert "Searching" in render.turn_html(0, Turn("q"))
+    stopped = render.turn_html(0, Turn("q", answer="Half an", status="stopped"))
+    assert "Half an" in stopped and "(stopped)" in stopped
+    failed = render.turn_html(0, Turn("q", status="error", error="Budget <spent>"))
+    assert "Budget &lt;spent&gt;" in failed and "role='alert'" in failed
 
 
-def test_sources_list_cited_passages_first_with_file_page_heading_and_score() -> None:
-    html = render.sources_html(record(citations=[citation(2)], sources=[citation(1), citation(2)]))
-    assert html.index("[2]") < html.index("[1]")
-    assert "<b>doc2.pdf</b> · page 2 · Intro &gt; Limits" in html and "0.500" in html
-    assert "class='uncited'" in html
+def test_sources_are_listed_once_in_rank_order_cited_ones_marked() -> None:
+    turn = Turn("q", status="done", record=record(citations=[citation(2)], sources=[citation(1), citation(2)]))
+    html = render.sources_html(0, turn, open_n=2)
+    assert html.index("data-n='1'") < html.index("data-n='2'")
+    assert "<b>doc2.pdf</b> · page 2 · Intro &gt; Limits" in html
+    assert "<li class='uncited'>" in html and "<li class='cited'>" in html and "aria-current=true" in html
 
 
 def test_totals_show_every_session_figure() -> None:
     html = render.totals_html(SessionTotals(3, 4_500, 0.0123, 1, 0.004, 0.9877, 1.0))
     for stat, value in [("answers", "3"), ("tokens", "4,500"), ("cost", "$0.0123"), ("cache-hits", "1"),
                         ("saved", "$0.0040"), ("remaining", "$0.9877 / $1.00")]:
-        assert f"data-stat='{stat}'><span>" in html and f"<b>{value}</b>" in html
-
-
-def test_chat_messages_alternate_user_and_assistant_per_turn() -> None:
-    state = SessionState(turns=[Turn("a", answer="x", status="done", record=record()), Turn("b")])
-    assert [m["role"] for m in render.chat_messages(state)] == ["user", "assistant"] * 2
+        assert f"data-stat='{stat}'><b>{value}</b>" in html
 
 
 def test_empty_corpus_says_how_to_ingest() -> None:
@@ -110,22 +139,26 @@ TRACKING = (
 )
 
 
-def test_markdown_leaves_no_image_and_no_link_but_shows_the_text() -> None:
-    """Rendered by a CommonMark parser, as the chat renders it: no <img> and no <a> at all;
-    every character the document had is still on the page."""
-    from markdown_it import MarkdownIt
+def test_answers_show_images_as_text_and_keep_only_safe_links() -> None:
+    html = safe.markdown(TRACKING)
+    assert "<img" not in html
+    for fragment in ("![x](http://tracker.example/leak?d=1)", "![y](http://tracker.example/ref)",
+                     "[the guide](javascript:alert(1))", "<code>items[0](x)</code>"):
+        assert fragment in html
+    links = re.findall(r'<a href="([^"]+)" rel="([^"]+)">', html)
+    assert {href for href, _ in links} == {"mailto:a@b.example", "http://ok.example", "http://tracker.example/ref"}
+    assert all({"noopener", "noreferrer"} <= set(rel.split()) for _, rel in links)
 
-    html = MarkdownIt("commonmark").render(render.markdown(TRACKING))
+
+def test_gradio_markdown_gets_text_with_no_image_and_no_link_left() -> None:
+    """Rendered by a CommonMark parser, as Gradio renders it: no <img> and no <a> at all;
+    every character the document had is still on the page."""
+    html = MarkdownIt("commonmark").render(safe.inert_markdown(TRACKING))
     assert "<img" not in html and "<a " not in html
     shown = html.replace("\u2060", "")
     for fragment in ("![x](http://tracker.example/leak?d=1)", "[the guide](javascript:alert(1))",
                      "<code>items[0](x)</code>", "[img]: http://tracker.example/ref"):
         assert fragment in shown
-
-
-def test_chat_answers_and_upload_summaries_use_inert_markdown() -> None:
-    turn = Turn("q", answer=TRACKING, status="done", record=record(answer=TRACKING))
-    assert "](" not in render.turn_messages(turn)[1]["content"].replace("]\u2060(", "")
     failed = FileOutcome("![x](http://tracker.example/a).md", Status.FAILED, reason="[r](javascript:x)")
     summary = render.upload_summary(UploadResult(report=IngestReport("corpus", "offline", files=[failed])))
     assert "](" not in summary.replace("]\u2060(", "")

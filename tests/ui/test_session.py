@@ -47,20 +47,19 @@ def test_totals_are_the_sessions_line_in_the_ledger(settings: Settings) -> None:
     assert totals.remaining_usd == pytest.approx(1.0 - cost)
 
 
-def test_selecting_a_chat_message_shows_that_turns_answer() -> None:
+def test_the_panel_shows_the_picked_answer_else_the_latest() -> None:
     state = SessionState(turns=[answered("q1", "a1", 1, 0), answered("q2", "a2", 1, 0)])
-    assert state.shown_turn() is state.turns[1]
-    state.select_message(1)  # the first turn's answer bubble
-    assert state.shown_turn() is state.turns[0]
+    assert state.shown_index() == 1
+    state.selected = 0  # a chip or "Sources" of the first answer
+    assert state.shown_index() == 0
     state.start_turn("q3", "corpus")  # a new question shows the newest answer again
-    assert state.shown_turn() is state.turns[1]
+    assert state.shown_index() == 1
 
 
 def test_clearing_starts_a_new_conversation_but_keeps_the_sessions_spending() -> None:
     state = SessionState(turns=[answered("q1", "a1", 100, 0.25)])
     state.clear()
-    assert state.shown == [] and state.history() == [] and state.shown_turn() is None
-    assert state.turns[0].record is not None  # still there for the ledger's sake, just not shown
+    assert state.shown == [] and state.history() == [] and state.shown_index() is None
+    assert state.turn(0) is None and state.turns[0].record is not None  # kept for the ledger, not shown
     state.turns.append(answered("q2", "a2", 10, 0.0))
-    state.select_message(1)
-    assert state.shown_turn() is state.turns[1]
+    assert state.shown_index() == 1

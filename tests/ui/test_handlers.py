@@ -1,0 +1,130 @@
+"""The handlers the page calls, driven directly over the ingested UI corpus: an answer with
+citation chips and its sources, a chip opening a PDF page image or a Markdown section with
+the cited text marked, ratings stored per collection, and the first screen."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from rag.chain import Chain
+from rag.feedback import FeedbackStore
+from rag.providers.offline import OfflineProvider
+from rag.settings import Settings
+from tests.ui.conftest import HOSTILE_QUESTION
+from ui.handlers import Handlers
+from ui.session import SessionState
+
+ROOT = Path(__file__).resolve().parents[2]
+BADGE = "Where is the office badge collected?"
+
+
+@pytest.fixture(scope="module")
+def handlers(ui_settings: Settings) -> Handlers:
+    return Handlers(ui_settings, Chain(ui_settings, OfflineProvider()))
+
+
+def click(handlers: Handlers, state: SessionState, turn: int, act: str, value: str | None = None) -> tuple:
+    return handlers.act(state, gr.SelectData(None, {"index": [turn, act], "value": value}))
+
+
+def highlighted_pixels(path: str) -> int:
+    """Pixels of the highlight's yellow over white paper."""
+    with Image.open(path) as image:
+        r, g, b = np.asarray(image.convert("RGB")).astype(int).transpose(2, 0, 1)
+    return int(((r > 240) & (g > 200) & (g < 245) & (b < 180)).sum())
+
+
+def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_cost(
+    handlers: Handlers, ui_settings: Settings
+) -> None:
+    state = SessionState()
+    *streaming, final = handlers.respond(BADGE, state, "corpus", "hybrid", 4, "")
+    assert streaming and all(len(update) == 10 for update in streaming)
+    chat, box, ask, stop, details, sources, _image, _viewer, _drawer, totals = final
+    assert box == "" and ask["visible"] and not stop["visible"]
+    assert "class='cite' data-act='cite' data-turn='0' data-n='1'" in chat
+    assert "<mark>The office badge is collected from the reception desk on the second floor.</mark>" in chat
+    assert "Offline mode: no Gemini key" not in chat  # said once at the top, not in every answer
+    assert "data-route='offline'" in details
+    assert sources.count("data-act='cite'") == 4  # top-k 4, each source once
+    ranks = [int(part.split("'")[0]) for part in sources.split("data-n='")[1:]]
+    assert ranks == [1, 2, 3, 4]
+    assert "<li class='cited'>" in sources and "<li class='uncited'>" in sources
+    assert "<b>1</b> answers" in totals
+    assert state.turns[0].spent_usd == 0.0 and "cost $0.0000" in chat
+
+
+def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers: Handlers) -> None:
+    state = SessionState()
+    list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
+    _, sources, image, viewer, drawer, *_ = click(handlers, state, 0, "cite", "1")
+    assert drawer["open"] and image["visible"] and "onboarding.pdf</b> · page 3" in viewer
+    assert "aria-current=true" in sources
+    assert highlighted_pixels(image["value"]) > 2_000
+    again = click(handlers, state, 0, "cite", "1")[2]["value"]
+    assert again == image["value"]  # rendered once, then served from the page cache
+
+
+def test_a_markdown_source_opens_as_its_section_rendered_safely_with_the_passage_marked(
+    handlers: Handlers,
+) -> None:
+    state = SessionState()
+    list(handlers.respond(HOSTILE_QUESTION, state, "corpus", "hybrid", 4, ""))
+    record = state.turns[0].record
+    assert record is not None
+    hostile = next(c.n for c in record.sources if c.source == "hostile.md")
+    _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", str(hostile))
+    assert not image["visible"]
+    assert "<h1>Hostile notes</h1>" in viewer and "<mark>" in viewer
+    assert "<script" not in viewer and "<img" not in viewer and "&lt;script&gt;" in viewer
+
+
+def test_a_rating_is_stored_per_collection_and_becomes_a_test_case(
+    handlers: Handlers, ui_settings: Settings
+) -> None:
+    state = SessionState()
+    list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
+    list(handlers.respond("How many days of paid vacation does every employee get per year?",
+                          state, "corpus", "hybrid", 4, ""))
+    group, title, _, _ = click(handlers, state, 0, "rate", "up")[5:]
+    assert group["visible"] and "rated good" in title
+    click(handlers, state, 1, "rate", "down")
+    vacation = state.turns[1].record
+    assert vacation is not None
+    right = next(c.n for c in vacation.sources if c.source == "handbook.md")
+    assert "Saved" in handlers.save_feedback(state, "the handbook says 27", right)
+    stored = FeedbackStore(ui_settings).list("corpus")
+    assert [f.rating for f in stored[-2:]] == ["up", "down"]
+    assert stored[-1].comment == "the handbook says 27" and stored[-1].right_source is not None
+
+    command = ["-m", "rag.eval", "feedback", "--collection", "corpus", "--data-dir", str(ui_settings.data_dir)]
+    out = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cases = [json.loads(line) for line in out.stdout.splitlines()]
+    badge = next(c for c in cases if c["question"] == BADGE)
+    assert "second floor" in badge["reference_answer"]
+    assert badge["relevant"] == [{"source": "onboarding.pdf", "page": 3}]
+    vacation_case = next(c for c in cases if "vacation" in c["question"])
+    assert vacation_case["relevant"] == [{"source": "handbook.md"}] and "27 days" in vacation_case["reference_answer"]
+    assert "test case(s) from the ratings of collection 'corpus'" in out.stderr
+
+
+def test_the_first_screen_lists_the_collection_and_suggests_questions(handlers: Handlers) -> None:
+    chat, _, _, choices = handlers.load(SessionState())
+    assert "data-collection='corpus'" in chat and "3 documents" in chat
+    assert chat.count("data-act='ask'") >= 3
+    assert "corpus" in choices["choices"]
+
+
+def test_a_blank_question_changes_nothing(handlers: Handlers) -> None:
+    state = SessionState()
+    assert len(list(handlers.respond("   ", state, "corpus", "hybrid", 4, ""))) == 1
+    assert state.turns == []

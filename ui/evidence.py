@@ -1,0 +1,52 @@
+"""Which sentence of a passage an answer used for its citation [n].
+
+A chip, a popover and an opened source all highlight that sentence, so a reader checks the
+claim against the words it rests on instead of skimming a whole passage. The answer's
+sentences that cite [n] are compared with the passage's sentences by shared content words;
+the offline answerer quotes passages verbatim, so there the match is exact, and a model's
+paraphrase still shares most of its content words with its source.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.providers.extractive import content_words, split_units
+
+_CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def citing_sentences(answer: str, n: int) -> list[str]:
+    """The answer's sentences that cite source n, without their citation marks. A citation
+    standing alone after a sentence's full stop ("… floor. [2]") belongs to that sentence."""
+    pieces = [p for p in _ANSWER_SENTENCE.split(answer) if p.strip()]
+    found: list[str] = []
+    for i, piece in enumerate(pieces):
+        cited = any(n in _numbers(group) for group in _CITES.findall(piece))
+        bare = _CITES.sub("", piece).strip(" .;,*_")
+        if cited:
+            found.append(bare if bare or i == 0 else _CITES.sub("", pieces[i - 1]))
+    return found
+
+
+def used_sentence(answer: str, n: int, passage: str) -> str | None:
+    """The passage sentence (verbatim, so it can be found again) that best supports the
+    answer's sentences citing [n]; None when the answer does not cite n or shares no word."""
+    claims = {w for sentence in citing_sentences(answer, n) for w in content_words(sentence)}
+    if not claims:
+        return None
+    best, best_score = None, 0.0
+    for unit in split_units(passage):
+        words = set(content_words(unit))
+        if not words:
+            continue
+        shared = len(words & claims)
+        score = shared / len(words) + shared / len(claims)  # precision and recall of the words
+        if score > best_score:
+            best, best_score = unit, score
+    return best.strip() if best else None
+
+
+def _numbers(group: str) -> set[int]:
+    return {int(part) for part in group.split(",")}

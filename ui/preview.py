@@ -1,0 +1,227 @@
+"""Open a cited source at the place it was cited: a PDF page as an image with the cited
+text highlighted, or a Markdown, HTML or text section rendered safely with the passage marked.
+
+PDF pages are rendered on the server (pypdfium2: the browser never loads the PDF, so a
+hostile PDF's scripts and links cannot run) and cached per page under the data dir, keyed by
+the file's content hash, so a page is rendered once however often it is opened. Highlights
+are boxes around the characters PDFium reports for the cited text, drawn on a copy.
+
+Markdown goes through ui.safe (no raw HTML, no images, allow-listed tags, safe links). The
+file is found through the ingest manifest, which records where each source was read from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import pypdfium2 as pdfium
+from PIL import Image, ImageDraw
+
+from ingest.loaders import decode, markdown_sections
+from ingest.manifest import Manifest
+from ingest.pipeline import MANIFEST
+from rag.settings import Settings
+from rag.types import Chunk
+from ui import safe
+
+PAGE_SCALE = 1.6  # 115 dpi: body text readable on a laptop, a page PNG of ~100-200 KB
+HIGHLIGHT = (255, 214, 0, 110)  # translucent yellow over the text
+PAD = 2  # pixels around each highlighted line
+TEXT_WINDOW = 1_500  # characters shown around a passage of an unsectioned text file
+FRAGMENT_WORDS = 6  # when a sentence is not found whole on the page, find it in pieces
+
+_START, _END = "\ue000", "\ue001"  # private-use marks around the passage, replaced after rendering
+_PDFIUM = threading.Lock()  # PDFium is not thread-safe; Gradio serves handlers from a pool
+
+_BLOCK_PREFIX = re.compile(r"\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*|\|)*")
+class SourceUnavailable(Exception):
+    """The cited file cannot be shown; the message says why in words a reader can act on."""
+
+
+@dataclass(frozen=True)
+class PagePreview:
+    image: Path  # PNG of the page with the cited text highlighted
+    source: str
+    page: int
+    found: bool  # whether the cited text was located on the page (else the page is shown plain)
+
+
+@dataclass(frozen=True)
+class TextPreview:
+    html: str  # sanitised HTML of the section, the passage inside <mark>
+    source: str
+    heading: str
+
+
+def locate(settings: Settings, collection: str, source: str) -> tuple[Path, str]:
+    """The file a source was ingested from and its content hash, from the ingest manifest."""
+    manifest = Manifest(settings.path(MANIFEST), collection)
+    try:
+        record = manifest.records().get(source)
+    finally:
+        manifest.close()
+    if record is None:
+        raise SourceUnavailable(f"{source} is no longer in collection {collection!r} (re-ingested or removed).")
+    path = Path(record.path)
+    if not path.is_file():
+        raise SourceUnavailable(f"{source} was read from {path}, which no longer exists.")
+    return path, record.content_hash
+
+
+def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | None) -> PagePreview:
+    """The chunk's page with `quote` (the sentence used) highlighted, else the whole chunk."""
+    path, content_hash = locate(settings, collection, chunk.source)
+    page = chunk.page or 1
+    targets = [t for t in (quote, chunk.text) if t]
+    key = hashlib.sha256("\n".join(targets).encode()).hexdigest()[:16]
+    folder = settings.path("previews")
+    folder.mkdir(exist_ok=True)
+    out = folder / f"{content_hash[:24]}-p{page}-{key}.png"
+    base = folder / f"{content_hash[:24]}-p{page}.png"
+    with _PDFIUM:
+        pdf = pdfium.PdfDocument(path)
+        try:
+            if not 1 <= page <= len(pdf):
+                raise SourceUnavailable(f"{chunk.source} has {len(pdf)} pages now, not page {page}: re-ingest it.")
+            boxes = _find_boxes(pdf[page - 1], targets)
+            if not base.exists():
+                pdf[page - 1].render(scale=PAGE_SCALE).to_pil().convert("RGB").save(base, optimize=True)
+        finally:
+            pdf.close()
+    if not out.exists():
+        _draw(base, boxes, out)
+    return PagePreview(out, chunk.source, page, found=bool(boxes))
+
+
+def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str | None) -> TextPreview:
+    """The Markdown section (or, for other text, the stretch around the passage) holding the
+    chunk, rendered safely with `quote`, else the whole passage, marked."""
+    path, _ = locate(settings, collection, chunk.source)
+    text = decode(path.read_bytes())
+    if path.suffix.lower() in {".md", ".markdown"}:
+        body, start = _section_of(text, chunk)
+        marked = _mark(body, chunk.text, quote, chunk.start - start)
+        rendered = safe.markdown(marked)
+    else:
+        start = max(0, chunk.start - TEXT_WINDOW // 2)
+        body = text[start : chunk.end + TEXT_WINDOW // 2]
+        marked = _mark(body, chunk.text, quote, chunk.start - start)
+        rendered = "".join(f"<p>{safe.text(p)}</p>" for p in marked.split("\n\n") if p.strip())
+    marks = rendered.replace(_START, "<mark>").replace(_END, "</mark>")
+    return TextPreview(safe.sanitise(marks), chunk.source, chunk.heading)  # again: balances the marks
+
+
+def _section_of(text: str, chunk: Chunk) -> tuple[str, int]:
+    for section in markdown_sections(text):
+        if section.offset <= chunk.start < section.offset + len(section.text):
+            return section.text, section.offset
+    raise SourceUnavailable(f"{chunk.source} changed since it was ingested: re-ingest it to open this passage.")
+
+
+def _mark(body: str, passage: str, quote: str | None, at: int) -> str:
+    """`body` with the quote (searched inside the passage first) or the passage wrapped in marks."""
+    start = body.find(passage, max(0, at - 50)) if passage else -1
+    span = (start, start + len(passage)) if start >= 0 else None
+    if quote:
+        inside = body.find(quote, span[0]) if span else body.find(quote)
+        if inside >= 0:
+            span = (inside, inside + len(quote))
+    if span is None:
+        return body
+    lines = body[span[0] : span[1]].split("\n")
+    return body[: span[0]] + "\n".join(_mark_line(line) for line in lines) + body[span[1] :]
+
+
+def _mark_line(line: str) -> str:
+    """Marks inside one line, after its block syntax (list, quote), so a mark never spans two
+    blocks; headings stay unmarked (a chunk starts with its section's heading)."""
+    prefix = _BLOCK_PREFIX.match(line)
+    cut = prefix.end() if prefix else 0
+    rest = line[cut:]
+    if "#" in line[:cut] or not rest.strip():
+        return line
+    return line[:cut] + _START + rest + _END
+
+
+def _normal(text: str) -> tuple[str, list[int]]:
+    """Letters and digits only, case-folded, with each kept character's index: PDF text and
+    the extracted passage differ in line breaks, hyphenation spaces and punctuation."""
+    kept, index = [], []
+    for i, char in enumerate(text):
+        for c in unicodedata.normalize("NFKC", char).casefold():
+            if c.isalnum():
+                kept.append(c)
+                index.append(i)
+    return "".join(kept), index
+
+
+def _find_boxes(page: pdfium.PdfPage, targets: list[str]) -> list[tuple[float, float, float, float]]:
+    """Image-space boxes of the first target found on the page, whole or in pieces of a few words."""
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        chars = "".join(chr(pdfium.raw.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count))
+        haystack, index = _normal(chars)
+        for target in targets:
+            hits = _occurrences(haystack, target)
+            if hits:
+                _, height = page.get_size()
+                char_ids = sorted({index[i] for a, b in hits for i in range(a, b)})
+                return _line_boxes([textpage.get_charbox(i) for i in char_ids], height)
+        return []
+    finally:
+        textpage.close()
+
+
+def _occurrences(haystack: str, target: str) -> list[tuple[int, int]]:
+    whole, _ = _normal(target)
+    if not whole:
+        return []
+    at = haystack.find(whole)
+    if at >= 0:
+        return [(at, at + len(whole))]
+    words = target.split()
+    pieces = [" ".join(words[i : i + FRAGMENT_WORDS]) for i in range(0, len(words), FRAGMENT_WORDS)]
+    spans = []
+    for piece in pieces:
+        needle, _ = _normal(piece)
+        at = haystack.find(needle) if len(needle) >= 8 else -1
+        if at >= 0:
+            spans.append((at, at + len(needle)))
+    return spans if len(spans) * 2 >= len(pieces) else []  # half the pieces, or it is not this text
+
+
+def _line_boxes(
+    charboxes: list[tuple[float, float, float, float]], page_height: float
+) -> list[tuple[float, float, float, float]]:
+    """Character boxes (PDF points, origin bottom-left) merged into one box per text line,
+    in image pixels (origin top-left)."""
+    lines: list[list[float]] = []
+    for left, bottom, right, top in charboxes:
+        if right <= left:
+            continue
+        line = next((b for b in lines if abs(b[1] - bottom) < (top - bottom) * 0.6), None)
+        if line is None:
+            lines.append([left, bottom, right, top])
+        else:
+            line[0], line[2], line[3] = min(line[0], left), max(line[2], right), max(line[3], top)
+    return [
+        ((lf * PAGE_SCALE) - PAD, (page_height - tp) * PAGE_SCALE - PAD, rt * PAGE_SCALE + PAD,
+         (page_height - bt) * PAGE_SCALE + PAD)
+        for lf, bt, rt, tp in lines
+    ]
+
+
+def _draw(base: Path, boxes: list[tuple[float, float, float, float]], out: Path) -> None:
+    with Image.open(base) as page:
+        image = page.convert("RGBA")
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for box in boxes:
+        draw.rectangle(box, fill=HIGHLIGHT)
+    Image.alpha_composite(image, layer).convert("RGB").save(out, optimize=True)
