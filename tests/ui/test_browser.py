@@ -197,7 +197,7 @@ def test_rating_an_answer_reaches_the_feedback_test_cases(
 def test_stop_ends_the_answer_and_hostile_documents_stay_text(browser: Browser, app_url: str) -> None:
     page = open_page(browser, app_url)
     page.add_init_script("window.__pwned = undefined")
-    ask(page, "How many days of paid vacation does every employee get per year?")
+    ask(page, "When do unused vacation days expire, and how early must requests go to the manager?")  # not cached
     page.locator("#stop").wait_for(state="visible")
     expect(page.locator("#ask")).to_be_hidden()  # one control: Stop while answering
     page.wait_for_function("() => document.querySelector('#chat [data-testid=bot]')?.innerText.includes('Based on')")

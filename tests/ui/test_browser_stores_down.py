@@ -54,7 +54,7 @@ def no_error_badges(page: Page) -> None:
 def finished(page: Page, count: int) -> str:
     page.wait_for_function(
         "n => { const b = document.querySelectorAll('[data-testid=bot]');"
-        " return b.length >= n && !b[n - 1].innerText.includes('Searching'); }",
+        " return b.length >= n && b[n - 1].querySelector('.meta, .error') !== null; }",
         arg=count,
     )
     return answers(page)[count - 1]

@@ -55,16 +55,6 @@ def test_document_and_model_html_is_escaped_everywhere_it_is_shown() -> None:
     assert_inert(render.upload_summary(UploadResult(rejected=[EVIL], report=report)))
 
 
-def test_markdown_images_are_not_loaded_and_links_open_safely() -> None:
-    answer = "![x](http://127.0.0.1:9/leak?d=1) see [docs](http://example.org/a) and [bad](javascript:alert(1)) [1]"
-    state = SessionState(turns=[Turn("q", answer=answer, status="done", record=record())])
-    html = render.conversation_html(state, None)
-    assert "<img" not in html  # a Markdown image becomes a plain link: nothing is fetched without a click
-    assert '!<a href="http://127.0.0.1:9/leak?d=1" rel="noopener noreferrer nofollow">x</a>' in html
-    assert '<a href="http://example.org/a" rel="noopener noreferrer nofollow">docs</a>' in html
-    assert "javascript:" not in html.replace("[bad](javascript:", "")  # only as the literal text, never as a link
-
-
 def test_citations_become_chips_and_invented_numbers_stay_text() -> None:
     turn = Turn("q", answer="Ten per minute [1]. Twenty [2, 1]. Nine [7].", status="done", record=record(),
                 passages={1: "Intro text. Ten requests per minute is the limit. More text.", 2: "Other."})
