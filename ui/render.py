@@ -29,7 +29,6 @@ ROUTE_LABELS = {
     "flash": "Flash",
     "pro": "escalated to Pro",
     "chosen": "your choice",
-    "chosen": "your choice",
     "fallback": "Pro unavailable: Flash instead",
     "cached": "cached answer",
     "offline": "offline",
