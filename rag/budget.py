@@ -3,7 +3,9 @@ whole: nothing is sent and nothing is recorded."""
 
 from __future__ import annotations
 
-from rag.costs import Ledger
+from collections.abc import Callable
+
+from rag.costs import Hold, Ledger, Limit, LimitReached
 from rag.errors import BudgetExceeded
 from rag.settings import Settings
 
@@ -25,6 +27,28 @@ class Budget:
         for scope, spent, limit in limits:
             if spent + estimated_usd > limit:
                 raise BudgetExceeded(_refusal(scope, spent, limit, estimated_usd))
+
+    def reserve(self, session_id: str, estimated_usd: float) -> Hold:
+        """Sets the estimate aside in the ledger if both limits allow it, in one atomic step
+        (concurrent answers cannot all pass before any is charged); raises BudgetExceeded
+        otherwise. Done even for a free answer: the call is on record before it is sent."""
+        return self._within(lambda: self.ledger.reserve(session_id, estimated_usd, self.limits()))
+
+    def extend(self, hold: Hold, more_usd: float) -> Hold:
+        """More set aside for the same answer, after routing chose its (dearer) route."""
+        return self._within(lambda: self.ledger.extend(hold, more_usd, self.limits()))
+
+    def limits(self) -> list[Limit]:
+        return [Limit("session", self.settings.session_budget_usd), Limit("daily", self.settings.daily_budget_usd)]
+
+    @staticmethod
+    def _within(hold: Callable[[], Hold]) -> Hold:
+        try:
+            return hold()
+        except LimitReached as reached:
+            raise BudgetExceeded(
+                _refusal(reached.limit.scope, reached.spent_usd, reached.limit.usd, reached.wanted_usd)
+            ) from None
 
     def remaining_usd(self, session_id: str) -> float:
         """What the session may still spend today under both limits, for the UI."""

@@ -4,23 +4,48 @@ Prices come from the model catalogue (rag/catalogue.toml, USD per million tokens
 model that actually answered (the response's modelVersion), on the day of the call. The ledger stores
 money as integer nano-dollars in atomic counters (rag.kv), so concurrent sessions, threads,
 processes and replicas all add up exactly; cache hits record the money they saved.
+
+Reserve, then settle (what answers use, and any replica sharing the ledger through Redis):
+
+    hold = ledger.reserve(session_id, estimate_usd, limits)   # before any call is sent
+    hold = ledger.extend(hold, more_usd, limits)              # optional: a dearer route chosen
+    ledger.settle(hold, [Call(model, usage, kind), ...])      # after: what the calls cost
+
+`reserve` checks the limits and sets the money aside in one atomic step, so concurrent
+answers of one session (or one day) cannot all pass the check before any is charged, and
+a call is on record before it is sent. `settle` replaces the held money by the calls' real
+cost, exactly once per hold. If the store is unreachable at that moment (Redis died
+mid-answer), the settlement is written to a local journal under the data dir and applied
+by the next reserve or check once the store is back; until then the held estimate, an upper
+bound, stands in the ledger.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
 import time
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 from rag.answer import AnswerRecord
 from rag.catalogue import most_expensive, role_of_name
-from rag.kv import KV, Clock, bucket, bucket_parts, open_kv
+from rag.kv import KV, Cap, Clock, StoreUnavailable, bucket, bucket_parts, open_kv
 from rag.settings import Settings
 from rag.types import Usage
 
-# "stopped": an answer the reader stopped mid-stream; paid for, but not counted as an answer.
+# "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
+# not counted as an answer.
 CallKind = Literal["answer", "stopped", "rewrite", "embed", "judge", "ingest"]
+Scope = Literal["session", "daily"]
+JOURNAL = "ledger-unsettled.jsonl"
+log = logging.getLogger(__name__)
 NANO = 1_000_000_000
 PER_TOKEN = 1_000_000  # prices are per million tokens
 
@@ -80,6 +105,7 @@ class Totals:
     cost_usd: float = 0.0
     saved_usd: float = 0.0
     cache_saved_usd: float = 0.0  # implicit caching: cached tokens billed below the input price
+    held_usd: float = 0.0  # part of cost_usd set aside for answers not yet settled
 
     @property
     def empty(self) -> bool:
@@ -104,7 +130,45 @@ class Totals:
             cost_usd=counters.get("cost_nusd", 0) / NANO,
             saved_usd=counters.get("saved_nusd", 0) / NANO,
             cache_saved_usd=counters.get("cache_saved_nusd", 0) / NANO,
+            held_usd=counters.get("held_nusd", 0) / NANO,
         )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call as the ledger charges it."""
+
+    model: str
+    usage: Usage
+    kind: CallKind
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A spending limit `reserve` enforces: the session's or today's (UTC)."""
+
+    scope: Scope
+    usd: float
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Money set aside for one answer's calls, counted against the limits until settled."""
+
+    id: str
+    session_id: str
+    day: str  # the (UTC) day it was charged to: its settlement lands there too
+    nusd: int
+
+
+class LimitReached(Exception):
+    """`reserve` would pass `limit`: nothing was set aside. `spent_usd` includes other holds."""
+
+    def __init__(self, limit: Limit, spent_usd: float, wanted_usd: float) -> None:
+        super().__init__(f"{limit.scope} limit ${limit.usd:.2f}: spent ${spent_usd:.4f}, wanted ${wanted_usd:.4f}")
+        self.limit = limit
+        self.spent_usd = spent_usd
+        self.wanted_usd = wanted_usd
 
 
 class Ledger:
@@ -115,6 +179,7 @@ class Ledger:
         self.settings = settings
         self.clock = clock
         self.kv = kv or open_kv(settings, "ledger", clock)
+        _warn_if_volatile(self.kv)
 
     def record(
         self,
@@ -129,18 +194,7 @@ class Ledger:
     ) -> None:
         """A cache hit is recorded with `cached=True`, zero usage and cost, and the cost it
         avoided; `cache_saved_usd` is what Gemini's implicit cache took off a call's bill."""
-        fields = {
-            "calls": 0 if cached else 1,
-            "answers": int(kind == "answer"),
-            "cache_hits": int(cached),
-            "prompt_tokens": usage.prompt_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "thinking_tokens": usage.thinking_tokens,
-            "cost_nusd": round(cost_usd * NANO),
-            "saved_nusd": round(saved_usd * NANO),
-            "cache_saved_nusd": round(cache_saved_usd * NANO),
-        }
+        fields = _fields(usage, kind, cost_usd, saved_usd, cached, cache_saved_usd)
         self.kv.add(
             {
                 bucket("total"): fields,
@@ -153,10 +207,58 @@ class Ledger:
 
     def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
         """Prices a finished call from its usage (on the ledger's day), records it under the
-        model that answered and returns its price."""
+        model that answered and returns its price (a call not covered by a hold)."""
         priced = price_call(self.settings, model, usage, self.day())
         self.record(session_id, model, usage, kind, priced.cost_usd, cache_saved_usd=priced.cache_saved_usd)
+        self.charged(Call(model, usage, kind), priced)
         return priced
+
+    def charged(self, call: Call, priced: Priced) -> None:
+        """Called after each call is recorded (by `charge` or `settle`): a hook for metrics."""
+
+    def reserve(self, session_id: str, usd: float, limits: Sequence[Limit] = ()) -> Hold:
+        """Sets `usd` aside for calls about to be sent, if every limit allows it; raises
+        LimitReached (nothing set aside) otherwise, StoreUnavailable if the store is down."""
+        self.replay_journal()
+        hold = Hold(uuid.uuid4().hex, session_id, self.today_utc(), 0)
+        return self._hold(hold, round(usd * NANO), limits, {"pending": 1})
+
+    def extend(self, hold: Hold, usd: float, limits: Sequence[Limit] = ()) -> Hold:
+        """Sets `usd` more aside for the same answer (its route turned out dearer)."""
+        return self._hold(hold, round(usd * NANO), limits, {})
+
+    def settle(self, hold: Hold, calls: Sequence[Call]) -> float:
+        """Replaces the held money by what `calls` cost, once; returns that cost. With the store
+        unreachable the settlement waits in the journal (see the module docstring)."""
+        priced = self._priced(hold, calls)
+        try:
+            self._settle(hold, calls, priced)
+        except StoreUnavailable as exc:
+            self._journal_append(hold, calls)
+            log.warning("ledger unreachable, settlement of %s kept in %s until it is back: %s", hold.id, JOURNAL, exc)
+        for call, price in zip(calls, priced, strict=True):
+            self.charged(call, price)
+        return sum(p.cost_usd for p in priced)
+
+    def replay_journal(self) -> None:
+        """Applies settlements that waited for the store; keeps those it still cannot apply."""
+        path = self.settings.data_dir / JOURNAL
+        if not path.exists():
+            return
+        with self._journal_locked() as journal:
+            waiting = [line for line in journal.read().splitlines() if line.strip()]
+            left = []
+            for line in waiting:
+                hold, calls = _from_journal(line)
+                try:
+                    self._settle(hold, calls, self._priced(hold, calls))
+                except StoreUnavailable:
+                    left.append(line)
+            journal.seek(0)
+            journal.truncate()
+            journal.write("".join(f"{line}\n" for line in left))
+            journal.flush()
+            os.fsync(journal.fileno())
 
     def record_hit(self, session_id: str, hit: AnswerRecord) -> None:
         """An answer served from the cache: no call, no tokens, and the money it saved."""
@@ -196,3 +298,98 @@ class Ledger:
 
     def _group(self, prefix: str) -> dict[str, Totals]:
         return {bucket_parts(name)[-1]: self._totals(name) for name in self.kv.buckets(prefix)}
+
+    def _hold(self, hold: Hold, nusd: int, limits: Sequence[Limit], extra: dict[str, int]) -> Hold:
+        held = {"cost_nusd": nusd, "held_nusd": nusd, **extra}
+        where = {"session": bucket("session", hold.session_id), "daily": bucket("day", hold.day)}
+        caps = [Cap(where[limit.scope], "cost_nusd", round(limit.usd * NANO)) for limit in limits]
+        buckets = (bucket("total"), bucket("day", hold.day), bucket("session", hold.session_id))
+        added, spent = self.kv.add_capped({name: held for name in buckets}, caps)
+        if not added:
+            limit, now = next((lim, v) for lim, v, c in zip(limits, spent, caps, strict=True) if v + nusd > c.most)
+            raise LimitReached(limit, now / NANO, nusd / NANO)
+        return Hold(hold.id, hold.session_id, hold.day, hold.nusd + nusd)
+
+    def _settle(self, hold: Hold, calls: Sequence[Call], priced: Sequence[Priced]) -> None:
+        """One atomic add: the hold released, each call recorded; the hold's own counter caps
+        it at one settlement, so a journal replay after a lost reply cannot count it twice."""
+        increments: dict[str, dict[str, int]] = {}
+
+        def add(name: str, fields: dict[str, int]) -> None:
+            into = increments.setdefault(name, {})
+            for key, n in fields.items():
+                into[key] = into.get(key, 0) + n
+
+        release = {"cost_nusd": -hold.nusd, "held_nusd": -hold.nusd, "pending": -1}
+        for name in (bucket("total"), bucket("day", hold.day), bucket("session", hold.session_id)):
+            add(name, release)
+        for call, price in zip(calls, priced, strict=True):
+            fields = _fields(call.usage, call.kind, price.cost_usd, cache_saved_usd=price.cache_saved_usd)
+            for name in (bucket("total"), bucket("day", hold.day), bucket("session", hold.session_id),
+                         bucket("model", price.model), bucket("session-model", hold.session_id, price.model)):
+                add(name, fields)
+        marker = bucket("hold", hold.id)
+        add(marker, {"settled": 1})
+        self.kv.add_capped(increments, [Cap(marker, "settled", 1)])
+
+    def _priced(self, hold: Hold, calls: Sequence[Call]) -> list[Priced]:
+        return [price_call(self.settings, c.model, c.usage, date.fromisoformat(hold.day)) for c in calls]
+
+    def _journal_append(self, hold: Hold, calls: Sequence[Call]) -> None:
+        with self._journal_locked() as journal:
+            journal.seek(0, os.SEEK_END)
+            journal.write(_to_journal(hold, calls) + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+
+    @contextmanager
+    def _journal_locked(self) -> Iterator[TextIO]:
+        """The journal, locked against other threads and processes of this data dir."""
+        with open(self.settings.path(JOURNAL), "a+", encoding="utf-8") as journal:
+            fcntl.flock(journal, fcntl.LOCK_EX)
+            journal.seek(0)
+            yield journal
+
+
+def _fields(
+    usage: Usage,
+    kind: CallKind,
+    cost_usd: float,
+    saved_usd: float = 0.0,
+    cached: bool = False,
+    cache_saved_usd: float = 0.0,
+) -> dict[str, int]:
+    """One call's (or cache hit's) counter increments."""
+    return {
+        "calls": 0 if cached else 1,
+        "answers": int(kind == "answer"),
+        "cache_hits": int(cached),
+        "prompt_tokens": usage.prompt_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "thinking_tokens": usage.thinking_tokens,
+        "cost_nusd": round(cost_usd * NANO),
+        "saved_nusd": round(saved_usd * NANO),
+        "cache_saved_nusd": round(cache_saved_usd * NANO),
+    }
+
+
+_warned: set[str] = set()
+
+
+def _warn_if_volatile(kv: KV) -> None:
+    """Once per store and process: spending and budgets vanish with a store that forgets."""
+    problem = kv.volatility()
+    if problem and problem not in _warned:
+        _warned.add(problem)
+        log.warning("%s; the cost ledger and the budgets it enforces would be lost with it. "
+                    "Run Redis with appendonly yes (see README: Reliability).", problem)
+
+
+def _to_journal(hold: Hold, calls: Sequence[Call]) -> str:
+    return json.dumps({"hold": asdict(hold), "calls": [asdict(c) for c in calls]})
+
+
+def _from_journal(line: str) -> tuple[Hold, list[Call]]:
+    entry = json.loads(line)
+    return Hold(**entry["hold"]), [Call(c["model"], Usage(**c["usage"]), c["kind"]) for c in entry["calls"]]

@@ -13,6 +13,7 @@ exactly however many threads, processes or replicas write to them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -52,6 +53,15 @@ class Table:
     max_entries: int
 
 
+@dataclass(frozen=True)
+class Cap:
+    """For `add_capped`: counter `field` of `bucket` may be at most `most` after the add."""
+
+    bucket: str
+    field: str
+    most: int
+
+
 def bucket(*parts: str) -> str:
     return _SEP.join(parts)
 
@@ -69,12 +79,24 @@ class KV(Protocol):
 
     def add(self, increments: Mapping[str, Mapping[str, int]]) -> None: ...
 
+    def add_capped(
+        self, increments: Mapping[str, Mapping[str, int]], caps: Sequence[Cap]
+    ) -> tuple[bool, list[int]]:
+        """Adds `increments` only if every cap still holds after the add, in one atomic step
+        (what makes a budget check and its reservation one act across threads, processes and
+        replicas). Returns whether it added, and each capped counter's value before."""
+        ...
+
     def counters(self, name: str) -> dict[str, int]: ...
 
     def buckets(self, prefix: str) -> list[str]: ...
 
     def ping(self) -> None:
         """Raises StoreUnavailable unless the store answers now."""
+        ...
+
+    def volatility(self) -> str | None:
+        """Why data written now could be lost by a restart of the store, or None."""
         ...
 
 
@@ -119,6 +141,11 @@ class Tolerant:
     def add(self, increments: Mapping[str, Mapping[str, int]]) -> None:
         self._try(lambda: self.kv.add(increments), None)
 
+    def add_capped(
+        self, increments: Mapping[str, Mapping[str, int]], caps: Sequence[Cap]
+    ) -> tuple[bool, list[int]]:
+        return self._try(lambda: self.kv.add_capped(increments, caps), (True, [0] * len(caps)))
+
     def counters(self, name: str) -> dict[str, int]:
         return self._try(lambda: self.kv.counters(name), {})
 
@@ -128,6 +155,9 @@ class Tolerant:
     def ping(self) -> None:
         """Not tolerated: whoever asks wants to know (the UI says the costs are unavailable)."""
         self.kv.ping()
+
+    def volatility(self) -> str | None:
+        return self.kv.volatility()
 
     def _try(self, operation: Callable[[], _T], fallback: _T) -> _T:
         if self.clock() < self._down_until:
@@ -206,11 +236,18 @@ class SqliteKV:
 
     def add(self, increments: Mapping[str, Mapping[str, int]]) -> None:
         with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO counters VALUES (?, ?, ?) "
-                "ON CONFLICT (bucket, field) DO UPDATE SET value = value + excluded.value",
-                [(name, field, n) for name, fields in increments.items() for field, n in fields.items()],
-            )
+            _increment(db, increments)
+
+    def add_capped(
+        self, increments: Mapping[str, Mapping[str, int]], caps: Sequence[Cap]
+    ) -> tuple[bool, list[int]]:
+        read = "SELECT value FROM counters WHERE bucket = ? AND field = ?"
+        with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer between read and add
+            now = [(db.execute(read, (c.bucket, c.field)).fetchone() or (0,))[0] for c in caps]
+            fits = all(v + _delta(increments, c) <= c.most for v, c in zip(now, caps, strict=True))
+            if fits:
+                _increment(db, increments)
+        return fits, now
 
     def counters(self, name: str) -> dict[str, int]:
         with self._errors():
@@ -230,6 +267,9 @@ class SqliteKV:
     def ping(self) -> None:
         with self._errors():
             self._connection().execute("SELECT 1").fetchone()
+
+    def volatility(self) -> str | None:
+        return None  # every transaction is in the WAL file before it returns
 
     def _connection(self) -> sqlite3.Connection:
         held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
@@ -285,6 +325,25 @@ end
 return #gone
 """
 
+# Capped add in one atomic step: ARGV = caps [[key, field, most, delta]], increments
+# [[key, field, n]] (numbers as strings: HINCRBY needs integers, Lua would print 1e+15),
+# the bucket index key and the bucket names to list in it. Returns {added, value...}.
+_ADD_CAPPED = """
+local caps = cjson.decode(ARGV[1])
+local increments = cjson.decode(ARGV[2])
+local result = {1}
+for i, cap in ipairs(caps) do
+  local value = tonumber(redis.call('HGET', cap[1], cap[2]) or '0')
+  result[i + 1] = value
+  if value + tonumber(cap[4]) > tonumber(cap[3]) then result[1] = 0 end
+end
+if result[1] == 1 then
+  for _, inc in ipairs(increments) do redis.call('HINCRBY', inc[1], inc[2], inc[3]) end
+  redis.call('SADD', ARGV[3], unpack(cjson.decode(ARGV[4])))
+end
+return result
+"""
+
 _EXPIRES = struct.Struct("<d")  # each stored value starts with its expiry time
 
 
@@ -302,6 +361,7 @@ class RedisKV:
         with self._errors():
             self.client = redis.Redis.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
             self._put = self.client.register_script(_PUT)
+            self._add_capped = self.client.register_script(_ADD_CAPPED)
 
     def get(self, table: Table, key: str) -> bytes | None:
         with self._errors():
@@ -328,11 +388,21 @@ class RedisKV:
     def add(self, increments: Mapping[str, Mapping[str, int]]) -> None:
         with self._errors():
             pipe = self.client.pipeline(transaction=True)
-            for name, fields in increments.items():
-                for field, n in fields.items():
-                    pipe.hincrby(self._counter(name), field, n)
+            for name, field, n in _flat(increments):
+                pipe.hincrby(self._counter(name), field, n)
             pipe.sadd(self._index(), *increments.keys())
             pipe.execute()
+
+    def add_capped(
+        self, increments: Mapping[str, Mapping[str, int]], caps: Sequence[Cap]
+    ) -> tuple[bool, list[int]]:
+        capped = [[self._counter(c.bucket), c.field, str(c.most), str(_delta(increments, c))] for c in caps]
+        adds = [[self._counter(name), field, str(n)] for name, field, n in _flat(increments)]
+        with self._errors():
+            added, *now = self._add_capped(
+                args=[json.dumps(capped), json.dumps(adds), self._index(), json.dumps(list(increments))]
+            )
+        return bool(added), [int(v) for v in now]
 
     def counters(self, name: str) -> dict[str, int]:
         with self._errors():
@@ -347,6 +417,23 @@ class RedisKV:
     def ping(self) -> None:
         with self._errors():
             self.client.ping()
+
+    def volatility(self) -> str | None:
+        """From CONFIG GET: no append-only file means a restart loses what came after the
+        last snapshot (`save`), or everything when snapshots are off too."""
+        import redis
+
+        try:
+            config = {**self.client.config_get("appendonly"), **self.client.config_get("save")}
+        except redis.ResponseError:
+            return f"Redis at {self.where} does not allow CONFIG GET, so whether it persists is unknown"
+        except redis.RedisError as exc:
+            return f"Redis at {self.where} cannot be reached to check its persistence ({type(exc).__name__})"
+        if config.get("appendonly") == "yes":
+            return None
+        if not config.get("save"):
+            return f"Redis at {self.where} keeps nothing on disk (appendonly no, save \"\"): a restart empties it"
+        return f"Redis at {self.where} has no append-only file: a restart loses what came after its last snapshot"
 
     def _values(self, table: Table) -> str:
         return f"{self.prefix}t:{table.name}"
@@ -371,6 +458,22 @@ class RedisKV:
                 f"Cannot use Redis at {self.where} (REDIS_URL): {type(exc).__name__}: {exc}. "
                 "Start the server, fix REDIS_URL, or unset it to use the local SQLite store."
             ) from exc
+
+
+def _flat(increments: Mapping[str, Mapping[str, int]]) -> list[tuple[str, str, int]]:
+    return [(name, field, n) for name, fields in increments.items() for field, n in fields.items()]
+
+
+def _delta(increments: Mapping[str, Mapping[str, int]], cap: Cap) -> int:
+    return increments.get(cap.bucket, {}).get(cap.field, 0)
+
+
+def _increment(db: sqlite3.Connection, increments: Mapping[str, Mapping[str, int]]) -> None:
+    db.executemany(
+        "INSERT INTO counters VALUES (?, ?, ?) "
+        "ON CONFLICT (bucket, field) DO UPDATE SET value = value + excluded.value",
+        _flat(increments),
+    )
 
 
 def pack_vector(vector: Sequence[float]) -> bytes:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rag.costs import CallKind, Ledger, Priced
+from rag.costs import Call, CallKind, Ledger, Priced
 from rag.settings import Settings
 from rag.types import Usage
 
@@ -117,7 +117,5 @@ class MeteredLedger(Ledger):
         super().__init__(settings)
         self.metrics = metrics
 
-    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
-        priced = super().charge(session_id, model, usage, kind)
-        self.metrics.charged(model, usage, kind, priced.cost_usd)
-        return priced
+    def charged(self, call: Call, priced: Priced) -> None:
+        self.metrics.charged(call.model, call.usage, call.kind, priced.cost_usd)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.kv import KV, StoreUnavailable, Table, Tolerant, bucket, open_kv
+from rag.kv import KV, Cap, StoreUnavailable, Table, Tolerant, bucket, open_kv
 from rag.settings import Settings
 from tests.fakes.clock import ManualClock
 
@@ -91,3 +91,26 @@ def test_a_tolerant_store_reads_empty_drops_writes_and_rests_after_a_failure(
     assert kv.get(TABLE, "a") is None and len(attempts) == 1
     with pytest.raises(StoreUnavailable):
         kv.ping()  # a health check is never tolerated
+
+
+def test_a_capped_add_adds_only_within_every_cap(kv: KV) -> None:
+    caps = [Cap(bucket("s"), "cost", 10), Cap(bucket("d"), "cost", 15)]
+    assert kv.add_capped({bucket("s"): {"cost": 6}, bucket("d"): {"cost": 6}}, caps) == (True, [0, 0])
+    assert kv.add_capped({bucket("s"): {"cost": 6}, bucket("d"): {"cost": 6}}, caps) == (False, [6, 6])
+    assert kv.add_capped({bucket("s"): {"cost": 4}, bucket("d"): {"cost": 4}, bucket("x"): {"n": 1}}, caps)[0]
+    assert kv.counters(bucket("s")) == {"cost": 10} and kv.counters(bucket("x")) == {"n": 1}
+    assert not kv.add_capped({bucket("d"): {"cost": 6}}, caps)[0]  # the second cap binds alone
+    assert kv.add_capped({bucket("s"): {"cost": -3}}, caps)[0]  # a refund always fits
+    big = 2**53
+    assert kv.add_capped({bucket("b"): {"n": big}}, [Cap(bucket("b"), "n", big)]) == (True, [0])
+    assert kv.counters(bucket("b")) == {"n": big}
+
+
+def test_concurrent_capped_adds_never_pass_the_cap_together(kv: KV) -> None:
+    """Eight threads race to take 1 of 5 units: exactly 5 win (the reserve-then-settle rule)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cap = [Cap(bucket("budget"), "used", 5)]
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda _: kv.add_capped({bucket("budget"): {"used": 1}}, cap)[0], range(8)))
+    assert sum(wins) == 5 and kv.counters(bucket("budget")) == {"used": 5}
