@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from rag.settings import RateLimit
-from rag.testing.fake_gemini import Reply
+from rag.testing.fake_gemini import TEST_API_KEY, Fault, Reply
 from tests.rag.server.conftest import Running, gemini_app, serve_in_thread
 
 QUESTION = "How many days of paid vacation do employees get?"
@@ -105,6 +105,15 @@ def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fa
         assert refused.status_code == 429
         assert refused.json()["error"] == "quota_exhausted" and "gemini-3.8-flash" in refused.json()["message"]
         assert 50 <= int(refused.headers["retry-after"]) <= 61
+
+
+def test_the_gemini_key_never_leaves_the_server(api: Running, fake_gemini):
+    fake_gemini.inject(Fault.invalid_key(), times=None, method="streamGenerateContent")
+    refused = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION})
+    assert refused.status_code == 502 and refused.json()["error"] == "invalid_key"
+    seen = [refused.text, httpx.get(f"{api.url}/metrics").text, httpx.get(f"{api.url}/v1/models").text,
+            httpx.get(f"{api.url}/openapi.json").text, httpx.get(f"{api.url}/readyz").text]
+    assert all(TEST_API_KEY not in text for text in seen)
 
 
 def test_bad_requests_name_the_field_and_reason(api: Running):
