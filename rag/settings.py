@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
     top_k: int = 6
     overfetch: int = 5  # candidates per mode = top_k * overfetch
-    fusion: Literal["rrf", "convex"] = "convex"  # best mean nDCG@10 over the three test sets (README: Retrieval)
+    fusion: Literal["rrf", "convex"] = "convex"  # best mean nDCG@10 over all test sets (README: Retrieval)
     rrf_k: int = 60
     fusion_alpha: float = 0.5  # vector score's weight (1 - alpha for BM25); chosen by cross-validation
     mmr: bool = False
