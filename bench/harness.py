@@ -72,11 +72,13 @@ class Table:
 @dataclass(frozen=True)
 class Profile:
     """How big each sub-benchmark runs. `smoke` only proves the harness works (CI);
-    `quick` fits in ten minutes on two cores; `full` shows how cost grows with size."""
+    `quick` takes about 20 minutes on two cores (ingest, with its repeated runs, is half
+    of it); `full` shows how cost grows with size."""
 
     name: str
     ingest_chunks: tuple[int, ...]  # full ingest with the real offline embedder
     baseline_chunks: int  # the size at which ceiling and LangChain are compared
+    repeats: int  # ours and each baseline, alternating: ratios are medians of this many runs
     structural_chunks: int  # re-ingest / remove measured at this size
     real_embedder_structural: bool  # False: a stand-in embedder builds the structural corpus
     gemini_chunks: int
@@ -91,20 +93,24 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile(
-        "smoke", ingest_chunks=(20,), baseline_chunks=20, structural_chunks=30, real_embedder_structural=False,
+        "smoke", ingest_chunks=(20,), baseline_chunks=20, repeats=3, structural_chunks=30,
+        real_embedder_structural=False,
         gemini_chunks=120, gemini_rpm=3_000, retrieval_chunks=(300,), retrieval_queries=20,
         answer_chunks=30, answer_repeats=2, serve_sessions=(20,), timeout_s=300,
     ),
     "quick": Profile(
-        "quick", ingest_chunks=(1_000,), baseline_chunks=1_000, structural_chunks=5_000,
+        "quick", ingest_chunks=(1_000,), baseline_chunks=1_000, repeats=3, structural_chunks=5_000,
         real_embedder_structural=False, gemini_chunks=5_000, gemini_rpm=3_000,
         # Chroma builds a 100k-chunk collection in minutes here (its full-text index of the
         # documents is half of it), which alone would break the ten minutes: 100k is --full.
         retrieval_chunks=(10_000, 30_000), retrieval_queries=100, answer_chunks=200, answer_repeats=10,
-        serve_sessions=(100, 1_000), timeout_s=900,  # a safety net: on an idle machine each part takes a few minutes
+        serve_sessions=(100, 1_000),
+        # A safety net per part: ingest runs ours and LangChain 3 times each at 1k chunks (about
+        # 10 min on an idle machine); the other parts take a few minutes.
+        timeout_s=1_800,
     ),
     "full": Profile(
-        "full", ingest_chunks=(1_000, 5_000, 20_000), baseline_chunks=5_000, structural_chunks=5_000,
+        "full", ingest_chunks=(1_000, 5_000, 20_000), baseline_chunks=5_000, repeats=3, structural_chunks=5_000,
         real_embedder_structural=True, gemini_chunks=20_000, gemini_rpm=100,
         retrieval_chunks=(10_000, 100_000), retrieval_queries=500, answer_chunks=200, answer_repeats=30,
         serve_sessions=(100, 1_000, 2_000), timeout_s=7_200,

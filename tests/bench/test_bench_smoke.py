@@ -48,6 +48,9 @@ def test_every_sub_benchmark_reports_figures_with_units(smoke_run: dict) -> None
 def test_ingest_compares_against_ceiling_and_langchain(smoke_run: dict) -> None:  # type: ignore[type-arg]
     got = figures(smoke_run, "ingest")
     assert 15 <= got["chunks stored"]["value"] <= 25  # about one chunk per generated section (20)
+    # Ratios are medians of alternating rounds, each round's ratio listed, with the load.
+    assert any("3 rounds, alternating" in t["setup"] for t in smoke_run["tables"] if t["bench"] == "ingest")
+    assert got["ours / ceiling"]["note"].count(",") >= 2 and got["load average during the runs"]["value"] >= 0
     for name in ("embedder alone (ceiling)", "LangChain: throughput", "ours / ceiling", "ours / LangChain peak RSS"):
         assert got[name]["value"] > 0, name
     assert got["chunks embedded again, unchanged"]["value"] == 0
