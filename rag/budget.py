@@ -1,68 +1,157 @@
 """Spending limits, checked before a call so a request that would pass a limit is refused
-whole: nothing is sent and nothing is recorded."""
+whole: nothing is sent and nothing is recorded; and alerts as spending nears them.
+
+The limits: the session's, the deployment's per (UTC) day and month, and each API key's per
+day and month (rag.costs.Scope). Alerts watch the daily and monthly ones: at each fraction in
+`budget_alert_at` (50/80/100 % by default) of a budget, once per budget and period across all
+replicas, a warning is logged, observers are told (the server counts it in /metrics) and,
+with `budget_webhook_url`, a JSON POST is sent.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
-from rag.costs import Hold, Ledger, Limit, LimitReached
+import httpx
+
+from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, scope_buckets
 from rag.errors import BudgetExceeded
+from rag.kv import Cap, bucket
 from rag.settings import Settings
+
+log = logging.getLogger("rag.budget")
+PERIODIC: tuple[Scope, ...] = ("daily", "monthly", "key_daily", "key_monthly")
+
+
+def configured_limits(settings: Settings) -> list[Limit]:
+    """Every budget that is set, the session's first."""
+    usd: dict[Scope, float | None] = {
+        "session": settings.session_budget_usd,
+        "daily": settings.daily_budget_usd,
+        "monthly": settings.monthly_budget_usd,
+        "key_daily": settings.key_daily_budget_usd,
+        "key_monthly": settings.key_monthly_budget_usd,
+    }
+    return [Limit(scope, limit) for scope, limit in usd.items() if limit is not None]
 
 
 class Budget:
     def __init__(self, settings: Settings, ledger: Ledger) -> None:
         self.settings = settings
         self.ledger = ledger
+        if ledger.alerts is None:
+            ledger.alerts = BudgetAlerts(settings, ledger)
 
     def check(self, session_id: str, estimated_usd: float) -> None:
         """Raises BudgetExceeded when the spend so far plus `estimated_usd` would pass the
         session's or today's (UTC) limit. Free calls (the offline default) always pass."""
         if estimated_usd <= 0:
             return
-        limits = (
-            ("session", self.ledger.session(session_id).cost_usd, self.settings.session_budget_usd),
-            ("daily", self.ledger.today().cost_usd, self.settings.daily_budget_usd),
-        )
-        for scope, spent, limit in limits:
-            if spent + estimated_usd > limit:
-                raise BudgetExceeded(_refusal(scope, spent, limit, estimated_usd))
+        for limit in self.limits():
+            spent = self.ledger.spent_usd(limit.scope, session_id)
+            if spent + estimated_usd > limit.usd:
+                raise BudgetExceeded(_refusal(limit.scope, session_id, spent, limit.usd, estimated_usd))
 
     def reserve(self, session_id: str, estimated_usd: float) -> Hold:
         """Sets the estimate aside in the ledger if both limits allow it, in one atomic step
         (concurrent answers cannot all pass before any is charged); raises BudgetExceeded
         otherwise. Done even for a free answer: the call is on record before it is sent."""
-        return self._within(lambda: self.ledger.reserve(session_id, estimated_usd, self.limits()))
+        return self._within(session_id, lambda: self.ledger.reserve(session_id, estimated_usd, self.limits()))
 
     def extend(self, hold: Hold, more_usd: float) -> Hold:
         """More set aside for the same answer, after routing chose its (dearer) route."""
-        return self._within(lambda: self.ledger.extend(hold, more_usd, self.limits()))
+        return self._within(hold.session_id, lambda: self.ledger.extend(hold, more_usd, self.limits()))
 
     def limits(self) -> list[Limit]:
-        return [Limit("session", self.settings.session_budget_usd), Limit("daily", self.settings.daily_budget_usd)]
+        return configured_limits(self.settings)
 
     @staticmethod
-    def _within(hold: Callable[[], Hold]) -> Hold:
+    def _within(session_id: str, hold: Callable[[], Hold]) -> Hold:
         try:
             return hold()
         except LimitReached as reached:
             raise BudgetExceeded(
-                _refusal(reached.limit.scope, reached.spent_usd, reached.limit.usd, reached.wanted_usd)
+                _refusal(reached.limit.scope, session_id, reached.spent_usd, reached.limit.usd, reached.wanted_usd)
             ) from None
 
     def remaining_usd(self, session_id: str) -> float:
-        """What the session may still spend today under both limits, for the UI."""
-        return max(
-            0.0,
-            min(
-                self.settings.session_budget_usd - self.ledger.session(session_id).cost_usd,
-                self.settings.daily_budget_usd - self.ledger.today().cost_usd,
-            ),
+        """What the session may still spend under every limit, for the UI and the router."""
+        left = (limit.usd - self.ledger.spent_usd(limit.scope, session_id) for limit in self.limits())
+        return max(0.0, min(left))
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    scope: Scope
+    account: str  # the API key's name for key_* budgets, else "deployment"
+    period: str  # "2026-12-01" or "2026-12"
+    threshold: float  # the fraction of the budget reached
+    spent_usd: float
+    limit_usd: float
+
+    def __str__(self) -> str:
+        who = f"API key {self.account!r}" if self.scope.startswith("key_") else "the deployment"
+        return (
+            f"budget alert: {who} has spent ${self.spent_usd:.4f} of its {self.scope.removeprefix('key_')} "
+            f"${self.limit_usd:.2f} budget for {self.period} ({self.threshold:.0%} reached)"
         )
 
 
-def _refusal(scope: str, spent: float, limit: float, estimated: float) -> str:
-    who = "This session has" if scope == "session" else "Today (UTC) the app has"
+class BudgetAlerts:
+    """Checks the periodic budgets after every recorded spend (Ledger.on_spent); each
+    threshold fires once per budget and period, decided atomically in the ledger's store."""
+
+    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.observers: list[Callable[[BudgetAlert], None]] = []
+        ledger.on_spent.append(self.check)
+
+    def check(self, session_id: str) -> None:
+        where = scope_buckets(session_id, self.ledger.today_utc())
+        for limit in configured_limits(self.settings):
+            if limit.scope not in PERIODIC or limit.usd <= 0:
+                continue
+            spent = self.ledger.spent_usd(limit.scope, session_id)
+            for threshold in sorted(self.settings.budget_alert_at):
+                if spent >= threshold * limit.usd and self._first(where[limit.scope], threshold):
+                    period = self.ledger.today_utc()[: 7 if limit.scope.endswith("monthly") else 10]
+                    account = account_of(session_id) if limit.scope.startswith("key_") else "deployment"
+                    self._raise(BudgetAlert(limit.scope, account, period, threshold, spent, limit.usd))
+
+    def _first(self, period_bucket: str, threshold: float) -> bool:
+        marker = bucket("alert", period_bucket, f"{threshold:g}")
+        fired, _ = self.ledger.kv.add_capped({marker: {"fired": 1}}, [Cap(marker, "fired", 1)])
+        return fired
+
+    def _raise(self, alert: BudgetAlert) -> None:
+        log.warning("%s", alert, extra={"budget_scope": alert.scope, "threshold": alert.threshold})
+        for observe in self.observers:
+            observe(alert)
+        if self.settings.budget_webhook_url:
+            threading.Thread(target=self._post, args=(alert,), daemon=True).start()
+
+    def _post(self, alert: BudgetAlert) -> None:
+        try:
+            httpx.post(self.settings.budget_webhook_url or "", json={"text": str(alert), **asdict(alert)}, timeout=5)
+        except httpx.HTTPError as exc:
+            log.warning("budget alert webhook failed: %s", exc)
+
+
+_WHO: dict[Scope, str] = {
+    "session": "This session has",
+    "daily": "Today (UTC) the app has",
+    "monthly": "This month (UTC) the app has",
+    "key_daily": "Today (UTC) the API key {account!r} has",
+    "key_monthly": "This month (UTC) the API key {account!r} has",
+}
+
+
+def _refusal(scope: Scope, session_id: str, spent: float, limit: float, estimated: float) -> str:
+    who = _WHO[scope].format(account=account_of(session_id))
     setting = f"{scope}_budget_usd"
     return (
         f"Refused before calling the model: the {scope} budget would be exceeded. {who} spent "

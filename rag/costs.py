@@ -28,11 +28,11 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from rag.answer import AnswerRecord
 from rag.catalogue import most_expensive, role_of_name
@@ -40,10 +40,34 @@ from rag.kv import KV, Cap, Clock, StoreUnavailable, bucket, bucket_parts, open_
 from rag.settings import Settings
 from rag.types import Usage
 
+if TYPE_CHECKING:
+    from rag.budget import BudgetAlerts
+
 # "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
 # not counted as an answer.
 CallKind = Literal["answer", "stopped", "rewrite", "embed", "judge", "ingest"]
-Scope = Literal["session", "daily"]
+# The budgets a hold is checked against: the session's, the deployment's per (UTC) day and
+# month, and the API key's (the account's) per day and month.
+Scope = Literal["session", "daily", "monthly", "key_daily", "key_monthly"]
+SpentHook = Callable[[str], None]  # (session id) after money was recorded: budget alerts
+
+
+def account_of(session_id: str) -> str:
+    """The account (API key name) a session's money counts against: the HTTP API names its
+    sessions "<key name>/<id>"; the CLI's and the UI's sessions belong to "local"."""
+    return session_id.split("/", 1)[0] if "/" in session_id else "local"
+
+
+def scope_buckets(session_id: str, day: str) -> dict[Scope, str]:
+    """Where each budget's spending is counted, for a session on a (UTC) day "YYYY-MM-DD"."""
+    account, month = account_of(session_id), day[:7]
+    return {
+        "session": bucket("session", session_id),
+        "daily": bucket("day", day),
+        "monthly": bucket("month", month),
+        "key_daily": bucket("account-day", account, day),
+        "key_monthly": bucket("account-month", account, month),
+    }
 JOURNAL = "ledger-unsettled.jsonl"
 log = logging.getLogger(__name__)
 NANO = 1_000_000_000
@@ -179,6 +203,8 @@ class Ledger:
         self.settings = settings
         self.clock = clock
         self.kv = kv or open_kv(settings, "ledger", clock)
+        self.on_spent: list[SpentHook] = []  # called after money was recorded for a session
+        self.alerts: BudgetAlerts | None = None  # set by the first Budget over this ledger
         _warn_if_volatile(self.kv)
 
     def record(
@@ -195,15 +221,10 @@ class Ledger:
         """A cache hit is recorded with `cached=True`, zero usage and cost, and the cost it
         avoided; `cache_saved_usd` is what Gemini's implicit cache took off a call's bill."""
         fields = _fields(usage, kind, cost_usd, saved_usd, cached, cache_saved_usd)
-        self.kv.add(
-            {
-                bucket("total"): fields,
-                bucket("day", self.today_utc()): fields,
-                bucket("session", session_id): fields,
-                bucket("model", model): fields,
-                bucket("session-model", session_id, model): fields,
-            }
-        )
+        names = (bucket("total"), *scope_buckets(session_id, self.today_utc()).values(),
+                 bucket("model", model), bucket("session-model", session_id, model))
+        self.kv.add({name: fields for name in names})
+        self._spent(session_id)
 
     def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
         """Prices a finished call from its usage (on the ledger's day), records it under the
@@ -238,6 +259,7 @@ class Ledger:
             log.warning("ledger unreachable, settlement of %s kept in %s until it is back: %s", hold.id, JOURNAL, exc)
         for call, price in zip(calls, priced, strict=True):
             self.charged(call, price)
+        self._spent(hold.session_id)
         return sum(p.cost_usd for p in priced)
 
     def replay_journal(self) -> None:
@@ -259,6 +281,14 @@ class Ledger:
             journal.write("".join(f"{line}\n" for line in left))
             journal.flush()
             os.fsync(journal.fileno())
+
+    def spent_usd(self, scope: Scope, session_id: str = "") -> float:
+        """Money recorded (and held) so far in a budget's current period."""
+        return self._totals(scope_buckets(session_id, self.today_utc())[scope]).cost_usd
+
+    def _spent(self, session_id: str) -> None:
+        for hook in self.on_spent:
+            hook(session_id)
 
     def record_hit(self, session_id: str, hit: AnswerRecord) -> None:
         """An answer served from the cache: no call, no tokens, and the money it saved."""
@@ -301,9 +331,9 @@ class Ledger:
 
     def _hold(self, hold: Hold, nusd: int, limits: Sequence[Limit], extra: dict[str, int]) -> Hold:
         held = {"cost_nusd": nusd, "held_nusd": nusd, **extra}
-        where = {"session": bucket("session", hold.session_id), "daily": bucket("day", hold.day)}
+        where = scope_buckets(hold.session_id, hold.day)
         caps = [Cap(where[limit.scope], "cost_nusd", round(limit.usd * NANO)) for limit in limits]
-        buckets = (bucket("total"), bucket("day", hold.day), bucket("session", hold.session_id))
+        buckets = (bucket("total"), *where.values())
         added, spent = self.kv.add_capped({name: held for name in buckets}, caps)
         if not added:
             limit, now = next((lim, v) for lim, v, c in zip(limits, spent, caps, strict=True) if v + nusd > c.most)
@@ -321,12 +351,12 @@ class Ledger:
                 into[key] = into.get(key, 0) + n
 
         release = {"cost_nusd": -hold.nusd, "held_nusd": -hold.nusd, "pending": -1}
-        for name in (bucket("total"), bucket("day", hold.day), bucket("session", hold.session_id)):
+        scoped = (bucket("total"), *scope_buckets(hold.session_id, hold.day).values())
+        for name in scoped:
             add(name, release)
         for call, price in zip(calls, priced, strict=True):
             fields = _fields(call.usage, call.kind, price.cost_usd, cache_saved_usd=price.cache_saved_usd)
-            for name in (bucket("total"), bucket("day", hold.day), bucket("session", hold.session_id),
-                         bucket("model", price.model), bucket("session-model", hold.session_id, price.model)):
+            for name in (*scoped, bucket("model", price.model), bucket("session-model", hold.session_id, price.model)):
                 add(name, fields)
         marker = bucket("hold", hold.id)
         add(marker, {"settled": 1})

@@ -182,6 +182,13 @@ class Settings(BaseSettings):
     session_budget_usd: float = 1.00
     budget_output_tokens: int = 1_024  # output assumed when a call's cost is estimated before it is made
     daily_budget_usd: float = 10.00
+    monthly_budget_usd: float | None = None  # the deployment's per (UTC) month; None: no monthly limit
+    key_daily_budget_usd: float | None = None  # each API key's (account's) per day; None: none
+    key_monthly_budget_usd: float | None = None  # each API key's per month
+    # Fractions of the daily/monthly budgets (deployment and per key) at which an alert is raised,
+    # once per budget and period: a log line, /metrics, and a JSON POST to `budget_webhook_url`.
+    budget_alert_at: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+    budget_webhook_url: str | None = None
     # Answer even when the answer cache or the cost ledger (REDIS_URL or the SQLite files) cannot
     # be used: answers are then not cached and their cost is neither recorded nor held to the
     # budgets. Off, such a question is refused with the reason, so money is never spent unrecorded.

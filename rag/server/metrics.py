@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rag.costs import Call, CallKind, Ledger, Priced
+from rag.costs import Call, CallKind, Ledger, Priced, Scope
 from rag.settings import Settings
 from rag.types import Usage
 
@@ -63,12 +63,19 @@ class Metrics:
         self.quota_used = Gauge("gemrag_quota_requests_today", "Requests counted against the daily limit",
                                 ["model"], registry=r)
         self.jobs = Gauge("gemrag_jobs", "Ingest jobs by state (queued, running, done, failed)", ["state"], registry=r)
+        self.budget_alerts = Counter(
+            "gemrag_budget_alerts", "Budget alerts raised, by budget and threshold reached", ["scope", "threshold"],
+            registry=r)
         self.job_queue = Gauge("gemrag_job_queue_depth", "Ingest jobs waiting in the queue", registry=r)
 
     def watch(self, settings: Settings, ledger: Ledger) -> None:
         """Adds the figures read at scrape time (Standing), once per registry."""
         if not self.watching:
             self.registry.register(Standing(settings, ledger))
+            if ledger.alerts is not None:
+                ledger.alerts.observers.append(
+                    lambda alert: self.budget_alerts.labels(alert.scope, f"{alert.threshold:g}").inc()
+                )
             self.watching = True
 
     def charged(self, model: str, usage: Usage, kind: CallKind, cost_usd: float) -> None:
@@ -104,8 +111,14 @@ class Standing(Collector):
         yield retired
         spent = GaugeMetricFamily("gemrag_budget_spent_usd", "Money spent in the budget's period", labels=["scope"])
         limit = GaugeMetricFamily("gemrag_budget_limit_usd", "The budget of the period", labels=["scope"])
-        spent.add_metric(["daily"], self.ledger.today().cost_usd)
-        limit.add_metric(["daily"], self.settings.daily_budget_usd)
+        budgets: tuple[tuple[Scope, float | None], ...] = (
+            ("daily", self.settings.daily_budget_usd),
+            ("monthly", self.settings.monthly_budget_usd),
+        )
+        for scope, usd in budgets:
+            if usd is not None:
+                spent.add_metric([scope], self.ledger.spent_usd(scope))
+                limit.add_metric([scope], usd)
         yield spent
         yield limit
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from rag.server.app import create_app
 from rag.settings import Settings
+from rag.types import Usage
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana/dashboards/gemrag.json"
@@ -123,3 +124,16 @@ def test_standing_figures_are_read_at_scrape_time(settings: Settings) -> None:
     assert f'gemrag_model_retired{{model="{settings.pro_model}",use="pro"}} 0.0' in text
     assert 'gemrag_budget_limit_usd{scope="daily"} 7.5' in text
     assert 'gemrag_budget_spent_usd{scope="daily"} 0.0' in text
+
+
+def test_budget_alerts_are_counted_and_monthly_spending_reported(settings: Settings) -> None:
+    monthly = settings.model_copy(update={"api_keys": "", "daily_budget_usd": 1.0, "monthly_budget_usd": 20.0})
+    app = create_app(monthly, mounts=[])
+    ledger = app.state.services.chain.ledger
+    ledger.record("alice/s1", "gemini-3.8-flash", Usage(prompt_tokens=100), "answer", 0.85)
+    with TestClient(app) as client:
+        text = client.get("/metrics").text
+    assert 'gemrag_budget_alerts_total{scope="daily",threshold="0.5"} 1.0' in text
+    assert 'gemrag_budget_alerts_total{scope="daily",threshold="0.8"} 1.0' in text
+    assert 'gemrag_budget_spent_usd{scope="monthly"} 0.85' in text
+    assert 'gemrag_budget_limit_usd{scope="monthly"} 20.0' in text
