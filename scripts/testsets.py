@@ -26,7 +26,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -206,9 +207,9 @@ def crossval(sets: list[DocSet], alphas: Sequence[float], out: Path, options: Se
         scores[doc_set.name] = {}
         for setting in settings:
             run_out = out / doc_set.name / setting.label.replace(" ", "-")
-            os.environ["GEMRAG_FUSION"], os.environ["GEMRAG_FUSION_ALPHA"] = setting.fusion, str(setting.alpha or 0.5)
-            code = evaluate(doc_set, ["--retrieval-only", "--fresh", "--quiet", "--compare", "mode=hybrid",
-                                      *options], run_out)
+            with fusion_env(setting):
+                code = evaluate(doc_set, ["--retrieval-only", "--fresh", "--quiet", "--compare", "mode=hybrid",
+                                          *options], run_out)
             if code not in (0, 1):
                 raise SystemExit(f"evaluation of {doc_set.name} with {setting.label} failed (exit {code})")
             rows = json.loads((run_out / "report.json").read_text(encoding="utf-8"))["retrieval"]
@@ -218,6 +219,22 @@ def crossval(sets: list[DocSet], alphas: Sequence[float], out: Path, options: Se
                                                                                      if s.fusion == "convex"])
     (out / "crossval.md").write_text(report + "\n", encoding="utf-8")
     return report
+
+
+@contextmanager
+def fusion_env(setting: Fusion) -> Iterator[None]:
+    """The settings override (GEMRAG_FUSION, GEMRAG_FUSION_ALPHA) for one run, restored after it."""
+    keys = {"GEMRAG_FUSION": setting.fusion, "GEMRAG_FUSION_ALPHA": str(setting.alpha or 0.5)}
+    before = {key: os.environ.get(key) for key in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def markdown_scores(scores: dict[str, dict[Fusion, dict[str, float]]], settings: list[Fusion]) -> str:

@@ -9,6 +9,8 @@ the committed files alone.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +129,43 @@ def test_crossval_reports_each_set_with_a_weight_chosen_on_the_others() -> None:
     assert lines["b"].startswith("| b | 0.5 | 0.700 |")  # a and c: 1.2 at 0.5, 1.0 at 0.3 and 0.7
     assert lines["c"].startswith("| c | 0.3 | 0.100 |")  # a and b both prefer 0.3
     assert table.rstrip().endswith("convex 0.5")  # all three: 1.9 (0.5) > 1.8 (0.3) > 1.2 (0.7)
+
+
+def _tiny_set(root: Path, name: str, pages: dict[str, str], cases: list[dict[str, object]]) -> object:
+    docs = root / f"{name}-installed"
+    for page, text in pages.items():
+        (docs / page).parent.mkdir(parents=True, exist_ok=True)
+        (docs / page).write_text(f"<html><body><h1>{page}</h1><p>{text}</p></body></html>", encoding="utf-8")
+    testset = root / f"{name}.jsonl"
+    testset.write_text("\n".join(json.dumps(c) for c in cases) + "\n", encoding="utf-8")
+    return testsets.DocSet(name, testset, f"{name}-doc", docs, tuple(pages))
+
+
+@pytest.mark.slow
+def test_crossval_runs_rag_eval_per_setting_and_reports_each_set(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("GEMRAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("GEMRAG_FUSION", raising=False)
+    monkeypatch.delenv("GEMRAG_FUSION_ALPHA", raising=False)
+
+    def case(i: str, question: str, page: str) -> dict[str, object]:
+        return {"id": i, "question": question, "reference_answer": "x", "relevant": [{"source": page}], "tags": []}
+
+    pumps = _tiny_set(tmp_path, "pumps", {
+        "pump.html": "The pump moves 40 litres of water per minute and hums quietly.",
+        "filter.html": "Replace the charcoal filter every 90 days to keep the water clean.",
+        "hose.html": "The garden hose is 15 metres long and made of green rubber.",
+    }, [case("p1", "how many litres per minute does the pump move?", "pump.html"),
+        case("p2", "when do I swap the charcoal filter?", "filter.html")])
+    stars = _tiny_set(tmp_path, "stars", {
+        "sun.html": "The Sun is a yellow dwarf star at the centre of the solar system.",
+        "moon.html": "The Moon orbits the Earth once every 27 days.",
+    }, [case("s1", "what kind of star is the sun?", "sun.html"),
+        case("s2", "how long does the moon take to go round the earth?", "moon.html")])
+    report = testsets.crossval([pumps, stars], [0.5], tmp_path / "cv", [])
+    assert (tmp_path / "cv" / "crossval.md").read_text(encoding="utf-8").strip() == report.strip()
+    assert all((tmp_path / "cv" / s / run / "report.json").is_file()
+               for s in ("pumps", "stars") for run in ("rrf", "convex-0.5"))
+    rows = {line.split(" | ")[0].strip("| "): line for line in report.splitlines() if line.startswith("| ")}
+    assert rows["convex 0.5"].endswith("| 1.000 |")  # every question finds its page first
+    assert rows["pumps"].startswith("| pumps | 0.5 | 1.000 |") and rows["stars"].startswith("| stars | 0.5 | 1.000 |")
+    assert "GEMRAG_FUSION" not in os.environ and "GEMRAG_FUSION_ALPHA" not in os.environ
