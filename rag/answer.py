@@ -10,6 +10,7 @@ from rag.types import Message, Usage
 
 RouteKind = Literal["flash", "pro", "chosen", "fallback", "cached", "offline"]  # chosen: forced by the user
 Mode = Literal["hybrid", "vector", "bm25"]
+RerankMode = Literal["none", "local", "gemini"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,24 @@ class Citation:
     heading: str
     snippet: str
     score: float
+
+
+Verdict = Literal["supported", "unsupported", "uncited"]
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """One sentence of an answer and whether the passages it cites support it (rag.citecheck)."""
+
+    sentence: str
+    cited: tuple[int, ...]
+    verdict: Verdict
+    support: float  # 1.0 for a verbatim quote; else the best word share or cosine among cited passages
+    reason: str = ""
+
+    @property
+    def flagged(self) -> bool:
+        return self.verdict != "supported"
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,7 @@ class AskOptions:
     mode: Mode | None = None
     top_k: int | None = None
     mmr: bool | None = None
+    rerank: RerankMode | None = None
     sources: tuple[str, ...] = ()  # restrict retrieval to these source paths
     model: str | None = None  # force a model, bypassing the router
 
@@ -66,6 +86,7 @@ class AnswerRecord:
     session_id: str = ""
     corpus_version: int = 0
     history: list[Message] = field(default_factory=list)
+    checks: list[SentenceCheck] = field(default_factory=list)  # each sentence against the passages it cites
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,14 @@ from dataclasses import dataclass, replace
 from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, cache_key
+from rag.citecheck import CitationChecker
 from rag.costs import CallKind, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import EmptyCollection, QuotaExhausted
 from rag.kv import StoreUnavailable
 from rag.prompts import PROMPT_VERSION, answer_prompt
 from rag.providers.base import Provider
+from rag.providers.minilm import shared_minilm
 from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
@@ -106,6 +108,7 @@ class Chain:
         self.provider = provider
         self.retriever = Retriever(settings, provider, embeddings=EmbeddingCache(settings))
         self.router = Router(settings, provider)
+        self.checker = CitationChecker(shared_minilm().embed)  # local and free, whichever provider answers
         self.ledger = ledger or Ledger(settings)
         self.budget = Budget(settings, self.ledger)
         self.cache = cache or (AnswerCache(settings) if settings.answer_cache else None)
@@ -162,6 +165,7 @@ class Chain:
             return
         retrieved = self.retrieve(store, rewritten.question, options)
         cost += self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
+        cost += self.charge(session_id, retrieved.rerank_model, retrieved.rerank_usage, "rerank")
         routed = self.plan(store, question, rewritten.question, retrieved, history, options)
         generated = yield from self.generate(routed, started, self.stopped_charger(session_id))
         cost += self.charge(session_id, generated.route.model, generated.usage, "answer")
@@ -170,9 +174,10 @@ class Chain:
             standalone_question=rewritten.question,
             answer=generated.text,
             citations=self.cite(generated.text, routed.prompt.passages),
+            checks=self.checker.check(generated.text, routed.prompt.passages),
             sources=[citation(p) for p in routed.prompt.passages],
             route=generated.route,
-            usage=rewritten.usage + retrieved.usage + generated.usage,
+            usage=rewritten.usage + retrieved.usage + retrieved.rerank_usage + generated.usage,
             cost_usd=cost,
             latency_s=time.perf_counter() - started,
             ttft_s=generated.ttft_s,
@@ -196,7 +201,12 @@ class Chain:
         model = options.model or self.provider.flash_model
         answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
         rewrite = Usage(prompt_tokens=asked + 150, output_tokens=asked) if history else Usage()
-        return price_usd(self.settings, model, answer) + price_usd(self.settings, self.provider.flash_model, rewrite)
+        rerank = self.retriever.reranker(query.rerank).estimate(query.text) if query.mode == "hybrid" else Usage()
+        return (
+            price_usd(self.settings, model, answer)
+            + price_usd(self.settings, self.provider.flash_model, rewrite)
+            + price_usd(self.settings, self.settings.lite_model, rerank)
+        )
 
     def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
         """Everything the answer depends on besides the question: the collection and its
@@ -208,6 +218,10 @@ class Chain:
             "mode": query.mode,
             "top_k": query.top_k,
             "mmr": query.mmr,
+            "rerank": query.rerank,
+            "rerank_settings": [
+                self.settings.rerank_depth, self.settings.local_rerank.model_dump(), self.settings.lite_model
+            ],
             "sources": sorted(query.sources),
             "pro_threshold_tokens": self.settings.pro_threshold_tokens,
         }

@@ -93,6 +93,10 @@ def describe(record: AnswerRecord) -> str:
     ]
     if record.standalone_question != record.question:
         lines.append(f"Searched for: {record.standalone_question}")
+    flagged = [c for c in record.checks if c.flagged]
+    if flagged:
+        lines.append("Check these sentences (their citation does not support them, or they cite nothing):")
+        lines += [f"  ! {c.sentence} ({c.verdict}: {c.reason})" for c in flagged]
     return "\n".join(lines)
 
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 # "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
 # not counted as an answer.
-CallKind = Literal["answer", "stopped", "rewrite", "embed", "judge", "ingest"]
+CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest"]
 # The budgets a hold is checked against: the session's, the deployment's per (UTC) day and
 # month, and the API key's (the account's) per day and month.
 Scope = Literal["session", "daily", "monthly", "key_daily", "key_monthly"]

@@ -4,21 +4,23 @@ Small embedders miss exact terms (names, codes, numbers) that BM25 catches, and 
 paraphrases that vectors catch; hybrid mode fuses the two, by reciprocal rank fusion (no
 weight to tune) or by a convex combination of normalised scores (one weight, tuned on the
 test set); `settings.fusion` chooses, and the evaluation decides the default. Each mode
-over-fetches `top_k * overfetch` candidates and the fused list is cut to `top_k`; MMR, when
-asked for, picks that cut for diversity instead of rank alone.
+over-fetches `top_k * overfetch` candidates; the second ranking stage (`rag.rerank`)
+reorders the best `rerank_depth` of them, and the list is cut to `top_k`. MMR, when asked
+for, picks that cut for diversity instead of rank alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.answer import AskOptions, Mode
+from rag.answer import AskOptions, Mode, RerankMode
 from rag.bm25 import BM25Search
 from rag.embedcache import EmbeddingCache
 from rag.providers.base import Provider
+from rag.rerank import Reranked, Reranker, make_reranker
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Embedded, Hit, Usage
@@ -32,6 +34,7 @@ class Query:
     mode: Mode
     top_k: int
     mmr: bool
+    rerank: RerankMode = "none"
     sources: tuple[str, ...] = ()
 
     @classmethod
@@ -41,6 +44,7 @@ class Query:
             mode=options.mode or settings.retrieval_mode,
             top_k=options.top_k or settings.top_k,
             mmr=settings.mmr if options.mmr is None else options.mmr,
+            rerank=options.rerank or settings.rerank,
             sources=options.sources,
         )
 
@@ -52,6 +56,9 @@ class Retrieved:
     hits: list[Hit]
     usage: Usage
     embedding_model: str = ""
+    rerank_usage: Usage = field(default_factory=Usage)  # a model-based second stage's call, charged like any other
+    rerank_model: str = ""
+    rerank_note: str = ""  # why the second stage fell back, if it did
 
 
 def rrf(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
@@ -120,9 +127,11 @@ class Retriever:
         self.provider = provider
         self.bm25 = bm25 or BM25Search(settings)
         self.embeddings = embeddings
+        self._rerankers: dict[str, Reranker] = {}
 
     def search(self, store: Store, query: Query) -> Retrieved:
         pool = query.top_k * self.settings.overfetch
+        reranker = self.reranker(query.rerank)
         needs_vector = query.mode != "bm25" or query.mmr
         embedded = self.embed(query.text) if needs_vector else None
         usage, model = (embedded.usage, embedded.model) if embedded else (Usage(), "")
@@ -133,9 +142,22 @@ class Retriever:
         )
         bm25_hits = self.bm25.search(store, query.text, pool, query.sources) if query.mode != "vector" else []
         candidates = self._fuse(vector_hits, bm25_hits) if query.mode == "hybrid" else vector_hits or bm25_hits
+        reranked = Reranked(candidates)
+        # The second stage reorders fused candidates, which only hybrid mode has.
+        if query.mode == "hybrid" and reranker.name != "none" and len(candidates) > 1:
+            depth = max(query.top_k, self.settings.rerank_depth)
+            reranked = reranker.rerank(query.text, candidates[:depth], store)
+            candidates = reranked.hits + candidates[depth:]
         if query.mmr and embedded and len(candidates) > query.top_k:
-            return Retrieved(self._diversify(store, embedded.vectors[0], candidates, query.top_k), usage, model)
-        return Retrieved(candidates[: query.top_k], usage, model)
+            candidates = self._diversify(store, embedded.vectors[0], candidates, query.top_k)
+        return Retrieved(
+            candidates[: query.top_k], usage, model, reranked.usage, reranked.model, reranked.note
+        )
+
+    def reranker(self, mode: RerankMode) -> Reranker:
+        if mode not in self._rerankers:
+            self._rerankers[mode] = make_reranker(self.settings, self.provider, mode)
+        return self._rerankers[mode]
 
     def embed(self, text: str) -> Embedded:
         """Through the query-embedding cache when there is one: a repeated question costs no call."""

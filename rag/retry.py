@@ -108,9 +108,10 @@ class Retrier:
         self._clock = clock
         self._rng = rng or random.Random()
 
-    def call(self, model: str, attempt: Callable[[float], T]) -> T:
+    def call(self, model: str, attempt: Callable[[float], T], deadline_s: float | None = None) -> T:
+        """`deadline_s`: a shorter deadline for this call (a step that has a fallback)."""
         started = self._clock()
-        deadline = started + self.settings.deadline_s
+        deadline = started + (self.settings.deadline_s if deadline_s is None else deadline_s)
         n = 0
         while True:
             n += 1

@@ -61,6 +61,14 @@ class Experiment(BaseModel):
         return self
 
 
+class LocalRerankWeights(BaseModel):
+    """The local reranker's number (rag/rerank.py): the bonus, on the scale of the fused
+    score normalised to [0, 1], of a chunk holding all of the question's literal tokens
+    ("429", "os.path.join"). Chosen on corpus/eval's test sets (README: Retrieval)."""
+
+    anchors: float = 0.5
+
+
 class ChunkProfile(BaseModel):
     """Chunk size belongs to the embedder: MiniLM reads 256 word pieces, Gemini 2,048 tokens.
 
@@ -116,7 +124,7 @@ class Settings(BaseSettings):
     # Models come from the catalogue (rag/catalogue.toml); README "Using Gemini" says why these.
     flash_model: str = "gemini-3.8-flash"  # answers: newest stable Flash
     pro_model: str = "gemini-3.1-pro-preview"  # escalation: the only Pro offered (preview)
-    lite_model: str = "gemini-3.5-flash-lite"  # cheap steps: follow-up rewrite, judging
+    lite_model: str = "gemini-3.5-flash-lite"  # cheap steps: follow-up rewrite, judging, gemini rerank
     embedding_model: str = "gemini-embedding-001"  # stable text embeddings; changing it means a new collection
     models: dict[str, ModelRow] = Field(default_factory=_catalogue_models)  # gemrag.toml amends rows
     # At startup with a key, check the configured models against the key's models.list (once a
@@ -167,6 +175,11 @@ class Settings(BaseSettings):
     fusion_alpha: float = 0.5  # vector score's weight (1 - alpha for BM25); chosen by cross-validation
     mmr: bool = False
     mmr_lambda: float = 0.6
+    # The second ranking stage over the fused top `rerank_depth` (README: Retrieval).
+    rerank: Literal["none", "local", "gemini"] = "local"
+    rerank_depth: int = 30
+    local_rerank: LocalRerankWeights = Field(default_factory=LocalRerankWeights)
+    rerank_timeout_s: float = 5.0  # then the local order stands
 
     # --- routing ---
     pro_threshold_tokens: int = 24_000  # prompts above this go to Pro

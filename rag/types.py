@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -83,10 +84,11 @@ class Prompt:
     system: str = ""
     question: str = ""
     passages: tuple[Passage, ...] = ()
-    task: Literal["answer", "rewrite", "judge", "plain"] = "plain"
+    task: Literal["answer", "rewrite", "judge", "rerank", "plain"] = "plain"
     temperature: float | None = None
     max_output_tokens: int | None = None
     json_output: bool = False
+    deadline_s: float | None = None  # a shorter deadline than settings.deadline_s, retries included
 
     @classmethod
     def of(cls, text: str, **kw: object) -> Prompt:
@@ -147,6 +149,14 @@ class Chunk:
         if self.page is not None:
             meta["page"] = self.page
         return meta
+
+    @property
+    def title(self) -> str:
+        """The words a chunk's place gives it, file name (without extension) and heading
+        path: a chunk deep in a section never repeats the section's name, yet the name says
+        what the chunk is about. Retrieval indexes and ranks with it."""
+        stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", self.source)
+        return f"{re.sub(r'[/_.-]+', ' ', stem)} {self.heading}".strip()
 
     @classmethod
     def from_metadata(cls, id: str, text: str, meta: dict) -> Chunk:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ingest.report import Status
-from rag.answer import AnswerRecord, Citation, Route
+from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.providers.extractive import OFFLINE_NOTE
 from ui import safe
 from ui.corpus import CollectionInfo
@@ -277,8 +277,22 @@ def details_html(record: AnswerRecord | None, spent_usd: float | None = None) ->
         ("Time", f"first token {record.ttft_s:.2f} s · answer {record.latency_s:.2f} s"),
         ("Cost", cost),
     ]
+    if record.checks:
+        rows.append(("Citations", checks_html(record.checks)))
     cells = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in rows)
     return f"<dl class='details' data-route='{text(record.route.kind)}'>{cells}</dl>"
+
+
+def checks_html(checks: Sequence[SentenceCheck]) -> str:
+    """How many cited sentences their sources support, and the sentences to check by hand."""
+    cited = [c for c in checks if c.verdict != "uncited"]
+    supported = sum(c.verdict == "supported" for c in cited)
+    flagged = "".join(
+        f"<li data-verdict='{c.verdict}'>{text(c.sentence)} <i>({text(c.verdict)}: {text(c.reason)})</i></li>"
+        for c in checks if c.flagged
+    )
+    summary = f"{supported} of {len(cited)} cited sentences supported by their source"
+    return summary + (f"<ul class='gr-flagged'>{flagged}</ul>" if flagged else "")
 
 
 def totals_html(totals: SessionTotals) -> str:

@@ -78,7 +78,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                         help=f"where the reports go (default: {settings.eval_out_dir})")
     parser.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
                         help="run every combination side by side; axes: k, mode (vector, bm25, hybrid), "
-                             "mmr (on, off); repeatable")
+                             "mmr (on, off), rerank (none, local, gemini); repeatable")
     parser.add_argument("--baseline", type=Path, help="an earlier run's report.json to compare with")
     parser.add_argument("--max-drop", type=float, default=settings.eval_max_drop,
                         help=f"absolute drop on a headline metric that fails the run "

@@ -1,5 +1,6 @@
-"""The configurations one run compares: `--compare k=4,8,12 --compare mode=vector,bm25`
-runs every combination of the listed values side by side, the rest from settings."""
+"""The configurations one run compares: `--compare k=4,8,12 --compare mode=vector,bm25
+--compare rerank=none,local` runs every combination of the listed values side by side, the
+rest from settings."""
 
 from __future__ import annotations
 
@@ -7,48 +8,57 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import get_args
 
-from rag.answer import Mode
+from rag.answer import Mode, RerankMode
 from rag.errors import ConfigError
 from rag.settings import Settings
 
 MODES: tuple[Mode, ...] = get_args(Mode)
-AXES = ("k", "mode", "mmr")
+RERANKS: tuple[RerankMode, ...] = get_args(RerankMode)
+AXES = ("k", "mode", "mmr", "rerank")
 _TRUE, _FALSE = {"on", "true", "yes", "1"}, {"off", "false", "no", "0"}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What the chain is asked with: retrieval mode, passages shown, MMR."""
+    """What the chain is asked with: retrieval mode, second ranking stage, passages shown, MMR."""
 
     mode: Mode
     top_k: int
     mmr: bool
+    rerank: RerankMode = "none"
 
     @property
     def label(self) -> str:
-        return f"{self.mode} k={self.top_k}{' mmr' if self.mmr else ''}"
+        return f"{self.mode}{_rerank_suffix(self.mode, self.rerank)} k={self.top_k}{' mmr' if self.mmr else ''}"
 
     @property
     def retrieval(self) -> RetrievalVariant:
         """The retrieval setting this configuration answers from."""
-        return RetrievalVariant(self.mode, self.mmr, self.top_k)
+        return RetrievalVariant(self.mode, self.mmr, self.top_k, self.rerank if self.mode == "hybrid" else "none")
 
 
 @dataclass(frozen=True)
 class RetrievalVariant:
-    """One retrieval setting scored on its own: every mode with and without MMR, per k."""
+    """One retrieval setting scored on its own: every mode with and without MMR, per k, and
+    hybrid also with each second ranking stage the run compares."""
 
     mode: Mode
     mmr: bool
     top_k: int
+    rerank: RerankMode = "none"
 
     @property
     def label(self) -> str:
-        return f"{self.mode}{'+mmr' if self.mmr else ''} k={self.top_k}"
+        return f"{self.mode}{_rerank_suffix(self.mode, self.rerank)}{'+mmr' if self.mmr else ''} k={self.top_k}"
+
+
+def _rerank_suffix(mode: Mode, rerank: RerankMode) -> str:
+    """The second stage only reorders fused candidates: it names hybrid rows alone."""
+    return f"+{rerank}" if mode == "hybrid" and rerank != "none" else ""
 
 
 def default_config(settings: Settings) -> EvalConfig:
-    return EvalConfig(settings.retrieval_mode, settings.top_k, settings.mmr)
+    return EvalConfig(settings.retrieval_mode, settings.top_k, settings.mmr, settings.rerank)
 
 
 def parse_compare(specs: list[str], settings: Settings) -> list[EvalConfig]:
@@ -72,15 +82,24 @@ def parse_compare(specs: list[str], settings: Settings) -> list[EvalConfig]:
                 top_k=chosen.get("k", base.top_k),  # type: ignore[arg-type]
                 mode=chosen.get("mode", base.mode),  # type: ignore[arg-type]
                 mmr=chosen.get("mmr", base.mmr),  # type: ignore[arg-type]
+                rerank=chosen.get("rerank", base.rerank),  # type: ignore[arg-type]
             )
         )
     return list(dict.fromkeys(configs)) or [base]
 
 
 def retrieval_variants(configs: list[EvalConfig]) -> list[RetrievalVariant]:
-    """All modes with and without MMR at every k the configurations use."""
+    """All modes with and without MMR at every k the configurations use; hybrid first
+    without a second stage (the reference) and then with each one the configurations use."""
     ks = dict.fromkeys(c.top_k for c in configs)
-    return [RetrievalVariant(mode, mmr, k) for k in ks for mode in MODES for mmr in (False, True)]
+    reranks = dict.fromkeys(["none", *(c.rerank for c in configs)])
+    return [
+        RetrievalVariant(mode, mmr, k, rerank)
+        for k in ks
+        for mode in MODES
+        for rerank in (reranks if mode == "hybrid" else ["none"])  # type: ignore[attr-defined]
+        for mmr in (False, True)
+    ]
 
 
 def _value(axis: str, raw: str, spec: str) -> object:
@@ -91,6 +110,10 @@ def _value(axis: str, raw: str, spec: str) -> object:
     if axis == "mode":
         if raw not in MODES:
             raise ConfigError(f"--compare {spec!r}: mode must be one of {', '.join(MODES)}, got {raw!r}")
+        return raw
+    if axis == "rerank":
+        if raw not in RERANKS:
+            raise ConfigError(f"--compare {spec!r}: rerank must be one of {', '.join(RERANKS)}, got {raw!r}")
         return raw
     if raw.lower() not in _TRUE | _FALSE:
         raise ConfigError(f"--compare {spec!r}: mmr must be on or off, got {raw!r}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import TypeVar
 
-from rag.eval.columns import COST, LEXICAL_NOTE, QUALITY, RETRIEVAL, TAGS, Columns, fmt, gate_columns
+from rag.eval.columns import COST, GROUNDING, LEXICAL_NOTE, QUALITY, RETRIEVAL, TAGS, Columns, fmt, gate_columns
 from rag.eval.gate import GateResult
 from rag.eval.metrics import without_note
 from rag.eval.plots import charts
@@ -54,7 +54,7 @@ def render(report: RunReport, gate: GateResult | None = None) -> str:
     if report.retrieval:
         parts.append(table(RETRIEVAL, report.retrieval))
     if report.answers:
-        parts += [table(QUALITY, report.answers), table(COST, report.answers)]
+        parts += [table(QUALITY, report.answers), table(GROUNDING, report.answers), table(COST, report.answers)]
         if any(a.judge == "lexical" for a in report.answers):
             parts.append(f"<p class='note'>{escape(LEXICAL_NOTE)}</p>")
     if report.tags:

@@ -125,6 +125,23 @@ def token_f1(answer: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def contains_answer(text: str, reference: str, min_share: float = 0.8) -> float:
+    """Whether `text` holds the reference answer: the reference, normalised, appears in it
+    whole, or (for a reference longer than a phrase) at least `min_share` of its words do.
+    Scored on the reply it says whether the answer was given; on the top passages, whether
+    it could have been quoted (the ceiling of an extractive answerer)."""
+    body, expected = normalize(text), normalize(reference)
+    if not expected:
+        return 0.0
+    if f" {expected} " in f" {body} ":
+        return 1.0
+    words = expected.split()
+    if len(words) <= 3:
+        return 0.0
+    present = set(body.split())
+    return float(sum(w in present for w in words) / len(words) >= min_share)
+
+
 def citation_precision(cited: Sequence[Found], relevant: Sequence[Relevant]) -> float | None:
     """Share of the cited places that are relevant; undefined (None) when nothing is cited."""
     places = list(dict.fromkeys(cited))

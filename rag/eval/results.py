@@ -15,7 +15,8 @@ from typing import Any
 from rag.eval.metrics import mean, percentile
 
 RETRIEVAL_HEADLINE = ("hit", "recall", "mrr", "ndcg10")
-ANSWER_HEADLINE = ("token_f1", "citation_precision", "citation_recall", "refusal_accuracy", "faithfulness")
+ANSWER_HEADLINE = ("token_f1", "citation_precision", "citation_recall", "refusal_accuracy", "faithfulness",
+                   "answer_in_reply", "supported_citations")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class AnswerScores:
     latency_s: float
     ttft_s: float
     error: str = ""
+    answer_in_reply: float | None = None  # the reference answer is in the reply
+    answer_in_top3: float | None = None  # ... in the first three passages shown: the quoting ceiling
+    supported_citations: float | None = None  # share of cited sentences their citation supports
+    uncited_facts: int = 0  # sentences stating a fact without a citation
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,10 @@ class AnswerRow:
     cost_total_usd: float
     judge_cost_usd: float
     routes: dict[str, int]
+    answer_in_reply: float | None = None
+    answer_in_top3: float | None = None
+    supported_citations: float | None = None
+    uncited_facts: float | None = None  # per answer
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,8 @@ class TagRow:
     citation_recall: float | None
     faithfulness: float | None
     refused: float | None  # share of the cases the answer refused
+    answer_in_reply: float | None = None
+    answer_in_top3: float | None = None
 
 
 @dataclass
@@ -187,6 +198,10 @@ def answer_row(config: str, scores: list[AnswerScores]) -> AnswerRow:
         cost_total_usd=sum(costs),
         judge_cost_usd=sum(s.judge_cost_usd for s in ok),
         routes=dict(Counter(s.route for s in ok)),
+        answer_in_reply=mean([s.answer_in_reply for s in answerable]),
+        answer_in_top3=mean([s.answer_in_top3 for s in answerable]),
+        supported_citations=mean([s.supported_citations for s in ok]),
+        uncited_facts=mean([float(s.uncited_facts) for s in ok]),
     )
 
 
@@ -208,5 +223,7 @@ def tag_rows(
             citation_recall=mean([a.citation_recall for a in tagged]),
             faithfulness=mean([a.faithfulness for a in tagged]),
             refused=mean([float(a.refused) for a in tagged]),
+            answer_in_reply=mean([a.answer_in_reply for a in tagged]),
+            answer_in_top3=mean([a.answer_in_top3 for a in tagged]),
         ))
     return rows

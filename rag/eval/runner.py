@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from rag.answer import AnswerRecord, AskOptions
 from rag.chain import Chain
+from rag.citecheck import supported_share
 from rag.costs import price_usd
 from rag.errors import GemragError
 from rag.eval import metrics
@@ -67,7 +68,9 @@ class Evaluator:
             "collection": store.name,
             "corpus_version": store.version,
             "prompt": PROMPT_VERSION,
-            "retrieval": [settings.overfetch, settings.rrf_k, settings.mmr_lambda],
+            "retrieval": [settings.overfetch, settings.rrf_k, settings.mmr_lambda, settings.fusion,
+                          settings.fusion_alpha],
+            "rerank": [settings.rerank_depth, settings.local_rerank.model_dump(), settings.lite_model],
             "routing": [settings.pro_threshold_tokens, settings.whole_document_budget_tokens],
         }
 
@@ -164,7 +167,7 @@ class Evaluator:
         )
 
     def search(self, question: str, variant: RetrievalVariant, depth: int) -> list[metrics.Found]:
-        query = Query(question, variant.mode, depth, variant.mmr)
+        query = Query(question, variant.mode, depth, variant.mmr, variant.rerank)
         return [found(h.chunk) for h in self.chain.retriever.search(self.store, query).hits]
 
     # --- answers ---
@@ -174,7 +177,9 @@ class Evaluator:
         if (saved := self.checkpoint.get(key)) is not None:
             return AnswerScores(**saved)
         try:
-            options = AskOptions(collection=self.store.name, mode=config.mode, top_k=config.top_k, mmr=config.mmr)
+            options = AskOptions(
+                collection=self.store.name, mode=config.mode, top_k=config.top_k, mmr=config.mmr, rerank=config.rerank
+            )
             record = self.chain.ask(case.question, history(case), options=options)
             scores = self.score_answer(case, config, record)
         except GemragError as error:  # a quota or budget stop on one case keeps the others' results
@@ -185,8 +190,10 @@ class Evaluator:
     def score_answer(self, case: TestCase, config: EvalConfig, record: AnswerRecord) -> AnswerScores:
         cited = [metrics.Found(c.source, c.page, c.chunk_id) for c in record.citations]
         refused = metrics.is_refusal(record.answer)
+        shown = self.shown(record)
         verdict = judge(self.provider, case.question, case.reference_answer,
-                        metrics.without_note(record.answer), self.shown(record))
+                        metrics.without_note(record.answer), shown)
+        answerable = not case.unanswerable
         # Word overlap says nothing about a refusal, which claims nothing; a model judges it.
         faithfulness = None if refused and verdict.method == "lexical" else verdict.faithfulness
         return AnswerScores(
@@ -208,6 +215,11 @@ class Evaluator:
             judge_cost_usd=price_usd(self.settings, verdict.model, verdict.usage),
             latency_s=record.latency_s,
             ttft_s=record.ttft_s,
+            answer_in_reply=metrics.contains_answer(record.answer, case.reference_answer) if answerable else None,
+            answer_in_top3=metrics.contains_answer(" ".join(p.text for p in shown[:3]), case.reference_answer)
+            if answerable else None,
+            supported_citations=supported_share(record.checks),
+            uncited_facts=sum(c.verdict == "uncited" for c in record.checks),
         )
 
     def shown(self, record: AnswerRecord) -> list[Passage]:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rag.eval.columns import COST, LEXICAL_NOTE, QUALITY, RETRIEVAL, TAGS, Columns, gate_columns
+from rag.eval.columns import COST, GROUNDING, LEXICAL_NOTE, QUALITY, RETRIEVAL, TAGS, Columns, gate_columns
 from rag.eval.gate import GateResult
 from rag.eval.results import RunReport
 
@@ -37,6 +37,7 @@ def print_report(report: RunReport, console: Console, gate: GateResult | None = 
         console.print(table(RETRIEVAL, report.retrieval))
     if report.answers:
         console.print(table(QUALITY, report.answers))
+        console.print(table(GROUNDING, report.answers))
         console.print(table(COST, report.answers))
         if any(a.judge == "lexical" for a in report.answers):
             console.print(LEXICAL_NOTE, markup=False, highlight=False)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from rag.providers.minilm import MiniLM
+from rag.rerank import anchors
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -87,6 +89,79 @@ def section(heading: str) -> str:
     return heading.rsplit(">", 1)[-1].strip()
 
 
+Kind = Literal["number", "date", "name", "steps", "other"]
+
+_KIND_CUES: tuple[tuple[Kind, re.Pattern[str]], ...] = (
+    ("date", re.compile(r"^\s*when\b|\b(what|which) (year|date|day|month)\b|\bhow long ago\b", re.I)),
+    ("number", re.compile(
+        r"\bhow (many|much|long|big|large|often|far|fast|old|high|low)\b|\bwhat (is|are) the "
+        r"(limit|maximum|minimum|size|number|price|cost|rate|default)|\b(percentage|price|cost)\b", re.I)),
+    ("steps", re.compile(r"\bhow (do|can|should|would) (i|you|we)\b|\bhow to\b|\bsteps?\b|\bwhat should\b", re.I)),
+    ("name", re.compile(r"^\s*(who|which)\b|\bwhat (is|was) the name\b|\bwhich (model|one|function|command)\b", re.I)),
+)
+_NUMBER = re.compile(r"\d")
+_DATE = re.compile(
+    r"\b(19|20)\d\d\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d|\b\d{1,2} "
+    r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]+|`[^`]+`|\b\w+[._]\w+")
+_STEP = re.compile(
+    r"^(?:\d+[.)]\s*)?(?:to \w+|use|set|call|run|add|wait|retry|stop|check|create|install|pass|make|keep|"
+    r"send|read|open|choose|pick|enable|disable|turn|put|parse|avoid|never|always|do not|don't)\b", re.I)
+
+
+def question_kind(question: str) -> Kind:
+    """What sort of thing the question asks for; a sentence holding that sort of thing (a
+    figure for "how many", an instruction for "how do I") is the likelier answer."""
+    return next((kind for kind, cue in _KIND_CUES if cue.search(question)), "other")
+
+
+def fits_kind(unit: str, kind: Kind) -> bool:
+    if kind == "number":
+        return bool(_NUMBER.search(unit))
+    if kind == "date":
+        return bool(_DATE.search(unit))
+    if kind == "name":
+        return bool(_NAME.search(unit))
+    if kind == "steps":
+        return bool(_STEP.search(unit)) or " should " in f" {unit.lower()} " or " must " in f" {unit.lower()} "
+    return False
+
+
+_ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
+_VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
+
+
+def key_terms(question: str) -> set[str]:
+    """The literal terms a question stands on: names (capitalised words past its first),
+    identifiers and codes ("os.path", "RESOURCE_EXHAUSTED", "--prune") and version-like
+    numbers ("1.5", "Tier 3"). If the documents never mention one, they cannot answer.
+    Quantities ("2,000 tokens") are not key terms, since a question may bring its own for a
+    calculation, nor are paraphrased common words, since passages word them otherwise."""
+    entities = {w.lower() for w in _ENTITY.findall(question.strip()) if w.lower() not in STOPWORDS}
+    codes = {a for a in anchors(question) if not re.search(r"\d", a)}
+    versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
+    return entities | codes | versions
+
+
+def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
+    """Key terms of the question found in none of the passages (text, heading or file name)."""
+    pool = " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower()
+    words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
+    words |= {w.strip(".:/-=") for w in words}
+
+    def present(term: str) -> bool:
+        if term in words or term.rstrip("s") in words or f"{term}s" in words:
+            return True
+        if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
+            return True
+        if " " in term:
+            return False
+        parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
+        return len(parts) > 1 and all(present(p) for p in parts)
+
+    return sorted(t for t in key_terms(question) if not present(t))
+
+
 @dataclass(frozen=True)
 class Scored:
     passage: Passage
@@ -95,48 +170,89 @@ class Scored:
     score: float
 
 
+@dataclass(frozen=True)
+class _Unit:
+    passage: Passage
+    text: str
+    position: int
+    context: str
+    overlap: float
+
+
 class ExtractiveAnswerer:
     """Composes answers from sentences; shares the offline embedder's model."""
 
     def __init__(
-        self, model: MiniLM, *, max_sentences: int = 4, min_support: float = 0.30, max_candidates: int = 32
+        self,
+        model: MiniLM,
+        *,
+        max_sentences: int = 4,
+        min_support: float = 0.30,
+        max_candidates: int = 32,
+        kind_bonus: float = 0.08,
+        anchor_bonus: float = 0.10,
     ) -> None:
         self.model = model
         self.max_sentences = max_sentences
         self.min_support = min_support
         self.max_candidates = max_candidates  # units embedded per answer: one batch of the model
+        self.kind_bonus = kind_bonus  # a unit holding what the question asks for
+        self.anchor_bonus = anchor_bonus  # a unit holding the question's literal tokens ("429")
         # min_support 0.30, measured on corpus/eval (51 answerable, 7 unanswerable cases):
         # 3 false refusals and 2 of 7 unanswerable refused; 0.35 gave 7 and 3, 0.40 gave 11 and 3.
         # Quoting the closest passages for an unanswerable question is the lesser harm.
 
     def answer(self, question: str, passages: Sequence[Passage]) -> str:
+        missing = missing_terms(question, passages)
+        if missing:
+            return f"{NOT_FOUND.rstrip('.')}: they never mention {', '.join(missing)}.\n\n{OFFLINE_NOTE}"
         picked = self.select(question, passages)
         if not picked:
             return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
         lines = [f"{s.sentence} [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
-    def select(self, question: str, passages: Sequence[Passage]) -> list[Scored]:
-        """Each unit is scored by meaning (cosine to the question, read with its section
-        heading) and by the share of the question's words it or its heading contains. Only
-        the lexically best `max_candidates` units are embedded: embedding is the cost."""
+    def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
+        """Every quotable unit that shares a word with the question (itself or through its
+        section heading): a sentence that shares nothing is not evidence, however similar
+        its embedding looks."""
         q_words = set(content_words(question))
-        candidates = []
+        out = []
         for passage in passages:
             context = section(passage.heading)
             for position, unit in enumerate(split_units(passage.text)):
                 words = set(content_words(f"{context} {unit}"))
                 overlap = len(q_words & words) / len(q_words) if q_words else 0.0
-                candidates.append((passage, unit, position, context, overlap))
-        if not candidates or not question.strip():
+                if overlap > 0:
+                    out.append(_Unit(passage, unit, position, context, overlap))
+        return out
+
+    def select(self, question: str, passages: Sequence[Passage]) -> list[Scored]:
+        """Each unit is scored by meaning (cosine to the question, read with its section
+        heading), by the share of the question's words it or its heading contains, and by
+        whether it holds what the question asks for (a figure, a date, a name, an
+        instruction) and the question's literal tokens. Only the lexically best
+        `max_candidates` units are embedded (embedding is the cost), plus the best unit of
+        the top passage, which is always considered."""
+        units = self.units(question, passages)
+        if not units or not question.strip():
             return []
-        candidates = sorted(candidates, key=lambda c: c[4], reverse=True)[: self.max_candidates]
-        texts = [f"{context}: {unit}" if context else unit for _, unit, _, context, _ in candidates]
+        ranked = sorted(units, key=lambda u: u.overlap, reverse=True)
+        candidates = ranked[: self.max_candidates]
+        top = [u for u in ranked if u.passage.n == passages[0].n][:1]
+        candidates += [u for u in top if u not in candidates]
+        texts = [f"{u.context}: {u.text}" if u.context else u.text for u in candidates]
         vecs = self.model.embed([question, *texts])
         semantic = vecs[1:] @ vecs[0]
+        kind = question_kind(question)
+        literal = anchors(question)
         scored = [
-            Scored(passage, unit, position, float(0.6 * sim + 0.4 * overlap))
-            for (passage, unit, position, _, overlap), sim in zip(candidates, semantic, strict=True)
+            Scored(u.passage, u.text, u.position, float(
+                0.6 * sim + 0.4 * u.overlap
+                + self.kind_bonus * fits_kind(u.text, kind)
+                + self.anchor_bonus * _share_present(literal, u.text)
+            ))
+            for u, sim in zip(candidates, semantic, strict=True)
         ]
         scored.sort(key=lambda s: s.score, reverse=True)
         if scored[0].score < self.min_support:
@@ -150,6 +266,11 @@ class ExtractiveAnswerer:
                 kept.append(s)
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
+
+
+def _share_present(terms: set[str], text: str) -> float:
+    lowered = text.lower()
+    return sum(t in lowered for t in terms) / len(terms) if terms else 0.0
 
 
 def _near_duplicate(a: str, b: str) -> bool:

@@ -139,7 +139,7 @@ class GeminiProvider:
                 lambda client: client.models.generate_content(model=model, contents=_contents(prompt), config=config)
             )
 
-        response = self.retrier.call(model, attempt)
+        response = self.retrier.call(model, attempt, prompt.deadline_s)
         served = served_model(self.settings, model, response)
         return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP")
 

@@ -101,3 +101,11 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     assert re.search(r"watch for 24\s+hours", markdown.stdout)
     assert cited_line(markdown.stdout, "delete the old key").endswith("security.md — Security: keys, data and "
                                                                       "prompt injection > API keys > Rotation")
+
+    # A question as a new user types it: the advice is in retries.md and quotas.md, not in the
+    # chunks that merely share "application", "Gemini API" and "HTTP" with it.
+    rate_limited = _run(settings, "ask", "What should an application do when the Gemini API returns HTTP 429?",
+                        collection="corpus")
+    assert rate_limited.returncode == 0, rate_limited.stderr
+    assert "Retry on 408, 429, 500" in rate_limited.stdout
+    assert re.fullmatch(r" \*\[\d\] (retries|quotas)\.md — .*", cited_line(rate_limited.stdout, "Retry on 408, 429"))

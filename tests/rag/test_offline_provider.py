@@ -87,3 +87,39 @@ def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
         "A cache lives for its time to live.",
         "If you do not set one, the TTL is 1 hour (as of 2025-09).",
     ]
+
+
+def ask_offline(provider, question, *passages):
+    prompt = Prompt.of("x", task="answer", question=question, passages=tuple(passages))
+    return provider.generate(prompt).text
+
+
+def test_question_kinds_and_the_units_that_fit_them():
+    from rag.providers.extractive import fits_kind, question_kind
+
+    assert question_kind("How many requests per minute does the free tier allow?") == "number"
+    assert question_kind("When was the 2.5 family released?") == "date"
+    assert question_kind("how do I force callers to pass arguments by name?") == "steps"
+    assert question_kind("Which model answers long prompts?") == "name"
+    assert fits_kind("The limit is 250 requests per day.", "number")
+    assert not fits_kind("The limit depends on the tier.", "number")
+    assert fits_kind("Put a * before the first keyword-only parameter.", "steps")
+
+
+def test_a_question_about_something_the_passages_never_mention_is_refused_naming_it(offline_provider):
+    from rag.eval.metrics import is_refusal
+
+    limits = Passage(1, "Gemini 2.5 Pro allows 5 requests per minute on the free tier and 150 on Tier 1.", "quotas.md")
+    refused = ask_offline(offline_provider, "What is the context window of Gemini 1.5 Pro?", limits)
+    assert is_refusal(refused) and "never mention 1.5" in refused
+    assert "never mention helm" in ask_offline(offline_provider, "Which Helm chart runs it on Kubernetes?", limits)
+    # A question's own quantities are not key terms: the documents need not repeat them.
+    answered = ask_offline(offline_provider, "How many requests can 3,000 users make on Tier 1 with 2.5 Pro?", limits)
+    assert not is_refusal(answered) and "150 on Tier 1" in answered
+
+
+def test_units_sharing_no_word_with_the_question_are_never_quoted(offline_provider):
+    passage = Passage(1, "Receipts are required for every expense above 25 euros. The cafeteria opens at noon.",
+                      "handbook.pdf", 3)
+    answer = ask_offline(offline_provider, "Which expenses need receipts?", passage)
+    assert "Receipts are required" in answer and "cafeteria" not in answer

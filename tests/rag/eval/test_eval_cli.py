@@ -117,5 +117,18 @@ def test_compare_runs_configurations_side_by_side(
     assert run(tmp_path, corpus, offline_provider, "--compare", "k=1,2", "--compare", "mode=vector,bm25") == 0
     report = RunReport.load(tmp_path / "out" / "report.json")
     assert [a.config for a in report.answers] == ["vector k=1", "bm25 k=1", "vector k=2", "bm25 k=2"]
-    assert len(report.retrieval) == 12  # three modes, with and without MMR, at k=1 and k=2
+    # three modes and hybrid with the default second stage, with and without MMR, at k=1 and k=2
+    assert len(report.retrieval) == 16
     assert all(a.cases == 3 for a in report.answers)
+
+
+def test_compare_rerank_puts_the_second_stage_beside_the_fused_order(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, corpus, offline_provider, "--compare", "rerank=none,local") == 0
+    report = RunReport.load(tmp_path / "out" / "report.json")
+    assert [a.config for a in report.answers] == ["hybrid k=6", "hybrid+local k=6"]
+    assert {"hybrid k=6", "hybrid+local k=6", "vector k=6"} <= {r.variant for r in report.retrieval}
+    assert "hybrid+local k=6" in capsys.readouterr().out
+    assert run(tmp_path, corpus, offline_provider, "--compare", "rerank=cohere") == 2
+    assert "rerank must be one of none, local, gemini" in capsys.readouterr().err

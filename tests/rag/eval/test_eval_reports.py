@@ -38,19 +38,24 @@ def report(recall: float = 0.8, f1: float = 0.6, answer: str = "25 days [1]") ->
 
 
 def test_compare_builds_every_combination_from_settings_defaults() -> None:
-    settings = Settings(retrieval_mode="hybrid", top_k=6, mmr=False)
+    settings = Settings(retrieval_mode="hybrid", top_k=6, mmr=False, rerank="none")
     assert parse_compare([], settings) == [EvalConfig("hybrid", 6, False)]
     configs = parse_compare(["k=4,8", "mode=vector,bm25"], settings)
     assert [c.label for c in configs] == ["vector k=4", "bm25 k=4", "vector k=8", "bm25 k=8"]
     assert parse_compare(["mmr=on,off"], settings) == [EvalConfig("hybrid", 6, True), EvalConfig("hybrid", 6, False)]
     assert [v.label for v in retrieval_variants(configs)][:2] == ["hybrid k=4", "hybrid+mmr k=4"]
     assert len(retrieval_variants(configs)) == 12
+    reranked = parse_compare(["rerank=none,local"], settings)
+    assert [c.label for c in reranked] == ["hybrid k=6", "hybrid+local k=6"]
+    assert [v.label for v in retrieval_variants(reranked)][:4] == [
+        "hybrid k=6", "hybrid+mmr k=6", "hybrid+local k=6", "hybrid+local+mmr k=6"]
 
 
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [("k=0", "positive integer"), ("mode=dense", "mode must be one of"), ("mmr=maybe", "on or off"),
-     ("temperature=1", "expected one of"), ("k=", "expected one of")],
+     ("temperature=1", "expected one of"), ("k=", "expected one of"),
+     ("rerank=cohere", "rerank must be one of")],
 )
 def test_bad_compare_spec_is_a_clear_error(spec: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):

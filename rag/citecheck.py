@@ -1,0 +1,107 @@
+"""Checking an answer's citations: does passage n support the sentence that cites [n]?
+
+Models cite the wrong source now and then, and a user cannot check every [n] by hand. After
+each answer, every sentence is checked against the passages it cites: a verbatim quote is
+supported; otherwise its numbers must all appear in a cited passage, and most of its content
+words must be there too, or the sentence must mean what one of the passage's sentences
+means (cosine with the local MiniLM embedder, so the check is free and works offline as
+online). A sentence that states a fact (a figure, or a full clause) without any
+citation is flagged as uncited. The verdicts go on the answer record, the CLI prints the
+flagged ones, the UI shows them and the evaluation reports the supported share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rag.answer import SentenceCheck, Verdict
+from rag.providers.extractive import OFFLINE_NOTE, content_words, split_sentences
+from rag.types import Passage
+
+Embed = Callable[[list[str]], np.ndarray]
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\](?:\s*\[(\d+(?:\s*,\s*\d+)*)\])*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CLAUSE_END = re.compile(r"(?<=[.!?])\s+(?!\[)|(?<=\])\s+(?=[A-Z])|\n+")
+_NOT_CLAIMS = re.compile(
+    r"^(based on your documents|the documents do not (say|seem)|sources?\b|offline mode)", re.IGNORECASE
+)
+WORDS_SUPPORTED = 0.6  # share of the sentence's content words in the passage: supported outright
+MEANING_SUPPORTED = 0.6  # else: cosine to the passage's closest sentence (a paraphrase shares few words)
+
+
+def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The answer's sentences with the passage numbers each cites (markers removed); list
+    bullets and line breaks end sentences, boilerplate lines are not claims."""
+    text = answer.replace(OFFLINE_NOTE, "\n")
+    out = []
+    for line in text.splitlines():
+        body = line.strip().lstrip("-*• ").strip()
+        for piece in _CLAUSE_END.split(body):
+            cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", piece)
+                          for n in group.split(","))
+            sentence = _MARKER.sub("", piece).strip()
+            if sentence and not _NOT_CLAIMS.match(sentence):
+                out.append((sentence, tuple(dict.fromkeys(cited))))
+    return out
+
+
+def states_a_fact(sentence: str) -> bool:
+    """A figure, or a clause of some length: what needs a source. Short connective phrases
+    ("In short:") do not."""
+    return bool(_NUMBER.search(sentence)) or len(content_words(sentence)) >= 5
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+class CitationChecker:
+    def __init__(self, embed: Embed) -> None:
+        self.embed = embed
+
+    def check(self, answer: str, passages: Sequence[Passage]) -> list[SentenceCheck]:
+        by_n = {p.n: p for p in passages}
+        out = []
+        for sentence, cited in claims(answer):
+            known = [by_n[n] for n in cited if n in by_n]
+            if not cited:
+                if states_a_fact(sentence):
+                    out.append(SentenceCheck(sentence, (), "uncited", 0.0, "states a fact without a citation"))
+                continue
+            if not known:
+                out.append(SentenceCheck(sentence, cited, "unsupported", 0.0, "cites a source that was not shown"))
+                continue
+            out.append(self._against(sentence, cited, known))
+        return out
+
+    def _against(self, sentence: str, cited: tuple[int, ...], passages: list[Passage]) -> SentenceCheck:
+        if any(_flat(sentence) in _flat(p.text) for p in passages):
+            return SentenceCheck(sentence, cited, "supported", 1.0, "quoted")
+        numbers = set(_NUMBER.findall(sentence))
+        pool_numbers = {n for p in passages for n in _NUMBER.findall(p.text)}
+        if numbers - pool_numbers:
+            missing = ", ".join(sorted(numbers - pool_numbers))
+            return SentenceCheck(sentence, cited, "unsupported", 0.0, f"{missing} not in the cited passage")
+        words = set(content_words(sentence))
+        share = max(
+            (len(words & set(content_words(f"{p.heading} {p.text}"))) / len(words) for p in passages),
+            default=0.0,
+        ) if words else 1.0
+        if share >= WORDS_SUPPORTED:
+            return SentenceCheck(sentence, cited, "supported", share, "its words are in the cited passage")
+        units = [u for p in passages for u in split_sentences(p.text)] or [p.text for p in passages]
+        vectors = self.embed([sentence, *units])
+        meaning = float(np.max(vectors[1:] @ vectors[0]))
+        verdict: Verdict = "supported" if meaning >= MEANING_SUPPORTED else "unsupported"
+        why = f"closest sentence of the passage at cosine {meaning:.2f}"
+        return SentenceCheck(sentence, cited, verdict, meaning, why)
+
+
+def supported_share(checks: Sequence[SentenceCheck]) -> float | None:
+    """Share of the cited sentences that their citation supports; None without any."""
+    cited = [c for c in checks if c.verdict != "uncited"]
+    return sum(c.verdict == "supported" for c in cited) / len(cited) if cited else None

@@ -1,0 +1,69 @@
+"""Each sentence with [n] checked against passage n; uncited facts flagged."""
+
+import pytest
+
+from rag.chain import Chain
+from rag.citecheck import CitationChecker, claims, supported_share
+from rag.cli import describe
+from rag.providers.gemini import GeminiProvider
+from rag.providers.minilm import shared_minilm
+from rag.types import Passage
+from tests.fakes.tiny_corpus import build_store
+from ui.render import details_html
+
+PASSAGES = [
+    Passage(1, "Employees receive 25 days of paid vacation per year. Unused days carry over until March.", "h.pdf", 2),
+    Passage(2, "Expense reports must be submitted within 30 days of the purchase.", "h.pdf", 3),
+]
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return CitationChecker(shared_minilm().embed)
+
+
+def verdicts(checker, answer):
+    return [(c.sentence, c.verdict) for c in checker.check(answer, PASSAGES)]
+
+
+def test_claims_split_sentences_and_keep_their_markers():
+    answer = "Based on your documents:\n\n- Days carry over. [1] Reports take 30 days [2][1].\n- In short:"
+    assert claims(answer) == [("Days carry over.", (1,)), ("Reports take 30 days.", (2, 1)), ("In short:", ())]
+
+
+def test_a_quote_and_a_faithful_paraphrase_are_supported(checker):
+    assert verdicts(checker, "Unused days carry over until March. [1]") == [
+        ("Unused days carry over until March.", "supported")]
+    assert verdicts(checker, "Expenses need to be filed quickly after buying something [2].")[0][1] == "supported"
+
+
+def test_a_wrong_number_or_the_wrong_source_is_unsupported(checker):
+    wrong_number = "Reports are due within 45 days [2]."
+    assert verdicts(checker, wrong_number) == [("Reports are due within 45 days.", "unsupported")]
+    assert verdicts(checker, "Vacation days carry over until March. [2]")[0][1] == "unsupported"
+    assert verdicts(checker, "The cafeteria serves lunch daily [1].")[0][1] == "unsupported"
+    assert verdicts(checker, "Lunch is free [7].")[0][1] == "unsupported"  # a source that was not shown
+
+
+def test_an_uncited_fact_is_flagged_and_an_uncited_connective_is_not(checker):
+    checks = checker.check("The office opens at 9 on weekdays.\nIn short:", PASSAGES)
+    assert [(c.verdict, c.flagged) for c in checks] == [("uncited", True)]
+    assert supported_share(checks) is None
+    mixed = checker.check("Unused days carry over until March. [1] Reports take 45 days [2].", PASSAGES)
+    assert supported_share(mixed) == 0.5
+
+
+def test_the_record_the_cli_and_the_ui_show_the_flagged_sentences(gemini_settings, fake_gemini):
+    provider = GeminiProvider(gemini_settings)
+    chain = Chain(gemini_settings, provider, build_store(gemini_settings, provider))
+    fake_gemini.responder = lambda request: (
+        "Employees receive 25 days of paid vacation per year [1]. They also get 40 days of sick leave [1]. "
+        "The office opens at 9."
+    )
+    record = chain.ask("How much vacation and sick leave do employees get?")
+    assert [c.verdict for c in record.checks] == ["supported", "unsupported", "uncited"]
+    shown = describe(record)
+    assert "! They also get 40 days of sick leave. (unsupported: 40 not in the cited passage)" in shown
+    assert "! The office opens at 9. (uncited" in shown
+    html = details_html(record)
+    assert "1 of 2 cited sentences supported" in html and "data-verdict='uncited'" in html

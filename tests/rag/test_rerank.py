@@ -1,0 +1,149 @@
+"""The second ranking stage: local features, and Gemini's listwise call against the fake server."""
+
+import json
+import re
+import time
+from dataclasses import replace
+
+import pytest
+
+from rag.answer import AskOptions
+from rag.chain import Chain
+from rag.providers.gemini import GeminiProvider
+from rag.rerank import (
+    GeminiReranker,
+    LocalReranker,
+    anchors,
+    documents_first,
+    make_reranker,
+    parse_scores,
+)
+from rag.settings import LocalRerankWeights
+from rag.testing.fake_gemini import Fault, GenerateRequest
+from rag.types import Chunk, Hit
+from tests.fakes.tiny_corpus import build_store
+
+
+def _chunk(i: int, text: str, source: str, heading: str = "") -> Chunk:
+    return Chunk(id=f"c{i}", text=text, source=source, index=i, start=0, end=len(text), content_hash=f"h{i}",
+                 heading=heading)
+
+
+CHUNKS = [
+    _chunk(0, "A health check must not call the Gemini API; it returns quickly.", "deployment.md", "Health checks"),
+    _chunk(1, "Retry on 408, 429, 500 and 503, waiting the server's delay.", "retries.md", "Which errors to retry"),
+    _chunk(2, "Backoff doubles from one second, with full jitter.", "retries.md", "How long to wait"),
+    _chunk(3, "Keys live in environment variables, never in code.", "security.md", "API keys"),
+]
+
+
+def fused(*scores):
+    return [Hit(c, s) for c, s in zip(CHUNKS, scores, strict=True)]
+
+
+def order(reranked):
+    return [h.chunk.id for h in reranked.hits]
+
+
+def test_anchors_are_the_literal_tokens_of_a_question():
+    assert anchors("What should an application do when the Gemini API returns HTTP 429?") == {"429"}
+    assert anchors("Does os.path.join take --strict or RESOURCE_EXHAUSTED and embedContent?") == {
+        "os.path.join", "strict", "resource_exhausted", "embedcontent"}
+    assert anchors("Which flag turns the reply into an event stream?") == set()
+
+
+def test_local_rerank_lifts_the_chunk_holding_the_questions_code_over_a_generic_match():
+    # The generic chunk wins the first stage on "application Gemini API returns HTTP".
+    pool = fused(0.90, 0.80, 0.40, 0.10)
+    question = "What should an application do when the Gemini API returns HTTP 429?"
+    assert order(LocalReranker(LocalRerankWeights(anchors=0)).rerank(question, pool, None))[0] == "c0"
+    reranked = LocalReranker(LocalRerankWeights()).rerank(question, pool, None)
+    assert order(reranked) == ["c1", "c0", "c2", "c3"]
+    assert reranked.usage.total_tokens == 0 and reranked.model == ""
+
+
+def test_the_fusions_scale_does_not_change_the_weight_of_literal_tokens():
+    question = "What does HTTP 429 mean?"
+    convex = LocalReranker(LocalRerankWeights()).rerank(question, fused(0.90, 0.80, 0.40, 0.10), None)
+    rrf = LocalReranker(LocalRerankWeights()).rerank(question, fused(0.0328, 0.0320, 0.0300, 0.0280), None)
+    assert order(convex)[0] == order(rrf)[0] == "c1"
+
+
+def test_the_best_chunk_of_each_section_comes_before_a_second_chunk_of_one():
+    second = replace(CHUNKS[1], id="c1b")  # another chunk of the same section
+    hits = [Hit(CHUNKS[1], 3.0), Hit(second, 2.5), Hit(CHUNKS[2], 2.0), Hit(CHUNKS[0], 1.0)]
+    assert [h.chunk.id for h in documents_first(hits)] == ["c1", "c2", "c0", "c1b"]  # c2: same file, other section
+    pages = [Hit(replace(CHUNKS[0], page=p, id=f"p{p}"), 1.0) for p in (1, 2, 1)]
+    assert [h.chunk.id for h in documents_first(pages)] == ["p1", "p2", "p1"]  # a PDF page is a document
+
+
+def test_without_a_key_gemini_rerank_is_the_local_one(settings, offline_provider):
+    assert make_reranker(settings, offline_provider, "gemini").name == "local"
+    assert make_reranker(settings, offline_provider, "none").name == "none"
+
+
+def test_parse_scores_refuses_a_reply_of_the_wrong_shape():
+    assert parse_scores('```json\n{"scores": [3, 9]}\n```', 2) == [3.0, 9.0]
+    with pytest.raises(ValueError):
+        parse_scores('{"scores": [3]}', 2)
+
+
+def rank_by(keyword: str):
+    """A fake Flash-Lite that scores 10 the passages containing `keyword`, else 1."""
+
+    def respond(request: GenerateRequest) -> str:
+        if not request.system.startswith("You rank passages"):
+            return "The documents do not say."
+        passages = re.findall(r"<passage n=\"\d+\"[^>]*>(.*?)</passage>", request.last_user_text, re.DOTALL)
+        return json.dumps({"scores": [10 if keyword in p else 1 for p in passages]})
+
+    return respond
+
+
+@pytest.fixture
+def gemini_chain(gemini_settings):
+    settings = gemini_settings.model_copy(update={"rerank": "gemini", "rerank_timeout_s": 1.0})
+    provider = GeminiProvider(settings)
+    return Chain(settings, provider, build_store(settings, provider))
+
+
+def test_gemini_rerank_is_one_call_per_new_question_cached_and_charged(gemini_chain, fake_gemini):
+    lite = gemini_chain.settings.lite_model  # the cheap-step model does the ranking
+    fake_gemini.responder = rank_by("Receipts")
+    options = AskOptions(top_k=2, rerank="gemini")
+    hits = gemini_chain.retrieve(gemini_chain.store(), "How do expense and vacation rules work?", options)
+    assert hits.hits[0].chunk.text.startswith("Expense reports")  # the model's choice comes first
+    assert (hits.rerank_model, hits.rerank_usage.output_tokens > 0) == (lite, True)
+    [call] = fake_gemini.calls("generateContent", model=lite)
+    assert call.body["generationConfig"]["responseMimeType"] == "application/json"
+
+    gemini_chain.retrieve(gemini_chain.store(), "How do expense and vacation rules work?", options)
+    assert len(fake_gemini.calls("generateContent", model=lite)) == 1  # the same question: cached
+
+    record = gemini_chain.ask("What does HTTP 429 mean?", session_id="s1", options=AskOptions(rerank="gemini"))
+    assert len(fake_gemini.calls("generateContent", model=lite)) == 2  # a new question: one more call
+    charged = gemini_chain.ledger.models("s1")
+    assert charged[lite].calls == 1 and charged[lite].cost_usd > 0
+    assert record.cost_usd == pytest.approx(sum(t.cost_usd for t in charged.values()))
+
+
+def test_gemini_rerank_timeout_keeps_the_local_order(gemini_chain, fake_gemini):
+    fake_gemini.responder = rank_by("Receipts")
+    fake_gemini.inject(Fault.slow(3.0), times=None, model=gemini_chain.settings.lite_model)
+    question = "How many days of paid vacation do employees get?"
+    started = time.monotonic()
+    got = gemini_chain.retrieve(gemini_chain.store(), question, AskOptions(top_k=3, rerank="gemini"))
+    assert time.monotonic() - started < 2.9  # did not wait for the slow reply
+    local = gemini_chain.retrieve(gemini_chain.store(), question, AskOptions(top_k=3, rerank="local"))
+    assert [h.chunk.id for h in got.hits] == [h.chunk.id for h in local.hits]
+    assert "local order kept" in got.rerank_note
+    assert got.rerank_usage.total_tokens == 0
+
+
+def test_gemini_rerank_cache_is_per_corpus_version(gemini_settings, fake_gemini):
+    settings = gemini_settings.model_copy(update={"rerank": "gemini"})
+    provider = GeminiProvider(settings)
+    reranker = GeminiReranker(settings, provider, LocalReranker(settings.local_rerank))
+    ids = [c.id for c in CHUNKS]
+    assert reranker.key("q", ids, "c@1") != reranker.key("q", ids, "c@2")
+    assert reranker.key("q", ids, "c@1") == reranker.key("q ", ids, "c@1")
