@@ -39,7 +39,7 @@ from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback,
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
 from rag.providers.base import Provider
 from rag.settings import Settings
-from rag.store import Store, drop_collection, write_stamp
+from rag.store import Store, drop_collection, no_store_yet, write_stamp
 from rag.types import Usage
 
 MANIFEST = "manifest.sqlite3"
@@ -411,17 +411,20 @@ class _Run(_Pass):
     def recover(self) -> None:
         """Read back what earlier runs left: a pending version bump, the stored ids, and
         committed files whose chunks are not all stored. When the manifest is clean and the
-        store's write stamp is the one the last run recorded, nothing else has touched the
-        collection: the manifest's own ids are what the store holds, and the store is not
-        even opened."""
+        store's write stamp is the one the last run recorded (or no store exists yet),
+        nothing else has touched the collection: the manifest's own ids are what the store
+        holds, and the store is opened only when there is something to write (by the
+        writer thread, while the first window embeds)."""
         if self.manifest.embedder not in (None, self.provider.embedding_id):
             _ = self.store  # refuses (EmbedderMismatch) if the collection holds the other embedder's vectors
             self.manifest.clear()  # it does not: it was rebuilt by hand with this embedder
         self.manifest.set_embedder(self.provider.embedding_id)
         self.records = self.manifest.records()
         stamp = self.manifest.store_stamp
-        self.trusted = bool(stamp) and not self.manifest.dirty and stamp == write_stamp(
-            self.settings, self.report.collection
+        clean = not self.manifest.dirty
+        self.trusted = clean and (
+            (bool(stamp) and stamp == write_stamp(self.settings, self.report.collection))
+            or (not self.records and no_store_yet(self.settings))  # a first ingest: nothing stored anywhere
         )
         if self.trusted:
             self.present = {i for r in self.records.values() for i in r.chunk_ids}

@@ -11,6 +11,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
+from pathlib import Path
 from urllib.parse import urlparse
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
@@ -167,6 +168,16 @@ class Store:
         return {i: list(map(float, v)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 
 
+def no_store_yet(settings: Settings) -> bool:
+    """True when the embedded store has never been created: no collection can exist, so a
+    first ingest need not open it before it has something to write."""
+    return not settings.chroma_url and not _chroma_database(settings).exists()
+
+
+def _chroma_database(settings: Settings) -> Path:
+    return settings.data_dir / "chroma" / "chroma.sqlite3"
+
+
 def write_stamp(settings: Settings, name: str) -> str | None:
     """A fingerprint of the last write to an embedded collection, read from Chroma's own
     SQLite file with sqlite3, so a caller can tell "untouched since I last wrote it" without
@@ -179,7 +190,7 @@ def write_stamp(settings: Settings, name: str) -> str | None:
     """
     if settings.chroma_url:
         return None
-    database = settings.data_dir / "chroma" / "chroma.sqlite3"
+    database = _chroma_database(settings)
     if not database.is_file():
         return None
     try:
