@@ -198,13 +198,20 @@ class Fusion:
         return "rrf" if self.fusion == "rrf" else f"convex {self.alpha:.1f}"
 
 
+Scores = dict[str, dict[Fusion, dict[str, float]]]  # set name -> fusion setting -> metric -> value
+
+
 def crossval(sets: list[DocSet], alphas: Sequence[float], out: Path, options: Sequence[str]) -> str:
     """Score every fusion setting on every set (retrieval only, hybrid), then for each set
-    choose the weight on the others and report it on that one. Returns Markdown tables."""
+    choose the weight on the others and report it on that one. Done for the fused order alone
+    and, when the settings name a second ranking stage, for the order after it (the default
+    pipeline). Returns Markdown tables."""
+    from rag.settings import load_settings
+
+    stages = list(dict.fromkeys(["none", load_settings().rerank]))
     settings = [Fusion("rrf"), *(Fusion("convex", a) for a in alphas)]
-    scores: dict[str, dict[Fusion, dict[str, float]]] = {}
+    scores: dict[str, Scores] = {stage: {} for stage in stages}
     for doc_set in sets:
-        scores[doc_set.name] = {}
         for setting in settings:
             run_out = out / doc_set.name / setting.label.replace(" ", "-")
             with fusion_env(setting):
@@ -212,13 +219,23 @@ def crossval(sets: list[DocSet], alphas: Sequence[float], out: Path, options: Se
                                           *options], run_out)
             if code not in (0, 1):
                 raise SystemExit(f"evaluation of {doc_set.name} with {setting.label} failed (exit {code})")
-            rows = json.loads((run_out / "report.json").read_text(encoding="utf-8"))["retrieval"]
-            row = next(r for r in rows if r["variant"].startswith("hybrid k="))  # not hybrid+mmr
-            scores[doc_set.name][setting] = {m: row[m] for m in ("hit", "recall", "mrr", "ndcg10")}
-    report = markdown_scores(scores, settings) + "\n\n" + markdown_crossval(scores, [s for s in settings
-                                                                                     if s.fusion == "convex"])
+            rows = {r["variant"]: r for r in json.loads((run_out / "report.json").read_text(encoding="utf-8"))
+                    ["retrieval"]}
+            for stage in stages:
+                row = next(r for label, r in rows.items() if label.startswith(hybrid_label(stage)))
+                scores[stage].setdefault(doc_set.name, {})[setting] = {m: row[m] for m in
+                                                                       ("hit", "recall", "mrr", "ndcg10")}
+    convex = [s for s in settings if s.fusion == "convex"]
+    report = "\n\n".join(f"#### Hybrid, second ranking stage: {stage}\n\n{markdown_scores(scores[stage], settings)}"
+                          f"\n\n{markdown_crossval(scores[stage], convex)}" for stage in stages)
     (out / "crossval.md").write_text(report + "\n", encoding="utf-8")
     return report
+
+
+def hybrid_label(rerank: str) -> str:
+    """How rag.eval names the hybrid row of a second stage (without MMR): 'hybrid k=6',
+    'hybrid+local k=6'."""
+    return "hybrid k=" if rerank == "none" else f"hybrid+{rerank} k="
 
 
 @contextmanager
@@ -237,7 +254,7 @@ def fusion_env(setting: Fusion) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def markdown_scores(scores: dict[str, dict[Fusion, dict[str, float]]], settings: list[Fusion]) -> str:
+def markdown_scores(scores: Scores, settings: list[Fusion]) -> str:
     names = list(scores)
     lines = ["| fusion | " + " | ".join(f"{n} nDCG@10 / MRR / hit@k" for n in names) + " | mean nDCG@10 |",
              "|---|" + "---|" * (len(names) + 1)]
@@ -249,7 +266,7 @@ def markdown_scores(scores: dict[str, dict[Fusion, dict[str, float]]], settings:
     return "\n".join(lines)
 
 
-def markdown_crossval(scores: dict[str, dict[Fusion, dict[str, float]]], convex: list[Fusion]) -> str:
+def markdown_crossval(scores: Scores, convex: list[Fusion]) -> str:
     """Leave one set out: the weight with the best mean nDCG@10 on the other sets, scored on it."""
     lines = ["| held-out set | weight chosen on the others | its nDCG@10 there | default 0.5 there | rrf there |",
              "|---|---|---|---|---|"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag.eval.testset import load_testset
+from rag.settings import load_settings
 from tests.fakes.scripts import load_script
 
 testsets = load_script("testsets")
@@ -169,3 +170,5 @@ def test_crossval_runs_rag_eval_per_setting_and_reports_each_set(tmp_path, monke
     assert rows["convex 0.5"].endswith("| 1.000 |")  # every question finds its page first
     assert rows["pumps"].startswith("| pumps | 0.5 | 1.000 |") and rows["stars"].startswith("| stars | 0.5 | 1.000 |")
     assert "GEMRAG_FUSION" not in os.environ and "GEMRAG_FUSION_ALPHA" not in os.environ
+    assert "second ranking stage: none" in report  # the fused order alone, then the default pipeline's
+    assert f"second ranking stage: {load_settings().rerank}" in report
