@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from rag.budget import BudgetAlerts
 
 # "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
-# not counted as an answer.
-CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest"]
+# not counted as an answer. "suggest": the UI's first-screen questions written by the cheap model.
+CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest", "suggest"]
 # The budgets a hold is checked against: the session's, the deployment's per (UTC) day and
 # month, and the API key's (the account's) per day and month.
 Scope = Literal["session", "daily", "monthly", "key_daily", "key_monthly"]

@@ -72,7 +72,7 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
         with gr.Row(elem_id="composer", equal_height=True):
             question = gr.Textbox(
                 label="Your question", show_label=False, elem_id="question", scale=8, autofocus=True, container=False,
-                lines=1, max_lines=8, placeholder="Ask about your documents (Enter sends, Shift+Enter adds a line)",
+                lines=1, max_lines=8, placeholder="Ask your documents (Shift+Enter: new line)",
             )
             ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=84)
             stop = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=84, visible=False)
@@ -82,12 +82,12 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
             gr.Tabs(),
         ):
             with gr.Tab("Sources", elem_id="tab-sources"):
-                sources = gr.HTML(render.sources_html(None, None), elem_id="sources", js_on_load=PAGE_JS)
-                viewer = gr.HTML(elem_id="viewer", js_on_load=None)
+                viewer = gr.HTML(elem_id="viewer", js_on_load=None)  # the opened source first: it was asked for
                 page_image = gr.Image(
                     elem_id="page-image", visible=False, interactive=False, buttons=["fullscreen"],
                     type="filepath", show_label=False, label="Cited page",
                 )
+                sources = gr.HTML(render.sources_html(None, None), elem_id="sources", js_on_load=PAGE_JS)
                 details = gr.HTML(elem_id="details", js_on_load=None)
             with gr.Tab("Documents", elem_id="tab-corpus"):
                 corpus = gr.HTML(elem_id="corpus", js_on_load=None)  # filled on page load: ingest may have run

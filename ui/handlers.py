@@ -26,7 +26,7 @@ from ui.chat import Choices, stream_turn
 from ui.corpus import describe_collections
 from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
-from ui.suggest import suggestions
+from ui.suggest import Suggester
 from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
@@ -39,6 +39,7 @@ class Handlers:
         self.settings = settings
         self.chain = chain  # one chain for every session: it holds the stores and indexes
         self.feedback = FeedbackStore(settings)
+        self.suggester = Suggester(settings, chain.provider, chain.ledger, chain.budget)
         self.welcome: render.Welcome | None = None  # read again on every page load and upload
 
     # --- chat ---
@@ -233,7 +234,7 @@ class Handlers:
         except Exception as exc:
             return render.unavailable("The corpus", self._reason(exc)), SKIP()
         current = next((c for c in collections if c.name == self.settings.collection), None)
-        asks = suggestions(current.files) if current else []
+        asks = self.suggester.for_collection(current) if current else []
         self.welcome = render.Welcome(tuple(collections), self.settings.collection, tuple(asks))
         names = sorted({c.name for c in collections} | {self.settings.collection})
         return render.corpus_html(collections), gr.update(choices=names)

@@ -35,10 +35,8 @@ ROUTE_LABELS = {
 }
 
 OFFLINE_LINE = (
-    "**Offline mode:** answers quote the passages of your documents that best match the question, "
-    "with their sources, and cost nothing; they cannot write new prose, combine facts in their own "
-    "words or read images. To have Gemini write the answers, set `GEMINI_API_KEY` and restart "
-    "`python -m ui`."
+    "**Offline mode:** answers quote your documents word for word, with sources, at no cost; they "
+    "cannot write new text or read images. For written answers set `GEMINI_API_KEY` and restart."
 )
 _THUMB = (  # Lucide's thumbs-up (ISC licence), drawn inline: no icon font, no fetch
     "<svg aria-hidden='true' viewBox='0 0 24 24' width='16' height='16' fill='none' stroke='currentColor' "

@@ -4,13 +4,37 @@ Offline they are built from document titles and headings, so each one names a pa
 corpus the user may not know is there, and each one can be answered from it. A heading that
 is already a question ("Why not always Pro?") is asked as it is; any other is quoted rather
 than bent into a sentence, since headings are as often verbs as nouns.
+
+With a key, the cheap model (settings.lite_model) writes them from the same titles and
+headings, once per collection and corpus version: the result is kept in the key-value store
+(shared by replicas), its cost is charged to the ledger under its own session id and checked
+against the budget first. If that call fails the offline questions are shown instead.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 
-from ui.corpus import DocumentInfo
+from rag.budget import Budget
+from rag.costs import Ledger, price_usd
+from rag.kv import Table, bucket, open_kv
+from rag.providers.base import Provider
+from rag.settings import Settings
+from rag.types import Prompt, Usage, estimate_tokens
+from ui.corpus import CollectionInfo, DocumentInfo
+
+log = logging.getLogger(__name__)
+SESSION = "ui-suggestions"  # the ledger session their calls are charged to
+TABLE = Table("suggestions", ttl_s=None, max_entries=10_000)
+OUTLINE_DOCUMENTS = 12  # the largest documents' titles and headings go into the prompt
+OUTLINE_HEADINGS = 8  # per document
+INSTRUCTION = """Below is the outline of a document collection: file names with their section headings.
+Write {count} short questions a newcomer could ask about it, each answerable from one of the documents,
+covering different documents. One question per line, no numbering, nothing else.
+
+{outline}"""
 
 MAX_SUGGESTIONS = 4
 GENERIC = frozenset(
@@ -20,9 +44,53 @@ GENERIC = frozenset(
 QUESTION_WORDS = ("what", "why", "how", "when", "which", "who", "where", "should", "can", "do", "does", "is")
 
 
+class Suggester:
+    """The first screen's questions for a collection: the model's (cached) with a key, else ours."""
+
+    def __init__(self, settings: Settings, provider: Provider, ledger: Ledger, budget: Budget) -> None:
+        self.settings, self.provider, self.ledger, self.budget = settings, provider, ledger, budget
+        self.kv = open_kv(settings, "suggestions") if provider.online else None
+
+    def for_collection(self, info: CollectionInfo) -> list[str]:
+        if self.kv is None or not info.files:
+            return suggestions(info.files)
+        key = bucket(info.name, str(info.version), self.settings.lite_model)
+        try:
+            cached = self.kv.get(TABLE, key)
+            if cached is not None:
+                return list(json.loads(cached))
+            written = self._write(info.files)
+            self.kv.put(TABLE, key, json.dumps(written).encode())
+            return written
+        except Exception as exc:  # the offline questions are still useful: say why in the log only
+            log.warning("suggested questions from %s failed, using headings instead: %s", self.settings.lite_model, exc)
+            return suggestions(info.files)
+
+    def _write(self, documents: Sequence[DocumentInfo]) -> list[str]:
+        prompt = Prompt.of(INSTRUCTION.format(count=MAX_SUGGESTIONS, outline=outline(documents)), temperature=0.2)
+        model = self.settings.lite_model
+        worst = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=60 * MAX_SUGGESTIONS)
+        self.budget.check(SESSION, price_usd(self.settings, model, worst))
+        generation = self.provider.generate(prompt, model=model)
+        self.ledger.charge(SESSION, model, generation.usage, "suggest")
+        lines = [line.strip(" -*•\t0123456789.)") for line in generation.text.splitlines()]
+        questions = [line for line in lines if line.endswith("?") and len(line) > 8]
+        if not questions:
+            raise ValueError(f"no question in the reply: {generation.text[:80]!r}")
+        return questions[:MAX_SUGGESTIONS]
+
+
+def outline(documents: Sequence[DocumentInfo]) -> str:
+    largest = sorted(documents, key=lambda d: (-d.chunks, d.source))[:OUTLINE_DOCUMENTS]
+    return "\n".join(
+        f"- {d.source}: " + "; ".join(h.split(" > ")[-1] for h in d.headings[:OUTLINE_HEADINGS]) for d in largest
+    )
+
+
 def suggestions(documents: Sequence[DocumentInfo], limit: int = MAX_SUGGESTIONS) -> list[str]:
-    """One question each from the largest documents, Markdown and PDFs alike."""
-    ranked = sorted(documents, key=lambda d: (-d.chunks, d.source))
+    """One question each from the largest documents; documents with headings first, since a
+    heading names a topic the answer can be found under (a title alone rarely does)."""
+    ranked = sorted(documents, key=lambda d: (not d.headings, -d.chunks, d.source))
     questions = [q for q in (_question(d) for d in ranked) if q]
     return list(dict.fromkeys(questions))[:limit]
 

@@ -303,8 +303,12 @@ def test_gemini_answers_show_cost_and_a_repeated_question_is_served_from_cache(
     port = free_port()
     launch(demo, gemini_settings, "127.0.0.1", port)
     try:
-        fake_gemini.reply("The office badge is collected from the reception desk on the second floor [1].")
+        fake_gemini.reply(
+            "Where is the office badge collected?\nWhat does a lost badge cost?\nWhen must laptops be encrypted?",
+            "The office badge is collected from the reception desk on the second floor [1].",
+        )  # the first screen's questions (the cheap model), then the answer
         page = open_page(browser, f"http://127.0.0.1:{port}")
+        assert page.locator("#chat button.suggest").all_inner_texts()[1] == "What does a lost badge cost?"
         assert not page.locator("#offline-banner").is_visible()
         ask(page, BADGE)
         first = watch_answer(page, 1)[-1]

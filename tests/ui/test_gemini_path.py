@@ -17,6 +17,7 @@ from tests.ui.conftest import write_corpus
 from ui import render
 from ui.handlers import Handlers
 from ui.session import SessionState
+from ui.suggest import SESSION as SUGGESTIONS
 
 QUESTION = "Where is the office badge collected?"
 
@@ -94,3 +95,25 @@ def test_a_spent_budget_is_refused_in_the_chat_before_any_model_call(
     assert "role='alert'>Refused before calling the model: the session budget would be exceeded" in message
     assert "GEMRAG_SESSION_BUDGET_USD" in message and fake_gemini.requests == []
     assert "<b>$0.0000</b>" in final[-1]  # nothing was charged
+
+
+def test_with_a_key_the_cheap_model_writes_the_suggestions_once_per_corpus_version(
+    handlers: Handlers, fake_gemini: FakeGemini, gemini_settings: Settings, tmp_path: Path
+) -> None:
+    fake_gemini.reply("Where is the office badge collected?\n- How many vacation days are there?\n3. What is X?")
+    first = handlers.load(SessionState())[0]
+    assert "data-q='Where is the office badge collected?'" in first and "How many vacation days are there?" in first
+    calls = fake_gemini.calls("generateContent")
+    assert [c.model for c in calls] == [gemini_settings.lite_model]
+    assert handlers.chain.ledger.session(SUGGESTIONS).cost_usd > 0  # paid, and recorded
+    assert handlers.load(SessionState())[0] == first  # cached: no second call
+    assert len(fake_gemini.calls("generateContent")) == 1
+
+    (tmp_path / "corpus" / "canteen.md").write_text("# Canteen\n\nLunch is served from 11:30 on floor 5.\n")
+    ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.chain.provider)  # a new corpus version
+    fake_gemini.reply("When is lunch served?")
+    assert "When is lunch served?" in handlers.load(SessionState())[0]
+    fake_gemini.inject(Fault.invalid_key(), times=None, method="generateContent")
+    (tmp_path / "corpus" / "canteen.md").write_text("# Canteen\n\nLunch is served from 12:00 on floor 5.\n")
+    ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.chain.provider)
+    assert "data-act='ask'" in handlers.load(SessionState())[0]  # the model failed: headings instead
