@@ -7,8 +7,8 @@ than bent into a sentence, since headings are as often verbs as nouns.
 
 With a key, the cheap model (settings.lite_model) writes them from the same titles and
 headings, once per collection and corpus version: the result is kept in the key-value store
-(shared by replicas), its cost is charged to the ledger under its own session id and checked
-against the budget first. If that call fails the offline questions are shown instead.
+(shared by replicas), and its cost is reserved against the budget before the call and settled
+in the ledger after, under its own session id. If that call fails the offline questions are shown instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from rag.budget import Budget
-from rag.costs import Ledger, price_usd
+from rag.costs import Call, Ledger, price_usd
 from rag.kv import Table, bucket, open_kv
 from rag.providers.base import Provider
 from rag.settings import Settings
@@ -70,9 +70,13 @@ class Suggester:
         prompt = Prompt.of(INSTRUCTION.format(count=MAX_SUGGESTIONS, outline=outline(documents)), temperature=0.2)
         model = self.settings.lite_model
         worst = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=60 * MAX_SUGGESTIONS)
-        self.budget.check(SESSION, price_usd(self.settings, model, worst))
-        generation = self.provider.generate(prompt, model=model)
-        self.ledger.charge(SESSION, model, generation.usage, "suggest")
+        hold = self.budget.reserve(SESSION, price_usd(self.settings, model, worst))  # on record before it is sent
+        try:
+            generation = self.provider.generate(prompt, model=model)
+        except Exception:
+            self.ledger.settle(hold, [])  # nothing was produced: release what was set aside
+            raise
+        self.ledger.settle(hold, [Call(model, generation.usage, "suggest")])
         lines = [line.strip(" -*•\t0123456789.)") for line in generation.text.splitlines()]
         questions = [line for line in lines if line.endswith("?") and len(line) > 8]
         if not questions:
