@@ -3,8 +3,15 @@
 What runs, all on loopback: a Redis and a Chroma server of the bench's own, the fake Gemini
 in its own process (fixed time to first token, fixed token rate, a requests/min limit it
 enforces with 429s), R `python -m rag.server` replicas sharing them, and one asyncio client
-that opens N sessions at once, each asking a different question (so the answer cache
-serves none) and reading the SSE stream to its end, spread over the replicas round robin.
+whose sessions each ask a different question (so the answer cache serves none) and read the
+SSE stream to its end, spread over the replicas round robin.
+
+N concurrent sessions means N answer streams open at the same time. Sessions start at a
+steady ARRIVALS_PER_S, and each answer streams for N / ARRIVALS_PER_S seconds (the fake's
+answer length is set to that at its token rate), so the open streams climb to about N and
+the server holds them all while new questions keep arriving; the peak is measured. A burst
+of N questions at the same instant would measure a queue for the CPU instead (each
+question's retrieval costs some milliseconds of it), which the binding-limit scenario shows.
 
 Reported per run: throughput, time to first byte (TTFB) and total p50/p95/p99, the
 server's own overhead on TTFB (ours minus the fake's fixed TTFT), errors by kind, 429s with
@@ -42,8 +49,10 @@ from bench.harness import Figure, Profile, Table, fresh_dir, server_process
 
 COLLECTION = "bench-serve"
 TTFT_S = 0.5  # the fake model's time to first token
-TOKENS_PER_S = 100.0  # its output pace
-ANSWER = " ".join(["The documents say the limit applies per project [1]."] * 5)  # ~60 tokens: ~0.6 s streamed
+TOKENS_PER_S = 20.0  # its output pace: slow, so that a stream lasts long enough for N to be open at once
+CHUNK_TOKENS = 40  # tokens per streamed chunk: one SSE event every 2 s per stream
+ARRIVALS_PER_S = 10.0  # new questions per second in the concurrency runs
+SENTENCE = "The documents say the limit applies per project [1]."  # 10 tokens as the fake counts them
 REPLICAS = 2
 MAX_SESSIONS = 2_000
 REQUEST_TIMEOUT_S = 180.0
@@ -57,11 +66,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def serve_fake(conn: Connection, flash: str, rpm: int) -> None:
-    """The fake Gemini in its own process, answering every question with ANSWER."""
+def serve_fake(conn: Connection, flash: str, rpm: int, answer_tokens: int = 60) -> None:
+    """The fake Gemini in its own process, answering every question with the same text of
+    about `answer_tokens` tokens."""
     from rag.testing.fake_gemini import FakeGemini
 
-    with FakeGemini(ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S, responder=lambda _: ANSWER) as fake:
+    answer = " ".join([SENTENCE] * max(1, answer_tokens // 10))
+    with FakeGemini(ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S, chunk_tokens=CHUNK_TOKENS,
+                    responder=lambda _: answer) as fake:
         fake.rate_limit(rpm, model=flash)
         conn.send(fake.url)
         conn.recv()  # until the bench is done
@@ -163,15 +175,29 @@ class Session:
     cached: bool = False
 
 
-async def one_session(client: httpx.AsyncClient, url: str, question: str) -> Session:
+@dataclass
+class OpenStreams:
+    now: int = 0
+    peak: int = 0
+
+    def opened(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+
+async def one_session(client: httpx.AsyncClient, url: str, question: str, start_s: float,
+                      streams: OpenStreams) -> Session:
+    await asyncio.sleep(start_s)
     session = Session()
     started = time.perf_counter()
+    streams.opened()
     try:
         async with client.stream("POST", f"{url}/v1/ask", json={"question": question}) as response:
             if response.status_code != 200:
-                session.error = str(response.status_code)
-                session.retry_after = response.headers.get("retry-after")
                 await response.aread()
+                kind = response.json().get("error", "") if response.status_code != 429 else ""
+                session.error = f"{response.status_code} {kind}".strip()
+                session.retry_after = response.headers.get("retry-after")
                 return session
             async for line in response.aiter_lines():
                 if session.ttfb_s is None and line:
@@ -185,15 +211,23 @@ async def one_session(client: httpx.AsyncClient, url: str, question: str) -> Ses
         session.error = "timeout"
     except httpx.TransportError as exc:
         session.error = f"transport: {type(exc).__name__}"
+    finally:
+        streams.now -= 1
     return session
 
 
-async def storm(urls: list[str], questions: list[str]) -> tuple[list[Session], float]:
+async def storm(urls: list[str], questions: list[str], arrivals_per_s: float | None = None
+                ) -> tuple[list[Session], float, int]:
+    """Sessions start `arrivals_per_s` apart (None: all at once); returns them, the wall time
+    and the most streams that were open at once."""
     limits = httpx.Limits(max_connections=len(questions) + 10, max_keepalive_connections=len(questions) + 10)
+    streams = OpenStreams()
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         started = time.perf_counter()
-        sessions = await asyncio.gather(*(one_session(client, urls[i % len(urls)], q) for i, q in enumerate(questions)))
-        return list(sessions), time.perf_counter() - started
+        sessions = await asyncio.gather(*(
+            one_session(client, urls[i % len(urls)], q, i / arrivals_per_s if arrivals_per_s else 0.0, streams)
+            for i, q in enumerate(questions)))
+        return list(sessions), time.perf_counter() - started, streams.peak
 
 
 _BUCKET = re.compile(r'^gemrag_ratelimit_wait_seconds_(sum|count)\{model="([^"]+)"\} ([0-9.e+]+)$', re.M)
@@ -222,6 +256,7 @@ class Outcome:
     waited_s: float
     waits: int
     fake_statuses: Counter[str]
+    peak_open: int = 0
     load: tuple[float, float] = field(default=(0.0, 0.0))
 
     @property
@@ -232,28 +267,38 @@ class Outcome:
         return Counter(s.error for s in self.results if s.error is not None)
 
 
-def run_scenario(work: Path, up: Backends, questions: list[str], rpm: int, wait_s: float) -> Outcome:
+@dataclass(frozen=True)
+class Scenario:
+    questions: list[str]
+    rpm: int  # the Flash limit, shared by the replicas and enforced by the fake
+    wait_s: float  # queue_max_wait_s
+    arrivals_per_s: float | None  # None: every session at once
+    answer_tokens: int
+
+
+def run_scenario(work: Path, up: Backends, scenario: Scenario) -> Outcome:
     import redis
 
     from rag.settings import Settings
 
     flash = Settings().flash_model
     redis.Redis.from_url(up.redis_url).flushdb()  # no cached answers, limiter counts or ledger from before
-    with server_process(serve_fake, flash, rpm) as (fake_url, fake_statuses):
+    with server_process(serve_fake, flash, scenario.rpm, scenario.answer_tokens) as (fake_url, fake_statuses):
         env = {
             "GEMINI_API_KEY": "bench-key", "GEMRAG_BASE_URL": fake_url, "GEMRAG_REDIS_URL": up.redis_url,
             "GEMRAG_CHROMA_URL": up.chroma_url, "GEMRAG_COLLECTION": COLLECTION, "GEMRAG_TIER": "unlimited",
-            "GEMRAG_MODELS": json.dumps({flash: {"limits": {"unlimited": {"rpm": rpm}}}}),
-            "GEMRAG_QUEUE_MAX_WAIT_S": str(wait_s), "GEMRAG_MAX_ATTEMPTS": "1",
+            "GEMRAG_MODELS": json.dumps({flash: {"limits": {"unlimited": {"rpm": scenario.rpm}}}}),
+            "GEMRAG_QUEUE_MAX_WAIT_S": str(scenario.wait_s), "GEMRAG_MAX_ATTEMPTS": "1",
+            "GEMRAG_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
             "GEMRAG_SESSION_BUDGET_USD": "1000", "GEMRAG_DAILY_BUDGET_USD": "100000",
         }
         with replicas(work, env, REPLICAS) as urls:
             warm = [f"warm-up question {i} about quotas" for i in range(2 * REPLICAS)]
             asyncio.run(storm(urls, warm))  # imports, connections, each replica's BM25 index (4 calls of the limit)
             load_before = os.getloadavg()[0]
-            results, elapsed = asyncio.run(storm(urls, questions))
+            results, elapsed, peak = asyncio.run(storm(urls, scenario.questions, scenario.arrivals_per_s))
             waited, waits = queue_waits(urls, flash)
-            outcome = Outcome(len(questions), elapsed, results, waited, waits, Counter(),
+            outcome = Outcome(len(scenario.questions), elapsed, results, waited, waits, Counter(), peak,
                               (load_before, os.getloadavg()[0]))
         outcome.fake_statuses = fake_statuses()
     return outcome
@@ -271,7 +316,8 @@ def table(outcome: Outcome, title: str, setup: str, overhead_target: bool) -> Ta
     p95_overhead = pct(overhead, 95)
     t = Table("serve", title, f"{setup}; load average {outcome.load[0]:.1f} before, {outcome.load[1]:.1f} after")
     t.add(
-        Figure("sessions", outcome.sessions, "sessions", f"{REPLICAS} replicas, all opened at once"),
+        Figure("sessions", outcome.sessions, "sessions", f"on {REPLICAS} replicas"),
+        Figure("streams open at once, peak", outcome.peak_open, "streams", "counted by the client"),
         Figure("answers streamed to the end", len(total), "answers",
                f"{sum(s.cached for s in ok)} served from the answer cache (each question is new: expect 0)"),
         Figure("throughput", len(total) / outcome.elapsed_s, "answers/s", f"in {outcome.elapsed_s:.1f} s wall"),
@@ -305,17 +351,23 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
     with backends(fresh_dir(work / "services")) as up:
         seed_collection(work, up.chroma_url, sections)
         for sessions in profile.serve_sessions:
-            questions = unique_questions(min(sessions, MAX_SESSIONS), seed=41 + sessions)
-            outcome = run_scenario(fresh_dir(work / f"open-{sessions}"), up, questions, 100_000, 20.0)
-            setup = (f"fake Gemini TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, ~60-token answers; "
-                     f"limit 100,000 requests/min (not binding); {corpus}")
-            emit(table(outcome, f"{len(questions)} concurrent sessions", setup, overhead_target=sessions <= 100))
+            sessions = min(sessions, MAX_SESSIONS)
+            stream_s = max(5.0, sessions / ARRIVALS_PER_S)
+            answer_tokens = int((stream_s - TTFT_S) * TOKENS_PER_S)
+            scenario = Scenario(unique_questions(sessions, seed=41 + sessions), 100_000, 20.0, ARRIVALS_PER_S,
+                                answer_tokens)
+            outcome = run_scenario(fresh_dir(work / f"open-{sessions}"), up, scenario)
+            setup = (f"{ARRIVALS_PER_S:.0f} new questions/s; fake Gemini TTFT {TTFT_S * 1000:.0f} ms, "
+                     f"{TOKENS_PER_S:.0f} tokens/s in chunks of {CHUNK_TOKENS}, {answer_tokens}-token answers "
+                     f"({stream_s:.0f} s streams); limit 100,000 requests/min (not binding); {corpus}")
+            emit(table(outcome, f"{sessions} concurrent sessions", setup, overhead_target=sessions <= 100))
         binding = min(BINDING_SESSIONS, max(profile.serve_sessions))
         rpm = max(2 * REPLICAS + 1, binding // 3)  # the warm-up takes 2 per replica
-        outcome = run_scenario(fresh_dir(work / "binding"), up, unique_questions(binding, seed=7), rpm, BINDING_WAIT_S)
-        setup = (f"the limit binds: {rpm} Flash requests/min shared by both replicas, waits bounded at "
-                 f"{BINDING_WAIT_S:.0f} s, then 429 + Retry-After; {corpus}")
-        emit(table(outcome, f"{binding} sessions over a binding rate limit", setup, overhead_target=False))
+        scenario = Scenario(unique_questions(binding, seed=7), rpm, BINDING_WAIT_S, None, 60)
+        outcome = run_scenario(fresh_dir(work / "binding"), up, scenario)
+        setup = (f"all {binding} questions at once; the limit binds: {rpm} Flash requests/min shared by both "
+                 f"replicas, waits bounded at {BINDING_WAIT_S:.0f} s, then 429 + Retry-After; {corpus}")
+        emit(table(outcome, f"{binding} sessions at once over a binding rate limit", setup, overhead_target=False))
 
 
 def unique_questions(n: int, seed: int) -> list[str]:

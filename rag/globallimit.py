@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from rag.kv import StoreUnavailable
+from rag.kv import StoreUnavailable, redis_client
 from rag.ratelimit import MINUTE, Quota, WaitObserver, current_session, predicted_quota, quota_exhausted
 from rag.settings import Settings
 
@@ -118,6 +118,11 @@ return {0, hint, redis.call("zcard", alive)}
 """
 
 
+def per_minute(rpm: int | None, tpm: int | None) -> str:
+    parts = [f"{rpm} requests/min" if rpm else "", f"{tpm} tokens/min" if tpm else ""]
+    return " and ".join(p for p in parts if p) or "the daily limit"
+
+
 class GlobalRateLimiter:
     """Same interface as rag.ratelimit.RateLimiter; shared by every process on one Redis."""
 
@@ -125,13 +130,11 @@ class GlobalRateLimiter:
         self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep, window_s: float = MINUTE
     ) -> None:
         """`window_s`: the length of the per-minute windows; tests shorten it."""
-        import redis
-
         self.settings = settings
         self.window_ms = int(window_s * 1000)
         self.observers: list[WaitObserver] = []
         self._sleep = sleep
-        self._redis = redis.Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        self._redis = redis_client(settings.redis_url)  # type: ignore[arg-type]
         self._script = self._redis.register_script(_SCRIPT)
 
     def acquire(self, model: str, tokens: int = 0, *, max_wait_s: float | None = None) -> float:
@@ -159,7 +162,7 @@ class GlobalRateLimiter:
                 self._run(model, "cancel", *args)
                 raise quota_exhausted(
                     model, self.settings.tier,
-                    f"no slot under {limit.rpm} requests/min and {limit.tpm} tokens/min (shared by all replicas) "
+                    f"no slot under {per_minute(limit.rpm, limit.tpm)} (shared by all replicas) "
                     f"came free within the {bound:.0f} s a call may wait",
                     retry_after_s=max(1.0, hint_ms / 1000),
                 )

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from rag.errors import ConfigError
+from rag.kv import redis_client
 from rag.settings import Settings
 
 JobKind = Literal["upload", "folder", "remove"]
@@ -80,11 +81,9 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]
 
 class Jobs:
     def __init__(self, settings: Settings) -> None:
-        import redis
-
         self.settings = settings
         self.broker = broker(settings)
-        self.redis = redis.Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        self.redis = redis_client(settings.redis_url)  # type: ignore[arg-type]
 
     def submit(self, kind: JobKind, collection: str, owner: str, *, paths: list[str] | None = None,
                sources: list[str] | None = None, prune: bool = False) -> Job:

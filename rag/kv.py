@@ -24,13 +24,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
 
 from rag.errors import GemragError
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
 
 Clock = Callable[[], float]
 _T = TypeVar("_T")
@@ -347,19 +350,31 @@ return result
 _EXPIRES = struct.Struct("<d")  # each stored value starts with its expiry time
 
 
+REDIS_CONNECTIONS = 128  # per client; more threads than this wait their turn for a connection
+
+
+def redis_client(url: str, **options: float) -> redis.Redis:
+    """A Redis client whose callers wait for a free connection when all are busy. redis-py's
+    default pool has 100 and fails the 101st caller with "Too many connections", which a
+    server holding hundreds of open answer streams (one thread each) reaches at once."""
+    import redis
+
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=30, **options)
+    return redis.Redis(connection_pool=pool)
+
+
 class RedisKV:
     """A table is a hash of values (each prefixed with its expiry time) plus a sorted set of
     creation times for eviction; a counter bucket is a hash of integers, and a set lists the
     buckets so reports can enumerate sessions and models."""
 
     def __init__(self, url: str, prefix: str = "gemrag:", clock: Clock = time.time) -> None:
-        import redis
 
         self.prefix = prefix
         self.clock = clock
         self.where = _redacted(url)
         with self._errors():
-            self.client = redis.Redis.from_url(url, socket_timeout=10.0, socket_connect_timeout=5.0)
+            self.client = redis_client(url, socket_timeout=10.0, socket_connect_timeout=5.0)
             self._put = self.client.register_script(_PUT)
             self._add_capped = self.client.register_script(_ADD_CAPPED)
 

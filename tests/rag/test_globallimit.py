@@ -82,3 +82,26 @@ def test_quota_prediction_from_the_current_pace(settings, redis_url):
 
 def test_redis_url_selects_the_global_limiter(settings, redis_url):
     assert isinstance(shared_limiter(limited(settings, redis_url, RateLimit(rpm=5))), GlobalRateLimiter)
+
+
+def test_more_waiting_calls_than_connections_wait_their_turn(settings, redis_url):
+    """Hundreds of threads (open answer streams) share one client: none may fail for want of a connection."""
+    limiter = GlobalRateLimiter(limited(settings, redis_url, RateLimit(rpm=10), wait_s=1.0))
+    outcomes: list[str] = []
+
+    def call(n: int) -> None:
+        current_session.set(f"s{n}")
+        try:
+            limiter.acquire(MODEL)
+            outcomes.append("granted")
+        except QuotaExhausted:
+            outcomes.append("refused")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(250)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(set(outcomes)) == ["granted", "refused"] and outcomes.count("granted") == 10
