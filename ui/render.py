@@ -122,8 +122,12 @@ def chip(index: int, citation: Citation, turn: Turn) -> str:
     """A numbered chip: hover or focus shows the passage, a click opens the source there."""
     n = citation.n
     label = f"Source {n}: {citation.source}" + (f", page {citation.page}" if citation.page else "")
+    doubt = _doubt(turn, n)
+    flag = " unsupported" if doubt else ""
+    if doubt:
+        label += ", not supported by it"
     return (
-        f"<button type='button' class='cite' data-act='cite' data-turn='{index}' data-n='{n}' "
+        f"<button type='button' class='cite{flag}' data-act='cite' data-turn='{index}' data-n='{n}' "
         f"aria-label='{text(label)}' aria-describedby='pop-{index}-{n}'>{n}"
         f"<span class='pop' role='tooltip' id='pop-{index}-{n}'>{popover_html(citation, turn)}</span></button>"
     )
@@ -132,10 +136,31 @@ def chip(index: int, citation: Citation, turn: Turn) -> str:
 def popover_html(citation: Citation, turn: Turn) -> str:
     passage = turn.passages.get(citation.n, citation.snippet)
     quote = used_sentence(turn.answer, citation.n, passage)
+    doubt = _doubt(turn, citation.n)
+    warning = f"<span class='doubt'>⚠ Not supported by this passage: {text(doubt)}</span>" if doubt else ""
     return (
-        f"<span class='where'>{where_html(citation)}</span>"
+        f"{warning}<span class='where'>{where_html(citation)}</span>"
         f"<span class='quote'>{excerpt_html(passage, quote)}</span>"
         "<span class='hint'>Click to open the source at this place</span>"
+    )
+
+
+def _doubt(turn: Turn, n: int) -> str:
+    """Why the citation check (rag.citecheck) found a sentence citing [n] unsupported; "" if none was."""
+    checks = turn.record.checks if turn.record else []
+    return next((c.reason or c.verdict for c in checks if n in c.cited and c.verdict == "unsupported"), "")
+
+
+def checks_summary(record: AnswerRecord) -> str:
+    """One line under the answer: how many cited sentences their sources support."""
+    cited = [c for c in record.checks if c.verdict != "uncited"]
+    if not cited:
+        return ""
+    supported = sum(c.verdict == "supported" for c in cited)
+    mark = "✓" if supported == len(cited) else "⚠"
+    return (
+        f"<span class='checks' data-supported='{supported}' data-cited='{len(cited)}'>"
+        f"{mark} {supported} of {len(cited)} cited sentences supported</span>"
     )
 
 
@@ -177,6 +202,8 @@ def _answer_footer(index: int, turn: Turn) -> str:
         parts.append(f"cost {usd(turn.spent_usd)}")
     if record is not None and record.cached:
         parts.append(f"saved {usd(record.saved_usd)}")
+    if record is not None and checks_summary(record):
+        parts.append(checks_summary(record))
     actions = ""
     if record is not None:
         count = len(record.sources)

@@ -5,7 +5,7 @@ import re
 from markdown_it import MarkdownIt
 
 from ingest.report import FileOutcome, IngestReport, Status
-from rag.answer import AnswerRecord, Citation, Route
+from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.types import Usage
 from ui import render, safe
 from ui.corpus import CollectionInfo
@@ -152,3 +152,17 @@ def test_gradio_markdown_gets_text_with_no_image_and_no_link_left() -> None:
     failed = FileOutcome("![x](http://tracker.example/a).md", Status.FAILED, reason="[r](javascript:x)")
     summary = render.upload_summary(UploadResult(report=IngestReport("corpus", "offline", files=[failed])))
     assert "](" not in summary.replace("]\u2060(", "")
+
+
+def test_citation_checks_mark_an_unsupported_chip_and_sum_up_under_the_answer() -> None:
+    checks = [
+        SentenceCheck("Ten per minute.", (1,), "supported", 1.0),
+        SentenceCheck("Twenty per hour.", (2,), "unsupported", 0.1, "no figure 20 in passage 2"),
+    ]
+    turn = Turn("q", answer="Ten per minute [1]. Twenty per hour [2].", status="done",
+                record=record(checks=checks), passages={1: "Ten per minute.", 2: "Other."})
+    html = render.turn_html(0, turn)
+    assert "class='cite' data-act='cite' data-turn='0' data-n='1'" in html
+    assert "class='cite unsupported' data-act='cite' data-turn='0' data-n='2'" in html
+    assert "Not supported by this passage: no figure 20 in passage 2" in html
+    assert "⚠ 1 of 2 cited sentences supported" in html
