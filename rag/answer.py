@@ -47,7 +47,7 @@ class SentenceCheck:
 @dataclass(frozen=True)
 class Route:
     """Which model answered and why, in words a user can read ("context 31,204 tokens >
-    24,000: escalated to gemini-2.5-pro")."""
+    24,000: escalated to gemini-3.1-pro-preview (preview)")."""
 
     kind: RouteKind
     model: str
@@ -79,6 +79,7 @@ class AnswerRecord:
     usage: Usage  # all calls of this answer: rewrite + generation (+ query embedding)
     cost_usd: float = 0.0
     saved_usd: float = 0.0  # on a cache hit: what the original answer cost
+    cache_saved_usd: float = 0.0  # what Gemini's implicit cache took off this answer's calls
     latency_s: float = 0.0
     ttft_s: float = 0.0
     cached: bool = False

@@ -20,7 +20,7 @@ from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, R
 from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, cache_key
 from rag.citecheck import CitationChecker
-from rag.costs import CallKind, Ledger, price_usd
+from rag.costs import CallKind, Ledger, Priced, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import EmptyCollection, QuotaExhausted
 from rag.kv import StoreUnavailable
@@ -157,18 +157,19 @@ class Chain:
         store = self.store(options.collection)
         self.budget.check(session_id, self.estimate_usd(question, history, options))
         rewritten = self.rewrite(question, history)
-        cost = self.charge(session_id, self.provider.flash_model, rewritten.usage, "rewrite")
+        rewrite = self.charge(session_id, rewritten.model, rewritten.usage, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
         hit = self.cache.get(key) if self.cache else None
         if hit is not None:
             yield from self.replay(hit, question, history, session_id, started)
             return
         retrieved = self.retrieve(store, rewritten.question, options)
-        cost += self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
-        cost += self.charge(session_id, retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        embed = self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
+        rerank = self.charge(session_id, retrieved.rerank_model, retrieved.rerank_usage, "rerank")
         routed = self.plan(store, question, rewritten.question, retrieved, history, options)
         generated = yield from self.generate(routed, started, self.stopped_charger(session_id))
-        cost += self.charge(session_id, generated.route.model, generated.usage, "answer")
+        answer = self.charge(session_id, generated.route.model, generated.usage, "answer")  # the served model
+        priced = (rewrite, embed, rerank, answer)
         record = AnswerRecord(
             question=question,
             standalone_question=rewritten.question,
@@ -178,7 +179,8 @@ class Chain:
             sources=[citation(p) for p in routed.prompt.passages],
             route=generated.route,
             usage=rewritten.usage + retrieved.usage + retrieved.rerank_usage + generated.usage,
-            cost_usd=cost,
+            cost_usd=sum(p.cost_usd for p in priced),
+            cache_saved_usd=sum(p.cache_saved_usd for p in priced),
             latency_s=time.perf_counter() - started,
             ttft_s=generated.ttft_s,
             offline=not self.provider.online,
@@ -204,7 +206,7 @@ class Chain:
         rerank = self.retriever.reranker(query.rerank).estimate(query.text) if query.mode == "hybrid" else Usage()
         return (
             price_usd(self.settings, model, answer)
-            + price_usd(self.settings, self.provider.flash_model, rewrite)
+            + price_usd(self.settings, self.settings.lite_model, rewrite)
             + price_usd(self.settings, self.settings.lite_model, rerank)
         )
 
@@ -244,11 +246,11 @@ class Chain:
         self.ledger.record_hit(session_id, record)
         yield Done(record)
 
-    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> float:
+    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
         """Records a call that was made; a step that made no call (no usage) records nothing."""
         if usage == Usage():
-            return 0.0
-        return self.ledger.charge(session_id, model, usage, kind).cost_usd
+            return Priced(model, 0.0)
+        return self.ledger.charge(session_id, model, usage, kind)
 
     def store(self, collection: str | None = None) -> Store:
         """The collection to answer from; refuses one that nothing was ingested into."""
@@ -262,7 +264,8 @@ class Chain:
         return store
 
     def rewrite(self, question: str, history: Sequence[Message]) -> Rewritten:
-        return standalone(self.provider, question, history, self.provider.flash_model)
+        """A cheap step: on the Flash-Lite model (a provider without one answers with its own)."""
+        return standalone(self.provider, question, history, self.settings.lite_model)
 
     def retrieve(self, store: Store, question: str, options: AskOptions) -> Retrieved:
         return self.retriever.search(store, Query.of(question, self.settings, options))
@@ -310,6 +313,7 @@ class Chain:
     ) -> Generator[Delta, None, Generated]:
         pieces: list[str] = []
         usage = Usage()
+        served = route.model
         ttft = 0.0
         try:
             for delta in self.provider.stream(prompt, model=route.model):
@@ -319,11 +323,11 @@ class Chain:
                     pieces.append(delta.text)
                     yield Delta(delta.text)
                 if delta.final:
-                    usage = delta.usage
+                    usage, served = delta.usage, delta.model or route.model
         except GeneratorExit:
             shown = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=estimate_tokens("".join(pieces)))
             on_stop(route.model, shown)
             raise
         # The provider's own count is exact; the router may only have bounded it.
         counted = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)
-        return Generated("".join(pieces), usage, counted, ttft)
+        return Generated("".join(pieces), usage, self.router.served(counted, served), ttft)

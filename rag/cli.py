@@ -86,10 +86,14 @@ def describe(record: AnswerRecord) -> str:
         heading = f" — {s.heading}" if s.heading else ""
         lines.append(f" {'*' if s.n in cited else ' '}[{s.n}] {s.source}{page}{heading}")
     usage = record.usage
+    cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
+    thinking = f" + {usage.thinking_tokens:,} thinking" if usage.thinking_tokens else ""
+    saved = f" · implicit cache saved ${record.cache_saved_usd:.6f}" if record.cache_saved_usd else ""
     lines += [
         f"Route: {record.route.kind} · {record.route.model} · {record.route.reason}",
-        f"Usage: {usage.prompt_tokens:,} prompt + {usage.output_tokens:,} output tokens · "
+        f"Usage: {usage.prompt_tokens:,} prompt{cached} + {usage.output_tokens:,} output{thinking} tokens · "
         f"first token {record.ttft_s:.2f} s · total {record.latency_s:.2f} s",
+        f"Cost: ${record.cost_usd:.6f}{saved}",
     ]
     if record.standalone_question != record.question:
         lines.append(f"Searched for: {record.standalone_question}")
@@ -102,7 +106,7 @@ def describe(record: AnswerRecord) -> str:
 
 def ask(chain: Chain, args: argparse.Namespace) -> int:
     print_answer(chain.stream(args.question, session_id=args.session, options=options_from(args)), sys.stdout)
-    print_session(args.session)
+    print_session(chain, args.session)
     return 0
 
 
@@ -117,7 +121,7 @@ def chat(chain: Chain, args: argparse.Namespace) -> int:
             print()
             question = "exit"
         if question.lower() in EXIT_WORDS:
-            print_session(args.session)
+            print_session(chain, args.session)
             return 0
         if not question:
             continue
@@ -140,8 +144,11 @@ def run(args: argparse.Namespace) -> int:
     return ask(chain, args) if args.command == "ask" else chat(chain, args)
 
 
-def print_session(session_id: str) -> None:
-    print(f"Session {session_id}: python -m rag costs --session {session_id} shows its spending; "
+def print_session(chain: Chain, session_id: str) -> None:
+    totals = chain.ledger.session(session_id)
+    saved = f", implicit cache saved ${totals.cache_saved_usd:.6f}" if totals.cache_saved_usd else ""
+    print(f"Session {session_id}: {totals.answers} answers, ${totals.cost_usd:.6f}{saved}; "
+          f"python -m rag costs --session {session_id} shows its spending; "
           f"continue it with --session {session_id}", file=sys.stderr)
 
 

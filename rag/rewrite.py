@@ -27,6 +27,7 @@ Follow-up question: {question}"""
 class Rewritten:
     question: str
     usage: Usage
+    model: str = ""  # the model that rewrote it (none without history)
 
 
 def rewrite_prompt(question: str, history: Sequence[Message]) -> Prompt:
@@ -44,4 +45,4 @@ def standalone(provider: Provider, question: str, history: Sequence[Message], mo
     if not history:
         return Rewritten(question, Usage())
     generation = provider.generate(rewrite_prompt(question, history), model=model)
-    return Rewritten(generation.text.strip().strip("\"'") or question, generation.usage)
+    return Rewritten(generation.text.strip().strip("\"'") or question, generation.usage, generation.model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from rag.answer import Route
@@ -104,13 +104,23 @@ class Router:
 
     def fallback(self, route: Route, error: ProviderError) -> Route:
         """Flash instead of Pro after Pro's quota ran out; the reason keeps why Pro was wanted."""
+        flash = self.provider.flash_model
         return Route(
             kind="fallback",
-            model=self.provider.flash_model,
-            reason=f"{route.model} is out of quota ({error}), so {self.provider.flash_model} answered "
-            f"instead; Pro was chosen because: {route.reason}",
+            model=flash,
+            reason=f"{route.model} is out of quota ({error}), so {flash} answered "
+            f"instead; Pro was chosen because: {route.reason}{self._retired_note(flash)}",
             prompt_tokens=route.prompt_tokens,
         )
+
+    def served(self, route: Route, model: str) -> Route:
+        """The route as served: when Google answered with another model than the one asked
+        (the response's modelVersion, e.g. a retired model rerouted), that model is named and
+        charged."""
+        if model == route.model:
+            return route
+        reason = f"{route.reason}; {route.model} was asked, {self._named(model)} answered"
+        return replace(route, model=model, reason=reason)
 
     def size(self, prompt: Prompt, limit: int) -> Size:
         """Counted by the provider only when it could exceed `limit`.
@@ -134,6 +144,17 @@ class Router:
         tokens = size.tokens if size else 0
         if not self.provider.online:
             return Route("offline", model, f"offline mode (no Gemini key), extractive answer: {why}", tokens)
+        named, note = self._named(model), self._retired_note(model)
         if pro:
-            return Route("pro", model, f"{why}: escalated to {model}", tokens)
-        return Route("flash", model, f"{why}: {model}", tokens)
+            return Route("pro", model, f"{why}: escalated to {named}{note}", tokens)
+        return Route("flash", model, f"{why}: {named}{note}", tokens)
+
+    def _named(self, model: str) -> str:
+        """A preview model is allowed (Pro exists only as one) and always labelled so."""
+        row = self.settings.models.get(model)
+        return f"{model} (preview)" if row is not None and row.status == "preview" else model
+
+    def _retired_note(self, model: str) -> str:
+        """Set when the startup check replaced a retired model by this one (rag.lifecycle)."""
+        note = self.settings.replaced.get(model)
+        return f"; {note}" if note else ""

@@ -197,11 +197,15 @@ def _answer_footer(index: int, turn: Turn) -> str:
     if record is not None:
         parts.append(f"{text(record.route.model)} · {route_label(record.route)}")
         tokens = f"{record.usage.total_tokens:,} tokens" + (" when first answered" if record.cached else "")
+        if record.usage.thinking_tokens and not record.cached:
+            tokens += f" ({record.usage.thinking_tokens:,} thinking)"
         parts += [tokens, f"first token {record.ttft_s:.2f} s"]
     if turn.spent_usd is not None:
         parts.append(f"cost {usd(turn.spent_usd)}")
     if record is not None and record.cached:
         parts.append(f"saved {usd(record.saved_usd)}")
+    elif record is not None and record.cache_saved_usd:
+        parts.append(f"implicit cache saved {usd(record.cache_saved_usd)}")
     if record is not None and checks_summary(record):
         parts.append(checks_summary(record))
     actions = ""
@@ -295,10 +299,13 @@ def details_html(record: AnswerRecord | None, spent_usd: float | None = None) ->
         cost += f" (the question rewrite only: the answer came from the cache, saving {usd(record.saved_usd)})"
     else:
         cost += " (question rewrite, query embedding and answer)"
+        if record.cache_saved_usd:
+            cost += f"; Gemini's implicit cache took {usd(record.cache_saved_usd)} off"
     rows = [
         ("Model", f"{text(record.route.model)} ({route_label(record.route)})"),
         ("Why", text(record.route.reason)),
-        ("Tokens", f"{usage.prompt_tokens:,} in · {usage.output_tokens:,} out"),
+        ("Tokens", f"{usage.prompt_tokens:,} in ({usage.cached_tokens:,} from Gemini's implicit cache) · "
+                   f"{usage.output_tokens:,} out · {usage.thinking_tokens:,} thinking"),
         ("Time", f"first token {record.ttft_s:.2f} s · answer {record.latency_s:.2f} s"),
         ("Cost", cost),
     ]
@@ -327,6 +334,7 @@ def totals_html(totals: SessionTotals) -> str:
         ("cost", "spent", usd(totals.cost_usd)),
         ("cache-hits", "cache hits", f"{totals.cache_hits}"),
         ("saved", "saved", usd(totals.saved_usd)),
+        ("implicit-cache", "implicit cache saved", usd(totals.cache_saved_usd)),
         ("remaining", "left of budget", f"{usd(totals.remaining_usd)} / {usd(totals.budget_usd)}"),
     ]
     cells = "".join(f"<span class='stat' data-stat='{k}'><b>{value}</b> {label}</span>" for k, label, value in stats)

@@ -41,6 +41,7 @@ class SessionTotals:
     cost_usd: float
     cache_hits: int
     saved_usd: float
+    cache_saved_usd: float  # Gemini's implicit cache: cached prompt tokens billed below the input price
     remaining_usd: float  # under both the session and the daily limit
     budget_usd: float  # the session limit
 
@@ -52,6 +53,7 @@ class SessionTotals:
             cost_usd=totals.cost_usd,
             cache_hits=totals.cache_hits,
             saved_usd=totals.saved_usd,
+            cache_saved_usd=totals.cache_saved_usd,
             remaining_usd=remaining_usd,
             budget_usd=budget_usd,
         )

@@ -79,9 +79,10 @@ def judge_prompt(question: str, reference: str, answer: str, passages: Sequence[
 
 
 def judge(
-    provider: Provider, question: str, reference: str, answer: str, passages: Sequence[Passage]
+    provider: Provider, question: str, reference: str, answer: str, passages: Sequence[Passage], model: str
 ) -> Verdict:
-    generation = provider.generate(judge_prompt(question, reference, answer, passages), model=provider.flash_model)
+    """Judging is a cheap step: `model` is the Flash-Lite model (settings.lite_model)."""
+    generation = provider.generate(judge_prompt(question, reference, answer, passages), model=model)
     return parse_verdict(generation.text, generation.usage, generation.model)
 
 

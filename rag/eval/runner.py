@@ -192,7 +192,7 @@ class Evaluator:
         refused = metrics.is_refusal(record.answer)
         shown = self.shown(record)
         verdict = judge(self.provider, case.question, case.reference_answer,
-                        metrics.without_note(record.answer), shown)
+                        metrics.without_note(record.answer), shown, self.settings.lite_model)
         answerable = not case.unanswerable
         # Word overlap says nothing about a refusal, which claims nothing; a model judges it.
         faithfulness = None if refused and verdict.method == "lexical" else verdict.faithfulness

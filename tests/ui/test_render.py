@@ -99,9 +99,9 @@ def test_sources_are_listed_once_in_rank_order_cited_ones_marked() -> None:
 
 
 def test_totals_show_every_session_figure() -> None:
-    html = render.totals_html(SessionTotals(3, 4_500, 0.0123, 1, 0.004, 0.9877, 1.0))
+    html = render.totals_html(SessionTotals(3, 4_500, 0.0123, 1, 0.004, 0.0007, 0.9877, 1.0))
     for stat, value in [("answers", "3"), ("tokens", "4,500"), ("cost", "$0.0123"), ("cache-hits", "1"),
-                        ("saved", "$0.0040"), ("remaining", "$0.9877 / $1.00")]:
+                        ("saved", "$0.0040"), ("implicit-cache", "$0.000700"), ("remaining", "$0.9877 / $1.00")]:
         assert f"data-stat='{stat}'><b>{value}</b>" in html
 
 
