@@ -78,3 +78,17 @@ def test_a_429_on_answering_advises_about_answering_not_embedding(
     assert done.returncode != 0 and "quota exhausted" in done.stderr
     assert "embed_concurrency" not in done.stderr
     assert "ui_concurrency" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_thinking_cached_tokens_and_the_implicit_cache_saving_per_answer_and_session(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.implicit_cache(min_tokens=50)
+    uncached = {**env, "GEMRAG_ANSWER_CACHE": "false"}  # so the second answer reaches the model
+    first = run("rag", "ask", QUESTION, env=uncached)
+    second = run("rag", "ask", QUESTION, "--session", session_of(first.stderr), env=uncached)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "thinking tokens" in first.stdout and "cached)" not in first.stdout
+    assert re.search(r"Usage: [\d,]+ prompt \([\d,]+ cached\)", second.stdout)
+    assert re.search(r"Cost: \$[\d.]+ · implicit cache saved \$0\.\d+", second.stdout)
+    assert re.search(r"2 answers, \$[\d.]+, implicit cache saved \$0\.\d+", second.stderr)
