@@ -2,10 +2,9 @@
 // A click on a button with data-act becomes one `select` event for ui/handlers.py, with
 // index [turn, act] and value data-n; a suggested question is typed in and asked.
 let pinned = true; // follow a streaming answer unless the reader scrolled up
-element.addEventListener("scroll", (event) => {
-  const box = event.target;
-  pinned = box.scrollHeight - box.scrollTop - box.clientHeight < 48;
-}, true);
+window.addEventListener("scroll", () => {
+  pinned = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 96;
+});
 element.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-act]");
   if (!button || !element.contains(button)) return;
@@ -25,6 +24,5 @@ element.addEventListener("click", (event) => {
   trigger("select", { index: [Number(button.dataset.turn), act], value: button.dataset.n ?? null });
 });
 watch("value", () => {
-  const conv = element.querySelector(".conv");
-  if (conv && pinned) conv.scrollTop = conv.scrollHeight;
+  if (pinned && element.querySelector(".turn")) document.querySelector("#composer")?.scrollIntoView({ block: "end" });
 });

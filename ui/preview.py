@@ -22,7 +22,8 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 
-from ingest.loaders import decode, markdown_sections
+from ingest.discover import SUPPORTED
+from ingest.loaders import LoadError, Section, load
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST
 from rag.settings import Settings
@@ -99,25 +100,28 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
 
 
 def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str | None) -> TextPreview:
-    """The Markdown section (or, for other text, the stretch around the passage) holding the
-    chunk, rendered safely with `quote`, else the whole passage, marked."""
+    """The Markdown section holding the chunk, or for HTML and plain text the stretch of the
+    extracted text around it (the text ingest chunked, so offsets match), rendered safely with
+    `quote`, else the whole passage, marked."""
     path, _ = locate(settings, collection, chunk.source)
-    text = decode(path.read_bytes())
-    if path.suffix.lower() in {".md", ".markdown"}:
-        body, start = _section_of(text, chunk)
-        marked = _mark(body, chunk.text, quote, chunk.start - start)
-        rendered = safe.markdown(marked)
+    kind = SUPPORTED.get(path.suffix.lower(), "text")
+    try:
+        text, offset = _section_of(load(path.read_bytes(), kind), chunk)
+    except LoadError as exc:
+        raise SourceUnavailable(f"{chunk.source} cannot be read now: {exc}") from exc
+    if kind == "markdown":
+        rendered = safe.markdown(_mark(text, chunk.text, quote, chunk.start - offset))
     else:
-        start = max(0, chunk.start - TEXT_WINDOW // 2)
-        body = text[start : chunk.end + TEXT_WINDOW // 2]
-        marked = _mark(body, chunk.text, quote, chunk.start - start)
+        start = max(0, chunk.start - offset - TEXT_WINDOW // 2)
+        body = text[start : chunk.end - offset + TEXT_WINDOW // 2]
+        marked = _mark(body, chunk.text, quote, chunk.start - offset - start)
         rendered = "".join(f"<p>{safe.text(p)}</p>" for p in marked.split("\n\n") if p.strip())
     marks = rendered.replace(_START, "<mark>").replace(_END, "</mark>")
     return TextPreview(safe.sanitise(marks), chunk.source, chunk.heading)  # again: balances the marks
 
 
-def _section_of(text: str, chunk: Chunk) -> tuple[str, int]:
-    for section in markdown_sections(text):
+def _section_of(sections: list[Section], chunk: Chunk) -> tuple[str, int]:
+    for section in sections:
         if section.offset <= chunk.start < section.offset + len(section.text):
             return section.text, section.offset
     raise SourceUnavailable(f"{chunk.source} changed since it was ingested: re-ingest it to open this passage.")

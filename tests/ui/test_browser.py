@@ -241,8 +241,11 @@ def test_a_phone_gets_a_full_width_input_no_horizontal_scroll_and_sources_in_a_d
 
 def test_the_keyboard_alone_reaches_every_control_with_a_visible_focus(browser: Browser, app_url: str) -> None:
     page = open_page(browser, app_url)
+    page.get_by_role("textbox", name="Your question").wait_for()  # every control has a name
     ask(page, BADGE)
     watch_answer(page, 1)
+    for name in ("Good answer", "Bad answer", "Source 1: onboarding.pdf, page 3"):
+        assert page.get_by_role("button", name=name).count() == 1
     page.locator("body").click(position={"x": 2, "y": 2})
     reached: list[str] = []
     for _ in range(60):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ingest.pipeline import ingest_paths
 from rag.chain import Chain
 from rag.feedback import FeedbackStore
 from rag.providers.offline import OfflineProvider
@@ -129,3 +130,23 @@ def test_a_blank_question_changes_nothing(handlers: Handlers) -> None:
     state = SessionState()
     assert len(list(handlers.respond("   ", state, "corpus", "hybrid", 4, ""))) == 1
     assert state.turns == []
+
+
+def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "garage.html").write_text(
+        "<html><head><title>Garage</title><script>window.__pwned = 1</script></head><body>"
+        "<h1>Garage</h1><p>Intro text about the building and its many floors.</p>"
+        "<p>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</p>"
+        "<img src='http://127.0.0.1:9/leak'></body></html>"
+    )
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Chain(settings, OfflineProvider()))
+    state = SessionState()
+    list(handlers.respond("When does the visitor garage open?", state, "corpus", "hybrid", 4, ""))
+    _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
+    assert not image["visible"] and "garage.html" in viewer
+    assert "<mark>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</mark>" in viewer
+    assert "<script" not in viewer and "<img" not in viewer and "__pwned" not in viewer
