@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 
 from rag.kv import StoreUnavailable, redis_client
-from rag.ratelimit import MINUTE, Quota, WaitObserver, current_session, predicted_quota, quota_exhausted
+from rag.ratelimit import WINDOW, Quota, WaitObserver, current_session, predicted_quota, quota_exhausted
 from rag.settings import Settings
 
 ALIVE_MS = 2_000  # a queued call not polled for this long is forgotten
@@ -127,7 +127,7 @@ class GlobalRateLimiter:
     """Same interface as rag.ratelimit.RateLimiter; shared by every process on one Redis."""
 
     def __init__(
-        self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep, window_s: float = MINUTE
+        self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep, window_s: float = WINDOW
     ) -> None:
         """`window_s`: the length of the per-minute windows; tests shorten it."""
         self.settings = settings

@@ -9,7 +9,7 @@ import pytest
 
 from rag.errors import QuotaExhausted
 from rag.providers.gemini import GeminiProvider
-from rag.ratelimit import RateLimiter, shared_limiter
+from rag.ratelimit import WINDOW, RateLimiter, shared_limiter
 from rag.settings import RateLimit, Settings
 from rag.testing.fake_gemini import FakeGemini
 from rag.types import Prompt
@@ -32,7 +32,7 @@ def test_burst_above_rpm_is_spread_over_minutes_not_failed(tmp_path: Path) -> No
     for _ in range(25):
         limiter.acquire(MODEL)
         starts.append(clock() - start)
-    assert starts == [0.0] * 10 + [60.0] * 10 + [120.0] * 5
+    assert starts == [0.0] * 10 + [WINDOW] * 10 + [2 * WINDOW] * 5
 
 
 def test_tokens_per_minute_delay_the_request_that_does_not_fit(tmp_path: Path) -> None:
@@ -43,8 +43,8 @@ def test_tokens_per_minute_delay_the_request_that_does_not_fit(tmp_path: Path) -
     clock.advance(10)
     assert limiter.acquire(MODEL, 400) == 0
     clock.advance(10)
-    assert limiter.acquire(MODEL, 400) == pytest.approx(40.0)  # until the first 400 leave the window
-    assert limiter.acquire(MODEL, 5_000) == pytest.approx(60.0)  # larger than the budget: an empty window
+    assert limiter.acquire(MODEL, 400) == pytest.approx(WINDOW - 20)  # until the first 400 leave the window
+    assert limiter.acquire(MODEL, 5_000) == pytest.approx(WINDOW)  # larger than the budget: an empty window
 
 
 def test_spent_daily_limit_fails_at_once_with_what_to_do(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_wait_longer_than_the_deadline_fails_without_taking_a_slot(tmp_path: Pat
     limiter.acquire(MODEL)
     with pytest.raises(QuotaExhausted, match="60 s away, past the 30 s left"):
         limiter.acquire(MODEL, max_wait_s=30)
-    assert limiter.acquire(MODEL, max_wait_s=90) == pytest.approx(60.0)
+    assert limiter.acquire(MODEL, max_wait_s=90) == pytest.approx(WINDOW)
 
 
 def test_other_models_and_unlimited_tiers_do_not_wait(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_concurrent_callers_never_exceed_the_limit(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(waits) == [60.0 * (i // 7) for i in range(40)]
+    assert sorted(waits) == [WINDOW * (i // 7) for i in range(40)]
 
 
 def test_provider_spreads_a_burst_instead_of_hitting_the_servers_limit(
@@ -113,7 +113,7 @@ def test_provider_spreads_a_burst_instead_of_hitting_the_servers_limit(
     answers = [provider.generate(Prompt.of(f"question {i}")).text for i in range(12)]
     assert len(answers) == 12
     assert [r.status for r in fake_gemini.calls("generateContent")] == [200] * 12
-    assert sleep.waits == [60.0, 60.0]  # calls 6 and 11 each wait for the next minute; none failed
+    assert sleep.waits == [WINDOW, WINDOW]  # calls 6 and 11 each wait for the next minute; none failed
 
 
 def test_shared_limiter_is_one_per_limit_table(tmp_path: Path) -> None:
