@@ -47,6 +47,7 @@ _THUMB = (  # Lucide's thumbs-up (ISC licence), drawn inline: no icon font, no f
 THUMBS = {"up": _THUMB.format(turn=""), "down": _THUMB.format(turn=" style='transform: rotate(180deg)'")}
 POPOVER_CONTEXT = 110  # characters of the passage shown either side of the sentence used
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_BLOCK_SYNTAX = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+•]|\d+[.)])\s+")
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,10 @@ def checks_summary(record: AnswerRecord) -> str:
 
 def excerpt_html(passage: str, quote: str | None) -> str:
     """The sentence used, marked, with a little of the passage around it; the passage's
-    own line breaks (PDF lines, Markdown syntax) flattened for a short preview."""
-    flat = " ".join(passage.split())
+    own line breaks (PDF lines) and block syntax (Markdown headings, bullets) flattened."""
+    flat = _flatten(passage)
     if quote:
-        q = " ".join(quote.split())
+        q = _flatten(quote)
         at = flat.find(q)
         if at >= 0:
             before, after = flat[max(0, at - POPOVER_CONTEXT) : at], flat[at + len(q) : at + len(q) + POPOVER_CONTEXT]
@@ -178,6 +179,10 @@ def excerpt_html(passage: str, quote: str | None) -> str:
             return f"{lead}{text(before)}<mark>{text(q)}</mark>{text(after)}{tail}"
     short = flat[: 2 * POPOVER_CONTEXT]
     return text(short) + ("…" if len(flat) > len(short) else "")
+
+
+def _flatten(text: str) -> str:
+    return " ".join(_BLOCK_SYNTAX.sub("", text).split())
 
 
 def where_html(citation: Citation) -> str:

@@ -166,3 +166,9 @@ def test_citation_checks_mark_an_unsupported_chip_and_sum_up_under_the_answer() 
     assert "class='cite unsupported' data-act='cite' data-turn='0' data-n='2'" in html
     assert "Not supported by this passage: no figure 20 in passage 2" in html
     assert "⚠ 1 of 2 cited sentences supported" in html
+
+
+def test_a_popover_shows_the_passage_without_markdown_block_syntax() -> None:
+    passage = "## Limits\n\n- Ten requests per minute.\n- Retry after 30 s.\n"
+    shown = render.excerpt_html(passage, "- Retry after 30 s.")
+    assert shown == "Limits Ten requests per minute. <mark>Retry after 30 s.</mark>"
