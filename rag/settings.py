@@ -218,6 +218,7 @@ class Settings(BaseSettings):
     port: int = 7860
     max_upload_mb: float = 20.0
     ui_concurrency: int = 4  # answers streamed at once across all browser sessions
+    preview_cache_files: int = 2_000  # rendered PDF pages kept under previews/ (~100 KB each), oldest go first
 
     # --- HTTP API (python -m rag.server) ---
     # API keys, hashed: "name:role:sha256:<hex>" entries (python -m rag.server keygen makes one),

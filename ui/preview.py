@@ -96,6 +96,7 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
             pdf.close()
     if not out.exists():
         _draw(base, boxes, out)
+        _evict(folder, settings.preview_cache_files)
     return PagePreview(out, chunk.source, page, found=bool(boxes))
 
 
@@ -219,6 +220,13 @@ def _line_boxes(
          (page_height - bt) * PAGE_SCALE + PAD)
         for lf, bt, rt, tp in lines
     ]
+
+
+def _evict(folder: Path, keep: int) -> None:
+    """The cache stays at `keep` files: the least recently written go first."""
+    files = sorted(folder.glob("*.png"), key=lambda f: f.stat().st_mtime)
+    for old in files[: max(0, len(files) - keep)]:
+        old.unlink(missing_ok=True)
 
 
 def _draw(base: Path, boxes: list[tuple[float, float, float, float]], out: Path) -> None:

@@ -75,6 +75,18 @@ def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers:
     assert again == image["value"]  # rendered once, then served from the page cache
 
 
+def test_the_page_cache_keeps_its_size(ui_settings: Settings) -> None:
+    settings = ui_settings.model_copy(update={"preview_cache_files": 2})
+    handlers = Handlers(settings, Chain(settings, OfflineProvider()))
+    state = SessionState()
+    list(handlers.respond(BADGE, state, "corpus", "hybrid", 6, ""))
+    record = state.turns[0].record
+    assert record is not None
+    for pdf in [c.n for c in record.sources if c.source == "onboarding.pdf"]:
+        click(handlers, state, 0, "cite", str(pdf))
+    assert len(list(settings.path("previews").glob("*.png"))) <= 2
+
+
 def test_a_markdown_source_opens_as_its_section_rendered_safely_with_the_passage_marked(
     handlers: Handlers,
 ) -> None:
