@@ -108,6 +108,7 @@ def build_collection(data: Path, size: int, seed: int = 3) -> float:
 @dataclass(frozen=True)
 class Searched:
     seconds: dict[str, list[float]]  # variant -> one latency per query
+    rerank_seconds: list[float]  # the local second stage alone, on each query's 30 fused candidates
     bm25_build_s: float
     rss_before_mb: float
     rss_after_mb: float
@@ -140,7 +141,14 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
             started = time.perf_counter()
             retriever.search(store, Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
             seconds[name].append(time.perf_counter() - started)
-    return Searched(seconds, bm25_build, before, rss().rss / 2**20)
+    reranker = retriever.reranker("local")
+    rerank_seconds = []
+    for text in texts:
+        fused = retriever.search(store, Query(text, "hybrid", settings.rerank_depth, mmr=False, rerank="none")).hits
+        started = time.perf_counter()
+        reranker.rerank(text, fused, store)
+        rerank_seconds.append(time.perf_counter() - started)
+    return Searched(seconds, rerank_seconds, bm25_build, before, rss().rss / 2**20)
 
 
 def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
@@ -175,10 +183,12 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
                 Figure(f"{name} p95", latency.p95_ms, "ms", "", *target),
                 Figure(f"{name} p99", latency.p99_ms, "ms", ""),
             )
-        added = Latencies.of([b - a for a, b in zip(searched.seconds["hybrid"], searched.seconds["hybrid+local"],
-                                                    strict=True)])
-        table.add(Figure("local rerank adds, p50", added.p50_ms, "ms",
-                         "per question: hybrid+local minus hybrid on the same query, median of the pairs"))
+        added = Latencies.of(searched.rerank_seconds)
+        table.add(
+            Figure("local rerank stage p50", added.p50_ms, "ms", "what the second stage adds per question: "
+                   "LocalReranker.rerank on the 30 fused candidates, timed alone"),
+            Figure("local rerank stage p95", added.p95_ms, "ms", ""),
+        )
         table.add(
             Figure("build collection", build_s, "s", "Chroma add of texts, metadata and vectors (not measured work)"),
             Figure("BM25 index build", searched.bm25_build_s, "s",

@@ -25,7 +25,9 @@ Embed = Callable[[list[str]], np.ndarray]
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\](?:\s*\[(\d+(?:\s*,\s*\d+)*)\])*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_CLAUSE_END = re.compile(r"(?<=[.!?])\s+(?!\[)|(?<=\])\s+(?=[A-Z])|\n+")
+# A claim runs up to the citation that closes it: "A [1]. B and C [2]." is two claims (B and C
+# both rest on [2]); a quoted sentence with "i.e." inside stays whole.
+_CLAIM_END = re.compile(r"(?:(?<=\])|(?<=\][.!?,;]))\s+")
 _NOT_CLAIMS = re.compile(
     r"^(based on your documents|the documents do not (say|seem)|sources?\b|offline mode)", re.IGNORECASE
 )
@@ -34,13 +36,13 @@ MEANING_SUPPORTED = 0.6  # else: cosine to the passage's closest sentence (a par
 
 
 def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
-    """The answer's sentences with the passage numbers each cites (markers removed); list
-    bullets and line breaks end sentences, boilerplate lines are not claims."""
+    """The answer's claims with the passage numbers each cites (markers removed): a claim
+    ends at a citation, a list bullet or a line break; boilerplate lines are not claims."""
     text = answer.replace(OFFLINE_NOTE, "\n")
     out = []
     for line in text.splitlines():
         body = line.strip().lstrip("-*• ").strip()
-        for piece in _CLAUSE_END.split(body):
+        for piece in _CLAIM_END.split(body):
             cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", piece)
                           for n in group.split(","))
             sentence = _MARKER.sub("", piece).strip()

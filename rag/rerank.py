@@ -100,19 +100,25 @@ def _anchor_share(question: str, candidates: Sequence[Hit]) -> np.ndarray:
     ])
 
 
-def documents_first(hits: Sequence[Hit]) -> list[Hit]:
-    """The best chunk of each passage of a document (a section of a Markdown or HTML file, a
-    PDF page, a whole text file) before the second chunk of any: six places instead of three
-    neighbours from one. A whole file is too coarse a unit: the answer is often in another
-    section of the file that ranked first, and quoting needs that section."""
-    seen: set[tuple[str, int | None, str]] = set()
+QUOTED_AS_RANKED = 3  # the first passages keep their order: the answer is quoted from them
+
+
+def documents_first(hits: Sequence[Hit], keep: int = QUOTED_AS_RANKED) -> list[Hit]:
+    """The first `keep` hits as ranked, then the best chunk of each passage of a document (a
+    section of a Markdown or HTML file, a PDF page, a whole text file) not yet shown before
+    any further chunk of one: the later places cover more of the corpus instead of repeating
+    neighbours. The top stays as ranked because the answer is often in the second chunk of
+    the best section or page, and quoting needs that chunk (measured: demoting it from the
+    top three cost the GLPK set 4 points of answer-in-reply)."""
+    head = list(hits[:keep])
+    seen = {(h.chunk.source, h.chunk.page, h.chunk.heading) for h in head}
     firsts: list[Hit] = []
     repeats: list[Hit] = []
-    for hit in hits:
+    for hit in hits[keep:]:
         where = (hit.chunk.source, hit.chunk.page, hit.chunk.heading)
         (repeats if where in seen else firsts).append(hit)
         seen.add(where)
-    return firsts + repeats
+    return head + firsts + repeats
 
 
 class LocalReranker:

@@ -69,12 +69,13 @@ def test_the_fusions_scale_does_not_change_the_weight_of_literal_tokens():
     assert order(convex)[0] == order(rrf)[0] == "c1"
 
 
-def test_the_best_chunk_of_each_section_comes_before_a_second_chunk_of_one():
+def test_after_the_top_the_best_chunk_of_each_section_comes_before_a_second_chunk_of_one():
     second = replace(CHUNKS[1], id="c1b")  # another chunk of the same section
     hits = [Hit(CHUNKS[1], 3.0), Hit(second, 2.5), Hit(CHUNKS[2], 2.0), Hit(CHUNKS[0], 1.0)]
-    assert [h.chunk.id for h in documents_first(hits)] == ["c1", "c2", "c0", "c1b"]  # c2: same file, other section
-    pages = [Hit(replace(CHUNKS[0], page=p, id=f"p{p}"), 1.0) for p in (1, 2, 1)]
-    assert [h.chunk.id for h in documents_first(pages)] == ["p1", "p2", "p1"]  # a PDF page is a document
+    assert [h.chunk.id for h in documents_first(hits, keep=0)] == ["c1", "c2", "c0", "c1b"]  # c2: other section
+    assert [h.chunk.id for h in documents_first(hits, keep=2)] == ["c1", "c1b", "c2", "c0"]  # the top stays
+    pages = [Hit(replace(CHUNKS[0], page=p, id=f"p{p}"), 1.0) for p in (1, 2, 1, 3)]
+    assert [h.chunk.id for h in documents_first(pages, keep=1)] == ["p1", "p2", "p3", "p1"]  # a page is a place
 
 
 def test_without_a_key_gemini_rerank_is_the_local_one(settings, offline_provider):
