@@ -66,7 +66,7 @@ class LocalRerankWeights(BaseModel):
     score normalised to [0, 1], of a chunk holding all of the question's literal tokens
     ("429", "os.path.join"). Chosen on corpus/eval's test sets (README: Retrieval)."""
 
-    anchors: float = 0.5
+    anchors: float = 0.3
 
 
 class ChunkProfile(BaseModel):
