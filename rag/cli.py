@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--mode", choices=["hybrid", "vector", "bm25"], help="retrieval mode")
         sub.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
                          help="diversify the passages with maximal marginal relevance")
+        sub.add_argument("--rerank", choices=["none", "local", "gemini"],
+                         help="second ranking stage over the fused candidates (default: settings.rerank)")
         sub.add_argument("--source", action="append", default=[], metavar="PATH",
                          help="only search this source path (repeatable)")
         sub.add_argument("--model", help="force a model instead of the router's choice")
@@ -58,6 +60,7 @@ def options_from(args: argparse.Namespace) -> AskOptions:
         mode=args.mode,
         top_k=args.k,
         mmr=args.mmr,
+        rerank=args.rerank,
         sources=tuple(args.source),
         model=args.model,
     )

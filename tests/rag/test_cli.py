@@ -68,10 +68,11 @@ def test_bad_arguments_are_refused_by_the_parser(capsys):
 def test_options_map_to_ask_options():
     args = cli.build_parser().parse_args(
         ["ask", "q", "--collection", "c1", "--k", "3", "--mode", "bm25", "--mmr", "--source", "a.md",
-         "--source", "b.md"]
+         "--source", "b.md", "--rerank", "none"]
     )
     options = cli.options_from(args)
     assert (options.collection, options.top_k, options.mode, options.mmr) == ("c1", 3, "bm25", True)
+    assert options.rerank == "none" and cli.options_from(cli.build_parser().parse_args(["ask", "q"])).rerank is None
     assert options.sources == ("a.md", "b.md") and options.model is None
 
 
