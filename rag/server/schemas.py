@@ -34,6 +34,9 @@ class AskRequest(BaseModel):
     k: int | None = Field(default=None, ge=1, le=50)
     mode: Literal["hybrid", "vector", "bm25"] | None = None
     mmr: bool | None = None
+    rerank: Literal["none", "local", "gemini"] | None = Field(
+        default=None, description="Second ranking stage over the fused candidates (default: the server's setting)."
+    )
     model: str | None = Field(default=None, description="Force one of GET /v1/models' answer models.")
     sources: list[str] = Field(default_factory=list, max_length=50)
     stream: bool = True
@@ -44,6 +47,7 @@ class AskRequest(BaseModel):
             mode=self.mode,
             top_k=self.k,
             mmr=self.mmr,
+            rerank=self.rerank,
             sources=tuple(self.sources),
             model=self.model,
         )
@@ -58,6 +62,18 @@ class CitationOut(BaseModel):
     heading: str
     snippet: str
     score: float
+
+
+class CheckOut(BaseModel):
+    """One answer sentence checked against the passages it cites (rag/citecheck.py)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    sentence: str
+    cited: list[int]
+    verdict: Literal["supported", "unsupported", "uncited"]
+    support: float
+    reason: str
 
 
 class RouteOut(BaseModel):
@@ -86,6 +102,7 @@ class AnswerOut(BaseModel):
     answer: str
     citations: list[CitationOut]
     sources: list[CitationOut]
+    checks: list[CheckOut] = Field(description="each sentence against its citations; flagged ones need a look")
     route: RouteOut
     usage: UsageOut
     cost_usd: float

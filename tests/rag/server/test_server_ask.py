@@ -138,3 +138,14 @@ def test_collections_models_and_health(api: Running):
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(f"{api.url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"chroma": "ok", "models": "ok"}
+
+
+def test_the_answer_carries_its_citation_checks_and_the_request_may_choose_the_second_stage(
+    api: Running, fake_gemini
+):
+    fake_gemini.reply("Employees receive 25 days of paid vacation per year [1]. The office opens at 9.")
+    body = {"question": QUESTION, "stream": False, "rerank": "none"}
+    done = httpx.post(f"{api.url}/v1/ask", json=body, timeout=10).json()
+    assert [(c["verdict"], c["cited"]) for c in done["checks"]] == [("supported", [1]), ("uncited", [])]
+    bad = httpx.post(f"{api.url}/v1/ask", json={**body, "rerank": "cohere"}, timeout=10)
+    assert bad.status_code == 422 and "rerank" in bad.text
