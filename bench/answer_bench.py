@@ -21,7 +21,7 @@ from bench.corpus_gen import generate, queries
 from bench.harness import Figure, Profile, Table, fresh_dir, ratio
 from rag.answer import AnswerRecord, AskOptions, Delta, Done
 from rag.chain import Chain
-from rag.providers.base import Provider
+from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Prompt, StreamDelta
@@ -52,7 +52,7 @@ class StreamProbe:
     first text comes back: the chain's own share of its TTFT is then exact for each
     question, not a difference of two noisy runs."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Generator) -> None:
         self.provider = provider
         self.called = self.first = 0.0
 
@@ -83,7 +83,7 @@ def sample(chain: Chain, probe: StreamProbe, question: str) -> Sample:
     inside_provider = probe.first - probe.called
     options = AskOptions()
     clock = time.perf_counter()
-    store = chain.store()
+    store = chain.stores.get()
     rewritten = chain.rewrite(question, ())
     steps = {"rewrite": time.perf_counter() - clock}
     clock = time.perf_counter()
@@ -168,7 +168,7 @@ def cache_table(settings: Settings, chain: Chain, repeats: int) -> Table:
     return table
 
 
-def ingest_store(settings: Settings, provider: Provider, corpus_root: Path) -> Store:
+def ingest_store(settings: Settings, provider: Embedder, corpus_root: Path) -> Store:
     from ingest.pipeline import ingest_paths
 
     ingest_paths([corpus_root], settings, provider, collection=COLLECTION)
@@ -192,7 +192,7 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
         chain = Chain(settings, probe, ingest_store(settings, probe.provider, corpus.root))  # type: ignore[arg-type]
         emit(route_table("Flash", samples(chain, probe, questions), setup))
         pro_settings = settings.model_copy(update={"pro_threshold_tokens": 10})
-        pro_chain = Chain(pro_settings, probe, chain.store())  # type: ignore[arg-type]
+        pro_chain = Chain(pro_settings, probe, chain.stores.get())  # type: ignore[arg-type]
         emit(route_table("escalated to Pro (threshold lowered to 10 tokens)",
                          samples(pro_chain, probe, pro_questions), setup))
         emit(cache_table(settings, chain, profile.answer_repeats))

@@ -82,10 +82,10 @@ def ingest_child(embedder: Embedder, root: Path, data_dir: Path, then_ceiling: b
     embedder alone then re-embeds exactly the chunks just stored, in the same process right
     after, so the ratio of the two is not skewed by other load on a shared machine."""
     from ingest.pipeline import ingest_paths
-    from rag.providers import get_provider
+    from rag.providers import get_embedder
 
     settings = Settings(data_dir=data_dir)
-    provider = HashEmbedder() if embedder == "hash" else get_provider(settings)
+    provider = HashEmbedder() if embedder == "hash" else get_embedder(settings)
     started = time.perf_counter()
     report = ingest_paths([root], settings, provider, collection=COLLECTION)
     call_seconds, finished_at, peak = time.perf_counter() - started, time.time(), peak_rss_mb()

@@ -49,7 +49,10 @@ BUILD_BATCH = 2_000  # below Chroma's maximum batch size
 
 
 class PrecomputedQueries(OfflineProvider):
-    """The offline provider with query vectors looked up instead of computed."""
+    """The offline provider with query vectors looked up instead of computed, for the
+    collection of random vectors it is registered as the embedder of."""
+
+    embedding_id = EMBEDDING_ID
 
     def __init__(self, vectors: dict[str, list[float]]) -> None:
         super().__init__()
@@ -119,13 +122,15 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
     query in every variant."""
     import psutil
 
+    from rag.providers import Embedders
     from rag.retrieval import Query, Retriever
     from rag.settings import Settings
     from rag.store import Store
 
     rss = psutil.Process().memory_info
     settings = Settings(data_dir=data, api_key=None)
-    retriever = Retriever(settings, PrecomputedQueries(vectors))
+    precomputed = PrecomputedQueries(vectors)
+    retriever = Retriever(settings, Embedders(settings, precomputed), precomputed)
     before = rss().rss / 2**20
     store = Store(settings, EMBEDDING_ID, f"bench-{size}")
     texts = list(vectors)

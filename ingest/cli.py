@@ -17,9 +17,9 @@ from rich.text import Text
 
 from ingest.discover import SUPPORTED, Filters
 from ingest.display import details, headline, progress_bars, summary
-from ingest.pipeline import ingest_paths
+from ingest.pipeline import ingest_paths, recorded_embedder
 from rag.errors import GemragError, redact
-from rag.providers.base import Provider
+from rag.providers.base import Embedder
 from rag.settings import Settings, load_settings
 
 EPILOG = f"""
@@ -73,24 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, provider: Provider | None = None) -> int:
-    """`provider` replaces the one the settings choose (the tests pass fakes)."""
+def main(argv: Sequence[str] | None = None, embedder: Embedder | None = None) -> int:
+    """`embedder` replaces the one the settings choose (the tests pass fakes)."""
     args = build_parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
-    # Retry warnings from the provider print above the progress bar, not through it.
+    # Retry warnings from the embedder print above the progress bar, not through it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])
     settings: Settings | None = None
     try:
         settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-        if provider is None:
-            from rag.providers import get_provider
-
-            provider = get_provider(settings)
+        if embedder is None:
+            embedder = _embedder(settings, args.collection or settings.collection, args.rebuild)
         with progress_bars(err, err.is_terminal and not args.quiet) as on_progress:
             report = ingest_paths(
                 args.paths,
                 settings,
-                provider,
+                embedder,
                 collection=args.collection,
                 filters=Filters(args.include, args.exclude, args.include_hidden),
                 prune=args.prune,
@@ -111,6 +109,15 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
     return report.exit_code
 
 
+
+
+def _embedder(settings: Settings, collection: str, rebuild: bool) -> Embedder:
+    """A collection keeps the embedder that built it (a key set later does not change it);
+    --rebuild starts over with the one the settings choose."""
+    from rag.providers import Embedders, get_embedder
+
+    recorded = None if rebuild else recorded_embedder(settings, collection)
+    return Embedders(settings).get(recorded) if recorded else get_embedder(settings)
 
 
 def _fail(err: Console, message: str, settings: Settings | None, code: int) -> int:

@@ -37,7 +37,7 @@ from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
-from rag.providers.base import Provider
+from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.store import Store, drop_collection, no_store_yet, write_stamp
 from rag.types import Usage
@@ -91,7 +91,7 @@ class Prepared:
 def ingest_paths(
     paths: Sequence[Path | str],
     settings: Settings,
-    provider: Provider,
+    embedder: Embedder,
     *,
     collection: str | None = None,
     filters: Filters | None = None,
@@ -105,28 +105,41 @@ def ingest_paths(
     the work done so far kept (`report.stopped`). Raises GemragError for a refused run
     (mixed embedders, another ingest running)."""
     name = collection or settings.collection
-    report = IngestReport(name, provider.embedding_id, dry_run=dry_run)
+    report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
     filters = filters or Filters()
     if dry_run:
-        _DryRun(settings, provider, report, on_progress).run(roots, filters, prune, rebuild)
+        _DryRun(settings, embedder, report, on_progress).run(roots, filters, prune, rebuild)
         return report
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
         if rebuild:
             manifest.clear()
             drop_collection(settings, name)
-        _Run(settings, provider, report, on_progress, manifest).run(roots, filters, prune)
+        _Run(settings, embedder, report, on_progress, manifest).run(roots, filters, prune)
     return report
 
 
+def recorded_embedder(settings: Settings, collection: str) -> str | None:
+    """The embedder the collection's last ingest used, read from the manifest: nothing heavy
+    loads (an unchanged re-run never opens Chroma)."""
+    path = settings.data_dir / MANIFEST
+    if not path.exists():
+        return None
+    manifest = Manifest(path, collection)
+    try:
+        return manifest.embedder
+    finally:
+        manifest.close()
+
+
 def remove_paths(
-    sources: Sequence[str], settings: Settings, provider: Provider, *, collection: str | None = None
+    sources: Sequence[str], settings: Settings, embedder: Embedder, *, collection: str | None = None
 ) -> IngestReport:
     """Remove files (by stored name, as `Chunk.source`) and their chunks from a collection."""
     name = collection or settings.collection
-    report = IngestReport(name, provider.embedding_id)
+    report = IngestReport(name, embedder.embedding_id)
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
-        run = _Run(settings, provider, report, None, manifest)
+        run = _Run(settings, embedder, report, None, manifest)
         run.recover()
         for source in sources:
             if source not in run.records:
@@ -273,10 +286,10 @@ class _Pass:
     """What a real run and a dry run share: planning, and reading files one by one."""
 
     def __init__(
-        self, settings: Settings, provider: Provider, report: IngestReport, on_progress: ProgressCallback | None
+        self, settings: Settings, embedder: Embedder, report: IngestReport, on_progress: ProgressCallback | None
     ) -> None:
         self.settings = settings
-        self.provider = provider
+        self.embedder = embedder
         self.report = report
         self.on_progress = on_progress
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
@@ -288,15 +301,14 @@ class _Pass:
     def chunker(self) -> Chunker:
         from rag.providers.minilm import shared_minilm
 
-        profile = self.settings.chunk_profiles[self.provider.name]
+        profile = self.settings.chunk_profiles[self.embedder.name]
         return Chunker(profile, shared_minilm().count_tokens, self.settings.max_chunks_per_file)
 
     @cached_property
     def usd_per_token(self) -> float:
         from rag.costs import price_usd
 
-        model = self.settings.embedding_model if self.provider.online else "offline"
-        return price_usd(self.settings, model, Usage(prompt_tokens=1))
+        return price_usd(self.settings, self.embedder.embedding_model, Usage(prompt_tokens=1))
 
     def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
         """Each task's file loaded and chunked; the ones that fail are reported and skipped.
@@ -356,10 +368,10 @@ class _DryRun(_Pass):
         manifest = Manifest(path, self.report.collection)
         try:
             recorded = manifest.embedder
-            if recorded and recorded != self.provider.embedding_id:
+            if recorded and recorded != self.embedder.embedding_id:
                 raise EmbedderMismatch(
                     f"Collection {self.report.collection!r} was built with {recorded}, not "
-                    f"{self.provider.embedding_id}: a real run would be refused. Add --rebuild, "
+                    f"{self.embedder.embedding_id}: a real run would be refused. Add --rebuild, "
                     "or use another --collection."
                 )
             return manifest.records()
@@ -371,18 +383,18 @@ class _Run(_Pass):
     def __init__(
         self,
         settings: Settings,
-        provider: Provider,
+        embedder: Embedder,
         report: IngestReport,
         on_progress: ProgressCallback | None,
         manifest: Manifest,
     ) -> None:
-        super().__init__(settings, provider, report, on_progress)
+        super().__init__(settings, embedder, report, on_progress)
         self.manifest = manifest
         # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM is
         # CPU-bound and uses every core in one call, so batches only need to be long enough
         # to sort well and short enough to let the progress bar move.
-        self.batch_size = settings.embed_batch_size if provider.online else OFFLINE_EMBED_STEP
-        self.in_flight = settings.embed_concurrency if provider.online else 1
+        self.batch_size = settings.embed_batch_size if embedder.name == "gemini" else OFFLINE_EMBED_STEP
+        self.in_flight = settings.embed_concurrency if embedder.name == "gemini" else 1
         self.round = self.batch_size * self.in_flight  # texts of one round of requests
         self.present: set[str] = set()
         self.records: dict[str, FileRecord] = {}
@@ -392,7 +404,7 @@ class _Run(_Pass):
     @cached_property
     def store(self) -> Store:
         """Opened on first use: a run that finds nothing to write never imports chromadb."""
-        return Store(self.settings, self.provider.embedding_id, self.report.collection)
+        return Store(self.settings, self.embedder.embedding_id, self.report.collection)
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool) -> None:
         self.recover()
@@ -415,10 +427,10 @@ class _Run(_Pass):
         nothing else has touched the collection: the manifest's own ids are what the store
         holds, and the store is opened only when there is something to write (by the
         writer thread, while the first window embeds)."""
-        if self.manifest.embedder not in (None, self.provider.embedding_id):
+        if self.manifest.embedder not in (None, self.embedder.embedding_id):
             _ = self.store  # refuses (EmbedderMismatch) if the collection holds the other embedder's vectors
             self.manifest.clear()  # it does not: it was rebuilt by hand with this embedder
-        self.manifest.set_embedder(self.provider.embedding_id)
+        self.manifest.set_embedder(self.embedder.embedding_id)
         self.records = self.manifest.records()
         stamp = self.manifest.store_stamp
         clean = not self.manifest.dirty
@@ -440,19 +452,19 @@ class _Run(_Pass):
         the window before it (ingest.batches); and a writer thread stores and commits each
         window while the next one embeds. Windows grow from one embedding round to
         `ingest_batch_chunks`, so the first files are committed within seconds."""
-        embedder = InFlight(self.provider.embed_documents, self.batch_size, self.in_flight)
+        embedding = InFlight(self.embedder.embed_documents, self.batch_size, self.in_flight)
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         queued: deque[tuple[list[Prepared], list[Batch]]] = deque()
         storing: Future[None] | None = None
         try:
             for files in self.windows(prefetched(self.prepared(tasks), PREFETCH_FILES)):
-                queued.append((files, embedder.submit(self.fresh(files))))
+                queued.append((files, embedding.submit(self.fresh(files))))
                 if len(queued) > 1:
                     storing = self.hand_over(*queued.popleft(), writer, storing)
             while queued:
                 storing = self.hand_over(*queued.popleft(), writer, storing)
         finally:
-            embedder.close()
+            embedding.close()
             try:
                 if storing is not None:
                     storing.result()  # work already embedded is kept, even when the run stops

@@ -24,9 +24,9 @@ from rag.errors import GemragError
 from rag.jobs import TASK, Jobs
 from rag.logs import bound
 from rag.logs import configure as configure_logging
-from rag.providers import get_provider
-from rag.providers.base import Provider
+from rag.providers import Embedders
 from rag.settings import Settings, load_settings
+from rag.stores import embedder_for
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
@@ -37,12 +37,12 @@ class JobStopped(GemragError):
     """The run stopped early (quota, key): raised so the queue retries it later."""
 
 
-def run_job(job_id: str, jobs: Jobs, settings: Settings, provider: Provider) -> None:
+def run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders) -> None:
     with bound(f"job-{job_id}"):  # the server logged "job <id> queued" under the request's id
-        _run_job(job_id, jobs, settings, provider)
+        _run_job(job_id, jobs, settings, embedders)
 
 
-def _run_job(job_id: str, jobs: Jobs, settings: Settings, provider: Provider) -> None:
+def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders) -> None:
     job = jobs.get(job_id)
     if job is None or job.finished:
         return  # expired, or a duplicate delivery of a finished job
@@ -53,10 +53,11 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, provider: Provider) ->
                     chunks_total=p.chunks_total, current=p.current)
 
     try:
+        embedder = embedder_for(settings, job.collection or settings.collection, embedders)
         if job.kind == "remove":
-            report = remove_paths(job.sources, settings, provider, collection=job.collection)
+            report = remove_paths(job.sources, settings, embedder, collection=job.collection)
         else:
-            report = ingest_paths([Path(p) for p in job.paths], settings, provider, collection=job.collection,
+            report = ingest_paths([Path(p) for p in job.paths], settings, embedder, collection=job.collection,
                                   prune=job.prune, on_progress=progress)
         if report.stopped:
             raise JobStopped(report.stopped)
@@ -81,9 +82,9 @@ def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-d
     import dramatiq
 
     jobs = Jobs(settings)
-    provider = get_provider(settings)
+    embedders = Embedders(settings)
     dramatiq.actor(
-        lambda job_id: run_job(job_id, jobs, settings, provider),
+        lambda job_id: run_job(job_id, jobs, settings, embedders),
         actor_name=TASK,
         queue_name=settings.job_queue,
         broker=jobs.broker,

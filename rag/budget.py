@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
 
-from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, scope_buckets
+from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, price_usd, scope_buckets
 from rag.errors import BudgetExceeded
 from rag.kv import Cap, bucket
+from rag.retrieval import Query
 from rag.settings import Settings
+from rag.types import Message, Usage, estimate_tokens
 
 log = logging.getLogger("rag.budget")
 PERIODIC: tuple[Scope, ...] = ("daily", "monthly", "key_daily", "key_monthly")
+PROMPT_OVERHEAD_TOKENS = 500  # the answer prompt's instructions and source delimiters
+REWRITE_OVERHEAD_TOKENS = 150  # the rewrite instruction
 
 
 def configured_limits(settings: Settings) -> list[Limit]:
@@ -76,6 +80,26 @@ class Budget:
             raise BudgetExceeded(
                 _refusal(reached.limit.scope, session_id, reached.spent_usd, reached.limit.usd, reached.wanted_usd)
             ) from None
+
+    def estimate_usd(
+        self,
+        query: Query,
+        history: Sequence[Message],
+        model: str,
+        rewrite_model: str,
+        also: Sequence[tuple[str, Usage]] = (),
+    ) -> float:
+        """What an answer may cost, before any call is made, so a request that would pass a
+        budget is refused whole. Tokens are estimated locally (`estimate_tokens`); the answer's
+        prompt is bounded by `query.top_k` chunks of the configured size, its output by
+        `budget_output_tokens`; `model` is the one forced, else the router's cheapest. `also`:
+        the other calls the answer will make, as (model, estimated usage)."""
+        asked = estimate_tokens(query.text + "".join(m.text for m in history))
+        context = query.top_k * self.settings.chunk_profile.size_tokens + asked + PROMPT_OVERHEAD_TOKENS
+        answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
+        rewrite = Usage(prompt_tokens=asked + REWRITE_OVERHEAD_TOKENS, output_tokens=asked) if history else Usage()
+        calls = [(model, answer), (rewrite_model, rewrite), *also]
+        return sum(price_usd(self.settings, name, usage) for name, usage in calls)
 
     def remaining_usd(self, session_id: str) -> float:
         """What the session may still spend under every limit, for the UI and the router."""

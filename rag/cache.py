@@ -1,8 +1,9 @@
 """The answer cache: a repeated question is answered at once, for free, and never stale.
 
 The key covers everything an answer depends on: the normalised standalone question, the
-corpus version (ingest bumps it on every change to the collection, so a re-ingest makes
-older answers unreachable), the model, the prompt version and the retrieval settings.
+collection and its corpus version (ingest bumps it on every change, so a re-ingest makes
+older answers unreachable), the models, the prompt version, every field of the resolved
+retrieval `Query` and the settings that shape retrieval and routing (`answer_key`).
 Records are stored as JSON, never pickle, so a shared store cannot run code in the app.
 
 The optional semantic cache (off by default) also serves an answer to a question whose
@@ -27,7 +28,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rag.answer import AnswerRecord, Route
 from rag.kv import KV, Clock, Table, open_kv, pack_vector, unpack_vector
-from rag.settings import Settings
+from rag.prompts import PROMPT_VERSION
+from rag.retrieval import Query
+from rag.settings import ANSWER_SHAPING_SETTINGS, Settings
 
 _RECORD = TypeAdapter(AnswerRecord)
 _TRAILING = re.compile(r"[\s?!.。？！,;:]+$")
@@ -69,6 +72,19 @@ def cache_key(
         default=str,
     )
     return CacheKey(_sha256(scope), normalise_question(standalone_question), corpus_version)
+
+
+def answer_key(settings: Settings, collection: str, corpus_version: int, query: Query, models: str) -> CacheKey:
+    """The key of the answer to `query` (its text is the standalone question). Built from
+    what retrieval actually used: every field of the resolved query, so a field added to it
+    is covered without touching this function, plus the settings retrieval and routing read.
+    `models`: the forced model, or the router's choices."""
+    shaping = {
+        "collection": collection,
+        "query": {f.name: getattr(query, f.name) for f in dataclasses.fields(query) if f.name != "text"},
+        "settings": {name: getattr(settings, name) for name in ANSWER_SHAPING_SETTINGS},
+    }
+    return cache_key(query.text, corpus_version, models, PROMPT_VERSION, shaping)
 
 
 class AnswerCache:

@@ -5,33 +5,38 @@ Each step is its own method so the flow reads top-down in `stream`. The answer c
 right after the rewrite because it keys on the standalone question (and on the corpus
 version, read before retrieval, so an answer about an older corpus is never served); every
 call is charged to the session's ledger as soon as it is made. The chain never asks which
-provider it holds: the offline default and Gemini answer the same prompts.
+generator it holds: the offline default and Gemini answer the same prompts.
+
+The chain runs the flow; its collaborators (stores, retriever, router, budget, cache, ledger)
+are given to it, or built from the settings when not, so one process can share them.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import re
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
-from rag.cache import AnswerCache, CacheKey, cache_key
+from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
-from rag.costs import CallKind, Ledger, Priced, price_usd
+from rag.costs import CallKind, Ledger, Priced
 from rag.embedcache import EmbeddingCache
-from rag.errors import EmptyCollection, QuotaExhausted
+from rag.errors import QuotaExhausted
 from rag.kv import StoreUnavailable
-from rag.prompts import PROMPT_VERSION, answer_prompt
-from rag.providers.base import Provider
+from rag.prompts import answer_prompt
+from rag.providers import Embedders
+from rag.providers.base import Generator
 from rag.providers.minilm import shared_minilm
 from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
-from rag.store import Store, list_collections
+from rag.store import Store
+from rag.stores import Stores
 from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
@@ -47,6 +52,9 @@ class Generated:
     usage: Usage
     route: Route  # the route actually taken: a fallback replaces the planned one
     ttft_s: float
+
+
+Streaming = collections.abc.Generator[Delta, None, Generated]  # yields the text, returns the whole
 
 
 def cited_numbers(answer: str, count: int) -> list[int]:
@@ -98,23 +106,29 @@ class Chain:
     def __init__(
         self,
         settings: Settings,
-        provider: Provider,
+        generator: Generator,
         store: Store | None = None,
         *,
+        stores: Stores | None = None,
+        retriever: Retriever | None = None,
+        router: Router | None = None,
         ledger: Ledger | None = None,
+        budget: Budget | None = None,
         cache: AnswerCache | None = None,
     ) -> None:
+        """`store`: the default collection, already open (else `settings.collection`, opened
+        from `stores` on first use). The answer cache is off when `settings.answer_cache` is."""
         self.settings = settings
-        self.provider = provider
-        self.retriever = Retriever(settings, provider, embeddings=EmbeddingCache(settings))
-        self.router = Router(settings, provider)
-        self.checker = CitationChecker(shared_minilm().embed)  # local and free, whichever provider answers
+        self.generator = generator
+        self.stores = stores or Stores(settings, *([store] if store else []))
+        self.retriever = retriever or Retriever(
+            settings, Embedders(settings), generator, embeddings=EmbeddingCache(settings)
+        )
+        self.router = router or Router(settings, generator)
+        self.checker = CitationChecker(shared_minilm().embed)  # local and free, whichever generator answers
         self.ledger = ledger or Ledger(settings)
-        self.budget = Budget(settings, self.ledger)
+        self.budget = budget or Budget(settings, self.ledger)
         self.cache = cache or (AnswerCache(settings) if settings.answer_cache else None)
-        self._default_collection = store.name if store else settings.collection
-        self._stores: dict[str, Store] = {store.name: store} if store else {}
-        self._lock = threading.Lock()
 
     def ask(
         self,
@@ -154,8 +168,15 @@ class Chain:
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> Iterator[Event]:
         started = time.perf_counter()
-        store = self.store(options.collection)
-        self.budget.check(session_id, self.estimate_usd(question, history, options))
+        store = self.stores.get(options.collection)
+        query = Query.of(question, self.settings, options)
+        # The second ranking stage reorders fused candidates, which only hybrid mode has.
+        reranking = self.retriever.reranker(query.rerank).estimate(query.text) if query.mode == "hybrid" else Usage()
+        lite = self.settings.lite_model  # cheap steps: the rewrite and the second ranking stage
+        estimate = self.budget.estimate_usd(
+            query, history, options.model or self.generator.flash_model, lite, also=[(lite, reranking)]
+        )
+        self.budget.check(session_id, estimate)
         rewritten = self.rewrite(question, history)
         rewrite = self.charge(session_id, rewritten.model, rewritten.usage, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
@@ -183,7 +204,7 @@ class Chain:
             cache_saved_usd=sum(p.cache_saved_usd for p in priced),
             latency_s=time.perf_counter() - started,
             ttft_s=generated.ttft_s,
-            offline=not self.provider.online,
+            offline=not self.generator.online,
             session_id=session_id,
             corpus_version=key.corpus_version,
             history=list(history),
@@ -192,42 +213,12 @@ class Chain:
             self.cache.put(key, record)
         yield Done(record)
 
-    def estimate_usd(self, question: str, history: Sequence[Message], options: AskOptions) -> float:
-        """What this answer may cost, before any call is made, so a request that would pass a
-        budget is refused whole. Tokens are estimated locally (`estimate_tokens`); the answer's
-        prompt is bounded by top_k chunks of the configured size, its output by
-        `budget_output_tokens`, and the router's model by Flash unless one is forced."""
-        query = Query.of(question, self.settings, options)
-        asked = estimate_tokens(question + "".join(m.text for m in history))
-        context = query.top_k * self.settings.chunk_profile.size_tokens + asked + 500
-        model = options.model or self.provider.flash_model
-        answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
-        rewrite = Usage(prompt_tokens=asked + 150, output_tokens=asked) if history else Usage()
-        rerank = self.retriever.reranker(query.rerank).estimate(query.text) if query.mode == "hybrid" else Usage()
-        return (
-            price_usd(self.settings, model, answer)
-            + price_usd(self.settings, self.settings.lite_model, rewrite)
-            + price_usd(self.settings, self.settings.lite_model, rerank)
-        )
-
     def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
-        """Everything the answer depends on besides the question: the collection and its
-        version, the model policy (the router picks within it), the prompt, retrieval."""
+        """The collection and its version, the model policy (the router picks within it), and
+        what retrieval will use (see rag.cache.answer_key)."""
         query = Query.of(standalone_question, self.settings, options)
-        models = options.model or f"{self.provider.flash_model}|{self.provider.pro_model}"
-        retrieval = {
-            "collection": store.name,
-            "mode": query.mode,
-            "top_k": query.top_k,
-            "mmr": query.mmr,
-            "rerank": query.rerank,
-            "rerank_settings": [
-                self.settings.rerank_depth, self.settings.local_rerank.model_dump(), self.settings.lite_model
-            ],
-            "sources": sorted(query.sources),
-            "pro_threshold_tokens": self.settings.pro_threshold_tokens,
-        }
-        return cache_key(standalone_question, store.version, models, PROMPT_VERSION, retrieval)
+        models = options.model or f"{self.generator.flash_model}|{self.generator.pro_model}"
+        return answer_key(self.settings, store.name, store.version, query, models)
 
     def replay(
         self,
@@ -252,20 +243,9 @@ class Chain:
             return Priced(model, 0.0)
         return self.ledger.charge(session_id, model, usage, kind)
 
-    def store(self, collection: str | None = None) -> Store:
-        """The collection to answer from; refuses one that nothing was ingested into."""
-        name = collection or self._default_collection
-        with self._lock:
-            if name not in self._stores and name in list_collections(self.settings):
-                self._stores[name] = Store(self.settings, self.provider.embedding_id, name)
-            store = self._stores.get(name)
-        if store is None or store.count() == 0:
-            raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
-        return store
-
     def rewrite(self, question: str, history: Sequence[Message]) -> Rewritten:
-        """A cheap step: on the Flash-Lite model (a provider without one answers with its own)."""
-        return standalone(self.provider, question, history, self.settings.lite_model)
+        """A cheap step: on the Flash-Lite model (a generator without one answers with its own)."""
+        return standalone(self.generator, question, history, self.settings.lite_model)
 
     def retrieve(self, store: Store, question: str, options: AskOptions) -> Retrieved:
         return self.retriever.search(store, Query.of(question, self.settings, options))
@@ -290,7 +270,7 @@ class Chain:
             whole = WholeDocument(document, answer_prompt(standalone_question, whole_passages, history))
         return self.router.route(prompt, whole, forced_model=options.model)
 
-    def generate(self, routed: Routed, started: float, on_stop: OnStop) -> Generator[Delta, None, Generated]:
+    def generate(self, routed: Routed, started: float, on_stop: OnStop) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""
         try:
             return (yield from self._stream_model(routed.prompt, routed.route, started, on_stop))
@@ -310,13 +290,13 @@ class Chain:
 
     def _stream_model(
         self, prompt: Prompt, route: Route, started: float, on_stop: OnStop
-    ) -> Generator[Delta, None, Generated]:
+    ) -> Streaming:
         pieces: list[str] = []
         usage = Usage()
         served = route.model
         ttft = 0.0
         try:
-            for delta in self.provider.stream(prompt, model=route.model):
+            for delta in self.generator.stream(prompt, model=route.model):
                 if delta.text:
                     if not pieces:
                         ttft = time.perf_counter() - started

@@ -138,11 +138,11 @@ def chat(chain: Chain, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rag.providers import get_provider
+    from rag.providers import get_generator
     from rag.settings import get_settings
 
     settings = get_settings()
-    chain = Chain(settings, get_provider(settings))
+    chain = Chain(settings, get_generator(settings))
     args.session = args.session or new_session_id()
     return ask(chain, args) if args.command == "ask" else chat(chain, args)
 

@@ -1,6 +1,6 @@
 """Query embeddings, cached so a repeated question makes no embedding call.
 
-Keyed by the provider's `embedding_id` (model and dimensions) and the exact text: a vector
+Keyed by the embedder's `embedding_id` (model and dimensions) and the exact text: a vector
 is only reused for the same text under the same embedder, so it is exactly what a new call
 would have returned.
 """
@@ -11,7 +11,7 @@ import hashlib
 import time
 
 from rag.kv import KV, Clock, Table, open_kv, pack_vector, unpack_vector
-from rag.providers.base import Provider
+from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.types import Embedded, Usage
 
@@ -21,13 +21,13 @@ class EmbeddingCache:
         self.kv = kv or open_kv(settings, "cache", clock)
         self.table = Table("query-embeddings", settings.cache_ttl_s, settings.embed_cache_max_entries)
 
-    def embed_query(self, provider: Provider, text: str) -> Embedded:
+    def embed_query(self, embedder: Embedder, text: str) -> Embedded:
         """A hit costs nothing and says so: its usage is zero."""
-        key = hashlib.sha256(f"{provider.embedding_id}\n{text}".encode()).hexdigest()
+        key = hashlib.sha256(f"{embedder.embedding_id}\n{text}".encode()).hexdigest()
         raw = self.kv.get(self.table, key)
         if raw is not None:
             model, _, vector = raw.partition(b"\0")
             return Embedded([unpack_vector(vector).tolist()], Usage(), model.decode())
-        embedded = provider.embed_query(text)
+        embedded = embedder.embed_query(text)
         self.kv.put(self.table, key, embedded.model.encode() + b"\0" + pack_vector(embedded.vectors[0]))
         return embedded

@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.errors import GemragError
 from rag.kv import KV, Clock, Table, open_kv
-from rag.providers.base import Provider
+from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
 from rag.store import Store
 from rag.types import Hit, Prompt, Usage, estimate_tokens
@@ -188,13 +188,13 @@ class GeminiReranker:
     def __init__(
         self,
         settings: Settings,
-        provider: Provider,
+        generator: Generator,
         local: LocalReranker,
         kv: KV | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.settings = settings
-        self.provider = provider
+        self.generator = generator
         self.local = local
         self.model = settings.lite_model
         self.kv = kv or open_kv(settings, "cache", clock)
@@ -208,7 +208,7 @@ class GeminiReranker:
         if cached is not None:
             return self._apply(base, json.loads(cached), Usage(), "")
         try:
-            generation = self.provider.generate(
+            generation = self.generator.generate(
                 rerank_prompt(question, ordered, self.settings.rerank_timeout_s), model=self.model
             )
         except GemragError as error:
@@ -237,13 +237,13 @@ class GeminiReranker:
         return Reranked([Hit(base.hits[i].chunk, scores[i]) for i in order], usage, model)
 
 
-def make_reranker(settings: Settings, provider: Provider, mode: str | None = None) -> Reranker:
+def make_reranker(settings: Settings, generator: Generator, mode: str | None = None) -> Reranker:
     """The configured reranker. `gemini` needs a model to call: without a key it is the
     local one (there is nothing else to ask)."""
     chosen = mode or settings.rerank
     local = LocalReranker(settings.local_rerank)
-    if chosen == "gemini" and provider.online:
-        return GeminiReranker(settings, provider, local)
+    if chosen == "gemini" and generator.online:
+        return GeminiReranker(settings, generator, local)
     if chosen == "none":
         return NoRerank()
     return local

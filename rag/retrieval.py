@@ -19,7 +19,8 @@ import numpy as np
 from rag.answer import AskOptions, Mode, RerankMode
 from rag.bm25 import BM25Search
 from rag.embedcache import EmbeddingCache
-from rag.providers.base import Provider
+from rag.providers import Embedders
+from rag.providers.base import Generator
 from rag.rerank import Reranked, Reranker, make_reranker
 from rag.settings import Settings
 from rag.store import Store
@@ -116,15 +117,21 @@ def source_filter(sources: Sequence[str]) -> dict | None:  # type: ignore[type-a
 
 
 class Retriever:
+    """Searches any collection: its question is embedded by the embedder that built it
+    (`embedders`), whatever generator writes the answer; `generator` serves the model-based
+    second ranking stage."""
+
     def __init__(
         self,
         settings: Settings,
-        provider: Provider,
+        embedders: Embedders,
+        generator: Generator,
         bm25: BM25Search | None = None,
         embeddings: EmbeddingCache | None = None,
     ) -> None:
         self.settings = settings
-        self.provider = provider
+        self.embedders = embedders
+        self.generator = generator
         self.bm25 = bm25 or BM25Search(settings)
         self.embeddings = embeddings
         self._rerankers: dict[str, Reranker] = {}
@@ -133,7 +140,7 @@ class Retriever:
         pool = query.top_k * self.settings.overfetch
         reranker = self.reranker(query.rerank)
         needs_vector = query.mode != "bm25" or query.mmr
-        embedded = self.embed(query.text) if needs_vector else None
+        embedded = self.embed(store, query.text) if needs_vector else None
         usage, model = (embedded.usage, embedded.model) if embedded else (Usage(), "")
         vector_hits = (
             store.query(embedded.vectors[0], pool, where=source_filter(query.sources))
@@ -156,14 +163,16 @@ class Retriever:
 
     def reranker(self, mode: RerankMode) -> Reranker:
         if mode not in self._rerankers:
-            self._rerankers[mode] = make_reranker(self.settings, self.provider, mode)
+            self._rerankers[mode] = make_reranker(self.settings, self.generator, mode)
         return self._rerankers[mode]
 
-    def embed(self, text: str) -> Embedded:
-        """Through the query-embedding cache when there is one: a repeated question costs no call."""
+    def embed(self, store: Store, text: str) -> Embedded:
+        """With the collection's embedder, through the query-embedding cache when there is
+        one: a repeated question costs no call."""
+        embedder = self.embedders.get(store.embedding_id)
         if self.embeddings is None:
-            return self.provider.embed_query(text)
-        return self.embeddings.embed_query(self.provider, text)
+            return embedder.embed_query(text)
+        return self.embeddings.embed_query(embedder, text)
 
     def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit]) -> list[Hit]:
         chunks = {h.chunk.id: h.chunk for h in [*vector_hits, *bm25_hits]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.providers.base import Provider
+from rag.providers.base import Generator
 from rag.types import Message, Prompt, Usage
 
 MAX_HISTORY_MESSAGES = 8  # the last four exchanges carry the subject; older turns only add tokens
@@ -40,9 +40,9 @@ def rewrite_prompt(question: str, history: Sequence[Message]) -> Prompt:
     )
 
 
-def standalone(provider: Provider, question: str, history: Sequence[Message], model: str) -> Rewritten:
+def standalone(generator: Generator, question: str, history: Sequence[Message], model: str) -> Rewritten:
     """The question unchanged (no call) when there is no history, else the provider's rewrite."""
     if not history:
         return Rewritten(question, Usage())
-    generation = provider.generate(rewrite_prompt(question, history), model=model)
+    generation = generator.generate(rewrite_prompt(question, history), model=model)
     return Rewritten(generation.text.strip().strip("\"'") or question, generation.usage, generation.model)

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from rag.answer import Route
 from rag.errors import ProviderError
-from rag.providers.base import Provider
+from rag.providers.base import Generator
 from rag.settings import Settings
 from rag.types import Prompt
 
@@ -69,9 +69,9 @@ class Routed:
 
 
 class Router:
-    def __init__(self, settings: Settings, provider: Provider) -> None:
+    def __init__(self, settings: Settings, generator: Generator) -> None:
         self.settings = settings
-        self.provider = provider
+        self.generator = generator
 
     def document_wanted(self, question: str, ranked_sources: Sequence[str]) -> str | None:
         """The document a "summarise this document" question is about: the one it names, or
@@ -90,7 +90,7 @@ class Router:
             size = self.size(whole.prompt, budget)
             if size.tokens <= budget:
                 why = f"the question asks for the whole of {whole.source} ({size}, sent whole)"
-                return Routed(whole.prompt, self._decided(self.provider.pro_model, why, pro=True, size=size))
+                return Routed(whole.prompt, self._decided(self.generator.pro_model, why, pro=True, size=size))
             note = (
                 f"; the whole of {whole.source} ({size}) is over the {budget:,}-token budget, "
                 "so only its best passages were sent"
@@ -98,13 +98,13 @@ class Router:
         size = self.size(prompt, threshold)
         if size.tokens > threshold:
             why = f"context {size} > {threshold:,}{note}"
-            return Routed(prompt, self._decided(self.provider.pro_model, why, pro=True, size=size))
+            return Routed(prompt, self._decided(self.generator.pro_model, why, pro=True, size=size))
         why = f"context {size} <= {threshold:,}{note}"
-        return Routed(prompt, self._decided(self.provider.flash_model, why, pro=False, size=size))
+        return Routed(prompt, self._decided(self.generator.flash_model, why, pro=False, size=size))
 
     def fallback(self, route: Route, error: ProviderError) -> Route:
         """Flash instead of Pro after Pro's quota ran out; the reason keeps why Pro was wanted."""
-        flash = self.provider.flash_model
+        flash = self.generator.flash_model
         return Route(
             kind="fallback",
             model=flash,
@@ -131,18 +131,18 @@ class Router:
         chars = len(prompt.text)
         if chars <= limit:
             return Size(chars, exact=False)
-        return Size(self.provider.count_tokens(prompt), exact=True)
+        return Size(self.generator.count_tokens(prompt), exact=True)
 
     def _chosen(self, model: str) -> Route:
         """A model the user forced (--model, the UI's model menu): named as chosen, never
         labelled Flash or Pro, whatever it is."""
-        if not self.provider.online:
+        if not self.generator.online:
             return self._decided(model, "model chosen by the caller", pro=False)
         return Route("chosen", model, "model chosen by the caller")
 
     def _decided(self, model: str, why: str, *, pro: bool, size: Size | None = None) -> Route:
         tokens = size.tokens if size else 0
-        if not self.provider.online:
+        if not self.generator.online:
             return Route("offline", model, f"offline mode (no Gemini key), extractive answer: {why}", tokens)
         named, note = self._named(model), self._retired_note(model)
         if pro:

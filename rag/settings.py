@@ -93,6 +93,26 @@ def _catalogue_models() -> dict[str, ModelRow]:
     return {name: ModelRow.model_validate(row) for name, row in catalogue_rows().items()}
 
 
+# Settings that change which passages an answer rests on or which model writes it: the answer
+# cache keys on them (rag.cache.answer_key). A new retrieval or routing setting belongs here.
+ANSWER_SHAPING_SETTINGS = (
+    "retrieval_mode",
+    "top_k",
+    "overfetch",
+    "fusion",
+    "rrf_k",
+    "fusion_alpha",
+    "mmr",
+    "mmr_lambda",
+    "rerank",
+    "rerank_depth",
+    "local_rerank",
+    "lite_model",  # the gemini second stage's model
+    "pro_threshold_tokens",
+    "whole_document_budget_tokens",
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GEMRAG_",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -23,7 +24,22 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 ADD_BATCH = 2_000  # below chromadb's max batch size on every backend
 
 
+_clients: dict[str, object] = {}
+_clients_lock = threading.Lock()
+
+
 def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]
+    """One client per Chroma server or data dir, per process, created once under a lock:
+    two threads creating the first embedded client at once race inside chromadb and both
+    fail (two first requests to a fresh UI did)."""
+    where = settings.chroma_url or str(settings.path("chroma").resolve())
+    with _clients_lock:
+        if where not in _clients:
+            _clients[where] = _new_client(settings)
+        return _clients[where]
+
+
+def _new_client(settings: Settings):  # type: ignore[no-untyped-def]
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -45,6 +61,14 @@ def check_collection_name(name: str) -> None:
             f"Collection name {name!r} is not allowed: use 3-512 characters from "
             "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
         )
+
+
+def recorded_embedder(settings: Settings, name: str) -> str | None:
+    """The embedding id a collection records, or None when there is no such collection."""
+    client = chroma_client(settings)
+    if name not in {c.name for c in client.list_collections()}:
+        return None
+    return str((client.get_collection(name).metadata or {}).get("embedder", "")) or None
 
 
 class Store:

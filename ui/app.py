@@ -7,8 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.chain import Chain
-from rag.providers import get_provider
+from rag.backend import Backend
 from rag.settings import Settings
 from ui import browser_copies, render, security
 from ui.handlers import Handlers
@@ -47,13 +46,15 @@ THEME = gr.themes.Base(
 
 
 def create_app(settings: Settings) -> gr.Blocks:
-    """The app as `python -m ui` serves it: the configured provider behind one shared chain."""
-    return build_app(settings, Chain(settings, get_provider(settings)))
+    """The app as `python -m ui` serves it: the generator the key chooses, and one set of
+    stores, ledger and chain shared by every browser session."""
+    return build_app(settings, Backend.build(settings))
 
 
-def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
+def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
     browser_copies.use_for_gradio(settings)  # before any component exists: each reads it (page images too)
-    handlers = Handlers(settings, chain)
+    handlers = Handlers(settings, backend)
+    generator = backend.generator
     with gr.Blocks(title="gemrag: ask your documents") as demo:
         state = gr.State(lambda: SessionState())  # called per page load: one session per tab
         with gr.Row(elem_id="topbar", equal_height=True):
@@ -104,12 +105,12 @@ def build_app(settings: Settings, chain: Chain) -> gr.Blocks:
                 )
                 mode = gr.Radio(["hybrid", "vector", "bm25"], value=settings.retrieval_mode, label="Retrieval")
                 top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages per answer (top-k)")
-                models = dict.fromkeys([chain.provider.flash_model, chain.provider.pro_model])
+                models = dict.fromkeys([generator.flash_model, generator.pro_model])
                 model = gr.Dropdown(
                     label="Model",
                     choices=[("Automatic: Flash, Pro for long contexts", ""), *models],
-                    value="", interactive=chain.provider.online,
-                    info=None if chain.provider.online else "Offline mode has one model: the extractive answerer.",
+                    value="", interactive=generator.online,
+                    info=None if generator.online else "Offline mode has one model: the extractive answerer.",
                 )
 
         panel = [details, sources, page_image, viewer, drawer]

@@ -17,7 +17,7 @@ import gradio as gr
 from ingest.discover import SUPPORTED
 from ingest.report import Progress
 from rag.answer import Citation, Mode
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
 from rag.settings import Settings
@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 
 class Handlers:
-    def __init__(self, settings: Settings, chain: Chain) -> None:
+    def __init__(self, settings: Settings, backend: Backend) -> None:
         self.settings = settings
-        self.chain = chain  # one chain for every session: it holds the stores and indexes
+        self.backend = backend  # shared by every session: stores, ledger, budget, the chain
         self.feedback = FeedbackStore(settings)
-        self.suggester = Suggester(settings, chain.provider, chain.ledger, chain.budget)
+        self.suggester = Suggester(settings, backend.generator, backend.ledger, backend.budget)
         self.welcome: render.Welcome | None = None  # read again on every page load and upload
 
     # --- chat ---
@@ -54,7 +54,7 @@ class Handlers:
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "")
         spent_before = self._spent(state)
         busy = (gr.update(visible=False), gr.update(visible=True))
-        for turn in stream_turn(self.chain, state, question, choices, self.settings):
+        for turn in stream_turn(self.backend.chain, state, question, choices, self.settings):
             if turn.status == "streaming":
                 yield self.chat(state), "", *busy, *(SKIP(),) * 6
         spent_after = self._spent(state)
@@ -118,7 +118,7 @@ class Handlers:
         quote = used_sentence(turn.answer, citation.n, passage) if cited else None
         image: Update = gr.update(value=None, visible=False)
         try:
-            chunks = self.chain.store(turn.collection).get([citation.chunk_id])
+            chunks = self.backend.stores.get(turn.collection).get([citation.chunk_id])
             if not chunks:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
             if chunks[0].page is not None:
@@ -141,7 +141,7 @@ class Handlers:
         assert turn.record is not None
         sources = turn.record.sources
         try:
-            chunks = {c.id: c.text for c in self.chain.store(turn.collection).get([s.chunk_id for s in sources])}
+            chunks = {c.id: c.text for c in self.backend.stores.get(turn.collection).get([s.chunk_id for s in sources])}
         except GemragError:
             chunks = {}  # emptied since: the snippets are all there is
         return {s.n: chunks.get(s.chunk_id, s.snippet) for s in sources}
@@ -149,17 +149,17 @@ class Handlers:
     def _spent(self, state: SessionState) -> float | None:
         """The session's spending so far, None when the ledger cannot be read (the totals say so)."""
         try:
-            return self.chain.ledger.session(state.session_id).cost_usd
+            return self.backend.ledger.session(state.session_id).cost_usd
         except Exception:
             return None
 
     def totals(self, state: SessionState) -> str:
-        """From the chain's cost ledger, so cache hits, savings and the budget are the ones the
-        chain enforces (cleared and stopped answers still count: they were paid for)."""
+        """From the ledger and budget the chain charges and enforces, so cache hits, savings and
+        the budget are the chain's (cleared and stopped answers still count: they were paid for)."""
         try:
-            self.chain.ledger.check()
-            spent = self.chain.ledger.session(state.session_id)
-            remaining = self.chain.budget.remaining_usd(state.session_id)
+            self.backend.ledger.check()
+            spent = self.backend.ledger.session(state.session_id)
+            remaining = self.backend.budget.remaining_usd(state.session_id)
         except Exception as exc:
             return render.unavailable("Costs", self._reason(exc))
         return render.totals_html(SessionTotals.of(spent, remaining, self.settings.session_budget_usd))
@@ -251,10 +251,9 @@ class Handlers:
             progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
 
         try:
-            result = ingest_uploads(
-                [Path(f) for f in files or []], self.settings, self.chain.provider,
-                collection or self.settings.collection, report,
-            )
+            collection = collection or self.settings.collection
+            embedder = self.backend.embedder_for(collection)
+            result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report)
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"

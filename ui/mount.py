@@ -16,7 +16,7 @@ PATH = "/ui"
 
 def mount(app: FastAPI, context: MountContext) -> None:
     settings = context.settings
-    demo = build_app(settings, context.chain).queue(default_concurrency_limit=settings.ui_concurrency)
+    demo = build_app(settings, context.backend).queue(default_concurrency_limit=settings.ui_concurrency)
     gr.mount_gradio_app(
         app,
         demo,

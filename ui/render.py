@@ -262,8 +262,17 @@ def _collection_card(info: CollectionInfo, current: bool) -> str:
     return (
         f"<div class='card' data-collection='{text(info.name)}'><div class='card-head'><b>{text(info.name)}</b>"
         f"{badge}</div><div class='card-stats'>{info.documents:,} documents · {info.chunks:,} chunks · "
-        f"last ingest {text(info.last_ingest or 'unknown')}</div><div class='card-files'>{shown}</div></div>"
+        f"last ingest {text(info.last_ingest or 'unknown')}</div>"
+        f"<div class='card-embedder'>searched with {text(embedder_label(info.embedder))}</div>"
+        f"<div class='card-files'>{shown}</div></div>"
     )
+
+
+def embedder_label(embedding_id: str) -> str:
+    """"offline:all-MiniLM-L6-v2-int8:384" reads as "all-MiniLM-L6-v2-int8 (offline, 384 dims)"."""
+    kind, _, rest = embedding_id.partition(":")
+    model, _, dim = rest.rpartition(":")
+    return f"{model} ({kind}, {dim} dims)" if model and dim.isdigit() else embedding_id
 
 
 # --- the side panel: sources, details, totals, corpus ---
@@ -354,7 +363,11 @@ def unavailable(what: str, reason: str) -> str:
 def corpus_html(collections: Sequence[CollectionInfo]) -> str:
     if not collections:
         return "<p>Nothing ingested yet: upload files below, or run <code>python -m ingest PATH</code>.</p>"
-    return "<div class='cards'>" + "".join(_collection_card(c, False) for c in collections) + "</div>"
+    cards = "".join(_collection_card(c, False) for c in collections)
+    return (
+        f"<div class='cards'>{cards}</div><p class='note'>Each collection is searched with the embedder "
+        "that built it; answers come from Gemini when a key is set, whichever embedder built it.</p>"
+    )
 
 
 def upload_summary(result: UploadResult) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from rag.budget import Budget
 from rag.costs import Call, Ledger, price_usd
 from rag.kv import Table, bucket, open_kv
-from rag.providers.base import Provider
+from rag.providers.base import Generator
 from rag.settings import Settings
 from rag.types import Prompt, Usage, estimate_tokens
 from ui.corpus import CollectionInfo, DocumentInfo
@@ -47,9 +47,9 @@ QUESTION_WORDS = ("what", "why", "how", "when", "which", "who", "where", "should
 class Suggester:
     """The first screen's questions for a collection: the model's (cached) with a key, else ours."""
 
-    def __init__(self, settings: Settings, provider: Provider, ledger: Ledger, budget: Budget) -> None:
-        self.settings, self.provider, self.ledger, self.budget = settings, provider, ledger, budget
-        self.kv = open_kv(settings, "suggestions") if provider.online else None
+    def __init__(self, settings: Settings, generator: Generator, ledger: Ledger, budget: Budget) -> None:
+        self.settings, self.generator, self.ledger, self.budget = settings, generator, ledger, budget
+        self.kv = open_kv(settings, "suggestions") if generator.online else None
 
     def for_collection(self, info: CollectionInfo) -> list[str]:
         if self.kv is None or not info.files:
@@ -72,7 +72,7 @@ class Suggester:
         worst = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=60 * MAX_SUGGESTIONS)
         hold = self.budget.reserve(SESSION, price_usd(self.settings, model, worst))  # on record before it is sent
         try:
-            generation = self.provider.generate(prompt, model=model)
+            generation = self.generator.generate(prompt, model=model)
         except Exception:
             self.ledger.settle(hold, [])  # nothing was produced: release what was set aside
             raise

@@ -15,7 +15,7 @@ from pathlib import Path
 from ingest.discover import SUPPORTED
 from ingest.pipeline import ingest_paths
 from ingest.report import IngestReport, ProgressCallback
-from rag.providers.base import Provider
+from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.uploads import StagedFile, UploadRejected, safe_name, upload_dir
 from ui import browser_copies
@@ -54,7 +54,7 @@ class UploadResult:
 def ingest_uploads(
     files: Sequence[Path],
     settings: Settings,
-    provider: Provider,
+    embedder: Embedder,
     collection: str,
     on_progress: ProgressCallback | None = None,
 ) -> UploadResult:
@@ -69,6 +69,6 @@ def ingest_uploads(
     browser_copies.discard(files, settings)  # staged copies are what gets ingested and cited
     if result.staged:
         result.report = ingest_paths(
-            [s.path for s in result.staged], settings, provider, collection=collection, on_progress=on_progress
+            [s.path for s in result.staged], settings, embedder, collection=collection, on_progress=on_progress
         )
     return result

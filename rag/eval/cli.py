@@ -30,7 +30,8 @@ from rag.eval.results import RunReport
 from rag.eval.runner import Evaluator, Plan
 from rag.eval.terminal import print_report
 from rag.eval.testset import CaseError, TestSet, load_testset
-from rag.providers.base import Provider
+from rag.providers import Embedders, get_embedder, get_generator
+from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 from rag.store import Store
 
@@ -92,8 +93,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, provider: Provider | None = None) -> int:
-    """`provider` replaces the one the settings choose (the tests pass fakes)."""
+def main(
+    argv: Sequence[str] | None = None, embedder: Embedder | None = None, generator: Generator | None = None
+) -> int:
+    """`embedder` and `generator` replace the ones the settings choose (the tests pass fakes)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["feedback"]:
         return feedback.main(argv[1:])
@@ -108,11 +111,9 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
     try:
         if args.data_dir:
             settings = settings.model_copy(update={"data_dir": args.data_dir})
-        if provider is None:
-            from rag.providers import get_provider
-
-            provider = get_provider(settings)
-        report, gate = evaluate(args, settings, provider, err, bars=err.is_terminal and not args.quiet)
+        embedder = embedder or get_embedder(settings)
+        generator = generator or get_generator(settings)
+        report, gate = evaluate(args, settings, embedder, generator, err, bars=err.is_terminal and not args.quiet)
     except (GemragError, CaseError) as error:
         err.print(f"error: {redact(str(error), settings.api_key)}", style="red", markup=False, highlight=False)
         return 2
@@ -134,17 +135,23 @@ def main(argv: Sequence[str] | None = None, provider: Provider | None = None) ->
 
 
 def evaluate(
-    args: argparse.Namespace, settings: Settings, provider: Provider, console: Console, *, bars: bool
+    args: argparse.Namespace,
+    settings: Settings,
+    embedder: Embedder,
+    generator: Generator,
+    console: Console,
+    *,
+    bars: bool,
 ) -> tuple[RunReport, GateResult | None]:
     baseline = load_baseline(args.baseline) if args.baseline else None
     configs = parse_compare(args.compare, settings)
-    testset, store, problems = prepare(args, settings, provider, console, bars=bars)
+    testset, store, problems = prepare(args, settings, embedder, console, bars=bars)
     if not testset.cases:
         reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
         raise CaseError(f"{args.testset} has no valid case: {reasons}")
     if args.fresh:
         (args.out / CHECKPOINT).unlink(missing_ok=True)
-    evaluator = Evaluator(settings, provider, store, Checkpoint(args.out))
+    evaluator = Evaluator(settings, generator, store, Checkpoint(args.out), Embedders(settings, embedder))
     beir = is_beir_dir(args.testset)
     plan = Plan(testset, configs, answers=not (beir or args.retrieval_only), workers=max(1, args.workers))
     with case_progress(console, bars, plan) as advance:
@@ -154,7 +161,7 @@ def evaluate(
 
 
 def prepare(
-    args: argparse.Namespace, settings: Settings, provider: Provider, console: Console, *, bars: bool
+    args: argparse.Namespace, settings: Settings, embedder: Embedder, console: Console, *, bars: bool
 ) -> tuple[TestSet, Store, list[str]]:
     """The test set and the collection it is asked against, ingested if need be."""
     if is_beir_dir(args.testset):
@@ -162,15 +169,15 @@ def prepare(
         root = materialise(beir, settings.path("beir", beir.name, "docs"))
         name = args.collection or collection_name("beir", beir.name)
         with progress_bars(console, bars) as on_progress:
-            store, problems = ensure_ingested(settings, provider, root, name, on_progress)
+            store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
         return beir.testset, store, problems
     testset = load_testset(args.testset)
     if args.collection and not args.corpus:
-        return testset, open_collection(settings, provider, args.collection), []
+        return testset, open_collection(settings, args.collection), []
     root = args.corpus or settings.eval_corpus
     name = args.collection or collection_name("eval", root.resolve().name)
     with progress_bars(console, bars) as on_progress:
-        store, problems = ensure_ingested(settings, provider, root, name, on_progress)
+        store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
     return testset, store, problems
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from ingest.pipeline import ingest_paths
 from ingest.report import IngestReport, ProgressCallback, Status
 from rag.errors import GemragError
-from rag.providers.base import Provider
+from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.store import Store
+from rag.stores import Stores
 
 
 def collection_name(prefix: str, name: str) -> str:
@@ -26,7 +27,7 @@ def collection_name(prefix: str, name: str) -> str:
 
 def ensure_ingested(
     settings: Settings,
-    provider: Provider,
+    embedder: Embedder,
     root: Path,
     collection: str,
     on_progress: ProgressCallback | None = None,
@@ -35,17 +36,15 @@ def ensure_ingested(
     file that could not be ingested."""
     if not root.exists():
         raise GemragError(f"Corpus {root} does not exist: pass --corpus DIR, the folder the test set is about.")
-    report = ingest_paths([root], settings, provider, collection=collection, prune=True, on_progress=on_progress)
+    report = ingest_paths([root], settings, embedder, collection=collection, prune=True, on_progress=on_progress)
     if report.stopped:
         raise GemragError(f"Ingesting {root} into {collection!r} stopped: {report.stopped}")
-    return open_collection(settings, provider, collection), failures(report)
+    return open_collection(settings, collection), failures(report)
 
 
-def open_collection(settings: Settings, provider: Provider, collection: str) -> Store:
-    store = Store(settings, provider.embedding_id, collection)
-    if store.count() == 0:
-        raise GemragError(f"Collection {collection!r} is empty: nothing to evaluate against.")
-    return store
+def open_collection(settings: Settings, collection: str) -> Store:
+    """The collection as it was built, whichever embedder built it."""
+    return Stores(settings).get(collection)
 
 
 def failures(report: IngestReport) -> list[str]:

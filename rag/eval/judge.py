@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.prompts import render_source
-from rag.providers.base import Provider
+from rag.providers.base import Generator
 from rag.types import Passage, Prompt, Usage
 
 RUBRIC = """You are grading an answer produced by a question-answering system over a user's documents.
@@ -79,10 +79,10 @@ def judge_prompt(question: str, reference: str, answer: str, passages: Sequence[
 
 
 def judge(
-    provider: Provider, question: str, reference: str, answer: str, passages: Sequence[Passage], model: str
+    generator: Generator, question: str, reference: str, answer: str, passages: Sequence[Passage], model: str
 ) -> Verdict:
     """Judging is a cheap step: `model` is the Flash-Lite model (settings.lite_model)."""
-    generation = provider.generate(judge_prompt(question, reference, answer, passages), model=model)
+    generation = generator.generate(judge_prompt(question, reference, answer, passages), model=model)
     return parse_verdict(generation.text, generation.usage, generation.model)
 
 

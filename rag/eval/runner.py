@@ -17,6 +17,7 @@ from rag.answer import AnswerRecord, AskOptions
 from rag.chain import Chain
 from rag.citecheck import supported_share
 from rag.costs import price_usd
+from rag.embedcache import EmbeddingCache
 from rag.errors import GemragError
 from rag.eval import metrics
 from rag.eval.checkpoint import Checkpoint, unit_key
@@ -32,8 +33,9 @@ from rag.eval.results import (
 )
 from rag.eval.testset import TestCase, TestSet
 from rag.prompts import PROMPT_VERSION
-from rag.providers.base import Provider
-from rag.retrieval import Query
+from rag.providers import Embedders
+from rag.providers.base import Generator
+from rag.retrieval import Query, Retriever
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Chunk, Message, Passage
@@ -52,19 +54,31 @@ class Plan:
 
 
 class Evaluator:
-    def __init__(self, settings: Settings, provider: Provider, store: Store, checkpoint: Checkpoint) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        generator: Generator,
+        store: Store,
+        checkpoint: Checkpoint,
+        embedders: Embedders | None = None,
+    ) -> None:
+        """`embedders`: where the collection's embedder comes from (default: the settings)."""
         self.settings = settings
-        self.provider = provider
+        self.generator = generator
         self.store = store
+        self.retriever = Retriever(
+            settings, embedders or Embedders(settings), generator, embeddings=EmbeddingCache(settings)
+        )
         # Cached answers would report no cost and no latency: evaluation measures real answers.
-        self.chain = Chain(settings.model_copy(update={"answer_cache": False}), provider, store)
+        self.chain = Chain(settings.model_copy(update={"answer_cache": False}), generator, store,
+                           retriever=self.retriever)
         self.checkpoint = checkpoint
         self.failures: list[str] = []
         # Everything a unit's scores depend on besides its case and configuration.
         self.environment = {
-            "provider": provider.name,
-            "embedder": provider.embedding_id,
-            "models": [provider.flash_model, provider.pro_model],
+            "provider": generator.name,
+            "embedder": store.embedding_id,
+            "models": [generator.flash_model, generator.pro_model],
             "collection": store.name,
             "corpus_version": store.version,
             "prompt": PROMPT_VERSION,
@@ -115,7 +129,7 @@ class Evaluator:
         answers_done.sort(key=lambda s: case_order[s.case_id])
         return RunReport(
             testset=plan.testset.name,
-            provider=f"{self.provider.name} ({self.provider.flash_model}, {self.provider.pro_model})",
+            provider=f"{self.generator.name} ({self.generator.flash_model}, {self.generator.pro_model})",
             collection=self.store.name,
             corpus_version=self.store.version,
             started=started,
@@ -168,7 +182,7 @@ class Evaluator:
 
     def search(self, question: str, variant: RetrievalVariant, depth: int) -> list[metrics.Found]:
         query = Query(question, variant.mode, depth, variant.mmr, variant.rerank)
-        return [found(h.chunk) for h in self.chain.retriever.search(self.store, query).hits]
+        return [found(h.chunk) for h in self.retriever.search(self.store, query).hits]
 
     # --- answers ---
 
@@ -191,7 +205,7 @@ class Evaluator:
         cited = [metrics.Found(c.source, c.page, c.chunk_id) for c in record.citations]
         refused = metrics.is_refusal(record.answer)
         shown = self.shown(record)
-        verdict = judge(self.provider, case.question, case.reference_answer,
+        verdict = judge(self.generator, case.question, case.reference_answer,
                         metrics.without_note(record.answer), shown, self.settings.lite_model)
         answerable = not case.unanswerable
         # Word overlap says nothing about a refusal, which claims nothing; a model judges it.

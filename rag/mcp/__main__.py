@@ -16,7 +16,7 @@ from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
 from rag.chain import Chain
 from rag.errors import GemragError
 from rag.mcp.tools import build_server
-from rag.providers import get_provider
+from rag.providers import get_generator
 from rag.server.auth import is_loopback
 from rag.settings import load_settings
 
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = {k: v for k, v in (("collection", args.collection), ("data_dir", args.data_dir)) if v is not None}
         settings = load_settings(**overrides)
-        server = build_server(Chain(settings, get_provider(settings)))
+        server = build_server(Chain(settings, get_generator(settings)))
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

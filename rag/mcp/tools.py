@@ -67,7 +67,7 @@ def build_server(chain: Chain) -> MCPServer:
         page and heading. No answer is generated."""
         options = AskOptions(collection=collection, top_k=max(1, min(k, 50)), mode=mode)
         with as_tool_errors():
-            store = chain.store(collection)
+            store = chain.stores.get(collection)
             retrieved = chain.retriever.search(store, Query.of(query, chain.settings, options))
             chain.charge("mcp/search", retrieved.embedding_model, retrieved.usage, "embed")
         return [Passage(source=h.chunk.source, page=h.chunk.page, heading=h.chunk.heading, text=h.chunk.text,

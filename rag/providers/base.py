@@ -1,7 +1,12 @@
-"""The narrow interface every model provider implements.
+"""The two narrow interfaces behind every model call: an `Embedder` and a `Generator`.
 
-Gemini and the offline default are interchangeable behind it: the chain, ingest and
-evaluation never ask which one they hold.
+They are apart because they belong to different owners. The embedder belongs to the
+**collection**: its vectors were made by one model, and a question must be embedded by the
+same one. The generator belongs to the **session**: with a Gemini key it is Gemini, without
+one the offline answerer. So a collection built offline keeps working once a key is set
+(MiniLM embeds the question, Gemini writes the answer). Ingest, retrieval and the
+query-embedding cache take an Embedder; the router, rewrite, judge and chain a Generator.
+Gemini and the offline default each implement both; the chain never asks which it holds.
 """
 
 from __future__ import annotations
@@ -13,17 +18,23 @@ from rag.types import Embedded, Generation, Prompt, StreamDelta
 
 
 @runtime_checkable
-class Provider(Protocol):
-    name: str  # "gemini" | "offline"
-    online: bool  # False for the embedded default: the UI and answers say so
-    embedding_id: str  # recorded on a collection; mixing embedders is refused
+class Embedder(Protocol):
+    name: str  # "gemini" | "offline": picks the chunk profile (chunk size belongs to the embedder)
+    embedding_id: str  # recorded on a collection; answering picks the embedder by it
+    embedding_model: str  # priced by this name (a local model is free)
     embedding_dim: int
-    flash_model: str
-    pro_model: str
 
     def embed_documents(self, texts: Sequence[str]) -> Embedded: ...
 
     def embed_query(self, text: str) -> Embedded: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str  # "gemini" | "offline"
+    online: bool  # False for the embedded default: the UI and answers say so
+    flash_model: str
+    pro_model: str
 
     def generate(self, prompt: Prompt, model: str | None = None) -> Generation: ...
 

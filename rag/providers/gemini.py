@@ -1,4 +1,4 @@
-"""The Gemini provider: the Provider interface over google-genai, with our own rate limiting
+"""The Gemini provider: the Embedder and Generator interfaces over google-genai, with our own rate limiting
 and retries around every call (the SDK's retries stay off; see rag/retry.py for why).
 
 Embeddings are sent in batches of at most 100 texts (batchEmbedContents' limit; the SDK

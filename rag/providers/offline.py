@@ -16,9 +16,12 @@ OFFLINE_MODEL = "offline-extractive"
 
 
 class OfflineProvider:
+    """Both an Embedder (MiniLM) and a Generator (the extractive answerer): they share one model."""
+
     name = "offline"
     online = False
     embedding_id = f"offline:{MODEL_ID}:{DIM}"
+    embedding_model = MODEL_ID
     embedding_dim = DIM
     flash_model = OFFLINE_MODEL
     pro_model = OFFLINE_MODEL

@@ -28,8 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.answer import AnswerRecord, Delta, Done, Event
-from rag.budget import Budget
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.errors import (
     BudgetExceeded,
     ConfigError,
@@ -43,7 +42,6 @@ from rag.errors import (
 from rag.jobs import Job, Jobs
 from rag.kv import StoreUnavailable
 from rag.logs import bound, new_request_id
-from rag.providers import get_provider
 from rag.ratelimit import current_session, shared_limiter
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
 from rag.server.conversations import Conversations
@@ -121,7 +119,7 @@ def error_response(error: GemragError) -> JSONResponse:
 @dataclass
 class Services:
     settings: Settings
-    chain: Chain
+    backend: Backend
     keys: ApiKeys
     key_limit: KeyRateLimit
     conversations: Conversations
@@ -173,20 +171,19 @@ def services(request: Request) -> Services:
 
 def create_app(
     settings: Settings,
-    chain: Chain | None = None,
+    backend: Backend | None = None,
     *,
     metrics: Metrics | None = None,
     mounts: list[EntryPoint] | None = None,
 ) -> FastAPI:
-    """`chain` and `metrics` (its ledger's) are made from settings unless given; `mounts`:
+    """`backend` and `metrics` (its ledger's) are made from settings unless given; `mounts`:
     entry points to mount instead of the installed ones (tests pass [])."""
     metrics = metrics or Metrics()
-    if chain is None:
-        chain = Chain(settings, get_provider(settings), ledger=MeteredLedger(settings, metrics))
-    metrics.watch(settings, chain.ledger)
+    backend = backend or Backend.build(settings, ledger=MeteredLedger(settings, metrics))
+    metrics.watch(settings, backend.ledger)
     keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
     shared_limiter(settings).observers.append(lambda model, wait: metrics.ratelimit_wait.labels(model).observe(wait))
-    state = Services(settings, chain, keys, KeyRateLimit(settings), Conversations(settings), metrics)
+    state = Services(settings, backend, keys, KeyRateLimit(settings), Conversations(settings), metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
@@ -220,7 +217,7 @@ def create_app(
                 return keys.caller(key, None).name == name
             except GemragError:
                 return False
-    app.state.mounted = mount_all(app, MountContext(settings, chain, login), mounts)
+    app.state.mounted = mount_all(app, MountContext(settings, backend, login), mounts)
     return app
 
 
@@ -238,8 +235,8 @@ def add_routes(app: FastAPI) -> None:
     async def ask(body: AskRequest, request: Request, caller: Asker) -> Response:
         started = time.perf_counter()
         state = services(request)
-        chain = state.chain
-        if body.model and body.model not in {chain.provider.flash_model, chain.provider.pro_model}:
+        chain, generator = state.backend.chain, state.backend.generator
+        if body.model and body.model not in {generator.flash_model, generator.pro_model}:
             raise ConfigError(f"model: {body.model!r} is not one of this server's answer models (GET /v1/models).")
         external = body.session_id or uuid.uuid4().hex[:16]
         session = f"{caller.name}/{external}"
@@ -324,16 +321,15 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/v1/sessions/{session_id}/costs", response_model=SessionCosts)
     async def session_costs(session_id: str, request: Request,
                             caller: Asker) -> SessionCosts:
-        chain = services(request).chain
+        backend = services(request).backend
         session = f"{caller.name}/{session_id}"
 
         def read() -> SessionCosts:
-            budget = Budget(chain.settings, chain.ledger)
             return SessionCosts(
                 session_id=session_id,
-                total=totals_out(chain.ledger.session(session)),
-                by_model={m: totals_out(t) for m, t in chain.ledger.models(session).items()},
-                budget_remaining_usd=budget.remaining_usd(session),
+                total=totals_out(backend.ledger.session(session)),
+                by_model={m: totals_out(t) for m, t in backend.ledger.models(session).items()},
+                budget_remaining_usd=backend.budget.remaining_usd(session),
             )
 
         return await anyio.to_thread.run_sync(read)
@@ -341,10 +337,11 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/v1/models", response_model=ModelsOut)
     async def models(request: Request, caller: Asker) -> ModelsOut:
         state = services(request)
-        provider, settings = state.chain.provider, state.settings
+        provider, settings = state.backend.generator, state.settings
         out = []
         answer_models = dict.fromkeys([provider.flash_model, provider.pro_model])
-        embedding = getattr(provider, "embedding_model", provider.embedding_id)
+        # The default collection's embedder: the one that built it, else the one new ones get.
+        embedding = (await anyio.to_thread.run_sync(state.backend.embedder_for, settings.collection)).embedding_model
         for name, role in [*((m, "answer") for m in answer_models), (embedding, "embedding")]:
             row = settings.models.get(name)
             limit, price = settings.limit_for(name), row.price_on(date.today()) if row else None
@@ -427,7 +424,7 @@ def observe_jobs(state: Services) -> None:
 
 
 def observe_quotas(state: Services) -> None:
-    provider, limiter = state.chain.provider, shared_limiter(state.settings)
+    provider, limiter = state.backend.generator, shared_limiter(state.settings)
     for model in dict.fromkeys([provider.flash_model, provider.pro_model, state.settings.embedding_model]):
         quota = limiter.quota(model)
         state.metrics.ratelimit_queue.labels(model).set(quota.waiting)
@@ -469,7 +466,7 @@ def readiness(state: Services) -> dict[str, str]:
         checks["chroma"] = "ok"
     except Exception as exc:  # chromadb raises many kinds; any of them means not ready
         checks["chroma"] = f"unreachable: {type(exc).__name__}"
-    provider = state.chain.provider
+    provider = state.backend.generator
     if provider.online and time.monotonic() - state.ready_at > READY_CACHE_S:
         try:
             provider.count_tokens("ping")  # free, and on its own quota

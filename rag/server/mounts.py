@@ -10,7 +10,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from fastapi import FastAPI
 
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.settings import Settings
 
 GROUP = "gemrag.mounts"
@@ -19,7 +19,7 @@ GROUP = "gemrag.mounts"
 @dataclass(frozen=True)
 class MountContext:
     settings: Settings
-    chain: Chain
+    backend: Backend  # the stores, ledger, budget and chain the API serves from
     # With API keys configured, a mounted app must log its users in: name and key.
     check_login: Callable[[str, str], bool] | None
 

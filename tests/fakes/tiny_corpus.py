@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from rag.providers.base import Provider
+from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Chunk
@@ -95,11 +95,11 @@ def chunks(docs: tuple[Doc, ...] = DOCS) -> list[Chunk]:
     return out
 
 
-def build_store(settings: Settings, provider: Provider, name: str = "tiny-corpus",
+def build_store(settings: Settings, embedder: Embedder, name: str = "tiny-corpus",
                 docs: tuple[Doc, ...] = DOCS) -> Store:
-    """A store holding `docs`, embedded by `provider`, at corpus version 1."""
-    store = Store(settings, provider.embedding_id, name)
+    """A store holding `docs`, embedded by `embedder`, at corpus version 1."""
+    store = Store(settings, embedder.embedding_id, name)
     pieces = chunks(docs)
-    store.upsert(pieces, provider.embed_documents([c.text for c in pieces]).vectors)
+    store.upsert(pieces, embedder.embed_documents([c.text for c in pieces]).vectors)
     store.bump_version()
     return store

@@ -52,7 +52,7 @@ def main() -> int:
     for name in STEPS:
         watch(name, int(kill_at) if name == step else 0, when)
     delay = float(os.environ.get("FAKE_EMBED_DELAY_S", "0"))
-    return cli.main(argv, provider=FakeEmbedder(delay_s=delay))
+    return cli.main(argv, embedder=FakeEmbedder(delay_s=delay))
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from rag.errors import ProviderError
-from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage
+from rag.types import Embedded, Usage
 
 DIM = 8
 
@@ -20,14 +20,15 @@ def vector(text: str) -> list[float]:
 
 
 class FakeEmbedder:
-    name = "offline"  # takes the offline chunk profile
-    online = False
-    embedding_dim = DIM
-    flash_model = pro_model = "fake"
+    """An Embedder only: ingest never generates."""
 
-    def __init__(self, embedding_id: str = f"fake:hash:{DIM}", *, delay_s: float = 0.0,
+    name = "offline"  # takes the offline chunk profile
+    embedding_dim = DIM
+
+    def __init__(self, embedding_id: str = f"fake:hash:{DIM}", *, embedding_model: str = "fake", delay_s: float = 0.0,
                  fail_after: int | None = None, error: ProviderError | None = None) -> None:
         self.embedding_id = embedding_id
+        self.embedding_model = embedding_model  # priced by this name; "fake" is free
         self.delay_s = delay_s
         self.fail_after = fail_after  # calls that succeed before `error` is raised
         self.error = error
@@ -43,16 +44,7 @@ class FakeEmbedder:
         if self.delay_s:
             time.sleep(self.delay_s)
         self.calls.append(list(texts))
-        return Embedded([vector(t) for t in texts], Usage(prompt_tokens=len(texts)), "fake")
+        return Embedded([vector(t) for t in texts], Usage(prompt_tokens=len(texts)), self.embedding_model)
 
     def embed_query(self, text: str) -> Embedded:
         return self.embed_documents([text])
-
-    def generate(self, prompt: Prompt, model: str | None = None) -> Generation:
-        raise NotImplementedError("ingest never generates")
-
-    def stream(self, prompt: Prompt, model: str | None = None) -> Iterator[StreamDelta]:
-        raise NotImplementedError("ingest never generates")
-
-    def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
-        raise NotImplementedError("ingest counts with the chunker's tokenizer")

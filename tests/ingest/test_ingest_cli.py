@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(capsys, argv, provider):
-    code = main([str(a) for a in argv], provider=provider)
+    code = main([str(a) for a in argv], embedder=provider)
     out, err = capsys.readouterr()
     return code, out, err
 

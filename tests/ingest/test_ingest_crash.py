@@ -41,6 +41,9 @@ def _forget_open_clients() -> None:
     The test process must reopen the store after the child wrote to it, as a new run would."""
     from chromadb.api.client import SharedSystemClient
 
+    from rag import store
+
+    store._clients.clear()  # the app's one client per data dir, made afresh on next use
     SharedSystemClient.clear_system_cache()
 
 

@@ -150,8 +150,7 @@ def test_dry_run_counts_and_prices_without_writing(corpus, settings, fake):
 
 
 def test_dry_run_prices_gemini_embeddings(corpus, settings):
-    gemini_like = FakeEmbedder("gemini:gemini-embedding-001:768")
-    gemini_like.online = True
+    gemini_like = FakeEmbedder("gemini:gemini-embedding-001:768", embedding_model="gemini-embedding-001")
     gemini_like.name = "gemini"
     report = ingest_paths([corpus.root], settings, gemini_like, dry_run=True)
     price = settings.models["gemini-embedding-001"].price.input

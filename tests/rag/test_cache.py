@@ -17,7 +17,7 @@ from rag.embedcache import EmbeddingCache
 from rag.kv import open_kv
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
-from rag.settings import Settings
+from rag.settings import LocalRerankWeights, Settings
 from rag.testing.fake_gemini import FakeGemini
 from rag.types import Embedded, Message, Usage
 from tests.fakes.clock import ManualClock
@@ -136,7 +136,7 @@ READER = """
 import sys
 from rag.answer import AskOptions
 from rag.cache import AnswerCache, cache_key
-from rag.settings import Settings
+from rag.settings import LocalRerankWeights, Settings
 key = cache_key("How long is the warranty?", 3, "gemini-3.8-flash", "answer-1",
                 AskOptions(mode="hybrid", top_k=6, mmr=False))
 hit = AnswerCache(Settings(data_dir=sys.argv[1])).get(key)
@@ -233,3 +233,62 @@ def test_on_the_gemini_path_a_repeated_question_sends_no_embedding_request(
     assert again.vectors == first.vectors
     assert price_usd(gemini_settings, again.model, again.usage) == 0.0
     assert price_usd(gemini_settings, first.model, first.usage) > 0.0
+
+
+# A changed value for every AskOptions field and every setting the answer key covers: a field
+# added without a value here fails the coverage check, so it cannot be left out of the key.
+OTHER_OPTIONS: dict[str, object] = {
+    "collection": "other-corpus", "mode": "bm25", "top_k": 9, "mmr": True, "sources": ("handbook.pdf",),
+    "model": "gemini-2.5-pro", "rerank": "none",
+}
+OTHER_SETTINGS: dict[str, object] = {
+    "retrieval_mode": "bm25", "top_k": 9, "overfetch": 3, "fusion": "rrf", "rrf_k": 10, "fusion_alpha": 0.7,
+    "mmr": True, "mmr_lambda": 0.3, "pro_threshold_tokens": 1_000, "whole_document_budget_tokens": 1_000,
+    "rerank": "none", "rerank_depth": 10, "local_rerank": LocalRerankWeights(anchors=0.1),
+    "lite_model": "gemini-3.1-flash-lite",
+}
+
+
+@pytest.fixture
+def two_collections(settings: Settings, offline_provider: OfflineProvider) -> Settings:
+    from tests.fakes.tiny_corpus import build_store
+
+    build_store(settings, offline_provider)
+    build_store(settings, offline_provider, name="other-corpus")
+    return settings.model_copy(update={"collection": "tiny-corpus"})
+
+
+def _chain_key(settings: Settings, generator: OfflineProvider, options: AskOptions) -> str:
+    from rag.chain import Chain
+
+    chain = Chain(settings, generator)
+    return chain.key(chain.stores.get(options.collection), "How many vacation days?", options).digest
+
+
+def test_the_key_covers_every_ask_option_and_every_answer_shaping_setting(
+    two_collections: Settings, offline_provider: OfflineProvider
+) -> None:
+    from rag.settings import ANSWER_SHAPING_SETTINGS
+
+    assert set(OTHER_OPTIONS) == {f.name for f in dataclasses.fields(AskOptions)}
+    assert set(OTHER_SETTINGS) == set(ANSWER_SHAPING_SETTINGS)
+    same = _chain_key(two_collections, offline_provider, AskOptions())
+    assert _chain_key(two_collections, offline_provider, AskOptions()) == same  # the key is stable
+
+
+@pytest.mark.parametrize("field", sorted(OTHER_OPTIONS))
+def test_changing_any_ask_option_changes_the_chain_key(
+    field: str, two_collections: Settings, offline_provider: OfflineProvider
+) -> None:
+    base = _chain_key(two_collections, offline_provider, AskOptions())
+    changed = AskOptions(**{field: OTHER_OPTIONS[field]})  # type: ignore[arg-type]
+    assert _chain_key(two_collections, offline_provider, changed) != base
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_SETTINGS))
+def test_changing_a_retrieval_or_routing_setting_changes_the_chain_key(
+    name: str, two_collections: Settings, offline_provider: OfflineProvider
+) -> None:
+    base = _chain_key(two_collections, offline_provider, AskOptions())
+    changed = two_collections.model_copy(update={name: OTHER_SETTINGS[name]})
+    assert _chain_key(changed, offline_provider, AskOptions()) != base

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rag.errors import ConfigError
-from rag.providers import Provider, get_provider
+from rag.providers import Embedder, Generator, get_embedder, get_generator
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply, count_tokens, embed_text
@@ -28,8 +28,9 @@ def unit(vector: list[float]) -> np.ndarray:
 
 
 def test_settings_with_a_key_select_gemini(gemini_settings: Settings) -> None:
-    provider = get_provider(gemini_settings)
-    assert isinstance(provider, GeminiProvider) and isinstance(provider, Provider)
+    provider = get_generator(gemini_settings)
+    assert isinstance(provider, GeminiProvider) and isinstance(provider, Generator)
+    assert isinstance(get_embedder(gemini_settings), GeminiProvider) and isinstance(provider, Embedder)
     assert provider.online and provider.embedding_id == "gemini:gemini-embedding-001:768"
     with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
         GeminiProvider(gemini_settings.model_copy(update={"api_key": None}))

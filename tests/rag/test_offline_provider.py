@@ -1,13 +1,13 @@
 import numpy as np
 
-from rag.providers import get_provider
+from rag.providers import get_generator
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.types import Passage, Prompt
 
 
 def test_no_key_means_offline_provider(tmp_path):
-    provider = get_provider(Settings(data_dir=tmp_path, api_key=None))
+    provider = get_generator(Settings(data_dir=tmp_path, api_key=None))
     assert isinstance(provider, OfflineProvider)
     assert provider.online is False
 

@@ -112,13 +112,13 @@ def test_gemini_rerank_is_one_call_per_new_question_cached_and_charged(gemini_ch
     lite = gemini_chain.settings.lite_model  # the cheap-step model does the ranking
     fake_gemini.responder = rank_by("Receipts")
     options = AskOptions(top_k=2, rerank="gemini")
-    hits = gemini_chain.retrieve(gemini_chain.store(), "How do expense and vacation rules work?", options)
+    hits = gemini_chain.retrieve(gemini_chain.stores.get(), "How do expense and vacation rules work?", options)
     assert hits.hits[0].chunk.text.startswith("Expense reports")  # the model's choice comes first
     assert (hits.rerank_model, hits.rerank_usage.output_tokens > 0) == (lite, True)
     [call] = fake_gemini.calls("generateContent", model=lite)
     assert call.body["generationConfig"]["responseMimeType"] == "application/json"
 
-    gemini_chain.retrieve(gemini_chain.store(), "How do expense and vacation rules work?", options)
+    gemini_chain.retrieve(gemini_chain.stores.get(), "How do expense and vacation rules work?", options)
     assert len(fake_gemini.calls("generateContent", model=lite)) == 1  # the same question: cached
 
     record = gemini_chain.ask("What does HTTP 429 mean?", session_id="s1", options=AskOptions(rerank="gemini"))
@@ -133,9 +133,9 @@ def test_gemini_rerank_timeout_keeps_the_local_order(gemini_chain, fake_gemini):
     fake_gemini.inject(Fault.slow(3.0), times=None, model=gemini_chain.settings.lite_model)
     question = "How many days of paid vacation do employees get?"
     started = time.monotonic()
-    got = gemini_chain.retrieve(gemini_chain.store(), question, AskOptions(top_k=3, rerank="gemini"))
+    got = gemini_chain.retrieve(gemini_chain.stores.get(), question, AskOptions(top_k=3, rerank="gemini"))
     assert time.monotonic() - started < 2.9  # did not wait for the slow reply
-    local = gemini_chain.retrieve(gemini_chain.store(), question, AskOptions(top_k=3, rerank="local"))
+    local = gemini_chain.retrieve(gemini_chain.stores.get(), question, AskOptions(top_k=3, rerank="local"))
     assert [h.chunk.id for h in got.hits] == [h.chunk.id for h in local.hits]
     assert "local order kept" in got.rerank_note
     assert got.rerank_usage.total_tokens == 0

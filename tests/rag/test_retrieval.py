@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from rag.answer import AskOptions
+from rag.providers import Embedders
 from rag.retrieval import Query, Retriever, convex, mmr, rrf, source_filter
 from rag.settings import Settings
 from tests.fakes.tiny_corpus import Doc, build_store
@@ -19,7 +20,7 @@ def store(settings, offline_provider):
 
 @pytest.fixture(scope="module")
 def retriever(settings, offline_provider):
-    return Retriever(settings, offline_provider)
+    return Retriever(settings, Embedders(settings, offline_provider), offline_provider)
 
 
 def _search(retriever, store, settings, text, **options):
@@ -55,7 +56,7 @@ def test_convex_fusion_keeps_a_single_hit_list():
 
 def test_hybrid_uses_the_configured_fusion(settings, store, offline_provider):
     convex_settings = settings.model_copy(update={"fusion": "convex", "fusion_alpha": 0.5})
-    retriever = Retriever(convex_settings, offline_provider)
+    retriever = Retriever(convex_settings, Embedders(convex_settings, offline_provider), offline_provider)
     hits = _search(retriever, store, convex_settings, "error code E4711 badge reader", rerank="none")
     assert hits[0].chunk.source == "security.md"
     assert 0.0 < hits[0].score <= 1.0  # a convex score, not an RRF one (those are below 2 / 61)
@@ -98,7 +99,7 @@ def test_bm25_mode_does_not_embed_the_query(retriever, store, settings):
 @pytest.mark.parametrize(("fusion", "top_score"), [("rrf", 2 / 61), ("convex", 1.0)])
 def test_hybrid_fuses_both_rankings(store, settings, offline_provider, fusion, top_score):
     fused_settings = settings.model_copy(update={"fusion": fusion, "rrf_k": 60})
-    retriever = Retriever(fused_settings, offline_provider)
+    retriever = Retriever(fused_settings, Embedders(fused_settings, offline_provider), offline_provider)
     question = "What does code E4711 mean?"
     hybrid = _search(retriever, store, fused_settings, question, mode="hybrid", top_k=3, rerank="none")
     assert hybrid[0].chunk.heading == "Building access"
@@ -127,7 +128,7 @@ def test_mmr_skips_near_duplicate_chunks(settings, offline_provider):
         Doc("misc.md", "The cafeteria serves lunch from noon."),
     )
     store = build_store(settings, offline_provider, name="dupes", docs=docs)
-    retriever = Retriever(settings, offline_provider)
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
     plain = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=2)
     diverse = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=2, mmr=True)
     assert {h.chunk.text.strip() for h in plain} == {text}

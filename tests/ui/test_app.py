@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from ui.app import build_app, launch
@@ -41,7 +41,7 @@ def banner_visible(demo: gr.Blocks) -> bool:
 def online_app(ui_settings: Settings) -> Iterator[tuple[gr.Blocks, str]]:
     settings = ui_settings.model_copy(update={"api_key": KEY})
     assert settings.online
-    demo = build_app(settings, Chain(settings, OfflineProvider()))
+    demo = build_app(settings, Backend.build(settings, OfflineProvider()))
     port = free_port()
     launch(demo, settings, "127.0.0.1", port)
     yield demo, f"http://127.0.0.1:{port}"
@@ -56,7 +56,7 @@ def test_the_key_is_never_sent_to_the_browser(online_app: tuple[gr.Blocks, str])
 
 
 def test_offline_banner_says_how_to_enable_gemini(ui_settings: Settings) -> None:
-    demo = build_app(ui_settings, Chain(ui_settings, OfflineProvider()))
+    demo = build_app(ui_settings, Backend.build(ui_settings, OfflineProvider()))
     assert banner_visible(demo)
     assert "set `GEMINI_API_KEY`" in str(demo.config)
 
@@ -91,3 +91,38 @@ def test_python_m_ui_serves_the_app_and_refuses_a_busy_port(ui_settings: Setting
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_two_concurrent_first_requests_to_a_fresh_ui_both_succeed(tmp_path: Path) -> None:
+    """Two browser tabs open a UI that has not touched its store yet: each page load lists the
+    corpus while the other asks. Creating the first Chroma client from two threads at once
+    used to fail both ("Could not connect to tenant", missing bindings)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.ui.conftest import write_corpus
+    from ui.handlers import Handlers
+    from ui.session import SessionState
+
+    data = tmp_path / "data"
+    ingested = subprocess.run(  # in another process, so this one has no client for the data dir yet
+        [sys.executable, "-m", "ingest", str(write_corpus(tmp_path / "corpus")), "-q", "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    settings = Settings(data_dir=data, api_key=None)
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+
+    def first_requests() -> tuple[str, SessionState]:
+        state = SessionState()
+        _, _, corpus_panel, _ = handlers.load(state)  # the page load
+        list(handlers.respond("Where is the office badge collected?", state, "corpus", "hybrid", 4, ""))
+        return corpus_panel, state
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: first_requests(), range(2)))
+
+    for corpus_panel, state in results:
+        assert "data-collection='corpus'" in corpus_panel and "3 documents" in corpus_panel
+        [turn] = state.turns
+        assert turn.status == "done" and turn.record is not None and "second floor" in turn.answer

@@ -21,7 +21,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from ingest.pipeline import ingest_paths
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
@@ -43,7 +43,8 @@ BADGE = "Where is the office badge collected?"
 
 @pytest.fixture(scope="module")
 def app_url(ui_settings: Settings) -> Iterator[str]:
-    demo: gr.Blocks = build_app(ui_settings, Chain(ui_settings, OfflineProvider(stream_delay_s=STREAM_DELAY_S)))
+    backend = Backend.build(ui_settings, OfflineProvider(stream_delay_s=STREAM_DELAY_S))
+    demo: gr.Blocks = build_app(ui_settings, backend)
     port = free_port()
     launch(demo, ui_settings, "127.0.0.1", port)
     yield f"http://127.0.0.1:{port}"
@@ -302,7 +303,7 @@ def test_gemini_answers_show_cost_and_a_repeated_question_is_served_from_cache(
 ) -> None:
     provider = GeminiProvider(gemini_settings)
     assert ingest_paths([write_corpus(tmp_path / "corpus")], gemini_settings, provider).exit_code == 0
-    demo = build_app(gemini_settings, Chain(gemini_settings, provider))
+    demo = build_app(gemini_settings, Backend.build(gemini_settings, provider))
     port = free_port()
     launch(demo, gemini_settings, "127.0.0.1", port)
     try:

@@ -47,9 +47,9 @@ def test_leftovers_are_swept_at_start_but_fresh_copies_and_other_files_stay(
 def test_every_component_caches_inside_the_data_dir(settings: Settings, offline_provider) -> None:
     """Gradio reads GRADIO_TEMP_DIR when each component is made: set after building, uploads
     were copied to the machine's /tmp/gradio and never removed."""
-    from rag.chain import Chain
+    from rag.backend import Backend
     from ui.app import build_app
 
-    demo = build_app(settings, Chain(settings, offline_provider))
+    demo = build_app(settings, Backend.build(settings, offline_provider))
     caches = {Path(block.GRADIO_CACHE) for block in demo.blocks.values()}
     assert caches == {(settings.data_dir / browser_copies.FOLDER).resolve()}

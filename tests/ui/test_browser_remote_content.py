@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.store import chroma_client
@@ -71,7 +71,7 @@ def beacon() -> Iterator[Beacon]:
 def fresh_app(tmp_path: Path) -> Iterator[str]:
     settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
     chroma_client(settings).heartbeat()  # a fresh data dir's first clients race (issue #12)
-    demo = build_app(settings, Chain(settings, OfflineProvider()))
+    demo = build_app(settings, Backend.build(settings, OfflineProvider()))
     port = free_port()
     launch(demo, settings, "127.0.0.1", port)
     yield f"http://127.0.0.1:{port}"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from tests.ui.test_app import free_port
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def serve(settings: Settings) -> tuple[object, str]:
-    demo = build_app(settings, Chain(settings, OfflineProvider()))
+    demo = build_app(settings, Backend.build(settings, OfflineProvider()))
     port = free_port()
     launch(demo, settings, "127.0.0.1", port)
     return demo, f"http://127.0.0.1:{port}"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from rag.answer import AskOptions, Delta, Event
+from rag.backend import Backend
 from rag.chain import Chain
 from rag.errors import BudgetExceeded
 from rag.providers.offline import OfflineProvider
@@ -34,7 +35,7 @@ class Failing:
 
 @pytest.fixture(scope="module")
 def chain(ui_settings: Settings) -> Chain:
-    return Chain(ui_settings, OfflineProvider())
+    return Backend.build(ui_settings, OfflineProvider()).chain
 
 
 def test_a_turn_streams_then_records_the_answer_with_page_citations(chain: Chain, ui_settings: Settings) -> None:

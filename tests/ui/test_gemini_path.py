@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import ingest_paths
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini, Fault
@@ -26,7 +26,7 @@ QUESTION = "Where is the office badge collected?"
 def handlers(gemini_settings: Settings, tmp_path: Path) -> Handlers:
     provider = GeminiProvider(gemini_settings)
     assert ingest_paths([write_corpus(tmp_path / "corpus")], gemini_settings, provider).exit_code == 0
-    return Handlers(gemini_settings, Chain(gemini_settings, provider))
+    return Handlers(gemini_settings, Backend.build(gemini_settings, provider))
 
 
 def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handlers, fake_gemini: FakeGemini) -> None:
@@ -57,7 +57,7 @@ def test_a_follow_up_shows_its_rewrite_and_answers_add_up_to_the_session_total(
     assert follow_up.record is not None and follow_up.spent_usd is not None
     assert follow_up.spent_usd == pytest.approx(follow_up.record.cost_usd)  # rewrite + embedding + answer
     assert len(fake_gemini.calls("generateContent")) == 1  # the rewrite was a paid call of its own
-    total = handlers.chain.ledger.session(state.session_id).cost_usd
+    total = handlers.backend.ledger.session(state.session_id).cost_usd
     assert sum(t.spent_usd or 0 for t in state.turns) == pytest.approx(total)
     assert f"cost {render.usd(follow_up.spent_usd)}" in final[0]
 
@@ -88,7 +88,7 @@ def test_a_spent_budget_is_refused_in_the_chat_before_any_model_call(
     settings = gemini_settings.model_copy(update={"session_budget_usd": 0.000001})
     provider = GeminiProvider(settings)
     assert ingest_paths([write_corpus(tmp_path / "corpus")], settings, provider).exit_code == 0
-    handlers = Handlers(settings, Chain(settings, provider))
+    handlers = Handlers(settings, Backend.build(settings, provider))
     fake_gemini.clear_log()
     *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "")
     message = final[0]
@@ -105,15 +105,15 @@ def test_with_a_key_the_cheap_model_writes_the_suggestions_once_per_corpus_versi
     assert "data-q='Where is the office badge collected?'" in first and "How many vacation days are there?" in first
     calls = fake_gemini.calls("generateContent")
     assert [c.model for c in calls] == [gemini_settings.lite_model]
-    assert handlers.chain.ledger.session(SUGGESTIONS).cost_usd > 0  # paid, and recorded
+    assert handlers.backend.ledger.session(SUGGESTIONS).cost_usd > 0  # paid, and recorded
     assert handlers.load(SessionState())[0] == first  # cached: no second call
     assert len(fake_gemini.calls("generateContent")) == 1
 
     (tmp_path / "corpus" / "canteen.md").write_text("# Canteen\n\nLunch is served from 11:30 on floor 5.\n")
-    ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.chain.provider)  # a new corpus version
+    ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.backend.embedder_for("corpus"))  # new version
     fake_gemini.reply("When is lunch served?")
     assert "When is lunch served?" in handlers.load(SessionState())[0]
     fake_gemini.inject(Fault.invalid_key(), times=None, method="generateContent")
     (tmp_path / "corpus" / "canteen.md").write_text("# Canteen\n\nLunch is served from 12:00 on floor 5.\n")
-    ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.chain.provider)
+    ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.backend.embedder_for("corpus"))
     assert "data-act='ask'" in handlers.load(SessionState())[0]  # the model failed: headings instead

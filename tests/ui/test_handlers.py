@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from ingest.pipeline import ingest_paths
-from rag.chain import Chain
+from rag.backend import Backend
 from rag.feedback import FeedbackStore
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
@@ -29,7 +29,7 @@ BADGE = "Where is the office badge collected?"
 
 @pytest.fixture(scope="module")
 def handlers(ui_settings: Settings) -> Handlers:
-    return Handlers(ui_settings, Chain(ui_settings, OfflineProvider()))
+    return Handlers(ui_settings, Backend.build(ui_settings, OfflineProvider()))
 
 
 def click(handlers: Handlers, state: SessionState, turn: int, act: str, value: str | None = None) -> tuple:
@@ -77,7 +77,7 @@ def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers:
 
 def test_the_page_cache_keeps_its_size(ui_settings: Settings) -> None:
     settings = ui_settings.model_copy(update={"preview_cache_files": 2})
-    handlers = Handlers(settings, Chain(settings, OfflineProvider()))
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
     state = SessionState()
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 6, ""))
     record = state.turns[0].record
@@ -155,7 +155,7 @@ def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_
     )
     settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
     assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Chain(settings, OfflineProvider()))
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
     state = SessionState()
     list(handlers.respond("When does the visitor garage open?", state, "corpus", "hybrid", 4, ""))
     _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")

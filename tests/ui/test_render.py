@@ -172,3 +172,9 @@ def test_a_popover_shows_the_passage_without_markdown_block_syntax() -> None:
     passage = "## Limits\n\n- Ten requests per minute.\n- Retry after 30 s.\n"
     shown = render.excerpt_html(passage, "- Retry after 30 s.")
     assert shown == "Limits Ten requests per minute. <mark>Retry after 30 s.</mark>"
+
+
+def test_the_corpus_panel_says_which_embedder_built_each_collection() -> None:
+    html = render.corpus_html([CollectionInfo("notes", 2, 9, 1, "offline:all-MiniLM-L6-v2-int8:384")])
+    assert "searched with all-MiniLM-L6-v2-int8 (offline, 384 dims)" in html
+    assert "searched with the embedder that built it" in html

@@ -74,7 +74,7 @@ def test_beir_run_ingests_its_own_collection_and_scores_retrieval(
     root = make_beir(tmp_path / "tiny-bench")
     out = tmp_path / "out"
     code = main([str(root), "--data-dir", str(tmp_path / "data"), "--out", str(out), "-q"],
-                provider=offline_provider)
+                embedder=offline_provider, generator=offline_provider)
     assert code == 0
     report = RunReport.load(out / "report.json")
     assert report.collection == "beir-tiny-bench" and report.testset == "beir-tiny-bench"

@@ -47,7 +47,7 @@ def run(tmp_path: Path, corpus: Path, provider: OfflineProvider, *extra: str, ou
         write_testset(testset, CASES, extra_lines=('{"question": "no closing brace"',))
     args = [str(testset), "--corpus", str(corpus), "--data-dir", str(tmp_path / "data"),
             "--out", str(tmp_path / out), "-q", "--workers", "2", *extra]
-    return main(args, provider=provider)
+    return main(args, embedder=provider, generator=provider)
 
 
 def test_writes_json_html_and_table_and_reports_bad_lines(

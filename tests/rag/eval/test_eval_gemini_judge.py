@@ -14,7 +14,7 @@ from rag.eval.configs import EvalConfig
 from rag.eval.judge import RUBRIC, parse_verdict
 from rag.eval.runner import Evaluator, Plan
 from rag.eval.testset import load_testset
-from rag.providers import get_provider
+from rag.providers import get_generator
 from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini, GenerateRequest
 from rag.types import Usage
@@ -43,7 +43,7 @@ def test_gemini_judged_run(fake_gemini: FakeGemini, gemini_settings: Settings, t
     from tests.fakes.tiny_corpus import build_store
 
     fake_gemini.responder = grading_responder
-    provider = get_provider(gemini_settings)
+    provider = get_generator(gemini_settings)
     assert provider.online
     store = build_store(gemini_settings, provider, name="eval-tiny")
     testset = load_testset(write_testset(tmp_path / "t.jsonl", CASES[:3]))

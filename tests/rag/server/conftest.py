@@ -14,11 +14,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from rag.backend import Backend
 from rag.chain import Chain
 from rag.providers.gemini import GeminiProvider
 from rag.server.app import create_app
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.settings import Settings
+from rag.stores import Stores
 from tests.fakes.tiny_corpus import build_store
 
 
@@ -47,8 +49,9 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
 def gemini_app(settings: Settings) -> tuple[FastAPI, Chain]:
     metrics = Metrics()
     provider = GeminiProvider(settings)
-    chain = Chain(settings, provider, build_store(settings, provider), ledger=MeteredLedger(settings, metrics))
-    return create_app(settings, chain, mounts=[], metrics=metrics), chain
+    backend = Backend.build(settings, provider, ledger=MeteredLedger(settings, metrics),
+                            stores=Stores(settings, build_store(settings, provider)))
+    return create_app(settings, backend, mounts=[], metrics=metrics), backend.chain
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def test_wrong_key_is_refused_and_a_right_one_answers(keyed):
 def test_sessions_belong_to_their_key(keyed):
     settings, keys = keyed
     with TestClient(create_app(settings, mounts=[])) as client:
-        ledger = client.app.state.services.chain.ledger  # type: ignore[attr-defined]
+        ledger = client.app.state.services.backend.ledger  # type: ignore[attr-defined]
         ledger.charge("alice/s1", "gemini-3.8-flash", Usage(1000, 100), "answer")
         mine = client.get("/v1/sessions/s1/costs", headers={"X-API-Key": keys["alice"]}).json()
         theirs = client.get("/v1/sessions/s1/costs", headers={"X-API-Key": keys["ops"]}).json()

@@ -1,0 +1,48 @@
+"""What one process shares across every session and request: the stores, the ledger and its
+budget, the chain over them. A UI or a server builds it once and hands each part to whoever
+needs it, instead of reaching through the chain for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rag.budget import Budget
+from rag.chain import Chain
+from rag.costs import Ledger
+from rag.embedcache import EmbeddingCache
+from rag.providers import Embedders, get_generator
+from rag.providers.base import Embedder, Generator
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.stores import Stores, embedder_for
+
+
+@dataclass(frozen=True)
+class Backend:
+    settings: Settings
+    generator: Generator
+    embedders: Embedders
+    stores: Stores
+    ledger: Ledger
+    budget: Budget
+    chain: Chain
+
+    @classmethod
+    def build(
+        cls, settings: Settings, generator: Generator | None = None, *, ledger: Ledger | None = None,
+        stores: Stores | None = None,
+    ) -> Backend:
+        """Each part from the settings unless given: `generator` (tests pass a slowed or fake
+        one), `ledger` (the server's counts what it charges), `stores` (opened collections)."""
+        generator = generator or get_generator(settings)
+        embedders = Embedders(settings)
+        stores = stores or Stores(settings)
+        ledger = ledger or Ledger(settings)
+        budget = Budget(settings, ledger)
+        retriever = Retriever(settings, embedders, generator, embeddings=EmbeddingCache(settings))
+        chain = Chain(settings, generator, stores=stores, retriever=retriever, ledger=ledger, budget=budget)
+        return cls(settings, generator, embedders, stores, ledger, budget, chain)
+
+    def embedder_for(self, collection: str) -> Embedder:
+        """The embedder new documents for `collection` are embedded with (see rag.stores)."""
+        return embedder_for(self.settings, collection, self.embedders)
