@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rag.types import Message, Usage
+from rag.types import Attachment, Message, Usage
 
 RouteKind = Literal["flash", "pro", "chosen", "fallback", "cached", "offline"]  # chosen: forced by the user
 Mode = Literal["hybrid", "vector", "bm25"]
@@ -66,6 +66,7 @@ class AskOptions:
     rerank: RerankMode | None = None
     sources: tuple[str, ...] = ()  # restrict retrieval to these source paths
     model: str | None = None  # force a model, bypassing the router
+    images: tuple[Attachment, ...] = ()  # asked about with the documents as context (Gemini reads them)
 
 
 @dataclass

@@ -180,7 +180,9 @@ class Chain:
         rewritten = self.rewrite(question, history)
         rewrite = self.charge(session_id, rewritten.model, rewritten.usage, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
-        hit = self.cache.get(key) if self.cache else None
+        # An answer about an image is neither served from the cache nor kept: the key has no image in it.
+        cacheable = not options.images
+        hit = self.cache.get(key) if self.cache and cacheable else None
         if hit is not None:
             yield from self.replay(hit, question, history, session_id, started)
             return
@@ -209,7 +211,7 @@ class Chain:
             corpus_version=key.corpus_version,
             history=list(history),
         )
-        if self.cache:
+        if self.cache and cacheable:
             self.cache.put(key, record)
         yield Done(record)
 
@@ -261,13 +263,14 @@ class Chain:
     ) -> Routed:
         """The prompt to send and the model to send it to. A question about a whole document
         gets that document's chunks in order instead of the retrieved ones, if it fits."""
-        prompt = answer_prompt(standalone_question, passages(retrieved.hits), history)
+        prompt = replace(answer_prompt(standalone_question, passages(retrieved.hits), history), images=options.images)
         document = self.router.document_wanted(question, [h.chunk.source for h in retrieved.hits])
         whole = None
         if document and not options.model:
             chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
             whole_passages = passages([Hit(c, 0.0) for c in chunks])
-            whole = WholeDocument(document, answer_prompt(standalone_question, whole_passages, history))
+            whole_prompt = answer_prompt(standalone_question, whole_passages, history)
+            whole = WholeDocument(document, replace(whole_prompt, images=options.images))
         return self.router.route(prompt, whole, forced_model=options.model)
 
     def generate(self, routed: Routed, started: float, on_stop: OnStop) -> Streaming:

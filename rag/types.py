@@ -70,6 +70,14 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """An image asked about with a question: its bytes and MIME type. Only Gemini reads it."""
+
+    mime: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Prompt:
     """What a provider is asked.
 
@@ -88,6 +96,7 @@ class Prompt:
     temperature: float | None = None
     max_output_tokens: int | None = None
     json_output: bool = False
+    images: tuple[Attachment, ...] = ()  # sent after the text of the last user turn
     deadline_s: float | None = None  # a shorter deadline than settings.deadline_s, retries included
 
     @classmethod

@@ -25,6 +25,8 @@ HEAD = (
     "@media (min-width: 769px) { .sidebar-parent:has(.sidebar.open.right) { padding-right: "
     f"max(0px, calc({DRAWER_PX + 30 - 32}px - (100vw - min(980px, 100vw)) / 2)) !important; }} }}</style>"
 )
+IMAGE_LABEL = "Image to ask about (optional): Gemini reads it with your documents"
+IMAGE_OFFLINE = "Images need a Gemini key: the offline answerer reads text only"
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 # Our own theme: an indigo accent instead of Gradio's orange, system fonts (a web font would be
 # a fetch from another origin), and focus rings strong enough to see.
@@ -77,7 +79,12 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
             )
             ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=84)
             stop = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1, min_width=84, visible=False)
-        new_chat = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
+        with gr.Row(elem_id="extras"):
+            new_chat = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
+            image = gr.Image(
+                label=IMAGE_LABEL if chain.provider.online else IMAGE_OFFLINE, elem_id="attach", type="filepath",
+                sources=["upload"], interactive=chain.provider.online, height=110, buttons=[],
+            )
         with (
             gr.Sidebar(position="right", open=False, width=DRAWER_PX, elem_id="drawer", label="Sources") as drawer,
             gr.Tabs(),
@@ -115,8 +122,9 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
 
         panel = [details, sources, page_image, viewer, drawer]
         form = [feedback, feedback_title, right_source, comment]
-        gr.on([question.submit, ask.click], handlers.respond, [question, state, collection, mode, top_k, model],
-              [chat, question, ask, stop, *panel, totals], concurrency_limit=settings.ui_concurrency)
+        gr.on([question.submit, ask.click], handlers.respond,
+              [question, state, collection, mode, top_k, model, image],
+              [chat, question, ask, stop, image, *panel, totals], concurrency_limit=settings.ui_concurrency)
         stop.click(handlers.stop, [state], [chat], concurrency_limit=None)
         chat.select(handlers.act, [state], [*panel, *form])
         sources.select(handlers.act, [state], [*panel, *form])

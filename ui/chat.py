@@ -19,7 +19,7 @@ from typing import Protocol
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event, Mode
 from rag.errors import GemragError, redact
 from rag.settings import Settings
-from rag.types import Message
+from rag.types import Attachment, Message
 from ui.session import SessionState, Turn
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,12 @@ class Choices:
     mode: Mode
     top_k: int
     model: str  # "" lets the router choose
+    images: tuple[Attachment, ...] = ()
 
     def options(self) -> AskOptions:
-        return AskOptions(collection=self.collection, mode=self.mode, top_k=self.top_k, model=self.model or None)
+        return AskOptions(
+            collection=self.collection, mode=self.mode, top_k=self.top_k, model=self.model or None, images=self.images
+        )
 
 
 def stream_turn(
@@ -56,6 +59,7 @@ def stream_turn(
     """Append a turn to the session and yield it each time its text grows."""
     history = state.history()
     turn = state.start_turn(question, choices.collection)
+    turn.images = len(choices.images)
     yield turn
     events = answerer.stream(question, history, state.session_id, choices.options())
     try:

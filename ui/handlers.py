@@ -7,6 +7,7 @@ Output tuples are documented where they are built; `gr.skip()` leaves a componen
 from __future__ import annotations
 
 import logging
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
 from rag.settings import Settings
+from rag.types import Attachment
 from ui import preview, render, safe
 from ui.chat import Choices, stream_turn
 from ui.corpus import describe_collections
@@ -44,26 +46,36 @@ class Handlers:
 
     # --- chat ---
     def respond(
-        self, question: str, state: SessionState, collection: str, mode: Mode, top_k: float, model: str
+        self, question: str, state: SessionState, collection: str, mode: Mode, top_k: float, model: str,
+        image: str | None = None,
     ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: chat, question box, Ask, Stop, then the answer panel (see `panel`) and totals."""
+        """Outputs: chat, question box, Ask, Stop, the image box (emptied once asked), then the
+        answer panel (see `panel`) and totals."""
         question = question.strip()
         if not question or state.streaming():
-            yield (SKIP(),) * 10
+            yield (SKIP(),) * 11
             return
-        choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "")
+        images = self._attachments(image)
+        choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "", images)
         spent_before = self._spent(state)
         busy = (gr.update(visible=False), gr.update(visible=True))
         for turn in stream_turn(self.backend.chain, state, question, choices, self.settings):
             if turn.status == "streaming":
-                yield self.chat(state), "", *busy, *(SKIP(),) * 6
+                yield self.chat(state), "", *busy, *(SKIP(),) * 7
         spent_after = self._spent(state)
         if spent_before is not None and spent_after is not None:
             turn.spent_usd = spent_after - spent_before
         if turn.record is not None:
             turn.passages = self._passages(turn)
         idle = (gr.update(visible=True), gr.update(visible=False))
-        yield self.chat(state), "", *idle, *self.panel(state), self.totals(state)
+        yield self.chat(state), "", *idle, gr.update(value=None), *self.panel(state), self.totals(state)
+
+    def _attachments(self, image: str | None) -> tuple[Attachment, ...]:
+        """The attached image as the model reads it; none offline (the box is disabled there)."""
+        if not image or not self.chain.provider.online:
+            return ()
+        path = Path(image)
+        return (Attachment(mimetypes.guess_type(path.name)[0] or "image/png", path.read_bytes()),)
 
     def chat(self, state: SessionState) -> str:
         return render.conversation_html(state, self.welcome)

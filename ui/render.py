@@ -91,10 +91,16 @@ def turn_html(index: int, turn: Turn) -> str:
         rewritten = f"<div class='rewritten'>Searched as: {text(record.standalone_question)}</div>"
     return (
         f"<article class='turn' data-turn='{index}' data-status='{turn.status}'>"
-        f"<div class='q'><span class='who'>You</span>{text(turn.question)}</div>{rewritten}"
+        f"<div class='q'><span class='who'>You</span>{text(turn.question)}{_attached(turn)}</div>{rewritten}"
         f"<div class='a' data-testid='bot'>{_answer_body(index, turn)}{_answer_footer(index, turn)}</div>"
         "</article>"
     )
+
+
+def _attached(turn: Turn) -> str:
+    if not turn.images:
+        return ""
+    return f" <span class='attached'>(with {turn.images} image{'s' if turn.images > 1 else ''})</span>"
 
 
 def _answer_body(index: int, turn: Turn) -> str:

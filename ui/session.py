@@ -30,6 +30,7 @@ class Turn:
     passages: dict[int, str] = field(default_factory=dict)  # full text of each source [n] shown to the model
     spent_usd: float | None = None  # what the ledger recorded for this turn: rewrite, embedding, answer
     feedback: Feedback | None = None  # the reader's rating, as stored
+    images: int = 0  # images attached to the question
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,13 @@ def served_model(settings: Settings, requested: str, response: types.GenerateCon
 
 
 def _contents(prompt: Prompt) -> list[types.Content]:
-    return [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in prompt.contents]
+    """The conversation, with the prompt's images after the text of the last (user) turn."""
+    contents = [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in prompt.contents]
+    images = [types.Part.from_bytes(data=a.data, mime_type=a.mime) for a in prompt.images]
+    if images:
+        last = contents[-1]
+        contents[-1] = types.Content(role=last.role, parts=[*(last.parts or []), *images])
+    return contents
 
 
 def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:

@@ -3,9 +3,11 @@ a user sees, and the key never in anything sent to the page."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from ingest.pipeline import ingest_paths
 from rag.backend import Backend
@@ -32,7 +34,7 @@ def handlers(gemini_settings: Settings, tmp_path: Path) -> Handlers:
 def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handlers, fake_gemini: FakeGemini) -> None:
     state = SessionState()
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
-    chat, _, _, _, details, sources, _, _, _, totals = final
+    chat, _, _, _, _, details, sources, _, _, _, totals = final
     assert "gemini-3.8-flash · Flash" in chat
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record
@@ -117,3 +119,32 @@ def test_with_a_key_the_cheap_model_writes_the_suggestions_once_per_corpus_versi
     (tmp_path / "corpus" / "canteen.md").write_text("# Canteen\n\nLunch is served from 12:00 on floor 5.\n")
     ingest_paths([tmp_path / "corpus"], gemini_settings, handlers.backend.embedder_for("corpus"))
     assert "data-act='ask'" in handlers.load(SessionState())[0]  # the model failed: headings instead
+
+
+def test_an_attached_image_reaches_gemini_with_the_documents_and_is_never_cached(
+    handlers: Handlers, fake_gemini: FakeGemini, tmp_path: Path
+) -> None:
+    photo = tmp_path / "badge.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(photo)
+    question = "Is this the badge the onboarding guide describes?"
+    for _ in range(2):  # two sessions, so no follow-up rewrite: the same question twice
+        fake_gemini.reply("It is a red square; the guide says badges come from reception [1].")
+        *_, final = handlers.respond(question, SessionState(), "corpus", "hybrid", 4, "", str(photo))
+        assert "(with 1 image)" in final[0] and final[4] == {"__type__": "update", "value": None}
+    calls = fake_gemini.calls("streamGenerateContent")
+    assert len(calls) == 2  # the same question with an image is asked again, not served from the cache
+    parts = calls[-1].body["contents"][-1]["parts"]
+    assert "onboarding.pdf" in parts[0]["text"]  # the documents as context
+    inline = parts[1]["inlineData"]  # the SDK spells its fields mime_type, which the API also takes
+    assert inline["data"] == base64.b64encode(photo.read_bytes()).decode()
+    assert (inline.get("mimeType") or inline.get("mime_type")) == "image/png"
+
+
+def test_offline_the_image_box_is_disabled_and_says_why(ui_settings: Settings) -> None:
+    from rag.providers.offline import OfflineProvider
+    from ui.app import IMAGE_OFFLINE, build_app
+
+    demo = build_app(ui_settings, Chain(ui_settings, OfflineProvider()))
+    (attach,) = [c for c in demo.config["components"] if c["props"].get("elem_id") == "attach"]
+    assert attach["props"]["interactive"] is False and attach["props"]["label"] == IMAGE_OFFLINE
+    assert "Gemini key" in IMAGE_OFFLINE

@@ -48,8 +48,8 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
 ) -> None:
     state = SessionState()
     *streaming, final = handlers.respond(BADGE, state, "corpus", "hybrid", 4, "")
-    assert streaming and all(len(update) == 10 for update in streaming)
-    chat, box, ask, stop, details, sources, _image, _viewer, _drawer, totals = final
+    assert streaming and all(len(update) == 11 for update in streaming)
+    chat, box, ask, stop, _attach, details, sources, _image, _viewer, _drawer, totals = final
     assert box == "" and ask["visible"] and not stop["visible"]
     assert "class='cite' data-act='cite' data-turn='0' data-n='1'" in chat
     assert "<mark>The office badge is collected from the reception desk on the second floor.</mark>" in chat
