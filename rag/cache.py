@@ -5,11 +5,8 @@ collection and its corpus version (ingest bumps it on every change, so a re-inge
 older answers unreachable), the models, the prompt version, every field of the resolved
 retrieval `Query` and the settings that shape retrieval and routing (`answer_key`).
 Records are stored as JSON, never pickle, so a shared store cannot run code in the app.
-
-The optional semantic cache (off by default) also serves an answer to a question whose
-embedding is close enough to one already answered within the same scope; it trades a risk
-of answering a different question for more hits, so its false-hit rate must be measured on
-the test set before it is turned on.
+Only the same question is served: an answer to a merely similar question can be the answer
+to a different one.
 """
 
 from __future__ import annotations
@@ -20,14 +17,12 @@ import json
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rag.answer import AnswerRecord, Route
-from rag.kv import KV, Clock, Table, open_kv, pack_vector, unpack_vector
+from rag.kv import KV, Clock, Table, open_kv
 from rag.prompts import PROMPT_VERSION
 from rag.retrieval import Query
 from rag.settings import ANSWER_SHAPING_SETTINGS, Settings
@@ -39,7 +34,7 @@ _TRAILING = re.compile(r"[\s?!.。？！,;:]+$")
 @dataclass(frozen=True)
 class CacheKey:
     """`scope` is a digest of everything but the question: answers in different scopes are
-    never mixed, not even by the semantic cache."""
+    never mixed."""
 
     scope: str
     question: str
@@ -92,7 +87,6 @@ class AnswerCache:
         self.settings = settings
         self.kv = kv or open_kv(settings, "cache", clock)
         self.answers = Table("answers", settings.cache_ttl_s, settings.cache_max_entries)
-        self.vectors = Table("answer-vectors", settings.cache_ttl_s, settings.cache_max_entries)
 
     def get(self, key: CacheKey) -> AnswerRecord | None:
         """The stored answer marked as a cache hit: no cost, `saved_usd` = what it first cost,
@@ -100,33 +94,13 @@ class AnswerCache:
         record = self._load(key.digest)
         return _as_hit(record, "same question") if record else None
 
-    def put(self, key: CacheKey, record: AnswerRecord, query_vector: Sequence[float] | None = None) -> None:
+    def put(self, key: CacheKey, record: AnswerRecord) -> None:
         """Stores the answer without its session or conversation history: the cache is
         shared by every session, and one user's conversation is not another's business."""
         if record.cached:
             return
         shared = dataclasses.replace(record, session_id="", history=[], corpus_version=key.corpus_version)
         self.kv.put(self.answers, key.digest, _RECORD.dump_json(shared))
-        if self.settings.semantic_cache and query_vector is not None:
-            self.kv.put(self.vectors, f"{key.scope}:{key.digest}", pack_vector(query_vector))
-
-    def get_similar(self, key: CacheKey, query_vector: Sequence[float]) -> AnswerRecord | None:
-        """The answer to the most similar question in the same scope, if its cosine
-        similarity reaches `semantic_cache_threshold`; None when the semantic cache is off."""
-        if not self.settings.semantic_cache:
-            return None
-        query = np.asarray(query_vector, dtype=np.float64)
-        stored = [(k, v) for k, v in self.kv.scan(self.vectors, f"{key.scope}:") if len(v) == query.nbytes]
-        if not stored:
-            return None
-        matrix = np.stack([unpack_vector(raw) for _, raw in stored])
-        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
-        similarity = matrix @ query / np.where(norms == 0, 1.0, norms)
-        best = int(np.argmax(similarity))
-        if similarity[best] < self.settings.semantic_cache_threshold:
-            return None
-        record = self._load(stored[best][0].removeprefix(f"{key.scope}:"))
-        return _as_hit(record, f"similar question (cosine {similarity[best]:.3f})") if record else None
 
     def _load(self, digest: str) -> AnswerRecord | None:
         """An entry written by an older version of the record format is a miss, not an error:

@@ -245,6 +245,15 @@ class Chain:
             return Priced(model, 0.0)
         return self.ledger.charge(session_id, model, usage, kind)
 
+    def search(self, text: str, session_id: str = "", options: AskOptions = AskOptions()) -> Retrieved:  # noqa: B008
+        """Retrieval alone (an agent's search tool, a LangChain retriever): the collection's
+        passages for `text`, best first, with the query embedding and any model-based second
+        stage charged to the session as an answer's retrieval is."""
+        retrieved = self.retrieve(self.stores.get(options.collection), text, options)
+        self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
+        self.charge(session_id, retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        return retrieved
+
     def rewrite(self, question: str, history: Sequence[Message]) -> Rewritten:
         """A cheap step: on the Flash-Lite model (a generator without one answers with its own)."""
         return standalone(self.generator, question, history, self.settings.lite_model)

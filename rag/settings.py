@@ -209,8 +209,6 @@ class Settings(BaseSettings):
     answer_cache: bool = True  # evaluation turns it off to measure real answers
     cache_ttl_s: int = 7 * 24 * 3600
     cache_max_entries: int = 10_000
-    semantic_cache: bool = False
-    semantic_cache_threshold: float = 0.95
     embed_cache_max_entries: int = 50_000  # query embeddings kept (about 6 KB each at 768 dims)
     session_budget_usd: float = 1.00
     budget_output_tokens: int = 1_024  # output assumed when a call's cost is estimated before it is made

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from rag.answer import AskOptions
 from rag.chain import Chain
 from rag.errors import GemragError
-from rag.retrieval import Query
 
 
 class Passage(BaseModel):
@@ -67,9 +66,7 @@ def build_server(chain: Chain) -> MCPServer:
         page and heading. No answer is generated."""
         options = AskOptions(collection=collection, top_k=max(1, min(k, 50)), mode=mode)
         with as_tool_errors():
-            store = chain.stores.get(collection)
-            retrieved = chain.retriever.search(store, Query.of(query, chain.settings, options))
-            chain.charge("mcp/search", retrieved.embedding_model, retrieved.usage, "embed")
+            retrieved = chain.search(query, "mcp/search", options)
         return [Passage(source=h.chunk.source, page=h.chunk.page, heading=h.chunk.heading, text=h.chunk.text,
                         score=h.score) for h in retrieved.hits]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import numpy as np
 from google import genai
@@ -25,9 +24,6 @@ from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
 from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage, estimate_tokens
-
-if TYPE_CHECKING:
-    from langchain_google_genai import ChatGoogleGenerativeAI, GoogleGenerativeAIEmbeddings
 
 API_MAX_BATCH = 100  # texts per batchEmbedContents request
 # Gemini 2.5 models take a token budget instead of a level: the same intent in tokens
@@ -248,30 +244,6 @@ class GeminiProvider:
                 model=model,
             )
         return _normalised(values)
-
-    # --- LangChain, configured the same way (the plain-LangChain baseline and its tests) ---
-    def langchain_chat(self, model: str | None = None) -> ChatGoogleGenerativeAI:
-        from langchain_google_genai import ChatGoogleGenerativeAI
-
-        return ChatGoogleGenerativeAI(
-            model=model or self.flash_model,
-            google_api_key=self.settings.api_key,
-            base_url=self.settings.base_url,
-            max_retries=1,  # 1 attempt; its default of 6 SDK retries ignores the server's delay
-            timeout=self.settings.request_timeout_s,
-        )
-
-    def langchain_embeddings(self) -> GoogleGenerativeAIEmbeddings:
-        """Note: this class takes no timeout (its `request_options` is never used), and its
-        vectors are not normalised when truncated; both are left as LangChain does them."""
-        from langchain_google_genai import GoogleGenerativeAIEmbeddings
-
-        return GoogleGenerativeAIEmbeddings(
-            model=self.embedding_model,
-            google_api_key=self.settings.api_key,
-            base_url=self.settings.base_url,
-            output_dimensionality=self.embedding_dim,
-        )
 
     # --- per attempt ---
     def _reserve(self, model: str, prompt: Prompt, left: float) -> float:

@@ -154,27 +154,6 @@ def test_the_sqlite_cache_survives_a_new_process(settings: Settings) -> None:
     assert out.stdout.strip() == "Two years [1]."
 
 
-def test_semantic_cache_is_off_by_default(store_settings: Settings) -> None:
-    cache = AnswerCache(store_settings)
-    cache.put(_key(), _record(), query_vector=[1.0, 0.0, 0.0])
-    assert cache.get_similar(_key("warranty length?"), [1.0, 0.0, 0.0]) is None
-
-
-def test_semantic_cache_serves_close_questions_in_the_same_scope_only(store_settings: Settings) -> None:
-    cache = AnswerCache(store_settings.model_copy(update={"semantic_cache": True, "semantic_cache_threshold": 0.95}))
-    cache.put(_key(), _record(), query_vector=[1.0, 0.0, 0.0])
-    cache.put(_key("Who makes the kettle?"), _record(answer="Acme [1]."), query_vector=[0.0, 1.0, 0.0])
-
-    close = [0.97, 0.2, 0.0]  # cosine 0.979 with the warranty question
-    hit = cache.get_similar(_key("What is the warranty period?"), close)
-    assert hit is not None and hit.answer == "Two years [1]." and hit.cached
-    assert "similar question (cosine 0.979)" in hit.route.reason
-
-    assert cache.get_similar(_key("Anything else?"), [0.7, 0.7, 0.1]) is None  # below the threshold
-    assert cache.get_similar(_key("What is the warranty period?", corpus_version=4), close) is None
-    assert cache.get_similar(_key("What is the warranty period?"), [*close, 0.0]) is None  # other embedder
-
-
 class CountingEmbedder:
     """The offline provider's embedder, counting the calls that reach it."""
 
