@@ -82,8 +82,8 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         with gr.Row(elem_id="extras"):
             new_chat = gr.Button("New chat", size="sm", variant="secondary", elem_id="new-chat")
             image = gr.Image(
-                label=IMAGE_LABEL if chain.provider.online else IMAGE_OFFLINE, elem_id="attach", type="filepath",
-                sources=["upload"], interactive=chain.provider.online, height=110, buttons=[],
+                label=IMAGE_LABEL if generator.online else IMAGE_OFFLINE, elem_id="attach", type="filepath",
+                sources=["upload"], interactive=generator.online, height=110, buttons=[],
             )
         with (
             gr.Sidebar(position="right", open=False, width=DRAWER_PX, elem_id="drawer", label="Sources") as drawer,

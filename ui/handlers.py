@@ -72,7 +72,7 @@ class Handlers:
 
     def _attachments(self, image: str | None) -> tuple[Attachment, ...]:
         """The attached image as the model reads it; none offline (the box is disabled there)."""
-        if not image or not self.chain.provider.online:
+        if not image or not self.backend.generator.online:
             return ()
         path = Path(image)
         return (Attachment(mimetypes.guess_type(path.name)[0] or "image/png", path.read_bytes()),)

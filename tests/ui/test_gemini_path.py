@@ -144,7 +144,7 @@ def test_offline_the_image_box_is_disabled_and_says_why(ui_settings: Settings) -
     from rag.providers.offline import OfflineProvider
     from ui.app import IMAGE_OFFLINE, build_app
 
-    demo = build_app(ui_settings, Chain(ui_settings, OfflineProvider()))
+    demo = build_app(ui_settings, Backend.build(ui_settings, OfflineProvider()))
     (attach,) = [c for c in demo.config["components"] if c["props"].get("elem_id") == "attach"]
     assert attach["props"]["interactive"] is False and attach["props"]["label"] == IMAGE_OFFLINE
     assert "Gemini key" in IMAGE_OFFLINE
