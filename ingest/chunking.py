@@ -99,6 +99,8 @@ class Chunker:
                     content_hash=digest,
                     page=section.page,
                     heading=section.heading,
+                    kind=section.kind,
+                    unit=section.unit,
                 )
                 seen[digest] += 1
                 out.append(SizedChunk(chunk, span.tokens))

@@ -18,12 +18,17 @@ from rich.text import Text
 from ingest.discover import SUPPORTED, Filters
 from ingest.display import details, headline, progress_bars, summary
 from ingest.pipeline import ingest_paths, recorded_embedder
+from ingest.vision import configured_reader
 from rag.errors import GemragError, redact
-from rag.providers.base import Embedder
+from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 
 EPILOG = f"""
-Reads {", ".join(sorted(SUPPORTED))}; other files are skipped and listed, as are
+Reads {", ".join(sorted(SUPPORTED))}. With GEMINI_API_KEY, images (files, and those in
+PDFs of at least figure_min_pixels) are described by the Flash-Lite model and cited as
+figures, and PDF pages without a text layer are transcribed; --dry-run estimates that cost.
+Offline, such pages are read by Tesseract when installed (apt-get install tesseract-ocr)
+and images are skipped with the reason. Other files are skipped and listed, as are
 hidden entries (--include-hidden takes them), symlinks leaving PATH or broken, FIFOs and
 devices; a folder that cannot be read is a failure. Each file is stored under its path
 relative to the PATH that found it (a single file under its name; bytes of a name that are
@@ -73,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, embedder: Embedder | None = None) -> int:
-    """`embedder` replaces the one the settings choose (the tests pass fakes)."""
+def main(
+    argv: Sequence[str] | None = None, embedder: Embedder | None = None, generator: Generator | None = None
+) -> int:
+    """`embedder` and `generator` (which reads images and scans) replace the ones the
+    settings choose (the tests pass fakes)."""
     args = build_parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
     # Retry warnings from the embedder print above the progress bar, not through it.
@@ -95,6 +103,7 @@ def main(argv: Sequence[str] | None = None, embedder: Embedder | None = None) ->
                 rebuild=args.rebuild,
                 dry_run=args.dry_run,
                 on_progress=on_progress,
+                generator=generator or configured_reader(settings),
             )
     except GemragError as error:
         return _fail(err, str(error), settings, 2)

@@ -31,6 +31,13 @@ SUPPORTED = {
     ".rst": "text",
     ".html": "html",
     ".htm": "html",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    # Described by Gemini with a key (ingest.vision); listed as skipped offline.
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".webp": "image",
 }
 HIDDEN_HINT = "add --include-hidden to take it"
 

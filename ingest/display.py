@@ -53,6 +53,9 @@ def summary(report: IngestReport) -> Table:
     table.add_row("chunks embedded", f"{report.embedded_chunks:,}")
     table.add_row("chunks reused", f"{report.reused_chunks:,}")
     table.add_row("tokens embedded", f"{report.tokens:,}")
+    if report.vision_calls:
+        table.add_row("figures and scans read by Gemini", f"{report.vision_calls:,}")
+        table.add_row("tokens (images and their text)", f"{report.vision_tokens:,}")
     table.add_row("cost (USD)", f"{report.cost_usd:.4f}")
     return table
 
@@ -65,9 +68,9 @@ def details(report: IngestReport) -> Iterator[str]:
         yield f"[red]failed[/]  {escape(outcome.source)}: {escape(outcome.reason)}"
     for outcome in report.of(Status.SKIPPED):
         yield f"[yellow]skipped[/] {escape(outcome.source)}: {escape(outcome.reason)}"
-    for outcome in report.of(Status.UPDATED):
-        if outcome.reason:
-            yield f"[cyan]moved[/]   {escape(outcome.source)}: {escape(outcome.reason)}"
+    for outcome in report.of(Status.ADDED) + report.of(Status.UPDATED):
+        if outcome.reason:  # moved from another folder, or pages left unread
+            yield f"[cyan]note[/]    {escape(outcome.source)}: {escape(outcome.reason)}"
     if report.orphans_removed:
         yield f"Removed {report.orphans_removed:,} chunks left behind by an interrupted run."
     if report.dry_run:

@@ -1,59 +1,191 @@
 """Turn a file's bytes into text sections that keep where the text came from.
 
 A section is the unit chunking never crosses: one PDF page (with its 1-based number), one
-Markdown section (with its heading path), or a whole plain-text file. A file we cannot read
-raises `LoadError` with a reason a user can act on; the run reports it and goes on.
+slide, one Markdown or Word section (with its heading path), one figure's description, or
+a whole plain-text file. A file we cannot read raises `LoadError` with a reason a user can
+act on; the run reports it and goes on. `Unreadable` is the same for a file nothing here can
+read (an image offline, a scan without OCR): listed as skipped, not failed.
+
+Images and scans are read through an `ingest.vision.Vision` when one is given: figures in
+PDFs and image files are described (with a key), pages without a text layer transcribed or
+OCR'd; pages no one could read are named in `Reading.note`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
+from typing import TYPE_CHECKING
+
+from rag.types import ChunkKind, PageUnit
+
+if TYPE_CHECKING:
+    from pypdf import PageObject
+
+    from ingest.vision import Image, Vision
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would garble the progress bar
 
 _BINARY_SNIFF = 8_192
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# What python-docx and python-pptx raise on a damaged file, besides their own errors.
+_OFFICE_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, KeyError, ValueError, SyntaxError, AttributeError,
+                                               TypeError, IndexError, OSError)
 
 
 class LoadError(Exception):
     """The file cannot be indexed; the message says why, for the failure list."""
 
 
+class Unreadable(LoadError):
+    """Nothing in the file can be read with what this run has (an image offline, a scan
+    without OCR): skipped with the reason, not a failure."""
+
+
 @dataclass(frozen=True)
 class Section:
     text: str
     offset: int = 0  # where `text` starts in the document's text (per page for PDFs)
-    page: int | None = None
+    page: int | None = None  # PDF page, or slide number when `unit` is "slide"
     heading: str = ""
+    kind: ChunkKind = "text"
+    unit: PageUnit = "page"
 
 
-def load(data: bytes, kind: str) -> list[Section]:
+@dataclass(frozen=True)
+class Reading:
+    """A file's sections, and what in it was left unread (said next to its outcome)."""
+
+    sections: list[Section]
+    note: str = ""
+
+
+def load(data: bytes, kind: str, vision: Vision | None = None) -> list[Section]:
     """Sections with text, in document order; raises LoadError when there are none."""
-    sections = _LOADERS[kind](data)
-    sections = [s for s in sections if s.text.strip()]
+    return read(data, kind, vision).sections
+
+
+def read(data: bytes, kind: str, vision: Vision | None = None) -> Reading:
+    """Sections with text and the note on what was left out; raises LoadError (Unreadable
+    when only what this run lacks stands in the way) when there is no text."""
+    if kind == "pdf":
+        reading = read_pdf(data, vision)
+    elif kind == "image":
+        reading = read_image(data, vision)
+    else:
+        reading = Reading(_LOADERS[kind](data))
+    sections = [s for s in reading.sections if s.text.strip()]
     if not sections:
-        hint = " (scanned pages? OCR is not supported)" if kind == "pdf" else ""
-        raise LoadError(f"no text to index{hint}")
-    return sections
+        if reading.note:
+            raise Unreadable(reading.note)
+        raise LoadError("no text to index")
+    return Reading(sections, reading.note)
 
 
-def load_pdf(data: bytes) -> list[Section]:
+def read_pdf(data: bytes, vision: Vision | None) -> Reading:
+    """Each page's text layer; a page without one but with images is a scan, read by
+    `vision` (rendered by PDFium) when it can. With a key, images on text pages become
+    figure sections, each distinct image once per file."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    sections: list[Section] = []
+    unread: list[int] = []
+    described: set[str] = set()
     try:
         reader = PdfReader(BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF: it needs a password, which ingest does not take")
-        return [Section(page.extract_text() or "", page=n) for n, page in enumerate(reader.pages, start=1)]
+        for n, page in enumerate(reader.pages, start=1):
+            text = page.extract_text() or ""
+            if text.strip():
+                sections.append(Section(text, page=n))
+                if vision is not None and vision.describes:
+                    sections += _figures(page, n, vision, described)
+            elif len(page.images):
+                scanned = vision.read_page(_render(data, n, vision.settings.scan_dpi)) if vision else None
+                if scanned is None:
+                    unread.append(n)
+                else:
+                    sections.append(Section(scanned, page=n))
     except LoadError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
         # pypdf signals a damaged file with many exception types; all mean the same to a user.
         raise LoadError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
+    if not unread:
+        return Reading(sections)
+    reason = vision.unread_reason if vision else "no text layer"
+    return Reading(sections, f"{_pages(unread)} skipped: {reason}")
+
+
+def _figures(page: PageObject, n: int, vision: Vision, described: set[str]) -> Iterator[Section]:
+    """The page's images at least `figure_min_pixels` large, described; a damaged image is
+    passed over (the page's text is still indexed)."""
+    from pypdf.errors import PyPdfError
+
+    from ingest.vision import image_of
+
+    for index in range(len(page.images)):
+        try:
+            image = image_of(page.images[index].data)
+        except (PyPdfError, OSError, ValueError, NotImplementedError, KeyError):
+            continue
+        digest = hashlib.sha256(image.blob.data).hexdigest()
+        if not vision.worth_describing(image) or digest in described:
+            continue
+        described.add(digest)
+        text = vision.describe(image)
+        if text:
+            yield Section(f"Figure: {text}", page=n, kind="figure")
+
+
+def _render(data: bytes, n: int, dpi: int) -> Image:
+    """Page `n` as a PNG at `dpi`, drawn by PDFium (pypdfium2, already the UI's renderer)."""
+    import pypdfium2 as pdfium
+
+    from ingest.vision import png_of
+
+    document = pdfium.PdfDocument(data)
+    try:
+        return png_of(document[n - 1].render(scale=dpi / 72).to_pil())
+    finally:
+        document.close()
+
+
+def _pages(numbers: list[int]) -> str:
+    """"page 3" or "pages 2, 5-7"."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    text = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return f"page{'s' if len(numbers) > 1 else ''} {text}"
+
+
+def read_image(data: bytes, vision: Vision | None) -> Reading:
+    """An image file is one figure: described with a key, else skipped."""
+    from ingest.vision import GEMINI_INLINE_BYTES, NO_KEY, image_of
+
+    if vision is None or not vision.describes:
+        raise Unreadable(f"an image: offline it has no text to index ({NO_KEY})")
+    if len(data) > GEMINI_INLINE_BYTES:
+        raise LoadError(f"an image of {len(data) / 1024 / 1024:.1f} MB: over Gemini's 20 MB inline limit")
+    try:
+        image = image_of(data)
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    text = vision.describe(image)
+    if not text:
+        return Reading([], "Gemini gave no description")
+    return Reading([Section(f"Figure: {text}", kind="figure")])
 
 
 def load_text(data: bytes) -> list[Section]:
@@ -163,4 +295,79 @@ def sniff_binary(data: bytes) -> None:
         raise LoadError("binary content (NUL bytes) in a file with a text extension")
 
 
-_LOADERS = {"pdf": load_pdf, "markdown": load_markdown, "text": load_text, "html": load_html}
+def load_docx(data: bytes) -> list[Section]:
+    """Paragraphs and tables in body order; paragraphs in Word's heading styles (and Title)
+    become Markdown headings, so the document splits into sections with heading paths."""
+    from docx import Document
+    from docx.opc.exceptions import OpcError
+    from docx.table import Table
+
+    try:
+        document = Document(BytesIO(data))
+        blocks: list[str] = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                blocks.append("\n".join(" | ".join(c.text.strip() for c in row.cells) for row in block.rows))
+                continue
+            level = _heading_level(block.style.name if block.style is not None else "")
+            text = block.text.strip()
+            if level and text:
+                blocks.append(f"{'#' * level} {' '.join(text.split())}")
+            elif text:
+                blocks.append(_literal(text))
+    except (OpcError, *_OFFICE_ERRORS) as exc:
+        raise LoadError(f"not a readable Word document ({type(exc).__name__}: {exc})") from exc
+    return markdown_sections("\n\n".join(blocks))
+
+
+def _heading_level(style: str) -> int:
+    """Word's built-in heading styles: "Title" is level 1 and "Heading n" level n + 1 (at
+    most 6), so the title heads the path: "Travel Policy > Booking"."""
+    if style == "Title":
+        return 1
+    match = re.fullmatch(r"Heading (\d)", style)
+    return min(int(match.group(1)) + 1, 6) if match else 0
+
+
+def _literal(text: str) -> str:
+    """Body text that would read as a Markdown heading or code fence, escaped."""
+    return "\n".join("\\" + line if _HEADING.match(line) or _FENCE.match(line) else line for line in text.splitlines())
+
+
+def load_pptx(data: bytes) -> list[Section]:
+    """One section per slide, numbered like pages (cited "slide n"), headed by the slide's
+    title: text of every shape in order (groups and tables included), then speaker notes."""
+    from pptx import Presentation
+    from pptx.exc import PythonPptxError
+
+    try:
+        sections = []
+        for n, slide in enumerate(Presentation(BytesIO(data)).slides, start=1):
+            texts = [t for shape in slide.shapes for t in _shape_texts(shape)]
+            if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+                notes = slide.notes_slide.notes_text_frame.text.strip()
+                texts += [f"Notes: {notes}"] if notes else []
+            title = slide.shapes.title
+            heading = " ".join(title.text_frame.text.split()) if title is not None and title.has_text_frame else ""
+            sections.append(Section("\n".join(texts), page=n, heading=heading, unit="slide"))
+    except (PythonPptxError, *_OFFICE_ERRORS) as exc:
+        raise LoadError(f"not a readable PowerPoint file ({type(exc).__name__}: {exc})") from exc
+    return sections
+
+
+def _shape_texts(shape: object) -> Iterator[str]:
+    from pptx.shapes.group import GroupShape
+
+    if isinstance(shape, GroupShape):
+        for inner in shape.shapes:
+            yield from _shape_texts(inner)
+    elif getattr(shape, "has_table", False):
+        for row in shape.table.rows:  # type: ignore[attr-defined]
+            yield " | ".join(c.text.strip() for c in row.cells)
+    elif getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():  # type: ignore[attr-defined]
+        yield shape.text_frame.text.strip()  # type: ignore[attr-defined]
+
+
+_LOADERS: dict[str, Callable[[bytes], list[Section]]] = {
+    "markdown": load_markdown, "text": load_text, "html": load_html, "docx": load_docx, "pptx": load_pptx,
+}

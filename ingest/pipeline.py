@@ -32,12 +32,13 @@ from pathlib import Path
 from ingest.batches import Batch, InFlight
 from ingest.chunking import Chunker, SizedChunk
 from ingest.discover import Filters, Skipped, SourceFile, discover, printable
-from ingest.loaders import LoadError, load
+from ingest.loaders import LoadError, Unreadable, read
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
+from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
-from rag.providers.base import Embedder
+from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
 from rag.store import Store, drop_collection, no_store_yet, write_stamp
 from rag.types import Usage
@@ -78,6 +79,7 @@ class Prepared:
     task: Task
     record: FileRecord  # committed once all its chunks are stored
     chunks: list[SizedChunk]
+    note: str = ""  # what in the file was left unread (scanned pages without OCR)
 
     @property
     def tokens(self) -> int:
@@ -85,7 +87,8 @@ class Prepared:
 
     def outcome(self) -> FileOutcome:
         status = Status.UPDATED if self.task.previous else Status.ADDED
-        return FileOutcome(self.record.source, status, len(self.chunks), self.tokens, self.task.note)
+        note = "; ".join(n for n in (self.task.note, self.note) if n)
+        return FileOutcome(self.record.source, status, len(self.chunks), self.tokens, note)
 
 
 def ingest_paths(
@@ -99,23 +102,26 @@ def ingest_paths(
     rebuild: bool = False,
     dry_run: bool = False,
     on_progress: ProgressCallback | None = None,
+    generator: Generator | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
     the work done so far kept (`report.stopped`). Raises GemragError for a refused run
-    (mixed embedders, another ingest running)."""
+    (mixed embedders, another ingest running). `generator` is the session's: when it is
+    Gemini it describes figures and transcribes scans; otherwise scans are OCR'd by
+    Tesseract if installed and images are skipped (ingest.vision)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
     filters = filters or Filters()
     if dry_run:
-        _DryRun(settings, embedder, report, on_progress).run(roots, filters, prune, rebuild)
+        _DryRun(settings, embedder, report, on_progress, generator).run(roots, filters, prune, rebuild)
         return report
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
         if rebuild:
             manifest.clear()
             drop_collection(settings, name)
-        _Run(settings, embedder, report, on_progress, manifest).run(roots, filters, prune)
+        _Run(settings, embedder, report, on_progress, manifest, generator).run(roots, filters, prune)
     return report
 
 
@@ -257,11 +263,12 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def prepare(task: Task, chunker: Chunker) -> Prepared:
+def prepare(task: Task, chunker: Chunker, vision: Vision | None = None) -> Prepared:
     """Read, load and chunk one file; raises LoadError (or OSError) when it cannot."""
     before = task.file.path.stat()  # taken before reading: a change while we read shows next time
     data = task.file.path.read_bytes()  # hashed again: the file may have changed since planning
-    chunks = chunker.chunk(task.file.source, load(data, task.file.kind or ""))
+    reading = read(data, task.file.kind or "", vision)
+    chunks = chunker.chunk(task.file.source, reading.sections)
     record = FileRecord(
         source=task.file.source,
         root=str(task.file.root),
@@ -271,7 +278,7 @@ def prepare(task: Task, chunker: Chunker) -> Prepared:
         tokens=sum(c.tokens for c in chunks),
         **trusted_stat(before),
     )
-    return Prepared(task, record, chunks)
+    return Prepared(task, record, chunks, reading.note)
 
 
 def trusted_stat(stat: os.stat_result) -> dict[str, int]:
@@ -286,12 +293,18 @@ class _Pass:
     """What a real run and a dry run share: planning, and reading files one by one."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, report: IngestReport, on_progress: ProgressCallback | None
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        report: IngestReport,
+        on_progress: ProgressCallback | None,
+        generator: Generator | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.report = report
         self.on_progress = on_progress
+        self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
 
@@ -317,7 +330,11 @@ class _Pass:
         self.files_total = len(tasks)
         for task in tasks:
             try:
-                prepared = prepare(task, self.chunker)
+                prepared = prepare(task, self.chunker, self.vision)
+            except Unreadable as exc:
+                self.report.add(FileOutcome(task.file.source, Status.SKIPPED, reason=str(exc)))
+                self.advance(files=1, current=task.file.source)
+                continue
             except (LoadError, OSError) as exc:
                 self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=_reason(exc)))
                 self.advance(files=1, current=task.file.source)
@@ -334,6 +351,16 @@ class _Pass:
             self.report.tokens += tokens
             self.report.cost_usd += tokens * self.usd_per_token
         self.advance(chunks=len(chunks))
+
+    def count_vision(self, model: str, usage: Usage) -> None:
+        """A figure described or a page transcribed (a dry run: estimated), priced as
+        `model`; called from the reading thread."""
+        from rag.costs import price_usd
+
+        with self._counting:
+            self.report.vision_calls += 1
+            self.report.vision_tokens += usage.total_tokens
+            self.report.cost_usd += price_usd(self.settings, model, usage)
 
     def advance(self, *, files: int = 0, chunks: int = 0, current: str = "") -> None:
         with self._counting:
@@ -387,8 +414,9 @@ class _Run(_Pass):
         report: IngestReport,
         on_progress: ProgressCallback | None,
         manifest: Manifest,
+        generator: Generator | None = None,
     ) -> None:
-        super().__init__(settings, embedder, report, on_progress)
+        super().__init__(settings, embedder, report, on_progress, generator)
         self.manifest = manifest
         # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM is
         # CPU-bound and uses every core in one call, so batches only need to be long enough

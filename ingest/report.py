@@ -50,7 +50,9 @@ class IngestReport:
     embedded_chunks: int = 0  # chunks sent to the embedder (dry run: that would be)
     reused_chunks: int = 0  # chunks whose vectors were already stored: no embedding call
     tokens: int = 0  # tokens sent to the embedder, counted locally (see ingest.chunking)
-    cost_usd: float = 0.0
+    vision_calls: int = 0  # figures described and scanned pages transcribed by Gemini (dry run: would be)
+    vision_tokens: int = 0  # their tokens, image input and text output (dry run: estimated)
+    cost_usd: float = 0.0  # embedding and vision calls
     orphans_removed: int = 0  # chunks a crashed run left behind, removed by this one
     version: int = 0  # the collection's corpus version after the run
     stopped: str | None = None  # why the run stopped early; what was done is kept

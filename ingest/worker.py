@@ -20,11 +20,13 @@ from pathlib import Path
 
 from ingest.pipeline import ingest_paths, remove_paths
 from ingest.report import IngestReport, Progress, Status
+from ingest.vision import configured_reader
 from rag.errors import GemragError
 from rag.jobs import TASK, Jobs
 from rag.logs import bound
 from rag.logs import configure as configure_logging
 from rag.providers import Embedders
+from rag.providers.base import Generator
 from rag.settings import Settings, load_settings
 from rag.stores import embedder_for
 
@@ -37,12 +39,15 @@ class JobStopped(GemragError):
     """The run stopped early (quota, key): raised so the queue retries it later."""
 
 
-def run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders) -> None:
+def run_job(
+    job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, generator: Generator | None = None
+) -> None:
+    """`generator` reads images and scans (ingest.vision): Gemini with a key."""
     with bound(f"job-{job_id}"):  # the server logged "job <id> queued" under the request's id
-        _run_job(job_id, jobs, settings, embedders)
+        _run_job(job_id, jobs, settings, embedders, generator)
 
 
-def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders) -> None:
+def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, generator: Generator | None) -> None:
     job = jobs.get(job_id)
     if job is None or job.finished:
         return  # expired, or a duplicate delivery of a finished job
@@ -58,7 +63,7 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders) 
             report = remove_paths(job.sources, settings, embedder, collection=job.collection)
         else:
             report = ingest_paths([Path(p) for p in job.paths], settings, embedder, collection=job.collection,
-                                  prune=job.prune, on_progress=progress)
+                                  prune=job.prune, on_progress=progress, generator=generator)
         if report.stopped:
             raise JobStopped(report.stopped)
     except GemragError as exc:
@@ -83,8 +88,9 @@ def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-d
 
     jobs = Jobs(settings)
     embedders = Embedders(settings)
+    generator = configured_reader(settings)
     dramatiq.actor(
-        lambda job_id: run_job(job_id, jobs, settings, embedders),
+        lambda job_id: run_job(job_id, jobs, settings, embedders, generator),
         actor_name=TASK,
         queue_name=settings.job_queue,
         broker=jobs.broker,

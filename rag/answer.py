@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rag.types import Attachment, Message, Usage
+from rag.types import Attachment, ChunkKind, Message, PageUnit, Usage, place
 
 RouteKind = Literal["flash", "pro", "chosen", "fallback", "cached", "offline"]  # chosen: forced by the user
 Mode = Literal["hybrid", "vector", "bm25"]
@@ -24,6 +24,13 @@ class Citation:
     heading: str
     snippet: str
     score: float
+    kind: ChunkKind = "text"
+    unit: PageUnit = "page"
+
+    @property
+    def place(self) -> str:
+        """As cited: "p. 3", "slide 2", "p. 3, figure"."""
+        return place(self.page, self.unit, self.kind)
 
 
 Verdict = Literal["supported", "unsupported", "uncited"]

@@ -84,6 +84,8 @@ def citation(passage: Passage) -> Citation:
         heading=passage.heading,
         snippet=snippet(passage.text),
         score=passage.score,
+        kind=passage.kind,
+        unit=passage.unit,
     )
 
 
@@ -97,6 +99,8 @@ def passages(hits: Sequence[Hit]) -> list[Passage]:
             heading=h.chunk.heading,
             chunk_id=h.chunk.id,
             score=h.score,
+            kind=h.chunk.kind,
+            unit=h.chunk.unit,
         )
         for n, h in enumerate(hits, start=1)
     ]

@@ -85,7 +85,7 @@ def describe(record: AnswerRecord) -> str:
     cited = {c.n for c in record.citations}
     lines = ["Sources (* cited):"]
     for s in record.sources:
-        page = f" p.{s.page}" if s.page is not None else ""
+        page = f" {s.place}" if s.place else ""
         heading = f" — {s.heading}" if s.heading else ""
         lines.append(f" {'*' if s.n in cited else ' '}[{s.n}] {s.source}{page}{heading}")
     usage = record.usage

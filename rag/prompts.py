@@ -48,7 +48,8 @@ def neutralise(text: str) -> str:
 
 
 def render_source(passage: Passage) -> str:
-    page = f' page="{passage.page}"' if passage.page is not None else ""
+    page = f' {passage.unit}="{passage.page}"' if passage.page is not None else ""
+    page += ' kind="figure"' if passage.kind == "figure" else ""
     heading = f' heading="{escape(passage.heading)}"' if passage.heading else ""
     return (
         f'<source n="{passage.n}" file="{escape(passage.source)}"{page}{heading}>\n'

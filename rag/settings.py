@@ -185,6 +185,14 @@ class Settings(BaseSettings):
     # Chunks embedded and stored per step: large enough to fill the embedder's batches,
     # small enough to bound the vectors held in memory and the work a crash can lose.
     ingest_batch_chunks: int = 512
+    # Images and scans (ingest.vision). With a key, images in PDFs of at least this many pixels
+    # (about 200 x 200: smaller ones are icons, rules and logos) are described by `lite_model`;
+    # image files always are. Pages without a text layer are rendered at `scan_dpi` and
+    # transcribed by `lite_model`, or offline read by Tesseract in `ocr_languages` if installed.
+    figure_min_pixels: int = 40_000
+    figure_max_output_tokens: int = 400  # a description, not an essay; bounds the dry run's estimate
+    scan_dpi: int = 200
+    ocr_languages: str = "eng"  # Tesseract's -l: "eng+deu" needs tesseract-ocr-deu
 
     # --- retrieval ---
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"

@@ -56,6 +56,20 @@ class Message:
     text: str
 
 
+ChunkKind = Literal["text", "figure"]
+PageUnit = Literal["page", "slide"]
+
+
+def place(page: int | None, unit: PageUnit = "page", kind: ChunkKind = "text", *, spelled: bool = False) -> str:
+    """Where a passage is, as a citation says it: "p. 3", "slide 3", "p. 3, figure", "figure";
+    `spelled` writes "page 3" for screen readers and labels."""
+    page_word = "page " if spelled else "p. "
+    parts = [] if page is None else [f"{page_word}{page}" if unit == "page" else f"slide {page}"]
+    if kind == "figure":
+        parts.append("figure")
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Passage:
     """A retrieved chunk as shown to a model: numbered `[n]` in the prompt."""
@@ -67,11 +81,18 @@ class Passage:
     heading: str = ""
     chunk_id: str = ""
     score: float = 0.0
+    kind: ChunkKind = "text"
+    unit: PageUnit = "page"
+
+    @property
+    def place(self) -> str:
+        return place(self.page, self.unit, self.kind)
 
 
 @dataclass(frozen=True)
 class Attachment:
-    """An image asked about with a question: its bytes and MIME type. Only Gemini reads it."""
+    """An image sent with a prompt (asked about with a question, or a figure or scanned page
+    read at ingest): its bytes and MIME type. Only Gemini reads it."""
 
     mime: str
     data: bytes
@@ -143,8 +164,14 @@ class Chunk:
     start: int  # character span in the document's extracted text (per page for PDFs)
     end: int
     content_hash: str
-    page: int | None = None  # 1-based PDF page
+    page: int | None = None  # 1-based PDF page, or slide number when `unit` is "slide"
     heading: str = ""  # Markdown heading path, "A > B > C"
+    kind: ChunkKind = "text"  # "figure": a model's description of an image, not the document's words
+    unit: PageUnit = "page"
+
+    @property
+    def place(self) -> str:
+        return place(self.page, self.unit, self.kind)
 
     def metadata(self) -> dict[str, str | int]:
         meta: dict[str, str | int] = {
@@ -157,6 +184,11 @@ class Chunk:
         }
         if self.page is not None:
             meta["page"] = self.page
+        # Written only when not the default, so collections stored before these fields read the same.
+        if self.kind != "text":
+            meta["kind"] = self.kind
+        if self.unit != "page":
+            meta["unit"] = self.unit
         return meta
 
     @property
@@ -179,6 +211,8 @@ class Chunk:
             content_hash=str(meta.get("content_hash", "")),
             page=int(meta["page"]) if meta.get("page") is not None else None,
             heading=str(meta.get("heading", "")),
+            kind="figure" if meta.get("kind") == "figure" else "text",
+            unit="slide" if meta.get("unit") == "slide" else "page",
         )
 
 

@@ -133,7 +133,7 @@ class Handlers:
             chunks = self.backend.stores.get(turn.collection).get([citation.chunk_id])
             if not chunks:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
-            if chunks[0].page is not None:
+            if chunks[0].page is not None and chunks[0].unit == "page":  # a PDF page; a slide shows as text
                 page = preview.pdf_page(self.settings, turn.collection, chunks[0], quote)
                 note = "" if page.found else "The cited text could not be located on the page image."
                 image = gr.update(value=str(page.image), visible=True, label=f"{citation.source}, page {page.page}")
@@ -211,7 +211,8 @@ class Handlers:
             return gr.update(visible=True), render.text(f"Rating not stored: {self._reason(exc)}"), SKIP(), SKIP()
         turn.feedback, state.rating = feedback, index
         thanks = "Thanks: rated good." if rating == "up" else "Thanks: rated bad. Which source had the answer?"
-        choices = [(f"[{c.n}] {c.source}" + (f", page {c.page}" if c.page else ""), c.n) for c in record.sources]
+        choices = [(", ".join(filter(None, [f"[{c.n}] {c.source}", render.spelled_place(c)])), c.n)
+                   for c in record.sources]
         return (
             gr.update(visible=True),
             f"**{thanks}** Answer to: {safe.inert_markdown(turn.question)}",
@@ -265,7 +266,8 @@ class Handlers:
         try:
             collection = collection or self.settings.collection
             embedder = self.backend.embedder_for(collection)
-            result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report)
+            result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report,
+                                    generator=self.backend.generator)
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"

@@ -122,8 +122,8 @@ def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str |
 
 
 def _section_of(sections: list[Section], chunk: Chunk) -> tuple[str, int]:
-    for section in sections:
-        if section.offset <= chunk.start < section.offset + len(section.text):
+    for section in sections:  # slides all start at offset 0: the slide number tells them apart
+        if section.page == chunk.page and section.offset <= chunk.start < section.offset + len(section.text):
             return section.text, section.offset
     raise SourceUnavailable(f"{chunk.source} changed since it was ingested: re-ingest it to open this passage.")
 

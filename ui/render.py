@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.providers.extractive import OFFLINE_NOTE
+from rag.types import place
 from ui import safe
 from ui.corpus import CollectionInfo
 from ui.evidence import used_sentence
@@ -128,7 +129,8 @@ def _chips(index: int, turn: Turn, group: str, sources: dict[int, Citation]) -> 
 def chip(index: int, citation: Citation, turn: Turn) -> str:
     """A numbered chip: hover or focus shows the passage, a click opens the source there."""
     n = citation.n
-    label = f"Source {n}: {citation.source}" + (f", page {citation.page}" if citation.page else "")
+    where = spelled_place(citation)
+    label = f"Source {n}: {citation.source}" + (f", {where}" if where else "")
     doubt = _doubt(turn, n)
     flag = " unsupported" if doubt else ""
     if doubt:
@@ -191,10 +193,15 @@ def _flatten(text: str) -> str:
     return " ".join(_BLOCK_SYNTAX.sub("", text).split())
 
 
+def spelled_place(citation: Citation) -> str:
+    """"page 3", "slide 2", "page 3, figure": read aloud better than "p. 3"."""
+    return place(citation.page, citation.unit, citation.kind, spelled=True)
+
+
 def where_html(citation: Citation) -> str:
     parts = [f"<b>{text(citation.source)}</b>"]
-    if citation.page is not None:
-        parts.append(f"page {citation.page}")
+    if where := spelled_place(citation):
+        parts.append(text(where))
     if citation.heading:
         parts.append(text(citation.heading))
     return " · ".join(parts)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ingest.discover import SUPPORTED
 from ingest.pipeline import ingest_paths
 from ingest.report import IngestReport, ProgressCallback
-from rag.providers.base import Embedder
+from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
 from rag.uploads import StagedFile, UploadRejected, safe_name, upload_dir
 from ui import browser_copies
@@ -57,9 +57,11 @@ def ingest_uploads(
     embedder: Embedder,
     collection: str,
     on_progress: ProgressCallback | None = None,
+    generator: Generator | None = None,
 ) -> UploadResult:
     """Stage what passes the checks and ingest it with the CLI's pipeline; the stored names
-    are the sanitised file names, so answers cite what the user uploaded."""
+    are the sanitised file names, so answers cite what the user uploaded. `generator`, the
+    session's, describes images and transcribes scans when it is Gemini."""
     result = UploadResult()
     for file in files:
         try:
@@ -69,6 +71,7 @@ def ingest_uploads(
     browser_copies.discard(files, settings)  # staged copies are what gets ingested and cited
     if result.staged:
         result.report = ingest_paths(
-            [s.path for s in result.staged], settings, embedder, collection=collection, on_progress=on_progress
+            [s.path for s in result.staged], settings, embedder, collection=collection, on_progress=on_progress,
+            generator=generator,
         )
     return result

@@ -62,6 +62,7 @@ class CitationOut(BaseModel):
     heading: str
     snippet: str
     score: float
+    place: str = ""  # "p. 3", "slide 2", "p. 3, figure"
 
 
 class CheckOut(BaseModel):

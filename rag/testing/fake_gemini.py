@@ -20,6 +20,9 @@ What it offers a test or a benchmark:
 - embeddings that carry meaning (a hashing trick over words and word bigrams), so texts
   sharing words are similar and retrieval over them is meaningful;
 - scripted answers (`reply(...)` queues texts, `responder` computes them from the request);
+  a request with inline image data is answered by default with what the image is (its size
+  and main colour, `describe_image`), and its usage counts 258 tokens per image as the API
+  does for a small image;
 - faults injected per request (`inject`) or at a seeded random rate (`fault_rate`), a
   simulated per-model rate limit (`rate_limit`) and latency knobs;
 - a thread-safe log of every request (`requests`, `calls`).
@@ -29,6 +32,7 @@ It imports nothing from pytest, so benchmarks import it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import itertools
@@ -52,6 +56,7 @@ from rag.catalogue import ModelRow, catalogue_rows
 
 FULL_DIM = 3072  # gemini-embedding-001's native output size
 TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
+IMAGE_TOKENS = 258  # an image up to 384 px on both sides, as Gemini counts it
 METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens", "list")
 GENERATION_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 EMBEDDING_METHODS = ["embedContent", "batchEmbedContents", "asyncBatchEmbedContent"]
@@ -186,6 +191,7 @@ class GenerateRequest:
     system: str
     messages: tuple[tuple[str, str], ...]  # (role, text)
     generation_config: dict[str, Any]
+    images: tuple[tuple[str, bytes], ...] = ()  # (mime type, bytes) of every inlineData part
 
     @property
     def last_user_text(self) -> str:
@@ -220,7 +226,9 @@ Responder = Callable[[GenerateRequest], "str | Reply"]
 def default_responder(request: GenerateRequest) -> str:
     """Answers from the prompt: the first sentence after the source numbered 1 (our
     `<source n="1" ...>` block, or a plain `[1]` marker), cited [1]. That is enough for a
-    chain test to see a grounded, cited answer come back."""
+    chain test to see a grounded, cited answer come back. An image is described instead."""
+    if request.images:
+        return describe_image(*request.images[0])
     prompt = request.user_text
     found = re.search(r'<source n="1"[^>]*>|\[1\]', prompt)
     marker = found.start() if found else -1
@@ -235,6 +243,22 @@ def default_responder(request: GenerateRequest) -> str:
     if request.json_output:
         return json.dumps({"answer": answer, "citations": [1] if marker >= 0 else []})
     return answer
+
+
+def describe_image(mime_type: str, data: bytes) -> str:
+    """What the fake "sees" in an image: its size and most common colour, so a test knows
+    the description its image gets without scripting it."""
+    from io import BytesIO
+
+    from PIL import Image  # only for requests that carry images
+
+    try:
+        image = Image.open(BytesIO(data)).convert("RGB")
+    except OSError:
+        return f"An unreadable {mime_type} image."
+    counts = image.resize((16, 16)).getcolors(256) or [(1, (0, 0, 0))]
+    red, green, blue = max(counts)[1]
+    return f"An image of {image.width}x{image.height} pixels, mostly #{red:02x}{green:02x}{blue:02x}."
 
 
 @dataclass
@@ -530,9 +554,21 @@ def _texts(parts: Iterable[dict[str, Any]]) -> str:
 
 
 def _parse_generate(model: str, body: dict[str, Any]) -> GenerateRequest:
-    messages = tuple((c.get("role", "user"), _texts(c.get("parts", []))) for c in body.get("contents", []))
+    contents = body.get("contents", [])
+    messages = tuple((c.get("role", "user"), _texts(c.get("parts", []))) for c in contents)
     system = _texts((body.get("systemInstruction") or {}).get("parts", []))
-    return GenerateRequest(model, system, messages, body.get("generationConfig") or {})
+    return GenerateRequest(model, system, messages, body.get("generationConfig") or {}, inline_images(body))
+
+
+def inline_images(body: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
+    """(mime type, bytes) of each inlineData part of a generate request's contents. The SDK
+    writes `mime_type` (the API takes both spellings) and base64 with or without padding."""
+    blobs = [p["inlineData"] for c in body.get("contents", []) for p in c.get("parts", []) if "inlineData" in p]
+    return tuple((str(b.get("mimeType") or b.get("mime_type", "")), _unbase64(str(b.get("data", "")))) for b in blobs)
+
+
+def _unbase64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
@@ -574,6 +610,7 @@ def _thinking_refusal(request: GenerateRequest, row: ModelRow | None) -> str | N
 
 def _usage(request: GenerateRequest, reply: Reply, output_text: str) -> dict[str, int]:
     prompt = count_tokens(request.system) + sum(count_tokens(text) for _, text in request.messages)
+    prompt += IMAGE_TOKENS * len(request.images)
     output = count_tokens(output_text)
     usage = {
         "promptTokenCount": prompt,

@@ -81,7 +81,7 @@ def write_corpus(root: Path) -> Corpus:
     (root / "runbook.html").write_text(HTML)
     (root / "sub").mkdir(exist_ok=True)
     (root / "sub" / "limits.pdf").write_bytes(pdf_bytes(PDF_PAGES))
-    (root / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (root / "diagram.svg").write_text("<svg xmlns=\"http://www.w3.org/2000/svg\"/>")  # a type ingest does not read
     return Corpus(root)
 
 

@@ -25,7 +25,7 @@ def test_ingest_prints_a_summary_and_lists_skipped_files(capsys, corpus, tmp_pat
     code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], fake)
     assert code == 0
     assert "files added     │      4" in out and "files skipped   │      1" in out
-    assert "skipped diagram.png: unknown type '.png'" in out
+    assert "skipped diagram.svg: unknown type '.svg'" in out
 
 
 def test_failures_are_listed_by_name_and_exit_1(capsys, corpus, tmp_path, fake):

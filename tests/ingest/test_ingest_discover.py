@@ -10,7 +10,7 @@ def _skipped(root, filters=None):
 
 
 def test_sources_are_relative_to_the_root_with_forward_slashes(corpus):
-    assert _sources(corpus.root) == ["diagram.png", "guide.md", "notes.txt", "runbook.html", "sub/limits.pdf"]
+    assert _sources(corpus.root) == ["diagram.svg", "guide.md", "notes.txt", "runbook.html", "sub/limits.pdf"]
     assert next(f.kind for f in discover(corpus.root, Filters()) if isinstance(f, SourceFile)) is None
 
 
@@ -20,7 +20,7 @@ def test_a_single_file_is_stored_under_its_name(corpus):
 
 def test_include_and_exclude_globs_match_the_stored_path(corpus):
     assert _sources(corpus.root, Filters(include=["*.md", "*.pdf"])) == ["guide.md", "sub/limits.pdf"]
-    assert _sources(corpus.root, Filters(exclude=["sub/*", "*.png"])) == ["guide.md", "notes.txt", "runbook.html"]
+    assert _sources(corpus.root, Filters(exclude=["sub/*", "*.svg"])) == ["guide.md", "notes.txt", "runbook.html"]
 
 
 def test_hidden_entries_and_symlinks_leaving_the_root_are_not_followed(corpus, tmp_path):

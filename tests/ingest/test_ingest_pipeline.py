@@ -19,7 +19,7 @@ def _statuses(report):
 
 def test_first_ingest_stores_every_chunk_with_its_place(corpus, settings, fake):
     report = ingest_paths([corpus.root], settings, fake)
-    assert _statuses(report) == {**dict.fromkeys(GOOD, Status.ADDED), "diagram.png": Status.SKIPPED}
+    assert _statuses(report) == {**dict.fromkeys(GOOD, Status.ADDED), "diagram.svg": Status.SKIPPED}
     assert report.exit_code == 0 and report.version >= 1
     store = Store(settings, fake.embedding_id)
     chunks = list(store.chunks())

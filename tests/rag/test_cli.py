@@ -34,7 +34,7 @@ def test_ask_streams_an_answer_with_correct_citations(settings, offline_provider
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "25 days of paid vacation per year. [1]" in out
-    assert " *[1] handbook.pdf p.2\n" in out
+    assert " *[1] handbook.pdf p. 2\n" in out
     assert "Route: offline · offline-extractive" in out
     assert "prompt +" in out and "first token" in out
     assert "Traceback" not in done.stderr

@@ -162,3 +162,19 @@ def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_
     assert not image["visible"] and "garage.html" in viewer
     assert "<mark>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</mark>" in viewer
     assert "<script" not in viewer and "<img" not in viewer and "__pwned" not in viewer
+
+
+def test_a_slide_opens_as_that_slide_s_text(tmp_path: Path) -> None:
+    from tests.fakes.media import pptx
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    pptx(folder / "deck.pptx")
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state = SessionState()
+    list(handlers.respond("How many engineers will we hire?", state, "corpus", "hybrid", 4, ""))
+    _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
+    assert not image["visible"] and "deck.pptx" in viewer and "slide 2" in viewer
+    assert "twelve engineers" in viewer and "Revenue grew" not in viewer  # slide 2's text, not slide 1's

@@ -1,0 +1,154 @@
+"""Reading what has no text layer: figures described and scanned pages transcribed by the
+cheap Gemini model when there is a key, scans read by Tesseract (ingest.ocr) offline.
+
+The loaders ask a `Vision` for text and get None when nothing here can read the image; they
+then list what was left out and why (`unread_reason`). Every Gemini call is reported through
+`on_call` with its model and usage, so ingest prices it like its embeddings. A dry run's
+Vision (`estimate=True`) calls nothing: it counts what the run would send and returns a
+placeholder of a description's typical length, so the chunks are counted too.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from typing import TYPE_CHECKING
+
+from ingest import ocr
+from rag.providers.base import Generator
+from rag.settings import Settings
+from rag.types import Attachment, Prompt, Usage
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PilImage
+
+DESCRIBE = (
+    "Describe this figure from a document for a search index: what it shows, every label, "
+    "number and caption you can read, and what it says. Plain prose, no preamble."
+)
+TRANSCRIBE = (
+    "Transcribe this scanned document page exactly: every word in reading order, headings on "
+    "their own lines, tables as lines of cells. No commentary."
+)
+PAGE_OUTPUT_TOKENS = 800  # a dry run's guess at one transcribed page (a full page of prose)
+TILE_PX, TILE_TOKENS, SMALL_PX = 768, 258, 384  # Google's image-token rule, for estimates only
+GEMINI_INLINE_BYTES = 20 * 1024 * 1024  # the API's limit on one request with inline data
+NO_KEY = "set GEMINI_API_KEY to have Gemini read it"
+
+
+OnCall = Callable[[str, Usage], None]
+
+
+def configured_reader(settings: Settings) -> Generator | None:
+    """The generator that reads images for a run outside a session (the CLI, the worker):
+    Gemini with a key; offline none is built, as the offline answerer cannot see."""
+    if not settings.online:
+        return None
+    from rag.providers import get_generator
+
+    return get_generator(settings)
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image to read, with its size in pixels (for the estimate and the size threshold)."""
+
+    blob: Attachment
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def estimated_tokens(self) -> int:
+        if self.width <= SMALL_PX and self.height <= SMALL_PX:
+            return TILE_TOKENS
+        return TILE_TOKENS * math.ceil(self.width / TILE_PX) * math.ceil(self.height / TILE_PX)
+
+
+class Vision:
+    def __init__(
+        self,
+        settings: Settings,
+        generator: Generator | None,
+        *,
+        estimate: bool = False,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self.settings = settings
+        # Only Gemini sees images: the offline generator's answers are extractive.
+        self.generator = generator if generator is not None and generator.online else None
+        self.estimate = estimate
+        self.on_call = on_call
+        self.tesseract = self.generator is None and ocr.available()
+        self._lock = threading.Lock()
+
+    @property
+    def describes(self) -> bool:
+        return self.generator is not None
+
+    @property
+    def unread_reason(self) -> str:
+        """Why a page without a text layer could not be read here."""
+        return f"no text layer, and no OCR: {ocr.INSTALL_HINT}, or {NO_KEY}"
+
+    def worth_describing(self, image: Image) -> bool:
+        return self.describes and image.pixels >= self.settings.figure_min_pixels
+
+    def describe(self, image: Image) -> str | None:
+        """A description of a figure, or None without a key or when the model gave none."""
+        if self.generator is None:
+            return None
+        return self._ask(DESCRIBE, image, self.settings.figure_max_output_tokens)
+
+    def read_page(self, image: Image) -> str | None:
+        """The text of a scanned page: Gemini's transcription with a key, Tesseract's reading
+        offline when it is installed, else None."""
+        if self.generator is not None:
+            return self._ask(TRANSCRIBE, image, None)
+        if not self.tesseract:
+            return None
+        return ocr.read_image(image.blob.data, self.settings.ocr_languages, self.settings.scan_dpi)
+
+    def _ask(self, instruction: str, image: Image, max_output_tokens: int | None) -> str | None:
+        assert self.generator is not None
+        model = self.settings.lite_model
+        if self.estimate:
+            output = max_output_tokens or PAGE_OUTPUT_TOKENS
+            self._charge(model, Usage(prompt_tokens=image.estimated_tokens + len(instruction) // 4,
+                                      output_tokens=output))
+            return "x " * output  # stands in for the text, so the dry run counts its chunks
+        prompt = Prompt.of(instruction, images=(image.blob,), max_output_tokens=max_output_tokens)
+        generation = self.generator.generate(prompt, model=model)
+        self._charge(generation.model, generation.usage)
+        return generation.text.strip() or None
+
+    def _charge(self, model: str, usage: Usage) -> None:
+        if self.on_call is not None:
+            with self._lock:
+                self.on_call(model, usage)
+
+
+def image_of(data: bytes) -> Image:
+    """An image's bytes as an `Image`; formats Gemini does not take inline (TIFF, JPEG 2000,
+    GIF, a PDF's raw bitmaps) are re-encoded as PNG. Raises OSError when it is not an image."""
+    from PIL import Image as Pil
+
+    with Pil.open(BytesIO(data)) as picture:
+        if picture.format in ("PNG", "JPEG", "WEBP"):
+            return Image(Attachment(f"image/{picture.format.lower()}", data), *picture.size)
+        return png_of(picture)
+
+
+def png_of(picture: PilImage) -> Image:
+    """A PIL image encoded as PNG (CMYK and other modes PNG cannot hold go through RGB)."""
+    if picture.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+        picture = picture.convert("RGB")
+    out = BytesIO()
+    picture.save(out, "PNG")
+    return Image(Attachment("image/png", out.getvalue()), *picture.size)

@@ -1,0 +1,83 @@
+"""Word and PowerPoint files through `python -m ingest`: DOCX heading styles become the
+heading path, PPTX slides are numbered and cited "slide n"; a damaged file fails with the
+reason and the rest is ingested."""
+
+import pytest
+
+from ingest.cli import main
+from ingest.loaders import LoadError, load
+from rag import cli as rag_cli
+from rag.chain import Chain
+from rag.store import Store
+from tests.fakes import media
+
+
+@pytest.fixture
+def office(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.docx(docs / "policy.docx")
+    media.pptx(docs / "deck.pptx")
+    return docs
+
+
+def test_docx_headings_and_pptx_slides_are_kept_in_the_chunks(office, settings, offline_provider, capsys):
+    assert main([str(office), "--data-dir", str(settings.data_dir), "-q"], embedder=offline_provider) == 0
+    assert "│ files added │ 2 │" in " ".join(capsys.readouterr().out.split())
+
+    chunks = list(Store(settings, offline_provider.embedding_id).chunks())
+    docx = {c.heading: c for c in chunks if c.source == "policy.docx"}
+    assert set(docx) == {"Travel Policy > Booking", "Travel Policy > Booking > Refunds", "Travel Policy > Expenses"}
+    assert "Unused tickets are refunded" in docx["Travel Policy > Booking > Refunds"].text
+    assert "Business | Over 6 hours" in docx["Travel Policy > Booking > Refunds"].text  # the table, in place
+    assert all(c.page is None and c.place == "" for c in docx.values())
+    slides = {c.page: c for c in chunks if c.source == "deck.pptx"}
+    assert set(slides) == {1, 2, 3}
+    assert slides[2].heading == "Hiring Plan" and slides[2].unit == "slide" and slides[2].place == "slide 2"
+    assert "twelve engineers" in slides[2].text and "Notes: Mention the Berlin office." in slides[2].text
+
+
+@pytest.mark.slow
+def test_a_slide_is_cited_as_a_slide(office, settings, offline_provider):
+    main([str(office), "--data-dir", str(settings.data_dir), "-q"], embedder=offline_provider)
+
+    record = Chain(settings, offline_provider).ask("How many engineers will we hire for the platform team?")
+
+    assert any(c.source == "deck.pptx" and c.place == "slide 2" for c in record.citations)
+    assert " deck.pptx slide 2 — Hiring Plan" in rag_cli.describe(record)
+
+
+def test_a_damaged_office_file_fails_with_the_reason_and_the_rest_is_ingested(
+    office, settings, offline_provider, capsys
+):
+    (office / "broken.docx").write_bytes(b"PK\x03\x04 not a zip archive")
+    (office / "broken.pptx").write_bytes(b"hello")
+
+    assert main([str(office), "--data-dir", str(settings.data_dir), "-q"], embedder=offline_provider) == 1
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert "failed broken.docx: not a readable Word document" in out
+    assert "failed broken.pptx: not a readable PowerPoint file" in out
+    assert {c.source for c in Store(settings, offline_provider.embedding_id).chunks()} == {"policy.docx", "deck.pptx"}
+
+
+def test_body_text_that_looks_like_markdown_stays_body_text(tmp_path):
+    from docx import Document
+
+    document = Document()
+    document.add_heading("Notes", level=1)
+    document.add_paragraph("# not a heading, a hash tag")
+    document.add_paragraph("```")
+    document.add_paragraph("still the same section")
+    document.save(str(tmp_path / "notes.docx"))
+
+    (section,) = load((tmp_path / "notes.docx").read_bytes(), "docx")
+    assert section.heading == "Notes" and "# not a heading" in section.text
+
+
+def test_an_empty_presentation_has_no_text_to_index(tmp_path):
+    from pptx import Presentation
+
+    Presentation().save(str(tmp_path / "empty.pptx"))
+    with pytest.raises(LoadError, match="no text to index"):
+        load((tmp_path / "empty.pptx").read_bytes(), "pptx")

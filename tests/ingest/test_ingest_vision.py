@@ -1,0 +1,152 @@
+"""Images and scans through `python -m ingest`: with a key (the fake Gemini), figures in PDFs
+and image files are described by the Flash-Lite model, stored as figure chunks and cited as
+"p. 1, figure", and scanned pages transcribed, each call priced in the run's cost; offline,
+Tesseract reads scanned pages when installed, and what cannot be read is listed as skipped."""
+
+import shutil
+
+import pytest
+
+from ingest.cli import main
+from rag import cli as rag_cli
+from rag.chain import Chain
+from rag.costs import price_usd
+from rag.providers.gemini import GeminiProvider
+from rag.store import Store
+from rag.testing.fake_gemini import IMAGE_TOKENS, count_tokens, inline_images
+from rag.types import Usage
+from tests.fakes import media
+
+GENERATE = "generateContent"
+FIGURE_TEXT = "Figure: An image of 300x240 pixels, mostly #ff0000."
+
+
+def _image_calls(fake_gemini):
+    return [r for r in fake_gemini.calls(GENERATE) if inline_images(r.body)]
+
+
+def _ingest(settings, provider, folder, *extra):
+    """The CLI, with `provider` as embedder and as the session's generator."""
+    argv = [str(folder), "--data-dir", str(settings.data_dir), "-q", *extra]
+    return main(argv, embedder=provider, generator=provider)
+
+
+def _chunks(settings, provider):
+    return {(c.source, c.page, c.kind): c for c in Store(settings, provider.embedding_id).chunks()}
+
+
+def test_an_image_in_a_pdf_becomes_a_cited_figure_chunk(tmp_path, gemini_settings, fake_gemini, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.pdf_with_figure(docs / "report.pdf", "Sales report. The chart below shows the quarter.")
+    (docs / "logo.png").write_bytes(media.png((64, 48), (0, 128, 0)))
+    provider = GeminiProvider(gemini_settings)
+
+    assert _ingest(gemini_settings, provider, docs) == 0
+
+    calls = _image_calls(fake_gemini)
+    assert len(calls) == 2  # the red figure and the PNG file; the 20 px icon is under the threshold
+    assert {c.model for c in calls} == {gemini_settings.lite_model}
+    sent = [data for c in calls for _, data in inline_images(c.body)]
+    assert media.png((64, 48), (0, 128, 0)) in sent  # an image file goes as it is
+    chunks = _chunks(gemini_settings, provider)
+    figure = chunks[("report.pdf", 1, "figure")]
+    assert figure.text == FIGURE_TEXT and figure.place == "p. 1, figure"
+    assert chunks[("report.pdf", 1, "text")].text.startswith("Sales report.")
+    assert chunks[("logo.png", None, "figure")].text == "Figure: An image of 64x48 pixels, mostly #008000."
+    out = capsys.readouterr().out
+    assert "figures and scans read by Gemini" in out
+
+    record = Chain(gemini_settings, provider).ask("What does the image of 300x240 pixels, mostly red, show?")
+    cited = {c.place: c for c in record.citations}
+    assert cited["p. 1, figure"].source == "report.pdf"
+    assert " report.pdf p. 1, figure" in rag_cli.describe(record)
+
+
+def test_figure_calls_are_priced_in_the_run_and_estimated_by_a_dry_run(tmp_path, gemini_settings, fake_gemini):
+    from ingest.pipeline import ingest_paths
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.pdf_with_figure(docs / "report.pdf", "Sales report.")
+    provider = GeminiProvider(gemini_settings)
+
+    dry = ingest_paths([docs], gemini_settings, provider, dry_run=True, generator=provider)
+    assert _image_calls(fake_gemini) == [] and dry.vision_calls == 1
+    embed_price = gemini_settings.models[gemini_settings.embedding_model].price.input / 1e6
+    assert dry.cost_usd > dry.tokens * embed_price  # the figure's estimate is in the total
+
+    report = ingest_paths([docs], gemini_settings, provider, generator=provider)
+    from ingest.vision import DESCRIBE
+
+    usage = Usage(count_tokens(DESCRIBE) + IMAGE_TOKENS, count_tokens(FIGURE_TEXT.removeprefix("Figure: ")))
+    assert report.vision_calls == 1 and report.vision_tokens == usage.total_tokens
+    vision_usd = price_usd(gemini_settings, gemini_settings.lite_model, usage)
+    assert report.cost_usd == pytest.approx(report.tokens * embed_price + vision_usd)
+    assert vision_usd > 0
+
+
+def test_a_scanned_page_is_transcribed_by_gemini(tmp_path, gemini_settings, fake_gemini):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.scanned_pdf(docs / "minutes.pdf", "Board minutes, typed page.")
+    fake_gemini.reply("The board approved the budget for the new warehouse.")
+    provider = GeminiProvider(gemini_settings)
+
+    assert _ingest(gemini_settings, provider, docs) == 0
+
+    (call,) = _image_calls(fake_gemini)  # the scan is transcribed, not also described as a figure
+    ((mime, page),) = inline_images(call.body)
+    assert mime == "image/png" and page.startswith(b"\x89PNG")
+    assert "Transcribe" in call.body["contents"][0]["parts"][0]["text"]
+    scanned = _chunks(gemini_settings, provider)[("minutes.pdf", 2, "text")]
+    assert scanned.text == "The board approved the budget for the new warehouse."
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Tesseract (apt-get install tesseract-ocr)")
+def test_offline_tesseract_reads_a_scanned_page(tmp_path, settings, offline_provider):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.scanned_pdf(docs / "invoice.pdf", None)
+
+    assert _ingest(settings, offline_provider, docs) == 0
+
+    (chunk,) = Store(settings, offline_provider.embedding_id).chunks()
+    assert chunk.page == 1 and chunk.kind == "text"
+    assert " ".join(chunk.text.split()) == media.SCANNED_WORDS
+
+
+def test_offline_without_ocr_scans_and_images_are_listed_as_skipped(
+    tmp_path, settings, offline_provider, monkeypatch, capsys
+):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.scanned_pdf(docs / "invoice.pdf", None)
+    media.scanned_pdf(docs / "mixed.pdf", "A typed first page about invoices.")
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really decoded offline")
+    (docs / "chart.webp").write_bytes(b"RIFF....WEBP")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no tesseract on PATH
+
+    assert _ingest(settings, offline_provider, docs) == 0  # skipped is not failed
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert "skipped invoice.pdf: page 1 skipped: no text layer, and no OCR: install Tesseract" in out
+    assert "apt-get install tesseract-ocr" in out and "set GEMINI_API_KEY" in out
+    assert "note mixed.pdf: page 2 skipped: no text layer" in out
+    for image in ("photo.jpg", "chart.webp"):
+        assert f"skipped {image}: an image: offline it has no text to index (set GEMINI_API_KEY" in out
+    stored = {(c.source, c.page) for c in Store(settings, offline_provider.embedding_id).chunks()}
+    assert stored == {("mixed.pdf", 1)}
+
+
+def test_a_damaged_image_file_fails_with_the_reason(tmp_path, gemini_settings, fake_gemini, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    provider = GeminiProvider(gemini_settings)
+
+    assert _ingest(gemini_settings, provider, docs) == 1
+
+    assert "failed broken.png: not a readable image" in " ".join(capsys.readouterr().out.split())
+    assert _image_calls(fake_gemini) == []
