@@ -144,6 +144,18 @@ def test_a_blank_question_changes_nothing(handlers: Handlers) -> None:
     assert state.turns == []
 
 
+def open_first_source(folder: Path, tmp_path: Path, question: str) -> tuple[dict, str]:
+    """Ingest `folder` offline, ask `question`, click source [1]: the page image's update and
+    the viewer's HTML."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state = SessionState()
+    list(handlers.respond(question, state, "corpus", "hybrid", 4, ""))
+    _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
+    return image, viewer
+
+
 def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -153,12 +165,7 @@ def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_
         "<p>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</p>"
         "<img src='http://127.0.0.1:9/leak'></body></html>"
     )
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
-    state = SessionState()
-    list(handlers.respond("When does the visitor garage open?", state, "corpus", "hybrid", 4, ""))
-    _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
+    image, viewer = open_first_source(folder, tmp_path, "When does the visitor garage open?")
     assert not image["visible"] and "garage.html" in viewer
     assert "<mark>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</mark>" in viewer
     assert "<script" not in viewer and "<img" not in viewer and "__pwned" not in viewer
@@ -170,11 +177,6 @@ def test_a_slide_opens_as_that_slide_s_text(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     pptx(folder / "deck.pptx")
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
-    state = SessionState()
-    list(handlers.respond("How many engineers will we hire?", state, "corpus", "hybrid", 4, ""))
-    _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
+    image, viewer = open_first_source(folder, tmp_path, "How many engineers will we hire?")
     assert not image["visible"] and "deck.pptx" in viewer and "slide 2" in viewer
     assert "twelve engineers" in viewer and "Revenue grew" not in viewer  # slide 2's text, not slide 1's
