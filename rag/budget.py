@@ -21,13 +21,26 @@ from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, pric
 from rag.errors import BudgetExceeded
 from rag.kv import Cap, bucket
 from rag.retrieval import Query
+from rag.router import Routed
 from rag.settings import Settings
 from rag.types import Message, Usage, estimate_tokens
 
 log = logging.getLogger("rag.budget")
 PERIODIC: tuple[Scope, ...] = ("daily", "monthly", "key_daily", "key_monthly")
 PROMPT_OVERHEAD_TOKENS = 500  # the answer prompt's instructions and source delimiters
-REWRITE_OVERHEAD_TOKENS = 150  # the rewrite instruction
+REWRITE_OVERHEAD_TOKENS = 150  # the rewrite instruction around the conversation
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An answer's first hold: the answer itself, and its other calls (rewrite, reranking)."""
+
+    answer_usd: float
+    other_usd: float
+
+    @property
+    def usd(self) -> float:
+        return self.answer_usd + self.other_usd
 
 
 def configured_limits(settings: Settings) -> list[Limit]:
@@ -69,6 +82,29 @@ class Budget:
         """More set aside for the same answer, after routing chose its (dearer) route."""
         return self._within(hold.session_id, lambda: self.ledger.extend(hold, more_usd, self.limits()))
 
+    def hold_answer(self, hold: Hold, routed: Routed, other_usd: float) -> Hold:
+        """`hold` raised, if need be, to cover the routed answer's worst case (`answer_usd`)
+        plus `other_usd` (the answer's other calls); a refusal names the model and why the
+        router chose it ("the question asks for the whole of handbook.pdf ...")."""
+        more = other_usd + self.answer_usd(routed) - hold.usd
+        if more <= 0:
+            return hold
+        try:
+            return self.extend(hold, more)
+        except BudgetExceeded as refused:
+            route = routed.route
+            raise BudgetExceeded(f"{refused} The answer would come from {route.model}: {route.reason}.") from None
+
+    def answer_usd(self, routed: Routed) -> float:
+        """The answer's worst case once routed, before it is sent: the model chosen (Pro for a
+        whole document), the prompt as the router counted it (estimated locally when it was
+        small enough not to need counting) and the output bound the call carries
+        (max_output_tokens, thinking included)."""
+        size = routed.size
+        prompt_tokens = size.tokens if size is not None and size.exact else estimate_tokens(routed.prompt.text)
+        output_tokens = routed.prompt.max_output_tokens or self.settings.budget_output_tokens
+        return price_usd(self.settings, routed.route.model, Usage(prompt_tokens, output_tokens))
+
     def limits(self) -> list[Limit]:
         return configured_limits(self.settings)
 
@@ -88,18 +124,20 @@ class Budget:
         model: str,
         rewrite_model: str,
         also: Sequence[tuple[str, Usage]] = (),
-    ) -> float:
-        """What an answer may cost, before any call is made, so a request that would pass a
-        budget is refused whole. Tokens are estimated locally (`estimate_tokens`); the answer's
-        prompt is bounded by `query.top_k` chunks of the configured size, its output by
-        `budget_output_tokens`; `model` is the one forced, else the router's cheapest. `also`:
-        the other calls the answer will make, as (model, estimated usage)."""
+    ) -> Estimate:
+        """What an answer may cost before any call is made: the first hold, so a budget that
+        cannot cover even this refuses before anything is sent. Tokens are estimated locally
+        (`estimate_tokens`); the answer's prompt is bounded by `query.top_k` chunks of the
+        configured size, its output by `budget_output_tokens`; `model` is the one forced, else
+        the router's cheapest (routing may then raise the hold: `hold_answer`). `also`: the
+        other calls the answer will make, as (model, estimated usage). The query embedding,
+        millionths of a dollar, fits in."""
         asked = estimate_tokens(query.text + "".join(m.text for m in history))
         context = query.top_k * self.settings.chunk_profile.size_tokens + asked + PROMPT_OVERHEAD_TOKENS
         answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
         rewrite = Usage(prompt_tokens=asked + REWRITE_OVERHEAD_TOKENS, output_tokens=asked) if history else Usage()
-        calls = [(model, answer), (rewrite_model, rewrite), *also]
-        return sum(price_usd(self.settings, name, usage) for name, usage in calls)
+        other = sum(price_usd(self.settings, name, usage) for name, usage in [(rewrite_model, rewrite), *also])
+        return Estimate(price_usd(self.settings, model, answer), other)
 
     def remaining_usd(self, session_id: str) -> float:
         """What the session may still spend under every limit, for the UI and the router."""

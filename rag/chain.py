@@ -14,16 +14,17 @@ are given to it, or built from the settings when not, so one process can share t
 from __future__ import annotations
 
 import collections.abc
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
-from rag.costs import CallKind, Ledger, Priced
+from rag.costs import Call, CallKind, Hold, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import QuotaExhausted
 from rag.kv import StoreUnavailable
@@ -43,7 +44,7 @@ SNIPPET_CHARS = 280
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
-OnStop = Callable[[str, Usage], object]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,19 @@ class Generated:
 
 
 Streaming = collections.abc.Generator[Delta, None, Generated]  # yields the text, returns the whole
+
+
+@dataclass
+class Spending:
+    """One answer's money: the hold set aside before its calls, and each call once made."""
+
+    hold: Hold
+    other_usd: float  # what the hold keeps for calls besides the answer (the rewrite)
+    calls: list[Call] = field(default_factory=list)
+
+    def add(self, model: str, usage: Usage, kind: CallKind) -> None:
+        if usage != Usage():  # a step that made no call (no history, a cached embedding)
+            self.calls.append(Call(model, usage, kind))
 
 
 def cited_numbers(answer: str, count: int) -> list[int]:
@@ -171,32 +185,63 @@ class Chain:
     def _stream(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> Iterator[Event]:
+        """Money first: a hold covering the rewrite and a Flash-sized answer is set aside before
+        any call is sent, raised to the routed answer's worst case (its model, its counted
+        prompt, the output bound) before the answer is sent, both checked against the budgets;
+        it is settled to what the calls cost however the answer ends: done, stopped by the
+        reader, broken off or failed."""
         started = time.perf_counter()
         store = self.stores.get(options.collection)
         query = Query.of(question, self.settings, options)
-        # The second ranking stage reorders fused candidates, which only hybrid mode has.
-        reranking = self.retriever.reranker(query.rerank).estimate(query.text) if query.mode == "hybrid" else Usage()
+        reranking = self.reranking(query)
         lite = self.settings.lite_model  # cheap steps: the rewrite and the second ranking stage
         estimate = self.budget.estimate_usd(
             query, history, options.model or self.generator.flash_model, lite, also=[(lite, reranking)]
         )
-        self.budget.check(session_id, estimate)
+        spending = Spending(self.budget.reserve(session_id, estimate.usd), other_usd=estimate.other_usd)
+        try:
+            record, key = yield from self._answer(store, question, history, session_id, options, spending, started)
+        except BaseException:
+            self.ledger.settle(spending.hold, spending.calls)
+            raise
+        priced = self.ledger.settle(spending.hold, spending.calls)
+        if record.cached:
+            self._quietly(lambda: self.ledger.record_hit(session_id, record), "record a cache hit")
+        else:
+            record = replace(record, cost_usd=sum(p.cost_usd for p in priced),
+                             cache_saved_usd=sum(p.cache_saved_usd for p in priced))
+            if self.cache and not options.images:  # the key has no image in it
+                self._quietly(lambda: self.cache.put(key, record), "cache the answer")  # type: ignore[union-attr]
+        yield Done(record)
+
+    def _answer(
+        self,
+        store: Store,
+        question: str,
+        history: Sequence[Message],
+        session_id: str,
+        options: AskOptions,
+        spending: Spending,
+        started: float,
+    ) -> collections.abc.Generator[Delta, None, tuple[AnswerRecord, CacheKey]]:
+        """The answer's text, then its record: a cache hit's, or a new one yet to be priced."""
         rewritten = self.rewrite(question, history)
-        rewrite = self.charge(session_id, rewritten.model, rewritten.usage, "rewrite")
+        spending.add(rewritten.model, rewritten.usage, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
         # An answer about an image is neither served from the cache nor kept: the key has no image in it.
         cacheable = not options.images
         hit = self.cache.get(key) if self.cache and cacheable else None
         if hit is not None:
-            yield from self.replay(hit, question, history, session_id, started)
-            return
+            yield Delta(hit.answer)
+            elapsed = time.perf_counter() - started
+            return replace(hit, question=question, session_id=session_id, history=list(history),
+                           latency_s=elapsed, ttft_s=elapsed), key
         retrieved = self.retrieve(store, rewritten.question, options)
-        embed = self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
-        rerank = self.charge(session_id, retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        spending.add(retrieved.embedding_model, retrieved.usage, "embed")
+        spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
         routed = self.plan(store, question, rewritten.question, retrieved, history, options)
-        generated = yield from self.generate(routed, started, self.stopped_charger(session_id))
-        answer = self.charge(session_id, generated.route.model, generated.usage, "answer")  # the served model
-        priced = (rewrite, embed, rerank, answer)
+        spending.hold = self.budget.hold_answer(spending.hold, routed, spending.other_usd)  # before the call
+        generated = yield from self.generate(routed, started, spending)
         record = AnswerRecord(
             question=question,
             standalone_question=rewritten.question,
@@ -206,8 +251,6 @@ class Chain:
             sources=[citation(p) for p in routed.prompt.passages],
             route=generated.route,
             usage=rewritten.usage + retrieved.usage + retrieved.rerank_usage + generated.usage,
-            cost_usd=sum(p.cost_usd for p in priced),
-            cache_saved_usd=sum(p.cache_saved_usd for p in priced),
             latency_s=time.perf_counter() - started,
             ttft_s=generated.ttft_s,
             offline=not self.generator.online,
@@ -215,9 +258,7 @@ class Chain:
             corpus_version=key.corpus_version,
             history=list(history),
         )
-        if self.cache and cacheable:
-            self.cache.put(key, record)
-        yield Done(record)
+        return record, key
 
     def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
         """The collection and its version, the model policy (the router picks within it), and
@@ -226,37 +267,33 @@ class Chain:
         models = options.model or f"{self.generator.flash_model}|{self.generator.pro_model}"
         return answer_key(self.settings, store.name, store.version, query, models)
 
-    def replay(
-        self,
-        hit: AnswerRecord,
-        question: str,
-        history: Sequence[Message],
-        session_id: str,
-        started: float,
-    ) -> Iterator[Event]:
-        """A cached answer, streamed at once and recorded as a hit with the money it saved."""
-        yield Delta(hit.answer)
-        elapsed = time.perf_counter() - started
-        record = replace(
-            hit, question=question, session_id=session_id, history=list(history), latency_s=elapsed, ttft_s=elapsed
-        )
-        self.ledger.record_hit(session_id, record)
-        yield Done(record)
-
-    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
-        """Records a call that was made; a step that made no call (no usage) records nothing."""
-        if usage == Usage():
-            return Priced(model, 0.0)
-        return self.ledger.charge(session_id, model, usage, kind)
+    def _quietly(self, step: Callable[[], object], what: str) -> None:
+        """A store write after the answer is paid for and shown: if the store is down now, the
+        answer stands (its money is settled or journalled) and only this write is lost."""
+        try:
+            step()
+        except StoreUnavailable as exc:
+            log.warning("could not %s: %s", what, exc)
 
     def search(self, text: str, session_id: str = "", options: AskOptions = AskOptions()) -> Retrieved:  # noqa: B008
         """Retrieval alone (an agent's search tool, a LangChain retriever): the collection's
         passages for `text`, best first, with the query embedding and any model-based second
-        stage charged to the session as an answer's retrieval is."""
-        retrieved = self.retrieve(self.stores.get(options.collection), text, options)
-        self.charge(session_id, retrieved.embedding_model, retrieved.usage, "embed")
-        self.charge(session_id, retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        stage held and settled against the session as an answer's retrieval is."""
+        query = Query.of(text, self.settings, options)
+        reranking = price_usd(self.settings, self.settings.lite_model, self.reranking(query))
+        spending = Spending(self.budget.reserve(session_id, reranking), other_usd=reranking)
+        try:
+            retrieved = self.retrieve(self.stores.get(options.collection), text, options)
+            spending.add(retrieved.embedding_model, retrieved.usage, "embed")
+            spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        finally:
+            self.ledger.settle(spending.hold, spending.calls)
         return retrieved
+
+    def reranking(self, query: Query) -> Usage:
+        """What the second ranking stage will send, estimated; only hybrid mode has one (it
+        reorders fused candidates)."""
+        return self.retriever.reranker(query.rerank).estimate(query.text) if query.mode == "hybrid" else Usage()
 
     def rewrite(self, question: str, history: Sequence[Message]) -> Rewritten:
         """A cheap step: on the Flash-Lite model (a generator without one answers with its own)."""
@@ -276,54 +313,57 @@ class Chain:
     ) -> Routed:
         """The prompt to send and the model to send it to. A question about a whole document
         gets that document's chunks in order instead of the retrieved ones, if it fits."""
-        prompt = replace(answer_prompt(standalone_question, passages(retrieved.hits), history), images=options.images)
+        bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
+        prompt = answer_prompt(standalone_question, passages(retrieved.hits), history)
+        prompt = replace(prompt, images=options.images, max_output_tokens=bound)
         document = self.router.document_wanted(question, [h.chunk.source for h in retrieved.hits])
         whole = None
         if document and not options.model:
             chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
             whole_passages = passages([Hit(c, 0.0) for c in chunks])
             whole_prompt = answer_prompt(standalone_question, whole_passages, history)
-            whole = WholeDocument(document, replace(whole_prompt, images=options.images))
+            whole = WholeDocument(document, replace(whole_prompt, images=options.images, max_output_tokens=bound))
         return self.router.route(prompt, whole, forced_model=options.model)
 
-    def generate(self, routed: Routed, started: float, on_stop: OnStop) -> Streaming:
+    def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""
         try:
-            return (yield from self._stream_model(routed.prompt, routed.route, started, on_stop))
+            return (yield from self._stream_model(routed.prompt, routed.route, started, spending))
         except QuotaExhausted as error:
             if routed.route.kind != "pro":
                 raise
             fallback = self.router.fallback(routed.route, error)
-            return (yield from self._stream_model(routed.prompt, fallback, started, on_stop))
-
-    def stopped_charger(self, session_id: str) -> OnStop:
-        """Charges an answer the reader stopped: the model has already produced (and billed)
-        its prompt and the text shown, though no usage metadata arrives for it."""
-        return lambda model, usage: self.charge(session_id, model, usage, "stopped")
+            return (yield from self._stream_model(routed.prompt, fallback, started, spending))
 
     def cite(self, answer: str, shown: Sequence[Passage]) -> list[Citation]:
         return [citation(shown[n - 1]) for n in cited_numbers(answer, len(shown))]
 
     def _stream_model(
-        self, prompt: Prompt, route: Route, started: float, on_stop: OnStop
+        self, prompt: Prompt, route: Route, started: float, spending: Spending
     ) -> Streaming:
+        """One model call, added to `spending` however it ends. An answer that stops after
+        text was produced (the reader's Stop, a broken stream, a failure) was billed for its
+        prompt and that text: it is charged as "stopped", from the usage the API last
+        reported, else as counted locally."""
         pieces: list[str] = []
         usage = Usage()
         served = route.model
         ttft = 0.0
         try:
             for delta in self.generator.stream(prompt, model=route.model):
+                served = delta.model or served
+                usage = delta.usage if delta.usage != Usage() else usage  # cumulative
                 if delta.text:
                     if not pieces:
                         ttft = time.perf_counter() - started
                     pieces.append(delta.text)
                     yield Delta(delta.text)
-                if delta.final:
-                    usage, served = delta.usage, delta.model or route.model
-        except GeneratorExit:
-            shown = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=estimate_tokens("".join(pieces)))
-            on_stop(route.model, shown)
+        except BaseException:
+            if pieces:
+                counted = Usage(estimate_tokens(prompt.text), estimate_tokens("".join(pieces)))
+                spending.add(served, usage if usage != Usage() else counted, "stopped")
             raise
+        spending.add(served, usage, "answer")
         # The provider's own count is exact; the router may only have bounded it.
         counted = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)
         return Generated("".join(pieces), usage, self.router.served(counted, served), ttft)

@@ -184,6 +184,10 @@ class Hold:
     day: str  # the (UTC) day it was charged to: its settlement lands there too
     nusd: int
 
+    @property
+    def usd(self) -> float:
+        return self.nusd / NANO
+
 
 class LimitReached(Exception):
     """`reserve` would pass `limit`: nothing was set aside. `spent_usd` includes other holds."""
@@ -248,9 +252,9 @@ class Ledger:
         """Sets `usd` more aside for the same answer (its route turned out dearer)."""
         return self._hold(hold, round(usd * NANO), limits, {})
 
-    def settle(self, hold: Hold, calls: Sequence[Call]) -> float:
-        """Replaces the held money by what `calls` cost, once; returns that cost. With the store
-        unreachable the settlement waits in the journal (see the module docstring)."""
+    def settle(self, hold: Hold, calls: Sequence[Call]) -> list[Priced]:
+        """Replaces the held money by what `calls` cost, once; returns each call's price. With
+        the store unreachable the settlement waits in the journal (see the module docstring)."""
         priced = self._priced(hold, calls)
         try:
             self._settle(hold, calls, priced)
@@ -260,7 +264,7 @@ class Ledger:
         for call, price in zip(calls, priced, strict=True):
             self.charged(call, price)
         self._spent(hold.session_id)
-        return sum(p.cost_usd for p in priced)
+        return priced
 
     def replay_journal(self) -> None:
         """Applies settlements that waited for the store; keeps those it still cannot apply."""
@@ -287,8 +291,13 @@ class Ledger:
         return self._totals(scope_buckets(session_id, self.today_utc())[scope]).cost_usd
 
     def _spent(self, session_id: str) -> None:
-        for hook in self.on_spent:
-            hook(session_id)
+        """The hooks read the store: with it down, they wait for the next spend (the money
+        itself is recorded or journalled already, and an answer must not fail for an alert)."""
+        try:
+            for hook in self.on_spent:
+                hook(session_id)
+        except StoreUnavailable as exc:
+            log.warning("budget alerts skipped for now: %s", exc)
 
     def record_hit(self, session_id: str, hit: AnswerRecord) -> None:
         """An answer served from the cache: no call, no tokens, and the money it saved."""

@@ -66,6 +66,7 @@ class WholeDocument:
 class Routed:
     prompt: Prompt  # what to send: the chunks' prompt or the whole document's
     route: Route
+    size: Size | None = None  # the prompt's size as routing measured it (none when forced)
 
 
 class Router:
@@ -90,7 +91,7 @@ class Router:
             size = self.size(whole.prompt, budget)
             if size.tokens <= budget:
                 why = f"the question asks for the whole of {whole.source} ({size}, sent whole)"
-                return Routed(whole.prompt, self._decided(self.generator.pro_model, why, pro=True, size=size))
+                return Routed(whole.prompt, self._decided(self.generator.pro_model, why, pro=True, size=size), size)
             note = (
                 f"; the whole of {whole.source} ({size}) is over the {budget:,}-token budget, "
                 "so only its best passages were sent"
@@ -98,9 +99,9 @@ class Router:
         size = self.size(prompt, threshold)
         if size.tokens > threshold:
             why = f"context {size} > {threshold:,}{note}"
-            return Routed(prompt, self._decided(self.generator.pro_model, why, pro=True, size=size))
+            return Routed(prompt, self._decided(self.generator.pro_model, why, pro=True, size=size), size)
         why = f"context {size} <= {threshold:,}{note}"
-        return Routed(prompt, self._decided(self.generator.flash_model, why, pro=False, size=size))
+        return Routed(prompt, self._decided(self.generator.flash_model, why, pro=False, size=size), size)
 
     def fallback(self, route: Route, error: ProviderError) -> Route:
         """Flash instead of Pro after Pro's quota ran out; the reason keeps why Pro was wanted."""

@@ -219,7 +219,10 @@ class Settings(BaseSettings):
     cache_max_entries: int = 10_000
     embed_cache_max_entries: int = 50_000  # query embeddings kept (about 6 KB each at 768 dims)
     session_budget_usd: float = 1.00
-    budget_output_tokens: int = 1_024  # output assumed when a call's cost is estimated before it is made
+    # An answer's max_output_tokens (thinking included): its worst-case cost is known, and held
+    # against the budgets, before it is sent (Flash at most about $0.02 an answer, Pro $0.05
+    # plus its prompt). Pro thinks at "high": raise it if long answers end cut short.
+    budget_output_tokens: int = 4_096
     daily_budget_usd: float = 10.00
     monthly_budget_usd: float | None = None  # the deployment's per (UTC) month; None: no monthly limit
     key_daily_budget_usd: float | None = None  # each API key's (account's) per day; None: none

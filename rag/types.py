@@ -144,7 +144,8 @@ class Generation:
 @dataclass(frozen=True)
 class StreamDelta:
     """One piece of a streamed answer. The last delta of a stream has `final=True` and the
-    cumulative usage of the whole call."""
+    cumulative usage of the whole call; earlier ones carry the usage reported so far, when
+    the provider reports it as it goes (Gemini does), so a stream cut short is charged."""
 
     text: str
     model: str

@@ -163,7 +163,7 @@ class GeminiProvider:
             served = served_model(self.settings, model, chunk)
             text = _text(chunk)
             if text:
-                yield StreamDelta(text, served)
+                yield StreamDelta(text, served, usage)  # what the API has billed so far
         yield StreamDelta("", served, usage, final=True)
 
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:

@@ -220,6 +220,19 @@ class RecordedRequest:
     at: float  # time.monotonic() when it arrived
 
 
+@dataclass(frozen=True)
+class Billed:
+    """What one answered generate call reported in its last usageMetadata: for a stream, as
+    far as it got (a stream cut or abandoned mid-way bills what was sent)."""
+
+    method: str
+    model: str  # the model that served it
+    prompt_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    cached_tokens: int
+
+
 Responder = Callable[[GenerateRequest], "str | Reply"]
 
 
@@ -313,6 +326,7 @@ class FakeGemini:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._log: list[RecordedRequest] = []
+        self._billed: list[Billed] = []
         self._replies: deque[str | Reply] = deque()
         self._rules: list[_Rule] = []
         self._random: list[_RandomFaults] = []
@@ -443,6 +457,12 @@ class FakeGemini:
         with self._lock:
             return list(self._log)
 
+    @property
+    def billed(self) -> list[Billed]:
+        """Generation the fake has billed, one entry per answered call, in order of completion."""
+        with self._lock:
+            return list(self._billed)
+
     def calls(self, method: str | None = None, model: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if method in (None, r.method) and model in (None, r.model)]
 
@@ -455,11 +475,26 @@ class FakeGemini:
     def clear_log(self) -> None:
         with self._lock:
             self._log.clear()
+            self._billed.clear()
 
     # --- used by the handler ---
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._log.append(request)
+
+    def _bill(self, method: str, response: dict[str, Any]) -> None:
+        usage = response["usageMetadata"]
+        with self._lock:
+            self._billed.append(
+                Billed(
+                    method,
+                    response["modelVersion"],
+                    usage["promptTokenCount"],
+                    usage["candidatesTokenCount"],
+                    usage.get("thoughtsTokenCount", 0),
+                    usage.get("cachedContentTokenCount", 0),
+                )
+            )
 
     def _choose_fault(self, method: str, model: str, key: str = "") -> Fault | None:
         with self._lock:
@@ -743,7 +778,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply = fake._next_reply(request)
         fake._pause(fake.ttft_s + fake._output_time(count_tokens(reply.text)))
         served = fake._served(request.model)
-        self._json(200, _response(request, reply, reply.text, reply.text, final=True, served=served))
+        response = _response(request, reply, reply.text, reply.text, final=True, served=served)
+        self._json(200, response)
+        fake._bill("generateContent", response)
 
     def _stream(self, request: GenerateRequest, cut_after: int | None) -> None:
         fake = self.server_fake
@@ -767,15 +804,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_chunked("text/event-stream")
         fake._pause(fake.ttft_s)
         sent = ""
-        for i, piece in enumerate(pieces):
-            if cut_after is not None and i >= cut_after:
-                self.close_connection = True  # drop the socket without the terminating chunk
-                return
-            fake._pause(fake._output_time(count_tokens(piece)))
-            sent += piece
-            event = _response(request, reply, piece, sent, final=i == len(pieces) - 1, served=served)
-            self._chunk(f"data: {json.dumps(event)}\r\n\r\n".encode())
-        self._chunk(b"")
+        last: dict[str, Any] | None = None  # the last event the client was sent: what it bills
+        try:
+            for i, piece in enumerate(pieces):
+                if cut_after is not None and i >= cut_after:
+                    self.close_connection = True  # drop the socket without the terminating chunk
+                    return
+                fake._pause(fake._output_time(count_tokens(piece)))
+                sent += piece
+                event = _response(request, reply, piece, sent, final=i == len(pieces) - 1, served=served)
+                self._chunk(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                last = event
+            self._chunk(b"")
+        finally:
+            if last is not None:
+                fake._bill("streamGenerateContent", last)
 
     def _embed(self, method: str, model: str, body: dict[str, Any]) -> None:
         requests = body.get("requests") if method == "batchEmbedContents" else [body]

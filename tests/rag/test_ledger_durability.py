@@ -11,14 +11,22 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from rag.chain import Chain
+from rag.costs import JOURNAL, Ledger
+from rag.kv import StoreUnavailable
+from rag.providers.gemini import GeminiProvider
+from rag.settings import Settings
+from rag.testing.fake_gemini import FakeGemini
 from tests.fakes.gemini_cli import run
+from tests.fakes.tiny_corpus import build_store
 from tests.ui.test_app import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -89,3 +97,73 @@ def test_a_redis_that_keeps_nothing_on_disk_is_named_at_start(own_redis: OwnRedi
         assert quiet.returncode == 0 and quiet.stderr == ""
     finally:
         volatile.stop()
+
+
+def came_true(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+LONG_ANSWER = " ".join(["Employees receive twenty five days of paid vacation per year [1]."] * 8)
+
+
+def test_redis_killed_while_two_sessions_stream_loses_no_charge(
+    own_redis: OwnRedis, gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """Every answer completes and is charged, or is refused; afterwards the ledger holds
+    exactly what the fake Gemini billed, call for call and token for token."""
+    settings = gemini_settings.model_copy(update={"redis_url": own_redis.url})
+    provider = GeminiProvider(settings)
+    chain = Chain(settings, provider, build_store(gemini_settings, provider))
+    fake_gemini.clear_log()
+    fake_gemini.responder = lambda request: LONG_ANSWER
+    fake_gemini.tokens_per_s = 60  # each answer streams for about a second
+    outcomes: dict[str, list[str]] = {"a": [], "b": []}
+    redis_back = threading.Event()
+
+    def converse(session: str) -> None:
+        for n in range(4):
+            try:
+                record = chain.ask(f"How many vacation days, question {session}{n}?", session_id=session)
+                outcomes[session].append("answered" if record.cost_usd > 0 else f"free: {record}")
+            except StoreUnavailable as refused:
+                outcomes[session].append("refused" if str(refused).startswith("Not answered") else repr(refused))
+                redis_back.wait(60)
+            except Exception as failed:  # any other end is this test's failure
+                outcomes[session].append(repr(failed))
+
+    threads = [threading.Thread(target=converse, args=(s,)) for s in outcomes]
+    for thread in threads:
+        thread.start()
+    assert came_true(lambda: fake_gemini.streams_open == 2), "both sessions should be streaming when Redis dies"
+    own_redis.kill()
+    assert came_true(lambda: all(len(o) >= 2 for o in outcomes.values())), outcomes
+    own_redis.start()
+    redis_back.set()
+    for thread in threads:
+        thread.join(120)
+
+    # The answers streaming when Redis died completed; the next ones were refused; the rest
+    # answered once Redis was back.
+    assert outcomes == {s: ["answered", "refused", "answered", "answered"] for s in outcomes}, outcomes
+    chain.ledger.replay_journal()
+    assert not (settings.data_dir / JOURNAL).read_text()
+    ledger = Ledger(settings)
+    assert ledger.total().held_usd == 0
+    billed = fake_gemini.billed
+    answered = sum(o.count("answered") for o in outcomes.values())
+    assert len(billed) == answered  # a refused answer sent nothing
+    by_model = ledger.models()
+    for model in {b.model for b in billed}:
+        mine = [b for b in billed if b.model == model]
+        totals = by_model[model]
+        assert totals.calls == len(mine)
+        assert totals.usage.prompt_tokens == sum(b.prompt_tokens for b in mine)
+        assert totals.usage.output_tokens == sum(b.output_tokens for b in mine)
+        assert totals.usage.thinking_tokens == sum(b.thinking_tokens for b in mine)
+    embeddings = [r for r in fake_gemini.calls("batchEmbedContents") if r.status == 200]
+    assert by_model[settings.embedding_model].calls == len(embeddings)

@@ -30,7 +30,8 @@ def test_a_hold_counts_at_once_and_settles_to_the_real_cost(ledger: Ledger) -> N
     hold = ledger.reserve("s", 0.05)
     held = ledger.session("s")
     assert held.cost_usd == pytest.approx(0.05) and held.held_usd == pytest.approx(0.05) and held.calls == 0
-    cost = ledger.settle(hold, [ANSWER])
+    [priced] = ledger.settle(hold, [ANSWER])
+    cost = priced.cost_usd
     assert cost == pytest.approx(price_call(ledger.settings, FLASH, ANSWER.usage, ledger.day()).cost_usd)
     settled = ledger.session("s")
     assert settled.cost_usd == pytest.approx(cost) and settled.held_usd == 0
@@ -96,7 +97,8 @@ def test_a_settlement_the_store_cannot_take_waits_in_the_journal(store_settings:
     ledger = Ledger(store_settings, kv=store)  # type: ignore[arg-type]
     hold = ledger.reserve("s", 0.05)
     store.down = True
-    cost = ledger.settle(hold, [ANSWER])  # the answer is not lost for it
+    [priced] = ledger.settle(hold, [ANSWER])  # the answer is not lost for it
+    cost = priced.cost_usd
     assert cost > 0 and (store_settings.data_dir / JOURNAL).read_text().count("\n") == 1
     with pytest.raises(StoreUnavailable):
         ledger.reserve("s", 0.01)  # while it is down, no new answer goes ahead

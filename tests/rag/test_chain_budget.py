@@ -1,0 +1,98 @@
+"""The budget holds for the answer actually sent (issue #14, item 1): checked after routing
+against the chosen model and the counted prompt, with the output bounded, and reserved so
+concurrent answers of one session cannot all pass before any is charged."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from ingest.pipeline import ingest_paths
+from rag.chain import Chain
+from rag.errors import BudgetExceeded
+from rag.providers.gemini import GeminiProvider
+from rag.settings import Settings
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
+from tests.fakes.gemini_cli import gemini_env, run
+from tests.fakes.tiny_corpus import build_store
+
+QUESTION = "How many days of paid vacation do employees get?"
+
+
+def handbook(folder: Path, sections: int = 60) -> Path:
+    """A long handbook (about 30,000 tokens): whole, it goes to Pro."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = "".join(
+        f"## Section {n}\n\n" + " ".join(f"Rule {n}.{k} says employees file form {n}-{k} on time." for k in range(60))
+        + "\n\n"
+        for n in range(sections)
+    )
+    (folder / "employee-handbook.md").write_text("# Employee handbook\n\n" + body)
+    return folder
+
+
+@pytest.mark.slow
+def test_summarising_a_whole_document_is_refused_when_pro_would_pass_the_budget(
+    gemini_settings: Settings, fake_gemini: FakeGemini, tmp_path: Path
+) -> None:
+    """Before: the estimate assumed Flash and top_k chunks, so a session with a few cents left
+    sent the whole handbook to Pro; only the next question was refused."""
+    assert ingest_paths([handbook(tmp_path / "docs")], gemini_settings, GeminiProvider(gemini_settings)).exit_code == 0
+    fake_gemini.clear_log()
+    env = gemini_env(fake_gemini, gemini_settings.data_dir, session_budget_usd=0.03)  # a Flash answer fits
+    done = run("rag", "ask", "Summarise the whole employee handbook", env=env)
+    assert done.returncode != 0, done.stdout
+    assert "session budget would be exceeded" in done.stderr
+    assert gemini_settings.pro_model in done.stderr  # the refusal names the route it priced
+    assert fake_gemini.calls("streamGenerateContent") == []  # nothing sent to Pro
+    allowed = run("rag", "ask", "Summarise the whole employee handbook", env={**env, "GEMRAG_SESSION_BUDGET_USD": "1"})
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"Route: pro · {gemini_settings.pro_model}" in allowed.stdout
+    [sent] = fake_gemini.calls("streamGenerateContent")
+    assert sent.body["generationConfig"]["maxOutputTokens"] == gemini_settings.budget_output_tokens
+
+
+def test_the_answer_call_carries_the_output_bound_the_budget_assumes(
+    gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    provider = GeminiProvider(gemini_settings)
+    Chain(gemini_settings, provider, build_store(gemini_settings, provider)).ask(QUESTION)
+    [sent] = fake_gemini.calls("streamGenerateContent")
+    assert sent.body["generationConfig"]["maxOutputTokens"] == gemini_settings.budget_output_tokens
+
+
+def test_concurrent_answers_of_one_session_cannot_all_pass_the_budget(
+    store_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """Before: each answer checked the spend so far (nothing yet) and all were sent."""
+    settings = store_settings.model_copy(update={"api_key": SecretStr(TEST_API_KEY), "base_url": fake_gemini.url,
+                                                  "tier": "unlimited", "answer_cache": False})
+    provider = GeminiProvider(settings)
+    store = build_store(settings, provider)
+    with pytest.raises(BudgetExceeded) as refused:
+        Chain(settings.model_copy(update={"session_budget_usd": 0.0}), provider, store).ask(QUESTION)
+    one_answer = float(re.search(r"would cost about \$(\d+\.\d+)", str(refused.value)).group(1))  # type: ignore[union-attr]
+    chain = Chain(settings.model_copy(update={"session_budget_usd": one_answer * 1.5}), provider, store)
+    fake_gemini.ttft_s = 0.5  # all four are in flight together
+    outcomes: list[str] = []
+
+    def ask(n: int) -> None:
+        try:
+            chain.ask(f"{QUESTION} ({n})", session_id="shared")
+            outcomes.append("answered")
+        except BudgetExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["answered", "refused", "refused", "refused"]
+    assert len(fake_gemini.calls("streamGenerateContent")) == 1
+    spent = chain.ledger.session("shared")
+    assert spent.held_usd == 0 and spent.cost_usd <= chain.settings.session_budget_usd
