@@ -390,11 +390,16 @@ def upload_summary(result: UploadResult) -> str:
     report = result.report
     if report is not None:
         done = [f for f in report.files if f.status in (Status.ADDED, Status.UPDATED, Status.UNCHANGED)]
-        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {f.chunks} chunks" for f in done]
+        notes = {f.source: f" ({md(f.reason)})" for f in done if f.reason}  # pages left unread, a move
+        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {f.chunks} chunks{notes.get(f.source, '')}" for f in done]
         lines += [f"- ❌ {md(f.source)}: {md(f.reason)}" for f in report.of(Status.FAILED)]
+        lines += [f"- ⏭️ {md(f.source)}: skipped, {md(f.reason)}" for f in report.of(Status.SKIPPED)]
         if report.stopped:
             lines.append(f"- ⚠️ {md(report.stopped)}")
-        if report.cost_usd:
+        if report.vision_calls:
+            lines.append(f"- Cost: {usd(report.cost_usd)} ({report.tokens:,} tokens embedded; "
+                         f"{report.vision_calls} figures and scans read by Gemini, {report.vision_tokens:,} tokens)")
+        elif report.cost_usd:
             lines.append(f"- Embedding cost: {usd(report.cost_usd)} ({report.tokens:,} tokens)")
     lines += [f"- ❌ {md(reason)}" for reason in result.rejected]
     collection = f" into collection **{md(report.collection)}**" if report else ""

@@ -148,3 +148,20 @@ def test_offline_the_image_box_is_disabled_and_says_why(ui_settings: Settings) -
     (attach,) = [c for c in demo.config["components"] if c["props"].get("elem_id") == "attach"]
     assert attach["props"]["interactive"] is False and attach["props"]["label"] == IMAGE_OFFLINE
     assert "Gemini key" in IMAGE_OFFLINE
+
+
+def test_an_uploaded_image_is_described_and_an_uploaded_deck_cited_by_slide(
+    handlers: Handlers, fake_gemini: FakeGemini, tmp_path: Path
+) -> None:
+    from tests.fakes.media import pptx
+
+    chart = tmp_path / "chart.png"
+    Image.new("RGB", (400, 300), (0, 0, 255)).save(chart)
+    summary, *_ = handlers.upload([str(chart), str(pptx(tmp_path / "deck.pptx"))], "corpus")
+
+    assert "chart.png: added, 1 chunks" in summary and "deck.pptx: added, 3 chunks" in summary
+    assert "1 figures and scans read by Gemini" in summary
+    described = [c for c in fake_gemini.calls("generateContent") if "inlineData" in str(c.body)]
+    assert [c.model for c in described] == ["gemini-3.5-flash-lite"]
+    figure = next(c for c in handlers.backend.stores.get("corpus").chunks() if c.source == "chart.png")
+    assert figure.kind == "figure" and figure.text == "Figure: An image of 400x300 pixels, mostly #0000ff."

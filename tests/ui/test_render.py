@@ -121,6 +121,16 @@ def test_upload_summary_lists_each_file_and_the_embedding_cost() -> None:
     assert "- ❌ c.exe: file type .exe" in summary and "Embedding cost: $0.000045 (300 tokens)" in summary
 
 
+def test_upload_summary_lists_skipped_images_and_unread_pages() -> None:
+    report = IngestReport("corpus", "e", files=[
+        FileOutcome("scan.pdf", Status.ADDED, 2, 90, reason="page 3 skipped: no text layer"),
+        FileOutcome("photo.png", Status.SKIPPED, reason="an image: offline it has no text to index"),
+    ])
+    summary = render.upload_summary(UploadResult(report=report))
+    assert "- ✅ scan.pdf: added, 2 chunks (page 3 skipped: no text layer)" in summary
+    assert "- ⏭️ photo.png: skipped, an image: offline it has no text to index" in summary
+
+
 TRACKING = (
     "Opens at 6 am ![x](http://tracker.example/leak?d=1) and ![y][img].\n"
     "Rules: [the guide](javascript:alert(1)), [mail](mailto:a@b.example), [site](http://ok.example).\n"
