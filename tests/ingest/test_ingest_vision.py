@@ -150,3 +150,27 @@ def test_a_damaged_image_file_fails_with_the_reason(tmp_path, gemini_settings, f
 
     assert "failed broken.png: not a readable image" in " ".join(capsys.readouterr().out.split())
     assert _image_calls(fake_gemini) == []
+
+
+def test_a_spent_quota_while_describing_stops_the_run_and_the_rerun_describes_once(
+    tmp_path, gemini_settings, fake_gemini
+):
+    from ingest.pipeline import ingest_paths
+    from rag.testing.fake_gemini import Fault
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.md").write_text("# Notes\n\nThe chart is in the report.\n")
+    media.pdf_with_figure(docs / "report.pdf", "Sales report.")
+    provider = GeminiProvider(gemini_settings)
+    fake_gemini.inject(Fault.rate_limited("0s"), times=None, method=GENERATE)
+
+    stopped = ingest_paths([docs], gemini_settings, provider, generator=provider)
+
+    assert stopped.exit_code == 2 and "quota" in (stopped.stopped or "").lower()
+    assert "report.pdf" not in {c.source for c in Store(gemini_settings, provider.embedding_id).chunks()}
+    fake_gemini.clear_faults()
+    fake_gemini.clear_log()
+    resumed = ingest_paths([docs], gemini_settings, provider, generator=provider)
+    assert resumed.exit_code == 0 and resumed.vision_calls == 1 and len(_image_calls(fake_gemini)) == 1
+    assert ("report.pdf", 1, "figure") in _chunks(gemini_settings, provider)
