@@ -31,6 +31,8 @@ from bench.harness import (
     table_from_dict,
 )
 from bench.report import markdown
+from rag.commands import add_debug_flag, run_command
+from rag.errors import ConfigError
 
 BENCHES = {
     "ingest": "bench.ingest_bench",
@@ -52,16 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
         size.add_argument(f"--{name}", dest="profile", action="store_const", const=name)
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="where the JSON goes (default bench/out)")
     parser.add_argument("--work", type=Path, help="scratch folder for corpora and stores (default: a temp dir)")
+    add_debug_flag(parser)
     parser.set_defaults(profile="quick")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(lambda: measure_all(argv), argv)
+
+
+def measure_all(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHES]
     if unknown:
-        print(f"unknown sub-benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"unknown sub-benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     for var in UNSET:
         os.environ.pop(var, None)
     os.environ["GEMRAG_CONFIG"] = os.devnull

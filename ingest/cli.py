@@ -13,13 +13,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.text import Text
 
 from ingest.discover import SUPPORTED, Filters
 from ingest.display import details, headline, progress_bars, summary
 from ingest.pipeline import ingest_paths, recorded_embedder
 from ingest.vision import configured_reader
-from rag.errors import GemragError, redact
+from rag.commands import add_debug_flag, run_command
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 
@@ -75,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path,
                         help="where the store and manifest live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_debug_flag(parser)
     return parser
 
 
@@ -83,41 +83,38 @@ def main(
 ) -> int:
     """`embedder` and `generator` (which reads images and scans) replace the ones the
     settings choose (the tests pass fakes)."""
+    return run_command(
+        lambda: _ingest(argv, embedder, generator), argv,
+        interrupted="interrupted: files completed so far are kept; run the same command again.",
+    )
+
+
+def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Generator | None) -> int:
     args = build_parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
     # Retry warnings from the embedder print above the progress bar, not through it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])
-    settings: Settings | None = None
-    try:
-        settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-        if embedder is None:
-            embedder = _embedder(settings, args.collection or settings.collection, args.rebuild)
-        with progress_bars(err, err.is_terminal and not args.quiet) as on_progress:
-            report = ingest_paths(
-                args.paths,
-                settings,
-                embedder,
-                collection=args.collection,
-                filters=Filters(args.include, args.exclude, args.include_hidden),
-                prune=args.prune,
-                rebuild=args.rebuild,
-                dry_run=args.dry_run,
-                on_progress=on_progress,
-                generator=generator or configured_reader(settings),
-            )
-    except GemragError as error:
-        return _fail(err, str(error), settings, 2)
-    except KeyboardInterrupt:
-        return _fail(err, "interrupted: files completed so far are kept; run the same command again.", None, 130)
-    except Exception as error:  # a bug, not a user error: still one line, not a traceback
-        return _fail(err, f"unexpected {type(error).__name__}: {error}", settings, 3)
+    settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if embedder is None:
+        embedder = _embedder(settings, args.collection or settings.collection, args.rebuild)
+    with progress_bars(err, err.is_terminal and not args.quiet) as on_progress:
+        report = ingest_paths(
+            args.paths,
+            settings,
+            embedder,
+            collection=args.collection,
+            filters=Filters(args.include, args.exclude, args.include_hidden),
+            prune=args.prune,
+            rebuild=args.rebuild,
+            dry_run=args.dry_run,
+            on_progress=on_progress,
+            generator=generator or configured_reader(settings),
+        )
     out.print(headline(report), highlight=False, soft_wrap=True)
     out.print(summary(report))
     for line in details(report):
         out.print(line, highlight=False, soft_wrap=True)
     return report.exit_code
-
-
 
 
 def _embedder(settings: Settings, collection: str, rebuild: bool) -> Embedder:
@@ -127,8 +124,3 @@ def _embedder(settings: Settings, collection: str, rebuild: bool) -> Embedder:
 
     recorded = None if rebuild else recorded_embedder(settings, collection)
     return Embedders(settings).get(recorded) if recorded else get_embedder(settings)
-
-
-def _fail(err: Console, message: str, settings: Settings | None, code: int) -> int:
-    err.print(Text("error: ", style="red") + Text(redact(message, settings and settings.api_key)), soft_wrap=True)
-    return code

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
+from rag.commands import add_debug_flag, run_command
 from rag.errors import GemragError
 from rag.types import Message
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--source", action="append", default=[], metavar="PATH",
                          help="only search this source path (repeatable)")
         sub.add_argument("--model", help="force a model instead of the router's choice")
+        add_debug_flag(sub)
         sub.add_argument("--session", metavar="ID",
                          help="continue this budget session (each run is a new session otherwise; "
                               "the id is printed at the end)")
@@ -171,15 +173,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rag.lineup import main as lineup_main
 
         return lineup_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except GemragError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # a bug, not a user error: still one line, not a traceback
-        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run(build_parser().parse_args(argv)), argv, interrupted="\ninterrupted")

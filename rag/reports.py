@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.catalogue import most_expensive, role_of_name
+from rag.commands import add_debug_flag, run_command
 from rag.costs import Ledger, Totals
-from rag.errors import GemragError
 from rag.settings import Settings, get_settings
 
 
@@ -81,18 +81,19 @@ def cost_report(settings: Settings, session_id: str | None = None, ledger: Ledge
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    return run_command(lambda: _costs(argv, settings), argv)
+
+
+def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rag costs",
         description="Spending, tokens, cache hit rate and money saved, per session and per model.",
     )
     parser.add_argument("--session", metavar="ID", help="only this session")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        report = cost_report(settings or get_settings(), args.session)
-    except GemragError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    report = cost_report(settings or get_settings(), args.session)
     if args.session is not None and report.total.empty:
         print(f"error: no calls recorded for session {args.session!r}", file=sys.stderr)
         return 1

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.errors import GemragError
+from rag.commands import add_debug_flag, run_command
+from rag.errors import ConfigError
 from rag.settings import Settings, get_settings
 
 
@@ -21,6 +23,7 @@ def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Names
     parser.add_argument("--port", type=int, default=defaults.port, help=f"port (default {defaults.port})")
     parser.add_argument("--collection", default=defaults.collection, help="collection to answer from")
     parser.add_argument("--data-dir", type=Path, default=defaults.data_dir, help="where stores live")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -35,25 +38,25 @@ def ensure_free(host: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        args = parse_args(argv, get_settings())
-        settings = get_settings().model_copy(update={"data_dir": args.data_dir, "collection": args.collection})
-        ensure_free(args.host, args.port)
-        from ui.app import create_app, launch
+    return run_command(lambda: serve(argv), argv)
 
-        demo = create_app(settings)
-        launch(demo, settings, args.host, args.port)
-        print(f"gemrag UI on http://{args.host}:{args.port} (collection {settings.collection!r}); Ctrl+C stops it")
-        demo.block_thread()
-    except GemragError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def serve(argv: Sequence[str] | None) -> int:
+    """Serves until Ctrl+C, which is how a server is stopped: that ends it with 0, not 130."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv, get_settings())
+    settings = get_settings().model_copy(update={"data_dir": args.data_dir, "collection": args.collection})
+    try:
+        ensure_free(args.host, args.port)
     except OSError as exc:
-        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+        raise ConfigError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    from ui.app import create_app, launch
+
+    demo = create_app(settings)
+    launch(demo, settings, args.host, args.port)
+    print(f"gemrag UI on http://{args.host}:{args.port} (collection {settings.collection!r}); Ctrl+C stops it")
+    with contextlib.suppress(KeyboardInterrupt):
+        demo.block_thread()
     return 0
 
 

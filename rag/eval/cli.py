@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingest.display import progress_bars
-from rag.errors import ConfigError, GemragError, redact
+from rag.commands import add_debug_flag, run_command
 from rag.eval import feedback, html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
 from rag.eval.checkpoint import FILENAME as CHECKPOINT
@@ -90,6 +90,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true", help="ignore the checkpoint of an earlier run")
     parser.add_argument("--data-dir", type=Path, help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_debug_flag(parser)
     return parser
 
 
@@ -100,30 +101,23 @@ def main(
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["feedback"]:
         return feedback.main(argv[1:])
+    return run_command(
+        lambda: _evaluate(argv, embedder, generator), argv,
+        interrupted="interrupted: finished cases are kept; run the same command again to continue.",
+        refused=(CaseError,),
+    )
+
+
+def _evaluate(argv: Sequence[str], embedder: Embedder | None, generator: Generator | None) -> int:
     # Piped to a file or CI log, rich would wrap the tables at 80 columns.
     out, err = Console(width=None if sys.stdout.isatty() else WIDE), Console(stderr=True, soft_wrap=True)
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        err.print(f"error: {error}", style="red", markup=False, highlight=False)
-        return 2
+    settings = load_settings()
     args = build_parser(settings).parse_args(argv)
-    try:
-        if args.data_dir:
-            settings = settings.model_copy(update={"data_dir": args.data_dir})
-        embedder = embedder or get_embedder(settings)
-        generator = generator or get_generator(settings)
-        report, gate = evaluate(args, settings, embedder, generator, err, bars=err.is_terminal and not args.quiet)
-    except (GemragError, CaseError) as error:
-        err.print(f"error: {redact(str(error), settings.api_key)}", style="red", markup=False, highlight=False)
-        return 2
-    except KeyboardInterrupt:
-        err.print("interrupted: finished cases are kept; run the same command again to continue.")
-        return 130
-    except Exception as error:  # a bug, not a user error: still one line, not a traceback
-        message = redact(f"unexpected {type(error).__name__}: {error}", settings.api_key)
-        err.print(f"error: {message}", style="red", markup=False, highlight=False)
-        return 3
+    if args.data_dir:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    embedder = embedder or get_embedder(settings)
+    generator = generator or get_generator(settings)
+    report, gate = evaluate(args, settings, embedder, generator, err, bars=err.is_terminal and not args.quiet)
     outputs = write_outputs(report, gate, args.out)
     print_report(report, out, gate)
     out.print(f"wrote {outputs.json} and {outputs.html}", highlight=False)

@@ -52,7 +52,7 @@ def test_chat_keeps_history_and_rewrites_follow_ups(settings, offline_provider):
 @pytest.mark.slow
 def test_empty_collection_is_a_message_not_a_traceback(settings):
     done = _run(settings, "ask", "anything", "--collection", "nothing-here")
-    assert done.returncode == 1
+    assert done.returncode == 2  # refused: bad input (README: exit codes)
     assert done.stderr.strip() == (
         "error: Collection 'nothing-here' is empty: nothing ingested yet: run python -m ingest PATH"
     )

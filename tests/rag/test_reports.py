@@ -86,7 +86,7 @@ def test_an_unreachable_redis_is_one_clear_line_without_the_password(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broken = settings.model_copy(update={"redis_url": "redis://:hunter2-secret@127.0.0.1:1/0"})
-    assert main([], broken) == 1
+    assert main([], broken) == 2  # refused: the store cannot be used (README: exit codes)
     err = capsys.readouterr().err
     assert err.startswith("error: Cannot use Redis at 127.0.0.1:1/0 (REDIS_URL)")
     assert "hunter2" not in err and "Traceback" not in err

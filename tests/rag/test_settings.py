@@ -71,6 +71,6 @@ def test_every_cli_reports_a_bad_setting_in_one_line(monkeypatch, tmp_path, caps
     finally:
         get_settings.cache_clear()
     err = capsys.readouterr().err
-    assert codes == [1, 1, 2, 2, 2]
+    assert codes == [2, 2, 2, 2, 2]  # refused: bad input (README: exit codes)
     assert err.count("invalid configuration (top_k:") == 5
     assert "unexpected" not in err and "Traceback" not in err

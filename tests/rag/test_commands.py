@@ -1,0 +1,82 @@
+"""One exit-code table and one way to report errors for every command (rag/commands.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.commands import Exit, run_command
+from rag.errors import BudgetExceeded
+
+KEY = "AIza-test-key-PLANTED-commands-5e1"
+
+
+def _bug() -> int:
+    raise RuntimeError(f"index out of range while reading {KEY}")
+
+
+def test_the_exit_codes() -> None:
+    assert [int(e) for e in Exit] == [0, 1, 2, 3, 130]
+    assert run_command(lambda: 1, []) == Exit.SOME_FAILED
+
+
+def test_a_user_error_is_one_line_and_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    def refused() -> int:
+        raise BudgetExceeded("the session budget would be exceeded")
+
+    assert run_command(refused, []) == Exit.REFUSED
+    assert capsys.readouterr().err == "error: the session budget would be exceeded\n"
+
+
+def test_a_bug_is_one_line_by_default_and_never_shows_the_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    monkeypatch.delenv("GEMRAG_DEBUG", raising=False)
+    assert run_command(_bug, ["ask", "x"]) == Exit.UNEXPECTED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and KEY not in err
+    assert err.startswith("error: unexpected RuntimeError: index out of range while reading [redacted]")
+    assert "--debug or GEMRAG_DEBUG=1" in err
+
+
+@pytest.mark.parametrize(("argv", "env"), [(["ask", "x", "--debug"], ""), (["ask", "x"], "1")])
+def test_debug_adds_the_traceback(
+    argv: list[str], env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    monkeypatch.setenv("GEMRAG_DEBUG", env)
+    assert run_command(_bug, argv) == Exit.UNEXPECTED
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in _bug" in err and KEY not in err
+    assert err.rstrip().endswith("error: unexpected RuntimeError: index out of range while reading [redacted]")
+
+
+def test_ctrl_c_is_130_with_what_was_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_command(interrupted, [], interrupted="interrupted: finished work is kept") == Exit.INTERRUPTED
+    assert capsys.readouterr().err == "interrupted: finished work is kept\n"
+
+
+@pytest.mark.parametrize(
+    "main_module", ["ingest.cli", "rag.cli", "rag.eval.cli", "ui.__main__", "bench.__main__", "rag.reports"]
+)
+def test_every_command_takes_debug_and_reports_bad_input_as_2(
+    main_module: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad setting reaches every command the same way: one line, exit 2, and --debug parses."""
+    import importlib
+
+    from rag.settings import get_settings
+
+    monkeypatch.setenv("GEMRAG_TOP_K", "many")
+    get_settings.cache_clear()
+    argv = {"ingest.cli": ["nowhere"], "rag.cli": ["ask", "x"], "rag.eval.cli": ["t.jsonl"],
+            "bench.__main__": ["nonesuch"]}.get(main_module, [])
+    try:
+        code = importlib.import_module(main_module).main([*argv, "--debug"])
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert code == Exit.REFUSED and err.count("\n") == 1 and err.startswith("error: ")
