@@ -129,11 +129,16 @@ class Handlers:
         passage = turn.passages.get(citation.n, citation.snippet)
         quote = used_sentence(turn.answer, citation.n, passage) if cited else None
         image: Update = gr.update(value=None, visible=False)
+        excerpt = f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
         try:
             chunks = self.backend.stores.get(turn.collection).get([citation.chunk_id])
             if not chunks:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
-            if chunks[0].page is not None and chunks[0].unit == "page":  # a PDF page; a slide shows as text
+            if chunks[0].kind == "figure" and chunks[0].page is None:  # an image file: shown as it is
+                figure = preview.figure_image(self.settings, turn.collection, chunks[0])
+                image = gr.update(value=str(figure), visible=True, label=f"{citation.source}, figure")
+                viewer = render.viewer_caption(citation) + excerpt
+            elif chunks[0].page is not None and chunks[0].unit == "page":  # a PDF page; a slide shows as text
                 page = preview.pdf_page(self.settings, turn.collection, chunks[0], quote)
                 note = "" if page.found else "The cited text could not be located on the page image."
                 image = gr.update(value=str(page.image), visible=True, label=f"{citation.source}, page {page.page}")
@@ -142,9 +147,7 @@ class Handlers:
                 section = preview.text_section(self.settings, turn.collection, chunks[0], quote)
                 viewer = render.viewer_caption(citation) + f"<div class='section'>{section.html}</div>"
         except (preview.SourceUnavailable, GemragError, OSError) as exc:
-            viewer = render.viewer_caption(citation, str(exc)) + (
-                f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
-            )
+            viewer = render.viewer_caption(citation, str(exc)) + excerpt
         return details, sources, image, viewer, gr.update(open=True)
 
     def _passages(self, turn: Turn) -> dict[int, str]:

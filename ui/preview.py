@@ -33,6 +33,7 @@ from ui import safe
 PAGE_SCALE = 1.6  # 115 dpi: body text readable on a laptop, a page PNG of ~100-200 KB
 HIGHLIGHT = (255, 214, 0, 110)  # translucent yellow over the text
 PAD = 2  # pixels around each highlighted line
+FIGURE_MAX_PX = 1_400  # an image file shown as a source: about a page preview's size
 TEXT_WINDOW = 1_500  # characters shown around a passage of an unsectioned text file
 FRAGMENT_WORDS = 6  # when a sentence is not found whole on the page, find it in pieces
 
@@ -98,6 +99,22 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
         _draw(base, boxes, out)
         _evict(folder, settings.preview_cache_files)
     return PagePreview(out, chunk.source, page, found=bool(boxes))
+
+
+def figure_image(settings: Settings, collection: str, chunk: Chunk) -> Path:
+    """An ingested image file, copied as PNG into the previews folder (served like page
+    images, wherever the original lives), at most FIGURE_MAX_PX on its longer side."""
+    from PIL import Image
+
+    path, content_hash = locate(settings, collection, chunk.source)
+    folder = settings.path("previews")
+    folder.mkdir(exist_ok=True)
+    out = folder / f"{content_hash[:24]}-figure.png"
+    if not out.exists():
+        with Image.open(path) as picture:
+            picture.thumbnail((FIGURE_MAX_PX, FIGURE_MAX_PX))
+            picture.convert("RGBA").save(out, optimize=True)
+    return out
 
 
 def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str | None) -> TextPreview:

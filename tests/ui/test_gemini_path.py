@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from PIL import Image
 
@@ -165,3 +166,12 @@ def test_an_uploaded_image_is_described_and_an_uploaded_deck_cited_by_slide(
     assert [c.model for c in described] == ["gemini-3.5-flash-lite"]
     figure = next(c for c in handlers.backend.stores.get("corpus").chunks() if c.source == "chart.png")
     assert figure.kind == "figure" and figure.text == "Figure: An image of 400x300 pixels, mostly #0000ff."
+
+    state = SessionState()
+    list(handlers.respond("What shows an image of 400x300 pixels, mostly blue?", state, "corpus", "hybrid", 4, ""))
+    assert state.turns[0].record.citations[0].place == "figure"
+    _, _, image, viewer, _, *_ = handlers.act(state, gr.SelectData(None, {"index": [0, "cite"], "value": "1"}))
+    assert image["visible"] and image["label"] == "chart.png, figure"  # the image itself, as a preview copy
+    with Image.open(image["value"]) as shown:
+        assert shown.size == (400, 300)
+    assert "chart.png" in viewer and "figure" in viewer and "400x300 pixels" in viewer
