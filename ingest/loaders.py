@@ -232,8 +232,11 @@ def load_html(data: bytes) -> list[Section]:
     sections with heading paths, like a Markdown file."""
     from bs4 import BeautifulSoup
 
-    sniff_binary(data)
-    soup = BeautifulSoup(data, "html.parser")
+    markup: str | bytes | None = utf16_without_bom(data)
+    if markup is None:
+        sniff_binary(data)
+        markup = data  # bytes: BeautifulSoup reads the page's own charset declaration
+    soup = BeautifulSoup(markup, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         tag.decompose()
     for level in range(1, 7):

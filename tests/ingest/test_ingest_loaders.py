@@ -51,5 +51,7 @@ def test_utf16_without_a_bom_is_decoded_and_binary_is_still_refused():
     text = "Notes exported from Windows. Ünïcode too.\n"
     assert load(text.encode("utf-16-le"), "text")[0].text == text
     assert load(text.encode("utf-16-be"), "markdown")[0].text == text
+    page = "<html><body><h1>Backup</h1><p>Runs nightly at two.</p></body></html>"
+    assert "Runs nightly at two." in load(page.encode("utf-16-le"), "html")[0].text
     with pytest.raises(LoadError, match="binary content"):
         load(b"\x00\x01\x02\x03" * 100, "text")
