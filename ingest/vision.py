@@ -6,10 +6,15 @@ then list what was left out and why (`unread_reason`). Every Gemini call is repo
 `on_call` with its model and usage, so ingest prices it like its embeddings. A dry run's
 Vision (`estimate=True`) calls nothing: it counts what the run would send and returns a
 placeholder of a description's typical length, so the chunks are counted too.
+
+What the model said about an image is kept in the cache store (`descriptions`, keyed by
+model, instruction and the image's bytes), so a PDF saved again with one word changed does
+not pay for its figures twice, and a dry run does not count what is already known.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Callable
@@ -18,6 +23,7 @@ from io import BytesIO
 from typing import TYPE_CHECKING
 
 from ingest import ocr
+from rag.kv import KV, Table, Tolerant, open_kv
 from rag.providers.base import Generator
 from rag.settings import Settings
 from rag.types import Attachment, Prompt, Usage
@@ -37,6 +43,7 @@ PAGE_OUTPUT_TOKENS = 800  # a dry run's guess at one transcribed page (a full pa
 TILE_PX, TILE_TOKENS, SMALL_PX = 768, 258, 384  # Google's image-token rule, for estimates only
 GEMINI_INLINE_BYTES = 20 * 1024 * 1024  # the API's limit on one request with inline data
 NO_KEY = "set GEMINI_API_KEY to have Gemini read it"
+DESCRIPTIONS = Table("descriptions", None, 100_000)  # kept until evicted: an image's text does not go stale
 
 
 OnCall = Callable[[str, Usage], None]
@@ -87,6 +94,7 @@ class Vision:
         self.on_call = on_call
         self.tesseract = self.generator is None and ocr.available()
         self._lock = threading.Lock()
+        self._known: KV | None = None
 
     @property
     def describes(self) -> bool:
@@ -118,6 +126,10 @@ class Vision:
     def _ask(self, instruction: str, image: Image, max_output_tokens: int | None) -> str | None:
         assert self.generator is not None
         model = self.settings.lite_model
+        key = hashlib.sha256(f"{model}\0{instruction}\0".encode() + image.blob.data).hexdigest()
+        known = self.known.get(DESCRIPTIONS, key)
+        if known is not None:
+            return known.decode()
         if self.estimate:
             output = max_output_tokens or PAGE_OUTPUT_TOKENS
             self._charge(model, Usage(prompt_tokens=image.estimated_tokens + len(instruction) // 4,
@@ -126,7 +138,17 @@ class Vision:
         prompt = Prompt.of(instruction, images=(image.blob,), max_output_tokens=max_output_tokens)
         generation = self.generator.generate(prompt, model=model)
         self._charge(generation.model, generation.usage)
-        return generation.text.strip() or None
+        text = generation.text.strip()
+        if text:
+            self.known.put(DESCRIPTIONS, key, text.encode())
+        return text or None
+
+    @property
+    def known(self) -> KV:
+        """Descriptions already paid for; a store that fails only costs the saving."""
+        if self._known is None:
+            self._known = Tolerant(open_kv(self.settings, "cache"), "cache")
+        return self._known
 
     def _charge(self, model: str, usage: Usage) -> None:
         if self.on_call is not None:

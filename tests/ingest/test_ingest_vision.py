@@ -174,3 +174,24 @@ def test_a_spent_quota_while_describing_stops_the_run_and_the_rerun_describes_on
     resumed = ingest_paths([docs], gemini_settings, provider, generator=provider)
     assert resumed.exit_code == 0 and resumed.vision_calls == 1 and len(_image_calls(fake_gemini)) == 1
     assert ("report.pdf", 1, "figure") in _chunks(gemini_settings, provider)
+
+
+def test_a_changed_pdf_does_not_pay_again_for_the_figure_it_kept(tmp_path, gemini_settings, fake_gemini):
+    from ingest.pipeline import ingest_paths
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.pdf_with_figure(docs / "report.pdf", "Sales report, first draft.")
+    provider = GeminiProvider(gemini_settings)
+    assert ingest_paths([docs], gemini_settings, provider, generator=provider).vision_calls == 1
+    media.pdf_with_figure(docs / "report.pdf", "Sales report, final version.")
+    fake_gemini.clear_log()
+
+    dry = ingest_paths([docs], gemini_settings, provider, dry_run=True, generator=provider)
+    again = ingest_paths([docs], gemini_settings, provider, generator=provider)
+
+    assert dry.vision_calls == again.vision_calls == 0 and _image_calls(fake_gemini) == []
+    assert [f.status.value for f in again.files] == ["updated"]
+    chunks = _chunks(gemini_settings, provider)
+    assert chunks[("report.pdf", 1, "figure")].text == FIGURE_TEXT
+    assert chunks[("report.pdf", 1, "text")].text.startswith("Sales report, final version.")
