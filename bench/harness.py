@@ -245,7 +245,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-
 @dataclass(frozen=True)
 class Latencies:
     """Percentiles of repeated calls, in milliseconds."""

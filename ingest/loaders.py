@@ -318,7 +318,7 @@ def load_docx(data: bytes) -> list[Section]:
                 blocks.append(f"{'#' * level} {' '.join(text.split())}")
             elif text:
                 blocks.append(_literal(text))
-    except (OpcError, *_OFFICE_ERRORS) as exc:
+    except (OpcError, *_OFFICE_ERRORS) as exc:  # type: ignore[misc]  # mypy cannot star-unpack exception tuples
         raise LoadError(f"not a readable Word document ({type(exc).__name__}: {exc})") from exc
     return markdown_sections("\n\n".join(blocks))
 
@@ -353,7 +353,7 @@ def load_pptx(data: bytes) -> list[Section]:
             title = slide.shapes.title
             heading = " ".join(title.text_frame.text.split()) if title is not None and title.has_text_frame else ""
             sections.append(Section("\n".join(texts), page=n, heading=heading, unit="slide"))
-    except (PythonPptxError, *_OFFICE_ERRORS) as exc:
+    except (PythonPptxError, *_OFFICE_ERRORS) as exc:  # type: ignore[misc]  # as above
         raise LoadError(f"not a readable PowerPoint file ({type(exc).__name__}: {exc})") from exc
     return sections
 

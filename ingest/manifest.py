@@ -123,7 +123,7 @@ class Manifest:
     # --- the embedder that built the collection, the corpus version, the pending bump ---
     @property
     def embedder(self) -> str | None:
-        return self._state("embedder") or None
+        return str(self._state("embedder") or "") or None
 
     def set_embedder(self, embedder: str) -> None:
         self.db.execute(

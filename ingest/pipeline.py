@@ -253,7 +253,8 @@ def _triage(
             if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
                 return unchanged  # not even read: size and mtime are as when it was hashed
             if previous.content_hash == file_hash(file.path.read_bytes()):
-                return Touched(unchanged, replace(previous, **trusted_stat(stat)))
+                stat_fields = trusted_stat(stat)  # size and mtime_ns, both int fields of FileRecord
+                return Touched(unchanged, replace(previous, **stat_fields))  # type: ignore[arg-type]
     except OSError as exc:
         return FileOutcome(file.source, Status.FAILED, reason=_reason(exc))
     return Task(file, previous)

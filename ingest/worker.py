@@ -89,15 +89,18 @@ def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-d
     jobs = Jobs(settings)
     embedders = Embedders(settings)
     generator = configured_reader(settings)
+
+    def ingest_job(job_id: str) -> None:
+        run_job(job_id, jobs, settings, embedders, generator)
+
     dramatiq.actor(
-        lambda job_id: run_job(job_id, jobs, settings, embedders, generator),
         actor_name=TASK,
         queue_name=settings.job_queue,
         broker=jobs.broker,
         max_retries=settings.job_max_retries,
         min_backoff=MIN_BACKOFF_MS,
         time_limit=TIME_LIMIT_MS,
-    )
+    )(ingest_job)
     return dramatiq.Worker(jobs.broker, worker_threads=threads)
 
 

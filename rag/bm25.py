@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 _IDS_FILE = "chunk_ids.json"
 
 
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer() -> Any:  # PyStemmer ships no type information
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -48,7 +49,7 @@ class Terms:
     def __call__(self, text: str) -> list[str]:
         words = [w for w in _WORD.findall(text.lower()) if w not in self.stopwords]
         with self._lock:
-            return self.stemmer.stemWords(words)
+            return list(self.stemmer.stemWords(words))
 
 
 @dataclass(frozen=True)

@@ -365,5 +365,5 @@ class Chain:
             raise
         spending.add(served, usage, "answer")
         # The provider's own count is exact; the router may only have bounded it.
-        counted = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)
-        return Generated("".join(pieces), usage, self.router.served(counted, served), ttft)
+        exact = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)
+        return Generated("".join(pieces), usage, self.router.served(exact, served), ttft)

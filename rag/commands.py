@@ -55,9 +55,10 @@ def run_command(
     `refused`: more exception types that mean bad input (besides GemragError); `interrupted`
     says what Ctrl-C keeps."""
     args = list(sys.argv[1:] if argv is None else argv)
+    user_errors: tuple[type[Exception], ...] = (GemragError, *refused)
     try:
         return body()
-    except (GemragError, *refused) as error:
+    except user_errors as error:
         _say(f"error: {error}")
         return Exit.REFUSED
     except KeyboardInterrupt:

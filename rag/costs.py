@@ -68,6 +68,8 @@ def scope_buckets(session_id: str, day: str) -> dict[Scope, str]:
         "key_daily": bucket("account-day", account, day),
         "key_monthly": bucket("account-month", account, month),
     }
+
+
 JOURNAL = "ledger-unsettled.jsonl"
 log = logging.getLogger(__name__)
 NANO = 1_000_000_000

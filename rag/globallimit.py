@@ -177,7 +177,8 @@ class GlobalRateLimiter:
         import redis
 
         try:
-            reply = self._script(keys=[f"gemrag:limit:{model}"], args=[op, *args, self.window_ms])
+            # As redis-py would encode them: numbers by their text.
+            reply = self._script(keys=[f"gemrag:limit:{model}"], args=[op, *map(str, args), str(self.window_ms)])
             return [int(x) for x in reply]
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Cannot use Redis (REDIS_URL) for the global rate limit: {exc}") from exc

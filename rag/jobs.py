@@ -71,7 +71,7 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]
 
     if not settings.redis_url:
         raise ConfigError("Ingest jobs need a queue: set REDIS_URL and run python -m ingest.worker beside the server.")
-    return RedisBroker(
+    return RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ has no annotations
         url=settings.redis_url,
         namespace="gemrag-jobs",
         heartbeat_timeout=int(settings.job_heartbeat_s * 1000),

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from google.genai import errors as genai_errors
 
@@ -110,7 +110,7 @@ class KeyPool(Generic[T]):
         used = self.kv.counters(self._today()) if self.kv else {}
         return {str(key): used.get(key.fingerprint, 0) for key in self.keys}
 
-    def call(self, send: Callable[[Any], R]) -> R:
+    def call(self, send: Callable[[T], R]) -> R:
         """`send(client)` on the best key; on a spent quota, the next key at once."""
         last: BaseException | None = None
         for i in self.order():
@@ -125,7 +125,7 @@ class KeyPool(Generic[T]):
         assert last is not None
         raise last
 
-    def stream(self, open_stream: Callable[[Any], Iterator[R]]) -> Iterator[R]:
+    def stream(self, open_stream: Callable[[T], Iterator[R]]) -> Iterator[R]:
         """Like `call` for a stream: a 429 arrives with its first piece, so a key is given up
         only before anything was read from it."""
         last: BaseException | None = None

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -381,7 +381,8 @@ class RedisKV:
     def get(self, table: Table, key: str) -> bytes | None:
         with self._errors():
             raw = self.client.hget(self._values(table), key)
-        return _unpack_live(raw, self.clock()) if raw is not None else None
+        # The client is made without decode_responses: replies are bytes, whatever its stubs say.
+        return _unpack_live(cast(bytes, raw), self.clock()) if raw is not None else None
 
     def put(self, table: Table, key: str, value: bytes) -> None:
         now = self.clock()
@@ -422,11 +423,11 @@ class RedisKV:
     def counters(self, name: str) -> dict[str, int]:
         with self._errors():
             raw = self.client.hgetall(self._counter(name))
-        return {field.decode(): int(n) for field, n in raw.items()}
+        return {cast(bytes, field).decode(): int(n) for field, n in raw.items()}
 
     def buckets(self, prefix: str) -> list[str]:
         with self._errors():
-            names = (name.decode() for name in self.client.smembers(self._index()))
+            names = (cast(bytes, name).decode() for name in self.client.smembers(self._index()))
             return sorted(name for name in names if name.startswith(prefix))
 
     def ping(self) -> None:

@@ -42,7 +42,7 @@ def _thinking(row: ModelRow) -> str:
 
 
 def _lifecycle(row: ModelRow) -> str:
-    parts = [row.status]
+    parts: list[str] = [row.status]
     if row.shutdown:
         parts.append(f"until {row.shutdown.isoformat()}" if row.status != "shut down" else row.shutdown.isoformat())
     if row.replacement:

@@ -24,9 +24,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rag.catalogue import role_of_name
+from rag.catalogue import RateLimit, role_of_name
 from rag.errors import QuotaExhausted
-from rag.settings import RateLimit, Settings
+from rag.settings import Settings
 
 MINUTE = 60.0
 # The window our limiter keeps, a hair over the server's minute: the server counts a request

@@ -102,9 +102,10 @@ def mmr(query: np.ndarray, candidates: np.ndarray, n: int, lam: float) -> list[i
     return picked
 
 
-def _normalised(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+def _normalised(vectors: Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32)
-    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
+    normalised: np.ndarray = array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
+    return normalised
 
 
 def source_filter(sources: Sequence[str]) -> dict | None:  # type: ignore[type-arg]

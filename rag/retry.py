@@ -182,7 +182,7 @@ class Retrier:
         if failure.retry_after_s is not None:
             # The server knows when capacity frees up; a little jitter keeps workers apart.
             return failure.retry_after_s * (1.0 + 0.1 * self._rng.random())
-        base = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2 ** (n - 1))
+        base = min(self.settings.backoff_max_s, self.settings.backoff_initial_s * 2.0 ** (n - 1))
         return base / 2 + self._rng.uniform(0, base / 2)
 
     def _final_error(self, model: str, failure: Failure, when: str) -> GemragError:

@@ -105,7 +105,7 @@ class Store:
         meta.pop("hnsw:space", None)  # immutable after creation; Chroma refuses to modify it
         meta["version"] = max(self.version, past) + 1
         self.collection.modify(metadata=meta)
-        return meta["version"]
+        return int(meta["version"])
 
     # --- writes ---
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -116,7 +116,7 @@ class Store:
                 ids=[c.id for c in part],
                 embeddings=[list(v) for v in vectors[start : start + ADD_BATCH]],
                 documents=[c.text for c in part],
-                metadatas=[c.metadata() for c in part],  # type: ignore[misc]
+                metadatas=[c.metadata() for c in part],
             )
 
     def update_places(self, chunks: Sequence[Chunk]) -> None:
@@ -126,7 +126,7 @@ class Store:
         self._counted = None
         for start in range(0, len(chunks), ADD_BATCH):
             part = chunks[start : start + ADD_BATCH]
-            self.collection.update(ids=[c.id for c in part], metadatas=[c.metadata() for c in part])  # type: ignore[misc]
+            self.collection.update(ids=[c.id for c in part], metadatas=[c.metadata() for c in part])
 
     def delete(self, ids: Iterable[str]) -> None:
         self._counted = None

@@ -133,6 +133,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         upload.upload(handlers.upload, [upload, collection], [upload_status, corpus, collection])
         refresh.click(handlers.corpus, None, [corpus, collection])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])
+    assert isinstance(demo, gr.Blocks)  # what `with` gives back is untyped in gradio
     return demo
 
 

@@ -41,6 +41,8 @@ _START, _END = "\ue000", "\ue001"  # private-use marks around the passage, repla
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe; Gradio serves handlers from a pool
 
 _BLOCK_PREFIX = re.compile(r"\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*|\|)*")
+
+
 class SourceUnavailable(Exception):
     """The cited file cannot be shown; the message says why in words a reader can act on."""
 

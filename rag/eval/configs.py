@@ -15,6 +15,7 @@ from rag.settings import Settings
 MODES: tuple[Mode, ...] = get_args(Mode)
 RERANKS: tuple[RerankMode, ...] = get_args(RerankMode)
 AXES = ("k", "mode", "mmr", "rerank")
+NO_RERANK: list[RerankMode] = ["none"]
 _TRUE, _FALSE = {"on", "true", "yes", "1"}, {"off", "false", "no", "0"}
 
 
@@ -92,12 +93,12 @@ def retrieval_variants(configs: list[EvalConfig]) -> list[RetrievalVariant]:
     """All modes with and without MMR at every k the configurations use; hybrid first
     without a second stage (the reference) and then with each one the configurations use."""
     ks = dict.fromkeys(c.top_k for c in configs)
-    reranks = dict.fromkeys(["none", *(c.rerank for c in configs)])
+    reranks: dict[RerankMode, None] = dict.fromkeys(["none", *(c.rerank for c in configs)])
     return [
         RetrievalVariant(mode, mmr, k, rerank)
         for k in ks
         for mode in MODES
-        for rerank in (reranks if mode == "hybrid" else ["none"])  # type: ignore[attr-defined]
+        for rerank in (list(reranks) if mode == "hybrid" else NO_RERANK)
         for mmr in (False, True)
     ]
 

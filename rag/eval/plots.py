@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on servers and in CI
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from rag.eval.results import AnswerScores, RunReport
 
@@ -63,7 +64,7 @@ def charts(report: RunReport) -> dict[str, bytes]:
     return out
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=100)

@@ -9,7 +9,7 @@ the pool only bounds how many wait at once. Each finished unit goes to the check
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -99,7 +99,7 @@ class Evaluator:
         answers_done: list[AnswerScores] = []
         pool = ThreadPoolExecutor(max_workers=plan.workers)
         try:
-            futures = [
+            futures: list[Future[list[RetrievalScores]] | Future[AnswerScores]] = [
                 *(pool.submit(self.retrieval_unit, case, [v for v in variants if v.top_k == k])
                   for case, k in retrieval_units),
                 *(pool.submit(self.answer_unit, case, cfg) for case, cfg in answer_units),
@@ -108,7 +108,7 @@ class Evaluator:
                 result = future.result()
                 if isinstance(result, AnswerScores):
                     answers_done.append(result)
-                else:
+                elif isinstance(result, list):
                     retrieval_done.extend(result)
                 advance(1)
         finally:

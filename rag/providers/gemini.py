@@ -99,7 +99,8 @@ def _finish_reason(response: types.GenerateContentResponse) -> str | None:
 def _normalised(vectors: list[list[float]]) -> list[list[float]]:
     matrix = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms == 0, 1.0, norms)).tolist()
+    unit: list[list[float]] = (matrix / np.where(norms == 0, 1.0, norms)).tolist()
+    return unit
 
 
 class GeminiProvider:
@@ -231,8 +232,9 @@ class GeminiProvider:
                 output_dimensionality=self.embedding_dim,
                 http_options=self._http_options(left - waited),
             )
+            contents: list[types.PartUnion] = list(texts)
             return self.keys.call(
-                lambda client: client.models.embed_content(model=model, contents=texts, config=config)
+                lambda client: client.models.embed_content(model=model, contents=contents, config=config)
             )
 
         response = self.retrier.call(model, attempt)

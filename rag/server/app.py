@@ -72,6 +72,7 @@ from rag.uploads import safe_name, upload_dir
 log = logging.getLogger("rag.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
+
 class UnknownJob(GemragError):
     """No such job, or not the caller's (404)."""
 

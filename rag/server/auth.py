@@ -93,7 +93,7 @@ class ApiKeys:
                     f"{where}: API key entry {parts[0]!r} is not 'name:role:sha256:<64 hex>' with role one of "
                     f"{', '.join(ROLES)}; make one with python -m rag.server keygen NAME ROLE"
                 )
-            entries[parts[3].lower()] = Caller(parts[0], parts[1])  # type: ignore[arg-type]
+            entries[parts[3].lower()] = Caller(parts[0], parts[1])
         return cls(entries)
 
     @property

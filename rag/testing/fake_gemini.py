@@ -96,7 +96,7 @@ def embed_text(text: str, dim: int = FULL_DIM) -> list[float]:
     vec = np.zeros(FULL_DIM)
     np.add.at(vec, np.concatenate([i for i, _ in slots]), np.concatenate([s for _, s in slots]))
     vec /= np.linalg.norm(vec) or 1.0
-    return np.round(vec[:dim], 7).tolist()
+    return [float(x) for x in np.round(vec[:dim], 7)]
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,8 @@ def describe_image(mime_type: str, data: bytes) -> str:
     except OSError:
         return f"An unreadable {mime_type} image."
     counts = image.resize((16, 16)).getcolors(256) or [(1, (0, 0, 0))]
-    red, green, blue = max(counts)[1]
+    colour: tuple[int, int, int] = max(counts)[1]  # type: ignore[assignment]  # an RGB image's colours are triples
+    red, green, blue = colour
     return f"An image of {image.width}x{image.height} pixels, mostly #{red:02x}{green:02x}{blue:02x}."
 
 
@@ -382,7 +383,7 @@ class FakeGemini:
         if self._server is None:
             raise RuntimeError("FakeGemini is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # --- scripting ---
     def reply(self, *replies: str | Reply) -> None:

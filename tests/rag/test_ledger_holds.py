@@ -62,6 +62,7 @@ def test_an_extension_is_checked_and_settled_with_the_hold(ledger: Ledger) -> No
 def test_concurrent_answers_of_one_session_cannot_all_pass_the_budget(store_settings: Settings) -> None:
     """Before: each checked the spend so far (nothing) and all went ahead."""
     budget = Budget(store_settings.model_copy(update={"session_budget_usd": 1.0}), Ledger(store_settings))
+
     def attempt(_: int) -> bool:
         try:
             budget.reserve("s", 0.30)

@@ -127,6 +127,6 @@ def test_python_m_rag_models_prints_the_catalogue_and_what_the_key_can_use(fake_
 def test_a_retired_model_in_gemrag_toml_stops_a_command_when_told_to(fake_gemini: FakeGemini, tmp_path) -> None:
     out = _cli(fake_gemini, tmp_path, "ask", "anything",
                config='flash_model = "gemini-2.5-flash"\non_retired = "fail"\n')
-    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "gemini-2.5-flash is retired since 2026-12-01; its replacement is gemini-3.5-flash-lite" in out.stderr
     assert "Traceback" not in out.stderr and TEST_API_KEY not in out.stderr
