@@ -164,11 +164,18 @@ def _open_manifest(settings: Settings, collection: str) -> Iterator[Manifest]:
         manifest.close()
 
 
+def lock_path(settings: Settings, collection: str) -> Path:
+    """The collection's ingest lock file; every run opens (and so touches) it at its start,
+    which is how the UI tells when a collection was last ingested."""
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", collection)  # the store checks the name later
+    return settings.data_dir / f"ingest-{safe_name}.lock"
+
+
 @contextmanager
 def run_lock(settings: Settings, collection: str) -> Iterator[None]:
     """One writer per collection: two runs interleaving commits would undo each other."""
-    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", collection)  # the store checks the name later
-    with settings.path(f"ingest-{safe_name}.lock").open("w") as handle:
+    settings.path()  # the data dir, created on demand
+    with lock_path(settings, collection).open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.providers.extractive import STOPWORDS
 from rag.settings import Settings
 from rag.store import Store
+from rag.text import STOPWORDS
 from rag.types import Chunk, Hit
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")

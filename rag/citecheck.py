@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rag.answer import SentenceCheck, Verdict
-from rag.providers.extractive import OFFLINE_NOTE, content_words, split_sentences
+from rag.providers.extractive import OFFLINE_NOTE, split_sentences
+from rag.text import content_words
 from rag.types import Passage
 
 Embed = Callable[[list[str]], np.ndarray]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ingest.pipeline import lock_path
 from rag.settings import Settings
 from rag.store import chroma_client
 
@@ -42,9 +43,8 @@ def describe_collections(settings: Settings) -> list[CollectionInfo]:
 
 
 def last_ingest(settings: Settings, collection: str) -> str | None:
-    """When the last ingest run into the collection started: ingest.pipeline.run_lock opens
-    (and so touches) this lock file at the start of every run, from the CLI or an upload."""
-    lock = settings.data_dir / f"ingest-{collection}.lock"
+    """When the last ingest run into the collection started (from the CLI, an upload or a job)."""
+    lock = lock_path(settings, collection)
     if not lock.exists():
         return None
     return datetime.fromtimestamp(lock.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from rag.providers.extractive import content_words, split_units
+from rag.providers.extractive import split_units
+from rag.text import content_words
 
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")

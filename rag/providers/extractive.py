@@ -18,6 +18,7 @@ import numpy as np
 
 from rag.providers.minilm import MiniLM
 from rag.rerank import anchors
+from rag.text import STOPWORDS, content_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -27,22 +28,6 @@ OFFLINE_NOTE = (
 NOT_FOUND = "The documents do not seem to answer this question."
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
-_WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
-STOPWORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers him his how i if in into is it its itself just me more
-    most my no nor not of off on once only or other our ours out over own same she should so
-    some such than that the their theirs them then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would
-    you your yours tell explain describe please say says according document documents""".split()
-)
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
-
-
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
 

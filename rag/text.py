@@ -1,0 +1,24 @@
+"""Words that carry meaning: the one list of stop words and the one tokenisation that BM25,
+the offline answerer, citation checks and the UI's evidence highlighting share."""
+
+from __future__ import annotations
+
+import re
+
+WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
+# English function words, plus the words of a request that say nothing about its subject
+# ("tell", "explain", "document"): a question is matched on what it asks about.
+STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers him his how i if in into is it its itself just me more
+    most my no nor not of off on once only or other our ours out over own same she should so
+    some such than that the their theirs them then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would
+    you your yours tell explain describe please say says according document documents""".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """The lower-cased words of `text` that are not stop words, in order."""
+    return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
