@@ -365,10 +365,10 @@ def _shape_texts(shape: object) -> Iterator[str]:
         for inner in shape.shapes:
             yield from _shape_texts(inner)
     elif getattr(shape, "has_table", False):
-        for row in shape.table.rows:  # type: ignore[attr-defined]
+        for row in shape.table.rows:  # type: ignore[attr-defined]  # python-pptx shape types
             yield " | ".join(c.text.strip() for c in row.cells)
     elif getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():  # type: ignore[attr-defined]
-        yield shape.text_frame.text.strip()  # type: ignore[attr-defined]
+        yield shape.text_frame.text.strip()  # type: ignore[attr-defined]  # python-pptx shape types
 
 
 _LOADERS: dict[str, Callable[[bytes], list[Section]]] = {

@@ -47,11 +47,11 @@ def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
         while True:
             kind, value = slots.get()
             if kind == "item":
-                yield value  # type: ignore[misc]
+                yield value  # type: ignore[misc]  # a queue of items or errors
             elif kind == "done":
                 return
             else:
-                raise value  # type: ignore[misc]
+                raise value  # type: ignore[misc]  # a queue of items or errors
     finally:
         stop.set()
         worker.join()

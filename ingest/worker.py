@@ -83,7 +83,7 @@ def summary(report: IngestReport) -> dict[str, object]:
     return {"outcomes": outcomes, "errors": errors, "files_done": len(report.files), "files_total": len(report.files)}
 
 
-def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-def]
+def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-def]  # dramatiq's Worker is untyped
     import dramatiq
 
     jobs = Jobs(settings)

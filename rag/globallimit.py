@@ -134,7 +134,7 @@ class GlobalRateLimiter:
         self.window_ms = int(window_s * 1000)
         self.observers: list[WaitObserver] = []
         self._sleep = sleep
-        self._redis = redis_client(settings.redis_url)  # type: ignore[arg-type]
+        self._redis = redis_client(settings.redis_url)  # type: ignore[arg-type]  # checked by the caller
         self._script = self._redis.register_script(_SCRIPT)
 
     def acquire(self, model: str, tokens: int = 0, *, max_wait_s: float | None = None) -> float:

@@ -65,7 +65,7 @@ class Job:
         return self.state in ("done", "failed")
 
 
-def broker(settings: Settings):  # type: ignore[no-untyped-def]
+def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's broker is untyped
     """The Dramatiq broker on the app's Redis; the API and the worker build it the same way."""
     from dramatiq.brokers.redis import RedisBroker
 
@@ -83,7 +83,7 @@ class Jobs:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.broker = broker(settings)
-        self.redis = redis_client(settings.redis_url)  # type: ignore[arg-type]
+        self.redis = redis_client(settings.redis_url)  # type: ignore[arg-type]  # checked by broker() above
 
     def submit(self, kind: JobKind, collection: str, owner: str, *, paths: list[str] | None = None,
                sources: list[str] | None = None, prune: bool = False) -> Job:
@@ -116,7 +116,7 @@ class Jobs:
         job = self.get(job_id)
         if job is None:
             raise KeyError(job_id)
-        return self.save(replace(job, **changes))  # type: ignore[arg-type]
+        return self.save(replace(job, **changes))  # type: ignore[arg-type]  # fields of Job by name
 
     def counts(self) -> dict[JobState, int]:
         """Jobs per state (a week's worth), and how many wait in the queue, for /metrics."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _normalised(vectors: Sequence[float] | Sequence[Sequence[float]]) -> np.ndar
     return normalised
 
 
-def source_filter(sources: Sequence[str]) -> dict | None:  # type: ignore[type-arg]
+def source_filter(sources: Sequence[str]) -> dict[str, Any] | None:
     """The Chroma `where` clause restricting a search to some source paths."""
     if not sources:
         return None

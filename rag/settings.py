@@ -364,7 +364,7 @@ def load_settings(**overrides: object) -> Settings:
     """Settings for a command: a bad value in the environment or gemrag.toml becomes a
     ConfigError that names the field, which every CLI shows as one line."""
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides
     except ValidationError as error:
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         raise ConfigError(

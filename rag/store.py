@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
@@ -28,7 +29,7 @@ _clients: dict[str, object] = {}
 _clients_lock = threading.Lock()
 
 
-def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]
+def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb client types
     """One client per Chroma server or data dir, per process, created once under a lock:
     two threads creating the first embedded client at once race inside chromadb and both
     fail (two first requests to a fresh UI did)."""
@@ -39,7 +40,7 @@ def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]
         return _clients[where]
 
 
-def _new_client(settings: Settings):  # type: ignore[no-untyped-def]
+def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb client types
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -147,7 +148,7 @@ class Store:
     def ids(self) -> set[str]:
         return set(self.collection.get(include=[])["ids"])
 
-    def chunks(self, where: dict | None = None, page_size: int = 5_000) -> Iterator[Chunk]:  # type: ignore[type-arg]
+    def chunks(self, where: dict[str, Any] | None = None, page_size: int = 5_000) -> Iterator[Chunk]:
         offset = 0
         while True:
             got = self.collection.get(
@@ -169,7 +170,7 @@ class Store:
         }
         return [by_id[i] for i in ids if i in by_id]
 
-    def query(self, vector: Sequence[float], n: int, where: dict | None = None) -> list[Hit]:  # type: ignore[type-arg]
+    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None) -> list[Hit]:
         if n <= 0 or self.count() == 0:
             return []
         got = self.collection.query(

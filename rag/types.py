@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["user", "model"]
 
@@ -122,7 +122,7 @@ class Prompt:
 
     @classmethod
     def of(cls, text: str, **kw: object) -> Prompt:
-        return cls(contents=(Message("user", text),), **kw)  # type: ignore[arg-type]
+        return cls(contents=(Message("user", text),), **kw)  # type: ignore[arg-type]  # Prompt fields by name
 
     def with_contents(self, contents: tuple[Message, ...]) -> Prompt:
         return replace(self, contents=contents)
@@ -201,7 +201,7 @@ class Chunk:
         return f"{re.sub(r'[/_.-]+', ' ', stem)} {self.heading}".strip()
 
     @classmethod
-    def from_metadata(cls, id: str, text: str, meta: dict) -> Chunk:  # type: ignore[type-arg]
+    def from_metadata(cls, id: str, text: str, meta: dict[str, Any]) -> Chunk:
         return cls(
             id=id,
             text=text,

@@ -50,7 +50,7 @@ def last_ingest(settings: Settings, collection: str) -> str | None:
     return datetime.fromtimestamp(lock.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[no-untyped-def]
+def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[no-untyped-def]  # chromadb Collection
     meta = collection.metadata or {}
     files = _documents(collection)
     return CollectionInfo(
@@ -64,7 +64,7 @@ def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[n
     )
 
 
-def _documents(collection) -> tuple[DocumentInfo, ...]:  # type: ignore[no-untyped-def]
+def _documents(collection) -> tuple[DocumentInfo, ...]:  # type: ignore[no-untyped-def]  # chromadb Collection
     """One pass over the chunk metadata (no texts): chunks, headings and pages per source."""
     chunks: dict[str, list[tuple[int, str, int | None]]] = {}
     offset = 0

@@ -80,10 +80,10 @@ def parse_compare(specs: list[str], settings: Settings) -> list[EvalConfig]:
         configs.append(
             replace(
                 base,
-                top_k=chosen.get("k", base.top_k),  # type: ignore[arg-type]
-                mode=chosen.get("mode", base.mode),  # type: ignore[arg-type]
-                mmr=chosen.get("mmr", base.mmr),  # type: ignore[arg-type]
-                rerank=chosen.get("rerank", base.rerank),  # type: ignore[arg-type]
+                top_k=chosen.get("k", base.top_k),  # type: ignore[arg-type]  # parsed by AXES
+                mode=chosen.get("mode", base.mode),  # type: ignore[arg-type]  # parsed by AXES
+                mmr=chosen.get("mmr", base.mmr),  # type: ignore[arg-type]  # parsed by AXES
+                rerank=chosen.get("rerank", base.rerank),  # type: ignore[arg-type]  # parsed by AXES
             )
         )
     return list(dict.fromkeys(configs)) or [base]

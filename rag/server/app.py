@@ -167,7 +167,7 @@ Admin = Annotated[Caller, Depends(requires("admin"))]
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services  # type: ignore[no-any-return]  # Starlette's app.state is untyped
 
 
 def create_app(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from pydantic import BaseModel
@@ -31,7 +31,7 @@ class ThreadedIterator(Generic[T]):
 
     async def next(self) -> T | None:
         item = await anyio.to_thread.run_sync(next, self._iterator, _END)
-        return None if item is _END else item  # type: ignore[return-value]
+        return None if item is _END else item  # type: ignore[return-value]  # the sentinel is not an item
 
     async def close(self) -> None:
         close = getattr(self._iterator, "close", None)
@@ -40,7 +40,7 @@ class ThreadedIterator(Generic[T]):
                 await anyio.to_thread.run_sync(close)
 
 
-def sse(event: str, body: BaseModel | dict) -> bytes:  # type: ignore[type-arg]
+def sse(event: str, body: BaseModel | dict[str, Any]) -> bytes:
     data = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body)
     return f"event: {event}\ndata: {data}\n\n".encode()
 
