@@ -60,6 +60,9 @@ class Route:
     model: str
     reason: str
     prompt_tokens: int = 0
+    # Set when load or money changed the model (rag.headroom): "pro_quota", "pro_budget",
+    # "flash_quota"; counted in /metrics so an operator sees how often it happens.
+    decision: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,14 @@ from rag.citecheck import CitationChecker
 from rag.costs import Call, CallKind, Hold, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import QuotaExhausted
+from rag.experiments import Experiments
+from rag.headroom import Headroom
 from rag.kv import StoreUnavailable
 from rag.prompts import answer_prompt
 from rag.providers import Embedders
 from rag.providers.base import Generator
 from rag.providers.minilm import shared_minilm
+from rag.ratelimit import shared_limiter
 from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
@@ -133,6 +136,7 @@ class Chain:
         ledger: Ledger | None = None,
         budget: Budget | None = None,
         cache: AnswerCache | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         """`store`: the default collection, already open (else `settings.collection`, opened
         from `stores` on first use). The answer cache is off when `settings.answer_cache` is."""
@@ -142,11 +146,15 @@ class Chain:
         self.retriever = retriever or Retriever(
             settings, Embedders(settings), generator, embeddings=EmbeddingCache(settings)
         )
-        self.router = router or Router(settings, generator)
         self.checker = CitationChecker(shared_minilm().embed)  # local and free, whichever generator answers
         self.ledger = ledger or Ledger(settings)
         self.budget = budget or Budget(settings, self.ledger)
+        limiter = shared_limiter(settings) if generator.online else None  # the offline answerer has no quota
+        self.router = router or Router(settings, generator, Headroom(settings, limiter, self.budget.remaining_usd))
         self.cache = cache or (AnswerCache(settings) if settings.answer_cache else None)
+        if experiments is None and settings.experiment is not None:
+            experiments = Experiments(settings.experiment, self.ledger.kv)
+        self.experiments = experiments
 
     def ask(
         self,
@@ -167,11 +175,17 @@ class Chain:
         options: AskOptions = AskOptions(),  # noqa: B008
     ) -> Iterator[Event]:
         """The answer's events. A cache or ledger that fails before any text is produced
-        refuses the question with the reason (nothing it would cost can be recorded)."""
+        refuses the question with the reason (nothing it would cost can be recorded). In an A/B
+        experiment, the session's arm picks the answer model and each answer is logged."""
         answered = False
+        arm = None
+        if self.experiments is not None:
+            options, arm = self.experiments.options(session_id, options)
         try:
             for event in self._stream(question, history, session_id, options):
                 answered = True
+                if isinstance(event, Done) and self.experiments is not None and arm is not None:
+                    self.experiments.answered(session_id, arm, event.record)
                 yield event
         except StoreUnavailable as exc:
             if answered:
@@ -210,7 +224,9 @@ class Chain:
         else:
             record = replace(record, cost_usd=sum(p.cost_usd for p in priced),
                              cache_saved_usd=sum(p.cache_saved_usd for p in priced))
-            if self.cache and not options.images:  # the key has no image in it
+            # Not cached: an answer about an image (the key has no image in it), or one whose model
+            # a momentary quota or budget chose (rag/headroom.py): others deserve the usual route.
+            if self.cache and not options.images and not record.route.decision:
                 self._quietly(lambda: self.cache.put(key, record), "cache the answer")  # type: ignore[union-attr]
         yield Done(record)
 
@@ -239,7 +255,7 @@ class Chain:
         retrieved = self.retrieve(store, rewritten.question, options)
         spending.add(retrieved.embedding_model, retrieved.usage, "embed")
         spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
-        routed = self.plan(store, question, rewritten.question, retrieved, history, options)
+        routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id)
         spending.hold = self.budget.hold_answer(spending.hold, routed, spending.other_usd)  # before the call
         generated = yield from self.generate(routed, started, spending)
         record = AnswerRecord(
@@ -310,6 +326,7 @@ class Chain:
         retrieved: Retrieved,
         history: Sequence[Message],
         options: AskOptions,
+        session_id: str = "",
     ) -> Routed:
         """The prompt to send and the model to send it to. A question about a whole document
         gets that document's chunks in order instead of the retrieved ones, if it fits."""
@@ -323,7 +340,7 @@ class Chain:
             whole_passages = passages([Hit(c, 0.0) for c in chunks])
             whole_prompt = answer_prompt(standalone_question, whole_passages, history)
             whole = WholeDocument(document, replace(whole_prompt, images=options.images, max_output_tokens=bound))
-        return self.router.route(prompt, whole, forced_model=options.model)
+        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id)
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("costs", help="spending and cache reports (python -m rag costs --help)", add_help=False)
     commands.add_parser("models", help="the model catalogue and what the key can use (python -m rag models --help)",
                         add_help=False)
+    commands.add_parser("experiments", help="A/B experiments of answer models (python -m rag experiments report)",
+                        add_help=False)
     return parser
 
 
@@ -173,4 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rag.lineup import main as lineup_main
 
         return lineup_main(argv[1:])
+    if argv[:1] == ["experiments"]:
+        from rag.experiments import main as experiments_main
+
+        return experiments_main(argv[1:])
     return run_command(lambda: run(build_parser().parse_args(argv)), argv, interrupted="\ninterrupted")

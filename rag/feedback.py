@@ -68,7 +68,13 @@ class FeedbackStore:
         """Adds the entry, or replaces the one with the same id (a later comment or source)."""
         self.kv.put(TABLE, bucket(feedback.collection, feedback.id), feedback.to_json())
 
+    def all(self) -> list[Feedback]:
+        """Every collection's ratings (an experiment's arms span collections)."""
+        return self._read("")
+
+    def _read(self, prefix: str) -> list[Feedback]:
+        return [Feedback.from_json(raw) for _, raw in sorted(self.kv.scan(TABLE, prefix))]
+
     def list(self, collection: str) -> list[Feedback]:
         """The collection's ratings, oldest first."""
-        rows = self.kv.scan(TABLE, bucket(collection, ""))
-        return [Feedback.from_json(raw) for _, raw in sorted(rows)]
+        return self._read(bucket(collection, ""))

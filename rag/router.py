@@ -14,10 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from rag.answer import Route
+from rag.costs import price_usd
 from rag.errors import ProviderError
+from rag.headroom import Headroom, Verdict
 from rag.providers.base import Generator
 from rag.settings import Settings
-from rag.types import Prompt
+from rag.types import Prompt, Usage
 
 _WHOLE_DOCUMENT = re.compile(
     r"\b(summari[sz]e|summary of|overview of|outline of|key points of|tl;?dr)\b"
@@ -70,9 +72,12 @@ class Routed:
 
 
 class Router:
-    def __init__(self, settings: Settings, generator: Generator) -> None:
+    def __init__(self, settings: Settings, generator: Generator, headroom: Headroom | None = None) -> None:
+        """`headroom`: quota and budget left, consulted before Pro or Flash is chosen (none:
+        the context-size rule alone decides)."""
         self.settings = settings
         self.generator = generator
+        self.headroom = headroom
 
     def document_wanted(self, question: str, ranked_sources: Sequence[str]) -> str | None:
         """The document a "summarise this document" question is about: the one it names, or
@@ -81,27 +86,67 @@ class Router:
             return None
         return named_document(question, ranked_sources) or ranked_sources[0]
 
-    def route(self, prompt: Prompt, whole: WholeDocument | None = None, forced_model: str | None = None) -> Routed:
+    def route(
+        self,
+        prompt: Prompt,
+        whole: WholeDocument | None = None,
+        forced_model: str | None = None,
+        session_id: str = "",
+    ) -> Routed:
         if forced_model:
             return Routed(prompt, self._chosen(forced_model))
         budget = self.settings.whole_document_budget_tokens
         threshold = self.settings.pro_threshold_tokens
-        note = ""
+        note, held_back = "", None
         if whole is not None:
             size = self.size(whole.prompt, budget)
-            if size.tokens <= budget:
+            held_back = self._pro_blocked(size, session_id) if size.tokens <= budget else None
+            if size.tokens <= budget and held_back is None:
                 why = f"the question asks for the whole of {whole.source} ({size}, sent whole)"
                 return Routed(whole.prompt, self._decided(self.generator.pro_model, why, pro=True, size=size), size)
-            note = (
-                f"; the whole of {whole.source} ({size}) is over the {budget:,}-token budget, "
-                "so only its best passages were sent"
-            )
+            if held_back is not None:
+                note = f"; the whole of {whole.source} ({size}) was not sent to Pro: {held_back.reason}"
+            else:
+                note = (
+                    f"; the whole of {whole.source} ({size}) is over the {budget:,}-token budget, "
+                    "so only its best passages were sent"
+                )
         size = self.size(prompt, threshold)
         if size.tokens > threshold:
-            why = f"context {size} > {threshold:,}{note}"
-            return Routed(prompt, self._decided(self.generator.pro_model, why, pro=True, size=size), size)
-        why = f"context {size} <= {threshold:,}{note}"
-        return Routed(prompt, self._decided(self.generator.flash_model, why, pro=False, size=size), size)
+            route = self._escalated(f"context {size} > {threshold:,}{note}", size, session_id)
+        else:
+            route = self._on_flash(f"context {size} <= {threshold:,}{note}", size)
+        if held_back is not None and not route.decision:
+            route = replace(route, decision=held_back.decision)
+        return Routed(prompt, route, size)
+
+    def _pro_blocked(self, size: Size, session_id: str) -> Verdict | None:
+        """Why Pro should not take a prompt of this size now (its quota, the budget left)."""
+        if self.headroom is None or not self.generator.online:
+            return None
+        pro = self.generator.pro_model
+        output = self.settings.budget_output_tokens
+        estimate = price_usd(self.settings, pro, Usage(prompt_tokens=size.tokens, output_tokens=output))
+        return self.headroom.quota_blocked(pro, "pro_quota") or self.headroom.budget_blocked(session_id, estimate, pro)
+
+    def _escalated(self, why: str, size: Size, session_id: str) -> Route:
+        """Pro, unless its quota or the budget left says not now: then Flash, with both reasons."""
+        blocked = self._pro_blocked(size, session_id)
+        if blocked is None:
+            return self._decided(self.generator.pro_model, why, pro=True, size=size)
+        route = self._on_flash(f"{why}, but {blocked.reason}, so Pro was not used", size)
+        return replace(route, decision=route.decision or blocked.decision)
+
+    def _on_flash(self, why: str, size: Size) -> Route:
+        """Flash, or Flash-Lite when Flash itself is near its quota."""
+        flash, lite = self.generator.flash_model, self.settings.lite_model
+        blocked = None
+        if self.headroom is not None and self.generator.online and lite != flash:
+            blocked = self.headroom.quota_blocked(flash, "flash_quota")
+        if blocked is None:
+            return self._decided(flash, why, pro=False, size=size)
+        route = self._decided(lite, f"{why}; {blocked.reason}, so the answer moved to Flash-Lite", pro=False, size=size)
+        return replace(route, decision=blocked.decision)
 
     def fallback(self, route: Route, error: ProviderError) -> Route:
         """Flash instead of Pro after Pro's quota ran out; the reason keeps why Pro was wanted."""

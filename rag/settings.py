@@ -211,6 +211,9 @@ class Settings(BaseSettings):
 
     # --- routing ---
     pro_threshold_tokens: int = 24_000  # prompts above this go to Pro
+    # Load-adaptive routing (rag/headroom.py): a model with less than this share of its
+    # requests per minute or per day left is not chosen; Pro gives way to Flash, Flash to Flash-Lite.
+    headroom: float = 0.1
     whole_document_budget_tokens: int = 400_000
 
     # --- cache and cost ---

@@ -436,6 +436,8 @@ def observe_quotas(state: Services) -> None:
 def observe_answer(metrics: Metrics, record: AnswerRecord, ttfb_s: float) -> None:
     metrics.cache.labels("hit" if record.cached else "miss").inc()
     metrics.routes.labels(record.route.kind).inc()
+    if record.route.decision:
+        metrics.route_decisions.labels(record.route.decision).inc()
     metrics.ttfb.labels(record.route.kind).observe(ttfb_s)
     if not record.cached:
         metrics.ttft.labels(record.route.kind).observe(record.ttft_s)

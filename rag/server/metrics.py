@@ -47,6 +47,9 @@ class Metrics:
         self.cache = Counter("gemrag_answer_cache", "Answers by cache result (hit, miss)", ["result"], registry=r)
         self.routes = Counter("gemrag_routes", "Answers by route kind (flash, pro, chosen, fallback, cached, offline)",
                               ["kind"], registry=r)
+        self.route_decisions = Counter(
+            "gemrag_route_decisions", "Answers whose model load or money changed: pro_quota, pro_budget, flash_quota",
+            ["decision"], registry=r)
         self.streams = Gauge("gemrag_streams_active", "Answer streams open now", registry=r)
         self.disconnects = Counter("gemrag_stream_disconnects", "Answer streams the client left before the end",
                                    registry=r)

@@ -129,7 +129,7 @@ def test_standing_figures_are_read_at_scrape_time(settings: Settings) -> None:
 def test_budget_alerts_are_counted_and_monthly_spending_reported(settings: Settings) -> None:
     monthly = settings.model_copy(update={"api_keys": "", "daily_budget_usd": 1.0, "monthly_budget_usd": 20.0})
     app = create_app(monthly, mounts=[])
-    ledger = app.state.services.chain.ledger
+    ledger = app.state.services.backend.ledger
     ledger.record("alice/s1", "gemini-3.8-flash", Usage(prompt_tokens=100), "answer", 0.85)
     with TestClient(app) as client:
         text = client.get("/metrics").text

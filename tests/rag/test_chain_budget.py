@@ -36,19 +36,31 @@ def handbook(folder: Path, sections: int = 60) -> Path:
 
 
 @pytest.mark.slow
-def test_summarising_a_whole_document_is_refused_when_pro_would_pass_the_budget(
+def test_summarising_a_whole_document_never_sends_pro_past_the_budget(
     gemini_settings: Settings, fake_gemini: FakeGemini, tmp_path: Path
 ) -> None:
     """Before: the estimate assumed Flash and top_k chunks, so a session with a few cents left
-    sent the whole handbook to Pro; only the next question was refused."""
+    sent the whole handbook to Pro; only the next question was refused. Now the router prices
+    Pro on the counted document first: with too little left it answers from the best passages
+    on Flash and says why (rag/headroom.py); with too little even for that, it refuses."""
     assert ingest_paths([handbook(tmp_path / "docs")], gemini_settings, GeminiProvider(gemini_settings)).exit_code == 0
     fake_gemini.clear_log()
     env = gemini_env(fake_gemini, gemini_settings.data_dir, session_budget_usd=0.03)  # a Flash answer fits
     done = run("rag", "ask", "Summarise the whole employee handbook", env=env)
-    assert done.returncode != 0, done.stdout
-    assert "session budget would be exceeded" in done.stderr
-    assert gemini_settings.pro_model in done.stderr  # the refusal names the route it priced
-    assert fake_gemini.calls("streamGenerateContent") == []  # nothing sent to Pro
+    assert done.returncode == 0, done.stderr
+    route = next(line for line in done.stdout.splitlines() if line.startswith("Route:"))
+    assert route.startswith(f"Route: flash · {gemini_settings.flash_model}")
+    assert "was not sent to Pro" in route and "budget left" in route
+    assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == [gemini_settings.flash_model]
+    cost = float(re.search(r"Cost: \$([\d.]+)", done.stdout)[1])  # type: ignore[index]
+    assert cost <= 0.03
+
+    fake_gemini.clear_log()
+    refused = run("rag", "ask", "Summarise the whole employee handbook",
+                  env={**env, "GEMRAG_SESSION_BUDGET_USD": "0.001"})  # not even a Flash answer fits
+    assert refused.returncode != 0, refused.stdout
+    assert "session budget would be exceeded" in refused.stderr
+    assert fake_gemini.calls("streamGenerateContent") == []
     allowed = run("rag", "ask", "Summarise the whole employee handbook", env={**env, "GEMRAG_SESSION_BUDGET_USD": "1"})
     assert allowed.returncode == 0, allowed.stderr
     assert f"Route: pro · {gemini_settings.pro_model}" in allowed.stdout

@@ -94,7 +94,7 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     pdf = _run(settings, "ask", "How long did a batch job of 2,000 Flash requests take in our runs?",
                collection="corpus")
     assert pdf.returncode == 0, pdf.stderr
-    assert re.fullmatch(r" \*\[\d\] pdf/batching\.pdf p\.1", cited_line(pdf.stdout, "14 minutes"))
+    assert re.fullmatch(r" \*\[\d\] pdf/batching\.pdf p\. 1", cited_line(pdf.stdout, "14 minutes"))
 
     markdown = _run(settings, "ask", "When rotating an API key, how long should you watch traffic before "
                     "deleting the old key?", collection="corpus")

@@ -99,7 +99,10 @@ def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_pro
 def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fake_gemini):
     flash = api_settings.models["gemini-3.8-flash"].model_copy(update={"limits": {"unlimited": RateLimit(rpm=1)}})
     models = api_settings.models | {"gemini-3.8-flash": flash}
-    app, _ = gemini_app(api_settings.model_copy(update={"models": models, "deadline_s": 1.0}))
+    # Flash-Lite as the cheap model too: otherwise load-adaptive routing moves the second answer
+    # to it (rag/headroom.py) and nothing is refused.
+    limited = api_settings.model_copy(update={"models": models, "deadline_s": 1.0, "lite_model": "gemini-3.8-flash"})
+    app, _ = gemini_app(limited)
     for url in serve_in_thread(app):
         assert httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "stream": False}).status_code == 200
         refused = httpx.post(f"{url}/v1/ask", json={"question": "Another question?"})

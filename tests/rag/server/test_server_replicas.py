@@ -85,6 +85,9 @@ def replicas(fake, tmp_path_factory) -> Iterator[list[str]]:
         "GEMRAG_CHROMA_URL": chroma_url, "GEMRAG_COLLECTION": collection, "GEMRAG_TIER": "unlimited",
         "GEMRAG_MODELS": json.dumps({FLASH: {"limits": {"unlimited": {"rpm": FLASH_RPM}}}}),
         "GEMRAG_QUEUE_MAX_WAIT_S": "1.5", "GEMRAG_MAX_ATTEMPTS": "1",
+        # No Flash-Lite to give way to: this test is about the shared limit (rag/headroom.py
+        # would otherwise move answers to Flash-Lite as Flash fills up).
+        "GEMRAG_LITE_MODEL": FLASH,
     }
     started = [start_replica(env, base / f"r{i}", base / f"r{i}.log") for i in range(2)]
     for i, (process, url) in enumerate(started):
