@@ -26,7 +26,7 @@ from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
 from rag.costs import Call, CallKind, Hold, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import QuotaExhausted
+from rag.errors import BudgetExceeded, QuotaExhausted
 from rag.experiments import Experiments
 from rag.headroom import Headroom
 from rag.kv import StoreUnavailable
@@ -182,7 +182,7 @@ class Chain:
         if self.experiments is not None:
             options, arm = self.experiments.options(session_id, options)
         try:
-            for event in self._stream(question, history, session_id, options):
+            for event in self._within_budget(question, history, session_id, options):
                 answered = True
                 if isinstance(event, Done) and self.experiments is not None and arm is not None:
                     self.experiments.answered(session_id, arm, event.record)
@@ -195,6 +195,51 @@ class Chain:
                 "so no money is spent unrecorded; set GEMRAG_ANSWER_WITHOUT_STORES=true to answer anyway "
                 "(uncached, and its cost neither recorded nor held to the budgets)."
             ) from exc
+
+    def _within_budget(
+        self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
+    ) -> Iterator[Event]:
+        """The answer, or, when a budget refuses it and `on_budget_spent = "degrade"`: the
+        answer from Flash-Lite if that fits, else a cached answer to the same question, else the
+        refusal. A refusal comes before any call, so nothing is spent on the way down."""
+        try:
+            yield from self._stream(question, history, session_id, options)
+            return
+        except BudgetExceeded as refused:
+            lite = self.settings.lite_model
+            if self.settings.on_budget_spent != "degrade" or options.model is not None:
+                raise
+            why = f"the budget would not cover the usual route ({refused})"
+            try:
+                for event in self._stream(question, history, session_id, replace(options, model=lite)):
+                    if isinstance(event, Done):
+                        route = replace(event.record.route, decision="budget_degraded",
+                                        reason=f"{why}: answered by {lite} (on_budget_spent = degrade)")
+                        event = Done(replace(event.record, route=route))
+                    yield event
+                return
+            except BudgetExceeded:
+                hit = self._cached(question, history, session_id, options)
+                if hit is None:
+                    raise refused from None
+            route = replace(hit.route, decision="budget_degraded", reason=f"{why}: an earlier answer, from the cache")
+            yield Delta(hit.answer)
+            yield Done(replace(hit, route=route))
+
+    def _cached(
+        self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
+    ) -> AnswerRecord | None:
+        """A cached answer to the question as asked (no history: nothing to rewrite), recorded
+        as a free hit; None when there is none."""
+        if history or self.cache is None:
+            return None
+        store = self.stores.get(options.collection)
+        hit = self.cache.get(self.key(store, question, options))
+        if hit is None:
+            return None
+        record = replace(hit, question=question, session_id=session_id, cached=True, latency_s=0.0, ttft_s=0.0)
+        self.ledger.record_hit(session_id, record)
+        return record
 
     def _stream(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions

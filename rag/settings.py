@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     # once per budget and period: a log line, /metrics, and a JSON POST to `budget_webhook_url`.
     budget_alert_at: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
     budget_webhook_url: str | None = None
+    # A question a budget would refuse: "refuse" says so; "degrade" answers with Flash-Lite if
+    # that fits, else with a cached answer to the same question, else refuses.
+    on_budget_spent: Literal["refuse", "degrade"] = "refuse"
     # Answer even when the answer cache or the cost ledger (REDIS_URL or the SQLite files) cannot
     # be used: answers are then not cached and their cost is neither recorded nor held to the
     # budgets. Off, such a question is refused with the reason, so money is never spent unrecorded.
