@@ -72,7 +72,7 @@ def pick(names: Sequence[str]) -> list[DocSet]:
 
 
 def packaged() -> list[str]:
-    """The sets over documents from a Debian package (the sample corpus is checked by tests/test_corpus.py)."""
+    """The sets over documents from a Debian package (the sample corpus is checked by tests/test_sample_corpus.py)."""
     return [name for name, doc_set in doc_sets().items() if doc_set.installed_root is not None]
 
 
@@ -317,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def verify_installed(doc_set: DocSet) -> list[str]:
     if doc_set.installed_root is None:
-        raise SystemExit(f"{doc_set.name}: its labels are checked by tests/test_corpus.py")
+        raise SystemExit(f"{doc_set.name}: its labels are checked by tests/test_sample_corpus.py")
     install(doc_set)
     return verify(doc_set)
 
