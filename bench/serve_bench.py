@@ -288,6 +288,9 @@ def run_scenario(work: Path, up: Backends, scenario: Scenario) -> Outcome:
             "GEMINI_API_KEY": "bench-key", "GEMRAG_BASE_URL": fake_url, "GEMRAG_REDIS_URL": up.redis_url,
             "GEMRAG_CHROMA_URL": up.chroma_url, "GEMRAG_COLLECTION": COLLECTION, "GEMRAG_TIER": "unlimited",
             "GEMRAG_MODELS": json.dumps({flash: {"limits": {"unlimited": {"rpm": scenario.rpm}}}}),
+            # One answer model: load-adaptive routing would otherwise move answers to Flash-Lite as
+            # Flash fills up (rag/headroom.py), and the limit under test would never bind.
+            "GEMRAG_LITE_MODEL": flash,
             "GEMRAG_QUEUE_MAX_WAIT_S": str(scenario.wait_s), "GEMRAG_MAX_ATTEMPTS": "1",
             "GEMRAG_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
             "GEMRAG_SESSION_BUDGET_USD": "1000", "GEMRAG_DAILY_BUDGET_USD": "100000",
