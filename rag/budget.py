@@ -170,6 +170,7 @@ class BudgetAlerts:
         self.settings = settings
         self.ledger = ledger
         self.observers: list[Callable[[BudgetAlert], None]] = []
+        self._fired: set[str] = set()  # markers known set: no store round trip per spend for them
         ledger.on_spent.append(self.check)
 
     def check(self, session_id: str) -> None:
@@ -186,7 +187,10 @@ class BudgetAlerts:
 
     def _first(self, period_bucket: str, threshold: float) -> bool:
         marker = bucket("alert", period_bucket, f"{threshold:g}")
+        if marker in self._fired:
+            return False
         fired, _ = self.ledger.kv.add_capped({marker: {"fired": 1}}, [Cap(marker, "fired", 1)])
+        self._fired.add(marker)  # by this call or, earlier, by another replica
         return fired
 
     def _raise(self, alert: BudgetAlert) -> None:

@@ -40,10 +40,10 @@ class Headroom:
     def quota_blocked(self, model: str, decision: str) -> Verdict | None:
         """None also when the counts cannot be read (Redis down): routing then falls back to
         the context rule alone rather than failing the answer."""
-        if self.limiter is None:
-            return None
-        margin = self.settings.headroom
         limit = self.settings.limit_for(model)
+        if self.limiter is None or not (limit.rpd or limit.rpm):
+            return None  # no quota to run out of: no count to read (a round trip to Redis)
+        margin = self.settings.headroom
         try:
             quota = self.limiter.quota(model)
         except StoreUnavailable:
