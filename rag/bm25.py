@@ -117,7 +117,8 @@ class BM25Search:
         self._lock = threading.Lock()
 
     def index_for(self, store: Store) -> BM25Index:
-        key = IndexKey(store.name, store.version, store.count())
+        version = store.version
+        key = IndexKey(store.name, version, store.count(version))
         with self._lock:
             held = self._loaded.get(store.name)
             if held is None or held[0] != key:

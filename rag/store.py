@@ -136,11 +136,12 @@ class Store:
             self.collection.delete(ids=ids[start : start + ADD_BATCH])
 
     # --- reads ---
-    def count(self) -> int:
+    def count(self, version: int | None = None) -> int:
         """Counted once per corpus version: ingest bumps the version on every change, and
         counting a 100k-chunk collection costs about 13 ms, paid by every question otherwise.
-        Writes through this object forget the count at once."""
-        version = self.version
+        Writes through this object forget the count at once. `version`: the one the caller has
+        just read, so it is not read from Chroma a second time."""
+        version = self.version if version is None else version
         if self._counted is None or self._counted[0] != version:
             self._counted = (version, self.collection.count())
         return self._counted[1]
