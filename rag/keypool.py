@@ -14,6 +14,7 @@ shown: state is keyed by a short hash, and messages name a key by its position (
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -128,25 +129,7 @@ class KeyPool(Generic[T]):
     def stream(self, open_stream: Callable[[T], Iterator[R]]) -> Iterator[R]:
         """Like `call` for a stream: a 429 arrives with its first piece, so a key is given up
         only before anything was read from it."""
-        last: BaseException | None = None
-        for i in self.order():
-            self._count(self.keys[i])
-            stream = open_stream(self.clients[i])
-            try:
-                first = next(stream)
-            except StopIteration:
-                return
-            except genai_errors.ClientError as exc:
-                if not _exhausted(exc):
-                    raise
-                self.rest(self.keys[i], retry_delay(exc.details))
-                last = exc
-                continue
-            yield first
-            yield from stream
-            return
-        assert last is not None
-        raise last
+        yield from self.call(lambda client: _started(open_stream(client)))
 
     def _count(self, key: Key) -> None:
         if self.kv is not None:
@@ -154,3 +137,10 @@ class KeyPool(Generic[T]):
 
     def _today(self) -> str:
         return bucket("gemini-keys", datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d"))
+
+
+def _started(stream: Iterator[R]) -> Iterator[R]:
+    """The stream with its first piece already read (where the API's refusal shows)."""
+    for first in stream:
+        return itertools.chain([first], stream)
+    return iter(())
