@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -40,7 +39,7 @@ from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
-from rag.store import Store, drop_collection, no_store_yet, write_stamp
+from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
 from rag.types import Usage
 
 MANIFEST = "manifest.sqlite3"
@@ -166,9 +165,9 @@ def _open_manifest(settings: Settings, collection: str) -> Iterator[Manifest]:
 
 def lock_path(settings: Settings, collection: str) -> Path:
     """The collection's ingest lock file; every run opens (and so touches) it at its start,
-    which is how the UI tells when a collection was last ingested."""
-    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", collection)  # the store checks the name later
-    return settings.data_dir / f"ingest-{safe_name}.lock"
+    which is how the UI tells when a collection was last ingested. A name the store would
+    refuse is refused here, before any file is made under it."""
+    return settings.data_dir / f"ingest-{check_collection_name(collection)}.lock"
 
 
 @contextmanager

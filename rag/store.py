@@ -21,7 +21,8 @@ from rag.errors import ConfigError, EmbedderMismatch
 from rag.settings import Settings
 from rag.types import Chunk, Hit
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")  # Chroma's rule, and a safe file name
+_NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 ADD_BATCH = 2_000  # below chromadb's max batch size on every backend
 
 
@@ -56,12 +57,22 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
     return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
 
 
-def check_collection_name(name: str) -> None:
+def check_collection_name(name: str) -> str:
+    """The name, checked before anything is created under it: it names a Chroma collection
+    and the files kept beside it (the ingest lock), so it must be valid for both."""
     if not _NAME.match(name):
         raise ConfigError(
             f"Collection name {name!r} is not allowed: use 3-512 characters from "
             "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
         )
+    return name
+
+
+def collection_name(prefix: str, text: str) -> str:
+    """A valid name `prefix-<text>` made from any text (a folder or data set name): runs of
+    other characters become '-', and the ends are trimmed back to a letter or digit."""
+    slug = _NOT_NAME.sub("-", text).strip("-._") or "corpus"
+    return check_collection_name(f"{prefix}-{slug}"[:512].rstrip("-._"))
 
 
 def recorded_embedder(settings: Settings, name: str) -> str | None:

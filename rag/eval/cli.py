@@ -24,7 +24,7 @@ from rag.eval.beir import is_beir_dir, load_beir, materialise
 from rag.eval.checkpoint import FILENAME as CHECKPOINT
 from rag.eval.checkpoint import Checkpoint
 from rag.eval.configs import parse_compare
-from rag.eval.corpus import collection_name, ensure_ingested, open_collection
+from rag.eval.corpus import ensure_ingested, open_collection
 from rag.eval.gate import GateResult, compare
 from rag.eval.results import RunReport
 from rag.eval.runner import Evaluator, Plan
@@ -33,7 +33,7 @@ from rag.eval.testset import CaseError, TestSet, load_testset
 from rag.providers import Embedders, get_embedder, get_generator
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
-from rag.store import Store
+from rag.store import Store, collection_name
 
 WIDE = 160
 EPILOG = """

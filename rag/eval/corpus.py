@@ -7,7 +7,6 @@ costs one hash), so "ingest if missing or stale" is simply running it every time
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ingest.pipeline import ingest_paths
@@ -17,12 +16,6 @@ from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
-
-
-def collection_name(prefix: str, name: str) -> str:
-    """A valid Chroma name (3-512 characters of [A-Za-z0-9._-], alphanumeric at both ends)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._") or "corpus"
-    return f"{prefix}-{slug}"[:512]
 
 
 def ensure_ingested(

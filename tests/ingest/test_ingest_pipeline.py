@@ -4,7 +4,7 @@ from ingest.discover import Filters
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
 from ingest.report import Status
-from rag.errors import EmbedderMismatch, GemragError, QuotaExhausted
+from rag.errors import ConfigError, EmbedderMismatch, GemragError, QuotaExhausted
 from rag.store import Store, drop_collection
 from tests.fakes.corpus import BAD_INPUTS, write_bad_inputs
 from tests.ingest.conftest import snapshot
@@ -192,6 +192,12 @@ def test_a_second_concurrent_run_is_refused(corpus, settings, fake):
 
     with run_lock(settings, "corpus"), pytest.raises(GemragError, match="Another ingest"):
         ingest_paths([corpus.root], settings, fake)
+
+
+def test_a_bad_collection_name_is_refused_before_any_lock_file_is_made(corpus, settings, fake):
+    with pytest.raises(ConfigError, match=r"'\.\./notes' is not allowed"):
+        ingest_paths([corpus.root], settings, fake, collection="../notes")
+    assert not list(settings.data_dir.glob("ingest-*.lock"))
 
 
 def test_the_version_only_goes_up_even_when_the_collection_is_dropped(corpus, settings, fake):

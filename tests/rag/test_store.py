@@ -1,7 +1,7 @@
 import pytest
 
-from rag.errors import EmbedderMismatch
-from rag.store import Store
+from rag.errors import ConfigError, EmbedderMismatch
+from rag.store import Store, check_collection_name, collection_name
 from rag.types import Chunk
 
 
@@ -33,3 +33,15 @@ def test_mixing_embedders_is_refused(settings):
     Store(settings, "test:emb:2")
     with pytest.raises(EmbedderMismatch, match="was built with test:emb:2"):
         Store(settings, "other:emb:3")
+
+
+@pytest.mark.parametrize("text", ["My Docs (2024)", "...", "日本語", "x" * 506 + "-y", "a" * 600])
+def test_a_collection_name_made_from_any_text_is_valid(text):
+    name = collection_name("eval", text)
+    assert check_collection_name(name) == name and name.startswith("eval-")
+
+
+@pytest.mark.parametrize("name", ["x", "-notes", "notes.", "my notes", "../notes", "a" * 513])
+def test_a_bad_collection_name_is_refused_with_the_rule(name):
+    with pytest.raises(ConfigError, match="3-512 characters"):
+        check_collection_name(name)
