@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -75,12 +76,28 @@ def collection_name(prefix: str, text: str) -> str:
     return check_collection_name(f"{prefix}-{slug}"[:512].rstrip("-._"))
 
 
+@dataclass(frozen=True)
+class CollectionMeta:
+    """What a collection records about itself."""
+
+    embedder: str | None  # the embedding id that built it; None if it records none
+    version: int  # the corpus version, bumped by ingest on every change
+
+
+def collection_meta(collection: Any) -> CollectionMeta:
+    """The one reader of a Chroma collection's metadata (a plain dict, or None when unset), so
+    the store, the API's collection list and the UI's corpus panel read the same keys the
+    same way."""
+    meta = collection.metadata or {}
+    return CollectionMeta(embedder=str(meta.get("embedder", "")) or None, version=int(meta.get("version", 0)))
+
+
 def recorded_embedder(settings: Settings, name: str) -> str | None:
     """The embedding id a collection records, or None when there is no such collection."""
     client = chroma_client(settings)
     if name not in {c.name for c in client.list_collections()}:
         return None
-    return str((client.get_collection(name).metadata or {}).get("embedder", "")) or None
+    return collection_meta(client.get_collection(name)).embedder
 
 
 class Store:
@@ -95,7 +112,7 @@ class Store:
             embedding_function=None,
             metadata={"hnsw:space": "cosine", "embedder": embedding_id, "version": 0},
         )
-        recorded = (self.collection.metadata or {}).get("embedder")
+        recorded = collection_meta(self.collection).embedder
         if recorded and recorded != embedding_id:
             raise EmbedderMismatch(
                 f"Collection {self.name!r} was built with {recorded}, but the current embedder is "
@@ -108,7 +125,7 @@ class Store:
     def version(self) -> int:
         """Read afresh: another Store object (the UI's ingest, another process) may have bumped
         it, and this object's copy of the metadata would not show that."""
-        return int((self.client.get_collection(self.name).metadata or {}).get("version", 0))
+        return collection_meta(self.client.get_collection(self.name)).version
 
     def bump_version(self, past: int = 0) -> int:
         """`past`: a version the collection had before it was dropped and recreated; the new

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from ingest.pipeline import lock_path
 from rag.settings import Settings
-from rag.store import chroma_client
+from rag.store import chroma_client, collection_meta
 
 PAGE = 5_000
 
@@ -51,14 +51,14 @@ def last_ingest(settings: Settings, collection: str) -> str | None:
 
 
 def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[no-untyped-def]  # chromadb Collection
-    meta = collection.metadata or {}
+    meta = collection_meta(collection)
     files = _documents(collection)
     return CollectionInfo(
         name=collection.name,
         documents=len(files),
         chunks=collection.count(),
-        version=int(meta.get("version", 0)),
-        embedder=str(meta.get("embedder", "")),
+        version=meta.version,
+        embedder=meta.embedder or "",
         last_ingest=last,
         files=files,
     )

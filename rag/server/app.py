@@ -65,7 +65,7 @@ from rag.server.schemas import (
 )
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
-from rag.store import check_collection_name, chroma_client
+from rag.store import check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
 from rag.uploads import safe_name, upload_dir
 
@@ -447,8 +447,8 @@ def list_collections_out(settings: Settings) -> list[CollectionOut]:
     client = chroma_client(settings)
     out = []
     for collection in sorted(client.list_collections(), key=lambda c: c.name):
-        meta = collection.metadata or {}
-        out.append(CollectionOut(name=collection.name, chunks=collection.count(), version=int(meta.get("version", 0))))
+        version = collection_meta(collection).version
+        out.append(CollectionOut(name=collection.name, chunks=collection.count(), version=version))
     return out
 
 

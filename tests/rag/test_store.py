@@ -1,7 +1,7 @@
 import pytest
 
 from rag.errors import ConfigError, EmbedderMismatch
-from rag.store import Store, check_collection_name, collection_name
+from rag.store import CollectionMeta, Store, check_collection_name, chroma_client, collection_meta, collection_name
 from rag.types import Chunk
 
 
@@ -27,6 +27,14 @@ def test_version_bumps_and_persists(settings):
     assert store.version == 0
     store.bump_version()
     assert Store(settings, "test:emb:2").version == 1
+
+
+def test_a_collections_metadata_is_read_the_same_way_with_or_without_it(settings):
+    store = Store(settings, "test:emb:2")
+    store.bump_version()
+    assert collection_meta(store.collection) == CollectionMeta(embedder="test:emb:2", version=1)
+    bare = chroma_client(settings).get_or_create_collection("bare", embedding_function=None)
+    assert collection_meta(bare) == CollectionMeta(embedder=None, version=0)
 
 
 def test_mixing_embedders_is_refused(settings):
