@@ -21,11 +21,11 @@ import re
 from collections.abc import Sequence
 from html import escape
 
+from rag.refusal import NOT_IN_DOCUMENTS
 from rag.types import Message, Passage, Prompt
 
 PROMPT_VERSION = "answer-2026-12-01.1"
 SOURCES_READ = "I have read the numbered sources and will answer only from them, citing their numbers."
-NOT_IN_DOCUMENTS = "The documents do not say."
 
 SYSTEM = f"""You answer questions using only the numbered sources provided with the question.
 

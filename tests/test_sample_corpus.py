@@ -16,6 +16,7 @@ import pypdf
 import pytest
 
 from rag.eval.testset import Relevant, TestCase, load_testset
+from rag.refusal import NOT_IN_DOCUMENTS
 from tests.fakes.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ CORPUS = ROOT / "corpus"
 SOURCES = ROOT / "scripts" / "corpus_src"
 TESTSET = CORPUS / "eval" / "testset.jsonl"
 PDF_DIR = CORPUS / "pdf"
-REFUSAL = "The documents do not say."
+REFUSAL = NOT_IN_DOCUMENTS  # what the answering prompt tells a model to reply
 DATED = re.compile(r"as\s+of\s+2025-09", re.I)  # the corpus dates its figures; lines may wrap inside
 
 

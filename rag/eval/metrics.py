@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.eval.testset import Relevant
-from rag.providers.extractive import NOT_FOUND, OFFLINE_NOTE
+from rag.providers.extractive import OFFLINE_NOTE
+from rag.refusal import says_not_in_documents
 
 
 @dataclass(frozen=True)
@@ -77,21 +78,6 @@ def ndcg_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int = 10) 
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-_REFUSAL = re.compile(
-    "|".join(
-        [
-            re.escape(NOT_FOUND.lower().rstrip(".")),
-            r"\b(documents?|sources?|context|passages?)\b[^.]{0,40}\b(do(es)?\s*not|do(es)?n't|did not|didn't)\s+"
-            r"(say|mention|contain|cover|specify|state|include|answer|provide)",
-            r"\b(do(es)?\s*not|do(es)?n't|did not|didn't|cannot|can't|could not|couldn't)\s+"
-            r"(find|see|locate)\b[^.]{0,60}\b(documents?|sources?|context|passages?)",
-            r"\bno (information|mention|details?)\b[^.]{0,40}\b(documents?|sources?|context|passages?)",
-            r"\bnot (mentioned|stated|covered|specified|found|addressed)\b[^.]{0,30}"
-            r"\b(documents?|sources?|context|passages?)",
-            r"\b(i|we) (don't|do not) know\b",
-        ]
-    )
-)
 
 
 def without_note(answer: str) -> str:
@@ -156,8 +142,9 @@ def citation_recall(cited: Sequence[Found], relevant: Sequence[Relevant]) -> flo
 
 
 def is_refusal(answer: str) -> bool:
-    """Whether the answer says the documents do not answer, in any of the usual phrasings."""
-    return bool(_REFUSAL.search(" ".join(answer_body(answer).lower().split())))
+    """Whether the answer says the documents do not answer (rag.refusal), judged on what it
+    claims: the offline note and the `[n]` markers are not read."""
+    return says_not_in_documents(answer_body(answer))
 
 
 # --- aggregates ---

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from rag.providers.minilm import MiniLM
+from rag.refusal import NOT_FOUND
 from rag.rerank import anchors
 from rag.text import STOPWORDS, content_words
 from rag.types import Message, Passage
@@ -25,7 +26,6 @@ OFFLINE_NOTE = (
     "_Offline mode: no Gemini key is set, so this answer quotes the most relevant passages "
     "of your documents instead of writing a new one. Set GEMINI_API_KEY to get written answers._"
 )
-NOT_FOUND = "The documents do not seem to answer this question."
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")

@@ -8,6 +8,7 @@ from rag.answer import AskOptions
 from rag.chain import Chain
 from rag.prompts import SYSTEM
 from rag.providers.gemini import GeminiProvider
+from rag.refusal import NOT_IN_DOCUMENTS
 from rag.rewrite import INSTRUCTION
 from rag.settings import Settings
 from rag.testing.fake_gemini import Fault, GenerateRequest
@@ -29,7 +30,7 @@ def citing(keyword: str):
         for n, _, body in sources_in(request.user_text):  # sources open the conversation
             if keyword in body:
                 return f"{body.split('. ')[0]}. [{n}]"
-        return "The documents do not say."
+        return NOT_IN_DOCUMENTS
 
     return respond
 

@@ -1,7 +1,6 @@
 import re
 
 from rag.prompts import (
-    NOT_IN_DOCUMENTS,
     PROMPT_VERSION,
     SOURCES_READ,
     SYSTEM,
@@ -9,6 +8,7 @@ from rag.prompts import (
     neutralise,
     render_source,
 )
+from rag.refusal import NOT_IN_DOCUMENTS
 from rag.types import Message, Passage
 
 INJECTED = (

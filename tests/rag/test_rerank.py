@@ -10,6 +10,7 @@ import pytest
 from rag.answer import AskOptions
 from rag.chain import Chain
 from rag.providers.gemini import GeminiProvider
+from rag.refusal import NOT_IN_DOCUMENTS
 from rag.rerank import (
     GeminiReranker,
     LocalReranker,
@@ -94,7 +95,7 @@ def rank_by(keyword: str):
 
     def respond(request: GenerateRequest) -> str:
         if not request.system.startswith("You rank passages"):
-            return "The documents do not say."
+            return NOT_IN_DOCUMENTS
         passages = re.findall(r"<passage n=\"\d+\"[^>]*>(.*?)</passage>", request.last_user_text, re.DOTALL)
         return json.dumps({"scores": [10 if keyword in p else 1 for p in passages]})
 

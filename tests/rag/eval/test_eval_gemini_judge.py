@@ -15,6 +15,7 @@ from rag.eval.judge import RUBRIC, parse_verdict
 from rag.eval.runner import Evaluator, Plan
 from rag.eval.testset import load_testset
 from rag.providers import get_generator
+from rag.refusal import NOT_IN_DOCUMENTS
 from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini, GenerateRequest
 from rag.types import Usage
@@ -26,7 +27,7 @@ def grading_responder(request: GenerateRequest) -> str:
     answer cites a source and correct when it has a number of the reference."""
     first_source = re.search(r'<source n="1"[^>]*>\n(.+?)(?<=[.!?])', request.last_user_text, re.DOTALL)
     if request.system != RUBRIC:
-        return f"{first_source.group(1)} [1]" if first_source else "The documents do not say."
+        return f"{first_source.group(1)} [1]" if first_source else NOT_IN_DOCUMENTS
     assert request.json_output
     graded = request.last_user_text.split("Answer to grade:", 1)[1]
     reference = request.last_user_text.split("Reference answer:", 1)[1].split("Sources:", 1)[0]

@@ -22,7 +22,8 @@ from rag.eval.metrics import (
     token_f1,
 )
 from rag.eval.testset import Relevant
-from rag.providers.extractive import NOT_FOUND, OFFLINE_NOTE
+from rag.providers.extractive import OFFLINE_NOTE
+from rag.refusal import NOT_FOUND
 
 A, B, C = Found("a.md"), Found("b.md"), Found("c.md")
 PDF2, PDF3 = Found("p.pdf", 2), Found("p.pdf", 3)
