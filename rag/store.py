@@ -7,6 +7,7 @@ an answer computed from an older corpus).
 
 from __future__ import annotations
 
+import copy
 import re
 import sqlite3
 import threading
@@ -106,7 +107,9 @@ class Store:
         check_collection_name(self.name)
         self.embedding_id = embedding_id
         self.client = chroma_client(settings)
-        self._counted: tuple[int, int] | None = None  # (version, chunk count)
+        # Chunk counts by corpus version, shared with this store's pinned views (see `pinned`).
+        self._counts: dict[int, int] = {}
+        self._pinned: int | None = None
         self.collection = self.client.get_or_create_collection(
             self.name,
             embedding_function=None,
@@ -124,21 +127,34 @@ class Store:
     @property
     def version(self) -> int:
         """Read afresh: another Store object (the UI's ingest, another process) may have bumped
-        it, and this object's copy of the metadata would not show that."""
+        it, and this object's copy of the metadata would not show that. A pinned view answers
+        with the version it was pinned at."""
+        return self._read_version() if self._pinned is None else self._pinned
+
+    def _read_version(self) -> int:
         return collection_meta(self.client.get_collection(self.name)).version
+
+    def pinned(self) -> Store:
+        """This collection with its version read once, now: one question's steps (the cache
+        key, the chunk count, the BM25 index, the rerank key) then agree on one version, and
+        Chroma is asked once per question instead of once per step (a round trip each, paid
+        by every question a server answers). Writes go through as usual and forget the counts."""
+        view = copy.copy(self)
+        view._pinned = self._read_version()
+        return view
 
     def bump_version(self, past: int = 0) -> int:
         """`past`: a version the collection had before it was dropped and recreated; the new
         one must go above it, or caches keyed on the version would serve old answers."""
         meta = dict(self.collection.metadata or {})
         meta.pop("hnsw:space", None)  # immutable after creation; Chroma refuses to modify it
-        meta["version"] = max(self.version, past) + 1
+        meta["version"] = max(self._read_version(), past) + 1
         self.collection.modify(metadata=meta)
         return int(meta["version"])
 
     # --- writes ---
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
-        self._counted = None
+        self._counts.clear()
         for start in range(0, len(chunks), ADD_BATCH):
             part = chunks[start : start + ADD_BATCH]
             self.collection.upsert(
@@ -152,13 +168,13 @@ class Store:
         """New metadata (index, offsets, page, heading) for chunks already stored under the
         same id, hence the same text: their vectors are kept as stored, not re-sent (a
         vector read back and written again drifts in its last float32 digits)."""
-        self._counted = None
+        self._counts.clear()
         for start in range(0, len(chunks), ADD_BATCH):
             part = chunks[start : start + ADD_BATCH]
             self.collection.update(ids=[c.id for c in part], metadatas=[c.metadata() for c in part])
 
     def delete(self, ids: Iterable[str]) -> None:
-        self._counted = None
+        self._counts.clear()
         ids = list(ids)
         for start in range(0, len(ids), ADD_BATCH):
             self.collection.delete(ids=ids[start : start + ADD_BATCH])
@@ -170,9 +186,12 @@ class Store:
         Writes through this object forget the count at once. `version`: the one the caller has
         just read, so it is not read from Chroma a second time."""
         version = self.version if version is None else version
-        if self._counted is None or self._counted[0] != version:
-            self._counted = (version, self.collection.count())
-        return self._counted[1]
+        counted = self._counts.get(version)
+        if counted is None:
+            counted = self.collection.count()
+            self._counts.clear()  # only the current version's count is asked for again
+            self._counts[version] = counted
+        return counted
 
     def ids(self) -> set[str]:
         return set(self.collection.get(include=[])["ids"])

@@ -27,7 +27,8 @@ class Stores:
         self._lock = threading.Lock()
 
     def get(self, name: str | None = None) -> Store:
-        """The collection to answer from; refuses one that nothing was ingested into."""
+        """The collection to answer from, pinned at its current version (`Store.pinned`: one
+        question, one version, one read of it); refuses one that nothing was ingested into."""
         name = name or self.default
         with self._lock:
             store = self._open.get(name)
@@ -35,9 +36,9 @@ class Stores:
                 embedder = recorded_embedder(self.settings, name)
                 if embedder is not None:
                     store = self._open[name] = Store(self.settings, embedder, name)
-        if store is None or store.count() == 0:
+        if store is None or (pinned := store.pinned()).count() == 0:
             raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
-        return store
+        return pinned
 
 
 def embedder_for(settings: Settings, collection: str, embedders: Embedders) -> Embedder:

@@ -3,6 +3,7 @@ import pytest
 from rag.answer import AskOptions, Delta, Done
 from rag.chain import Chain, cited_numbers, snippet
 from rag.errors import EmptyCollection
+from rag.store import Store
 from rag.types import Message
 from tests.fakes.tiny_corpus import build_store
 
@@ -82,3 +83,13 @@ def test_question_the_documents_do_not_answer_cites_nothing(chain):
 def test_empty_or_missing_collection_says_to_ingest_first(chain):
     with pytest.raises(EmptyCollection, match="nothing ingested yet: run python -m ingest PATH"):
         chain.ask("anything", options=AskOptions(collection="never-ingested"))
+
+
+def test_a_question_reads_the_corpus_version_once(settings, offline_provider, monkeypatch):
+    chain = Chain(settings, offline_provider, build_store(settings, offline_provider))
+    reads = []
+    real = Store._read_version
+    monkeypatch.setattr(Store, "_read_version", lambda self: reads.append(self.name) or real(self))
+    record = chain.ask("How many days of paid vacation do employees get?")
+    assert "25 days" in record.answer
+    assert len(reads) == 1  # the cache key, the count, the BM25 index and the rerank all share it

@@ -53,3 +53,18 @@ def test_a_collection_name_made_from_any_text_is_valid(text):
 def test_a_bad_collection_name_is_refused_with_the_rule(name):
     with pytest.raises(ConfigError, match="3-512 characters"):
         check_collection_name(name)
+
+
+def test_a_pinned_view_keeps_its_version_while_the_collection_moves_on(settings):
+    store = Store(settings, "test:emb:2")
+    store.upsert([_chunk(0, "alpha")], [[1.0, 0.0]])
+    store.bump_version()
+    view = store.pinned()
+    assert view.version == 1 and view.count() == 1
+    store.upsert([_chunk(1, "beta")], [[0.0, 1.0]])
+    store.bump_version()
+    assert view.version == 1 and store.version == 2
+    assert store.pinned().version == 2 and store.pinned().count() == 2
+    # A write through a stale view still moves the version above the current one, never back.
+    assert view.bump_version() == 3 and store.version == 3
+
