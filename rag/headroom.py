@@ -13,11 +13,12 @@ the shared rate limiter (all replicas, with Redis).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.kv import StoreUnavailable
-from rag.ratelimit import Limiter
+from rag.ratelimit import Limiter, Quota
 from rag.settings import Settings
 
 
@@ -50,7 +51,8 @@ class Headroom:
             return None
         if limit.rpd and quota.requests_today >= limit.rpd * (1 - margin):
             left = max(0, limit.rpd - quota.requests_today)
-            return Verdict(decision, f"{model} has {left:,} of its {limit.rpd:,} requests left today")
+            why = f"{model} has {left:,} of its {limit.rpd:,} requests left today"
+            return Verdict(decision, why + pace(quota))
         in_flight = quota.requests_last_minute + quota.waiting
         if limit.rpm and in_flight >= limit.rpm * (1 - margin):
             return Verdict(decision, f"{model} is at {in_flight} of its {limit.rpm} requests this minute")
@@ -65,3 +67,14 @@ class Headroom:
             why = f"{model} would cost about ${estimated_usd:.4f}, more than the ${left:.4f} budget left"
             return Verdict("pro_budget", why)
         return None
+
+
+def pace(quota: Quota) -> str:
+    """The quota prediction in words, for a route that the daily quota decided: when, at the
+    pace of the last minute, the rest of the day's requests would be gone (the same figure as
+    /metrics' gemrag_quota_exhausted_in_seconds); nothing when there is no recent traffic."""
+    if math.isinf(quota.exhausted_in_s):
+        return ""
+    seconds = round(quota.exhausted_in_s)
+    when = f"{seconds} s" if seconds < 120 else f"{seconds // 60} min" if seconds < 7200 else f"{seconds // 3600} h"
+    return f"; at the pace of the last minute ({quota.requests_last_minute} requests) they run out in {when}"

@@ -51,7 +51,9 @@ def test_pro_near_its_daily_quota_keeps_the_answer_on_flash(escalating: Settings
     chain = chain_with(escalating, with_daily_limit(escalating, pro, 10), {pro: 9})
     record = chain.ask(LONG_QUESTION)
     assert (record.route.kind, record.route.model, record.route.decision) == ("flash", flash, "pro_quota")
-    assert f"{pro} has 1 of its 10 requests left today, so Pro was not used" in record.route.reason
+    # The quota prediction names when the rest would run out at the last minute's pace: 1 / (9/min).
+    assert (f"{pro} has 1 of its 10 requests left today; at the pace of the last minute (9 requests) "
+            "they run out in 7 s, so Pro was not used") in record.route.reason
     assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == [flash]
     chain.ask(LONG_QUESTION)  # an answer shaped by a momentary quota is not cached for others
     assert len(fake_gemini.calls("streamGenerateContent")) == 2
