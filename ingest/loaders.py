@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from rag.types import ChunkKind, PageUnit
 
 if TYPE_CHECKING:
+    from pptx.shapes.base import BaseShape
     from pypdf import PageObject
 
     from ingest.vision import Image, Vision
@@ -358,17 +359,21 @@ def load_pptx(data: bytes) -> list[Section]:
     return sections
 
 
-def _shape_texts(shape: object) -> Iterator[str]:
+def _shape_texts(shape: BaseShape) -> Iterator[str]:
+    """Only a table's frame has a table and only an autoshape (placeholders included) a text
+    frame: the classes python-pptx overrides has_table and has_text_frame on."""
+    from pptx.shapes.autoshape import Shape
+    from pptx.shapes.graphfrm import GraphicFrame
     from pptx.shapes.group import GroupShape
 
     if isinstance(shape, GroupShape):
         for inner in shape.shapes:
             yield from _shape_texts(inner)
-    elif getattr(shape, "has_table", False):
-        for row in shape.table.rows:  # type: ignore[attr-defined]  # python-pptx shape types
+    elif isinstance(shape, GraphicFrame) and shape.has_table:
+        for row in shape.table.rows:
             yield " | ".join(c.text.strip() for c in row.cells)
-    elif getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():  # type: ignore[attr-defined]
-        yield shape.text_frame.text.strip()  # type: ignore[attr-defined]  # python-pptx shape types
+    elif isinstance(shape, Shape) and shape.text_frame.text.strip():
+        yield shape.text_frame.text.strip()
 
 
 _LOADERS: dict[str, Callable[[bytes], list[Section]]] = {

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TypedDict
 
 from ingest.batches import Batch, InFlight
 from ingest.chunking import Chunker, SizedChunk
@@ -259,8 +260,7 @@ def _triage(
             if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
                 return unchanged  # not even read: size and mtime are as when it was hashed
             if previous.content_hash == file_hash(file.path.read_bytes()):
-                stat_fields = trusted_stat(stat)  # size and mtime_ns, both int fields of FileRecord
-                return Touched(unchanged, replace(previous, **stat_fields))  # type: ignore[arg-type]
+                return Touched(unchanged, replace(previous, **trusted_stat(stat)))
     except OSError as exc:
         return FileOutcome(file.source, Status.FAILED, reason=_reason(exc))
     return Task(file, previous)
@@ -288,7 +288,14 @@ def prepare(task: Task, chunker: Chunker, vision: Vision | None = None) -> Prepa
     return Prepared(task, record, chunks, reading.note)
 
 
-def trusted_stat(stat: os.stat_result) -> dict[str, int]:
+class TrustedStat(TypedDict):
+    """The FileRecord fields that let the next run skip hashing an unchanged file."""
+
+    size: int
+    mtime_ns: int
+
+
+def trusted_stat(stat: os.stat_result) -> TrustedStat:
     """Size and mtime to record for skipping the next hash. A file modified within the
     last couple of seconds could be written again within the same mtime tick, unseen by a
     size+mtime check, so its mtime is not recorded and the next run hashes it."""

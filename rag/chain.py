@@ -271,8 +271,9 @@ class Chain:
                              cache_saved_usd=sum(p.cache_saved_usd for p in priced))
             # Not cached: an answer about an image (the key has no image in it), or one whose model
             # a momentary quota or budget chose (rag/headroom.py): others deserve the usual route.
-            if self.cache and not options.images and not record.route.decision:
-                self._quietly(lambda: self.cache.put(key, record), "cache the answer")  # type: ignore[union-attr]
+            cache = self.cache  # a local, so the lambda sees it narrowed to not None
+            if cache and not options.images and not record.route.decision:
+                self._quietly(lambda: cache.put(key, record), "cache the answer")
         yield Done(record)
 
     def _answer(

@@ -12,10 +12,14 @@ Text for a Gradio Markdown component (rendered by Gradio, not by us) is made ine
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html import escape
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererProtocol
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 
 TAGS = frozenset({
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
@@ -25,7 +29,9 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("
 _LINK_TARGET = re.compile(r"\](?=[(\[:])")
 
 
-def _image_as_text(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyped-def]
+def _image_as_text(
+    self: RendererProtocol, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
     token = tokens[idx]
     alt = "".join(child.content for child in token.children or [])
     return escape(f"![{alt}]({token.attrGet('src') or ''})")

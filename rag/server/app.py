@@ -12,13 +12,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Request, UploadFile
@@ -343,10 +343,11 @@ def add_routes(app: FastAPI) -> None:
         answer_models = dict.fromkeys([provider.flash_model, provider.pro_model])
         # The default collection's embedder: the one that built it, else the one new ones get.
         embedding = (await anyio.to_thread.run_sync(state.backend.embedder_for, settings.collection)).embedding_model
-        for name, role in [*((m, "answer") for m in answer_models), (embedding, "embedding")]:
+        roles: list[tuple[str, Literal["answer", "embedding"]]] = [(m, "answer") for m in answer_models]
+        for name, role in [*roles, (embedding, "embedding")]:
             row = settings.models.get(name)
             limit, price = settings.limit_for(name), row.price_on(date.today()) if row else None
-            out.append(ModelOut(name=name, role=role, rpm=limit.rpm, tpm=limit.tpm, rpd=limit.rpd,  # type: ignore[arg-type]
+            out.append(ModelOut(name=name, role=role, rpm=limit.rpm, tpm=limit.tpm, rpd=limit.rpd,
                                 input_usd_per_mtok=price.input if price else None,
                                 output_usd_per_mtok=price.output if price else None))
         return ModelsOut(provider=provider.name, online=provider.online, models=out)
@@ -373,7 +374,10 @@ def add_routes(app: FastAPI) -> None:
 
 
 async def answer_events(
-    metrics: Metrics, first: Event, steps: ThreadedIterator[Event], finish: Callable[[AnswerRecord], object]
+    metrics: Metrics,
+    first: Event,
+    steps: ThreadedIterator[Event],
+    finish: Callable[[AnswerRecord], Awaitable[AnswerOut]],
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body. Closing it early (the client left) closes the chain's stream, which
     charges what was produced and stops the model call."""
@@ -385,7 +389,7 @@ async def answer_events(
             if isinstance(event, Delta):
                 yield sse("delta", DeltaEvent(text=event.text))
             else:
-                yield sse("done", await finish(event.record))  # type: ignore[misc]
+                yield sse("done", await finish(event.record))
             event = await steps.next()
         ended = True
     except GemragError as error:

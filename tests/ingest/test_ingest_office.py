@@ -81,3 +81,24 @@ def test_an_empty_presentation_has_no_text_to_index(tmp_path):
     Presentation().save(str(tmp_path / "empty.pptx"))
     with pytest.raises(LoadError, match="no text to index"):
         load((tmp_path / "empty.pptx").read_bytes(), "pptx")
+
+
+def test_a_slides_tables_and_grouped_text_boxes_are_read():
+    from io import BytesIO
+
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    from ingest.loaders import load_pptx
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank: no placeholders
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(1), Inches(4), Inches(1)).table
+    for (row, column), text in {(0, 0): "Region", (0, 1): "Growth", (1, 0): "Berlin", (1, 1): "12%"}.items():
+        table.cell(row, column).text = text
+    group = slide.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(3), Inches(3), Inches(1)).text_frame.text = "Grouped note"
+    saved = BytesIO()
+    deck.save(saved)
+    [section] = load_pptx(saved.getvalue())
+    assert "Region | Growth\nBerlin | 12%" in section.text and "Grouped note" in section.text
