@@ -193,7 +193,7 @@ def in_fresh_process(fn: Callable[..., T], *args: object, timeout_s: float) -> T
             child.join()
     if not ok:
         raise ChildFailed(f"{fn.__name__} failed: {value}")
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]  # what the child sent: fn's result, a T
 
 
 def _call(send: Connection, fn: Callable[..., object], args: tuple[object, ...]) -> None:
@@ -315,7 +315,7 @@ def measure(module: str, profile: Profile, work: Path, results: Path) -> None:
     importlib.import_module(module).run(profile, work, emit)
 
 
-def table_from_dict(data: dict) -> Table:  # type: ignore[type-arg]
+def table_from_dict(data: dict[str, Any]) -> Table:
     figures = [Figure(**f) for f in data.pop("figures")]
     return Table(**data, figures=figures)
 

@@ -102,7 +102,7 @@ def build_collection(data: Path, size: int, seed: int = 3) -> float:
         ]
         store.collection.add(
             ids=[c.id for c in chunks], embeddings=vectors, documents=texts,
-            metadatas=[c.metadata() for c in chunks],  # type: ignore[misc]
+            metadatas=[c.metadata() for c in chunks],
         )
     store.bump_version()
     return time.perf_counter() - started
