@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from html import escape
 
 from rag.refusal import NOT_IN_DOCUMENTS
-from rag.types import Message, Passage, Prompt
+from rag.types import AnswerTask, Message, Passage, Prompt
 
 PROMPT_VERSION = "answer-2026-12-01.1"
 SOURCES_READ = "I have read the numbered sources and will answer only from them, citing their numbers."
@@ -74,7 +74,6 @@ def answer_prompt(question: str, passages: Sequence[Passage], history: Sequence[
     return Prompt(
         contents=contents,
         system=SYSTEM,
-        question=question,
         passages=tuple(passages),
-        task="answer",
+        task=AnswerTask(question),
     )

@@ -30,7 +30,7 @@ from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
 from rag.store import Store
-from rag.types import Hit, Prompt, Usage, estimate_tokens
+from rag.types import Hit, Prompt, RerankTask, Usage, estimate_tokens
 
 RERANK_PROMPT_VERSION = "rerank-2026-12-01.1"
 PASSAGE_CHARS = 700  # of each candidate shown to the model: enough to judge, cheap to send
@@ -159,8 +159,7 @@ def rerank_prompt(question: str, candidates: Sequence[Hit], timeout_s: float) ->
     return Prompt.of(
         f"Question: {question}\n\nPassages:\n{passages}\n\nScores for the {len(candidates)} passages, as JSON:",
         system=RERANK_SYSTEM,
-        question=question,
-        task="rerank",
+        task=RerankTask(),
         temperature=0.0,
         json_output=True,
         deadline_s=timeout_s,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.providers.base import Generator
-from rag.types import Message, Prompt, Usage
+from rag.types import Message, Prompt, RewriteTask, Usage
 
 MAX_HISTORY_MESSAGES = 8  # the last four exchanges carry the subject; older turns only add tokens
 
@@ -34,8 +34,7 @@ def rewrite_prompt(question: str, history: Sequence[Message]) -> Prompt:
     recent = tuple(history)[-MAX_HISTORY_MESSAGES:]
     return Prompt(
         contents=(*recent, Message("user", INSTRUCTION.format(question=question))),
-        question=question,
-        task="rewrite",
+        task=RewriteTask(question, recent),
         temperature=0.0,
     )
 

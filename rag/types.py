@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Role = Literal["user", "model"]
 
@@ -98,22 +98,62 @@ class Attachment:
     data: bytes
 
 
+TaskKind = Literal["answer", "rewrite", "judge", "rerank", "plain"]
+
+
+# What a prompt asks for, in structured form: a provider that cannot read free text (the
+# offline default) does the same task from these fields, so the chain, the rewrite and the
+# judge need not know which provider they hold. Each task carries its own fields; none
+# borrows another's.
+@dataclass(frozen=True)
+class AnswerTask:
+    """Answer `question` from the prompt's passages, citing them by number."""
+
+    question: str
+    kind: ClassVar[TaskKind] = "answer"
+
+
+@dataclass(frozen=True)
+class RewriteTask:
+    """Make the follow-up `question` standalone, using the conversation before it."""
+
+    question: str
+    history: tuple[Message, ...]
+    kind: ClassVar[TaskKind] = "rewrite"
+
+
+@dataclass(frozen=True)
+class JudgeTask:
+    """Grade `answer` (what an answerer said) against the prompt's passages."""
+
+    answer: str
+    kind: ClassVar[TaskKind] = "judge"
+
+
+@dataclass(frozen=True)
+class RerankTask:
+    """Score candidate passages for a question; only a model does it, from the prompt's text."""
+
+    kind: ClassVar[TaskKind] = "rerank"
+
+
+Task = AnswerTask | RewriteTask | JudgeTask | RerankTask
+
+
 @dataclass(frozen=True)
 class Prompt:
     """What a provider is asked.
 
     `contents` is the conversation exactly as a chat model sees it (the last message is the
-    user turn, with the sources rendered into it as delimited data). `question` and
-    `passages` carry the same content in structured form, so a provider that cannot read
-    free text (the offline extractive answerer) answers the same prompt without the chain
-    knowing which provider it has.
+    user turn, with the sources rendered into it as delimited data); `passages` are those
+    sources, numbered as rendered, which the answer's `[n]` citations refer to. `task` says
+    what is asked, in structured form; None for a plain prompt (the reply is free text).
     """
 
     contents: tuple[Message, ...]
     system: str = ""
-    question: str = ""
     passages: tuple[Passage, ...] = ()
-    task: Literal["answer", "rewrite", "judge", "rerank", "plain"] = "plain"
+    task: Task | None = None
     temperature: float | None = None
     max_output_tokens: int | None = None
     json_output: bool = False
@@ -131,6 +171,11 @@ class Prompt:
     def text(self) -> str:
         """Everything the model reads, system instruction included, as one string."""
         return self.system + "".join(m.text for m in self.contents)
+
+    @property
+    def kind(self) -> TaskKind:
+        """The task's name, for what depends only on the kind of call (how much a model thinks)."""
+        return self.task.kind if self.task else "plain"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Faithfulness and correctness of an answer, judged by Gemini against a fixed rubric.
 
-The judge is asked through the provider like any other prompt (`task="judge"`, JSON out), so
+The judge is asked through the provider like any other prompt (a `JudgeTask`, JSON out), so
 the evaluation never asks which provider it holds. Gemini returns a verdict on the rubric;
 the offline default has no model to judge with and returns the lexical support score (share
-of the answer's content words found in the passages), which every output labels "lexical".
-For that the prompt's `question` slot carries the text being judged, the answer.
+of the answer's content words found in the passages), which every output labels "lexical":
+for that the task carries the answer being judged.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from rag.prompts import render_source
 from rag.providers.base import Generator
-from rag.types import Passage, Prompt, Usage
+from rag.types import JudgeTask, Passage, Prompt, Usage
 
 RUBRIC = """You are grading an answer produced by a question-answering system over a user's documents.
 You are given the question, a reference answer written by a person, the numbered sources the system \
@@ -70,9 +70,8 @@ def judge_prompt(question: str, reference: str, answer: str, passages: Sequence[
     return Prompt.of(
         text,
         system=RUBRIC,
-        question=answer,
         passages=tuple(passages),
-        task="judge",
+        task=JudgeTask(answer),
         temperature=0.0,
         json_output=True,
     )

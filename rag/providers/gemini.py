@@ -23,7 +23,7 @@ from rag.kv import open_kv
 from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
-from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage, estimate_tokens
+from rag.types import Embedded, Generation, Prompt, StreamDelta, TaskKind, Usage, estimate_tokens
 
 API_MAX_BATCH = 100  # texts per batchEmbedContents request
 # Gemini 2.5 models take a token budget instead of a level: the same intent in tokens
@@ -32,7 +32,7 @@ BUDGET_FOR_LEVEL: dict[ThinkingLevel, int] = {"minimal": 0, "low": 1_024, "mediu
 _VERSION_SUFFIX = re.compile(r"-\d{3}$")
 
 
-def thinking_config(settings: Settings, model: str, task: str) -> types.ThinkingConfig | None:
+def thinking_config(settings: Settings, model: str, task: TaskKind) -> types.ThinkingConfig | None:
     """Exactly one thinking control for `model`, as its catalogue row says it takes: answers
     think at `thinking_flash` (Pro escalation at `thinking_pro`), cheap steps (rewrite, judge)
     at `thinking_lite`, each rounded up to a level the model accepts. Never level and budget
@@ -257,7 +257,7 @@ class GeminiProvider:
         return types.HttpOptions(timeout=max(1, int(min(self.settings.request_timeout_s, left) * 1000)))
 
     def _generation_config(self, prompt: Prompt, model: str, left: float) -> types.GenerateContentConfig:
-        thinking = thinking_config(self.settings, model, prompt.task)
+        thinking = thinking_config(self.settings, model, prompt.kind)
         # Gemini 3 (level-controlled) models are tuned for their default temperature; Google
         # advises against setting it, and Flash-Lite 3.5 ignores it.
         leveled = thinking is not None and thinking.thinking_level is not None

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 
 from rag.providers.extractive import ExtractiveAnswerer, lexical_support, rewrite_follow_up
 from rag.providers.minilm import DIM, MODEL_ID, MiniLM, shared_minilm
-from rag.types import Embedded, Generation, Prompt, StreamDelta, Usage
+from rag.types import AnswerTask, Embedded, Generation, JudgeTask, Prompt, RewriteTask, StreamDelta, Usage
 
 OFFLINE_MODEL = "offline-extractive"
 
@@ -57,12 +57,13 @@ class OfflineProvider:
         return self.model.count_tokens(prompt.text)
 
     def _respond(self, prompt: Prompt) -> str:
-        if prompt.task == "answer":
-            return self.answerer.answer(prompt.question, prompt.passages)
-        if prompt.task == "rewrite":
-            return rewrite_follow_up(prompt.question, prompt.contents[:-1])
-        if prompt.task == "judge":
-            # Labelled lexical proxy: the offline mode has no model to judge with.
-            score = lexical_support(prompt.question, prompt.passages)
-            return json.dumps({"method": "lexical", "faithfulness": round(score, 3)})
+        match prompt.task:
+            case AnswerTask(question):
+                return self.answerer.answer(question, prompt.passages)
+            case RewriteTask(question, history):
+                return rewrite_follow_up(question, history)
+            case JudgeTask(answer):
+                # Labelled lexical proxy: the offline mode has no model to judge with.
+                score = lexical_support(answer, prompt.passages)
+                return json.dumps({"method": "lexical", "faithfulness": round(score, 3)})
         return prompt.contents[-1].text if prompt.contents else ""

@@ -3,7 +3,7 @@ import numpy as np
 from rag.providers import get_generator
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
-from rag.types import Passage, Prompt
+from rag.types import AnswerTask, Passage, Prompt
 
 
 def test_no_key_means_offline_provider(tmp_path):
@@ -41,7 +41,7 @@ def test_extractive_answer_quotes_and_cites_the_supporting_passage(offline_provi
                    "with exponential backoff. Never retry more than five times.", "b.pdf", page=3),
     )
     gen = offline_provider.generate(
-        Prompt.of("x", task="answer", question="What should I do after a 429 error?", passages=passages)
+        Prompt.of("x", task=AnswerTask("What should I do after a 429 error?"), passages=passages)
     )
     assert "[2]" in gen.text and "retry" in gen.text
     assert "Offline mode" in gen.text
@@ -51,13 +51,13 @@ def test_extractive_answer_quotes_and_cites_the_supporting_passage(offline_provi
 def test_extractive_answer_says_when_documents_do_not_answer(offline_provider):
     passages = (Passage(1, "Streaming sends partial results as server-sent events to the client.", "a.md"),)
     gen = offline_provider.generate(
-        Prompt.of("x", task="answer", question="Who won the football world cup in 1954?", passages=passages)
+        Prompt.of("x", task=AnswerTask("Who won the football world cup in 1954?"), passages=passages)
     )
     assert "do not seem to answer" in gen.text
 
 
 def test_stream_yields_the_same_text_and_final_usage(offline_provider):
-    prompt = Prompt.of("hello there", task="plain")
+    prompt = Prompt.of("hello there")
     deltas = list(offline_provider.stream(prompt))
     assert "".join(d.text for d in deltas) == "hello there"
     assert deltas[-1].final and deltas[-1].usage.prompt_tokens > 0
@@ -71,7 +71,7 @@ def test_table_rows_are_quoted_with_their_column_names(offline_provider):
     )
     passages = (Passage(1, table, "quotas.md", heading="Quotas > Free tier limits (as of 2025-09)"),)
     gen = offline_provider.generate(
-        Prompt.of("x", task="answer", question="What are the free tier limits of gemini-2.5-pro?", passages=passages)
+        Prompt.of("x", task=AnswerTask("What are the free tier limits of gemini-2.5-pro?"), passages=passages)
     )
     assert "Model: gemini-2.5-pro; RPM: 5; RPD: 100 [1]" in gen.text
 
@@ -90,7 +90,7 @@ def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
 
 
 def ask_offline(provider, question, *passages):
-    prompt = Prompt.of("x", task="answer", question=question, passages=tuple(passages))
+    prompt = Prompt.of("x", task=AnswerTask(question), passages=tuple(passages))
     return provider.generate(prompt).text
 
 
@@ -123,3 +123,22 @@ def test_units_sharing_no_word_with_the_question_are_never_quoted(offline_provid
                       "handbook.pdf", 3)
     answer = ask_offline(offline_provider, "Which expenses need receipts?", passage)
     assert "Receipts are required" in answer and "cafeteria" not in answer
+
+
+def test_the_offline_judge_scores_the_answer_its_task_carries_not_the_question(offline_provider):
+    from rag.eval.judge import judge
+
+    shown = (Passage(1, "Quotas reset daily at midnight Pacific time.", "limits.md"),)
+    supported = judge(offline_provider, "When do penguins migrate?", "", "Quotas reset daily [1].", shown, "lite")
+    unsupported = judge(offline_provider, "When do quotas reset?", "", "Penguins migrate in winter.", shown, "lite")
+    assert supported.method == "lexical" and supported.faithfulness == 1.0
+    assert unsupported.faithfulness == 0.0
+
+
+def test_the_offline_rewrite_reads_the_history_its_task_carries(offline_provider):
+    from rag.rewrite import standalone
+    from rag.types import Message
+
+    history = (Message("user", "How many vacation days do employees get?"), Message("model", "25 days [1]."))
+    rewritten = standalone(offline_provider, "Can they be carried over?", history, "lite")
+    assert rewritten.question == "Can they be carried over (many vacation days employees get)?"
