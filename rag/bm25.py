@@ -44,7 +44,7 @@ class Terms:
     def __init__(self) -> None:
         from bm25s.stopwords import STOPWORDS_EN
 
-        # bm25s' list lacks question words ("what", "does"); the answerer's list has them.
+        # bm25s' list lacks question words ("what", "does"); rag.text's list has them.
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
         self.stemmer = _stemmer()
         self._lock = threading.Lock()  # a Snowball stemmer object is not thread-safe

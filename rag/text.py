@@ -1,5 +1,7 @@
-"""Words that carry meaning: the one list of stop words and the one tokenisation that BM25,
-the offline answerer, citation checks and the UI's evidence highlighting share."""
+"""Words that carry meaning: the one list of stop words (BM25 adds bm25s' English list to it)
+and the content-word tokenisation that the offline answerer, the citation checks and the UI's
+evidence highlighting share. BM25 tokenises on its own (rag.bm25.Terms: words of two or more
+characters, stemmed), as keyword matching across word forms wants."""
 
 from __future__ import annotations
 
