@@ -16,6 +16,15 @@ from pydantic import BaseModel, Field
 from rag.answer import AskOptions
 from rag.chain import Chain
 from rag.errors import GemragError
+from rag.refusal import NOT_FOUND, NOT_IN_DOCUMENTS
+
+# The agent is told the exact refusal words, from their owner, so it can tell "not in the
+# documents" from an answer.
+ASK = (
+    "A grounded answer to the question from the collection, with numbered citations ([n] in the "
+    f'text) and what it cost. When the documents do not answer, it says so: "{NOT_IN_DOCUMENTS}" '
+    f'(offline, without a Gemini key: "{NOT_FOUND}").'
+)
 
 
 class Passage(BaseModel):
@@ -70,10 +79,8 @@ def build_server(chain: Chain) -> MCPServer:
         return [Passage(source=h.chunk.source, page=h.chunk.page, heading=h.chunk.heading, text=h.chunk.text,
                         score=h.score) for h in retrieved.hits]
 
-    @server.tool()
+    @server.tool(description=ASK)
     def ask(question: str, collection: str | None = None, session_id: str = "default") -> Answer:
-        """A grounded answer to the question from the collection, with numbered citations
-        ([n] in the text) and what it cost. Says "The documents do not say." when they do not."""
         with as_tool_errors():
             record = chain.ask(question, session_id=f"mcp/{session_id}", options=AskOptions(collection=collection))
         cited = [Cited.model_validate(c, from_attributes=True) for c in record.citations]

@@ -15,6 +15,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from rag.refusal import PHRASES
 from tests.fakes.tiny_corpus import build_store
 
 pytestmark = pytest.mark.slow
@@ -27,8 +28,8 @@ def corpus(settings, offline_provider):
 
 
 async def use_tools(client: Client) -> None:
-    tools = {tool.name for tool in (await client.list_tools()).tools}
-    assert tools == {"search", "ask"}
+    tools = {tool.name: tool.description or "" for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"search", "ask"} and all(phrase in tools["ask"] for phrase in PHRASES)
     found = await client.call_tool("search", {"query": "paid vacation days per year", "k": 3})
     passages = found.structured_content["result"]
     assert len(passages) == 3 and passages[0]["source"] == "handbook.pdf" and passages[0]["page"] == 2
