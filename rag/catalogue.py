@@ -97,7 +97,7 @@ class ModelRow(BaseModel):
     thinking: Thinking = Field(default_factory=Thinking)
     price: Price
     price_changes: list[PriceChange] = Field(default_factory=list)
-    batch_discount: float | None = None
+    batch_discount: float | None = None  # a Batch API request costs this share of the price (0.5: half)
     limits: dict[str, RateLimit] = Field(default_factory=dict)
     sources: list[str] = Field(default_factory=list)
     read: date | None = None

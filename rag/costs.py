@@ -87,11 +87,14 @@ class Priced:
     listed: bool = True
 
 
-def price_call(settings: Settings, model: str, usage: Usage, day: date | None = None) -> Priced:
+def price_call(
+    settings: Settings, model: str, usage: Usage, day: date | None = None, *, batch: bool = False
+) -> Priced:
     """Gemini bills cached input at the cached rate (cached tokens are part of the prompt
     count; without a published cached rate they are charged in full), thinking as output, and
     on Pro a prompt above `long_context_tokens` moves the whole call, output included, to the
-    higher tier. Prices follow the catalogue's dated steps. Local models are free."""
+    higher tier. Prices follow the catalogue's dated steps. Local models are free. `batch`: a
+    Batch API request, at the row's `batch_discount` (a row without one is charged in full)."""
     name = model.removeprefix("models/")
     day = day or datetime.now(UTC).date()
     row = settings.models.get(name)
@@ -110,11 +113,14 @@ def price_call(settings: Settings, model: str, usage: Usage, day: date | None = 
     output = usage.output_tokens + usage.thinking_tokens
     billed = fresh * input_rate + usage.cached_tokens * cached_rate + output * output_rate
     saved = usage.cached_tokens * (input_rate - cached_rate)
-    return Priced(name, billed / PER_TOKEN, saved / PER_TOKEN, listed)
+    share = row.batch_discount if batch and row.batch_discount is not None else 1.0
+    return Priced(name, billed * share / PER_TOKEN, saved * share / PER_TOKEN, listed)
 
 
-def price_usd(settings: Settings, model: str, usage: Usage, day: date | None = None) -> float:
-    return price_call(settings, model, usage, day).cost_usd
+def price_usd(
+    settings: Settings, model: str, usage: Usage, day: date | None = None, *, batch: bool = False
+) -> float:
+    return price_call(settings, model, usage, day, batch=batch).cost_usd
 
 
 @dataclass(frozen=True)
@@ -232,10 +238,13 @@ class Ledger:
         self.kv.add({name: fields for name in names})
         self._spent(session_id)
 
-    def charge(self, session_id: str, model: str, usage: Usage, kind: CallKind) -> Priced:
+    def charge(
+        self, session_id: str, model: str, usage: Usage, kind: CallKind, *, batch: bool = False
+    ) -> Priced:
         """Prices a finished call from its usage (on the ledger's day), records it under the
-        model that answered and returns its price (a call not covered by a hold)."""
-        priced = price_call(self.settings, model, usage, self.day())
+        model that answered and returns its price (a call not covered by a hold). `batch`: a
+        Batch API job's requests, at the batch price."""
+        priced = price_call(self.settings, model, usage, self.day(), batch=batch)
         self.record(session_id, model, usage, kind, priced.cost_usd, cache_saved_usd=priced.cache_saved_usd)
         self.charged(Call(model, usage, kind), priced)
         return priced

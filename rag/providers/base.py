@@ -12,7 +12,8 @@ Gemini and the offline default each implement both; the chain never asks which i
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from rag.types import Embedded, Generation, Prompt, StreamDelta
 
@@ -27,6 +28,47 @@ class Embedder(Protocol):
     def embed_documents(self, texts: Sequence[str]) -> Embedded: ...
 
     def embed_query(self, text: str) -> Embedded: ...
+
+
+JobState = Literal["pending", "running", "succeeded", "failed", "expired", "cancelled"]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A batch embedding job as the provider last saw it. Once it `succeeded`, `vectors` holds
+    one entry per submitted text, in order (None where that one request failed), and `tokens`
+    what the job reported it embedded (0 when it reports nothing: count locally then)."""
+
+    name: str
+    state: JobState
+    vectors: tuple[list[float] | None, ...] = ()
+    tokens: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in ("pending", "running")
+
+
+@runtime_checkable
+class EmbeddingJobs(Protocol):
+    """Embedding as a batch job (Gemini's Batch API, at its batch price): submitted now,
+    collected when done, up to a day later. Jobs are found again by the display name given at
+    submission, so a caller that died before recording a job's name can still find it."""
+
+    embedding_model: str
+
+    def submit(self, texts: Sequence[str], display_name: str) -> str: ...
+
+    def find(self, display_name: str) -> str | None: ...
+
+    def status(self, name: str) -> JobStatus: ...
+
+
+@runtime_checkable
+class BatchEmbedder(Protocol):
+    """An Embedder that can also embed documents as batch jobs (the offline one cannot)."""
+
+    def embedding_jobs(self) -> EmbeddingJobs: ...
 
 
 @runtime_checkable

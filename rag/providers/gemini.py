@@ -20,6 +20,7 @@ from rag.catalogue import ThinkingLevel
 from rag.errors import ConfigError, ProviderError
 from rag.keypool import KeyPool
 from rag.kv import open_kv
+from rag.providers.base import EmbeddingJobs
 from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
@@ -96,7 +97,8 @@ def _finish_reason(response: types.GenerateContentResponse) -> str | None:
     return None
 
 
-def _normalised(vectors: list[list[float]]) -> list[list[float]]:
+def normalised(vectors: list[list[float]]) -> list[list[float]]:
+    """Unit length, as the store's cosine space and the online and batch paths alike expect."""
     matrix = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     unit: list[list[float]] = (matrix / np.where(norms == 0, 1.0, norms)).tolist()
@@ -245,7 +247,13 @@ class GeminiProvider:
                 f"(expected {self.embedding_dim} dimensions each).",
                 model=model,
             )
-        return _normalised(values)
+        return normalised(values)
+
+    def embedding_jobs(self) -> EmbeddingJobs:
+        """Documents embedded as Batch API jobs, at the batch price (rag.providers.gemini_batch)."""
+        from rag.providers.gemini_batch import GeminiEmbeddingJobs
+
+        return GeminiEmbeddingJobs(self)
 
     # --- per attempt ---
     def _reserve(self, model: str, prompt: Prompt, left: float) -> float:

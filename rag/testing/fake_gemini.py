@@ -23,6 +23,11 @@ What it offers a test or a benchmark:
   a request with inline image data is answered by default with what the image is (its size
   and main colour, `describe_image`), and its usage counts 258 tokens per image as the API
   does for a small image;
+- the Batch API for embeddings as the SDK's `batches.create_embeddings`, `batches.get` and
+  `batches.list` call it (`:asyncBatchEmbedContent`, `GET batches/{id}`, `GET batches`): a
+  job runs for `batch_run_s` seconds, then succeeds with its vectors inline (each with its
+  tokenCount); `inject(Fault.job_failed())` or `Fault.job_expired()` on
+  `asyncBatchEmbedContent` makes the next job end that way instead;
 - faults injected per request (`inject`) or at a seeded random rate (`fault_rate`), a
   simulated per-model rate limit (`rate_limit`) and latency knobs;
 - a thread-safe log of every request (`requests`, `calls`).
@@ -57,7 +62,8 @@ from rag.catalogue import ModelRow, catalogue_rows
 FULL_DIM = 3072  # gemini-embedding-001's native output size
 TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
 IMAGE_TOKENS = 258  # an image up to 384 px on both sides, as Gemini counts it
-METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens", "list")
+METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens", "list",
+           "asyncBatchEmbedContent", "getBatch", "listBatches")
 GENERATION_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 EMBEDDING_METHODS = ["embedContent", "batchEmbedContents", "asyncBatchEmbedContent"]
 # Thinking tokens the fake reports per level, so a test sees thinking grow with the level.
@@ -65,6 +71,9 @@ THOUGHTS_PER_LEVEL = {"MINIMAL": 0, "LOW": 24, "MEDIUM": 96, "HIGH": 384}
 
 _ROUTE = re.compile(r"^/(?:v1|v1beta)/models/([^/:]+):(\w+)$")
 _LIST = re.compile(r"^/(?:v1|v1beta)/models/?$")
+_BATCH = re.compile(r"^/(?:v1|v1beta)/batches/([^/:]+)$")
+_BATCHES = re.compile(r"^/(?:v1|v1beta)/batches/?$")
+BATCH_METADATA_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatch"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"[a-z0-9]+")
 # Each feature lands once in each of these leading ranges, so (as with Matryoshka-trained
@@ -113,6 +122,17 @@ class Fault:
     delay_s: float = 0.0
     cut_after: int | None = None
     malformed: bool = False
+    job_state: str | None = None  # a batch job created under this fault ends in this state
+
+    @classmethod
+    def job_failed(cls) -> Fault:
+        """The batch job is accepted, then fails as a whole (BATCH_STATE_FAILED)."""
+        return cls(job_state="BATCH_STATE_FAILED")
+
+    @classmethod
+    def job_expired(cls) -> Fault:
+        """The batch job is accepted, then expires unprocessed (Google's limit is 48 hours)."""
+        return cls(job_state="BATCH_STATE_EXPIRED")
 
     @classmethod
     def rate_limited(cls, retry_delay: str | None = "1s") -> Fault:
@@ -302,6 +322,21 @@ class _RandomFaults:
 
 
 @dataclass
+class _Job:
+    """A batch embedding job: its requests' texts and sizes, and how it ends."""
+
+    name: str
+    display_name: str
+    model: str
+    key: str
+    texts: list[str]
+    dims: list[int]
+    created: float  # time.monotonic()
+    ends: str  # the state it reaches after `batch_run_s`
+    created_at: str  # RFC 3339, as the API reports createTime
+
+
+@dataclass
 class _Window:
     rpm: int
     served: deque[float] = field(default_factory=deque)
@@ -318,12 +353,15 @@ class FakeGemini:
         tokens_per_s: float | None = None,
         chunk_tokens: int = 4,
         responder: Responder = default_responder,
+        batch_run_s: float = 0.0,
     ) -> None:
         self.latency_s = latency_s  # before every response
         self.ttft_s = ttft_s  # extra wait before a generation's first token
         self.tokens_per_s = tokens_per_s  # output pace of generations (None: instant)
         self.chunk_tokens = chunk_tokens  # output tokens per SSE chunk
         self.responder = responder
+        self.batch_run_s = batch_run_s  # how long a batch job stays pending/running before it ends
+        self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._log: list[RecordedRequest] = []
@@ -446,6 +484,12 @@ class FakeGemini:
             self._cache_min_tokens = min_tokens
             self._prefixes.clear()
 
+    def batch_job(self, name: str) -> dict[str, Any]:
+        """A batch job as `GET batches/{id}` answers it (the test's view of a job's state)."""
+        with self._lock:
+            job = self._jobs[name.removeprefix("batches/")]
+        return self._job_json(job)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -548,6 +592,73 @@ class FakeGemini:
             best = max((_common_prefix(tokens, seen) for seen in earlier), default=0)
             earlier.append(tokens)
             return best if best >= self._cache_min_tokens else 0
+
+    # --- batch jobs ---
+    def _create_job(self, model: str, key: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        batch = body.get("batch") or {}
+        requests = [r.get("request") or {} for r in ((batch.get("inputConfig") or {}).get("requests") or {}).get(
+            "requests", [])]
+        with self._lock:
+            job_id = f"fake{len(self._jobs) + 1:04d}{hashlib.sha1(repr(body).encode()).hexdigest()[:8]}"
+            job = _Job(
+                name=f"batches/{job_id}",
+                display_name=str(batch.get("displayName", "")),
+                model=model,
+                key=key,
+                texts=[_texts((r.get("content") or {}).get("parts", [])) for r in requests],
+                dims=[int(r.get("outputDimensionality") or FULL_DIM) for r in requests],
+                created=time.monotonic(),
+                ends=(fault.job_state if fault and fault.job_state else "BATCH_STATE_SUCCEEDED"),
+                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
+            self._jobs[job_id] = job
+        return self._job_json(job)
+
+    def _job(self, job_id: str, key: str) -> _Job | None:
+        """Jobs belong to the project of the key that created them."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        return job if job is not None and job.key == key else None
+
+    def _job_state(self, job: _Job) -> str:
+        age = time.monotonic() - job.created
+        if age >= self.batch_run_s:
+            return job.ends
+        return "BATCH_STATE_PENDING" if age < self.batch_run_s / 2 else "BATCH_STATE_RUNNING"
+
+    def _job_json(self, job: _Job) -> dict[str, Any]:
+        """The long-running operation the API returns for a batch: its state and stats in
+        `metadata`, and once it succeeded the responses inline, in request order."""
+        state = self._job_state(job)
+        done = state == "BATCH_STATE_SUCCEEDED"
+        n = len(job.texts)
+        metadata: dict[str, Any] = {
+            "@type": BATCH_METADATA_TYPE,
+            "model": f"models/{job.model}",
+            "displayName": job.display_name,
+            "state": state,
+            "createTime": job.created_at,
+            "updateTime": job.created_at,
+            "batchStats": {"requestCount": str(n), **(
+                {"successfulRequestCount": str(n)} if done else {"pendingRequestCount": str(n)})},
+        }
+        if done:
+            responses = [
+                {"response": {"embedding": {"values": embed_text(text, dim)}, "tokenCount": str(count_tokens(text))}}
+                for text, dim in zip(job.texts, job.dims, strict=True)
+            ]
+            metadata["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
+        finished = state not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
+        return {"name": job.name, "metadata": metadata, **({"done": True} if finished else {})}
+
+    def _jobs_page(self, key: str, token: str, size: int) -> dict[str, Any]:
+        with self._lock:
+            mine = [job for job in self._jobs.values() if job.key == key]
+        start = int(token or 0)
+        page = mine[start : start + size]
+        after = start + len(page)
+        return {"operations": [self._job_json(j) for j in page],
+                **({"nextPageToken": str(after)} if after < len(mine) else {})}
 
     def _list_page(self, token: str) -> dict[str, Any]:
         with self._lock:
@@ -699,10 +810,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (its timeout); nothing to answer
 
     def do_GET(self) -> None:
-        """models.list: `GET /v1/models?pageSize=&pageToken=`."""
+        """models.list: `GET /v1/models?pageSize=&pageToken=`; batches.get and batches.list."""
         fake = self.server_fake
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
+        if _BATCH.match(url.path) or _BATCHES.match(url.path):
+            self._batches(url.path, query)
+            return
         listing = _LIST.match(url.path)
         fault = fake._choose_fault("list", "") if listing else None
         status = 404 if not listing else (fault.status if fault and fault.status else 200)
@@ -725,6 +839,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(fault.status, fault.error_body())
         else:
             self._json(200, fake._list_page(query.get("pageToken", "")))
+
+    def _batches(self, path: str, query: dict[str, str]) -> None:
+        fake = self.server_fake
+        key = self.headers.get("x-goog-api-key", "")
+        one = _BATCH.match(path)
+        method = "getBatch" if one else "listBatches"
+        fault = fake._choose_fault(method, "", key)
+        job = fake._job(one.group(1), key) if one else None
+        status = fault.status if fault and fault.status else (404 if one and job is None else 200)
+        fake._record(RecordedRequest(method, "", path, query, {k.lower(): v for k, v in self.headers.items()}, {},
+                                     status, fault, time.monotonic()))
+        fake._pause(fake.latency_s + (fault.delay_s if fault else 0.0))
+        if fault and fault.status:
+            self._json(fault.status, fault.error_body())
+        elif one and job is None:
+            self._json(404, {"error": {"code": 404, "message": f"Batch {path} not found.", "status": "NOT_FOUND"}})
+        elif job is not None:
+            self._json(200, fake._job_json(job))
+        else:
+            self._json(200, fake._jobs_page(key, query.get("pageToken", ""), int(query.get("pageSize") or 50)))
 
     def _serve(self) -> None:
         fake = self.server_fake
@@ -769,6 +903,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._generate(_parse_generate(model, body))
         elif method in ("embedContent", "batchEmbedContents"):
             self._embed(method, model, body)
+        elif method == "asyncBatchEmbedContent":
+            self._json(200, fake._create_job(model, key, body, fault))
         else:
             gen = _parse_generate(model, body)
             total = count_tokens(gen.system) + sum(count_tokens(t) for _, t in gen.messages)

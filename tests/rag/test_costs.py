@@ -165,3 +165,13 @@ def test_processes_writing_one_sqlite_ledger_lose_nothing(tmp_path: Path) -> Non
     assert ledger.session("p1").calls == 200
     assert ledger.session("p2").usage.prompt_tokens == 300
     assert ledger.total().cost_usd == 0.0003  # 300 calls × $0.000001, exactly
+
+
+def test_batch_requests_cost_the_rows_batch_share(settings: Settings) -> None:
+    usage = Usage(prompt_tokens=1_000_000)
+    # gemini-embedding-001: 0.15 per 1M, batch_discount 0.5; gemini-embedding-2 has no batch price.
+    assert price_usd(settings, EMBED, usage, DAY, batch=True) == pytest.approx(0.075)
+    assert price_usd(settings, "gemini-embedding-2", usage, DAY, batch=True) == pytest.approx(0.20)
+    ledger = Ledger(settings)
+    ledger.charge("ingest:docs", EMBED, usage, "ingest", batch=True)
+    assert ledger.session("ingest:docs").cost_usd == pytest.approx(0.075)
