@@ -14,9 +14,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
+from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import SUPPORTED, Filters
 from ingest.display import details, headline, progress_bars, summary
-from ingest.pipeline import ingest_paths, recorded_embedder
+from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import add_debug_flag, run_command
 from rag.providers.base import Embedder, Generator
@@ -45,6 +46,14 @@ Files that merely fall outside --include/--exclude are not pruned.
 --rebuild: drop the collection and its manifest and ingest from scratch (needed to
 switch embedders, e.g. after setting GEMINI_API_KEY).
 
+--batch (Gemini): new chunks are embedded by Batch API jobs at half the price, finished
+within a day. The run submits the jobs (recorded in the manifest first, so nothing is ever
+submitted twice), waits for them with a progress bar and stores the vectors; with
+--no-wait it exits once they are submitted, and `python -m ingest --resume` (same
+--collection and --data-dir; no PATH needed) collects them later, as does running the same
+--batch command again. A job that fails or expires leaves its chunks to online embedding,
+at the standard price (said in the output). --dry-run shows the cost both ways.
+
 Exit status: 0 all well; 1 some file failed (listed, the rest was ingested); 2 the run
 was refused or stopped (quota, API key, mixed embedders; work done so far is kept);
 3 an unexpected error. Killing a run is safe: run it again.
@@ -58,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="files or folders (recursive)")
+    parser.add_argument("paths", nargs="*", metavar="PATH", type=Path,
+                        help="files or folders (recursive); with --resume, default: those of the pending jobs")
     parser.add_argument("--collection", help="collection name (default: settings.collection, 'corpus')")
     parser.add_argument("--include", action="append", default=[], metavar="GLOB",
                         help="only files whose stored path matches (repeatable; '*' also crosses '/')")
@@ -71,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prune", action="store_true",
                         help="remove the chunks of files gone from PATH (see below)")
     parser.add_argument("--rebuild", action="store_true", help="drop the collection and ingest from scratch")
+    parser.add_argument("--batch", action="store_true",
+                        help="embed new chunks by Gemini Batch API jobs (half price, up to a day; see below)")
+    parser.add_argument("--resume", action="store_true",
+                        help="collect and store the collection's pending batch jobs")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="with --batch or --resume: do not wait for the jobs (collect them with --resume)")
     parser.add_argument("--data-dir", type=Path,
                         help="where the store and manifest live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -85,36 +101,57 @@ def main(
     settings choose (the tests pass fakes)."""
     return run_command(
         lambda: _ingest(argv, embedder, generator), argv,
-        interrupted="interrupted: files completed so far are kept; run the same command again.",
+        interrupted="interrupted: files completed so far are kept (and submitted batch jobs keep running); "
+                    "run the same command again.",
     )
 
 
 def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Generator | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.paths and not args.resume:
+        parser.error("give at least one PATH (or --resume to collect pending batch jobs)")
+    if args.no_wait and not (args.batch or args.resume):
+        parser.error("--no-wait goes with --batch or --resume")
     out, err = Console(), Console(stderr=True)
     # Retry warnings from the embedder print above the progress bar, not through it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])
     settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    collection = args.collection or settings.collection
+    origin = _origin(args, settings, collection)
     if embedder is None:
-        embedder = _embedder(settings, args.collection or settings.collection, args.rebuild)
+        embedder = _embedder(settings, collection, args.rebuild)
+    batch = BatchRun(origin, wait=not args.no_wait, resume=args.resume) if args.batch or args.resume else None
     with progress_bars(err, err.is_terminal and not args.quiet) as on_progress:
         report = ingest_paths(
-            args.paths,
+            [Path(p) for p in origin.paths],
             settings,
             embedder,
             collection=args.collection,
-            filters=Filters(args.include, args.exclude, args.include_hidden),
-            prune=args.prune,
+            filters=Filters(origin.include, origin.exclude, origin.include_hidden),
+            prune=origin.prune,
             rebuild=args.rebuild,
             dry_run=args.dry_run,
             on_progress=on_progress,
             generator=generator or configured_reader(settings),
+            batch=batch,
         )
     out.print(headline(report), highlight=False, soft_wrap=True)
     out.print(summary(report))
     for line in details(report):
         out.print(line, highlight=False, soft_wrap=True)
     return report.exit_code
+
+
+def _origin(args: argparse.Namespace, settings: Settings, collection: str) -> Origin:
+    """The paths and options to run with: the command line's, or for a bare --resume those
+    the pending batch jobs were submitted with."""
+    if args.paths:
+        return Origin([str(p) for p in args.paths], args.include, args.exclude, args.include_hidden, args.prune)
+    pending = pending_batch(settings, collection)
+    if pending is None:
+        raise nothing_to_resume(collection)
+    return pending
 
 
 def _embedder(settings: Settings, collection: str, rebuild: bool) -> Embedder:

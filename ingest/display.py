@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.report import IngestReport, ProgressCallback, Status
@@ -17,8 +17,9 @@ from ingest.report import Progress as IngestProgress
 
 @contextmanager
 def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback | None]:
-    """Two bars, files and chunks, redrawn from each progress event; nothing at all when
-    disabled (not a terminal, or --quiet)."""
+    """Two bars, files and chunks, redrawn from each progress event, and a third for the
+    chunks in finished batch jobs while a --batch run waits; nothing at all when disabled
+    (not a terminal, or --quiet)."""
     if not enabled:
         yield None
         return
@@ -32,15 +33,21 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
     with Progress(*columns, console=console, transient=True) as bars:
         files = bars.add_task("files", total=None, current="")
         chunks = bars.add_task("chunks", total=None, current="")
+        jobs: list[TaskID] = []
 
         def show(event: IngestProgress) -> None:
             bars.update(files, completed=event.files_done, total=event.files_total, current=event.current)
             bars.update(chunks, completed=event.chunks_done, total=event.chunks_total)
+            if event.batch_total:
+                jobs[:] = jobs or [bars.add_task("batch", total=None, current="")]
+                bars.update(jobs[0], completed=event.batch_done, total=event.batch_total, current=event.batch_state)
 
         yield show
 
 
 def headline(report: IngestReport) -> str:
+    if report.pending_jobs:
+        return f"Batch embedding jobs submitted for collection {report.collection!r}; nothing stored yet"
     return f"{'Dry run: would ingest' if report.dry_run else 'Ingested'} into collection {report.collection!r}"
 
 
@@ -56,7 +63,13 @@ def summary(report: IngestReport) -> Table:
     if report.vision_calls:
         table.add_row("figures and scans read by Gemini", f"{report.vision_calls:,}")
         table.add_row("tokens (images and their text)", f"{report.vision_tokens:,}")
-    table.add_row("cost (USD)", f"{report.cost_usd:.4f}")
+    if report.batch_usd is not None:
+        table.add_row("cost online (USD)", f"{report.cost_usd:.6f}")
+        table.add_row("cost with --batch (USD)", f"{report.batch_usd:.6f}")
+    else:
+        table.add_row("cost (USD)", f"{report.cost_usd:.4f}")
+    if report.batch_saved_usd:
+        table.add_row("saved by the Batch API (USD)", f"{report.batch_saved_usd:.6f}")
     return table
 
 
@@ -73,6 +86,13 @@ def details(report: IngestReport) -> Iterator[str]:
             yield f"[cyan]note[/]    {escape(outcome.source)}: {escape(outcome.reason)}"
     if report.orphans_removed:
         yield f"Removed {report.orphans_removed:,} chunks left behind by an interrupted run."
+    for note in report.notes:
+        yield f"[cyan]note[/]    {escape(note)}"
+    for job in report.pending_jobs:
+        yield f"[cyan]batch[/]   {escape(job)}"
+    if report.pending_jobs:
+        yield ("Not waiting: `python -m ingest --resume` (same --collection and --data-dir) stores the "
+               "chunks once the jobs are done.")
     if report.dry_run:
         yield "Dry run: nothing was written."
     elif report.stopped:

@@ -11,6 +11,11 @@ version is kept here too, so a dropped and recreated collection counts on from i
 `store_stamp` is the store's write stamp when a run last finished with the store in step
 with this record. If the manifest is clean and the stamp still matches, nothing has written
 to the collection since, and a run can trust this record without opening the store.
+
+`batch_jobs` holds a `--batch` run's embedding jobs until their vectors are stored. A row is
+written before its job is submitted (with the display name the job is sent under, and no
+name yet), and gets the job's name once the API answered: a run killed in between finds the
+job by its display name instead of submitting it again.
 """
 
 from __future__ import annotations
@@ -43,6 +48,17 @@ CREATE TABLE IF NOT EXISTS collections (
     version INTEGER NOT NULL DEFAULT 0,
     store_stamp TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS batch_jobs (
+    collection TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    text_keys TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    charged INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (collection, display_name)
+);
 """
 
 
@@ -56,6 +72,20 @@ class FileRecord:
     tokens: int
     size: int = -1  # the file's size and mtime when it was hashed: if both are unchanged,
     mtime_ns: int = -1  # the next run does not read the file again
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A batch embedding job of this collection, from before its submission until its vectors
+    are stored."""
+
+    display_name: str  # sent with the job: finds it again when `name` was never recorded
+    name: str  # "batches/..." once submitted; "" while only the intent is recorded
+    model: str
+    text_keys: tuple[str, ...]  # a key of each request's text (ingest.batchjobs.text_key), in request order
+    tokens: int  # counted locally at submission: the price shown before the job reports its own
+    origin: str  # JSON: the run's paths and options, so `--resume` needs neither
+    charged: bool = False  # its cost is in the ledger: collecting it again charges nothing
 
 
 class Manifest:
@@ -111,11 +141,46 @@ class Manifest:
                 [(self.collection, s) for s in sources],
             )
 
+    # --- batch embedding jobs (ingest.batchjobs) ---
+    def jobs(self) -> list[JobRecord]:
+        rows = self.db.execute(
+            "SELECT display_name, name, model, text_keys, tokens, origin, charged FROM batch_jobs "
+            "WHERE collection = ? ORDER BY rowid",
+            (self.collection,),
+        )
+        return [
+            JobRecord(display, name, model, tuple(json.loads(keys)), tokens, origin, bool(charged))
+            for display, name, model, keys, tokens, origin, charged in rows
+        ]
+
+    def add_job(self, job: JobRecord) -> None:
+        self.db.execute(
+            "INSERT INTO batch_jobs (collection, display_name, name, model, text_keys, tokens, origin, charged) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.collection, job.display_name, job.name, job.model, json.dumps(job.text_keys), job.tokens,
+             job.origin, int(job.charged)),
+        )
+
+    def update_job(self, job: JobRecord) -> None:
+        """Record its name (once submitted) or that it was charged."""
+        self.db.execute(
+            "UPDATE batch_jobs SET name = ?, charged = ? WHERE collection = ? AND display_name = ?",
+            (job.name, int(job.charged), self.collection, job.display_name),
+        )
+
+    def forget_jobs(self, jobs: Iterable[JobRecord]) -> None:
+        with self._transaction():
+            self.db.executemany(
+                "DELETE FROM batch_jobs WHERE collection = ? AND display_name = ?",
+                [(self.collection, j.display_name) for j in jobs],
+            )
+
     def clear(self) -> None:
-        """Forget every file and the embedder, but not the version: a rebuilt collection
-        must count on from it."""
+        """Forget every file, pending batch job and the embedder, but not the version: a
+        rebuilt collection must count on from it."""
         with self._transaction():
             self.db.execute("DELETE FROM files WHERE collection = ?", (self.collection,))
+            self.db.execute("DELETE FROM batch_jobs WHERE collection = ?", (self.collection,))
             self.db.execute(
                 "UPDATE collections SET embedder = '', store_stamp = '' WHERE collection = ?", (self.collection,)
             )

@@ -11,6 +11,9 @@ truth, and each step leaves a state the next run can read back:
 A crash between any two steps leaves only chunks no committed file owns; every run ends by
 deleting those orphans, and a committed file with chunks missing is ingested again. The
 corpus version is bumped after every change, and a pending bump survives a crash.
+
+With `--batch` the new chunks are embedded by Batch API jobs first (ingest.batchjobs), and
+then stored by the same steps with the jobs' vectors.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from ingest.batches import Batch, InFlight
+from ingest.batchjobs import BatchJobs, BatchRun, Origin, embedding_jobs, nothing_to_resume, pending_origin
 from ingest.chunking import Chunker, SizedChunk
 from ingest.discover import Filters, Skipped, SourceFile, discover, printable
 from ingest.loaders import LoadError, Unreadable, read
@@ -38,10 +42,10 @@ from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
-from rag.providers.base import Embedder, Generator
+from rag.providers.base import BatchEmbedder, Embedder, Generator
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
-from rag.types import Usage
+from rag.types import Embedded, Usage
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64
@@ -103,13 +107,15 @@ def ingest_paths(
     dry_run: bool = False,
     on_progress: ProgressCallback | None = None,
     generator: Generator | None = None,
+    batch: BatchRun | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
     the work done so far kept (`report.stopped`). Raises GemragError for a refused run
-    (mixed embedders, another ingest running). `generator` is the session's: when it is
-    Gemini it describes figures and transcribes scans; otherwise scans are OCR'd by
-    Tesseract if installed and images are skipped (ingest.vision)."""
+    (mixed embedders, another ingest running, batch jobs pending without `batch`, nothing
+    pending with `batch.resume`). `generator` is the session's: when it is Gemini it
+    describes figures and transcribes scans; otherwise scans are OCR'd by Tesseract if
+    installed and images are skipped (ingest.vision). `batch`: embed through Batch API jobs."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
@@ -117,12 +123,40 @@ def ingest_paths(
     if dry_run:
         _DryRun(settings, embedder, report, on_progress, generator).run(roots, filters, prune, rebuild)
         return report
+    if batch is not None:
+        embedding_jobs(embedder)  # refuses an embedder without batch jobs before anything is written
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
         if rebuild:
             manifest.clear()
             drop_collection(settings, name)
-        _Run(settings, embedder, report, on_progress, manifest, generator).run(roots, filters, prune)
+        _check_jobs(manifest, batch)
+        _Run(settings, embedder, report, on_progress, manifest, generator).run(roots, filters, prune, batch)
     return report
+
+
+def _check_jobs(manifest: Manifest, batch: BatchRun | None) -> None:
+    """A run must not embed online what a pending job is paid to embed, nor --resume nothing."""
+    pending = [job.name or job.display_name for job in manifest.jobs()]
+    if pending and batch is None:
+        raise GemragError(
+            f"Collection {manifest.collection!r} has batch embedding jobs pending ({', '.join(pending)}): "
+            "collect them with `python -m ingest --resume` (or run with --batch), or start over with --rebuild."
+        )
+    if not pending and batch is not None and batch.resume:
+        raise nothing_to_resume(manifest.collection)
+
+
+def pending_batch(settings: Settings, collection: str) -> Origin | None:
+    """The paths and options the collection's pending batch jobs were submitted with, read
+    from the manifest (None: nothing pending), so `--resume` can repeat them."""
+    path = settings.data_dir / MANIFEST
+    if not path.exists():
+        return None
+    manifest = Manifest(path, collection)
+    try:
+        return pending_origin(manifest)
+    finally:
+        manifest.close()
 
 
 def recorded_embedder(settings: Settings, collection: str) -> str | None:
@@ -321,6 +355,7 @@ class _Pass:
         self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
+        self.prepaid: Container[str] = frozenset()  # texts a batch job embedded: charged with the job
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).
@@ -358,12 +393,14 @@ class _Pass:
             yield prepared
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
-        """The chunker's token counts, not the embedder's: counted once, when chunking."""
+        """The chunker's token counts, not the embedder's: counted once, when chunking. Chunks
+        a batch job embedded were priced with the job."""
         tokens = sum(c.tokens for c in chunks)
+        online = sum(c.tokens for c in chunks if c.chunk.text not in self.prepaid)
         with self._counting:
             self.report.embedded_chunks += len(chunks)
             self.report.tokens += tokens
-            self.report.cost_usd += tokens * self.usd_per_token
+            self.report.cost_usd += online * self.usd_per_token
         self.advance(chunks=len(chunks))
 
     def count_vision(self, model: str, usage: Usage) -> None:
@@ -401,6 +438,16 @@ class _DryRun(_Pass):
             self.report.reused_chunks += len(prepared.chunks) - len(fresh)
             self.report.add(prepared.outcome())
             self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
+        self.price_batch()
+
+    def price_batch(self) -> None:
+        """The same run with --batch: its embedding at the batch price, the rest (figures,
+        scans) as it is. Only for an embedder that has batch jobs and a batch price."""
+        row = self.settings.models.get(self.embedder.embedding_model)
+        if not isinstance(self.embedder, BatchEmbedder) or row is None or row.batch_discount is None:
+            return
+        online = self.report.tokens * self.usd_per_token
+        self.report.batch_usd = self.report.cost_usd - online * (1 - row.batch_discount)
 
     def read_records(self) -> dict[str, FileRecord]:
         path = self.settings.data_dir / MANIFEST
@@ -448,14 +495,17 @@ class _Run(_Pass):
         """Opened on first use: a run that finds nothing to write never imports chromadb."""
         return Store(self.settings, self.embedder.embedding_id, self.report.collection)
 
-    def run(self, roots: Sequence[Path], filters: Filters, prune: bool) -> None:
+    def run(self, roots: Sequence[Path], filters: Filters, prune: bool, batch: BatchRun | None = None) -> None:
         self.recover()
         plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
         if plan.touched:
             self.manifest.commit(plan.touched)
         self.remove(plan.removals)
         try:
-            self.ingest(plan.tasks)
+            if batch is None:
+                self.ingest(plan.tasks)
+            else:
+                self.ingest_batch(plan.tasks, batch)
         except ProviderError as exc:
             self.report.stopped = f"{exc} {STOPPED_HINT}"
             done = {f.source for f in self.report.files}
@@ -489,17 +539,56 @@ class _Run(_Pass):
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
 
     def ingest(self, tasks: Sequence[Task]) -> None:
+        self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embedder.embed_documents)
+
+    def ingest_batch(self, tasks: Sequence[Task], batch: BatchRun) -> None:
+        """Embed the new chunks by Batch API jobs (or pick up the jobs an earlier run left),
+        wait for them, then store the files with their vectors. Files are read once when
+        this run submits, and again by a run that resumes."""
+        jobs = BatchJobs(self.settings, self.manifest, embedding_jobs(self.embedder), self.job_progress)
+        records = jobs.pending()
+        prepared: list[Prepared] | None = None
+        if not records:
+            prepared = list(self.prepared(tasks))
+            records = jobs.submit(self.fresh(prepared), batch.origin)
+        statuses = jobs.wait(records, block=batch.wait)
+        if not all(statuses[r.name].finished for r in records):
+            self.report.pending_jobs = [f"{r.name} ({len(r.text_keys):,} chunks): {statuses[r.name].state}"
+                                        for r in records]
+            return
+        collected = jobs.collect(records, statuses, self.embedder)
+        self.report.cost_usd += collected.cost_usd
+        self.report.batch_saved_usd += collected.saved_usd
+        self.report.notes.extend(collected.notes)
+        self.prepaid = collected.vectors
+        files = iter(prepared) if prepared is not None else prefetched(self.prepared(tasks), PREFETCH_FILES)
+        self.store_all(files, collected.vectors.embed)
+        jobs.forget(records)
+        if collected.vectors.unsubmitted:
+            self.report.notes.append(
+                f"{collected.vectors.unsubmitted:,} chunks were not in the batch jobs (files new or changed since "
+                "they were submitted): embedded online, at the standard price."
+            )
+
+    def job_progress(self, done: int, total: int, state: str) -> None:
+        with self._counting:
+            event = Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total,
+                             f"batch job {state}", done, total, state)
+        if self.on_progress:
+            self.on_progress(event)
+
+    def store_all(self, prepared: Iterator[Prepared], embed: Callable[[Sequence[str]], Embedded]) -> None:
         """Three stages at once: files are read and chunked ahead (`prefetched`); each
-        window of files has its new chunks embedded in length-sorted batches, queued behind
-        the window before it (ingest.batches); and a writer thread stores and commits each
-        window while the next one embeds. Windows grow from one embedding round to
-        `ingest_batch_chunks`, so the first files are committed within seconds."""
-        embedding = InFlight(self.embedder.embed_documents, self.batch_size, self.in_flight)
+        window of files has its new chunks embedded (by `embed`) in length-sorted batches,
+        queued behind the window before it (ingest.batches); and a writer thread stores and
+        commits each window while the next one embeds. Windows grow from one embedding round
+        to `ingest_batch_chunks`, so the first files are committed within seconds."""
+        embedding = InFlight(embed, self.batch_size, self.in_flight)
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         queued: deque[tuple[list[Prepared], list[Batch]]] = deque()
         storing: Future[None] | None = None
         try:
-            for files in self.windows(prefetched(self.prepared(tasks), PREFETCH_FILES)):
+            for files in self.windows(prepared):
                 queued.append((files, embedding.submit(self.fresh(files))))
                 if len(queued) > 1:
                     storing = self.hand_over(*queued.popleft(), writer, storing)

@@ -36,6 +36,9 @@ class Progress:
     chunks_done: int
     chunks_total: int
     current: str = ""
+    batch_done: int = 0  # `--batch`: chunks in batch jobs that finished, of
+    batch_total: int = 0  # the chunks in all the run's jobs (0: no job)
+    batch_state: str = ""  # the jobs' states ("pending", "running", "succeeded")
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -53,6 +56,10 @@ class IngestReport:
     vision_calls: int = 0  # figures described and scanned pages transcribed by Gemini (dry run: would be)
     vision_tokens: int = 0  # their tokens, image input and text output (dry run: estimated)
     cost_usd: float = 0.0  # embedding and vision calls
+    batch_usd: float | None = None  # dry run: the cost with --batch (None: the embedder has no batch price)
+    batch_saved_usd: float = 0.0  # --batch: what this run's jobs would have cost more online
+    pending_jobs: list[str] = field(default_factory=list)  # --batch --no-wait: jobs left running, with state
+    notes: list[str] = field(default_factory=list)  # what the run did besides (a job that expired, ...)
     orphans_removed: int = 0  # chunks a crashed run left behind, removed by this one
     version: int = 0  # the collection's corpus version after the run
     stopped: str | None = None  # why the run stopped early; what was done is kept

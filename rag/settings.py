@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     # Chunks embedded and stored per step: large enough to fill the embedder's batches,
     # small enough to bound the vectors held in memory and the work a crash can lose.
     ingest_batch_chunks: int = 512
+    # `python -m ingest --batch`: new chunks go to Gemini's Batch API (half price, done within
+    # a day) in jobs of at most `batch_job_chunks` texts (the API takes 20 MB inline per job:
+    # about 6,000 chunks of the Gemini profile's 3,000 characters), polled every `batch_poll_s`.
+    batch_job_chunks: int = 5_000
+    batch_poll_s: float = 30.0
     # Images and scans (ingest.vision). With a key, images in PDFs of at least this many pixels
     # (about 200 x 200: smaller ones are icons, rules and logos) are described by `lite_model`;
     # image files always are. Pages without a text layer are rendered at `scan_dpi` and
