@@ -13,7 +13,10 @@ flagged ones, the UI shows them and the evaluation reports the supported share.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,13 +65,30 @@ def _flat(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A claim that the words alone did not settle: its meaning decides."""
+
+    sentence: str
+    cited: tuple[int, ...]
+    units: tuple[str, ...]  # the cited passages' sentences
+
+
 class CitationChecker:
-    def __init__(self, embed: Embed) -> None:
+    """Checks every claim of an answer. The meaning test is the only costly part (the local
+    model's CPU, paid by every answer a server streams): it runs once per answer over the
+    distinct texts of all the claims that need it, and the vectors of texts seen before (a
+    popular passage's sentences, a repeated claim) come from a small cache."""
+
+    def __init__(self, embed: Embed, cache_size: int = 4096) -> None:
         self.embed = embed
+        self.cache_size = cache_size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def check(self, answer: str, passages: Sequence[Passage]) -> list[SentenceCheck]:
         by_n = {p.n: p for p in passages}
-        out = []
+        out: list[SentenceCheck | _Pending] = []
         for sentence, cited in claims(answer):
             known = [by_n[n] for n in cited if n in by_n]
             if not cited:
@@ -78,10 +98,12 @@ class CitationChecker:
             if not known:
                 out.append(SentenceCheck(sentence, cited, "unsupported", 0.0, "cites a source that was not shown"))
                 continue
-            out.append(self._against(sentence, cited, known))
-        return out
+            out.append(self._by_words(sentence, cited, known))
+        pending = [c for c in out if isinstance(c, _Pending)]
+        vectors = self._vectors_of([t for c in pending for t in (c.sentence, *c.units)])
+        return [self._by_meaning(c, vectors) if isinstance(c, _Pending) else c for c in out]
 
-    def _against(self, sentence: str, cited: tuple[int, ...], passages: list[Passage]) -> SentenceCheck:
+    def _by_words(self, sentence: str, cited: tuple[int, ...], passages: list[Passage]) -> SentenceCheck | _Pending:
         if any(_flat(sentence) in _flat(p.text) for p in passages):
             return SentenceCheck(sentence, cited, "supported", 1.0, "quoted")
         numbers = set(_NUMBER.findall(sentence))
@@ -97,11 +119,29 @@ class CitationChecker:
         if share >= WORDS_SUPPORTED:
             return SentenceCheck(sentence, cited, "supported", share, "its words are in the cited passage")
         units = [u for p in passages for u in split_sentences(p.text)] or [p.text for p in passages]
-        vectors = self.embed([sentence, *units])
-        meaning = float(np.max(vectors[1:] @ vectors[0]))
+        return _Pending(sentence, cited, tuple(units))
+
+    def _by_meaning(self, claim: _Pending, vectors: dict[str, np.ndarray]) -> SentenceCheck:
+        meaning = max(float(vectors[u] @ vectors[claim.sentence]) for u in claim.units)
         verdict: Verdict = "supported" if meaning >= MEANING_SUPPORTED else "unsupported"
         why = f"closest sentence of the passage at cosine {meaning:.2f}"
-        return SentenceCheck(sentence, cited, verdict, meaning, why)
+        return SentenceCheck(claim.sentence, claim.cited, verdict, meaning, why)
+
+    def _vectors_of(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """One embedding call for the texts not in the cache (none when all are)."""
+        wanted = list(dict.fromkeys(texts))
+        with self._lock:
+            found = {t: self._vectors[t] for t in wanted if t in self._vectors}
+        missing = [t for t in wanted if t not in found]
+        if missing:
+            found.update(zip(missing, self.embed(missing), strict=True))
+        with self._lock:
+            for text in wanted:
+                self._vectors[text] = found[text]
+                self._vectors.move_to_end(text)
+            while len(self._vectors) > self.cache_size:
+                self._vectors.popitem(last=False)
+        return found
 
 
 def supported_share(checks: Sequence[SentenceCheck]) -> float | None:

@@ -37,6 +37,25 @@ def test_a_quote_and_a_faithful_paraphrase_are_supported(checker):
     assert verdicts(checker, "Expenses need to be filed quickly after buying something [2].")[0][1] == "supported"
 
 
+def test_the_meaning_test_embeds_once_per_answer_and_never_a_text_twice():
+    """Its CPU is paid by every answer a server streams: one call for the distinct texts of all
+    the claims the words did not settle, and nothing for texts already seen."""
+    calls: list[list[str]] = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return shared_minilm().embed(texts)
+
+    checker = CitationChecker(embed)
+    paraphrase = "Expenses need to be filed quickly after buying something"
+    answer = f"{paraphrase} [2]. {paraphrase} [2]. Holidays left over move to the next spring [1]."
+    first = checker.check(answer, PASSAGES)
+    assert [c.verdict for c in first][:2] == ["supported", "supported"] and len(first) == 3
+    [texts] = calls
+    assert len(texts) == len(set(texts)) == 2 + 1 + 2  # two claims, passage 2's sentence, passage 1's two
+    assert checker.check(answer, PASSAGES) == first and len(calls) == 1  # all from the cache
+
+
 def test_a_wrong_number_or_the_wrong_source_is_unsupported(checker):
     wrong_number = "Reports are due within 45 days [2]."
     assert verdicts(checker, wrong_number) == [("Reports are due within 45 days.", "unsupported")]
