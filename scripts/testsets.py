@@ -148,7 +148,6 @@ def verify(doc_set: DocSet) -> list[str]:
 
     testset = load_testset(doc_set.testset)
     problems = [f"{doc_set.testset.name}: {p}" for p in testset.problems]
-    raw_cases = {c["id"]: c for c in map(json.loads, _case_lines(doc_set.testset))}
     corpus = doc_set.corpus(data_dir())
     chosen = set(doc_set.files) if doc_set.files else None
     for case in testset.cases:
@@ -156,23 +155,17 @@ def verify(doc_set: DocSet) -> list[str]:
         for rel in case.relevant:
             if rel.source and chosen is not None and rel.source not in chosen:
                 problems.append(f"{where}: relevant {rel.source} is not among the chosen files")
-        evidence = raw_cases[case.id].get("evidence", [])
-        if not case.unanswerable and not evidence:
+        if not case.unanswerable and not case.evidence:
             problems.append(f"{where}: no evidence quoted")
-        for item in evidence:
-            page, source = item.get("page"), item["source"]
+        for item in case.evidence:
+            page, source = item.page, item.source
             if not any(r.source == source and (r.page is None or r.page == page) for r in case.relevant):
                 problems.append(f"{where}: evidence from {source} p.{page} is not a relevant source")
             pages = document_text(corpus / source)
             text = pages[page - 1] if page else " ".join(pages)
-            if normalise(item["quote"]) not in text:
-                problems.append(f"{where}: {item['quote']!r} not found in {source}{f' page {page}' if page else ''}")
+            if normalise(item.quote) not in text:
+                problems.append(f"{where}: {item.quote!r} not found in {source}{f' page {page}' if page else ''}")
     return problems
-
-
-def _case_lines(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 # --- evaluate ------------------------------------------------------------------------------

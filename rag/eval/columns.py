@@ -50,11 +50,12 @@ QUALITY: Columns[AnswerRow] = Columns(
 )
 
 GROUNDING: Columns[AnswerRow] = Columns(
-    "Answers (grounding: answer in the reply, next to its ceiling in the top 3 passages; cited sentences "
-    "their source supports)",
-    ("config", "in reply", "in top-3", "supported cites", "uncited facts/answer"),
-    lambda a: [a.config, fmt(a.answer_in_reply), fmt(a.answer_in_top3), fmt(a.supported_citations),
-               fmt(a.uncited_facts, 2)],
+    "Answers (grounding: the reference answer and the evidence quote in the reply, each next to its ceiling in "
+    "the top 3 passages; cited sentences their source supports)",
+    ("config", "answer in reply", "in top-3", "evidence in reply", "in top-3", "supported cites",
+     "uncited facts/answer"),
+    lambda a: [a.config, fmt(a.answer_in_reply), fmt(a.answer_in_top3), fmt(a.evidence_in_reply),
+               fmt(a.evidence_in_top3), fmt(a.supported_citations), fmt(a.uncited_facts, 2)],
     frozenset({"config"}),
 )
 
@@ -68,9 +69,11 @@ COST: Columns[AnswerRow] = Columns(
 
 TAGS: Columns[TagRow] = Columns(
     "By tag",
-    ("tag", "config", "cases", "recall@k", "F1", "in reply", "in top-3", "cite R", "faithful", "refused"),
+    ("tag", "config", "cases", "recall@k", "F1", "answer in reply", "in top-3", "evidence in reply", "in top-3",
+     "cite R", "faithful", "refused"),
     lambda t: [t.tag, t.config, str(t.cases), fmt(t.recall), fmt(t.token_f1), fmt(t.answer_in_reply),
-               fmt(t.answer_in_top3), fmt(t.citation_recall), fmt(t.faithfulness), fmt(t.refused)],
+               fmt(t.answer_in_top3), fmt(t.evidence_in_reply), fmt(t.evidence_in_top3), fmt(t.citation_recall),
+               fmt(t.faithfulness), fmt(t.refused)],
     frozenset({"tag", "config"}),
 )
 

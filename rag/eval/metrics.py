@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from rag.eval.testset import Relevant
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.refusal import says_not_in_documents
+from rag.text import content_words
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,58 @@ def contains_answer(text: str, reference: str, min_share: float = 0.8) -> float:
         return 0.0
     present = set(body.split())
     return float(sum(w in present for w in words) / len(words) >= min_share)
+
+
+EVIDENCE_SHARE = 0.8  # of a quoted sentence's distinct content words, within one sentence of the text
+EVIDENCE_MIN_WORDS = 3  # a shorter quoted sentence ("use set()") must appear whole
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n\s*\n|\n\s*[-*•]\s+")
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _tokens(text: str) -> str:
+    """Lower-case words and numbers with anything else as a space: "bisect.insort(scores"
+    and "bisect . insort ( scores" read alike, and a PDF's hyphen at a line end ("con-
+    figuration") reads the same quoted and replied."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def holds_evidence(text: str, quote: str) -> bool:
+    """Whether `text` holds the quote: its words in a row, or else every sentence of the
+    quote matched by one sentence of the text holding at least `EVIDENCE_SHARE` of its
+    distinct content words (a quoted sentence of under `EVIDENCE_MIN_WORDS` content words
+    must appear whole). One sentence, not the whole text: words scattered over a long
+    reply are not a quote. The share forgives what a reply changes at a sentence's edges
+    (a clause cut at a chunk boundary, a list marker, a heading glued on)."""
+    claims = answer_body(text)
+    body, expected = f" {_tokens(claims)} ", _tokens(quote)
+    if not expected:
+        return False
+    if f" {expected} " in body:
+        return True
+    sentences = [set(content_words(_tokens(s))) for s in _SENTENCE_BREAK.split(claims)]
+    for part in _SENTENCE_BREAK.split(quote):
+        wanted = set(content_words(_tokens(part)))
+        if not wanted:
+            continue
+        if len(wanted) < EVIDENCE_MIN_WORDS:
+            if f" {_tokens(part)} " not in body:
+                return False
+        elif not any(len(wanted & s) >= EVIDENCE_SHARE * len(wanted) for s in sentences):
+            return False
+    return True
+
+
+def contains_evidence(text: str, quotes: Sequence[str], *, every: bool = False) -> float | None:
+    """Whether `text` holds a case's evidence (`holds_evidence`): one of its quotes, or with
+    `every` (multi-hop cases, whose quotes are the different facts the answer joins) all of
+    them; None for a case without quotes. One is enough otherwise, since a single-hop case's
+    quotes mostly state one fact on two pages. Scored on the reply it says whether the
+    documents' answer was given; on the first three passages, whether it could have been
+    quoted (the ceiling of an extractive answerer)."""
+    if not quotes:
+        return None
+    found = [holds_evidence(text, q) for q in quotes]
+    return float(all(found) if every else any(found))
 
 
 def citation_precision(cited: Sequence[Found], relevant: Sequence[Relevant]) -> float | None:

@@ -16,7 +16,7 @@ from rag.eval.metrics import mean, percentile
 
 RETRIEVAL_HEADLINE = ("hit", "recall", "mrr", "ndcg10")
 ANSWER_HEADLINE = ("token_f1", "citation_precision", "citation_recall", "refusal_accuracy", "faithfulness",
-                   "answer_in_reply", "supported_citations")
+                   "answer_in_reply", "evidence_in_reply", "supported_citations")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class AnswerScores:
     answer_in_top3: float | None = None  # ... in the first three passages shown: the quoting ceiling
     supported_citations: float | None = None  # share of cited sentences their citation supports
     uncited_facts: int = 0  # sentences stating a fact without a citation
+    evidence_in_reply: float | None = None  # the case's evidence quote is in the reply (metrics.contains_evidence)
+    evidence_in_top3: float | None = None  # ... in the first three passages shown
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class AnswerRow:
     answer_in_top3: float | None = None
     supported_citations: float | None = None
     uncited_facts: float | None = None  # per answer
+    evidence_in_reply: float | None = None  # over the answerable cases that quote evidence
+    evidence_in_top3: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class TagRow:
     refused: float | None  # share of the cases the answer refused
     answer_in_reply: float | None = None
     answer_in_top3: float | None = None
+    evidence_in_reply: float | None = None
+    evidence_in_top3: float | None = None
 
 
 @dataclass
@@ -202,6 +208,8 @@ def answer_row(config: str, scores: list[AnswerScores]) -> AnswerRow:
         answer_in_top3=mean([s.answer_in_top3 for s in answerable]),
         supported_citations=mean([s.supported_citations for s in ok]),
         uncited_facts=mean([float(s.uncited_facts) for s in ok]),
+        evidence_in_reply=mean([s.evidence_in_reply for s in answerable]),
+        evidence_in_top3=mean([s.evidence_in_top3 for s in answerable]),
     )
 
 
@@ -225,5 +233,7 @@ def tag_rows(
             refused=mean([float(a.refused) for a in tagged]),
             answer_in_reply=mean([a.answer_in_reply for a in tagged]),
             answer_in_top3=mean([a.answer_in_top3 for a in tagged]),
+            evidence_in_reply=mean([a.evidence_in_reply for a in tagged]),
+            evidence_in_top3=mean([a.evidence_in_top3 for a in tagged]),
         ))
     return rows

@@ -41,6 +41,7 @@ from rag.store import Store
 from rag.types import Chunk, Message, Passage
 
 NDCG_DEPTH = 10
+MULTI_HOP = "multi-hop"  # the tag of cases whose evidence quotes are different facts, all needed
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ class Evaluator:
         verdict = judge(self.generator, case.question, case.reference_answer,
                         metrics.without_note(record.answer), shown, self.settings.lite_model)
         answerable = not case.unanswerable
+        quotes, multi_hop = [e.quote for e in case.evidence], MULTI_HOP in case.tags
         # Word overlap says nothing about a refusal, which claims nothing; a model judges it.
         faithfulness = None if refused and verdict.method == "lexical" else verdict.faithfulness
         return AnswerScores(
@@ -234,6 +236,9 @@ class Evaluator:
             if answerable else None,
             supported_citations=supported_share(record.checks),
             uncited_facts=sum(c.verdict == "uncited" for c in record.checks),
+            evidence_in_reply=metrics.contains_evidence(record.answer, quotes, every=multi_hop) if answerable else None,
+            evidence_in_top3=metrics.contains_evidence(" \n\n".join(p.text for p in shown[:3]), quotes,
+                                                       every=multi_hop) if answerable else None,
         )
 
     def shown(self, record: AnswerRecord) -> list[Passage]:

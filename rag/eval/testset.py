@@ -16,8 +16,11 @@ Format: JSONL, one case per line (blank lines and lines starting with `#` are sk
 - `tags`: optional labels ("multi-hop", "page", "follow-up", ...). An unanswerable question
   has `"relevant": []` and the tag `"unanswerable"`; the correct answer is a refusal.
 - `history`: optional earlier user questions, oldest first, for follow-up questions.
-- `evidence`: optional, not read here: quotes from the relevant files (and pages) that
-  `python scripts/testsets.py verify` checks against the documents' text.
+- `evidence`: optional quotes of the documents' own words that answer the question, each
+  `{"source": path, "page": n, "quote": "..."}` (page for PDFs only). `python
+  scripts/testsets.py verify` checks each against its file's text; the evaluation scores
+  whether the reply quotes it (`evidence in reply`), since a reference answer written in the
+  asker's words is rarely found verbatim in a reply that quotes the documents.
 
 A malformed line is reported with its line number and the reason, and the run goes on with
 the valid ones: one typo should not cost a whole evaluation.
@@ -61,6 +64,15 @@ class Relevant:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A quote from a relevant file (and page) that answers the question."""
+
+    source: str
+    quote: str
+    page: int | None = None
+
+
+@dataclass(frozen=True)
 class TestCase:
     __test__ = False  # not a pytest class, despite the name
 
@@ -70,6 +82,7 @@ class TestCase:
     relevant: tuple[Relevant, ...] = ()
     tags: tuple[str, ...] = ()
     history: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def unanswerable(self) -> bool:
@@ -145,6 +158,7 @@ def parse_case(line: str, number: int) -> TestCase:
         relevant=relevant,
         tags=tags,
         history=_strings(raw, "history"),
+        evidence=tuple(_evidence(entry, i) for i, entry in enumerate(_list(raw, "evidence"))),
     )
     if case.unanswerable and relevant:
         raise CaseError("an unanswerable case must have an empty 'relevant' list")
@@ -182,6 +196,26 @@ def _strings(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     if not all(isinstance(v, str) and v.strip() for v in values):
         raise CaseError(f"'{key}' must be a list of non-empty strings")
     return tuple(v.strip() for v in values)
+
+
+def _evidence(entry: Any, index: int) -> Evidence:
+    where = f"evidence[{index}]"
+    if not isinstance(entry, dict):
+        raise CaseError(f"{where} must be an object like {{\"source\": \"file.md\", \"quote\": \"...\"}}")
+    unknown = set(entry) - {"source", "page", "quote"}
+    if unknown:
+        raise CaseError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    source, quote, page = _nonempty(entry, "source", where), _nonempty(entry, "quote", where), entry.get("page")
+    if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+        raise CaseError(f"{where}.page must be a 1-based integer page of the source")
+    return Evidence(source=source.replace("\\", "/"), quote=quote, page=page)
+
+
+def _nonempty(entry: dict[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not (isinstance(value, str) and value.strip()):
+        raise CaseError(f"{where}.{key} must be a non-empty string")
+    return value.strip()
 
 
 def _relevant(entry: Any, index: int) -> Relevant:

@@ -11,8 +11,10 @@ from rag.eval.metrics import (
     answer_body,
     citation_precision,
     citation_recall,
+    contains_evidence,
     exact_match,
     hit_at,
+    holds_evidence,
     is_refusal,
     mean,
     ndcg_at,
@@ -136,3 +138,42 @@ def test_mean_skips_undefined_and_percentile_interpolates() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
     assert percentile([], 50) is None
+
+
+QUOTE = "the default value is evaluated only once. this makes a difference when the default is a mutable object"
+
+
+def test_evidence_in_its_words_is_found_through_case_punctuation_hyphens_and_markers() -> None:
+    reply = f"Based on your documents:\n\n- Important warning: The default value is evaluated only once. [2]\n- " \
+            f"This makes a difference when the default is a mutable object such as a list. [2]\n\n{OFFLINE_NOTE}"
+    assert holds_evidence(reply, QUOTE)  # each quoted sentence in one reply sentence
+    assert holds_evidence("An optional con- figuration file config.asy [1]", "optional con-figuration file config.asy")
+    assert holds_evidence("To create an empty set you have to use set(), not {}. [3]",
+                          "to create an empty set you have to use set() , not {}")
+
+
+def test_evidence_needs_most_of_a_sentence_in_one_sentence_not_words_scattered_over_the_reply() -> None:
+    near = "- The default is evaluated once, which makes a difference for a mutable object [1]"
+    assert not holds_evidence(near, QUOTE)  # the first quoted sentence is not there
+    scattered = ("- A default value can be anything. [1]\n- It is evaluated at definition time. [2]\n"
+                 "- This makes a difference when the default is a mutable object. [3]\n- Only once. [4]")
+    assert not holds_evidence(scattered, QUOTE)
+    cut = "- Evaluated only once: the default value. [1]\n- This makes a difference when the default is mutable. [1]"
+    assert holds_evidence(cut, QUOTE)  # 4 of 4 and 4 of 5 content words: above 80% in one sentence each
+
+
+def test_short_evidence_must_appear_whole() -> None:
+    assert holds_evidence("Use bisect.insort(scores, 5) to keep it sorted. [1]", "insort")
+    assert not holds_evidence("Use bisect to keep it sorted. [1]", "insort")
+    assert not holds_evidence("Use the set type for that. [1]", "use set()")  # two content words: not 80% of one
+
+
+def test_contains_evidence_needs_one_quote_or_every_quote_of_a_multi_hop_case() -> None:
+    quotes = ["to deactivate a virtual environment, type: deactivate into the terminal",
+              "glp_open_tee starts copying all the terminal output to an output text file"]
+    one = "- To deactivate a virtual environment, type deactivate into the terminal. [1]"
+    assert contains_evidence(one, quotes) == 1.0
+    assert contains_evidence(one, quotes, every=True) == 0.0
+    assert contains_evidence(one, []) is None  # a case without quotes is not scored
+    refusal = f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
+    assert contains_evidence(refusal, quotes) == 0.0

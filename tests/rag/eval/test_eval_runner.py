@@ -9,6 +9,7 @@ import pytest
 
 from rag.eval.checkpoint import Checkpoint
 from rag.eval.configs import EvalConfig
+from rag.eval.metrics import mean
 from rag.eval.runner import Evaluator, Plan
 from rag.eval.testset import load_testset
 from rag.providers.offline import OfflineProvider
@@ -40,11 +41,15 @@ def test_offline_run_scores_every_variant_and_answer(evaluator: Evaluator, tmp_p
     assert answers["unknown"].token_f1 is None and answers["unknown"].faithfulness is None
     assert answers["vacation"].citation_recall == 1.0 and answers["vacation"].token_f1 > 0.5
     assert answers["vacation"].faithfulness > 0.8  # the extractive answer quotes its sources
+    assert answers["vacation"].evidence_in_reply == 1.0 and answers["vacation"].evidence_in_top3 == 1.0
+    assert answers["rotate"].evidence_in_reply is None  # no quote: not scored
+    assert row.evidence_in_reply == mean([answers[i].evidence_in_reply for i in ("vacation", "retry")])
 
     tags = {t.tag: t for t in report.tags}
     assert set(tags) == {"page", "follow-up", "unanswerable"}
     assert tags["page"].cases == 1 and tags["page"].recall == by_case["vacation"].recall
     assert tags["unanswerable"].refused == 1.0 and tags["unanswerable"].recall is None
+    assert tags["page"].evidence_in_reply == 1.0 and tags["unanswerable"].evidence_in_reply is None
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.eval.testset import CaseError, Relevant, load_testset, parse_testset
+from rag.eval.testset import CaseError, Evidence, Relevant, load_testset, parse_testset
 
 GOOD = {
     "id": "q01",
@@ -16,6 +16,8 @@ GOOD = {
     "relevant": [{"source": "quotas.md"}, {"source": "pricing.pdf", "page": 2}],
     "tags": ["multi-hop"],
     "history": ["What is the API?"],
+    "evidence": [{"source": "quotas.md", "quote": "60 requests per minute"},
+                 {"source": "pricing.pdf", "page": 2, "quote": "per minute"}],
 }
 
 
@@ -25,6 +27,8 @@ def test_full_case_is_parsed() -> None:
     assert case.relevant == (Relevant(source="quotas.md"), Relevant(source="pricing.pdf", page=2))
     assert case.tags == ("multi-hop",)
     assert case.history == ("What is the API?",)
+    assert case.evidence == (Evidence("quotas.md", "60 requests per minute"),
+                             Evidence("pricing.pdf", "per minute", page=2))
     assert not case.unanswerable
 
 
@@ -58,6 +62,10 @@ def test_id_defaults_to_line_number_and_unanswerable_needs_no_reference() -> Non
         (json.dumps({**GOOD, "relevant": [{"page": 2}]}), "exactly one of 'source' or 'chunk_id'"),
         (json.dumps({**GOOD, "tags": "multi-hop"}), "'tags' must be a list"),
         (json.dumps({**GOOD, "history": [3]}), "'history' must be a list of non-empty strings"),
+        (json.dumps({**GOOD, "evidence": "60 requests"}), "'evidence' must be a list"),
+        (json.dumps({**GOOD, "evidence": [{"source": "a.md"}]}), "evidence[0].quote must be a non-empty string"),
+        (json.dumps({**GOOD, "evidence": [{"source": "a.pdf", "page": "2", "quote": "x"}]}), "evidence[0].page"),
+        (json.dumps({**GOOD, "evidence": [{"source": "a.md", "quote": "x", "text": "y"}]}), "unknown keys: text"),
     ],
 )
 def test_malformed_line_is_reported_with_number_and_reason(line: str, reason: str) -> None:
