@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     embed_concurrency: int = 4  # batches in flight at once
     tier: Literal["free", "tier1", "unlimited"] = "free"
     request_timeout_s: float = 60.0
+    # Open connections to Gemini per process and key: a streaming answer holds one for its
+    # whole length, so a replica serving N streams needs N (httpx's default of 100 queued the
+    # 101st stream until an earlier one ended, then failed it on the timeout).
+    gemini_connections: int = 1024
     max_attempts: int = 5
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx2
 import numpy as np
 from google import genai
 from google.genai import types
@@ -123,7 +124,10 @@ class GeminiProvider:
         self.limiter = limiter or shared_limiter(settings)
         self.retrier = retrier or Retrier(settings)
         secrets = [key.get_secret_value() for key in settings.gemini_keys]
-        options = types.HttpOptions(base_url=settings.base_url, timeout=int(settings.request_timeout_s * 1000))
+        pool = httpx2.Limits(max_connections=settings.gemini_connections,
+                             max_keepalive_connections=settings.gemini_connections)
+        options = types.HttpOptions(base_url=settings.base_url, timeout=int(settings.request_timeout_s * 1000),
+                                    client_args={"limits": pool}, async_client_args={"limits": pool})
         self.keys = KeyPool(
             [genai.Client(api_key=secret, http_options=options) for secret in secrets],
             secrets,

@@ -3,10 +3,14 @@ what it sends on the wire and what it makes of the answers."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from rag.errors import ConfigError
+from rag.prompts import answer_prompt
 from rag.providers import Embedder, Generator, get_embedder, get_generator
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
@@ -160,3 +164,22 @@ def test_output_dimensionality_follows_settings(gemini_settings: Settings, fake_
     (vector,) = provider.embed_query("full size").vectors
     assert len(vector) == 3072 and provider.embedding_id == "gemini:gemini-embedding-001:3072"
     assert fake_gemini.requests[0].body["requests"][0]["outputDimensionality"] == 3072
+
+
+def test_more_streams_than_httpx_default_pool_are_open_at_once(gemini_settings, fake_gemini):
+    """A replica serving hundreds of answers holds one upstream stream for each: with httpx's
+    default pool (100 connections) the 101st waited for an earlier answer to end."""
+    fake_gemini.ttft_s = 3.0
+    provider = GeminiProvider(gemini_settings.model_copy(update={"request_timeout_s": 20.0, "deadline_s": 30.0}))
+    streams = 110
+    with ThreadPoolExecutor(streams) as pool:
+        futures = [pool.submit(lambda: list(provider.stream(answer_prompt("q", []))))
+                   for _ in range(streams)]
+        deadline = time.monotonic() + 10
+        peak = 0
+        while time.monotonic() < deadline and peak < streams:
+            peak = max(peak, fake_gemini.streams_open)
+            time.sleep(0.02)
+        for f in futures:
+            f.result()
+    assert peak == streams
