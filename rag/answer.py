@@ -77,6 +77,7 @@ class AskOptions:
     sources: tuple[str, ...] = ()  # restrict retrieval to these source paths
     model: str | None = None  # force a model, bypassing the router
     images: tuple[Attachment, ...] = ()  # asked about with the documents as context (Gemini reads them)
+    follow_ups: float | None = None  # questions expected to follow (None: settings.context_cache_followups)
 
 
 @dataclass

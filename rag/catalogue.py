@@ -25,13 +25,16 @@ GENERATIVE: tuple[Role, ...] = ("flash", "flash-lite", "pro")
 
 class Price(BaseModel):
     """USD per million tokens. `*_long` applies when a prompt exceeds `long_context_tokens`.
-    A missing `cached_input` means no price was found: cached tokens are then charged in full."""
+    A missing `cached_input` means no price was found: cached tokens are then charged in full.
+    `cache_storage` is USD per million tokens per hour an explicit cached content is kept; a
+    missing one means no price was found: gemrag then never creates one for that model."""
 
     model_config = ConfigDict(extra="forbid")
 
     input: float
     output: float | None = None
     cached_input: float | None = None
+    cache_storage: float | None = None
     input_long: float | None = None
     output_long: float | None = None
     cached_input_long: float | None = None
@@ -47,6 +50,7 @@ class PriceChange(BaseModel):
     input: float | None = None
     output: float | None = None
     cached_input: float | None = None
+    cache_storage: float | None = None
 
 
 class RateLimit(BaseModel):
@@ -98,6 +102,7 @@ class ModelRow(BaseModel):
     price: Price
     price_changes: list[PriceChange] = Field(default_factory=list)
     batch_discount: float | None = None  # a Batch API request costs this share of the price (0.5: half)
+    cache_min_tokens: int | None = None  # the smallest explicit cached content the API accepts
     limits: dict[str, RateLimit] = Field(default_factory=dict)
     sources: list[str] = Field(default_factory=list)
     read: date | None = None

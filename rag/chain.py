@@ -24,6 +24,7 @@ from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, R
 from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
+from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import BudgetExceeded, QuotaExhausted
@@ -37,7 +38,7 @@ from rag.providers.minilm import shared_minilm
 from rag.ratelimit import shared_limiter
 from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
-from rag.router import Routed, Router, WholeDocument
+from rag.router import Routed, Router, WholeDocument, named_document
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
@@ -72,6 +73,11 @@ class Spending:
     def add(self, model: str, usage: Usage, kind: CallKind) -> None:
         if usage != Usage():  # a step that made no call (no history, a cached embedding)
             self.calls.append(Call(model, usage, kind))
+
+    def made(self, call: Call | None) -> None:
+        """A call priced by its maker (a cached context created, with its storage)."""
+        if call is not None:
+            self.calls.append(call)
 
 
 def cited_numbers(answer: str, count: int) -> list[int]:
@@ -137,6 +143,7 @@ class Chain:
         budget: Budget | None = None,
         cache: AnswerCache | None = None,
         experiments: Experiments | None = None,
+        contexts: ContextCache | None = None,
     ) -> None:
         """`store`: the default collection, already open (else `settings.collection`, opened
         from `stores` on first use). The answer cache is off when `settings.answer_cache` is."""
@@ -155,6 +162,11 @@ class Chain:
         if experiments is None and settings.experiment is not None:
             experiments = Experiments(settings.experiment, self.ledger.kv)
         self.experiments = experiments
+        self.contexts = contexts or ContextCache(settings, generator)
+
+    def end_session(self, session_id: str) -> None:
+        """The conversation is over: what the provider holds for it (a cached context) goes now."""
+        self.contexts.end(session_id)
 
     def ask(
         self,
@@ -302,7 +314,12 @@ class Chain:
         spending.add(retrieved.embedding_model, retrieved.usage, "embed")
         spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
         routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id)
-        spending.hold = self.budget.hold_answer(spending.hold, routed, spending.other_usd)  # before the call
+        caching = self.contexts.plan(session_id, routed, options.follow_ups)
+        # Before any call: the answer's worst case, and a cached context's creation if one is planned.
+        spending.hold = self.budget.hold_answer(spending.hold, routed, spending.other_usd + caching.usd)
+        attached = self.contexts.attach(session_id, caching)
+        spending.made(attached.call)
+        routed = attached.routed
         generated = yield from self.generate(routed, started, spending)
         record = AnswerRecord(
             question=question,
@@ -375,17 +392,24 @@ class Chain:
         session_id: str = "",
     ) -> Routed:
         """The prompt to send and the model to send it to. A question about a whole document
-        gets that document's chunks in order instead of the retrieved ones, if it fits."""
+        gets that document's chunks in order instead of the retrieved ones, if it fits; so does
+        a follow-up about the document the session holds in a cached context (its best passage
+        comes from it, or it names it): that session is talking about the whole document."""
         bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
         prompt = answer_prompt(standalone_question, passages(retrieved.hits), history)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
-        document = self.router.document_wanted(question, [h.chunk.source for h in retrieved.hits])
+        sources = [h.chunk.source for h in retrieved.hits]
+        document = self.router.document_wanted(question, sources)
+        held = None if document else self.contexts.document(session_id)
+        if held is not None and (held in sources[:1] or named_document(question, [held])):
+            document = held
         whole = None
         if document and not options.model:
             chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
             whole_passages = passages([Hit(c, 0.0) for c in chunks])
-            whole_prompt = answer_prompt(standalone_question, whole_passages, history)
-            whole = WholeDocument(document, replace(whole_prompt, images=options.images, max_output_tokens=bound))
+            whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
+            whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
+            whole = WholeDocument(document, whole_prompt, follow_up=document == held)
         return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id)
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:

@@ -11,6 +11,7 @@ import argparse
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
@@ -112,7 +113,9 @@ def describe(record: AnswerRecord) -> str:
 
 
 def ask(chain: Chain, args: argparse.Namespace) -> int:
-    print_answer(chain.stream(args.question, session_id=args.session, options=options_from(args)), sys.stdout)
+    """One question: no follow-up is expected, so no context is cached for one."""
+    options = replace(options_from(args), follow_ups=0)
+    print_answer(chain.stream(args.question, session_id=args.session, options=options), sys.stdout)
     print_session(chain, args.session)
     return 0
 
@@ -148,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     chain = Chain(settings, get_generator(settings))
     args.session = args.session or new_session_id()
-    return ask(chain, args) if args.command == "ask" else chat(chain, args)
+    try:
+        return ask(chain, args) if args.command == "ask" else chat(chain, args)
+    finally:  # the session ends with the command (exit, Ctrl-D, Ctrl-C): what Gemini holds for it goes
+        chain.end_session(args.session)
 
 
 def print_session(chain: Chain, session_id: str) -> None:

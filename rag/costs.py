@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 # "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
 # not counted as an answer. "suggest": the UI's first-screen questions written by the cheap model.
-CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest", "suggest"]
+# "cache": an explicit cached content created (its tokens at the input price, and its storage).
+CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest", "suggest", "cache"]
 # The budgets a hold is checked against: the session's, the deployment's per (UTC) day and
 # month, and the API key's (the account's) per day and month.
 Scope = Literal["session", "daily", "monthly", "key_daily", "key_monthly"]
@@ -83,18 +84,28 @@ class Priced:
 
     model: str
     cost_usd: float
-    cache_saved_usd: float = 0.0  # what Gemini's implicit cache took off the bill
+    cache_saved_usd: float = 0.0  # what Gemini's cache (implicit or explicit) took off the bill
     listed: bool = True
+    storage_usd: float = 0.0  # part of cost_usd: keeping an explicit cached content
 
 
 def price_call(
-    settings: Settings, model: str, usage: Usage, day: date | None = None, *, batch: bool = False
+    settings: Settings,
+    model: str,
+    usage: Usage,
+    day: date | None = None,
+    *,
+    batch: bool = False,
+    storage_hours: float = 0.0,
 ) -> Priced:
     """Gemini bills cached input at the cached rate (cached tokens are part of the prompt
     count; without a published cached rate they are charged in full), thinking as output, and
     on Pro a prompt above `long_context_tokens` moves the whole call, output included, to the
     higher tier. Prices follow the catalogue's dated steps. Local models are free. `batch`: a
-    Batch API request, at the row's `batch_discount` (a row without one is charged in full)."""
+    Batch API request, at the row's `batch_discount` (a row without one is charged in full).
+    `storage_hours`: a cached content created by this call, its prompt tokens kept that long
+    at the row's `cache_storage` price (none published: charged as the input price per hour,
+    so storage is never recorded below what it may cost); storage has no batch discount."""
     name = model.removeprefix("models/")
     day = day or datetime.now(UTC).date()
     row = settings.models.get(name)
@@ -114,7 +125,9 @@ def price_call(
     billed = fresh * input_rate + usage.cached_tokens * cached_rate + output * output_rate
     saved = usage.cached_tokens * (input_rate - cached_rate)
     share = row.batch_discount if batch and row.batch_discount is not None else 1.0
-    return Priced(name, billed * share / PER_TOKEN, saved * share / PER_TOKEN, listed)
+    storage_rate = input_rate if price.cache_storage is None else price.cache_storage
+    storage = usage.prompt_tokens * storage_rate * storage_hours / PER_TOKEN
+    return Priced(name, billed * share / PER_TOKEN + storage, saved * share / PER_TOKEN, listed, storage)
 
 
 def price_usd(
@@ -136,8 +149,9 @@ class Totals:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     saved_usd: float = 0.0
-    cache_saved_usd: float = 0.0  # implicit caching: cached tokens billed below the input price
+    cache_saved_usd: float = 0.0  # cached tokens (implicit or explicit) billed below the input price
     held_usd: float = 0.0  # part of cost_usd set aside for answers not yet settled
+    storage_usd: float = 0.0  # part of cost_usd: explicit cached contents kept (rag.contextcache)
 
     @property
     def empty(self) -> bool:
@@ -163,6 +177,7 @@ class Totals:
             saved_usd=counters.get("saved_nusd", 0) / NANO,
             cache_saved_usd=counters.get("cache_saved_nusd", 0) / NANO,
             held_usd=counters.get("held_nusd", 0) / NANO,
+            storage_usd=counters.get("storage_nusd", 0) / NANO,
         )
 
 
@@ -173,6 +188,7 @@ class Call:
     model: str
     usage: Usage
     kind: CallKind
+    storage_hours: float = 0.0  # a cached content created: how long its tokens are kept
 
 
 @dataclass(frozen=True)
@@ -375,7 +391,8 @@ class Ledger:
         for name in scoped:
             add(name, release)
         for call, price in zip(calls, priced, strict=True):
-            fields = _fields(call.usage, call.kind, price.cost_usd, cache_saved_usd=price.cache_saved_usd)
+            fields = _fields(call.usage, call.kind, price.cost_usd, cache_saved_usd=price.cache_saved_usd,
+                             storage_usd=price.storage_usd)
             for name in (*scoped, bucket("model", price.model), bucket("session-model", hold.session_id, price.model)):
                 add(name, fields)
         marker = bucket("hold", hold.id)
@@ -383,7 +400,8 @@ class Ledger:
         self.kv.add_capped(increments, [Cap(marker, "settled", 1)])
 
     def _priced(self, hold: Hold, calls: Sequence[Call]) -> list[Priced]:
-        return [price_call(self.settings, c.model, c.usage, date.fromisoformat(hold.day)) for c in calls]
+        day = date.fromisoformat(hold.day)
+        return [price_call(self.settings, c.model, c.usage, day, storage_hours=c.storage_hours) for c in calls]
 
     def _journal_append(self, hold: Hold, calls: Sequence[Call]) -> None:
         with self._journal_locked() as journal:
@@ -408,6 +426,7 @@ def _fields(
     saved_usd: float = 0.0,
     cached: bool = False,
     cache_saved_usd: float = 0.0,
+    storage_usd: float = 0.0,
 ) -> dict[str, int]:
     """One call's (or cache hit's) counter increments."""
     return {
@@ -421,6 +440,7 @@ def _fields(
         "cost_nusd": round(cost_usd * NANO),
         "saved_nusd": round(saved_usd * NANO),
         "cache_saved_nusd": round(cache_saved_usd * NANO),
+        "storage_nusd": round(storage_usd * NANO),
     }
 
 
@@ -442,4 +462,5 @@ def _to_journal(hold: Hold, calls: Sequence[Call]) -> str:
 
 def _from_journal(line: str) -> tuple[Hold, list[Call]]:
     entry = json.loads(line)
-    return Hold(**entry["hold"]), [Call(c["model"], Usage(**c["usage"]), c["kind"]) for c in entry["calls"]]
+    calls = [Call(c["model"], Usage(**c["usage"]), c["kind"], c.get("storage_hours", 0.0)) for c in entry["calls"]]
+    return Hold(**entry["hold"]), calls

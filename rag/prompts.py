@@ -24,7 +24,7 @@ from html import escape
 from rag.refusal import NOT_IN_DOCUMENTS
 from rag.types import AnswerTask, Message, Passage, Prompt
 
-PROMPT_VERSION = "answer-2026-12-01.1"
+PROMPT_VERSION = "answer-2026-12-01.2"
 SOURCES_READ = "I have read the numbered sources and will answer only from them, citing their numbers."
 
 SYSTEM = f"""You answer questions using only the numbered sources provided with the question.
@@ -61,13 +61,16 @@ def render_sources(passages: Sequence[Passage]) -> str:
     return "Sources:\n\n" + ("\n\n".join(render_source(p) for p in passages) or "(no sources were found)")
 
 
-def answer_prompt(question: str, passages: Sequence[Passage], history: Sequence[Message] = ()) -> Prompt:
+def answer_prompt(
+    question: str, passages: Sequence[Passage], history: Sequence[Message] = (), *, reusable: bool = False
+) -> Prompt:
     """Sources first (after the system instruction), then the conversation, then the question.
-    With history, the sources open the conversation as their own turn, acknowledged by a fixed
-    model turn so turns still alternate."""
+    With history, or when the sources will be asked about again (`reusable`: a whole document),
+    the sources open the conversation as their own turn, acknowledged by a fixed model turn so
+    turns still alternate: those two turns are then the prompt's reusable prefix."""
     sources = render_sources(passages)
     asked = f"Question: {question}"
-    if history:
+    if history or reusable:
         contents = (Message("user", sources), Message("model", SOURCES_READ), *history, Message("user", asked))
     else:
         contents = (Message("user", f"{sources}\n\n{asked}"),)
@@ -76,4 +79,5 @@ def answer_prompt(question: str, passages: Sequence[Passage], history: Sequence[
         system=SYSTEM,
         passages=tuple(passages),
         task=AnswerTask(question),
+        prefix_turns=2 if len(contents) > 1 else 0,
     )

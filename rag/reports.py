@@ -130,7 +130,7 @@ def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(first, no_wrap=True)
     columns = ("answers", "cache hits", "hit rate", "calls", "prompt tok", "cached tok", "output tok", "cost $",
-               "saved $", "implicit cache -$")
+               "saved $", "gemini cache -$", "cache storage $")
     for name in columns:
         table.add_column(name, justify="right", no_wrap=True)
     for name, t in rows.items():
@@ -146,5 +146,6 @@ def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
             f"{t.cost_usd:.6f}",
             f"{t.saved_usd:.6f}",
             f"{t.cache_saved_usd:.6f}",
+            f"{t.storage_usd:.6f}",
         )
     return table

@@ -58,10 +58,12 @@ class Size:
 
 @dataclass(frozen=True)
 class WholeDocument:
-    """The alternative to retrieved chunks: one document, all of it, in order."""
+    """The alternative to retrieved chunks: one document, all of it, in order. `follow_up`: not
+    asked for, but the session is talking about it and holds it in a cached context."""
 
     source: str
     prompt: Prompt
+    follow_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Routed:
     prompt: Prompt  # what to send: the chunks' prompt or the whole document's
     route: Route
     size: Size | None = None  # the prompt's size as routing measured it (none when forced)
+    document: str | None = None  # the document sent whole, if one was
 
 
 class Router:
@@ -102,8 +105,10 @@ class Router:
             size = self.size(whole.prompt, budget)
             held_back = self._pro_blocked(size, session_id) if size.tokens <= budget else None
             if size.tokens <= budget and held_back is None:
-                why = f"the question asks for the whole of {whole.source} ({size}, sent whole)"
-                return Routed(whole.prompt, self._decided(self.generator.pro_model, why, pro=True, size=size), size)
+                asked = "a follow-up about" if whole.follow_up else "the question asks for"
+                why = f"{asked} the whole of {whole.source} ({size}, sent whole)"
+                route = self._decided(self.generator.pro_model, why, pro=True, size=size)
+                return Routed(whole.prompt, route, size, whole.source)
             if held_back is not None:
                 note = f"; the whole of {whole.source} ({size}) was not sent to Pro: {held_back.reason}"
             else:

@@ -230,6 +230,13 @@ class Settings(BaseSettings):
     cache_ttl_s: int = 7 * 24 * 3600
     cache_max_entries: int = 10_000
     embed_cache_max_entries: int = 50_000  # query embeddings kept (about 6 KB each at 768 dims)
+    # Explicit context caching (rag/contextcache.py): a whole document sent to Gemini is kept there
+    # for `context_cache_ttl_s`, so the session's follow-ups about it send only their question; it is
+    # created only when `context_cache_followups` expected follow-ups (0 for the CLI's one-shot
+    # `ask`) would save more than keeping it costs (catalogue: cache_storage, cache_min_tokens).
+    context_cache: bool = True
+    context_cache_ttl_s: int = 900
+    context_cache_followups: float = 2.0
     session_budget_usd: float = 1.00
     # An answer's max_output_tokens (thinking included): its worst-case cost is known, and held
     # against the budgets, before it is sent (Flash at most about $0.02 an answer, Pro $0.05

@@ -159,6 +159,11 @@ class Prompt:
     json_output: bool = False
     images: tuple[Attachment, ...] = ()  # sent after the text of the last user turn
     deadline_s: float | None = None  # a shorter deadline than settings.deadline_s, retries included
+    # The first `prefix_turns` messages (with the system instruction) stay the same for every
+    # question about this context, so a provider may hold them in a cache (rag.contextcache).
+    prefix_turns: int = 0
+    # The provider's name for a cache already holding that prefix: only the turns after it are sent.
+    cached_context: str = ""
 
     @classmethod
     def of(cls, text: str, **kw: object) -> Prompt:
@@ -176,6 +181,17 @@ class Prompt:
     def kind(self) -> TaskKind:
         """The task's name, for what depends only on the kind of call (how much a model thinks)."""
         return self.task.kind if self.task else "plain"
+
+
+@dataclass(frozen=True)
+class CachedContext:
+    """A prompt prefix a provider holds for a while (Gemini's cached content): its name, the
+    model it belongs to, its size in tokens and when (epoch seconds) the provider drops it."""
+
+    name: str
+    model: str
+    tokens: int
+    expires_at: float
 
 
 @dataclass(frozen=True)

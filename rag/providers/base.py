@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from rag.types import Embedded, Generation, Prompt, StreamDelta
+from rag.types import CachedContext, Embedded, Generation, Prompt, StreamDelta
 
 
 @runtime_checkable
@@ -83,3 +83,13 @@ class Generator(Protocol):
     def stream(self, prompt: Prompt, model: str | None = None) -> Iterator[StreamDelta]: ...
 
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int: ...
+
+    def cache_prefix(self, prompt: Prompt, model: str, ttl_s: int) -> CachedContext | None:
+        """Holds the prompt's reusable prefix (`prompt.prefix_turns`) for `ttl_s` seconds, so
+        prompts that name it (`cached_context`) send only the rest; None when this generator
+        keeps no such cache. Whether it pays is decided by the caller (rag.contextcache)."""
+        ...
+
+    def drop_cache(self, name: str) -> None:
+        """Deletes a held prefix before its TTL ends (one already gone is no error)."""
+        ...

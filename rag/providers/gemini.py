@@ -9,8 +9,10 @@ gemini-embedding-001 is unit length only at its full 3072 dimensions.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import httpx2
 import numpy as np
@@ -25,7 +27,7 @@ from rag.providers.base import EmbeddingJobs
 from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
-from rag.types import Embedded, Generation, Prompt, StreamDelta, TaskKind, Usage, estimate_tokens
+from rag.types import CachedContext, Embedded, Generation, Prompt, StreamDelta, TaskKind, Usage, estimate_tokens
 
 API_MAX_BATCH = 100  # texts per batchEmbedContents request
 # Gemini 2.5 models take a token budget instead of a level: the same intent in tokens
@@ -64,13 +66,14 @@ def served_model(settings: Settings, requested: str, response: types.GenerateCon
 
 
 def _contents(prompt: Prompt) -> list[types.Content]:
-    """The conversation, with the prompt's images after the text of the last (user) turn."""
+    """The conversation, with the prompt's images after the text of the last (user) turn; with
+    a cached context, only the turns after the prefix it holds."""
     contents = [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in prompt.contents]
     images = [types.Part.from_bytes(data=a.data, mime_type=a.mime) for a in prompt.images]
     if images:
         last = contents[-1]
         contents[-1] = types.Content(role=last.role, parts=[*(last.parts or []), *images])
-    return contents
+    return contents[prompt.prefix_turns :] if prompt.cached_context else contents
 
 
 def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
@@ -190,6 +193,41 @@ class GeminiProvider:
 
         return self.retrier.call(model, attempt).total_tokens or 0
 
+    # --- explicit context caching ---
+    def cache_prefix(self, prompt: Prompt, model: str, ttl_s: int) -> CachedContext | None:
+        """caches.create with the system instruction and the prefix turns. Only with a single
+        key: a cached content belongs to its key's project, and with several keys the answer
+        could be sent through another one, which cannot see it."""
+        if not prompt.prefix_turns or len(self.keys) > 1:
+            return None
+        head = _contents(replace(prompt, contents=prompt.contents[: prompt.prefix_turns], images=()))
+
+        def attempt(left: float) -> types.CachedContent:
+            config = types.CreateCachedContentConfig(
+                contents=head,
+                system_instruction=prompt.system or None,
+                ttl=f"{ttl_s}s",
+                display_name="gemrag context",
+                http_options=self._http_options(left),
+            )
+            return self.keys.call(lambda client: client.caches.create(model=model, config=config))
+
+        cached = self.retrier.call(model, attempt)
+        tokens = cached.usage_metadata.total_token_count if cached.usage_metadata else None
+        expires = cached.expire_time.timestamp() if cached.expire_time else time.time() + ttl_s
+        return CachedContext(cached.name or "", model, tokens or 0, expires)
+
+    def drop_cache(self, name: str) -> None:
+        def attempt(left: float) -> None:
+            config = types.DeleteCachedContentConfig(http_options=self._http_options(left))
+            self.keys.call(lambda client: client.caches.delete(name=name, config=config))
+
+        try:
+            self.retrier.call("cachedContents", attempt)
+        except ProviderError as error:
+            if error.status not in (403, 404):  # expired or deleted already: what was wanted
+                raise
+
     # --- the models this key can use ---
     def list_models(self) -> dict[str, list[str]]:
         """models.list, every page: model name -> its supported generation methods."""
@@ -273,8 +311,10 @@ class GeminiProvider:
         # Gemini 3 (level-controlled) models are tuned for their default temperature; Google
         # advises against setting it, and Flash-Lite 3.5 ignores it.
         leveled = thinking is not None and thinking.thinking_level is not None
+        # A cached context holds the system instruction: the API refuses a request setting both.
         return types.GenerateContentConfig(
-            system_instruction=prompt.system or None,
+            system_instruction=None if prompt.cached_context else prompt.system or None,
+            cached_content=prompt.cached_context or None,
             temperature=None if leveled else prompt.temperature,
             thinking_config=thinking,
             max_output_tokens=prompt.max_output_tokens,

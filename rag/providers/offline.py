@@ -10,7 +10,17 @@ from collections.abc import Iterator, Sequence
 
 from rag.providers.extractive import ExtractiveAnswerer, lexical_support, rewrite_follow_up
 from rag.providers.minilm import DIM, MODEL_ID, MiniLM, shared_minilm
-from rag.types import AnswerTask, Embedded, Generation, JudgeTask, Prompt, RewriteTask, StreamDelta, Usage
+from rag.types import (
+    AnswerTask,
+    CachedContext,
+    Embedded,
+    Generation,
+    JudgeTask,
+    Prompt,
+    RewriteTask,
+    StreamDelta,
+    Usage,
+)
 
 OFFLINE_MODEL = "offline-extractive"
 
@@ -55,6 +65,13 @@ class OfflineProvider:
         if isinstance(prompt, str):
             return self.model.count_tokens(prompt)
         return self.model.count_tokens(prompt.text)
+
+    def cache_prefix(self, prompt: Prompt, model: str, ttl_s: int) -> CachedContext | None:
+        """The extractive answerer reads each prompt whole, locally and free: nothing to hold."""
+        return None
+
+    def drop_cache(self, name: str) -> None:
+        """Nothing is ever held (see `cache_prefix`)."""
 
     def _respond(self, prompt: Prompt) -> str:
         match prompt.task:

@@ -17,6 +17,11 @@ What it offers a test or a benchmark:
   grows with the level;
 - implicit caching (`implicit_cache`): a prompt sharing a long enough prefix with an earlier
   one to the same model reports that prefix as cachedContentTokenCount;
+- explicit caching: `cachedContents` create (POST), get (GET) and delete (DELETE) as the SDK's
+  `client.caches` sends them, with the TTL kept by the fake's `clock` and the model's minimum
+  size from the catalogue; a generate naming a `cachedContent` is answered over the cached turns
+  plus its own and reports the cached tokens as cachedContentTokenCount (`caches` lists the live
+  ones, `calls("createCachedContent")` the creations);
 - embeddings that carry meaning (a hashing trick over words and word bigrams), so texts
   sharing words are similar and retrieval over them is meaningful;
 - scripted answers (`reply(...)` queues texts, `responder` computes them from the request);
@@ -47,6 +52,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +70,7 @@ TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can asser
 IMAGE_TOKENS = 258  # an image up to 384 px on both sides, as Gemini counts it
 METHODS = ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "countTokens", "list",
            "asyncBatchEmbedContent", "getBatch", "listBatches")
+CACHE_METHODS = ("createCachedContent", "getCachedContent", "deleteCachedContent")
 GENERATION_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 EMBEDDING_METHODS = ["embedContent", "batchEmbedContents", "asyncBatchEmbedContent"]
 # Thinking tokens the fake reports per level, so a test sees thinking grow with the level.
@@ -74,6 +81,8 @@ _LIST = re.compile(r"^/(?:v1|v1beta)/models/?$")
 _BATCH = re.compile(r"^/(?:v1|v1beta)/batches/([^/:]+)$")
 _BATCHES = re.compile(r"^/(?:v1|v1beta)/batches/?$")
 BATCH_METADATA_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatch"
+_CACHES = re.compile(r"^/(?:v1|v1beta)/cachedContents/?$")
+_CACHE = re.compile(r"^/(?:v1|v1beta)/(cachedContents/[^/:]+)$")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"[a-z0-9]+")
 # Each feature lands once in each of these leading ranges, so (as with Matryoshka-trained
@@ -212,6 +221,7 @@ class GenerateRequest:
     messages: tuple[tuple[str, str], ...]  # (role, text)
     generation_config: dict[str, Any]
     images: tuple[tuple[str, bytes], ...] = ()  # (mime type, bytes) of every inlineData part
+    cached_tokens: int = 0  # of the prompt, taken from the cachedContent the request named
 
     @property
     def last_user_text(self) -> str:
@@ -295,6 +305,38 @@ def describe_image(mime_type: str, data: bytes) -> str:
     return f"An image of {image.width}x{image.height} pixels, mostly #{red:02x}{green:02x}{blue:02x}."
 
 
+@dataclass(frozen=True)
+class CachedContent:
+    """One explicit cache as the fake keeps it: the turns it holds and when it expires."""
+
+    name: str
+    model: str
+    system: str
+    messages: tuple[tuple[str, str], ...]
+    tokens: int
+    created_at: float
+    expires_at: float
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": f"models/{self.model}",
+            "displayName": "",
+            "createTime": _rfc3339(self.created_at),
+            "updateTime": _rfc3339(self.created_at),
+            "expireTime": _rfc3339(self.expires_at),
+            "usageMetadata": {"totalTokenCount": self.tokens},
+        }
+
+
+def _rfc3339(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s % 1 * 1e6):06d}Z"
+
+
+def _cache_missing(name: str) -> Fault:
+    return Fault(403, "PERMISSION_DENIED", f"CachedContent not found (or permission denied): {name}")
+
+
 @dataclass
 class _Rule:
     fault: Fault
@@ -354,6 +396,7 @@ class FakeGemini:
         chunk_tokens: int = 4,
         responder: Responder = default_responder,
         batch_run_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.latency_s = latency_s  # before every response
         self.ttft_s = ttft_s  # extra wait before a generation's first token
@@ -362,6 +405,8 @@ class FakeGemini:
         self.responder = responder
         self.batch_run_s = batch_run_s  # how long a batch job stays pending/running before it ends
         self._jobs: dict[str, _Job] = {}
+        self.clock = clock  # wall time (epoch seconds) for cached contents' TTLs
+        self._caches: dict[str, CachedContent] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._log: list[RecordedRequest] = []
@@ -440,8 +485,8 @@ class FakeGemini:
     ) -> None:
         """The next `times` matching requests (None: all of them) meet `fault`; `key`: only
         those sent with that API key (each key of a project-per-key setup has its own quota)."""
-        if method is not None and method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+        if method is not None and method not in (*METHODS, *CACHE_METHODS):
+            raise ValueError(f"unknown method {method!r}; expected one of {METHODS + CACHE_METHODS}")
         with self._lock:
             self._rules.append(_Rule(fault, times, method, model, key))
 
@@ -512,6 +557,13 @@ class FakeGemini:
         return [r for r in self.requests if method in (None, r.method) and model in (None, r.model)]
 
     @property
+    def caches(self) -> dict[str, CachedContent]:
+        """The cached contents alive now (created, not deleted, TTL not passed), by name."""
+        now = self.clock()
+        with self._lock:
+            return {name: c for name, c in self._caches.items() if c.expires_at > now}
+
+    @property
     def streams_open(self) -> int:
         """Answer streams being sent right now: a client that stops reading must bring it to 0."""
         with self._lock:
@@ -577,6 +629,55 @@ class FakeGemini:
             if reason:
                 return Fault(400, "INVALID_ARGUMENT", reason)
         return None
+
+    def _create_cache(self, body: dict[str, Any]) -> CachedContent | Fault:
+        """caches.create: the turns and system instruction kept for `ttl` (or until `expireTime`)."""
+        model = str(body.get("model", "")).removeprefix("models/")
+        request = _parse_generate(model, body)
+        tokens = count_tokens(request.system) + sum(count_tokens(text) for _, text in request.messages)
+        row = self._rows.get(model)
+        minimum = row.cache_min_tokens if row is not None else None
+        if model in self.retired or row is None:
+            return Fault.not_found(model, "createCachedContent")
+        if minimum is not None and tokens < minimum:
+            return Fault(400, "INVALID_ARGUMENT", f"Cached content is too small. total_token_count={tokens}, "
+                                                  f"min_total_token_count={minimum}")
+        now = self.clock()
+        ttl = str(body.get("ttl") or "3600s")
+        cached = CachedContent(f"cachedContents/{uuid.uuid4().hex[:16]}", model, request.system, request.messages,
+                               tokens, now, now + float(ttl.removesuffix("s")))
+        with self._lock:
+            self._caches[cached.name] = cached
+        return cached
+
+    def _cache(self, name: str) -> CachedContent | None:
+        return self.caches.get(name)
+
+    def _delete_cache(self, name: str) -> bool:
+        alive = self._cache(name) is not None
+        with self._lock:
+            self._caches.pop(name, None)
+        return alive
+
+    def _generate_request(self, model: str, body: dict[str, Any]) -> GenerateRequest | Fault:
+        """The request as the model reads it: a named cachedContent's turns come first, and
+        its tokens are reported as cached. The API refuses a request that names one and also
+        sets a system instruction, or names one made for another model."""
+        request = _parse_generate(model, body)
+        name = body.get("cachedContent")
+        if not name:
+            return request
+        cached = self._cache(str(name))
+        if cached is None:
+            return _cache_missing(str(name))
+        if body.get("systemInstruction") or body.get("tools") or body.get("toolConfig"):
+            return Fault(400, "INVALID_ARGUMENT", "CachedContent can not be used with GenerateContent request "
+                                                  "setting system_instruction, tools or tool_config.")
+        if cached.model != model:
+            return Fault(400, "INVALID_ARGUMENT", f"Model used by GenerateContent request (models/{model}) and "
+                                                  f"CachedContent (models/{cached.model}) has to be the same.")
+        return dataclasses.replace(request, system=cached.system, messages=cached.messages + request.messages,
+                                   cached_tokens=cached.tokens)
 
     def _served(self, model: str) -> str:
         with self._lock:
@@ -684,7 +785,7 @@ class FakeGemini:
             scripted = self._replies.popleft() if self._replies else None
         answer = scripted if scripted is not None else self.responder(request)
         reply = answer if isinstance(answer, Reply) else Reply(answer)
-        cached = reply.cached_tokens or self._cached_prefix(request)
+        cached = reply.cached_tokens or request.cached_tokens or self._cached_prefix(request)
         thoughts = reply.thoughts_tokens or THOUGHTS_PER_LEVEL.get(str(_thinking(request).get("thinkingLevel")), 0)
         return dataclasses.replace(reply, cached_tokens=cached, thoughts_tokens=thoughts)
 
@@ -805,14 +906,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         try:
-            self._serve()
+            if _CACHES.match(urlsplit(self.path).path):
+                self._cached_contents("createCachedContent")
+            else:
+                self._serve()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (its timeout); nothing to answer
 
+    def do_DELETE(self) -> None:
+        self._cached_contents("deleteCachedContent")
+
     def do_GET(self) -> None:
-        """models.list: `GET /v1/models?pageSize=&pageToken=`; batches.get and batches.list."""
+        """models.list: `GET /v1/models?pageSize=&pageToken=`; batches.get and batches.list; caches.get."""
         fake = self.server_fake
         url = urlsplit(self.path)
+        if _CACHE.match(url.path):
+            self._cached_contents("getCachedContent")
+            return
         query = dict(parse_qsl(url.query))
         if _BATCH.match(url.path) or _BATCHES.match(url.path):
             self._batches(url.path, query)
@@ -820,19 +930,7 @@ class _Handler(BaseHTTPRequestHandler):
         listing = _LIST.match(url.path)
         fault = fake._choose_fault("list", "") if listing else None
         status = 404 if not listing else (fault.status if fault and fault.status else 200)
-        fake._record(
-            RecordedRequest(
-                method="list",
-                model="",
-                path=url.path,
-                query=query,
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body={},
-                status=status,
-                fault=fault,
-                at=time.monotonic(),
-            )
-        )
+        self._log("list", "", {}, status, fault)
         if status == 404:
             self._json(404, {"error": {"code": 404, "message": f"Unknown path {url.path}", "status": "NOT_FOUND"}})
         elif fault and fault.status:
@@ -874,22 +972,12 @@ class _Handler(BaseHTTPRequestHandler):
             route = None
         key = self.headers.get("x-goog-api-key", "")
         fault = fake._choose_fault(method, model, key) if route and method in METHODS else None
+        request = fake._generate_request(model, body)
         if route and method in METHODS and fault is None:
-            fault = fake._refusal(method, _parse_generate(model, body))
+            fault = request if isinstance(request, Fault) else fake._refusal(method, request)
+        request = request if isinstance(request, GenerateRequest) else _parse_generate(model, body)
         status = 404 if not route or method not in METHODS else (fault.status if fault and fault.status else 200)
-        fake._record(
-            RecordedRequest(
-                method=method,
-                model=model,
-                path=url.path,
-                query=dict(parse_qsl(url.query)),
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-                status=status,
-                fault=fault,
-                at=time.monotonic(),
-            )
-        )
+        self._log(method, model, body, status, fault)
         fake._pause(fake.latency_s + (fault.delay_s if fault else 0.0))
         if fault and fault.status:
             self._json(fault.status, fault.error_body())
@@ -898,9 +986,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault and fault.malformed:
             self._broken(method)
         elif method == "streamGenerateContent":
-            self._stream(_parse_generate(model, body), fault.cut_after if fault else None)
+            self._stream(request, fault.cut_after if fault else None)
         elif method == "generateContent":
-            self._generate(_parse_generate(model, body))
+            self._generate(request)
         elif method in ("embedContent", "batchEmbedContents"):
             self._embed(method, model, body)
         elif method == "asyncBatchEmbedContent":
@@ -909,6 +997,33 @@ class _Handler(BaseHTTPRequestHandler):
             gen = _parse_generate(model, body)
             total = count_tokens(gen.system) + sum(count_tokens(t) for _, t in gen.messages)
             self._json(200, {"totalTokens": total})
+
+    def _cached_contents(self, method: str) -> None:
+        """caches.create (`POST /v1/cachedContents`), caches.get (`GET /v1/cachedContents/{id}`),
+        caches.delete (`DELETE /v1/cachedContents/{id}`)."""
+        fake = self.server_fake
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw or b"{}")
+        named = _CACHE.match(url.path)
+        name = named.group(1) if named else ""
+        injected = fake._choose_fault(method, "", self.headers.get("x-goog-api-key", ""))
+        outcome: CachedContent | Fault | None = injected if injected and injected.status else None
+        if outcome is None and method == "createCachedContent":
+            outcome = fake._create_cache(body)
+        elif outcome is None and method == "getCachedContent":
+            outcome = fake._cache(name) or _cache_missing(name)
+        elif outcome is None:
+            outcome = None if fake._delete_cache(name) else _cache_missing(name)
+        fault = outcome if isinstance(outcome, Fault) else None
+        asked = str(body.get("model", "")).removeprefix("models/")
+        model = outcome.model if isinstance(outcome, CachedContent) else asked
+        self._log(method, model, body, fault.status if fault else 200, fault)
+        if fault is not None:
+            self._json(fault.status, fault.error_body())
+        else:
+            self._json(200, outcome.resource() if isinstance(outcome, CachedContent) else {})
 
     def _generate(self, request: GenerateRequest) -> None:
         fake = self.server_fake
@@ -973,6 +1088,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, b'{"candidates": [{"content": ', "application/json")
 
+    def _log(self, method: str, model: str, body: dict[str, Any], status: int, fault: Fault | None) -> None:
+        url = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        query = dict(parse_qsl(url.query))
+        self.server_fake._record(RecordedRequest(method, model, url.path, query, headers, body, status, fault,
+                                                 time.monotonic()))
+
     # --- the wire ---
     def _json(self, status: int, obj: dict[str, Any]) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json; charset=UTF-8")
@@ -1000,6 +1122,7 @@ __all__ = [
     "FULL_DIM",
     "METHODS",
     "TEST_API_KEY",
+    "CachedContent",
     "FakeGemini",
     "Fault",
     "GenerateRequest",

@@ -12,14 +12,15 @@ import pytest
 
 from rag.answer import AnswerRecord, Route
 from rag.cache import AnswerCache, cache_key
-from rag.costs import Ledger, price_call, price_usd
+from rag.costs import Call, Ledger, price_call, price_usd
 from rag.settings import Settings
 from rag.types import Usage
 from tests.fakes.clock import ManualClock
 
 # Catalogue prices (USD per 1M tokens) on DAY: gemini-3.8-flash 0.75 in / 0.075 cached / 3.75 out
-# (1.50 / 0.15 / 7.50 from 2027-01-01); gemini-3.1-pro-preview 2.00 / 12.00 up to 200k prompt
-# tokens, 4.00 / 18.00 above, no cached price (cached tokens billed at the input price);
+# (1.50 / 0.15 / 7.50 from 2027-01-01), cache storage 0.50 per hour (1.00 from 2027-01-01);
+# gemini-3.1-pro-preview 2.00 / 0.20 / 12.00 up to 200k prompt tokens, 4.00 / 0.40 / 18.00 above,
+# cache storage 4.50 per hour;
 # gemini-2.5-pro 2.50 / 0.625 / 15.00 above 200k; gemini-embedding-001 0.15 in.
 DAY = date(2026, 12, 1)
 FLASH, PRO, EMBED = "gemini-3.8-flash", "gemini-3.1-pro-preview", "gemini-embedding-001"
@@ -46,16 +47,16 @@ def test_a_dated_price_step_applies_from_its_day(settings: Settings) -> None:
 
 def test_pro_lower_tier_up_to_and_including_200k_prompt_tokens(settings: Settings) -> None:
     usage = Usage(prompt_tokens=200_000, output_tokens=1_000, cached_tokens=40_000)
-    # No cached price published: 200,000 × 2.00 + 1,000 × 12.00 = 400,000 + 12,000 = 412,000 per 1M
+    # 160,000 × 2.00 + 40,000 × 0.20 (cached) + 1,000 × 12.00 = 320,000 + 8,000 + 12,000 = 340,000 per 1M
     priced = price_call(settings, PRO, usage, DAY)
-    assert priced.cost_usd == pytest.approx(0.412, abs=1e-12)
-    assert priced.cache_saved_usd == 0.0
+    assert priced.cost_usd == pytest.approx(0.34, abs=1e-12)
+    assert priced.cache_saved_usd == pytest.approx(0.072, abs=1e-12)  # 40,000 × (2.00 - 0.20)
 
 
 def test_pro_higher_tier_above_200k_applies_to_the_whole_call(settings: Settings) -> None:
     usage = Usage(prompt_tokens=250_000, output_tokens=4_000, cached_tokens=50_000, thinking_tokens=1_000)
-    # 250,000 × 4.00 + (4,000 + 1,000) × 18.00 = 1,000,000 + 90,000 = 1,090,000 per 1M
-    assert price_usd(settings, PRO, usage, DAY) == pytest.approx(1.09, abs=1e-12)
+    # 200,000 × 4.00 + 50,000 × 0.40 (cached) + (4,000 + 1,000) × 18.00 = 800,000 + 20,000 + 90,000 per 1M
+    assert price_usd(settings, PRO, usage, DAY) == pytest.approx(0.91, abs=1e-12)
     # gemini-2.5-pro had a cached long rate: 200,000 × 2.50 + 50,000 × 0.625 + 5,000 × 15.00 = 606,250
     assert price_usd(settings, "gemini-2.5-pro", usage, DAY) == pytest.approx(0.606_25, abs=1e-12)
 
@@ -89,6 +90,31 @@ def _cache_hit(settings: Settings, first_cost: float) -> AnswerRecord:
     hit = cache.get(key)
     assert hit is not None
     return hit
+
+
+def test_a_cached_content_is_charged_its_tokens_and_their_storage(settings: Settings) -> None:
+    created = Usage(prompt_tokens=100_000)
+    # 100,000 × 2.00 at creation + 100,000 × 4.50 per hour × 0.25 h = 200,000 + 112,500 per 1M
+    priced = price_call(settings, PRO, created, DAY, storage_hours=0.25)
+    assert priced.cost_usd == pytest.approx(0.3125, abs=1e-12)
+    assert priced.storage_usd == pytest.approx(0.1125, abs=1e-12)
+    # Storage follows the dated step: Flash's 0.50 per hour becomes 1.00 on 2027-01-01.
+    assert price_call(settings, FLASH, created, date(2026, 12, 31), storage_hours=1).storage_usd == pytest.approx(0.05)
+    assert price_call(settings, FLASH, created, date(2027, 1, 1), storage_hours=1).storage_usd == pytest.approx(0.10)
+
+
+def test_the_ledger_totals_storage_apart(store_settings: Settings, clock: ManualClock) -> None:
+    ledger = Ledger(store_settings, clock=clock)
+    hold = ledger.reserve("alice", 1.0)
+    ledger.settle(hold, [Call(PRO, Usage(prompt_tokens=100_000), "cache", storage_hours=0.25),
+                         Call(PRO, Usage(prompt_tokens=100_100, output_tokens=100, cached_tokens=100_000), "answer")])
+    alice = ledger.session("alice")
+    assert alice.storage_usd == pytest.approx(0.1125)
+    assert alice.usage.cached_tokens == 100_000
+    # creation 0.2 + storage 0.1125 + answer (100 × 2.00 + 100,000 × 0.20 + 100 × 12.00) / 1M
+    assert alice.cost_usd == pytest.approx(0.2 + 0.1125 + 0.0214)
+    assert alice.cache_saved_usd == pytest.approx(100_000 * 1.80 / 1e6)
+    assert (alice.calls, alice.answers, alice.held_usd) == (2, 1, 0.0)
 
 
 def test_ledger_aggregates_per_session_model_and_day(store_settings: Settings, clock: ManualClock) -> None:

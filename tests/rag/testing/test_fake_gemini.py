@@ -206,3 +206,71 @@ def test_a_key_that_may_not_list_models_gets_403(client: genai.Client, fake_gemi
     with pytest.raises(errors.ClientError) as caught:
         list(client.models.list())
     assert caught.value.code == 403 and caught.value.status == "PERMISSION_DENIED"
+
+
+def _document(words: int) -> str:
+    return "Sources:\n[1] manual.md\nThe press runs at 40 strokes a minute. " + "More detail. " * words
+
+
+def _cache_config(words: int, **config: object) -> types.CreateCachedContentConfig:
+    document = _document(words)
+    contents = [types.Content(role="user", parts=[types.Part(text=document)]),
+                types.Content(role="model", parts=[types.Part(text="Read.")])]
+    return types.CreateCachedContentConfig(contents=contents, system_instruction="Answer from the sources.",
+                                           **config)  # type: ignore[arg-type]
+
+
+def test_cached_contents_are_created_read_used_and_deleted_as_the_sdk_calls_them(
+    client: genai.Client, fake_gemini: FakeGemini
+) -> None:
+    created = client.caches.create(model=FLASH, config=_cache_config(2_000, ttl="600s"))
+    assert created.name is not None and created.name.startswith("cachedContents/")
+    tokens = count_tokens("Answer from the sources.") + count_tokens(_document(2_000)) + count_tokens("Read.")
+    assert created.usage_metadata is not None and created.usage_metadata.total_token_count == tokens
+    assert created.expire_time is not None and created.create_time is not None
+    assert (created.expire_time - created.create_time).total_seconds() == pytest.approx(600)
+    assert client.caches.get(name=created.name).model == f"models/{FLASH}"
+    question = "Question: how fast does the press run?"
+    response = client.models.generate_content(model=FLASH, contents=question,
+                                              config=types.GenerateContentConfig(cached_content=created.name))
+    assert response.text == "The press runs at 40 strokes a minute. [1]"  # answered over the cached turns
+    usage = response.usage_metadata
+    assert usage is not None
+    assert usage.cached_content_token_count == tokens
+    assert usage.prompt_token_count == tokens + count_tokens(question)
+    client.caches.delete(name=created.name)
+    with pytest.raises(errors.ClientError) as gone:
+        client.caches.get(name=created.name)
+    assert gone.value.code == 403
+    assert [(c.method, c.path.removeprefix("/v1/")) for c in fake_gemini.requests] == [
+        ("createCachedContent", "cachedContents"),
+        ("getCachedContent", created.name),
+        ("generateContent", f"models/{FLASH}:generateContent"),
+        ("deleteCachedContent", created.name),
+        ("getCachedContent", created.name),
+    ]
+
+
+def test_cached_contents_refuse_what_the_api_refuses(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    with pytest.raises(errors.ClientError, match="too small"):
+        client.caches.create(model=FLASH, config=_cache_config(10))  # 4,096 tokens at least
+    cached = client.caches.create(model=FLASH, config=_cache_config(2_000))
+    with pytest.raises(errors.ClientError, match="system_instruction"):
+        client.models.generate_content(model=FLASH, contents="Question?", config=types.GenerateContentConfig(
+            cached_content=cached.name, system_instruction="again"))
+    with pytest.raises(errors.ClientError, match="has to be the same"):
+        client.models.generate_content(model="gemini-3.1-pro-preview", contents="Question?",
+                                       config=types.GenerateContentConfig(cached_content=cached.name))
+
+
+def test_cached_contents_expire_at_their_ttl_on_the_fakes_clock(client: genai.Client, fake_gemini: FakeGemini) -> None:
+    now = [1_767_268_800.0]
+    fake_gemini.clock = lambda: now[0]
+    cached = client.caches.create(model=FLASH, config=_cache_config(2_000, ttl="60s"))
+    assert list(fake_gemini.caches) == [cached.name]
+    now[0] += 61
+    assert fake_gemini.caches == {}
+    with pytest.raises(errors.ClientError) as expired:
+        client.models.generate_content(model=FLASH, contents="Question?",
+                                       config=types.GenerateContentConfig(cached_content=cached.name))
+    assert expired.value.code == 403
