@@ -38,7 +38,7 @@ from rag.providers.minilm import shared_minilm
 from rag.ratelimit import shared_limiter
 from rag.retrieval import Query, Retrieved, Retriever
 from rag.rewrite import Rewritten, standalone
-from rag.router import Routed, Router, WholeDocument, named_document
+from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
@@ -393,23 +393,21 @@ class Chain:
     ) -> Routed:
         """The prompt to send and the model to send it to. A question about a whole document
         gets that document's chunks in order instead of the retrieved ones, if it fits; so does
-        a follow-up about the document the session holds in a cached context (its best passage
-        comes from it, or it names it): that session is talking about the whole document."""
+        a follow-up in a conversation about that whole document (rag.router.document_discussed)."""
         bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
         prompt = answer_prompt(standalone_question, passages(retrieved.hits), history)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
         sources = [h.chunk.source for h in retrieved.hits]
         document = self.router.document_wanted(question, sources)
-        held = None if document else self.contexts.document(session_id)
-        if held is not None and (held in sources[:1] or named_document(question, [held])):
-            document = held
+        follow_up = document is None
+        document = document or self.router.document_discussed(history, sources)
         whole = None
         if document and not options.model:
             chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
             whole_passages = passages([Hit(c, 0.0) for c in chunks])
             whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
             whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
-            whole = WholeDocument(document, whole_prompt, follow_up=document == held)
+            whole = WholeDocument(document, whole_prompt, follow_up=follow_up)
         return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id)
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:

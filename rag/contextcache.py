@@ -1,8 +1,8 @@
 """Explicit context caching: a long prefix sent once, held by the provider, reused by follow-ups.
 
 A question about a whole document sends all of it (tens of thousands of tokens) to Pro, and
-the session's follow-ups about that document send it again (rag.chain keeps a session on the
-document it opened). Gemini can keep such a prefix as a cached content for a TTL: a request
+the conversation's follow-ups about that document send it again (rag.router.document_discussed
+keeps a conversation on the document it opened). Gemini can keep such a prefix as a cached content for a TTL: a request
 naming it sends only its question and pays the cached-input price for the prefix, but keeping it
 is billed per token and hour. So one is created only when the follow-ups expected save more than
 it costs, per token of the prefix:
@@ -81,13 +81,6 @@ class ContextCache:
         self.clock = clock
         self._held: dict[str, Held] = {}
         self._lock = threading.Lock()
-
-    def document(self, session_id: str) -> str | None:
-        """The document the session holds in a live cached context, if any."""
-        self._expire()
-        with self._lock:
-            held = self._held.get(session_id)
-        return held.document if held else None
 
     def plan(self, session_id: str, routed: Routed, follow_ups: float | None = None) -> CachePlan:
         """Only a whole document's prompt is considered: its sources turn is what follow-ups

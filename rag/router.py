@@ -19,7 +19,7 @@ from rag.errors import ProviderError
 from rag.headroom import Headroom, Verdict
 from rag.providers.base import Generator
 from rag.settings import Settings
-from rag.types import Prompt, Usage
+from rag.types import Message, Prompt, Usage
 
 _WHOLE_DOCUMENT = re.compile(
     r"\b(summari[sz]e|summary of|overview of|outline of|key points of|tl;?dr)\b"
@@ -59,7 +59,7 @@ class Size:
 @dataclass(frozen=True)
 class WholeDocument:
     """The alternative to retrieved chunks: one document, all of it, in order. `follow_up`: not
-    asked for, but the session is talking about it and holds it in a cached context."""
+    asked for by this question, but by an earlier one of the conversation (`document_discussed`)."""
 
     source: str
     prompt: Prompt
@@ -88,6 +88,21 @@ class Router:
         if not asks_for_whole_document(question) or not ranked_sources:
             return None
         return named_document(question, ranked_sources) or ranked_sources[0]
+
+    def document_discussed(self, history: Sequence[Message], ranked_sources: Sequence[str]) -> str | None:
+        """The document a follow-up is about when the conversation is about a whole document:
+        an earlier question asked for the whole of the follow-up's best-ranked document (by
+        name, or naming none of the retrieved ones). Such a session stays on the whole
+        document, so each follow-up sends the same long prefix (rag.contextcache caches it)."""
+        if not ranked_sources:
+            return None
+        best = ranked_sources[0]
+        for message in history:
+            if message.role == "user" and asks_for_whole_document(message.text):
+                named = named_document(message.text, ranked_sources)
+                if named in (None, best):
+                    return best
+        return None
 
     def route(
         self,

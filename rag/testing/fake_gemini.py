@@ -288,6 +288,14 @@ def default_responder(request: GenerateRequest) -> str:
     return answer
 
 
+def rewrites_as_asked(request: GenerateRequest) -> str:
+    """Like `default_responder`, but a follow-up rewrite (rag.rewrite's "Follow-up question:"
+    prompt) is answered with the follow-up as asked, so each keeps its own words (and its own
+    answer-cache key) instead of all becoming one "Answer to: ..." string."""
+    asked = request.last_user_text.rpartition("Follow-up question: ")[2]
+    return asked if asked != request.last_user_text else default_responder(request)
+
+
 def describe_image(mime_type: str, data: bytes) -> str:
     """What the fake "sees" in an image: its size and most common colour, so a test knows
     the description its image gets without scripting it."""
@@ -1131,4 +1139,5 @@ __all__ = [
     "count_tokens",
     "default_responder",
     "embed_text",
+    "rewrites_as_asked",
 ]

@@ -131,3 +131,17 @@ def test_document_wanted_falls_back_to_the_best_ranked_source(router_for):
     assert router.document_wanted("summarise this document", ["b.md", "a.md"]) == "b.md"
     assert router.document_wanted("summarise the a document", ["b.md", "a.md"]) == "b.md"
     assert router.document_wanted("How long is leave?", ["b.md"]) is None
+
+
+def test_a_conversation_about_a_whole_document_stays_on_it(router_for) -> None:
+    from rag.types import Message
+
+    router, _ = router_for()
+    asked = [Message("user", "Summarise the whole handbook.pdf"), Message("model", "It covers ...")]
+    assert router.document_discussed(asked, ["handbook.pdf", "api.md"]) == "handbook.pdf"
+    assert router.document_discussed(asked, ["api.md", "handbook.pdf"]) is None  # the follow-up left it
+    unnamed = [Message("user", "Give me an overview of this document"), Message("model", "...")]
+    assert router.document_discussed(unnamed, ["api.md"]) == "api.md"  # the one it was about ranks first
+    chat = [Message("user", "How many vacation days?"), Message("model", "25 [1]")]
+    assert router.document_discussed(chat, ["handbook.pdf"]) is None
+    assert router.document_discussed([], ["handbook.pdf"]) is None
