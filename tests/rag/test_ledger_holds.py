@@ -112,6 +112,20 @@ def test_a_settlement_the_store_cannot_take_waits_in_the_journal(store_settings:
     assert ledger.session("s").calls == 1
 
 
+def test_a_cached_contents_storage_survives_the_journal(store_settings: Settings) -> None:
+    store = Flaky(open_kv(store_settings, "ledger"))
+    ledger = Ledger(store_settings, kv=store)  # type: ignore[arg-type]
+    hold = ledger.reserve("s", 0.05)
+    store.down = True
+    pro = store_settings.pro_model
+    [priced] = ledger.settle(hold, [Call(pro, Usage(prompt_tokens=10_000), "cache", storage_hours=0.5)])
+    assert priced.storage_usd == pytest.approx(10_000 * 4.50 * 0.5 / 1e6)  # $4.50 per 1M tokens per hour
+    store.down = False
+    ledger.replay_journal()
+    assert ledger.session("s").storage_usd == pytest.approx(priced.storage_usd)
+    assert ledger.session("s").cost_usd == pytest.approx(priced.cost_usd)
+
+
 def test_a_hold_lands_on_its_day(store_settings: Settings, clock: ManualClock) -> None:
     ledger = Ledger(store_settings, clock=clock)
     hold = ledger.reserve("s", 0.05)
