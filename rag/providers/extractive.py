@@ -164,6 +164,25 @@ class _Unit:
     overlap: float
 
 
+@dataclass(frozen=True)
+class Support:
+    """What the passages offer toward an answer: the scored units, and the signals the
+    refusal reads. Kept as one object so the evaluation can study the same numbers the
+    answerer decided on."""
+
+    scored: tuple[Scored, ...]  # best first
+    missing: tuple[str, ...]  # key terms found in no passage
+    best: float  # the best unit's support score (meaning, word overlap, kind, literal tokens)
+    similarity: float  # the best cosine of a unit (read with its heading) to the question
+    coverage: float  # share of the question's content words in the first passages
+    kind_absent: bool  # asks for a number, date or name that no passage's units hold
+    top_score: float  # the first passage's retrieval score
+    margin: float  # ... minus the second's
+
+
+COVERAGE_PASSAGES = 3  # the passages an answer is mostly quoted from
+
+
 class ExtractiveAnswerer:
     """Composes answers from sentences; shares the offline embedder's model."""
 
@@ -188,10 +207,10 @@ class ExtractiveAnswerer:
         # Quoting the closest passages for an unanswerable question is the lesser harm.
 
     def answer(self, question: str, passages: Sequence[Passage]) -> str:
-        missing = missing_terms(question, passages)
-        if missing:
-            return f"{NOT_FOUND.rstrip('.')}: they never mention {', '.join(missing)}.\n\n{OFFLINE_NOTE}"
-        picked = self.select(question, passages)
+        support = self.support(question, passages)
+        if support.missing:
+            return f"{NOT_FOUND.rstrip('.')}: they never mention {', '.join(support.missing)}.\n\n{OFFLINE_NOTE}"
+        picked = self.pick(support, passages)
         if not picked:
             return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
         lines = [f"{s.sentence} [{s.passage.n}]" for s in picked]
@@ -212,16 +231,22 @@ class ExtractiveAnswerer:
                     out.append(_Unit(passage, unit, position, context, overlap))
         return out
 
-    def select(self, question: str, passages: Sequence[Passage]) -> list[Scored]:
+    def support(self, question: str, passages: Sequence[Passage]) -> Support:
         """Each unit is scored by meaning (cosine to the question, read with its section
         heading), by the share of the question's words it or its heading contains, and by
         whether it holds what the question asks for (a figure, a date, a name, an
         instruction) and the question's literal tokens. Only the lexically best
         `max_candidates` units are embedded (embedding is the cost), plus the best unit of
         the top passage, which is always considered."""
-        units = self.units(question, passages)
-        if not units or not question.strip():
-            return []
+        missing = tuple(missing_terms(question, passages))
+        units = self.units(question, passages) if question.strip() else []
+        kind = question_kind(question)
+        scores = [p.score for p in passages[:2]]
+        retrieval = (scores[0] if scores else 0.0, scores[0] - scores[1] if len(scores) > 1 else 0.0)
+        coverage = _coverage(question, passages[:COVERAGE_PASSAGES])
+        kind_absent = kind in ("number", "date", "name") and not any(fits_kind(u.text, kind) for u in units)
+        if not units:
+            return Support((), missing, 0.0, 0.0, coverage, kind_absent, *retrieval)
         ranked = sorted(units, key=lambda u: u.overlap, reverse=True)
         candidates = ranked[: self.max_candidates]
         top = [u for u in ranked if u.passage.n == passages[0].n][:1]
@@ -229,18 +254,23 @@ class ExtractiveAnswerer:
         texts = [f"{u.context}: {u.text}" if u.context else u.text for u in candidates]
         vecs = self.model.embed([question, *texts])
         semantic = vecs[1:] @ vecs[0]
-        kind = question_kind(question)
         literal = anchors(question)
-        scored = [
+        scored = sorted((
             Scored(u.passage, u.text, u.position, float(
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * _share_present(literal, u.text)
             ))
             for u, sim in zip(candidates, semantic, strict=True)
-        ]
-        scored.sort(key=lambda s: s.score, reverse=True)
-        if scored[0].score < self.min_support:
+        ), key=lambda s: s.score, reverse=True)
+        return Support(tuple(scored), missing, scored[0].score, float(semantic.max()), coverage, kind_absent,
+                       *retrieval)
+
+    def pick(self, support: Support, passages: Sequence[Passage]) -> list[Scored]:
+        """The best-supported units within 75% of the best, at most `max_sentences`, no
+        near-duplicates, in document order; none when even the best is below `min_support`."""
+        scored = support.scored
+        if not scored or scored[0].score < self.min_support:
             return []
         floor = max(self.min_support, scored[0].score * 0.75)
         kept: list[Scored] = []
@@ -251,6 +281,16 @@ class ExtractiveAnswerer:
                 kept.append(s)
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
+
+
+def _coverage(question: str, passages: Sequence[Passage]) -> float:
+    """Share of the question's distinct content words found in the passages (text, heading
+    or file name), a plural or singular form counting."""
+    wanted = set(content_words(question))
+    if not wanted:
+        return 1.0
+    pool = set(content_words(" ".join(f"{p.source} {p.heading} {p.text}" for p in passages)))
+    return sum(w in pool or w.rstrip("s") in pool or f"{w}s" in pool for w in wanted) / len(wanted)
 
 
 def _share_present(terms: set[str], text: str) -> float:

@@ -93,3 +93,12 @@ def test_a_question_reads_the_corpus_version_once(settings, offline_provider, mo
     record = chain.ask("How many days of paid vacation do employees get?")
     assert "25 days" in record.answer
     assert len(reads) == 1  # the cache key, the count, the BM25 index and the rerank all share it
+
+
+def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_mentions_refused(chain):
+    from rag.eval.metrics import is_refusal
+
+    answered = chain.ask("How many days of paid vacation do employees get?")
+    assert not is_refusal(answered.answer) and "25 days" in answered.answer
+    refused = chain.ask("Which Helm chart runs the badge reader at the north entrance?")
+    assert is_refusal(refused.answer) and "helm" in refused.answer and "[1]" not in refused.answer

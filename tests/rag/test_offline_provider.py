@@ -142,3 +142,15 @@ def test_the_offline_rewrite_reads_the_history_its_task_carries(offline_provider
     history = (Message("user", "How many vacation days do employees get?"), Message("model", "25 days [1]."))
     rewritten = standalone(offline_provider, "Can they be carried over?", history, "lite")
     assert rewritten.question == "Can they be carried over (many vacation days employees get)?"
+
+
+def test_support_exposes_the_signals_a_refusal_reads(offline_provider):
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year. Unused days carry over.",
+                       "handbook.pdf", 2, score=1.0)
+    other = Passage(2, "Passwords must be rotated every 90 days.", "security.md", score=0.4)
+    support = offline_provider.answerer.support("How many vacation days do employees get?", [vacation, other])
+    assert support.scored[0].passage is vacation and support.best == support.scored[0].score > 0.3
+    assert support.missing == () and support.margin == 0.6 and support.top_score == 1.0
+    assert support.coverage == 0.6 and not support.kind_absent  # 3 of its 5 content words; "25" the number asked
+    far = offline_provider.answerer.support("How many vacation days do employees get?", [other])
+    assert far.best < support.best and far.similarity < support.similarity and far.coverage < 0.6

@@ -1,0 +1,235 @@
+"""Where the offline answerer's refusal rule comes from: its signals on every test set, and the
+rule chosen by leave-one-set-out cross-validation.
+
+    python scripts/refusal_fit.py signals [NAME...] [--out FILE]   # retrieve and score every case
+    python scripts/refusal_fit.py fit [--signals FILE]               # choose the rule, report held-out figures
+
+`signals` runs each set's cases through the default retrieval (the follow-up rewrite, hybrid
+search, the second ranking stage, k = top_k) against the collection `python
+scripts/testsets.py eval NAME` built (same GEMRAG_DATA_DIR), and writes one JSON line per
+case: the answerer's `Support` signals and whether the case is unanswerable. `fit` tries
+every candidate rule (a logistic model over a subset of the signals, its threshold chosen on
+the training sets) with each set held out in turn, and prints what the held-out set got:
+the figures the README reports. Measured so far, no learned rule beat the key-term rule on a
+held-out set within the false-refusal budget, so none is shipped (README: Evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.testsets import data_dir, doc_sets, pick  # noqa: E402
+
+DEFAULT_OUT = Path("eval-out") / "refusal" / "signals.jsonl"
+MIN_SUPPORT = 0.30  # the answerer's floor: below it nothing is quoted, so it refuses (ExtractiveAnswerer.min_support)
+MAX_FALSE_REFUSALS = 0.04  # on the training sets: below the goal of 1 in 20, to leave room on a new set
+
+
+# --- signals -------------------------------------------------------------------------------
+
+
+def collect(names: Sequence[str], out: Path) -> None:
+    from rag.answer import AskOptions
+    from rag.chain import Chain, passages
+    from rag.eval.testset import load_testset
+    from rag.providers.offline import OfflineProvider
+    from rag.settings import load_settings
+    from rag.store import collection_name
+    from rag.stores import Stores
+    from rag.types import Message
+
+    settings = load_settings().model_copy(update={"data_dir": data_dir(), "answer_cache": False})
+    provider = OfflineProvider()
+    chain = Chain(settings, provider)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as sink:
+        for doc_set in pick(names):
+            root = doc_set.corpus(data_dir())
+            store = Stores(settings).get(collection_name("eval", root.resolve().name))
+            for case in load_testset(doc_set.testset).cases:
+                question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
+                shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
+                support = provider.answerer.support(question, shown)
+                query = np.array(chain.retriever.embed(store, question).vectors[0])
+                vectors = store.vectors([p.chunk_id for p in shown[:1]])
+                row = {"set": doc_set.name, "id": case.id, "unanswerable": case.unanswerable, "question": question,
+                       **{k: v for k, v in asdict(support).items() if k != "scored"},
+                       # the best passage's cosine to the question: retrieval's own closeness, absolute
+                       "top_similarity": float(query @ np.array(vectors[shown[0].chunk_id])) if vectors else None,
+                       "shown": [[p.source, p.page, p.score] for p in shown]}
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+FEATURES = ("best", "similarity", "coverage", "kind_absent", "top_score", "margin", "top_similarity")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Refuse when w . x + bias > 0 (x: the named signals); fitted as a logistic model."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def refuses(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x @ np.array(self.weights) + self.bias > 0)
+
+
+def matrix(rows: list[dict[str, object]], features: Sequence[str]) -> np.ndarray:
+    """The signals, an unknown one (None) as 1.0: above any cosine, so it refuses nothing."""
+    return np.array([[1.0 if r[f] is None else float(r[f]) for f in features] for r in rows])  # type: ignore[arg-type]
+
+
+def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> tuple[np.ndarray, float]:
+    """Newton's method on the class-balanced, L2-penalised log loss (the few unanswerable
+    cases weigh as much as the many answerable ones)."""
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    weight = np.where(y == 1, len(y) / (2 * max(y.sum(), 1)), len(y) / (2 * max((1 - y).sum(), 1)))
+    beta = np.zeros(z.shape[1])
+    penalty = np.diag([l2] * (z.shape[1] - 1) + [0.0])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ beta)))
+        gradient = z.T @ (weight * (p - y)) + penalty @ beta
+        hessian = (z * (weight * p * (1 - p))[:, None]).T @ z + penalty
+        beta -= np.linalg.solve(hessian, gradient)
+    w = beta[:-1] / scale
+    return w, float(beta[-1] - w @ mean)
+
+
+def train(rows: list[dict[str, object]], features: tuple[str, ...]) -> Rule:
+    """The logistic model on the cases the key-term rule leaves, its bias then moved to the
+    threshold that refuses the most unanswerable cases with at most MAX_FALSE_REFUSALS of
+    the answerable ones refused (counting those the key-term rule already refused)."""
+    left = [r for r in rows if not refused_before(r)]
+    x, y = matrix(left, features), np.array([float(bool(r["unanswerable"])) for r in left])
+    w, _ = logistic(x, y)
+    margin = x @ w
+    answerable = sum(not r["unanswerable"] for r in rows)
+    allowed = MAX_FALSE_REFUSALS * answerable - sum(refused_before(r) and not r["unanswerable"] for r in rows)
+    best = (-1, 0.0)
+    for cut in sorted(set(margin)):
+        refused = margin >= cut
+        false = int((refused & (y == 0)).sum())
+        if false <= allowed and (hit := int((refused & (y == 1)).sum())) > best[0]:
+            best = (hit, cut)
+    cut = best[1] if best[0] > 0 else float(margin.max()) + 1.0
+    return Rule(features, tuple(float(v) for v in w), float(-cut + 1e-9))
+
+
+def refused_before(row: dict[str, object]) -> bool:
+    """What the answerer refused without a learned rule: a key term in no passage, or no unit
+    reaching the support floor."""
+    return bool(row["missing"]) or float(row["best"]) < MIN_SUPPORT  # type: ignore[arg-type]
+
+
+def outcome(rows: list[dict[str, object]], rule: Rule | None) -> tuple[int, int, int, int]:
+    """(unanswerable refused, unanswerable, answerable refused, answerable)."""
+    refused = np.array([refused_before(r) for r in rows])
+    if rule is not None:
+        refused |= rule.refuses(matrix(rows, rule.features))
+    no = np.array([bool(r["unanswerable"]) for r in rows])
+    return int((refused & no).sum()), int(no.sum()), int((refused & ~no).sum()), int((~no).sum())
+
+
+Outcome = tuple[int, int, int, int]
+
+
+def cross_validate(rows: list[dict[str, object]], features: tuple[str, ...]) -> dict[str, Outcome]:
+    """Each set's outcome under the rule trained on the other sets."""
+    held: dict[str, Outcome] = {}
+    for name in dict.fromkeys(str(r["set"]) for r in rows):
+        rule = train([r for r in rows if r["set"] != name], features)
+        held[name] = outcome([r for r in rows if r["set"] == name], rule)
+    return held
+
+
+CANDIDATES = [c for n in (1, 2, 3) for c in itertools.combinations(FEATURES, n)]
+
+
+def goodness(held: dict[str, Outcome]) -> tuple[float, float]:
+    """Unanswerable refused minus answerable refused, each as a share: on the worst set, then summed."""
+    scores = [o[0] / max(o[1], 1) - o[2] / max(o[3], 1) for o in held.values()]
+    return (min(scores), sum(scores))
+
+
+def choose(rows: list[dict[str, object]]) -> tuple[str, ...]:
+    """The signals whose rule does best on each of these sets when trained on the others."""
+    return max(CANDIDATES, key=lambda c: goodness(cross_validate(rows, c)))
+
+
+def total(outcomes: Sequence[Outcome]) -> Outcome:
+    return tuple(int(sum(o[i] for o in outcomes)) for i in range(4))  # type: ignore[return-value]
+
+
+def cell(o: Outcome) -> str:
+    return f"{o[0]} of {o[1]} / {o[2]} of {o[3]}"
+
+
+def fit(paths: Sequence[Path]) -> str:
+    """Nested leave-one-set-out: for each held-out set, the signals are chosen and the rule is
+    fitted on the other sets alone, then scored on it. The shipped rule is chosen and fitted
+    the same way on all sets."""
+    rows = [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    sets = list(dict.fromkeys(str(r["set"]) for r in rows))
+    before = {s: outcome([r for r in rows if r["set"] == s], None) for s in sets}
+    after: dict[str, Outcome] = {}
+    chosen_for: dict[str, tuple[str, ...]] = {}
+    for held in sets:
+        others = [r for r in rows if r["set"] != held]
+        chosen_for[held] = choose(others)
+        after[held] = outcome([r for r in rows if r["set"] == held], train(others, chosen_for[held]))
+    lines = ["Held out: unanswerable refused / answerable refused, each set with the signals chosen and the rule",
+             "fitted on the other sets", "",
+             "| set | key terms and support floor (before) | signals chosen on the others | learned rule, held out |",
+             "|---|---|---|---|"]
+    lines += [f"| {s} | {cell(before[s])} | {' + '.join(chosen_for[s])} | {cell(after[s])} |" for s in sets]
+    lines.append(f"| all | {cell(total(list(before.values())))} | | {cell(total(list(after.values())))} |")
+    lines += ["", "Each signal alone, leave one set out (not nested):", "", "| signal | " + " | ".join(sets) + " |",
+              "|---|" + "---|" * len(sets)]
+    for feature in FEATURES:
+        held_out = cross_validate(rows, (feature,))
+        lines.append(f"| {feature} | " + " | ".join(cell(held_out[s]) for s in sets) + " |")
+    chosen = choose(rows)
+    rule = train(rows, chosen)
+    terms = " + ".join(f"{w:.4f} * {name}" for name, w in zip(rule.features, rule.weights, strict=True))
+    lines += ["", f"chosen on all sets: {' + '.join(chosen)}; fitted on all sets: refuse when "
+              f"{terms} + {rule.bias:.4f} > 0",
+              f"on all sets (not held out): {cell(outcome(rows, rule))}"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/refusal_fit.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    signals = commands.add_parser("signals", help="every case's refusal signals, one JSON line each")
+    signals.add_argument("names", nargs="*", help=f"test sets (default: all: {', '.join(doc_sets())})")
+    signals.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    fitting = commands.add_parser("fit", help="leave-one-set-out choice of the refusal rule")
+    fitting.add_argument("signals", type=Path, nargs="*", default=[DEFAULT_OUT], help="signal files, one or more")
+    args = parser.parse_args(argv)
+    if args.command == "signals":
+        collect(args.names, args.out)
+        return 0
+    print(fit(args.signals))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
