@@ -16,10 +16,12 @@ from rich.logging import RichHandler
 
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import SUPPORTED, Filters
-from ingest.display import details, headline, progress_bars, summary
+from ingest.display import details, headline, progress_bars, summary, upload_bar
+from ingest.filesearch import upload_collection
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import add_debug_flag, run_command
+from rag.filesearch import FileSearchStores
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 
@@ -89,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --batch or --resume: do not wait for the jobs (collect them with --resume)")
     parser.add_argument("--data-dir", type=Path,
                         help="where the store and manifest live (default: GEMRAG_DATA_DIR or ./.gemrag)")
+    parser.add_argument("--backend", choices=["gemrag", "file-search"],
+                        help="file-search: also upload the collection's files to its Gemini File Search store, "
+                             "only those the store lacks by content hash (default: settings.backend)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_debug_flag(parser)
     return parser
@@ -117,6 +122,10 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     # Retry warnings from the embedder print above the progress bar, not through it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])
     settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if args.backend:
+        settings = settings.model_copy(update={"backend": args.backend})
+    if settings.backend == "file-search":
+        FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
     collection = args.collection or settings.collection
     origin = _origin(args, settings, collection)
     if embedder is None:
@@ -140,6 +149,10 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     out.print(summary(report))
     for line in details(report):
         out.print(line, highlight=False, soft_wrap=True)
+    if settings.backend == "file-search" and not report.dry_run and not report.stopped:
+        with upload_bar(err, err.is_terminal and not args.quiet) as on_upload:
+            synced = upload_collection(settings, report.collection, on_progress=on_upload)
+        out.print(synced.summary(), highlight=False, soft_wrap=True)
     return report.exit_code
 
 

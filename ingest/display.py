@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ingest.report import IngestReport, ProgressCallback, Status
 from ingest.report import Progress as IngestProgress
+from rag.filesearch import ProgressCallback as UploadProgress
 
 
 @contextmanager
@@ -41,6 +42,23 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
             if event.batch_total:
                 jobs[:] = jobs or [bars.add_task("batch", total=None, current="")]
                 bars.update(jobs[0], completed=event.batch_done, total=event.batch_total, current=event.batch_state)
+
+        yield show
+
+
+@contextmanager
+def upload_bar(console: Console, enabled: bool) -> Iterator[UploadProgress | None]:
+    """One bar over the files uploaded to File Search (each waits for its indexing)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[current]}", style="dim"))
+    with Progress(*columns, console=console, transient=True) as bars:
+        task = bars.add_task("upload", total=None, current="")
+
+        def show(current: str, done: int, total: int) -> None:
+            bars.update(task, completed=done, total=total, current=current)
 
         yield show
 

@@ -1,6 +1,10 @@
 """What one process shares across every session and request: the stores, the ledger and its
 budget, the chain over them. A UI or a server builds it once and hands each part to whoever
-needs it, instead of reaching through the chain for them."""
+needs it, instead of reaching through the chain for them.
+
+`settings.backend` is decided here and nowhere else: "gemrag" retrieves from the local
+collection, "file-search" leaves retrieval to Gemini's File Search tool (rag.filesearch);
+the chain above either is the same."""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from rag.costs import Ledger
 from rag.embedcache import EmbeddingCache
 from rag.providers import Embedders, get_generator
 from rag.providers.base import Embedder, Generator
-from rag.retrieval import Retriever
-from rag.settings import Settings
+from rag.retrieval import Retriever, Searcher
+from rag.settings import BackendName, Settings
 from rag.stores import Stores, embedder_for
 
 
@@ -39,10 +43,19 @@ class Backend:
         stores = stores or Stores(settings)
         ledger = ledger or Ledger(settings)
         budget = Budget(settings, ledger)
-        retriever = Retriever(settings, embedders, generator, embeddings=EmbeddingCache(settings))
+        retriever = searcher(settings, settings.backend, embedders, generator)
         chain = Chain(settings, generator, stores=stores, retriever=retriever, ledger=ledger, budget=budget)
         return cls(settings, generator, embedders, stores, ledger, budget, chain)
 
     def embedder_for(self, collection: str) -> Embedder:
         """The embedder new documents for `collection` are embedded with (see rag.stores)."""
         return embedder_for(self.settings, collection, self.embedders)
+
+
+def searcher(settings: Settings, backend: BackendName, embedders: Embedders, generator: Generator) -> Searcher:
+    """What answers retrieve with under `backend` (the evaluation builds one per backend it compares)."""
+    if backend == "file-search":
+        from rag.filesearch import FileSearchRetriever, FileSearchStores
+
+        return FileSearchRetriever(FileSearchStores(settings))
+    return Retriever(settings, embedders, generator, embeddings=EmbeddingCache(settings))

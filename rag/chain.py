@@ -36,7 +36,7 @@ from rag.providers import Embedders
 from rag.providers.base import Generator
 from rag.providers.minilm import shared_minilm
 from rag.ratelimit import shared_limiter
-from rag.retrieval import Query, Retrieved, Retriever
+from rag.retrieval import Query, Retrieved, Retriever, Searcher
 from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
@@ -57,6 +57,7 @@ class Generated:
     usage: Usage
     route: Route  # the route actually taken: a fallback replaces the planned one
     ttft_s: float
+    passages: tuple[Passage, ...]  # what the answer rests on: the prompt's, or those a File Search call found
 
 
 Streaming = collections.abc.Generator[Delta, None, Generated]  # yields the text, returns the whole
@@ -137,7 +138,7 @@ class Chain:
         store: Store | None = None,
         *,
         stores: Stores | None = None,
-        retriever: Retriever | None = None,
+        retriever: Searcher | None = None,
         router: Router | None = None,
         ledger: Ledger | None = None,
         budget: Budget | None = None,
@@ -150,7 +151,7 @@ class Chain:
         self.settings = settings
         self.generator = generator
         self.stores = stores or Stores(settings, *([store] if store else []))
-        self.retriever = retriever or Retriever(
+        self.retriever: Searcher = retriever or Retriever(
             settings, Embedders(settings), generator, embeddings=EmbeddingCache(settings)
         )
         self.checker = CitationChecker(shared_minilm().embed)  # local and free, whichever generator answers
@@ -325,9 +326,9 @@ class Chain:
             question=question,
             standalone_question=rewritten.question,
             answer=generated.text,
-            citations=self.cite(generated.text, routed.prompt.passages),
-            checks=self.checker.check(generated.text, routed.prompt.passages),
-            sources=[citation(p) for p in routed.prompt.passages],
+            citations=self.cite(generated.text, generated.passages),
+            checks=self.checker.check(generated.text, generated.passages),
+            sources=[citation(p) for p in generated.passages],
             route=generated.route,
             usage=rewritten.usage + retrieved.usage + retrieved.rerank_usage + generated.usage,
             latency_s=time.perf_counter() - started,
@@ -395,7 +396,7 @@ class Chain:
         gets that document's chunks in order instead of the retrieved ones, if it fits; so does
         a follow-up in a conversation about that whole document (rag.router.document_discussed)."""
         bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
-        prompt = answer_prompt(standalone_question, passages(retrieved.hits), history)
+        prompt = answer_prompt(standalone_question, passages(retrieved.hits), history, retrieved.file_search)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
         sources = [h.chunk.source for h in retrieved.hits]
         document = self.router.document_wanted(question, sources)
@@ -434,10 +435,12 @@ class Chain:
         usage = Usage()
         served = route.model
         ttft = 0.0
+        shown = prompt.passages
         try:
             for delta in self.generator.stream(prompt, model=route.model):
                 served = delta.model or served
                 usage = delta.usage if delta.usage != Usage() else usage  # cumulative
+                shown = shown if delta.passages is None else delta.passages
                 if delta.text:
                     if not pieces:
                         ttft = time.perf_counter() - started
@@ -451,4 +454,4 @@ class Chain:
         spending.add(served, usage, "answer")
         # The provider's own count is exact; the router may only have bounded it.
         exact = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)
-        return Generated("".join(pieces), usage, self.router.served(exact, served), ttft)
+        return Generated("".join(pieces), usage, self.router.served(exact, served), ttft, shown)

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--source", action="append", default=[], metavar="PATH",
                          help="only search this source path (repeatable)")
         sub.add_argument("--model", help="force a model instead of the router's choice")
+        sub.add_argument("--backend", choices=["gemrag", "file-search"],
+                         help="file-search: Gemini's File Search tool retrieves, over the collection uploaded "
+                              "with python -m ingest --backend file-search (default: settings.backend)")
         add_debug_flag(sub)
         sub.add_argument("--session", metavar="ID",
                          help="continue this budget session (each run is a new session otherwise; "
@@ -145,11 +148,13 @@ def chat(chain: Chain, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rag.providers import get_generator
+    from rag.backend import Backend
     from rag.settings import get_settings
 
     settings = get_settings()
-    chain = Chain(settings, get_generator(settings))
+    if args.backend:
+        settings = settings.model_copy(update={"backend": args.backend})
+    chain = Backend.build(settings).chain
     args.session = args.session or new_session_id()
     try:
         return ask(chain, args) if args.command == "ask" else chat(chain, args)

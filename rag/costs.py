@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 # "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
 # not counted as an answer. "suggest": the UI's first-screen questions written by the cheap model.
 # "cache": an explicit cached content created (its tokens at the input price, and its storage).
-CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest", "suggest", "cache"]
+# "index": File Search indexing an uploaded file, billed at the embedding price.
+CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest", "suggest", "cache", "index"]
 # The budgets a hold is checked against: the session's, the deployment's per (UTC) day and
 # month, and the API key's (the account's) per day and month.
 Scope = Literal["session", "daily", "monthly", "key_daily", "key_monthly"]

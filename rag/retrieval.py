@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from rag.providers.base import Generator
 from rag.rerank import Reranked, Reranker, make_reranker
 from rag.settings import Settings
 from rag.store import Store
-from rag.types import Embedded, Hit, Usage
+from rag.types import Embedded, FileSearchTool, Hit, Usage
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,16 @@ class Retrieved:
     rerank_usage: Usage = field(default_factory=Usage)  # a model-based second stage's call, charged like any other
     rerank_model: str = ""
     rerank_note: str = ""  # why the second stage fell back, if it did
+    file_search: FileSearchTool | None = None  # backend "file-search": the model searches there itself
+
+
+class Searcher(Protocol):
+    """What the chain retrieves with: `Retriever` over the local collection, or the File
+    Search backend's (rag.filesearch), which leaves the searching to the answering model."""
+
+    def search(self, store: Store, query: Query) -> Retrieved: ...
+
+    def reranker(self, mode: RerankMode) -> Reranker: ...
 
 
 def rrf(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:

@@ -26,6 +26,8 @@ from pydantic_settings import (
 from rag.catalogue import ModelRow, RateLimit, Role, ThinkingLevel, catalogue_rows, merge_rows
 from rag.errors import ConfigError
 
+BackendName = Literal["gemrag", "file-search"]
+
 FIELD_ROLES: dict[str, tuple[Role, ...]] = {
     # The role each model setting may take; Pro may fall back to a Flash model (Google's own
     # replacement for gemini-2.5-pro is one), cheap steps may use Flash.
@@ -96,6 +98,7 @@ def _catalogue_models() -> dict[str, ModelRow]:
 # Settings that change which passages an answer rests on or which model writes it: the answer
 # cache keys on them (rag.cache.answer_key). A new retrieval or routing setting belongs here.
 ANSWER_SHAPING_SETTINGS = (
+    "backend",
     "retrieval_mode",
     "top_k",
     "overfetch",
@@ -202,6 +205,13 @@ class Settings(BaseSettings):
     figure_max_output_tokens: int = 400  # a description, not an essay; bounds the dry run's estimate
     scan_dpi: int = 200
     ocr_languages: str = "eng"  # Tesseract's -l: "eng+deu" needs tesseract-ocr-deu
+
+    # --- the backend (README: File Search side by side) ---
+    # "gemrag": our retrieval over the local collection; "file-search": the collection's files
+    # uploaded to a Gemini File Search store (needs a key), which the model searches itself.
+    backend: BackendName = "gemrag"
+    file_search_poll_s: float = 2.0  # between checks of an upload's indexing operation
+    file_search_timeout_s: float = 600.0  # the longest one file may take to be indexed
 
     # --- retrieval ---
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"

@@ -141,6 +141,17 @@ Task = AnswerTask | RewriteTask | JudgeTask | RerankTask
 
 
 @dataclass(frozen=True)
+class FileSearchTool:
+    """Gemini's File Search tool on an answer call (backend "file-search"): the model searches
+    these stores itself, and the passages it grounds its answer on come back with the answer
+    instead of being sent in the prompt."""
+
+    stores: tuple[str, ...]
+    top_k: int | None = None
+    metadata_filter: str | None = None  # `source = "a.pdf" OR ...`: a question restricted to sources
+
+
+@dataclass(frozen=True)
 class Prompt:
     """What a provider is asked.
 
@@ -164,6 +175,7 @@ class Prompt:
     prefix_turns: int = 0
     # The provider's name for a cache already holding that prefix: only the turns after it are sent.
     cached_context: str = ""
+    file_search: FileSearchTool | None = None  # the model retrieves for itself; `passages` is empty
 
     @classmethod
     def of(cls, text: str, **kw: object) -> Prompt:
@@ -212,6 +224,9 @@ class StreamDelta:
     model: str
     usage: Usage = field(default_factory=Usage)
     final: bool = False
+    # On the final delta of a model that retrieved for itself (File Search): the passages its
+    # grounding metadata names, numbered as the text cites them. None: the prompt's passages.
+    passages: tuple[Passage, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from rag.errors import ConfigError, ProviderError
 from rag.keypool import KeyPool
 from rag.kv import open_kv
 from rag.providers.base import EmbeddingJobs
+from rag.providers.grounding import grounded
 from rag.ratelimit import Limiter, shared_limiter
 from rag.retry import Retrier
 from rag.settings import Settings
@@ -79,8 +80,9 @@ def _contents(prompt: Prompt) -> list[types.Content]:
 def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
     if meta is None:
         return Usage()
+    # What a tool put into the context (File Search's chunks) is billed as input.
     return Usage(
-        prompt_tokens=meta.prompt_token_count or 0,
+        prompt_tokens=(meta.prompt_token_count or 0) + (meta.tool_use_prompt_token_count or 0),
         output_tokens=meta.candidates_token_count or 0,
         cached_tokens=meta.cached_content_token_count or 0,
         thinking_tokens=meta.thoughts_token_count or 0,
@@ -131,11 +133,16 @@ class GeminiProvider:
                              max_keepalive_connections=settings.gemini_connections)
         options = types.HttpOptions(base_url=settings.base_url, timeout=int(settings.request_timeout_s * 1000),
                                     client_args={"limits": pool}, async_client_args={"limits": pool})
+        clients = [genai.Client(api_key=secret, http_options=options) for secret in secrets]
         self.keys = KeyPool(
-            [genai.Client(api_key=secret, http_options=options) for secret in secrets],
+            clients,
             secrets,
             open_kv(settings, "keys") if len(secrets) > 1 else None,
             cooldown_s=settings.key_cooldown_s,
+        )
+        # File Search stores belong to the main key's project: a call searching them uses it alone.
+        self.main = self.keys if len(clients) == 1 else KeyPool(
+            clients[:1], secrets[:1], None, cooldown_s=settings.key_cooldown_s
         )
 
     def __repr__(self) -> str:
@@ -147,7 +154,7 @@ class GeminiProvider:
 
         def attempt(left: float) -> types.GenerateContentResponse:
             config = self._generation_config(prompt, model, self._reserve(model, prompt, left))
-            return self.keys.call(
+            return self._pool(prompt).call(
                 lambda client: client.models.generate_content(model=model, contents=_contents(prompt), config=config)
             )
 
@@ -155,12 +162,15 @@ class GeminiProvider:
         served = served_model(self.settings, model, response)
         return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP")
 
+    def _pool(self, prompt: Prompt) -> KeyPool[genai.Client]:
+        return self.main if prompt.file_search else self.keys
+
     def stream(self, prompt: Prompt, model: str | None = None) -> Iterator[StreamDelta]:
         model = model or self.flash_model
 
         def attempt(left: float) -> Iterator[types.GenerateContentResponse]:
             config = self._generation_config(prompt, model, self._reserve(model, prompt, left))
-            return self.keys.stream(
+            return self._pool(prompt).stream(
                 lambda client: client.models.generate_content_stream(
                     model=model, contents=_contents(prompt), config=config
                 )
@@ -168,13 +178,25 @@ class GeminiProvider:
 
         usage = Usage()
         served = model
+        # A File Search answer is held back until its grounding (with the last piece) says
+        # where its [n] citations go: it arrives whole.
+        held: list[str] | None = [] if prompt.file_search else None
+        grounding = None
         for chunk in self.retrier.stream(model, attempt, has_text=lambda c: bool(_text(c))):
             usage = _usage(chunk.usage_metadata) if chunk.usage_metadata else usage  # cumulative
             served = served_model(self.settings, model, chunk)
             text = _text(chunk)
-            if text:
+            if held is not None:
+                held.append(text)
+                grounding = (chunk.candidates[0].grounding_metadata if chunk.candidates else None) or grounding
+            elif text:
                 yield StreamDelta(text, served, usage)  # what the API has billed so far
-        yield StreamDelta("", served, usage, final=True)
+        if held is None:
+            yield StreamDelta("", served, usage, final=True)
+            return
+        text, passages = grounded("".join(held), grounding)
+        yield StreamDelta(text, served, usage)
+        yield StreamDelta("", served, usage, final=True, passages=passages)
 
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
         """countTokens is free and has its own quota, so it bypasses the generation limiter."""
@@ -311,8 +333,13 @@ class GeminiProvider:
         # Gemini 3 (level-controlled) models are tuned for their default temperature; Google
         # advises against setting it, and Flash-Lite 3.5 ignores it.
         leveled = thinking is not None and thinking.thinking_level is not None
+        search = prompt.file_search
+        tools: list[types.ToolUnion] | None = [types.Tool(file_search=types.FileSearch(
+            file_search_store_names=list(search.stores), top_k=search.top_k, metadata_filter=search.metadata_filter,
+        ))] if search else None
         # A cached context holds the system instruction: the API refuses a request setting both.
         return types.GenerateContentConfig(
+            tools=tools,
             system_instruction=None if prompt.cached_context else prompt.system or None,
             cached_content=prompt.cached_context or None,
             temperature=None if leveled else prompt.temperature,

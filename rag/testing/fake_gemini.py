@@ -35,6 +35,8 @@ What it offers a test or a benchmark:
   `asyncBatchEmbedContent` makes the next job end that way instead;
 - faults injected per request (`inject`) or at a seeded random rate (`fault_rate`), a
   simulated per-model rate limit (`rate_limit`) and latency knobs;
+- File Search (`file_search`, rag/testing/fake_filesearch.py): stores, documents, the
+  resumable upload and its operation, and answers grounded in the uploaded text;
 - a thread-safe log of every request (`requests`, `calls`).
 
 It imports nothing from pytest, so benchmarks import it.
@@ -64,6 +66,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from rag.catalogue import ModelRow, catalogue_rows
+from rag.testing.fake_filesearch import FakeFileSearch, Response, file_search_stores
 
 FULL_DIM = 3072  # gemini-embedding-001's native output size
 TEST_API_KEY = "test-key-PLANTED-5ecr3t-9f2c"  # distinctive, so tests can assert it never leaks
@@ -210,6 +213,8 @@ class Reply:
     finish_reason: str = "STOP"
     cached_tokens: int = 0
     thoughts_tokens: int = 0
+    grounding: dict[str, Any] | None = None  # groundingMetadata of the last candidate
+    tool_tokens: int = 0  # toolUsePromptTokenCount: what a search tool put into the context
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,7 @@ class GenerateRequest:
     generation_config: dict[str, Any]
     images: tuple[tuple[str, bytes], ...] = ()  # (mime type, bytes) of every inlineData part
     cached_tokens: int = 0  # of the prompt, taken from the cachedContent the request named
+    file_search: tuple[str, ...] = ()  # the stores its fileSearch tool searches
 
     @property
     def last_user_text(self) -> str:
@@ -439,6 +445,7 @@ class FakeGemini:
         self._thread: threading.Thread | None = None
         self._streams_open = 0
         self.streams_cut_by_client = 0  # streams whose client closed the connection before the end
+        self.file_search = FakeFileSearch()
 
     # --- lifecycle ---
     def start(self) -> FakeGemini:
@@ -454,6 +461,7 @@ class FakeGemini:
             target=self._server.serve_forever, args=(0.05,), name="fake-gemini", daemon=True
         )
         self._thread.start()
+        self.file_search.base_url = self.url
         return self
 
     def stop(self) -> None:
@@ -791,6 +799,9 @@ class FakeGemini:
         implicit-cache prefix and thinking by level, unless the script set them."""
         with self._lock:
             scripted = self._replies.popleft() if self._replies else None
+        if scripted is None and request.file_search:
+            grounded = self.file_search.ground(list(request.file_search), request.last_user_text)
+            scripted = Reply(grounded.text, grounding=grounded.metadata, tool_tokens=grounded.tool_tokens)
         answer = scripted if scripted is not None else self.responder(request)
         reply = answer if isinstance(answer, Reply) else Reply(answer)
         cached = reply.cached_tokens or request.cached_tokens or self._cached_prefix(request)
@@ -813,7 +824,10 @@ def _parse_generate(model: str, body: dict[str, Any]) -> GenerateRequest:
     contents = body.get("contents", [])
     messages = tuple((c.get("role", "user"), _texts(c.get("parts", []))) for c in contents)
     system = _texts((body.get("systemInstruction") or {}).get("parts", []))
-    return GenerateRequest(model, system, messages, body.get("generationConfig") or {}, inline_images(body))
+    return GenerateRequest(
+        model, system, messages, body.get("generationConfig") or {}, inline_images(body),
+        file_search=tuple(file_search_stores(body)),
+    )
 
 
 def inline_images(body: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
@@ -871,8 +885,10 @@ def _usage(request: GenerateRequest, reply: Reply, output_text: str) -> dict[str
     usage = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": output,
-        "totalTokenCount": prompt + output + reply.thoughts_tokens,
+        "totalTokenCount": prompt + output + reply.thoughts_tokens + reply.tool_tokens,
     }
+    if reply.tool_tokens:
+        usage["toolUsePromptTokenCount"] = reply.tool_tokens
     if reply.cached_tokens:
         usage["cachedContentTokenCount"] = reply.cached_tokens
     if reply.thoughts_tokens:
@@ -886,6 +902,8 @@ def _response(
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
     if final:
         candidate["finishReason"] = reply.finish_reason
+        if reply.grounding is not None:
+            candidate["groundingMetadata"] = reply.grounding
     return {
         "candidates": [candidate],
         "usageMetadata": _usage(request, reply, sent),
@@ -922,16 +940,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (its timeout); nothing to answer
 
     def do_DELETE(self) -> None:
+        """A cached content, or File Search's store or document."""
+        path = urlsplit(self.path).path
+        if self.server_fake.file_search.handles(path):
+            self._file_search({}, self.server_fake.file_search.delete(path))
+            return
         self._cached_contents("deleteCachedContent")
 
     def do_GET(self) -> None:
-        """models.list: `GET /v1/models?pageSize=&pageToken=`; batches.get and batches.list; caches.get."""
+        """models.list: `GET /v1/models?pageSize=&pageToken=`; batches.get and batches.list; caches.get;
+        File Search reads."""
         fake = self.server_fake
         url = urlsplit(self.path)
         if _CACHE.match(url.path):
             self._cached_contents("getCachedContent")
             return
         query = dict(parse_qsl(url.query))
+        if fake.file_search.handles(url.path):
+            self._file_search({}, fake.file_search.get(url.path, query))
+            return
         if _BATCH.match(url.path) or _BATCHES.match(url.path):
             self._batches(url.path, query)
             return
@@ -971,6 +998,13 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if fake.file_search.handles(url.path):
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            query = dict(parse_qsl(url.query))
+            upload_start = headers.get("x-goog-upload-command", "").strip() in ("", "start")
+            body = json.loads(raw or b"{}") if upload_start else {}
+            self._file_search(body, fake.file_search.post(url.path, query, headers, raw, body))
+            return
         route = _ROUTE.match(url.path)
         method, model = (route.group(2), route.group(1)) if route else ("", "")
         try:
@@ -1102,6 +1136,18 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(url.query))
         self.server_fake._record(RecordedRequest(method, model, url.path, query, headers, body, status, fault,
                                                  time.monotonic()))
+
+    def _file_search(self, body: dict[str, Any], response: Response) -> None:
+        """Logs a File Search request (method "fileSearch") and sends its response."""
+        self._log("fileSearch", "", body, response.status, None)
+        data = json.dumps(response.body).encode()
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     # --- the wire ---
     def _json(self, status: int, obj: dict[str, Any]) -> None:
