@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ingest.display import progress_bars
+from ingest.filesearch import upload_collection
 from rag.commands import add_debug_flag, run_command
 from rag.eval import feedback, html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
@@ -30,6 +31,7 @@ from rag.eval.results import RunReport
 from rag.eval.runner import Evaluator, Plan
 from rag.eval.terminal import print_report
 from rag.eval.testset import CaseError, TestSet, load_testset
+from rag.filesearch import FileSearchStores
 from rag.providers import Embedders, get_embedder, get_generator
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
@@ -43,7 +45,10 @@ scored on retrieval only, comparable with published BEIR tables.
 
 A test set's corpus (--corpus, default: settings.eval_corpus, ./corpus) is ingested into
 the collection eval-<folder name> first, incrementally; --collection NAME uses an existing
-collection as it is instead.
+collection as it is instead. With --compare backend=gemrag,file-search the collection's
+files are also uploaded to its Gemini File Search store (only those it lacks, by content
+hash), and both answer every case: quality, citation checks, latency and cost per right
+answer side by side (File Search has no retrieval-only call: retrieval rows are ours).
 
 Writes OUT/report.json, OUT/report.html and a table here. Each finished case is appended to
 OUT/checkpoint.jsonl: run the same command again after an interruption and finished cases
@@ -79,7 +84,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                         help=f"where the reports go (default: {settings.eval_out_dir})")
     parser.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
                         help="run every combination side by side; axes: k, mode (vector, bm25, hybrid), "
-                             "mmr (on, off), rerank (none, local, gemini); repeatable")
+                             "mmr (on, off), rerank (none, local, gemini), backend (gemrag, file-search: "
+                             "the corpus uploaded to a Gemini File Search store); repeatable")
     parser.add_argument("--baseline", type=Path, help="an earlier run's report.json to compare with")
     parser.add_argument("--max-drop", type=float, default=settings.eval_max_drop,
                         help=f"absolute drop on a headline metric that fails the run "
@@ -139,7 +145,11 @@ def evaluate(
 ) -> tuple[RunReport, GateResult | None]:
     baseline = load_baseline(args.baseline) if args.baseline else None
     configs = parse_compare(args.compare, settings)
+    file_search = any(c.backend == "file-search" for c in configs)
+    if file_search:
+        FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
     testset, store, problems = prepare(args, settings, embedder, console, bars=bars)
+    notes = [upload_collection(settings, store.name).summary()] if file_search else []
     if not testset.cases:
         reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
         raise CaseError(f"{args.testset} has no valid case: {reasons}")
@@ -151,6 +161,7 @@ def evaluate(
     with case_progress(console, bars, plan) as advance:
         report = evaluator.run(plan, advance)
     report.problems.extend(problems)
+    report.notes.extend(notes)
     return report, compare(report, baseline, args.max_drop) if baseline else None
 
 

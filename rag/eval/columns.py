@@ -60,10 +60,12 @@ GROUNDING: Columns[AnswerRow] = Columns(
 )
 
 COST: Columns[AnswerRow] = Columns(
-    "Answers (latency and cost)",
-    ("config", "p50 s", "p95 s", "cost p50 $", "p95 $", "total $", "judge $", "routes"),
+    "Answers (latency and cost; right: refused when unanswerable, else judged correct or the reference in "
+    "the reply)",
+    ("config", "p50 s", "p95 s", "cost p50 $", "p95 $", "total $", "right", "$/right", "judge $", "routes"),
     lambda a: [a.config, fmt(a.latency_p50_s, 2), fmt(a.latency_p95_s, 2), fmt(a.cost_p50_usd, 5),
-               fmt(a.cost_p95_usd, 5), fmt(a.cost_total_usd, 4), fmt(a.judge_cost_usd, 4), routes(a.routes)],
+               fmt(a.cost_p95_usd, 5), fmt(a.cost_total_usd, 4), f"{a.correct}/{a.cases - a.errors}",
+               fmt(a.cost_per_correct_usd, 5), fmt(a.judge_cost_usd, 4), routes(a.routes)],
     frozenset({"config", "routes"}),
 )
 

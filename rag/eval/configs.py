@@ -1,6 +1,7 @@
 """The configurations one run compares: `--compare k=4,8,12 --compare mode=vector,bm25
---compare rerank=none,local` runs every combination of the listed values side by side, the
-rest from settings."""
+--compare rerank=none,local --compare backend=gemrag,file-search` runs every combination of
+the listed values side by side, the rest from settings. File Search chooses its own passages
+(no mode, MMR or second stage), so its configurations differ only by k."""
 
 from __future__ import annotations
 
@@ -10,27 +11,38 @@ from typing import get_args
 
 from rag.answer import Mode, RerankMode
 from rag.errors import ConfigError
-from rag.settings import Settings
+from rag.settings import BackendName, Settings
 
 MODES: tuple[Mode, ...] = get_args(Mode)
 RERANKS: tuple[RerankMode, ...] = get_args(RerankMode)
-AXES = ("k", "mode", "mmr", "rerank")
+BACKENDS: tuple[BackendName, ...] = get_args(BackendName)
+AXES = ("k", "mode", "mmr", "rerank", "backend")
 NO_RERANK: list[RerankMode] = ["none"]
 _TRUE, _FALSE = {"on", "true", "yes", "1"}, {"off", "false", "no", "0"}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What the chain is asked with: retrieval mode, second ranking stage, passages shown, MMR."""
+    """What the chain is asked with: the backend, retrieval mode, second ranking stage,
+    passages shown, MMR."""
 
     mode: Mode
     top_k: int
     mmr: bool
     rerank: RerankMode = "none"
+    backend: BackendName = "gemrag"
 
     @property
     def label(self) -> str:
+        if self.backend == "file-search":
+            return f"file-search k={self.top_k}"
         return f"{self.mode}{_rerank_suffix(self.mode, self.rerank)} k={self.top_k}{' mmr' if self.mmr else ''}"
+
+    @property
+    def retrieval_label(self) -> str:
+        """The retrieval variant whose recall its rows by tag show: none for File Search,
+        which has no retrieval-only call to score."""
+        return self.retrieval.label if self.backend == "gemrag" else ""
 
     @property
     def retrieval(self) -> RetrievalVariant:
@@ -59,7 +71,7 @@ def _rerank_suffix(mode: Mode, rerank: RerankMode) -> str:
 
 
 def default_config(settings: Settings) -> EvalConfig:
-    return EvalConfig(settings.retrieval_mode, settings.top_k, settings.mmr, settings.rerank)
+    return EvalConfig(settings.retrieval_mode, settings.top_k, settings.mmr, settings.rerank, settings.backend)
 
 
 def parse_compare(specs: list[str], settings: Settings) -> list[EvalConfig]:
@@ -77,15 +89,17 @@ def parse_compare(specs: list[str], settings: Settings) -> list[EvalConfig]:
     configs = []
     for combo in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combo, strict=True))
-        configs.append(
-            replace(
-                base,
-                top_k=chosen.get("k", base.top_k),  # type: ignore[arg-type]  # parsed by AXES
-                mode=chosen.get("mode", base.mode),  # type: ignore[arg-type]  # parsed by AXES
-                mmr=chosen.get("mmr", base.mmr),  # type: ignore[arg-type]  # parsed by AXES
-                rerank=chosen.get("rerank", base.rerank),  # type: ignore[arg-type]  # parsed by AXES
-            )
+        config = replace(
+            base,
+            top_k=chosen.get("k", base.top_k),  # type: ignore[arg-type]  # parsed by AXES
+            mode=chosen.get("mode", base.mode),  # type: ignore[arg-type]  # parsed by AXES
+            mmr=chosen.get("mmr", base.mmr),  # type: ignore[arg-type]  # parsed by AXES
+            rerank=chosen.get("rerank", base.rerank),  # type: ignore[arg-type]  # parsed by AXES
+            backend=chosen.get("backend", base.backend),  # type: ignore[arg-type]  # parsed by AXES
         )
+        if config.backend == "file-search":  # its retrieval is its own: one configuration per k
+            config = replace(config, mode="hybrid", mmr=False, rerank="none")
+        configs.append(config)
     return list(dict.fromkeys(configs)) or [base]
 
 
@@ -115,6 +129,10 @@ def _value(axis: str, raw: str, spec: str) -> object:
     if axis == "rerank":
         if raw not in RERANKS:
             raise ConfigError(f"--compare {spec!r}: rerank must be one of {', '.join(RERANKS)}, got {raw!r}")
+        return raw
+    if axis == "backend":
+        if raw not in BACKENDS:
+            raise ConfigError(f"--compare {spec!r}: backend must be one of {', '.join(BACKENDS)}, got {raw!r}")
         return raw
     if raw.lower() not in _TRUE | _FALSE:
         raise ConfigError(f"--compare {spec!r}: mmr must be on or off, got {raw!r}")

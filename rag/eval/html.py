@@ -47,6 +47,7 @@ def render(report: RunReport, gate: GateResult | None = None) -> str:
     if report.problems:
         items = "".join(f"<li>{escape(p)}</li>" for p in report.problems)
         parts.append(f"<h2>Skipped</h2><ul>{items}</ul>")
+    parts += [f"<p>{escape(note)}</p>" for note in report.notes]
     if gate is not None:
         verdict = ("<p>No regression against the baseline.</p>" if gate.passed else
                    f"<p class='bad'>{len(gate.regressions)} regression(s) beyond {gate.max_drop:g}.</p>")

@@ -101,6 +101,8 @@ class AnswerRow:
     uncited_facts: float | None = None  # per answer
     evidence_in_reply: float | None = None  # over the answerable cases that quote evidence
     evidence_in_top3: float | None = None
+    correct: int = 0  # answers counted right (see `is_correct`)
+    cost_per_correct_usd: float | None = None  # what the configuration paid per right answer
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class RunReport:
     tags: list[TagRow] = field(default_factory=list)
     retrieval_cases: list[RetrievalScores] = field(default_factory=list)
     answer_cases: list[AnswerScores] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run did besides answering (a File Search upload)
 
     def headline(self) -> dict[str, float]:
         """Flat `row / metric -> value` of the metrics a regression gate watches."""
@@ -179,11 +182,26 @@ def retrieval_row(variant: str, scores: list[RetrievalScores]) -> RetrievalRow:
     )
 
 
+def is_correct(score: AnswerScores) -> bool:
+    """An answer counted right: an unanswerable case refused; an answerable one not refused
+    and judged at least half correct, or, with no judged correctness (offline), with the
+    reference answer found in the reply."""
+    if score.error:
+        return False
+    if score.unanswerable:
+        return score.refused
+    if score.refused:
+        return False
+    found = score.correctness if score.correctness is not None else score.answer_in_reply
+    return found is not None and found >= 0.5
+
+
 def answer_row(config: str, scores: list[AnswerScores]) -> AnswerRow:
     ok = [s for s in scores if not s.error]
     answerable = [s for s in ok if not s.unanswerable]
     latencies = [s.latency_s for s in ok]
     costs = [s.cost_usd for s in ok]
+    correct = sum(is_correct(s) for s in ok)
     return AnswerRow(
         config=config,
         cases=len(scores),
@@ -210,6 +228,8 @@ def answer_row(config: str, scores: list[AnswerScores]) -> AnswerRow:
         uncited_facts=mean([float(s.uncited_facts) for s in ok]),
         evidence_in_reply=mean([s.evidence_in_reply for s in answerable]),
         evidence_in_top3=mean([s.evidence_in_top3 for s in answerable]),
+        correct=correct,
+        cost_per_correct_usd=sum(costs) / correct if correct else None,
     )
 
 

@@ -8,12 +8,14 @@ the pool only bounds how many wait at once. Each finished unit goes to the check
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from rag.answer import AnswerRecord, AskOptions
+from rag.backend import searcher
 from rag.chain import Chain
 from rag.citecheck import supported_share
 from rag.costs import price_usd
@@ -35,8 +37,8 @@ from rag.eval.testset import TestCase, TestSet
 from rag.prompts import PROMPT_VERSION
 from rag.providers import Embedders
 from rag.providers.base import Generator
-from rag.retrieval import Query, Retriever
-from rag.settings import Settings
+from rag.retrieval import Query, Retriever, Searcher
+from rag.settings import BackendName, Settings
 from rag.store import Store
 from rag.types import Chunk, Message, Passage
 
@@ -67,12 +69,11 @@ class Evaluator:
         self.settings = settings
         self.generator = generator
         self.store = store
-        self.retriever = Retriever(
-            settings, embedders or Embedders(settings), generator, embeddings=EmbeddingCache(settings)
-        )
-        # Cached answers would report no cost and no latency: evaluation measures real answers.
-        self.chain = Chain(settings.model_copy(update={"answer_cache": False}), generator, store,
-                           retriever=self.retriever)
+        self.embedders = embedders or Embedders(settings)
+        self.retriever = Retriever(settings, self.embedders, generator, embeddings=EmbeddingCache(settings))
+        self.chain = self._chain(self.retriever)
+        self._chains: dict[BackendName, Chain] = {"gemrag": self.chain}
+        self._lock = threading.Lock()
         self.checkpoint = checkpoint
         self.failures: list[str] = []
         # Everything a unit's scores depend on besides its case and configuration.
@@ -88,6 +89,18 @@ class Evaluator:
             "rerank": [settings.rerank_depth, settings.local_rerank.model_dump(), settings.lite_model],
             "routing": [settings.pro_threshold_tokens, settings.whole_document_budget_tokens],
         }
+
+    def _chain(self, retriever: Searcher) -> Chain:
+        # Cached answers would report no cost and no latency: evaluation measures real answers.
+        return Chain(self.settings.model_copy(update={"answer_cache": False}), self.generator, self.store,
+                     retriever=retriever)
+
+    def chain_for(self, backend: BackendName) -> Chain:
+        """The chain answering under `backend`, built on first use (rag.backend.searcher)."""
+        with self._lock:
+            if backend not in self._chains:
+                self._chains[backend] = self._chain(searcher(self.settings, backend, self.embedders, self.generator))
+            return self._chains[backend]
 
     def run(self, plan: Plan, advance: Callable[[int], None] = lambda _: None) -> RunReport:
         started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -145,7 +158,7 @@ class Evaluator:
             ] if plan.answers else [],
             tags=[
                 row for c in plan.configs
-                for row in tag_rows(c.label, c.retrieval.label, answers_done, retrieval_done)
+                for row in tag_rows(c.label, c.retrieval_label, answers_done, retrieval_done)
             ],
             retrieval_cases=retrieval_done,
             answer_cases=answers_done,
@@ -195,7 +208,7 @@ class Evaluator:
             options = AskOptions(
                 collection=self.store.name, mode=config.mode, top_k=config.top_k, mmr=config.mmr, rerank=config.rerank
             )
-            record = self.chain.ask(case.question, history(case), options=options)
+            record = self.chain_for(config.backend).ask(case.question, history(case), options=options)
             scores = self.score_answer(case, config, record)
         except GemragError as error:  # a quota or budget stop on one case keeps the others' results
             return failed(case, config, str(error))
@@ -242,12 +255,13 @@ class Evaluator:
         )
 
     def shown(self, record: AnswerRecord) -> list[Passage]:
-        """The full passages the answer was generated from (the record keeps snippets)."""
+        """The full passages the answer was generated from (the record keeps snippets). A
+        File Search chunk is not in the local collection: its snippet stands for it."""
         chunks = {c.id: c for c in self.store.get([s.chunk_id for s in record.sources])}
         return [
-            Passage(n=s.n, text=chunks[s.chunk_id].text, source=s.source, page=s.page, chunk_id=s.chunk_id)
+            Passage(n=s.n, text=chunks[s.chunk_id].text if s.chunk_id in chunks else s.snippet, source=s.source,
+                    page=s.page, chunk_id=s.chunk_id)
             for s in record.sources
-            if s.chunk_id in chunks
         ]
 
 

@@ -33,6 +33,8 @@ def print_report(report: RunReport, console: Console, gate: GateResult | None = 
     )
     for problem in report.problems:
         console.print(Text.assemble(("skipped ", "yellow"), str(problem)))
+    for note in report.notes:
+        console.print(note, markup=False, highlight=False)
     if report.retrieval:
         console.print(table(RETRIEVAL, report.retrieval))
     if report.answers:
