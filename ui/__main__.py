@@ -23,6 +23,9 @@ def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Names
     parser.add_argument("--port", type=int, default=defaults.port, help=f"port (default {defaults.port})")
     parser.add_argument("--collection", default=defaults.collection, help="collection to answer from")
     parser.add_argument("--data-dir", type=Path, default=defaults.data_dir, help="where stores live")
+    parser.add_argument("--backend", choices=["gemrag", "file-search"], default=defaults.backend,
+                        help=f"who retrieves: our retrieval, or Gemini File Search over the collection uploaded by "
+                             f"python -m ingest --backend file-search (default {defaults.backend})")
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
@@ -45,7 +48,9 @@ def serve(argv: Sequence[str] | None) -> int:
     """Serves until Ctrl+C, which is how a server is stopped: that ends it with 0, not 130."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv, get_settings())
-    settings = get_settings().model_copy(update={"data_dir": args.data_dir, "collection": args.collection})
+    settings = get_settings().model_copy(
+        update={"data_dir": args.data_dir, "collection": args.collection, "backend": args.backend}
+    )
     try:
         ensure_free(args.host, args.port)
     except OSError as exc:

@@ -6,6 +6,7 @@ Output tuples are documented where they are built; `gr.skip()` leaves a componen
 
 from __future__ import annotations
 
+import itertools
 import logging
 import mimetypes
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ from rag.answer import Citation, Mode
 from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
+from rag.providers.grounding import CHUNK_ID_PREFIX
 from rag.settings import Settings
-from rag.types import Attachment
+from rag.store import Store
+from rag.types import Attachment, Chunk
 from ui import preview, render, safe
 from ui.chat import Choices, stream_turn
 from ui.corpus import describe_collections
@@ -131,7 +134,8 @@ class Handlers:
         image: Update = gr.update(value=None, visible=False)
         excerpt = f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
         try:
-            chunks = self.backend.stores.get(turn.collection).get([citation.chunk_id])
+            store = self.backend.stores.get(turn.collection)
+            chunks = store.get([citation.chunk_id]) or _at_place(store, citation)
             if not chunks:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
             if chunks[0].kind == "figure" and chunks[0].page is None:  # an image file: shown as it is
@@ -281,6 +285,17 @@ def _source(turn: Turn | None, n: int | None) -> Citation | None:
     if turn is None or turn.record is None or n is None:
         return None
     return next((c for c in turn.record.sources if c.n == n), None)
+
+
+def _at_place(store: Store, citation: Citation) -> list[Chunk]:
+    """The collection's first chunk at the citation's file and page: where a File Search
+    citation (whose chunk is Google's, not in the collection) opens."""
+    if not citation.chunk_id.startswith(CHUNK_ID_PREFIX):
+        return []
+    where: dict[str, Any] = {"source": citation.source}
+    if citation.page is not None:
+        where = {"$and": [where, {"page": citation.page}]}
+    return list(itertools.islice(store.chunks(where=where), 1))
 
 
 def _place(citation: Citation, turn: Turn) -> Place:

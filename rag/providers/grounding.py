@@ -20,6 +20,7 @@ from google.genai import types
 from rag.types import Passage
 
 CLOSING = b".!?;:,"
+CHUNK_ID_PREFIX = "file-search:"  # a passage File Search found: its chunk is Google's, not in the collection
 
 
 def grounded(text: str, metadata: types.GroundingMetadata | None) -> tuple[str, tuple[Passage, ...]]:
@@ -58,4 +59,4 @@ def _passage(n: int, context: types.GroundingChunkRetrievedContext) -> Passage:
     source = meta.get("source") or context.title or context.document_name or "File Search"
     body = context.text or ""
     digest = hashlib.sha256(f"{context.document_name}\n{context.page_number}\n{body}".encode()).hexdigest()[:16]
-    return Passage(n=n, text=body, source=source, page=context.page_number, chunk_id=f"file-search:{digest}")
+    return Passage(n=n, text=body, source=source, page=context.page_number, chunk_id=f"{CHUNK_ID_PREFIX}{digest}")

@@ -29,6 +29,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--collection", default=None, help="default collection to answer from")
     parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
     parser.add_argument("--no-mounts", action="store_true", help="serve the API only, without /ui")
+    parser.add_argument("--backend", choices=["gemrag", "file-search"], default=None,
+                        help="who retrieves: our retrieval, or Gemini File Search (default: settings.backend)")
     return parser.parse_args(argv)
 
 
@@ -50,7 +52,8 @@ def openapi() -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    overrides = {k: v for k, v in (("collection", args.collection), ("data_dir", args.data_dir)) if v is not None}
+    chosen = (("collection", args.collection), ("data_dir", args.data_dir), ("backend", args.backend))
+    overrides = {k: v for k, v in chosen if v is not None}
     settings = load_settings(**overrides)
     configure_logging(settings)
     host = args.host or settings.host
