@@ -29,7 +29,8 @@ from typing import Any
 
 from pypdf import PdfReader
 
-NOT_FOUND_ANSWER = "The documents do not say."
+from rag.refusal import NOT_IN_DOCUMENTS
+
 CHUNK_WORDS = 60  # words per chunk the fake indexes (the real default is about 200 tokens)
 TOP_CHUNKS = 3  # chunks a search returns into the answer's context
 _WORD = re.compile(r"[a-z0-9]+")
@@ -227,7 +228,7 @@ class FakeFileSearch:
             ]
         ranked = sorted((f for f in found if f[0] > 0), key=lambda f: -f[0])[:TOP_CHUNKS]
         if not ranked:
-            return Grounded(NOT_FOUND_ANSWER, {"groundingChunks": [], "groundingSupports": []}, 0)
+            return Grounded(NOT_IN_DOCUMENTS, {"groundingChunks": [], "groundingSupports": []}, 0)
         sentences = re.split(r"(?<=[.!?])\s+", ranked[0][2].text)
         sentence = max(sentences, key=lambda s: len(wanted & set(_words(s))))  # the first of the best
         chunks = [
