@@ -166,16 +166,18 @@ def test_output_dimensionality_follows_settings(gemini_settings: Settings, fake_
     assert fake_gemini.requests[0].body["requests"][0]["outputDimensionality"] == 3072
 
 
+@pytest.mark.slow
 def test_more_streams_than_httpx_default_pool_are_open_at_once(gemini_settings, fake_gemini):
     """A replica serving hundreds of answers holds one upstream stream for each: with httpx's
     default pool (100 connections) the 101st waited for an earlier answer to end."""
-    fake_gemini.ttft_s = 3.0
-    provider = GeminiProvider(gemini_settings.model_copy(update={"request_timeout_s": 20.0, "deadline_s": 30.0}))
+    hold_s = 8.0  # each stream stays open this long: time for all of them to connect, even on a loaded machine
+    fake_gemini.ttft_s = hold_s
+    provider = GeminiProvider(gemini_settings.model_copy(update={"request_timeout_s": 30.0, "deadline_s": 40.0}))
     streams = 110
     with ThreadPoolExecutor(streams) as pool:
         futures = [pool.submit(lambda: list(provider.stream(answer_prompt("q", []))))
                    for _ in range(streams)]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + hold_s
         peak = 0
         while time.monotonic() < deadline and peak < streams:
             peak = max(peak, fake_gemini.streams_open)
