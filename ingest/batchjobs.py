@@ -8,7 +8,8 @@ Crash safety comes from the manifest (ingest.manifest, table `batch_jobs`):
    a named row is polled; a row without a name (the run died around the submission) is looked
    for by its display name: found, it is adopted; not found, it never reached the API and is
    dropped, so its chunks go into a new job. A job is therefore never submitted twice;
-4. a finished job is charged in the ledger once (at the batch price; the row remembers it),
+4. a finished job is charged in the ledger once (at the batch price; the row remembers it;
+   ingest.spending),
    and its vectors are stored by the ordinary pipeline, whose chunk ids make each chunk land
    once however often a run is repeated; the rows are deleted only after that.
 A job that failed or expired, or a request in it that failed, leaves its texts to the online
@@ -24,11 +25,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 
 from ingest.chunking import SizedChunk
 from ingest.manifest import JobRecord, Manifest
-from rag.costs import Ledger, price_usd
+from ingest.spending import Spending
+from rag.costs import price_usd
 from rag.errors import ConfigError, GemragError
 from rag.providers.base import BatchEmbedder, Embedder, EmbeddingJobs, JobStatus
 from rag.settings import Settings
@@ -41,11 +42,6 @@ def text_key(text: str) -> str:
     """Vectors depend on the text alone (same model, task and size): a hash of it finds a
     job's vector for a chunk whatever file or place the chunk now has."""
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def ledger_session(collection: str) -> str:
-    """Ingest's spending shows in `python -m rag costs` under this session, as the local account's."""
-    return f"ingest:{collection}"
 
 
 @dataclass(frozen=True)
@@ -91,20 +87,20 @@ def embedding_jobs(embedder: Embedder) -> EmbeddingJobs:
 
 class JobVectors:
     """What ingest embeds with after the jobs: a text a job embedded gets its vector, the
-    rest (a failed job's, or files new since it was submitted) goes to the online embedder,
-    whose spending `charge` records."""
+    rest (a failed job's, or files new since it was submitted) goes to `online`, the run's
+    online embedding (charged as it returns)."""
 
     def __init__(
         self,
         vectors: dict[str, list[float]],
         submitted: set[str],
-        embedder: Embedder,
-        charge: Callable[[Embedded], None],
+        online: Callable[[Sequence[str]], Embedded],
+        model: str,
     ) -> None:
         self.vectors = vectors
         self.submitted = submitted  # the text keys of every job, succeeded or not
-        self.embedder = embedder
-        self.charge = charge
+        self.online = online
+        self.model = model
         self.unsubmitted = 0  # texts embedded online because no job had them
         self._lock = threading.Lock()  # embedding runs in several threads
 
@@ -113,15 +109,14 @@ class JobVectors:
 
     def embed(self, texts: Sequence[str]) -> Embedded:
         missing = [t for t in texts if t not in self]
-        online = self.embedder.embed_documents(missing) if missing else None
+        online = self.online(missing) if missing else None
         if online is not None:
-            self.charge(online)
             with self._lock:
                 self.unsubmitted += sum(text_key(t) not in self.submitted for t in missing)
         fetched = iter(online.vectors if online else [])
         vectors = [self.vectors[text_key(t)] if t in self else next(fetched) for t in texts]
         usage = online.usage if online else Usage()
-        return Embedded(vectors, usage, self.embedder.embedding_model)
+        return Embedded(vectors, usage, online.model if online else self.model)
 
 
 @dataclass
@@ -136,16 +131,18 @@ class BatchJobs:
     """The jobs of one collection: submitted, waited for, collected and forgotten."""
 
     def __init__(
-        self, settings: Settings, manifest: Manifest, jobs: EmbeddingJobs, on_progress: JobProgress | None = None
+        self,
+        settings: Settings,
+        manifest: Manifest,
+        jobs: EmbeddingJobs,
+        spending: Spending,
+        on_progress: JobProgress | None = None,
     ) -> None:
         self.settings = settings
         self.manifest = manifest
         self.api = jobs
+        self.spending = spending
         self.on_progress = on_progress
-
-    @cached_property
-    def ledger(self) -> Ledger:
-        return Ledger(self.settings)
 
     def pending(self) -> list[JobRecord]:
         """The collection's jobs from earlier runs, each with its name: rows a killed run left
@@ -204,9 +201,11 @@ class BatchJobs:
                 return statuses
             time.sleep(self.settings.batch_poll_s)
 
-    def collect(self, records: Sequence[JobRecord], statuses: dict[str, JobStatus], embedder: Embedder) -> Collected:
+    def collect(
+        self, records: Sequence[JobRecord], statuses: dict[str, JobStatus], online: Callable[[Sequence[str]], Embedded]
+    ) -> Collected:
         """The jobs' vectors, each job charged once (at the batch price, on the tokens it
-        reported, else those counted at submission)."""
+        reported, else those counted at submission); the rest is left to `online`."""
         vectors: dict[str, list[float]] = {}
         cost = saved = 0.0
         notes = []
@@ -226,17 +225,13 @@ class BatchJobs:
                 local = record.tokens * len(ok) // max(1, len(record.text_keys))
                 usage = Usage(prompt_tokens=status.tokens or local)
                 if ok:
-                    cost += self.ledger.charge(ledger_session(self.manifest.collection), record.model, usage,
-                                               "ingest", batch=True).cost_usd
+                    cost += self.spending.charge(record.model, usage, batch=True)
                     saved += price_usd(self.settings, record.model, usage) - price_usd(
                         self.settings, record.model, usage, batch=True)
                 self.manifest.update_job(JobRecord(**{**asdict(record), "charged": True}))
 
-        def charge_online(embedded: Embedded) -> None:
-            self.ledger.charge(ledger_session(self.manifest.collection), embedded.model, embedded.usage, "ingest")
-
         submitted = {k for r in records for k in r.text_keys}
-        return Collected(JobVectors(vectors, submitted, embedder, charge_online), cost, saved, notes)
+        return Collected(JobVectors(vectors, submitted, online, self.api.embedding_model), cost, saved, notes)
 
     def forget(self, records: Sequence[JobRecord]) -> None:
         """After every vector is stored: the next run starts afresh."""

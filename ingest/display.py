@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ingest.report import IngestReport, ProgressCallback, Status
 from ingest.report import Progress as IngestProgress
+from ingest.spending import ledger_session
 from rag.filesearch import ProgressCallback as UploadProgress
 
 
@@ -85,7 +86,7 @@ def summary(report: IngestReport) -> Table:
         table.add_row("cost online (USD)", f"{report.cost_usd:.6f}")
         table.add_row("cost with --batch (USD)", f"{report.batch_usd:.6f}")
     else:
-        table.add_row("cost (USD)", f"{report.cost_usd:.4f}")
+        table.add_row("cost (USD)", f"{report.cost_usd:.6f}")  # as `python -m rag costs` shows it
     if report.batch_saved_usd:
         table.add_row("saved by the Batch API (USD)", f"{report.batch_saved_usd:.6f}")
     return table
@@ -111,6 +112,8 @@ def details(report: IngestReport) -> Iterator[str]:
     if report.pending_jobs:
         yield ("Not waiting: `python -m ingest --resume` (same --collection and --data-dir) stores the "
                "chunks once the jobs are done.")
+    if report.cost_usd and not report.dry_run:
+        yield f"Recorded in the cost ledger: python -m rag costs --session {ledger_session(report.collection)}"
     if report.dry_run:
         yield "Dry run: nothing was written."
     elif report.stopped:

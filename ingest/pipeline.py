@@ -14,6 +14,9 @@ corpus version is bumped after every change, and a pending bump survives a crash
 
 With `--batch` the new chunks are embedded by Batch API jobs first (ingest.batchjobs), and
 then stored by the same steps with the jobs' vectors.
+
+Every call that costs money is charged in the cost ledger as it returns (ingest.spending);
+the report's cost is the sum of those charges, so the summary and `python -m rag costs` agree.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -40,8 +43,10 @@ from ingest.loaders import LoadError, Unreadable, read
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
+from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
+from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
@@ -108,6 +113,7 @@ def ingest_paths(
     on_progress: ProgressCallback | None = None,
     generator: Generator | None = None,
     batch: BatchRun | None = None,
+    session: str | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
@@ -115,7 +121,9 @@ def ingest_paths(
     (mixed embedders, another ingest running, batch jobs pending without `batch`, nothing
     pending with `batch.resume`). `generator` is the session's: when it is Gemini it
     describes figures and transcribes scans; otherwise scans are OCR'd by Tesseract if
-    installed and images are skipped (ingest.vision). `batch`: embed through Batch API jobs."""
+    installed and images are skipped (ingest.vision). `batch`: embed through Batch API jobs.
+    `session`: the ledger session the run's calls are charged to (default:
+    `ledger_session(collection)`; the API's worker names the job's key)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
@@ -130,7 +138,8 @@ def ingest_paths(
             manifest.clear()
             drop_collection(settings, name)
         _check_jobs(manifest, batch)
-        _Run(settings, embedder, report, on_progress, manifest, generator).run(roots, filters, prune, batch)
+        spending = Spending(settings, session or ledger_session(name))
+        _Run(settings, embedder, report, on_progress, manifest, spending, generator).run(roots, filters, prune, batch)
     return report
 
 
@@ -179,7 +188,7 @@ def remove_paths(
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id)
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
-        run = _Run(settings, embedder, report, None, manifest)
+        run = _Run(settings, embedder, report, None, manifest, Spending(settings, ledger_session(name)))
         run.recover()
         for source in sources:
             if source not in run.records:
@@ -355,7 +364,6 @@ class _Pass:
         self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
-        self.prepaid: Container[str] = frozenset()  # texts a batch job embedded: charged with the job
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).
@@ -365,12 +373,6 @@ class _Pass:
 
         profile = self.settings.chunk_profiles[self.embedder.name]
         return Chunker(profile, shared_minilm().count_tokens, self.settings.max_chunks_per_file)
-
-    @cached_property
-    def usd_per_token(self) -> float:
-        from rag.costs import price_usd
-
-        return price_usd(self.settings, self.embedder.embedding_model, Usage(prompt_tokens=1))
 
     def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
         """Each task's file loaded and chunked; the ones that fail are reported and skipped.
@@ -393,25 +395,32 @@ class _Pass:
             yield prepared
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
-        """The chunker's token counts, not the embedder's: counted once, when chunking. Chunks
-        a batch job embedded were priced with the job."""
-        tokens = sum(c.tokens for c in chunks)
-        online = sum(c.tokens for c in chunks if c.chunk.text not in self.prepaid)
+        """The chunker's token counts, not the embedder's: counted once, when chunking (the
+        cost is what the calls are charged, see `pay`)."""
         with self._counting:
             self.report.embedded_chunks += len(chunks)
-            self.report.tokens += tokens
-            self.report.cost_usd += online * self.usd_per_token
+            self.report.tokens += sum(c.tokens for c in chunks)
         self.advance(chunks=len(chunks))
 
     def count_vision(self, model: str, usage: Usage) -> None:
         """A figure described or a page transcribed (a dry run: estimated), priced as
         `model`; called from the reading thread."""
-        from rag.costs import price_usd
-
         with self._counting:
             self.report.vision_calls += 1
             self.report.vision_tokens += usage.total_tokens
-            self.report.cost_usd += price_usd(self.settings, model, usage)
+        self.pay(model, usage)
+
+    def pay(self, model: str, usage: Usage) -> None:
+        """A call's price added to the report's cost (from any thread)."""
+        cost = self.price(model, usage)
+        with self._counting:
+            self.report.cost_usd += cost
+
+    def price(self, model: str, usage: Usage) -> float:
+        """What a dry run's call would cost (a real run charges it instead, `_Run.price`)."""
+        from rag.costs import price_usd
+
+        return price_usd(self.settings, model, usage)
 
     def advance(self, *, files: int = 0, chunks: int = 0, current: str = "") -> None:
         with self._counting:
@@ -435,6 +444,8 @@ class _DryRun(_Pass):
         for prepared in self.prepared(plan.tasks):
             fresh = [c for c in prepared.chunks if c.chunk.id not in owned]
             self.count_embedding(fresh)
+            if fresh:
+                self.pay(self.embedder.embedding_model, Usage(prompt_tokens=sum(c.tokens for c in fresh)))
             self.report.reused_chunks += len(prepared.chunks) - len(fresh)
             self.report.add(prepared.outcome())
             self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
@@ -446,7 +457,7 @@ class _DryRun(_Pass):
         row = self.settings.models.get(self.embedder.embedding_model)
         if not isinstance(self.embedder, BatchEmbedder) or row is None or row.batch_discount is None:
             return
-        online = self.report.tokens * self.usd_per_token
+        online = self.price(self.embedder.embedding_model, Usage(prompt_tokens=self.report.tokens))
         self.report.batch_usd = self.report.cost_usd - online * (1 - row.batch_discount)
 
     def read_records(self) -> dict[str, FileRecord]:
@@ -475,10 +486,12 @@ class _Run(_Pass):
         report: IngestReport,
         on_progress: ProgressCallback | None,
         manifest: Manifest,
+        spending: Spending,
         generator: Generator | None = None,
     ) -> None:
         super().__init__(settings, embedder, report, on_progress, generator)
         self.manifest = manifest
+        self.spending = spending
         # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM is
         # CPU-bound and uses every core in one call, so batches only need to be long enough
         # to sort well and short enough to let the progress bar move.
@@ -506,7 +519,7 @@ class _Run(_Pass):
                 self.ingest(plan.tasks)
             else:
                 self.ingest_batch(plan.tasks, batch)
-        except ProviderError as exc:
+        except (ProviderError, StoreUnavailable) as exc:  # a spent quota, a bad key; a ledger that cannot record
             self.report.stopped = f"{exc} {STOPPED_HINT}"
             done = {f.source for f in self.report.files}
             self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
@@ -539,13 +552,24 @@ class _Run(_Pass):
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
 
     def ingest(self, tasks: Sequence[Task]) -> None:
-        self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embedder.embed_documents)
+        self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embed_online)
+
+    def embed_online(self, texts: Sequence[str]) -> Embedded:
+        """One batch through the embedder, charged as soon as it returns (from an embedding
+        thread): its retried failures were never billed, and are not charged."""
+        embedded = self.embedder.embed_documents(texts)
+        self.pay(embedded.model, embedded.usage)
+        return embedded
+
+    def price(self, model: str, usage: Usage) -> float:
+        """Charged in the ledger under the run's session; what it cost."""
+        return self.spending.charge(model, usage)
 
     def ingest_batch(self, tasks: Sequence[Task], batch: BatchRun) -> None:
         """Embed the new chunks by Batch API jobs (or pick up the jobs an earlier run left),
         wait for them, then store the files with their vectors. Files are read once when
         this run submits, and again by a run that resumes."""
-        jobs = BatchJobs(self.settings, self.manifest, embedding_jobs(self.embedder), self.job_progress)
+        jobs = BatchJobs(self.settings, self.manifest, embedding_jobs(self.embedder), self.spending, self.job_progress)
         records = jobs.pending()
         prepared: list[Prepared] | None = None
         if not records:
@@ -556,11 +580,11 @@ class _Run(_Pass):
             self.report.pending_jobs = [f"{r.name} ({len(r.text_keys):,} chunks): {statuses[r.name].state}"
                                         for r in records]
             return
-        collected = jobs.collect(records, statuses, self.embedder)
-        self.report.cost_usd += collected.cost_usd
+        collected = jobs.collect(records, statuses, self.embed_online)
+        with self._counting:
+            self.report.cost_usd += collected.cost_usd
         self.report.batch_saved_usd += collected.saved_usd
         self.report.notes.extend(collected.notes)
-        self.prepaid = collected.vectors
         files = iter(prepared) if prepared is not None else prefetched(self.prepared(tasks), PREFETCH_FILES)
         self.store_all(files, collected.vectors.embed)
         jobs.forget(records)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ingest.pipeline import ingest_paths, remove_paths
 from ingest.report import IngestReport, Progress, Status
+from ingest.spending import ledger_session
 from ingest.vision import configured_reader
 from rag.errors import GemragError
 from rag.jobs import TASK, Jobs
@@ -61,9 +62,10 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
         embedder = embedder_for(settings, job.collection or settings.collection, embedders)
         if job.kind == "remove":
             report = remove_paths(job.sources, settings, embedder, collection=job.collection)
-        else:
+        else:  # charged to the key that queued it: GET /v1/sessions/ingest:<collection>/costs shows it
+            session = ledger_session(job.collection or settings.collection, job.owner)
             report = ingest_paths([Path(p) for p in job.paths], settings, embedder, collection=job.collection,
-                                  prune=job.prune, on_progress=progress, generator=generator)
+                                  prune=job.prune, on_progress=progress, generator=generator, session=session)
         if report.stopped:
             raise JobStopped(report.stopped)
     except GemragError as exc:

@@ -12,6 +12,8 @@ from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST
 from rag.settings import Settings
 from rag.store import Store
+from rag.testing.fake_gemini import FakeGemini
+from rag.types import estimate_tokens
 from tests.fakes.corpus import Corpus, write_corpus
 from tests.ingest.fake_embedder import FakeEmbedder
 
@@ -49,3 +51,17 @@ def snapshot(settings: Settings, embedding_id: str, collection: str = "corpus") 
     files = {s: (r.content_hash, r.chunk_ids) for s, r in manifest.records().items()}
     manifest.close()
     return Snapshot(chunks, vectors, files)
+
+
+def billed_embeddings(fake: FakeGemini) -> list[list[str]]:
+    """The texts of each batchEmbedContents request the fake answered, in order: what the
+    API bills (a 429 or a 503 is not billed)."""
+    answered = [r for r in fake.calls("batchEmbedContents") if r.status == 200 and not (r.fault and r.fault.malformed)]
+    return [["".join(p.get("text", "") for p in q["content"]["parts"]) for q in r.body["requests"]] for r in answered]
+
+
+def billed_tokens(fake: FakeGemini, requests: list[list[str]] | None = None) -> int:
+    """The tokens of those requests as the ledger charges them: the API reports no token
+    counts for embeddings, so they are charged on the provider's estimate."""
+    return sum(estimate_tokens(t) for texts in (billed_embeddings(fake) if requests is None else requests)
+               for t in texts)

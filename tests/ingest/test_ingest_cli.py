@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def _run(capsys, argv, provider):
 def test_ingest_prints_a_summary_and_lists_skipped_files(capsys, corpus, tmp_path, fake):
     code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], fake)
     assert code == 0
-    assert "files added     │      4" in out and "files skipped   │      1" in out
+    assert re.search(r"files added +│ +4 ", out) and re.search(r"files skipped +│ +1 ", out)
     assert "skipped diagram.svg: unknown type '.svg'" in out
 
 
@@ -56,7 +57,8 @@ def test_dry_run_and_collection_options(capsys, corpus, tmp_path, fake):
     data = tmp_path / "d"
     code, out, _ = _run(capsys, [corpus.root, "--data-dir", data, "--collection", "notes", "--dry-run",
                                  "--include", "*.md"], fake)
-    assert code == 0 and "Dry run: would ingest into collection 'notes'" in out and "files added     │      1" in out
+    assert code == 0 and "Dry run: would ingest into collection 'notes'" in out
+    assert re.search(r"files added +│ +1 ", out)
     assert "nothing was written" in out and not data.exists()
 
 
@@ -82,7 +84,7 @@ def test_python_m_ingest_on_the_sample_corpus_with_no_key(tmp_path):
     assert any(s.endswith(".md") for s in sources) and any(s.endswith(".pdf") for s in sources)
     assert all(c.page for c in chunks if c.source.endswith(".pdf"))
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "files added     │      0" in again.stdout
+    assert again.returncode == 0 and re.search(r"files added +│ +0 ", again.stdout)
 
 
 def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_path):

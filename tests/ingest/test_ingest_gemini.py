@@ -6,10 +6,12 @@ import pytest
 from ingest.cli import main
 from ingest.pipeline import ingest_paths
 from ingest.report import Status
+from ingest.spending import ledger_session
+from rag.costs import Ledger
 from rag.providers.gemini import GeminiProvider
 from rag.store import Store
 from rag.testing.fake_gemini import TEST_API_KEY, Fault
-from tests.ingest.conftest import snapshot
+from tests.ingest.conftest import billed_tokens, snapshot
 
 EMBED = "batchEmbedContents"
 
@@ -34,7 +36,10 @@ def test_first_ingest_embeds_every_chunk_in_batches(corpus, gemini_settings, fak
     request = fake_gemini.calls(EMBED)[0].body["requests"][0]
     assert request["taskType"] == "RETRIEVAL_DOCUMENT" and request["outputDimensionality"] == 768
     price = gemini_settings.models[gemini_settings.embedding_model].price.input
-    assert report.cost_usd == pytest.approx(report.tokens * price / 1e6) and report.cost_usd > 0
+    spent = Ledger(gemini_settings).session(ledger_session("corpus"))
+    assert spent.calls == 1 and spent.usage.prompt_tokens == billed_tokens(fake_gemini)
+    assert report.cost_usd == pytest.approx(spent.cost_usd) and spent.cost_usd > 0
+    assert spent.cost_usd == pytest.approx(billed_tokens(fake_gemini) * price / 1e6)
 
 
 def test_unchanged_reingest_sends_no_embedding_request(corpus, gemini_settings, fake_gemini):

@@ -8,14 +8,16 @@ import shutil
 import pytest
 
 from ingest.cli import main
+from ingest.spending import ledger_session
 from rag import cli as rag_cli
 from rag.chain import Chain
-from rag.costs import price_usd
+from rag.costs import Ledger, price_usd
 from rag.providers.gemini import GeminiProvider
 from rag.store import Store
 from rag.testing.fake_gemini import IMAGE_TOKENS, count_tokens, inline_images
 from rag.types import Usage
 from tests.fakes import media
+from tests.ingest.conftest import billed_tokens
 
 GENERATE = "generateContent"
 FIGURE_TEXT = "Figure: An image of 300x240 pixels, mostly #ff0000."
@@ -82,8 +84,12 @@ def test_figure_calls_are_priced_in_the_run_and_estimated_by_a_dry_run(tmp_path,
     usage = Usage(count_tokens(DESCRIBE) + IMAGE_TOKENS, count_tokens(FIGURE_TEXT.removeprefix("Figure: ")))
     assert report.vision_calls == 1 and report.vision_tokens == usage.total_tokens
     vision_usd = price_usd(gemini_settings, gemini_settings.lite_model, usage)
-    assert report.cost_usd == pytest.approx(report.tokens * embed_price + vision_usd)
+    assert report.cost_usd == pytest.approx(billed_tokens(fake_gemini) * embed_price + vision_usd)
     assert vision_usd > 0
+    # Both calls are in the ledger, as the run charged them: the figure and the embeddings.
+    spent = Ledger(gemini_settings).models(ledger_session("corpus"))
+    assert spent[gemini_settings.lite_model].cost_usd == pytest.approx(vision_usd)
+    assert spent[gemini_settings.embedding_model].usage.prompt_tokens == billed_tokens(fake_gemini)
 
 
 def test_a_scanned_page_is_transcribed_by_gemini(tmp_path, gemini_settings, fake_gemini):

@@ -15,6 +15,7 @@ from rag.providers.gemini import GeminiProvider
 from rag.server.app import create_app
 from rag.store import Store
 from tests.fakes.worker import start_worker, wait_job
+from tests.ingest.conftest import billed_tokens
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.chroma_server]
 WORDS = "retry quota stream token budget cache embed chunk vector answer source page".split()
@@ -54,8 +55,12 @@ def test_job_survives_a_killed_worker_with_nothing_lost_or_duplicated(job_settin
         finally:
             second.terminate()
             second.wait(10)
+        # Charged to the key that queued it, each answered request once, the killed worker's
+        # included; a request it had in flight (answered, never received) is missing.
+        costs = api.get(f"/v1/sessions/ingest:{name}/costs").json()["total"]
     assert done["state"] == "done" and done["attempts"] == 2 and done["errors"] == {}
     assert done["outcomes"].get("unchanged", 0) >= 3  # the first attempt's files were kept, not redone
+    assert 0 < costs["prompt_tokens"] <= billed_tokens(fake_gemini) and costs["cost_usd"] > 0
 
     provider = GeminiProvider(job_settings)
     reference = ingest_paths([folder], job_settings, provider, collection=f"{name}-ref")
