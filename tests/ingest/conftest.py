@@ -55,8 +55,9 @@ def snapshot(settings: Settings, embedding_id: str, collection: str = "corpus") 
 
 def billed_embeddings(fake: FakeGemini) -> list[list[str]]:
     """The texts of each batchEmbedContents request the fake answered, in order: what the
-    API bills (a 429 or a 503 is not billed)."""
-    answered = [r for r in fake.calls("batchEmbedContents") if r.status == 200 and not (r.fault and r.fault.malformed)]
+    API bills (a 429 or a 503 is not billed, nor a request whose client died sending it)."""
+    answered = [r for r in fake.calls("batchEmbedContents")
+                if r.status == 200 and "requests" in r.body and not (r.fault and r.fault.malformed)]
     return [["".join(p.get("text", "") for p in q["content"]["parts"]) for q in r.body["requests"]] for r in answered]
 
 
