@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
+from rag import runtime  # imported first: telemetry off before chromadb loads
 from rag.errors import ConfigError, EmbedderMismatch
 from rag.settings import Settings
 from rag.types import Chunk, Hit
@@ -44,7 +44,7 @@ def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]  # chroma
 
 
 def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb client types
-    import chromadb
+    chromadb = runtime.import_chromadb()
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
