@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -498,6 +498,8 @@ class _Run(_Pass):
         self.batch_size = settings.embed_batch_size if embedder.name == "gemini" else OFFLINE_EMBED_STEP
         self.in_flight = settings.embed_concurrency if embedder.name == "gemini" else 1
         self.round = self.batch_size * self.in_flight  # texts of one round of requests
+        rpm = settings.limit_for(embedder.embedding_model).rpm
+        self.lookahead = min(rpm * self.batch_size, settings.ingest_lookahead_chunks) if rpm else 0
         self.present: set[str] = set()
         self.records: dict[str, FileRecord] = {}
         self.incomplete: set[str] = set()
@@ -606,7 +608,9 @@ class _Run(_Pass):
         window of files has its new chunks embedded (by `embed`) in length-sorted batches,
         queued behind the window before it (ingest.batches); and a writer thread stores and
         commits each window while the next one embeds. Windows grow from one embedding round
-        to `ingest_batch_chunks`, so the first files are committed within seconds."""
+        to `ingest_batch_chunks`, so the first files are committed within seconds. Under a
+        requests/min limit, windows keep being read and queued while the limiter holds their
+        requests, up to `lookahead` chunks, so its next minute finds them ready."""
         embedding = InFlight(embed, self.batch_size, self.in_flight)
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         queued: deque[tuple[list[Prepared], list[Batch]]] = deque()
@@ -614,7 +618,7 @@ class _Run(_Pass):
         try:
             for files in self.windows(prepared):
                 queued.append((files, embedding.submit(self.fresh(files))))
-                if len(queued) > 1:
+                while len(queued) > 1 and (_embedded(queued[0][1]) or _queued_chunks(queued) > self.lookahead):
                     storing = self.hand_over(*queued.popleft(), writer, storing)
             while queued:
                 storing = self.hand_over(*queued.popleft(), writer, storing)
@@ -730,6 +734,16 @@ class _Run(_Pass):
         self.manifest.set_version(target)
         self.store.bump_version(past=target - 1)
         self.manifest.set_dirty(False)
+
+
+def _queued_chunks(queued: Iterable[tuple[list[Prepared], list[Batch]]]) -> int:
+    """Chunks of the windows read and queued behind the oldest one."""
+    return sum(len(p.chunks) for files, _ in list(queued)[1:] for p in files)
+
+
+def _embedded(batches: Sequence[Batch]) -> bool:
+    """A window whose vectors are all back goes to the writer now, lookahead or not."""
+    return all(b.embedded.done() for b in batches)
 
 
 def _reason(exc: Exception) -> str:

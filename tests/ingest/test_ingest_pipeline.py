@@ -1,10 +1,15 @@
+import threading
+import time
+
 import pytest
 
+from ingest import pipeline
 from ingest.discover import Filters
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
 from ingest.report import Status
 from rag.errors import ConfigError, EmbedderMismatch, GemragError, QuotaExhausted
+from rag.settings import Settings
 from rag.store import Store, drop_collection
 from tests.fakes.corpus import BAD_INPUTS, write_bad_inputs
 from tests.ingest.conftest import snapshot
@@ -225,3 +230,65 @@ def test_a_file_with_its_size_and_mtime_unchanged_is_not_read_and_a_touched_one_
     notes.write_text(notes.read_text().replace("proxy", "PROXY"))  # same size ...
     os.utime(notes, ns=(old_time, old_time))  # ... and mtime: by design, not read
     assert _statuses(ingest_paths([corpus.root], settings, fake))["notes.txt"] is Status.UNCHANGED
+
+
+class HeldEmbedder(FakeEmbedder):
+    """Holds every request until released, as a limiter waiting for its next minute does."""
+
+    def __init__(self) -> None:
+        super().__init__(embedding_model="gemini-embedding-001")
+        self.release = threading.Event()
+
+    def embed_documents(self, texts):
+        assert self.release.wait(30), "never released"
+        return super().embed_documents(texts)
+
+
+def _run_held(settings, docs, monkeypatch) -> tuple[int, object]:
+    """Ingest `docs` while the embedder holds its requests: how many files were read by the
+    time reading stopped, then the finished run's report."""
+    read: list[str] = []
+    real_prepare = pipeline.prepare
+
+    def counted(task, *args, **kwargs):
+        read.append(task.file.source)
+        return real_prepare(task, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare", counted)
+    embedder = HeldEmbedder()
+    done: list[object] = []
+    run = threading.Thread(target=lambda: done.append(ingest_paths([docs], settings, embedder)))
+    run.start()
+    settled = -1
+    while settled != len(read):  # reading has stopped when a second passes without a file read
+        settled = len(read)
+        time.sleep(1.0)
+    embedder.release.set()
+    run.join(60)
+    return settled, done[0]
+
+
+def _one_chunk_files(root, n: int):
+    root.mkdir()
+    for i in range(n):
+        (root / f"note-{i:02}.md").write_text(f"# Note {i}\n\nThe {i}th fact about topic {i} is recorded here.\n")
+    return root
+
+
+def test_under_a_requests_per_minute_limit_files_are_read_ahead_while_requests_wait(settings, tmp_path, monkeypatch):
+    """A limiter holding requests until its minute reopens must not stop the reading: the
+    next minute's requests should be ready when it does (up to a minute of requests ahead)."""
+    docs = _one_chunk_files(tmp_path / "docs", 40)
+    limited = Settings(data_dir=settings.data_dir, api_key=None, ingest_batch_chunks=2, tier="tier1",
+                       models={"gemini-embedding-001": {"limits": {"tier1": {"rpm": 1, "tpm": None, "rpd": None}}}})
+    read, report = _run_held(limited, docs, monkeypatch)
+    assert read == 40  # a minute at 1 request/min is one request of 64 texts ahead: every file here
+    assert report.exit_code == 0 and report.count(Status.ADDED) == 40
+
+
+def test_without_a_rate_limit_reading_stays_a_few_files_ahead(settings, tmp_path, monkeypatch):
+    """Offline the embedder is the slow step: reading further ahead would only hold memory."""
+    docs = _one_chunk_files(tmp_path / "docs", 40)
+    read, report = _run_held(settings.model_copy(update={"ingest_batch_chunks": 2}), docs, monkeypatch)
+    assert read <= 2 * 2 + pipeline.PREFETCH_FILES + 2  # two windows, the prefetch queue, one in hand
+    assert report.exit_code == 0 and report.count(Status.ADDED) == 40
