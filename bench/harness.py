@@ -8,6 +8,7 @@ so every result carries all three.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import multiprocessing
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -331,3 +332,11 @@ def print_table(table: Table, file: object = None) -> None:
         target = f.target + ("" if f.met is None else (" ✓" if f.met else " ✗"))
         shown.add_row(f.name, f.shown(), f.unit, target, f.note)
     Console(file=file or sys.stdout, width=160).print(shown)
+
+
+def hash_vector(text: str, dim: int) -> list[float]:
+    """A unit vector that stands for `text` without any model: for runs that measure
+    everything but the embedder."""
+    seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    vec = np.random.default_rng(seed).standard_normal(dim)
+    return cast(list[float], (vec / np.linalg.norm(vec)).tolist())

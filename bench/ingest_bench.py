@@ -12,7 +12,6 @@ so their fractions are, if anything, pessimistic.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 import numpy as np
 
 from bench.corpus_gen import edit_files, generate
-from bench.harness import REPO, Figure, Profile, Table, fresh_dir, in_fresh_process, peak_rss_mb, ratio
+from bench.harness import REPO, Figure, Profile, Table, fresh_dir, hash_vector, in_fresh_process, peak_rss_mb, ratio
 from rag.providers.minilm import DIM
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
@@ -47,14 +46,8 @@ class HashEmbedder(OfflineProvider):
     embedding_id = f"bench-hash:{DIM}"
 
     def embed_documents(self, texts: Sequence[str]) -> Embedded:
-        vectors = [_hash_vector(t) for t in texts]
+        vectors = [hash_vector(t, DIM) for t in texts]
         return Embedded(vectors, Usage(), "bench-hash")
-
-
-def _hash_vector(text: str) -> list[float]:
-    seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-    vec = np.random.default_rng(seed).standard_normal(DIM)
-    return (vec / np.linalg.norm(vec)).tolist()
 
 
 # --- what runs in the measured child processes ---

@@ -64,6 +64,9 @@ def test_gemini_ingest_loses_and_duplicates_nothing(smoke_run: dict) -> None:  #
     assert got["chunks lost"]["value"] == 0
     assert got["chunks duplicated"]["value"] == 0
     assert got["vectors misplaced"]["value"] == 0
+    # The floor is the larger of the API's and local work's, the latter measured in the run.
+    assert got["local-work floor"]["value"] > 0 and got["API floor"]["value"] > 0
+    assert got["wall / floor"]["value"] > 0 and "local-work floor" in got["wall / floor"]["note"]
 
 
 def test_retrieval_measures_every_mode(smoke_run: dict) -> None:  # type: ignore[type-arg]
