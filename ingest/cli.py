@@ -17,11 +17,9 @@ from rich.logging import RichHandler
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import SUPPORTED, Filters
 from ingest.display import details, headline, progress_bars, summary, upload_bar
-from ingest.filesearch import upload_collection
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import add_debug_flag, run_command
-from rag.filesearch import FileSearchStores
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 
@@ -125,6 +123,11 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     if args.backend:
         settings = settings.model_copy(update={"backend": args.backend})
     if settings.backend == "file-search":
+        # Imported here: the File Search backend loads google-genai (half a second), which an
+        # offline run, above all one with nothing to do, never needs.
+        from ingest.filesearch import upload_collection
+        from rag.filesearch import FileSearchStores
+
         FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
     collection = args.collection or settings.collection
     origin = _origin(args, settings, collection)

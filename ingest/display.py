@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,7 +15,9 @@ from rich.table import Table
 from ingest.report import IngestReport, ProgressCallback, Status
 from ingest.report import Progress as IngestProgress
 from ingest.spending import ledger_session
-from rag.filesearch import ProgressCallback as UploadProgress
+
+if TYPE_CHECKING:  # loading rag.filesearch loads google-genai, half a second an offline run never needs
+    from rag.filesearch import ProgressCallback as UploadProgress
 
 
 @contextmanager
