@@ -95,7 +95,8 @@ def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_pat
     probe = (
         "import sys; from ingest.cli import main; "
         f"code = main([{str(corpus.root)!r}, '--data-dir', {str(data)!r}, '-q']); "
-        "print(code, [m for m in ('chromadb', 'onnxruntime', 'pypdf', 'tokenizers', 'google.genai') if m in sys.modules])"
+        "heavy = ('chromadb', 'onnxruntime', 'pypdf', 'tokenizers', 'google.genai'); "
+        "print(code, [m for m in heavy if m in sys.modules])"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GEMRAG_CONFIG": "/dev/null", "PYTHONPATH": str(REPO)}
 
