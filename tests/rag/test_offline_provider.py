@@ -154,3 +154,14 @@ def test_support_exposes_the_signals_a_refusal_reads(offline_provider):
     assert support.coverage == 0.6 and not support.kind_absent  # 3 of its 5 content words; "25" the number asked
     far = offline_provider.answerer.support("How many vacation days do employees get?", [other])
     assert far.best < support.best and far.similarity < support.similarity and far.coverage < 0.6
+
+
+def test_onnxruntime_threads_spin_only_when_asked() -> None:
+    """Off by default: ingest and the server run other threads beside the model (see MiniLM)."""
+    from rag.providers.minilm import MiniLM
+
+    def spinning(model: MiniLM) -> str:
+        return str(model.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning"))
+
+    assert spinning(MiniLM()) == "0"
+    assert spinning(MiniLM(spin=True)) == "1"
