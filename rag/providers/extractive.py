@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Literal
 
 import numpy as np
@@ -128,9 +129,18 @@ def key_terms(question: str) -> set[str]:
     return entities | codes | versions
 
 
+# A dot ending a line, a word starting the next: how extracted text breaks a qualified name.
+# HTML reference pages style a signature's module apart from its name ("heapq." then
+# "nsmallest" on the next line) and PDF lines wrap after a dot.
+_LINE_BROKEN_NAME = re.compile(r"(?<=\w)\.[ \t]*\n\s*(?=\w)")
+
+
 def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
-    """Key terms of the question found in none of the passages (text, heading or file name)."""
-    pool = " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower()
+    """Key terms of the question found in none of the passages (text, heading or file name).
+    A qualified name ("os.path.join") is found whole, its line breaks undone, or on its
+    owner's own page (`documented_on_its_page`); its parts found apart are common words
+    ("path", "join") that say nothing of whether the name is there."""
+    pool = _LINE_BROKEN_NAME.sub(".", " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower())
     words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
     words |= {w.strip(".:/-=") for w in words}
 
@@ -144,7 +154,30 @@ def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
         parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
         return len(parts) > 1 and all(present(p) for p in parts)
 
-    return sorted(t for t in key_terms(question) if not present(t))
+    return sorted(t for t in key_terms(question) if not (present(t) or documented_on_its_page(t, passages)))
+
+
+_QUALIFIED_NAME = re.compile(r"([a-z_]\w*(?:\.[a-z_]\w*)*)\.([a-z_]\w*)")
+
+
+def documented_on_its_page(term: str, passages: Sequence[Passage]) -> bool:
+    """Whether `owner.member` is named by a passage of the owner's own page: one whose file
+    name or heading names the owner and whose text names the member. Reference pages write
+    "nsmallest()" on the heapq page, seldom "heapq.nsmallest". Names match exactly: an
+    identifier takes no plural."""
+    name = _QUALIFIED_NAME.fullmatch(term)
+    if name is None:
+        return False
+    owner, member = name.groups()
+    return any(owner in _identifiers(f"{PurePosixPath(p.source).stem} {p.heading}") and member in _identifiers(p.text)
+               for p in passages)
+
+
+def _identifiers(text: str) -> set[str]:
+    """The words and dotted names of a text, lowercased: "os.path.join()" gives os, path,
+    join and os.path.join."""
+    lowered = text.lower()
+    return set(re.findall(r"\w+", lowered)) | {w.strip(".") for w in re.findall(r"[\w.]+", lowered)}
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,22 @@ def test_onnxruntime_threads_spin_only_when_asked() -> None:
 
     assert spinning(MiniLM()) == "0"
     assert spinning(MiniLM(spin=True)) == "1"
+
+
+def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owners_page():
+    from rag.providers.extractive import missing_terms
+
+    # Extracted text breaks a name after its dot (a PDF line wrap, an HTML signature's styled parts).
+    wrapped = Passage(1, "For the few smallest items call heapq.\nnsmallest(), which is faster than sorting.",
+                      "manual.pdf", 12)
+    assert missing_terms("does heapq.nsmallest keep equal items in order?", [wrapped]) == []
+    assert missing_terms("does heapq.nbiggest keep equal items in order?", [wrapped]) == ["heapq.nbiggest"]
+    # A reference page names its members without the module: the page's file name or heading is the module.
+    listing = Passage(1, "nlargest()\n\nnsmallest()\n\nReturn a list with the n smallest elements.",
+                      "library/heapq.html", heading="heapq — Heap queue algorithm")
+    assert missing_terms("does heapq.nsmallest keep equal items in order?", [listing]) == []
+    elsewhere = Passage(1, "nsmallest() returns the n smallest elements.", "library/bisect.html", heading="bisect")
+    assert missing_terms("does heapq.nsmallest keep equal items in order?", [elsewhere]) == ["heapq.nsmallest"]
+    # A name's parts are common words: found apart, they are not the name.
+    apart = Passage(1, "Use os.walk() to visit a tree.\nPath objects stand for filesystem paths.", "library/os.html")
+    assert missing_terms("How does Path.walk() order the directories?", [apart]) == ["path.walk"]
