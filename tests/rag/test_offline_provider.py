@@ -156,17 +156,6 @@ def test_support_exposes_the_signals_a_refusal_reads(offline_provider):
     assert far.best < support.best and far.similarity < support.similarity and far.coverage < 0.6
 
 
-def test_onnxruntime_threads_spin_only_when_asked() -> None:
-    """Off by default: ingest and the server run other threads beside the model (see MiniLM)."""
-    from rag.providers.minilm import MiniLM
-
-    def spinning(model: MiniLM) -> str:
-        return str(model.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning"))
-
-    assert spinning(MiniLM()) == "0"
-    assert spinning(MiniLM(spin=True)) == "1"
-
-
 def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owners_page():
     from rag.providers.extractive import missing_terms
 
