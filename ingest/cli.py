@@ -123,9 +123,8 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     if args.backend:
         settings = settings.model_copy(update={"backend": args.backend})
     if settings.backend == "file-search":
-        # Imported here: the File Search backend loads google-genai (half a second), which an
-        # offline run, above all one with nothing to do, never needs.
-        from ingest.filesearch import upload_collection
+        # Imported here (and in `_upload`): the File Search backend loads google-genai (half a
+        # second), which an offline run, above all one with nothing to do, never needs.
         from rag.filesearch import FileSearchStores
 
         FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
@@ -153,10 +152,16 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     for line in details(report):
         out.print(line, highlight=False, soft_wrap=True)
     if settings.backend == "file-search" and not report.dry_run and not report.stopped:
-        with upload_bar(err, err.is_terminal and not args.quiet) as on_upload:
-            synced = upload_collection(settings, report.collection, on_progress=on_upload)
-        out.print(synced.summary(), highlight=False, soft_wrap=True)
+        out.print(_upload(settings, report.collection, err, quiet=args.quiet), highlight=False, soft_wrap=True)
     return report.exit_code
+
+
+def _upload(settings: Settings, collection: str, err: Console, *, quiet: bool) -> str:
+    """The collection's files to its File Search store, with a progress bar; the summary line."""
+    from ingest.filesearch import upload_collection
+
+    with upload_bar(err, err.is_terminal and not quiet) as on_upload:
+        return upload_collection(settings, collection, on_progress=on_upload).summary()
 
 
 def _origin(args: argparse.Namespace, settings: Settings, collection: str) -> Origin:
