@@ -53,8 +53,9 @@ from rag.store import Store, check_collection_name, drop_collection, no_store_ye
 from rag.types import Embedded, Usage
 
 MANIFEST = "manifest.sqlite3"
-OFFLINE_EMBED_STEP = 64
+OFFLINE_EMBED_STEP = 16  # MiniLM.batch_size
 RACY_MTIME_NS = 2_000_000_000
+STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
@@ -492,11 +493,11 @@ class _Run(_Pass):
         super().__init__(settings, embedder, report, on_progress, generator)
         self.manifest = manifest
         self.spending = spending
-        # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM is
-        # CPU-bound and uses every core in one call, so batches only need to be long enough
-        # to sort well and short enough to let the progress bar move.
+        # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM runs
+        # one batch per core at once (rag.providers.minilm), so one of its batches per core
+        # is in flight and none waits on another's slowest text.
         self.batch_size = settings.embed_batch_size if embedder.name == "gemini" else OFFLINE_EMBED_STEP
-        self.in_flight = settings.embed_concurrency if embedder.name == "gemini" else 1
+        self.in_flight = settings.embed_concurrency if embedder.name == "gemini" else os.cpu_count() or 1
         self.round = self.batch_size * self.in_flight  # texts of one round of requests
         rpm = settings.limit_for(embedder.embedding_model).rpm
         self.lookahead = min(rpm * self.batch_size, settings.ingest_lookahead_chunks) if rpm else 0
@@ -656,24 +657,44 @@ class _Run(_Pass):
         self, files: list[Prepared], batches: list[Batch], writer: ThreadPoolExecutor, storing: Future[None] | None
     ) -> Future[None]:
         """Wait for a window's vectors, then for the previous window's write, then start
-        writing this one (windows are committed in order)."""
+        writing this one (windows are committed in order). Vectors already back are stored
+        in parts of `STORE_STEP` while the rest embed: for all but the last window they are
+        all back by now, but the last one would otherwise be written whole after the
+        embedder has finished, with nothing left to overlap it."""
         vectors: dict[str, list[float]] = {}
-        for batch in batches:
+        written: set[str] = set()
+        for i, batch in enumerate(batches):
             vectors.update(batch.vectors())
             self.count_embedding(batch.chunks)
+            if _embedded(batches[i + 1 :]) or len(vectors) - len(written) < STORE_STEP:
+                continue
+            if storing is not None:
+                storing.result()
+            part = {k: v for k, v in vectors.items() if k not in written}
+            storing = writer.submit(self.store_part, files, part)
+            written.update(part)
         if storing is not None:
             storing.result()
-        return writer.submit(self.flush, files, vectors)
+        return writer.submit(self.flush, files, vectors, written)
 
-    def flush(self, files: Sequence[Prepared], vectors: dict[str, list[float]]) -> None:
-        """Store the chunks of these files (new ones with their `vectors`; those already
-        stored get their new place only), then commit the files, then delete the chunks of
-        their previous versions, then bump the version if the collection changed."""
+    def store_part(self, files: Sequence[Prepared], vectors: dict[str, list[float]]) -> None:
+        """Some of a window's new chunks, stored before its files are committed: a crash now
+        leaves them as orphans, which the dirty manifest tells the next run to look for."""
+        self.manifest.set_dirty(True)
+        fresh = [c.chunk for p in files for c in p.chunks if c.chunk.id in vectors]
+        self.store.upsert(fresh, [vectors[c.id] for c in fresh])
+
+    def flush(self, files: Sequence[Prepared], vectors: dict[str, list[float]], written: set[str]) -> None:
+        """Store the chunks of these files (new ones with their `vectors`, but for those
+        `written` already; those already stored get their new place only), then commit the
+        files, then delete the chunks of their previous versions, then bump the version if
+        the collection changed."""
         self.manifest.set_dirty(True)
         chunks = [c.chunk for p in files for c in p.chunks]
         fresh = [c for c in chunks if c.id in vectors]
         reused = [c for c in chunks if c.id not in vectors]
-        self.store.upsert(fresh, [vectors[c.id] for c in fresh])
+        unwritten = [c for c in fresh if c.id not in written]
+        self.store.upsert(unwritten, [vectors[c.id] for c in unwritten])
         if reused:
             self.store.update_places(reused)
             self.report.reused_chunks += len(reused)

@@ -268,6 +268,50 @@ def _run_held(settings, docs, monkeypatch) -> tuple[int, object]:
     return settled, done[0]
 
 
+class GatedEmbedder(FakeEmbedder):
+    """Answers its first `open_calls` requests, then holds the rest until `gate` opens."""
+
+    def __init__(self, open_calls: int) -> None:
+        super().__init__()
+        self.open_calls = open_calls
+        self.gate = threading.Event()
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def embed_documents(self, texts):
+        with self.lock:
+            self.started += 1
+            held = self.started > self.open_calls
+        if held:
+            assert self.gate.wait(10), "nothing was stored while the window's last batches embedded"
+        return super().embed_documents(texts)
+
+
+def test_a_window_is_stored_in_parts_while_its_last_batches_still_embed(settings, tmp_path, monkeypatch):
+    """The last window would otherwise be written whole after the embedder has finished:
+    its first batches' chunks go to the store while the others embed, and the file is
+    committed once, when all are stored."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sections = "\n\n".join(f"## Topic {i}\n\nThe {i}th fact is that value {i} holds." for i in range(100))
+    (docs / "long.md").write_text(f"# Facts\n\n{sections}\n")
+    embedder = GatedEmbedder(open_calls=pipeline.STORE_STEP // pipeline.OFFLINE_EMBED_STEP)
+    stored: list[int] = []
+    real_upsert = Store.upsert
+
+    def upsert(self, chunks, vectors):
+        stored.append(len(chunks))
+        real_upsert(self, chunks, vectors)
+        embedder.gate.set()
+
+    monkeypatch.setattr(Store, "upsert", upsert)
+    report = ingest_paths([docs], settings, embedder)
+    assert report.exit_code == 0 and report.count(Status.ADDED) == 1
+    assert stored[0] == pipeline.STORE_STEP and len(stored) > 1  # a part first, the rest after
+    assert sum(stored) == report.embedded_chunks >= 100
+    assert Store(settings, embedder.embedding_id, report.collection).count() == report.embedded_chunks
+
+
 def _one_chunk_files(root, n: int):
     root.mkdir()
     for i in range(n):
@@ -280,9 +324,9 @@ def test_under_a_requests_per_minute_limit_files_are_read_ahead_while_requests_w
     next minute's requests should be ready when it does (up to a minute of requests ahead)."""
     docs = _one_chunk_files(tmp_path / "docs", 40)
     limited = Settings(data_dir=settings.data_dir, api_key=None, ingest_batch_chunks=2, tier="tier1",
-                       models={"gemini-embedding-001": {"limits": {"tier1": {"rpm": 1, "tpm": None, "rpd": None}}}})
+                       models={"gemini-embedding-001": {"limits": {"tier1": {"rpm": 3, "tpm": None, "rpd": None}}}})
     read, report = _run_held(limited, docs, monkeypatch)
-    assert read == 40  # a minute at 1 request/min is one request of 64 texts ahead: every file here
+    assert read == 40  # a minute at 3 requests/min is 3 requests of 16 texts (this fake's batch) ahead: every file
     assert report.exit_code == 0 and report.count(Status.ADDED) == 40
 
 

@@ -34,6 +34,20 @@ def test_embedding_is_independent_of_batch_padding(offline_provider):
     assert float(alone @ padded) > 0.9999
 
 
+def test_batches_spread_over_workers_give_the_vectors_of_one_worker_in_the_callers_order():
+    """MiniLM runs a call's batches on several threads at once: each text must still get its
+    own vector, in the order given, as one thread running them in turn gives."""
+    from rag.providers.minilm import MiniLM
+
+    texts = [f"Fact {i}: " + "the retry delay doubles after each 429 error " * (i % 7 + 1) for i in range(50)]
+    parallel, parallel_tokens = MiniLM(workers=3).embed_counted(texts)
+    serial, serial_tokens = MiniLM(workers=1).embed_counted(texts)
+    assert parallel.shape == (50, 384)
+    assert np.allclose(parallel, serial, atol=1e-6)
+    assert parallel_tokens == serial_tokens
+    assert all(float(parallel[i] @ parallel[i + 1]) < 0.9999 for i in range(0, 49, 7))  # not all alike
+
+
 def test_extractive_answer_quotes_and_cites_the_supporting_passage(offline_provider):
     passages = (
         Passage(1, "Streaming sends partial results as server-sent events. Each event is a JSON chunk.", "a.md"),
