@@ -53,7 +53,7 @@ from rag.store import Store, check_collection_name, drop_collection, no_store_ye
 from rag.types import Embedded, Usage
 
 MANIFEST = "manifest.sqlite3"
-OFFLINE_EMBED_STEP = 16  # MiniLM.batch_size
+OFFLINE_EMBED_STEP = 16  # texts per offline call; MiniLM cuts them into its own batches
 RACY_MTIME_NS = 2_000_000_000
 STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
@@ -494,8 +494,8 @@ class _Run(_Pass):
         self.manifest = manifest
         self.spending = spending
         # Gemini: one request per batch, `embed_concurrency` in flight. Offline: MiniLM runs
-        # one batch per core at once (rag.providers.minilm), so one of its batches per core
-        # is in flight and none waits on another's slowest text.
+        # one batch per core at once (rag.providers.minilm), so a call per core is in flight:
+        # while one call's last batch runs, the next call's batches are already queued.
         self.batch_size = settings.embed_batch_size if embedder.name == "gemini" else OFFLINE_EMBED_STEP
         self.in_flight = settings.embed_concurrency if embedder.name == "gemini" else os.cpu_count() or 1
         self.round = self.batch_size * self.in_flight  # texts of one round of requests

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 from ingest import cli
 from ingest.manifest import Manifest
@@ -30,16 +31,19 @@ def watch(step: str, kill_at: int, when: str) -> None:
     owner, name = STEPS[step]
     original = getattr(owner, name)
     calls = 0
+    counting = threading.Lock()  # embedding runs on several threads: each call gets its own number
 
     def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal calls
-        calls += 1
-        sys.stdout.write(f"{step} {calls}\n")  # one write: steps run in several threads
-        sys.stdout.flush()
-        if calls == kill_at and when == "before":
+        with counting:
+            calls += 1
+            nth = calls
+            sys.stdout.write(f"{step} {nth}\n")  # one write: steps run in several threads
+            sys.stdout.flush()
+        if nth == kill_at and when == "before":
             os.kill(os.getpid(), signal.SIGKILL)
         result = original(self, *args, **kwargs)
-        if calls == kill_at and when == "after":
+        if nth == kill_at and when == "after":
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 

@@ -48,6 +48,20 @@ def test_batches_spread_over_workers_give_the_vectors_of_one_worker_in_the_calle
     assert all(float(parallel[i] @ parallel[i + 1]) < 0.9999 for i in range(0, 49, 7))  # not all alike
 
 
+def test_batches_are_cut_by_padded_size_and_count_and_cover_every_text_once():
+    from rag.providers.minilm import MiniLM
+
+    model = MiniLM(workers=1)
+    lengths = [12] * 70 + [200] * 9 + [700]
+    parts = model.batches(lengths)
+    assert sorted(i for part in parts for i in part) == list(range(len(lengths)))
+    for part in parts:
+        widest = max(lengths[i] for i in part)
+        assert len(part) <= model.batch_size
+        assert len(part) * widest <= model.batch_tokens or len(part) == 1  # one text over the budget goes alone
+    assert [len(p) for p in parts] == [32, 32, 6, 5, 4, 1]  # short texts by count, long ones by size
+
+
 def test_extractive_answer_quotes_and_cites_the_supporting_passage(offline_provider):
     passages = (
         Passage(1, "Streaming sends partial results as server-sent events. Each event is a JSON chunk.", "a.md"),
