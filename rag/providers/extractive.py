@@ -34,15 +34,29 @@ _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
 
 
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
+# A blank line between a block that ends mid-sentence and one that goes on in lower case: HTML
+# extraction puts inline code on lines of its own ("use\n\ncollections.deque\n\nwhich").
+_RUN_ON_BREAK = re.compile(r"(?<=[^.!?:;\s])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z_])")
 
 
 def split_sentences(text: str) -> list[str]:
     """Sentences with their line wraps undone; heading lines (Markdown `#`, or a short line
-    without punctuation, as PDF extraction leaves them) end a sentence and are dropped."""
-    lines = text.splitlines()
-    blocks = "\n".join("\n\n" if _HEADING_LINE.match(line) else line for line in lines)
+    without punctuation, as PDF extraction leaves them) end a sentence and are dropped,
+    unless the sentence runs on into the next line in lower case ("To implement a queue,
+    use" over "collections.deque which was designed to", as HTML extraction wraps lines at
+    inline code)."""
+    lines = _RUN_ON_BREAK.sub("\n", text).splitlines()
+    following = [*lines[1:], ""][: len(lines)]
+    blocks = "\n".join(
+        "\n\n" if _HEADING_LINE.match(line) and not _runs_on(nxt) else line
+        for line, nxt in zip(lines, following, strict=True)
+    )
     parts = (" ".join(p.split()).strip(" -*•#") for p in _SENTENCE_END.split(blocks))
     return [p for p in parts if len(p) >= 20]
+
+
+def _runs_on(next_line: str) -> bool:
+    return next_line[:1].islower() or next_line[:1] == "_"
 
 
 def split_units(text: str) -> list[str]:
@@ -196,6 +210,11 @@ class _Unit:
     context: str
     overlap: float
 
+    @property
+    def read_as(self) -> str:
+        """What is embedded: the unit with its section heading, which often names its subject."""
+        return f"{self.context}: {self.text}" if self.context else self.text
+
 
 @dataclass(frozen=True)
 class Support:
@@ -280,12 +299,8 @@ class ExtractiveAnswerer:
         kind_absent = kind in ("number", "date", "name") and not any(fits_kind(u.text, kind) for u in units)
         if not units:
             return Support((), missing, 0.0, 0.0, coverage, kind_absent, *retrieval)
-        ranked = sorted(units, key=lambda u: u.overlap, reverse=True)
-        candidates = ranked[: self.max_candidates]
-        top = [u for u in ranked if u.passage.n == passages[0].n][:1]
-        candidates += [u for u in top if u not in candidates]
-        texts = [f"{u.context}: {u.text}" if u.context else u.text for u in candidates]
-        vecs = self.model.embed([question, *texts])
+        candidates = self.worth_embedding(units, passages)
+        vecs = self.model.embed([question, *(u.read_as for u in candidates)])
         semantic = vecs[1:] @ vecs[0]
         literal = anchors(question)
         scored = sorted((
@@ -298,6 +313,19 @@ class ExtractiveAnswerer:
         ), key=lambda s: s.score, reverse=True)
         return Support(tuple(scored), missing, scored[0].score, float(semantic.max()), coverage, kind_absent,
                        *retrieval)
+
+    def candidates(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
+        """The units `support` embeds and scores for this question (scripts/answer_fit.py
+        studies them)."""
+        units = self.units(question, passages) if question.strip() else []
+        return self.worth_embedding(units, passages) if units else []
+
+    def worth_embedding(self, units: Sequence[_Unit], passages: Sequence[Passage]) -> list[_Unit]:
+        """The lexically best `max_candidates` units, plus the best unit of the top passage."""
+        ranked = sorted(units, key=lambda u: u.overlap, reverse=True)
+        chosen = ranked[: self.max_candidates]
+        top = [u for u in ranked if u.passage.n == passages[0].n][:1]
+        return chosen + [u for u in top if u not in chosen]
 
     def pick(self, support: Support, passages: Sequence[Passage]) -> list[Scored]:
         """The best-supported units within 75% of the best, at most `max_sentences`, no

@@ -117,6 +117,28 @@ def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
     ]
 
 
+def test_a_sentence_wrapped_at_inline_code_stays_one_sentence():
+    """HTML extraction puts inline code on lines of its own: a short capitalised line that
+    goes on in lower case is the start of a sentence, not a heading, and a blank line in the
+    middle of a sentence does not end it."""
+    from rag.providers.extractive import split_units
+
+    text = (
+        "Lists are slow for this.\n\nTo implement a queue, use\ncollections.deque\nwhich was designed to\n"
+        "have fast appends and pops from both ends.  For example:\n\n"
+        "The import statement uses this convention: if a package's\n\n__init__.py\n\n"
+        "code defines a list named __all__, it is the list of module names to import.\n\n"
+        "Basic usage\n\nThe function returns a deque."
+    )
+    assert split_units(text) == [
+        "Lists are slow for this.",
+        "To implement a queue, use collections.deque which was designed to have fast appends and pops from both ends.",
+        "The import statement uses this convention: if a package's __init__.py code defines a list named __all__, "
+        "it is the list of module names to import.",
+        "The function returns a deque.",
+    ]
+
+
 def ask_offline(provider, question, *passages):
     prompt = Prompt.of("x", task=AnswerTask(question), passages=tuple(passages))
     return provider.generate(prompt).text

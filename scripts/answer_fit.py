@@ -1,0 +1,186 @@
+"""Where the offline answerer's sentence scoring comes from: every candidate sentence of every
+test case with the features the answerer scores it by, and the weights chosen by
+leave-one-set-out cross-validation on "the documents' evidence is in the reply".
+
+    python scripts/answer_fit.py units [NAME...] [--out FILE]   # retrieve, and score every candidate unit
+    python scripts/answer_fit.py fit [--units FILE]              # choose the weights, report held-out figures
+
+`units` runs each set's answerable cases through the default retrieval (the follow-up
+rewrite, hybrid search, the second ranking stage, k = top_k) against the collection `python
+scripts/testsets.py eval NAME` built (same GEMRAG_DATA_DIR), and writes one JSON line per
+case: its evidence quotes (or, for the sample set, its reference answer) and each candidate
+unit the answerer would embed, with its cosine to the question, word overlap, whether it
+holds what the question asks for, its share of the question's literal tokens, and the rank
+of its passage. `fit` replays the answerer's choice (`ExtractiveAnswerer.pick`) under each
+setting of the weights, and for each set held out, picks the setting best on the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.testsets import data_dir, pick  # noqa: E402
+
+DEFAULT_OUT = Path("eval-out") / "answer" / "units.jsonl"
+
+
+# --- units ---------------------------------------------------------------------------------
+
+
+def collect(names: Sequence[str], out: Path) -> None:
+    from rag.answer import AskOptions
+    from rag.chain import Chain, passages
+    from rag.eval.testset import load_testset
+    from rag.providers.extractive import fits_kind, missing_terms, question_kind
+    from rag.providers.offline import OfflineProvider
+    from rag.rerank import anchors
+    from rag.settings import load_settings
+    from rag.store import collection_name
+    from rag.stores import Stores
+    from rag.types import Message
+
+    settings = load_settings().model_copy(update={"data_dir": data_dir(), "answer_cache": False})
+    provider = OfflineProvider()
+    answerer = provider.answerer
+    chain = Chain(settings, provider)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as sink:
+        for doc_set in pick(names):
+            root = doc_set.corpus(data_dir())
+            store = Stores(settings).get(collection_name("eval", root.resolve().name))
+            for case in load_testset(doc_set.testset).cases:
+                if case.unanswerable:
+                    continue
+                question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
+                shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
+                units = answerer.candidates(question, shown)
+                vecs = answerer.model.embed([question, *(u.read_as for u in units)]) if units else None
+                kind, literal = question_kind(question), anchors(question)
+                rank = {p.n: i for i, p in enumerate(shown)}
+                row = {
+                    "set": doc_set.name, "id": case.id, "question": question,
+                    "refused": bool(missing_terms(question, shown)),
+                    "multi_hop": "multi-hop" in case.tags,
+                    "quotes": [e.quote for e in case.evidence], "reference": case.reference_answer,
+                    "units": [
+                        {"n": u.passage.n, "rank": rank[u.passage.n], "position": u.position, "text": u.text,
+                         "sim": float(vecs[i + 1] @ vecs[0]) if vecs is not None else 0.0, "overlap": u.overlap,
+                         "kind": float(fits_kind(u.text, kind)),
+                         "anchor": sum(t in u.text.lower() for t in literal) / len(literal) if literal else 0.0}
+                        for i, u in enumerate(units)
+                    ],
+                }
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Weights:
+    """score = similarity * sim + (1 - similarity) * overlap + kind + anchor + first (a passage among the
+    first three)"""
+
+    similarity: float = 0.6
+    kind: float = 0.08
+    anchor: float = 0.10
+    first: float = 0.0
+
+    def score(self, u: dict[str, float]) -> float:
+        return (self.similarity * u["sim"] + (1 - self.similarity) * u["overlap"] + self.kind * u["kind"]
+                + self.anchor * u["anchor"] + self.first * (u["rank"] < 3))
+
+    def label(self) -> str:
+        return (f"sim {self.similarity:.2f}, kind {self.kind:.2f}, anchor {self.anchor:.2f}, "
+                f"first three {self.first:.2f}")
+
+
+CURRENT = Weights()
+GRID = [Weights(s, k, a, f) for s, k, a, f in itertools.product(
+    (0.5, 0.6, 0.7), (0.0, 0.04, 0.08, 0.12), (0.0, 0.05, 0.10, 0.15), (0.0, 0.03, 0.06, 0.10, 0.15))]
+
+
+def reply(row: dict[str, object], w: Weights) -> str:
+    """The answerer's pick (`ExtractiveAnswerer.pick`) under weights `w`, as reply text."""
+    from rag.providers.extractive import ExtractiveAnswerer, _near_duplicate
+
+    defaults = ExtractiveAnswerer.__init__.__kwdefaults__ or {}
+    min_support, most = defaults["min_support"], defaults["max_sentences"]
+    units = sorted(row["units"], key=w.score, reverse=True)  # type: ignore[arg-type]
+    if row["refused"] or not units or w.score(units[0]) < min_support:
+        return ""
+    floor = max(min_support, w.score(units[0]) * 0.75)
+    kept: list[dict[str, object]] = []
+    for u in units:
+        if w.score(u) < floor or len(kept) == most:
+            break
+        if not any(_near_duplicate(str(u["text"]), str(k["text"])) for k in kept):
+            kept.append(u)
+    kept.sort(key=lambda u: (u["rank"], u["position"]))  # type: ignore[arg-type, return-value]
+    return "\n".join(f"- {u['text']} [{u['n']}]" for u in kept)
+
+
+def found(row: dict[str, object], text: str) -> float:
+    """Evidence in reply where the case quotes its evidence, else the reference answer in reply."""
+    from rag.eval.metrics import contains_answer, contains_evidence
+
+    quotes = row["quotes"]
+    if quotes:
+        return contains_evidence(text, quotes, every=bool(row["multi_hop"])) or 0.0  # type: ignore[arg-type]
+    return contains_answer(text, str(row["reference"]))
+
+
+def scores(rows: list[dict[str, object]], w: Weights) -> dict[str, float]:
+    by_set: dict[str, list[float]] = {}
+    for row in rows:
+        by_set.setdefault(str(row["set"]), []).append(found(row, reply(row, w)))
+    return {s: sum(v) / len(v) for s, v in by_set.items()}
+
+
+def fit(path: Path) -> str:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    table = {w: scores(rows, w) for w in [*GRID, CURRENT]}
+    sets = list(table[CURRENT])
+    mean = {w: sum(s.values()) / len(s) for w, s in table.items()}
+    lines = ["Found in reply (evidence, or the reference answer where a case has no quotes), per held-out set,",
+             "with the weights best on the other sets:", "",
+             "| held-out set | current | weights chosen on the others | held out |", "|---|---|---|---|"]
+    for held in sets:
+        others = [s for s in sets if s != held]
+        best = max(table, key=lambda w: (sum(table[w][s] for s in others), w == CURRENT))
+        lines.append(f"| {held} | {table[CURRENT][held]:.3f} | {best.label()} | {table[best][held]:.3f} |")
+    top = max(table, key=lambda w: (mean[w], w == CURRENT))
+    lines += ["", f"Best on all sets: {top.label()}: mean {mean[top]:.3f} against {mean[CURRENT]:.3f} now "
+              f"({', '.join(f'{s} {table[top][s]:.3f}' for s in sets)})"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python scripts/answer_fit.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    units = commands.add_parser("units")
+    units.add_argument("names", nargs="*", default=["sample", "python-docs", "glpk", "asymptote"])
+    units.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    fitting = commands.add_parser("fit")
+    fitting.add_argument("--units", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.command == "units":
+        collect(args.names, args.out)
+    else:
+        print(fit(args.units))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
