@@ -23,13 +23,14 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.testsets import data_dir, pick  # noqa: E402
+from scripts.testsets import retrieved_cases  # noqa: E402
 
 if TYPE_CHECKING:
     from rag.providers.extractive import ExtractiveAnswerer
@@ -42,33 +43,17 @@ DEFAULT_OUT = Path("eval-out") / "answer" / "units.jsonl"
 
 
 def collect(names: Sequence[str], out: Path) -> None:
-    from rag.answer import AskOptions
-    from rag.chain import Chain, passages
-    from rag.eval.testset import load_testset
-    from rag.providers.offline import OfflineProvider
-    from rag.settings import load_settings
-    from rag.store import collection_name
-    from rag.stores import Stores
-    from rag.types import Message
-
-    settings = load_settings().model_copy(update={"data_dir": data_dir(), "answer_cache": False})
-    provider = OfflineProvider()
-    chain = Chain(settings, provider)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as sink:
-        for doc_set in pick(names):
-            root = doc_set.corpus(data_dir())
-            store = Stores(settings).get(collection_name("eval", root.resolve().name))
-            for case in load_testset(doc_set.testset).cases:
-                if case.unanswerable:
-                    continue
-                question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
-                shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
-                row = {"set": doc_set.name, "id": case.id, "multi_hop": "multi-hop" in case.tags,
-                       "quotes": [e.quote for e in case.evidence], "reference": case.reference_answer,
-                       **candidate_units(provider.answerer, question, shown)}
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
+        for seen in retrieved_cases(names):
+            case = seen.case
+            if case.unanswerable:
+                continue
+            row = {"set": seen.doc_set.name, "id": case.id, "multi_hop": "multi-hop" in case.tags,
+                   "quotes": [e.quote for e in case.evidence], "reference": case.reference_answer,
+                   **candidate_units(seen.provider.answerer, seen.question, seen.shown)}
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
 
 
 def candidate_units(answerer: ExtractiveAnswerer, question: str, shown: Sequence[Passage]) -> dict[str, object]:
@@ -121,32 +106,37 @@ GRID = [Weights(s, k, a, f) for s, k, a, f in itertools.product(
 
 
 def reply(row: dict[str, object], w: Weights) -> str:
-    """The answerer's pick (`ExtractiveAnswerer.pick`) under weights `w`, as reply text."""
-    from rag.providers.extractive import ExtractiveAnswerer, _near_duplicate
+    """The answerer's own pick (`ExtractiveAnswerer.pick`) with the units scored by `w`, as
+    reply text."""
+    from rag.providers.extractive import Scored
+    from rag.types import Passage
 
-    defaults = ExtractiveAnswerer.__init__.__kwdefaults__ or {}
-    min_support, most = defaults["min_support"], defaults["max_sentences"]
-    units = sorted(row["units"], key=w.score, reverse=True)  # type: ignore[arg-type]
-    if row["refused"] or not units or w.score(units[0]) < min_support:
+    units: list[dict[str, float]] = row["units"]  # type: ignore[assignment]
+    if row["refused"]:
         return ""
-    floor = max(min_support, w.score(units[0]) * 0.75)
-    kept: list[dict[str, object]] = []
-    for u in units:
-        if w.score(u) < floor or len(kept) == most:
-            break
-        if not any(_near_duplicate(str(u["text"]), str(k["text"])) for k in kept):
-            kept.append(u)
-    kept.sort(key=lambda u: (u["rank"], u["position"]))  # type: ignore[arg-type, return-value]
-    return "\n".join(f"- {u['text']} [{u['n']}]" for u in kept)
+    shown = {int(u["n"]): Passage(int(u["n"]), "", "") for u in sorted(units, key=lambda u: u["rank"])}
+    scored = sorted((Scored(shown[int(u["n"])], str(u["text"]), int(u["position"]), w.score(u)) for u in units),
+                    key=lambda s: s.score, reverse=True)
+    picked = _answerer().pick(scored, list(shown.values()))
+    return "\n".join(f"- {s.sentence} [{s.passage.n}]" for s in picked)
+
+
+@cache
+def _answerer() -> ExtractiveAnswerer:
+    """Its defaults (support floor, sentences at most); `pick` never embeds, so no model loads."""
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.providers.minilm import MiniLM
+
+    return ExtractiveAnswerer(MiniLM(workers=1))
 
 
 def found(row: dict[str, object], text: str) -> float:
     """Evidence in reply where the case quotes its evidence, else the reference answer in reply."""
     from rag.eval.metrics import contains_answer, contains_evidence
 
-    quotes = row["quotes"]
+    quotes: list[str] = row["quotes"]  # type: ignore[assignment]
     if quotes:
-        return contains_evidence(text, quotes, every=bool(row["multi_hop"])) or 0.0  # type: ignore[arg-type]
+        return contains_evidence(text, quotes, every=bool(row["multi_hop"])) or 0.0
     return contains_answer(text, str(row["reference"]))
 
 

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.testsets import data_dir, doc_sets, pick  # noqa: E402
+from scripts.testsets import doc_sets, retrieved_cases  # noqa: E402
 
 DEFAULT_OUT = Path("eval-out") / "refusal" / "signals.jsonl"
 MIN_SUPPORT = 0.30  # the answerer's floor: below it nothing is quoted, so it refuses (ExtractiveAnswerer.min_support)
@@ -40,36 +40,20 @@ MAX_FALSE_REFUSALS = 0.04  # on the training sets: below the goal of 1 in 20, to
 
 
 def collect(names: Sequence[str], out: Path) -> None:
-    from rag.answer import AskOptions
-    from rag.chain import Chain, passages
-    from rag.eval.testset import load_testset
-    from rag.providers.offline import OfflineProvider
-    from rag.settings import load_settings
-    from rag.store import collection_name
-    from rag.stores import Stores
-    from rag.types import Message
-
-    settings = load_settings().model_copy(update={"data_dir": data_dir(), "answer_cache": False})
-    provider = OfflineProvider()
-    chain = Chain(settings, provider)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as sink:
-        for doc_set in pick(names):
-            root = doc_set.corpus(data_dir())
-            store = Stores(settings).get(collection_name("eval", root.resolve().name))
-            for case in load_testset(doc_set.testset).cases:
-                question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
-                shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
-                support = provider.answerer.support(question, shown)
-                query = np.array(chain.retriever.embed(store, question).vectors[0])
-                vectors = store.vectors([p.chunk_id for p in shown[:1]])
-                row = {"set": doc_set.name, "id": case.id, "unanswerable": case.unanswerable, "question": question,
-                       **{k: v for k, v in asdict(support).items() if k != "scored"},
-                       # the best passage's cosine to the question: retrieval's own closeness, absolute
-                       "top_similarity": float(query @ np.array(vectors[shown[0].chunk_id])) if vectors else None,
-                       "shown": [[p.source, p.page, p.score] for p in shown]}
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
+        for seen in retrieved_cases(names):
+            question, shown, store = seen.question, seen.shown, seen.store
+            support = seen.provider.answerer.support(question, shown)
+            query = np.array(seen.chain.retriever.embed(store, question).vectors[0])
+            vectors = store.vectors([p.chunk_id for p in shown[:1]])
+            row = {"set": seen.doc_set.name, "id": seen.case.id, "unanswerable": seen.case.unanswerable,
+                   "question": question, **{k: v for k, v in asdict(support).items() if k != "scored"},
+                   # the best passage's cosine to the question: retrieval's own closeness, absolute
+                   "top_similarity": float(query @ np.array(vectors[shown[0].chunk_id])) if vectors else None,
+                   "shown": [[p.source, p.page, p.score] for p in shown]}
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
 
 
 # --- fit -----------------------------------------------------------------------------------

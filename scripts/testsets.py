@@ -31,6 +31,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rag.chain import Chain
+    from rag.eval.testset import TestCase
+    from rag.providers.offline import OfflineProvider
+    from rag.store import Store
+    from rag.types import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = ROOT / "corpus" / "eval"
@@ -78,6 +86,44 @@ def packaged() -> list[str]:
 
 def data_dir() -> Path:
     return Path(os.environ.get("GEMRAG_DATA_DIR", ".gemrag"))
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """One case as the offline answerer meets it: the question after the follow-up rewrite
+    and the passages the default retrieval shows for it."""
+
+    doc_set: DocSet
+    case: TestCase
+    question: str
+    shown: list[Passage]
+    provider: OfflineProvider
+    chain: Chain
+    store: Store
+
+
+def retrieved_cases(names: Sequence[str]) -> Iterator[Retrieved]:
+    """Every case of the sets through the default retrieval (the follow-up rewrite, hybrid
+    search, the second ranking stage, k = top_k), offline, against the collection `eval NAME`
+    built (same GEMRAG_DATA_DIR): what the study scripts (refusal_fit, answer_fit) read."""
+    from rag.answer import AskOptions
+    from rag.chain import Chain, passages
+    from rag.eval.testset import load_testset
+    from rag.providers.offline import OfflineProvider
+    from rag.settings import load_settings
+    from rag.store import collection_name
+    from rag.stores import Stores
+    from rag.types import Message
+
+    settings = load_settings().model_copy(update={"data_dir": data_dir(), "answer_cache": False})
+    provider = OfflineProvider()
+    chain = Chain(settings, provider)
+    for doc_set in pick(names):
+        store = Stores(settings).get(collection_name("eval", doc_set.corpus(data_dir()).resolve().name))
+        for case in load_testset(doc_set.testset).cases:
+            question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
+            shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
+            yield Retrieved(doc_set, case, question, shown, provider, chain, store)
 
 
 # --- install -------------------------------------------------------------------------------

@@ -262,7 +262,7 @@ class ExtractiveAnswerer:
         support = self.support(question, passages)
         if support.missing:
             return f"{NOT_FOUND.rstrip('.')}: they never mention {', '.join(support.missing)}.\n\n{OFFLINE_NOTE}"
-        picked = self.pick(support, passages)
+        picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
         lines = [f"{s.sentence} [{s.passage.n}]" for s in picked]
@@ -327,10 +327,10 @@ class ExtractiveAnswerer:
         top = [u for u in ranked if u.passage.n == passages[0].n][:1]
         return chosen + [u for u in top if u not in chosen]
 
-    def pick(self, support: Support, passages: Sequence[Passage]) -> list[Scored]:
-        """The best-supported units within 75% of the best, at most `max_sentences`, no
-        near-duplicates, in document order; none when even the best is below `min_support`."""
-        scored = support.scored
+    def pick(self, scored: Sequence[Scored], passages: Sequence[Passage]) -> list[Scored]:
+        """Of the units `scored` (best first), the best-supported within 75% of the best, at
+        most `max_sentences`, no near-duplicates, in document order; none when even the best
+        is below `min_support`."""
         if not scored or scored[0].score < self.min_support:
             return []
         floor = max(self.min_support, scored[0].score * 0.75)
