@@ -689,12 +689,10 @@ class _Run(_Pass):
         `written` already; those already stored get their new place only), then commit the
         files, then delete the chunks of their previous versions, then bump the version if
         the collection changed."""
-        self.manifest.set_dirty(True)
+        self.store_part(files, {k: v for k, v in vectors.items() if k not in written})  # marks the manifest dirty
         chunks = [c.chunk for p in files for c in p.chunks]
         fresh = [c for c in chunks if c.id in vectors]
         reused = [c for c in chunks if c.id not in vectors]
-        unwritten = [c for c in fresh if c.id not in written]
-        self.store.upsert(unwritten, [vectors[c.id] for c in unwritten])
         if reused:
             self.store.update_places(reused)
             self.report.reused_chunks += len(reused)
