@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 
 from ingest.discover import SUPPORTED
-from ingest.loaders import LoadError, Section, load
+from ingest.loaders import PDFIUM, LoadError, Section, load
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST
 from rag.settings import Settings
@@ -38,7 +37,6 @@ TEXT_WINDOW = 1_500  # characters shown around a passage of an unsectioned text 
 FRAGMENT_WORDS = 6  # when a sentence is not found whole on the page, find it in pieces
 
 _START, _END = "\ue000", "\ue001"  # private-use marks around the passage, replaced after rendering
-_PDFIUM = threading.Lock()  # PDFium is not thread-safe; Gradio serves handlers from a pool
 
 _BLOCK_PREFIX = re.compile(r"\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*|\|)*")
 
@@ -87,7 +85,7 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
     folder.mkdir(exist_ok=True)
     out = folder / f"{content_hash[:24]}-p{page}-{key}.png"
     base = folder / f"{content_hash[:24]}-p{page}.png"
-    with _PDFIUM:
+    with PDFIUM:  # Gradio serves handlers from a pool; ingest may read PDFs meanwhile
         pdf = pdfium.PdfDocument(path)
         try:
             if not 1 <= page <= len(pdf):

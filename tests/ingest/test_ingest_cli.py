@@ -95,7 +95,7 @@ def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_pat
     probe = (
         "import sys; from ingest.cli import main; "
         f"code = main([{str(corpus.root)!r}, '--data-dir', {str(data)!r}, '-q']); "
-        "heavy = ('chromadb', 'onnxruntime', 'pypdf', 'tokenizers', 'google.genai'); "
+        "heavy = ('chromadb', 'onnxruntime', 'pypdf', 'pypdfium2', 'tokenizers', 'google.genai'); "
         "print(code, [m for m in heavy if m in sys.modules])"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GEMRAG_CONFIG": "/dev/null", "PYTHONPATH": str(REPO)}

@@ -1,6 +1,8 @@
+import threading
+
 import pytest
 
-from ingest.loaders import LoadError, decode, load, load_html, markdown_sections
+from ingest.loaders import PDFIUM, LoadError, decode, load, load_html, markdown_sections
 from tests.fakes.corpus import BAD_INPUTS, HTML, PDF_PAGES, pdf_bytes, write_bad_inputs
 
 
@@ -13,6 +15,19 @@ def test_pdf_keeps_one_section_per_page_with_its_number():
 def test_pdf_pages_without_text_are_left_out_but_numbering_holds():
     sections = load(pdf_bytes(["first page text", "", "third page text"]), "pdf")
     assert [(s.page, s.text.strip()) for s in sections] == [(1, "first page text"), (3, "third page text")]
+
+
+def test_pdf_text_is_read_under_the_process_wide_pdfium_lock():
+    """PDFium is not thread-safe: ingest's reader must wait while the UI renders a page
+    (which holds the same lock), and go on once it is free."""
+    done: list[list[str]] = []
+    reader = threading.Thread(target=lambda: done.append([s.text for s in load(pdf_bytes(PDF_PAGES), "pdf")]))
+    with PDFIUM:
+        reader.start()
+        reader.join(0.5)
+        assert not done, "the PDF was read while another thread held PDFium"
+    reader.join(10)
+    assert len(done[0]) == 3 and "exponential backoff" in done[0][1]
 
 
 def test_markdown_sections_carry_heading_paths_and_offsets():
