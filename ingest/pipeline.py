@@ -47,7 +47,7 @@ from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
 from rag.kv import StoreUnavailable
-from rag.providers.base import BatchEmbedder, Embedder, Generator
+from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
 from rag.types import Embedded, Usage
@@ -555,7 +555,10 @@ class _Run(_Pass):
         self.incomplete = {s for s, r in self.records.items() if not self.present.issuperset(r.chunk_ids)}
 
     def ingest(self, tasks: Sequence[Task]) -> None:
-        self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embed_online)
+        """The files are read, embedded and stored (`store_all`); when there are some, a local
+        model starts loading at once (a run with nothing to read never loads it)."""
+        warm_up = self.embedder.warm_up if tasks and isinstance(self.embedder, Warms) else None
+        self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embed_online, warm_up)
 
     def embed_online(self, texts: Sequence[str]) -> Embedded:
         """One batch through the embedder, charged as soon as it returns (from an embedding
@@ -604,7 +607,12 @@ class _Run(_Pass):
         if self.on_progress:
             self.on_progress(event)
 
-    def store_all(self, prepared: Iterator[Prepared], embed: Callable[[Sequence[str]], Embedded]) -> None:
+    def store_all(
+        self,
+        prepared: Iterator[Prepared],
+        embed: Callable[[Sequence[str]], Embedded],
+        warm_up: Callable[[], None] | None = None,
+    ) -> None:
         """Three stages at once: files are read and chunked ahead (`prefetched`); each
         window of files has its new chunks embedded (by `embed`) in length-sorted batches,
         queued behind the window before it (ingest.batches); and a writer thread stores and
@@ -612,7 +620,7 @@ class _Run(_Pass):
         to `ingest_batch_chunks`, so the first files are committed within seconds. Under a
         requests/min limit, windows keep being read and queued while the limiter holds their
         requests, up to `lookahead` chunks, so its next minute finds them ready."""
-        embedding = InFlight(embed, self.batch_size, self.in_flight)
+        embedding = InFlight(embed, self.batch_size, self.in_flight, warm_up)
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         queued: deque[tuple[list[Prepared], list[Batch]]] = deque()
         storing: Future[None] | None = None

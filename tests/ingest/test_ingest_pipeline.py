@@ -312,6 +312,46 @@ def test_a_window_is_stored_in_parts_while_its_last_batches_still_embed(settings
     assert Store(settings, embedder.embedding_id, report.collection).count() == report.embedded_chunks
 
 
+class WarmingEmbedder(FakeEmbedder):
+    """A local model's shape: `warm_up` loads it (here: records when), and embedding waits
+    for it; `fail` makes the load raise, as a missing model file would."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.warmed: list[str] = []  # the thread each warm-up ran on
+        self.loaded = threading.Event()
+
+    def warm_up(self) -> None:
+        self.warmed.append(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("model file missing")
+        time.sleep(0.2)
+        self.loaded.set()
+
+    def embed_documents(self, texts):
+        assert self.loaded.wait(5), "embedded before the model was loaded"
+        return super().embed_documents(texts)
+
+
+def test_a_local_model_starts_loading_when_there_are_files_to_read_and_not_on_an_unchanged_rerun(corpus, settings):
+    embedder = WarmingEmbedder()
+    report = ingest_paths([corpus.root], settings, embedder)
+    assert report.exit_code == 0 and report.count(Status.ADDED) == len(GOOD)
+    assert len(embedder.warmed) == 1 and embedder.warmed[0].startswith("ingest-embed")  # off the reading thread
+    again = ingest_paths([corpus.root], settings, embedder)
+    assert again.exit_code == 0 and len(embedder.warmed) == 1  # nothing to read: nothing loaded
+
+
+def test_a_failing_warm_up_is_left_to_the_first_batch(corpus, settings):
+    """A load that fails early is not reported on its own: the embedder's first call meets
+    the same problem and the run reports it there (here it does not, and the run succeeds)."""
+    embedder = WarmingEmbedder(fail=True)
+    embedder.loaded.set()
+    report = ingest_paths([corpus.root], settings, embedder)
+    assert embedder.warmed and report.exit_code == 0 and report.count(Status.ADDED) == len(GOOD)
+
+
 def _one_chunk_files(root, n: int):
     root.mkdir()
     for i in range(n):
