@@ -128,19 +128,27 @@ def fits_kind(unit: str, kind: Kind) -> bool:
 
 
 _ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
+# Acronyms, plural or joined by hyphens ("GPUs", "CNF-SAT"), standing alone: not a part of
+# "RESOURCE_EXHAUSTED", "CAD.asy" or "HTTP/2", which `anchors` reads as codes.
+_ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
 def key_terms(question: str) -> set[str]:
-    """The literal terms a question stands on: names (capitalised words past its first),
-    identifiers and codes ("os.path", "RESOURCE_EXHAUSTED", "--prune") and version-like
-    numbers ("1.5", "Tier 3"). If the documents never mention one, they cannot answer.
-    Quantities ("2,000 tokens") are not key terms, since a question may bring its own for a
-    calculation, nor are paraphrased common words, since passages word them otherwise."""
-    entities = {w.lower() for w in _ENTITY.findall(question.strip()) if w.lower() not in STOPWORDS}
+    """The literal terms a question stands on: names (capitalised words past its first, and
+    acronyms: "GPU", "MIPLIB"), identifiers and codes ("os.path", "RESOURCE_EXHAUSTED",
+    "--prune") and version-like numbers ("1.5", "Tier 3"). If the documents never mention
+    one, they cannot answer. Quantities ("2,000 tokens") are not key terms, since a question
+    may bring its own for a calculation, nor are paraphrased common words, since passages
+    word them otherwise. A question typed in capitals has no acronyms to tell apart."""
+    question = question.strip()
+    entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
+    acronyms = {a.lower() for a in _ACRONYM.findall(question)}
+    if len(acronyms) * 2 > len(question.split()):
+        acronyms = set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)}
     versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
-    return entities | codes | versions
+    return entities | acronyms | codes | versions
 
 
 # A dot ending a line, a word starting the next: how extracted text breaks a qualified name.

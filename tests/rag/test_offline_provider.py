@@ -223,3 +223,16 @@ def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owner
     # A name's parts are common words: found apart, they are not the name.
     apart = Passage(1, "Use os.walk() to visit a tree.\nPath objects stand for filesystem paths.", "library/os.html")
     assert missing_terms("How does Path.walk() order the directories?", [apart]) == ["path.walk"]
+
+
+def test_an_acronym_is_a_key_term_that_the_passages_must_mention():
+    from rag.providers.extractive import key_terms, missing_terms
+
+    interior = Passage(1, "The routine glp_interior implements the primal-dual interior-point method.", "glpk.pdf", 40)
+    assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior]) == ["gpu"]
+    solver = Passage(2, "Solving on GPUs is not supported; the CNF-SAT solver runs on one CPU.", "glpk.pdf", 41)
+    assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior, solver]) == []
+    assert missing_terms("what's CNF-SAT?", [solver]) == []  # whole, not "CN"
+    # Part of a code or a file name is not an acronym; a question in capitals has none.
+    assert key_terms("in CAD.asy, why does RESOURCE_EXHAUSTED appear?") == {"cad.asy", "resource_exhausted"}
+    assert key_terms("HOW DO I INSTALL IT ON MY PC") == set()
