@@ -37,9 +37,11 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would garble 
 # PDFium is not thread-safe: every call into it in this process holds this lock (ingest's
 # readers, and the UI's page previews, which import it from here).
 PDFIUM = threading.Lock()
-# What PDFium puts for a word hyphenated across a line end, in place of the hyphen and the
-# break: given back as printed, like every other line end.
-_PDFIUM_HYPHEN = "\ufffe"
+# PDFium puts U+FFFE for a word hyphenated across a line end, in place of the hyphen and the
+# break (given back as printed, like every other line end), and for a glyph it has no
+# Unicode for (dropped).
+_PDFIUM_HYPHEN = re.compile(r"(?<=\w)\ufffe(?=\w)")
+_PDFIUM_UNMAPPED = "\ufffe"
 _BINARY_SNIFF = 8_192
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # What python-docx and python-pptx raise on a damaged file, besides their own errors.
@@ -116,7 +118,8 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
             if vision is not None and embedded is not None and has_images:
                 sections += _figures(embedded, n, vision, described)
         elif has_images:
-            scanned = vision.read_page(_render(data, n, vision.settings.scan_dpi)) if vision else None
+            picture = _render(data, n, vision.settings.scan_dpi) if vision else None
+            scanned = vision.read_page(picture) if vision and picture else None
             if scanned is None:
                 unread.append(n)
             else:
@@ -140,8 +143,8 @@ def _pdf_pages(data: bytes) -> list[tuple[str, bool]]:
             raise LoadError(f"not a readable PDF ({exc})") from exc
         try:
             return [_pdf_page(document[index]) for index in range(len(document))]
-        except pdfium.PdfiumError as exc:  # a page PDFium cannot load: the file is damaged
-            raise LoadError(f"not a readable PDF ({exc})") from exc
+        except Exception as exc:  # a page PDFium (or pypdfium2's checks) cannot read: damaged
+            raise LoadError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
         finally:
             document.close()
 
@@ -152,11 +155,17 @@ def _pdf_page(page: PdfPage) -> tuple[str, bool]:
     import pypdfium2 as pdfium
 
     try:
-        text = page.get_textpage().get_text_range().replace("\r\n", "\n").replace(_PDFIUM_HYPHEN, "-\n")
-        image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,), max_depth=2), None)
+        text = pdfium_text(page.get_textpage().get_text_range())
+        image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,)), None)
         return text, image is not None
     finally:
         page.close()  # and its text page
+
+
+def pdfium_text(raw: str) -> str:
+    """A page's text as PDFium gives it, with line ends as "\\n" and its U+FFFE marks undone:
+    a hyphen and a line end inside a word, nothing elsewhere."""
+    return _PDFIUM_HYPHEN.sub("-\n", raw.replace("\r\n", "\n")).replace(_PDFIUM_UNMAPPED, "")
 
 
 def _embedded_images(data: bytes) -> PdfReader | None:
@@ -197,8 +206,9 @@ def _figures(reader: PdfReader, n: int, vision: Vision, described: set[str]) -> 
             yield Section(f"Figure: {text}", page=n, kind="figure")
 
 
-def _render(data: bytes, n: int, dpi: int) -> Image:
-    """Page `n` as a PNG at `dpi`, drawn by PDFium (pypdfium2, already the UI's renderer)."""
+def _render(data: bytes, n: int, dpi: int) -> Image | None:
+    """Page `n` as a PNG at `dpi`, drawn by PDFium (pypdfium2, already the UI's renderer);
+    None when PDFium cannot draw it (the page is then listed as unread)."""
     import pypdfium2 as pdfium
 
     from ingest.vision import png_of
@@ -207,6 +217,8 @@ def _render(data: bytes, n: int, dpi: int) -> Image:
         document = pdfium.PdfDocument(data)
         try:
             picture = document[n - 1].render(scale=dpi / 72).to_pil()
+        except pdfium.PdfiumError:
+            return None
         finally:
             document.close()
     return png_of(picture)

@@ -33,8 +33,8 @@ class Embedder(Protocol):
 @runtime_checkable
 class Warms(Protocol):
     """An embedder with something slow to load before its first call (a local model): a
-    caller that knows work is coming starts `warm_up` early, on a thread of its own, so the
-    load overlaps its own work (ingest reads the first files meanwhile)."""
+    caller that knows work is coming starts `warm_up` early on another thread, so the load
+    overlaps its own work (ingest reads the first files meanwhile)."""
 
     def warm_up(self) -> None: ...
 

@@ -131,6 +131,10 @@ _ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
 # Acronyms, plural or joined by hyphens ("GPUs", "CNF-SAT"), standing alone: not a part of
 # "RESOURCE_EXHAUSTED", "CAD.asy" or "HTTP/2", which `anchors` reads as codes.
 _ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)")
+# Words a question puts in capitals for emphasis ("is it OK", "why is it ALWAYS zero"), which
+# no document needs to spell out; stopwords ("NOT", "ALL") are left out as well.
+_EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really", "please", "help", "every",
+                       "none", "still", "even", "asap"})
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -143,9 +147,8 @@ def key_terms(question: str) -> set[str]:
     word them otherwise. A question typed in capitals has no acronyms to tell apart."""
     question = question.strip()
     entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
-    acronyms = {a.lower() for a in _ACRONYM.findall(question)}
-    if len(acronyms) * 2 > len(question.split()):
-        acronyms = set()
+    shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
+    acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)}
     versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
     return entities | acronyms | codes | versions

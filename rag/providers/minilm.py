@@ -151,7 +151,9 @@ def _tokenizer_file() -> Path:
 def _untruncated(model: MiniLM):  # type: ignore[no-untyped-def]  # tokenizers ships no stubs
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_str(model.tokenizer.to_str())
+    with model._loading:  # the reading thread may get here while a warm-up loads the tokenizer
+        base = model.tokenizer
+    tok = Tokenizer.from_str(base.to_str())
     tok.no_truncation()
     tok.no_padding()
     return tok

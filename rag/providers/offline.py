@@ -49,6 +49,7 @@ class OfflineProvider:
         return self.embed_documents([text])
 
     def warm_up(self) -> None:
+        """Loads MiniLM now (`rag.providers.base.Warms`): ingest overlaps it with reading."""
         self.model.warm_up()
 
     def generate(self, prompt: Prompt, model: str | None = None) -> Generation:

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from ingest.loaders import PDFIUM, LoadError, decode, load, load_html, markdown_sections
+from ingest.loaders import PDFIUM, LoadError, decode, load, load_html, markdown_sections, pdfium_text
 from tests.fakes.corpus import BAD_INPUTS, HTML, PDF_PAGES, pdf_bytes, write_bad_inputs
 
 
@@ -28,6 +28,12 @@ def test_pdf_text_is_read_under_the_process_wide_pdfium_lock():
         assert not done, "the PDF was read while another thread held PDFium"
     reader.join(10)
     assert len(done[0]) == 3 and "exponential backoff" in done[0][1]
+
+
+def test_pdfium_marks_are_read_as_printed_hyphens_or_dropped():
+    """PDFium writes U+FFFE for a word hyphenated at a line end and for a glyph it cannot map."""
+    assert pdfium_text("optional con\ufffefiguration file\r\nnext") == "optional con-\nfiguration file\nnext"
+    assert pdfium_text("x \ufffe y\ufffe") == "x  y"
 
 
 def test_markdown_sections_carry_heading_paths_and_offsets():

@@ -8,7 +8,7 @@ from ingest.discover import Filters
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
 from ingest.report import Status
-from rag.errors import ConfigError, EmbedderMismatch, GemragError, QuotaExhausted
+from rag.errors import ConfigError, EmbedderMismatch, GemragError, ProviderError, QuotaExhausted
 from rag.settings import Settings
 from rag.store import Store, drop_collection
 from tests.fakes.corpus import BAD_INPUTS, write_bad_inputs
@@ -350,6 +350,16 @@ def test_a_failing_warm_up_is_left_to_the_first_batch(corpus, settings):
     embedder.loaded.set()
     report = ingest_paths([corpus.root], settings, embedder)
     assert embedder.warmed and report.exit_code == 0 and report.count(Status.ADDED) == len(GOOD)
+
+
+def test_a_warm_up_failure_is_reported_by_the_first_batch_that_meets_it(corpus, settings):
+    class Missing(WarmingEmbedder):
+        def embed_documents(self, texts):
+            raise ProviderError("the offline model is not installed")
+
+    report = ingest_paths([corpus.root], settings, Missing(fail=True))
+    assert "the offline model is not installed" in (report.stopped or "") and report.exit_code != 0
+    assert report.count(Status.ADDED) == 0
 
 
 def _one_chunk_files(root, n: int):

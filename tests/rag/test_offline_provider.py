@@ -236,3 +236,6 @@ def test_an_acronym_is_a_key_term_that_the_passages_must_mention():
     # Part of a code or a file name is not an acronym; a question in capitals has none.
     assert key_terms("in CAD.asy, why does RESOURCE_EXHAUSTED appear?") == {"cad.asy", "resource_exhausted"}
     assert key_terms("HOW DO I INSTALL IT ON MY PC") == set()
+    # Capitals for emphasis are not acronyms; acronyms beside lower-case words are.
+    assert key_terms("Is it OK that the gap is ALWAYS zero?") == set()
+    assert key_terms("GLPK vs CPLEX for MIP?") == {"glpk", "cplex", "mip"}
