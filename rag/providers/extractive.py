@@ -282,14 +282,17 @@ class ExtractiveAnswerer:
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """Every quotable unit that shares a word with the question (itself or through its
         section heading): a sentence that shares nothing is not evidence, however similar
-        its embedding looks."""
+        its embedding looks. A question without content words (blank, or all stopwords)
+        shares none: its passages are not split at all."""
         q_words = set(content_words(question))
+        if not q_words:
+            return []
         out = []
         for passage in passages:
             context = section(passage.heading)
             for position, unit in enumerate(split_units(passage.text)):
                 words = set(content_words(f"{context} {unit}"))
-                overlap = len(q_words & words) / len(q_words) if q_words else 0.0
+                overlap = len(q_words & words) / len(q_words)
                 if overlap > 0:
                     out.append(_Unit(passage, unit, position, context, overlap))
         return out
@@ -302,7 +305,7 @@ class ExtractiveAnswerer:
         `max_candidates` units are embedded (embedding is the cost), plus the best unit of
         the top passage, which is always considered."""
         missing = tuple(missing_terms(question, passages))
-        units = self.units(question, passages) if question.strip() else []
+        units = self.units(question, passages)
         kind = question_kind(question)
         scores = [p.score for p in passages[:2]]
         retrieval = (scores[0] if scores else 0.0, scores[0] - scores[1] if len(scores) > 1 else 0.0)
@@ -328,7 +331,7 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """The units `support` embeds and scores for this question (scripts/answer_fit.py
         studies them)."""
-        units = self.units(question, passages) if question.strip() else []
+        units = self.units(question, passages)
         return self.worth_embedding(units, passages) if units else []
 
     def worth_embedding(self, units: Sequence[_Unit], passages: Sequence[Passage]) -> list[_Unit]:
