@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ingest.discover import SUPPORTED
-from ingest.loaders import LoadError, load
+from ingest.loaders import LoadError, load, page_texts
 from rag.eval.testset import load_testset
 
 
@@ -35,8 +35,8 @@ def documents(root: Path) -> Iterator[tuple[str, str, str, int | None]]:
             print(f"skipped {source}: {error}", file=sys.stderr)
             continue
         if path.suffix.lower() == ".pdf":
-            for section in sections:
-                yield f"{source}#p{section.page}", f"{source} page {section.page}", section.text, section.page
+            for page, text in page_texts(sections).items():
+                yield f"{source}#p{page}", f"{source} page {page}", text, page
         else:
             yield source, source, "\n\n".join(s.text for s in sections), None
 

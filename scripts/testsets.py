@@ -168,16 +168,14 @@ def apt_install(package: str, missing: str) -> None:
 def document_text(path: Path) -> tuple[str, ...]:
     """The text ingest indexes, normalised for matching: one entry per PDF page, or one for
     the whole file."""
-    from ingest.loaders import load
+    from ingest.loaders import load, page_texts
 
     kind = "pdf" if path.suffix == ".pdf" else "html" if path.suffix == ".html" else "markdown"
     sections = load(path.read_bytes(), kind)
     if kind != "pdf":
         return (normalise(" ".join(s.text for s in sections)),)
-    pages = [""] * max(s.page or 1 for s in sections)
-    for s in sections:
-        pages[(s.page or 1) - 1] = normalise(s.text)
-    return tuple(pages)
+    texts = page_texts(sections)
+    return tuple(normalise(texts.get(page, "")) for page in range(1, max(texts) + 1))
 
 
 def normalise(text: str) -> str:

@@ -65,6 +65,49 @@ def pdf_bytes(pages: tuple[str, ...] | list[str], *, password: str | None = None
 
 
 @dataclass(frozen=True)
+class Block:
+    """Printed text on a PDF page; with a `title`, an outline entry (bookmark) at `level`
+    points to it, as TeX and Word put them at each section heading."""
+
+    text: str
+    title: str = ""
+    level: int = 0
+
+
+def outlined_pdf_bytes(pages: list[list[Block]]) -> bytes:
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for blocks in pages:
+        pdf.add_page()
+        for block in blocks:
+            if block.title:
+                pdf.start_section(block.title, level=block.level)
+            pdf.multi_cell(0, 5, block.text, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+# A manual laid out like GLPK's: section numbers printed before titles, underscores drawn
+# as rules (so "glp_add_rows" prints as "glp add rows"), a parameter list running onto the
+# next page and listing the next routine before its heading, a chapter heading with no body
+# of its own, and page numbers above the text.
+MANUAL = [
+    [
+        Block("1"),
+        Block("1 Problem routines", title="Problem routines"),
+        Block("1.1 glp add rows - add new rows\nSynopsis: int glp_add_rows(glp_prob *P, int nrs);\n"
+              "Parameters: P is the problem object.", title="glp_add_rows - add new rows", level=1),
+    ],
+    [
+        Block("2"),
+        Block("nrs is the number of rows to add, at least one. See also:\n- glp del rows - delete rows."),
+        Block("1.2 glp del rows - delete rows\nSynopsis: void glp_del_rows(glp_prob *P, int nrs, const int num[]);",
+              title="glp_del_rows - delete rows", level=1),
+        Block("Deleting rows also deletes their constraint coefficients."),
+    ],
+]
+
+
+@dataclass(frozen=True)
 class Corpus:
     root: Path
 

@@ -2,8 +2,27 @@ import threading
 
 import pytest
 
-from ingest.loaders import PDFIUM, LoadError, decode, load, load_html, markdown_sections, pdfium_text
-from tests.fakes.corpus import BAD_INPUTS, HTML, PDF_PAGES, pdf_bytes, write_bad_inputs
+from ingest.loaders import (
+    PDFIUM,
+    LoadError,
+    _pdf_pages,
+    decode,
+    load,
+    load_html,
+    markdown_sections,
+    page_texts,
+    pdfium_text,
+)
+from tests.fakes.corpus import (
+    BAD_INPUTS,
+    HTML,
+    MANUAL,
+    PDF_PAGES,
+    Block,
+    outlined_pdf_bytes,
+    pdf_bytes,
+    write_bad_inputs,
+)
 
 
 def test_pdf_keeps_one_section_per_page_with_its_number():
@@ -76,3 +95,44 @@ def test_utf16_without_a_bom_is_decoded_and_binary_is_still_refused():
     assert "Runs nightly at two." in load(page.encode("utf-16-le"), "html")[0].text
     with pytest.raises(LoadError, match="binary content"):
         load(b"\x00\x01\x02\x03" * 100, "text")
+
+
+def test_pdf_outline_cuts_pages_into_sections_named_by_their_headings():
+    sections = load(outlined_pdf_bytes(MANUAL), "pdf")
+
+    add, carried, delete = sections
+    assert (add.page, add.heading) == (1, "Problem routines > glp_add_rows - add new rows")
+    assert add.text.startswith("1\n1 Problem routines\n1.1 glp add rows")  # page number and chapter line join it
+    assert (carried.page, carried.heading) == (2, add.heading)  # the page break does not lose the routine
+    assert carried.text.startswith("2\nnrs is the number of rows") and "\n- glp del rows" in carried.text
+    assert (delete.page, delete.heading) == (2, "Problem routines > glp_del_rows - delete rows")
+    assert delete.text.startswith("1.2 glp del rows") and "constraint coefficients" in delete.text
+
+
+def test_pdf_sections_cover_their_page_text_at_their_offsets():
+    data = outlined_pdf_bytes(MANUAL)
+    printed = [text for text, _ in _pdf_pages(data)[0]]
+    sections = load(data, "pdf")
+
+    assert page_texts(sections) == {1: printed[0], 2: printed[1]}
+    for section in sections:
+        assert printed[section.page - 1][section.offset : section.offset + len(section.text)] == section.text
+
+
+def test_an_outline_title_the_page_does_not_print_still_names_the_pages_after():
+    pages = [
+        [Block("Intro text about the solver.", title="Overview")],
+        [Block("Text under a heading the outline spells differently.", title="Appendix: Something else")],
+        [Block("A later page with no heading.")],
+    ]
+    sections = load(outlined_pdf_bytes(pages), "pdf")
+
+    assert [(s.page, s.heading) for s in sections] == [
+        (1, "Overview"), (2, "Appendix: Something else"), (3, "Appendix: Something else"),
+    ]
+
+
+def test_a_pdf_without_outline_is_one_section_per_page_without_heading():
+    sections = load(pdf_bytes(PDF_PAGES), "pdf")
+
+    assert [(s.page, s.heading, s.offset) for s in sections] == [(1, "", 0), (2, "", 0), (3, "", 0)]
