@@ -164,8 +164,8 @@ class BatchJobs:
         tokens: dict[str, int] = {}
         texts: dict[str, str] = {}
         for c in chunks:
-            key = text_key(c.chunk.text)
-            texts.setdefault(key, c.chunk.text)
+            key = text_key(c.chunk.embedded_text)
+            texts.setdefault(key, c.chunk.embedded_text)
             tokens.setdefault(key, c.tokens)
         keys = list(texts)
         size = max(1, self.settings.batch_job_chunks)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
 from rag.settings import ChunkProfile
-from rag.types import Chunk
+from rag.types import Chunk, contextual_text
 
 _UNIT_BREAK = re.compile(r"\n+|(?<=[.!?])[ \t]+")
 _WORD = re.compile(r"\S+")
@@ -88,7 +88,7 @@ class Chunker:
                         "document? Raise GEMRAG_MAX_CHUNKS_PER_FILE to ingest it anyway."
                     )
                 text = section.text[span.start : span.end]
-                digest = content_hash(text)
+                digest = content_hash(contextual_text(section.context, text))
                 chunk = Chunk(
                     id=chunk_id(source, digest, seen[digest]),
                     text=text,
@@ -101,6 +101,7 @@ class Chunker:
                     heading=section.heading,
                     kind=section.kind,
                     unit=section.unit,
+                    context=section.context,
                 )
                 seen[digest] += 1
                 out.append(SizedChunk(chunk, span.tokens))

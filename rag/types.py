@@ -229,10 +229,21 @@ class StreamDelta:
     passages: tuple[Passage, ...] | None = None
 
 
+# Of a context embedded before a chunk's text, the end (the deepest titles) is kept: the
+# offline chunk budget (200 word pieces) leaves MiniLM 54 of its 256 for it.
+CONTEXT_CHARS = 160
+
+
+def contextual_text(context: str, text: str) -> str:
+    """What the embedder reads for a chunk: its context on a line, then its text."""
+    return f"{context[-CONTEXT_CHARS:]}\n{text}" if context else text
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """A stored piece of a document. `id` is derived from the source path and the content,
-    so the same content at the same place always gets the same id."""
+    """A stored piece of a document. `id` is derived from the source path and the content
+    (context included: it is embedded), so the same content at the same place always gets
+    the same id."""
 
     id: str
     text: str
@@ -242,13 +253,18 @@ class Chunk:
     end: int
     content_hash: str
     page: int | None = None  # 1-based PDF page, or slide number when `unit` is "slide"
-    heading: str = ""  # Markdown heading path, "A > B > C"
+    heading: str = ""  # heading path, "A > B > C": Markdown, HTML and Word headings, a PDF's outline
     kind: ChunkKind = "text"  # "figure": a model's description of an image, not the document's words
     unit: PageUnit = "page"
+    context: str = ""  # embedded before the text, which lacks it (ingest.loaders.Section.context)
 
     @property
     def place(self) -> str:
         return place(self.page, self.unit, self.kind)
+
+    @property
+    def embedded_text(self) -> str:
+        return contextual_text(self.context, self.text)
 
     def metadata(self) -> dict[str, str | int]:
         meta: dict[str, str | int] = {
@@ -266,6 +282,8 @@ class Chunk:
             meta["kind"] = self.kind
         if self.unit != "page":
             meta["unit"] = self.unit
+        if self.context:
+            meta["context"] = self.context
         return meta
 
     @property
@@ -290,6 +308,7 @@ class Chunk:
             heading=str(meta.get("heading", "")),
             kind="figure" if meta.get("kind") == "figure" else "text",
             unit="slide" if meta.get("unit") == "slide" else "page",
+            context=str(meta.get("context", "")),
         )
 
 

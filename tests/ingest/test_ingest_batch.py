@@ -85,7 +85,7 @@ def test_a_batch_run_embeds_every_new_chunk_in_one_job_at_half_price(corpus, bat
     assert report.exit_code == 0 and report.count(Status.ADDED) == 4
     assert len(fake_gemini.calls(CREATE)) == 1 and fake_gemini.calls(ONLINE) == []
     stored = list(Store(batch_settings, provider.embedding_id).chunks())
-    assert len(stored) == report.chunks and sorted(_job_texts(fake_gemini)) == sorted({c.text for c in stored})
+    assert len(stored) == report.chunks and sorted(_job_texts(fake_gemini)) == sorted({c.embedded_text for c in stored})
     assert snapshot(batch_settings, provider.embedding_id) == _clean(batch_settings, corpus)
     # Charged once, in the ledger, at half the online price of the tokens the job reported.
     price = batch_settings.models[batch_settings.embedding_model].price.input

@@ -8,6 +8,7 @@ from ingest.loaders import LoadError, Section, load, markdown_sections
 from rag.errors import ConfigError
 from rag.providers.minilm import shared_minilm
 from rag.settings import ChunkProfile
+from rag.types import CONTEXT_CHARS, contextual_text
 from tests.fakes.corpus import PDF_PAGES, pdf_bytes
 
 count = shared_minilm().count_tokens
@@ -66,6 +67,16 @@ def test_ids_are_stable_and_depend_on_place_and_content():
     first = [s.chunk.id for s in _chunker().chunk("a.txt", sections)]
     assert first == [s.chunk.id for s in _chunker().chunk("a.txt", sections)]
     assert set(first).isdisjoint(s.chunk.id for s in _chunker().chunk("b.txt", sections))
+
+
+def test_the_embedded_text_leads_with_the_context_which_the_id_covers():
+    sections = [Section(PROSE, heading="A > B", context="A > B"), Section(PROSE, heading="A > C", context="A > C"),
+                Section(PROSE, heading="A > C")]
+    first = [_chunker().chunk("a.pdf", [section])[0].chunk for section in sections]
+    assert len({c.id for c in first}) == 3 and len({c.text for c in first}) == 1
+    assert first[0].embedded_text == f"A > B\n{first[0].text}" and first[2].embedded_text == first[2].text
+    deep = " > ".join(f"Part {i}" for i in range(60))
+    assert contextual_text(deep, "x") == f"{deep[-CONTEXT_CHARS:]}\nx" and deep.endswith("Part 59")
 
 
 def test_repeated_identical_chunks_get_distinct_ids():

@@ -101,7 +101,7 @@ def test_pdf_outline_cuts_pages_into_sections_named_by_their_headings():
     sections = load(outlined_pdf_bytes(MANUAL), "pdf")
 
     add, carried, delete = sections
-    assert (add.page, add.heading) == (1, "Problem routines > glp_add_rows - add new rows")
+    assert (add.page, add.heading) == (1, "Problem routines > glp_add_rows - add new rows") == (1, add.context)
     assert add.text.startswith("1\n1 Problem routines\n1.1 glp add rows")  # page number and chapter line join it
     assert (carried.page, carried.heading) == (2, add.heading)  # the page break does not lose the routine
     assert carried.text.startswith("2\nnrs is the number of rows") and "\n- glp del rows" in carried.text

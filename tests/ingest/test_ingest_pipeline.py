@@ -1,5 +1,6 @@
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,7 @@ from ingest.report import Status
 from rag.errors import ConfigError, EmbedderMismatch, GemragError, ProviderError, QuotaExhausted
 from rag.settings import Settings
 from rag.store import Store, drop_collection
-from tests.fakes.corpus import BAD_INPUTS, write_bad_inputs
+from tests.fakes.corpus import BAD_INPUTS, MANUAL, outlined_pdf_bytes, write_bad_inputs
 from tests.ingest.conftest import snapshot
 from tests.ingest.fake_embedder import FakeEmbedder
 
@@ -29,6 +30,7 @@ def test_first_ingest_stores_every_chunk_with_its_place(corpus, settings, fake):
     store = Store(settings, fake.embedding_id)
     chunks = list(store.chunks())
     assert len(chunks) == report.chunks == report.embedded_chunks == len(fake.embedded_texts)
+    assert sorted(fake.embedded_texts) == sorted(c.embedded_text for c in chunks)  # heading path, then text
     assert {c.source for c in chunks} == set(GOOD)
     assert {c.page for c in chunks if c.source == "sub/limits.pdf"} == {1, 2, 3}
     headings = {c.heading for c in chunks if c.source == "guide.md"}
@@ -36,6 +38,25 @@ def test_first_ingest_stores_every_chunk_with_its_place(corpus, settings, fake):
     text = corpus.path("guide.md").read_text()
     assert all(text[c.start : c.end] == c.text for c in chunks if c.source == "guide.md")
     assert report.tokens > 0 and report.cost_usd == 0.0
+
+
+def test_pdf_chunks_are_embedded_under_their_outline_path_and_a_renamed_section_is_embedded_again(
+        corpus, settings, fake):
+    corpus.path("manual.pdf").write_bytes(outlined_pdf_bytes(MANUAL))
+    ingest_paths([corpus.root], settings, fake)
+    chunks = {c.text: c for c in Store(settings, fake.embedding_id).chunks() if c.source == "manual.pdf"}
+    carried = next(c for t, c in chunks.items() if t.startswith("2\nnrs is the number of rows"))
+    assert (carried.page, carried.heading) == (2, "Problem routines > glp_add_rows - add new rows")
+    assert f"Problem routines > glp_add_rows - add new rows\n{carried.text}" in fake.embedded_texts
+    assert all(not t.startswith("Handbook") for t in fake.embedded_texts)  # Markdown prints its headings
+
+    renamed = [[replace(b, title=b.title.replace("Problem", "Row"), text=b.text.replace("Problem", "Row"))
+                for b in page] for page in MANUAL]
+    corpus.path("manual.pdf").write_bytes(outlined_pdf_bytes(renamed))
+    fake.calls.clear()
+    ingest_paths([corpus.root], settings, fake)
+    assert fake.embedded_texts and all(t.startswith("Row routines > ") for t in fake.embedded_texts)
+    assert len(fake.embedded_texts) == len(chunks)  # the same texts, under a new path: embedded again
 
 
 def test_reingest_without_change_embeds_nothing_and_keeps_the_version(corpus, settings, fake):
