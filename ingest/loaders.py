@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from rag.types import ChunkKind, PageUnit
 
 if TYPE_CHECKING:
+    from bs4 import BeautifulSoup, Tag
     from pptx.shapes.base import BaseShape
     from pypdf import PdfReader
     from pypdfium2 import PdfDocument, PdfPage
@@ -404,9 +405,13 @@ def markdown_sections(text: str) -> list[Section]:
 
 
 def load_html(data: bytes) -> list[Section]:
-    """Visible text only. Headings become Markdown headings so the page splits into
-    sections with heading paths, like a Markdown file."""
+    """Visible text only, of the page's main content when it marks one. Headings become
+    Markdown headings so the page splits into sections with heading paths, like a Markdown
+    file; code blocks become fenced code as laid out (a "# comment" in them is no heading),
+    table rows Markdown table rows (the offline answerer labels each cell with its column);
+    block elements end lines, inline ones (links, code, emphasis) stay within their sentence."""
     from bs4 import BeautifulSoup
+    from bs4.element import NavigableString
 
     markup: str | bytes | None = utf16_without_bom(data)
     if markup is None:
@@ -415,12 +420,59 @@ def load_html(data: bytes) -> list[Section]:
     soup = BeautifulSoup(markup, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         tag.decompose()
+    body = _main_content(soup)
+    for tag in body.find_all(_chrome):
+        tag.decompose()
+    for string in body.find_all(string=True):
+        stripped = [line.strip() for line in string.splitlines()]  # as they are read below
+        if string.find_parent("pre") is None and any(_HEADING.match(x) or _FENCE.match(x) for x in stripped):
+            string.replace_with(NavigableString(_literal("\n".join(stripped))))
+    for pre in body.find_all("pre"):
+        pre.replace_with(f"\n\n```\n{pre.get_text()}\n```\n\n")
     for level in range(1, 7):
-        for tag in soup.find_all(f"h{level}"):
+        for tag in body.find_all(f"h{level}"):
             tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
-    lines = (line.strip() for line in soup.get_text("\n").splitlines())
+    for tag in body.find_all(_BLOCKS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    for row in body.find_all("tr"):
+        cells = (" ".join(cell.get_text(" ").split()) for cell in row.find_all(("td", "th")))
+        row.replace_with(f"\n| {' | '.join(cells)} |\n")
+    lines = (line.strip() for line in body.get_text().splitlines())
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
     return markdown_sections(text)
+
+
+# Elements that end a line of text; all others (links, code, emphasis) run on in it.
+_BLOCKS = ("address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl", "dt",
+           "fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main", "ol", "p",
+           "section", "summary", "table", "ul")
+
+
+# Landmarks that frame a page rather than say anything: menus, search boxes, breadcrumbs.
+_CHROME_TAGS = frozenset({"nav"})
+_CHROME_ROLES = frozenset({"navigation", "search"})
+# What a documentation generator appends to a heading or definition to link to it.
+_PERMALINKS = frozenset({"¶", "§", "#", "🔗", "link"})
+
+
+def _main_content(soup: BeautifulSoup) -> Tag | BeautifulSoup:
+    """The page's one `<main>` (or `role="main"`) element when it has exactly one: a
+    generated documentation page repeats its sidebar, table of contents and neighbours'
+    titles on every page (Sphinx, MkDocs), which would otherwise be indexed as sections of
+    their own, with the page's heading, on every page. Else the whole page."""
+    mains = soup.select("main") or soup.select('[role="main"]')
+    return mains[0] if len(mains) == 1 else soup
+
+
+def _chrome(tag: Tag) -> bool:
+    """Navigation and search landmarks, and permalink anchors ("¶" after each heading)."""
+    if tag.name in _CHROME_TAGS or tag.get("role") in _CHROME_ROLES:
+        return True
+    href = tag.get("href")
+    return tag.name == "a" and isinstance(href, str) and href.startswith("#") and (
+        tag.get_text(strip=True) in _PERMALINKS)
 
 
 def decode(data: bytes) -> str:

@@ -73,6 +73,47 @@ def test_html_keeps_visible_text_and_splits_at_headings():
     assert [s.heading for s in sections] == ["Runbook", "Runbook > Rollback"]
 
 
+# A generated documentation page (Sphinx's layout): navigation around a main part, a
+# permalink after each heading and signature, highlighted code with a comment in it, inline
+# markup inside sentences, and a table.
+DOCS_PAGE = """<html><body>
+<div class="related" role="navigation"><a href="index.html">index</a> | <a href="next.html">next</a></div>
+<div class="sphinxsidebar" role="navigation"><h3>Table of Contents</h3><ul><li>copy</li></ul>
+<h4>Previous topic</h4><p>types</p><div role="search"><input name="q"></div></div>
+<div class="body" role="main">
+<h1>copy — Shallow copies<a class="headerlink" href="#module-copy" title="Permalink">¶</a></h1>
+<p>Use <code class="xref">copy.copy(x)</code> for a <em>shallow</em> copy.</p>
+<pre><span class="c1"># make a copy</span>
+<span class="n">b</span> <span class="o">=</span> <span class="n">copy</span>(<span class="n">a</span>)</pre>
+<dl><dt>copy.deepcopy(x)<a class="headerlink" href="#copy.deepcopy">¶</a></dt><dd>Return a deep copy.</dd></dl>
+<h2>Limits<a class="headerlink" href="#limits">¶</a></h2>
+<table><tr><th>Type</th><th>Copied</th></tr><tr><td>file</td><td>never</td></tr></table>
+<p># 1 is no heading either.</p>
+</div>
+<div class="footer">© the authors</div>
+</body></html>"""
+
+
+def test_html_indexes_the_main_part_with_code_as_laid_out_and_sentences_whole():
+    sections = load_html(DOCS_PAGE.encode())
+
+    assert [s.heading for s in sections] == ["copy — Shallow copies", "copy — Shallow copies > Limits"]
+    text = "".join(s.text for s in sections)
+    assert "Use copy.copy(x) for a shallow copy." in text
+    assert "```\n# make a copy\nb = copy(a)\n```" in text
+    assert "copy.deepcopy(x)\n" in text and "¶" not in text
+    assert "| Type | Copied |\n| file | never |" in text and "\\# 1 is no heading either." in text
+    assert not any(word in text for word in ("Table of Contents", "Previous topic", "index", "the authors"))
+
+
+def test_html_without_one_main_part_keeps_the_whole_page_but_its_navigation():
+    page = DOCS_PAGE.replace('role="main"', "").replace("<h1>", "<nav>site menu</nav><h1>")
+    text = "".join(s.text for s in load_html(page.encode()))
+
+    assert "Use copy.copy(x) for a shallow copy." in text and "the authors" in text
+    assert "site menu" not in text and "Previous topic" not in text
+
+
 def test_non_utf8_text_is_decoded_by_detection():
     assert decode("Le café est très bon, à côté de la gare.".encode("cp1252")).startswith("Le café est très")
     assert decode("\ufeffwith a BOM".encode()) == "with a BOM"
