@@ -31,6 +31,7 @@ OFFLINE_NOTE = (
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")  # a code block's first or last line, in Markdown (and HTML as ingested)
 
 
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
@@ -62,11 +63,16 @@ def _runs_on(next_line: str) -> bool:
 def split_units(text: str) -> list[str]:
     """The quotable units of a passage, in order: sentences of prose, and each table row
     labelled with its header ("Model: gemini-2.5-pro; RPM: 5; ..."), since a row means
-    nothing without its column names and holds the figures questions ask about."""
+    nothing without its column names and holds the figures questions ask about. A code
+    block's sentences never run into the prose around it."""
     units: list[str] = []
     prose: list[str] = []
     header: list[str] | None = None
     for line in [*text.splitlines(), ""]:
+        if _FENCE.match(line):  # code is a block of its own, and the fence is no text to quote
+            units += split_sentences("\n".join(prose))
+            prose, header = [], None
+            continue
         row = _TABLE_ROW.match(line)
         if row is None:
             header = None

@@ -139,6 +139,18 @@ def test_a_sentence_wrapped_at_inline_code_stays_one_sentence():
     ]
 
 
+def test_a_code_block_is_quoted_without_its_fences_and_apart_from_the_prose_around_it():
+    from rag.providers.extractive import split_units
+
+    text = ("To read a page, call urlopen as in this example:\n```\n>>> with urlopen(url) as page:\n"
+            "...     page.read()\n```\nthe page is closed when the block ends.")
+    assert split_units(text) == [
+        "To read a page, call urlopen as in this example:",
+        ">>> with urlopen(url) as page: ... page.read()",
+        "the page is closed when the block ends.",
+    ]
+
+
 def ask_offline(provider, question, *passages):
     prompt = Prompt.of("x", task=AnswerTask(question), passages=tuple(passages))
     return provider.generate(prompt).text
