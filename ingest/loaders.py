@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
-from itertools import pairwise
+from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
 from rag.types import ChunkKind, PageUnit
@@ -45,6 +45,10 @@ PDFIUM = threading.Lock()
 _PDFIUM_HYPHEN = re.compile(r"(?<=\w)\ufffe(?=\w)")
 _PDFIUM_UNMAPPED = "\ufffe"
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
+# Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
+# search of the page's text; the rest still carry their path on to the next pages).
+_OUTLINE_ENTRIES = 10_000
+_PAGE_HEADINGS = 64
 _SECTION_NUMBER = re.compile(r"[\dA-Z.\s]*[\"“‘'(«]?")  # what a line may print before a heading's title
 _BINARY_SNIFF = 8_192
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -187,12 +191,12 @@ def outline_sections(text: str, page: int, heading: str, starts: list[tuple[int,
 
 def heading_starts(text: str, bookmarks: list[Bookmark]) -> list[tuple[int, str]]:
     """Where on the page each of its bookmarks' sections starts, in page order, with its path.
-    A bookmark whose title is not found starts where the one before it did, so its path still
-    carries on to the next pages."""
+    A bookmark whose title is not found (or past the page's first `_PAGE_HEADINGS`) starts
+    where the one before it did, so its path still carries on to the next pages."""
     starts: list[tuple[int, str]] = []
     floor = 0
-    for bookmark in bookmarks:
-        found = _heading_line(text, bookmark.title, floor)
+    for n, bookmark in enumerate(bookmarks):
+        found = _heading_line(text, bookmark.title, floor) if n < _PAGE_HEADINGS else None
         floor = floor if found is None else found
         if starts and starts[-1][0] == floor:
             starts.pop()
@@ -245,7 +249,7 @@ def _outline(document: PdfDocument) -> dict[int, list[Bookmark]]:
     marks: dict[int, list[Bookmark]] = {}
     path: list[str] = []
     try:
-        for entry in document.get_toc():
+        for entry in islice(document.get_toc(), _OUTLINE_ENTRIES):
             title = " ".join(entry.get_title().split())[:_TITLE_CHARS]
             del path[entry.level :]
             if not title:

@@ -74,15 +74,15 @@ class Block:
     level: int = 0
 
 
-def outlined_pdf_bytes(pages: list[list[Block]]) -> bytes:
+def outlined_pdf_bytes(pages: list[list[Block]], *, font_pt: float = 11, line_mm: float = 5) -> bytes:
     pdf = FPDF()
-    pdf.set_font("helvetica", size=11)
+    pdf.set_font("helvetica", size=font_pt)
     for blocks in pages:
         pdf.add_page()
         for block in blocks:
             if block.title:
                 pdf.start_section(block.title, level=block.level)
-            pdf.multi_cell(0, 5, block.text, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, line_mm, block.text, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 

@@ -173,6 +173,16 @@ def test_an_outline_title_the_page_does_not_print_still_names_the_pages_after():
     ]
 
 
+def test_a_page_is_cut_at_its_first_64_bookmarks_only_and_its_last_names_the_next_page():
+    crowded = [Block(f"{n} Topic {n}\nText about topic {n}.", title=f"Topic {n}") for n in range(80)]
+    data = outlined_pdf_bytes([crowded, [Block("The page after.")]], font_pt=3, line_mm=1.4)
+    *first, after = load(data, "pdf")
+
+    assert {s.page for s in first} == {1} and len(first) == 64  # 80 printed, 64 looked for
+    assert first[0].heading == "Topic 0" and first[-1].text.startswith("63 Topic 63")
+    assert (after.page, after.heading) == (2, "Topic 79")
+
+
 def test_a_pdf_without_outline_is_one_section_per_page_without_heading():
     sections = load(pdf_bytes(PDF_PAGES), "pdf")
 
