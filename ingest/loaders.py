@@ -79,7 +79,7 @@ class Section:
     # title, and its printed title can lose what the outline keeps ("glp add rows" for
     # glp_add_rows). Markdown, HTML and Word sections print their heading at their top and are
     # short; embedding their paths too lowered nDCG@10 on the Python docs and the sample
-    # (README: Retrieval).
+    # (README: Document structure).
     context: str = ""
 
 
