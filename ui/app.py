@@ -49,8 +49,11 @@ THEME = gr.themes.Base(
 
 def create_app(settings: Settings) -> gr.Blocks:
     """The app as `python -m ui` serves it: the generator the key chooses, and one set of
-    stores, ledger and chain shared by every browser session."""
-    return build_app(settings, Backend.build(settings))
+    stores, ledger and chain shared by every browser session, its local model loaded before
+    the first question."""
+    backend = Backend.build(settings)
+    backend.warm_up()
+    return build_app(settings, backend)
 
 
 def build_app(settings: Settings, backend: Backend) -> gr.Blocks:

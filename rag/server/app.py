@@ -189,6 +189,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.server_threads
+        await anyio.to_thread.run_sync(state.backend.warm_up)  # before the first request, not in it
         yield
 
     app = FastAPI(

@@ -70,6 +70,17 @@ def run_ui(*args: str, data_dir: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
+def test_the_ui_loads_the_local_model_before_its_first_question(ui_settings: Settings, monkeypatch) -> None:
+    from rag import backend as backend_module
+    from rag.providers.minilm import MiniLM
+    from ui.app import create_app
+
+    model = MiniLM()
+    monkeypatch.setattr(backend_module, "shared_minilm", lambda: model)
+    create_app(ui_settings)
+    assert {"session", "tokenizer"} <= set(vars(model))
+
+
 def test_python_m_ui_serves_the_app_and_refuses_a_busy_port(ui_settings: Settings) -> None:
     port = free_port()
     server = run_ui("--port", str(port), "--collection", "corpus", data_dir=ui_settings.data_dir)

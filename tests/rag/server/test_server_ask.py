@@ -152,3 +152,20 @@ def test_the_answer_carries_its_citation_checks_and_the_request_may_choose_the_s
     assert [(c["verdict"], c["cited"]) for c in done["checks"]] == [("supported", [1]), ("uncited", [])]
     bad = httpx.post(f"{api.url}/v1/ask", json={**body, "rerank": "cohere"}, timeout=10)
     assert bad.status_code == 422 and "rerank" in bad.text
+
+
+def test_the_server_loads_the_local_model_before_its_first_request(settings, monkeypatch):
+    """Every answer's citations are checked with MiniLM: started cold, the first question
+    would wait for it to load."""
+    from fastapi.testclient import TestClient
+
+    from rag import backend as backend_module
+    from rag.providers.minilm import MiniLM
+    from rag.server.app import create_app
+
+    model = MiniLM()
+    monkeypatch.setattr(backend_module, "shared_minilm", lambda: model)
+    app = create_app(settings, mounts=[])
+    assert "session" not in vars(model)
+    with TestClient(app):
+        assert {"session", "tokenizer"} <= set(vars(model))
