@@ -428,6 +428,8 @@ def load_html(data: bytes) -> list[Section]:
     for tag in body.find_all(_chrome):
         tag.decompose()
     for string in body.find_all(string=True):
+        if type(string) is not NavigableString:  # a comment or declaration: never read
+            continue
         stripped = [line.strip() for line in string.splitlines()]  # as they are read below
         if string.find_parent("pre") is None and any(_HEADING.match(x) or _FENCE.match(x) for x in stripped):
             string.replace_with(NavigableString(_literal("\n".join(stripped))))
