@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bs4 import BeautifulSoup, Tag
     from pptx.shapes.base import BaseShape
     from pypdf import PdfReader
-    from pypdfium2 import PdfDocument, PdfPage
+    from pypdfium2 import PdfBookmark, PdfDocument, PdfPage
 
     from ingest.vision import Image, Vision
 
@@ -49,7 +49,9 @@ _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # search of the page's text; the rest still carry their path on to the next pages).
 _OUTLINE_ENTRIES = 10_000
 _PAGE_HEADINGS = 64
-_SECTION_NUMBER = re.compile(r"[\dA-Z.\s]*[\"“‘'(«]?")  # what a line may print before a heading's title
+# What a line may print before a heading's title: a section number ("2.8.1", "C.7", "A") and
+# an opening quote.
+_HEADING_PREFIX = r"^[ \t]*(?:(?:[A-Z]|\d+)(?:\.\d+)*\.?[ \t]+)?[\"“‘'(«]?"
 _BINARY_SNIFF = 8_192
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # What python-docx and python-pptx raise on a damaged file, besides their own errors.
@@ -130,7 +132,9 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
     described: set[str] = set()
     heading = ""
     for n, (text, has_images) in enumerate(pages, start=1):
-        starts = heading_starts(text, outline.get(n, []))
+        bookmarks = outline.get(n, [])
+        starts = heading_starts(text, bookmarks)
+        last = bookmarks[-1].path if bookmarks else heading  # the section going on at the page's end
         if text.strip():
             sections += outline_sections(text, n, heading, starts)
             if vision is not None and embedded is not None and has_images:
@@ -141,9 +145,8 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
             if scanned is None:
                 unread.append(n)
             else:
-                path = starts[-1][1] if starts else heading
-                sections.append(Section(scanned, page=n, heading=path, context=path))
-        heading = starts[-1][1] if starts else heading
+                sections.append(Section(scanned, page=n, heading=last, context=last))
+        heading = last
     if not unread:
         return Reading(sections)
     reason = vision.unread_reason if vision else "no text layer"
@@ -190,34 +193,46 @@ def outline_sections(text: str, page: int, heading: str, starts: list[tuple[int,
 
 
 def heading_starts(text: str, bookmarks: list[Bookmark]) -> list[tuple[int, str]]:
-    """Where on the page each of its bookmarks' sections starts, in page order, with its path.
-    A bookmark whose title is not found (or past the page's first `_PAGE_HEADINGS`) starts
-    where the one before it did, so its path still carries on to the next pages."""
-    starts: list[tuple[int, str]] = []
+    """Where on the page its bookmarks' sections start, in page order, with their paths. Each
+    title is looked for after the one before it (two "Examples" sections on one page are two
+    places), then anywhere on the page (an outline out of page order). A bookmark whose title
+    the page does not print opens the page when no heading was found above it (a chapter
+    whose printed title differs from the outline's), else cuts nothing: its place is
+    unknown, though its path still names the pages after (`read_pdf`). Only a page's first
+    `_PAGE_HEADINGS` bookmarks are looked for."""
+    starts: dict[int, str] = {}
     floor = 0
-    for n, bookmark in enumerate(bookmarks):
-        found = _heading_line(text, bookmark.title, floor) if n < _PAGE_HEADINGS else None
-        floor = floor if found is None else found
-        if starts and starts[-1][0] == floor:
-            starts.pop()
-        starts.append((floor, bookmark.path))
-    return starts
+    for bookmark in bookmarks[:_PAGE_HEADINGS]:
+        found = _heading_line(text, bookmark.title, floor)
+        if found is None:
+            found = _heading_line(text, bookmark.title, 0)
+            if found is not None and found[0] in starts:
+                continue
+        if found is None:
+            if not starts:  # nothing above it either: its section most likely opens the page
+                starts[0] = bookmark.path
+            continue
+        starts[found[0]] = bookmark.path
+        floor = found[1]  # the next bookmark is looked for below this one
+    return sorted(starts.items())
 
 
-def _heading_line(text: str, title: str, floor: int) -> int | None:
-    """Where the line printing `title` starts, at or after `floor`: the title's words in order
-    with anything but letters and digits between them (PDF text loses the underscores TeX draws
-    as rules: "glp_add_rows" prints as "glp add rows"), after nothing on its line but a section
-    number ("2.8.1", "C.7") and an opening quote. An outline title is sometimes glued where
-    the printed one broke a line ("DIMACS clique/coloringformat"), so shorter prefixes of it
-    are tried, down to half its words."""
+def _heading_line(text: str, title: str, floor: int) -> tuple[int, int] | None:
+    """The start of the first line at or after `floor` that prints `title`, and the end of the
+    title there: its words in order with anything but letters and digits between them (PDF
+    text loses the underscores TeX draws as rules: "glp_add_rows" prints as "glp add rows"),
+    after nothing on the line but a section number ("2.8.1", "C.7") and an opening quote. A
+    title of four words or more is sometimes glued in the outline where the printed one broke
+    a line ("DIMACS clique/coloringformat"), so its shorter prefixes are tried, down to half
+    its words and at least three. One anchored search per try: linear in the page's length."""
     words = re.findall(r"[^\W_]+", title)
-    for size in range(len(words), (len(words) - 1) // 2, -1):
-        pattern = re.compile(r"[\W_]*".join(map(re.escape, words[:size])), re.IGNORECASE)
-        for match in pattern.finditer(text, floor):
-            line = text.rfind("\n", floor, match.start()) + 1 or floor
-            if _SECTION_NUMBER.fullmatch(text[line : match.start()]):
-                return line
+    shortest = max(3, (len(words) + 1) // 2) if len(words) >= 4 else max(1, len(words))
+    for size in range(len(words), shortest - 1, -1):
+        printed = r"[\W_]*".join(map(re.escape, words[:size]))
+        pattern = re.compile(f"{_HEADING_PREFIX}(?i:{printed})(?![^\\W_])", re.MULTILINE)  # "draw", not "Drawing"
+        match = pattern.search(text, floor)
+        if match:
+            return match.start(), match.end()
     return None
 
 
@@ -255,13 +270,22 @@ def _outline(document: PdfDocument) -> dict[int, list[Bookmark]]:
             if not title:
                 continue
             path.append(title)
-            dest = entry.get_dest()
+            dest = entry.get_dest() if _goes_within(entry) else None
             index = dest.get_index() if dest is not None else None
             if index is not None and 0 <= index < len(document):
                 marks.setdefault(index + 1, []).append(Bookmark(title, " > ".join(path)))
     except Exception:  # pypdfium2 or PDFium on a broken outline: whatever it raises
         return {}
     return marks
+
+
+def _goes_within(entry: PdfBookmark) -> bool:
+    """Whether a bookmark points into this document: one that opens another file (a GoToR
+    action) has a page number of that file, which PDFium would give as if it were ours."""
+    import pypdfium2 as pdfium
+
+    action = pdfium.raw.FPDFBookmark_GetAction(entry.raw)
+    return not action or pdfium.raw.FPDFAction_GetType(action) == pdfium.raw.PDFACTION_GOTO
 
 
 def _pdf_page(page: PdfPage) -> tuple[str, bool]:

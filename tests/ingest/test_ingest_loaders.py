@@ -1,12 +1,15 @@
 import threading
+from io import BytesIO
 
 import pytest
 
 from ingest.loaders import (
     PDFIUM,
+    Bookmark,
     LoadError,
     _pdf_pages,
     decode,
+    heading_starts,
     load,
     load_html,
     markdown_sections,
@@ -179,8 +182,47 @@ def test_a_page_is_cut_at_its_first_64_bookmarks_only_and_its_last_names_the_nex
     *first, after = load(data, "pdf")
 
     assert {s.page for s in first} == {1} and len(first) == 64  # 80 printed, 64 looked for
-    assert first[0].heading == "Topic 0" and first[-1].text.startswith("63 Topic 63")
+    assert first[0].heading == "Topic 0"
+    assert first[-1].text.startswith("63 Topic 63") and first[-1].heading == "Topic 63"
     assert (after.page, after.heading) == (2, "Topic 79")
+
+
+def test_headings_are_found_in_page_order_whatever_the_outline_order_and_twice_when_printed_twice():
+    page = "1 Setup\nInstall it.\n1.1 Examples\nsetup example\n2 Tuning\nTune it.\n2.1 Examples\ntuning example\n"
+    marks = [Bookmark("Tuning", "Tuning"), Bookmark("Setup", "Setup"), Bookmark("Examples", "Setup > Examples"),
+             Bookmark("Examples", "Tuning > Examples")]
+
+    starts = heading_starts(page, marks)
+
+    assert [(page[offset:].split("\n")[0], path) for offset, path in starts] == [
+        ("1 Setup", "Setup"), ("1.1 Examples", "Setup > Examples"), ("2 Tuning", "Tuning"),
+        ("2.1 Examples", "Tuning > Examples")]
+
+
+def test_a_bookmark_the_page_does_not_print_never_renames_a_heading_found_above_it():
+    page = "1 Setup\nInstall it.\nThen run it.\n"
+    assert heading_starts(page, [Bookmark("Setup", "Setup"), Bookmark("Tuning (advanced)", "Tuning")]) == [(0, "Setup")]
+    assert heading_starts(page, [Bookmark("???", "???"), Bookmark("Setup", "Setup")]) == [(0, "Setup")]
+    assert heading_starts("Body text.\n", [Bookmark("Appendix: other words", "Appendix")]) == [(0, "Appendix")]
+    assert heading_starts("4 Drawing commands\n4.1 draw\n", [Bookmark("draw", "draw")]) == [(19, "draw")]
+
+
+def test_a_bookmark_into_another_file_names_no_section_here():
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+
+    two_pages = pdf_bytes(["1 Intro\nIntro text.\nMore.", "Page two text.\nMore."])
+    writer = PdfWriter(clone_from=PdfReader(BytesIO(two_pages)))
+    writer.add_outline_item(title="Intro", page_number=0)
+    remote = writer.add_outline_item(title="Remote chapter", page_number=0).get_object()
+    remote.pop(NameObject("/Dest"), None)
+    remote[NameObject("/A")] = DictionaryObject({
+        NameObject("/S"): NameObject("/GoToR"), NameObject("/F"): TextStringObject("other.pdf"),
+        NameObject("/D"): ArrayObject([NumberObject(1), NameObject("/Fit")])})
+    out = BytesIO()
+    writer.write(out)
+
+    assert [(s.page, s.heading) for s in load(out.getvalue(), "pdf")] == [(1, "Intro"), (2, "Intro")]
 
 
 def test_a_pdf_without_outline_is_one_section_per_page_without_heading():
