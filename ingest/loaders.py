@@ -398,7 +398,7 @@ def load_text(data: bytes) -> list[Section]:
 
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 
 
 def load_markdown(data: bytes) -> list[Section]:
@@ -410,13 +410,16 @@ def markdown_sections(text: str) -> list[Section]:
     the section below it, so no chunk is a bare title."""
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
-    start, has_body, in_fence = 0, False, False
+    start, has_body, fence = 0, False, ""
     heading = ""
     offset = 0
     for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line.rstrip("\r\n"))
+        marker = _FENCE.match(line)
+        if marker and not fence:
+            fence = marker.group(1)
+        elif marker and _closes(fence, marker.group(1), line[marker.end() :]):
+            fence = ""
+        match = None if fence or marker else _HEADING.match(line.rstrip("\r\n"))
         if match:
             if has_body:
                 sections.append(Section(text[start:offset], offset=start, heading=heading))
@@ -432,6 +435,12 @@ def markdown_sections(text: str) -> list[Section]:
     return sections
 
 
+def _closes(fence: str, marker: str, rest: str) -> bool:
+    """Whether a fence line closes the open `fence`: the same character, at least as many of
+    them, nothing after (a ``` line inside a ```` block is code, as in CommonMark)."""
+    return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
+
+
 def load_html(data: bytes) -> list[Section]:
     """Visible text only, of the page's main content when it marks one. Headings become
     Markdown headings so the page splits into sections with heading paths, like a Markdown
@@ -439,7 +448,6 @@ def load_html(data: bytes) -> list[Section]:
     table rows Markdown table rows (the offline answerer labels each cell with its column);
     block elements end lines, inline ones (links, code, emphasis) stay within their sentence."""
     from bs4 import BeautifulSoup
-    from bs4.element import NavigableString
 
     markup: str | bytes | None = utf16_without_bom(data)
     if markup is None:
@@ -451,27 +459,45 @@ def load_html(data: bytes) -> list[Section]:
     body = _main_content(soup)
     for tag in body.find_all(_chrome):
         tag.decompose()
-    for string in body.find_all(string=True):
-        if type(string) is not NavigableString:  # a comment or declaration: never read
-            continue
-        stripped = [line.strip() for line in string.splitlines()]  # as they are read below
-        if string.find_parent("pre") is None and any(_HEADING.match(x) or _FENCE.match(x) for x in stripped):
-            string.replace_with(NavigableString(_literal("\n".join(stripped))))
+    for string in body.find_all(string=lambda text: _MARK in text):
+        string.replace_with(string.replace(_MARK, ""))
     for pre in body.find_all("pre"):
-        pre.replace_with(f"\n\n```\n{pre.get_text()}\n```\n\n")
+        code = pre.get_text()
+        fence = "`" * max(3, 1 + max(map(len, re.findall("`+", code)), default=0))  # longer than any inside
+        pre.replace_with(f"\n\n{_MARK}{fence}\n{code}\n{_MARK}{fence}\n\n")
     for level in range(1, 7):
         for tag in body.find_all(f"h{level}"):
-            tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+            tag.replace_with(f"\n\n{_MARK}{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
     for tag in body.find_all(_BLOCKS):
         tag.insert_before("\n")
         tag.insert_after("\n")
     for row in body.find_all("tr"):
-        cells = (" ".join(cell.get_text(" ").split()) for cell in row.find_all(("td", "th")))
+        cells = (" ".join(cell.get_text(" ").split()) for cell in row.find_all(("td", "th"), recursive=False))
         row.replace_with(f"\n| {' | '.join(cells)} |\n")
-    lines = (line.strip() for line in body.get_text().splitlines())
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
     return markdown_sections(text)
+
+
+# Marks the lines load_html writes as Markdown (headings and code fences), so that every
+# other line that would read as such is escaped (`_markdown_lines`); private use, so no page
+# prints it (any it holds is dropped).
+_MARK = "\ue000"
+
+
+def _markdown_lines(text: str) -> Iterator[str]:
+    """The lines of a page's text as Markdown: the marked ones as written, code as laid out,
+    every other line stripped and escaped when it would read as a heading or a fence ("# 1 is
+    the default", or a "#" and its words from separate elements)."""
+    in_code = False
+    for line in text.splitlines():
+        if line.startswith(_MARK):
+            in_code ^= bool(_FENCE.match(line[1:]))
+            yield line[1:]
+        elif in_code:
+            yield line.rstrip().replace(_MARK, "")
+        else:
+            yield _literal(line.strip().replace(_MARK, ""))
 
 
 # Elements that end a line of text; all others (links, code, emphasis) run on in it.
@@ -491,9 +517,10 @@ def _main_content(soup: BeautifulSoup) -> Tag | BeautifulSoup:
     """The page's one `<main>` (or `role="main"`) element when it has exactly one: a
     generated documentation page repeats its sidebar, table of contents and neighbours'
     titles on every page (Sphinx, MkDocs), which would otherwise be indexed as sections of
-    their own, with the page's heading, on every page. Else the whole page."""
+    their own, with the page's heading, on every page. Else (none, several, or an empty one)
+    the whole page."""
     mains = soup.select("main") or soup.select('[role="main"]')
-    return mains[0] if len(mains) == 1 else soup
+    return mains[0] if len(mains) == 1 and mains[0].get_text(strip=True) else soup
 
 
 def _chrome(tag: Tag) -> bool:

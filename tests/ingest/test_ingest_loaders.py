@@ -109,6 +109,30 @@ def test_html_indexes_the_main_part_with_code_as_laid_out_and_sentences_whole():
     assert not any(word in text for word in ("Table of Contents", "Previous topic", "index", "the authors", "comment"))
 
 
+def test_html_code_keeps_its_layout_and_its_fences_and_only_real_headings_split_the_page():
+    page = """<html><body><main><h1>Guide</h1>
+<pre>```python
+# not a heading
+def f():
+    return 1
+```</pre>
+<p><b>#</b> hello world is no heading</p><p>Add <code># noqa</code> to the line.</p>
+<table><tr><td>outer<table><tr><td>inner</td></tr></table></td><td>x</td></tr></table>
+</main></body></html>"""
+    sections = load_html(page.encode())
+
+    assert [s.heading for s in sections] == ["Guide"]
+    text = sections[0].text
+    assert "````\n```python\n# not a heading\ndef f():\n    return 1\n```\n````" in text
+    assert "\\# hello world is no heading" in text and "Add # noqa to the line." in text
+    assert "| outer inner | x |" in text and text.count("inner") == 1
+
+
+def test_html_with_an_empty_main_part_is_read_whole():
+    page = "<html><body><main></main><h1>Notes</h1><p>Rotate the keys monthly.</p></body></html>"
+    assert "Rotate the keys monthly." in load_html(page.encode())[0].text
+
+
 def test_html_without_one_main_part_keeps_the_whole_page_but_its_navigation():
     page = DOCS_PAGE.replace('role="main"', "").replace("<h1>", "<nav>site menu</nav><h1>")
     text = "".join(s.text for s in load_html(page.encode()))
