@@ -69,7 +69,6 @@ def run_ui(*args: str, data_dir: Path) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.slow
 def test_the_ui_loads_the_local_model_before_its_first_question(ui_settings: Settings, monkeypatch) -> None:
     from rag import backend as backend_module
     from rag.providers.minilm import MiniLM
@@ -81,6 +80,7 @@ def test_the_ui_loads_the_local_model_before_its_first_question(ui_settings: Set
     assert {"session", "tokenizer"} <= set(vars(model))
 
 
+@pytest.mark.slow
 def test_python_m_ui_serves_the_app_and_refuses_a_busy_port(ui_settings: Settings) -> None:
     port = free_port()
     server = run_ui("--port", str(port), "--collection", "corpus", data_dir=ui_settings.data_dir)
