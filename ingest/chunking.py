@@ -74,6 +74,7 @@ class Chunker:
         self._long_run = re.compile(rf"\S{{{self.word_chars + 1},}}")
         self.max_chunks = max_chunks
         self.count_tokens = count_tokens
+        self.context_tokens = profile.context_tokens
 
     def chunk(self, source: str, sections: Sequence[Section]) -> list[SizedChunk]:
         """Raises LoadError when the file makes more than `max_chunks` chunks: text that
@@ -81,6 +82,7 @@ class Chunker:
         out: list[SizedChunk] = []
         seen: Counter[str] = Counter()
         for section in sections:
+            context, context_tokens = self.fit_context(section.context)
             for span in self.pack(self.units(section.text)):
                 if self.max_chunks is not None and len(out) >= self.max_chunks:
                     raise LoadError(
@@ -88,7 +90,7 @@ class Chunker:
                         "document? Raise GEMRAG_MAX_CHUNKS_PER_FILE to ingest it anyway."
                     )
                 text = section.text[span.start : span.end]
-                digest = content_hash(contextual_text(section.context, text))
+                digest = content_hash(contextual_text(context, text))
                 chunk = Chunk(
                     id=chunk_id(source, digest, seen[digest]),
                     text=text,
@@ -101,11 +103,26 @@ class Chunker:
                     heading=section.heading,
                     kind=section.kind,
                     unit=section.unit,
-                    context=section.context,
+                    context=context,
                 )
                 seen[digest] += 1
-                out.append(SizedChunk(chunk, span.tokens))
+                out.append(SizedChunk(chunk, span.tokens + context_tokens))
         return out
+
+    def fit_context(self, context: str) -> tuple[str, int]:
+        """A section's context within the profile's `context_tokens`, and its tokens: its
+        deepest titles, whole, as many as fit (the deepest says most; a title cut in its
+        middle would read as other words), else the first words of the deepest title."""
+        titles = context.split(" > ") if context else []
+        for first in range(len(titles)):
+            fitted = " > ".join(titles[first:])
+            tokens = self.count_tokens(fitted)
+            if tokens <= self.context_tokens:
+                return fitted, tokens
+        words = titles[-1].split() if titles else []
+        while words and self.count_tokens(" ".join(words)) > self.context_tokens:
+            words.pop()
+        return " ".join(words), self.count_tokens(" ".join(words)) if words else 0
 
     def units(self, text: str) -> Iterator[Span]:
         """Lines and sentences with their token counts. One over the token budget or the

@@ -83,6 +83,9 @@ class ChunkProfile(BaseModel):
     overlap_tokens: int
     max_chars: int = 0  # 0: 8 characters per token of size_tokens
     max_word_chars: int | None = None  # None: a run is only cut when it would not fit a chunk
+    # Of a section's context (a PDF section's outline path) embedded before each chunk: with a
+    # 200-piece chunk and [CLS]/[SEP], MiniLM's 256 hold 54, and more would cut the chunk's end.
+    context_tokens: int = Field(default=48, ge=0)
 
     @model_validator(mode="after")
     def _default_max_chars(self) -> ChunkProfile:

@@ -229,14 +229,10 @@ class StreamDelta:
     passages: tuple[Passage, ...] | None = None
 
 
-# Of a context embedded before a chunk's text, the end (the deepest titles) is kept: the
-# offline chunk budget (200 word pieces) leaves MiniLM 54 of its 256 for it.
-CONTEXT_CHARS = 160
-
-
 def contextual_text(context: str, text: str) -> str:
-    """What the embedder reads for a chunk: its context on a line, then its text."""
-    return f"{context[-CONTEXT_CHARS:]}\n{text}" if context else text
+    """What the embedder reads for a chunk: its context on a line (already fitted to the
+    chunk profile's `context_tokens` by the chunker), then its text."""
+    return f"{context}\n{text}" if context else text
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from ingest.loaders import LoadError, Section, load, markdown_sections
 from rag.errors import ConfigError
 from rag.providers.minilm import shared_minilm
 from rag.settings import ChunkProfile
-from rag.types import CONTEXT_CHARS, contextual_text
+from rag.types import contextual_text
 from tests.fakes.corpus import PDF_PAGES, pdf_bytes
 
 count = shared_minilm().count_tokens
@@ -75,8 +75,21 @@ def test_the_embedded_text_leads_with_the_context_which_the_id_covers():
     first = [_chunker().chunk("a.pdf", [section])[0].chunk for section in sections]
     assert len({c.id for c in first}) == 3 and len({c.text for c in first}) == 1
     assert first[0].embedded_text == f"A > B\n{first[0].text}" and first[2].embedded_text == first[2].text
-    deep = " > ".join(f"Part {i}" for i in range(60))
-    assert contextual_text(deep, "x") == f"{deep[-CONTEXT_CHARS:]}\nx" and deep.endswith("Part 59")
+    assert contextual_text("A > B", "x") == "A > B\nx" and contextual_text("", "x") == "x"
+
+
+def test_a_context_is_fitted_to_its_tokens_by_whole_titles_from_the_deepest_and_counted_with_the_chunk():
+    chunker = Chunker(ChunkProfile(size_tokens=40, overlap_tokens=0, context_tokens=20), count)
+    greek = "Κεφάλαιο πρώτο > Ενότητα δεύτερη > Διαχείριση σφαλμάτων"  # 47 word pieces; the deepest title 18
+    sized = chunker.chunk("m.pdf", [Section("Short text here.", heading=greek, context=greek)])[0]
+
+    assert sized.chunk.context == "Διαχείριση σφαλμάτων" and sized.chunk.heading == greek
+    assert sized.tokens == count("Short text here.") + count("Διαχείριση σφαλμάτων")
+    assert sized.chunk.embedded_text == "Διαχείριση σφαλμάτων\nShort text here."
+    long_title = "A title of many plain words " * 8
+    words, tokens = chunker.fit_context(long_title)
+    assert long_title.startswith(words) and tokens == count(words) == 20  # its first words, as many as fit
+    assert chunker.fit_context("") == ("", 0)
 
 
 def test_repeated_identical_chunks_get_distinct_ids():
