@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 
 from rag.budget import Budget
@@ -41,6 +42,7 @@ GENERIC = frozenset(
     "overview introduction summary contents conclusion background notes references checklist appendix "
     "glossary about faq see also table of contents".split()
 )
+_SECTION_NUMBER = re.compile(r"^(?:[A-Z]|\d+)(?:\.\d+)*\.?\s+(?=\S)")  # "2.8.1 ", "C.7 ": a manual's numbering
 QUESTION_WORDS = ("what", "why", "how", "when", "which", "who", "where", "should", "can", "do", "does", "is")
 
 
@@ -102,14 +104,19 @@ def suggestions(documents: Sequence[DocumentInfo], limit: int = MAX_SUGGESTIONS)
 def _question(document: DocumentInfo) -> str | None:
     if not document.headings:
         return f"What are the main points of {document.source}?"
-    title = document.headings[0].split(" > ")[0].strip()
     for path in document.headings:
-        parts = [p.strip() for p in path.split(" > ")]
+        parts = [_SECTION_NUMBER.sub("", p.strip()) for p in path.split(" > ")]
         topic = parts[-1]
         if len(parts) < 2 or topic.lower().strip("?!. ") in GENERIC:
             continue
         if topic.lower().startswith(QUESTION_WORDS) and topic.endswith("?"):
             return topic
         if len(topic.split()) >= 2:
-            return f"What does “{title}” say about “{topic}”?"
-    return f"What does “{title}” cover?"
+            return f"What does {_part(parts[0], document)} say about “{topic}”?"
+    return f"What does {_part(_SECTION_NUMBER.sub('', document.headings[0].split(' > ')[0].strip()), document)} cover?"
+
+
+def _part(title: str, document: DocumentInfo) -> str:
+    """How a question names the part a topic is under: its own top title (a Markdown file's
+    title, a manual's chapter), or the file when that title says nothing ("Introduction")."""
+    return document.source if title.lower() in GENERIC else f"“{title}”"
