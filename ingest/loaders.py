@@ -24,6 +24,7 @@ from io import BytesIO
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
+from rag.text import FENCE
 from rag.types import ChunkKind, PageUnit
 
 if TYPE_CHECKING:
@@ -398,7 +399,6 @@ def load_text(data: bytes) -> list[Section]:
 
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 
 
 def load_markdown(data: bytes) -> list[Section]:
@@ -414,7 +414,7 @@ def markdown_sections(text: str) -> list[Section]:
     heading = ""
     offset = 0
     for line in text.splitlines(keepends=True):
-        marker = _FENCE.match(line)
+        marker = FENCE.match(line)
         if marker and not fence:
             fence = marker.group(1)
         elif marker and _closes(fence, marker.group(1), line[marker.end() :]):
@@ -492,7 +492,7 @@ def _markdown_lines(text: str) -> Iterator[str]:
     in_code = False
     for line in text.splitlines():
         if line.startswith(_MARK):
-            in_code ^= bool(_FENCE.match(line[1:]))
+            in_code ^= bool(FENCE.match(line[1:]))
             yield line[1:]
         elif in_code:
             yield line.rstrip().replace(_MARK, "")
@@ -619,7 +619,7 @@ def _heading_level(style: str) -> int:
 
 def _literal(text: str) -> str:
     """Body text that would read as a Markdown heading or code fence, escaped."""
-    return "\n".join("\\" + line if _HEADING.match(line) or _FENCE.match(line) else line for line in text.splitlines())
+    return "\n".join("\\" + line if _HEADING.match(line) or FENCE.match(line) else line for line in text.splitlines())
 
 
 def load_pptx(data: bytes) -> list[Section]:

@@ -1,13 +1,15 @@
 """Words that carry meaning: the one list of stop words (BM25 adds bm25s' English list to it)
 and the content-word tokenisation that the offline answerer, the citation checks and the UI's
 evidence highlighting share. BM25 tokenises on its own (rag.bm25.Terms: words of two or more
-characters, stemmed), as keyword matching across word forms wants."""
+characters, stemmed), as keyword matching across word forms wants. Also the one pattern of a
+Markdown code fence, which ingest writes and splits at and the answerer never quotes."""
 
 from __future__ import annotations
 
 import re
 
 WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
+FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
 # English function words, plus the words of a request that say nothing about its subject
 # ("tell", "explain", "document"): a question is matched on what it asks about.
 STOPWORDS = frozenset(

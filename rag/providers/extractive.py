@@ -20,7 +20,7 @@ import numpy as np
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
 from rag.rerank import anchors
-from rag.text import STOPWORDS, content_words
+from rag.text import FENCE, STOPWORDS, content_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -31,7 +31,6 @@ OFFLINE_NOTE = (
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")  # a code block's first or last line, in Markdown (and HTML as ingested)
 
 
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
@@ -69,7 +68,7 @@ def split_units(text: str) -> list[str]:
     prose: list[str] = []
     header: list[str] | None = None
     for line in [*text.splitlines(), ""]:
-        if _FENCE.match(line):  # code is a block of its own, and the fence is no text to quote
+        if FENCE.match(line):  # code is a block of its own, and the fence is no text to quote
             units += split_sentences("\n".join(prose))
             prose, header = [], None
             continue
