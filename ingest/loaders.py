@@ -205,7 +205,7 @@ def heading_starts(text: str, bookmarks: list[Bookmark]) -> list[tuple[int, str]
     floor = 0
     for bookmark in bookmarks[:_PAGE_HEADINGS]:
         found = _heading_line(text, bookmark.title, floor)
-        if found is None:
+        if found is None and floor:
             found = _heading_line(text, bookmark.title, 0)
             if found is not None and found[0] in starts:
                 continue
