@@ -24,6 +24,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
@@ -114,15 +115,14 @@ class Chunker:
         deepest titles, whole, as many as fit (the deepest says most; a title cut in its
         middle would read as other words), else the first words of the deepest title."""
         titles = context.split(" > ") if context else []
-        for first in range(len(titles)):
-            fitted = " > ".join(titles[first:])
+        deepest = titles[-1].split() if titles else []
+        shorter = chain((" > ".join(titles[first:]) for first in range(len(titles))),
+                        (" ".join(deepest[:size]) for size in range(len(deepest) - 1, 0, -1)))
+        for fitted in shorter:
             tokens = self.count_tokens(fitted)
             if tokens <= self.context_tokens:
                 return fitted, tokens
-        words = titles[-1].split() if titles else []
-        while words and self.count_tokens(" ".join(words)) > self.context_tokens:
-            words.pop()
-        return " ".join(words), self.count_tokens(" ".join(words)) if words else 0
+        return "", 0
 
     def units(self, text: str) -> Iterator[Span]:
         """Lines and sentences with their token counts. One over the token budget or the
