@@ -50,9 +50,10 @@ _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # search of the page's text; the rest still carry their path on to the next pages).
 _OUTLINE_ENTRIES = 10_000
 _PAGE_HEADINGS = 64
-# What a line may print before a heading's title: a section number ("2.8.1", "C.7", "A") and
-# an opening quote.
-_HEADING_PREFIX = r"^[ \t]*(?:(?:[A-Z]|\d+)(?:\.\d+)*\.?[ \t]+)?[\"“‘'(«]?"
+# A manual's section number ("2.8.1", "C.7", "A"), and what a line may print before a
+# heading's title: such a number and an opening quote.
+SECTION_NUMBER = r"(?:[A-Z]|\d+)(?:\.\d+)*\.?"
+_HEADING_PREFIX = rf"^[ \t]*(?:{SECTION_NUMBER}[ \t]+)?[\"“‘'(«]?"
 _BINARY_SNIFF = 8_192
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # What python-docx and python-pptx raise on a damaged file, besides their own errors.

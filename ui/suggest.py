@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Sequence
 
+from ingest.loaders import SECTION_NUMBER
 from rag.budget import Budget
 from rag.costs import Call, Ledger, price_usd
 from rag.kv import Table, bucket, open_kv
@@ -42,7 +43,7 @@ GENERIC = frozenset(
     "overview introduction summary contents conclusion background notes references checklist appendix "
     "glossary about faq see also table of contents".split()
 )
-_SECTION_NUMBER = re.compile(r"^(?:[A-Z]|\d+)(?:\.\d+)*\.?\s+(?=\S)")  # "2.8.1 ", "C.7 ": a manual's numbering
+_NUMBERED = re.compile(rf"^{SECTION_NUMBER}\s+(?=\S)")  # "2.8.1 ", "C.7 ": left out of a question
 QUESTION_WORDS = ("what", "why", "how", "when", "which", "who", "where", "should", "can", "do", "does", "is")
 
 
@@ -105,7 +106,7 @@ def _question(document: DocumentInfo) -> str | None:
     if not document.headings:
         return f"What are the main points of {document.source}?"
     for path in document.headings:
-        parts = [_SECTION_NUMBER.sub("", p.strip()) for p in path.split(" > ")]
+        parts = _titles(path)
         topic = parts[-1]
         if len(parts) < 2 or topic.lower().strip("?!. ") in GENERIC:
             continue
@@ -113,7 +114,12 @@ def _question(document: DocumentInfo) -> str | None:
             return topic
         if len(topic.split()) >= 2:
             return f"What does {_part(parts[0], document)} say about “{topic}”?"
-    return f"What does {_part(_SECTION_NUMBER.sub('', document.headings[0].split(' > ')[0].strip()), document)} cover?"
+    return f"What does {_part(_titles(document.headings[0])[0], document)} cover?"
+
+
+def _titles(path: str) -> list[str]:
+    """A heading path's titles, top first, without their section numbers."""
+    return [_NUMBERED.sub("", title.strip()) for title in path.split(" > ")]
 
 
 def _part(title: str, document: DocumentInfo) -> str:
