@@ -4,6 +4,7 @@ leave-one-set-out cross-validation on "the documents' evidence is in the reply".
 
     python scripts/answer_fit.py units [NAME...] [--out FILE]   # retrieve, and score every candidate unit
     python scripts/answer_fit.py fit [--units FILE]              # choose the weights, report held-out figures
+    python scripts/answer_fit.py picking [--units FILE]          # how much to quote: budget, floor, count
 
 `units` runs each set's answerable cases through the default retrieval (the follow-up
 rewrite, hybrid search, the second ranking stage, k = top_k) against the collection `python
@@ -105,9 +106,9 @@ GRID = [Weights(s, k, a, f) for s, k, a, f in itertools.product(
     (0.5, 0.6, 0.7), (0.0, 0.04, 0.08, 0.12), (0.0, 0.05, 0.10, 0.15), (0.0, 0.03, 0.06, 0.10, 0.15))]
 
 
-def reply(row: dict[str, object], w: Weights) -> str:
-    """The answerer's own pick (`ExtractiveAnswerer.pick`) with the units scored by `w`, as
-    reply text."""
+def reply(row: dict[str, object], w: Weights, answerer: ExtractiveAnswerer | None = None) -> str:
+    """The answerer's own pick (`ExtractiveAnswerer.pick`, or `answerer`'s) with the units
+    scored by `w`, as reply text."""
     from rag.providers.extractive import Scored
     from rag.types import Passage
 
@@ -117,17 +118,18 @@ def reply(row: dict[str, object], w: Weights) -> str:
     shown = {int(u["n"]): Passage(int(u["n"]), "", "") for u in sorted(units, key=lambda u: u["rank"])}
     scored = sorted((Scored(shown[int(u["n"])], str(u["text"]), int(u["position"]), w.score(u)) for u in units),
                     key=lambda s: s.score, reverse=True)
-    picked = _answerer().pick(scored, list(shown.values()))
+    picked = (answerer or _answerer()).pick(scored, list(shown.values()))
     return "\n".join(f"- {s.sentence} [{s.passage.n}]" for s in picked)
 
 
 @cache
-def _answerer() -> ExtractiveAnswerer:
-    """Its defaults (support floor, sentences at most); `pick` never embeds, so no model loads."""
+def _answerer(**picking: float) -> ExtractiveAnswerer:
+    """Its defaults (support floor, reading budget), or the `picking` settings given; `pick`
+    never embeds, so no model loads."""
     from rag.providers.extractive import ExtractiveAnswerer
     from rag.providers.minilm import MiniLM
 
-    return ExtractiveAnswerer(MiniLM(workers=1))
+    return ExtractiveAnswerer(MiniLM(workers=1), **picking)  # type: ignore[arg-type]
 
 
 def found(row: dict[str, object], text: str) -> float:
@@ -165,6 +167,34 @@ def fit(path: Path) -> str:
     return "\n".join(lines)
 
 
+PICKING = [{"reply_chars": chars, "relative_floor": floor, "max_sentences": most}
+           for chars, floor, most in itertools.product((400, 500, 600, 700, 10**6), (0.5, 0.6, 0.75), (4, 8))]
+
+
+def picking(path: Path) -> str:
+    """How much is quoted: "found in reply" and the reply's mean length per set, under each
+    reading budget (characters), floor relative to the best unit, and count of units, the
+    weights as they are. The old rule was four units within 75% of the best, no budget."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sets = list(dict.fromkeys(str(row["set"]) for row in rows))
+    lines = [f"| characters | floor | units | {' | '.join(sets)} | mean | mean length |",
+             "|---|---|---|" + "---|" * (len(sets) + 2)]
+    for setting in PICKING:
+        answerer = _answerer(**setting)
+        found_in: dict[str, list[float]] = {}
+        lengths: list[int] = []
+        for row in rows:
+            text = reply(row, CURRENT, answerer)
+            found_in.setdefault(str(row["set"]), []).append(found(row, text))
+            lengths.append(len(text))
+        means = [sum(found_in[s]) / len(found_in[s]) for s in sets]
+        chars = "none" if setting["reply_chars"] >= 10**6 else str(setting["reply_chars"])
+        lines.append(f"| {chars} | {setting['relative_floor']} | {setting['max_sentences']} | "
+                     f"{' | '.join(f'{m:.3f}' for m in means)} | {sum(means) / len(means):.3f} | "
+                     f"{sum(lengths) / len(lengths):.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/answer_fit.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,9 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     units.add_argument("--out", type=Path, default=DEFAULT_OUT)
     fitting = commands.add_parser("fit")
     fitting.add_argument("--units", type=Path, default=DEFAULT_OUT)
+    quoting = commands.add_parser("picking")
+    quoting.add_argument("--units", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if args.command == "units":
         collect(args.names, args.out)
+    elif args.command == "picking":
+        print(picking(args.units))
     else:
         print(fit(args.units))
     return 0

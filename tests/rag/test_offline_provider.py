@@ -180,6 +180,30 @@ def test_a_question_about_something_the_passages_never_mention_is_refused_naming
     assert not is_refusal(answered) and "150 on Tier 1" in answered
 
 
+def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline_provider):
+    from rag.providers.extractive import Scored
+
+    answerer = offline_provider.answerer
+    passages = [Passage(n, "", f"{n}.md") for n in (1, 2)]
+
+    def scored(length, scores):
+        def text(i):  # distinct words: no unit is a near-duplicate of another
+            return " ".join(f"w{i}n{j}" for j in range(length // 6))
+
+        units = [Scored(passages[i % 2], text(i), i, s) for i, s in enumerate(scores)]
+        return sorted(units, key=lambda u: u.score, reverse=True)
+
+    short = answerer.pick(scored(40, [0.9 - 0.03 * i for i in range(12)]), passages)
+    assert len(short) == answerer.max_sentences  # short sentences: the count bounds the reply
+    long = answerer.pick(scored(400, [0.9, 0.8, 0.7, 0.6]), passages)
+    assert len(long) == 2  # two long sentences fill the budget; the second is quoted whole
+    assert sum(len(s.sentence) for s in long[:1]) < answerer.reply_chars <= sum(len(s.sentence) for s in long)
+    weak = answerer.pick(scored(40, [0.9, 0.8, 0.44]), passages)
+    assert [s.score for s in weak] == [0.9, 0.8]  # under half the best is not quoted
+    assert [(s.passage.n, s.position) for s in short] == sorted((s.passage.n, s.position) for s in short)
+    assert answerer.pick(scored(40, [0.29]), passages) == []  # below the support floor: refused
+
+
 def test_units_sharing_no_word_with_the_question_are_never_quoted(offline_provider):
     passage = Passage(1, "Receipts are required for every expense above 25 euros. The cafeteria opens at noon.",
                       "handbook.pdf", 3)
