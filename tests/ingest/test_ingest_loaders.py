@@ -15,6 +15,7 @@ from ingest.loaders import (
     markdown_sections,
     page_texts,
     pdfium_text,
+    without_running_lines,
 )
 from tests.fakes.corpus import (
     BAD_INPUTS,
@@ -50,6 +51,26 @@ def test_pdf_text_is_read_under_the_process_wide_pdfium_lock():
         assert not done, "the PDF was read while another thread held PDFium"
     reader.join(10)
     assert len(done[0]) == 3 and "exponential backoff" in done[0][1]
+
+
+def test_a_running_header_and_page_number_are_read_once_not_on_every_page():
+    body = ["The default line cap may be changed.", "Pens are used to draw.", "Labels are typeset by TeX.",
+            "Paths are cubic splines."]
+    pages = [f"Chapter 6: Programming {n}\n{text}\n{n}" for n, text in enumerate(body, start=37)]
+    texts = [s.text for s in load(pdf_bytes(pages), "pdf")]
+    assert "Chapter 6: Programming 37" in texts[0] and "37" in texts[0]  # where it first appears
+    for text, sentence in zip(texts[1:], body[1:], strict=True):
+        assert text.split() == sentence.split()  # nothing runs into the page's first or last sentence
+
+
+def test_a_line_repeated_on_pages_apart_or_on_two_pages_only_is_content():
+    pages = ["Example 1\nfirst", "Example 2\nsecond", "Comments\nthird", "Example 1\nfourth", "Example 2\nfifth",
+             "Draft\nsixth", "Draft\nseventh"]
+    assert without_running_lines(pages) == pages
+    totals = [f"Total {n * 1234}\nrow {word}" for n, word in enumerate(("one", "two", "three"), start=1)]
+    assert without_running_lines(totals) == totals  # figures that change are no page number
+    report = [f"Quarterly report - page {n} of 3\nrow {word}" for n, word in enumerate(("one", "two", "three"), 1)]
+    assert without_running_lines(report) == [report[0], "row two", "row three"]
 
 
 def test_pdfium_marks_are_read_as_printed_hyphens_or_dropped():
