@@ -541,7 +541,8 @@ def load_html(data: bytes) -> list[Section]:
         tag.insert_before("\n")
         tag.insert_after("\n")
     for row in body.find_all("tr"):
-        cells = (" ".join(cell.get_text(" ").split()) for cell in row.find_all(("td", "th"), recursive=False))
+        cells = (" ".join(cell.get_text(" ").split()).replace("|", "\\|")  # a "|" in a cell ("x | y") is no column
+                 for cell in row.find_all(("td", "th"), recursive=False))
         row.replace_with(f"\n| {' | '.join(cells)} |\n")
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line

@@ -31,6 +31,7 @@ OFFLINE_NOTE = (
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
+_CELL_BREAK = re.compile(r"(?<!\\)\|")  # a "|" escaped as "\|" (Markdown tables) is inside its cell
 
 
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
@@ -81,7 +82,7 @@ def split_units(text: str) -> list[str]:
         prose = []
         if _TABLE_RULE.match(line):
             continue
-        cells = [cell.strip() for cell in row.group(1).split("|")]
+        cells = [cell.strip().replace("\\|", "|") for cell in _CELL_BREAK.split(row.group(1))]
         if header is None:
             header = cells
             continue

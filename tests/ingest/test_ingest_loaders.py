@@ -111,7 +111,8 @@ DOCS_PAGE = """<html><body>
 <span class="n">b</span> <span class="o">=</span> <span class="n">copy</span>(<span class="n">a</span>)</pre>
 <dl><dt>copy.deepcopy(x)<a class="headerlink" href="#copy.deepcopy">¶</a></dt><dd>Return a deep copy.</dd></dl>
 <h2>Limits<a class="headerlink" href="#limits">¶</a></h2>
-<table><tr><th>Type</th><th>Copied</th></tr><tr><td>file</td><td>never</td></tr></table>
+<table><tr><th>Type</th><th>Copied</th></tr><tr><td>file</td><td>never</td></tr>
+<tr><td>set <code>a | b</code></td><td>shallow</td></tr></table>
 <p># 1 is no heading either.</p><!-- # a comment stays unread -->
 </div>
 <div class="footer">© the authors</div>
@@ -126,7 +127,8 @@ def test_html_indexes_the_main_part_with_code_as_laid_out_and_sentences_whole():
     assert "Use copy.copy(x) for a shallow copy." in text
     assert "```\n# make a copy\nb = copy(a)\n```" in text
     assert "copy.deepcopy(x)\n" in text and "¶" not in text
-    assert "| Type | Copied |\n| file | never |" in text and "\\# 1 is no heading either." in text
+    assert "| Type | Copied |\n| file | never |\n| set a \\| b | shallow |" in text  # a "|" in a cell, escaped
+    assert "\\# 1 is no heading either." in text
     assert not any(word in text for word in ("Table of Contents", "Previous topic", "index", "the authors", "comment"))
 
 

@@ -104,6 +104,13 @@ def test_table_rows_are_quoted_with_their_column_names(offline_provider):
     assert "Model: gemini-2.5-pro; RPM: 5; RPD: 100 [1]" in gen.text
 
 
+def test_an_escaped_bar_in_a_table_cell_stays_in_its_cell():
+    from rag.providers.extractive import split_units
+
+    table = "| Operation | Result |\n|---|---|\n| x \\| y | bitwise or of x and y |\n"
+    assert split_units(table) == ["Operation: x | y; Result: bitwise or of x and y"]
+
+
 def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
     from rag.providers.extractive import split_units
 
