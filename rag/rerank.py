@@ -30,6 +30,7 @@ from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
 from rag.store import Store
+from rag.text import model_json
 from rag.types import Hit, Prompt, RerankTask, Usage, estimate_tokens
 
 RERANK_PROMPT_VERSION = "rerank-2026-12-01.1"
@@ -166,12 +167,9 @@ def rerank_prompt(question: str, candidates: Sequence[Hit], timeout_s: float) ->
     )
 
 
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
-
-
 def parse_scores(text: str, count: int) -> list[float]:
     """The model's scores, one per candidate; raises ValueError on anything else."""
-    raw = json.loads(_FENCE.sub("", text.strip()))
+    raw = model_json(text)
     scores = raw.get("scores") if isinstance(raw, dict) else raw
     if not isinstance(scores, list) or len(scores) != count:
         raise ValueError(f"expected {count} scores, got {str(scores)[:80]!r}")

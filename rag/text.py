@@ -2,10 +2,12 @@
 and the content-word tokenisation that the offline answerer, the citation checks and the UI's
 evidence highlighting share. BM25 tokenises on its own (rag.bm25.Terms: words of two or more
 characters, stemmed), as keyword matching across word forms wants. Also the one pattern of a
-Markdown code fence, which ingest writes and splits at and the answerer never quotes."""
+Markdown code fence, which ingest writes and splits at and the answerer never quotes, and the
+reading of a model's JSON reply, which the second ranking stage and the judge share."""
 
 from __future__ import annotations
 
+import json
 import re
 
 WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
@@ -26,3 +28,12 @@ STOPWORDS = frozenset(
 def content_words(text: str) -> list[str]:
     """The lower-cased words of `text` that are not stop words, in order."""
     return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+
+
+_JSON_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+
+
+def model_json(text: str) -> object:
+    """A model's JSON reply, without the ```json fence models often wrap it in even when
+    asked for JSON; raises ValueError (json.JSONDecodeError) when it is no JSON."""
+    return json.loads(_JSON_FENCE.sub("", text.strip()))

@@ -9,14 +9,13 @@ for that the task carries the answer being judged.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rag.prompts import render_source
 from rag.providers.base import Generator
+from rag.text import model_json
 from rag.types import JudgeTask, Passage, Prompt, Usage
 
 RUBRIC = """You are grading an answer produced by a question-answering system over a user's documents.
@@ -47,7 +46,6 @@ Answer to grade:
 {answer}"""
 
 UNANSWERABLE_REFERENCE = "The documents do not answer this question."
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def judge(
 def parse_verdict(text: str, usage: Usage, model: str) -> Verdict:
     """A malformed reply leaves the scores undefined (and says why) rather than guessing."""
     try:
-        raw = json.loads(_FENCE.sub("", text.strip()))
+        raw = model_json(text)
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
     except ValueError:
