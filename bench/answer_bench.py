@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from pydantic import SecretStr
+
 from bench.corpus_gen import generate, queries
 from bench.harness import Figure, Profile, Table, fresh_dir, ratio
 from rag.answer import AnswerRecord, AskOptions, Delta, Done
@@ -193,7 +195,7 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
     setup = (f"fake Gemini: TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s; {len(questions)} questions over "
              f"a {corpus.sections}-chunk generated corpus; hybrid retrieval, top_k 6")
     with FakeGemini(ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S) as fake:
-        settings = Settings(data_dir=fresh_dir(work / "gemini"), api_key="bench-key", base_url=fake.url,
+        settings = Settings(data_dir=fresh_dir(work / "gemini"), api_key=SecretStr("bench-key"), base_url=fake.url,
                             tier="unlimited", collection=COLLECTION)
         gemini = GeminiProvider(settings)
         probe = StreamProbe(gemini)

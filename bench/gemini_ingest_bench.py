@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from bench.corpus_gen import generate
 from bench.harness import Figure, Profile, Table, fresh_dir, hash_vector, ratio, server_process
@@ -99,14 +100,14 @@ def ingest_against_fake(root: Path, data: Path, limit: Limit, fault_rate: float)
                 self.embedding_s += time.perf_counter() - started
 
     with server_process(serve_fake, limit, fault_rate) as (url, statuses):
-        settings = Settings(
-            data_dir=data,
-            api_key="bench-key",
-            base_url=url,
-            tier="tier1",
-            models={"gemini-embedding-001": {"limits": {"tier1": {"rpm": limit.rpm, "tpm": None, "rpd": None}}}},
-            embed_concurrency=limit.concurrency,
-        )
+        settings = Settings.model_validate({  # `models` amends the catalogue's row, as gemrag.toml does
+            "data_dir": data,
+            "api_key": SecretStr("bench-key"),
+            "base_url": url,
+            "tier": "tier1",
+            "models": {"gemini-embedding-001": {"limits": {"tier1": {"rpm": limit.rpm, "tpm": None, "rpd": None}}}},
+            "embed_concurrency": limit.concurrency,
+        })
         provider = TimedProvider(settings)
         started = time.perf_counter()
         report = ingest_paths([root], settings, provider, collection=COLLECTION)
@@ -131,7 +132,7 @@ def instant_ingest(root: Path, data: Path) -> float:
         def embed_documents(self, texts: Sequence[str]) -> Embedded:
             return Embedded([hash_vector(t, self.embedding_dim) for t in texts], Usage(), self.embedding_model)
 
-    settings = Settings(data_dir=data, api_key="bench-key", base_url="http://127.0.0.1:9", tier="unlimited")
+    settings = Settings(data_dir=data, api_key=SecretStr("bench-key"), base_url="http://127.0.0.1:9", tier="unlimited")
     started = time.perf_counter()
     report = ingest_paths([root], settings, InstantProvider(settings), collection=COLLECTION)
     seconds = time.perf_counter() - started

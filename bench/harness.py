@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import numpy as np
 
@@ -189,7 +189,7 @@ def in_fresh_process(fn: Callable[..., T], *args: object, timeout_s: float) -> T
         raise ChildFailed(f"{fn.__name__} died without a result") from None
     finally:
         child.join(5)
-        if child.is_alive():
+        if child.is_alive() and child.pid is not None:
             _kill_tree(child.pid)
             child.join()
     if not ok:
@@ -321,7 +321,7 @@ def table_from_dict(data: dict[str, Any]) -> Table:
     return Table(**data, figures=figures)
 
 
-def print_table(table: Table, file: object = None) -> None:
+def print_table(table: Table, file: IO[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table as RichTable
 

@@ -215,6 +215,7 @@ def one_round(i: int, root: Path, work: Path, size: int, compare: bool, timeout_
         return timed_child(langchain_child, root, fresh_dir(lc_dir), profile.size_tokens, profile.overlap_tokens,
                            timeout_s=timeout_s)
 
+    theirs: Timed[BaselineRun] | None
     if compare and i % 2:
         theirs = langchain()
         mine = ours()

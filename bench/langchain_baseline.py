@@ -29,7 +29,8 @@ class MiniLMEmbeddings(Embeddings):
         self.model = model
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.model.embed(texts).tolist()
+        vectors: list[list[float]] = self.model.embed(texts).tolist()
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

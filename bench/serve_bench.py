@@ -45,6 +45,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from pydantic import SecretStr
 
 from bench.corpus_gen import generate, queries
 from bench.harness import Figure, Profile, Table, fresh_dir, server_process
@@ -149,7 +150,7 @@ def seed_collection(work: Path, chroma_url: str, sections: int) -> int:
 
     corpus = generate(fresh_dir(work / "corpus"), sections)
     with server_process(serve_fake, Settings().flash_model, 100_000) as (fake_url, _):
-        settings = Settings(data_dir=fresh_dir(work / "seed"), api_key="bench-key", base_url=fake_url,
+        settings = Settings(data_dir=fresh_dir(work / "seed"), api_key=SecretStr("bench-key"), base_url=fake_url,
                             chroma_url=chroma_url, tier="unlimited")
         return ingest_paths([corpus.root], settings, GeminiProvider(settings), collection=COLLECTION).chunks
 

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from ingest.pipeline import ingest_paths
 from rag.chain import Chain
 from rag.providers.gemini import GeminiProvider
@@ -59,8 +61,8 @@ def long_document(corpus: Path) -> str:
 
 def ask_session(corpus: Path, questions: int, cached: bool, work: Path) -> Session:
     with FakeGemini(responder=rewrites_as_asked) as fake:
-        settings = Settings(data_dir=work / "data", api_key=TEST_API_KEY, base_url=fake.url, tier="unlimited",
-                            collection="guides", answer_cache=False, context_cache=cached)
+        settings = Settings(data_dir=work / "data", api_key=SecretStr(TEST_API_KEY), base_url=fake.url,
+                            tier="unlimited", collection="guides", answer_cache=False, context_cache=cached)
         folder = work / "docs"
         folder.mkdir(parents=True)
         (folder / DOCUMENT).write_text(long_document(corpus), encoding="utf-8")

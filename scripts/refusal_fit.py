@@ -45,7 +45,7 @@ def collect(names: Sequence[str], out: Path) -> None:
         for seen in retrieved_cases(names):
             question, shown, store = seen.question, seen.shown, seen.store
             support = seen.provider.answerer.support(question, shown)
-            query = np.array(seen.chain.retriever.embed(store, question).vectors[0])
+            query = np.array(seen.provider.embed_query(question).vectors[0])  # the offline collection's embedder
             vectors = store.vectors([p.chunk_id for p in shown[:1]])
             row = {"set": seen.doc_set.name, "id": seen.case.id, "unanswerable": seen.case.unanswerable,
                    "question": question, **{k: v for k, v in asdict(support).items() if k != "scored"},
