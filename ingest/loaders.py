@@ -79,7 +79,8 @@ class Section:
     kind: ChunkKind = "text"
     unit: PageUnit = "page"
     # Words the embedder reads before each of the section's chunks because its text lacks
-    # them: a PDF section's outline path. A PDF section runs over pages that never print its
+    # them: a PDF section's outline path (or numbered headings' path, for a PDF without an
+    # outline). A PDF section runs over pages that never print its
     # title, and its printed title can lose what the outline keeps ("glp add rows" for
     # glp_add_rows). Markdown, HTML and Word sections print their heading at their top and are
     # short; embedding their paths too lowered nDCG@10 on the Python docs and the sample
@@ -121,8 +122,9 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
     """Each page's text layer, read by PDFium; a page without one but with images is a scan,
     read by `vision` (rendered by PDFium) when it can. With a key, images on text pages become
     figure sections, each distinct image once per file. A PDF with an outline (bookmarks) is
-    cut into its sections too (`outline_sections`), and a running header or footer is read
-    once, not on every page (`without_running_lines`).
+    cut into its sections too (`outline_sections`); one without, at its numbered headings
+    (`numbered_starts`). A running header or footer is read once, not on every page
+    (`without_running_lines`).
 
     PDFium rather than pypdf: it reads text faster (0.12 s against 0.43 for the bench's 65
     PDFs, 0.17 against 2.44 for the four GLPK manuals: CPU a 2-core ingest cannot hide behind
@@ -134,11 +136,16 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
     sections: list[Section] = []
     unread: list[int] = []
     described: set[str] = set()
+    numbered = None if outline else numbered_starts([text for text, _ in pages])
     heading = ""
     for n, (text, has_images) in enumerate(pages, start=1):
-        bookmarks = outline.get(n, [])
-        starts = heading_starts(text, bookmarks)
-        last = bookmarks[-1].path if bookmarks else heading  # the section going on at the page's end
+        if numbered is None:
+            bookmarks = outline.get(n, [])
+            starts = heading_starts(text, bookmarks)
+            last = bookmarks[-1].path if bookmarks else heading  # the section going on at the page's end
+        else:
+            starts = numbered[n - 1]
+            last = starts[-1][1] if starts else heading
         if text.strip():
             sections += outline_sections(text, n, heading, starts)
             if vision is not None and embedded is not None and has_images:
@@ -285,6 +292,67 @@ def heading_starts(text: str, bookmarks: list[Bookmark]) -> list[tuple[int, str]
         starts[found[0]] = bookmark.path
         floor = found[1]  # the next bookmark is looked for below this one
     return sorted(starts.items())
+
+
+# A numbered heading printed on a line of its own: "2 Installation", "2.5 Search paths", "1.1.
+# Scope" (a single number with a dot, "1. Click Save", is a list item), its title capitalised;
+# or a chapter as LaTeX's book and report classes print it, "Chapter 2" over its title.
+_NUMBERED_HEADING = re.compile(
+    r"^[ \t]*(?:(\d{1,3}(?:\.\d{1,3}){0,5})(\.?)[ \t]+|Chapter[ \t]+(\d{1,3})[ \t]*\n[ \t]*)([A-Z][^\n]{0,79})$",
+    re.MULTILINE,
+)
+_HEADING_WORDS = 12
+
+
+def numbered_starts(texts: list[str]) -> list[list[tuple[int, str]]]:
+    """For a PDF without an outline: where each page's numbered headings start, with their
+    paths ("Installation > Search paths"), as `heading_starts` gives them from an outline.
+
+    A heading counts only when its number comes next after the heading before it: one up at
+    some level, and 1 below that ("2.6", "3" or "3.1" after "2.5"), or the first one below
+    ("2.5.1"); the document's first heading ends in 1. That sequence is what tells a manual's
+    "2.5 Search paths" from a table's "1 Free variable" or a list's "3 Retry later", and a
+    heading missed costs no more than its own section. A title that ends in a number (a table
+    of contents: "2.5 Search paths . . . 6") or a full stop, holds more than one figure (a
+    table row), or runs past twelve words, is no heading."""
+    number: tuple[int, ...] = ()
+    titles: list[str] = []  # by level; "" where a level's heading was not seen
+    out: list[list[tuple[int, str]]] = []
+    for text in texts:
+        starts = []
+        for match in _NUMBERED_HEADING.finditer(text):
+            digits, dot, chapter, printed = match.groups()
+            found = tuple(int(part) for part in (digits or chapter).split("."))
+            title = " ".join(printed.split())
+            if (dot and len(found) == 1) or not _heading_title(title) or not _follows(number, found):
+                continue
+            same = zip(number, found, strict=False)
+            kept = next((level for level, (a, b) in enumerate(same) if a != b), len(number))  # levels unchanged
+            titles = [*(titles[:kept] + [""] * len(found))[: len(found) - 1], title]
+            number = found
+            starts.append((match.start(), " > ".join(t for t in titles if t)))
+        out.append(starts)
+    return out
+
+
+def _heading_title(title: str) -> bool:
+    return (len(title.split()) <= _HEADING_WORDS and not re.search(r"[\d.,;:]$", title)
+            and len(re.findall(r"\S*\d\S*", title)) <= 1)
+
+
+def _follows(before: tuple[int, ...], number: tuple[int, ...]) -> bool:
+    """Whether `number` may be the heading after `before`: the first below it, or one up at
+    some level with every level below that at 1 (a chapter whose own heading was missed
+    still starts at "3.1")."""
+    if not before:
+        return number[-1] == 1
+    if number == (*before, 1):
+        return True
+    for level in range(1, min(len(before), len(number)) + 1):
+        if (number[: level - 1] == before[: level - 1] and number[level - 1] == before[level - 1] + 1
+                and all(part == 1 for part in number[level:])):
+            return True
+    return False
 
 
 def _heading_line(text: str, title: str, floor: int) -> tuple[int, int] | None:

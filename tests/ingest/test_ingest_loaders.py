@@ -13,6 +13,7 @@ from ingest.loaders import (
     load,
     load_html,
     markdown_sections,
+    numbered_starts,
     page_texts,
     pdfium_text,
     without_running_lines,
@@ -270,6 +271,24 @@ def test_a_bookmark_into_another_file_names_no_section_here():
     writer.write(out)
 
     assert [(s.page, s.heading) for s in load(out.getvalue(), "pdf")] == [(1, "Intro"), (2, "Intro")]
+
+
+def test_a_pdf_without_outline_is_cut_at_its_numbered_headings_in_sequence():
+    contents = "Contents\n1 Introduction . . . . 1\n2 Installation . . . . 2\n2.1 Search paths . . . . 2"
+    first = "1 Introduction\nAsymptote is a vector graphics language.\n1. Click Save to keep it.\n"
+    second = ("2 Installation\nHow to install it.\n2.1 Search paths\nFiles are looked for in order:\n"
+              "1 First the current directory\n2.2 Uninstall\nDelete the files.\n3.1 Output\nPDF or EPS.")
+    pages = numbered_starts([contents, first, second])
+
+    assert pages[0] == []  # a table of contents ends each line in a page number
+    assert [path for _, path in pages[1]] == ["Introduction"]  # "1. Click Save" is a list item
+    assert [path for _, path in pages[2]] == [
+        "Installation", "Installation > Search paths", "Installation > Uninstall", "Output",  # "3.1": chapter 3 began
+    ]  # "1 First the current directory" is out of sequence after 2.1: a list, not a heading
+    sections = load(pdf_bytes([contents, first, second]), "pdf")
+    assert [(s.page, s.heading, s.context) for s in sections][-2:] == [
+        (3, "Installation > Uninstall", "Installation > Uninstall"), (3, "Output", "Output")]
+    assert sections[-1].text.startswith("3.1 Output")
 
 
 def test_a_pdf_without_outline_is_one_section_per_page_without_heading():
