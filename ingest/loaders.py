@@ -178,22 +178,23 @@ def without_running_lines(texts: list[str]) -> list[str]:
     "Chapter 6: Programming 37" atop a Texinfo manual's pages, "Pricing - page 2 of 5" below
     a report's. Left in, it runs into the sentence it stands above or below ("Chapter 6:
     Programming 42 The default line cap ...") in every chunk and quote of the page. A line
-    repeated on pages apart ("Example 1" heading two routines' examples), or whose other
-    figures change ("Total 1,234"), is content and stays."""
+    repeated on pages apart ("Example 1" heading two routines' examples), whose other figures
+    change ("Total 1,234"), or a one-word label counting up ("Question 2", "Step 3": a page
+    number stands alone or beside a title) is content and stays."""
     edges = [_edges(text) for text in texts]
-    runs: dict[tuple[int, str], list[list[tuple[int, tuple[int, ...]]]]] = {}
+    runs: dict[tuple[int, str], list[list[tuple[int, _Edge]]]] = {}
     for n, page in enumerate(edges):
-        for edge in page.values():
+        for edge in page:
             same = runs.setdefault(edge.where, [])
-            if same and same[-1][-1][0] == n - 1 and _counts_on(same[-1][-1][1], edge.numbers):
-                same[-1].append((n, edge.numbers))
+            if same and same[-1][-1][0] == n - 1 and edge.repeats(same[-1][-1][1]):
+                same[-1].append((n, edge))
             else:
-                same.append([(n, edge.numbers)])
+                same.append([(n, edge)])
     dropped: dict[int, set[int]] = {}  # page -> indexes of its lines to drop
-    for where, found in runs.items():
-        running = [n for run in found if len(run) >= _RUNNING_PAGES for n, _ in run]
-        for n in running[1:]:
-            dropped.setdefault(n, set()).update(i for i, e in edges[n].items() if e.where == where)
+    for found in runs.values():
+        running = [(n, edge) for run in found if len(run) >= _RUNNING_PAGES for n, edge in run]
+        for n, edge in running[1:]:
+            dropped.setdefault(n, set()).add(edge.index)
     return [
         "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
         for n, text in enumerate(texts)
@@ -202,32 +203,39 @@ def without_running_lines(texts: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class _Edge:
-    """A page's first or last line: `where` is its place (0 top, 1 bottom) and its text in
-    lower case with each number as "#"; `numbers` are those numbers."""
+    """A page's first or last line: its index among the page's lines, its place (0 top, 1
+    bottom) with its text in lower case and each number as "#", those numbers, and whether
+    one of them may be the page number (the line is a page number alone, or has two words
+    or more beside its numbers)."""
 
+    index: int
     where: tuple[int, str]
     numbers: tuple[int, ...]
+    paged: bool
+
+    def repeats(self, before: _Edge) -> bool:
+        """Whether this line, on the page after `before`'s, is `before` again: the same
+        numbers, or one of them, the page number, up by one."""
+        if len(self.numbers) != len(before.numbers):  # "12" and "3 / 7" are both page numbers
+            return False
+        changed = [(a, b) for a, b in zip(before.numbers, self.numbers, strict=True) if a != b]
+        return not changed or (self.paged and len(changed) == 1 and changed[0][1] == changed[0][0] + 1)
 
 
-def _edges(text: str) -> dict[int, _Edge]:
-    """A page's first and last lines by index; a line with fewer than three letters (unless it
-    is a page number alone), or a long one, is no header."""
+def _edges(text: str) -> list[_Edge]:
+    """A page's first and last lines (the same line twice on a page of one line); a line with
+    fewer than three letters (unless it is a page number alone), or a long one, is no header."""
     lines = text.split("\n")
     filled = [i for i, line in enumerate(lines) if line.strip()]
-    out: dict[int, _Edge] = {}
-    for place, index in ((1, filled[-1]), (0, filled[0])) if filled else ():
+    out: list[_Edge] = []
+    for place, index in ((0, filled[0]), (1, filled[-1])) if filled else ():
         line = " ".join(lines[index].split())
-        if _PAGE_NUMBER.match(line) or (len(line) <= _RUNNING_CHARS and sum(c.isalpha() for c in line) >= 3):
-            key = "#" if _PAGE_NUMBER.match(line) else re.sub(r"\d+", "#", line.lower())
-            out[index] = _Edge((place, key), tuple(int(d) for d in re.findall(r"\d+", line)))
+        alone = bool(_PAGE_NUMBER.match(line))
+        if alone or (len(line) <= _RUNNING_CHARS and sum(c.isalpha() for c in line) >= 3):
+            key = "#" if alone else re.sub(r"\d+", "#", line.lower())
+            words = len(re.findall(r"[^\W\d_]{2,}", line))
+            out.append(_Edge(index, (place, key), tuple(int(d) for d in re.findall(r"\d+", line)), alone or words >= 2))
     return out
-
-
-def _counts_on(before: tuple[int, ...], after: tuple[int, ...]) -> bool:
-    """Whether a line's numbers on the next page are the same but for at most one that went
-    up by one: the page number."""
-    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
-    return not changed or (len(changed) == 1 and changed[0][1] == changed[0][0] + 1)
 
 
 def page_texts(sections: list[Section]) -> dict[int, str]:
@@ -302,6 +310,7 @@ _NUMBERED_HEADING = re.compile(
     re.MULTILINE,
 )
 _HEADING_WORDS = 12
+_NUMBERED_ROW = re.compile(r"[ \t]*(\d{1,3}(?:\.\d{1,3})*)\.?[ \t]+([A-Z].*)")  # as a heading would be printed
 
 
 def numbered_starts(texts: list[str]) -> list[list[tuple[int, str]]]:
@@ -311,20 +320,24 @@ def numbered_starts(texts: list[str]) -> list[list[tuple[int, str]]]:
     A heading counts only when its number comes next after the heading before it: one up at
     some level, and 1 below that ("2.6", "3" or "3.1" after "2.5"), or the first one below
     ("2.5.1"); the document's first heading ends in 1. That sequence is what tells a manual's
-    "2.5 Search paths" from a table's "1 Free variable" or a list's "3 Retry later", and a
-    heading missed costs no more than its own section. A title that ends in a number (a table
-    of contents: "2.5 Search paths . . . 6") or a full stop, holds more than one figure (a
-    table row), or runs past twelve words, is no heading."""
+    "2.5 Search paths" from a list's "3 Retry later", and a heading missed costs no more than
+    its own section (one taken wrongly costs more: the headings until the numbering meets
+    it again). A line right above or below a line numbered at the same depth is a row of a
+    table or list ("1 Free variable" over "2 Lower bound"), not a heading; nor is a title
+    that ends in a number (a table of contents: "2.5 Search paths . . . 6") or a full stop,
+    holds more than one figure, or runs past twelve words. The first 64 headings of a page
+    are looked at, as with an outline's bookmarks."""
     number: tuple[int, ...] = ()
     titles: list[str] = []  # by level; "" where a level's heading was not seen
     out: list[list[tuple[int, str]]] = []
     for text in texts:
         starts = []
-        for match in _NUMBERED_HEADING.finditer(text):
+        for match in islice(_NUMBERED_HEADING.finditer(text), _PAGE_HEADINGS):
             digits, dot, chapter, printed = match.groups()
             found = tuple(int(part) for part in (digits or chapter).split("."))
             title = " ".join(printed.split())
-            if (dot and len(found) == 1) or not _heading_title(title) or not _follows(number, found):
+            if ((dot and len(found) == 1) or not _heading_title(title) or not _follows(number, found)
+                    or _in_numbered_rows(text, match, len(found))):
                 continue
             same = zip(number, found, strict=False)
             kept = next((level for level, (a, b) in enumerate(same) if a != b), len(number))  # levels unchanged
@@ -335,7 +348,19 @@ def numbered_starts(texts: list[str]) -> list[list[tuple[int, str]]]:
     return out
 
 
+def _in_numbered_rows(text: str, match: re.Match[str], depth: int) -> bool:
+    """Whether the line above or below the heading-like line `match` is heading-like too, at
+    the same depth: rows of a table or a list, where headings have their text between them.
+    (A table of contents right above the first heading ends its lines in page numbers.)"""
+    above = text[: match.start()].rstrip().rpartition("\n")[2]
+    below = text[match.end() :].lstrip().partition("\n")[0]
+    return any((row := _NUMBERED_ROW.match(line)) is not None and row.group(1).count(".") + 1 == depth
+               and _heading_title(" ".join(row.group(2).split())) for line in (above, below))
+
+
 def _heading_title(title: str) -> bool:
+    """A heading's title is short and ends in a word: a table of contents ends its lines in
+    page numbers, a sentence in a full stop, a table row holds figures."""
     return (len(title.split()) <= _HEADING_WORDS and not re.search(r"[\d.,;:]$", title)
             and len(re.findall(r"\S*\d\S*", title)) <= 1)
 

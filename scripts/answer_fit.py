@@ -123,13 +123,18 @@ def reply(row: dict[str, object], w: Weights, answerer: ExtractiveAnswerer | Non
 
 
 @cache
-def _answerer(**picking: float) -> ExtractiveAnswerer:
-    """Its defaults (support floor, reading budget), or the `picking` settings given; `pick`
-    never embeds, so no model loads."""
+def _answerer(reply_chars: int | None = None, relative_floor: float | None = None,
+              max_sentences: int | None = None) -> ExtractiveAnswerer:
+    """With its defaults (support floor, reading budget) but for the picking settings given;
+    `pick` never embeds, so no model loads."""
     from rag.providers.extractive import ExtractiveAnswerer
     from rag.providers.minilm import MiniLM
 
-    return ExtractiveAnswerer(MiniLM(workers=1), **picking)  # type: ignore[arg-type]
+    answerer = ExtractiveAnswerer(MiniLM(workers=1))
+    answerer.reply_chars = answerer.reply_chars if reply_chars is None else reply_chars
+    answerer.relative_floor = answerer.relative_floor if relative_floor is None else relative_floor
+    answerer.max_sentences = answerer.max_sentences if max_sentences is None else max_sentences
+    return answerer
 
 
 def found(row: dict[str, object], text: str) -> float:
@@ -167,8 +172,7 @@ def fit(path: Path) -> str:
     return "\n".join(lines)
 
 
-PICKING = [{"reply_chars": chars, "relative_floor": floor, "max_sentences": most}
-           for chars, floor, most in itertools.product((400, 500, 600, 700, 10**6), (0.5, 0.6, 0.75), (4, 8))]
+PICKING = list(itertools.product((400, 500, 600, 700, 10**6), (0.5, 0.6, 0.75), (4, 8)))  # characters, floor, units
 
 
 def picking(path: Path) -> str:
@@ -179,8 +183,8 @@ def picking(path: Path) -> str:
     sets = list(dict.fromkeys(str(row["set"]) for row in rows))
     lines = [f"| characters | floor | units | {' | '.join(sets)} | mean | mean length |",
              "|---|---|---|" + "---|" * (len(sets) + 2)]
-    for setting in PICKING:
-        answerer = _answerer(**setting)
+    for chars, floor, most in PICKING:
+        answerer = _answerer(chars, floor, most)
         found_in: dict[str, list[float]] = {}
         lengths: list[int] = []
         for row in rows:
@@ -188,8 +192,7 @@ def picking(path: Path) -> str:
             found_in.setdefault(str(row["set"]), []).append(found(row, text))
             lengths.append(len(text))
         means = [sum(found_in[s]) / len(found_in[s]) for s in sets]
-        chars = "none" if setting["reply_chars"] >= 10**6 else str(setting["reply_chars"])
-        lines.append(f"| {chars} | {setting['relative_floor']} | {setting['max_sentences']} | "
+        lines.append(f"| {'none' if chars >= 10**6 else chars} | {floor} | {most} | "
                      f"{' | '.join(f'{m:.3f}' for m in means)} | {sum(means) / len(means):.3f} | "
                      f"{sum(lengths) / len(lengths):.0f} |")
     return "\n".join(lines)

@@ -59,7 +59,8 @@ def test_a_running_header_and_page_number_are_read_once_not_on_every_page():
             "Paths are cubic splines."]
     pages = [f"Chapter 6: Programming {n}\n{text}\n{n}" for n, text in enumerate(body, start=37)]
     texts = [s.text for s in load(pdf_bytes(pages), "pdf")]
-    assert "Chapter 6: Programming 37" in texts[0] and "37" in texts[0]  # where it first appears
+    assert texts[0].split()[:4] == ["Chapter", "6:", "Programming", "37"]  # where it first appears
+    assert texts[0].split()[-1] == "37"  # the footer too
     for text, sentence in zip(texts[1:], body[1:], strict=True):
         assert text.split() == sentence.split()  # nothing runs into the page's first or last sentence
 
@@ -70,6 +71,12 @@ def test_a_line_repeated_on_pages_apart_or_on_two_pages_only_is_content():
     assert without_running_lines(pages) == pages
     totals = [f"Total {n * 1234}\nrow {word}" for n, word in enumerate(("one", "two", "three"), start=1)]
     assert without_running_lines(totals) == totals  # figures that change are no page number
+    questions = [f"Question {n}\n{asked}" for n, asked in enumerate(("Why?", "How so?", "Where?"), start=1)]
+    assert without_running_lines(questions) == questions  # a one-word label counting up is no page header
+    fractions = ["Intro text here.\n12", "More text here.\n3 / 7", "Last text here.\n14"]
+    assert without_running_lines(fractions) == fractions  # page numbers of other shapes: no run, no crash
+    footers = ["a\n1", "b\n2", "3", "c\n4"]  # a page of one line is its own top and bottom
+    assert without_running_lines(footers) == ["a\n1", "b", "", "c"]
     report = [f"Quarterly report - page {n} of 3\nrow {word}" for n, word in enumerate(("one", "two", "three"), 1)]
     assert without_running_lines(report) == [report[0], "row two", "row three"]
 
@@ -285,6 +292,15 @@ def test_a_pdf_without_outline_is_cut_at_its_numbered_headings_in_sequence():
     assert [path for _, path in pages[2]] == [
         "Installation", "Installation > Search paths", "Installation > Uninstall", "Output",  # "3.1": chapter 3 began
     ]  # "1 First the current directory" is out of sequence after 2.1: a list, not a heading
+    rows = "4 Bounds\nType table:\n1 Free variable\n2 Lower bound\n3 Upper bound\n4 Fixed variable\nmore"
+    after = "5 Solving\ntext\n5.1 Simplex\nx\n5.1. Exact arithmetic\nx\nChapter 6\nOutput\ny"
+    listed = numbered_starts([contents, first, second, rows, after])
+    assert [path for _, path in listed[3]] == ["Bounds"]  # a table's numbered rows stand together
+    assert [path for _, path in listed[4]] == ["Solving", "Solving > Simplex", "Output"]  # "5.1." after 5.1: no
+    words = "1 A Title That Runs On For Far Too Many Words To Be A Heading Here\nx\n1 Table 2 of 3 rows here\ny"
+    assert numbered_starts([words]) == [[]]  # twelve words at most, one figure at most
+    many = "".join(f"{n} Part\ntext\n" for n in range(1, 101))
+    assert len(numbered_starts([many])[0]) == 64  # per page, as many as an outline's bookmarks
     sections = load(pdf_bytes([contents, first, second]), "pdf")
     assert [(s.page, s.heading, s.context) for s in sections][-2:] == [
         (3, "Installation > Uninstall", "Installation > Uninstall"), (3, "Output", "Output")]
