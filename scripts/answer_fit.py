@@ -123,18 +123,12 @@ def reply(row: dict[str, object], w: Weights, answerer: ExtractiveAnswerer | Non
 
 
 @cache
-def _answerer(reply_chars: int | None = None, relative_floor: float | None = None,
-              max_sentences: int | None = None) -> ExtractiveAnswerer:
-    """With its defaults (support floor, reading budget) but for the picking settings given;
-    `pick` never embeds, so no model loads."""
+def _answerer() -> ExtractiveAnswerer:
+    """Its defaults (support floor, reading budget); `pick` never embeds, so no model loads."""
     from rag.providers.extractive import ExtractiveAnswerer
     from rag.providers.minilm import MiniLM
 
-    answerer = ExtractiveAnswerer(MiniLM(workers=1))
-    answerer.reply_chars = answerer.reply_chars if reply_chars is None else reply_chars
-    answerer.relative_floor = answerer.relative_floor if relative_floor is None else relative_floor
-    answerer.max_sentences = answerer.max_sentences if max_sentences is None else max_sentences
-    return answerer
+    return ExtractiveAnswerer(MiniLM(workers=1))
 
 
 def found(row: dict[str, object], text: str) -> float:
@@ -183,8 +177,10 @@ def picking(path: Path) -> str:
     sets = list(dict.fromkeys(str(row["set"]) for row in rows))
     lines = [f"| characters | floor | units | {' | '.join(sets)} | mean | mean length |",
              "|---|---|---|" + "---|" * (len(sets) + 2)]
+    from rag.providers.extractive import ExtractiveAnswerer
+
     for chars, floor, most in PICKING:
-        answerer = _answerer(chars, floor, most)
+        answerer = ExtractiveAnswerer(_answerer().model, reply_chars=chars, relative_floor=floor, max_sentences=most)
         found_in: dict[str, list[float]] = {}
         lengths: list[int] = []
         for row in rows:
