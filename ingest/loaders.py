@@ -131,14 +131,14 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
     the embedder) and gives TeX ligatures and dashes as printed ("fi" and "—" where pypdf gave
     "\\x0c" and "|")."""
     pages, outline = _pdf_pages(data)
-    pages = list(zip(without_running_lines([text for text, _ in pages]), (image for _, image in pages), strict=True))
+    texts = without_running_lines([text for text, _ in pages])
     embedded = _embedded_images(data) if vision is not None and vision.describes else None
     sections: list[Section] = []
     unread: list[int] = []
     described: set[str] = set()
-    numbered = None if outline else numbered_starts([text for text, _ in pages])
+    numbered = None if outline else numbered_starts(texts)
     heading = ""
-    for n, (text, has_images) in enumerate(pages, start=1):
+    for n, (text, (_, has_images)) in enumerate(zip(texts, pages, strict=True), start=1):
         if numbered is None:
             bookmarks = outline.get(n, [])
             starts = heading_starts(text, bookmarks)
