@@ -8,9 +8,11 @@ would have returned.
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
+from collections.abc import Sequence
 
-from rag.kv import KV, Clock, Table, open_kv, pack_vector, unpack_vector
+from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Embedder
 from rag.settings import Settings
 from rag.types import Embedded, Usage
@@ -27,7 +29,16 @@ class EmbeddingCache:
         raw = self.kv.get(self.table, key)
         if raw is not None:
             model, _, vector = raw.partition(b"\0")
-            return Embedded([unpack_vector(vector).tolist()], Usage(), model.decode())
+            return Embedded([unpack_vector(vector)], Usage(), model.decode())
         embedded = embedder.embed_query(text)
         self.kv.put(self.table, key, embedded.model.encode() + b"\0" + pack_vector(embedded.vectors[0]))
         return embedded
+
+
+def pack_vector(vector: Sequence[float]) -> bytes:
+    """Little-endian float64, so a vector read back is exactly the one the embedder returned."""
+    return struct.pack(f"<{len(vector)}d", *vector)
+
+
+def unpack_vector(raw: bytes) -> list[float]:
+    return list(struct.unpack(f"<{len(raw) // 8}d", raw))

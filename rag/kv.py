@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 from urllib.parse import urlparse
 
-import numpy as np
-
 from rag.errors import GemragError
 from rag.settings import Settings
 
@@ -490,15 +488,6 @@ def _increment(db: sqlite3.Connection, increments: Mapping[str, Mapping[str, int
         "ON CONFLICT (bucket, field) DO UPDATE SET value = value + excluded.value",
         _flat(increments),
     )
-
-
-def pack_vector(vector: Sequence[float]) -> bytes:
-    """float64, so a vector read back is exactly the one the embedder returned."""
-    return np.asarray(vector, dtype="<f8").tobytes()
-
-
-def unpack_vector(raw: bytes) -> np.ndarray:
-    return np.frombuffer(raw, dtype="<f8")
 
 
 def _unpack_live(raw: bytes, now: float) -> bytes | None:

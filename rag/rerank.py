@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
 from rag.store import Store
-from rag.text import model_json
+from rag.text import anchors, model_json
 from rag.types import Hit, Prompt, RerankTask, Usage, estimate_tokens
 
 RERANK_PROMPT_VERSION = "rerank-2026-12-01.1"
@@ -73,21 +72,6 @@ def _minmax(values: Sequence[float]) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     span = float(array.max() - array.min())
     return (array - array.min()) / span if span > 0 else np.ones_like(array)
-
-
-_ANCHOR = re.compile(
-    r"[\w.:/=-]*\d[\w.:/=-]*"  # numbers and codes: 429, 2.5, 2025-09, v1beta
-    r"|\w+(?:[._:/=]\w+)+"  # dotted, slashed or assigned names: os.path.join, alt=sse
-    r"|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"  # constants: RESOURCE_EXHAUSTED
-    r"|\b[a-z]+[A-Z]\w*"  # camelCase: embedContent
-    r"|(?<![\w-])--?[a-z][\w-]+"  # command-line flags: --prune
-)
-
-
-def anchors(text: str) -> set[str]:
-    """The tokens a question means literally: numbers and codes ("429", "2.5"), dotted or
-    slashed names ("os.path", "alt=sse"), constants and camelCase identifiers, flags."""
-    return {a.strip(".:/-").lower() for a in _ANCHOR.findall(text) if len(a.strip(".:/-")) > 1}
 
 
 def _anchor_share(question: str, candidates: Sequence[Hit]) -> np.ndarray:

@@ -30,6 +30,21 @@ def content_words(text: str) -> list[str]:
     return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
 
 
+_ANCHOR = re.compile(
+    r"[\w.:/=-]*\d[\w.:/=-]*"  # numbers and codes: 429, 2.5, 2025-09, v1beta
+    r"|\w+(?:[._:/=]\w+)+"  # dotted, slashed or assigned names: os.path.join, alt=sse
+    r"|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"  # constants: RESOURCE_EXHAUSTED
+    r"|\b[a-z]+[A-Z]\w*"  # camelCase: embedContent
+    r"|(?<![\w-])--?[a-z][\w-]+"  # command-line flags: --prune
+)
+
+
+def anchors(text: str) -> set[str]:
+    """The tokens a question means literally: numbers and codes ("429", "2.5"), dotted or
+    slashed names ("os.path", "alt=sse"), constants and camelCase identifiers, flags."""
+    return {a.strip(".:/-").lower() for a in _ANCHOR.findall(text) if len(a.strip(".:/-")) > 1}
+
+
 _JSON_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 

@@ -60,7 +60,7 @@ def collect(names: Sequence[str], out: Path) -> None:
 def candidate_units(answerer: ExtractiveAnswerer, question: str, shown: Sequence[Passage]) -> dict[str, object]:
     """The units the answerer would embed for `question` over `shown`, with their features."""
     from rag.providers.extractive import fits_kind, missing_terms, question_kind
-    from rag.rerank import anchors
+    from rag.text import anchors
 
     units = answerer.candidates(question, shown)
     vecs = answerer.model.embed([question, *(u.read_as for u in units)]) if units else None

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
-import numpy as np
-
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
-from rag.rerank import anchors
-from rag.text import FENCE, STOPWORDS, content_words
+from rag.text import FENCE, STOPWORDS, anchors, content_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -419,4 +416,4 @@ def lexical_support(answer: str, passages: Sequence[Passage]) -> float:
     if not words:
         return 0.0
     pool = set(content_words(" ".join(p.text for p in passages)))
-    return float(np.mean([w in pool for w in words]))
+    return sum(w in pool for w in words) / len(words)

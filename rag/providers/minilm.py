@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 DIM = 384
@@ -94,6 +96,8 @@ class MiniLM:
     def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """Vectors, and the word pieces the model read (after truncation): the usage figure,
         taken from the same tokenisation instead of a second one."""
+        import numpy as np  # here, not above: an ingest with nothing to embed never loads it
+
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32), 0
         self.warm_up()  # loaded here, once, not by workers racing for it
@@ -124,6 +128,8 @@ class MiniLM:
 def _embed_batch(session, encodings: list) -> np.ndarray:  # type: ignore[no-untyped-def,type-arg]  # no stubs
     """One onnxruntime call: padded to the batch's longest text, mean-pooled over the
     attention mask, L2-normalised (as sentence-transformers does for this model)."""
+    import numpy as np
+
     width = max(len(e.ids) for e in encodings)
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     mask = np.zeros_like(ids)

@@ -14,7 +14,6 @@ from rag.refusal import NOT_IN_DOCUMENTS
 from rag.rerank import (
     GeminiReranker,
     LocalReranker,
-    anchors,
     documents_first,
     make_reranker,
     parse_scores,
@@ -44,13 +43,6 @@ def fused(*scores):
 
 def order(reranked):
     return [h.chunk.id for h in reranked.hits]
-
-
-def test_anchors_are_the_literal_tokens_of_a_question():
-    assert anchors("What should an application do when the Gemini API returns HTTP 429?") == {"429"}
-    assert anchors("Does os.path.join take --strict or RESOURCE_EXHAUSTED and embedContent?") == {
-        "os.path.join", "strict", "resource_exhausted", "embedcontent"}
-    assert anchors("Which flag turns the reply into an event stream?") == set()
 
 
 def test_local_rerank_lifts_the_chunk_holding_the_questions_code_over_a_generic_match():
