@@ -25,6 +25,7 @@ from bench.harness import (
     Profile,
     Run,
     Table,
+    compile_sources,
     git_commit,
     in_fresh_process,
     measure,
@@ -71,6 +72,7 @@ def measure_all(argv: Sequence[str] | None) -> int:
     for var in UNSET:
         os.environ.pop(var, None)
     os.environ["GEMRAG_CONFIG"] = os.devnull
+    compile_sources()
     profile = PROFILES[args.profile]
     run = Run(profile.name, Machine.describe(), git_commit())
     work = args.work or Path(tempfile.mkdtemp(prefix="gemrag-bench-"))

@@ -3,6 +3,7 @@ and the bounded child processes every measurement runs in."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from bench.corpus_gen import edit_files, generate, queries, synthetic_texts
 from bench.gemini_ingest_bench import Limit
-from bench.harness import ChildFailed, Figure, Latencies, in_fresh_process
+from bench.harness import ChildFailed, Figure, Latencies, compile_sources, in_fresh_process
 
 
 def test_floor_when_the_limit_binds() -> None:
@@ -82,3 +83,14 @@ def test_child_process_errors_and_timeouts_are_reported() -> None:
         in_fresh_process(int, "not a number", timeout_s=60)
     with pytest.raises(ChildFailed, match="longer than"):
         in_fresh_process(time.sleep, 30, timeout_s=1)
+
+
+def test_sources_are_compiled_even_where_python_writes_no_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # as on our CI machines
+    module = tmp_path / "pkg" / "sub" / "mod.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("X = 1\n")
+    compile_sources(tmp_path, ("pkg",))
+    assert Path(importlib.util.cache_from_source(str(module))).is_file()

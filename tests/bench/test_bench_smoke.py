@@ -4,6 +4,7 @@ and found what must hold whatever the speed (nothing lost, the routes taken)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -40,6 +41,8 @@ def test_every_sub_benchmark_reports_figures_with_units(smoke_run: dict) -> None
     assert smoke_run["profile"] == "smoke"
     assert smoke_run["machine"]["cores"] >= 1 and smoke_run["commit"]
     assert {t["bench"] for t in smoke_run["tables"]} == set(BENCHES)
+    # our bytecode was written before anything was timed, as a user's own runs leave it
+    assert Path(importlib.util.cache_from_source(str(REPO / "ingest" / "cli.py"))).is_file()
     for table in smoke_run["tables"]:
         for figure in table["figures"]:
             assert figure["unit"], f"{table['title']}: {figure['name']} has no unit"
@@ -54,6 +57,9 @@ def test_ingest_compares_against_ceiling_and_langchain(smoke_run: dict) -> None:
     for name in ("embedder alone (ceiling)", "LangChain: throughput", "ours / ceiling", "ours / LangChain peak RSS"):
         assert got[name]["value"] > 0, name
     assert got["chunks embedded again, unchanged"]["value"] == 0
+    full = next(t for t in smoke_run["tables"] if t["bench"] == "ingest" and t["title"].startswith("full ingest"))
+    rerun = next(f for f in full["figures"] if f["name"] == "re-ingest, nothing changed")
+    assert "median of [" in rerun["note"] and rerun["note"].count(" s, worst") == 1  # several fresh runs
     assert "1 chunks embedded" in got["re-ingest, 1% of files edited"]["note"]  # one section was edited
     assert "chunks deleted" in got["remove one large file (call)"]["note"]
 
