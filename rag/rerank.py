@@ -29,7 +29,7 @@ from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
 from rag.store import Store
-from rag.text import anchors, model_json
+from rag.text import anchors, model_json, share_present
 from rag.types import Hit, Prompt, RerankTask, Usage, estimate_tokens
 
 RERANK_PROMPT_VERSION = "rerank-2026-12-01.1"
@@ -78,11 +78,7 @@ def _anchor_share(question: str, candidates: Sequence[Hit]) -> np.ndarray:
     """Per candidate, the share of the question's literal tokens its text or title holds:
     stemmed BM25 and a small embedder both blur "429" into "the API returned an error"."""
     wanted = anchors(question)
-    if not wanted:
-        return np.zeros(len(candidates))
-    return np.array([
-        sum(a in f"{c.chunk.title} {c.chunk.text}".lower() for a in wanted) / len(wanted) for c in candidates
-    ])
+    return np.array([share_present(wanted, f"{c.chunk.title} {c.chunk.text}") for c in candidates], dtype=np.float64)
 
 
 QUOTED_AS_RANKED = 3  # the first passages keep their order: the answer is quoted from them

@@ -2,8 +2,10 @@
 and the content-word tokenisation that the offline answerer, the citation checks and the UI's
 evidence highlighting share. BM25 tokenises on its own (rag.bm25.Terms: words of two or more
 characters, stemmed), as keyword matching across word forms wants. Also the one pattern of a
-Markdown code fence, which ingest writes and splits at and the answerer never quotes, and the
-reading of a model's JSON reply, which the second ranking stage and the judge share."""
+Markdown code fence, which ingest writes and splits at and the answerer never quotes; a
+question's literal tokens ("429", "os.path.join") and the share of them a text holds, which
+the second ranking stage and the offline answerer both score by; and the reading of a model's
+JSON reply, which the second ranking stage and the judge share."""
 
 from __future__ import annotations
 
@@ -43,6 +45,12 @@ def anchors(text: str) -> set[str]:
     """The tokens a question means literally: numbers and codes ("429", "2.5"), dotted or
     slashed names ("os.path", "alt=sse"), constants and camelCase identifiers, flags."""
     return {a.strip(".:/-").lower() for a in _ANCHOR.findall(text) if len(a.strip(".:/-")) > 1}
+
+
+def share_present(terms: set[str], text: str) -> float:
+    """The share of `terms` (lower case, as `anchors` gives them) found in `text`, 0 for none."""
+    lowered = text.lower()
+    return sum(t in lowered for t in terms) / len(terms) if terms else 0.0
 
 
 _JSON_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")

@@ -17,7 +17,7 @@ from typing import Literal
 
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
-from rag.text import FENCE, STOPWORDS, anchors, content_words
+from rag.text import FENCE, STOPWORDS, anchors, content_words, share_present
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -331,7 +331,7 @@ class ExtractiveAnswerer:
             Scored(u.passage, u.text, u.position, float(
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
-                + self.anchor_bonus * _share_present(literal, u.text)
+                + self.anchor_bonus * share_present(literal, u.text)
             ))
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.score, reverse=True)
@@ -380,11 +380,6 @@ def _coverage(question: str, passages: Sequence[Passage]) -> float:
         return 1.0
     pool = set(content_words(" ".join(f"{p.source} {p.heading} {p.text}" for p in passages)))
     return sum(w in pool or w.rstrip("s") in pool or f"{w}s" in pool for w in wanted) / len(wanted)
-
-
-def _share_present(terms: set[str], text: str) -> float:
-    lowered = text.lower()
-    return sum(t in lowered for t in terms) / len(terms) if terms else 0.0
 
 
 def _near_duplicate(a: str, b: str) -> bool:
