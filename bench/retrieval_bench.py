@@ -38,12 +38,16 @@ from rag.types import Embedded, Usage
 
 EMBEDDING_ID = f"bench-random:{DIM}"
 CHUNKS_PER_SOURCE = 20
-VARIANTS: dict[str, tuple[Mode, RerankMode]] = {
-    "vector": ("vector", "none"),
-    "bm25": ("bm25", "none"),
-    "hybrid": ("hybrid", "none"),
-    "hybrid+local": ("hybrid", "local"),
+# name -> (mode, second stage, whether hybrid fuses the line ranking): the default last but
+# one, and beside it the same without lines, the in-run baseline for what the lines add.
+VARIANTS: dict[str, tuple[Mode, RerankMode, bool]] = {
+    "vector": ("vector", "none", True),
+    "bm25": ("bm25", "none", True),
+    "hybrid": ("hybrid", "none", True),
+    "hybrid+local": ("hybrid", "local", True),
+    "hybrid+local, no lines": ("hybrid", "local", False),
 }
+DEFAULT, WITHOUT_LINES = "hybrid+local", "hybrid+local, no lines"
 WARMUP = 5
 BUILD_BATCH = 2_000  # below Chroma's maximum batch size
 
@@ -113,6 +117,7 @@ class Searched:
     seconds: dict[str, list[float]]  # variant -> one latency per query
     rerank_seconds: list[float]  # the local second stage alone, on each query's 30 fused candidates
     bm25_build_s: float
+    lines_build_s: float
     rss_before_mb: float
     rss_after_mb: float
 
@@ -137,14 +142,21 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
     started = time.perf_counter()
     retriever.bm25.index_for(store)
     bm25_build = time.perf_counter() - started
+    started = time.perf_counter()
+    retriever.bm25.index_for(store, lines=True)
+    lines_build = time.perf_counter() - started
+    no_lines = settings.model_copy(update={"line_weight": 0.0})
+    retrievers = {True: retriever, False: Retriever(no_lines, Embedders(no_lines, precomputed), precomputed,
+                                                     bm25=retriever.bm25)}
     seconds: dict[str, list[float]] = {}
-    for name, (mode, rerank) in VARIANTS.items():
+    for name, (mode, rerank, lines) in VARIANTS.items():
+        searcher = retrievers[lines]
         for text in texts[:WARMUP]:
-            retriever.search(store, Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
+            searcher.search(store, Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
         seconds[name] = []
         for text in texts:
             started = time.perf_counter()
-            retriever.search(store, Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
+            searcher.search(store, Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
             seconds[name].append(time.perf_counter() - started)
     reranker = retriever.reranker("local")
     rerank_seconds = []
@@ -153,7 +165,7 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
         started = time.perf_counter()
         reranker.rerank(text, fused, store)
         rerank_seconds.append(time.perf_counter() - started)
-    return Searched(seconds, rerank_seconds, bm25_build, before, rss().rss / 2**20)
+    return Searched(seconds, rerank_seconds, bm25_build, lines_build, before, rss().rss / 2**20)
 
 
 def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
@@ -188,6 +200,12 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
                 Figure(f"{name} p95", latency.p95_ms, "ms", "", *target),
                 Figure(f"{name} p99", latency.p99_ms, "ms", ""),
             )
+        with_lines, without = Latencies.of(searched.seconds[DEFAULT]), Latencies.of(searched.seconds[WITHOUT_LINES])
+        table.add(
+            Figure("line ranking adds, p50", with_lines.p50_ms - without.p50_ms, "ms",
+                   f"{DEFAULT} p50 minus {WITHOUT_LINES} p50: the chunks' lines searched and fused"),
+            Figure("line ranking adds, p95", with_lines.p95_ms - without.p95_ms, "ms", "the same at p95"),
+        )
         added = Latencies.of(searched.rerank_seconds)
         table.add(
             Figure("local rerank stage p50", added.p50_ms, "ms", "what the second stage adds per question: "
@@ -198,10 +216,13 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
             Figure("build collection", build_s, "s", "Chroma add of texts, metadata and vectors (not measured work)"),
             Figure("BM25 index build", searched.bm25_build_s, "s",
                    "first keyword search after a corpus change: read chunks, tokenise, index, save"),
+            Figure("line index build", searched.lines_build_s, "s",
+                   "the same for the chunks' lines (hybrid's third ranking), on the first hybrid search"),
             Figure("index memory", searched.rss_after_mb - searched.rss_before_mb, "MB",
                    "RSS growth of a fresh process from opening the collection to after all queries"),
             Figure("Chroma on disk", dir_size_mb(data / "chroma"), "MB", "vectors, HNSW graph, texts, metadata"),
             Figure("BM25 on disk", dir_size_mb(data / "bm25"), "MB", "saved keyword index"),
+            Figure("line index on disk", dir_size_mb(data / "bm25-lines"), "MB", "saved index of the chunks' lines"),
         )
         emit(table)
     if len(p95) >= 2:

@@ -4,6 +4,12 @@ The index is derived data. It is saved under the data dir keyed by collection, c
 version and chunk count, so it is rebuilt exactly when ingest changes the corpus and
 reloaded (not rebuilt) by every later process while the corpus stays the same. Words are
 lower-cased, stop words dropped and Snowball-stemmed, so "retries" finds "retrying".
+
+A second index holds each chunk's lines (long lines split into sentences): a manual's
+option list or reference table answers in one line ("--interior  use interior point
+method"), which a 200-token chunk of twenty such lines dilutes. Searched for lines holding
+at least half the question's terms, it gives each chunk its best line's score, a third
+ranking for hybrid fusion (`settings.line_weight`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _IDS_FILE = "chunk_ids.json"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'`-])")
+LONG_LINE_CHARS = 200  # a longer line is prose wrapped by nobody: split into sentences
+LINE_MIN_SHARE = 0.5  # of the question's distinct terms a line must hold to count: one shared word is chance
 
 
 def _stemmer() -> Any:  # PyStemmer ships no type information
@@ -77,12 +86,22 @@ class BM25Index:
 
     @classmethod
     def build(cls, chunks: Sequence[Chunk], terms: Terms) -> BM25Index:
+        return cls.of([c.text for c in chunks], [c.id for c in chunks], [c.source for c in chunks], terms)
+
+    @classmethod
+    def build_lines(cls, chunks: Sequence[Chunk], terms: Terms) -> BM25Index:
+        """One entry per line of each chunk (`line_units`), under the chunk's id."""
+        units = [(unit, c) for c in chunks for unit in line_units(c.text)]
+        return cls.of([u for u, _ in units], [c.id for _, c in units], [c.source for _, c in units], terms)
+
+    @classmethod
+    def of(cls, texts: Sequence[str], ids: list[str], sources: list[str], terms: Terms) -> BM25Index:
         import bm25s
 
         retriever = bm25s.BM25()
         # An empty token list would make bm25s drop the document; keep positions aligned.
-        retriever.index([terms(c.text) or [""] for c in chunks], show_progress=False)
-        return cls(retriever, [c.id for c in chunks], [c.source for c in chunks], terms)
+        retriever.index([terms(t) or [""] for t in texts], show_progress=False)
+        return cls(retriever, ids, sources, terms)
 
     def save(self, directory: Path) -> None:
         self._retriever.save(str(directory), show_progress=False)
@@ -109,24 +128,63 @@ class BM25Index:
         top = best[np.lexsort((best, -scores[best]))]  # by score, ties by position: deterministic
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
+    def search_best_units(self, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """(id, score of its best entry) of the best `n` ids, counting only entries that hold
+        at least `LINE_MIN_SHARE` of the query's distinct terms; for an index of lines, where
+        many entries share an id (its chunk)."""
+        words = list(dict.fromkeys(self.terms(query)))
+        if not self.ids or not words or n <= 0:
+            return []
+        scores = np.zeros(len(self.ids))
+        held = np.zeros(len(self.ids), dtype=np.int32)
+        for word in words:  # term by term, to count which terms each entry holds
+            part = self._retriever.get_scores([word])
+            scores += part
+            held += part > 0
+        scores[held < LINE_MIN_SHARE * len(words)] = 0.0
+        if sources:
+            scores = scores * np.isin(self.sources, list(sources))
+        # Enough entries to find n distinct ids in the usual case, without sorting them all.
+        wanted = min(8 * n, len(scores))
+        best = np.argpartition(-scores, wanted - 1)[:wanted]
+        found: dict[str, float] = {}
+        for i in best[np.lexsort((best, -scores[best]))]:
+            if scores[i] <= 0 or len(found) == n:
+                break
+            found.setdefault(self.ids[i], float(scores[i]))
+        return list(found.items())
+
+
+def line_units(text: str) -> list[str]:
+    """A chunk's lines, each line longer than `LONG_LINE_CHARS` split into its sentences."""
+    units: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if len(line) > LONG_LINE_CHARS:
+            units += [s for s in _SENTENCE_END.split(line) if s.strip()]
+        elif line:
+            units.append(line)
+    return units
+
 
 class BM25Search:
-    """Finds chunks by keywords in a store, keeping its index in step with the corpus."""
+    """Finds chunks by keywords in a store, keeping its indexes (chunks, lines) in step with
+    the corpus."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.terms = Terms()
-        self._loaded: dict[str, tuple[IndexKey, BM25Index]] = {}
+        self._loaded: dict[tuple[str, bool], tuple[IndexKey, BM25Index]] = {}
         self._lock = threading.Lock()
 
-    def index_for(self, store: Store) -> BM25Index:
+    def index_for(self, store: Store, lines: bool = False) -> BM25Index:
         version = store.version
         key = IndexKey(store.name, version, store.count(version))
         with self._lock:
-            held = self._loaded.get(store.name)
+            held = self._loaded.get((store.name, lines))
             if held is None or held[0] != key:
-                self._loaded[store.name] = (key, self._load_or_build(store, key))
-            return self._loaded[store.name][1]
+                self._loaded[(store.name, lines)] = (key, self._load_or_build(store, key, lines))
+            return self._loaded[(store.name, lines)][1]
 
     def search(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[Hit]:
         ranked = self.index_for(store).search(query, n, sources)
@@ -135,12 +193,19 @@ class BM25Search:
         chunks = {c.id: c for c in store.get([i for i, _ in ranked])}
         return [Hit(chunks[i], score) for i, score in ranked if i in chunks]
 
-    def _load_or_build(self, store: Store, key: IndexKey) -> BM25Index:
-        home = self.settings.path("bm25", key.collection)
+    def search_lines(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """(chunk id, score) of the `n` chunks whose best line (holding half the query's
+        terms or more) scores highest, with that line's score. Ids only: most of these chunks
+        the other rankings have already fetched."""
+        return self.index_for(store, lines=True).search_best_units(query, n, sources)
+
+    def _load_or_build(self, store: Store, key: IndexKey, lines: bool) -> BM25Index:
+        home = self.settings.path("bm25-lines" if lines else "bm25", key.collection)
         target = home / key.dirname
         if (target / _IDS_FILE).exists():
             return BM25Index.load(target, self.terms)
-        index = BM25Index.build(list(store.chunks()), self.terms)
+        chunks = list(store.chunks())
+        index = BM25Index.build_lines(chunks, self.terms) if lines else BM25Index.build(chunks, self.terms)
         # Write beside the target and rename, so a concurrent reader never sees half an index.
         home.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=home, prefix=".building-"))

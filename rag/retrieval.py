@@ -3,10 +3,11 @@
 Small embedders miss exact terms (names, codes, numbers) that BM25 catches, and BM25 misses
 paraphrases that vectors catch; hybrid mode fuses the two, by reciprocal rank fusion (no
 weight to tune) or by a convex combination of normalised scores (one weight, tuned on the
-test set); `settings.fusion` chooses, and the evaluation decides the default. Each mode
-over-fetches `top_k * overfetch` candidates; the second ranking stage (`rag.rerank`)
-reorders the best `rerank_depth` of them, and the list is cut to `top_k`. MMR, when asked
-for, picks that cut for diversity instead of rank alone.
+test set); `settings.fusion` chooses, and the evaluation decides the default. Convex
+fusion takes a third ranking too, the chunks' best lines (`rag.bm25`), at `line_weight`.
+Each mode over-fetches `top_k * overfetch` candidates; the second ranking stage
+(`rag.rerank`) reorders the best `rerank_depth` of them, and the list is cut to `top_k`.
+MMR, when asked for, picks that cut for diversity instead of rank alone.
 """
 
 from __future__ import annotations
@@ -160,7 +161,11 @@ class Retriever:
             else []
         )
         bm25_hits = self.bm25.search(store, query.text, pool, query.sources) if query.mode != "vector" else []
-        candidates = self._fuse(vector_hits, bm25_hits) if query.mode == "hybrid" else vector_hits or bm25_hits
+        candidates = (
+            self._fuse(vector_hits, bm25_hits, self._line_hits(store, query, pool, [*vector_hits, *bm25_hits]))
+            if query.mode == "hybrid"
+            else vector_hits or bm25_hits
+        )
         reranked = Reranked(candidates)
         # The second stage reorders fused candidates, which only hybrid mode has.
         if query.mode == "hybrid" and reranker.name != "none" and len(candidates) > 1:
@@ -186,13 +191,23 @@ class Retriever:
             return embedder.embed_query(text)
         return self.embeddings.embed_query(embedder, text)
 
-    def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit]) -> list[Hit]:
-        chunks = {h.chunk.id: h.chunk for h in [*vector_hits, *bm25_hits]}
+    def _line_hits(self, store: Store, query: Query, n: int, found: Sequence[Hit]) -> list[Hit]:
+        """The chunks with the best lines, for convex fusion (RRF has no weight to give
+        them); only those the other rankings did not `found` are read from the store."""
+        if self.settings.fusion != "convex" or self.settings.line_weight <= 0:
+            return []
+        ranked = self.bm25.search_lines(store, query.text, n, query.sources)
+        chunks = {h.chunk.id: h.chunk for h in found}
+        chunks |= {c.id: c for c in store.get([i for i, _ in ranked if i not in chunks])}
+        return [Hit(chunks[i], score) for i, score in ranked if i in chunks]
+
+    def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit], line_hits: list[Hit]) -> list[Hit]:
+        chunks = {h.chunk.id: h.chunk for h in [*vector_hits, *bm25_hits, *line_hits]}
         if self.settings.fusion == "convex":
             alpha = self.settings.fusion_alpha
             fused = convex(
-                [[(h.chunk.id, h.score) for h in vector_hits], [(h.chunk.id, h.score) for h in bm25_hits]],
-                [alpha, 1.0 - alpha],
+                [[(h.chunk.id, h.score) for h in hits] for hits in (vector_hits, bm25_hits, line_hits)],
+                [alpha, 1.0 - alpha, self.settings.line_weight],
             )
         else:
             fused = rrf([[h.chunk.id for h in vector_hits], [h.chunk.id for h in bm25_hits]], self.settings.rrf_k)

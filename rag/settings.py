@@ -108,6 +108,7 @@ ANSWER_SHAPING_SETTINGS = (
     "fusion",
     "rrf_k",
     "fusion_alpha",
+    "line_weight",
     "mmr",
     "mmr_lambda",
     "rerank",
@@ -229,6 +230,9 @@ class Settings(BaseSettings):
     fusion: Literal["rrf", "convex"] = "convex"  # best mean nDCG@10 over all test sets (README: Retrieval)
     rrf_k: int = 60
     fusion_alpha: float = 0.5  # vector score's weight (1 - alpha for BM25); chosen by cross-validation
+    # The chunks' best lines as a third ranking in convex fusion, added at this weight (0: off);
+    # chosen by cross-validation over the four test sets (README: Retrieval).
+    line_weight: float = Field(default=0.2, ge=0.0)
     mmr: bool = False
     mmr_lambda: float = 0.6
     # The second ranking stage over the fused top `rerank_depth` (README: Retrieval).

@@ -85,7 +85,7 @@ class Evaluator:
             "corpus_version": store.version,
             "prompt": PROMPT_VERSION,
             "retrieval": [settings.overfetch, settings.rrf_k, settings.mmr_lambda, settings.fusion,
-                          settings.fusion_alpha],
+                          settings.fusion_alpha, settings.line_weight],
             "rerank": [settings.rerank_depth, settings.local_rerank.model_dump(), settings.lite_model],
             "routing": [settings.pro_threshold_tokens, settings.whole_document_budget_tokens],
         }

@@ -80,6 +80,9 @@ def test_retrieval_measures_every_mode(smoke_run: dict) -> None:  # type: ignore
     for mode in ("vector", "bm25", "hybrid"):
         assert 0 < got[f"{mode} p50"]["value"] <= got[f"{mode} p99"]["value"]
     assert got["Chroma on disk"]["value"] > 0 and got["BM25 on disk"]["value"] > 0
+    # the default fuses the chunks' lines; the same pipeline without them is timed beside it
+    assert got["line index on disk"]["value"] > 0 and got["line index build"]["value"] > 0
+    assert got["hybrid+local, no lines p95"]["value"] > 0 and "line ranking adds, p95" in got
 
 
 def test_answer_takes_each_route(smoke_run: dict) -> None:  # type: ignore[type-arg]

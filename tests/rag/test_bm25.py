@@ -1,4 +1,4 @@
-from rag.bm25 import BM25Index, BM25Search, Terms
+from rag.bm25 import BM25Index, BM25Search, Terms, line_units
 from rag.store import Store
 from rag.types import Chunk
 from tests.fakes.tiny_corpus import build_store, chunks
@@ -39,6 +39,38 @@ def test_document_without_terms_keeps_positions_aligned():
     assert index.search("kubernetes", 5)[0][0] == "n1"
 
 
+def test_line_units_are_lines_and_the_sentences_of_long_lines():
+    prose = "The solver stops at the time limit. " * 5 + "Then it reports the best bound found so far."
+    text = f"Options:\n  --interior   use the interior point method\n\n{prose}"
+    assert line_units(text) == [
+        "Options:", "--interior   use the interior point method",
+        *["The solver stops at the time limit."] * 5, "Then it reports the best bound found so far.",
+    ]
+
+
+# A manual's option list: the chunk that answers holds the question's words on one line, a
+# longer chunk of prose holds them scattered.
+_OPTIONS = _chunk(0, "--simplex  use the simplex method\n--interior  use the interior point method (LP only)\n"
+                     "--nomip  solve the LP relaxation only\n--tmlim nnn  limit the solution time to nnn seconds")
+_PROSE = _chunk(1, "The interior of a region is drawn first. A point on its border is chosen by the method "
+                   "described below, and interior point counts are reported. " * 2)
+
+
+def test_a_chunk_is_found_by_its_best_line_and_scored_by_it():
+    lines = BM25Index.build_lines([_OPTIONS, _PROSE], Terms())
+    ranked = lines.search_best_units("which option solves with the interior point method?", 5)
+    assert [i for i, _ in ranked] == ["n0", "n1"]
+    assert ranked[0][1] > ranked[1][1]
+    assert BM25Index.build([_OPTIONS, _PROSE], Terms()).search("interior point method", 2)[0][0] == "n1"
+
+
+def test_a_line_holding_less_than_half_the_question_terms_does_not_count():
+    lines = BM25Index.build_lines([_OPTIONS], Terms())
+    assert lines.search_best_units("time limit for the branch and cut heuristic cuts", 5) == []
+    assert lines.search_best_units("time limit", 5)[0][0] == "n0"
+    assert lines.search_best_units("interior point", 5, sources=["other.md"]) == []
+
+
 def test_index_is_saved_and_reloaded_by_a_new_process_without_rebuilding(settings, offline_provider, monkeypatch):
     store = build_store(settings, offline_provider)
     first = BM25Search(settings).search(store, "badge reader", 3)
@@ -52,6 +84,21 @@ def test_index_is_saved_and_reloaded_by_a_new_process_without_rebuilding(setting
     monkeypatch.setattr(store, "chunks", no_rebuild)
     again = BM25Search(settings).search(store, "badge reader", 3)
     assert [(h.chunk.id, h.score) for h in again] == [(h.chunk.id, h.score) for h in first]
+
+
+def test_the_line_index_is_saved_apart_and_reloaded_without_rebuilding(settings, offline_provider, monkeypatch):
+    store = build_store(settings, offline_provider, name="tiny-lines")
+    first = BM25Search(settings).search_lines(store, "badge reader error", 3)
+    assert first[0][0].startswith("security.md:")
+    assert (settings.data_dir / "bm25-lines" / store.name / f"v{store.version}-n{store.count()}").is_dir()
+    assert not (settings.data_dir / "bm25" / store.name).exists()  # the chunk index is its own
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the saved line index should have been loaded")
+
+    monkeypatch.setattr(store, "chunks", no_rebuild)
+    again = BM25Search(settings).search_lines(store, "badge reader error", 3)
+    assert again == first
 
 
 def test_index_is_rebuilt_when_ingest_bumps_the_corpus_version(settings, offline_provider):

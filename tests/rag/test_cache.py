@@ -222,6 +222,7 @@ OTHER_OPTIONS: dict[str, object] = {
 }
 OTHER_SETTINGS: dict[str, object] = {
     "retrieval_mode": "bm25", "top_k": 9, "overfetch": 3, "fusion": "rrf", "rrf_k": 10, "fusion_alpha": 0.7,
+    "line_weight": 0.5,
     "mmr": True, "mmr_lambda": 0.3, "pro_threshold_tokens": 1_000, "whole_document_budget_tokens": 1_000,
     "rerank": "none", "rerank_depth": 10, "local_rerank": LocalRerankWeights(anchors=0.1),
     "lite_model": "gemini-3.1-flash-lite", "backend": "file-search",

@@ -59,8 +59,8 @@ def test_hybrid_uses_the_configured_fusion(settings, store, offline_provider):
     retriever = Retriever(convex_settings, Embedders(convex_settings, offline_provider), offline_provider)
     hits = _search(retriever, store, convex_settings, "error code E4711 badge reader", rerank="none")
     assert hits[0].chunk.source == "security.md"
-    assert 0.0 < hits[0].score <= 1.0  # a convex score, not an RRF one (those are below 2 / 61)
-    assert hits[0].score > 2 / 61
+    # a convex score (at most 1 + the line ranking's weight), not an RRF one (those are below 2 / 61)
+    assert 2 / 61 < hits[0].score <= 1.0 + convex_settings.line_weight
 
 
 def test_mmr_prefers_a_different_candidate_to_a_near_duplicate():
@@ -96,14 +96,14 @@ def test_bm25_mode_does_not_embed_the_query(retriever, store, settings):
     assert retriever.search(store, Query.of("vacation", settings, AskOptions(mode="vector"))).usage.prompt_tokens > 0
 
 
-@pytest.mark.parametrize(("fusion", "top_score"), [("rrf", 2 / 61), ("convex", 1.0)])
+@pytest.mark.parametrize(("fusion", "top_score"), [("rrf", 2 / 61), ("convex", 1.0 + Settings().line_weight)])
 def test_hybrid_fuses_both_rankings(store, settings, offline_provider, fusion, top_score):
     fused_settings = settings.model_copy(update={"fusion": fusion, "rrf_k": 60})
     retriever = Retriever(fused_settings, Embedders(fused_settings, offline_provider), offline_provider)
     question = "What does code E4711 mean?"
     hybrid = _search(retriever, store, fused_settings, question, mode="hybrid", top_k=3, rerank="none")
     assert hybrid[0].chunk.heading == "Building access"
-    assert hybrid[0].score == pytest.approx(top_score)  # first in both rankings
+    assert hybrid[0].score == pytest.approx(top_score)  # first in both rankings (and, convex, in the lines')
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
 
 
@@ -134,3 +134,26 @@ def test_mmr_skips_near_duplicate_chunks(settings, offline_provider):
     assert {h.chunk.text.strip() for h in plain} == {text}
     assert len({h.chunk.text.strip() for h in diverse}) == 2
     assert {h.chunk.heading for h in diverse} == {"Backups", "Restore"}
+
+
+def test_convex_fusion_adds_the_best_lines_as_a_third_ranking(tmp_path, offline_provider):
+    """The chunk holding the best line gains `line_weight` (its normalised line score is 1);
+    RRF, which has no weights, and a weight of 0 leave the fused scores as they were and
+    build no line index."""
+    question = "What does code E4711 mean?"
+
+    def search(**update):
+        settings = Settings(data_dir=tmp_path / "data", api_key=None).model_copy(update=update)
+        store = build_store(settings, offline_provider)
+        retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+        hits = _search(retriever, store, settings, question, mode="hybrid", rerank="none")
+        return {h.chunk.id: h.score for h in hits}
+
+    without = search(line_weight=0.0)
+    assert not (tmp_path / "data" / "bm25-lines").exists()
+    assert search(fusion="rrf", line_weight=0.2) != without  # other scores, and still no line index
+    assert not (tmp_path / "data" / "bm25-lines").exists()
+    with_lines = search(line_weight=0.2)
+    best = max(without, key=without.__getitem__)
+    assert with_lines[best] == pytest.approx(without[best] + 0.2)
+    assert set(with_lines) >= set(without)
