@@ -127,6 +127,7 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
     query in every variant."""
     import psutil
 
+    from rag.bm25 import LINES
     from rag.providers import Embedders
     from rag.retrieval import Query, Retriever
     from rag.settings import Settings
@@ -143,7 +144,7 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
     retriever.bm25.index_for(store)
     bm25_build = time.perf_counter() - started
     started = time.perf_counter()
-    retriever.bm25.index_for(store, lines=True)
+    retriever.bm25.index_for(store, LINES)
     lines_build = time.perf_counter() - started
     no_lines = settings.model_copy(update={"line_weight": 0.0})
     retrievers = {True: retriever, False: Retriever(no_lines, Embedders(no_lines, precomputed), precomputed,

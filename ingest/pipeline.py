@@ -136,8 +136,11 @@ def ingest_paths(
         embedding_jobs(embedder)  # refuses an embedder without batch jobs before anything is written
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
         if rebuild:
+            from rag.bm25 import remove_indexes  # numpy: not for a run that finds nothing to do
+
             manifest.clear()
             drop_collection(settings, name)
+            remove_indexes(settings, name)
         _check_jobs(manifest, batch)
         spending = Spending(settings, session or ledger_session(name))
         _Run(settings, embedder, report, on_progress, manifest, spending, generator).run(roots, filters, prune, batch)

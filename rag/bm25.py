@@ -19,8 +19,9 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ class BM25Index:
 
     @classmethod
     def of(cls, texts: Sequence[str], ids: list[str], sources: list[str], terms: Terms) -> BM25Index:
+        """An index of `texts`, each found under its id (a chunk's, for its text or a line)."""
         import bm25s
 
         retriever = bm25s.BM25()
@@ -130,8 +132,8 @@ class BM25Index:
 
     def search_best_units(self, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
         """(id, score of its best entry) of the best `n` ids, counting only entries that hold
-        at least `LINE_MIN_SHARE` of the query's distinct terms; for an index of lines, where
-        many entries share an id (its chunk)."""
+        at least `LINE_MIN_SHARE` of the query's distinct terms; for an index of lines, whose
+        entries sharing an id (its chunk) lie next to each other (`build_lines`)."""
         words = list(dict.fromkeys(self.terms(query)))
         if not self.ids or not words or n <= 0:
             return []
@@ -144,15 +146,17 @@ class BM25Index:
         scores[held < LINE_MIN_SHARE * len(words)] = 0.0
         if sources:
             scores = scores * np.isin(self.sources, list(sources))
-        # Enough entries to find n distinct ids in the usual case, without sorting them all.
-        wanted = min(8 * n, len(scores))
-        best = np.argpartition(-scores, wanted - 1)[:wanted]
-        found: dict[str, float] = {}
-        for i in best[np.lexsort((best, -scores[best]))]:
-            if scores[i] <= 0 or len(found) == n:
-                break
-            found.setdefault(self.ids[i], float(scores[i]))
-        return list(found.items())
+        starts = self._runs
+        best = np.maximum.reduceat(scores, starts)  # each id's best entry, one score per id
+        top = np.argpartition(-best, min(n, len(best)) - 1)[:n]
+        top = top[np.lexsort((top, -best[top]))]  # by score, ties by position: deterministic
+        return [(self.ids[starts[i]], float(best[i])) for i in top if best[i] > 0]
+
+    @cached_property
+    def _runs(self) -> np.ndarray:
+        """Where each run of entries with the same id starts."""
+        ids = np.array(self.ids, dtype=object)
+        return np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
 
 
 def line_units(text: str) -> list[str]:
@@ -167,6 +171,24 @@ def line_units(text: str) -> list[str]:
     return units
 
 
+@dataclass(frozen=True)
+class IndexKind:
+    """One of a collection's keyword indexes: the folder it is saved in and how it is built."""
+
+    folder: str
+    build: Callable[[Sequence[Chunk], Terms], BM25Index]
+
+
+CHUNKS = IndexKind("bm25", BM25Index.build)
+LINES = IndexKind("bm25-lines", BM25Index.build_lines)
+
+
+def remove_indexes(settings: Settings, collection: str) -> None:
+    """Deletes every saved keyword index of a collection (when ingest drops it to rebuild)."""
+    for kind in (CHUNKS, LINES):
+        shutil.rmtree(settings.path(kind.folder, collection), ignore_errors=True)
+
+
 class BM25Search:
     """Finds chunks by keywords in a store, keeping its indexes (chunks, lines) in step with
     the corpus."""
@@ -174,17 +196,23 @@ class BM25Search:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.terms = Terms()
-        self._loaded: dict[tuple[str, bool], tuple[IndexKey, BM25Index]] = {}
+        self._loaded: dict[tuple[str, str], tuple[IndexKey, BM25Index]] = {}
         self._lock = threading.Lock()
+        # One lock per collection and kind: building one index (seconds at 100k chunks)
+        # does not hold up searches of the others.
+        self._building: dict[tuple[str, str], threading.Lock] = {}
 
-    def index_for(self, store: Store, lines: bool = False) -> BM25Index:
+    def index_for(self, store: Store, kind: IndexKind = CHUNKS) -> BM25Index:
         version = store.version
         key = IndexKey(store.name, version, store.count(version))
+        slot = (store.name, kind.folder)
         with self._lock:
-            held = self._loaded.get((store.name, lines))
+            building = self._building.setdefault(slot, threading.Lock())
+        with building:
+            held = self._loaded.get(slot)
             if held is None or held[0] != key:
-                self._loaded[(store.name, lines)] = (key, self._load_or_build(store, key, lines))
-            return self._loaded[(store.name, lines)][1]
+                self._loaded[slot] = (key, self._load_or_build(store, key, kind))
+            return self._loaded[slot][1]
 
     def search(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[Hit]:
         ranked = self.index_for(store).search(query, n, sources)
@@ -197,15 +225,14 @@ class BM25Search:
         """(chunk id, score) of the `n` chunks whose best line (holding half the query's
         terms or more) scores highest, with that line's score. Ids only: most of these chunks
         the other rankings have already fetched."""
-        return self.index_for(store, lines=True).search_best_units(query, n, sources)
+        return self.index_for(store, LINES).search_best_units(query, n, sources)
 
-    def _load_or_build(self, store: Store, key: IndexKey, lines: bool) -> BM25Index:
-        home = self.settings.path("bm25-lines" if lines else "bm25", key.collection)
+    def _load_or_build(self, store: Store, key: IndexKey, kind: IndexKind) -> BM25Index:
+        home = self.settings.path(kind.folder, key.collection)
         target = home / key.dirname
         if (target / _IDS_FILE).exists():
             return BM25Index.load(target, self.terms)
-        chunks = list(store.chunks())
-        index = BM25Index.build_lines(chunks, self.terms) if lines else BM25Index.build(chunks, self.terms)
+        index = kind.build(list(store.chunks()), self.terms)
         # Write beside the target and rename, so a concurrent reader never sees half an index.
         home.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=home, prefix=".building-"))

@@ -193,7 +193,7 @@ class Retriever:
 
     def _line_hits(self, store: Store, query: Query, n: int, found: Sequence[Hit]) -> list[Hit]:
         """The chunks with the best lines, for convex fusion (RRF has no weight to give
-        them); only those the other rankings did not `found` are read from the store."""
+        them); only those not already `found` by the other rankings are read from the store."""
         if self.settings.fusion != "convex" or self.settings.line_weight <= 0:
             return []
         ranked = self.bm25.search_lines(store, query.text, n, query.sources)

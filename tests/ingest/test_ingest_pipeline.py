@@ -9,6 +9,7 @@ from ingest.discover import Filters
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
 from ingest.report import Status
+from rag.bm25 import CHUNKS, LINES, BM25Search
 from rag.errors import ConfigError, EmbedderMismatch, GemragError, ProviderError, QuotaExhausted
 from rag.settings import Settings
 from rag.store import Store, drop_collection
@@ -120,9 +121,16 @@ def test_mixing_embedders_is_refused_and_rebuild_switches(corpus, settings, fake
     with pytest.raises(EmbedderMismatch, match="a real run would be refused"):
         ingest_paths([corpus.root], settings, other, dry_run=True)
     assert other.calls == []
+    store = Store(settings, fake.embedding_id)
+    search = BM25Search(settings)
+    for kind in (CHUNKS, LINES):  # both keyword indexes saved for this corpus
+        search.index_for(store, kind)
+    indexes = [settings.data_dir / kind / store.name for kind in ("bm25", "bm25-lines")]
+    assert all(folder.is_dir() for folder in indexes)
     report = ingest_paths([corpus.root], settings, other, rebuild=True)
     assert report.count(Status.ADDED) == 4 and len(other.calls) > 0
     assert Store(settings, "other:hash:8").count() == report.chunks
+    assert not any(folder.exists() for folder in indexes)  # dropped with the collection they indexed
 
 
 def test_bad_inputs_are_reported_by_name_and_the_run_goes_on(corpus, settings, fake):

@@ -1,4 +1,4 @@
-from rag.bm25 import BM25Index, BM25Search, Terms, line_units
+from rag.bm25 import LINES, BM25Index, BM25Search, Terms, line_units, remove_indexes
 from rag.store import Store
 from rag.types import Chunk
 from tests.fakes.tiny_corpus import build_store, chunks
@@ -64,6 +64,16 @@ def test_a_chunk_is_found_by_its_best_line_and_scored_by_it():
     assert BM25Index.build([_OPTIONS, _PROSE], Terms()).search("interior point method", 2)[0][0] == "n1"
 
 
+def test_a_chunk_with_many_matching_lines_does_not_crowd_out_the_others():
+    """Forty lines of one chunk outscore the other chunk's line: still two chunks come back
+    when two are asked for, each with its best line's score."""
+    many = _chunk(5, "\n".join(["interior point method: the interior point method"] * 40))
+    lines = BM25Index.build_lines([many, _OPTIONS, _chunk(6, "nothing to see here")], Terms())
+    ranked = lines.search_best_units("interior point method", 2)
+    assert [i for i, _ in ranked] == ["n5", "n0"]
+    assert lines.search_best_units("interior point method", 2, sources=["notes.md"]) == ranked
+
+
 def test_a_line_holding_less_than_half_the_question_terms_does_not_count():
     lines = BM25Index.build_lines([_OPTIONS], Terms())
     assert lines.search_best_units("time limit for the branch and cut heuristic cuts", 5) == []
@@ -97,8 +107,15 @@ def test_the_line_index_is_saved_apart_and_reloaded_without_rebuilding(settings,
         raise AssertionError("the saved line index should have been loaded")
 
     monkeypatch.setattr(store, "chunks", no_rebuild)
-    again = BM25Search(settings).search_lines(store, "badge reader error", 3)
-    assert again == first
+    search = BM25Search(settings)
+    assert search.search_lines(store, "badge reader error", 3) == first
+    monkeypatch.undo()
+    assert search.index_for(store) is not search.index_for(store, LINES)  # one process holds both, apart
+    assert (settings.data_dir / "bm25" / store.name).is_dir()
+
+    remove_indexes(settings, store.name)  # what `ingest --rebuild` does after dropping the collection
+    assert not (settings.data_dir / "bm25-lines" / store.name).exists()
+    assert not (settings.data_dir / "bm25" / store.name).exists()
 
 
 def test_index_is_rebuilt_when_ingest_bumps_the_corpus_version(settings, offline_provider):
