@@ -122,13 +122,8 @@ class BM25Index:
         words = self.terms(query)
         if not self.ids or not words or n <= 0:
             return []
-        scores = self._retriever.get_scores(words)
-        if sources:
-            scores = scores * np.isin(self.sources, list(sources))
-        # Only the best n need sorting: partition first (a full sort of 100k scores took 10 ms).
-        best = np.argpartition(-scores, min(n, len(scores)) - 1)[:n]
-        top = best[np.lexsort((best, -scores[best]))]  # by score, ties by position: deterministic
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        scores = self._in_sources(self._retriever.get_scores(words), sources)
+        return [(self.ids[i], float(scores[i])) for i in _best_first(scores, n) if scores[i] > 0]
 
     def search_best_units(self, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
         """(id, score of its best entry) of the best `n` ids, counting only entries that hold
@@ -144,19 +139,26 @@ class BM25Index:
             scores += part
             held += part > 0
         scores[held < LINE_MIN_SHARE * len(words)] = 0.0
-        if sources:
-            scores = scores * np.isin(self.sources, list(sources))
         starts = self._runs
-        best = np.maximum.reduceat(scores, starts)  # each id's best entry, one score per id
-        top = np.argpartition(-best, min(n, len(best)) - 1)[:n]
-        top = top[np.lexsort((top, -best[top]))]  # by score, ties by position: deterministic
-        return [(self.ids[starts[i]], float(best[i])) for i in top if best[i] > 0]
+        best = np.maximum.reduceat(self._in_sources(scores, sources), starts)  # each id's best entry
+        return [(self.ids[starts[i]], float(best[i])) for i in _best_first(best, n) if best[i] > 0]
+
+    def _in_sources(self, scores: np.ndarray, sources: Sequence[str]) -> np.ndarray:
+        """The scores with every entry outside `sources` (when given) set to 0."""
+        return scores * np.isin(self.sources, list(sources)) if sources else scores
 
     @cached_property
     def _runs(self) -> np.ndarray:
         """Where each run of entries with the same id starts."""
         ids = np.array(self.ids, dtype=object)
         return np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+
+
+def _best_first(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the `n` highest scores, best first, ties by position (deterministic). Only
+    those n are sorted: a partition first (a full sort of 100k scores took 10 ms)."""
+    best = np.argpartition(-scores, min(n, len(scores)) - 1)[:n]
+    return best[np.lexsort((best, -scores[best]))]
 
 
 def line_units(text: str) -> list[str]:
