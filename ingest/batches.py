@@ -53,7 +53,7 @@ class InFlight:
     def submit(self, chunks: Sequence[SizedChunk]) -> list[Batch]:
         ordered = sorted(chunks, key=lambda c: c.tokens)
         return [
-            Batch(part, self.pool.submit(self.embed, [c.chunk.embedded_text for c in part]))
+            Batch(part, self.pool.submit(self.embed, [c.embedded_text for c in part]))
             for part in (ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size))
         ]
 

@@ -3,8 +3,10 @@
 Token-aware: sizes are counted with the offline model's WordPiece tokenizer. Gemini's
 tokenizer is only reachable over the network, so for Gemini profiles WordPiece counts are
 a local stand-in; they run close to Gemini's counts on English prose, and the Gemini
-profile leaves ample room below its 2,048-token window. Each line and sentence is
-tokenised once, and chunks are packed from those counts.
+profile leaves ample room below its 2,048-token window. Each section is tokenised once,
+its lines and sentences are counted from where its word pieces start, chunks are packed
+from those counts, and each chunk carries its word pieces to the offline embedder, which
+then does not tokenise it again (`rag.providers.minilm.WordPieces`).
 
 Structure-aware: a chunk never spans two sections (PDF pages, Markdown sections); inside a
 section it breaks at line and sentence ends, and only a single sentence longer than the
@@ -21,18 +23,29 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Protocol
 
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
+from rag.providers.minilm import Tokenized, WordPieces
 from rag.settings import ChunkProfile
 from rag.types import Chunk, contextual_text
 
 _UNIT_BREAK = re.compile(r"\n+|(?<=[.!?])[ \t]+")
 _WORD = re.compile(r"\S+")
+
+
+class Tokenizer(Protocol):
+    """What the chunker measures with (MiniLM's WordPiece tokenizer)."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def word_pieces(self, text: str) -> WordPieces: ...
 
 
 @dataclass(frozen=True)
@@ -42,11 +55,24 @@ class Span:
     tokens: int
     run: int = -1  # a piece of an over-long run: where the run starts (see Chunker.cut)
 
+    @property
+    def whole_words(self) -> bool:
+        """Not a piece of a run cut between letters, whose word pieces differ from those
+        the run has inside its section."""
+        return self.run < 0
+
 
 @dataclass(frozen=True)
 class SizedChunk:
     chunk: Chunk
     tokens: int
+    ids: array[int] | None = None  # word pieces of its embedded text, when known
+
+    @property
+    def embedded_text(self) -> str:
+        """What the embedder reads, with its word pieces when the chunker knows them."""
+        text = self.chunk.embedded_text
+        return text if self.ids is None else Tokenized(text, self.ids)
 
 
 def content_hash(text: str) -> str:
@@ -60,9 +86,7 @@ def chunk_id(source: str, digest: str, occurrence: int) -> str:
 
 
 class Chunker:
-    def __init__(
-        self, profile: ChunkProfile, count_tokens: Callable[[str], int], max_chunks: int | None = None
-    ) -> None:
+    def __init__(self, profile: ChunkProfile, tokenizer: Tokenizer, max_chunks: int | None = None) -> None:
         if not 0 <= profile.overlap_tokens < profile.size_tokens:
             raise ConfigError(
                 f"Chunk overlap ({profile.overlap_tokens} tokens) must be at least 0 and below the "
@@ -74,7 +98,7 @@ class Chunker:
         self.word_chars = min(profile.max_word_chars or profile.max_chars, profile.max_chars)
         self._long_run = re.compile(rf"\S{{{self.word_chars + 1},}}")
         self.max_chunks = max_chunks
-        self.count_tokens = count_tokens
+        self.tokenizer = tokenizer
         self.context_tokens = profile.context_tokens
 
     def chunk(self, source: str, sections: Sequence[Section]) -> list[SizedChunk]:
@@ -83,8 +107,9 @@ class Chunker:
         out: list[SizedChunk] = []
         seen: Counter[str] = Counter()
         for section in sections:
-            context, context_tokens = self.fit_context(section.context)
-            for span in self.pack(self.units(section.text)):
+            context, context_ids = self.fit_context(section.context)
+            pieces = self.tokenizer.word_pieces(section.text)
+            for span in self.pack(self.units(section.text, pieces)):
                 if self.max_chunks is not None and len(out) >= self.max_chunks:
                     raise LoadError(
                         f"yields more than {self.max_chunks:,} chunks (max_chunks_per_file): is it really a "
@@ -107,11 +132,13 @@ class Chunker:
                     context=context,
                 )
                 seen[digest] += 1
-                out.append(SizedChunk(chunk, span.tokens + context_tokens))
+                ids = context_ids + pieces.between(span.start, span.end) if span.whole_words else None
+                out.append(SizedChunk(chunk, span.tokens + len(context_ids), ids))
         return out
 
-    def fit_context(self, context: str) -> tuple[str, int]:
-        """A section's context within the profile's `context_tokens`, and its tokens: its
+    def fit_context(self, context: str) -> tuple[str, array[int]]:
+        """A section's context within the profile's `context_tokens`, and the word pieces it
+        adds before a chunk's text (its own and the line break's, which has none): its
         deepest titles, whole, as many as fit (the deepest says most; a title cut in its
         middle would read as other words), else the first words of the deepest title."""
         titles = context.split(" > ") if context else []
@@ -119,32 +146,32 @@ class Chunker:
         shorter = chain((" > ".join(titles[first:]) for first in range(len(titles))),
                         (" ".join(deepest[:size]) for size in range(len(deepest) - 1, 0, -1)))
         for fitted in shorter:
-            tokens = self.count_tokens(fitted)
-            if tokens <= self.context_tokens:
-                return fitted, tokens
-        return "", 0
+            ids = self.tokenizer.word_pieces(fitted).ids
+            if len(ids) <= self.context_tokens:
+                return fitted, ids
+        return "", array("H")
 
-    def units(self, text: str) -> Iterator[Span]:
-        """Lines and sentences with their token counts. One over the token budget or the
-        character cap, or holding a run longer than the embedder reads as one word, falls
-        apart into words, and such a run into pieces (`cut`)."""
+    def units(self, text: str, pieces: WordPieces) -> Iterator[Span]:
+        """Lines and sentences with their token counts, read off the text's word `pieces`.
+        One over the token budget or the character cap, or holding a run longer than the
+        embedder reads as one word, falls apart into words, and such a run into pieces
+        (`cut`)."""
         start = 0
         for brk in [*_UNIT_BREAK.finditer(text), None]:
             end = brk.start() if brk else len(text)
             if text[start:end].strip():
-                yield from self._unit(text, start, end)
+                yield from self._unit(text, start, end, pieces)
             start = brk.end() if brk else len(text)
 
-    def _unit(self, text: str, start: int, end: int) -> Iterator[Span]:
-        piece = text[start:end]
-        if end - start <= self.max_chars and not self._long_run.search(piece):
-            tokens = self.count_tokens(piece)
+    def _unit(self, text: str, start: int, end: int, pieces: WordPieces) -> Iterator[Span]:
+        if end - start <= self.max_chars and not self._long_run.search(text, start, end):
+            tokens = pieces.count(start, end)
             if tokens <= self.size:
                 yield Span(start, end, tokens)
                 return
         for word in _WORD.finditer(text, start, end):
             if word.end() - word.start() <= self.word_chars:
-                tokens = self.count_tokens(word.group())
+                tokens = pieces.count(word.start(), word.end())
                 if tokens <= self.size:
                     yield Span(word.start(), word.end(), tokens)
                     continue
@@ -159,7 +186,7 @@ class Chunker:
             width = self.word_chars
             while True:
                 stop = _boundary(text, min(pos + width, end), pos)
-                tokens = self.count_tokens(text[pos:stop])
+                tokens = self.tokenizer.count_tokens(text[pos:stop])
                 if tokens <= self.size or width == 1:
                     break
                 width = max(1, width // 2)
@@ -208,4 +235,6 @@ def _boundary(text: str, stop: int, start: int) -> int:
 
 
 def _merge(spans: Sequence[Span]) -> Span:
-    return Span(spans[0].start, spans[-1].end, sum(s.tokens for s in spans))
+    """The spans as one; a piece of a cut run in it makes it one of a cut run (`whole_words`)."""
+    runs = [s.run for s in spans if not s.whole_words]
+    return Span(spans[0].start, spans[-1].end, sum(s.tokens for s in spans), runs[0] if runs else -1)

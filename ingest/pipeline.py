@@ -376,7 +376,7 @@ class _Pass:
         from rag.providers.minilm import shared_minilm
 
         profile = self.settings.chunk_profiles[self.embedder.name]
-        return Chunker(profile, shared_minilm().count_tokens, self.settings.max_chunks_per_file)
+        return Chunker(profile, shared_minilm(), self.settings.max_chunks_per_file)
 
     def prepared(self, tasks: Sequence[Task]) -> Iterator[Prepared]:
         """Each task's file loaded and chunked; the ones that fail are reported and skipped.

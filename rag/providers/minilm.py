@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, lru_cache
@@ -25,6 +27,41 @@ if TYPE_CHECKING:
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 DIM = 384
 MODEL_ID = "all-MiniLM-L6-v2-int8"
+
+
+class WordPieces:
+    """A text's word pieces once: their ids (no [CLS]/[SEP], no truncation) and where each
+    starts in the text. BERT's tokenizer splits at every space before it looks inside a
+    word, so the pieces of any stretch of the text that starts and ends at a space are
+    exactly `ids[first:last]` of the stretch's bounds (`between`): ingest's chunker
+    tokenises a section once to size all its lines and chunks, instead of once per line,
+    and hands the chunks' ids to the embedder, which does not tokenise them again."""
+
+    __slots__ = ("ids", "starts")
+
+    def __init__(self, ids: array[int], starts: Sequence[int]) -> None:
+        self.ids = ids
+        self.starts = starts
+
+    def between(self, start: int, end: int) -> array[int]:
+        """The ids of the pieces that start in text[start:end]."""
+        return self.ids[bisect_left(self.starts, start) : bisect_left(self.starts, end)]
+
+    def count(self, start: int, end: int) -> int:
+        """How many pieces start in text[start:end]."""
+        return bisect_left(self.starts, end) - bisect_left(self.starts, start)
+
+
+class Tokenized(str):
+    """A text that carries its MiniLM word-piece ids (`WordPieces.between`). MiniLM embeds
+    it from those ids; any other embedder reads the plain string it is."""
+
+    ids: array[int]
+
+    def __new__(cls, text: str, ids: array[int]) -> Tokenized:
+        self = super().__new__(cls, text)
+        self.ids = ids
+        return self
 
 
 class MiniLM:
@@ -90,6 +127,13 @@ class MiniLM:
         """Word pieces without [CLS]/[SEP] and without truncation: what chunking measures."""
         return len(_untruncated(self).encode(text, add_special_tokens=False).ids)
 
+    def word_pieces(self, text: str) -> WordPieces:
+        """The whole text's word pieces, with where each starts (see `WordPieces`)."""
+        encoding = _untruncated(self).encode(text, add_special_tokens=False)
+        # unsigned 16-bit ids: the vocabulary has 30,522 pieces, and a chunk's ids travel
+        # with it until it is embedded
+        return WordPieces(array("H", encoding.ids), [start for start, _ in encoding.offsets])
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_counted(texts)[0]
 
@@ -101,16 +145,37 @@ class MiniLM:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32), 0
         self.warm_up()  # loaded here, once, not by workers racing for it
-        encodings = self.tokenizer.encode_batch(list(texts))
-        parts = self.batches([len(e.ids) for e in encodings])
+        rows = self.rows(texts)
+        parts = self.batches([len(r) for r in rows])
         session = self.session
         runs = (self._pool.map if self.workers > 1 else map)(
-            lambda idx: _embed_batch(session, [encodings[i] for i in idx]), parts
+            lambda idx: _embed_batch(session, [rows[i] for i in idx]), parts
         )
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         for idx, vecs in zip(parts, runs, strict=True):
             out[idx] = vecs
-        return out, sum(len(e.ids) - 2 for e in encodings)  # without [CLS] and [SEP]
+        return out, sum(len(r) - 2 for r in rows)  # without [CLS] and [SEP]
+
+    def rows(self, texts: Sequence[str]) -> list[Sequence[int]]:
+        """What the model reads of each text: [CLS], its word pieces up to `MAX_TOKENS` in
+        all, [SEP]. A `Tokenized` text brings its pieces; the others are tokenised here,
+        together."""
+        rows: list[Sequence[int]] = [
+            self._cls + t.ids[: MAX_TOKENS - 2] + self._sep if isinstance(t, Tokenized) else ()
+            for t in texts
+        ]
+        plain = [i for i, t in enumerate(texts) if not isinstance(t, Tokenized)]
+        for i, encoding in zip(plain, self.tokenizer.encode_batch([texts[i] for i in plain]), strict=True):
+            rows[i] = encoding.ids
+        return rows
+
+    @cached_property
+    def _cls(self) -> array[int]:
+        return array("H", [self.tokenizer.token_to_id("[CLS]")])
+
+    @cached_property
+    def _sep(self) -> array[int]:
+        return array("H", [self.tokenizer.token_to_id("[SEP]")])
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Indices sorted by length, cut into batches within `batch_size` and `batch_tokens`
@@ -125,17 +190,17 @@ class MiniLM:
         return [*parts, part]
 
 
-def _embed_batch(session, encodings: list) -> np.ndarray:  # type: ignore[no-untyped-def,type-arg]  # no stubs
+def _embed_batch(session, rows: list[Sequence[int]]) -> np.ndarray:  # type: ignore[no-untyped-def]  # no stubs
     """One onnxruntime call: padded to the batch's longest text, mean-pooled over the
     attention mask, L2-normalised (as sentence-transformers does for this model)."""
     import numpy as np
 
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
     mask = np.zeros_like(ids)
-    for row, e in enumerate(encodings):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     hidden = session.run(None, feeds)[0]
     summed = (hidden * mask[..., None]).sum(axis=1)

@@ -1,22 +1,24 @@
 import itertools
 import unicodedata
+from pathlib import Path
 
 import pytest
 
 from ingest.chunking import Chunker
 from ingest.loaders import LoadError, Section, load, markdown_sections
 from rag.errors import ConfigError
-from rag.providers.minilm import shared_minilm
+from rag.providers.minilm import Tokenized, shared_minilm
 from rag.settings import ChunkProfile
 from rag.types import contextual_text
 from tests.fakes.corpus import PDF_PAGES, pdf_bytes
 
-count = shared_minilm().count_tokens
+minilm = shared_minilm()
+count = minilm.count_tokens
 PROSE = " ".join(f"Sentence {i} explains one small thing about retries and quotas." for i in range(60))
 
 
 def _chunker(size=40, overlap=16):
-    return Chunker(ChunkProfile(size_tokens=size, overlap_tokens=overlap), count)
+    return Chunker(ChunkProfile(size_tokens=size, overlap_tokens=overlap), minilm)
 
 
 def test_chunks_fit_the_budget_and_report_their_token_counts():
@@ -79,7 +81,7 @@ def test_the_embedded_text_leads_with_the_context_which_the_id_covers():
 
 
 def test_a_context_is_fitted_to_its_tokens_by_whole_titles_from_the_deepest_and_counted_with_the_chunk():
-    chunker = Chunker(ChunkProfile(size_tokens=40, overlap_tokens=0, context_tokens=20), count)
+    chunker = Chunker(ChunkProfile(size_tokens=40, overlap_tokens=0, context_tokens=20), minilm)
     greek = "Κεφάλαιο πρώτο > Ενότητα δεύτερη > Διαχείριση σφαλμάτων"  # 47 word pieces; the deepest title 18
     sized = chunker.chunk("m.pdf", [Section("Short text here.", heading=greek, context=greek)])[0]
 
@@ -87,9 +89,42 @@ def test_a_context_is_fitted_to_its_tokens_by_whole_titles_from_the_deepest_and_
     assert sized.tokens == count("Short text here.") + count("Διαχείριση σφαλμάτων")
     assert sized.chunk.embedded_text == "Διαχείριση σφαλμάτων\nShort text here."
     long_title = "A title of many plain words " * 8
-    words, tokens = chunker.fit_context(long_title)
-    assert long_title.startswith(words) and tokens == count(words) == 20  # its first words, as many as fit
-    assert chunker.fit_context("") == ("", 0)
+    words, ids = chunker.fit_context(long_title)
+    assert long_title.startswith(words) and len(ids) == count(words) == 20  # its first words, as many as fit
+    words, ids = chunker.fit_context("")
+    assert words == "" and len(ids) == 0
+
+
+def _pieces_alone(text):
+    return minilm.word_pieces(text).ids.tolist()
+
+
+@pytest.mark.parametrize("kind", ["markdown", "pdf", "greek context", "cut runs", "thai"])
+def test_each_chunk_carries_the_word_pieces_of_its_embedded_text_read_alone(kind):
+    """The chunker tokenises a section once and slices each chunk's pieces out of it: they
+    must be exactly what tokenising the chunk's own embedded text gives, or the embedder
+    would read other words than the chunk holds. A chunk holding a piece of a run cut
+    between letters carries none (its pieces differ from the run's)."""
+    profile = ChunkProfile(size_tokens=60, overlap_tokens=16, context_tokens=20, max_chars=400, max_word_chars=40)
+    sections = {
+        "markdown": lambda: load(Path("corpus/retries.md").read_bytes(), "markdown"),
+        "pdf": lambda: load(Path("corpus/pdf/runbook.pdf").read_bytes(), "pdf"),
+        "greek context": lambda: [Section("Διαχείριση σφαλμάτων: café naïve — 429 «Too Many» 😀 …",
+                                          context="Κεφάλαιο > Ενότητα")],
+        "cut runs": lambda: [Section(f"{PROSE} {'ACGT' * 30} {PROSE}")],
+        "thai": lambda: [Section("ภาษาไทยไม่เว้นวรรค ระหว่างคำ " * 20)],
+    }[kind]()
+    chunks = Chunker(profile, minilm).chunk("x", sections)
+    assert len(chunks) > 1 or kind == "greek context"
+    for c in chunks:
+        if c.ids is None:
+            assert kind == "cut runs" and not isinstance(c.embedded_text, Tokenized)
+            continue
+        assert c.ids.tolist() == _pieces_alone(c.chunk.embedded_text)
+        assert c.tokens == len(c.ids) == count(c.chunk.embedded_text)
+        assert c.embedded_text == c.chunk.embedded_text and c.embedded_text.ids is c.ids
+    assert any(c.ids is not None for c in chunks)
+    assert kind != "cut runs" or any(c.ids is None for c in chunks)
 
 
 def test_repeated_identical_chunks_get_distinct_ids():
@@ -108,7 +143,7 @@ def test_a_run_without_spaces_is_cut_into_pieces_the_embedder_reads_as_words():
     profile = ChunkProfile(size_tokens=200, overlap_tokens=32, max_chars=1_500, max_word_chars=100)
     dna = "".join("ACGT"[(i * 7 + i // 3) % 4] for i in range(1_050))
     text = f"Sample 17. {dna} End of sample."
-    chunks = Chunker(profile, count).chunk("g.txt", [Section(text)])
+    chunks = Chunker(profile, minilm).chunk("g.txt", [Section(text)])
     pieces = [c.chunk.text for c in chunks]
     assert all(len(p) <= 1_500 and c.tokens == count(p) <= 200 for p, c in zip(pieces, chunks, strict=True))
     assert "".join(p.removeprefix("Sample 17. ").removesuffix(" End of sample.") for p in pieces) == dna
@@ -118,7 +153,7 @@ def test_a_run_without_spaces_is_cut_into_pieces_the_embedder_reads_as_words():
 def test_the_character_cap_binds_where_tokens_do_not_and_keeps_combining_marks():
     thai = "ภาษาไทยไม่เว้นวรรคระหว่างคำ" * 30
     profile = ChunkProfile(size_tokens=512, overlap_tokens=0, max_chars=300)
-    pieces = [c.chunk.text for c in Chunker(profile, count).chunk("t.txt", [Section(thai)])]
+    pieces = [c.chunk.text for c in Chunker(profile, minilm).chunk("t.txt", [Section(thai)])]
     assert len(pieces) == -(-len(thai) // 300) or len(pieces) == -(-len(thai) // 300) + 1
     assert "".join(pieces) == thai and all(len(p) <= 300 for p in pieces)
     assert not any(unicodedata.category(p[0])[0] == "M" for p in pieces)
@@ -126,6 +161,6 @@ def test_the_character_cap_binds_where_tokens_do_not_and_keeps_combining_marks()
 
 def test_a_file_making_too_many_chunks_is_refused_with_the_setting_to_raise():
     with pytest.raises(LoadError, match=r"more than 10 chunks .*GEMRAG_MAX_CHUNKS_PER_FILE"):
-        Chunker(ChunkProfile(size_tokens=200, overlap_tokens=0, max_word_chars=100), count, 10).chunk(
+        Chunker(ChunkProfile(size_tokens=200, overlap_tokens=0, max_word_chars=100), minilm, 10).chunk(
             "a.txt", [Section("A" * 5_000)]
         )

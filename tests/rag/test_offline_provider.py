@@ -34,6 +34,21 @@ def test_embedding_is_independent_of_batch_padding(offline_provider):
     assert float(alone @ padded) > 0.9999
 
 
+def test_a_text_bringing_its_word_pieces_embeds_as_the_same_text_tokenised_here(offline_provider):
+    """Ingest hands MiniLM each chunk's word pieces (`Tokenized`): the vectors and the
+    counted tokens must be those of the plain text, truncation to 256 pieces included."""
+    from rag.providers.minilm import MAX_TOKENS, Tokenized
+
+    model = offline_provider.model
+    texts = ["rate limits", "Retry after a 429 error, with backoff. " * 40, "café naïve — «quoted» 😀"]
+    given = [Tokenized(t, model.word_pieces(t).ids) for t in texts]
+    plain, plain_tokens = model.embed_counted(texts)
+    pieces, pieces_tokens = model.embed_counted([given[0], texts[1], given[1], given[2]])
+    assert np.allclose(pieces[[0, 2, 3]], plain, atol=1e-6) and np.allclose(pieces[1], plain[1], atol=1e-6)
+    assert pieces_tokens - plain_tokens == min(model.count_tokens(texts[1]), MAX_TOKENS - 2)
+    assert model.count_tokens(texts[1]) > MAX_TOKENS
+
+
 def test_batches_spread_over_workers_give_the_vectors_of_one_worker_in_the_callers_order():
     """MiniLM runs a call's batches on several threads at once: each text must still get its
     own vector, in the order given, as one thread running them in turn gives."""
