@@ -560,6 +560,11 @@ class _Run(_Pass):
     def ingest(self, tasks: Sequence[Task]) -> None:
         """The files are read, embedded and stored (`store_all`); when there are some, a local
         model starts loading at once (a run with nothing to read never loads it)."""
+        if tasks:
+            # numpy now, in this thread: the model loading, the reader and the writer each
+            # import modules that import it, and a thread importing it while another one
+            # does can get it half initialised ("cannot import name 'NDArray'").
+            import numpy  # noqa: F401
         warm_up = self.embedder.warm_up if tasks and isinstance(self.embedder, Warms) else None
         self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embed_online, warm_up)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 from array import array
 from bisect import bisect_left
@@ -23,19 +24,26 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    from tokenizers import Tokenizer
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 DIM = 384
 MODEL_ID = "all-MiniLM-L6-v2-int8"
+RUNS_KEPT = 50_000  # word pieces of this many distinct runs kept (about 6 MB; `word_pieces`)
+_RUN = re.compile(r"\S+")
+# White space to Python's \s but not to BERT, which deletes these (control characters) or
+# keeps them inside a word (line and paragraph separators): text holding one is tokenised whole.
+_NOT_BERT_SPACE = re.compile("[\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
 
 
 class WordPieces:
     """A text's word pieces once: their ids (no [CLS]/[SEP], no truncation) and where each
-    starts in the text. BERT's tokenizer splits at every space before it looks inside a
-    word, so the pieces of any stretch of the text that starts and ends at a space are
-    exactly `ids[first:last]` of the stretch's bounds (`between`): ingest's chunker
-    tokenises a section once to size all its lines and chunks, instead of once per line,
-    and hands the chunks' ids to the embedder, which does not tokenise them again."""
+    starts in the text (or where the run of text between spaces holding it starts). BERT's
+    tokenizer splits at every space before it looks inside a word, so the pieces of any
+    stretch of the text that starts and ends at a space are exactly `ids[first:last]` of
+    the stretch's bounds (`between`): ingest's chunker tokenises a section once to size
+    all its lines and chunks, instead of once per line, and hands the chunks' ids to the
+    embedder, which does not tokenise them again."""
 
     __slots__ = ("ids", "starts")
 
@@ -90,7 +98,9 @@ class MiniLM:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")  # threads start on use
-        self._loading = threading.Lock()
+        self._loading = threading.Lock()  # the session
+        self._tokenizing = threading.Lock()  # the tokenizer, which chunking needs before any session
+        self._runs: dict[str, array[int]] = {}  # word pieces of runs of text between spaces
 
     @cached_property
     def tokenizer(self):  # type: ignore[no-untyped-def]  # tokenizers ships no stubs
@@ -118,21 +128,51 @@ class MiniLM:
         )
 
     def warm_up(self) -> None:
-        """Load the tokenizer and the model now (about a quarter of a second), once: under a
-        lock, so an early `warm_up` and the first batch never both load it."""
+        """Load the tokenizer and the model now (about a quarter of a second), once: each
+        under its own lock, so an early `warm_up` and the first batch never both load it,
+        and ingest's reader, which needs only the tokenizer, chunks the first files while
+        the session loads (the first batch then started 0.05 s sooner)."""
+        self.loaded_tokenizer()
         with self._loading:
-            _ = self.tokenizer, self.session
+            _ = self.session
+
+    def loaded_tokenizer(self) -> Tokenizer:
+        """The tokenizer, loaded once whichever thread asks first."""
+        with self._tokenizing:
+            tokenizer: Tokenizer = self.tokenizer
+        return tokenizer
 
     def count_tokens(self, text: str) -> int:
         """Word pieces without [CLS]/[SEP] and without truncation: what chunking measures."""
         return len(_untruncated(self).encode(text, add_special_tokens=False).ids)
 
     def word_pieces(self, text: str) -> WordPieces:
-        """The whole text's word pieces, with where each starts (see `WordPieces`)."""
-        encoding = _untruncated(self).encode(text, add_special_tokens=False)
-        # unsigned 16-bit ids: the vocabulary has 30,522 pieces, and a chunk's ids travel
-        # with it until it is embedded
-        return WordPieces(array("H", encoding.ids), [start for start, _ in encoding.offsets])
+        """The whole text's word pieces, with where each starts (see `WordPieces`).
+
+        BERT splits at spaces before anything else, so a text's pieces are those of its
+        runs between spaces, one after another; each run's are tokenised once and kept
+        (`RUNS_KEPT`), as a document repeats its words: 2.5-4x less time than tokenising
+        every section whole, on the bench's corpus and on the test sets' 22.6M characters,
+        with the same ids for each of their 5,946 sections. A piece's start is its run's,
+        which is all counting lines and sentences needs (they end at spaces)."""
+        if _NOT_BERT_SPACE.search(text):
+            encoding = _untruncated(self).encode(text, add_special_tokens=False)
+            return WordPieces(array("H", encoding.ids), [start for start, _ in encoding.offsets])
+        ids: array[int] = array("H")  # unsigned 16 bits: the vocabulary has 30,522 pieces
+        starts: list[int] = []
+        for run in _RUN.finditer(text):
+            pieces = self._run_pieces(run.group())
+            ids.extend(pieces)
+            starts.extend([run.start()] * len(pieces))
+        return WordPieces(ids, starts)
+
+    def _run_pieces(self, run: str) -> array[int]:
+        pieces = self._runs.get(run)
+        if pieces is None:
+            if len(self._runs) >= RUNS_KEPT:
+                self._runs.clear()
+            pieces = self._runs[run] = array("H", _untruncated(self).encode(run, add_special_tokens=False).ids)
+        return pieces
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_counted(texts)[0]
@@ -222,8 +262,7 @@ def _tokenizer_file() -> Path:
 def _untruncated(model: MiniLM):  # type: ignore[no-untyped-def]  # tokenizers ships no stubs
     from tokenizers import Tokenizer
 
-    with model._loading:  # the reading thread may get here while a warm-up loads the tokenizer
-        base = model.tokenizer
+    base = model.loaded_tokenizer()  # the reading thread may get here while a warm-up loads it
     tok = Tokenizer.from_str(base.to_str())
     tok.no_truncation()
     tok.no_padding()

@@ -96,7 +96,8 @@ def test_a_context_is_fitted_to_its_tokens_by_whole_titles_from_the_deepest_and_
 
 
 def _pieces_alone(text):
-    return minilm.word_pieces(text).ids.tolist()
+    """The tokenizer's own ids for `text` (short enough not to be truncated), without [CLS]/[SEP]."""
+    return minilm.loaded_tokenizer().encode(text).ids[1:-1]
 
 
 @pytest.mark.parametrize("kind", ["markdown", "pdf", "greek context", "cut runs", "thai"])

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from rag.providers import get_generator
 from rag.providers.offline import OfflineProvider
@@ -47,6 +48,30 @@ def test_a_text_bringing_its_word_pieces_embeds_as_the_same_text_tokenised_here(
     assert np.allclose(pieces[[0, 2, 3]], plain, atol=1e-6) and np.allclose(pieces[1], plain[1], atol=1e-6)
     assert pieces_tokens - plain_tokens == min(model.count_tokens(texts[1]), MAX_TOKENS - 2)
     assert model.count_tokens(texts[1]) > MAX_TOKENS
+
+
+@pytest.mark.parametrize("text", [
+    "Retry on 429, then back off: 1 s, 2 s, 4 s... (capped at 30 s).",
+    "naïve café — «quoted» 😀 ﬁle 東京は大きい",
+    "tab\tsep\r\nnew line, NBSP\u00a0here, thin\u2009space, zero\u200bwidth",
+    "vertical\x0btab and form\x0cfeed and unit\x1fseparator",
+    "line\u2028separator and paragraph\u2029separator and next\x85line",
+    "a" * 150 + " then words, " + "pneumonoultramicroscopicsilicovolcanoconiosis" * 2,
+    "",
+])
+def test_word_pieces_are_the_tokenizers_own_whatever_the_spaces_and_letters(text):
+    """`word_pieces` tokenises a text run by run (between spaces) and keeps each run's pieces:
+    twice over, so the kept ones are read too, the ids must be the tokenizer's for the whole
+    text, and every piece must start inside the run it belongs to."""
+    from rag.providers.minilm import MiniLM
+
+    model = MiniLM(workers=1)
+    expected = model.loaded_tokenizer().encode(text).ids[1:-1]
+    for _ in range(2):
+        pieces = model.word_pieces(text)
+        assert pieces.ids.tolist() == expected
+        assert list(pieces.starts) == sorted(pieces.starts) and len(pieces.starts) == len(expected)
+        assert all(not text[s].isspace() for s in pieces.starts)
 
 
 def test_batches_spread_over_workers_give_the_vectors_of_one_worker_in_the_callers_order():
