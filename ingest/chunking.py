@@ -6,7 +6,7 @@ a local stand-in; they run close to Gemini's counts on English prose, and the Ge
 profile leaves ample room below its 2,048-token window. Each section is tokenised once,
 its lines and sentences are counted from where its word pieces start, chunks are packed
 from those counts, and each chunk carries its word pieces to the offline embedder, which
-then does not tokenise it again (`rag.providers.minilm.WordPieces`).
+then does not tokenise it again (`rag.providers.wordpieces`).
 
 Structure-aware: a chunk never spans two sections (PDF pages, Markdown sections); inside a
 section it breaks at line and sentence ends, and only a single sentence longer than the
@@ -26,21 +26,21 @@ import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Protocol
 
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
-from rag.providers.minilm import Tokenized, WordPieces
+from rag.providers.wordpieces import BERT_RUN, BERT_WORD_CHAR, Tokenized, WordPieces
 from rag.settings import ChunkProfile
 from rag.types import Chunk, contextual_text
 
 _UNIT_BREAK = re.compile(r"\n+|(?<=[.!?])[ \t]+")
-_WORD = re.compile(r"\S+")
+_WORD = BERT_RUN  # a word is what BERT reads as one: a chunk never ends inside one
 
 
-class Tokenizer(Protocol):
+class WordPieceCounter(Protocol):
     """What the chunker measures with (MiniLM's WordPiece tokenizer)."""
 
     def count_tokens(self, text: str) -> int: ...
@@ -66,7 +66,7 @@ class Span:
 class SizedChunk:
     chunk: Chunk
     tokens: int
-    ids: array[int] | None = None  # word pieces of its embedded text, when known
+    ids: array[int] | None = field(default=None, compare=False)  # word pieces of its embedded text, when known
 
     @property
     def embedded_text(self) -> str:
@@ -86,7 +86,7 @@ def chunk_id(source: str, digest: str, occurrence: int) -> str:
 
 
 class Chunker:
-    def __init__(self, profile: ChunkProfile, tokenizer: Tokenizer, max_chunks: int | None = None) -> None:
+    def __init__(self, profile: ChunkProfile, tokenizer: WordPieceCounter, max_chunks: int | None = None) -> None:
         if not 0 <= profile.overlap_tokens < profile.size_tokens:
             raise ConfigError(
                 f"Chunk overlap ({profile.overlap_tokens} tokens) must be at least 0 and below the "
@@ -96,7 +96,7 @@ class Chunker:
         self.overlap = profile.overlap_tokens
         self.max_chars = profile.max_chars
         self.word_chars = min(profile.max_word_chars or profile.max_chars, profile.max_chars)
-        self._long_run = re.compile(rf"\S{{{self.word_chars + 1},}}")
+        self._long_run = re.compile(rf"{BERT_WORD_CHAR}{{{self.word_chars + 1},}}")
         self.max_chunks = max_chunks
         self.tokenizer = tokenizer
         self.context_tokens = profile.context_tokens

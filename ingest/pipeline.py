@@ -560,11 +560,6 @@ class _Run(_Pass):
     def ingest(self, tasks: Sequence[Task]) -> None:
         """The files are read, embedded and stored (`store_all`); when there are some, a local
         model starts loading at once (a run with nothing to read never loads it)."""
-        if tasks:
-            # numpy now, in this thread: the model loading, the reader and the writer each
-            # import modules that import it, and a thread importing it while another one
-            # does can get it half initialised ("cannot import name 'NDArray'").
-            import numpy  # noqa: F401
         warm_up = self.embedder.warm_up if tasks and isinstance(self.embedder, Warms) else None
         self.store_all(prefetched(self.prepared(tasks), PREFETCH_FILES), self.embed_online, warm_up)
 
@@ -628,6 +623,12 @@ class _Run(_Pass):
         to `ingest_batch_chunks`, so the first files are committed within seconds. Under a
         requests/min limit, windows keep being read and queued while the limiter holds their
         requests, up to `lookahead` chunks, so its next minute finds them ready."""
+        if warm_up is not None:
+            # numpy first, in this thread: the model loading on its thread and chromadb
+            # loading on the writer's both import it, and a thread importing it while
+            # another one does can get it half initialised ("cannot import name 'NDArray'").
+            import numpy  # noqa: F401
+
         embedding = InFlight(embed, self.batch_size, self.in_flight, warm_up)
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         queued: deque[tuple[list[Prepared], list[Batch]]] = deque()

@@ -7,7 +7,8 @@ import pytest
 from ingest.chunking import Chunker
 from ingest.loaders import LoadError, Section, load, markdown_sections
 from rag.errors import ConfigError
-from rag.providers.minilm import Tokenized, shared_minilm
+from rag.providers.minilm import shared_minilm
+from rag.providers.wordpieces import Tokenized
 from rag.settings import ChunkProfile
 from rag.types import contextual_text
 from tests.fakes.corpus import PDF_PAGES, pdf_bytes
@@ -100,6 +101,9 @@ def _pieces_alone(text):
     return minilm.loaded_tokenizer().encode(text).ids[1:-1]
 
 
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
 @pytest.mark.parametrize("kind", ["markdown", "pdf", "greek context", "cut runs", "thai"])
 def test_each_chunk_carries_the_word_pieces_of_its_embedded_text_read_alone(kind):
     """The chunker tokenises a section once and slices each chunk's pieces out of it: they
@@ -108,8 +112,8 @@ def test_each_chunk_carries_the_word_pieces_of_its_embedded_text_read_alone(kind
     between letters carries none (its pieces differ from the run's)."""
     profile = ChunkProfile(size_tokens=60, overlap_tokens=16, context_tokens=20, max_chars=400, max_word_chars=40)
     sections = {
-        "markdown": lambda: load(Path("corpus/retries.md").read_bytes(), "markdown"),
-        "pdf": lambda: load(Path("corpus/pdf/runbook.pdf").read_bytes(), "pdf"),
+        "markdown": lambda: load((CORPUS / "retries.md").read_bytes(), "markdown"),
+        "pdf": lambda: load((CORPUS / "pdf" / "runbook.pdf").read_bytes(), "pdf"),
         "greek context": lambda: [Section("Διαχείριση σφαλμάτων: café naïve — 429 «Too Many» 😀 …",
                                           context="Κεφάλαιο > Ενότητα")],
         "cut runs": lambda: [Section(f"{PROSE} {'ACGT' * 30} {PROSE}")],
@@ -126,6 +130,18 @@ def test_each_chunk_carries_the_word_pieces_of_its_embedded_text_read_alone(kind
         assert c.embedded_text == c.chunk.embedded_text and c.embedded_text.ids is c.ids
     assert any(c.ids is not None for c in chunks)
     assert kind != "cut runs" or any(c.ids is None for c in chunks)
+
+
+def test_no_chunk_ends_inside_what_bert_reads_as_one_word():
+    """BERT deletes a form feed instead of splitting at it, so "unbeliev\x0cably" is one word
+    to the embedder: wherever the character cap falls, no chunk ends between its halves,
+    and each chunk's word pieces stay those of its own text."""
+    profile = ChunkProfile(size_tokens=20, overlap_tokens=0, max_chars=40, max_word_chars=40)
+    for n in range(40):
+        text = "w " * n + "unbeliev\x0cably " + "word " * 20
+        chunks = Chunker(profile, minilm).chunk("x", [Section(text)])
+        assert any("unbeliev\x0cably" in c.chunk.text for c in chunks)
+        assert all(c.ids.tolist() == _pieces_alone(c.chunk.embedded_text) for c in chunks if c.ids is not None)
 
 
 def test_repeated_identical_chunks_get_distinct_ids():

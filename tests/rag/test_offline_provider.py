@@ -38,7 +38,8 @@ def test_embedding_is_independent_of_batch_padding(offline_provider):
 def test_a_text_bringing_its_word_pieces_embeds_as_the_same_text_tokenised_here(offline_provider):
     """Ingest hands MiniLM each chunk's word pieces (`Tokenized`): the vectors and the
     counted tokens must be those of the plain text, truncation to 256 pieces included."""
-    from rag.providers.minilm import MAX_TOKENS, Tokenized
+    from rag.providers.minilm import MAX_TOKENS
+    from rag.providers.wordpieces import Tokenized
 
     model = offline_provider.model
     texts = ["rate limits", "Retry after a 429 error, with backoff. " * 40, "café naïve — «quoted» 😀"]
@@ -72,6 +73,29 @@ def test_word_pieces_are_the_tokenizers_own_whatever_the_spaces_and_letters(text
         assert pieces.ids.tolist() == expected
         assert list(pieces.starts) == sorted(pieces.starts) and len(pieces.starts) == len(expected)
         assert all(not text[s].isspace() for s in pieces.starts)
+
+
+def test_word_pieces_stay_exact_when_the_kept_runs_are_dropped(monkeypatch):
+    """The kept runs are bounded (`RUNS_KEPT`): dropping them when full loses nothing but time."""
+    from rag.providers import minilm
+
+    monkeypatch.setattr(minilm, "RUNS_KEPT", 2)
+    model = minilm.MiniLM(workers=1)
+    text = "alpha beta gamma delta, alpha epsilon " + "x" * 150 + " beta"
+    assert model.word_pieces(text).ids.tolist() == model.loaded_tokenizer().encode(text).ids[1:-1]
+    assert len(model._runs) <= 2
+
+
+def test_a_tokenized_text_keeps_its_ids_when_pickled_or_copied():
+    import copy
+    import pickle
+    from array import array
+
+    from rag.providers.wordpieces import Tokenized
+
+    text = Tokenized("rate limits", array("H", [3446, 6537]))
+    for again in (pickle.loads(pickle.dumps(text)), copy.deepcopy(text)):
+        assert isinstance(again, Tokenized) and again == "rate limits" and again.ids == text.ids
 
 
 def test_batches_spread_over_workers_give_the_vectors_of_one_worker_in_the_callers_order():
