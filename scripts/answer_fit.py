@@ -3,7 +3,7 @@ test case with the features the answerer scores it by, and the weights chosen by
 leave-one-set-out cross-validation on "the documents' evidence is in the reply".
 
     python scripts/answer_fit.py units [NAME...] [--out FILE]   # retrieve, and score every candidate unit
-    python scripts/answer_fit.py fit [--units FILE]              # choose the weights, report held-out figures
+    python scripts/answer_fit.py fit [--units FILE] [--rank-only] # choose the weights, report held-out figures
     python scripts/answer_fit.py picking [--units FILE]          # how much to quote: budget, floor, count
 
 `units` runs each set's answerable cases through the default retrieval (the follow-up
@@ -84,26 +84,32 @@ def candidate_units(answerer: ExtractiveAnswerer, question: str, shown: Sequence
 
 @dataclass(frozen=True)
 class Weights:
-    """score = similarity * sim + (1 - similarity) * overlap + kind + anchor + first (a passage among the
-    first three)"""
+    """support = similarity * sim + (1 - similarity) * overlap + kind + anchor, and the prior
+    rank / (passage rank + 1); units are chosen by the sum, refused on support alone
+    (`ExtractiveAnswerer.pick`). The defaults are the answerer's."""
 
     similarity: float = 0.6
     kind: float = 0.08
     anchor: float = 0.10
-    first: float = 0.0
+    rank: float = 0.2
 
     def score(self, u: dict[str, float]) -> float:
-        return (self.similarity * u["sim"] + (1 - self.similarity) * u["overlap"] + self.kind * u["kind"]
-                + self.anchor * u["anchor"] + self.first * (u["rank"] < 3))
+        return self.similarity * u["sim"] + (1 - self.similarity) * u["overlap"] + self.kind * u["kind"] \
+            + self.anchor * u["anchor"]
+
+    def prior(self, u: dict[str, float]) -> float:
+        return self.rank / (u["rank"] + 1)
 
     def label(self) -> str:
         return (f"sim {self.similarity:.2f}, kind {self.kind:.2f}, anchor {self.anchor:.2f}, "
-                f"first three {self.first:.2f}")
+                f"rank prior {self.rank:.2f}")
 
 
 CURRENT = Weights()
-GRID = [Weights(s, k, a, f) for s, k, a, f in itertools.product(
-    (0.5, 0.6, 0.7), (0.0, 0.04, 0.08, 0.12), (0.0, 0.05, 0.10, 0.15), (0.0, 0.03, 0.06, 0.10, 0.15))]
+GRID = [Weights(s, k, a, r) for s, k, a, r in itertools.product(
+    (0.5, 0.6, 0.7), (0.0, 0.04, 0.08, 0.12), (0.0, 0.05, 0.10, 0.15), (0.0, 0.1, 0.2, 0.3))]
+# The rank prior alone, the other weights as they are: the one-weight choice the README reports.
+RANK_GRID = [Weights(rank=r) for r in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)]
 
 
 def reply(row: dict[str, object], w: Weights, answerer: ExtractiveAnswerer | None = None) -> str:
@@ -116,8 +122,8 @@ def reply(row: dict[str, object], w: Weights, answerer: ExtractiveAnswerer | Non
     if row["refused"]:
         return ""
     shown = {int(u["n"]): Passage(int(u["n"]), "", "") for u in sorted(units, key=lambda u: u["rank"])}
-    scored = sorted((Scored(shown[int(u["n"])], str(u["text"]), int(u["position"]), w.score(u)) for u in units),
-                    key=lambda s: s.score, reverse=True)
+    scored = sorted((Scored(shown[int(u["n"])], str(u["text"]), int(u["position"]), w.score(u), w.prior(u))
+                     for u in units), key=lambda s: s.ranking, reverse=True)
     picked = (answerer or _answerer()).pick(scored, list(shown.values()))
     return "\n".join(f"- {s.sentence} [{s.passage.n}]" for s in picked)
 
@@ -148,9 +154,9 @@ def scores(rows: list[dict[str, object]], w: Weights) -> dict[str, float]:
     return {s: sum(v) / len(v) for s, v in by_set.items()}
 
 
-def fit(path: Path) -> str:
+def fit(path: Path, grid: Sequence[Weights] = GRID) -> str:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    table = {w: scores(rows, w) for w in [*GRID, CURRENT]}
+    table = {w: scores(rows, w) for w in [*grid, CURRENT]}
     sets = list(table[CURRENT])
     mean = {w: sum(s.values()) / len(s) for w, s in table.items()}
     lines = ["Found in reply (evidence, or the reference answer where a case has no quotes), per held-out set,",
@@ -203,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     units.add_argument("--out", type=Path, default=DEFAULT_OUT)
     fitting = commands.add_parser("fit")
     fitting.add_argument("--units", type=Path, default=DEFAULT_OUT)
+    fitting.add_argument("--rank-only", action="store_true", help="choose only the rank prior, the rest as is")
     quoting = commands.add_parser("picking")
     quoting.add_argument("--units", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -211,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "picking":
         print(picking(args.units))
     else:
-        print(fit(args.units))
+        print(fit(args.units, RANK_GRID if args.rank_only else GRID))
     return 0
 
 

@@ -275,6 +275,28 @@ def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline
     assert answerer.pick(scored(40, [0.29]), passages) == []  # below the support floor: refused
 
 
+def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_support(offline_provider):
+    from rag.providers.extractive import Scored
+
+    answerer = offline_provider.answerer
+    first, second = Passage(1, "", "a.md"), Passage(2, "", "b.md")
+    long_text = " ".join(f"w{j}" for j in range(answerer.reply_chars // 3))  # one unit fills the budget
+    units = [Scored(second, long_text + " b", 0, 0.6, answerer.rank_prior / 2),
+             Scored(first, long_text + " a", 0, 0.55, answerer.rank_prior)]
+    picked = answerer.pick(sorted(units, key=lambda s: s.ranking, reverse=True), [first, second])
+    assert [s.passage.n for s in picked] == [1]  # 0.55 + 0.2 beats 0.6 + 0.1
+    weak = [Scored(first, "a unit the question barely touches", 0, answerer.min_support - 0.05, answerer.rank_prior)]
+    assert weak[0].ranking > answerer.min_support and answerer.pick(weak, [first]) == []
+
+    # support() gives each unit its passage's prior, by retrieval rank (the order passed), not by number
+    top = Passage(7, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    next_ = Passage(3, "Vacation days must be requested two weeks ahead.", "policy.md")
+    support = answerer.support("How many vacation days do employees get?", [top, next_])
+    priors = {s.passage.n: s.prior for s in support.scored}
+    assert priors == {7: answerer.rank_prior, 3: answerer.rank_prior / 2}
+    assert support.best == max(s.score for s in support.scored)  # the refusal reads support, not the prior
+
+
 def test_units_sharing_no_word_with_the_question_are_never_quoted(offline_provider):
     passage = Passage(1, "Receipts are required for every expense above 25 euros. The cafeteria opens at noon.",
                       "handbook.pdf", 3)
