@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import STOPWORDS
+from rag.text import STOPWORDS, stem_words
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -42,12 +42,6 @@ LONG_LINE_CHARS = 200  # a longer line is prose wrapped by nobody: split into se
 LINE_MIN_SHARE = 0.5  # of the question's distinct terms a line must hold to count: one shared word is chance
 
 
-def _stemmer() -> Any:  # PyStemmer ships no type information
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
 class Terms:
     """The one tokenizer used for documents and queries alike."""
 
@@ -56,13 +50,9 @@ class Terms:
 
         # bm25s' list lacks question words ("what", "does"); rag.text's list has them.
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
-        self.stemmer = _stemmer()
-        self._lock = threading.Lock()  # a Snowball stemmer object is not thread-safe
 
     def __call__(self, text: str) -> list[str]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in self.stopwords]
-        with self._lock:
-            return list(self.stemmer.stemWords(words))
+        return stem_words(w for w in _WORD.findall(text.lower()) if w not in self.stopwords)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,19 @@ evidence highlighting share. BM25 tokenises on its own (rag.bm25.Terms: words of
 characters, stemmed), as keyword matching across word forms wants. Also the one pattern of a
 Markdown code fence, which ingest writes and splits at and the answerer never quotes; a
 question's literal tokens ("429", "os.path.join") and the share of them a text holds, which
-the second ranking stage and the offline answerer both score by; and the reading of a model's
-JSON reply, which the second ranking stage and the judge share."""
+the second ranking stage and the offline answerer both score by; the one English stemmer,
+which BM25 and the answerer's test of whether a sentence shares a word with the question
+use; and the reading of a model's JSON reply, which the second ranking stage and the judge
+share."""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
@@ -30,6 +36,23 @@ STOPWORDS = frozenset(
 def content_words(text: str) -> list[str]:
     """The lower-cased words of `text` that are not stop words, in order."""
     return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+
+
+@cache
+def _stemmer() -> Any:  # PyStemmer ships no type information
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+_STEMMING = threading.Lock()  # a Snowball stemmer object is not thread-safe
+
+
+def stem_words(words: Iterable[str]) -> list[str]:
+    """Snowball (English) stems of lower-cased `words`, in order: "retries" and "retrying"
+    both give "retri"."""
+    with _STEMMING:
+        return list(_stemmer().stemWords(list(words)))
 
 
 _ANCHOR = re.compile(

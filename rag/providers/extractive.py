@@ -17,7 +17,7 @@ from typing import Literal
 
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
-from rag.text import FENCE, STOPWORDS, anchors, content_words, share_present
+from rag.text import FENCE, STOPWORDS, anchors, content_words, share_present, stem_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -307,19 +307,22 @@ class ExtractiveAnswerer:
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """Every quotable unit that shares a word with the question (itself or through its
-        section heading): a sentence that shares nothing is not evidence, however similar
-        its embedding looks. A question without content words (blank, or all stopwords)
+        section heading), in any of its forms ("keys" meets "key", "translate" "translates"):
+        a sentence that shares nothing is not evidence, however similar its embedding looks.
+        Its overlap score counts the exact words only (stemmed, it cost two PDF sets answers:
+        README, Evaluation). A question without content words (blank, or all stopwords)
         shares none: its passages are not split at all."""
         q_words = set(content_words(question))
         if not q_words:
             return []
+        q_stems = set(stem_words(q_words))
         out = []
         for passage in passages:
             context = section(passage.heading)
             for position, unit in enumerate(split_units(passage.text)):
                 words = set(content_words(f"{context} {unit}"))
                 overlap = len(q_words & words) / len(q_words)
-                if overlap > 0:
+                if overlap > 0 or not q_stems.isdisjoint(stem_words(words)):
                     out.append(_Unit(passage, unit, position, context, overlap))
         return out
 

@@ -297,6 +297,12 @@ def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_supp
     assert support.best == max(s.score for s in support.scored)  # the refusal reads support, not the prior
 
 
+def test_a_sentence_sharing_a_question_word_in_another_form_is_quoted(offline_provider):
+    passage = Passage(1, "A picture is translated with shift(z). The cafeteria opens at noon.", "asymptote.pdf", 40)
+    answer = ask_offline(offline_provider, "How do I translate pictures?", passage)  # "pictures", "translate"
+    assert "translated with shift(z)" in answer and "cafeteria" not in answer
+
+
 def test_units_sharing_no_word_with_the_question_are_never_quoted(offline_provider):
     passage = Passage(1, "Receipts are required for every expense above 25 euros. The cafeteria opens at noon.",
                       "handbook.pdf", 3)
