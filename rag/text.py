@@ -51,8 +51,9 @@ _STEMMING = threading.Lock()  # a Snowball stemmer object is not thread-safe
 def stem_words(words: Iterable[str]) -> list[str]:
     """Snowball (English) stems of lower-cased `words`, in order: "retries" and "retrying"
     both give "retri"."""
+    listed = list(words)  # outside the lock: a generator's own work never runs holding it
     with _STEMMING:
-        return list(_stemmer().stemWords(list(words)))
+        return list(_stemmer().stemWords(listed))
 
 
 _ANCHOR = re.compile(

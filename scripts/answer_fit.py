@@ -98,7 +98,9 @@ class Weights:
             + self.anchor * u["anchor"]
 
     def prior(self, u: dict[str, float]) -> float:
-        return self.rank / (u["rank"] + 1)
+        from rag.providers.extractive import rank_prior
+
+        return rank_prior(self.rank, int(u["rank"]))
 
     def label(self) -> str:
         return (f"sim {self.similarity:.2f}, kind {self.kind:.2f}, anchor {self.anchor:.2f}, "

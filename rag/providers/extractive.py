@@ -208,6 +208,12 @@ def _identifiers(text: str) -> set[str]:
     return set(re.findall(r"\w+", lowered)) | {w.strip(".") for w in re.findall(r"[\w.]+", lowered)}
 
 
+def rank_prior(weight: float, rank: int) -> float:
+    """What a unit of the passage retrieval ranked `rank`-th (from 0) adds to its support
+    when units are chosen: `weight / (rank + 1)`."""
+    return weight / (rank + 1)
+
+
 @dataclass(frozen=True)
 class Scored:
     """A unit with its support (how well it answers the question by itself; the refusal
@@ -245,9 +251,9 @@ class Support:
     refusal reads. Kept as one object so the evaluation can study the same numbers the
     answerer decided on."""
 
-    scored: tuple[Scored, ...]  # best first
+    scored: tuple[Scored, ...]  # best first by support plus prior (`Scored.ranking`)
     missing: tuple[str, ...]  # key terms found in no passage
-    best: float  # the best unit's support score (meaning, word overlap, kind, literal tokens)
+    best: float  # the highest support of a unit (meaning, word overlap, kind, literal tokens), prior aside
     similarity: float  # the best cosine of a unit (read with its heading) to the question
     coverage: float  # share of the question's content words in the first passages
     kind_absent: bool  # asks for a number, date or name that no passage's units hold
@@ -316,13 +322,17 @@ class ExtractiveAnswerer:
         if not q_words:
             return []
         q_stems = set(stem_words(q_words))
+        stems: dict[str, str] = {}  # each distinct word stemmed once per answer
         out = []
         for passage in passages:
             context = section(passage.heading)
             for position, unit in enumerate(split_units(passage.text)):
                 words = set(content_words(f"{context} {unit}"))
                 overlap = len(q_words & words) / len(q_words)
-                if overlap > 0 or not q_stems.isdisjoint(stem_words(words)):
+                if not overlap:
+                    new = [w for w in words if w not in stems]
+                    stems.update(zip(new, stem_words(new), strict=True))
+                if overlap or not q_stems.isdisjoint(stems[w] for w in words):
                     out.append(_Unit(passage, unit, position, context, overlap))
         return out
 
@@ -352,7 +362,7 @@ class ExtractiveAnswerer:
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
-            ), self.rank_prior / (rank[u.passage.n] + 1))
+            ), rank_prior(self.rank_prior, rank[u.passage.n]))
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, max(s.score for s in scored), float(semantic.max()), coverage,
@@ -373,10 +383,14 @@ class ExtractiveAnswerer:
 
     def pick(self, scored: Sequence[Scored], passages: Sequence[Passage]) -> list[Scored]:
         """Of the units `scored` (best first, by support plus prior), the best, each within
-        `relative_floor` of the best, no near-duplicates, until they fill the reading budget
-        (`reply_chars`, the last unit whole) or number `max_sentences`; in document order.
-        None when no unit's own support reaches `min_support`. A budget in characters, not a
-        count of sentences: three long PDF sentences say as much as six short ones."""
+        `relative_floor` of the best and at `min_support` or above (support plus prior: a
+        unit of the first passage may be quoted with less support than one of the sixth),
+        no near-duplicates, until they fill the reading budget (`reply_chars`, the last unit
+        whole) or number `max_sentences`; in document order. None when no unit's own support
+        reaches `min_support`: the refusal reads no prior. Holding each unit's own support to
+        `min_support` as well was measured and lost answers on every set (README:
+        Evaluation). A budget in characters, not a count of sentences: three long PDF
+        sentences say as much as six short ones."""
         if not scored or max(s.score for s in scored) < self.min_support:
             return []
         floor = max(self.min_support, scored[0].ranking * self.relative_floor)
