@@ -39,7 +39,9 @@ def test_offline_run_scores_every_variant_and_answer(evaluator: Evaluator, tmp_p
     answers = {a.case_id: a for a in report.answer_cases}
     assert answers["unknown"].refused and row.refusal_accuracy == 1.0
     assert answers["unknown"].token_f1 is None and answers["unknown"].faithfulness is None
-    assert answers["vacation"].citation_recall == 1.0 and answers["vacation"].token_f1 > 0.5
+    # The reference whole (all its words), beside the next sentence of its passage: F1 0.5.
+    assert answers["vacation"].citation_recall == 1.0 and answers["vacation"].answer_in_reply == 1.0
+    assert answers["vacation"].token_f1 >= 0.5
     assert answers["vacation"].faithfulness > 0.8  # the extractive answer quotes its sources
     assert answers["vacation"].evidence_in_reply == 1.0 and answers["vacation"].evidence_in_top3 == 1.0
     assert answers["rotate"].evidence_in_reply is None  # no quote: not scored
