@@ -110,3 +110,9 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     assert rate_limited.returncode == 0, rate_limited.stderr
     assert "Retry on 408, 429, 500" in rate_limited.stdout
     assert re.fullmatch(r" \*\[\d\] (retries|quotas)\.md — .*", cited_line(rate_limited.stdout, "Retry on 408, 429"))
+
+    # The fact is in the passage ranked first: the reply quotes it (the rank prior), where the
+    # answerer before it quoted better-scored sentences of other passages instead.
+    leaked = _run(settings, "ask", "what should I do first if our API key shows up on GitHub?", collection="corpus")
+    assert leaked.returncode == 0, leaked.stderr
+    assert "delete the key" in leaked.stdout
