@@ -2,9 +2,10 @@
 
 With no model to write prose, the honest answer is the documents' own sentences: we score
 every sentence of the numbered passages against the question (embedding similarity plus
-word overlap), quote the best-supported ones in document order with their `[n]`, and say
-plainly that this is the offline mode. Below a support threshold it says the documents do
-not seem to answer, rather than quoting noise.
+word overlap), add a prior for the passages retrieval ranked first (it read the whole
+corpus; the sentence score reads only the question and the sentence), quote the best in
+document order with their `[n]`, and say plainly that this is the offline mode. Below a
+support threshold it says the documents do not seem to answer, rather than quoting noise.
 """
 
 from __future__ import annotations
