@@ -44,19 +44,20 @@ def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]  # chroma
 
 
 def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb client types
-    chromadb = runtime.import_chromadb()
-    from chromadb.config import Settings as ChromaSettings
+    """Made inside `loading_chromadb`: the first client loads the classes it needs then."""
+    with runtime.loading_chromadb() as chromadb:
+        from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
-        return chromadb.HttpClient(
-            host=url.hostname or "127.0.0.1",
-            port=url.port or 8000,
-            ssl=url.scheme == "https",
-            settings=chroma_settings,
-        )
-    return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if settings.chroma_url:
+            url = urlparse(settings.chroma_url)
+            return chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or 8000,
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
 
 
 def check_collection_name(name: str) -> str:

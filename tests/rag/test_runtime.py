@@ -1,4 +1,4 @@
-"""chromadb loaded by `rag.runtime.import_chromadb`: it works, and `overrides` is itself again.
+"""chromadb loaded inside `rag.runtime.loading_chromadb`: it works, and `overrides` is itself again.
 
 Each test runs in a fresh interpreter, since the point is what happens on the first import."""
 
@@ -20,9 +20,9 @@ def run_fresh(code: str, tmp_path: Path) -> str:
 def test_chromadb_imported_this_way_stores_and_finds(tmp_path: Path) -> None:
     out = run_fresh(
         f"""
-        from rag.runtime import import_chromadb
-        chromadb = import_chromadb()
-        client = chromadb.PersistentClient(path={str(tmp_path / "chroma")!r})
+        from rag.runtime import loading_chromadb
+        with loading_chromadb() as chromadb:
+            client = chromadb.PersistentClient(path={str(tmp_path / "chroma")!r})
         col = client.get_or_create_collection("col", embedding_function=None, metadata={{"hnsw:space": "cosine"}})
         col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=["x", "y"])
         col.delete(ids=["b"])
@@ -42,8 +42,9 @@ def test_overrides_checks_are_back_after_the_import(tmp_path: Path) -> None:
         """
         import overrides
         from overrides.overrides import override as real
-        from rag.runtime import import_chromadb
-        import_chromadb()
+        from rag.runtime import loading_chromadb
+        with loading_chromadb():
+            pass
         assert overrides.override is real and overrides.overrides is not None
 
         class Base:
@@ -61,3 +62,43 @@ def test_overrides_checks_are_back_after_the_import(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.strip() == "refused"
+
+
+def test_the_embedded_clients_api_class_loads_unchecked_too(tmp_path: Path) -> None:
+    """chromadb imports the client's API and telemetry classes only when the first client is
+    made; the store makes it inside `loading_chromadb`, so opening it runs no signature check."""
+    out = run_fresh(
+        f"""
+        from pathlib import Path
+        import sys
+        import overrides
+        decorator = sys.modules["overrides.overrides"]  # the module, which the package's name shadows
+        checks = []
+        real = decorator.ensure_signature_is_compatible
+        decorator.ensure_signature_is_compatible = lambda *a, **k: checks.append(a) or real(*a, **k)
+        from rag.settings import Settings
+        from rag.store import chroma_client
+        chroma_client(Settings(data_dir=Path({str(tmp_path)!r}), api_key=None)).heartbeat()
+        print(len(checks))
+        """,
+        tmp_path,
+    )
+    assert out.strip() == "0"
+
+
+def test_httpx_cli_stays_out_of_the_import_but_importable(tmp_path: Path) -> None:
+    """While chromadb loads, httpx falls back to its CLI stub (no rich, pygments or click
+    loaded for it); the CLI module itself can still be imported afterwards."""
+    out = run_fresh(
+        """
+        import sys
+        from rag.runtime import loading_chromadb
+        with loading_chromadb():
+            pass
+        print("httpx._main" in sys.modules)
+        from httpx._main import main
+        print(callable(main))
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["False", "True"]
