@@ -102,3 +102,27 @@ def test_httpx_cli_stays_out_of_the_import_but_importable(tmp_path: Path) -> Non
         tmp_path,
     )
     assert out.split() == ["False", "True"]
+
+
+def test_otlp_exporter_stays_out_until_chroma_tracing_asks_for_it(tmp_path: Path) -> None:
+    """While chromadb loads, its OTLP exporter's module (and gRPC under it) is a stand-in;
+    chromadb's tracing setup still gets the real exporter when it calls it, and the module
+    imported afterwards is the real one."""
+    out = run_fresh(
+        f"""
+        import sys
+        from pathlib import Path
+        OTLP_EXPORTER = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+        from rag.settings import Settings
+        from rag.store import chroma_client
+        chroma_client(Settings(data_dir=Path({str(tmp_path)!r}), api_key=None)).heartbeat()
+        print(OTLP_EXPORTER in sys.modules, "grpc" in sys.modules)
+        from chromadb.telemetry import opentelemetry as chroma_tracing
+        exporter = chroma_tracing.OTLPSpanExporter(endpoint="http://127.0.0.1:4317", insecure=True)
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        print(type(exporter) is OTLPSpanExporter, sys.modules[OTLP_EXPORTER].__file__ is not None)
+        exporter.shutdown()
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["False", "False", "True", "True"]
