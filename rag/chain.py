@@ -30,6 +30,7 @@ from rag.embedcache import EmbeddingCache
 from rag.errors import BudgetExceeded, QuotaExhausted
 from rag.experiments import Experiments
 from rag.headroom import Headroom
+from rag.keyterms import mentioned_elsewhere
 from rag.kv import StoreUnavailable
 from rag.prompts import answer_prompt
 from rag.providers import Embedders
@@ -396,7 +397,10 @@ class Chain:
         gets that document's chunks in order instead of the retrieved ones, if it fits; so does
         a follow-up in a conversation about that whole document (rag.router.document_discussed)."""
         bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
-        prompt = answer_prompt(standalone_question, passages(retrieved.hits), history, retrieved.file_search)
+        shown = passages(retrieved.hits)
+        elsewhere = mentioned_elsewhere(standalone_question, shown, store.mentions)
+        prompt = answer_prompt(standalone_question, shown, history, retrieved.file_search,
+                               mentioned_elsewhere=elsewhere)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
         sources = [h.chunk.source for h in retrieved.hits]
         document = self.router.document_wanted(question, sources)

@@ -18,7 +18,7 @@ PHRASES = (NOT_IN_DOCUMENTS, NOT_FOUND)
 _PATTERN = re.compile(
     "|".join(
         [
-            # the fixed phrases, also when a reason follows ("...this question: they never mention X")
+            # the fixed phrases, also when a reason follows ("...this question: the passages found never mention X")
             *(re.escape(p.lower().rstrip(".")) for p in PHRASES),
             r"\b(documents?|sources?|context|passages?)\b[^.]{0,40}\b(do(es)?\s*not|do(es)?n't|did not|didn't)\s+"
             r"(say|mention|contain|cover|specify|state|include|answer|provide)",

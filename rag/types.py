@@ -107,9 +107,13 @@ TaskKind = Literal["answer", "rewrite", "judge", "rerank", "plain"]
 # borrows another's.
 @dataclass(frozen=True)
 class AnswerTask:
-    """Answer `question` from the prompt's passages, citing them by number."""
+    """Answer `question` from the prompt's passages, citing them by number.
+    `mentioned_elsewhere`: the question's key terms (rag.keyterms) that the passages miss
+    but their documents hold elsewhere, so an answerer does not say they are never
+    mentioned."""
 
     question: str
+    mentioned_elsewhere: frozenset[str] = frozenset()
     kind: ClassVar[TaskKind] = "answer"
 
 

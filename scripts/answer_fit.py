@@ -52,14 +52,18 @@ def collect(names: Sequence[str], out: Path) -> None:
                 continue
             row = {"set": seen.doc_set.name, "id": case.id, "multi_hop": "multi-hop" in case.tags,
                    "quotes": [e.quote for e in case.evidence], "reference": case.reference_answer,
-                   **candidate_units(seen.provider.answerer, seen.question, seen.shown)}
+                   **candidate_units(seen.provider.answerer, seen.question, seen.shown, seen.mentioned_elsewhere)}
             sink.write(json.dumps(row) + "\n")
             sink.flush()
 
 
-def candidate_units(answerer: ExtractiveAnswerer, question: str, shown: Sequence[Passage]) -> dict[str, object]:
-    """The units the answerer would embed for `question` over `shown`, with their features."""
-    from rag.providers.extractive import fits_kind, missing_terms, question_kind
+def candidate_units(
+    answerer: ExtractiveAnswerer, question: str, shown: Sequence[Passage], elsewhere: frozenset[str]
+) -> dict[str, object]:
+    """The units the answerer would embed for `question` over `shown`, with their features,
+    and whether it refuses on a key term (one `shown` misses and its documents do not hold)."""
+    from rag.keyterms import missing_terms
+    from rag.providers.extractive import fits_kind, question_kind
     from rag.text import anchors
 
     units = answerer.candidates(question, shown)
@@ -68,7 +72,7 @@ def candidate_units(answerer: ExtractiveAnswerer, question: str, shown: Sequence
     rank = {p.n: i for i, p in enumerate(shown)}
     return {
         "question": question,
-        "refused": bool(missing_terms(question, shown)),
+        "refused": bool(set(missing_terms(question, shown)) - elsewhere),
         "units": [
             {"n": u.passage.n, "rank": rank[u.passage.n], "position": u.position, "text": u.text,
              "sim": float(vecs[i + 1] @ vecs[0]) if vecs is not None else 0.0, "overlap": u.overlap,

@@ -91,12 +91,14 @@ def data_dir() -> Path:
 @dataclass(frozen=True)
 class Retrieved:
     """One case as the offline answerer meets it: the question after the follow-up rewrite
-    and the passages the default retrieval shows for it."""
+    and the passages the default retrieval shows for it (and the key terms they miss that
+    their documents hold, as the chain tells the answerer: `rag.keyterms.mentioned_elsewhere`)."""
 
     doc_set: DocSet
     case: TestCase
     question: str
     shown: list[Passage]
+    mentioned_elsewhere: frozenset[str]
     provider: OfflineProvider
     chain: Chain
     store: Store
@@ -109,6 +111,7 @@ def retrieved_cases(names: Sequence[str]) -> Iterator[Retrieved]:
     from rag.answer import AskOptions
     from rag.chain import Chain, passages
     from rag.eval.testset import load_testset
+    from rag.keyterms import mentioned_elsewhere
     from rag.providers.offline import OfflineProvider
     from rag.settings import load_settings
     from rag.store import collection_name
@@ -123,7 +126,8 @@ def retrieved_cases(names: Sequence[str]) -> Iterator[Retrieved]:
         for case in load_testset(doc_set.testset).cases:
             question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
             shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
-            yield Retrieved(doc_set, case, question, shown, provider, chain, store)
+            elsewhere = mentioned_elsewhere(question, shown, store.mentions)
+            yield Retrieved(doc_set, case, question, shown, elsewhere, provider, chain, store)
 
 
 # --- install -------------------------------------------------------------------------------

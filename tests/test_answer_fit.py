@@ -21,7 +21,7 @@ PASSAGES = (
 
 def test_the_replay_with_the_current_weights_gives_the_answerers_reply(offline_provider) -> None:
     for question in ("What should I do after a 429 error?", "How many requests per minute on the free tier?"):
-        row = answer_fit.candidate_units(offline_provider.answerer, question, PASSAGES)
+        row = answer_fit.candidate_units(offline_provider.answerer, question, PASSAGES, frozenset())
         replayed = answer_fit.reply(row, answer_fit.CURRENT)
         answered = offline_provider.answerer.answer(question, PASSAGES)
         assert replayed and re.findall(r"^- .*$", answered, re.M) == replayed.splitlines()

@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Literal
 
+from rag.keyterms import missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
-from rag.text import FENCE, STOPWORDS, anchors, content_words, share_present, stem_words
+from rag.text import FENCE, anchors, content_words, share_present, stem_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -131,84 +131,6 @@ def fits_kind(unit: str, kind: Kind) -> bool:
     return False
 
 
-_ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
-# Acronyms, plural or joined by hyphens ("GPUs", "CNF-SAT"), standing alone: not a part of
-# "RESOURCE_EXHAUSTED", "CAD.asy" or "HTTP/2", which `anchors` reads as codes.
-_ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)")
-# Words a question puts in capitals for emphasis ("is it OK", "why is it ALWAYS zero"), which
-# no document needs to spell out; stopwords ("NOT", "ALL") are left out as well.
-_EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really", "please", "help", "every",
-                       "none", "still", "even", "asap"})
-_VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
-
-
-def key_terms(question: str) -> set[str]:
-    """The literal terms a question stands on: names (capitalised words past its first, and
-    acronyms: "GPU", "MIPLIB"), identifiers and codes ("os.path", "RESOURCE_EXHAUSTED",
-    "--prune") and version-like numbers ("1.5", "Tier 3"). If the documents never mention
-    one, they cannot answer. Quantities ("2,000 tokens") are not key terms, since a question
-    may bring its own for a calculation, nor are paraphrased common words, since passages
-    word them otherwise. A question typed in capitals has no acronyms to tell apart."""
-    question = question.strip()
-    entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
-    shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
-    acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
-    codes = {a for a in anchors(question) if not re.search(r"\d", a)}
-    versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
-    return entities | acronyms | codes | versions
-
-
-# A dot ending a line, a word starting the next: how extracted text breaks a qualified name.
-# HTML reference pages style a signature's module apart from its name ("heapq." then
-# "nsmallest" on the next line) and PDF lines wrap after a dot.
-_LINE_BROKEN_NAME = re.compile(r"(?<=\w)\.[ \t]*\n\s*(?=\w)")
-
-
-def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
-    """Key terms of the question found in none of the passages (text, heading or file name).
-    A qualified name ("os.path.join") is found whole, its line breaks undone, or on its
-    owner's own page (`documented_on_its_page`); its parts found apart are common words
-    ("path", "join") that say nothing of whether the name is there."""
-    pool = _LINE_BROKEN_NAME.sub(".", " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower())
-    words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
-    words |= {w.strip(".:/-=") for w in words}
-
-    def present(term: str) -> bool:
-        if term in words or term.rstrip("s") in words or f"{term}s" in words:
-            return True
-        if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
-            return True
-        if " " in term:
-            return False
-        parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
-        return len(parts) > 1 and all(present(p) for p in parts)
-
-    return sorted(t for t in key_terms(question) if not (present(t) or documented_on_its_page(t, passages)))
-
-
-_QUALIFIED_NAME = re.compile(r"([a-z_]\w*(?:\.[a-z_]\w*)*)\.([a-z_]\w*)")
-
-
-def documented_on_its_page(term: str, passages: Sequence[Passage]) -> bool:
-    """Whether `owner.member` is named by a passage of the owner's own page: one whose file
-    name or heading names the owner and whose text names the member. Reference pages write
-    "nsmallest()" on the heapq page, seldom "heapq.nsmallest". Names match exactly: an
-    identifier takes no plural."""
-    name = _QUALIFIED_NAME.fullmatch(term)
-    if name is None:
-        return False
-    owner, member = name.groups()
-    return any(owner in _identifiers(f"{PurePosixPath(p.source).stem} {p.heading}") and member in _identifiers(p.text)
-               for p in passages)
-
-
-def _identifiers(text: str) -> set[str]:
-    """The words and dotted names of a text, lowercased: "os.path.join()" gives os, path,
-    join and os.path.join."""
-    lowered = text.lower()
-    return set(re.findall(r"\w+", lowered)) | {w.strip(".") for w in re.findall(r"[\w.]+", lowered)}
-
-
 def rank_prior(weight: float, rank: int) -> float:
     """What a unit of the passage retrieval ranked `rank`-th (from 0) adds to its support
     when units are chosen: `weight / (rank + 1)`."""
@@ -302,10 +224,15 @@ class ExtractiveAnswerer:
         # (about 650 characters) and quotes more where sentences are short. relative_floor 0.6:
         # 0.5 found one more sample answer but cited more unrelated passages (README: Evaluation).
 
-    def answer(self, question: str, passages: Sequence[Passage]) -> str:
-        support = self.support(question, passages)
+    def answer(
+        self, question: str, passages: Sequence[Passage], mentioned_elsewhere: frozenset[str] = frozenset()
+    ) -> str:
+        """Quotes, or a refusal: for too little support, or naming the key terms no passage
+        mentions, unless it is a name their documents hold elsewhere (`mentioned_elsewhere`)."""
+        support = self.support(question, passages, mentioned_elsewhere)
         if support.missing:
-            return f"{NOT_FOUND.rstrip('.')}: they never mention {', '.join(support.missing)}.\n\n{OFFLINE_NOTE}"
+            missing = ", ".join(support.missing)
+            return f"{NOT_FOUND.rstrip('.')}: the passages found never mention {missing}.\n\n{OFFLINE_NOTE}"
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
@@ -337,14 +264,16 @@ class ExtractiveAnswerer:
                     out.append(_Unit(passage, unit, position, context, overlap))
         return out
 
-    def support(self, question: str, passages: Sequence[Passage]) -> Support:
+    def support(
+        self, question: str, passages: Sequence[Passage], mentioned_elsewhere: frozenset[str] = frozenset()
+    ) -> Support:
         """Each unit is scored by meaning (cosine to the question, read with its section
         heading), by the share of the question's words it or its heading contains, and by
         whether it holds what the question asks for (a figure, a date, a name, an
         instruction) and the question's literal tokens. Only the lexically best
         `max_candidates` units are embedded (embedding is the cost), plus the best unit of
         the top passage, which is always considered."""
-        missing = tuple(missing_terms(question, passages))
+        missing = tuple(t for t in missing_terms(question, passages) if t not in mentioned_elsewhere)
         units = self.units(question, passages)
         kind = question_kind(question)
         scores = [p.score for p in passages[:2]]

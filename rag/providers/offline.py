@@ -79,8 +79,8 @@ class OfflineProvider:
 
     def _respond(self, prompt: Prompt) -> str:
         match prompt.task:
-            case AnswerTask(question):
-                return self.answerer.answer(question, prompt.passages)
+            case AnswerTask(question, elsewhere):
+                return self.answerer.answer(question, prompt.passages, elsewhere)
             case RewriteTask(question, history):
                 return rewrite_follow_up(question, history)
             case JudgeTask(answer):

@@ -102,3 +102,14 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     assert not is_refusal(answered.answer) and "25 days" in answered.answer
     refused = chain.ask("Which Helm chart runs the badge reader at the north entrance?")
     assert is_refusal(refused.answer) and "helm" in refused.answer and "[1]" not in refused.answer
+
+
+def test_a_term_only_the_passages_miss_is_not_said_to_be_never_mentioned(chain):
+    """The one passage shown (the handbook's vacation page) does not name Acme, but page 1 of
+    the same handbook does: the answer quotes the page instead of refusing."""
+    from rag.eval.metrics import is_refusal
+
+    record = chain.ask("How many vacation days do Acme employees get?", options=AskOptions(top_k=1))
+    assert [(s.source, s.page) for s in record.sources] == [("handbook.pdf", 2)]
+    assert not is_refusal(record.answer) and "25 days" in record.answer
+

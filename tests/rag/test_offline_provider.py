@@ -342,38 +342,3 @@ def test_support_exposes_the_signals_a_refusal_reads(offline_provider):
     assert support.coverage == 0.6 and not support.kind_absent  # 3 of its 5 content words; "25" the number asked
     far = offline_provider.answerer.support("How many vacation days do employees get?", [other])
     assert far.best < support.best and far.similarity < support.similarity and far.coverage < 0.6
-
-
-def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owners_page():
-    from rag.providers.extractive import missing_terms
-
-    # Extracted text breaks a name after its dot (a PDF line wrap, an HTML signature's styled parts).
-    wrapped = Passage(1, "For the few smallest items call heapq.\nnsmallest(), which is faster than sorting.",
-                      "manual.pdf", 12)
-    assert missing_terms("does heapq.nsmallest keep equal items in order?", [wrapped]) == []
-    assert missing_terms("does heapq.nbiggest keep equal items in order?", [wrapped]) == ["heapq.nbiggest"]
-    # A reference page names its members without the module: the page's file name or heading is the module.
-    listing = Passage(1, "nlargest()\n\nnsmallest()\n\nReturn a list with the n smallest elements.",
-                      "library/heapq.html", heading="heapq — Heap queue algorithm")
-    assert missing_terms("does heapq.nsmallest keep equal items in order?", [listing]) == []
-    elsewhere = Passage(1, "nsmallest() returns the n smallest elements.", "library/bisect.html", heading="bisect")
-    assert missing_terms("does heapq.nsmallest keep equal items in order?", [elsewhere]) == ["heapq.nsmallest"]
-    # A name's parts are common words: found apart, they are not the name.
-    apart = Passage(1, "Use os.walk() to visit a tree.\nPath objects stand for filesystem paths.", "library/os.html")
-    assert missing_terms("How does Path.walk() order the directories?", [apart]) == ["path.walk"]
-
-
-def test_an_acronym_is_a_key_term_that_the_passages_must_mention():
-    from rag.providers.extractive import key_terms, missing_terms
-
-    interior = Passage(1, "The routine glp_interior implements the primal-dual interior-point method.", "glpk.pdf", 40)
-    assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior]) == ["gpu"]
-    solver = Passage(2, "Solving on GPUs is not supported; the CNF-SAT solver runs on one CPU.", "glpk.pdf", 41)
-    assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior, solver]) == []
-    assert missing_terms("what's CNF-SAT?", [solver]) == []  # whole, not "CN"
-    # Part of a code or a file name is not an acronym; a question in capitals has none.
-    assert key_terms("in CAD.asy, why does RESOURCE_EXHAUSTED appear?") == {"cad.asy", "resource_exhausted"}
-    assert key_terms("HOW DO I INSTALL IT ON MY PC") == set()
-    # Capitals for emphasis are not acronyms; acronyms beside lower-case words are.
-    assert key_terms("Is it OK that the gap is ALWAYS zero?") == set()
-    assert key_terms("GLPK vs CPLEX for MIP?") == {"glpk", "cplex", "mip"}

@@ -68,3 +68,19 @@ def test_a_pinned_view_keeps_its_version_while_the_collection_moves_on(settings)
     # A write through a stale view still moves the version above the current one, never back.
     assert view.bump_version() == 3 and store.version == 3
 
+
+def test_mentions_finds_a_term_as_a_word_in_the_given_files_only(settings):
+    store = Store(settings, "test:emb:2")
+    texts = {"gmpl.pdf": "Modeling Language GNU MathProg. Run it with --check first.",
+             "glpk.pdf": "Tier 3 users get more. Solving on GPUs is not supported.",
+             "other.md": "Java bindings exist elsewhere."}
+    chunks = [Chunk(id=f"c{i}", text=t, source=s, index=0, start=0, end=len(t), content_hash=f"h{i}")
+              for i, (s, t) in enumerate(texts.items())]
+    store.upsert(chunks, [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    both = ["gmpl.pdf", "glpk.pdf"]
+    assert store.mentions("mathprog", both) and store.mentions("MATHPROG", ["gmpl.pdf"])  # case aside
+    assert store.mentions("gpu", both) and store.mentions("tier 3", both)  # a plural; a phrase
+    assert store.mentions("--check", both) and not store.mentions("--checkpoint", both)  # a code, whole
+    assert not store.mentions("math", both)  # a word, not a part of one
+    assert not store.mentions("java", both) and store.mentions("java", ["other.md"])  # those files only
+    assert not store.mentions("mathprog", [])

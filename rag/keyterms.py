@@ -1,0 +1,114 @@
+"""The literal terms a question stands on (names, acronyms, identifiers, versions), and
+which of them a set of passages never mentions.
+
+A question about "swiglpk" or "Path.walk()" cannot be answered from passages that never
+name it, whatever else they share with it. The offline answerer refuses on such terms; the
+chain asks the store whether the passages' own documents name them elsewhere (a name on the
+title page of the manual the passages come from is what they are about, not a sign that
+they cannot answer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
+
+from rag.text import STOPWORDS, anchors
+from rag.types import Passage
+
+_ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
+# Acronyms, plural or joined by hyphens ("GPUs", "CNF-SAT"), standing alone: not a part of
+# "RESOURCE_EXHAUSTED", "CAD.asy" or "HTTP/2", which `anchors` reads as codes.
+_ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)")
+# Words a question puts in capitals for emphasis ("is it OK", "why is it ALWAYS zero"), which
+# no document needs to spell out; stopwords ("NOT", "ALL") are left out as well.
+_EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really", "please", "help", "every",
+                       "none", "still", "even", "asap"})
+_VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
+
+
+def key_terms(question: str) -> set[str]:
+    """The literal terms a question stands on: names (capitalised words past its first, and
+    acronyms: "GPU", "MIPLIB"), identifiers and codes ("os.path", "RESOURCE_EXHAUSTED",
+    "--prune") and version-like numbers ("1.5", "Tier 3"). If the passages never mention
+    one, they cannot answer. Quantities ("2,000 tokens") are not key terms, since a question
+    may bring its own for a calculation, nor are paraphrased common words, since passages
+    word them otherwise. A question typed in capitals has no acronyms to tell apart."""
+    question = question.strip()
+    entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
+    shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
+    acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
+    codes = {a for a in anchors(question) if not re.search(r"\d", a)}
+    versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
+    return entities | acronyms | codes | versions
+
+
+# A dot ending a line, a word starting the next: how extracted text breaks a qualified name.
+# HTML reference pages style a signature's module apart from its name ("heapq." then
+# "nsmallest" on the next line) and PDF lines wrap after a dot.
+_LINE_BROKEN_NAME = re.compile(r"(?<=\w)\.[ \t]*\n\s*(?=\w)")
+
+
+def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
+    """Key terms of the question found in none of the passages (text, heading or file name).
+    A qualified name ("os.path.join") is found whole, its line breaks undone, or on its
+    owner's own page (`documented_on_its_page`); its parts found apart are common words
+    ("path", "join") that say nothing of whether the name is there."""
+    pool = _LINE_BROKEN_NAME.sub(".", " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower())
+    words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
+    words |= {w.strip(".:/-=") for w in words}
+
+    def present(term: str) -> bool:
+        if term in words or term.rstrip("s") in words or f"{term}s" in words:
+            return True
+        if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
+            return True
+        if " " in term:
+            return False
+        parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
+        return len(parts) > 1 and all(present(p) for p in parts)
+
+    return sorted(t for t in key_terms(question) if not (present(t) or documented_on_its_page(t, passages)))
+
+
+_QUALIFIED_NAME = re.compile(r"([a-z_]\w*(?:\.[a-z_]\w*)*)\.([a-z_]\w*)")
+
+
+def documented_on_its_page(term: str, passages: Sequence[Passage]) -> bool:
+    """Whether `owner.member` is named by a passage of the owner's own page: one whose file
+    name or heading names the owner and whose text names the member. Reference pages write
+    "nsmallest()" on the heapq page, seldom "heapq.nsmallest". Names match exactly: an
+    identifier takes no plural."""
+    name = _QUALIFIED_NAME.fullmatch(term)
+    if name is None:
+        return False
+    owner, member = name.groups()
+    return any(owner in _identifiers(f"{PurePosixPath(p.source).stem} {p.heading}") and member in _identifiers(p.text)
+               for p in passages)
+
+
+def _identifiers(text: str) -> set[str]:
+    """The words and dotted names of a text, lowercased: "os.path.join()" gives os, path,
+    join and os.path.join."""
+    lowered = text.lower()
+    return set(re.findall(r"\w+", lowered)) | {w.strip(".") for w in re.findall(r"[\w.]+", lowered)}
+
+
+_VERSION_TERM = re.compile(r"\d+(?:\.\d+)+|[a-z]+ \d+")  # a version-like key term, as `key_terms` gives it
+
+
+def mentioned_elsewhere(
+    question: str, passages: Sequence[Passage], mentions: Callable[[str, Sequence[str]], bool]
+) -> frozenset[str]:
+    """The names among the key terms the passages never mention that their own documents
+    hold elsewhere (`mentions(term, sources)`, `Store.mentions`). A question about "MathProg"
+    may retrieve pages of the MathProg manual that do not repeat its name: the documents are
+    about it, and refusing as if they never named it would be wrong. A version ("1.5",
+    "Tier 3") is not looked for: documents name many versions, and only a passage about the
+    one asked about answers a question about it."""
+    sources = sorted({p.source for p in passages})
+    return frozenset(
+        t for t in missing_terms(question, passages) if not _VERSION_TERM.fullmatch(t) and mentions(t, sources)
+    )
+

@@ -1,0 +1,60 @@
+"""Key terms: what a question stands on, which of them passages miss, and which of those
+the passages' documents hold elsewhere (then the answer must not say they are never mentioned)."""
+
+from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms
+from rag.types import Passage
+from tests.fakes.tiny_corpus import build_store
+
+
+def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owners_page():
+    # Extracted text breaks a name after its dot (a PDF line wrap, an HTML signature's styled parts).
+    wrapped = Passage(1, "For the few smallest items call heapq.\nnsmallest(), which is faster than sorting.",
+                      "manual.pdf", 12)
+    assert missing_terms("does heapq.nsmallest keep equal items in order?", [wrapped]) == []
+    assert missing_terms("does heapq.nbiggest keep equal items in order?", [wrapped]) == ["heapq.nbiggest"]
+    # A reference page names its members without the module: the page's file name or heading is the module.
+    listing = Passage(1, "nlargest()\n\nnsmallest()\n\nReturn a list with the n smallest elements.",
+                      "library/heapq.html", heading="heapq — Heap queue algorithm")
+    assert missing_terms("does heapq.nsmallest keep equal items in order?", [listing]) == []
+    elsewhere = Passage(1, "nsmallest() returns the n smallest elements.", "library/bisect.html", heading="bisect")
+    assert missing_terms("does heapq.nsmallest keep equal items in order?", [elsewhere]) == ["heapq.nsmallest"]
+    # A name's parts are common words: found apart, they are not the name.
+    apart = Passage(1, "Use os.walk() to visit a tree.\nPath objects stand for filesystem paths.", "library/os.html")
+    assert missing_terms("How does Path.walk() order the directories?", [apart]) == ["path.walk"]
+
+
+def test_an_acronym_is_a_key_term_that_the_passages_must_mention():
+    interior = Passage(1, "The routine glp_interior implements the primal-dual interior-point method.", "glpk.pdf", 40)
+    assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior]) == ["gpu"]
+    solver = Passage(2, "Solving on GPUs is not supported; the CNF-SAT solver runs on one CPU.", "glpk.pdf", 41)
+    assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior, solver]) == []
+    assert missing_terms("what's CNF-SAT?", [solver]) == []  # whole, not "CN"
+    # Part of a code or a file name is not an acronym; a question in capitals has none.
+    assert key_terms("in CAD.asy, why does RESOURCE_EXHAUSTED appear?") == {"cad.asy", "resource_exhausted"}
+    assert key_terms("HOW DO I INSTALL IT ON MY PC") == set()
+    # Capitals for emphasis are not acronyms; acronyms beside lower-case words are.
+    assert key_terms("Is it OK that the gap is ALWAYS zero?") == set()
+    assert key_terms("GLPK vs CPLEX for MIP?") == {"glpk", "cplex", "mip"}
+
+
+def test_a_term_the_passages_miss_is_looked_for_in_their_own_documents(settings, offline_provider):
+    store = build_store(settings, offline_provider)
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    question = "How many vacation days do Acme employees get?"
+    assert missing_terms(question, [vacation]) == ["acme"]
+    # "Welcome to Acme." is on page 1 of the same handbook.
+    assert mentioned_elsewhere(question, [vacation], store.mentions) == {"acme"}
+    # Another file's passage: the handbook is not among the passages' documents.
+    badge = Passage(1, "Error code E4711 means the badge reader is offline.", "security.md", heading="Building access")
+    assert mentioned_elsewhere("Does Acme's badge reader log E4711?", [badge], store.mentions) == frozenset()
+    # Never written anywhere.
+    assert mentioned_elsewhere("Which Helm chart runs the vacation planner?", [vacation], store.mentions) == frozenset()
+
+
+def test_a_version_is_not_looked_for_elsewhere():
+    """Documents name many versions: only a passage about the one asked about answers."""
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    asked: list[str] = []
+    found = mentioned_elsewhere("Do Acme employees get 1.5 times the vacation since 2.0.1?", [vacation],
+                                lambda term, sources: asked.append(term) or True)
+    assert found == {"acme"} and asked == ["acme"]
