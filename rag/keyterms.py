@@ -54,7 +54,9 @@ def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
     """Key terms of the question found in none of the passages (text, heading or file name).
     A qualified name ("os.path.join") is found whole, its line breaks undone, or on its
     owner's own page (`documented_on_its_page`); its parts found apart are common words
-    ("path", "join") that say nothing of whether the name is there."""
+    ("path", "join") that say nothing of whether the name is there. An owner of one letter
+    is the asker's own variable ("x.status", "s.split"): the member is found on any owner
+    (".status", "str.split")."""
     pool = _LINE_BROKEN_NAME.sub(".", " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower())
     words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
     words |= {w.strip(".:/-=") for w in words}
@@ -66,6 +68,9 @@ def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
             return True
         if " " in term:
             return False
+        variable = _QUALIFIED_NAME.fullmatch(term)
+        if variable is not None and len(variable.group(1)) == 1:
+            return f".{variable.group(2)}" in pool
         parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
         return len(parts) > 1 and all(present(p) for p in parts)
 

@@ -21,6 +21,11 @@ def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owner
     # A name's parts are common words: found apart, they are not the name.
     apart = Passage(1, "Use os.walk() to visit a tree.\nPath objects stand for filesystem paths.", "library/os.html")
     assert missing_terms("How does Path.walk() order the directories?", [apart]) == ["path.walk"]
+    # An owner of one letter is the asker's variable: the member is found on any owner.
+    suffixes = Passage(1, "For model variables suffixes mean: .lb lower bound, .status status in the solution.",
+                       "gmpl.pdf", 30)
+    assert missing_terms("what does x.status = 1 mean for a variable?", [suffixes]) == []
+    assert missing_terms("what does x.dual mean for a variable?", [suffixes]) == ["x.dual"]
 
 
 def test_an_acronym_is_a_key_term_that_the_passages_must_mention():
