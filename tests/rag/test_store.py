@@ -1,7 +1,17 @@
+import uuid
+
 import pytest
 
 from rag.errors import ConfigError, EmbedderMismatch
-from rag.store import CollectionMeta, Store, check_collection_name, chroma_client, collection_meta, collection_name
+from rag.store import (
+    CollectionMeta,
+    Store,
+    check_collection_name,
+    chroma_client,
+    collection_meta,
+    collection_name,
+    drop_collection,
+)
 from rag.types import Chunk
 
 
@@ -69,8 +79,7 @@ def test_a_pinned_view_keeps_its_version_while_the_collection_moves_on(settings)
     assert view.bump_version() == 3 and store.version == 3
 
 
-def test_mentions_finds_a_term_as_a_word_in_the_given_files_only(settings):
-    store = Store(settings, "test:emb:2")
+def _assert_mentions_a_term_as_a_word_in_the_given_files_only(store: Store) -> None:
     texts = {"gmpl.pdf": "Modeling Language GNU MathProg. Run it with --check first.",
              "glpk.pdf": "Tier 3 users get more. Solving on GPUs is not supported.",
              "other.md": "Java bindings exist elsewhere."}
@@ -84,3 +93,18 @@ def test_mentions_finds_a_term_as_a_word_in_the_given_files_only(settings):
     assert not store.mentions("math", both)  # a word, not a part of one
     assert not store.mentions("java", both) and store.mentions("java", ["other.md"])  # those files only
     assert not store.mentions("mathprog", [])
+
+
+def test_mentions_finds_a_term_as_a_word_in_the_given_files_only(settings):
+    _assert_mentions_a_term_as_a_word_in_the_given_files_only(Store(settings, "test:emb:2"))
+
+
+@pytest.mark.chroma_server
+def test_mentions_on_a_chroma_server(settings, chroma_server_url):
+    """The `$regex` document filter `mentions` sends is answered by a Chroma server as well."""
+    settings = settings.model_copy(update={"chroma_url": chroma_server_url})
+    name = f"mentions-{uuid.uuid4().hex[:8]}"
+    try:
+        _assert_mentions_a_term_as_a_word_in_the_given_files_only(Store(settings, "test:emb:2", name))
+    finally:
+        drop_collection(settings, name)
