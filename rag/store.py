@@ -198,9 +198,9 @@ class Store:
         return set(self.collection.get(include=[])["ids"])
 
     def mentions(self, term: str, sources: Sequence[str]) -> bool:
-        """Whether any chunk of these files holds `term` (case aside, a final "s" optional,
-        starting and ending at word boundaries): one Chroma query with a `$regex` document
-        filter, 6-7 ms over the 1,000 chunks of the GLPK test set's two largest manuals."""
+        """Whether any chunk of these files holds `term` as a word (`_term_pattern`: case
+        aside, a final "s" optional): one Chroma query with a `$regex` document filter,
+        6-7 ms over the 1,000 chunks of the GLPK test set's two largest manuals."""
         if not sources or not term.strip():
             return False
         found = self.collection.get(
