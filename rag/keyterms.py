@@ -50,8 +50,9 @@ def key_terms(question: str) -> set[str]:
 _LINE_BROKEN_NAME = re.compile(r"(?<=\w)\.[ \t]*\n\s*(?=\w)")
 
 
-def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
-    """Key terms of the question found in none of the passages (text, heading or file name).
+def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozenset[str] = frozenset()) -> list[str]:
+    """Key terms of the question found in none of the passages (text, heading or file name),
+    but for the names their documents hold elsewhere (`elsewhere`, `mentioned_elsewhere`).
     A qualified name ("os.path.join") is found whole, its line breaks undone, or on its
     owner's own page (`documented_on_its_page`); its parts found apart are common words
     ("path", "join") that say nothing of whether the name is there. An owner of one letter
@@ -74,7 +75,10 @@ def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
         parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
         return len(parts) > 1 and all(present(p) for p in parts)
 
-    return sorted(t for t in key_terms(question) if not (present(t) or documented_on_its_page(t, passages)))
+    return sorted(
+        t for t in key_terms(question)
+        if t not in elsewhere and not (present(t) or documented_on_its_page(t, passages))
+    )
 
 
 _QUALIFIED_NAME = re.compile(r"([a-z_]\w*(?:\.[a-z_]\w*)*)\.([a-z_]\w*)")

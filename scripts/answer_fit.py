@@ -72,7 +72,7 @@ def candidate_units(
     rank = {p.n: i for i, p in enumerate(shown)}
     return {
         "question": question,
-        "refused": bool(set(missing_terms(question, shown)) - elsewhere),
+        "refused": bool(missing_terms(question, shown, elsewhere)),
         "units": [
             {"n": u.passage.n, "rank": rank[u.passage.n], "position": u.position, "text": u.text,
              "sim": float(vecs[i + 1] @ vecs[0]) if vecs is not None else 0.0, "overlap": u.overlap,

@@ -273,7 +273,7 @@ class ExtractiveAnswerer:
         instruction) and the question's literal tokens. Only the lexically best
         `max_candidates` units are embedded (embedding is the cost), plus the best unit of
         the top passage, which is always considered."""
-        missing = tuple(t for t in missing_terms(question, passages) if t not in mentioned_elsewhere)
+        missing = tuple(missing_terms(question, passages, mentioned_elsewhere))
         units = self.units(question, passages)
         kind = question_kind(question)
         scores = [p.score for p in passages[:2]]

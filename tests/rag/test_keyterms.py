@@ -49,6 +49,7 @@ def test_a_term_the_passages_miss_is_looked_for_in_their_own_documents(settings,
     assert missing_terms(question, [vacation]) == ["acme"]
     # "Welcome to Acme." is on page 1 of the same handbook.
     assert mentioned_elsewhere(question, [vacation], store.mentions) == {"acme"}
+    assert missing_terms(question, [vacation], frozenset({"acme"})) == []  # what the answerer then refuses on
     # Another file's passage: the handbook is not among the passages' documents.
     badge = Passage(1, "Error code E4711 means the badge reader is offline.", "security.md", heading="Building access")
     assert mentioned_elsewhere("Does Acme's badge reader log E4711?", [badge], store.mentions) == frozenset()
