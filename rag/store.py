@@ -306,18 +306,15 @@ def drop_collection(settings: Settings, name: str) -> None:
         client.delete_collection(name)
 
 
-_REGEX_META = re.compile(r"([\\.+*?()|\[\]{}^$#&~-])")
-
-
 def _term_pattern(term: str) -> str:
     """A case-insensitive pattern for `term` as a word (or a phrase, or a code such as
-    "--prune"), its final "s" optional, in the syntax of Chroma's `$regex` (Rust's regex:
-    no look-around, so word boundaries only where the term starts or ends with a word
-    character)."""
+    "--prune"), its final "s" optional, in the syntax of Chroma's `$regex`: Rust's regex,
+    which reads `re.escape`'s escapes alike but has no look-around, so word boundaries only
+    where the term starts or ends with a word character."""
     stem = term.lower()
     word_end = re.search(r"\w$", stem) is not None
     base = stem[:-1] if stem.endswith("s") and len(stem) > 3 else stem
-    body = _REGEX_META.sub(r"\\\1", base) + (r"s?\b" if word_end else "")
+    body = re.escape(base) + (r"s?\b" if word_end else "")
     start = r"\b" if re.match(r"\w", stem) else ""
     return f"(?i){start}{body}"
 
