@@ -25,13 +25,17 @@ _ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)
 # no document needs to spell out; stopwords ("NOT", "ALL") are left out as well.
 _EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really", "please", "help", "every",
                        "none", "still", "even", "asap"})
+# A file format named by its extension (".xlsx", ".toml"), standing alone: not the end of a
+# file name ("setup.py"), which `anchors` reads as a code.
+_EXTENSION = re.compile(r"(?<![\w.])\.([A-Za-z][A-Za-z0-9]{1,5})\b(?![.\w])")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
 def key_terms(question: str) -> set[str]:
     """The literal terms a question stands on: names (capitalised words past its first, and
     acronyms: "GPU", "MIPLIB"), identifiers and codes ("os.path", "RESOURCE_EXHAUSTED",
-    "--prune") and version-like numbers ("1.5", "Tier 3"). If the passages never mention
+    "--prune"), file formats by their extension (".xlsx" gives "xlsx") and version-like
+    numbers ("1.5", "Tier 3"). If the passages never mention
     one, they cannot answer. Quantities ("2,000 tokens") are not key terms, since a question
     may bring its own for a calculation, nor are paraphrased common words, since passages
     word them otherwise. A question typed in capitals has no acronyms to tell apart."""
@@ -40,8 +44,9 @@ def key_terms(question: str) -> set[str]:
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)}
+    formats = {e.lower() for e in _EXTENSION.findall(question)}
     versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
-    return entities | acronyms | codes | versions
+    return entities | acronyms | codes | formats | versions
 
 
 # A dot ending a line, a word starting the next: how extracted text breaks a qualified name.

@@ -102,6 +102,9 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     assert not is_refusal(answered.answer) and "25 days" in answered.answer
     refused = chain.ask("Which Helm chart runs the badge reader at the north entrance?")
     assert is_refusal(refused.answer) and "helm" in refused.answer and "[1]" not in refused.answer
+    # A file format no document names (README: Evaluation).
+    refused = chain.ask("How do I export my paid vacation days to an .xlsx file?")
+    assert is_refusal(refused.answer) and "never mention xlsx" in refused.answer and "[1]" not in refused.answer
 
 
 def test_a_term_only_the_passages_miss_is_not_said_to_be_never_mentioned(chain):

@@ -64,3 +64,17 @@ def test_a_version_is_not_looked_for_elsewhere():
     found = mentioned_elsewhere("Do Acme employees get 1.5 times the vacation since 2.0.1?", [vacation],
                                 lambda term, sources: asked.append(term) or True)
     assert found == {"acme"} and asked == ["acme"]
+
+
+def test_a_file_format_named_by_its_extension_is_a_key_term():
+    """A question about ".xlsx" files cannot be answered by passages about CSV that never
+    name the format; the end of a file name is a code, not a format."""
+    csv = Passage(1, "The csv module reads and writes tabular data in CSV format, as spreadsheets export it.",
+                  "library/csv.html", heading="csv — CSV File Reading and Writing")
+    assert key_terms("How do I read an .xlsx spreadsheet?") == {"xlsx"}
+    assert missing_terms("How do I read an .xlsx spreadsheet?", [csv]) == ["xlsx"]
+    assert missing_terms("How do I read a .csv file?", [csv]) == []  # named without its dot
+    tomllib = Passage(1, "This module parses TOML files; it cannot write them.", "library/tomllib.html")
+    assert missing_terms("can tomllib save a dict back out to a .toml file?", [tomllib]) == []
+    assert key_terms("how do I run setup.py?") == {"setup.py"}
+    assert key_terms("is 0.5 the default, e.g. for .5?") == {"0.5", "e.g"}
