@@ -44,9 +44,14 @@ def key_terms(question: str) -> set[str]:
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)}
-    formats = {e.lower() for e in _EXTENSION.findall(question)}
     versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
-    return entities | acronyms | codes | formats | versions
+    return entities | acronyms | codes | file_formats(question) | versions
+
+
+def file_formats(question: str) -> set[str]:
+    """The file formats a question names by their extension, without the dot: ".xlsx" gives
+    "xlsx", since documents name a format as often without it ("XLSX files")."""
+    return {e.lower() for e in _EXTENSION.findall(question)}
 
 
 # A dot ending a line, a word starting the next: how extracted text breaks a qualified name.
@@ -113,16 +118,21 @@ _VERSION_TERM = re.compile(r"\d+(?:\.\d+)+|[a-z]+ \d+")  # a version-like key te
 
 
 def mentioned_elsewhere(
-    question: str, passages: Sequence[Passage], mentions: Callable[[str, Sequence[str]], bool]
+    question: str, passages: Sequence[Passage], mentions: Callable[[str, Sequence[str] | None], bool]
 ) -> frozenset[str]:
     """The names among the key terms the passages never mention that their own documents
     hold elsewhere (`mentions(term, sources)`, `Store.mentions`). A question about "MathProg"
     may retrieve pages of the MathProg manual that do not repeat its name: the documents are
-    about it, and refusing as if they never named it would be wrong. A version ("1.5",
-    "Tier 3") is not looked for: documents name many versions, and only a passage about the
-    one asked about answers a question about it."""
+    about it, and refusing as if they never named it would be wrong. A file format is looked
+    for in the whole collection (`sources` None): it is often the asker's own file ("glob
+    doesn't return my .env file"), answered by pages on something else (files whose name
+    starts with a dot), so only a collection that never names it is sure not to answer. A
+    version ("1.5", "Tier 3") is not looked for: documents name many versions, and only a
+    passage about the one asked about answers a question about it."""
     sources = sorted({p.source for p in passages})
+    formats = file_formats(question)
     return frozenset(
-        t for t in missing_terms(question, passages) if not _VERSION_TERM.fullmatch(t) and mentions(t, sources)
+        t for t in missing_terms(question, passages)
+        if not _VERSION_TERM.fullmatch(t) and mentions(t, None if t in formats else sources)
     )
 

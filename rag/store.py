@@ -197,14 +197,15 @@ class Store:
     def ids(self) -> set[str]:
         return set(self.collection.get(include=[])["ids"])
 
-    def mentions(self, term: str, sources: Sequence[str]) -> bool:
-        """Whether any chunk of these files holds `term` as a word (`_term_pattern`: case
-        aside, a final "s" optional): one Chroma query with a `$regex` document filter,
-        6-7 ms over the 1,000 chunks of the GLPK test set's two largest manuals."""
-        if not sources or not term.strip():
+    def mentions(self, term: str, sources: Sequence[str] | None) -> bool:
+        """Whether any chunk of these files (`None`: of the whole collection) holds `term` as
+        a word (`_term_pattern`: case aside, a final "s" optional): one Chroma query with a
+        `$regex` document filter, 6-7 ms over the 1,000 chunks of the GLPK test set's two
+        largest manuals."""
+        if (sources is not None and not sources) or not term.strip():
             return False
         found = self.collection.get(
-            where={"source": {"$in": list(sources)}},
+            where=None if sources is None else {"source": {"$in": list(sources)}},
             where_document={"$regex": _term_pattern(term)},
             limit=1,
             include=[],

@@ -78,3 +78,17 @@ def test_a_file_format_named_by_its_extension_is_a_key_term():
     assert missing_terms("can tomllib save a dict back out to a .toml file?", [tomllib]) == []
     assert key_terms("how do I run setup.py?") == {"setup.py"}
     assert key_terms("is 0.5 the default, e.g. for .5?") == {"0.5", "e.g"}
+
+
+def test_a_file_format_is_looked_for_in_the_whole_collection(settings, offline_provider):
+    """A format is often the asker's own file, answered by pages on something else: only a
+    collection that never names it cannot answer."""
+    store = build_store(settings, offline_provider)
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    # api-guide.md, not among the passages, names JSON; no document names XLSX.
+    assert mentioned_elsewhere("can I get my vacation days as a .json file?", [vacation], store.mentions) == {"json"}
+    assert mentioned_elsewhere("can I get my vacation days as a .xlsx file?", [vacation], store.mentions) == frozenset()
+    asked: list[tuple[str, object]] = []
+    mentioned_elsewhere("Do Acme employees get .xlsx payslips?", [vacation],
+                        lambda term, sources: asked.append((term, sources)) or False)
+    assert asked == [("acme", ["handbook.pdf"]), ("xlsx", None)]
