@@ -35,10 +35,10 @@ def key_terms(question: str) -> set[str]:
     """The literal terms a question stands on: names (capitalised words past its first, and
     acronyms: "GPU", "MIPLIB"), identifiers and codes ("os.path", "RESOURCE_EXHAUSTED",
     "--prune"), file formats by their extension (".xlsx" gives "xlsx") and version-like
-    numbers ("1.5", "Tier 3"). If the passages never mention
-    one, they cannot answer. Quantities ("2,000 tokens") are not key terms, since a question
-    may bring its own for a calculation, nor are paraphrased common words, since passages
-    word them otherwise. A question typed in capitals has no acronyms to tell apart."""
+    numbers ("1.5", "Tier 3"). If the passages never mention one, they cannot answer.
+    Quantities ("2,000 tokens") are not key terms, since a question may bring its own for a
+    calculation, nor are paraphrased common words, since passages word them otherwise. A
+    question typed in capitals has no acronyms to tell apart."""
     question = question.strip()
     entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
