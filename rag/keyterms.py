@@ -1,11 +1,11 @@
-"""The literal terms a question stands on (names, acronyms, identifiers, versions), and
-which of them a set of passages never mentions.
+"""The literal terms a question stands on (names, acronyms, identifiers, file formats,
+versions), and which of them a set of passages never mentions.
 
 A question about "swiglpk" or "Path.walk()" cannot be answered from passages that never
 name it, whatever else they share with it. The offline answerer refuses on such terms; the
 chain asks the store whether the passages' own documents name them elsewhere (a name on the
 title page of the manual the passages come from is what they are about, not a sign that
-they cannot answer).
+they cannot answer), or for a file format, whether any document does.
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ _ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)
 _EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really", "please", "help", "every",
                        "none", "still", "even", "asap"})
 # A file format named by its extension (".xlsx", ".toml"), standing alone: not the end of a
-# file name ("setup.py"), which `anchors` reads as a code.
-_EXTENSION = re.compile(r"(?<![\w.])\.([A-Za-z][A-Za-z0-9]{1,5})\b(?![.\w])")
+# file name ("setup.py", which `anchors` reads as a code) nor of "data.tar.gz". An extension
+# counts where the question names it as a thing ("an .xlsx spreadsheet", "my .env file"), not
+# where it calls a method or names an attribute (".get()", "with .get when", "the .get
+# method", "from .utils import").
+_EXTENSION = re.compile(r"(?<![\w.])\.([A-Za-z][A-Za-z0-9]{1,8})\b(?!\.?\w)(?!\s*\()")
+_AS_A_THING_BEFORE = re.compile(r"\b(?:a|an|the|my|your|our|their|this|that|these|those|to|as|into)\s+$", re.I)
+_AS_A_THING_AFTER = re.compile(r"^\s+(?:files?|formats?|extensions?|spreadsheets?|documents?|suffix(?:es)?)\b", re.I)
+_NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|propert(?:y|ies)|calls?|import)\b", re.I)
+# Abbreviations that read as dotted names ("e.g" from "e.g.") and are nobody's key term.
+_ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -43,15 +51,20 @@ def key_terms(question: str) -> set[str]:
     entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
-    codes = {a for a in anchors(question) if not re.search(r"\d", a)}
+    codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
     versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
     return entities | acronyms | codes | file_formats(question) | versions
 
 
 def file_formats(question: str) -> set[str]:
     """The file formats a question names by their extension, without the dot: ".xlsx" gives
-    "xlsx", since documents name a format as often without it ("XLSX files")."""
-    return {e.lower() for e in _EXTENSION.findall(question)}
+    "xlsx", since documents name a format as often without it ("XLSX files"). Only where it
+    is named as a thing (`_EXTENSION`): a method written ".get" is a common word."""
+    return {
+        m.group(1).lower() for m in _EXTENSION.finditer(question)
+        if (_AS_A_THING_BEFORE.search(question[: m.start()]) or _AS_A_THING_AFTER.match(question[m.end():]))
+        and not _NOT_A_FORMAT_AFTER.match(question[m.end():])
+    }
 
 
 # A dot ending a line, a word starting the next: how extracted text breaks a qualified name.
@@ -120,8 +133,9 @@ _VERSION_TERM = re.compile(r"\d+(?:\.\d+)+|[a-z]+ \d+")  # a version-like key te
 def mentioned_elsewhere(
     question: str, passages: Sequence[Passage], mentions: Callable[[str, Sequence[str] | None], bool]
 ) -> frozenset[str]:
-    """The names among the key terms the passages never mention that their own documents
-    hold elsewhere (`mentions(term, sources)`, `Store.mentions`). A question about "MathProg"
+    """The key terms the passages never mention that their own documents hold elsewhere (a
+    name) or that any document holds (a file format): `mentions(term, sources)`,
+    `Store.mentions`. A question about "MathProg"
     may retrieve pages of the MathProg manual that do not repeat its name: the documents are
     about it, and refusing as if they never named it would be wrong. A file format is looked
     for in the whole collection (`sources` None): it is often the asker's own file ("glob

@@ -105,6 +105,9 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     # A file format no document names (README: Evaluation).
     refused = chain.ask("How do I export my paid vacation days to an .xlsx file?")
     assert is_refusal(refused.answer) and "never mention xlsx" in refused.answer and "[1]" not in refused.answer
+    # A method written with its dot is not a format, nor "e.g." a name: this one is answered.
+    answered = chain.ask("Does the JSON chunk of each event come with .get, e.g. when streaming?")
+    assert not is_refusal(answered.answer) and "server-sent events" in answered.answer
 
 
 def test_a_term_only_the_passages_miss_is_not_said_to_be_never_mentioned(chain):

@@ -76,8 +76,12 @@ def test_a_file_format_named_by_its_extension_is_a_key_term():
     assert missing_terms("How do I read a .csv file?", [csv]) == []  # named without its dot
     tomllib = Passage(1, "This module parses TOML files; it cannot write them.", "library/tomllib.html")
     assert missing_terms("can tomllib save a dict back out to a .toml file?", [tomllib]) == []
-    assert key_terms("how do I run setup.py?") == {"setup.py"}
-    assert key_terms("is 0.5 the default, e.g. for .5?") == {"0.5", "e.g"}
+    assert key_terms("how do I run setup.py?") == {"setup.py"}  # a file name is a code
+    assert key_terms("I have a .csv. How do I parse it?") == {"csv"}  # a sentence may end after it
+    # A method or an attribute is no format, nor is an abbreviation a name.
+    for question in ("call .split() on it", "what does the .get method return?", "does .get wait when streaming?",
+                     "from .utils import x fails", "is it the default, e.g. for vacation days?"):
+        assert key_terms(question) == set(), question
 
 
 def test_a_file_format_is_looked_for_in_the_whole_collection(settings, offline_provider):
@@ -89,6 +93,6 @@ def test_a_file_format_is_looked_for_in_the_whole_collection(settings, offline_p
     assert mentioned_elsewhere("can I get my vacation days as a .json file?", [vacation], store.mentions) == {"json"}
     assert mentioned_elsewhere("can I get my vacation days as a .xlsx file?", [vacation], store.mentions) == frozenset()
     asked: list[tuple[str, object]] = []
-    mentioned_elsewhere("Do Acme employees get .xlsx payslips?", [vacation],
+    mentioned_elsewhere("Do Acme employees get payslips as .xlsx files?", [vacation],
                         lambda term, sources: asked.append((term, sources)) or False)
     assert asked == [("acme", ["handbook.pdf"]), ("xlsx", None)]
