@@ -27,11 +27,13 @@ _EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really",
                        "none", "still", "even", "asap"})
 # A file format named by its extension (".xlsx", ".toml"), standing alone: not the end of a
 # file name ("setup.py", which `anchors` reads as a code) nor of "data.tar.gz". An extension
-# counts where the question names it as a thing ("an .xlsx spreadsheet", "my .env file"), not
-# where it calls a method or names an attribute (".get()", "with .get when", "the .get
-# method", "from .utils import").
+# counts where the question names it as a thing ("an .xlsx spreadsheet", "my .env file",
+# "can pandas read .xlsx"), not where it calls a method or names an attribute (".get()",
+# "with .get when", "the .get method", "from .utils import").
 _EXTENSION = re.compile(r"(?<![\w.])\.([A-Za-z][A-Za-z0-9]{1,8})\b(?!\.?\w)(?!\s*\()")
-_AS_A_THING_BEFORE = re.compile(r"\b(?:a|an|the|my|your|our|their|this|that|these|those|to|as|into)\s+$", re.I)
+_AS_A_THING_BEFORE = re.compile(
+    r"\b(?:a|an|the|my|your|our|their|this|that|these|those|to|as|into|read|open|parse|load|write|save|export|"
+    r"convert|supports?|handles?|produces?|outputs?)\s+$", re.I)
 _AS_A_THING_AFTER = re.compile(r"^\s+(?:files?|formats?|extensions?|spreadsheets?|documents?|suffix(?:es)?)\b", re.I)
 _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|propert(?:y|ies)|calls?|import)\b", re.I)
 # Abbreviations that read as dotted names ("e.g" from "e.g.") and are nobody's key term.
