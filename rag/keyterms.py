@@ -54,8 +54,12 @@ def key_terms(question: str) -> set[str]:
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
-    versions = {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
-    return entities | acronyms | codes | file_formats(question) | versions
+    return entities | acronyms | codes | file_formats(question) | versions(question)
+
+
+def versions(question: str) -> set[str]:
+    """The version-like numbers a question names ("1.5", "Tier 3"), lowercased."""
+    return {(dotted or named).lower() for dotted, named in _VERSION.findall(question)}
 
 
 def file_formats(question: str) -> set[str]:
@@ -77,7 +81,7 @@ _LINE_BROKEN_NAME = re.compile(r"(?<=\w)\.[ \t]*\n\s*(?=\w)")
 
 def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozenset[str] = frozenset()) -> list[str]:
     """Key terms of the question found in none of the passages (text, heading or file name),
-    but for the names their documents hold elsewhere (`elsewhere`, `mentioned_elsewhere`).
+    but for those their documents hold elsewhere (`elsewhere`, `mentioned_elsewhere`).
     A qualified name ("os.path.join") is found whole, its line breaks undone, or on its
     owner's own page (`documented_on_its_page`); its parts found apart are common words
     ("path", "join") that say nothing of whether the name is there. An owner of one letter
@@ -129,26 +133,26 @@ def _identifiers(text: str) -> set[str]:
     return set(re.findall(r"\w+", lowered)) | {w.strip(".") for w in re.findall(r"[\w.]+", lowered)}
 
 
-_VERSION_TERM = re.compile(r"\d+(?:\.\d+)+|[a-z]+ \d+")  # a version-like key term, as `key_terms` gives it
-
-
 def mentioned_elsewhere(
     question: str, passages: Sequence[Passage], mentions: Callable[[str, Sequence[str] | None], bool]
 ) -> frozenset[str]:
     """The key terms the passages never mention that their own documents hold elsewhere (a
     name) or that any document holds (a file format): `mentions(term, sources)`,
-    `Store.mentions`. A question about "MathProg"
-    may retrieve pages of the MathProg manual that do not repeat its name: the documents are
-    about it, and refusing as if they never named it would be wrong. A file format is looked
-    for in the whole collection (`sources` None): it is often the asker's own file ("glob
-    doesn't return my .env file"), answered by pages on something else (files whose name
-    starts with a dot), so only a collection that never names it is sure not to answer. A
-    version ("1.5", "Tier 3") is not looked for: documents name many versions, and only a
-    passage about the one asked about answers a question about it."""
+    `Store.mentions`. A question about "MathProg" may retrieve pages of the MathProg manual
+    that do not repeat its name: the documents are about it, and refusing as if they never
+    named it would be wrong. A file format is looked for in the whole collection (`sources`
+    None): it is often the asker's own file ("glob doesn't return my .env file"), answered
+    by pages on something else (files whose name starts with a dot), so only a collection
+    that never names it is sure not to answer. A version ("1.5", "Tier 3") is not looked
+    for: documents name many versions, and only a passage about the one asked about answers
+    a question about it. Without passages there is nothing to answer from, and nothing is
+    looked for."""
+    if not passages:
+        return frozenset()
     sources = sorted({p.source for p in passages})
-    formats = file_formats(question)
+    formats, asked_versions = file_formats(question), versions(question)
     return frozenset(
         t for t in missing_terms(question, passages)
-        if not _VERSION_TERM.fullmatch(t) and mentions(t, None if t in formats else sources)
+        if t not in asked_versions and mentions(t, None if t in formats else sources)
     )
 

@@ -108,8 +108,9 @@ TaskKind = Literal["answer", "rewrite", "judge", "rerank", "plain"]
 @dataclass(frozen=True)
 class AnswerTask:
     """Answer `question` from the prompt's passages, citing them by number.
-    `mentioned_elsewhere`: the names among the question's key terms (rag.keyterms) that the
-    passages miss but their documents hold elsewhere: not a reason to refuse."""
+    `mentioned_elsewhere`: the question's key terms (rag.keyterms) that the passages miss
+    but their documents (for a file format, any document) hold elsewhere: not a reason to
+    refuse."""
 
     question: str
     mentioned_elsewhere: frozenset[str] = frozenset()

@@ -228,7 +228,7 @@ class ExtractiveAnswerer:
         self, question: str, passages: Sequence[Passage], mentioned_elsewhere: frozenset[str] = frozenset()
     ) -> str:
         """Quotes, or a refusal: for too little support, or naming the key terms no passage
-        mentions, unless it is a name their documents hold elsewhere (`mentioned_elsewhere`)."""
+        mentions, unless their documents hold it elsewhere (`mentioned_elsewhere`)."""
         support = self.support(question, passages, mentioned_elsewhere)
         if support.missing:
             missing = ", ".join(support.missing)

@@ -97,3 +97,7 @@ def test_a_file_format_is_looked_for_in_the_whole_collection(settings, offline_p
     mentioned_elsewhere("Do Acme employees get payslips as .xlsx files?", [vacation],
                         lambda term, sources: asked.append((term, sources)) or False)
     assert asked == [("acme", ["handbook.pdf"]), ("xlsx", None)]
+    # Without passages (the File Search backend retrieves none here) nothing is looked for.
+    assert mentioned_elsewhere("can I get payslips as .xlsx files?", [],
+                               lambda term, sources: asked.append((term, sources)) or True) == frozenset()
+    assert len(asked) == 2
