@@ -64,11 +64,13 @@ class Experiment(BaseModel):
 
 
 class LocalRerankWeights(BaseModel):
-    """The local reranker's number (rag/rerank.py): the bonus, on the scale of the fused
-    score normalised to [0, 1], of a chunk holding all of the question's literal tokens
-    ("429", "os.path.join"). Chosen on corpus/eval's test sets (README: Retrieval)."""
+    """The local reranker's numbers (rag/rerank.py), on the scale of the fused score
+    normalised to [0, 1]: the bonus of a chunk holding all of the question's literal tokens
+    ("429", "os.path.join"), and the share of the best score on a neighbouring page of the
+    same PDF that a page's chunk gains. Chosen on corpus/eval's test sets (README: Retrieval)."""
 
     anchors: float = 0.3
+    neighbours: float = 0.4
 
 
 class ChunkProfile(BaseModel):

@@ -71,6 +71,23 @@ def test_after_the_top_the_best_chunk_of_each_section_comes_before_a_second_chun
     assert [h.chunk.id for h in documents_first(pages, keep=1)] == ["p1", "p2", "p3", "p1"]  # a page is a place
 
 
+def test_a_pdf_page_next_to_a_strong_one_climbs_past_weaker_pages_of_other_files():
+    # The answer spills over a page break: page 165 of the manual continues page 166's list.
+    pages = [("manual.pdf", 166, 1.0), ("other.pdf", 3, 0.9), ("other.pdf", 7, 0.85), ("other.pdf", 9, 0.8),
+             ("other.pdf", 20, 0.75), ("manual.pdf", 165, 0.7), ("other.pdf", 30, 0.1)]
+    pool = [Hit(replace(CHUNKS[0], id=f"{source}#{page}", source=source, page=page), score)
+            for source, page, score in pages]
+    question = "how do I stop the solver after a minute"
+    alone = order(LocalReranker(LocalRerankWeights(neighbours=0)).rerank(question, pool, None))
+    assert alone.index("manual.pdf#165") == 5
+    together = order(LocalReranker(LocalRerankWeights()).rerank(question, pool, None))
+    assert together[:3] == alone[:3]  # the first three stay as their own scores rank them
+    assert together[3] == "manual.pdf#165"
+    sections = [Hit(replace(h.chunk, page=None), h.score) for h in pool]  # no pages: no neighbours
+    assert order(LocalReranker(LocalRerankWeights()).rerank(question, sections, None)) == [
+        h.chunk.id for h in sections]
+
+
 def test_without_a_key_gemini_rerank_is_the_local_one(settings, offline_provider):
     assert make_reranker(settings, offline_provider, "gemini").name == "local"
     assert make_reranker(settings, offline_provider, "none").name == "none"
