@@ -38,6 +38,18 @@ from rag.types import Embedded, Usage
 
 EMBEDDING_ID = f"bench-random:{DIM}"
 CHUNKS_PER_SOURCE = 20
+CHUNKS_PER_PAGE = 3  # of the PDF half of the sources: the local stage looks up neighbouring pages
+
+
+def synthetic_source(n: int) -> tuple[str, int | None]:
+    """The file and page of the n-th synthetic chunk: every other source is a PDF whose chunks
+    sit three to a page, as a mixed folder's would, so the second stage's page lookup runs."""
+    source, index = divmod(n, CHUNKS_PER_SOURCE)
+    if source % 2 == 0:
+        return f"doc-{source:05d}.md", None
+    return f"doc-{source:05d}.pdf", index // CHUNKS_PER_PAGE + 1
+
+
 # name -> (mode, second stage, whether hybrid fuses the line ranking): the default last but
 # one, and beside it the same without lines, the in-run baseline for what the lines add.
 VARIANTS: dict[str, tuple[Mode, RerankMode, bool]] = {
@@ -97,12 +109,13 @@ def build_collection(data: Path, size: int, seed: int = 3) -> float:
         texts = synthetic_texts(min(BUILD_BATCH, size - start), seed=seed + start)
         vectors = rng.standard_normal((len(texts), DIM)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        places = [synthetic_source(start + i) for i in range(len(texts))]
         chunks = [
             Chunk(
-                id=f"c{start + i}", text=text, source=f"doc-{(start + i) // CHUNKS_PER_SOURCE:05d}.md",
-                index=(start + i) % CHUNKS_PER_SOURCE, start=0, end=len(text), content_hash=f"h{start + i}",
+                id=f"c{start + i}", text=text, source=source, index=(start + i) % CHUNKS_PER_SOURCE, start=0,
+                end=len(text), content_hash=f"h{start + i}", page=page,
             )
-            for i, text in enumerate(texts)
+            for i, (text, (source, page)) in enumerate(zip(texts, places, strict=True))
         ]
         store.collection.add(
             ids=[c.id for c in chunks], embeddings=vectors, documents=texts,
@@ -116,6 +129,7 @@ def build_collection(data: Path, size: int, seed: int = 3) -> float:
 class Searched:
     seconds: dict[str, list[float]]  # variant -> one latency per query
     rerank_seconds: list[float]  # the local second stage alone, on each query's 30 fused candidates
+    rerank_pageless_seconds: list[float]  # the same stage without the neighbouring-page lift, alternated with it
     bm25_build_s: float
     lines_build_s: float
     rss_before_mb: float
@@ -129,6 +143,7 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
 
     from rag.bm25 import LINES
     from rag.providers import Embedders
+    from rag.rerank import LocalReranker
     from rag.retrieval import Query, Retriever
     from rag.settings import Settings
     from rag.store import Store
@@ -159,14 +174,17 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
             started = time.perf_counter()
             searcher.search(store, Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
             seconds[name].append(time.perf_counter() - started)
-    reranker = retriever.reranker("local")
-    rerank_seconds = []
+    rerankers = {"with": retriever.reranker("local"),
+                 "without": LocalReranker(settings.local_rerank.model_copy(update={"neighbours": 0.0}))}
+    rerank_seconds: dict[str, list[float]] = {"with": [], "without": []}
     for text in texts:
         fused = retriever.search(store, Query(text, "hybrid", settings.rerank_depth, mmr=False, rerank="none")).hits
-        started = time.perf_counter()
-        reranker.rerank(text, fused, store)
-        rerank_seconds.append(time.perf_counter() - started)
-    return Searched(seconds, rerank_seconds, bm25_build, lines_build, before, rss().rss / 2**20)
+        for name, reranker in rerankers.items():
+            started = time.perf_counter()
+            reranker.rerank(text, fused, store)
+            rerank_seconds[name].append(time.perf_counter() - started)
+    return Searched(seconds, rerank_seconds["with"], rerank_seconds["without"], bm25_build, lines_build, before,
+                    rss().rss / 2**20)
 
 
 def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
@@ -207,11 +225,13 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
                    f"{DEFAULT} p50 minus {WITHOUT_LINES} p50: the chunks' lines searched and fused"),
             Figure("line ranking adds, p95", with_lines.p95_ms - without.p95_ms, "ms", "the same at p95"),
         )
-        added = Latencies.of(searched.rerank_seconds)
+        added, pageless = Latencies.of(searched.rerank_seconds), Latencies.of(searched.rerank_pageless_seconds)
         table.add(
             Figure("local rerank stage p50", added.p50_ms, "ms", "what the second stage adds per question: "
                    "LocalReranker.rerank on the 30 fused candidates, timed alone"),
             Figure("local rerank stage p95", added.p95_ms, "ms", ""),
+            Figure("neighbouring pages add, p50", added.p50_ms - pageless.p50_ms, "ms",
+                   "the stage's p50 minus its p50 without the lift from neighbouring PDF pages, timed alternately"),
         )
         table.add(
             Figure("build collection", build_s, "s", "Chroma add of texts, metadata and vectors (not measured work)"),
