@@ -5,9 +5,9 @@ second stage looks at the candidates together and at what the first stage ignore
 
 - `local` (the offline default, no model): the fused score plus a bonus for the question's
   literal tokens ("429", "os.path.join") found in the chunk, which stemming and a small
-  embedder blur, plus a share of the best score on a neighbouring PDF page (a page break
-  cuts a section anywhere: the page after a strong one often holds the rest of its
-  answer); then the best chunk of each section or page before any second chunk of one. Two
+  embedder blur; from the fourth place on, plus a share of the best score on the PDF page
+  before or after (a page break cuts a section anywhere: the page next to a strong one
+  often holds the rest of its answer); then the best chunk of each section or page before any second chunk of one. Two
   weights in settings (`LocalRerankWeights`), chosen on our own test sets.
 - `gemini`: one listwise call to the cheap model, which returns a JSON relevance score per
   candidate. It is cached per question and corpus version, charged like any call, and on a
@@ -83,19 +83,24 @@ def _anchor_share(question: str, candidates: Sequence[Hit]) -> np.ndarray:
     return np.array([share_present(wanted, f"{c.chunk.title} {c.chunk.text}") for c in candidates], dtype=np.float64)
 
 
+def _on_a_page(hit: Hit) -> bool:
+    """A chunk of a PDF page (text or figure); a slide is not: measured on manuals only."""
+    return hit.chunk.page is not None and hit.chunk.unit == "page"
+
+
 def _neighbour_best(candidates: Sequence[Hit], scores: np.ndarray) -> np.ndarray:
     """Per candidate, the best score among the candidates on the page before or after its
-    own in the same file; 0 for a chunk without a page. By page, not by chunk position:
+    own in the same file; 0 for a chunk not on a PDF page. By page, not by chunk position:
     measured, the chunk before or after (which in a PDF is mostly the same page) lost GLPK
     a point of hit@6 where pages gained two (README: Retrieval)."""
     best: dict[tuple[str, int], float] = {}
     for hit, score in zip(candidates, scores, strict=True):
-        if hit.chunk.page is not None:
-            where = (hit.chunk.source, hit.chunk.page)
+        if _on_a_page(hit):
+            where = (hit.chunk.source, hit.chunk.page or 0)
             best[where] = max(best.get(where, 0.0), float(score))
     return np.array([
-        0.0 if c.chunk.page is None
-        else max(best.get((c.chunk.source, c.chunk.page - 1), 0.0), best.get((c.chunk.source, c.chunk.page + 1), 0.0))
+        max(best.get((c.chunk.source, (c.chunk.page or 0) - 1), 0.0),
+            best.get((c.chunk.source, (c.chunk.page or 0) + 1), 0.0)) if _on_a_page(c) else 0.0
         for c in candidates
     ], dtype=np.float64)
 
@@ -126,7 +131,7 @@ class LocalReranker:
     question's literal tokens the chunk holds ranks the first three; the rest are ranked by
     s + w.neighbours * the best s on the page before or after (same PDF); then documents
     first. The neighbours fill the later places only: lifted into the top three, they
-    pushed the best-supported passages down (MRR and nDCG@10 fell on both PDF manuals).
+    pushed the best-supported passages down (MRR and nDCG@10 fell on Asymptote's manual).
     Measured on the test sets of corpus/eval (README: Retrieval), this is better than the
     fused order on every set; the other features we tried (standard-score re-fusion,
     idf-weighted term coverage, title match, document support, chunk titles in BM25) were
@@ -146,7 +151,9 @@ class LocalReranker:
         own = _minmax([h.score for h in candidates]) + self.weights.anchors * _anchor_share(question, candidates)
         ranked = sorted(range(len(candidates)), key=lambda i: (-own[i], i))
         head, tail = ranked[:QUOTED_AS_RANKED], ranked[QUOTED_AS_RANKED:]
-        scores = own + self.weights.neighbours * _neighbour_best(candidates, own)
+        scores = own.copy()  # the first three keep their own; the rest may gain from a neighbouring page
+        if self.weights.neighbours:
+            scores[tail] += self.weights.neighbours * _neighbour_best(candidates, own)[tail]
         order = head + sorted(tail, key=lambda i: (-scores[i], i))
         return Reranked(documents_first([Hit(candidates[i].chunk, float(scores[i])) for i in order]))
 

@@ -71,21 +71,40 @@ def test_after_the_top_the_best_chunk_of_each_section_comes_before_a_second_chun
     assert [h.chunk.id for h in documents_first(pages, keep=1)] == ["p1", "p2", "p3", "p1"]  # a page is a place
 
 
-def test_a_pdf_page_next_to_a_strong_one_climbs_past_weaker_pages_of_other_files():
-    # The answer spills over a page break: page 165 of the manual continues page 166's list.
-    pages = [("manual.pdf", 166, 1.0), ("other.pdf", 3, 0.9), ("other.pdf", 7, 0.85), ("other.pdf", 9, 0.8),
+def _ranked_pages(strong: tuple[str, int], **weights: float) -> list[str]:
+    """The local order of a pool where `strong` scores best, four weaker pages of another
+    file follow, then page 165 of the manual, then a page of no interest."""
+    pages = [(*strong, 1.0), ("other.pdf", 3, 0.9), ("other.pdf", 7, 0.85), ("other.pdf", 9, 0.8),
              ("other.pdf", 20, 0.75), ("manual.pdf", 165, 0.7), ("other.pdf", 30, 0.1)]
     pool = [Hit(replace(CHUNKS[0], id=f"{source}#{page}", source=source, page=page), score)
             for source, page, score in pages]
-    question = "how do I stop the solver after a minute"
-    alone = order(LocalReranker(LocalRerankWeights(neighbours=0)).rerank(question, pool, None))
-    assert alone.index("manual.pdf#165") == 5
-    together = order(LocalReranker(LocalRerankWeights()).rerank(question, pool, None))
-    assert together[:3] == alone[:3]  # the first three stay as their own scores rank them
-    assert together[3] == "manual.pdf#165"
-    sections = [Hit(replace(h.chunk, page=None), h.score) for h in pool]  # no pages: no neighbours
-    assert order(LocalReranker(LocalRerankWeights()).rerank(question, sections, None)) == [
-        h.chunk.id for h in sections]
+    reranked = LocalReranker(LocalRerankWeights(**weights)).rerank("how do I stop the solver early", pool, None)
+    head = [h.score for h in reranked.hits[:3]]
+    assert head == sorted(head, reverse=True)  # the first three keep their own scores, in order
+    return order(reranked)
+
+
+def test_a_pdf_page_next_to_a_strong_one_climbs_past_weaker_pages_of_other_files():
+    # A page break cuts the manual's option list: page 165 holds what page 164 or 166 begins or ends.
+    assert _ranked_pages(("manual.pdf", 166), neighbours=0).index("manual.pdf#165") == 5
+    after = _ranked_pages(("manual.pdf", 166))
+    assert after[:3] == _ranked_pages(("manual.pdf", 166), neighbours=0)[:3]  # the top is not reordered
+    assert after.index("manual.pdf#165") == 3
+    assert _ranked_pages(("manual.pdf", 164)).index("manual.pdf#165") == 3  # the page before lifts it too
+
+
+def test_only_the_same_files_neighbouring_page_lifts_a_page():
+    assert _ranked_pages(("other.pdf", 164)).index("manual.pdf#165") == 5  # another file's page 164
+    assert _ranked_pages(("manual.pdf", 167)).index("manual.pdf#165") == 5  # two pages away
+
+
+def test_chunks_without_a_pdf_page_gain_nothing_from_their_neighbours():
+    strong = [Hit(replace(CHUNKS[0], id="s1", source="talk.pptx", page=1, unit="slide"), 1.0)]
+    weak = [Hit(replace(CHUNKS[0], id=f"o{n}", source=f"other{n}.md"), 0.9 - n / 10) for n in range(4)]
+    pool = [*strong, *weak, Hit(replace(CHUNKS[0], id="s2", source="talk.pptx", page=2, unit="slide"), 0.45),
+            Hit(replace(CHUNKS[3], id="low", source="z.md"), 0.1)]
+    assert order(LocalReranker(LocalRerankWeights()).rerank("how do I stop", pool, None)) == [
+        h.chunk.id for h in pool]
 
 
 def test_without_a_key_gemini_rerank_is_the_local_one(settings, offline_provider):
