@@ -122,33 +122,16 @@ class BM25Index:
         words = list(dict.fromkeys(self.terms(query)))
         if not self.ids or not words or n <= 0:
             return []
-        entries, scores, held = self._postings(words)
-        keep = held >= LINE_MIN_SHARE * len(words)
-        entries, scores = entries[keep], scores[keep]
-        if sources:
-            inside = np.isin(self.sources[entries], list(sources))
-            entries, scores = entries[inside], scores[inside]
+        scores = np.zeros(len(self.ids))
+        held = np.zeros(len(self.ids), dtype=np.int32)
+        for word in words:  # term by term, to count which terms each entry holds
+            part = self._retriever.get_scores([word])
+            scores += part
+            held += part > 0
+        scores[held < LINE_MIN_SHARE * len(words)] = 0.0
         starts = self._runs
-        best = np.zeros(len(starts))
-        np.maximum.at(best, np.searchsorted(starts, entries, side="right") - 1, scores)  # each id's best entry
+        best = np.maximum.reduceat(self._in_sources(scores, sources), starts)  # each id's best entry
         return [(self.ids[starts[i]], float(best[i])) for i in _best_first(best, n) if best[i] > 0]
-
-    def _postings(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The entries holding any of `words` (distinct terms), each with its BM25 score (the
-        sum over the terms it holds) and how many of them it holds. Read from the index's
-        postings, not as one dense score per entry and term: at 100k chunks the line index
-        has 1.1M entries, and dense passes over them were most of a hybrid search on a slow
-        machine (bench/RESULTS.md, 2026-12-03 14:24). bm25s' default scoring ("lucene") has
-        no score for a term an entry lacks, so the postings are the whole score."""
-        index = self._retriever.scores
-        ids = [self._retriever.vocab_dict[w] for w in words if w in self._retriever.vocab_dict]
-        spans = [(int(index["indptr"][t]), int(index["indptr"][t + 1])) for t in ids]
-        entries = np.concatenate([index["indices"][a:b] for a, b in spans]) if spans else np.zeros(0, np.int64)
-        if not len(entries):
-            return entries, np.zeros(0), np.zeros(0, np.int64)
-        values = np.concatenate([index["data"][a:b] for a, b in spans]).astype(np.float64)
-        unique, where, held = np.unique(entries, return_inverse=True, return_counts=True)
-        return unique, np.bincount(where, weights=values, minlength=len(unique)), held
 
     def _in_sources(self, scores: np.ndarray, sources: Sequence[str]) -> np.ndarray:
         """The scores with every entry outside `sources` (when given) set to 0."""

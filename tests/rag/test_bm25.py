@@ -81,6 +81,15 @@ def test_a_line_holding_less_than_half_the_question_terms_does_not_count():
     assert lines.search_best_units("interior point", 5, sources=["other.md"]) == []
 
 
+def test_a_line_is_scored_as_the_sum_of_its_terms_and_words_the_index_lacks_still_count():
+    lines = BM25Index.build_lines([_OPTIONS], Terms())
+    both, one = lines.search_best_units("interior method", 5), lines.search_best_units("interior", 5)
+    assert both[0][1] > one[0][1] > 0  # the line with both terms outscores it with one
+    # "zyxw" is in no line: 2 of the 3 terms held still reach half, 2 of 5 do not
+    assert lines.search_best_units("interior method zyxw", 5) == both
+    assert lines.search_best_units("interior method zyxw qvut wxyz", 5) == []
+
+
 def test_index_is_saved_and_reloaded_by_a_new_process_without_rebuilding(settings, offline_provider, monkeypatch):
     store = build_store(settings, offline_provider)
     first = BM25Search(settings).search(store, "badge reader", 3)
