@@ -160,3 +160,13 @@ def test_index_follows_an_edit_made_through_another_store_object(settings, offli
     assert store.count() == len(chunks())
     assert [h.chunk.id for h in search.search(store, "turnstile south gate", 3)] == ["n7"]
     assert search.search(store, "badge reader", 3) == []
+
+
+def test_ties_at_the_cut_go_to_the_earlier_chunk():
+    """Four chunks tie for first, three are asked for: the three earliest come back, in the
+    chunk ranking and the line ranking alike (a partition alone picks among ties at random)."""
+    strong = {0, 5, 6, 7}
+    index = [_chunk(i, "rate limits" if i in strong else "rate limits differ by model tier") for i in range(10)]
+    for ranked in (BM25Index.build(index, Terms()).search("rate limits", 3),
+                   BM25Index.build_lines(index, Terms()).search_best_units("rate limits", 3)):
+        assert [i for i, _ in ranked] == ["n0", "n5", "n6"]
