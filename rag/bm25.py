@@ -120,21 +120,21 @@ class BM25Index:
         at least `LINE_MIN_SHARE` of the query's distinct terms; for an index of lines, whose
         entries sharing an id (its chunk) lie next to each other (`build_lines`).
 
-        Scores are summed from the terms' postings, each added only where the term occurs:
-        at 100k chunks the index holds 1.1M lines, and a dense score array per term (bm25s'
+        Scores and terms held are counted from the terms' postings (`np.bincount`): at 100k
+        chunks the index holds 1.1M lines, and a dense score array per term (bm25s'
         `get_scores`) made this ranking cost 2.7x as much. bm25s' default scoring ("lucene")
         gives a term an entry lacks no score, so the postings are the whole score."""
         words = list(dict.fromkeys(self.terms(query)))
         if not self.ids or not words or n <= 0:
             return []
         postings, vocab = self._retriever.scores, self._retriever.vocab_dict
-        scores = np.zeros(len(self.ids))
-        held = np.zeros(len(self.ids), dtype=np.uint16)
-        for term in [vocab[w] for w in words if w in vocab]:
-            start, end = postings["indptr"][term], postings["indptr"][term + 1]
-            entries = postings["indices"][start:end]  # distinct within a term: no add.at needed
-            scores[entries] += postings["data"][start:end]
-            held[entries] += 1
+        spans = [(postings["indptr"][t], postings["indptr"][t + 1]) for t in (vocab[w] for w in words if w in vocab)]
+        if not spans:
+            return []
+        where = np.concatenate([postings["indices"][start:end] for start, end in spans])
+        values = np.concatenate([postings["data"][start:end] for start, end in spans])
+        scores = np.bincount(where, weights=values, minlength=len(self.ids))
+        held = np.bincount(where, minlength=len(self.ids))  # an entry is in a term's postings once
         entries = np.flatnonzero(held >= LINE_MIN_SHARE * len(words))
         if sources:
             entries = entries[np.isin(self.sources[entries], list(sources))]
@@ -154,6 +154,12 @@ class BM25Index:
         """For each entry, the number of the run of same-id entries it belongs to."""
         ids = np.array(self.ids, dtype=object)
         return np.concatenate(([0], np.cumsum(ids[1:] != ids[:-1]))).astype(np.int32)
+
+
+def with_chunks(ranked: Sequence[tuple[str, float]], chunks: dict[str, Chunk]) -> list[Hit]:
+    """A ranking of ids as hits, in order; an id whose chunk was not read (deleted since the
+    index was built) is left out."""
+    return [Hit(chunks[i], score) for i, score in ranked if i in chunks]
 
 
 def _best_first(scores: np.ndarray, n: int) -> np.ndarray:
@@ -221,16 +227,18 @@ class BM25Search:
             return self._loaded[slot][1]
 
     def search(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[Hit]:
-        ranked = self.index_for(store).search(query, n, sources)
-        if not ranked:
-            return []
-        chunks = {c.id: c for c in store.get([i for i, _ in ranked])}
-        return [Hit(chunks[i], score) for i, score in ranked if i in chunks]
+        """The best `n` chunks, read from the store."""
+        ranked = self.rank(store, query, n, sources)
+        return with_chunks(ranked, {c.id: c for c in store.get([i for i, _ in ranked])}) if ranked else []
 
-    def search_lines(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
+    def rank(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """(chunk id, score) of the best `n` chunks. Ids only, so that hybrid search reads the
+        chunks of all its keyword rankings in one store call (`Retriever`)."""
+        return self.index_for(store).search(query, n, sources)
+
+    def rank_lines(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
         """(chunk id, score) of the `n` chunks whose best line (holding half the query's
-        terms or more) scores highest, with that line's score. Ids only: most of these chunks
-        the other rankings have already fetched."""
+        terms or more) scores highest, with that line's score. Ids only, as `rank`."""
         return self.index_for(store, LINES).search_best_units(query, n, sources)
 
     def _load_or_build(self, store: Store, key: IndexKey, kind: IndexKind) -> BM25Index:

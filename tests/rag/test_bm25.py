@@ -107,7 +107,7 @@ def test_index_is_saved_and_reloaded_by_a_new_process_without_rebuilding(setting
 
 def test_the_line_index_is_saved_apart_and_reloaded_without_rebuilding(settings, offline_provider, monkeypatch):
     store = build_store(settings, offline_provider, name="tiny-lines")
-    first = BM25Search(settings).search_lines(store, "badge reader error", 3)
+    first = BM25Search(settings).rank_lines(store, "badge reader error", 3)
     assert first[0][0].startswith("security.md:")
     assert (settings.data_dir / "bm25-lines" / store.name / f"v{store.version}-n{store.count()}").is_dir()
     assert not (settings.data_dir / "bm25" / store.name).exists()  # the chunk index is its own
@@ -117,7 +117,7 @@ def test_the_line_index_is_saved_apart_and_reloaded_without_rebuilding(settings,
 
     monkeypatch.setattr(store, "chunks", no_rebuild)
     search = BM25Search(settings)
-    assert search.search_lines(store, "badge reader error", 3) == first
+    assert search.rank_lines(store, "badge reader error", 3) == first
     monkeypatch.undo()
     assert search.index_for(store) is not search.index_for(store, LINES)  # one process holds both, apart
     assert (settings.data_dir / "bm25" / store.name).is_dir()
