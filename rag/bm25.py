@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -90,7 +90,8 @@ class BM25Index:
         """An index of `texts`, each found under its id (a chunk's, for its text or a line)."""
         import bm25s
 
-        retriever = bm25s.BM25()
+        # "lucene" gives a term an entry lacks no score: the line ranking sums postings alone.
+        retriever = bm25s.BM25(method="lucene")
         # An empty token list would make bm25s drop the document; keep positions aligned.
         retriever.index([terms(t) or [""] for t in texts], show_progress=False)
         return cls(retriever, ids, sources, terms)
@@ -156,7 +157,7 @@ class BM25Index:
         return np.concatenate(([0], np.cumsum(ids[1:] != ids[:-1]))).astype(np.int32)
 
 
-def with_chunks(ranked: Sequence[tuple[str, float]], chunks: dict[str, Chunk]) -> list[Hit]:
+def with_chunks(ranked: Sequence[tuple[str, float]], chunks: Mapping[str, Chunk]) -> list[Hit]:
     """A ranking of ids as hits, in order; an id whose chunk was not read (deleted since the
     index was built) is left out."""
     return [Hit(chunks[i], score) for i, score in ranked if i in chunks]
@@ -165,10 +166,15 @@ def with_chunks(ranked: Sequence[tuple[str, float]], chunks: dict[str, Chunk]) -
 def _best_first(scores: np.ndarray, n: int) -> np.ndarray:
     """Positions of the `n` highest positive scores, best first, ties by position:
     deterministic, also among ties at the cut (which `argpartition` alone picks arbitrarily).
-    Only those few are sorted: a partition first (a full sort of 100k scores took 10 ms)."""
-    kth = scores[np.argpartition(-scores, min(n, len(scores)) - 1)[:n]].min()
-    best = np.flatnonzero((scores >= kth) & (scores > 0))
-    return best[np.lexsort((best, -scores[best]))][:n]
+    Only those above the cut are sorted, a partition first (a full sort of 100k scores took
+    10 ms); the tied ones at the cut follow in position order, as many as fit."""
+    if n <= 0 or not len(scores):
+        return np.zeros(0, dtype=np.intp)
+    kth = max(float(scores[np.argpartition(-scores, min(n, len(scores)) - 1)[:n]].min()), 0.0)
+    above = np.flatnonzero(scores > kth)
+    above = above[np.lexsort((above, -scores[above]))]
+    tied = np.flatnonzero(scores == kth)[: n - len(above)] if kth > 0 else np.zeros(0, dtype=np.intp)
+    return np.concatenate((above, tied))
 
 
 def line_units(text: str) -> list[str]:

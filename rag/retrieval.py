@@ -202,7 +202,8 @@ class Retriever:
             else []
         )
         chunks = {h.chunk.id: h.chunk for h in found}
-        chunks |= {c.id: c for c in store.get(list(dict.fromkeys(i for i, _ in [*ranked, *lines] if i not in chunks)))}
+        unread = dict.fromkeys(i for i, _ in [*ranked, *lines] if i not in chunks)  # Chroma refuses an id twice
+        chunks |= {c.id: c for c in store.get(list(unread))}
         return with_chunks(ranked, chunks), with_chunks(lines, chunks)
 
     def _fuse(self, vector_hits: list[Hit], bm25_hits: list[Hit], line_hits: list[Hit]) -> list[Hit]:

@@ -164,7 +164,7 @@ def test_index_follows_an_edit_made_through_another_store_object(settings, offli
 
 def test_ties_at_the_cut_go_to_the_earlier_chunk():
     """Four chunks tie for first, three are asked for: the three earliest come back, in the
-    chunk ranking and the line ranking alike (a partition alone picks among ties at random)."""
+    chunk ranking and the line ranking alike (a partition alone picks among ties arbitrarily)."""
     strong = {0, 5, 6, 7}
     index = [_chunk(i, "rate limits" if i in strong else "rate limits differ by model tier") for i in range(10)]
     for ranked in (BM25Index.build(index, Terms()).search("rate limits", 3),
