@@ -84,9 +84,10 @@ def _anchor_share(question: str, candidates: Sequence[Hit]) -> np.ndarray:
     return np.array([share_present(wanted, f"{c.chunk.title} {c.chunk.text}") for c in candidates], dtype=np.float64)
 
 
-def _on_a_page(hit: Hit) -> bool:
-    """A chunk of a PDF page (text or figure); a slide is not: measured on manuals only."""
-    return hit.chunk.page is not None and hit.chunk.unit == "page"
+def _pdf_page(hit: Hit) -> int | None:
+    """The PDF page a chunk is on (text or figure); None for a slide or a chunk without
+    pages: the lift was measured on manuals only."""
+    return hit.chunk.page if hit.chunk.unit == "page" else None
 
 
 def _neighbour_best(candidates: Sequence[Hit], scores: np.ndarray) -> np.ndarray:
@@ -96,12 +97,12 @@ def _neighbour_best(candidates: Sequence[Hit], scores: np.ndarray) -> np.ndarray
     hit@6 of 0.882, pages 0.912, nothing 0.892 (README: Retrieval)."""
     best: dict[tuple[str, int], float] = {}
     for hit, score in zip(candidates, scores, strict=True):
-        if _on_a_page(hit):
-            where = (hit.chunk.source, hit.chunk.page or 0)
+        if (page := _pdf_page(hit)) is not None:
+            where = (hit.chunk.source, page)
             best[where] = max(best.get(where, 0.0), float(score))
     return np.array([
-        max(best.get((c.chunk.source, (c.chunk.page or 0) - 1), 0.0),
-            best.get((c.chunk.source, (c.chunk.page or 0) + 1), 0.0)) if _on_a_page(c) else 0.0
+        max(best.get((c.chunk.source, page - 1), 0.0), best.get((c.chunk.source, page + 1), 0.0))
+        if (page := _pdf_page(c)) is not None else 0.0
         for c in candidates
     ], dtype=np.float64)
 
