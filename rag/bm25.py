@@ -235,7 +235,7 @@ class BM25Search:
     def search(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[Hit]:
         """The best `n` chunks, read from the store."""
         ranked = self.rank(store, query, n, sources)
-        return with_chunks(ranked, {c.id: c for c in store.get([i for i, _ in ranked])}) if ranked else []
+        return with_chunks(ranked, {c.id: c for c in store.get([i for i, _ in ranked])})  # get([]) reads nothing
 
     def rank(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
         """(chunk id, score) of the best `n` chunks. Ids only, so that hybrid search reads the
