@@ -164,18 +164,19 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
     no_lines = settings.model_copy(update={"line_weight": 0.0})
     retrievers = {True: retriever, False: Retriever(no_lines, Embedders(no_lines, precomputed), precomputed,
                                                      bm25=retriever.bm25)}
-    seconds: dict[str, list[float]] = {}
-    for name, (mode, rerank, lines) in VARIANTS.items():
-        searcher = retrievers[lines]
-        for text in texts[:WARMUP]:
-            searcher.search(store.pinned(), Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
-        seconds[name] = []
-        for text in texts:
+    names = list(VARIANTS)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for n, text in enumerate([*texts[:WARMUP], *texts]):
+        # Every variant searches each query in turn, the first one rotating, so a burst of
+        # load from elsewhere on a shared machine hits them alike, not whichever ran then.
+        for name in names[n % len(names):] + names[: n % len(names)]:
+            mode, rerank, lines = VARIANTS[name]
             started = time.perf_counter()
             # As a question is searched (`Stores.get`): the corpus version read once, then
             # every step of the search at that version.
-            searcher.search(store.pinned(), Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
-            seconds[name].append(time.perf_counter() - started)
+            retrievers[lines].search(store.pinned(), Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
+            if n >= WARMUP:
+                seconds[name].append(time.perf_counter() - started)
     rerankers = {"with": retriever.reranker("local"),
                  "without": LocalReranker(settings.local_rerank.model_copy(update={"neighbours": 0.0}))}
     rerank_seconds: dict[str, list[float]] = {"with": [], "without": []}
@@ -209,7 +210,7 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
             f"search latency at {size:,} chunks",
             f"synthetic chunk texts with RANDOM unit vectors ({DIM} dims); {len(queries)} real MiniLM queries "
             f"(precomputed, so excluded); top_k 6, over-fetch 5; hybrid+local reranks the fused top 30; "
-            f"{WARMUP} warm-up queries per variant",
+            f"{WARMUP} warm-up queries; the variants take turns on each query",
         )
         p95[size] = {}
         for name in VARIANTS:
