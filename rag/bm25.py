@@ -238,8 +238,8 @@ class BM25Search:
         return with_chunks(ranked, {c.id: c for c in store.get([i for i, _ in ranked])})  # get([]) reads nothing
 
     def rank(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
-        """(chunk id, score) of the best `n` chunks. Ids only, so that hybrid search reads the
-        chunks of all its keyword rankings in one store call (`Retriever`)."""
+        """(chunk id, score) of the best `n` chunks. Ids only: hybrid search fuses rankings of
+        ids and reads only the chunks it keeps, in one store call (`Retriever`)."""
         return self.index_for(store).search(query, n, sources)
 
     def rank_lines(self, store: Store, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:

@@ -159,19 +159,34 @@ def test_convex_fusion_adds_the_best_lines_as_a_third_ranking(tmp_path, offline_
     assert set(with_lines) >= set(without)
 
 
-def test_hybrid_reads_the_chunks_of_both_keyword_rankings_in_one_store_call(retriever, store, settings, monkeypatch):
-    """BM25's chunk and line rankings name mostly the same chunks: each chunk the vector
-    search did not return is read once, in one call, not once per ranking (a store call costs
-    about 3 ms at 100k chunks; Chroma refuses an id asked for twice)."""
+@pytest.mark.parametrize(("rerank", "mmr", "kept"), [("none", False, "top_k"), ("local", False, "depth"),
+                                                     ("none", True, "all")])
+def test_hybrid_reads_only_the_fused_candidates_it_looks_at_in_one_store_call(
+    settings, offline_provider, monkeypatch, rerank, mmr, kept
+):
+    """Fusion needs ids and scores only: the chunks are read after it, in one store call (about
+    0.8 ms at 100k chunks, and 0.05 ms an id), and only those the rest of the search looks at:
+    the cut, the second stage's depth, or every candidate for MMR. BM25's chunk and line
+    rankings name mostly the same chunks, each read once (Chroma refuses an id asked twice)."""
+    settings = settings.model_copy(update={"rerank_depth": 12})  # below the 30 candidates
     assert settings.fusion == "convex" and settings.line_weight > 0
-    question = "What does code E4711 mean?"
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    parts = ["disk", "network", "licence", "printer", "scanner", "database", "cache", "queue"]
+    codes = tuple(Doc(f"codes-{n}.md", f"Error code E{1000 + n} means the {parts[n % 8]} check failed; "
+                                       f"look at the {parts[n % 8]} settings.") for n in range(40))
+    store = build_store(settings, offline_provider, "error-codes",
+                        (*codes, Doc("codes-x.md", "Error code E4711 means the licence has expired.")))
+    question = "What does error code E4711 mean?"
     ranked = retriever.bm25.rank(store, question, settings.top_k * settings.overfetch)
     lines = retriever.bm25.rank_lines(store, question, settings.top_k * settings.overfetch)
     assert {i for i, _ in ranked} & {i for i, _ in lines}  # both name the chunk that answers
+    fused = [i for i, _ in convex([ranked, lines], [1.0 - settings.fusion_alpha, settings.line_weight])]
+    depth = max(settings.top_k, settings.rerank_depth)
+    assert len(fused) > depth  # so that a read of every candidate would show
     reads: list[list[str]] = []
     read = store.get
     monkeypatch.setattr(store, "get", lambda ids: reads.append(list(ids)) or read(ids))
     monkeypatch.setattr(store, "query", lambda *args, **kwargs: [])  # the vector search finds nothing here
-    hits = _search(retriever, store, settings, question, mode="hybrid", rerank="none")
+    hits = _search(retriever, store, settings, question, mode="hybrid", rerank=rerank, mmr=mmr)
     assert "E4711" in hits[0].chunk.text
-    assert reads == [list(dict.fromkeys(i for i, _ in [*ranked, *lines]))]
+    assert reads == [fused[: {"top_k": settings.top_k, "depth": depth, "all": len(fused)}[kept]]]
