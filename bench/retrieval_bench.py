@@ -125,6 +125,22 @@ def build_collection(data: Path, size: int, seed: int = 3) -> float:
     return time.perf_counter() - started
 
 
+def turns(variants: Sequence[str], queries: int, warmup: int) -> list[tuple[bool, str, int]]:
+    """The order of the timed searches: (timed, variant, query index). The variants take turns,
+    the first one rotating, so a burst of load from elsewhere on a shared machine hits them
+    alike, not whichever ran during it; and in one turn each searches another query, a
+    `queries / len(variants)` apart, so none finds the caches warm from the same question
+    just before. Each variant searches every query once, timed, after `warmup` untimed turns."""
+    stride = max(1, queries // len(variants))
+    order: list[tuple[bool, str, int]] = []
+    for turn in [*range(warmup), *range(queries)]:
+        timed = len(order) >= warmup * len(variants)
+        first = turn % len(variants)
+        for k in [*range(first, len(variants)), *range(first)]:
+            order.append((timed, variants[k], (turn + k * stride) % queries))
+    return order
+
+
 @dataclass(frozen=True)
 class Searched:
     seconds: dict[str, list[float]]  # variant -> one latency per query
@@ -164,19 +180,15 @@ def search_child(data: Path, size: int, vectors: dict[str, list[float]]) -> Sear
     no_lines = settings.model_copy(update={"line_weight": 0.0})
     retrievers = {True: retriever, False: Retriever(no_lines, Embedders(no_lines, precomputed), precomputed,
                                                      bm25=retriever.bm25)}
-    names = list(VARIANTS)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for n, text in enumerate([*texts[:WARMUP], *texts]):
-        # Every variant searches each query in turn, the first one rotating, so a burst of
-        # load from elsewhere on a shared machine hits them alike, not whichever ran then.
-        for name in names[n % len(names):] + names[: n % len(names)]:
-            mode, rerank, lines = VARIANTS[name]
-            started = time.perf_counter()
-            # As a question is searched (`Stores.get`): the corpus version read once, then
-            # every step of the search at that version.
-            retrievers[lines].search(store.pinned(), Query(text, mode, settings.top_k, mmr=False, rerank=rerank))
-            if n >= WARMUP:
-                seconds[name].append(time.perf_counter() - started)
+    seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for timed, name, i in turns(list(VARIANTS), len(texts), WARMUP):
+        mode, rerank, lines = VARIANTS[name]
+        started = time.perf_counter()
+        # As a question is searched (`Stores.get`): the corpus version read once, then
+        # every step of the search at that version.
+        retrievers[lines].search(store.pinned(), Query(texts[i], mode, settings.top_k, mmr=False, rerank=rerank))
+        if timed:
+            seconds[name].append(time.perf_counter() - started)
     rerankers = {"with": retriever.reranker("local"),
                  "without": LocalReranker(settings.local_rerank.model_copy(update={"neighbours": 0.0}))}
     rerank_seconds: dict[str, list[float]] = {"with": [], "without": []}
@@ -210,7 +222,7 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
             f"search latency at {size:,} chunks",
             f"synthetic chunk texts with RANDOM unit vectors ({DIM} dims); {len(queries)} real MiniLM queries "
             f"(precomputed, so excluded); top_k 6, over-fetch 5; hybrid+local reranks the fused top 30; "
-            f"{WARMUP} warm-up queries; the variants take turns on each query",
+            f"{WARMUP} warm-up turns; the variants take turns, each on another query",
         )
         p95[size] = {}
         for name in VARIANTS:

@@ -28,6 +28,8 @@ from rag.settings import Settings
 from rag.store import Store
 from rag.types import Embedded, FileSearchTool, Hit, Usage
 
+Ranking = Sequence[tuple[str, float]]  # (chunk id, score), best first
+
 
 @dataclass(frozen=True)
 class Query:
@@ -164,10 +166,9 @@ class Retriever:
         reranks = query.mode == "hybrid" and reranker.name != "none"
         depth = max(query.top_k, self.settings.rerank_depth) if reranks else query.top_k
         if query.mode == "hybrid":
-            fused = self._fuse(store, query, pool, vector_hits)
             # Only the candidates something still looks at are read: all of them for MMR,
             # else the second stage's depth, or the cut.
-            candidates = self._read(store, fused if query.mmr else fused[:depth], vector_hits)
+            candidates = self._hybrid(store, query, pool, vector_hits, None if query.mmr else depth)
         elif query.mode == "bm25":
             candidates = self.bm25.search(store, query.text, pool, query.sources)
         else:
@@ -195,27 +196,40 @@ class Retriever:
             return embedder.embed_query(text)
         return self.embeddings.embed_query(embedder, text)
 
-    def _fuse(self, store: Store, query: Query, n: int, vector_hits: Sequence[Hit]) -> list[tuple[str, float]]:
+    def _hybrid(self, store: Store, query: Query, n: int, vector_hits: Sequence[Hit], keep: int | None) -> list[Hit]:
         """The vector ranking fused with BM25's ranking of chunks and, for convex fusion (RRF
-        has no weight to give it), of their best lines: ids and scores only, no chunk read."""
-        ranked = self.bm25.rank(store, query.text, n, query.sources)
+        has no weight to give it), of their best lines, on ids and scores; then the first
+        `keep` (all if None) read from the store in one call, less those the vector search
+        returned (at 100k chunks a read costs about 0.8 ms and 0.05 ms an id; the keyword
+        rankings name some 60 ids, of which the second stage keeps 30)."""
         vector = [(h.chunk.id, h.score) for h in vector_hits]
+        ranked = self.bm25.rank(store, query.text, n, query.sources)
+        lines = (
+            self.bm25.rank_lines(store, query.text, n, query.sources)
+            if self.settings.fusion == "convex" and self.settings.line_weight > 0
+            else []
+        )
+        kept = self._fuse(vector, ranked, lines)[:keep]
+        chunks = {h.chunk.id: h.chunk for h in vector_hits}
+        chunks |= {c.id: c for c in store.get([i for i, _ in kept if i not in chunks])}
+        if any(i not in chunks for i, _ in kept):
+            # The keyword index names a kept chunk the store no longer holds (an ingest in
+            # another process deleted it and has not bumped the version yet): every chunk of
+            # the rankings is read, the missing ones dropped and the rest fused again, so the
+            # cut stays full. One missing below the cut only shifts the normalised scores of
+            # the others, until the version bump rebuilds the index.
+            unread = dict.fromkeys(i for i, _ in [*ranked, *lines] if i not in chunks)  # Chroma refuses an id twice
+            chunks |= {c.id: c for c in store.get(list(unread))}
+            ranked, lines = ([(i, score) for i, score in ranking if i in chunks] for ranking in (ranked, lines))
+            kept = self._fuse(vector, ranked, lines)[:keep]
+        return with_chunks(kept, chunks)
+
+    def _fuse(self, vector: Ranking, ranked: Ranking, lines: Ranking) -> list[tuple[str, float]]:
+        """Convex at the three rankings' weights, or RRF of the first two."""
         if self.settings.fusion != "convex":
             return rrf([[i for i, _ in vector], [i for i, _ in ranked]], self.settings.rrf_k)
-        lines = (
-            self.bm25.rank_lines(store, query.text, n, query.sources) if self.settings.line_weight > 0 else []
-        )
         alpha = self.settings.fusion_alpha
         return convex([vector, ranked, lines], [alpha, 1.0 - alpha, self.settings.line_weight])
-
-    @staticmethod
-    def _read(store: Store, fused: Sequence[tuple[str, float]], found: Sequence[Hit]) -> list[Hit]:
-        """The fused ranking as hits: the chunks the vector search did not return read in one
-        store call (at 100k chunks a read costs about 0.8 ms and 0.05 ms an id, and the keyword
-        rankings bring some 60 ids of which the cut keeps about half)."""
-        chunks = {h.chunk.id: h.chunk for h in found}
-        chunks |= {c.id: c for c in store.get([i for i, _ in fused if i not in chunks])}
-        return with_chunks(fused, chunks)
 
     def _diversify(self, store: Store, query_vector: list[float], candidates: list[Hit], n: int) -> list[Hit]:
         vectors = store.vectors([h.chunk.id for h in candidates])

@@ -83,8 +83,6 @@ def test_retrieval_measures_every_mode(smoke_run: dict) -> None:  # type: ignore
     # the default fuses the chunks' lines; the same pipeline without them is timed beside it
     assert got["line index on disk"]["value"] > 0 and got["line index build"]["value"] > 0
     assert got["hybrid+local, no lines p95"]["value"] > 0 and "line ranking adds, p95" in got
-    # the variants take turns on each query, so what one adds over another is not a load burst's
-    assert all("take turns" in t["setup"] for t in smoke_run["tables"] if t["title"].startswith("search latency"))
 
 
 def test_answer_takes_each_route(smoke_run: dict) -> None:  # type: ignore[type-arg]

@@ -5,6 +5,7 @@ from rag.answer import AskOptions
 from rag.providers import Embedders
 from rag.retrieval import Query, Retriever, convex, mmr, rrf, source_filter
 from rag.settings import Settings
+from rag.store import Store
 from tests.fakes.tiny_corpus import Doc, build_store
 
 
@@ -159,34 +160,71 @@ def test_convex_fusion_adds_the_best_lines_as_a_third_ranking(tmp_path, offline_
     assert set(with_lines) >= set(without)
 
 
-@pytest.mark.parametrize(("rerank", "mmr", "kept"), [("none", False, "top_k"), ("local", False, "depth"),
-                                                     ("none", True, "all")])
-def test_hybrid_reads_only_the_fused_candidates_it_looks_at_in_one_store_call(
-    settings, offline_provider, monkeypatch, rerank, mmr, kept
-):
-    """Fusion needs ids and scores only: the chunks are read after it, in one store call (about
-    0.8 ms at 100k chunks, and 0.05 ms an id), and only those the rest of the search looks at:
-    the cut, the second stage's depth, or every candidate for MMR. BM25's chunk and line
-    rankings name mostly the same chunks, each read once (Chroma refuses an id asked twice)."""
-    settings = settings.model_copy(update={"rerank_depth": 12})  # below the 30 candidates
-    assert settings.fusion == "convex" and settings.line_weight > 0
-    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+def _error_codes(settings, offline_provider, name):
+    """120 one-line chunks that share "error code" and none E4711, one that answers E4711, and
+    three about other things that name E4711: the vector search returns the first kind, the
+    keyword rankings the last two first."""
     parts = ["disk", "network", "licence", "printer", "scanner", "database", "cache", "queue"]
     codes = tuple(Doc(f"codes-{n}.md", f"Error code E{1000 + n} means the {parts[n % 8]} check failed; "
-                                       f"look at the {parts[n % 8]} settings.") for n in range(40))
-    store = build_store(settings, offline_provider, "error-codes",
-                        (*codes, Doc("codes-x.md", "Error code E4711 means the licence has expired.")))
+                                       f"look at the {parts[n % 8]} settings.") for n in range(120))
+    return build_store(settings, offline_provider, name,
+                       (*codes, Doc("codes-x.md", "Error code E4711 means the licence has expired."),
+                        *(Doc(f"orders-{n}.md", f"Invoice {n} lists part E4711, {n} garden chairs shipped "
+                                                f"to Oslo in spring with blue cushions.") for n in range(3))))
+
+
+def _fused(retriever, store, settings, question, vector_hits, missing=()):
+    """The default fusion (convex, lines included) of the three rankings, ids only."""
+    n = settings.top_k * settings.overfetch
+    rankings = [[(h.chunk.id, h.score) for h in vector_hits], retriever.bm25.rank(store, question, n),
+                retriever.bm25.rank_lines(store, question, n)]
+    weights = [settings.fusion_alpha, 1.0 - settings.fusion_alpha, settings.line_weight]
+    return [i for i, _ in convex([[(i, s) for i, s in r if i not in missing] for r in rankings], weights)]
+
+
+@pytest.mark.parametrize(("rerank", "mmr", "top_k", "depth", "kept"), [
+    ("none", False, 6, 12, 6),  # the cut
+    ("local", False, 6, 12, 12),  # the second stage's depth
+    ("local", False, 8, 4, 8),  # the cut, deeper than the second stage
+    ("none", True, 6, 12, None),  # every candidate, for MMR
+])
+def test_hybrid_reads_only_the_fused_candidates_it_looks_at_in_one_store_call(
+    settings, offline_provider, monkeypatch, rerank, mmr, top_k, depth, kept
+):
+    """Fusion needs ids and scores only: the chunks are read after it, in one store call (about
+    0.8 ms at 100k chunks, and 0.05 ms an id), and only those the rest of the search looks at
+    and the vector search did not return: the cut, the second stage's depth, or every
+    candidate for MMR."""
+    settings = settings.model_copy(update={"top_k": top_k, "rerank_depth": depth})
+    assert settings.fusion == "convex" and settings.line_weight > 0
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    store = _error_codes(settings, offline_provider, f"error-codes-{rerank}-{mmr}-{top_k}-{depth}".lower())
     question = "What does error code E4711 mean?"
-    ranked = retriever.bm25.rank(store, question, settings.top_k * settings.overfetch)
-    lines = retriever.bm25.rank_lines(store, question, settings.top_k * settings.overfetch)
-    assert {i for i, _ in ranked} & {i for i, _ in lines}  # both name the chunk that answers
-    fused = [i for i, _ in convex([ranked, lines], [1.0 - settings.fusion_alpha, settings.line_weight])]
-    depth = max(settings.top_k, settings.rerank_depth)
-    assert len(fused) > depth  # so that a read of every candidate would show
-    reads: list[list[str]] = []
-    read = store.get
+    found, reads = [], []
+    query, read = store.query, store.get
+    monkeypatch.setattr(store, "query", lambda *args, **kwargs: found.extend(query(*args, **kwargs)) or found)
     monkeypatch.setattr(store, "get", lambda ids: reads.append(list(ids)) or read(ids))
-    monkeypatch.setattr(store, "query", lambda *args, **kwargs: [])  # the vector search finds nothing here
     hits = _search(retriever, store, settings, question, mode="hybrid", rerank=rerank, mmr=mmr)
-    assert "E4711" in hits[0].chunk.text
-    assert reads == [fused[: {"top_k": settings.top_k, "depth": depth, "all": len(fused)}[kept]]]
+    assert "E4711" in hits[0].chunk.text and len(hits) == top_k
+    fused = _fused(retriever, store, settings, question, found)
+    assert len(fused) > 12  # so that a read of every candidate would show
+    returned = {h.chunk.id for h in found}
+    assert returned & set(fused[:kept]) and set(fused[:kept]) - returned  # both kinds among those kept
+    assert len(reads) == 1 and sorted(reads[0]) == sorted(set(fused[:kept]) - returned)
+
+
+def test_hybrid_fuses_without_a_chunk_the_keyword_index_names_but_the_store_lost(settings, offline_provider):
+    """An ingest in another process deletes chunks before it bumps the corpus version, so for a
+    moment the keyword index names chunks the store no longer holds: the search fuses as if
+    the index had never held them, and the cut stays full."""
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    store = _error_codes(settings, offline_provider, "error-codes-lost").pinned()
+    question = "What does error code E4711 mean?"
+    retriever.bm25.rank_lines(store, question, 1)  # both indexes built, then the chunk goes
+    lost = next(h.chunk.id for h in _search(retriever, store, settings, question, mode="bm25")
+                if h.chunk.source.startswith("orders-"))  # among those hybrid keeps, found by BM25 alone
+    Store(settings, store.embedding_id, store.name).delete([lost])  # another process, no version bump yet
+    hits = _search(retriever, store, settings, question, mode="hybrid", rerank="none")
+    found = store.query(retriever.embed(store, question).vectors[0], settings.top_k * settings.overfetch)
+    assert lost in _fused(retriever, store, settings, question, found)[: settings.top_k]
+    assert [h.chunk.id for h in hits] == _fused(retriever, store, settings, question, found, {lost})[: settings.top_k]
