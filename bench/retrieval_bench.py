@@ -133,11 +133,10 @@ def turns(variants: Sequence[str], queries: int, warmup: int) -> list[tuple[bool
     just before. Each variant searches every query once, timed, after `warmup` untimed turns."""
     stride = max(1, queries // len(variants))
     order: list[tuple[bool, str, int]] = []
-    for turn in [*range(warmup), *range(queries)]:
-        timed = len(order) >= warmup * len(variants)
+    for n, turn in enumerate([*range(warmup), *range(queries)]):
         first = turn % len(variants)
         for k in [*range(first, len(variants)), *range(first)]:
-            order.append((timed, variants[k], (turn + k * stride) % queries))
+            order.append((n >= warmup, variants[k], (turn + k * stride) % queries))
     return order
 
 
