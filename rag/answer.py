@@ -75,6 +75,7 @@ class AskOptions:
     mmr: bool | None = None
     rerank: RerankMode | None = None
     sources: tuple[str, ...] = ()  # restrict retrieval to these source paths
+    per_file: bool = False  # at most one passage per file: which files match, best first
     model: str | None = None  # force a model, bypassing the router
     images: tuple[Attachment, ...] = ()  # asked about with the documents as context (Gemini reads them)
     follow_ups: float | None = None  # questions expected to follow (None: settings.context_cache_followups)

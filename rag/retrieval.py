@@ -7,7 +7,8 @@ test set); `settings.fusion` chooses, and the evaluation decides the default. Co
 fusion takes a third ranking too, the chunks' best lines (`rag.bm25`), at `line_weight`.
 Each mode over-fetches `top_k * overfetch` candidates; the second ranking stage
 (`rag.rerank`) reorders the best `rerank_depth` of them, and the list is cut to `top_k`.
-MMR, when asked for, picks that cut for diversity instead of rank alone.
+MMR, when asked for, picks that cut for diversity instead of rank alone. `per_file` keeps
+each file's best passage only, so the cut ranks files (BEIR ranks documents this way).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Query:
     mmr: bool
     rerank: RerankMode = "none"
     sources: tuple[str, ...] = ()
+    per_file: bool = False  # at most one hit per source file, its best
 
     @classmethod
     def of(cls, text: str, settings: Settings, options: AskOptions) -> Query:
@@ -51,6 +53,7 @@ class Query:
             mmr=settings.mmr if options.mmr is None else options.mmr,
             rerank=options.rerank or settings.rerank,
             sources=options.sources,
+            per_file=options.per_file,
         )
 
 
@@ -116,6 +119,14 @@ def mmr(query: np.ndarray, candidates: np.ndarray, n: int, lam: float) -> list[i
     return picked
 
 
+def best_per_file(hits: Sequence[Hit]) -> list[Hit]:
+    """The first (best-ranked) hit of each source file, in rank order."""
+    firsts: dict[str, Hit] = {}
+    for hit in hits:
+        firsts.setdefault(hit.chunk.source, hit)
+    return list(firsts.values())
+
+
 def _normalised(vectors: Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32)
     normalised: np.ndarray = array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
@@ -166,9 +177,11 @@ class Retriever:
         reranks = query.mode == "hybrid" and reranker.name != "none"
         depth = max(query.top_k, self.settings.rerank_depth) if reranks else query.top_k
         if query.mode == "hybrid":
-            # Only the candidates something still looks at are read: all of them for MMR,
-            # else the second stage's depth, or the cut.
-            candidates = self._hybrid(store, query, pool, vector_hits, None if query.mmr else depth)
+            # Only the candidates something still looks at are read: all of them for MMR or
+            # for one per file (a file's further chunks drop out), else the second stage's
+            # depth, or the cut.
+            keep = None if query.mmr or query.per_file else depth
+            candidates = self._hybrid(store, query, pool, vector_hits, keep)
         elif query.mode == "bm25":
             candidates = self.bm25.search(store, query.text, pool, query.sources)
         else:
@@ -177,6 +190,8 @@ class Retriever:
         if reranks and len(candidates) > 1:
             reranked = reranker.rerank(query.text, candidates[:depth], store)
             candidates = reranked.hits + candidates[depth:]
+        if query.per_file:
+            candidates = best_per_file(candidates)
         if query.mmr and embedded and len(candidates) > query.top_k:
             candidates = self._diversify(store, embedded.vectors[0], candidates, query.top_k)
         return Retrieved(

@@ -6,9 +6,9 @@ document becomes a text file (title, blank line, text) in a directory we ingest 
 other corpus, so BEIR measures the very chunking, embedding and retrieval a user gets; the
 qrels become test cases whose relevant sources are those files, graded by the qrels score.
 
-Scores are over ranked chunks with each relevant document credited once (rag.eval.metrics).
-A document longer than one chunk can take two ranks where a document-level table gives it
-one, so on long-document sets our figures can sit slightly below published ones.
+Scores are over a ranking of documents, as in published tables: the retrieval a user gets,
+with each document's best chunk kept and its further chunks dropped (`Query.per_file`), so a
+document longer than one chunk takes one rank, not two.
 """
 
 from __future__ import annotations

@@ -155,8 +155,9 @@ def evaluate(
         raise CaseError(f"{args.testset} has no valid case: {reasons}")
     if args.fresh:
         (args.out / CHECKPOINT).unlink(missing_ok=True)
-    evaluator = Evaluator(settings, generator, store, Checkpoint(args.out), Embedders(settings, embedder))
     beir = is_beir_dir(args.testset)
+    evaluator = Evaluator(settings, generator, store, Checkpoint(args.out), Embedders(settings, embedder),
+                          per_file=beir)
     plan = Plan(testset, configs, answers=not (beir or args.retrieval_only), workers=max(1, args.workers))
     with case_progress(console, bars, plan) as advance:
         report = evaluator.run(plan, advance)

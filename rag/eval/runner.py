@@ -64,8 +64,13 @@ class Evaluator:
         store: Store,
         checkpoint: Checkpoint,
         embedders: Embedders | None = None,
+        *,
+        per_file: bool = False,
     ) -> None:
-        """`embedders`: where the collection's embedder comes from (default: the settings)."""
+        """`embedders`: where the collection's embedder comes from (default: the settings).
+        `per_file`: retrieval is scored on a ranking of files, each file's best passage once
+        (a BEIR set ranks documents, each a file of its own), not on the passages the chain
+        shows, where a second chunk of a file takes a place of its own."""
         self.settings = settings
         self.generator = generator
         self.store = store
@@ -76,6 +81,7 @@ class Evaluator:
         self._lock = threading.Lock()
         self.checkpoint = checkpoint
         self.failures: list[str] = []
+        self.per_file = per_file
         # Everything a unit's scores depend on besides its case and configuration.
         self.environment = {
             "provider": generator.name,
@@ -88,6 +94,7 @@ class Evaluator:
                           settings.fusion_alpha, settings.line_weight],
             "rerank": [settings.rerank_depth, settings.local_rerank.model_dump(), settings.lite_model],
             "routing": [settings.pro_threshold_tokens, settings.whole_document_budget_tokens],
+            "ranks": "files" if per_file else "passages",
         }
 
     def _chain(self, retriever: Searcher) -> Chain:
@@ -195,7 +202,7 @@ class Evaluator:
         )
 
     def search(self, question: str, variant: RetrievalVariant, depth: int) -> list[metrics.Found]:
-        query = Query(question, variant.mode, depth, variant.mmr, variant.rerank)
+        query = Query(question, variant.mode, depth, variant.mmr, variant.rerank, per_file=self.per_file)
         return [found(h.chunk) for h in self.retriever.search(self.store, query).hits]
 
     # --- answers ---

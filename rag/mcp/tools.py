@@ -70,10 +70,11 @@ def build_server(chain: Chain) -> MCPServer:
 
     @server.tool()
     def search(query: str, collection: str | None = None, k: int = 6,
-               mode: Literal["hybrid", "vector", "bm25"] | None = None) -> list[Passage]:
+               mode: Literal["hybrid", "vector", "bm25"] | None = None, per_file: bool = False) -> list[Passage]:
         """The passages of the collection that best match the query, best first, with their file,
-        page and heading. No answer is generated."""
-        options = AskOptions(collection=collection, top_k=max(1, min(k, 50)), mode=mode)
+        page and heading. No answer is generated. With per_file, each file's best passage only:
+        which files match, best first."""
+        options = AskOptions(collection=collection, top_k=max(1, min(k, 50)), mode=mode, per_file=per_file)
         with as_tool_errors():
             retrieved = chain.search(query, "mcp/search", options)
         return [Passage(source=h.chunk.source, page=h.chunk.page, heading=h.chunk.heading, text=h.chunk.text,

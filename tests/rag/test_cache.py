@@ -218,7 +218,7 @@ def test_on_the_gemini_path_a_repeated_question_sends_no_embedding_request(
 # added without a value here fails the coverage check, so it cannot be left out of the key.
 OTHER_OPTIONS: dict[str, object] = {
     "collection": "other-corpus", "mode": "bm25", "top_k": 9, "mmr": True, "sources": ("handbook.pdf",),
-    "model": "gemini-2.5-pro", "rerank": "none",
+    "model": "gemini-2.5-pro", "rerank": "none", "per_file": True,
 }
 OTHER_SETTINGS: dict[str, object] = {
     "retrieval_mode": "bm25", "top_k": 9, "overfetch": 3, "fusion": "rrf", "rrf_k": 10, "fusion_alpha": 0.7,

@@ -3,9 +3,10 @@ import pytest
 
 from rag.answer import AskOptions
 from rag.providers import Embedders
-from rag.retrieval import Query, Retriever, convex, mmr, rrf, source_filter
+from rag.retrieval import Query, Retriever, best_per_file, convex, mmr, rrf, source_filter
 from rag.settings import Settings
 from rag.store import Store
+from rag.types import Chunk, Hit
 from tests.fakes.tiny_corpus import Doc, build_store
 
 
@@ -137,6 +138,53 @@ def test_mmr_skips_near_duplicate_chunks(settings, offline_provider):
     assert {h.chunk.heading for h in diverse} == {"Backups", "Restore"}
 
 
+_BACKUP_MANUAL = (
+    *(Doc("ops-manual.pdf", f"Nightly backups run at 02:00 on server {n}; each backup of server {n} is kept for "
+          f"thirty days and checked every morning.", page=n) for n in range(1, 9)),
+    Doc("runbook.md", "If a nightly backup fails, page the on-call engineer and rerun the backup job.",
+        heading="Backups"),
+    Doc("faq.md", "Backups: yes, laptops are backed up weekly when they are on the office network.", heading="IT"),
+    Doc("policy.md", "Backup tapes leave the building every Friday for off-site storage.", heading="Storage"),
+    Doc("misc.md", "The cafeteria serves lunch from noon until two o'clock."),
+    Doc("travel.md", "Book flights through the travel portal at least two weeks ahead."),
+)
+
+
+@pytest.mark.parametrize(("mode", "rerank"), [("hybrid", "local"), ("hybrid", "none"), ("vector", "none"),
+                                              ("bm25", "none")])
+def test_per_file_ranks_files_by_their_best_passage_and_fills_the_cut(settings, offline_provider, mode, rerank):
+    """A manual whose every page matches fills the cut with itself; one passage per file ranks
+    files instead (BEIR ranks documents so): each file once, with its best passage, in the
+    order the usual ranking first reaches it, and the cut still full. The corpus fits in every
+    mode's pool, so both searches rank the same candidates."""
+    store = build_store(settings, offline_provider, name=f"backups-{mode}-{rerank}", docs=_BACKUP_MANUAL)
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    question = "how often do the nightly backups run?"
+    every = _search(retriever, store, settings, question, mode=mode, rerank=rerank, top_k=len(_BACKUP_MANUAL))
+    assert [h.chunk.source for h in every[:4]].count("ops-manual.pdf") > 1  # the usual cut repeats the manual
+    files = _search(retriever, store, settings, question, mode=mode, rerank=rerank, top_k=4, per_file=True)
+    assert len(files) == 4 and len({h.chunk.source for h in files}) == 4
+    assert [h.chunk.id for h in files] == [h.chunk.id for h in best_per_file(every)][:4]
+
+
+def test_per_file_with_mmr_picks_among_distinct_files(settings, offline_provider):
+    """MMR weighing relevance alone picks the manual's near-identical pages; one per file
+    leaves it one page to pick among the files."""
+    settings = settings.model_copy(update={"mmr_lambda": 1.0})
+    store = build_store(settings, offline_provider, name="backups-mmr", docs=_BACKUP_MANUAL)
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    options = {"mode": "hybrid", "top_k": 3, "mmr": True}
+    assert len({h.chunk.source for h in _search(retriever, store, settings, "nightly backups", **options)}) < 3
+    hits = _search(retriever, store, settings, "nightly backups", per_file=True, **options)
+    assert len(hits) == 3 and len({h.chunk.source for h in hits}) == 3
+
+
+def test_best_per_file_keeps_the_first_hit_of_each_file_in_rank_order():
+    hits = [_hit("a", "a.md"), _hit("b", "b.md"), _hit("a2", "a.md"), _hit("c", "c.pdf"), _hit("b2", "b.md")]
+    assert [h.chunk.id for h in best_per_file(hits)] == ["a", "b", "c"]
+    assert best_per_file([]) == []
+
+
 def test_convex_fusion_adds_the_best_lines_as_a_third_ranking(tmp_path, offline_provider):
     """The chunk holding the best line gains `line_weight` (its normalised line score is 1);
     RRF, which has no weights, and a weight of 0 leave the fused scores as they were and
@@ -228,3 +276,7 @@ def test_hybrid_fuses_without_a_chunk_the_keyword_index_names_but_the_store_lost
     found = store.query(retriever.embed(store, question).vectors[0], settings.top_k * settings.overfetch)
     assert lost in _fused(retriever, store, settings, question, found)[: settings.top_k]
     assert [h.chunk.id for h in hits] == _fused(retriever, store, settings, question, found, {lost})[: settings.top_k]
+
+
+def _hit(chunk_id: str, source: str) -> Hit:
+    return Hit(Chunk(chunk_id, "text", source, 0, 0, 4, chunk_id), 1.0)

@@ -82,3 +82,28 @@ def test_beir_run_ingests_its_own_collection_and_scores_retrieval(
     for mode in ("hybrid", "vector", "bm25"):
         row = next(r for r in report.retrieval if r.variant == f"{mode} k=6")
         assert row.cases == 2 and row.ndcg10 == pytest.approx(1.0)
+
+
+def test_beir_ranks_documents_so_a_long_one_takes_one_rank(tmp_path: Path, offline_provider: OfflineProvider) -> None:
+    """BEIR ranks documents. A long review about aspirin spans several chunks, each a good
+    match: ranked as passages it took up to three of the first six places (a document-level
+    table gives it one); ranked as documents, every variant lists each document once."""
+    review = " ".join(
+        f"Trial {n} of low-dose aspirin followed adults for {n + 2} years and recorded every heart attack, "
+        f"stroke and bleeding event; the aspirin group had fewer heart attacks but more bleeding in trial {n}."
+        for n in range(1, 13)
+    )
+    root = make_beir(tmp_path / "long-doc", extra_corpus_line=json.dumps(
+        {"_id": "review", "title": "Aspirin trials", "text": review}))
+    question = {"_id": "q1", "text": "Does aspirin lower the risk of heart attacks?"}
+    (root / "queries.jsonl").write_text(json.dumps(question))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    out = tmp_path / "out"
+    code = main([str(root), "--data-dir", str(tmp_path / "data"), "--out", str(out), "-q"],
+                embedder=offline_provider, generator=offline_provider)
+    assert code == 0
+    report = RunReport.load(out / "report.json")
+    assert report.retrieval_cases and all(
+        len(set(c.retrieved)) == len(c.retrieved) and "review.txt" in c.retrieved for c in report.retrieval_cases)
+    hybrid = [c for c in report.retrieval_cases if c.variant.startswith("hybrid")]
+    assert hybrid and all(len(c.retrieved) == 5 for c in hybrid)  # every document there is, once

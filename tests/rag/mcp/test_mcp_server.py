@@ -33,6 +33,9 @@ async def use_tools(client: Client) -> None:
     found = await client.call_tool("search", {"query": "paid vacation days per year", "k": 3})
     passages = found.structured_content["result"]
     assert len(passages) == 3 and passages[0]["source"] == "handbook.pdf" and passages[0]["page"] == 2
+    files = (await client.call_tool("search", {"query": "handbook pages", "k": 4, "per_file": True})).structured_content
+    sources = [p["source"] for p in files["result"]]
+    assert len(sources) == 4 and len(set(sources)) == 4 and "handbook.pdf" in sources
     answered = await client.call_tool("ask", {"question": "How many days of paid vacation do employees get?"})
     answer = answered.structured_content
     assert "25 days" in answer["answer"] and answer["citations"][0]["source"] == "handbook.pdf"
