@@ -120,7 +120,8 @@ def mmr(query: np.ndarray, candidates: np.ndarray, n: int, lam: float) -> list[i
 
 
 def best_per_file(hits: Sequence[Hit]) -> list[Hit]:
-    """The first (best-ranked) hit of each source file, in rank order."""
+    """The first (best-ranked) hit of each source file, in rank order: a file's best passage
+    stands for it, as a document's best chunk does in chunked BEIR runs (MaxP)."""
     firsts: dict[str, Hit] = {}
     for hit in hits:
         firsts.setdefault(hit.chunk.source, hit)
@@ -163,29 +164,21 @@ class Retriever:
         self._rerankers: dict[str, Reranker] = {}
 
     def search(self, store: Store, query: Query) -> Retrieved:
-        pool = query.top_k * self.settings.overfetch
         reranker = self.reranker(query.rerank)
         needs_vector = query.mode != "bm25" or query.mmr
         embedded = self.embed(store, query.text) if needs_vector else None
         usage, model = (embedded.usage, embedded.model) if embedded else (Usage(), "")
-        vector_hits = (
-            store.query(embedded.vectors[0], pool, where=source_filter(query.sources))
-            if embedded and query.mode != "bm25"
-            else []
-        )
         # The second stage reorders fused candidates, which only hybrid mode has.
         reranks = query.mode == "hybrid" and reranker.name != "none"
         depth = max(query.top_k, self.settings.rerank_depth) if reranks else query.top_k
-        if query.mode == "hybrid":
-            # Only the candidates something still looks at are read: all of them for MMR or
-            # for one per file (a file's further chunks drop out), else the second stage's
-            # depth, or the cut.
-            keep = None if query.mmr or query.per_file else depth
-            candidates = self._hybrid(store, query, pool, vector_hits, keep)
-        elif query.mode == "bm25":
-            candidates = self.bm25.search(store, query.text, pool, query.sources)
-        else:
-            candidates = vector_hits
+        pool = query.top_k * self.settings.overfetch
+        candidates = self._candidates(store, query, embedded, pool, depth)
+        # One per file: a long file can fill the pool with its own chunks, so the pool grows
+        # until it holds top_k files or the whole collection, before the second stage, which
+        # then runs once (a model-based one is a paid call).
+        while query.per_file and len({h.chunk.source for h in candidates}) < query.top_k and pool < store.count():
+            pool *= 2
+            candidates = self._candidates(store, query, embedded, pool, depth)
         reranked = Reranked(candidates)
         if reranks and len(candidates) > 1:
             reranked = reranker.rerank(query.text, candidates[:depth], store)
@@ -197,6 +190,24 @@ class Retriever:
         return Retrieved(
             candidates[: query.top_k], usage, model, reranked.usage, reranked.model, reranked.note
         )
+
+    def _candidates(self, store: Store, query: Query, embedded: Embedded | None, pool: int, depth: int) -> list[Hit]:
+        """The first stage: `pool` candidates from each ranking the mode uses, fused in hybrid
+        mode."""
+        vector_hits = (
+            store.query(embedded.vectors[0], pool, where=source_filter(query.sources))
+            if embedded and query.mode != "bm25"
+            else []
+        )
+        if query.mode == "hybrid":
+            # Only the candidates something still looks at are read: all of them for MMR or
+            # for one per file (a file's further chunks drop out), else the second stage's
+            # depth, or the cut.
+            keep = None if query.mmr or query.per_file else depth
+            return self._hybrid(store, query, pool, vector_hits, keep)
+        if query.mode == "bm25":
+            return self.bm25.search(store, query.text, pool, query.sources)
+        return vector_hits
 
     def reranker(self, mode: RerankMode) -> Reranker:
         if mode not in self._rerankers:

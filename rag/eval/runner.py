@@ -94,7 +94,9 @@ class Evaluator:
                           settings.fusion_alpha, settings.line_weight],
             "rerank": [settings.rerank_depth, settings.local_rerank.model_dump(), settings.lite_model],
             "routing": [settings.pro_threshold_tokens, settings.whole_document_budget_tokens],
-            "ranks": "files" if per_file else "passages",
+            # only when set, so the checkpoints of runs that rank passages (paid answers among
+            # them) still resume
+            **({"ranks": "files"} if per_file else {}),
         }
 
     def _chain(self, retriever: Searcher) -> Chain:

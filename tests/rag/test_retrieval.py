@@ -3,10 +3,11 @@ import pytest
 
 from rag.answer import AskOptions
 from rag.providers import Embedders
+from rag.rerank import Reranked
 from rag.retrieval import Query, Retriever, best_per_file, convex, mmr, rrf, source_filter
 from rag.settings import Settings
 from rag.store import Store
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, Usage
 from tests.fakes.tiny_corpus import Doc, build_store
 
 
@@ -165,6 +166,68 @@ def test_per_file_ranks_files_by_their_best_passage_and_fills_the_cut(settings, 
     files = _search(retriever, store, settings, question, mode=mode, rerank=rerank, top_k=4, per_file=True)
     assert len(files) == 4 and len({h.chunk.source for h in files}) == 4
     assert [h.chunk.id for h in files] == [h.chunk.id for h in best_per_file(every)][:4]
+
+
+@pytest.mark.parametrize(("mode", "rerank"), [("hybrid", "local"), ("hybrid", "none"), ("vector", "none"),
+                                              ("bm25", "none")])
+def test_per_file_fills_the_cut_when_one_file_fills_the_pool(settings, offline_provider, mode, rerank):
+    """A manual of more matching pages than the pool holds (top_k 4, over-fetch 5: 20) would
+    leave one file: the pool grows until it holds four."""
+    pages = tuple(Doc("big-manual.pdf", f"Nightly backups run at 02:00 on rack {n} and are kept thirty days.", page=n)
+                  for n in range(1, 31))
+    store = build_store(settings, offline_provider, name=f"big-manual-{mode}-{rerank}", docs=pages + _BACKUP_MANUAL[8:])
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    question = "when do the nightly backups run?"
+    usual = _search(retriever, store, settings, question, mode=mode, rerank=rerank, top_k=20)
+    assert {h.chunk.source for h in usual} == {"big-manual.pdf"}  # the usual pool holds the manual alone
+    files = _search(retriever, store, settings, question, mode=mode, rerank=rerank, top_k=4, per_file=True)
+    assert len(files) == 4 and len({h.chunk.source for h in files}) == 4
+
+
+class _Reversed:
+    """A second stage that turns the candidates around, so each file's first chunk changes."""
+
+    name = "local"
+
+    def estimate(self, question: str) -> Usage:
+        return Usage()
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def rerank(self, question: str, candidates, store) -> Reranked:
+        self.calls += 1
+        return Reranked(list(reversed(candidates)))
+
+
+class _Reversing(Retriever):
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.second_stage = _Reversed()
+
+    def reranker(self, mode):
+        return self.second_stage
+
+
+def test_per_file_keeps_the_chunk_the_second_stage_put_first(settings, offline_provider):
+
+    store = build_store(settings, offline_provider, name="backups-reversed", docs=_BACKUP_MANUAL)
+    retriever = _Reversing(settings, Embedders(settings, offline_provider), offline_provider)
+    question = "how often do the nightly backups run?"
+    every = _search(retriever, store, settings, question, mode="hybrid", rerank="local", top_k=len(_BACKUP_MANUAL))
+    files = _search(retriever, store, settings, question, mode="hybrid", rerank="local", top_k=6, per_file=True)
+    assert [h.chunk.id for h in files] == [h.chunk.id for h in best_per_file(every)]  # all six files
+    manual = [h.chunk.id for h in every if h.chunk.source == "ops-manual.pdf"]
+    assert manual[0] in {h.chunk.id for h in files}  # its first chunk after the second stage, its last before
+
+
+def test_a_growing_pool_reaches_the_second_stage_once(settings, offline_provider):
+    """The pool grows before the second stage, which a model may run (a paid call)."""
+    pages = tuple(Doc("big-manual.pdf", f"Nightly backups run at 02:00 on rack {n}.", page=n) for n in range(1, 31))
+    store = build_store(settings, offline_provider, name="big-manual-once", docs=pages + _BACKUP_MANUAL[8:])
+    retriever = _Reversing(settings, Embedders(settings, offline_provider), offline_provider)
+    hits = _search(retriever, store, settings, "nightly backups", mode="hybrid", rerank="local", top_k=4, per_file=True)
+    assert len({h.chunk.source for h in hits}) == 4 and retriever.second_stage.calls == 1
 
 
 def test_per_file_with_mmr_picks_among_distinct_files(settings, offline_provider):
