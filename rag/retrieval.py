@@ -30,6 +30,7 @@ from rag.store import Store
 from rag.types import Embedded, FileSearchTool, Hit, Usage
 
 Ranking = Sequence[tuple[str, float]]  # (chunk id, score), best first
+MAX_POOL_DOUBLINGS = 6  # one per file reads at most 64 times the usual pool
 
 
 @dataclass(frozen=True)
@@ -173,12 +174,8 @@ class Retriever:
         depth = max(query.top_k, self.settings.rerank_depth) if reranks else query.top_k
         pool = query.top_k * self.settings.overfetch
         candidates = self._candidates(store, query, embedded, pool, depth)
-        # One per file: a long file can fill the pool with its own chunks, so the pool grows
-        # until it holds top_k files or the whole collection, before the second stage, which
-        # then runs once (a model-based one is a paid call).
-        while query.per_file and len({h.chunk.source for h in candidates}) < query.top_k and pool < store.count():
-            pool *= 2
-            candidates = self._candidates(store, query, embedded, pool, depth)
+        if query.per_file:
+            candidates = self._with_files(store, query, embedded, pool, depth, candidates)
         reranked = Reranked(candidates)
         if reranks and len(candidates) > 1:
             reranked = reranker.rerank(query.text, candidates[:depth], store)
@@ -190,6 +187,24 @@ class Retriever:
         return Retrieved(
             candidates[: query.top_k], usage, model, reranked.usage, reranked.model, reranked.note
         )
+
+    def _with_files(
+        self, store: Store, query: Query, embedded: Embedded | None, pool: int, depth: int, candidates: list[Hit]
+    ) -> list[Hit]:
+        """One per file: a long file can fill the pool with its own chunks, so the pool doubles
+        until the candidates hold top_k files, the rankings run dry (a source filter, BM25's
+        matching chunks), the pool holds the whole collection, or after `MAX_POOL_DOUBLINGS`
+        (a collection of fewer files than top_k would otherwise be read whole). All before
+        the second stage, which then runs once: a model-based one is a paid call."""
+        for _ in range(MAX_POOL_DOUBLINGS):
+            if len({h.chunk.source for h in candidates}) >= query.top_k or pool >= store.count():
+                break
+            pool *= 2
+            more = self._candidates(store, query, embedded, pool, depth)
+            if len(more) == len(candidates):
+                break
+            candidates = more
+        return candidates
 
     def _candidates(self, store: Store, query: Query, embedded: Embedded | None, pool: int, depth: int) -> list[Hit]:
         """The first stage: `pool` candidates from each ranking the mode uses, fused in hybrid

@@ -228,7 +228,7 @@ class Settings(BaseSettings):
     # --- retrieval ---
     retrieval_mode: Literal["hybrid", "vector", "bm25"] = "hybrid"
     top_k: int = 6
-    overfetch: int = 5  # candidates per mode = top_k * overfetch
+    overfetch: int = Field(default=5, ge=1)  # candidates per mode = top_k * overfetch
     fusion: Literal["rrf", "convex"] = "convex"  # best mean nDCG@10 over all test sets (README: Retrieval)
     rrf_k: int = 60
     fusion_alpha: float = 0.5  # vector score's weight (1 - alpha for BM25); chosen by cross-validation

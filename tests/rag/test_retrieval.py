@@ -230,6 +230,40 @@ def test_a_growing_pool_reaches_the_second_stage_once(settings, offline_provider
     assert len({h.chunk.source for h in hits}) == 4 and retriever.second_stage.calls == 1
 
 
+class _Counting(Retriever):
+    """Counts the first-stage rounds a search makes."""
+
+    rounds = 0
+
+    def _candidates(self, *args):
+        self.rounds += 1
+        return super()._candidates(*args)
+
+
+def test_a_growing_pool_stops_when_the_rankings_run_dry_or_after_its_last_doubling(settings, offline_provider,
+                                                                                     monkeypatch):
+    """A source filter of one short file: the second round finds what the first did, so the
+    search stops there instead of doubling to the collection's 95 chunks; and however many
+    files are missing, the pool doubles at most MAX_POOL_DOUBLINGS times."""
+    import rag.retrieval
+
+    pages = tuple(Doc("huge-manual.pdf", f"Nightly backups run at 02:00 on rack {n}.", page=n) for n in range(1, 91))
+    store = build_store(settings, offline_provider, name="huge-manual", docs=pages + _BACKUP_MANUAL[8:])
+    retriever = _Counting(settings, Embedders(settings, offline_provider), offline_provider)
+    hits = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=4, per_file=True,
+                   sources=("runbook.md",))
+    assert [h.chunk.source for h in hits] == ["runbook.md"] and retriever.rounds == 2
+    monkeypatch.setattr(rag.retrieval, "MAX_POOL_DOUBLINGS", 1)
+    retriever.rounds = 0
+    _search(retriever, store, settings, "nightly backups", mode="vector", top_k=4, per_file=True)
+    assert retriever.rounds == 2  # the usual pool (20) and one doubling (40), though 95 chunks are stored
+
+
+def test_overfetch_below_one_is_refused():
+    with pytest.raises(ValueError, match="overfetch"):
+        Settings(overfetch=0)
+
+
 def test_per_file_with_mmr_picks_among_distinct_files(settings, offline_provider):
     """MMR weighing relevance alone picks the manual's near-identical pages; one per file
     leaves it one page to pick among the files."""
