@@ -5,7 +5,6 @@ leave-one-set-out cross-validation on "the documents' evidence is in the reply".
     python scripts/answer_fit.py units [NAME...] [--out FILE]   # retrieve, and score every candidate unit
     python scripts/answer_fit.py fit [--units FILE] [--rank-only] # choose the weights, report held-out figures
     python scripts/answer_fit.py picking [--units FILE]          # how much to quote: budget, floor, count
-    python scripts/answer_fit.py covering [--units FILE]         # how many first passages are always quoted
 
 `units` runs each set's answerable cases through the default retrieval (the follow-up
 rewrite, hybrid search, the second ranking stage, k = top_k) against the collection `python
@@ -186,50 +185,25 @@ def picking(path: Path) -> str:
     """How much is quoted: "found in reply" and the reply's mean length per set, under each
     reading budget (characters), floor relative to the best unit, and count of units, the
     weights as they are. The old rule was four units within 75% of the best, no budget."""
-    rows, sets = _rows(path)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sets = list(dict.fromkeys(str(row["set"]) for row in rows))
     lines = [f"| characters | floor | units | {' | '.join(sets)} | mean | mean length |",
              "|---|---|---|" + "---|" * (len(sets) + 2)]
     from rag.providers.extractive import ExtractiveAnswerer
 
     for chars, floor, most in PICKING:
         answerer = ExtractiveAnswerer(_answerer().model, reply_chars=chars, relative_floor=floor, max_sentences=most)
-        lines.append(f"| {'none' if chars >= 10**6 else chars} | {floor} | {most} | {_replayed(rows, sets, answerer)}")
+        found_in: dict[str, list[float]] = {}
+        lengths: list[int] = []
+        for row in rows:
+            text = reply(row, CURRENT, answerer)
+            found_in.setdefault(str(row["set"]), []).append(found(row, text))
+            lengths.append(len(text))
+        means = [sum(found_in[s]) / len(found_in[s]) for s in sets]
+        lines.append(f"| {'none' if chars >= 10**6 else chars} | {floor} | {most} | "
+                     f"{' | '.join(f'{m:.3f}' for m in means)} | {sum(means) / len(means):.3f} | "
+                     f"{sum(lengths) / len(lengths):.0f} |")
     return "\n".join(lines)
-
-
-COVERING = (0, 1, 2, 3)
-
-
-def covering(path: Path) -> str:
-    """How many of the first passages are always quoted (each one's best unit, past the floor
-    and the budget), the rest as it is: "found in reply" and mean length per set."""
-    rows, sets = _rows(path)
-    lines = [f"| first passages always quoted | {' | '.join(sets)} | mean | mean length |",
-             "|---|" + "---|" * (len(sets) + 2)]
-    from rag.providers.extractive import ExtractiveAnswerer
-
-    for covered in COVERING:
-        answerer = ExtractiveAnswerer(_answerer().model, covered_passages=covered)
-        lines.append(f"| {covered} | {_replayed(rows, sets, answerer)}")
-    return "\n".join(lines)
-
-
-def _rows(path: Path) -> tuple[list[dict[str, object]], list[str]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows, list(dict.fromkeys(str(row["set"]) for row in rows))
-
-
-def _replayed(rows: list[dict[str, object]], sets: list[str], answerer: ExtractiveAnswerer) -> str:
-    """The table cells of one setting: found in reply per set, their mean, the mean length."""
-    found_in: dict[str, list[float]] = {}
-    lengths: list[int] = []
-    for row in rows:
-        text = reply(row, CURRENT, answerer)
-        found_in.setdefault(str(row["set"]), []).append(found(row, text))
-        lengths.append(len(text))
-    means = [sum(found_in[s]) / len(found_in[s]) for s in sets]
-    return (f"{' | '.join(f'{m:.3f}' for m in means)} | {sum(means) / len(means):.3f} | "
-            f"{sum(lengths) / len(lengths):.0f} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,15 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     fitting.add_argument("--rank-only", action="store_true", help="choose only the rank prior, the rest as is")
     quoting = commands.add_parser("picking")
     quoting.add_argument("--units", type=Path, default=DEFAULT_OUT)
-    covered = commands.add_parser("covering")
-    covered.add_argument("--units", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if args.command == "units":
         collect(args.names, args.out)
     elif args.command == "picking":
         print(picking(args.units))
-    elif args.command == "covering":
-        print(covering(args.units))
     else:
         print(fit(args.units, RANK_GRID if args.rank_only else GRID))
     return 0

@@ -3,7 +3,6 @@ so what it measures under other weights is what the answerer would do with them.
 
 from __future__ import annotations
 
-import json
 import re
 
 from rag.types import Passage
@@ -32,17 +31,3 @@ def test_a_quote_counts_as_found_only_when_the_reply_holds_it() -> None:
     row = {"quotes": ["Never retry more than five times in a row."], "multi_hop": False, "reference": ""}
     assert answer_fit.found(row, "- Never retry more than five times in a row. [2]") == 1.0
     assert answer_fit.found(row, "- Quotas reset every minute. [3]") == 0.0
-
-
-def test_covering_replays_the_reply_for_each_count_of_first_passages(tmp_path, offline_provider) -> None:
-    """Only the second passage holds the quote, and its sentence scores under the floor: it is
-    found once the first two passages are each quoted, as in the answerer's own reply."""
-    question = "How are partial results of the server sent?"
-    row = {"set": "tiny", "id": "c1", "multi_hop": False, "quotes": ["wait for the retry delay the server suggests"],
-           "reference": "", **answer_fit.candidate_units(offline_provider.answerer, question, PASSAGES, frozenset())}
-    units = tmp_path / "units.jsonl"
-    units.write_text(json.dumps(row) + "\n")
-    table = answer_fit.covering(units).splitlines()
-    found = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in table[2:]}
-    assert found == {"0": 0.0, "1": 0.0, "2": 1.0, "3": 1.0}
-    assert answer_fit.found(row, offline_provider.answerer.answer(question, PASSAGES)) == 1.0

@@ -202,7 +202,6 @@ class ExtractiveAnswerer:
         kind_bonus: float = 0.08,
         anchor_bonus: float = 0.10,
         rank_prior: float = 0.2,
-        covered_passages: int = 2,
     ) -> None:
         self.model = model
         self.max_sentences = max_sentences
@@ -218,10 +217,6 @@ class ExtractiveAnswerer:
         # leave-one-set-out on the four test sets (README: Evaluation); refusals are
         # unchanged, since the support floor reads the units' own scores.
         self.rank_prior = rank_prior
-        # Each of the first `covered_passages` passages is quoted at least once (its best unit),
-        # past the floor and the budget: retrieval ranked them first, and the answer is often
-        # in the second when the first scores best sentence by sentence (README: Evaluation).
-        self.covered_passages = covered_passages
         # min_support 0.30, measured on corpus/eval (51 answerable, 7 unanswerable cases):
         # 3 false refusals and 2 of 7 unanswerable refused; 0.35 gave 7 and 3, 0.40 gave 11 and 3.
         # Quoting the closest passages for an unanswerable question is the lesser harm.
@@ -325,9 +320,7 @@ class ExtractiveAnswerer:
         reaches `min_support`: the refusal reads no prior. Holding each unit's own support to
         `min_support` as well was measured and lost answers on every set (README:
         Evaluation). A budget in characters, not a count of sentences: three long PDF
-        sentences say as much as six short ones. Then each of the first `covered_passages`
-        passages not yet quoted adds its best unit, floor and budget aside, unless it repeats
-        one quoted."""
+        sentences say as much as six short ones."""
         if not scored or max(s.score for s in scored) < self.min_support:
             return []
         floor = max(self.min_support, scored[0].ranking * self.relative_floor)
@@ -339,10 +332,6 @@ class ExtractiveAnswerer:
             if not any(_near_duplicate(s.sentence, k.sentence) for k in kept):
                 kept.append(s)
                 length += len(s.sentence)
-        for passage in passages[: self.covered_passages]:
-            best = next((s for s in scored if s.passage.n == passage.n), None)
-            if best and all(k.passage.n != passage.n and not _near_duplicate(best.sentence, k.sentence) for k in kept):
-                kept.append(best)
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
 

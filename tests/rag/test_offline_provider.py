@@ -275,31 +275,6 @@ def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline
     assert answerer.pick(scored(40, [0.29]), passages) == []  # below the support floor: refused
 
 
-def test_the_first_two_passages_are_each_quoted_past_the_floor_and_the_budget(offline_provider):
-    """Retrieval ranked them first, and the answer is often in the second passage while the
-    first one's sentences score best: the second passage's best unit is quoted though it is
-    under 60% of the best and the budget is spent; the third passage's is not, and nothing is
-    quoted twice."""
-    from rag.providers.extractive import ExtractiveAnswerer, Scored
-
-    answerer = offline_provider.answerer
-    assert answerer.covered_passages == 2
-    first, second, third = (Passage(n, "", f"{n}.md") for n in (1, 2, 3))
-
-    def unit(passage, i, score, words=60):
-        return Scored(passage, " ".join(f"p{passage.n}u{i}w{j}" for j in range(words)), i, score)
-
-    scored = [unit(first, 0, 0.9), unit(first, 1, 0.85), unit(second, 0, 0.4), unit(third, 0, 0.4),
-              unit(second, 1, 0.35)]
-    picked = answerer.pick(scored, [first, second, third])
-    assert [(s.passage.n, s.position) for s in picked] == [(1, 0), (1, 1), (2, 0)]
-    plain = ExtractiveAnswerer(answerer.model, covered_passages=0).pick(scored, [first, second, third])
-    assert [(s.passage.n, s.position) for s in plain] == [(1, 0), (1, 1)]
-    echo = Scored(second, scored[0].sentence, 0, 0.4)  # the second passage repeats the first's best unit
-    assert answerer.pick([*scored[:2], echo], [first, second]) == scored[:2]
-    assert answerer.pick([unit(second, 0, 0.29)], [first, second]) == []  # the refusal is unchanged
-
-
 def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_support(offline_provider):
     from rag.providers.extractive import Scored
 
