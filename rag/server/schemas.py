@@ -39,6 +39,9 @@ class AskRequest(BaseModel):
     )
     model: str | None = Field(default=None, description="Force one of GET /v1/models' answer models.")
     sources: list[str] = Field(default_factory=list, max_length=50)
+    per_file: bool = Field(
+        default=False, description="Each file's best passage only, so the answer draws on more files."
+    )
     stream: bool = True
 
     def options(self) -> AskOptions:
@@ -49,6 +52,7 @@ class AskRequest(BaseModel):
             mmr=self.mmr,
             rerank=self.rerank,
             sources=tuple(self.sources),
+            per_file=self.per_file,
             model=self.model,
         )
 

@@ -46,6 +46,15 @@ def test_stream_sends_deltas_then_one_final_event_with_citations_route_usage_cos
     assert done["cached"] is False and done["session_id"]
 
 
+def test_per_file_answers_from_each_files_best_passage(api: Running, fake_gemini):
+    fake_gemini.reply("Employees receive 25 days [1].")
+    body = {"question": QUESTION, "stream": False, "k": 4}
+    usual = httpx.post(f"{api.url}/v1/ask", json=body, timeout=10).json()["sources"]
+    files = httpx.post(f"{api.url}/v1/ask", json={**body, "per_file": True}, timeout=10).json()["sources"]
+    assert len({s["source"] for s in usual}) < 4  # the handbook's pages come more than once
+    assert len(files) == 4 and len({s["source"] for s in files}) == 4
+
+
 def test_repeated_question_is_served_from_the_cache_for_free(api: Running, fake_gemini):
     first = ask_stream(api.url)[-1][1]
     calls = len(fake_gemini.calls("streamGenerateContent"))
