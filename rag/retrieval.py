@@ -196,8 +196,12 @@ class Retriever:
         matching chunks), the pool holds the whole collection, or after `MAX_POOL_DOUBLINGS`
         (a collection of fewer files than top_k would otherwise be read whole). All before
         the second stage, which then runs once: a model-based one is a paid call."""
+        stored: int | None = None  # counted once, when first needed: each count reads the version
         for _ in range(MAX_POOL_DOUBLINGS):
-            if len({h.chunk.source for h in candidates}) >= query.top_k or pool >= store.count():
+            if len({h.chunk.source for h in candidates}) >= query.top_k:
+                break
+            stored = store.count() if stored is None else stored
+            if pool >= stored:
                 break
             pool *= 2
             more = self._candidates(store, query, embedded, pool, depth)
