@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.keyterms import key_terms
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import STOPWORDS, stem_words
+from rag.text import STOPWORDS, TYPO_MIN_CHARS, may_be_misspelt, stem_words, typo_of
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class BM25Index:
 
     def search(self, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
         """(chunk id, score) of the best `n` chunks that share a term with the query."""
-        words = self.terms(query)
+        words = self.query_terms(query)
         if not self.ids or not words or n <= 0:
             return []
         scores = self._in_sources(self._retriever.get_scores(words), sources)
@@ -125,7 +126,7 @@ class BM25Index:
         chunks the index holds 1.1M lines, and a dense score array per term (bm25s'
         `get_scores`) made this ranking cost 2.7x as much. bm25s' default scoring ("lucene")
         gives a term an entry lacks no score, so the postings are the whole score."""
-        words = list(dict.fromkeys(self.terms(query)))
+        words = list(dict.fromkeys(self.query_terms(query)))
         if not self.ids or not words or n <= 0:
             return []
         postings, vocab = self._retriever.scores, self._retriever.vocab_dict
@@ -145,6 +146,63 @@ class BM25Index:
         firsts = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1])))
         best = np.maximum.reduceat(scores[entries], firsts)  # each id's best entry
         return [(self.ids[entries[firsts[i]]], float(best[i])) for i in _best_first(best, n)]
+
+    def query_terms(self, query: str) -> list[str]:
+        """The query's terms, a name or identifier the index lacks read as the term it holds
+        one typo away (`rag.text.typo_of`; the one in most entries if several):
+        "glp_smplex" finds what "glp_simplex" does, "Mathrog" what "MathProg" does. Only
+        the words of the question's key terms (`rag.keyterms`) that `may_be_misspelt`: a
+        common word the corpus lacks is another word, not a typo ("reader" is not
+        "header", "Ministry" not "ministerial")."""
+        words = self.terms(query)
+        vocab = self._retriever.vocab_dict
+        if all(w in vocab for w in words):
+            return words
+        typed = [w for t in key_terms(query) for w in _WORD.findall(t) if may_be_misspelt(w)]
+        names = {stem for w in typed for stem in self.terms(w)}
+        return [self._respelt(w) or w if w not in vocab and w in names else w for w in words]
+
+    def held_misspelt(self, term: str, sources: Sequence[str]) -> bool:
+        """Whether entries of `sources` hold `term` once each of its words the index lacks is
+        read as the term one typo away (`query_terms`): "mathrog", "subprocss.run"."""
+        vocab = self._retriever.vocab_dict
+        words = self.terms(term)
+        respelt = [w if w in vocab else self._respelt(w) for w in words]
+        changed = [r for w, r in zip(words, respelt, strict=True) if r != w]
+        return bool(changed) and None not in changed and all(self._held(r, sources) for r in changed if r)
+
+    def _held(self, term: str, sources: Sequence[str]) -> bool:
+        postings = self._retriever.scores
+        t = self._retriever.vocab_dict[term]
+        entries = postings["indices"][postings["indptr"][t] : postings["indptr"][t + 1]]
+        return bool(np.isin(self.sources[entries], list(sources)).any())
+
+    def _respelt(self, word: str) -> str | None:
+        """The index's term `word` is a typo of, the one in most entries if several. Its
+        neighbours are filed under `word`'s own pairs (`_spellings`) while it has four
+        characters or more and they five."""
+        if len(word) < TYPO_MIN_CHARS - 1:
+            return None
+        near = {
+            w for n in range(len(word) - 1, len(word) + 2) for key in ((n, word[:2]), (n, "$" + word[-2:]))
+            for w in self._spellings.get(key, ()) if typo_of(word, w)
+        }
+        indptr, vocab = self._retriever.scores["indptr"], self._retriever.vocab_dict
+        return max(sorted(near), key=lambda w: indptr[vocab[w] + 1] - indptr[vocab[w]], default=None)
+
+    @cached_property
+    def _spellings(self) -> dict[tuple[int, str], list[str]]:
+        """The index's terms of `TYPO_MIN_CHARS` or more by length and first two letters, and
+        by length and last two ("$" before them): one typo leaves one pair or the other as it
+        was, so a term's neighbours are among those filed under its own pairs (for a term of
+        four characters, only as long as the neighbours have five: swapping the middle two
+        of "abcd" changes both pairs)."""
+        filed: dict[tuple[int, str], list[str]] = {}
+        for w in self._retriever.vocab_dict:
+            if len(w) >= TYPO_MIN_CHARS:
+                filed.setdefault((len(w), w[:2]), []).append(w)
+                filed.setdefault((len(w), "$" + w[-2:]), []).append(w)
+        return filed
 
     def _in_sources(self, scores: np.ndarray, sources: Sequence[str]) -> np.ndarray:
         """The scores with every entry outside `sources` (when given) set to 0."""
@@ -246,6 +304,10 @@ class BM25Search:
         """(chunk id, score) of the `n` chunks whose best line (holding half the query's
         terms or more) scores highest, with that line's score. Ids only, as `rank`."""
         return self.index_for(store, LINES).search_best_units(query, n, sources)
+
+    def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
+        """Whether those files hold `term` one typo away (`BM25Index.held_misspelt`)."""
+        return self.index_for(store).held_misspelt(term, sources)
 
     def _load_or_build(self, store: Store, key: IndexKey, kind: IndexKind) -> BM25Index:
         home = self.settings.path(kind.folder, key.collection)

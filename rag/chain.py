@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
@@ -398,7 +399,10 @@ class Chain:
         a follow-up in a conversation about that whole document (rag.router.document_discussed)."""
         bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
         shown = passages(retrieved.hits)
-        elsewhere = mentioned_elsewhere(standalone_question, shown, store.mentions)
+        # A typo is looked for in the keyword index, which vector search does not load.
+        by_keywords = (options.mode or self.settings.retrieval_mode) != "vector"
+        misspelt = partial(self.retriever.misspelt_in, store) if by_keywords else None
+        elsewhere = mentioned_elsewhere(standalone_question, shown, store.mentions, misspelt)
         prompt = answer_prompt(standalone_question, shown, history, retrieved.file_search,
                                mentioned_elsewhere=elsewhere)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)

@@ -263,3 +263,7 @@ class FileSearchRetriever:
 
     def reranker(self, mode: RerankMode) -> Reranker:
         return NoRerank()
+
+    def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
+        """False: File Search keeps no keyword index here, and its model reads the documents."""
+        return False

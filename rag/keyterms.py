@@ -11,10 +11,10 @@ they cannot answer), or for a file format, whether any document does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePosixPath
 
-from rag.text import STOPWORDS, anchors
+from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, may_be_misspelt, typo_of
 from rag.types import Passage
 
 _ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
@@ -86,9 +86,10 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
     owner's own page (`documented_on_its_page`); its parts found apart are common words
     ("path", "join") that say nothing of whether the name is there. An owner of one letter
     is the asker's own variable ("x.status", "s.split"): the member is found on any owner
-    (".status", "str.split")."""
+    (".status", "str.split"). A term one typo away from a word of the passages is that word
+    (`misspells`): "Gemni" asks about Gemini."""
     pool = _LINE_BROKEN_NAME.sub(".", " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower())
-    words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
+    words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"\w+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
     words |= {w.strip(".:/-=") for w in words}
 
     def present(term: str) -> bool:
@@ -102,7 +103,7 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
         if variable is not None and len(variable.group(1)) == 1:
             return f".{variable.group(2)}" in pool
         parts = [p for p in re.split(r"[-=/:]", term) if p]  # "flash-lite" is "Flash Lite" too
-        return len(parts) > 1 and all(present(p) for p in parts)
+        return (len(parts) > 1 and all(present(p) for p in parts)) or misspells(term, words)
 
     return sorted(
         t for t in key_terms(question)
@@ -111,6 +112,16 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
 
 
 _QUALIFIED_NAME = re.compile(r"([a-z_]\w*(?:\.[a-z_]\w*)*)\.([a-z_]\w*)")
+
+
+def misspells(term: str, words: Iterable[str]) -> bool:
+    """Whether `term` is a typo (`rag.text.typo_of`) of one of `words` of `TYPO_MIN_CHARS`
+    or more: users type fast, and one dropped letter ("Gemni", "glp_smplex", "Mathrog")
+    must not turn an answer the passages hold into a refusal (scripts/typo_check.py). Only
+    a term that `may_be_misspelt`."""
+    if not may_be_misspelt(term):
+        return False
+    return any(len(w) >= TYPO_MIN_CHARS and typo_of(term, w) for w in words if abs(len(w) - len(term)) <= 1)
 
 
 def documented_on_its_page(term: str, passages: Sequence[Passage]) -> bool:
@@ -134,7 +145,10 @@ def _identifiers(text: str) -> set[str]:
 
 
 def mentioned_elsewhere(
-    question: str, passages: Sequence[Passage], mentions: Callable[[str, Sequence[str] | None], bool]
+    question: str,
+    passages: Sequence[Passage],
+    mentions: Callable[[str, Sequence[str] | None], bool],
+    misspelt: Callable[[str, Sequence[str]], bool] | None = None,
 ) -> frozenset[str]:
     """The key terms the passages never mention that their own documents hold elsewhere (a
     name) or that any document holds (a file format): `mentions(term, sources)`,
@@ -145,14 +159,19 @@ def mentioned_elsewhere(
     by pages on something else (files whose name starts with a dot), so only a collection
     that never names it is sure not to answer. A version ("1.5", "Tier 3") is not looked
     for: documents name many versions, and only a passage about the one asked about answers
-    a question about it. Without passages there is nothing to answer from, and nothing is
-    looked for."""
+    a question about it. A name that `may_be_misspelt`, held by those documents one typo
+    away (`misspelt(term, sources)`: `BM25Search.misspelt_in`), is held too: "Mathrog" asks
+    about MathProg. Without passages there is nothing to answer from, and nothing is looked
+    for."""
     if not passages:
         return frozenset()
     sources = sorted({p.source for p in passages})
     formats, asked_versions = file_formats(question), versions(question)
-    return frozenset(
-        t for t in missing_terms(question, passages)
-        if t not in asked_versions and mentions(t, None if t in formats else sources)
-    )
+
+    def held(term: str) -> bool:
+        if term in formats:
+            return mentions(term, None)
+        return mentions(term, sources) or (misspelt is not None and may_be_misspelt(term) and misspelt(term, sources))
+
+    return frozenset(t for t in missing_terms(question, passages) if t not in asked_versions and held(t))
 

@@ -79,6 +79,11 @@ class Searcher(Protocol):
 
     def reranker(self, mode: RerankMode) -> Reranker: ...
 
+    def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
+        """Whether those files of the collection hold `term` one typo away
+        (rag.keyterms.mentioned_elsewhere)."""
+        ...
+
 
 def rrf(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
     """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank of d), ranks from 1."""
@@ -227,6 +232,9 @@ class Retriever:
         if query.mode == "bm25":
             return self.bm25.search(store, query.text, pool, query.sources)
         return vector_hits
+
+    def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
+        return self.bm25.misspelt_in(store, term, sources)
 
     def reranker(self, mode: RerankMode) -> Reranker:
         if mode not in self._rerankers:

@@ -77,6 +77,53 @@ def share_present(terms: set[str], text: str) -> float:
     return sum(t in lowered for t in terms) / len(terms) if terms else 0.0
 
 
+TYPO_MIN_CHARS = 5  # a word a typo is read as: in a shorter one, one edit makes another word ("gpu", "cpu")
+
+
+def may_be_misspelt(term: str) -> bool:
+    """Whether `term` may be read as a word one typo away (`one_edit_apart`): long enough
+    that the word is `TYPO_MIN_CHARS` or more; no digit in it (a version or a quantity,
+    where one character is another thing: "1.5" is not "2.5"); and not itself a word of the
+    offline model's vocabulary (`rag.providers.minilm.vocabulary`), where a name one letter
+    from a document's word is another thing: "studio" is not a typo of "stdio". A typo
+    rarely makes a word ("gemni", "mathrog"), a name asked about that documents lack often
+    is one ("java", "helm", "vertex")."""
+    from rag.providers.minilm import vocabulary
+
+    return len(term) >= TYPO_MIN_CHARS - 1 and not any(c.isdigit() for c in term) and term not in vocabulary()
+
+
+def typo_of(typed: str, word: str) -> bool:
+    """Whether `typed` is `word` with one typo (`one_edit_apart`) that leaves the first
+    character of the word, and of each of its parts (after ".", "_", "-", ":", "/", "="), as
+    it was, or swaps it with the next: "glp_smplex" is glp_simplex and "json.udmps"
+    json.dumps, but "str.lstrip" is not str.rstrip, "str.strip" not str.lstrip, "np.hstack"
+    not np.vstack, "getattr" not setattr. Names that differ at their start are other names,
+    and a first letter is seldom mistyped."""
+    if not one_edit_apart(typed, word):
+        return False
+    start = next((i for i, (x, y) in enumerate(zip(typed, word, strict=False)) if x != y), min(len(typed), len(word)))
+    swapped = len(typed) == len(word) and typed[start : start + 2] == word[start : start + 2][::-1]
+    return swapped or (start > 0 and typed[start - 1] not in "._-:/=")
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Damerau-Levenshtein distance exactly 1: one character dropped, added or changed, or two
+    neighbours swapped."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+    if len(a) < len(b):  # a letter added
+        return a[start:] == b[start + 1 :]
+    if start == len(a):
+        return False  # the same string
+    return a[start + 1 :] == b[start + 1 :] or (  # a letter changed, or two neighbours swapped
+        a[start : start + 2] == b[start : start + 2][::-1] and a[start + 2 :] == b[start + 2 :]
+    )
+
+
 _JSON_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 

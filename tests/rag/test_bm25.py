@@ -170,3 +170,30 @@ def test_ties_at_the_cut_go_to_the_earlier_chunk():
     for ranked in (BM25Index.build(index, Terms()).search("rate limits", 3),
                    BM25Index.build_lines(index, Terms()).search_best_units("rate limits", 3)):
         assert [i for i, _ in ranked] == ["n0", "n5", "n6"]
+
+
+def test_a_name_the_index_lacks_is_read_as_the_term_one_typo_away():
+    index = BM25Index.build(
+        [_chunk(0, "glp_simplex solves the LP by the simplex method"), _chunk(1, "glp_intopt solves the MIP"),
+         _chunk(2, "the batch API halves the price"), _chunk(3, "one batch job, and another batch job"),
+         _chunk(4, "a botch of a job"), _chunk(5, "the Gemini v1beta endpoint"), _chunk(6, "send the key in a header")],
+        Terms(),
+    )
+    assert index.query_terms("is glp_smplex faster than glp_itnopt?") == ["glp_simplex", "faster", "glp_intopt"]
+    assert index.search("is the presolver on in glp_smplex?", 5)[0][0] == "n0"
+    assert index.search_best_units("does glp_itnopt solve a MIP", 5)[0][0] == "n1"
+    # The term in more entries wins: "Batcj" is one edit from "batch" (three entries) and "botch" (one).
+    assert index.query_terms("what does the Batcj API cost?") == ["batch", "api", "cost"]
+    # Left as they are: a common word (not a name: "reader" is not "header"), a name without
+    # a neighbour, a term with a digit (a version: "v1betb" may be another one).
+    assert index.query_terms("which badge reader") == ["badg", "reader"]
+    assert index.search("badge reader", 5) == []
+    assert index.query_terms("Zeppelin on Gemini v1betb") == ["zeppelin", "gemini", "v1betb"]
+    # A word of the model's vocabulary is no typo, though it is a name and its stem is not
+    # in the index: "Ministry" is not "ministerial".
+    words = BM25Index.build([_chunk(0, "ministerial approval is needed")], Terms())
+    assert words.query_terms("Does the Ministry approve it?") == ["ministri", "approv"]
+    # A name the index holds one typo away, in the files asked about.
+    assert index.held_misspelt("glp_smplex", ["notes.md"]) and index.held_misspelt("Batcj API", ["notes.md"])
+    assert not index.held_misspelt("glp_smplex", ["other.md"])
+    assert not index.held_misspelt("glp_simplex", ["notes.md"]) and not index.held_misspelt("zeppelin", ["notes.md"])

@@ -110,6 +110,13 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     assert rate_limited.returncode == 0, rate_limited.stderr
     assert "Retry on 408, 429, 500" in rate_limited.stdout
     assert re.fullmatch(r" \*\[\d\] (retries|quotas)\.md — .*", cited_line(rate_limited.stdout, "Retry on 408, 429"))
+    # The same with the product's name mistyped: read as "Gemini", not refused as a name the
+    # documents never mention.
+    mistyped = _run(settings, "ask", "What should an application do when the Gemni API returns HTTP 429?",
+                    collection="corpus")
+    assert mistyped.returncode == 0, mistyped.stderr
+    assert "never mention" not in mistyped.stdout
+    assert "Retry on 408, 429, 500" in mistyped.stdout
 
     # The fact is in the passage ranked first: the reply quotes it (the rank prior), where the
     # answerer before it quoted better-scored sentences of other passages instead.

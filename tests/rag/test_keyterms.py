@@ -1,6 +1,9 @@
 """Key terms: what a question stands on, which of them passages miss, and which of those
 the passages' documents hold elsewhere (then the answer must not say they are never mentioned)."""
 
+from functools import partial
+
+from rag.bm25 import BM25Search
 from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms
 from rag.types import Passage
 from tests.fakes.tiny_corpus import build_store
@@ -101,3 +104,39 @@ def test_a_file_format_is_looked_for_in_the_whole_collection(settings, offline_p
     assert mentioned_elsewhere("can I get payslips as .xlsx files?", [],
                                lambda term, sources: asked.append((term, sources)) or True) == frozenset()
     assert len(asked) == 2
+
+
+def test_a_name_one_typo_away_from_a_word_of_the_passages_is_that_word():
+    pricing = Passage(1, "Gemini 2.5 Flash costs $0.30 per 1M input tokens. Call glp_simplex to solve the LP.",
+                      "pricing.pdf", 1)
+    assert missing_terms("What does Gemni 2.5 Flash cost per million input tokens?", [pricing]) == []
+    assert missing_terms("is the presolver on by default in glp_smplex?", [pricing]) == []
+    assert missing_terms("What does Gemnini 2.5 Flash cost?", [pricing]) == []  # a letter added
+    # Not a typo: two edits away, a name of three letters (one edit from too many words), a
+    # version ("1.5" is not "2.5").
+    assert missing_terms("What does Gmni 2.5 Flash cost?", [pricing]) == ["gmni"]
+    cpu = Passage(2, "The CNF-SAT solver runs on one CPU.", "glpk.pdf", 41)
+    assert missing_terms("Which GPU does glpk use?", [cpu]) == ["gpu"]
+    assert missing_terms("What does Gemini 1.5 Flash cost?", [pricing]) == ["1.5"]
+    # Nor a word of the model's vocabulary: a name asked about, one letter from a word of the documents.
+    stdio = Passage(3, "Asymptote reads the code from stdio when no file is given.", "asymptote.pdf", 9)
+    assert missing_terms("Is there a Visual Studio extension for Asymptote?", [stdio]) == ["studio", "visual"]
+    # Nor a name that differs at its start, or at a part's: another function, not a typo.
+    strings = Passage(4, "str.rstrip(chars) removes trailing characters; np.vstack stacks rows.", "stdtypes.html")
+    assert missing_terms("Does str.lstrip take chars? And np.hstack?", [strings]) == ["np.hstack", "str.lstrip"]
+
+
+def test_a_misspelt_name_the_passages_documents_hold_is_held(settings, offline_provider):
+    """A typo of a word the passages do not hold but their documents do ("Welcme", as the
+    handbook's first page says "Welcome"), as for a name spelt right: the keyword index holds
+    it one typo away in those files. A typo of a name only other files hold ("Cafetria"), or
+    that nothing holds (Helm), is not held."""
+    store = build_store(settings, offline_provider)
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    misspelt = partial(BM25Search(settings).misspelt_in, store)
+    assert mentioned_elsewhere("Does the Acme Welcme page cover vacation?", [vacation], store.mentions,
+                               misspelt) == {"acme", "welcme"}
+    assert mentioned_elsewhere("Does the Cafetria close during the vacation?", [vacation], store.mentions,
+                               misspelt) == frozenset()
+    assert mentioned_elsewhere("Which Helm chart runs the vacation planner?", [vacation], store.mentions,
+                               misspelt) == frozenset()
