@@ -119,3 +119,17 @@ def test_a_term_only_the_passages_miss_is_not_said_to_be_never_mentioned(chain):
     assert [(s.source, s.page) for s in record.sources] == [("handbook.pdf", 2)]
     assert not is_refusal(record.answer) and "25 days" in record.answer
 
+
+
+def test_a_misspelt_name_its_documents_hold_is_read_where_keywords_are_searched(chain):
+    """"Welcme" for the handbook's "Welcome" (on its page 1; the page shown is page 2): hybrid
+    search reads it through the keyword index and answers. Vector search loads no keyword
+    index, so it refuses on the name, whatever an earlier search of the process loaded."""
+    from rag.eval.metrics import is_refusal
+
+    question = "How many vacation days does the Welcme handbook promise?"
+    hybrid = chain.ask(question, options=AskOptions(top_k=1))
+    assert [(s.source, s.page) for s in hybrid.sources] == [("handbook.pdf", 2)]
+    assert not is_refusal(hybrid.answer) and "25 days" in hybrid.answer
+    vector = chain.ask(question, options=AskOptions(top_k=1, mode="vector"))
+    assert is_refusal(vector.answer) and "never mention welcme" in vector.answer
