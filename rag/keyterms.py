@@ -25,6 +25,10 @@ _ACRONYM = re.compile(r"(?<![-\w./])[A-Z][A-Z0-9]+(?:-[A-Z0-9]+)*s?\b(?![-./]\w)
 # no document needs to spell out; stopwords ("NOT", "ALL") are left out as well.
 _EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really", "please", "help", "every",
                        "none", "still", "even", "asap"})
+# Greetings and thanks around a question ("... on windows Thanks!", "Hello there, how do I"),
+# capitalised where a question without its "?" runs into them: nobody's name.
+_COURTESY = frozenset({"thanks", "thank", "thx", "cheers", "regards", "hi", "hello", "hey", "sorry", "please",
+                       "greetings"})
 # A file format named by its extension (".xlsx", ".toml"), standing alone: not the end of a
 # file name ("setup.py", which `anchors` reads as a code) nor of "data.tar.gz". An extension
 # counts where the question names it as a thing ("an .xlsx spreadsheet", "my .env file",
@@ -47,10 +51,11 @@ def key_terms(question: str) -> set[str]:
     "--prune"), file formats by their extension (".xlsx" gives "xlsx") and version-like
     numbers ("1.5", "Tier 3"). If the passages never mention one, they cannot answer.
     Quantities ("2,000 tokens") are not key terms, since a question may bring its own for a
-    calculation, nor are paraphrased common words, since passages word them otherwise. A
-    question typed in capitals has no acronyms to tell apart."""
+    calculation, nor are paraphrased common words, since passages word them otherwise, nor
+    greetings and thanks ("... on windows Thanks!"). A question typed in capitals has no
+    acronyms to tell apart."""
     question = question.strip()
-    entities = {w.lower() for w in _ENTITY.findall(question) if w.lower() not in STOPWORDS}
+    entities = {w.lower() for w in _ENTITY.findall(question)} - STOPWORDS - _COURTESY
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS

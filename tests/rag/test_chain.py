@@ -120,7 +120,6 @@ def test_a_term_only_the_passages_miss_is_not_said_to_be_never_mentioned(chain):
     assert not is_refusal(record.answer) and "25 days" in record.answer
 
 
-
 def test_a_misspelt_name_its_documents_hold_is_read_where_keywords_are_searched(chain):
     """"Welcme" for the handbook's "Welcome" (on its page 1; the page shown is page 2): hybrid
     search reads it through the keyword index and answers. Vector search loads no keyword

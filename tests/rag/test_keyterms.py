@@ -140,3 +140,10 @@ def test_a_misspelt_name_the_passages_documents_hold_is_held(settings, offline_p
                                misspelt) == frozenset()
     assert mentioned_elsewhere("Which Helm chart runs the vacation planner?", [vacation], store.mentions,
                                misspelt) == frozenset()
+
+
+def test_thanks_and_greetings_around_a_question_are_nobodys_name():
+    # A question without its "?" runs into the thanks, capitalised: refusing on "thanks" was wrong.
+    assert key_terms("pick 3 random elements from a list without repeats Thanks! Cheers") == set()
+    assert key_terms("Hi, quick question. Hello again, does glob skip my .env file? Thank you") == {"env"}
+
