@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePosixPath
 
-from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, may_be_misspelt, typo_of
+from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, english, may_be_misspelt, stem_words, typo_of
 from rag.types import Passage
 
 _ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
@@ -42,6 +42,9 @@ _AS_A_THING_AFTER = re.compile(r"^\s+(?:files?|formats?|extensions?|spreadsheets
 _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|propert(?:y|ies)|calls?|import)\b", re.I)
 # Abbreviations that read as dotted names ("e.g" from "e.g.") and are nobody's key term.
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
+# A word standing alone, not part of an identifier ("pycache" of "__pycache__", "dualp" of "glp_dualp").
+_LONE_WORD = re.compile(r"(?<![\w.:/=-])[a-z]{4,}(?![\w.:/=-])")
+_PRONOUN_I = re.compile(r"^I(?:'\w+)?$")  # "I", "I'm", "I've": capitalised in any question
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -53,13 +56,26 @@ def key_terms(question: str) -> set[str]:
     Quantities ("2,000 tokens") are not key terms, since a question may bring its own for a
     calculation, nor are paraphrased common words, since passages word them otherwise, nor
     greetings and thanks ("... on windows Thanks!"). A question typed in capitals has no
-    acronyms to tell apart."""
+    acronyms to tell apart; one typed without them names things in lower case
+    (`uncapitalised_names`)."""
     question = question.strip()
-    entities = {w.lower() for w in _ENTITY.findall(question)} - STOPWORDS - _COURTESY
+    entities = ({w.lower() for w in _ENTITY.findall(question)} | uncapitalised_names(question)) - STOPWORDS - _COURTESY
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
     return entities | acronyms | codes | file_formats(question) | versions(question)
+
+
+def uncapitalised_names(question: str) -> set[str]:
+    """In a question typed without capitals (none past its first word but "I"), the words
+    standing alone that do not read as English (`rag.text.english`): "jupyter",
+    "kubernetes", "miplib" are names there, as "Jupyter" is in a question with capitals.
+    Lower case gives no other sign of a name: before, "how do i run asymptote inside a
+    jupyter notebook?" had no key term and was answered from pages about something else."""
+    words = re.findall(r"[A-Za-z][\w'-]*", question)
+    if any(w[0].isupper() and not _PRONOUN_I.match(w) for w in words[1:]):
+        return set()
+    return {w for w in _LONE_WORD.findall(question.lower()) if w not in STOPWORDS and not english(w)}
 
 
 def versions(question: str) -> set[str]:
@@ -164,18 +180,23 @@ def mentioned_elsewhere(
     by pages on something else (files whose name starts with a dot), so only a collection
     that never names it is sure not to answer. A version ("1.5", "Tier 3") is not looked
     for: documents name many versions, and only a passage about the one asked about answers
-    a question about it. A name that `may_be_misspelt`, held by those documents one typo
+    a question about it. A word of a question typed without capitals that reads as a name
+    (`uncapitalised_names`) is looked for in the whole collection, in any form ("gzipped"
+    where a manual writes "gzip"): lower case is a weak sign of a name. A name that
+    `may_be_misspelt`, held by those documents one typo
     away (`misspelt(term, sources)`: `BM25Search.misspelt_in`), is held too: "Mathrog" asks
     about MathProg. Without passages there is nothing to answer from, and nothing is looked
     for."""
     if not passages:
         return frozenset()
     sources = sorted({p.source for p in passages})
-    formats, asked_versions = file_formats(question), versions(question)
+    formats, asked_versions, lower_case = file_formats(question), versions(question), uncapitalised_names(question)
 
     def held(term: str) -> bool:
         if term in formats:
             return mentions(term, None)
+        if term in lower_case and (mentions(term, None) or mentions(stem_words([term])[0], None)):
+            return True  # a word read as a name for want of capitals: any document, any form of it
         return mentions(term, sources) or (misspelt is not None and may_be_misspelt(term) and misspelt(term, sources))
 
     return frozenset(t for t in missing_terms(question, passages) if t not in asked_versions and held(t))

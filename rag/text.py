@@ -16,7 +16,10 @@ import re
 import threading
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spellchecker import SpellChecker
 
 WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
@@ -78,6 +81,37 @@ def share_present(terms: set[str], text: str) -> float:
 
 
 TYPO_MIN_CHARS = 5  # a word a typo is read as: in a shorter one, one edit makes another word ("gpu", "cpu")
+
+
+def english(word: str) -> bool:
+    """Whether a lower-case `word` reads as English: a word of an English dictionary
+    (`_dictionary`, some 160,000 words: "clutters", "recursion"), a whole word of the offline
+    model's vocabulary (`rag.providers.minilm.vocabulary`), another form of one (the same
+    Snowball stem: "swapping", "declarations"), or two of them joined ("throwaway"). Either
+    list alone misses words: the model's 23,700 lack "clutter", the dictionary "colour".
+    Names are in neither: "jupyter", "tracemalloc", "glpk"."""
+    from rag.providers.minilm import vocabulary
+
+    known = vocabulary()
+    if word in _dictionary() or word in known or stem_words([word])[0] in _vocabulary_stems():
+        return True
+    return any(word[:i] in known and word[i:] in known for i in range(2, len(word) - 1))
+
+
+@cache
+def _dictionary() -> SpellChecker:
+    """pyspellchecker's English word list, read once (about 0.15 s); only its words are
+    used, not its suggestions."""
+    from spellchecker import SpellChecker
+
+    return SpellChecker(language="en", distance=1)
+
+
+@cache
+def _vocabulary_stems() -> frozenset[str]:
+    from rag.providers.minilm import vocabulary
+
+    return frozenset(stem_words(vocabulary()))
 
 
 def may_be_misspelt(term: str) -> bool:

@@ -6,7 +6,7 @@ from functools import partial
 from rag.bm25 import BM25Search
 from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms
 from rag.types import Passage
-from tests.fakes.tiny_corpus import build_store
+from tests.fakes.tiny_corpus import Doc, build_store
 
 
 def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owners_page():
@@ -107,8 +107,8 @@ def test_a_file_format_is_looked_for_in_the_whole_collection(settings, offline_p
 
 
 def test_a_name_one_typo_away_from_a_word_of_the_passages_is_that_word():
-    pricing = Passage(1, "Gemini 2.5 Flash costs $0.30 per 1M input tokens. Call glp_simplex to solve the LP.",
-                      "pricing.pdf", 1)
+    pricing = Passage(1, "Gemini 2.5 Flash costs $0.30 per 1M input tokens. Call glp_simplex to solve the LP; "
+                      "its presolver is off by default.", "pricing.pdf", 1)
     assert missing_terms("What does Gemni 2.5 Flash cost per million input tokens?", [pricing]) == []
     assert missing_terms("is the presolver on by default in glp_smplex?", [pricing]) == []
     assert missing_terms("What does Gemnini 2.5 Flash cost?", [pricing]) == []  # a letter added
@@ -146,4 +146,30 @@ def test_thanks_and_greetings_around_a_question_are_nobodys_name():
     # A question without its "?" runs into the thanks, capitalised: refusing on "thanks" was wrong.
     assert key_terms("pick 3 random elements from a list without repeats Thanks! Cheers") == set()
     assert key_terms("Hi, quick question. Hello again, does glob skip my .env file? Thank you") == {"env"}
+
+
+def test_a_question_typed_without_capitals_names_things_in_lower_case():
+    """Without capitals, the words that do not read as English are its names: refused when the
+    passages never mention them, as "Jupyter" is in a question with capitals."""
+    install = Passage(1, "Asymptote runs from the command line: asy file.asy writes file.eps.", "asymptote.pdf", 7)
+    assert missing_terms("how do i run asymptote inside a jupyter notebook?", [install]) == ["jupyter"]
+    assert missing_terms("How do I run Asymptote inside a Jupyter notebook?", [install]) == ["jupyter"]
+    # English words are no names, in any form ("swapping", "throwaway"), nor a part of an
+    # identifier ("pycache" of "__pycache__"); a question with capitals keeps to its capitals.
+    assert key_terms("i'm swapping throwaway keys to reuse them") == set()
+    assert key_terms("the asy package clutters my latex folder, can i move it?") == set()
+    assert key_terms("what are those .pyc files inside __pycache__?") == {"__pycache__", "pyc"}
+    assert key_terms("how do I call glpk from Python with swiglpk?") == {"python"}
+
+
+def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, offline_provider):
+    """Lower case is a weak sign of a name: "gzipped" is held by a manual that writes "gzip",
+    in any file; "kubernetes", written nowhere, is not."""
+    docs = (Doc("ops.md", "Backups are compressed with gzip every night."),
+            Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
+    store = build_store(settings, offline_provider, name="ops", docs=docs)
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    assert missing_terms("are the vacation records gzipped?", [vacation]) == ["gzipped"]
+    assert mentioned_elsewhere("are the vacation records gzipped?", [vacation], store.mentions) == {"gzipped"}
+    assert mentioned_elsewhere("are the vacation records kept in kubernetes?", [vacation], store.mentions) == set()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.text import anchors, may_be_misspelt, one_edit_apart, share_present, typo_of
+from rag.text import anchors, english, may_be_misspelt, one_edit_apart, share_present, typo_of
 
 
 def test_anchors_are_the_literal_tokens_of_a_question():
@@ -44,3 +44,12 @@ def test_a_term_may_be_misspelt_unless_short_numeric_or_a_word():
     assert not may_be_misspelt("v1beta") and not may_be_misspelt("1.5")  # versions
     assert not may_be_misspelt("studio") and not may_be_misspelt("java")  # words of their own
 
+
+def test_english_is_a_dictionary_word_a_form_of_one_or_two_joined_never_a_name():
+    """Each list alone misses words: the model's vocabulary lacks "clutters" and "recursion",
+    the dictionary "colour"; a joined word ("throwaway") and a form ("declarations") count.
+    Names are in neither, so a question typed without capitals still names them."""
+    for word in ("clutters", "recursion", "colour", "throwaway", "declarations", "swapping"):
+        assert english(word), word
+    for name in ("jupyter", "tracemalloc", "glpk", "kubernetes", "miplib"):
+        assert not english(name), name
