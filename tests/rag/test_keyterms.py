@@ -154,10 +154,11 @@ def test_a_question_typed_without_capitals_names_things_in_lower_case():
     install = Passage(1, "Asymptote runs from the command line: asy file.asy writes file.eps.", "asymptote.pdf", 7)
     assert missing_terms("how do i run asymptote inside a jupyter notebook?", [install]) == ["jupyter"]
     assert missing_terms("How do I run Asymptote inside a Jupyter notebook?", [install]) == ["jupyter"]
+    assert missing_terms("can i script asymptote in lua?", [install]) == ["lua"]  # three letters are enough
     # English words are no names, in any form ("swapping", "throwaway"), nor a part of an
     # identifier ("pycache" of "__pycache__"); a question with capitals keeps to its capitals.
     assert key_terms("i'm swapping throwaway keys to reuse them") == set()
-    assert key_terms("the asy package clutters my latex folder, can i move it?") == set()
+    assert key_terms("the asy package clutters my latex folder, can i move it?") == {"asy"}
     assert key_terms("what are those .pyc files inside __pycache__?") == {"__pycache__", "pyc"}
     assert key_terms("how do I call glpk from Python with swiglpk?") == {"python"}
 
