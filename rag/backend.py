@@ -20,6 +20,7 @@ from rag.providers.minilm import shared_minilm
 from rag.retrieval import Retriever, Searcher
 from rag.settings import BackendName, Settings
 from rag.stores import Stores, embedder_for
+from rag.text import word_lists
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ class Backend:
     def warm_up(self) -> None:
         """Loads the local model now (about 0.3 s) rather than in the first question: every
         answer's citations are checked with it, whichever generator answers, and offline it
-        also embeds the question and picks the sentences quoted."""
+        also embeds the question and picks the sentences quoted. The word lists a question
+        typed without capitals is read with (`rag.text.word_lists`) load too."""
         shared_minilm().warm_up()
+        word_lists()
 
     def embedder_for(self, collection: str) -> Embedder:
         """The embedder new documents for `collection` are embedded with (see rag.stores)."""

@@ -164,12 +164,15 @@ class BM25Index:
 
     def held_misspelt(self, term: str, sources: Sequence[str]) -> bool:
         """Whether entries of `sources` hold `term` once each of its words the index lacks is
-        read as the term one typo away (`query_terms`): "mathrog", "subprocss.run"."""
+        read as the term one typo away (`query_terms`): "mathrog", "subprocss.run". A word
+        that may not be misspelt (`may_be_misspelt`) is never respelt: "asy.studio" is not
+        "asy.stdio"."""
         vocab = self._retriever.vocab_dict
         words = self.terms(term)
-        respelt = [w if w in vocab else self._respelt(w) for w in words]
+        typed = {stem for w in _WORD.findall(term) if may_be_misspelt(w) for stem in self.terms(w)}
+        respelt = [w if w in vocab else self._respelt(w) if w in typed else None for w in words]
         changed = [r for w, r in zip(words, respelt, strict=True) if r != w]
-        return bool(changed) and None not in changed and all(self._held(r, sources) for r in changed if r)
+        return bool(changed) and all(r is not None and self._held(r, sources) for r in changed)
 
     def _held(self, term: str, sources: Sequence[str]) -> bool:
         postings = self._retriever.scores

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePosixPath
 
-from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, english, may_be_misspelt, stem_words, typo_of
+from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, english, everyday_typo, may_be_misspelt, stem_words, typo_of
 from rag.types import Passage
 
 _ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
@@ -28,7 +28,7 @@ _EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really",
 # Greetings and thanks around a question ("... on windows Thanks!", "Hello there, how do I"),
 # capitalised where a question without its "?" runs into them: nobody's name.
 _COURTESY = frozenset({"thanks", "thank", "thx", "cheers", "regards", "hi", "hello", "hey", "sorry", "please",
-                       "greetings"})
+                       "greetings", "pls", "plz", "btw", "fyi", "idk", "imo", "imho", "lol", "tia"})
 # A file format named by its extension (".xlsx", ".toml"), standing alone: not the end of a
 # file name ("setup.py", which `anchors` reads as a code) nor of "data.tar.gz". An extension
 # counts where the question names it as a thing ("an .xlsx spreadsheet", "my .env file",
@@ -43,7 +43,7 @@ _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|proper
 # Abbreviations that read as dotted names ("e.g" from "e.g.") and are nobody's key term.
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 # A word standing alone, not part of an identifier ("pycache" of "__pycache__", "dualp" of "glp_dualp").
-_LONE_WORD = re.compile(r"(?<![\w.:/=-])[a-z]{3,}(?![\w.:/=-])")
+_LONE_WORD = re.compile(r"(?<![\w.:/=-])[a-z]{3,}(?!'t\b)(?![\w.:/=-])")  # not "mightn" of "mightn't"
 _PRONOUN_I = re.compile(r"^I(?:'\w+)?$")  # "I", "I'm", "I've": capitalised in any question
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
@@ -59,23 +59,25 @@ def key_terms(question: str) -> set[str]:
     acronyms to tell apart; one typed without them names things in lower case
     (`uncapitalised_names`)."""
     question = question.strip()
-    entities = ({w.lower() for w in _ENTITY.findall(question)} | uncapitalised_names(question)) - STOPWORDS - _COURTESY
+    entities = ({w.lower() for w in _ENTITY.findall(question)} | uncapitalised_names(question)) - STOPWORDS
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
-    return entities | acronyms | codes | file_formats(question) | versions(question)
+    return (entities | acronyms | codes | file_formats(question) | versions(question)) - _COURTESY
 
 
 def uncapitalised_names(question: str) -> set[str]:
     """In a question typed without capitals (none past its first word but "I"), the words
-    standing alone that do not read as English (`rag.text.english`): "jupyter",
-    "kubernetes", "miplib" are names there, as "Jupyter" is in a question with capitals.
+    standing alone that do not read as English (`rag.text.english`) and are no slip of an
+    everyday word (`rag.text.everyday_typo`: "jsut", "teh"): "jupyter", "kubernetes",
+    "miplib" are names there, as "Jupyter" is in a question with capitals.
     Lower case gives no other sign of a name: before, "how do i run asymptote inside a
     jupyter notebook?" had no key term and was answered from pages about something else."""
     words = re.findall(r"[A-Za-z][\w'-]*", question)
     if any(w[0].isupper() and not _PRONOUN_I.match(w) for w in words[1:]):
         return set()
-    return {w for w in _LONE_WORD.findall(question.lower()) if w not in STOPWORDS and not english(w)}
+    lone = set(_LONE_WORD.findall(question.lower())) - STOPWORDS - _COURTESY
+    return {w for w in lone if not english(w) and not everyday_typo(w)}
 
 
 def versions(question: str) -> set[str]:
@@ -195,9 +197,13 @@ def mentioned_elsewhere(
     def held(term: str) -> bool:
         if term in formats:
             return mentions(term, None)
-        if term in lower_case and (mentions(term, None) or mentions(stem_words([term])[0], None)):
-            return True  # a word read as a name for want of capitals: any document, any form of it
-        return mentions(term, sources) or (misspelt is not None and may_be_misspelt(term) and misspelt(term, sources))
+        if term in lower_case:  # a word read as a name for want of capitals: any document, any form of it
+            stem = stem_words([term])[0]
+            if mentions(term, None) or (stem != term and mentions(stem, None)):
+                return True
+        elif mentions(term, sources):
+            return True
+        return misspelt is not None and may_be_misspelt(term) and misspelt(term, sources)
 
     return frozenset(t for t in missing_terms(question, passages) if t not in asked_versions and held(t))
 

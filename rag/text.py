@@ -59,9 +59,11 @@ def stem_words(words: Iterable[str]) -> list[str]:
         return list(_stemmer().stemWords(listed))
 
 
+# The first two alternatives start where a token starts: tried from every position inside a
+# long word, each scanned to its end and back, and a 8,000-character word took 9-14 s.
 _ANCHOR = re.compile(
-    r"[\w.:/=-]*\d[\w.:/=-]*"  # numbers and codes: 429, 2.5, 2025-09, v1beta
-    r"|\w+(?:[._:/=]\w+)+"  # dotted, slashed or assigned names: os.path.join, alt=sse
+    r"(?<![\w.:/=-])[\w.:/=-]*\d[\w.:/=-]*"  # numbers and codes: 429, 2.5, 2025-09, v1beta
+    r"|(?<!\w)\w+(?:[._:/=]\w+)+"  # dotted, slashed or assigned names: os.path.join, alt=sse
     r"|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"  # constants: RESOURCE_EXHAUSTED
     r"|\b[a-z]+[A-Z]\w*"  # camelCase: embedContent
     r"|(?<![\w-])--?[a-z][\w-]+"  # command-line flags: --prune
@@ -87,21 +89,48 @@ def english(word: str) -> bool:
     """Whether a lower-case `word` reads as English: a word of an English dictionary
     (`_dictionary`, some 160,000 words: "clutters", "recursion"), a whole word of the offline
     model's vocabulary (`rag.providers.minilm.vocabulary`), another form of one (the same
-    Snowball stem: "swapping", "declarations"), or two of them joined ("throwaway"). Either
-    list alone misses words: the model's 23,700 lack "clutter", the dictionary "colour".
-    Names are in neither: "jupyter", "tracemalloc", "glpk"."""
+    Snowball stem: "swapping", "declarations"), or two of them of three letters or more
+    joined ("throwaway"; "redis" is not "red" and "is"). Either list alone misses words: the
+    model's 23,700 lack "clutter", the dictionary "colour". Names are in neither: "jupyter",
+    "tracemalloc", "glpk"."""
+    dictionary, known, stems = word_lists()
+    if word in dictionary or word in known or stem_words([word])[0] in stems:
+        return True
+    return any(word[:i] in known and word[i:] in known for i in range(3, len(word) - 2))
+
+
+EVERYDAY_WORD_COUNT = 100_000  # occurrences in the dictionary's corpus: its thousand commonest words, "main" the last
+
+
+def everyday_typo(word: str) -> bool:
+    """Whether a lower-case `word` is one typo from one of the thousand commonest English
+    words (`EVERYDAY_WORD_COUNT`): two letters swapped, one changed or one left out, as in
+    "jsut", "teh", "wiht". Such a word is a slip, not a name, however unknown it is; a name
+    is rarely one letter from "just" or "with" ("lua", "gpu" and "dpi" are not)."""
+    dictionary = word_lists()[0]
+    counts = dictionary.word_frequency
+    return any(
+        len(other) >= len(word) and counts[other] >= EVERYDAY_WORD_COUNT
+        for other in dictionary.edit_distance_1(word)
+    )
+
+
+_WORD_LISTS = threading.Lock()
+
+
+def word_lists() -> tuple[SpellChecker, frozenset[str], frozenset[str]]:
+    """The dictionary, the model's vocabulary and its words' stems, loaded once (about
+    0.3 s, `rag.backend.Backend.warm_up` does it at start): under a lock, since many server
+    threads asking their first lower-case question at once would each load them."""
     from rag.providers.minilm import vocabulary
 
-    known = vocabulary()
-    if word in _dictionary() or word in known or stem_words([word])[0] in _vocabulary_stems():
-        return True
-    return any(word[:i] in known and word[i:] in known for i in range(2, len(word) - 1))
+    with _WORD_LISTS:
+        return _dictionary(), vocabulary(), _vocabulary_stems()
 
 
 @cache
 def _dictionary() -> SpellChecker:
-    """pyspellchecker's English word list, read once (about 0.15 s); only its words are
-    used, not its suggestions."""
+    """pyspellchecker's English word list, read once (about 0.15 s)."""
     from spellchecker import SpellChecker
 
     return SpellChecker(language="en", distance=1)
@@ -109,6 +138,7 @@ def _dictionary() -> SpellChecker:
 
 @cache
 def _vocabulary_stems() -> frozenset[str]:
+    """The Snowball stems of the model's vocabulary: "declarations" is a form of "declaration"."""
     from rag.providers.minilm import vocabulary
 
     return frozenset(stem_words(vocabulary()))

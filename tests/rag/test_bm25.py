@@ -176,7 +176,8 @@ def test_a_name_the_index_lacks_is_read_as_the_term_one_typo_away():
     index = BM25Index.build(
         [_chunk(0, "glp_simplex solves the LP by the simplex method"), _chunk(1, "glp_intopt solves the MIP"),
          _chunk(2, "the batch API halves the price"), _chunk(3, "one batch job, and another batch job"),
-         _chunk(4, "a botch of a job"), _chunk(5, "the Gemini v1beta endpoint"), _chunk(6, "send the key in a header")],
+         _chunk(4, "a botch of a job"), _chunk(5, "the Gemini v1beta endpoint"), _chunk(6, "send the key in a header"),
+         _chunk(7, "asy writes to stdio")],
         Terms(),
     )
     assert index.query_terms("is glp_smplex faster than glp_itnopt?") == ["glp_simplex", "faster", "glp_intopt"]
@@ -197,3 +198,5 @@ def test_a_name_the_index_lacks_is_read_as_the_term_one_typo_away():
     assert index.held_misspelt("glp_smplex", ["notes.md"]) and index.held_misspelt("Batcj API", ["notes.md"])
     assert not index.held_misspelt("glp_smplex", ["other.md"])
     assert not index.held_misspelt("glp_simplex", ["notes.md"]) and not index.held_misspelt("zeppelin", ["notes.md"])
+    # Each word of a name is read by the same rule: "studio" is a word, no typo of "stdio".
+    assert not index.held_misspelt("asy.studio", ["notes.md"])

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from rag.text import anchors, english, may_be_misspelt, one_edit_apart, share_present, typo_of
+import threading
+
+import pytest
+
+from rag import text
+from rag.text import anchors, english, everyday_typo, may_be_misspelt, one_edit_apart, share_present, typo_of
 
 
 def test_anchors_are_the_literal_tokens_of_a_question():
@@ -51,5 +56,34 @@ def test_english_is_a_dictionary_word_a_form_of_one_or_two_joined_never_a_name()
     Names are in neither, so a question typed without capitals still names them."""
     for word in ("clutters", "recursion", "colour", "throwaway", "declarations", "swapping"):
         assert english(word), word
-    for name in ("jupyter", "tracemalloc", "glpk", "kubernetes", "miplib"):
-        assert not english(name), name
+    for name in ("jupyter", "tracemalloc", "glpk", "kubernetes", "miplib", "redis", "mysql", "yaml"):
+        assert not english(name), name  # "redis" is not "red" + "is": joined words are of three letters or more
+
+
+def test_an_everyday_typo_is_one_slip_from_a_common_word_which_short_names_are_not():
+    for slip in ("jsut", "teh", "wiht", "waht", "yuo"):
+        assert everyday_typo(slip), slip
+    for name in ("lua", "gpu", "dpi", "jupyter", "glpk", "redis"):
+        assert not everyday_typo(name), name
+
+
+def test_the_word_lists_load_once_however_many_threads_ask_first():
+    """Eight server threads asking their first lower-case question at once share one load."""
+    text._dictionary.cache_clear()
+    text._vocabulary_stems.cache_clear()
+    loaded: list[object] = []
+    threads = [threading.Thread(target=lambda: loaded.append(text.word_lists()[0])) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loaded) == 8 and all(d is loaded[0] for d in loaded)
+
+
+@pytest.mark.timeout(20)
+def test_anchors_of_a_pasted_blob_come_back_at_once():
+    """A question may be a pasted log line or a hash: the pattern starts where a token starts,
+    so a 50,000-character word is read in one pass (it took minutes when every position
+    inside it was tried)."""
+    assert anchors("why does this fail: " + "a" * 50_000) == set()
+    assert anchors("what is " + "x" * 50_000 + "2?") == {"x" * 50_000 + "2"}
