@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -158,8 +158,7 @@ class BM25Index:
         vocab = self._retriever.vocab_dict
         if all(w in vocab for w in words):
             return words
-        typed = [w for t in key_terms(query) for w in _WORD.findall(t) if may_be_misspelt(w)]
-        names = {stem for w in typed for stem in self.terms(w)}
+        names = self._may_be_misspelt(key_terms(query))
         return [self._respelt(w) or w if w not in vocab and w in names else w for w in words]
 
     def held_misspelt(self, term: str, sources: Sequence[str]) -> bool:
@@ -169,10 +168,15 @@ class BM25Index:
         "asy.stdio"."""
         vocab = self._retriever.vocab_dict
         words = self.terms(term)
-        typed = {stem for w in _WORD.findall(term) if may_be_misspelt(w) for stem in self.terms(w)}
+        typed = self._may_be_misspelt([term])
         respelt = [w if w in vocab else self._respelt(w) if w in typed else None for w in words]
         changed = [r for w, r in zip(words, respelt, strict=True) if r != w]
         return bool(changed) and all(r is not None and self._held(r, sources) for r in changed)
+
+    def _may_be_misspelt(self, names: Iterable[str]) -> set[str]:
+        """The index terms of the words of `names` that `may_be_misspelt`: the only ones a
+        typo is looked for in (`query_terms`, `held_misspelt`)."""
+        return {stem for name in names for w in _WORD.findall(name) if may_be_misspelt(w) for stem in self.terms(w)}
 
     def _held(self, term: str, sources: Sequence[str]) -> bool:
         postings = self._retriever.scores
