@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, english, everyday_typo, may_be_misspelt, stem_words, typo_of
 from rag.types import Passage
@@ -44,7 +45,6 @@ _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|proper
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 # A word standing alone, not part of an identifier ("pycache" of "__pycache__", "dualp" of "glp_dualp").
 _LONE_WORD = re.compile(r"(?<![\w.:/=-])[a-z]{3,}(?!'t\b)(?![\w.:/=-])")  # not "mightn" of "mightn't"
-_PRONOUN_I = re.compile(r"^I(?:'\w+)?$")  # "I", "I'm", "I've": capitalised in any question
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -56,27 +56,28 @@ def key_terms(question: str) -> set[str]:
     Quantities ("2,000 tokens") are not key terms, since a question may bring its own for a
     calculation, nor are paraphrased common words, since passages word them otherwise, nor
     greetings and thanks ("... on windows Thanks!"). A question typed in capitals has no
-    acronyms to tell apart; one typed without them names things in lower case
-    (`uncapitalised_names`)."""
+    acronyms to tell apart; a word typed in lower case that no dictionary knows is a name
+    too (`lower_case_names`)."""
     question = question.strip()
-    entities = ({w.lower() for w in _ENTITY.findall(question)} | uncapitalised_names(question)) - STOPWORDS
+    entities = ({w.lower() for w in _ENTITY.findall(question)} | lower_case_names(question)) - STOPWORDS
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
     return (entities | acronyms | codes | file_formats(question) | versions(question)) - _COURTESY
 
 
-def uncapitalised_names(question: str) -> set[str]:
-    """In a question typed without capitals (none past its first word but "I"), the words
-    standing alone that do not read as English (`rag.text.english`) and are no slip of an
-    everyday word (`rag.text.everyday_typo`: "jsut", "teh"): "jupyter", "kubernetes",
-    "miplib" are names there, as "Jupyter" is in a question with capitals.
-    Lower case gives no other sign of a name: before, "how do i run asymptote inside a
-    jupyter notebook?" had no key term and was answered from pages about something else."""
-    words = re.findall(r"[A-Za-z][\w'-]*", question)
-    if any(w[0].isupper() and not _PRONOUN_I.match(w) for w in words[1:]):
-        return set()
-    lone = set(_LONE_WORD.findall(question.lower())) - STOPWORDS - _COURTESY
+def lower_case_names(question: str) -> set[str]:
+    """The words typed in lower case and standing alone that do not read as English
+    (`rag.text.english`) and are no slip of an everyday word (`rag.text.everyday_typo`:
+    "jsut", "teh"). Such a word is a name: "jupyter" where a question is typed without
+    capitals, "matplotlib", "swiglpk" or "glpsol" in any question, since many tools are
+    written in lower case by their own users. Lower case gives no other sign of a name:
+    before, "how do i run asymptote inside a jupyter notebook?" had no key term and was
+    answered from pages about something else, and so was "How do I convert a matplotlib
+    figure to Asymptote?". A question's first word is read in lower case too: its capital
+    is the sentence's."""
+    typed = question.strip()
+    lone = set(_LONE_WORD.findall(typed[:1].lower() + typed[1:])) - STOPWORDS - _COURTESY
     return {w for w in lone if not english(w) and not everyday_typo(w)}
 
 
@@ -167,10 +168,23 @@ def _identifiers(text: str) -> set[str]:
     return set(re.findall(r"\w+", lowered)) | {w.strip(".") for w in re.findall(r"[\w.]+", lowered)}
 
 
+class Mentions(Protocol):
+    """`Store.mentions`: whether `sources` (None: the whole collection) hold `term` as a word,
+    or with `word_start` as the start of one."""
+
+    def __call__(self, term: str, sources: Sequence[str] | None, *, word_start: bool = False) -> bool: ...
+
+
+# A lower-case name whose stem is this long is held by any word it starts ("gzip" of
+# "gzipped", "repo" of "repository", "auth" of "authentication"): a shorter stem starts too
+# many other words ("lua" starts "lualatex").
+ABBREVIATION_MIN_CHARS = 4
+
+
 def mentioned_elsewhere(
     question: str,
     passages: Sequence[Passage],
-    mentions: Callable[[str, Sequence[str] | None], bool],
+    mentions: Mentions,
     misspelt: Callable[[str, Sequence[str]], bool] | None = None,
 ) -> frozenset[str]:
     """The key terms the passages never mention that their own documents hold elsewhere (a
@@ -182,9 +196,11 @@ def mentioned_elsewhere(
     by pages on something else (files whose name starts with a dot), so only a collection
     that never names it is sure not to answer. A version ("1.5", "Tier 3") is not looked
     for: documents name many versions, and only a passage about the one asked about answers
-    a question about it. A word of a question typed without capitals that reads as a name
-    (`uncapitalised_names`) is looked for in the whole collection, in any form ("gzipped"
-    where a manual writes "gzip"): lower case is a weak sign of a name. A name that
+    a question about it. A word typed in lower case that reads as a name
+    (`lower_case_names`) is looked for in the whole collection, in any form ("gzipped"
+    where a manual writes "gzip") or as the start of a word it abbreviates ("repo" where a
+    manual writes "repository", `ABBREVIATION_MIN_CHARS`): lower case is a weak sign of a
+    name, and developers type "repo", "auth" or "impl" for words no dictionary lists. A name that
     `may_be_misspelt`, held by those documents one typo
     away (`misspelt(term, sources)`: `BM25Search.misspelt_in`), is held too: "Mathrog" asks
     about MathProg. Without passages there is nothing to answer from, and nothing is looked
@@ -192,14 +208,17 @@ def mentioned_elsewhere(
     if not passages:
         return frozenset()
     sources = sorted({p.source for p in passages})
-    formats, asked_versions, lower_case = file_formats(question), versions(question), uncapitalised_names(question)
+    formats, asked_versions, lower_case = file_formats(question), versions(question), lower_case_names(question)
 
     def held(term: str) -> bool:
         if term in formats:
             return mentions(term, None)
-        if term in lower_case:  # a word read as a name for want of capitals: any document, any form of it
+        if term in lower_case:  # read as a name from lower case alone: any document, any form of it
             stem = stem_words([term])[0]
-            if mentions(term, None) or (stem != term and mentions(stem, None)):
+            if len(stem) >= ABBREVIATION_MIN_CHARS and term.startswith(stem):
+                if mentions(stem, None, word_start=True):
+                    return True
+            elif mentions(term, None) or (stem != term and mentions(stem, None)):
                 return True
         elif mentions(term, sources):
             return True

@@ -197,16 +197,16 @@ class Store:
     def ids(self) -> set[str]:
         return set(self.collection.get(include=[])["ids"])
 
-    def mentions(self, term: str, sources: Sequence[str] | None) -> bool:
+    def mentions(self, term: str, sources: Sequence[str] | None, *, word_start: bool = False) -> bool:
         """Whether any chunk of these files (`None`: of the whole collection) holds `term` as
-        a word (`_term_pattern`: case aside, a final "s" optional): one Chroma query with a
-        `$regex` document filter, 6-7 ms over the 1,000 chunks of the GLPK test set's two
-        largest manuals."""
+        a word (`_term_pattern`: case aside, a final "s" optional), or with `word_start` as
+        the start of one ("repo" of "repository"): one Chroma query with a `$regex` document
+        filter, 6-7 ms over the 1,000 chunks of the GLPK test set's two largest manuals."""
         if (sources is not None and not sources) or not term.strip():
             return False
         found = self.collection.get(
             where=None if sources is None else {"source": {"$in": list(sources)}},
-            where_document={"$regex": _term_pattern(term)},
+            where_document={"$regex": _term_pattern(term, word_start)},
             limit=1,
             include=[],
         )
@@ -307,13 +307,14 @@ def drop_collection(settings: Settings, name: str) -> None:
         client.delete_collection(name)
 
 
-def _term_pattern(term: str) -> str:
+def _term_pattern(term: str, word_start: bool = False) -> str:
     """A case-insensitive pattern for `term` as a word (or a phrase, or a code such as
-    "--prune"), its final "s" optional, in the syntax of Chroma's `$regex`: Rust's regex,
-    which reads `re.escape`'s escapes alike but has no look-around, so word boundaries only
-    where the term starts or ends with a word character."""
+    "--prune"), its final "s" optional, or with `word_start` as the start of a word, in the
+    syntax of Chroma's `$regex`: Rust's regex, which reads `re.escape`'s escapes alike but
+    has no look-around, so word boundaries only where the term starts or ends with a word
+    character."""
     stem = term.lower()
-    word_end = re.search(r"\w$", stem) is not None
+    word_end = re.search(r"\w$", stem) is not None and not word_start
     base = stem[:-1] if stem.endswith("s") and len(stem) > 3 else stem
     body = re.escape(base) + (r"s?\b" if word_end else "")
     start = r"\b" if re.match(r"\w", stem) else ""

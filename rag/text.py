@@ -98,12 +98,22 @@ def english(word: str) -> bool:
     model's vocabulary (`rag.providers.minilm.vocabulary`), another form of one (the same
     Snowball stem: "swapping", "declarations"), or two of them of three letters or more
     joined ("throwaway"; "redis" is not "red" and "is"). Either list alone misses words: the
-    model's 23,700 lack "clutter", the dictionary "colour". Names are in neither: "jupyter",
+    model's 23,700 lack "clutter", the dictionary "colour". A British spelling in -ise
+    counts as the American one in -ize (`_BRITISH`): both lists are American there, and
+    "serialise" or "summarises" read as names. Names are in neither: "jupyter",
     "tracemalloc", "glpk"."""
     dictionary, known, stems = word_lists()
     if word in dictionary or word in known or stem_words([word])[0] in stems:
         return True
-    return any(word[:i] in known and word[i:] in known for i in range(3, len(word) - 2))
+    if any(word[:i] in known and word[i:] in known for i in range(3, len(word) - 2)):
+        return True
+    american = _BRITISH.sub(r"iz\1", word)
+    return american != word and english(american)
+
+
+# "-ise" and its forms, as British English spells what American spells "-ize"
+# ("optimise", "initialised", "serialising", "visualisation", "tokenisers").
+_BRITISH = re.compile(r"(?<=\w{3})is(e|es|ed|ing|ation|ations|er|ers)$")
 
 
 EVERYDAY_WORD_COUNT = 100_000  # occurrences in the dictionary's corpus: its thousand commonest words, "main" the last

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.keyterms import key_terms, uncapitalised_names, versions  # noqa: E402
+from rag.keyterms import key_terms, lower_case_names, versions  # noqa: E402
 from rag.refusal import says_not_in_documents  # noqa: E402
 from scripts.testsets import Retrieved, retrieved_cases  # noqa: E402
 
@@ -46,11 +46,11 @@ class Outcome:
 
 def misspelt(question: str) -> str | None:
     """The question with its longest name (capitalised, an identifier or a code: the names a
-    question marks as such, not the words `uncapitalised_names` reads as names) misspelt
+    question marks as such, not the words `lower_case_names` reads as names) misspelt
     past its middle: its first letter from there dropped when the question's length is
     even, else the first two neighbouring letters that differ swapped ("os.path" keeps its
     dot in place). None when it names nothing of `MIN_NAME` characters, or nothing to swap."""
-    written = key_terms(question) - versions(question) - uncapitalised_names(question)  # as the asker wrote names
+    written = key_terms(question) - versions(question) - lower_case_names(question)  # as the asker wrote names
     names = sorted((t for t in written if len(t) >= MIN_NAME and not re.search(r"\d", t)), key=lambda t: (-len(t), t))
     found = next((m for t in names if (m := re.search(rf"(?<!\w){re.escape(t)}(?!\w)", question, re.I))), None)
     if found is None:

@@ -105,6 +105,9 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     # A file format no document names (README: Evaluation).
     refused = chain.ask("How do I export my paid vacation days to an .xlsx file?")
     assert is_refusal(refused.answer) and "never mention xlsx" in refused.answer and "[1]" not in refused.answer
+    # A name written in lower case, as its users write it, in a question with capitals.
+    refused = chain.ask("How do I plot my paid vacation days with matplotlib?")
+    assert is_refusal(refused.answer) and "never mention matplotlib" in refused.answer
     # A method written with its dot is not a format, nor "e.g." a name: this one is answered.
     answered = chain.ask("Does the JSON chunk of each event come with .get, e.g. when streaming?")
     assert not is_refusal(answered.answer) and "server-sent events" in answered.answer

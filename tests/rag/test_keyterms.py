@@ -146,35 +146,43 @@ def test_thanks_and_greetings_around_a_question_are_nobodys_name():
     # A question without its "?" runs into the thanks, capitalised: refusing on "thanks" was wrong.
     assert key_terms("pick 3 random elements from a list without repeats Thanks! Cheers") == set()
     assert key_terms("Hi, quick question. Hello again, does glob skip my .env file? Thank you") == {"env"}
-    assert key_terms("my csv output has an empty line between every row on windows THANKS!") == set()
+    assert key_terms("my csv output has an empty line between every row on windows THANKS!") == {"csv"}
     assert key_terms("pls help, btw how do i run asymptote in jupyter? tia") == {"jupyter"}
 
 
-def test_a_question_typed_without_capitals_names_things_in_lower_case():
+def test_a_word_typed_in_lower_case_that_no_dictionary_knows_is_a_name():
     """Without capitals, the words that do not read as English are its names: refused when the
-    passages never mention them, as "Jupyter" is in a question with capitals."""
+    passages never mention them, as "Jupyter" is in a question with capitals. So are such
+    words in a question with capitals: many tools are written in lower case ("matplotlib")."""
     install = Passage(1, "Asymptote runs from the command line: asy file.asy writes file.eps.", "asymptote.pdf", 7)
     assert missing_terms("how do i run asymptote inside a jupyter notebook?", [install]) == ["jupyter"]
     assert missing_terms("How do I run Asymptote inside a Jupyter notebook?", [install]) == ["jupyter"]
     assert missing_terms("can i script asymptote in lua?", [install]) == ["lua"]  # three letters are enough
-    # English words are no names, in any form ("swapping", "throwaway"), nor a part of an
-    # identifier ("pycache" of "__pycache__"); a question with capitals keeps to its capitals.
+    assert missing_terms("How do I convert a matplotlib figure to Asymptote?", [install]) == ["matplotlib"]
+    assert missing_terms("Matplotlib figures: can Asymptote read them?", [install]) == ["matplotlib"]
+    # English words are no names, in any form ("swapping", "throwaway", British "serialise"),
+    # nor a part of an identifier ("pycache" of "__pycache__").
     assert key_terms("i'm swapping throwaway keys to reuse them") == set()
     assert key_terms("the asy package clutters my latex folder, can i move it?") == set()  # "asy": one slip from "any"
     # Nor a slip of an everyday word ("jsut", "teh"), nor what is left of "mightn't".
     assert key_terms("how do i jsut set teh api key? mightn't it leak?") == set()
     assert key_terms("what are those .pyc files inside __pycache__?") == {"__pycache__", "pyc"}
-    assert key_terms("how do I call glpk from Python with swiglpk?") == {"python"}
+    assert key_terms("how do I call glpk from Python with swiglpk?") == {"python", "glpk", "swiglpk"}
+    assert key_terms("How should I serialise and visualise what the tokenisers summarise?") == set()
 
 
 def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, offline_provider):
     """Lower case is a weak sign of a name: "gzipped" is held by a manual that writes "gzip",
-    in any file; "kubernetes", written nowhere, is not."""
-    docs = (Doc("ops.md", "Backups are compressed with gzip every night."),
+    in any file, and "repo" by one that writes "repository"; "kubernetes", written nowhere,
+    is not, nor "lua" by "lualatex" (a stem that short starts too many words)."""
+    docs = (Doc("ops.md", "Backups are compressed with gzip every night. Figures are typeset with lualatex."),
+            Doc("dev.md", "Clone the repository, then ask for authentication."),
             Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
     store = build_store(settings, offline_provider, name="ops", docs=docs)
     vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
     assert missing_terms("are the vacation records gzipped?", [vacation]) == ["gzipped"]
     assert mentioned_elsewhere("are the vacation records gzipped?", [vacation], store.mentions) == {"gzipped"}
     assert mentioned_elsewhere("are the vacation records kept in kubernetes?", [vacation], store.mentions) == set()
+    assert mentioned_elsewhere("Is my vacation auth kept in the repo?", [vacation], store.mentions) == {"repo", "auth"}
+    assert mentioned_elsewhere("Can I plan my vacation in lua?", [vacation], store.mentions) == set()
 

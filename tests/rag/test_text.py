@@ -52,10 +52,13 @@ def test_a_term_may_be_misspelt_unless_short_numeric_or_a_word():
 
 def test_english_is_a_dictionary_word_a_form_of_one_or_two_joined_never_a_name():
     """Each list alone misses words: the model's vocabulary lacks "clutters" and "recursion",
-    the dictionary "colour"; a joined word ("throwaway") and a form ("declarations") count.
+    the dictionary "colour"; a joined word ("throwaway"), a form ("declarations") and a
+    British spelling ("optimise") count.
     Names are in neither, so a question typed without capitals still names them."""
     for word in ("clutters", "recursion", "colour", "throwaway", "declarations", "swapping"):
         assert english(word), word
+    for british in ("summarises", "optimise", "initialised", "serialising", "visualisation", "tokenisers"):
+        assert english(british), british  # the American "-ize" is in the lists
     for name in ("jupyter", "tracemalloc", "glpk", "kubernetes", "miplib", "redis", "mysql", "yaml"):
         assert not english(name), name  # "redis" is not "red" + "is": joined words are of three letters or more
 
