@@ -28,7 +28,7 @@ from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import BudgetExceeded, QuotaExhausted
+from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted
 from rag.experiments import Experiments
 from rag.headroom import Headroom
 from rag.keyterms import mentioned_elsewhere
@@ -192,6 +192,7 @@ class Chain:
         """The answer's events. A cache or ledger that fails before any text is produced
         refuses the question with the reason (nothing it would cost can be recorded). In an A/B
         experiment, the session's arm picks the answer model and each answer is logged."""
+        self.check_request(question, options)
         answered = False
         arm = None
         if self.experiments is not None:
@@ -210,6 +211,24 @@ class Chain:
                 "so no money is spent unrecorded; set GEMRAG_ANSWER_WITHOUT_STORES=true to answer anyway "
                 "(uncached, and its cost neither recorded nor held to the budgets)."
             ) from exc
+
+    def check_request(self, question: str, options: AskOptions) -> None:
+        """Refuses, before anything is spent, a blank question and a source filter naming a
+        file the collection does not hold: both would otherwise come back as "the documents
+        do not seem to answer", which sends the asker looking in the wrong place."""
+        if not question.strip():
+            raise InvalidRequest("The question is empty: ask something about your documents.")
+        if options.sources:
+            store = self.stores.get(options.collection)
+            missing = store.missing_sources(options.sources)
+            if missing:
+                names = ", ".join(repr(m) for m in missing)
+                held = next(store.chunks(page_size=1), None)
+                example = f" (for example {held.source!r})" if held else ""
+                raise InvalidRequest(
+                    f"Collection {store.name!r} holds no file {names}: name a file by its path as an answer's "
+                    f"sources show it{example}, relative to the folder that was ingested."
+                )
 
     def _within_budget(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
@@ -361,6 +380,7 @@ class Chain:
         """Retrieval alone (an agent's search tool, a LangChain retriever): the collection's
         passages for `text`, best first, with the query embedding and any model-based second
         stage held and settled against the session as an answer's retrieval is."""
+        self.check_request(text, options)
         query = Query.of(text, self.settings, options)
         reranking = price_usd(self.settings, self.settings.lite_model, self.reranking(query))
         spending = Spending(self.budget.reserve(session_id, reranking), other_usd=reranking)

@@ -45,6 +45,12 @@ class EmptyCollection(GemragError):
     """A question was asked of a collection nothing has been ingested into."""
 
 
+class InvalidRequest(GemragError):
+    """A question the app cannot act on as asked: an empty one, or one limited to files the
+    collection does not hold (answering from nothing would look like "the documents do not
+    say", when the asker mistyped a file name)."""
+
+
 class EmbedderMismatch(GemragError):
     """A collection built with one embedder cannot be searched or extended with another."""
 

@@ -212,6 +212,12 @@ class Store:
         )
         return bool(found["ids"])
 
+    def missing_sources(self, sources: Sequence[str]) -> list[str]:
+        """Those of `sources` (file paths as the answers cite them) the collection holds no
+        chunk of: one metadata lookup each."""
+        return [s for s in dict.fromkeys(sources)
+                if not self.collection.get(where={"source": s}, limit=1, include=[])["ids"]]
+
     def chunks(self, where: dict[str, Any] | None = None, page_size: int = 5_000) -> Iterator[Chunk]:
         offset = 0
         while True:

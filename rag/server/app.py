@@ -36,6 +36,7 @@ from rag.errors import (
     EmptyCollection,
     GemragError,
     InvalidKey,
+    InvalidRequest,
     ProviderError,
     QuotaExhausted,
 )
@@ -88,6 +89,7 @@ STATUS: dict[type[Exception], int] = {
     QuotaExhausted: 429,
     BudgetExceeded: 402,
     EmptyCollection: 404,
+    InvalidRequest: 422,
     EmbedderMismatch: 409,
     ConfigError: 400,
     InvalidKey: 502,

@@ -85,6 +85,22 @@ def test_empty_or_missing_collection_says_to_ingest_first(chain):
         chain.ask("anything", options=AskOptions(collection="never-ingested"))
 
 
+def test_a_blank_question_and_a_filter_on_a_file_the_collection_lacks_are_refused_before_any_search(chain):
+    from rag.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="The question is empty"):
+        chain.ask(" \n\t")
+    with pytest.raises(InvalidRequest, match=r"holds no file 'nope\.md', 'pdf/handbook\.pdf'"):
+        chain.ask("How many vacation days?", options=AskOptions(sources=("nope.md", "handbook.pdf",
+                                                                         "pdf/handbook.pdf")))
+    with pytest.raises(InvalidRequest, match=r"holds no file 'nope\.md'"):
+        chain.search("vacation", options=AskOptions(sources=("nope.md",)))
+    handbook = AskOptions(sources=("handbook.pdf",))
+    answered = chain.ask("How many days of paid vacation do employees get?", options=handbook)
+    assert "25 days" in answered.answer and {s.source for s in answered.sources} == {"handbook.pdf"}
+    assert chain.ledger.session("").answers == 1  # the refused ones spent and recorded nothing
+
+
 def test_a_question_reads_the_corpus_version_once(settings, offline_provider, monkeypatch):
     chain = Chain(settings, offline_provider, build_store(settings, offline_provider))
     reads = []

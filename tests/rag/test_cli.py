@@ -50,6 +50,21 @@ def test_chat_keeps_history_and_rewrites_follow_ups(settings, offline_provider):
 
 
 @pytest.mark.slow
+def test_a_blank_question_or_a_file_the_collection_lacks_is_bad_input_not_an_answer(settings, offline_provider):
+    """Both came back as "the documents do not seem to answer", exit 0: the asker of a
+    mistyped file name went looking in the documents instead of at the name."""
+    build_store(settings, offline_provider)
+    blank = _run(settings, "ask", "   ")
+    assert blank.returncode == 2
+    assert blank.stderr.strip() == "error: The question is empty: ask something about your documents."
+    typo = _run(settings, "ask", "How many vacation days?", "--source", "handbok.pdf", "--source", "handbook.pdf")
+    assert typo.returncode == 2 and "Collection 'tiny-corpus' holds no file 'handbok.pdf'" in typo.stderr
+    assert "handbook.pdf'" not in typo.stderr.split("holds no file", 1)[1].split(":")[0]  # only the missing one
+    named = _run(settings, "ask", "How many days of paid vacation do employees get?", "--source", "handbook.pdf")
+    assert named.returncode == 0 and " *[1] handbook.pdf p. 2\n" in named.stdout
+
+
+@pytest.mark.slow
 def test_empty_collection_is_a_message_not_a_traceback(settings):
     done = _run(settings, "ask", "anything", "--collection", "nothing-here")
     assert done.returncode == 2  # refused: bad input (README: exit codes)

@@ -96,6 +96,7 @@ def _assert_mentions_a_term_as_a_word_in_the_given_files_only(store: Store) -> N
     assert not store.mentions("java", both) and store.mentions("java", ["other.md"])  # those files only
     assert not store.mentions("mathprog", [])
     assert store.mentions("java", None) and not store.mentions("python", None)  # None: the whole collection
+    assert store.missing_sources(["glpk.pdf", "nope.md", "other.md", "nope.md"]) == ["nope.md"]
 
 
 def test_mentions_finds_a_term_as_a_word_in_the_given_files_only(settings):
