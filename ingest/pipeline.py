@@ -57,6 +57,7 @@ OFFLINE_EMBED_STEP = 16  # texts per offline call; MiniLM cuts them into its own
 RACY_MTIME_NS = 2_000_000_000
 STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
+GONE_NAMED = 5  # files gone from the folder named in the run's note (without --prune), the rest counted
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
 
@@ -273,14 +274,16 @@ def plan_run(
                 report.add(verdict.outcome)
             else:
                 report.add(verdict)
-    removals = []
-    if prune:
-        resolved = {str(r.resolve()) for r in roots}
-        removals = [
-            r for r in records.values()
-            if r.root in resolved and r.source not in found and not Path(r.path).exists()
-        ]
-    return Plan(tasks, removals, touched)
+    resolved = {str(r.resolve()) for r in roots}
+    gone = [r for r in records.values() if r.root in resolved and r.source not in found and not Path(r.path).exists()]
+    if gone and not prune:
+        # Still searchable and cited: a user who deleted them expects to hear so.
+        names = ", ".join(r.source for r in gone[:GONE_NAMED])
+        if len(gone) > GONE_NAMED:
+            names += f" and {len(gone) - GONE_NAMED} more"
+        report.notes.append(f"{len(gone)} file(s) ingested before are gone from the folder but still in the "
+                            f"collection ({names}); --prune removes them")
+    return Plan(tasks, gone if prune else [], touched)
 
 
 def _triage(

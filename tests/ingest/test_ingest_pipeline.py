@@ -96,9 +96,11 @@ def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake)
     corpus.path("notes.txt").unlink()
     kept = ingest_paths([corpus.root], settings, fake)
     assert "notes.txt" not in _statuses(kept)
+    assert kept.notes == ["1 file(s) ingested before are gone from the folder but still in the collection "
+                          "(notes.txt); --prune removes them"]
     assert any(c.source == "notes.txt" for c in Store(settings, fake.embedding_id).chunks())
     pruned = ingest_paths([corpus.root], settings, fake, prune=True)
-    assert _statuses(pruned)["notes.txt"] is Status.REMOVED and pruned.version > kept.version
+    assert _statuses(pruned)["notes.txt"] is Status.REMOVED and pruned.version > kept.version and not pruned.notes
     assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD) - {"notes.txt"}
     assert "notes.txt" not in snapshot(settings, fake.embedding_id).files
 
