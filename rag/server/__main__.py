@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -14,6 +15,7 @@ from rag import runtime  # noqa: F401  (telemetry off before chromadb and gradio
 from rag.errors import GemragError
 from rag.logs import configure as configure_logging
 from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
+from rag.server.ports import bind, port_number
 from rag.settings import load_settings
 
 
@@ -25,7 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     keygen.add_argument("role", choices=ROLES, help="ask < ingest < admin")
     commands.add_parser("openapi", help="print the API's OpenAPI schema (rag/server/openapi.json is this)")
     parser.add_argument("--host", default=None, help="interface to listen on (default: settings.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: settings.server_port, 8000)")
+    parser.add_argument("--port", type=port_number, default=None, help="port (default: settings.server_port, 8000)")
     parser.add_argument("--collection", default=None, help="default collection to answer from")
     parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
     parser.add_argument("--no-mounts", action="store_true", help="serve the API only, without /ui")
@@ -59,20 +61,25 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.server_port
     keys = ApiKeys.load(settings.api_keys, settings.api_keys_file)
-    if not keys.configured:
-        if not is_loopback(host):
-            print(f"error: refusing to listen on {host} without API keys: anyone who can reach it could spend your "
-                  "Gemini quota. Configure keys (python -m rag.server keygen NAME ROLE) or use --host 127.0.0.1.",
-                  file=sys.stderr)
-            return 2
-        print("No API keys configured: serving loopback clients only, without authentication.")
-    from rag.server.app import create_app
+    if not keys.configured and not is_loopback(host):
+        print(f"error: refusing to listen on {host} without API keys: anyone who can reach it could spend your "
+              "Gemini quota. Configure keys (python -m rag.server keygen NAME ROLE) or use --host 127.0.0.1.",
+              file=sys.stderr)
+        return 2
+    # Bound before the app loads its models, and served as is: a busy port ends here in a
+    # second, and the banner below is only printed for a port that is ours.
+    with bind(host, port) as sock:
+        if not keys.configured:
+            print("No API keys configured: serving loopback clients only, without authentication.")
+        from rag.server.app import create_app
 
-    app = create_app(settings, mounts=[] if args.no_mounts else None)
-    mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
-    print(f"gemrag API on http://{host}:{port} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
-    return 0
+        app = create_app(settings, mounts=[] if args.no_mounts else None)
+        mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
+        print(f"gemrag API on http://{host}:{port} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is how a server stops: exit 0, as uvicorn.run does
+            server.run(sockets=[sock])
+    return 0 if server.started else 3  # not started: the app's startup failed, and uvicorn logged why
 
 
 def main(argv: Sequence[str] | None = None) -> int:

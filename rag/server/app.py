@@ -12,16 +12,17 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -55,8 +56,10 @@ from rag.server.schemas import (
     CollectionOut,
     DeltaEvent,
     ErrorOut,
+    FieldErrorOut,
     FolderIngest,
     Health,
+    InvalidRequestOut,
     JobOut,
     ModelOut,
     ModelsOut,
@@ -98,6 +101,11 @@ STATUS: dict[type[Exception], int] = {
     JobsUnavailable: 503,
     UnknownJob: 404,
 }
+# Every route that reads a body, path or header declares its 422: else FastAPI documents its
+# own {"detail": [...]} shape, which the invalid_request handler never sends.
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"model": InvalidRequestOut, "description": "invalid request: `fields` names each refused field and why"},
+}
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
 
@@ -110,13 +118,29 @@ def error_status(error: Exception) -> int:
     return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
 
 
-def error_response(error: GemragError) -> JSONResponse:
+def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = ()) -> JSONResponse:
+    """`fields`: what the request's schema refused; every 422 body lists them, even when none."""
     headers = {}
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after + 0.49)))
-    body = ErrorOut(error=error_kind(error), message=str(error))
+    kind, message = error_kind(error), str(error)
+    body = (InvalidRequestOut(error=kind, message=message, fields=list(fields)) if isinstance(error, InvalidRequest)
+            else ErrorOut(error=kind, message=message))
     return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers)
+
+
+def refused_fields(error: RequestValidationError) -> list[FieldErrorOut]:
+    """FastAPI's validation errors as a field and a reason: body.history[0].role, not
+    ["body", "history", 0, "role"], and for a body that is not JSON, where the parser stopped."""
+    fields = []
+    for problem in error.errors():
+        loc, reason = list(problem["loc"]), problem["msg"]
+        if problem["type"] == "json_invalid":  # its loc ends with the character the parser stopped at
+            reason = f"not valid JSON: {problem['ctx']['error']} (at character {loc.pop()})"
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+        fields.append(FieldErrorOut(field=path.lstrip("."), reason=reason))
+    return fields
 
 
 @dataclass
@@ -213,6 +237,15 @@ def create_app(
         metrics.errors.labels(error_kind(error)).inc()
         return error_response(error)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        """In the shape of every other error, rather than FastAPI's {"detail": [...]}, which
+        also echoes the refused input back (all of an 8,000-character question)."""
+        fields = refused_fields(error)
+        refused = InvalidRequest("; ".join(f"{f.field}: {f.reason}" for f in fields))
+        metrics.errors.labels(error_kind(refused)).inc()
+        return error_response(refused, fields)
+
     add_routes(app)
     login = None
     if keys.configured:
@@ -233,6 +266,7 @@ def add_routes(app: FastAPI) -> None:
             200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                   "description": "stream=true: `delta` events (DeltaEvent), then one `done` event (AnswerOut), "
                                  "or an `error` event (ErrorOut). stream=false: one AnswerOut."},
+            **REFUSED,
             429: {"model": ErrorOut, "description": "rate limit or quota: see Retry-After"},
         },
     )
@@ -273,11 +307,11 @@ def add_routes(app: FastAPI) -> None:
             return JSONResponse((await finish(event.record)).model_dump())
         return EventStream(answer_events(state.metrics, first, steps, finish))
 
-    @app.get("/v1/collections", response_model=list[CollectionOut])
+    @app.get("/v1/collections", response_model=list[CollectionOut], responses=REFUSED)
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
         return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
 
-    @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202)
+    @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202, responses=REFUSED)
     async def upload(name: str, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
         state = services(request)
@@ -293,7 +327,7 @@ def add_routes(app: FastAPI) -> None:
         job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("upload", name, caller.name, paths=staged))
         return JobOut.model_validate(job)
 
-    @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202)
+    @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)
     async def ingest_folder(name: str, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
         state = services(request)
         check_collection_name(name)
@@ -303,7 +337,8 @@ def add_routes(app: FastAPI) -> None:
             lambda: state.jobs.submit("folder", name, caller.name, paths=[body.path], prune=body.prune))
         return JobOut.model_validate(job)
 
-    @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202)
+    @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202,
+                responses=REFUSED)
     async def delete_document(name: str, source: str, request: Request, caller: Ingester) -> JobOut:
         """Queues the removal of one stored file (its name as citations show it) and its chunks."""
         state = services(request)
@@ -314,7 +349,8 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/v1/jobs/{job_id}", response_model=JobOut,
              responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                               "description": "JSON, or with `Accept: text/event-stream` a `progress` event "
-                                             "(JobOut) at every change until the job is done or failed"}})
+                                             "(JobOut) at every change until the job is done or failed"},
+                        **REFUSED})
     async def job_status(job_id: str, request: Request, caller: Asker) -> Response:
         state = services(request)
         job = await visible_job(state, job_id, caller)
@@ -322,7 +358,7 @@ def add_routes(app: FastAPI) -> None:
             return JSONResponse(JobOut.model_validate(job).model_dump())
         return EventStream(job_events(state, job))
 
-    @app.get("/v1/sessions/{session_id}/costs", response_model=SessionCosts)
+    @app.get("/v1/sessions/{session_id}/costs", response_model=SessionCosts, responses=REFUSED)
     async def session_costs(session_id: str, request: Request,
                             caller: Asker) -> SessionCosts:
         backend = services(request).backend
@@ -338,7 +374,7 @@ def add_routes(app: FastAPI) -> None:
 
         return await anyio.to_thread.run_sync(read)
 
-    @app.get("/v1/models", response_model=ModelsOut)
+    @app.get("/v1/models", response_model=ModelsOut, responses=REFUSED)
     async def models(request: Request, caller: Asker) -> ModelsOut:
         state = services(request)
         provider, settings = state.backend.generator, state.settings

@@ -60,7 +60,7 @@ class BodyLimit:
             await _too_large(send, limit)
             return
         received = 0
-        refused = False
+        refused = started = False
 
         async def counted() -> Message:
             nonlocal received, refused
@@ -72,10 +72,20 @@ class BodyLimit:
                     raise _BodyTooLarge
             return message
 
+        async def sending(message: Message) -> None:
+            # FastAPI catches the refusal while it parses a body (JSON or a form) and answers
+            # 400 "There was an error parsing the body": that reply is replaced by the 413.
+            nonlocal started
+            if refused and not started:
+                await _too_large(send, limit)
+            if not refused:
+                await send(message)
+            started = True
+
         try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            if refused:
+            await self.app(scope, counted, sending)
+        except _BodyTooLarge:  # a route that reads the stream itself lets the refusal through
+            if not started:
                 await _too_large(send, limit)
 
 

@@ -137,6 +137,22 @@ class ErrorOut(BaseModel):
     message: str
 
 
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="where in the request, e.g. body.question or body.history[0].role")
+    reason: str
+
+
+class InvalidRequestOut(ErrorOut):
+    """A 422: the request is well formed HTTP but not a request this API can act on. The
+    refused input is not echoed back: the caller has it, and it may be 8,000 characters."""
+
+    fields: list[FieldErrorOut] = Field(
+        default_factory=list,
+        description="each field the request's schema refused, and why; empty when the refusal came later "
+                    "(a question blank once trimmed, a source the collection does not hold): the message says",
+    )
+
+
 class TotalsOut(BaseModel):
     calls: int
     answers: int

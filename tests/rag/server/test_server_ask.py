@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -138,7 +139,50 @@ def test_bad_requests_name_the_field_and_reason(api: Running):
                       headers={"content-type": "application/json"})
     assert huge.status_code == 413 and "64 kB" in huge.json()["message"]
     invalid = httpx.post(f"{api.url}/v1/ask", json={"question": ""})
-    assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"] == ["body", "question"]
+    assert invalid.status_code == 422 and invalid.json()["fields"][0]["field"] == "body.question"
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    (b'{"question": "x",}', "body", "not valid JSON"),
+    (b'{"stream": false}', "body.question", "Field required"),
+    (json.dumps({"question": "x" * 8_001}).encode(), "body.question", "at most 8000 characters"),
+    (json.dumps({"question": QUESTION, "history": [{"role": "bot", "text": "hi"}]}).encode(),
+     "body.history[0].role", "'user' or 'model'"),
+])
+def test_a_request_the_schema_refuses_is_422_in_the_documented_shape_without_the_input(
+    api: Running, body: bytes, field: str, reason: str
+):
+    refused = httpx.post(f"{api.url}/v1/ask", content=body, headers={"content-type": "application/json"})
+    assert refused.status_code == 422
+    out = refused.json()
+    assert set(out) == {"error", "message", "fields"} and out["error"] == "invalid_request"
+    assert [f["field"] for f in out["fields"]] == [field] and reason in out["fields"][0]["reason"]
+    assert out["message"].startswith(f"{field}: ") and reason in out["message"]
+    assert "x" * 100 not in refused.text and "input" not in refused.text  # the refused input is not echoed
+    assert 'gemrag_errors_total{kind="invalid_request"} 1.0' in httpx.get(f"{api.url}/metrics").text
+
+
+def test_a_refusal_after_the_schema_is_the_same_kind_with_no_fields(api: Running):
+    blank = httpx.post(f"{api.url}/v1/ask", json={"question": "   "})
+    assert blank.status_code == 422
+    assert blank.json() == {"error": "invalid_request", "fields": [],
+                            "message": "The question is empty: ask something about your documents."}
+    typo = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "sources": ["handbok.pdf"]})
+    assert typo.status_code == 422 and typo.json()["fields"] == []
+    assert "holds no file 'handbok.pdf'" in typo.json()["message"]
+
+
+def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: Running):
+    def chunks() -> Iterator[bytes]:
+        yield b'{"question": "'
+        for _ in range(70):
+            yield b"x" * 1000
+        yield b'"}'
+
+    huge = httpx.post(f"{api.url}/v1/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert huge.request.headers["transfer-encoding"] == "chunked" and "content-length" not in huge.request.headers
+    assert huge.status_code == 413
+    assert huge.json()["error"] == "body_too_large" and "64 kB" in huge.json()["message"]
 
 
 def test_collections_models_and_health(api: Running):
