@@ -6,10 +6,16 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from ingest.pipeline import ingest_paths
+from rag.providers.gemini import GeminiProvider
 from rag.server.app import create_app
-from tests.rag.server.conftest import Running
+from rag.settings import Settings
+from tests.rag.server.conftest import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[3]
 README_URL = "http://127.0.0.1:8000"
@@ -29,17 +35,27 @@ def readme_block(language: str, containing: str) -> str:
     return next(b for b in blocks if containing in b)
 
 
-def test_readme_curl_client_streams_an_answer(api: Running):
-    script = readme_block("bash", "curl").replace(README_URL, api.url)
+@pytest.fixture
+def sample_api(gemini_settings: Settings) -> Iterator[str]:
+    """What the README's clients talk to: a server over the sample corpus, ingested as the
+    README says (`python -m ingest corpus/`), on the Gemini path against the fake server."""
+    settings = gemini_settings.model_copy(update={"collection": "corpus"})
+    assert ingest_paths([ROOT / "corpus"], settings, GeminiProvider(settings), collection="corpus").exit_code == 0
+    yield from serve_in_thread(create_app(settings, mounts=[]))
+
+
+def test_readme_curl_client_streams_an_answer(sample_api: str):
+    script = readme_block("bash", "curl").replace(README_URL, sample_api)
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60).stdout
     assert out.startswith("event: delta\ndata: {")
     done = json.loads(out.split("event: done\ndata: ", 1)[1].splitlines()[0])
     assert done["session_id"] == "demo" and done["route"]["model"] == "gemini-3.8-flash"
+    assert [c["source"] for c in done["citations"]] == ["retries.md"]  # the README's example answer cites it
 
 
-def test_readme_python_client_prints_the_answer_sources_and_cost(api: Running):
-    script = readme_block("python", "httpx.stream").replace(README_URL, api.url)
+def test_readme_python_client_prints_the_answer_sources_and_cost(sample_api: str):
+    script = readme_block("python", "httpx.stream").replace(README_URL, sample_api)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     answer, sources = run.stdout.rsplit("\nsources: ", 1)
-    assert "[1]" in answer and "handbook.pdf" in sources and "cost: $" in sources
+    assert "[1]" in answer and "retries.md" in sources and "cost: $" in sources
