@@ -20,6 +20,7 @@ from ingest.display import details, headline, progress_bars, summary, upload_bar
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import add_debug_flag, run_command
+from rag.errors import ConfigError
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 
@@ -116,6 +117,11 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
         parser.error("give at least one PATH (or --resume to collect pending batch jobs)")
     if args.no_wait and not (args.batch or args.resume):
         parser.error("--no-wait goes with --batch or --resume")
+    if args.paths and not args.prune and not any(Path(p).exists() for p in args.paths):
+        # Nothing to read at all: a mistyped path, refused before a collection is opened. One
+        # missing path of several is reported with the run's other failures; with --prune a
+        # deleted folder is how its files are removed.
+        raise ConfigError(f"no such file or folder: {', '.join(map(str, args.paths))}; nothing was ingested")
     out, err = Console(), Console(stderr=True)
     # Retry warnings from the embedder print above the progress bar, not through it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])

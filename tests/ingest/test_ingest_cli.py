@@ -29,6 +29,19 @@ def test_ingest_prints_a_summary_and_lists_skipped_files(capsys, corpus, tmp_pat
     assert "skipped diagram.svg: unknown type '.svg'" in out
 
 
+def test_a_path_that_does_not_exist_is_bad_input_unless_others_do_or_it_is_pruned(capsys, corpus, tmp_path, fake):
+    data = tmp_path / "d"
+    code, out, err = _run(capsys, [tmp_path / "dcos", "--data-dir", data, "-q"], fake)
+    assert (code, out) == (2, "")
+    assert err.strip() == f"error: no such file or folder: {tmp_path / 'dcos'}; nothing was ingested"
+    assert not data.exists()  # refused before a collection or a manifest is opened
+    code, out, _ = _run(capsys, [corpus.root, tmp_path / "dcos", "--data-dir", data, "-q"], fake)
+    assert code == 1 and "no such file or folder" in out and re.search(r"files added +│ +4 ", out)
+    corpus.path("notes.txt").unlink()
+    code, out, _ = _run(capsys, [tmp_path / "dcos", corpus.root, "--data-dir", data, "--prune", "-q"], fake)
+    assert code == 1 and re.search(r"files removed +│ +1 ", out)
+
+
 def test_failures_are_listed_by_name_and_exit_1(capsys, corpus, tmp_path, fake):
     write_bad_inputs(corpus.root / "bad")
     code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], fake)
