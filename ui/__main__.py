@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag.commands import add_debug_flag, run_command
-from rag.server.ports import bind, port_number
+from rag.server.ports import bind, port_number, url
 from rag.settings import Settings, get_settings
 
 
@@ -45,7 +45,7 @@ def serve(argv: Sequence[str] | None) -> int:
 
     demo = create_app(settings)
     launch(demo, settings, args.host, args.port)
-    print(f"gemrag UI on http://{args.host}:{args.port} (collection {settings.collection!r}); Ctrl+C stops it")
+    print(f"gemrag UI on {url(args.host, args.port)} (collection {settings.collection!r}); Ctrl+C stops it")
     with contextlib.suppress(KeyboardInterrupt):
         demo.block_thread()
     return 0

@@ -15,7 +15,7 @@ from rag import runtime  # noqa: F401  (telemetry off before chromadb and gradio
 from rag.errors import GemragError
 from rag.logs import configure as configure_logging
 from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
-from rag.server.ports import bind, port_number
+from rag.server.ports import bind, port_number, url
 from rag.settings import load_settings
 
 
@@ -75,7 +75,7 @@ def serve(args: argparse.Namespace) -> int:
 
         app = create_app(settings, mounts=[] if args.no_mounts else None)
         mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
-        print(f"gemrag API on http://{host}:{port} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
+        print(f"gemrag API on {url(host, port)} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is how a server stops: exit 0, as uvicorn.run does
             server.run(sockets=[sock])

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
+from http import HTTPStatus
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.answer import AnswerRecord, Delta, Done, Event
@@ -245,6 +247,14 @@ def create_app(
         refused = InvalidRequest("; ".join(f"{f.field}: {f.reason}" for f in fields))
         metrics.errors.labels(error_kind(refused)).inc()
         return error_response(refused, fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (an unknown path, a wrong method, a body it cannot parse)
+        in the same shape as ours: {"error": "not_found", "message": "Not Found"}."""
+        kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
+        body = ErrorOut(error=kind, message=str(error.detail))
+        return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 
     add_routes(app)
     login = None

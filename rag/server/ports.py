@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import socket
 
 from rag.errors import ConfigError
@@ -28,18 +29,32 @@ def port_number(text: str) -> int:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port, the way uvicorn binds it (IPv6 for a host with a colon,
-    SO_REUSEADDR so a port in TIME_WAIT still counts as free). The API server hands it to
-    uvicorn, so no other process can take the port between the check and the serving; the
-    UI closes it at once and lets Gradio bind the same address."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """A socket bound to host:port as asyncio's server binds one: the host's first address
+    (`localhost` resolved, "[::1]" as a URL writes it), SO_REUSEADDR on POSIX only (a port
+    in TIME_WAIT counts as free; on Windows it would share a port another process listens
+    on) and IPv6 alone on an IPv6 address ("::" is not also 0.0.0.0). The API server hands
+    it to uvicorn, so no other process can take the port between the check and the serving;
+    the UI closes it at once and lets Gradio bind the same address."""
     try:
-        sock.bind((host, port))
-    except (OSError, OverflowError) as exc:  # OverflowError: a configured port past 65535
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (OSError, OverflowError) as exc:  # an unknown host; OverflowError: a configured port past 65535
+        raise ConfigError(f"cannot serve on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    sock = socket.socket(family, kind, proto)
+    if os.name == "posix":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
         sock.close()
-        reason = getattr(exc, "strerror", None) or str(exc)
-        hint = "; choose another port with --port" if getattr(exc, "errno", None) == errno.EADDRINUSE else ""
-        raise ConfigError(f"cannot serve on {host}:{port}: {reason}{hint}") from None
+        hint = "; choose another port with --port" if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror or exc}{hint}") from None
     return sock
+
+
+def url(host: str, port: int) -> str:
+    """The address a browser or curl takes: an IPv6 host in brackets ("http://[::1]:8000")."""
+    bare = host.strip("[]")
+    return f"http://[{bare}]:{port}" if ":" in bare else f"http://{bare}:{port}"

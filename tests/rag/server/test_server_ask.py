@@ -172,6 +172,19 @@ def test_a_refusal_after_the_schema_is_the_same_kind_with_no_fields(api: Running
     assert "holds no file 'handbok.pdf'" in typo.json()["message"]
 
 
+def test_the_frameworks_own_refusals_come_in_the_same_shape(api: Running):
+    """An unknown path, a wrong method and a body that is not even UTF-8 were FastAPI's
+    {"detail": ...}; a client reads every refusal the same way."""
+    assert httpx.get(f"{api.url}/v1/nope").json() == {"error": "not_found", "message": "Not Found"}
+    wrong = httpx.get(f"{api.url}/v1/ask")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json() == {"error": "method_not_allowed", "message": "Method Not Allowed"}
+    garbled = httpx.post(f"{api.url}/v1/ask", content=b'{"question": "\xff\xfe"}',
+                         headers={"content-type": "application/json"})
+    assert garbled.status_code == 400
+    assert garbled.json() == {"error": "bad_request", "message": "There was an error parsing the body"}
+
+
 def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: Running):
     def chunks() -> Iterator[bytes]:
         yield b'{"question": "'

@@ -66,3 +66,20 @@ def test_the_server_serves_on_the_port_it_bound_and_ctrl_c_ends_it_with_0(tmp_pa
             server.wait()
     assert server.returncode == 0, err
     assert f"gemrag API on http://127.0.0.1:{port} " in out
+
+
+def test_a_host_is_bound_as_asyncio_binds_it_and_shown_as_a_browser_takes_it():
+    """localhost resolved, "[::1]" as a URL writes it, IPv6 alone on an IPv6 address; an
+    unknown host is one line (rag.server.ports)."""
+    from rag.errors import ConfigError
+    from rag.server.ports import bind, url
+
+    with bind("localhost", 0) as sock:
+        assert sock.getsockname()[0] in ("127.0.0.1", "::1")
+    if socket.has_ipv6:
+        with bind("[::1]", 0) as sock:
+            assert sock.family == socket.AF_INET6
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    assert url("::1", 8000) == "http://[::1]:8000" and url("127.0.0.1", 8000) == "http://127.0.0.1:8000"
+    with pytest.raises(ConfigError, match=r"^cannot serve on nosuchhost\.invalid:80: "):
+        bind("nosuchhost.invalid", 80)
