@@ -1,3 +1,4 @@
+import re
 import threading
 import time
 from dataclasses import replace
@@ -103,6 +104,16 @@ def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake)
     assert _statuses(pruned)["notes.txt"] is Status.REMOVED and pruned.version > kept.version and not pruned.notes
     assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD) - {"notes.txt"}
     assert "notes.txt" not in snapshot(settings, fake.embedding_id).files
+
+
+def test_the_note_on_files_gone_names_a_few_and_counts_the_rest(corpus, settings, fake, monkeypatch):
+    monkeypatch.setattr(pipeline, "GONE_NAMED", 1)
+    ingest_paths([corpus.root], settings, fake)
+    corpus.path("notes.txt").unlink()
+    corpus.path("guide.md").unlink()
+    [note] = ingest_paths([corpus.root], settings, fake).notes
+    assert re.fullmatch(r"2 file\(s\) ingested before are gone from the folder but still in the collection "
+                        r"\((notes\.txt|guide\.md) and 1 more\); --prune removes them", note)
 
 
 def test_prune_leaves_files_of_other_roots_and_excluded_files_alone(corpus, settings, fake, tmp_path):
