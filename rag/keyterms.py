@@ -29,7 +29,8 @@ _EMPHASIS = frozenset({"ok", "okay", "yes", "always", "never", "must", "really",
 # Greetings and thanks around a question ("... on windows Thanks!", "Hello there, how do I"),
 # capitalised where a question without its "?" runs into them: nobody's name.
 _COURTESY = frozenset({"thanks", "thank", "thx", "cheers", "regards", "hi", "hello", "hey", "sorry", "please",
-                       "greetings", "pls", "plz", "btw", "fyi", "idk", "imo", "imho", "lol", "tia"})
+                       "greetings", "pls", "plz", "btw", "fyi", "idk", "imo", "imho", "lol", "tia", "afaik",
+                       "afaict", "tbh", "iirc", "fwiw", "tldr", "ymmv"})
 # A file format named by its extension (".xlsx", ".toml"), standing alone: not the end of a
 # file name ("setup.py", which `anchors` reads as a code) nor of "data.tar.gz". An extension
 # counts where the question names it as a thing ("an .xlsx spreadsheet", "my .env file",
@@ -175,10 +176,28 @@ class Mentions(Protocol):
     def __call__(self, term: str, sources: Sequence[str] | None, *, word_start: bool = False) -> bool: ...
 
 
-# A lower-case name whose stem is this long is held by any word it starts ("gzip" of
-# "gzipped", "repo" of "repository", "auth" of "authentication"): a shorter stem starts too
-# many other words ("lua" starts "lualatex").
-ABBREVIATION_MIN_CHARS = 4
+# Developer shorthand and the starts of the words it stands for: "deps" where a manual writes
+# "dependencies", "repo" where it writes "repository". No dictionary lists them, so a
+# question typing them would be refused on them as on a name; a generic "any word it
+# starts" rule held "repo" by "report" and "redis" by "redirect". A plural ("deps", "args")
+# is looked up without its "s".
+SHORTHAND: dict[str, tuple[str, ...]] = {
+    "arg": ("argument",), "attr": ("attribute",), "async": ("asynchron",), "auth": ("authenticat", "authoriz"),
+    "btn": ("button",), "cfg": ("config",), "cli": ("command line", "command-line"), "cmd": ("command",),
+    "config": ("configur",), "cred": ("credential",), "ctx": ("context",), "dep": ("depend",),
+    "dtype": ("data type",), "env": ("environment",), "err": ("error",), "func": ("function",),
+    "impl": ("implement",), "img": ("image",), "init": ("initiali",), "kwarg": ("keyword argument",),
+    "lib": ("librar",), "lvl": ("level",), "msg": ("message",), "param": ("parameter",), "perf": ("performance",),
+    "pkg": ("package",), "regex": ("regular expression", "regexp"), "repo": ("repositor",), "req": ("request",),
+    "resp": ("respons",), "src": ("source",), "stdlib": ("standard librar",), "stdin": ("standard input",),
+    "stdout": ("standard output",), "stderr": ("standard error",), "tmp": ("temporar",), "util": ("utilit",),
+    "var": ("variable",),
+}
+
+
+def shorthand_for(word: str) -> tuple[str, ...]:
+    """The starts of the words `word` is developer shorthand for (`SHORTHAND`), if it is."""
+    return SHORTHAND.get(word) or (SHORTHAND.get(word[:-1], ()) if word.endswith("s") else ())
 
 
 def mentioned_elsewhere(
@@ -198,9 +217,8 @@ def mentioned_elsewhere(
     for: documents name many versions, and only a passage about the one asked about answers
     a question about it. A word typed in lower case that reads as a name
     (`lower_case_names`) is looked for in the whole collection, in any form ("gzipped"
-    where a manual writes "gzip") or as the start of a word it abbreviates ("repo" where a
-    manual writes "repository", `ABBREVIATION_MIN_CHARS`): lower case is a weak sign of a
-    name, and developers type "repo", "auth" or "impl" for words no dictionary lists. A name that
+    where a manual writes "gzip"), or for shorthand, the words it stands for ("repo" where
+    a manual writes "repository", `SHORTHAND`): lower case is a weak sign of a name. A name that
     `may_be_misspelt`, held by those documents one typo
     away (`misspelt(term, sources)`: `BM25Search.misspelt_in`), is held too: "Mathrog" asks
     about MathProg. Without passages there is nothing to answer from, and nothing is looked
@@ -215,10 +233,9 @@ def mentioned_elsewhere(
             return mentions(term, None)
         if term in lower_case:  # read as a name from lower case alone: any document, any form of it
             stem = stem_words([term])[0]
-            if len(stem) >= ABBREVIATION_MIN_CHARS and term.startswith(stem):
-                if mentions(stem, None, word_start=True):
-                    return True
-            elif mentions(term, None) or (stem != term and mentions(stem, None)):
+            if mentions(term, None) or (stem != term and mentions(stem, None)):
+                return True
+            if any(mentions(full, None, word_start=True) for full in shorthand_for(term)):
                 return True
         elif mentions(term, sources):
             return True

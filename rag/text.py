@@ -91,6 +91,11 @@ TYPO_MIN_CHARS = 5  # a word a typo is read as: in a shorter one, one edit makes
 WORDS_JUDGED = 65_536
 
 
+# "-ise" and "-yse" and their forms, as British English spells what American spells "-ize"
+# and "-yze" ("optimise", "initialised", "serialisable", "visualisation", "paralysed").
+_BRITISH = re.compile(r"(?<=\w{3})([iy])s(e|es|ed|ing|ation|ations|er|ers|able|ability)$")
+
+
 @lru_cache(maxsize=WORDS_JUDGED)
 def english(word: str) -> bool:
     """Whether a lower-case `word` reads as English: a word of an English dictionary
@@ -98,22 +103,17 @@ def english(word: str) -> bool:
     model's vocabulary (`rag.providers.minilm.vocabulary`), another form of one (the same
     Snowball stem: "swapping", "declarations"), or two of them of three letters or more
     joined ("throwaway"; "redis" is not "red" and "is"). Either list alone misses words: the
-    model's 23,700 lack "clutter", the dictionary "colour". A British spelling in -ise
-    counts as the American one in -ize (`_BRITISH`): both lists are American there, and
-    "serialise" or "summarises" read as names. Names are in neither: "jupyter",
+    model's 23,700 lack "clutter", the dictionary "colour". A British spelling in -ise or
+    -yse counts as the American one in -ize or -yze (`_BRITISH`): both lists are American
+    there, and "serialise" or "summarises" read as names. Names are in neither: "jupyter",
     "tracemalloc", "glpk"."""
     dictionary, known, stems = word_lists()
     if word in dictionary or word in known or stem_words([word])[0] in stems:
         return True
     if any(word[:i] in known and word[i:] in known for i in range(3, len(word) - 2)):
         return True
-    american = _BRITISH.sub(r"iz\1", word)
+    american = _BRITISH.sub(r"\1z\2", word)
     return american != word and english(american)
-
-
-# "-ise" and its forms, as British English spells what American spells "-ize"
-# ("optimise", "initialised", "serialising", "visualisation", "tokenisers").
-_BRITISH = re.compile(r"(?<=\w{3})is(e|es|ed|ing|ation|ations|er|ers)$")
 
 
 EVERYDAY_WORD_COUNT = 100_000  # occurrences in the dictionary's corpus: its thousand commonest words, "main" the last

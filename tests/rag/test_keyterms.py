@@ -173,10 +173,11 @@ def test_a_word_typed_in_lower_case_that_no_dictionary_knows_is_a_name():
 
 def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, offline_provider):
     """Lower case is a weak sign of a name: "gzipped" is held by a manual that writes "gzip",
-    in any file, and "repo" by one that writes "repository"; "kubernetes", written nowhere,
-    is not, nor "lua" by "lualatex" (a stem that short starts too many words)."""
+    in any file, and shorthand by the words it stands for ("repo" by "repository", "deps" by
+    "dependencies"); "kubernetes", written nowhere, is not, nor a name by a word it happens
+    to start ("redis" by "redirect", "lua" by "lualatex")."""
     docs = (Doc("ops.md", "Backups are compressed with gzip every night. Figures are typeset with lualatex."),
-            Doc("dev.md", "Clone the repository, then ask for authentication."),
+            Doc("dev.md", "Clone the repository, pin its dependencies, then ask for authentication."),
             Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
     store = build_store(settings, offline_provider, name="ops", docs=docs)
     vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
@@ -184,5 +185,11 @@ def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, o
     assert mentioned_elsewhere("are the vacation records gzipped?", [vacation], store.mentions) == {"gzipped"}
     assert mentioned_elsewhere("are the vacation records kept in kubernetes?", [vacation], store.mentions) == set()
     assert mentioned_elsewhere("Is my vacation auth kept in the repo?", [vacation], store.mentions) == {"repo", "auth"}
+    assert mentioned_elsewhere("Which deps does the vacation planner pin?", [vacation], store.mentions) == {"deps"}
     assert mentioned_elsewhere("Can I plan my vacation in lua?", [vacation], store.mentions) == set()
+    web = build_store(settings, offline_provider, name="web",
+                      docs=(Doc("web.md", "The proxy sends a redirect to the report page."),))
+    assert mentioned_elsewhere("Is the vacation repo cached in redis?", [vacation], web.mentions) == set()
+    # Chat shorthand is nobody's name, in a question with capitals too.
+    assert key_terms("Afaik Gemini has a free tier, tbh how many RPM does it allow?") == {"gemini", "rpm"}
 

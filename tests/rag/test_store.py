@@ -91,7 +91,8 @@ def _assert_mentions_a_term_as_a_word_in_the_given_files_only(store: Store) -> N
     assert store.mentions("gpu", both) and store.mentions("tier 3", both)  # a plural; a phrase
     assert store.mentions("--check", both) and not store.mentions("--checkpoint", both)  # a code, whole
     assert not store.mentions("math", both)  # a word, not a part of one
-    assert store.mentions("math", both, word_start=True) and store.mentions("solvings", both, word_start=True)
+    assert store.mentions("math", both, word_start=True) and store.mentions("solv", both, word_start=True)
+    assert not store.mentions("solvings", both, word_start=True)  # the start as given: no final "s" dropped
     assert not store.mentions("thprog", both, word_start=True)  # the start of a word, not its middle
     assert not store.mentions("java", both) and store.mentions("java", ["other.md"])  # those files only
     assert not store.mentions("mathprog", [])

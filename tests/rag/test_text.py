@@ -57,7 +57,7 @@ def test_english_is_a_dictionary_word_a_form_of_one_or_two_joined_never_a_name()
     Names are in neither, so a question typed without capitals still names them."""
     for word in ("clutters", "recursion", "colour", "throwaway", "declarations", "swapping"):
         assert english(word), word
-    for british in ("summarises", "optimise", "initialised", "serialising", "visualisation", "tokenisers"):
+    for british in ("summarises", "optimise", "initialised", "serialising", "visualisation", "tokenisers", "paralysed"):
         assert english(british), british  # the American "-ize" is in the lists
     for name in ("jupyter", "tracemalloc", "glpk", "kubernetes", "miplib", "redis", "mysql", "yaml"):
         assert not english(name), name  # "redis" is not "red" + "is": joined words are of three letters or more
