@@ -65,6 +65,12 @@ class Route:
     decision: str = ""
 
 
+# The longest question asked through any door (CLI, HTTP, UI, MCP): a question, not a
+# document pasted whole, and a bound on what one request makes the key-term and anchor
+# readings scan.
+MAX_QUESTION_CHARS = 8_000
+
+
 @dataclass(frozen=True)
 class AskOptions:
     """Per-question retrieval and routing settings; None means the configured default."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from rag.answer import AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
+from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
@@ -213,11 +213,16 @@ class Chain:
             ) from exc
 
     def check_request(self, question: str, options: AskOptions) -> None:
-        """Refuses, before anything is spent, a blank question and a source filter naming a
-        file the collection does not hold: both would otherwise come back as "the documents
-        do not seem to answer", which sends the asker looking in the wrong place."""
+        """Refuses, before anything is spent, a blank question, one over `MAX_QUESTION_CHARS`
+        (the HTTP schema's bound, now the UI's and the CLI's too), and a source filter naming
+        a file the collection does not hold: a blank question or a mistyped file would
+        otherwise come back as "the documents do not seem to answer", which sends the asker
+        looking in the wrong place."""
         if not question.strip():
             raise InvalidRequest("The question is empty: ask something about your documents.")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidRequest(f"The question is {len(question):,} characters long; the limit is "
+                                 f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.")
         if options.sources:
             store = self.stores.get(options.collection)
             missing = store.missing_sources(options.sources)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.answer import AnswerRecord, AskOptions
+from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions
 from rag.costs import Totals
 
 
@@ -20,7 +20,7 @@ class MessageIn(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=8_000)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: str | None = Field(
         default=None,
         max_length=128,

@@ -90,6 +90,8 @@ def test_a_blank_question_and_a_filter_on_a_file_the_collection_lacks_are_refuse
 
     with pytest.raises(InvalidRequest, match="The question is empty"):
         chain.ask(" \n\t")
+    with pytest.raises(InvalidRequest, match="8,001 characters long; the limit is 8,000"):
+        chain.ask("x" * 8_001)  # the UI took any length; the HTTP schema stopped at 8,000
     with pytest.raises(InvalidRequest, match=r"holds no file 'nope\.md', 'pdf/handbook\.pdf'"):
         chain.ask("How many vacation days?", options=AskOptions(sources=("nope.md", "handbook.pdf",
                                                                          "pdf/handbook.pdf")))
