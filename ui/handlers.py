@@ -218,8 +218,7 @@ class Handlers:
             return gr.update(visible=True), render.text(f"Rating not stored: {self._reason(exc)}"), SKIP(), SKIP()
         turn.feedback, state.rating = feedback, index
         thanks = "Thanks: rated good." if rating == "up" else "Thanks: rated bad. Which source had the answer?"
-        choices = [(", ".join(filter(None, [f"[{c.n}] {c.source}", render.spelled_place(c)])), c.n)
-                   for c in record.sources]
+        choices = [(render.source_choice(c), c.n) for c in record.sources]
         return (
             gr.update(visible=True),
             f"**{thanks}** Answer to: {safe.inert_markdown(turn.question)}",

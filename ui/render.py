@@ -198,6 +198,14 @@ def spelled_place(citation: Citation) -> str:
     return place(citation.page, citation.unit, citation.kind, spelled=True)
 
 
+def source_choice(citation: Citation) -> str:
+    """A passage as the feedback form offers it: "[2] monitoring.md, Dashboards", "[1]
+    handbook.pdf, page 2". Several passages of one file were four alike "[n] monitoring.md"
+    lines; the innermost heading tells them apart."""
+    section = citation.heading.rsplit(">", 1)[-1].strip()
+    return ", ".join(filter(None, [f"[{citation.n}] {citation.source}", spelled_place(citation), section]))
+
+
 def where_html(citation: Citation) -> str:
     parts = [f"<b>{text(citation.source)}</b>"]
     if where := spelled_place(citation):

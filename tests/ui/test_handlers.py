@@ -110,9 +110,14 @@ def test_a_rating_is_stored_per_collection_and_becomes_a_test_case(
                           state, "corpus", "hybrid", 4, ""))
     group, title, _, _ = click(handlers, state, 0, "rate", "up")[5:]
     assert group["visible"] and "rated good" in title
-    click(handlers, state, 1, "rate", "down")
+    offered = click(handlers, state, 1, "rate", "down")[7]["choices"]
     vacation = state.turns[1].record
     assert vacation is not None
+    # Each passage offered with its place: the same file's passages are told apart by section.
+    labelled = list(zip([label for label, _ in offered], vacation.sources, strict=True))
+    sections = [(label, c.heading.rsplit(">", 1)[-1].strip()) for label, c in labelled if c.heading]
+    assert sections and all(label.endswith(f", {section}") for label, section in sections)
+    assert all(label.startswith(f"[{c.n}] {c.source}") for label, c in labelled)
     right = next(c.n for c in vacation.sources if c.source == "handbook.md")
     assert "Saved" in handlers.save_feedback(state, "the handbook says 27", right)
     stored = FeedbackStore(ui_settings).list("corpus")
