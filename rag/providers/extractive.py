@@ -35,6 +35,9 @@ _CELL_BREAK = re.compile(r"(?<!\\)\|")  # a "|" escaped as "\|" (Markdown tables
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
 # A blank line between a block that ends mid-sentence and one that goes on in lower case: HTML
 # extraction puts inline code on lines of its own ("use\n\ncollections.deque\n\nwhich").
+# Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
+# since stripping the list marker left "Traffic**:". Not Python's "**kwargs" nor "2**10".
+_BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
 _RUN_ON_BREAK = re.compile(r"(?<=[^.!?:;\s])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z_])")
 
 
@@ -50,7 +53,7 @@ def split_sentences(text: str) -> list[str]:
         "\n\n" if _HEADING_LINE.match(line) and not _runs_on(nxt) else line
         for line, nxt in zip(lines, following, strict=True)
     )
-    parts = (" ".join(p.split()).strip(" -*•#") for p in _SENTENCE_END.split(blocks))
+    parts = (" ".join(_BOLD.sub(r"\1", p).split()).strip(" -*•#") for p in _SENTENCE_END.split(blocks))
     return [p for p in parts if len(p) >= 20]
 
 
@@ -80,7 +83,7 @@ def split_units(text: str) -> list[str]:
         prose = []
         if _TABLE_RULE.match(line):
             continue
-        cells = [cell.strip().replace("\\|", "|") for cell in _CELL_BREAK.split(row.group(1))]
+        cells = [_BOLD.sub(r"\1", cell.strip().replace("\\|", "|")) for cell in _CELL_BREAK.split(row.group(1))]
         if header is None:
             header = cells
             continue

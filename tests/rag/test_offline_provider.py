@@ -175,6 +175,22 @@ def test_an_escaped_bar_in_a_table_cell_stays_in_its_cell():
     assert split_units(table) == ["Operation: x | y; Result: bitwise or of x and y"]
 
 
+def test_markdown_bold_is_quoted_bare_and_python_stars_kept():
+    """Stripping a list item's "- **" left "Traffic**: questions per minute" in answers."""
+    from rag.providers.extractive import split_units
+
+    text = ("- **Traffic**: questions per minute, split by route.\n"
+            "- **RPM**, requests per minute: how many calls a project may make.\n\n"
+            "Call f(*args, **kwargs) to pass them on; 2**10 is 1024 and **kwargs stays.\n\n"
+            "| Model | Tier |\n|---|---|\n| **Flash** | free |\n")
+    assert split_units(text) == [
+        "Traffic: questions per minute, split by route.",
+        "RPM, requests per minute: how many calls a project may make.",
+        "Call f(*args, **kwargs) to pass them on; 2**10 is 1024 and **kwargs stays.",
+        "Model: Flash; Tier: free",
+    ]
+
+
 def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
     from rag.providers.extractive import split_units
 
