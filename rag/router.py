@@ -8,7 +8,6 @@ answer records its Route; when Pro is out of quota, Flash answers and the route 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
@@ -19,18 +18,8 @@ from rag.errors import ProviderError
 from rag.headroom import Headroom, Verdict
 from rag.providers.base import Generator
 from rag.settings import Settings
+from rag.text import asks_for_whole_document
 from rag.types import Message, Prompt, Usage
-
-_WHOLE_DOCUMENT = re.compile(
-    r"\b(summari[sz]e|summary of|overview of|outline of|key points of|tl;?dr)\b"
-    r".*\b(document|file|report|paper|pdf|handbook|manual|book|chapter|guide|article)\b"
-    r"|\b(whole|entire|full|complete)\s+(document|file|report|paper|pdf|handbook|manual|text|book)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def asks_for_whole_document(question: str) -> bool:
-    return bool(_WHOLE_DOCUMENT.search(question))
 
 
 def named_document(question: str, sources: Sequence[str]) -> str | None:

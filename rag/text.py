@@ -6,8 +6,9 @@ Markdown code fence, which ingest writes and splits at and the answerer never qu
 question's literal tokens ("429", "os.path.join") and the share of them a text holds, which
 the second ranking stage and the offline answerer both score by; the one English stemmer,
 which BM25 and the answerer's test of whether a sentence shares a word with the question
-use; and the reading of a model's JSON reply, which the second ranking stage and the judge
-share."""
+use; the reading of a model's JSON reply, which the second ranking stage and the judge
+share; and whether a question asks for a whole document, which the router and the offline
+follow-up rewrite read."""
 
 from __future__ import annotations
 
@@ -213,3 +214,17 @@ def model_json(text: str) -> object:
     """A model's JSON reply, without the ```json fence models often wrap it in even when
     asked for JSON; raises ValueError (json.JSONDecodeError) when it is no JSON."""
     return json.loads(_JSON_FENCE.sub("", text.strip()))
+
+
+_WHOLE_DOCUMENT = re.compile(
+    r"\b(summari[sz]e|summary of|overview of|outline of|key points of|tl;?dr)\b"
+    r".*\b(document|file|report|paper|pdf|handbook|manual|book|chapter|guide|article)\b"
+    r"|\b(whole|entire|full|complete)\s+(document|file|report|paper|pdf|handbook|manual|text|book)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def asks_for_whole_document(question: str) -> bool:
+    """Whether a question asks about a whole document ("summarise the pricing guide"): the
+    router sends it the document whole, and it stands on its own after other questions."""
+    return bool(_WHOLE_DOCUMENT.search(question))

@@ -18,7 +18,7 @@ from typing import Literal
 from rag.keyterms import missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
-from rag.text import FENCE, anchors, content_words, share_present, stem_words
+from rag.text import FENCE, anchors, asks_for_whole_document, content_words, share_present, stem_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -356,12 +356,14 @@ def _near_duplicate(a: str, b: str) -> bool:
 
 def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
     """Deterministic standalone rewrite: a follow-up that leans on earlier turns (pronouns,
-    "what about", very short) gets the previous user question's content words appended."""
+    "what about", very short) gets the previous user question's content words appended. A
+    short request for a document by name stands on its own: "summarise the pricing guide",
+    asked after a question on free-tier limits, was searched with that question's words."""
     previous = next((m.text for m in reversed(history) if m.role == "user"), "")
     if not previous:
         return question
     words = content_words(question)
-    leans_back = len(words) <= 3 or re.search(
+    leans_back = (len(words) <= 3 and not asks_for_whole_document(question)) or re.search(
         r"\b(it|its|they|them|their|this|that|those|these|he|she|there)\b|^(and|what about|how about)\b",
         question.strip().lower(),
     )

@@ -358,3 +358,17 @@ def test_support_exposes_the_signals_a_refusal_reads(offline_provider):
     assert support.coverage == 0.6 and not support.kind_absent  # 3 of its 5 content words; "25" the number asked
     far = offline_provider.answerer.support("How many vacation days do employees get?", [other])
     assert far.best < support.best and far.similarity < support.similarity and far.coverage < 0.6
+
+
+def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
+    """Short questions lean back on the last one, but "summarise the pricing guide" names
+    what it wants: asked after a question on free-tier limits, it was searched with that
+    question's words appended."""
+    from rag.providers.extractive import rewrite_follow_up
+    from rag.types import Message
+
+    history = [Message("user", "How many requests per minute does the free tier allow?"), Message("model", "...")]
+    assert rewrite_follow_up("summarise the pricing guide", history) == "summarise the pricing guide"
+    assert rewrite_follow_up("summarise that document", history) == (
+        "summarise that document (many requests per minute free tier allow)?")
+    assert rewrite_follow_up("and for Pro?", history) == "and for Pro (many requests per minute free tier allow)?"

@@ -5,7 +5,8 @@ import pytest
 from rag.answer import Route
 from rag.errors import QuotaExhausted
 from rag.prompts import answer_prompt
-from rag.router import Router, WholeDocument, asks_for_whole_document, named_document
+from rag.router import Router, WholeDocument, named_document
+from rag.text import asks_for_whole_document
 from rag.types import Passage, Prompt
 
 
