@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
-from rag.providers.extractive import OFFLINE_NOTE
+from rag.providers.extractive import OFFLINE_NOTE, section
 from rag.types import place
 from ui import safe
 from ui.corpus import CollectionInfo
@@ -202,8 +202,8 @@ def source_choice(citation: Citation) -> str:
     """A passage as the feedback form offers it: "[2] monitoring.md, Dashboards", "[1]
     handbook.pdf, page 2". Several passages of one file were four alike "[n] monitoring.md"
     lines; the innermost heading tells them apart."""
-    section = citation.heading.rsplit(">", 1)[-1].strip()
-    return ", ".join(filter(None, [f"[{citation.n}] {citation.source}", spelled_place(citation), section]))
+    where = [f"[{citation.n}] {citation.source}", spelled_place(citation), section(citation.heading)]
+    return ", ".join(filter(None, where))
 
 
 def where_html(citation: Citation) -> str:

@@ -33,11 +33,11 @@ _CELL_BREAK = re.compile(r"(?<!\\)\|")  # a "|" escaped as "\|" (Markdown tables
 
 
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
-# A blank line between a block that ends mid-sentence and one that goes on in lower case: HTML
-# extraction puts inline code on lines of its own ("use\n\ncollections.deque\n\nwhich").
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
 # since stripping the list marker left "Traffic**:". Not Python's "**kwargs" nor "2**10".
 _BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
+# A blank line between a block that ends mid-sentence and one that goes on in lower case: HTML
+# extraction puts inline code on lines of its own ("use\n\ncollections.deque\n\nwhich").
 _RUN_ON_BREAK = re.compile(r"(?<=[^.!?:;\s])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z_])")
 
 
