@@ -39,22 +39,57 @@ _BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
 # A blank line between a block that ends mid-sentence and one that goes on in lower case: HTML
 # extraction puts inline code on lines of its own ("use\n\ncollections.deque\n\nwhich").
 _RUN_ON_BREAK = re.compile(r"(?<=[^.!?:;\s])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z_])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s*$")
+
+
+@dataclass(frozen=True)
+class Quotable:
+    """A unit of a passage as the answerer may quote it: the text, the heading line it stands
+    under inside the passage ("" when none), and whether it was a list item, which often
+    names nothing but a label and a figure ("- Input: $0.30 per 1M tokens") and means
+    nothing without that heading ("Gemini 2.5 Flash")."""
+
+    text: str
+    heading: str = ""
+    item: bool = False
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences with their line wraps undone; heading lines (Markdown `#`, or a short line
-    without punctuation, as PDF extraction leaves them) end a sentence and are dropped,
-    unless the sentence runs on into the next line in lower case ("To implement a queue,
-    use" over "collections.deque which was designed to", as HTML extraction wraps lines at
-    inline code)."""
+    """Sentences with their line wraps undone, heading lines dropped (`quotable_sentences`)."""
+    return [q.text for q in quotable_sentences(text, "")[0]]
+
+
+def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
+    """Sentences with their line wraps undone, and the heading in force after them. Heading
+    lines (Markdown `#`, or a short line without punctuation, as PDF extraction leaves them)
+    end a sentence and become the heading of those after them, unless the sentence runs on
+    into the next line in lower case ("To implement a queue, use" over "collections.deque
+    which was designed to", as HTML extraction wraps lines at inline code). `heading`: the
+    one in force where `text` starts."""
     lines = _RUN_ON_BREAK.sub("\n", text).splitlines()
     following = [*lines[1:], ""][: len(lines)]
-    blocks = "\n".join(
-        "\n\n" if _HEADING_LINE.match(line) and not _runs_on(nxt) else line
-        for line, nxt in zip(lines, following, strict=True)
-    )
-    parts = (" ".join(_BOLD.sub(r"\1", p).split()).strip(" -*•#") for p in _SENTENCE_END.split(blocks))
-    return [p for p in parts if len(p) >= 20]
+    out: list[Quotable] = []
+    block: list[str] = []
+    for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
+        if line and not (_HEADING_LINE.match(line) and not _runs_on(nxt)):
+            block.append(line)
+            continue
+        numbered = False  # "1. Install it." splits after "1.", as after a sentence
+        for part in _SENTENCE_END.split("\n".join(block)):
+            quoted = _bare(part).strip(" -*•#")
+            if len(quoted) >= 20:
+                out.append(Quotable(quoted, heading, numbered or _LIST_ITEM.match(part) is not None))
+            numbered = _NUMBERED.match(part) is not None
+        block = []
+        if line:
+            heading = _bare(line).strip(" *#")
+    return out, heading
+
+
+def _bare(text: str) -> str:
+    """One line of text, its runs of white space single spaces, Markdown bold removed."""
+    return " ".join(_BOLD.sub(r"\1", text).split())
 
 
 def _runs_on(next_line: str) -> bool:
@@ -62,33 +97,50 @@ def _runs_on(next_line: str) -> bool:
 
 
 def split_units(text: str) -> list[str]:
+    """The quotable units of a passage, in order (`quotable_units`), as plain text."""
+    return [q.text for q in quotable_units(text)]
+
+
+def quotable_units(text: str) -> list[Quotable]:
     """The quotable units of a passage, in order: sentences of prose, and each table row
     labelled with its header ("Model: gemini-2.5-pro; RPM: 5; ..."), since a row means
     nothing without its column names and holds the figures questions ask about. A code
-    block's sentences never run into the prose around it."""
-    units: list[str] = []
+    block's sentences never run into the prose around it. Each carries the heading line it
+    stands under in the passage."""
+    units: list[Quotable] = []
     prose: list[str] = []
     header: list[str] | None = None
+    heading = ""
+
+    def close_prose() -> None:
+        nonlocal heading
+        found, heading = quotable_sentences("\n".join(prose), heading)
+        units.extend(found)
+        prose.clear()
+
     for line in [*text.splitlines(), ""]:
         if FENCE.match(line):  # code is a block of its own, and the fence is no text to quote
-            units += split_sentences("\n".join(prose))
-            prose, header = [], None
+            close_prose()
+            header = None
             continue
         row = _TABLE_ROW.match(line)
         if row is None:
             header = None
             prose.append(line)
             continue
-        units += split_sentences("\n".join(prose))
-        prose = []
+        close_prose()
         if _TABLE_RULE.match(line):
             continue
         cells = [_BOLD.sub(r"\1", cell.strip().replace("\\|", "|")) for cell in _CELL_BREAK.split(row.group(1))]
         if header is None:
             header = cells
             continue
-        units.append("; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False)))
-    return units + split_sentences("\n".join(prose))
+        units.append(Quotable(
+            "; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False)),
+            heading,
+        ))
+    close_prose()
+    return units
 
 
 def section(heading: str) -> str:
@@ -151,10 +203,16 @@ class Scored:
     position: int
     score: float
     prior: float = 0.0
+    label: str = ""  # the heading a list item is quoted under (`_Unit.label`)
 
     @property
     def ranking(self) -> float:
         return self.score + self.prior
+
+    @property
+    def quoted(self) -> str:
+        """The sentence as the reply quotes it: a list item after its heading."""
+        return f"{self.label} — {self.sentence}" if self.label else self.sentence
 
 
 @dataclass(frozen=True)
@@ -162,13 +220,27 @@ class _Unit:
     passage: Passage
     text: str
     position: int
-    context: str
+    context: str  # the innermost heading of the passage's heading path (`section`)
     overlap: float
+    item: bool  # a list item (`Quotable.item`)
+    heading: str = ""  # the heading line above it in the passage's text, when not `context`
+
+    @property
+    def label(self) -> str:
+        """The heading line a list item is quoted under, unless the item names it already:
+        "Input: $0.30 per 1M tokens" means nothing in a reply without "Gemini 2.5 Flash" above
+        it, and the items of two such lists may be quoted side by side. Only a line of the
+        passage's own text: the citation check reads the quote against that text, and the
+        heading path is shown with the source."""
+        if not self.item or not self.heading:
+            return ""
+        return "" if set(content_words(self.heading)) <= set(content_words(self.text)) else self.heading
 
     @property
     def read_as(self) -> str:
-        """What is embedded: the unit with its section heading, which often names its subject."""
-        return f"{self.context}: {self.text}" if self.context else self.text
+        """What is embedded: the unit with its headings, which often name its subject."""
+        head = " > ".join(h for h in (self.context, self.heading) if h)
+        return f"{head}: {self.text}" if head else self.text
 
 
 @dataclass(frozen=True)
@@ -239,7 +311,7 @@ class ExtractiveAnswerer:
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
-        lines = [f"{s.sentence} [{s.passage.n}]" for s in picked]
+        lines = [f"{s.quoted} [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
@@ -256,15 +328,17 @@ class ExtractiveAnswerer:
         stems: dict[str, str] = {}  # each distinct word stemmed once per answer
         out = []
         for passage in passages:
-            context = section(passage.heading)
-            for position, unit in enumerate(split_units(passage.text)):
-                words = set(content_words(f"{context} {unit}"))
+            outer = section(passage.heading)
+            for position, quotable in enumerate(quotable_units(passage.text)):
+                unit, context = quotable.text, outer
+                local = quotable.heading if quotable.heading != outer else ""
+                words = set(content_words(f"{context} {local} {unit}"))
                 overlap = len(q_words & words) / len(q_words)
                 if not overlap:
                     new = [w for w in words if w not in stems]
                     stems.update(zip(new, stem_words(new), strict=True))
                 if overlap or not q_stems.isdisjoint(stems[w] for w in words):
-                    out.append(_Unit(passage, unit, position, context, overlap))
+                    out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local))
         return out
 
     def support(
@@ -295,7 +369,7 @@ class ExtractiveAnswerer:
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
-            ), rank_prior(self.rank_prior, rank[u.passage.n]))
+            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, max(s.score for s in scored), float(semantic.max()), coverage,

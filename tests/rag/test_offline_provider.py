@@ -204,6 +204,41 @@ def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
     ]
 
 
+def test_units_carry_the_heading_line_they_stand_under_and_whether_they_are_list_items():
+    """A PDF page's headings are lines of its text, not the chunk's heading path: a unit keeps
+    the last one above it, a table row too; a numbered item is an item though the sentence
+    splitter cuts after its "1."."""
+    from rag.providers.extractive import Quotable, quotable_units
+
+    text = (
+        "Prices are per 1M tokens.\nGemini 2.5 Flash\n- Input: $0.30 per 1M tokens.\n"
+        "- Output, including thinking: $2.50 per 1M tokens.\n## Gemini 2.5 Flash-Lite\n"
+        "1. Input: $0.10 per 1M tokens.\n\n| Model | RPM |\n|---|---|\n| Flash-Lite | 15 |\n"
+    )
+    assert quotable_units(text) == [
+        Quotable("Prices are per 1M tokens.", ""),
+        Quotable("Input: $0.30 per 1M tokens.", "Gemini 2.5 Flash", item=True),
+        Quotable("Output, including thinking: $2.50 per 1M tokens.", "Gemini 2.5 Flash", item=True),
+        Quotable("Input: $0.10 per 1M tokens.", "Gemini 2.5 Flash-Lite", item=True),
+        Quotable("Model: Flash-Lite; RPM: 15", "Gemini 2.5 Flash-Lite"),
+    ]
+
+
+def test_a_list_item_is_quoted_under_its_heading_so_items_of_two_lists_stay_apart(offline_provider):
+    """Quoted bare, "Input: $0.30 per 1M tokens" and "Input: $0.10 per 1M tokens" of two
+    models' price lists read alike; the heading above each says which model it is about,
+    and it also ranks the item: the question names the model, the item does not."""
+    prices = Passage(1, (
+        "The price list\nAll prices are list prices in US dollars.\n"
+        "Gemini 2.5 Flash\n- Input (text, image, video): $0.30 per 1M tokens.\n- Output: $2.50 per 1M tokens.\n"
+        "Gemini 2.5 Flash-Lite\n- Input: $0.10 per 1M tokens.\n- Output: $0.40 per 1M tokens.\n"
+    ), "pricing.pdf", page=1, heading="Pricing > The price list")
+    reply = ask_offline(offline_provider, "What does Gemini 2.5 Flash-Lite charge for input?", prices)
+    assert "- Gemini 2.5 Flash-Lite — Input: $0.10 per 1M tokens. [1]" in reply
+    prices_quoted = [line for line in reply.splitlines() if "per 1M tokens" in line]
+    assert all(line.startswith(("- Gemini 2.5 Flash — ", "- Gemini 2.5 Flash-Lite — ")) for line in prices_quoted)
+
+
 def test_a_sentence_wrapped_at_inline_code_stays_one_sentence():
     """HTML extraction puts inline code on lines of its own: a short capitalised line that
     goes on in lower case is the start of a sentence, not a heading, and a blank line in the
