@@ -281,8 +281,9 @@ def plan_run(
         names = ", ".join(r.source for r in gone[:GONE_NAMED])
         if len(gone) > GONE_NAMED:
             names += f" and {len(gone) - GONE_NAMED} more"
-        report.notes.append(f"{len(gone)} file(s) ingested before are gone from the folder but still in the "
-                            f"collection ({names}); --prune removes them")
+        one = len(gone) == 1
+        report.notes.append(f"{len(gone)} file{'' if one else 's'} ingested before {'is' if one else 'are'} gone "
+                            f"from the folder but still in the collection ({names}); --prune removes them")
     return Plan(tasks, gone if prune else [], touched)
 
 

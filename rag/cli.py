@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
 def print_session(chain: Chain, session_id: str) -> None:
     totals = chain.ledger.session(session_id)
     saved = f", implicit cache saved ${totals.cache_saved_usd:.6f}" if totals.cache_saved_usd else ""
-    print(f"Session {session_id}: {totals.answers} answers, ${totals.cost_usd:.6f}{saved}; "
+    answers = f"{totals.answers} answer{'' if totals.answers == 1 else 's'}"
+    print(f"Session {session_id}: {answers}, ${totals.cost_usd:.6f}{saved}; "
           f"python -m rag costs --session {session_id} shows its spending; "
           f"continue it with --session {session_id}", file=sys.stderr)
 

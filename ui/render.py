@@ -364,7 +364,7 @@ def checks_html(checks: Sequence[SentenceCheck]) -> str:
 
 def totals_html(totals: SessionTotals) -> str:
     stats = [
-        ("answers", "answers", f"{totals.answers}"),
+        ("answers", "answer" if totals.answers == 1 else "answers", f"{totals.answers}"),
         ("tokens", "tokens", f"{totals.tokens:,}"),
         ("cost", "spent", usd(totals.cost_usd)),
         ("cache-hits", "cache hits", f"{totals.cache_hits}"),

@@ -97,7 +97,7 @@ def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake)
     corpus.path("notes.txt").unlink()
     kept = ingest_paths([corpus.root], settings, fake)
     assert "notes.txt" not in _statuses(kept)
-    assert kept.notes == ["1 file(s) ingested before are gone from the folder but still in the collection "
+    assert kept.notes == ["1 file ingested before is gone from the folder but still in the collection "
                           "(notes.txt); --prune removes them"]
     assert any(c.source == "notes.txt" for c in Store(settings, fake.embedding_id).chunks())
     pruned = ingest_paths([corpus.root], settings, fake, prune=True)
@@ -112,7 +112,7 @@ def test_the_note_on_files_gone_names_a_few_and_counts_the_rest(corpus, settings
     corpus.path("notes.txt").unlink()
     corpus.path("guide.md").unlink()
     [note] = ingest_paths([corpus.root], settings, fake).notes
-    assert re.fullmatch(r"2 file\(s\) ingested before are gone from the folder but still in the collection "
+    assert re.fullmatch(r"2 files ingested before are gone from the folder but still in the collection "
                         r"\((notes\.txt|guide\.md) and 1 more\); --prune removes them", note)
 
 

@@ -37,6 +37,7 @@ def test_ask_streams_an_answer_with_correct_citations(settings, offline_provider
     assert " *[1] handbook.pdf p. 2\n" in out
     assert "Route: offline · offline-extractive" in out
     assert "prompt +" in out and "first token" in out
+    assert re.search(r"Session cli-\w+: 1 answer, \$0\.000000;", done.stderr)
     assert "Traceback" not in done.stderr
 
 

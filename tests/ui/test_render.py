@@ -103,6 +103,8 @@ def test_totals_show_every_session_figure() -> None:
     for stat, value in [("answers", "3"), ("tokens", "4,500"), ("cost", "$0.0123"), ("cache-hits", "1"),
                         ("saved", "$0.0040"), ("implicit-cache", "$0.000700"), ("remaining", "$0.9877 / $1.00")]:
         assert f"data-stat='{stat}'><b>{value}</b>" in html
+    assert "<b>3</b> answers" in html
+    assert "<b>1</b> answer</span>" in render.totals_html(SessionTotals(1, 10, 0.0, 0, 0.0, 0.0, 1.0, 1.0))
 
 
 def test_empty_corpus_says_how_to_ingest() -> None:
