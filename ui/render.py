@@ -11,8 +11,9 @@ Buttons carry `data-act` (what a click does) and `data-turn`/`data-n`; the page'
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count
 
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
@@ -113,21 +114,23 @@ def _answer_body(index: int, turn: Turn) -> str:
     html = safe.markdown(body)
     sources = {c.n: c for c in turn.record.sources} if turn.record else {}
     if sources:
-        html = _CITES.sub(lambda m: _chips(index, turn, m.group(1), sources), html)
+        chips = count()  # each chip's own popover id: an offline answer cites [1] after many sentences
+        html = _CITES.sub(lambda m: _chips(index, turn, m.group(1), sources, chips), html)
     if turn.status == "stopped":
         html += "<p class='stopped'>(stopped)</p>"
     return html
 
 
-def _chips(index: int, turn: Turn, group: str, sources: dict[int, Citation]) -> str:
+def _chips(index: int, turn: Turn, group: str, sources: dict[int, Citation], chips: Iterator[int]) -> str:
     numbers = [int(n) for n in group.split(",")]
     if not all(n in sources for n in numbers):
         return f"[{text(group)}]"  # a number the model invented stays plain text
-    return "".join(chip(index, sources[n], turn) for n in numbers)
+    return "".join(chip(index, sources[n], turn, next(chips)) for n in numbers)
 
 
-def chip(index: int, citation: Citation, turn: Turn) -> str:
-    """A numbered chip: hover or focus shows the passage, a click opens the source there."""
+def chip(index: int, citation: Citation, turn: Turn, k: int) -> str:
+    """A numbered chip: hover or focus shows the passage, a click opens the source there.
+    `k`: the chip's place in its answer, which makes its popover's id unique on the page."""
     n = citation.n
     where = spelled_place(citation)
     label = f"Source {n}: {citation.source}" + (f", {where}" if where else "")
@@ -137,8 +140,8 @@ def chip(index: int, citation: Citation, turn: Turn) -> str:
         label += ", not supported by it"
     return (
         f"<button type='button' class='cite{flag}' data-act='cite' data-turn='{index}' data-n='{n}' "
-        f"aria-label='{text(label)}' aria-describedby='pop-{index}-{n}'>{n}"
-        f"<span class='pop' role='tooltip' id='pop-{index}-{n}'>{popover_html(citation, turn)}</span></button>"
+        f"aria-label='{text(label)}' aria-describedby='pop-{index}-{k}'>{n}"
+        f"<span class='pop' role='tooltip' id='pop-{index}-{k}'>{popover_html(citation, turn)}</span></button>"
     )
 
 

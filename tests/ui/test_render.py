@@ -62,6 +62,9 @@ def test_citations_become_chips_and_invented_numbers_stay_text() -> None:
     assert html.count("class='cite'") == 3 and "[7]" in html
     assert "<mark>Ten requests per minute is the limit.</mark>" in html
     assert "aria-label='Source 1: doc1.pdf, page 2'" in html
+    ids = re.findall(r"id='(pop-[^']+)'", html)  # [1] is cited twice: each chip its own popover
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert all(f"aria-describedby='{i}'" in html for i in ids)
 
 
 def test_answer_footer_names_model_route_tokens_ttft_and_the_cost_paid() -> None:
