@@ -59,7 +59,7 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
     ranks = [int(part.split("'")[0]) for part in sources.split("data-n='")[1:]]
     assert ranks == [1, 2, 3, 4]
     assert "<li class='cited'>" in sources and "<li class='uncited'>" in sources
-    assert "<b>1</b> answers" in totals
+    assert "<b>1</b> answer</span>" in totals
     assert state.turns[0].spent_usd == 0.0 and "cost $0.0000" in chat
     assert "✓ 1 of 1 cited sentences supported" in chat  # the citation check, under the answer
 
