@@ -7,9 +7,10 @@ second stage looks at the candidates together and at what the first stage ignore
   literal tokens ("429", "os.path.join") found in the chunk, which stemming and a small
   embedder blur; from the fourth place on, plus a share of the best score on the PDF page
   before or after (a page break cuts a section anywhere: the page next to a strong one
-  often holds the rest of its answer); then the best chunk of each section or page before
-  any second chunk of one. Two weights in settings (`LocalRerankWeights`), chosen on our
-  own test sets.
+  often holds the rest of its answer); minus a penalty for a table of contents or an index,
+  which names every subject and answers none; then the best chunk of each section or page
+  before any second chunk of one. Three weights in settings (`LocalRerankWeights`), the
+  first two chosen on our own test sets.
 - `gemini`: one listwise call to the cheap model, which returns a JSON relevance score per
   candidate. It is cached per question and corpus version, charged like any call, and on a
   timeout or any API failure the local order stands.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,6 +86,21 @@ def _anchor_share(question: str, candidates: Sequence[Hit]) -> np.ndarray:
     return np.array([share_present(wanted, f"{c.chunk.title} {c.chunk.text}") for c in candidates], dtype=np.float64)
 
 
+_LEADER_LINE = re.compile(r"(?:\.\s?){3,}\s*\d+(?:\s*[,–-]\s*\d+)*\s*$")  # "glp add cols . . . . 81"
+
+
+def _navigation(candidates: Sequence[Hit]) -> np.ndarray:
+    """Per candidate, 1 when its text is a table of contents or an index: most of its lines
+    end in a dot leader and a page number. Such a page names every subject of a manual and
+    answers none, and its titles match a question's words better than the page it points to."""
+    flags = []
+    for c in candidates:
+        lines = [line for line in c.chunk.text.splitlines() if line.strip()]
+        leaders = sum(bool(_LEADER_LINE.search(line)) for line in lines)
+        flags.append(float(bool(lines) and 2 * leaders >= len(lines)))
+    return np.array(flags, dtype=np.float64)
+
+
 def _pdf_page(hit: Hit) -> int | None:
     """The PDF page a chunk is on (text or figure); None for a slide or a chunk without
     pages: the lift was measured on manuals only."""
@@ -130,7 +147,8 @@ def documents_first(hits: Sequence[Hit], keep: int = QUOTED_AS_RANKED) -> list[H
 
 class LocalReranker:
     """s = fused score (normalised over the candidates) + w.anchors * the share of the
-    question's literal tokens the chunk holds ranks the first three; the rest are ranked by
+    question's literal tokens the chunk holds - w.navigation for a table of contents or an
+    index ranks the first three; the rest are ranked by
     s + w.neighbours * the best s on the page before or after (same PDF); then documents
     first. The neighbours fill the later places only: lifted into the top three, they
     pushed the best-supported passages down (MRR and nDCG@10 fell on Asymptote's manual).
@@ -150,7 +168,8 @@ class LocalReranker:
     def rerank(self, question: str, candidates: Sequence[Hit], store: Store) -> Reranked:
         if len(candidates) < 2:
             return Reranked(list(candidates))
-        own = _minmax([h.score for h in candidates]) + self.weights.anchors * _anchor_share(question, candidates)
+        own = (_minmax([h.score for h in candidates]) + self.weights.anchors * _anchor_share(question, candidates)
+               - self.weights.navigation * _navigation(candidates))
         ranked = sorted(range(len(candidates)), key=lambda i: (-own[i], i))
         head, tail = ranked[:QUOTED_AS_RANKED], ranked[QUOTED_AS_RANKED:]
         scores = own.copy()  # the first three keep their own; the rest may gain from a neighbouring page

@@ -66,11 +66,13 @@ class Experiment(BaseModel):
 class LocalRerankWeights(BaseModel):
     """The local reranker's numbers (rag/rerank.py), on the scale of the fused score
     normalised to [0, 1]: the bonus of a chunk holding all of the question's literal tokens
-    ("429", "os.path.join"), and the share of the best score on a neighbouring page of the
-    same PDF that a page's chunk gains. Chosen on corpus/eval's test sets (README: Retrieval)."""
+    ("429", "os.path.join"), the share of the best score on a neighbouring page of the
+    same PDF that a page's chunk gains, and what a table of contents' or an index's chunk
+    loses. Chosen on corpus/eval's test sets (README: Retrieval)."""
 
     anchors: float = 0.3
     neighbours: float = 0.4
+    navigation: float = 1.0
 
 
 class ChunkProfile(BaseModel):

@@ -107,6 +107,22 @@ def test_chunks_without_a_pdf_page_gain_nothing_from_their_neighbours():
         h.chunk.id for h in pool]
 
 
+def test_a_table_of_contents_or_an_index_goes_behind_the_pages_it_points_to():
+    """Their titles match the question's words ("glp add cols") better than the page the
+    entry points to, and they answer nothing."""
+    contents = "2.3.6 glp add cols — add new columns to problem object . . . . . . . . . 19\n" \
+               "2.3.7 glp set row name — assign (change) row name . . . . . . . . . . . . 20"
+    index = "glp_add_cols. . . . . . . . . . 19, 24\nglp_add_rows . . . . . . . . . . 18\ncolumns . . . . . 19–21"
+    page = "The routine glp_add_cols adds ncs columns (structural variables) to the problem object."
+    pool = [Hit(replace(CHUNKS[0], id=i, text=t, source="glpk.pdf", page=n), score)
+            for i, t, n, score in [("toc", contents, 4, 0.9), ("index", index, 300, 0.8), ("page", page, 19, 0.7),
+                                   ("other", CHUNKS[2].text, 50, 0.2)]]
+    question = "what bounds does a new column get from glp_add_cols?"
+    assert order(LocalReranker(LocalRerankWeights(navigation=0)).rerank(question, pool, None))[0] == "index"
+    ranked = order(LocalReranker(LocalRerankWeights()).rerank(question, pool, None))
+    assert ranked[0] == "page" and ranked.index("toc") > ranked.index("page")
+
+
 def test_without_a_key_gemini_rerank_is_the_local_one(settings, offline_provider):
     assert make_reranker(settings, offline_provider, "gemini").name == "local"
     assert make_reranker(settings, offline_provider, "none").name == "none"
