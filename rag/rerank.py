@@ -95,7 +95,11 @@ def _navigation(candidates: Sequence[Hit]) -> np.ndarray:
     answers none, and its titles match a question's words better than the page it points to."""
     flags = []
     for c in candidates:
-        lines = [line for line in c.chunk.text.splitlines() if line.strip()]
+        text = c.chunk.text
+        if ". ." not in text and "..." not in text:  # no leader at all: most chunks, a substring test
+            flags.append(0.0)
+            continue
+        lines = [line for line in text.splitlines() if line.strip()]
         leaders = sum(bool(_LEADER_LINE.search(line)) for line in lines)
         flags.append(float(bool(lines) and 2 * leaders >= len(lines)))
     return np.array(flags, dtype=np.float64)
