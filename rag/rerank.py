@@ -152,14 +152,13 @@ def documents_first(hits: Sequence[Hit], keep: int = QUOTED_AS_RANKED) -> list[H
 class LocalReranker:
     """s = fused score (normalised over the candidates) + w.anchors * the share of the
     question's literal tokens the chunk holds - w.navigation for a table of contents or an
-    index ranks the first three; the rest are ranked by
-    s + w.neighbours * the best s on the page before or after (same PDF); then documents
-    first. The neighbours fill the later places only: lifted into the top three, they
-    pushed the best-supported passages down (MRR and nDCG@10 fell on Asymptote's manual).
-    Measured on the test sets of corpus/eval (README: Retrieval), this is better than the
-    fused order on every set; the other features we tried (standard-score re-fusion,
-    idf-weighted term coverage, title match, document support, chunk titles in BM25) were
-    not, and were dropped."""
+    index ranks the first three; the rest are ranked by s + w.neighbours * the best s on
+    the page before or after (same PDF); then documents first. The neighbours fill the
+    later places only: lifted into the top three, they pushed the best-supported passages
+    down (MRR and nDCG@10 fell on Asymptote's manual). Measured on the test sets of
+    corpus/eval (README: Retrieval), this is better than the fused order on every set; the
+    other features we tried (standard-score re-fusion, idf-weighted term coverage, title
+    match, document support, chunk titles in BM25) were not, and were dropped."""
 
     name = "local"
 
