@@ -11,7 +11,9 @@ then does not tokenise it again (`rag.providers.wordpieces`).
 Structure-aware: a chunk never spans two sections (PDF pages, Markdown sections); inside a
 section it breaks at line and sentence ends, and only a single sentence longer than the
 whole budget is cut between words. Overlap repeats the last whole sentences of a chunk
-(up to the profile's overlap) at the start of the next.
+(up to the profile's overlap) at the start of the next. A chunk that starts mid-sentence
+(a PDF's line) keeps the words before it that start the sentence (`Chunk.lead`, shown with
+it, neither embedded nor indexed: rag.sentences).
 
 Bounded: every chunk is within the profile's token budget and its character cap, also for
 text a tokenizer cannot see into (a run without spaces, which WordPiece counts as one
@@ -33,6 +35,7 @@ from typing import Protocol
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
 from rag.providers.wordpieces import BERT_RUN, BERT_WORD_CHAR, Tokenized, WordPieces
+from rag.sentences import lead
 from rag.settings import ChunkProfile
 from rag.types import Chunk, contextual_text
 
@@ -130,6 +133,7 @@ class Chunker:
                     kind=section.kind,
                     unit=section.unit,
                     context=context,
+                    lead=lead(section.text, span.start),
                 )
                 seen[digest] += 1
                 ids = context_ids + pieces.between(span.start, span.end) if span.whole_words else None

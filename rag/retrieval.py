@@ -6,7 +6,8 @@ weight to tune) or by a convex combination of normalised scores (one weight, tun
 test set); `settings.fusion` chooses, and the evaluation decides the default. Convex
 fusion takes a third ranking too, the chunks' best lines (`rag.bm25`), at `line_weight`.
 Each mode over-fetches `top_k * overfetch` candidates; the second ranking stage
-(`rag.rerank`) reorders the best `rerank_depth` of them, and the list is cut to `top_k`.
+(`rag.rerank`) reorders the best `rerank_depth` of them, and the list is cut to `top_k`,
+each chunk shown with the start of its first sentence (`rag.sentences`).
 MMR, when asked for, picks that cut for diversity instead of rank alone. `per_file` keeps
 each file's best passage only, so the cut ranks files (BEIR ranks documents this way).
 """
@@ -25,6 +26,7 @@ from rag.embedcache import EmbeddingCache
 from rag.providers import Embedders
 from rag.providers.base import Generator
 from rag.rerank import Reranked, Reranker, make_reranker
+from rag.sentences import as_shown
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Embedded, FileSearchTool, Hit, Usage
@@ -190,7 +192,8 @@ class Retriever:
         if query.mmr and embedded and len(candidates) > query.top_k:
             candidates = self._diversify(store, embedded.vectors[0], candidates, query.top_k)
         return Retrieved(
-            candidates[: query.top_k], usage, model, reranked.usage, reranked.model, reranked.note
+            [Hit(as_shown(h.chunk), h.score) for h in candidates[: query.top_k]],
+            usage, model, reranked.usage, reranked.model, reranked.note,
         )
 
     def _with_files(

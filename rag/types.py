@@ -257,6 +257,7 @@ class Chunk:
     kind: ChunkKind = "text"  # "figure": a model's description of an image, not the document's words
     unit: PageUnit = "page"
     context: str = ""  # embedded before the text, which lacks it (ingest.loaders.Section.context)
+    lead: str = ""  # the start of the sentence `text` begins in the middle of, shown before it (rag.sentences)
 
     @property
     def place(self) -> str:
@@ -284,6 +285,8 @@ class Chunk:
             meta["unit"] = self.unit
         if self.context:
             meta["context"] = self.context
+        if self.lead:
+            meta["lead"] = self.lead
         return meta
 
     @property
@@ -309,6 +312,7 @@ class Chunk:
             kind="figure" if meta.get("kind") == "figure" else "text",
             unit="slide" if meta.get("unit") == "slide" else "page",
             context=str(meta.get("context", "")),
+            lead=str(meta.get("lead", "")),
         )
 
 

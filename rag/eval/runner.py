@@ -38,6 +38,7 @@ from rag.prompts import PROMPT_VERSION
 from rag.providers import Embedders
 from rag.providers.base import Generator
 from rag.retrieval import Query, Retriever, Searcher
+from rag.sentences import as_shown
 from rag.settings import BackendName, Settings
 from rag.store import Store
 from rag.types import Chunk, Message, Passage
@@ -264,9 +265,10 @@ class Evaluator:
         )
 
     def shown(self, record: AnswerRecord) -> list[Passage]:
-        """The full passages the answer was generated from (the record keeps snippets). A
-        File Search chunk is not in the local collection: its snippet stands for it."""
-        chunks = {c.id: c for c in self.store.get([s.chunk_id for s in record.sources])}
+        """The full passages the answer was generated from (the record keeps snippets), as
+        retrieval showed them (`rag.sentences`). A File Search chunk is not in the local
+        collection: its snippet stands for it."""
+        chunks = {c.id: as_shown(c) for c in self.store.get([s.chunk_id for s in record.sources])}
         return [
             Passage(n=s.n, text=chunks[s.chunk_id].text if s.chunk_id in chunks else s.snippet, source=s.source,
                     page=s.page, chunk_id=s.chunk_id)

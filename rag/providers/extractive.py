@@ -18,6 +18,7 @@ from typing import Literal
 from rag.keyterms import missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
+from rag.sentences import heading_line
 from rag.text import FENCE, anchors, asks_for_whole_document, content_words, share_present, stem_words
 from rag.types import Message, Passage
 
@@ -31,8 +32,6 @@ _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
 _CELL_BREAK = re.compile(r"(?<!\\)\|")  # a "|" escaped as "\|" (Markdown tables) is inside its cell
 
-
-_HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
 # since stripping the list marker left "Traffic**:". Not Python's "**kwargs" nor "2**10".
 _BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
@@ -72,7 +71,7 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
     out: list[Quotable] = []
     block: list[str] = []
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
-        if line and not (_HEADING_LINE.match(line) and not _runs_on(nxt)):
+        if line and not heading_line(line, nxt):
             block.append(line)
             continue
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
@@ -90,10 +89,6 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
 def _bare(text: str) -> str:
     """One line of text, its runs of white space single spaces, Markdown bold removed."""
     return " ".join(_BOLD.sub(r"\1", text).split())
-
-
-def _runs_on(next_line: str) -> bool:
-    return next_line[:1].islower() or next_line[:1] == "_"
 
 
 def split_units(text: str) -> list[str]:

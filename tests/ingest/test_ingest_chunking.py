@@ -181,3 +181,16 @@ def test_a_file_making_too_many_chunks_is_refused_with_the_setting_to_raise():
         Chunker(ChunkProfile(size_tokens=200, overlap_tokens=0, max_word_chars=100), minilm, 10).chunk(
             "a.txt", [Section("A" * 5_000)]
         )
+
+
+def test_a_chunk_starting_mid_sentence_keeps_the_sentences_start_as_its_lead():
+    """PDF text wraps its lines mid-sentence and a chunk (or its overlap) starts at a line:
+    such a chunk leads with the words that start its sentence; the others lead with none."""
+    lines = [f"Step {i} of the routine reads the matrix and then" if i % 2 == 0 else "writes the basis."
+             for i in range(40)]
+    text = "\n".join(lines) + "\n"
+    chunks = [s.chunk for s in _chunker(size=30, overlap=10).chunk("m.pdf", [Section(text, page=2)])]
+    mid = [c for c in chunks if c.text.startswith("writes")]
+    assert mid and all(c.lead.startswith("Step ") and c.lead.endswith("and then\n") for c in mid)
+    assert all(text[c.start - len(c.lead) : c.start] == c.lead for c in chunks)
+    assert all(c.lead == "" for c in chunks if c.text.startswith("Step"))

@@ -139,3 +139,12 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     leaked = _run(settings, "ask", "what should I do first if our API key shows up on GitHub?", collection="corpus")
     assert leaked.returncode == 0, leaked.stderr
     assert "delete the key" in leaked.stdout
+
+    # The price sentence wraps across two PDF lines and its chunk starts at the second one
+    # ("2.5 Flash and Flash-Lite, ..."): the quote starts where the sentence does (rag.sentences).
+    stored = _run(settings, "ask", "what does cached input cost on Flash?", collection="corpus")
+    assert stored.returncode == 0, stored.stderr
+    price = (r"Explicit caches are billed per million tokens per hour of storage \(as of 2025-09\): "
+             r"\$1\.00 for Gemini\s+2\.5 Flash and Flash-Lite, and \$4\.50 for Gemini 2\.5 Pro\.")
+    assert re.search(price, stored.stdout), stored.stdout
+    assert "- 2.5 Flash and Flash-Lite" not in stored.stdout

@@ -1,0 +1,68 @@
+"""Passages that start on a whole sentence.
+
+A chunk's overlap repeats the last lines of the chunk before it, and in a PDF a line seldom
+starts a sentence, so many chunks begin mid-sentence ("output tokens, that is $25.00 per
+day"). Shown as they are, such passages hand a model, the offline answerer and the reader a
+fragment whose subject is in the text before. So ingest keeps, with each chunk, the words
+before it that start its first sentence, when they are in the same section and under
+`MAX_LEAD_CHARS` (`lead`); retrieval ranks the chunk on its own text and shows it with its
+lead (`as_shown`). The lead is the document's own text, cut at the chunk's offsets.
+
+Kept at ingest rather than read from the chunk before at question time: a metadata lookup
+in Chroma scans the collection, 11 ms a question at 10k chunks and 27 ms at 30k (bench,
+2026-12-04), where a stored lead costs nothing. A passage's end is left as it is:
+completing it too, from the chunk after, was measured and lost evidence on three of the
+four test sets (README: Evaluation), since a longer last sentence takes the offline
+answer's reading budget from other sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from rag.types import Chunk
+
+MAX_LEAD_CHARS = 300  # a longer missing start is a paragraph, not a sentence's edge: left out
+# Where a sentence ends: a stop (with any closing quote or bracket) before white space, or a
+# blank line. Not a colon: "billed per hour (as of 2025-09): $1.00 for Gemini" is one sentence.
+_BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+|\n[ \t]*\n")
+_ENDED = re.compile(r"[.!?][\"'”’)\]]*\s*$|\n[ \t]*\n\s*$")
+_STARTS_BLOCK = re.compile(r"\s*(?:[-*•>|#]|\d+[.)]\s|```)")  # a list item, quote, table row, heading, code
+_HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
+
+
+def heading_line(line: str, next_line: str) -> bool:
+    """Whether `line` is a heading (Markdown `#`, or a short line without punctuation, as PDF
+    extraction leaves them), unless the text runs on into `next_line` in lower case ("To
+    implement a queue, use" over "collections.deque which was designed to", as HTML
+    extraction wraps lines at inline code). A heading ends the sentence before it."""
+    return _HEADING_LINE.match(line) is not None and not (next_line[:1].islower() or next_line[:1] == "_")
+
+
+def lead(section: str, start: int) -> str:
+    """The text of `section` from the start of the sentence that `section[start:]` begins in
+    the middle of, up to `start`; "" when it begins a sentence (or a list item, a table row,
+    a heading), or when that sentence starts more than `MAX_LEAD_CHARS` before it. A heading
+    line is not part of the sentence after it: the answerer would read it as the heading of
+    what follows (rag.providers.extractive)."""
+    window = section[max(0, start - MAX_LEAD_CHARS - 8) : start]
+    if not window.strip() or _ENDED.search(window) or _STARTS_BLOCK.match(section, start):
+        return ""
+    stops = [m.end() for m in _BOUNDARY.finditer(window)]
+    lines = window[stops[-1] if stops else 0 :].split("\n")  # whole lines, then the part before `start`
+    after_heading = 0
+    for i, line in enumerate(lines[:-1]):
+        if heading_line(line, ("\n".join(lines[i + 1 :]) + section[start : start + 1]).lstrip(" \t")):
+            after_heading = i + 1
+    if not stops and not after_heading:
+        return ""  # the sentence starts further back, or (at a page's start) on another page
+    found = "\n".join(lines[after_heading:])
+    return found if found.strip() and len(found) <= MAX_LEAD_CHARS else ""
+
+
+def as_shown(chunk: Chunk) -> Chunk:
+    """The chunk as a passage shows it: its lead, then its text."""
+    if not chunk.lead:
+        return chunk
+    return replace(chunk, text=chunk.lead + chunk.text, start=chunk.start - len(chunk.lead), lead="")

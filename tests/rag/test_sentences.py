@@ -1,0 +1,95 @@
+import pytest
+
+from rag.answer import AskOptions
+from rag.providers import Embedders
+from rag.retrieval import Query, Retriever
+from rag.sentences import MAX_LEAD_CHARS, as_shown, lead
+from rag.store import Store
+from rag.types import Chunk
+
+PAGE = (
+    "Alpha is the first letter. The routine glp_simplex solves\n"
+    "the problem with the primal simplex method. It returns zero\n"
+    "when the problem is solved. More text follows here.\n"
+)
+
+
+def test_a_chunk_starting_mid_sentence_leads_with_the_sentences_start():
+    """A PDF chunk starts at a line start; the sentence started on the line before."""
+    start = PAGE.index("the problem")
+    assert lead(PAGE, start) == "The routine glp_simplex solves\n"
+
+
+@pytest.mark.parametrize(("section", "at"), [
+    (PAGE, "Alpha"),  # the section's start
+    (PAGE, "It returns"),  # after a full stop
+    ("First line of a list:\n- an item\n- another item\n", "- another"),  # a list item
+    ("A table:\n| a | b |\n| 1 | 2 |\n", "| 1"),  # a table row
+    ("Ends a paragraph\n\nstarts a new one\n", "starts"),  # after a blank line
+    ("page 7 continues a sentence from page six and\nends here.\n", "ends here"),  # no sentence start on this page
+])
+def test_no_lead_where_a_sentence_list_item_or_row_starts_or_no_start_is_in_the_section(section, at):
+    assert lead(section, section.index(at)) == ""
+
+
+def test_a_colon_does_not_end_a_sentence():
+    """The sample corpus's caching guide, whose chunk started at "2.5 Flash" and was quoted from there."""
+    text = ("Tokens are billed again.\nExplicit caches are billed per hour (as of 2025-09): $1.00 for Gemini\n"
+            "2.5 Flash and Flash-Lite, and $4.50 for Gemini 2.5 Pro.\n")
+    assert lead(text, text.index("2.5 Flash")) == (
+        "Explicit caches are billed per hour (as of 2025-09): $1.00 for Gemini\n"
+    )
+
+
+def test_a_sentence_starting_further_back_than_the_cap_gets_no_lead():
+    text = "Short one. A sentence that goes on " + "and on " * (MAX_LEAD_CHARS // 7) + "\nuntil it stops. Next.\n"
+    assert lead(text, text.index("until")) == ""
+    short = text.replace("and on " * (MAX_LEAD_CHARS // 7), "and on ")
+    assert lead(short, short.index("until")) == "A sentence that goes on and on \n"
+
+
+def test_a_chunk_is_shown_with_its_lead_as_one_slice_of_the_document():
+    start, end = PAGE.index("the problem"), PAGE.index("when")
+    chunk = Chunk(id="c1", text=PAGE[start:end], source="glpk.pdf", index=1, start=start, end=end,
+                  content_hash="h", page=4, lead=lead(PAGE, start))
+    shown = as_shown(chunk)
+    assert shown.text == PAGE[shown.start : shown.end] and shown.text.startswith("The routine glp_simplex")
+    assert (shown.id, shown.page, shown.end, shown.lead) == ("c1", 4, end, "")
+    assert as_shown(shown) == shown
+
+
+def test_the_retriever_ranks_on_the_chunks_own_text_and_shows_its_lead(settings, offline_provider):
+    """Stored and read back through Chroma's metadata; the question's words are in the chunk,
+    and the lead ("The routine glp_simplex solves") is shown before it."""
+    cuts = [("Alpha", "solves\n"), ("the problem", "returns zero\n"), ("It returns", "here.\n")]
+    chunks = []
+    for i, (first, last) in enumerate(cuts):
+        start = PAGE.index(first)
+        end = PAGE.index(last, start) + len(last)
+        chunks.append(Chunk(id=f"c{i}", text=PAGE[start:end], source="glpk.pdf", index=i, start=start, end=end,
+                            content_hash=f"h{i}", page=4, lead=lead(PAGE, start)))
+    store = Store(settings, offline_provider.embedding_id, "sentences")
+    store.upsert(chunks, offline_provider.embed_documents([c.embedded_text for c in chunks]).vectors)
+    assert {c.id: c.lead for c in store.chunks()} == {c.id: c.lead for c in chunks} and chunks[1].lead
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    query = Query.of("primal simplex method", settings, AskOptions(mode="hybrid", top_k=1))
+    (hit,) = retriever.search(store, query).hits
+    assert hit.chunk.id == "c1"
+    assert hit.chunk.text.startswith("The routine glp_simplex solves\nthe problem with the primal simplex method.")
+
+
+@pytest.mark.parametrize("before", ["Tokens are billed again.\n", "", "a sentence from the page before.\n"])
+def test_a_heading_line_ends_the_sentence_before_it_and_is_no_part_of_a_lead(before):
+    """"Storage price" over the price sentence: a lead with it made the answerer label a list
+    item further down "Storage price — Without caching: ..."."""
+    text = (before + "Storage price\nExplicit caches are billed per hour (as of 2025-09): $1.00 for Gemini\n"
+            "2.5 Flash and Flash-Lite, and $4.50 for Gemini 2.5 Pro.\n")
+    assert lead(text, text.index("2.5 Flash")) == (
+        "Explicit caches are billed per hour (as of 2025-09): $1.00 for Gemini\n"
+    )
+    assert lead(text, text.index("Explicit")) == ""
+
+
+def test_a_wrapped_line_that_runs_on_in_lower_case_is_no_heading():
+    assert lead(PAGE, PAGE.index("the problem")) == "The routine glp_simplex solves\n"
+    assert lead("Short line\nwraps on here. And\nmore.", len("Short line\nwraps on here. And\n")) == "And\n"
