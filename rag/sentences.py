@@ -26,9 +26,12 @@ from rag.types import Chunk
 MAX_LEAD_CHARS = 300  # a longer missing start is a paragraph, not a sentence's edge: left out
 # Where a sentence ends: a stop (with any closing quote or bracket) before white space, or a
 # blank line. Not a colon: "billed per hour (as of 2025-09): $1.00 for Gemini" is one sentence.
-_BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+|\n[ \t]*\n")
-_ENDED = re.compile(r"[.!?][\"'”’)\]]*\s*$|\n[ \t]*\n\s*$")
-_STARTS_BLOCK = re.compile(r"\s*(?:[-*•>|#]|\d+[.)]\s|```)")  # a list item, quote, table row, heading, code
+# A text file may end its lines in "\r\n".
+_BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+|\n[ \t\r]*\n")
+_ENDED = re.compile(r"[.!?][\"'”’)\]]*\s*$|\n[ \t\r]*\n\s*$")
+# A list item, a quote, a table row, a heading, code; and a line starting with "-" (a
+# manual's option list: "-o,-outname name", though "-5 degrees" is read as one too).
+_STARTS_BLOCK = re.compile(r"\s*(?:[-*•>|#]|\d+[.)]\s|```)")
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
 
 
@@ -50,10 +53,14 @@ def lead(section: str, start: int) -> str:
     if not window.strip() or _ENDED.search(window) or _STARTS_BLOCK.match(section, start):
         return ""
     stops = [m.end() for m in _BOUNDARY.finditer(window)]
-    lines = window[stops[-1] if stops else 0 :].split("\n")  # whole lines, then the part before `start`
+    begin = start - len(window) + (stops[-1] if stops else 0)  # in `section`
+    lines = section[begin:start].split("\n")  # lines, then the part of a line before `start`
+    # The first is a whole line only where a line starts: the tail of a longer line, or a
+    # sentence after a full stop on its line, is no heading however it looks.
+    first = 0 if begin == 0 or section[begin - 1] == "\n" else 1
     after_heading = 0
-    for i, line in enumerate(lines[:-1]):
-        if heading_line(line, ("\n".join(lines[i + 1 :]) + section[start : start + 1]).lstrip(" \t")):
+    for i in range(first, len(lines) - 1):
+        if heading_line(lines[i], ("\n".join(lines[i + 1 :]) + section[start : start + 1]).lstrip(" \t")):
             after_heading = i + 1
     if not stops and not after_heading:
         return ""  # the sentence starts further back, or (at a page's start) on another page

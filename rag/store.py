@@ -166,13 +166,16 @@ class Store:
             )
 
     def update_places(self, chunks: Sequence[Chunk]) -> None:
-        """New metadata (index, offsets, page, heading) for chunks already stored under the
-        same id, hence the same text: their vectors are kept as stored, not re-sent (a
-        vector read back and written again drifts in its last float32 digits)."""
+        """New metadata (index, offsets, page, heading, lead) for chunks already stored under
+        the same id, hence the same text: their vectors are kept as stored, not re-sent (a
+        vector read back and written again drifts in its last float32 digits). Chroma merges
+        the metadata given into what is stored, so the lead is written even when empty: an
+        edit that ended the sentence before a chunk must not leave its old lead."""
         self._counts.clear()
         for start in range(0, len(chunks), ADD_BATCH):
             part = chunks[start : start + ADD_BATCH]
-            self.collection.update(ids=[c.id for c in part], metadatas=[c.metadata() for c in part])
+            metadatas = [{**c.metadata(), "lead": c.lead} for c in part]
+            self.collection.update(ids=[c.id for c in part], metadatas=metadatas)
 
     def delete(self, ids: Iterable[str]) -> None:
         self._counts.clear()

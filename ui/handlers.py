@@ -23,6 +23,7 @@ from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
 from rag.providers.grounding import CHUNK_ID_PREFIX
+from rag.sentences import as_shown
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Attachment, Chunk
@@ -160,7 +161,8 @@ class Handlers:
         assert turn.record is not None
         sources = turn.record.sources
         try:
-            chunks = {c.id: c.text for c in self.backend.stores.get(turn.collection).get([s.chunk_id for s in sources])}
+            stored = self.backend.stores.get(turn.collection).get([s.chunk_id for s in sources])
+            chunks = {c.id: as_shown(c).text for c in stored}  # as retrieval showed them
         except GemragError:
             chunks = {}  # emptied since: the snippets are all there is
         return {s.n: chunks.get(s.chunk_id, s.snippet) for s in sources}

@@ -428,3 +428,27 @@ def test_without_a_rate_limit_reading_stays_a_few_files_ahead(settings, tmp_path
     read, report = _run_held(settings.model_copy(update={"ingest_batch_chunks": 2}), docs, monkeypatch)
     assert read <= 2 * 2 + pipeline.PREFETCH_FILES + 2  # two windows, the prefetch queue, one in hand
     assert report.exit_code == 0 and report.count(Status.ADDED) == 40
+
+
+def test_an_edit_that_ends_the_sentence_before_a_chunk_clears_its_lead(settings, fake, tmp_path):
+    """The chunk's own text, hence its id, is unchanged and it is reused; its lead (the start of
+    its sentence, rag.sentences) is gone from the edited text, so it must be gone from the store."""
+    from rag.settings import ChunkProfile
+
+    small = settings.model_copy(update={"chunk_profiles": {
+        **settings.chunk_profiles, fake.name: ChunkProfile(size_tokens=30, overlap_tokens=10)}})
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "\n".join(f"Step {i} of the routine reads the matrix and then" if i % 2 == 0 else "writes the basis."
+                     for i in range(40)) + "\n"
+    (docs / "m.txt").write_text(text)
+    ingest_paths([docs], small, fake)
+    led = min((c for c in Store(small, fake.embedding_id).chunks() if c.lead), key=lambda c: c.index)
+    (docs / "m.txt").write_text(text[: led.start - 1] + "." + text[led.start - 1 :])
+    report = ingest_paths([docs], small, fake)
+    assert report.reused_chunks > 0
+    stored = {c.id: c for c in Store(small, fake.embedding_id).chunks()}
+    assert led.id in stored and stored[led.id].lead == ""
+    fresh = small.model_copy(update={"data_dir": small.data_dir.parent / "fresh"})
+    ingest_paths([docs], fresh, FakeEmbedder())
+    assert snapshot(small, fake.embedding_id).chunks == snapshot(fresh, fake.embedding_id).chunks

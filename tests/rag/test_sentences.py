@@ -93,3 +93,25 @@ def test_a_heading_line_ends_the_sentence_before_it_and_is_no_part_of_a_lead(bef
 def test_a_wrapped_line_that_runs_on_in_lower_case_is_no_heading():
     assert lead(PAGE, PAGE.index("the problem")) == "The routine glp_simplex solves\n"
     assert lead("Short line\nwraps on here. And\nmore.", len("Short line\nwraps on here. And\n")) == "And\n"
+
+
+def test_lines_ending_in_crlf_end_a_paragraph_at_a_blank_line():
+    text = "Prior. ends a paragraph, comma,\r\n\r\nstarts a new one here.\r\n"
+    assert lead(text, text.index("starts")) == ""
+    wrapped = "First. The routine solves\r\nthe problem.\r\n"
+    assert lead(wrapped, wrapped.index("the problem")) == "The routine solves\r\n"
+
+
+def test_the_tail_of_a_long_line_or_a_sentence_after_a_stop_is_no_heading():
+    """Both look like a heading line ("Caches In Gemini Models") but start mid-line. The
+    window read before a chunk can start inside a line: there the sentence starts further
+    back, and a lead starting after that tail would start mid-sentence."""
+    cut = "Caches In Gemini Models\n"
+    body = "And it goes on over another line of words, long enough to be no heading\n" * 3
+    body += "And " + "x" * (MAX_LEAD_CHARS + 8 - len(cut) - len(body) - 5) + "\n"
+    text = "The sentence starts on a line " + "and goes on " * 10 + cut + body + "then ends."
+    start = text.index("then ends")
+    assert text[start - MAX_LEAD_CHARS - 8 :].startswith(cut)  # where the window starts
+    assert lead(text, start) == ""
+    after_stop = "One. Caches In Gemini Models\n"
+    assert lead(after_stop + "continue the sentence.", len(after_stop)) == "Caches In Gemini Models\n"

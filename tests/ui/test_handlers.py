@@ -185,3 +185,33 @@ def test_a_slide_opens_as_that_slide_s_text(tmp_path: Path) -> None:
     image, viewer = open_first_source(folder, tmp_path, "How many engineers will we hire?")
     assert not image["visible"] and "deck.pptx" in viewer and "slide 2" in viewer
     assert "twelve engineers" in viewer and "Revenue grew" not in viewer  # slide 2's text, not slide 1's
+
+
+def test_a_source_s_full_text_starts_where_its_first_sentence_does(tmp_path: Path) -> None:
+    """The popovers and the highlighted sentence read the passages as retrieval showed them:
+    a chunk that starts mid-sentence with the start of its sentence (rag.sentences)."""
+    from rag.settings import ChunkProfile
+    from rag.store import Store
+
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    settings = settings.model_copy(update={"chunk_profiles": {
+        **settings.chunk_profiles, "offline": ChunkProfile(size_tokens=30, overlap_tokens=10)}})
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "steps.txt").write_text("\n".join(
+        f"Step {i} of the routine reads matrix {i} and then" if i % 2 == 0 else f"writes basis {i}." for i in range(40)
+    ) + "\n")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state = SessionState()
+    list(handlers.respond("Which step writes basis 13?", state, "corpus", "hybrid", 4, ""))
+    record = state.turns[0].record
+    assert record is not None
+    stored = {c.id: c for c in Store(settings, OfflineProvider.embedding_id, "corpus").get(
+        [s.chunk_id for s in record.sources])}
+    passages = handlers._passages(state.turns[0])
+    led = [s for s in record.sources if stored[s.chunk_id].lead]
+    assert led
+    for source in led:
+        chunk = stored[source.chunk_id]
+        assert passages[source.n] == chunk.lead + chunk.text and passages[source.n].startswith("Step ")

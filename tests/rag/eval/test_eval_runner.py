@@ -122,3 +122,24 @@ def test_cut_short_checkpoint_line_is_run_again(tmp_path: Path) -> None:
     with checkpoint.path.open("a") as out:
         out.write('{"key": "b", "payl')
     assert Checkpoint(tmp_path).done == {"a": {"x": 1}}
+
+
+def test_the_passages_an_answer_was_scored_on_are_those_retrieval_showed(
+    settings: Settings, offline_provider: OfflineProvider, tmp_path: Path
+) -> None:
+    """The top-3 ceilings read the passages with their leads (rag.sentences), as the answer did."""
+    from rag.answer import AnswerRecord, Citation, Route
+    from rag.types import Chunk, Usage
+
+    text = "Storage price\nExplicit caches are billed per hour: $1.00 for Gemini\n2.5 Flash, and $4.50 for Pro.\n"
+    start = text.index("2.5 Flash")
+    chunk = Chunk(id="price", text=text[start:], source="caching.pdf", index=1, start=start, end=len(text),
+                  content_hash="h", page=2, lead="Explicit caches are billed per hour: $1.00 for Gemini\n")
+    store = Store(settings, offline_provider.embedding_id, "eval-leads")
+    store.upsert([chunk], offline_provider.embed_documents([chunk.text]).vectors)
+    evaluator = Evaluator(settings, offline_provider, store, Checkpoint(tmp_path / "out"))
+    source = Citation(n=1, chunk_id="price", source="caching.pdf", page=2, heading="", snippet="2.5 Flash", score=1.0)
+    record = AnswerRecord(question="q", standalone_question="q", answer="a", citations=[], sources=[source],
+                          route=Route("offline", "offline-extractive", ""), usage=Usage())
+    (shown,) = evaluator.shown(record)
+    assert shown.text == chunk.lead + chunk.text
