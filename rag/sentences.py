@@ -59,8 +59,10 @@ def lead(section: str, start: int) -> str:
     # sentence after a full stop on its line, is no heading however it looks.
     first = 0 if begin == 0 or section[begin - 1] == "\n" else 1
     after_heading = 0
-    for i in range(first, len(lines) - 1):
-        if heading_line(lines[i], ("\n".join(lines[i + 1 :]) + section[start : start + 1]).lstrip(" \t")):
+    following = begin  # where the text after each line starts
+    for i, line in enumerate(lines[:-1]):
+        following += len(line) + 1
+        if i >= first and heading_line(line, section[following : start + 1].lstrip(" \t")):
             after_heading = i + 1
     if not stops and not after_heading:
         return ""  # the sentence starts further back, or (at a page's start) on another page
