@@ -104,12 +104,18 @@ class Retrieved:
     store: Store
 
 
-def retrieved_cases(names: Sequence[str], variant: Callable[[str], str | None] | None = None) -> Iterator[Retrieved]:
+def retrieved_cases(
+    names: Sequence[str],
+    variant: Callable[[str], str | None] | None = None,
+    history: Callable[[TestCase, Sequence[TestCase]], Sequence[str]] | None = None,
+) -> Iterator[Retrieved]:
     """Every case of the sets through the default retrieval (the follow-up rewrite, hybrid
     search, the second ranking stage, k = top_k), offline, against the collection `eval NAME`
     built (same GEMRAG_DATA_DIR): what the study scripts (refusal_fit, answer_fit,
-    typo_check) read. `variant` asks another question in the case's place (None skips the
-    case): typo_check misspells a name the question asks about."""
+    typo_check, chat_check) read. `variant` asks another question in the case's place (None
+    skips the case): typo_check misspells a name the question asks about. `history` gives
+    the questions asked before it (from the case and all the set's cases; default: the
+    case's own): chat_check asks a question after another one."""
     from rag.answer import AskOptions
     from rag.chain import Chain, passages
     from rag.eval.testset import load_testset
@@ -125,11 +131,13 @@ def retrieved_cases(names: Sequence[str], variant: Callable[[str], str | None] |
     chain = Chain(settings, provider)
     for doc_set in pick(names):
         store = Stores(settings).get(collection_name("eval", doc_set.corpus(data_dir()).resolve().name))
-        for case in load_testset(doc_set.testset).cases:
+        cases = load_testset(doc_set.testset).cases
+        for case in cases:
             asked = case.question if variant is None else variant(case.question)
             if asked is None:
                 continue
-            question = chain.rewrite(asked, [Message("user", q) for q in case.history]).question
+            before = case.history if history is None else history(case, cases)
+            question = chain.rewrite(asked, [Message("user", q) for q in before]).question
             shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
             misspelt = partial(chain.retriever.misspelt_in, store)
             elsewhere = mentioned_elsewhere(question, shown, store.mentions, misspelt)

@@ -86,13 +86,15 @@ def outcome(seen: Retrieved) -> Outcome:
 def table(rows: Sequence[tuple[Outcome, Outcome]]) -> str:
     lines = ["| set | cases | hit@k as written → misspelt | refused as written → misspelt |", "|---|---|---|---|"]
     for name in dict.fromkeys(a.set for a, _ in rows):
-        mine = [(a, b) for a, b in rows if a.set == name]
-        n = len(mine)
-        lines.append(
-            f"| {name} | {n} | {sum(a.hit for a, _ in mine) / n:.3f} → {sum(b.hit for _, b in mine) / n:.3f} | "
-            f"{sum(a.refused for a, _ in mine)} → {sum(b.refused for _, b in mine)} |"
-        )
+        lines.append(f"| {name} | {compared([(a, b) for a, b in rows if a.set == name])} |")
     return "\n".join(lines)
+
+
+def compared(pairs: Sequence[tuple[Outcome, Outcome]]) -> str:
+    """The cells "cases | hit@k before → after | refused before → after" of one set's row."""
+    n = len(pairs)
+    return (f"{n} | {sum(a.hit for a, _ in pairs) / n:.3f} → {sum(b.hit for _, b in pairs) / n:.3f} | "
+            f"{sum(a.refused for a, _ in pairs)} → {sum(b.refused for _, b in pairs)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rag.keyterms import missing_terms
+from rag.keyterms import key_terms, missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
 from rag.sentences import heading_line
-from rag.text import FENCE, anchors, asks_for_whole_document, content_words, share_present, stem_words
+from rag.text import FENCE, STOPWORDS, anchors, content_words, share_present, stem_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -424,22 +424,56 @@ def _near_duplicate(a: str, b: str) -> bool:
 
 
 def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
-    """Deterministic standalone rewrite: a follow-up that leans on earlier turns (pronouns,
-    "what about", very short) gets the previous user question's content words appended. A
-    short request for a document by name stands on its own: "summarise the pricing guide",
-    asked after a question on free-tier limits, was searched with that question's words."""
+    """Deterministic standalone rewrite: a follow-up that leans on earlier turns
+    (`leans_back`) gets the previous user question's content words appended. A question that
+    stands on its own is searched as it is: the previous topic's words would pull its search
+    there (scripts/chat_check.py)."""
     previous = next((m.text for m in reversed(history) if m.role == "user"), "")
-    if not previous:
+    if not previous or not leans_back(question):
         return question
     words = content_words(question)
-    leans_back = (len(words) <= 3 and not asks_for_whole_document(question)) or re.search(
-        r"\b(it|its|they|them|their|this|that|those|these|he|she|there)\b|^(and|what about|how about)\b",
-        question.strip().lower(),
-    )
-    if not leans_back:
-        return question
     missing = [w for w in dict.fromkeys(content_words(previous)) if w not in words]
     return f"{question.rstrip(' ?')} ({' '.join(missing)})?" if missing else question
+
+
+# A question that goes on from the last one says so at its start ("and for Pro?", "what
+# about 503?", "what if the file has no header?") or points back ("the other option",
+# "the same thing").
+_GOES_ON = re.compile(r"^(?:and|but|also|or|so|what about|how about|what if)\b|^(?:\S+\s+){0,2}the (?:other|same)\b")
+_PERSONAL = frozenset({"it", "its", "itself", "they", "them", "their", "theirs", "he", "him", "his", "she", "her"})
+_DEMONSTRATIVE = frozenset({"this", "that", "these", "those"})
+PRONOUN_REACH = 7  # words from a question's start within which a pronoun has nothing in it to point at
+DEMONSTRATIVE_REACH = 3
+
+
+def leans_back(question: str) -> bool:
+    """Whether a question leans on the turns before it: it says it goes on (`_GOES_ON`); it
+    is one word or none, naming nothing ("why?", "Flash-Lite?"); a personal pronoun comes
+    within its first `PRONOUN_REACH` words ("will it get deleted by itself?", "why is its
+    concurrency lower?"), before the question has named what it could stand for ("how do I
+    add a legend and change its font?" names it first); or a demonstrative stands for a
+    thing ("forget that and call ...", "does that work?") or comes within its first
+    `DEMONSTRATIVE_REACH` words ("summarise that document"). A short question is not a
+    follow-up for being short: "what's the GIL?" or "how do I add a legend to my plot?",
+    asked after a question on something else, was searched with that question's words and
+    lost its page (chat_check: 84 of 296 questions asked after another were rewritten,
+    hit@6 down on three sets of four); so did a request for a whole document by name
+    ("summarise the pricing guide")."""
+    typed = question.strip().lower()
+    if _GOES_ON.search(typed):
+        return True
+    if len(content_words(typed)) <= 1 and not key_terms(question):
+        return True
+    words = re.findall(r"[a-z0-9_']+", typed)
+    for at, word in enumerate(words):
+        after = words[at + 1] if at + 1 < len(words) else ""
+        if word in _PERSONAL and at < PRONOUN_REACH:
+            return True
+        if word in _DEMONSTRATIVE and (
+            at < DEMONSTRATIVE_REACH or (at < PRONOUN_REACH and (not after or after in STOPWORDS))
+        ):
+            return True
+    return False
 
 
 def lexical_support(answer: str, passages: Sequence[Passage]) -> float:

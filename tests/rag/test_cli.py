@@ -51,6 +51,18 @@ def test_chat_keeps_history_and_rewrites_follow_ups(settings, offline_provider):
 
 
 @pytest.mark.slow
+def test_chat_searches_a_short_question_on_something_else_as_asked(settings, offline_provider):
+    """It was searched with the previous question's words ("paid vacation days (error
+    e4711 mean)?"): short was enough to count as a follow-up."""
+    build_store(settings, offline_provider)
+    done = _run(settings, "chat", "--mode", "hybrid", stdin="What does error E4711 mean?\npaid vacation days?\nexit\n")
+    assert done.returncode == 0, done.stderr
+    assert "Searched for:" not in done.stdout
+    second = done.stdout.split("you> ")[2]
+    assert "25 days of paid vacation per year. [1]" in second and " *[1] handbook.pdf p. 2\n" in second
+
+
+@pytest.mark.slow
 def test_a_blank_question_or_a_file_the_collection_lacks_is_bad_input_not_an_answer(settings, offline_provider):
     """Both came back as "the documents do not seem to answer", exit 0: the asker of a
     mistyped file name went looking in the documents instead of at the name."""
