@@ -41,6 +41,7 @@ def previous(case: TestCase, cases: Sequence[TestCase]) -> list[str]:
 
 
 def alone(case: TestCase, cases: Sequence[TestCase]) -> list[str]:
+    """No question before it: the baseline each question is compared with."""
     return []
 
 
@@ -52,6 +53,7 @@ def outcomes(names: Sequence[str], after_another: bool) -> Iterator[Outcome]:
 
 
 def follow_ups(names: Sequence[str]) -> Iterator[Outcome]:
+    """The answerable follow-up cases, after their own history: they must stay follow-ups."""
     for seen in retrieved_cases(names):
         if seen.case.history and not seen.case.unanswerable:
             yield outcome(seen)

@@ -436,41 +436,61 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
     return f"{question.rstrip(' ?')} ({' '.join(missing)})?" if missing else question
 
 
-# A question that goes on from the last one says so at its start ("and for Pro?", "what
-# about 503?", "what if the file has no header?") or points back ("the other option",
-# "the same thing").
-_GOES_ON = re.compile(r"^(?:and|but|also|or|so|what about|how about|what if)\b|^(?:\S+\s+){0,2}the (?:other|same)\b")
+# A question that goes on from the last one says so at its start, perhaps after an "ok" or
+# a "thanks" ("and for Pro?", "ok, what about 503?", "what if the file has no header?",
+# "for Windows?"), points back at a thing of the last answer within its first words ("the
+# other option", "does the same thing work", "which one"; further on, "exactly the same
+# thing" is the question's own), or ends asking for more ("the difference?"). Not a name
+# that starts with such a word ("OR-Tools", "so-called").
+_ASIDE = r"(?:(?:ok|okay|thanks|thank you|great|cool|right|sure|nice|hmm|yes|no)\b\W*)*"
+_GOES_ON = re.compile(
+    rf"^{_ASIDE}(?:and|but|also|or|so|what about|how about|what if)(?![-\w])"
+    rf"|^{_ASIDE}(?:for|on|in|with|at|under|without|per|via)(?![-\w])(?:\W+[\w.-]+){{0,2}}\W*$"
+    r"|^(?:\S+\s+){0,4}(?:the (?:same|other)(?= (?:one|ones|thing|things|way|option|options|kind|case)\b|\W*$)"
+    r"|the others\b|(?:which|the (?:first|second|third|last|latter|former|previous)) ones?\b)"
+    r"|\b(?:the difference|an example|anything else|what else)\W*$"
+)
+_CONTRACTED = re.compile(r"n't\b|'(?:s|re|ve|ll|d|m)\b")
 _PERSONAL = frozenset({"it", "its", "itself", "they", "them", "their", "theirs", "he", "him", "his", "she", "her"})
 _DEMONSTRATIVE = frozenset({"this", "that", "these", "those"})
-PRONOUN_REACH = 7  # words from a question's start within which a pronoun has nothing in it to point at
+# After "that", a word that opens a clause: "check that a file exists" points at nothing.
+_OPENS_CLAUSE = frozenset({"a", "an", "the", "my", "your", "our", "its", "his", "her", "their", "all", "no", "each",
+                           "every", "some", "i", "you", "we", "they"})
+PRONOUN_REACH = 7  # words from a question's start within which a pronoun seldom has anything in it to point at
 DEMONSTRATIVE_REACH = 3
 
 
 def leans_back(question: str) -> bool:
-    """Whether a question leans on the turns before it: it says it goes on (`_GOES_ON`); it
-    is one word or none, naming nothing ("why?", "Flash-Lite?"); a personal pronoun comes
-    within its first `PRONOUN_REACH` words ("will it get deleted by itself?", "why is its
-    concurrency lower?"), before the question has named what it could stand for ("how do I
-    add a legend and change its font?" names it first); or a demonstrative stands for a
-    thing ("forget that and call ...", "does that work?") or comes within its first
-    `DEMONSTRATIVE_REACH` words ("summarise that document"). A short question is not a
-    follow-up for being short: "what's the GIL?" or "how do I add a legend to my plot?",
-    asked after a question on something else, was searched with that question's words and
-    lost its page (chat_check: 84 of 296 questions asked after another were rewritten,
-    hit@6 down on three sets of four); so did a request for a whole document by name
-    ("summarise the pricing guide")."""
-    typed = question.strip().lower()
-    if _GOES_ON.search(typed):
+    """Whether a question leans on the turns before it: it says it goes on or points back at
+    a thing of the last answer (`_GOES_ON`); it is one word or none, naming nothing ("why?",
+    "Flash-Lite?", "what's the difference?"); a personal pronoun comes within its first
+    `PRONOUN_REACH` words ("will it get deleted by itself?", "why is its concurrency
+    lower?"), where a question has seldom named yet what it could stand for, unlike "how
+    do I add a legend to my plot and change its font?"; or a demonstrative stands for a
+    thing ("forget that and call ...", "does that work?") or opens the question ("that page
+    says what?"). A short question is not a follow-up for being short: "what's the GIL?"
+    or "how do I add a legend to my plot?", asked after a question on something else, was
+    searched with that question's words and lost its page (chat_check: 84 of 296 questions
+    asked after another were rewritten, hit@6 down on three sets of four); so was a request
+    for a whole document by name ("summarise the pricing guide"). Apostrophes of either
+    kind split words ("it's" holds "it"); "IT" in capitals is no pronoun. Still misread:
+    an "it" that stands for nothing ("is it possible to ...?") and a relative "that" ("a
+    library that does ...") near a question's start."""
+    typed = question.strip().replace("\u2019", "'")
+    lowered = typed.lower()
+    if _GOES_ON.search(lowered):
         return True
-    if len(content_words(typed)) <= 1 and not key_terms(question):
+    if len(content_words(_CONTRACTED.sub("", lowered))) <= 1 and not key_terms(typed):
         return True
-    words = re.findall(r"[a-z0-9_']+", typed)
+    words = re.findall(r"[A-Za-z0-9_]+", typed)
     for at, word in enumerate(words):
-        after = words[at + 1] if at + 1 < len(words) else ""
-        if word in _PERSONAL and at < PRONOUN_REACH:
+        lower = word.lower()
+        after = words[at + 1].lower() if at + 1 < len(words) else ""
+        if lower in _PERSONAL and at < PRONOUN_REACH and word != "IT":
             return True
-        if word in _DEMONSTRATIVE and (
-            at < DEMONSTRATIVE_REACH or (at < PRONOUN_REACH and (not after or after in STOPWORDS))
+        if lower in _DEMONSTRATIVE and (
+            at < DEMONSTRATIVE_REACH
+            or (at < PRONOUN_REACH and (not after or (after in STOPWORDS and after not in _OPENS_CLAUSE)))
         ):
             return True
     return False

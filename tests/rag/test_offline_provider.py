@@ -417,6 +417,12 @@ def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
     "round(2.675, 2) gives me 2.67, is that a bug?",
     "itertools.groupby gives me the same key several times, what am I doing wrong?",
     "is there an emacs mode for asy files?",
+    "sort a list?",  # two words, naming nothing: still a question of its own
+    "how do I check that a file exists?",  # "that" opens a clause
+    "Does the IT policy allow remote work?",
+    "OR-Tools or GLPK, which is faster?",
+    "Why do the same random numbers appear every time I run the script?",
+    "How often did people ask our help bot exactly the same thing?",
 ])
 def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(question):
     """Asked mid-conversation about something else, 84 of the test sets' 296 questions were
@@ -434,7 +440,10 @@ def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(qu
     "What does a case score on it if its first relevant chunk is at rank 3?",
     "what happens if I forget that and call glp_intopt without an optimal basis?",
     "what does the other option do?", "does the same thing work for stopping a long computation?",
-    "Can they be carried over?",
+    "Can they be carried over?", "summarise that manual", "that page says what?", "does that work?",
+    "it's slow, why?", "it’s slow, why?", "what's the default?", "ok, what about 503?", "Thanks. And for Pro?",
+    "for Windows?", "which one is faster?", "how do the others compare?", "what's the difference?",
+    "how would I do the same thing on Windows?",
 ])
 def test_a_follow_up_gets_the_previous_question_s_words(question):
     from rag.providers.extractive import rewrite_follow_up
