@@ -4,7 +4,7 @@ the passages' documents hold elsewhere (then the answer must not say they are ne
 from functools import partial
 
 from rag.bm25 import BM25Search
-from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms
+from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms, versions
 from rag.types import Passage
 from tests.fakes.tiny_corpus import Doc, build_store
 
@@ -64,9 +64,21 @@ def test_a_version_is_not_looked_for_elsewhere():
     """Documents name many versions: only a passage about the one asked about answers."""
     vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
     asked: list[str] = []
-    found = mentioned_elsewhere("Do Acme employees get 1.5 times the vacation since 2.0.1?", [vacation],
+    found = mentioned_elsewhere("Do Acme employees get more vacation since version 2.0.1 of Gemini 1.5?", [vacation],
                                 lambda term, sources: asked.append(term) or True)
-    assert found == {"acme"} and asked == ["acme"]
+    assert found == {"acme", "gemini"} and asked == ["acme", "gemini"]
+
+
+def test_a_number_the_asker_brings_is_no_version():
+    """A dotted number names a version after a name or "version"; after "gives" it is the
+    asker's value, which no passage need repeat: "why does 1/2 give 0.5 in asymptote?" was
+    refused for "0.5"."""
+    division = Passage(1, "int quotient(int x, int y) returns the integer part of x/y.", "asymptote.pdf", 40)
+    assert missing_terms("why does 1/2 give 0.5 in asymptote, and how do I get integer division?", [division]) == []
+    assert missing_terms("round(2.675, 2) gives me 2.67, is that a bug?", [division]) == []
+    assert versions("When was Asymptote 2.85 released? What changed in glpk 4.65 and in version 2.1?") == {
+        "2.85", "4.65", "2.1"}
+    assert versions("What are the Tier 3 limits for Gemini 2.5 Pro?") == {"tier 3", "2.5"}
 
 
 def test_a_file_format_named_by_its_extension_is_a_key_term():
