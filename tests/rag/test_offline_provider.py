@@ -282,6 +282,11 @@ def test_question_kinds_and_the_units_that_fit_them():
     from rag.providers.extractive import fits_kind, question_kind
 
     assert question_kind("How many requests per minute does the free tier allow?") == "number"
+    # asked for as a superlative, a speed or a bill: still a figure
+    assert question_kind("What is the longest our client ever sleeps between two tries?") == "number"
+    assert question_kind("How quickly does the local model turn passages into vectors?") == "number"
+    assert question_kind("If we answer ten thousand questions a day, what is the daily bill?") == "number"
+    assert question_kind("What does Flash-Lite charge per million output tokens?") == "number"
     assert question_kind("When was the 2.5 family released?") == "date"
     assert question_kind("how do I force callers to pass arguments by name?") == "steps"
     assert question_kind("Which model answers long prompts?") == "name"
