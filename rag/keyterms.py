@@ -82,27 +82,25 @@ def lower_case_names(question: str) -> set[str]:
     return {w for w in lone if not english(w) and not everyday_typo(w)}
 
 
-# Words after which a dotted number names a version, written in lower case.
-_VERSION_WORDS = frozenset({"version", "versions", "release", "releases", "ver", "rev", "revision", "edition"})
-_WORD_BEFORE = re.compile(r"([\w.+-]+)\W*$")
+# A dotted number after these is a value the asker brings ("1/2 gives 0.5", "gives me 2.67",
+# "a lot of 0.1 floats", "is 0.5 the default?"), or after "(", "," or an operator (an
+# argument: "round(2.675, 2)"); after anything else it is a version ("Python 3.11", "python
+# 3.14", "in 3.12", "3.12 and 3.14").
+_VALUE_BEFORE = re.compile(
+    r"(?:\b(?:gives?|gave|given|get|gets|got|returns?|returned|prints?|printed|shows?|showed|outputs?|equals?|"
+    r"is|are|was|were|be|becomes?|of|by|me|us)\s+|[(,=<>*+/]\s*)$", re.I)
 
 
 def versions(question: str) -> set[str]:
-    """The version-like numbers a question names ("Python 3.11", "Gemini 1.5 Pro", "glpk
-    4.65", "version 2.1", "Tier 3"), lowercased. A dotted number names a version after a
-    name (a capitalised word, or one typed in lower case that reads as a name) or a word
-    such as "version"; elsewhere it is a value the asker brings ("1/2 gives 0.5",
-    "round(2.675, 2) gives me 2.67"), a quantity like "2,000 tokens", and no passage need
-    repeat it: "why does 1/2 give 0.5 in asymptote?" was refused for "0.5"."""
-    names = lower_case_names(question)
-    found = set()
-    for match in _VERSION.finditer(question):
-        dotted, named = match.groups()
-        before = _WORD_BEFORE.search(question[: match.start()])
-        word = before.group(1) if before else ""
-        if named or word[:1].isupper() or word.lower() in _VERSION_WORDS or word.lower() in names:
-            found.add((dotted or named).lower())
-    return found
+    """The version-like numbers a question names ("Python 3.11", "python 3.14", "Gemini 1.5
+    Pro", "in 3.12", "Tier 3"), lowercased: not a dotted number the asker brings as a value
+    (`_VALUE_BEFORE`), which, like a quantity ("2,000 tokens"), no passage need repeat: "why
+    does 1/2 give 0.5 in asymptote?" was refused for "0.5"."""
+    return {
+        (dotted or named).lower() for match in _VERSION.finditer(question)
+        for dotted, named in [match.groups()]
+        if named or not _VALUE_BEFORE.search(question[: match.start()])
+    }
 
 
 def file_formats(question: str) -> set[str]:

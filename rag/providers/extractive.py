@@ -148,12 +148,15 @@ Kind = Literal["number", "date", "name", "steps", "other"]
 _KIND_CUES: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     ("date", re.compile(r"^\s*when\b|\b(what|which) (year|date|day|month)\b|\bhow long ago\b", re.I)),
     ("number", re.compile(
-        r"\bhow (many|much|long|big|large|often|far|fast|old|high|low|quickly|soon)\b|\bwhat (is|are) the "
-        r"(limit|maximum|minimum|size|number|price|cost|rate|default)|\b(percentage|price|cost|bill|fees?|charges?)\b"
-        r"|\bwhat (is|are|was|were) (the|our|its|their) (longest|shortest|largest|smallest|biggest|highest|lowest|most|"
-        r"least)\b", re.I)),
+        r"\bhow (many|much|long|big|large|often|far|fast|quickly|old|high|low)\b|\bwhat (is|are) the "
+        r"(limit|maximum|minimum|size|number|price|cost|rate|default)|\b(percentage|price|cost)\b"
+        r"|\bwhat(?:'s| is| are| was| were) (the|our|its|their) "
+        r"(longest|shortest|largest|smallest|biggest|highest|lowest)\b"
+        r"(?! (?:path|common|prefix|suffix|match)\b)", re.I)),
     ("steps", re.compile(r"\bhow (do|can|should|would) (i|you|we)\b|\bhow to\b|\bsteps?\b|\bwhat should\b", re.I)),
     ("name", re.compile(r"^\s*(who|which)\b|\bwhat (is|was) the name\b|\bwhich (model|one|function|command)\b", re.I)),
+    # A bill, a fee, a charge: a figure, unless the question asks how to do something with it.
+    ("number", re.compile(r"\b(bill|fees?|(?<!of )charges?)\b", re.I)),
 )
 _NUMBER = re.compile(r"\d")
 _DATE = re.compile(

@@ -79,6 +79,10 @@ def test_a_number_the_asker_brings_is_no_version():
     assert versions("When was Asymptote 2.85 released? What changed in glpk 4.65 and in version 2.1?") == {
         "2.85", "4.65", "2.1"}
     assert versions("What are the Tier 3 limits for Gemini 2.5 Pro?") == {"tier 3", "2.5"}
+    # a version typed in lower case, or after another one, is a version still
+    assert versions("what's new in python 3.14, and what changed between Python 3.12 and 3.13?") == {
+        "3.14", "3.12", "3.13"}
+    assert missing_terms("Is 0.5 the default temperature?", [division]) == []
 
 
 def test_a_file_format_named_by_its_extension_is_a_key_term():

@@ -287,6 +287,8 @@ def test_question_kinds_and_the_units_that_fit_them():
     assert question_kind("How quickly does the local model turn passages into vectors?") == "number"
     assert question_kind("If we answer ten thousand questions a day, what is the daily bill?") == "number"
     assert question_kind("What does Flash-Lite charge per million output tokens?") == "number"
+    assert question_kind("How do I reduce my bill?") == "steps"  # how to do something with it
+    assert question_kind("What is the most common way to read a file?") == "other"
     assert question_kind("When was the 2.5 family released?") == "date"
     assert question_kind("how do I force callers to pass arguments by name?") == "steps"
     assert question_kind("Which model answers long prompts?") == "name"
