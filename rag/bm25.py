@@ -15,6 +15,7 @@ ranking for hybrid fusion (`settings.line_weight`).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +42,16 @@ _IDS_FILE = "chunk_ids.json"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'`-])")
 LONG_LINE_CHARS = 200  # a longer line is prose wrapped by nobody: split into sentences
 LINE_MIN_SHARE = 0.5  # of the question's distinct terms a line must hold to count: one shared word is chance
+
+
+def _bm25s() -> Any:  # bm25s ships no type information
+    """bm25s, with its logger back at WARNING: importing it sets that logger to DEBUG, so
+    its "Building index from tokens" passed every handler's level (the chat UI printed it
+    at each first question on a collection)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 class Terms:
@@ -89,7 +100,7 @@ class BM25Index:
     @classmethod
     def of(cls, texts: Sequence[str], ids: list[str], sources: list[str], terms: Terms) -> BM25Index:
         """An index of `texts`, each found under its id (a chunk's, for its text or a line)."""
-        import bm25s
+        bm25s = _bm25s()
 
         # "lucene" gives a term an entry lacks no score: the line ranking sums postings alone.
         retriever = bm25s.BM25(method="lucene")
@@ -103,7 +114,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: Path, terms: Terms) -> BM25Index:
-        import bm25s
+        bm25s = _bm25s()
 
         retriever = bm25s.BM25.load(str(directory), show_progress=False)
         meta = json.loads((directory / _IDS_FILE).read_text())

@@ -200,3 +200,25 @@ def test_a_name_the_index_lacks_is_read_as_the_term_one_typo_away():
     assert not index.held_misspelt("glp_simplex", ["notes.md"]) and not index.held_misspelt("zeppelin", ["notes.md"])
     # Each word of a name is read by the same rule: "studio" is a word, no typo of "stdio".
     assert not index.held_misspelt("asy.studio", ["notes.md"])
+
+
+def test_building_an_index_logs_nothing_at_the_apps_warning_level():
+    """bm25s sets its own logger to DEBUG on import, so "Building index from tokens" went
+    past the chat UI's WARNING level (`logging.basicConfig(level=WARNING)`, a handler of no
+    level of its own) to its console at each first question on a collection."""
+    import io
+    import logging
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        BM25Index.build(chunks(), Terms())
+        BM25Index.build_lines(chunks(), Terms())
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert out.getvalue() == ""
