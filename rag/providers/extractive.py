@@ -457,6 +457,10 @@ _GOES_ON = re.compile(
 )
 _CONTRACTED = re.compile(r"n't\b|'(?:s|re|ve|ll|d|m)\b")
 _PERSONAL = frozenset({"it", "its", "itself", "they", "them", "their", "theirs", "he", "him", "his", "she", "her"})
+# After "it", words that make it stand for nothing: "is it possible to ...?", "how long does
+# it take to ...?", "does it matter whether ...?".
+_DUMMY_IT = frozenset({"possible", "ok", "okay", "safe", "true", "normal", "worth", "necessary", "recommended",
+                       "wise", "allowed", "take", "takes", "matter", "matters"})
 _DEMONSTRATIVE = frozenset({"this", "that", "these", "those"})
 # After "that", a word that opens a clause: "check that a file exists" points at nothing.
 _OPENS_CLAUSE = frozenset({"a", "an", "the", "my", "your", "our", "its", "his", "her", "their", "all", "no", "each",
@@ -478,9 +482,9 @@ def leans_back(question: str) -> bool:
     searched with that question's words and lost its page (chat_check: 84 of 296 questions
     asked after another were rewritten, hit@6 down on three sets of four); so was a request
     for a whole document by name ("summarise the pricing guide"). Apostrophes of either
-    kind split words ("it's" holds "it"); "IT" in capitals is no pronoun. Still misread:
-    an "it" that stands for nothing ("is it possible to ...?") and a relative "that" ("a
-    library that does ...") near a question's start."""
+    kind split words ("it's" holds "it"); "IT" in capitals is no pronoun, nor an "it" that
+    stands for nothing ("is it possible to ...?", `_DUMMY_IT`). Still misread: a relative
+    "that" near a question's start ("a library that does ...")."""
     typed = question.strip().replace("\u2019", "'")
     lowered = typed.lower()
     if _GOES_ON.search(lowered):
@@ -491,7 +495,7 @@ def leans_back(question: str) -> bool:
     for at, word in enumerate(words):
         lower = word.lower()
         after = words[at + 1].lower() if at + 1 < len(words) else ""
-        if lower in _PERSONAL and at < PRONOUN_REACH and word != "IT":
+        if lower in _PERSONAL and at < PRONOUN_REACH and word != "IT" and not (lower == "it" and after in _DUMMY_IT):
             return True
         if lower in _DEMONSTRATIVE and (
             at < DEMONSTRATIVE_REACH
