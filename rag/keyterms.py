@@ -95,11 +95,14 @@ def versions(question: str) -> set[str]:
     """The version-like numbers a question names ("Python 3.11", "python 3.14", "Gemini 1.5
     Pro", "in 3.12", "Tier 3"), lowercased: not a dotted number the asker brings as a value
     (`_VALUE_BEFORE`), which, like a quantity ("2,000 tokens"), no passage need repeat: "why
-    does 1/2 give 0.5 in asymptote?" was refused for "0.5"."""
+    does 1/2 give 0.5 in asymptote?" was refused for "0.5". Nor a question word before a
+    number ("Is 3 the max?", "What 2 options ...?"), which a capital at the start made a
+    named version ("is 3")."""
     return {
         (dotted or named).lower() for match in _VERSION.finditer(question)
         for dotted, named in [match.groups()]
-        if named or not _VALUE_BEFORE.search(question[: match.start()])
+        if (named and named.split()[0].lower() not in STOPWORDS)
+        or (dotted and not _VALUE_BEFORE.search(question[: match.start()]))
     }
 
 

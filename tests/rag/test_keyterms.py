@@ -83,6 +83,7 @@ def test_a_number_the_asker_brings_is_no_version():
     assert versions("what's new in python 3.14, and what changed between Python 3.12 and 3.13?") == {
         "3.14", "3.12", "3.13"}
     assert missing_terms("Is 0.5 the default temperature?", [division]) == []
+    assert versions("Is 3 the max? What 2 options does it take? Does Python 3 do it?") == {"python 3"}
 
 
 def test_a_file_format_named_by_its_extension_is_a_key_term():
