@@ -465,6 +465,11 @@ _DEMONSTRATIVE = frozenset({"this", "that", "these", "those"})
 # After "that", a word that opens a clause: "check that a file exists" points at nothing.
 _OPENS_CLAUSE = frozenset({"a", "an", "the", "my", "your", "our", "its", "his", "her", "their", "all", "no", "each",
                            "every", "some", "i", "you", "we", "they"})
+# Before "that", a noun these open ("a library that ...", "any module that ...") or one of
+# these words: "that" relates a clause to it and points at nothing.
+_DETERMINER = frozenset({"a", "an", "the", "any", "some", "every", "each", "no", "another"})
+_INDEFINITE = frozenset({"something", "anything", "nothing", "everything", "someone", "anyone", "somewhere",
+                         "anywhere"})
 PRONOUN_REACH = 7  # words from a question's start within which a pronoun seldom has anything in it to point at
 DEMONSTRATIVE_REACH = 3
 
@@ -483,8 +488,8 @@ def leans_back(question: str) -> bool:
     asked after another were rewritten, hit@6 down on three sets of four); so was a request
     for a whole document by name ("summarise the pricing guide"). Apostrophes of either
     kind split words ("it's" holds "it"); "IT" in capitals is no pronoun, nor an "it" that
-    stands for nothing ("is it possible to ...?", `_DUMMY_IT`). Still misread: a relative
-    "that" near a question's start ("a library that does ...")."""
+    stands for nothing ("is it possible to ...?", `_DUMMY_IT`), nor a "that" that opens a
+    relative clause ("a library that parses dates?", `_relative`)."""
     typed = question.strip().replace("\u2019", "'")
     lowered = typed.lower()
     if _GOES_ON.search(lowered):
@@ -497,12 +502,24 @@ def leans_back(question: str) -> bool:
         after = words[at + 1].lower() if at + 1 < len(words) else ""
         if lower in _PERSONAL and at < PRONOUN_REACH and word != "IT" and not (lower == "it" and after in _DUMMY_IT):
             return True
-        if lower in _DEMONSTRATIVE and (
+        if lower in _DEMONSTRATIVE and not _relative(words, at) and (
             at < DEMONSTRATIVE_REACH
             or (at < PRONOUN_REACH and (not after or (after in STOPWORDS and after not in _OPENS_CLAUSE)))
         ):
             return True
     return False
+
+
+def _relative(words: Sequence[str], at: int) -> bool:
+    """Whether the "that" at `at` relates a clause to the noun before it: a noun a
+    determiner opens ("a library that", "any module that") or an indefinite pronoun
+    ("something that"). A "that" after a verb is the verb's object ("does that work?",
+    "use that instead?")."""
+    if words[at].lower() != "that" or at == 0:
+        return False
+    before = words[at - 1].lower()
+    opened = at >= 2 and words[at - 2].lower() in _DETERMINER and before not in STOPWORDS
+    return opened or before in _INDEFINITE
 
 
 def lexical_support(answer: str, passages: Sequence[Passage]) -> float:

@@ -431,6 +431,8 @@ def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
     "Why do the same random numbers appear every time I run the script?",
     "How often did people ask our help bot exactly the same thing?",
     "Is it possible to read a csv file without pandas?", "How long does it take to build glpk from source?",
+    "a library that parses dates?", "any module that reads zip files?",  # "that" relates a clause
+    "something that rounds floats to two places?", "the function that splits a path?",
 ])
 def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(question):
     """Asked mid-conversation about something else, 84 of the test sets' 296 questions were
@@ -452,6 +454,7 @@ def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(qu
     "it's slow, why?", "it’s slow, why?", "what's the default?", "ok, what about 503?", "Thanks. And for Pro?",
     "for Windows?", "which one is faster?", "how do the others compare?", "what's the difference?",
     "how would I do the same thing on Windows?", "does it work on Windows?", "is it faster?",
+    "use that instead?", "is that the default?", "what's that?",
 ])
 def test_a_follow_up_gets_the_previous_question_s_words(question):
     from rag.providers.extractive import rewrite_follow_up
