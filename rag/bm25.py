@@ -184,6 +184,12 @@ class BM25Index:
         changed = [r for w, r in zip(words, respelt, strict=True) if r != w]
         return bool(changed) and all(r is not None and self._held(r, sources) for r in changed)
 
+    def unheard_of(self, words: Iterable[str]) -> frozenset[str]:
+        """Those of `words` that no entry holds in any form (none of their terms, stemmed,
+        is indexed): "gym" in a staff handbook that never names one."""
+        vocab = self._retriever.vocab_dict
+        return frozenset(w for w in words if (terms := self.terms(w)) and not any(t in vocab for t in terms))
+
     def _may_be_misspelt(self, names: Iterable[str]) -> set[str]:
         """The index terms of the words of `names` that `may_be_misspelt`: the only ones a
         typo is looked for in (`query_terms`, `held_misspelt`)."""
@@ -326,6 +332,10 @@ class BM25Search:
     def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
         """Whether those files hold `term` one typo away (`BM25Index.held_misspelt`)."""
         return self.index_for(store).held_misspelt(term, sources)
+
+    def unheard_of(self, store: Store, words: Iterable[str]) -> frozenset[str]:
+        """Those of `words` that no chunk of the collection holds (`BM25Index.unheard_of`)."""
+        return self.index_for(store).unheard_of(words)
 
     def _load_or_build(self, store: Store, key: IndexKey, kind: IndexKind) -> BM25Index:
         home = self.settings.path(kind.folder, key.collection)

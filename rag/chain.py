@@ -31,7 +31,7 @@ from rag.embedcache import EmbeddingCache
 from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted
 from rag.experiments import Experiments
 from rag.headroom import Headroom
-from rag.keyterms import mentioned_elsewhere
+from rag.keyterms import mentioned_elsewhere, plain_words
 from rag.kv import StoreUnavailable
 from rag.prompts import answer_prompt
 from rag.providers import Embedders
@@ -428,8 +428,9 @@ class Chain:
         by_keywords = (options.mode or self.settings.retrieval_mode) != "vector"
         misspelt = partial(self.retriever.misspelt_in, store) if by_keywords else None
         elsewhere = mentioned_elsewhere(standalone_question, shown, store.mentions, misspelt)
+        unheard = self.retriever.unheard_of(store, plain_words(standalone_question)) if by_keywords else frozenset()
         prompt = answer_prompt(standalone_question, shown, history, retrieved.file_search,
-                               mentioned_elsewhere=elsewhere)
+                               mentioned_elsewhere=elsewhere, unheard_of=unheard)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
         sources = [h.chunk.source for h in retrieved.hits]
         document = self.router.document_wanted(question, sources)

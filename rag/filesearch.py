@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import mimetypes
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -267,3 +267,7 @@ class FileSearchRetriever:
     def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
         """False: File Search keeps no keyword index here, and its model reads the documents."""
         return False
+
+    def unheard_of(self, store: Store, words: Iterable[str]) -> frozenset[str]:
+        """None: as `misspelt_in`, nothing here knows the documents' words."""
+        return frozenset()

@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from rag.text import STOPWORDS, TYPO_MIN_CHARS, anchors, english, everyday_typo, may_be_misspelt, stem_words, typo_of
+from rag.text import (
+    STOPWORDS,
+    TYPO_MIN_CHARS,
+    anchors,
+    content_words,
+    english,
+    everyday_typo,
+    may_be_misspelt,
+    stem_words,
+    typo_of,
+)
 from rag.types import Passage
 
 _ENTITY = re.compile(r"(?<!^)(?<![.?!]\s)(?<![-\w])[A-Z][a-z]+[A-Za-z0-9]*\b")
@@ -65,6 +75,14 @@ def key_terms(question: str) -> set[str]:
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
     return (entities | acronyms | codes | file_formats(question) | versions(question)) - _COURTESY
+
+
+def plain_words(question: str) -> list[str]:
+    """The question's content words of three letters or more, letters only, that read as
+    English (`rag.text.english`): the words whose absence from a whole collection says
+    something (`AnswerTask.unheard_of`). A name is a key term, weighed as such; a word no
+    dictionary knows may be a typo ("memebership"), which says nothing."""
+    return [w for w in dict.fromkeys(content_words(question)) if len(w) >= 3 and w.isalpha() and english(w)]
 
 
 def lower_case_names(question: str) -> set[str]:

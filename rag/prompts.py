@@ -80,13 +80,14 @@ def answer_prompt(
     *,
     reusable: bool = False,
     mentioned_elsewhere: frozenset[str] = frozenset(),
+    unheard_of: frozenset[str] = frozenset(),
 ) -> Prompt:
     """Sources first (after the system instruction), then the conversation, then the question.
     With history, or when the sources will be asked about again (`reusable`: a whole document),
     the sources open the conversation as their own turn, acknowledged by a fixed model turn so
     turns still alternate: those two turns are then the prompt's reusable prefix. With
-    `file_search` the model finds its own sources. `mentioned_elsewhere` goes to the task
-    (`AnswerTask`)."""
+    `file_search` the model finds its own sources. `mentioned_elsewhere` and `unheard_of` go
+    to the task (`AnswerTask`)."""
     if file_search is not None:
         turns = (*history, Message("user", f"Question: {question}"))
         return Prompt(contents=turns, system=SEARCH_SYSTEM, task=AnswerTask(question), file_search=file_search)
@@ -100,6 +101,6 @@ def answer_prompt(
         contents=contents,
         system=SYSTEM,
         passages=tuple(passages),
-        task=AnswerTask(question, mentioned_elsewhere),
+        task=AnswerTask(question, mentioned_elsewhere, unheard_of),
         prefix_turns=2 if len(contents) > 1 else 0,
     )

@@ -14,7 +14,7 @@ each file's best passage only, so the cut ranks files (BEIR ranks documents this
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,6 +84,10 @@ class Searcher(Protocol):
     def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
         """Whether those files of the collection hold `term` one typo away
         (rag.keyterms.mentioned_elsewhere)."""
+        ...
+
+    def unheard_of(self, store: Store, words: Iterable[str]) -> frozenset[str]:
+        """Those of `words` that the collection holds in no form (`AnswerTask.unheard_of`)."""
         ...
 
 
@@ -238,6 +242,9 @@ class Retriever:
 
     def misspelt_in(self, store: Store, term: str, sources: Sequence[str]) -> bool:
         return self.bm25.misspelt_in(store, term, sources)
+
+    def unheard_of(self, store: Store, words: Iterable[str]) -> frozenset[str]:
+        return self.bm25.unheard_of(store, words)
 
     def reranker(self, mode: RerankMode) -> Reranker:
         if mode not in self._rerankers:

@@ -110,10 +110,12 @@ class AnswerTask:
     """Answer `question` from the prompt's passages, citing them by number.
     `mentioned_elsewhere`: the question's key terms (rag.keyterms) that the passages miss
     but their documents (for a file format, any document) hold elsewhere: not a reason to
-    refuse."""
+    refuse. `unheard_of`: the question's words that no document of the collection holds in
+    any form ("gym" asked of a staff handbook), which may be one."""
 
     question: str
     mentioned_elsewhere: frozenset[str] = frozenset()
+    unheard_of: frozenset[str] = frozenset()
     kind: ClassVar[TaskKind] = "answer"
 
 

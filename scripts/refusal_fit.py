@@ -44,7 +44,7 @@ def collect(names: Sequence[str], out: Path) -> None:
     with out.open("w", encoding="utf-8") as sink:
         for seen in retrieved_cases(names):
             question, shown, store = seen.question, seen.shown, seen.store
-            support = seen.provider.answerer.support(question, shown, seen.mentioned_elsewhere)
+            support = seen.provider.answerer.support(question, shown, seen.mentioned_elsewhere, seen.unheard_of)
             query = np.array(seen.provider.embed_query(question).vectors[0])  # the offline collection's embedder
             vectors = store.vectors([p.chunk_id for p in shown[:1]])
             row = {"set": seen.doc_set.name, "id": seen.case.id, "unanswerable": seen.case.unanswerable,

@@ -91,14 +91,17 @@ def data_dir() -> Path:
 @dataclass(frozen=True)
 class Retrieved:
     """One case as the offline answerer meets it: the question after the follow-up rewrite
-    and the passages the default retrieval shows for it (and the key terms they miss that
-    their documents hold, as the chain tells the answerer: `rag.keyterms.mentioned_elsewhere`)."""
+    and the passages the default retrieval shows for it (and, as the chain tells the
+    answerer, the key terms they miss that their documents hold,
+    `rag.keyterms.mentioned_elsewhere`, and the question's words no document holds,
+    `AnswerTask.unheard_of`)."""
 
     doc_set: DocSet
     case: TestCase
     question: str
     shown: list[Passage]
     mentioned_elsewhere: frozenset[str]
+    unheard_of: frozenset[str]
     provider: OfflineProvider
     chain: Chain
     store: Store
@@ -119,7 +122,7 @@ def retrieved_cases(
     from rag.answer import AskOptions
     from rag.chain import Chain, passages
     from rag.eval.testset import load_testset
-    from rag.keyterms import mentioned_elsewhere
+    from rag.keyterms import mentioned_elsewhere, plain_words
     from rag.providers.offline import OfflineProvider
     from rag.settings import load_settings
     from rag.store import collection_name
@@ -141,7 +144,8 @@ def retrieved_cases(
             shown = passages(chain.retrieve(store, question, AskOptions(collection=store.name)).hits)
             misspelt = partial(chain.retriever.misspelt_in, store)
             elsewhere = mentioned_elsewhere(question, shown, store.mentions, misspelt)
-            yield Retrieved(doc_set, case, question, shown, elsewhere, provider, chain, store)
+            unheard = chain.retriever.unheard_of(store, plain_words(question))
+            yield Retrieved(doc_set, case, question, shown, elsewhere, unheard, provider, chain, store)
 
 
 # --- install -------------------------------------------------------------------------------

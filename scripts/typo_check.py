@@ -78,7 +78,7 @@ def outcomes(names: Sequence[str], typo: bool) -> Iterator[Outcome]:
 
 
 def outcome(seen: Retrieved) -> Outcome:
-    answer = seen.provider.answerer.answer(seen.question, seen.shown, seen.mentioned_elsewhere)
+    answer = seen.provider.answerer.answer(seen.question, seen.shown, seen.mentioned_elsewhere, seen.unheard_of)
     hit = any(r.matches(p.source, p.page, p.chunk_id) for p in seen.shown for r in seen.case.relevant)
     return Outcome(seen.doc_set.name, seen.case.id, seen.question, hit, says_not_in_documents(answer))
 

@@ -277,6 +277,8 @@ class ExtractiveAnswerer:
         kind_bonus: float = 0.08,
         anchor_bonus: float = 0.10,
         rank_prior: float = 0.2,
+        unheard_weight: float = 0.10,
+        unheard_near: float = 0.45,
     ) -> None:
         self.model = model
         self.max_sentences = max_sentences
@@ -295,16 +297,30 @@ class ExtractiveAnswerer:
         # min_support 0.30, measured on corpus/eval (51 answerable, 7 unanswerable cases):
         # 3 false refusals and 2 of 7 unanswerable refused; 0.35 gave 7 and 3, 0.40 gave 11 and 3.
         # Quoting the closest passages for an unanswerable question is the lesser harm.
+        # A word no document holds (`AnswerTask.unheard_of`) is a reason to refuse when the
+        # question rests on it (its vector moves by `unheard_weight` or more without the
+        # word) and no word of the passages comes near it in meaning (cosine below
+        # `unheard_near`): "gym" in "how much does the gym membership cost?" asked of a
+        # handbook that prices parking. A user's word for what the documents word otherwise
+        # has a neighbour there ("mac": macOS 0.78, "silence": 0.49, "stdlib": 0.56).
+        # Chosen on the four test sets (README: Evaluation).
+        self.unheard_weight = unheard_weight
+        self.unheard_near = unheard_near
         # reply_chars 600 keeps a PDF manual's replies as long as four sentences made them
         # (about 650 characters) and quotes more where sentences are short. relative_floor 0.6:
         # 0.5 found one more sample answer but cited more unrelated passages (README: Evaluation).
 
     def answer(
-        self, question: str, passages: Sequence[Passage], mentioned_elsewhere: frozenset[str] = frozenset()
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        mentioned_elsewhere: frozenset[str] = frozenset(),
+        unheard_of: frozenset[str] = frozenset(),
     ) -> str:
         """Quotes, or a refusal: for too little support, or naming the key terms no passage
-        mentions, unless their documents hold it elsewhere (`mentioned_elsewhere`)."""
-        support = self.support(question, passages, mentioned_elsewhere)
+        mentions, unless their documents hold it elsewhere (`mentioned_elsewhere`), or the
+        words no document holds that the question rests on (`unheard`)."""
+        support = self.support(question, passages, mentioned_elsewhere, unheard_of)
         if support.missing:
             missing = ", ".join(support.missing)
             return f"{NOT_FOUND.rstrip('.')}: the passages found never mention {missing}.\n\n{OFFLINE_NOTE}"
@@ -342,15 +358,21 @@ class ExtractiveAnswerer:
         return out
 
     def support(
-        self, question: str, passages: Sequence[Passage], mentioned_elsewhere: frozenset[str] = frozenset()
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        mentioned_elsewhere: frozenset[str] = frozenset(),
+        unheard_of: frozenset[str] = frozenset(),
     ) -> Support:
         """Each unit is scored by meaning (cosine to the question, read with its section
         heading), by the share of the question's words it or its heading contains, and by
         whether it holds what the question asks for (a figure, a date, a name, an
         instruction) and the question's literal tokens. Only the lexically best
         `max_candidates` units are embedded (embedding is the cost), plus the best unit of
-        the top passage, which is always considered."""
+        the top passage, which is always considered. The words the question rests on that
+        no document holds (`unheard`) count as missing key terms."""
         missing = tuple(missing_terms(question, passages, mentioned_elsewhere))
+        missing = missing or self.unheard(question, passages, unheard_of)
         units = self.units(question, passages)
         kind = question_kind(question)
         scores = [p.score for p in passages[:2]]
@@ -374,6 +396,26 @@ class ExtractiveAnswerer:
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, max(s.score for s in scored), float(semantic.max()), coverage,
                        kind_absent, *retrieval)
+
+    def unheard(self, question: str, passages: Sequence[Passage], words: frozenset[str]) -> tuple[str, ...]:
+        """Those of `words` (which no document holds) that the question rests on and the
+        passages have no word for: without the word, the question's vector moves by
+        `unheard_weight` or more, and no word of the passages (text and headings, three
+        letters or more) is within `unheard_near` of it. The passages' words are embedded
+        only when a word weighs enough, in one batch of short texts."""
+        if not words or not passages:
+            return ()
+        asked = sorted(words)
+        vecs = self.model.embed([question, *(re.sub(rf"(?i)\b{re.escape(w)}\b", " ", question) for w in asked)])
+        heavy = [w for w, v in zip(asked, vecs[1:], strict=True) if 1.0 - float(v @ vecs[0]) >= self.unheard_weight]
+        if not heavy:
+            return ()
+        said = {w for p in passages for w in content_words(f"{p.heading} {p.text}") if len(w) >= 3 and w.isalpha()}
+        near = self.model.embed([*heavy, *sorted(said)])
+        own, theirs = near[: len(heavy)], near[len(heavy) :]
+        return tuple(
+            w for w, v in zip(heavy, own, strict=True) if not said or float((theirs @ v).max()) < self.unheard_near
+        )
 
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """The units `support` embeds and scores for this question (scripts/answer_fit.py

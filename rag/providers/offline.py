@@ -79,8 +79,8 @@ class OfflineProvider:
 
     def _respond(self, prompt: Prompt) -> str:
         match prompt.task:
-            case AnswerTask(question, elsewhere):
-                return self.answerer.answer(question, prompt.passages, elsewhere)
+            case AnswerTask(question, elsewhere, unheard):
+                return self.answerer.answer(question, prompt.passages, elsewhere, unheard)
             case RewriteTask(question, history):
                 return rewrite_follow_up(question, history)
             case JudgeTask(answer):

@@ -222,3 +222,9 @@ def test_building_an_index_logs_nothing_at_the_apps_warning_level():
         root.removeHandler(handler)
         root.setLevel(level)
     assert out.getvalue() == ""
+
+
+def test_a_word_no_entry_holds_in_any_form_is_unheard_of():
+    """"gym" asked of a handbook that never names one; "vacations" is held as "vacation"."""
+    index = BM25Index.build(chunks(), Terms())
+    assert index.unheard_of(["gym", "vacations", "rotated", "canteen", "the"]) == {"gym", "canteen"}

@@ -78,6 +78,21 @@ def test_a_blank_question_or_a_file_the_collection_lacks_is_bad_input_not_an_ans
 
 
 @pytest.mark.slow
+def test_a_question_resting_on_a_word_no_document_holds_is_refused(settings, offline_provider):
+    """"How much does the gym membership cost?" was answered with the expense rules: no
+    document names a gym. "canteen" and "holiday" are not in the documents either, but
+    "cafeteria" and "vacation" are, and those questions are answered."""
+    build_store(settings, offline_provider)
+    gym = _run(settings, "ask", "How much does the gym membership cost per month?", "--mode", "hybrid")
+    assert gym.returncode == 0, gym.stderr
+    assert "The documents do not seem to answer this question: the passages found never mention gym." in gym.stdout
+    canteen = _run(settings, "ask", "When does the canteen open?", "--mode", "hybrid")
+    assert "The cafeteria opens at 8:00 and closes at 15:00 on weekdays. [1]" in canteen.stdout
+    holiday = _run(settings, "ask", "How many days of holiday do employees get per year?", "--mode", "hybrid")
+    assert "Employees receive 25 days of paid vacation per year. [1]" in holiday.stdout
+
+
+@pytest.mark.slow
 def test_empty_collection_is_a_message_not_a_traceback(settings):
     done = _run(settings, "ask", "anything", "--collection", "nothing-here")
     assert done.returncode == 2  # refused: bad input (README: exit codes)

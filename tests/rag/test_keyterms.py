@@ -4,7 +4,7 @@ the passages' documents hold elsewhere (then the answer must not say they are ne
 from functools import partial
 
 from rag.bm25 import BM25Search
-from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms, versions
+from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms, plain_words, versions
 from rag.types import Passage
 from tests.fakes.tiny_corpus import Doc, build_store
 
@@ -210,3 +210,10 @@ def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, o
     # Chat shorthand is nobody's name, in a question with capitals too.
     assert key_terms("Afaik Gemini has a free tier, tbh how many RPM does it allow?") == {"gemini", "rpm"}
 
+
+def test_plain_words_are_the_english_words_a_collection_may_lack():
+    """A name is a key term; a word no dictionary knows may be a typo: neither says that the
+    documents lack what the question asks about."""
+    assert plain_words("How much does the gym membership cost per month?") == [
+        "much", "gym", "membership", "cost", "per", "month"]
+    assert plain_words("can I run it in jupyter, or won't my memebership allow it?") == ["run", "allow"]

@@ -462,3 +462,21 @@ def test_a_follow_up_gets_the_previous_question_s_words(question):
 
     history = [Message("user", "How do I install glpk from source?"), Message("model", "...")]
     assert rewrite_follow_up(question, history).endswith("(install glpk source)?")
+
+
+def test_a_word_no_document_holds_refuses_only_where_the_question_rests_on_it(offline_provider):
+    """`unheard_of` words (the chain finds them in no document): "gym" carries the
+    question and nothing in the passages means it; "canteen" has "cafeteria" beside it;
+    "please" carries nothing."""
+    answerer = offline_provider.answerer
+    parking = [Passage(1, "Parking costs 3 euros per day, deducted from salary monthly.", "faq.html",
+                       heading="Parking FAQ > How much does it cost?"),
+               Passage(2, "Meals are reimbursed up to 45 euros per day.", "handbook.md", heading="Expenses")]
+    gym = "How much does the gym membership cost per month?"
+    assert answerer.unheard(gym, parking, frozenset({"gym", "membership"})) == ("gym",)
+    assert answerer.answer(gym, parking, unheard_of=frozenset({"gym"})).startswith(
+        "The documents do not seem to answer this question: the passages found never mention gym.")
+    assert "Parking costs 3 euros" in answerer.answer(gym, parking)  # the chain found nothing unheard of
+    cafeteria = [Passage(1, "The cafeteria opens at 8:00 and closes at 15:00 on weekdays.", "cafeteria.md")]
+    assert answerer.unheard("When does the canteen open?", cafeteria, frozenset({"canteen"})) == ()
+    assert answerer.unheard("When does the cafeteria open, please?", cafeteria, frozenset({"please"})) == ()
