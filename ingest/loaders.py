@@ -404,6 +404,8 @@ def _pdf_pages(data: bytes) -> tuple[list[tuple[str, bool]], dict[int, list[Book
     the outline's bookmarks by 1-based page, in outline order."""
     import pypdfium2 as pdfium
 
+    if not data:  # PDFium calls it a "Data format error", as it does a damaged file
+        raise LoadError("not a readable PDF: the file is empty (0 bytes)")
     with PDFIUM:
         try:
             document = pdfium.PdfDocument(data)

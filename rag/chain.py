@@ -219,10 +219,11 @@ class Chain:
         otherwise come back as "the documents do not seem to answer", which sends the asker
         looking in the wrong place."""
         if not question.strip():
-            raise InvalidRequest("The question is empty: ask something about your documents.")
+            raise InvalidRequest("The question is empty: ask something about your documents.", field="question")
         if len(question) > MAX_QUESTION_CHARS:
             raise InvalidRequest(f"The question is {len(question):,} characters long; the limit is "
-                                 f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.")
+                                 f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.",
+                                 field="question")
         if options.sources:
             store = self.stores.get(options.collection)
             missing = store.missing_sources(options.sources)
@@ -232,7 +233,8 @@ class Chain:
                 example = f" (for example {held.source!r})" if held else ""
                 raise InvalidRequest(
                     f"Collection {store.name!r} holds no file {names}: name a file by its path as an answer's "
-                    f"sources show it{example}, relative to the folder that was ingested."
+                    f"sources show it{example}, relative to the folder that was ingested.",
+                    field="sources",
                 )
 
     def _within_budget(

@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TextIO
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
@@ -20,7 +21,7 @@ from rag.commands import add_debug_flag, run_command
 from rag.errors import GemragError
 from rag.types import Message
 
-EXIT_WORDS = frozenset({"exit", "quit", ":q"})
+EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "/q", "/bye"})  # "/quit": as other chat tools
 
 
 def _positive(text: str) -> int:
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="a multi-turn conversation; follow-ups are understood")
     for sub in (ask, chat):
         sub.add_argument("--collection", help="collection to search (default: settings.collection)")
+        sub.add_argument("--data-dir", type=Path,
+                         help="where the collections live (default: GEMRAG_DATA_DIR or ./.gemrag)")
         sub.add_argument("--k", type=_positive, help="passages to send to the model (default: settings.top_k)")
         sub.add_argument("--mode", choices=["hybrid", "vector", "bm25"], help="retrieval mode")
         sub.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
@@ -152,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
     from rag.settings import get_settings
 
     settings = get_settings()
-    if args.backend:
-        settings = settings.model_copy(update={"backend": args.backend})
+    chosen = {"backend": args.backend, "data_dir": args.data_dir}
+    settings = settings.model_copy(update={k: v for k, v in chosen.items() if v is not None})
     chain = Backend.build(settings).chain
     args.session = args.session or new_session_id()
     try:

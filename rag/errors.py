@@ -48,7 +48,12 @@ class EmptyCollection(GemragError):
 class InvalidRequest(GemragError):
     """A question the app cannot act on as asked: an empty one, or one limited to files the
     collection does not hold (answering from nothing would look like "the documents do not
-    say", when the asker mistyped a file name)."""
+    say", when the asker mistyped a file name). `field`: the request field at fault
+    ("question", "sources"), which the HTTP API names in its 422."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class EmbedderMismatch(GemragError):

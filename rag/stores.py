@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from rag.errors import EmptyCollection
+from rag.errors import ConfigError, EmptyCollection, InvalidRequest
 from rag.providers import Embedders, get_embedder
 from rag.providers.base import Embedder
 from rag.settings import Settings
-from rag.store import Store, recorded_embedder
+from rag.store import Store, check_collection_name, list_collections, no_store_yet, recorded_embedder
 
 
 class Stores:
@@ -30,15 +30,31 @@ class Stores:
         """The collection to answer from, pinned at its current version (`Store.pinned`: one
         question, one version, one read of it); refuses one that nothing was ingested into."""
         name = name or self.default
+        try:
+            check_collection_name(name)
+        except ConfigError as exc:
+            raise InvalidRequest(str(exc), field="collection") from exc
         with self._lock:
             store = self._open.get(name)
             if store is None:
-                embedder = recorded_embedder(self.settings, name)
+                embedder = None if no_store_yet(self.settings) else recorded_embedder(self.settings, name)
                 if embedder is not None:
                     store = self._open[name] = Store(self.settings, embedder, name)
-        if store is None or (pinned := store.pinned()).count() == 0:
+        if store is None:
+            raise EmptyCollection(self._absent(name))
+        if (pinned := store.pinned()).count() == 0:
             raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
         return pinned
+
+    def _absent(self, name: str) -> str:
+        """Where the collection was looked for and which ones are there: a mistyped name, or
+        a data directory other than the one ingested into, shows at once. Nothing is created
+        to say so."""
+        where = self.settings.data_dir.resolve()
+        held = [] if no_store_yet(self.settings) else list_collections(self.settings)
+        there = f"collections there: {', '.join(held)}" if held else "nothing has been ingested there"
+        return (f"No collection {name!r} in {where} ({there}): run python -m ingest PATH --collection {name}, "
+                "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.")
 
 
 def embedder_for(settings: Settings, collection: str, embedders: Embedders) -> Embedder:

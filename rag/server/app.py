@@ -121,12 +121,15 @@ def error_status(error: Exception) -> int:
 
 
 def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = ()) -> JSONResponse:
-    """`fields`: what the request's schema refused; every 422 body lists them, even when none."""
+    """`fields`: what the request's schema refused; every 422 body lists them, or else the
+    field the core named (`InvalidRequest.field`)."""
     headers = {}
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after + 0.49)))
     kind, message = error_kind(error), str(error)
+    if isinstance(error, InvalidRequest) and not fields and error.field:
+        fields = [FieldErrorOut(field=f"body.{error.field}", reason=message)]
     body = (InvalidRequestOut(error=kind, message=message, fields=list(fields)) if isinstance(error, InvalidRequest)
             else ErrorOut(error=kind, message=message))
     return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers)
@@ -285,7 +288,8 @@ def add_routes(app: FastAPI) -> None:
         state = services(request)
         chain, generator = state.backend.chain, state.backend.generator
         if body.model and body.model not in {generator.flash_model, generator.pro_model}:
-            raise ConfigError(f"model: {body.model!r} is not one of this server's answer models (GET /v1/models).")
+            raise InvalidRequest(f"{body.model!r} is not one of this server's answer models (GET /v1/models).",
+                                 field="model")
         external = body.session_id or uuid.uuid4().hex[:16]
         session = f"{caller.name}/{external}"
         keeps_history = body.history is None
@@ -342,7 +346,7 @@ def add_routes(app: FastAPI) -> None:
         state = services(request)
         check_collection_name(name)
         if not Path(body.path).is_dir():
-            raise ConfigError(f"path: {body.path!r} is not a folder on the server.")
+            raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
         job = await anyio.to_thread.run_sync(
             lambda: state.jobs.submit("folder", name, caller.name, paths=[body.path], prune=body.prune))
         return JobOut.model_validate(job)

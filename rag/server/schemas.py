@@ -15,11 +15,15 @@ from rag.costs import Totals
 
 
 class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
+
     role: Literal["user", "model"]
     text: str = Field(max_length=20_000)
 
 
 class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
+
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: str | None = Field(
         default=None,
@@ -210,6 +214,8 @@ class Health(BaseModel):
 
 
 class FolderIngest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
+
     path: str = Field(description="A folder on the server (and its workers), ingested recursively.")
     prune: bool = Field(default=False, description="Remove files ingested from this folder before that are gone.")
 

@@ -129,7 +129,8 @@ def write_corpus(root: Path) -> Corpus:
 
 
 BAD_INPUTS = {
-    "corrupt.pdf": "not a readable PDF",
+    "corrupt.pdf": "not a readable PDF (",
+    "zero.pdf": "not a readable PDF: the file is empty (0 bytes)",
     "encrypted.pdf": "encrypted PDF",
     "empty.pdf": "no text to index",
     "binary.txt": "binary content",
@@ -145,6 +146,7 @@ def write_bad_inputs(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     good = pdf_bytes(PDF_PAGES)
     (root / "corrupt.pdf").write_bytes(good[: len(good) // 3])
+    (root / "zero.pdf").write_bytes(b"")
     (root / "encrypted.pdf").write_bytes(pdf_bytes(["A secret page."], password="secret"))
     (root / "empty.pdf").write_bytes(pdf_bytes(["", ""]))
     (root / "binary.txt").write_bytes(b"text at first\x00\x01\x02" + bytes(range(256)))

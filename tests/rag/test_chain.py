@@ -81,7 +81,7 @@ def test_question_the_documents_do_not_answer_cites_nothing(chain):
 
 
 def test_empty_or_missing_collection_says_to_ingest_first(chain):
-    with pytest.raises(EmptyCollection, match="nothing ingested yet: run python -m ingest PATH"):
+    with pytest.raises(EmptyCollection, match=r"No collection 'never-ingested' in .*: run python -m ingest PATH"):
         chain.ask("anything", options=AskOptions(collection="never-ingested"))
 
 

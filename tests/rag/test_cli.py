@@ -94,11 +94,18 @@ def test_a_question_resting_on_a_word_no_document_holds_is_refused(settings, off
 
 @pytest.mark.slow
 def test_empty_collection_is_a_message_not_a_traceback(settings):
+    """The message says where it looked, so a mistyped name or another data directory shows."""
     done = _run(settings, "ask", "anything", "--collection", "nothing-here")
     assert done.returncode == 2  # refused: bad input (README: exit codes)
     assert done.stderr.strip() == (
-        "error: Collection 'nothing-here' is empty: nothing ingested yet: run python -m ingest PATH"
+        f"error: No collection 'nothing-here' in {settings.data_dir.resolve()} (nothing has been ingested there): "
+        "run python -m ingest PATH --collection nothing-here, or point GEMRAG_DATA_DIR (--data-dir) at the folder "
+        "you ingested into."
     )
+    elsewhere = settings.data_dir / "elsewhere"
+    moved = _run(settings, "ask", "anything", "--data-dir", str(elsewhere))
+    assert moved.returncode == 2 and f"in {elsewhere.resolve()} (nothing has been ingested there)" in moved.stderr
+    assert not (elsewhere / "chroma").exists()  # nothing created just to say so
 
 
 def test_bad_arguments_are_refused_by_the_parser(capsys):
@@ -175,3 +182,12 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
              r"\$1\.00 for Gemini\s+2\.5 Flash and Flash-Lite, and \$4\.50 for Gemini 2\.5 Pro\.")
     assert re.search(price, stored.stdout), stored.stdout
     assert "- 2.5 Flash and Flash-Lite" not in stored.stdout
+
+
+@pytest.mark.slow
+def test_chat_ends_on_a_slash_command_as_other_chat_tools_do(settings, offline_provider):
+    """"/quit" was asked as a question ("Searched for: /quit ...")."""
+    build_store(settings, offline_provider)
+    done = _run(settings, "chat", stdin="/quit\nHow many days of paid vacation do employees get?\n")
+    assert done.returncode == 0, done.stderr
+    assert "Searched for" not in done.stdout and "25 days" not in done.stdout

@@ -131,10 +131,14 @@ def test_the_gemini_key_never_leaves_the_server(api: Running, fake_gemini):
 
 
 def test_bad_requests_name_the_field_and_reason(api: Running):
-    assert httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gpt-9"}).json()["error"] == \
-        "config_error"
+    model = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gpt-9"})
+    assert model.status_code == 422 and model.json()["fields"] == [
+        {"field": "body.model", "reason": "'gpt-9' is not one of this server's answer models (GET /v1/models)."}]
     missing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "nothing-here"})
-    assert missing.status_code == 404 and "nothing-here" in missing.json()["message"]
+    assert missing.status_code == 404 and missing.json()["message"].startswith("No collection 'nothing-here' in ")
+    assert "tiny-corpus" in missing.json()["message"]  # the collections there are named
+    climbing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "../etc"})
+    assert climbing.status_code == 422 and climbing.json()["fields"][0]["field"] == "body.collection"
     huge = httpx.post(f"{api.url}/v1/ask", content=b'{"question": "' + b"x" * 70_000 + b'"}',
                       headers={"content-type": "application/json"})
     assert huge.status_code == 413 and "64 kB" in huge.json()["message"]
@@ -148,6 +152,8 @@ def test_bad_requests_name_the_field_and_reason(api: Running):
     (json.dumps({"question": "x" * 8_001}).encode(), "body.question", "at most 8000 characters"),
     (json.dumps({"question": QUESTION, "history": [{"role": "bot", "text": "hi"}]}).encode(),
      "body.history[0].role", "'user' or 'model'"),
+    (json.dumps({"question": QUESTION, "colection": "hr"}).encode(), "body.colection",
+     "Extra inputs are not permitted"),  # a mistyped field is not ignored
 ])
 def test_a_request_the_schema_refuses_is_422_in_the_documented_shape_without_the_input(
     api: Running, body: bytes, field: str, reason: str
@@ -158,17 +164,20 @@ def test_a_request_the_schema_refuses_is_422_in_the_documented_shape_without_the
     assert set(out) == {"error", "message", "fields"} and out["error"] == "invalid_request"
     assert [f["field"] for f in out["fields"]] == [field] and reason in out["fields"][0]["reason"]
     assert out["message"].startswith(f"{field}: ") and reason in out["message"]
-    assert "x" * 100 not in refused.text and "input" not in refused.text  # the refused input is not echoed
+    assert "x" * 100 not in refused.text and '"input"' not in refused.text  # the refused input is not echoed
     assert 'gemrag_errors_total{kind="invalid_request"} 1.0' in httpx.get(f"{api.url}/metrics").text
 
 
-def test_a_refusal_after_the_schema_is_the_same_kind_with_no_fields(api: Running):
+def test_a_refusal_after_the_schema_is_the_same_kind_naming_its_field(api: Running):
+    """A blank question or a file the collection lacks passes the schema; the 422 still names
+    the field, as the schema's own refusals do."""
     blank = httpx.post(f"{api.url}/v1/ask", json={"question": "   "})
     assert blank.status_code == 422
-    assert blank.json() == {"error": "invalid_request", "fields": [],
-                            "message": "The question is empty: ask something about your documents."}
+    empty = "The question is empty: ask something about your documents."
+    assert blank.json() == {"error": "invalid_request", "fields": [{"field": "body.question", "reason": empty}],
+                            "message": empty}
     typo = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "sources": ["handbok.pdf"]})
-    assert typo.status_code == 422 and typo.json()["fields"] == []
+    assert typo.status_code == 422 and [f["field"] for f in typo.json()["fields"]] == ["body.sources"]
     assert "holds no file 'handbok.pdf'" in typo.json()["message"]
 
 
