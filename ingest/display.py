@@ -95,6 +95,21 @@ def summary(report: IngestReport) -> Table:
     return table
 
 
+DRY_RUN_NAMED = 20  # files named per status by a dry run; the table counts them all
+
+
+def _named(report: IngestReport, status: Status, every: bool = False) -> Iterator[str]:
+    """The files of one status, by name: all of them (`every`), or the first
+    `DRY_RUN_NAMED` and how many more."""
+    outcomes = report.of(status)
+    shown = outcomes if every else outcomes[:DRY_RUN_NAMED]
+    verb = f"would be {status}" if report.dry_run else str(status)
+    for outcome in shown:
+        yield f"[magenta]{verb}[/] {escape(outcome.source)}"
+    if len(outcomes) > len(shown):
+        yield f"... and {len(outcomes) - len(shown):,} more files {verb}"
+
+
 def details(report: IngestReport) -> Iterator[str]:
     """The lines under the table: what failed and why, what was skipped, what was done
     besides (reused vectors, orphans removed), and why the run stopped."""
@@ -106,6 +121,10 @@ def details(report: IngestReport) -> Iterator[str]:
     for outcome in report.of(Status.ADDED) + report.of(Status.UPDATED):
         if outcome.reason:  # moved from another folder, or pages left unread
             yield f"[cyan]note[/]    {escape(outcome.source)}: {escape(outcome.reason)}"
+    yield from _named(report, Status.REMOVED, every=True)  # what leaves the collection is always named
+    if report.dry_run:
+        yield from _named(report, Status.ADDED)
+        yield from _named(report, Status.UPDATED)
     if report.orphans_removed:
         yield f"Removed {report.orphans_removed:,} chunks left behind by an interrupted run."
     for note in report.notes:

@@ -481,6 +481,7 @@ class _DryRun(_Pass):
                     f"{self.embedder.embedding_id}: a real run would be refused. Add --rebuild, "
                     "or use another --collection."
                 )
+            self.report.version = manifest.version  # the collection's as it stands: a dry run changes nothing
             return manifest.records()
         finally:
             manifest.close()

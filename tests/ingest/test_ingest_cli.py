@@ -73,6 +73,19 @@ def test_dry_run_and_collection_options(capsys, corpus, tmp_path, fake):
     assert code == 0 and "Dry run: would ingest into collection 'notes'" in out
     assert re.search(r"files added +│ +1 ", out)
     assert "nothing was written" in out and not data.exists()
+    assert "would be added guide.md" in out  # the files are named, not only counted
+
+
+def test_a_dry_run_names_what_it_would_remove_and_the_collections_version(capsys, corpus, tmp_path, fake):
+    """It said "corpus version 0" of a collection at version 1, and "files removed 1"
+    without saying which; a real --prune did not name the file either."""
+    data = tmp_path / "d"
+    assert _run(capsys, [corpus.root, "--data-dir", data, "-q"], fake)[0] == 0
+    corpus.path("notes.txt").unlink()
+    code, out, _ = _run(capsys, [corpus.root, "--data-dir", data, "--prune", "--dry-run", "-q"], fake)
+    assert code == 0 and "corpus version 1." in out and "would be removed notes.txt" in out
+    code, out, _ = _run(capsys, [corpus.root, "--data-dir", data, "--prune", "-q"], fake)
+    assert code == 0 and "corpus version 2." in out and "removed notes.txt" in out
 
 
 def test_help_documents_prune_and_exit_codes(capsys):
