@@ -28,6 +28,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.answer import AnswerRecord, Delta, Done, Event
@@ -234,8 +235,9 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
-                       upload_bytes=int(settings.max_upload_mb * 1_000_000) + 64_000)
-    app.add_middleware(Instrumented, metrics=metrics)
+                       upload_bytes=int(settings.max_upload_mb * 1_000_000) + 64_000,
+                       on_refused=metrics.errors.labels("body_too_large").inc)
+    app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(GemragError)
     async def gemrag_error(request: Request, error: GemragError) -> JSONResponse:
@@ -256,6 +258,7 @@ def create_app(
         """Starlette's own refusals (an unknown path, a wrong method, a body it cannot parse)
         in the same shape as ours: {"error": "not_found", "message": "Not Found"}."""
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
+        metrics.errors.labels(kind).inc()
         body = ErrorOut(error=kind, message=str(error.detail))
         return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 
@@ -540,11 +543,14 @@ def readiness(state: Services) -> dict[str, str]:
 class Instrumented:
     """ASGI middleware: request counts and latency by route template (streams: to the last
     byte), and the request id that tags every log line of the request (the caller's
-    X-Request-ID when it is a plain token, else a new one; echoed in the response)."""
+    X-Request-ID when it is a plain token, else a new one; echoed in the response). A
+    request refused before routing (a body over the limit) is counted under the route its
+    path matches (`routes`, the app's), never under its raw path: paths are unbounded."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -566,7 +572,8 @@ class Instrumented:
             try:
                 await self.app(scope, receive, sending)
             finally:
-                route = scope.get("route")
+                route = scope.get("route") or next(
+                    (r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
                 path = getattr(route, "path", "unmatched")
                 elapsed = time.perf_counter() - started
                 self.metrics.requests.labels(path, scope["method"], str(status)).inc()

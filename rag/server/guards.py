@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 
 from limits import parse
 from limits.storage import storage_from_string
@@ -44,10 +45,14 @@ class KeyRateLimit:
 class BodyLimit:
     """ASGI middleware: 413 once a request body passes its limit (uploads get their own)."""
 
-    def __init__(self, app: ASGIApp, *, default_bytes: int, upload_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, on_refused: Callable[[], None] = lambda: None
+    ) -> None:
+        """`on_refused`: called once per 413 (the error metric)."""
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +62,7 @@ class BodyLimit:
         limit = self.upload_bytes if upload else self.default_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            self.on_refused()
             await _too_large(send, limit)
             return
         received = 0
@@ -77,6 +83,7 @@ class BodyLimit:
             # 400 "There was an error parsing the body": that reply is replaced by the 413.
             nonlocal started
             if refused and not started:
+                self.on_refused()
                 await _too_large(send, limit)
             if not refused:
                 await send(message)
@@ -86,6 +93,7 @@ class BodyLimit:
             await self.app(scope, counted, sending)
         except _BodyTooLarge:  # a route that reads the stream itself lets the refusal through
             if not started:
+                self.on_refused()
                 await _too_large(send, limit)
 
 

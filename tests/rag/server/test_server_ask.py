@@ -192,6 +192,9 @@ def test_the_frameworks_own_refusals_come_in_the_same_shape(api: Running):
                          headers={"content-type": "application/json"})
     assert garbled.status_code == 400
     assert garbled.json() == {"error": "bad_request", "message": "There was an error parsing the body"}
+    counted = httpx.get(f"{api.url}/metrics").text  # each is counted by the kind it was answered with
+    assert all(f'gemrag_errors_total{{kind="{kind}"}} 1.0' in counted
+               for kind in ("not_found", "method_not_allowed", "bad_request"))
 
 
 def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: Running):
@@ -205,6 +208,11 @@ def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: 
     assert huge.request.headers["transfer-encoding"] == "chunked" and "content-length" not in huge.request.headers
     assert huge.status_code == 413
     assert huge.json()["error"] == "body_too_large" and "64 kB" in huge.json()["message"]
+    declared = httpx.post(f"{api.url}/v1/ask", content=b"".join(chunks()), headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "content-length" in declared.request.headers
+    counted = httpx.get(f"{api.url}/metrics").text  # both counted as errors, under the route they were sent to
+    assert 'gemrag_errors_total{kind="body_too_large"} 2.0' in counted
+    assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="413"} 2.0' in counted
 
 
 def test_collections_models_and_health(api: Running):
