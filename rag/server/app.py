@@ -248,6 +248,13 @@ def create_app(
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         """In the shape of every other error, rather than FastAPI's {"detail": [...]}, which
         also echoes the refused input back (all of an 8,000-character question)."""
+        sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if sent != "application/json" and any(tuple(e["loc"]) == ("body",) for e in error.errors()):
+            # a JSON body sent as text/plain or a form: "Input should be a valid dictionary" said nothing useful
+            metrics.errors.labels("unsupported_media_type").inc()
+            body = ErrorOut(error="unsupported_media_type", message="Send the body as JSON, with Content-Type: "
+                            f"application/json (got {sent or 'none'}).")
+            return JSONResponse(body.model_dump(), status_code=415)
         fields = refused_fields(error)
         refused = InvalidRequest("; ".join(f"{f.field}: {f.reason}" for f in fields))
         metrics.errors.labels(error_kind(refused)).inc()

@@ -197,6 +197,17 @@ def test_the_frameworks_own_refusals_come_in_the_same_shape(api: Running):
                for kind in ("not_found", "method_not_allowed", "bad_request"))
 
 
+def test_a_json_body_sent_as_another_type_is_415_saying_so(api: Running):
+    """It was 422 "body: Input should be a valid dictionary or object to extract fields from"."""
+    body = json.dumps({"question": QUESTION}).encode()
+    for sent in ("text/plain", "application/x-www-form-urlencoded"):
+        refused = httpx.post(f"{api.url}/v1/ask", content=body, headers={"content-type": sent})
+        assert refused.status_code == 415
+        expected = f"Send the body as JSON, with Content-Type: application/json (got {sent})."
+        assert refused.json() == {"error": "unsupported_media_type", "message": expected}
+    assert httpx.post(f"{api.url}/v1/ask", json={"stream": False}).status_code == 422  # JSON missing a field
+
+
 def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: Running):
     def chunks() -> Iterator[bytes]:
         yield b'{"question": "'
