@@ -95,14 +95,13 @@ def summary(report: IngestReport) -> Table:
     return table
 
 
-DRY_RUN_NAMED = 20  # files named per status by a dry run; the table counts them all
+FILES_NAMED = 20  # files named per status (a moved folder removes thousands); the table counts them all
 
 
-def _named(report: IngestReport, status: Status, every: bool = False) -> Iterator[str]:
-    """The files of one status, by name: all of them (`every`), or the first
-    `DRY_RUN_NAMED` and how many more."""
+def _named(report: IngestReport, status: Status) -> Iterator[str]:
+    """The files of one status, by name: the first `FILES_NAMED`, and how many more."""
     outcomes = report.of(status)
-    shown = outcomes if every else outcomes[:DRY_RUN_NAMED]
+    shown = outcomes[:FILES_NAMED]
     verb = f"would be {status}" if report.dry_run else str(status)
     for outcome in shown:
         yield f"[magenta]{verb}[/] {escape(outcome.source)}"
@@ -121,7 +120,7 @@ def details(report: IngestReport) -> Iterator[str]:
     for outcome in report.of(Status.ADDED) + report.of(Status.UPDATED):
         if outcome.reason:  # moved from another folder, or pages left unread
             yield f"[cyan]note[/]    {escape(outcome.source)}: {escape(outcome.reason)}"
-    yield from _named(report, Status.REMOVED, every=True)  # what leaves the collection is always named
+    yield from _named(report, Status.REMOVED)  # what leaves the collection is named in every run
     if report.dry_run:
         yield from _named(report, Status.ADDED)
         yield from _named(report, Status.UPDATED)

@@ -82,7 +82,8 @@ def plain_words(question: str) -> list[str]:
     English (`rag.text.english`): the words whose absence from a whole collection says
     something (`AnswerTask.unheard_of`). A name is a key term, weighed as such; a word no
     dictionary knows may be a typo ("memebership"), which says nothing."""
-    return [w for w in dict.fromkeys(content_words(question)) if len(w) >= 3 and w.isalpha() and english(w)]
+    typed = question.replace("\u2019", "'")  # "haven’t" is "haven't", not "haven"
+    return [w for w in dict.fromkeys(content_words(typed)) if len(w) >= 3 and w.isalpha() and english(w)]
 
 
 def lower_case_names(question: str) -> set[str]:

@@ -50,10 +50,13 @@ class Stores:
         """Where the collection was looked for and which ones are there: a mistyped name, or
         a data directory other than the one ingested into, shows at once. Nothing is created
         to say so."""
-        where = self.settings.data_dir.resolve()
         held = [] if no_store_yet(self.settings) else list_collections(self.settings)
         there = f"collections there: {', '.join(held)}" if held else "nothing has been ingested there"
-        return (f"No collection {name!r} in {where} ({there}): run python -m ingest PATH --collection {name}, "
+        ingest = f"run python -m ingest PATH --collection {name}"
+        if self.settings.chroma_url:
+            return (f"No collection {name!r} on the Chroma server at {self.settings.chroma_url} ({there}): "
+                    f"{ingest}, or point CHROMA_URL at the server you ingested into.")
+        return (f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
                 "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.")
 
 

@@ -260,6 +260,7 @@ class Support:
 
 
 COVERAGE_PASSAGES = 3  # the passages an answer is mostly quoted from
+UNHEARD_PASSAGES = 6  # the passages whose words may mean a word no document holds (as measured: k = 6)
 
 
 class ExtractiveAnswerer:
@@ -401,8 +402,9 @@ class ExtractiveAnswerer:
         """Those of `words` (which no document holds) that the question rests on and the
         passages have no word for: without the word, the question's vector moves by
         `unheard_weight` or more, and no word of the passages (text and headings, three
-        letters or more) is within `unheard_near` of it. The passages' words are embedded
-        only when a word weighs enough, in one batch of short texts."""
+        letters or more; a hyphenated word also closed up) is within `unheard_near` of it.
+        The words of the first `UNHEARD_PASSAGES` passages are embedded, in one batch of short
+        texts, and only when a word weighs enough: a request for 50 passages costs no more."""
         if not words or not passages:
             return ()
         asked = sorted(words)
@@ -410,7 +412,8 @@ class ExtractiveAnswerer:
         heavy = [w for w, v in zip(asked, vecs[1:], strict=True) if 1.0 - float(v @ vecs[0]) >= self.unheard_weight]
         if not heavy:
             return ()
-        said = {w for p in passages for w in content_words(f"{p.heading} {p.text}") if len(w) >= 3 and w.isalpha()}
+        said = {w.replace("-", "") for p in passages[:UNHEARD_PASSAGES] for w in content_words(f"{p.heading} {p.text}")
+                if len(w) >= 3 and w.replace("-", "").isalpha()}  # "multi-factor" says "multifactor"
         near = self.model.embed([*heavy, *sorted(said)])
         own, theirs = near[: len(heavy)], near[len(heavy) :]
         return tuple(

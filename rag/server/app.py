@@ -50,7 +50,7 @@ from rag.logs import bound, new_request_id
 from rag.ratelimit import current_session, shared_limiter
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
 from rag.server.conversations import Conversations
-from rag.server.guards import BodyLimit, KeyRateLimit, RateLimited
+from rag.server.guards import BodyLimit, BodyTooLarge, KeyRateLimit, RateLimited
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.server.mounts import MountContext, mount_all
 from rag.server.schemas import (
@@ -249,11 +249,12 @@ def create_app(
         """In the shape of every other error, rather than FastAPI's {"detail": [...]}, which
         also echoes the refused input back (all of an 8,000-character question)."""
         sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if sent != "application/json" and any(tuple(e["loc"]) == ("body",) for e in error.errors()):
+        json_like = sent in ("", "application/json") or sent.endswith("+json")  # what FastAPI reads as JSON
+        if not json_like and any(tuple(e["loc"]) == ("body",) for e in error.errors()):
             # a JSON body sent as text/plain or a form: "Input should be a valid dictionary" said nothing useful
             metrics.errors.labels("unsupported_media_type").inc()
             body = ErrorOut(error="unsupported_media_type", message="Send the body as JSON, with Content-Type: "
-                            f"application/json (got {sent or 'none'}).")
+                            f"application/json (got {sent}).")
             return JSONResponse(body.model_dump(), status_code=415)
         fields = refused_fields(error)
         refused = InvalidRequest("; ".join(f"{f.field}: {f.reason}" for f in fields))
@@ -265,7 +266,8 @@ def create_app(
         """Starlette's own refusals (an unknown path, a wrong method, a body it cannot parse)
         in the same shape as ours: {"error": "not_found", "message": "Not Found"}."""
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
-        metrics.errors.labels(kind).inc()
+        if not isinstance(error.__cause__, BodyTooLarge):  # BodyLimit answers that one 413, and counts it
+            metrics.errors.labels(kind).inc()
         body = ErrorOut(error=kind, message=str(error.detail))
         return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 
@@ -551,8 +553,8 @@ class Instrumented:
     """ASGI middleware: request counts and latency by route template (streams: to the last
     byte), and the request id that tags every log line of the request (the caller's
     X-Request-ID when it is a plain token, else a new one; echoed in the response). A
-    request refused before routing (a body over the limit) is counted under the route its
-    path matches (`routes`, the app's), never under its raw path: paths are unbounded."""
+    413 refused before routing (a body over the limit) is counted under the route its path
+    matches (`routes`, the app's), never under its raw path: paths are unbounded."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
@@ -575,12 +577,14 @@ class Instrumented:
                 message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
             await send(message)
 
+        asked = {**scope}  # as sent: a mount rewrites the scope's paths on the way in
         with bound(rid):
             try:
                 await self.app(scope, receive, sending)
             finally:
-                route = scope.get("route") or next(
-                    (r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
+                route = scope.get("route")
+                if route is None and status == 413:  # refused before routing: under the route it was sent to
+                    route = next((r for r in self.routes if r.matches(asked)[0] is Match.FULL), None)
                 path = getattr(route, "path", "unmatched")
                 elapsed = time.perf_counter() - started
                 self.metrics.requests.labels(path, scope["method"], str(status)).inc()

@@ -75,7 +75,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit:
                     refused = True
-                    raise _BodyTooLarge
+                    raise BodyTooLarge
             return message
 
         async def sending(message: Message) -> None:
@@ -91,14 +91,14 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, sending)
-        except _BodyTooLarge:  # a route that reads the stream itself lets the refusal through
+        except BodyTooLarge:  # a route that reads the stream itself lets the refusal through
             if not started:
                 self.on_refused()
                 await _too_large(send, limit)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """A body past its limit, raised while the app reads it; FastAPI wraps it in its 400."""
 
 
 async def _too_large(send: Send, limit: int) -> None:

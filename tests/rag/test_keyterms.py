@@ -217,3 +217,4 @@ def test_plain_words_are_the_english_words_a_collection_may_lack():
     assert plain_words("How much does the gym membership cost per month?") == [
         "much", "gym", "membership", "cost", "per", "month"]
     assert plain_words("can I run it in jupyter, or won't my memebership allow it?") == ["run", "allow"]
+    assert plain_words("Haven\u2019t been paid?") == plain_words("Haven't been paid?") == ["paid"]  # not "haven"

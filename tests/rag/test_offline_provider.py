@@ -480,3 +480,6 @@ def test_a_word_no_document_holds_refuses_only_where_the_question_rests_on_it(of
     cafeteria = [Passage(1, "The cafeteria opens at 8:00 and closes at 15:00 on weekdays.", "cafeteria.md")]
     assert answerer.unheard("When does the canteen open?", cafeteria, frozenset({"canteen"})) == ()
     assert answerer.unheard("When does the cafeteria open, please?", cafeteria, frozenset({"please"})) == ()
+    # The keyword index splits "Multi-factor" in two, so "multifactor" is held nowhere; the passage says it.
+    staff = [Passage(1, "Multi-factor authentication is mandatory for all staff.", "security.md")]
+    assert answerer.unheard("Is multifactor authentication mandatory?", staff, frozenset({"multifactor"})) == ()

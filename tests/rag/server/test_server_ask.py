@@ -192,9 +192,11 @@ def test_the_frameworks_own_refusals_come_in_the_same_shape(api: Running):
                          headers={"content-type": "application/json"})
     assert garbled.status_code == 400
     assert garbled.json() == {"error": "bad_request", "message": "There was an error parsing the body"}
+    assert httpx.get(f"{api.url}/ui/healthz").status_code == 404  # under the UI's mount: not the API's /healthz
     counted = httpx.get(f"{api.url}/metrics").text  # each is counted by the kind it was answered with
-    assert all(f'gemrag_errors_total{{kind="{kind}"}} 1.0' in counted
-               for kind in ("not_found", "method_not_allowed", "bad_request"))
+    assert 'route="/healthz",status="404"' not in counted
+    assert 'gemrag_errors_total{kind="not_found"} 2.0' in counted
+    assert all(f'gemrag_errors_total{{kind="{kind}"}} 1.0' in counted for kind in ("method_not_allowed", "bad_request"))
 
 
 def test_a_json_body_sent_as_another_type_is_415_saying_so(api: Running):
@@ -206,6 +208,7 @@ def test_a_json_body_sent_as_another_type_is_415_saying_so(api: Running):
         expected = f"Send the body as JSON, with Content-Type: application/json (got {sent})."
         assert refused.json() == {"error": "unsupported_media_type", "message": expected}
     assert httpx.post(f"{api.url}/v1/ask", json={"stream": False}).status_code == 422  # JSON missing a field
+    assert httpx.post(f"{api.url}/v1/ask", content=b"[1, 2]").status_code == 422  # no type given: read as JSON
 
 
 def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: Running):
@@ -223,6 +226,7 @@ def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: 
     assert declared.status_code == 413 and "content-length" in declared.request.headers
     counted = httpx.get(f"{api.url}/metrics").text  # both counted as errors, under the route they were sent to
     assert 'gemrag_errors_total{kind="body_too_large"} 2.0' in counted
+    assert 'kind="bad_request"' not in counted  # FastAPI's 400 that BodyLimit replaced is not counted too
     assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="413"} 2.0' in counted
 
 
