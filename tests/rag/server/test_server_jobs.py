@@ -73,7 +73,8 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
         url = f"/v1/collections/{settings.collection}/ingest"
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["loader"]).status_code == 403
         missing = api.post(url, json={"path": str(tmp_path / "nope")}, headers=keys["ops"])
-        assert missing.status_code == 400 and "nope" in missing.json()["message"]
+        assert missing.status_code == 422 and "nope" in missing.json()["message"]
+        assert [f["field"] for f in missing.json()["fields"]] == ["body.path"]
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
         bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
         assert bad.status_code == 400 and "'x' is not allowed" in bad.json()["message"]
