@@ -116,9 +116,9 @@ def train(rows: list[dict[str, object]], features: tuple[str, ...]) -> Rule:
 
 
 def refused_before(row: dict[str, object]) -> bool:
-    """What the answerer refused without a learned rule: a key term in no passage, or no unit
-    reaching the support floor."""
-    return bool(row["missing"]) or float(row["best"]) < MIN_SUPPORT  # type: ignore[arg-type]
+    """What the answerer refused without a learned rule: a key term in no passage, a word no
+    document holds that the question rests on, or no unit reaching the support floor."""
+    return bool(row["missing"] or row["unheard"]) or float(row["best"]) < MIN_SUPPORT  # type: ignore[arg-type]
 
 
 def outcome(rows: list[dict[str, object]], rule: Rule | None) -> tuple[int, int, int, int]:

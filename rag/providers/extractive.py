@@ -251,6 +251,7 @@ class Support:
 
     scored: tuple[Scored, ...]  # best first by support plus prior (`Scored.ranking`)
     missing: tuple[str, ...]  # key terms found in no passage
+    unheard: tuple[str, ...]  # words no document holds that the question rests on (`ExtractiveAnswerer.unheard`)
     best: float  # the highest support of a unit (meaning, word overlap, kind, literal tokens), prior aside
     similarity: float  # the best cosine of a unit (read with its heading) to the question
     coverage: float  # share of the question's content words in the first passages
@@ -325,6 +326,9 @@ class ExtractiveAnswerer:
         if support.missing:
             missing = ", ".join(support.missing)
             return f"{NOT_FOUND.rstrip('.')}: the passages found never mention {missing}.\n\n{OFFLINE_NOTE}"
+        if support.unheard:
+            unheard = ", ".join(support.unheard)
+            return f"{NOT_FOUND.rstrip('.')}: none of the documents mentions {unheard}.\n\n{OFFLINE_NOTE}"
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
@@ -371,9 +375,9 @@ class ExtractiveAnswerer:
         instruction) and the question's literal tokens. Only the lexically best
         `max_candidates` units are embedded (embedding is the cost), plus the best unit of
         the top passage, which is always considered. The words the question rests on that
-        no document holds (`unheard`) count as missing key terms."""
+        no document holds (`unheard`) are looked at when no key term is missing."""
         missing = tuple(missing_terms(question, passages, mentioned_elsewhere))
-        missing = missing or self.unheard(question, passages, unheard_of)
+        unheard = () if missing else self.unheard(question, passages, unheard_of)
         units = self.units(question, passages)
         kind = question_kind(question)
         scores = [p.score for p in passages[:2]]
@@ -381,7 +385,7 @@ class ExtractiveAnswerer:
         coverage = _coverage(question, passages[:COVERAGE_PASSAGES])
         kind_absent = kind in ("number", "date", "name") and not any(fits_kind(u.text, kind) for u in units)
         if not units:
-            return Support((), missing, 0.0, 0.0, coverage, kind_absent, *retrieval)
+            return Support((), missing, unheard, 0.0, 0.0, coverage, kind_absent, *retrieval)
         candidates = self.worth_embedding(units, passages)
         vecs = self.model.embed([question, *(u.read_as for u in candidates)])
         semantic = vecs[1:] @ vecs[0]
@@ -395,7 +399,7 @@ class ExtractiveAnswerer:
             ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
-        return Support(tuple(scored), missing, max(s.score for s in scored), float(semantic.max()), coverage,
+        return Support(tuple(scored), missing, unheard, max(s.score for s in scored), float(semantic.max()), coverage,
                        kind_absent, *retrieval)
 
     def unheard(self, question: str, passages: Sequence[Passage], words: frozenset[str]) -> tuple[str, ...]:

@@ -475,7 +475,7 @@ def test_a_word_no_document_holds_refuses_only_where_the_question_rests_on_it(of
     gym = "How much does the gym membership cost per month?"
     assert answerer.unheard(gym, parking, frozenset({"gym", "membership"})) == ("gym",)
     assert answerer.answer(gym, parking, unheard_of=frozenset({"gym"})).startswith(
-        "The documents do not seem to answer this question: the passages found never mention gym.")
+        "The documents do not seem to answer this question: none of the documents mentions gym.")
     assert "Parking costs 3 euros" in answerer.answer(gym, parking)  # the chain found nothing unheard of
     cafeteria = [Passage(1, "The cafeteria opens at 8:00 and closes at 15:00 on weekdays.", "cafeteria.md")]
     assert answerer.unheard("When does the canteen open?", cafeteria, frozenset({"canteen"})) == ()
