@@ -266,8 +266,9 @@ class Handlers:
 
     def upload(
         self, files: list[str] | None, collection: str, progress: gr.Progress = gr.Progress()  # noqa: B008
-    ) -> tuple[str, str, Update]:
-        """Outputs: the upload's summary, then the corpus panel and the collection choices."""
+    ) -> tuple[str, str, Update, None]:
+        """Outputs: the upload's summary, then the corpus panel and the collection choices, and
+        an empty file box: the next files chosen are uploaded alone, not beside these."""
         def report(p: Progress) -> None:
             progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
 
@@ -279,7 +280,7 @@ class Handlers:
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
-        return summary, *self.corpus()
+        return summary, *self.corpus(), None
 
 
 def _source(turn: Turn | None, n: int | None) -> Citation | None:

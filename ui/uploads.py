@@ -61,9 +61,14 @@ def ingest_uploads(
 ) -> UploadResult:
     """Stage what passes the checks and ingest it with the CLI's pipeline; the stored names
     are the sanitised file names, so answers cite what the user uploaded. `generator`, the
-    session's, describes images and transcribes scans when it is Gemini."""
+    session's, describes images and transcribes scans when it is Gemini. A file whose
+    browser copy is gone was ingested by an earlier call and is passed over."""
     result = UploadResult()
     for file in files:
+        if not file.exists():
+            # Staged by an earlier upload event, which removed the browser's copy: the file box
+            # still listed it when the next file was added beside it.
+            continue
         try:
             result.staged.append(stage(file, file.name, settings, collection))
         except UploadRejected as exc:

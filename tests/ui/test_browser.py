@@ -281,6 +281,11 @@ def test_uploads_reach_the_corpus_and_two_sessions_keep_apart(
     first.locator("#upload-status", has_text="canteen menu.md: added").wait_for()
     assert (ui_settings.data_dir / "uploads" / "corpus" / "canteen menu.md").exists()
     assert not list((ui_settings.data_dir / "gradio").rglob("*.md"))  # Gradio's own copy is gone
+    printer = tmp_path / "printer.md"  # a second file: the box was emptied, so it goes alone
+    printer.write_text("# Printer\n\nThe printer is on floor 2, next to the kitchen.\n")
+    first.locator("#upload input[type=file]").set_input_files(str(printer))
+    first.locator("#upload-status", has_text="printer.md: added").wait_for()
+    assert "canteen menu.md" not in first.locator("#upload-status").inner_text()
     toggle_drawer(first, False)
     questions = {first: "When does the canteen serve lunch?", second: "What does a lost badge cost?"}
     for page, question in questions.items():

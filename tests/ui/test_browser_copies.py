@@ -53,3 +53,17 @@ def test_every_component_caches_inside_the_data_dir(settings: Settings, offline_
     demo = build_app(settings, Backend.build(settings, offline_provider))
     caches = {Path(block.GRADIO_CACHE) for block in demo.blocks.values()}
     assert caches == {(settings.data_dir / browser_copies.FOLDER).resolve()}
+
+
+def test_a_file_uploaded_before_is_passed_over_when_the_next_is_added_beside_it(
+    settings: Settings, offline_provider
+) -> None:
+    """The file box kept the first file, so adding a second sent both; the first one's copy
+    was gone and the upload failed with a traceback, ingesting neither."""
+    root = browser_copies.prepare(settings)
+    first = copy_in(root, "canteen.md")
+    assert [s.name for s in ingest_uploads([first], settings, offline_provider, "corpus").staged] == ["canteen.md"]
+    second = copy_in(root, "printer.md", "# Printer\n\nThe printer is on the second floor.\n")
+    result = ingest_uploads([first, second], settings, offline_provider, "corpus")
+    assert [s.name for s in result.staged] == ["printer.md"] and result.rejected == []
+    assert result.report is not None and result.report.exit_code == 0
