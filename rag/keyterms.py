@@ -19,6 +19,7 @@ from rag.text import (
     STOPWORDS,
     TYPO_MIN_CHARS,
     anchors,
+    another_language,
     content_words,
     english,
     everyday_typo,
@@ -68,9 +69,13 @@ def key_terms(question: str) -> set[str]:
     calculation, nor are paraphrased common words, since passages word them otherwise, nor
     greetings and thanks ("... on windows Thanks!"). A question typed in capitals has no
     acronyms to tell apart; a word typed in lower case that no dictionary knows is a name
-    too (`lower_case_names`)."""
+    too (`lower_case_names`). A question in another language (`rag.text.another_language`)
+    has no names told by case or by English word lists, only acronyms, codes, formats and
+    versions."""
     question = question.strip()
-    entities = ({w.lower() for w in _ENTITY.findall(question)} | lower_case_names(question)) - STOPWORDS
+    # In another language, a capitalised or unknown word is as likely a plain word ("Schlüssel").
+    entities = set() if another_language(question) else (
+        {w.lower() for w in _ENTITY.findall(question)} | lower_case_names(question)) - STOPWORDS
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
@@ -82,6 +87,8 @@ def plain_words(question: str) -> list[str]:
     English (`rag.text.english`): the words whose absence from a whole collection says
     something (`AnswerTask.unheard_of`). A name is a key term, weighed as such; a word no
     dictionary knows may be a typo ("memebership"), which says nothing."""
+    if another_language(question):  # "las", "con": English words only by chance
+        return []
     typed = question.replace("\u2019", "'")  # "haven’t" is "haven't", not "haven"
     return [w for w in dict.fromkeys(content_words(typed)) if len(w) >= 3 and w.isalpha() and english(w)]
 

@@ -96,6 +96,31 @@ WORDS_JUDGED = 65_536
 # and "-yze" ("optimise", "initialised", "serialisable", "visualisation", "paralysed").
 _BRITISH = re.compile(r"(?<=\w{3})([iy])s(e|es|ed|ing|ation|ations|er|ers|able|ability)$")
 
+# Function words of the languages a user most often asks in besides English, none of them an
+# English word ("de" is, in names; "die", "come" and "a" are English): two of them, and at
+# most one English function word, make a question another language's (`another_language`).
+_OTHER_FUNCTION_WORDS = frozenset(
+    """el los las del por para con una qué cómo cuál cuándo dónde cuánto puedo hay también pero
+    les des une est dans pour avec quelle quel comment faut sont mon mes aux sur qui pourquoi
+    der das und ist nicht ein eine mit von den wie sollten werden wird ich kann oft warum wo
+    uma com não quanto custa onde porque
+    il che della sono dove perché
+    het een van ik hoe vaak moet mijn wat niet""".split()
+)
+
+
+def another_language(text: str) -> bool:
+    """Whether a question is asked in another language than English (Spanish, French,
+    German, Portuguese, Italian, Dutch, or a script without spaces: Chinese, Japanese,
+    Korean): its words say nothing to English word lists, so none of them is read as a name
+    the documents lack ("the passages found never mention claves, con, deben")."""
+    lowered = text.lower()
+    if len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", lowered)) >= 4:
+        return True
+    words = re.findall(r"[^\W\d_]+", lowered)
+    theirs = sum(w in _OTHER_FUNCTION_WORDS for w in words)
+    return theirs >= 2 and sum(w in STOPWORDS for w in words) <= 1
+
 
 @lru_cache(maxsize=WORDS_JUDGED)
 def english(word: str) -> bool:

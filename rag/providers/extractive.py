@@ -19,13 +19,15 @@ from rag.keyterms import key_terms, missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
 from rag.sentences import heading_line
-from rag.text import FENCE, STOPWORDS, anchors, content_words, share_present, stem_words
+from rag.text import FENCE, STOPWORDS, anchors, another_language, content_words, share_present, stem_words
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
     "_Offline mode: no Gemini key is set, so this answer quotes the most relevant passages "
     "of your documents instead of writing a new one. Set GEMINI_API_KEY to get written answers._"
 )
+# After a refusal of a question in another language: the offline model matches English words.
+ENGLISH_ONLY = " The offline model reads English: asked in English, the question may find its answer."
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
 _TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
@@ -331,7 +333,7 @@ class ExtractiveAnswerer:
             return f"{NOT_FOUND.rstrip('.')}: none of the documents mentions {unheard}.\n\n{OFFLINE_NOTE}"
         picked = self.pick(support.scored, passages)
         if not picked:
-            return f"{NOT_FOUND}\n\n{OFFLINE_NOTE}"
+            return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
         lines = [f"{s.quoted} [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
@@ -543,7 +545,7 @@ def leans_back(question: str) -> bool:
     lowered = typed.lower()
     if _GOES_ON.search(lowered):
         return True
-    if len(content_words(_CONTRACTED.sub("", lowered))) <= 1 and not key_terms(typed):
+    if len(content_words(_CONTRACTED.sub("", lowered))) <= 1 and not key_terms(typed) and not another_language(typed):
         return True
     words = re.findall(r"[A-Za-z0-9_]+", typed)
     for at, word in enumerate(words):

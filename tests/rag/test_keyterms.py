@@ -218,3 +218,13 @@ def test_plain_words_are_the_english_words_a_collection_may_lack():
         "much", "gym", "membership", "cost", "per", "month"]
     assert plain_words("can I run it in jupyter, or won't my memebership allow it?") == ["run", "allow"]
     assert plain_words("Haven\u2019t been paid?") == plain_words("Haven't been paid?") == ["paid"]  # not "haven"
+
+
+def test_a_question_in_another_language_has_no_names_to_miss():
+    """"¿Con qué frecuencia se deben rotar las claves de API?" was refused for "claves, con,
+    deben, frecuencia": ordinary Spanish words read as names no passage holds."""
+    spanish = "¿Con qué frecuencia se deben rotar las claves de API?"
+    assert key_terms(spanish) == {"api"} and plain_words(spanish) == []
+    keys = Passage(1, "Rotate every API key every 90 days.", "security.md")
+    assert missing_terms(spanish, [keys]) == []
+    assert key_terms("Wie oft sollten API-Schlüssel gewechselt werden?") <= {"api", "api-schlüssel"}

@@ -432,6 +432,7 @@ def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
     "How often did people ask our help bot exactly the same thing?",
     "Is it possible to read a csv file without pandas?", "How long does it take to build glpk from source?",
     "a library that parses dates?", "any module that reads zip files?",  # "that" relates a clause
+    "APIキーはどのくらいの頻度で変更すべきですか？",  # no English word, but it names what it asks about
     "something that rounds floats to two places?", "the function that splits a path?",
 ])
 def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(question):

@@ -7,7 +7,16 @@ import threading
 import pytest
 
 from rag import text
-from rag.text import anchors, english, everyday_typo, may_be_misspelt, one_edit_apart, share_present, typo_of
+from rag.text import (
+    anchors,
+    another_language,
+    english,
+    everyday_typo,
+    may_be_misspelt,
+    one_edit_apart,
+    share_present,
+    typo_of,
+)
 
 
 def test_anchors_are_the_literal_tokens_of_a_question():
@@ -90,3 +99,23 @@ def test_anchors_of_a_pasted_blob_come_back_at_once():
     inside it was tried)."""
     assert anchors("why does this fail: " + "a" * 50_000) == set()
     assert anchors("what is " + "x" * 50_000 + "2?") == {"x" * 50_000 + "2"}
+
+
+@pytest.mark.parametrize("question", [
+    "¿Con qué frecuencia se deben rotar las claves de API?", "Wie oft sollten API-Schlüssel gewechselt werden?",
+    "À quelle fréquence faut-il changer les clés API ?", "Quanto custa o plano gratuito?",
+    "Hoe vaak moet ik mijn API-sleutel vervangen?", "Quanto costa il piano gratuito e dove si trova?",
+    "APIキーはどのくらいの頻度で変更すべきですか？",
+])
+def test_a_question_in_another_language_is_told_apart(question: str) -> None:
+    assert another_language(question)
+
+
+@pytest.mark.parametrize("question", [
+    "Which Visual Studio Code extension gives Asymptote syntax highlighting?",  # terse, few function words
+    "glpk glpsol swiglpk mathprog cplex tutorial?",  # names only
+    "What does el nino mean con the API?", "Is the Die Hard DVD in the library?",  # a foreign word or two
+    "asy -f pdf -noV",
+])
+def test_an_english_question_is_not_another_language(question: str) -> None:
+    assert not another_language(question)
