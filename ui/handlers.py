@@ -54,7 +54,8 @@ class Handlers:
         image: str | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Outputs: chat, question box, Ask, Stop, the image box (emptied once asked), then the
-        answer panel (see `panel`) and totals."""
+        answer panel (see `panel`) and totals. The question box empties once the question is
+        answered; a question refused (too long, a budget spent) goes back into it."""
         question = question.strip()
         if not question or state.streaming():
             yield (SKIP(),) * 11
@@ -72,7 +73,8 @@ class Handlers:
         if turn.record is not None:
             turn.passages = self._passages(turn)
         idle = (gr.update(visible=True), gr.update(visible=False))
-        yield self.chat(state), "", *idle, gr.update(value=None), *self.panel(state), self.totals(state)
+        kept = question if turn.record is None and turn.error else ""  # refused: left to edit and send again
+        yield self.chat(state), kept, *idle, gr.update(value=None), *self.panel(state), self.totals(state)
 
     def _attachments(self, image: str | None) -> tuple[Attachment, ...]:
         """The attached image as the model reads it; none offline (the box is disabled there)."""

@@ -149,6 +149,17 @@ def test_a_blank_question_changes_nothing(handlers: Handlers) -> None:
     assert state.turns == []
 
 
+def test_a_refused_question_goes_back_into_the_box(handlers: Handlers) -> None:
+    """A 9,000-character question was refused and cleared from the box: the asker had to paste
+    it again to trim it."""
+    state = SessionState()
+    long = "How many vacation days do we get? " + "x" * 9_000
+    *_, last = handlers.respond(long, state, "corpus", "hybrid", 4, "")
+    assert "the limit is 8,000" in state.turns[-1].error and last[1] == long.strip()
+    *_, answered = handlers.respond("How many vacation days do we get?", state, "corpus", "hybrid", 4, "")
+    assert state.turns[-1].record is not None and answered[1] == ""
+
+
 def open_first_source(folder: Path, tmp_path: Path, question: str) -> tuple[dict, str]:
     """Ingest `folder` offline, ask `question`, click source [1]: the page image's update and
     the viewer's HTML."""
