@@ -226,3 +226,16 @@ def test_a_source_s_full_text_starts_where_its_first_sentence_does(tmp_path: Pat
     for source in led:
         chunk = stored[source.chunk_id]
         assert passages[source.n] == chunk.lead + chunk.text and passages[source.n].startswith("Step ")
+
+
+def test_a_markdown_table_opens_as_a_table_with_its_rows_marked(tmp_path: Path) -> None:
+    """The viewer showed "| Model | RPM | ... |---|---|" as one paragraph of pipes: the marks
+    around each line broke the table's rows."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "limits.md").write_text(  # a row is quoted as "Model: ...; RPM: 5": the whole passage is marked
+        "# Free-tier rate limits\n\n| Model | RPM |\n|---|---|\n| gemini-2.5-flash | 10 |\n| gemini-2.5-pro | 5 |\n"
+    )
+    _, viewer = open_first_source(folder, tmp_path, "How many requests per minute does gemini-2.5-pro allow?")
+    assert "<table>" in viewer and "|---|" not in viewer
+    assert "<td><mark> gemini-2.5-pro </mark></td>" in viewer
