@@ -133,7 +133,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         sources.select(handlers.act, [state], [*panel, *form])
         save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
         new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback])
-        upload.upload(handlers.upload, [upload, collection], [upload_status, corpus, collection, upload])
+        upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
         refresh.click(handlers.corpus, None, [corpus, collection])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])
     assert isinstance(demo, gr.Blocks)  # what `with` gives back is untyped in gradio

@@ -267,10 +267,12 @@ class Handlers:
         return sorted(SUPPORTED)
 
     def upload(
-        self, files: list[str] | None, collection: str, progress: gr.Progress = gr.Progress()  # noqa: B008
-    ) -> tuple[str, str, Update, None]:
-        """Outputs: the upload's summary, then the corpus panel and the collection choices, and
-        an empty file box: the next files chosen are uploaded alone, not beside these."""
+        self, files: list[str] | None, collection: str, state: SessionState,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[str, str, Update, None, str]:
+        """Outputs: the upload's summary, then the corpus panel and the collection choices, an
+        empty file box (the next files chosen are uploaded alone, not beside these), and the
+        chat, whose first screen counts the documents just added."""
         def report(p: Progress) -> None:
             progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
 
@@ -282,7 +284,7 @@ class Handlers:
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
-        return summary, *self.corpus(), None
+        return summary, *self.corpus(), None, self.chat(state)
 
 
 def _source(turn: Turn | None, n: int | None) -> Citation | None:

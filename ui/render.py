@@ -285,7 +285,7 @@ def _collection_card(info: CollectionInfo, current: bool) -> str:
     badge = "<span class='badge'>answering from this</span>" if current else ""
     return (
         f"<div class='card' data-collection='{text(info.name)}'><div class='card-head'><b>{text(info.name)}</b>"
-        f"{badge}</div><div class='card-stats'>{info.documents:,} documents · {info.chunks:,} chunks · "
+        f"{badge}</div><div class='card-stats'>{_count(info.documents, 'document')} · {_count(info.chunks, 'chunk')} · "
         f"last ingest {text(info.last_ingest or 'unknown')}</div>"
         f"<div class='card-embedder'>searched with {text(embedder_label(info.embedder))}</div>"
         f"<div class='card-files'>{shown}</div></div>"
@@ -415,3 +415,8 @@ def upload_summary(result: UploadResult) -> str:
     lines += [f"- ❌ {md(reason)}" for reason in result.rejected]
     collection = f" into collection **{md(report.collection)}**" if report else ""
     return f"Upload{collection}:\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 document", "2 documents", "1,200 chunks"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -158,7 +158,7 @@ def test_an_uploaded_image_is_described_and_an_uploaded_deck_cited_by_slide(
 
     chart = tmp_path / "chart.png"
     Image.new("RGB", (400, 300), (0, 0, 255)).save(chart)
-    summary, *_ = handlers.upload([str(chart), str(pptx(tmp_path / "deck.pptx"))], "corpus")
+    summary, *_ = handlers.upload([str(chart), str(pptx(tmp_path / "deck.pptx"))], "corpus", SessionState())
 
     assert "chart.png: added, 1 chunks" in summary and "deck.pptx: added, 3 chunks" in summary
     assert "1 figures and scans read by Gemini" in summary

@@ -239,3 +239,22 @@ def test_a_markdown_table_opens_as_a_table_with_its_rows_marked(tmp_path: Path) 
     _, viewer = open_first_source(folder, tmp_path, "How many requests per minute does gemini-2.5-pro allow?")
     assert "<table>" in viewer and "|---|" not in viewer
     assert "<td><mark> gemini-2.5-pro </mark></td>" in viewer
+
+
+def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -> None:
+    """After two uploads the first screen still said "15 documents" where the Documents tab
+    said 16: the chat was not drawn again."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state = SessionState()
+    handlers.corpus()  # as a page load does
+    assert "1 document · " in handlers.chat(state)
+    upload = tmp_path / "up" / "canteen.md"
+    upload.parent.mkdir()
+    upload.write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
+    *_, chat = handlers.upload([str(upload)], "corpus", state)
+    assert "2 documents · " in chat
