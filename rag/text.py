@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
+# A Markdown table's row (its cells in group 1), its delimiter row ("|---|:-:|"), and the
+# pipe between two cells: a "|" escaped as "\|" is inside its cell.
+TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
+TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
+CELL_BREAK = re.compile(r"(?<!\\)\|")
 # English function words, plus the words of a request that say nothing about its subject
 # ("tell", "explain", "document"): a question is matched on what it asks about.
 STOPWORDS = frozenset(

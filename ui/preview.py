@@ -26,6 +26,7 @@ from ingest.loaders import PDFIUM, LoadError, Section, load
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST
 from rag.settings import Settings
+from rag.text import CELL_BREAK, TABLE_ROW, TABLE_RULE
 from rag.types import Chunk
 from ui import safe
 
@@ -38,8 +39,6 @@ FRAGMENT_WORDS = 6  # when a sentence is not found whole on the page, find it in
 
 _START, _END = "\ue000", "\ue001"  # private-use marks around the passage, replaced after rendering
 
-_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
-_TABLE_DELIMITER = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
 _BLOCK_PREFIX = re.compile(r"\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*|\|)*")
 
 
@@ -166,10 +165,10 @@ def _mark_line(line: str) -> str:
     blocks; headings stay unmarked (a chunk starts with its section's heading). A table row
     is marked cell by cell and its delimiter row not at all: a mark across the pipes, or in
     "|---|", turned the whole table into a paragraph of pipes."""
-    if _TABLE_ROW.match(line):
-        if _TABLE_DELIMITER.match(line):
+    if TABLE_ROW.match(line):
+        if TABLE_RULE.match(line):
             return line
-        cells = re.split(r"(?<!\\)\|", line)  # the text before the first pipe and after the last stays
+        cells = CELL_BREAK.split(line)  # the text before the first pipe and after the last stays
         return "|".join(c if i in (0, len(cells) - 1) or not c.strip() else f"{_START}{c}{_END}"
                         for i, c in enumerate(cells))
     prefix = _BLOCK_PREFIX.match(line)

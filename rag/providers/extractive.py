@@ -19,7 +19,18 @@ from rag.keyterms import key_terms, missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
 from rag.sentences import heading_line
-from rag.text import FENCE, STOPWORDS, anchors, another_language, content_words, share_present, stem_words
+from rag.text import (
+    CELL_BREAK,
+    FENCE,
+    STOPWORDS,
+    TABLE_ROW,
+    TABLE_RULE,
+    anchors,
+    another_language,
+    content_words,
+    share_present,
+    stem_words,
+)
 from rag.types import Message, Passage
 
 OFFLINE_NOTE = (
@@ -30,9 +41,6 @@ OFFLINE_NOTE = (
 ENGLISH_ONLY = " The offline model reads English: asked in English, the question may find its answer."
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
-_TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
-_TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
-_CELL_BREAK = re.compile(r"(?<!\\)\|")  # a "|" escaped as "\|" (Markdown tables) is inside its cell
 
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
 # since stripping the list marker left "Traffic**:". Not Python's "**kwargs" nor "2**10".
@@ -120,15 +128,15 @@ def quotable_units(text: str) -> list[Quotable]:
             close_prose()
             header = None
             continue
-        row = _TABLE_ROW.match(line)
+        row = TABLE_ROW.match(line)
         if row is None:
             header = None
             prose.append(line)
             continue
         close_prose()
-        if _TABLE_RULE.match(line):
+        if TABLE_RULE.match(line):
             continue
-        cells = [_BOLD.sub(r"\1", cell.strip().replace("\\|", "|")) for cell in _CELL_BREAK.split(row.group(1))]
+        cells = [_BOLD.sub(r"\1", cell.strip().replace("\\|", "|")) for cell in CELL_BREAK.split(row.group(1))]
         if header is None:
             header = cells
             continue
