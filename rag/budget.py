@@ -11,13 +11,14 @@ with `budget_webhook_url`, a JSON POST is sent.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
 
-from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, price_usd, scope_buckets
+from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, dollars, price_usd, scope_buckets
 from rag.errors import BudgetExceeded
 from rag.kv import Cap, bucket
 from rag.retrieval import Query
@@ -157,8 +158,8 @@ class BudgetAlert:
     def __str__(self) -> str:
         who = f"API key {self.account!r}" if self.scope.startswith("key_") else "the deployment"
         return (
-            f"budget alert: {who} has spent ${self.spent_usd:.4f} of its {self.scope.removeprefix('key_')} "
-            f"${self.limit_usd:.2f} budget for {self.period} ({self.threshold:.0%} reached)"
+            f"budget alert: {who} has spent {dollars(self.spent_usd)} of its {self.scope.removeprefix('key_')} "
+            f"{dollars(self.limit_usd)} budget for {self.period} ({self.threshold:.0%} reached)"
         )
 
 
@@ -214,14 +215,32 @@ _WHO: dict[Scope, str] = {
     "key_daily": "Today (UTC) the API key {account!r} has",
     "key_monthly": "This month (UTC) the API key {account!r} has",
 }
+_BUDGET: dict[Scope, str] = {  # the budget's name in words, not the Scope a user never sees
+    "session": "session",
+    "daily": "daily",
+    "monthly": "monthly",
+    "key_daily": "per-key daily",
+    "key_monthly": "per-key monthly",
+}
 
 
 def _refusal(scope: Scope, session_id: str, spent: float, limit: float, estimated: float) -> str:
     who = _WHO[scope].format(account=account_of(session_id))
     setting = f"{scope}_budget_usd"
     return (
-        f"Refused before calling the model: the {scope} budget would be exceeded. {who} spent "
-        f"${spent:.4f} of its ${limit:.2f} limit, and this request would cost about ${estimated:.4f}. "
-        f"To raise the limit, set GEMRAG_{setting.upper()} (e.g. GEMRAG_{setting.upper()}={limit * 2:g}) "
-        f"or {setting} in gemrag.toml."
+        f"Refused before calling the model: the {_BUDGET[scope]} budget would be exceeded. {who} spent "
+        f"{dollars(spent)} of its {dollars(limit)} limit, and this request would cost about {dollars(estimated)}. "
+        f"To raise the limit, set GEMRAG_{setting.upper()} (e.g. GEMRAG_{setting.upper()}="
+        f"{suggested_limit(spent + estimated)}) or {setting} in gemrag.toml."
     )
+
+
+def suggested_limit(needed_usd: float) -> str:
+    """The limit a refusal suggests, as a setting's value: the smallest round figure (1, 2 or 5
+    times a power of ten, a cent at least) that covers `needed_usd`, what was spent plus this
+    request, so the request would pass with it. Doubling the old limit could fall short of one
+    answer, or stay at 0."""
+    needed = max(needed_usd, 0.01)
+    power = 10.0 ** math.floor(math.log10(needed))
+    figure = next(step * power for step in (1, 2, 5, 10) if step * power >= needed)
+    return f"{figure:.2f}".rstrip("0").rstrip(".")

@@ -72,6 +72,15 @@ def scope_buckets(session_id: str, day: str) -> dict[Scope, str]:
     }
 
 
+def dollars(amount: float) -> str:
+    """Money as a user reads it, with digits enough that an amount never shows as another: a
+    $0.005 budget is not "$0.01", nor a $0.0003 Flash answer "$0.0000". Six decimals below a
+    tenth of a cent, four below a dollar, cents above."""
+    if 0 < abs(amount) < 0.001:
+        return f"${amount:.6f}"
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
+
+
 JOURNAL = "ledger-unsettled.jsonl"
 log = logging.getLogger(__name__)
 NANO = 1_000_000_000
@@ -218,7 +227,9 @@ class LimitReached(Exception):
     """`reserve` would pass `limit`: nothing was set aside. `spent_usd` includes other holds."""
 
     def __init__(self, limit: Limit, spent_usd: float, wanted_usd: float) -> None:
-        super().__init__(f"{limit.scope} limit ${limit.usd:.2f}: spent ${spent_usd:.4f}, wanted ${wanted_usd:.4f}")
+        super().__init__(
+            f"{limit.scope} limit {dollars(limit.usd)}: spent {dollars(spent_usd)}, wanted {dollars(wanted_usd)}"
+        )
         self.limit = limit
         self.spent_usd = spent_usd
         self.wanted_usd = wanted_usd

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rag.budget import Budget
@@ -31,11 +33,30 @@ def test_a_request_that_would_pass_the_session_budget_is_refused_and_nothing_rec
 
     message = str(refused.value)
     assert "session budget" in message
-    assert "$0.0080" in message and "$0.01 limit" in message and "$0.0025" in message
+    assert "$0.0080" in message and "$0.0100 limit" in message and "$0.0025" in message
     assert "GEMRAG_SESSION_BUDGET_USD" in message and "session_budget_usd in gemrag.toml" in message
     assert ledger.session("s1") == before
     assert ledger.total().calls == 1
     budget.check("s2", 0.0025)  # another session has its own budget
+
+
+@pytest.mark.parametrize(("limit", "shown"), [(0.0005, "$0.000500"), (0.005, "$0.0050"), (0.0, "$0.0000")])
+def test_a_refusal_shows_the_limit_set_and_suggests_one_the_request_would_pass(
+    store_settings: Settings, clock: ManualClock, limit: float, shown: str
+) -> None:
+    """Before: a $0.0005 (or $0) limit read "$0.00", $0.005 "$0.01", and the suggestion was
+    twice the limit: $0.001 for an $0.018 request, 0 for a limit of 0."""
+    budget, ledger = _setup(store_settings, clock, session_budget_usd=limit)
+    ledger.record("s1", "gemini-3.8-flash", Usage(prompt_tokens=100), "answer", min(limit, 0.0004))
+
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.check("s1", 0.018)
+
+    message = str(refused.value)
+    assert f"of its {shown} limit" in message
+    suggested = re.search(r"GEMRAG_SESSION_BUDGET_USD=([\d.]+)\)", message)
+    assert suggested is not None and suggested[1] == "0.02"  # spent and request covered, rounded up
+    Budget(budget.settings.model_copy(update={"session_budget_usd": float(suggested[1])}), ledger).check("s1", 0.018)
 
 
 def test_the_daily_budget_spans_sessions_and_resets_the_next_utc_day(
@@ -45,7 +66,8 @@ def test_the_daily_budget_spans_sessions_and_resets_the_next_utc_day(
     for session_id in ("a", "b", "c", "d"):
         ledger.record(session_id, "gemini-3.1-pro-preview", Usage(prompt_tokens=10_000), "answer", 0.012)
 
-    with pytest.raises(BudgetExceeded, match=r"daily budget.*\$0\.0480 of its \$0\.05 limit.*GEMRAG_DAILY_BUDGET_USD"):
+    refused = r"daily budget.*\$0\.0480 of its \$0\.0500 limit.*GEMRAG_DAILY_BUDGET_USD"
+    with pytest.raises(BudgetExceeded, match=refused):
         budget.check("e", 0.005)
     assert budget.remaining_usd("e") == pytest.approx(0.002)
 

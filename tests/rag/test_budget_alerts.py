@@ -90,9 +90,23 @@ def test_a_key_budget_refuses_that_key_only(store_settings: Settings, clock: Man
     with pytest.raises(BudgetExceeded) as refused:
         budget.reserve("alice/s4", 0.02)
     message = str(refused.value)
-    assert "key_daily budget" in message and "API key 'alice'" in message and "GEMRAG_KEY_DAILY_BUDGET_USD" in message
+    assert "the per-key daily budget" in message and "API key 'alice'" in message
+    assert "GEMRAG_KEY_DAILY_BUDGET_USD" in message
     budget.reserve("bob/s1", 0.02)  # another key has its own budget
     assert budget.remaining_usd("alice/s9") == pytest.approx(0.1 - ledger.spent_usd("key_daily", "alice/x"))
+
+
+def test_an_alert_shows_a_budget_under_a_cent_as_set(store_settings: Settings, clock: ManualClock) -> None:
+    """Before: a $0.0145 daily budget read "daily $0.01 budget" in the log and the webhook."""
+    settings = store_settings.model_copy(update={"daily_budget_usd": 0.0145})
+    ledger = Ledger(settings, clock=clock)
+    seen: list[BudgetAlert] = []
+    Budget(settings, ledger).ledger.alerts.observers.append(seen.append)  # type: ignore[union-attr]
+
+    spend(ledger, "a", 0.008)
+
+    [alert] = seen
+    assert "has spent $0.0080 of its daily $0.0145 budget" in str(alert) and "(50% reached)" in str(alert)
 
 
 def test_the_monthly_budget_spans_days_and_resets_with_the_month(store_settings: Settings) -> None:
