@@ -264,15 +264,18 @@ class Settings(BaseSettings):
     context_cache: bool = True
     context_cache_ttl_s: int = 900
     context_cache_followups: float = 2.0
-    session_budget_usd: float = 1.00
+    # Budgets in USD (rag/budget.py): 0 lets only free calls through; None (the optional ones)
+    # sets no limit. A negative one is refused here: no call could pass it, and a refusal
+    # would suggest another negative figure.
+    session_budget_usd: float = Field(default=1.00, ge=0)
     # An answer's max_output_tokens (thinking included): its worst-case cost is known, and held
     # against the budgets, before it is sent (Flash at most about $0.02 an answer, Pro $0.05
     # plus its prompt). Pro thinks at "high": raise it if long answers end cut short.
     budget_output_tokens: int = 4_096
-    daily_budget_usd: float = 10.00
-    monthly_budget_usd: float | None = None  # the deployment's per (UTC) month; None: no monthly limit
-    key_daily_budget_usd: float | None = None  # each API key's (account's) per day; None: none
-    key_monthly_budget_usd: float | None = None  # each API key's per month
+    daily_budget_usd: float = Field(default=10.00, ge=0)
+    monthly_budget_usd: float | None = Field(default=None, ge=0)  # the deployment's per (UTC) month
+    key_daily_budget_usd: float | None = Field(default=None, ge=0)  # each API key's (account's) per day
+    key_monthly_budget_usd: float | None = Field(default=None, ge=0)  # each API key's per month
     # Fractions of the daily/monthly budgets (deployment and per key) at which an alert is raised,
     # once per budget and period: a log line, /metrics, and a JSON POST to `budget_webhook_url`.
     budget_alert_at: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])

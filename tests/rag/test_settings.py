@@ -74,3 +74,33 @@ def test_every_cli_reports_a_bad_setting_in_one_line(monkeypatch, tmp_path, caps
     assert codes == [2, 2, 2, 2, 2]  # refused: bad input (README: exit codes)
     assert err.count("invalid configuration (top_k:") == 5
     assert "unexpected" not in err and "Traceback" not in err
+
+
+BUDGETS = ("session_budget_usd", "daily_budget_usd", "monthly_budget_usd", "key_daily_budget_usd",
+           "key_monthly_budget_usd")
+
+
+def test_a_negative_budget_is_a_config_error_naming_it_and_zero_is_a_budget(monkeypatch, capsys):
+    """Before: GEMRAG_SESSION_BUDGET_USD=-1 was taken, every paid call refused with the advice
+    to set it to -2. 0 stays a budget (free calls only), None (unset) none."""
+    import pytest
+
+    from rag.cli import main as rag_main
+    from rag.errors import ConfigError
+    from rag.settings import get_settings, load_settings
+
+    for field in BUDGETS:
+        with monkeypatch.context() as env:
+            env.setenv(f"GEMRAG_{field.upper()}", "-1")
+            with pytest.raises(ConfigError, match=rf"invalid configuration \({field}: .*greater than or equal to 0"):
+                load_settings()
+    assert all(getattr(Settings(**{field: 0.0}), field) == 0.0 for field in BUDGETS)
+    assert Settings().monthly_budget_usd is None
+
+    monkeypatch.setenv("GEMRAG_SESSION_BUDGET_USD", "-1")
+    get_settings.cache_clear()
+    try:
+        assert rag_main(["ask", "x"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.count("invalid configuration (session_budget_usd:") == 1
