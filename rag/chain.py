@@ -342,7 +342,8 @@ class Chain:
         retrieved = self.retrieve(store, rewritten.question, options)
         spending.add(retrieved.embedding_model, retrieved.usage, "embed")
         spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
-        routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id)
+        routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id,
+                           held_usd=spending.hold.usd - spending.other_usd)
         caching = self.contexts.plan(session_id, routed, options.follow_ups)
         # Before any call: the answer's worst case, and a cached context's creation if one is planned.
         spending.hold = self.budget.hold_answer(spending.hold, routed, spending.other_usd + caching.usd)
@@ -420,10 +421,12 @@ class Chain:
         history: Sequence[Message],
         options: AskOptions,
         session_id: str = "",
+        held_usd: float = 0.0,
     ) -> Routed:
         """The prompt to send and the model to send it to. A question about a whole document
         gets that document's chunks in order instead of the retrieved ones, if it fits; so does
-        a follow-up in a conversation about that whole document (rag.router.document_discussed)."""
+        a follow-up in a conversation about that whole document (rag.router.document_discussed).
+        `held_usd`: what the answer holds for its answer call, Pro's to use if routed there."""
         bound = self.settings.budget_output_tokens  # so the answer's worst-case cost is known
         shown = passages(retrieved.hits)
         # A typo is looked for in the keyword index, which vector search does not load.
@@ -445,7 +448,7 @@ class Chain:
             whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
             whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
             whole = WholeDocument(document, whole_prompt, follow_up=follow_up)
-        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id)
+        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id, held_usd=held_usd)
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.costs import dollars
 from rag.kv import StoreUnavailable
 from rag.ratelimit import Limiter, Quota
 from rag.settings import Settings
@@ -58,13 +59,19 @@ class Headroom:
             return Verdict(decision, f"{model} is at {in_flight} of its {limit.rpm} requests this minute")
         return None
 
-    def budget_blocked(self, session_id: str, estimated_usd: float, model: str) -> Verdict | None:
+    def budget_blocked(
+        self, session_id: str, estimated_usd: float, model: str, held_usd: float = 0.0
+    ) -> Verdict | None:
+        """Whether `model` at `estimated_usd` would pass a budget. `held_usd`: what the answer
+        already holds for its answer call; `budget_left` counts it as spent, but this model's
+        hold would replace it, so it is this model's to use (never more: the hold itself is
+        still checked against every budget before anything is sent)."""
         try:
-            left = self.budget_left(session_id)
+            left = self.budget_left(session_id) + held_usd
         except StoreUnavailable:
             return None  # the budget itself is enforced (or waived) by the hold, not here
         if estimated_usd > left:
-            why = f"{model} would cost about ${estimated_usd:.4f}, more than the ${left:.4f} budget left"
+            why = f"{model} would cost about {dollars(estimated_usd)}, more than the {dollars(left)} budget left"
             return Verdict("pro_budget", why)
         return None
 

@@ -99,7 +99,10 @@ class Router:
         whole: WholeDocument | None = None,
         forced_model: str | None = None,
         session_id: str = "",
+        held_usd: float = 0.0,
     ) -> Routed:
+        """`held_usd`: what the answer already holds in the ledger for its answer call (its
+        Flash-sized first hold), which Pro would take over: see `_pro_blocked`."""
         if forced_model:
             return Routed(prompt, self._chosen(forced_model))
         budget = self.settings.whole_document_budget_tokens
@@ -107,7 +110,7 @@ class Router:
         note, held_back = "", None
         if whole is not None:
             size = self.size(whole.prompt, budget)
-            held_back = self._pro_blocked(size, session_id) if size.tokens <= budget else None
+            held_back = self._pro_blocked(size, session_id, held_usd) if size.tokens <= budget else None
             if size.tokens <= budget and held_back is None:
                 asked = "a follow-up about" if whole.follow_up else "the question asks for"
                 why = f"{asked} the whole of {whole.source} ({size}, sent whole)"
@@ -122,25 +125,29 @@ class Router:
                 )
         size = self.size(prompt, threshold)
         if size.tokens > threshold:
-            route = self._escalated(f"context {size} > {threshold:,}{note}", size, session_id)
+            route = self._escalated(f"context {size} > {threshold:,}{note}", size, session_id, held_usd)
         else:
             route = self._on_flash(f"context {size} <= {threshold:,}{note}", size)
         if held_back is not None and not route.decision:
             route = replace(route, decision=held_back.decision)
         return Routed(prompt, route, size)
 
-    def _pro_blocked(self, size: Size, session_id: str) -> Verdict | None:
-        """Why Pro should not take a prompt of this size now (its quota, the budget left)."""
+    def _pro_blocked(self, size: Size, session_id: str, held_usd: float) -> Verdict | None:
+        """Why Pro should not take a prompt of this size now (its quota, the budget left). The
+        budget left counts the answer's own hold as spent; Pro's hold replaces that one rather
+        than adding to it (Budget.hold_answer), so `held_usd` is Pro's to use."""
         if self.headroom is None or not self.generator.online:
             return None
         pro = self.generator.pro_model
         output = self.settings.budget_output_tokens
         estimate = price_usd(self.settings, pro, Usage(prompt_tokens=size.tokens, output_tokens=output))
-        return self.headroom.quota_blocked(pro, "pro_quota") or self.headroom.budget_blocked(session_id, estimate, pro)
+        return self.headroom.quota_blocked(pro, "pro_quota") or self.headroom.budget_blocked(
+            session_id, estimate, pro, held_usd
+        )
 
-    def _escalated(self, why: str, size: Size, session_id: str) -> Route:
+    def _escalated(self, why: str, size: Size, session_id: str, held_usd: float) -> Route:
         """Pro, unless its quota or the budget left says not now: then Flash, with both reasons."""
-        blocked = self._pro_blocked(size, session_id)
+        blocked = self._pro_blocked(size, session_id, held_usd)
         if blocked is None:
             return self._decided(self.generator.pro_model, why, pro=True, size=size)
         route = self._on_flash(f"{why}, but {blocked.reason}, so Pro was not used", size)

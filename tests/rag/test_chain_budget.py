@@ -13,10 +13,12 @@ from pydantic import SecretStr
 
 from ingest.pipeline import ingest_paths
 from rag.chain import Chain
+from rag.costs import price_usd
 from rag.errors import BudgetExceeded
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
+from rag.types import Usage
 from tests.fakes.gemini_cli import gemini_env, run
 from tests.fakes.tiny_corpus import build_store
 
@@ -108,3 +110,30 @@ def test_concurrent_answers_of_one_session_cannot_all_pass_the_budget(
     assert len(fake_gemini.calls("streamGenerateContent")) == 1
     spent = chain.ledger.session("shared")
     assert spent.held_usd == 0 and spent.cost_usd <= chain.settings.session_budget_usd
+
+
+def test_pro_is_chosen_when_its_answer_fits_the_budget_the_first_hold_included(
+    gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """Before: routing counted the answer's own first (Flash-sized) hold as spent, so with
+    $0.075 and nothing spent a $0.063 Pro answer "did not fit the $0.057 left". Pro's hold
+    replaces that one: Pro is chosen when its answer fits, and still never past the budget."""
+    settings = gemini_settings.model_copy(update={"pro_threshold_tokens": 200, "answer_cache": False})
+    provider = GeminiProvider(settings)
+    store = build_store(settings, provider)
+    probe = Chain(settings, provider, store).ask(QUESTION, session_id="probe")
+    assert probe.route.kind == "pro"
+    pro_usd = price_usd(settings, settings.pro_model, Usage(probe.route.prompt_tokens, settings.budget_output_tokens))
+    with pytest.raises(BudgetExceeded) as refused:
+        Chain(settings.model_copy(update={"session_budget_usd": 0.0}), provider, store).ask(QUESTION)
+    first_hold = float(re.search(r"would cost about \$(\d+\.\d+)", str(refused.value))[1])  # type: ignore[index]
+
+    # Less than Pro plus the first hold; its other calls (reranking) are a small part of it.
+    fits = Chain(settings.model_copy(update={"session_budget_usd": pro_usd + first_hold / 2}), provider, store)
+    assert fits.ask(QUESTION, session_id="fits").route.kind == "pro"
+    short = Chain(settings.model_copy(update={"session_budget_usd": pro_usd - 0.000_001}), provider, store)
+    flash = short.ask(QUESTION, session_id="short").route
+    assert (flash.kind, flash.decision) == ("flash", "pro_budget")
+    for chain, session in ((fits, "fits"), (short, "short")):
+        spent = chain.ledger.session(session)
+        assert spent.held_usd == 0 and spent.cost_usd <= chain.settings.session_budget_usd
