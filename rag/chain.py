@@ -350,6 +350,9 @@ class Chain:
         spending.made(attached.call)
         routed = attached.routed
         generated = yield from self.generate(routed, started, spending)
+        route = generated.route  # a second stage that fell back says so, as a retired model's note does
+        if retrieved.rerank_note:
+            route = replace(route, reason=f"{route.reason}; {retrieved.rerank_note}")
         record = AnswerRecord(
             question=question,
             standalone_question=rewritten.question,
@@ -357,7 +360,7 @@ class Chain:
             citations=self.cite(generated.text, generated.passages),
             checks=self.checker.check(generated.text, generated.passages),
             sources=[citation(p) for p in generated.passages],
-            route=generated.route,
+            route=route,
             usage=rewritten.usage + retrieved.usage + retrieved.rerank_usage + generated.usage,
             latency_s=time.perf_counter() - started,
             ttft_s=generated.ttft_s,

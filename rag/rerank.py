@@ -13,7 +13,8 @@ second stage looks at the candidates together and at what the first stage ignore
   first two chosen on our own test sets.
 - `gemini`: one listwise call to the cheap model, which returns a JSON relevance score per
   candidate. It is cached per question and corpus version, charged like any call, and on a
-  timeout or any API failure the local order stands.
+  timeout or any API failure the local order stands, with a note saying why (the chain puts
+  it in the answer's route).
 - `none`: the fused order.
 """
 
@@ -241,19 +242,28 @@ class GeminiReranker:
         cached = self.kv.get(self.table, key)
         if cached is not None:
             return self._apply(base, json.loads(cached), Usage(), "")
+        prompt = rerank_prompt(question, ordered, self.settings.rerank_timeout_s)
         try:
-            generation = self.generator.generate(
-                rerank_prompt(question, ordered, self.settings.rerank_timeout_s), model=self.model
-            )
+            generation = self.generator.generate(prompt, model=self.model)
         except GemragError as error:
-            return Reranked(base.hits, note=f"gemini rerank failed ({error}); local order kept")
+            return self._failed(base, error)
         try:
             scores = parse_scores(generation.text, len(ordered))
         except (ValueError, TypeError, AttributeError) as error:
             return Reranked(base.hits, generation.usage, generation.model,
-                            f"gemini rerank reply unusable ({error}); local order kept")
+                            f"the Gemini reranking's reply was unusable ({error}), so the local order was used")
         self.kv.put(self.table, key, json.dumps(scores).encode())
         return self._apply(base, scores, generation.usage, generation.model)
+
+    def _failed(self, base: Reranked, error: GemragError) -> Reranked:
+        """The local order, with a note saying why, in the retry layer's short words for the
+        last failure ("no answer before the request timeout", "503 UNAVAILABLE: ...")."""
+        from rag.retry import classify  # here: the offline path never loads the Gemini SDK
+
+        cause = error.__cause__
+        failure = classify(cause) if isinstance(cause, Exception) else None
+        why = f"the Gemini reranking failed ({failure.reason if failure else str(error).rstrip('.')})"
+        return Reranked(base.hits, note=f"{why}, so the local order was used")
 
     def estimate(self, question: str) -> Usage:
         depth = self.settings.rerank_depth

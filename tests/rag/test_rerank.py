@@ -182,8 +182,36 @@ def test_gemini_rerank_timeout_keeps_the_local_order(gemini_chain, fake_gemini):
     assert time.monotonic() - started < 2.9  # did not wait for the slow reply
     local = gemini_chain.retrieve(gemini_chain.stores.get(), question, AskOptions(top_k=3, rerank="local"))
     assert [h.chunk.id for h in got.hits] == [h.chunk.id for h in local.hits]
-    assert "local order kept" in got.rerank_note
+    assert "no answer before the request timeout), so the local order was used" in got.rerank_note
     assert got.rerank_usage.total_tokens == 0
+
+
+def test_a_timed_out_rerank_is_named_in_the_route(gemini_chain, fake_gemini):
+    """The walkthrough's bug: the answer silently rested on the local order."""
+    fake_gemini.responder = rank_by("Receipts")
+    fake_gemini.inject(Fault.slow(1.5), times=None, method="generateContent", model=gemini_chain.settings.lite_model)
+
+    record = gemini_chain.ask("How many days of paid vacation do employees get?", session_id="s1",
+                              options=AskOptions(rerank="gemini"))
+
+    assert record.route.reason.startswith("context at most")  # the router's own reason, then the note
+    assert record.route.reason.endswith(
+        "; the Gemini reranking failed (no answer before the request timeout), so the local order was used")
+
+
+def test_a_rerank_refused_with_an_error_is_named_in_the_route(gemini_chain, fake_gemini):
+    """A 503 did no work and Google bills none: the note says why."""
+    lite = gemini_chain.settings.lite_model
+    fake_gemini.inject(Fault.server_error(503), times=None, method="generateContent", model=lite)
+
+    record = gemini_chain.ask("How many days of paid vacation do employees get?", session_id="s1",
+                              options=AskOptions(rerank="gemini"))
+
+    assert record.route.reason.endswith(
+        "; the Gemini reranking failed (503 UNAVAILABLE: The model is overloaded. Please try again later), "
+        "so the local order was used")
+    assert len(fake_gemini.calls("generateContent", model=lite)) == gemini_chain.settings.max_attempts
+    assert [b for b in fake_gemini.billed if b.model == lite] == []
 
 
 def test_gemini_rerank_cache_is_per_corpus_version(gemini_settings, fake_gemini):
