@@ -341,7 +341,7 @@ class Chain:
                            latency_s=elapsed, ttft_s=elapsed), key
         retrieved = self.retrieve(store, rewritten.question, options)
         spending.add(retrieved.embedding_model, retrieved.usage, "embed")
-        spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        spending.add(retrieved.rerank_model, retrieved.rerank_usage, retrieved.rerank_kind)
         routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id)
         caching = self.contexts.plan(session_id, routed, options.follow_ups)
         # Before any call: the answer's worst case, and a cached context's creation if one is planned.
@@ -397,7 +397,7 @@ class Chain:
         try:
             retrieved = self.retrieve(self.stores.get(options.collection), text, options)
             spending.add(retrieved.embedding_model, retrieved.usage, "embed")
-            spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+            spending.add(retrieved.rerank_model, retrieved.rerank_usage, retrieved.rerank_kind)
         finally:
             self.ledger.settle(spending.hold, spending.calls)
         return retrieved
