@@ -341,7 +341,7 @@ class Chain:
                            latency_s=elapsed, ttft_s=elapsed), key
         retrieved = self.retrieve(store, rewritten.question, options)
         spending.add(retrieved.embedding_model, retrieved.usage, "embed")
-        spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        spending.add(retrieved.rerank_model, retrieved.rerank_usage, retrieved.rerank_kind)
         routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id,
                            held_usd=spending.hold.usd - spending.other_usd)
         caching = self.contexts.plan(session_id, routed, options.follow_ups)
@@ -351,6 +351,9 @@ class Chain:
         spending.made(attached.call)
         routed = attached.routed
         generated = yield from self.generate(routed, started, spending)
+        route = generated.route  # a second stage that fell back says so, as a retired model's note does
+        if retrieved.rerank_note:
+            route = replace(route, reason=f"{route.reason}; {retrieved.rerank_note}")
         record = AnswerRecord(
             question=question,
             standalone_question=rewritten.question,
@@ -358,7 +361,7 @@ class Chain:
             citations=self.cite(generated.text, generated.passages),
             checks=self.checker.check(generated.text, generated.passages),
             sources=[citation(p) for p in generated.passages],
-            route=generated.route,
+            route=route,
             usage=rewritten.usage + retrieved.usage + retrieved.rerank_usage + generated.usage,
             latency_s=time.perf_counter() - started,
             ttft_s=generated.ttft_s,
@@ -395,7 +398,7 @@ class Chain:
         try:
             retrieved = self.retrieve(self.stores.get(options.collection), text, options)
             spending.add(retrieved.embedding_model, retrieved.usage, "embed")
-            spending.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+            spending.add(retrieved.rerank_model, retrieved.rerank_usage, retrieved.rerank_kind)
         finally:
             self.ledger.settle(spending.hold, spending.calls)
         return retrieved

@@ -43,8 +43,10 @@ from rag.types import Usage
 if TYPE_CHECKING:
     from rag.budget import BudgetAlerts
 
-# "stopped": an answer stopped mid-stream (by the reader, or a broken stream); paid for, but
-# not counted as an answer. "suggest": the UI's first-screen questions written by the cheap model.
+# "stopped": an answer stopped mid-stream (by the reader, or a broken stream), or a call
+# abandoned before its reply (a reranking timed out); paid for, or possibly so, but not
+# counted as an answer, its tokens as the API last reported them, else counted locally.
+# "suggest": the UI's first-screen questions written by the cheap model.
 # "cache": an explicit cached content created (its tokens at the input price, and its storage).
 # "index": File Search indexing an uploaded file, billed at the embedding price.
 CallKind = Literal["answer", "stopped", "rewrite", "embed", "rerank", "judge", "ingest", "suggest", "cache", "index"]

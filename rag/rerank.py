@@ -13,7 +13,9 @@ second stage looks at the candidates together and at what the first stage ignore
   first two chosen on our own test sets.
 - `gemini`: one listwise call to the cheap model, which returns a JSON relevance score per
   candidate. It is cached per question and corpus version, charged like any call, and on a
-  timeout or any API failure the local order stands.
+  timeout or any API failure the local order stands, with a note saying why (the chain puts
+  it in the answer's route). A call abandoned without a reply may still have been billed: it
+  is charged as "stopped", on its prompt counted locally.
 - `none`: the fused order.
 """
 
@@ -29,7 +31,8 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.errors import GemragError
+from rag.costs import CallKind
+from rag.errors import GemragError, ProviderError
 from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
@@ -43,12 +46,14 @@ PASSAGE_CHARS = 700  # of each candidate shown to the model: enough to judge, ch
 
 @dataclass(frozen=True)
 class Reranked:
-    """The new order and what producing it cost; `note` says why a fallback was taken."""
+    """The new order and what producing it cost; `note` says why a fallback was taken, and
+    `kind` how the ledger charges `usage` ("stopped": a call abandoned before its reply)."""
 
     hits: list[Hit]
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     note: str = ""
+    kind: CallKind = "rerank"
 
 
 class Reranker(Protocol):
@@ -241,19 +246,41 @@ class GeminiReranker:
         cached = self.kv.get(self.table, key)
         if cached is not None:
             return self._apply(base, json.loads(cached), Usage(), "")
+        prompt = rerank_prompt(question, ordered, self.settings.rerank_timeout_s)
         try:
-            generation = self.generator.generate(
-                rerank_prompt(question, ordered, self.settings.rerank_timeout_s), model=self.model
-            )
+            generation = self.generator.generate(prompt, model=self.model)
         except GemragError as error:
-            return Reranked(base.hits, note=f"gemini rerank failed ({error}); local order kept")
+            return self._failed(base, prompt, error)
         try:
             scores = parse_scores(generation.text, len(ordered))
         except (ValueError, TypeError, AttributeError) as error:
             return Reranked(base.hits, generation.usage, generation.model,
-                            f"gemini rerank reply unusable ({error}); local order kept")
+                            f"the Gemini reranking's reply was unusable ({error}), so the local order was used")
         self.kv.put(self.table, key, json.dumps(scores).encode())
         return self._apply(base, scores, generation.usage, generation.model)
+
+    def _failed(self, base: Reranked, prompt: Prompt, error: GemragError) -> Reranked:
+        """The local order, with a note saying why, in the retry layer's short words for the
+        last failure ("no answer before the request timeout", "503 UNAVAILABLE: ...").
+
+        A call that got no HTTP status back (it timed out, its connection dropped, its reply
+        broke in transit) may have been served and billed all the same: it is charged as
+        "stopped", on its prompt counted locally, as the chain charges an answer cut off
+        before its usage arrived (the output is unknown). A call the API refused with a
+        status (503, 429, a rejected key) did no work and is not billed, so it is not
+        charged, as the retry layer's failed attempts are not."""
+        from rag.retry import classify  # here: the offline path never loads the Gemini SDK
+
+        cause = error.__cause__
+        failure = classify(cause) if isinstance(cause, Exception) else None
+        why = f"the Gemini reranking failed ({failure.reason if failure else str(error).rstrip('.')})"
+        if not isinstance(error, ProviderError) or error.status is not None:
+            return Reranked(base.hits, note=f"{why}, so the local order was used")
+        usage = Usage(prompt_tokens=estimate_tokens(prompt.text))
+        return Reranked(base.hits, usage, self.model, kind="stopped", note=(
+            f"{why}, so the local order was used; the abandoned call is charged as stopped, "
+            f"on an estimated {usage.prompt_tokens:,} input tokens"
+        ))
 
     def estimate(self, question: str) -> Usage:
         depth = self.settings.rerank_depth

@@ -22,6 +22,7 @@ import numpy as np
 
 from rag.answer import AskOptions, Mode, RerankMode
 from rag.bm25 import BM25Search, with_chunks
+from rag.costs import CallKind
 from rag.embedcache import EmbeddingCache
 from rag.providers import Embedders
 from rag.providers.base import Generator
@@ -70,6 +71,7 @@ class Retrieved:
     rerank_usage: Usage = field(default_factory=Usage)  # a model-based second stage's call, charged like any other
     rerank_model: str = ""
     rerank_note: str = ""  # why the second stage fell back, if it did
+    rerank_kind: CallKind = "rerank"  # "stopped": its call was abandoned before the reply (rag.rerank)
     file_search: FileSearchTool | None = None  # backend "file-search": the model searches there itself
 
 
@@ -197,7 +199,7 @@ class Retriever:
             candidates = self._diversify(store, embedded.vectors[0], candidates, query.top_k)
         return Retrieved(
             [Hit(as_shown(h.chunk), h.score) for h in candidates[: query.top_k]],
-            usage, model, reranked.usage, reranked.model, reranked.note,
+            usage, model, reranked.usage, reranked.model, reranked.note, reranked.kind,
         )
 
     def _with_files(

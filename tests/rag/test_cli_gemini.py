@@ -92,3 +92,18 @@ def test_thinking_cached_tokens_and_the_implicit_cache_saving_per_answer_and_ses
     assert re.search(r"Usage: [\d,]+ prompt \([\d,]+ cached\)", second.stdout)
     assert re.search(r"Cost: \$[\d.]+ · implicit cache saved \$0\.\d+", second.stdout)
     assert re.search(r"2 answers, \$[\d.]+, implicit cache saved \$0\.\d+", second.stderr)
+
+
+def test_a_timed_out_gemini_rerank_is_in_the_route_line_and_in_the_sessions_costs(
+    env: dict[str, str], gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """The walkthrough: with `GEMRAG_RERANK=gemini` and Flash-Lite too slow, the answer said
+    nothing of the local order it fell back to, and `rag costs` missed the call Google billed."""
+    lite = gemini_settings.lite_model
+    fake_gemini.inject(Fault.slow(3), times=None, method="generateContent")
+    done = run("rag", "ask", QUESTION, env={**env, "GEMRAG_RERANK": "gemini", "GEMRAG_RERANK_TIMEOUT_S": "1"})
+    assert done.returncode == 0, done.stderr
+    route = next(line for line in done.stdout.splitlines() if line.startswith("Route: "))
+    assert "the Gemini reranking failed (no answer before the request timeout), so the local order was used" in route
+    report = json.loads(run("rag", "costs", "--json", "--session", session_of(done.stderr), env=env).stdout)
+    assert report["models"][lite]["calls"] == 1 and report["models"][lite]["cost_usd"] > 0

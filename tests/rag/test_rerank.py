@@ -182,8 +182,58 @@ def test_gemini_rerank_timeout_keeps_the_local_order(gemini_chain, fake_gemini):
     assert time.monotonic() - started < 2.9  # did not wait for the slow reply
     local = gemini_chain.retrieve(gemini_chain.stores.get(), question, AskOptions(top_k=3, rerank="local"))
     assert [h.chunk.id for h in got.hits] == [h.chunk.id for h in local.hits]
-    assert "local order kept" in got.rerank_note
-    assert got.rerank_usage.total_tokens == 0
+    assert "no answer before the request timeout), so the local order was used" in got.rerank_note
+    # Abandoned, not refused: charged as stopped, on its prompt as counted here.
+    assert (got.rerank_kind, got.rerank_model) == ("stopped", gemini_chain.settings.lite_model)
+    assert got.rerank_usage.prompt_tokens > 0 and got.rerank_usage.output_tokens == 0
+
+
+def billed_by(fake_gemini, model, wait_s=5.0):
+    """What the fake billed `model` for, once the slow reply it was still sending is done."""
+    until = time.monotonic() + wait_s
+    while not (billed := [b for b in fake_gemini.billed if b.model == model]) and time.monotonic() < until:
+        time.sleep(0.05)
+    return billed
+
+
+def test_a_timed_out_rerank_is_named_in_the_route_and_its_call_is_in_the_ledger(gemini_chain, fake_gemini):
+    """The walkthrough's bug: Google serves and bills a call the client stopped waiting for;
+    it was neither recorded nor mentioned, and the answer silently rested on the local order."""
+    lite = gemini_chain.settings.lite_model
+    fake_gemini.responder = rank_by("Receipts")
+    fake_gemini.inject(Fault.slow(1.5), times=None, method="generateContent", model=lite)
+
+    record = gemini_chain.ask("How many days of paid vacation do employees get?", session_id="s1",
+                              options=AskOptions(rerank="gemini"))
+
+    assert record.route.reason.startswith("context at most")  # the router's own reason, then the note
+    assert ("; the Gemini reranking failed (no answer before the request timeout), so the local order was used; "
+            "the abandoned call is charged as stopped, on an estimated") in record.route.reason
+    [charged] = billed_by(fake_gemini, lite)  # the fake finished the reply, and billed it
+    spent = gemini_chain.ledger.models("s1")[lite]
+    assert spent.calls == 1 and spent.cost_usd > 0 and spent.usage.output_tokens == 0
+    assert spent.usage.prompt_tokens == pytest.approx(charged.prompt_tokens, rel=0.25)  # counted locally
+    assert record.cost_usd == pytest.approx(gemini_chain.ledger.session("s1").cost_usd)
+
+    fake_gemini.clear_log()
+    gemini_chain.search("Which rules apply to expense reports?", session_id="s2", options=AskOptions(rerank="gemini"))
+    assert gemini_chain.ledger.models("s2")[lite].calls == 1  # the search tool's retrieval is charged alike
+
+
+def test_a_rerank_refused_with_an_error_is_named_in_the_route_and_not_charged(gemini_chain, fake_gemini):
+    """A 503 did no work and Google bills none: the note says why, the ledger holds nothing."""
+    lite = gemini_chain.settings.lite_model
+    fake_gemini.inject(Fault.server_error(503), times=None, method="generateContent", model=lite)
+
+    record = gemini_chain.ask("How many days of paid vacation do employees get?", session_id="s1",
+                              options=AskOptions(rerank="gemini"))
+
+    assert record.route.reason.endswith(
+        "; the Gemini reranking failed (503 UNAVAILABLE: The model is overloaded. Please try again later), "
+        "so the local order was used")
+    assert len(fake_gemini.calls("generateContent", model=lite)) == gemini_chain.settings.max_attempts
+    assert [b for b in fake_gemini.billed if b.model == lite] == []
+    assert lite not in gemini_chain.ledger.models("s1")
 
 
 def test_gemini_rerank_cache_is_per_corpus_version(gemini_settings, fake_gemini):
