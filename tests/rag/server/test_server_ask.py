@@ -267,3 +267,13 @@ def test_the_server_loads_the_local_model_before_its_first_request(settings, mon
     assert "session" not in vars(model)
     with TestClient(app):
         assert {"session", "tokenizer"} <= set(vars(model))
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_gemini_quota_429_reaches_the_client_with_retry_after(api: Running, fake_gemini, stream: bool):
+    """Gemini's own retry delay (30 s, past the deadline) is passed on: a client told nothing
+    about when to come back retries at once, or gives up."""
+    fake_gemini.inject(Fault.rate_limited("30s"), times=None, method="streamGenerateContent")
+    refused = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "stream": stream}, timeout=10)
+    assert refused.status_code == 429 and refused.json()["error"] == "quota_exhausted"
+    assert 30 <= int(refused.headers["retry-after"]) <= 34
