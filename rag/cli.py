@@ -19,15 +19,17 @@ from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
 from rag.commands import add_debug_flag, run_command
 from rag.errors import GemragError
+from rag.server.choices import MAX_K
 from rag.types import Message
 
 EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "/q", "/bye"})  # "/quit": as other chat tools
 
 
-def _positive(text: str) -> int:
+def _top_k(text: str) -> int:
+    """The API's bound (MAX_K): a larger k sent a prompt of 127 passages, dearer and no better."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_K}, got {value}")
     return value
 
 
@@ -41,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--collection", help="collection to search (default: settings.collection)")
         sub.add_argument("--data-dir", type=Path,
                          help="where the collections live (default: GEMRAG_DATA_DIR or ./.gemrag)")
-        sub.add_argument("--k", type=_positive, help="passages to send to the model (default: settings.top_k)")
+        sub.add_argument("--k", type=_top_k,
+                         help=f"passages to send to the model, 1 to {MAX_K} (default: settings.top_k)")
         sub.add_argument("--mode", choices=["hybrid", "vector", "bm25"], help="retrieval mode")
         sub.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
                          help="diversify the passages with maximal marginal relevance")
