@@ -18,16 +18,18 @@ from typing import TextIO
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
 from rag.commands import add_debug_flag, run_command
-from rag.errors import GemragError
+from rag.errors import GemragError, InvalidRequest
+from rag.server.choices import MAX_K, answer_model, noted
 from rag.types import Message
 
 EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "/q", "/bye"})  # "/quit": as other chat tools
 
 
-def _positive(text: str) -> int:
+def _top_k(text: str) -> int:
+    """The API's bound (MAX_K): a larger k sent a prompt of 127 passages, dearer and no better."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_K}, got {value}")
     return value
 
 
@@ -41,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--collection", help="collection to search (default: settings.collection)")
         sub.add_argument("--data-dir", type=Path,
                          help="where the collections live (default: GEMRAG_DATA_DIR or ./.gemrag)")
-        sub.add_argument("--k", type=_positive, help="passages to send to the model (default: settings.top_k)")
+        sub.add_argument("--k", type=_top_k,
+                         help=f"passages to send to the model, 1 to {MAX_K} (default: settings.top_k)")
         sub.add_argument("--mode", choices=["hybrid", "vector", "bm25"], help="retrieval mode")
         sub.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
                          help="diversify the passages with maximal marginal relevance")
@@ -118,15 +121,16 @@ def describe(record: AnswerRecord) -> str:
     return "\n".join(lines)
 
 
-def ask(chain: Chain, args: argparse.Namespace) -> int:
-    """One question: no follow-up is expected, so no context is cached for one."""
+def ask(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
+    """One question: no follow-up is expected, so no context is cached for one. `note`: what
+    the route adds when a retired --model was replaced."""
     options = replace(options_from(args), follow_ups=0)
-    print_answer(chain.stream(args.question, session_id=args.session, options=options), sys.stdout)
+    print_answer(noted(chain.stream(args.question, session_id=args.session, options=options), note), sys.stdout)
     print_session(chain, args.session)
     return 0
 
 
-def chat(chain: Chain, args: argparse.Namespace) -> int:
+def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
     options = options_from(args)
     history: list[Message] = []
     print("Ask about your documents; 'exit' or Ctrl-D ends the session.")
@@ -143,7 +147,7 @@ def chat(chain: Chain, args: argparse.Namespace) -> int:
             continue
         print()
         try:
-            record = print_answer(chain.stream(question, history, args.session, options), sys.stdout)
+            record = print_answer(noted(chain.stream(question, history, args.session, options), note), sys.stdout)
         except GemragError as error:
             print(f"error: {error}", file=sys.stderr)
             continue
@@ -157,10 +161,16 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     chosen = {"backend": args.backend, "data_dir": args.data_dir}
     settings = settings.model_copy(update={k: v for k, v in chosen.items() if v is not None})
-    chain = Backend.build(settings).chain
+    backend = Backend.build(settings)
+    try:  # the API's check: an unknown model was sent to Gemini as asked, and charged at $0
+        forced = answer_model(args.model, backend.generator, settings)
+    except InvalidRequest as error:
+        raise InvalidRequest(f"--model: {error}", field=error.field) from None
+    args.model = forced.model
+    chain = backend.chain
     args.session = args.session or new_session_id()
     try:
-        return ask(chain, args) if args.command == "ask" else chat(chain, args)
+        return ask(chain, args, forced.note) if args.command == "ask" else chat(chain, args, forced.note)
     finally:  # the session ends with the command (exit, Ctrl-D, Ctrl-C): what Gemini holds for it goes
         chain.end_session(args.session)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rag.catalogue import most_expensive, role_of_name
@@ -106,6 +107,8 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
 
 
 def render(report: CostReport, console: Console) -> None:
+    """Session ids and model names are escaped wherever they are printed: Rich reads square
+    brackets as markup, and "ops[eu]" or `[models."x"]` would otherwise lose their brackets."""
     if report.total.empty:
         console.print("No calls recorded yet.")
         return
@@ -113,9 +116,10 @@ def render(report: CostReport, console: Console) -> None:
     console.print(_table(f"Per session ({scope})", "session", report.sessions))
     console.print(_table(f"Per model ({scope})", "model", report.models))
     for name, priced_as in report.unlisted.items():
+        row = escape(f'[models."{name}"]')
         console.print(
-            f"[bold]{name}[/] answered but is not in the model catalogue: charged at {priced_as}'s prices, "
-            f'the dearest of its role. Add its row as [models."{name}"] in gemrag.toml to charge it exactly.'
+            f"[bold]{escape(name)}[/] answered but is not in the model catalogue: charged at {escape(priced_as)}'s "
+            f"prices, the dearest of its role. Add its row as {row} in gemrag.toml to charge it exactly."
         )
     console.print(_table("Total", "", {"all time" if report.session_id is None else scope: report.total,
                                          "today (UTC)": report.today}))
@@ -127,7 +131,7 @@ def render(report: CostReport, console: Console) -> None:
 
 
 def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column(first, no_wrap=True)
     columns = ("answers", "cache hits", "hit rate", "calls", "prompt tok", "cached tok", "output tok", "cost $",
                "saved $", "gemini cache -$", "cache storage $")
@@ -135,7 +139,7 @@ def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     for name, t in rows.items():
         table.add_row(
-            name,
+            escape(name),
             f"{t.answers:,}",
             f"{t.cache_hits:,}",
             f"{t.hit_rate:.0%}",

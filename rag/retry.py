@@ -195,5 +195,6 @@ class Retrier:
                 status=failure.status,
             )
         if failure.status == 429:
-            return quota_exhausted(model, self.settings.tier, f"{reason}; {when}")
+            # Gemini's retry delay goes on to the caller: the API's Retry-After says when to come back.
+            return quota_exhausted(model, self.settings.tier, f"{reason}; {when}", failure.retry_after_s)
         return ProviderError(f"Gemini call to {model} failed: {reason}; {when}.", model=model, status=failure.status)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from http import HTTPStatus
 from importlib.metadata import EntryPoint
@@ -49,6 +49,7 @@ from rag.kv import StoreUnavailable
 from rag.logs import bound, new_request_id
 from rag.ratelimit import current_session, shared_limiter
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
+from rag.server.choices import answer_model, noted
 from rag.server.conversations import Conversations
 from rag.server.guards import BodyLimit, BodyTooLarge, KeyRateLimit, RateLimited
 from rag.server.metrics import MeteredLedger, Metrics
@@ -299,9 +300,7 @@ def add_routes(app: FastAPI) -> None:
         started = time.perf_counter()
         state = services(request)
         chain, generator = state.backend.chain, state.backend.generator
-        if body.model and body.model not in {generator.flash_model, generator.pro_model}:
-            raise InvalidRequest(f"{body.model!r} is not one of this server's answer models (GET /v1/models).",
-                                 field="model")
+        forced = answer_model(body.model, generator, state.settings)
         external = body.session_id or uuid.uuid4().hex[:16]
         session = f"{caller.name}/{external}"
         keeps_history = body.history is None
@@ -312,7 +311,8 @@ def add_routes(app: FastAPI) -> None:
         else:
             history = []
         current_session.set(session)  # the global rate limiter queues this session's calls in its own turn
-        steps = ThreadedIterator(chain.stream(body.question, history, session, body.options()))
+        options = replace(body.options(), model=forced.model)
+        steps = ThreadedIterator(noted(chain.stream(body.question, history, session, options), forced.note))
         first = await steps.next()  # rate-limit waits and refusals happen here, before any byte is sent
         if first is None:
             raise RuntimeError("the chain ended without an answer")

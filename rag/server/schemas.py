@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions
 from rag.costs import Totals
+from rag.server.choices import MAX_K
 
 
 class MessageIn(BaseModel):
@@ -35,7 +36,7 @@ class AskRequest(BaseModel):
         default=None, max_length=50, description="Send the conversation yourself instead of a session's."
     )
     collection: str | None = None
-    k: int | None = Field(default=None, ge=1, le=50)
+    k: int | None = Field(default=None, ge=1, le=MAX_K)
     mode: Literal["hybrid", "vector", "bm25"] | None = None
     mmr: bool | None = None
     rerank: Literal["none", "local", "gemini"] | None = Field(

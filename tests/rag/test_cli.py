@@ -108,11 +108,14 @@ def test_empty_collection_is_a_message_not_a_traceback(settings):
     assert not (elsewhere / "chroma").exists()  # nothing created just to say so
 
 
-def test_bad_arguments_are_refused_by_the_parser(capsys):
+@pytest.mark.parametrize("k", ["0", "1000"])
+def test_bad_arguments_are_refused_by_the_parser(capsys, k):
+    """--k is bounded as the API bounds k: --k 1000 sent a prompt of 127 passages."""
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["ask", "q", "--k", "0"])
+        cli.main(["ask", "q", "--k", k])
     assert exit_.value.code == 2
-    assert "--k: must be at least 1, got 0" in capsys.readouterr().err
+    assert f"argument --k: must be from 1 to 50, got {k}\n" in capsys.readouterr().err
+    assert cli.build_parser().parse_args(["ask", "q", "--k", "50"]).k == 50
 
 
 def test_options_map_to_ask_options():

@@ -107,3 +107,33 @@ def test_a_timed_out_gemini_rerank_is_in_the_route_line_and_in_the_sessions_cost
     assert "the Gemini reranking failed (no answer before the request timeout), so the local order was used" in route
     report = json.loads(run("rag", "costs", "--json", "--session", session_of(done.stderr), env=env).stdout)
     assert report["models"][lite]["calls"] == 1 and report["models"][lite]["cost_usd"] > 0
+
+
+def test_a_model_the_api_refuses_is_refused_with_one_line_naming_the_answer_models(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    """`--model foo` answered, routed as chosen and charged $0; an embedding model answered at
+    the embedding price; a retired one met a raw 404. The API refused all three (422)."""
+    models = "the answer models (gemini-3.8-flash, gemini-3.1-pro-preview)"
+    for model, why in [("foo", f"'foo' is not one of {models}."),
+                       ("gemini-embedding-001", f"'gemini-embedding-001' is not one of {models}."),
+                       ("gemini-2.5-flash", f"gemini-2.5-flash is retired since 2026-12-01; choose one of {models}.")]:
+        done = run("rag", "ask", QUESTION, "--model", model, env=env)
+        assert (done.returncode, done.stderr, done.stdout) == (2, f"error: --model: {why}\n", "")
+    assert fake_gemini.calls("streamGenerateContent") == []
+    assert json.loads(run("rag", "costs", "--json", env=env).stdout)["models"] == {}
+
+
+def test_a_retired_model_is_replaced_with_a_note_on_its_route_or_refused_as_on_retired_says(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    done = run("rag", "ask", QUESTION, "--model", "gemini-2.5-pro", env=env)
+    assert done.returncode == 0, done.stderr
+    assert ("Route: chosen · gemini-3.8-flash · model chosen by the caller; "
+            "gemini-2.5-pro is retired since 2026-12-01; gemini-3.8-flash answered") in done.stdout
+    assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.8-flash"]
+    refused = run("rag", "ask", QUESTION, "--model", "gemini-2.5-pro", env={**env, "GEMRAG_ON_RETIRED": "fail"})
+    assert refused.returncode == 2 and refused.stderr == (
+        'error: --model: gemini-2.5-pro is retired since 2026-12-01; its replacement is gemini-3.8-flash '
+        '(on_retired = "fail").\n')
+

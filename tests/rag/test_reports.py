@@ -71,6 +71,20 @@ def test_a_model_missing_from_the_catalogue_is_charged_as_the_dearest_of_its_rol
     assert main([], settings) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "gemini-4-flash-preview answered but is not in the model catalogue: charged at gemini-3.5-flash's" in out
+    assert 'Add its row as [models."gemini-4-flash-preview"] in gemrag.toml' in out
+
+
+def test_square_brackets_in_names_are_printed_as_written_not_read_as_rich_markup(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session id is whatever --session was given; Rich read "[eu]" in it as a style and
+    dropped it, so the report named a session that does not exist."""
+    Ledger(settings).charge("ops[eu]", "gemini-3.8-flash", Usage(prompt_tokens=1_000), "answer")
+    assert main([], settings) == 0
+    assert "ops[eu]" in capsys.readouterr().out
+    assert main(["--session", "ops[eu]"], settings) == 0
+    out = capsys.readouterr().out
+    assert "Per session (session ops[eu])" in out and out.count("ops[eu]") == 4
 
 
 def test_an_unknown_session_and_an_empty_ledger_are_told_plainly(

@@ -133,7 +133,8 @@ def test_the_gemini_key_never_leaves_the_server(api: Running, fake_gemini):
 def test_bad_requests_name_the_field_and_reason(api: Running):
     model = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gpt-9"})
     assert model.status_code == 422 and model.json()["fields"] == [
-        {"field": "body.model", "reason": "'gpt-9' is not one of this server's answer models (GET /v1/models)."}]
+        {"field": "body.model",
+         "reason": "'gpt-9' is not one of the answer models (gemini-3.8-flash, gemini-3.1-pro-preview)."}]
     missing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "nothing-here"})
     assert missing.status_code == 404 and missing.json()["message"].startswith("No collection 'nothing-here' in ")
     assert "tiny-corpus" in missing.json()["message"]  # the collections there are named
@@ -267,3 +268,26 @@ def test_the_server_loads_the_local_model_before_its_first_request(settings, mon
     assert "session" not in vars(model)
     with TestClient(app):
         assert {"session", "tokenizer"} <= set(vars(model))
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_gemini_quota_429_reaches_the_client_with_retry_after(api: Running, fake_gemini, stream: bool):
+    """Gemini's own retry delay (30 s, past the deadline) is passed on: a client told nothing
+    about when to come back retries at once, or gives up."""
+    fake_gemini.inject(Fault.rate_limited("30s"), times=None, method="streamGenerateContent")
+    refused = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "stream": stream}, timeout=10)
+    assert refused.status_code == 429 and refused.json()["error"] == "quota_exhausted"
+    assert 30 <= int(refused.headers["retry-after"]) <= 34
+
+
+def test_a_retired_model_is_answered_by_its_replacement_and_its_route_says_so(api: Running, fake_gemini):
+    """The same check as `python -m rag ask --model` (rag/server/choices.py): a retired model
+    is treated as a retired configured one, not sent to Gemini for a 404."""
+    done = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gemini-2.5-pro", "stream": False},
+                      timeout=10).json()
+    assert done["route"]["model"] == "gemini-3.8-flash"
+    assert done["route"]["reason"].endswith("; gemini-2.5-pro is retired since 2026-12-01; gemini-3.8-flash answered")
+    retired = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gemini-2.5-flash"})
+    assert retired.status_code == 422 and retired.json()["fields"][0]["reason"].startswith(
+        "gemini-2.5-flash is retired since 2026-12-01; choose one of the answer models")
+    assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.8-flash"]
