@@ -17,6 +17,7 @@ from itertools import count
 
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
+from rag.costs import dollars
 from rag.providers.extractive import OFFLINE_NOTE, section
 from rag.types import place
 from ui import safe
@@ -59,13 +60,6 @@ class Welcome:
     collections: tuple[CollectionInfo, ...]
     collection: str  # the one questions go to
     suggestions: tuple[str, ...]
-
-
-def usd(amount: float) -> str:
-    """Enough digits that a real cost never shows as zero: one Flash answer can cost $0.0003."""
-    if 0 < amount < 0.001:
-        return f"${amount:.6f}"
-    return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
 def route_label(route: Route) -> str:
@@ -230,11 +224,11 @@ def _answer_footer(index: int, turn: Turn) -> str:
             tokens += f" ({record.usage.thinking_tokens:,} thinking)"
         parts += [tokens, f"first token {record.ttft_s:.2f} s"]
     if turn.spent_usd is not None:
-        parts.append(f"cost {usd(turn.spent_usd)}")
+        parts.append(f"cost {dollars(turn.spent_usd)}")
     if record is not None and record.cached:
-        parts.append(f"saved {usd(record.saved_usd)}")
+        parts.append(f"saved {dollars(record.saved_usd)}")
     elif record is not None and record.cache_saved_usd:
-        parts.append(f"implicit cache saved {usd(record.cache_saved_usd)}")
+        parts.append(f"implicit cache saved {dollars(record.cache_saved_usd)}")
     if record is not None and checks_summary(record):
         parts.append(checks_summary(record))
     actions = ""
@@ -332,13 +326,13 @@ def details_html(record: AnswerRecord | None, spent_usd: float | None = None) ->
     if record is None:
         return ""
     usage = record.usage
-    cost = usd(spent_usd if spent_usd is not None else record.cost_usd)
+    cost = dollars(spent_usd if spent_usd is not None else record.cost_usd)
     if record.cached:
-        cost += f" (the question rewrite only: the answer came from the cache, saving {usd(record.saved_usd)})"
+        cost += f" (the question rewrite only: the answer came from the cache, saving {dollars(record.saved_usd)})"
     else:
         cost += " (question rewrite, query embedding and answer)"
         if record.cache_saved_usd:
-            cost += f"; Gemini's implicit cache took {usd(record.cache_saved_usd)} off"
+            cost += f"; Gemini's implicit cache took {dollars(record.cache_saved_usd)} off"
     rows = [
         ("Model", f"{text(record.route.model)} ({route_label(record.route)})"),
         ("Why", text(record.route.reason)),
@@ -369,11 +363,11 @@ def totals_html(totals: SessionTotals) -> str:
     stats = [
         ("answers", "answer" if totals.answers == 1 else "answers", f"{totals.answers}"),
         ("tokens", "tokens", f"{totals.tokens:,}"),
-        ("cost", "spent", usd(totals.cost_usd)),
+        ("cost", "spent", dollars(totals.cost_usd)),
         ("cache-hits", "cache hits", f"{totals.cache_hits}"),
-        ("saved", "saved", usd(totals.saved_usd)),
-        ("implicit-cache", "implicit cache saved", usd(totals.cache_saved_usd)),
-        ("remaining", "left of budget", f"{usd(totals.remaining_usd)} / {usd(totals.budget_usd)}"),
+        ("saved", "saved", dollars(totals.saved_usd)),
+        ("implicit-cache", "implicit cache saved", dollars(totals.cache_saved_usd)),
+        ("remaining", "left of budget", f"{dollars(totals.remaining_usd)} / {dollars(totals.budget_usd)}"),
     ]
     cells = "".join(f"<span class='stat' data-stat='{k}'><b>{value}</b> {label}</span>" for k, label, value in stats)
     return f"<div class='totals' aria-label='This session'>{cells}</div>"
@@ -408,10 +402,10 @@ def upload_summary(result: UploadResult) -> str:
         if report.stopped:
             lines.append(f"- ⚠️ {md(report.stopped)}")
         if report.vision_calls:
-            lines.append(f"- Cost: {usd(report.cost_usd)} ({report.tokens:,} tokens embedded; "
+            lines.append(f"- Cost: {dollars(report.cost_usd)} ({report.tokens:,} tokens embedded; "
                          f"{report.vision_calls} figures and scans read by Gemini, {report.vision_tokens:,} tokens)")
         elif report.cost_usd:
-            lines.append(f"- Embedding cost: {usd(report.cost_usd)} ({report.tokens:,} tokens)")
+            lines.append(f"- Embedding cost: {dollars(report.cost_usd)} ({report.tokens:,} tokens)")
     lines += [f"- ❌ {md(reason)}" for reason in result.rejected]
     collection = f" into collection **{md(report.collection)}**" if report else ""
     return f"Upload{collection}:\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."
