@@ -151,3 +151,14 @@ def test_an_unreachable_api_is_listed_once_per_command(fake_gemini: FakeGemini, 
     assert "after 2 attempts); checked shutdown dates only." in done.stderr
     assert ".)" not in done.stderr
 
+
+@pytest.mark.slow
+def test_python_m_rag_models_with_a_rejected_key_still_prints_the_catalogue(fake_gemini: FakeGemini, tmp_path):
+    fake_gemini.inject(Fault.invalid_key(), times=None)
+    out = _cli(fake_gemini, tmp_path, "models")
+    assert out.returncode == 2  # README "Exit codes": a key refusal
+    text = " ".join(out.stdout.split())
+    assert "gemini-3.8-flash (flash)" in text and "flash_model = gemini-3.8-flash" in text
+    assert "this key" not in text and "No key set" not in text
+    assert out.stderr.count("\n") == 1 and "Gemini rejected the API key calling models.list" in out.stderr
+    assert TEST_API_KEY not in out.stdout + out.stderr and "Traceback" not in out.stderr
