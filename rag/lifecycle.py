@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +28,16 @@ from rag.settings import FIELD_ROLES, Settings
 log = logging.getLogger(__name__)
 
 LISTING_TTL_S = 24 * 3600
+UNREACHABLE_TTL_S = 600  # a failed listing is not tried again in this process for this long
 MAX_HOPS = 5  # a replacement may itself be retired: follow the chain this far
 
 Listing = dict[str, list[str]]  # model name -> its supported generation methods
 Lister = Callable[[], Listing]
+
+# When the listing last failed in this process, by cache file. A command loads its settings
+# more than once (its run, then the error reporter's key redaction): without this, an
+# unreachable API would be listed, retried and warned about again each time.
+_failed_at: dict[Path, float] = {}
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,9 @@ def _live_replacement(
 
 
 def cached_listing(settings: Settings, lister: Lister, clock: Callable[[], float] = time.time) -> Listing | None:
-    """The key's model listing, fetched at most once a day per key and endpoint. The file
-    holds a hash of the key, never the key."""
+    """The key's model listing, fetched at most once a day per key and endpoint; after a
+    failure, not again in this process for UNREACHABLE_TTL_S. The file holds a hash of the
+    key, never the key."""
     path = _listing_path(settings)
     try:
         saved = json.loads(path.read_text())
@@ -129,8 +137,11 @@ def cached_listing(settings: Settings, lister: Lister, clock: Callable[[], float
             return {str(k): list(v) for k, v in saved["models"].items()}
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache yet, or unreadable: list again
+    if clock() - _failed_at.get(path, -math.inf) < UNREACHABLE_TTL_S:
+        return None  # warned about already
     listing = _list(lister)
     if listing is None:
+        _failed_at[path] = clock()
         return None
     path.write_text(json.dumps({"fetched_at": clock(), "models": listing}, sort_keys=True))
     return listing
@@ -153,7 +164,8 @@ def _list(lister: Lister) -> Listing | None:
             ) from None
         raise
     except ProviderError as error:
-        log.warning("Could not list the models this key can use (%s); checked shutdown dates only.", error)
+        reason = str(error).rstrip(".")
+        log.warning("Could not list the models this key can use (%s); checked shutdown dates only.", reason)
         return None
 
 

@@ -3,6 +3,8 @@
 A user choosing or debugging a model needs the dated facts in one place: status, shutdown
 and replacement, prices, limits, thinking control and the day each row was read, next to
 the models this configuration uses and, with a key, what `models.list` offers that key.
+The catalogue is local, so a key Gemini refuses does not hide it: the table is printed, then
+one line about the key, and the exit code is 2 (README "Exit codes": a key refusal).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.catalogue import ModelRow, Price
-from rag.errors import GemragError
+from rag.errors import GemragError, InvalidKey
 from rag.lifecycle import Listing, cached_listing
-from rag.settings import FIELD_ROLES, Settings, get_settings
+from rag.settings import FIELD_ROLES, Settings, get_settings, load_settings
 
 
 def _usd(value: float | None) -> str:
@@ -83,32 +85,43 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    refused: InvalidKey | None = None
+    listing: Listing | None = None
     try:
         settings = settings or get_settings()
-        listing = None
         if settings.online:
             from rag.providers.gemini import GeminiProvider
 
             listing = cached_listing(settings, GeminiProvider(settings).list_models)
+    except InvalidKey as error:
+        # The settings themselves are valid (the key check is what failed): load them unchecked.
+        refused, settings = error, settings or load_settings(check_models=False)
     except GemragError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     if args.json:
         rows = {name: row.model_dump(mode="json", by_alias=True) for name, row in settings.models.items()}
         configured = {field: getattr(settings, field) for field in FIELD_ROLES}
         print(json.dumps({"configured": configured, "models": rows, "key_can_use": listing}, indent=2))
-        return 0
+    else:
+        _print_table(settings, listing, key_refused=refused is not None)
+    if refused is not None:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_table(settings: Settings, listing: Listing | None, *, key_refused: bool) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=240)
     console.print(catalogue_table(settings, listing))
     for field in FIELD_ROLES:
         model = getattr(settings, field)
         note = f" — {settings.replaced[model]}" if model in settings.replaced else ""
         console.print(f"{field} = {model} ({settings.models[model].status}){note}")
-    if listing is None:
-        console.print("No key set (or offline): set GEMINI_API_KEY to see which models the key can use.")
-    else:
+    if listing is not None:
         extra = sorted(set(listing) - set(settings.models))
         unknown = f"; not in the catalogue: {', '.join(extra)}" if extra else "."
         console.print(f"This key can use {len(listing)} models{unknown}")
+    elif not key_refused:  # a refused key has its own line, on stderr
+        console.print("No key set (or offline): set GEMINI_API_KEY to see which models the key can use.")
     console.print("Each row's sources and notes: python -m rag models --json.")
-    return 0

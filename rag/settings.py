@@ -13,6 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -328,6 +329,22 @@ class Settings(BaseSettings):
     experiment: Experiment | None = None  # [experiment] in gemrag.toml: A/B of answer models
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: str = "warning"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_a_url(cls, value: str | None) -> str | None:
+        """Checked at start: a URL without a scheme or host fails every request as a network
+        error, which would be retried and reported as Gemini being unreachable. Empty is unset.
+        The error's field is the name it was set by (GEMRAG_BASE_URL, or base_url in gemrag.toml)."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http:// or https:// URL with a host "
+                "(e.g. https://generativelanguage.googleapis.com); unset it for Google's API"
+            )
+        return value
 
     @field_validator("extra_api_keys", mode="before")
     @classmethod

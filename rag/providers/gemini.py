@@ -139,6 +139,7 @@ class GeminiProvider:
             secrets,
             open_kv(settings, "keys") if len(secrets) > 1 else None,
             cooldown_s=settings.key_cooldown_s,
+            endpoint=settings.base_url or "",
         )
         # File Search stores belong to the main key's project: a call searching them uses it alone.
         self.main = self.keys if len(clients) == 1 else KeyPool(

@@ -415,7 +415,8 @@ def add_routes(app: FastAPI) -> None:
             out.append(ModelOut(name=name, role=role, rpm=limit.rpm, tpm=limit.tpm, rpd=limit.rpd,
                                 input_usd_per_mtok=price.input if price else None,
                                 output_usd_per_mtok=price.output if price else None))
-        return ModelsOut(provider=provider.name, online=provider.online, models=out)
+        reachable = await anyio.to_thread.run_sync(models_check, state) == "ok" if provider.online else None
+        return ModelsOut(provider=provider.name, online=provider.online, reachable=reachable, models=out)
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
@@ -538,15 +539,23 @@ def readiness(state: Services) -> dict[str, str]:
         checks["chroma"] = "ok"
     except Exception as exc:  # chromadb raises many kinds; any of them means not ready
         checks["chroma"] = f"unreachable: {type(exc).__name__}"
-    provider = state.backend.generator
-    if provider.online and time.monotonic() - state.ready_at > READY_CACHE_S:
-        try:
-            provider.count_tokens("ping")  # free, and on its own quota
-            state.ready_at = time.monotonic()
-        except GemragError as exc:
-            checks["models"] = f"unreachable: {error_kind(exc)}"
-    checks.setdefault("models", "ok")
+    checks["models"] = models_check(state)
     return checks
+
+
+def models_check(state: Services) -> str:
+    """The model API's state, one answer for /readyz (`models`) and /v1/models (`reachable`),
+    so the two never disagree: "ok" if it answered within READY_CACHE_S, else it is asked now
+    (countTokens: free, and on its own quota). Offline there is no model API: "ok"."""
+    provider = state.backend.generator
+    if not provider.online or time.monotonic() - state.ready_at <= READY_CACHE_S:
+        return "ok"
+    try:
+        provider.count_tokens("ping")
+    except GemragError as exc:
+        return f"unreachable: {error_kind(exc)}"
+    state.ready_at = time.monotonic()
+    return "ok"
 
 
 class Instrumented:

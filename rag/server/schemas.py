@@ -204,8 +204,18 @@ class ModelOut(BaseModel):
 
 
 class ModelsOut(BaseModel):
+    """`online` is the configuration, `reachable` the model API now: a set key says nothing
+    about whether Gemini answers, and a client must not read one for the other."""
+
     provider: str
-    online: bool
+    online: bool = Field(
+        description="Answers come from Gemini: a key is set and offline mode is not forced. "
+        "Whether Gemini answers now is `reachable`."
+    )
+    reachable: bool | None = Field(
+        description="Whether the model API answers: the check /readyz reports as `models` (asked at most "
+        "every 10 s while it answers). null when offline: there is no model API to ask."
+    )
     models: list[ModelOut]
 
 

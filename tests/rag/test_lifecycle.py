@@ -1,10 +1,12 @@
 """The startup model check against the fake server: retired models replaced or refused, the
-key's listing cached for a day, a key that may not list models told what it lacks."""
+key's listing cached for a day (an unreachable API listed once per command), a key that may
+not list models told what it lacks."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import date
@@ -16,6 +18,7 @@ from rag.lifecycle import check_models
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings, checked_models
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault
+from tests.fakes.gemini_cli import gemini_env, run
 
 TODAY = date(2026, 12, 1)
 
@@ -130,3 +133,32 @@ def test_a_retired_model_in_gemrag_toml_stops_a_command_when_told_to(fake_gemini
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "gemini-2.5-flash is retired since 2026-12-01; its replacement is gemini-3.5-flash-lite" in out.stderr
     assert "Traceback" not in out.stderr and TEST_API_KEY not in out.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_an_unreachable_api_is_listed_once_per_command(fake_gemini: FakeGemini, tmp_path) -> None:
+    env = gemini_env(fake_gemini, tmp_path / "data", base_url=f"http://127.0.0.1:{_closed_port()}", max_attempts=2)
+    done = run("rag", "ask", "anything", env=env)
+    assert done.returncode == 2
+    assert done.stderr.count("Could not list the models this key can use") == 1, done.stderr
+    assert done.stderr.count("models.list: network error") == 1, "one listing: its one retry"
+    assert "after 2 attempts); checked shutdown dates only." in done.stderr
+    assert ".)" not in done.stderr
+
+
+@pytest.mark.slow
+def test_python_m_rag_models_with_a_rejected_key_still_prints_the_catalogue(fake_gemini: FakeGemini, tmp_path):
+    fake_gemini.inject(Fault.invalid_key(), times=None)
+    out = _cli(fake_gemini, tmp_path, "models")
+    assert out.returncode == 2  # README "Exit codes": a key refusal
+    text = " ".join(out.stdout.split())
+    assert "gemini-3.8-flash (flash)" in text and "flash_model = gemini-3.8-flash" in text
+    assert "this key" not in text and "No key set" not in text
+    assert out.stderr.count("\n") == 1 and "Gemini rejected the API key calling models.list" in out.stderr
+    assert TEST_API_KEY not in out.stdout + out.stderr and "Traceback" not in out.stderr

@@ -1,4 +1,8 @@
+import pytest
+
 from rag.settings import Settings
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
+from tests.fakes.gemini_cli import gemini_env, run
 
 
 def test_env_vars_and_conventional_names(monkeypatch, tmp_path):
@@ -104,3 +108,25 @@ def test_a_negative_budget_is_a_config_error_naming_it_and_zero_is_a_budget(monk
     finally:
         get_settings.cache_clear()
     assert capsys.readouterr().err.count("invalid configuration (session_budget_usd:") == 1
+
+
+def test_base_url_needs_a_scheme_and_a_host(monkeypatch):
+    from rag.errors import ConfigError
+    from rag.settings import load_settings
+
+    for bad in ("fake.url", "ftp://host", "http://", "localhost:8080"):
+        monkeypatch.setenv("GEMRAG_BASE_URL", bad)
+        with pytest.raises(ConfigError, match=r"\(GEMRAG_BASE_URL: .* is not an http:// or https:// URL with a host"):
+            load_settings()
+    assert Settings(base_url="http://127.0.0.1:8080/v1").base_url == "http://127.0.0.1:8080/v1"
+    assert Settings(base_url="").base_url is None  # an empty variable is unset: Google's API
+
+
+@pytest.mark.slow
+def test_a_base_url_without_scheme_is_a_configuration_error_at_start(fake_gemini: FakeGemini, tmp_path) -> None:
+    """Before: retried five times as a network error (UnsupportedProtocol), then reported as one."""
+    done = run("rag", "ask", "anything", env=gemini_env(fake_gemini, tmp_path / "data", base_url="fake.url"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "GEMRAG_BASE_URL: 'fake.url' is not an http:// or https:// URL with a host" in done.stderr
+    assert "network error" not in done.stderr and "retry" not in done.stderr
+    assert TEST_API_KEY not in done.stderr

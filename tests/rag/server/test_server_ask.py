@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from rag.settings import RateLimit
-from rag.testing.fake_gemini import TEST_API_KEY, Fault, Reply
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply
 from tests.rag.server.conftest import Running, gemini_app, serve_in_thread
 
 QUESTION = "How many days of paid vacation do employees get?"
@@ -235,11 +235,20 @@ def test_collections_models_and_health(api: Running):
     [collection] = httpx.get(f"{api.url}/v1/collections").json()
     assert collection["name"] == "tiny-corpus" and collection["chunks"] == 9 and collection["version"] == 1
     models = httpx.get(f"{api.url}/v1/models").json()
-    assert models["online"] and [m["name"] for m in models["models"]] == [
+    assert models["online"] and models["reachable"] is True and [m["name"] for m in models["models"]] == [
         "gemini-3.8-flash", "gemini-3.1-pro-preview", "gemini-embedding-001"]
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(f"{api.url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"chroma": "ok", "models": "ok"}
+
+
+def test_models_and_readyz_agree_while_gemini_is_unreachable(api: Running, fake_gemini: FakeGemini):
+    """Before: /v1/models said "online": true and nothing else while /readyz said unreachable."""
+    fake_gemini.inject(Fault.server_error(503), times=None)
+    models = httpx.get(f"{api.url}/v1/models").json()
+    assert models["online"] is True and models["reachable"] is False  # a key is set; Gemini does not answer
+    ready = httpx.get(f"{api.url}/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["models"] == "unreachable: provider_error"
 
 
 def test_the_answer_carries_its_citation_checks_and_the_request_may_choose_the_second_stage(
