@@ -44,6 +44,7 @@ from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
+from rag.text import asks_for_whole_document
 from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
@@ -166,6 +167,7 @@ class Chain:
             experiments = Experiments(settings.experiment, self.ledger.kv)
         self.experiments = experiments
         self.contexts = contexts or ContextCache(settings, generator)
+        self._files: dict[str, tuple[int, tuple[str, ...]]] = {}  # by collection: its version and its files
 
     def end_session(self, session_id: str) -> None:
         """The conversation is over: what the provider holds for it (a cached context) goes now."""
@@ -440,18 +442,49 @@ class Chain:
         prompt = answer_prompt(standalone_question, shown, history, retrieved.file_search,
                                mentioned_elsewhere=elsewhere, unheard_of=unheard)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
+        whole, unfound = None, ""
+        if not options.model and retrieved.file_search is None:  # File Search finds no passages here
+            whole, unfound = self.whole_document(store, (question, standalone_question), retrieved, history, options)
+        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id,
+                                 held_usd=held_usd, unfound=unfound)
+
+    def whole_document(
+        self, store: Store, questions: tuple[str, str], retrieved: Retrieved, history: Sequence[Message],
+        options: AskOptions,
+    ) -> tuple[WholeDocument | None, str]:
+        """The whole document the question (or the conversation) is about, if any, and why
+        none when it named one that was not found (`rag.router.Wanted`). Named files are
+        looked up among all the collection's, or those the source filter allows. `questions`:
+        as asked, and standalone (what the whole document is asked)."""
+        question, standalone_question = questions
         sources = [h.chunk.source for h in retrieved.hits]
-        document = self.router.document_wanted(question, sources)
-        follow_up = document is None
-        document = document or self.router.document_discussed(history, sources)
-        whole = None
-        if document and not options.model:
-            chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
-            whole_passages = passages([Hit(c, 0.0) for c in chunks])
-            whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
-            whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
-            whole = WholeDocument(document, whole_prompt, follow_up=follow_up)
-        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id, held_usd=held_usd)
+        held = options.sources or self.files(store, question, history)
+        wanted = self.router.wanted(question, sources, held)
+        document, follow_up = wanted.source, wanted.source is None and not wanted.unfound
+        if follow_up:
+            document = self.router.document_discussed(history, sources, held)
+        if not document:
+            return None, wanted.unfound
+        chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
+        whole_passages = passages([Hit(c, 0.0) for c in chunks])
+        whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
+        bound = self.settings.budget_output_tokens
+        whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
+        return WholeDocument(document, whole_prompt, follow_up=follow_up), ""
+
+    def files(self, store: Store, question: str, history: Sequence[Message]) -> tuple[str, ...]:
+        """The collection's files when the conversation asks for a whole document (else none
+        are needed), so the one it names is found even when retrieval missed it: listed once
+        per corpus version, since listing reads every chunk."""
+        asked = [question, *(m.text for m in history if m.role == "user")]
+        if not any(asks_for_whole_document(text) for text in asked):
+            return ()
+        version = store.version
+        listed = self._files.get(store.name)
+        if listed is None or listed[0] != version:
+            listed = (version, tuple(sorted({chunk.source for chunk in store.chunks()})))
+            self._files[store.name] = listed
+        return listed[1]
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""
