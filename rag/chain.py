@@ -312,10 +312,10 @@ class Chain:
         else:
             record = replace(record, cost_usd=sum(p.cost_usd for p in priced),
                              cache_saved_usd=sum(p.cache_saved_usd for p in priced))
-            # Not cached: an answer about an image (the key has no image in it), or one whose model
-            # a momentary quota or budget chose (rag/headroom.py): others deserve the usual route.
+            # Not cached: an answer `_answer` gives no key to, or one whose model a momentary quota
+            # or budget chose (rag/headroom.py): others deserve the usual route.
             cache = self.cache  # a local, so the lambda sees it narrowed to not None
-            if cache and not options.images and not record.route.decision:
+            if cache and key is not None and not record.route.decision:
                 self._quietly(lambda: cache.put(key, record), "cache the answer")
         yield Done(record)
 
@@ -328,8 +328,12 @@ class Chain:
         options: AskOptions,
         spending: Spending,
         started: float,
-    ) -> collections.abc.Generator[Delta, None, tuple[AnswerRecord, CacheKey]]:
-        """The answer's text, then its record: a cache hit's, or a new one yet to be priced."""
+    ) -> collections.abc.Generator[Delta, None, tuple[AnswerRecord, CacheKey | None]]:
+        """The answer's text, then its record (a cache hit's, or a new one yet to be priced)
+        and the key to cache it under; none when it must not be kept: an answer about an image
+        (the key has no image in it), or one ranked in the local order because the Gemini
+        reranking failed (a momentary fault: the same question later deserves the usual
+        ranking, not this answer until the entry expires)."""
         rewritten = self.rewrite(question, history)
         spending.add(rewritten.model, rewritten.usage, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
@@ -372,7 +376,7 @@ class Chain:
             corpus_version=key.corpus_version,
             history=list(history),
         )
-        return record, key
+        return record, key if cacheable and not retrieved.rerank_note else None
 
     def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
         """The collection and its version, the model policy (the router picks within it), and
