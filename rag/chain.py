@@ -26,7 +26,7 @@ from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
-from rag.costs import Call, CallKind, Hold, Ledger, price_usd
+from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted
 from rag.experiments import Experiments
@@ -242,17 +242,28 @@ class Chain:
     def _within_budget(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> Iterator[Event]:
-        """The answer, or, when a budget refuses it and `on_budget_spent = "degrade"`: the
-        answer from Flash-Lite if that fits, else a cached answer to the same question, else the
-        refusal. A refusal comes before any call, so nothing is spent on the way down."""
+        """The answer, or, when a budget refuses it: a cached answer to the same question (it
+        costs nothing, so no budget refuses it), else with `on_budget_spent = "degrade"` the
+        answer from Flash-Lite if that fits, else the refusal. A refusal comes before any
+        call, so nothing is spent on the way down."""
         try:
             yield from self._stream(question, history, session_id, options)
             return
         except BudgetExceeded as refused:
-            lite = self.settings.lite_model
-            if self.settings.on_budget_spent != "degrade" or options.model is not None:
-                raise
+            degrade = self.settings.on_budget_spent == "degrade" and options.model is None
             why = f"the budget would not cover the usual route ({refused})"
+            hit = self._cached(question, history, session_id, options)
+            if hit is not None:
+                if degrade:  # said as before: the cache is the first way down
+                    route = replace(hit.route, decision="budget_degraded",
+                                    reason=f"{why}: an earlier answer, from the cache")
+                    hit = replace(hit, route=route)
+                yield Delta(hit.answer)
+                yield Done(hit)
+                return
+            if not degrade:
+                raise
+            lite = self.settings.lite_model
             try:
                 for event in self._stream(question, history, session_id, replace(options, model=lite)):
                     if isinstance(event, Done):
@@ -260,21 +271,16 @@ class Chain:
                                         reason=f"{why}: answered by {lite} (on_budget_spent = degrade)")
                         event = Done(replace(event.record, route=route))
                     yield event
-                return
             except BudgetExceeded:
-                hit = self._cached(question, history, session_id, options)
-                if hit is None:
-                    raise refused from None
-            route = replace(hit.route, decision="budget_degraded", reason=f"{why}: an earlier answer, from the cache")
-            yield Delta(hit.answer)
-            yield Done(replace(hit, route=route))
+                raise refused from None
 
     def _cached(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> AnswerRecord | None:
-        """A cached answer to the question as asked (no history: nothing to rewrite), recorded
-        as a free hit; None when there is none."""
-        if history or self.cache is None:
+        """A cached answer to the question as asked, recorded as a free hit; None when there is
+        none, or when finding it would cost: a follow-up's key is its rewrite, a paid call (see
+        `_reserve`), and an answer about an image is never cached."""
+        if history or options.images or self.cache is None:
             return None
         store = self.stores.get(options.collection)
         hit = self.cache.get(self.key(store, question, options))
@@ -300,7 +306,8 @@ class Chain:
         estimate = self.budget.estimate_usd(
             query, history, options.model or self.generator.flash_model, lite, also=[(lite, reranking)]
         )
-        spending = Spending(self.budget.reserve(session_id, estimate.usd), other_usd=estimate.other_usd)
+        rewrite_usd = estimate.other_usd - price_usd(self.settings, lite, reranking)
+        spending = Spending(self._reserve(session_id, estimate.usd, rewrite_usd), other_usd=estimate.other_usd)
         try:
             record, key = yield from self._answer(store, question, history, session_id, options, spending, started)
         except BaseException:
@@ -318,6 +325,22 @@ class Chain:
             if cache and key is not None and not record.route.decision:
                 self._quietly(lambda: cache.put(key, record), "cache the answer")
         yield Done(record)
+
+    def _reserve(self, session_id: str, usd: float, rewrite_usd: float) -> Hold:
+        """The answer's first hold. A follow-up's refusal says what its cost is for: the
+        rewrite into a standalone question is a paid call that must come before the answer
+        cache can be looked up, so a spent budget refuses even a follow-up answered before
+        (the same question asked on its own is served from the cache: `_within_budget`)."""
+        try:
+            return self.budget.reserve(session_id, usd)
+        except BudgetExceeded as refused:
+            if rewrite_usd <= 0:
+                raise
+            raise BudgetExceeded(
+                f"{refused} That is for rewriting this follow-up as a standalone question (about "
+                f"{dollars(rewrite_usd)}), a paid call needed before the answer cache can be looked up, "
+                f"and for answering it (about {dollars(usd - rewrite_usd)})."
+            ) from None
 
     def _answer(
         self,
