@@ -26,7 +26,7 @@ from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
-from rag.costs import Call, CallKind, Hold, Ledger, price_usd
+from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted
 from rag.experiments import Experiments
@@ -44,6 +44,7 @@ from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
+from rag.text import asks_for_whole_document
 from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
@@ -166,6 +167,7 @@ class Chain:
             experiments = Experiments(settings.experiment, self.ledger.kv)
         self.experiments = experiments
         self.contexts = contexts or ContextCache(settings, generator)
+        self._files: dict[str, tuple[int, tuple[str, ...]]] = {}  # by collection: its version and its files
 
     def end_session(self, session_id: str) -> None:
         """The conversation is over: what the provider holds for it (a cached context) goes now."""
@@ -240,17 +242,28 @@ class Chain:
     def _within_budget(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> Iterator[Event]:
-        """The answer, or, when a budget refuses it and `on_budget_spent = "degrade"`: the
-        answer from Flash-Lite if that fits, else a cached answer to the same question, else the
-        refusal. A refusal comes before any call, so nothing is spent on the way down."""
+        """The answer, or, when a budget refuses it: a cached answer to the same question (it
+        costs nothing, so no budget refuses it), else with `on_budget_spent = "degrade"` the
+        answer from Flash-Lite if that fits, else the refusal. A refusal comes before any
+        call, so nothing is spent on the way down."""
         try:
             yield from self._stream(question, history, session_id, options)
             return
         except BudgetExceeded as refused:
-            lite = self.settings.lite_model
-            if self.settings.on_budget_spent != "degrade" or options.model is not None:
-                raise
+            degrade = self.settings.on_budget_spent == "degrade" and options.model is None
             why = f"the budget would not cover the usual route ({refused})"
+            hit = self._cached(question, history, session_id, options)
+            if hit is not None:
+                if degrade:  # said as before: the cache is the first way down
+                    route = replace(hit.route, decision="budget_degraded",
+                                    reason=f"{why}: an earlier answer, from the cache")
+                    hit = replace(hit, route=route)
+                yield Delta(hit.answer)
+                yield Done(hit)
+                return
+            if not degrade:
+                raise
+            lite = self.settings.lite_model
             try:
                 for event in self._stream(question, history, session_id, replace(options, model=lite)):
                     if isinstance(event, Done):
@@ -258,21 +271,16 @@ class Chain:
                                         reason=f"{why}: answered by {lite} (on_budget_spent = degrade)")
                         event = Done(replace(event.record, route=route))
                     yield event
-                return
             except BudgetExceeded:
-                hit = self._cached(question, history, session_id, options)
-                if hit is None:
-                    raise refused from None
-            route = replace(hit.route, decision="budget_degraded", reason=f"{why}: an earlier answer, from the cache")
-            yield Delta(hit.answer)
-            yield Done(replace(hit, route=route))
+                raise refused from None
 
     def _cached(
         self, question: str, history: Sequence[Message], session_id: str, options: AskOptions
     ) -> AnswerRecord | None:
-        """A cached answer to the question as asked (no history: nothing to rewrite), recorded
-        as a free hit; None when there is none."""
-        if history or self.cache is None:
+        """A cached answer to the question as asked, recorded as a free hit; None when there is
+        none, or when finding it would cost: a follow-up's key is its rewrite, a paid call (see
+        `_reserve`), and an answer about an image is never cached."""
+        if history or options.images or self.cache is None:
             return None
         store = self.stores.get(options.collection)
         hit = self.cache.get(self.key(store, question, options))
@@ -298,7 +306,8 @@ class Chain:
         estimate = self.budget.estimate_usd(
             query, history, options.model or self.generator.flash_model, lite, also=[(lite, reranking)]
         )
-        spending = Spending(self.budget.reserve(session_id, estimate.usd), other_usd=estimate.other_usd)
+        rewrite_usd = estimate.other_usd - price_usd(self.settings, lite, reranking)
+        spending = Spending(self._reserve(session_id, estimate.usd, rewrite_usd), other_usd=estimate.other_usd)
         try:
             record, key = yield from self._answer(store, question, history, session_id, options, spending, started)
         except BaseException:
@@ -310,12 +319,28 @@ class Chain:
         else:
             record = replace(record, cost_usd=sum(p.cost_usd for p in priced),
                              cache_saved_usd=sum(p.cache_saved_usd for p in priced))
-            # Not cached: an answer about an image (the key has no image in it), or one whose model
-            # a momentary quota or budget chose (rag/headroom.py): others deserve the usual route.
+            # Not cached: an answer `_answer` gives no key to, or one whose model a momentary quota
+            # or budget chose (rag/headroom.py): others deserve the usual route.
             cache = self.cache  # a local, so the lambda sees it narrowed to not None
-            if cache and not options.images and not record.route.decision:
+            if cache and key is not None and not record.route.decision:
                 self._quietly(lambda: cache.put(key, record), "cache the answer")
         yield Done(record)
+
+    def _reserve(self, session_id: str, usd: float, rewrite_usd: float) -> Hold:
+        """The answer's first hold. A follow-up's refusal says what its cost is for: the
+        rewrite into a standalone question is a paid call that must come before the answer
+        cache can be looked up, so a spent budget refuses even a follow-up answered before
+        (the same question asked on its own is served from the cache: `_within_budget`)."""
+        try:
+            return self.budget.reserve(session_id, usd)
+        except BudgetExceeded as refused:
+            if rewrite_usd <= 0:
+                raise
+            raise BudgetExceeded(
+                f"{refused} That is for rewriting this follow-up as a standalone question (about "
+                f"{dollars(rewrite_usd)}), a paid call needed before the answer cache can be looked up, "
+                f"and for answering it (about {dollars(usd - rewrite_usd)})."
+            ) from None
 
     def _answer(
         self,
@@ -326,8 +351,12 @@ class Chain:
         options: AskOptions,
         spending: Spending,
         started: float,
-    ) -> collections.abc.Generator[Delta, None, tuple[AnswerRecord, CacheKey]]:
-        """The answer's text, then its record: a cache hit's, or a new one yet to be priced."""
+    ) -> collections.abc.Generator[Delta, None, tuple[AnswerRecord, CacheKey | None]]:
+        """The answer's text, then its record (a cache hit's, or a new one yet to be priced)
+        and the key to cache it under; none when it must not be kept: an answer about an image
+        (the key has no image in it), or one ranked in the local order because the Gemini
+        reranking failed (a momentary fault: the same question later deserves the usual
+        ranking, not this answer until the entry expires)."""
         rewritten = self.rewrite(question, history)
         spending.add(rewritten.model, rewritten.usage, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
@@ -370,7 +399,7 @@ class Chain:
             corpus_version=key.corpus_version,
             history=list(history),
         )
-        return record, key
+        return record, key if cacheable and not retrieved.rerank_note else None
 
     def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
         """The collection and its version, the model policy (the router picks within it), and
@@ -440,18 +469,49 @@ class Chain:
         prompt = answer_prompt(standalone_question, shown, history, retrieved.file_search,
                                mentioned_elsewhere=elsewhere, unheard_of=unheard)
         prompt = replace(prompt, images=options.images, max_output_tokens=bound)
+        whole, unfound = None, ""
+        if not options.model and retrieved.file_search is None:  # File Search finds no passages here
+            whole, unfound = self.whole_document(store, (question, standalone_question), retrieved, history, options)
+        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id,
+                                 held_usd=held_usd, unfound=unfound)
+
+    def whole_document(
+        self, store: Store, questions: tuple[str, str], retrieved: Retrieved, history: Sequence[Message],
+        options: AskOptions,
+    ) -> tuple[WholeDocument | None, str]:
+        """The whole document the question (or the conversation) is about, if any, and why
+        none when it named one that was not found (`rag.router.Wanted`). Named files are
+        looked up among all the collection's, or those the source filter allows. `questions`:
+        as asked, and standalone (what the whole document is asked)."""
+        question, standalone_question = questions
         sources = [h.chunk.source for h in retrieved.hits]
-        document = self.router.document_wanted(question, sources)
-        follow_up = document is None
-        document = document or self.router.document_discussed(history, sources)
-        whole = None
-        if document and not options.model:
-            chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
-            whole_passages = passages([Hit(c, 0.0) for c in chunks])
-            whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
-            whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
-            whole = WholeDocument(document, whole_prompt, follow_up=follow_up)
-        return self.router.route(prompt, whole, forced_model=options.model, session_id=session_id, held_usd=held_usd)
+        held = options.sources or self.files(store, question, history)
+        wanted = self.router.wanted(question, sources, held)
+        document, follow_up = wanted.source, wanted.source is None and not wanted.unfound
+        if follow_up:
+            document = self.router.document_discussed(history, sources, held)
+        if not document:
+            return None, wanted.unfound
+        chunks = sorted(store.chunks(where={"source": document}), key=lambda c: c.index)
+        whole_passages = passages([Hit(c, 0.0) for c in chunks])
+        whole_prompt = answer_prompt(standalone_question, whole_passages, history, reusable=True)
+        bound = self.settings.budget_output_tokens
+        whole_prompt = replace(whole_prompt, images=options.images, max_output_tokens=bound)
+        return WholeDocument(document, whole_prompt, follow_up=follow_up), ""
+
+    def files(self, store: Store, question: str, history: Sequence[Message]) -> tuple[str, ...]:
+        """The collection's files when the conversation asks for a whole document (else none
+        are needed), so the one it names is found even when retrieval missed it: listed once
+        per corpus version, since listing reads every chunk."""
+        asked = [question, *(m.text for m in history if m.role == "user")]
+        if not any(asks_for_whole_document(text) for text in asked):
+            return ()
+        version = store.version
+        listed = self._files.get(store.name)
+        if listed is None or listed[0] != version:
+            listed = (version, tuple(sorted({chunk.source for chunk in store.chunks()})))
+            self._files[store.name] = listed
+        return listed[1]
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""

@@ -8,10 +8,12 @@ answer records its Route; when Pro is out of quota, Flash answers and the route 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from ingest.discover import SUPPORTED
 from rag.answer import Route
 from rag.costs import price_usd
 from rag.errors import ProviderError
@@ -21,16 +23,52 @@ from rag.settings import Settings
 from rag.text import asks_for_whole_document
 from rag.types import Message, Prompt, Usage
 
+# A file name as a question writes it ("pricing.pdf"): a name with an extension ingest takes.
+_EXTENSIONS = "|".join(ext.lstrip(".") for ext in SUPPORTED)
+_FILE_NAME = re.compile(rf"[\w./-]*\w\.(?:{_EXTENSIONS})\b", re.IGNORECASE)
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """How a question may name a source: exactly (its path, its file name), or loosely (its
+    stem, with "_" and "-" read as spaces: "the pricing guide" names pricing.pdf)."""
+    path = PurePosixPath(source.lower())
+    loose = {path.stem, path.stem.replace("_", " ").replace("-", " ")}
+    return {str(path), path.name}, {name for name in loose if len(name) > 2}
+
+
+def _said(name: str, text: str) -> bool:
+    """`name` in `text` as whole words: "api" is not named by "capital", nor "pricing" by
+    "pricing.md" (another file than pricing.pdf)."""
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)", text) is not None
+
+
+def named_documents(question: str, sources: Sequence[str]) -> list[str]:
+    """The sources (in the order given) the question names: by path or file name if any is,
+    else by stem."""
+    text = question.lower()
+    exact = [s for s in sources if any(_said(name, text) for name in _names(s)[0])]
+    return exact or [s for s in sources if any(_said(name, text) for name in _names(s)[1])]
+
 
 def named_document(question: str, sources: Sequence[str]) -> str | None:
     """The first source (in the order given) whose path, file name or stem the question names."""
-    text = question.lower()
-    for source in sources:
-        path = PurePosixPath(source.lower())
-        names = {str(path), path.name, path.stem.replace("_", " ").replace("-", " "), path.stem}
-        if any(len(name) > 2 and name in text for name in names):
-            return source
-    return None
+    named = named_documents(question, sources)
+    return named[0] if named else None
+
+
+def unheld_files(question: str, held: Sequence[str]) -> list[str]:
+    """The file names the question writes ("invoices.pdf") that no file of `held` has."""
+    names = {part for source in held for part in _names(source)[0]}
+    return [name for name in dict.fromkeys(_FILE_NAME.findall(question.lower())) if name not in names]
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The document a whole-document question is about, or, when it named none the collection
+    holds (or several), why none is sent whole: the route says so instead of sending another."""
+
+    source: str | None = None
+    unfound: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,26 +109,40 @@ class Router:
         self.generator = generator
         self.headroom = headroom
 
-    def document_wanted(self, question: str, ranked_sources: Sequence[str]) -> str | None:
-        """The document a "summarise this document" question is about: the one it names, or
-        else the best-ranked one; None for ordinary questions."""
-        if not asks_for_whole_document(question) or not ranked_sources:
-            return None
-        return named_document(question, ranked_sources) or ranked_sources[0]
+    def wanted(self, question: str, ranked_sources: Sequence[str], held: Sequence[str] = ()) -> Wanted:
+        """What a "summarise this document" question asks for: the document it names, looked
+        up among `held` (all the collection's files; else the retrieved ones), the best-ranked
+        one if it names several, or else the best-ranked source; nothing for ordinary
+        questions. A question naming a file the collection does not hold, or several files
+        none of which was retrieved, gets none: sending another document whole would answer
+        about the wrong one, at Pro's price."""
+        if not asks_for_whole_document(question):
+            return Wanted()
+        candidates = held or ranked_sources
+        named = named_documents(question, candidates)
+        if len(named) == 1:
+            return Wanted(named[0])
+        if named:
+            best = next((s for s in ranked_sources if s in named), None)
+            return Wanted(best, "" if best else f"the question could name any of {', '.join(named)}")
+        missing = unheld_files(question, candidates)
+        if missing:
+            return Wanted(unfound=f"the question names {', '.join(missing)}, which is not among the files searched")
+        return Wanted(ranked_sources[0] if ranked_sources else None)
 
-    def document_discussed(self, history: Sequence[Message], ranked_sources: Sequence[str]) -> str | None:
+    def document_discussed(
+        self, history: Sequence[Message], ranked_sources: Sequence[str], held: Sequence[str] = ()
+    ) -> str | None:
         """The document a follow-up is about when the conversation is about a whole document:
         an earlier question asked for the whole of the follow-up's best-ranked document (by
-        name, or naming none of the retrieved ones). Such a session stays on the whole
+        name, or naming none of the collection's files). Such a session stays on the whole
         document, so each follow-up sends the same long prefix (rag.contextcache caches it)."""
         if not ranked_sources:
             return None
         best = ranked_sources[0]
         for message in history:
-            if message.role == "user" and asks_for_whole_document(message.text):
-                named = named_document(message.text, ranked_sources)
-                if named in (None, best):
-                    return best
+            if message.role == "user" and self.wanted(message.text, ranked_sources, held).source == best:
+                return best
         return None
 
     def route(
@@ -100,14 +152,18 @@ class Router:
         forced_model: str | None = None,
         session_id: str = "",
         held_usd: float = 0.0,
+        unfound: str = "",
     ) -> Routed:
         """`held_usd`: what the answer already holds in the ledger for its answer call (its
-        Flash-sized first hold), which Pro would take over: see `_pro_blocked`."""
+        Flash-sized first hold), which Pro would take over: see `_pro_blocked`. `unfound`: why
+        the whole document a question asked for was not found (`Wanted.unfound`), said in
+        the route, which then goes on as for any question."""
         if forced_model:
             return Routed(prompt, self._chosen(forced_model))
         budget = self.settings.whole_document_budget_tokens
         threshold = self.settings.pro_threshold_tokens
-        note, held_back = "", None
+        note = f"; {unfound}, so the passages found were sent instead of a whole document" if unfound else ""
+        held_back = None
         if whole is not None:
             size = self.size(whole.prompt, budget)
             held_back = self._pro_blocked(size, session_id, held_usd) if size.tokens <= budget else None

@@ -12,15 +12,18 @@ import pytest
 
 from rag.answer import AnswerRecord, AskOptions, Citation, Route
 from rag.cache import AnswerCache, CacheKey, cache_key, normalise_question
+from rag.chain import Chain
 from rag.costs import price_usd
 from rag.embedcache import EmbeddingCache
 from rag.kv import open_kv
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
 from rag.settings import LocalRerankWeights, Settings
-from rag.testing.fake_gemini import FakeGemini
+from rag.testing.fake_gemini import FakeGemini, Fault
 from rag.types import Embedded, Message, Usage
 from tests.fakes.clock import ManualClock
+from tests.fakes.tiny_corpus import build_store
+from tests.rag.test_rerank import rank_by
 
 RETRIEVAL = AskOptions(mode="hybrid", top_k=6, mmr=False)
 
@@ -274,3 +277,23 @@ def test_changing_a_retrieval_or_routing_setting_changes_the_chain_key(
     base = _chain_key(two_collections, offline_provider, AskOptions())
     changed = two_collections.model_copy(update={name: OTHER_SETTINGS[name]})
     assert _chain_key(changed, offline_provider, AskOptions()) != base
+
+
+def test_an_answer_ranked_after_the_gemini_reranking_failed_is_not_cached(
+    gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """Before: the answer ranked in the local order because the reranking call failed was
+    cached, so the same question got it again, the reranking untried, until it expired."""
+    settings = gemini_settings.model_copy(update={"rerank": "gemini", "retrieval_mode": "hybrid"})
+    provider = GeminiProvider(settings)
+    chain = Chain(settings, provider, build_store(settings, provider))
+    fake_gemini.responder = rank_by("vacation")
+    fake_gemini.inject(Fault.server_error(503), times=None, method="generateContent", model=settings.lite_model)
+    question = "How many days of paid vacation do employees get?"
+    assert "the Gemini reranking failed (503" in chain.ask(question).route.reason
+
+    fake_gemini.clear_faults()
+    again = chain.ask(question)
+    assert not again.cached and "reranking" not in again.route.reason
+    assert len(fake_gemini.calls("generateContent", model=settings.lite_model)) == 1 + settings.max_attempts
+    assert chain.ask(question).cached  # ranked by Gemini: kept as usual

@@ -18,7 +18,7 @@ from rag.errors import BudgetExceeded
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
-from rag.types import Usage
+from rag.types import Message, Usage
 from tests.fakes.gemini_cli import gemini_env, run
 from tests.fakes.tiny_corpus import build_store
 
@@ -137,3 +137,37 @@ def test_pro_is_chosen_when_its_answer_fits_the_budget_the_first_hold_included(
     for chain, session in ((fits, "fits"), (short, "short")):
         spent = chain.ledger.session(session)
         assert spent.held_usd == 0 and spent.cost_usd <= chain.settings.session_budget_usd
+
+
+def test_a_cached_answer_is_served_when_the_budget_is_spent(gemini_settings: Settings, fake_gemini: FakeGemini) -> None:
+    """Before: with the default on_budget_spent ("refuse") the budget was checked before the
+    cache, so an answer that costs nothing to serve was refused ("would cost about $0.0180")."""
+    provider = GeminiProvider(gemini_settings)
+    store = build_store(gemini_settings, provider)
+    first = Chain(gemini_settings, provider, store).ask(QUESTION, session_id="rich")
+    fake_gemini.clear_log()
+    spent = gemini_settings.model_copy(update={"session_budget_usd": 0.00001})
+    poor = Chain(spent, GeminiProvider(spent), store)
+    record = poor.ask(QUESTION, session_id="poor")
+    assert (record.answer, record.cached, record.route.kind) == (first.answer, True, "cached")
+    assert record.route.decision == ""  # an ordinary hit: the budget changed nothing
+    assert fake_gemini.requests == []
+    assert poor.ledger.session("poor").cost_usd == 0 and poor.ledger.session("poor").cache_hits == 1
+
+
+def test_a_refused_follow_up_says_its_cost_includes_the_rewrite_before_the_cache(
+    gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """A follow-up's cache key is its standalone form, a paid rewrite away: with the budget
+    spent it is refused before that call, and the refusal says what the cost is for."""
+    spent = gemini_settings.model_copy(update={"session_budget_usd": 0.00001})
+    provider = GeminiProvider(spent)
+    chain = Chain(spent, provider, build_store(spent, provider))
+    history = [Message("user", QUESTION), Message("model", "25 days [1].")]
+    with pytest.raises(BudgetExceeded) as refused:
+        chain.ask("Can they be carried over?", history=history, session_id="poor")
+    assert "session budget would be exceeded" in str(refused.value)
+    assert re.search(r"That is for rewriting this follow-up as a standalone question \(about \$0\.0\d+\), "
+                     r"a paid call needed before the answer cache can be looked up, and for answering it "
+                     r"\(about \$0\.\d+\)\.$", str(refused.value))
+    assert fake_gemini.calls("generateContent") == [] and fake_gemini.calls("streamGenerateContent") == []

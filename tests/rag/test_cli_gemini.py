@@ -63,7 +63,8 @@ def test_a_budget_holds_across_answers_of_one_continued_session(env: dict[str, s
     session = session_of(first.stderr)
     spent = json.loads(run("rag", "costs", "--json", "--session", session, env=env).stdout)["total"]["cost_usd"]
     assert spent > 0
-    tight = {**env, "GEMRAG_SESSION_BUDGET_USD": repr(estimate + spent / 2)}  # one answer fits, not two
+    # One answer fits, not two; uncached, since a cached answer is served whatever the budget.
+    tight = {**env, "GEMRAG_SESSION_BUDGET_USD": repr(estimate + spent / 2), "GEMRAG_ANSWER_CACHE": "false"}
     fresh = run("rag", "ask", QUESTION, env=tight)
     assert fresh.returncode == 0, fresh.stderr  # a new process: a new session, a fresh budget
     continued = run("rag", "ask", QUESTION, "--session", session, env=tight)

@@ -129,9 +129,9 @@ def test_named_document_is_matched_by_path_file_name_or_stem():
 
 def test_document_wanted_falls_back_to_the_best_ranked_source(router_for):
     router, _ = router_for()
-    assert router.document_wanted("summarise this document", ["b.md", "a.md"]) == "b.md"
-    assert router.document_wanted("summarise the a document", ["b.md", "a.md"]) == "b.md"
-    assert router.document_wanted("How long is leave?", ["b.md"]) is None
+    assert router.wanted("summarise this document", ["b.md", "a.md"]).source == "b.md"
+    assert router.wanted("summarise the a document", ["b.md", "a.md"]).source == "b.md"
+    assert router.wanted("How long is leave?", ["b.md"]).source is None
 
 
 def test_a_conversation_about_a_whole_document_stays_on_it(router_for) -> None:
@@ -146,3 +146,27 @@ def test_a_conversation_about_a_whole_document_stays_on_it(router_for) -> None:
     chat = [Message("user", "How many vacation days?"), Message("model", "25 [1]")]
     assert router.document_discussed(chat, ["handbook.pdf"]) is None
     assert router.document_discussed([], ["handbook.pdf"]) is None
+
+
+def test_a_named_document_is_looked_up_among_all_the_collection_files(router_for) -> None:
+    router, _ = router_for()
+    held = ["handbook.pdf", "pdf/pricing.pdf", "notes/pricing.md", "api.md"]
+    ranked = ["handbook.pdf", "api.md"]
+    assert router.wanted("Summarise the whole pricing.pdf", ranked, held).source == "pdf/pricing.pdf"
+    assert router.wanted("Summarise the whole api document", ranked, held).source == "api.md"
+    assert router.wanted("Summarise the capital document", ranked, held).source == "handbook.pdf"  # not "api"
+    several = router.wanted("Summarise the pricing guide", ranked, held)  # pricing.pdf or pricing.md?
+    assert several.source is None and "could name any of pdf/pricing.pdf, notes/pricing.md" in several.unfound
+    assert router.wanted("Summarise the pricing guide", ["notes/pricing.md"], held).source == "notes/pricing.md"
+    missing = router.wanted("Summarise the whole invoices.pdf", ranked, held)
+    assert missing.source is None and "names invoices.pdf" in missing.unfound
+    other = router.wanted("Summarise the whole file pricing.docx", ranked, held)  # not pricing.pdf under another name
+    assert other.source is None and "names pricing.docx" in other.unfound
+
+
+def test_a_question_naming_an_unfound_file_is_routed_on_its_passages_and_says_so(router_for) -> None:
+    router, _ = router_for()
+    unfound = "the question names invoices.pdf, which is not among the files searched"
+    routed = router.route(_prompt(400), unfound=unfound)
+    assert routed.route.kind == "flash" and routed.document is None
+    assert "invoices.pdf, which is not among the files searched, so the passages found were sent" in routed.route.reason
