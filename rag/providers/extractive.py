@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Literal
 
 from rag.keyterms import key_terms, missing_terms
@@ -50,6 +51,8 @@ _BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
 _RUN_ON_BREAK = re.compile(r"(?<=[^.!?:;\s])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z_])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s*$")
+_MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading hashes before a unit's text
+LEAD_IN_CODE_CHARS = 300  # a code block (or an answer) up to this long is quoted with the sentence before it
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Quotable:
     text: str
     heading: str = ""
     item: bool = False
+    # Quoted after it: the short code block it introduces ("... such as this:"), or the
+    # answer to the question it is (an FAQ's "How do I ...?"). Not scored.
+    then: str = ""
 
 
 def split_sentences(text: str) -> list[str]:
@@ -86,7 +92,7 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
             continue
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
         for part in _SENTENCE_END.split("\n".join(block)):
-            quoted = _bare(part).strip(" -*•#")
+            quoted = _unit_text(part)
             if len(quoted) >= 20:
                 out.append(Quotable(quoted, heading, numbered or _LIST_ITEM.match(part) is not None))
             numbered = _NUMBERED.match(part) is not None
@@ -94,6 +100,13 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
         if line:
             heading = _bare(line).strip(" *#")
     return out, heading
+
+
+def _unit_text(part: str) -> str:
+    """A sentence or list item as quoted: one line, without its list marker or heading
+    hashes: a marker followed by a space, so "-DSQLITE_ENABLE_FTS4", "--skip 1" and "-1" keep
+    their dashes, and a sentence ending "in C#" its hash."""
+    return _MARKER.sub("", _bare(part))
 
 
 def _bare(text: str) -> str:
@@ -110,23 +123,50 @@ def quotable_units(text: str) -> list[Quotable]:
     """The quotable units of a passage, in order: sentences of prose, and each table row
     labelled with its header ("Model: gemini-2.5-pro; RPM: 5; ..."), since a row means
     nothing without its column names and holds the figures questions ask about. A code
-    block's sentences never run into the prose around it. Each carries the heading line it
-    stands under in the passage."""
+    block's sentences never run into the prose around it, but a short code block goes with
+    the sentence that introduces it ("change out of WAL mode using a pragma such as this:"
+    and "PRAGMA journal_mode=DELETE;", `Quotable.then`): the sentence is what a question
+    matches and what is scored, the code what it asks for; the code stays a unit of its own
+    too, quoted once. Each carries the heading line it stands under in the passage."""
     units: list[Quotable] = []
     prose: list[str] = []
+    code: list[str] | None = None  # the lines of the code block being read
     header: list[str] | None = None
     heading = ""
+    lead_in = ""  # the prose's last sentence, when it introduces the code block after it ("For example:")
 
     def close_prose() -> None:
-        nonlocal heading
-        found, heading = quotable_sentences("\n".join(prose), heading)
+        nonlocal heading, lead_in
+        read = "\n".join(prose).rstrip()
+        found, heading = quotable_sentences(read, heading)
         units.extend(found)
         prose.clear()
+        lead_in = _unit_text(_SENTENCE_END.split(read)[-1]) if found and read.endswith(":") else ""
+
+    def close_code(lines: list[str]) -> None:
+        nonlocal lead_in
+        block = " ".join(" ".join(line.rstrip().removesuffix("\\") for line in lines).split())
+        if lead_in and 0 < len(block) <= LEAD_IN_CODE_CHARS:
+            # A lead-in too short to be a unit ("For example:") is quoted after the sentence before it.
+            introduced = units[-1]
+            said = "" if introduced.text.endswith(lead_in) else f"{lead_in} "
+            units[-1] = replace(introduced, then=f"{said}`{block}`")
+        prose.extend(lines)  # the code is also a unit of its own: a question may match it alone
+        close_prose()
+        lead_in = ""
 
     for line in [*text.splitlines(), ""]:
         if FENCE.match(line):  # code is a block of its own, and the fence is no text to quote
-            close_prose()
+            if code is None:
+                close_prose()
+                code = []
+            else:
+                close_code(code)
+                code = None
             header = None
+            continue
+        if code is not None:
+            code.append(line)
             continue
         row = TABLE_ROW.match(line)
         if row is None:
@@ -144,8 +184,24 @@ def quotable_units(text: str) -> list[Quotable]:
             "; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False)),
             heading,
         ))
+    if code is not None:  # the passage ends inside a code block
+        close_code(code)
     close_prose()
-    return units
+    return _answered(units)
+
+
+def _answered(units: list[Quotable]) -> list[Quotable]:
+    """Each question the document asks quoted with the sentence after it, its answer: an FAQ's
+    "How do I use a string literal that contains an embedded single-quote (') character?"
+    matches a user's question best, and says nothing; "The SQL standard specifies that
+    single-quotes in strings are escaped by putting two single quotes in a row." does."""
+    return [
+        replace(unit, then=after.text) if (
+            unit.text.endswith("?") and not unit.then and not after.text.endswith("?")
+            and len(after.text) <= LEAD_IN_CODE_CHARS and after.heading == unit.heading
+        ) else unit
+        for unit, after in pairwise(units)
+    ] + units[-1:]
 
 
 def section(heading: str) -> str:
@@ -214,15 +270,22 @@ class Scored:
     score: float
     prior: float = 0.0
     label: str = ""  # the heading a list item is quoted under (`_Unit.label`)
+    then: str = ""  # quoted after the sentence (`Quotable.then`)
 
     @property
     def ranking(self) -> float:
         return self.score + self.prior
 
     @property
+    def said(self) -> str:
+        """The sentence with what is quoted after it (`Quotable.then`)."""
+        return f"{self.sentence} {self.then}" if self.then else self.sentence
+
+    @property
     def quoted(self) -> str:
-        """The sentence as the reply quotes it: a list item after its heading."""
-        return f"{self.label} — {self.sentence}" if self.label else self.sentence
+        """The sentence as the reply quotes it: a list item after its heading, a lead-in
+        before its code, a question before its answer."""
+        return f"{self.label} — {self.said}" if self.label else self.said
 
 
 @dataclass(frozen=True)
@@ -234,6 +297,7 @@ class _Unit:
     overlap: float
     item: bool  # a list item (`Quotable.item`)
     heading: str = ""  # the heading line above it in the passage's text, when not `context`
+    then: str = ""  # quoted after it, not scored (`Quotable.then`)
 
     @property
     def label(self) -> str:
@@ -369,7 +433,8 @@ class ExtractiveAnswerer:
                     new = [w for w in words if w not in stems]
                     stems.update(zip(new, stem_words(new), strict=True))
                 if overlap or not q_stems.isdisjoint(stems[w] for w in words):
-                    out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local))
+                    out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local,
+                                     quotable.then))
         return out
 
     def support(
@@ -406,7 +471,7 @@ class ExtractiveAnswerer:
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
-            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label)
+            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, u.then)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, unheard, max(s.score for s in scored), float(semantic.max()), coverage,
@@ -465,9 +530,12 @@ class ExtractiveAnswerer:
         for s in scored:
             if s.ranking < floor or len(kept) == self.max_sentences or length >= self.reply_chars:
                 break
-            if not any(_near_duplicate(s.sentence, k.sentence) for k in kept):
-                kept.append(s)
-                length += len(s.sentence)
+            if any(_near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then) for k in kept):
+                continue  # said already, or quoted after the unit before it (a lead-in's code)
+            if s.then and any(_near_duplicate(s.then, k.sentence) for k in kept):
+                s = replace(s, then="")  # what follows it is quoted already: the sentence alone
+            kept.append(s)
+            length += len(s.sentence)
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
 
@@ -527,6 +595,9 @@ _OPENS_CLAUSE = frozenset({"a", "an", "the", "my", "your", "our", "its", "his", 
 # Before "that", a noun these open ("a library that ...", "any module that ...") or one of
 # these words: "that" relates a clause to it and points at nothing.
 _DETERMINER = frozenset({"a", "an", "the", "any", "some", "every", "each", "no", "another"})
+# "every time", "each day": after "that", an adverb, not a clause ("do I have to do that every time?").
+_EVERY = frozenset({"every", "each"})
+_TIMES = frozenset({"time", "day", "night", "morning", "week", "month", "year"})
 _INDEFINITE = frozenset({"something", "anything", "nothing", "everything", "someone", "anyone", "somewhere",
                          "anywhere"})
 PRONOUN_REACH = 7  # words from a question's start within which a pronoun seldom has anything in it to point at
@@ -559,11 +630,13 @@ def leans_back(question: str) -> bool:
     for at, word in enumerate(words):
         lower = word.lower()
         after = words[at + 1].lower() if at + 1 < len(words) else ""
+        then = words[at + 2].lower() if at + 2 < len(words) else ""
         if lower in _PERSONAL and at < PRONOUN_REACH and word != "IT" and not (lower == "it" and after in _DUMMY_IT):
             return True
         if lower in _DEMONSTRATIVE and not _relative(words, at) and (
             at < DEMONSTRATIVE_REACH
-            or (at < PRONOUN_REACH and (not after or (after in STOPWORDS and after not in _OPENS_CLAUSE)))
+            or (at < PRONOUN_REACH and (not after or (after in STOPWORDS and after not in _OPENS_CLAUSE)
+                                         or (after in _EVERY and then in _TIMES)))
         ):
             return True
     return False

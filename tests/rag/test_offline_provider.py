@@ -264,12 +264,71 @@ def test_a_sentence_wrapped_at_inline_code_stays_one_sentence():
 def test_a_code_block_is_quoted_without_its_fences_and_apart_from_the_prose_around_it():
     from rag.providers.extractive import split_units
 
-    text = ("To read a page, call urlopen as in this example:\n```\n>>> with urlopen(url) as page:\n"
+    text = ("To read a page, call urlopen on its address.\n```\n>>> with urlopen(url) as page:\n"
             "...     page.read()\n```\nthe page is closed when the block ends.")
     assert split_units(text) == [
-        "To read a page, call urlopen as in this example:",
+        "To read a page, call urlopen on its address.",
         ">>> with urlopen(url) as page: ... page.read()",
         "the page is closed when the block ends.",
+    ]
+
+
+def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
+    """"change out of WAL mode using a pragma such as this:" was quoted without the pragma
+    (SQLite's manual, HTML); the sentence is scored, the code quoted after it."""
+    from rag.providers.extractive import LEAD_IN_CODE_CHARS, quotable_units
+
+    text = ("One can change out of WAL mode using a pragma such as this:\n\n```\n\nPRAGMA journal_mode=DELETE;\n"
+            "\n```\n\nTo turn it on, set the mmap_size to some large value.  For example:\n```\n"
+            "gcc -Os -I. \\\n   shell.c sqlite3.c -o sqlite3\n```\nA long listing follows:\n```\n"
+            + "x = 1\n" * (LEAD_IN_CODE_CHARS // 5) + "```\n")
+    units = quotable_units(text)
+    assert [(u.text, u.then) for u in units[:4]] == [
+        ("One can change out of WAL mode using a pragma such as this:", "`PRAGMA journal_mode=DELETE;`"),
+        ("PRAGMA journal_mode=DELETE;", ""),  # a question may match the code alone
+        # a lead-in too short to quote alone ("For example:") comes with the code; a "\" continuation is undone
+        ("To turn it on, set the mmap_size to some large value.",
+         "For example: `gcc -Os -I. shell.c sqlite3.c -o sqlite3`"),
+        ("gcc -Os -I. \\ shell.c sqlite3.c -o sqlite3", ""),
+    ]
+    assert units[4].text == "A long listing follows:" and not units[4].then  # too long to go with it
+    assert units[5].text.startswith("x = 1 x = 1")
+
+
+def test_a_question_the_document_asks_is_quoted_with_its_answer(offline_provider):
+    """An FAQ's question matches a user's best and says nothing: SQLite's "(14) How do I use a
+    string literal that contains an embedded single-quote (') character?" was quoted alone."""
+    from rag.providers.extractive import quotable_units
+
+    faq = ("(14) How do I use a string literal that contains an embedded single-quote (') character?\n\n"
+           "The SQL standard specifies that single-quotes in strings are escaped by putting two single quotes "
+           "in a row.\n\n(15) What is an SQLITE_SCHEMA error, and why am I getting one?\n\n"
+           "An SQLITE_SCHEMA error is returned when a prepared SQL statement is no longer valid.")
+    units = quotable_units(faq)
+    assert units[0].then.startswith("The SQL standard specifies") and units[2].then.startswith("An SQLITE_SCHEMA")
+    assert not units[1].then and not units[3].then
+    reply = ask_offline(offline_provider, "how do i put a single quote inside a string literal?",
+                        Passage(1, faq, "faq.html"))
+    assert "character? The SQL standard specifies that single-quotes in strings are escaped" in reply
+    assert reply.count("two single quotes in a row") == 1
+
+
+def test_a_reply_quotes_the_code_its_sentence_introduces(offline_provider):
+    passage = Passage(1, "The WAL journaling mode is persistent: it stays after the database is closed.\n\n"
+                         "One can explicitly change out of WAL mode using a pragma such as this:\n\n```\n"
+                         "PRAGMA journal_mode=DELETE;\n```\n", "wal.html")
+    reply = ask_offline(offline_provider, "how do I change out of WAL mode again?", passage)
+    assert "such as this: `PRAGMA journal_mode=DELETE;` [1]" in reply
+    assert reply.count("journal_mode=DELETE") == 1  # the code, also a unit of its own, is quoted once
+
+
+def test_a_unit_keeps_the_dashes_of_an_option_and_loses_only_its_list_marker():
+    from rag.providers.extractive import split_units
+
+    assert split_units("- -DSQLITE_ENABLE_FTS4 turns on full-text search.\n- --skip 1 skips the first row.\n\n"
+                       "-1 is returned when the key is missing.\n\n## Heading") == [
+        "-DSQLITE_ENABLE_FTS4 turns on full-text search.", "--skip 1 skips the first row.",
+        "-1 is returned when the key is missing.",
     ]
 
 
@@ -456,6 +515,7 @@ def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(qu
     "for Windows?", "which one is faster?", "how do the others compare?", "what's the difference?",
     "how would I do the same thing on Windows?", "does it work on Windows?", "is it faster?",
     "use that instead?", "is that the default?", "what's that?",
+    "do i have to do that every time i connect?",  # "every time" after "that" opens no clause
 ])
 def test_a_follow_up_gets_the_previous_question_s_words(question):
     from rag.providers.extractive import rewrite_follow_up
