@@ -19,7 +19,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
@@ -618,6 +618,7 @@ def load_html(data: bytes) -> list[Section]:
         sniff_binary(data)
         markup = data  # bytes: BeautifulSoup reads the page's own charset declaration
     soup = BeautifulSoup(markup, "html.parser")
+    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         tag.decompose()
     body = _main_content(soup)
@@ -625,6 +626,11 @@ def load_html(data: bytes) -> list[Section]:
         tag.decompose()
     for string in body.find_all(string=lambda text: _MARK in text):
         string.replace_with(string.replace(_MARK, ""))
+    for sup in body.find_all("sup"):  # "2<sup>64</sup>" is 2^64, not 264
+        before = sup.find_previous(string=True)
+        power = sup.get_text(strip=True)
+        if before and before.rstrip().endswith(tuple("0123456789")) and re.fullmatch(r"[-+−]?\w{1,6}", power):
+            sup.replace_with(f"^{power}")
     for pre in body.find_all("pre"):
         code = pre.get_text()
         fence = "`" * max(3, 1 + max(map(len, re.findall("`+", code)), default=0))  # longer than any inside
@@ -641,7 +647,21 @@ def load_html(data: bytes) -> list[Section]:
         row.replace_with(f"\n| {' | '.join(cells)} |\n")
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
-    return markdown_sections(text)
+    return _titled(markdown_sections(text), title)
+
+
+def _titled(sections: list[Section], title: str) -> list[Section]:
+    """The sections under the page's `<title>` when no heading of the page says it: SQLite's
+    "Write-Ahead Logging" page titles itself in a styled `<div>` and numbers its sections
+    "1. Overview", "3. Activating And Configuring WAL Mode", so no heading path named WAL's
+    long name. A title that a heading holds (the Python docs' "json — JSON encoder and
+    decoder — Python 3.11 documentation" over the heading "json — JSON encoder and decoder")
+    adds nothing. Only the title's first part: what follows a dash or a parenthesis names the
+    site or the manual ("Invoking diff (Comparing and Merging Files)")."""
+    lead = re.split(r"\s+[—–|-]\s+|\s+\(", title, maxsplit=1)[0].strip()  # not the site's or manual's name
+    if not lead or any(lead.casefold() in " ".join(s.heading.split()).casefold() for s in sections):
+        return sections
+    return [replace(s, heading=f"{lead} > {s.heading}" if s.heading else lead) for s in sections]
 
 
 # Marks the lines load_html writes as Markdown (headings and code fences), so that every
@@ -674,8 +694,15 @@ _BLOCKS = ("address", "article", "aside", "blockquote", "br", "caption", "dd", "
 # Landmarks that frame a page rather than say anything: menus, search boxes, breadcrumbs.
 _CHROME_TAGS = frozenset({"nav"})
 _CHROME_ROLES = frozenset({"navigation", "search"})
+# The same, marked only by a class or id, as hand-written sites do ('<div class="menu
+# mainmenu">', SQLite's '<div class=nosearch>' around its banner, tagline and menus): a
+# whole word of the name, so "menuselection" (Sphinx's GUI menu path) is text; not "sidebar",
+# which Sphinx gives an aside of the page's own ("This page contains the API reference").
+_CHROME_NAME = re.compile(r"(?:^|[-_])(?:nav|navbar|navigation|menu|mainmenu|submenu|breadcrumbs?"
+                          r"|nosearch|noindex|skip-?link)(?:$|[-_])", re.I)
 # What a documentation generator appends to a heading or definition to link to it.
 _PERMALINKS = frozenset({"¶", "§", "#", "🔗", "link"})
+_NAMED_CHROME = frozenset({"div", "ul", "ol", "header", "footer", "aside", "section", "table", "td", "span"})
 
 
 def _main_content(soup: BeautifulSoup) -> Tag | BeautifulSoup:
@@ -689,8 +716,12 @@ def _main_content(soup: BeautifulSoup) -> Tag | BeautifulSoup:
 
 
 def _chrome(tag: Tag) -> bool:
-    """Navigation and search landmarks, and permalink anchors ("¶" after each heading)."""
+    """Navigation and search landmarks, menus named so by their class or id, and permalink
+    anchors ("¶" after each heading)."""
     if tag.name in _CHROME_TAGS or tag.get("role") in _CHROME_ROLES:
+        return True
+    names = [*tag.get_attribute_list("class"), *tag.get_attribute_list("id")]
+    if tag.name in _NAMED_CHROME and any(_CHROME_NAME.search(name) for name in names if isinstance(name, str)):
         return True
     href = tag.get("href")
     return tag.name == "a" and isinstance(href, str) and href.startswith("#") and (
