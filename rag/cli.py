@@ -106,6 +106,8 @@ def describe(record: AnswerRecord) -> str:
     cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
     thinking = f" + {usage.thinking_tokens:,} thinking" if usage.thinking_tokens else ""
     saved = f" · implicit cache saved ${record.cache_saved_usd:.6f}" if record.cache_saved_usd else ""
+    if record.cached:  # its cost is the turn's other calls (a follow-up's rewrite), not the answer's
+        saved += f" · the answer came from the cache, saving ${record.saved_usd:.6f}"
     lines += [
         f"Route: {record.route.kind} · {record.route.model} · {record.route.reason}",
         f"Usage: {usage.prompt_tokens:,} prompt{cached} + {usage.output_tokens:,} output{thinking} tokens · "

@@ -137,3 +137,14 @@ def test_a_retired_model_is_replaced_with_a_note_on_its_route_or_refused_as_on_r
         'error: --model: gemini-2.5-pro is retired since 2026-12-01; its replacement is gemini-3.8-flash '
         '(on_retired = "fail").\n')
 
+
+def test_a_cached_follow_up_in_chat_shows_what_its_rewrite_cost_so_the_turns_add_up(env: dict[str, str]) -> None:
+    """A follow-up served from the answer cache said "Cost: $0.000000" while its rewrite by
+    Flash-Lite was paid and in the ledger: the turns did not add up to the session."""
+    done = run("rag", "chat", env=env, stdin=f"{QUESTION}\nand for part-time staff?\n{QUESTION}\nexit\n")
+    assert done.returncode == 0, done.stderr
+    costs = [float(c) for c in re.findall(r"^Cost: \$([\d.]+)", done.stdout, re.MULTILINE)]
+    cached = re.findall(r"^Cost: .*the answer came from the cache, saving \$[\d.]+$", done.stdout, re.MULTILINE)
+    assert len(costs) == 3 and len(cached) == 1 and costs[2] > 0  # the third turn: rewritten, then a cache hit
+    total = float(re.search(r"3 answers, \$([\d.]+)", done.stderr).group(1))  # type: ignore[union-attr]
+    assert sum(costs) == pytest.approx(total, abs=3e-6)  # each printed to the micro-dollar
