@@ -8,10 +8,13 @@ Errors a user can act on print as one message and a non-zero exit, never a trace
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import TextIO
 
@@ -82,17 +85,44 @@ def options_from(args: argparse.Namespace) -> AskOptions:
 
 def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
     """Writes deltas as they arrive, then the sources and the numbers; returns the record."""
-    record = None
-    for event in events:
-        if isinstance(event, Delta):
-            out.write(event.text)
-            out.flush()
-        elif isinstance(event, Done):
-            record = event.record
-    assert record is not None, "a chain stream always ends with Done"
-    out.write("\n\n" + describe(record) + "\n")
-    out.flush()
+    record, line_ended, holding = None, True, False
+    with ExitStack() as answering:
+        try:
+            for event in events:
+                if isinstance(event, Delta):
+                    if not holding:  # from the first words: retry notes before them show as they come
+                        answering.enter_context(logs_after_answer())
+                        holding = True
+                    out.write(event.text)
+                    out.flush()
+                    line_ended = event.text.endswith("\n") if event.text else line_ended
+                elif isinstance(event, Done):
+                    record = event.record
+        except BaseException:  # cut off: the error (and any alert) must not join its last words
+            if not line_ended:
+                out.write("\n")
+                out.flush()
+            raise
+        assert record is not None, "a chain stream always ends with Done"
+        out.write("\n\n" + describe(record) + "\n")
+        out.flush()
     return record
+
+
+@contextmanager
+def logs_after_answer() -> Iterator[None]:
+    """What is logged while an answer is written (the budget alert raised when its cost is
+    settled) is held back and logged once the answer ends, on its own line: on a terminal it
+    landed mid-answer ("## Tracing [1]budget alert: …")."""
+    root = logging.getLogger()
+    held = BufferingHandler(capacity=sys.maxsize)  # emptied by hand below, never by size
+    kept, root.handlers = root.handlers, [held]
+    try:
+        yield
+    finally:
+        root.handlers = kept
+        for record in held.buffer:  # through the usual handlers (Python's last resort: stderr)
+            logging.getLogger(record.name).handle(record)
 
 
 def describe(record: AnswerRecord) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -148,3 +150,20 @@ def test_a_cached_follow_up_in_chat_shows_what_its_rewrite_cost_so_the_turns_add
     assert len(costs) == 3 and len(cached) == 1 and costs[2] > 0  # the third turn: rewritten, then a cache hit
     total = float(re.search(r"3 answers, \$([\d.]+)", done.stderr).group(1))  # type: ignore[union-attr]
     assert sum(costs) == pytest.approx(total, abs=3e-6)  # each printed to the micro-dollar
+
+
+def test_a_budget_alert_waits_for_the_streamed_answer_to_end_and_has_its_own_line(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    """The alert, raised when the answer's cost is settled, was printed right after its last
+    word on a terminal: "... per year. [1]budget alert: the deployment has spent ..."."""
+    fake_gemini.reply("Employees receive 25 days of paid vacation per year. [1]")
+    alerting = {**env, "GEMRAG_DAILY_BUDGET_USD": "0.02", "GEMRAG_BUDGET_ALERT_AT": "[0.01]"}
+    done = subprocess.run([sys.executable, "-m", "rag", "ask", QUESTION], env=alerting, text=True, timeout=300,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # one stream, as a terminal shows them
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert "Employees receive 25 days of paid vacation per year. [1]" in lines
+    alert = next(n for n, line in enumerate(lines) if "budget alert" in line)
+    assert lines[alert].startswith("budget alert: the deployment has spent")
+    assert alert > next(n for n, line in enumerate(lines) if line.startswith("Cost: "))  # after the answer's numbers
