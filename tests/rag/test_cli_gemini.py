@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -167,3 +168,37 @@ def test_a_budget_alert_waits_for_the_streamed_answer_to_end_and_has_its_own_lin
     alert = next(n for n, line in enumerate(lines) if "budget alert" in line)
     assert lines[alert].startswith("budget alert: the deployment has spent")
     assert alert > next(n for n, line in enumerate(lines) if line.startswith("Cost: "))  # after the answer's numbers
+
+
+def test_a_budget_refusal_in_chat_keeps_the_chat_open_and_ends_it_with_the_refusal_code(env: dict[str, str]) -> None:
+    """The chat went on after a refused question, as it should, but then ended with 0: a
+    script feeding it questions could not tell (README, Exit codes: 2 for a budget refusal)."""
+    refused = run("rag", "ask", QUESTION, env={**env, "GEMRAG_SESSION_BUDGET_USD": "0"})
+    estimate = float(re.search(r"would cost about \$(\d+\.\d+)", refused.stderr).group(1))  # type: ignore[union-attr]
+    one_answer = {**env, "GEMRAG_SESSION_BUDGET_USD": repr(estimate * 1.02)}  # not the first and a second hold
+    done = run("rag", "chat", env=one_answer, stdin=f"{QUESTION}\nWhat does error code E4711 mean?\nexit\n")
+    assert done.returncode == 2, done.stderr
+    assert "25 days of paid vacation" in done.stdout and done.stdout.count("you> ") == 3  # asked on after it
+    assert "error: Refused before calling the model: the session budget would be exceeded" in done.stderr
+    assert re.search(r"Session cli-\w+: 1 answer, \$0\.\d+", done.stderr)
+
+
+def test_a_failed_ask_prints_its_session_so_what_it_spent_can_be_looked_up(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.inject(Fault.rate_limited("0s"), times=None, method="streamGenerateContent")
+    done = run("rag", "ask", QUESTION, env={**env, "GEMRAG_MAX_ATTEMPTS": "2"})
+    assert done.returncode == 2 and "quota exhausted" in done.stderr
+    spent = run("rag", "costs", "--json", "--session", session_of(done.stderr), env=env)
+    assert spent.returncode == 0 and json.loads(spent.stdout)["total"]["calls"] >= 1  # the question's embedding
+
+
+def test_an_interrupted_ask_prints_its_session(env: dict[str, str], fake_gemini: FakeGemini) -> None:
+    fake_gemini.tokens_per_s = 2  # a slow answer, interrupted after its first words
+    with subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as asking:
+        assert asking.stdout is not None and asking.stdout.read(1)
+        asking.send_signal(signal.SIGINT)
+        _, stderr = asking.communicate(timeout=60)
+    assert asking.returncode == 130, stderr
+    assert "interrupted" in stderr and session_of(stderr).startswith("cli-")
