@@ -314,11 +314,12 @@ class Chain:
             self.ledger.settle(spending.hold, spending.calls)
             raise
         priced = self.ledger.settle(spending.hold, spending.calls)
+        # What this turn's calls cost, a cache hit's too: its follow-up was rewritten, and paid for.
+        record = replace(record, cost_usd=sum(p.cost_usd for p in priced),
+                         cache_saved_usd=sum(p.cache_saved_usd for p in priced))
         if record.cached:
             self._quietly(lambda: self.ledger.record_hit(session_id, record), "record a cache hit")
         else:
-            record = replace(record, cost_usd=sum(p.cost_usd for p in priced),
-                             cache_saved_usd=sum(p.cache_saved_usd for p in priced))
             # Not cached: an answer `_answer` gives no key to, or one whose model a momentary quota
             # or budget chose (rag/headroom.py): others deserve the usual route.
             cache = self.cache  # a local, so the lambda sees it narrowed to not None

@@ -8,17 +8,21 @@ Errors a user can act on print as one message and a non-zero exit, never a trace
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import TextIO
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
-from rag.commands import add_debug_flag, run_command
+from rag.commands import Exit, add_debug_flag, run_command
 from rag.errors import GemragError, InvalidRequest
+from rag.kv import StoreUnavailable
 from rag.server.choices import MAX_K, answer_model, noted
 from rag.types import Message
 
@@ -82,17 +86,44 @@ def options_from(args: argparse.Namespace) -> AskOptions:
 
 def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
     """Writes deltas as they arrive, then the sources and the numbers; returns the record."""
-    record = None
-    for event in events:
-        if isinstance(event, Delta):
-            out.write(event.text)
-            out.flush()
-        elif isinstance(event, Done):
-            record = event.record
-    assert record is not None, "a chain stream always ends with Done"
-    out.write("\n\n" + describe(record) + "\n")
-    out.flush()
+    record, line_ended, holding = None, True, False
+    with ExitStack() as answering:
+        try:
+            for event in events:
+                if isinstance(event, Delta):
+                    if not holding:  # from the first words: retry notes before them show as they come
+                        answering.enter_context(logs_after_answer())
+                        holding = True
+                    out.write(event.text)
+                    out.flush()
+                    line_ended = event.text.endswith("\n") if event.text else line_ended
+                elif isinstance(event, Done):
+                    record = event.record
+        except BaseException:  # cut off: the error (and any alert) must not join its last words
+            if not line_ended:
+                out.write("\n")
+                out.flush()
+            raise
+        assert record is not None, "a chain stream always ends with Done"
+        out.write("\n\n" + describe(record) + "\n")
+        out.flush()
     return record
+
+
+@contextmanager
+def logs_after_answer() -> Iterator[None]:
+    """What is logged while an answer is written (the budget alert raised when its cost is
+    settled) is held back and logged once the answer ends, on its own line: on a terminal it
+    landed mid-answer ("## Tracing [1]budget alert: …")."""
+    root = logging.getLogger()
+    held = BufferingHandler(capacity=sys.maxsize)  # emptied by hand below, never by size
+    kept, root.handlers = root.handlers, [held]
+    try:
+        yield
+    finally:
+        root.handlers = kept
+        for record in held.buffer:  # through the usual handlers (Python's last resort: stderr)
+            logging.getLogger(record.name).handle(record)
 
 
 def describe(record: AnswerRecord) -> str:
@@ -106,6 +137,8 @@ def describe(record: AnswerRecord) -> str:
     cached = f" ({usage.cached_tokens:,} cached)" if usage.cached_tokens else ""
     thinking = f" + {usage.thinking_tokens:,} thinking" if usage.thinking_tokens else ""
     saved = f" · implicit cache saved ${record.cache_saved_usd:.6f}" if record.cache_saved_usd else ""
+    if record.cached:  # its cost is the turn's other calls (a follow-up's rewrite), not the answer's
+        saved += f" · the answer came from the cache, saving ${record.saved_usd:.6f}"
     lines += [
         f"Route: {record.route.kind} · {record.route.model} · {record.route.reason}",
         f"Usage: {usage.prompt_tokens:,} prompt{cached} + {usage.output_tokens:,} output{thinking} tokens · "
@@ -126,13 +159,16 @@ def ask(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
     the route adds when a retired --model was replaced."""
     options = replace(options_from(args), follow_ups=0)
     print_answer(noted(chain.stream(args.question, session_id=args.session, options=options), note), sys.stdout)
-    print_session(chain, args.session)
-    return 0
+    return Exit.OK
 
 
 def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
+    """A refused question (a budget, a quota, bad input) leaves the chat open for others, a
+    cheaper one may fit; the chat then ends with the code `rag ask` gives a refusal (README,
+    Exit codes), not 0, so a script feeding it questions can tell."""
     options = options_from(args)
     history: list[Message] = []
+    ending = Exit.OK
     print("Ask about your documents; 'exit' or Ctrl-D ends the session.")
     while True:
         try:
@@ -141,8 +177,7 @@ def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
             print()
             question = "exit"
         if question.lower() in EXIT_WORDS:
-            print_session(chain, args.session)
-            return 0
+            return ending
         if not question:
             continue
         print()
@@ -150,6 +185,7 @@ def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
             record = print_answer(noted(chain.stream(question, history, args.session, options), note), sys.stdout)
         except GemragError as error:
             print(f"error: {error}", file=sys.stderr)
+            ending = Exit.REFUSED
             continue
         history += [Message("user", question), Message("model", record.answer)]
 
@@ -170,13 +206,28 @@ def run(args: argparse.Namespace) -> int:
     chain = backend.chain
     args.session = args.session or new_session_id()
     try:
-        return ask(chain, args, forced.note) if args.command == "ask" else chat(chain, args, forced.note)
+        ending = ask(chain, args, forced.note) if args.command == "ask" else chat(chain, args, forced.note)
+    except BaseException:  # failed or interrupted: what was spent on the way can be looked up too
+        print_session(chain, args.session, if_spent=True)
+        raise
+    else:
+        print_session(chain, args.session)
     finally:  # the session ends with the command (exit, Ctrl-D, Ctrl-C): what Gemini holds for it goes
         chain.end_session(args.session)
+    return ending
 
 
-def print_session(chain: Chain, session_id: str) -> None:
-    totals = chain.ledger.session(session_id)
+def print_session(chain: Chain, session_id: str, *, if_spent: bool = False) -> None:
+    """`if_spent`: nothing for a session with no calls (a question refused as bad input before
+    any call), whose error then stays the one line it is."""
+    try:
+        totals = chain.ledger.session(session_id)
+    except StoreUnavailable:  # the error being reported may be this one: the id is still worth printing
+        print(f"Session {session_id}: python -m rag costs --session {session_id} shows its spending once the "
+              "ledger's store is back", file=sys.stderr)
+        return
+    if if_spent and totals.empty:
+        return
     saved = f", implicit cache saved ${totals.cache_saved_usd:.6f}" if totals.cache_saved_usd else ""
     answers = f"{totals.answers} answer{'' if totals.answers == 1 else 's'}"
     print(f"Session {session_id}: {answers}, ${totals.cost_usd:.6f}{saved}; "

@@ -18,8 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from rag.catalogue import most_expensive, role_of_name
-from rag.commands import add_debug_flag, run_command
+from rag.commands import Exit, add_debug_flag, run_command
 from rag.costs import Ledger, Totals
+from rag.server.schemas import totals_out
 from rag.settings import Settings, get_settings
 
 
@@ -38,12 +39,20 @@ class CostReport:
     # Models that answered but are not in the catalogue -> the row they were charged as.
     unlisted: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    @property
+    def note(self) -> str | None:
+        return no_calls_note(self.session_id, self.total)
+
     def to_dict(self) -> dict[str, object]:
+        """Totals as the API's `GET /v1/sessions/{id}/costs` gives them (one model, so a script
+        reads the same fields from either); `note` says why a session's report is all zeros."""
+
         def totals(t: Totals) -> dict[str, object]:
-            return dataclasses.asdict(t) | {"hit_rate": t.hit_rate}
+            return totals_out(t).model_dump()
 
         return {
             "session_id": self.session_id,
+            "note": self.note,
             "total": totals(self.total),
             "today": totals(self.today),
             "sessions": {name: totals(t) for name, t in self.sessions.items()},
@@ -53,6 +62,14 @@ class CostReport:
             "prices_as_of": self.prices_as_of,
             "unlisted": self.unlisted,
         }
+
+
+def no_calls_note(session_id: str | None, total: Totals) -> str | None:
+    """Why a session's report is all zeros, the same words from the CLI and the API: an id
+    with nothing recorded is not an error to a script that polls it, but it may be mistyped."""
+    if session_id is None or not total.empty:
+        return None
+    return f"no calls recorded for session {session_id!r}: not used yet, or not this id"
 
 
 def cost_report(settings: Settings, session_id: str | None = None, ledger: Ledger | None = None) -> CostReport:
@@ -95,15 +112,15 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     report = cost_report(settings or get_settings(), args.session)
-    if args.session is not None and report.total.empty:
-        print(f"error: no calls recorded for session {args.session!r}", file=sys.stderr)
-        return 1
-    if args.json:
+    if args.json:  # all zeros and the note for a session with no calls: a script reads one shape
         print(json.dumps(report.to_dict(), indent=2))
-    else:
+    elif report.note is None:
         # Piped output keeps whole rows instead of rich's 80-column fallback.
         render(report, Console() if sys.stdout.isatty() else Console(width=200))
-    return 0
+    if report.note:
+        print(report.note, file=sys.stderr)
+        return Exit.SOME_FAILED  # README, Exit codes: "a session with no calls"
+    return Exit.OK
 
 
 def render(report: CostReport, console: Console) -> None:
@@ -133,7 +150,10 @@ def render(report: CostReport, console: Console) -> None:
 def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
     table = Table(title=escape(title), title_justify="left")
     table.add_column(first, no_wrap=True)
-    columns = ("answers", "cache hits", "hit rate", "calls", "prompt tok", "cached tok", "output tok", "cost $",
+    # Thinking apart from output, as the JSON and the API give them: a folded "output tok"
+    # disagreed with the API's output_tokens for the same session.
+    columns = ("answers", "cache hits", "hit rate", "calls", "prompt tok", "cached tok", "output tok", "thinking tok",
+               "cost $",
                "saved $", "gemini cache -$", "cache storage $")
     for name in columns:
         table.add_column(name, justify="right", no_wrap=True)
@@ -146,7 +166,8 @@ def _table(title: str, first: str, rows: dict[str, Totals]) -> Table:
             f"{t.calls:,}",
             f"{t.usage.prompt_tokens:,}",
             f"{t.usage.cached_tokens:,}",
-            f"{t.usage.output_tokens + t.usage.thinking_tokens:,}",
+            f"{t.usage.output_tokens:,}",
+            f"{t.usage.thinking_tokens:,}",
             f"{t.cost_usd:.6f}",
             f"{t.saved_usd:.6f}",
             f"{t.cache_saved_usd:.6f}",

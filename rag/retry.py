@@ -88,6 +88,22 @@ def classify(exc: Exception) -> Failure | None:
     return None
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a call must be done by, and the allowance that set it, so that a message names the
+    deadline that applied: a step with its own (the reranker's 5 s) is not told of the global one."""
+
+    started: float
+    seconds: float
+
+    @property
+    def at(self) -> float:
+        return self.started + self.seconds
+
+    def __str__(self) -> str:
+        return f"the {self.seconds:g} s deadline"
+
+
 class Retrier:
     """Runs attempts until one succeeds, the failure is final, or the deadline comes.
 
@@ -111,7 +127,7 @@ class Retrier:
     def call(self, model: str, attempt: Callable[[float], T], deadline_s: float | None = None) -> T:
         """`deadline_s`: a shorter deadline for this call (a step that has a fallback)."""
         started = self._clock()
-        deadline = started + (self.settings.deadline_s if deadline_s is None else deadline_s)
+        deadline = Deadline(started, self.settings.deadline_s if deadline_s is None else deadline_s)
         n = 0
         while True:
             n += 1
@@ -125,7 +141,7 @@ class Retrier:
 
     def stream(self, model: str, attempt: Callable[[float], Iterator[T]], has_text: Callable[[T], bool]) -> Iterator[T]:
         started = self._clock()
-        deadline = started + self.settings.deadline_s
+        deadline = Deadline(started, self.settings.deadline_s)
         for n in itertools.count(1):
             shown = False
             try:
@@ -155,23 +171,21 @@ class Retrier:
             text = redact(text, key)
         return text
 
-    def _remaining(self, model: str, deadline: float) -> float:
-        left = deadline - self._clock()
+    def _remaining(self, model: str, deadline: Deadline) -> float:
+        left = deadline.at - self._clock()
         if left <= 0:
-            raise ProviderError(
-                f"Gemini call to {model} ran out of its {self.settings.deadline_s:.0f} s deadline.", model=model
-            )
+            raise ProviderError(f"Gemini call to {model} ran out of {deadline}.", model=model)
         return left
 
-    def _pause_or_raise(self, model: str, n: int, exc: Exception, deadline: float) -> None:
+    def _pause_or_raise(self, model: str, n: int, exc: Exception, deadline: Deadline) -> None:
         failure = classify(exc)
         if failure is None:
             raise exc
         if not failure.retryable or n >= self.settings.max_attempts:
             raise self._final_error(model, failure, f"after {n} attempt{'s' * (n > 1)}") from exc
         delay = self._delay(n, failure)
-        if self._clock() + delay > deadline:
-            why = f"the next retry in {delay:.1f} s would pass the {self.settings.deadline_s:.0f} s deadline"
+        if self._clock() + delay > deadline.at:
+            why = f"the next retry in {delay:.1f} s would pass {deadline}"
             raise self._final_error(model, failure, why) from exc
         log.warning(
             "%s: %s; retry %d/%d in %.2f s", model, self.scrub(failure.reason), n, self.settings.max_attempts - 1, delay

@@ -48,6 +48,7 @@ from rag.jobs import Job, Jobs
 from rag.kv import StoreUnavailable
 from rag.logs import bound, new_request_id
 from rag.ratelimit import current_session, shared_limiter
+from rag.reports import no_calls_note
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
 from rag.server.choices import answer_model, noted
 from rag.server.conversations import Conversations
@@ -391,11 +392,13 @@ def add_routes(app: FastAPI) -> None:
         session = f"{caller.name}/{session_id}"
 
         def read() -> SessionCosts:
+            total = backend.ledger.session(session)
             return SessionCosts(
                 session_id=session_id,
-                total=totals_out(backend.ledger.session(session)),
+                total=totals_out(total),
                 by_model={m: totals_out(t) for m, t in backend.ledger.models(session).items()},
                 budget_remaining_usd=backend.budget.remaining_usd(session),
+                note=no_calls_note(session_id, total),
             )
 
         return await anyio.to_thread.run_sync(read)

@@ -159,6 +159,11 @@ class InvalidRequestOut(ErrorOut):
 
 
 class TotalsOut(BaseModel):
+    """A bucket's spending, the same fields as `python -m rag costs --json` gives (it prints
+    this model): `output_tokens` leaves out the thinking tokens, billed at the output price,
+    so `usage.thinking_tokens` is here too or the cost would not add up. The flat token counts
+    stay for the clients that read them."""
+
     calls: int
     answers: int
     cache_hits: int
@@ -166,6 +171,11 @@ class TotalsOut(BaseModel):
     output_tokens: int
     cost_usd: float
     saved_usd: float
+    usage: UsageOut
+    cache_saved_usd: float  # what Gemini's cache took off: cached tokens billed below the input price
+    held_usd: float  # part of cost_usd set aside for answers not yet settled
+    storage_usd: float  # part of cost_usd: explicit cached contents kept
+    hit_rate: float  # cache_hits / answers
 
 
 def totals_out(totals: Totals) -> TotalsOut:
@@ -177,6 +187,11 @@ def totals_out(totals: Totals) -> TotalsOut:
         output_tokens=totals.usage.output_tokens,
         cost_usd=totals.cost_usd,
         saved_usd=totals.saved_usd,
+        usage=UsageOut.model_validate(totals.usage),
+        cache_saved_usd=totals.cache_saved_usd,
+        held_usd=totals.held_usd,
+        storage_usd=totals.storage_usd,
+        hit_rate=totals.hit_rate,
     )
 
 
@@ -185,6 +200,10 @@ class SessionCosts(BaseModel):
     total: TotalsOut
     by_model: dict[str, TotalsOut]
     budget_remaining_usd: float
+    note: str | None = Field(
+        None, description="set when the session has no calls recorded (an id not used yet, or mistyped): "
+                          "the report is then all zeros, as `python -m rag costs --session ID --json` prints it"
+    )
 
 
 class CollectionOut(BaseModel):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -138,3 +141,65 @@ def test_a_retired_model_is_replaced_with_a_note_on_its_route_or_refused_as_on_r
         'error: --model: gemini-2.5-pro is retired since 2026-12-01; its replacement is gemini-3.8-flash '
         '(on_retired = "fail").\n')
 
+
+def test_a_cached_follow_up_in_chat_shows_what_its_rewrite_cost_so_the_turns_add_up(env: dict[str, str]) -> None:
+    """A follow-up served from the answer cache said "Cost: $0.000000" while its rewrite by
+    Flash-Lite was paid and in the ledger: the turns did not add up to the session."""
+    done = run("rag", "chat", env=env, stdin=f"{QUESTION}\nand for part-time staff?\n{QUESTION}\nexit\n")
+    assert done.returncode == 0, done.stderr
+    costs = [float(c) for c in re.findall(r"^Cost: \$([\d.]+)", done.stdout, re.MULTILINE)]
+    cached = re.findall(r"^Cost: .*the answer came from the cache, saving \$[\d.]+$", done.stdout, re.MULTILINE)
+    assert len(costs) == 3 and len(cached) == 1 and costs[2] > 0  # the third turn: rewritten, then a cache hit
+    total = float(re.search(r"3 answers, \$([\d.]+)", done.stderr).group(1))  # type: ignore[union-attr]
+    assert sum(costs) == pytest.approx(total, abs=3e-6)  # each printed to the micro-dollar
+
+
+def test_a_budget_alert_waits_for_the_streamed_answer_to_end_and_has_its_own_line(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    """The alert, raised when the answer's cost is settled, was printed right after its last
+    word on a terminal: "... per year. [1]budget alert: the deployment has spent ..."."""
+    fake_gemini.reply("Employees receive 25 days of paid vacation per year. [1]")
+    alerting = {**env, "GEMRAG_DAILY_BUDGET_USD": "0.02", "GEMRAG_BUDGET_ALERT_AT": "[0.01]"}
+    done = subprocess.run([sys.executable, "-m", "rag", "ask", QUESTION], env=alerting, text=True, timeout=300,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # one stream, as a terminal shows them
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert "Employees receive 25 days of paid vacation per year. [1]" in lines
+    alert = next(n for n, line in enumerate(lines) if "budget alert" in line)
+    assert lines[alert].startswith("budget alert: the deployment has spent")
+    assert alert > next(n for n, line in enumerate(lines) if line.startswith("Cost: "))  # after the answer's numbers
+
+
+def test_a_budget_refusal_in_chat_keeps_the_chat_open_and_ends_it_with_the_refusal_code(env: dict[str, str]) -> None:
+    """The chat went on after a refused question, as it should, but then ended with 0: a
+    script feeding it questions could not tell (README, Exit codes: 2 for a budget refusal)."""
+    refused = run("rag", "ask", QUESTION, env={**env, "GEMRAG_SESSION_BUDGET_USD": "0"})
+    estimate = float(re.search(r"would cost about \$(\d+\.\d+)", refused.stderr).group(1))  # type: ignore[union-attr]
+    one_answer = {**env, "GEMRAG_SESSION_BUDGET_USD": repr(estimate * 1.02)}  # not the first and a second hold
+    done = run("rag", "chat", env=one_answer, stdin=f"{QUESTION}\nWhat does error code E4711 mean?\nexit\n")
+    assert done.returncode == 2, done.stderr
+    assert "25 days of paid vacation" in done.stdout and done.stdout.count("you> ") == 3  # asked on after it
+    assert "error: Refused before calling the model: the session budget would be exceeded" in done.stderr
+    assert re.search(r"Session cli-\w+: 1 answer, \$0\.\d+", done.stderr)
+
+
+def test_a_failed_ask_prints_its_session_so_what_it_spent_can_be_looked_up(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.inject(Fault.rate_limited("0s"), times=None, method="streamGenerateContent")
+    done = run("rag", "ask", QUESTION, env={**env, "GEMRAG_MAX_ATTEMPTS": "2"})
+    assert done.returncode == 2 and "quota exhausted" in done.stderr
+    spent = run("rag", "costs", "--json", "--session", session_of(done.stderr), env=env)
+    assert spent.returncode == 0 and json.loads(spent.stdout)["total"]["calls"] >= 1  # the question's embedding
+
+
+def test_an_interrupted_ask_prints_its_session(env: dict[str, str], fake_gemini: FakeGemini) -> None:
+    fake_gemini.tokens_per_s = 2  # a slow answer, interrupted after its first words
+    with subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as asking:
+        assert asking.stdout is not None and asking.stdout.read(1)
+        asking.send_signal(signal.SIGINT)
+        _, stderr = asking.communicate(timeout=60)
+    assert asking.returncode == 130, stderr
+    assert "interrupted" in stderr and session_of(stderr).startswith("cli-")

@@ -60,6 +60,20 @@ def test_tables_show_sessions_models_hit_rate_and_savings(
     assert "0.009375" in out  # money saved by the cache hit
 
 
+def test_thinking_tokens_have_their_own_column_as_in_the_json_and_the_api(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The "output tok" column held output and thinking together; the API's output_tokens does not."""
+    Ledger(settings).charge("dora", "gemini-3.8-flash", Usage(prompt_tokens=476, output_tokens=13, thinking_tokens=24),
+                            "answer")
+    assert main(["--session", "dora"], settings) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "output tok" in line)
+    row = next(line for line in lines if line.startswith("│ gemini-3.8-flash"))
+    cells = dict(zip((c.strip() for c in header.split("┃")), (c.strip() for c in row.split("│")), strict=True))
+    assert (cells["prompt tok"], cells["output tok"], cells["thinking tok"]) == ("476", "13", "24")
+
+
 def test_a_model_missing_from_the_catalogue_is_charged_as_the_dearest_of_its_role_and_flagged(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -95,6 +95,17 @@ def test_retry_delay_past_the_deadline_fails_now_instead_of_sleeping(
     assert h.sleep.waits == [] and len(fake_gemini.requests) == 1
 
 
+def test_a_calls_own_deadline_is_the_one_its_message_names(
+    make: Callable[..., Harness], fake_gemini: FakeGemini
+) -> None:
+    """The reranker's call has 5 s: its failure said "would pass the 180 s deadline"."""
+    h = make(deadline_s=180)
+    fake_gemini.inject(Fault.rate_limited("30s"))
+    with pytest.raises(QuotaExhausted, match="would pass the 5 s deadline") as caught:
+        h.provider.generate(Prompt.of("hello", deadline_s=5))
+    assert "180" not in str(caught.value) and h.sleep.waits == []
+
+
 def test_deadline_bounds_a_hung_server(gemini_settings: Settings, fake_gemini: FakeGemini) -> None:
     settings = gemini_settings.model_copy(update={"request_timeout_s": 0.3, "deadline_s": 1.0, "max_attempts": 50})
     fake_gemini.inject(Fault.slow(5.0), times=None)
