@@ -12,12 +12,12 @@ from PIL import Image
 
 from ingest.pipeline import ingest_paths
 from rag.backend import Backend
+from rag.costs import dollars
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini, Fault
 from tests.conftest import TEST_API_KEY
 from tests.ui.conftest import write_corpus
-from ui import render
 from ui.handlers import Handlers
 from ui.session import SessionState
 from ui.suggest import SESSION as SUGGESTIONS
@@ -40,8 +40,8 @@ def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handle
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record
     assert record is not None and record.usage.total_tokens > 0 and record.cost_usd > 0
-    assert f"<b>{record.usage.total_tokens:,}</b>" in totals and f"<b>{render.usd(record.cost_usd)}</b>" in totals
-    assert f"cost {render.usd(record.cost_usd)}" in chat
+    assert f"<b>{record.usage.total_tokens:,}</b>" in totals and f"<b>{dollars(record.cost_usd)}</b>" in totals
+    assert f"cost {dollars(record.cost_usd)}" in chat
     assert len(fake_gemini.calls("streamGenerateContent")) == 1
     assert TEST_API_KEY not in str(final)
 
@@ -62,7 +62,7 @@ def test_a_follow_up_shows_its_rewrite_and_answers_add_up_to_the_session_total(
     assert len(fake_gemini.calls("generateContent")) == 1  # the rewrite was a paid call of its own
     total = handlers.backend.ledger.session(state.session_id).cost_usd
     assert sum(t.spent_usd or 0 for t in state.turns) == pytest.approx(total)
-    assert f"cost {render.usd(follow_up.spent_usd)}" in final[0]
+    assert f"cost {dollars(follow_up.spent_usd)}" in final[0]
 
 
 def test_a_forced_model_goes_to_that_model(handlers: Handlers, fake_gemini: FakeGemini) -> None:
