@@ -51,8 +51,9 @@ _BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
 _RUN_ON_BREAK = re.compile(r"(?<=[^.!?:;\s])[ \t]*\n(?:[ \t]*\n)+[ \t]*(?=[a-z_])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s*$")
+_NUMBER_MARK = re.compile(r"^\d+[.)]\s+")  # "3. /var/tmp": a numbered item's number
 _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading hashes before a unit's text
-LEAD_IN_CODE_CHARS = 300  # a code block (or an answer) up to this long is quoted with the sentence before it
+THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
     following = [*lines[1:], ""][: len(lines)]
     out: list[Quotable] = []
     block: list[str] = []
+    lead: int | None = None  # the unit ending in ":" whose list may follow, in blocks of their own
+    listed: list[str] = []
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
         if line and not heading_line(line, nxt):
             block.append(line)
@@ -93,13 +96,39 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
         for part in _SENTENCE_END.split("\n".join(block)):
             quoted = _unit_text(part)
+            item = numbered or _LIST_ITEM.match(part) is not None
+            number_only = _NUMBERED.match(part) is not None
+            if lead is not None and not number_only:
+                if item and quoted:
+                    listed.append(_NUMBER_MARK.sub("", quoted))
+                else:
+                    _list_after(out, lead, listed)
+                    lead, listed = None, []
             if len(quoted) >= 20:
-                out.append(Quotable(quoted, heading, numbered or _LIST_ITEM.match(part) is not None))
-            numbered = _NUMBERED.match(part) is not None
+                out.append(Quotable(quoted, heading, item))
+                if quoted.endswith(":"):
+                    if lead is not None:
+                        _list_after(out, lead, listed)
+                    lead, listed = len(out) - 1, []
+            numbered = number_only
         block = []
+        if line and lead is not None:  # a heading line ends the list
+            _list_after(out, lead, listed)
+            lead, listed = None, []
         if line:
             heading = _bare(line).strip(" *#")
+    if lead is not None:
+        _list_after(out, lead, listed)
     return out, heading
+
+
+def _list_after(units: list[Quotable], lead: int, listed: list[str]) -> None:
+    """The items of a short list quoted after the sentence introducing it ("directories are
+    searched in the following order:" and "/var/tmp; /usr/tmp; /tmp"): items too short to be
+    units of their own are what such a question asks for."""
+    said = "; ".join(listed)
+    if said and len(said) <= THEN_CHARS and not units[lead].then:
+        units[lead] = replace(units[lead], then=said)
 
 
 def _unit_text(part: str) -> str:
@@ -146,7 +175,7 @@ def quotable_units(text: str) -> list[Quotable]:
     def close_code(lines: list[str]) -> None:
         nonlocal lead_in
         block = " ".join(" ".join(line.rstrip().removesuffix("\\") for line in lines).split())
-        if lead_in and 0 < len(block) <= LEAD_IN_CODE_CHARS:
+        if lead_in and 0 < len(block) <= THEN_CHARS:
             # A lead-in too short to be a unit ("For example:") is quoted after the sentence before it.
             introduced = units[-1]
             said = "" if introduced.text.endswith(lead_in) else f"{lead_in} "
@@ -198,7 +227,7 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     return [
         replace(unit, then=after.text) if (
             unit.text.endswith("?") and not unit.then and not after.text.endswith("?")
-            and len(after.text) <= LEAD_IN_CODE_CHARS and after.heading == unit.heading
+            and len(after.text) <= THEN_CHARS and after.heading == unit.heading
         ) else unit
         for unit, after in pairwise(units)
     ] + units[-1:]

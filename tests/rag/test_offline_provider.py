@@ -276,12 +276,12 @@ def test_a_code_block_is_quoted_without_its_fences_and_apart_from_the_prose_arou
 def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
     """"change out of WAL mode using a pragma such as this:" was quoted without the pragma
     (SQLite's manual, HTML); the sentence is scored, the code quoted after it."""
-    from rag.providers.extractive import LEAD_IN_CODE_CHARS, quotable_units
+    from rag.providers.extractive import THEN_CHARS, quotable_units
 
     text = ("One can change out of WAL mode using a pragma such as this:\n\n```\n\nPRAGMA journal_mode=DELETE;\n"
             "\n```\n\nTo turn it on, set the mmap_size to some large value.  For example:\n```\n"
             "gcc -Os -I. \\\n   shell.c sqlite3.c -o sqlite3\n```\nA long listing follows:\n```\n"
-            + "x = 1\n" * (LEAD_IN_CODE_CHARS // 5) + "```\n")
+            + "x = 1\n" * (THEN_CHARS // 5) + "```\n")
     units = quotable_units(text)
     assert [(u.text, u.then) for u in units[:4]] == [
         ("One can change out of WAL mode using a pragma such as this:", "`PRAGMA journal_mode=DELETE;`"),
@@ -311,6 +311,22 @@ def test_a_question_the_document_asks_is_quoted_with_its_answer(offline_provider
                         Passage(1, faq, "faq.html"))
     assert "character? The SQL standard specifies that single-quotes in strings are escaped" in reply
     assert reply.count("two single quotes in a row") == 1
+
+
+def test_a_short_list_is_quoted_after_the_sentence_introducing_it():
+    """"directories are searched in the following order:" was quoted without the order: its
+    items ("/var/tmp") are too short to be units of their own."""
+    from rag.providers.extractive import quotable_units
+
+    text = ("On unix-like systems, directories are searched in the following order:\n\n"
+            "1. The SQLITE_TMPDIR environment variable\n\n2. /var/tmp\n\n3. /tmp\n\n"
+            "The first of the above that is writable is used.\n\n## Windows\n\nWindows searches these folders:\n\n"
+            "- the TEMP folder\n")
+    units = quotable_units(text)
+    assert units[0].then == "The SQLITE_TMPDIR environment variable; /var/tmp; /tmp"
+    assert [u.text for u in units[1:3]] == ["The SQLITE_TMPDIR environment variable",
+                                            "The first of the above that is writable is used."]
+    assert units[3].text == "Windows searches these folders:" and units[3].then == "the TEMP folder"
 
 
 def test_a_reply_quotes_the_code_its_sentence_introduces(offline_provider):
