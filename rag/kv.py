@@ -4,7 +4,8 @@ Two backends with the same behaviour: a local SQLite file under the data dir (th
 default) and Redis when `REDIS_URL` is set, so several server replicas share one cache and
 one ledger. Both offer the only two shapes those stores need:
 
-- bounded tables of bytes with a time-to-live and a size bound (the oldest entries go first);
+- bounded tables of bytes with a time-to-live and a size bound (the oldest entries go first),
+  whose entries may also be read, changed and written back as one atomic step (`update`);
 - integer counters grouped in buckets, incremented atomically, several buckets at once.
 
 Counters are integers on purpose: the ledger keeps money in nano-dollars, so totals add up
@@ -76,6 +77,12 @@ class KV(Protocol):
 
     def put(self, table: Table, key: str, value: bytes) -> None: ...
 
+    def update(self, table: Table, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        """Puts `change(the live value or None)` with no other write to `key` in between, so
+        concurrent read-modify-writes (two asks appending to one conversation) lose nothing.
+        `change` may be called more than once and must not have side effects."""
+        ...
+
     def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]: ...
 
     def add(self, increments: Mapping[str, Mapping[str, int]]) -> None: ...
@@ -135,6 +142,9 @@ class Tolerant:
 
     def put(self, table: Table, key: str, value: bytes) -> None:
         self._try(lambda: self.kv.put(table, key, value), None)
+
+    def update(self, table: Table, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        self._try(lambda: self.kv.update(table, key, change), None)
 
     def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:
         return self._try(lambda: self.kv.scan(table, prefix), [])
@@ -214,18 +224,15 @@ class SqliteKV:
     def put(self, table: Table, key: str, value: bytes) -> None:
         now = self.clock()
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO entries (tbl, key, value, created, expires) VALUES (?, ?, ?, ?, ?)",
-                (table.name, key, value, now, _expiry(table, now)),
-            )
-            db.execute("DELETE FROM entries WHERE tbl = ? AND expires <= ?", (table.name, now))
-            (count,) = db.execute("SELECT COUNT(*) FROM entries WHERE tbl = ?", (table.name,)).fetchone()
-            if count > table.max_entries:
-                db.execute(
-                    "DELETE FROM entries WHERE id IN "
-                    "(SELECT id FROM entries WHERE tbl = ? ORDER BY created LIMIT ?)",
-                    (table.name, count - table.max_entries),
-                )
+            _write(db, table, key, value, now)
+
+    def update(self, table: Table, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        now = self.clock()
+        with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer between read and write
+            row = db.execute(
+                "SELECT value FROM entries WHERE tbl = ? AND key = ? AND expires > ?", (table.name, key, now)
+            ).fetchone()
+            _write(db, table, key, change(bytes(row[0]) if row else None), now)
 
     def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:
         with self._errors():
@@ -305,9 +312,27 @@ class SqliteKV:
             ) from exc
 
 
+def _write(db: sqlite3.Connection, table: Table, key: str, value: bytes, now: float) -> None:
+    """Put, expire and trim, inside the caller's transaction."""
+    db.execute(
+        "INSERT OR REPLACE INTO entries (tbl, key, value, created, expires) VALUES (?, ?, ?, ?, ?)",
+        (table.name, key, value, now, _expiry(table, now)),
+    )
+    db.execute("DELETE FROM entries WHERE tbl = ? AND expires <= ?", (table.name, now))
+    (count,) = db.execute("SELECT COUNT(*) FROM entries WHERE tbl = ?", (table.name,)).fetchone()
+    if count > table.max_entries:
+        db.execute(
+            "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE tbl = ? ORDER BY created LIMIT ?)",
+            (table.name, count - table.max_entries),
+        )
+
+
 # Put, expire and trim in one atomic step: KEYS = values hash, age zset;
-# ARGV = key, expires+value, now, ttl (-1: none), max_entries.
+# ARGV = key, expires+value, now, ttl (-1: none), max_entries, and for `update` the stored
+# expires+value it read ("" for none): if the entry changed since, nothing is written and the
+# script returns -1, so the caller reads again (a compare-and-set on this one key only).
 _PUT = """
+if ARGV[6] and (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[6] then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local gone = {}
@@ -383,14 +408,32 @@ class RedisKV:
         return _unpack_live(cast(bytes, raw), self.clock()) if raw is not None else None
 
     def put(self, table: Table, key: str, value: bytes) -> None:
-        now = self.clock()
+        self._write(table, key, value, self.clock())
+
+    def update(self, table: Table, key: str, change: Callable[[bytes | None], bytes]) -> None:
+        """Read, change, then write only if the entry is still what was read, else again: a
+        retry means another writer's update to this key went through, so all of them finish
+        (a Lua script cannot run `change`, and WATCH would retry on any write to the table)."""
+        written = False
+        while not written:
+            now = self.clock()
+            with self._errors():
+                raw = cast(bytes | None, self.client.hget(self._values(table), key))
+            value = change(_unpack_live(raw, now) if raw is not None else None)
+            written = self._write(table, key, value, now, expected=raw or b"")
+
+    def _write(self, table: Table, key: str, value: bytes, now: float, expected: bytes | None = None) -> bool:
+        """`expected`: write only if the stored entry (expiry and value) is exactly this, b""
+        for none; returns whether it wrote."""
         ttl = table.ttl_s if table.ttl_s is not None else -1
         packed = _EXPIRES.pack(_expiry(table, now)) + value
+        check = [] if expected is None else [expected]
         with self._errors():
-            self._put(
+            gone = self._put(
                 keys=[self._values(table), self._ages(table)],
-                args=[key, packed, repr(now), repr(ttl), table.max_entries],
+                args=[key, packed, repr(now), repr(ttl), table.max_entries, *check],
             )
+        return int(gone) >= 0
 
     def scan(self, table: Table, prefix: str) -> list[tuple[str, bytes]]:
         now = self.clock()

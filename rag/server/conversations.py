@@ -20,8 +20,19 @@ class Conversations:
 
     def history(self, session: str) -> list[Message]:
         raw = self.kv.get(self.table, session)
-        return [Message(m["role"], m["text"]) for m in json.loads(raw)] if raw else []
+        return _decode(raw) if raw else []
 
     def append(self, session: str, question: str, answer: str) -> None:
-        messages = [*self.history(session), Message("user", question), Message("model", answer)][-MAX_MESSAGES:]
-        self.kv.put(self.table, session, json.dumps([{"role": m.role, "text": m.text} for m in messages]).encode())
+        """One atomic step in the store: asks of one session that finish together (two tabs, a
+        double submit, replicas behind a load balancer) each add their turn, none overwrites
+        another's."""
+
+        def add(raw: bytes | None) -> bytes:
+            messages = [*(_decode(raw) if raw else []), Message("user", question), Message("model", answer)]
+            return json.dumps([{"role": m.role, "text": m.text} for m in messages[-MAX_MESSAGES:]]).encode()
+
+        self.kv.update(self.table, session, add)
+
+
+def _decode(raw: bytes) -> list[Message]:
+    return [Message(m["role"], m["text"]) for m in json.loads(raw)]

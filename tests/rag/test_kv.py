@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -108,9 +112,52 @@ def test_a_capped_add_adds_only_within_every_cap(kv: KV) -> None:
 
 def test_concurrent_capped_adds_never_pass_the_cap_together(kv: KV) -> None:
     """Eight threads race to take 1 of 5 units: exactly 5 win (the reserve-then-settle rule)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     cap = [Cap(bucket("budget"), "used", 5)]
     with ThreadPoolExecutor(8) as pool:
         wins = list(pool.map(lambda _: kv.add_capped({bucket("budget"): {"used": 1}}, cap)[0], range(8)))
     assert sum(wins) == 5 and kv.counters(bucket("budget")) == {"used": 5}
+
+
+def _append_line(line: str) -> Callable[[bytes | None], bytes]:
+    return lambda raw: (raw or b"") + line.encode() + b"\n"
+
+
+def test_an_update_changes_the_live_value_and_keeps_the_bounds(kv: KV, clock: ManualClock) -> None:
+    kv.update(TABLE, "log", _append_line("one"))
+    kv.update(TABLE, "log", _append_line("two"))
+    assert kv.get(TABLE, "log") == b"one\ntwo\n"
+    clock.advance(101)  # expired: the next update starts from nothing, as a reader would see it
+    kv.update(TABLE, "log", _append_line("three"))
+    assert kv.get(TABLE, "log") == b"three\n"
+    for key in "abc":
+        clock.advance(1)
+        kv.update(TABLE, key, _append_line(key))
+    assert kv.get(TABLE, "log") is None  # the oldest of 4 entries went: max_entries is 3
+
+
+def test_concurrent_updates_from_threads_lose_nothing(kv: KV) -> None:
+    lines = [f"t{n}" for n in range(200)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda line: kv.update(TABLE, "log", _append_line(line)), lines))
+    assert sorted((kv.get(TABLE, "log") or b"").decode().split()) == sorted(lines)
+
+
+UPDATER = """
+import sys
+from rag.kv import Table, open_kv
+from rag.settings import Settings
+kv = open_kv(Settings(data_dir=sys.argv[1], redis_url=sys.argv[2] or None), "test")
+for n in range(150):
+    kv.update(Table("t", ttl_s=100, max_entries=3), "log", lambda raw: (raw or b"") + f"{sys.argv[3]}{n}\\n".encode())
+"""
+
+
+def test_concurrent_updates_from_processes_lose_nothing(store_settings: Settings) -> None:
+    """What replicas sharing one Redis, or processes sharing one SQLite file, do."""
+    args = [str(store_settings.data_dir), store_settings.redis_url or ""]
+    writers = [subprocess.Popen([sys.executable, "-c", UPDATER, *args, name]) for name in ("p", "q")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    kv = open_kv(store_settings, "test")
+    assert sorted((kv.get(TABLE, "log") or b"").decode().split()) == sorted(
+        f"{name}{n}" for name in ("p", "q") for n in range(150)
+    )
