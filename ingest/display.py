@@ -55,7 +55,9 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
         jobs: list[TaskID] = []
 
         def show(event: IngestProgress) -> None:
-            bars.update(files, completed=event.files_done, total=event.files_total, current=event.current)
+            bars.update(files, completed=event.files_done, total=event.files_total)
+            if event.current:  # an event naming no file (chunks reused) leaves the last name shown
+                bars.update(files, current=event.current)
             bars.update(chunks, completed=event.chunks_done, total=event.chunks_total)
             if event.batch_total:
                 jobs[:] = jobs or [bars.add_task("batch", total=None, current="")]

@@ -29,6 +29,16 @@ def test_the_progress_bar_shows_a_file_name_as_it_is_not_as_markup(name):
     assert name in screen.getvalue()  # drawn as the bars stop (they are then erased)
 
 
+def test_an_event_naming_no_file_leaves_the_last_name_on_the_bar():
+    """Reused chunks are counted without a file: the name of the file at work stays."""
+    console, screen = _terminal()
+    with progress_bars(console, enabled=True) as show:
+        assert show is not None
+        show(Progress(0, 2, 16, 300, current="big.md"))
+        show(Progress(0, 2, 20, 300))
+    assert "big.md" in screen.getvalue().rsplit("files", 1)[1]  # the files bar as last drawn
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_upload_bar_shows_a_file_name_as_it_is(name):
     console, screen = _terminal()
