@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from ingest.report import IngestReport, ProgressCallback, Status
@@ -20,6 +28,19 @@ if TYPE_CHECKING:  # loading rag.filesearch loads google-genai, half a second an
     from rag.filesearch import ProgressCallback as UploadProgress
 
 
+def _columns() -> tuple[ProgressColumn, ...]:
+    """What each bar shows, ending with the file it is at. That name is printed as it is,
+    not read as Rich markup: a file called `x[/red].md` would stop the run with a
+    MarkupError, and `Report [final] 2.md` would lose its `[final]`."""
+    return (
+        TextColumn("{task.description:<7}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}", style="dim", markup=False),
+    )
+
+
 @contextmanager
 def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback | None]:
     """Two bars, files and chunks, redrawn from each progress event, and a third for the
@@ -28,20 +49,15 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
     if not enabled:
         yield None
         return
-    columns = (
-        TextColumn("{task.description:<7}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[current]}", style="dim"),
-    )
-    with Progress(*columns, console=console, transient=True) as bars:
+    with Progress(*_columns(), console=console, transient=True) as bars:
         files = bars.add_task("files", total=None, current="")
         chunks = bars.add_task("chunks", total=None, current="")
         jobs: list[TaskID] = []
 
         def show(event: IngestProgress) -> None:
-            bars.update(files, completed=event.files_done, total=event.files_total, current=event.current)
+            bars.update(files, completed=event.files_done, total=event.files_total)
+            if event.current:  # an event naming no file (chunks reused) leaves the last name shown
+                bars.update(files, current=event.current)
             bars.update(chunks, completed=event.chunks_done, total=event.chunks_total)
             if event.batch_total:
                 jobs[:] = jobs or [bars.add_task("batch", total=None, current="")]
@@ -56,9 +72,7 @@ def upload_bar(console: Console, enabled: bool) -> Iterator[UploadProgress | Non
     if not enabled:
         yield None
         return
-    columns = (TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[current]}", style="dim"))
-    with Progress(*columns, console=console, transient=True) as bars:
+    with Progress(*_columns(), console=console, transient=True) as bars:
         task = bars.add_task("upload", total=None, current="")
 
         def show(current: str, done: int, total: int) -> None:

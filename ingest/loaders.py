@@ -541,11 +541,14 @@ def _pages(numbers: list[int]) -> str:
 
 
 def read_image(data: bytes, vision: Vision | None) -> Reading:
-    """An image file is one figure: described with a key, else skipped."""
+    """An image file is one figure: described with a key, else skipped. Not read by Tesseract
+    offline, though scanned PDF pages are: an image file is as often a photo or a chart as
+    a scan, and OCR of a chart is noise in the index. The reason says how to get it read."""
     from ingest.vision import GEMINI_INLINE_BYTES, NO_KEY, image_of
 
     if vision is None or not vision.describes:
-        raise Unreadable(f"an image: offline it has no text to index ({NO_KEY})")
+        raise Unreadable(f"an image: offline it has no text to index ({NO_KEY}; offline, Tesseract reads "
+                         "scanned PDF pages, not image files: a scan saved as a PDF is read)")
     if len(data) > GEMINI_INLINE_BYTES:
         raise LoadError(f"an image of {len(data) / 1024 / 1024:.1f} MB: over Gemini's 20 MB inline limit")
     try:

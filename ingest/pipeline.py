@@ -404,11 +404,12 @@ class _Pass:
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
         """The chunker's token counts, not the embedder's: counted once, when chunking (the
-        cost is what the calls are charged, see `pay`)."""
+        cost is what the calls are charged, see `pay`). The progress names a file these chunks
+        are of: a big file embeds for minutes before it counts as done."""
         with self._counting:
             self.report.embedded_chunks += len(chunks)
             self.report.tokens += sum(c.tokens for c in chunks)
-        self.advance(chunks=len(chunks))
+        self.advance(chunks=len(chunks), current=chunks[0].chunk.source if chunks else "")
 
     def count_vision(self, model: str, usage: Usage) -> None:
         """A figure described or a page transcribed (a dry run: estimated), priced as

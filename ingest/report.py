@@ -28,8 +28,9 @@ class FileOutcome:
 
 @dataclass(frozen=True)
 class Progress:
-    """Sent to `on_progress` after each file is read and each batch is stored. The chunk
-    total grows as files are read: it is not known before."""
+    """Sent to `on_progress` after each file is done and each batch is embedded or stored.
+    The chunk total grows as files are read: it is not known before. `current` names the
+    file just done, or one whose chunks were just embedded (empty: no file in particular)."""
 
     files_done: int
     files_total: int

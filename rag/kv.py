@@ -118,11 +118,7 @@ def open_kv(settings: Settings, name: str, clock: Clock = time.time) -> KV:
 def _open(settings: Settings, name: str, clock: Clock) -> KV:
     if settings.redis_url:
         return RedisKV(settings.redis_url, prefix=f"gemrag:{name}:", clock=clock)
-    try:
-        path = settings.path(f"{name}.sqlite3")
-    except OSError as exc:
-        raise StoreUnavailable(f"Cannot create the data dir {settings.data_dir}: {exc.strerror or exc}.") from exc
-    return SqliteKV(path, clock=clock)
+    return SqliteKV(settings.path(f"{name}.sqlite3"), clock=clock)  # a data dir it cannot make: ConfigError
 
 
 class Tolerant:

@@ -424,9 +424,23 @@ class Settings(BaseSettings):
         return limit.times(max(1, len(self.gemini_keys)))
 
     def path(self, *parts: str) -> Path:
-        """A path inside the data dir, created on demand: every store of the app lives here."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return self.data_dir.joinpath(*parts)
+        """A path inside the data dir, created on demand: every store of the app lives here.
+        A data dir that cannot be made or written to (GEMRAG_DATA_DIR naming a file, or a
+        place this user cannot write) is the user's to fix: a ConfigError naming it, not
+        an unexpected error from whichever store opened it first."""
+        where = self.data_dir
+        fix = "set GEMRAG_DATA_DIR (or --data-dir) to a folder you can write to"
+        found = next((p for p in (where, *where.parents) if p.exists()), None)  # mkdir's ENOTDIR names neither
+        if found is not None and not found.is_dir():
+            what = "" if found == where else f" cannot be created: {found}"
+            raise ConfigError(f"data dir {where}{what} is a file, not a folder; {fix}")
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"data dir {where} cannot be created ({error.strerror or error}); {fix}") from None
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise ConfigError(f"data dir {where} is not writable; {fix}")
+        return where.joinpath(*parts)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -29,6 +29,16 @@ def test_ingest_prints_a_summary_and_lists_skipped_files(capsys, corpus, tmp_pat
     assert "skipped diagram.svg: unknown type '.svg'" in out
 
 
+def test_a_data_dir_that_cannot_be_made_is_bad_input_named_in_one_line(capsys, corpus, tmp_path, fake):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for data in (taken, taken / "data"):
+        code, out, err = _run(capsys, [corpus.root, "--data-dir", data, "-q"], fake)
+        assert (code, out) == (2, "")  # refused, as a configuration error (README: exit codes), not a bug (3)
+        assert err.startswith(f"error: data dir {data} ") and f"{taken} is a file, not a folder" in err
+        assert len(err.strip().splitlines()) == 1
+
+
 def test_a_path_that_does_not_exist_is_bad_input_unless_others_do_or_it_is_pruned(capsys, corpus, tmp_path, fake):
     data = tmp_path / "d"
     code, out, err = _run(capsys, [tmp_path / "dcos", "--data-dir", data, "-q"], fake)

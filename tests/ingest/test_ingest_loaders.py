@@ -8,6 +8,7 @@ from ingest.loaders import (
     PDFIUM,
     Bookmark,
     LoadError,
+    Unreadable,
     _pdf_pages,
     decode,
     heading_starts,
@@ -17,6 +18,7 @@ from ingest.loaders import (
     numbered_starts,
     page_texts,
     pdfium_text,
+    read_image,
     without_running_lines,
 )
 from tests.fakes.corpus import (
@@ -348,3 +350,13 @@ def test_a_pdf_without_outline_is_one_section_per_page_without_heading():
     sections = load(pdf_bytes(PDF_PAGES), "pdf")
 
     assert [(s.page, s.heading, s.offset) for s in sections] == [(1, "", 0), (2, "", 0), (3, "", 0)]
+
+
+def test_an_image_file_skipped_offline_says_how_to_get_it_read():
+    """Tesseract reads scanned PDF pages offline, so "no text to index" alone looked like a
+    bug when a scanned page image was skipped: the reason names both ways to have it read."""
+    with pytest.raises(Unreadable) as skipped:
+        read_image(b"\x89PNG\r\n\x1a\n", None)
+    reason = str(skipped.value)
+    assert reason.startswith("an image: offline it has no text to index (set GEMINI_API_KEY")
+    assert "Tesseract reads scanned PDF pages, not image files: a scan saved as a PDF is read" in reason

@@ -9,7 +9,7 @@ from ingest import pipeline
 from ingest.discover import Filters
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths, remove_paths
-from ingest.report import Status
+from ingest.report import Progress, Status
 from rag.bm25 import CHUNKS, LINES, BM25Search
 from rag.errors import ConfigError, EmbedderMismatch, GemragError, ProviderError, QuotaExhausted
 from rag.settings import Settings
@@ -352,6 +352,19 @@ def test_a_window_is_stored_in_parts_while_its_last_batches_still_embed(settings
     assert stored[0] == pipeline.STORE_STEP and len(stored) > 1  # a part first, the rest after
     assert sum(stored) == report.embedded_chunks >= 100
     assert Store(settings, embedder.embedding_id, report.collection).count() == report.embedded_chunks
+
+
+def test_progress_names_the_file_whose_chunks_are_embedding_before_it_is_done(settings, fake, tmp_path):
+    """A big file embeds for minutes before it counts as done: the bar must name it meanwhile."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sections = "\n\n".join(f"## Topic {i}\n\nThe {i}th fact is that value {i} holds." for i in range(100))
+    (docs / "long.md").write_text(f"# Facts\n\n{sections}\n")
+    events: list[Progress] = []
+    report = ingest_paths([docs], settings, fake, on_progress=events.append)
+    assert report.exit_code == 0 and report.embedded_chunks > pipeline.OFFLINE_EMBED_STEP
+    embedding = [e for e in events if e.files_done == 0 and e.chunks_done]
+    assert len(embedding) > 1 and all(e.current == "long.md" for e in embedding)
 
 
 class WarmingEmbedder(FakeEmbedder):

@@ -108,6 +108,14 @@ def test_empty_collection_is_a_message_not_a_traceback(settings):
     assert not (elsewhere / "chroma").exists()  # nothing created just to say so
 
 
+def test_a_data_dir_that_is_a_file_is_bad_input_named_in_one_line(capsys, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert cli.main(["ask", "anything", "--data-dir", str(taken)]) == 2  # not 3: the user's to fix
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: data dir {taken} is a file, not a folder;") and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("k", ["0", "1000"])
 def test_bad_arguments_are_refused_by_the_parser(capsys, k):
     """--k is bounded as the API bounds k: --k 1000 sent a prompt of 127 passages."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.errors import ConfigError
 from rag.kv import KV, Cap, StoreUnavailable, Table, Tolerant, bucket, open_kv
 from rag.settings import Settings
 from tests.fakes.clock import ManualClock
@@ -69,7 +70,7 @@ def test_a_damaged_sqlite_file_is_named_in_a_clear_error(settings: Settings) -> 
 def test_a_data_dir_that_cannot_be_created_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a directory")
     blocked = settings.model_copy(update={"data_dir": tmp_path / "a-file" / "data"})
-    with pytest.raises(StoreUnavailable, match=r"Cannot create the data dir .*a-file/data"):
+    with pytest.raises(ConfigError, match=r"data dir .*a-file/data cannot be created: .*a-file is a file"):
         open_kv(blocked, "ledger")
 
 

@@ -1,5 +1,6 @@
 import pytest
 
+from rag.errors import ConfigError
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
 from tests.fakes.gemini_cli import gemini_env, run
@@ -130,3 +131,31 @@ def test_a_base_url_without_scheme_is_a_configuration_error_at_start(fake_gemini
     assert "GEMRAG_BASE_URL: 'fake.url' is not an http:// or https:// URL with a host" in done.stderr
     assert "network error" not in done.stderr and "retry" not in done.stderr
     assert TEST_API_KEY not in done.stderr
+
+
+def test_a_data_dir_that_is_a_file_or_lies_under_one_is_a_config_error_naming_it(tmp_path):
+    """Not an unexpected FileExistsError or NotADirectoryError from whichever store opens first."""
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    with pytest.raises(ConfigError, match=rf"^data dir {taken} is a file, not a folder; set GEMRAG_DATA_DIR"):
+        Settings(data_dir=taken).path("manifest.sqlite3")
+    below = taken / "sub" / "data"
+    with pytest.raises(ConfigError, match=rf"^data dir {below} cannot be created: {taken} is a file, not a folder"):
+        Settings(data_dir=below).path()
+
+
+def test_a_data_dir_that_cannot_be_written_is_a_config_error(tmp_path, monkeypatch):
+    """Root may write anywhere, so the refusal (a read-only mount, another user's folder) is
+    simulated; what matters is that it is a ConfigError naming the folder."""
+    monkeypatch.setattr("rag.settings.os.access", lambda path, mode: False)
+    with pytest.raises(ConfigError, match=rf"^data dir {tmp_path} is not writable"):
+        Settings(data_dir=tmp_path).path()
+
+
+def test_a_data_dir_that_cannot_be_created_is_a_config_error(tmp_path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("rag.settings.Path.mkdir", refuse)
+    with pytest.raises(ConfigError, match=rf"^data dir {tmp_path / 'new'} cannot be created \(Permission denied\)"):
+        Settings(data_dir=tmp_path / "new").path()

@@ -1,0 +1,59 @@
+"""What a terminal shows during and after an ingest run (ingest.display)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from ingest.display import details, progress_bars, upload_bar
+from ingest.report import FileOutcome, IngestReport, Progress, Status
+
+# File names are whatever a user chose; Rich would read these as markup (the first one is
+# a closing tag with no opening one: a MarkupError that stopped the run).
+NAMES = ["x[/red].md", "Report [final] 2.md", "[bold]b.md"]
+
+
+def _terminal() -> tuple[Console, io.StringIO]:
+    screen = io.StringIO()
+    return Console(file=screen, force_terminal=True, width=200, color_system=None), screen
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_progress_bar_shows_a_file_name_as_it_is_not_as_markup(name):
+    console, screen = _terminal()
+    with progress_bars(console, enabled=True) as show:
+        assert show is not None
+        show(Progress(1, 2, 3, 4, current=name))
+    assert name in screen.getvalue()  # drawn as the bars stop (they are then erased)
+
+
+def test_an_event_naming_no_file_leaves_the_last_name_on_the_bar():
+    """Reused chunks are counted without a file: the name of the file at work stays."""
+    console, screen = _terminal()
+    with progress_bars(console, enabled=True) as show:
+        assert show is not None
+        show(Progress(0, 2, 16, 300, current="big.md"))
+        show(Progress(0, 2, 20, 300))
+    assert "big.md" in screen.getvalue().rsplit("files", 1)[1]  # the files bar as last drawn
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_upload_bar_shows_a_file_name_as_it_is(name):
+    console, screen = _terminal()
+    with upload_bar(console, enabled=True) as show:
+        assert show is not None
+        show(name, 1, 2)
+    assert name in screen.getvalue()
+
+
+def test_the_lines_after_the_table_show_names_and_reasons_as_they_are():
+    report = IngestReport("corpus", "offline")
+    report.add(FileOutcome(NAMES[0], Status.FAILED, reason="cannot read: [/red] tag"))
+    report.add(FileOutcome(NAMES[1], Status.SKIPPED, reason="unknown type '.[x]'"))
+    console, screen = _terminal()
+    for line in details(report):
+        console.print(line, highlight=False, soft_wrap=True)
+    assert f"{NAMES[0]}: cannot read: [/red] tag" in screen.getvalue()
+    assert f"{NAMES[1]}: unknown type '.[x]'" in screen.getvalue()
