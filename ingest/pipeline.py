@@ -38,7 +38,7 @@ from typing import TypedDict
 from ingest.batches import Batch, InFlight
 from ingest.batchjobs import BatchJobs, BatchRun, Origin, embedding_jobs, nothing_to_resume, pending_origin
 from ingest.chunking import Chunker, SizedChunk
-from ingest.discover import Filters, Skipped, SourceFile, discover, printable
+from ingest.discover import Filters, Skipped, SourceFile, discover, printable, unprintable
 from ingest.loaders import LoadError, Unreadable, read
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
@@ -248,6 +248,7 @@ def plan_run(
     tasks: list[Task] = []
     touched: list[FileRecord] = []
     found: dict[str, Path] = {}
+    aliases: list[str] = []
     for root in roots:
         if not root.exists():
             report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
@@ -256,6 +257,8 @@ def plan_run(
             if isinstance(file, Skipped):
                 report.add(FileOutcome(file.source, Status.FAILED if file.failed else Status.SKIPPED,
                                        reason=file.reason))
+                if file.alias:
+                    aliases.append(file.source)
                 continue
             if file.source in found:
                 report.add(FileOutcome(file.source, Status.FAILED, reason=(
@@ -275,16 +278,42 @@ def plan_run(
             else:
                 report.add(verdict)
     resolved = {str(r.resolve()) for r in roots}
-    gone = [r for r in records.values() if r.root in resolved and r.source not in found and not Path(r.path).exists()]
-    if gone and not prune:
+    missing = [r for r in records.values() if r.root in resolved and r.source not in found]
+    aliased = [r for r in missing if any(_under(r.source, a) for a in aliases)]
+    gone = [r for r in missing if r not in aliased and not _discovered(r).exists()]
+    if not prune:
         # Still searchable and cited: a user who deleted them expects to hear so.
-        names = ", ".join(r.source for r in gone[:GONE_NAMED])
-        if len(gone) > GONE_NAMED:
-            names += f" and {len(gone) - GONE_NAMED} more"
-        one = len(gone) == 1
-        report.notes.append(f"{len(gone)} file{'' if one else 's'} ingested before {'is' if one else 'are'} gone "
-                            f"from the folder but still in the collection ({names}); --prune removes them")
-    return Plan(tasks, gone if prune else [], touched)
+        if gone:
+            report.notes.append(f"{_count(gone)} ingested before {'is' if len(gone) == 1 else 'are'} gone from the "
+                                f"folder but still in the collection ({_names(gone)}); --prune removes them")
+        if aliased:
+            report.notes.append(f"{_count(aliased)} ingested before through a link to what is now read under its "
+                                f"real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
+                                f"({_names(aliased)}); --prune removes them")
+    return Plan(tasks, [*gone, *aliased] if prune else [], touched)
+
+
+def _count(records: Sequence[FileRecord]) -> str:
+    return f"{len(records)} file{'' if len(records) == 1 else 's'}"
+
+
+def _names(records: Sequence[FileRecord]) -> str:
+    """The first `GONE_NAMED` named, the rest counted."""
+    names = ", ".join(r.source for r in records[:GONE_NAMED])
+    if len(records) > GONE_NAMED:
+        names += f" and {len(records) - GONE_NAMED} more"
+    return names
+
+
+def _under(source: str, alias: str) -> bool:
+    """Whether a stored name is the skipped link `alias` or, for a folder link, under it."""
+    return source == alias or (alias.endswith("/") and source.startswith(alias))
+
+
+def _discovered(record: FileRecord) -> Path:
+    """The file as the walk would find it: the path through the folder, links included (the
+    record's `path` is the link's target, which may well outlive the link)."""
+    return Path(record.path) if record.root == record.path else Path(record.root) / unprintable(record.source)
 
 
 def _triage(

@@ -452,3 +452,56 @@ def test_an_edit_that_ends_the_sentence_before_a_chunk_clears_its_lead(settings,
     fresh = small.model_copy(update={"data_dir": small.data_dir.parent / "fresh"})
     ingest_paths([docs], fresh, FakeEmbedder())
     assert snapshot(small, fake.embedding_id).chunks == snapshot(fresh, fake.embedding_id).chunks
+
+
+def _sources_stored(settings, fake):
+    return {c.source for c in Store(settings, fake.embedding_id).chunks()}
+
+
+def test_a_deleted_link_loses_its_chunks_with_prune_though_its_target_is_still_there(corpus, settings, fake):
+    hidden = corpus.root / ".drafts"
+    hidden.mkdir()
+    (hidden / "plan.md").write_text("# Plan\n\nThe crab Oxbellow leads the parade.\n")
+    (corpus.root / "drafts").symlink_to(".drafts")  # the only way in: the walk follows it
+    (corpus.root / "plan-link.md").symlink_to(".drafts/plan.md")
+    ingest_paths([corpus.root], settings, fake)
+    assert {"drafts/plan.md"} <= _sources_stored(settings, fake)
+    (corpus.root / "drafts").unlink()
+    kept = ingest_paths([corpus.root], settings, fake)  # now the file link is the way in
+    assert _statuses(kept)["plan-link.md"] is Status.ADDED
+    assert kept.notes == ["1 file ingested before is gone from the folder but still in the collection "
+                          "(drafts/plan.md); --prune removes them"]
+    (corpus.root / "plan-link.md").unlink()
+    pruned = ingest_paths([corpus.root], settings, fake, prune=True)
+    assert {s for s, st in _statuses(pruned).items() if st is Status.REMOVED} == {"drafts/plan.md", "plan-link.md"}
+    assert _sources_stored(settings, fake) == set(GOOD)
+
+
+def test_a_link_stored_before_its_target_was_read_gives_way_to_the_real_name_with_prune(corpus, settings, fake):
+    (corpus.root / ".plan.md").write_text("# Plan\n\nThe crab Oxbellow leads the parade.\n")
+    (corpus.root / "plan.md").symlink_to(".plan.md")
+    ingest_paths([corpus.root], settings, fake)
+    assert "plan.md" in _sources_stored(settings, fake)
+    hidden = Filters(include_hidden=True)  # the target is read under its own name now
+    kept = ingest_paths([corpus.root], settings, fake, filters=hidden)
+    assert _statuses(kept)[".plan.md"] is Status.ADDED and _statuses(kept)["plan.md"] is Status.SKIPPED
+    assert kept.notes == ["1 file ingested before through a link to what is now read under its real name is "
+                          "still in the collection (plan.md); --prune removes them"]
+    pruned = ingest_paths([corpus.root], settings, fake, filters=hidden, prune=True)
+    assert _statuses(pruned)["plan.md"] is Status.REMOVED
+    assert _sources_stored(settings, fake) == {*GOOD, ".plan.md"}
+
+
+def test_a_link_to_a_file_of_the_folder_is_stored_once_under_the_real_name(corpus, settings, fake):
+    (corpus.root / "a-guide.md").symlink_to("guide.md")
+    (corpus.root / "all").symlink_to(".")
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report)["a-guide.md"] is Status.SKIPPED and _statuses(report)["all/"] is Status.SKIPPED
+    assert _sources_stored(settings, fake) == set(GOOD) and report.exit_code == 0
+
+
+def test_a_newline_in_a_file_name_is_stored_written_out(corpus, settings, fake):
+    (corpus.root / "bad\nname.md").write_text("# Odd\n\nA file with a newline in its name.\n")
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report)["bad\\nname.md"] is Status.ADDED
+    assert "bad\\nname.md" in _sources_stored(settings, fake)
