@@ -58,6 +58,7 @@ RACY_MTIME_NS = 2_000_000_000
 STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 GONE_NAMED = 5  # files gone from the folder named in the run's note (without --prune), the rest counted
+STALE_HINT = "its previous version stays in the collection; --prune removes it"
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
 
@@ -247,11 +248,17 @@ def plan_run(
     are reported here."""
     tasks: list[Task] = []
     touched: list[FileRecord] = []
+    stale: list[FileRecord] = []  # ingested before, unreadable now: removed with --prune
     found: dict[str, Path] = {}
     aliases: list[str] = []
     for root in roots:
         if not root.exists():
-            report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
+            held = [r for r in records.values() if r.root == str(root.resolve())]
+            if prune and held:  # how a deleted folder's files leave the collection: not a failure
+                report.notes.append(f"{printable(root)} no longer exists: {_count(held)} ingested from it "
+                                    f"{'was' if len(held) == 1 else 'were'} removed")
+            else:
+                report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
             continue
         for file in discover(root, filters, settings.data_dir):
             if isinstance(file, Skipped):
@@ -269,12 +276,16 @@ def plan_run(
             if file.kind is None:
                 report.add(FileOutcome(file.source, Status.SKIPPED, reason=f"unknown type {file.path.suffix!r}"))
                 continue
-            verdict = _triage(file, records.get(file.source), file.source in incomplete, settings)
+            previous = records.get(file.source)
+            verdict = _triage(file, previous, file.source in incomplete, settings)
             if isinstance(verdict, Task):
                 tasks.append(verdict)
             elif isinstance(verdict, Touched):
                 touched.append(verdict.record)
                 report.add(verdict.outcome)
+            elif verdict.status is Status.FAILED and previous and previous.root == str(file.root):
+                stale.append(previous)  # too large now, or cannot be read: its old chunks do not reflect it
+                report.add(verdict if prune else replace(verdict, reason=f"{verdict.reason}; {STALE_HINT}"))
             else:
                 report.add(verdict)
     resolved = {str(r.resolve()) for r in roots}
@@ -290,7 +301,7 @@ def plan_run(
             report.notes.append(f"{_count(aliased)} ingested before through a link to what is now read under its "
                                 f"real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
                                 f"({_names(aliased)}); --prune removes them")
-    return Plan(tasks, [*gone, *aliased] if prune else [], touched)
+    return Plan(tasks, [*gone, *aliased, *stale] if prune else [], touched)
 
 
 def _count(records: Sequence[FileRecord]) -> str:
@@ -331,10 +342,11 @@ def _triage(
         return Task(file, previous, note=moved)
     try:
         stat = file.path.stat()
-        if stat.st_size > settings.max_file_mb * 1024 * 1024:
+        limit = int(settings.max_file_mb * 1024 * 1024)
+        if stat.st_size > limit:  # in bytes: a file just over the limit would round to it in MB
             return FileOutcome(file.source, Status.FAILED, reason=(
-                f"{stat.st_size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit "
-                "(GEMRAG_MAX_FILE_MB)"))
+                f"{stat.st_size:,} bytes is over the {settings.max_file_mb:g} MB limit ({limit:,} bytes; "
+                "GEMRAG_MAX_FILE_MB)"))
         if previous and not incomplete:
             unchanged = FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
             if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
@@ -401,6 +413,8 @@ class _Pass:
         self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
+        self.prune = False  # the run's --prune
+        self.stale: list[FileRecord] = []  # files ingested before that cannot be read now (`failed`)
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).
@@ -424,12 +438,22 @@ class _Pass:
                 self.advance(files=1, current=task.file.source)
                 continue
             except (LoadError, OSError) as exc:
-                self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=_reason(exc)))
+                self.failed(task, _reason(exc))
                 self.advance(files=1, current=task.file.source)
                 continue
             with self._counting:
                 self.chunks_total += len(prepared.chunks)
             yield prepared
+
+    def failed(self, task: Task, reason: str) -> None:
+        """A file that cannot be read (emptied, turned binary, unreadable). Ingested before,
+        its old chunks no longer reflect it: --prune removes them once the run's writes are
+        done (`_Run.run`); without it the run says they stay."""
+        if task.previous is not None:
+            self.stale.append(task.previous)
+            if not self.prune:
+                reason = f"{reason}; {STALE_HINT}"
+        self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=reason))
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
         """The chunker's token counts, not the embedder's: counted once, when chunking (the
@@ -473,6 +497,7 @@ class _DryRun(_Pass):
     the manifest if there is one, writes nothing."""
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, rebuild: bool) -> None:
+        self.prune = prune
         records = {} if rebuild else self.read_records()
         owned = {i for r in records.values() for i in r.chunk_ids}
         plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
@@ -486,6 +511,8 @@ class _DryRun(_Pass):
             self.report.reused_chunks += len(prepared.chunks) - len(fresh)
             self.report.add(prepared.outcome())
             self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
+        for record in self.stale if prune else []:
+            self.report.add(FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens))
         self.price_batch()
 
     def price_batch(self) -> None:
@@ -549,6 +576,7 @@ class _Run(_Pass):
         return Store(self.settings, self.embedder.embedding_id, self.report.collection)
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, batch: BatchRun | None = None) -> None:
+        self.prune = prune
         self.recover()
         plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
         if plan.touched:
@@ -563,6 +591,8 @@ class _Run(_Pass):
             self.report.stopped = f"{exc} {STOPPED_HINT}"
             done = {f.source for f in self.report.files}
             self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
+        if prune:
+            self.remove(self.stale)  # after the writer is done: the manifest and store have one writer
         self.finish()
 
     def recover(self) -> None:
