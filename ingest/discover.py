@@ -9,14 +9,18 @@ bytes written out (`caf\\xe9.md`): stable across runs, and printable in a report
 Hidden files and folders are not entered unless asked (`include_hidden`): they hold tool
 state (.git, the data dir itself), not documents. Symlinks are followed only while they
 stay inside the root, so a link can neither pull in files from elsewhere nor make the walk
-loop. Nothing is left out silently: each hidden entry, link leaving the root, broken link,
+loop; a link to a file or folder the walk reads anyway is an alias, left out, so a file is
+stored once, under its real name. Names are printable on one line: control characters are
+written out like undecodable bytes. Nothing is left out silently: each hidden entry, link leaving the root, broken link,
 FIFO or device, and folder that cannot be read comes out as a `Skipped` with its reason.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -42,10 +46,29 @@ SUPPORTED = {
 HIDDEN_HINT = "add --include-hidden to take it"
 
 
+# Control characters in a name would break the one line each file gets in a report.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_ESCAPED = re.compile(r"\\(x[0-9a-f]{2}|[nrt])")
+
+
 def printable(path: str | Path) -> str:
-    """A path as text that can be printed and stored: bytes that are not UTF-8 (kept by
-    Python as surrogates) become `\\xNN`."""
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A path as text that can be printed and stored on one line: bytes that are not UTF-8
+    (kept by Python as surrogates) become `\\xNN`, control characters `\\n`, `\\t` or `\\xNN`."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL)
+
+
+def unprintable(source: str) -> str:
+    """The name `printable` wrote, as the file system spells it (to look for the file again).
+    A name that held a backslash before `n`, `r`, `t` or `x` and two hex digits comes back
+    wrong: it is only used to tell whether a file the walk did not take still exists."""
+    def byte(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code[0] != "x":
+            return {"n": "\n", "r": "\r", "t": "\t"}[code]
+        value = int(code[1:], 16)
+        return chr(0xDC00 + value) if value >= 0x80 else chr(value)  # surrogateescape keeps a byte so
+
+    return _ESCAPED.sub(byte, source)
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,7 @@ class Skipped:
     source: str  # relative to the root; folders end in '/'
     reason: str
     failed: bool = False
+    alias: bool = False  # a link to what the walk reads under its real name
 
 
 @dataclass(frozen=True)
@@ -94,33 +118,80 @@ def discover(root: Path, filters: Filters, data_dir: Path | None = None) -> Iter
         if filters.admits(printable(real_root.name)):
             yield SourceFile(real_root, printable(real_root.name), real_root)
         return
-    own = data_dir.resolve() if data_dir else None
-    seen_dirs: set[Path] = set()
-    errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(real_root, followlinks=True, onerror=errors.append):
-        yield from _unreadable(errors, real_root)
-        here = Path(dirpath)
-        real_here = here.resolve()
-        if real_here in seen_dirs:  # a symlink back into a folder already walked (a loop)
-            dirnames.clear()
-            source = printable(here.relative_to(real_root).as_posix())
-            yield Skipped(f"{source}/", f"the same folder as {printable(real_here)}, already read")
-            continue
-        seen_dirs.add(real_here)
-        kept = []
-        for name in sorted(dirnames):
-            verdict = _folder(here / name, real_root, filters, own)
-            if verdict is None:
-                kept.append(name)
+    yield from _Walk(real_root, filters, data_dir.resolve() if data_dir else None).files()
+
+
+class _Walk:
+    """The real folders first, then the symlinks inside the root: a link to a file or
+    folder the walk reads anyway is an alias, skipped, so each file is stored once and under
+    its real name, whichever sorts first; a link is followed only to what nothing else
+    reaches (a hidden folder's file, say). Links met while following one wait their turn
+    the same way; a folder is never walked twice, so links cannot make the walk loop."""
+
+    def __init__(self, real_root: Path, filters: Filters, own: Path | None) -> None:
+        self.real_root = real_root
+        self.filters = filters
+        self.own = own
+        self.folders: dict[Path, str] = {}  # real folder -> the name it was read under
+        self.read: dict[Path, str] = {}  # real file -> its stored name
+        self.links: deque[Path] = deque()  # symlinks inside the root, in the order met
+
+    def files(self) -> Iterator[SourceFile | Skipped]:
+        yield from self.tree(self.real_root)
+        while self.links:
+            link = self.links.popleft()
+            real = link.resolve()
+            source = self.source(link)
+            if real.is_dir():
+                if real in self.folders:
+                    yield Skipped(f"{source}/", f"the same folder as {self.folders[real]}, already read", alias=True)
+                else:
+                    yield from self.tree(link)
+            elif real in self.read:
+                yield Skipped(source, f"the same file as {self.read[real]}, already read", alias=True)
             else:
-                yield verdict
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = here / name
-            source = printable(path.relative_to(real_root).as_posix())
-            if filters.admits(source):
-                yield _file(path, source, real_root, filters)
-    yield from _unreadable(errors, real_root)
+                yield from self.file(link, source)
+
+    def source(self, path: Path) -> str:
+        return printable(path.relative_to(self.real_root).as_posix())
+
+    def tree(self, top: Path) -> Iterator[SourceFile | Skipped]:
+        """Walk `top` without entering symlinked folders; links are queued for `files`."""
+        errors: list[OSError] = []
+        for dirpath, dirnames, filenames in os.walk(top, onerror=errors.append):
+            yield from _unreadable(errors, self.real_root)
+            here = Path(dirpath)
+            real_here = here.resolve()
+            if real_here in self.folders:  # reached again under another link, or a bind mount
+                dirnames.clear()
+                yield Skipped(f"{self.source(here)}/", f"the same folder as {self.folders[real_here]}, already read",
+                              alias=True)
+                continue
+            self.folders[real_here] = f"{self.source(here)}/" if here != self.real_root else "./"
+            kept = []
+            for name in sorted(dirnames):
+                verdict = _folder(here / name, self.real_root, self.filters, self.own)
+                if verdict is not None:
+                    yield verdict
+                elif (here / name).is_symlink():
+                    self.links.append(here / name)
+                else:
+                    kept.append(name)
+            dirnames[:] = kept
+            for name in sorted(filenames):
+                path = here / name
+                if path.is_symlink() and path.resolve().is_relative_to(self.real_root):
+                    self.links.append(path)
+                else:
+                    yield from self.file(path, self.source(path))
+        yield from _unreadable(errors, self.real_root)
+
+    def file(self, path: Path, source: str) -> Iterator[SourceFile | Skipped]:
+        if self.filters.admits(source):
+            verdict = _file(path, source, self.real_root, self.filters)
+            if isinstance(verdict, SourceFile):
+                self.read.setdefault(path.resolve(), source)
+            yield verdict
 
 
 def _folder(path: Path, real_root: Path, filters: Filters, own: Path | None) -> Skipped | None:

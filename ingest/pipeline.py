@@ -38,7 +38,7 @@ from typing import TypedDict
 from ingest.batches import Batch, InFlight
 from ingest.batchjobs import BatchJobs, BatchRun, Origin, embedding_jobs, nothing_to_resume, pending_origin
 from ingest.chunking import Chunker, SizedChunk
-from ingest.discover import Filters, Skipped, SourceFile, discover, printable
+from ingest.discover import Filters, Skipped, SourceFile, discover, printable, unprintable
 from ingest.loaders import LoadError, Unreadable, read
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
@@ -58,6 +58,7 @@ RACY_MTIME_NS = 2_000_000_000
 STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 GONE_NAMED = 5  # files gone from the folder named in the run's note (without --prune), the rest counted
+STALE_HINT = "its previous version stays in the collection; --prune removes it"
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
 
@@ -247,15 +248,24 @@ def plan_run(
     are reported here."""
     tasks: list[Task] = []
     touched: list[FileRecord] = []
+    stale: list[FileRecord] = []  # ingested before, unreadable now: removed with --prune
     found: dict[str, Path] = {}
+    aliases: list[str] = []
     for root in roots:
         if not root.exists():
-            report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
+            held = [r for r in records.values() if r.root == str(root.resolve())]
+            if prune and held:  # how a deleted folder's files leave the collection: not a failure
+                report.notes.append(f"{printable(root)} no longer exists: {_count(held)} ingested from it "
+                                    f"{'was' if len(held) == 1 else 'were'} removed")
+            else:
+                report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
             continue
         for file in discover(root, filters, settings.data_dir):
             if isinstance(file, Skipped):
                 report.add(FileOutcome(file.source, Status.FAILED if file.failed else Status.SKIPPED,
                                        reason=file.reason))
+                if file.alias:
+                    aliases.append(file.source)
                 continue
             if file.source in found:
                 report.add(FileOutcome(file.source, Status.FAILED, reason=(
@@ -266,25 +276,55 @@ def plan_run(
             if file.kind is None:
                 report.add(FileOutcome(file.source, Status.SKIPPED, reason=f"unknown type {file.path.suffix!r}"))
                 continue
-            verdict = _triage(file, records.get(file.source), file.source in incomplete, settings)
+            previous = records.get(file.source)
+            verdict = _triage(file, previous, file.source in incomplete, settings)
             if isinstance(verdict, Task):
                 tasks.append(verdict)
             elif isinstance(verdict, Touched):
                 touched.append(verdict.record)
                 report.add(verdict.outcome)
+            elif verdict.status is Status.FAILED and previous and previous.root == str(file.root):
+                stale.append(previous)  # too large now, or cannot be read: its old chunks do not reflect it
+                report.add(verdict if prune else replace(verdict, reason=f"{verdict.reason}; {STALE_HINT}"))
             else:
                 report.add(verdict)
     resolved = {str(r.resolve()) for r in roots}
-    gone = [r for r in records.values() if r.root in resolved and r.source not in found and not Path(r.path).exists()]
-    if gone and not prune:
+    missing = [r for r in records.values() if r.root in resolved and r.source not in found]
+    aliased = [r for r in missing if any(_under(r.source, a) for a in aliases)]
+    gone = [r for r in missing if r not in aliased and not _discovered(r).exists()]
+    if not prune:
         # Still searchable and cited: a user who deleted them expects to hear so.
-        names = ", ".join(r.source for r in gone[:GONE_NAMED])
-        if len(gone) > GONE_NAMED:
-            names += f" and {len(gone) - GONE_NAMED} more"
-        one = len(gone) == 1
-        report.notes.append(f"{len(gone)} file{'' if one else 's'} ingested before {'is' if one else 'are'} gone "
-                            f"from the folder but still in the collection ({names}); --prune removes them")
-    return Plan(tasks, gone if prune else [], touched)
+        if gone:
+            report.notes.append(f"{_count(gone)} ingested before {'is' if len(gone) == 1 else 'are'} gone from the "
+                                f"folder but still in the collection ({_names(gone)}); --prune removes them")
+        if aliased:
+            report.notes.append(f"{_count(aliased)} ingested before through a link to what is now read under its "
+                                f"real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
+                                f"({_names(aliased)}); --prune removes them")
+    return Plan(tasks, [*gone, *aliased, *stale] if prune else [], touched)
+
+
+def _count(records: Sequence[FileRecord]) -> str:
+    return f"{len(records)} file{'' if len(records) == 1 else 's'}"
+
+
+def _names(records: Sequence[FileRecord]) -> str:
+    """The first `GONE_NAMED` named, the rest counted."""
+    names = ", ".join(r.source for r in records[:GONE_NAMED])
+    if len(records) > GONE_NAMED:
+        names += f" and {len(records) - GONE_NAMED} more"
+    return names
+
+
+def _under(source: str, alias: str) -> bool:
+    """Whether a stored name is the skipped link `alias` or, for a folder link, under it."""
+    return source == alias or (alias.endswith("/") and source.startswith(alias))
+
+
+def _discovered(record: FileRecord) -> Path:
+    """The file as the walk would find it: the path through the folder, links included (the
+    record's `path` is the link's target, which may well outlive the link)."""
+    return Path(record.path) if record.root == record.path else Path(record.root) / unprintable(record.source)
 
 
 def _triage(
@@ -302,10 +342,11 @@ def _triage(
         return Task(file, previous, note=moved)
     try:
         stat = file.path.stat()
-        if stat.st_size > settings.max_file_mb * 1024 * 1024:
+        limit = int(settings.max_file_mb * 1024 * 1024)
+        if stat.st_size > limit:  # in bytes: a file just over the limit would round to it in MB
             return FileOutcome(file.source, Status.FAILED, reason=(
-                f"{stat.st_size / 1024 / 1024:.1f} MB is over the {settings.max_file_mb:g} MB limit "
-                "(GEMRAG_MAX_FILE_MB)"))
+                f"{stat.st_size:,} bytes is over the {settings.max_file_mb:g} MB limit ({limit:,} bytes; "
+                "GEMRAG_MAX_FILE_MB)"))
         if previous and not incomplete:
             unchanged = FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
             if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
@@ -372,6 +413,8 @@ class _Pass:
         self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
+        self.prune = False  # the run's --prune
+        self.stale: list[FileRecord] = []  # files ingested before that cannot be read now (`failed`)
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).
@@ -395,12 +438,22 @@ class _Pass:
                 self.advance(files=1, current=task.file.source)
                 continue
             except (LoadError, OSError) as exc:
-                self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=_reason(exc)))
+                self.failed(task, _reason(exc))
                 self.advance(files=1, current=task.file.source)
                 continue
             with self._counting:
                 self.chunks_total += len(prepared.chunks)
             yield prepared
+
+    def failed(self, task: Task, reason: str) -> None:
+        """A file that cannot be read (emptied, turned binary, unreadable). Ingested before,
+        its old chunks no longer reflect it: --prune removes them once the run's writes are
+        done (`_Run.run`); without it the run says they stay."""
+        if task.previous is not None:
+            self.stale.append(task.previous)
+            if not self.prune:
+                reason = f"{reason}; {STALE_HINT}"
+        self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=reason))
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
         """The chunker's token counts, not the embedder's: counted once, when chunking (the
@@ -445,6 +498,7 @@ class _DryRun(_Pass):
     the manifest if there is one, writes nothing."""
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, rebuild: bool) -> None:
+        self.prune = prune
         records = {} if rebuild else self.read_records()
         owned = {i for r in records.values() for i in r.chunk_ids}
         plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
@@ -458,6 +512,8 @@ class _DryRun(_Pass):
             self.report.reused_chunks += len(prepared.chunks) - len(fresh)
             self.report.add(prepared.outcome())
             self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
+        for record in self.stale if prune else []:
+            self.report.add(FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens))
         self.price_batch()
 
     def price_batch(self) -> None:
@@ -521,6 +577,7 @@ class _Run(_Pass):
         return Store(self.settings, self.embedder.embedding_id, self.report.collection)
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, batch: BatchRun | None = None) -> None:
+        self.prune = prune
         self.recover()
         plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
         if plan.touched:
@@ -535,6 +592,8 @@ class _Run(_Pass):
             self.report.stopped = f"{exc} {STOPPED_HINT}"
             done = {f.source for f in self.report.files}
             self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
+        if prune:
+            self.remove(self.stale)  # after the writer is done: the manifest and store have one writer
         self.finish()
 
     def recover(self) -> None:

@@ -1,4 +1,4 @@
-from ingest.discover import Filters, Skipped, SourceFile, discover
+from ingest.discover import Filters, Skipped, SourceFile, discover, printable, unprintable
 
 
 def _sources(root, filters=None):
@@ -36,13 +36,50 @@ def test_hidden_entries_and_symlinks_leaving_the_root_are_not_followed(corpus, t
     sources = _sources(corpus.root)
     assert not any("secret" in s or "out" in s or ".git" in s for s in sources)
     assert not any(s.startswith("loop/") for s in sources)
-    assert "sub/inside.md" in sources  # a link that stays inside the root is an ordinary file
+    assert "sub/inside.md" not in sources  # a link to a file read anyway is an alias
     assert _skipped(corpus.root) == {
         ".git/": "hidden folder (add --include-hidden to take it)",
         "file-out.md": f"symlink to {outside / 'secret.md'}, outside the folder",
         "link-out/": f"symlink to {outside}, outside the folder",
-        "loop/": f"the same folder as {corpus.root}, already read",
+        "loop/": "the same folder as ./, already read",
+        "sub/inside.md": "the same file as guide.md, already read",
     }
+
+
+def test_a_link_to_a_file_or_folder_inside_the_root_is_skipped_and_the_real_name_kept(tmp_path):
+    root = tmp_path / "sym"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "doc.md").write_text("# Real")
+    (root / "alias").symlink_to("real")  # sorts before the folder it names
+    (root / "notes.md").write_text("# Notes")
+    (root / "a-notes.md").symlink_to("notes.md")
+    assert _sources(root) == ["notes.md", "real/doc.md"]
+    assert _skipped(root) == {
+        "alias/": "the same folder as real/, already read",
+        "a-notes.md": "the same file as notes.md, already read",
+    }
+    assert all(f.alias for f in discover(root, Filters()) if isinstance(f, Skipped))
+
+
+def test_a_link_is_followed_to_what_nothing_else_reaches(tmp_path):
+    root = tmp_path / "docs"
+    (root / ".drafts").mkdir(parents=True)
+    (root / ".drafts" / "plan.md").write_text("# Plan")
+    (root / "plan.md").symlink_to(".drafts/plan.md")
+    (root / "drafts").symlink_to(".drafts")
+    (root / "drafts-again").symlink_to(".drafts")
+    assert _sources(root) == ["drafts/plan.md"]  # "drafts" sorts first; the file link is then its alias
+    assert _skipped(root) == {
+        ".drafts/": "hidden folder (add --include-hidden to take it)",
+        "drafts-again/": "the same folder as drafts/, already read",
+        "plan.md": "the same file as drafts/plan.md, already read",
+    }
+
+
+def test_control_characters_in_a_name_are_written_out_and_read_back():
+    name = "bad\nname\t\x01caf\udce9.txt"
+    assert printable(name) == "bad\\nname\\t\\x01caf\\xe9.txt"
+    assert unprintable(printable(name)) == name
 
 
 def test_include_hidden_takes_hidden_entries_but_never_the_data_dir(corpus, tmp_path):

@@ -465,3 +465,101 @@ def test_an_edit_that_ends_the_sentence_before_a_chunk_clears_its_lead(settings,
     fresh = small.model_copy(update={"data_dir": small.data_dir.parent / "fresh"})
     ingest_paths([docs], fresh, FakeEmbedder())
     assert snapshot(small, fake.embedding_id).chunks == snapshot(fresh, fake.embedding_id).chunks
+
+
+def _sources_stored(settings, fake):
+    return {c.source for c in Store(settings, fake.embedding_id).chunks()}
+
+
+def test_a_deleted_link_loses_its_chunks_with_prune_though_its_target_is_still_there(corpus, settings, fake):
+    hidden = corpus.root / ".drafts"
+    hidden.mkdir()
+    (hidden / "plan.md").write_text("# Plan\n\nThe crab Oxbellow leads the parade.\n")
+    (corpus.root / "drafts").symlink_to(".drafts")  # the only way in: the walk follows it
+    (corpus.root / "plan-link.md").symlink_to(".drafts/plan.md")
+    ingest_paths([corpus.root], settings, fake)
+    assert {"drafts/plan.md"} <= _sources_stored(settings, fake)
+    (corpus.root / "drafts").unlink()
+    kept = ingest_paths([corpus.root], settings, fake)  # now the file link is the way in
+    assert _statuses(kept)["plan-link.md"] is Status.ADDED
+    assert kept.notes == ["1 file ingested before is gone from the folder but still in the collection "
+                          "(drafts/plan.md); --prune removes them"]
+    (corpus.root / "plan-link.md").unlink()
+    pruned = ingest_paths([corpus.root], settings, fake, prune=True)
+    assert {s for s, st in _statuses(pruned).items() if st is Status.REMOVED} == {"drafts/plan.md", "plan-link.md"}
+    assert _sources_stored(settings, fake) == set(GOOD)
+
+
+def test_a_link_stored_before_its_target_was_read_gives_way_to_the_real_name_with_prune(corpus, settings, fake):
+    (corpus.root / ".plan.md").write_text("# Plan\n\nThe crab Oxbellow leads the parade.\n")
+    (corpus.root / "plan.md").symlink_to(".plan.md")
+    ingest_paths([corpus.root], settings, fake)
+    assert "plan.md" in _sources_stored(settings, fake)
+    hidden = Filters(include_hidden=True)  # the target is read under its own name now
+    kept = ingest_paths([corpus.root], settings, fake, filters=hidden)
+    assert _statuses(kept)[".plan.md"] is Status.ADDED and _statuses(kept)["plan.md"] is Status.SKIPPED
+    assert kept.notes == ["1 file ingested before through a link to what is now read under its real name is "
+                          "still in the collection (plan.md); --prune removes them"]
+    pruned = ingest_paths([corpus.root], settings, fake, filters=hidden, prune=True)
+    assert _statuses(pruned)["plan.md"] is Status.REMOVED
+    assert _sources_stored(settings, fake) == {*GOOD, ".plan.md"}
+
+
+def test_a_link_to_a_file_of_the_folder_is_stored_once_under_the_real_name(corpus, settings, fake):
+    (corpus.root / "a-guide.md").symlink_to("guide.md")
+    (corpus.root / "all").symlink_to(".")
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report)["a-guide.md"] is Status.SKIPPED and _statuses(report)["all/"] is Status.SKIPPED
+    assert _sources_stored(settings, fake) == set(GOOD) and report.exit_code == 0
+
+
+@pytest.mark.parametrize("spoil", ["empty", "binary", "too large"])
+def test_a_file_that_cannot_be_read_any_more_keeps_its_chunks_until_prune_removes_them(
+        corpus, settings, fake, spoil):
+    ingest_paths([corpus.root], settings, fake)
+    notes = corpus.path("notes.txt")
+    if spoil == "empty":
+        notes.write_text("")
+    elif spoil == "binary":
+        notes.write_bytes(bytes(range(256)) * 4)
+    else:
+        notes.write_text("large " * 1000)
+        settings = settings.model_copy(update={"max_file_mb": 0.005})
+    kept = ingest_paths([corpus.root], settings, fake)
+    [failed] = kept.of(Status.FAILED)
+    assert failed.source == "notes.txt" and kept.exit_code == 1
+    assert failed.reason.endswith("; its previous version stays in the collection; --prune removes it")
+    assert "notes.txt" in _sources_stored(settings, fake)
+    dry = ingest_paths([corpus.root], settings, fake, prune=True, dry_run=True)
+    assert _statuses(dry)["notes.txt"] is Status.REMOVED
+    pruned = ingest_paths([corpus.root], settings, fake, prune=True)
+    assert [f.status for f in pruned.files if f.source == "notes.txt"] == [Status.FAILED, Status.REMOVED]
+    assert "--prune" not in pruned.of(Status.FAILED)[0].reason and pruned.version > kept.version
+    assert _sources_stored(settings, fake) == set(GOOD) - {"notes.txt"}
+    assert "notes.txt" not in snapshot(settings, fake.embedding_id).files
+
+
+def test_prune_on_a_deleted_folder_removes_its_files_and_is_no_failure(corpus, settings, fake):
+    ingest_paths([corpus.root], settings, fake)
+    for path in sorted(corpus.root.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    corpus.root.rmdir()
+    report = ingest_paths([corpus.root], settings, fake, prune=True)
+    assert report.count(Status.REMOVED) == 4 and not report.of(Status.FAILED) and report.exit_code == 0
+    assert report.notes == [f"{corpus.root} no longer exists: 4 files ingested from it were removed"]
+    again = ingest_paths([corpus.root], settings, fake, prune=True)  # nothing left to remove: a mistyped path
+    assert again.of(Status.FAILED)[0].reason == "no such file or folder" and again.exit_code == 1
+
+
+def test_a_file_just_over_the_size_limit_says_by_how_much(corpus, settings, fake):
+    settings = settings.model_copy(update={"max_file_mb": 0.005})
+    corpus.path("big.txt").write_text("x" * 5243)  # 0.005 MB is 5,242 bytes (rounded down)
+    [failed] = ingest_paths([corpus.root], settings, fake).of(Status.FAILED)
+    assert failed.reason == "5,243 bytes is over the 0.005 MB limit (5,242 bytes; GEMRAG_MAX_FILE_MB)"
+
+
+def test_a_newline_in_a_file_name_is_stored_written_out(corpus, settings, fake):
+    (corpus.root / "bad\nname.md").write_text("# Odd\n\nA file with a newline in its name.\n")
+    report = ingest_paths([corpus.root], settings, fake)
+    assert _statuses(report)["bad\\nname.md"] is Status.ADDED
+    assert "bad\\nname.md" in _sources_stored(settings, fake)
