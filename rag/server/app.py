@@ -28,6 +28,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -113,6 +114,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 }
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
+CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
 
 
 def error_kind(error: Exception) -> str:
@@ -264,9 +266,15 @@ def create_app(
         return error_response(refused, fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         """Starlette's own refusals (an unknown path, a wrong method, a body it cannot parse)
-        in the same shape as ours: {"error": "not_found", "message": "Not Found"}."""
+        in the same shape as ours: {"error": "not_found", "message": "Not Found"}. A client
+        that left while its body was read is no refusal: FastAPI turns that ClientDisconnect
+        into a 400 too, which counted as an error answered and fed the error-rate alert
+        though no one was there to read it. It gets 499 (nginx's "client closed request"),
+        which Instrumented counts as a request, and is not an error."""
+        if isinstance(error.__cause__, ClientDisconnect):
+            return Response(status_code=CLIENT_GONE)
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
         if not isinstance(error.__cause__, BodyTooLarge):  # BodyLimit answers that one 413, and counts it
             metrics.errors.labels(kind).inc()

@@ -4,6 +4,7 @@ the answer cache, server-kept conversations, costs, refusals, and a client that 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -229,6 +230,24 @@ def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: 
     assert 'gemrag_errors_total{kind="body_too_large"} 2.0' in counted
     assert 'kind="bad_request"' not in counted  # FastAPI's 400 that BodyLimit replaced is not counted too
     assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="413"} 2.0' in counted
+
+
+def test_a_client_leaving_mid_body_is_counted_as_gone_not_as_an_error_answered(api: Running):
+    """Half a /v1/ask body, then the connection closes: Starlette's ClientDisconnect became
+    FastAPI's 400 bad_request, counted as an error answered (and fed the error-rate alert)
+    though nobody was there to read it."""
+    body = json.dumps({"question": QUESTION, "stream": False}).encode()
+    host, port = api.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(b"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.2)  # the server is reading the body when the client goes
+    deadline = time.monotonic() + 5
+    while 'route="/v1/ask"' not in (counted := httpx.get(f"{api.url}/metrics").text):
+        assert time.monotonic() < deadline, "the request was never counted"
+        time.sleep(0.05)
+    assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="499"} 1.0' in counted
+    assert 'kind="bad_request"' not in counted
 
 
 def test_collections_models_and_health(api: Running):
