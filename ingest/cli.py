@@ -30,19 +30,24 @@ PDFs of at least figure_min_pixels) are described by the Flash-Lite model and ci
 figures, and PDF pages without a text layer are transcribed; --dry-run estimates that cost.
 Offline, such pages are read by Tesseract when installed (apt-get install tesseract-ocr)
 and images are skipped with the reason. Other files are skipped and listed, as are
-hidden entries (--include-hidden takes them), symlinks leaving PATH or broken, FIFOs and
-devices; a folder that cannot be read is a failure. Each file is stored under its path
-relative to the PATH that found it (a single file under its name; bytes of a name that are
-not UTF-8 written as \\xNN). A file of the same name already ingested from another folder
-that still has it is not replaced: it is listed as failed.
+hidden entries (--include-hidden takes them), symlinks leaving PATH or broken, links to a
+file or folder PATH reads anyway (stored under its real name, once), FIFOs and devices; a
+folder that cannot be read is a failure. Each file is stored under its path relative to the
+PATH that found it (a single file under its name; bytes of a name that are not UTF-8, and
+control characters such as a newline, written out as \\xNN or \\n). A file of the same
+name already ingested from another folder that still has it is not replaced: it is listed
+as failed.
 
 Re-running is cheap: a file whose size and mtime are unchanged is not even read, one whose
 content hash is unchanged is not parsed or embedded again; a changed file's chunks are
 replaced, and only its new chunks are embedded.
 
 --prune: files that were ingested from the same PATH before and no longer exist there
-(deleted or moved away) lose their chunks. Without --prune nothing is ever removed.
-Files that merely fall outside --include/--exclude are not pruned.
+(deleted, moved away, or a link removed) lose their chunks, and so does a file that can no
+longer be read (emptied, turned binary, over the size limit): without --prune its previous
+version stays, and the run says so. A deleted PATH with --prune removes what was ingested
+from it. Without --prune nothing is ever removed. Files that merely fall outside
+--include/--exclude are not pruned.
 
 --rebuild: drop the collection and its manifest and ingest from scratch (needed to
 switch embedders, e.g. after setting GEMINI_API_KEY).
