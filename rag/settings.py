@@ -309,6 +309,7 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     server_port: int = 8000
     max_request_kb: int = 64  # JSON bodies (a question with its history)
+    body_timeout_s: float = 30.0  # longest wait for the next part of a request body, then 408
     cors_origins: list[str] = Field(default_factory=list)  # closed unless origins are listed
     key_rate_limit: str = "120/minute"  # requests per API key, across replicas when Redis is shared
     server_threads: int = 1024  # blocking steps in flight per replica: every open answer stream holds one

@@ -53,7 +53,7 @@ from rag.reports import no_calls_note
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
 from rag.server.choices import answer_model, noted
 from rag.server.conversations import Conversations
-from rag.server.guards import BodyLimit, BodyTooLarge, KeyRateLimit, RateLimited
+from rag.server.guards import BodyLimit, BodyRefused, KeyRateLimit, RateLimited
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.server.mounts import MountContext, mount_all
 from rag.server.schemas import (
@@ -240,7 +240,7 @@ def create_app(
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
                        upload_bytes=int(settings.max_upload_mb * 1_000_000) + 64_000,
-                       on_refused=metrics.errors.labels("body_too_large").inc)
+                       timeout_s=settings.body_timeout_s, on_refused=lambda kind: metrics.errors.labels(kind).inc())
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(GemragError)
@@ -276,7 +276,7 @@ def create_app(
         if isinstance(error.__cause__, ClientDisconnect):
             return Response(status_code=CLIENT_GONE)
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
-        if not isinstance(error.__cause__, BodyTooLarge):  # BodyLimit answers that one 413, and counts it
+        if not isinstance(error.__cause__, BodyRefused):  # BodyLimit answers that one (413, 408), and counts it
             metrics.errors.labels(kind).inc()
         body = ErrorOut(error=kind, message=str(error.detail))
         return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
@@ -573,8 +573,9 @@ class Instrumented:
     """ASGI middleware: request counts and latency by route template (streams: to the last
     byte), and the request id that tags every log line of the request (the caller's
     X-Request-ID when it is a plain token, else a new one; echoed in the response). A
-    413 refused before routing (a body over the limit) is counted under the route its path
-    matches (`routes`, the app's), never under its raw path: paths are unbounded."""
+    413 or 408 refused before routing (a body over the limit, or stalled) is counted under
+    the route its path matches (`routes`, the app's), never under its raw path: paths are
+    unbounded."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
@@ -603,7 +604,7 @@ class Instrumented:
                 await self.app(scope, receive, sending)
             finally:
                 route = scope.get("route")
-                if route is None and status == 413:  # refused before routing: under the route it was sent to
+                if route is None and status in (408, 413):  # refused before routing: under the route it was sent to
                     route = next((r for r in self.routes if r.matches(asked)[0] is Match.FULL), None)
                 path = getattr(route, "path", "unmatched")
                 elapsed = time.perf_counter() - started

@@ -7,6 +7,7 @@ library (moving window) in Redis when `REDIS_URL` is set, so N replicas enforce 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -43,15 +44,21 @@ class KeyRateLimit:
 
 
 class BodyLimit:
-    """ASGI middleware: 413 once a request body passes its limit (uploads get their own)."""
+    """ASGI middleware: 413 once a request body passes its limit (uploads get their own), 408
+    when its next part keeps the server waiting past `timeout_s`: a client trickling a body
+    held its connection for as long as it liked (40 of them, 30 bytes each, were all still
+    open after 15 s). Once the body is whole, the app waits on `receive` for a disconnect
+    as long as an answer streams, untimed."""
 
     def __init__(
-        self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, on_refused: Callable[[], None] = lambda: None
+        self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, timeout_s: float,
+        on_refused: Callable[[str], None] = lambda kind: None,
     ) -> None:
-        """`on_refused`: called once per 413 (the error metric)."""
+        """`on_refused`: called once per refusal with its error kind (the error metric)."""
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
+        self.timeout_s = timeout_s
         self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,53 +69,74 @@ class BodyLimit:
         limit = self.upload_bytes if upload else self.default_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            self.on_refused()
-            await _too_large(send, limit)
+            await self.refuse(BodyTooLarge(limit), send)
             return
         received = 0
-        refused = started = False
+        whole = False  # the body has all come: `receive` now waits for a disconnect
+        refusal: BodyRefused | None = None
+        started = False
 
         async def counted() -> Message:
-            nonlocal received, refused
-            message = await receive()
+            nonlocal received, whole, refusal
+            try:
+                message = await (receive() if whole else asyncio.wait_for(receive(), self.timeout_s))
+            except TimeoutError:
+                refusal = BodyTooSlow(self.timeout_s)
+                raise refusal from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                whole = not message.get("more_body", False)
                 if received > limit:
-                    refused = True
-                    raise BodyTooLarge
+                    refusal = BodyTooLarge(limit)
+                    raise refusal
             return message
 
         async def sending(message: Message) -> None:
             # FastAPI catches the refusal while it parses a body (JSON or a form) and answers
-            # 400 "There was an error parsing the body": that reply is replaced by the 413.
+            # 400 "There was an error parsing the body": that reply is replaced by ours.
             nonlocal started
-            if refused and not started:
-                self.on_refused()
-                await _too_large(send, limit)
-            if not refused:
+            if refusal is not None and not started:
+                await self.refuse(refusal, send)
+            if refusal is None:
                 await send(message)
             started = True
 
         try:
             await self.app(scope, counted, sending)
-        except BodyTooLarge:  # a route that reads the stream itself lets the refusal through
+        except BodyRefused as refused:  # a route that reads the stream itself lets the refusal through
             if not started:
-                self.on_refused()
-                await _too_large(send, limit)
+                await self.refuse(refused, send)
+
+    async def refuse(self, refusal: BodyRefused, send: Send) -> None:
+        self.on_refused(refusal.kind)
+        body = json.dumps({"error": refusal.kind, "message": str(refusal)}).encode()
+        await send({"type": "http.response.start", "status": refusal.status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
-class BodyTooLarge(Exception):
-    """A body past its limit, raised while the app reads it; FastAPI wraps it in its 400."""
+class BodyRefused(Exception):
+    """A body refused while the app reads it; FastAPI wraps it in its 400, which BodyLimit
+    replaces with this refusal's own status."""
+
+    status = 400
+    kind = "bad_request"
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({
-        "error": "body_too_large",
-        "message": f"The request body is over the limit of {_size(limit)} (max_request_kb, max_upload_mb).",
-    }).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+class BodyTooLarge(BodyRefused):
+    status = 413
+    kind = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is over the limit of {_size(limit)} (max_request_kb, max_upload_mb).")
+
+
+class BodyTooSlow(BodyRefused):
+    status = 408
+    kind = "body_timeout"
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"The request body stalled: no part of it came for {timeout_s:g} s (body_timeout_s).")
 
 
 def _size(n: int) -> str:

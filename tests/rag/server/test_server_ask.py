@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from rag.settings import RateLimit
+from rag.settings import RateLimit, Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply
 from tests.rag.server.conftest import Running, gemini_app, serve_in_thread
 
@@ -248,6 +248,28 @@ def test_a_client_leaving_mid_body_is_counted_as_gone_not_as_an_error_answered(a
         time.sleep(0.05)
     assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="499"} 1.0' in counted
     assert 'kind="bad_request"' not in counted
+
+
+def test_a_body_that_stalls_is_refused_with_408_and_its_connection_closed(
+    api_settings: Settings, fake_gemini: FakeGemini
+):
+    """A client trickling a body held its connection as long as it liked: 40 such clients,
+    30 bytes each, were all still connected after 15 s. A streamed answer, once its body is
+    whole, still waits on the client untimed."""
+    app, _ = gemini_app(api_settings.model_copy(update={"body_timeout_s": 0.5}))
+    for url in serve_in_thread(app):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(b"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 100\r\n\r\n" + b'{"question": "wh')
+            reply = client.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 408") and '"error": "body_timeout"' in reply and "0.5 s" in reply
+        counted = httpx.get(f"{url}/metrics").text
+        assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="408"} 1.0' in counted
+        assert 'gemrag_errors_total{kind="body_timeout"} 1.0' in counted and 'kind="bad_request"' not in counted
+        fake_gemini.inject(Fault.slow(1.0), method="streamGenerateContent")  # the answer takes longer than 0.5 s
+        slow = httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "stream": True}, timeout=30)
+        assert slow.status_code == 200 and "event: done" in slow.text  # waiting on the model is not a stalled body
 
 
 def test_collections_models_and_health(api: Running):
