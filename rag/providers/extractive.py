@@ -89,6 +89,17 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
     block: list[str] = []
     lead: int | None = None  # the unit ending in ":" whose list may follow, in blocks of their own
     listed: list[str] = []
+
+    def list_ends() -> None:
+        """The items of a short list quoted after the sentence introducing it ("directories
+        are searched in the following order:" and "/var/tmp; /usr/tmp; /tmp"): items too
+        short to be units of their own are what such a question asks for."""
+        nonlocal lead, listed
+        said = "; ".join(listed)
+        if lead is not None and said and len(said) <= THEN_CHARS and not out[lead].then:
+            out[lead] = replace(out[lead], then=said)
+        lead, listed = None, []
+
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
         if line and not heading_line(line, nxt):
             block.append(line)
@@ -102,33 +113,19 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
                 if item and quoted:
                     listed.append(_NUMBER_MARK.sub("", quoted))
                 else:
-                    _list_after(out, lead, listed)
-                    lead, listed = None, []
+                    list_ends()
             if len(quoted) >= 20:
                 out.append(Quotable(quoted, heading, item))
                 if quoted.endswith(":"):
-                    if lead is not None:
-                        _list_after(out, lead, listed)
-                    lead, listed = len(out) - 1, []
+                    list_ends()
+                    lead = len(out) - 1
             numbered = number_only
         block = []
-        if line and lead is not None:  # a heading line ends the list
-            _list_after(out, lead, listed)
-            lead, listed = None, []
-        if line:
+        if line:  # a heading line ends the list
+            list_ends()
             heading = _bare(line).strip(" *#")
-    if lead is not None:
-        _list_after(out, lead, listed)
+    list_ends()
     return out, heading
-
-
-def _list_after(units: list[Quotable], lead: int, listed: list[str]) -> None:
-    """The items of a short list quoted after the sentence introducing it ("directories are
-    searched in the following order:" and "/var/tmp; /usr/tmp; /tmp"): items too short to be
-    units of their own are what such a question asks for."""
-    said = "; ".join(listed)
-    if said and len(said) <= THEN_CHARS and not units[lead].then:
-        units[lead] = replace(units[lead], then=said)
 
 
 def _unit_text(part: str) -> str:

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from limits import parse
 from limits.storage import storage_from_string
@@ -119,8 +120,8 @@ class BodyRefused(Exception):
     """A body refused while the app reads it; FastAPI wraps it in its 400, which BodyLimit
     replaces with this refusal's own status."""
 
-    status = 400
-    kind = "bad_request"
+    status: ClassVar[int]  # the reply's status
+    kind: ClassVar[str]  # its error kind, in the body and the error metric
 
 
 class BodyTooLarge(BodyRefused):
