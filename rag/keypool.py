@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import struct
 import threading
@@ -35,7 +34,7 @@ from google.genai import errors as genai_errors
 
 from rag.errors import InvalidKey
 from rag.kv import KV, Table, bucket
-from rag.retry import retry_delay
+from rag.retry import api_key_invalid, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def _rejected_key(exc: genai_errors.ClientError) -> bool:
     """The API refused the key itself. A 403 is not counted: it may refuse one method or
     resource to a key that serves the rest (a key restricted to some methods cannot list
     models), so taking the key out for it would lose a working key."""
-    return exc.code == 401 or (exc.code == 400 and "API_KEY_INVALID" in json.dumps(exc.details, default=str))
+    return exc.code == 401 or api_key_invalid(exc)
 
 
 class KeyPool(Generic[T]):

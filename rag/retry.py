@@ -65,8 +65,11 @@ def retry_delay(details: Any) -> float | None:
 
 
 def _rejects_key(exc: genai_errors.APIError) -> bool:
-    if exc.code in KEY_STATUS:
-        return True
+    return exc.code in KEY_STATUS or api_key_invalid(exc)
+
+
+def api_key_invalid(exc: genai_errors.APIError) -> bool:
+    """Gemini's 400 for a key it does not know (API_KEY_INVALID in its details)."""
     return exc.code == 400 and "API_KEY_INVALID" in json.dumps(exc.details, default=str)
 
 

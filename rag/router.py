@@ -46,14 +46,9 @@ def named_documents(question: str, sources: Sequence[str]) -> list[str]:
     """The sources (in the order given) the question names: by path or file name if any is,
     else by stem."""
     text = question.lower()
-    exact = [s for s in sources if any(_said(name, text) for name in _names(s)[0])]
-    return exact or [s for s in sources if any(_said(name, text) for name in _names(s)[1])]
-
-
-def named_document(question: str, sources: Sequence[str]) -> str | None:
-    """The first source (in the order given) whose path, file name or stem the question names."""
-    named = named_documents(question, sources)
-    return named[0] if named else None
+    names = [(source, *_names(source)) for source in sources]
+    exact = [s for s, whole, _ in names if any(_said(name, text) for name in whole)]
+    return exact or [s for s, _, stems in names if any(_said(name, text) for name in stems)]
 
 
 def unheld_files(question: str, held: Sequence[str]) -> list[str]:

@@ -5,7 +5,7 @@ import pytest
 from rag.answer import Route
 from rag.errors import QuotaExhausted
 from rag.prompts import answer_prompt
-from rag.router import Router, WholeDocument, named_document
+from rag.router import Router, WholeDocument, named_documents
 from rag.text import asks_for_whole_document
 from rag.types import Passage, Prompt
 
@@ -121,10 +121,10 @@ def test_questions_asking_for_whole_documents(question, whole):
 
 def test_named_document_is_matched_by_path_file_name_or_stem():
     sources = ["guides/api-guide.md", "handbook.pdf", "notes/security_policy.md"]
-    assert named_document("summarise handbook.pdf", sources) == "handbook.pdf"
-    assert named_document("summarise the API guide document", sources) == "guides/api-guide.md"
-    assert named_document("overview of the security policy document", sources) == "notes/security_policy.md"
-    assert named_document("summarise this document", sources) is None
+    assert named_documents("summarise handbook.pdf", sources)[:1] == ["handbook.pdf"]
+    assert named_documents("summarise the API guide document", sources)[:1] == ["guides/api-guide.md"]
+    assert named_documents("overview of the security policy document", sources)[:1] == ["notes/security_policy.md"]
+    assert named_documents("summarise this document", sources) == []
 
 
 def test_document_wanted_falls_back_to_the_best_ranked_source(router_for):
