@@ -285,13 +285,18 @@ def plan_run(
                 report.add(verdict.outcome)
             elif verdict.status is Status.FAILED and previous and previous.root == str(file.root):
                 stale.append(previous)  # too large now, or cannot be read: its old chunks do not reflect it
-                report.add(verdict if prune else replace(verdict, reason=f"{verdict.reason}; {STALE_HINT}"))
+                report.add(replace(verdict, reason=_stale(verdict.reason, prune)))
             else:
                 report.add(verdict)
     resolved = {str(r.resolve()) for r in roots}
     missing = [r for r in records.values() if r.root in resolved and r.source not in found]
-    aliased = [r for r in missing if any(_under(r.source, a) for a in aliases)]
-    gone = [r for r in missing if r not in aliased and not _discovered(r).exists()]
+    aliased: list[FileRecord] = []
+    gone: list[FileRecord] = []
+    for r in missing:
+        if any(_under(r.source, a) for a in aliases):
+            aliased.append(r)
+        elif not _discovered(r).exists():
+            gone.append(r)
     if not prune:
         # Still searchable and cited: a user who deleted them expects to hear so.
         if gone:
@@ -302,6 +307,15 @@ def plan_run(
                                 f"real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
                                 f"({_names(aliased)}); --prune removes them")
     return Plan(tasks, [*gone, *aliased, *stale] if prune else [], touched)
+
+
+def _stale(reason: str, prune: bool) -> str:
+    """A failed file's reason, saying its previous version stays when nothing removes it."""
+    return reason if prune else f"{reason}; {STALE_HINT}"
+
+
+def _removed(record: FileRecord) -> FileOutcome:
+    return FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens)
 
 
 def _count(records: Sequence[FileRecord]) -> str:
@@ -451,8 +465,7 @@ class _Pass:
         done (`_Run.run`); without it the run says they stay."""
         if task.previous is not None:
             self.stale.append(task.previous)
-            if not self.prune:
-                reason = f"{reason}; {STALE_HINT}"
+            reason = _stale(reason, self.prune)
         self.report.add(FileOutcome(task.file.source, Status.FAILED, reason=reason))
 
     def count_embedding(self, chunks: Sequence[SizedChunk]) -> None:
@@ -503,7 +516,7 @@ class _DryRun(_Pass):
         owned = {i for r in records.values() for i in r.chunk_ids}
         plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
         for record in plan.removals:
-            self.report.add(FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens))
+            self.report.add(_removed(record))
         for prepared in self.prepared(plan.tasks):
             fresh = [c for c in prepared.chunks if c.chunk.id not in owned]
             self.count_embedding(fresh)
@@ -513,7 +526,7 @@ class _DryRun(_Pass):
             self.report.add(prepared.outcome())
             self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
         for record in self.stale if prune else []:
-            self.report.add(FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens))
+            self.report.add(_removed(record))
         self.price_batch()
 
     def price_batch(self) -> None:
@@ -807,7 +820,7 @@ class _Run(_Pass):
         self.present.difference_update(ids)
         self.bump()
         for r in records:
-            self.report.add(FileOutcome(r.source, Status.REMOVED, len(r.chunk_ids), r.tokens))
+            self.report.add(_removed(r))
 
     def finish(self) -> None:
         """Delete the chunks no committed file owns (left by a crash or a stop), then record
