@@ -150,7 +150,7 @@ class _Walk:
             elif real in self.read:
                 yield Skipped(source, f"the same file as {self.read[real]}, already read", alias=True)
             else:
-                yield from self.file(link, source)
+                yield from self.file(link, source, real)
 
     def source(self, path: Path) -> str:
         return printable(path.relative_to(self.real_root).as_posix())
@@ -182,15 +182,17 @@ class _Walk:
                 path = here / name
                 if path.is_symlink() and path.resolve().is_relative_to(self.real_root):
                     self.links.append(path)
-                else:
-                    yield from self.file(path, self.source(path))
+                else:  # a link that leaves the root is skipped by `_file`: a file read is `real_here / name`
+                    yield from self.file(path, self.source(path), real_here / name)
         yield from _unreadable(errors, self.real_root)
 
-    def file(self, path: Path, source: str) -> Iterator[SourceFile | Skipped]:
+    def file(self, path: Path, source: str, real: Path) -> Iterator[SourceFile | Skipped]:
+        """`real`: the file `path` is, resolved once by the caller (a resolve per file is a
+        system call per folder of its path)."""
         if self.filters.admits(source):
             verdict = _file(path, source, self.real_root, self.filters)
             if isinstance(verdict, SourceFile):
-                self.read.setdefault(path.resolve(), source)
+                self.read.setdefault(real, source)
             yield verdict
 
 
