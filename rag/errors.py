@@ -23,6 +23,7 @@ class ProviderError(GemragError):
         self.model = model
         self.status = status
         self.retry_after_s = retry_after_s  # when a retry could succeed, if known (a rate limit's next slot)
+        self.reason = ""  # the last failure in the retry layer's short words, keys redacted ("503 UNAVAILABLE: ...")
 
 
 class QuotaExhausted(ProviderError):

@@ -269,11 +269,8 @@ class GeminiReranker:
         before its usage arrived (the output is unknown). A call the API refused with a
         status (503, 429, a rejected key) did no work and is not billed, so it is not
         charged, as the retry layer's failed attempts are not."""
-        from rag.retry import classify  # here: the offline path never loads the Gemini SDK
-
-        cause = error.__cause__
-        failure = classify(cause) if isinstance(cause, Exception) else None
-        why = f"the Gemini reranking failed ({failure.reason if failure else str(error).rstrip('.')})"
+        reason = error.reason if isinstance(error, ProviderError) else ""  # as the retry layer scrubbed it
+        why = f"the Gemini reranking failed ({reason or str(error).rstrip('.')})"
         if not isinstance(error, ProviderError) or error.status is not None:
             return Reranked(base.hits, note=f"{why}, so the local order was used")
         usage = Usage(prompt_tokens=estimate_tokens(prompt.text))

@@ -204,14 +204,19 @@ class Retrier:
 
     def _final_error(self, model: str, failure: Failure, when: str) -> GemragError:
         reason = self.scrub(failure.reason)
+        error: ProviderError
         if failure.invalid_key:
-            return InvalidKey(
+            error = InvalidKey(
                 f"Gemini rejected the API key calling {model} ({reason}). "
                 "Set GEMINI_API_KEY to a valid key (https://aistudio.google.com/apikey).",
                 model=model,
                 status=failure.status,
             )
-        if failure.status == 429:
+        elif failure.status == 429:
             # Gemini's retry delay goes on to the caller: the API's Retry-After says when to come back.
-            return quota_exhausted(model, self.settings.tier, f"{reason}; {when}", failure.retry_after_s)
-        return ProviderError(f"Gemini call to {model} failed: {reason}; {when}.", model=model, status=failure.status)
+            error = quota_exhausted(model, self.settings.tier, f"{reason}; {when}", failure.retry_after_s)
+        else:
+            error = ProviderError(f"Gemini call to {model} failed: {reason}; {when}.", model=model,
+                                  status=failure.status)
+        error.reason = reason
+        return error
