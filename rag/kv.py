@@ -278,8 +278,8 @@ class SqliteKV:
     def _connection(self) -> sqlite3.Connection:
         held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
         if held is None or held[0] != os.getpid():
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None, check_same_thread=False)
+            _enter_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             held = (os.getpid(), db)
             self._local.held = held
@@ -306,6 +306,26 @@ class SqliteKV:
                 f"Cannot use {self.path}: {exc}. Check that the data dir is writable and the file "
                 "is not damaged (deleting it clears the cache or ledger it holds)."
             ) from exc
+
+
+_BUSY_S = 30.0
+
+
+def _enter_wal(db: sqlite3.Connection) -> None:
+    """Switch a connection's file to WAL, waiting out another process doing the same.
+
+    Changing the journal mode takes an exclusive lock for which SQLite does not call the busy
+    handler, so two processes opening a new file at once (two API workers starting on a fresh
+    data dir) would see "database is locked" at once, not after the connection's timeout."""
+    deadline = time.monotonic() + _BUSY_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _write(db: sqlite3.Connection, table: Table, key: str, value: bytes, now: float) -> None:

@@ -162,3 +162,19 @@ def test_concurrent_updates_from_processes_lose_nothing(store_settings: Settings
     assert sorted((kv.get(TABLE, "log") or b"").decode().split()) == sorted(
         f"{name}{n}" for name in ("p", "q") for n in range(150)
     )
+
+
+OPENER = """
+import sys
+from pathlib import Path
+from rag.kv import SqliteKV
+for n in range(200):
+    SqliteKV(Path(sys.argv[1]) / f"{n}.sqlite3")
+"""
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path: Path) -> None:
+    """Two API workers starting on a fresh data dir: switching a new file to WAL is a lock SQLite
+    does not wait for, so without a retry one of them failed with "database is locked"."""
+    openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(tmp_path)]) for _ in range(3)]
+    assert [o.wait(timeout=120) for o in openers] == [0, 0, 0]
