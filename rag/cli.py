@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from logging.handlers import BufferingHandler
@@ -100,6 +100,8 @@ def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
                 elif isinstance(event, Done):
                     record = event.record
         except BaseException:  # cut off: the error (and any alert) must not join its last words
+            if isinstance(events, Generator):
+                events.close()  # now, not when collected: the chain settles what the answer spent before it is told
             if not line_ended:
                 out.write("\n")
                 out.flush()

@@ -6,6 +6,7 @@ Kept free of FastAPI so `python -m rag ask` can import it without loading the se
 
 from __future__ import annotations
 
+import collections.abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -53,9 +54,13 @@ def answer_model(requested: str | None, generator: Generator, settings: Settings
 
 def noted(events: Iterable[Event], note: str) -> Iterator[Event]:
     """The answer's route says a retired model was replaced (`note`, Forced.note), as every
-    route a replaced configured model takes does."""
-    for event in events:
-        if note and isinstance(event, Done):
-            route = event.record.route
-            event = Done(replace(event.record, route=replace(route, reason=f"{route.reason}; {note}")))
-        yield event
+    route a replaced configured model takes does. Closed, it closes `events`."""
+    try:
+        for event in events:
+            if note and isinstance(event, Done):
+                route = event.record.route
+                event = Done(replace(event.record, route=replace(route, reason=f"{route.reason}; {note}")))
+            yield event
+    finally:
+        if isinstance(events, collections.abc.Generator):
+            events.close()
