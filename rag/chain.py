@@ -28,7 +28,7 @@ from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted
+from rag.errors import BudgetExceeded, InvalidRequest, ProviderError, QuotaExhausted
 from rag.experiments import Experiments
 from rag.headroom import Headroom
 from rag.keyterms import mentioned_elsewhere, plain_words
@@ -77,6 +77,23 @@ class Spending:
     def add(self, model: str, usage: Usage, kind: CallKind) -> None:
         if usage != Usage():  # a step that made no call (no history, a cached embedding)
             self.calls.append(Call(model, usage, kind))
+
+    def abandoned(self, model: str, attempts: Sequence[Usage]) -> None:
+        """Attempts that got no reply (a timeout, a dropped connection), each of which the API
+        may have served and billed (rag.retry.Unanswered)."""
+        for usage in attempts:
+            self.add(model, usage, "stopped")
+
+    def retrieval(self, retrieved: Retrieved) -> None:
+        """The question's embedding and a model-based second stage, attempts with no reply too."""
+        self.add(retrieved.embedding_model, retrieved.usage, "embed")
+        self.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
+        self.abandoned(retrieved.rerank_model, retrieved.rerank_abandoned)
+
+    def lost(self, error: BaseException) -> None:
+        """A failed call still owes what its attempts with no reply may have billed."""
+        if isinstance(error, ProviderError):
+            self.abandoned(error.model, error.abandoned)
 
     def made(self, call: Call | None) -> None:
         """A call priced by its maker (a cached context created, with its storage)."""
@@ -358,8 +375,13 @@ class Chain:
         (the key has no image in it), or one ranked in the local order because the Gemini
         reranking failed (a momentary fault: the same question later deserves the usual
         ranking, not this answer until the entry expires)."""
-        rewritten = self.rewrite(question, history)
+        try:
+            rewritten = self.rewrite(question, history)
+        except ProviderError as error:
+            spending.lost(error)
+            raise
         spending.add(rewritten.model, rewritten.usage, "rewrite")
+        spending.abandoned(rewritten.model, rewritten.abandoned)
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
         # An answer about an image is neither served from the cache nor kept: the key has no image in it.
         cacheable = not options.images
@@ -370,8 +392,7 @@ class Chain:
             return replace(hit, question=question, session_id=session_id, history=list(history),
                            latency_s=elapsed, ttft_s=elapsed), key
         retrieved = self.retrieve(store, rewritten.question, options)
-        spending.add(retrieved.embedding_model, retrieved.usage, "embed")
-        spending.add(retrieved.rerank_model, retrieved.rerank_usage, retrieved.rerank_kind)
+        spending.retrieval(retrieved)
         routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id,
                            held_usd=spending.hold.usd - spending.other_usd)
         caching = self.contexts.plan(session_id, routed, options.follow_ups)
@@ -427,8 +448,7 @@ class Chain:
         spending = Spending(self.budget.reserve(session_id, reranking), other_usd=reranking)
         try:
             retrieved = self.retrieve(self.stores.get(options.collection), text, options)
-            spending.add(retrieved.embedding_model, retrieved.usage, "embed")
-            spending.add(retrieved.rerank_model, retrieved.rerank_usage, retrieved.rerank_kind)
+            spending.retrieval(retrieved)
         finally:
             self.ledger.settle(spending.hold, spending.calls)
         return retrieved
@@ -539,21 +559,25 @@ class Chain:
         served = route.model
         ttft = 0.0
         shown = prompt.passages
+        abandoned: tuple[Usage, ...] = ()
         try:
             for delta in self.generator.stream(prompt, model=route.model):
                 served = delta.model or served
                 usage = delta.usage if delta.usage != Usage() else usage  # cumulative
+                abandoned = delta.abandoned if delta.final else abandoned
                 shown = shown if delta.passages is None else delta.passages
                 if delta.text:
                     if not pieces:
                         ttft = time.perf_counter() - started
                     pieces.append(delta.text)
                     yield Delta(delta.text)
-        except BaseException:
+        except BaseException as error:
+            spending.lost(error)
             if pieces:
                 counted = Usage(estimate_tokens(prompt.text), estimate_tokens("".join(pieces)))
                 spending.add(served, usage if usage != Usage() else counted, "stopped")
             raise
+        spending.abandoned(route.model, abandoned)
         spending.add(served, usage, "answer")
         # The provider's own count is exact; the router may only have bounded it.
         exact = replace(route, prompt_tokens=usage.prompt_tokens or route.prompt_tokens)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from rag.types import Usage
+
 
 class GemragError(Exception):
     """Base of every error the app shows to a user as a message, not a traceback."""
@@ -24,6 +26,7 @@ class ProviderError(GemragError):
         self.status = status
         self.retry_after_s = retry_after_s  # when a retry could succeed, if known (a rate limit's next slot)
         self.reason = ""  # the last failure in the retry layer's short words, keys redacted ("503 UNAVAILABLE: ...")
+        self.abandoned: tuple[Usage, ...] = ()  # what its attempts with no reply may have billed (rag.retry.Unanswered)
 
 
 class QuotaExhausted(ProviderError):

@@ -14,8 +14,9 @@ second stage looks at the candidates together and at what the first stage ignore
 - `gemini`: one listwise call to the cheap model, which returns a JSON relevance score per
   candidate. It is cached per question and corpus version, charged like any call, and on a
   timeout or any API failure the local order stands, with a note saying why (the chain puts
-  it in the answer's route). A call abandoned without a reply may still have been billed: it
-  is charged as "stopped", on its prompt counted locally.
+  it in the answer's route). An attempt abandoned without a reply may still have been
+  billed: it is charged as "stopped", on its prompt counted locally, whether a retry then
+  succeeded or not (`Reranked.abandoned`).
 - `none`: the fused order.
 """
 
@@ -26,12 +27,11 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
-from rag.costs import CallKind
 from rag.errors import GemragError, ProviderError
 from rag.kv import KV, Clock, Table, open_kv
 from rag.providers.base import Generator
@@ -47,13 +47,14 @@ PASSAGE_CHARS = 700  # of each candidate shown to the model: enough to judge, ch
 @dataclass(frozen=True)
 class Reranked:
     """The new order and what producing it cost; `note` says why a fallback was taken, and
-    `kind` how the ledger charges `usage` ("stopped": a call abandoned before its reply)."""
+    `abandoned` what the call's attempts with no reply may have billed, charged as "stopped"
+    (rag.retry.Unanswered)."""
 
     hits: list[Hit]
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     note: str = ""
-    kind: CallKind = "rerank"
+    abandoned: tuple[Usage, ...] = ()
 
 
 class Reranker(Protocol):
@@ -250,34 +251,34 @@ class GeminiReranker:
         try:
             generation = self.generator.generate(prompt, model=self.model)
         except GemragError as error:
-            return self._failed(base, prompt, error)
+            return self._failed(base, error)
         try:
             scores = parse_scores(generation.text, len(ordered))
         except (ValueError, TypeError, AttributeError) as error:
             return Reranked(base.hits, generation.usage, generation.model,
-                            f"the Gemini reranking's reply was unusable ({error}), so the local order was used")
+                            f"the Gemini reranking's reply was unusable ({error}), so the local order was used",
+                            generation.abandoned)
         self.kv.put(self.table, key, json.dumps(scores).encode())
-        return self._apply(base, scores, generation.usage, generation.model)
+        return replace(self._apply(base, scores, generation.usage, generation.model), abandoned=generation.abandoned)
 
-    def _failed(self, base: Reranked, prompt: Prompt, error: GemragError) -> Reranked:
+    def _failed(self, base: Reranked, error: GemragError) -> Reranked:
         """The local order, with a note saying why, in the retry layer's short words for the
         last failure ("no answer before the request timeout", "503 UNAVAILABLE: ...").
 
-        A call that got no HTTP status back (it timed out, its connection dropped, its reply
-        broke in transit) may have been served and billed all the same: it is charged as
-        "stopped", on its prompt counted locally, as the chain charges an answer cut off
-        before its usage arrived (the output is unknown). A call the API refused with a
-        status (503, 429, a rejected key) did no work and is not billed, so it is not
-        charged, as the retry layer's failed attempts are not."""
+        Attempts that got no HTTP status back (they timed out, their connection dropped, their
+        reply broke in transit) may have been served and billed all the same: they are charged
+        as "stopped", on their prompt counted locally, as the chain charges an answer cut off
+        before its usage arrived (the output is unknown). An attempt the API refused with a
+        status (503, 429, a rejected key) did no work and is not billed, so it is not charged."""
         reason = error.reason if isinstance(error, ProviderError) else ""  # as the retry layer scrubbed it
-        why = f"the Gemini reranking failed ({reason or str(error).rstrip('.')})"
-        if not isinstance(error, ProviderError) or error.status is not None:
-            return Reranked(base.hits, note=f"{why}, so the local order was used")
-        usage = Usage(prompt_tokens=estimate_tokens(prompt.text))
-        return Reranked(base.hits, usage, self.model, kind="stopped", note=(
-            f"{why}, so the local order was used; the abandoned call is charged as stopped, "
-            f"on an estimated {usage.prompt_tokens:,} input tokens"
-        ))
+        why = f"the Gemini reranking failed ({reason or str(error).rstrip('.')}), so the local order was used"
+        abandoned = error.abandoned if isinstance(error, ProviderError) else ()
+        if not abandoned:
+            return Reranked(base.hits, note=why)
+        tokens = sum(u.prompt_tokens for u in abandoned)
+        attempts = "the abandoned attempt is" if len(abandoned) == 1 else f"the {len(abandoned)} abandoned attempts are"
+        return Reranked(base.hits, model=self.model, abandoned=abandoned,
+                        note=f"{why}; {attempts} charged as stopped, on an estimated {tokens:,} input tokens")
 
     def estimate(self, question: str) -> Usage:
         depth = self.settings.rerank_depth

@@ -22,7 +22,6 @@ import numpy as np
 
 from rag.answer import AskOptions, Mode, RerankMode
 from rag.bm25 import BM25Search, with_chunks
-from rag.costs import CallKind
 from rag.embedcache import EmbeddingCache
 from rag.providers import Embedders
 from rag.providers.base import Generator
@@ -71,7 +70,7 @@ class Retrieved:
     rerank_usage: Usage = field(default_factory=Usage)  # a model-based second stage's call, charged like any other
     rerank_model: str = ""
     rerank_note: str = ""  # why the second stage fell back, if it did
-    rerank_kind: CallKind = "rerank"  # "stopped": its call was abandoned before the reply (rag.rerank)
+    rerank_abandoned: tuple[Usage, ...] = ()  # what its unanswered attempts may have billed (rag.rerank)
     file_search: FileSearchTool | None = None  # backend "file-search": the model searches there itself
 
 
@@ -199,7 +198,7 @@ class Retriever:
             candidates = self._diversify(store, embedded.vectors[0], candidates, query.top_k)
         return Retrieved(
             [Hit(as_shown(h.chunk), h.score) for h in candidates[: query.top_k]],
-            usage, model, reranked.usage, reranked.model, reranked.note, reranked.kind,
+            usage, model, reranked.usage, reranked.model, reranked.note, reranked.abandoned,
         )
 
     def _with_files(

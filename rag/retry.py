@@ -31,6 +31,7 @@ from google.genai import errors as genai_errors
 from rag.errors import GemragError, InvalidKey, ProviderError, StreamInterrupted, redact
 from rag.ratelimit import quota_exhausted
 from rag.settings import Settings
+from rag.types import Usage, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,21 @@ class Failure:
     status: int | None = None
     retry_after_s: float | None = None
     invalid_key: bool = False
+
+
+@dataclass
+class Unanswered:
+    """The attempts of one call that got no HTTP status back: they timed out, their connection
+    dropped, or their reply broke in transit. The API may have served and billed each of
+    them, so the caller charges them (`usage`, as "stopped"), where an attempt refused with
+    a status (429, 503, a rejected key) did no work and is not billed."""
+
+    attempts: int = 0
+
+    def charges(self, prompt: str) -> tuple[Usage, ...]:
+        """What each of those attempts may have billed: its prompt, counted locally (the output
+        is unknown)."""
+        return (Usage(prompt_tokens=estimate_tokens(prompt)),) * self.attempts
 
 
 def retry_delay(details: Any) -> float | None:
@@ -127,8 +143,15 @@ class Retrier:
         self._clock = clock
         self._rng = rng or random.Random()
 
-    def call(self, model: str, attempt: Callable[[float], T], deadline_s: float | None = None) -> T:
-        """`deadline_s`: a shorter deadline for this call (a step that has a fallback)."""
+    def call(
+        self,
+        model: str,
+        attempt: Callable[[float], T],
+        deadline_s: float | None = None,
+        unanswered: Unanswered | None = None,
+    ) -> T:
+        """`deadline_s`: a shorter deadline for this call (a step that has a fallback);
+        `unanswered` counts the attempts that may have been billed though they failed."""
         started = self._clock()
         deadline = Deadline(started, self.settings.deadline_s if deadline_s is None else deadline_s)
         n = 0
@@ -137,12 +160,18 @@ class Retrier:
             try:
                 result = attempt(self._remaining(model, deadline))
             except Exception as exc:
-                self._pause_or_raise(model, n, exc, deadline)
+                self._pause_or_raise(model, n, exc, deadline, unanswered)
             else:
                 self._done(model, n, started)
                 return result
 
-    def stream(self, model: str, attempt: Callable[[float], Iterator[T]], has_text: Callable[[T], bool]) -> Iterator[T]:
+    def stream(
+        self,
+        model: str,
+        attempt: Callable[[float], Iterator[T]],
+        has_text: Callable[[T], bool],
+        unanswered: Unanswered | None = None,
+    ) -> Iterator[T]:
         started = self._clock()
         deadline = Deadline(started, self.settings.deadline_s)
         for n in itertools.count(1):
@@ -162,7 +191,7 @@ class Retrier:
                         model=model,
                         status=failure.status,
                     ) from exc
-                self._pause_or_raise(model, n, exc, deadline)
+                self._pause_or_raise(model, n, exc, deadline, unanswered)
 
     def _done(self, model: str, attempts: int, started: float) -> None:
         """One line per model call (tagged with the request id by rag.logs), for tracing."""
@@ -180,10 +209,14 @@ class Retrier:
             raise ProviderError(f"Gemini call to {model} ran out of {deadline}.", model=model)
         return left
 
-    def _pause_or_raise(self, model: str, n: int, exc: Exception, deadline: Deadline) -> None:
+    def _pause_or_raise(
+        self, model: str, n: int, exc: Exception, deadline: Deadline, unanswered: Unanswered | None
+    ) -> None:
         failure = classify(exc)
         if failure is None:
             raise exc
+        if unanswered is not None and failure.status is None:
+            unanswered.attempts += 1
         if not failure.retryable or n >= self.settings.max_attempts:
             raise self._final_error(model, failure, f"after {n} attempt{'s' * (n > 1)}") from exc
         delay = self._delay(n, failure)

@@ -28,6 +28,7 @@ class Rewritten:
     question: str
     usage: Usage
     model: str = ""  # the model that rewrote it (none without history)
+    abandoned: tuple[Usage, ...] = ()  # what unanswered attempts may have billed (Generation.abandoned)
 
 
 def rewrite_prompt(question: str, history: Sequence[Message]) -> Prompt:
@@ -44,4 +45,5 @@ def standalone(generator: Generator, question: str, history: Sequence[Message], 
     if not history:
         return Rewritten(question, Usage())
     generation = generator.generate(rewrite_prompt(question, history), model=model)
-    return Rewritten(generation.text.strip().strip("\"'") or question, generation.usage, generation.model)
+    return Rewritten(generation.text.strip().strip("\"'") or question, generation.usage, generation.model,
+                     generation.abandoned)

@@ -218,6 +218,9 @@ class Generation:
     usage: Usage
     model: str
     finish_reason: str = "STOP"
+    # What each attempt before this reply may have billed, though it got none: a timeout, a
+    # dropped connection (rag.retry.Unanswered). Charged as "stopped", apart from `usage`.
+    abandoned: tuple[Usage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ class StreamDelta:
     # On the final delta of a model that retrieved for itself (File Search): the passages its
     # grounding metadata names, numbered as the text cites them. None: the prompt's passages.
     passages: tuple[Passage, ...] | None = None
+    # On the final delta: what the attempts before this stream may have billed (`Generation.abandoned`).
+    abandoned: tuple[Usage, ...] = ()
 
 
 def contextual_text(context: str, text: str) -> str:

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 
 import httpx2
@@ -26,7 +27,7 @@ from rag.kv import open_kv
 from rag.providers.base import EmbeddingJobs
 from rag.providers.grounding import grounded
 from rag.ratelimit import Limiter, shared_limiter
-from rag.retry import Retrier
+from rag.retry import Retrier, Unanswered
 from rag.settings import Settings
 from rag.types import CachedContext, Embedded, Generation, Prompt, StreamDelta, TaskKind, Usage, estimate_tokens
 
@@ -103,6 +104,17 @@ def _finish_reason(response: types.GenerateContentResponse) -> str | None:
     return None
 
 
+@contextmanager
+def _charging(unanswered: Unanswered, prompt: Prompt) -> Iterator[None]:
+    """A call that fails in the end still owes what its unanswered attempts may have billed:
+    the error carries it to the caller's ledger."""
+    try:
+        yield
+    except ProviderError as error:
+        error.abandoned = unanswered.charges(prompt.text)
+        raise
+
+
 def normalised(vectors: list[list[float]]) -> list[list[float]]:
     """Unit length, as the store's cosine space and the online and batch paths alike expect."""
     matrix = np.asarray(vectors, dtype=np.float64)
@@ -159,9 +171,12 @@ class GeminiProvider:
                 lambda client: client.models.generate_content(model=model, contents=_contents(prompt), config=config)
             )
 
-        response = self.retrier.call(model, attempt, prompt.deadline_s)
+        unanswered = Unanswered()
+        with _charging(unanswered, prompt):
+            response = self.retrier.call(model, attempt, prompt.deadline_s, unanswered)
         served = served_model(self.settings, model, response)
-        return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP")
+        return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP",
+                          unanswered.charges(prompt.text))
 
     def _pool(self, prompt: Prompt) -> KeyPool[genai.Client]:
         return self.main if prompt.file_search else self.keys
@@ -183,21 +198,24 @@ class GeminiProvider:
         # where its [n] citations go: it arrives whole.
         held: list[str] | None = [] if prompt.file_search else None
         grounding = None
-        for chunk in self.retrier.stream(model, attempt, has_text=lambda c: bool(_text(c))):
-            usage = _usage(chunk.usage_metadata) if chunk.usage_metadata else usage  # cumulative
-            served = served_model(self.settings, model, chunk)
-            text = _text(chunk)
-            if held is not None:
-                held.append(text)
-                grounding = (chunk.candidates[0].grounding_metadata if chunk.candidates else None) or grounding
-            elif text:
-                yield StreamDelta(text, served, usage)  # what the API has billed so far
+        unanswered = Unanswered()
+        with _charging(unanswered, prompt):
+            for chunk in self.retrier.stream(model, attempt, lambda c: bool(_text(c)), unanswered):
+                usage = _usage(chunk.usage_metadata) if chunk.usage_metadata else usage  # cumulative
+                served = served_model(self.settings, model, chunk)
+                text = _text(chunk)
+                if held is not None:
+                    held.append(text)
+                    grounding = (chunk.candidates[0].grounding_metadata if chunk.candidates else None) or grounding
+                elif text:
+                    yield StreamDelta(text, served, usage)  # what the API has billed so far
+        abandoned = unanswered.charges(prompt.text)
         if held is None:
-            yield StreamDelta("", served, usage, final=True)
+            yield StreamDelta("", served, usage, final=True, abandoned=abandoned)
             return
         text, passages = grounded("".join(held), grounding)
         yield StreamDelta(text, served, usage)
-        yield StreamDelta("", served, usage, final=True, passages=passages)
+        yield StreamDelta("", served, usage, final=True, passages=passages, abandoned=abandoned)
 
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
         """countTokens is free and has its own quota, so it bypasses the generation limiter."""

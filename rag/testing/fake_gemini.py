@@ -569,6 +569,14 @@ class FakeGemini:
         with self._lock:
             return list(self._billed)
 
+    def billed_for(self, model: str, count: int = 1, wait_s: float = 5.0) -> list[Billed]:
+        """What the fake billed `model` for, once `count` calls are billed or `wait_s` passed:
+        a slow reply the client stopped waiting for is still being sent, and billed when done."""
+        until = time.monotonic() + wait_s
+        while len(billed := [b for b in self.billed if b.model == model]) < count and time.monotonic() < until:
+            time.sleep(0.05)
+        return billed
+
     def calls(self, method: str | None = None, model: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if method in (None, r.method) and model in (None, r.model)]
 

@@ -8,10 +8,10 @@ from ingest.pipeline import ingest_paths
 from rag.answer import AskOptions
 from rag.chain import Chain
 from rag.costs import Ledger, price_usd
-from rag.errors import BudgetExceeded
+from rag.errors import BudgetExceeded, ProviderError
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
-from rag.testing.fake_gemini import Reply, count_tokens
+from rag.testing.fake_gemini import Fault, Reply, count_tokens
 from rag.types import Message
 from tests.fakes.tiny_corpus import build_store
 
@@ -164,3 +164,57 @@ def test_a_stopped_answer_is_charged_for_what_the_model_produced(gemini_chain, f
     # As far as the API had reported when the reader stopped: the fake counts as it bills.
     assert answer.usage.prompt_tokens > 100 and answer.usage.output_tokens == count_tokens(first.text)
     assert answer.cost_usd == pytest.approx(price_usd(gemini_settings, "gemini-3.8-flash", answer.usage))
+
+
+@pytest.fixture
+def impatient_chain(backend_settings):
+    """A chain that stops waiting for a reply after a second (the fake's slow replies take 1.5 s)."""
+    settings = backend_settings.model_copy(update={"request_timeout_s": 1.0})
+    provider = GeminiProvider(settings)
+    return Chain(settings, provider, build_store(settings, provider))
+
+
+def test_an_answer_attempt_abandoned_on_timeout_is_charged_though_its_retry_answered(impatient_chain, fake_gemini):
+    """Google may serve and bill a call the client stopped waiting for: the retry's answer was
+    in the ledger, the attempt before it was not."""
+    flash = impatient_chain.generator.flash_model
+    fake_gemini.inject(Fault.slow(1.5), times=1, method="streamGenerateContent", model=flash)
+
+    record = impatient_chain.ask(QUESTION, session_id="s1")
+
+    assert len(fake_gemini.calls("streamGenerateContent", model=flash)) == 2
+    answered = fake_gemini.billed_for(flash)[-1]
+    spent = impatient_chain.ledger.models("s1")[flash]
+    assert (spent.calls, spent.answers) == (2, 1)
+    assert spent.usage.prompt_tokens == pytest.approx(2 * answered.prompt_tokens, rel=0.25)  # the same prompt twice
+    assert spent.usage.output_tokens == answered.output_tokens  # the abandoned attempt's output is unknown
+    assert record.cost_usd == pytest.approx(impatient_chain.ledger.session("s1").cost_usd)
+
+
+def test_an_answer_that_timed_out_on_every_attempt_is_charged_for_each(impatient_chain, fake_gemini):
+    flash = impatient_chain.generator.flash_model
+    fake_gemini.inject(Fault.slow(1.5), times=None, method="streamGenerateContent", model=flash)
+    with pytest.raises(ProviderError, match="no answer before the request timeout"):
+        impatient_chain.ask(QUESTION, session_id="s1")
+    attempts = len(fake_gemini.calls("streamGenerateContent", model=flash))
+
+    fake_gemini.clear_faults()
+    impatient_chain.ask(QUESTION, session_id="s2")  # the same prompt, answered: what one attempt bills
+    answered = fake_gemini.billed_for(flash)[-1]
+
+    spent = impatient_chain.ledger.models("s1")[flash]
+    assert attempts >= 2 and (spent.calls, spent.answers, spent.usage.output_tokens) == (attempts, 0, 0)
+    assert spent.usage.prompt_tokens == pytest.approx(attempts * answered.prompt_tokens, rel=0.25)
+
+
+def test_a_rewrite_attempt_abandoned_on_timeout_is_charged(impatient_chain, fake_gemini):
+    lite = impatient_chain.settings.lite_model
+    history = [Message("user", "How many vacation days do I get?"), Message("assistant", "25 days [1].")]
+    fake_gemini.inject(Fault.slow(1.5), times=1, method="generateContent", model=lite)
+
+    impatient_chain.ask("And can I carry them over?", history, session_id="s1")
+
+    billed = fake_gemini.billed_for(lite, count=2)
+    spent = impatient_chain.ledger.models("s1")[lite]
+    assert (len(billed), spent.calls) == (2, 2)
+    assert spent.usage.prompt_tokens == pytest.approx(sum(b.prompt_tokens for b in billed), rel=0.25)

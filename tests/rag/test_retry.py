@@ -14,7 +14,7 @@ from rag.providers.gemini import GeminiProvider
 from rag.retry import Retrier, classify
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini, Fault, Reply
-from rag.types import Prompt
+from rag.types import Prompt, Usage, estimate_tokens
 from tests.fakes.clock import ManualClock
 from tests.fakes.sleeper import RecordingSleep
 
@@ -168,6 +168,27 @@ def test_stream_cut_before_any_text_is_retried(make: Callable[..., Harness], fak
     assert "".join(d.text for d in deltas) == LONG
     assert deltas[-1].final and deltas[-1].usage.output_tokens == 12
     assert len(fake_gemini.requests) == 2 and len(h.sleep.waits) == 1
+
+
+def test_attempts_that_got_no_reply_are_handed_on_to_be_charged_refused_ones_are_not(
+    make: Callable[..., Harness], fake_gemini: FakeGemini
+) -> None:
+    """A 503 did no work and is not billed; a reply broken in transit or a stream dropped
+    before its text may have been served and billed, so each goes on to the caller's ledger."""
+    h = make(max_attempts=3)
+    prompt = Prompt.of("hello")
+    one = Usage(prompt_tokens=estimate_tokens(prompt.text))
+    fake_gemini.inject(Fault.server_error(503), times=2)
+    assert h.provider.generate(prompt).abandoned == ()
+    fake_gemini.inject(Fault.malformed_json(), times=2)
+    assert h.provider.generate(prompt).abandoned == (one, one)
+    fake_gemini.reply(LONG, LONG)
+    fake_gemini.inject(Fault.cut_stream(after_chunks=0))
+    assert [d.abandoned for d in h.provider.stream(prompt) if d.final] == [(one,)]
+    fake_gemini.inject(Fault.malformed_json(), times=None)
+    with pytest.raises(ProviderError) as caught:
+        h.provider.generate(prompt)
+    assert caught.value.abandoned == (one, one, one)
 
 
 def test_stream_429_on_open_is_retried(make: Callable[..., Harness], fake_gemini: FakeGemini) -> None:
