@@ -523,14 +523,14 @@ class Chain:
     def files(self, store: Store, question: str, history: Sequence[Message]) -> tuple[str, ...]:
         """The collection's files when the conversation asks for a whole document (else none
         are needed), so the one it names is found even when retrieval missed it: listed once
-        per corpus version, since listing reads every chunk."""
+        per corpus version, since listing reads every chunk's metadata."""
         asked = [question, *(m.text for m in history if m.role == "user")]
         if not any(asks_for_whole_document(text) for text in asked):
             return ()
         version = store.version
         listed = self._files.get(store.name)
         if listed is None or listed[0] != version:
-            listed = (version, tuple(sorted({chunk.source for chunk in store.chunks()})))
+            listed = (version, tuple(sorted(store.sources())))
             self._files[store.name] = listed
         return listed[1]
 

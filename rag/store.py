@@ -221,6 +221,18 @@ class Store:
         return [s for s in dict.fromkeys(sources)
                 if not self.collection.get(where={"source": s}, limit=1, include=[])["ids"]]
 
+    def sources(self, page_size: int = 5_000) -> set[str]:
+        """Every file the collection holds a chunk of, read from the chunks' metadata alone
+        (their text is most of what a full listing reads)."""
+        found: set[str] = set()
+        offset = 0
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=page_size, offset=offset)
+            found.update(str(meta["source"]) for meta in got["metadatas"] or [])
+            if len(got["ids"]) < page_size:
+                return found
+            offset += page_size
+
     def chunks(self, where: dict[str, Any] | None = None, page_size: int = 5_000) -> Iterator[Chunk]:
         offset = 0
         while True:

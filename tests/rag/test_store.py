@@ -32,6 +32,14 @@ def test_upsert_query_and_roundtrip_metadata(settings):
     assert [c.id for c in store.chunks()] == ["c1"]
 
 
+def test_sources_lists_every_file_across_pages(settings):
+    store = Store(settings, "test:emb:2")
+    chunks = [Chunk(id=f"c{i}", text="x", source=f"f{i % 3}.md", index=i, start=0, end=1, content_hash=f"h{i}")
+              for i in range(7)]
+    store.upsert(chunks, [[1.0, 0.0]] * 7)
+    assert store.sources(page_size=2) == {"f0.md", "f1.md", "f2.md"}
+
+
 def test_version_bumps_and_persists(settings):
     store = Store(settings, "test:emb:2")
     assert store.version == 0
