@@ -24,6 +24,7 @@ SETTINGS_ENV = {
     "embed_batch_size": "GEMRAG_EMBED_BATCH_SIZE",
     "ingest_batch_chunks": "GEMRAG_INGEST_BATCH_CHUNKS",
     "request_timeout_s": "GEMRAG_REQUEST_TIMEOUT_S",
+    "job_max_retries": "GEMRAG_JOB_MAX_RETRIES",
 }
 
 
