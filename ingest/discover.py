@@ -7,7 +7,8 @@ that is not valid UTF-8 (an old archive's Latin-1 names) is stored with its unde
 bytes written out (`caf\\xe9.md`): stable across runs, and printable in a report.
 
 Hidden files and folders are not entered unless asked (`include_hidden`): they hold tool
-state (.git, the data dir itself), not documents. Symlinks are followed only while they
+state (.git, the data dir itself), not documents. An uploads folder's `.incoming` (uploads
+waiting for their ingest, rag.uploads) is never entered. Symlinks are followed only while they
 stay inside the root, so a link can neither pull in files from elsewhere nor make the walk
 loop; a link to a file or folder the walk reads anyway is an alias, left out, so a file is
 stored once, under its real name. Names are printable on one line: control characters are
@@ -25,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+
+from rag.uploads import INCOMING, UPLOADS
 
 SUPPORTED = {
     ".pdf": "pdf",
@@ -204,6 +207,8 @@ def _folder(path: Path, real_root: Path, filters: Filters, own: Path | None) -> 
     real = path.resolve()
     if own is not None and real == own:
         return Skipped(source, "gemrag's own data folder")
+    if own is not None and real.name == INCOMING and real.parent.parent == own / UPLOADS:
+        return Skipped(source, "uploads waiting for their ingest, which moves them out")
     if path.is_symlink() and not real.is_relative_to(real_root):
         return Skipped(source, f"symlink to {printable(real)}, outside the folder")
     return None

@@ -117,6 +117,7 @@ def ingest_paths(
     generator: Generator | None = None,
     batch: BatchRun | None = None,
     session: str | None = None,
+    on_lock: Callable[[], None] | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
@@ -126,7 +127,9 @@ def ingest_paths(
     describes figures and transcribes scans; otherwise scans are OCR'd by Tesseract if
     installed and images are skipped (ingest.vision). `batch`: embed through Batch API jobs.
     `session`: the ledger session the run's calls are charged to (default:
-    `ledger_session(collection)`; the API's worker names the job's key)."""
+    `ledger_session(collection)`; the API's worker names the job's key). `on_lock`: called
+    once the collection's lock is held, before anything is read (ingest.uploads moves staged
+    uploads onto the paths this run ingests, so only a locked run changes them)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
@@ -137,6 +140,8 @@ def ingest_paths(
     if batch is not None:
         embedding_jobs(embedder)  # refuses an embedder without batch jobs before anything is written
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
+        if on_lock is not None:
+            on_lock()
         if rebuild:
             from rag.bm25 import remove_indexes  # numpy: not for a run that finds nothing to do
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from ingest.pipeline import ingest_paths, remove_paths
 from ingest.report import IngestReport, Progress, Status
 from ingest.spending import ledger_session
+from ingest.uploads import ingest_staged
 from ingest.vision import configured_reader
 from rag.errors import GemragError
 from rag.jobs import TASK, Jobs
@@ -30,6 +31,7 @@ from rag.providers import Embedders
 from rag.providers.base import Generator
 from rag.settings import Settings, load_settings
 from rag.stores import embedder_for
+from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
@@ -58,21 +60,28 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
         jobs.update(job_id, files_done=p.files_done, files_total=p.files_total, chunks_done=p.chunks_done,
                     chunks_total=p.chunks_total, current=p.current)
 
+    staged = [StagedFile.at(Path(p)) for p in job.paths] if job.kind == "upload" else []
     try:
-        embedder = embedder_for(settings, job.collection or settings.collection, embedders)
+        collection = job.collection or settings.collection
+        embedder = embedder_for(settings, collection, embedders)
         if job.kind == "remove":
-            report = remove_paths(job.sources, settings, embedder, collection=job.collection)
+            report = remove_paths(job.sources, settings, embedder, collection=collection)
         else:  # charged to the key that queued it: GET /v1/sessions/ingest:<collection>/costs shows it
-            session = ledger_session(job.collection or settings.collection, job.owner)
-            report = ingest_paths([Path(p) for p in job.paths], settings, embedder, collection=job.collection,
-                                  prune=job.prune, on_progress=progress, generator=generator, session=session)
+            session = ledger_session(collection, job.owner)
+            if job.kind == "upload":  # each upload's own bytes, moved onto their names under the lock
+                report = ingest_staged(staged, settings, embedder, collection, on_progress=progress,
+                                       generator=generator, session=session)
+            else:
+                report = ingest_paths([Path(p) for p in job.paths], settings, embedder, collection=collection,
+                                      prune=job.prune, on_progress=progress, generator=generator, session=session)
         if report.stopped:
             raise JobStopped(report.stopped)
     except GemragError as exc:
         last = job.attempts > settings.job_max_retries
         jobs.update(job_id, state="failed" if last else "retrying", message=str(exc), current="")
         if not last:
-            raise
+            raise  # staged files wait for the retry
+        discard(staged)
         return
     jobs.update(job_id, state="done", current="", **summary(report))
 

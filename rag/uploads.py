@@ -4,12 +4,25 @@ the API's (POST /v1/collections/{name}/documents), which must not import each ot
 An upload's name comes from the client and cannot be trusted: it is reduced to a plain file
 name (no directories, no leading dots, a small character set) and the destination is
 checked to lie inside the data dir's uploads folder, so no name can write anywhere else.
+
+An upload is kept at `uploads/<collection>/<name>`: what the ingest manifest records, and so
+what the source preview, File Search sync and removal read. It is not written there, though:
+it is staged in a folder of its own upload, `uploads/<collection>/.incoming/<id>/<name>`,
+and moved onto its name by the ingest that reads it, under the collection's ingest lock
+(ingest.uploads). So two uploads of one name, at once, cannot overwrite each other's bytes
+before each is ingested: each ingest reads its own, and the later one is what stays. A
+stored name never starts with a dot (`safe_name`), nor does a collection name, so
+`.incoming` is neither; ingest does not walk into it (ingest.discover).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import time
 import unicodedata
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -18,6 +31,9 @@ from rag.settings import Settings
 
 _UNSAFE = re.compile(r"[^\w. -]+")  # \w keeps letters of every script
 MAX_NAME = 120
+UPLOADS = "uploads"  # under the data dir: a folder per collection
+INCOMING = ".incoming"  # under a collection's folder: a folder per upload, until its ingest
+STALE_S = 7 * 24 * 3600  # an upload folder this old belongs to no job that can still run
 
 
 class UploadRejected(GemragError):
@@ -27,7 +43,16 @@ class UploadRejected(GemragError):
 @dataclass(frozen=True)
 class StagedFile:
     name: str  # the sanitised file name, as it will be cited
-    path: Path  # where it now lives, inside the data dir
+    path: Path  # where it waits for its ingest, in its upload's own folder under `.incoming`
+    stored: Path  # where its ingest moves it: the collection's uploads folder, under `name`
+
+    @classmethod
+    def at(cls, path: Path) -> StagedFile:
+        """The staged file at `path` (as a job records it). A path outside `.incoming` (a job
+        queued before uploads were staged) is already where it is stored."""
+        if path.parent.parent.name != INCOMING:
+            return cls(path.name, path, path)
+        return cls(path.name, path, path.parent.parent.parent / path.name)
 
 
 def safe_name(original: str) -> str:
@@ -42,10 +67,47 @@ def safe_name(original: str) -> str:
 
 
 def upload_dir(settings: Settings, collection: str) -> Path:
-    uploads = settings.path("uploads").resolve()
+    uploads = settings.path(UPLOADS).resolve()
     uploads.mkdir(exist_ok=True)
     folder = (uploads / collection).resolve()
     if folder.parent != uploads:
         raise UploadRejected(f"Collection {collection!r} is not a usable folder name.")
     folder.mkdir(exist_ok=True)
     return folder
+
+
+def incoming_dir(settings: Settings, collection: str) -> Path:
+    """A new folder, private to one upload, for its files until their ingest moves them."""
+    folder = upload_dir(settings, collection) / INCOMING / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return folder
+
+
+def staged_file(folder: Path, name: str) -> StagedFile:
+    """Where the file stored as `name` (a `safe_name`) waits in an upload's `folder`."""
+    target = (folder / name).resolve()
+    if not name or target.parent != folder:
+        raise UploadRejected(f"{name or '(no name)'}: not a usable file name.")
+    return StagedFile(name, target, folder.parent.parent / name)
+
+
+def discard(staged: Iterable[StagedFile]) -> None:
+    """Remove what is left of these uploads' folders: their files that were not moved onto
+    their stored names (a refused or failed ingest) and the folders themselves."""
+    for folder in {s.path.parent for s in staged if s.path != s.stored}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep(settings: Settings, collection: str) -> None:
+    """Remove upload folders older than `STALE_S`: left by a job that never ran (its record
+    expired) or a process killed while it received the files."""
+    incoming = settings.path(UPLOADS) / collection / INCOMING
+    if not incoming.is_dir():
+        return
+    for folder in incoming.iterdir():
+        try:
+            stale = time.time() - folder.stat().st_mtime > STALE_S
+        except OSError:  # removed meanwhile: its upload failed, or its run is over
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,9 @@
 """Files uploaded from the browser: checked, copied into the data dir, then ingested.
 
+Each call's files are staged in a folder of their own and moved onto their stored names by
+the ingest that reads them, under the collection's lock (ingest.uploads, as the API's jobs
+are), so an upload of the same name at the same time cannot swap the bytes this one ingests.
+
 Names are made safe and kept inside the uploads folder by rag.uploads. Size and type are
 checked here even though Gradio also limits them, because the limits
 must hold for any client that talks to the server directly.
@@ -13,18 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.discover import SUPPORTED
-from ingest.pipeline import ingest_paths
 from ingest.report import IngestReport, ProgressCallback
+from ingest.uploads import ingest_staged
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
-from rag.uploads import StagedFile, UploadRejected, safe_name, upload_dir
+from rag.uploads import StagedFile, UploadRejected, incoming_dir, safe_name, staged_file, upload_dir
 from ui import browser_copies
 
 __all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "safe_name", "stage", "upload_dir"]
 
 
-def stage(uploaded: Path, original_name: str, settings: Settings, collection: str) -> StagedFile:
-    """Check one uploaded file and copy it into the collection's uploads folder."""
+def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) -> StagedFile:
+    """Check one uploaded file and copy it into `folder`, its upload's (rag.uploads.incoming_dir)."""
     name = safe_name(original_name)
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
@@ -36,12 +40,12 @@ def stage(uploaded: Path, original_name: str, settings: Settings, collection: st
             f"{original_name}: {size_mb:.1f} MB is over the upload limit of {settings.max_upload_mb:g} MB "
             "(set GEMRAG_MAX_UPLOAD_MB to change it, or ingest large files with python -m ingest)."
         )
-    root = upload_dir(settings, collection)
-    target = (root / name).resolve()
-    if not name or target.parent != root:
-        raise UploadRejected(f"{original_name}: not a usable file name.")
-    shutil.copyfile(uploaded, target)
-    return StagedFile(name, target)
+    try:
+        staged = staged_file(folder, name)
+    except UploadRejected:
+        raise UploadRejected(f"{original_name}: not a usable file name.") from None
+    shutil.copyfile(uploaded, staged.path)
+    return staged
 
 
 @dataclass
@@ -64,19 +68,21 @@ def ingest_uploads(
     session's, describes images and transcribes scans when it is Gemini. A file whose
     browser copy is gone was ingested by an earlier call and is passed over."""
     result = UploadResult()
-    for file in files:
-        if not file.exists():
-            # Staged by an earlier upload event, which removed the browser's copy: the file box
-            # still listed it when the next file was added beside it.
-            continue
-        try:
-            result.staged.append(stage(file, file.name, settings, collection))
-        except UploadRejected as exc:
-            result.rejected.append(str(exc))
-    browser_copies.discard(files, settings)  # staged copies are what gets ingested and cited
-    if result.staged:
-        result.report = ingest_paths(
-            [s.path for s in result.staged], settings, embedder, collection=collection, on_progress=on_progress,
-            generator=generator,
-        )
+    folder = incoming_dir(settings, collection)
+    try:
+        for file in files:
+            if not file.exists():
+                # Staged by an earlier upload event, which removed the browser's copy: the file box
+                # still listed it when the next file was added beside it.
+                continue
+            try:
+                result.staged.append(stage(file, file.name, settings, folder))
+            except UploadRejected as exc:
+                result.rejected.append(str(exc))
+        browser_copies.discard(files, settings)  # staged copies are what gets ingested and cited
+        if result.staged:
+            result.report = ingest_staged(result.staged, settings, embedder, collection, on_progress=on_progress,
+                                          generator=generator)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # moved onto their names, refused, or the run was: none waits
     return result

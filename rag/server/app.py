@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -77,7 +78,7 @@ from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
-from rag.uploads import safe_name, upload_dir
+from rag.uploads import incoming_dir, safe_name, staged_file
 
 log = logging.getLogger("rag.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -351,15 +352,19 @@ def add_routes(app: FastAPI) -> None:
         """Stores the files under the data dir and queues a job that ingests them."""
         state = services(request)
         check_collection_name(name)
-        folder = upload_dir(state.settings, name)
+        folder = incoming_dir(state.settings, name)  # this upload's own: the job moves its files onto their names
         staged = []
-        for file in files:
-            target = folder / (safe_name(file.filename or "") or "upload")
-            with target.open("wb") as out:
-                while chunk := await file.read(1 << 20):
-                    out.write(chunk)
-            staged.append(str(target))
-        job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("upload", name, caller.name, paths=staged))
+        try:
+            for file in files:
+                target = staged_file(folder, safe_name(file.filename or "") or "upload").path
+                with target.open("wb") as out:
+                    while chunk := await file.read(1 << 20):
+                        out.write(chunk)
+                staged.append(str(target))
+            job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("upload", name, caller.name, paths=staged))
+        except BaseException:  # the client went away, the disk filled, no queue: nothing queued, nothing kept
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return JobOut.model_validate(job)
 
     @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)

@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -24,6 +25,7 @@ SETTINGS_ENV = {
     "embed_batch_size": "GEMRAG_EMBED_BATCH_SIZE",
     "ingest_batch_chunks": "GEMRAG_INGEST_BATCH_CHUNKS",
     "request_timeout_s": "GEMRAG_REQUEST_TIMEOUT_S",
+    "job_max_retries": "GEMRAG_JOB_MAX_RETRIES",
 }
 
 
@@ -39,6 +41,17 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
     return process
+
+
+@contextmanager
+def running_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`start_worker`, stopped when the block ends."""
+    worker = start_worker(settings, log)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(10)
 
 
 def wait_job(client: TestClient, job_id: str, until: Callable[[dict], bool], timeout_s: float = 60,

@@ -4,9 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from ingest.pipeline import run_lock
+from rag.errors import GemragError
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.store import Store
+from rag.uploads import INCOMING, incoming_dir
 from ui.uploads import UploadRejected, ingest_uploads, safe_name, stage, upload_dir
 
 
@@ -30,20 +33,23 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_stage_copies_into_the_collections_upload_folder_only(settings: Settings, tmp_path: Path) -> None:
-    staged = stage(write(tmp_path / "in" / "x", "notes"), "../../../outside.md", settings, "corpus")
-    assert staged.path == upload_dir(settings, "corpus") / "outside.md"
-    assert staged.path.read_text() == "notes"
+def test_stage_copies_into_its_uploads_own_folder_only(settings: Settings, tmp_path: Path) -> None:
+    folder = incoming_dir(settings, "corpus")
+    staged = stage(write(tmp_path / "in" / "x", "notes"), "../../../outside.md", settings, folder)
+    assert staged.path == folder / "outside.md" and staged.path.read_text() == "notes"
+    assert staged.stored == upload_dir(settings, "corpus") / "outside.md"
+    assert not staged.stored.exists()  # moved there by the ingest that reads it, under the collection's lock
     assert not (tmp_path / "outside.md").exists()
 
 
 def test_stage_refuses_unknown_types_and_oversized_files(settings: Settings, tmp_path: Path) -> None:
+    folder = incoming_dir(settings, "corpus")
     with pytest.raises(UploadRejected, match=r"tool\.exe: file type \.exe is not supported"):
-        stage(write(tmp_path / "a", "MZ"), "tool.exe", settings, "corpus")
+        stage(write(tmp_path / "a", "MZ"), "tool.exe", settings, folder)
     small = settings.model_copy(update={"max_upload_mb": 0.001})
     with pytest.raises(UploadRejected, match=r"big\.md: 0\.0 MB is over the upload limit of 0\.001 MB"):
-        stage(write(tmp_path / "b", "x" * 2_000), "big.md", small, "corpus")
-    assert list(upload_dir(settings, "corpus").iterdir()) == []
+        stage(write(tmp_path / "b", "x" * 2_000), "big.md", small, folder)
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.parametrize("collection", ["..", ".", "../x", "a/../.."])
@@ -65,3 +71,17 @@ def test_uploads_are_ingested_under_their_file_names(
     chunks = list(Store(settings, offline_provider.embedding_id, "corpus").chunks())
     assert {c.source for c in chunks} == {"canteen.md"}
     assert seen and seen[-1].files_done == seen[-1].files_total == 1
+    assert list((upload_dir(settings, "corpus") / INCOMING).iterdir()) == []
+
+
+def test_an_upload_refused_by_a_running_ingest_leaves_the_stored_file_as_ingested(
+    settings: Settings, tmp_path: Path, offline_provider: OfflineProvider
+) -> None:
+    ingest_uploads([write(tmp_path / "tmp1" / "canteen.md", "# Canteen\n\nLunch from 11:30.")], settings,
+                   offline_provider, "corpus")
+    stored = upload_dir(settings, "corpus") / "canteen.md"
+    with run_lock(settings, "corpus"), pytest.raises(GemragError, match="Another ingest"):
+        ingest_uploads([write(tmp_path / "tmp2" / "canteen.md", "# Canteen\n\nClosed.")], settings,
+                       offline_provider, "corpus")
+    assert stored.read_text() == "# Canteen\n\nLunch from 11:30."  # what the collection holds, still
+    assert list((upload_dir(settings, "corpus") / INCOMING).iterdir()) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from rag.backend import Backend
 from rag.chain import Chain
 from rag.providers.gemini import GeminiProvider
 from rag.server.app import create_app
+from rag.server.auth import new_key
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.settings import Settings
 from rag.stores import Stores
@@ -64,3 +66,17 @@ def api(api_settings: Settings) -> Iterator[Running]:
     app, chain = gemini_app(api_settings)
     for url in serve_in_thread(app):
         yield Running(url, app, chain)
+
+
+@pytest.fixture
+def keyed_settings(gemini_settings, redis_url, chroma_server_url):
+    """Settings for the job routes (Redis, a Chroma server the worker shares, a fresh
+    collection) and the headers of a reader, a loader and an admin key."""
+    keys, lines = {}, []
+    for name, role in (("reader", "ask"), ("loader", "ingest"), ("ops", "admin")):
+        keys[name], line = new_key(name, role)
+        lines.append(line)
+    settings = gemini_settings.model_copy(update={
+        "redis_url": redis_url, "chroma_url": chroma_server_url, "api_keys": ",".join(lines),
+        "collection": f"upl-{uuid.uuid4().hex[:12]}"})
+    return settings, {name: {"X-API-Key": key} for name, key in keys.items()}

@@ -4,29 +4,15 @@ JSON and SSE; removal of one document; roles; no queue without Redis."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 
 from rag.server.app import create_app
-from rag.server.auth import new_key
 from tests.fakes.worker import start_worker, wait_job
 
 HANDBOOK = "# Leave\n\nEvery employee gets 27 days of paid vacation per calendar year.\n"
 NOTES = "# Parking\n\nThe parking garage opens at 6 am and closes at 11 pm.\n"
-
-
-@pytest.fixture
-def keyed_settings(gemini_settings, redis_url, chroma_server_url, tmp_path):
-    keys, lines = {}, []
-    for name, role in (("reader", "ask"), ("loader", "ingest"), ("ops", "admin")):
-        keys[name], line = new_key(name, role)
-        lines.append(line)
-    settings = gemini_settings.model_copy(update={
-        "redis_url": redis_url, "chroma_url": chroma_server_url, "api_keys": ",".join(lines),
-        "collection": f"upl-{uuid.uuid4().hex[:12]}"})
-    return settings, {name: {"X-API-Key": key} for name, key in keys.items()}
 
 
 @pytest.mark.slow

@@ -1,0 +1,104 @@
+"""Staged uploads (rag.uploads) moved onto their stored names by the locked run that ingests
+them (ingest.uploads): each run reads its own upload's bytes, the later upload of a name is
+what stays, and nothing is left waiting in `.incoming` once a run is over."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.discover import Filters, Skipped, SourceFile, discover
+from ingest.pipeline import run_lock
+from ingest.report import Status
+from ingest.uploads import ingest_staged
+from rag.errors import GemragError
+from rag.settings import Settings
+from rag.store import Store
+from rag.uploads import INCOMING, STALE_S, StagedFile, incoming_dir, staged_file, upload_dir
+from tests.ingest.fake_embedder import FakeEmbedder
+
+FIRST = "# Leave\n\nEvery employee gets 27 days of paid vacation per calendar year.\n"
+SECOND = "# Leave\n\nEvery employee gets 30 days of paid vacation per calendar year.\n"
+
+
+def upload(settings: Settings, name: str, text: str, collection: str = "corpus") -> StagedFile:
+    """What the API does with one request's file: written into a folder of that upload's own."""
+    staged = staged_file(incoming_dir(settings, collection), name)
+    staged.path.write_text(text)
+    return staged
+
+
+def texts(settings: Settings, fake: FakeEmbedder) -> set[str]:
+    return {c.text for c in Store(settings, fake.embedding_id, "corpus").chunks()}
+
+
+def test_two_uploads_of_one_name_each_ingest_their_own_bytes_and_the_later_stays(
+    settings: Settings, fake: FakeEmbedder
+) -> None:
+    first, second = upload(settings, "leave.md", FIRST), upload(settings, "leave.md", SECOND)
+    assert first.stored == second.stored == upload_dir(settings, "corpus") / "leave.md"
+    assert not first.stored.exists()  # nothing changes the stored file before a locked run
+
+    one = ingest_staged([first], settings, fake, "corpus")
+    assert [(f.source, f.status) for f in one.files] == [("leave.md", Status.ADDED)]
+    assert any("27 days" in t for t in texts(settings, fake))  # its own bytes, not the second upload's
+
+    two = ingest_staged([second], settings, fake, "corpus")
+    assert [(f.source, f.status) for f in two.files] == [("leave.md", Status.UPDATED)]
+    stored = texts(settings, fake)
+    assert any("30 days" in t for t in stored) and not any("27 days" in t for t in stored)
+    assert first.stored.read_text() == SECOND
+    assert list((upload_dir(settings, "corpus") / INCOMING).iterdir()) == []
+
+    same = ingest_staged([upload(settings, "leave.md", SECOND)], settings, fake, "corpus")
+    assert [f.status for f in same.files] == [Status.UNCHANGED]
+
+
+def test_a_run_refused_by_the_lock_leaves_the_upload_staged_for_its_retry(
+    settings: Settings, fake: FakeEmbedder
+) -> None:
+    ingest_staged([upload(settings, "leave.md", FIRST)], settings, fake, "corpus")
+    waiting = upload(settings, "leave.md", SECOND)
+    with run_lock(settings, "corpus"), pytest.raises(GemragError, match="Another ingest"):
+        ingest_staged([waiting], settings, fake, "corpus")
+    assert waiting.path.read_text() == SECOND and waiting.stored.read_text() == FIRST  # neither touched
+
+    retry = ingest_staged([waiting], settings, fake, "corpus")
+    assert [f.status for f in retry.files] == [Status.UPDATED] and not waiting.path.parent.exists()
+    again = ingest_staged([waiting], settings, fake, "corpus")  # a retry after the move: what is stored
+    assert [f.status for f in again.files] == [Status.UNCHANGED]
+
+
+def test_refused_files_leave_nothing_waiting(settings: Settings, fake: FakeEmbedder) -> None:
+    report = ingest_staged([upload(settings, "empty.md", ""), upload(settings, "tool.exe", "MZ")],
+                           settings, fake, "corpus")
+    assert {f.source: f.status for f in report.files} == {"empty.md": Status.FAILED, "tool.exe": Status.SKIPPED}
+    assert list((upload_dir(settings, "corpus") / INCOMING).iterdir()) == []
+
+
+def test_an_upload_folder_left_by_a_job_that_never_ran_is_swept_after_a_week(
+    settings: Settings, fake: FakeEmbedder
+) -> None:
+    old, recent = upload(settings, "old.md", FIRST), upload(settings, "recent.md", FIRST)
+    week_ago = time.time() - STALE_S - 60
+    os.utime(old.path.parent, (week_ago, week_ago))
+    ingest_staged([upload(settings, "leave.md", FIRST)], settings, fake, "corpus")
+    assert not old.path.parent.exists() and recent.path.exists()
+
+
+def test_a_folder_ingest_never_takes_uploads_waiting_in_incoming(settings: Settings, fake: FakeEmbedder) -> None:
+    ingest_staged([upload(settings, "leave.md", FIRST)], settings, fake, "corpus")
+    upload(settings, "leave.md", SECOND)
+    found = list(discover(upload_dir(settings, "corpus"), Filters(include_hidden=True), settings.data_dir))
+    assert [f.source for f in found if isinstance(f, SourceFile)] == ["leave.md"]
+    assert [f.source for f in found if isinstance(f, Skipped)] == [f"{INCOMING}/"]
+
+
+def test_an_upload_queued_before_staging_is_ingested_where_it_is(settings: Settings, fake: FakeEmbedder) -> None:
+    stored = upload_dir(settings, "corpus") / "leave.md"
+    stored.write_text(FIRST)
+    report = ingest_staged([StagedFile.at(Path(stored))], settings, fake, "corpus")
+    assert [f.status for f in report.files] == [Status.ADDED] and stored.read_text() == FIRST

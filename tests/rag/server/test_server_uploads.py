@@ -1,0 +1,106 @@
+"""Uploads through the API staged apart until their job moves them onto their names under the
+collection's ingest lock (rag.uploads, ingest.uploads): two of one name queued at once, an
+API upload after a UI upload of the name, and nothing left staged whatever a job's outcome.
+Each test runs `python -m ingest.worker` against Redis and a Chroma server."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ingest.pipeline import run_lock
+from rag.providers import Embedders
+from rag.server.app import create_app
+from rag.settings import Settings
+from rag.store import Store
+from rag.stores import embedder_for
+from rag.uploads import INCOMING, upload_dir
+from tests.fakes.worker import running_worker, wait_job
+from tests.ingest.conftest import billed_embeddings
+from ui.preview import locate
+from ui.uploads import ingest_uploads
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.chroma_server]
+
+HANDBOOK = "# Leave\n\nEvery employee gets 27 days of paid vacation per calendar year.\n"
+HANDBOOK_2027 = "# Leave\n\nFrom 2027 every employee gets 30 days of paid vacation per calendar year.\n"
+
+
+def finished(job: dict) -> bool:
+    return job["state"] in ("done", "failed")
+
+
+def stored_texts(settings: Settings) -> list[str]:
+    embedder = embedder_for(settings, settings.collection, Embedders(settings))
+    return [c.text for c in Store(settings, embedder.embedding_id, settings.collection).chunks()]
+
+
+def upload(api: TestClient, settings: Settings, keys: dict, *files: tuple[str, bytes]) -> str:
+    """One upload request of `files` (name, bytes) into the collection; its job's id."""
+    return api.post(f"/v1/collections/{settings.collection}/documents", headers=keys["loader"],
+                    files=[("files", f) for f in files]).json()["id"]
+
+
+def waiting(settings: Settings) -> list[Path]:
+    """The uploads in `.incoming`, not yet moved onto their names by their job."""
+    return sorted((upload_dir(settings, settings.collection) / INCOMING).glob("*/*"))
+
+
+def test_two_uploads_of_one_name_at_once_each_ingest_their_own_bytes(keyed_settings, fake_gemini, tmp_path):
+    settings, keys = keyed_settings
+    name = settings.collection
+    stored = upload_dir(settings, name) / "handbook.md"
+    with TestClient(create_app(settings, mounts=[])) as api:
+        ids = [upload(api, settings, keys, ("handbook.md", text.encode())) for text in (HANDBOOK, HANDBOOK_2027)]
+        assert len(waiting(settings)) == 2 and not stored.exists()  # both queued before either job ran
+        with running_worker(settings, tmp_path / "worker.log"):
+            first, second = (wait_job(api, i, finished, headers=keys["loader"]) for i in ids)
+    assert (first["state"], first["outcomes"]) == ("done", {"added": 1})  # the first upload's bytes, as new
+    assert (second["state"], second["outcomes"]) == ("done", {"updated": 1})  # then the second's, replacing them
+    embedded = [text for request in billed_embeddings(fake_gemini) for text in request]
+    assert [("27 days" in t, "30 days" in t) for t in embedded] == [(True, False), (False, True)]
+    [chunk] = stored_texts(settings)
+    assert "30 days" in chunk and "27 days" not in chunk  # the later upload stays, not a mix
+    path, content_hash = locate(settings, name, "handbook.md")  # the UI's source preview finds it
+    assert path == stored and path.read_text() == HANDBOOK_2027
+    assert content_hash == hashlib.sha256(HANDBOOK_2027.encode()).hexdigest()
+    assert waiting(settings) == []
+
+
+def test_an_api_upload_replaces_a_ui_upload_of_the_same_name(keyed_settings, fake_gemini, tmp_path):
+    settings, keys = keyed_settings
+    name = settings.collection
+    browser = tmp_path / "browser" / "handbook.md"
+    browser.parent.mkdir()
+    browser.write_text(HANDBOOK)
+    ui = ingest_uploads([browser], settings, embedder_for(settings, name, Embedders(settings)), name)
+    assert ui.report is not None and [f.status.value for f in ui.report.files] == ["added"]
+    with running_worker(settings, tmp_path / "worker.log"), TestClient(create_app(settings, mounts=[])) as api:
+        outcomes = [wait_job(api, upload(api, settings, keys, ("handbook.md", text.encode())), finished,
+                             headers=keys["loader"])["outcomes"] for text in (HANDBOOK, HANDBOOK_2027)]
+    assert outcomes == [{"unchanged": 1}, {"updated": 1}]
+    assert ["30 days" in t for t in stored_texts(settings)] == [True]
+    path, _ = locate(settings, name, "handbook.md")
+    assert path == upload_dir(settings, name) / "handbook.md" and path.read_text() == HANDBOOK_2027
+    assert waiting(settings) == []
+
+
+def test_nothing_waits_in_incoming_once_a_job_is_over_whatever_its_outcome(keyed_settings, fake_gemini, tmp_path):
+    settings, keys = keyed_settings
+    settings = settings.model_copy(update={"job_max_retries": 0})  # a refused run fails at once
+    name = settings.collection
+    with running_worker(settings, tmp_path / "worker.log"), TestClient(create_app(settings, mounts=[])) as api:
+        job = wait_job(api, upload(api, settings, keys, ("empty.md", b""), ("tool.exe", b"MZ")), finished,
+                       headers=keys["loader"])
+        assert (job["state"], job["outcomes"]) == ("done", {"failed": 1, "skipped": 1})
+        assert waiting(settings) == []
+
+        with run_lock(settings, name):  # another ingest into the collection runs throughout
+            failed = upload(api, settings, keys, ("handbook.md", HANDBOOK.encode()))
+            assert [p.name for p in waiting(settings)] == ["handbook.md"]
+            job = wait_job(api, failed, finished, headers=keys["loader"])
+        assert job["state"] == "failed" and "Another ingest" in job["message"]
+        assert waiting(settings) == [] and not (upload_dir(settings, name) / "handbook.md").exists()
