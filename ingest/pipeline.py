@@ -5,7 +5,8 @@ The CLI, the UI upload and the benchmark all call `ingest_paths` / `remove_paths
 Why it survives kill -9 at any moment: the manifest (ingest.manifest) is the record of
 truth, and each step leaves a state the next run can read back:
 1. chunks are written to the store first, in batches, embedded or with vectors reused from
-   the store when the same chunk (same id: same file, same content) is already there;
+   the store when the same chunk (same id: same file, same content) is already there, or
+   copied from a stored chunk of the same embedded text (a renamed or copied file);
 2. a file's record is committed to the manifest only when all its chunks are stored;
 3. then the chunks of its previous version are deleted.
 A crash between any two steps leaves only chunks no committed file owns; every run ends by
@@ -600,7 +601,6 @@ class _Run(_Pass):
         plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
         if plan.touched:
             self.manifest.commit(plan.touched)
-        self.remove(plan.removals)
         try:
             if batch is None:
                 self.ingest(plan.tasks)
@@ -610,6 +610,7 @@ class _Run(_Pass):
             self.report.stopped = f"{exc} {STOPPED_HINT}"
             done = {f.source for f in self.report.files}
             self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
+        self.remove(plan.removals)  # after: a file renamed on disk copies its vectors from its old name's chunks
         if prune:
             self.remove(self.stale)  # after the writer is done: the manifest and store have one writer
         self.finish()
@@ -714,15 +715,17 @@ class _Run(_Pass):
 
         embedding = InFlight(embed, self.batch_size, self.in_flight, warm_up)
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
-        queued: deque[tuple[list[Prepared], list[Batch]]] = deque()
+        queued: deque[Window] = deque()
         storing: Future[None] | None = None
         try:
             for files in self.windows(prepared):
-                queued.append((files, embedding.submit(self.fresh(files))))
-                while len(queued) > 1 and (_embedded(queued[0][1]) or _queued_chunks(queued) > self.lookahead):
-                    storing = self.hand_over(*queued.popleft(), writer, storing)
+                fresh = self.fresh(files)
+                copied = self.copies(fresh)
+                queued.append(Window(files, copied, embedding.submit([c for c in fresh if c.chunk.id not in copied])))
+                while len(queued) > 1 and (_embedded(queued[0].batches) or _queued_chunks(queued) > self.lookahead):
+                    storing = self.hand_over(queued.popleft(), writer, storing)
             while queued:
-                storing = self.hand_over(*queued.popleft(), writer, storing)
+                storing = self.hand_over(queued.popleft(), writer, storing)
         finally:
             embedding.close()
             try:
@@ -750,18 +753,39 @@ class _Run(_Pass):
             yield window
 
     def fresh(self, files: Sequence[Prepared]) -> list[SizedChunk]:
-        """The chunks to embed: those whose id (same file, same content) is not stored."""
+        """The chunks to store: those whose id (same file, same content) is not stored."""
         return [c for p in files for c in p.chunks if c.chunk.id not in self.present]
 
-    def hand_over(
-        self, files: list[Prepared], batches: list[Batch], writer: ThreadPoolExecutor, storing: Future[None] | None
-    ) -> Future[None]:
+    def copies(self, fresh: Sequence[SizedChunk]) -> dict[str, list[float]]:
+        """Vectors for those of the `fresh` chunks whose embedded text a stored chunk of
+        another file (or place) holds: a renamed or copied file costs a store lookup, not an
+        embedding. Only a chunk of a committed file is copied (an orphan is no file's, and
+        whatever wrote it is not vouched for); asked only when the collection held files
+        before this run."""
+        if not fresh or not self.records:
+            return {}
+        owned = {i for r in self.records.values() for i in r.chunk_ids}
+        holders = self.store.vectors_of_texts(c.chunk.content_hash for c in fresh)
+        copied = {}
+        for c in fresh:
+            vector = next((v for i, v in holders.get(c.chunk.content_hash, {}).items() if i in owned), None)
+            if vector is not None:
+                copied[c.chunk.id] = vector
+        return copied
+
+    def hand_over(self, window: Window, writer: ThreadPoolExecutor, storing: Future[None] | None) -> Future[None]:
         """Wait for a window's vectors, then for the previous window's write, then start
         writing this one (windows are committed in order). Vectors already back are stored
         in parts of `STORE_STEP` while the rest embed: for all but the last window they are
         all back by now, but the last one would otherwise be written whole after the
-        embedder has finished, with nothing left to overlap it."""
-        vectors: dict[str, list[float]] = {}
+        embedder has finished, with nothing left to overlap it. Copied vectors (`copies`)
+        count as reused chunks, not embedded ones."""
+        files, batches = window.files, window.batches
+        vectors = dict(window.copied)
+        if window.copied:
+            with self._counting:
+                self.report.reused_chunks += len(window.copied)
+            self.advance(chunks=len(window.copied))
         written: set[str] = set()
         for i, batch in enumerate(batches):
             vectors.update(batch.vectors())
@@ -855,9 +879,19 @@ class _Run(_Pass):
         self.manifest.set_dirty(False)
 
 
-def _queued_chunks(queued: Iterable[tuple[list[Prepared], list[Batch]]]) -> int:
+@dataclass(frozen=True)
+class Window:
+    """Files read together, and their new chunks' vectors: copied from the store, or on their
+    way from the embedder in `batches`."""
+
+    files: list[Prepared]
+    copied: dict[str, list[float]]
+    batches: list[Batch]
+
+
+def _queued_chunks(queued: Iterable[Window]) -> int:
     """Chunks of the windows read and queued behind the oldest one."""
-    return sum(len(p.chunks) for files, _ in list(queued)[1:] for p in files)
+    return sum(len(p.chunks) for window in list(queued)[1:] for p in window.files)
 
 
 def _embedded(batches: Sequence[Batch]) -> bool:

@@ -277,6 +277,21 @@ class Store:
         got = self.collection.get(ids=list(ids), include=["embeddings"])
         return {i: list(map(float, v)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 
+    def vectors_of_texts(
+        self, content_hashes: Iterable[str], page_size: int = 500
+    ) -> dict[str, dict[str, list[float]]]:
+        """The chunks holding each of these embedded texts (`Chunk.content_hash`), whatever
+        their file, by id with their vectors: one metadata query per `page_size` hashes."""
+        wanted = sorted(set(content_hashes))
+        found: dict[str, dict[str, list[float]]] = {}
+        for start in range(0, len(wanted), page_size):
+            got = self.collection.get(where={"content_hash": {"$in": wanted[start : start + page_size]}},
+                                      include=["embeddings", "metadatas"])
+            vectors = got["embeddings"] if got["embeddings"] is not None else []
+            for id_, meta, vector in zip(got["ids"], got["metadatas"] or [], vectors, strict=True):
+                found.setdefault(str(meta["content_hash"]), {})[id_] = list(map(float, vector))
+        return found
+
 
 def no_store_yet(settings: Settings) -> bool:
     """True when the embedded store has never been created: no collection can exist, so a

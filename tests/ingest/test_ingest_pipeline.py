@@ -92,6 +92,25 @@ def test_an_edited_file_gets_new_chunks_and_loses_its_old_ones(corpus, settings,
     assert snapshot(settings, fake.embedding_id).chunks == snapshot(fresh, fake.embedding_id).chunks
 
 
+def test_a_renamed_or_copied_file_copies_its_stored_vectors_instead_of_embedding_them(corpus, settings, fake):
+    ingest_paths([corpus.root], settings, fake)
+    store = Store(settings, fake.embedding_id)
+    old = {c.embedded_text for c in store.chunks() if c.source == "guide.md"}
+    corpus.path("guide.md").rename(corpus.path("handbook.md"))
+    corpus.path("copy.txt").write_bytes(corpus.path("notes.txt").read_bytes())
+    fake.calls.clear()
+
+    report = ingest_paths([corpus.root], settings, fake, prune=True)
+
+    assert (_statuses(report)["handbook.md"], _statuses(report)["copy.txt"]) == (Status.ADDED, Status.ADDED)
+    assert _statuses(report)["guide.md"] is Status.REMOVED  # after its vectors were copied
+    assert fake.calls == [] and report.embedded_chunks == 0 and report.reused_chunks == report.chunks
+    assert {c.embedded_text for c in store.chunks() if c.source == "handbook.md"} == old
+    fresh = settings.model_copy(update={"data_dir": settings.data_dir.parent / "fresh"})
+    ingest_paths([corpus.root], fresh, FakeEmbedder())
+    assert snapshot(settings, fake.embedding_id) == snapshot(fresh, fake.embedding_id)  # as a fresh ingest stores it
+
+
 def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake):
     ingest_paths([corpus.root], settings, fake)
     corpus.path("notes.txt").unlink()
