@@ -34,11 +34,11 @@ def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) 
     if suffix not in SUPPORTED:
         allowed = ", ".join(sorted(SUPPORTED))
         raise UploadRejected(f"{original_name}: file type {suffix or '(none)'} is not supported (use {allowed}).")
-    size_mb = uploaded.stat().st_size / 1_000_000
-    if size_mb > settings.max_upload_mb:
+    size, limit = uploaded.stat().st_size, int(settings.max_upload_mb * 1_000_000)
+    if size > limit:  # in bytes: a file just over the limit would round to it in MB
         raise UploadRejected(
-            f"{original_name}: {size_mb:.1f} MB is over the upload limit of {settings.max_upload_mb:g} MB "
-            "(set GEMRAG_MAX_UPLOAD_MB to change it, or ingest large files with python -m ingest)."
+            f"{original_name}: {size:,} bytes is over the upload limit of {settings.max_upload_mb:g} MB "
+            f"({limit:,} bytes; set GEMRAG_MAX_UPLOAD_MB to change it, or ingest large files with python -m ingest)."
         )
     try:
         staged = staged_file(folder, name)
