@@ -28,15 +28,16 @@ EPILOG = f"""
 Reads {", ".join(sorted(SUPPORTED))}. With GEMINI_API_KEY, images (files, and those in
 PDFs of at least figure_min_pixels) are described by the Flash-Lite model and cited as
 figures, and PDF pages without a text layer are transcribed; --dry-run estimates that cost.
-Offline, such pages are read by Tesseract when installed (apt-get install tesseract-ocr)
-and images are skipped with the reason. Other files are skipped and listed, as are
-hidden entries (--include-hidden takes them), symlinks leaving PATH or broken, links to a
-file or folder PATH reads anyway (stored under its real name, once), FIFOs and devices; a
-folder that cannot be read is a failure. Each file is stored under its path relative to the
-PATH that found it (a single file under its name; bytes of a name that are not UTF-8, and
-control characters such as a newline, written out as \\xNN or \\n). A file of the same
-name already ingested from another folder that still has it is not replaced: it is listed
-as failed.
+Offline, such pages, and the printed words of image files (screenshots, diagrams), are
+read by Tesseract when installed (apt-get install tesseract-ocr); else they are skipped
+with the reason, as is an image with no words Tesseract reads with confidence (a photo).
+Other files are skipped and listed, as are hidden entries (--include-hidden takes them),
+symlinks leaving PATH or broken, links to a file or folder PATH reads anyway (stored under
+its real name, once), FIFOs and devices; a folder that cannot be read is a failure. Each
+file is stored under its path relative to the PATH that found it (a single file under its
+name; bytes of a name that are not UTF-8, and control characters such as a newline, written
+out as \\xNN or \\n). A file of the same name already ingested from another folder that
+still has it is not replaced: it is listed as failed.
 
 Re-running is cheap: a file whose size and mtime are unchanged is not even read, one whose
 content hash is unchanged is not parsed or embedded again; a changed file's chunks are

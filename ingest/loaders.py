@@ -541,14 +541,14 @@ def _pages(numbers: list[int]) -> str:
 
 
 def read_image(data: bytes, vision: Vision | None) -> Reading:
-    """An image file is one figure: described with a key, else skipped. Not read by Tesseract
-    offline, though scanned PDF pages are: an image file is as often a photo or a chart as
-    a scan, and OCR of a chart is noise in the index. The reason says how to get it read."""
-    from ingest.vision import GEMINI_INLINE_BYTES, NO_KEY, image_of
+    """An image file is one figure: described with a key. Offline, its printed words are read
+    by Tesseract when it is installed (a screenshot, a diagram's labels), only those it reads
+    with confidence: a photo has none and is skipped, as is every image without Tesseract.
+    The reason says how to get it read."""
+    from ingest.vision import GEMINI_INLINE_BYTES, image_of
 
     if vision is None or not vision.describes:
-        raise Unreadable(f"an image: offline it has no text to index ({NO_KEY}; offline, Tesseract reads "
-                         "scanned PDF pages, not image files: a scan saved as a PDF is read)")
+        return _read_words(data, vision)
     if len(data) > GEMINI_INLINE_BYTES:
         raise LoadError(f"an image of {len(data) / 1024 / 1024:.1f} MB: over Gemini's 20 MB inline limit")
     try:
@@ -559,6 +559,24 @@ def read_image(data: bytes, vision: Vision | None) -> Reading:
     if not text:
         return Reading([], "Gemini gave no description")
     return Reading([Section(f"Figure: {text}", kind="figure")])
+
+
+def _read_words(data: bytes, vision: Vision | None) -> Reading:
+    """An image file offline: its legible printed words, as one section, or why none."""
+    from ingest.ocr import INSTALL_HINT, OcrError
+    from ingest.vision import NO_KEY
+
+    try:
+        words = vision.read_words(data) if vision is not None else None
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    except OcrError as exc:
+        raise LoadError(str(exc)) from exc
+    if words is None:
+        raise Unreadable(f"an image: offline it has no text to index ({NO_KEY}, or {INSTALL_HINT})")
+    if not words:
+        raise Unreadable(f"an image with no printed words Tesseract can read (a photo?): {NO_KEY}")
+    return Reading([Section(words)])
 
 
 def load_text(data: bytes) -> list[Section]:

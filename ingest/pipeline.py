@@ -125,8 +125,8 @@ def ingest_paths(
     the work done so far kept (`report.stopped`). Raises GemragError for a refused run
     (mixed embedders, another ingest running, batch jobs pending without `batch`, nothing
     pending with `batch.resume`). `generator` is the session's: when it is Gemini it
-    describes figures and transcribes scans; otherwise scans are OCR'd by Tesseract if
-    installed and images are skipped (ingest.vision). `batch`: embed through Batch API jobs.
+    describes figures and transcribes scans; otherwise scans, and image files' printed words,
+    are OCR'd by Tesseract if installed (ingest.vision). `batch`: embed through Batch API jobs.
     `session`: the ledger session the run's calls are charged to (default:
     `ledger_session(collection)`; the API's worker names the job's key). `on_lock`: called
     once the collection's lock is held, before anything is read (ingest.uploads moves staged

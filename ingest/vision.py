@@ -123,6 +123,18 @@ class Vision:
             return None
         return ocr.read_image(image.blob.data, self.settings.ocr_languages, self.settings.scan_dpi)
 
+    def read_words(self, data: bytes) -> str | None:
+        """The printed words of an image file offline (a screenshot, a diagram's labels), as
+        Tesseract reads them with confidence (`ocr_min_confidence`), one line per line; ""
+        when fewer than `ocr_min_words` are legible (a photo); None without Tesseract.
+        Raises OSError when `data` is not an image."""
+        if not self.tesseract:
+            return None
+        lines = ocr.legible_words(grey_on_white(data), self.settings.ocr_languages, self.settings.ocr_min_confidence)
+        if sum(len(line) for line in lines) < self.settings.ocr_min_words:
+            return ""
+        return "\n".join(" ".join(line) for line in lines)
+
     def _ask(self, instruction: str, image: Image, max_output_tokens: int | None) -> str | None:
         assert self.generator is not None
         model = self.settings.lite_model
@@ -165,6 +177,20 @@ def image_of(data: bytes) -> Image:
         if picture.format in ("PNG", "JPEG", "WEBP"):
             return Image(Attachment(f"image/{picture.format.lower()}", data), *picture.size)
         return png_of(picture)
+
+
+def grey_on_white(data: bytes) -> bytes:
+    """An image file as a greyscale PNG for Tesseract, transparency laid on white: dark text
+    on a transparent background (a screenshot's, a logo's) would otherwise read as black."""
+    from PIL import Image as Pil
+
+    with Pil.open(BytesIO(data)) as picture:
+        rgba = picture.convert("RGBA")
+    flat = Pil.new("RGBA", rgba.size, "white")
+    flat.alpha_composite(rgba)
+    out = BytesIO()
+    flat.convert("L").save(out, "PNG")
+    return out.getvalue()
 
 
 def png_of(picture: PilImage) -> Image:

@@ -216,10 +216,15 @@ class Settings(BaseSettings):
     # (about 200 x 200: smaller ones are icons, rules and logos) are described by `lite_model`;
     # image files always are. Pages without a text layer are rendered at `scan_dpi` and
     # transcribed by `lite_model`, or offline read by Tesseract in `ocr_languages` if installed.
+    # Offline, an image file (a screenshot, a diagram) is read by Tesseract too, keeping the
+    # words it reads with `ocr_min_confidence` (0-100) or more, and only when there are at
+    # least `ocr_min_words`: a photo gives none, a chart's axis ticks a few doubtful ones.
     figure_min_pixels: int = 40_000
     figure_max_output_tokens: int = 400  # a description, not an essay; bounds the dry run's estimate
     scan_dpi: int = 200
     ocr_languages: str = "eng"  # Tesseract's -l: "eng+deu" needs tesseract-ocr-deu
+    ocr_min_confidence: float = Field(60.0, ge=0, le=100)
+    ocr_min_words: int = Field(3, ge=1)
 
     # --- the backend (README: File Search side by side) ---
     # "gemrag": our retrieval over the local collection; "file-search": the collection's files

@@ -25,6 +25,17 @@ def text_picture(text: str) -> Image.Image:
     return picture
 
 
+def photo() -> Image.Image:
+    """A picture with no writing in it: overlapping coloured discs on a sky-blue ground."""
+    picture = Image.new("RGB", (800, 600), (120, 160, 200))
+    draw = ImageDraw.Draw(picture)
+    for i in range(40):
+        x, y = (i * 97) % 700, (i * 61) % 500
+        draw.ellipse([x, y, x + 40 + (i * 37) % 160, y + 40 + (i * 53) % 160],
+                     fill=((i * 71) % 256, (i * 113) % 256, (i * 29) % 256))
+    return picture
+
+
 def pdf_with_figure(path: Path, text: str, figure: tuple[int, int] = (300, 240)) -> Path:
     """One page of `text` with a red figure of `figure` pixels and a 20 px blue icon."""
     from fpdf import FPDF

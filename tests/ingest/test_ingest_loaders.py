@@ -353,10 +353,10 @@ def test_a_pdf_without_outline_is_one_section_per_page_without_heading():
 
 
 def test_an_image_file_skipped_offline_says_how_to_get_it_read():
-    """Tesseract reads scanned PDF pages offline, so "no text to index" alone looked like a
-    bug when a scanned page image was skipped: the reason names both ways to have it read."""
+    """"no text to index" alone looked like a bug when a scanned page image was skipped: the
+    reason names both ways to have it read."""
     with pytest.raises(Unreadable) as skipped:
         read_image(b"\x89PNG\r\n\x1a\n", None)
     reason = str(skipped.value)
     assert reason.startswith("an image: offline it has no text to index (set GEMINI_API_KEY")
-    assert "Tesseract reads scanned PDF pages, not image files: a scan saved as a PDF is read" in reason
+    assert "install Tesseract (Debian: apt-get install tesseract-ocr)" in reason

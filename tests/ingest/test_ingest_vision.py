@@ -123,6 +123,24 @@ def test_offline_tesseract_reads_a_scanned_page(tmp_path, settings, offline_prov
     assert " ".join(chunk.text.split()) == media.SCANNED_WORDS
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Tesseract (apt-get install tesseract-ocr)")
+def test_offline_tesseract_reads_the_printed_words_of_an_image_file_and_skips_a_photo(
+    tmp_path, settings, offline_provider, capsys
+):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.text_picture(media.SCANNED_WORDS).save(docs / "screenshot.png")
+    media.photo().save(docs / "holiday.jpg")
+
+    assert _ingest(settings, offline_provider, docs) == 0  # skipped is not failed
+
+    (chunk,) = Store(settings, offline_provider.embedding_id).chunks()
+    assert (chunk.source, chunk.kind, " ".join(chunk.text.split())) == ("screenshot.png", "text", media.SCANNED_WORDS)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "skipped holiday.jpg: an image with no printed words Tesseract can read (a photo?)" in out
+
+
 def test_offline_without_ocr_scans_and_images_are_listed_as_skipped(
     tmp_path, settings, offline_provider, monkeypatch, capsys
 ):
