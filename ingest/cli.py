@@ -15,12 +15,13 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
-from ingest.discover import SUPPORTED, Filters
+from ingest.discover import Filters
 from ingest.display import details, headline, progress_bars, summary, upload_bar
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import add_debug_flag, run_command
 from rag.errors import ConfigError
+from rag.filetypes import SUPPORTED
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
 

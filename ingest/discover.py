@@ -27,25 +27,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
+from rag.filetypes import SUPPORTED
 from rag.uploads import INCOMING, UPLOADS
 
-SUPPORTED = {
-    ".pdf": "pdf",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".txt": "text",
-    ".text": "text",
-    ".rst": "text",
-    ".html": "html",
-    ".htm": "html",
-    ".docx": "docx",
-    ".pptx": "pptx",
-    # Described by Gemini with a key (ingest.vision); listed as skipped offline.
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".webp": "image",
-}
 HIDDEN_HINT = "add --include-hidden to take it"
 
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from ingest.discover import SUPPORTED
 from rag.answer import Route
 from rag.costs import price_usd
 from rag.errors import ProviderError
+from rag.filetypes import SUPPORTED
 from rag.headroom import Headroom, Verdict
 from rag.providers.base import Generator
 from rag.settings import Settings

@@ -223,8 +223,8 @@ class Settings(BaseSettings):
     figure_max_output_tokens: int = 400  # a description, not an essay; bounds the dry run's estimate
     scan_dpi: int = 200
     ocr_languages: str = "eng"  # Tesseract's -l: "eng+deu" needs tesseract-ocr-deu
-    ocr_min_confidence: float = Field(60.0, ge=0, le=100)
-    ocr_min_words: int = Field(3, ge=1)
+    ocr_min_confidence: float = Field(default=60.0, ge=0, le=100)
+    ocr_min_words: int = Field(default=3, ge=1)
 
     # --- the backend (README: File Search side by side) ---
     # "gemrag": our retrieval over the local collection; "file-search": the collection's files

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from rag.errors import GemragError
+from rag.filetypes import SUPPORTED
 from rag.settings import Settings
 
 _UNSAFE = re.compile(r"[^\w. -]+")  # \w keeps letters of every script
@@ -64,6 +65,17 @@ def safe_name(original: str) -> str:
     if dot and len(name) > MAX_NAME:
         name = f"{stem[: MAX_NAME - len(ext) - 1]}.{ext}"
     return name[:MAX_NAME]
+
+
+def readable_name(original: str) -> str:
+    """The stored name (`safe_name`) of an upload of a type ingest reads; else UploadRejected
+    names the file and the types it takes, before anything is written or queued."""
+    name = safe_name(original)
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED:
+        allowed = ", ".join(sorted(SUPPORTED))
+        raise UploadRejected(f"{original}: file type {suffix or '(none)'} is not supported (use {allowed}).")
+    return name
 
 
 def upload_dir(settings: Settings, collection: str) -> Path:

@@ -20,9 +20,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ingest.discover import SUPPORTED
 from ingest.loaders import LoadError, load, page_texts
 from rag.eval.testset import load_testset
+from rag.filetypes import SUPPORTED
 
 
 def documents(root: Path) -> Iterator[tuple[str, str, str, int | None]]:

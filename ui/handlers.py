@@ -16,12 +16,12 @@ from typing import Any
 
 import gradio as gr
 
-from ingest.discover import SUPPORTED
 from ingest.report import Progress
 from rag.answer import Citation, Mode
 from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
+from rag.filetypes import SUPPORTED
 from rag.providers.grounding import CHUNK_ID_PREFIX
 from rag.sentences import as_shown
 from rag.settings import Settings

@@ -21,10 +21,10 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 
-from ingest.discover import SUPPORTED
 from ingest.loaders import PDFIUM, LoadError, Section, load
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST
+from rag.filetypes import SUPPORTED
 from rag.settings import Settings
 from rag.text import CELL_BREAK, TABLE_ROW, TABLE_RULE
 from rag.types import Chunk

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.discover import SUPPORTED
 from ingest.report import IngestReport, ProgressCallback
 from ingest.uploads import ingest_staged
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
-from rag.uploads import StagedFile, UploadRejected, incoming_dir, safe_name, staged_file, upload_dir
+from rag.uploads import StagedFile, UploadRejected, incoming_dir, readable_name, safe_name, staged_file, upload_dir
 from ui import browser_copies
 
 __all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "safe_name", "stage", "upload_dir"]
@@ -29,11 +28,7 @@ __all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "sa
 
 def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) -> StagedFile:
     """Check one uploaded file and copy it into `folder`, its upload's (rag.uploads.incoming_dir)."""
-    name = safe_name(original_name)
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED:
-        allowed = ", ".join(sorted(SUPPORTED))
-        raise UploadRejected(f"{original_name}: file type {suffix or '(none)'} is not supported (use {allowed}).")
+    name = readable_name(original_name)
     size, limit = uploaded.stat().st_size, int(settings.max_upload_mb * 1_000_000)
     if size > limit:  # in bytes: a file just over the limit would round to it in MB
         raise UploadRejected(

@@ -78,7 +78,7 @@ from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
-from rag.uploads import incoming_dir, safe_name, staged_file
+from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
 
 log = logging.getLogger("rag.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -352,11 +352,15 @@ def add_routes(app: FastAPI) -> None:
         """Stores the files under the data dir and queues a job that ingests them."""
         state = services(request)
         check_collection_name(name)
+        try:  # a type ingest cannot read is refused now, by name, not found skipped in the job's outcome
+            names = [readable_name(file.filename or "") for file in files]
+        except UploadRejected as error:
+            raise InvalidRequest(str(error), field="files") from None
         folder = incoming_dir(state.settings, name)  # this upload's own: the job moves its files onto their names
         staged = []
         try:
-            for file in files:
-                target = staged_file(folder, safe_name(file.filename or "") or "upload").path
+            for file, stored_name in zip(files, names, strict=True):
+                target = staged_file(folder, stored_name).path
                 with target.open("wb") as out:
                     while chunk := await file.read(1 << 20):
                         out.write(chunk)

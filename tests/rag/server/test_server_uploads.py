@@ -93,9 +93,8 @@ def test_nothing_waits_in_incoming_once_a_job_is_over_whatever_its_outcome(keyed
     settings = settings.model_copy(update={"job_max_retries": 0})  # a refused run fails at once
     name = settings.collection
     with running_worker(settings, tmp_path / "worker.log"), TestClient(create_app(settings, mounts=[])) as api:
-        job = wait_job(api, upload(api, settings, keys, ("empty.md", b""), ("tool.exe", b"MZ")), finished,
-                       headers=keys["loader"])
-        assert (job["state"], job["outcomes"]) == ("done", {"failed": 1, "skipped": 1})
+        job = wait_job(api, upload(api, settings, keys, ("empty.md", b"")), finished, headers=keys["loader"])
+        assert (job["state"], job["outcomes"]) == ("done", {"failed": 1})
         assert waiting(settings) == []
 
         with run_lock(settings, name):  # another ingest into the collection runs throughout
@@ -104,3 +103,14 @@ def test_nothing_waits_in_incoming_once_a_job_is_over_whatever_its_outcome(keyed
             job = wait_job(api, failed, finished, headers=keys["loader"])
         assert job["state"] == "failed" and "Another ingest" in job["message"]
         assert waiting(settings) == [] and not (upload_dir(settings, name) / "handbook.md").exists()
+
+
+def test_an_upload_of_a_type_ingest_cannot_read_is_refused_by_name_before_anything_is_kept(keyed_settings):
+    settings, keys = keyed_settings
+    with TestClient(create_app(settings, mounts=[])) as api:
+        refused = api.post(f"/v1/collections/{settings.collection}/documents", headers=keys["loader"],
+                           files=[("files", ("notes.md", b"# Notes")), ("files", ("tool.exe", b"MZ"))])
+    assert refused.status_code == 422
+    assert refused.json()["message"].startswith("tool.exe: file type .exe is not supported (use .docx")
+    assert refused.json()["fields"][0]["field"] == "body.files"
+    assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
