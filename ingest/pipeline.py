@@ -649,9 +649,16 @@ class _Run(_Pass):
 
     def embed_online(self, texts: Sequence[str]) -> Embedded:
         """One batch through the embedder, charged as soon as it returns (from an embedding
-        thread): its retried failures were never billed, and are not charged."""
-        embedded = self.embedder.embed_documents(texts)
-        self.pay(embedded.model, embedded.usage)
+        thread): its failures refused with a status were never billed, and are not charged;
+        its attempts with no reply (a timeout, a dropped connection) may have been, and are."""
+        try:
+            embedded = self.embedder.embed_documents(texts)
+        except ProviderError as error:
+            for usage in error.abandoned:
+                self.pay(error.model, usage)
+            raise
+        for usage in (embedded.usage, *embedded.abandoned):
+            self.pay(embedded.model, usage)
         return embedded
 
     def price(self, model: str, usage: Usage) -> float:

@@ -31,7 +31,7 @@ from google.genai import errors as genai_errors
 from rag.errors import GemragError, InvalidKey, ProviderError, StreamInterrupted, redact
 from rag.ratelimit import quota_exhausted
 from rag.settings import Settings
-from rag.types import Usage, estimate_tokens
+from rag.types import Usage
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ class Unanswered:
 
     attempts: int = 0
 
-    def charges(self, prompt: str) -> tuple[Usage, ...]:
+    def charges(self, prompt_tokens: int) -> tuple[Usage, ...]:
         """What each of those attempts may have billed: its prompt, counted locally (the output
         is unknown)."""
-        return (Usage(prompt_tokens=estimate_tokens(prompt)),) * self.attempts
+        return (Usage(prompt_tokens=prompt_tokens),) * self.attempts
 
 
 def retry_delay(details: Any) -> float | None:

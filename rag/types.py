@@ -48,6 +48,7 @@ class Embedded:
     vectors: list[list[float]]
     usage: Usage
     model: str
+    abandoned: tuple[Usage, ...] = ()  # what attempts with no reply may have billed (rag.retry.Unanswered)
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,14 @@ def _charging(unanswered: Unanswered, prompt: Prompt) -> Iterator[None]:
     try:
         yield
     except ProviderError as error:
-        error.abandoned = unanswered.charges(prompt.text)
+        error.abandoned = unanswered.charges(estimate_tokens(prompt.text))
         raise
+
+
+def _abandoned(batches: Sequence[Sequence[str]], unanswered: Sequence[Unanswered]) -> tuple[Usage, ...]:
+    """Each embedding attempt with no reply, on its batch's texts counted locally."""
+    return tuple(usage for batch, u in zip(batches, unanswered, strict=True)
+                 for usage in u.charges(sum(estimate_tokens(t) for t in batch)))
 
 
 def normalised(vectors: list[list[float]]) -> list[list[float]]:
@@ -176,7 +182,7 @@ class GeminiProvider:
             response = self.retrier.call(model, attempt, prompt.deadline_s, unanswered)
         served = served_model(self.settings, model, response)
         return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP",
-                          unanswered.charges(prompt.text))
+                          unanswered.charges(estimate_tokens(prompt.text)))
 
     def _pool(self, prompt: Prompt) -> KeyPool[genai.Client]:
         return self.main if prompt.file_search else self.keys
@@ -209,7 +215,7 @@ class GeminiProvider:
                     grounding = (chunk.candidates[0].grounding_metadata if chunk.candidates else None) or grounding
                 elif text:
                     yield StreamDelta(text, served, usage)  # what the API has billed so far
-        abandoned = unanswered.charges(prompt.text)
+        abandoned = unanswered.charges(estimate_tokens(prompt.text))
         if held is None:
             yield StreamDelta("", served, usage, final=True, abandoned=abandoned)
             return
@@ -290,23 +296,30 @@ class GeminiProvider:
         return self._embed([text], "RETRIEVAL_QUERY")
 
     def _embed(self, texts: list[str], task_type: str) -> Embedded:
-        """Batches run `embed_concurrency` at a time; the first failure cancels the rest."""
+        """Batches run `embed_concurrency` at a time; the first failure cancels the rest, and
+        carries what every batch's attempts with no reply may have billed."""
         size = max(1, min(self.settings.embed_batch_size, API_MAX_BATCH))
         batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+        unanswered = [Unanswered() for _ in batches]
         vectors: list[list[float]] = []
         if batches:
             pool = ThreadPoolExecutor(max_workers=max(1, min(self.settings.embed_concurrency, len(batches))))
             try:
-                futures = [pool.submit(self._embed_batch, batch, task_type) for batch in batches]
+                futures = [pool.submit(self._embed_batch, batch, task_type, tally)
+                           for batch, tally in zip(batches, unanswered, strict=True)]
                 for future in futures:
                     vectors.extend(future.result())
+            except ProviderError as error:
+                pool.shutdown(wait=True, cancel_futures=True)  # every batch's attempts are counted
+                error.abandoned = _abandoned(batches, unanswered)
+                raise
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         # The API reports no token counts for embeddings; cost is charged on this estimate.
         usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in texts))
-        return Embedded(vectors, usage, self.embedding_model)
+        return Embedded(vectors, usage, self.embedding_model, _abandoned(batches, unanswered))
 
-    def _embed_batch(self, texts: list[str], task_type: str) -> list[list[float]]:
+    def _embed_batch(self, texts: list[str], task_type: str, unanswered: Unanswered) -> list[list[float]]:
         model = self.embedding_model
         tokens = sum(estimate_tokens(t) for t in texts)
 
@@ -322,7 +335,7 @@ class GeminiProvider:
                 lambda client: client.models.embed_content(model=model, contents=contents, config=config)
             )
 
-        response = self.retrier.call(model, attempt)
+        response = self.retrier.call(model, attempt, unanswered=unanswered)
         values = [e.values or [] for e in response.embeddings or []]
         if len(values) != len(texts) or any(len(v) != self.embedding_dim for v in values):
             raise ProviderError(

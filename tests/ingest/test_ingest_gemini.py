@@ -11,7 +11,7 @@ from rag.costs import Ledger
 from rag.providers.gemini import GeminiProvider
 from rag.store import Store
 from rag.testing.fake_gemini import TEST_API_KEY, Fault
-from tests.ingest.conftest import billed_tokens, snapshot
+from tests.ingest.conftest import billed_embeddings, billed_tokens, snapshot
 
 EMBED = "batchEmbedContents"
 
@@ -40,6 +40,19 @@ def test_first_ingest_embeds_every_chunk_in_batches(corpus, gemini_settings, fak
     assert spent.calls == 1 and spent.usage.prompt_tokens == billed_tokens(fake_gemini)
     assert report.cost_usd == pytest.approx(spent.cost_usd) and spent.cost_usd > 0
     assert spent.cost_usd == pytest.approx(billed_tokens(fake_gemini) * price / 1e6)
+
+
+def test_an_embedding_attempt_abandoned_on_timeout_is_charged_with_its_retry(corpus, gemini_settings, fake_gemini):
+    """Google may serve and bill a request the client stopped waiting for: the ledger held
+    only the retry's batch."""
+    settings = gemini_settings.model_copy(update={"request_timeout_s": 1.0})
+    fake_gemini.inject(Fault.slow(1.5), times=1, method=EMBED)
+    report = ingest_paths([corpus.root], settings, GeminiProvider(settings))
+    assert report.exit_code == 0 and len(fake_gemini.calls(EMBED)) == 2
+    answered = billed_tokens(fake_gemini, billed_embeddings(fake_gemini)[-1:])
+    spent = Ledger(settings).session(ledger_session("corpus"))
+    assert spent.calls == 2 and spent.usage.prompt_tokens == 2 * answered  # the same batch, twice
+    assert report.cost_usd == pytest.approx(spent.cost_usd)
 
 
 def test_unchanged_reingest_sends_no_embedding_request(corpus, gemini_settings, fake_gemini):
