@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from itertools import pairwise
 from typing import Literal
 
@@ -381,6 +382,7 @@ class ExtractiveAnswerer:
         rank_prior: float = 0.2,
         unheard_weight: float = 0.10,
         unheard_near: float = 0.45,
+        unheard_rarer_than: int = 8_000,
     ) -> None:
         self.model = model
         self.max_sentences = max_sentences
@@ -408,6 +410,14 @@ class ExtractiveAnswerer:
         # Chosen on the four test sets (README: Evaluation).
         self.unheard_weight = unheard_weight
         self.unheard_near = unheard_near
+        # ... and only when the word is not an ordinary English word: the tokenizer's
+        # vocabulary lists whole words by frequency (from id 1996, "the"), and one listed
+        # before `unheard_rarer_than` (about the 6,000 commonest) is how a user phrases a
+        # question ("happens", "measured"), not what it is about; a small collection that
+        # never says "happen" still answers "what happens to hotel stays?". On the four test
+        # sets no refusal rests on such a word (the commonest that did: "ram", 8,223; the
+        # commonest word held nowhere that did not: "qualify", 7,515).
+        self.unheard_rarer_than = unheard_rarer_than
         # reply_chars 600 keeps a PDF manual's replies as long as four sentences made them
         # (about 650 characters) and quotes more where sentences are short. relative_floor 0.6:
         # 0.5 found one more sample answer but cited more unrelated passages (README: Evaluation).
@@ -504,15 +514,15 @@ class ExtractiveAnswerer:
                        kind_absent, *retrieval)
 
     def unheard(self, question: str, passages: Sequence[Passage], words: frozenset[str]) -> tuple[str, ...]:
-        """Those of `words` (which no document holds) that the question rests on and the
-        passages have no word for: without the word, the question's vector moves by
+        """Those of `words` (which no document holds), but the `ordinary` ones, that the
+        question rests on and the passages have no word for: without the word, the question's vector moves by
         `unheard_weight` or more, and no word of the passages (text and headings, three
         letters or more; a hyphenated word also closed up) is within `unheard_near` of it.
         The words of the first `UNHEARD_PASSAGES` passages are embedded, in one batch of short
         texts, and only when a word weighs enough: a request for 50 passages costs no more."""
-        if not words or not passages:
+        asked = sorted(w for w in words if not self.ordinary(w))
+        if not asked or not passages:
             return ()
-        asked = sorted(words)
         vecs = self.model.embed([question, *(re.sub(rf"(?i)\b{re.escape(w)}\b", " ", question) for w in asked)])
         heavy = [w for w, v in zip(asked, vecs[1:], strict=True) if 1.0 - float(v @ vecs[0]) >= self.unheard_weight]
         if not heavy:
@@ -524,6 +534,14 @@ class ExtractiveAnswerer:
         return tuple(
             w for w, v in zip(heavy, own, strict=True) if not said or float((theirs @ v).max()) < self.unheard_near
         )
+
+    def ordinary(self, word: str) -> bool:
+        """Among the commonest English words (`unheard_rarer_than`): too ordinary to refuse on."""
+        return self._vocabulary.get(word.lower(), self.unheard_rarer_than) < self.unheard_rarer_than
+
+    @cached_property
+    def _vocabulary(self) -> dict[str, int]:
+        return dict(self.model.loaded_tokenizer().get_vocab())
 
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """The units `support` embeds and scores for this question (scripts/answer_fit.py

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.pipeline import ingest_paths
 from rag import cli
 from tests.fakes.tiny_corpus import build_store
 
@@ -90,6 +91,25 @@ def test_a_question_resting_on_a_word_no_document_holds_is_refused(settings, off
     assert "The cafeteria opens at 8:00 and closes at 15:00 on weekdays. [1]" in canteen.stdout
     holiday = _run(settings, "ask", "How many days of holiday do employees get per year?", "--mode", "hybrid")
     assert "Employees receive 25 days of paid vacation per year. [1]" in holiday.stdout
+
+
+@pytest.mark.slow
+def test_an_ordinary_word_no_document_holds_is_not_a_reason_to_refuse(settings, offline_provider, tmp_path):
+    """A small handbook never says "happen": "What happens to hotel stays...?" was refused
+    as if it asked about something the documents lack. A word among the commonest English
+    words is how a question is phrased, not what it is about."""
+    folder = tmp_path / "handbook"
+    folder.mkdir()
+    (folder / "handbook.md").write_text(
+        "# Team handbook\n\n## Expenses\n\nTravel expenses are reimbursed within 14 days of submitting the "
+        "receipt in the expense tool.\nHotel stays above 180 euros per night need written approval from the "
+        "finance team.\n")
+    ingest_paths([folder], settings, offline_provider, collection="handbook")
+    done = _run(settings, "ask", "What happens to hotel stays and travel expenses?", collection="handbook")
+    assert done.returncode == 0, done.stderr
+    assert "Hotel stays above 180 euros per night need written approval from the finance team." in done.stdout
+    gym = _run(settings, "ask", "How much does the gym membership cost per month?", collection="handbook")
+    assert "none of the documents mentions gym." in gym.stdout  # a rarer word still is
 
 
 @pytest.mark.slow
