@@ -103,8 +103,9 @@ def _answer_body(index: int, turn: Turn) -> str:
     if turn.status == "error":
         return f"<p class='error' role='alert'>{text(turn.error)}</p>"
     body = shown_answer(turn.answer)
-    if not body:
-        return "<p class='searching'>Searching your documents…</p>" if turn.status == "streaming" else ""
+    if not body:  # stopped before its first word: the empty answer still says why it is empty
+        return {"streaming": "<p class='searching'>Searching your documents…</p>",
+                "stopped": "<p class='stopped'>(stopped before any answer)</p>"}.get(turn.status, "")
     html = safe.markdown(body)
     sources = {c.n: c for c in turn.record.sources} if turn.record else {}
     if sources:

@@ -89,6 +89,7 @@ def test_turns_show_progress_stop_and_errors_readably() -> None:
     assert "Searching" in render.turn_html(0, Turn("q"))
     stopped = render.turn_html(0, Turn("q", answer="Half an", status="stopped"))
     assert "Half an" in stopped and "(stopped)" in stopped
+    assert "(stopped before any answer)" in render.turn_html(0, Turn("q", status="stopped"))
     failed = render.turn_html(0, Turn("q", status="error", error="Budget <spent>"))
     assert "Budget &lt;spent&gt;" in failed and "role='alert'" in failed
 
