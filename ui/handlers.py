@@ -113,10 +113,12 @@ class Handlers:
         """A button in the chat or the sources list. Outputs: the panel (see `panel`), then
         the feedback form: its group, title, source picker and comment box."""
         index, action = int(evt.index[0]), str(evt.index[1])
+        mark = evt.index[2] if len(evt.index) > 2 else None  # a chip's citation mark; none in the sources list
         keep_form = (SKIP(),) * 4
         if action in ("cite", "sources"):
             state.selected = index
             state.viewing = int(evt.value) if action == "cite" and evt.value else None
+            state.viewing_mark = int(mark) if action == "cite" and mark is not None else None
             return *self.open_source(state), *keep_form
         if action == "rate" and evt.value in ("up", "down"):
             return (SKIP(),) * 5 + self.rate(state, index, evt.value)
@@ -124,7 +126,8 @@ class Handlers:
 
     def open_source(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
         """The panel with source [state.viewing] of the selected answer opened at its place:
-        a PDF page image with the cited text highlighted, or the section with the passage marked."""
+        a PDF page image with the cited text highlighted, or the section with the passage marked
+        (the evidence of the clicked chip's own sentence, or of all the sentences citing it)."""
         details, sources, _, _, _ = self.panel(state)
         index = state.shown_index()
         turn = state.turn(index) if index is not None else None
@@ -133,7 +136,7 @@ class Handlers:
             return details, sources, gr.update(value=None, visible=False), "", gr.update(open=True)
         cited = any(c.n == citation.n for c in turn.record.citations)
         passage = turn.passages.get(citation.n, citation.snippet)
-        quote = used_sentence(turn.answer, citation.n, passage) if cited else None
+        quote = used_sentence(turn.answer, citation.n, passage, state.viewing_mark) if cited else None
         image: Update = gr.update(value=None, visible=False)
         excerpt = f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
         try:

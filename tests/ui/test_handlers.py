@@ -32,8 +32,11 @@ def handlers(ui_settings: Settings) -> Handlers:
     return Handlers(ui_settings, Backend.build(ui_settings, OfflineProvider()))
 
 
-def click(handlers: Handlers, state: SessionState, turn: int, act: str, value: str | None = None) -> tuple:
-    return handlers.act(state, gr.SelectData(None, {"index": [turn, act], "value": value}))
+def click(
+    handlers: Handlers, state: SessionState, turn: int, act: str, value: str | None = None, mark: int | None = None
+) -> tuple:
+    """What page.js sends for a button: a chip also names its citation mark."""
+    return handlers.act(state, gr.SelectData(None, {"index": [turn, act, mark], "value": value}))
 
 
 def highlighted_pixels(path: str) -> int:
@@ -258,3 +261,13 @@ def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -
     upload.write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
     *_, chat = handlers.upload([str(upload)], "corpus", state)
     assert "2 documents · " in chat
+
+
+def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Handlers) -> None:
+    state = SessionState()
+    list(handlers.respond("How many vacation days do I get and when do they expire?", state, "corpus", "hybrid",
+                          4, ""))
+    assert state.turns[0].answer.count("[1]") == 2  # two sentences, one source
+    first, second = (click(handlers, state, 0, "cite", "1", mark)[3] for mark in (0, 1))
+    assert "<mark>Every employee gets 27 days of paid vacation per calendar year.</mark>" in first
+    assert "<mark>Every employee gets 27 days of paid vacation per calendar year.</mark>" not in second

@@ -67,6 +67,17 @@ def test_citations_become_chips_and_invented_numbers_stay_text() -> None:
     assert all(f"aria-describedby='{i}'" in html for i in ids)
 
 
+def test_each_chip_marks_the_evidence_of_the_sentence_it_stands_after() -> None:
+    passage = "Ten requests per minute is the limit. A lost badge is replaced for 25 euros."
+    turn = Turn("q", answer="Ten per minute [1].\n\nLost badges cost 25 euros [1].", status="done",
+                record=record(), passages={1: passage})
+    html = render.conversation_html(SessionState(turns=[turn]), None)
+    assert "data-mark='0'" in html and "data-mark='1'" in html  # which sentence a click opens at
+    first, second = html.split("data-mark='1'")
+    assert "<mark>Ten requests per minute is the limit.</mark>" in first
+    assert "<mark>A lost badge is replaced for 25 euros.</mark>" in second
+
+
 def test_answer_footer_names_model_route_tokens_ttft_and_the_cost_paid() -> None:
     turn = Turn("q", answer="a", status="done", record=record(), spent_usd=0.00052)
     html = render.turn_html(0, turn)
