@@ -150,10 +150,10 @@ def _mark(body: str, passage: str, quote: str | None, at: int) -> str:
     """`body` with the quote (searched inside the passage first) or the passage wrapped in marks."""
     start = body.find(passage, max(0, at - 50)) if passage else -1
     span = (start, start + len(passage)) if start >= 0 else None
-    if quote:
-        inside = body.find(quote, span[0]) if span else body.find(quote)
-        if inside >= 0:
-            span = (inside, inside + len(quote))
+    if quote:  # the sentence as split runs on one line; the file may wrap it anywhere
+        words = re.compile(r"\s+".join(map(re.escape, quote.split())))
+        if found := words.search(body, span[0] if span else 0):
+            span = found.span()
     if span is None:
         return body
     lines = body[span[0] : span[1]].split("\n")

@@ -270,4 +270,6 @@ def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Ha
     assert state.turns[0].answer.count("[1]") == 2  # two sentences, one source
     first, second = (click(handlers, state, 0, "cite", "1", mark)[3] for mark in (0, 1))
     assert "<mark>Every employee gets 27 days of paid vacation per calendar year.</mark>" in first
-    assert "<mark>Every employee gets 27 days of paid vacation per calendar year.</mark>" not in second
+    assert "<mark>Unused vacation days expire</mark>\n<mark>on the 31st of March of the following year.</mark>" \
+        in second
+    assert "<mark>Every employee" not in second  # the sentence wraps in the file: marked alone all the same
