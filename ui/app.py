@@ -135,6 +135,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback])
         upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
         refresh.click(handlers.corpus, None, [corpus, collection])
+        collection.change(handlers.choose_collection, [collection, state], [chat])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])
     assert isinstance(demo, gr.Blocks)  # what `with` gives back is untyped in gradio
     return demo

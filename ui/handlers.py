@@ -29,7 +29,7 @@ from rag.store import Store
 from rag.types import Attachment, Chunk
 from ui import preview, render, safe
 from ui.chat import Choices, stream_turn
-from ui.corpus import describe_collections
+from ui.corpus import CollectionInfo, describe_collections
 from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
 from ui.suggest import Suggester
@@ -46,7 +46,7 @@ class Handlers:
         self.backend = backend  # shared by every session: stores, ledger, budget, the chain
         self.feedback = FeedbackStore(settings)
         self.suggester = Suggester(settings, backend.generator, backend.ledger, backend.budget)
-        self.welcome: render.Welcome | None = None  # read again on every page load and upload
+        self.collections: tuple[CollectionInfo, ...] | None = None  # read again on every page load and upload
 
     # --- chat ---
     def respond(
@@ -84,7 +84,22 @@ class Handlers:
         return (Attachment(mimetypes.guess_type(path.name)[0] or "image/png", path.read_bytes()),)
 
     def chat(self, state: SessionState) -> str:
-        return render.conversation_html(state, self.welcome)
+        return render.conversation_html(state, None if state.shown else self._welcome(state))
+
+    def _welcome(self, state: SessionState) -> render.Welcome | None:
+        """The first screen of the collection this tab asks: its card marked, its questions
+        suggested (a suggestion from another collection would be asked where it has no answer)."""
+        if self.collections is None:
+            return None  # never read: the corpus panel says why
+        name = state.collection or self.settings.collection
+        current = next((c for c in self.collections if c.name == name), None)
+        asks = self.suggester.for_collection(current) if current else []
+        return render.Welcome(self.collections, name, tuple(asks))
+
+    def choose_collection(self, collection: str, state: SessionState) -> str:
+        """The Settings tab's collection, for this tab's questions. Output: the chat."""
+        state.collection = collection
+        return self.chat(state)
 
     def stop(self, state: SessionState) -> str:
         state.stop_streaming()
@@ -259,9 +274,7 @@ class Handlers:
             collections = describe_collections(self.settings)
         except Exception as exc:
             return render.unavailable("The corpus", self._reason(exc)), SKIP()
-        current = next((c for c in collections if c.name == self.settings.collection), None)
-        asks = self.suggester.for_collection(current) if current else []
-        self.welcome = render.Welcome(tuple(collections), self.settings.collection, tuple(asks))
+        self.collections = tuple(collections)
         names = sorted({c.name for c in collections} | {self.settings.collection})
         return render.corpus_html(collections), gr.update(choices=names)
 

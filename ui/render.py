@@ -268,6 +268,10 @@ def welcome_html(welcome: Welcome) -> str:
     if not cards:
         cards = ("<p>Nothing is ingested yet: add documents in the Documents tab, or run "
                  "<code>python -m ingest PATH</code>.</p>")
+    elif all(c.name != welcome.collection for c in welcome.collections):  # typed in the Settings tab
+        cards = (f"<p class='note'>Questions go to collection <b>{text(welcome.collection)}</b>, which holds no "
+                 "documents yet: add some in the Documents tab, or choose another collection in Settings.</p>"
+                 + cards)
     asks = "".join(
         f"<li><button type='button' class='suggest' data-act='ask' data-q='{text(q)}'>{text(q)}</button></li>"
         for q in welcome.suggestions

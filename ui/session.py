@@ -69,6 +69,7 @@ class SessionState:
     viewing: int | None = None  # the source [n] open in the viewer
     viewing_mark: int | None = None  # the chip opening it (ui.evidence.citation_marks); None: from the sources list
     rating: int | None = None  # the turn whose rating the feedback form completes
+    collection: str = ""  # the one chosen in the Settings tab; "" until then: the server's
 
     @property
     def shown(self) -> list[Turn]:

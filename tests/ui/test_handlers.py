@@ -273,3 +273,22 @@ def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Ha
     assert "<mark>Unused vacation days expire</mark>\n<mark>on the 31st of March of the following year.</mark>" \
         in second
     assert "<mark>Every employee" not in second  # the sentence wraps in the file: marked alone all the same
+
+
+def test_the_first_screen_follows_the_collection_chosen_in_settings(tmp_path: Path) -> None:
+    """After choosing another collection the first screen still marked the server's one
+    "answering from this" and suggested its questions, which then went to the other one."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    for name, text in [("corpus", "# Garage\n\nThe garage opens at 6 am.\n"), ("canteen", "# Lunch\n\nAt noon.\n")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.md").write_text(text)
+        assert ingest_paths([tmp_path / name], settings, OfflineProvider(), collection=name).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state, other = SessionState(), SessionState()
+    assert "data-collection='corpus'><div class='card-head'><b>corpus</b><span class='badge'>" in \
+        handlers.load(state)[0]
+    chat = handlers.choose_collection("canteen", state)
+    assert "<b>canteen</b><span class='badge'>" in chat and "<b>corpus</b><span class='badge'>" not in chat
+    assert "“Lunch”" in chat and "“Garage”" not in chat  # the suggested questions are the canteen's
+    assert "<b>corpus</b><span class='badge'>" in handlers.chat(other)  # another tab keeps its own
+    assert "which holds no documents yet" in handlers.choose_collection("new-one", state)
