@@ -173,6 +173,8 @@ class Handlers:
                 viewer = render.viewer_caption(citation) + f"<div class='section'>{section.html}</div>"
         except (preview.SourceUnavailable, GemragError, OSError) as exc:
             viewer = render.viewer_caption(citation, str(exc)) + excerpt
+        except Exception as exc:  # a bug: one line here, not an Error box over the whole chat
+            viewer = render.viewer_caption(citation, self._reason(exc)) + excerpt
         return details, sources, image, viewer, gr.update(open=True)
 
     def _passages(self, turn: Turn) -> dict[int, str]:

@@ -87,7 +87,10 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
     out = folder / f"{content_hash[:24]}-p{page}-{key}.png"
     base = folder / f"{content_hash[:24]}-p{page}.png"
     with PDFIUM:  # Gradio serves handlers from a pool; ingest may read PDFs meanwhile
-        pdf = pdfium.PdfDocument(path)
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError as exc:  # replaced since it was ingested by a damaged or encrypted one
+            raise SourceUnavailable(f"{chunk.source} cannot be read now: {exc}") from exc
         try:
             if not 1 <= page <= len(pdf):
                 raise SourceUnavailable(f"{chunk.source} has {len(pdf)} pages now, not page {page}: re-ingest it.")

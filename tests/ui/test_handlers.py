@@ -19,7 +19,7 @@ from rag.backend import Backend
 from rag.feedback import FeedbackStore
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
-from tests.ui.conftest import HOSTILE_QUESTION
+from tests.ui.conftest import HOSTILE_QUESTION, PDF_PAGES, write_pdf
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -292,3 +292,28 @@ def test_the_first_screen_follows_the_collection_chosen_in_settings(tmp_path: Pa
     assert "“Lunch”" in chat and "“Garage”" not in chat  # the suggested questions are the canteen's
     assert "<b>corpus</b><span class='badge'>" in handlers.chat(other)  # another tab keeps its own
     assert "which holds no documents yet" in handlers.choose_collection("new-one", state)
+
+
+def test_a_source_that_cannot_be_opened_says_why_in_the_viewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PDF damaged since it was ingested raised out of the click: an "Error" box covered the
+    chat and the viewer stayed empty."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "badges.pdf", PDF_PAGES)
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state = SessionState()
+    list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
+    (folder / "badges.pdf").write_bytes(b"not a pdf any more")
+    _, _, image, viewer, drawer, *_ = click(handlers, state, 0, "cite", "1")
+    assert "badges.pdf cannot be read now: Failed to load document" in viewer and not image["visible"]
+    assert "<mark>The office badge is collected" in viewer and drawer["open"]  # the passage itself still shows
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("ui.preview.pdf_page", broken)
+    assert "RuntimeError: a bug" in click(handlers, state, 0, "cite", "1")[3]
