@@ -49,6 +49,9 @@ _THUMB = (  # Lucide's thumbs-up (ISC licence), drawn inline: no icon font, no f
 )
 THUMBS = {"up": _THUMB.format(turn=""), "down": _THUMB.format(turn=" style='transform: rotate(180deg)'")}
 POPOVER_CONTEXT = 110  # characters of the passage shown either side of the sentence used
+# A question past this many characters shows its start only: a pasted document refused as too
+# long (it goes back into the box whole) was a wall of text above its one-line refusal.
+QUESTION_SHOWN = 600
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _BLOCK_SYNTAX = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+•]|\d+[.)])\s+")
 
@@ -87,10 +90,16 @@ def turn_html(index: int, turn: Turn) -> str:
         rewritten = f"<div class='rewritten'>Searched as: {text(record.standalone_question)}</div>"
     return (
         f"<article class='turn' data-turn='{index}' data-status='{turn.status}'>"
-        f"<div class='q'><span class='who'>You</span>{text(turn.question)}{_attached(turn)}</div>{rewritten}"
+        f"<div class='q'><span class='who'>You</span>{_question(turn.question)}{_attached(turn)}</div>{rewritten}"
         f"<div class='a' data-testid='bot'>{_answer_body(index, turn)}{_answer_footer(index, turn)}</div>"
         "</article>"
     )
+
+
+def _question(question: str) -> str:
+    if len(question) <= QUESTION_SHOWN:
+        return text(question)
+    return f"{text(question[:QUESTION_SHOWN])}… <span class='clipped'>({_count(len(question), 'character')})</span>"
 
 
 def _attached(turn: Turn) -> str:

@@ -105,6 +105,12 @@ def test_turns_show_progress_stop_and_errors_readably() -> None:
     assert "Budget &lt;spent&gt;" in failed and "role='alert'" in failed
 
 
+def test_a_pasted_wall_of_text_shows_as_its_start_and_length() -> None:
+    long = "How do retries work? " + "lorem ipsum " * 4_000
+    html = render.turn_html(0, Turn(long, status="error", error="The question is too long"))
+    assert len(html) < 2_000 and "How do retries work?" in html and "(48,021 characters)" in html
+
+
 def test_sources_are_listed_once_in_rank_order_cited_ones_marked() -> None:
     turn = Turn("q", status="done", record=record(citations=[citation(2)], sources=[citation(1), citation(2)]))
     html = render.sources_html(0, turn, open_n=2)
