@@ -10,7 +10,7 @@ import gradio as gr
 from rag.backend import Backend
 from rag.settings import Settings
 from ui import browser_copies, render, security
-from ui.handlers import Handlers
+from ui.handlers import SOURCES_TAB, Handlers
 from ui.session import SessionState
 
 HERE = Path(__file__).parent
@@ -90,9 +90,9 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
             )
         with (
             gr.Sidebar(position="right", open=False, width=DRAWER_PX, elem_id="drawer", label="Sources") as drawer,
-            gr.Tabs(),
+            gr.Tabs() as tabs,
         ):
-            with gr.Tab("Sources", elem_id="tab-sources"):
+            with gr.Tab("Sources", elem_id="tab-sources", id=SOURCES_TAB):
                 viewer = gr.HTML(elem_id="viewer", js_on_load=None)  # the opened source first: it was asked for
                 page_image = gr.Image(
                     elem_id="page-image", visible=False, interactive=False, buttons=["fullscreen"],
@@ -123,7 +123,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
                     info=None if generator.online else "Offline mode has one model: the extractive answerer.",
                 )
 
-        panel = [details, sources, page_image, viewer, drawer]
+        panel = [details, sources, page_image, viewer, drawer, tabs]
         form = [feedback, feedback_title, right_source, comment]
         gr.on([question.submit, ask.click], handlers.respond,
               [question, state, collection, mode, top_k, model, image],

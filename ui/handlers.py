@@ -37,6 +37,7 @@ from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
 SKIP: Any = gr.skip
+SOURCES_TAB = "sources"  # the drawer's tab with the source viewer
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +59,7 @@ class Handlers:
         answered; a question refused (too long, a budget spent) goes back into it."""
         question = question.strip()
         if not question or state.streaming():
-            yield (SKIP(),) * 11
+            yield (SKIP(),) * 12
             return
         images = self._attachments(image)
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "", images)
@@ -66,7 +67,7 @@ class Handlers:
         busy = (gr.update(visible=False), gr.update(visible=True))
         for turn in stream_turn(self.backend.chain, state, question, choices, self.settings):
             if turn.status == "streaming":
-                yield self.chat(state), "", *busy, *(SKIP(),) * 7
+                yield self.chat(state), "", *busy, *(SKIP(),) * 8
         spent_after = self._spent(state)
         if spent_before is not None and spent_after is not None:
             turn.spent_usd = spent_after - spent_before
@@ -110,9 +111,9 @@ class Handlers:
         state.clear()
         return self.chat(state), *self.panel(state), gr.update(visible=False)
 
-    def panel(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
+    def panel(self, state: SessionState) -> tuple[str, str, Update, str, Update, Update]:
         """The side panel for the shown answer: details, its sources, the page image, the
-        section viewer, and the drawer (left as it is)."""
+        section viewer, then the drawer and its tabs (left as they are)."""
         index = state.shown_index()
         turn = state.turn(index) if index is not None else None
         record = turn.record if turn else None
@@ -121,6 +122,7 @@ class Handlers:
             render.sources_html(index, turn, state.viewing),
             gr.update(value=None, visible=False),
             "",
+            SKIP(),
             SKIP(),
         )
 
@@ -136,19 +138,22 @@ class Handlers:
             state.viewing_mark = int(mark) if action == "cite" and mark is not None else None
             return *self.open_source(state), *keep_form
         if action == "rate" and evt.value in ("up", "down"):
-            return (SKIP(),) * 5 + self.rate(state, index, evt.value)
-        return (SKIP(),) * 9
+            return (SKIP(),) * 6 + self.rate(state, index, evt.value)
+        return (SKIP(),) * 10
 
-    def open_source(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
+    def open_source(self, state: SessionState) -> tuple[str, str, Update, str, Update, Update]:
         """The panel with source [state.viewing] of the selected answer opened at its place:
         a PDF page image with the cited text highlighted, or the section with the passage marked
-        (the evidence of the clicked chip's own sentence, or of all the sentences citing it)."""
-        details, sources, _, _, _ = self.panel(state)
+        (the evidence of the clicked chip's own sentence, or of all the sentences citing it).
+        The drawer opens at its Sources tab: a chip clicked while it showed Documents opened the
+        source out of sight."""
+        details, sources, *_ = self.panel(state)
+        shown = gr.update(open=True), gr.update(selected=SOURCES_TAB)
         index = state.shown_index()
         turn = state.turn(index) if index is not None else None
         citation = _source(turn, state.viewing)
         if turn is None or turn.record is None or citation is None:
-            return details, sources, gr.update(value=None, visible=False), "", gr.update(open=True)
+            return details, sources, gr.update(value=None, visible=False), "", *shown
         cited = any(c.n == citation.n for c in turn.record.citations)
         passage = turn.passages.get(citation.n, citation.snippet)
         quote = used_sentence(turn.answer, citation.n, passage, state.viewing_mark) if cited else None
@@ -175,7 +180,7 @@ class Handlers:
             viewer = render.viewer_caption(citation, str(exc)) + excerpt
         except Exception as exc:  # a bug: one line here, not an Error box over the whole chat
             viewer = render.viewer_caption(citation, self._reason(exc)) + excerpt
-        return details, sources, image, viewer, gr.update(open=True)
+        return details, sources, image, viewer, *shown
 
     def _passages(self, turn: Turn) -> dict[int, str]:
         """The full text of every source of the answer, for popovers and highlights (the

@@ -35,7 +35,7 @@ def handlers(gemini_settings: Settings, tmp_path: Path) -> Handlers:
 def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handlers, fake_gemini: FakeGemini) -> None:
     state = SessionState()
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
-    chat, _, _, _, _, details, sources, _, _, _, totals = final
+    chat, _, _, _, _, details, sources, _, _, _, _, totals = final
     assert "gemini-3.8-flash · Flash" in chat
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record

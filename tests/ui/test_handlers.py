@@ -51,8 +51,8 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
 ) -> None:
     state = SessionState()
     *streaming, final = handlers.respond(BADGE, state, "corpus", "hybrid", 4, "")
-    assert streaming and all(len(update) == 11 for update in streaming)
-    chat, box, ask, stop, _attach, details, sources, _image, _viewer, _drawer, totals = final
+    assert streaming and all(len(update) == 12 for update in streaming)
+    chat, box, ask, stop, _attach, details, sources, _image, _viewer, _drawer, _tabs, totals = final
     assert box == "" and ask["visible"] and not stop["visible"]
     assert "class='cite' data-act='cite' data-turn='0' data-n='1'" in chat
     assert "<mark>The office badge is collected from the reception desk on the second floor.</mark>" in chat
@@ -70,8 +70,9 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
 def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers: Handlers) -> None:
     state = SessionState()
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
-    _, sources, image, viewer, drawer, *_ = click(handlers, state, 0, "cite", "1")
+    _, sources, image, viewer, drawer, tabs, *_ = click(handlers, state, 0, "cite", "1")
     assert drawer["open"] and image["visible"] and "onboarding.pdf</b> · page 3" in viewer
+    assert tabs["selected"] == "sources"  # also when the drawer showed Documents or Settings
     assert "aria-current=true" in sources
     assert highlighted_pixels(image["value"]) > 2_000
     again = click(handlers, state, 0, "cite", "1")[2]["value"]
@@ -111,9 +112,9 @@ def test_a_rating_is_stored_per_collection_and_becomes_a_test_case(
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
     list(handlers.respond("How many days of paid vacation does every employee get per year?",
                           state, "corpus", "hybrid", 4, ""))
-    group, title, _, _ = click(handlers, state, 0, "rate", "up")[5:]
+    group, title, _, _ = click(handlers, state, 0, "rate", "up")[6:]
     assert group["visible"] and "rated good" in title
-    offered = click(handlers, state, 1, "rate", "down")[7]["choices"]
+    offered = click(handlers, state, 1, "rate", "down")[8]["choices"]
     vacation = state.turns[1].record
     assert vacation is not None
     # Each passage offered with its place: the same file's passages are told apart by section.
