@@ -166,12 +166,12 @@ class Handlers:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
             if chunks[0].kind == "figure" and chunks[0].page is None:  # an image file: shown as it is
                 figure = preview.figure_image(self.settings, turn.collection, chunks[0])
-                image = gr.update(value=str(figure), visible=True, label=f"{citation.source}, figure")
+                image = _image(figure, f"{citation.source}, figure")
                 viewer = render.viewer_caption(citation) + excerpt
             elif chunks[0].page is not None and chunks[0].unit == "page":  # a PDF page; a slide shows as text
                 page = preview.pdf_page(self.settings, turn.collection, chunks[0], quote)
                 note = "" if page.found else "The cited text could not be located on the page image."
-                image = gr.update(value=str(page.image), visible=True, label=f"{citation.source}, page {page.page}")
+                image = _image(page.image, f"{citation.source}, page {page.page}")
                 viewer = render.viewer_caption(citation, note)
             else:
                 section = preview.text_section(self.settings, turn.collection, chunks[0], quote)
@@ -308,6 +308,12 @@ class Handlers:
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
         return summary, *self.corpus(), None, self.chat(state)
+
+
+def _image(path: Path, name: str) -> Update:
+    """A source's image in the viewer, named as alt text too: its label is hidden, and a screen
+    reader announced the cited page as an unnamed image."""
+    return gr.update(value=str(path), visible=True, label=name, alt_text=name)
 
 
 def _source(turn: Turn | None, n: int | None) -> Citation | None:

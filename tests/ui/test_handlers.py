@@ -73,6 +73,7 @@ def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers:
     _, sources, image, viewer, drawer, tabs, *_ = click(handlers, state, 0, "cite", "1")
     assert drawer["open"] and image["visible"] and "onboarding.pdf</b> · page 3" in viewer
     assert tabs["selected"] == "sources"  # also when the drawer showed Documents or Settings
+    assert image["alt_text"] == "onboarding.pdf, page 3"  # a screen reader names the page
     assert "aria-current=true" in sources
     assert highlighted_pixels(image["value"]) > 2_000
     again = click(handlers, state, 0, "cite", "1")[2]["value"]
