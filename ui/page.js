@@ -24,6 +24,16 @@ element.addEventListener("click", (event) => {
   const mark = button.dataset.mark === undefined ? null : Number(button.dataset.mark); // a chip's sentence
   trigger("select", { index: [Number(button.dataset.turn), act, mark], value: button.dataset.n ?? null });
 });
+// Escape hides an open popover, which covers the lines below its chip (WCAG 1.4.13: content on
+// hover or focus can be dismissed), until the pointer or the focus reaches a chip again.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") element.classList.add("quiet");
+});
+element.addEventListener("focusin", () => element.classList.remove("quiet"));
+element.addEventListener("pointerover", (event) => {
+  const chip = event.target.closest("button.cite");
+  if (chip && !chip.contains(event.relatedTarget)) element.classList.remove("quiet");
+});
 watch("value", () => {
   if (pinned && element.querySelector(".turn")) document.querySelector("#composer")?.scrollIntoView({ block: "end" });
 });
