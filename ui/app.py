@@ -134,7 +134,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
         new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback])
         upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
-        refresh.click(handlers.corpus, None, [corpus, collection])
+        refresh.click(handlers.refresh, [state], [corpus, collection, chat])
         collection.change(handlers.choose_collection, [collection, state], [chat])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])
     assert isinstance(demo, gr.Blocks)  # what `with` gives back is untyped in gradio

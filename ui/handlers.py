@@ -285,6 +285,11 @@ class Handlers:
         names = sorted({c.name for c in collections} | {self.settings.collection})
         return render.corpus_html(collections), gr.update(choices=names)
 
+    def refresh(self, state: SessionState) -> tuple[str, Update, str]:
+        """Outputs: the corpus panel, the collection choices, and the chat, whose first screen
+        counts what was ingested since the page loaded (it still said 18 documents beside 19)."""
+        return *self.corpus(), self.chat(state)
+
     @staticmethod
     def upload_types() -> list[str]:
         return sorted(SUPPORTED)

@@ -277,6 +277,21 @@ def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Ha
     assert "<mark>Every employee" not in second  # the sentence wraps in the file: marked alone all the same
 
 
+def test_refresh_redraws_the_first_screen_with_what_was_ingested_since(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state = SessionState()
+    assert "1 document · " in handlers.load(state)[0]
+    (folder / "canteen.md").write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0  # python -m ingest, meanwhile
+    corpus, _, chat = handlers.refresh(state)
+    assert "2 documents · " in corpus and "2 documents · " in chat
+
+
 def test_the_first_screen_follows_the_collection_chosen_in_settings(tmp_path: Path) -> None:
     """After choosing another collection the first screen still marked the server's one
     "answering from this" and suggested its questions, which then went to the other one."""
