@@ -97,9 +97,11 @@ def turn_html(index: int, turn: Turn) -> str:
 
 
 def _question(question: str) -> str:
+    """As typed: its Shift+Enter line breaks kept (HTML ran the lines together)."""
+    shown = text(question[:QUESTION_SHOWN]).replace("\n", "<br>")
     if len(question) <= QUESTION_SHOWN:
-        return text(question)
-    return f"{text(question[:QUESTION_SHOWN])}… <span class='clipped'>({_count(len(question), 'character')})</span>"
+        return shown
+    return f"{shown}… <span class='clipped'>({_count(len(question), 'character')})</span>"
 
 
 def _attached(turn: Turn) -> str:

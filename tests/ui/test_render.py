@@ -105,6 +105,11 @@ def test_turns_show_progress_stop_and_errors_readably() -> None:
     assert "Budget &lt;spent&gt;" in failed and "role='alert'" in failed
 
 
+def test_a_question_keeps_its_line_breaks() -> None:
+    html = render.turn_html(0, Turn("First line <b>\nsecond line", status="streaming"))
+    assert "First line &lt;b&gt;<br>second line" in html
+
+
 def test_a_pasted_wall_of_text_shows_as_its_start_and_length() -> None:
     long = "How do retries work? " + "lorem ipsum " * 4_000
     html = render.turn_html(0, Turn(long, status="error", error="The question is too long"))
