@@ -54,9 +54,10 @@ class Handlers:
         self, question: str, state: SessionState, collection: str, mode: Mode, top_k: float, model: str,
         image: str | None = None,
     ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: chat, question box, Ask, Stop, the image box (emptied once asked), then the
-        answer panel (see `panel`) and totals. The question box empties once the question is
-        answered; a question refused (too long, a budget spent) goes back into it."""
+        """Outputs: chat, question box, Ask, Stop, the image box, then the answer panel (see
+        `panel`) and totals. The question box and the image box empty once the question is
+        answered; a question refused (too long, a budget spent) goes back into the box, and its
+        image stays (it was dropped, so asking again after raising the budget lost it)."""
         question = question.strip()
         if not question or state.streaming():
             yield (SKIP(),) * 12
@@ -74,8 +75,11 @@ class Handlers:
         if turn.record is not None:
             turn.passages = self._passages(turn)
         idle = (gr.update(visible=True), gr.update(visible=False))
-        kept = question if turn.record is None and turn.error else ""  # refused: left to edit and send again
-        yield self.chat(state), kept, *idle, gr.update(value=None), *self.panel(state), self.totals(state)
+        if turn.record is None and turn.error:  # refused: left to edit and send again, its image still attached
+            kept, attached = question, SKIP()
+        else:
+            kept, attached = "", gr.update(value=None)
+        yield self.chat(state), kept, *idle, attached, *self.panel(state), self.totals(state)
 
     def _attachments(self, image: str | None) -> tuple[Attachment, ...]:
         """The attached image as the model reads it; none offline (the box is disabled there)."""
