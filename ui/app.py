@@ -125,14 +125,17 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
 
         panel = [details, sources, page_image, viewer, drawer, tabs]
         form = [feedback, feedback_title, right_source, comment]
+        # An event's progress shows on what it fills, never on the drawer: that wraps the whole page,
+        # which went blank under "queue: 1/1" while another session's answer streamed.
         gr.on([question.submit, ask.click], handlers.respond,
               [question, state, collection, mode, top_k, model, image],
-              [chat, question, ask, stop, image, *panel, totals], concurrency_limit=settings.ui_concurrency)
+              [chat, question, ask, stop, image, *panel, totals], concurrency_limit=settings.ui_concurrency,
+              show_progress_on=[chat])
         stop.click(handlers.stop, [state], [chat], concurrency_limit=None)
-        chat.select(handlers.act, [state], [*panel, *form])
-        sources.select(handlers.act, [state], [*panel, *form])
+        chat.select(handlers.act, [state], [*panel, *form], show_progress_on=[viewer])
+        sources.select(handlers.act, [state], [*panel, *form], show_progress_on=[viewer])
         save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
-        new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback])
+        new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback], show_progress_on=[chat])
         upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
         refresh.click(handlers.refresh, [state], [corpus, collection, chat])
         collection.change(handlers.choose_collection, [collection, state], [chat])
