@@ -165,12 +165,25 @@ def test_a_refused_question_goes_back_into_the_box(handlers: Handlers) -> None:
     assert state.turns[-1].record is not None and answered[1] == ""
 
 
+def handlers_over(folder: Path, tmp_path: Path) -> Handlers:
+    """The handlers over `folder`, ingested offline into a fresh data dir."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    return Handlers(settings, Backend.build(settings, OfflineProvider()))
+
+
+def garage(tmp_path: Path) -> Path:
+    """A folder of one document."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
+    return folder
+
+
 def open_first_source(folder: Path, tmp_path: Path, question: str) -> tuple[dict, str]:
     """Ingest `folder` offline, ask `question`, click source [1]: the page image's update and
     the viewer's HTML."""
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    handlers = handlers_over(folder, tmp_path)
     state = SessionState()
     list(handlers.respond(question, state, "corpus", "hybrid", 4, ""))
     _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
@@ -249,12 +262,7 @@ def test_a_markdown_table_opens_as_a_table_with_its_rows_marked(tmp_path: Path) 
 def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -> None:
     """After two uploads the first screen still said "15 documents" where the Documents tab
     said 16: the chat was not drawn again."""
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    handlers = handlers_over(garage(tmp_path), tmp_path)
     state = SessionState()
     handlers.corpus()  # as a page load does
     assert "1 document · " in handlers.chat(state)
@@ -278,16 +286,12 @@ def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Ha
 
 
 def test_refresh_redraws_the_first_screen_with_what_was_ingested_since(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    folder = garage(tmp_path)
+    handlers = handlers_over(folder, tmp_path)
     state = SessionState()
     assert "1 document · " in handlers.load(state)[0]
     (folder / "canteen.md").write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0  # python -m ingest, meanwhile
+    assert ingest_paths([folder], handlers.settings, OfflineProvider()).exit_code == 0  # python -m ingest meanwhile
     corpus, _, chat = handlers.refresh(state)
     assert "2 documents · " in corpus and "2 documents · " in chat
 
@@ -316,12 +320,10 @@ def test_a_source_that_cannot_be_opened_says_why_in_the_viewer(
 ) -> None:
     """A PDF damaged since it was ingested raised out of the click: an "Error" box covered the
     chat and the viewer stayed empty."""
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
     folder = tmp_path / "docs"
     folder.mkdir()
     write_pdf(folder / "badges.pdf", PDF_PAGES)
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    handlers = handlers_over(folder, tmp_path)
     state = SessionState()
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
     (folder / "badges.pdf").write_bytes(b"not a pdf any more")
