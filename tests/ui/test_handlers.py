@@ -336,3 +336,17 @@ def test_a_source_that_cannot_be_opened_says_why_in_the_viewer(
 
     monkeypatch.setattr("ui.preview.pdf_page", broken)
     assert "RuntimeError: a bug" in click(handlers, state, 0, "cite", "1")[3]
+
+
+def test_a_cited_sentence_with_emphasis_in_the_file_is_marked_alone(tmp_path: Path) -> None:
+    """A bullet's "**Traffic**: …" is split as "Traffic: …": not found as written, the whole
+    passage was marked instead of the one sentence."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "signals.md").write_text(
+        "# Signals\n\n- **Traffic**: questions per minute, split by `route`.\n"
+        "- **Errors**: failed answers per minute, split by cause.\n"
+    )
+    _, viewer = open_first_source(folder, tmp_path, "What is traffic split by?")
+    assert viewer.count("<mark>") == 1
+    assert "<mark><strong>Traffic</strong>: questions per minute, split by <code>route</code>.</mark>" in viewer
