@@ -18,12 +18,21 @@ PAGE_JS = (HERE / "page.js").read_text(encoding="utf-8")  # the chat's and the s
 CSS = (HERE / "page.css").read_text(encoding="utf-8")
 # Rules for Gradio's outer frame, which its scoped `css` cannot reach: less padding on a phone,
 # and on a wide screen room for the open drawer. Gradio measures that room once, when the page
-# mounts, before the content has its width, so the chat could end up under the drawer.
+# mounts, before the content has its width, so the chat could end up under the drawer. Beside
+# the chat the drawer takes at most half the window, and below 1024 px, where Gradio's page is
+# 768 px wide and centred, the page moves left while it is open: at 900 px the 520 px drawer
+# left the chat a 186 px column beside 98 px of empty margin.
 DRAWER_PX = 520
+DRAWER_WIDTH = f"min({DRAWER_PX}px, 50vw)"
+OPEN = ":has(.sidebar.open.right)"
 HEAD = (
     "<style>@media (max-width: 640px) { .app { padding-left: 8px !important; padding-right: 8px !important; } }"
-    "@media (min-width: 769px) { .sidebar-parent:has(.sidebar.open.right) { padding-right: "
-    f"max(0px, calc({DRAWER_PX + 30 - 32}px - (100vw - min(980px, 100vw)) / 2)) !important; }} }}</style>"
+    f"@media (min-width: 769px) {{ #drawer.sidebar.right {{ width: {DRAWER_WIDTH} !important; "
+    f"right: calc(-1 * {DRAWER_WIDTH}) !important; }} .sidebar-parent{OPEN} {{ padding-right: "
+    f"max(0px, calc({DRAWER_WIDTH} - 2px - (100vw - min(980px, 100vw)) / 2)) !important; }} }}"
+    f"@media (min-width: 769px) and (max-width: 1023px) {{ .gradio-container{OPEN} {{ margin-left: 0 !important; }} "
+    f".sidebar-parent{OPEN} {{ padding-right: max(0px, calc({DRAWER_WIDTH} - 2px - (100vw - 768px))) !important; }} }}"
+    "</style>"
 )
 IMAGE_LABEL = "Image to ask about (optional): Gemini reads it with your documents"
 IMAGE_OFFLINE = "Images need a Gemini key: the offline answerer reads text only"
