@@ -10,7 +10,7 @@ import gradio as gr
 from rag.backend import Backend
 from rag.settings import Settings
 from ui import browser_copies, render, security
-from ui.handlers import Handlers
+from ui.handlers import SOURCES_TAB, Handlers
 from ui.session import SessionState
 
 HERE = Path(__file__).parent
@@ -18,12 +18,21 @@ PAGE_JS = (HERE / "page.js").read_text(encoding="utf-8")  # the chat's and the s
 CSS = (HERE / "page.css").read_text(encoding="utf-8")
 # Rules for Gradio's outer frame, which its scoped `css` cannot reach: less padding on a phone,
 # and on a wide screen room for the open drawer. Gradio measures that room once, when the page
-# mounts, before the content has its width, so the chat could end up under the drawer.
+# mounts, before the content has its width, so the chat could end up under the drawer. Beside
+# the chat the drawer takes at most half the window, and below 1024 px, where Gradio's page is
+# 768 px wide and centred, the page moves left while it is open: at 900 px the 520 px drawer
+# left the chat a 186 px column beside 98 px of empty margin.
 DRAWER_PX = 520
+DRAWER_WIDTH = f"min({DRAWER_PX}px, 50vw)"
+OPEN = ":has(.sidebar.open.right)"
 HEAD = (
     "<style>@media (max-width: 640px) { .app { padding-left: 8px !important; padding-right: 8px !important; } }"
-    "@media (min-width: 769px) { .sidebar-parent:has(.sidebar.open.right) { padding-right: "
-    f"max(0px, calc({DRAWER_PX + 30 - 32}px - (100vw - min(980px, 100vw)) / 2)) !important; }} }}</style>"
+    f"@media (min-width: 769px) {{ #drawer.sidebar.right {{ width: {DRAWER_WIDTH} !important; "
+    f"right: calc(-1 * {DRAWER_WIDTH}) !important; }} .sidebar-parent{OPEN} {{ padding-right: "
+    f"max(0px, calc({DRAWER_WIDTH} - 2px - (100vw - min(980px, 100vw)) / 2)) !important; }} }}"
+    f"@media (min-width: 769px) and (max-width: 1023px) {{ .gradio-container{OPEN} {{ margin-left: 0 !important; }} "
+    f".sidebar-parent{OPEN} {{ padding-right: max(0px, calc({DRAWER_WIDTH} - 2px - (100vw - 768px))) !important; }} }}"
+    "</style>"
 )
 IMAGE_LABEL = "Image to ask about (optional): Gemini reads it with your documents"
 IMAGE_OFFLINE = "Images need a Gemini key: the offline answerer reads text only"
@@ -90,9 +99,9 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
             )
         with (
             gr.Sidebar(position="right", open=False, width=DRAWER_PX, elem_id="drawer", label="Sources") as drawer,
-            gr.Tabs(),
+            gr.Tabs() as tabs,
         ):
-            with gr.Tab("Sources", elem_id="tab-sources"):
+            with gr.Tab("Sources", elem_id="tab-sources", id=SOURCES_TAB):
                 viewer = gr.HTML(elem_id="viewer", js_on_load=None)  # the opened source first: it was asked for
                 page_image = gr.Image(
                     elem_id="page-image", visible=False, interactive=False, buttons=["fullscreen"],
@@ -123,18 +132,22 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
                     info=None if generator.online else "Offline mode has one model: the extractive answerer.",
                 )
 
-        panel = [details, sources, page_image, viewer, drawer]
+        panel = [details, sources, page_image, viewer, drawer, tabs]
         form = [feedback, feedback_title, right_source, comment]
+        # An event's progress shows on what it fills, never on the drawer: that wraps the whole page,
+        # which went blank under "queue: 1/1" while another session's answer streamed.
         gr.on([question.submit, ask.click], handlers.respond,
               [question, state, collection, mode, top_k, model, image],
-              [chat, question, ask, stop, image, *panel, totals], concurrency_limit=settings.ui_concurrency)
+              [chat, question, ask, stop, image, *panel, totals], concurrency_limit=settings.ui_concurrency,
+              show_progress_on=[chat])
         stop.click(handlers.stop, [state], [chat], concurrency_limit=None)
-        chat.select(handlers.act, [state], [*panel, *form])
-        sources.select(handlers.act, [state], [*panel, *form])
+        chat.select(handlers.act, [state], [*panel, *form], show_progress_on=[viewer])
+        sources.select(handlers.act, [state], [*panel, *form], show_progress_on=[viewer])
         save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
-        new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback])
+        new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback], show_progress_on=[chat])
         upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
-        refresh.click(handlers.corpus, None, [corpus, collection])
+        refresh.click(handlers.refresh, [state], [corpus, collection, chat])
+        collection.change(handlers.choose_collection, [collection, state], [chat])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])
     assert isinstance(demo, gr.Blocks)  # what `with` gives back is untyped in gradio
     return demo

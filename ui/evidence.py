@@ -18,23 +18,28 @@ _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-def citing_sentences(answer: str, n: int) -> list[str]:
-    """The answer's sentences that cite source n, without their citation marks. A citation
-    standing alone after a sentence's full stop ("… floor. [2]") belongs to that sentence."""
+def citation_marks(answer: str) -> list[tuple[set[int], str]]:
+    """Each citation mark of the answer in order ("[2]", "[1, 3]"): the sources it names and
+    the sentence it stands in, without citation marks. A mark standing alone after a
+    sentence's full stop ("… floor. [2]") belongs to that sentence."""
     pieces = [p for p in _ANSWER_SENTENCE.split(answer) if p.strip()]
-    found: list[str] = []
+    marks: list[tuple[set[int], str]] = []
     for i, piece in enumerate(pieces):
-        cited = any(n in _numbers(group) for group in _CITES.findall(piece))
         bare = _CITES.sub("", piece).strip(" .;,*_")
-        if cited:
-            found.append(bare if bare or i == 0 else _CITES.sub("", pieces[i - 1]))
-    return found
+        sentence = bare if bare or i == 0 else _CITES.sub("", pieces[i - 1])
+        marks += [(_numbers(group), sentence) for group in _CITES.findall(piece)]
+    return marks
 
 
-def used_sentence(answer: str, n: int, passage: str) -> str | None:
+def used_sentence(answer: str, n: int, passage: str, mark: int | None = None) -> str | None:
     """The passage sentence (verbatim, so it can be found again) that best supports the
-    answer's sentences citing [n]; None when the answer does not cite n or shares no word."""
-    claims = {w for sentence in citing_sentences(answer, n) for w in content_words(sentence)}
+    answer's sentence holding its `mark`-th citation mark, or with no mark given all its
+    sentences citing [n]; None when they do not cite n or share no word. An offline answer
+    cites [1] after many sentences: each chip marks its own sentence's evidence, not one
+    sentence for all of them."""
+    marks = citation_marks(answer)
+    chosen = marks if mark is None else marks[mark : mark + 1]
+    claims = {w for numbers, sentence in chosen if n in numbers for w in content_words(sentence)}
     if not claims:
         return None
     best, best_score = None, 0.0

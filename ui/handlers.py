@@ -29,7 +29,7 @@ from rag.store import Store
 from rag.types import Attachment, Chunk
 from ui import preview, render, safe
 from ui.chat import Choices, stream_turn
-from ui.corpus import describe_collections
+from ui.corpus import CollectionInfo, describe_collections
 from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
 from ui.suggest import Suggester
@@ -37,6 +37,7 @@ from ui.uploads import ingest_uploads
 
 Update = dict[str, Any]
 SKIP: Any = gr.skip
+SOURCES_TAB = "sources"  # the drawer's tab with the source viewer
 log = logging.getLogger(__name__)
 
 
@@ -46,19 +47,20 @@ class Handlers:
         self.backend = backend  # shared by every session: stores, ledger, budget, the chain
         self.feedback = FeedbackStore(settings)
         self.suggester = Suggester(settings, backend.generator, backend.ledger, backend.budget)
-        self.welcome: render.Welcome | None = None  # read again on every page load and upload
+        self.collections: tuple[CollectionInfo, ...] | None = None  # read again on every page load and upload
 
     # --- chat ---
     def respond(
         self, question: str, state: SessionState, collection: str, mode: Mode, top_k: float, model: str,
         image: str | None = None,
     ) -> Iterator[tuple[Any, ...]]:
-        """Outputs: chat, question box, Ask, Stop, the image box (emptied once asked), then the
-        answer panel (see `panel`) and totals. The question box empties once the question is
-        answered; a question refused (too long, a budget spent) goes back into it."""
+        """Outputs: chat, question box, Ask, Stop, the image box, then the answer panel (see
+        `panel`) and totals. The question box and the image box empty once the question is
+        answered; a question refused (too long, a budget spent) goes back into the box, and its
+        image stays (it was dropped, so asking again after raising the budget lost it)."""
         question = question.strip()
         if not question or state.streaming():
-            yield (SKIP(),) * 11
+            yield (SKIP(),) * 12
             return
         images = self._attachments(image)
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "", images)
@@ -66,15 +68,18 @@ class Handlers:
         busy = (gr.update(visible=False), gr.update(visible=True))
         for turn in stream_turn(self.backend.chain, state, question, choices, self.settings):
             if turn.status == "streaming":
-                yield self.chat(state), "", *busy, *(SKIP(),) * 7
+                yield self.chat(state), "", *busy, *(SKIP(),) * 8
         spent_after = self._spent(state)
         if spent_before is not None and spent_after is not None:
             turn.spent_usd = spent_after - spent_before
         if turn.record is not None:
             turn.passages = self._passages(turn)
         idle = (gr.update(visible=True), gr.update(visible=False))
-        kept = question if turn.record is None and turn.error else ""  # refused: left to edit and send again
-        yield self.chat(state), kept, *idle, gr.update(value=None), *self.panel(state), self.totals(state)
+        if turn.record is None and turn.error:  # refused: left to edit and send again, its image still attached
+            kept, attached = question, SKIP()
+        else:
+            kept, attached = "", gr.update(value=None)
+        yield self.chat(state), kept, *idle, attached, *self.panel(state), self.totals(state)
 
     def _attachments(self, image: str | None) -> tuple[Attachment, ...]:
         """The attached image as the model reads it; none offline (the box is disabled there)."""
@@ -84,7 +89,22 @@ class Handlers:
         return (Attachment(mimetypes.guess_type(path.name)[0] or "image/png", path.read_bytes()),)
 
     def chat(self, state: SessionState) -> str:
-        return render.conversation_html(state, self.welcome)
+        return render.conversation_html(state, None if state.shown else self._welcome(state))
+
+    def _welcome(self, state: SessionState) -> render.Welcome | None:
+        """The first screen of the collection this tab asks: its card marked, its questions
+        suggested (a suggestion from another collection would be asked where it has no answer)."""
+        if self.collections is None:
+            return None  # never read: the corpus panel says why
+        name = state.collection or self.settings.collection
+        current = next((c for c in self.collections if c.name == name), None)
+        asks = self.suggester.for_collection(current) if current else []
+        return render.Welcome(self.collections, name, tuple(asks))
+
+    def choose_collection(self, collection: str, state: SessionState) -> str:
+        """The Settings tab's collection, for this tab's questions. Output: the chat."""
+        state.collection = collection
+        return self.chat(state)
 
     def stop(self, state: SessionState) -> str:
         state.stop_streaming()
@@ -95,9 +115,9 @@ class Handlers:
         state.clear()
         return self.chat(state), *self.panel(state), gr.update(visible=False)
 
-    def panel(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
+    def panel(self, state: SessionState) -> tuple[str, str, Update, str, Update, Update]:
         """The side panel for the shown answer: details, its sources, the page image, the
-        section viewer, and the drawer (left as it is)."""
+        section viewer, then the drawer and its tabs (left as they are)."""
         index = state.shown_index()
         turn = state.turn(index) if index is not None else None
         record = turn.record if turn else None
@@ -107,33 +127,40 @@ class Handlers:
             gr.update(value=None, visible=False),
             "",
             SKIP(),
+            SKIP(),
         )
 
     def act(self, state: SessionState, evt: gr.SelectData) -> tuple[Any, ...]:
         """A button in the chat or the sources list. Outputs: the panel (see `panel`), then
         the feedback form: its group, title, source picker and comment box."""
         index, action = int(evt.index[0]), str(evt.index[1])
+        mark = evt.index[2] if len(evt.index) > 2 else None  # a chip's citation mark; none in the sources list
         keep_form = (SKIP(),) * 4
         if action in ("cite", "sources"):
             state.selected = index
             state.viewing = int(evt.value) if action == "cite" and evt.value else None
+            state.viewing_mark = int(mark) if action == "cite" and mark is not None else None
             return *self.open_source(state), *keep_form
         if action == "rate" and evt.value in ("up", "down"):
-            return (SKIP(),) * 5 + self.rate(state, index, evt.value)
-        return (SKIP(),) * 9
+            return (SKIP(),) * 6 + self.rate(state, index, evt.value)
+        return (SKIP(),) * 10
 
-    def open_source(self, state: SessionState) -> tuple[str, str, Update, str, Update]:
+    def open_source(self, state: SessionState) -> tuple[str, str, Update, str, Update, Update]:
         """The panel with source [state.viewing] of the selected answer opened at its place:
-        a PDF page image with the cited text highlighted, or the section with the passage marked."""
-        details, sources, _, _, _ = self.panel(state)
+        a PDF page image with the cited text highlighted, or the section with the passage marked
+        (the evidence of the clicked chip's own sentence, or of all the sentences citing it).
+        The drawer opens at its Sources tab: a chip clicked while it showed Documents opened the
+        source out of sight."""
+        details, sources, *_ = self.panel(state)
+        shown = gr.update(open=True), gr.update(selected=SOURCES_TAB)
         index = state.shown_index()
         turn = state.turn(index) if index is not None else None
         citation = _source(turn, state.viewing)
         if turn is None or turn.record is None or citation is None:
-            return details, sources, gr.update(value=None, visible=False), "", gr.update(open=True)
+            return details, sources, gr.update(value=None, visible=False), "", *shown
         cited = any(c.n == citation.n for c in turn.record.citations)
         passage = turn.passages.get(citation.n, citation.snippet)
-        quote = used_sentence(turn.answer, citation.n, passage) if cited else None
+        quote = used_sentence(turn.answer, citation.n, passage, state.viewing_mark) if cited else None
         image: Update = gr.update(value=None, visible=False)
         excerpt = f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
         try:
@@ -143,19 +170,21 @@ class Handlers:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
             if chunks[0].kind == "figure" and chunks[0].page is None:  # an image file: shown as it is
                 figure = preview.figure_image(self.settings, turn.collection, chunks[0])
-                image = gr.update(value=str(figure), visible=True, label=f"{citation.source}, figure")
+                image = _image(figure, f"{citation.source}, figure")
                 viewer = render.viewer_caption(citation) + excerpt
             elif chunks[0].page is not None and chunks[0].unit == "page":  # a PDF page; a slide shows as text
                 page = preview.pdf_page(self.settings, turn.collection, chunks[0], quote)
                 note = "" if page.found else "The cited text could not be located on the page image."
-                image = gr.update(value=str(page.image), visible=True, label=f"{citation.source}, page {page.page}")
+                image = _image(page.image, f"{citation.source}, page {page.page}")
                 viewer = render.viewer_caption(citation, note)
             else:
                 section = preview.text_section(self.settings, turn.collection, chunks[0], quote)
                 viewer = render.viewer_caption(citation) + f"<div class='section'>{section.html}</div>"
         except (preview.SourceUnavailable, GemragError, OSError) as exc:
             viewer = render.viewer_caption(citation, str(exc)) + excerpt
-        return details, sources, image, viewer, gr.update(open=True)
+        except Exception as exc:  # a bug: one line here, not an Error box over the whole chat
+            viewer = render.viewer_caption(citation, self._reason(exc)) + excerpt
+        return details, sources, image, viewer, *shown
 
     def _passages(self, turn: Turn) -> dict[int, str]:
         """The full text of every source of the answer, for popovers and highlights (the
@@ -256,11 +285,14 @@ class Handlers:
             collections = describe_collections(self.settings)
         except Exception as exc:
             return render.unavailable("The corpus", self._reason(exc)), SKIP()
-        current = next((c for c in collections if c.name == self.settings.collection), None)
-        asks = self.suggester.for_collection(current) if current else []
-        self.welcome = render.Welcome(tuple(collections), self.settings.collection, tuple(asks))
+        self.collections = tuple(collections)
         names = sorted({c.name for c in collections} | {self.settings.collection})
         return render.corpus_html(collections), gr.update(choices=names)
+
+    def refresh(self, state: SessionState) -> tuple[str, Update, str]:
+        """Outputs: the corpus panel, the collection choices, and the chat, whose first screen
+        counts what was ingested since the page loaded (it still said 18 documents beside 19)."""
+        return *self.corpus(), self.chat(state)
 
     @staticmethod
     def upload_types() -> list[str]:
@@ -285,6 +317,12 @@ class Handlers:
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
         return summary, *self.corpus(), None, self.chat(state)
+
+
+def _image(path: Path, name: str) -> Update:
+    """A source's image in the viewer, named as alt text too: its label is hidden, and a screen
+    reader announced the cited page as an unnamed image."""
+    return gr.update(value=str(path), visible=True, label=name, alt_text=name)
 
 
 def _source(turn: Turn | None, n: int | None) -> Citation | None:

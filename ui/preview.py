@@ -39,6 +39,7 @@ FRAGMENT_WORDS = 6  # when a sentence is not found whole on the page, find it in
 
 _START, _END = "\ue000", "\ue001"  # private-use marks around the passage, replaced after rendering
 
+_INLINE = "[*_`]*"  # Markdown emphasis and code marks, which a passage's sentences are split without
 _BLOCK_PREFIX = re.compile(r"\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*|\|)*")
 
 
@@ -87,7 +88,10 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
     out = folder / f"{content_hash[:24]}-p{page}-{key}.png"
     base = folder / f"{content_hash[:24]}-p{page}.png"
     with PDFIUM:  # Gradio serves handlers from a pool; ingest may read PDFs meanwhile
-        pdf = pdfium.PdfDocument(path)
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError as exc:  # replaced since it was ingested by a damaged or encrypted one
+            raise SourceUnavailable(f"{chunk.source} cannot be read now: {exc}") from exc
         try:
             if not 1 <= page <= len(pdf):
                 raise SourceUnavailable(f"{chunk.source} has {len(pdf)} pages now, not page {page}: re-ingest it.")
@@ -150,14 +154,21 @@ def _mark(body: str, passage: str, quote: str | None, at: int) -> str:
     """`body` with the quote (searched inside the passage first) or the passage wrapped in marks."""
     start = body.find(passage, max(0, at - 50)) if passage else -1
     span = (start, start + len(passage)) if start >= 0 else None
-    if quote:
-        inside = body.find(quote, span[0]) if span else body.find(quote)
-        if inside >= 0:
-            span = (inside, inside + len(quote))
+    if quote and (found := _quoted(quote).search(body, span[0] if span else 0)):
+        span = found.span()
     if span is None:
         return body
     lines = body[span[0] : span[1]].split("\n")
     return body[: span[0]] + "\n".join(_mark_line(line) for line in lines) + body[span[1] :]
+
+
+def _quoted(quote: str) -> re.Pattern[str]:
+    """The quote as the file may hold it: the sentence as split runs on one line without its
+    emphasis and code marks ("Traffic: questions…"), the file may wrap it anywhere and mark
+    any of it ("- **Traffic**: questions…"). Marks next to it are taken in, so the emphasis
+    is marked whole."""
+    words = [_INLINE.join(map(re.escape, word)) for word in quote.split()]
+    return re.compile(_INLINE + rf"{_INLINE}\s+{_INLINE}".join(words) + _INLINE)
 
 
 def _mark_line(line: str) -> str:

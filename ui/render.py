@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import count
+from itertools import count, repeat
 
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
@@ -22,7 +22,7 @@ from rag.providers.extractive import OFFLINE_NOTE, section
 from rag.types import place
 from ui import safe
 from ui.corpus import CollectionInfo
-from ui.evidence import used_sentence
+from ui.evidence import citation_marks, used_sentence
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import UploadResult
 
@@ -49,6 +49,9 @@ _THUMB = (  # Lucide's thumbs-up (ISC licence), drawn inline: no icon font, no f
 )
 THUMBS = {"up": _THUMB.format(turn=""), "down": _THUMB.format(turn=" style='transform: rotate(180deg)'")}
 POPOVER_CONTEXT = 110  # characters of the passage shown either side of the sentence used
+# A question past this many characters shows its start only: a pasted document refused as too
+# long (it goes back into the box whole) was a wall of text above its one-line refusal.
+QUESTION_SHOWN = 600
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _BLOCK_SYNTAX = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+•]|\d+[.)])\s+")
 
@@ -87,10 +90,18 @@ def turn_html(index: int, turn: Turn) -> str:
         rewritten = f"<div class='rewritten'>Searched as: {text(record.standalone_question)}</div>"
     return (
         f"<article class='turn' data-turn='{index}' data-status='{turn.status}'>"
-        f"<div class='q'><span class='who'>You</span>{text(turn.question)}{_attached(turn)}</div>{rewritten}"
+        f"<div class='q'><span class='who'>You</span>{_question(turn.question)}{_attached(turn)}</div>{rewritten}"
         f"<div class='a' data-testid='bot'>{_answer_body(index, turn)}{_answer_footer(index, turn)}</div>"
         "</article>"
     )
+
+
+def _question(question: str) -> str:
+    """As typed: its Shift+Enter line breaks kept (HTML ran the lines together)."""
+    shown = text(question[:QUESTION_SHOWN]).replace("\n", "<br>")
+    if len(question) <= QUESTION_SHOWN:
+        return shown
+    return f"{shown}… <span class='clipped'>({_count(len(question), 'character')})</span>"
 
 
 def _attached(turn: Turn) -> str:
@@ -103,28 +114,36 @@ def _answer_body(index: int, turn: Turn) -> str:
     if turn.status == "error":
         return f"<p class='error' role='alert'>{text(turn.error)}</p>"
     body = shown_answer(turn.answer)
-    if not body:
-        return "<p class='searching'>Searching your documents…</p>" if turn.status == "streaming" else ""
+    if not body:  # stopped before its first word: the empty answer still says why it is empty
+        return {"streaming": "<p class='searching'>Searching your documents…</p>",
+                "stopped": "<p class='stopped'>(stopped before any answer)</p>"}.get(turn.status, "")
     html = safe.markdown(body)
     sources = {c.n: c for c in turn.record.sources} if turn.record else {}
     if sources:
         chips = count()  # each chip's own popover id: an offline answer cites [1] after many sentences
-        html = _CITES.sub(lambda m: _chips(index, turn, m.group(1), sources, chips), html)
+        # The k-th mark on the page is the answer's k-th (ui.evidence) unless Markdown ate one (a link's text).
+        aligned = len(_CITES.findall(html)) == len(citation_marks(turn.answer))
+        marks: Iterator[int | None] = count() if aligned else repeat(None)
+        html = _CITES.sub(lambda m: _chips(index, turn, m.group(1), sources, chips, next(marks)), html)
     if turn.status == "stopped":
         html += "<p class='stopped'>(stopped)</p>"
     return html
 
 
-def _chips(index: int, turn: Turn, group: str, sources: dict[int, Citation], chips: Iterator[int]) -> str:
+def _chips(
+    index: int, turn: Turn, group: str, sources: dict[int, Citation], chips: Iterator[int], mark: int | None
+) -> str:
     numbers = [int(n) for n in group.split(",")]
     if not all(n in sources for n in numbers):
         return f"[{text(group)}]"  # a number the model invented stays plain text
-    return "".join(chip(index, sources[n], turn, next(chips)) for n in numbers)
+    return "".join(chip(index, sources[n], turn, next(chips), mark) for n in numbers)
 
 
-def chip(index: int, citation: Citation, turn: Turn, k: int) -> str:
+def chip(index: int, citation: Citation, turn: Turn, k: int, mark: int | None = None) -> str:
     """A numbered chip: hover or focus shows the passage, a click opens the source there.
-    `k`: the chip's place in its answer, which makes its popover's id unique on the page."""
+    `k`: the chip's place in its answer, which makes its popover's id unique on the page;
+    `mark`: which citation mark of the answer it is (ui.evidence.citation_marks), so its
+    popover and the source it opens mark the evidence of the sentence it stands after."""
     n = citation.n
     where = spelled_place(citation)
     label = f"Source {n}: {citation.source}" + (f", {where}" if where else "")
@@ -132,16 +151,17 @@ def chip(index: int, citation: Citation, turn: Turn, k: int) -> str:
     flag = " unsupported" if doubt else ""
     if doubt:
         label += ", not supported by it"
+    at = "" if mark is None else f" data-mark='{mark}'"
     return (
-        f"<button type='button' class='cite{flag}' data-act='cite' data-turn='{index}' data-n='{n}' "
+        f"<button type='button' class='cite{flag}' data-act='cite' data-turn='{index}' data-n='{n}'{at} "
         f"aria-label='{text(label)}' aria-describedby='pop-{index}-{k}'>{n}"
-        f"<span class='pop' role='tooltip' id='pop-{index}-{k}'>{popover_html(citation, turn)}</span></button>"
+        f"<span class='pop' role='tooltip' id='pop-{index}-{k}'>{popover_html(citation, turn, mark)}</span></button>"
     )
 
 
-def popover_html(citation: Citation, turn: Turn) -> str:
+def popover_html(citation: Citation, turn: Turn, mark: int | None = None) -> str:
     passage = turn.passages.get(citation.n, citation.snippet)
-    quote = used_sentence(turn.answer, citation.n, passage)
+    quote = used_sentence(turn.answer, citation.n, passage, mark)
     doubt = _doubt(turn, citation.n)
     warning = f"<span class='doubt'>⚠ Not supported by this passage: {text(doubt)}</span>" if doubt else ""
     return (
@@ -259,6 +279,10 @@ def welcome_html(welcome: Welcome) -> str:
     if not cards:
         cards = ("<p>Nothing is ingested yet: add documents in the Documents tab, or run "
                  "<code>python -m ingest PATH</code>.</p>")
+    elif all(c.name != welcome.collection for c in welcome.collections):  # typed in the Settings tab
+        cards = (f"<p class='note'>Questions go to collection <b>{text(welcome.collection)}</b>, which holds no "
+                 "documents yet: add some in the Documents tab, or choose another collection in Settings.</p>"
+                 + cards)
     asks = "".join(
         f"<li><button type='button' class='suggest' data-act='ask' data-q='{text(q)}'>{text(q)}</button></li>"
         for q in welcome.suggestions

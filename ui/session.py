@@ -67,7 +67,9 @@ class SessionState:
     first_shown: int = 0  # turns before this were cleared from the chat
     selected: int | None = None  # the turn whose sources are shown; None means the latest answer
     viewing: int | None = None  # the source [n] open in the viewer
+    viewing_mark: int | None = None  # the chip opening it (ui.evidence.citation_marks); None: from the sources list
     rating: int | None = None  # the turn whose rating the feedback form completes
+    collection: str = ""  # the one chosen in the Settings tab; "" until then: the server's
 
     @property
     def shown(self) -> list[Turn]:
@@ -77,13 +79,13 @@ class SessionState:
         """A fresh conversation in the same session: its spending still counts."""
         self.stop_streaming()
         self.first_shown = len(self.turns)
-        self.selected = self.viewing = self.rating = None
+        self.selected = self.viewing = self.viewing_mark = self.rating = None
 
     def start_turn(self, question: str, collection: str) -> Turn:
         self.stop_streaming()
         turn = Turn(question, collection)
         self.turns.append(turn)
-        self.selected = self.viewing = None
+        self.selected = self.viewing = self.viewing_mark = None
         return turn
 
     def stop_streaming(self) -> None:

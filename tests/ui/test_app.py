@@ -137,3 +137,13 @@ def test_two_concurrent_first_requests_to_a_fresh_ui_both_succeed(tmp_path: Path
         assert "data-collection='corpus'" in corpus_panel and "3 documents" in corpus_panel
         [turn] = state.turns
         assert turn.status == "done" and turn.record is not None and "second floor" in turn.answer
+
+
+def test_no_event_shows_its_progress_over_the_drawer_which_wraps_the_page(ui_settings: Settings) -> None:
+    """While another session's answer streamed, a question waiting its turn blanked the whole
+    page under "queue: 1/1", and a failed click covered it with "Error": both were drawn over
+    the drawer, an output that wraps the page."""
+    demo = build_app(ui_settings, Backend.build(ui_settings, OfflineProvider()))
+    (drawer,) = [c["id"] for c in demo.config["components"] if c["props"].get("elem_id") == "drawer"]
+    filling = [d for d in demo.config["dependencies"] if drawer in d["outputs"]]
+    assert filling and all(d["show_progress_on"] and drawer not in d["show_progress_on"] for d in filling)

@@ -240,6 +240,22 @@ def test_a_phone_gets_a_full_width_input_no_horizontal_scroll_and_sources_in_a_d
     page.close()
 
 
+def test_a_narrow_window_keeps_half_its_width_for_the_chat_beside_the_open_drawer(
+    browser: Browser, app_url: str
+) -> None:
+    """At 900 px the 520 px drawer left the chat a 186 px column beside 98 px of empty margin."""
+    page = open_page(browser, app_url, {"width": 900, "height": 900})
+    ask(page, BADGE)
+    watch_answer(page, 1)
+    page.locator("#chat button.cite").first.click()
+    assert highlighted_pixels(page) > 500
+    page.wait_for_timeout(500)  # the drawer slides in
+    chat, drawer = (page.locator(f"#{name}").bounding_box() for name in ("chat", "drawer"))
+    assert chat is not None and drawer is not None
+    assert chat["width"] >= 360 and chat["x"] + chat["width"] <= drawer["x"] + 1 and no_horizontal_scroll(page)
+    page.close()
+
+
 def test_the_keyboard_alone_reaches_every_control_with_a_visible_focus(browser: Browser, app_url: str) -> None:
     page = open_page(browser, app_url)
     page.get_by_role("textbox", name="Your question").wait_for()  # every control has a name
@@ -264,7 +280,11 @@ def test_the_keyboard_alone_reaches_every_control_with_a_visible_focus(browser: 
     wanted = ("|Source 1: onboarding.pdf, page 3|cite", "|Good answer|rate", "|Bad answer|rate", "question|", "ask|")
     for control in wanted:
         assert control in text, f"Tab never reached {control!r}:\n{text}"
-    page.locator("#chat button.cite").first.focus()
+    chip = page.locator("#chat button.cite").first
+    chip.focus()
+    chip.locator(".pop").wait_for(state="visible")
+    page.keyboard.press("Escape")  # a popover covering the lines below can be dismissed
+    chip.locator(".pop").wait_for(state="hidden")
     page.keyboard.press("Enter")  # a chip opens its source from the keyboard too
     assert highlighted_pixels(page) > 2_000
     page.close()

@@ -35,7 +35,7 @@ def handlers(gemini_settings: Settings, tmp_path: Path) -> Handlers:
 def test_a_gemini_answer_shows_flash_its_tokens_and_its_sources(handlers: Handlers, fake_gemini: FakeGemini) -> None:
     state = SessionState()
     *_, final = handlers.respond(QUESTION, state, "corpus", "hybrid", 4, "")
-    chat, _, _, _, _, details, sources, _, _, _, totals = final
+    chat, _, _, _, _, details, sources, _, _, _, _, totals = final
     assert "gemini-3.8-flash · Flash" in chat
     assert "data-route='flash'" in details and "onboarding.pdf" in sources
     record = state.turns[0].record
@@ -93,9 +93,12 @@ def test_a_spent_budget_is_refused_in_the_chat_before_any_model_call(
     assert ingest_paths([write_corpus(tmp_path / "corpus")], settings, provider).exit_code == 0
     handlers = Handlers(settings, Backend.build(settings, provider))
     fake_gemini.clear_log()
-    *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "")
+    photo = tmp_path / "badge.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(photo)
+    *_, final = handlers.respond(QUESTION, SessionState(), "corpus", "hybrid", 4, "", str(photo))
     message = final[0]
     assert "role='alert'>Refused before calling the model: the session budget would be exceeded" in message
+    assert final[1] == QUESTION and final[4] == {"__type__": "update"}  # the question and its image kept to retry
     assert "GEMRAG_SESSION_BUDGET_USD" in message and fake_gemini.requests == []
     assert "<b>$0.0000</b>" in final[-1]  # nothing was charged
 

@@ -19,7 +19,7 @@ from rag.backend import Backend
 from rag.feedback import FeedbackStore
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
-from tests.ui.conftest import HOSTILE_QUESTION
+from tests.ui.conftest import HOSTILE_QUESTION, PDF_PAGES, write_pdf
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -32,8 +32,11 @@ def handlers(ui_settings: Settings) -> Handlers:
     return Handlers(ui_settings, Backend.build(ui_settings, OfflineProvider()))
 
 
-def click(handlers: Handlers, state: SessionState, turn: int, act: str, value: str | None = None) -> tuple:
-    return handlers.act(state, gr.SelectData(None, {"index": [turn, act], "value": value}))
+def click(
+    handlers: Handlers, state: SessionState, turn: int, act: str, value: str | None = None, mark: int | None = None
+) -> tuple:
+    """What page.js sends for a button: a chip also names its citation mark."""
+    return handlers.act(state, gr.SelectData(None, {"index": [turn, act, mark], "value": value}))
 
 
 def highlighted_pixels(path: str) -> int:
@@ -48,8 +51,8 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
 ) -> None:
     state = SessionState()
     *streaming, final = handlers.respond(BADGE, state, "corpus", "hybrid", 4, "")
-    assert streaming and all(len(update) == 11 for update in streaming)
-    chat, box, ask, stop, _attach, details, sources, _image, _viewer, _drawer, totals = final
+    assert streaming and all(len(update) == 12 for update in streaming)
+    chat, box, ask, stop, _attach, details, sources, _image, _viewer, _drawer, _tabs, totals = final
     assert box == "" and ask["visible"] and not stop["visible"]
     assert "class='cite' data-act='cite' data-turn='0' data-n='1'" in chat
     assert "<mark>The office badge is collected from the reception desk on the second floor.</mark>" in chat
@@ -67,8 +70,10 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
 def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers: Handlers) -> None:
     state = SessionState()
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
-    _, sources, image, viewer, drawer, *_ = click(handlers, state, 0, "cite", "1")
+    _, sources, image, viewer, drawer, tabs, *_ = click(handlers, state, 0, "cite", "1")
     assert drawer["open"] and image["visible"] and "onboarding.pdf</b> · page 3" in viewer
+    assert tabs["selected"] == "sources"  # also when the drawer showed Documents or Settings
+    assert image["alt_text"] == "onboarding.pdf, page 3"  # a screen reader names the page
     assert "aria-current=true" in sources
     assert highlighted_pixels(image["value"]) > 2_000
     again = click(handlers, state, 0, "cite", "1")[2]["value"]
@@ -108,9 +113,9 @@ def test_a_rating_is_stored_per_collection_and_becomes_a_test_case(
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
     list(handlers.respond("How many days of paid vacation does every employee get per year?",
                           state, "corpus", "hybrid", 4, ""))
-    group, title, _, _ = click(handlers, state, 0, "rate", "up")[5:]
+    group, title, _, _ = click(handlers, state, 0, "rate", "up")[6:]
     assert group["visible"] and "rated good" in title
-    offered = click(handlers, state, 1, "rate", "down")[7]["choices"]
+    offered = click(handlers, state, 1, "rate", "down")[8]["choices"]
     vacation = state.turns[1].record
     assert vacation is not None
     # Each passage offered with its place: the same file's passages are told apart by section.
@@ -160,12 +165,25 @@ def test_a_refused_question_goes_back_into_the_box(handlers: Handlers) -> None:
     assert state.turns[-1].record is not None and answered[1] == ""
 
 
+def handlers_over(folder: Path, tmp_path: Path) -> Handlers:
+    """The handlers over `folder`, ingested offline into a fresh data dir."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
+    return Handlers(settings, Backend.build(settings, OfflineProvider()))
+
+
+def garage(tmp_path: Path) -> Path:
+    """A folder of one document."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
+    return folder
+
+
 def open_first_source(folder: Path, tmp_path: Path, question: str) -> tuple[dict, str]:
     """Ingest `folder` offline, ask `question`, click source [1]: the page image's update and
     the viewer's HTML."""
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    handlers = handlers_over(folder, tmp_path)
     state = SessionState()
     list(handlers.respond(question, state, "corpus", "hybrid", 4, ""))
     _, _, image, viewer, _, *_ = click(handlers, state, 0, "cite", "1")
@@ -244,12 +262,7 @@ def test_a_markdown_table_opens_as_a_table_with_its_rows_marked(tmp_path: Path) 
 def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -> None:
     """After two uploads the first screen still said "15 documents" where the Documents tab
     said 16: the chat was not drawn again."""
-    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "garage.md").write_text("# Garage\n\nThe visitor garage opens at 6 am on weekdays.\n")
-    assert ingest_paths([folder], settings, OfflineProvider()).exit_code == 0
-    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    handlers = handlers_over(garage(tmp_path), tmp_path)
     state = SessionState()
     handlers.corpus()  # as a page load does
     assert "1 document · " in handlers.chat(state)
@@ -258,3 +271,82 @@ def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -
     upload.write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
     *_, chat = handlers.upload([str(upload)], "corpus", state)
     assert "2 documents · " in chat
+
+
+def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Handlers) -> None:
+    state = SessionState()
+    list(handlers.respond("How many vacation days do I get and when do they expire?", state, "corpus", "hybrid",
+                          4, ""))
+    assert state.turns[0].answer.count("[1]") == 2  # two sentences, one source
+    first, second = (click(handlers, state, 0, "cite", "1", mark)[3] for mark in (0, 1))
+    assert "<mark>Every employee gets 27 days of paid vacation per calendar year.</mark>" in first
+    assert "<mark>Unused vacation days expire</mark>\n<mark>on the 31st of March of the following year.</mark>" \
+        in second
+    assert "<mark>Every employee" not in second  # the sentence wraps in the file: marked alone all the same
+
+
+def test_refresh_redraws_the_first_screen_with_what_was_ingested_since(tmp_path: Path) -> None:
+    folder = garage(tmp_path)
+    handlers = handlers_over(folder, tmp_path)
+    state = SessionState()
+    assert "1 document · " in handlers.load(state)[0]
+    (folder / "canteen.md").write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
+    assert ingest_paths([folder], handlers.settings, OfflineProvider()).exit_code == 0  # python -m ingest meanwhile
+    corpus, _, chat = handlers.refresh(state)
+    assert "2 documents · " in corpus and "2 documents · " in chat
+
+
+def test_the_first_screen_follows_the_collection_chosen_in_settings(tmp_path: Path) -> None:
+    """After choosing another collection the first screen still marked the server's one
+    "answering from this" and suggested its questions, which then went to the other one."""
+    settings = Settings(data_dir=tmp_path / "data", api_key=None, tier="unlimited")
+    for name, text in [("corpus", "# Garage\n\nThe garage opens at 6 am.\n"), ("canteen", "# Lunch\n\nAt noon.\n")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.md").write_text(text)
+        assert ingest_paths([tmp_path / name], settings, OfflineProvider(), collection=name).exit_code == 0
+    handlers = Handlers(settings, Backend.build(settings, OfflineProvider()))
+    state, other = SessionState(), SessionState()
+    assert "data-collection='corpus'><div class='card-head'><b>corpus</b><span class='badge'>" in \
+        handlers.load(state)[0]
+    chat = handlers.choose_collection("canteen", state)
+    assert "<b>canteen</b><span class='badge'>" in chat and "<b>corpus</b><span class='badge'>" not in chat
+    assert "“Lunch”" in chat and "“Garage”" not in chat  # the suggested questions are the canteen's
+    assert "<b>corpus</b><span class='badge'>" in handlers.chat(other)  # another tab keeps its own
+    assert "which holds no documents yet" in handlers.choose_collection("new-one", state)
+
+
+def test_a_source_that_cannot_be_opened_says_why_in_the_viewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PDF damaged since it was ingested raised out of the click: an "Error" box covered the
+    chat and the viewer stayed empty."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "badges.pdf", PDF_PAGES)
+    handlers = handlers_over(folder, tmp_path)
+    state = SessionState()
+    list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
+    (folder / "badges.pdf").write_bytes(b"not a pdf any more")
+    _, _, image, viewer, drawer, *_ = click(handlers, state, 0, "cite", "1")
+    assert "badges.pdf cannot be read now: Failed to load document" in viewer and not image["visible"]
+    assert "<mark>The office badge is collected" in viewer and drawer["open"]  # the passage itself still shows
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("ui.preview.pdf_page", broken)
+    assert "RuntimeError: a bug" in click(handlers, state, 0, "cite", "1")[3]
+
+
+def test_a_cited_sentence_with_emphasis_in_the_file_is_marked_alone(tmp_path: Path) -> None:
+    """A bullet's "**Traffic**: …" is split as "Traffic: …": not found as written, the whole
+    passage was marked instead of the one sentence."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "signals.md").write_text(
+        "# Signals\n\n- **Traffic**: questions per minute, split by `route`.\n"
+        "- **Errors**: failed answers per minute, split by cause.\n"
+    )
+    _, viewer = open_first_source(folder, tmp_path, "What is traffic split by?")
+    assert viewer.count("<mark>") == 1
+    assert "<mark><strong>Traffic</strong>: questions per minute, split by <code>route</code>.</mark>" in viewer

@@ -67,6 +67,17 @@ def test_citations_become_chips_and_invented_numbers_stay_text() -> None:
     assert all(f"aria-describedby='{i}'" in html for i in ids)
 
 
+def test_each_chip_marks_the_evidence_of_the_sentence_it_stands_after() -> None:
+    passage = "Ten requests per minute is the limit. A lost badge is replaced for 25 euros."
+    turn = Turn("q", answer="Ten per minute [1].\n\nLost badges cost 25 euros [1].", status="done",
+                record=record(), passages={1: passage})
+    html = render.conversation_html(SessionState(turns=[turn]), None)
+    assert "data-mark='0'" in html and "data-mark='1'" in html  # which sentence a click opens at
+    first, second = html.split("data-mark='1'")
+    assert "<mark>Ten requests per minute is the limit.</mark>" in first
+    assert "<mark>A lost badge is replaced for 25 euros.</mark>" in second
+
+
 def test_answer_footer_names_model_route_tokens_ttft_and_the_cost_paid() -> None:
     turn = Turn("q", answer="a", status="done", record=record(), spent_usd=0.00052)
     html = render.turn_html(0, turn)
@@ -89,8 +100,20 @@ def test_turns_show_progress_stop_and_errors_readably() -> None:
     assert "Searching" in render.turn_html(0, Turn("q"))
     stopped = render.turn_html(0, Turn("q", answer="Half an", status="stopped"))
     assert "Half an" in stopped and "(stopped)" in stopped
+    assert "(stopped before any answer)" in render.turn_html(0, Turn("q", status="stopped"))
     failed = render.turn_html(0, Turn("q", status="error", error="Budget <spent>"))
     assert "Budget &lt;spent&gt;" in failed and "role='alert'" in failed
+
+
+def test_a_question_keeps_its_line_breaks() -> None:
+    html = render.turn_html(0, Turn("First line <b>\nsecond line", status="streaming"))
+    assert "First line &lt;b&gt;<br>second line" in html
+
+
+def test_a_pasted_wall_of_text_shows_as_its_start_and_length() -> None:
+    long = "How do retries work? " + "lorem ipsum " * 4_000
+    html = render.turn_html(0, Turn(long, status="error", error="The question is too long"))
+    assert len(html) < 2_000 and "How do retries work?" in html and "(48,021 characters)" in html
 
 
 def test_sources_are_listed_once_in_rank_order_cited_ones_marked() -> None:
