@@ -420,7 +420,8 @@ def upload_summary(result: UploadResult) -> str:
     if report is not None:
         done = [f for f in report.files if f.status in (Status.ADDED, Status.UPDATED, Status.UNCHANGED)]
         notes = {f.source: f" ({md(f.reason)})" for f in done if f.reason}  # pages left unread, a move
-        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {f.chunks} chunks{notes.get(f.source, '')}" for f in done]
+        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {_count(f.chunks, 'chunk')}{notes.get(f.source, '')}"
+                  for f in done]
         lines += [f"- ❌ {md(f.source)}: {md(f.reason)}" for f in report.of(Status.FAILED)]
         lines += [f"- ⏭️ {md(f.source)}: skipped, {md(f.reason)}" for f in report.of(Status.SKIPPED)]
         if report.stopped:

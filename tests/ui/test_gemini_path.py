@@ -163,7 +163,8 @@ def test_an_uploaded_image_is_described_and_an_uploaded_deck_cited_by_slide(
     Image.new("RGB", (400, 300), (0, 0, 255)).save(chart)
     summary, *_ = handlers.upload([str(chart), str(pptx(tmp_path / "deck.pptx"))], "corpus", SessionState())
 
-    assert "chart.png: added, 1 chunks" in summary and "deck.pptx: added, 3 chunks" in summary
+    assert "chart.png: added, 1 chunk" in summary and "deck.pptx: added, 3 chunks" in summary
+    assert "1 chunks" not in summary
     assert "1 figures and scans read by Gemini" in summary
     described = [c for c in fake_gemini.calls("generateContent") if "inlineData" in str(c.body)]
     assert [c.model for c in described] == ["gemini-3.5-flash-lite"]

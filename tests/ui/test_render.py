@@ -140,12 +140,14 @@ def test_empty_corpus_says_how_to_ingest() -> None:
 def test_upload_summary_lists_each_file_and_the_embedding_cost() -> None:
     report = IngestReport(
         "corpus", "e", files=[FileOutcome("a.md", Status.ADDED, 3, 300), FileOutcome("b.pdf", Status.FAILED,
-                                                                                   reason="encrypted PDF")],
+                                                                                   reason="encrypted PDF"),
+                              FileOutcome("c.md", Status.ADDED, 1, 40)],
         tokens=300, cost_usd=0.000045,
     )
     summary = render.upload_summary(UploadResult(rejected=["c.exe: file type .exe is not supported"], report=report))
     assert summary.splitlines()[0] == "Upload into collection **corpus**:"
     assert "- ✅ a.md: added, 3 chunks" in summary and "- ❌ b.pdf: encrypted PDF" in summary
+    assert "- ✅ c.md: added, 1 chunk" in summary and "1 chunks" not in summary
     assert "- ❌ c.exe: file type .exe" in summary and "Embedding cost: $0.000045 (300 tokens)" in summary
 
 
