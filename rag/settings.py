@@ -331,6 +331,15 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: str = "warning"
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: object) -> object:
+        """`GEMINI_API_KEY=` (the line deploy/env.example and the Kubernetes keys.env ship
+        with) means no key: the offline default, not a Gemini client refusing an empty key."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _base_url_is_a_url(cls, value: str | None) -> str | None:
