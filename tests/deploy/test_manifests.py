@@ -103,3 +103,22 @@ def test_every_command_the_deployment_runs_is_a_module_that_exists() -> None:
     assert {"rag.server", "ingest.worker"} <= modules
     for module in modules:
         assert importlib.util.find_spec(module) is not None, f"{module} is run by deploy/ but does not exist"
+
+
+def test_the_server_and_the_worker_share_one_data_dir() -> None:
+    """An upload is staged in the data dir of the server pod that received it and ingested by
+    a worker pod: with a volume of each pod's own (emptyDir), the worker finds no file and
+    every upload job fails. Both mount one claim that many nodes may mount at once."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    data_dir = by_name[("ConfigMap", "gemrag-config")]["data"]["GEMRAG_DATA_DIR"]
+    claims = set()
+    for name in ("gemrag-server", "gemrag-worker"):
+        pod = by_name[("Deployment", name)]["spec"]["template"]["spec"]
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == data_dir)
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert "persistentVolumeClaim" in volume, f"{name} keeps {data_dir} on a volume of its own"
+        claims.add(volume["persistentVolumeClaim"]["claimName"])
+    assert len(claims) == 1, claims
+    claim = by_name[("PersistentVolumeClaim", claims.pop())]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
