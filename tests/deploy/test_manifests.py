@@ -17,6 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from rag.settings import Settings
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.32.0"
 
@@ -122,3 +124,18 @@ def test_the_server_and_the_worker_share_one_data_dir() -> None:
     assert len(claims) == 1, claims
     claim = by_name[("PersistentVolumeClaim", claims.pop())]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_server_is_killed_only_after_its_drain() -> None:
+    """SIGTERM lets open answers finish for `drain_s`; a kill deadline shorter than that (and,
+    on Kubernetes, the preStop wait before it) cuts them mid-stream on every rolling update."""
+    drain_s = Settings().drain_s
+    docs = rendered(DEPLOY / "k8s/base")
+    pod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "gemrag-server")
+    spec = pod["spec"]["template"]["spec"]
+    pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + drain_s
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name in ("server-1", "server-2"):
+        grace = compose["services"][name]["stop_grace_period"]
+        assert int(grace.removesuffix("s")) > drain_s, f"{name}: docker kills it {grace} after SIGTERM"
