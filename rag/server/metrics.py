@@ -53,7 +53,8 @@ class Metrics:
         self.streams = Gauge("gemrag_streams_active", "Answer streams open now", registry=r)
         self.disconnects = Counter("gemrag_stream_disconnects", "Answer streams the client left before the end",
                                    registry=r)
-        self.errors = Counter("gemrag_errors", "Errors answered, by kind", ["kind"], registry=r)
+        self.errors = Counter("gemrag_errors", "Errors answered, by kind and route template", ["kind", "route"],
+                              registry=r)
         self.ratelimit_wait = Histogram(
             "gemrag_ratelimit_wait_seconds", "Time a model call waited for a global rate-limit slot", ["model"],
             buckets=(0, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60), registry=r)
