@@ -139,3 +139,10 @@ def test_the_server_is_killed_only_after_its_drain() -> None:
     for name in ("server-1", "server-2"):
         grace = compose["services"][name]["stop_grace_period"]
         assert int(grace.removesuffix("s")) > drain_s, f"{name}: docker kills it {grace} after SIGTERM"
+
+
+def test_the_compose_secrets_file_is_never_committed() -> None:
+    """deploy/env.example says to copy it to deploy/.env with the Gemini key and the API key
+    hashes in it: a `git add -A` in the checkout must not commit that."""
+    ignored = run("git", "-C", str(DEPLOY.parent), "check-ignore", "--quiet", "--no-index", "deploy/.env")
+    assert ignored.returncode == 0, "deploy/.env is not in .gitignore"
