@@ -146,3 +146,15 @@ def test_the_compose_secrets_file_is_never_committed() -> None:
     hashes in it: a `git add -A` in the checkout must not commit that."""
     ignored = run("git", "-C", str(DEPLOY.parent), "check-ignore", "--quiet", "--no-index", "deploy/.env")
     assert ignored.returncode == 0, "deploy/.env is not in .gitignore"
+
+
+def test_compose_publishes_no_dashboard_with_a_default_login() -> None:
+    """Grafana came up as admin/admin and Prometheus without any login, both on every
+    interface of the host: anyone who reached it read (Grafana: edited) the spending and
+    budget panels. The admin password comes from deploy/.env; both listen on this host only."""
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    password = services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), "required from deploy/.env, never a literal"
+    assert "GRAFANA_ADMIN_PASSWORD=" in (DEPLOY / "env.example").read_text()
+    for name in ("grafana", "prometheus"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
