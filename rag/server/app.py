@@ -452,10 +452,7 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         state = services(request)
-        if state.settings.redis_url:
-            await anyio.to_thread.run_sync(observe_jobs, state)
-        if state.settings.online:
-            await anyio.to_thread.run_sync(observe_quotas, state)
+        await anyio.to_thread.run_sync(observe_stores, state)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -507,6 +504,23 @@ async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
         if latest != job:
             yield sse("progress", JobOut.model_validate(latest))
         job = latest
+
+
+def observe_stores(state: Services) -> None:
+    """The job and quota figures, read from Redis at each scrape. An unreachable Redis skips
+    them (they keep their last values; /readyz names Redis) rather than failing the scrape:
+    a 500 made Prometheus drop every metric of the replica, errors and latency too, for as
+    long as Redis was down."""
+    import redis
+
+    readers = [observe_jobs] if state.settings.redis_url else []
+    if state.settings.online:
+        readers.append(observe_quotas)
+    for read in readers:
+        try:
+            read(state)
+        except (StoreUnavailable, redis.RedisError) as exc:
+            log.warning("/metrics: %s skipped: %s", read.__name__, exc)
 
 
 def observe_jobs(state: Services) -> None:
