@@ -318,6 +318,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)  # closed unless origins are listed
     key_rate_limit: str = "120/minute"  # requests per API key, across replicas when Redis is shared
     server_threads: int = 1024  # blocking steps in flight per replica: every open answer stream holds one
+    # SIGTERM (a rolling update, a scale-down) stops new connections and lets open answers end
+    # for this long; less than the orchestrator's kill deadline (terminationGracePeriodSeconds).
+    drain_s: int = Field(default=50, ge=0)
     queue_max_wait_s: float = 20.0  # longest wait for a Gemini rate-limit slot before 429 + Retry-After
     job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
@@ -335,6 +338,15 @@ class Settings(BaseSettings):
     experiment: Experiment | None = None  # [experiment] in gemrag.toml: A/B of answer models
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: str = "warning"
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: object) -> object:
+        """`GEMINI_API_KEY=` (the line deploy/env.example and the Kubernetes keys.env ship
+        with) means no key: the offline default, not a Gemini client refusing an empty key."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("base_url")
     @classmethod

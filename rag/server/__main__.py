@@ -76,7 +76,8 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(settings, mounts=[] if args.no_mounts else None)
         mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
         print(f"gemrag API on {url(host, port)} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=settings.drain_s)
+        server = uvicorn.Server(config)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is how a server stops: exit 0, as uvicorn.run does
             server.run(sockets=[sock])
     return 0 if server.started else 3  # not started: the app's startup failed, and uvicorn logged why

@@ -239,14 +239,18 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+
+    def refused(kind: str, scope: Scope) -> None:
+        metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
+
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
                        upload_bytes=int(settings.max_upload_mb * 1_000_000) + 64_000,
-                       timeout_s=settings.body_timeout_s, on_refused=lambda kind: metrics.errors.labels(kind).inc())
+                       timeout_s=settings.body_timeout_s, on_refused=refused)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(GemragError)
     async def gemrag_error(request: Request, error: GemragError) -> JSONResponse:
-        metrics.errors.labels(error_kind(error)).inc()
+        metrics.errors.labels(error_kind(error), route_path(request.scope)).inc()
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
@@ -257,13 +261,13 @@ def create_app(
         json_like = sent in ("", "application/json") or sent.endswith("+json")  # what FastAPI reads as JSON
         if not json_like and any(tuple(e["loc"]) == ("body",) for e in error.errors()):
             # a JSON body sent as text/plain or a form: "Input should be a valid dictionary" said nothing useful
-            metrics.errors.labels("unsupported_media_type").inc()
+            metrics.errors.labels("unsupported_media_type", route_path(request.scope)).inc()
             body = ErrorOut(error="unsupported_media_type", message="Send the body as JSON, with Content-Type: "
                             f"application/json (got {sent}).")
             return JSONResponse(body.model_dump(), status_code=415)
         fields = refused_fields(error)
         refused = InvalidRequest("; ".join(f"{f.field}: {f.reason}" for f in fields))
-        metrics.errors.labels(error_kind(refused)).inc()
+        metrics.errors.labels(error_kind(refused), route_path(request.scope)).inc()
         return error_response(refused, fields)
 
     @app.exception_handler(StarletteHTTPException)
@@ -278,7 +282,7 @@ def create_app(
             return Response(status_code=CLIENT_GONE)
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
         if not isinstance(error.__cause__, BodyRefused):  # BodyLimit answers that one (413, 408), and counts it
-            metrics.errors.labels(kind).inc()
+            metrics.errors.labels(kind, route_path(request.scope)).inc()
         body = ErrorOut(error=kind, message=str(error.detail))
         return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 
@@ -341,7 +345,7 @@ def add_routes(app: FastAPI) -> None:
                 if event is None:
                     raise RuntimeError("the chain ended without an answer")
             return JSONResponse((await finish(event.record)).model_dump())
-        return EventStream(answer_events(state.metrics, first, steps, finish))
+        return EventStream(answer_events(state.metrics, route_path(request.scope), first, steps, finish))
 
     @app.get("/v1/collections", response_model=list[CollectionOut], responses=REFUSED)
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
@@ -452,21 +456,19 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         state = services(request)
-        if state.settings.redis_url:
-            await anyio.to_thread.run_sync(observe_jobs, state)
-        if state.settings.online:
-            await anyio.to_thread.run_sync(observe_quotas, state)
+        await anyio.to_thread.run_sync(observe_stores, state)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def answer_events(
     metrics: Metrics,
+    route: str,
     first: Event,
     steps: ThreadedIterator[Event],
     finish: Callable[[AnswerRecord], Awaitable[AnswerOut]],
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body. Closing it early (the client left) closes the chain's stream, which
-    charges what was produced and stops the model call."""
+    charges what was produced and stops the model call. `route`: the errors' metric label."""
     metrics.streams.inc()
     ended = False
     try:
@@ -479,7 +481,7 @@ async def answer_events(
             event = await steps.next()
         ended = True
     except GemragError as error:
-        metrics.errors.labels(error_kind(error)).inc()
+        metrics.errors.labels(error_kind(error), route).inc()
         ended = True
         yield sse("error", ErrorOut(error=error_kind(error), message=str(error)))
     finally:
@@ -506,6 +508,23 @@ async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
         if latest != job:
             yield sse("progress", JobOut.model_validate(latest))
         job = latest
+
+
+def observe_stores(state: Services) -> None:
+    """The job and quota figures, read from Redis at each scrape. An unreachable Redis skips
+    them (they keep their last values; /readyz names Redis) rather than failing the scrape:
+    a 500 made Prometheus drop every metric of the replica, errors and latency too, for as
+    long as Redis was down."""
+    import redis
+
+    readers = [observe_jobs] if state.settings.redis_url else []
+    if state.settings.online:
+        readers.append(observe_quotas)
+    for read in readers:
+        try:
+            read(state)
+        except (StoreUnavailable, redis.RedisError) as exc:
+            log.warning("/metrics: %s skipped: %s", read.__name__, exc)
 
 
 def observe_jobs(state: Services) -> None:
@@ -578,13 +597,19 @@ def models_check(state: Services) -> str:
     return "ok"
 
 
+def route_path(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
+    """The route template a request is counted under, never its raw path (paths are
+    unbounded): the route it was routed to, or for one refused before routing (a body over
+    the limit, or stalled), the one of `routes` its path matches; else "unmatched"."""
+    route = scope.get("route") or next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+    return getattr(route, "path", "unmatched")
+
+
 class Instrumented:
     """ASGI middleware: request counts and latency by route template (streams: to the last
     byte), and the request id that tags every log line of the request (the caller's
-    X-Request-ID when it is a plain token, else a new one; echoed in the response). A
-    413 or 408 refused before routing (a body over the limit, or stalled) is counted under
-    the route its path matches (`routes`, the app's), never under its raw path: paths are
-    unbounded."""
+    X-Request-ID when it is a plain token, else a new one; echoed in the response), each
+    under its route_path (`routes`: the app's)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
@@ -612,10 +637,7 @@ class Instrumented:
             try:
                 await self.app(scope, receive, sending)
             finally:
-                route = scope.get("route")
-                if route is None and status in (408, 413):  # refused before routing: under the route it was sent to
-                    route = next((r for r in self.routes if r.matches(asked)[0] is Match.FULL), None)
-                path = getattr(route, "path", "unmatched")
+                path = route_path(scope if "route" in scope else asked, self.routes)
                 elapsed = time.perf_counter() - started
                 self.metrics.requests.labels(path, scope["method"], str(status)).inc()
                 self.metrics.latency.labels(path, scope["method"]).observe(elapsed)

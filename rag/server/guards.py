@@ -53,9 +53,10 @@ class BodyLimit:
 
     def __init__(
         self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, timeout_s: float,
-        on_refused: Callable[[str], None] = lambda kind: None,
+        on_refused: Callable[[str, Scope], None] = lambda kind, scope: None,
     ) -> None:
-        """`on_refused`: called once per refusal with its error kind (the error metric)."""
+        """`on_refused`: called once per refusal with its error kind and the request's scope
+        (the error metric, by route)."""
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
@@ -70,7 +71,7 @@ class BodyLimit:
         limit = self.upload_bytes if upload else self.default_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self.refuse(BodyTooLarge(limit), send)
+            await self.refuse(BodyTooLarge(limit), scope, send)
             return
         received = 0
         whole = False  # the body has all come: `receive` now waits for a disconnect
@@ -97,7 +98,7 @@ class BodyLimit:
             # 400 "There was an error parsing the body": that reply is replaced by ours.
             nonlocal started
             if refusal is not None and not started:
-                await self.refuse(refusal, send)
+                await self.refuse(refusal, scope, send)
             if refusal is None:
                 await send(message)
             started = True
@@ -106,10 +107,10 @@ class BodyLimit:
             await self.app(scope, counted, sending)
         except BodyRefused as refused:  # a route that reads the stream itself lets the refusal through
             if not started:
-                await self.refuse(refused, send)
+                await self.refuse(refused, scope, send)
 
-    async def refuse(self, refusal: BodyRefused, send: Send) -> None:
-        self.on_refused(refusal.kind)
+    async def refuse(self, refusal: BodyRefused, scope: Scope, send: Send) -> None:
+        self.on_refused(refusal.kind, scope)
         body = json.dumps({"error": refusal.kind, "message": str(refusal)}).encode()
         await send({"type": "http.response.start", "status": refusal.status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

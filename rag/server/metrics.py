@@ -5,6 +5,7 @@ on (README: Metrics): rename one and the dashboard breaks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,9 +14,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rag.costs import Call, CallKind, Ledger, Priced, Scope
+from rag.kv import StoreUnavailable
 from rag.settings import Settings
 from rag.types import Usage
 
+log = logging.getLogger("rag.server")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -53,7 +56,8 @@ class Metrics:
         self.streams = Gauge("gemrag_streams_active", "Answer streams open now", registry=r)
         self.disconnects = Counter("gemrag_stream_disconnects", "Answer streams the client left before the end",
                                    registry=r)
-        self.errors = Counter("gemrag_errors", "Errors answered, by kind", ["kind"], registry=r)
+        self.errors = Counter("gemrag_errors", "Errors answered, by kind and route template", ["kind", "route"],
+                              registry=r)
         self.ratelimit_wait = Histogram(
             "gemrag_ratelimit_wait_seconds", "Time a model call waited for a global rate-limit slot", ["model"],
             buckets=(0, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60), registry=r)
@@ -118,10 +122,13 @@ class Standing(Collector):
             ("daily", self.settings.daily_budget_usd),
             ("monthly", self.settings.monthly_budget_usd),
         )
-        for scope, usd in budgets:
-            if usd is not None:
-                spent.add_metric([scope], self.ledger.spent_usd(scope))
-                limit.add_metric([scope], usd)
+        try:
+            for scope, usd in budgets:
+                if usd is not None:
+                    spent.add_metric([scope], self.ledger.spent_usd(scope))
+                    limit.add_metric([scope], usd)
+        except StoreUnavailable as exc:  # the other metrics are still served (see app.observe_stores)
+            log.warning("/metrics: budget spending skipped: %s", exc)
         yield spent
         yield limit
 

@@ -17,6 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from rag.settings import Settings
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.32.0"
 
@@ -103,3 +105,56 @@ def test_every_command_the_deployment_runs_is_a_module_that_exists() -> None:
     assert {"rag.server", "ingest.worker"} <= modules
     for module in modules:
         assert importlib.util.find_spec(module) is not None, f"{module} is run by deploy/ but does not exist"
+
+
+def test_the_server_and_the_worker_share_one_data_dir() -> None:
+    """An upload is staged in the data dir of the server pod that received it and ingested by
+    a worker pod: with a volume of each pod's own (emptyDir), the worker finds no file and
+    every upload job fails. Both mount one claim that many nodes may mount at once."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    data_dir = by_name[("ConfigMap", "gemrag-config")]["data"]["GEMRAG_DATA_DIR"]
+    claims = set()
+    for name in ("gemrag-server", "gemrag-worker"):
+        pod = by_name[("Deployment", name)]["spec"]["template"]["spec"]
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == data_dir)
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert "persistentVolumeClaim" in volume, f"{name} keeps {data_dir} on a volume of its own"
+        claims.add(volume["persistentVolumeClaim"]["claimName"])
+    assert len(claims) == 1, claims
+    claim = by_name[("PersistentVolumeClaim", claims.pop())]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_server_is_killed_only_after_its_drain() -> None:
+    """SIGTERM lets open answers finish for `drain_s`; a kill deadline shorter than that (and,
+    on Kubernetes, the preStop wait before it) cuts them mid-stream on every rolling update."""
+    drain_s = Settings().drain_s
+    docs = rendered(DEPLOY / "k8s/base")
+    pod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "gemrag-server")
+    spec = pod["spec"]["template"]["spec"]
+    pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + drain_s
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name in ("server-1", "server-2"):
+        grace = compose["services"][name]["stop_grace_period"]
+        assert int(grace.removesuffix("s")) > drain_s, f"{name}: docker kills it {grace} after SIGTERM"
+
+
+def test_the_compose_secrets_file_is_never_committed() -> None:
+    """deploy/env.example says to copy it to deploy/.env with the Gemini key and the API key
+    hashes in it: a `git add -A` in the checkout must not commit that."""
+    ignored = run("git", "-C", str(DEPLOY.parent), "check-ignore", "--quiet", "--no-index", "deploy/.env")
+    assert ignored.returncode == 0, "deploy/.env is not in .gitignore"
+
+
+def test_compose_publishes_no_dashboard_with_a_default_login() -> None:
+    """Grafana came up as admin/admin and Prometheus without any login, both on every
+    interface of the host: anyone who reached it read (Grafana: edited) the spending and
+    budget panels. The admin password comes from deploy/.env; both listen on this host only."""
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    password = services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), "required from deploy/.env, never a literal"
+    assert "GRAFANA_ADMIN_PASSWORD=" in (DEPLOY / "env.example").read_text()
+    for name in ("grafana", "prometheus"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name

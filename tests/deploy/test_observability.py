@@ -21,6 +21,7 @@ from rag.types import Usage
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana/dashboards/gemrag.json"
 ALERTS = DEPLOY / "prometheus/alerts.yml"
+HPA = DEPLOY / "k8s/base/hpa.yaml"  # scales on a per-pod metric, through a custom-metrics adapter
 
 # What Grafana's file provisioning needs of a dashboard, and what each panel needs to draw.
 DASHBOARD_SCHEMA = {
@@ -81,10 +82,12 @@ def test_dashboard_matches_grafanas_shape() -> None:
 
 
 def test_every_queried_metric_is_exported(settings: Settings) -> None:
+    """Panels, alert rules and the autoscaler: a metric that is not exported draws nothing,
+    never fires, or (the HPA) leaves the pods unscaled, all silently."""
     exported = exported_series(settings)
     dashboard = json.loads(DASHBOARD.read_text())
     panel_queries = {t["expr"] for p in dashboard["panels"] for t in p["targets"]}
-    wanted = queried("\n".join(panel_queries)) | queried(ALERTS.read_text())
+    wanted = queried("\n".join(panel_queries)) | queried(ALERTS.read_text()) | queried(HPA.read_text())
     missing = wanted - exported
     assert not missing, f"queried but not exported by /metrics: {sorted(missing)}"
 

@@ -159,3 +159,14 @@ def test_a_data_dir_that_cannot_be_created_is_a_config_error(tmp_path, monkeypat
     monkeypatch.setattr("rag.settings.Path.mkdir", refuse)
     with pytest.raises(ConfigError, match=rf"^data dir {tmp_path / 'new'} cannot be created \(Permission denied\)"):
         Settings(data_dir=tmp_path / "new").path()
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_gemini_key_is_no_key_and_the_offline_default(monkeypatch, blank):
+    """deploy/env.example and deploy/k8s/base/keys.env ship `GEMINI_API_KEY=`: as shipped, the
+    server starts offline instead of crashing in the Gemini client's constructor."""
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("GEMINI_API_KEY", blank)
+    settings = load_settings()
+    assert settings.api_key is None and not settings.online

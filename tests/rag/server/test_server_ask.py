@@ -167,7 +167,7 @@ def test_a_request_the_schema_refuses_is_422_in_the_documented_shape_without_the
     assert [f["field"] for f in out["fields"]] == [field] and reason in out["fields"][0]["reason"]
     assert out["message"].startswith(f"{field}: ") and reason in out["message"]
     assert "x" * 100 not in refused.text and '"input"' not in refused.text  # the refused input is not echoed
-    assert 'gemrag_errors_total{kind="invalid_request"} 1.0' in httpx.get(f"{api.url}/metrics").text
+    assert 'gemrag_errors_total{kind="invalid_request",route="/v1/ask"} 1.0' in httpx.get(f"{api.url}/metrics").text
 
 
 def test_a_refusal_after_the_schema_is_the_same_kind_naming_its_field(api: Running):
@@ -197,8 +197,9 @@ def test_the_frameworks_own_refusals_come_in_the_same_shape(api: Running):
     assert httpx.get(f"{api.url}/ui/healthz").status_code == 404  # under the UI's mount: not the API's /healthz
     counted = httpx.get(f"{api.url}/metrics").text  # each is counted by the kind it was answered with
     assert 'route="/healthz",status="404"' not in counted
-    assert 'gemrag_errors_total{kind="not_found"} 2.0' in counted
-    assert all(f'gemrag_errors_total{{kind="{kind}"}} 1.0' in counted for kind in ("method_not_allowed", "bad_request"))
+    assert 'gemrag_errors_total{kind="not_found",route="unmatched"} 2.0' in counted
+    assert all(f'gemrag_errors_total{{kind="{kind}",route="/v1/ask"}} 1.0' in counted
+               for kind in ("method_not_allowed", "bad_request"))
 
 
 def test_a_json_body_sent_as_another_type_is_415_saying_so(api: Running):
@@ -227,7 +228,7 @@ def test_an_oversize_chunked_body_is_413_like_one_that_declares_its_length(api: 
     declared = httpx.post(f"{api.url}/v1/ask", content=b"".join(chunks()), headers={"content-type": "application/json"})
     assert declared.status_code == 413 and "content-length" in declared.request.headers
     counted = httpx.get(f"{api.url}/metrics").text  # both counted as errors, under the route they were sent to
-    assert 'gemrag_errors_total{kind="body_too_large"} 2.0' in counted
+    assert 'gemrag_errors_total{kind="body_too_large",route="/v1/ask"} 2.0' in counted
     assert 'kind="bad_request"' not in counted  # FastAPI's 400 that BodyLimit replaced is not counted too
     assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="413"} 2.0' in counted
 
@@ -266,7 +267,8 @@ def test_a_body_that_stalls_is_refused_with_408_and_its_connection_closed(
         assert reply.startswith("HTTP/1.1 408") and '"error": "body_timeout"' in reply and "0.5 s" in reply
         counted = httpx.get(f"{url}/metrics").text
         assert 'gemrag_http_requests_total{method="POST",route="/v1/ask",status="408"} 1.0' in counted
-        assert 'gemrag_errors_total{kind="body_timeout"} 1.0' in counted and 'kind="bad_request"' not in counted
+        assert 'gemrag_errors_total{kind="body_timeout",route="/v1/ask"} 1.0' in counted
+        assert 'kind="bad_request"' not in counted
         fake_gemini.inject(Fault.slow(1.0), method="streamGenerateContent")  # the answer takes longer than 0.5 s
         slow = httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "stream": True}, timeout=30)
         assert slow.status_code == 200 and "event: done" in slow.text  # waiting on the model is not a stalled body
@@ -341,3 +343,22 @@ def test_a_retired_model_is_answered_by_its_replacement_and_its_route_says_so(ap
     assert retired.status_code == 422 and retired.json()["fields"][0]["reason"].startswith(
         "gemini-2.5-flash is retired since 2026-12-01; choose one of the answer models")
     assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.8-flash"]
+
+
+def test_errors_are_counted_under_the_route_that_answered_them(api: Running, fake_gemini: FakeGemini):
+    """The error-rate alert divides /v1/ask's errors by /v1/ask's requests: an expired job
+    polled or a bad key on another route counted as a question failing (and, beside few
+    questions, paged). A stream that fails after its first words counts under /v1/ask too."""
+    assert httpx.get(f"{api.url}/v1/jobs/abc").status_code == 503  # no REDIS_URL: no job queue
+    fake_gemini.inject(Fault.server_error(), times=None, method="streamGenerateContent")
+    failed = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "stream": True}, timeout=30)
+    assert failed.status_code == 502
+    fake_gemini.clear_faults()
+    fake_gemini.inject(Fault.cut_stream(2), times=None, method="streamGenerateContent")
+    cut = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "stream": True}, timeout=30)
+    assert cut.status_code == 200 and "event: delta" in cut.text and "event: error" in cut.text
+    counted = httpx.get(f"{api.url}/metrics").text
+    assert 'gemrag_errors_total{kind="jobs_unavailable",route="/v1/jobs/{job_id}"} 1.0' in counted
+    ask_errors = sum(float(line.rpartition(" ")[2]) for line in counted.splitlines()
+                     if line.startswith("gemrag_errors_total{") and 'route="/v1/ask"' in line)
+    assert ask_errors == 2.0, counted

@@ -14,13 +14,35 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rag.providers.gemini import GeminiProvider
 from rag.server.__main__ import main
+from rag.settings import Settings
+from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
+from tests.fakes.tiny_corpus import build_store
 
 
-def run_server(*args: str, data_dir: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "GEMRAG_DATA_DIR": str(data_dir), "GEMRAG_API_KEYS": ""}
+def run_server(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(data_dir), "GEMRAG_API_KEYS": "", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "rag.server", "--no-mounts", "--host", "127.0.0.1", *args],
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_up(server: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            assert server.poll() is None, server.communicate()
+            assert time.monotonic() < deadline, "python -m rag.server did not come up in 90 s"
+            time.sleep(0.3)
 
 
 def test_a_busy_port_is_one_line_and_exit_2_without_the_banner(tmp_path: Path):
@@ -44,20 +66,10 @@ def test_a_port_outside_1_to_65535_is_a_usage_error(port: str, shown: str, capsy
 
 
 def test_the_server_serves_on_the_port_it_bound_and_ctrl_c_ends_it_with_0(tmp_path: Path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = run_server("--port", str(port), data_dir=tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert server.poll() is None, server.communicate()
-                assert time.monotonic() < deadline, "python -m rag.server did not come up in 90 s"
-                time.sleep(0.3)
+        wait_up(server, port)
         server.send_signal(signal.SIGINT)
         out, err = server.communicate(timeout=30)
     finally:
@@ -83,3 +95,32 @@ def test_a_host_is_bound_as_asyncio_binds_it_and_shown_as_a_browser_takes_it():
     assert url("::1", 8000) == "http://[::1]:8000" and url("127.0.0.1", 8000) == "http://127.0.0.1:8000"
     with pytest.raises(ConfigError, match=r"^cannot serve on nosuchhost\.invalid:80: "):
         bind("nosuchhost.invalid", 80)
+
+
+@pytest.mark.slow
+def test_sigterm_lets_an_open_answer_stream_finish(tmp_path: Path):
+    """A rolling update sends SIGTERM: the replica takes no new connections but an answer
+    already streaming ends with its `done` event (within `drain_s`), then the process exits.
+    Cut after 5 s, a reader lost the rest of the answer and its citations mid-sentence."""
+    with FakeGemini(tokens_per_s=10, chunk_tokens=2) as fake:
+        settings = Settings(data_dir=tmp_path, api_key=TEST_API_KEY, base_url=fake.url, tier="unlimited")
+        build_store(settings, GeminiProvider(settings))
+        fake.reply(" ".join(["Wait at least the server's retry delay [1]."] * 12))  # ~10 s at 10 tokens/s
+        port = free_port()
+        env = {"GEMINI_API_KEY": TEST_API_KEY, "GEMRAG_BASE_URL": fake.url, "GEMRAG_TIER": "unlimited"}
+        server = run_server("--port", str(port), "--collection", "tiny-corpus", data_dir=tmp_path, env=env)
+        try:
+            wait_up(server, port)
+            question = {"question": "How long should a client wait after a 429?"}
+            with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/ask", json=question, timeout=60) as response:
+                lines = response.iter_lines()
+                assert next(lines) == "event: delta"
+                server.send_signal(signal.SIGTERM)
+                events = [line for line in lines if line.startswith("event: ")]
+            _, err = server.communicate(timeout=60)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    assert events[-1] == "event: done", err
+    assert server.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal once drained

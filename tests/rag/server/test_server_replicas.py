@@ -128,4 +128,4 @@ def test_one_rate_limit_across_replicas_the_fake_never_sees_exceeded(replicas, f
     assert len(fake.calls("streamGenerateContent", FLASH)) == FLASH_RPM
     metrics = httpx.get(f"{replicas[0]}/metrics").text
     assert f'gemrag_quota_requests_today{{model="{FLASH}"}} {float(FLASH_RPM)}' in metrics
-    assert 'gemrag_errors_total{kind="quota_exhausted"}' in metrics
+    assert 'gemrag_errors_total{kind="quota_exhausted",route="/v1/ask"}' in metrics
