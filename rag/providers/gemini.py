@@ -224,7 +224,8 @@ class GeminiProvider:
         yield StreamDelta("", served, usage, final=True, passages=passages, abandoned=abandoned)
 
     def count_tokens(self, prompt: Prompt | str, model: str | None = None) -> int:
-        """countTokens is free and has its own quota, so it bypasses the generation limiter."""
+        """countTokens is free and has its own quota, so it bypasses the generation limiter. A
+        Prompt's `deadline_s` bounds it, retries included (a health check must answer in time)."""
         model = model or self.flash_model
         if isinstance(prompt, str):
             contents = [types.Content(role="user", parts=[types.Part(text=prompt)])]
@@ -238,7 +239,8 @@ class GeminiProvider:
                 lambda client: client.models.count_tokens(model=model, contents=contents, config=config)
             )
 
-        return self.retrier.call(model, attempt).total_tokens or 0
+        deadline_s = None if isinstance(prompt, str) else prompt.deadline_s
+        return self.retrier.call(model, attempt, deadline_s).total_tokens or 0
 
     # --- explicit context caching ---
     def cache_prefix(self, prompt: Prompt, model: str, ttl_s: int) -> CachedContext | None:

@@ -78,6 +78,7 @@ from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
+from rag.types import Prompt
 from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
 
 log = logging.getLogger("rag.server")
@@ -114,6 +115,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"model": InvalidRequestOut, "description": "invalid request: `fields` names each refused field and why"},
 }
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
+READY_DEADLINE_S = 3.0  # ... and waits this long, retries included: within a readiness probe's 5 s
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
 CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
 
@@ -448,10 +450,15 @@ def add_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(request: Request) -> JSONResponse:
+        """503 only when a store this replica needs does not answer: Gemini unreachable makes
+        every replica "degraded" alike (200), since taking them all out of the load balancer
+        would turn a model outage into a full one (the UI, searches, cached answers, costs).
+        The `gemrag_model_api_up` gauge and its alert watch the model API instead."""
         checks = await anyio.to_thread.run_sync(readiness, services(request))
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(Health(status="ok" if ok else "unavailable", checks=checks).model_dump(),
-                            status_code=200 if ok else 503)
+        stores = all(v == "ok" for k, v in checks.items() if k != "models")
+        health = Health(status="unavailable" if not stores else "ok" if checks["models"] == "ok" else "degraded",
+                        checks=checks)
+        return JSONResponse(health.model_dump(), status_code=200 if stores else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -511,12 +518,13 @@ async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
 
 
 def observe_stores(state: Services) -> None:
-    """The job and quota figures, read from Redis at each scrape. An unreachable Redis skips
-    them (they keep their last values; /readyz names Redis) rather than failing the scrape:
-    a 500 made Prometheus drop every metric of the replica, errors and latency too, for as
-    long as Redis was down."""
+    """The model API's state, and the job and quota figures read from Redis, at each scrape.
+    An unreachable Redis skips the latter (they keep their last values; /readyz names Redis)
+    rather than failing the scrape: a 500 made Prometheus drop every metric of the replica,
+    errors and latency too, for as long as Redis was down."""
     import redis
 
+    models_check(state)  # gemrag_model_api_up, fresh at every scrape (waiting READY_DEADLINE_S at most)
     readers = [observe_jobs] if state.settings.redis_url else []
     if state.settings.online:
         readers.append(observe_quotas)
@@ -587,12 +595,17 @@ def models_check(state: Services) -> str:
     so the two never disagree: "ok" if it answered within READY_CACHE_S, else it is asked now
     (countTokens: free, and on its own quota). Offline there is no model API: "ok"."""
     provider = state.backend.generator
-    if not provider.online or time.monotonic() - state.ready_at <= READY_CACHE_S:
+    if not provider.online:
+        state.metrics.model_api_up.set(1)  # nothing to reach: answers need no model API
+        return "ok"
+    if time.monotonic() - state.ready_at <= READY_CACHE_S:
         return "ok"
     try:
-        provider.count_tokens("ping")
+        provider.count_tokens(Prompt.of("ping", deadline_s=READY_DEADLINE_S))
     except GemragError as exc:
+        state.metrics.model_api_up.set(0)
         return f"unreachable: {error_kind(exc)}"
+    state.metrics.model_api_up.set(1)
     state.ready_at = time.monotonic()
     return "ok"
 

@@ -54,6 +54,8 @@ class Metrics:
             "gemrag_route_decisions", "Answers whose model load or money changed: pro_quota, pro_budget, flash_quota",
             ["decision"], registry=r)
         self.streams = Gauge("gemrag_streams_active", "Answer streams open now", registry=r)
+        self.model_api_up = Gauge("gemrag_model_api_up", "1 when the model API answered its last check (offline: 1, "
+                                  "answers need none)", registry=r)
         self.disconnects = Counter("gemrag_stream_disconnects", "Answer streams the client left before the end",
                                    registry=r)
         self.errors = Counter("gemrag_errors", "Errors answered, by kind and route template", ["kind", "route"],

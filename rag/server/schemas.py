@@ -239,7 +239,11 @@ class ModelsOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
+    """`degraded`: the replica serves (the UI, searches, cached answers, costs) but the model
+    API does not answer, so new answers fail until it does; `unavailable`: a store it needs
+    (Redis, Chroma) does not answer, and the replica should get no traffic."""
+
+    status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
 
 

@@ -286,12 +286,22 @@ def test_collections_models_and_health(api: Running):
 
 
 def test_models_and_readyz_agree_while_gemini_is_unreachable(api: Running, fake_gemini: FakeGemini):
-    """Before: /v1/models said "online": true and nothing else while /readyz said unreachable."""
+    """Before: /v1/models said "online": true and nothing else while /readyz said unreachable.
+    The replica stays ready, "degraded": a 503 took every replica out of the load balancer at
+    once, the UI and cached answers with them; the gauge and its alert watch Gemini instead."""
+    fake_gemini.inject(Fault.slow(6.0), times=None, method="countTokens")  # longer than a probe waits
+    started = time.monotonic()
+    ready = httpx.get(f"{api.url}/readyz", timeout=10)
+    assert time.monotonic() - started < 4.5  # within a readiness probe's 5 s timeout
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.json()["checks"]["models"] == "unreachable: provider_error"
+    fake_gemini.clear_faults()
     fake_gemini.inject(Fault.server_error(503), times=None)
     models = httpx.get(f"{api.url}/v1/models").json()
     assert models["online"] is True and models["reachable"] is False  # a key is set; Gemini does not answer
-    ready = httpx.get(f"{api.url}/readyz")
-    assert ready.status_code == 503 and ready.json()["checks"]["models"] == "unreachable: provider_error"
+    assert "gemrag_model_api_up 0.0" in httpx.get(f"{api.url}/metrics").text
+    fake_gemini.clear_faults()
+    assert "gemrag_model_api_up 1.0" in httpx.get(f"{api.url}/metrics").text
 
 
 def test_the_answer_carries_its_citation_checks_and_the_request_may_choose_the_second_stage(
