@@ -73,7 +73,8 @@ def test_compose_runs_two_servers_a_worker_and_persistent_redis() -> None:
 def test_kubernetes_manifests_validate_against_the_api_schema(kustomization: str) -> None:
     docs = rendered(DEPLOY / kustomization)
     kinds = {doc["kind"] for doc in docs}
-    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Secret"} <= kinds
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"} <= kinds
+    assert "Secret" not in kinds  # created from a keys file kept out of git (deploy/k8s/keys.env.example)
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
@@ -141,11 +142,16 @@ def test_the_server_is_killed_only_after_its_drain() -> None:
         assert int(grace.removesuffix("s")) > drain_s, f"{name}: docker kills it {grace} after SIGTERM"
 
 
-def test_the_compose_secrets_file_is_never_committed() -> None:
-    """deploy/env.example says to copy it to deploy/.env with the Gemini key and the API key
-    hashes in it: a `git add -A` in the checkout must not commit that."""
-    ignored = run("git", "-C", str(DEPLOY.parent), "check-ignore", "--quiet", "--no-index", "deploy/.env")
-    assert ignored.returncode == 0, "deploy/.env is not in .gitignore"
+@pytest.mark.parametrize("keys_file", ["deploy/.env", "deploy/k8s/keys.env"])
+def test_the_files_that_hold_the_keys_are_never_committed(keys_file: str) -> None:
+    """deploy/env.example (compose) and deploy/k8s/keys.env.example (the Kubernetes Secret) say
+    to copy them with the Gemini key and the API key hashes in them: a `git add -A` in the
+    checkout must not commit that. Kubernetes' keys.env was a tracked file the base generated
+    its Secret from, filled in where it lay."""
+    ignored = run("git", "-C", str(DEPLOY.parent), "check-ignore", "--quiet", "--no-index", keys_file)
+    assert ignored.returncode == 0, f"{keys_file} is not in .gitignore"
+    tracked = run("git", "-C", str(DEPLOY.parent), "ls-files", "deploy")
+    assert not [f for f in tracked.stdout.split() if f.endswith(("keys.env", "/.env"))]
 
 
 def test_compose_publishes_no_dashboard_with_a_default_login() -> None:

@@ -163,7 +163,7 @@ def test_a_data_dir_that_cannot_be_created_is_a_config_error(tmp_path, monkeypat
 
 @pytest.mark.parametrize("blank", ["", "  "])
 def test_a_blank_gemini_key_is_no_key_and_the_offline_default(monkeypatch, blank):
-    """deploy/env.example and deploy/k8s/base/keys.env ship `GEMINI_API_KEY=`: as shipped, the
+    """deploy/env.example and deploy/k8s/keys.env.example ship `GEMINI_API_KEY=`: as shipped, the
     server starts offline instead of crashing in the Gemini client's constructor."""
     from rag.settings import load_settings
 
