@@ -180,8 +180,11 @@ class Handlers:
             else:
                 section = preview.text_section(self.settings, turn.collection, chunks[0], quote)
                 viewer = render.viewer_caption(citation) + f"<div class='section'>{section.html}</div>"
-        except (preview.SourceUnavailable, GemragError, OSError) as exc:
+        except (preview.SourceUnavailable, GemragError) as exc:
             viewer = render.viewer_caption(citation, str(exc)) + excerpt
+        except OSError as exc:  # its message names the server's path: the reason alone
+            reason = f"{citation.source} cannot be read now ({exc.strerror or type(exc).__name__})."
+            viewer = render.viewer_caption(citation, reason) + excerpt
         except Exception as exc:  # a bug: one line here, not an Error box over the whole chat
             viewer = render.viewer_caption(citation, self._reason(exc)) + excerpt
         return details, sources, image, viewer, *shown

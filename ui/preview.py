@@ -13,6 +13,7 @@ file is found through the ingest manifest, which records where each source was r
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from rag.settings import Settings
 from rag.text import CELL_BREAK, TABLE_ROW, TABLE_RULE
 from rag.types import Chunk
 from ui import safe
+
+log = logging.getLogger(__name__)
 
 PAGE_SCALE = 1.6  # 115 dpi: body text readable on a laptop, a page PNG of ~100-200 KB
 HIGHLIGHT = (255, 214, 0, 110)  # translucent yellow over the text
@@ -72,8 +75,10 @@ def locate(settings: Settings, collection: str, source: str) -> tuple[Path, str]
     if record is None:
         raise SourceUnavailable(f"{source} is no longer in collection {collection!r} (re-ingested or removed).")
     path = Path(record.path)
-    if not path.is_file():
-        raise SourceUnavailable(f"{source} was read from {path}, which no longer exists.")
+    if not path.is_file():  # the server's path goes to its log, not to whoever reads the answer
+        log.warning("%s: %s, where it was ingested from, no longer exists", source, path)
+        raise SourceUnavailable(f"{source} is no longer where it was ingested from (moved or deleted): re-ingest "
+                                "its folder to open it.")
     return path, record.content_hash
 
 

@@ -331,6 +331,11 @@ def test_a_source_that_cannot_be_opened_says_why_in_the_viewer(
     assert "badges.pdf cannot be read now: Failed to load document" in viewer and not image["visible"]
     assert "<mark>The office badge is collected" in viewer and drawer["open"]  # the passage itself still shows
 
+    (folder / "badges.pdf").unlink()
+    gone = click(handlers, state, 0, "cite", "1")[3]
+    assert "badges.pdf is no longer where it was ingested from (moved or deleted)" in gone
+    assert str(tmp_path) not in gone  # the server's folders are not told to whoever reads the answer
+
     def broken(*_: object) -> None:
         raise RuntimeError("a bug")
 
