@@ -14,6 +14,10 @@ loop; a link to a file or folder the walk reads anyway is an alias, left out, so
 stored once, under its real name. Names are printable on one line: control characters are
 written out like undecodable bytes. Nothing is left out silently: each hidden entry, link leaving the root, broken link,
 FIFO or device, and folder that cannot be read comes out as a `Skipped` with its reason.
+
+A folder's `.gemragignore` (one glob per line, `#` comments) adds its globs to `--exclude`
+for that folder: what a folder holds beside its documents (test sets, build output) is left
+out on every run without the user repeating it. It is read, not listed as a hidden file.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 import stat
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from rag.filetypes import SUPPORTED
 from rag.uploads import INCOMING, UPLOADS
 
 HIDDEN_HINT = "add --include-hidden to take it"
+IGNORE_FILE = ".gemragignore"
 
 
 # Control characters in a name would break the one line each file gets in a report.
@@ -105,7 +110,17 @@ def discover(root: Path, filters: Filters, data_dir: Path | None = None) -> Iter
         if filters.admits(printable(real_root.name)):
             yield SourceFile(real_root, printable(real_root.name), real_root)
         return
+    filters = replace(filters, exclude=(*filters.exclude, *ignored(real_root)))
     yield from _Walk(real_root, filters, data_dir.resolve() if data_dir else None).files()
+
+
+def ignored(folder: Path) -> tuple[str, ...]:
+    """The globs of `folder`'s IGNORE_FILE, if it has one: stored names, as `--exclude` takes."""
+    try:
+        lines = (folder / IGNORE_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:  # none, or unreadable: nothing more is left out
+        return ()
+    return tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
 
 class _Walk:
@@ -175,8 +190,8 @@ class _Walk:
 
     def file(self, path: Path, source: str, real: Path) -> Iterator[SourceFile | Skipped]:
         """`real`: the file `path` is, resolved once by the caller (a resolve per file is a
-        system call per folder of its path)."""
-        if self.filters.admits(source):
+        system call per folder of its path). The root's IGNORE_FILE is read, not listed."""
+        if source != IGNORE_FILE and self.filters.admits(source):
             verdict = _file(path, source, self.real_root, self.filters)
             if isinstance(verdict, SourceFile):
                 self.read.setdefault(real, source)

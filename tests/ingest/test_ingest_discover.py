@@ -23,6 +23,15 @@ def test_include_and_exclude_globs_match_the_stored_path(corpus):
     assert _sources(corpus.root, Filters(exclude=["sub/*", "*.svg"])) == ["guide.md", "notes.txt", "runbook.html"]
 
 
+def test_a_folders_ignore_file_adds_its_globs_to_the_excluded_ones_and_is_not_listed(corpus):
+    """The sample corpus holds its test sets beside its documents: each first run listed
+    them as skipped, of an unknown type."""
+    corpus.path(".gemragignore").write_text("# test data, not documents\nsub/*\n\n  *.svg  \n")
+    assert _sources(corpus.root) == ["guide.md", "notes.txt", "runbook.html"]
+    assert _sources(corpus.root, Filters(exclude=["notes.txt"])) == ["guide.md", "runbook.html"]
+    assert _skipped(corpus.root) == {}  # neither the ignored files nor the ignore file itself
+
+
 def test_hidden_entries_and_symlinks_leaving_the_root_are_not_followed(corpus, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
