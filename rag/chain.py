@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -87,13 +88,24 @@ class Spending:
     def retrieval(self, retrieved: Retrieved) -> None:
         """The question's embedding and a model-based second stage, attempts with no reply too."""
         self.add(retrieved.embedding_model, retrieved.usage, "embed")
+        self.abandoned(retrieved.embedding_model, retrieved.embed_abandoned)
         self.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
         self.abandoned(retrieved.rerank_model, retrieved.rerank_abandoned)
 
     def lost(self, error: BaseException) -> None:
-        """A failed call still owes what its attempts with no reply may have billed."""
+        """A call that failed in the end still owes what its attempts with no reply may have
+        billed (rag.errors.ProviderError.abandoned)."""
         if isinstance(error, ProviderError):
             self.abandoned(error.model, error.abandoned)
+
+    @contextmanager
+    def failing(self) -> Iterator[None]:
+        """A step whose call may fail: what it lost is added before the error goes on."""
+        try:
+            yield
+        except ProviderError as error:
+            self.lost(error)
+            raise
 
     def made(self, call: Call | None) -> None:
         """A call priced by its maker (a cached context created, with its storage)."""
@@ -375,11 +387,8 @@ class Chain:
         (the key has no image in it), or one ranked in the local order because the Gemini
         reranking failed (a momentary fault: the same question later deserves the usual
         ranking, not this answer until the entry expires)."""
-        try:
+        with spending.failing():
             rewritten = self.rewrite(question, history)
-        except ProviderError as error:
-            spending.lost(error)
-            raise
         spending.add(rewritten.model, rewritten.usage, "rewrite")
         spending.abandoned(rewritten.model, rewritten.abandoned)
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
@@ -391,7 +400,8 @@ class Chain:
             elapsed = time.perf_counter() - started
             return replace(hit, question=question, session_id=session_id, history=list(history),
                            latency_s=elapsed, ttft_s=elapsed), key
-        retrieved = self.retrieve(store, rewritten.question, options)
+        with spending.failing():
+            retrieved = self.retrieve(store, rewritten.question, options)
         spending.retrieval(retrieved)
         routed = self.plan(store, question, rewritten.question, retrieved, history, options, session_id,
                            held_usd=spending.hold.usd - spending.other_usd)
@@ -447,7 +457,8 @@ class Chain:
         reranking = price_usd(self.settings, self.settings.lite_model, self.reranking(query))
         spending = Spending(self.budget.reserve(session_id, reranking), other_usd=reranking)
         try:
-            retrieved = self.retrieve(self.stores.get(options.collection), text, options)
+            with spending.failing():
+                retrieved = self.retrieve(self.stores.get(options.collection), text, options)
             spending.retrieval(retrieved)
         finally:
             self.ledger.settle(spending.hold, spending.calls)

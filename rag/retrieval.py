@@ -72,6 +72,7 @@ class Retrieved:
     rerank_note: str = ""  # why the second stage fell back, if it did
     rerank_abandoned: tuple[Usage, ...] = ()  # what its unanswered attempts may have billed (rag.rerank)
     file_search: FileSearchTool | None = None  # backend "file-search": the model searches there itself
+    embed_abandoned: tuple[Usage, ...] = ()  # what the question's unanswered embedding attempts may have billed
 
 
 class Searcher(Protocol):
@@ -199,6 +200,7 @@ class Retriever:
         return Retrieved(
             [Hit(as_shown(h.chunk), h.score) for h in candidates[: query.top_k]],
             usage, model, reranked.usage, reranked.model, reranked.note, reranked.abandoned,
+            embed_abandoned=embedded.abandoned if embedded else (),
         )
 
     def _with_files(

@@ -12,7 +12,7 @@ from rag.errors import BudgetExceeded, ProviderError
 from rag.providers.gemini import GeminiProvider
 from rag.providers.offline import OfflineProvider
 from rag.testing.fake_gemini import Fault, Reply, count_tokens
-from rag.types import Message
+from rag.types import Message, estimate_tokens
 from tests.fakes.tiny_corpus import build_store
 
 QUESTION = "How many days of paid vacation do employees get?"
@@ -218,3 +218,28 @@ def test_a_rewrite_attempt_abandoned_on_timeout_is_charged(impatient_chain, fake
     spent = impatient_chain.ledger.models("s1")[lite]
     assert (len(billed), spent.calls) == (2, 2)
     assert spent.usage.prompt_tokens == pytest.approx(sum(b.prompt_tokens for b in billed), rel=0.25)
+
+
+def test_a_question_embedding_attempt_abandoned_on_timeout_is_charged(impatient_chain, fake_gemini):
+    embedding = impatient_chain.settings.embedding_model
+    fake_gemini.clear_log()  # the corpus's own embedding, when the fixture built it
+    fake_gemini.inject(Fault.slow(1.5), times=1, method="batchEmbedContents")
+
+    impatient_chain.ask(QUESTION, session_id="s1")
+
+    assert len(fake_gemini.calls("batchEmbedContents")) == 2
+    spent = impatient_chain.ledger.models("s1")[embedding]
+    assert spent.calls == 2 and spent.usage.prompt_tokens == 2 * estimate_tokens(QUESTION)
+
+
+def test_a_question_whose_embedding_never_answered_is_refused_and_its_attempts_charged(impatient_chain, fake_gemini):
+    embedding = impatient_chain.settings.embedding_model
+    fake_gemini.clear_log()  # the corpus's own embedding, when the fixture built it
+    fake_gemini.inject(Fault.slow(1.5), times=None, method="batchEmbedContents")
+
+    with pytest.raises(ProviderError, match="no answer before the request timeout"):
+        impatient_chain.ask(QUESTION, session_id="s1")
+
+    attempts = len(fake_gemini.calls("batchEmbedContents"))
+    spent = impatient_chain.ledger.models("s1")[embedding]
+    assert attempts >= 2 and spent.calls == attempts and spent.answers == 0
