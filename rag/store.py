@@ -224,23 +224,20 @@ class Store:
     def sources(self, page_size: int = 5_000) -> set[str]:
         """Every file the collection holds a chunk of, read from the chunks' metadata alone
         (their text is most of what a full listing reads)."""
-        found: set[str] = set()
-        offset = 0
-        while True:
-            got = self.collection.get(include=["metadatas"], limit=page_size, offset=offset)
-            found.update(str(meta["source"]) for meta in got["metadatas"] or [])
-            if len(got["ids"]) < page_size:
-                return found
-            offset += page_size
+        return {str(meta["source"]) for got in self._pages(["metadatas"], None, page_size)
+                for meta in got["metadatas"] or []}
 
     def chunks(self, where: dict[str, Any] | None = None, page_size: int = 5_000) -> Iterator[Chunk]:
-        offset = 0
-        while True:
-            got = self.collection.get(
-                where=where, include=["documents", "metadatas"], limit=page_size, offset=offset
-            )
+        for got in self._pages(["documents", "metadatas"], where, page_size):
             for id_, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
                 yield Chunk.from_metadata(id_, doc, dict(meta))
+
+    def _pages(self, include: list[Any], where: dict[str, Any] | None, page_size: int) -> Iterator[Any]:
+        """The collection (or its chunks matching `where`) read `page_size` chunks at a time."""
+        offset = 0
+        while True:
+            got = self.collection.get(where=where, include=include, limit=page_size, offset=offset)
+            yield got
             if len(got["ids"]) < page_size:
                 return
             offset += page_size
