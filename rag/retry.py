@@ -56,7 +56,7 @@ class Failure:
 class Unanswered:
     """The attempts of one call that got no HTTP status back: they timed out, their connection
     dropped, or their reply broke in transit. The API may have served and billed each of
-    them, so the caller charges them (`usage`, as "stopped"), where an attempt refused with
+    them, so the caller charges them (`charges`, as "stopped"), where an attempt refused with
     a status (429, 503, a rejected key) did no work and is not billed."""
 
     attempts: int = 0
