@@ -320,6 +320,11 @@ def _stale(reason: str, prune: bool) -> str:
     return reason if prune else f"{reason}; {STALE_HINT}"
 
 
+def _owned(records: Iterable[FileRecord]) -> set[str]:
+    """The chunk ids these files own: whatever else the store holds is an orphan."""
+    return {i for r in records for i in r.chunk_ids}
+
+
 def _removed(record: FileRecord) -> FileOutcome:
     return FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens)
 
@@ -519,7 +524,7 @@ class _DryRun(_Pass):
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, rebuild: bool) -> None:
         self.prune = prune
         records = {} if rebuild else self.read_records()
-        owned = {i for r in records.values() for i in r.chunk_ids}
+        owned = _owned(records.values())
         plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
         for record in plan.removals:
             self.report.add(_removed(record))
@@ -587,6 +592,9 @@ class _Run(_Pass):
         self.lookahead = min(rpm * self.batch_size, settings.ingest_lookahead_chunks) if rpm else 0
         self.present: set[str] = set()
         self.records: dict[str, FileRecord] = {}
+        # The chunks the files committed before this run own: read once (`recover`), as each
+        # window's `copies` asks which stored chunks it may copy vectors from.
+        self.committed: frozenset[str] = frozenset()
         self.incomplete: set[str] = set()
         self.trusted = False  # the manifest is known to match the store: no need to read it
 
@@ -627,6 +635,7 @@ class _Run(_Pass):
             self.manifest.clear()  # it does not: it was rebuilt by hand with this embedder
         self.manifest.set_embedder(self.embedder.embedding_id)
         self.records = self.manifest.records()
+        self.committed = frozenset(_owned(self.records.values()))
         stamp = self.manifest.store_stamp
         clean = not self.manifest.dirty
         self.trusted = clean and (
@@ -634,7 +643,7 @@ class _Run(_Pass):
             or (not self.records and no_store_yet(self.settings))  # a first ingest: nothing stored anywhere
         )
         if self.trusted:
-            self.present = {i for r in self.records.values() for i in r.chunk_ids}
+            self.present = set(self.committed)
             return
         if self.manifest.dirty or self.store.version < self.manifest.version:
             self.bump()  # a crash before the last bump, or a dropped and recreated collection
@@ -769,13 +778,12 @@ class _Run(_Pass):
         embedding. Only a chunk of a committed file is copied (an orphan is no file's, and
         whatever wrote it is not vouched for); asked only when the collection held files
         before this run."""
-        if not fresh or not self.records:
+        if not fresh or not self.committed:
             return {}
-        owned = {i for r in self.records.values() for i in r.chunk_ids}
         holders = self.store.vectors_of_texts(c.chunk.content_hash for c in fresh)
         copied = {}
         for c in fresh:
-            vector = next((v for i, v in holders.get(c.chunk.content_hash, {}).items() if i in owned), None)
+            vector = next((v for i, v in holders.get(c.chunk.content_hash, {}).items() if i in self.committed), None)
             if vector is not None:
                 copied[c.chunk.id] = vector
         return copied
@@ -864,8 +872,7 @@ class _Run(_Pass):
         A run that started trusted left no orphans (every window it wrote was committed)."""
         orphans: set[str] = set()
         if not self.trusted:
-            owned = {i for r in self.manifest.records().values() for i in r.chunk_ids}
-            orphans = self.store.ids() - owned
+            orphans = self.store.ids() - _owned(self.manifest.records().values())
         if orphans:
             self.manifest.set_dirty(True)
             self.store.delete(orphans)

@@ -111,6 +111,24 @@ def test_a_renamed_or_copied_file_copies_its_stored_vectors_instead_of_embedding
     assert snapshot(settings, fake.embedding_id) == snapshot(fresh, fake.embedding_id)  # as a fresh ingest stores it
 
 
+def test_a_renamed_file_over_many_windows_copies_every_vector_and_reads_the_owners_once(
+        corpus, small_batches, fake, monkeypatch):
+    ingest_paths([corpus.root], small_batches, fake)
+    corpus.path("guide.md").rename(corpus.path("handbook.md"))
+    corpus.path("notes.txt").rename(corpus.path("notes2.txt"))
+    owned_calls, windows = [], []
+    owned, copies = pipeline._owned, pipeline._Run.copies
+    monkeypatch.setattr(pipeline, "_owned", lambda records: owned_calls.append(1) or owned(records))
+    monkeypatch.setattr(pipeline._Run, "copies", lambda run, fresh: windows.append(fresh) or copies(run, fresh))
+    fake.calls.clear()
+
+    report = ingest_paths([corpus.root], small_batches, fake, prune=True)
+
+    assert len([w for w in windows if w]) > 1
+    assert fake.calls == [] and report.reused_chunks == report.chunks
+    assert len(owned_calls) == 1  # once when the run starts, not once per window
+
+
 def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake):
     ingest_paths([corpus.root], settings, fake)
     corpus.path("notes.txt").unlink()
