@@ -23,6 +23,7 @@ from rich.table import Table
 from ingest.report import IngestReport, ProgressCallback, Status
 from ingest.report import Progress as IngestProgress
 from ingest.spending import ledger_session
+from rag.text import counted
 
 if TYPE_CHECKING:  # loading rag.filesearch loads google-genai, half a second an offline run never needs
     from rag.filesearch import ProgressCallback as UploadProgress
@@ -139,7 +140,7 @@ def details(report: IngestReport) -> Iterator[str]:
         yield from _named(report, Status.ADDED)
         yield from _named(report, Status.UPDATED)
     if report.orphans_removed:
-        yield f"Removed {report.orphans_removed:,} chunks left behind by an interrupted run."
+        yield f"Removed {counted(report.orphans_removed, 'chunk')} left behind by an interrupted run."
     for note in report.notes:
         yield f"[cyan]note[/]    {escape(note)}"
     for job in report.pending_jobs:
@@ -154,4 +155,4 @@ def details(report: IngestReport) -> Iterator[str]:
     elif report.stopped:
         yield f"[red bold]Stopped:[/] {escape(report.stopped)}"
         if report.not_done:
-            yield f"{report.not_done:,} files were not ingested yet."
+            yield f"{counted(report.not_done, 'file')} {'was' if report.not_done == 1 else 'were'} not ingested yet."

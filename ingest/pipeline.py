@@ -51,6 +51,7 @@ from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
+from rag.text import counted
 from rag.types import Embedded, Usage
 
 MANIFEST = "manifest.sqlite3"
@@ -261,8 +262,8 @@ def plan_run(
         if not root.exists():
             held = [r for r in records.values() if r.root == str(root.resolve())]
             if prune and held:  # how a deleted folder's files leave the collection: not a failure
-                report.notes.append(f"{printable(root)} no longer exists: {_count(held)} ingested from it "
-                                    f"{'was' if len(held) == 1 else 'were'} removed")
+                report.notes.append(f"{printable(root)} no longer exists: {counted(len(held), 'file')} ingested "
+                                    f"from it {'was' if len(held) == 1 else 'were'} removed")
             else:
                 report.add(FileOutcome(printable(root), Status.FAILED, reason="no such file or folder"))
             continue
@@ -306,11 +307,12 @@ def plan_run(
     if not prune:
         # Still searchable and cited: a user who deleted them expects to hear so.
         if gone:
-            report.notes.append(f"{_count(gone)} ingested before {'is' if len(gone) == 1 else 'are'} gone from the "
-                                f"folder but still in the collection ({_names(gone)}); --prune removes them")
+            report.notes.append(f"{counted(len(gone), 'file')} ingested before {'is' if len(gone) == 1 else 'are'} "
+                                f"gone from the folder but still in the collection ({_names(gone)}); "
+                                "--prune removes them")
         if aliased:
-            report.notes.append(f"{_count(aliased)} ingested before through a link to what is now read under its "
-                                f"real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
+            report.notes.append(f"{counted(len(aliased), 'file')} ingested before through a link to what is now read "
+                                f"under its real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
                                 f"({_names(aliased)}); --prune removes them")
     return Plan(tasks, [*gone, *aliased, *stale] if prune else [], touched)
 
@@ -327,10 +329,6 @@ def _owned(records: Iterable[FileRecord]) -> set[str]:
 
 def _removed(record: FileRecord) -> FileOutcome:
     return FileOutcome(record.source, Status.REMOVED, len(record.chunk_ids), record.tokens)
-
-
-def _count(records: Sequence[FileRecord]) -> str:
-    return f"{len(records)} file{'' if len(records) == 1 else 's'}"
 
 
 def _names(records: Sequence[FileRecord]) -> str:
@@ -686,7 +684,7 @@ class _Run(_Pass):
             records = jobs.submit(self.fresh(prepared), batch.origin)
         statuses = jobs.wait(records, block=batch.wait)
         if not all(statuses[r.name].finished for r in records):
-            self.report.pending_jobs = [f"{r.name} ({len(r.text_keys):,} chunks): {statuses[r.name].state}"
+            self.report.pending_jobs = [f"{r.name} ({counted(len(r.text_keys), 'chunk')}): {statuses[r.name].state}"
                                         for r in records]
             return
         collected = jobs.collect(records, statuses, self.embed_online)

@@ -24,6 +24,7 @@ from rag.commands import Exit, add_debug_flag, run_command
 from rag.errors import GemragError, InvalidRequest
 from rag.kv import StoreUnavailable
 from rag.server.choices import MAX_K, answer_model, noted
+from rag.text import counted
 from rag.types import Message
 
 EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "/q", "/bye"})  # "/quit": as other chat tools
@@ -231,8 +232,7 @@ def print_session(chain: Chain, session_id: str, *, if_spent: bool = False) -> N
     if if_spent and totals.empty:
         return
     saved = f", implicit cache saved ${totals.cache_saved_usd:.6f}" if totals.cache_saved_usd else ""
-    answers = f"{totals.answers} answer{'' if totals.answers == 1 else 's'}"
-    print(f"Session {session_id}: {answers}, ${totals.cost_usd:.6f}{saved}; "
+    print(f"Session {session_id}: {counted(totals.answers, 'answer')}, ${totals.cost_usd:.6f}{saved}; "
           f"python -m rag costs --session {session_id} shows its spending; "
           f"continue it with --session {session_id}", file=sys.stderr)
 

@@ -31,6 +31,7 @@ from google.genai import errors as genai_errors
 from rag.errors import GemragError, InvalidKey, ProviderError, StreamInterrupted, redact
 from rag.ratelimit import quota_exhausted
 from rag.settings import Settings
+from rag.text import counted
 from rag.types import Usage
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class Retrier:
         if unanswered is not None and failure.status is None:
             unanswered.attempts += 1
         if not failure.retryable or n >= self.settings.max_attempts:
-            raise self._final_error(model, failure, f"after {n} attempt{'s' * (n > 1)}") from exc
+            raise self._final_error(model, failure, f"after {counted(n, 'attempt')}") from exc
         delay = self._delay(n, failure)
         if self._clock() + delay > deadline.at:
             why = f"the next retry in {delay:.1f} s would pass {deadline}"

@@ -7,8 +7,9 @@ question's literal tokens ("429", "os.path.join") and the share of them a text h
 the second ranking stage and the offline answerer both score by; the one English stemmer,
 which BM25 and the answerer's test of whether a sentence shares a word with the question
 use; the reading of a model's JSON reply, which the second ranking stage and the judge
-share; and whether a question asks for a whole document, which the router and the offline
-follow-up rewrite read."""
+share; whether a question asks for a whole document, which the router and the offline
+follow-up rewrite read; and the one way a count is written with its noun ("1 chunk", "1,200
+chunks"), which the CLIs, ingest's notes and the UI all print."""
 
 from __future__ import annotations
 
@@ -258,3 +259,9 @@ def asks_for_whole_document(question: str) -> bool:
     """Whether a question asks about a whole document ("summarise the pricing guide"): the
     router sends it the document whole, and it stands on its own after other questions."""
     return bool(_WHOLE_DOCUMENT.search(question))
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 file", "0 files", "1,200 chunks": a count with its noun, in the plural unless it is
+    one. For the nouns we count, all of which take an "s"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -19,6 +19,7 @@ from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.costs import dollars
 from rag.providers.extractive import OFFLINE_NOTE, section
+from rag.text import counted
 from rag.types import place
 from ui import safe
 from ui.corpus import CollectionInfo
@@ -101,13 +102,13 @@ def _question(question: str) -> str:
     shown = text(question[:QUESTION_SHOWN]).replace("\n", "<br>")
     if len(question) <= QUESTION_SHOWN:
         return shown
-    return f"{shown}… <span class='clipped'>({_count(len(question), 'character')})</span>"
+    return f"{shown}… <span class='clipped'>({counted(len(question), 'character')})</span>"
 
 
 def _attached(turn: Turn) -> str:
     if not turn.images:
         return ""
-    return f" <span class='attached'>(with {turn.images} image{'s' if turn.images > 1 else ''})</span>"
+    return f" <span class='attached'>(with {counted(turn.images, 'image')})</span>"
 
 
 def _answer_body(index: int, turn: Turn) -> str:
@@ -303,8 +304,8 @@ def _collection_card(info: CollectionInfo, current: bool) -> str:
     badge = "<span class='badge'>answering from this</span>" if current else ""
     return (
         f"<div class='card' data-collection='{text(info.name)}'><div class='card-head'><b>{text(info.name)}</b>"
-        f"{badge}</div><div class='card-stats'>{_count(info.documents, 'document')} · {_count(info.chunks, 'chunk')} · "
-        f"last ingest {text(info.last_ingest or 'unknown')}</div>"
+        f"{badge}</div><div class='card-stats'>{counted(info.documents, 'document')} · "
+        f"{counted(info.chunks, 'chunk')} · last ingest {text(info.last_ingest or 'unknown')}</div>"
         f"<div class='card-embedder'>searched with {text(embedder_label(info.embedder))}</div>"
         f"<div class='card-files'>{shown}</div></div>"
     )
@@ -420,7 +421,7 @@ def upload_summary(result: UploadResult) -> str:
     if report is not None:
         done = [f for f in report.files if f.status in (Status.ADDED, Status.UPDATED, Status.UNCHANGED)]
         notes = {f.source: f" ({md(f.reason)})" for f in done if f.reason}  # pages left unread, a move
-        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {_count(f.chunks, 'chunk')}{notes.get(f.source, '')}"
+        lines += [f"- ✅ {md(f.source)}: {f.status.value}, {counted(f.chunks, 'chunk')}{notes.get(f.source, '')}"
                   for f in done]
         lines += [f"- ❌ {md(f.source)}: {md(f.reason)}" for f in report.of(Status.FAILED)]
         lines += [f"- ⏭️ {md(f.source)}: skipped, {md(f.reason)}" for f in report.of(Status.SKIPPED)]
@@ -434,8 +435,3 @@ def upload_summary(result: UploadResult) -> str:
     lines += [f"- ❌ {md(reason)}" for reason in result.rejected]
     collection = f" into collection **{md(report.collection)}**" if report else ""
     return f"Upload{collection}:\n\n" + "\n".join(lines) if lines else "Nothing was uploaded."
-
-
-def _count(n: int, noun: str) -> str:
-    """"1 document", "2 documents", "1,200 chunks"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"

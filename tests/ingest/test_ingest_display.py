@@ -57,3 +57,12 @@ def test_the_lines_after_the_table_show_names_and_reasons_as_they_are():
         console.print(line, highlight=False, soft_wrap=True)
     assert f"{NAMES[0]}: cannot read: [/red] tag" in screen.getvalue()
     assert f"{NAMES[1]}: unknown type '.[x]'" in screen.getvalue()
+
+
+@pytest.mark.parametrize(("left", "lines"), [
+    (1, ["Removed 1 chunk left behind by an interrupted run.", "1 file was not ingested yet."]),
+    (1200, ["Removed 1,200 chunks left behind by an interrupted run.", "1,200 files were not ingested yet."]),
+])
+def test_the_counts_after_the_table_agree_with_their_nouns(left, lines):
+    report = IngestReport("corpus", "offline", orphans_removed=left, stopped="quota spent", not_done=left)
+    assert set(lines) <= set(details(report))

@@ -119,3 +119,8 @@ def test_a_question_in_another_language_is_told_apart(question: str) -> None:
 ])
 def test_an_english_question_is_not_another_language(question: str) -> None:
     assert not another_language(question)
+
+
+@pytest.mark.parametrize(("n", "written"), [(0, "0 chunks"), (1, "1 chunk"), (2, "2 chunks"), (1200, "1,200 chunks")])
+def test_a_count_takes_its_noun_in_the_plural_unless_it_is_one(n, written):
+    assert text.counted(n, "chunk") == written
