@@ -103,6 +103,8 @@ def _catalogue_models() -> dict[str, ModelRow]:
     return {name: ModelRow.model_validate(row) for name, row in catalogue_rows().items()}
 
 
+MB = 1024 * 1024  # what an upload limit in MB means (`Settings.max_upload_bytes`)
+
 # Settings that change which passages an answer rests on or which model writes it: the answer
 # cache keys on them (rag.cache.answer_key). A new retrieval or routing setting belongs here.
 ANSWER_SHAPING_SETTINGS = (
@@ -303,7 +305,7 @@ class Settings(BaseSettings):
     # --- UI ---
     host: str = "127.0.0.1"
     port: int = 7860
-    max_upload_mb: float = 20.0
+    max_upload_mb: float = 20.0  # per file, in MB of 1,048,576 bytes (`max_upload_bytes`)
     ui_concurrency: int = 4  # answers streamed at once across all browser sessions
     preview_cache_files: int = 2_000  # rendered PDF pages kept under previews/ (~100 KB each), oldest go first
 
@@ -425,6 +427,13 @@ class Settings(BaseSettings):
     def online(self) -> bool:
         """Gemini is used exactly when a key is present and offline mode is not forced."""
         return self.api_key is not None and not self.offline
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload limit in bytes, with 1 MB = 1,048,576 bytes: Gradio's upload widget
+        states the limit it is given in those units ("20.0 Mb"), so the UI's own label, the
+        refusal and the widget give one number."""
+        return int(self.max_upload_mb * MB)
 
     @property
     def chunk_profile(self) -> ChunkProfile:

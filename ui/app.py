@@ -162,7 +162,7 @@ def launch(demo: gr.Blocks, settings: Settings, host: str, port: int) -> None:
         theme=THEME,
         css=CSS,
         head=HEAD,
-        max_file_size=int(settings.max_upload_mb * 1_000_000),
+        max_file_size=settings.max_upload_bytes,
         show_error=False,
         footer_links=[],
         app_kwargs=security.app_kwargs(),

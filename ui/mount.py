@@ -25,7 +25,7 @@ def mount(app: FastAPI, context: MountContext) -> None:
         css=CSS,
         theme=THEME,
         head=HEAD,
-        max_file_size=int(settings.max_upload_mb * 1_000_000),
+        max_file_size=settings.max_upload_bytes,
         show_error=False,
         app_kwargs=security.app_kwargs(),
     )

@@ -29,7 +29,7 @@ __all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "sa
 def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) -> StagedFile:
     """Check one uploaded file and copy it into `folder`, its upload's (rag.uploads.incoming_dir)."""
     name = readable_name(original_name)
-    size, limit = uploaded.stat().st_size, int(settings.max_upload_mb * 1_000_000)
+    size, limit = uploaded.stat().st_size, settings.max_upload_bytes
     if size > limit:  # in bytes: a file just over the limit would round to it in MB
         raise UploadRejected(
             f"{original_name}: {size:,} bytes is over the upload limit of {settings.max_upload_mb:g} MB "

@@ -246,7 +246,7 @@ def create_app(
         metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
 
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
-                       upload_bytes=int(settings.max_upload_mb * 1_000_000) + 64_000,
+                       upload_bytes=settings.max_upload_bytes + 64_000,
                        timeout_s=settings.body_timeout_s, on_refused=refused)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
 

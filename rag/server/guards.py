@@ -20,7 +20,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.errors import GemragError
-from rag.settings import Settings
+from rag.settings import MB, Settings
 
 
 class RateLimited(GemragError):
@@ -142,4 +142,6 @@ class BodyTooSlow(BodyRefused):
 
 
 def _size(n: int) -> str:
-    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{math.ceil(n / 1000)} kB"
+    """In the MB that `max_upload_mb` counts in (1,048,576 bytes), so an upload's limit reads
+    as the UI states it (plus the form's envelope); JSON bodies in kB, as `max_request_kb`."""
+    return f"{n / MB:.4g} MB" if n >= MB else f"{math.ceil(n / 1000)} kB"

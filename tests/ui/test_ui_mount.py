@@ -7,11 +7,14 @@ import tomllib
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from rag.server.app import create_app
 from rag.server.auth import new_key
 from rag.server.mounts import GROUP
+from rag.uploads import incoming_dir
+from ui.uploads import UploadRejected, stage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,3 +42,26 @@ def test_with_api_keys_the_ui_asks_for_the_key(ui_settings):
         assert client.post("/ui/login", data={"username": "alice", "password": "wrong"}).status_code == 400
         assert client.post("/ui/login", data={"username": "alice", "password": key}).status_code == 200
         assert client.get("/ui/config").status_code == 200
+
+
+def gradio_size(n: int) -> str:
+    """The limit as Gradio's upload widget words it when a file is over it (its frontend's
+    default "jedec" format: steps of 1,024, one decimal, units b, Kb, Mb...)."""
+    units, value = ["b", "Kb", "Mb", "Gb"], float(n)
+    step = 0
+    while value >= 1024:
+        value, step = value / 1024, step + 1
+    return f"{value:.1f} {units[step]}"
+
+
+def test_gradio_states_the_upload_limit_the_ui_label_and_the_refusal_state(ui_settings, tmp_path):
+    settings = ui_settings.model_copy(update={"max_upload_mb": 20})
+    with TestClient(create_app(settings, mounts=declared())) as client:
+        config = client.get("/ui/config").json()
+    labels = [c["props"].get("label") or "" for c in config["components"]]
+    assert "Add documents (up to 20 MB each)" in labels
+    assert gradio_size(config["max_file_size"]) == "20.0 Mb"  # was "19.1 Mb" for 20,000,000 bytes
+    big = tmp_path / "big.md"
+    big.write_bytes(b"x" * (config["max_file_size"] + 1))
+    with pytest.raises(UploadRejected, match=rf"over the upload limit of 20 MB \({config['max_file_size']:,} bytes"):
+        stage(big, "big.md", settings, incoming_dir(settings, "corpus"))

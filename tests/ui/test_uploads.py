@@ -47,10 +47,10 @@ def test_stage_refuses_unknown_types_and_oversized_files(settings: Settings, tmp
     with pytest.raises(UploadRejected, match=r"tool\.exe: file type \.exe is not supported"):
         stage(write(tmp_path / "a", "MZ"), "tool.exe", settings, folder)
     small = settings.model_copy(update={"max_upload_mb": 0.001})
-    with pytest.raises(UploadRejected, match=r"big\.md: 1,001 bytes is over the upload limit of 0\.001 MB \(1,000"):
-        stage(write(tmp_path / "b", "x" * 1_001), "big.md", small, folder)
+    with pytest.raises(UploadRejected, match=r"big\.md: 1,049 bytes is over the upload limit of 0\.001 MB \(1,048"):
+        stage(write(tmp_path / "b", "x" * 1_049), "big.md", small, folder)  # MB: 1,048,576 bytes
     assert list(folder.iterdir()) == []
-    assert stage(write(tmp_path / "c", "x" * 1_000), "fits.md", small, folder).name == "fits.md"  # at the limit
+    assert stage(write(tmp_path / "c", "x" * 1_048), "fits.md", small, folder).name == "fits.md"  # at the limit
 
 
 @pytest.mark.parametrize("collection", ["..", ".", "../x", "a/../.."])
