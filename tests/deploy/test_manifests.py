@@ -1,6 +1,7 @@
 """deploy/ checked statically, as far as this machine allows (it has a Docker client but no
 daemon, so no image is built here): the Dockerfile passes hadolint, the compose file passes
-the Compose specification's schema, the Kubernetes base and overlay render with kustomize and
+the Compose specification's schema (and Prometheus's and Alertmanager's configs promtool and
+amtool), the Kubernetes base and overlay render with kustomize and
 every resource validates against the Kubernetes API schema, and every command the manifests
 run is a module that exists."""
 
@@ -65,7 +66,8 @@ def test_compose_file_matches_the_compose_spec() -> None:
 def test_compose_runs_two_servers_a_worker_and_persistent_redis() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"server-1", "server-2", "worker", "redis", "chroma", "prometheus", "grafana"} <= set(services)
+    expected = {"server-1", "server-2", "worker", "redis", "chroma", "prometheus", "alertmanager", "grafana"}
+    assert expected <= set(services)
     assert "--appendonly" in services["redis"]["command"], "the ledger must survive a Redis restart"
 
 
@@ -162,5 +164,29 @@ def test_compose_publishes_no_dashboard_with_a_default_login() -> None:
     password = services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
     assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), "required from deploy/.env, never a literal"
     assert "GRAFANA_ADMIN_PASSWORD=" in (DEPLOY / "env.example").read_text()
-    for name in ("grafana", "prometheus"):
+    for name in ("grafana", "prometheus", "alertmanager"):
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_compose_runs() -> None:
+    """The alert rules fired into Prometheus's own UI only: nobody was told. Prometheus's
+    config is valid and names the compose service and the port Alertmanager listens on; the
+    Alertmanager config it mounts passes amtool, with the receiver the README says to fill in."""
+    promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
+    assert promtool and amtool, "promtool and amtool (Debian's prometheus, prometheus-alertmanager) from .ci/run"
+    config = DEPLOY / "prometheus/prometheus.yml"
+    checked = run(promtool, "check", "config", "--syntax-only", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    alertmanager = services["alertmanager"]
+    targets = [t for a in yaml.safe_load(config.read_text())["alerting"]["alertmanagers"]
+               for s in a["static_configs"] for t in s["targets"]]
+    published = {port.rsplit(":", 1)[1] for port in alertmanager["ports"]}
+    assert targets == [f"alertmanager:{p}" for p in published]
+    mounted = {v.split(":")[1]: DEPLOY / v.split(":")[0] for v in alertmanager["volumes"] if v.startswith("./")}
+    flag = next(a for a in alertmanager["command"] if a.startswith("--config.file="))
+    source = mounted[flag.removeprefix("--config.file=")]
+    checked = run(amtool, "check-config", str(source))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    receivers = [r["name"] for r in yaml.safe_load(source.read_text())["receivers"]]
+    assert receivers == ["operator"]
