@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.answer import AnswerRecord, Delta, Done, Event
@@ -618,11 +618,19 @@ def route_path(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
     return getattr(route, "path", "unmatched")
 
 
+def mounted_path(scope: Scope, routes: Sequence[BaseRoute]) -> str | None:
+    """The path of the app mounted among `routes` (the UI, at /ui) that a request as sent is
+    for: all of its requests are counted under it. Inside, Gradio routes them by its own
+    templates ("/config", "/gradio_api/queue/join", its "/"), which are not the API's, change
+    with Gradio's version and would share names with the API's."""
+    return next((r.path for r in routes if isinstance(r, Mount) and r.matches(scope)[0] is Match.FULL), None)
+
+
 class Instrumented:
     """ASGI middleware: request counts and latency by route template (streams: to the last
     byte), and the request id that tags every log line of the request (the caller's
     X-Request-ID when it is a plain token, else a new one; echoed in the response), each
-    under its route_path (`routes`: the app's)."""
+    under its route_path (`routes`: the app's), or its mounted_path."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
@@ -650,7 +658,7 @@ class Instrumented:
             try:
                 await self.app(scope, receive, sending)
             finally:
-                path = route_path(scope if "route" in scope else asked, self.routes)
+                path = mounted_path(asked, self.routes) or route_path(scope if "route" in scope else asked, self.routes)
                 elapsed = time.perf_counter() - started
                 self.metrics.requests.labels(path, scope["method"], str(status)).inc()
                 self.metrics.latency.labels(path, scope["method"]).observe(elapsed)

@@ -3,6 +3,7 @@ pyproject.toml, and logs users in with their API key when keys are configured.""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -65,3 +66,17 @@ def test_gradio_states_the_upload_limit_the_ui_label_and_the_refusal_state(ui_se
     big.write_bytes(b"x" * (config["max_file_size"] + 1))
     with pytest.raises(UploadRejected, match=rf"over the upload limit of 20 MB \({config['max_file_size']:,} bytes"):
         stage(big, "big.md", settings, incoming_dir(settings, "corpus"))
+
+
+def test_every_ui_request_is_counted_under_one_route(ui_settings):
+    """Gradio routes the UI's requests by its own templates: they were counted as "/config",
+    "/gradio_api/info", "/assets/{path:path}" and a "/" that was not the API's, as many
+    series as Gradio has routes, renamed by its upgrades. Now they are all "/ui"."""
+    with TestClient(create_app(ui_settings, mounts=declared())) as client:
+        for path in ("/ui/", "/ui/config", "/ui/gradio_api/info", "/ui/assets/missing.js"):
+            client.get(path)
+        client.get("/healthz")
+        scraped = client.get("/metrics").text
+    routes = {m.group(1) for m in re.finditer(r'^gemrag_http_requests_total\{.*route="([^"]*)"', scraped, re.M)}
+    assert routes == {"/ui", "/healthz"}
+    assert 'gemrag_http_requests_total{method="GET",route="/ui",status="200"} 3.0' in scraped
