@@ -49,6 +49,7 @@ from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError
 from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
+from rag.retry import charging_lost
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
 from rag.types import Embedded, Usage
@@ -430,7 +431,8 @@ class _Pass:
         self.embedder = embedder
         self.report = report
         self.on_progress = on_progress
-        self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
+        self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision,
+                             on_lost=self.lost)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
         self.prune = False  # the run's --prune
@@ -496,6 +498,12 @@ class _Pass:
         cost = self.price(model, usage)
         with self._counting:
             self.report.cost_usd += cost
+
+    def lost(self, model: str, attempts: Sequence[Usage]) -> None:
+        """A call's attempts that got no reply (an embedding batch's, a figure's), each of which
+        the API may have served and billed (rag.retry.Unanswered): paid like the call."""
+        for usage in attempts:
+            self.pay(model, usage)
 
     def price(self, model: str, usage: Usage) -> float:
         """What a dry run's call would cost (a real run charges it instead, `_Run.price`)."""
@@ -651,14 +659,10 @@ class _Run(_Pass):
         """One batch through the embedder, charged as soon as it returns (from an embedding
         thread): its failures refused with a status were never billed, and are not charged;
         its attempts with no reply (a timeout, a dropped connection) may have been, and are."""
-        try:
+        with charging_lost(self.lost):
             embedded = self.embedder.embed_documents(texts)
-        except ProviderError as error:
-            for usage in error.abandoned:
-                self.pay(error.model, usage)
-            raise
-        for usage in (embedded.usage, *embedded.abandoned):
-            self.pay(embedded.model, usage)
+        self.pay(embedded.model, embedded.usage)
+        self.lost(embedded.model, embedded.abandoned)
         return embedded
 
     def price(self, model: str, usage: Usage) -> float:
