@@ -46,10 +46,9 @@ from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
-from rag.errors import EmbedderMismatch, GemragError, ProviderError
+from rag.errors import EmbedderMismatch, GemragError, ProviderError, charging_lost
 from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
-from rag.retry import charging_lost
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
 from rag.types import Embedded, Usage

@@ -24,9 +24,9 @@ from io import BytesIO
 from typing import TYPE_CHECKING
 
 from ingest import ocr
+from rag.errors import ChargeAbandoned, charging_lost
 from rag.kv import KV, Table, Tolerant, open_kv
 from rag.providers.base import Generator
-from rag.retry import ChargeAbandoned, charging_lost
 from rag.settings import Settings
 from rag.types import Attachment, Prompt, Usage
 

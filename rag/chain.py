@@ -30,7 +30,7 @@ from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import BudgetExceeded, InvalidRequest, ProviderError, QuotaExhausted
+from rag.errors import BudgetExceeded, InvalidRequest, ProviderError, QuotaExhausted, charging_lost
 from rag.experiments import Experiments
 from rag.headroom import Headroom
 from rag.keyterms import mentioned_elsewhere, plain_words
@@ -41,7 +41,6 @@ from rag.providers.base import Generator
 from rag.providers.minilm import shared_minilm
 from rag.ratelimit import shared_limiter
 from rag.retrieval import Query, Retrieved, Retriever, Searcher
-from rag.retry import charging_lost
 from rag.rewrite import Rewritten, standalone
 from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings

@@ -20,8 +20,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -66,23 +65,6 @@ class Unanswered:
         """What each of those attempts may have billed: its prompt, counted locally (the output
         is unknown)."""
         return (Usage(prompt_tokens=prompt_tokens),) * self.attempts
-
-
-# Records what a call's attempts with no reply may have billed, (model, each attempt's usage),
-# in the caller's ledger: the chain's Spending, an ingest run's charges, a step's hold.
-ChargeAbandoned = Callable[[str, Sequence[Usage]], None]
-
-
-@contextmanager
-def charging_lost(charge: ChargeAbandoned) -> Iterator[None]:
-    """A call that fails in the end still owes what its attempts with no reply may have billed
-    (ProviderError.abandoned): `charge` records it before the error goes on, so no caller
-    has to remember it on its error path."""
-    try:
-        yield
-    except ProviderError as error:
-        charge(error.model, error.abandoned)
-        raise
 
 
 def retry_delay(details: Any) -> float | None:
