@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -118,7 +118,7 @@ def ingest_paths(
     generator: Generator | None = None,
     batch: BatchRun | None = None,
     session: str | None = None,
-    on_lock: Callable[[], None] | None = None,
+    locked: Callable[[IngestReport], AbstractContextManager[object]] | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
@@ -128,9 +128,11 @@ def ingest_paths(
     describes figures and transcribes scans; otherwise scans, and image files' printed words,
     are OCR'd by Tesseract if installed (ingest.vision). `batch`: embed through Batch API jobs.
     `session`: the ledger session the run's calls are charged to (default:
-    `ledger_session(collection)`; the API's worker names the job's key). `on_lock`: called
-    once the collection's lock is held, before anything is read (ingest.uploads moves staged
-    uploads onto the paths this run ingests, so only a locked run changes them)."""
+    `ledger_session(collection)`; the API's worker names the job's key). `locked`: entered
+    once the collection's lock is held, before anything is read, and left with the run's
+    report before the lock is released (ingest.uploads moves staged uploads onto the paths
+    this run ingests, and puts back a stored file whose replacement the run refused, so only
+    a locked run changes them)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
@@ -140,9 +142,11 @@ def ingest_paths(
         return report
     if batch is not None:
         embedding_jobs(embedder)  # refuses an embedder without batch jobs before anything is written
-    with run_lock(settings, name), _open_manifest(settings, name) as manifest:
-        if on_lock is not None:
-            on_lock()
+    with (
+        run_lock(settings, name),
+        _open_manifest(settings, name) as manifest,
+        locked(report) if locked is not None else nullcontext(),
+    ):
         if rebuild:
             from rag.bm25 import remove_indexes  # numpy: not for a run that finds nothing to do
 
