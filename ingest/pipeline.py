@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -46,7 +46,7 @@ from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
-from rag.errors import EmbedderMismatch, GemragError, ProviderError
+from rag.errors import EmbedderMismatch, GemragError, ProviderError, charging_lost
 from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
@@ -119,7 +119,7 @@ def ingest_paths(
     generator: Generator | None = None,
     batch: BatchRun | None = None,
     session: str | None = None,
-    on_lock: Callable[[], None] | None = None,
+    locked: Callable[[IngestReport], AbstractContextManager[object]] | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
@@ -129,9 +129,11 @@ def ingest_paths(
     describes figures and transcribes scans; otherwise scans, and image files' printed words,
     are OCR'd by Tesseract if installed (ingest.vision). `batch`: embed through Batch API jobs.
     `session`: the ledger session the run's calls are charged to (default:
-    `ledger_session(collection)`; the API's worker names the job's key). `on_lock`: called
-    once the collection's lock is held, before anything is read (ingest.uploads moves staged
-    uploads onto the paths this run ingests, so only a locked run changes them)."""
+    `ledger_session(collection)`; the API's worker names the job's key). `locked`: entered
+    once the collection's lock is held, before anything is read, and left with the run's
+    report before the lock is released (ingest.uploads moves staged uploads onto the paths
+    this run ingests, and puts back a stored file whose replacement the run refused, so only
+    a locked run changes them)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
@@ -141,9 +143,11 @@ def ingest_paths(
         return report
     if batch is not None:
         embedding_jobs(embedder)  # refuses an embedder without batch jobs before anything is written
-    with run_lock(settings, name), _open_manifest(settings, name) as manifest:
-        if on_lock is not None:
-            on_lock()
+    with (
+        run_lock(settings, name),
+        _open_manifest(settings, name) as manifest,
+        locked(report) if locked is not None else nullcontext(),
+    ):
         if rebuild:
             from rag.bm25 import remove_indexes  # numpy: not for a run that finds nothing to do
 
@@ -433,7 +437,8 @@ class _Pass:
         self.embedder = embedder
         self.report = report
         self.on_progress = on_progress
-        self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision)
+        self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision,
+                             on_lost=self.lost)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
         self.prune = False  # the run's --prune
@@ -499,6 +504,12 @@ class _Pass:
         cost = self.price(model, usage)
         with self._counting:
             self.report.cost_usd += cost
+
+    def lost(self, model: str, attempts: Sequence[Usage]) -> None:
+        """A call's attempts that got no reply (an embedding batch's, a figure's), each of which
+        the API may have served and billed (rag.retry.Unanswered): paid like the call."""
+        for usage in attempts:
+            self.pay(model, usage)
 
     def price(self, model: str, usage: Usage) -> float:
         """What a dry run's call would cost (a real run charges it instead, `_Run.price`)."""
@@ -658,14 +669,10 @@ class _Run(_Pass):
         """One batch through the embedder, charged as soon as it returns (from an embedding
         thread): its failures refused with a status were never billed, and are not charged;
         its attempts with no reply (a timeout, a dropped connection) may have been, and are."""
-        try:
+        with charging_lost(self.lost):
             embedded = self.embedder.embed_documents(texts)
-        except ProviderError as error:
-            for usage in error.abandoned:
-                self.pay(error.model, usage)
-            raise
-        for usage in (embedded.usage, *embedded.abandoned):
-            self.pay(embedded.model, usage)
+        self.pay(embedded.model, embedded.usage)
+        self.lost(embedded.model, embedded.abandoned)
         return embedded
 
     def price(self, model: str, usage: Usage) -> float:

@@ -3,9 +3,10 @@ cheap Gemini model when there is a key, scans read by Tesseract (ingest.ocr) off
 
 The loaders ask a `Vision` for text and get None when nothing here can read the image; they
 then list what was left out and why (`unread_reason`). Every Gemini call is reported through
-`on_call` with its model and usage, so ingest prices it like its embeddings. A dry run's
-Vision (`estimate=True`) calls nothing: it counts what the run would send and returns a
-placeholder of a description's typical length, so the chunks are counted too.
+`on_call` with its model and usage, so ingest prices it like its embeddings, and its attempts
+that got no reply (a timeout, a dropped connection) through `on_lost`, since Google may have
+billed them. A dry run's Vision (`estimate=True`) calls nothing: it counts what the run would
+send and returns a placeholder of a description's typical length, so the chunks are counted too.
 
 What the model said about an image is kept in the cache store (`descriptions`, keyed by
 model, instruction and the image's bytes), so a PDF saved again with one word changed does
@@ -17,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from typing import TYPE_CHECKING
 
 from ingest import ocr
+from rag.errors import ChargeAbandoned, charging_lost
 from rag.kv import KV, Table, Tolerant, open_kv
 from rag.providers.base import Generator
 from rag.settings import Settings
@@ -86,12 +88,16 @@ class Vision:
         *,
         estimate: bool = False,
         on_call: OnCall | None = None,
+        on_lost: ChargeAbandoned | None = None,
     ) -> None:
+        """`on_call`: each call that answered, with its model and usage; `on_lost`: its attempts
+        that got no reply, which may have been billed though the call answered or failed."""
         self.settings = settings
         # Only Gemini sees images: the offline generator's answers are extractive.
         self.generator = generator if generator is not None and generator.online else None
         self.estimate = estimate
         self.on_call = on_call
+        self.on_lost = on_lost
         self.tesseract = self.generator is None and ocr.available()
         self._lock = threading.Lock()
         self._known: KV | None = None
@@ -148,8 +154,10 @@ class Vision:
                                       output_tokens=output))
             return "x " * output  # stands in for the text, so the dry run counts its chunks
         prompt = Prompt.of(instruction, images=(image.blob,), max_output_tokens=max_output_tokens)
-        generation = self.generator.generate(prompt, model=model)
+        with charging_lost(self._lose):
+            generation = self.generator.generate(prompt, model=model)
         self._charge(generation.model, generation.usage)
+        self._lose(generation.model, generation.abandoned)
         text = generation.text.strip()
         if text:
             self.known.put(DESCRIPTIONS, key, text.encode())
@@ -166,6 +174,11 @@ class Vision:
         if self.on_call is not None:
             with self._lock:
                 self.on_call(model, usage)
+
+    def _lose(self, model: str, attempts: Sequence[Usage]) -> None:
+        if self.on_lost is not None and attempts:
+            with self._lock:
+                self.on_lost(model, attempts)
 
 
 def image_of(data: bytes) -> Image:

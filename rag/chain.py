@@ -18,9 +18,10 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Protocol
 
 from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
@@ -29,7 +30,7 @@ from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import BudgetExceeded, InvalidRequest, ProviderError, QuotaExhausted
+from rag.errors import BudgetExceeded, InvalidRequest, ProviderError, QuotaExhausted, charging_lost
 from rag.experiments import Experiments
 from rag.headroom import Headroom
 from rag.keyterms import mentioned_elsewhere, plain_words
@@ -67,6 +68,17 @@ class Generated:
 Streaming = collections.abc.Generator[Delta, None, Generated]  # yields the text, returns the whole
 
 
+class Answered(Protocol):
+    """A model call's result as the ledger charges it (a Generation, a Rewritten, a Verdict)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def abandoned(self) -> tuple[Usage, ...]: ...
+
+
 @dataclass
 class Spending:
     """One answer's money: the hold set aside before its calls, and each call once made."""
@@ -92,25 +104,38 @@ class Spending:
         self.add(retrieved.rerank_model, retrieved.rerank_usage, "rerank")
         self.abandoned(retrieved.rerank_model, retrieved.rerank_abandoned)
 
+    def called(self, call: Answered, kind: CallKind) -> None:
+        """A call that answered, and its attempts before that which got no reply."""
+        self.add(call.model, call.usage, kind)
+        self.abandoned(call.model, call.abandoned)
+
     def lost(self, error: BaseException) -> None:
         """A call that failed in the end still owes what its attempts with no reply may have
         billed (rag.errors.ProviderError.abandoned)."""
         if isinstance(error, ProviderError):
             self.abandoned(error.model, error.abandoned)
 
-    @contextmanager
-    def failing(self) -> Iterator[None]:
+    def failing(self) -> AbstractContextManager[None]:
         """A step whose call may fail: what it lost is added before the error goes on."""
-        try:
-            yield
-        except ProviderError as error:
-            self.lost(error)
-            raise
+        return charging_lost(self.abandoned)
 
     def made(self, call: Call | None) -> None:
         """A call priced by its maker (a cached context created, with its storage)."""
         if call is not None:
             self.calls.append(call)
+
+
+@contextmanager
+def settling(ledger: Ledger, hold: Hold, other_usd: float = 0.0) -> Iterator[Spending]:
+    """A step's calls, made under `hold` and settled in `ledger` however the step ends: a call
+    that failed in the end still adds what its attempts with no reply may have billed
+    (`Spending.failing`), and a step that spent nothing releases the hold."""
+    spending = Spending(hold, other_usd)
+    try:
+        with spending.failing():
+            yield spending
+    finally:
+        ledger.settle(spending.hold, spending.calls)
 
 
 def cited_numbers(answer: str, count: int) -> list[int]:
@@ -389,8 +414,7 @@ class Chain:
         ranking, not this answer until the entry expires)."""
         with spending.failing():
             rewritten = self.rewrite(question, history)
-        spending.add(rewritten.model, rewritten.usage, "rewrite")
-        spending.abandoned(rewritten.model, rewritten.abandoned)
+        spending.called(rewritten, "rewrite")
         key = self.key(store, rewritten.question, options)  # reads the corpus version before retrieval
         # An answer about an image is neither served from the cache nor kept: the key has no image in it.
         cacheable = not options.images
@@ -455,13 +479,9 @@ class Chain:
         self.check_request(text, options)
         query = Query.of(text, self.settings, options)
         reranking = price_usd(self.settings, self.settings.lite_model, self.reranking(query))
-        spending = Spending(self.budget.reserve(session_id, reranking), other_usd=reranking)
-        try:
-            with spending.failing():
-                retrieved = self.retrieve(self.stores.get(options.collection), text, options)
+        with settling(self.ledger, self.budget.reserve(session_id, reranking), reranking) as spending:
+            retrieved = self.retrieve(self.stores.get(options.collection), text, options)
             spending.retrieval(retrieved)
-        finally:
-            self.ledger.settle(spending.hold, spending.calls)
         return retrieved
 
     def reranking(self, query: Query) -> Usage:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
 from pydantic import SecretStr
 
 from rag.types import Usage
@@ -27,6 +30,23 @@ class ProviderError(GemragError):
         self.retry_after_s = retry_after_s  # when a retry could succeed, if known (a rate limit's next slot)
         self.reason = ""  # the last failure in the retry layer's short words, keys redacted ("503 UNAVAILABLE: ...")
         self.abandoned: tuple[Usage, ...] = ()  # what its attempts with no reply may have billed (rag.retry.Unanswered)
+
+
+# Records what a call's attempts with no reply may have billed, (model, each attempt's usage),
+# in the caller's ledger: the chain's Spending, an ingest run's charges.
+ChargeAbandoned = Callable[[str, Sequence[Usage]], None]
+
+
+@contextmanager
+def charging_lost(charge: ChargeAbandoned) -> Iterator[None]:
+    """A call that fails in the end still owes what its attempts with no reply may have billed
+    (`ProviderError.abandoned`): `charge` records it before the error goes on, so no caller
+    has to remember it on its error path."""
+    try:
+        yield
+    except ProviderError as error:
+        charge(error.model, error.abandoned)
+        raise
 
 
 class QuotaExhausted(ProviderError):

@@ -8,7 +8,8 @@ than bent into a sentence, since headings are as often verbs as nouns.
 With a key, the cheap model (settings.lite_model) writes them from the same titles and
 headings, once per collection and corpus version: the result is kept in the key-value store
 (shared by replicas), and its cost is reserved against the budget before the call and settled
-in the ledger after, under its own session id. If that call fails the offline questions are shown instead.
+in the ledger after, under its own session id, with each attempt that got no reply (it may have
+been billed), whether the call then answered or failed. If that call fails the offline questions are shown instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Sequence
 
 from ingest.loaders import SECTION_NUMBER
 from rag.budget import Budget
-from rag.costs import Call, Ledger, price_usd
+from rag.chain import settling
+from rag.costs import Ledger, price_usd
 from rag.kv import Table, bucket, open_kv
 from rag.providers.base import Generator
 from rag.settings import Settings
@@ -74,12 +76,9 @@ class Suggester:
         model = self.settings.lite_model
         worst = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=60 * MAX_SUGGESTIONS)
         hold = self.budget.reserve(SESSION, price_usd(self.settings, model, worst))  # on record before it is sent
-        try:
+        with settling(self.ledger, hold) as spending:
             generation = self.generator.generate(prompt, model=model)
-        except Exception:
-            self.ledger.settle(hold, [])  # nothing was produced: release what was set aside
-            raise
-        self.ledger.settle(hold, [Call(model, generation.usage, "suggest")])
+            spending.called(generation, "suggest")
         lines = [line.strip(" -*•\t0123456789.)") for line in generation.text.splitlines()]
         questions = [line for line in lines if line.endswith("?") and len(line) > 8]
         if not questions:

@@ -10,7 +10,7 @@ for that the task carries the answer being judged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rag.prompts import render_source
@@ -56,6 +56,7 @@ class Verdict:
     reason: str
     usage: Usage
     model: str
+    abandoned: tuple[Usage, ...] = ()  # what the judge's attempts with no reply may have billed (Generation.abandoned)
 
 
 def judge_prompt(question: str, reference: str, answer: str, passages: Sequence[Passage]) -> Prompt:
@@ -80,7 +81,7 @@ def judge(
 ) -> Verdict:
     """Judging is a cheap step: `model` is the Flash-Lite model (settings.lite_model)."""
     generation = generator.generate(judge_prompt(question, reference, answer, passages), model=model)
-    return parse_verdict(generation.text, generation.usage, generation.model)
+    return replace(parse_verdict(generation.text, generation.usage, generation.model), abandoned=generation.abandoned)
 
 
 def parse_verdict(text: str, usage: Usage, model: str) -> Verdict:

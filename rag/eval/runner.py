@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from rag.answer import AnswerRecord, AskOptions
 from rag.backend import searcher
-from rag.chain import Chain
+from rag.chain import Chain, settling
 from rag.citecheck import supported_share
 from rag.costs import price_usd
 from rag.embedcache import EmbeddingCache
@@ -24,7 +24,7 @@ from rag.errors import GemragError
 from rag.eval import metrics
 from rag.eval.checkpoint import Checkpoint, unit_key
 from rag.eval.configs import EvalConfig, RetrievalVariant, retrieval_variants
-from rag.eval.judge import judge
+from rag.eval.judge import Verdict, judge
 from rag.eval.results import (
     AnswerScores,
     RetrievalScores,
@@ -45,6 +45,7 @@ from rag.types import Chunk, Message, Passage
 
 NDCG_DEPTH = 10
 MULTI_HOP = "multi-hop"  # the tag of cases whose evidence quotes are different facts, all needed
+SESSION = ""  # the ledger session of the evaluation's answers (Chain.ask's default), and of their verdicts
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,7 @@ class Evaluator:
         cited = [metrics.Found(c.source, c.page, c.chunk_id) for c in record.citations]
         refused = metrics.is_refusal(record.answer)
         shown = self.shown(record)
-        verdict = judge(self.generator, case.question, case.reference_answer,
-                        metrics.without_note(record.answer), shown, self.settings.lite_model)
+        verdict = self.judged(case, record.answer, shown)
         answerable = not case.unanswerable
         quotes, multi_hop = [e.quote for e in case.evidence], MULTI_HOP in case.tags
         # Word overlap says nothing about a refusal, which claims nothing; a model judges it.
@@ -251,7 +251,7 @@ class Evaluator:
             judge=verdict.method,
             route="cached" if record.cached else record.route.kind,
             cost_usd=record.cost_usd,
-            judge_cost_usd=price_usd(self.settings, verdict.model, verdict.usage),
+            judge_cost_usd=sum(price_usd(self.settings, verdict.model, u) for u in (verdict.usage, *verdict.abandoned)),
             latency_s=record.latency_s,
             ttft_s=record.ttft_s,
             answer_in_reply=metrics.contains_answer(record.answer, case.reference_answer) if answerable else None,
@@ -263,6 +263,16 @@ class Evaluator:
             evidence_in_top3=metrics.contains_evidence(" \n\n".join(p.text for p in shown[:3]), quotes,
                                                        every=multi_hop) if answerable else None,
         )
+
+    def judged(self, case: TestCase, answer: str, shown: list[Passage]) -> Verdict:
+        """The judge's verdict, its call charged to the ledger beside the answers it judges,
+        with its attempts that got no reply, also when it fails in the end (rag.chain.settling)."""
+        ledger = self.chain.ledger
+        with settling(ledger, ledger.reserve(SESSION, 0.0)) as spending:
+            verdict = judge(self.generator, case.question, case.reference_answer, metrics.without_note(answer),
+                            shown, self.settings.lite_model)
+            spending.called(verdict, "judge")
+        return verdict
 
     def shown(self, record: AnswerRecord) -> list[Passage]:
         """The full passages the answer was generated from (the record keeps snippets), as

@@ -15,7 +15,7 @@ from rag.costs import Ledger, price_usd
 from rag.providers.gemini import GeminiProvider
 from rag.store import Store
 from rag.testing.fake_gemini import IMAGE_TOKENS, count_tokens, inline_images
-from rag.types import Usage
+from rag.types import Usage, estimate_tokens
 from tests.fakes import media
 from tests.ingest.conftest import billed_tokens
 
@@ -219,3 +219,55 @@ def test_a_changed_pdf_does_not_pay_again_for_the_figure_it_kept(tmp_path, gemin
     chunks = _chunks(gemini_settings, provider)
     assert chunks[("report.pdf", 1, "figure")].text == FIGURE_TEXT
     assert chunks[("report.pdf", 1, "text")].text.startswith("Sales report, final version.")
+
+
+def _impatient_logo_run(tmp_path, gemini_settings):
+    """An image file ingested by a client that stops waiting for a reply after a second (the
+    fake's slow replies take 1.5 s): its description is the run's only generateContent call."""
+    from ingest.pipeline import ingest_paths
+
+    settings = gemini_settings.model_copy(update={"request_timeout_s": 1.0})
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "logo.png").write_bytes(media.png((64, 48), (0, 128, 0)))
+    provider = GeminiProvider(settings)
+    return ingest_paths([docs], settings, provider, generator=provider)
+
+
+def test_a_figure_attempt_abandoned_on_timeout_is_charged_though_its_retry_answered(
+    tmp_path, gemini_settings, fake_gemini
+):
+    """Google may serve and bill a call the client stopped waiting for: the ledger held only
+    the retry's description."""
+    from ingest.vision import DESCRIBE
+    from rag.testing.fake_gemini import Fault
+
+    lite = gemini_settings.lite_model
+    fake_gemini.inject(Fault.slow(1.5), times=1, method=GENERATE, model=lite)
+
+    report = _impatient_logo_run(tmp_path, gemini_settings)
+
+    assert report.exit_code == 0 and report.vision_calls == 1 and len(_image_calls(fake_gemini)) == 2
+    answered = fake_gemini.billed_for(lite, count=2)[-1]
+    spent = Ledger(gemini_settings).models(ledger_session("corpus"))[lite]
+    assert spent.calls == 2 and spent.usage.output_tokens == answered.output_tokens
+    # The abandoned attempt on its prompt's text counted locally (what the provider charges for one).
+    assert spent.usage.prompt_tokens == answered.prompt_tokens + estimate_tokens(DESCRIBE)
+    assert report.cost_usd == pytest.approx(Ledger(gemini_settings).session(ledger_session("corpus")).cost_usd)
+
+
+def test_a_figure_whose_every_attempt_timed_out_stops_the_run_and_each_attempt_is_charged(
+    tmp_path, gemini_settings, fake_gemini
+):
+    from rag.testing.fake_gemini import Fault
+
+    lite = gemini_settings.lite_model
+    fake_gemini.inject(Fault.slow(1.5), times=None, method=GENERATE, model=lite)
+
+    report = _impatient_logo_run(tmp_path, gemini_settings)
+
+    attempts = len(_image_calls(fake_gemini))
+    assert report.exit_code == 2 and "no answer before the request timeout" in (report.stopped or "")
+    spent = Ledger(gemini_settings).models(ledger_session("corpus"))[lite]
+    assert attempts >= 2 and (spent.calls, spent.usage.output_tokens) == (attempts, 0)
+    assert report.cost_usd == pytest.approx(spent.cost_usd) and spent.cost_usd > 0

@@ -179,3 +179,41 @@ def test_an_uploaded_image_is_described_and_an_uploaded_deck_cited_by_slide(
     with Image.open(image["value"]) as shown:
         assert shown.size == (400, 300)
     assert "chart.png" in viewer and "figure" in viewer and "400x300 pixels" in viewer
+
+
+@pytest.fixture
+def impatient_handlers(gemini_settings: Settings, tmp_path: Path) -> Handlers:
+    """Handlers that stop waiting for a reply after a second (the fake's slow replies take 1.5 s)."""
+    settings = gemini_settings.model_copy(update={"request_timeout_s": 1.0})
+    provider = GeminiProvider(settings)
+    assert ingest_paths([write_corpus(tmp_path / "corpus")], settings, provider).exit_code == 0
+    return Handlers(settings, Backend.build(settings, provider))
+
+
+def test_a_suggestions_attempt_abandoned_on_timeout_is_charged_though_its_retry_answered(
+    impatient_handlers: Handlers, fake_gemini: FakeGemini, gemini_settings: Settings
+) -> None:
+    """Google may serve and bill a call the client stopped waiting for: only the retry was in
+    the ledger."""
+    lite = gemini_settings.lite_model
+    fake_gemini.inject(Fault.slow(1.5), times=1, method="generateContent", model=lite)
+    fake_gemini.reply("Where is the office badge collected?", "Where is the office badge collected?")
+    assert "data-q='Where is the office badge collected?'" in impatient_handlers.load(SessionState())[0]
+    billed = fake_gemini.billed_for(lite, count=2)
+    spent = impatient_handlers.backend.ledger.models(SUGGESTIONS)[lite]
+    assert (len(billed), spent.calls) == (2, 2)
+    assert spent.usage.prompt_tokens == pytest.approx(sum(b.prompt_tokens for b in billed), rel=0.25)
+
+
+def test_suggestions_whose_every_attempt_timed_out_fall_back_to_headings_and_each_attempt_is_charged(
+    impatient_handlers: Handlers, fake_gemini: FakeGemini, gemini_settings: Settings
+) -> None:
+    lite = gemini_settings.lite_model
+    fake_gemini.inject(Fault.slow(1.5), times=None, method="generateContent", model=lite)
+    assert "data-act='ask'" in impatient_handlers.load(SessionState())[0]  # the headings' questions
+    attempts = len(fake_gemini.calls("generateContent", model=lite))
+    billed = fake_gemini.billed_for(lite, count=attempts)
+    spent = impatient_handlers.backend.ledger.models(SUGGESTIONS)[lite]
+    assert attempts >= 2 and (spent.calls, spent.usage.output_tokens) == (attempts, 0)
+    assert spent.usage.prompt_tokens == pytest.approx(sum(b.prompt_tokens for b in billed), rel=0.25)
+    assert impatient_handlers.backend.ledger.session(SUGGESTIONS).held_usd == 0  # the hold is settled

@@ -5,11 +5,13 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_lock
+from ingest.report import Status
 from rag.errors import GemragError
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.store import Store
 from rag.uploads import INCOMING, incoming_dir
+from tests.fakes.corpus import pdf_bytes
 from ui.uploads import UploadRejected, ingest_uploads, safe_name, stage, upload_dir
 
 
@@ -86,3 +88,49 @@ def test_an_upload_refused_by_a_running_ingest_leaves_the_stored_file_as_ingeste
                        offline_provider, "corpus")
     assert stored.read_text() == "# Canteen\n\nLunch from 11:30."  # what the collection holds, still
     assert list((upload_dir(settings, "corpus") / INCOMING).iterdir()) == []
+
+
+CANTEEN = b"# Canteen\n\nLunch is served from 11:30 to 14:00.\n"
+LATER = b"# Canteen\n\nLunch is served from 12:00 to 14:00.\n"
+
+
+def put(path: Path, data: bytes) -> Path:
+    """A file as the browser leaves it for the upload handler."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(("name", "good", "bad", "later"), [
+    ("canteen.md", CANTEEN, b"", LATER),
+    ("canteen.md", CANTEEN, b"\x00\x01\x02 not text", LATER),
+    ("menu.pdf", pdf_bytes(["Lunch is served from 11:30 to 14:00."]), b"%PDF-1.7 torn off",
+     pdf_bytes(["Lunch is served from 12:00 to 14:00."])),
+])
+def test_an_upload_the_ingest_refuses_leaves_the_stored_file_and_its_chunks_and_says_so(
+    settings: Settings, tmp_path: Path, offline_provider: OfflineProvider, name: str, good: bytes, bad: bytes,
+    later: bytes,
+) -> None:
+    """An empty or unreadable file uploaded under the name of a stored one replaced it on disk
+    while the old chunks stayed searchable: the original was lost."""
+    ingest_uploads([put(tmp_path / "tmp1" / name, good)], settings, offline_provider, "corpus")
+    stored = upload_dir(settings, "corpus") / name
+    store = Store(settings, offline_provider.embedding_id, "corpus")
+    chunks = {c.id: c.text for c in store.chunks()}
+
+    for attempt in ("tmp2", "tmp3"):  # the second finds nothing of the first recorded
+        refused = ingest_uploads([put(tmp_path / attempt / name, bad)], settings, offline_provider, "corpus")
+        assert stored.read_bytes() == good  # the previous version, on disk as in the collection
+        assert {c.id: c.text for c in store.chunks()} == chunks
+        assert refused.report is not None
+        [outcome] = refused.report.files
+        assert outcome.status is Status.FAILED
+        assert outcome.reason.startswith(f"the upload of {name} was refused (")
+        assert outcome.reason.endswith(f"); the previous {name} stays, as stored and as searched")
+        assert "--prune" not in outcome.reason
+        assert list((upload_dir(settings, "corpus") / INCOMING).iterdir()) == []
+
+    replaced = ingest_uploads([put(tmp_path / "tmp4" / name, later)], settings, offline_provider, "corpus")
+    assert replaced.report is not None and [f.status for f in replaced.report.files] == [Status.UPDATED]
+    texts = [c.text for c in store.chunks()]
+    assert stored.read_bytes() == later and any("12:00" in t for t in texts) and not any("11:30" in t for t in texts)

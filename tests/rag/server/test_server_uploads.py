@@ -114,3 +114,31 @@ def test_an_upload_of_a_type_ingest_cannot_read_is_refused_by_name_before_anythi
     assert refused.json()["message"].startswith("tool.exe: file type .exe is not supported (use .docx")
     assert refused.json()["fields"][0]["field"] == "body.files"
     assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
+
+
+def test_an_upload_the_ingest_refuses_leaves_the_stored_file_and_its_chunks_and_the_job_says_so(
+    keyed_settings, fake_gemini, tmp_path
+):
+    """An empty file uploaded under the name of a stored one replaced it on disk while its
+    chunks stayed searchable: the original was lost. Now the job names the file and why, and
+    the previous version stays; a good upload after it still replaces it."""
+    settings, keys = keyed_settings
+    name = settings.collection
+    stored = upload_dir(settings, name) / "handbook.md"
+    with running_worker(settings, tmp_path / "worker.log"), TestClient(create_app(settings, mounts=[])) as api:
+        def job(text: bytes) -> dict:
+            return wait_job(api, upload(api, settings, keys, ("handbook.md", text)), finished, headers=keys["loader"])
+
+        assert job(HANDBOOK.encode())["outcomes"] == {"added": 1}
+        refused = job(b"")
+        assert stored.read_text() == HANDBOOK and ["27 days" in t for t in stored_texts(settings)] == [True]
+        assert (refused["state"], refused["outcomes"]) == ("done", {"failed": 1})
+        reason = refused["errors"]["handbook.md"]
+        assert reason.startswith("the upload of handbook.md was refused (") and "no text to index" in reason
+        assert reason.endswith("the previous handbook.md stays, as stored and as searched")
+        path, content_hash = locate(settings, name, "handbook.md")  # the source preview still opens it
+        assert path == stored and content_hash == hashlib.sha256(HANDBOOK.encode()).hexdigest()
+        assert waiting(settings) == []
+
+        assert job(HANDBOOK_2027.encode())["outcomes"] == {"updated": 1}
+    assert stored.read_text() == HANDBOOK_2027 and ["30 days" in t for t in stored_texts(settings)] == [True]
