@@ -102,7 +102,7 @@ class Budget:
         small enough not to need counting) and the output bound the call carries
         (max_output_tokens, thinking included)."""
         size = routed.size
-        prompt_tokens = size.tokens if size is not None and size.exact else estimate_tokens(routed.prompt.text)
+        prompt_tokens = size.tokens if size is not None and size.exact else routed.prompt.estimated_tokens
         output_tokens = routed.prompt.max_output_tokens or self.settings.budget_output_tokens
         return price_usd(self.settings, routed.route.model, Usage(prompt_tokens, output_tokens))
 

@@ -605,7 +605,7 @@ class Chain:
         except BaseException as error:
             spending.lost(error)
             if pieces:
-                counted = Usage(estimate_tokens(prompt.text), estimate_tokens("".join(pieces)))
+                counted = Usage(prompt.estimated_tokens, estimate_tokens("".join(pieces)))
                 spending.add(served, usage if usage != Usage() else counted, "stopped")
             raise
         spending.abandoned(route.model, abandoned)

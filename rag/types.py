@@ -10,6 +10,12 @@ from typing import Any, ClassVar, Literal
 Role = Literal["user", "model"]
 
 CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers on English text
+# What one image in a prompt may cost, counted locally: Gemini 3 reads an image at its default
+# media resolution for at most "high" (1,120 tokens; "ultra high", 2,240, only where a part
+# asks for it, which gemrag never does), https://ai.google.dev/gemini-api/docs/media-resolution
+# (read 2026-12-05). Gemini 2.5 charged 258 per 768-pixel tile, less for the images gemrag
+# sends (at most a page rendered for vision, `ingest.vision`).
+IMAGE_TOKENS = 1_120
 
 
 def estimate_tokens(text: str) -> int:
@@ -195,6 +201,15 @@ class Prompt:
     def text(self) -> str:
         """Everything the model reads, system instruction included, as one string."""
         return self.system + "".join(m.text for m in self.contents)
+
+    @property
+    def estimated_tokens(self) -> int:
+        """The prompt's size counted locally (`estimate_tokens`), each image at `IMAGE_TOKENS`:
+        what a budget holds before the call and what an attempt abandoned without a reply
+        is charged. Counted on the text alone, a question with images was held for less
+        than it could cost, and a page sent to vision and timed out was charged as if it had
+        no page."""
+        return estimate_tokens(self.text) + IMAGE_TOKENS * len(self.images)
 
     @property
     def kind(self) -> TaskKind:

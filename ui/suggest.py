@@ -26,7 +26,7 @@ from rag.costs import Ledger, price_usd
 from rag.kv import Table, bucket, open_kv
 from rag.providers.base import Generator
 from rag.settings import Settings
-from rag.types import Prompt, Usage, estimate_tokens
+from rag.types import Prompt, Usage
 from ui.corpus import CollectionInfo, DocumentInfo
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Suggester:
     def _write(self, documents: Sequence[DocumentInfo]) -> list[str]:
         prompt = Prompt.of(INSTRUCTION.format(count=MAX_SUGGESTIONS, outline=outline(documents)), temperature=0.2)
         model = self.settings.lite_model
-        worst = Usage(prompt_tokens=estimate_tokens(prompt.text), output_tokens=60 * MAX_SUGGESTIONS)
+        worst = Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=60 * MAX_SUGGESTIONS)
         hold = self.budget.reserve(SESSION, price_usd(self.settings, model, worst))  # on record before it is sent
         with settling(self.ledger, hold) as spending:
             generation = self.generator.generate(prompt, model=model)

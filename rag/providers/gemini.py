@@ -111,7 +111,7 @@ def _charging(unanswered: Unanswered, prompt: Prompt) -> Iterator[None]:
     try:
         yield
     except ProviderError as error:
-        error.abandoned = unanswered.charges(estimate_tokens(prompt.text))
+        error.abandoned = unanswered.charges(prompt.estimated_tokens)
         raise
 
 
@@ -182,7 +182,7 @@ class GeminiProvider:
             response = self.retrier.call(model, attempt, prompt.deadline_s, unanswered)
         served = served_model(self.settings, model, response)
         return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP",
-                          unanswered.charges(estimate_tokens(prompt.text)))
+                          unanswered.charges(prompt.estimated_tokens))
 
     def _pool(self, prompt: Prompt) -> KeyPool[genai.Client]:
         return self.main if prompt.file_search else self.keys
@@ -215,7 +215,7 @@ class GeminiProvider:
                     grounding = (chunk.candidates[0].grounding_metadata if chunk.candidates else None) or grounding
                 elif text:
                     yield StreamDelta(text, served, usage)  # what the API has billed so far
-        abandoned = unanswered.charges(estimate_tokens(prompt.text))
+        abandoned = unanswered.charges(prompt.estimated_tokens)
         if held is None:
             yield StreamDelta("", served, usage, final=True, abandoned=abandoned)
             return
@@ -356,7 +356,7 @@ class GeminiProvider:
     # --- per attempt ---
     def _reserve(self, model: str, prompt: Prompt, left: float) -> float:
         """Wait for a rate-limit slot; returns the seconds still left for the request itself."""
-        return left - self.limiter.acquire(model, estimate_tokens(prompt.text), max_wait_s=left)
+        return left - self.limiter.acquire(model, prompt.estimated_tokens, max_wait_s=left)
 
     def _http_options(self, left: float) -> types.HttpOptions:
         """The request's timeout: the configured one, cut short by the call's deadline."""

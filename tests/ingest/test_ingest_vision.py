@@ -241,6 +241,7 @@ def test_a_figure_attempt_abandoned_on_timeout_is_charged_though_its_retry_answe
     the retry's description."""
     from ingest.vision import DESCRIBE
     from rag.testing.fake_gemini import Fault
+    from rag.types import IMAGE_TOKENS as HELD_PER_IMAGE
 
     lite = gemini_settings.lite_model
     fake_gemini.inject(Fault.slow(1.5), times=1, method=GENERATE, model=lite)
@@ -251,8 +252,9 @@ def test_a_figure_attempt_abandoned_on_timeout_is_charged_though_its_retry_answe
     answered = fake_gemini.billed_for(lite, count=2)[-1]
     spent = Ledger(gemini_settings).models(ledger_session("corpus"))[lite]
     assert spent.calls == 2 and spent.usage.output_tokens == answered.output_tokens
-    # The abandoned attempt on its prompt's text counted locally (what the provider charges for one).
-    assert spent.usage.prompt_tokens == answered.prompt_tokens + estimate_tokens(DESCRIBE)
+    # The abandoned attempt on its prompt counted locally, its image at the bound gemrag holds
+    # (more than the fake bills): a page sent and timed out was charged as if it had no page.
+    assert spent.usage.prompt_tokens == answered.prompt_tokens + estimate_tokens(DESCRIBE) + HELD_PER_IMAGE
     assert report.cost_usd == pytest.approx(Ledger(gemini_settings).session(ledger_session("corpus")).cost_usd)
 
 

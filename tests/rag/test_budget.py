@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -81,3 +82,22 @@ def test_free_calls_pass_even_with_a_zero_budget(store_settings: Settings, clock
     budget.check("offline", 0.0)
     with pytest.raises(BudgetExceeded):
         budget.check("offline", 0.000_001)
+
+
+def test_an_answer_with_images_is_held_for_its_images_too(store_settings: Settings, clock: ManualClock) -> None:
+    """Before, the answer's hold counted the prompt's text only: a question with images of a
+    page passed a budget its images could exceed. Each image is held at `IMAGE_TOKENS`."""
+    from rag.answer import Route
+    from rag.costs import price_usd
+    from rag.router import Routed
+    from rag.types import IMAGE_TOKENS, Attachment, Message, Prompt
+
+    budget, _ = _setup(store_settings, clock)
+    prompt = Prompt((Message("user", "What does this chart show?"),), max_output_tokens=100)
+    image = Attachment("image/png", b"\x89PNG")
+    route = Route("flash", store_settings.flash_model, "a short question")
+    text_only = budget.answer_usd(Routed(prompt, route))
+    with_images = budget.answer_usd(Routed(replace(prompt, images=(image, image)), route))
+
+    assert with_images - text_only == pytest.approx(
+        price_usd(store_settings, route.model, Usage(prompt_tokens=2 * IMAGE_TOKENS)))
