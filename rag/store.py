@@ -11,7 +11,7 @@ import copy
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,6 +249,7 @@ class Store:
         by_id = {
             i: Chunk.from_metadata(i, d, dict(m))
             for i, d, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+            if _live(d, m)
         }
         return [by_id[i] for i in ids if i in by_id]
 
@@ -266,6 +267,7 @@ class Store:
             for i, d, m, dist in zip(
                 got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
             )
+            if _live(d, m)
         ]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
@@ -338,6 +340,15 @@ def drop_collection(settings: Settings, name: str) -> None:
     client = chroma_client(settings)
     if name in {c.name for c in client.list_collections()}:
         client.delete_collection(name)
+
+
+def _live(document: str | None, metadata: Mapping[str, Any] | None) -> bool:
+    """Whether Chroma returned a chunk it still holds. An embedded store is one process's: its
+    vector index, loaded here, still names a chunk another process (`python -m ingest
+    --prune`) has deleted since, and Chroma then returns the id with neither text nor
+    metadata. Such a hit is dropped, as the keyword index's are (`Retriever._hybrid`):
+    reading it crashed every answer that found it until the process restarted."""
+    return document is not None and metadata is not None
 
 
 def _term_pattern(term: str, word_start: bool = False) -> str:

@@ -525,7 +525,7 @@ def observe_stores(state: Services) -> None:
     import redis
 
     models_check(state)  # gemrag_model_api_up, fresh at every scrape (waiting READY_DEADLINE_S at most)
-    readers = [observe_jobs] if state.settings.redis_url else []
+    readers = [observe_jobs] if state.settings.redis_url and state.settings.chroma_url else []
     if state.settings.online:
         readers.append(observe_quotas)
     for read in readers:
@@ -646,21 +646,37 @@ class Instrumented:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _REQUEST_ID.fullmatch(given) else new_request_id()
 
+        answering = False  # the response has begun: too late for an error of its own
+
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
                 message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
             await send(message)
+
+        def path() -> str:
+            return mounted_path(asked, self.routes) or route_path(scope if "route" in scope else asked, self.routes)
 
         asked = {**scope}  # as sent: a mount rewrites the scope's paths on the way in
         with bound(rid):
             try:
                 await self.app(scope, receive, sending)
+            except Exception:
+                if answering:
+                    raise
+                # A fault of ours, not a refusal: logged with the request id, counted as an
+                # error, and answered in the shape of every other error, where the bare
+                # "Internal Server Error" in text/plain told a client nothing and never
+                # reached gemrag_errors_total.
+                log.exception("%s %s failed", scope["method"], path())
+                self.metrics.errors.labels("internal_error", path()).inc()
+                body = ErrorOut(error="internal_error", message=f"The server failed on this request; its log "
+                                f"holds the error under request id {rid}.")
+                await JSONResponse(body.model_dump(), status_code=500)(scope, receive, sending)
             finally:
-                path = mounted_path(asked, self.routes) or route_path(scope if "route" in scope else asked, self.routes)
                 elapsed = time.perf_counter() - started
-                self.metrics.requests.labels(path, scope["method"], str(status)).inc()
-                self.metrics.latency.labels(path, scope["method"]).observe(elapsed)
-                log.info("%s %s %d", scope["method"], path, status,
+                self.metrics.requests.labels(path(), scope["method"], str(status)).inc()
+                self.metrics.latency.labels(path(), scope["method"]).observe(elapsed)
+                log.info("%s %s %d", scope["method"], path(), status,
                          extra={"status": status, "duration_ms": round(elapsed * 1000, 1)})

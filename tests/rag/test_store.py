@@ -121,3 +121,32 @@ def test_mentions_on_a_chroma_server(settings, chroma_server_url):
         _assert_mentions_a_term_as_a_word_in_the_given_files_only(Store(settings, "test:emb:2", name))
     finally:
         drop_collection(settings, name)
+
+
+@pytest.mark.slow
+def test_a_chunk_another_process_removed_is_not_returned_by_a_store_opened_before(settings, offline_provider, tmp_path):
+    """An embedded store's vector index is loaded once per process: after `python -m ingest
+    --prune` removed a file in another process, a query here still found its chunk, with no
+    text or metadata, and reading it raised TypeError (the API answered 500 to every question
+    near it until restarted)."""
+    import os
+    import subprocess
+    import sys
+
+    from rag.stores import Stores
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "greenhouse.md").write_text("# Greenhouse\n\nThe greenhouse thermostat is set to 23 degrees.\n")
+    (docs / "kayaks.md").write_text("# Kayaks\n\nThe rack by the boathouse holds six kayaks.\n")
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir)}
+    subprocess.run([sys.executable, "-m", "ingest", str(docs), "--quiet"], env=env, check=True, timeout=120)
+    store = Stores(settings).get("corpus")
+    question = offline_provider.embed_query("What is the greenhouse thermostat set to?").vectors[0]
+    [gone] = [h.chunk.id for h in store.query(question, 5) if h.chunk.source == "greenhouse.md"]
+
+    (docs / "greenhouse.md").unlink()
+    subprocess.run([sys.executable, "-m", "ingest", str(docs), "--prune", "--quiet"], env=env, check=True, timeout=120)
+
+    assert [h.chunk.source for h in store.query(question, 5)] == ["kayaks.md"]
+    assert store.get([gone]) == []

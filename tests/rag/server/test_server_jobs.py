@@ -70,3 +70,24 @@ def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
     with TestClient(create_app(settings, mounts=[])) as api:
         refused = api.post("/v1/collections/corpus/ingest", json={"path": str(tmp_path)})
         assert refused.status_code == 503 and "REDIS_URL" in refused.json()["message"]
+
+
+@pytest.mark.redis
+def test_jobs_without_a_shared_store_are_refused_by_the_server_and_the_worker(settings, redis_url, tmp_path):
+    """A worker writing the embedded store (no CHROMA_URL) beside a server reading it: the
+    server never saw the worker's new chunks by meaning and answered 500 once the worker
+    removed a file. Both now refuse jobs with what to run instead."""
+    import subprocess
+    import sys
+
+    queued = settings.model_copy(update={"redis_url": redis_url})
+    with TestClient(create_app(queued, mounts=[])) as api:
+        files = [("files", ("notes.md", NOTES.encode()))]
+        refused = api.post("/v1/collections/corpus/documents", files=files)
+        assert refused.status_code == 503 and "CHROMA_URL" in refused.json()["message"]
+        assert "chroma run --path" in refused.json()["message"]
+        assert api.get("/metrics").status_code == 200
+    env = {"PATH": "/usr/bin:/bin", "GEMRAG_DATA_DIR": str(settings.data_dir), "GEMRAG_REDIS_URL": redis_url}
+    worker = subprocess.run([sys.executable, "-m", "ingest.worker"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert worker.returncode == 2 and "CHROMA_URL" in worker.stderr and "Traceback" not in worker.stderr

@@ -24,3 +24,29 @@ def test_metrics_are_served_while_redis_is_down(settings: Settings) -> None:
     assert scraped.status_code == 200
     assert 'gemrag_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in scraped.text
     assert "gemrag_budget_spent_usd{" not in scraped.text  # unknown, so not reported as 0
+
+
+def test_a_fault_of_ours_is_a_json_500_counted_and_logged_with_its_request_id(
+    settings: Settings, monkeypatch, caplog
+) -> None:
+    """An error no handler expects (a store returning what it should not) was answered with a
+    bare text/plain "Internal Server Error", without the request id, and never counted in
+    gemrag_errors_total, so the error-rate alert did not see it."""
+    import logging
+
+    import rag.server.app as app_module
+
+    def broken(settings: Settings) -> list[object]:
+        raise TypeError("'NoneType' object is not iterable")
+
+    monkeypatch.setattr(app_module, "list_collections_out", broken)
+    with TestClient(create_app(settings.model_copy(update={"api_keys": ""}), mounts=[])) as client:
+        with caplog.at_level(logging.ERROR, logger="rag.server.app"):
+            failed = client.get("/v1/collections", headers={"X-Request-ID": "req-fault-1"})
+        scraped = client.get("/metrics").text
+    assert failed.status_code == 500 and failed.headers["x-request-id"] == "req-fault-1"
+    assert failed.json()["error"] == "internal_error" and "req-fault-1" in failed.json()["message"]
+    assert "NoneType" not in failed.text  # the cause is in the log, not shown to the client
+    assert 'gemrag_errors_total{kind="internal_error",route="/v1/collections"} 1.0' in scraped
+    assert 'gemrag_http_requests_total{method="GET",route="/v1/collections",status="500"} 1.0' in scraped
+    assert any("NoneType" in (r.exc_text or "") for r in caplog.records)
