@@ -11,22 +11,24 @@ import argparse
 import logging
 import sys
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from logging.handlers import BufferingHandler
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
 from rag.commands import Exit, add_debug_flag, run_command
+from rag.conversations import Conversations
 from rag.errors import GemragError, InvalidRequest
 from rag.kv import StoreUnavailable
 from rag.server.choices import MAX_K, answer_model, noted
 from rag.text import counted
 from rag.types import Message
 
+_T = TypeVar("_T")
 EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "/q", "/bye"})  # "/quit": as other chat tools
 
 
@@ -63,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "with python -m ingest --backend file-search (default: settings.backend)")
         add_debug_flag(sub)
         sub.add_argument("--session", metavar="ID",
-                         help="continue this budget session (each run is a new session otherwise; "
-                              "the id is printed at the end)")
+                         help="continue this session: its conversation (a question may follow up its last "
+                              "answer) and its budget; each run is a new session otherwise, the id is printed at "
+                              "the end")
     commands.add_parser("costs", help="spending and cache reports (python -m rag costs --help)", add_help=False)
     commands.add_parser("models", help="the model catalogue and what the key can use (python -m rag models --help)",
                         add_help=False)
@@ -158,10 +161,13 @@ def describe(record: AnswerRecord) -> str:
 
 
 def ask(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
-    """One question: no follow-up is expected, so no context is cached for one. `note`: what
-    the route adds when a retired --model was replaced."""
+    """One question, a follow-up of the session's earlier ones (`--session`, `Kept`): no
+    further question is expected, so no context is cached for one. `note`: what the route
+    adds when a retired --model was replaced."""
     options = replace(options_from(args), follow_ups=0)
-    print_answer(noted(chain.stream(args.question, session_id=args.session, options=options), note), sys.stdout)
+    kept = Kept(chain, args.session)
+    record = print_answer(noted(chain.stream(args.question, kept.history(), args.session, options), note), sys.stdout)
+    kept.add(args.question, record.answer)
     return Exit.OK
 
 
@@ -170,7 +176,8 @@ def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
     cheaper one may fit; the chat then ends with the code `rag ask` gives a refusal (README,
     Exit codes), not 0, so a script feeding it questions can tell."""
     options = options_from(args)
-    history: list[Message] = []
+    kept = Kept(chain, args.session)
+    history = kept.history()
     ending = Exit.OK
     print("Ask about your documents; 'exit' or Ctrl-D ends the session.")
     while True:
@@ -191,6 +198,35 @@ def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
             ending = Exit.REFUSED
             continue
         history += [Message("user", question), Message("model", record.answer)]
+        kept.add(question, record.answer)
+
+
+class Kept:
+    """A terminal session's conversation, kept where the API keeps its own (`Conversations`):
+    `python -m rag ask --session ID "and when does it open?"` is read as a follow-up of the
+    session's last answer, as in `rag chat`. Before, `--session` carried only the spending
+    and budget, and the follow-up was searched as asked. A store that cannot be reached
+    (Redis down) costs the history, said once, not the answer."""
+
+    def __init__(self, chain: Chain, session: str) -> None:
+        self.session = session
+        self.conversations: Conversations | None = Conversations(chain.settings)
+
+    def history(self) -> list[Message]:
+        return self._kept(lambda c: c.history(self.session)) or []
+
+    def add(self, question: str, answer: str) -> None:
+        self._kept(lambda c: c.append(self.session, question, answer))
+
+    def _kept(self, step: Callable[[Conversations], _T]) -> _T | None:
+        if self.conversations is None:
+            return None
+        try:
+            return step(self.conversations)
+        except StoreUnavailable as error:
+            print(f"note: the session's conversation is not kept ({error})", file=sys.stderr)
+            self.conversations = None
+            return None
 
 
 def run(args: argparse.Namespace) -> int:

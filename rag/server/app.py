@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.answer import AnswerRecord, Delta, Done, Event
 from rag.backend import Backend
+from rag.conversations import Conversations
 from rag.errors import (
     BudgetExceeded,
     ConfigError,
@@ -53,7 +54,6 @@ from rag.ratelimit import current_session, shared_limiter
 from rag.reports import no_calls_note
 from rag.server.auth import ApiKeys, Caller, Forbidden, Role, Unauthorized, presented_key
 from rag.server.choices import answer_model, noted
-from rag.server.conversations import Conversations
 from rag.server.guards import BodyLimit, BodyRefused, KeyRateLimit, RateLimited
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.server.mounts import MountContext, mount_all

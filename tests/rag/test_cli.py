@@ -52,6 +52,27 @@ def test_chat_keeps_history_and_rewrites_follow_ups(settings, offline_provider):
 
 
 @pytest.mark.slow
+def test_ask_with_a_session_follows_up_its_last_answer_as_chat_does(settings, offline_provider):
+    """`--session` carried the spending and budget only: "where is it?" asked after "What does
+    error E4711 mean?" was searched as asked, though the first run printed "continue it with
+    --session ID". A chat continued by its session reads the same conversation."""
+    build_store(settings, offline_provider)
+    first = _run(settings, "ask", "What does error E4711 mean?", "--mode", "hybrid")
+    session = re.search(r"continue it with --session (\S+)", first.stderr).group(1)
+    alone = _run(settings, "ask", "where is it?", "--mode", "hybrid")
+    assert "Searched for:" not in alone.stdout  # a new session has no earlier question
+    follow_up = _run(settings, "ask", "where is it?", "--mode", "hybrid", "--session", session)
+    assert follow_up.returncode == 0, follow_up.stderr
+    assert "Searched for: where is it (error e4711 mean)?" in follow_up.stdout
+    assert "*[1] security.md — Building access" in follow_up.stdout
+    again = _run(settings, "ask", "What does error E4711 mean?", "--mode", "hybrid")
+    other = re.search(r"continue it with --session (\S+)", again.stderr).group(1)
+    chat = _run(settings, "chat", "--mode", "hybrid", "--session", other, stdin="where is it?\nexit\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "Searched for: where is it (error e4711 mean)?" in chat.stdout
+
+
+@pytest.mark.slow
 def test_chat_searches_a_short_question_on_something_else_as_asked(settings, offline_provider):
     """It was searched with the previous question's words ("paid vacation days (error
     e4711 mean)?"): short was enough to count as a follow-up."""

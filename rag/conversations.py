@@ -1,6 +1,7 @@
-"""Conversation history per session, kept by the server so a client may send only a session
-id. Stored in the shared cache store (Redis with `REDIS_URL`), so any replica continues any
-conversation; bounded in turns and expiring with the cache TTL."""
+"""Conversation history per session, kept so a client may send only a session id: the API's
+`session` and the CLI's `--session` (`python -m rag ask --session ID` asks a follow-up of
+the last answer). Stored in the shared cache store (Redis with `REDIS_URL`), so any replica
+or terminal continues any conversation; bounded in turns and expiring with the cache TTL."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rag.server.conversations import MAX_MESSAGES, Conversations
+from rag.conversations import MAX_MESSAGES, Conversations
 from rag.settings import Settings
 
 
@@ -45,7 +45,7 @@ def test_history_keeps_the_latest_turns(settings: Settings) -> None:
 
 ASKER = """
 import sys, time
-from rag.server.conversations import Conversations
+from rag.conversations import Conversations
 from rag.settings import Settings
 conversations = Conversations(Settings(data_dir=sys.argv[1], redis_url=sys.argv[2] or None))
 time.sleep(max(0.0, float(sys.argv[4]) - time.time()))
