@@ -41,7 +41,7 @@ def test_a_fault_of_ours_is_a_json_500_counted_and_logged_with_its_request_id(
 
     monkeypatch.setattr(app_module, "list_collections_out", broken)
     with TestClient(create_app(settings.model_copy(update={"api_keys": ""}), mounts=[])) as client:
-        with caplog.at_level(logging.ERROR, logger="rag.server.app"):
+        with caplog.at_level(logging.ERROR, logger="rag.server"):
             failed = client.get("/v1/collections", headers={"X-Request-ID": "req-fault-1"})
         scraped = client.get("/metrics").text
     assert failed.status_code == 500 and failed.headers["x-request-id"] == "req-fault-1"
