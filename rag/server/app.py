@@ -444,11 +444,15 @@ def add_routes(app: FastAPI) -> None:
         reachable = await anyio.to_thread.run_sync(models_check, state) == "ok" if provider.online else None
         return ModelsOut(provider=provider.name, online=provider.online, reachable=reachable, models=out)
 
+    # HEAD too: some load balancers probe with it, and FastAPI, unlike Starlette, answers a
+    # GET-only route's HEAD with 405, which took a healthy replica out of rotation.
     @app.get("/healthz", response_model=Health)
+    @app.head("/healthz", response_model=Health)
     async def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    @app.head("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(request: Request) -> JSONResponse:
         """503 only when a store this replica needs does not answer: Gemini unreachable makes
         every replica "degraded" alike (200), since taking them all out of the load balancer

@@ -24,3 +24,12 @@ def test_metrics_are_served_while_redis_is_down(settings: Settings) -> None:
     assert scraped.status_code == 200
     assert 'gemrag_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in scraped.text
     assert "gemrag_budget_spent_usd{" not in scraped.text  # unknown, so not reported as 0
+
+
+def test_health_probes_answer_head(settings: Settings) -> None:
+    """Some load balancers probe with HEAD: it was 405, which marks a healthy replica down."""
+    with TestClient(create_app(settings.model_copy(update={"api_keys": ""}), mounts=[])) as client:
+        for path in ("/healthz", "/readyz"):
+            probed = client.head(path)
+            assert (probed.status_code, probed.content) == (200, b""), path
+            assert client.get(path).status_code == 200
