@@ -60,6 +60,7 @@ from rag.server.mounts import MountContext, mount_all
 from rag.server.schemas import (
     AnswerOut,
     AskRequest,
+    CollectionName,
     CollectionOut,
     DeltaEvent,
     ErrorOut,
@@ -76,7 +77,7 @@ from rag.server.schemas import (
 )
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
-from rag.store import check_collection_name, chroma_client, collection_meta
+from rag.store import chroma_client, collection_meta
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
 from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
@@ -354,10 +355,9 @@ def add_routes(app: FastAPI) -> None:
         return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
 
     @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202, responses=REFUSED)
-    async def upload(name: str, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
+    async def upload(name: CollectionName, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
         state = services(request)
-        check_collection_name(name)
         try:  # a type ingest cannot read is refused now, by name, not found skipped in the job's outcome
             names = [readable_name(file.filename or "") for file in files]
         except UploadRejected as error:
@@ -378,9 +378,8 @@ def add_routes(app: FastAPI) -> None:
         return JobOut.model_validate(job)
 
     @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)
-    async def ingest_folder(name: str, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
+    async def ingest_folder(name: CollectionName, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
         state = services(request)
-        check_collection_name(name)
         if not Path(body.path).is_dir():
             raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
         job = await anyio.to_thread.run_sync(
@@ -389,10 +388,9 @@ def add_routes(app: FastAPI) -> None:
 
     @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202,
                 responses=REFUSED)
-    async def delete_document(name: str, source: str, request: Request, caller: Ingester) -> JobOut:
+    async def delete_document(name: CollectionName, source: str, request: Request, caller: Ingester) -> JobOut:
         """Queues the removal of one stored file (its name as citations show it) and its chunks."""
         state = services(request)
-        check_collection_name(name)
         job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("remove", name, caller.name, sources=[source]))
         return JobOut.model_validate(job)
 

@@ -63,10 +63,31 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
         assert [f["field"] for f in missing.json()["fields"]] == ["body.path"]
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
         bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
-        assert bad.status_code == 400 and "'x' is not allowed" in bad.json()["message"]
+        assert bad.status_code == 422 and "'x' is not allowed" in bad.json()["message"]
 
 
 def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
     with TestClient(create_app(settings, mounts=[])) as api:
         refused = api.post("/v1/collections/corpus/ingest", json={"path": str(tmp_path)})
         assert refused.status_code == 503 and "REDIS_URL" in refused.json()["message"]
+
+
+@pytest.mark.parametrize("name", ["x", "-bad-", "a%20b"])
+def test_a_bad_collection_name_is_the_same_422_wherever_it_is_sent(settings, tmp_path, name):
+    """The upload, folder and removal routes answered 400 config_error for a name /v1/ask
+    refuses as 422 invalid_request: one mistake, two shapes. Refused before any queue is
+    needed (there is none here) and before anything is made under the name."""
+    with TestClient(create_app(settings, mounts=[])) as api:
+        asked = api.post("/v1/ask", json={"question": "q", "collection": name.replace("%20", " "), "stream": False})
+        refusals = [
+            api.post(f"/v1/collections/{name}/documents", files=[("files", ("a.md", b"# A\n"))]),
+            api.post(f"/v1/collections/{name}/ingest", json={"path": str(tmp_path)}),
+            api.delete(f"/v1/collections/{name}/documents/a.md"),
+        ]
+    assert asked.status_code == 422 and [f["field"] for f in asked.json()["fields"]] == ["body.collection"]
+    reason = asked.json()["fields"][0]["reason"]
+    for refused in refusals:
+        assert refused.status_code == 422, refused.text
+        assert refused.json() == {"error": "invalid_request", "message": f"path.name: {reason}",
+                                  "fields": [{"field": "path.name", "reason": reason}]}
+    assert not (settings.data_dir / "uploads").exists()
