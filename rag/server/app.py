@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import Depends, FastAPI, Header, Request, UploadFile
+from fastapi import Depends, FastAPI, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -63,6 +63,8 @@ from rag.server.schemas import (
     CollectionName,
     CollectionOut,
     DeltaEvent,
+    DocumentOut,
+    DocumentsOut,
     ErrorOut,
     FieldErrorOut,
     FolderIngest,
@@ -78,6 +80,7 @@ from rag.server.schemas import (
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import chroma_client, collection_meta
+from rag.stores import stored_files
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
 from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
@@ -119,6 +122,8 @@ READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
 READY_DEADLINE_S = 3.0  # ... and waits this long, retries included: within a readiness probe's 5 s
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
 CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
+DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise ...
+MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
 
 
 def error_kind(error: Exception) -> str:
@@ -353,6 +358,18 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/v1/collections", response_model=list[CollectionOut], responses=REFUSED)
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
         return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
+
+    @app.get("/v1/collections/{name}/documents", response_model=DocumentsOut,
+             responses={**REFUSED, 404: {"model": ErrorOut, "description": "no such collection"}})
+    async def documents(name: CollectionName, request: Request, caller: Asker,
+                        offset: Annotated[int, Query(ge=0)] = 0,
+                        limit: Annotated[int, Query(ge=1, le=MAX_DOCUMENTS_PAGE)] = DOCUMENTS_PAGE) -> DocumentsOut:
+        """The collection's files by stored name, with their chunk counts: the names its
+        citations give and its removal takes. Sorted by name, `limit` at a time."""
+        stores = services(request).backend.stores
+        files = await anyio.to_thread.run_sync(lambda: stored_files(stores.open(name)))
+        return DocumentsOut(collection=name, total=len(files), offset=offset, limit=limit,
+                            documents=[DocumentOut.model_validate(f) for f in files[offset:offset + limit]])
 
     @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202, responses=REFUSED)
     async def upload(name: CollectionName, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:

@@ -39,12 +39,16 @@ def test_upload_job_progress_answer_and_delete(keyed_settings, fake_gemini, tmp_
                                                "stream": False}, headers=keys["reader"]).json()
             assert answer["citations"][0]["source"] == "handbook.md"  # the safe name, not the path sent
 
+            listed = api.get(f"/v1/collections/{name}/documents", headers=keys["reader"]).json()["documents"]
+            assert [(d["source"], d["chunks"]) for d in listed] == [("handbook.md", 1), ("notes.md", 1)]
             before = next(c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name)
             gone = api.delete(f"/v1/collections/{name}/documents/handbook.md", headers=keys["loader"]).json()
             assert wait_job(api, gone["id"], lambda j: j["state"] == "done", headers=keys["loader"])["outcomes"] \
                 == {"removed": 1}
             [collection] = [c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name]
             assert before["chunks"] == 2 and collection["chunks"] == 1 and collection["version"] > before["version"]
+            listed = api.get(f"/v1/collections/{name}/documents", headers=keys["reader"]).json()["documents"]
+            assert [d["source"] for d in listed] == ["notes.md"]
             metrics = api.get("/metrics").text
             assert 'gemrag_jobs{state="done"} 2.0' in metrics and "gemrag_job_queue_depth 0.0" in metrics
     finally:
