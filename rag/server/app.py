@@ -93,6 +93,10 @@ class UnknownJob(GemragError):
     """No such job, or not the caller's (404)."""
 
 
+class UnknownDocument(GemragError):
+    """A file the collection does not hold (404)."""
+
+
 class JobsUnavailable(GemragError):
     """No job queue: REDIS_URL is not set (503)."""
 
@@ -112,6 +116,7 @@ STATUS: dict[type[Exception], int] = {
     StoreUnavailable: 503,
     JobsUnavailable: 503,
     UnknownJob: 404,
+    UnknownDocument: 404,
 }
 # Every route that reads a body, path or header declares its 422: else FastAPI documents its
 # own {"detail": [...]} shape, which the invalid_request handler never sends.
@@ -404,10 +409,20 @@ def add_routes(app: FastAPI) -> None:
         return JobOut.model_validate(job)
 
     @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202,
-                responses=REFUSED)
+                responses={**REFUSED, 404: {"model": ErrorOut, "description": "no such collection, or no such file "
+                                                                              "in it"}})
     async def delete_document(name: CollectionName, source: str, request: Request, caller: Ingester) -> JobOut:
-        """Queues the removal of one stored file (its name as citations show it) and its chunks."""
+        """Queues the removal of one stored file (its name as citations show it) and its chunks.
+        Checked first, without creating anything: queued as asked, an unknown collection was
+        created empty by the job, and an unknown file was a 202 and a failed job."""
         state = services(request)
+
+        def held() -> None:
+            if state.backend.stores.open(name).missing_sources([source]):
+                raise UnknownDocument(f"Collection {name!r} holds no file {source!r}: GET /v1/collections/{name}"
+                                      "/documents lists its files by the names removal takes.")
+
+        await anyio.to_thread.run_sync(held)
         job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("remove", name, caller.name, sources=[source]))
         return JobOut.model_validate(job)
 

@@ -1,4 +1,5 @@
-"""A collection's files through the API, listed by the names removal takes."""
+"""A collection's files through the API: listed by the names removal takes, and a removal of
+a collection or a file that is not there refused up front, creating nothing."""
 
 from __future__ import annotations
 
@@ -32,3 +33,16 @@ def test_an_empty_collection_lists_no_files_and_an_unknown_one_is_404_not_create
     assert "No collection 'nope'" in unknown.json()["message"]
     assert "nope" not in list_collections(settings)
 
+
+def test_removing_from_an_unknown_collection_or_an_unknown_file_is_404_up_front(api: Running):
+    """Both were a 202: the job then created an empty collection `nope` (listed from then on
+    by GET /v1/collections), or failed on the file. Checked before any job is queued: this
+    server has no queue, so a removal that passes the check meets its 503."""
+    gone = httpx.delete(f"{api.url}/v1/collections/nope/documents/x.md")
+    assert gone.status_code == 404 and set(gone.json()) == {"error", "message"}
+    assert "No collection 'nope'" in gone.json()["message"]
+    assert [c["name"] for c in httpx.get(f"{api.url}/v1/collections").json()] == ["tiny-corpus"]
+    missing = httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/nothere.md")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_document"
+    assert "holds no file 'nothere.md'" in missing.json()["message"]
+    assert httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/handbook.pdf").status_code == 503
