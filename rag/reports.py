@@ -6,7 +6,6 @@ endpoint, so the terminal, the browser and monitoring never disagree.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -18,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rag.catalogue import most_expensive, role_of_name
-from rag.commands import Exit, add_debug_flag, run_command
+from rag.commands import Exit, Parser, add_debug_flag, run_command
 from rag.costs import Ledger, Totals
 from rag.server.schemas import totals_out
 from rag.settings import Settings, get_settings
@@ -103,7 +102,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
 
 
 def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m rag costs",
         description="Spending, tokens, cache hit rate and money saved, per session and per model.",
     )
