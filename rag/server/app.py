@@ -24,10 +24,13 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Query, Request, UploadFile
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
@@ -60,7 +63,6 @@ from rag.server.mounts import MountContext, mount_all
 from rag.server.schemas import (
     AnswerOut,
     AskRequest,
-    CollectionName,
     CollectionOut,
     DeltaEvent,
     DocumentOut,
@@ -79,7 +81,7 @@ from rag.server.schemas import (
 )
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
-from rag.store import chroma_client, collection_meta
+from rag.store import check_collection_name, chroma_client, collection_meta
 from rag.stores import stored_files
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
@@ -214,6 +216,23 @@ def requires(role: Role) -> Callable[..., Caller]:
 Asker = Annotated[Caller, Depends(requires("ask"))]
 Ingester = Annotated[Caller, Depends(requires("ingest"))]
 Admin = Annotated[Caller, Depends(requires("admin"))]
+
+
+def _allowed_collection(name: str) -> str:
+    """A refused name as a refused field (422 invalid_request, `path.name`), as a refused
+    `collection` in /v1/ask's body is: the routes called the store's check themselves, and its
+    ConfigError made the same mistake a 400 config_error there."""
+    try:
+        return check_collection_name(name)
+    except ConfigError as exc:
+        raise PydanticCustomError("collection_name", "{reason}", {"reason": str(exc)}) from None
+
+
+# Defined here, not with the bodies in rag.server.schemas: that module is imported by
+# `python -m rag costs`, which need not load FastAPI.
+CollectionName = Annotated[str, PathParameter(description="the collection: 3-512 letters, digits, '.', '_' or '-', "
+                                                          "starting and ending with a letter or digit"),
+                           AfterValidator(_allowed_collection)]
 
 
 def services(request: Request) -> Services:

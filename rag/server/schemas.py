@@ -6,32 +6,13 @@ clients; `answer_out` is the one place that maps an AnswerRecord onto the wire.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions
 from rag.costs import Totals
-from rag.errors import ConfigError
 from rag.server.choices import MAX_K
-from rag.store import check_collection_name
-
-
-def _allowed_collection(name: str) -> str:
-    """A refused name as a refused field (422 invalid_request, `path.name`), as a refused
-    `collection` in /v1/ask's body is: the routes called the store's check themselves, and its
-    ConfigError made the same mistake a 400 config_error there."""
-    try:
-        return check_collection_name(name)
-    except ConfigError as exc:
-        raise PydanticCustomError("collection_name", "{reason}", {"reason": str(exc)}) from None
-
-
-CollectionName = Annotated[str, Path(description="the collection: 3-512 letters, digits, '.', '_' or '-', "
-                                                 "starting and ending with a letter or digit"),
-                           AfterValidator(_allowed_collection)]
 
 
 class MessageIn(BaseModel):
