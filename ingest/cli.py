@@ -19,7 +19,7 @@ from ingest.discover import Filters
 from ingest.display import details, headline, progress_bars, summary, upload_bar
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
-from rag.commands import add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, run_command
 from rag.errors import ConfigError
 from rag.filetypes import SUPPORTED
 from rag.providers.base import Embedder, Generator
@@ -69,7 +69,7 @@ was refused or stopped (quota, API key, mixed embedders; work done so far is kep
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m ingest",
         description="Ingest documents into a collection, incrementally and crash-safely.",
         epilog=EPILOG,

@@ -20,7 +20,7 @@ from typing import TextIO, TypeVar
 
 from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
-from rag.commands import Exit, add_debug_flag, run_command
+from rag.commands import Exit, Parser, add_debug_flag, run_command
 from rag.conversations import Conversations
 from rag.errors import GemragError, InvalidRequest
 from rag.kv import StoreUnavailable
@@ -33,15 +33,20 @@ EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "/q", "/bye"})  
 
 
 def _top_k(text: str) -> int:
-    """The API's bound (MAX_K): a larger k sent a prompt of 127 passages, dearer and no better."""
-    value = int(text)
+    """The API's bound (MAX_K): a larger k sent a prompt of 127 passages, dearer and no better.
+    One message for a word and a number out of range alike: for a word argparse otherwise said
+    "invalid _top_k value", naming this function."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if not 1 <= value <= MAX_K:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_K}, got {value}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_K}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rag", description="Ask questions about your documents.")
+    parser = Parser(prog="python -m rag", description="Ask questions about your documents.")
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="answer one question")
     ask.add_argument("question")

@@ -21,6 +21,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import NoReturn
 
 from rag.errors import GemragError
 
@@ -33,6 +34,18 @@ class Exit(IntEnum):
     REFUSED = 2
     UNEXPECTED = 3
     INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose refusals end as every other user error does: one line on
+    stderr (argparse's own, `prog: error: ...`) and exit 2. Argparse printed its whole usage
+    block above that line, up to twenty lines burying the one that says what was wrong;
+    --help still shows it. Its subcommands' parsers are of this class too (argparse makes
+    them with the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"{self.prog}: error: {message}")
+        raise SystemExit(int(Exit.REFUSED))
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,6 @@ which is all a mean, a standard deviation and a two-sample test need.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.answer import AnswerRecord, AskOptions
+from rag.commands import Parser
 from rag.eval.metrics import is_refusal
 from rag.feedback import Feedback, FeedbackStore
 from rag.kv import KV, bucket, bucket_parts, open_kv
@@ -239,7 +239,7 @@ def render(experiment: Experiment, reports: Sequence[ArmReport], console: Consol
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m rag experiments report [--json]`."""
-    parser = argparse.ArgumentParser(prog="python -m rag experiments", description="A/B experiments of answer models.")
+    parser = Parser(prog="python -m rag experiments", description="A/B experiments of answer models.")
     commands = parser.add_subparsers(dest="command", required=True)
     report_cmd = commands.add_parser("report", help="each arm's latency, cost, cache hits, refusals and ratings")
     report_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -9,7 +9,6 @@ one line about the key, and the exit code is 2 (README "Exit codes": a key refus
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.catalogue import ModelRow, Price
+from rag.commands import Parser
 from rag.errors import GemragError, InvalidKey
 from rag.lifecycle import Listing, cached_listing
 from rag.settings import FIELD_ROLES, Settings, get_settings, load_settings
@@ -79,7 +79,7 @@ def catalogue_table(settings: Settings, listing: Listing | None) -> Table:
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m rag models",
         description="The model catalogue (status, prices, limits, date read) and, with a key, what the key can use.",
     )

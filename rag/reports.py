@@ -6,7 +6,6 @@ endpoint, so the terminal, the browser and monitoring never disagree.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -18,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rag.catalogue import most_expensive, role_of_name
-from rag.commands import Exit, add_debug_flag, run_command
+from rag.commands import Exit, Parser, add_debug_flag, run_command
 from rag.costs import Ledger, Totals
 from rag.server.schemas import totals_out
 from rag.settings import Settings, get_settings
@@ -103,7 +102,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
 
 
 def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m rag costs",
         description="Spending, tokens, cache hit rate and money saved, per session and per model.",
     )
@@ -112,9 +111,10 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     report = cost_report(settings or get_settings(), args.session)
-    if args.json:  # all zeros and the note for a session with no calls: a script reads one shape
+    # All zeros and the note for a session with no calls, as a table or JSON alike (README).
+    if args.json:
         print(json.dumps(report.to_dict(), indent=2))
-    elif report.note is None:
+    else:
         # Piped output keeps whole rows instead of rich's 80-column fallback.
         render(report, Console() if sys.stdout.isatty() else Console(width=200))
     if report.note:
@@ -126,12 +126,15 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
 def render(report: CostReport, console: Console) -> None:
     """Session ids and model names are escaped wherever they are printed: Rich reads square
     brackets as markup, and "ops[eu]" or `[models."x"]` would otherwise lose their brackets."""
-    if report.total.empty:
+    if report.total.empty and report.session_id is None:
         console.print("No calls recorded yet.")
         return
+    if report.note:  # a session with no calls: its zeros, said to be so (the table printed nothing before)
+        console.print(escape(report.note))
     scope = f"session {report.session_id}" if report.session_id else "all sessions"
     console.print(_table(f"Per session ({scope})", "session", report.sessions))
-    console.print(_table(f"Per model ({scope})", "model", report.models))
+    if report.models:
+        console.print(_table(f"Per model ({scope})", "model", report.models))
     for name, priced_as in report.unlisted.items():
         row = escape(f'[models."{name}"]')
         console.print(

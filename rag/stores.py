@@ -9,6 +9,7 @@ metadata), never the one the current key would choose for a new collection.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from rag.errors import ConfigError, EmptyCollection, InvalidRequest
 from rag.providers import Embedders, get_embedder
@@ -30,6 +31,15 @@ class Stores:
         """The collection to answer from, pinned at its current version (`Store.pinned`: one
         question, one version, one read of it); refuses one that nothing was ingested into."""
         name = name or self.default
+        if (pinned := self.open(name).pinned()).count() == 0:
+            raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
+        return pinned
+
+    def open(self, name: str) -> Store:
+        """The collection as it stands, empty or not; one that does not exist is refused
+        (EmptyCollection, with where it was looked for) and never created: a `Store` of a new
+        name would create it, so only a name Chroma lists, with the embedder it records, is
+        opened. The API's document listing and removal check with it before anything is queued."""
         try:
             check_collection_name(name)
         except ConfigError as exc:
@@ -42,9 +52,7 @@ class Stores:
                     store = self._open[name] = Store(self.settings, embedder, name)
         if store is None:
             raise EmptyCollection(self._absent(name))
-        if (pinned := store.pinned()).count() == 0:
-            raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
-        return pinned
+        return store
 
     def _absent(self, name: str) -> str:
         """Where the collection was looked for and which ones are there: a mistyped name, or
@@ -65,3 +73,25 @@ def embedder_for(settings: Settings, collection: str, embedders: Embedders) -> E
     vectors match the old; for a new collection, the one the settings choose."""
     recorded = recorded_embedder(settings, collection)
     return embedders.get(recorded) if recorded else get_embedder(settings)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    source: str  # the stored name, as citations show it and removal takes it
+    chunks: int
+    pages: int | None  # the highest page (or slide) its chunks come from; None for a file without pages
+
+
+def stored_files(store: Store, page_size: int = 5_000) -> list[StoredFile]:
+    """Every file the collection holds, by name, counted from its chunks' metadata alone (the
+    text is most of what a full read costs), `page_size` chunks at a time as `Store.sources`
+    reads them: an API client needs the exact stored name to remove a file."""
+    chunks: dict[str, int] = {}
+    pages: dict[str, int] = {}
+    for got in store._pages(["metadatas"], None, page_size):
+        for meta in got["metadatas"] or []:
+            source = str(meta["source"])
+            chunks[source] = chunks.get(source, 0) + 1
+            if isinstance(page := meta.get("page"), int):
+                pages[source] = max(pages.get(source, 0), page)
+    return [StoredFile(source, chunks[source], pages.get(source)) for source in sorted(chunks)]

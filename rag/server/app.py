@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import Depends, FastAPI, Header, Request, UploadFile
+from fastapi import Depends, FastAPI, Header, Query, Request, UploadFile
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
@@ -62,6 +65,8 @@ from rag.server.schemas import (
     AskRequest,
     CollectionOut,
     DeltaEvent,
+    DocumentOut,
+    DocumentsOut,
     ErrorOut,
     FieldErrorOut,
     FolderIngest,
@@ -77,6 +82,7 @@ from rag.server.schemas import (
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import check_collection_name, chroma_client, collection_meta
+from rag.stores import stored_files
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
 from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
@@ -87,6 +93,10 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 class UnknownJob(GemragError):
     """No such job, or not the caller's (404)."""
+
+
+class UnknownDocument(GemragError):
+    """A file the collection does not hold (404)."""
 
 
 class JobsUnavailable(GemragError):
@@ -108,6 +118,7 @@ STATUS: dict[type[Exception], int] = {
     StoreUnavailable: 503,
     JobsUnavailable: 503,
     UnknownJob: 404,
+    UnknownDocument: 404,
 }
 # Every route that reads a body, path or header declares its 422: else FastAPI documents its
 # own {"detail": [...]} shape, which the invalid_request handler never sends.
@@ -118,6 +129,8 @@ READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
 READY_DEADLINE_S = 3.0  # ... and waits this long, retries included: within a readiness probe's 5 s
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
 CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
+DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise ...
+MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
 
 
 def error_kind(error: Exception) -> str:
@@ -203,6 +216,23 @@ def requires(role: Role) -> Callable[..., Caller]:
 Asker = Annotated[Caller, Depends(requires("ask"))]
 Ingester = Annotated[Caller, Depends(requires("ingest"))]
 Admin = Annotated[Caller, Depends(requires("admin"))]
+
+
+def _allowed_collection(name: str) -> str:
+    """A refused name as a refused field (422 invalid_request, `path.name`), as a refused
+    `collection` in /v1/ask's body is: the routes called the store's check themselves, and its
+    ConfigError made the same mistake a 400 config_error there."""
+    try:
+        return check_collection_name(name)
+    except ConfigError as exc:
+        raise PydanticCustomError("collection_name", "{reason}", {"reason": str(exc)}) from None
+
+
+# Defined here, not with the bodies in rag.server.schemas: that module is imported by
+# `python -m rag costs`, which need not load FastAPI.
+CollectionName = Annotated[str, PathParameter(description="the collection: 3-512 letters, digits, '.', '_' or '-', "
+                                                          "starting and ending with a letter or digit"),
+                           AfterValidator(_allowed_collection)]
 
 
 def services(request: Request) -> Services:
@@ -353,11 +383,22 @@ def add_routes(app: FastAPI) -> None:
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
         return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
 
+    @app.get("/v1/collections/{name}/documents", response_model=DocumentsOut,
+             responses={**REFUSED, 404: {"model": ErrorOut, "description": "no such collection"}})
+    async def documents(name: CollectionName, request: Request, caller: Asker,
+                        offset: Annotated[int, Query(ge=0)] = 0,
+                        limit: Annotated[int, Query(ge=1, le=MAX_DOCUMENTS_PAGE)] = DOCUMENTS_PAGE) -> DocumentsOut:
+        """The collection's files by stored name, with their chunk counts: the names its
+        citations give and its removal takes. Sorted by name, `limit` at a time."""
+        stores = services(request).backend.stores
+        files = await anyio.to_thread.run_sync(lambda: stored_files(stores.open(name)))
+        return DocumentsOut(collection=name, total=len(files), offset=offset, limit=limit,
+                            documents=[DocumentOut.model_validate(f) for f in files[offset:offset + limit]])
+
     @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202, responses=REFUSED)
-    async def upload(name: str, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
+    async def upload(name: CollectionName, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
         state = services(request)
-        check_collection_name(name)
         try:  # a type ingest cannot read is refused now, by name, not found skipped in the job's outcome
             names = [readable_name(file.filename or "") for file in files]
         except UploadRejected as error:
@@ -378,9 +419,8 @@ def add_routes(app: FastAPI) -> None:
         return JobOut.model_validate(job)
 
     @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)
-    async def ingest_folder(name: str, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
+    async def ingest_folder(name: CollectionName, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
         state = services(request)
-        check_collection_name(name)
         if not Path(body.path).is_dir():
             raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
         job = await anyio.to_thread.run_sync(
@@ -388,11 +428,20 @@ def add_routes(app: FastAPI) -> None:
         return JobOut.model_validate(job)
 
     @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202,
-                responses=REFUSED)
-    async def delete_document(name: str, source: str, request: Request, caller: Ingester) -> JobOut:
-        """Queues the removal of one stored file (its name as citations show it) and its chunks."""
+                responses={**REFUSED, 404: {"model": ErrorOut, "description": "no such collection, or no such file "
+                                                                              "in it"}})
+    async def delete_document(name: CollectionName, source: str, request: Request, caller: Ingester) -> JobOut:
+        """Queues the removal of one stored file (its name as citations show it) and its chunks.
+        Checked first, without creating anything: queued as asked, an unknown collection was
+        created empty by the job, and an unknown file was a 202 and a failed job."""
         state = services(request)
-        check_collection_name(name)
+
+        def held() -> None:
+            if state.backend.stores.open(name).missing_sources([source]):
+                raise UnknownDocument(f"Collection {name!r} holds no file {source!r}: GET /v1/collections/{name}"
+                                      "/documents lists its files by the names removal takes.")
+
+        await anyio.to_thread.run_sync(held)
         job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("remove", name, caller.name, sources=[source]))
         return JobOut.model_validate(job)
 
@@ -444,11 +493,15 @@ def add_routes(app: FastAPI) -> None:
         reachable = await anyio.to_thread.run_sync(models_check, state) == "ok" if provider.online else None
         return ModelsOut(provider=provider.name, online=provider.online, reachable=reachable, models=out)
 
+    # HEAD too: some load balancers probe with it, and FastAPI, unlike Starlette, answers a
+    # GET-only route's HEAD with 405, which took a healthy replica out of rotation.
     @app.get("/healthz", response_model=Health)
+    @app.head("/healthz", response_model=Health)
     async def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    @app.head("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(request: Request) -> JSONResponse:
         """503 only when a store this replica needs does not answer: Gemini unreachable makes
         every replica "degraded" alike (200), since taking them all out of the load balancer

@@ -212,6 +212,26 @@ class CollectionOut(BaseModel):
     version: int
 
 
+class DocumentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    source: str = Field(description="the stored name: as citations show it, and as DELETE "
+                                    "/v1/collections/{name}/documents/{source} takes it")
+    chunks: int
+    pages: int | None = Field(description="the highest page (or slide) its chunks come from; null for a file "
+                                          "without pages")
+
+
+class DocumentsOut(BaseModel):
+    """One page of a collection's files, by name: `total` says how many there are in all."""
+
+    collection: str
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentOut]
+
+
 class ModelOut(BaseModel):
     name: str
     role: Literal["answer", "embedding"]

@@ -98,6 +98,22 @@ def test_a_dry_run_names_what_it_would_remove_and_the_collections_version(capsys
     assert code == 0 and "corpus version 2." in out and "removed notes.txt" in out
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--prnue", "docs"], "unrecognized arguments: --prnue"),
+    (["-q"], "give at least one PATH (or --resume to collect pending batch jobs)"),
+    (["docs", "--no-wait"], "--no-wait goes with --batch or --resume"),
+    (["docs", "--backend", "pinecone"], "argument --backend: invalid choice: 'pinecone' (choose from "),
+])
+def test_a_usage_error_is_one_line_and_exit_2(capsys, argv, said):
+    """The README's one line and exit 2: argparse printed its usage block first, a dozen lines.
+    (How a choice list is quoted depends on the Python version.)"""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m ingest: error: {said}") and len(err.splitlines()) == 1
+
+
 def test_help_documents_prune_and_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

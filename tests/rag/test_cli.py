@@ -157,14 +157,34 @@ def test_a_data_dir_that_is_a_file_is_bad_input_named_in_one_line(capsys, tmp_pa
     assert err.startswith(f"error: data dir {taken} is a file, not a folder;") and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("k", ["0", "1000"])
+@pytest.mark.parametrize("k", ["0", "1000", "abc", "2.5"])
 def test_bad_arguments_are_refused_by_the_parser(capsys, k):
-    """--k is bounded as the API bounds k: --k 1000 sent a prompt of 127 passages."""
+    """--k is bounded as the API bounds k: --k 1000 sent a prompt of 127 passages. A word was
+    "invalid _top_k value: 'abc'", the function's name, under the whole usage block."""
     with pytest.raises(SystemExit) as exit_:
         cli.main(["ask", "q", "--k", k])
     assert exit_.value.code == 2
-    assert f"argument --k: must be from 1 to 50, got {k}\n" in capsys.readouterr().err
+    said = f"python -m rag ask: error: argument --k: {k!r} is not a whole number from 1 to 50\n"
+    assert capsys.readouterr().err == said
     assert cli.build_parser().parse_args(["ask", "q", "--k", "50"]).k == 50
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["ask"], "python -m rag ask: error: the following arguments are required: question"),
+    (["chat", "--mode", "fuzzy"], "python -m rag chat: error: argument --mode: invalid choice: 'fuzzy' (choose from "),
+    (["frobnicate"], "python -m rag: error: argument command: invalid choice: 'frobnicate' (choose from "),
+    (["costs", "--sesion", "x"], "python -m rag costs: error: unrecognized arguments: --sesion x"),
+    (["models", "--yaml"], "python -m rag models: error: unrecognized arguments: --yaml"),
+    (["experiments"], "python -m rag experiments: error: the following arguments are required: command"),
+])
+def test_a_usage_error_is_one_line_and_exit_2_in_every_subcommand(capsys, argv, said):
+    """README: "anything else is one line and exit 2"; argparse printed its usage block first.
+    (How a choice list is quoted depends on the Python version.)"""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(said) and len(err.splitlines()) == 1
 
 
 def test_options_map_to_ask_options():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -106,8 +107,13 @@ def test_an_unknown_session_and_an_empty_ledger_are_told_plainly(
 ) -> None:
     assert main([], settings) == 0
     assert "No calls recorded yet" in capsys.readouterr().out
-    assert main(["--session", "nobody"], settings) == 1
-    assert "no calls recorded for session 'nobody'" in capsys.readouterr().err
+    assert main(["--session", "nobody"], settings) == 1  # README, Exit codes: "a session with no calls"
+    out, err = capsys.readouterr()
+    note = "no calls recorded for session 'nobody': not used yet, or not this id"
+    assert err == note + "\n"
+    # README: "reported all zeros with a note"; the table printed nothing at all, only --json did
+    assert out.startswith(note + "\n") and "Per session (session nobody)" in out
+    assert re.search(r"│ nobody +│ +0 │ +0 │ +0% │ +0 │", out) and "Budgets: $" in out
 
 
 def test_an_unreachable_redis_is_one_clear_line_without_the_password(

@@ -39,12 +39,16 @@ def test_upload_job_progress_answer_and_delete(keyed_settings, fake_gemini, tmp_
                                                "stream": False}, headers=keys["reader"]).json()
             assert answer["citations"][0]["source"] == "handbook.md"  # the safe name, not the path sent
 
+            listed = api.get(f"/v1/collections/{name}/documents", headers=keys["reader"]).json()["documents"]
+            assert [(d["source"], d["chunks"]) for d in listed] == [("handbook.md", 1), ("notes.md", 1)]
             before = next(c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name)
             gone = api.delete(f"/v1/collections/{name}/documents/handbook.md", headers=keys["loader"]).json()
             assert wait_job(api, gone["id"], lambda j: j["state"] == "done", headers=keys["loader"])["outcomes"] \
                 == {"removed": 1}
             [collection] = [c for c in api.get("/v1/collections", headers=keys["reader"]).json() if c["name"] == name]
             assert before["chunks"] == 2 and collection["chunks"] == 1 and collection["version"] > before["version"]
+            listed = api.get(f"/v1/collections/{name}/documents", headers=keys["reader"]).json()["documents"]
+            assert [d["source"] for d in listed] == ["notes.md"]
             metrics = api.get("/metrics").text
             assert 'gemrag_jobs{state="done"} 2.0' in metrics and "gemrag_job_queue_depth 0.0" in metrics
     finally:
@@ -63,7 +67,7 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
         assert [f["field"] for f in missing.json()["fields"]] == ["body.path"]
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
         bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
-        assert bad.status_code == 400 and "'x' is not allowed" in bad.json()["message"]
+        assert bad.status_code == 422 and "'x' is not allowed" in bad.json()["message"]
 
 
 def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
@@ -91,3 +95,24 @@ def test_jobs_without_a_shared_store_are_refused_by_the_server_and_the_worker(se
     worker = subprocess.run([sys.executable, "-m", "ingest.worker"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert worker.returncode == 2 and "CHROMA_URL" in worker.stderr and "Traceback" not in worker.stderr
+
+
+@pytest.mark.parametrize("name", ["x", "-bad-", "a%20b"])
+def test_a_bad_collection_name_is_the_same_422_wherever_it_is_sent(settings, tmp_path, name):
+    """The upload, folder and removal routes answered 400 config_error for a name /v1/ask
+    refuses as 422 invalid_request: one mistake, two shapes. Refused before any queue is
+    needed (there is none here) and before anything is made under the name."""
+    with TestClient(create_app(settings, mounts=[])) as api:
+        asked = api.post("/v1/ask", json={"question": "q", "collection": name.replace("%20", " "), "stream": False})
+        refusals = [
+            api.post(f"/v1/collections/{name}/documents", files=[("files", ("a.md", b"# A\n"))]),
+            api.post(f"/v1/collections/{name}/ingest", json={"path": str(tmp_path)}),
+            api.delete(f"/v1/collections/{name}/documents/a.md"),
+        ]
+    assert asked.status_code == 422 and [f["field"] for f in asked.json()["fields"]] == ["body.collection"]
+    reason = asked.json()["fields"][0]["reason"]
+    for refused in refusals:
+        assert refused.status_code == 422, refused.text
+        assert refused.json() == {"error": "invalid_request", "message": f"path.name: {reason}",
+                                  "fields": [{"field": "path.name", "reason": reason}]}
+    assert not (settings.data_dir / "uploads").exists()

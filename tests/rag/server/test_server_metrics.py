@@ -50,3 +50,12 @@ def test_a_fault_of_ours_is_a_json_500_counted_and_logged_with_its_request_id(
     assert 'gemrag_errors_total{kind="internal_error",route="/v1/collections"} 1.0' in scraped
     assert 'gemrag_http_requests_total{method="GET",route="/v1/collections",status="500"} 1.0' in scraped
     assert any("NoneType" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_health_probes_answer_head(settings: Settings) -> None:
+    """Some load balancers probe with HEAD: it was 405, which marks a healthy replica down."""
+    with TestClient(create_app(settings.model_copy(update={"api_keys": ""}), mounts=[])) as client:
+        for path in ("/healthz", "/readyz"):
+            probed = client.head(path)
+            assert (probed.status_code, probed.content) == (200, b""), path
+            assert client.get(path).status_code == 200

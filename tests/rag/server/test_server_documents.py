@@ -1,0 +1,48 @@
+"""A collection's files through the API: listed by the names removal takes, and a removal of
+a collection or a file that is not there refused up front, creating nothing."""
+
+from __future__ import annotations
+
+import httpx
+
+from rag.store import Store, list_collections, recorded_embedder
+from tests.rag.server.conftest import Running
+
+
+def test_a_collections_files_are_listed_with_their_chunks_a_page_at_a_time(api: Running):
+    url = f"{api.url}/v1/collections/tiny-corpus/documents"
+    listed = httpx.get(url).json()
+    assert listed == {"collection": "tiny-corpus", "total": 4, "offset": 0, "limit": 100, "documents": [
+        {"source": "api-guide.md", "chunks": 3, "pages": None},
+        {"source": "cafeteria.md", "chunks": 1, "pages": None},
+        {"source": "handbook.pdf", "chunks": 3, "pages": 3},
+        {"source": "security.md", "chunks": 2, "pages": None},
+    ]}
+    page = httpx.get(url, params={"offset": 1, "limit": 2}).json()
+    assert (page["total"], [d["source"] for d in page["documents"]]) == (4, ["cafeteria.md", "handbook.pdf"])
+    too_many = httpx.get(url, params={"limit": 5000})
+    assert too_many.status_code == 422 and [f["field"] for f in too_many.json()["fields"]] == ["query.limit"]
+
+
+def test_an_empty_collection_lists_no_files_and_an_unknown_one_is_404_not_created(api: Running):
+    settings = api.app.state.services.settings
+    Store(settings, recorded_embedder(settings, "tiny-corpus") or "", "hollow")
+    assert httpx.get(f"{api.url}/v1/collections/hollow/documents").json()["documents"] == []
+    unknown = httpx.get(f"{api.url}/v1/collections/nope/documents")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "empty_collection"
+    assert "No collection 'nope'" in unknown.json()["message"]
+    assert "nope" not in list_collections(settings)
+
+
+def test_removing_from_an_unknown_collection_or_an_unknown_file_is_404_up_front(api: Running):
+    """Both were a 202: the job then created an empty collection `nope` (listed from then on
+    by GET /v1/collections), or failed on the file. Checked before any job is queued: this
+    server has no queue, so a removal that passes the check meets its 503."""
+    gone = httpx.delete(f"{api.url}/v1/collections/nope/documents/x.md")
+    assert gone.status_code == 404 and set(gone.json()) == {"error", "message"}
+    assert "No collection 'nope'" in gone.json()["message"]
+    assert [c["name"] for c in httpx.get(f"{api.url}/v1/collections").json()] == ["tiny-corpus"]
+    missing = httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/nothere.md")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_document"
+    assert "holds no file 'nothere.md'" in missing.json()["message"]
+    assert httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/handbook.pdf").status_code == 503
