@@ -222,10 +222,14 @@ class Store:
                 if not self.collection.get(where={"source": s}, limit=1, include=[])["ids"]]
 
     def sources(self, page_size: int = 5_000) -> set[str]:
-        """Every file the collection holds a chunk of, read from the chunks' metadata alone
-        (their text is most of what a full listing reads)."""
-        return {str(meta["source"]) for got in self._pages(["metadatas"], None, page_size)
-                for meta in got["metadatas"] or []}
+        """Every file the collection holds a chunk of."""
+        return {str(meta["source"]) for meta in self.metadatas(page_size)}
+
+    def metadatas(self, page_size: int = 5_000) -> Iterator[Mapping[str, Any]]:
+        """Each chunk's metadata, without its text (most of what a full read costs),
+        `page_size` chunks at a time: what listings of the collection's files read."""
+        for got in self._pages(["metadatas"], None, page_size):
+            yield from got["metadatas"] or []
 
     def chunks(self, where: dict[str, Any] | None = None, page_size: int = 5_000) -> Iterator[Chunk]:
         for got in self._pages(["documents", "metadatas"], where, page_size):

@@ -88,10 +88,9 @@ def stored_files(store: Store, page_size: int = 5_000) -> list[StoredFile]:
     reads them: an API client needs the exact stored name to remove a file."""
     chunks: dict[str, int] = {}
     pages: dict[str, int] = {}
-    for got in store._pages(["metadatas"], None, page_size):
-        for meta in got["metadatas"] or []:
-            source = str(meta["source"])
-            chunks[source] = chunks.get(source, 0) + 1
-            if isinstance(page := meta.get("page"), int):
-                pages[source] = max(pages.get(source, 0), page)
+    for meta in store.metadatas(page_size):
+        source = str(meta["source"])
+        chunks[source] = chunks.get(source, 0) + 1
+        if isinstance(page := meta.get("page"), int):
+            pages[source] = max(pages.get(source, 0), page)
     return [StoredFile(source, chunks[source], pages.get(source)) for source in sorted(chunks)]
