@@ -32,7 +32,7 @@ from bench.harness import (
     table_from_dict,
 )
 from bench.report import markdown
-from rag.commands import add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, run_command
 from rag.errors import ConfigError
 
 BENCHES = {
@@ -48,7 +48,7 @@ UNSET = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "LANGS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
+    parser = Parser(prog="python -m bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"sub-benchmarks (default: all): {', '.join(BENCHES)}")
     size = parser.add_mutually_exclusive_group()
     for name in PROFILES:

@@ -10,7 +10,6 @@ old, and counts as one more attempt.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -23,6 +22,7 @@ from ingest.report import IngestReport, Progress, Status
 from ingest.spending import ledger_session
 from ingest.uploads import ingest_staged
 from ingest.vision import configured_reader
+from rag.commands import Parser
 from rag.errors import GemragError
 from rag.jobs import TASK, Jobs
 from rag.logs import bound
@@ -116,7 +116,7 @@ def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
+    parser = Parser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
     parser.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1)")
     args = parser.parse_args(argv)
     try:

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.commands import add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, run_command
 from rag.server.ports import bind, port_number, url
 from rag.settings import Settings, get_settings
 
 
 def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m ui", description="Chat with your ingested documents in the browser."
     )
     parser.add_argument("--host", default=defaults.host, help=f"interface to listen on (default {defaults.host})")

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ingest.display import progress_bars
 from ingest.filesearch import upload_collection
-from rag.commands import add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, run_command
 from rag.eval import feedback, html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
 from rag.eval.checkpoint import FILENAME as CHECKPOINT
@@ -70,7 +70,7 @@ class Outputs:
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m rag.eval",
         description="Measure retrieval and answer quality on a test set.",
         epilog=EPILOG,

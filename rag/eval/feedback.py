@@ -10,7 +10,6 @@ answer is, so it is counted and skipped. The output is the test-set format
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.commands import Parser
 from rag.errors import ConfigError, GemragError
 from rag.feedback import Feedback, FeedbackStore, Place
 from rag.providers.extractive import OFFLINE_NOTE
@@ -64,7 +64,7 @@ def _relevant(place: Place) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m rag.eval feedback",
         description="Print the answers rated in the UI as test cases (JSONL, the test-set format).",
     )

@@ -6,7 +6,6 @@ the API (python -m rag.server, with keys) in front for remote use."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
 from rag.chain import Chain
+from rag.commands import Parser
 from rag.errors import GemragError
 from rag.mcp.tools import build_server
 from rag.providers import get_generator
@@ -22,7 +22,7 @@ from rag.settings import load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rag.mcp", description="Serve search and ask over MCP.")
+    parser = Parser(prog="python -m rag.mcp", description="Serve search and ask over MCP.")
     parser.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP: loopback only (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb and gradio load)
+from rag.commands import Parser
 from rag.errors import GemragError
 from rag.logs import configure as configure_logging
 from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
@@ -20,7 +21,7 @@ from rag.settings import load_settings
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rag.server", description="Serve the gemrag HTTP API.")
+    parser = Parser(prog="python -m rag.server", description="Serve the gemrag HTTP API.")
     commands = parser.add_subparsers(dest="command")
     keygen = commands.add_parser("keygen", help="print a new API key and the line that configures it")
     keygen.add_argument("name", help="who the key is for; sessions and costs are kept per name")

@@ -80,3 +80,24 @@ def test_every_command_takes_debug_and_reports_bad_input_as_2(
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert code == Exit.REFUSED and err.count("\n") == 1 and err.startswith("error: ")
+
+
+@pytest.mark.parametrize(("argv", "prog"), [
+    (["rag.eval", "--no-such-option"], "rag.eval"),
+    (["rag.eval", "feedback", "--no-such-option"], "rag.eval feedback"),
+    (["rag.mcp", "--no-such-option"], "rag.mcp"),
+    (["ingest.worker", "--threads", "many"], "ingest.worker"),
+    (["bench", "--no-such-option"], "bench"),
+])
+def test_every_entry_point_says_a_usage_error_in_one_line(argv: list[str], prog: str, tmp_path) -> None:
+    """Argparse printed its usage block above the line saying what was wrong; `rag`, `ingest`,
+    the server and the UI said it in one line, these did not."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    [said] = done.stderr.splitlines()
+    assert said.startswith(f"python -m {prog}: error: ")

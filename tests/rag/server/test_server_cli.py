@@ -60,9 +60,9 @@ def test_a_busy_port_is_one_line_and_exit_2_without_the_banner(tmp_path: Path):
 def test_a_port_outside_1_to_65535_is_a_usage_error(port: str, shown: str, capsys: pytest.CaptureFixture[str]):
     with pytest.raises(SystemExit) as exit_:
         main(["--port", port])
-    reason = capsys.readouterr().err.splitlines()[-1]
+    said = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2
-    assert reason == f"python -m rag.server: error: argument --port: {shown} is not a port number (1-65535)"
+    assert said == [f"python -m rag.server: error: argument --port: {shown} is not a port number (1-65535)"]
 
 
 def test_the_server_serves_on_the_port_it_bound_and_ctrl_c_ends_it_with_0(tmp_path: Path):
