@@ -29,3 +29,4 @@ def mount(app: FastAPI, context: MountContext) -> None:
         show_error=False,
         app_kwargs=security.app_kwargs(),
     )
+    context.upload_paths.append(f"{PATH}/gradio_api/upload")  # Gradio's own upload route, as max_file_size allows

@@ -275,8 +275,9 @@ def create_app(
     def refused(kind: str, scope: Scope) -> None:
         metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
 
+    upload_paths: list[str] = []  # the mounted apps' upload routes (MountContext.upload_paths)
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
-                       upload_bytes=settings.max_upload_bytes + 64_000,
+                       upload_bytes=settings.max_upload_bytes + 64_000, upload_paths=upload_paths,
                        timeout_s=settings.body_timeout_s, on_refused=refused)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
 
@@ -326,7 +327,7 @@ def create_app(
                 return keys.caller(key, None).name == name
             except GemragError:
                 return False
-    app.state.mounted = mount_all(app, MountContext(settings, backend, login), mounts)
+    app.state.mounted = mount_all(app, MountContext(settings, backend, login, upload_paths), mounts)
     return app
 
 

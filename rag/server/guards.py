@@ -11,7 +11,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import ClassVar
 
 from limits import parse
@@ -53,13 +53,18 @@ class BodyLimit:
 
     def __init__(
         self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, timeout_s: float,
+        upload_paths: Collection[str] = (),
         on_refused: Callable[[str, Scope], None] = lambda kind, scope: None,
     ) -> None:
-        """`on_refused`: called once per refusal with its error kind and the request's scope
-        (the error metric, by route)."""
+        """`upload_paths`: where else a POST is an upload, besides the API's own
+        `.../documents` (a mounted app's upload route, `MountContext.upload_paths`); read at
+        each request, so a mount may add to it after the middleware is set up. `on_refused`:
+        called once per refusal with its error kind and the request's scope (the error
+        metric, by route)."""
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
+        self.upload_paths = upload_paths
         self.timeout_s = timeout_s
         self.on_refused = on_refused
 
@@ -67,7 +72,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = scope["path"].endswith("/documents") and scope["method"] == "POST"
+        path = scope["path"]
+        upload = scope["method"] == "POST" and (path.endswith("/documents") or path in self.upload_paths)
         limit = self.upload_bytes if upload else self.default_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -5,7 +5,7 @@ point group: `ui/` declares one that mounts the Gradio app at /ui. The server ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
 from fastapi import FastAPI
@@ -22,6 +22,9 @@ class MountContext:
     backend: Backend  # the stores, ledger, budget and chain the API serves from
     # With API keys configured, a mounted app must log its users in: name and key.
     check_login: Callable[[str, str], bool] | None
+    # The mounted apps' upload routes, which a mount adds to: a POST there may carry a file
+    # up to max_upload_bytes, where any other request body is held to max_request_kb.
+    upload_paths: list[str] = field(default_factory=list)
 
 
 Mount = Callable[[FastAPI, MountContext], None]

@@ -68,6 +68,22 @@ def test_gradio_states_the_upload_limit_the_ui_label_and_the_refusal_state(ui_se
         stage(big, "big.md", settings, incoming_dir(settings, "corpus"))
 
 
+def test_a_file_up_to_the_upload_limit_reaches_the_mounted_ui(ui_settings):
+    """Gradio uploads to its own route, which the body limit held to the 64 kB of a JSON
+    request: a 200 kB handbook dropped on the UI served by `python -m rag.server` was refused
+    with 413, though the box said up to 20 MB. Past the upload limit it still is."""
+    settings = ui_settings.model_copy(update={"max_upload_mb": 1})
+    with TestClient(create_app(settings, mounts=declared())) as client:
+        sent = client.post("/ui/gradio_api/upload", files=[("files", ("handbook.md", b"# Rules\n" + b"x" * 200_000))])
+        too_big = client.post("/ui/gradio_api/upload",
+                              files=[("files", ("huge.md", b"x" * (settings.max_upload_bytes + 100_000)))])
+        elsewhere = client.post("/v1/ask", content=b"x" * 200_000, headers={"content-type": "application/json"})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()[0].endswith("handbook.md")
+    assert too_big.status_code == 413
+    assert elsewhere.status_code == 413 and "64 kB" in elsewhere.json()["message"]  # other bodies keep theirs
+
+
 def test_every_ui_request_is_counted_under_one_route(ui_settings):
     """Gradio routes the UI's requests by its own templates: they were counted as "/config",
     "/gradio_api/info", "/assets/{path:path}" and a "/" that was not the API's, as many
