@@ -9,12 +9,16 @@ name the later run's is what stays, reported as updated (or unchanged: the same 
 Bad input loses nothing: the stored file an upload replaces is kept (a hard link in the
 upload's folder, `PREVIOUS`) until the run has read the upload, and put back, still under the
 lock, if the run refused it (empty, unreadable): the previous version stays on disk as its
-chunks stay in the collection, and the refusal says so.
+chunks stay in the collection, and the refusal says so. A refused upload that replaced
+nothing is removed: no file of its name is searched. A run that raises puts every moved
+upload back in its folder and every previous version back on its name, so a retry starts
+from where the first attempt did and a caller that gives up loses nothing stored.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,15 +34,6 @@ PREVIOUS = ".previous"  # in an upload's folder (no stored name starts with a do
 REFUSED = (Status.FAILED, Status.SKIPPED)
 
 
-@dataclass(frozen=True)
-class Replaced:
-    """A stored file an upload was moved onto, and where its previous version waits until the
-    run has read the upload."""
-
-    file: StagedFile
-    previous: Path
-
-
 def ingest_staged(
     staged: Sequence[StagedFile],
     settings: Settings,
@@ -52,15 +47,18 @@ def ingest_staged(
     """Move the staged files onto their stored paths and ingest those, in one locked run; a
     stored file whose upload the run refused is put back. A file already moved (a retried job
     whose run stopped after the move) is ingested as it is stored. Raises, like `ingest_paths`,
-    for a refused run; the files stay staged when the lock was not had, or moved with their
-    previous versions kept when the run raised, for a retry: the caller `discard`s them when
-    none will come."""
+    for a refused run; the files stay staged when the lock was not had or the run raised (the
+    moves undone, `_undo`), for a retry: the caller `discard`s them when none will come."""
 
     @contextmanager
     def locked(report: IngestReport) -> Iterator[None]:
-        replaced = {r.file.stored: r for f in staged if (r := _move(f)) is not None}
-        yield
-        _put_back_refused(replaced.values(), report)
+        replaced = [r for f in staged if (r := _move(f)) is not None]
+        try:
+            yield
+        except BaseException:
+            _undo(replaced)
+            raise
+        _put_back_refused(replaced, report)
         discard(staged)
         sweep(settings, collection)
 
@@ -69,28 +67,58 @@ def ingest_staged(
                         on_progress=on_progress, generator=generator, session=session, locked=locked)
 
 
-def _move(file: StagedFile) -> Replaced | None:
+@dataclass(frozen=True)
+class Moved:
+    """A staged upload moved onto its stored name, and the previous version it replaced (None:
+    the name was new)."""
+
+    file: StagedFile
+    previous: Path | None
+
+
+def _move(file: StagedFile) -> Moved | None:
     """`file` moved onto its stored name, the stored file it replaces kept beside the upload
-    (a hard link: the stored name is never missing); None when there was none. A retry finds
-    what its first attempt kept."""
-    if file.path == file.stored:  # queued before uploads were staged: it is where it is stored
+    (a hard link, or a copy where the file system has none: the stored name is never
+    missing); None when it is where it is stored (queued before uploads were staged). An
+    attempt killed after its move (no `_undo`) left the upload on its name and the previous
+    version kept: its retry takes them as they are."""
+    if file.path == file.stored:
         return None
     previous = file.path.parent / PREVIOUS / file.name
     if file.path.exists():
         if file.stored.exists() and not previous.exists():
             previous.parent.mkdir(exist_ok=True)
-            os.link(file.stored, previous)
+            try:
+                os.link(file.stored, previous)
+            except OSError:  # no hard links here (some network file systems)
+                shutil.copy2(file.stored, previous)
         os.replace(file.path, file.stored)
-    return Replaced(file, previous) if previous.exists() else None
+    elif not file.stored.exists():
+        return None
+    return Moved(file, previous if previous.exists() else None)
 
 
-def _put_back_refused(replaced: Iterable[Replaced], report: IngestReport) -> None:
+def _undo(moved: Iterable[Moved]) -> None:
+    """Each upload back in its folder and each previous version back on its name: the run
+    raised, and its caller retries from the staged files or discards them."""
+    for m in moved:
+        if m.file.stored.exists():
+            os.replace(m.file.stored, m.file.path)
+        if m.previous is not None:
+            os.replace(m.previous, m.file.stored)
+
+
+def _put_back_refused(moved: Iterable[Moved], report: IngestReport) -> None:
     """The previous version of each file whose upload the run refused, back on its name (the
-    same file, so the next run finds it unchanged), and the refusal saying so."""
-    kept = {r.file.name: r for r in replaced}
+    same file, so the next run finds it unchanged), and the refusal saying so; a refused
+    upload that replaced nothing, removed."""
+    by_name = {m.file.name: m for m in moved}
     for n, outcome in enumerate(report.files):
-        back = kept.get(outcome.source)
+        back = by_name.get(outcome.source)
         if back is None or outcome.status not in REFUSED:
+            continue
+        if back.previous is None:
+            back.file.stored.unlink(missing_ok=True)
             continue
         os.replace(back.previous, back.file.stored)
         why = outcome.reason.removesuffix(f"; {STALE_HINT}")  # the CLI's --prune is not an uploader's to give

@@ -102,3 +102,35 @@ def test_an_upload_queued_before_staging_is_ingested_where_it_is(settings: Setti
     stored.write_text(FIRST)
     report = ingest_staged([StagedFile.at(Path(stored))], settings, fake, "corpus")
     assert [f.status for f in report.files] == [Status.ADDED] and stored.read_text() == FIRST
+
+
+def test_a_run_that_raises_after_the_move_puts_back_the_stored_file_and_the_upload(
+    settings: Settings, fake: FakeEmbedder
+) -> None:
+    """The upload was left on its name and the previous version in the upload's folder, which
+    the UI deletes at once and the worker on its last retry: the stored file's bytes were lost
+    while the collection still searched them."""
+    ingest_staged([upload(settings, "leave.md", FIRST)], settings, fake, "corpus")
+    waiting = upload(settings, "leave.md", SECOND)
+    broken = FakeEmbedder(fake.embedding_id)
+
+    def disk_full(texts: object) -> object:
+        raise OSError(28, "No space left on device")
+
+    broken.embed_documents = disk_full  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space left"):
+        ingest_staged([waiting], settings, broken, "corpus")
+    assert waiting.stored.read_text() == FIRST and waiting.path.read_text() == SECOND  # as before the run
+
+    retry = ingest_staged([waiting], settings, fake, "corpus")
+    assert [f.status for f in retry.files] == [Status.UPDATED] and waiting.stored.read_text() == SECOND
+
+
+def test_a_refused_upload_of_a_new_name_leaves_no_file_behind(settings: Settings, fake: FakeEmbedder) -> None:
+    """It stayed on its name, unsearched; a second refused upload of that name then said "the
+    previous new.md stays, as stored and as searched", of a file nothing searched."""
+    first = ingest_staged([upload(settings, "new.md", "")], settings, fake, "corpus")
+    assert [f.status for f in first.files] == [Status.FAILED]
+    assert not (upload_dir(settings, "corpus") / "new.md").exists()
+    second = ingest_staged([upload(settings, "new.md", "")], settings, fake, "corpus")
+    assert [f.status for f in second.files] == [Status.FAILED] and "previous" not in second.files[0].reason
