@@ -73,11 +73,12 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's br
         raise ConfigError("Ingest jobs need a queue: set REDIS_URL and run python -m ingest.worker beside the server.")
     if not settings.chroma_url:
         # The embedded store is one process's: a server reading it would search a worker's
-        # new chunks only by keywords and crash on its removals until restarted.
+        # new chunks only by keywords and crash on its removals until restarted. The message
+        # names no path: the API shows it to its clients.
         raise ConfigError(
             "Ingest jobs need a store the server and the worker share: run a Chroma server "
-            f"(chroma run --path {settings.path('chroma')} --port 8001) and set "
-            "CHROMA_URL=http://127.0.0.1:8001 for both, beside REDIS_URL.")
+            "(chroma run --path DATA_DIR/chroma --port 8001) and set CHROMA_URL=http://127.0.0.1:8001 "
+            "for both, beside REDIS_URL.")
     return RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ has no annotations
         url=settings.redis_url,
         namespace="gemrag-jobs",

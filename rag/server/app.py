@@ -100,7 +100,7 @@ class UnknownDocument(GemragError):
 
 
 class JobsUnavailable(GemragError):
-    """No job queue: REDIS_URL is not set (503)."""
+    """No job queue: REDIS_URL is not set, or no store the worker shares, CHROMA_URL (503)."""
 
 
 STATUS: dict[type[Exception], int] = {
@@ -268,9 +268,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = state
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-API-Key"])
 
     def refused(kind: str, scope: Scope) -> None:
         metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
@@ -280,6 +277,10 @@ def create_app(
                        upload_bytes=settings.max_upload_bytes + 64_000, upload_paths=upload_paths,
                        timeout_s=settings.body_timeout_s, on_refused=refused)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
+    if settings.cors_origins:  # outermost: the refusals above (413, 408, a fault's 500) reach a browser too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
 
     @app.exception_handler(GemragError)
     async def gemrag_error(request: Request, error: GemragError) -> JSONResponse:

@@ -97,3 +97,25 @@ def test_cors_is_closed_unless_origins_are_configured(settings: Settings):
         ok = client.options("/v1/ask", headers={**preflight, "Origin": "https://app.example"})
         assert ok.headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-origin" not in client.options("/v1/ask", headers=preflight).headers
+
+
+def test_an_allowed_origin_can_read_every_refusal_and_the_request_id(settings: Settings, monkeypatch):
+    """CORS sat inside the body limit and the fault handler: a browser app saw a 413 or a 500
+    as an opaque network error, without the message or the request id to report."""
+    import rag.server.app as app_module
+
+    def broken(settings: Settings) -> list[object]:
+        raise RuntimeError("a fault of ours")
+
+    monkeypatch.setattr(app_module, "list_collections_out", broken)
+    origin = {"Origin": "https://app.example"}
+    opened = settings.model_copy(update={"cors_origins": ["https://app.example"], "api_keys": ""})
+    with TestClient(create_app(opened, mounts=[])) as client:
+        huge = client.post("/v1/ask", content=b"x" * 70_000, headers={**origin, "content-type": "application/json"})
+        unknown = client.get("/v1/jobs/nope", headers=origin)
+        fault = client.get("/v1/collections", headers=origin)
+    assert fault.status_code == 500 and fault.json()["error"] == "internal_error"
+    for refused in (huge, unknown, fault):
+        assert refused.headers["access-control-allow-origin"] == "https://app.example", refused.status_code
+        assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
+    assert huge.status_code == 413
