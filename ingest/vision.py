@@ -16,7 +16,6 @@ not pay for its figures twice, and a dry run does not count what is already know
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ TRANSCRIBE = (
     "their own lines, tables as lines of cells. No commentary."
 )
 PAGE_OUTPUT_TOKENS = 800  # a dry run's guess at one transcribed page (a full page of prose)
-TILE_PX, TILE_TOKENS, SMALL_PX = 768, 258, 384  # Google's image-token rule, for estimates only
 GEMINI_INLINE_BYTES = 20 * 1024 * 1024  # the API's limit on one request with inline data
 NO_KEY = "set GEMINI_API_KEY to have Gemini read it"
 DESCRIPTIONS = Table("descriptions", None, 100_000)  # kept until evicted: an image's text does not go stale
@@ -63,7 +61,7 @@ def configured_reader(settings: Settings) -> Generator | None:
 
 @dataclass(frozen=True)
 class Image:
-    """An image to read, with its size in pixels (for the estimate and the size threshold)."""
+    """An image to read, with its size in pixels (for the size threshold)."""
 
     blob: Attachment
     width: int
@@ -72,12 +70,6 @@ class Image:
     @property
     def pixels(self) -> int:
         return self.width * self.height
-
-    @property
-    def estimated_tokens(self) -> int:
-        if self.width <= SMALL_PX and self.height <= SMALL_PX:
-            return TILE_TOKENS
-        return TILE_TOKENS * math.ceil(self.width / TILE_PX) * math.ceil(self.height / TILE_PX)
 
 
 class Vision:
@@ -148,12 +140,11 @@ class Vision:
         known = self.known.get(DESCRIPTIONS, key)
         if known is not None:
             return known.decode()
-        if self.estimate:
-            output = max_output_tokens or PAGE_OUTPUT_TOKENS
-            self._charge(model, Usage(prompt_tokens=image.estimated_tokens + len(instruction) // 4,
-                                      output_tokens=output))
-            return "x " * output  # stands in for the text, so the dry run counts its chunks
         prompt = Prompt.of(instruction, images=(image.blob,), max_output_tokens=max_output_tokens)
+        if self.estimate:  # counted as a call abandoned without a reply is charged (Prompt.estimated_tokens)
+            output = max_output_tokens or PAGE_OUTPUT_TOKENS
+            self._charge(model, Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=output))
+            return "x " * output  # stands in for the text, so the dry run counts its chunks
         with charging_lost(self._lose):
             generation = self.generator.generate(prompt, model=model)
         self._charge(generation.model, generation.usage)

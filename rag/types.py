@@ -13,8 +13,9 @@ CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers on English t
 # What one image in a prompt may cost, counted locally: Gemini 3 reads an image at its default
 # media resolution for at most "high" (1,120 tokens; "ultra high", 2,240, only where a part
 # asks for it, which gemrag never does), https://ai.google.dev/gemini-api/docs/media-resolution
-# (read 2026-12-05). Gemini 2.5 charged 258 per 768-pixel tile, less for the images gemrag
-# sends (at most a page rendered for vision, `ingest.vision`).
+# (read 2026-12-05), whatever its size in pixels; the catalogue's models are Gemini 3 (Gemini
+# 2.5 counted 258 tokens a 768-pixel tile, 3,096 for a page rendered at 200 dpi). A dry run's
+# estimate of vision counts the same (`ingest.vision`).
 IMAGE_TOKENS = 1_120
 
 

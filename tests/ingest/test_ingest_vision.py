@@ -77,10 +77,13 @@ def test_figure_calls_are_priced_in_the_run_and_estimated_by_a_dry_run(tmp_path,
     assert _image_calls(fake_gemini) == [] and dry.vision_calls == 1
     embed_price = gemini_settings.models[gemini_settings.embedding_model].price.input / 1e6
     assert dry.cost_usd > dry.tokens * embed_price  # the figure's estimate is in the total
+    from ingest.vision import DESCRIBE
+    from rag.types import IMAGE_TOKENS as HELD_PER_IMAGE
+
+    # The image at the count an abandoned attempt is charged (it was 258 a 768-pixel tile, Gemini 2.5's rule).
+    assert dry.vision_tokens == estimate_tokens(DESCRIBE) + HELD_PER_IMAGE + gemini_settings.figure_max_output_tokens
 
     report = ingest_paths([docs], gemini_settings, provider, generator=provider)
-    from ingest.vision import DESCRIBE
-
     usage = Usage(count_tokens(DESCRIBE) + IMAGE_TOKENS, count_tokens(FIGURE_TEXT.removeprefix("Figure: ")))
     assert report.vision_calls == 1 and report.vision_tokens == usage.total_tokens
     vision_usd = price_usd(gemini_settings, gemini_settings.lite_model, usage)
