@@ -26,6 +26,20 @@ class Stores:
         self.default = opened[0].name if opened else settings.collection
         self._open: dict[str, Store] = {s.name: s for s in opened}
         self._lock = threading.Lock()
+        self._files: dict[str, tuple[int, list[StoredFile]]] = {}  # by collection: (version, `stored_files`)
+
+    def files(self, name: str) -> list[StoredFile]:
+        """The collection's files (`stored_files`), read once per version of it: a listing
+        reads every chunk's metadata, and a client paging through a large collection asked
+        for that read on every page."""
+        store = self.open(name)
+        version = store.version
+        cached = self._files.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        listed = stored_files(store)
+        self._files[name] = (version, listed)
+        return listed
 
     def get(self, name: str | None = None) -> Store:
         """The collection to answer from, pinned at its current version (`Store.pinned`: one

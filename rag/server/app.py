@@ -82,7 +82,6 @@ from rag.server.schemas import (
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import check_collection_name, chroma_client, collection_meta
-from rag.stores import stored_files
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
 from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
@@ -393,7 +392,7 @@ def add_routes(app: FastAPI) -> None:
         """The collection's files by stored name, with their chunk counts: the names its
         citations give and its removal takes. Sorted by name, `limit` at a time."""
         stores = services(request).backend.stores
-        files = await anyio.to_thread.run_sync(lambda: stored_files(stores.open(name)))
+        files = await anyio.to_thread.run_sync(stores.files, name)
         return DocumentsOut(collection=name, total=len(files), offset=offset, limit=limit,
                             documents=[DocumentOut.model_validate(f) for f in files[offset:offset + limit]])
 
