@@ -64,7 +64,7 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
     assert "<li class='cited'>" in sources and "<li class='uncited'>" in sources
     assert "<b>1</b> answer</span>" in totals
     assert state.turns[0].spent_usd == 0.0 and "cost $0.0000" in chat
-    assert "✓ 1 of 1 cited sentences supported" in chat  # the citation check, under the answer
+    assert "✓ 1 of 1 cited sentence supported" in chat  # the citation check, under the answer
 
 
 def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers: Handlers) -> None:

@@ -208,6 +208,15 @@ def test_citation_checks_mark_an_unsupported_chip_and_sum_up_under_the_answer() 
     assert "⚠ 1 of 2 cited sentences supported" in html
 
 
+def test_one_cited_sentence_is_counted_in_the_singular() -> None:
+    """An answer with one claim said "✓ 1 of 1 cited sentences supported" under it."""
+    checks = [SentenceCheck("Ten per minute.", (1,), "supported", 1.0)]
+    turn = Turn("q", answer="Ten per minute [1].", status="done", record=record(checks=checks),
+                passages={1: "Ten per minute."})
+    assert "✓ 1 of 1 cited sentence supported</span>" in render.turn_html(0, turn)
+    assert render.checks_html(checks) == "1 of 1 cited sentence supported by their source"
+
+
 def test_a_popover_shows_the_passage_without_markdown_block_syntax() -> None:
     passage = "## Limits\n\n- Ten requests per minute.\n- Retry after 30 s.\n"
     shown = render.excerpt_html(passage, "- Retry after 30 s.")
