@@ -27,6 +27,7 @@ def mount(app: FastAPI, context: MountContext) -> None:
         head=HEAD,
         max_file_size=settings.max_upload_bytes,
         show_error=False,
+        footer_links=[],  # as under python -m ui: no "Use via API" or Gradio's own Settings beside ours
         app_kwargs=security.app_kwargs(),
     )
     context.upload_paths.append(f"{PATH}/gradio_api/upload")  # Gradio's own upload route, as max_file_size allows

@@ -35,6 +35,13 @@ def test_pyproject_declares_the_ui_and_the_server_mounts_it_at_ui(ui_settings):
         assert client.get("/v1/collections").status_code == 200  # the API beside it
 
 
+def test_the_mounted_ui_has_no_gradio_footer_as_under_python_m_ui(ui_settings):
+    """Under `python -m rag.server` the page ended in "Use via API · Built with Gradio · Settings",
+    a second Settings beside the drawer's; `python -m ui` shows no footer."""
+    with TestClient(create_app(ui_settings, mounts=declared())) as client:
+        assert client.get("/ui/config").json()["footer_links"] == []
+
+
 def test_with_api_keys_the_ui_asks_for_the_key(ui_settings):
     key, line = new_key("alice", "ask")
     app = create_app(ui_settings.model_copy(update={"api_keys": line}), mounts=declared())
