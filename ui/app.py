@@ -36,6 +36,8 @@ HEAD = (
 )
 IMAGE_LABEL = "Image to ask about (optional): Gemini reads it with your documents"
 IMAGE_OFFLINE = "Images need a Gemini key: the offline answerer reads text only"
+AUTOMATIC_MODEL = "Automatic: Flash, Pro for long contexts"
+OFFLINE_MODEL = "The extractive answerer (offline)"  # offline, "Automatic: Flash, Pro..." named models it never calls
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 # Our own theme: an indigo accent instead of Gradio's orange, system fonts (a web font would be
 # a fetch from another origin), and focus rings strong enough to see.
@@ -127,7 +129,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
                 models = dict.fromkeys([generator.flash_model, generator.pro_model])
                 model = gr.Dropdown(
                     label="Model",
-                    choices=[("Automatic: Flash, Pro for long contexts", ""), *models],
+                    choices=[(AUTOMATIC_MODEL, ""), *models] if generator.online else [(OFFLINE_MODEL, "")],
                     value="", interactive=generator.online,
                     info=None if generator.online else "Offline mode has one model: the extractive answerer.",
                 )

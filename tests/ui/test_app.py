@@ -8,6 +8,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pytest
@@ -59,6 +60,20 @@ def test_offline_banner_says_how_to_enable_gemini(ui_settings: Settings) -> None
     demo = build_app(ui_settings, Backend.build(ui_settings, OfflineProvider()))
     assert banner_visible(demo)
     assert "set `GEMINI_API_KEY`" in str(demo.config)
+
+
+def model_box(demo: gr.Blocks) -> Any:
+    (box,) = [c["props"] for c in demo.config["components"] if c["props"].get("label") == "Model"]
+    return box
+
+
+def test_offline_the_model_box_names_the_extractive_answerer_not_gemini(ui_settings: Settings) -> None:
+    """Offline, Settings showed "Automatic: Flash, Pro for long contexts" above "Offline mode has
+    one model: the extractive answerer"."""
+    box = model_box(build_app(ui_settings, Backend.build(ui_settings, OfflineProvider())))
+    shown = box["choices"][0][0]
+    assert len(box["choices"]) == 1 and "extractive answerer" in shown and "Flash" not in shown
+    assert box["value"] == "" and box["interactive"] is False
 
 
 def run_ui(*args: str, data_dir: Path) -> subprocess.Popen[str]:
