@@ -411,11 +411,25 @@ def unavailable(what: str, reason: str) -> str:
 def corpus_html(collections: Sequence[CollectionInfo]) -> str:
     if not collections:
         return "<p>Nothing ingested yet: upload files below, or run <code>python -m ingest PATH</code>.</p>"
-    cards = "".join(_collection_card(c, False) for c in collections)
+    cards = "".join(_collection_card(c, False) + _file_list(c) for c in collections)
     return (
         f"<div class='cards'>{cards}</div><p class='note'>Each collection is searched with the embedder "
         "that built it; answers come from Gemini when a key is set, whichever embedder built it.</p>"
     )
+
+
+def _file_list(info: CollectionInfo) -> str:
+    """Every document of the collection with its chunks (and PDF pages): the card names six
+    and "and 11 more", which the Documents tab had no way to show."""
+    if not info.files:
+        return ""
+    rows = "".join(
+        f"<li><span class='file-name'>{text(d.source)}</span> · {counted(d.chunks, 'chunk')}"
+        + (f" · {counted(d.pages, 'page')}" if d.pages else "") + "</li>"
+        for d in info.files
+    )
+    return (f"<details class='card-all-files' data-collection='{text(info.name)}'><summary>All "
+            f"{counted(len(info.files), 'document')} of {text(info.name)}</summary><ul>{rows}</ul></details>")
 
 
 def upload_summary(result: UploadResult) -> str:

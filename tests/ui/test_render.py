@@ -8,7 +8,7 @@ from ingest.report import FileOutcome, IngestReport, Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.types import Usage
 from ui import render, safe
-from ui.corpus import CollectionInfo
+from ui.corpus import CollectionInfo, DocumentInfo
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import UploadResult
 
@@ -131,6 +131,17 @@ def test_totals_show_every_session_figure() -> None:
         assert f"data-stat='{stat}'><b>{value}</b>" in html
     assert "<b>3</b> answers" in html
     assert "<b>1</b> answer</span>" in render.totals_html(SessionTotals(1, 10, 0.0, 0, 0.0, 0.0, 1.0, 1.0))
+
+
+def test_the_documents_tab_lists_every_file_with_its_chunks() -> None:
+    """Its card named six documents "and 2 more", and nothing showed the other two."""
+    files = (*(DocumentInfo(f"doc{i}.md", i, (), 0) for i in range(1, 8)), DocumentInfo(f"{EVIL}.pdf", 1, (), 3))
+    html = render.corpus_html([CollectionInfo("notes", 8, 31, 1, "e", files=files)])
+    assert "and 2 more" in html  # the card stays short
+    listed = re.findall(r"<li>(.*?)</li>", html)
+    assert len(listed) == 8 and "All 8 documents of notes" in html
+    assert "doc7.md</span> · 7 chunks" in listed[6] and "· 1 chunk · 3 pages" in listed[7]
+    assert_inert(html)
 
 
 def test_empty_corpus_says_how_to_ingest() -> None:
