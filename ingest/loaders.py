@@ -104,6 +104,8 @@ def load(data: bytes, kind: str, vision: Vision | None = None) -> list[Section]:
 def read(data: bytes, kind: str, vision: Vision | None = None) -> Reading:
     """Sections with text and the note on what was left out; raises LoadError (Unreadable
     when only what this run lacks stands in the way) when there is no text."""
+    if not data and kind != "pdf":  # a PDF says so itself ("not a readable PDF: ...")
+        raise LoadError("the file is empty (0 bytes)")  # "no text to index" read like a fault of ours
     if kind == "pdf":
         reading = read_pdf(data, vision)
     elif kind == "image":

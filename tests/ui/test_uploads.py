@@ -12,6 +12,7 @@ from rag.settings import Settings
 from rag.store import Store
 from rag.uploads import INCOMING, incoming_dir
 from tests.fakes.corpus import pdf_bytes
+from ui import render
 from ui.uploads import UploadRejected, ingest_uploads, safe_name, stage, upload_dir
 
 
@@ -134,3 +135,21 @@ def test_an_upload_the_ingest_refuses_leaves_the_stored_file_and_its_chunks_and_
     assert replaced.report is not None and [f.status for f in replaced.report.files] == [Status.UPDATED]
     texts = [c.text for c in store.chunks()]
     assert stored.read_bytes() == later and any("12:00" in t for t in texts) and not any("11:30" in t for t in texts)
+
+
+def test_an_empty_upload_is_refused_as_empty_by_name_and_the_stored_file_of_its_name_stays(
+    settings: Settings, tmp_path: Path, offline_provider: OfflineProvider
+) -> None:
+    """An empty notes.md was refused as having "no text to index", which read like a fault of the app's."""
+    empty = ingest_uploads([put(tmp_path / "a" / "blank.md", b"")], settings, offline_provider, "corpus")
+    assert empty.report is not None
+    [outcome] = empty.report.files
+    assert outcome.status is Status.FAILED and outcome.reason == "the file is empty (0 bytes)"
+    assert "❌ blank.md: the file is empty (0 bytes)" in render.upload_summary(empty)
+
+    ingest_uploads([put(tmp_path / "b" / "notes.md", b"# Notes\n\nLunch is at noon.\n")], settings,
+                   offline_provider, "corpus")
+    again = ingest_uploads([put(tmp_path / "c" / "notes.md", b"")], settings, offline_provider, "corpus")
+    assert ("❌ notes.md: the upload of notes.md was refused (the file is empty (0 bytes)); the previous notes.md "
+            "stays, as stored and as searched") in render.upload_summary(again)
+    assert (upload_dir(settings, "corpus") / "notes.md").read_bytes().startswith(b"# Notes")
