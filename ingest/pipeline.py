@@ -359,7 +359,7 @@ def _triage(
 ) -> Task | Touched | FileOutcome:
     """A task, or the outcome already known: unchanged, too large, unreadable, or held by
     another folder's file of the same name."""
-    if previous and previous.root != str(file.root) and previous.path != str(file.path.resolve()):
+    if previous and not same_folder(previous.root, file.root, settings) and previous.path != str(file.path.resolve()):
         if Path(previous.path).exists():
             return FileOutcome(file.source, Status.FAILED, reason=(
                 f"already ingested from {printable(previous.root)}, where it still is; a second folder "
@@ -383,6 +383,21 @@ def _triage(
     except OSError as exc:
         return FileOutcome(file.source, Status.FAILED, reason=_reason(exc))
     return Task(file, previous)
+
+
+def same_folder(recorded: str, root: Path, settings: Settings) -> bool:
+    """Whether `root` is the folder the manifest recorded as `recorded`: the same path, or the
+    same place inside a data dir that was copied or moved since (a collection's upload folder,
+    `DATA_DIR/uploads/NAME`, recorded under the old data dir). Otherwise an upload into a
+    moved data dir was refused as "already ingested from" the old one, naming both server
+    paths to a user who chose neither."""
+    if recorded == str(root):
+        return True
+    try:
+        inside = root.resolve().relative_to(settings.data_dir.resolve())
+    except ValueError:
+        return False
+    return Path(recorded).parts[-len(inside.parts):] == inside.parts if inside.parts else False
 
 
 def file_hash(data: bytes) -> str:

@@ -134,3 +134,21 @@ def test_a_refused_upload_of_a_new_name_leaves_no_file_behind(settings: Settings
     assert not (upload_dir(settings, "corpus") / "new.md").exists()
     second = ingest_staged([upload(settings, "new.md", "")], settings, fake, "corpus")
     assert [f.status for f in second.files] == [Status.FAILED] and "previous" not in second.files[0].reason
+
+
+def test_uploads_into_a_copied_data_dir_update_their_files_without_naming_server_paths(
+    settings: Settings, fake: FakeEmbedder, tmp_path: Path
+) -> None:
+    """The manifest recorded the upload folder under the old data dir, so an upload into the
+    copy was refused: "already ingested from /old/uploads/corpus, where it still is; ...
+    Ingest /new/uploads/corpus into another --collection"."""
+    import shutil
+
+    ingest_staged([upload(settings, "leave.md", FIRST)], settings, fake, "corpus")
+    copied = settings.model_copy(update={"data_dir": tmp_path / "copied"})
+    shutil.copytree(settings.data_dir, copied.data_dir)
+
+    again = ingest_staged([upload(copied, "leave.md", SECOND)], copied, fake, "corpus")
+    assert [(f.status, f.reason) for f in again.files] == [(Status.UPDATED, "")]
+    assert (upload_dir(copied, "corpus") / "leave.md").read_text() == SECOND
+    assert (upload_dir(settings, "corpus") / "leave.md").read_text() == FIRST  # the original is its own
