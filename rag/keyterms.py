@@ -184,6 +184,13 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
 _QUALIFIED_NAME = re.compile(r"([a-z_]\w*(?:\.[a-z_]\w*)*)\.([a-z_]\w*)")
 
 
+def as_typed(term: str, question: str) -> str:
+    """`term` (found lowercased) as the question spells it: a refusal that says the passages
+    never mention "ceo" reads as if the question had been misread; "CEO" is what was asked."""
+    found = re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", question, re.I)
+    return found.group(0) if found else term
+
+
 def misspells(term: str, words: Iterable[str]) -> bool:
     """Whether `term` is a typo (`rag.text.typo_of`) of one of `words` of `TYPO_MIN_CHARS`
     or more: users type fast, and one dropped letter ("Gemni", "glp_smplex", "Mathrog")

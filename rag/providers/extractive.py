@@ -17,7 +17,7 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Literal
 
-from rag.keyterms import key_terms, missing_terms
+from rag.keyterms import as_typed, key_terms, missing_terms
 from rag.providers.minilm import MiniLM
 from rag.refusal import NOT_FOUND
 from rag.sentences import heading_line
@@ -435,10 +435,10 @@ class ExtractiveAnswerer:
         words no document holds that the question rests on (`unheard`)."""
         support = self.support(question, passages, mentioned_elsewhere, unheard_of)
         if support.missing:
-            missing = ", ".join(support.missing)
+            missing = ", ".join(as_typed(t, question) for t in support.missing)
             return f"{NOT_FOUND.rstrip('.')}: the passages found never mention {missing}.\n\n{OFFLINE_NOTE}"
         if support.unheard:
-            unheard = ", ".join(support.unheard)
+            unheard = ", ".join(as_typed(w, question) for w in support.unheard)
             return f"{NOT_FOUND.rstrip('.')}: none of the documents mentions {unheard}.\n\n{OFFLINE_NOTE}"
         picked = self.pick(support.scored, passages)
         if not picked:

@@ -119,7 +119,7 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     answered = chain.ask("How many days of paid vacation do employees get?")
     assert not is_refusal(answered.answer) and "25 days" in answered.answer
     refused = chain.ask("Which Helm chart runs the badge reader at the north entrance?")
-    assert is_refusal(refused.answer) and "helm" in refused.answer and "[1]" not in refused.answer
+    assert is_refusal(refused.answer) and "never mention Helm" in refused.answer and "[1]" not in refused.answer
     # A file format no document names (README: Evaluation).
     refused = chain.ask("How do I export my paid vacation days to an .xlsx file?")
     assert is_refusal(refused.answer) and "never mention xlsx" in refused.answer and "[1]" not in refused.answer
@@ -152,4 +152,4 @@ def test_a_misspelt_name_its_documents_hold_is_read_where_keywords_are_searched(
     assert [(s.source, s.page) for s in hybrid.sources] == [("handbook.pdf", 2)]
     assert not is_refusal(hybrid.answer) and "25 days" in hybrid.answer
     vector = chain.ask(question, options=AskOptions(top_k=1, mode="vector"))
-    assert is_refusal(vector.answer) and "never mention welcme" in vector.answer
+    assert is_refusal(vector.answer) and "never mention Welcme" in vector.answer

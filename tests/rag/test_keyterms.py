@@ -3,8 +3,10 @@ the passages' documents hold elsewhere (then the answer must not say they are ne
 
 from functools import partial
 
+import pytest
+
 from rag.bm25 import BM25Search
-from rag.keyterms import key_terms, mentioned_elsewhere, missing_terms, plain_words, versions
+from rag.keyterms import as_typed, key_terms, mentioned_elsewhere, missing_terms, plain_words, versions
 from rag.types import Passage
 from tests.fakes.tiny_corpus import Doc, build_store
 
@@ -228,3 +230,15 @@ def test_a_question_in_another_language_has_no_names_to_miss():
     keys = Passage(1, "Rotate every API key every 90 days.", "security.md")
     assert missing_terms(spanish, [keys]) == []
     assert key_terms("Wie oft sollten API-Schlüssel gewechselt werden?") <= {"api", "api-schlüssel"}
+
+
+@pytest.mark.parametrize(("term", "question", "typed"), [
+    ("ceo", "What is the name of the CEO's cat?", "CEO"),
+    ("tier 3", "What does Tier 3 cost?", "Tier 3"),
+    ("xlsx", "can pandas read .XLSX files?", "XLSX"),
+    ("os.path.join", "how does os.path.join work", "os.path.join"),
+    ("path", "how does os.path.join work?", "path"),  # not a part of a longer name
+])
+def test_a_term_is_named_as_the_question_spells_it(term: str, question: str, typed: str) -> None:
+    """A refusal said the passages never mention "ceo": it read as if the question were misread."""
+    assert as_typed(term, question) == typed

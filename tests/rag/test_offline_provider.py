@@ -378,7 +378,7 @@ def test_a_question_about_something_the_passages_never_mention_is_refused_naming
     limits = Passage(1, "Gemini 2.5 Pro allows 5 requests per minute on the free tier and 150 on Tier 1.", "quotas.md")
     refused = ask_offline(offline_provider, "What is the context window of Gemini 1.5 Pro?", limits)
     assert is_refusal(refused) and "never mention 1.5" in refused
-    assert "never mention helm" in ask_offline(offline_provider, "Which Helm chart runs it on Kubernetes?", limits)
+    assert "never mention Helm" in ask_offline(offline_provider, "Which Helm chart runs it on Kubernetes?", limits)
     # A question's own quantities are not key terms: the documents need not repeat them.
     answered = ask_offline(offline_provider, "How many requests can 3,000 users make on Tier 1 with 2.5 Pro?", limits)
     assert not is_refusal(answered) and "150 on Tier 1" in answered
