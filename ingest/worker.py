@@ -30,7 +30,7 @@ from rag.logs import configure as configure_logging
 from rag.providers import Embedders
 from rag.providers.base import Generator
 from rag.settings import Settings, load_settings
-from rag.stores import embedder_for
+from rag.stores import Stores, embedder_for
 from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
@@ -63,6 +63,8 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     staged = [StagedFile.at(Path(p)) for p in job.paths] if job.kind == "upload" else []
     try:
         collection = job.collection or settings.collection
+        if job.kind == "remove":
+            Stores(settings).open(collection)  # dropped since the API checked it: refused, not made again
         embedder = embedder_for(settings, collection, embedders)
         if job.kind == "remove":
             report = remove_paths(job.sources, settings, embedder, collection=collection)
@@ -76,9 +78,17 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
                                       prune=job.prune, on_progress=progress, generator=generator, session=session)
         if report.stopped:
             raise JobStopped(report.stopped)
-    except GemragError as exc:
+    except Exception as exc:
+        # A fault of ours is failed and retried like a refusal, its cause logged rather than
+        # shown (its text may name server paths): it left the job "running" for good, and
+        # the client polling it waiting forever.
+        if not isinstance(exc, GemragError):
+            log.exception("job %s failed", job_id)
+        message = str(exc) if isinstance(exc, GemragError) else (
+            f"the job failed on an unexpected error ({type(exc).__name__}); the worker's log holds it "
+            f"under job {job_id}")
         last = job.attempts > settings.job_max_retries
-        jobs.update(job_id, state="failed" if last else "retrying", message=str(exc), current="")
+        jobs.update(job_id, state="failed" if last else "retrying", message=message, current="")
         if not last:
             raise  # staged files wait for the retry
         discard(staged)

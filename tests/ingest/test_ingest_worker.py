@@ -68,3 +68,36 @@ def test_job_survives_a_killed_worker_with_nothing_lost_or_duplicated(job_settin
     stored = Store(job_settings, provider.embedding_id, name)
     expected = Store(job_settings, provider.embedding_id, f"{name}-ref").ids()
     assert stored.ids() == expected and stored.collection.count() == len(expected)
+
+
+def test_a_fault_of_ours_fails_the_job_and_a_removal_never_makes_a_dropped_collection(
+    job_settings, fake_gemini, tmp_path, monkeypatch
+):
+    """An error that was not a refusal (a full disk, a bug) escaped the job: it stayed
+    "running" for good, and a client polling it waited forever. A removal from a collection
+    dropped after the API checked it made that collection again, empty."""
+    import ingest.worker as worker_module
+    from ingest.worker import run_job
+    from rag.jobs import Jobs
+    from rag.providers import Embedders
+    from rag.store import list_collections
+
+    jobs = Jobs(job_settings)
+    settings = job_settings.model_copy(update={"job_max_retries": 0})  # the first failure is the last
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "/srv/gemrag/data/uploads/x.md")
+
+    monkeypatch.setattr(worker_module, "ingest_paths", disk_full)
+    folder = write_folder(tmp_path / "docs", files=1)
+    job = jobs.submit("folder", job_settings.collection, "tester", paths=[str(folder)])
+    run_job(job.id, jobs, settings, Embedders(settings))
+    failed = jobs.get(job.id)
+    assert failed is not None and failed.state == "failed"
+    assert "unexpected error (OSError)" in failed.message and "/srv" not in failed.message  # no server path
+
+    gone = jobs.submit("remove", "dropped-meanwhile", "tester", sources=["a.md"])
+    run_job(gone.id, jobs, settings, Embedders(settings))
+    refused = jobs.get(gone.id)
+    assert refused is not None and refused.state == "failed" and "No collection 'dropped-meanwhile'" in refused.message
+    assert "dropped-meanwhile" not in list_collections(settings)
