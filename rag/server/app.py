@@ -723,14 +723,15 @@ class Instrumented:
                 # error, and answered in the shape of every other error, where the bare
                 # "Internal Server Error" in text/plain told a client nothing and never
                 # reached gemrag_errors_total.
-                log.exception("%s %s failed", scope["method"], path())
-                self.metrics.errors.labels("internal_error", path()).inc()
+                where = path()
+                log.exception("%s %s failed", scope["method"], where)
+                self.metrics.errors.labels("internal_error", where).inc()
                 body = ErrorOut(error="internal_error", message=f"The server failed on this request; its log "
                                 f"holds the error under request id {rid}.")
                 await JSONResponse(body.model_dump(), status_code=500)(scope, receive, sending)
             finally:
-                elapsed = time.perf_counter() - started
-                self.metrics.requests.labels(path(), scope["method"], str(status)).inc()
-                self.metrics.latency.labels(path(), scope["method"]).observe(elapsed)
-                log.info("%s %s %d", scope["method"], path(), status,
+                elapsed, where = time.perf_counter() - started, path()
+                self.metrics.requests.labels(where, scope["method"], str(status)).inc()
+                self.metrics.latency.labels(where, scope["method"]).observe(elapsed)
+                log.info("%s %s %d", scope["method"], where, status,
                          extra={"status": status, "duration_ms": round(elapsed * 1000, 1)})
