@@ -30,7 +30,7 @@ from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import BudgetExceeded, InvalidRequest, ProviderError, QuotaExhausted, charging_lost
+from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted, charging_lost
 from rag.experiments import Experiments
 from rag.headroom import Headroom
 from rag.keyterms import mentioned_elsewhere, plain_words
@@ -108,12 +108,6 @@ class Spending:
         """A call that answered, and its attempts before that which got no reply."""
         self.add(call.model, call.usage, kind)
         self.abandoned(call.model, call.abandoned)
-
-    def lost(self, error: BaseException) -> None:
-        """A call that failed in the end still owes what its attempts with no reply may have
-        billed (rag.errors.ProviderError.abandoned)."""
-        if isinstance(error, ProviderError):
-            self.abandoned(error.model, error.abandoned)
 
     def failing(self) -> AbstractContextManager[None]:
         """A step whose call may fail: what it lost is added before the error goes on."""
@@ -592,18 +586,18 @@ class Chain:
         shown = prompt.passages
         abandoned: tuple[Usage, ...] = ()
         try:
-            for delta in self.generator.stream(prompt, model=route.model):
-                served = delta.model or served
-                usage = delta.usage if delta.usage != Usage() else usage  # cumulative
-                abandoned = delta.abandoned if delta.final else abandoned
-                shown = shown if delta.passages is None else delta.passages
-                if delta.text:
-                    if not pieces:
-                        ttft = time.perf_counter() - started
-                    pieces.append(delta.text)
-                    yield Delta(delta.text)
-        except BaseException as error:
-            spending.lost(error)
+            with spending.failing():  # a call that failed in the end owes its attempts with no reply
+                for delta in self.generator.stream(prompt, model=route.model):
+                    served = delta.model or served
+                    usage = delta.usage if delta.usage != Usage() else usage  # cumulative
+                    abandoned = delta.abandoned if delta.final else abandoned
+                    shown = shown if delta.passages is None else delta.passages
+                    if delta.text:
+                        if not pieces:
+                            ttft = time.perf_counter() - started
+                        pieces.append(delta.text)
+                        yield Delta(delta.text)
+        except BaseException:
             if pieces:
                 counted = Usage(prompt.estimated_tokens, estimate_tokens("".join(pieces)))
                 spending.add(served, usage if usage != Usage() else counted, "stopped")
