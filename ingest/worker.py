@@ -63,12 +63,11 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     staged = [StagedFile.at(Path(p)) for p in job.paths] if job.kind == "upload" else []
     try:
         collection = job.collection or settings.collection
-        if job.kind == "remove":
-            Stores(settings).open(collection)  # dropped since the API checked it: refused, not made again
-        embedder = embedder_for(settings, collection, embedders)
-        if job.kind == "remove":
+        if job.kind == "remove":  # one dropped since the API checked it is refused, not made again
+            embedder = embedders.get(Stores(settings).open(collection).embedding_id)
             report = remove_paths(job.sources, settings, embedder, collection=collection)
         else:  # charged to the key that queued it: GET /v1/sessions/ingest:<collection>/costs shows it
+            embedder = embedder_for(settings, collection, embedders)
             session = ledger_session(collection, job.owner)
             if job.kind == "upload":  # each upload's own bytes, moved onto their names under the lock
                 report = ingest_staged(staged, settings, embedder, collection, on_progress=progress,
