@@ -187,13 +187,8 @@ def checks_summary(record: AnswerRecord) -> str:
     mark = "✓" if supported == len(cited) else "⚠"
     return (
         f"<span class='checks' data-supported='{supported}' data-cited='{len(cited)}'>"
-        f"{mark} {supported} of {_cited_sentences(len(cited))} supported</span>"
+        f"{mark} {supported} of {counted(len(cited), 'cited sentence')} supported</span>"
     )
-
-
-def _cited_sentences(n: int) -> str:
-    """"1 cited sentence", "3 cited sentences": an answer with one claim read "1 of 1 cited sentences"."""
-    return f"{n} cited sentence" if n == 1 else f"{n} cited sentences"
 
 
 def excerpt_html(passage: str, quote: str | None) -> str:
@@ -385,7 +380,7 @@ def checks_html(checks: Sequence[SentenceCheck]) -> str:
         f"<li data-verdict='{c.verdict}'>{text(c.sentence)} <i>({text(c.verdict)}: {text(c.reason)})</i></li>"
         for c in checks if c.flagged
     )
-    summary = f"{supported} of {_cited_sentences(len(cited))} supported by their source"
+    summary = f"{supported} of {counted(len(cited), 'cited sentence')} supported by their source"
     return summary + (f"<ul class='gr-flagged'>{flagged}</ul>" if flagged else "")
 
 
