@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,7 +77,9 @@ def ndcg_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int = 10) 
 
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
+# SQuAD strips ASCII punctuation only; manuals print typographic quotes and dashes too ("‘SPLIT
+# FILE’", "1–10"), and a reply quoting them held its reference answer unrecognised.
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
 
 
 def without_note(answer: str) -> str:
@@ -92,8 +93,9 @@ def answer_body(answer: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = answer_body(text).lower().translate(_PUNCTUATION)
+    """SQuAD's normalisation: lower case, no punctuation (any script's, and symbols), no
+    articles, single spaces."""
+    text = _PUNCTUATION.sub("", answer_body(text).lower())
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 

@@ -11,6 +11,7 @@ from rag.eval.metrics import (
     answer_body,
     citation_precision,
     citation_recall,
+    contains_answer,
     contains_evidence,
     exact_match,
     hit_at,
@@ -79,6 +80,14 @@ def test_graded_ndcg_prefers_the_higher_grade_first() -> None:
 def test_exact_match_normalises_case_punctuation_articles_and_citations() -> None:
     assert exact_match("The limit is 60 requests. [2]", "limit is 60 requests") == 1.0
     assert exact_match("60 requests", "61 requests") == 0.0
+
+
+def test_contains_answer_reads_a_manual_s_typographic_quotes_and_dashes_as_punctuation() -> None:
+    # PSPP's manual prints commands in curly quotes: a reply quoting it holds the answer.
+    assert contains_answer("Use \u2018SPLIT FILE\u2019 before the procedure. [1]", "SPLIT FILE") == 1.0
+    assert contains_answer("Values run 1\u201310 [2]", "1-10") == 1.0
+    assert contains_answer("glp_simplex \u2014 the solver", "glp_simplex") == 1.0
+    assert contains_answer("Use \u2018SORT CASES\u2019 first.", "SPLIT FILE") == 0.0
 
 
 def test_token_f1_by_hand() -> None:
