@@ -22,7 +22,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, GemragError
 from rag.kv import redis_client
 from rag.settings import Settings
 
@@ -87,6 +87,10 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's br
     )
 
 
+class QueueUnavailable(GemragError):
+    """The queue's Redis could not take a job (503): nothing was queued."""
+
+
 class Jobs:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -95,14 +99,28 @@ class Jobs:
 
     def submit(self, kind: JobKind, collection: str, owner: str, *, paths: list[str] | None = None,
                sources: list[str] | None = None, prune: bool = False) -> Job:
+        import redis
         from dramatiq import Message
 
         now = time.time()
         job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
                   created_at=now, updated_at=now)
-        self.save(job)
-        self.broker.enqueue(Message(queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
-                                    options={"max_retries": self.settings.job_max_retries}))
+        message: Message[None] = Message(
+            queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
+            options={"max_retries": self.settings.job_max_retries})
+        try:
+            self.save(job)  # first: a worker that takes the message at once must find the record
+            try:
+                self.broker.enqueue(message)
+            except Exception:
+                # Left "queued", the record waited for good for a message that never was, and
+                # the client (answered 503, or 500 for a fault of ours) holds no id to look.
+                self._forget(job.id)
+                raise
+        except redis.RedisError as exc:
+            raise QueueUnavailable(
+                f"The job queue's Redis could not take the job ({type(exc).__name__}): nothing was queued; "
+                "send the request again.") from exc
         log.info("job %s queued: %s into %s", job.id, kind, collection, extra={"job_id": job.id})
         return job
 
@@ -119,6 +137,21 @@ class Jobs:
         pipe.sadd(self._state_key(job.state), job.id)
         pipe.execute()
         return job
+
+    def _forget(self, job_id: str) -> None:
+        """Drop a job's record, as best it can: Redis may be what failed (the record then
+        stays, queued for good)."""
+        import redis
+
+        pipe = self.redis.pipeline()
+        pipe.delete(self._key(job_id))
+        for state in STATES:
+            pipe.srem(self._state_key(state), job_id)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("job %s could not be queued, and its record not dropped: %s", job_id, exc,
+                        extra={"job_id": job_id})
 
     def update(self, job_id: str, **changes: object) -> Job:
         job = self.get(job_id)

@@ -50,7 +50,7 @@ from rag.errors import (
     ProviderError,
     QuotaExhausted,
 )
-from rag.jobs import Job, Jobs
+from rag.jobs import Job, Jobs, QueueUnavailable
 from rag.kv import StoreUnavailable
 from rag.logs import bound, new_request_id
 from rag.ratelimit import current_session, shared_limiter
@@ -116,6 +116,7 @@ STATUS: dict[type[Exception], int] = {
     ProviderError: 502,
     StoreUnavailable: 503,
     JobsUnavailable: 503,
+    QueueUnavailable: 503,
     UnknownJob: 404,
     UnknownDocument: 404,
 }

@@ -1,5 +1,6 @@
 """Ingest through the API: uploads and folders become jobs that a worker runs; progress as
-JSON and SSE; removal of one document; roles; no queue without Redis."""
+JSON and SSE; removal of one document; roles; no queue without Redis, or a queue that
+fails to take a job."""
 
 from __future__ import annotations
 
@@ -68,6 +69,32 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
         bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
         assert bad.status_code == 422 and "'x' is not allowed" in bad.json()["message"]
+
+
+@pytest.mark.redis
+def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keyed_settings, monkeypatch):
+    """The record was saved, then the enqueue failed (a Redis hiccup): the job stayed
+    "queued" for good, its staged files gone, and the client got a 500 and no id."""
+    import redis
+
+    settings, keys = keyed_settings
+
+    def hiccup(*args: object) -> None:
+        raise redis.ConnectionError("Connection reset by peer")
+
+    with TestClient(create_app(settings, mounts=[])) as api:
+        monkeypatch.setattr(api.app.state.services.jobs.broker, "do_enqueue", hiccup)
+        files = [("files", ("notes.md", NOTES.encode()))]
+        refused = api.post(f"/v1/collections/{settings.collection}/documents", files=files, headers=keys["loader"])
+        folder = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(settings.data_dir)},
+                          headers=keys["ops"])
+    for response in (refused, folder):
+        assert response.status_code == 503 and response.json()["error"] == "queue_unavailable"
+        assert "ConnectionError" in response.json()["message"] and "nothing was queued" in response.json()["message"]
+    stored = redis.Redis.from_url(settings.redis_url)
+    assert stored.keys("gemrag:job*") == []  # no record, in no state
+    incoming = settings.data_dir / "uploads" / settings.collection / ".incoming"
+    assert not incoming.exists() or list(incoming.iterdir()) == []
 
 
 def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
