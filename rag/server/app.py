@@ -557,14 +557,15 @@ async def visible_job(state: Services, job_id: str, caller: Caller) -> Job:
     job = await anyio.to_thread.run_sync(state.jobs.get, job_id)
     if job is None or (job.owner != caller.name and not caller.may("admin")):
         raise UnknownJob(f"No job {job_id!r} (jobs are kept a week after their last change).")
-    return job
+    return await anyio.to_thread.run_sync(state.jobs.settled, job)  # failed if the queue lost it
 
 
 async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
+    """Ends once the job is done or failed: failed too if the queue lost it (`Jobs.settled`)."""
     yield sse("progress", JobOut.model_validate(job))
     while not job.finished:
         await anyio.sleep(JOB_POLL_S)
-        latest = await anyio.to_thread.run_sync(state.jobs.get, job.id)
+        latest = await anyio.to_thread.run_sync(state.jobs.current, job.id)
         if latest is None:
             return
         if latest != job:

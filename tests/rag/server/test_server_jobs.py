@@ -1,6 +1,6 @@
 """Ingest through the API: uploads and folders become jobs that a worker runs; progress as
 JSON and SSE; removal of one document; roles; no queue without Redis, or a queue that
-fails to take a job."""
+fails to take a job or loses it."""
 
 from __future__ import annotations
 
@@ -95,6 +95,29 @@ def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keye
     assert stored.keys("gemrag:job*") == []  # no record, in no state
     incoming = settings.data_dir / "uploads" / settings.collection / ".incoming"
     assert not incoming.exists() or list(incoming.iterdir()) == []
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(30)
+def test_a_job_the_queue_lost_fails_and_its_stream_ends(keyed_settings):
+    """Its message gone from Redis (the queue's keys deleted or evicted), the job said
+    "queued" for good, its staged files stayed, and its progress stream never ended."""
+    import redis
+
+    settings, keys = keyed_settings
+    settings = settings.model_copy(update={"job_lost_grace_s": 1.0})
+    with TestClient(create_app(settings, mounts=[])) as api:
+        files = [("files", ("notes.md", NOTES.encode()))]
+        job = api.post(f"/v1/collections/{settings.collection}/documents", files=files, headers=keys["loader"]).json()
+        queue = f"gemrag-jobs:{settings.job_queue}"
+        redis.Redis.from_url(settings.redis_url).delete(queue, f"{queue}.msgs")
+        with api.stream("GET", f"/v1/jobs/{job['id']}",
+                        headers={**keys["loader"], "Accept": "text/event-stream"}) as stream:
+            progress = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+        status = api.get(f"/v1/jobs/{job['id']}", headers=keys["loader"]).json()
+    assert [p["state"] for p in progress] == ["queued", "failed"] and status == progress[-1]
+    assert "The queue lost this job" in status["message"] and status["message"].endswith("upload the files again.")
+    assert list((settings.data_dir / "uploads" / settings.collection / ".incoming").iterdir()) == []
 
 
 def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
