@@ -120,6 +120,29 @@ def test_a_job_the_queue_lost_fails_and_its_stream_ends(keyed_settings):
     assert list((settings.data_dir / "uploads" / settings.collection / ".incoming").iterdir()) == []
 
 
+@pytest.mark.redis
+@pytest.mark.timeout(30)
+def test_the_stream_of_a_waiting_job_keeps_the_connection_alive(keyed_settings, monkeypatch, tmp_path):
+    """A job may wait in the queue for hours: its stream sent nothing meanwhile, and a
+    proxy closes a connection silent for a minute."""
+    import rag.server.app as app_module
+
+    monkeypatch.setattr(app_module, "JOB_KEEPALIVE_S", 0.3)
+    settings, keys = keyed_settings
+    with TestClient(create_app(settings, mounts=[])) as api:
+        job = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(tmp_path)},
+                       headers=keys["ops"]).json()
+        lines = []
+        with api.stream("GET", f"/v1/jobs/{job['id']}", headers={**keys["ops"], "Accept": "text/event-stream"}) \
+                as stream:
+            for line in stream.iter_lines():
+                lines.append(line)
+                if line == ": keep-alive":  # no worker here: the test finishes the job
+                    api.app.state.services.jobs.update(job["id"], state="done")
+    states = [json.loads(line[6:])["state"] for line in lines if line.startswith("data: ")]
+    assert ": keep-alive" in lines and states[-1] == "done"
+
+
 def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
     with TestClient(create_app(settings, mounts=[])) as api:
         refused = api.post("/v1/collections/corpus/ingest", json={"path": str(tmp_path)})
