@@ -10,7 +10,9 @@ job outlives a killed worker within `job_heartbeat_s` whatever the job's length 
 only after the job's whole timeout, RQ marks a dead worker's job failed, Celery's Redis
 transport waits a one-hour visibility timeout); its actors are plain synchronous functions,
 like the ingest pipeline. A retried job loses and duplicates nothing because ingest is
-incremental: files already stored are recognised by their content hash.
+incremental: files already stored are recognised by their content hash. A message lost all
+the same (the queue's keys deleted or evicted) is found out when its job is read
+(`Jobs.settled`), and the job failed, saying so.
 """
 
 from __future__ import annotations
@@ -20,20 +22,61 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, GemragError
 from rag.kv import redis_client
 from rag.settings import Settings
+from rag.uploads import StagedFile, discard
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 JobKind = Literal["upload", "folder", "remove"]
 JobState = Literal["queued", "running", "retrying", "done", "failed"]
 STATES: tuple[JobState, ...] = ("queued", "running", "retrying", "done", "failed")
+WAITING: tuple[JobState, ...] = ("queued", "retrying")  # nothing runs them but their message in the queue
 TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
+NAMESPACE = "gemrag-jobs"  # the broker's Redis keys start with it
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
 ALWAYS = 1_000_000  # Dramatiq's maintenance chance is per million commands: every poll checks for dead workers
 
 log = logging.getLogger("rag.jobs")
+
+# Where a job's message is in Dramatiq's Redis broker (dramatiq/brokers/redis/dispatch.lua
+# keeps it so): "queued" if a worker will still run it, "dead" if dead-lettered, else "gone".
+# A message's data sits in the hash `<ns>:<queue>.msgs` under its Redis id from its enqueue
+# until its acknowledgement, and its id in the list `<ns>:<queue>` until a worker fetches it,
+# then in that worker's set `<ns>:__acks__.<worker>.<queue>` (a dead worker's is put back on
+# the list); a retry waits on the delay queue `<queue>.DQ` the same way, and a message a
+# worker gave up on moves to `<queue>.XQ.msgs`. Data in the hash with its id in neither (a
+# list deleted or evicted) is never fetched again. In one script, so no fetch, requeue or
+# retry is seen half done. KEYS[1]: the namespace; ARGV: the queue, the job id.
+_WHEREABOUTS = """
+local ns, queue, job = KEYS[1], ARGV[1], ARGV[2]
+local workers = redis.call("zrange", ns .. ":__heartbeats__", 0, -1)
+for _, name in ipairs({queue, queue .. ".DQ"}) do
+  local key = ns .. ":" .. name
+  local ids = {}
+  if redis.call("hexists", key .. ".msgs", job) == 1 then
+    ids = {job}
+  else  -- one enqueued before messages were filed under their job's id: its data names the job
+    local all = redis.call("hgetall", key .. ".msgs")
+    for i = 1, #all, 2 do
+      if string.find(all[i + 1], job, 1, true) then table.insert(ids, all[i]) end
+    end
+  end
+  for _, id in ipairs(ids) do
+    if redis.call("lpos", key, id) then return "queued" end
+    for _, worker in ipairs(workers) do
+      if redis.call("sismember", ns .. ":__acks__." .. worker .. "." .. name, id) == 1 then return "queued" end
+    end
+  end
+end
+if redis.call("hexists", ns .. ":" .. queue .. ".XQ.msgs", job) == 1 then return "dead" end
+return "gone"
+"""
 
 
 @dataclass(frozen=True)
@@ -67,7 +110,18 @@ class Job:
 
 def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's broker is untyped
     """The Dramatiq broker on the app's Redis; the API and the worker build it the same way."""
+    from dramatiq import Broker, Message, Middleware
     from dramatiq.brokers.redis import RedisBroker
+
+    class FiledByJob(Middleware):
+        """Files each message in Redis under its job's id (its message id, `Jobs.submit`),
+        not a fresh uuid, so `Jobs.settled` finds it, or its loss, by a few lookups. One id
+        is safe: a job has one message at a time in each hash (a retry waits in the delay
+        queue's until it moves back; a dead letter leaves the queue's)."""
+
+        def before_enqueue(self, broker: Broker, message: Message[Any], delay: int) -> None:
+            # RedisBroker.enqueue has just set a uuid here, and reads it back after this hook.
+            message.options["redis_message_id"] = message.message_id
 
     if not settings.redis_url:
         raise ConfigError("Ingest jobs need a queue: set REDIS_URL and run python -m ingest.worker beside the server.")
@@ -79,12 +133,18 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's br
             "Ingest jobs need a store the server and the worker share: run a Chroma server "
             "(chroma run --path DATA_DIR/chroma --port 8001) and set CHROMA_URL=http://127.0.0.1:8001 "
             "for both, beside REDIS_URL.")
-    return RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ has no annotations
+    queue = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ has no annotations
         url=settings.redis_url,
-        namespace="gemrag-jobs",
+        namespace=NAMESPACE,
         heartbeat_timeout=int(settings.job_heartbeat_s * 1000),
         maintenance_chance=ALWAYS,
     )
+    queue.add_middleware(FiledByJob())
+    return queue
+
+
+class QueueUnavailable(GemragError):
+    """The queue's Redis could not take a job (503): nothing was queued."""
 
 
 class Jobs:
@@ -92,17 +152,32 @@ class Jobs:
         self.settings = settings
         self.broker = broker(settings)
         self.redis = redis_client(settings.redis_url)  # type: ignore[arg-type]  # checked by broker() above
+        self._whereabouts = self.redis.register_script(_WHEREABOUTS)
 
     def submit(self, kind: JobKind, collection: str, owner: str, *, paths: list[str] | None = None,
                sources: list[str] | None = None, prune: bool = False) -> Job:
+        import redis
         from dramatiq import Message
 
         now = time.time()
         job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
                   created_at=now, updated_at=now)
-        self.save(job)
-        self.broker.enqueue(Message(queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
-                                    options={"max_retries": self.settings.job_max_retries}))
+        message: Message[None] = Message(
+            queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
+            options={"max_retries": self.settings.job_max_retries}, message_id=job.id)
+        try:
+            self.save(job)  # first: a worker that takes the message at once must find the record
+            try:
+                self.broker.enqueue(message)
+            except Exception:
+                # Left "queued", the record waited for good for a message that never was, and
+                # the client (answered 503, or 500 for a fault of ours) holds no id to look.
+                self._forget(job.id)
+                raise
+        except redis.RedisError as exc:
+            raise QueueUnavailable(
+                f"The job queue's Redis could not take the job ({type(exc).__name__}): nothing was queued; "
+                "send the request again.") from exc
         log.info("job %s queued: %s into %s", job.id, kind, collection, extra={"job_id": job.id})
         return job
 
@@ -110,15 +185,79 @@ class Jobs:
         raw = self.redis.get(self._key(job_id))
         return Job(**json.loads(raw)) if raw else None
 
+    def current(self, job_id: str) -> Job | None:
+        """The job's record, `settled`: what its progress stream polls."""
+        job = self.get(job_id)
+        return self.settled(job) if job is not None else None
+
+    def settled(self, job: Job) -> Job:
+        """The job as its client sees it (GET /v1/jobs/{id}, and each poll of its stream). One
+        queued or retrying, unchanged for `job_lost_grace_s`, is first looked for in the
+        queue: if the queue no longer holds its message (its keys deleted or evicted, a
+        queuing that failed after the record was saved, a message dead-lettered without its
+        worker marking the job), no worker will run it, nor would its stream ever end, so
+        it is failed, saying so."""
+        return (self._settle(job.id) or job) if self._overdue(job) else job
+
+    def _overdue(self, job: Job) -> bool:
+        return job.state in WAITING and time.time() - job.updated_at >= self.settings.job_lost_grace_s
+
+    def _settle(self, job_id: str) -> Job | None:
+        """The job, failed if the queue lost it; a worker's or another replica's write to it
+        meanwhile wins (WATCH), and is what is returned."""
+        import redis
+
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(self._key(job_id))  # type: ignore[no-untyped-call]  # redis-py's watch has no annotations
+                raw = pipe.get(self._key(job_id))
+                job = Job(**json.loads(raw)) if raw else None
+                if job is None or not self._overdue(job):
+                    return job
+                where = self._whereabouts(keys=[NAMESPACE], args=[self.settings.job_queue, job_id]).decode()
+                if where == "queued":
+                    return job
+                lost = replace(job, state="failed", current="", message=lost_message(job, where),
+                               updated_at=time.time())
+                pipe.multi()
+                self._write(pipe, lost)
+                pipe.execute()
+            except redis.WatchError:
+                return self.get(job_id)
+        log.warning("job %s failed: the queue %s its message", job_id,
+                    "dead-lettered" if where == "dead" else "lost", extra={"job_id": job_id})
+        if job.kind == "upload":  # its staged files: nothing will ingest them now
+            discard(StagedFile.at(Path(p)) for p in job.paths)
+        return lost
+
     def save(self, job: Job) -> Job:
         job = replace(job, updated_at=time.time())
         pipe = self.redis.pipeline()
+        self._write(pipe, job)
+        pipe.execute()
+        return job
+
+    def _write(self, pipe: Pipeline, job: Job) -> None:
         pipe.set(self._key(job.id), json.dumps(asdict(job)), ex=KEEP_S)
         for state in STATES:
             pipe.srem(self._state_key(state), job.id)
         pipe.sadd(self._state_key(job.state), job.id)
-        pipe.execute()
-        return job
+
+    def _forget(self, job_id: str) -> None:
+        """Drop a job's record, as best it can: Redis may be what failed. A record left
+        behind is a queued job with no message: `settled` fails it as lost once it is read
+        (nobody holds its id, though: until then it counts as queued in /metrics)."""
+        import redis
+
+        pipe = self.redis.pipeline()
+        pipe.delete(self._key(job_id))
+        for state in STATES:
+            pipe.srem(self._state_key(state), job_id)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("job %s could not be queued, and its record not dropped: %s", job_id, exc,
+                        extra={"job_id": job_id})
 
     def update(self, job_id: str, **changes: object) -> Job:
         job = self.get(job_id)
@@ -138,3 +277,13 @@ class Jobs:
 
     def _state_key(self, state: str) -> str:
         return f"gemrag:jobs:{state}"
+
+
+def lost_message(job: Job, where: str) -> str:
+    """What a job the queue lost tells its client: that nothing will run it, and what to do."""
+    again = "upload the files again" if job.kind == "upload" else "submit it again"
+    if where == "dead":
+        return ("The queue dead-lettered this job without a worker finishing it (a worker could not run it: its "
+                f"log says why), so nothing will run it: {again}.")
+    return ("The queue lost this job: its message is no longer in Redis (its keys were deleted or evicted, or "
+            f"queuing it failed), so nothing will run it: {again}.")

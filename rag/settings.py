@@ -327,6 +327,10 @@ class Settings(BaseSettings):
     job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
     job_max_retries: int = 5
+    # A job queued or retrying, unchanged this long, is looked for in the queue when a client
+    # reads it (GET /v1/jobs/{id} and its stream): if the queue no longer holds its message
+    # (rag.jobs.Jobs.settled), it is failed as lost. Far longer than queuing one takes.
+    job_lost_grace_s: float = Field(default=60.0, gt=0)
 
     # --- operations (deploy/, README "Operating it") ---
     # More Gemini keys (GEMINI_API_KEYS, comma-separated), each of another Google project (quotas

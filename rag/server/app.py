@@ -50,7 +50,7 @@ from rag.errors import (
     ProviderError,
     QuotaExhausted,
 )
-from rag.jobs import Job, Jobs
+from rag.jobs import Job, Jobs, QueueUnavailable
 from rag.kv import StoreUnavailable
 from rag.logs import bound, new_request_id
 from rag.ratelimit import current_session, shared_limiter
@@ -116,6 +116,7 @@ STATUS: dict[type[Exception], int] = {
     ProviderError: 502,
     StoreUnavailable: 503,
     JobsUnavailable: 503,
+    QueueUnavailable: 503,
     UnknownJob: 404,
     UnknownDocument: 404,
 }
@@ -127,6 +128,10 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
 READY_DEADLINE_S = 3.0  # ... and waits this long, retries included: within a readiness probe's 5 s
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
+# ... and sends a comment when the job has not changed for this long: a job may wait in the
+# queue for hours, and a proxy closes a connection silent for a minute (nginx's default).
+JOB_KEEPALIVE_S = 15.0
+KEEPALIVE = b": keep-alive\n\n"
 CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
 DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise ...
 MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
@@ -449,7 +454,8 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/v1/jobs/{job_id}", response_model=JobOut,
              responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                               "description": "JSON, or with `Accept: text/event-stream` a `progress` event "
-                                             "(JobOut) at every change until the job is done or failed"},
+                                             "(JobOut) at every change until the job is done or failed, and a "
+                                             f"`: keep-alive` comment after {JOB_KEEPALIVE_S:g} s of none"},
                         **REFUSED})
     async def job_status(job_id: str, request: Request, caller: Asker) -> Response:
         state = services(request)
@@ -556,18 +562,24 @@ async def visible_job(state: Services, job_id: str, caller: Caller) -> Job:
     job = await anyio.to_thread.run_sync(state.jobs.get, job_id)
     if job is None or (job.owner != caller.name and not caller.may("admin")):
         raise UnknownJob(f"No job {job_id!r} (jobs are kept a week after their last change).")
-    return job
+    return await anyio.to_thread.run_sync(state.jobs.settled, job)  # failed if the queue lost it
 
 
 async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
+    """Ends once the job is done or failed: failed too if the queue lost it (`Jobs.settled`)."""
     yield sse("progress", JobOut.model_validate(job))
+    sent_at = time.monotonic()
     while not job.finished:
         await anyio.sleep(JOB_POLL_S)
-        latest = await anyio.to_thread.run_sync(state.jobs.get, job.id)
+        latest = await anyio.to_thread.run_sync(state.jobs.current, job.id)
         if latest is None:
             return
         if latest != job:
             yield sse("progress", JobOut.model_validate(latest))
+            sent_at = time.monotonic()
+        elif time.monotonic() - sent_at >= JOB_KEEPALIVE_S:
+            yield KEEPALIVE
+            sent_at = time.monotonic()
         job = latest
 
 

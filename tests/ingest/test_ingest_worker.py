@@ -101,3 +101,32 @@ def test_a_fault_of_ours_fails_the_job_and_a_removal_never_makes_a_dropped_colle
     refused = jobs.get(gone.id)
     assert refused is not None and refused.state == "failed" and "No collection 'dropped-meanwhile'" in refused.message
     assert "dropped-meanwhile" not in list_collections(settings)
+
+
+def test_a_retried_job_is_never_taken_for_lost(job_settings, fake_gemini, tmp_path):
+    """Each message is filed under its job's id (rag.jobs), its retry too: on the delay queue
+    for its backoff, then back on the queue. Read all along past a tiny grace, the job is
+    looked for in the queue at every read, and never failed as lost."""
+    import redis
+
+    from rag.jobs import NAMESPACE
+    from rag.testing.fake_gemini import Fault
+    from tests.fakes.worker import running_worker
+
+    settings = job_settings.model_copy(update={"job_lost_grace_s": 0.01})
+    folder = write_folder(tmp_path / "docs", files=1)
+    keys = redis.Redis.from_url(settings.redis_url)
+    queue = f"{NAMESPACE}:{settings.job_queue}"
+    filed = []  # at each read while it waits for its retry: whether its message is under its id
+
+    def finished(job: dict) -> bool:
+        if job["state"] == "retrying":
+            filed.append(any(keys.hexists(f"{name}.msgs", job["id"]) for name in (queue, f"{queue}.DQ")))
+        return job["state"] in ("done", "failed")
+
+    with TestClient(create_app(settings, mounts=[])) as api, running_worker(settings, tmp_path / "worker.log"):
+        fake_gemini.inject(Fault.invalid_key())  # the first attempt stops on it, and is retried
+        job = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(folder)}).json()
+        done = wait_job(api, job["id"], finished)
+    assert done["state"] == "done" and done["attempts"] == 2, done
+    assert filed and all(filed)

@@ -1,5 +1,6 @@
 """Ingest through the API: uploads and folders become jobs that a worker runs; progress as
-JSON and SSE; removal of one document; roles; no queue without Redis."""
+JSON and SSE; removal of one document; roles; no queue without Redis, or a queue that
+fails to take a job or loses it."""
 
 from __future__ import annotations
 
@@ -68,6 +69,78 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
         bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
         assert bad.status_code == 422 and "'x' is not allowed" in bad.json()["message"]
+
+
+@pytest.mark.redis
+def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keyed_settings, monkeypatch):
+    """The record was saved, then the enqueue failed (a Redis hiccup): the job stayed
+    "queued" for good, its staged files gone, and the client got a 500 and no id."""
+    import redis
+
+    settings, keys = keyed_settings
+
+    def hiccup(*args: object) -> None:
+        raise redis.ConnectionError("Connection reset by peer")
+
+    with TestClient(create_app(settings, mounts=[])) as api:
+        monkeypatch.setattr(api.app.state.services.jobs.broker, "do_enqueue", hiccup)
+        files = [("files", ("notes.md", NOTES.encode()))]
+        refused = api.post(f"/v1/collections/{settings.collection}/documents", files=files, headers=keys["loader"])
+        folder = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(settings.data_dir)},
+                          headers=keys["ops"])
+    for response in (refused, folder):
+        assert response.status_code == 503 and response.json()["error"] == "queue_unavailable"
+        assert "ConnectionError" in response.json()["message"] and "nothing was queued" in response.json()["message"]
+    stored = redis.Redis.from_url(settings.redis_url)
+    assert stored.keys("gemrag:job*") == []  # no record, in no state
+    incoming = settings.data_dir / "uploads" / settings.collection / ".incoming"
+    assert not incoming.exists() or list(incoming.iterdir()) == []
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(30)
+def test_a_job_the_queue_lost_fails_and_its_stream_ends(keyed_settings):
+    """Its message gone from Redis (the queue's keys deleted or evicted), the job said
+    "queued" for good, its staged files stayed, and its progress stream never ended."""
+    import redis
+
+    settings, keys = keyed_settings
+    settings = settings.model_copy(update={"job_lost_grace_s": 1.0})
+    with TestClient(create_app(settings, mounts=[])) as api:
+        files = [("files", ("notes.md", NOTES.encode()))]
+        job = api.post(f"/v1/collections/{settings.collection}/documents", files=files, headers=keys["loader"]).json()
+        queue = f"gemrag-jobs:{settings.job_queue}"
+        redis.Redis.from_url(settings.redis_url).delete(queue, f"{queue}.msgs")
+        with api.stream("GET", f"/v1/jobs/{job['id']}",
+                        headers={**keys["loader"], "Accept": "text/event-stream"}) as stream:
+            progress = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+        status = api.get(f"/v1/jobs/{job['id']}", headers=keys["loader"]).json()
+    assert [p["state"] for p in progress] == ["queued", "failed"] and status == progress[-1]
+    assert "The queue lost this job" in status["message"] and status["message"].endswith("upload the files again.")
+    assert list((settings.data_dir / "uploads" / settings.collection / ".incoming").iterdir()) == []
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(30)
+def test_the_stream_of_a_waiting_job_keeps_the_connection_alive(keyed_settings, monkeypatch, tmp_path):
+    """A job may wait in the queue for hours: its stream sent nothing meanwhile, and a
+    proxy closes a connection silent for a minute."""
+    import rag.server.app as app_module
+
+    monkeypatch.setattr(app_module, "JOB_KEEPALIVE_S", 0.3)
+    settings, keys = keyed_settings
+    with TestClient(create_app(settings, mounts=[])) as api:
+        job = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(tmp_path)},
+                       headers=keys["ops"]).json()
+        lines = []
+        with api.stream("GET", f"/v1/jobs/{job['id']}", headers={**keys["ops"], "Accept": "text/event-stream"}) \
+                as stream:
+            for line in stream.iter_lines():
+                lines.append(line)
+                if line == ": keep-alive":  # no worker here: the test finishes the job
+                    api.app.state.services.jobs.update(job["id"], state="done")
+    states = [json.loads(line[6:])["state"] for line in lines if line.startswith("data: ")]
+    assert ": keep-alive" in lines and states[-1] == "done"
 
 
 def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):

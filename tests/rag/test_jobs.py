@@ -1,0 +1,97 @@
+"""Ingest jobs and the queue's Redis keys: a job whose message the queue lost is failed,
+saying so, once a client reads it; one whose message is anywhere a worker will still take
+it from is left alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from rag.jobs import NAMESPACE, TASK, Job, Jobs, broker
+
+pytestmark = pytest.mark.redis
+GRACE_S = 0.2
+QUEUE = f"{NAMESPACE}:gemrag-ingest"
+
+
+@pytest.fixture
+def jobs(settings, redis_url) -> Jobs:
+    # A Chroma URL only to pass broker()'s check: nothing here opens the store.
+    return Jobs(settings.model_copy(update={"redis_url": redis_url, "chroma_url": "http://127.0.0.1:9",
+                                            "job_lost_grace_s": GRACE_S}))
+
+
+@pytest.fixture
+def keys(redis_url) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
+
+
+def read_after_grace(jobs: Jobs, job: Job) -> Job:
+    time.sleep(GRACE_S + 0.05)
+    current = jobs.current(job.id)
+    assert current is not None
+    return current
+
+
+def dead_lettered(jobs: Jobs, keys: redis.Redis, job: Job) -> None:
+    """What Dramatiq does to a message no worker can run (no such actor): fetched, then nacked."""
+    worker = broker(jobs.settings)
+    assert worker.do_fetch(jobs.settings.job_queue, 1)
+    worker.do_nack(jobs.settings.job_queue, job.id)
+
+
+LOSSES: dict[str, Callable[[Jobs, redis.Redis, Job], object]] = {
+    "keys deleted": lambda jobs, keys, job: keys.delete(QUEUE, f"{QUEUE}.msgs"),
+    "list evicted": lambda jobs, keys, job: keys.delete(QUEUE),  # its data stays, never fetched again
+    "dead-lettered": dead_lettered,
+}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_a_job_the_queue_lost_is_failed_once_read_after_the_grace(jobs, keys, loss):
+    """Its record said "queued" for good: no worker would ever run it, and its client's
+    progress stream never ended."""
+    job = jobs.submit("folder", "docs", "ops", paths=["/srv/docs"])
+    LOSSES[loss](jobs, keys, job)
+    assert jobs.current(job.id).state == "queued"  # within the grace: maybe being queued right now
+    failed = read_after_grace(jobs, job)
+    assert failed.state == "failed" and failed.message.endswith("so nothing will run it: submit it again.")
+    assert ("dead-lettered" if loss == "dead-lettered" else "no longer in Redis") in failed.message
+    assert jobs.get(job.id) == failed and jobs.counts()["failed"] == 1 and jobs.counts()["queued"] == 0
+
+
+def test_a_lost_upload_says_to_upload_again_and_leaves_no_staged_files(jobs, keys, tmp_path):
+    folder = tmp_path / "uploads" / "docs" / ".incoming" / "u1"
+    folder.mkdir(parents=True)
+    (folder / "notes.md").write_text("# Notes\n")
+    job = jobs.submit("upload", "docs", "loader", paths=[str(folder / "notes.md")])
+    keys.delete(QUEUE, f"{QUEUE}.msgs")
+    failed = read_after_grace(jobs, job)
+    assert failed.state == "failed" and failed.message.endswith("upload the files again.")
+    assert not folder.exists()
+
+
+def test_a_job_whose_message_a_worker_will_still_take_is_left_alone(jobs, keys):
+    """Fetched by a worker and not yet acknowledged, waiting in the queue, on the delay queue
+    for its retry, or queued before messages were filed under their job's id: none is lost,
+    however long it waits."""
+    from dramatiq import Message
+    from dramatiq.brokers.redis import RedisBroker
+
+    queue = jobs.settings.job_queue
+    fetched = jobs.submit("folder", "docs", "ops", paths=["/a"])
+    assert broker(jobs.settings).do_fetch(queue, 1)  # a worker took it, and has not acknowledged it
+    waiting = jobs.submit("folder", "docs", "ops", paths=["/b"])
+    retrying = jobs.save(Job("r" * 32, "folder", "docs", "ops", ["/c"], state="retrying"))
+    jobs.broker.enqueue(Message(queue_name=queue, actor_name=TASK, args=(retrying.id,), kwargs={}, options={},
+                                message_id=retrying.id), delay=60_000)
+    legacy = jobs.save(Job("l" * 32, "folder", "docs", "ops", ["/d"]))
+    RedisBroker(url=jobs.settings.redis_url, namespace=NAMESPACE).enqueue(
+        Message(queue_name=queue, actor_name=TASK, args=(legacy.id,), kwargs={}, options={}))
+    assert keys.hlen(f"{QUEUE}.msgs") == 3 and not keys.hexists(f"{QUEUE}.msgs", legacy.id)  # under a uuid
+    for job in (fetched, waiting, retrying, legacy):
+        assert read_after_grace(jobs, job).state == job.state, job
