@@ -238,10 +238,13 @@ class Jobs:
         return job
 
     def _write(self, pipe: Pipeline, job: Job) -> None:
+        """The record, and the job's place in its state's index, scored by when it last
+        changed: the record expires a week later, and `counts` drops the index's entries as
+        old (a plain set kept every id it was ever given, and the counts grew for good)."""
         pipe.set(self._key(job.id), json.dumps(asdict(job)), ex=KEEP_S)
         for state in STATES:
-            pipe.srem(self._state_key(state), job.id)
-        pipe.sadd(self._state_key(job.state), job.id)
+            pipe.zrem(self._state_key(state), job.id)
+        pipe.zadd(self._state_key(job.state), {job.id: job.updated_at})
 
     def _forget(self, job_id: str) -> None:
         """Drop a job's record, as best it can: Redis may be what failed. A record left
@@ -252,7 +255,7 @@ class Jobs:
         pipe = self.redis.pipeline()
         pipe.delete(self._key(job_id))
         for state in STATES:
-            pipe.srem(self._state_key(state), job_id)
+            pipe.zrem(self._state_key(state), job_id)
         try:
             pipe.execute()
         except redis.RedisError as exc:
@@ -265,9 +268,16 @@ class Jobs:
             raise KeyError(job_id)
         return self.save(replace(job, **changes))  # type: ignore[arg-type]  # fields of Job by name
 
-    def counts(self) -> dict[JobState, int]:
-        """Jobs per state (a week's worth), and how many wait in the queue, for /metrics."""
-        return {state: int(self.redis.scard(self._state_key(state))) for state in STATES}
+    def counts(self, now: float | None = None) -> dict[JobState, int]:
+        """Jobs per state whose records have not expired (changed within `KEEP_S`), for
+        /metrics; the index's older entries are dropped on the way."""
+        expired = (time.time() if now is None else now) - KEEP_S
+        pipe = self.redis.pipeline()
+        for state in STATES:
+            pipe.zremrangebyscore(self._state_key(state), "-inf", expired)
+            pipe.zcard(self._state_key(state))
+        answers = pipe.execute()
+        return {state: int(n) for state, n in zip(STATES, answers[1::2], strict=True)}
 
     def queue_depth(self) -> int:
         return int(self.broker.do_qsize(self.settings.job_queue))
@@ -276,7 +286,7 @@ class Jobs:
         return f"gemrag:job:{job_id}"
 
     def _state_key(self, state: str) -> str:
-        return f"gemrag:jobs:{state}"
+        return f"gemrag:jobs-by-state:{state}"  # sorted sets (`_write`); "gemrag:jobs:STATE" held plain sets
 
 
 def lost_message(job: Job, where: str) -> str:

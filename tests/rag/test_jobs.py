@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from rag.jobs import NAMESPACE, TASK, Job, Jobs, broker
+from rag.jobs import KEEP_S, NAMESPACE, TASK, Job, Jobs, broker
 
 pytestmark = pytest.mark.redis
 GRACE_S = 0.2
@@ -95,3 +95,14 @@ def test_a_job_whose_message_a_worker_will_still_take_is_left_alone(jobs, keys):
     assert keys.hlen(f"{QUEUE}.msgs") == 3 and not keys.hexists(f"{QUEUE}.msgs", legacy.id)  # under a uuid
     for job in (fetched, waiting, retrying, legacy):
         assert read_after_grace(jobs, job).state == job.state, job
+
+
+def test_counts_leave_out_jobs_whose_records_have_expired(jobs):
+    """The state index kept every job id it was ever given, so /metrics' job counts only grew;
+    they now count the jobs whose records are still kept, and drop the rest on the way."""
+    done = jobs.update(jobs.submit("folder", "docs", "ops", paths=["/srv/a"]).id, state="done")
+    jobs.submit("folder", "docs", "ops", paths=["/srv/b"])
+    assert jobs.counts() == {"queued": 1, "running": 0, "retrying": 0, "done": 1, "failed": 0}
+    week_later = done.updated_at + KEEP_S + 1
+    assert jobs.counts(now=week_later) == {"queued": 0, "running": 0, "retrying": 0, "done": 0, "failed": 0}
+    assert jobs.counts() == {"queued": 0, "running": 0, "retrying": 0, "done": 0, "failed": 0}  # dropped for good
