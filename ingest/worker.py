@@ -17,6 +17,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from dramatiq.middleware import Interrupt, TimeLimitExceeded
+
 from ingest.pipeline import ingest_paths, remove_paths
 from ingest.report import IngestReport, Progress, Status
 from ingest.spending import ledger_session
@@ -77,15 +79,12 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
                                       prune=job.prune, on_progress=progress, generator=generator, session=session)
         if report.stopped:
             raise JobStopped(report.stopped)
-    except Exception as exc:
+    except (Exception, Interrupt) as exc:
         # A fault of ours is failed and retried like a refusal, its cause logged rather than
         # shown (its text may name server paths): it left the job "running" for good, and
-        # the client polling it waiting forever.
-        if not isinstance(exc, GemragError):
-            log.exception("job %s failed", job_id)
-        message = str(exc) if isinstance(exc, GemragError) else (
-            f"the job failed on an unexpected error ({type(exc).__name__}); the worker's log holds it "
-            f"under job {job_id}")
+        # the client polling it waiting forever. So did Dramatiq's interrupts, which are no
+        # Exception: the time limit's, raised into the job's thread.
+        message = failure_message(exc, job_id)
         last = job.attempts > settings.job_max_retries
         jobs.update(job_id, state="failed" if last else "retrying", message=message, current="")
         if not last:
@@ -93,6 +92,18 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
         discard(staged)
         return
     jobs.update(job_id, state="done", current="", **summary(report))
+
+
+def failure_message(exc: BaseException, job_id: str) -> str:
+    """What the job's record says of why it stopped: a refusal's own words; for anything
+    else its kind, with its cause logged under the job's id rather than shown."""
+    if isinstance(exc, GemragError):
+        return str(exc)
+    if isinstance(exc, TimeLimitExceeded):
+        return f"the job ran past the worker's time limit of {TIME_LIMIT_MS // 3_600_000} hours"
+    log.error("job %s failed", job_id, exc_info=exc)
+    return (f"the job failed on an unexpected error ({type(exc).__name__}); the worker's log holds it "
+            f"under job {job_id}")
 
 
 def summary(report: IngestReport) -> dict[str, object]:

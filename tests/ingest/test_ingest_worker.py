@@ -103,6 +103,37 @@ def test_a_fault_of_ours_fails_the_job_and_a_removal_never_makes_a_dropped_colle
     assert "dropped-meanwhile" not in list_collections(settings)
 
 
+def test_a_job_past_the_time_limit_is_retried_then_failed_not_left_running(
+    job_settings, fake_gemini, tmp_path, monkeypatch
+):
+    """Dramatiq stops a job past its time limit by raising TimeLimitExceeded into its thread,
+    an Interrupt and no Exception: it went past the worker's handler, and the job stayed
+    "running" for good on its last attempt, its progress stream never ending."""
+    from dramatiq.middleware import TimeLimitExceeded
+
+    import ingest.worker as worker_module
+    from ingest.worker import run_job
+    from rag.jobs import Jobs
+    from rag.providers import Embedders
+
+    jobs = Jobs(job_settings)
+    settings = job_settings.model_copy(update={"job_max_retries": 1})
+
+    def too_long(*args: object, **kwargs: object) -> None:
+        raise TimeLimitExceeded()
+
+    monkeypatch.setattr(worker_module, "ingest_paths", too_long)
+    job = jobs.submit("folder", job_settings.collection, "tester", paths=[str(write_folder(tmp_path / "docs", 1))])
+    with pytest.raises(TimeLimitExceeded):  # raised on, so the queue retries it
+        run_job(job.id, jobs, settings, Embedders(settings))
+    retrying = jobs.get(job.id)
+    assert retrying is not None and retrying.state == "retrying"
+    run_job(job.id, jobs, settings, Embedders(settings))  # the last attempt
+    failed = jobs.get(job.id)
+    assert failed is not None and failed.state == "failed"
+    assert failed.message == "the job ran past the worker's time limit of 24 hours"
+
+
 def test_a_retried_job_is_never_taken_for_lost(job_settings, fake_gemini, tmp_path):
     """Each message is filed under its job's id (rag.jobs), its retry too: on the delay queue
     for its backoff, then back on the queue. Read all along past a tiny grace, the job is
