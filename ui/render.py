@@ -414,7 +414,7 @@ def corpus_html(collections: Sequence[CollectionInfo]) -> str:
 
 
 def _file_list(info: CollectionInfo) -> str:
-    """Every document of the collection with its chunks (and PDF pages): the card names six
+    """Every document of the collection with its chunks (and pages with text): the card names six
     and "and 11 more", which the Documents tab had no way to show."""
     if not info.files:
         return ""
