@@ -111,7 +111,8 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     report = cost_report(settings or get_settings(), args.session)
-    # All zeros and the note for a session with no calls, as a table or JSON alike (README).
+    # A session with no calls: its zeros on stdout, as a table or JSON alike (the JSON's `note`
+    # is the API's field), and the note said once, on stderr (README).
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -129,8 +130,6 @@ def render(report: CostReport, console: Console) -> None:
     if report.total.empty and report.session_id is None:
         console.print("No calls recorded yet.")
         return
-    if report.note:  # a session with no calls: its zeros, said to be so (the table printed nothing before)
-        console.print(escape(report.note))
     scope = f"session {report.session_id}" if report.session_id else "all sessions"
     console.print(_table(f"Per session ({scope})", "session", report.sessions))
     if report.models:

@@ -226,25 +226,13 @@ class Store:
         return {str(meta["source"]) for meta in self.metadatas(page_size)}
 
     def metadatas(self, page_size: int = 5_000) -> Iterator[Mapping[str, Any]]:
-        """Each chunk's metadata, without its text (most of what a full read costs),
-        `page_size` chunks at a time: what listings of the collection's files read."""
-        for got in self._pages(["metadatas"], None, page_size):
-            yield from got["metadatas"] or []
+        """Each chunk's metadata (`chunk_metadatas`)."""
+        return chunk_metadatas(self.collection, page_size)
 
     def chunks(self, where: dict[str, Any] | None = None, page_size: int = 5_000) -> Iterator[Chunk]:
-        for got in self._pages(["documents", "metadatas"], where, page_size):
+        for got in _paged(self.collection, ["documents", "metadatas"], where, page_size):
             for id_, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
                 yield Chunk.from_metadata(id_, doc, dict(meta))
-
-    def _pages(self, include: list[Any], where: dict[str, Any] | None, page_size: int) -> Iterator[Any]:
-        """The collection (or its chunks matching `where`) read `page_size` chunks at a time."""
-        offset = 0
-        while True:
-            got = self.collection.get(where=where, include=include, limit=page_size, offset=offset)
-            yield got
-            if len(got["ids"]) < page_size:
-                return
-            offset += page_size
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         if not ids:  # Chroma refuses an empty id list rather than returning nothing
@@ -294,6 +282,26 @@ class Store:
             for id_, meta, vector in zip(got["ids"], got["metadatas"] or [], vectors, strict=True):
                 found.setdefault(str(meta["content_hash"]), {})[id_] = list(map(float, vector))
         return found
+
+
+def chunk_metadatas(collection: Any, page_size: int = 5_000) -> Iterator[Mapping[str, Any]]:
+    """Each chunk's metadata in a Chroma collection, without its text (most of what a full
+    read costs), `page_size` chunks at a time: what listings of a collection's files read.
+    It takes the collection as Chroma gives it, not a `Store`: the UI's corpus panel lists a
+    collection built with another embedder, which a `Store` refuses to open."""
+    for got in _paged(collection, ["metadatas"], None, page_size):
+        yield from got["metadatas"] or []
+
+
+def _paged(collection: Any, include: list[Any], where: dict[str, Any] | None, page_size: int) -> Iterator[Any]:
+    """The collection (or its chunks matching `where`) read `page_size` chunks at a time."""
+    offset = 0
+    while True:
+        got = collection.get(where=where, include=include, limit=page_size, offset=offset)
+        yield got
+        if len(got["ids"]) < page_size:
+            return
+        offset += page_size
 
 
 def no_store_yet(settings: Settings) -> bool:

@@ -9,7 +9,9 @@ metadata), never the one the current key would choose for a new collection.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rag.errors import ConfigError, EmptyCollection, InvalidRequest
 from rag.providers import Embedders, get_embedder
@@ -37,7 +39,7 @@ class Stores:
         cached = self._files.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
-        listed = stored_files(store)
+        listed = stored_files(store.metadatas())
         self._files[name] = (version, listed)
         return listed
 
@@ -91,20 +93,35 @@ def embedder_for(settings: Settings, collection: str, embedders: Embedders) -> E
 
 @dataclass(frozen=True)
 class StoredFile:
+    """A file as a collection holds it: what the API's document listing and the UI's corpus
+    panel both show, computed once (`stored_files`) so the two cannot count differently."""
+
     source: str  # the stored name, as citations show it and removal takes it
     chunks: int
-    pages: int | None  # the highest page (or slide) its chunks come from; None for a file without pages
+    # How many distinct pages (or slides) its chunks come from: the pages with text, which
+    # are the ones an answer can cite (a scanned page without text has no chunk). None for a
+    # file without pages.
+    pages: int | None
+    headings: tuple[str, ...] = ()  # its heading paths in document order, each once
 
 
-def stored_files(store: Store, page_size: int = 5_000) -> list[StoredFile]:
-    """Every file the collection holds, by name, counted from its chunks' metadata alone (the
-    text is most of what a full read costs), `page_size` chunks at a time as `Store.sources`
-    reads them: an API client needs the exact stored name to remove a file."""
-    chunks: dict[str, int] = {}
-    pages: dict[str, int] = {}
-    for meta in store.metadatas(page_size):
+def stored_files(metadatas: Iterable[Mapping[str, Any]]) -> list[StoredFile]:
+    """Every file among the chunks' metadata (`Store.metadatas`, or `chunk_metadatas` for a
+    collection not opened as a `Store`), by name, counted from the metadata alone: an API
+    client needs the exact stored name to remove a file."""
+    parts: dict[str, list[tuple[int, str]]] = {}
+    pages: dict[str, set[int]] = {}
+    for meta in metadatas:
         source = str(meta["source"])
-        chunks[source] = chunks.get(source, 0) + 1
+        parts.setdefault(source, []).append((int(meta.get("index", 0)), str(meta.get("heading", ""))))
         if isinstance(page := meta.get("page"), int):
-            pages[source] = max(pages.get(source, 0), page)
-    return [StoredFile(source, chunks[source], pages.get(source)) for source in sorted(chunks)]
+            pages.setdefault(source, set()).add(page)
+    return [
+        StoredFile(
+            source=source,
+            chunks=len(parts[source]),
+            pages=len(pages[source]) if source in pages else None,
+            headings=tuple(dict.fromkeys(heading for _, heading in sorted(parts[source]) if heading)),
+        )
+        for source in sorted(parts)
+    ]

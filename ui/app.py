@@ -9,7 +9,7 @@ import gradio as gr
 
 from rag.backend import Backend
 from rag.settings import Settings
-from ui import browser_copies, render, security
+from ui import browser_copies, render, security, source_images
 from ui.handlers import SOURCES_TAB, Handlers
 from ui.session import SessionState
 
@@ -105,10 +105,8 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         ):
             with gr.Tab("Sources", elem_id="tab-sources", id=SOURCES_TAB):
                 viewer = gr.HTML(elem_id="viewer", js_on_load=None)  # the opened source first: it was asked for
-                page_image = gr.Image(
-                    elem_id="page-image", visible=False, interactive=False, buttons=["fullscreen"],
-                    type="filepath", show_label=False, label="Cited page",
-                )
+                # HTML, not gr.Image: Gradio would link the image by its path on the server.
+                page_image = gr.HTML(elem_id="page-image", visible=False, js_on_load=None)
                 sources = gr.HTML(render.sources_html(None, None), elem_id="sources", js_on_load=PAGE_JS)
                 details = gr.HTML(elem_id="details", js_on_load=None)
             with gr.Tab("Documents", elem_id="tab-corpus"):
@@ -169,3 +167,4 @@ def launch(demo: gr.Blocks, settings: Settings, host: str, port: int) -> None:
         footer_links=[],
         app_kwargs=security.app_kwargs(),
     )
+    source_images.add_route(demo.app, settings)

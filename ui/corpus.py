@@ -1,5 +1,6 @@
 """What the corpus panel and the first screen show: each collection with its documents,
-their chunk counts and headings, and when it was last ingested.
+their chunk counts, pages and headings (`rag.stores.stored_files`, as the API lists them),
+and when it was last ingested.
 
 Read straight from Chroma without opening a `Store`, so a collection built with another
 embedder is listed (and marked) instead of raising EmbedderMismatch in the panel.
@@ -12,17 +13,8 @@ from datetime import UTC, datetime
 
 from ingest.pipeline import lock_path
 from rag.settings import Settings
-from rag.store import chroma_client, collection_meta
-
-PAGE = 5_000
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    source: str
-    chunks: int
-    headings: tuple[str, ...]  # heading paths in document order, each once
-    pages: int  # PDF pages with text; 0 for other files
+from rag.store import chroma_client, chunk_metadatas, collection_meta
+from rag.stores import StoredFile, stored_files
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,7 @@ class CollectionInfo:
     version: int
     embedder: str
     last_ingest: str | None = None
-    files: tuple[DocumentInfo, ...] = ()
+    files: tuple[StoredFile, ...] = ()  # as the API lists them (`stored_files`), headings too
 
 
 def describe_collections(settings: Settings) -> list[CollectionInfo]:
@@ -52,7 +44,7 @@ def last_ingest(settings: Settings, collection: str) -> str | None:
 
 def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[no-untyped-def]  # chromadb Collection
     meta = collection_meta(collection)
-    files = _documents(collection)
+    files = tuple(stored_files(chunk_metadatas(collection)))
     return CollectionInfo(
         name=collection.name,
         documents=len(files),
@@ -61,29 +53,4 @@ def _describe(collection, last: str | None) -> CollectionInfo:  # type: ignore[n
         embedder=meta.embedder or "",
         last_ingest=last,
         files=files,
-    )
-
-
-def _documents(collection) -> tuple[DocumentInfo, ...]:  # type: ignore[no-untyped-def]  # chromadb Collection
-    """One pass over the chunk metadata (no texts): chunks, headings and pages per source."""
-    chunks: dict[str, list[tuple[int, str, int | None]]] = {}
-    offset = 0
-    while True:
-        got = collection.get(include=["metadatas"], limit=PAGE, offset=offset)
-        for m in got["metadatas"] or []:
-            page = m.get("page")
-            chunks.setdefault(str(m.get("source", "")), []).append(
-                (int(m.get("index", 0)), str(m.get("heading", "")), int(page) if page is not None else None)
-            )
-        if len(got["ids"]) < PAGE:
-            break
-        offset += PAGE
-    return tuple(
-        DocumentInfo(
-            source=source,
-            chunks=len(parts),
-            headings=tuple(dict.fromkeys(h for _, h, _ in sorted(parts) if h)),
-            pages=len({p for _, _, p in parts if p is not None}),
-        )
-        for source, parts in sorted(chunks.items())
     )

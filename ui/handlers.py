@@ -27,7 +27,7 @@ from rag.sentences import as_shown
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Attachment, Chunk
-from ui import preview, render, safe
+from ui import preview, render, safe, source_images
 from ui.chat import Choices, stream_turn
 from ui.corpus import CollectionInfo, describe_collections
 from ui.evidence import used_sentence
@@ -170,12 +170,12 @@ class Handlers:
                 raise preview.SourceUnavailable(f"{citation.source} was re-ingested since this answer: ask again.")
             if chunks[0].kind == "figure" and chunks[0].page is None:  # an image file: shown as it is
                 figure = preview.figure_image(self.settings, turn.collection, chunks[0])
-                image = _image(figure, f"{citation.source}, figure")
+                image = _image(turn.collection, figure, f"{citation.source}, figure")
                 viewer = render.viewer_caption(citation) + excerpt
             elif chunks[0].page is not None and chunks[0].unit == "page":  # a PDF page; a slide shows as text
                 page = preview.pdf_page(self.settings, turn.collection, chunks[0], quote)
                 note = "" if page.found else "The cited text could not be located on the page image."
-                image = _image(page.image, f"{citation.source}, page {page.page}")
+                image = _image(turn.collection, page.image, f"{citation.source}, page {page.page}")
                 viewer = render.viewer_caption(citation, note)
             else:
                 section = preview.text_section(self.settings, turn.collection, chunks[0], quote)
@@ -322,10 +322,11 @@ class Handlers:
         return summary, *self.corpus(), None, self.chat(state)
 
 
-def _image(path: Path, name: str) -> Update:
-    """A source's image in the viewer, named as alt text too: its label is hidden, and a screen
-    reader announced the cited page as an unnamed image."""
-    return gr.update(value=str(path), visible=True, label=name, alt_text=name)
+def _image(collection: str, path: Path, name: str) -> Update:
+    """A source's image in the viewer, linked through `ui.source_images` (Gradio's own link
+    would show the server's path to it), named as alt text: a screen reader announced the
+    cited page as an unnamed image."""
+    return gr.update(value=render.source_image(source_images.url(collection, path), name), visible=True)
 
 
 def _source(turn: Turn | None, n: int | None) -> Citation | None:

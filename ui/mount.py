@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from rag.server.mounts import MountContext
-from ui import security
+from ui import security, source_images
 from ui.app import CSS, HEAD, THEME, build_app
 
 PATH = "/ui"
@@ -31,3 +32,12 @@ def mount(app: FastAPI, context: MountContext) -> None:
         app_kwargs=security.app_kwargs(),
     )
     context.upload_paths.append(f"{PATH}/gradio_api/upload")  # Gradio's own upload route, as max_file_size allows
+    source_images.add_route(_mounted(app), settings)
+
+
+def _mounted(app: FastAPI) -> FastAPI:
+    """The Gradio app `mount_gradio_app` put at PATH: it gives back only the outer app."""
+    for route in app.routes:
+        if isinstance(route, Mount) and route.path == PATH and isinstance(route.app, FastAPI):
+            return route.app
+    raise RuntimeError(f"no Gradio app mounted at {PATH}")

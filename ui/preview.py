@@ -40,6 +40,11 @@ FIGURE_MAX_PX = 1_400  # an image file shown as a source: about a page preview's
 TEXT_WINDOW = 1_500  # characters shown around a passage of an unsectioned text file
 FRAGMENT_WORDS = 6  # when a sentence is not found whole on the page, find it in pieces
 
+FOLDER = "previews"  # in the data dir: page images and figures, named by their file's content hash
+# The names of the images the viewer shows (a page with its highlight, a figure), which
+# `ui.source_images` serves: the first 24 hex digits of the file's content hash, then the place.
+SHOWN = re.compile(r"(?P<content>[0-9a-f]{24})-(?:p[0-9]{1,6}-[0-9a-f]{16}|figure)\.png")
+
 _START, _END = "\ue000", "\ue001"  # private-use marks around the passage, replaced after rendering
 
 _INLINE = "[*_`]*"  # Markdown emphasis and code marks, which a passage's sentences are split without
@@ -82,13 +87,22 @@ def locate(settings: Settings, collection: str, source: str) -> tuple[Path, str]
     return path, record.content_hash
 
 
+def holds(settings: Settings, collection: str, content: str) -> bool:
+    """Whether the collection holds a file whose content hash starts with `content` now."""
+    manifest = Manifest(settings.path(MANIFEST), collection)
+    try:
+        return any(r.content_hash.startswith(content) for r in manifest.records().values())
+    finally:
+        manifest.close()
+
+
 def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | None) -> PagePreview:
     """The chunk's page with `quote` (the sentence used) highlighted, else the whole chunk."""
     path, content_hash = locate(settings, collection, chunk.source)
     page = chunk.page or 1
     targets = [t for t in (quote, chunk.text) if t]
     key = hashlib.sha256("\n".join(targets).encode()).hexdigest()[:16]
-    folder = settings.path("previews")
+    folder = settings.path(FOLDER)
     folder.mkdir(exist_ok=True)
     out = folder / f"{content_hash[:24]}-p{page}-{key}.png"
     base = folder / f"{content_hash[:24]}-p{page}.png"
@@ -117,7 +131,7 @@ def figure_image(settings: Settings, collection: str, chunk: Chunk) -> Path:
     from PIL import Image
 
     path, content_hash = locate(settings, collection, chunk.source)
-    folder = settings.path("previews")
+    folder = settings.path(FOLDER)
     folder.mkdir(exist_ok=True)
     out = folder / f"{content_hash[:24]}-figure.png"
     if not out.exists():

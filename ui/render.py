@@ -341,6 +341,13 @@ def sources_html(index: int | None, turn: Turn | None, open_n: int | None = None
     )
 
 
+def source_image(url: str, name: str) -> str:
+    """A cited page or figure in the viewer, named as alt text; a click opens it full size in a
+    tab of its own, as the fullscreen button of Gradio's image did."""
+    return (f"<a class='source-image' href='{text(url)}' target='_blank' rel='noopener noreferrer'>"
+            f"<img src='{text(url)}' alt='{text(name)}'></a>")
+
+
 def viewer_caption(citation: Citation, note: str = "") -> str:
     extra = f"<p class='note'>{text(note)}</p>" if note else ""
     return f"<div class='viewer-where' data-n='{citation.n}'>[{citation.n}] {where_html(citation)}</div>{extra}"
@@ -414,7 +421,7 @@ def corpus_html(collections: Sequence[CollectionInfo]) -> str:
 
 
 def _file_list(info: CollectionInfo) -> str:
-    """Every document of the collection with its chunks (and PDF pages): the card names six
+    """Every document of the collection with its chunks (and pages with text): the card names six
     and "and 11 more", which the Documents tab had no way to show."""
     if not info.files:
         return ""

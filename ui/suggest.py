@@ -26,8 +26,9 @@ from rag.costs import Ledger, price_usd
 from rag.kv import Table, bucket, open_kv
 from rag.providers.base import Generator
 from rag.settings import Settings
+from rag.stores import StoredFile
 from rag.types import Prompt, Usage
-from ui.corpus import CollectionInfo, DocumentInfo
+from ui.corpus import CollectionInfo
 
 log = logging.getLogger(__name__)
 SESSION = "ui-suggestions"  # the ledger session their calls are charged to
@@ -71,7 +72,7 @@ class Suggester:
             log.warning("suggested questions from %s failed, using headings instead: %s", self.settings.lite_model, exc)
             return suggestions(info.files)
 
-    def _write(self, documents: Sequence[DocumentInfo]) -> list[str]:
+    def _write(self, documents: Sequence[StoredFile]) -> list[str]:
         prompt = Prompt.of(INSTRUCTION.format(count=MAX_SUGGESTIONS, outline=outline(documents)), temperature=0.2)
         model = self.settings.lite_model
         worst = Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=60 * MAX_SUGGESTIONS)
@@ -86,14 +87,14 @@ class Suggester:
         return questions[:MAX_SUGGESTIONS]
 
 
-def outline(documents: Sequence[DocumentInfo]) -> str:
+def outline(documents: Sequence[StoredFile]) -> str:
     largest = sorted(documents, key=lambda d: (-d.chunks, d.source))[:OUTLINE_DOCUMENTS]
     return "\n".join(
         f"- {d.source}: " + "; ".join(h.split(" > ")[-1] for h in d.headings[:OUTLINE_HEADINGS]) for d in largest
     )
 
 
-def suggestions(documents: Sequence[DocumentInfo], limit: int = MAX_SUGGESTIONS) -> list[str]:
+def suggestions(documents: Sequence[StoredFile], limit: int = MAX_SUGGESTIONS) -> list[str]:
     """One question each from the largest documents; documents with headings first, since a
     heading names a topic the answer can be found under (a title alone rarely does)."""
     ranked = sorted(documents, key=lambda d: (not d.headings, -d.chunks, d.source))
@@ -101,7 +102,7 @@ def suggestions(documents: Sequence[DocumentInfo], limit: int = MAX_SUGGESTIONS)
     return list(dict.fromkeys(questions))[:limit]
 
 
-def _question(document: DocumentInfo) -> str | None:
+def _question(document: StoredFile) -> str | None:
     if not document.headings:
         return f"What are the main points of {document.source}?"
     for path in document.headings:
@@ -121,7 +122,7 @@ def _titles(path: str) -> list[str]:
     return [_NUMBERED.sub("", title.strip()) for title in path.split(" > ")]
 
 
-def _part(title: str, document: DocumentInfo) -> str:
+def _part(title: str, document: StoredFile) -> str:
     """How a question names the part a topic is under: its own top title (a Markdown file's
     title, a manual's chapter), or the file when that title says nothing ("Introduction")."""
     return document.source if title.lower() in GENERIC else f"“{title}”"

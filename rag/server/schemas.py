@@ -218,8 +218,9 @@ class DocumentOut(BaseModel):
     source: str = Field(description="the stored name: as citations show it, and as DELETE "
                                     "/v1/collections/{name}/documents/{source} takes it")
     chunks: int
-    pages: int | None = Field(description="the highest page (or slide) its chunks come from; null for a file "
-                                          "without pages")
+    pages: int | None = Field(description="how many distinct pages (or slides) its chunks come from: the pages "
+                                          "with text, which an answer can cite, as the UI's Documents tab counts "
+                                          "them; null for a file without pages")
 
 
 class DocumentsOut(BaseModel):

@@ -208,6 +208,18 @@ def test_costs_is_dispatched_to_the_reports_module(monkeypatch):
 
 
 @pytest.mark.slow
+def test_costs_of_an_unknown_session_print_the_zeros_and_say_so_once_on_stderr(settings):
+    """The note was printed twice, above the table on stdout and again on stderr: a script
+    reading stdout got it in the table, a person saw it twice."""
+    done = _run(settings, "costs", "--session", "nobody")
+    note = "no calls recorded for session 'nobody': not used yet, or not this id"
+    assert done.returncode == 1  # README, Exit codes: "a session with no calls"
+    assert done.stderr == note + "\n"
+    assert note not in done.stdout and done.stdout.startswith("Per session (session nobody)")
+    assert re.search(r"│ nobody +│ +0 │ +0 │ +0% │", done.stdout)
+
+
+@pytest.mark.slow
 def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     """The issue's offline acceptance check: `python -m ingest corpus/` then `python -m rag ask`."""
     ingested = _run(settings, str(CORPUS), "--quiet", module="ingest", collection="corpus")

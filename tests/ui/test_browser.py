@@ -108,7 +108,7 @@ def highlighted_pixels(page: Page) -> int:
     image = page.locator("#page-image img")
     image.wait_for()
     page.wait_for_function("() => document.querySelector('#page-image img').naturalWidth > 0")
-    png = page.request.get(image.get_attribute("src") or "").body()
+    png = page.request.get(image.evaluate("image => image.src")).body()  # the link is relative to the page
     r, g, b = np.asarray(Image.open(BytesIO(png)).convert("RGB")).astype(int).transpose(2, 0, 1)
     return int(((r > 240) & (g > 200) & (g < 245) & (b < 180)).sum())
 

@@ -18,6 +18,7 @@ from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini, Fault
 from tests.conftest import TEST_API_KEY
 from tests.ui.conftest import write_corpus
+from tests.ui.test_handlers import linked_image
 from ui.handlers import Handlers
 from ui.session import SessionState
 from ui.suggest import SESSION as SUGGESTIONS
@@ -175,8 +176,8 @@ def test_an_uploaded_image_is_described_and_an_uploaded_deck_cited_by_slide(
     list(handlers.respond("What shows an image of 400x300 pixels, mostly blue?", state, "corpus", "hybrid", 4, ""))
     assert state.turns[0].record.citations[0].place == "figure"
     _, _, image, viewer, _, *_ = handlers.act(state, gr.SelectData(None, {"index": [0, "cite"], "value": "1"}))
-    assert image["visible"] and image["label"] == "chart.png, figure"  # the image itself, as a preview copy
-    with Image.open(image["value"]) as shown:
+    assert image["visible"] and "alt='chart.png, figure'" in image["value"]  # the image itself, as a preview copy
+    with Image.open(linked_image(handlers.settings, image["value"])) as shown:
         assert shown.size == (400, 300)
     assert "chart.png" in viewer and "figure" in viewer and "400x300 pixels" in viewer
 

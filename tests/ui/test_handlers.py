@@ -5,9 +5,11 @@ the cited text marked, ratings stored per collection, and the first screen."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import gradio as gr
 import numpy as np
@@ -20,6 +22,7 @@ from rag.feedback import FeedbackStore
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from tests.ui.conftest import HOSTILE_QUESTION, PDF_PAGES, write_pdf
+from ui import source_images
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -39,7 +42,7 @@ def click(
     return handlers.act(state, gr.SelectData(None, {"index": [turn, act, mark], "value": value}))
 
 
-def highlighted_pixels(path: str) -> int:
+def highlighted_pixels(path: Path) -> int:
     """Pixels of the highlight's yellow over white paper."""
     with Image.open(path) as image:
         r, g, b = np.asarray(image.convert("RGB")).astype(int).transpose(2, 0, 1)
@@ -67,15 +70,27 @@ def test_an_answer_shows_chips_its_sources_once_in_rank_order_and_the_session_co
     assert "✓ 1 of 1 cited sentence supported" in chat  # the citation check, under the answer
 
 
-def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(handlers: Handlers) -> None:
+def linked_image(settings: Settings, html: str) -> Path:
+    """The file the viewer's image links to, found as `ui.source_images`'s route finds it."""
+    found = re.search(r"<img src='source-images/([^'/]+)/([^'/]+)'", html)
+    assert found is not None, html
+    path = source_images.find(settings, unquote(found[1]), unquote(found[2]))
+    assert path is not None
+    return path
+
+
+def test_a_chip_opens_the_pdf_page_with_the_cited_sentence_highlighted(
+    handlers: Handlers, ui_settings: Settings
+) -> None:
     state = SessionState()
     list(handlers.respond(BADGE, state, "corpus", "hybrid", 4, ""))
     _, sources, image, viewer, drawer, tabs, *_ = click(handlers, state, 0, "cite", "1")
     assert drawer["open"] and image["visible"] and "onboarding.pdf</b> · page 3" in viewer
     assert tabs["selected"] == "sources"  # also when the drawer showed Documents or Settings
-    assert image["alt_text"] == "onboarding.pdf, page 3"  # a screen reader names the page
+    assert "alt='onboarding.pdf, page 3'" in image["value"]  # a screen reader names the page
+    assert str(ui_settings.data_dir) not in image["value"]  # the link names no server path
     assert "aria-current=true" in sources
-    assert highlighted_pixels(image["value"]) > 2_000
+    assert highlighted_pixels(linked_image(ui_settings, image["value"])) > 2_000
     again = click(handlers, state, 0, "cite", "1")[2]["value"]
     assert again == image["value"]  # rendered once, then served from the page cache
 

@@ -6,9 +6,10 @@ from markdown_it import MarkdownIt
 
 from ingest.report import FileOutcome, IngestReport, Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
+from rag.stores import StoredFile
 from rag.types import Usage
 from ui import render, safe
-from ui.corpus import CollectionInfo, DocumentInfo
+from ui.corpus import CollectionInfo
 from ui.session import SessionState, SessionTotals, Turn
 from ui.uploads import UploadResult
 
@@ -135,7 +136,7 @@ def test_totals_show_every_session_figure() -> None:
 
 def test_the_documents_tab_lists_every_file_with_its_chunks() -> None:
     """Its card named six documents "and 2 more", and nothing showed the other two."""
-    files = (*(DocumentInfo(f"doc{i}.md", i, (), 0) for i in range(1, 8)), DocumentInfo(f"{EVIL}.pdf", 1, (), 3))
+    files = (*(StoredFile(f"doc{i}.md", i, None) for i in range(1, 8)), StoredFile(f"{EVIL}.pdf", 1, 3))
     html = render.corpus_html([CollectionInfo("notes", 8, 31, 1, "e", files=files)])
     assert "and 2 more" in html  # the card stays short
     listed = re.findall(r"<li>(.*?)</li>", html)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from rag.store import Store, list_collections, recorded_embedder
+from tests.fakes.tiny_corpus import Doc, build_store
 from tests.rag.server.conftest import Running
 
 
@@ -46,3 +47,16 @@ def test_removing_from_an_unknown_collection_or_an_unknown_file_is_404_up_front(
     assert missing.status_code == 404 and missing.json()["error"] == "unknown_document"
     assert "holds no file 'nothere.md'" in missing.json()["message"]
     assert httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/handbook.pdf").status_code == 503
+
+
+def test_a_files_pages_are_its_distinct_pages_with_text(api: Running, offline_provider):
+    """The listing gave the highest page: 5 for a scan whose pages 1, 3 and 4 have no text, so
+    nothing on them can be cited, where the UI's Documents tab said 2 pages for the same file."""
+    settings = api.app.state.services.settings
+    build_store(settings, offline_provider, "scans", docs=(
+        Doc("scan.pdf", "The warranty covers two years from the date of purchase.", 2),
+        Doc("scan.pdf", "Repairs under warranty are free of charge.", 2),
+        Doc("scan.pdf", "Contact the service desk for a replacement.", 5),
+    ))
+    listed = httpx.get(f"{api.url}/v1/collections/scans/documents").json()["documents"]
+    assert listed == [{"source": "scan.pdf", "chunks": 3, "pages": 2}]
