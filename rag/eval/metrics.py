@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,9 +78,15 @@ def ndcg_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int = 10) 
 
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-# SQuAD strips ASCII punctuation only; manuals print typographic quotes and dashes too ("‘SPLIT
-# FILE’", "1–10"), and a reply quoting them held its reference answer unrecognised.
-_PUNCTUATION = re.compile(r"[^\w\s]|_")
+
+
+def _without_punctuation(text: str) -> str:
+    """`text` in NFC without any punctuation or symbol character (Unicode categories P and
+    S). SQuAD strips ASCII punctuation only, and manuals print typographic quotes and dashes
+    too ("‘SPLIT FILE’", "1–10"): a reply quoting them held its reference answer unrecognised.
+    By category, not by "not a word character", which would also strip combining marks and
+    vowel signs ("हिन्दी", a decomposed "Hà Nội")."""
+    return "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c)[0] not in "PS")
 
 
 def without_note(answer: str) -> str:
@@ -95,7 +102,7 @@ def answer_body(answer: str) -> str:
 def normalize(text: str) -> str:
     """SQuAD's normalisation: lower case, no punctuation (any script's, and symbols), no
     articles, single spaces."""
-    text = _PUNCTUATION.sub("", answer_body(text).lower())
+    text = _without_punctuation(answer_body(text).lower())
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 

@@ -88,6 +88,9 @@ def test_contains_answer_reads_a_manual_s_typographic_quotes_and_dashes_as_punct
     assert contains_answer("Values run 1\u201310 [2]", "1-10") == 1.0
     assert contains_answer("glp_simplex \u2014 the solver", "glp_simplex") == 1.0
     assert contains_answer("Use \u2018SORT CASES\u2019 first.", "SPLIT FILE") == 0.0
+    # Letters' combining marks and vowel signs are no punctuation: composed or not, they stay.
+    assert contains_answer("The capital is Ha\u0300 No\u0323\u0302i.", "H\u00e0 N\u1ed9i") == 1.0
+    assert contains_answer("\u0939\u093f\u0928\u094d\u0926\u0940 \u092d\u093e\u0937\u093e", "\u0939\u0928\u0926") == 0.0
 
 
 def test_token_f1_by_hand() -> None:
