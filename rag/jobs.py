@@ -52,29 +52,36 @@ log = logging.getLogger("rag.jobs")
 # the list); a retry waits on the delay queue `<queue>.DQ` the same way, and a message a
 # worker gave up on moves to `<queue>.XQ.msgs`. Data in the hash with its id in neither (a
 # list deleted or evicted) is never fetched again. In one script, so no fetch, requeue or
-# retry is seen half done. KEYS[1]: the namespace; ARGV: the queue, the job id.
+# retry is seen half done. The messages' whole data is read only for a job whose id files
+# none (one queued before they were filed so, or a lost one). LPOS needs Redis 6.0.6 or later.
+# KEYS[1]: the namespace; ARGV: the queue, the job id.
 _WHEREABOUTS = """
 local ns, queue, job = KEYS[1], ARGV[1], ARGV[2]
+local names = {queue, queue .. ".DQ"}
 local workers = redis.call("zrange", ns .. ":__heartbeats__", 0, -1)
-for _, name in ipairs({queue, queue .. ".DQ"}) do
-  local key = ns .. ":" .. name
-  local ids = {}
-  if redis.call("hexists", key .. ".msgs", job) == 1 then
-    ids = {job}
-  else  -- one enqueued before messages were filed under their job's id: its data names the job
-    local all = redis.call("hgetall", key .. ".msgs")
-    for i = 1, #all, 2 do
-      if string.find(all[i + 1], job, 1, true) then table.insert(ids, all[i]) end
-    end
+local function held(name, id)  -- on the list, or fetched by a live worker
+  if redis.call("lpos", ns .. ":" .. name, id) then return true end
+  for _, worker in ipairs(workers) do
+    if redis.call("sismember", ns .. ":__acks__." .. worker .. "." .. name, id) == 1 then return true end
   end
-  for _, id in ipairs(ids) do
-    if redis.call("lpos", key, id) then return "queued" end
-    for _, worker in ipairs(workers) do
-      if redis.call("sismember", ns .. ":__acks__." .. worker .. "." .. name, id) == 1 then return "queued" end
-    end
+  return false
+end
+local filed = false
+for _, name in ipairs(names) do
+  if redis.call("hexists", ns .. ":" .. name .. ".msgs", job) == 1 then
+    filed = true
+    if held(name, job) then return "queued" end
   end
 end
 if redis.call("hexists", ns .. ":" .. queue .. ".XQ.msgs", job) == 1 then return "dead" end
+if not filed then  -- enqueued before messages were filed under their job's id: its data names the job
+  for _, name in ipairs(names) do
+    local all = redis.call("hgetall", ns .. ":" .. name .. ".msgs")
+    for i = 1, #all, 2 do
+      if string.find(all[i + 1], job, 1, true) and held(name, all[i]) then return "queued" end
+    end
+  end
+end
 return "gone"
 """
 
@@ -115,9 +122,12 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's br
 
     class FiledByJob(Middleware):
         """Files each message in Redis under its job's id (its message id, `Jobs.submit`),
-        not a fresh uuid, so `Jobs.settled` finds it, or its loss, by a few lookups. One id
-        is safe: a job has one message at a time in each hash (a retry waits in the delay
-        queue's until it moves back; a dead letter leaves the queue's)."""
+        not a fresh uuid, so `Jobs.settled` finds it, or its loss, by a few lookups. A job
+        has one message at a time in each hash (a retry waits in the delay queue's until it
+        moves back; a dead letter leaves the queue's), except where a worker dies between
+        queuing a retry and acknowledging the attempt: then the two share the id, and one
+        acknowledgement drops the other's data. That loses a duplicate, never the job (the
+        job's record is what a worker runs from), though Dramatiq logs the missing message."""
 
         def before_enqueue(self, broker: Broker, message: Message[Any], delay: int) -> None:
             # RedisBroker.enqueue has just set a uuid here, and reads it back after this hook.
@@ -197,7 +207,16 @@ class Jobs:
         queuing that failed after the record was saved, a message dead-lettered without its
         worker marking the job), no worker will run it, nor would its stream ever end, so
         it is failed, saying so."""
-        return (self._settle(job.id) or job) if self._overdue(job) else job
+        if not self._overdue(job) or not self._due_for_a_look(job.id):
+            return job
+        return self._settle(job.id) or job
+
+    def _due_for_a_look(self, job_id: str) -> bool:
+        """At most one look in the queue per job and grace period, whichever replica or
+        stream asks: a stream polls twice a second, and each look is a script over the
+        queue's keys that Redis runs alone."""
+        looked = f"gemrag:job-looked:{job_id}"
+        return bool(self.redis.set(looked, 1, nx=True, px=max(1, int(self.settings.job_lost_grace_s * 1000))))
 
     def _overdue(self, job: Job) -> bool:
         return job.state in WAITING and time.time() - job.updated_at >= self.settings.job_lost_grace_s

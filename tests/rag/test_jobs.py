@@ -106,3 +106,13 @@ def test_counts_leave_out_jobs_whose_records_have_expired(jobs):
     week_later = done.updated_at + KEEP_S + 1
     assert jobs.counts(now=week_later) == {"queued": 0, "running": 0, "retrying": 0, "done": 0, "failed": 0}
     assert jobs.counts() == {"queued": 0, "running": 0, "retrying": 0, "done": 0, "failed": 0}  # dropped for good
+
+
+def test_the_queue_is_looked_at_once_per_grace_period_however_often_the_job_is_read(jobs, keys):
+    """A stream polls twice a second: each read of a job waiting past the grace ran the
+    script over the queue's keys, which Redis runs alone."""
+    job = jobs.submit("folder", "docs", "ops", paths=["/srv/docs"])
+    assert read_after_grace(jobs, job).state == "queued"  # looked: its message is on the queue
+    LOSSES["keys deleted"](jobs, keys, job)
+    assert jobs.current(job.id).state == "queued"  # looked at within this grace period already
+    assert read_after_grace(jobs, job).state == "failed"  # the next period's look finds it lost
