@@ -122,6 +122,16 @@ class Manifest:
             for source, root, path, digest, ids, tokens, size, mtime_ns in rows
         }
 
+    def holds_content(self, prefix: str) -> bool:
+        """Whether the collection holds a file whose content hash starts with `prefix`: one
+        indexed lookup, where reading every record decodes each file's chunk ids (about a
+        second at 20,000 files, on every image the source viewer asks for)."""
+        row = self.db.execute(
+            "SELECT 1 FROM files WHERE collection = ? AND substr(content_hash, 1, ?) = ? LIMIT 1",
+            (self.collection, len(prefix), prefix),
+        ).fetchone()
+        return row is not None
+
     def commit(self, records: Sequence[FileRecord]) -> None:
         with self._transaction():
             self.db.executemany(

@@ -63,7 +63,7 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
 def check_collection_name(name: str) -> str:
     """The name, checked before anything is created under it: it names a Chroma collection
     and the files kept beside it (the ingest lock), so it must be valid for both."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not match: '$' also matches before a final newline
         raise ConfigError(
             f"Collection name {name!r} is not allowed: use 3-512 characters from "
             "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."

@@ -91,7 +91,7 @@ def holds(settings: Settings, collection: str, content: str) -> bool:
     """Whether the collection holds a file whose content hash starts with `content` now."""
     manifest = Manifest(settings.path(MANIFEST), collection)
     try:
-        return any(r.content_hash.startswith(content) for r in manifest.records().values())
+        return manifest.holds_content(content)
     finally:
         manifest.close()
 

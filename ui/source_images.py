@@ -7,6 +7,10 @@ reading a shared server's page learned where its data dir is. This route's URL n
 collection and a preview's file name, nothing of the server's folders, and it serves only a
 preview `ui.preview` rendered of a file the collection holds now, from the previews folder
 itself: no other name, no path out of the folder, no link followed out of it.
+
+What a reader sends still goes through Gradio's own upload route, which answers with the
+path of its copy under the data dir: an uploader learns that path, a reader of answers no
+longer does.
 """
 
 from __future__ import annotations
