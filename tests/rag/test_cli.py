@@ -1,5 +1,6 @@
 import os
 import re
+import socket
 import subprocess
 import sys
 import types
@@ -147,6 +148,22 @@ def test_empty_collection_is_a_message_not_a_traceback(settings):
     moved = _run(settings, "ask", "anything", "--data-dir", str(elsewhere))
     assert moved.returncode == 2 and f"in {elsewhere.resolve()} (nothing has been ingested there)" in moved.stderr
     assert not (elsewhere / "chroma").exists()  # nothing created just to say so
+
+
+def test_a_chroma_server_that_cannot_be_reached_is_a_refusal_naming_chroma_url(settings, tmp_path):
+    """It was "error: unexpected ValueError: Could not connect to a Chroma server" and exit 3
+    (a bug), from `rag ask` and `python -m ingest` alike, with nothing saying which setting
+    points there; a store that cannot be reached is exit 2 (README: exit codes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    (tmp_path / "note.md").write_text("# Note\n\nThe canteen opens at nine.\n")
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "CHROMA_URL": f"http://admin:pw1234@127.0.0.1:{dead}"}
+    for argv in (["rag", "ask", "When does the canteen open?"], ["ingest", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 2, done.stderr
+        assert f"Cannot reach the Chroma server at 127.0.0.1:{dead} (CHROMA_URL)" in done.stderr
+        assert "pw1234" not in done.stderr and "unexpected" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_data_dir_that_is_a_file_is_bad_input_named_in_one_line(capsys, tmp_path):

@@ -372,3 +372,25 @@ def test_errors_are_counted_under_the_route_that_answered_them(api: Running, fak
     ask_errors = sum(float(line.rpartition(" ")[2]) for line in counted.splitlines()
                      if line.startswith("gemrag_errors_total{") and 'route="/v1/ask"' in line)
     assert ask_errors == 2.0, counted
+
+
+def test_a_chroma_server_that_cannot_be_reached_is_a_503_naming_chroma_url(settings):
+    """It was a 500 "the server failed on this request" for every question and listing, as if
+    gemrag had a bug, while /readyz already said Chroma was unreachable; the URL's credentials
+    stay out of the message."""
+    from fastapi.testclient import TestClient
+
+    from rag.server.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    app = create_app(settings.model_copy(update={"chroma_url": f"http://admin:pw1234@127.0.0.1:{dead}"}), mounts=[])
+    with TestClient(app) as client:
+        for refused in (client.post("/v1/ask", json={"question": QUESTION, "stream": False}),
+                        client.get("/v1/collections"), client.get("/v1/collections/corpus/documents")):
+            assert refused.status_code == 503, refused.text
+            body = refused.json()
+            assert body["error"] == "store_unavailable"
+            assert f"Cannot reach the Chroma server at 127.0.0.1:{dead} (CHROMA_URL)" in body["message"]
+            assert "pw1234" not in refused.text
