@@ -166,6 +166,23 @@ def test_a_chroma_server_that_cannot_be_reached_is_a_refusal_naming_chroma_url(s
         assert "pw1234" not in done.stderr and "unexpected" not in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_question_that_is_not_utf8_is_bad_input_and_chat_goes_on(settings, offline_provider):
+    """Typed in a Latin-1 terminal, "café" reached the answer cache's hash as an undecodable
+    byte: "error: unexpected UnicodeEncodeError ... surrogates not allowed", exit 3, and
+    `rag chat` ended on it."""
+    build_store(settings, offline_provider)
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "GEMRAG_COLLECTION": "tiny-corpus"}
+    said = "error: The question is not UTF-8 text: byte 0xe9 after 'caf' is no character;"
+    asked = subprocess.run([sys.executable, "-m", "rag", "ask", b"caf\xe9 vacation days?"], capture_output=True,
+                           env=env, timeout=600)
+    assert asked.returncode == 2 and said in asked.stderr.decode(), asked.stderr
+    chat = subprocess.run([sys.executable, "-m", "rag", "chat"], capture_output=True, env=env, timeout=600,
+                          input=b"caf\xe9 vacation days?\nHow many days of paid vacation do employees get?\nexit\n")
+    assert chat.returncode == 2 and said in chat.stderr.decode(), chat.stderr
+    assert "25 days of paid vacation per year" in chat.stdout.decode()  # the next question is answered
+    assert b"Traceback" not in asked.stderr + chat.stderr
+
+
 def test_a_data_dir_that_is_a_file_is_bad_input_named_in_one_line(capsys, tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("a file")
