@@ -1,9 +1,11 @@
-"""How an ingest run looks in a terminal: a progress bar for files and chunks on stderr,
-then a summary table and the list of failures."""
+"""How an ingest run looks in a terminal: a progress bar for files and chunks on stderr (in
+a log, a progress line now and then), then a summary table and the list of failures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -65,6 +67,35 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
                 bars.update(jobs[0], completed=event.batch_done, total=event.batch_total, current=event.batch_state)
 
         yield show
+
+
+LINE_EVERY_S = 30.0  # not a terminal: a progress line at most this often
+
+
+@contextmanager
+def progress_lines(
+    console: Console, every_s: float = LINE_EVERY_S, clock: Callable[[], float] = time.monotonic
+) -> Iterator[ProgressCallback]:
+    """Where the bars cannot be drawn (a log file, CI, `| tee`): one plain line at the first
+    event, then at most every `every_s`. Without them a first ingest of 30 pages and two
+    PDFs on a busy machine printed nothing for ten minutes, which reads as hung."""
+    started, last = clock(), None
+    lock = threading.Lock()  # events come from the reading and the writing threads
+
+    def show(event: IngestProgress) -> None:
+        nonlocal last
+        with lock:
+            now = clock()
+            if last is not None and now - last < every_s:
+                return
+            last = now
+        batch = (f", batch jobs {event.batch_done:,} of {event.batch_total:,} chunks ({event.batch_state})"
+                 if event.batch_total else "")
+        console.print(f"progress {now - started:.0f} s: {event.files_done:,} of {event.files_total:,} files, "
+                      f"{event.chunks_done:,} of {event.chunks_total:,} chunks so far{batch}",
+                      markup=False, highlight=False, soft_wrap=True)
+
+    yield show
 
 
 @contextmanager
