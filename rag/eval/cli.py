@@ -149,7 +149,8 @@ def evaluate(
     if file_search:
         FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
     testset, store, problems = prepare(args, settings, embedder, console, bars=bars)
-    notes = [upload_collection(settings, store.name).summary()] if file_search else []
+    notes = [*unheld_labels(testset, store), *([upload_collection(settings, store.name).summary()] if file_search
+                                               else [])]
     if not testset.cases:
         reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
         raise CaseError(f"{args.testset} has no valid case: {reasons}")
@@ -185,6 +186,28 @@ def prepare(
     with progress_bars(console, bars) as on_progress:
         store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
     return testset, store, problems
+
+
+SHOWN_LABELS = 10  # unheld labels listed one by one; the rest counted
+
+
+def unheld_labels(testset: TestSet, store: Store) -> list[str]:
+    """The cases' relevant files and pages the collection holds no chunk of. A label with a
+    typo, or naming a file renamed since the test set was written ("py/csv.html" after the
+    folder became "python/"), scored 0 on retrieval with nothing saying why."""
+    pages: dict[str, set[int | None]] = {}
+    for meta in store.metadatas():
+        page = meta.get("page")
+        pages.setdefault(str(meta["source"]), set()).add(page if isinstance(page, int) else None)
+    unheld = [
+        f"case {case.id}: collection {store.name!r} holds no file {r.source!r}" if r.source not in pages
+        else f"case {case.id}: collection {store.name!r} holds no text of page {r.page} of {r.source!r}"
+        for case in testset.cases for r in case.relevant
+        if r.source is not None and (r.source not in pages or (r.page is not None and r.page not in pages[r.source]))
+    ]
+    if len(unheld) > SHOWN_LABELS:
+        unheld[SHOWN_LABELS:] = [f"... and {len(unheld) - SHOWN_LABELS} more such labels"]
+    return [f"warning: {line}; that label can never be retrieved" for line in unheld]
 
 
 def load_baseline(path: Path) -> RunReport:

@@ -68,6 +68,29 @@ def test_writes_json_html_and_table_and_reports_bad_lines(
     assert "Retrieval" in shown and "report.html" in shown
 
 
+def test_a_label_the_collection_cannot_hold_is_named_before_it_scores_zero(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A test set written before its folder was reorganised ("py/json.html" is now
+    "python/json.html"), or with a page past the file's end, scored 0 on retrieval for those
+    cases with nothing saying why."""
+    write_testset(tmp_path / "t.jsonl", [
+        {**CASES[0], "relevant": [{"source": "old/vacation.md"}]},
+        {**CASES[1], "relevant": [{"source": "badge.md", "page": 3}]},
+        CASES[2],
+    ])
+    assert run(tmp_path, corpus, offline_provider, "--retrieval-only") == 0
+    warnings = [
+        "warning: case vacation: collection 'eval-docs' holds no file 'old/vacation.md'; "
+        "that label can never be retrieved",
+        "warning: case badge: collection 'eval-docs' holds no text of page 3 of 'badge.md'; "
+        "that label can never be retrieved",
+    ]
+    shown = capsys.readouterr().out
+    assert all(w in shown for w in warnings), shown
+    assert RunReport.load(tmp_path / "out" / "report.json").notes == warnings
+
+
 def test_rerun_resumes_from_the_checkpoint(
     tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
