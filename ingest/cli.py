@@ -16,7 +16,7 @@ from rich.logging import RichHandler
 
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import Filters
-from ingest.display import details, headline, progress_bars, progress_lines, summary, upload_bar
+from ingest.display import details, headline, progress_shown, summary, upload_bar
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import Parser, add_debug_flag, run_command
@@ -146,9 +146,7 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     if embedder is None:
         embedder = _embedder(settings, collection, args.rebuild)
     batch = BatchRun(origin, wait=not args.no_wait, resume=args.resume) if args.batch or args.resume else None
-    # Bars on a terminal, plain lines now and then in a log, nothing with --quiet.
-    shown = progress_bars(err, not args.quiet) if args.quiet or err.is_terminal else progress_lines(err)
-    with shown as on_progress:
+    with progress_shown(err, args.quiet) as on_progress:
         report = ingest_paths(
             [Path(p) for p in origin.paths],
             settings,

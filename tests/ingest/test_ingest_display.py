@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from ingest.display import details, progress_bars, progress_lines, upload_bar
+from ingest.display import Every, details, progress_bars, progress_lines, upload_bar
 from ingest.report import FileOutcome, IngestReport, Progress, Status
 from tests.fakes.clock import ManualClock
 
@@ -73,7 +73,7 @@ def test_in_a_log_a_progress_line_comes_at_the_start_and_then_every_thirty_secon
     """Not a terminal, the run printed nothing until its summary: ten minutes of silence for a
     first ingest on a busy machine."""
     log, clock = io.StringIO(), ManualClock()
-    with progress_lines(Console(file=log, width=200), every_s=30, clock=clock) as show:
+    with progress_lines(Console(file=log, width=200), Every(30, clock)) as show:
         show(Progress(0, 32, 0, 0, current="a.html"))
         clock.advance(10)
         show(Progress(3, 32, 200, 410))  # too soon: no line
