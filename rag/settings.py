@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -471,10 +472,17 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings for a command: a bad value in the environment or gemrag.toml becomes a
-    ConfigError that names the field, which every CLI shows as one line."""
+    """Settings for a command: a bad value in the environment or gemrag.toml (or a file that
+    is not TOML) becomes a ConfigError that names the field or file, which every CLI shows as
+    one line."""
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        # Not a ConfigError, it was "unexpected", and reporting it read the file again (to
+        # redact keys), so every command ended in a traceback and exit 1.
+        where = os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
+        raise ConfigError(f"{where} is not valid TOML ({error}): fix it, or point GEMRAG_CONFIG at another "
+                          "file") from None
     except ValidationError as error:
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         raise ConfigError(
