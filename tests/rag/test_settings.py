@@ -191,3 +191,15 @@ def test_a_config_file_that_is_not_toml_is_one_line_naming_it_in_every_command(t
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith(f"error: {config} is not valid TOML (") and said in done.stderr
         assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_setting_the_config_file_names_that_does_not_exist_is_refused_with_the_closest(monkeypatch, tmp_path):
+    """"top_kk = 8" was dropped without a word (extra="ignore") and the default used."""
+    config = tmp_path / "gemrag.toml"
+    config.write_text('top_kk = 8\nbogus = 1\nchroma_url = "http://127.0.0.1:1"\n')
+    monkeypatch.setenv("GEMRAG_CONFIG", str(config))
+    with pytest.raises(ConfigError) as refused:
+        Settings()
+    assert str(refused.value).startswith(f"{config}: no such setting 'bogus', 'top_kk' (did you mean 'top_k'?);")
+    config.write_text('top_k = 8\nchroma_url = "http://127.0.0.1:1"\n')  # a field, and an alias of one
+    assert Settings().top_k == 8
