@@ -16,7 +16,7 @@ from rich.logging import RichHandler
 
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import Filters
-from ingest.display import details, headline, progress_bars, summary, upload_bar
+from ingest.display import details, headline, progress_shown, summary, upload_bar
 from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import Parser, add_debug_flag, run_command
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=["gemrag", "file-search"],
                         help="file-search: also upload the collection's files to its Gemini File Search store, "
                              "only those the store lacks by content hash (default: settings.backend)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, nor progress lines in a log")
     add_debug_flag(parser)
     return parser
 
@@ -146,7 +146,7 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     if embedder is None:
         embedder = _embedder(settings, collection, args.rebuild)
     batch = BatchRun(origin, wait=not args.no_wait, resume=args.resume) if args.batch or args.resume else None
-    with progress_bars(err, err.is_terminal and not args.quiet) as on_progress:
+    with progress_shown(err, args.quiet) as on_progress:
         report = ingest_paths(
             [Path(p) for p in origin.paths],
             settings,

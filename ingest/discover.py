@@ -182,9 +182,14 @@ class _Walk:
             dirnames[:] = kept
             for name in sorted(filenames):
                 path = here / name
-                if path.is_symlink() and path.resolve().is_relative_to(self.real_root):
+                if not path.is_symlink():
+                    yield from self.file(path, self.source(path), real_here / name)
+                elif (real := _resolved(path)) is None:
+                    yield Skipped(self.source(path), f"symlink loop (to {printable(os.readlink(path))}, "
+                                                     "which leads back to itself)")
+                elif real.is_relative_to(self.real_root):
                     self.links.append(path)
-                else:  # a link that leaves the root is skipped by `_file`: a file read is `real_here / name`
+                else:  # a link that leaves the root is skipped by `_file`
                     yield from self.file(path, self.source(path), real_here / name)
         yield from _unreadable(errors, self.real_root)
 
@@ -196,6 +201,16 @@ class _Walk:
             if isinstance(verdict, SourceFile):
                 self.read.setdefault(real, source)
             yield verdict
+
+
+def _resolved(link: Path) -> Path | None:
+    """Where a symlink leads, or None for a loop ("a -> b", "b -> a", or a link to itself),
+    which os.walk lists as a file: Path.resolve raised, and the whole run stopped on an
+    "unexpected RuntimeError: Symlink loop"."""
+    try:
+        return link.resolve()
+    except (RuntimeError, OSError):  # RuntimeError before Python 3.13, OSError (ELOOP) since
+        return None
 
 
 def _folder(path: Path, real_root: Path, filters: Filters, own: Path | None) -> Skipped | None:

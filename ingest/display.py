@@ -1,10 +1,12 @@
-"""How an ingest run looks in a terminal: a progress bar for files and chunks on stderr,
-then a summary table and the list of failures."""
+"""How an ingest run looks in a terminal: a progress bar for files and chunks on stderr (in
+a log, a progress line now and then), then a summary table and the list of failures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -65,6 +67,53 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
                 bars.update(jobs[0], completed=event.batch_done, total=event.batch_total, current=event.batch_state)
 
         yield show
+
+
+LINE_EVERY_S = 30.0  # not a terminal: a progress line at most this often
+
+
+class Every:
+    """Where bars cannot be drawn (a log file, CI, `| tee`), when a plain progress line is
+    due: at the first event, then at most every `seconds`. Events come from several threads."""
+
+    def __init__(self, seconds: float = LINE_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.started = clock()
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def due(self) -> float | None:
+        """The seconds since the start when a line is due now, else None."""
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last < self.seconds:
+                return None
+            self._last = now
+            return now - self.started
+
+
+@contextmanager
+def progress_lines(console: Console, every: Every | None = None) -> Iterator[ProgressCallback]:
+    """The bars' counts as a line now and then (`Every`): without them a first ingest of 30
+    pages and two PDFs on a busy machine printed nothing for ten minutes, which reads as hung."""
+    every = every or Every()
+
+    def show(event: IngestProgress) -> None:
+        if (elapsed := every.due()) is None:
+            return
+        batch = (f", batch jobs {event.batch_done:,} of {event.batch_total:,} chunks ({event.batch_state})"
+                 if event.batch_total else "")
+        console.print(f"progress {elapsed:.0f} s: {event.files_done:,} of {event.files_total:,} files, "
+                      f"{event.chunks_done:,} of {event.chunks_total:,} chunks so far{batch}",
+                      markup=False, highlight=False, soft_wrap=True)
+
+    yield show
+
+
+def progress_shown(console: Console, quiet: bool) -> AbstractContextManager[ProgressCallback | None]:
+    """Bars on a terminal, plain lines now and then in a log (`progress_lines`), nothing when quiet."""
+    return progress_bars(console, not quiet) if quiet or console.is_terminal else progress_lines(console)
 
 
 @contextmanager

@@ -51,6 +51,9 @@ from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# What Python makes of bytes that are not UTF-8 in a command line or a terminal's input
+# (surrogateescape): "caf\xe9" typed in a Latin-1 terminal. No text can be made of them.
+_UNDECODED = re.compile("[\ud800-\udfff]")
 
 
 log = logging.getLogger(__name__)
@@ -263,13 +266,20 @@ class Chain:
             ) from exc
 
     def check_request(self, question: str, options: AskOptions) -> None:
-        """Refuses, before anything is spent, a blank question, one over `MAX_QUESTION_CHARS`
+        """Refuses, before anything is spent, a blank question, one with bytes that are no text
+        (`_UNDECODED`: they failed in the cache key's hash, a crash), one over `MAX_QUESTION_CHARS`
         (the HTTP schema's bound, now the UI's and the CLI's too), and a source filter naming
         a file the collection does not hold: a blank question or a mistyped file would
         otherwise come back as "the documents do not seem to answer", which sends the asker
         looking in the wrong place."""
         if not question.strip():
             raise InvalidRequest("The question is empty: ask something about your documents.", field="question")
+        if (odd := _UNDECODED.search(question)) is not None:
+            byte = ord(odd.group()) - 0xDC00
+            what = f"byte 0x{byte:02x}" if 0x80 <= byte <= 0xFF else f"U+{ord(odd.group()):04X} (half a UTF-16 pair)"
+            raise InvalidRequest(
+                f"The question is not UTF-8 text: {what} after {question[:odd.start()][-20:]!r} is no character; "
+                "set the terminal to UTF-8 (LANG=C.UTF-8) and type it again.", field="question")
         if len(question) > MAX_QUESTION_CHARS:
             raise InvalidRequest(f"The question is {len(question):,} characters long; the limit is "
                                  f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.",

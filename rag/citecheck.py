@@ -30,8 +30,9 @@ Embed = Callable[[list[str]], np.ndarray]
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\](?:\s*\[(\d+(?:\s*,\s*\d+)*)\])*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A claim runs up to the citation that closes it: "A [1]. B and C [2]." is two claims (B and C
-# both rest on [2]); a quoted sentence with "i.e." inside stays whole.
-_CLAIM_END = re.compile(r"(?:(?<=\])|(?<=\][.!?,;]))\s+")
+# both rest on [2]); a quoted sentence with "i.e." inside stays whole, and so does one with a
+# bracket that cites nothing (a quoted list, "['x', 'y', 'z'] and ...").
+_CLAIM_END = re.compile(r"(\[\d+(?:\s*,\s*\d+)*\][.!?,;]?)\s+")
 _NOT_CLAIMS = re.compile(
     r"^(based on your documents|the documents do not (say|seem)|sources?\b|offline mode)", re.IGNORECASE
 )
@@ -43,14 +44,20 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     """The answer's claims with the passage numbers each cites (markers removed): a claim
     ends at a citation, a list bullet or a line break; boilerplate lines are not claims."""
     text = answer.replace(OFFLINE_NOTE, "\n")
-    out = []
+    out: list[tuple[str, tuple[int, ...]]] = []
     for line in text.splitlines():
         body = line.strip().lstrip("-*• ").strip()
-        for piece in _CLAIM_END.split(body):
+        parts = _CLAIM_END.split(body)  # text, closing marker, text, ...
+        for piece in ("".join(parts[i:i + 2]) for i in range(0, len(parts), 2)):
             cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", piece)
                           for n in group.split(","))
             sentence = _MARKER.sub("", piece).strip()
-            if sentence and not _NOT_CLAIMS.match(sentence):
+            if cited and out and not sentence.strip(".!?,;"):
+                # Markers alone ("... Styles” [3]. [1]", a quote's own "[3]" and then the answer's
+                # citation): they close the claim before; dropped, its real source went unchecked.
+                before, its = out[-1]
+                out[-1] = (before, tuple(dict.fromkeys((*its, *cited))))
+            elif sentence and not _NOT_CLAIMS.match(sentence):
                 out.append((sentence, tuple(dict.fromkeys(cited))))
     return out
 

@@ -66,7 +66,19 @@ class BudgetExceeded(GemragError):
 
 
 class EmptyCollection(GemragError):
-    """A question was asked of a collection nothing has been ingested into."""
+    """A question was asked of a collection nothing has been ingested into. `remote`: the
+    message an API client gets, which names no server path or URL: the data directory and
+    CHROMA_URL (which may carry credentials) are the operator's, not the caller's to fix."""
+
+    def __init__(self, message: str, *, remote: str = "") -> None:
+        super().__init__(message)
+        self.remote = remote or message
+
+
+def remote_message(error: GemragError) -> str:
+    """What a client of the HTTP API or the MCP server is told: `EmptyCollection.remote`
+    for a missing collection, else the message as the CLI prints it."""
+    return error.remote if isinstance(error, EmptyCollection) else str(error)
 
 
 class InvalidRequest(GemragError):

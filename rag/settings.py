@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import tomllib
+from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -421,11 +423,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_path = os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
-        )
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        _known_keys(toml_path, toml.toml_data, settings_cls)
+        return (init_settings, env_settings, toml)
 
     @property
     def online(self) -> bool:
@@ -474,11 +474,32 @@ class Settings(BaseSettings):
         return where.joinpath(*parts)
 
 
+def _known_keys(path: str, table: dict[str, object], settings_cls: type[BaseSettings]) -> None:
+    """Refuses a setting the file names that no field has: extra="ignore" (the environment
+    holds GEMRAG_* variables that are no settings) dropped "top_kk = 8" without a word, and
+    the run went on with the default."""
+    known = {key for field, info in settings_cls.model_fields.items()
+             for key in (field, *(a for a in getattr(info.validation_alias, "choices", ()) if isinstance(a, str)))}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        hints = [f"{key!r}" + (f" (did you mean {close[0]!r}?)" if (close := get_close_matches(key, known, 1)) else "")
+                 for key in unknown]
+        raise ConfigError(f"{path}: no such setting {', '.join(hints)}; the settings are the fields of "
+                          "rag/settings.py (README: Configuration)")
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings for a command: a bad value in the environment or gemrag.toml becomes a
-    ConfigError that names the field, which every CLI shows as one line."""
+    """Settings for a command: a bad value in the environment or gemrag.toml (or a file that
+    is not TOML) becomes a ConfigError that names the field or file, which every CLI shows as
+    one line."""
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        # Not a ConfigError, it was "unexpected", and reporting it read the file again (to
+        # redact keys), so every command ended in a traceback and exit 1.
+        where = os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
+        raise ConfigError(f"{where} is not valid TOML ({error}): fix it, or point GEMRAG_CONFIG at another "
+                          "file") from None
     except ValidationError as error:
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         raise ConfigError(

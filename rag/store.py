@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from rag import runtime  # imported first: telemetry off before chromadb loads
 from rag.errors import ConfigError, EmbedderMismatch
+from rag.kv import StoreUnavailable
 from rag.settings import Settings
 from rag.types import Chunk, Hit
 
@@ -51,12 +52,17 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         if settings.chroma_url:
             url = urlparse(settings.chroma_url)
-            return chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or 8000,
-                ssl=url.scheme == "https",
-                settings=chroma_settings,
-            )
+            host, port = url.hostname or "127.0.0.1", url.port or 8000
+            try:
+                return chromadb.HttpClient(host=host, port=port, ssl=url.scheme == "https", settings=chroma_settings)
+            except ValueError as exc:
+                # chromadb's "Could not connect to a Chroma server": a store that cannot be reached
+                # (exit 2, API 503) as Redis is, not an unexpected error; host and port only, since
+                # the URL may carry credentials.
+                raise StoreUnavailable(
+                    f"Cannot reach the Chroma server at {host}:{port} (CHROMA_URL): {exc} Start it, fix "
+                    "CHROMA_URL, or unset it to use the embedded store under the data directory."
+                ) from exc
         return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
 
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from rag.errors import ConfigError, EmptyCollection, InvalidRequest
 from rag.providers import Embedders, get_embedder
@@ -67,21 +68,26 @@ class Stores:
                 if embedder is not None:
                     store = self._open[name] = Store(self.settings, embedder, name)
         if store is None:
-            raise EmptyCollection(self._absent(name))
+            raise self._absent(name)
         return store
 
-    def _absent(self, name: str) -> str:
+    def _absent(self, name: str) -> EmptyCollection:
         """Where the collection was looked for and which ones are there: a mistyped name, or
-        a data directory other than the one ingested into, shows at once. Nothing is created
-        to say so."""
+        a data directory other than the one ingested into, shows at once. An API client is
+        told which collections there are, not where the server keeps them. Nothing is
+        created to say so."""
         held = [] if no_store_yet(self.settings) else list_collections(self.settings)
         there = f"collections there: {', '.join(held)}" if held else "nothing has been ingested there"
         ingest = f"run python -m ingest PATH --collection {name}"
+        listed = f"its collections: {', '.join(held)}" if held else "it holds none yet"
+        remote = f"No collection {name!r} on this server ({listed}; GET /v1/collections lists them)."
         if self.settings.chroma_url:
-            return (f"No collection {name!r} on the Chroma server at {self.settings.chroma_url} ({there}): "
-                    f"{ingest}, or point CHROMA_URL at the server you ingested into.")
-        return (f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
-                "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.")
+            url = urlparse(self.settings.chroma_url)
+            return EmptyCollection(
+                f"No collection {name!r} on the Chroma server at {url.hostname}:{url.port or 8000} ({there}): "
+                f"{ingest}, or point CHROMA_URL at the server you ingested into.", remote=remote)
+        return EmptyCollection(f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
+                               "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.", remote=remote)
 
 
 def embedder_for(settings: Settings, collection: str, embedders: Embedders) -> Embedder:

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ingest.display import progress_bars
+from ingest.display import Every, progress_shown
 from ingest.filesearch import upload_collection
 from rag.commands import Parser, add_debug_flag, run_command
 from rag.eval import feedback, html
@@ -95,7 +95,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser.add_argument("--retrieval-only", action="store_true", help="skip answering and judging")
     parser.add_argument("--fresh", action="store_true", help="ignore the checkpoint of an earlier run")
     parser.add_argument("--data-dir", type=Path, help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, nor progress lines in a log")
     add_debug_flag(parser)
     return parser
 
@@ -123,7 +123,7 @@ def _evaluate(argv: Sequence[str], embedder: Embedder | None, generator: Generat
         settings = settings.model_copy(update={"data_dir": args.data_dir})
     embedder = embedder or get_embedder(settings)
     generator = generator or get_generator(settings)
-    report, gate = evaluate(args, settings, embedder, generator, err, bars=err.is_terminal and not args.quiet)
+    report, gate = evaluate(args, settings, embedder, generator, err, quiet=args.quiet)
     outputs = write_outputs(report, gate, args.out)
     print_report(report, out, gate)
     out.print(f"wrote {outputs.json} and {outputs.html}", highlight=False)
@@ -141,15 +141,16 @@ def evaluate(
     generator: Generator,
     console: Console,
     *,
-    bars: bool,
+    quiet: bool,
 ) -> tuple[RunReport, GateResult | None]:
     baseline = load_baseline(args.baseline) if args.baseline else None
     configs = parse_compare(args.compare, settings)
     file_search = any(c.backend == "file-search" for c in configs)
     if file_search:
         FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
-    testset, store, problems = prepare(args, settings, embedder, console, bars=bars)
-    notes = [upload_collection(settings, store.name).summary()] if file_search else []
+    testset, store, problems = prepare(args, settings, embedder, console, quiet=quiet)
+    notes = [*unheld_labels(testset, store), *([upload_collection(settings, store.name).summary()] if file_search
+                                               else [])]
     if not testset.cases:
         reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
         raise CaseError(f"{args.testset} has no valid case: {reasons}")
@@ -159,7 +160,7 @@ def evaluate(
     evaluator = Evaluator(settings, generator, store, Checkpoint(args.out), Embedders(settings, embedder),
                           per_file=beir)
     plan = Plan(testset, configs, answers=not (beir or args.retrieval_only), workers=max(1, args.workers))
-    with case_progress(console, bars, plan) as advance:
+    with case_progress(console, quiet, plan) as advance:
         report = evaluator.run(plan, advance)
     report.problems.extend(problems)
     report.notes.extend(notes)
@@ -167,14 +168,14 @@ def evaluate(
 
 
 def prepare(
-    args: argparse.Namespace, settings: Settings, embedder: Embedder, console: Console, *, bars: bool
+    args: argparse.Namespace, settings: Settings, embedder: Embedder, console: Console, *, quiet: bool
 ) -> tuple[TestSet, Store, list[str]]:
     """The test set and the collection it is asked against, ingested if need be."""
     if is_beir_dir(args.testset):
         beir = load_beir(args.testset)
         root = materialise(beir, settings.path("beir", beir.name, "docs"))
         name = args.collection or collection_name("beir", beir.name)
-        with progress_bars(console, bars) as on_progress:
+        with progress_shown(console, quiet) as on_progress:
             store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
         return beir.testset, store, problems
     testset = load_testset(args.testset)
@@ -182,9 +183,31 @@ def prepare(
         return testset, open_collection(settings, args.collection), []
     root = args.corpus or settings.eval_corpus
     name = args.collection or collection_name("eval", root.resolve().name)
-    with progress_bars(console, bars) as on_progress:
+    with progress_shown(console, quiet) as on_progress:
         store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
     return testset, store, problems
+
+
+SHOWN_LABELS = 10  # unheld labels listed one by one; the rest counted
+
+
+def unheld_labels(testset: TestSet, store: Store) -> list[str]:
+    """The cases' relevant files and pages the collection holds no chunk of. A label with a
+    typo, or naming a file renamed since the test set was written ("py/csv.html" after the
+    folder became "python/"), scored 0 on retrieval with nothing saying why."""
+    pages: dict[str, set[int | None]] = {}
+    for meta in store.metadatas():
+        page = meta.get("page")
+        pages.setdefault(str(meta["source"]), set()).add(page if isinstance(page, int) else None)
+    unheld = [
+        f"case {case.id}: collection {store.name!r} holds no file {r.source!r}" if r.source not in pages
+        else f"case {case.id}: collection {store.name!r} holds no text of page {r.page} of {r.source!r}"
+        for case in testset.cases for r in case.relevant
+        if r.source is not None and (r.source not in pages or (r.page is not None and r.page not in pages[r.source]))
+    ]
+    if len(unheld) > SHOWN_LABELS:
+        unheld[SHOWN_LABELS:] = [f"... and {len(unheld) - SHOWN_LABELS} more such labels"]
+    return [f"warning: {line}; that label can never be retrieved" for line in unheld]
 
 
 def load_baseline(path: Path) -> RunReport:
@@ -195,9 +218,23 @@ def load_baseline(path: Path) -> RunReport:
 
 
 @contextmanager
-def case_progress(console: Console, enabled: bool, plan: Plan) -> Iterator[Callable[[int], None]]:
-    if not enabled:
+def case_progress(console: Console, quiet: bool, plan: Plan) -> Iterator[Callable[[int], None]]:
+    """A bar on a terminal; in a log, a line now and then (`Every`), as ingest prints: an
+    evaluation of a hundred cases printed nothing for minutes."""
+    if quiet:
         yield lambda _: None
+        return
+    if not console.is_terminal:
+        every, done = Every(), 0
+
+        def line(n: int) -> None:
+            nonlocal done
+            done += n
+            if (elapsed := every.due()) is not None:
+                console.print(f"progress {elapsed:.0f} s: {done:,} retrieval and answer steps done for "
+                              f"{len(plan.testset.cases):,} cases", markup=False, highlight=False)
+
+        yield line
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:

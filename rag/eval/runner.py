@@ -9,6 +9,7 @@ the pool only bounds how many wait at once. Each finished unit goes to the check
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -45,7 +46,6 @@ from rag.types import Chunk, Message, Passage
 
 NDCG_DEPTH = 10
 MULTI_HOP = "multi-hop"  # the tag of cases whose evidence quotes are different facts, all needed
-SESSION = ""  # the ledger session of the evaluation's answers (Chain.ask's default), and of their verdicts
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,11 @@ class Evaluator:
         self.checkpoint = checkpoint
         self.failures: list[str] = []
         self.per_file = per_file
+        # The ledger session of this evaluation's answers and verdicts, one per evaluation as
+        # `rag ask` has one per run: under Chain.ask's default "", every evaluation ever run
+        # shared one session budget (with a key, past it every case was refused) and showed as a
+        # nameless row in `rag costs`.
+        self.session = f"eval-{uuid.uuid4().hex[:12]}"
         # Everything a unit's scores depend on besides its case and configuration.
         self.environment = {
             "provider": generator.name,
@@ -173,6 +178,8 @@ class Evaluator:
             ],
             retrieval_cases=retrieval_done,
             answer_cases=answers_done,
+            notes=[f"Answers charged to session {self.session}: python -m rag costs --session {self.session}"]
+            if plan.answers else [],
         )
 
     # --- retrieval ---
@@ -216,10 +223,11 @@ class Evaluator:
         if (saved := self.checkpoint.get(key)) is not None:
             return AnswerScores(**saved)
         try:
-            options = AskOptions(
-                collection=self.store.name, mode=config.mode, top_k=config.top_k, mmr=config.mmr, rerank=config.rerank
-            )
-            record = self.chain_for(config.backend).ask(case.question, history(case), options=options)
+            # follow_ups 0: each case is asked on its own (a follow-up brings its history), so no
+            # context cache is kept for questions the session will never ask.
+            options = AskOptions(collection=self.store.name, mode=config.mode, top_k=config.top_k, mmr=config.mmr,
+                                 rerank=config.rerank, follow_ups=0)
+            record = self.chain_for(config.backend).ask(case.question, history(case), self.session, options)
             scores = self.score_answer(case, config, record)
         except GemragError as error:  # a quota or budget stop on one case keeps the others' results
             return failed(case, config, str(error))
@@ -268,7 +276,7 @@ class Evaluator:
         """The judge's verdict, its call charged to the ledger beside the answers it judges,
         with its attempts that got no reply, also when it fails in the end (rag.chain.settling)."""
         ledger = self.chain.ledger
-        with settling(ledger, ledger.reserve(SESSION, 0.0)) as spending:
+        with settling(ledger, ledger.reserve(self.session, 0.0)) as spending:
             verdict = judge(self.generator, case.question, case.reference_answer, metrics.without_note(answer),
                             shown, self.settings.lite_model)
             spending.called(verdict, "judge")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from rag.answer import AskOptions
 from rag.chain import Chain
-from rag.errors import GemragError
+from rag.errors import GemragError, remote_message
 from rag.refusal import NOT_FOUND, NOT_IN_DOCUMENTS
 
 # The agent is told the exact refusal words, from their owner, so it can tell "not in the
@@ -58,7 +58,7 @@ def as_tool_errors() -> Iterator[None]:
     try:
         yield
     except GemragError as exc:
-        raise ToolError(str(exc)) from exc
+        raise ToolError(remote_message(exc)) from exc
 
 
 def build_server(chain: Chain) -> MCPServer:

@@ -54,6 +54,11 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s*$")
 _NUMBER_MARK = re.compile(r"^\d+[.)]\s+")  # "3. /var/tmp": a numbered item's number
 _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading hashes before a unit's text
+# A document's own reference mark after a word ("... Styles” [3].", a paper's "[12, 14]"):
+# quoted as it is, it reads as the reply's citation of passage 3, which the sources list
+# then marks cited and whose chip opens it. Code spans keep theirs ("`argv [1]`").
+_REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\]")
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
 THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
 
 
@@ -70,6 +75,13 @@ class Quotable:
     # Quoted after it: the short code block it introduces ("... such as this:"), or the
     # answer to the question it is (an FAQ's "How do I ...?"). Not scored.
     then: str = ""
+
+
+def _without_reference_marks(quote: str) -> str:
+    """The quote without the document's own reference marks outside its code spans (see
+    `_REFERENCE_MARK`): only the reply's marks may name passages."""
+    parts = _CODE_SPAN.split(quote)  # prose, code, prose, ...
+    return "".join(part if i % 2 else _REFERENCE_MARK.sub("", part) for i, part in enumerate(parts))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -443,7 +455,7 @@ class ExtractiveAnswerer:
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
-        lines = [f"{s.quoted} [{s.passage.n}]" for s in picked]
+        lines = [f"{_without_reference_marks(s.quoted)} [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:

@@ -49,6 +49,7 @@ from rag.errors import (
     InvalidRequest,
     ProviderError,
     QuotaExhausted,
+    remote_message,
 )
 from rag.jobs import Job, Jobs, QueueUnavailable
 from rag.kv import StoreUnavailable
@@ -152,7 +153,7 @@ def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = ()) -> 
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after + 0.49)))
-    kind, message = error_kind(error), str(error)
+    kind, message = error_kind(error), remote_message(error)
     if isinstance(error, InvalidRequest) and not fields and error.field:
         fields = [FieldErrorOut(field=f"body.{error.field}", reason=message)]
     body = (InvalidRequestOut(error=kind, message=message, fields=list(fields)) if isinstance(error, InvalidRequest)
@@ -550,7 +551,7 @@ async def answer_events(
     except GemragError as error:
         metrics.errors.labels(error_kind(error), route).inc()
         ended = True
-        yield sse("error", ErrorOut(error=error_kind(error), message=str(error)))
+        yield sse("error", ErrorOut(error=error_kind(error), message=remote_message(error)))
     finally:
         await steps.close()
         metrics.streams.dec()

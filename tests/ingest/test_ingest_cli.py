@@ -139,6 +139,20 @@ def test_python_m_ingest_on_the_sample_corpus_with_no_key(tmp_path):
     assert again.returncode == 0 and re.search(r"files added +│ +0 ", again.stdout)
 
 
+def test_a_run_written_to_a_log_says_it_is_at_work_and_quiet_says_nothing(tmp_path):
+    """stderr a pipe, as under CI, `| tee` or a container's log: the bars are not drawn, and
+    nothing else was printed before the summary."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "note.md").write_text("# Note\n\nThe canteen opens at nine.\n")
+    args = [sys.executable, "-m", "ingest", str(tmp_path / "docs"), "--data-dir", str(tmp_path / "d")]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^progress \d+ s: \d+ of 1 files, \d+ of \d+ chunks so far$", done.stderr, re.M), done.stderr
+    (tmp_path / "docs" / "note.md").write_text("# Note\n\nThe canteen opens at ten.\n")
+    quiet = subprocess.run([*args, "-q"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0 and "progress" not in quiet.stderr
+
+
 def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_path):
     """The CLI in a fresh process, as a user re-runs it: nothing changed, so nothing heavy
     is imported (nor google-genai, offline, nor numpy, a sixth of what such a run imported);

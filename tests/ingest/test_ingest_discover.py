@@ -99,3 +99,18 @@ def test_include_hidden_takes_hidden_entries_but_never_the_data_dir(corpus, tmp_
     found = list(discover(corpus.root, Filters(include_hidden=True), corpus.root / ".gemrag"))
     assert ".notes/a.md" in [f.source for f in found if isinstance(f, SourceFile)]
     assert Skipped(".gemrag/", "gemrag's own data folder") in found
+
+
+def test_a_symlink_loop_is_skipped_with_the_reason_and_the_walk_goes_on(tmp_path):
+    """A link to itself, or two links to each other: os.walk lists them as files, and
+    resolving one stopped the whole run with "unexpected RuntimeError: Symlink loop"."""
+    (tmp_path / "self").symlink_to("self")
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    (tmp_path / "note.md").write_text("# Note\n")
+    assert _sources(tmp_path) == ["note.md"]
+    assert _skipped(tmp_path) == {
+        "a": "symlink loop (to b, which leads back to itself)",
+        "b": "symlink loop (to a, which leads back to itself)",
+        "self": "symlink loop (to self, which leads back to itself)",
+    }

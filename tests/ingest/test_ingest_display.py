@@ -7,8 +7,9 @@ import io
 import pytest
 from rich.console import Console
 
-from ingest.display import details, progress_bars, upload_bar
+from ingest.display import Every, details, progress_bars, progress_lines, upload_bar
 from ingest.report import FileOutcome, IngestReport, Progress, Status
+from tests.fakes.clock import ManualClock
 
 # File names are whatever a user chose; Rich would read these as markup (the first one is
 # a closing tag with no opening one: a MarkupError that stopped the run).
@@ -66,3 +67,19 @@ def test_the_lines_after_the_table_show_names_and_reasons_as_they_are():
 def test_the_counts_after_the_table_agree_with_their_nouns(left, lines):
     report = IngestReport("corpus", "offline", orphans_removed=left, stopped="quota spent", not_done=left)
     assert set(lines) <= set(details(report))
+
+
+def test_in_a_log_a_progress_line_comes_at_the_start_and_then_every_thirty_seconds():
+    """Not a terminal, the run printed nothing until its summary: ten minutes of silence for a
+    first ingest on a busy machine."""
+    log, clock = io.StringIO(), ManualClock()
+    with progress_lines(Console(file=log, width=200), Every(30, clock)) as show:
+        show(Progress(0, 32, 0, 0, current="a.html"))
+        clock.advance(10)
+        show(Progress(3, 32, 200, 410))  # too soon: no line
+        clock.advance(25)
+        show(Progress(12, 32, 1_200, 1_950, batch_done=100, batch_total=1_204, batch_state="running"))
+    assert log.getvalue().splitlines() == [
+        "progress 0 s: 0 of 32 files, 0 of 0 chunks so far",
+        "progress 35 s: 12 of 32 files, 1,200 of 1,950 chunks so far, batch jobs 100 of 1,204 chunks (running)",
+    ]

@@ -31,6 +31,24 @@ def test_claims_split_sentences_and_keep_their_markers():
     assert claims(answer) == [("Days carry over.", (1,)), ("Reports take 30 days.", (2, 1)), ("In short:", ())]
 
 
+def test_a_bracket_that_cites_nothing_does_not_end_a_claim(checker):
+    """The offline answerer quoted Python's docs, "if the fieldnames are ['x', 'y', 'z'] and the
+    defaults are (1, 2), ... [5]": its first half was flagged "uncited: states a fact without a
+    citation", its second checked alone."""
+    passages = [Passage(1, "For example, if the fieldnames are ['x', 'y', 'z'] and the defaults are (1, 2), "
+                           "then x will be a required argument.", "collections.html", None)]
+    answer = "- For example, if the fieldnames are ['x', 'y', 'z'] and the defaults are (1, 2), then x will be a " \
+             "required argument. [1]"
+    assert [(c.verdict, c.cited) for c in checker.check(answer, passages)] == [("supported", (1,))]
+
+
+def test_a_quoted_reference_mark_keeps_the_citation_after_it():
+    """BibTeX's manual says '“Designing BibTEX Styles” [3].': quoted, the answer's own [1] after
+    it was dropped as an empty claim, and the sentence was checked against source 3 alone."""
+    assert claims("- It is in “Designing BibTEX Styles” [3]. [1]\n- Styles sort by label [2].") == [
+        ("It is in “Designing BibTEX Styles”.", (3, 1)), ("Styles sort by label.", (2,))]
+
+
 def test_a_quote_and_a_faithful_paraphrase_are_supported(checker):
     assert verdicts(checker, "Unused days carry over until March. [1]") == [
         ("Unused days carry over until March.", "supported")]

@@ -1,5 +1,6 @@
 import os
 import re
+import socket
 import subprocess
 import sys
 import types
@@ -147,6 +148,39 @@ def test_empty_collection_is_a_message_not_a_traceback(settings):
     moved = _run(settings, "ask", "anything", "--data-dir", str(elsewhere))
     assert moved.returncode == 2 and f"in {elsewhere.resolve()} (nothing has been ingested there)" in moved.stderr
     assert not (elsewhere / "chroma").exists()  # nothing created just to say so
+
+
+def test_a_chroma_server_that_cannot_be_reached_is_a_refusal_naming_chroma_url(settings, tmp_path):
+    """It was "error: unexpected ValueError: Could not connect to a Chroma server" and exit 3
+    (a bug), from `rag ask` and `python -m ingest` alike, with nothing saying which setting
+    points there; a store that cannot be reached is exit 2 (README: exit codes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    (tmp_path / "note.md").write_text("# Note\n\nThe canteen opens at nine.\n")
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "CHROMA_URL": f"http://admin:pw1234@127.0.0.1:{dead}"}
+    for argv in (["rag", "ask", "When does the canteen open?"], ["ingest", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 2, done.stderr
+        assert f"Cannot reach the Chroma server at 127.0.0.1:{dead} (CHROMA_URL)" in done.stderr
+        assert "pw1234" not in done.stderr and "unexpected" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_question_that_is_not_utf8_is_bad_input_and_chat_goes_on(settings, offline_provider):
+    """Typed in a Latin-1 terminal, "café" reached the answer cache's hash as an undecodable
+    byte: "error: unexpected UnicodeEncodeError ... surrogates not allowed", exit 3, and
+    `rag chat` ended on it."""
+    build_store(settings, offline_provider)
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(settings.data_dir), "GEMRAG_COLLECTION": "tiny-corpus"}
+    said = "error: The question is not UTF-8 text: byte 0xe9 after 'caf' is no character;"
+    asked = subprocess.run([sys.executable, "-m", "rag", "ask", b"caf\xe9 vacation days?"], capture_output=True,
+                           env=env, timeout=600)
+    assert asked.returncode == 2 and said in asked.stderr.decode(), asked.stderr
+    chat = subprocess.run([sys.executable, "-m", "rag", "chat"], capture_output=True, env=env, timeout=600,
+                          input=b"caf\xe9 vacation days?\nHow many days of paid vacation do employees get?\nexit\n")
+    assert chat.returncode == 2 and said in chat.stderr.decode(), chat.stderr
+    assert "25 days of paid vacation per year" in chat.stdout.decode()  # the next question is answered
+    assert b"Traceback" not in asked.stderr + chat.stderr
 
 
 def test_a_data_dir_that_is_a_file_is_bad_input_named_in_one_line(capsys, tmp_path):

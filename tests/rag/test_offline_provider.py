@@ -560,3 +560,19 @@ def test_a_word_no_document_holds_refuses_only_where_the_question_rests_on_it(of
     # The keyword index splits "Multi-factor" in two, so "multifactor" is held nowhere; the passage says it.
     staff = [Passage(1, "Multi-factor authentication is mandatory for all staff.", "security.md")]
     assert answerer.unheard("Is multifactor authentication mandatory?", staff, frozenset({"multifactor"})) == ()
+
+
+def test_a_documents_own_reference_mark_is_not_quoted_as_a_citation(offline_provider):
+    """BibTeX's manual: 'appear in the document “Designing BibTEX Styles” [3].' was quoted with
+    its "[3]", so the reply cited passage 3 (marked cited in the sources, a chip opening it) for
+    a sentence of passage 1. A code span keeps its brackets."""
+    passages = (
+        Passage(1, "Changes that affect style designers appear in the document “Designing BibTEX Styles” [3]. "
+                   "To skip a field, write `fields [2]` in the style file.", "btxdoc.pdf", page=5),
+        Passage(2, "BibTEX reads the aux file.", "btxdoc.pdf", page=1),
+        Passage(3, "Volume numbers are printed in bold.", "btxdoc.pdf", page=9),
+    )
+    reply = ask_offline(offline_provider, "Where are changes that affect style designers described?", *passages)
+    assert "“Designing BibTEX Styles”. [1]" in reply and "[3]" not in reply
+    code = ask_offline(offline_provider, "How do I skip a field in the style file?", *passages)
+    assert "`fields [2]`" in code, code

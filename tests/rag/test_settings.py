@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from rag.errors import ConfigError
@@ -170,3 +174,32 @@ def test_a_blank_gemini_key_is_no_key_and_the_offline_default(monkeypatch, blank
     monkeypatch.setenv("GEMINI_API_KEY", blank)
     settings = load_settings()
     assert settings.api_key is None and not settings.online
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"top_k = [\n", "Invalid value (at end of document)"),
+    (b'top_k = "caf\xe9"\n', "can't decode byte 0xe9"),
+])
+def test_a_config_file_that_is_not_toml_is_one_line_naming_it_in_every_command(tmp_path, content, said):
+    """It was tomllib's traceback, twice over (reporting the error read the file again to
+    redact keys), and exit 1, from rag, ingest, the server and the UI alike."""
+    config = tmp_path / "gemrag.toml"
+    config.write_bytes(content)
+    env = {**os.environ, "GEMRAG_CONFIG": str(config), "GEMRAG_DATA_DIR": str(tmp_path / "d")}
+    for argv in (["rag", "ask", "anything"], ["ingest", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: {config} is not valid TOML (") and said in done.stderr
+        assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_setting_the_config_file_names_that_does_not_exist_is_refused_with_the_closest(monkeypatch, tmp_path):
+    """"top_kk = 8" was dropped without a word (extra="ignore") and the default used."""
+    config = tmp_path / "gemrag.toml"
+    config.write_text('top_kk = 8\nbogus = 1\nchroma_url = "http://127.0.0.1:1"\n')
+    monkeypatch.setenv("GEMRAG_CONFIG", str(config))
+    with pytest.raises(ConfigError) as refused:
+        Settings()
+    assert str(refused.value).startswith(f"{config}: no such setting 'bogus', 'top_kk' (did you mean 'top_k'?);")
+    config.write_text('top_k = 8\nchroma_url = "http://127.0.0.1:1"\n')  # a field, and an alias of one
+    assert Settings().top_k == 8

@@ -4,6 +4,7 @@ bad lines, resume, and fail the regression gate on a planted regression."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,45 @@ def test_writes_json_html_and_table_and_reports_bad_lines(
     shown = capsys.readouterr().out
     assert "skipped line 4: not valid JSON" in shown
     assert "Retrieval" in shown and "report.html" in shown
+
+
+def test_a_label_the_collection_cannot_hold_is_named_before_it_scores_zero(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A test set written before its folder was reorganised ("py/json.html" is now
+    "python/json.html"), or with a page past the file's end, scored 0 on retrieval for those
+    cases with nothing saying why."""
+    write_testset(tmp_path / "t.jsonl", [
+        {**CASES[0], "relevant": [{"source": "old/vacation.md"}]},
+        {**CASES[1], "relevant": [{"source": "badge.md", "page": 3}]},
+        CASES[2],
+    ])
+    assert run(tmp_path, corpus, offline_provider, "--retrieval-only") == 0
+    warnings = [
+        "warning: case vacation: collection 'eval-docs' holds no file 'old/vacation.md'; "
+        "that label can never be retrieved",
+        "warning: case badge: collection 'eval-docs' holds no text of page 3 of 'badge.md'; "
+        "that label can never be retrieved",
+    ]
+    shown = capsys.readouterr().out
+    assert all(w in shown for w in warnings), shown
+    assert RunReport.load(tmp_path / "out" / "report.json").notes == warnings
+
+
+def test_in_a_log_the_ingest_and_the_cases_show_progress_lines(
+    tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr not a terminal (CI, `| tee`): the bars are not drawn, and nothing said the
+    evaluation was at work until its tables, minutes later on a real test set."""
+    write_testset(tmp_path / "t.jsonl", CASES)
+    args = [str(tmp_path / "t.jsonl"), "--corpus", str(corpus), "--data-dir", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out"), "--workers", "1"]
+    assert main(args, embedder=offline_provider, generator=offline_provider) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^progress \d+ s: \d+ of 3 files, \d+ of \d+ chunks so far$", err, re.M), err
+    assert re.search(r"^progress \d+ s: 1 retrieval and answer steps done for 3 cases$", err, re.M), err
+    assert main([*args, "--fresh", "-q"], embedder=offline_provider, generator=offline_provider) == 0
+    assert "progress" not in capsys.readouterr().err
 
 
 def test_rerun_resumes_from_the_checkpoint(

@@ -13,7 +13,7 @@ from rag.eval.checkpoint import Checkpoint
 from rag.eval.configs import EvalConfig
 from rag.eval.judge import RUBRIC, parse_verdict
 from rag.eval.results import AnswerScores
-from rag.eval.runner import SESSION, Evaluator, Plan
+from rag.eval.runner import Evaluator, Plan
 from rag.eval.testset import load_testset
 from rag.providers import get_generator
 from rag.refusal import NOT_IN_DOCUMENTS
@@ -103,7 +103,7 @@ def test_a_judge_attempt_abandoned_on_timeout_is_charged_though_its_retry_answer
 
     assert scores.error == "" and scores.faithfulness == 1.0 and len(_judged(fake_gemini)) == 2
     billed = fake_gemini.billed_for(lite, count=2)
-    spent = evaluator.chain.ledger.models(SESSION)[lite]
+    spent = evaluator.chain.ledger.models(evaluator.session)[lite]
     assert (len(billed), spent.calls) == (2, 2)
     assert spent.usage.prompt_tokens == pytest.approx(sum(b.prompt_tokens for b in billed), rel=0.25)
     assert spent.usage.output_tokens == billed[-1].output_tokens  # the abandoned attempt's output is unknown
@@ -121,10 +121,10 @@ def test_a_judge_that_timed_out_on_every_attempt_fails_its_case_and_each_attempt
     assert "no answer before the request timeout" in scores.error
     attempts = len(_judged(fake_gemini))
     billed = fake_gemini.billed_for(lite, count=attempts)
-    spent = evaluator.chain.ledger.models(SESSION)[lite]
+    spent = evaluator.chain.ledger.models(evaluator.session)[lite]
     assert attempts >= 2 and (spent.calls, spent.usage.output_tokens) == (attempts, 0)
     assert spent.usage.prompt_tokens == pytest.approx(sum(b.prompt_tokens for b in billed), rel=0.25)
-    assert evaluator.chain.ledger.session(SESSION).held_usd == 0  # the hold is settled
+    assert evaluator.chain.ledger.session(evaluator.session).held_usd == 0  # the hold is settled
 
 
 def test_unparseable_verdict_leaves_scores_undefined() -> None:

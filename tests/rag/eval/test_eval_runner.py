@@ -143,3 +143,20 @@ def test_the_passages_an_answer_was_scored_on_are_those_retrieval_showed(
                           route=Route("offline", "offline-extractive", ""), usage=Usage())
     (shown,) = evaluator.shown(record)
     assert shown.text == chunk.lead + chunk.text
+
+
+def test_each_evaluation_charges_a_session_of_its_own_and_names_it(
+    settings: Settings, offline_provider: OfflineProvider, tiny_store: Store, tmp_path: Path
+) -> None:
+    """Every evaluation's answers went to the session "" (Chain.ask's default): one session
+    budget shared by every evaluation ever run, so with a key, once past it every case failed
+    as refused; `rag costs` showed them as a row without a name."""
+    testset = load_testset(write_testset(tmp_path / "t.jsonl", CASES[:1]))
+    runs = [Evaluator(settings, offline_provider, tiny_store, Checkpoint(tmp_path / f"out{i}")) for i in range(2)]
+    reports = [run.run(Plan(testset, [CONFIG], workers=1)) for run in runs]
+
+    sessions = runs[0].chain.ledger.sessions()
+    assert "" not in sessions and runs[0].session != runs[1].session
+    for run, report in zip(runs, reports, strict=True):
+        assert run.session.startswith("eval-") and sessions[run.session].answers == 1
+        assert f"python -m rag costs --session {run.session}" in " ".join(report.notes)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -131,14 +133,45 @@ def test_the_gemini_key_never_leaves_the_server(api: Running, fake_gemini):
     assert all(TEST_API_KEY not in text for text in seen)
 
 
+def test_a_missing_collection_names_no_server_path_or_url(api_settings: Settings, tmp_path):
+    """The 404 named the data directory ("No collection 'x' in /srv/gemrag/...") and a CHROMA_URL
+    as configured, credentials and all, to any client with the ask role; the CLI still names
+    them, since its user runs the server's files."""
+    from fastapi.testclient import TestClient
+
+    from rag.server.app import create_app
+
+    app = create_app(api_settings, mounts=[])
+    with TestClient(app) as client:
+        missing = client.post("/v1/ask", json={"question": QUESTION, "collection": "nothing-here"})
+        listed = client.get("/v1/collections/nothing-here/documents")
+    for refused in (missing, listed):
+        assert refused.status_code == 404, refused.text
+        assert str(api_settings.data_dir.resolve()) not in refused.text and str(tmp_path) not in refused.text
+        assert "No collection 'nothing-here' on this server" in refused.json()["message"]
+
+
+@pytest.mark.chroma_server
+def test_a_missing_collection_on_a_chroma_server_names_it_by_host_and_port(api_settings: Settings, chroma_server_url):
+    """CHROMA_URL was quoted as configured, with any credentials in it."""
+    from rag.errors import EmptyCollection
+    from rag.stores import Stores
+
+    url = urlparse(chroma_server_url)
+    settings = api_settings.model_copy(update={"chroma_url": f"http://admin:pw1234@{url.hostname}:{url.port}"})
+    with pytest.raises(EmptyCollection, match=f"on the Chroma server at {url.hostname}:{url.port} ") as absent:
+        Stores(settings).open(f"nothing-{uuid.uuid4().hex[:8]}")
+    assert "pw1234" not in str(absent.value) and "on this server" in absent.value.remote
+
+
 def test_bad_requests_name_the_field_and_reason(api: Running):
     model = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gpt-9"})
     assert model.status_code == 422 and model.json()["fields"] == [
         {"field": "body.model",
          "reason": "'gpt-9' is not one of the answer models (gemini-3.8-flash, gemini-3.1-pro-preview)."}]
     missing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "nothing-here"})
-    assert missing.status_code == 404 and missing.json()["message"].startswith("No collection 'nothing-here' in ")
-    assert "tiny-corpus" in missing.json()["message"]  # the collections there are named
+    assert missing.status_code == 404 and missing.json()["message"] == (
+        "No collection 'nothing-here' on this server (its collections: tiny-corpus; GET /v1/collections lists them).")
     climbing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "../etc"})
     assert climbing.status_code == 422 and climbing.json()["fields"][0]["field"] == "body.collection"
     huge = httpx.post(f"{api.url}/v1/ask", content=b'{"question": "' + b"x" * 70_000 + b'"}',
@@ -372,3 +405,25 @@ def test_errors_are_counted_under_the_route_that_answered_them(api: Running, fak
     ask_errors = sum(float(line.rpartition(" ")[2]) for line in counted.splitlines()
                      if line.startswith("gemrag_errors_total{") and 'route="/v1/ask"' in line)
     assert ask_errors == 2.0, counted
+
+
+def test_a_chroma_server_that_cannot_be_reached_is_a_503_naming_chroma_url(settings):
+    """It was a 500 "the server failed on this request" for every question and listing, as if
+    gemrag had a bug, while /readyz already said Chroma was unreachable; the URL's credentials
+    stay out of the message."""
+    from fastapi.testclient import TestClient
+
+    from rag.server.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    app = create_app(settings.model_copy(update={"chroma_url": f"http://admin:pw1234@127.0.0.1:{dead}"}), mounts=[])
+    with TestClient(app) as client:
+        for refused in (client.post("/v1/ask", json={"question": QUESTION, "stream": False}),
+                        client.get("/v1/collections"), client.get("/v1/collections/corpus/documents")):
+            assert refused.status_code == 503, refused.text
+            body = refused.json()
+            assert body["error"] == "store_unavailable"
+            assert f"Cannot reach the Chroma server at 127.0.0.1:{dead} (CHROMA_URL)" in body["message"]
+            assert "pw1234" not in refused.text
