@@ -62,6 +62,8 @@ from rag.server.guards import BodyLimit, BodyRefused, KeyRateLimit, RateLimited
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.server.mounts import MountContext, mount_all
 from rag.server.schemas import (
+    MAX_SESSION_ID,
+    SESSION_ID,
     AnswerOut,
     AskRequest,
     CollectionOut,
@@ -233,6 +235,9 @@ def _allowed_collection(name: str) -> str:
         raise PydanticCustomError("collection_name", "{reason}", {"reason": str(exc)}) from None
 
 
+# The same rule as a body's session_id: a path of 5,000 characters was read and echoed back.
+SessionId = Annotated[str, PathParameter(max_length=MAX_SESSION_ID, pattern=SESSION_ID,
+                                         description="the session: up to 128 letters, digits, '.', '_' or '-'")]
 # Defined here, not with the bodies in rag.server.schemas: that module is imported by
 # `python -m rag costs`, which need not load FastAPI.
 CollectionName = Annotated[str, PathParameter(description="the collection: 3-512 letters, digits, '.', '_' or '-', "
@@ -466,7 +471,7 @@ def add_routes(app: FastAPI) -> None:
         return EventStream(job_events(state, job))
 
     @app.get("/v1/sessions/{session_id}/costs", response_model=SessionCosts, responses=REFUSED)
-    async def session_costs(session_id: str, request: Request,
+    async def session_costs(session_id: SessionId, request: Request,
                             caller: Asker) -> SessionCosts:
         backend = services(request).backend
         session = f"{caller.name}/{session_id}"

@@ -53,3 +53,13 @@ def test_an_unknown_session_is_an_empty_report_with_a_note_from_both(
     note = "no calls recorded for session 'nosuch': not used yet, or not this id"
     assert served.json()["note"] == printed["note"] == note
     assert served.json()["total"] == printed["total"] and printed["total"]["cost_usd"] == 0
+
+
+def test_a_session_id_in_the_path_follows_the_body_s_rule(api: Running) -> None:
+    """A 5,000-character path was read and echoed back, where `session_id` in an ask is
+    held to 128 letters, digits, '.', '_' or '-'."""
+    for bad in ("x" * 129, "a%20b"):
+        refused = httpx.get(f"{api.url}/v1/sessions/{bad}/costs")
+        assert refused.status_code == 422, bad
+        assert refused.json()["fields"][0]["field"] == "path.session_id"
+    assert httpx.get(f"{api.url}/v1/sessions/{'x' * 128}/costs").status_code == 200
