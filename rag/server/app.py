@@ -62,8 +62,6 @@ from rag.server.guards import BodyLimit, BodyRefused, KeyRateLimit, RateLimited
 from rag.server.metrics import MeteredLedger, Metrics
 from rag.server.mounts import MountContext, mount_all
 from rag.server.schemas import (
-    MAX_SESSION_ID,
-    SESSION_ID,
     AnswerOut,
     AskRequest,
     CollectionOut,
@@ -235,9 +233,11 @@ def _allowed_collection(name: str) -> str:
         raise PydanticCustomError("collection_name", "{reason}", {"reason": str(exc)}) from None
 
 
-# The same rule as a body's session_id: a path of 5,000 characters was read and echoed back.
-SessionId = Annotated[str, PathParameter(max_length=MAX_SESSION_ID, pattern=SESSION_ID,
-                                         description="the session: up to 128 letters, digits, '.', '_' or '-'")]
+# An ask's session id (the body's rule), or the session an ingest into a collection is charged
+# to, "ingest:<collection>" (ingest.spending): a path of 5,000 characters was read and echoed back.
+SessionId = Annotated[str, PathParameter(
+    max_length=len("ingest:") + 512, pattern=r"^(?:ingest:)?[A-Za-z0-9._-]+$",
+    description="an ask's session id (up to 128 letters, digits, '.', '_' or '-'), or ingest:<collection>")]
 # Defined here, not with the bodies in rag.server.schemas: that module is imported by
 # `python -m rag costs`, which need not load FastAPI.
 CollectionName = Annotated[str, PathParameter(description="the collection: 3-512 letters, digits, '.', '_' or '-', "

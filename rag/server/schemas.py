@@ -22,18 +22,14 @@ class MessageIn(BaseModel):
     text: str = Field(max_length=20_000)
 
 
-SESSION_ID = r"^[A-Za-z0-9._-]+$"  # a session id, in a body or a path: what a ledger key may hold
-MAX_SESSION_ID = 128
-
-
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
 
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: str | None = Field(
         default=None,
-        max_length=MAX_SESSION_ID,
-        pattern=SESSION_ID,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._-]+$",
         description="Continue a conversation: its history is kept by the server. A new one is made if absent.",
     )
     history: list[MessageIn] | None = Field(

@@ -55,11 +55,12 @@ def test_an_unknown_session_is_an_empty_report_with_a_note_from_both(
     assert served.json()["total"] == printed["total"] and printed["total"]["cost_usd"] == 0
 
 
-def test_a_session_id_in_the_path_follows_the_body_s_rule(api: Running) -> None:
-    """A 5,000-character path was read and echoed back, where `session_id` in an ask is
-    held to 128 letters, digits, '.', '_' or '-'."""
-    for bad in ("x" * 129, "a%20b"):
+def test_a_session_id_in_the_path_is_an_ask_s_or_an_ingest_s(api: Running) -> None:
+    """A 5,000-character path was read and echoed back: the path holds an ask's session id
+    or "ingest:<collection>", the session an ingest's spending is charged to."""
+    for bad in ("x" * 5_000, "a%20b", "ingest:" + "x" * 513, "other:docs"):
         refused = httpx.get(f"{api.url}/v1/sessions/{bad}/costs")
         assert refused.status_code == 422, bad
         assert refused.json()["fields"][0]["field"] == "path.session_id"
-    assert httpx.get(f"{api.url}/v1/sessions/{'x' * 128}/costs").status_code == 200
+    for good in ("x" * 128, "ingest:" + "x" * 512, "ingest:my-docs"):
+        assert httpx.get(f"{api.url}/v1/sessions/{good}/costs").status_code == 200, good
