@@ -257,7 +257,7 @@ class Chain:
                     self.experiments.answered(session_id, arm, event.record)
                 yield event
         except StoreUnavailable as exc:
-            if answered:
+            if answered or exc.documents:  # without the documents' store, no setting answers
                 raise
             raise StoreUnavailable(
                 f"Not answered: {exc} Without the answer cache and the cost ledger no answer is given, "

@@ -42,7 +42,13 @@ _SEP = "\x1f"  # joins the parts of a bucket name; cannot occur in session ids o
 
 
 class StoreUnavailable(GemragError):
-    """The cache or ledger store cannot be read or written (SQLite file, Redis server)."""
+    """The cache or ledger store cannot be read or written (SQLite file, Redis server), or,
+    with `documents`, the store of the documents themselves (a Chroma server): no setting
+    answers a question without that one."""
+
+    def __init__(self, message: str, *, documents: bool = False) -> None:
+        super().__init__(message)
+        self.documents = documents
 
 
 @dataclass(frozen=True)

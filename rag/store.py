@@ -54,16 +54,55 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
             url = urlparse(settings.chroma_url)
             host, port = url.hostname or "127.0.0.1", url.port or 8000
             try:
-                return chromadb.HttpClient(host=host, port=port, ssl=url.scheme == "https", settings=chroma_settings)
+                client = chromadb.HttpClient(host=host, port=port, ssl=url.scheme == "https", settings=chroma_settings)
             except ValueError as exc:
                 # chromadb's "Could not connect to a Chroma server": a store that cannot be reached
                 # (exit 2, API 503) as Redis is, not an unexpected error; host and port only, since
                 # the URL may carry credentials.
-                raise StoreUnavailable(
-                    f"Cannot reach the Chroma server at {host}:{port} (CHROMA_URL): {exc} Start it, fix "
-                    "CHROMA_URL, or unset it to use the embedded store under the data directory."
-                ) from exc
+                raise unreachable(f"{host}:{port}", exc) from exc
+            return Reached(client, f"{host}:{port}")
         return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
+
+
+def unreachable(where: str, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"Cannot reach the Chroma server at {where} (CHROMA_URL): {exc} Start it, fix CHROMA_URL, or unset "
+        "it to use the embedded store under the data directory.", documents=True)
+
+
+class Reached:
+    """A Chroma server's client, or one of its collections, whose calls raise StoreUnavailable
+    when the server cannot be reached: chromadb checks the server once, when its client is
+    made, and later lets httpx's transport errors through, so a server stopped after that
+    turned every question into an unexpected error (exit 3, HTTP 500) while /readyz said
+    Chroma was down. Collections it returns are wrapped alike."""
+
+    def __init__(self, target: Any, where: str) -> None:
+        self._target = target
+        self._where = where
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import httpx
+
+            try:
+                result = value(*args, **kwargs)
+            except httpx.TransportError as exc:
+                raise unreachable(self._where, exc) from exc
+            if isinstance(result, list):
+                return [self._wrapped(r) for r in result]
+            return self._wrapped(result)
+
+        return call
+
+    def _wrapped(self, result: Any) -> Any:
+        from chromadb.api.models.Collection import Collection
+
+        return Reached(result, self._where) if isinstance(result, Collection) else result
 
 
 def check_collection_name(name: str) -> str:
