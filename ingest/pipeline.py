@@ -313,12 +313,16 @@ def plan_run(
         if gone:
             report.notes.append(f"{counted(len(gone), 'file')} ingested before {'is' if len(gone) == 1 else 'are'} "
                                 f"gone from the folder but still in the collection ({_names(gone)}); "
-                                "--prune removes them")
+                                f"--prune removes {_them(gone)}")
         if aliased:
             report.notes.append(f"{counted(len(aliased), 'file')} ingested before through a link to what is now read "
                                 f"under its real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
-                                f"({_names(aliased)}); --prune removes them")
+                                f"({_names(aliased)}); --prune removes {_them(aliased)}")
     return Plan(tasks, [*gone, *aliased, *stale] if prune else [], touched)
+
+
+def _them(files: Sequence[FileRecord]) -> str:
+    return "it" if len(files) == 1 else "them"
 
 
 def _stale(reason: str, prune: bool) -> str:

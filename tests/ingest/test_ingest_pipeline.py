@@ -135,7 +135,7 @@ def test_a_deleted_file_loses_its_chunks_only_with_prune(corpus, settings, fake)
     kept = ingest_paths([corpus.root], settings, fake)
     assert "notes.txt" not in _statuses(kept)
     assert kept.notes == ["1 file ingested before is gone from the folder but still in the collection "
-                          "(notes.txt); --prune removes them"]
+                          "(notes.txt); --prune removes it"]
     assert any(c.source == "notes.txt" for c in Store(settings, fake.embedding_id).chunks())
     pruned = ingest_paths([corpus.root], settings, fake, prune=True)
     assert _statuses(pruned)["notes.txt"] is Status.REMOVED and pruned.version > kept.version and not pruned.notes
@@ -520,7 +520,7 @@ def test_a_deleted_link_loses_its_chunks_with_prune_though_its_target_is_still_t
     kept = ingest_paths([corpus.root], settings, fake)  # now the file link is the way in
     assert _statuses(kept)["plan-link.md"] is Status.ADDED
     assert kept.notes == ["1 file ingested before is gone from the folder but still in the collection "
-                          "(drafts/plan.md); --prune removes them"]
+                          "(drafts/plan.md); --prune removes it"]
     (corpus.root / "plan-link.md").unlink()
     pruned = ingest_paths([corpus.root], settings, fake, prune=True)
     assert {s for s, st in _statuses(pruned).items() if st is Status.REMOVED} == {"drafts/plan.md", "plan-link.md"}
@@ -536,7 +536,7 @@ def test_a_link_stored_before_its_target_was_read_gives_way_to_the_real_name_wit
     kept = ingest_paths([corpus.root], settings, fake, filters=hidden)
     assert _statuses(kept)[".plan.md"] is Status.ADDED and _statuses(kept)["plan.md"] is Status.SKIPPED
     assert kept.notes == ["1 file ingested before through a link to what is now read under its real name is "
-                          "still in the collection (plan.md); --prune removes them"]
+                          "still in the collection (plan.md); --prune removes it"]
     pruned = ingest_paths([corpus.root], settings, fake, filters=hidden, prune=True)
     assert _statuses(pruned)["plan.md"] is Status.REMOVED
     assert _sources_stored(settings, fake) == {*GOOD, ".plan.md"}
