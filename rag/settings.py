@@ -422,7 +422,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
+        toml_path = config_path()
         toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
         _known_keys(toml_path, toml.toml_data, settings_cls)
         return (init_settings, env_settings, toml)
@@ -474,6 +474,11 @@ class Settings(BaseSettings):
         return where.joinpath(*parts)
 
 
+def config_path() -> str:
+    """The settings file: GEMRAG_CONFIG, else gemrag.toml in the working directory."""
+    return os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
+
+
 def _known_keys(path: str, table: dict[str, object], settings_cls: type[BaseSettings]) -> None:
     """Refuses a setting the file names that no field has: extra="ignore" (the environment
     holds GEMRAG_* variables that are no settings) dropped "top_kk = 8" without a word, and
@@ -497,8 +502,7 @@ def load_settings(**overrides: object) -> Settings:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         # Not a ConfigError, it was "unexpected", and reporting it read the file again (to
         # redact keys), so every command ended in a traceback and exit 1.
-        where = os.environ.get("GEMRAG_CONFIG", "gemrag.toml")
-        raise ConfigError(f"{where} is not valid TOML ({error}): fix it, or point GEMRAG_CONFIG at another "
+        raise ConfigError(f"{config_path()} is not valid TOML ({error}): fix it, or point GEMRAG_CONFIG at another "
                           "file") from None
     except ValidationError as error:
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())

@@ -51,17 +51,23 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         if settings.chroma_url:
-            url = urlparse(settings.chroma_url)
-            host, port = url.hostname or "127.0.0.1", url.port or 8000
+            host, port = chroma_address(settings.chroma_url)
             try:
-                client = chromadb.HttpClient(host=host, port=port, ssl=url.scheme == "https", settings=chroma_settings)
+                client = chromadb.HttpClient(host=host, port=port, ssl=urlparse(settings.chroma_url).scheme == "https",
+                                             settings=chroma_settings)
             except ValueError as exc:
                 # chromadb's "Could not connect to a Chroma server": a store that cannot be reached
-                # (exit 2, API 503) as Redis is, not an unexpected error; host and port only, since
-                # the URL may carry credentials.
+                # (exit 2, API 503) as Redis is, not an unexpected error.
                 raise unreachable(f"{host}:{port}", exc) from exc
             return Reached(client, f"{host}:{port}")
         return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
+
+
+def chroma_address(url: str) -> tuple[str, int]:
+    """The host and port of a Chroma server's URL, as the client connects and as messages name
+    it: never the URL whole, which may carry credentials."""
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 8000
 
 
 def unreachable(where: str, exc: BaseException) -> StoreUnavailable:

@@ -12,13 +12,12 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from rag.errors import ConfigError, EmptyCollection, InvalidRequest
 from rag.providers import Embedders, get_embedder
 from rag.providers.base import Embedder
 from rag.settings import Settings
-from rag.store import Store, check_collection_name, list_collections, no_store_yet, recorded_embedder
+from rag.store import Store, check_collection_name, chroma_address, list_collections, no_store_yet, recorded_embedder
 
 
 class Stores:
@@ -82,9 +81,9 @@ class Stores:
         listed = f"its collections: {', '.join(held)}" if held else "it holds none yet"
         remote = f"No collection {name!r} on this server ({listed}; GET /v1/collections lists them)."
         if self.settings.chroma_url:
-            url = urlparse(self.settings.chroma_url)
+            host, port = chroma_address(self.settings.chroma_url)
             return EmptyCollection(
-                f"No collection {name!r} on the Chroma server at {url.hostname}:{url.port or 8000} ({there}): "
+                f"No collection {name!r} on the Chroma server at {host}:{port} ({there}): "
                 f"{ingest}, or point CHROMA_URL at the server you ingested into.", remote=remote)
         return EmptyCollection(f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
                                "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.", remote=remote)
