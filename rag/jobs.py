@@ -40,6 +40,7 @@ WAITING: tuple[JobState, ...] = ("queued", "retrying")  # nothing runs them but 
 TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
 NAMESPACE = "gemrag-jobs"  # the broker's Redis keys start with it
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
+SETTLED_PER_COUNT = 100  # waiting jobs looked for in the queue per `Jobs.counts` (each scrape of /metrics)
 ALWAYS = 1_000_000  # Dramatiq's maintenance chance is per million commands: every poll checks for dead workers
 
 log = logging.getLogger("rag.jobs")
@@ -289,14 +290,28 @@ class Jobs:
 
     def counts(self, now: float | None = None) -> dict[JobState, int]:
         """Jobs per state whose records have not expired (changed within `KEEP_S`), for
-        /metrics; the index's older entries are dropped on the way."""
-        expired = (time.time() if now is None else now) - KEEP_S
+        /metrics; the index's older entries are dropped on the way. Waiting jobs unchanged
+        past the grace are `settled` first (at most `SETTLED_PER_COUNT`, oldest first): a
+        job the queue lost, whose id nobody holds (its submitter gone, or its record left
+        behind by a failed queuing, `_forget`), counted as queued until its week ended."""
+        moment = time.time() if now is None else now
+        self._settle_overdue(moment)
+        expired = moment - KEEP_S
         pipe = self.redis.pipeline()
         for state in STATES:
             pipe.zremrangebyscore(self._state_key(state), "-inf", expired)
             pipe.zcard(self._state_key(state))
         answers = pipe.execute()
         return {state: int(n) for state, n in zip(STATES, answers[1::2], strict=True)}
+
+    def _settle_overdue(self, now: float) -> None:
+        overdue = now - self.settings.job_lost_grace_s
+        for state in WAITING:
+            for member in self.redis.zrangebyscore(self._state_key(state), "-inf", overdue, start=0,
+                                                   num=SETTLED_PER_COUNT):
+                job = self.get(member.decode() if isinstance(member, bytes) else str(member))
+                if job is not None:
+                    self.settled(job)
 
     def queue_depth(self) -> int:
         return int(self.broker.do_qsize(self.settings.job_queue))

@@ -64,6 +64,16 @@ def test_a_job_the_queue_lost_is_failed_once_read_after_the_grace(jobs, keys, lo
     assert jobs.get(job.id) == failed and jobs.counts()["failed"] == 1 and jobs.counts()["queued"] == 0
 
 
+def test_a_lost_job_nobody_reads_is_failed_by_the_counts(jobs, keys):
+    """Its submitter gone, nobody read the job again: /metrics counted it as queued for a week."""
+    job = jobs.submit("folder", "docs", "ops", paths=["/srv/docs"])
+    LOSSES["keys deleted"](jobs, keys, job)
+    assert jobs.counts()["queued"] == 1  # within the grace
+    time.sleep(GRACE_S + 0.05)
+    assert jobs.counts() == {"queued": 0, "running": 0, "retrying": 0, "done": 0, "failed": 1}
+    assert jobs.get(job.id).state == "failed"
+
+
 def test_a_lost_upload_says_to_upload_again_and_leaves_no_staged_files(jobs, keys, tmp_path):
     folder = tmp_path / "uploads" / "docs" / ".incoming" / "u1"
     folder.mkdir(parents=True)
