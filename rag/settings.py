@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -104,6 +113,10 @@ class ChunkProfile(BaseModel):
 def _catalogue_models() -> dict[str, ModelRow]:
     return {name: ModelRow.model_validate(row) for name, row in catalogue_rows().items()}
 
+
+# The URL settings `Settings._an_http_url` checks: an example of each, and what it being unset means.
+_URL_EXAMPLES = {"base_url": ("https://generativelanguage.googleapis.com", "Google's API"),
+                 "chroma_url": ("http://127.0.0.1:8000", "the embedded store")}
 
 MB = 1024 * 1024  # what an upload limit in MB means (`Settings.max_upload_bytes`)
 
@@ -356,20 +369,21 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "chroma_url")
     @classmethod
-    def _base_url_is_a_url(cls, value: str | None) -> str | None:
+    def _an_http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Checked at start: a URL without a scheme or host fails every request as a network
-        error, which would be retried and reported as Gemini being unreachable. Empty is unset.
-        The error's field is the name it was set by (GEMRAG_BASE_URL, or base_url in gemrag.toml)."""
+        error, which would be retried and reported as Gemini (or Chroma) being unreachable.
+        Empty is unset. The error's field is the name it was set by (GEMRAG_BASE_URL, or
+        base_url in gemrag.toml); a Chroma URL is not quoted, since it may carry a password."""
         if not value:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{value!r} is not an http:// or https:// URL with a host "
-                "(e.g. https://generativelanguage.googleapis.com); unset it for Google's API"
-            )
+            example, unset = _URL_EXAMPLES[info.field_name or ""]
+            shown = "its value (not shown: it may carry a password)" if info.field_name == "chroma_url" else repr(value)
+            raise ValueError(f"{shown} is not an http:// or https:// URL with a host (e.g. {example}); "
+                             f"unset it for {unset}")
         return value
 
     @field_validator("extra_api_keys", mode="before")
