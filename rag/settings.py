@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(
         default=None, validation_alias=AliasChoices("GEMRAG_CHROMA_URL", "CHROMA_URL", "chroma_url")
     )
+    # A Chroma server (or the proxy before it) that wants credentials: a user and password in
+    # CHROMA_URL (http://user:password@host:port, percent-encoded) go as HTTP basic auth, or this
+    # token goes in `chroma_token_header` ("Authorization": as "Bearer <token>"). Not both.
+    chroma_token: SecretStr | None = None
+    chroma_token_header: Literal["Authorization", "X-Chroma-Token"] = "Authorization"
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("GEMRAG_REDIS_URL", "REDIS_URL", "redis_url")
     )
@@ -360,14 +365,35 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: str = "warning"
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "chroma_token", mode="before")
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
         """`GEMINI_API_KEY=` (the line deploy/env.example and the Kubernetes keys.env ship
-        with) means no key: the offline default, not a Gemini client refusing an empty key."""
+        with) means no key: the offline default, not a Gemini client refusing an empty key.
+        A blank Chroma token is none either."""
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("chroma_token")
+    @classmethod
+    def _chroma_token_is_printable(cls, value: SecretStr | None) -> SecretStr | None:
+        """chromadb takes ASCII letters, digits and punctuation only, and would refuse anything
+        else when the client is made, a refusal then reported as the server's."""
+        if value is not None:
+            token = value.get_secret_value().strip()  # a token file's final newline
+            if not all(" " < c < "\x7f" for c in token):
+                raise ValueError("a token is ASCII letters, digits and punctuation only (not shown: it is a secret)")
+            value = SecretStr(token)
+        return value
+
+    @model_validator(mode="after")
+    def _one_chroma_credential(self) -> Settings:
+        parts = urlsplit(self.chroma_url or "")
+        if self.chroma_token and (parts.username or parts.password):
+            raise ValueError("CHROMA_URL carries a user and password and GEMRAG_CHROMA_TOKEN is set too: chromadb "
+                             "sends one of them, so give the Chroma server's credentials one way")
+        return self
 
     @field_validator("base_url", "chroma_url")
     @classmethod

@@ -219,3 +219,23 @@ def test_chroma_url_needs_a_scheme_and_a_host_and_is_never_quoted(monkeypatch):
     monkeypatch.setenv("CHROMA_URL", "")
     assert load_settings().chroma_url is None  # an empty variable is unset: the embedded store
 
+
+def test_a_chroma_token_is_one_way_to_give_credentials_and_is_never_quoted(monkeypatch):
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("CHROMA_URL", "https://chroma.example/chroma")
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "tok-123\n")  # read from a file, with its newline
+    settings = load_settings()
+    assert settings.chroma_token is not None and settings.chroma_token.get_secret_value() == "tok-123"
+    assert settings.chroma_token_header == "Authorization"
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "tok 123")
+    with pytest.raises(ConfigError, match=r"\(chroma_token: a token is ASCII letters") as refused:
+        load_settings()
+    assert "tok 123" not in str(refused.value)
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "tok-123")
+    monkeypatch.setenv("CHROMA_URL", "https://admin:pw1234@chroma.example")
+    with pytest.raises(ConfigError, match="give the Chroma server's credentials one way") as refused:
+        load_settings()
+    assert "pw1234" not in str(refused.value) and "tok-123" not in str(refused.value)
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", " ")
+    assert load_settings().chroma_token is None  # blank: none
