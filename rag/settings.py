@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -105,6 +114,10 @@ def _catalogue_models() -> dict[str, ModelRow]:
     return {name: ModelRow.model_validate(row) for name, row in catalogue_rows().items()}
 
 
+# The URL settings `Settings._an_http_url` checks: an example of each, and what it being unset means.
+_URL_EXAMPLES = {"base_url": ("https://generativelanguage.googleapis.com", "Google's API"),
+                 "chroma_url": ("http://127.0.0.1:8000", "the embedded store")}
+
 MB = 1024 * 1024  # what an upload limit in MB means (`Settings.max_upload_bytes`)
 
 # Settings that change which passages an answer rests on or which model writes it: the answer
@@ -143,6 +156,11 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(
         default=None, validation_alias=AliasChoices("GEMRAG_CHROMA_URL", "CHROMA_URL", "chroma_url")
     )
+    # A Chroma server (or the proxy before it) that wants credentials: a user and password in
+    # CHROMA_URL (http://user:password@host:port, percent-encoded) go as HTTP basic auth, or this
+    # token goes in `chroma_token_header` ("Authorization": as "Bearer <token>"). Not both.
+    chroma_token: SecretStr | None = None
+    chroma_token_header: Literal["Authorization", "X-Chroma-Token"] = "Authorization"
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("GEMRAG_REDIS_URL", "REDIS_URL", "redis_url")
     )
@@ -347,29 +365,51 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: str = "warning"
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "chroma_token", mode="before")
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
         """`GEMINI_API_KEY=` (the line deploy/env.example and the Kubernetes keys.env ship
-        with) means no key: the offline default, not a Gemini client refusing an empty key."""
+        with) means no key: the offline default, not a Gemini client refusing an empty key.
+        A blank Chroma token is none either."""
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("base_url")
+    @field_validator("chroma_token")
     @classmethod
-    def _base_url_is_a_url(cls, value: str | None) -> str | None:
+    def _chroma_token_is_printable(cls, value: SecretStr | None) -> SecretStr | None:
+        """chromadb takes ASCII letters, digits and punctuation only, and would refuse anything
+        else when the client is made, a refusal then reported as the server's."""
+        if value is not None:
+            token = value.get_secret_value().strip()  # a token file's final newline
+            if not all(" " < c < "\x7f" for c in token):
+                raise ValueError("a token is ASCII letters, digits and punctuation only (not shown: it is a secret)")
+            value = SecretStr(token)
+        return value
+
+    @model_validator(mode="after")
+    def _one_chroma_credential(self) -> Settings:
+        parts = urlsplit(self.chroma_url or "")
+        if self.chroma_token and (parts.username or parts.password):
+            raise ValueError("CHROMA_URL carries a user and password and GEMRAG_CHROMA_TOKEN is set too: chromadb "
+                             "sends one of them, so give the Chroma server's credentials one way")
+        return self
+
+    @field_validator("base_url", "chroma_url")
+    @classmethod
+    def _an_http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Checked at start: a URL without a scheme or host fails every request as a network
-        error, which would be retried and reported as Gemini being unreachable. Empty is unset.
-        The error's field is the name it was set by (GEMRAG_BASE_URL, or base_url in gemrag.toml)."""
+        error, which would be retried and reported as Gemini (or Chroma) being unreachable.
+        Empty is unset. The error's field is the name it was set by (GEMRAG_BASE_URL, or
+        base_url in gemrag.toml); a Chroma URL is not quoted, since it may carry a password."""
         if not value:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{value!r} is not an http:// or https:// URL with a host "
-                "(e.g. https://generativelanguage.googleapis.com); unset it for Google's API"
-            )
+            example, unset = _URL_EXAMPLES[info.field_name or ""]
+            shown = "its value (not shown: it may carry a password)" if info.field_name == "chroma_url" else repr(value)
+            raise ValueError(f"{shown} is not an http:// or https:// URL with a host (e.g. {example}); "
+                             f"unset it for {unset}")
         return value
 
     @field_validator("extra_api_keys", mode="before")

@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from rag import runtime  # imported first: telemetry off before chromadb loads
 from rag.errors import ConfigError, EmbedderMismatch
@@ -29,15 +29,19 @@ _NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 ADD_BATCH = 2_000  # below chromadb's max batch size on every backend
 
 
-_clients: dict[str, object] = {}
+_clients: dict[tuple[str, ...], object] = {}
 _clients_lock = threading.Lock()
 
 
 def chroma_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb client types
-    """One client per Chroma server or data dir, per process, created once under a lock:
-    two threads creating the first embedded client at once race inside chromadb and both
-    fail (two first requests to a fresh UI did)."""
-    where = settings.chroma_url or str(settings.path("chroma").resolve())
+    """One client per Chroma server and credentials, or data dir, per process, created once
+    under a lock: two threads creating the first embedded client at once race inside chromadb
+    and both fail (two first requests to a fresh UI did)."""
+    if settings.chroma_url:
+        token = settings.chroma_token.get_secret_value() if settings.chroma_token else ""
+        where: tuple[str, ...] = (settings.chroma_url, token, settings.chroma_token_header)
+    else:
+        where = (str(settings.path("chroma").resolve()),)
     with _clients_lock:
         if where not in _clients:
             _clients[where] = _new_client(settings)
@@ -48,19 +52,33 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
     """Made inside `loading_chromadb`: the first client loads the classes it needs then."""
     with runtime.loading_chromadb() as chromadb:
         from chromadb.config import Settings as ChromaSettings
+        from chromadb.errors import ChromaError
 
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        if settings.chroma_url:
-            host, port = chroma_address(settings.chroma_url)
-            try:
-                client = chromadb.HttpClient(host=host, port=port, ssl=urlparse(settings.chroma_url).scheme == "https",
-                                             settings=chroma_settings)
-            except ValueError as exc:
-                # chromadb's "Could not connect to a Chroma server": a store that cannot be reached
-                # (exit 2, API 503) as Redis is, not an unexpected error.
+        if not settings.chroma_url:
+            chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+            return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
+        host, port = chroma_address(settings.chroma_url)
+        auth, secrets = chroma_auth(settings)
+        # CHROMA_URL alone says where: chromadb's own CHROMA_SERVER_HOST and _HTTP_PORT
+        # variables, read from the environment, would have it refuse the full URL given it.
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False, chroma_server_host=None,
+                                         chroma_server_http_port=None, **auth)
+        try:
+            # The URL without its credentials (chromadb sends them as `auth` says), so chromadb's
+            # own errors and logs cannot show them; with its path, for a server behind a proxy
+            # that serves Chroma under one (https://host/chroma).
+            client = chromadb.HttpClient(host=chroma_endpoint(settings.chroma_url), port=port,
+                                         ssl=urlsplit(settings.chroma_url).scheme == "https", settings=chroma_settings)
+        except (ValueError, ChromaError) as exc:
+            # chromadb's "Could not connect to a Chroma server" (or another transport error) is a
+            # store that cannot be reached (exit 2, API 503) as Redis is, not an unexpected
+            # error; an answer it would not serve (401, 403, a proxy's 404) is a refusal.
+            import httpx
+
+            if isinstance(exc.__context__, httpx.TransportError):
                 raise unreachable(f"{host}:{port}", exc) from exc
-            return Reached(client, f"{host}:{port}")
-        return chromadb.PersistentClient(path=str(settings.path("chroma")), settings=chroma_settings)
+            raise refused(f"{host}:{port}", exc, secrets) from exc
+        return Reached(client, f"{host}:{port}")
 
 
 def chroma_address(url: str) -> tuple[str, int]:
@@ -70,10 +88,51 @@ def chroma_address(url: str) -> tuple[str, int]:
     return parsed.hostname or "127.0.0.1", parsed.port or 8000
 
 
+def chroma_endpoint(url: str) -> str:
+    """The server's URL as chromadb is given it: scheme, host, port (8000 unless given, as
+    `chroma_address` says) and path, without the user and password."""
+    parsed = urlsplit(url)
+    host, port = chroma_address(url)
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return urlunsplit((parsed.scheme or "http", f"{host}:{port}", parsed.path.rstrip("/"), "", ""))
+
+
+def chroma_auth(settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """chromadb's client settings that send the server's credentials, and those credentials
+    (to keep out of messages): a user and password in CHROMA_URL as HTTP basic auth, or
+    `chroma_token` in `chroma_token_header` (`Settings` refuses both at once). Neither: none,
+    and chromadb's own CHROMA_CLIENT_AUTH_* environment variables still apply."""
+    parsed = urlsplit(settings.chroma_url or "")
+    if parsed.username or parsed.password:
+        user, password = unquote(parsed.username or ""), unquote(parsed.password or "")
+        return ({"chroma_client_auth_provider": "chromadb.auth.basic_authn.BasicAuthClientProvider",
+                 "chroma_client_auth_credentials": f"{user}:{password}"},
+                [s for s in (password, parsed.password) if s])
+    if settings.chroma_token:
+        token = settings.chroma_token.get_secret_value()
+        return ({"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+                 "chroma_client_auth_credentials": token,
+                 "chroma_auth_token_transport_header": settings.chroma_token_header}, [token])
+    return {}, []
+
+
 def unreachable(where: str, exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(
         f"Cannot reach the Chroma server at {where} (CHROMA_URL): {exc} Start it, fix CHROMA_URL, or unset "
         "it to use the embedded store under the data directory.", documents=True)
+
+
+def refused(where: str, exc: BaseException, secrets: Sequence[str]) -> StoreUnavailable:
+    """The server answered the client's first request with an error: what it said, on one
+    line (a proxy's may be an HTML page), with the credentials taken out should it echo them."""
+    said = " ".join(re.sub(r"<[^>]*>", " ", str(exc) or type(exc).__name__).split())[:200]
+    for secret in secrets:
+        said = said.replace(secret, "[redacted]")
+    return StoreUnavailable(
+        f"The Chroma server at {where} (CHROMA_URL) refused gemrag's requests ({said}). If it wants credentials, "
+        "give a user and password in CHROMA_URL (http://user:password@host:port) or a token in "
+        "GEMRAG_CHROMA_TOKEN, and check those given; if it serves Chroma under a path, check that too.",
+        documents=True)
 
 
 class Reached:

@@ -203,3 +203,39 @@ def test_a_setting_the_config_file_names_that_does_not_exist_is_refused_with_the
     assert str(refused.value).startswith(f"{config}: no such setting 'bogus', 'top_kk' (did you mean 'top_k'?);")
     config.write_text('top_k = 8\nchroma_url = "http://127.0.0.1:1"\n')  # a field, and an alias of one
     assert Settings().top_k == 8
+
+
+def test_chroma_url_needs_a_scheme_and_a_host_and_is_never_quoted(monkeypatch):
+    """Without a scheme, "admin:pw1234@chroma:8000" was read as one of 127.0.0.1:8000; it is
+    refused at start, and the message does not repeat it: it may carry a password."""
+    from rag.settings import load_settings
+
+    for bad in ("admin:pw1234@chroma:8000", "chroma:8000", "ftp://chroma", "http://"):
+        monkeypatch.setenv("CHROMA_URL", bad)
+        said = r"CHROMA_URL: its value \(not shown: it may carry a password\) is not an http:// or https:// URL"
+        with pytest.raises(ConfigError, match=said) as refused:
+            load_settings()
+        assert "pw1234" not in str(refused.value)
+    monkeypatch.setenv("CHROMA_URL", "")
+    assert load_settings().chroma_url is None  # an empty variable is unset: the embedded store
+
+
+def test_a_chroma_token_is_one_way_to_give_credentials_and_is_never_quoted(monkeypatch):
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("CHROMA_URL", "https://chroma.example/chroma")
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "tok-123\n")  # read from a file, with its newline
+    settings = load_settings()
+    assert settings.chroma_token is not None and settings.chroma_token.get_secret_value() == "tok-123"
+    assert settings.chroma_token_header == "Authorization"
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "tok 123")
+    with pytest.raises(ConfigError, match=r"\(chroma_token: a token is ASCII letters") as refused:
+        load_settings()
+    assert "tok 123" not in str(refused.value)
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "tok-123")
+    monkeypatch.setenv("CHROMA_URL", "https://admin:pw1234@chroma.example")
+    with pytest.raises(ConfigError, match="give the Chroma server's credentials one way") as refused:
+        load_settings()
+    assert "pw1234" not in str(refused.value) and "tok-123" not in str(refused.value)
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", " ")
+    assert load_settings().chroma_token is None  # blank: none
