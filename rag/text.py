@@ -148,6 +148,24 @@ def english(word: str) -> bool:
     return american != word and english(american)
 
 
+def closed_up(first: str, second: str) -> str:
+    """A word a PDF hyphenated across a line end, written whole again: "con" and
+    "figuration" are "configuration", as a reader and a search for the word see it, while
+    "integer" and "valued" stay "integer-valued". Joined when the dictionary (`_dictionary`)
+    holds the whole word; kept hyphenated when both halves are words of it or the second
+    starts with a capital ("CNF-SAT"); joined otherwise, as a fragment ("portabil") is no
+    word. The model's vocabulary is not asked: it holds "integer" and "valued" and so
+    would join them."""
+    with _WORD_LISTS:
+        dictionary = _dictionary()
+    whole = first + second
+    if whole.lower() in dictionary:
+        return whole
+    if second[:1].isupper() or (first.lower() in dictionary and second.lower() in dictionary):
+        return f"{first}-{second}"
+    return whole
+
+
 EVERYDAY_WORD_COUNT = 100_000  # occurrences in the dictionary's corpus: its thousand commonest words, "main" the last
 
 

@@ -84,10 +84,32 @@ def test_a_line_repeated_on_pages_apart_or_on_two_pages_only_is_content():
     assert without_running_lines(report) == [report[0], "row two", "row three"]
 
 
-def test_pdfium_marks_are_read_as_printed_hyphens_or_dropped():
-    """PDFium writes U+FFFE for a word hyphenated at a line end and for a glyph it cannot map."""
-    assert pdfium_text("optional con\ufffefiguration file\r\nnext") == "optional con-\nfiguration file\nnext"
+def test_pdfium_marks_are_read_as_whole_words_or_dropped():
+    """PDFium writes U+FFFE for a word hyphenated at a line end and for a glyph it cannot map;
+    the word is written whole on the first line, the line end moved after it."""
+    assert pdfium_text("optional con\ufffefiguration file\r\nnext") == "optional configuration\nfile\nnext"
+    assert pdfium_text("end con\ufffefiguration.\r\nnext") == "end configuration.\nnext"  # no blank line
+    assert pdfium_text("last portabil\ufffeity") == "last portability"
     assert pdfium_text("x \ufffe y\ufffe") == "x  y"
+
+
+def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
+    """A manual typeset with hyphenation breaks words at line ends: stored as "con-" and
+    "figuration", a search for "configuration" never met it, nor did a quote hold it."""
+    from fpdf import FPDF
+
+    from rag.bm25 import Terms
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    for line in ("Put your settings in an optional con-", "figuration file called config.asy, with an integer-",
+                 "valued cost for the CNF-", "SAT problem."):
+        pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    (section,) = load(bytes(pdf.output()), "pdf")
+    assert "optional configuration" in section.text
+    assert "integer-valued" in section.text and "CNF-SAT" in section.text  # compounds keep their hyphen
+    assert "configur" in Terms()(section.text)  # the stem of "configuration", as a question's
 
 
 def test_markdown_sections_carry_heading_paths_and_offsets():

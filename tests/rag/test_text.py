@@ -10,6 +10,7 @@ from rag import text
 from rag.text import (
     anchors,
     another_language,
+    closed_up,
     english,
     everyday_typo,
     may_be_misspelt,
@@ -70,6 +71,18 @@ def test_english_is_a_dictionary_word_a_form_of_one_or_two_joined_never_a_name()
         assert english(british), british  # the American "-ize" is in the lists
     for name in ("jupyter", "tracemalloc", "glpk", "kubernetes", "miplib", "redis", "mysql", "yaml"):
         assert not english(name), name  # "redis" is not "red" + "is": joined words are of three letters or more
+
+
+@pytest.mark.parametrize(("first", "second", "whole"), [
+    ("con", "figuration", "configuration"),  # a dictionary word
+    ("arrow", "head", "arrowhead"),
+    ("portabil", "ity", "portability"),  # a fragment is no word: joined
+    ("integer", "valued", "integer-valued"),  # two words, not one: a compound
+    ("floating", "point", "floating-point"),
+    ("CNF", "SAT", "CNF-SAT"),  # a capital after the break: a name's parts
+])
+def test_a_word_hyphenated_at_a_line_end_is_closed_up_unless_a_compound(first: str, second: str, whole: str) -> None:
+    assert closed_up(first, second) == whole
 
 
 def test_an_everyday_typo_is_one_slip_from_a_common_word_which_short_names_are_not():
