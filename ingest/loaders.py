@@ -24,7 +24,7 @@ from io import BytesIO
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
-from rag.text import FENCE, closed_up
+from rag.text import FENCE, rejoined
 from rag.types import ChunkKind, PageUnit
 
 if TYPE_CHECKING:
@@ -42,9 +42,8 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would garble 
 PDFIUM = threading.Lock()
 # PDFium puts U+FFFE for a word hyphenated across a line end, in place of the hyphen and the
 # break (the word is written whole again, `pdfium_text`), and for a glyph it has no Unicode
-# for (dropped). Groups: the word's two halves, what follows the second up to a space, and
-# the spaces after it.
-_PDFIUM_HYPHEN = re.compile(r"(\w+)\ufffe(\w+)(\S*)([ \t]*)")
+# for (dropped).
+_PDFIUM_HYPHEN = "\ufffe"
 _PDFIUM_UNMAPPED = "\ufffe"
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
@@ -471,19 +470,12 @@ def _pdf_page(page: PdfPage) -> tuple[str, bool]:
 
 def pdfium_text(raw: str) -> str:
     """A page's text as PDFium gives it, with line ends as "\\n" and its U+FFFE marks undone.
-    A word hyphenated across a line end is written whole on the first line (`closed_up`:
+    A word hyphenated across a line end is written whole on the first line (`rejoined`:
     "configuration", "integer-valued"), its line end moved after it: "con- figuration" was
     two words that neither keyword search, the embedder, a quote nor a reference answer
     read as the one word (112 of them in Asymptote's 196 pages). Lines stay lines, for the
     line index and for lists. Elsewhere the mark is dropped."""
-    text = raw.replace("\r\n", "\n")
-    return _PDFIUM_HYPHEN.sub(lambda m: _whole_word(m, text), text).replace(_PDFIUM_UNMAPPED, "")
-
-
-def _whole_word(hyphenated: re.Match[str], text: str) -> str:
-    first, second, trailing, _ = hyphenated.groups()
-    ends_line = hyphenated.end() == len(text) or text[hyphenated.end()] == "\n"
-    return closed_up(first, second) + trailing + ("" if ends_line else "\n")
+    return rejoined(raw.replace("\r\n", "\n"), _PDFIUM_HYPHEN).replace(_PDFIUM_UNMAPPED, "")
 
 
 def _embedded_images(data: bytes) -> PdfReader | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from rag.text import rejoined
+
 OCR_TIMEOUT_S = 120.0  # one page or image; a stuck process must not hang the run
 INSTALL_HINT = "install Tesseract (Debian: apt-get install tesseract-ocr) to read scans offline"
 
@@ -23,8 +25,10 @@ def available() -> bool:
 
 
 def read_image(image: bytes, languages: str, dpi: int) -> str:
-    """The text Tesseract reads in a PNG (or any image format it knows)."""
-    return _tesseract(image, ["-l", languages, "--dpi", str(dpi)])
+    """The text Tesseract reads in a PNG (or any image format it knows), a word a scanned
+    page hyphenates at a line end ("con-" over "figuration") written whole (`rejoined`), as
+    a born-digital PDF's is."""
+    return rejoined(_tesseract(image, ["-l", languages, "--dpi", str(dpi)]), "-\n")
 
 
 def legible_words(image: bytes, languages: str, min_confidence: float) -> list[list[str]]:

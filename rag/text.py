@@ -166,6 +166,20 @@ def closed_up(first: str, second: str) -> str:
     return whole
 
 
+def rejoined(text: str, break_mark: str) -> str:
+    """`text` with each word hyphenated across a line end (`break_mark` between its halves:
+    PDFium's U+FFFE, or "-\\n" in an OCR reading) written whole on the first line
+    (`closed_up`), the line end moved after it, so lines stay lines."""
+    pattern = re.compile(rf"(\w+){re.escape(break_mark)}(\w+)(\S*)[ \t]*")
+
+    def whole(hyphenated: re.Match[str]) -> str:
+        first, second, trailing = hyphenated.groups()
+        ends_line = hyphenated.end() == len(text) or text[hyphenated.end()] == "\n"
+        return closed_up(first, second) + trailing + ("" if ends_line else "\n")
+
+    return pattern.sub(whole, text)
+
+
 EVERYDAY_WORD_COUNT = 100_000  # occurrences in the dictionary's corpus: its thousand commonest words, "main" the last
 
 

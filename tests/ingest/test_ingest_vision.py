@@ -126,6 +126,19 @@ def test_offline_tesseract_reads_a_scanned_page(tmp_path, settings, offline_prov
     assert " ".join(chunk.text.split()) == media.SCANNED_WORDS
 
 
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Tesseract (apt-get install tesseract-ocr)")
+def test_a_word_a_scan_hyphenates_at_a_line_end_is_read_whole():
+    """As a born-digital PDF's: "con-" over "figuration" was two pieces nothing matched."""
+    from io import BytesIO
+
+    from ingest import ocr
+
+    png = BytesIO()
+    media.text_picture("Settings go in an optional con-\nfiguration file, one per user.").save(png, format="PNG")
+    read = ocr.read_image(png.getvalue(), "eng", 150)
+    assert "optional configuration" in read and "con-" not in read
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Tesseract (apt-get install tesseract-ocr)")
 def test_offline_tesseract_reads_the_printed_words_of_an_image_file_and_skips_a_photo(

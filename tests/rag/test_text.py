@@ -15,6 +15,7 @@ from rag.text import (
     everyday_typo,
     may_be_misspelt,
     one_edit_apart,
+    rejoined,
     share_present,
     typo_of,
 )
@@ -83,6 +84,11 @@ def test_english_is_a_dictionary_word_a_form_of_one_or_two_joined_never_a_name()
 ])
 def test_a_word_hyphenated_at_a_line_end_is_closed_up_unless_a_compound(first: str, second: str, whole: str) -> None:
     assert closed_up(first, second) == whole
+
+
+def test_rejoined_writes_each_broken_word_whole_on_its_first_line() -> None:
+    ocr = "an optional con-\nfiguration file, an integer-\nvalued cost\n- a list item\nthe end-\n"
+    assert rejoined(ocr, "-\n") == "an optional configuration\nfile, an integer-valued\ncost\n- a list item\nthe end-\n"
 
 
 def test_an_everyday_typo_is_one_slip_from_a_common_word_which_short_names_are_not():
