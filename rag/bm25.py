@@ -31,7 +31,7 @@ import numpy as np
 from rag.keyterms import key_terms
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import STOPWORDS, TYPO_MIN_CHARS, may_be_misspelt, stem_words, typo_of
+from rag.text import STOPWORDS, TYPO_MIN_CHARS, folded, may_be_misspelt, stem_words, typo_of
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -63,8 +63,10 @@ class Terms:
         # bm25s' list lacks question words ("what", "does"); rag.text's list has them.
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
 
+    version = 2  # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`)
+
     def __call__(self, text: str) -> list[str]:
-        return stem_words(w for w in _WORD.findall(text.lower()) if w not in self.stopwords)
+        return stem_words(w for w in _WORD.findall(folded(text).lower()) if w not in self.stopwords)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class IndexKey:
 
     @property
     def dirname(self) -> str:
-        return f"v{self.version}-n{self.count}"
+        """Named by the terms' version too, so an index of an earlier tokenisation is built
+        again rather than searched with queries tokenised another way."""
+        return f"v{self.version}-n{self.count}-t{Terms.version}"
 
 
 class BM25Index:

@@ -23,6 +23,7 @@ from rag.text import (
     content_words,
     english,
     everyday_typo,
+    folded,
     may_be_misspelt,
     stem_words,
     typo_of,
@@ -157,8 +158,9 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
     ("path", "join") that say nothing of whether the name is there. An owner of one letter
     is the asker's own variable ("x.status", "s.split"): the member is found on any owner
     (".status", "str.split"). A term one typo away from a word of the passages is that word
-    (`misspells`): "Gemni" asks about Gemini."""
-    pool = _LINE_BROKEN_NAME.sub(".", " ".join(f"{p.source} {p.heading} {p.text}" for p in passages).lower())
+    (`misspells`): "Gemni" asks about Gemini. Accents do not count (`folded`): "creme
+    brulee" is found in "crème brûlée"."""
+    pool = _LINE_BROKEN_NAME.sub(".", folded(" ".join(f"{p.source} {p.heading} {p.text}" for p in passages)).lower())
     words = {w for pattern in (r"[\w.:/=-]+", r"[\w.]+", r"\w+", r"[a-z0-9]+") for w in re.findall(pattern, pool)}
     words |= {w.strip(".:/-=") for w in words}
 
@@ -177,7 +179,7 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
 
     return sorted(
         t for t in key_terms(question)
-        if t not in elsewhere and not (present(t) or documented_on_its_page(t, passages))
+        if t not in elsewhere and not (present(folded(t)) or documented_on_its_page(t, passages))
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,20 @@ STOPWORDS = frozenset(
 
 
 def content_words(text: str) -> list[str]:
-    """The lower-cased words of `text` that are not stop words, in order."""
-    return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+    """The lower-cased words of `text` that are not stop words, in order, accents folded
+    (`folded`): "crème" was read as "cr" and "me"."""
+    return [w for w in WORD.findall(folded(text).lower()) if w not in STOPWORDS and len(w) > 1]
+
+
+def folded(text: str) -> str:
+    """`text` without accents and other combining marks ("crème brûlée" → "creme brulee",
+    "naïve" → "naive"), for comparing words only, never for what is shown: users type
+    loanwords and names without their accents, and a question about "creme brulee" was
+    refused because the passages "never mention brulee". Letters that are not a base letter
+    with a mark ("ß", "ø", "æ") stay as they are. ASCII text comes back at once."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 @cache

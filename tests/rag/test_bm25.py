@@ -12,6 +12,28 @@ def test_terms_are_stemmed_and_question_words_dropped():
     assert Terms()("What does it mean when retries fail?") == ["mean", "retri", "fail"]
 
 
+def test_accents_are_folded_so_a_word_typed_without_them_is_found():
+    """Users type loanwords and names without accents: "creme brulee" found nothing in
+    "crème brûlée", and the other way round."""
+    index = BM25Index.build([_chunk(0, "Crème brûlée: bake the custard in a water bath."),
+                             _chunk(1, "Bake the bread at 220 degrees.")], Terms())
+    assert index.search("creme brulee", 5)[0][0] == "n0"
+    plain = BM25Index.build([_chunk(0, "The naive Bayes classifier."), _chunk(1, "A decision tree.")], Terms())
+    assert plain.search("naïve", 5)[0][0] == "n0"
+
+
+def test_an_index_of_an_earlier_tokenisation_is_built_again(settings, offline_provider, monkeypatch):
+    """Queries are tokenised the new way: searched, an index built the old way would miss."""
+    store = build_store(settings, offline_provider, name="tiny-terms")
+    monkeypatch.setattr(Terms, "version", 1)
+    BM25Search(settings).search(store, "badge reader", 3)
+    old = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}-t1"
+    assert old.is_dir()
+    monkeypatch.undo()
+    BM25Search(settings).search(store, "badge reader", 3)
+    assert not old.exists() and (old.parent / f"v{store.version}-n{store.count()}-t{Terms.version}").is_dir()
+
+
 def test_stemmed_query_finds_other_word_forms_and_ranks_by_term_weight():
     index = BM25Index.build(chunks(), Terms())
     ranked = index.search("how many vacations", 3)
@@ -94,7 +116,7 @@ def test_index_is_saved_and_reloaded_by_a_new_process_without_rebuilding(setting
     store = build_store(settings, offline_provider)
     first = BM25Search(settings).search(store, "badge reader", 3)
     assert first[0].chunk.heading == "Building access"
-    saved = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}"
+    saved = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}-t{Terms.version}"
     assert saved.is_dir()
 
     def no_rebuild(*args, **kwargs):
@@ -109,7 +131,8 @@ def test_the_line_index_is_saved_apart_and_reloaded_without_rebuilding(settings,
     store = build_store(settings, offline_provider, name="tiny-lines")
     first = BM25Search(settings).rank_lines(store, "badge reader error", 3)
     assert first[0][0].startswith("security.md:")
-    assert (settings.data_dir / "bm25-lines" / store.name / f"v{store.version}-n{store.count()}").is_dir()
+    lines = settings.data_dir / "bm25-lines" / store.name
+    assert (lines / f"v{store.version}-n{store.count()}-t{Terms.version}").is_dir()
     assert not (settings.data_dir / "bm25" / store.name).exists()  # the chunk index is its own
 
     def no_rebuild(*args, **kwargs):
@@ -131,7 +154,7 @@ def test_index_is_rebuilt_when_ingest_bumps_the_corpus_version(settings, offline
     store = build_store(settings, offline_provider)
     search = BM25Search(settings)
     assert search.search(store, "zeppelin hangar", 3) == []
-    old_dir = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}"
+    old_dir = settings.data_dir / "bm25" / store.name / f"v{store.version}-n{store.count()}-t{Terms.version}"
 
     new = _chunk(99, "The zeppelin hangar is behind the car park.", "site.md")
     store.upsert([new], offline_provider.embed_documents([new.text]).vectors)

@@ -5,7 +5,7 @@ from rag.chain import Chain, cited_numbers, snippet
 from rag.errors import EmptyCollection
 from rag.store import Store
 from rag.types import Message
-from tests.fakes.tiny_corpus import build_store
+from tests.fakes.tiny_corpus import Doc, build_store
 
 
 @pytest.fixture
@@ -129,6 +129,19 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     # A method written with its dot is not a format, nor "e.g." a name: this one is answered.
     answered = chain.ask("Does the JSON chunk of each event come with .get, e.g. when streaming?")
     assert not is_refusal(answered.answer) and "server-sent events" in answered.answer
+
+
+def test_a_question_typed_without_accents_is_answered_from_the_accented_passage(settings, offline_provider):
+    """"how do I make creme brulee?" was refused, "the passages found never mention brulee",
+    with the "Desserts > Crème brûlée" section as its only source."""
+    from rag.eval.metrics import is_refusal
+
+    docs = (Doc("desserts.md", "To make crème brûlée, bake the custard in a water bath at 150 °C for 40 minutes, "
+                "then caramelise a thin layer of sugar on top.", heading="Desserts > Crème brûlée"),
+            Doc("desserts.md", "Tarte Tatin is an upside-down apple tart.", heading="Desserts > Tarte Tatin"))
+    chain = Chain(settings, offline_provider, build_store(settings, offline_provider, name="desserts", docs=docs))
+    answered = chain.ask("how do I make creme brulee?")
+    assert not is_refusal(answered.answer) and "water bath at 150 °C" in answered.answer
 
 
 def test_a_term_only_the_passages_miss_is_not_said_to_be_never_mentioned(chain):

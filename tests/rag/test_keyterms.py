@@ -33,6 +33,14 @@ def test_a_qualified_name_is_mentioned_whole_across_a_line_break_or_on_its_owner
     assert missing_terms("what does x.dual mean for a variable?", [suffixes]) == ["x.dual"]
 
 
+def test_a_term_typed_without_its_accents_is_mentioned():
+    """Refused as "the passages found never mention brulee" under "Desserts > Crème brûlée"."""
+    dessert = Passage(1, "To make crème brûlée, bake the custard in a water bath.", "desserts.md",
+                      heading="Desserts > Crème brûlée")
+    assert missing_terms("how do I make creme brulee?", [dessert]) == []
+    assert missing_terms("can I use mascarpone in crème brûlée?", [dessert]) == ["mascarpone"]
+
+
 def test_an_acronym_is_a_key_term_that_the_passages_must_mention():
     interior = Passage(1, "The routine glp_interior implements the primal-dual interior-point method.", "glpk.pdf", 40)
     assert missing_terms("Which GPU does glpk use for the interior-point method?", [interior]) == ["gpu"]

@@ -11,8 +11,10 @@ from rag.text import (
     anchors,
     another_language,
     closed_up,
+    content_words,
     english,
     everyday_typo,
+    folded,
     may_be_misspelt,
     one_edit_apart,
     rejoined,
@@ -89,6 +91,11 @@ def test_a_word_hyphenated_at_a_line_end_is_closed_up_unless_a_compound(first: s
 def test_rejoined_writes_each_broken_word_whole_on_its_first_line() -> None:
     ocr = "an optional con-\nfiguration file, an integer-\nvalued cost\n- a list item\nthe end-\n"
     assert rejoined(ocr, "-\n") == "an optional configuration\nfile, an integer-valued\ncost\n- a list item\nthe end-\n"
+
+
+def test_content_words_fold_accents_and_keep_letters_without_a_base():
+    assert content_words("Crème brûlée, naïve café") == ["creme", "brulee", "naive", "cafe"]
+    assert folded("Straße, Ærø") == "Straße, Ærø"  # no base letter with a mark: as they are
 
 
 def test_an_everyday_typo_is_one_slip_from_a_common_word_which_short_names_are_not():
