@@ -43,8 +43,7 @@ PDFIUM = threading.Lock()
 # PDFium puts U+FFFE for a word hyphenated across a line end, in place of the hyphen and the
 # break (the word is written whole again, `pdfium_text`), and for a glyph it has no Unicode
 # for (dropped).
-_PDFIUM_HYPHEN = "\ufffe"
-_PDFIUM_UNMAPPED = "\ufffe"
+_PDFIUM_MARK = "\ufffe"
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
 # search of the page's text; the rest still carry their path on to the next pages).
@@ -420,9 +419,11 @@ def _pdf_pages(data: bytes) -> tuple[list[tuple[str, bool]], dict[int, list[Book
         except Exception as exc:  # a page PDFium (or pypdfium2's checks) cannot read: damaged
             raise LoadError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
         else:
-            return pages, _outline(document)
+            outline = _outline(document)
         finally:
             document.close()
+    # Out of the lock: PDFium is done with the text, and other readers need not wait for this.
+    return [(pdfium_text(raw), image) for raw, image in pages], outline
 
 
 def _outline(document: PdfDocument) -> dict[int, list[Bookmark]]:
@@ -456,12 +457,13 @@ def _goes_within(entry: PdfBookmark) -> bool:
 
 
 def _pdf_page(page: PdfPage) -> tuple[str, bool]:
-    """One page's text and whether it has an image; the page is closed after (a long PDF
-    would otherwise keep every page in memory until the end)."""
+    """One page's text as PDFium gives it (`pdfium_text` reads it) and whether it has an
+    image; the page is closed after (a long PDF would otherwise keep every page in memory
+    until the end)."""
     import pypdfium2 as pdfium
 
     try:
-        text = pdfium_text(page.get_textpage().get_text_range())
+        text = page.get_textpage().get_text_range()
         image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,)), None)
         return text, image is not None
     finally:
@@ -475,7 +477,7 @@ def pdfium_text(raw: str) -> str:
     two words that neither keyword search, the embedder, a quote nor a reference answer
     read as the one word (112 of them in Asymptote's 196 pages). Lines stay lines, for the
     line index and for lists. Elsewhere the mark is dropped."""
-    return rejoined(raw.replace("\r\n", "\n"), _PDFIUM_HYPHEN).replace(_PDFIUM_UNMAPPED, "")
+    return rejoined(raw.replace("\r\n", "\n"), _PDFIUM_MARK).replace(_PDFIUM_MARK, "")
 
 
 def _embedded_images(data: bytes) -> PdfReader | None:

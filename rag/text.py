@@ -161,34 +161,43 @@ def english(word: str) -> bool:
     return american != word and english(american)
 
 
-def closed_up(first: str, second: str) -> str:
+def closed_up(first: str, second: str, seen: frozenset[str] = frozenset()) -> str:
     """A word a PDF hyphenated across a line end, written whole again: "con" and
     "figuration" are "configuration", as a reader and a search for the word see it, while
     "integer" and "valued" stay "integer-valued". Joined when the dictionary (`_dictionary`)
-    holds the whole word; kept hyphenated when both halves are words of it or the second
-    starts with a capital ("CNF-SAT"); joined otherwise, as a fragment ("portabil") is no
-    word. The model's vocabulary is not asked: it holds "integer" and "valued" and so
+    or the text it came from (`seen`, lower-cased: "namespace" elsewhere on the page) holds
+    the whole word; kept hyphenated when both halves are words of the dictionary or the
+    second starts with a capital ("CNF-SAT"); joined otherwise, as a fragment ("portabil")
+    is no word. The model's vocabulary is not asked: it holds "integer" and "valued" and so
     would join them."""
     with _WORD_LISTS:
         dictionary = _dictionary()
     whole = first + second
-    if whole.lower() in dictionary:
+    if whole.lower() in dictionary or whole.lower() in seen:
         return whole
     if second[:1].isupper() or (first.lower() in dictionary and second.lower() in dictionary):
         return f"{first}-{second}"
     return whole
 
 
+_LETTERS = r"[^\W\d_]+"  # a word's letters: a number broken at a line end ("10-" over "20") is a range
+
+
 def rejoined(text: str, break_mark: str) -> str:
-    """`text` with each word hyphenated across a line end (`break_mark` between its halves:
-    PDFium's U+FFFE, or "-\\n" in an OCR reading) written whole on the first line
-    (`closed_up`), the line end moved after it, so lines stay lines."""
-    pattern = re.compile(rf"(\w+){re.escape(break_mark)}(\w+)(\S*)[ \t]*")
+    """`text` with each word hyphenated across a line end (`break_mark` between its halves of
+    letters: PDFium's U+FFFE, or "-\\n" in an OCR reading) written whole on the first line
+    (`closed_up`, with the text's own words to go by), the line end moved after it, so
+    lines stay lines. A text without the mark comes back at once, and a half starts where
+    its word does: tried from every letter of a long run, the pattern took seconds a page."""
+    if break_mark not in text:
+        return text
+    pattern = re.compile(rf"(?<!\w)({_LETTERS}){re.escape(break_mark)}({_LETTERS})(\S*)[ \t]*")
+    seen = frozenset(w.lower() for w in re.findall(r"\w+", text))
 
     def whole(hyphenated: re.Match[str]) -> str:
         first, second, trailing = hyphenated.groups()
         ends_line = hyphenated.end() == len(text) or text[hyphenated.end()] == "\n"
-        return closed_up(first, second) + trailing + ("" if ends_line else "\n")
+        return closed_up(first, second, seen) + trailing + ("" if ends_line else "\n")
 
     return pattern.sub(whole, text)
 

@@ -91,6 +91,9 @@ def test_a_word_hyphenated_at_a_line_end_is_closed_up_unless_a_compound(first: s
 def test_rejoined_writes_each_broken_word_whole_on_its_first_line() -> None:
     ocr = "an optional con-\nfiguration file, an integer-\nvalued cost\n- a list item\nthe end-\n"
     assert rejoined(ocr, "-\n") == "an optional configuration\nfile, an integer-valued\ncost\n- a list item\nthe end-\n"
+    assert rejoined("pages 10-\n20, RFC-\n1918", "-\n") == "pages 10-\n20, RFC-\n1918"  # numbers: a range, a name
+    # Two words the dictionary lacks whole, joined as the page itself writes them elsewhere.
+    assert rejoined("a name-\nspace of its own; each namespace", "-\n") == "a namespace\nof its own; each namespace"
 
 
 def test_content_words_fold_accents_and_keep_letters_without_a_base():
