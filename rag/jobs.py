@@ -41,6 +41,7 @@ TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
 NAMESPACE = "gemrag-jobs"  # the broker's Redis keys start with it
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
 SETTLED_PER_COUNT = 100  # waiting jobs looked for in the queue per `Jobs.counts` (each scrape of /metrics)
+SETTLED_LOOKED_OVER = 1_000  # ... chosen among this many of the oldest per state, those looked at lately left out
 ALWAYS = 1_000_000  # Dramatiq's maintenance chance is per million commands: every poll checks for dead workers
 
 log = logging.getLogger("rag.jobs")
@@ -216,8 +217,8 @@ class Jobs:
         """At most one look in the queue per job and grace period, whichever replica or
         stream asks: a stream polls twice a second, and each look is a script over the
         queue's keys that Redis runs alone."""
-        looked = f"gemrag:job-looked:{job_id}"
-        return bool(self.redis.set(looked, 1, nx=True, px=max(1, int(self.settings.job_lost_grace_s * 1000))))
+        grace_ms = max(1, int(self.settings.job_lost_grace_s * 1000))
+        return bool(self.redis.set(self._looked_key(job_id), 1, nx=True, px=grace_ms))
 
     def _overdue(self, job: Job) -> bool:
         return job.state in WAITING and time.time() - job.updated_at >= self.settings.job_lost_grace_s
@@ -268,8 +269,8 @@ class Jobs:
 
     def _forget(self, job_id: str) -> None:
         """Drop a job's record, as best it can: Redis may be what failed. A record left
-        behind is a queued job with no message: `settled` fails it as lost once it is read
-        (nobody holds its id, though: until then it counts as queued in /metrics)."""
+        behind is a queued job with no message: `settled` fails it as lost once it is read,
+        by its client or by the next scrape of /metrics past the grace (`counts`)."""
         import redis
 
         pipe = self.redis.pipeline()
@@ -305,19 +306,34 @@ class Jobs:
         return {state: int(n) for state, n in zip(STATES, answers[1::2], strict=True)}
 
     def _settle_overdue(self, now: float) -> None:
+        """Up to `SETTLED_PER_COUNT` waiting jobs past the grace that no one looked for in the
+        queue within it, oldest first: skipping the looked-at ones, a lost job behind more
+        than that many waiting jobs is still reached. Whatever goes wrong here (a record
+        this version cannot read, a Redis without LPOS) is logged, and the counts go on."""
         overdue = now - self.settings.job_lost_grace_s
-        for state in WAITING:
-            for member in self.redis.zrangebyscore(self._state_key(state), "-inf", overdue, start=0,
-                                                   num=SETTLED_PER_COUNT):
-                job = self.get(member.decode() if isinstance(member, bytes) else str(member))
-                if job is not None:
-                    self.settled(job)
+        try:
+            ids = [member.decode() if isinstance(member, bytes) else str(member)
+                   for state in WAITING
+                   for member in self.redis.zrangebyscore(self._state_key(state), "-inf", overdue, start=0,
+                                                          num=SETTLED_LOOKED_OVER)]
+            pipe = self.redis.pipeline()
+            for job_id in ids:
+                pipe.exists(self._looked_key(job_id))
+            due = [job_id for job_id, looked in zip(ids, pipe.execute(), strict=True) if not looked]
+            for raw in self.redis.mget([self._key(job_id) for job_id in due[:SETTLED_PER_COUNT]]) if due else []:
+                if raw:
+                    self.settled(Job(**json.loads(raw)))
+        except Exception as exc:  # the counts matter more than this look
+            log.warning("waiting jobs not looked for in the queue: %s", exc)
 
     def queue_depth(self) -> int:
         return int(self.broker.do_qsize(self.settings.job_queue))
 
     def _key(self, job_id: str) -> str:
         return f"gemrag:job:{job_id}"
+
+    def _looked_key(self, job_id: str) -> str:
+        return f"gemrag:job-looked:{job_id}"  # set while the job's look in the queue is recent (`_due_for_a_look`)
 
     def _state_key(self, state: str) -> str:
         return f"gemrag:jobs-by-state:{state}"  # sorted sets (`_write`); "gemrag:jobs:STATE" held plain sets

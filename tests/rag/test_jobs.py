@@ -74,6 +74,29 @@ def test_a_lost_job_nobody_reads_is_failed_by_the_counts(jobs, keys):
     assert jobs.get(job.id).state == "failed"
 
 
+def test_the_counts_reach_a_lost_job_behind_more_waiting_jobs_than_they_look_at(jobs, keys, monkeypatch):
+    """They looked at the oldest jobs past the grace each time: a lost job behind more of them
+    than one scrape looks at stayed queued for good."""
+    import rag.jobs
+
+    monkeypatch.setattr(rag.jobs, "SETTLED_PER_COUNT", 2)
+    waiting = [jobs.submit("folder", "docs", "ops", paths=[f"/srv/{i}"]) for i in range(3)]
+    lost = jobs.submit("folder", "docs", "ops", paths=["/srv/lost"])
+    keys.hdel(f"{QUEUE}.msgs", lost.id)
+    keys.lrem(QUEUE, 0, lost.id)
+    time.sleep(GRACE_S + 0.05)
+    assert jobs.counts()["failed"] == 0  # the two oldest looked at: on the queue
+    assert jobs.counts()["failed"] == 1  # then the next two, the lost one among them
+    assert all(jobs.get(j.id).state == "queued" for j in waiting)
+
+
+def test_the_counts_go_on_when_a_waiting_record_cannot_be_read(jobs, keys):
+    job = jobs.submit("folder", "docs", "ops", paths=["/srv/docs"])
+    keys.set(f"gemrag:job:{job.id}", '{"an": "older shape"}')
+    time.sleep(GRACE_S + 0.05)
+    assert jobs.counts()["queued"] == 1
+
+
 def test_a_lost_upload_says_to_upload_again_and_leaves_no_staged_files(jobs, keys, tmp_path):
     folder = tmp_path / "uploads" / "docs" / ".incoming" / "u1"
     folder.mkdir(parents=True)
