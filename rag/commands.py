@@ -90,7 +90,8 @@ def _say(text: str) -> None:
 
 
 def redact_keys(text: str) -> str:
-    """Every configured key is replaced, wherever it was set (environment or gemrag.toml)."""
+    """Every configured key is replaced, wherever it was set (environment or gemrag.toml), and
+    the Chroma server's password or token."""
     for secret in _secrets():
         text = text.replace(secret, "[redacted]")
     return text
@@ -100,9 +101,11 @@ def _secrets() -> list[str]:
     found = [part.strip() for var in KEY_VARIABLES for part in os.environ.get(var, "").split(",")]
     try:
         from rag.settings import load_settings
+        from rag.store import chroma_auth
 
         settings = load_settings()
         found += [k.get_secret_value() for k in [settings.api_key, *settings.extra_api_keys] if k]
+        found += chroma_auth(settings)[1]  # the Chroma server's password or token
     except GemragError:
         pass  # a broken configuration is what is being reported; the environment's keys are covered
     return sorted({s for s in found if len(s) >= 8}, key=len, reverse=True)

@@ -15,7 +15,7 @@ from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -117,6 +117,17 @@ def _catalogue_models() -> dict[str, ModelRow]:
 # The URL settings `Settings._an_http_url` checks: an example of each, and what it being unset means.
 _URL_EXAMPLES = {"base_url": ("https://generativelanguage.googleapis.com", "Google's API"),
                  "chroma_url": ("http://127.0.0.1:8000", "the embedded store")}
+
+
+def _numeric_port(parts: SplitResult) -> bool:
+    """Whether a URL's port, if it names one, is a number: in "http://admin:pa#ss@host:8000"
+    the password's end is read as the port, and reading it raised, quoting it, later."""
+    try:
+        _ = parts.port
+    except ValueError:
+        return False
+    return True
+
 
 MB = 1024 * 1024  # what an upload limit in MB means (`Settings.max_upload_bytes`)
 
@@ -405,11 +416,11 @@ class Settings(BaseSettings):
         if not value:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname or not _numeric_port(parts):
             example, unset = _URL_EXAMPLES[info.field_name or ""]
             shown = "its value (not shown: it may carry a password)" if info.field_name == "chroma_url" else repr(value)
-            raise ValueError(f"{shown} is not an http:// or https:// URL with a host (e.g. {example}); "
-                             f"unset it for {unset}")
+            raise ValueError(f"{shown} is not an http:// or https:// URL with a host and a numeric port, if any "
+                             f"(e.g. {example}; a password's #, / or ? percent-encoded); unset it for {unset}")
         return value
 
     @field_validator("extra_api_keys", mode="before")

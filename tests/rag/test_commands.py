@@ -39,6 +39,24 @@ def test_a_bug_is_one_line_by_default_and_never_shows_the_key(
     assert "--debug or GEMRAG_DEBUG=1" in err
 
 
+def test_an_unexpected_error_never_shows_the_chroma_servers_password_or_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GEMRAG_DEBUG", raising=False)
+    for env, secret in (({"CHROMA_URL": "http://admin:pw-4u-only@chroma:8000"}, "pw-4u-only"),
+                        ({"CHROMA_URL": "http://chroma:8000", "GEMRAG_CHROMA_TOKEN": "tok-4u-only"}, "tok-4u-only")):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+        def leaks(secret: str = secret) -> int:
+            raise RuntimeError(f"the server said: bad credentials {secret}")
+
+        assert run_command(leaks, ["ask", "x"]) == Exit.UNEXPECTED
+        err = capsys.readouterr().err
+        assert secret not in err and "bad credentials [redacted]" in err
+        monkeypatch.delenv("GEMRAG_CHROMA_TOKEN", raising=False)
+
+
 @pytest.mark.parametrize(("argv", "env"), [(["ask", "x", "--debug"], ""), (["ask", "x"], "1")])
 def test_debug_adds_the_traceback(
     argv: list[str], env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

@@ -210,7 +210,8 @@ def test_chroma_url_needs_a_scheme_and_a_host_and_is_never_quoted(monkeypatch):
     refused at start, and the message does not repeat it: it may carry a password."""
     from rag.settings import load_settings
 
-    for bad in ("admin:pw1234@chroma:8000", "chroma:8000", "ftp://chroma", "http://"):
+    # An unencoded "#" in the password: the rest was read as the port, and quoted when it failed.
+    for bad in ("admin:pw1234@chroma:8000", "chroma:8000", "ftp://chroma", "http://", "http://admin:pw1234#x@chroma:8000"):
         monkeypatch.setenv("CHROMA_URL", bad)
         said = r"CHROMA_URL: its value \(not shown: it may carry a password\) is not an http:// or https:// URL"
         with pytest.raises(ConfigError, match=said) as refused:
