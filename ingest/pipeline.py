@@ -617,7 +617,7 @@ class _Run(_Pass):
         # call's texts are of like length (`InFlight.submit`), and MiniLM cuts them by its
         # token budget: 16 texts of 200 tokens made batches of 5, 5, 5 and 1, so the bench's
         # 1,000 chunks ran as 251 batches where the embedder alone ran 200, for 7% more
-        # embedding time; calls of 64 make 205.
+        # embedding time; calls of 64 make 204.
         gemini = embedder.name == "gemini"
         self.batch_size = settings.embed_batch_size if gemini else OFFLINE_EMBED_STEP
         self.in_flight = settings.embed_concurrency if gemini else os.cpu_count() or 1
@@ -783,9 +783,10 @@ class _Run(_Pass):
 
     def windows(self, files: Iterator[Prepared]) -> Iterator[list[Prepared]]:
         """Whole files, grouped until they hold `limit` chunks; the limit starts at one
-        round of requests (offline: `OFFLINE_FIRST_WINDOW`, less) and doubles up to
-        `ingest_batch_chunks`, rounded up to whole rounds (when it is above one), so no
-        round is sent half full after the first."""
+        round of requests (offline: `OFFLINE_FIRST_WINDOW`, so the first files are committed
+        within seconds) and doubles up to `ingest_batch_chunks`, rounded up to whole rounds
+        (when it is above one), so the windows of a long run send no round half full. The
+        offline windows below a round queue behind each other, which keeps every core busy."""
         most = self.settings.ingest_batch_chunks
         limit = min(self.first_window, most)
         cap = most if most <= self.round else -(-most // self.round) * self.round
