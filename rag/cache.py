@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rag.answer import AnswerRecord, Route
 from rag.kv import KV, Clock, Table, open_kv
-from rag.prompts import PROMPT_VERSION
+from rag.prompts import ANSWERER_VERSION, PROMPT_VERSION
 from rag.retrieval import Query
 from rag.settings import ANSWER_SHAPING_SETTINGS, Settings
 
@@ -79,7 +79,7 @@ def answer_key(settings: Settings, collection: str, corpus_version: int, query: 
         "query": {f.name: getattr(query, f.name) for f in dataclasses.fields(query) if f.name != "text"},
         "settings": {name: getattr(settings, name) for name in ANSWER_SHAPING_SETTINGS},
     }
-    return cache_key(query.text, corpus_version, models, PROMPT_VERSION, shaping)
+    return cache_key(query.text, corpus_version, models, f"{PROMPT_VERSION} {ANSWERER_VERSION}", shaping)
 
 
 class AnswerCache:

@@ -4,7 +4,10 @@ Documents are untrusted input. Each passage is wrapped in a `<source>` element a
 `<source`/`</source` text inside a document is neutralised, so a document cannot close its
 own block and speak as the user; the system instruction says text inside sources is data.
 `PROMPT_VERSION` names this exact wording: the answer cache keys on it, so changing the
-prompt must change the version.
+prompt must change the version. `ANSWERER_VERSION` is the same for the offline answerer and
+what it reads (its quoting and refusal rules, the words it compares): a change to what it
+says for the same passages changes it, or an upgrade would keep serving the old answer
+from the cache until the collection changed.
 
 Order pays: Gemini's implicit cache bills a prompt prefix it has seen recently at the cached
 price, so the long, stable part comes first: the system instruction, then the sources, then
@@ -25,6 +28,7 @@ from rag.refusal import NOT_IN_DOCUMENTS
 from rag.types import AnswerTask, FileSearchTool, Message, Passage, Prompt
 
 PROMPT_VERSION = "answer-2026-12-01.2"
+ANSWERER_VERSION = "extractive-2026-12-05.1"  # accents folded, words whole at a PDF's line ends
 SOURCES_READ = "I have read the numbered sources and will answer only from them, citing their numbers."
 
 SYSTEM = f"""You answer questions using only the numbered sources provided with the question.

@@ -261,6 +261,21 @@ def test_the_key_covers_every_ask_option_and_every_answer_shaping_setting(
     assert _chain_key(two_collections, offline_provider, AskOptions()) == same  # the key is stable
 
 
+def test_a_new_version_of_the_prompt_or_the_offline_answerer_changes_the_chain_key(
+    two_collections: Settings, offline_provider: OfflineProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade whose offline answerer quotes or refuses otherwise served the old answer
+    from the cache until the collection changed (a refusal of "creme brulee", after the fix)."""
+    import rag.cache
+
+    base = _chain_key(two_collections, offline_provider, AskOptions())
+    monkeypatch.setattr(rag.cache, "ANSWERER_VERSION", "extractive-next")
+    assert _chain_key(two_collections, offline_provider, AskOptions()) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(rag.cache, "PROMPT_VERSION", "answer-next")
+    assert _chain_key(two_collections, offline_provider, AskOptions()) != base
+
+
 @pytest.mark.parametrize("field", sorted(OTHER_OPTIONS))
 def test_changing_any_ask_option_changes_the_chain_key(
     field: str, two_collections: Settings, offline_provider: OfflineProvider
