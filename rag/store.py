@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rag import runtime  # imported first: telemetry off before chromadb loads
 from rag.errors import ConfigError, EmbedderMismatch
@@ -84,7 +84,7 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
 def chroma_address(url: str) -> tuple[str, int]:
     """The host and port of a Chroma server's URL, as the client connects and as messages name
     it: never the URL whole, which may carry credentials."""
-    parsed = urlparse(url)
+    parsed = urlsplit(url)
     return parsed.hostname or "127.0.0.1", parsed.port or 8000
 
 
