@@ -83,14 +83,15 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
 
 def chroma_address(url: str) -> tuple[str, int]:
     """The host and port of a Chroma server's URL, as the client connects and as messages name
-    it: never the URL whole, which may carry credentials."""
+    it: never the URL whole, which may carry credentials. Without a port: 443 for `https` (a
+    server behind TLS is behind a proxy on the standard port), else 8000, Chroma's own."""
     parsed = urlsplit(url)
-    return parsed.hostname or "127.0.0.1", parsed.port or 8000
+    return parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 8000)
 
 
 def chroma_endpoint(url: str) -> str:
-    """The server's URL as chromadb is given it: scheme, host, port (8000 unless given, as
-    `chroma_address` says) and path, without the user and password."""
+    """The server's URL as chromadb is given it: scheme, host, port (as `chroma_address`
+    reads it) and path, without the user and password."""
     parsed = urlsplit(url)
     host, port = chroma_address(url)
     host = f"[{host}]" if ":" in host else host  # an IPv6 address

@@ -7,7 +7,9 @@ from rag.store import (
     CollectionMeta,
     Store,
     check_collection_name,
+    chroma_address,
     chroma_client,
+    chroma_endpoint,
     collection_meta,
     collection_name,
     drop_collection,
@@ -150,3 +152,14 @@ def test_a_chunk_another_process_removed_is_not_returned_by_a_store_opened_befor
 
     assert [h.chunk.source for h in store.query(question, 5)] == ["kayaks.md"]
     assert store.get([gone]) == []
+
+
+@pytest.mark.parametrize(("url", "address"), [
+    ("https://chroma.example/base", ("chroma.example", 443)),
+    ("http://chroma.example", ("chroma.example", 8000)),
+    ("https://user:pw@chroma.example:8443", ("chroma.example", 8443)),
+    ("http://[::1]:9000", ("::1", 9000)),
+])
+def test_a_chroma_url_without_a_port_means_the_schemes_own_for_https_and_chromas_for_http(url, address):
+    assert chroma_address(url) == address
+    assert f":{address[1]}" in chroma_endpoint(url)
