@@ -78,7 +78,7 @@ def _new_client(settings: Settings):  # type: ignore[no-untyped-def]  # chromadb
             if isinstance(exc.__context__, httpx.TransportError):
                 raise unreachable(f"{host}:{port}", exc) from exc
             raise refused(f"{host}:{port}", exc, secrets) from exc
-        return Reached(client, f"{host}:{port}")
+        return Reached(client, f"{host}:{port}", secrets)
 
 
 def chroma_address(url: str) -> tuple[str, int]:
@@ -138,14 +138,16 @@ def refused(where: str, exc: BaseException, secrets: Sequence[str]) -> StoreUnav
 
 class Reached:
     """A Chroma server's client, or one of its collections, whose calls raise StoreUnavailable
-    when the server cannot be reached: chromadb checks the server once, when its client is
-    made, and later lets httpx's transport errors through, so a server stopped after that
-    turned every question into an unexpected error (exit 3, HTTP 500) while /readyz said
-    Chroma was down. Collections it returns are wrapped alike."""
+    when the server cannot be reached or refuses the credentials: chromadb checks the server
+    once, when its client is made, and later lets httpx's transport errors and a proxy's 401
+    page through, so a server stopped after that, or a password changed under a running
+    server, turned every question into an unexpected error (exit 3, HTTP 500) while /readyz
+    said Chroma was down. Collections it returns are wrapped alike."""
 
-    def __init__(self, target: Any, where: str) -> None:
+    def __init__(self, target: Any, where: str, secrets: Sequence[str] = ()) -> None:
         self._target = target
         self._where = where
+        self._secrets = secrets
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
@@ -159,6 +161,10 @@ class Reached:
                 result = value(*args, **kwargs)
             except httpx.TransportError as exc:
                 raise unreachable(self._where, exc) from exc
+            except Exception as exc:
+                if refuses_credentials(exc):
+                    raise refused(self._where, exc, self._secrets) from exc
+                raise
             if isinstance(result, list):
                 return [self._wrapped(r) for r in result]
             return self._wrapped(result)
@@ -168,7 +174,20 @@ class Reached:
     def _wrapped(self, result: Any) -> Any:
         from chromadb.api.models.Collection import Collection
 
-        return Reached(result, self._where) if isinstance(result, Collection) else result
+        return Reached(result, self._where, self._secrets) if isinstance(result, Collection) else result
+
+
+def refuses_credentials(exc: BaseException) -> bool:
+    """Whether chromadb's error is the server (or its proxy) refusing who asked: Chroma's own
+    auth errors, or the bare Exception chromadb raises with a 401, 403 or 407 page that is not
+    Chroma's JSON (its `__context__` is httpx's status error)."""
+    import httpx
+    from chromadb.errors import AuthorizationError, ChromaAuthError
+
+    if isinstance(exc, (AuthorizationError, ChromaAuthError)):
+        return True
+    context = exc.__context__
+    return isinstance(context, httpx.HTTPStatusError) and context.response.status_code in (401, 403, 407)
 
 
 def check_collection_name(name: str) -> str:

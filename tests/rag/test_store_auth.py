@@ -32,15 +32,16 @@ PREFIX = "/chroma"  # the path the proxy serves Chroma under, as one that serves
 
 
 @contextmanager
-def auth_proxy(upstream: str, header: str, wanted: str) -> Iterator[str]:
+def auth_proxy(upstream: str, header: str, wanted: str, revoked: threading.Event | None = None) -> Iterator[str]:
     """A proxy to the Chroma server at `upstream`, served under PREFIX, that answers 401
-    (an HTML page, as nginx does) to a request whose `header` is not `wanted`."""
+    (an HTML page, as nginx does) to a request whose `header` is not `wanted`, and to every
+    request once `revoked` is set (a password changed under a running server)."""
 
     class Proxy(BaseHTTPRequestHandler):
         def forward(self) -> None:
             if not self.path.startswith(PREFIX + "/"):
                 self.reply(404, b"not found", "text/plain")
-            elif self.headers.get(header) != wanted:
+            elif self.headers.get(header) != wanted or (revoked is not None and revoked.is_set()):
                 self.reply(401, b"<html><head><title>401 Authorization Required</title></head></html>", "text/html")
             else:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -111,6 +112,26 @@ def test_refused_credentials_are_a_store_refusal_naming_host_and_port_never_them
             assert message.startswith(f"The Chroma server at {proxy} (CHROMA_URL) refused") and refused.value.documents
             assert "GEMRAG_CHROMA_TOKEN" in message
             assert "pw1234" not in message and "admin" not in message and PREFIX not in message
+
+
+def test_credentials_refused_after_the_client_was_made_are_a_store_refusal_not_an_unexpected_error(
+        settings, chroma_server_url):
+    """chromadb checks credentials when its client is made only: a later 401 (the password
+    changed, the token revoked) came through as a bare Exception holding the proxy's page."""
+    revoked, name = threading.Event(), f"auth-{uuid.uuid4().hex[:8]}"
+    try:
+        with auth_proxy(chroma_server_url, "Authorization", basic("admin", "pw1234"), revoked) as proxy:
+            store = Store(settings.model_copy(update={"chroma_url": f"http://admin:pw1234@{proxy}{PREFIX}"}),
+                          "test:emb:2", name)
+            assert store.collection.count() == 0
+            revoked.set()
+            with pytest.raises(StoreUnavailable) as refused:
+                store.collection.count()
+    finally:
+        drop_collection(settings.model_copy(update={"chroma_url": chroma_server_url}), name)
+    message = str(refused.value)
+    assert message.startswith(f"The Chroma server at {proxy} (CHROMA_URL) refused") and refused.value.documents
+    assert "401 Authorization Required" in message and "pw1234" not in message
 
 
 @pytest.mark.slow
