@@ -11,7 +11,8 @@ case: the answerer's `Support` signals and whether the case is unanswerable. `fi
 every candidate rule (a logistic model over a subset of the signals, its threshold chosen on
 the training sets) with each set held out in turn, and prints what the held-out set got:
 the figures the README reports. Measured so far, no learned rule beat the key-term rule on a
-held-out set within the false-refusal budget, so none is shipped (README: Evaluation).
+held-out set within the false-refusal budget, so none is shipped (README: Evaluation); nor did
+the signals weighed by the corpus's rarity of the question's words (`covers`, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.testsets import doc_sets, retrieved_cases  # noqa: E402
+from scripts.testsets import Retrieved, data_dir, doc_sets, retrieved_cases  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag.types import Passage
 
 DEFAULT_OUT = Path("eval-out") / "refusal" / "signals.jsonl"
 MIN_SUPPORT = 0.30  # the answerer's floor: below it nothing is quoted, so it refuses (ExtractiveAnswerer.min_support)
@@ -49,6 +56,7 @@ def collect(names: Sequence[str], out: Path) -> None:
             vectors = store.vectors([p.chunk_id for p in shown[:1]])
             row = {"set": seen.doc_set.name, "id": seen.case.id, "unanswerable": seen.case.unanswerable,
                    "question": question, **{k: v for k, v in asdict(support).items() if k != "scored"},
+                   **covers(seen),
                    # the best passage's cosine to the question: retrieval's own closeness, absolute
                    "top_similarity": float(query @ np.array(vectors[shown[0].chunk_id])) if vectors else None,
                    "shown": [[p.source, p.page, p.score] for p in shown]}
@@ -56,9 +64,83 @@ def collect(names: Sequence[str], out: Path) -> None:
             sink.flush()
 
 
+@dataclass(frozen=True)
+class Rarity:
+    """Each content word's inverse document frequency over a collection's chunks; a word the
+    collection never holds weighs `unseen`, the most."""
+
+    idf: dict[str, float]
+    unseen: float
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> Rarity:
+        from rag.text import content_words
+
+        df: dict[str, int] = {}
+        for text in texts:
+            for w in set(content_words(text)):
+                df[w] = df.get(w, 0) + 1
+        return cls({w: math.log((len(texts) + 1) / (n + 0.5)) for w, n in df.items()}, math.log(len(texts) + 1))
+
+
+@cache
+def rarity(collection: str) -> Rarity:
+    from rag.settings import load_settings
+    from rag.stores import Stores
+
+    settings = load_settings().model_copy(update={"data_dir": data_dir()})
+    return Rarity.of([c.text for c in Stores(settings).get(collection).chunks()])
+
+
+def covers(seen: Retrieved) -> dict[str, float]:
+    """Signals weighed by the corpus's rarity of the question's words (tried 2026-12-05 for
+    near-miss questions: the documents name the thing asked about but not the fact asked):
+    the share of the question's weight the best quotable unit holds (`cover_idf`), the first
+    passage (`cov1_idf`) and the first three (`cov3_idf`) hold; the share of its two rarest
+    words one unit holds together (`cover_pair`); the best share a unit holding what the
+    question asks for (a figure, a date, a name) holds (`kind_cover`, 1 for other questions);
+    the rarity of the rarest question word missing from the six and the three passages
+    shown (`missing6`, `missing3`), over the rarity of a word the collection lacks."""
+    from rag.providers.extractive import fits_kind, question_kind
+    from rag.text import content_words
+
+    question, shown = seen.question, seen.shown
+    weights = rarity(seen.store.name)
+    wanted = set(content_words(question))
+    if not wanted:
+        return {"cover_idf": 1.0, "cov1_idf": 1.0, "cov3_idf": 1.0, "cover_pair": 1.0, "kind_cover": 1.0,
+                "missing6": 0.0, "missing3": 0.0}
+    weight = {w: weights.idf.get(w, weights.unseen) for w in wanted}
+
+    def found(w: str, words: set[str]) -> bool:
+        return w in words or w.rstrip("s") in words or f"{w}s" in words
+
+    def held(words: set[str]) -> float:
+        return sum(v for w, v in weight.items() if found(w, words)) / sum(weight.values())
+
+    def pooled(passages: Sequence[Passage]) -> set[str]:
+        return set(content_words(" ".join(f"{p.source} {p.heading} {p.text}" for p in passages)))
+
+    def missing(passages: Sequence[Passage]) -> float:
+        pool = pooled(passages)
+        return max((v for w, v in weight.items() if not found(w, pool)), default=0.0) / weights.unseen
+
+    units = [(u, set(content_words(f"{u.context} {u.heading} {u.text}")))
+             for u in seen.provider.answerer.units(question, shown)]
+    rarest = sorted(weight, key=lambda w: (-weight[w], w))[:2]
+    kind = question_kind(question)
+    return {"cover_idf": max((held(words) for _, words in units), default=0.0),
+            "cov1_idf": held(pooled(shown[:1])), "cov3_idf": held(pooled(shown[:3])),
+            "cover_pair": max((sum(w in words for w in rarest) / len(rarest) for _, words in units), default=0.0),
+            "kind_cover": max((held(words) for u, words in units if fits_kind(u.text, kind)), default=0.0)
+            if kind in ("number", "date", "name") else 1.0,
+            "missing6": missing(shown), "missing3": missing(shown[:3])}
+
+
 # --- fit -----------------------------------------------------------------------------------
 
-FEATURES = ("best", "similarity", "coverage", "kind_absent", "top_score", "margin", "top_similarity")
+FEATURES = ("best", "similarity", "coverage", "kind_absent", "top_score", "margin", "top_similarity", "cover_idf",
+            "cov1_idf", "cov3_idf", "cover_pair", "kind_cover", "missing6", "missing3")
 
 
 @dataclass(frozen=True)
