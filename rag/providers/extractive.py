@@ -229,6 +229,25 @@ def quotable_units(text: str) -> list[Quotable]:
     return _answered(units)
 
 
+_ENDS_CLAUSE = re.compile(r"[\w,]$")  # a line ending in a word or a comma: its sentence goes on
+
+
+def cut_short(text: str) -> str | None:
+    """The passage's last unit when the passage ends in the middle of its sentence (a PDF's
+    chunk ends at a line end, and the sentence goes on in the next chunk), so the reply marks
+    its quote "…" rather than pass a fragment off as the sentence; None when the passage
+    ends a sentence, or ends in a list item, a table row, code or a heading."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or sum(FENCE.match(line) is not None for line in lines) % 2:  # it ends inside code
+        return None
+    last = lines[-1].strip()
+    if (not _ENDS_CLAUSE.search(last) or _LIST_ITEM.match(last) or TABLE_ROW.match(last) or FENCE.match(last)
+            or heading_line(last, "")):
+        return None
+    units = quotable_units(text)
+    return units[-1].text if units else None
+
+
 def _answered(units: list[Quotable]) -> list[Quotable]:
     """Each question the document asks quoted with the sentence after it, its answer: an FAQ's
     "How do I use a string literal that contains an embedded single-quote (') character?"
@@ -455,7 +474,9 @@ class ExtractiveAnswerer:
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
-        lines = [f"{_without_reference_marks(s.quoted)} [{s.passage.n}]" for s in picked]
+        cut = {s.passage.n: cut_short(s.passage.text) for s in picked}
+        lines = [f"{_without_reference_marks(s.quoted)}{' …' if s.sentence == cut[s.passage.n] and not s.then else ''}"
+                 f" [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:

@@ -576,3 +576,16 @@ def test_a_documents_own_reference_mark_is_not_quoted_as_a_citation(offline_prov
     assert "“Designing BibTEX Styles”. [1]" in reply and "[3]" not in reply
     code = ask_offline(offline_provider, "How do I skip a field in the style file?", *passages)
     assert "`fields [2]`" in code, code
+
+
+def test_a_quote_of_a_sentence_cut_at_the_passages_end_is_marked_so(offline_provider):
+    """A PDF chunk may end at a line end mid-sentence: its last unit was quoted as if it were
+    the whole sentence. A passage ending a sentence, a list item or a heading is quoted as is."""
+    cut = Passage(1, "Each clause is terminated by the value 0.\nThe problem line gives the number of variables and\n"
+                     "the number of clauses of the CNF-SAT problem in this", "cnfsat.pdf", page=4)
+    reply = ask_offline(offline_provider, "What does the problem line give in a CNF-SAT file?", cut)
+    assert "CNF-SAT problem in this … [1]" in reply, reply
+    whole = Passage(1, "Each clause is terminated by the value 0.\nThe problem line gives the number of variables and\n"
+                       "the number of clauses of the CNF-SAT problem.", "cnfsat.pdf", page=4)
+    reply = ask_offline(offline_provider, "What does the problem line give in a CNF-SAT file?", whole)
+    assert "CNF-SAT problem. [1]" in reply and "…" not in reply, reply
