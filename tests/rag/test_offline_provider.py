@@ -589,3 +589,15 @@ def test_a_quote_of_a_sentence_cut_at_the_passages_end_is_marked_so(offline_prov
                        "the number of clauses of the CNF-SAT problem.", "cnfsat.pdf", page=4)
     reply = ask_offline(offline_provider, "What does the problem line give in a CNF-SAT file?", whole)
     assert "CNF-SAT problem. [1]" in reply and "…" not in reply, reply
+
+
+def test_minilm_gives_the_vectors_of_the_fully_optimised_onnx_graph(offline_provider):
+    """The session runs with basic graph rewrites only (faster here); its vectors must stay
+    those onnxruntime's every optimisation gave (first six dimensions, taken on 2026-12-05
+    before the change), or a collection embedded before would no longer match its questions."""
+    vectors = offline_provider.model.embed(["How do I retry after a 429 rate limit error?",
+                                            "The cat slept on a warm windowsill."])
+    assert np.allclose(vectors[:, :6], [
+        [-0.0175131615, -0.0326331444, 0.0421063490, 0.0308170132, -0.0050920621, -0.0474732295],
+        [0.0970788375, 0.0142892441, -0.0225301273, 0.1605528146, -0.0502485409, 0.0150666041],
+    ], atol=1e-5)
