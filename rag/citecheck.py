@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer import SentenceCheck, Verdict
-from rag.providers.extractive import OFFLINE_NOTE, split_sentences
+from rag.providers.extractive import CUT_MARK, OFFLINE_NOTE, split_sentences
 from rag.text import content_words
 from rag.types import Passage
 
@@ -51,7 +51,7 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
         for piece in ("".join(parts[i:i + 2]) for i in range(0, len(parts), 2)):
             cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", piece)
                           for n in group.split(","))
-            sentence = _MARKER.sub("", piece).strip()
+            sentence = _MARKER.sub("", piece).strip().removesuffix(CUT_MARK).strip()  # a cut quote is a quote
             if cited and out and not sentence.strip(".!?,;"):
                 # Markers alone ("... Styles” [3]. [1]", a quote's own "[3]" and then the answer's
                 # citation): they close the claim before; dropped, its real source went unchecked.

@@ -124,8 +124,9 @@ def unreachable(where: str, exc: BaseException) -> StoreUnavailable:
 
 
 def refused(where: str, exc: BaseException, secrets: Sequence[str]) -> StoreUnavailable:
-    """The server answered the client's first request with an error: what it said, on one
-    line (a proxy's may be an HTML page), with the credentials taken out should it echo them."""
+    """The server answered a request with a refusal, when the client was made or later: what
+    it said, on one line (a proxy's may be an HTML page), with the credentials taken out
+    should it echo them."""
     said = " ".join(re.sub(r"<[^>]*>", " ", str(exc) or type(exc).__name__).split())[:200]
     for secret in secrets:
         said = said.replace(secret, "[redacted]")
@@ -179,15 +180,16 @@ class Reached:
 
 def refuses_credentials(exc: BaseException) -> bool:
     """Whether chromadb's error is the server (or its proxy) refusing who asked: Chroma's own
-    auth errors, or the bare Exception chromadb raises with a 401, 403 or 407 page that is not
-    Chroma's JSON (its `__context__` is httpx's status error)."""
+    auth errors, or the bare Exception chromadb raises with a 401 or 403 page that is not
+    Chroma's JSON (its `__context__` is httpx's status error). Not a 407: that is a forward
+    proxy asking for its own credentials, which CHROMA_URL's are not."""
     import httpx
     from chromadb.errors import AuthorizationError, ChromaAuthError
 
     if isinstance(exc, (AuthorizationError, ChromaAuthError)):
         return True
     context = exc.__context__
-    return isinstance(context, httpx.HTTPStatusError) and context.response.status_code in (401, 403, 407)
+    return isinstance(context, httpx.HTTPStatusError) and context.response.status_code in (401, 403)
 
 
 def check_collection_name(name: str) -> str:

@@ -2,7 +2,7 @@
 rule chosen by leave-one-set-out cross-validation.
 
     python scripts/refusal_fit.py signals [NAME...] [--out FILE]   # retrieve and score every case
-    python scripts/refusal_fit.py fit [--signals FILE]               # choose the rule, report held-out figures
+    python scripts/refusal_fit.py fit [FILE...] [--max-false 0.04]   # choose the rule, report held-out figures
 
 `signals` runs each set's cases through the default retrieval (the follow-up rewrite, hybrid
 search, the second ranking stage, k = top_k) against the collection `python
@@ -131,7 +131,7 @@ def covers(seen: Retrieved) -> dict[str, float]:
     kind = question_kind(question)
     return {"cover_idf": max((held(words) for _, words in units), default=0.0),
             "cov1_idf": held(pooled(shown[:1])), "cov3_idf": held(pooled(shown[:3])),
-            "cover_pair": max((sum(w in words for w in rarest) / len(rarest) for _, words in units), default=0.0),
+            "cover_pair": max((sum(found(w, words) for w in rarest) / len(rarest) for _, words in units), default=0.0),
             "kind_cover": max((held(words) for u, words in units if fits_kind(u.text, kind)), default=0.0)
             if kind in ("number", "date", "name") else 1.0,
             "missing6": missing(shown), "missing3": missing(shown[:3])}
@@ -177,16 +177,16 @@ def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> 
     return w, float(beta[-1] - w @ mean)
 
 
-def train(rows: list[dict[str, object]], features: tuple[str, ...]) -> Rule:
+def train(rows: list[dict[str, object]], features: tuple[str, ...], max_false: float = MAX_FALSE_REFUSALS) -> Rule:
     """The logistic model on the cases the key-term rule leaves, its bias then moved to the
-    threshold that refuses the most unanswerable cases with at most MAX_FALSE_REFUSALS of
+    threshold that refuses the most unanswerable cases with at most `max_false` of
     the answerable ones refused (counting those the key-term rule already refused)."""
     left = [r for r in rows if not refused_before(r)]
     x, y = matrix(left, features), np.array([float(bool(r["unanswerable"])) for r in left])
     w, _ = logistic(x, y)
     margin = x @ w
     answerable = sum(not r["unanswerable"] for r in rows)
-    allowed = MAX_FALSE_REFUSALS * answerable - sum(refused_before(r) and not r["unanswerable"] for r in rows)
+    allowed = max_false * answerable - sum(refused_before(r) and not r["unanswerable"] for r in rows)
     best = (-1, 0.0)
     for cut in sorted(set(margin)):
         refused = margin >= cut
@@ -215,16 +215,14 @@ def outcome(rows: list[dict[str, object]], rule: Rule | None) -> tuple[int, int,
 Outcome = tuple[int, int, int, int]
 
 
-def cross_validate(rows: list[dict[str, object]], features: tuple[str, ...]) -> dict[str, Outcome]:
+def cross_validate(rows: list[dict[str, object]], features: tuple[str, ...],
+                   max_false: float = MAX_FALSE_REFUSALS) -> dict[str, Outcome]:
     """Each set's outcome under the rule trained on the other sets."""
     held: dict[str, Outcome] = {}
     for name in dict.fromkeys(str(r["set"]) for r in rows):
-        rule = train([r for r in rows if r["set"] != name], features)
+        rule = train([r for r in rows if r["set"] != name], features, max_false)
         held[name] = outcome([r for r in rows if r["set"] == name], rule)
     return held
-
-
-CANDIDATES = [c for n in (1, 2, 3) for c in itertools.combinations(FEATURES, n)]
 
 
 def goodness(held: dict[str, Outcome]) -> tuple[float, float]:
@@ -233,9 +231,16 @@ def goodness(held: dict[str, Outcome]) -> tuple[float, float]:
     return (min(scores), sum(scores))
 
 
-def choose(rows: list[dict[str, object]]) -> tuple[str, ...]:
+def candidates(rows: list[dict[str, object]]) -> list[tuple[str, ...]]:
+    """Every set of one to three signals, of those every row holds (a signal file written
+    before a signal was added lacks it)."""
+    held = [f for f in FEATURES if all(f in r for r in rows)]
+    return [c for n in (1, 2, 3) for c in itertools.combinations(held, n)]
+
+
+def choose(rows: list[dict[str, object]], max_false: float = MAX_FALSE_REFUSALS) -> tuple[str, ...]:
     """The signals whose rule does best on each of these sets when trained on the others."""
-    return max(CANDIDATES, key=lambda c: goodness(cross_validate(rows, c)))
+    return max(candidates(rows), key=lambda c: goodness(cross_validate(rows, c, max_false)))
 
 
 def total(outcomes: Sequence[Outcome]) -> Outcome:
@@ -246,7 +251,7 @@ def cell(o: Outcome) -> str:
     return f"{o[0]} of {o[1]} / {o[2]} of {o[3]}"
 
 
-def fit(paths: Sequence[Path]) -> str:
+def fit(paths: Sequence[Path], max_false: float = MAX_FALSE_REFUSALS) -> str:
     """Nested leave-one-set-out: for each held-out set, the signals are chosen and the rule is
     fitted on the other sets alone, then scored on it. The shipped rule is chosen and fitted
     the same way on all sets."""
@@ -258,8 +263,8 @@ def fit(paths: Sequence[Path]) -> str:
     chosen_for: dict[str, tuple[str, ...]] = {}
     for held in sets:
         others = [r for r in rows if r["set"] != held]
-        chosen_for[held] = choose(others)
-        after[held] = outcome([r for r in rows if r["set"] == held], train(others, chosen_for[held]))
+        chosen_for[held] = choose(others, max_false)
+        after[held] = outcome([r for r in rows if r["set"] == held], train(others, chosen_for[held], max_false))
     lines = ["Held out: unanswerable refused / answerable refused, each set with the signals chosen and the rule",
              "fitted on the other sets", "",
              "| set | key terms and support floor (before) | signals chosen on the others | learned rule, held out |",
@@ -268,11 +273,11 @@ def fit(paths: Sequence[Path]) -> str:
     lines.append(f"| all | {cell(total(list(before.values())))} | | {cell(total(list(after.values())))} |")
     lines += ["", "Each signal alone, leave one set out (not nested):", "", "| signal | " + " | ".join(sets) + " |",
               "|---|" + "---|" * len(sets)]
-    for feature in FEATURES:
-        held_out = cross_validate(rows, (feature,))
+    for (feature,) in (c for c in candidates(rows) if len(c) == 1):
+        held_out = cross_validate(rows, (feature,), max_false)
         lines.append(f"| {feature} | " + " | ".join(cell(held_out[s]) for s in sets) + " |")
-    chosen = choose(rows)
-    rule = train(rows, chosen)
+    chosen = choose(rows, max_false)
+    rule = train(rows, chosen, max_false)
     terms = " + ".join(f"{w:.4f} * {name}" for name, w in zip(rule.features, rule.weights, strict=True))
     lines += ["", f"chosen on all sets: {' + '.join(chosen)}; fitted on all sets: refuse when "
               f"{terms} + {rule.bias:.4f} > 0",
@@ -289,11 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals.add_argument("--out", type=Path, default=DEFAULT_OUT)
     fitting = commands.add_parser("fit", help="leave-one-set-out choice of the refusal rule")
     fitting.add_argument("signals", type=Path, nargs="*", default=[DEFAULT_OUT], help="signal files, one or more")
+    fitting.add_argument("--max-false", type=float, default=MAX_FALSE_REFUSALS,
+                         help=f"answerable cases a rule may refuse on the training sets (default {MAX_FALSE_REFUSALS})")
     args = parser.parse_args(argv)
     if args.command == "signals":
         collect(args.names, args.out)
         return 0
-    print(fit(args.signals))
+    print(fit(args.signals, args.max_false))
     return 0
 
 

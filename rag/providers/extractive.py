@@ -229,23 +229,35 @@ def quotable_units(text: str) -> list[Quotable]:
     return _answered(units)
 
 
-_ENDS_CLAUSE = re.compile(r"[\w,]$")  # a line ending in a word or a comma: its sentence goes on
+# A unit ending in a letter or a comma: its sentence goes on (a figure, a page number or a
+# contents line's ". . . 81" ends no sentence either way, and is left unmarked).
+_ENDS_CLAUSE = re.compile(r"(?:[^\W\d_]|,)$")
+CUT_MARK = " …"  # after a quote whose sentence the passage cuts off (`cut_short`)
 
 
-def cut_short(text: str) -> str | None:
-    """The passage's last unit when the passage ends in the middle of its sentence (a PDF's
-    chunk ends at a line end, and the sentence goes on in the next chunk), so the reply marks
-    its quote "…" rather than pass a fragment off as the sentence; None when the passage
-    ends a sentence, or ends in a list item, a table row, code or a heading."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or sum(FENCE.match(line) is not None for line in lines) % 2:  # it ends inside code
-        return None
-    last = lines[-1].strip()
-    if (not _ENDS_CLAUSE.search(last) or _LIST_ITEM.match(last) or TABLE_ROW.match(last) or FENCE.match(last)
-            or heading_line(last, "")):
+def cut_short(text: str) -> int | None:
+    """The position of the passage's last unit when the passage ends in the middle of its
+    sentence (a PDF's chunk ends at a line end, and the sentence goes on in the next chunk),
+    so the reply marks its quote "…" rather than pass a fragment off as the sentence. None
+    when the passage ends a sentence or a list item, a table row or a heading, or when its
+    last line is not the end of its last unit (a page number, a line too short to quote)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or _LIST_ITEM.match(lines[-1]) or TABLE_ROW.match(lines[-1]) or heading_line(lines[-1], ""):
         return None
     units = quotable_units(text)
-    return units[-1].text if units else None
+    if not units:
+        return None
+    last = " ".join(units[-1].text.split())
+    if not _ENDS_CLAUSE.search(last) or not last.endswith(" ".join(lines[-1].split())):
+        return None
+    return len(units) - 1
+
+
+def marked_cut(s: Scored, cut: int | None) -> str:
+    """The quote, with `CUT_MARK` when it ends in the passage's cut-off sentence: the unit
+    itself, or the unit it is quoted with (an FAQ question's answer, `Quotable.then`)."""
+    ends_cut = cut is not None and (s.position == cut or (bool(s.then) and s.position == cut - 1))
+    return f"{s.quoted}{CUT_MARK}" if ends_cut else s.quoted
 
 
 def _answered(units: list[Quotable]) -> list[Quotable]:
@@ -474,9 +486,8 @@ class ExtractiveAnswerer:
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
-        cut = {s.passage.n: cut_short(s.passage.text) for s in picked}
-        lines = [f"{_without_reference_marks(s.quoted)}{' …' if s.sentence == cut[s.passage.n] and not s.then else ''}"
-                 f" [{s.passage.n}]" for s in picked]
+        cut = {s.passage.n: cut_short(s.passage.text) for s in picked}  # once per passage
+        lines = [f"{_without_reference_marks(marked_cut(s, cut[s.passage.n]))} [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:

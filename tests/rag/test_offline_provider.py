@@ -580,15 +580,37 @@ def test_a_documents_own_reference_mark_is_not_quoted_as_a_citation(offline_prov
 
 def test_a_quote_of_a_sentence_cut_at_the_passages_end_is_marked_so(offline_provider):
     """A PDF chunk may end at a line end mid-sentence: its last unit was quoted as if it were
-    the whole sentence. A passage ending a sentence, a list item or a heading is quoted as is."""
+    the whole sentence. A passage ending a sentence, or whose last line (a page number) is no
+    end of its last unit, is quoted as is; the citation check still reads a cut quote as a quote."""
+    from rag.citecheck import claims
+
+    question = "What does the problem line give in a CNF-SAT file?"
     cut = Passage(1, "Each clause is terminated by the value 0.\nThe problem line gives the number of variables and\n"
                      "the number of clauses of the CNF-SAT problem in this", "cnfsat.pdf", page=4)
-    reply = ask_offline(offline_provider, "What does the problem line give in a CNF-SAT file?", cut)
+    reply = ask_offline(offline_provider, question, cut)
     assert "CNF-SAT problem in this … [1]" in reply, reply
-    whole = Passage(1, "Each clause is terminated by the value 0.\nThe problem line gives the number of variables and\n"
-                       "the number of clauses of the CNF-SAT problem.", "cnfsat.pdf", page=4)
-    reply = ask_offline(offline_provider, "What does the problem line give in a CNF-SAT file?", whole)
-    assert "CNF-SAT problem. [1]" in reply and "…" not in reply, reply
+    assert any(sentence.endswith("CNF-SAT problem in this") for sentence, _ in claims(reply))
+    for whole in ("the number of clauses of the CNF-SAT problem.", "the number of clauses of the CNF-SAT problem.\n4"):
+        text = f"Each clause is terminated by the value 0.\nThe problem line gives the number of variables and\n{whole}"
+        passage = Passage(1, text, "cnfsat.pdf", page=4)
+        reply = ask_offline(offline_provider, question, passage)
+        assert "CNF-SAT problem. [1]" in reply and "…" not in reply, reply
+
+
+def test_a_cut_answer_quoted_after_its_question_is_marked_too():
+    """An FAQ's question is quoted with the sentence after it (`Quotable.then`): when that
+    sentence is the one the passage cuts off, the quote ends in "…"."""
+    from rag.providers.extractive import Scored, cut_short, marked_cut, quotable_units
+
+    text = ("Some other sentence about files here.\nWhat does the problem line give?\nThe problem line gives the "
+            "number of variables and the number of clauses of the CNF-SAT problem in this")
+    cut = cut_short(text)
+    units = quotable_units(text)
+    question = next(i for i, u in enumerate(units) if u.text.endswith("?"))
+    assert units[question].then and cut == len(units) - 1
+    scored = Scored(Passage(1, text, "cnfsat.pdf"), units[question].text, question, 0.9, then=units[question].then)
+    assert marked_cut(scored, cut).endswith("problem in this …")
+    assert not marked_cut(Scored(Passage(1, text, "cnfsat.pdf"), units[0].text, 0, 0.9), cut).endswith("…")
 
 
 def test_minilm_gives_the_vectors_of_the_fully_optimised_onnx_graph(offline_provider):
