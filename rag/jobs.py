@@ -40,6 +40,7 @@ WAITING: tuple[JobState, ...] = ("queued", "retrying")  # nothing runs them but 
 TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
 NAMESPACE = "gemrag-jobs"  # the broker's Redis keys start with it
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
+OLD_STATE_KEY = "gemrag:jobs:{state}"  # a state's plain set of job ids until 0efed46: deleted by `counts`
 SETTLED_PER_COUNT = 100  # waiting jobs looked for in the queue per `Jobs.counts` (each scrape of /metrics)
 SETTLED_LOOKED_OVER = 1_000  # ... chosen among this many of the oldest per state, those looked at lately left out
 ALWAYS = 1_000_000  # Dramatiq's maintenance chance is per million commands: every poll checks for dead workers
@@ -294,15 +295,18 @@ class Jobs:
         /metrics; the index's older entries are dropped on the way. Waiting jobs unchanged
         past the grace are `settled` first (at most `SETTLED_PER_COUNT`, oldest first): a
         job the queue lost, whose id nobody holds (its submitter gone, or its record left
-        behind by a failed queuing, `_forget`), counted as queued until its week ended."""
+        behind by a failed queuing, `_forget`), counted as queued until its week ended. Earlier
+        versions indexed states in plain sets (`OLD_STATE_KEY`) that held every id they were
+        ever given: those are deleted on the way, since nothing reads them now."""
         moment = time.time() if now is None else now
         self._settle_overdue(moment)
         expired = moment - KEEP_S
         pipe = self.redis.pipeline()
+        pipe.delete(*(OLD_STATE_KEY.format(state=state) for state in STATES))
         for state in STATES:
             pipe.zremrangebyscore(self._state_key(state), "-inf", expired)
             pipe.zcard(self._state_key(state))
-        answers = pipe.execute()
+        answers = pipe.execute()[1:]  # after the old sets' deletion
         return {state: int(n) for state, n in zip(STATES, answers[1::2], strict=True)}
 
     def _settle_overdue(self, now: float) -> None:
@@ -336,7 +340,7 @@ class Jobs:
         return f"gemrag:job-looked:{job_id}"  # set while the job's look in the queue is recent (`_due_for_a_look`)
 
     def _state_key(self, state: str) -> str:
-        return f"gemrag:jobs-by-state:{state}"  # sorted sets (`_write`); "gemrag:jobs:STATE" held plain sets
+        return f"gemrag:jobs-by-state:{state}"  # sorted sets (`_write`); OLD_STATE_KEY held plain sets
 
 
 def lost_message(job: Job, where: str) -> str:

@@ -149,3 +149,12 @@ def test_the_queue_is_looked_at_once_per_grace_period_however_often_the_job_is_r
     LOSSES["keys deleted"](jobs, keys, job)
     assert jobs.current(job.id).state == "queued"  # looked at within this grace period already
     assert read_after_grace(jobs, job).state == "failed"  # the next period's look finds it lost
+
+
+def test_the_counts_delete_the_plain_state_sets_older_versions_kept(jobs, keys):
+    """Until 0efed46 each state's ids were kept in a plain set that only grew; nothing
+    reads them now, and the counts delete them."""
+    keys.sadd("gemrag:jobs:done", "old-1", "old-2")
+    keys.sadd("gemrag:jobs:queued", "old-3")
+    assert jobs.counts()["done"] == 0
+    assert not keys.exists("gemrag:jobs:done") and not keys.exists("gemrag:jobs:queued")
