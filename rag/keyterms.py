@@ -24,6 +24,7 @@ from rag.text import (
     english,
     everyday_typo,
     folded,
+    in_some_form,
     may_be_misspelt,
     stem_words,
     typo_of,
@@ -165,7 +166,7 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
     words |= {w.strip(".:/-=") for w in words}
 
     def present(term: str) -> bool:
-        if term in words or term.rstrip("s") in words or f"{term}s" in words:
+        if in_some_form(term, words):
             return True
         if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
             return True

@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,12 @@ def content_words(text: str) -> list[str]:
     """The lower-cased words of `text` that are not stop words, in order, accents folded
     (`folded`): "crème" was read as "cr" and "me"."""
     return [w for w in WORD.findall(folded(text).lower()) if w not in STOPWORDS and len(w) > 1]
+
+
+def in_some_form(word: str, words: Container[str]) -> bool:
+    """Whether `words` hold `word` as it is, or its plural or singular by a final "s":
+    "limits" is found in a passage saying "limit", and "key" in one saying "keys"."""
+    return word in words or word.rstrip("s") in words or f"{word}s" in words
 
 
 def folded(text: str) -> str:

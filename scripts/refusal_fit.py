@@ -24,7 +24,6 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,9 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.testsets import Retrieved, data_dir, doc_sets, retrieved_cases  # noqa: E402
+from scripts.testsets import Retrieved, doc_sets, retrieved_cases  # noqa: E402
 
 if TYPE_CHECKING:
+    from rag.store import Store
     from rag.types import Passage
 
 DEFAULT_OUT = Path("eval-out") / "refusal" / "signals.jsonl"
@@ -83,13 +83,13 @@ class Rarity:
         return cls({w: math.log((len(texts) + 1) / (n + 0.5)) for w, n in df.items()}, math.log(len(texts) + 1))
 
 
-@cache
-def rarity(collection: str) -> Rarity:
-    from rag.settings import load_settings
-    from rag.stores import Stores
+_RARITIES: dict[str, Rarity] = {}  # per collection: its chunks are read once per run
 
-    settings = load_settings().model_copy(update={"data_dir": data_dir()})
-    return Rarity.of([c.text for c in Stores(settings).get(collection).chunks()])
+
+def rarity(store: Store) -> Rarity:
+    if store.name not in _RARITIES:
+        _RARITIES[store.name] = Rarity.of([c.text for c in store.chunks()])
+    return _RARITIES[store.name]
 
 
 def covers(seen: Retrieved) -> dict[str, float]:
@@ -102,28 +102,25 @@ def covers(seen: Retrieved) -> dict[str, float]:
     the rarity of the rarest question word missing from the six and the three passages
     shown (`missing6`, `missing3`), over the rarity of a word the collection lacks."""
     from rag.providers.extractive import fits_kind, question_kind
-    from rag.text import content_words
+    from rag.text import content_words, in_some_form
 
     question, shown = seen.question, seen.shown
-    weights = rarity(seen.store.name)
+    weights = rarity(seen.store)
     wanted = set(content_words(question))
     if not wanted:
         return {"cover_idf": 1.0, "cov1_idf": 1.0, "cov3_idf": 1.0, "cover_pair": 1.0, "kind_cover": 1.0,
                 "missing6": 0.0, "missing3": 0.0}
     weight = {w: weights.idf.get(w, weights.unseen) for w in wanted}
 
-    def found(w: str, words: set[str]) -> bool:
-        return w in words or w.rstrip("s") in words or f"{w}s" in words
-
     def held(words: set[str]) -> float:
-        return sum(v for w, v in weight.items() if found(w, words)) / sum(weight.values())
+        return sum(v for w, v in weight.items() if in_some_form(w, words)) / sum(weight.values())
 
     def pooled(passages: Sequence[Passage]) -> set[str]:
         return set(content_words(" ".join(f"{p.source} {p.heading} {p.text}" for p in passages)))
 
     def missing(passages: Sequence[Passage]) -> float:
         pool = pooled(passages)
-        return max((v for w, v in weight.items() if not found(w, pool)), default=0.0) / weights.unseen
+        return max((v for w, v in weight.items() if not in_some_form(w, pool)), default=0.0) / weights.unseen
 
     units = [(u, set(content_words(f"{u.context} {u.heading} {u.text}")))
              for u in seen.provider.answerer.units(question, shown)]
@@ -131,7 +128,8 @@ def covers(seen: Retrieved) -> dict[str, float]:
     kind = question_kind(question)
     return {"cover_idf": max((held(words) for _, words in units), default=0.0),
             "cov1_idf": held(pooled(shown[:1])), "cov3_idf": held(pooled(shown[:3])),
-            "cover_pair": max((sum(found(w, words) for w in rarest) / len(rarest) for _, words in units), default=0.0),
+            "cover_pair": max((sum(in_some_form(w, words) for w in rarest) / len(rarest) for _, words in units),
+                              default=0.0),
             "kind_cover": max((held(words) for u, words in units if fits_kind(u.text, kind)), default=0.0)
             if kind in ("number", "date", "name") else 1.0,
             "missing6": missing(shown), "missing3": missing(shown[:3])}

@@ -30,6 +30,7 @@ from rag.text import (
     anchors,
     another_language,
     content_words,
+    in_some_form,
     share_present,
     stem_words,
 )
@@ -636,7 +637,7 @@ def _coverage(question: str, passages: Sequence[Passage]) -> float:
     if not wanted:
         return 1.0
     pool = set(content_words(" ".join(f"{p.source} {p.heading} {p.text}" for p in passages)))
-    return sum(w in pool or w.rstrip("s") in pool or f"{w}s" in pool for w in wanted) / len(wanted)
+    return sum(in_some_form(w, pool) for w in wanted) / len(wanted)
 
 
 def _near_duplicate(a: str, b: str) -> bool:
