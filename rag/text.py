@@ -278,7 +278,43 @@ def typo_of(typed: str, word: str) -> bool:
         return False
     start = next((i for i, (x, y) in enumerate(zip(typed, word, strict=False)) if x != y), min(len(typed), len(word)))
     swapped = len(typed) == len(word) and typed[start : start + 2] == word[start : start + 2][::-1]
-    return swapped or (start > 0 and typed[start - 1] not in "._-:/=")
+    return swapped or (start > 0 and typed[start - 1] not in _PART_STARTS and _slip_of_a_finger(typed, word, start))
+
+
+_PART_STARTS = "._-:/="
+_KEY_ROWS = ("1234567890-=", "qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,./")
+
+
+@cache
+def _keys_near() -> dict[str, frozenset[str]]:
+    """Each key of a QWERTY keyboard and the keys around it: beside it in its row, and the
+    two above and the two below (each row sits half a key to the right of the one below)."""
+    near: dict[str, set[str]] = {}
+    for r, row in enumerate(_KEY_ROWS):
+        for i, key in enumerate(row):
+            around = [row[j] for j in (i - 1, i + 1) if 0 <= j < len(row)]
+            if r > 0:
+                around += [_KEY_ROWS[r - 1][j] for j in (i, i + 1) if j < len(_KEY_ROWS[r - 1])]
+            if r + 1 < len(_KEY_ROWS):
+                around += [_KEY_ROWS[r + 1][j] for j in (i - 1, i) if 0 <= j < len(_KEY_ROWS[r + 1])]
+            near[key] = set(around)
+    return {key: frozenset(keys) for key, keys in near.items()}
+
+
+def _slip_of_a_finger(typed: str, word: str, at: int) -> bool:
+    """Whether the edit at `at` that makes `word` into `typed` is one a finger makes: a letter
+    left out (any), a key struck instead of its neighbour ("mathprig" for mathprog), or a key
+    struck twice or with its neighbour ("glp_simplexx", "mathprlog"). "manim" is not "maxim":
+    n and x lie apart, and a user asking about Manim names another thing than the
+    documents' word."""
+    if len(typed) < len(word):
+        return True
+    near = _keys_near()
+    if len(typed) == len(word):  # one key for another
+        a, b = typed[at], word[at]
+        return b in near.get(a, ()) or (a in _PART_STARTS and b in _PART_STARTS)
+    extra, around = typed[at], {typed[at - 1], typed[at + 1] if at + 1 < len(typed) else ""}
+    return extra in around or any(extra in near.get(c, ()) for c in around)
 
 
 def one_edit_apart(a: str, b: str) -> bool:

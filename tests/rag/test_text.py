@@ -56,6 +56,17 @@ def test_a_typo_leaves_the_first_letter_of_a_name_and_of_its_parts():
     assert not typo_of("gemini", "gemini")
 
 
+def test_a_typo_is_a_slip_of_a_finger_on_the_keyboard():
+    """A key struck for its neighbour, twice or with a neighbour, or left out, is a typo; a
+    letter for one far off the keyboard makes another name: "manim" is not "maxim"."""
+    assert typo_of("mathprig", "mathprog") and typo_of("glp_simplrx", "glp_simplex")  # o-i, e-r: neighbours
+    assert not typo_of("manim", "maxim") and not typo_of("mathprug", "mathprog")  # n-x, u-o: keys apart
+    assert typo_of("glp_simplexx", "glp_simplex") and typo_of("mathprlog", "mathprog")  # twice, with a neighbour
+    assert not typo_of("mathpzrog", "mathprog")  # z is near neither p nor r
+    assert typo_of("gemni", "gemini") and typo_of("mathrog", "mathprog")  # any key left out
+    assert typo_of("glp.simplex", "glp_simplex")  # one separator for another
+
+
 def test_a_term_may_be_misspelt_unless_short_numeric_or_a_word():
     assert may_be_misspelt("gemni") and may_be_misspelt("glp_smplex") and may_be_misspelt("flsh")
     assert not may_be_misspelt("gpu")  # one edit from too many words
