@@ -43,7 +43,14 @@ OFFLINE_NOTE = (
 # After a refusal of a question in another language: the offline model matches English words.
 ENGLISH_ONLY = " The offline model reads English: asked in English, the question may find its answer."
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
+# A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
+# item; and at a line's closing period before a line that opens with a call, as a reference
+# manual's next entry does ("... specified by the elements of the vector." over "playblocking
+# (player)"; "e.g." or "etc." at a line end ends nothing).
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
+    r"|(?<=\w\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<!\bcf\.)(?<!\bvs\.)\n(?=[a-z_][\w.]*\s?\()"
+)
 
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
 # since stripping the list marker left "Traffic**:". Not Python's "**kwargs" nor "2**10".
@@ -620,8 +627,12 @@ class ExtractiveAnswerer:
         for s in scored:
             if s.ranking < floor or len(kept) == self.max_sentences or length >= self.reply_chars:
                 break
-            if any(_near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then) for k in kept):
+            said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)]
+            if not all(_says_more_than(s.sentence, k.sentence) for k in said):
                 continue  # said already, or quoted after the unit before it (a lead-in's code)
+            # What it says with a little more replaces what shorter units kept say (`MORE_WORDS`).
+            kept = [k for k in kept if k not in said]
+            length -= sum(len(k.sentence) for k in said)
             if s.then and any(_near_duplicate(s.then, k.sentence) for k in kept):
                 s = replace(s, then="")  # what follows it is quoted already: the sentence alone
             kept.append(s)
@@ -643,6 +654,18 @@ def _coverage(question: str, passages: Sequence[Passage]) -> float:
 def _near_duplicate(a: str, b: str) -> bool:
     wa, wb = set(content_words(a)), set(content_words(b))
     return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) > 0.8
+
+
+# A unit holding every word of a shorter one kept, and at most this many times as many words,
+# says the same and more: "... restores the default colormap (the viridis map with 64
+# entries)." after "The default colormap is returned.". A much longer one (a PDF's run of
+# function entries holding any sentence's words) is a near duplicate, skipped as before.
+MORE_WORDS = 3
+
+
+def _says_more_than(a: str, b: str) -> bool:
+    wa, wb = set(content_words(a)), set(content_words(b))
+    return bool(wb) and wb < wa and len(wa) <= MORE_WORDS * len(wb)
 
 
 def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:

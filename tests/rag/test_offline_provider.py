@@ -408,6 +408,39 @@ def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline
     assert answerer.pick(scored(40, [0.29]), passages) == []  # below the support floor: refused
 
 
+def test_a_unit_saying_a_kept_one_and_a_little_more_replaces_it_a_run_of_entries_does_not(offline_provider):
+    """"The default colormap is returned." kept first made "... restores the default colormap
+    (the viridis map with 64 entries)." a near duplicate, and the answer was never quoted; a
+    PDF's run of function entries holding a kept sentence's words still is one."""
+    from rag.providers.extractive import Scored
+
+    answerer = offline_provider.answerer
+    passage = Passage(1, "", "octave.pdf", 886)
+    short = Scored(passage, "The default colormap is returned.", 3, 0.75)
+    more = Scored(passage, 'The new colormap is returned. colormap ("default") restores the default colormap (the '
+                           "viridis map with 64 entries).", 5, 0.70)
+    assert [s.sentence for s in answerer.pick([short, more], [passage])] == [more.sentence]
+    entries = "; ".join(f"map{i} (x) draws {i} lines" for i in range(9))
+    run = Scored(passage, f"The default colormap is returned; {entries}", 7, 0.70)
+    assert [s.sentence for s in answerer.pick([short, run], [passage])] == [short.sentence]
+    assert [s.sentence for s in answerer.pick([more, short], [passage])] == [more.sentence]  # said already
+
+
+def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
+    """A manual's next entry ("playblocking (player)") starts a unit at the period ending the
+    line before, though it opens in lower case; "e.g." at a line end ends nothing."""
+    from rag.providers.extractive import split_sentences
+
+    text = ("Given limits, begin and end playing at the samples the vector specifies.\nplayblocking (player)\n"
+            "playblocking (player, start)\nPlay audio stored in the player object with blocking. Some names, e.g.\n"
+            "sound (y), play at once.")
+    assert split_sentences(text) == [
+        "Given limits, begin and end playing at the samples the vector specifies.",
+        "playblocking (player) playblocking (player, start) Play audio stored in the player object with blocking.",
+        "Some names, e.g. sound (y), play at once.",
+    ]
+
+
 def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_support(offline_provider):
     from rag.providers.extractive import Scored
 
