@@ -161,10 +161,22 @@ def english(word: str) -> bool:
     dictionary, known, stems = word_lists()
     if word in dictionary or word in known or stem_words([word])[0] in stems:
         return True
-    if any(word[:i] in known and word[i:] in known for i in range(3, len(word) - 2)):
+    if joined_words(word) is not None:
         return True
     american = _BRITISH.sub(r"\1z\2", word)
     return american != word and english(american)
+
+
+def joined_words(word: str) -> tuple[str, str] | None:
+    """The two words of the offline model's vocabulary, of three letters or more each, that a
+    lower-case `word` no dictionary lists is made of ("dataset": "data" and "set"), or None.
+    Such a word reads as English, and is often a name: "minizinc", "libreoffice", "einsum",
+    "tensorflow" (`rag.keyterms.lower_case_names`)."""
+    dictionary, known, stems = word_lists()
+    if word in dictionary or word in known or stem_words([word])[0] in stems:
+        return None
+    return next(((word[:i], word[i:]) for i in range(3, len(word) - 2) if word[:i] in known and word[i:] in known),
+                None)
 
 
 def closed_up(first: str, second: str, seen: frozenset[str] = frozenset()) -> str:

@@ -221,6 +221,23 @@ def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, o
     assert key_terms("Afaik Gemini has a free tier, tbh how many RPM does it allow?") == {"gemini", "rpm"}
 
 
+def test_a_word_english_only_as_two_words_joined_is_a_name_held_as_one_or_as_two(settings, offline_provider):
+    """"minizinc" ("mini" and "zinc") or "einsum" reads as English only as two words joined:
+    a name, refused where no document holds it; "workflow" is held by documents that write
+    "work flow" or "work-flow", and "dataset" by one that writes it."""
+    assert key_terms("how do i write a minizinc model and solve it with glpk?") == {"minizinc", "glpk"}
+    assert key_terms("can i use numpy einsum for this?") == {"numpy", "einsum"}
+    assert key_terms("i'm swapping throwaway keys to reuse them") == set()  # dictionary words
+    docs = (Doc("ops.md", "Each team documents its work flow. The nightly dataset is archived."),
+            Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
+    store = build_store(settings, offline_provider, name="flows", docs=docs)
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    assert missing_terms("what's the vacation workflow for a dataset?", [vacation]) == ["dataset", "workflow"]
+    assert mentioned_elsewhere("what's the vacation workflow for a dataset?", [vacation], store.mentions) == {
+        "workflow", "dataset"}
+    assert mentioned_elsewhere("can i book my vacation in libreoffice?", [vacation], store.mentions) == set()
+
+
 def test_plain_words_are_the_english_words_a_collection_may_lack():
     """A name is a key term; a word no dictionary knows may be a typo: neither says that the
     documents lack what the question asks about."""
