@@ -399,7 +399,7 @@ def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline
 
     short = answerer.pick(scored(40, [0.9 - 0.03 * i for i in range(12)]), passages)
     assert len(short) == answerer.max_sentences  # short sentences: the count bounds the reply
-    long = answerer.pick(scored(600, [0.9, 0.8, 0.7, 0.6]), passages)
+    long = answerer.pick(scored(answerer.reply_chars * 2 // 3, [0.9, 0.8, 0.7, 0.6]), passages)
     assert len(long) == 2  # two long sentences fill the budget; the second is quoted whole
     assert sum(len(s.sentence) for s in long[:1]) < answerer.reply_chars <= sum(len(s.sentence) for s in long)
     weak = answerer.pick(scored(40, [0.9, 0.8, 0.57, 0.5]), passages)
