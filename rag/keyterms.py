@@ -54,7 +54,9 @@ _EXTENSION = re.compile(r"(?<![\w.])\.([A-Za-z][A-Za-z0-9]{1,8})\b(?!\.?\w)(?!\s
 _AS_A_THING_BEFORE = re.compile(
     r"\b(?:a|an|the|my|your|our|their|this|that|these|those|to|as|into|read|open|parse|load|write|save|export|"
     r"convert|supports?|handles?|produces?|outputs?)\s+$", re.I)
-_AS_A_THING_AFTER = re.compile(r"^\s+(?:files?|formats?|extensions?|spreadsheets?|documents?|suffix(?:es)?)\b", re.I)
+_AS_A_THING_AFTER = re.compile(
+    r"^\s+(?:files?|formats?|extensions?|spreadsheets?|documents?|suffix(?:es)?)\b"
+    r"|^\s*\)", re.I)  # "a MATLAB live script (.mlx)": an extension in brackets after what it names
 _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|propert(?:y|ies)|calls?|import)\b", re.I)
 # Abbreviations that read as dotted names ("e.g" from "e.g.") and are nobody's key term.
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})

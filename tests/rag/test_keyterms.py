@@ -109,6 +109,7 @@ def test_a_file_format_named_by_its_extension_is_a_key_term():
     assert key_terms("how do I run setup.py?") == {"setup.py"}  # a file name is a code
     assert key_terms("I have a .csv. How do I parse it?") == {"csv"}  # a sentence may end after it
     assert key_terms("Can pandas read .xlsx?") == {"xlsx"}  # the object of reading, writing, converting
+    assert key_terms("how do I export a live script (.mlx) to pdf?") == {"mlx"}  # in brackets after its name
     # A method or an attribute is no format, nor is an abbreviation a name.
     for question in ("call .split() on it", "what does the .get method return?", "does .get wait when streaming?",
                      "from .utils import x fails", "is it the default, e.g. for vacation days?"):
