@@ -22,6 +22,7 @@ from rag.text import (
     another_language,
     content_words,
     english,
+    everyday,
     everyday_typo,
     folded,
     in_some_form,
@@ -111,10 +112,18 @@ def lower_case_names(question: str) -> set[str]:
     (`rag.text.joined_words`) is a name too: of such words in the development sets'
     questions, all 12 that no document held in any form, nor as two words, were in
     unanswerable questions ("minizinc", "libreoffice", "einsum", "tensorflow"), and every
-    one an answerable question used ("dataset", "colormap", "tarball") its documents held."""
+    one an answerable question used ("dataset", "colormap", "tarball") its documents held;
+    but not two everyday words run together ("thankyou", "everytime")."""
     typed = question.strip()
     lone = set(_LONE_WORD.findall(typed[:1].lower() + typed[1:])) - STOPWORDS - _COURTESY
-    return {w for w in lone if (not english(w) or joined_words(w) is not None) and not everyday_typo(w)}
+    return {w for w in lone if (not english(w) or _joined_name(w)) and not everyday_typo(w)}
+
+
+def _joined_name(word: str) -> bool:
+    """Two words joined that are not two everyday words run together ("thankyou",
+    "everytime", "eachother": a way of typing, not a name)."""
+    parts = joined_words(word)
+    return parts is not None and not all(everyday(p) for p in parts)
 
 
 # A dotted number after these is a value the asker brings ("1/2 gives 0.5", "gives me 2.67",
@@ -299,7 +308,7 @@ def mentioned_elsewhere(
                 return True
             if any(mentions(full, None, word_start=True) for full in shorthand_for(term)):
                 return True
-            if (parts := joined_words(term)) is not None and any(mentions(sep.join(parts), None) for sep in " -"):
+            if any((parts := joined_words(w)) is not None and mentions(" ".join(parts), None) for w in (term, stem)):
                 return True  # "work flow" or "work-flow" where the question says "workflow"
         elif mentions(term, sources):
             return True

@@ -496,15 +496,17 @@ def _live(document: str | None, metadata: Mapping[str, Any] | None) -> bool:
 
 
 def _term_pattern(term: str, word_start: bool = False) -> str:
-    """A case-insensitive pattern for `term` as a word (or a phrase, or a code such as
-    "--prune"), its final "s" optional, or with `word_start` as the start of a word, in the
-    syntax of Chroma's `$regex`: Rust's regex, which reads `re.escape`'s escapes alike but
-    has no look-around, so word boundaries only where the term starts or ends with a word
-    character."""
+    """A case-insensitive pattern for `term` as a word (or a phrase, its words apart by white
+    space or a hyphen, or a code such as "--prune"), its final "s" optional, or with
+    `word_start` as the start of a word, in the syntax of Chroma's `$regex`: Rust's regex,
+    which reads `re.escape`'s escapes alike but has no look-around, so word boundaries only
+    where the term starts or ends with a word character."""
     stem = term.lower()
     word_end = re.search(r"\w$", stem) is not None and not word_start
     base = stem[:-1] if stem.endswith("s") and len(stem) > 3 and not word_start else stem
-    body = re.escape(base) + (r"s?\b" if word_end else "")
+    # A phrase's words apart by any white space or a hyphen: "work flow" holds "work\nflow"
+    # where a PDF's line ends between them, and "work-flow".
+    body = r"[\s-]+".join(re.escape(word) for word in base.split()) + (r"s?\b" if word_end else "")
     start = r"\b" if re.match(r"\w", stem) else ""
     return f"(?i){start}{body}"
 

@@ -179,6 +179,11 @@ def joined_words(word: str) -> tuple[str, str] | None:
                 None)
 
 
+def everyday(word: str) -> bool:
+    """Whether `word` is one of the thousand commonest English words (`EVERYDAY_WORD_COUNT`)."""
+    return word_lists()[0].word_frequency[word] >= EVERYDAY_WORD_COUNT
+
+
 def closed_up(first: str, second: str, seen: frozenset[str] = frozenset()) -> str:
     """A word a PDF hyphenated across a line end, written whole again: "con" and
     "figuration" are "configuration", as a reader and a search for the word see it, while
@@ -285,7 +290,8 @@ def typo_of(typed: str, word: str) -> bool:
     it was, or swaps it with the next: "glp_smplex" is glp_simplex and "json.udmps"
     json.dumps, but "str.lstrip" is not str.rstrip, "str.strip" not str.lstrip, "np.hstack"
     not np.vstack, "getattr" not setattr. Names that differ at their start are other names,
-    and a first letter is seldom mistyped."""
+    and a first letter is seldom mistyped. And a slip of a finger (`_slip_of_a_finger`): a
+    changed or added letter is one next to it on the keyboard."""
     if not one_edit_apart(typed, word):
         return False
     start = next((i for i, (x, y) in enumerate(zip(typed, word, strict=False)) if x != y), min(len(typed), len(word)))
@@ -300,7 +306,7 @@ _KEY_ROWS = ("1234567890-=", "qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,./")
 @cache
 def _keys_near() -> dict[str, frozenset[str]]:
     """Each key of a QWERTY keyboard and the keys around it: beside it in its row, and the
-    two above and the two below (each row sits half a key to the right of the one below)."""
+    two above and the two below (each row sits half a key to the right of the one above)."""
     near: dict[str, set[str]] = {}
     for r, row in enumerate(_KEY_ROWS):
         for i, key in enumerate(row):
@@ -323,9 +329,10 @@ def _slip_of_a_finger(typed: str, word: str, at: int) -> bool:
         return True
     near = _keys_near()
     if len(typed) == len(word):  # one key for another
-        a, b = typed[at], word[at]
+        a, b = typed[at].lower(), word[at].lower()
         return b in near.get(a, ()) or (a in _PART_STARTS and b in _PART_STARTS)
-    extra, around = typed[at], {typed[at - 1], typed[at + 1] if at + 1 < len(typed) else ""}
+    lowered = typed.lower()
+    extra, around = lowered[at], {lowered[at - 1], lowered[at + 1] if at + 1 < len(lowered) else ""}
     return extra in around or any(extra in near.get(c, ()) for c in around)
 
 

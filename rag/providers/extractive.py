@@ -46,10 +46,11 @@ ENGLISH_ONLY = " The offline model reads English: asked in English, the question
 # A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
 # item; and at a line's closing period before a line that opens with a call, as a reference
 # manual's next entry does ("... specified by the elements of the vector." over "playblocking
-# (player)"; "e.g." or "etc." at a line end ends nothing).
+# (player)"; "e.g." or "etc." at a line end ends nothing, nor does a qualified name broken
+# there, "numpy." over "linalg.norm(x)", nor "heapq." over "nsmallest(n, iterable)").
 _SENTENCE_END = re.compile(
     r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
-    r"|(?<=\w\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<!\bcf\.)(?<!\bvs\.)\n(?=[a-z_][\w.]*\s?\()"
+    r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)\n(?=[a-z_]\w* \()"
 )
 
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
@@ -629,7 +630,7 @@ class ExtractiveAnswerer:
             if s.ranking < floor or len(kept) == self.max_sentences or length >= self.reply_chars:
                 break
             said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)]
-            if not all(_says_more_than(s.sentence, k.sentence) for k in said):
+            if not all(_says_more_than(s.sentence, k.sentence) and not k.then for k in said):
                 continue  # said already, or quoted after the unit before it (a lead-in's code)
             # What it says with a little more replaces what shorter units kept say (`MORE_WORDS`).
             kept = [k for k in kept if k not in said]
@@ -657,10 +658,11 @@ def _near_duplicate(a: str, b: str) -> bool:
     return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) > 0.8
 
 
-# A unit holding every word of a shorter one kept, and at most this many times as many words,
-# says the same and more: "... restores the default colormap (the viridis map with 64
-# entries)." after "The default colormap is returned.". A much longer one (a PDF's run of
-# function entries holding any sentence's words) is a near duplicate, skipped as before.
+# A unit holding every word of a shorter one kept (with nothing quoted after it,
+# `Quotable.then`), and at most this many times as many words, says the same and more:
+# "... restores the default colormap (the viridis map with 64 entries)." after "The default
+# colormap is returned.". A much longer one (a PDF's run of function entries holding any
+# sentence's words) is a near duplicate, skipped as before.
 MORE_WORDS = 3
 
 

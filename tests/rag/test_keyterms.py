@@ -225,11 +225,13 @@ def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, o
 def test_a_word_english_only_as_two_words_joined_is_a_name_held_as_one_or_as_two(settings, offline_provider):
     """"minizinc" ("mini" and "zinc") or "einsum" reads as English only as two words joined:
     a name, refused where no document holds it; "workflow" is held by documents that write
-    "work flow" or "work-flow", and "dataset" by one that writes it."""
+    "work flow" (a line end between the words, too), "checkboxes" by "check boxes", and
+    "dataset" by one that writes it. Two everyday words run together are no name."""
     assert key_terms("how do i write a minizinc model and solve it with glpk?") == {"minizinc", "glpk"}
     assert key_terms("can i use numpy einsum for this?") == {"numpy", "einsum"}
     assert key_terms("i'm swapping throwaway keys to reuse them") == set()  # dictionary words
-    docs = (Doc("ops.md", "Each team documents its work flow. The nightly dataset is archived."),
+    assert key_terms("thankyou, how many vacation days do i get everytime?") == set()  # everyday words run together
+    docs = (Doc("ops.md", "Each team documents its work\nflow. The nightly dataset is archived, as check boxes say."),
             Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
     store = build_store(settings, offline_provider, name="flows", docs=docs)
     vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
@@ -237,6 +239,7 @@ def test_a_word_english_only_as_two_words_joined_is_a_name_held_as_one_or_as_two
     assert mentioned_elsewhere("what's the vacation workflow for a dataset?", [vacation], store.mentions) == {
         "workflow", "dataset"}
     assert mentioned_elsewhere("can i book my vacation in libreoffice?", [vacation], store.mentions) == set()
+    assert mentioned_elsewhere("are vacation checkboxes kept?", [vacation], store.mentions) == {"checkboxes"}
 
 
 def test_plain_words_are_the_english_words_a_collection_may_lack():

@@ -424,20 +424,25 @@ def test_a_unit_saying_a_kept_one_and_a_little_more_replaces_it_a_run_of_entries
     run = Scored(passage, f"The default colormap is returned; {entries}", 7, 0.70)
     assert [s.sentence for s in answerer.pick([short, run], [passage])] == [short.sentence]
     assert [s.sentence for s in answerer.pick([more, short], [passage])] == [more.sentence]  # said already
+    lead_in = Scored(passage, "To reset the colormap, run this command:", 1, 0.8, then="`colormap ('default')`")
+    longer = Scored(passage, "To reset the colormap of the current figure, run this command in the prompt:", 9, 0.7)
+    assert answerer.pick([lead_in, longer], [passage]) == [lead_in]  # the code it introduces stays quoted
 
 
 def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
     """A manual's next entry ("playblocking (player)") starts a unit at the period ending the
-    line before, though it opens in lower case; "e.g." at a line end ends nothing."""
+    line before, though it opens in lower case; "e.g." at a line end ends nothing, nor does
+    a qualified name's dot."""
     from rag.providers.extractive import split_sentences
 
     text = ("Given limits, begin and end playing at the samples the vector specifies.\nplayblocking (player)\n"
-            "playblocking (player, start)\nPlay audio stored in the player object with blocking. Some names, e.g.\n"
-            "sound (y), play at once.")
+            "playblocking (player, start)\nPlay audio stored in the player object with blocking. Some names, E.g.\n"
+            "sound (y), play at once. To measure it, call numpy.\nlinalg.norm(x) on the array.")
     assert split_sentences(text) == [
         "Given limits, begin and end playing at the samples the vector specifies.",
         "playblocking (player) playblocking (player, start) Play audio stored in the player object with blocking.",
-        "Some names, e.g. sound (y), play at once.",
+        "Some names, E.g. sound (y), play at once.",
+        "To measure it, call numpy. linalg.norm(x) on the array.",  # a qualified name broken at a line end
     ]
 
 
