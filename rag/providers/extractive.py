@@ -625,14 +625,19 @@ class ExtractiveAnswerer:
             return []
         floor = max(self.min_support, scored[0].ranking * self.relative_floor)
         kept: list[Scored] = []
+        grown: list[Scored] = []  # kept units that replaced shorter ones
         length = 0
         for s in scored:
             if s.ranking < floor or len(kept) == self.max_sentences or length >= self.reply_chars:
                 break
             said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)]
-            if not all(_says_more_than(s.sentence, k.sentence) and not k.then for k in said):
+            if not all(_says_more_than(s.sentence, k.sentence) and not k.then and k not in grown for k in said):
                 continue  # said already, or quoted after the unit before it (a lead-in's code)
-            # What it says with a little more replaces what shorter units kept say (`MORE_WORDS`).
+            # What it says with a little more replaces what shorter units kept say (`MORE_WORDS`),
+            # once: a unit that replaced one is not replaced in turn, or the reply would grow
+            # by MORE_WORDS times at each step.
+            if said:
+                grown.append(s)
             kept = [k for k in kept if k not in said]
             length -= sum(len(k.sentence) for k in said)
             if s.then and any(_near_duplicate(s.then, k.sentence) for k in kept):

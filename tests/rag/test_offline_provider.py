@@ -427,6 +427,11 @@ def test_a_unit_saying_a_kept_one_and_a_little_more_replaces_it_a_run_of_entries
     lead_in = Scored(passage, "To reset the colormap, run this command:", 1, 0.8, then="`colormap ('default')`")
     longer = Scored(passage, "To reset the colormap of the current figure, run this command in the prompt:", 9, 0.7)
     assert answerer.pick([lead_in, longer], [passage]) == [lead_in]  # the code it introduces stays quoted
+    small = Scored(passage, "Colormap default returned.", 1, 0.8)
+    grown = Scored(passage, "Colormap default returned, viridis map, sixty four entries.", 2, 0.75)
+    huge = Scored(passage, "Colormap default returned, viridis map, sixty four entries, perceptually uniform, "
+                           "dark blue through green to yellow, replacing jet.", 3, 0.7)
+    assert [s.sentence for s in answerer.pick([small, grown, huge], [passage])] == [grown.sentence]  # once
 
 
 def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
