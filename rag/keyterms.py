@@ -308,7 +308,8 @@ def mentioned_elsewhere(
                 return True
             if any(mentions(full, None, word_start=True) for full in shorthand_for(term)):
                 return True
-            if any((parts := joined_words(w)) is not None and mentions(" ".join(parts), None) for w in (term, stem)):
+            if any((parts := joined_words(w)) is not None and mentions(" ".join(parts), None)
+                   for w in dict.fromkeys((term, stem))):
                 return True  # "work flow" or "work-flow" where the question says "workflow"
         elif mentions(term, sources):
             return True

@@ -158,10 +158,7 @@ def english(word: str) -> bool:
     -yse counts as the American one in -ize or -yze (`_BRITISH`): both lists are American
     there, and "serialise" or "summarises" read as names. Names are in neither: "jupyter",
     "tracemalloc", "glpk"."""
-    dictionary, known, stems = word_lists()
-    if word in dictionary or word in known or stem_words([word])[0] in stems:
-        return True
-    if joined_words(word) is not None:
+    if _listed(word) or _halves(word) is not None:
         return True
     american = _BRITISH.sub(r"\1z\2", word)
     return american != word and english(american)
@@ -172,9 +169,18 @@ def joined_words(word: str) -> tuple[str, str] | None:
     lower-case `word` no dictionary lists is made of ("dataset": "data" and "set"), or None.
     Such a word reads as English, and is often a name: "minizinc", "libreoffice", "einsum",
     "tensorflow" (`rag.keyterms.lower_case_names`)."""
+    return None if _listed(word) else _halves(word)
+
+
+def _listed(word: str) -> bool:
+    """A word of the dictionary or of the model's vocabulary, or another form of one."""
     dictionary, known, stems = word_lists()
-    if word in dictionary or word in known or stem_words([word])[0] in stems:
-        return None
+    return word in dictionary or word in known or stem_words([word])[0] in stems
+
+
+def _halves(word: str) -> tuple[str, str] | None:
+    """The first split of `word` into two vocabulary words of three letters or more."""
+    known = word_lists()[1]
     return next(((word[:i], word[i:]) for i in range(3, len(word) - 2) if word[:i] in known and word[i:] in known),
                 None)
 
@@ -327,12 +333,11 @@ def _slip_of_a_finger(typed: str, word: str, at: int) -> bool:
     documents' word."""
     if len(typed) < len(word):
         return True
-    near = _keys_near()
+    near, typed, word = _keys_near(), typed.lower(), word.lower()
     if len(typed) == len(word):  # one key for another
-        a, b = typed[at].lower(), word[at].lower()
+        a, b = typed[at], word[at]
         return b in near.get(a, ()) or (a in _PART_STARTS and b in _PART_STARTS)
-    lowered = typed.lower()
-    extra, around = lowered[at], {lowered[at - 1], lowered[at + 1] if at + 1 < len(lowered) else ""}
+    extra, around = typed[at], {typed[at - 1], typed[at + 1] if at + 1 < len(typed) else ""}
     return extra in around or any(extra in near.get(c, ()) for c in around)
 
 
