@@ -22,6 +22,7 @@ from rag.text import (
     another_language,
     content_words,
     english,
+    english_respellings,
     everyday,
     everyday_typo,
     folded,
@@ -84,8 +85,19 @@ def key_terms(question: str) -> set[str]:
         {w.lower() for w in _ENTITY.findall(question)} | lower_case_names(question)) - STOPWORDS
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
-    codes = {a for a in anchors(question) if not re.search(r"\d", a)} - _ABBREVIATIONS
+    codes = {a for a in anchors(question) if not re.search(r"\d", a) and not _either_or(a)} - _ABBREVIATIONS
     return (entities | acronyms | codes | file_formats(question) | versions(question)) - _COURTESY
+
+
+_SLASHED_WORDS = re.compile(r"[a-z]+(?:/[a-z]+)+")
+
+
+def _either_or(code: str) -> bool:
+    """English words joined by slashes ("on/off", "read/write", "and/or"): a way of writing
+    "or", not a name the passages must repeat (a manual writes "a switch" or "true or
+    false")."""
+    return _SLASHED_WORDS.fullmatch(code) is not None and all(
+        w in STOPWORDS or english(w) for w in code.split("/"))
 
 
 def plain_words(question: str) -> list[str]:
@@ -311,6 +323,8 @@ def mentioned_elsewhere(
             if any((parts := joined_words(w)) is not None and mentions(" ".join(parts), None)
                    for w in dict.fromkeys((term, stem))):
                 return True  # "work flow" or "work-flow" where the question says "workflow"
+            if any(mentions(word, None) for word in english_respellings(term)):
+                return True  # "automaticaly" where a manual writes "automatically"
         elif mentions(term, sources):
             return True
         return misspelt is not None and may_be_misspelt(term) and misspelt(term, sources)

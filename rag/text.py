@@ -248,6 +248,16 @@ def everyday_typo(word: str) -> bool:
     )
 
 
+def english_respellings(word: str) -> list[str]:
+    """The dictionary's words of `TYPO_MIN_CHARS` or more that a lower-case `word` is one
+    slip of a finger from (`typo_of`): "automaticaly" gives "automatically". Not a reading of
+    the word on its own (names are often one letter from a word: "redis", "redid"), only
+    what to look for in the documents before refusing on it (`rag.keyterms`)."""
+    dictionary = word_lists()[0]
+    return sorted(w for w in dictionary.known(dictionary.edit_distance_1(word))
+                  if len(w) >= TYPO_MIN_CHARS and w != word and typo_of(word, w))
+
+
 _WORD_LISTS = threading.Lock()
 
 

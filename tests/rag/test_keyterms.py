@@ -242,6 +242,29 @@ def test_a_word_english_only_as_two_words_joined_is_a_name_held_as_one_or_as_two
     assert mentioned_elsewhere("are vacation checkboxes kept?", [vacation], store.mentions) == {"checkboxes"}
 
 
+def test_a_slip_in_an_english_word_is_held_by_documents_that_spell_it(settings, offline_provider):
+    """"automaticaly" is no name: a manual that writes "automatically" holds it, and one that
+    never does, does not; "redis" is one key from "redid", which no manual writes."""
+    docs = (Doc("math.md", "The starred variant scales the delimiters automatically."),
+            Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
+    store = build_store(settings, offline_provider, name="slips", docs=docs)
+    vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
+    question = "are vacation days added automaticaly?"
+    assert missing_terms(question, [vacation]) == ["automaticaly"]
+    assert mentioned_elsewhere(question, [vacation], store.mentions) == {"automaticaly"}
+    assert mentioned_elsewhere("is the vacation tally kept in redis?", [vacation], store.mentions) == set()
+    other = build_store(settings, offline_provider, name="noslips", docs=docs[1:])
+    assert mentioned_elsewhere(question, [vacation], other.mentions) == set()
+
+
+def test_english_words_joined_by_a_slash_are_no_name():
+    """"on/off" and "read/write" say "or"; a path or a MIME type with a name in it is a term."""
+    assert key_terms("simple on/off switch without newif") == {"newif"}
+    assert key_terms("does the share have read/write access?") == set()
+    assert key_terms("is it installed in usr/local?") == {"usr/local"}
+    assert key_terms("which server sends application/json?") == {"application/json"}
+
+
 def test_plain_words_are_the_english_words_a_collection_may_lack():
     """A name is a key term; a word no dictionary knows may be a typo: neither says that the
     documents lack what the question asks about."""
