@@ -53,6 +53,25 @@ _SENTENCE_END = re.compile(
     r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)\n(?=[a-z_]\w* \()"
 )
 
+# A period inside a short bracket ends no sentence: "(app. 5/18 ex)", "(see Sec. 2.3)".
+_BRACKET_CHARS = 40
+
+
+def _sentence_parts(text: str) -> list[str]:
+    """`text` cut at each `_SENTENCE_END`, but for a period, "!" or "?" inside a bracket
+    that closes within `_BRACKET_CHARS`: an abbreviation there ("the default rule thickness
+    is equal to that of \\underbrace (app. 5/18 ex)") cut the sentence before its figure."""
+    parts: list[str] = []
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        said, rest = text[start : end.start()], text[end.end() : end.end() + _BRACKET_CHARS]
+        inside = said.count("(") > said.count(")") and ")" in rest.split("(", 1)[0]
+        if not (inside and said[-1:] in ".!?" and "\n\n" not in end.group()):
+            parts.append(said)
+            start = end.end()
+    return [*parts, text[start:]]
+
+
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
 # since stripping the list marker left "Traffic**:". Not Python's "**kwargs" nor "2**10".
 _BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])")
@@ -127,7 +146,7 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
             block.append(line)
             continue
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
-        for part in _SENTENCE_END.split("\n".join(block)):
+        for part in _sentence_parts("\n".join(block)):
             quoted = _unit_text(part)
             item = numbered or _LIST_ITEM.match(part) is not None
             number_only = _NUMBERED.match(part) is not None
@@ -269,14 +288,27 @@ def marked_cut(s: Scored, cut: int | None) -> str:
     return f"{s.quoted}{CUT_MARK}" if ends_cut else s.quoted
 
 
+# A sentence that says how to do what the one before it asks for, pointing back to it: "In
+# mathtools this can be done by setting the key showonlyrefs ...", "To do this, use ...".
+_DOES_THAT = re.compile(
+    r"^(?:\S+\s+){0,3}?(?:this|that|it)\s+(?:can|could|may|is|will)\s+(?:(?:easily|also)\s+)?(?:be\s+)?"
+    r"(?:done|achieved|accomplished|possible|obtained)\b"
+    r"|^(?:to|for)\s+(?:do|doing|achieve|achieving|get)\s+(?:this|that|so)\b"
+    r"|^for\s+(?:this|that)\s+purpose\b", re.I)
+
+
 def _answered(units: list[Quotable]) -> list[Quotable]:
     """Each question the document asks quoted with the sentence after it, its answer: an FAQ's
     "How do I use a string literal that contains an embedded single-quote (') character?"
     matches a user's question best, and says nothing; "The SQL standard specifies that
-    single-quotes in strings are escaped by putting two single quotes in a row." does."""
+    single-quotes in strings are escaped by putting two single quotes in a row." does. So
+    is a need a manual states, with the sentence saying how (`_DOES_THAT`): "Another
+    problem sometimes faced is the need for showing the equation numbers for only those
+    equations actually referenced." matches the question, "In mathtools this can be done by
+    setting the key showonlyrefs ..." answers it."""
     return [
         replace(unit, then=after.text) if (
-            unit.text.endswith("?") and not unit.then and not after.text.endswith("?")
+            (unit.text.endswith("?") or _DOES_THAT.match(after.text)) and not unit.then and not after.text.endswith("?")
             and len(after.text) <= THEN_CHARS and after.heading == unit.heading
         ) else unit
         for unit, after in pairwise(units)

@@ -313,6 +313,37 @@ def test_a_question_the_document_asks_is_quoted_with_its_answer(offline_provider
     assert reply.count("two single quotes in a row") == 1
 
 
+def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
+    """mathtools states a need ("the need for showing the equation numbers for only those
+    equations actually referenced"), which matches the question, then says how ("In mathtools
+    this can be done by setting the key showonlyrefs"): quoted alone, the need answered nothing."""
+    from rag.providers.extractive import quotable_units
+
+    text = ("Another problem sometimes faced is the need for showing the equation numbers for only those "
+            "equations actually referenced. In mathtools this can be done by setting the key showonlyrefs to "
+            "true. The key is false by default. To do this for one equation only, use \\noeqref.")
+    units = quotable_units(text)
+    assert units[0].then.startswith("In mathtools this can be done by setting the key showonlyrefs")
+    assert not units[1].then  # "The key is false by default." after it points back at nothing
+    assert units[2].text == "The key is false by default." and units[2].then.startswith("To do this for one")
+
+
+def test_a_period_inside_a_short_bracket_ends_no_sentence():
+    """"(app. 5/18 ex)" cut mathtools' default rule thickness before its figure."""
+    from rag.providers.extractive import split_sentences
+
+    text = ("The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed. "
+            "See the list (there are four. More follow in the next chapter, which is long enough) below. "
+            "This block ends right here (as said.)\n\n(Then) a new block starts.")
+    assert split_sentences(text) == [
+        "The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed.",
+        "See the list (there are four.",  # the bracket closes too far on: a sentence of its own
+        "More follow in the next chapter, which is long enough) below.",
+        "This block ends right here (as said.)",
+        "(Then) a new block starts.",
+    ]
+
+
 def test_a_short_list_is_quoted_after_the_sentence_introducing_it():
     """"directories are searched in the following order:" was quoted without the order: its
     items ("/var/tmp") are too short to be units of their own."""
