@@ -134,22 +134,30 @@ def _neighbour_best(candidates: Sequence[Hit], scores: np.ndarray) -> np.ndarray
     ], dtype=np.float64)
 
 
+def _passage_of(hit: Hit) -> tuple[str, int | None, str]:
+    """The passage of a document a chunk is part of: its PDF page, whatever headings the page
+    holds; elsewhere its section."""
+    page = _pdf_page(hit)
+    return (hit.chunk.source, page, "") if page is not None else (hit.chunk.source, hit.chunk.page, hit.chunk.heading)
+
+
 QUOTED_AS_RANKED = 3  # the first passages keep their order: the answer is quoted from them
 
 
 def documents_first(hits: Sequence[Hit], keep: int = QUOTED_AS_RANKED) -> list[Hit]:
     """The first `keep` hits as ranked, then the best chunk of each passage of a document (a
-    section of a Markdown or HTML file, a PDF page, a whole text file) not yet shown before
+    section of a Markdown or HTML file, a PDF page whatever headings it holds, a whole text
+    file: `_passage_of`) not yet shown before
     any further chunk of one: the later places cover more of the corpus instead of repeating
     neighbours. The top stays as ranked because the answer is often in the second chunk of
     the best section or page, and quoting needs that chunk (measured: demoting it from the
     top three cost the GLPK set 4 points of answer-in-reply)."""
     head = list(hits[:keep])
-    seen = {(h.chunk.source, h.chunk.page, h.chunk.heading) for h in head}
+    seen = {_passage_of(h) for h in head}
     firsts: list[Hit] = []
     repeats: list[Hit] = []
     for hit in hits[keep:]:
-        where = (hit.chunk.source, hit.chunk.page, hit.chunk.heading)
+        where = _passage_of(hit)
         (repeats if where in seen else firsts).append(hit)
         seen.add(where)
     return head + firsts + repeats

@@ -69,6 +69,13 @@ def test_after_the_top_the_best_chunk_of_each_section_comes_before_a_second_chun
     assert [h.chunk.id for h in documents_first(hits, keep=2)] == ["c1", "c1b", "c2", "c0"]  # the top stays
     pages = [Hit(replace(CHUNKS[0], page=p, id=f"p{p}"), 1.0) for p in (1, 2, 1, 3)]
     assert [h.chunk.id for h in documents_first(pages, keep=1)] == ["p1", "p2", "p3", "p1"]  # a page is a place
+    # A PDF page is one place whatever headings its chunks fall under: booktabs' page 7 held
+    # three of the first six places, each chunk under another heading.
+    headed = [Hit(replace(CHUNKS[0], page=p, heading=h, id=f"p{p}{h}"), 1.0)
+              for p, h in ((7, "a"), (7, "b"), (5, "a"), (7, "c"), (4, "a"))]
+    assert [h.chunk.id for h in documents_first(headed, keep=1)] == ["p7a", "p5a", "p4a", "p7b", "p7c"]
+    slides = [Hit(replace(hit.chunk, unit="slide"), 1.0) for hit in headed]  # a slide keeps its sections apart
+    assert [h.chunk.id for h in documents_first(slides, keep=1)] == ["p7a", "p7b", "p5a", "p7c", "p4a"]
 
 
 def _ranked_pages(strong: tuple[str, int], **weights: float) -> list[str]:
