@@ -63,7 +63,9 @@ _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|proper
 # Abbreviations that read as dotted names ("e.g" from "e.g.") and are nobody's key term.
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 # A word standing alone, not part of an identifier ("pycache" of "__pycache__", "dualp" of "glp_dualp").
-_LONE_WORD = re.compile(r"(?<![\w.:/=-])[a-z]{3,}(?!'t\b)(?![\w.:/=-])")  # not "mightn" of "mightn't"
+# A part of a hyphenated word stands alone ("colsep" of "matrix-colsep"), and so does a key
+# before its "=" ("headskip=").
+_LONE_WORD = re.compile(r"(?<![\w.:/=])[a-z]{3,}(?!'t\b)(?![\w.:/])(?!=\w)")  # not "mightn" of "mightn't"
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 

@@ -197,6 +197,11 @@ def test_a_word_typed_in_lower_case_that_no_dictionary_knows_is_a_name():
     assert key_terms("what are those .pyc files inside __pycache__?") == {"__pycache__", "pyc"}
     assert key_terms("how do I call glpk from Python with swiglpk?") == {"python", "glpk", "swiglpk"}
     assert key_terms("How should I serialise and visualise what the tokenisers summarise?") == set()
+    # A part of a hyphenated word and a key before its "=" stand alone: "colsep" is a name,
+    # "headskip=" too; the English parts of "non-zero" or "pre-defined" are none.
+    assert key_terms("mathtools key to set the column spacing of matrices, matrix-colsep?") == {"mathtools", "colsep"}
+    assert key_terms("an option for the space before headings, something like headskip=?") == {"headskip"}
+    assert key_terms("is a non-zero skip pre-defined?") == set()
 
 
 def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, offline_provider):
