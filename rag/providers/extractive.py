@@ -735,6 +735,9 @@ _GOES_ON = re.compile(
     r"|the others\b|(?:which|the (?:first|second|third|last|latter|former|previous)) ones?\b)"
     r"|\b(?:the difference|an example|anything else|what else)\W*$"
 )
+# "What other methods can I pick?" asks for more of what the last answer named, unless it
+# names its own subject ("what other ways can I write s.t. in a constraint?": `key_terms`).
+_OTHER = re.compile(rf"^{_ASIDE}(?:what|which|any|(?:are|is) there(?: any)?)\s+other\b")
 _CONTRACTED = re.compile(r"n't\b|'(?:s|re|ve|ll|d|m)\b")
 _PERSONAL = frozenset({"it", "its", "itself", "they", "them", "their", "theirs", "he", "him", "his", "she", "her"})
 # After "it", words that make it stand for nothing: "is it possible to ...?", "how long does
@@ -759,7 +762,8 @@ DEMONSTRATIVE_REACH = 3
 
 def leans_back(question: str) -> bool:
     """Whether a question leans on the turns before it: it says it goes on or points back at
-    a thing of the last answer (`_GOES_ON`); it is one word or none, naming nothing ("why?",
+    a thing of the last answer (`_GOES_ON`), or asks for other things without naming its
+    subject (`_OTHER`: "what other methods can i pick?"); it is one word or none, naming nothing ("why?",
     "Flash-Lite?", "what's the difference?"); a personal pronoun comes within its first
     `PRONOUN_REACH` words ("will it get deleted by itself?", "why is its concurrency
     lower?"), where a question has seldom named yet what it could stand for, unlike "how
@@ -775,7 +779,7 @@ def leans_back(question: str) -> bool:
     relative clause ("a library that parses dates?", `_relative`)."""
     typed = question.strip().replace("\u2019", "'")
     lowered = typed.lower()
-    if _GOES_ON.search(lowered):
+    if _GOES_ON.search(lowered) or (_OTHER.search(lowered) and not key_terms(typed)):
         return True
     if len(content_words(_CONTRACTED.sub("", lowered))) <= 1 and not key_terms(typed) and not another_language(typed):
         return True

@@ -583,6 +583,7 @@ def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
     "a library that parses dates?", "any module that reads zip files?",  # "that" relates a clause
     "APIキーはどのくらいの頻度で変更すべきですか？",  # no English word, but it names what it asks about
     "something that rounds floats to two places?", "the function that splits a path?",
+    "what other ways can I write s.t. in a constraint?",  # "other" of its own subject, named
 ])
 def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(question):
     """Asked mid-conversation about something else, 84 of the test sets' 296 questions were
@@ -606,6 +607,7 @@ def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(qu
     "how would I do the same thing on Windows?", "does it work on Windows?", "is it faster?",
     "use that instead?", "is that the default?", "what's that?",
     "do i have to do that every time i connect?",  # "every time" after "that" opens no clause
+    "what other methods can i pick?", "are there any other options?",  # more of what the last answer named
 ])
 def test_a_follow_up_gets_the_previous_question_s_words(question):
     from rag.providers.extractive import rewrite_follow_up
