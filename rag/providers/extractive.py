@@ -44,13 +44,15 @@ OFFLINE_NOTE = (
 ENGLISH_ONLY = " The offline model reads English: asked in English, the question may find its answer."
 
 # A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
-# item; and at a line's closing period before a line that opens with a call, as a reference
-# manual's next entry does ("... specified by the elements of the vector." over "playblocking
-# (player)"; "e.g." or "etc." at a line end ends nothing, nor does a qualified name broken
-# there, "numpy." over "linalg.norm(x)", nor "heapq." over "nsmallest(n, iterable)").
+# item; and at a line's closing period before a line that opens with a call or a term and
+# its description, as a reference manual's next entry does ("... specified by the elements
+# of the vector." over "playblocking (player)"; "... are implemented as key/value options."
+# over "skip With the package option skip ..."; "e.g." or "etc." at a line end ends nothing,
+# nor does a qualified name broken there, "numpy." over "linalg.norm(x)", nor "heapq." over
+# "nsmallest(n, iterable)").
 _SENTENCE_END = re.compile(
     r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
-    r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)\n(?=[a-z_]\w* \()"
+    r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)\n(?=[a-z_][\w-]* (?:\(|[A-Z]))"
 )
 
 # A period inside a short bracket ends no sentence: "(app. 5/18 ex)", "(see Sec. 2.3)".

@@ -480,6 +480,16 @@ def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own
         "Some names, E.g. sound (y), play at once.",
         "To measure it, call numpy. linalg.norm(x) on the array.",  # a qualified name broken at a line end
     ]
+    # A key and its description, as parskip's manual lists its options, start a unit too.
+    options = ("All of the package options are implemented as key/value options.\nskip With the package option skip "
+               "it is possible to set the space.\nIf it is not given then .5\\baselineskip is assumed.\ntocskip By "
+               "default the \\parskip is zero within \\tableofcontents, i.e.\nthe Table of contents.")
+    assert split_sentences(options) == [
+        "All of the package options are implemented as key/value options.",
+        "skip With the package option skip it is possible to set the space.",
+        "If it is not given then .5\\baselineskip is assumed.",
+        "tocskip By default the \\parskip is zero within \\tableofcontents, i.e. the Table of contents.",
+    ]
 
 
 def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_support(offline_provider):
