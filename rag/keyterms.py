@@ -64,8 +64,9 @@ _NOT_A_FORMAT_AFTER = re.compile(r"^\s+(?:methods?|attributes?|functions?|proper
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 # A word standing alone, not part of an identifier ("pycache" of "__pycache__", "dualp" of "glp_dualp").
 # A part of a hyphenated word stands alone ("colsep" of "matrix-colsep"), and so does a key
-# before its "=" ("headskip=").
-_LONE_WORD = re.compile(r"(?<![\w.:/=])[a-z]{3,}(?!'t\b)(?![\w.:/])(?!=\w)")  # not "mightn" of "mightn't"
+# before its "=" ("headskip="); not a flag's ("fno" of "-fno-exceptions") nor a part before a
+# number ("utf" of "utf-8"); nor "mightn" of "mightn't".
+_LONE_WORD = re.compile(r"(?<![\w.:/=])(?<!(?<!\w)-)[a-z]{3,}(?!'t\b)(?![\w.:/])(?!=\w)(?!-\d)")
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -87,19 +88,19 @@ def key_terms(question: str) -> set[str]:
         {w.lower() for w in _ENTITY.findall(question)} | lower_case_names(question)) - STOPWORDS
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
-    codes = {a for a in anchors(question) if not re.search(r"\d", a) and not _either_or(a)} - _ABBREVIATIONS
+    codes = {a for a in anchors(question) if not re.search(r"\d", a) and not _either_or(a, question)} - _ABBREVIATIONS
     return (entities | acronyms | codes | file_formats(question) | versions(question)) - _COURTESY
 
 
 _SLASHED_WORDS = re.compile(r"[a-z]+(?:/[a-z]+)+")
 
 
-def _either_or(code: str) -> bool:
+def _either_or(code: str, question: str) -> bool:
     """English words joined by slashes ("on/off", "read/write", "and/or"): a way of writing
     "or", not a name the passages must repeat (a manual writes "a switch" or "true or
-    false")."""
-    return _SLASHED_WORDS.fullmatch(code) is not None and all(
-        w in STOPWORDS or english(w) for w in code.split("/"))
+    false"). Not a path, which the question writes after a slash ("/dev/null")."""
+    return (_SLASHED_WORDS.fullmatch(code) is not None and f"/{code}" not in question.lower()
+            and all(w in STOPWORDS or english(w) for w in code.split("/")))
 
 
 def plain_words(question: str) -> list[str]:
@@ -303,7 +304,9 @@ def mentioned_elsewhere(
     a question about it. A word typed in lower case that reads as a name
     (`lower_case_names`) is looked for in the whole collection, in any form ("gzipped"
     where a manual writes "gzip"), or for shorthand, the words it stands for ("repo" where
-    a manual writes "repository", `SHORTHAND`): lower case is a weak sign of a name. A name that
+    a manual writes "repository", `SHORTHAND`): lower case is a weak sign of a name. Such a
+    word that misspells an English word the passages' own documents hold is held too
+    (`rag.text.english_respellings`: "automaticaly"). A name that
     `may_be_misspelt`, held by those documents one typo
     away (`misspelt(term, sources)`: `BM25Search.misspelt_in`), is held too: "Mathrog" asks
     about MathProg. Without passages there is nothing to answer from, and nothing is looked
@@ -325,8 +328,8 @@ def mentioned_elsewhere(
             if any((parts := joined_words(w)) is not None and mentions(" ".join(parts), None)
                    for w in dict.fromkeys((term, stem))):
                 return True  # "work flow" or "work-flow" where the question says "workflow"
-            if any(mentions(word, None) for word in english_respellings(term)):
-                return True  # "automaticaly" where a manual writes "automatically"
+            if any(mentions(word, sources) for word in english_respellings(term)):
+                return True  # "automaticaly" where the passages' manual writes "automatically"
         elif mentions(term, sources):
             return True
         return misspelt is not None and may_be_misspelt(term) and misspelt(term, sources)

@@ -249,13 +249,34 @@ def everyday_typo(word: str) -> bool:
 
 
 def english_respellings(word: str) -> list[str]:
-    """The dictionary's words of `TYPO_MIN_CHARS` or more that a lower-case `word` is one
-    slip of a finger from (`typo_of`): "automaticaly" gives "automatically". Not a reading of
-    the word on its own (names are often one letter from a word: "redis", "redid"), only
-    what to look for in the documents before refusing on it (`rag.keyterms`)."""
+    """The dictionary's words that a lower-case `word` of more than `TYPO_MIN_CHARS` letters
+    misspells (`_misspelling_of`): "automaticaly" gives "automatically", "seperately"
+    "separately". Not a reading of the word on its own (names are often one letter from a
+    word: "redis", "redid"; "systemd", "systems"), only what to look for in the documents
+    before refusing on it (`rag.keyterms`)."""
+    if len(word) <= TYPO_MIN_CHARS:
+        return []
     dictionary = word_lists()[0]
     return sorted(w for w in dictionary.known(dictionary.edit_distance_1(word))
-                  if len(w) >= TYPO_MIN_CHARS and w != word and typo_of(word, w))
+                  if w.isalpha() and w != word and _misspelling_of(word, w))
+
+
+_VOWELS = frozenset("aeiouy")
+
+
+def _misspelling_of(typed: str, word: str) -> bool:
+    """Whether `typed` is `word` as people misspell words, its first and last letters kept: a
+    letter left out ("automaticaly"), one doubled ("untill"), two neighbours swapped
+    ("recieve") or a vowel written as another ("seperately"). Not another letter changed or
+    added, as a name one letter from a word is ("bazel", "basel")."""
+    if typed[0] != word[0] or typed[-1] != word[-1] or not one_edit_apart(typed, word):
+        return False
+    if len(typed) < len(word):
+        return True
+    if len(typed) > len(word):
+        return any(typed[i] == typed[i + 1] and typed[:i] + typed[i + 1 :] == word for i in range(len(typed) - 1))
+    changed = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
+    return len(changed) == 2 or {typed[changed[0]], word[changed[0]]} <= _VOWELS
 
 
 _WORD_LISTS = threading.Lock()

@@ -47,31 +47,46 @@ ENGLISH_ONLY = " The offline model reads English: asked in English, the question
 # item; and at a line's closing period before a line that opens with a call or a term and
 # its description, as a reference manual's next entry does ("... specified by the elements
 # of the vector." over "playblocking (player)"; "... are implemented as key/value options."
-# over "skip With the package option skip ..."; "e.g." or "etc." at a line end ends nothing,
-# nor does a qualified name broken there, "numpy." over "linalg.norm(x)", nor "heapq." over
-# "nsmallest(n, iterable)").
+# over "skip With the package option skip ..."; "e.g.", "etc.", "et al." or "Sec." at a line
+# end ends nothing, nor does a qualified name broken there, "numpy." over "linalg.norm(x)",
+# nor "heapq." over "nsmallest(n, iterable)", nor a line opening with a function word,
+# "in The TeXbook": `_sentence_parts`).
 _SENTENCE_END = re.compile(
     r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
-    r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)\n(?=[a-z_][\w-]* (?:\(|[A-Z]))"
+    r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)(?<!\bal\.)(?<!\bapprox\.)"
+    r"(?<!\b[Ss]ec\.)(?<!\b[Ff]ig\.)(?<!\b[Ee]q\.)(?<!\bresp\.)(?<!\bp\.)(?<!\bpp\.)\n(?=[a-z_][\w-]* (?:\(|[A-Z]))"
 )
 
-# A period inside a short bracket ends no sentence: "(app. 5/18 ex)", "(see Sec. 2.3)".
+# A period inside a short parenthesis ends no sentence: "(app. 5/18 ex)", "(see Sec. 2.3)".
 _BRACKET_CHARS = 40
+_LINE_WORD = re.compile(r"[a-z_][\w-]*")
 
 
 def _sentence_parts(text: str) -> list[str]:
-    """`text` cut at each `_SENTENCE_END`, but for a period, "!" or "?" inside a bracket
-    that closes within `_BRACKET_CHARS`: an abbreviation there ("the default rule thickness
-    is equal to that of \\underbrace (app. 5/18 ex)") cut the sentence before its figure."""
+    """`text` cut at each `_SENTENCE_END` that ends something (`_ends_sentence`)."""
     parts: list[str] = []
-    start = 0
+    start = counted = depth = 0  # depth: parentheses open in the sentence so far, counted up to `counted`
     for end in _SENTENCE_END.finditer(text):
-        said, rest = text[start : end.start()], text[end.end() : end.end() + _BRACKET_CHARS]
-        inside = said.count("(") > said.count(")") and ")" in rest.split("(", 1)[0]
-        if not (inside and said[-1:] in ".!?" and "\n\n" not in end.group()):
-            parts.append(said)
-            start = end.end()
+        depth += text.count("(", counted, end.start()) - text.count(")", counted, end.start())
+        counted = end.start()
+        if _ends_sentence(text, end, depth):
+            parts.append(text[start : end.start()])
+            start = counted = end.end()
+            depth = 0
     return [*parts, text[start:]]
+
+
+def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
+    """Not a period, "!" or "?" inside a parenthesis that closes within `_BRACKET_CHARS`: an
+    abbreviation there ("the default rule thickness is equal to that of \\underbrace (app.
+    5/18 ex)") cut the sentence before its figure. Nor a line end before a function word
+    ("Knuth et al." over "in The TeXbook"), which opens no manual's entry."""
+    after = text[end.end() :]
+    if (depth > 0 and text[end.start() - 1 : end.start()] in ".!?" and "\n\n" not in end.group()
+            and ")" in after[:_BRACKET_CHARS].split("(", 1)[0]):
+        return False
+    word = _LINE_WORD.match(after) if end.group() == "\n" else None
+    return word is None or word.group() not in STOPWORDS
 
 
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
@@ -210,7 +225,7 @@ def quotable_units(text: str) -> list[Quotable]:
         found, heading = quotable_sentences(read, heading)
         units.extend(found)
         prose.clear()
-        lead_in = _unit_text(_SENTENCE_END.split(read)[-1]) if found and read.endswith(":") else ""
+        lead_in = _unit_text(_sentence_parts(read)[-1]) if found and read.endswith(":") else ""
 
     def close_code(lines: list[str]) -> None:
         nonlocal lead_in
@@ -290,13 +305,15 @@ def marked_cut(s: Scored, cut: int | None) -> str:
     return f"{s.quoted}{CUT_MARK}" if ends_cut else s.quoted
 
 
-# A sentence that says how to do what the one before it asks for, pointing back to it: "In
-# mathtools this can be done by setting the key showonlyrefs ...", "To do this, use ...".
+# A sentence that says how to do what the one before it asks for, pointing back to it or
+# starting its steps: "In mathtools this can be done by setting the key showonlyrefs ...",
+# "To do this, use ...", "First we define a brand new tag form: ...".
 _DOES_THAT = re.compile(
-    r"^(?:\S+\s+){0,3}?(?:this|that|it)\s+(?:can|could|may|is|will)\s+(?:(?:easily|also)\s+)?(?:be\s+)?"
-    r"(?:done|achieved|accomplished|possible|obtained)\b"
+    r"^(?:\S+\s+){0,3}?(?:this|that)\s+(?:can|could|may|is|will)\s+(?:(?:easily|also)\s+)?(?:be\s+)?"
+    r"(?:done|achieved|accomplished|obtained)\b"
     r"|^(?:to|for)\s+(?:do|doing|achieve|achieving|get)\s+(?:this|that|so)\b"
-    r"|^for\s+(?:this|that)\s+purpose\b", re.I)
+    r"|^for\s+(?:this|that)\s+purpose\b"
+    r"|^first(?:,|\s+(?:we|you|one)\b)", re.I)
 
 
 def _answered(units: list[Quotable]) -> list[Quotable]:
@@ -737,9 +754,15 @@ _GOES_ON = re.compile(
     r"|the others\b|(?:which|the (?:first|second|third|last|latter|former|previous)) ones?\b)"
     r"|\b(?:the difference|an example|anything else|what else)\W*$"
 )
-# "What other methods can I pick?" asks for more of what the last answer named, unless it
-# names its own subject ("what other ways can I write s.t. in a constraint?": `key_terms`).
-_OTHER = re.compile(rf"^{_ASIDE}(?:what|which|any|(?:are|is) there(?: any)?)\s+other\b")
+# "What other methods can I pick?" asks for more of what the last answer named, in a word
+# of kind ("ways", "options"), unless it says more (`OTHER_WORDS`) or names its own subject
+# ("what other ways can I write s.t. in a constraint?": `key_terms`). "Are there other
+# packages for tables?" or "which other key sets the space?" stand on their own.
+_OTHER = re.compile(
+    rf"^{_ASIDE}(?:what|which|any|(?:are|is) there(?: any)?)\s+(?:other|another)\s+"
+    r"(?:ways?|methods?|options?|ones?|things?|ideas?|alternatives?|choices?|settings?|values?|kinds?|types?"
+    r"|approach(?:es)?|possibilit(?:y|ies)|solutions?)\b")
+OTHER_WORDS = 3  # content words at most, the word of kind included
 _CONTRACTED = re.compile(r"n't\b|'(?:s|re|ve|ll|d|m)\b")
 _PERSONAL = frozenset({"it", "its", "itself", "they", "them", "their", "theirs", "he", "him", "his", "she", "her"})
 # After "it", words that make it stand for nothing: "is it possible to ...?", "how long does
@@ -781,7 +804,9 @@ def leans_back(question: str) -> bool:
     relative clause ("a library that parses dates?", `_relative`)."""
     typed = question.strip().replace("\u2019", "'")
     lowered = typed.lower()
-    if _GOES_ON.search(lowered) or (_OTHER.search(lowered) and not key_terms(typed)):
+    if _GOES_ON.search(lowered) or (
+        _OTHER.search(lowered) and len(content_words(lowered)) <= OTHER_WORDS and not key_terms(typed)
+    ):
         return True
     if len(content_words(_CONTRACTED.sub("", lowered))) <= 1 and not key_terms(typed) and not another_language(typed):
         return True

@@ -202,6 +202,9 @@ def test_a_word_typed_in_lower_case_that_no_dictionary_knows_is_a_name():
     assert key_terms("mathtools key to set the column spacing of matrices, matrix-colsep?") == {"mathtools", "colsep"}
     assert key_terms("an option for the space before headings, something like headskip=?") == {"headskip"}
     assert key_terms("is a non-zero skip pre-defined?") == set()
+    # Not a part before a number, nor a flag's first part: "utf-8" is no "utf".
+    assert key_terms("how do I read a utf-8 file?") == set()
+    assert key_terms("what does -fno-exceptions do?") == {"fno-exceptions"}
 
 
 def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, offline_provider):
@@ -247,25 +250,35 @@ def test_a_word_english_only_as_two_words_joined_is_a_name_held_as_one_or_as_two
     assert mentioned_elsewhere("are vacation checkboxes kept?", [vacation], store.mentions) == {"checkboxes"}
 
 
-def test_a_slip_in_an_english_word_is_held_by_documents_that_spell_it(settings, offline_provider):
-    """"automaticaly" is no name: a manual that writes "automatically" holds it, and one that
-    never does, does not; "redis" is one key from "redid", which no manual writes."""
-    docs = (Doc("math.md", "The starred variant scales the delimiters automatically."),
-            Doc("handbook.pdf", "Employees receive 25 days of paid vacation per year.", 2))
-    store = build_store(settings, offline_provider, name="slips", docs=docs)
+def test_a_misspelt_english_word_is_held_by_the_passages_documents_that_spell_it(settings, offline_provider):
+    """"automaticaly" is no name where the passages' handbook writes "automatically", nor
+    "seperately" where it writes "separately"; another file's word holds nothing, and a name
+    one letter from a word is no misspelling of it ("systemd" of "systems", "redis")."""
     vacation = Passage(1, "Employees receive 25 days of paid vacation per year.", "handbook.pdf", 2)
-    question = "are vacation days added automaticaly?"
+    docs = (Doc("handbook.pdf", vacation.text, 2),
+            Doc("handbook.pdf", "Unused days carry over automatically. Overtime is paid separately. "
+                                "Operating systems are patched monthly, the hosts redid in May.", 3),
+            Doc("notes.md", "Leave requests are approved automatically."))
+    store = build_store(settings, offline_provider, name="slips", docs=docs)
+    question = "do vacation days carry over automaticaly?"
     assert missing_terms(question, [vacation]) == ["automaticaly"]
     assert mentioned_elsewhere(question, [vacation], store.mentions) == {"automaticaly"}
+    assert mentioned_elsewhere("is vacation paid seperately?", [vacation], store.mentions) == {"seperately"}
     assert mentioned_elsewhere("is the vacation tally kept in redis?", [vacation], store.mentions) == set()
-    other = build_store(settings, offline_provider, name="noslips", docs=docs[1:])
-    assert mentioned_elsewhere(question, [vacation], other.mentions) == set()
+    assert mentioned_elsewhere("does systemd restart the vacation planner?", [vacation], store.mentions) == set()
+    notes = Passage(1, "Leave requests go to your manager.", "notes.md")
+    other = build_store(settings, offline_provider, name="noslips",
+                        docs=(Doc("notes.md", notes.text), docs[0], docs[1]))
+    assert mentioned_elsewhere("are leave requests approved automaticaly?", [notes], other.mentions) == set()
 
 
 def test_english_words_joined_by_a_slash_are_no_name():
-    """"on/off" and "read/write" say "or"; a path or a MIME type with a name in it is a term."""
+    """"on/off" and "read/write" say "or"; a path (of English words too) or a MIME type with
+    a name in it is a term."""
     assert key_terms("simple on/off switch without newif") == {"newif"}
     assert key_terms("does the share have read/write access?") == set()
+    assert key_terms("why do my logs end up in /dev/null?") == {"dev/null"}
+    assert key_terms("where is /home/user kept?") == {"home/user"}
     assert key_terms("is it installed in usr/local?") == {"usr/local"}
     assert key_terms("which server sends application/json?") == {"application/json"}
 

@@ -321,11 +321,16 @@ def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
 
     text = ("Another problem sometimes faced is the need for showing the equation numbers for only those "
             "equations actually referenced. In mathtools this can be done by setting the key showonlyrefs to "
-            "true. The key is false by default. To do this for one equation only, use \\noeqref.")
+            "true. You may also want one equation numbered. To do this, use \\noeqref. It is possible to "
+            "number all.")
     units = quotable_units(text)
     assert units[0].then.startswith("In mathtools this can be done by setting the key showonlyrefs")
-    assert not units[1].then  # "The key is false by default." after it points back at nothing
-    assert units[2].text == "The key is false by default." and units[2].then.startswith("To do this for one")
+    assert not units[1].then  # "You may also want ..." after it points back at nothing
+    assert units[2].text == "You may also want one equation numbered." and units[2].then.startswith("To do this")
+    assert not units[3].then  # "It is possible to ..." is no answer to what came before
+    steps = quotable_units("As an example let's try to define a tag form which puts the equation number in square "
+                           "brackets. First we define a brand new tag form: \\newtagform{brackets}{[}{]}")
+    assert steps[0].then.startswith("First we define a brand new tag form")
 
 
 def test_a_period_inside_a_short_bracket_ends_no_sentence():
@@ -483,12 +488,14 @@ def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own
     # A key and its description, as parskip's manual lists its options, start a unit too.
     options = ("All of the package options are implemented as key/value options.\nskip With the package option skip "
                "it is possible to set the space.\nIf it is not given then .5\\baselineskip is assumed.\ntocskip By "
-               "default the \\parskip is zero within \\tableofcontents, i.e.\nthe Table of contents.")
+               "default the \\parskip is zero within \\tableofcontents, i.e.\nthe Table of contents, as in "
+               "Knuth et al.\nin The TeXbook.")
     assert split_sentences(options) == [
         "All of the package options are implemented as key/value options.",
         "skip With the package option skip it is possible to set the space.",
         "If it is not given then .5\\baselineskip is assumed.",
-        "tocskip By default the \\parskip is zero within \\tableofcontents, i.e. the Table of contents.",
+        "tocskip By default the \\parskip is zero within \\tableofcontents, i.e. the Table of contents, as in "
+        "Knuth et al. in The TeXbook.",  # an abbreviation, or a function word, at the line end starts nothing
     ]
 
 
@@ -594,6 +601,8 @@ def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
     "APIキーはどのくらいの頻度で変更すべきですか？",  # no English word, but it names what it asks about
     "something that rounds floats to two places?", "the function that splits a path?",
     "what other ways can I write s.t. in a constraint?",  # "other" of its own subject, named
+    "are there other packages for tables?", "which other key sets the space?",  # or of another kind
+    "is there any other way to set the margins in geometry?",  # or saying more
 ])
 def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(question):
     """Asked mid-conversation about something else, 84 of the test sets' 296 questions were
@@ -617,7 +626,7 @@ def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(qu
     "how would I do the same thing on Windows?", "does it work on Windows?", "is it faster?",
     "use that instead?", "is that the default?", "what's that?",
     "do i have to do that every time i connect?",  # "every time" after "that" opens no clause
-    "what other methods can i pick?", "are there any other options?",  # more of what the last answer named
+    "what other methods can i pick?", "is there another way?",  # more of what the last answer named
 ])
 def test_a_follow_up_gets_the_previous_question_s_words(question):
     from rag.providers.extractive import rewrite_follow_up
