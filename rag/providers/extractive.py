@@ -271,7 +271,7 @@ def quotable_units(text: str) -> list[Quotable]:
     if code is not None:  # the passage ends inside a code block
         close_code(code)
     close_prose()
-    return _answered(units)
+    return _entries(_answered(units))
 
 
 # A unit ending in a letter or a comma: its sentence goes on (a figure, a page number or a
@@ -332,6 +332,34 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
         ) else unit
         for unit, after in pairwise(units)
     ] + units[-1:]
+
+
+# A manual's entry: a term, then what it is, on a line of its own ("indent With the package
+# option indent it is possible ...", "playblocking (player) ..."); and a numbered section's start.
+_ENTRY_HEAD = re.compile(r"[a-z_][\w-]* (?:\(|[A-Z])")
+_SECTION_START = re.compile(r"\d+(?:\.\d+)* [A-Z]")
+
+
+def _entries(units: list[Quotable]) -> list[Quotable]:
+    """Each manual's entry (`_ENTRY_HEAD`) quoted with the rest of it, when short
+    (`THEN_CHARS`): its first sentence names the option and matches the question, the next
+    ones say what a user asks of it ("indent With the package option indent it is possible
+    to explicitly set the paragraph indentation." then "Using this option without a value
+    keeps the document class indentation unchanged, ..."). It ends at the next entry, a
+    numbered section or another heading, or with the passage, unless the passage ends in
+    the middle of a sentence."""
+    out = list(units)
+    for at, head in enumerate(units):
+        if head.then or head.item or not _ENTRY_HEAD.match(head.text):
+            continue
+        rest = units[at + 1 :]
+        end = next((i for i, u in enumerate(rest)
+                    if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading),
+                   None if rest and _ENDS_CLAUSE.search(rest[-1].text) else len(rest))
+        said = " ".join(u.text for u in rest[:end]) if end else ""
+        if said and len(said) <= THEN_CHARS:
+            out[at] = replace(head, then=said)
+    return out
 
 
 def section(heading: str) -> str:

@@ -333,6 +333,28 @@ def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
     assert steps[0].then.startswith("First we define a brand new tag form")
 
 
+def test_a_manuals_entry_is_quoted_whole_when_short():
+    """parskip's option "indent": its first sentence names it and matches the question, the
+    next ones say what a user asks (its value when given none). An entry the passage cuts off
+    mid-sentence, or a long one, is not quoted after its first sentence."""
+    from rag.providers.extractive import quotable_units
+
+    text = ("indent With the package option indent it is possible to explicitly set the paragraph indentation.\n"
+            "Using this option without a value keeps the document class indentation unchanged.\n"
+            "parfill With package option parfill, the package also adjusts \\parfillskip at the end.\n"
+            "If specified without a value then 30pt are assumed, if a value is given that forms the\n")
+    assert [(u.text.split()[0], u.then) for u in quotable_units(text)] == [
+        ("indent", "Using this option without a value keeps the document class indentation unchanged."),
+        ("Using", ""),
+        ("parfill", ""),  # cut off mid-sentence
+        ("If", ""),
+    ]
+    whole = text.removesuffix(" that forms the\n") + ".\n2 Differences to the original package"
+    assert quotable_units(whole)[2].then.startswith("If specified without a value then 30pt are assumed")
+    long = "skip With the option skip you set the space.\n" + "It is long and says much more than one needs. " * 8
+    assert not quotable_units(long)[0].then
+
+
 def test_a_period_inside_a_short_bracket_ends_no_sentence():
     """"(app. 5/18 ex)" cut mathtools' default rule thickness before its figure."""
     from rag.providers.extractive import split_sentences
