@@ -350,8 +350,9 @@ def _entries(units: list[Quotable]) -> list[Quotable]:
     the middle of a sentence."""
     out = list(units)
     for at, head in enumerate(units):
-        if head.then or head.item or not _ENTRY_HEAD.match(head.text):
-            continue
+        term = _ENTRY_HEAD.match(head.text)
+        if head.then or head.item or term is None or term.group().split()[0] in STOPWORDS:
+            continue  # not "the LaTeX kernel ...", a sentence a chunk starts in the middle of
         rest = units[at + 1 :]
         end = next((i for i, u in enumerate(rest)
                     if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading),

@@ -353,6 +353,8 @@ def test_a_manuals_entry_is_quoted_whole_when_short():
     assert quotable_units(whole)[2].then.startswith("If specified without a value then 30pt are assumed")
     long = "skip With the option skip you set the space.\n" + "It is long and says much more than one needs. " * 8
     assert not quotable_units(long)[0].then
+    middle = "the LaTeX kernel handles indentation if necessary.\nThis package fixes the spacing in lists."
+    assert not quotable_units(middle)[0].then  # a chunk starting mid-sentence starts no entry
 
 
 def test_a_period_inside_a_short_bracket_ends_no_sentence():
