@@ -51,15 +51,20 @@ ENGLISH_ONLY = " The offline model reads English: asked in English, the question
 # end ends nothing, nor does a qualified name broken there, "numpy." over "linalg.norm(x)",
 # nor "heapq." over "nsmallest(n, iterable)", nor a line opening with a function word,
 # "in The TeXbook": `_sentence_parts`).
+# A manual's entry opens a line with a term, then a call or what the term is ("playblocking
+# (player)", "indent With the package option indent ..."): `_SENTENCE_END` and `_entries`.
+_TERM = r"[a-z_][\w-]*"
+_ENTRY = rf"{_TERM} (?:\(|[A-Z])"
 _SENTENCE_END = re.compile(
     r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
     r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)(?<!\bal\.)(?<!\bapprox\.)"
-    r"(?<!\b[Ss]ec\.)(?<!\b[Ff]ig\.)(?<!\b[Ee]q\.)(?<!\bresp\.)(?<!\bp\.)(?<!\bpp\.)\n(?=[a-z_][\w-]* (?:\(|[A-Z]))"
+    rf"(?<!\b[Ss]ec\.)(?<!\b[Ff]ig\.)(?<!\b[Ee]q\.)(?<!\bresp\.)(?<!\bp\.)(?<!\bpp\.)\n(?={_ENTRY})"
 )
+_ENTRY_HEAD = re.compile(_ENTRY)
+_LINE_WORD = re.compile(_TERM)
 
 # A period inside a short parenthesis ends no sentence: "(app. 5/18 ex)", "(see Sec. 2.3)".
 _BRACKET_CHARS = 40
-_LINE_WORD = re.compile(r"[a-z_][\w-]*")
 
 
 def _sentence_parts(text: str) -> list[str]:
@@ -85,8 +90,14 @@ def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
     if (depth > 0 and text[end.start() - 1 : end.start()] in ".!?" and "\n\n" not in end.group()
             and ")" in after[:_BRACKET_CHARS].split("(", 1)[0]):
         return False
-    word = _LINE_WORD.match(after) if end.group() == "\n" else None
-    return word is None or word.group() not in STOPWORDS
+    return end.group() != "\n" or not _function_word_first(after)
+
+
+def _function_word_first(line: str) -> bool:
+    """Whether `line` opens with a function word in lower case ("in The TeXbook", "the LaTeX
+    kernel ..."): a sentence going on, which no manual's entry opens with."""
+    word = _LINE_WORD.match(line)
+    return word is not None and word.group() in STOPWORDS
 
 
 # Markdown bold around a word or phrase ("- **Traffic**: questions per minute"): quoted bare,
@@ -334,9 +345,7 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     ] + units[-1:]
 
 
-# A manual's entry: a term, then what it is, on a line of its own ("indent With the package
-# option indent it is possible ...", "playblocking (player) ..."); and a numbered section's start.
-_ENTRY_HEAD = re.compile(r"[a-z_][\w-]* (?:\(|[A-Z])")
+# A numbered section's start.
 _SECTION_START = re.compile(r"\d+(?:\.\d+)* [A-Z]")
 
 
@@ -350,8 +359,7 @@ def _entries(units: list[Quotable]) -> list[Quotable]:
     the middle of a sentence."""
     out = list(units)
     for at, head in enumerate(units):
-        term = _ENTRY_HEAD.match(head.text)
-        if head.then or head.item or term is None or term.group().split()[0] in STOPWORDS:
+        if head.then or head.item or not _ENTRY_HEAD.match(head.text) or _function_word_first(head.text):
             continue  # not "the LaTeX kernel ...", a sentence a chunk starts in the middle of
         rest = units[at + 1 :]
         end = next((i for i, u in enumerate(rest)
