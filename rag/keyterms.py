@@ -67,6 +67,11 @@ _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 # before its "=" ("headskip="); not a flag's ("fno" of "-fno-exceptions") nor a part before a
 # number ("utf" of "utf-8"); nor "mightn" of "mightn't".
 _LONE_WORD = re.compile(r"(?<![\w.:/=])(?<!(?<!\w)-)[a-z]{3,}(?!'t\b)(?![\w.:/])(?!=\w)(?!-\d)")
+# A name of letters then digits, in any case ("lme4", "ggplot2", "sha256", "utf8", "x86",
+# "ode45", "int32"): no dictionary word, and no quantity ("2cm", "60s" start with their
+# number). Not one letter and one digit, which is more often a variable, a key or a
+# version ("x1", "F5", "v7"); not a version's start ("v7.3").
+_LETTERS_DIGITS = re.compile(r"(?<![\w.\-/\\])(?=[a-z]{2}|[a-z]\d\d)[a-z]+\d+[a-z\d]*(?![\w-])(?!\.\d)", re.I)
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -89,7 +94,24 @@ def key_terms(question: str) -> set[str]:
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
     codes = {a for a in anchors(question) if not re.search(r"\d", a) and not _either_or(a, question)} - _ABBREVIATIONS
-    return (entities | acronyms | codes | file_formats(question) | versions(question)) - _COURTESY
+    return (entities | acronyms | codes | letters_digits(question) | file_formats(question)
+            | versions(question)) - _COURTESY
+
+
+def letters_digits(question: str) -> set[str]:
+    """The names of letters then digits a question types (`_LETTERS_DIGITS`), lowercased:
+    a package ("lme4", "psycopg2"), an algorithm ("sha256"), a type ("int8"). Before, a
+    question about one had no key term, and "how do I fit a mixed-effects model with lme4
+    in R?" was answered from pages on other models."""
+    return {m.lower() for m in _LETTERS_DIGITS.findall(question)}
+
+
+def apart(term: str) -> str | None:
+    """A name of letters then digits written with its parts apart ("utf8" as "utf 8", read
+    also as "utf-8"; "python3" as "python 3"), as documents often write it; None for any
+    other term."""
+    parts = re.fullmatch(r"([a-z]+)(\d+)", term)
+    return f"{parts.group(1)} {parts.group(2)}" if parts else None
 
 
 _SLASHED_WORDS = re.compile(r"[a-z]+(?:/[a-z]+)+")
@@ -201,6 +223,8 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
             return True
         if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
             return True
+        if (split := apart(term)) is not None and re.search(r"\b" + r"[\s_-]?".join(split.split()) + r"\b", pool):
+            return True  # "utf8" where the passages write "UTF-8"
         if " " in term:
             return False
         variable = _QUALIFIED_NAME.fullmatch(term)
@@ -330,7 +354,7 @@ def mentioned_elsewhere(
                 return True  # "work flow" or "work-flow" where the question says "workflow"
             if any(mentions(word, sources) for word in english_respellings(term)):
                 return True  # "automaticaly" where the passages' manual writes "automatically"
-        elif mentions(term, sources):
+        elif mentions(term, sources) or ((split := apart(term)) is not None and mentions(split, sources)):
             return True
         return misspelt is not None and may_be_misspelt(term) and misspelt(term, sources)
 

@@ -207,6 +207,28 @@ def test_a_word_typed_in_lower_case_that_no_dictionary_knows_is_a_name():
     assert key_terms("what does -fno-exceptions do?") == {"fno-exceptions"}
 
 
+def test_a_name_of_letters_then_digits_is_a_key_term_found_with_its_parts_apart(settings, offline_provider):
+    """A package, an algorithm or a type named with digits ("lme4", "sha256", "int32") is a
+    name the passages must mention, also where they write its parts apart ("utf8" as
+    "UTF-8", "python3" as "Python 3"); a quantity, a variable or a version is not one."""
+    assert key_terms("how do I fit a mixed-effects model with lme4 in R?") == {"lme4"}
+    assert key_terms("ode45 vs ode23: which methods and orders are they") == {"ode45", "ode23"}
+    assert key_terms("int32(5) ./ int32(8) gives what?") == {"int32"}
+    for plain in ("set 2cm margins", "stop after 60s", "what is x1 here", "save in v7.3 format"):
+        assert key_terms(plain) == set(), plain
+    text = "Files are read as UTF-8 under Python 3 on x86_64 machines."
+    passage = Passage(1, text, "setup.md")
+    assert missing_terms("is utf8 the default with python3 on x86?", [passage]) == []
+    assert missing_terms("is there a pathlib method that gives me the sha256 of a file?", [passage]) == [
+        "pathlib", "sha256"]
+    store = build_store(settings, offline_provider, name="setup", docs=(
+        Doc("setup.md", text), Doc("hashes.md", "Checksums are computed with SHA-256.")))
+    elsewhere = Passage(1, "Install the package, then run the tests.", "setup.md")
+    # Its own document writes it apart; another document is no reason to hold it.
+    assert mentioned_elsewhere("does the install read utf8?", [elsewhere], store.mentions) == {"utf8"}
+    assert mentioned_elsewhere("does the install check a sha256?", [elsewhere], store.mentions) == set()
+
+
 def test_a_lower_case_name_is_looked_for_in_any_document_in_any_form(settings, offline_provider):
     """Lower case is a weak sign of a name: "gzipped" is held by a manual that writes "gzip",
     in any file, and shorthand by the words it stands for ("repo" by "repository", "deps" by
