@@ -54,17 +54,26 @@ ENGLISH_ONLY = " The offline model reads English: asked in English, the question
 # A manual's entry opens a line with a term, then a call or what the term is ("playblocking
 # (player)", "indent With the package option indent ..."): `_SENTENCE_END` and `_entries`.
 _TERM = r"[a-z_][\w-]*"
+# A command-line option opening a line ("--interior use interior point method", "-W Disable
+# use of a windowing system"): a manual's list of options, one entry per flag, which ends
+# no sentence (many an entry has no period) and was quoted as one run of them all.
+_FLAG = r"[ \t]*--?[A-Za-z][\w-]*(?=[\s,=\[]|$)"
+_FLAGS_ONLY = re.compile(rf"(?:{_FLAG},?)+[ \t]*")  # "--norc" over "-f Don't read ...": one entry
 _ENTRY = rf"{_TERM} (?:\(|[A-Z])"
 _SENTENCE_END = re.compile(
     r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
     r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)(?<!\bal\.)(?<!\bapprox\.)"
     rf"(?<!\b[Ss]ec\.)(?<!\b[Ff]ig\.)(?<!\b[Ee]q\.)(?<!\bresp\.)(?<!\bp\.)(?<!\bpp\.)\n(?={_ENTRY})"
+    rf"|\n(?={_FLAG})"
 )
-_ENTRY_HEAD = re.compile(_ENTRY)
+_ENTRY_HEAD = re.compile(rf"{_ENTRY}|{_FLAG}")  # a term's entry, or an option's
 _LINE_WORD = re.compile(_TERM)
 
-# A period inside a short parenthesis ends no sentence: "(app. 5/18 ex)", "(see Sec. 2.3)".
+# A period inside a short parenthesis or square bracket ends no sentence: "(app. 5/18 ex)",
+# "[see Sec. 2.3]". Round and square count alike, so a half-open interval ("(0, 1]") closes.
 _BRACKET_CHARS = 40
+_OPENING, _CLOSING = "([", ")]"
+_CLOSES_FIRST = re.compile(r"[^()\[\]]*[)\]]")  # a closing bracket before any other bracket
 
 
 def _sentence_parts(text: str) -> list[str]:
@@ -72,7 +81,8 @@ def _sentence_parts(text: str) -> list[str]:
     parts: list[str] = []
     start = counted = depth = 0  # depth: parentheses open in the sentence so far, counted up to `counted`
     for end in _SENTENCE_END.finditer(text):
-        depth += text.count("(", counted, end.start()) - text.count(")", counted, end.start())
+        between = text[counted : end.start()]
+        depth += sum(map(between.count, _OPENING)) - sum(map(between.count, _CLOSING))
         counted = end.start()
         if _ends_sentence(text, end, depth):
             parts.append(text[start : end.start()])
@@ -82,15 +92,26 @@ def _sentence_parts(text: str) -> list[str]:
 
 
 def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
-    """Not a period, "!" or "?" inside a parenthesis that closes within `_BRACKET_CHARS`: an
+    """Not a period, "!" or "?" inside a bracket that closes within `_BRACKET_CHARS`: an
     abbreviation there ("the default rule thickness is equal to that of \\underbrace (app.
     5/18 ex)") cut the sentence before its figure. Nor a line end before a function word
     ("Knuth et al." over "in The TeXbook"), which opens no manual's entry."""
     after = text[end.end() :]
     if (depth > 0 and text[end.start() - 1 : end.start()] in ".!?" and "\n\n" not in end.group()
-            and ")" in after[:_BRACKET_CHARS].split("(", 1)[0]):
+            and _CLOSES_FIRST.match(after[:_BRACKET_CHARS])):
         return False
-    return end.group() != "\n" or not _function_word_first(after)
+    if end.group() != "\n":
+        return True
+    if after.lstrip(" \t").startswith("-"):  # an option's line (`_FLAG`)
+        line = text[: end.start()].rsplit("\n", 1)[-1]
+        last = _LAST_WORD.search(line)
+        return not (_FLAGS_ONLY.fullmatch(line) or (last is not None and last.group().lower() in STOPWORDS))
+    return not _function_word_first(after)
+
+
+# The last word of a line: a function word there ("Unless the" over "-globalwrite (or -nosafe)
+# option is enabled") is a sentence wrapped before an option it names, not a list of them.
+_LAST_WORD = re.compile(r"\w+\W*$")
 
 
 def _function_word_first(line: str) -> bool:

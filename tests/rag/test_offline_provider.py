@@ -363,13 +363,16 @@ def test_a_period_inside_a_short_bracket_ends_no_sentence():
 
     text = ("The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed. "
             "See the list (there are four. More follow in the next chapter, which is long enough) below. "
-            "This block ends right here (as said.)\n\n(Then) a new block starts.")
+            "This block ends right here (as said.)\n\n(Then) a new block starts. "
+            "The key takes a value in (0, 1]. It is read once [see Sec. 2 for when] at the start.")
     assert split_sentences(text) == [
         "The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed.",
         "See the list (there are four.",  # the bracket closes too far on: a sentence of its own
         "More follow in the next chapter, which is long enough) below.",
         "This block ends right here (as said.)",
         "(Then) a new block starts.",
+        "The key takes a value in (0, 1].",  # a half-open interval closes its bracket
+        "It is read once [see Sec. 2 for when] at the start.",
     ]
 
 
@@ -520,6 +523,38 @@ def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own
         "If it is not given then .5\\baselineskip is assumed.",
         "tocskip By default the \\parskip is zero within \\tableofcontents, i.e. the Table of contents, as in "
         "Knuth et al. in The TeXbook.",  # an abbreviation, or a function word, at the line end starts nothing
+    ]
+
+
+def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
+    """A manual's list of options ("--interior use interior point method") was quoted as one
+    run of them all, since many an entry has no period; each option's line now starts a
+    unit, with its aliases ("--norc" over "-f Don't read ..."), and its entry's next
+    sentences quoted after it. Not a flag a wrapped sentence names ("Unless the" over
+    "-globalwrite (or -nosafe) option is enabled")."""
+    from rag.providers.extractive import quotable_units, split_sentences
+
+    glpsol = ("--simplex use simplex method (default)\n--interior use interior point method (LP only)\n"
+              "-r filename, --read filename\nread solution from filename")
+    assert split_sentences(glpsol) == [
+        "--simplex use simplex method (default)",
+        "--interior use interior point method (LP only)",
+        "-r filename, --read filename read solution from filename",
+    ]
+    octave = ("--no-window-system\n-W Disable use of a windowing system. This forces a strictly\nterminal-only "
+              "environment.\n--norc\n-f Don't read any of the initialization files at startup.")
+    units = quotable_units(octave)
+    assert [u.text for u in units] == [
+        "--no-window-system -W Disable use of a windowing system.",
+        "This forces a strictly terminal-only environment.",
+        "--norc -f Don't read any of the initialization files at startup.",
+    ]
+    assert units[0].then == "This forces a strictly terminal-only environment."  # the rest of its entry
+    wrapped = ("delete(string s) deletes the file named by the string s. Unless the\n-globalwrite (or -nosafe) "
+               "option is enabled, the file must reside in the current directory.")
+    assert split_sentences(wrapped) == [
+        "delete(string s) deletes the file named by the string s.",
+        "Unless the -globalwrite (or -nosafe) option is enabled, the file must reside in the current directory.",
     ]
 
 
