@@ -203,10 +203,17 @@ def citation_recall(cited: Sequence[Found], relevant: Sequence[Relevant]) -> flo
     return covered(cited, relevant) / len(relevant) if relevant else None
 
 
+# A list item ending in its citation ("- ... [2]"): what that passage says, in its words.
+_CITED_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t].*\[\d+(?:\s*,\s*\d+)*\][ \t]*$", re.M)
+
+
 def is_refusal(answer: str) -> bool:
     """Whether the answer says the documents do not answer (rag.refusal), judged on what it
-    claims: the offline note and the `[n]` markers are not read."""
-    return says_not_in_documents(answer_body(answer))
+    claims: the offline note and the `[n]` markers are not read, nor a list item citing a
+    passage, which says what the passage says: the offline answerer quotes documents as
+    such items, and a quoted sentence saying "we do not know ..." or "the manual does not
+    cover ..." counted a reply full of quotes as a refusal."""
+    return says_not_in_documents(answer_body(_CITED_ITEM.sub(" ", answer)))
 
 
 # --- aggregates ---

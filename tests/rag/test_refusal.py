@@ -36,3 +36,12 @@ def test_the_offline_answerers_refusals_are_recognised(offline_provider: Offline
     assert never_mentioned.startswith(NOT_FOUND.rstrip(".")) and is_refusal(never_mentioned)
     answered = offline_provider.answerer.answer("How many requests per minute does Tier 1 allow?", (LIMITS,))
     assert not is_refusal(answered)
+
+
+def test_a_quoted_sentence_that_reads_as_a_refusal_does_not_make_the_reply_one() -> None:
+    """The offline answerer quotes documents as cited list items; one saying "we don't know"
+    is the document's claim, not the answer refusing."""
+    quoted = ("Based on your documents:\n\n- Timings vary by machine, and we don't know your CPU's cache size. [2]\n"
+              "- The documents do not cover Windows builds. [3]\n\n" + OFFLINE_NOTE)
+    assert not is_refusal(quoted)
+    assert is_refusal("The documents do not say which cache size is best.\n\n- Timings vary by machine. [2]")
