@@ -106,12 +106,12 @@ def letters_digits(question: str) -> set[str]:
     return {m.lower() for m in _LETTERS_DIGITS.findall(question)}
 
 
-def apart(term: str) -> str | None:
-    """A name of letters then digits written with its parts apart ("utf8" as "utf 8", read
-    also as "utf-8"; "python3" as "python 3"), as documents often write it; None for any
-    other term."""
+def apart(term: str) -> tuple[str, ...]:
+    """A name of letters then digits as documents also write it, its parts apart: "utf 8"
+    (which `Store.mentions` also reads as "utf-8") and "utf.8" for "utf8", as "H.264" is
+    written; none for any other term."""
     parts = re.fullmatch(r"([a-z]+)(\d+)", term)
-    return f"{parts.group(1)} {parts.group(2)}" if parts else None
+    return tuple(f"{parts.group(1)}{between}{parts.group(2)}" for between in " .") if parts else ()
 
 
 _SLASHED_WORDS = re.compile(r"[a-z]+(?:/[a-z]+)+")
@@ -223,8 +223,8 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
             return True
         if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
             return True
-        if (split := apart(term)) is not None and re.search(r"\b" + r"[\s_-]?".join(split.split()) + r"\b", pool):
-            return True  # "utf8" where the passages write "UTF-8"
+        if apart(term) and re.search(r"\b" + r"[\s_.-]?".join(apart(term)[0].split()) + r"\b", pool):
+            return True  # "utf8" where the passages write "UTF-8", "h264" where they write "H.264"
         if " " in term:
             return False
         variable = _QUALIFIED_NAME.fullmatch(term)
@@ -354,7 +354,7 @@ def mentioned_elsewhere(
                 return True  # "work flow" or "work-flow" where the question says "workflow"
             if any(mentions(word, sources) for word in english_respellings(term)):
                 return True  # "automaticaly" where the passages' manual writes "automatically"
-        elif mentions(term, sources) or ((split := apart(term)) is not None and mentions(split, sources)):
+        elif mentions(term, sources) or any(mentions(written, sources) for written in apart(term)):
             return True
         return misspelt is not None and may_be_misspelt(term) and misspelt(term, sources)
 

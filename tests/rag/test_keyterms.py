@@ -216,16 +216,16 @@ def test_a_name_of_letters_then_digits_is_a_key_term_found_with_its_parts_apart(
     assert key_terms("int32(5) ./ int32(8) gives what?") == {"int32"}
     for plain in ("set 2cm margins", "stop after 60s", "what is x1 here", "save in v7.3 format"):
         assert key_terms(plain) == set(), plain
-    text = "Files are read as UTF-8 under Python 3 on x86_64 machines."
+    text = "Files are read as UTF-8 under Python 3 on x86_64 machines; videos are encoded as H.264."
     passage = Passage(1, text, "setup.md")
-    assert missing_terms("is utf8 the default with python3 on x86?", [passage]) == []
+    assert missing_terms("is utf8 the default with python3 on x86? and h264?", [passage]) == []
     assert missing_terms("is there a pathlib method that gives me the sha256 of a file?", [passage]) == [
         "pathlib", "sha256"]
     store = build_store(settings, offline_provider, name="setup", docs=(
         Doc("setup.md", text), Doc("hashes.md", "Checksums are computed with SHA-256.")))
     elsewhere = Passage(1, "Install the package, then run the tests.", "setup.md")
     # Its own document writes it apart; another document is no reason to hold it.
-    assert mentioned_elsewhere("does the install read utf8?", [elsewhere], store.mentions) == {"utf8"}
+    assert mentioned_elsewhere("does the install read utf8 or h264?", [elsewhere], store.mentions) == {"utf8", "h264"}
     assert mentioned_elsewhere("does the install check a sha256?", [elsewhere], store.mentions) == set()
 
 
