@@ -68,10 +68,12 @@ _ABBREVIATIONS = frozenset({"e.g", "i.e", "a.k.a", "a.m", "p.m"})
 # number ("utf" of "utf-8"); nor "mightn" of "mightn't".
 _LONE_WORD = re.compile(r"(?<![\w.:/=])(?<!(?<!\w)-)[a-z]{3,}(?!'t\b)(?![\w.:/])(?!=\w)(?!-\d)")
 # A name of letters then digits, in any case ("lme4", "ggplot2", "sha256", "utf8", "x86",
-# "ode45", "int32"): no dictionary word, and no quantity ("2cm", "60s" start with their
-# number). Not one letter and one digit, which is more often a variable, a key or a
-# version ("x1", "F5", "v7"); not a version's start ("v7.3").
-_LETTERS_DIGITS = re.compile(r"(?<![\w.\-/\\])(?=[a-z]{2}|[a-z]\d\d)[a-z]+\d+[a-z\d]*(?![\w-])(?!\.\d)", re.I)
+# "ode45", "int32", "gpt4o"), also before a hyphenated word ("base64-encoded"): no
+# dictionary word, and no quantity ("2cm", "60s" start with their number). Not one letter
+# and one digit, which is more often a variable or a key ("x1", "F5"); not a version
+# ("v7", "v18", the start of "v7.3"), nor a part of "x86-64".
+_LETTERS_DIGITS = re.compile(
+    r"(?<![\w.\-/\\])(?!v\d+\b)(?=[a-z]{2}|[a-z]\d\d)[a-z]+\d+[a-z\d]*(?!\w)(?!-\d)(?!\.\d)", re.I)
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -106,11 +108,14 @@ def letters_digits(question: str) -> set[str]:
     return {m.lower() for m in _LETTERS_DIGITS.findall(question)}
 
 
+_LETTERS_THEN_DIGITS = re.compile(r"([a-z]+)(\d+[a-z\d]*)")
+
+
 def apart(term: str) -> tuple[str, ...]:
     """A name of letters then digits as documents also write it, its parts apart: "utf 8"
     (which `Store.mentions` also reads as "utf-8") and "utf.8" for "utf8", as "H.264" is
-    written; none for any other term."""
-    parts = re.fullmatch(r"([a-z]+)(\d+)", term)
+    written ("gpt 4o" for "gpt4o"); none for any other term."""
+    parts = _LETTERS_THEN_DIGITS.fullmatch(term)
     return tuple(f"{parts.group(1)}{between}{parts.group(2)}" for between in " .") if parts else ()
 
 
@@ -223,7 +228,8 @@ def missing_terms(question: str, passages: Sequence[Passage], elsewhere: frozens
             return True
         if (len(term) > 4 or " " in term) and term in pool:  # "tier 3" must be there as a phrase
             return True
-        if apart(term) and re.search(r"\b" + r"[\s_.-]?".join(apart(term)[0].split()) + r"\b", pool):
+        letters_digits = _LETTERS_THEN_DIGITS.fullmatch(term)
+        if letters_digits and re.search(r"\b{}[\s.-]?{}\b".format(*letters_digits.groups()), pool):
             return True  # "utf8" where the passages write "UTF-8", "h264" where they write "H.264"
         if " " in term:
             return False

@@ -209,11 +209,13 @@ _CITED_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t].*\[\d+(?:\s*,\s*\d+)*
 
 def is_refusal(answer: str) -> bool:
     """Whether the answer says the documents do not answer (rag.refusal), judged on what it
-    claims: the offline note and the `[n]` markers are not read, nor a list item citing a
-    passage, which says what the passage says: the offline answerer quotes documents as
-    such items, and a quoted sentence saying "we do not know ..." or "the manual does not
-    cover ..." counted a reply full of quotes as a refusal."""
-    return says_not_in_documents(answer_body(_CITED_ITEM.sub(" ", answer)))
+    claims: the offline note and the `[n]` markers are not read, nor, in an offline reply,
+    a list item citing a passage: the offline answerer quotes documents as such items, and
+    a quoted sentence saying "we do not know ..." or "the manual does not cover ..." counted
+    a reply full of quotes as a refusal. A model writes its own words as such items too
+    ("- The documents do not say which timeout Tier 1 uses. [1]"), so its are read."""
+    quoted = OFFLINE_NOTE in answer
+    return says_not_in_documents(answer_body(_CITED_ITEM.sub(" ", answer) if quoted else answer))
 
 
 # --- aggregates ---

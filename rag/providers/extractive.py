@@ -79,7 +79,7 @@ _CLOSES_FIRST = re.compile(r"[^()\[\]]*[)\]]")  # a closing bracket before any o
 def _sentence_parts(text: str) -> list[str]:
     """`text` cut at each `_SENTENCE_END` that ends something (`_ends_sentence`)."""
     parts: list[str] = []
-    start = counted = depth = 0  # depth: parentheses open in the sentence so far, counted up to `counted`
+    start = counted = depth = 0  # depth: brackets open in the sentence so far, counted up to `counted`
     for end in _SENTENCE_END.finditer(text):
         between = text[counted : end.start()]
         depth += sum(map(between.count, _OPENING)) - sum(map(between.count, _CLOSING))
@@ -103,15 +103,31 @@ def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
     if end.group() != "\n":
         return True
     if after.lstrip(" \t").startswith("-"):  # an option's line (`_FLAG`)
-        line = text[: end.start()].rsplit("\n", 1)[-1]
-        last = _LAST_WORD.search(line)
-        return not (_FLAGS_ONLY.fullmatch(line) or (last is not None and last.group().lower() in STOPWORDS))
+        return _ends_entry(*(["", *text[: end.start()].rsplit("\n", 2)][-2:]))
     return not _function_word_first(after)
 
 
-# The last word of a line: a function word there ("Unless the" over "-globalwrite (or -nosafe)
-# option is enabled") is a sentence wrapped before an option it names, not a list of them.
-_LAST_WORD = re.compile(r"\w+\W*$")
+_OPTION_LINE = re.compile(_FLAG)
+_ENDS_ENTRY = re.compile(r"[.:;)\]][ \t]*$")
+_LAST_WORD = re.compile(r"(\w+)[ \t]*$")  # a word ending the line, no stop after it
+
+
+def _ends_entry(before: str, line: str) -> bool:
+    """Whether the option's line after `line` (itself after `before`) starts an entry: `line`
+    ends a sentence or an option's bracket ("--simplex use simplex method (default)"), or is
+    an option's line or its description's next line ("--wfreemps filename" over "write
+    problem to filename in free MPS format"); but not after a line naming only flags
+    ("--norc" over "-f Don't read ...": its aliases), nor after one ending in a function
+    word or a comma ("-c command is used, ... When" over "-m module is used": prose whose
+    lines happen to start with flags). Otherwise a sentence wraps before a flag it names
+    ("Compile it using gcc" over "-O2 for speed", "Unless the" over "-globalwrite (or
+    -nosafe) option is enabled")."""
+    last = _LAST_WORD.search(line)
+    if _FLAGS_ONLY.fullmatch(line) or line.rstrip().endswith(",") or (
+            last is not None and last.group(1).lower() in STOPWORDS):
+        return False
+    return (_ENDS_ENTRY.search(line) is not None or _OPTION_LINE.match(line) is not None
+            or _OPTION_LINE.match(before) is not None)
 
 
 def _function_word_first(line: str) -> bool:

@@ -214,11 +214,12 @@ def test_a_name_of_letters_then_digits_is_a_key_term_found_with_its_parts_apart(
     assert key_terms("how do I fit a mixed-effects model with lme4 in R?") == {"lme4"}
     assert key_terms("ode45 vs ode23: which methods and orders are they") == {"ode45", "ode23"}
     assert key_terms("int32(5) ./ int32(8) gives what?") == {"int32"}
-    for plain in ("set 2cm margins", "stop after 60s", "what is x1 here", "save in v7.3 format"):
+    assert key_terms("can it read base64-encoded data or x86-64 code?") == {"base64"}
+    for plain in ("set 2cm margins", "stop after 60s", "what is x1 here", "save in v7.3 format", "api v10 or v18"):
         assert key_terms(plain) == set(), plain
-    text = "Files are read as UTF-8 under Python 3 on x86_64 machines; videos are encoded as H.264."
+    text = "Files are read as UTF-8 under Python 3 on x86_64 machines; videos are encoded as H.264 by GPT-4o."
     passage = Passage(1, text, "setup.md")
-    assert missing_terms("is utf8 the default with python3 on x86? and h264?", [passage]) == []
+    assert missing_terms("is utf8 the default with python3 on x86? and h264 by gpt4o?", [passage]) == []
     assert missing_terms("is there a pathlib method that gives me the sha256 of a file?", [passage]) == [
         "pathlib", "sha256"]
     store = build_store(settings, offline_provider, name="setup", docs=(

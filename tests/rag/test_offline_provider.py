@@ -535,11 +535,12 @@ def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
     from rag.providers.extractive import quotable_units, split_sentences
 
     glpsol = ("--simplex use simplex method (default)\n--interior use interior point method (LP only)\n"
-              "-r filename, --read filename\nread solution from filename")
+              "-r filename, --read filename\nread solution from filename\n--wlp filename\nwrite problem to filename")
     assert split_sentences(glpsol) == [
         "--simplex use simplex method (default)",
         "--interior use interior point method (LP only)",
-        "-r filename, --read filename read solution from filename",
+        "-r filename, --read filename read solution from filename",  # the description's line, then the next option
+        "--wlp filename write problem to filename",
     ]
     octave = ("--no-window-system\n-W Disable use of a windowing system. This forces a strictly\nterminal-only "
               "environment.\n--norc\n-f Don't read any of the initialization files at startup.")
@@ -556,6 +557,18 @@ def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
         "delete(string s) deletes the file named by the string s.",
         "Unless the -globalwrite (or -nosafe) option is enabled, the file must reside in the current directory.",
     ]
+    # Nor one a sentence wraps before without a function word: a line that ends no sentence
+    # and is no option's own goes on.
+    for prose in ("To build the library with optimisations turned on, compile it using gcc\n-O2 for speed.",
+                  "When the result is too large to be represented, the function returns\n-inf and sets errno.",
+                  "Some options make the program quieter than its default, for example,\n-q silences output."):
+        assert split_sentences(prose) == [prose.replace("\n", " ")], prose
+    # Prose whose lines happen to start with flags: a line ending in a function word goes on.
+    argv = ("When the script name is given as '-', sys.argv[0] is set to '-'.  When\n-c command is used, "
+            "sys.argv[0] is set to '-c'.  When\n-m module is used, sys.argv[0] is the module's full name.")
+    assert split_sentences(argv) == ["When the script name is given as '-', sys.argv[0] is set to '-'.",
+                                     "When -c command is used, sys.argv[0] is set to '-c'.",
+                                     "When -m module is used, sys.argv[0] is the module's full name."]
 
 
 def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_support(offline_provider):

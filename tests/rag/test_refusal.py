@@ -45,3 +45,5 @@ def test_a_quoted_sentence_that_reads_as_a_refusal_does_not_make_the_reply_one()
               "- The documents do not cover Windows builds. [3]\n\n" + OFFLINE_NOTE)
     assert not is_refusal(quoted)
     assert is_refusal("The documents do not say which cache size is best.\n\n- Timings vary by machine. [2]")
+    # A model's own words in a cited list item are read: only the offline reply quotes.
+    assert is_refusal("- The documents do not say which timeout Tier 1 uses. [1]")
