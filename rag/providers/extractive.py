@@ -741,7 +741,8 @@ class ExtractiveAnswerer:
         `relative_floor` of the best and at `min_support` or above (support plus prior: a
         unit of the first passage may be quoted with less support than one of the sixth),
         no near-duplicates, until they fill the reading budget (`reply_chars`, the last unit
-        whole) or number `max_sentences`; in document order. None when no unit's own support
+        whole) or number `max_sentences` (then only a unit replacing kept ones comes in); in
+        document order. None when no unit's own support
         reaches `min_support`: the refusal reads no prior. Holding each unit's own support to
         `min_support` as well was measured and lost answers on every set (README:
         Evaluation). A budget in characters, not a count of sentences: three long PDF
@@ -753,11 +754,13 @@ class ExtractiveAnswerer:
         grown: list[Scored] = []  # kept units that replaced shorter ones
         length = 0
         for s in scored:
-            if s.ranking < floor or len(kept) == self.max_sentences or length >= self.reply_chars:
+            if s.ranking < floor or length >= self.reply_chars:
                 break
             said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)]
             if not all(_says_more_than(s.sentence, k.sentence) and not k.then and k not in grown for k in said):
                 continue  # said already, or quoted after the unit before it (a lead-in's code)
+            if len(kept) == self.max_sentences and not said:
+                continue  # full: only a unit replacing kept ones may still come in
             # What it says with a little more replaces what shorter units kept say (`MORE_WORDS`),
             # once: a unit that replaced one is not replaced in turn, or the reply would grow
             # by MORE_WORDS times at each step.

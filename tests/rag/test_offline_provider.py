@@ -495,6 +495,12 @@ def test_a_unit_saying_a_kept_one_and_a_little_more_replaces_it_a_run_of_entries
     huge = Scored(passage, "Colormap default returned, viridis map, sixty four entries, perceptually uniform, "
                            "dark blue through green to yellow, replacing jet.", 3, 0.7)
     assert [s.sentence for s in answerer.pick([small, grown, huge], [passage])] == [grown.sentence]  # once
+    # With the count of units full, a unit replacing a kept one still comes in; no other does.
+    words = ("axes", "legend", "title", "grid", "ticks", "labels", "lights", "camera")
+    others = [Scored(passage, f"The {w} property belongs to {w} objects only.", 10 + n, 0.74)
+              for n, w in enumerate(words)]
+    full = answerer.pick([short, *others[: answerer.max_sentences - 1], more, others[-1]], [passage])
+    assert len(full) == answerer.max_sentences and more in full and short not in full and others[-1] not in full
 
 
 def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
