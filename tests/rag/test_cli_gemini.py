@@ -196,7 +196,11 @@ def test_a_failed_ask_prints_its_session_so_what_it_spent_can_be_looked_up(
 
 def test_an_interrupted_ask_prints_its_session(env: dict[str, str], fake_gemini: FakeGemini) -> None:
     fake_gemini.tokens_per_s = 2  # a slow answer, interrupted after its first words
-    with subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION], env=env, text=True,
+    # The request may take its time: under CI's load the fake server's next words once came
+    # later than the tests' 2-second timeout, and the stream broke off before the interrupt
+    # (exit 2, "broke off mid-way", not 130).
+    slow = {**env, "GEMRAG_REQUEST_TIMEOUT_S": "60"}
+    with subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION], env=slow, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as asking:
         assert asking.stdout is not None and asking.stdout.read(1)
         asking.send_signal(signal.SIGINT)
