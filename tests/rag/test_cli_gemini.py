@@ -195,10 +195,11 @@ def test_a_failed_ask_prints_its_session_so_what_it_spent_can_be_looked_up(
 
 
 def test_an_interrupted_ask_prints_its_session(env: dict[str, str], fake_gemini: FakeGemini) -> None:
-    fake_gemini.tokens_per_s = 2  # a slow answer, interrupted after its first words
-    # The request may take its time: under CI's load the fake server's next words once came
-    # later than the tests' 2-second timeout, and the stream broke off before the interrupt
-    # (exit 2, "broke off mid-way", not 130).
+    # A slow answer, interrupted after its first words. Under CI's load the interrupt once
+    # came after the whole answer at 2 tokens/s (exit 0), and once the fake server's next words
+    # came after the tests' 2-second request timeout (exit 2, "broke off mid-way"): the answer
+    # now takes most of a minute, and its request may.
+    fake_gemini.tokens_per_s = 0.5
     slow = {**env, "GEMRAG_REQUEST_TIMEOUT_S": "60"}
     with subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION], env=slow, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as asking:
