@@ -103,7 +103,8 @@ def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
     if end.group() != "\n":
         return True
     if after.lstrip(" \t").startswith("-"):  # an option's line (`_FLAG`)
-        return _ends_entry(*(["", *text[: end.start()].rsplit("\n", 2)][-2:]))
+        lines = text[: end.start()].rsplit("\n", 2)  # the last two lines before it
+        return _ends_entry(lines[-2] if len(lines) > 1 else "", lines[-1])
     return not _function_word_first(after)
 
 
