@@ -1,6 +1,7 @@
 """Answering: the chain's time to first token and total time over the provider's own on
 the very same prompt (the chain's overhead), for Flash and for an escalated Pro route, the
-offline path, and what a cache hit costs.
+offline path, what a cache hit costs, and what the longest questions a user may send cost
+offline (`worst_case_table`).
 
 The fake Gemini server answers after a fixed time to first token and streams at a fixed
 token rate, so whatever the chain adds (rewrite, query embedding, retrieval, prompt,
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 from bench.corpus_gen import generate, queries
 from bench.harness import Figure, Profile, Table, fresh_dir, ratio
-from rag.answer import AnswerRecord, AskOptions, Delta, Done
+from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions, Delta, Done
 from rag.chain import Chain
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
@@ -33,6 +34,11 @@ TTFT_S = 0.30  # the fake model's time to first token
 TOKENS_PER_S = 150.0
 COLLECTION = "bench-answer"
 OVERHEAD_TARGET_MS = 50.0
+# Questions at the length cap made of one piece repeated: shapes that once sent a question
+# parser quadratic (a dotted number after each "is", an extension after each space, a name
+# of letters then thousands of digits), beside ordinary words repeated.
+WORST_PIECES = ("1.1 ", " .ab", "is 1.5 ", "ab" + "1" * 50 + "-2 ", "Retry 429 ", "os.path ", "word ")
+WORST_TARGET = 5.0  # a question at the cap may cost this many typical ones, not more
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,31 @@ def cache_table(settings: Settings, chain: Chain, repeats: int) -> Table:
     return table
 
 
+def worst_case_table(chain: Chain, typical: Sequence[str]) -> Table:
+    """The slowest of `WORST_PIECES`' questions at `MAX_QUESTION_CHARS`, each answered
+    offline end to end, against the median typical question: an API open to many users must
+    not let one request cost seconds of CPU."""
+    stream_chain(chain, "warm up: " + typical[0])
+    usual = statistics.median(stream_chain(chain, q)[0].total_s for q in typical)
+    worst = {piece: stream_chain(chain, _at_cap(piece))[0].total_s for piece in WORST_PIECES}
+    slowest = max(worst, key=worst.__getitem__)
+    times = ", ".join(f"{piece.strip()[:8]!r} {seconds * 1000:.0f}" for piece, seconds in worst.items())
+    table = Table("answer", "the longest questions, offline",
+                  f"{len(WORST_PIECES)} questions of {MAX_QUESTION_CHARS:,} characters, each one piece repeated; "
+                  f"{len(typical)} typical questions not asked before; the offline provider")
+    table.add(
+        Figure("typical question end to end", usual * 1000, "ms", "median"),
+        Figure("slowest question at the cap", worst[slowest] * 1000, "ms", f"by piece, ms: {times}"),
+        Figure("slowest at the cap / typical", ratio(worst[slowest], usual), "×", "",
+               f"≤ {WORST_TARGET:g}", worst[slowest] <= WORST_TARGET * usual),
+    )
+    return table
+
+
+def _at_cap(piece: str) -> str:
+    return ("how do I " + piece * MAX_QUESTION_CHARS)[: MAX_QUESTION_CHARS - 1] + "?"
+
+
 def ingest_store(settings: Settings, provider: Embedder, corpus_root: Path) -> Store:
     from ingest.pipeline import ingest_paths
 
@@ -215,3 +246,4 @@ def run(profile: Profile, work: Path, emit: Callable[[Table], None]) -> None:
     emit(route_table("offline (MiniLM + extractive answerer)",
                      samples(offline_chain, offline, questions),
                      f"no server: {len(questions)} questions, the same corpus, the offline provider"))
+    emit(worst_case_table(offline_chain, queries(profile.answer_repeats, seed=37)))  # unseen: no cache hit

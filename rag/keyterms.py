@@ -71,9 +71,11 @@ _LONE_WORD = re.compile(r"(?<![\w.:/=])(?<!(?<!\w)-)[a-z]{3,}(?!'t\b)(?![\w.:/])
 # "ode45", "int32", "gpt4o"), also before a hyphenated word ("base64-encoded"): no
 # dictionary word, and no quantity ("2cm", "60s" start with their number). Not one letter
 # and one digit, which is more often a variable or a key ("x1", "F5"); not a version
-# ("v7", "v18", the start of "v7.3"), nor a part of "x86-64".
+# ("v7", "v18", the start of "v7.3"), nor a part of "x86-64". Possessive, since giving
+# back a letter or a digit never lets a name end elsewhere: backtracking over every split
+# of "ab111...1-2" took a second on a question of 8,000 characters.
 _LETTERS_DIGITS = re.compile(
-    r"(?<![\w.\-/\\])(?!v\d+\b)(?=[a-z]{2}|[a-z]\d\d)[a-z]+\d+[a-z\d]*(?!\w)(?!-\d)(?!\.\d)", re.I)
+    r"(?<![\w.\-/\\])(?!v\d+\b)(?=[a-z]{2}|[a-z]\d\d)[a-z]++\d++[a-z\d]*+(?!\w)(?!-\d)(?!\.\d)", re.I)
 _VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
@@ -188,7 +190,7 @@ def versions(question: str) -> set[str]:
         (dotted or named).lower() for match in _VERSION.finditer(question)
         for dotted, named in [match.groups()]
         if (named and named.split()[0].lower() not in STOPWORDS)
-        or (dotted and not _VALUE_BEFORE.search(question[: match.start()]))
+        or (dotted and not _just_before(_VALUE_BEFORE, question, match.start()))
     }
 
 
@@ -198,9 +200,27 @@ def file_formats(question: str) -> set[str]:
     is named as a thing (`_EXTENSION`): a method written ".get" is a common word."""
     return {
         m.group(1).lower() for m in _EXTENSION.finditer(question)
-        if (_AS_A_THING_BEFORE.search(question[: m.start()]) or _AS_A_THING_AFTER.match(question[m.end():]))
-        and not _NOT_A_FORMAT_AFTER.match(question[m.end():])
+        if (_just_before(_AS_A_THING_BEFORE, question, m.start())
+            or _AS_A_THING_AFTER.match(_just_after(question, m.end())))
+        and not _NOT_A_FORMAT_AFTER.match(_just_after(question, m.end()))
     }
+
+
+# How far before or after a match the words that qualify it ("is 0.5", "an .xlsx file") are
+# looked for: a few words. Searching the whole rest of the question, once per match, made a
+# question of 8,000 characters with thousands of matches ("1.1 1.1 1.1 ...") take 2 s.
+_NEAR_CHARS = 200
+
+
+def _just_before(pattern: re.Pattern[str], text: str, at: int) -> bool:
+    """Whether `pattern` (anchored by `$`) matches the text ending at `at`, within
+    `_NEAR_CHARS` of it; a word boundary at the window's start still sees the character
+    before it."""
+    return pattern.search(text, max(0, at - _NEAR_CHARS), at) is not None
+
+
+def _just_after(text: str, at: int) -> str:
+    return text[at : at + _NEAR_CHARS]
 
 
 # A dot ending a line, a word starting the next: how extracted text breaks a qualified name.

@@ -93,6 +93,16 @@ def test_answer_takes_each_route(smoke_run: dict) -> None:  # type: ignore[type-
     assert figures(smoke_run, "answer")["cache lookup (hit)"]["value"] is not None
 
 
+def test_answer_times_every_question_at_the_length_cap(smoke_run: dict) -> None:  # type: ignore[type-arg]
+    from bench.answer_bench import WORST_PIECES
+
+    got = figures(smoke_run, "answer")
+    slowest = got["slowest question at the cap"]
+    assert slowest["value"] > 0
+    assert all(repr(piece.strip()[:8]) in slowest["note"] for piece in WORST_PIECES)
+    assert got["slowest at the cap / typical"]["met"] is not None
+
+
 def test_serve_streams_every_session_and_only_the_binding_limit_refuses(smoke_run: dict) -> None:  # type: ignore[type-arg]
     tables = {t["title"]: {f["name"]: f for f in t["figures"]} for t in smoke_run["tables"] if t["bench"] == "serve"}
     [open_limit] = [t for title, t in tables.items() if title.endswith("concurrent sessions")]

@@ -6,7 +6,15 @@ from functools import partial
 import pytest
 
 from rag.bm25 import BM25Search
-from rag.keyterms import as_typed, key_terms, mentioned_elsewhere, missing_terms, plain_words, versions
+from rag.keyterms import (
+    as_typed,
+    file_formats,
+    key_terms,
+    mentioned_elsewhere,
+    missing_terms,
+    plain_words,
+    versions,
+)
 from rag.types import Passage
 from tests.fakes.tiny_corpus import Doc, build_store
 
@@ -94,6 +102,21 @@ def test_a_number_the_asker_brings_is_no_version():
         "3.14", "3.12", "3.13"}
     assert missing_terms("Is 0.5 the default temperature?", [division]) == []
     assert versions("Is 3 the max? What 2 options does it take? Does Python 3 do it?") == {"python 3"}
+
+
+def test_what_stands_next_to_a_number_or_a_format_is_read_there_in_a_long_question():
+    """The words that make a dotted number the asker's value ("give 0.5") or an extension a
+    format (".xlsx file") are read just before or after it, not through the whole question
+    once per number (which took seconds at the length cap: `bench answer`). A long question
+    reads them as a short one does, and a word that only ends where the looking starts
+    ("this" before a number) is still not "is"."""
+    preamble = "I have tried many things before asking. " * 150
+    question = f"{preamble}Why does 1/2 give 0.5 in asymptote, and how do I read an .xlsx file with python 3.11?"
+    assert versions(question) == {"3.11"}
+    assert file_formats(question) == {"xlsx"}
+    assert key_terms(question) == {"3.11", "xlsx"}
+    assert versions("what does th" + "is" + " " * 198 + "1.5 do") == {"1.5"}
+    assert versions("what does " + "is" + " " * 198 + "1.5 do") == set()
 
 
 def test_a_file_format_named_by_its_extension_is_a_key_term():
