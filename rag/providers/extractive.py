@@ -60,10 +60,26 @@ _TERM = r"[a-z_][\w-]*"
 _FLAG = r"[ \t]*--?[A-Za-z][\w-]*(?=[\s,=\[]|$)"
 _FLAGS_ONLY = re.compile(rf"(?:{_FLAG},?)+[ \t]*")  # "--norc" over "-f Don't read ...": one entry
 _ENTRY = rf"{_TERM} (?:\(|[A-Z])"
+# Abbreviations that end no sentence before a capital or a figure, as written: "e.g.
+# Windows", "approx. 5 m", "Sec. 2", "Knuth et al. 1984", Octave's "fontsize: scalar, def.
+# 10". Before, ". " cut each from what followed. Not those that as often end one: "etc.",
+# "resp.", a variable ("the path p. If p is cyclic", "handle fig. The"), a unit ("5 ms.").
+_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "cf.", "Cf.", "vs.", "al.", "approx.", "Sec.", "Fig.", "Figs.",
+                  "Eq.", "Eqs.", "Vol.", "def.", "viz.", "incl.", "Dr.", "Mr.", "Mrs.", "Prof.")
+# At a line end, more end nothing: a manual's next line is read as its next entry only after
+# a sentence that ends there.
+_LINE_END_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "etc.", "Etc.", "cf.", "Cf.", "vs.", "al.", "approx.",
+                           "sec.", "Sec.", "fig.", "Fig.", "eq.", "Eq.", "resp.", "p.", "pp.")
+
+
+def _not_after(words: Sequence[str]) -> str:
+    """A lookbehind for each of `words`: none of them ends just before."""
+    return "".join(rf"(?<!\b{re.escape(w)})" for w in words)
+
+
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*])|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
-    r"|(?<=\w\.)(?<!\b[Ee]\.g\.)(?<!\b[Ii]\.e\.)(?<!\b[Ee]tc\.)(?<!\b[Cc]f\.)(?<!\bvs\.)(?<!\bal\.)(?<!\bapprox\.)"
-    rf"(?<!\b[Ss]ec\.)(?<!\b[Ff]ig\.)(?<!\b[Ee]q\.)(?<!\bresp\.)(?<!\bp\.)(?<!\bpp\.)\n(?={_ENTRY})"
+    rf"(?<=[.!?]){_not_after(_ABBREVIATIONS)}\s+(?=[A-Z0-9\"'(\[`*])|\n{{2,}}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
+    rf"|(?<=\w\.){_not_after(_LINE_END_ABBREVIATIONS)}\n(?={_ENTRY})"
     rf"|\n(?={_FLAG})"
 )
 _ENTRY_HEAD = re.compile(rf"{_ENTRY}|{_FLAG}")  # a term's entry, or an option's

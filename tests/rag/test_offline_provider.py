@@ -376,6 +376,31 @@ def test_a_period_inside_a_short_bracket_ends_no_sentence():
     ]
 
 
+def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
+    """Octave's "fontsize: scalar, def. 10 Size of the font ..." was cut after "def.", and
+    the figure a user asked for began a unit of its own; "e.g. Windows" and "approx. 5 m"
+    were cut alike. "etc.", a variable ("the path p.") and a unit ("5 ms.") may still end one."""
+    from rag.providers.extractive import split_sentences
+
+    text = ("Fontname: string, def. \"*\" Name of font used. Fontsize: scalar, def. 10 Size of the font used. "
+            "Use a platform, e.g. Windows or Linux, and run it. The cable is approx. 5 meters long. "
+            "See Sec. 2 and Fig. 3, as in Knuth et al. 1984. Copy the files, the folders, the links, etc. "
+            "Then wait for the copy to finish, about 5 ms. It is done then, and the files are in place. "
+            "This is the number of nodes in the path p. If p is cyclic, this is the same.")
+    assert split_sentences(text) == [
+        'Fontname: string, def. "*" Name of font used.',
+        "Fontsize: scalar, def. 10 Size of the font used.",
+        "Use a platform, e.g. Windows or Linux, and run it.",
+        "The cable is approx. 5 meters long.",
+        "See Sec. 2 and Fig. 3, as in Knuth et al. 1984.",
+        "Copy the files, the folders, the links, etc.",
+        "Then wait for the copy to finish, about 5 ms.",
+        "It is done then, and the files are in place.",
+        "This is the number of nodes in the path p.",
+        "If p is cyclic, this is the same.",
+    ]
+
+
 def test_a_short_list_is_quoted_after_the_sentence_introducing_it():
     """"directories are searched in the following order:" was quoted without the order: its
     items ("/var/tmp") are too short to be units of their own."""
