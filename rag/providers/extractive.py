@@ -72,13 +72,21 @@ _LINE_END_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "etc.", "Etc.", "cf."
                            "sec.", "Sec.", "fig.", "Fig.", "eq.", "Eq.", "resp.", "p.", "pp.")
 
 
+# A stop inside a closing quote or bracket ends a sentence too: 'is called "auto." This',
+# "(see Section 4.2, page 104.) Any initial basis". Not an ellipsis closing a call's
+# arguments, "and (x1, x2, . . .) Return the logical AND", which its description follows.
+_CLOSERS = r"\"”’')\]"  # for a character class
+_CLOSED_AFTER_STOP = rf"(?<=[.!?][{_CLOSERS}])(?<!\.\.[{_CLOSERS}])(?<!\. \.[{_CLOSERS}])"
+
+
 def _not_after(words: Sequence[str]) -> str:
     """A lookbehind for each of `words`: none of them ends just before."""
     return "".join(rf"(?<!\b{re.escape(w)})" for w in words)
 
 
 _SENTENCE_END = re.compile(
-    rf"(?<=[.!?]){_not_after(_ABBREVIATIONS)}\s+(?=[A-Z0-9\"'(\[`*])|\n{{2,}}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
+    rf"(?:(?<=[.!?]){_not_after(_ABBREVIATIONS)}|{_CLOSED_AFTER_STOP})\s+(?=[A-Z0-9\"'(\[`*])"
+    r"|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
     rf"|(?<=\w\.){_not_after(_LINE_END_ABBREVIATIONS)}\n(?={_ENTRY})"
     rf"|\n(?={_FLAG})"
 )

@@ -401,6 +401,26 @@ def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
     ]
 
 
+def test_a_stop_inside_a_closing_quote_or_bracket_ends_a_sentence():
+    """GLPK's "(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to
+    start the search ..." was one unit, the aside glued to the next return code; an ellipsis
+    closing a call's arguments still runs on into the description the call heads."""
+    from rag.providers.extractive import split_sentences
+
+    text = ("(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search. "
+            'The mode is called "auto." This is the default value of the mode. It is written “done.” Then it ends '
+            "at once.\n\nz = and (x1, x2, . . .) Return the logical AND of all the arguments given.")
+    assert split_sentences(text) == [
+        "(This code may appear only if the presolver is disabled.)",
+        "GLP_ENOPFS Unable to start the search.",
+        'The mode is called "auto."',
+        "This is the default value of the mode.",
+        "It is written “done.”",
+        "Then it ends at once.",
+        "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.",
+    ]
+
+
 def test_a_short_list_is_quoted_after_the_sentence_introducing_it():
     """"directories are searched in the following order:" was quoted without the order: its
     items ("/var/tmp") are too short to be units of their own."""
