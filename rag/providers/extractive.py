@@ -389,6 +389,12 @@ _DOES_THAT = re.compile(
     r"|^first(?:,|\s+(?:we|you|one)\b)", re.I)
 
 
+# A sentence that goes on from the one before it, opening by pointing back: "round(2.675,
+# 2) gives 2.67 instead of the expected 2.68." then "This is not a bug: ...", or "This
+# routine ..." after the sentence naming it.
+_REFERS_BACK = re.compile(r"(?:This|That|These|Those|Such|Otherwise|Therefore|Thus|Hence)\b")
+
+
 def _answered(units: list[Quotable]) -> list[Quotable]:
     """Each question the document asks quoted with the sentence after it, its answer: an FAQ's
     "How do I use a string literal that contains an embedded single-quote (') character?"
@@ -397,10 +403,13 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     is a need a manual states, with the sentence saying how (`_DOES_THAT`): "Another
     problem sometimes faced is the need for showing the equation numbers for only those
     equations actually referenced." matches the question, "In mathtools this can be done by
-    setting the key showonlyrefs ..." answers it."""
+    setting the key showonlyrefs ..." answers it. And so is a sentence with the one after it
+    when that one opens by pointing back (`_REFERS_BACK`): "This is not a bug: ..." is what
+    a user asking "is that a bug?" needs after the sentence that matched."""
     return [
         replace(unit, then=after.text) if (
-            (unit.text.endswith("?") or _DOES_THAT.match(after.text)) and not unit.then and not after.text.endswith("?")
+            (unit.text.endswith("?") or _DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))
+            and not unit.then and not after.text.endswith("?")
             and len(after.text) <= THEN_CHARS and after.heading == unit.heading
         ) else unit
         for unit, after in pairwise(units)

@@ -333,6 +333,23 @@ def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
     assert steps[0].then.startswith("First we define a brand new tag form")
 
 
+def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_provider):
+    """The Python docs: "round(2.675, 2) gives 2.67 instead of the expected 2.68." matches "is
+    that a bug?", and "This is not a bug: ..." after it answers; only the first was quoted.
+    A sentence opening with "It" is not taken along: it names something, not the point before."""
+    from rag.providers.extractive import quotable_units
+
+    text = ("The behavior of round() for floats can be surprising: for example, round(2.675, 2) gives 2.67 "
+            "instead of the expected 2.68. This is not a bug: it's a result of the fact that most decimal "
+            "fractions can't be represented exactly as a float. It rounds half to even in other cases.")
+    units = quotable_units(text)
+    assert units[0].then.startswith("This is not a bug")
+    assert not units[1].then  # "It rounds ..." points back at nothing
+    reply = offline_provider.answerer.answer("round(2.675, 2) gives me 2.67, is that a bug?",
+                                             [Passage(1, text, "floatingpoint.html")])
+    assert "gives 2.67 instead of the expected 2.68. This is not a bug" in reply
+
+
 def test_a_manuals_entry_is_quoted_whole_when_short():
     """parskip's option "indent": its first sentence names it and matches the question, the
     next ones say what a user asks (its value when given none). An entry the passage cuts off
@@ -353,7 +370,7 @@ def test_a_manuals_entry_is_quoted_whole_when_short():
     assert quotable_units(whole)[2].then.startswith("If specified without a value then 30pt are assumed")
     long = "skip With the option skip you set the space.\n" + "It is long and says much more than one needs. " * 8
     assert not quotable_units(long)[0].then
-    middle = "the LaTeX kernel handles indentation if necessary.\nThis package fixes the spacing in lists."
+    middle = "the LaTeX kernel handles indentation if necessary.\nThe package fixes the spacing in lists."
     assert not quotable_units(middle)[0].then  # a chunk starting mid-sentence starts no entry
 
 
