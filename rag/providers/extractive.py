@@ -390,9 +390,12 @@ _DOES_THAT = re.compile(
 
 
 # A sentence that goes on from the one before it, opening by pointing back: "round(2.675,
-# 2) gives 2.67 instead of the expected 2.68." then "This is not a bug: ...", or "This
-# routine ..." after the sentence naming it.
-_REFERS_BACK = re.compile(r"(?:This|That|These|Those|Such|Otherwise|Therefore|Thus|Hence)\b")
+# 2) gives 2.67 instead of the expected 2.68." then "This is not a bug: ...", "This routine
+# ..." after the sentence naming it, or the exception to it: "Attempting to use an index
+# that is too large will result in an error" then "However, out of range slice indexes are
+# handled gracefully when used for slicing".
+_REFERS_BACK = re.compile(
+    r"(?:This|That|These|Those|Such|Otherwise|Therefore|Thus|Hence|However|But|Instead|Nevertheless)\b")
 
 
 def _answered(units: list[Quotable]) -> list[Quotable]:

@@ -348,6 +348,9 @@ def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_prov
     reply = offline_provider.answerer.answer("round(2.675, 2) gives me 2.67, is that a bug?",
                                              [Passage(1, text, "floatingpoint.html")])
     assert "gives 2.67 instead of the expected 2.68. This is not a bug" in reply
+    slicing = quotable_units("Attempting to use an index that is too large will result in an error. However, out "
+                             "of range slice indexes are handled gracefully when used for slicing.")
+    assert slicing[0].then.startswith("However, out of range slice indexes")
 
 
 def test_a_manuals_entry_is_quoted_whole_when_short():
