@@ -393,9 +393,11 @@ _DOES_THAT = re.compile(
 # 2) gives 2.67 instead of the expected 2.68." then "This is not a bug: ...", "This routine
 # ..." after the sentence naming it, or the exception to it: "Attempting to use an index
 # that is too large will result in an error" then "However, out of range slice indexes are
-# handled gracefully when used for slicing".
+# handled gracefully when used for slicing"; or a note or a case of it ("Note that ...", "In
+# this case ...", "If not, ...").
 _REFERS_BACK = re.compile(
-    r"(?:This|That|These|Those|Such|Otherwise|Therefore|Thus|Hence|However|But|Instead|Nevertheless)\b")
+    r"(?:This|That|These|Those|Such|Otherwise|Therefore|Thus|Hence|However|But|Instead|Nevertheless"
+    r"|Note|In (?:this|that|such an?|either|both) cases?|If so|If not|Also)\b")
 
 
 def _answered(units: list[Quotable]) -> list[Quotable]:

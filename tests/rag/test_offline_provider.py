@@ -351,6 +351,9 @@ def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_prov
     slicing = quotable_units("Attempting to use an index that is too large will result in an error. However, out "
                              "of range slice indexes are handled gracefully when used for slicing.")
     assert slicing[0].then.startswith("However, out of range slice indexes")
+    noted = quotable_units("The parameter parm can be specified as NULL, in which case the solver uses default "
+                           "settings. Note that the solver is unable to solve hard instances in reasonable time.")
+    assert noted[0].then.startswith("Note that the solver is unable")
 
 
 def test_a_manuals_entry_is_quoted_whole_when_short():
