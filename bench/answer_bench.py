@@ -34,10 +34,12 @@ TTFT_S = 0.30  # the fake model's time to first token
 TOKENS_PER_S = 150.0
 COLLECTION = "bench-answer"
 OVERHEAD_TARGET_MS = 50.0
-# Questions at the length cap made of one piece repeated: shapes that once sent a question
-# parser quadratic (a dotted number after each "is", an extension after each space, a name
-# of letters then thousands of digits), beside ordinary words repeated.
-WORST_PIECES = ("1.1 ", " .ab", "is 1.5 ", "ab" + "1" * 50 + "-2 ", "Retry 429 ", "os.path ", "word ")
+# Questions at the length cap made of one piece repeated, then an ending: shapes that once
+# sent a question parser quadratic (a dotted number after each "is", an extension after
+# each space, one dotted number of thousands of parts before a name with a digit, a summary
+# cue repeated), beside ordinary words repeated.
+WORST_PIECES = {"1.1 ": "", " .ab": "", "is 1.5 ": "", "1.": "1a1", "tl;dr ": "", "ab" + "1" * 50 + "-2 ": "",
+                "Retry 429 ": "", "os.path ": "", "word ": ""}
 WORST_TARGET = 5.0  # a question at the cap may cost this many typical ones, not more
 
 
@@ -189,7 +191,7 @@ def worst_case_table(chain: Chain, typical: Sequence[str]) -> Table:
     not let one request cost seconds of CPU."""
     stream_chain(chain, "warm up: " + typical[0])
     usual = statistics.median(stream_chain(chain, q)[0].total_s for q in typical)
-    worst = {piece: stream_chain(chain, _at_cap(piece))[0].total_s for piece in WORST_PIECES}
+    worst = {piece: stream_chain(chain, _at_cap(piece, ending))[0].total_s for piece, ending in WORST_PIECES.items()}
     slowest = max(worst, key=worst.__getitem__)
     times = ", ".join(f"{piece.strip()[:8]!r} {seconds * 1000:.0f}" for piece, seconds in worst.items())
     table = Table("answer", "the longest questions, offline",
@@ -204,8 +206,9 @@ def worst_case_table(chain: Chain, typical: Sequence[str]) -> Table:
     return table
 
 
-def _at_cap(piece: str) -> str:
-    return ("how do I " + piece * MAX_QUESTION_CHARS)[: MAX_QUESTION_CHARS - 1] + "?"
+def _at_cap(piece: str, ending: str) -> str:
+    """A question of `MAX_QUESTION_CHARS` characters: `piece` repeated, then `ending`."""
+    return ("how do I " + piece * MAX_QUESTION_CHARS)[: MAX_QUESTION_CHARS - 1 - len(ending)] + ending + "?"
 
 
 def ingest_store(settings: Settings, provider: Embedder, corpus_root: Path) -> Store:

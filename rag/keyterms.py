@@ -76,7 +76,9 @@ _LONE_WORD = re.compile(r"(?<![\w.:/=])(?<!(?<!\w)-)[a-z]{3,}(?!'t\b)(?![\w.:/])
 # of "ab111...1-2" took a second on a question of 8,000 characters.
 _LETTERS_DIGITS = re.compile(
     r"(?<![\w.\-/\\])(?!v\d+\b)(?=[a-z]{2}|[a-z]\d\d)[a-z]++\d++[a-z\d]*+(?!\w)(?!-\d)(?!\.\d)", re.I)
-_VERSION = re.compile(r"(?<![\w.-])(\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
+# A dotted number is matched whole (atomic): a shorter one has the same digit after it in the
+# same run, so giving back parts only rescanned the run, quadratic on "1.1.1...1a1".
+_VERSION = re.compile(r"(?<![\w.-])((?>\d+\.\d+(?:\.\d+)*))(?![\w.]*\d)|\b([A-Z][a-z]+ \d+)\b(?![,.]\d)")
 
 
 def key_terms(question: str) -> set[str]:
@@ -220,6 +222,7 @@ def _just_before(pattern: re.Pattern[str], text: str, at: int) -> bool:
 
 
 def _just_after(text: str, at: int) -> str:
+    """The `_NEAR_CHARS` of `text` from `at`, for a pattern anchored by `^` to read."""
     return text[at : at + _NEAR_CHARS]
 
 

@@ -61,31 +61,38 @@ _FLAG = r"[ \t]*--?[A-Za-z][\w-]*(?=[\s,=\[]|$)"
 _FLAGS_ONLY = re.compile(rf"(?:{_FLAG},?)+[ \t]*")  # "--norc" over "-f Don't read ...": one entry
 _ENTRY = rf"{_TERM} (?:\(|[A-Z])"
 # Abbreviations that end no sentence before a capital or a figure, as written: "e.g.
-# Windows", "approx. 5 m", "Sec. 2", "Knuth et al. 1984", Octave's "fontsize: scalar, def.
-# 10". Before, ". " cut each from what followed. Not those that as often end one: "etc.",
-# "resp.", a variable ("the path p. If p is cyclic", "handle fig. The"), a unit ("5 ms.").
+# Windows", "approx. 5 m", "Sec. 2", "Knuth et al. 1984". Before, ". " cut each from what
+# followed. Listed as written, case and all, and standing alone (not the end of
+# "sendmail.cf"): "p." and "fig." in lower case end sentences as variables in these manuals
+# ("the path p. If p is cyclic"), and "etc.", "resp." and "ms." often end one.
 _ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "cf.", "Cf.", "vs.", "al.", "approx.", "Sec.", "Fig.", "Figs.",
-                  "Eq.", "Eqs.", "Vol.", "def.", "viz.", "incl.", "Dr.", "Mr.", "Mrs.", "Prof.")
+                  "Eq.", "Eqs.", "Vol.", "viz.", "incl.", "Dr.", "Mr.", "Mrs.", "Prof.")
+# Octave's "fontsize: scalar, def. 10" (444 in its manual) is a default before its value;
+# the Python docs' "the function containing the def. See section ..." ends a sentence.
+_DEFAULT_BEFORE_VALUE = r"(?<!(?<![\w.])def\.(?=\s+[\d\"'\[{(-]))"
 # At a line end, more end nothing: a manual's next line is read as its next entry only after
 # a sentence that ends there.
 _LINE_END_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "etc.", "Etc.", "cf.", "Cf.", "vs.", "al.", "approx.",
                            "sec.", "Sec.", "fig.", "Fig.", "eq.", "Eq.", "resp.", "p.", "pp.")
-
-
-# A stop inside a closing quote or bracket ends a sentence too: 'is called "auto." This',
-# "(see Section 4.2, page 104.) Any initial basis". Not an ellipsis closing a call's
-# arguments, "and (x1, x2, . . .) Return the logical AND", which its description follows.
+# A period inside a closing quote or bracket ends a sentence too: GLPK's "(This code may
+# appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search". Only a
+# period, and only after a sentence (`_encloses_a_sentence`): not "(on-screen!) 15 pixels",
+# "'^' (Caret.) Matches", a quoted symbol ("given as a '.' (dot)"), nor an ellipsis closing a
+# call's arguments ("and (x1, x2, . . .) Return the logical AND"), which heads its description.
 _CLOSERS = r"\"”’')\]"  # for a character class
-_CLOSED_AFTER_STOP = rf"(?<=[.!?][{_CLOSERS}])(?<!\.\.[{_CLOSERS}])(?<!\. \.[{_CLOSERS}])"
+_OPENER = {'"': '"', "”": "“", "’": "‘", "'": "'", ")": "(", "]": "["}
+_CLOSED_AFTER_STOP = (rf"(?<=\.[{_CLOSERS}])(?<!\.\.[{_CLOSERS}])(?<!\. \.[{_CLOSERS}])"
+                      rf"(?<![\"'‘“]\.[{_CLOSERS}])")
 
 
 def _not_after(words: Sequence[str]) -> str:
-    """A lookbehind for each of `words`: none of them ends just before."""
-    return "".join(rf"(?<!\b{re.escape(w)})" for w in words)
+    """A lookbehind for each of `words`: none of them, standing alone, ends just before."""
+    return "".join(rf"(?<!(?<![\w.]){re.escape(w)})" for w in words)
 
 
 _SENTENCE_END = re.compile(
-    rf"(?:(?<=[.!?]){_not_after(_ABBREVIATIONS)}|{_CLOSED_AFTER_STOP})\s+(?=[A-Z0-9\"'(\[`*])"
+    rf"(?:(?<=[.!?]){_not_after(_ABBREVIATIONS)}{_DEFAULT_BEFORE_VALUE}|{_CLOSED_AFTER_STOP})\s+"
+    r"(?=[A-Z0-9\"'(\[`*])"
     r"|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
     rf"|(?<=\w\.){_not_after(_LINE_END_ABBREVIATIONS)}\n(?={_ENTRY})"
     rf"|\n(?={_FLAG})"
@@ -115,11 +122,23 @@ def _sentence_parts(text: str) -> list[str]:
     return [*parts, text[start:]]
 
 
+def _encloses_a_sentence(text: str, at: int) -> bool:
+    """Whether the quote or bracket closing just before `at` (after a period) holds three
+    words or more since it opened, within `_BRACKET_CHARS` * 4: an aside, not a label
+    ("(Caret.)") or a word quoted ('"auto."')."""
+    opened = text.rfind(_OPENER[text[at - 1]], max(0, at - 4 * _BRACKET_CHARS), at - 2)
+    return opened >= 0 and len(text[opened + 1 : at - 2].split()) >= 3
+
+
 def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
     """Not a period, "!" or "?" inside a bracket that closes within `_BRACKET_CHARS`: an
     abbreviation there ("the default rule thickness is equal to that of \\underbrace (app.
     5/18 ex)") cut the sentence before its figure. Nor a line end before a function word
     ("Knuth et al." over "in The TeXbook"), which opens no manual's entry."""
+    closed = text[end.start() - 2 : end.start()]  # ".)" : the stop inside a closing quote or bracket
+    if (len(closed) == 2 and closed[0] == "." and closed[1] in _OPENER and "\n\n" not in end.group()
+            and not _encloses_a_sentence(text, end.start())):
+        return False
     after = text[end.end() :]
     if (depth > 0 and text[end.start() - 1 : end.start()] in ".!?" and "\n\n" not in end.group()
             and _CLOSES_FIRST.match(after[:_BRACKET_CHARS])):
@@ -344,7 +363,7 @@ def quotable_units(text: str) -> list[Quotable]:
     if code is not None:  # the passage ends inside a code block
         close_code(code)
     close_prose()
-    return _entries(_answered(units))
+    return _answered(_entries(units))
 
 
 # A unit ending in a letter or a comma: its sentence goes on (a figure, a page number or a

@@ -378,6 +378,9 @@ def test_a_manuals_entry_is_quoted_whole_when_short():
     assert not quotable_units(long)[0].then
     middle = "the LaTeX kernel handles indentation if necessary.\nThe package fixes the spacing in lists."
     assert not quotable_units(middle)[0].then  # a chunk starting mid-sentence starts no entry
+    rest = "This option takes a length. If given none, 0pt is assumed for it."
+    pointing = f"indent With the option indent you set the indentation.\n{rest}"
+    assert quotable_units(pointing)[0].then == rest  # the whole entry, not only the sentence pointing back
 
 
 def test_a_period_inside_a_short_bracket_ends_no_sentence():
@@ -402,14 +405,17 @@ def test_a_period_inside_a_short_bracket_ends_no_sentence():
 def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
     """Octave's "fontsize: scalar, def. 10 Size of the font ..." was cut after "def.", and
     the figure a user asked for began a unit of its own; "e.g. Windows" and "approx. 5 m"
-    were cut alike. "etc.", a variable ("the path p.") and a unit ("5 ms.") may still end one."""
+    were cut alike. "etc.", a variable ("the path p."), a unit ("5 ms."), "def." before no value
+    and a file's extension ("sendmail.cf.") may still end one."""
     from rag.providers.extractive import split_sentences
 
     text = ("Fontname: string, def. \"*\" Name of font used. Fontsize: scalar, def. 10 Size of the font used. "
             "Use a platform, e.g. Windows or Linux, and run it. The cable is approx. 5 meters long. "
             "See Sec. 2 and Fig. 3, as in Knuth et al. 1984. Copy the files, the folders, the links, etc. "
             "Then wait for the copy to finish, about 5 ms. It is done then, and the files are in place. "
-            "This is the number of nodes in the path p. If p is cyclic, this is the same.")
+            "This is the number of nodes in the path p. If p is cyclic, this is the same. A name is bound in the "
+            "function containing the def. See the section on naming for more. Edit a file such as sendmail.cf. "
+            "We complicate things later on.")
     assert split_sentences(text) == [
         'Fontname: string, def. "*" Name of font used.',
         "Fontsize: scalar, def. 10 Size of the font used.",
@@ -421,25 +427,39 @@ def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
         "It is done then, and the files are in place.",
         "This is the number of nodes in the path p.",
         "If p is cyclic, this is the same.",
+        "A name is bound in the function containing the def.",  # "def." before a value only
+        "See the section on naming for more.",
+        "Edit a file such as sendmail.cf.",  # a file's extension, not "cf."
+        "We complicate things later on.",
     ]
 
 
-def test_a_stop_inside_a_closing_quote_or_bracket_ends_a_sentence():
+def test_a_period_inside_a_closing_quote_or_bracket_ends_a_sentence_it_holds():
     """GLPK's "(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to
-    start the search ..." was one unit, the aside glued to the next return code; an ellipsis
-    closing a call's arguments still runs on into the description the call heads."""
+    start the search ..." was one unit, the aside glued to the next return code. A label or a
+    word in brackets or quotes ends nothing ("'^' (Caret.) Matches", a quoted '.' symbol, the
+    mode "auto."), nor does "!" ("(on-screen!) 15 pixels"), nor an ellipsis closing a call's
+    arguments, which runs on into the description the call heads."""
     from rag.providers.extractive import split_sentences
 
     text = ("(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search. "
-            'The mode is called "auto." This is the default value of the mode. It is written “done.” Then it ends '
-            "at once.\n\nz = and (x1, x2, . . .) Return the logical AND of all the arguments given.")
+            'The log says "the run is now done." Then the solver returns its code at once. It is written '
+            "“all of it is done.” Then it ends at once.\n\n"
+            "'^' (Caret.) Matches the start of the string. The mode is called \"auto.\" This is its default. "
+            "Precision is given as a '.' (dot) followed by the digits. The turtle moves (on-screen!) 15 pixels "
+            "at a time.\n\n"
+            "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.")
     assert split_sentences(text) == [
         "(This code may appear only if the presolver is disabled.)",
         "GLP_ENOPFS Unable to start the search.",
-        'The mode is called "auto."',
-        "This is the default value of the mode.",
-        "It is written “done.”",
+        'The log says "the run is now done."',
+        "Then the solver returns its code at once.",
+        "It is written “all of it is done.”",
         "Then it ends at once.",
+        "'^' (Caret.) Matches the start of the string.",
+        'The mode is called "auto." This is its default.',
+        "Precision is given as a '.' (dot) followed by the digits.",
+        "The turtle moves (on-screen!) 15 pixels at a time.",
         "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.",
     ]
 

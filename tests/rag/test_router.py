@@ -113,6 +113,9 @@ def test_fallback_says_pro_was_out_of_quota_and_why_pro_was_wanted(router_for):
         ("Read the entire file and list the deadlines", True),
         ("How many vacation days do I get?", False),
         ("Summarise the retry policy in one line", False),
+        ("TL;DR of the manual?", True),
+        ("tl;dr tl;dr\nthe whole thing, from the pricing guide", True),  # the noun after a cue, lines apart
+        ("In the pricing guide, summarise the retry policy", False),  # the noun before the cue only
     ],
 )
 def test_questions_asking_for_whole_documents(question, whole):
