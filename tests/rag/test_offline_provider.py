@@ -321,13 +321,13 @@ def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
 
     text = ("Another problem sometimes faced is the need for showing the equation numbers for only those "
             "equations actually referenced. In mathtools this can be done by setting the key showonlyrefs to "
-            "true. You may also want one equation numbered. To do this, use \\noeqref. It is possible to "
-            "number all.")
+            "true. You may also want one equation numbered. To do this, use \\noeqref. Numbering all is "
+            "possible too.")
     units = quotable_units(text)
     assert units[0].then.startswith("In mathtools this can be done by setting the key showonlyrefs")
     assert not units[1].then  # "You may also want ..." after it points back at nothing
     assert units[2].text == "You may also want one equation numbered." and units[2].then.startswith("To do this")
-    assert not units[3].then  # "It is possible to ..." is no answer to what came before
+    assert not units[3].then  # "Numbering all ..." is no answer to what came before
     steps = quotable_units("As an example let's try to define a tag form which puts the equation number in square "
                            "brackets. First we define a brand new tag form: \\newtagform{brackets}{[}{]}")
     assert steps[0].then.startswith("First we define a brand new tag form")
@@ -335,16 +335,17 @@ def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
 
 def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_provider):
     """The Python docs: "round(2.675, 2) gives 2.67 instead of the expected 2.68." matches "is
-    that a bug?", and "This is not a bug: ..." after it answers; only the first was quoted.
-    A sentence opening with "It" is not taken along: it names something, not the point before."""
+    that a bug?", and "This is not a bug: ..." after it answers; only the first was quoted. So
+    is an exception after the rule it qualifies ("However, out of range slice indexes ..."), a
+    note, and what "it" does after the sentence naming it; a sentence opening otherwise is not."""
     from rag.providers.extractive import quotable_units
 
     text = ("The behavior of round() for floats can be surprising: for example, round(2.675, 2) gives 2.67 "
             "instead of the expected 2.68. This is not a bug: it's a result of the fact that most decimal "
-            "fractions can't be represented exactly as a float. It rounds half to even in other cases.")
+            "fractions can't be represented exactly as a float. Rounding goes half to even in other cases.")
     units = quotable_units(text)
     assert units[0].then.startswith("This is not a bug")
-    assert not units[1].then  # "It rounds ..." points back at nothing
+    assert not units[1].then  # "Rounding goes ..." points back at nothing
     reply = offline_provider.answerer.answer("round(2.675, 2) gives me 2.67, is that a bug?",
                                              [Passage(1, text, "floatingpoint.html")])
     assert "gives 2.67 instead of the expected 2.68. This is not a bug" in reply
@@ -354,6 +355,9 @@ def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_prov
     noted = quotable_units("The parameter parm can be specified as NULL, in which case the solver uses default "
                            "settings. Note that the solver is unable to solve hard instances in reasonable time.")
     assert noted[0].then.startswith("Note that the solver is unable")
+    named = quotable_units("The mkoctfile function compiles source code written in C, C++, or Fortran. It "
+                           "creates an oct-file that Octave loads like a function.")
+    assert named[0].then.startswith("It creates an oct-file")
 
 
 def test_a_manuals_entry_is_quoted_whole_when_short():
@@ -374,7 +378,7 @@ def test_a_manuals_entry_is_quoted_whole_when_short():
     ]
     whole = text.removesuffix(" that forms the\n") + ".\n2 Differences to the original package"
     assert quotable_units(whole)[2].then.startswith("If specified without a value then 30pt are assumed")
-    long = "skip With the option skip you set the space.\n" + "It is long and says much more than one needs. " * 8
+    long = "skip With the option skip you set the space.\n" + "The entry is long and says more than one needs. " * 8
     assert not quotable_units(long)[0].then
     middle = "the LaTeX kernel handles indentation if necessary.\nThe package fixes the spacing in lists."
     assert not quotable_units(middle)[0].then  # a chunk starting mid-sentence starts no entry
