@@ -413,10 +413,12 @@ _DOES_THAT = re.compile(
 # ..." after the sentence naming it, or the exception to it: "Attempting to use an index
 # that is too large will result in an error" then "However, out of range slice indexes are
 # handled gracefully when used for slicing"; or a note or a case of it ("Note that ...", "In
-# this case ...", "If not, ..."); or what the thing it named does ("It creates an oct-file").
+# this case ...", "If not, ..."); or what the thing it named does ("It creates an oct-file"),
+# or an example of it ("For example, ...").
 _REFERS_BACK = re.compile(
     r"(?:This|That|These|Those|Such|Otherwise|Therefore|Thus|Hence|However|But|Instead|Nevertheless"
-    r"|Note|In (?:this|that|such an?|either|both) cases?|If so|If not|Also|It|They|Its|Their)\b")
+    r"|Note|In (?:this|that|such an?|either|both) cases?|If so|If not|Also|It|They|Its|Their"
+    r"|For (?:example|instance))\b")
 
 
 def _answered(units: list[Quotable]) -> list[Quotable]:

@@ -358,6 +358,9 @@ def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_prov
     named = quotable_units("The mkoctfile function compiles source code written in C, C++, or Fortran. It "
                            "creates an oct-file that Octave loads like a function.")
     assert named[0].then.startswith("It creates an oct-file")
+    example = quotable_units("Cell arrays can hold values of different types and sizes. For example, c = "
+                             "{1, 'two', [3 4]} holds a number, a string and a vector.")
+    assert example[0].then.startswith("For example, c = {1, 'two', [3 4]}")
 
 
 def test_a_manuals_entry_is_quoted_whole_when_short():
