@@ -202,9 +202,9 @@ def file_formats(question: str) -> set[str]:
     is named as a thing (`_EXTENSION`): a method written ".get" is a common word."""
     return {
         m.group(1).lower() for m in _EXTENSION.finditer(question)
-        if (_just_before(_AS_A_THING_BEFORE, question, m.start())
-            or _AS_A_THING_AFTER.match(_just_after(question, m.end())))
-        and not _NOT_A_FORMAT_AFTER.match(_just_after(question, m.end()))
+        for after in [_just_after(question, m.end())]
+        if (_just_before(_AS_A_THING_BEFORE, question, m.start()) or _AS_A_THING_AFTER.match(after))
+        and not _NOT_A_FORMAT_AFTER.match(after)
     }
 
 

@@ -79,8 +79,8 @@ _LINE_END_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "etc.", "Etc.", "cf."
 # period, and only after a sentence (`_encloses_a_sentence`): not "(on-screen!) 15 pixels",
 # "'^' (Caret.) Matches", a quoted symbol ("given as a '.' (dot)"), nor an ellipsis closing a
 # call's arguments ("and (x1, x2, . . .) Return the logical AND"), which heads its description.
-_CLOSERS = r"\"”’')\]"  # for a character class
-_OPENER = {'"': '"', "”": "“", "’": "‘", "'": "'", ")": "(", "]": "["}
+_OPENER = {'"': '"', "”": "“", "’": "‘", "'": "'", ")": "(", "]": "["}  # each closer's opener
+_CLOSERS = re.escape("".join(_OPENER))  # the closers, for a character class
 _CLOSED_AFTER_STOP = (rf"(?<=\.[{_CLOSERS}])(?<!\.\.[{_CLOSERS}])(?<!\. \.[{_CLOSERS}])"
                       rf"(?<![\"'‘“]\.[{_CLOSERS}])")
 

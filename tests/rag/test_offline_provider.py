@@ -349,18 +349,18 @@ def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_prov
     reply = offline_provider.answerer.answer("round(2.675, 2) gives me 2.67, is that a bug?",
                                              [Passage(1, text, "floatingpoint.html")])
     assert "gives 2.67 instead of the expected 2.68. This is not a bug" in reply
-    slicing = quotable_units("Attempting to use an index that is too large will result in an error. However, out "
-                             "of range slice indexes are handled gracefully when used for slicing.")
-    assert slicing[0].then.startswith("However, out of range slice indexes")
-    noted = quotable_units("The parameter parm can be specified as NULL, in which case the solver uses default "
-                           "settings. Note that the solver is unable to solve hard instances in reasonable time.")
-    assert noted[0].then.startswith("Note that the solver is unable")
-    named = quotable_units("The mkoctfile function compiles source code written in C, C++, or Fortran. It "
-                           "creates an oct-file that Octave loads like a function.")
-    assert named[0].then.startswith("It creates an oct-file")
-    example = quotable_units("Cell arrays can hold values of different types and sizes. For example, c = "
-                             "{1, 'two', [3 4]} holds a number, a string and a vector.")
-    assert example[0].then.startswith("For example, c = {1, 'two', [3 4]}")
+    going_on = [  # a sentence, then the one going on from it: excepting, noting, "it", an example
+        ("Attempting to use an index that is too large will result in an error.",
+         "However, out of range slice indexes are handled gracefully when used for slicing."),
+        ("The parameter parm can be specified as NULL, in which case the solver uses default settings.",
+         "Note that the solver is unable to solve hard instances in reasonable time."),
+        ("The mkoctfile function compiles source code written in C, C++, or Fortran.",
+         "It creates an oct-file that Octave loads like a function."),
+        ("Cell arrays can hold values of different types and sizes.",
+         "For example, c = {1, 'two', [3 4]} holds a number, a string and a vector."),
+    ]
+    for first, then in going_on:
+        assert quotable_units(f"{first} {then}")[0].then == then
 
 
 def test_a_manuals_entry_is_quoted_whole_when_short():
