@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer import SentenceCheck, Verdict
-from rag.providers.extractive import CUT_MARK, OFFLINE_NOTE, split_sentences
+from rag.providers.extractive import OFFLINE_NOTE
+from rag.providers.quotable import CUT_MARK, split_sentences
 from rag.text import content_words
 from rag.types import Passage
 

@@ -48,7 +48,7 @@ def lead(section: str, start: int) -> str:
     the middle of, up to `start`; "" when it begins a sentence (or a list item, a table row,
     a heading), or when that sentence starts more than `MAX_LEAD_CHARS` before it. A heading
     line is not part of the sentence after it: the answerer would read it as the heading of
-    what follows (rag.providers.extractive)."""
+    what follows (rag.providers.quotable)."""
     window = section[max(0, start - MAX_LEAD_CHARS - 8) : start]
     if not window.strip() or _ENDED.search(window) or _STARTS_BLOCK.match(section, start):
         return ""

@@ -3,7 +3,7 @@
     python scripts/chat_check.py [NAME...] [--out FILE]
 
 In the chat UI and the API, most questions come after earlier ones. The follow-up rewrite
-(`rag.providers.extractive.rewrite_follow_up`, offline) adds the previous question's words to
+(`rag.providers.followup.rewrite_follow_up`, offline) adds the previous question's words to
 a question that leans on it ("and on Tier 1?"); a question that stands on its own must be
 searched as it is, or the previous topic's words pull its search there. For every case of
 the sets that has no history of its own, this script asks the question alone and again

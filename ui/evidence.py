@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from rag.providers.extractive import split_units
+from rag.providers.quotable import split_units
 from rag.text import content_words
 
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")

@@ -18,7 +18,8 @@ from itertools import count, repeat
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.costs import dollars
-from rag.providers.extractive import OFFLINE_NOTE, section
+from rag.providers.extractive import OFFLINE_NOTE
+from rag.providers.quotable import section
 from rag.text import counted
 from rag.types import place
 from ui import safe

@@ -8,7 +8,8 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 
-from rag.providers.extractive import ExtractiveAnswerer, lexical_support, rewrite_follow_up
+from rag.providers.extractive import ExtractiveAnswerer, lexical_support
+from rag.providers.followup import rewrite_follow_up
 from rag.providers.minilm import DIM, MODEL_ID, MiniLM, shared_minilm
 from rag.types import (
     AnswerTask,

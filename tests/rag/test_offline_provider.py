@@ -168,62 +168,6 @@ def test_table_rows_are_quoted_with_their_column_names(offline_provider):
     assert "Model: gemini-2.5-pro; RPM: 5; RPD: 100 [1]" in gen.text
 
 
-def test_an_escaped_bar_in_a_table_cell_stays_in_its_cell():
-    from rag.providers.extractive import split_units
-
-    table = "| Operation | Result |\n|---|---|\n| x \\| y | bitwise or of x and y |\n"
-    assert split_units(table) == ["Operation: x | y; Result: bitwise or of x and y"]
-
-
-def test_markdown_bold_is_quoted_bare_and_python_stars_kept():
-    """Stripping a list item's "- **" left "Traffic**: questions per minute" in answers."""
-    from rag.providers.extractive import split_units
-
-    text = ("- **Traffic**: questions per minute, split by route.\n"
-            "- **RPM**, requests per minute: how many calls a project may make.\n\n"
-            "Call f(*args, **kwargs) to pass them on; 2**10 is 1024 and **kwargs stays.\n\n"
-            "| Model | Tier |\n|---|---|\n| **Flash** | free |\n")
-    assert split_units(text) == [
-        "Traffic: questions per minute, split by route.",
-        "RPM, requests per minute: how many calls a project may make.",
-        "Call f(*args, **kwargs) to pass them on; 2**10 is 1024 and **kwargs stays.",
-        "Model: Flash; Tier: free",
-    ]
-
-
-def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
-    from rag.providers.extractive import split_units
-
-    text = (
-        "Time to live\nA cache lives for its time to live. If you do not set one, the TTL is\n"
-        "1 hour (as of 2025-09)."
-    )
-    assert split_units(text) == [
-        "A cache lives for its time to live.",
-        "If you do not set one, the TTL is 1 hour (as of 2025-09).",
-    ]
-
-
-def test_units_carry_the_heading_line_they_stand_under_and_whether_they_are_list_items():
-    """A PDF page's headings are lines of its text, not the chunk's heading path: a unit keeps
-    the last one above it, a table row too; a numbered item is an item though the sentence
-    splitter cuts after its "1."."""
-    from rag.providers.extractive import Quotable, quotable_units
-
-    text = (
-        "Prices are per 1M tokens.\nGemini 2.5 Flash\n- Input: $0.30 per 1M tokens.\n"
-        "- Output, including thinking: $2.50 per 1M tokens.\n## Gemini 2.5 Flash-Lite\n"
-        "1. Input: $0.10 per 1M tokens.\n\n| Model | RPM |\n|---|---|\n| Flash-Lite | 15 |\n"
-    )
-    assert quotable_units(text) == [
-        Quotable("Prices are per 1M tokens.", ""),
-        Quotable("Input: $0.30 per 1M tokens.", "Gemini 2.5 Flash", item=True),
-        Quotable("Output, including thinking: $2.50 per 1M tokens.", "Gemini 2.5 Flash", item=True),
-        Quotable("Input: $0.10 per 1M tokens.", "Gemini 2.5 Flash-Lite", item=True),
-        Quotable("Model: Flash-Lite; RPM: 15", "Gemini 2.5 Flash-Lite"),
-    ]
-
-
 def test_a_list_item_is_quoted_under_its_heading_so_items_of_two_lists_stay_apart(offline_provider):
     """Quoted bare, "Input: $0.30 per 1M tokens" and "Input: $0.10 per 1M tokens" of two
     models' price lists read alike; the heading above each says which model it is about,
@@ -239,254 +183,6 @@ def test_a_list_item_is_quoted_under_its_heading_so_items_of_two_lists_stay_apar
     assert all(line.startswith(("- Gemini 2.5 Flash — ", "- Gemini 2.5 Flash-Lite — ")) for line in prices_quoted)
 
 
-def test_a_sentence_wrapped_at_inline_code_stays_one_sentence():
-    """HTML extraction puts inline code on lines of its own: a short capitalised line that
-    goes on in lower case is the start of a sentence, not a heading, and a blank line in the
-    middle of a sentence does not end it."""
-    from rag.providers.extractive import split_units
-
-    text = (
-        "Lists are slow for this.\n\nTo implement a queue, use\ncollections.deque\nwhich was designed to\n"
-        "have fast appends and pops from both ends.  For example:\n\n"
-        "The import statement uses this convention: if a package's\n\n__init__.py\n\n"
-        "code defines a list named __all__, it is the list of module names to import.\n\n"
-        "Basic usage\n\nThe function returns a deque."
-    )
-    assert split_units(text) == [
-        "Lists are slow for this.",
-        "To implement a queue, use collections.deque which was designed to have fast appends and pops from both ends.",
-        "The import statement uses this convention: if a package's __init__.py code defines a list named __all__, "
-        "it is the list of module names to import.",
-        "The function returns a deque.",
-    ]
-
-
-def test_a_code_block_is_quoted_without_its_fences_and_apart_from_the_prose_around_it():
-    from rag.providers.extractive import split_units
-
-    text = ("To read a page, call urlopen on its address.\n```\n>>> with urlopen(url) as page:\n"
-            "...     page.read()\n```\nthe page is closed when the block ends.")
-    assert split_units(text) == [
-        "To read a page, call urlopen on its address.",
-        ">>> with urlopen(url) as page: ... page.read()",
-        "the page is closed when the block ends.",
-    ]
-
-
-def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
-    """"change out of WAL mode using a pragma such as this:" was quoted without the pragma
-    (SQLite's manual, HTML); the sentence is scored, the code quoted after it."""
-    from rag.providers.extractive import THEN_CHARS, quotable_units
-
-    text = ("One can change out of WAL mode using a pragma such as this:\n\n```\n\nPRAGMA journal_mode=DELETE;\n"
-            "\n```\n\nTo turn it on, set the mmap_size to some large value.  For example:\n```\n"
-            "gcc -Os -I. \\\n   shell.c sqlite3.c -o sqlite3\n```\nA long listing follows:\n```\n"
-            + "x = 1\n" * (THEN_CHARS // 5) + "```\n")
-    units = quotable_units(text)
-    assert [(u.text, u.then) for u in units[:4]] == [
-        ("One can change out of WAL mode using a pragma such as this:", "`PRAGMA journal_mode=DELETE;`"),
-        ("PRAGMA journal_mode=DELETE;", ""),  # a question may match the code alone
-        # a lead-in too short to quote alone ("For example:") comes with the code; a "\" continuation is undone
-        ("To turn it on, set the mmap_size to some large value.",
-         "For example: `gcc -Os -I. shell.c sqlite3.c -o sqlite3`"),
-        ("gcc -Os -I. \\ shell.c sqlite3.c -o sqlite3", ""),
-    ]
-    assert units[4].text == "A long listing follows:" and not units[4].then  # too long to go with it
-    assert units[5].text.startswith("x = 1 x = 1")
-
-
-def test_a_question_the_document_asks_is_quoted_with_its_answer(offline_provider):
-    """An FAQ's question matches a user's best and says nothing: SQLite's "(14) How do I use a
-    string literal that contains an embedded single-quote (') character?" was quoted alone."""
-    from rag.providers.extractive import quotable_units
-
-    faq = ("(14) How do I use a string literal that contains an embedded single-quote (') character?\n\n"
-           "The SQL standard specifies that single-quotes in strings are escaped by putting two single quotes "
-           "in a row.\n\n(15) What is an SQLITE_SCHEMA error, and why am I getting one?\n\n"
-           "An SQLITE_SCHEMA error is returned when a prepared SQL statement is no longer valid.")
-    units = quotable_units(faq)
-    assert units[0].then.startswith("The SQL standard specifies") and units[2].then.startswith("An SQLITE_SCHEMA")
-    assert not units[1].then and not units[3].then
-    reply = ask_offline(offline_provider, "how do i put a single quote inside a string literal?",
-                        Passage(1, faq, "faq.html"))
-    assert "character? The SQL standard specifies that single-quotes in strings are escaped" in reply
-    assert reply.count("two single quotes in a row") == 1
-
-
-def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
-    """mathtools states a need ("the need for showing the equation numbers for only those
-    equations actually referenced"), which matches the question, then says how ("In mathtools
-    this can be done by setting the key showonlyrefs"): quoted alone, the need answered nothing."""
-    from rag.providers.extractive import quotable_units
-
-    text = ("Another problem sometimes faced is the need for showing the equation numbers for only those "
-            "equations actually referenced. In mathtools this can be done by setting the key showonlyrefs to "
-            "true. You may also want one equation numbered. To do this, use \\noeqref. Numbering all is "
-            "possible too.")
-    units = quotable_units(text)
-    assert units[0].then.startswith("In mathtools this can be done by setting the key showonlyrefs")
-    assert not units[1].then  # "You may also want ..." after it points back at nothing
-    assert units[2].text == "You may also want one equation numbered." and units[2].then.startswith("To do this")
-    assert not units[3].then  # "Numbering all ..." is no answer to what came before
-    steps = quotable_units("As an example let's try to define a tag form which puts the equation number in square "
-                           "brackets. First we define a brand new tag form: \\newtagform{brackets}{[}{]}")
-    assert steps[0].then.startswith("First we define a brand new tag form")
-
-
-def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_provider):
-    """The Python docs: "round(2.675, 2) gives 2.67 instead of the expected 2.68." matches "is
-    that a bug?", and "This is not a bug: ..." after it answers; only the first was quoted. So
-    is an exception after the rule it qualifies ("However, out of range slice indexes ..."), a
-    note, and what "it" does after the sentence naming it; a sentence opening otherwise is not."""
-    from rag.providers.extractive import quotable_units
-
-    text = ("The behavior of round() for floats can be surprising: for example, round(2.675, 2) gives 2.67 "
-            "instead of the expected 2.68. This is not a bug: it's a result of the fact that most decimal "
-            "fractions can't be represented exactly as a float. Rounding goes half to even in other cases.")
-    units = quotable_units(text)
-    assert units[0].then.startswith("This is not a bug")
-    assert not units[1].then  # "Rounding goes ..." points back at nothing
-    reply = offline_provider.answerer.answer("round(2.675, 2) gives me 2.67, is that a bug?",
-                                             [Passage(1, text, "floatingpoint.html")])
-    assert "gives 2.67 instead of the expected 2.68. This is not a bug" in reply
-    going_on = [  # a sentence, then the one going on from it: excepting, noting, "it", an example
-        ("Attempting to use an index that is too large will result in an error.",
-         "However, out of range slice indexes are handled gracefully when used for slicing."),
-        ("The parameter parm can be specified as NULL, in which case the solver uses default settings.",
-         "Note that the solver is unable to solve hard instances in reasonable time."),
-        ("The mkoctfile function compiles source code written in C, C++, or Fortran.",
-         "It creates an oct-file that Octave loads like a function."),
-        ("Cell arrays can hold values of different types and sizes.",
-         "For example, c = {1, 'two', [3 4]} holds a number, a string and a vector."),
-    ]
-    for first, then in going_on:
-        assert quotable_units(f"{first} {then}")[0].then == then
-
-
-def test_a_manuals_entry_is_quoted_whole_when_short():
-    """parskip's option "indent": its first sentence names it and matches the question, the
-    next ones say what a user asks (its value when given none). An entry the passage cuts off
-    mid-sentence, or a long one, is not quoted after its first sentence."""
-    from rag.providers.extractive import quotable_units
-
-    text = ("indent With the package option indent it is possible to explicitly set the paragraph indentation.\n"
-            "Using this option without a value keeps the document class indentation unchanged.\n"
-            "parfill With package option parfill, the package also adjusts \\parfillskip at the end.\n"
-            "If specified without a value then 30pt are assumed, if a value is given that forms the\n")
-    assert [(u.text.split()[0], u.then) for u in quotable_units(text)] == [
-        ("indent", "Using this option without a value keeps the document class indentation unchanged."),
-        ("Using", ""),
-        ("parfill", ""),  # cut off mid-sentence
-        ("If", ""),
-    ]
-    whole = text.removesuffix(" that forms the\n") + ".\n2 Differences to the original package"
-    assert quotable_units(whole)[2].then.startswith("If specified without a value then 30pt are assumed")
-    long = "skip With the option skip you set the space.\n" + "The entry is long and says more than one needs. " * 8
-    assert not quotable_units(long)[0].then
-    middle = "the LaTeX kernel handles indentation if necessary.\nThe package fixes the spacing in lists."
-    assert not quotable_units(middle)[0].then  # a chunk starting mid-sentence starts no entry
-    rest = "This option takes a length. If given none, 0pt is assumed for it."
-    pointing = f"indent With the option indent you set the indentation.\n{rest}"
-    assert quotable_units(pointing)[0].then == rest  # the whole entry, not only the sentence pointing back
-
-
-def test_a_period_inside_a_short_bracket_ends_no_sentence():
-    """"(app. 5/18 ex)" cut mathtools' default rule thickness before its figure."""
-    from rag.providers.extractive import split_sentences
-
-    text = ("The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed. "
-            "See the list (there are four. More follow in the next chapter, which is long enough) below. "
-            "This block ends right here (as said.)\n\n(Then) a new block starts. "
-            "The key takes a value in (0, 1]. It is read once [see Sec. 2 for when] at the start.")
-    assert split_sentences(text) == [
-        "The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed.",
-        "See the list (there are four.",  # the bracket closes too far on: a sentence of its own
-        "More follow in the next chapter, which is long enough) below.",
-        "This block ends right here (as said.)",
-        "(Then) a new block starts.",
-        "The key takes a value in (0, 1].",  # a half-open interval closes its bracket
-        "It is read once [see Sec. 2 for when] at the start.",
-    ]
-
-
-def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
-    """Octave's "fontsize: scalar, def. 10 Size of the font ..." was cut after "def.", and
-    the figure a user asked for began a unit of its own; "e.g. Windows" and "approx. 5 m"
-    were cut alike. "etc.", a variable ("the path p."), a unit ("5 ms."), "def." before no value
-    and a file's extension ("sendmail.cf.") may still end one."""
-    from rag.providers.extractive import split_sentences
-
-    text = ("Fontname: string, def. \"*\" Name of font used. Fontsize: scalar, def. 10 Size of the font used. "
-            "Use a platform, e.g. Windows or Linux, and run it. The cable is approx. 5 meters long. "
-            "See Sec. 2 and Fig. 3, as in Knuth et al. 1984. Copy the files, the folders, the links, etc. "
-            "Then wait for the copy to finish, about 5 ms. It is done then, and the files are in place. "
-            "This is the number of nodes in the path p. If p is cyclic, this is the same. A name is bound in the "
-            "function containing the def. See the section on naming for more. Edit a file such as sendmail.cf. "
-            "We complicate things later on.")
-    assert split_sentences(text) == [
-        'Fontname: string, def. "*" Name of font used.',
-        "Fontsize: scalar, def. 10 Size of the font used.",
-        "Use a platform, e.g. Windows or Linux, and run it.",
-        "The cable is approx. 5 meters long.",
-        "See Sec. 2 and Fig. 3, as in Knuth et al. 1984.",
-        "Copy the files, the folders, the links, etc.",
-        "Then wait for the copy to finish, about 5 ms.",
-        "It is done then, and the files are in place.",
-        "This is the number of nodes in the path p.",
-        "If p is cyclic, this is the same.",
-        "A name is bound in the function containing the def.",  # "def." before a value only
-        "See the section on naming for more.",
-        "Edit a file such as sendmail.cf.",  # a file's extension, not "cf."
-        "We complicate things later on.",
-    ]
-
-
-def test_a_period_inside_a_closing_quote_or_bracket_ends_a_sentence_it_holds():
-    """GLPK's "(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to
-    start the search ..." was one unit, the aside glued to the next return code. A label or a
-    word in brackets or quotes ends nothing ("'^' (Caret.) Matches", a quoted '.' symbol, the
-    mode "auto."), nor does "!" ("(on-screen!) 15 pixels"), nor an ellipsis closing a call's
-    arguments, which runs on into the description the call heads."""
-    from rag.providers.extractive import split_sentences
-
-    text = ("(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search. "
-            'The log says "the run is now done." Then the solver returns its code at once. It is written '
-            "“all of it is done.” Then it ends at once.\n\n"
-            "'^' (Caret.) Matches the start of the string. The mode is called \"auto.\" This is its default. "
-            "Precision is given as a '.' (dot) followed by the digits. The turtle moves (on-screen!) 15 pixels "
-            "at a time.\n\n"
-            "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.")
-    assert split_sentences(text) == [
-        "(This code may appear only if the presolver is disabled.)",
-        "GLP_ENOPFS Unable to start the search.",
-        'The log says "the run is now done."',
-        "Then the solver returns its code at once.",
-        "It is written “all of it is done.”",
-        "Then it ends at once.",
-        "'^' (Caret.) Matches the start of the string.",
-        'The mode is called "auto." This is its default.',
-        "Precision is given as a '.' (dot) followed by the digits.",
-        "The turtle moves (on-screen!) 15 pixels at a time.",
-        "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.",
-    ]
-
-
-def test_a_short_list_is_quoted_after_the_sentence_introducing_it():
-    """"directories are searched in the following order:" was quoted without the order: its
-    items ("/var/tmp") are too short to be units of their own."""
-    from rag.providers.extractive import quotable_units
-
-    text = ("On unix-like systems, directories are searched in the following order:\n\n"
-            "1. The SQLITE_TMPDIR environment variable\n\n2. /var/tmp\n\n3. /tmp\n\n"
-            "The first of the above that is writable is used.\n\n## Windows\n\nWindows searches these folders:\n\n"
-            "- the TEMP folder\n")
-    units = quotable_units(text)
-    assert units[0].then == "The SQLITE_TMPDIR environment variable; /var/tmp; /tmp"
-    assert [u.text for u in units[1:3]] == ["The SQLITE_TMPDIR environment variable",
-                                            "The first of the above that is writable is used."]
-    assert units[3].text == "Windows searches these folders:" and units[3].then == "the TEMP folder"
-
-
 def test_a_reply_quotes_the_code_its_sentence_introduces(offline_provider):
     passage = Passage(1, "The WAL journaling mode is persistent: it stays after the database is closed.\n\n"
                          "One can explicitly change out of WAL mode using a pragma such as this:\n\n```\n"
@@ -494,16 +190,6 @@ def test_a_reply_quotes_the_code_its_sentence_introduces(offline_provider):
     reply = ask_offline(offline_provider, "how do I change out of WAL mode again?", passage)
     assert "such as this: `PRAGMA journal_mode=DELETE;` [1]" in reply
     assert reply.count("journal_mode=DELETE") == 1  # the code, also a unit of its own, is quoted once
-
-
-def test_a_unit_keeps_the_dashes_of_an_option_and_loses_only_its_list_marker():
-    from rag.providers.extractive import split_units
-
-    assert split_units("- -DSQLITE_ENABLE_FTS4 turns on full-text search.\n- --skip 1 skips the first row.\n\n"
-                       "-1 is returned when the key is missing.\n\n## Heading") == [
-        "-DSQLITE_ENABLE_FTS4 turns on full-text search.", "--skip 1 skips the first row.",
-        "-1 is returned when the key is missing.",
-    ]
 
 
 def ask_offline(provider, question, *passages):
@@ -598,80 +284,6 @@ def test_a_unit_saying_a_kept_one_and_a_little_more_replaces_it_a_run_of_entries
     assert len(full) == answerer.max_sentences and more in full and short not in full and others[-1] not in full
 
 
-def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
-    """A manual's next entry ("playblocking (player)") starts a unit at the period ending the
-    line before, though it opens in lower case; "e.g." at a line end ends nothing, nor does
-    a qualified name's dot."""
-    from rag.providers.extractive import split_sentences
-
-    text = ("Given limits, begin and end playing at the samples the vector specifies.\nplayblocking (player)\n"
-            "playblocking (player, start)\nPlay audio stored in the player object with blocking. Some names, E.g.\n"
-            "sound (y), play at once. To measure it, call numpy.\nlinalg.norm(x) on the array.")
-    assert split_sentences(text) == [
-        "Given limits, begin and end playing at the samples the vector specifies.",
-        "playblocking (player) playblocking (player, start) Play audio stored in the player object with blocking.",
-        "Some names, E.g. sound (y), play at once.",
-        "To measure it, call numpy. linalg.norm(x) on the array.",  # a qualified name broken at a line end
-    ]
-    # A key and its description, as parskip's manual lists its options, start a unit too.
-    options = ("All of the package options are implemented as key/value options.\nskip With the package option skip "
-               "it is possible to set the space.\nIf it is not given then .5\\baselineskip is assumed.\ntocskip By "
-               "default the \\parskip is zero within \\tableofcontents, i.e.\nthe Table of contents, as in "
-               "Knuth et al.\nin The TeXbook.")
-    assert split_sentences(options) == [
-        "All of the package options are implemented as key/value options.",
-        "skip With the package option skip it is possible to set the space.",
-        "If it is not given then .5\\baselineskip is assumed.",
-        "tocskip By default the \\parskip is zero within \\tableofcontents, i.e. the Table of contents, as in "
-        "Knuth et al. in The TeXbook.",  # an abbreviation, or a function word, at the line end starts nothing
-    ]
-
-
-def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
-    """A manual's list of options ("--interior use interior point method") was quoted as one
-    run of them all, since many an entry has no period; each option's line now starts a
-    unit, with its aliases ("--norc" over "-f Don't read ..."), and its entry's next
-    sentences quoted after it. Not a flag a wrapped sentence names ("Unless the" over
-    "-globalwrite (or -nosafe) option is enabled")."""
-    from rag.providers.extractive import quotable_units, split_sentences
-
-    glpsol = ("--simplex use simplex method (default)\n--interior use interior point method (LP only)\n"
-              "-r filename, --read filename\nread solution from filename\n--wlp filename\nwrite problem to filename")
-    assert split_sentences(glpsol) == [
-        "--simplex use simplex method (default)",
-        "--interior use interior point method (LP only)",
-        "-r filename, --read filename read solution from filename",  # the description's line, then the next option
-        "--wlp filename write problem to filename",
-    ]
-    octave = ("--no-window-system\n-W Disable use of a windowing system. This forces a strictly\nterminal-only "
-              "environment.\n--norc\n-f Don't read any of the initialization files at startup.")
-    units = quotable_units(octave)
-    assert [u.text for u in units] == [
-        "--no-window-system -W Disable use of a windowing system.",
-        "This forces a strictly terminal-only environment.",
-        "--norc -f Don't read any of the initialization files at startup.",
-    ]
-    assert units[0].then == "This forces a strictly terminal-only environment."  # the rest of its entry
-    wrapped = ("delete(string s) deletes the file named by the string s. Unless the\n-globalwrite (or -nosafe) "
-               "option is enabled, the file must reside in the current directory.")
-    assert split_sentences(wrapped) == [
-        "delete(string s) deletes the file named by the string s.",
-        "Unless the -globalwrite (or -nosafe) option is enabled, the file must reside in the current directory.",
-    ]
-    # Nor one a sentence wraps before without a function word: a line that ends no sentence
-    # and is no option's own goes on.
-    for prose in ("To build the library with optimisations turned on, compile it using gcc\n-O2 for speed.",
-                  "When the result is too large to be represented, the function returns\n-inf and sets errno.",
-                  "Some options make the program quieter than its default, for example,\n-q silences output."):
-        assert split_sentences(prose) == [prose.replace("\n", " ")], prose
-    # Prose whose lines happen to start with flags: a line ending in a function word goes on.
-    argv = ("When the script name is given as '-', sys.argv[0] is set to '-'.  When\n-c command is used, "
-            "sys.argv[0] is set to '-c'.  When\n-m module is used, sys.argv[0] is the module's full name.")
-    assert split_sentences(argv) == ["When the script name is given as '-', sys.argv[0] is set to '-'.",
-                                     "When -c command is used, sys.argv[0] is set to '-c'.",
-                                     "When -m module is used, sys.argv[0] is the module's full name."]
-
-
 def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_support(offline_provider):
     from rag.providers.extractive import Scored
 
@@ -741,74 +353,6 @@ def test_support_exposes_the_signals_a_refusal_reads(offline_provider):
     assert far.best < support.best and far.similarity < support.similarity and far.coverage < 0.6
 
 
-def test_the_offline_rewrite_leaves_a_request_for_a_named_document_standalone():
-    """"summarise the pricing guide", asked after a question on free-tier limits, was
-    searched with that question's words appended; "summarise that document" points back."""
-    from rag.providers.extractive import rewrite_follow_up
-    from rag.types import Message
-
-    history = [Message("user", "How many requests per minute does the free tier allow?"), Message("model", "...")]
-    assert rewrite_follow_up("summarise the pricing guide", history) == "summarise the pricing guide"
-    assert rewrite_follow_up("summarise that document", history) == (
-        "summarise that document (many requests per minute free tier allow)?")
-    assert rewrite_follow_up("and for Pro?", history) == "and for Pro (many requests per minute free tier allow)?"
-
-
-@pytest.mark.parametrize("question", [
-    "what's the GIL?",  # short, but names what it asks about
-    "how do I add a legend to my plot?",
-    "how do I look up a row by its name?",  # the pronoun comes after what it stands for
-    "what font size do labels use by default and how do I change it?",
-    "How do we keep repeated attempts from piling extra load on an API that is already struggling?",
-    "round(2.675, 2) gives me 2.67, is that a bug?",
-    "itertools.groupby gives me the same key several times, what am I doing wrong?",
-    "is there an emacs mode for asy files?",
-    "sort a list?",  # two words, naming nothing: still a question of its own
-    "how do I check that a file exists?",  # "that" opens a clause
-    "Does the IT policy allow remote work?",
-    "OR-Tools or GLPK, which is faster?",
-    "Why do the same random numbers appear every time I run the script?",
-    "How often did people ask our help bot exactly the same thing?",
-    "Is it possible to read a csv file without pandas?", "How long does it take to build glpk from source?",
-    "a library that parses dates?", "any module that reads zip files?",  # "that" relates a clause
-    "APIキーはどのくらいの頻度で変更すべきですか？",  # no English word, but it names what it asks about
-    "something that rounds floats to two places?", "the function that splits a path?",
-    "what other ways can I write s.t. in a constraint?",  # "other" of its own subject, named
-    "are there other packages for tables?", "which other key sets the space?",  # or of another kind
-    "is there any other way to set the margins in geometry?",  # or saying more
-])
-def test_a_question_that_stands_on_its_own_is_searched_as_asked_after_another(question):
-    """Asked mid-conversation about something else, 84 of the test sets' 296 questions were
-    rewritten with the previous question's words and lost pages (scripts/chat_check.py)."""
-    from rag.providers.extractive import rewrite_follow_up
-    from rag.types import Message
-
-    history = [Message("user", "How do I install glpk from source?"), Message("model", "...")]
-    assert rewrite_follow_up(question, history) == question
-
-
-@pytest.mark.parametrize("question", [
-    "and on Tier 1?", "What about 503?", "what if the file has no header line?", "Flash-Lite?", "why?",
-    "Why is its concurrency lower than the default?", "will it get deleted by itself?",
-    "What does a case score on it if its first relevant chunk is at rank 3?",
-    "what happens if I forget that and call glp_intopt without an optimal basis?",
-    "what does the other option do?", "does the same thing work for stopping a long computation?",
-    "Can they be carried over?", "summarise that manual", "that page says what?", "does that work?",
-    "it's slow, why?", "it’s slow, why?", "what's the default?", "ok, what about 503?", "Thanks. And for Pro?",
-    "for Windows?", "which one is faster?", "how do the others compare?", "what's the difference?",
-    "how would I do the same thing on Windows?", "does it work on Windows?", "is it faster?",
-    "use that instead?", "is that the default?", "what's that?",
-    "do i have to do that every time i connect?",  # "every time" after "that" opens no clause
-    "what other methods can i pick?", "is there another way?",  # more of what the last answer named
-])
-def test_a_follow_up_gets_the_previous_question_s_words(question):
-    from rag.providers.extractive import rewrite_follow_up
-    from rag.types import Message
-
-    history = [Message("user", "How do I install glpk from source?"), Message("model", "...")]
-    assert rewrite_follow_up(question, history).endswith("(install glpk source)?")
-
-
 def test_a_word_no_document_holds_refuses_only_where_the_question_rests_on_it(offline_provider):
     """`unheard_of` words (the chain finds them in no document): "gym" carries the
     question and nothing in the passages means it; "canteen" has "cafeteria" beside it;
@@ -868,7 +412,8 @@ def test_a_quote_of_a_sentence_cut_at_the_passages_end_is_marked_so(offline_prov
 def test_a_cut_answer_quoted_after_its_question_is_marked_too():
     """An FAQ's question is quoted with the sentence after it (`Quotable.then`): when that
     sentence is the one the passage cuts off, the quote ends in "…"."""
-    from rag.providers.extractive import Scored, cut_short, marked_cut, quotable_units
+    from rag.providers.extractive import Scored, marked_cut
+    from rag.providers.quotable import cut_short, quotable_units
 
     text = ("Some other sentence about files here.\nWhat does the problem line give?\nThe problem line gives the "
             "number of variables and the number of clauses of the CNF-SAT problem in this")
@@ -879,6 +424,54 @@ def test_a_cut_answer_quoted_after_its_question_is_marked_too():
     scored = Scored(Passage(1, text, "cnfsat.pdf"), units[question].text, question, 0.9, then=units[question].then)
     assert marked_cut(scored, cut).endswith("problem in this …")
     assert not marked_cut(Scored(Passage(1, text, "cnfsat.pdf"), units[0].text, 0, 0.9), cut).endswith("…")
+
+
+def test_a_question_the_document_asks_is_quoted_with_its_answer(offline_provider):
+    """An FAQ's question matches a user's best and says nothing: SQLite's "(14) How do I use a
+    string literal that contains an embedded single-quote (') character?" was quoted alone."""
+    from rag.providers.quotable import quotable_units
+
+    faq = ("(14) How do I use a string literal that contains an embedded single-quote (') character?\n\n"
+           "The SQL standard specifies that single-quotes in strings are escaped by putting two single quotes "
+           "in a row.\n\n(15) What is an SQLITE_SCHEMA error, and why am I getting one?\n\n"
+           "An SQLITE_SCHEMA error is returned when a prepared SQL statement is no longer valid.")
+    units = quotable_units(faq)
+    assert units[0].then.startswith("The SQL standard specifies") and units[2].then.startswith("An SQLITE_SCHEMA")
+    assert not units[1].then and not units[3].then
+    reply = ask_offline(offline_provider, "how do i put a single quote inside a string literal?",
+                        Passage(1, faq, "faq.html"))
+    assert "character? The SQL standard specifies that single-quotes in strings are escaped" in reply
+    assert reply.count("two single quotes in a row") == 1
+
+
+def test_a_sentence_pointing_back_is_quoted_after_the_one_before_it(offline_provider):
+    """The Python docs: "round(2.675, 2) gives 2.67 instead of the expected 2.68." matches "is
+    that a bug?", and "This is not a bug: ..." after it answers; only the first was quoted. So
+    is an exception after the rule it qualifies ("However, out of range slice indexes ..."), a
+    note, and what "it" does after the sentence naming it; a sentence opening otherwise is not."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("The behavior of round() for floats can be surprising: for example, round(2.675, 2) gives 2.67 "
+            "instead of the expected 2.68. This is not a bug: it's a result of the fact that most decimal "
+            "fractions can't be represented exactly as a float. Rounding goes half to even in other cases.")
+    units = quotable_units(text)
+    assert units[0].then.startswith("This is not a bug")
+    assert not units[1].then  # "Rounding goes ..." points back at nothing
+    reply = offline_provider.answerer.answer("round(2.675, 2) gives me 2.67, is that a bug?",
+                                             [Passage(1, text, "floatingpoint.html")])
+    assert "gives 2.67 instead of the expected 2.68. This is not a bug" in reply
+    going_on = [  # a sentence, then the one going on from it: excepting, noting, "it", an example
+        ("Attempting to use an index that is too large will result in an error.",
+         "However, out of range slice indexes are handled gracefully when used for slicing."),
+        ("The parameter parm can be specified as NULL, in which case the solver uses default settings.",
+         "Note that the solver is unable to solve hard instances in reasonable time."),
+        ("The mkoctfile function compiles source code written in C, C++, or Fortran.",
+         "It creates an oct-file that Octave loads like a function."),
+        ("Cell arrays can hold values of different types and sizes.",
+         "For example, c = {1, 'two', [3 4]} holds a number, a string and a vector."),
+    ]
+    for first, then in going_on:
+        assert quotable_units(f"{first} {then}")[0].then == then
 
 
 def test_minilm_gives_the_vectors_of_the_fully_optimised_onnx_graph(offline_provider):

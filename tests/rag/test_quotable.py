@@ -1,0 +1,342 @@
+"""rag/providers/quotable.py: where a passage's quotable units start and end, and what each is
+quoted with."""
+
+
+def test_an_escaped_bar_in_a_table_cell_stays_in_its_cell():
+    from rag.providers.quotable import split_units
+
+    table = "| Operation | Result |\n|---|---|\n| x \\| y | bitwise or of x and y |\n"
+    assert split_units(table) == ["Operation: x | y; Result: bitwise or of x and y"]
+
+
+def test_markdown_bold_is_quoted_bare_and_python_stars_kept():
+    """Stripping a list item's "- **" left "Traffic**: questions per minute" in answers."""
+    from rag.providers.quotable import split_units
+
+    text = ("- **Traffic**: questions per minute, split by route.\n"
+            "- **RPM**, requests per minute: how many calls a project may make.\n\n"
+            "Call f(*args, **kwargs) to pass them on; 2**10 is 1024 and **kwargs stays.\n\n"
+            "| Model | Tier |\n|---|---|\n| **Flash** | free |\n")
+    assert split_units(text) == [
+        "Traffic: questions per minute, split by route.",
+        "RPM, requests per minute: how many calls a project may make.",
+        "Call f(*args, **kwargs) to pass them on; 2**10 is 1024 and **kwargs stays.",
+        "Model: Flash; Tier: free",
+    ]
+
+
+def test_pdf_line_wraps_are_undone_and_heading_lines_dropped():
+    from rag.providers.quotable import split_units
+
+    text = (
+        "Time to live\nA cache lives for its time to live. If you do not set one, the TTL is\n"
+        "1 hour (as of 2025-09)."
+    )
+    assert split_units(text) == [
+        "A cache lives for its time to live.",
+        "If you do not set one, the TTL is 1 hour (as of 2025-09).",
+    ]
+
+
+def test_units_carry_the_heading_line_they_stand_under_and_whether_they_are_list_items():
+    """A PDF page's headings are lines of its text, not the chunk's heading path: a unit keeps
+    the last one above it, a table row too; a numbered item is an item though the sentence
+    splitter cuts after its "1."."""
+    from rag.providers.quotable import Quotable, quotable_units
+
+    text = (
+        "Prices are per 1M tokens.\nGemini 2.5 Flash\n- Input: $0.30 per 1M tokens.\n"
+        "- Output, including thinking: $2.50 per 1M tokens.\n## Gemini 2.5 Flash-Lite\n"
+        "1. Input: $0.10 per 1M tokens.\n\n| Model | RPM |\n|---|---|\n| Flash-Lite | 15 |\n"
+    )
+    assert quotable_units(text) == [
+        Quotable("Prices are per 1M tokens.", ""),
+        Quotable("Input: $0.30 per 1M tokens.", "Gemini 2.5 Flash", item=True),
+        Quotable("Output, including thinking: $2.50 per 1M tokens.", "Gemini 2.5 Flash", item=True),
+        Quotable("Input: $0.10 per 1M tokens.", "Gemini 2.5 Flash-Lite", item=True),
+        Quotable("Model: Flash-Lite; RPM: 15", "Gemini 2.5 Flash-Lite"),
+    ]
+
+
+def test_a_sentence_wrapped_at_inline_code_stays_one_sentence():
+    """HTML extraction puts inline code on lines of its own: a short capitalised line that
+    goes on in lower case is the start of a sentence, not a heading, and a blank line in the
+    middle of a sentence does not end it."""
+    from rag.providers.quotable import split_units
+
+    text = (
+        "Lists are slow for this.\n\nTo implement a queue, use\ncollections.deque\nwhich was designed to\n"
+        "have fast appends and pops from both ends.  For example:\n\n"
+        "The import statement uses this convention: if a package's\n\n__init__.py\n\n"
+        "code defines a list named __all__, it is the list of module names to import.\n\n"
+        "Basic usage\n\nThe function returns a deque."
+    )
+    assert split_units(text) == [
+        "Lists are slow for this.",
+        "To implement a queue, use collections.deque which was designed to have fast appends and pops from both ends.",
+        "The import statement uses this convention: if a package's __init__.py code defines a list named __all__, "
+        "it is the list of module names to import.",
+        "The function returns a deque.",
+    ]
+
+
+def test_a_code_block_is_quoted_without_its_fences_and_apart_from_the_prose_around_it():
+    from rag.providers.quotable import split_units
+
+    text = ("To read a page, call urlopen on its address.\n```\n>>> with urlopen(url) as page:\n"
+            "...     page.read()\n```\nthe page is closed when the block ends.")
+    assert split_units(text) == [
+        "To read a page, call urlopen on its address.",
+        ">>> with urlopen(url) as page: ... page.read()",
+        "the page is closed when the block ends.",
+    ]
+
+
+def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
+    """"change out of WAL mode using a pragma such as this:" was quoted without the pragma
+    (SQLite's manual, HTML); the sentence is scored, the code quoted after it."""
+    from rag.providers.quotable import THEN_CHARS, quotable_units
+
+    text = ("One can change out of WAL mode using a pragma such as this:\n\n```\n\nPRAGMA journal_mode=DELETE;\n"
+            "\n```\n\nTo turn it on, set the mmap_size to some large value.  For example:\n```\n"
+            "gcc -Os -I. \\\n   shell.c sqlite3.c -o sqlite3\n```\nA long listing follows:\n```\n"
+            + "x = 1\n" * (THEN_CHARS // 5) + "```\n")
+    units = quotable_units(text)
+    assert [(u.text, u.then) for u in units[:4]] == [
+        ("One can change out of WAL mode using a pragma such as this:", "`PRAGMA journal_mode=DELETE;`"),
+        ("PRAGMA journal_mode=DELETE;", ""),  # a question may match the code alone
+        # a lead-in too short to quote alone ("For example:") comes with the code; a "\" continuation is undone
+        ("To turn it on, set the mmap_size to some large value.",
+         "For example: `gcc -Os -I. shell.c sqlite3.c -o sqlite3`"),
+        ("gcc -Os -I. \\ shell.c sqlite3.c -o sqlite3", ""),
+    ]
+    assert units[4].text == "A long listing follows:" and not units[4].then  # too long to go with it
+    assert units[5].text.startswith("x = 1 x = 1")
+
+
+def test_a_need_a_manual_states_is_quoted_with_the_sentence_saying_how():
+    """mathtools states a need ("the need for showing the equation numbers for only those
+    equations actually referenced"), which matches the question, then says how ("In mathtools
+    this can be done by setting the key showonlyrefs"): quoted alone, the need answered nothing."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("Another problem sometimes faced is the need for showing the equation numbers for only those "
+            "equations actually referenced. In mathtools this can be done by setting the key showonlyrefs to "
+            "true. You may also want one equation numbered. To do this, use \\noeqref. Numbering all is "
+            "possible too.")
+    units = quotable_units(text)
+    assert units[0].then.startswith("In mathtools this can be done by setting the key showonlyrefs")
+    assert not units[1].then  # "You may also want ..." after it points back at nothing
+    assert units[2].text == "You may also want one equation numbered." and units[2].then.startswith("To do this")
+    assert not units[3].then  # "Numbering all ..." is no answer to what came before
+    steps = quotable_units("As an example let's try to define a tag form which puts the equation number in square "
+                           "brackets. First we define a brand new tag form: \\newtagform{brackets}{[}{]}")
+    assert steps[0].then.startswith("First we define a brand new tag form")
+
+
+def test_a_manuals_entry_is_quoted_whole_when_short():
+    """parskip's option "indent": its first sentence names it and matches the question, the
+    next ones say what a user asks (its value when given none). An entry the passage cuts off
+    mid-sentence, or a long one, is not quoted after its first sentence."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("indent With the package option indent it is possible to explicitly set the paragraph indentation.\n"
+            "Using this option without a value keeps the document class indentation unchanged.\n"
+            "parfill With package option parfill, the package also adjusts \\parfillskip at the end.\n"
+            "If specified without a value then 30pt are assumed, if a value is given that forms the\n")
+    assert [(u.text.split()[0], u.then) for u in quotable_units(text)] == [
+        ("indent", "Using this option without a value keeps the document class indentation unchanged."),
+        ("Using", ""),
+        ("parfill", ""),  # cut off mid-sentence
+        ("If", ""),
+    ]
+    whole = text.removesuffix(" that forms the\n") + ".\n2 Differences to the original package"
+    assert quotable_units(whole)[2].then.startswith("If specified without a value then 30pt are assumed")
+    long = "skip With the option skip you set the space.\n" + "The entry is long and says more than one needs. " * 8
+    assert not quotable_units(long)[0].then
+    middle = "the LaTeX kernel handles indentation if necessary.\nThe package fixes the spacing in lists."
+    assert not quotable_units(middle)[0].then  # a chunk starting mid-sentence starts no entry
+    rest = "This option takes a length. If given none, 0pt is assumed for it."
+    pointing = f"indent With the option indent you set the indentation.\n{rest}"
+    assert quotable_units(pointing)[0].then == rest  # the whole entry, not only the sentence pointing back
+
+
+def test_a_period_inside_a_short_bracket_ends_no_sentence():
+    """"(app. 5/18 ex)" cut mathtools' default rule thickness before its figure."""
+    from rag.providers.quotable import split_sentences
+
+    text = ("The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed. "
+            "See the list (there are four. More follow in the next chapter, which is long enough) below. "
+            "This block ends right here (as said.)\n\n(Then) a new block starts. "
+            "The key takes a value in (0, 1]. It is read once [see Sec. 2 for when] at the start.")
+    assert split_sentences(text) == [
+        "The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed.",
+        "See the list (there are four.",  # the bracket closes too far on: a sentence of its own
+        "More follow in the next chapter, which is long enough) below.",
+        "This block ends right here (as said.)",
+        "(Then) a new block starts.",
+        "The key takes a value in (0, 1].",  # a half-open interval closes its bracket
+        "It is read once [see Sec. 2 for when] at the start.",
+    ]
+
+
+def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
+    """Octave's "fontsize: scalar, def. 10 Size of the font ..." was cut after "def.", and
+    the figure a user asked for began a unit of its own; "e.g. Windows" and "approx. 5 m"
+    were cut alike. "etc.", a variable ("the path p."), a unit ("5 ms."), "def." before no value
+    and a file's extension ("sendmail.cf.") may still end one."""
+    from rag.providers.quotable import split_sentences
+
+    text = ("Fontname: string, def. \"*\" Name of font used. Fontsize: scalar, def. 10 Size of the font used. "
+            "Use a platform, e.g. Windows or Linux, and run it. The cable is approx. 5 meters long. "
+            "See Sec. 2 and Fig. 3, as in Knuth et al. 1984. Copy the files, the folders, the links, etc. "
+            "Then wait for the copy to finish, about 5 ms. It is done then, and the files are in place. "
+            "This is the number of nodes in the path p. If p is cyclic, this is the same. A name is bound in the "
+            "function containing the def. See the section on naming for more. Edit a file such as sendmail.cf. "
+            "We complicate things later on.")
+    assert split_sentences(text) == [
+        'Fontname: string, def. "*" Name of font used.',
+        "Fontsize: scalar, def. 10 Size of the font used.",
+        "Use a platform, e.g. Windows or Linux, and run it.",
+        "The cable is approx. 5 meters long.",
+        "See Sec. 2 and Fig. 3, as in Knuth et al. 1984.",
+        "Copy the files, the folders, the links, etc.",
+        "Then wait for the copy to finish, about 5 ms.",
+        "It is done then, and the files are in place.",
+        "This is the number of nodes in the path p.",
+        "If p is cyclic, this is the same.",
+        "A name is bound in the function containing the def.",  # "def." before a value only
+        "See the section on naming for more.",
+        "Edit a file such as sendmail.cf.",  # a file's extension, not "cf."
+        "We complicate things later on.",
+    ]
+
+
+def test_a_period_inside_a_closing_quote_or_bracket_ends_a_sentence_it_holds():
+    """GLPK's "(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to
+    start the search ..." was one unit, the aside glued to the next return code. A label or a
+    word in brackets or quotes ends nothing ("'^' (Caret.) Matches", a quoted '.' symbol, the
+    mode "auto."), nor does "!" ("(on-screen!) 15 pixels"), nor an ellipsis closing a call's
+    arguments, which runs on into the description the call heads."""
+    from rag.providers.quotable import split_sentences
+
+    text = ("(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search. "
+            'The log says "the run is now done." Then the solver returns its code at once. It is written '
+            "“all of it is done.” Then it ends at once.\n\n"
+            "'^' (Caret.) Matches the start of the string. The mode is called \"auto.\" This is its default. "
+            "Precision is given as a '.' (dot) followed by the digits. The turtle moves (on-screen!) 15 pixels "
+            "at a time.\n\n"
+            "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.")
+    assert split_sentences(text) == [
+        "(This code may appear only if the presolver is disabled.)",
+        "GLP_ENOPFS Unable to start the search.",
+        'The log says "the run is now done."',
+        "Then the solver returns its code at once.",
+        "It is written “all of it is done.”",
+        "Then it ends at once.",
+        "'^' (Caret.) Matches the start of the string.",
+        'The mode is called "auto." This is its default.',
+        "Precision is given as a '.' (dot) followed by the digits.",
+        "The turtle moves (on-screen!) 15 pixels at a time.",
+        "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.",
+    ]
+
+
+def test_a_short_list_is_quoted_after_the_sentence_introducing_it():
+    """"directories are searched in the following order:" was quoted without the order: its
+    items ("/var/tmp") are too short to be units of their own."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("On unix-like systems, directories are searched in the following order:\n\n"
+            "1. The SQLITE_TMPDIR environment variable\n\n2. /var/tmp\n\n3. /tmp\n\n"
+            "The first of the above that is writable is used.\n\n## Windows\n\nWindows searches these folders:\n\n"
+            "- the TEMP folder\n")
+    units = quotable_units(text)
+    assert units[0].then == "The SQLITE_TMPDIR environment variable; /var/tmp; /tmp"
+    assert [u.text for u in units[1:3]] == ["The SQLITE_TMPDIR environment variable",
+                                            "The first of the above that is writable is used."]
+    assert units[3].text == "Windows searches these folders:" and units[3].then == "the TEMP folder"
+
+
+def test_a_unit_keeps_the_dashes_of_an_option_and_loses_only_its_list_marker():
+    from rag.providers.quotable import split_units
+
+    assert split_units("- -DSQLITE_ENABLE_FTS4 turns on full-text search.\n- --skip 1 skips the first row.\n\n"
+                       "-1 is returned when the key is missing.\n\n## Heading") == [
+        "-DSQLITE_ENABLE_FTS4 turns on full-text search.", "--skip 1 skips the first row.",
+        "-1 is returned when the key is missing.",
+    ]
+
+
+def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
+    """A manual's next entry ("playblocking (player)") starts a unit at the period ending the
+    line before, though it opens in lower case; "e.g." at a line end ends nothing, nor does
+    a qualified name's dot."""
+    from rag.providers.quotable import split_sentences
+
+    text = ("Given limits, begin and end playing at the samples the vector specifies.\nplayblocking (player)\n"
+            "playblocking (player, start)\nPlay audio stored in the player object with blocking. Some names, E.g.\n"
+            "sound (y), play at once. To measure it, call numpy.\nlinalg.norm(x) on the array.")
+    assert split_sentences(text) == [
+        "Given limits, begin and end playing at the samples the vector specifies.",
+        "playblocking (player) playblocking (player, start) Play audio stored in the player object with blocking.",
+        "Some names, E.g. sound (y), play at once.",
+        "To measure it, call numpy. linalg.norm(x) on the array.",  # a qualified name broken at a line end
+    ]
+    # A key and its description, as parskip's manual lists its options, start a unit too.
+    options = ("All of the package options are implemented as key/value options.\nskip With the package option skip "
+               "it is possible to set the space.\nIf it is not given then .5\\baselineskip is assumed.\ntocskip By "
+               "default the \\parskip is zero within \\tableofcontents, i.e.\nthe Table of contents, as in "
+               "Knuth et al.\nin The TeXbook.")
+    assert split_sentences(options) == [
+        "All of the package options are implemented as key/value options.",
+        "skip With the package option skip it is possible to set the space.",
+        "If it is not given then .5\\baselineskip is assumed.",
+        "tocskip By default the \\parskip is zero within \\tableofcontents, i.e. the Table of contents, as in "
+        "Knuth et al. in The TeXbook.",  # an abbreviation, or a function word, at the line end starts nothing
+    ]
+
+
+def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
+    """A manual's list of options ("--interior use interior point method") was quoted as one
+    run of them all, since many an entry has no period; each option's line now starts a
+    unit, with its aliases ("--norc" over "-f Don't read ..."), and its entry's next
+    sentences quoted after it. Not a flag a wrapped sentence names ("Unless the" over
+    "-globalwrite (or -nosafe) option is enabled")."""
+    from rag.providers.quotable import quotable_units, split_sentences
+
+    glpsol = ("--simplex use simplex method (default)\n--interior use interior point method (LP only)\n"
+              "-r filename, --read filename\nread solution from filename\n--wlp filename\nwrite problem to filename")
+    assert split_sentences(glpsol) == [
+        "--simplex use simplex method (default)",
+        "--interior use interior point method (LP only)",
+        "-r filename, --read filename read solution from filename",  # the description's line, then the next option
+        "--wlp filename write problem to filename",
+    ]
+    octave = ("--no-window-system\n-W Disable use of a windowing system. This forces a strictly\nterminal-only "
+              "environment.\n--norc\n-f Don't read any of the initialization files at startup.")
+    units = quotable_units(octave)
+    assert [u.text for u in units] == [
+        "--no-window-system -W Disable use of a windowing system.",
+        "This forces a strictly terminal-only environment.",
+        "--norc -f Don't read any of the initialization files at startup.",
+    ]
+    assert units[0].then == "This forces a strictly terminal-only environment."  # the rest of its entry
+    wrapped = ("delete(string s) deletes the file named by the string s. Unless the\n-globalwrite (or -nosafe) "
+               "option is enabled, the file must reside in the current directory.")
+    assert split_sentences(wrapped) == [
+        "delete(string s) deletes the file named by the string s.",
+        "Unless the -globalwrite (or -nosafe) option is enabled, the file must reside in the current directory.",
+    ]
+    # Nor one a sentence wraps before without a function word: a line that ends no sentence
+    # and is no option's own goes on.
+    for prose in ("To build the library with optimisations turned on, compile it using gcc\n-O2 for speed.",
+                  "When the result is too large to be represented, the function returns\n-inf and sets errno.",
+                  "Some options make the program quieter than its default, for example,\n-q silences output."):
+        assert split_sentences(prose) == [prose.replace("\n", " ")], prose
+    # Prose whose lines happen to start with flags: a line ending in a function word goes on.
+    argv = ("When the script name is given as '-', sys.argv[0] is set to '-'.  When\n-c command is used, "
+            "sys.argv[0] is set to '-c'.  When\n-m module is used, sys.argv[0] is the module's full name.")
+    assert split_sentences(argv) == ["When the script name is given as '-', sys.argv[0] is set to '-'.",
+                                     "When -c command is used, sys.argv[0] is set to '-c'.",
+                                     "When -m module is used, sys.argv[0] is the module's full name."]
