@@ -19,6 +19,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -257,6 +258,25 @@ def server_process(target: Callable[..., None], *args: object) -> Iterator[tuple
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def threads_cpu_s(prefix: str) -> float | None:
+    """CPU seconds (user and system) of this process's live threads whose names start with
+    `prefix`, read from /proc; None where there is no /proc. Beside `time.process_time()`
+    (all threads, ended ones included) it says which part of a run's CPU went where: on a
+    machine of two cores, a run's wall time is bounded by all of its CPU, not its embedder's."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for thread in threading.enumerate():
+        if not thread.name.startswith(prefix) or thread.native_id is None:
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the thread's name, which may hold spaces
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime: fields 14 and 15 of stat
+    return total
 
 
 @dataclass(frozen=True)

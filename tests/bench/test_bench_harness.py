@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from bench.corpus_gen import edit_files, generate, queries, synthetic_texts
 from bench.gemini_ingest_bench import Limit
-from bench.harness import ChildFailed, Figure, Latencies, compile_sources, in_fresh_process
+from bench.harness import ChildFailed, Figure, Latencies, compile_sources, in_fresh_process, threads_cpu_s
 
 
 def test_floor_when_the_limit_binds() -> None:
@@ -76,6 +77,29 @@ def test_edit_changes_one_percent_of_files(tmp_path: Path) -> None:
 
 def test_child_process_returns_its_result() -> None:
     assert in_fresh_process(math.sqrt, 16.0, timeout_s=60) == 4.0
+
+
+def test_the_cpu_of_named_threads_is_theirs_alone() -> None:
+    """The ingest bench splits a run's CPU between its embedder's workers and the rest: a
+    thread that worked counts under its name's prefix only, and while it idles it adds nothing."""
+    worked, done = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        while time.thread_time() < 0.2:
+            pass
+        worked.set()
+        done.wait()
+
+    busy = threading.Thread(target=spin, name="busy-spinner")
+    busy.start()
+    try:
+        assert worked.wait(60)
+        spent = threads_cpu_s("busy-")
+        assert spent is not None and 0.15 <= spent <= time.process_time()
+        assert threads_cpu_s("no-such-thread") == 0.0
+    finally:
+        done.set()
+        busy.join()
 
 
 def test_child_process_errors_and_timeouts_are_reported() -> None:
