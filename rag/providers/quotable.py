@@ -40,16 +40,16 @@ _ENTRY = rf"{_TERM} (?:\(|[A-Z])"
 # Windows", "approx. 5 m", "Sec. 2", "Knuth et al. 1984". Before, ". " cut each from what
 # followed. Listed as written, case and all, and standing alone (not the end of
 # "sendmail.cf"): "p." and "fig." in lower case end sentences as variables in these manuals
-# ("the path p. If p is cyclic"), and "etc.", "resp." and "ms." often end one.
-_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "cf.", "Cf.", "vs.", "al.", "approx.", "Sec.", "Fig.", "Figs.",
-                  "Eq.", "Eqs.", "Vol.", "viz.", "incl.", "Dr.", "Mr.", "Mrs.", "Prof.")
+# ("the path p. If p is cyclic"), and "etc.", "resp." and "ms." often end one. Those that end
+# nothing at a line's end either come first (`_NEVER_END`).
+_NEVER_END = ("e.g.", "E.g.", "i.e.", "I.e.", "cf.", "Cf.", "vs.", "al.", "approx.", "Sec.", "Fig.", "Eq.")
+_ABBREVIATIONS = (*_NEVER_END, "Figs.", "Eqs.", "Vol.", "viz.", "incl.", "Dr.", "Mr.", "Mrs.", "Prof.")
 # Octave's "fontsize: scalar, def. 10" (444 in its manual) is a default before its value;
 # the Python docs' "the function containing the def. See section ..." ends a sentence.
 _DEFAULT_BEFORE_VALUE = r"(?<!(?<![\w.])def\.(?=\s+[\d\"'\[{(-]))"
 # At a line end, more end nothing: a manual's next line is read as its next entry only after
 # a sentence that ends there.
-_LINE_END_ABBREVIATIONS = ("e.g.", "E.g.", "i.e.", "I.e.", "etc.", "Etc.", "cf.", "Cf.", "vs.", "al.", "approx.",
-                           "sec.", "Sec.", "fig.", "Fig.", "eq.", "Eq.", "resp.", "p.", "pp.")
+_LINE_END_ABBREVIATIONS = (*_NEVER_END, "etc.", "Etc.", "sec.", "fig.", "eq.", "resp.", "p.", "pp.")
 # A period inside a closing quote or bracket ends a sentence too: GLPK's "(This code may
 # appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search". Only a
 # period, and only after a sentence (`_encloses_a_sentence`): not "(on-screen!) 15 pixels",
