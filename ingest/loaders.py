@@ -413,11 +413,12 @@ def _pdf_pages(data: bytes) -> tuple[list[tuple[str, bool]], dict[int, list[Book
         except pdfium.PdfiumError as exc:
             if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
                 raise LoadError("encrypted PDF: it needs a password, which ingest does not take") from exc
-            raise LoadError(f"not a readable PDF ({exc})") from exc
+            said = str(exc).rstrip(".")  # "Failed to load document (PDFium: Data format error)."
+            raise LoadError(f"not a readable PDF: {said[:1].lower()}{said[1:]}") from exc
         try:
             pages = [_pdf_page(document[index]) for index in range(len(document))]
         except Exception as exc:  # a page PDFium (or pypdfium2's checks) cannot read: damaged
-            raise LoadError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
+            raise LoadError(f"not a readable PDF: a page cannot be read ({type(exc).__name__}: {exc})") from exc
         else:
             outline = _outline(document)
         finally:
@@ -761,7 +762,10 @@ def decode(data: bytes) -> str:
     """UTF-8 first (the common case, and never a wrong guess when it succeeds), then the
     most likely encoding by charset detection; text no encoding explains is refused."""
     if data.startswith(_UTF16_BOMS):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:  # a byte-order mark, then bytes no UTF-16 text holds
+            raise LoadError(f"starts as UTF-16 text but is not UTF-16 ({exc.reason} at byte {exc.start})") from None
     utf16 = utf16_without_bom(data)
     if utf16 is not None:
         return utf16

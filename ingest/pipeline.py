@@ -489,6 +489,15 @@ class _Pass:
                 self.failed(task, _reason(exc))
                 self.advance(files=1, current=task.file.source)
                 continue
+            except GemragError:
+                raise  # a quota, a budget, a key: the run stops, as for any file
+            except Exception as exc:  # a reader's bug on one file must not stop the others
+                # A parser tripped by a hostile file would otherwise end the run at that file,
+                # and every rerun with it: the file fails, named, and the folder goes on.
+                self.failed(task, f"could not be read, an error of gemrag's reader ({type(exc).__name__}: {exc});"
+                                  " please report it")
+                self.advance(files=1, current=task.file.source)
+                continue
             with self._counting:
                 self.chunks_total += len(prepared.chunks)
             yield prepared

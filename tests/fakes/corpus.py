@@ -129,13 +129,14 @@ def write_corpus(root: Path) -> Corpus:
 
 
 BAD_INPUTS = {
-    "corrupt.pdf": "not a readable PDF (",
+    "corrupt.pdf": "not a readable PDF: failed to load document (PDFium: Data format error)",
     "zero.pdf": "not a readable PDF: the file is empty (0 bytes)",
     "encrypted.pdf": "encrypted PDF",
     "empty.pdf": "no text to index",
     "binary.txt": "binary content",
     "garbled.txt": "no text encoding fits",
     "blank.md": "no text to index",
+    "torn-utf16.md": "starts as UTF-16 text but is not UTF-16",
 }
 
 
@@ -153,6 +154,7 @@ def write_bad_inputs(root: Path) -> None:
     rng = random.Random(7)
     (root / "garbled.txt").write_bytes(bytes(rng.randrange(1, 256) for _ in range(4000)))
     (root / "blank.md").write_text("\n\n   \n")
+    (root / "torn-utf16.md").write_bytes(b"\xff\xfe\x00\x01\x02")  # a UTF-16 mark, then half a character
     (root / "latin1.txt").write_bytes(
         "Le café est très bon, à côté de la gare. Überall schön.".encode("cp1252")
     )

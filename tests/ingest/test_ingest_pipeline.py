@@ -199,6 +199,25 @@ def test_bad_inputs_are_reported_by_name_and_the_run_goes_on(corpus, settings, f
     assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == {*GOOD, "bad/latin1.txt"}
 
 
+def test_a_readers_unexpected_error_fails_that_file_and_the_run_goes_on(corpus, settings, fake, monkeypatch):
+    """A parser tripped by one hostile file stopped the whole run (exit 3), and every rerun at
+    the same file: now the file fails, named with the error, and the others are ingested."""
+    (corpus.root / "trips.md").write_text("TRIP the reader here.")
+    read = pipeline.read
+
+    def tripping(data, kind, vision=None):
+        if data.startswith(b"TRIP"):
+            raise IndexError("list index out of range")
+        return read(data, kind, vision)
+
+    monkeypatch.setattr(pipeline, "read", tripping)
+    report = ingest_paths([corpus.root], settings, fake)
+    failed = {f.source: f.reason for f in report.of(Status.FAILED)}
+    assert list(failed) == ["trips.md"] and "IndexError: list index out of range" in failed["trips.md"]
+    assert report.exit_code == 1
+    assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD)
+
+
 def test_a_missing_path_is_a_failure_not_a_crash(settings, fake, tmp_path):
     report = ingest_paths([tmp_path / "nope"], settings, fake)
     assert report.of(Status.FAILED)[0].reason == "no such file or folder" and report.exit_code == 1
