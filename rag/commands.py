@@ -70,7 +70,14 @@ def run_command(
     args = list(sys.argv[1:] if argv is None else argv)
     user_errors: tuple[type[Exception], ...] = (GemragError, *refused)
     try:
-        return body()
+        code = body()
+        sys.stdout.flush()  # a reader gone already (`| head`) shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`python -m rag costs --json | head`): what it read is
+        # what it wanted, so this is no error; nothing more is written to the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.OK
     except user_errors as error:
         _say(f"error: {error}")
         return Exit.REFUSED

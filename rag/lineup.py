@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.catalogue import ModelRow, Price
-from rag.commands import Parser
-from rag.errors import GemragError, InvalidKey
+from rag.commands import Parser, run_command
+from rag.errors import InvalidKey
 from rag.lifecycle import Listing, cached_listing
 from rag.settings import FIELD_ROLES, Settings, get_settings, load_settings
 
@@ -79,6 +79,10 @@ def catalogue_table(settings: Settings, listing: Listing | None) -> Table:
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    return run_command(lambda: _models(argv, settings), argv)
+
+
+def _models(argv: Sequence[str] | None, settings: Settings | None) -> int:
     parser = Parser(
         prog="python -m rag models",
         description="The model catalogue (status, prices, limits, date read) and, with a key, what the key can use.",
@@ -96,9 +100,6 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     except InvalidKey as error:
         # The settings themselves are valid (the key check is what failed): load them unchecked.
         refused, settings = error, settings or load_settings(check_models=False)
-    except GemragError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     if args.json:
         rows = {name: row.model_dump(mode="json", by_alias=True) for name, row in settings.models.items()}
         configured = {field: getattr(settings, field) for field in FIELD_ROLES}

@@ -119,3 +119,20 @@ def test_every_entry_point_says_a_usage_error_in_one_line(argv: list[str], prog:
     assert done.returncode == 2, done.stderr
     [said] = done.stderr.splitlines()
     assert said.startswith(f"python -m {prog}: error: ")
+
+
+@pytest.mark.parametrize("argv", [["rag", "models", "--json"], ["rag", "costs", "--json", "--session", "cli-0"]])
+def test_a_reader_that_stops_reading_is_no_error(argv: list[str], tmp_path) -> None:
+    """`python -m rag costs --json | head -2` ended "unexpected BrokenPipeError" (exit 3), and
+    `rag models --json | head` with a traceback: the reader closing the pipe is no error."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(tmp_path)}
+    child = subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before the child, still importing, writes a byte
+    said = child.stderr.read().decode()
+    assert child.wait(timeout=120) in (Exit.OK, Exit.SOME_FAILED), said  # costs: a session with no calls is 1
+    assert "unexpected" not in said and "Traceback" not in said and "BrokenPipe" not in said
