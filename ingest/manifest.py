@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import ConfigError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     collection TEXT NOT NULL,
@@ -92,10 +94,18 @@ class Manifest:
     def __init__(self, path: Path, collection: str) -> None:
         self.collection = collection
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; WAL keeps it atomic
-        self.db.executescript(_SCHEMA)
-        self._add_missing_columns()  # manifests written by earlier versions
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; WAL keeps it atomic
+            self.db.executescript(_SCHEMA)
+            self._add_missing_columns()  # manifests written by earlier versions
+        except sqlite3.DatabaseError as exc:  # overwritten or truncated by something else: say which file
+            self.db.close()
+            raise ConfigError(
+                f"cannot read the ingest manifest {path} ({exc}): it records what each collection holds. "
+                "If it is damaged, move it aside and run `python -m ingest PATH --rebuild` for each collection "
+                "to index its files again."
+            ) from exc
 
     def _add_missing_columns(self) -> None:
         for table, column, kind in (

@@ -284,6 +284,12 @@ class Chain:
             raise InvalidRequest(f"The question is {len(question):,} characters long; the limit is "
                                  f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.",
                                  field="question")
+        for source in options.sources:
+            if _UNDECODED.search(source):  # Chroma refuses it ("Invalid where clause"): a crash, before
+                stored = source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise InvalidRequest("A source's name is not UTF-8 text: name the file as ingest stored it and as "
+                                     f"an answer's sources show it, each byte that is no character as \\xNN: "
+                                     f"'{stored}'.", field="sources")
         if options.sources:
             store = self.stores.get(options.collection)
             missing = store.missing_sources(options.sources)

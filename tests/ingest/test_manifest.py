@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.manifest import FileRecord, Manifest
 
 
@@ -18,3 +20,18 @@ def test_holds_content_finds_a_file_of_this_collection_by_its_hash_prefix(tmp_pa
     finally:
         docs.close()
         other.close()
+
+
+def test_a_damaged_manifest_is_named_with_what_to_do(tmp_path):
+    """Random bytes over the manifest's start ended every ingest, --rebuild too, with
+    "unexpected DatabaseError: file is not a database" (exit 3), naming no file."""
+    import os
+
+    from rag.errors import ConfigError
+
+    path = tmp_path / "manifest.sqlite3"
+    Manifest(path, "docs").close()
+    with path.open("r+b") as f:
+        f.write(os.urandom(100))
+    with pytest.raises(ConfigError, match=r"cannot read the ingest manifest .*manifest\.sqlite3.*move it aside"):
+        Manifest(path, "docs")

@@ -183,6 +183,19 @@ def test_a_question_that_is_not_utf8_is_bad_input_and_chat_goes_on(settings, off
     assert b"Traceback" not in asked.stderr + chat.stderr
 
 
+def test_a_source_named_in_bytes_that_are_not_utf8_is_bad_input_with_its_stored_name(
+        settings, offline_provider, capsys):
+    """`--source "$(printf 'caf\\xe9.txt')"` reached Chroma's filter: "unexpected
+    InvalidArgumentError: Invalid where clause", exit 3. Ingest stores such a name with the
+    byte written out, and the refusal says so."""
+    build_store(settings, offline_provider)
+    argv = ["ask", "What is the soup of the day?", "--source", "caf\udce9.txt", "--data-dir", str(settings.data_dir),
+            "--collection", "tiny-corpus"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: A source's name is not UTF-8 text:") and err.rstrip().endswith("'caf\\xe9.txt'.")
+
+
 def test_a_data_dir_that_is_a_file_is_bad_input_named_in_one_line(capsys, tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("a file")
