@@ -381,8 +381,10 @@ def _triage(
                 "GEMRAG_MAX_FILE_MB)"))
         if previous and not incomplete:
             unchanged = FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
-            if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-                return unchanged  # not even read: size and mtime are as when it was hashed
+            if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns) and os.access(file.path, os.R_OK):
+                # Not even read: size and mtime are as when it was hashed. Unless it can no longer
+                # be read (chmod changes no mtime): then the read below fails it, and --prune removes it.
+                return unchanged
             if previous.content_hash == file_hash(file.path.read_bytes()):
                 return Touched(unchanged, replace(previous, **trusted_stat(stat)))
     except OSError as exc:

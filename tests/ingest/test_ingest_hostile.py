@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -222,6 +223,33 @@ def shared_tmp() -> Iterator[Path]:
     base.chmod(0o755)
     yield base
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_file_made_unreadable_since_is_failed_and_pruned_though_its_size_and_mtime_are_the_same(shared_tmp):
+    """`chmod 000` changes no mtime: the file counted as unchanged, was never read, and
+    `--prune` kept it answerable, though the README says an unreadable file is removed."""
+    root, data = shared_tmp / "docs", shared_tmp / "d"
+    root.mkdir()
+    data.mkdir(mode=0o777)
+    data.chmod(0o777)
+    (root / "kept.md").write_text("# Kept\n\nThe one ordinary file.\n")
+    secret = root / "secret.md"
+    secret.write_text("# Secret\n\nZebras graze at noon.\n")
+    hour_ago = time.time() - 3600
+    for written in (root / "kept.md", secret):
+        os.utime(written, (hour_ago, hour_ago))  # an mtime of this very second is not trusted: it would be read
+    nobody = 65534 if os.getuid() == 0 else None  # root reads any file: the runs are another user's
+    assert ingest_cli(root, "--data-dir", data, user=nobody, cwd=Path("/")).returncode == 0
+    secret.chmod(0o000)
+    try:
+        done = ingest_cli(root, "--data-dir", data, "--prune", user=nobody, cwd=Path("/"))
+    finally:
+        secret.chmod(0o644)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("failed  secret.md: cannot read: Permission denied") for line in lines), done.stdout
+    assert set(stored(data)) == {"kept.md"}
 
 
 @pytest.mark.slow
