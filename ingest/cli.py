@@ -24,6 +24,7 @@ from rag.errors import ConfigError
 from rag.filetypes import SUPPORTED
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings, load_settings
+from rag.store import check_collection_name
 
 EPILOG = f"""
 Reads {", ".join(sorted(SUPPORTED))}. With GEMINI_API_KEY, images (files, and those in
@@ -141,7 +142,8 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
         from rag.filesearch import FileSearchStores
 
         FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
-    collection = args.collection or settings.collection
+    # Checked here, for a dry run too (it opens no collection), and "" is no name: it took the default.
+    collection = check_collection_name(settings.collection if args.collection is None else args.collection)
     origin = _origin(args, settings, collection)
     if embedder is None:
         embedder = _embedder(settings, collection, args.rebuild)

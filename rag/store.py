@@ -24,7 +24,10 @@ from rag.kv import StoreUnavailable
 from rag.settings import Settings
 from rag.types import Chunk, Hit
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")  # Chroma's rule, and a safe file name
+# Chroma's rule (3-512 characters), but at most MAX_NAME_CHARS: the name is also a file name's part
+# ("ingest-NAME.lock"), and a file system takes 255 bytes to a name.
+MAX_NAME_CHARS = 200
+_NAME = re.compile(rf"^[a-zA-Z0-9][a-zA-Z0-9._-]{{1,{MAX_NAME_CHARS - 2}}}[a-zA-Z0-9]$")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 ADD_BATCH = 2_000  # below chromadb's max batch size on every backend
 
@@ -197,7 +200,7 @@ def check_collection_name(name: str) -> str:
     and the files kept beside it (the ingest lock), so it must be valid for both."""
     if not _NAME.fullmatch(name):  # not match: '$' also matches before a final newline
         raise ConfigError(
-            f"Collection name {name!r} is not allowed: use 3-512 characters from "
+            f"Collection name {name!r} is not allowed: use 3-{MAX_NAME_CHARS} characters from "
             "letters, digits, '.', '_' and '-', starting and ending with a letter or digit."
         )
     return name
@@ -207,7 +210,7 @@ def collection_name(prefix: str, text: str) -> str:
     """A valid name `prefix-<text>` made from any text (a folder or data set name): runs of
     other characters become '-', and the ends are trimmed back to a letter or digit."""
     slug = _NOT_NAME.sub("-", text).strip("-._") or "corpus"
-    return check_collection_name(f"{prefix}-{slug}"[:512].rstrip("-._"))
+    return check_collection_name(f"{prefix}-{slug}"[:MAX_NAME_CHARS].rstrip("-._"))
 
 
 @dataclass(frozen=True)

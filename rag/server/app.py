@@ -82,7 +82,7 @@ from rag.server.schemas import (
 )
 from rag.server.streaming import EventStream, ThreadedIterator, sse
 from rag.settings import Settings
-from rag.store import check_collection_name, chroma_client, collection_meta
+from rag.store import MAX_NAME_CHARS, check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
 from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
@@ -236,12 +236,12 @@ def _allowed_collection(name: str) -> str:
 # An ask's session id (the body's rule), or the session an ingest into a collection is charged
 # to, "ingest:<collection>" (ingest.spending): a path of 5,000 characters was read and echoed back.
 SessionId = Annotated[str, PathParameter(
-    max_length=len("ingest:") + 512, pattern=r"^(?:ingest:)?[A-Za-z0-9._-]+$",
+    max_length=len("ingest:") + MAX_NAME_CHARS, pattern=r"^(?:ingest:)?[A-Za-z0-9._-]+$",
     description="an ask's session id (up to 128 letters, digits, '.', '_' or '-'), or ingest:<collection>")]
 # Defined here, not with the bodies in rag.server.schemas: that module is imported by
 # `python -m rag costs`, which need not load FastAPI.
-CollectionName = Annotated[str, PathParameter(description="the collection: 3-512 letters, digits, '.', '_' or '-', "
-                                                          "starting and ending with a letter or digit"),
+CollectionName = Annotated[str, PathParameter(description=f"the collection: 3-{MAX_NAME_CHARS} letters, digits, '.', "
+                                                          "'_' or '-', starting and ending with a letter or digit"),
                            AfterValidator(_allowed_collection)]
 
 

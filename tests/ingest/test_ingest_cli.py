@@ -86,6 +86,15 @@ def test_dry_run_and_collection_options(capsys, corpus, tmp_path, fake):
     assert "would be added guide.md" in out  # the files are named, not only counted
 
 
+@pytest.mark.parametrize("name", ["bad name", ""])
+def test_a_bad_collection_name_is_refused_in_a_dry_run_too(capsys, corpus, tmp_path, fake, name):
+    """A dry run listed what it "would add" to 'bad name' and exited 0, where the real run
+    refuses the name; an empty name silently took the default collection."""
+    data = tmp_path / "d"
+    code, _, err = _run(capsys, [corpus.root, "--data-dir", data, "--collection", name, "--dry-run"], fake)
+    assert code == 2 and err.startswith(f"error: Collection name {name!r} is not allowed") and not data.exists()
+
+
 def test_a_dry_run_names_what_it_would_remove_and_the_collections_version(capsys, corpus, tmp_path, fake):
     """It said "corpus version 0" of a collection at version 1, and "files removed 1"
     without saying which; a real --prune did not name the file either."""

@@ -218,6 +218,17 @@ def test_a_readers_unexpected_error_fails_that_file_and_the_run_goes_on(corpus, 
     assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD)
 
 
+def test_a_collection_name_of_the_longest_allowed_length_ingests(corpus, settings, fake):
+    """A 300-character name passed the check (Chroma takes 512) and then crashed on its lock
+    file's name ("File name too long", exit 3): names are capped where every file named after
+    them still fits."""
+    from rag.store import MAX_NAME_CHARS
+
+    name = "c" * MAX_NAME_CHARS
+    report = ingest_paths([corpus.root], settings, fake, collection=name)
+    assert report.exit_code == 0 and Store(settings, fake.embedding_id, name).count() == report.chunks
+
+
 def test_a_missing_path_is_a_failure_not_a_crash(settings, fake, tmp_path):
     report = ingest_paths([tmp_path / "nope"], settings, fake)
     assert report.of(Status.FAILED)[0].reason == "no such file or folder" and report.exit_code == 1
