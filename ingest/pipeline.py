@@ -279,6 +279,8 @@ def plan_run(
                 if file.alias:
                     aliases.append(file.source)
                 continue
+            if file.source in found and found[file.source] == file.path:
+                continue  # named twice ("docs docs/a.md"): the same file, taken once
             if file.source in found:
                 report.add(FileOutcome(file.source, Status.FAILED, reason=(
                     f"{printable(file.path)} has the same stored name as {printable(found[file.source])}; "

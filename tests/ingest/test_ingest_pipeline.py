@@ -229,6 +229,13 @@ def test_a_collection_name_of_the_longest_allowed_length_ingests(corpus, setting
     assert report.exit_code == 0 and Store(settings, fake.embedding_id, name).count() == report.chunks
 
 
+def test_a_file_named_twice_is_taken_once(corpus, settings, fake):
+    """`ingest docs docs/guide.md` failed guide.md as having "the same stored name as" itself."""
+    report = ingest_paths([corpus.root, corpus.root / "guide.md"], settings, fake)
+    assert report.exit_code == 0 and not report.of(Status.FAILED)
+    assert sorted(f.source for f in report.of(Status.ADDED)) == sorted(GOOD)
+
+
 def test_a_missing_path_is_a_failure_not_a_crash(settings, fake, tmp_path):
     report = ingest_paths([tmp_path / "nope"], settings, fake)
     assert report.of(Status.FAILED)[0].reason == "no such file or folder" and report.exit_code == 1
