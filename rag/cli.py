@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -274,8 +275,18 @@ def print_session(chain: Chain, session_id: str, *, if_spent: bool = False) -> N
         return
     saved = f", implicit cache saved ${totals.cache_saved_usd:.6f}" if totals.cache_saved_usd else ""
     print(f"Session {session_id}: {counted(totals.answers, 'answer')}, ${totals.cost_usd:.6f}{saved}; "
-          f"python -m rag costs --session {session_id} shows its spending; "
+          f"python -m rag costs --session {session_id}{_data_dir(chain)} shows its spending; "
           f"continue it with --session {session_id}", file=sys.stderr)
+
+
+def _data_dir(chain: Chain) -> str:
+    """` --data-dir D` when the session's ledger is not where `rag costs` looks by default: its
+    hint showed all zeros for a session asked with --data-dir."""
+    from rag.settings import get_settings
+
+    if chain.settings.data_dir == get_settings().data_dir:
+        return ""
+    return f" --data-dir {shlex.quote(str(chain.settings.data_dir))}"
 
 
 def new_session_id() -> str:

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -108,9 +109,14 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     )
     parser.add_argument("--session", metavar="ID", help="only this session")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--data-dir", type=Path, help="whose ledger (default: GEMRAG_DATA_DIR or ./.gemrag), as "
+                                                      "given to `rag ask --data-dir`")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    report = cost_report(settings or get_settings(), args.session)
+    settings = settings or get_settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    report = cost_report(settings, args.session)
     # A session with no calls: its zeros on stdout, as a table or JSON alike (the JSON's `note`
     # is the API's field), and the note said once, on stderr (README).
     if args.json:

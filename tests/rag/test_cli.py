@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import socket
@@ -322,3 +323,19 @@ def test_chat_ends_on_a_slash_command_as_other_chat_tools_do(settings, offline_p
     done = _run(settings, "chat", stdin="/quit\nHow many days of paid vacation do employees get?\n")
     assert done.returncode == 0, done.stderr
     assert "Searched for" not in done.stdout and "25 days" not in done.stdout
+
+
+@pytest.mark.slow
+def test_the_session_line_names_the_data_dir_rag_costs_must_read(settings, offline_provider, tmp_path):
+    """Asked with --data-dir, the session line sent the user to `rag costs --session ID`,
+    which read another data dir's ledger and showed all zeros."""
+    build_store(settings, offline_provider)
+    env = {**os.environ, "GEMRAG_DATA_DIR": str(tmp_path / "default"), "GEMRAG_COLLECTION": "tiny-corpus"}
+    asked = subprocess.run([sys.executable, "-m", "rag", "ask", "How many days of paid vacation do employees get?",
+                            "--data-dir", str(settings.data_dir)], capture_output=True, text=True, env=env, timeout=600)
+    assert asked.returncode == 0, asked.stderr
+    hint = re.search(r"(python -m rag costs --session cli-\w+ --data-dir \S+) shows its spending", asked.stderr)
+    assert hint, asked.stderr
+    costs = subprocess.run([sys.executable, *hint.group(1).split()[1:], "--json"], capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert costs.returncode == 0 and json.loads(costs.stdout)["total"]["answers"] == 1, costs.stderr

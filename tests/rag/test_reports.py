@@ -135,3 +135,12 @@ def test_python_m_rag_costs_runs_from_the_command_line(settings: Settings) -> No
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["sessions"]["bob"]["cost_usd"] == pytest.approx(0.028)
+
+
+def test_costs_reads_the_ledger_of_the_data_dir_it_is_given(settings: Settings, tmp_path, capsys) -> None:
+    """`rag ask --data-dir D` told the user to run `rag costs --session ID`, which had no
+    --data-dir, read the default data dir's ledger and showed all zeros."""
+    _spend(Ledger(settings))
+    elsewhere = settings.model_copy(update={"data_dir": tmp_path / "empty"})
+    assert main(["--json", "--data-dir", str(settings.data_dir), "--session", "bob"], elsewhere) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["cost_usd"] == pytest.approx(0.028)
