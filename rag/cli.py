@@ -252,7 +252,10 @@ def run(args: argparse.Namespace) -> int:
     args.session = args.session or new_session_id()
     try:
         ending = ask(chain, args, forced.note) if args.command == "ask" else chat(chain, args, forced.note)
-    except BaseException:  # failed or interrupted: what was spent on the way can be looked up too
+    except KeyboardInterrupt:  # Ctrl-C, even before anything was spent: the id continues the session
+        print_session(chain, args.session)
+        raise
+    except BaseException:  # failed: what was spent on the way can be looked up too
         print_session(chain, args.session, if_spent=True)
         raise
     else:

@@ -339,3 +339,20 @@ def test_the_session_line_names_the_data_dir_rag_costs_must_read(settings, offli
     costs = subprocess.run([sys.executable, *hint.group(1).split()[1:], "--json"], capture_output=True, text=True,
                            env=env, timeout=600)
     assert costs.returncode == 0 and json.loads(costs.stdout)["total"]["answers"] == 1, costs.stderr
+
+
+def test_ctrl_c_during_the_first_offline_answer_still_prints_the_session(settings, offline_provider, monkeypatch,
+                                                                         capsys):
+    """Interrupted before its first answer was recorded (offline nothing is spent), `rag ask`
+    printed only "interrupted", though the README says the session is printed however it ends."""
+    build_store(settings, offline_provider)
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "ask", interrupted)
+    argv = ["ask", "How many days of paid vacation do employees get?", "--data-dir", str(settings.data_dir),
+            "--collection", "tiny-corpus"]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert re.search(r"Session cli-\w+: 0 answers, \$0\.000000;", err) and err.rstrip().endswith("interrupted")
