@@ -182,6 +182,7 @@ def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
     cheaper one may fit; the chat then ends with the code `rag ask` gives a refusal (README,
     Exit codes), not 0, so a script feeding it questions can tell."""
     options = options_from(args)
+    chain.stores.get(options.collection)  # a missing or misspelt collection: one line, before the prompt opens
     kept = Kept(chain, args.session)
     history = kept.history()
     ending = Exit.OK

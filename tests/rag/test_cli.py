@@ -356,3 +356,14 @@ def test_ctrl_c_during_the_first_offline_answer_still_prints_the_session(setting
     assert cli.main(argv) == 130
     err = capsys.readouterr().err
     assert re.search(r"Session cli-\w+: 0 answers, \$0\.000000;", err) and err.rstrip().endswith("interrupted")
+
+
+@pytest.mark.parametrize("collection", ["nope", "bad name"])
+def test_chat_refuses_a_collection_it_cannot_search_before_its_prompt(settings, offline_provider, capsys, collection):
+    """`rag chat --collection nope` opened its prompt, then refused every question with the
+    same error and ended with 2."""
+    build_store(settings, offline_provider)
+    assert cli.main(["chat", "--collection", collection, "--data-dir", str(settings.data_dir)]) == 2
+    out, err = capsys.readouterr()
+    assert "Ask about your documents" not in out
+    assert err.startswith(f"error: No collection {collection!r}") or "is not allowed" in err.splitlines()[0]
