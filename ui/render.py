@@ -393,13 +393,16 @@ def checks_html(checks: Sequence[SentenceCheck]) -> str:
 
 
 def totals_html(totals: SessionTotals) -> str:
+    """The session's figures; what Gemini's implicit cache saved only once it saved something
+    (offline, or before any cached prompt, "$0.0000 implicit cache saved" says nothing)."""
     stats = [
         ("answers", "answer" if totals.answers == 1 else "answers", f"{totals.answers}"),
         ("tokens", "tokens", f"{totals.tokens:,}"),
         ("cost", "spent", dollars(totals.cost_usd)),
-        ("cache-hits", "cache hits", f"{totals.cache_hits}"),
+        ("cache-hits", "cache hit" if totals.cache_hits == 1 else "cache hits", f"{totals.cache_hits}"),
         ("saved", "saved", dollars(totals.saved_usd)),
-        ("implicit-cache", "implicit cache saved", dollars(totals.cache_saved_usd)),
+        *([("implicit-cache", "implicit cache saved", dollars(totals.cache_saved_usd))]
+          if totals.cache_saved_usd else []),
         ("remaining", "left of budget", f"{dollars(totals.remaining_usd)} / {dollars(totals.budget_usd)}"),
     ]
     cells = "".join(f"<span class='stat' data-stat='{k}'><b>{value}</b> {label}</span>" for k, label, value in stats)

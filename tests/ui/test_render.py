@@ -130,8 +130,10 @@ def test_totals_show_every_session_figure() -> None:
     for stat, value in [("answers", "3"), ("tokens", "4,500"), ("cost", "$0.0123"), ("cache-hits", "1"),
                         ("saved", "$0.0040"), ("implicit-cache", "$0.000700"), ("remaining", "$0.9877 / $1.00")]:
         assert f"data-stat='{stat}'><b>{value}</b>" in html
-    assert "<b>3</b> answers" in html
-    assert "<b>1</b> answer</span>" in render.totals_html(SessionTotals(1, 10, 0.0, 0, 0.0, 0.0, 1.0, 1.0))
+    assert "<b>3</b> answers" in html and "<b>1</b> cache hit</span>" in html
+    offline = render.totals_html(SessionTotals(1, 10, 0.0, 0, 0.0, 0.0, 1.0, 1.0))
+    assert "<b>1</b> answer</span>" in offline and "<b>0</b> cache hits</span>" in offline
+    assert "implicit-cache" not in offline  # nothing saved by Gemini's cache: not shown as $0.0000
 
 
 def test_the_documents_tab_lists_every_file_with_its_chunks() -> None:
