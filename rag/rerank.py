@@ -304,13 +304,23 @@ class GeminiReranker:
         return Reranked([Hit(base.hits[i].chunk, scores[i]) for i in order], usage, model)
 
 
+class LocalForGemini(LocalReranker):
+    """`gemini` asked for with no key to call it: the local order, saying so (the chain puts the
+    note in the answer's route), where it was used silently."""
+
+    NOTE = "the Gemini reranking needs a Gemini key, so the local order was used"
+
+    def rerank(self, question: str, candidates: Sequence[Hit], store: Store) -> Reranked:
+        return replace(super().rerank(question, candidates, store), note=self.NOTE)
+
+
 def make_reranker(settings: Settings, generator: Generator, mode: str | None = None) -> Reranker:
     """The configured reranker. `gemini` needs a model to call: without a key it is the
-    local one (there is nothing else to ask)."""
+    local one, which says so (there is nothing else to ask)."""
     chosen = mode or settings.rerank
     local = LocalReranker(settings.local_rerank)
-    if chosen == "gemini" and generator.online:
-        return GeminiReranker(settings, generator, local)
+    if chosen == "gemini":
+        return GeminiReranker(settings, generator, local) if generator.online else LocalForGemini(settings.local_rerank)
     if chosen == "none":
         return NoRerank()
     return local

@@ -130,9 +130,16 @@ def test_a_table_of_contents_or_an_index_goes_behind_the_pages_it_points_to():
     assert ranked[0] == "page" and ranked.index("toc") > ranked.index("page")
 
 
-def test_without_a_key_gemini_rerank_is_the_local_one(settings, offline_provider):
-    assert make_reranker(settings, offline_provider, "gemini").name == "local"
+def test_without_a_key_gemini_rerank_is_the_local_one_and_says_so(settings, offline_provider):
+    """`rag ask --rerank gemini` offline used the local order and nothing said so."""
+    gemini = make_reranker(settings, offline_provider, "gemini")
+    assert gemini.name == "local"
     assert make_reranker(settings, offline_provider, "none").name == "none"
+    pool = [Hit(c, 1.0 - i / 10) for i, c in enumerate(CHUNKS)]
+    local = LocalReranker(LocalRerankWeights()).rerank("retry budget", pool, None)
+    fallback = gemini.rerank("retry budget", pool, None)
+    assert order(fallback) == order(local) and not local.note
+    assert fallback.note == "the Gemini reranking needs a Gemini key, so the local order was used"
 
 
 def test_parse_scores_refuses_a_reply_of_the_wrong_shape():
@@ -243,3 +250,4 @@ def test_gemini_rerank_cache_is_per_corpus_version(gemini_settings, fake_gemini)
     ids = [c.id for c in CHUNKS]
     assert reranker.key("q", ids, "c@1") != reranker.key("q", ids, "c@2")
     assert reranker.key("q", ids, "c@1") == reranker.key("q ", ids, "c@1")
+
