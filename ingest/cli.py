@@ -129,7 +129,9 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
         # Nothing to read at all: a mistyped path, refused before a collection is opened. One
         # missing path of several is reported with the run's other failures; with --prune a
         # deleted folder is how its files are removed.
-        raise ConfigError(f"no such file or folder: {', '.join(map(str, args.paths))}; nothing was ingested")
+        links = all(Path(p).is_symlink() for p in args.paths)  # exists() is False for a loop too
+        what = "a broken symlink or a symlink loop" if links else "no such file or folder"
+        raise ConfigError(f"{what}: {', '.join(map(str, args.paths))}; nothing was ingested")
     out, err = Console(), Console(stderr=True)
     # Retry warnings from the embedder print above the progress bar, not through it.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err)])

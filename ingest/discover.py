@@ -110,6 +110,9 @@ def discover(root: Path, filters: Filters, data_dir: Path | None = None) -> Iter
         if filters.admits(printable(real_root.name)):
             yield SourceFile(real_root, printable(real_root.name), real_root)
         return
+    if real_root.exists() and not real_root.is_dir():  # a FIFO or a device named as PATH: not "./", no folder
+        yield Skipped(printable(real_root.name), _not_regular(real_root.stat().st_mode), failed=True)
+        return
     filters = replace(filters, exclude=(*filters.exclude, *ignored(real_root)))
     yield from _Walk(real_root, filters, data_dir.resolve() if data_dir else None).files()
 
@@ -242,8 +245,12 @@ def _file(path: Path, source: str, real_root: Path, filters: Filters) -> SourceF
     except OSError as exc:
         return Skipped(source, f"cannot read: {exc.strerror or exc}", failed=True)
     if not stat.S_ISREG(mode):
-        return Skipped(source, f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'special file')})")
+        return Skipped(source, _not_regular(mode))
     return SourceFile(path, source, real_root)
+
+
+def _not_regular(mode: int) -> str:
+    return f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'special file')})"
 
 
 _KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",

@@ -52,6 +52,20 @@ def test_a_path_that_does_not_exist_is_bad_input_unless_others_do_or_it_is_prune
     assert code == 1 and re.search(r"files removed +│ +1 ", out)
 
 
+def test_a_fifo_or_a_symlink_loop_named_as_path_is_named_with_what_it_is(capsys, corpus, tmp_path, fake):
+    """Named as PATH, a FIFO was reported as "failed ./: cannot read folder: Not a directory"
+    and a symlink loop as "no such file or folder"; inside a folder both were named right."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.md")
+    code, out, _ = _run(capsys, [tmp_path / "pipe.md", "--data-dir", tmp_path / "d", "-q"], fake)
+    assert code == 1 and "failed  pipe.md: not a regular file (FIFO)" in out, out
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    code, _, err = _run(capsys, [tmp_path / "a", "--data-dir", tmp_path / "d", "-q"], fake)
+    assert code == 2 and err.startswith("error: a broken symlink or a symlink loop: "), err
+
+
 def test_failures_are_listed_by_name_and_exit_1(capsys, corpus, tmp_path, fake):
     write_bad_inputs(corpus.root / "bad")
     code, out, _ = _run(capsys, [corpus.root, "--data-dir", tmp_path / "d", "-q"], fake)
