@@ -304,6 +304,7 @@ def plan_run(
                 report.add(verdict)
     resolved = {str(r.resolve()) for r in roots}
     missing = [r for r in records.values() if r.root in resolved and r.source not in found]
+    renamed = _read_from_a_parent(records, found, resolved)
     aliased: list[FileRecord] = []
     gone: list[FileRecord] = []
     for r in missing:
@@ -321,7 +322,24 @@ def plan_run(
             report.notes.append(f"{counted(len(aliased), 'file')} ingested before through a link to what is now read "
                                 f"under its real name {'is' if len(aliased) == 1 else 'are'} still in the collection "
                                 f"({_names(aliased)}); --prune removes {_them(aliased)}")
-    return Plan(tasks, [*gone, *aliased, *stale] if prune else [], touched)
+        if renamed:
+            report.notes.append(f"{counted(len(renamed), 'file')} ingested before from a folder inside one now read "
+                                f"whole {'is' if len(renamed) == 1 else 'are'} still in the collection under "
+                                f"{'its' if len(renamed) == 1 else 'their'} old name ({_names(renamed)}), beside the "
+                                f"new; --prune removes {_them(renamed)}")
+    return Plan(tasks, [*gone, *aliased, *renamed, *stale] if prune else [], touched)
+
+
+def _read_from_a_parent(records: dict[str, FileRecord], found: dict[str, Path], roots: set[str]) -> list[FileRecord]:
+    """Files ingested from a folder inside one of `roots` ("ingest docs/a", then, as a name
+    clash advises, "ingest docs") that this run reads again under a longer name ("a/x.txt"
+    for "x.txt"): the old name is a second copy of the same file, in answers and sources."""
+    inner = [r for r in records.values() if r.root not in roots and r.source not in found
+             and any(Path(r.root).is_relative_to(root) for root in roots)]
+    if not inner:  # the common case: nothing resolved below
+        return []
+    read = {str(path.resolve()) for path in found.values()}
+    return [r for r in inner if r.path in read]
 
 
 def _them(files: Sequence[FileRecord]) -> str:

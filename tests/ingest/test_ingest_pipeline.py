@@ -236,6 +236,19 @@ def test_a_file_named_twice_is_taken_once(corpus, settings, fake):
     assert sorted(f.source for f in report.of(Status.ADDED)) == sorted(GOOD)
 
 
+def test_a_folder_read_again_from_its_parent_keeps_its_old_names_until_pruned(corpus, settings, fake):
+    """A name clash's advice, "ingest both from their common parent folder", left the first
+    folder's files under their old names beside the new ones (answers cited both), and
+    --prune did not remove them: their folder was not among the run's roots."""
+    ingest_paths([corpus.root / "sub"], settings, fake)
+    kept = ingest_paths([corpus.root], settings, fake)
+    assert any("old name (limits.pdf)" in note and "--prune removes it" in note for note in kept.notes), kept.notes
+    assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == {*GOOD, "limits.pdf"}
+    pruned = ingest_paths([corpus.root], settings, fake, prune=True)
+    assert [f.source for f in pruned.of(Status.REMOVED)] == ["limits.pdf"]
+    assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD)
+
+
 def test_a_missing_path_is_a_failure_not_a_crash(settings, fake, tmp_path):
     report = ingest_paths([tmp_path / "nope"], settings, fake)
     assert report.of(Status.FAILED)[0].reason == "no such file or folder" and report.exit_code == 1
