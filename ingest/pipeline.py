@@ -47,6 +47,7 @@ from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback,
 from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError, charging_lost
+from rag.filetypes import SUPPORTED
 from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
@@ -263,6 +264,7 @@ def plan_run(
     stale: list[FileRecord] = []  # ingested before, unreadable now: removed with --prune
     found: dict[str, Path] = {}
     aliases: list[str] = []
+    typed = 0  # files of a type ingest reads
     for root in roots:
         if not root.exists():
             held = [r for r in records.values() if r.root == str(root.resolve())]
@@ -288,8 +290,10 @@ def plan_run(
                 continue
             found[file.source] = file.path
             if file.kind is None:
-                report.add(FileOutcome(file.source, Status.SKIPPED, reason=f"unknown type {file.path.suffix!r}"))
+                what = f"unknown type {file.path.suffix!r}" if file.path.suffix else "no extension to tell its type"
+                report.add(FileOutcome(file.source, Status.SKIPPED, reason=what))
                 continue
+            typed += 1
             previous = records.get(file.source)
             verdict = _triage(file, previous, file.source in incomplete, settings)
             if isinstance(verdict, Task):
@@ -302,6 +306,9 @@ def plan_run(
                 report.add(replace(verdict, reason=_stale(verdict.reason, prune)))
             else:
                 report.add(verdict)
+    if found and not typed:  # a run that reads nothing must not look like one that did
+        report.notes.append(f"nothing to ingest: no file found is of a type ingest reads "
+                            f"({', '.join(sorted(SUPPORTED))})")
     resolved = {str(r.resolve()) for r in roots}
     missing = [r for r in records.values() if r.root in resolved and r.source not in found]
     renamed = _read_from_a_parent(records, found, resolved)

@@ -249,6 +249,21 @@ def test_a_folder_read_again_from_its_parent_keeps_its_old_names_until_pruned(co
     assert {c.source for c in Store(settings, fake.embedding_id).chunks()} == set(GOOD)
 
 
+def test_a_run_that_finds_no_file_it_reads_says_so(settings, fake, tmp_path):
+    """`ingest hostfile` printed "Ingested into collection 'corpus'", "skipped hostfile: unknown
+    type ''" and exit 0: a run that read nothing looked like one that did."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hostfile").write_text("server-1\n")
+    (docs / "data.xyz").write_text("1,2,3\n")
+    report = ingest_paths([docs], settings, fake)
+    reasons = {f.source: f.reason for f in report.of(Status.SKIPPED)}
+    assert reasons == {"hostfile": "no extension to tell its type", "data.xyz": "unknown type '.xyz'"}
+    assert any(n.startswith("nothing to ingest: no file found is of a type ingest reads (.docx,") for n in report.notes)
+    (docs / "notes.md").write_text("# Notes\n\nSomething to read.\n")
+    assert not any(n.startswith("nothing to ingest") for n in ingest_paths([docs], settings, fake).notes)
+
+
 def test_a_missing_path_is_a_failure_not_a_crash(settings, fake, tmp_path):
     report = ingest_paths([tmp_path / "nope"], settings, fake)
     assert report.of(Status.FAILED)[0].reason == "no such file or folder" and report.exit_code == 1
