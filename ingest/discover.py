@@ -23,7 +23,6 @@ out on every run without the user repeating it. It is read, not listed as a hidd
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -31,36 +30,11 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
-from rag.filetypes import SUPPORTED
+from rag.filetypes import SUPPORTED, printable
 from rag.uploads import INCOMING, UPLOADS
 
 HIDDEN_HINT = "add --include-hidden to take it"
 IGNORE_FILE = ".gemragignore"
-
-
-# Control characters in a name would break the one line each file gets in a report.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
-_ESCAPED = re.compile(r"\\(x[0-9a-f]{2}|[nrt])")
-
-
-def printable(path: str | Path) -> str:
-    """A path as text that can be printed and stored on one line: bytes that are not UTF-8
-    (kept by Python as surrogates) become `\\xNN`, control characters `\\n`, `\\t` or `\\xNN`."""
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL)
-
-
-def unprintable(source: str) -> str:
-    """The name `printable` wrote, as the file system spells it (to look for the file again).
-    A name that held a backslash before `n`, `r`, `t` or `x` and two hex digits comes back
-    wrong: it is only used to tell whether a file the walk did not take still exists."""
-    def byte(match: re.Match[str]) -> str:
-        code = match.group(1)
-        if code[0] != "x":
-            return {"n": "\n", "r": "\r", "t": "\t"}[code]
-        value = int(code[1:], 16)
-        return chr(0xDC00 + value) if value >= 0x80 else chr(value)  # surrogateescape keeps a byte so
-
-    return _ESCAPED.sub(byte, source)
 
 
 @dataclass(frozen=True)

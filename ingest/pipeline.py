@@ -39,7 +39,7 @@ from typing import TypedDict
 from ingest.batches import Batch, InFlight
 from ingest.batchjobs import BatchJobs, BatchRun, Origin, embedding_jobs, nothing_to_resume, pending_origin
 from ingest.chunking import Chunker, SizedChunk
-from ingest.discover import Filters, Skipped, SourceFile, discover, printable, unprintable
+from ingest.discover import Filters, Skipped, SourceFile, discover
 from ingest.loaders import LoadError, Unreadable, read
 from ingest.manifest import FileRecord, Manifest
 from ingest.prefetch import prefetched
@@ -47,7 +47,7 @@ from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback,
 from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
 from rag.errors import EmbedderMismatch, GemragError, ProviderError, charging_lost
-from rag.filetypes import SUPPORTED
+from rag.filetypes import SUPPORTED, printable, unprintable
 from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings

@@ -32,6 +32,7 @@ from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
 from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted, charging_lost
 from rag.experiments import Experiments
+from rag.filetypes import printable
 from rag.headroom import Headroom
 from rag.keyterms import mentioned_elsewhere, plain_words
 from rag.kv import StoreUnavailable
@@ -286,10 +287,9 @@ class Chain:
                                  field="question")
         for source in options.sources:
             if _UNDECODED.search(source):  # Chroma refuses it ("Invalid where clause"): a crash, before
-                stored = source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                 raise InvalidRequest("A source's name is not UTF-8 text: name the file as ingest stored it and as "
                                      f"an answer's sources show it, each byte that is no character as \\xNN: "
-                                     f"'{stored}'.", field="sources")
+                                     f"'{printable(source)}'.", field="sources")
         if options.sources:
             store = self.stores.get(options.collection)
             missing = store.missing_sources(options.sources)

@@ -1,4 +1,5 @@
-from ingest.discover import Filters, Skipped, SourceFile, discover, printable, unprintable
+from ingest.discover import Filters, Skipped, SourceFile, discover
+from rag.filetypes import printable, unprintable
 
 
 def _sources(root, filters=None):
