@@ -281,12 +281,11 @@ def plan_run(
                 if file.alias:
                     aliases.append(file.source)
                 continue
-            if file.source in found and found[file.source] == file.path:
-                continue  # named twice ("docs docs/a.md"): the same file, taken once
-            if file.source in found:
-                report.add(FileOutcome(file.source, Status.FAILED, reason=(
-                    f"{printable(file.path)} has the same stored name as {printable(found[file.source])}; "
-                    "ingest the two folders into different collections, or rename one")))
+            if file.source in found:  # the same file named twice ("docs docs/a.md") is taken once
+                if found[file.source] != file.path:
+                    report.add(FileOutcome(file.source, Status.FAILED, reason=(
+                        f"{printable(file.path)} has the same stored name as {printable(found[file.source])}; "
+                        "ingest the two folders into different collections, or rename one")))
                 continue
             found[file.source] = file.path
             if file.kind is None:

@@ -318,10 +318,11 @@ def make_reranker(settings: Settings, generator: Generator, mode: str | None = N
     """The configured reranker. `gemini` needs a model to call: without a key it is the
     local one, which says so (there is nothing else to ask)."""
     chosen = mode or settings.rerank
-    local = LocalReranker(settings.local_rerank)
-    if chosen == "gemini":
-        return GeminiReranker(settings, generator, local) if generator.online else LocalForGemini(settings.local_rerank)
     if chosen == "none":
         return NoRerank()
-    return local
+    if chosen != "gemini":
+        return LocalReranker(settings.local_rerank)
+    if not generator.online:
+        return LocalForGemini(settings.local_rerank)
+    return GeminiReranker(settings, generator, LocalReranker(settings.local_rerank))
 
