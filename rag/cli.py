@@ -239,10 +239,14 @@ class Kept:
 def run(args: argparse.Namespace) -> int:
     from rag.backend import Backend
     from rag.settings import get_settings
+    from rag.stores import Stores
 
     settings = get_settings()
     chosen = {"backend": args.backend, "data_dir": args.data_dir}
     settings = settings.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+    if not settings.chroma_url and not settings.data_dir.exists():
+        # A mistyped --data-dir: refused before the ledger and the cache would create it.
+        Stores(settings).get(args.collection)
     backend = Backend.build(settings)
     try:  # the API's check: an unknown model was sent to Gemini as asked, and charged at $0
         forced = answer_model(args.model, backend.generator, settings)

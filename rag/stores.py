@@ -77,6 +77,8 @@ class Stores:
         created to say so."""
         held = [] if no_store_yet(self.settings) else list_collections(self.settings)
         there = f"collections there: {', '.join(held)}" if held else "nothing has been ingested there"
+        if not self.settings.chroma_url and not self.settings.data_dir.exists():
+            there = "no such folder"
         ingest = f"run python -m ingest PATH --collection {name}"
         listed = f"its collections: {', '.join(held)}" if held else "it holds none yet"
         remote = f"No collection {name!r} on this server ({listed}; GET /v1/collections lists them)."

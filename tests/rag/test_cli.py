@@ -138,6 +138,7 @@ def test_an_ordinary_word_no_document_holds_is_not_a_reason_to_refuse(settings, 
 @pytest.mark.slow
 def test_empty_collection_is_a_message_not_a_traceback(settings):
     """The message says where it looked, so a mistyped name or another data directory shows."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     done = _run(settings, "ask", "anything", "--collection", "nothing-here")
     assert done.returncode == 2  # refused: bad input (README: exit codes)
     assert done.stderr.strip() == (
@@ -147,8 +148,8 @@ def test_empty_collection_is_a_message_not_a_traceback(settings):
     )
     elsewhere = settings.data_dir / "elsewhere"
     moved = _run(settings, "ask", "anything", "--data-dir", str(elsewhere))
-    assert moved.returncode == 2 and f"in {elsewhere.resolve()} (nothing has been ingested there)" in moved.stderr
-    assert not (elsewhere / "chroma").exists()  # nothing created just to say so
+    assert moved.returncode == 2 and f"in {elsewhere.resolve()} (no such folder)" in moved.stderr
+    assert not elsewhere.exists()  # a mistyped --data-dir: nothing created just to say so (no ledger, no cache)
 
 
 def test_a_chroma_server_that_cannot_be_reached_is_a_refusal_naming_chroma_url(settings, tmp_path):
