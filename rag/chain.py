@@ -30,7 +30,7 @@ from rag.citecheck import CitationChecker
 from rag.contextcache import ContextCache
 from rag.costs import Call, CallKind, Hold, Ledger, dollars, price_usd
 from rag.embedcache import EmbeddingCache
-from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted, charging_lost
+from rag.errors import BudgetExceeded, InvalidRequest, QuotaExhausted, charging_lost, echoed
 from rag.experiments import Experiments
 from rag.filetypes import printable
 from rag.headroom import Headroom
@@ -294,7 +294,7 @@ class Chain:
             store = self.stores.get(options.collection)
             missing = store.missing_sources(options.sources)
             if missing:
-                names = ", ".join(repr(m) for m in missing)
+                names = ", ".join(echoed(m) for m in missing)
                 held = next(store.chunks(page_size=1), None)
                 example = f" (for example {held.source!r})" if held else ""
                 raise InvalidRequest(

@@ -18,6 +18,15 @@ class ConfigError(GemragError):
     pass
 
 
+ECHO_CHARS = 80
+
+
+def echoed(value: str) -> str:
+    """A caller's value as a message repeats it: quoted, and cut at `ECHO_CHARS` characters.
+    A 404 for a 7,000-character job id repeated all of it, a body as long as the request."""
+    return repr(value) if len(value) <= ECHO_CHARS else f"{value[:ECHO_CHARS]!r}… ({len(value):,} characters)"
+
+
 class ProviderError(GemragError):
     """A model call failed after the retries and deadline allowed."""
 

@@ -337,6 +337,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: float = 20.0  # per file, in MB of 1,048,576 bytes (`max_upload_bytes`)
+    max_upload_files: int = 10  # files in one API upload request (its body limit: this many files' worth)
     ui_concurrency: int = 4  # answers streamed at once across all browser sessions
     preview_cache_files: int = 2_000  # rendered PDF pages kept under previews/ (~100 KB each), oldest go first
 

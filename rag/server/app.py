@@ -49,6 +49,7 @@ from rag.errors import (
     InvalidRequest,
     ProviderError,
     QuotaExhausted,
+    echoed,
     remote_message,
 )
 from rag.jobs import Job, Jobs, QueueUnavailable
@@ -99,6 +100,10 @@ class UnknownDocument(GemragError):
     """A file the collection does not hold (404)."""
 
 
+class FileTooLarge(GemragError):
+    """One uploaded file over `max_upload_mb` (413): the limit is per file, as the UI's."""
+
+
 class JobsUnavailable(GemragError):
     """No job queue: REDIS_URL is not set, or no store the worker shares, CHROMA_URL (503)."""
 
@@ -120,6 +125,7 @@ STATUS: dict[type[Exception], int] = {
     QueueUnavailable: 503,
     UnknownJob: 404,
     UnknownDocument: 404,
+    FileTooLarge: 413,
 }
 # Every route that reads a body, path or header declares its 422: else FastAPI documents its
 # own {"detail": [...]} shape, which the invalid_request handler never sends.
@@ -284,8 +290,8 @@ def create_app(
 
     upload_paths: list[str] = []  # the mounted apps' upload routes (MountContext.upload_paths)
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
-                       upload_bytes=settings.max_upload_bytes + 64_000, upload_paths=upload_paths,
-                       timeout_s=settings.body_timeout_s, on_refused=refused)
+                       upload_bytes=settings.max_upload_bytes * settings.max_upload_files + 64_000,
+                       upload_paths=upload_paths, timeout_s=settings.body_timeout_s, on_refused=refused)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
     if settings.cors_origins:  # outermost: the refusals above (413, 408, a fault's 500) reach a browser too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
@@ -407,10 +413,15 @@ def add_routes(app: FastAPI) -> None:
         return DocumentsOut(collection=name, total=len(files), offset=offset, limit=limit,
                             documents=[DocumentOut.model_validate(f) for f in files[offset:offset + limit]])
 
-    @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202, responses=REFUSED)
+    @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202,
+              responses={**REFUSED, 413: {"model": ErrorOut, "description": "a file over max_upload_mb, or the "
+                                                                            "request over all files' limit"}})
     async def upload(name: CollectionName, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
         state = services(request)
+        most = state.settings.max_upload_files
+        if len(files) > most:
+            raise InvalidRequest(f"{len(files)} files in one upload; at most {most} (max_upload_files).", field="files")
         try:  # a type ingest cannot read is refused now, by name, not found skipped in the job's outcome
             names = [readable_name(file.filename or "") for file in files]
         except UploadRejected as error:
@@ -420,9 +431,7 @@ def add_routes(app: FastAPI) -> None:
         try:
             for file, stored_name in zip(files, names, strict=True):
                 target = staged_file(folder, stored_name).path
-                with target.open("wb") as out:
-                    while chunk := await file.read(1 << 20):
-                        out.write(chunk)
+                await stage(file, target, state.settings)
                 staged.append(str(target))
             job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("upload", name, caller.name, paths=staged))
         except BaseException:  # the client went away, the disk filled, no queue: nothing queued, nothing kept
@@ -450,7 +459,7 @@ def add_routes(app: FastAPI) -> None:
 
         def held() -> None:
             if state.backend.stores.open(name).missing_sources([source]):
-                raise UnknownDocument(f"Collection {name!r} holds no file {source!r}: GET /v1/collections/{name}"
+                raise UnknownDocument(f"Collection {name!r} holds no file {echoed(source)}: GET /v1/collections/{name}"
                                       "/documents lists its files by the names removal takes.")
 
         await anyio.to_thread.run_sync(held)
@@ -564,10 +573,24 @@ async def answer_events(
             metrics.disconnects.inc()
 
 
+async def stage(file: UploadFile, target: Path, settings: Settings) -> None:
+    """Copies one uploaded file to `target`, refusing it past `max_upload_mb` by name: the
+    request's own limit (BodyLimit) is `max_upload_files` times that, so two files of 10 MB
+    each are taken under a 20 MB limit per file, as the UI takes them."""
+    written = 0
+    with target.open("wb") as out:
+        while chunk := await file.read(1 << 20):
+            written += len(chunk)
+            if written > settings.max_upload_bytes:
+                raise FileTooLarge(f"{target.name}: over the limit of {settings.max_upload_mb:g} MB per file "
+                                   "(max_upload_mb).")
+            out.write(chunk)
+
+
 async def visible_job(state: Services, job_id: str, caller: Caller) -> Job:
     job = await anyio.to_thread.run_sync(state.jobs.get, job_id)
     if job is None or (job.owner != caller.name and not caller.may("admin")):
-        raise UnknownJob(f"No job {job_id!r} (jobs are kept a week after their last change).")
+        raise UnknownJob(f"No job {echoed(job_id)} (jobs are kept a week after their last change).")
     return await anyio.to_thread.run_sync(state.jobs.settled, job)  # failed if the queue lost it
 
 

@@ -6,24 +6,30 @@ clients; `answer_out` is the one place that maps an AnswerRecord onto the wire.
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions
 from rag.costs import Totals
 from rag.server.choices import MAX_K
 
+# What every request body is read with: a mistyped field ("colection") is refused, not
+# ignored, and a value of the wrong JSON type is refused, not converted ("k": true was k = 1,
+# "stream": "no" a plain JSON answer, "3" a number): a client's bug shows at once.
+REQUEST = ConfigDict(extra="forbid", strict=True)
+
 
 class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
+    model_config = REQUEST
 
     role: Literal["user", "model"]
     text: str = Field(max_length=20_000)
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
+    model_config = REQUEST
 
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: str | None = Field(
@@ -269,10 +275,19 @@ class Health(BaseModel):
 
 
 class FolderIngest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a mistyped field ("colection") is refused, not ignored
+    model_config = REQUEST
 
-    path: str = Field(description="A folder on the server (and its workers), ingested recursively.")
+    path: str = Field(description="A folder on the server (and its workers), ingested recursively: an absolute path.")
     prune: bool = Field(default=False, description="Remove files ingested from this folder before that are gone.")
+
+    @field_validator("path")
+    @classmethod
+    def absolute(cls, path: str) -> str:
+        """A relative path ("", "docs") named whatever folder the worker happened to run in:
+        "" ingested the worker's own working directory."""
+        if not os.path.isabs(path):
+            raise ValueError("must be an absolute path of a folder on the server")
+        return path
 
 
 class JobOut(BaseModel):

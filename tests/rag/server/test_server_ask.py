@@ -189,6 +189,13 @@ def test_bad_requests_name_the_field_and_reason(api: Running):
      "body.history[0].role", "'user' or 'model'"),
     (json.dumps({"question": QUESTION, "colection": "hr"}).encode(), "body.colection",
      "Extra inputs are not permitted"),  # a mistyped field is not ignored
+    # A value of the wrong JSON type is refused, not converted: k was 1, stream a JSON answer.
+    (json.dumps({"question": QUESTION, "k": True}).encode(), "body.k", "valid integer"),
+    (json.dumps({"question": QUESTION, "k": "3"}).encode(), "body.k", "valid integer"),
+    (json.dumps({"question": QUESTION, "stream": "no"}).encode(), "body.stream", "valid boolean"),
+    (json.dumps({"question": QUESTION, "stream": 0}).encode(), "body.stream", "valid boolean"),
+    (json.dumps({"question": QUESTION, "history": [{"role": "user", "text": 5}]}).encode(), "body.history[0].text",
+     "valid string"),
 ])
 def test_a_request_the_schema_refuses_is_422_in_the_documented_shape_without_the_input(
     api: Running, body: bytes, field: str, reason: str

@@ -66,6 +66,11 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
         missing = api.post(url, json={"path": str(tmp_path / "nope")}, headers=keys["ops"])
         assert missing.status_code == 422 and "nope" in missing.json()["message"]
         assert [f["field"] for f in missing.json()["fields"]] == ["body.path"]
+        for relative in ("", ".", "docs"):  # "" ingested the folder the worker ran in
+            refused = api.post(url, json={"path": relative}, headers=keys["ops"])
+            assert refused.status_code == 422 and refused.json()["fields"] == [
+                {"field": "body.path", "reason": "Value error, must be an absolute path of a folder on the server"}]
+        assert api.post(url, json={"path": str(tmp_path), "prune": "yes"}, headers=keys["ops"]).status_code == 422
         assert api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()["state"] == "queued"
         bad = api.post("/v1/collections/x/ingest", json={"path": str(tmp_path)}, headers=keys["ops"])
         assert bad.status_code == 422 and "'x' is not allowed" in bad.json()["message"]

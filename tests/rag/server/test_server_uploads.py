@@ -116,6 +116,27 @@ def test_an_upload_of_a_type_ingest_cannot_read_is_refused_by_name_before_anythi
     assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
 
 
+def test_the_upload_limit_is_per_file_as_the_ui_says_and_a_file_past_it_is_refused_by_name(keyed_settings):
+    """Two files of 0.6 of the limit each were a 413 for the whole request ("over the limit of
+    20.06 MB"), though `max_upload_mb` is per file and the UI takes them."""
+    settings, keys = keyed_settings
+    settings = settings.model_copy(update={"max_upload_mb": 0.1, "max_upload_files": 3})
+    part = b"# Notes\n\n" + b"x" * 60_000
+    url = f"/v1/collections/{settings.collection}/documents"
+    with TestClient(create_app(settings, mounts=[])) as api:
+        taken = api.post(url, headers=keys["loader"], files=[("files", ("a.md", part)), ("files", ("b.md", part))])
+        assert taken.status_code == 202
+        big = api.post(url, headers=keys["loader"],
+                       files=[("files", ("a.md", part)), ("files", ("big.md", part + b"y" * 50_000))])
+        assert big.status_code == 413 and big.json() == {
+            "error": "file_too_large", "message": "big.md: over the limit of 0.1 MB per file (max_upload_mb)."}
+        many = api.post(url, headers=keys["loader"], files=[("files", (f"{n}.md", b"# N")) for n in range(4)])
+        assert many.status_code == 422 and many.json()["fields"][0]["field"] == "body.files"
+        assert "at most 3 (max_upload_files)" in many.json()["message"]
+    staged = [p for p in (upload_dir(settings, settings.collection) / INCOMING).rglob("*") if p.is_file()]
+    assert sorted(p.name for p in staged) == ["a.md", "b.md"]  # the first upload's only: the refused ones left nothing
+
+
 def test_an_upload_the_ingest_refuses_leaves_the_stored_file_and_its_chunks_and_the_job_says_so(
     keyed_settings, fake_gemini, tmp_path
 ):
