@@ -15,6 +15,7 @@ from ui.session import SessionState
 
 HERE = Path(__file__).parent
 PAGE_JS = (HERE / "page.js").read_text(encoding="utf-8")  # the chat's and the sources' buttons
+UPLOAD_JS = (HERE / "upload.js").read_text(encoding="utf-8")  # names the files picked for upload
 CSS = (HERE / "page.css").read_text(encoding="utf-8")
 # Rules for Gradio's outer frame, which its scoped `css` cannot reach: less padding on a phone,
 # and on a wide screen room for the open drawer. Gradio measures that room once, when the page
@@ -116,6 +117,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
                     file_count="multiple", file_types=handlers.upload_types(), elem_id="upload",
                 )
                 upload_status = gr.Markdown(elem_id="upload-status")
+                picked = gr.HTML(elem_id="upload-watch", js_on_load=UPLOAD_JS, visible="hidden")
                 refresh = gr.Button("Refresh", size="sm")
             with gr.Tab("Settings", elem_id="tab-settings"):
                 collection = gr.Dropdown(
@@ -146,6 +148,7 @@ def build_app(settings: Settings, backend: Backend) -> gr.Blocks:
         save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
         new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback], show_progress_on=[chat])
         upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
+        picked.picked(handlers.picked, None, [upload_status], concurrency_limit=None, show_progress="hidden")
         refresh.click(handlers.refresh, [state], [corpus, collection, chat])
         collection.change(handlers.choose_collection, [collection, state], [chat])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])

@@ -33,7 +33,7 @@ from ui.corpus import CollectionInfo, describe_collections
 from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
 from ui.suggest import Suggester
-from ui.uploads import ingest_uploads
+from ui.uploads import UploadRejected, UploadResult, check, ingest_uploads
 
 Update = dict[str, Any]
 SKIP: Any = gr.skip
@@ -300,6 +300,21 @@ class Handlers:
     @staticmethod
     def upload_types() -> list[str]:
         return sorted(SUPPORTED)
+
+    def picked(self, evt: gr.EventData) -> str:
+        """Files just chosen or dropped into the upload box, named and sized by ui/upload.js
+        before Gradio sends them. Gradio refuses a type or size it does not take with a toast
+        alone, so the status kept the last upload's result and a refused file looked uploaded.
+        Output: the upload status, naming each refused file and why; else empty until the
+        upload's own summary comes."""
+        files = getattr(evt, "files", None) or []
+        refused: list[str] = []
+        for file in files:
+            try:
+                check(str(file.get("name", "")), int(file.get("size", 0)), self.settings)
+            except UploadRejected as exc:
+                refused.append(str(exc))
+        return render.upload_summary(UploadResult(rejected=refused)) if refused else ""
 
     def upload(
         self, files: list[str] | None, collection: str, state: SessionState,

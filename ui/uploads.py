@@ -23,18 +23,28 @@ from rag.settings import Settings
 from rag.uploads import StagedFile, UploadRejected, incoming_dir, readable_name, safe_name, staged_file, upload_dir
 from ui import browser_copies
 
-__all__ = ["StagedFile", "UploadRejected", "UploadResult", "ingest_uploads", "safe_name", "stage", "upload_dir"]
+__all__ = [
+    "StagedFile", "UploadRejected", "UploadResult", "check", "ingest_uploads", "safe_name", "stage", "upload_dir",
+]
 
 
-def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) -> StagedFile:
-    """Check one uploaded file and copy it into `folder`, its upload's (rag.uploads.incoming_dir)."""
+def check(original_name: str, size: int, settings: Settings) -> str:
+    """The stored name of a file of `size` bytes uploaded as `original_name`; UploadRejected
+    says why it is refused. Also what a file the browser was given is judged by before it is
+    sent (`Handlers.picked`): Gradio refuses it there by the same type and size limits."""
     name = readable_name(original_name)
-    size, limit = uploaded.stat().st_size, settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     if size > limit:  # in bytes: a file just over the limit would round to it in MB
         raise UploadRejected(
             f"{original_name}: {size:,} bytes is over the upload limit of {settings.max_upload_mb:g} MB "
             f"({limit:,} bytes; set GEMRAG_MAX_UPLOAD_MB to change it, or ingest large files with python -m ingest)."
         )
+    return name
+
+
+def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) -> StagedFile:
+    """Check one uploaded file and copy it into `folder`, its upload's (rag.uploads.incoming_dir)."""
+    name = check(original_name, uploaded.stat().st_size, settings)
     try:
         staged = staged_file(folder, name)
     except UploadRejected:

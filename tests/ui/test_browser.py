@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from ingest.pipeline import ingest_paths
 from rag.backend import Backend
@@ -256,6 +256,34 @@ def test_a_narrow_window_keeps_half_its_width_for_the_chat_beside_the_open_drawe
     page.close()
 
 
+def assert_popover_inside_the_conversation(page: Page, chip: Locator) -> None:
+    """The chip's popover shows within the chat's box, so never over the question box below it."""
+    chip.locator(".pop").wait_for(state="visible")
+    shown = (chip.locator(".pop"), page.locator("#chat"), page.locator("#question"))
+    pop, chat, box = (e.bounding_box() for e in shown)
+    assert pop is not None and chat is not None and box is not None
+    assert chat["y"] - 1 <= pop["y"] and pop["y"] + pop["height"] <= chat["y"] + chat["height"] + 1, (pop, chat)
+    assert pop["y"] + pop["height"] <= box["y"], (pop, box)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_popover_stays_inside_the_conversation_and_never_covers_the_question_box(
+    browser: Browser, app_url: str, viewport: dict[str, int]
+) -> None:
+    """Under the last answer, the popover opened below the answer box, over the question box."""
+    page = open_page(browser, app_url, viewport)
+    ask(page, BADGE)
+    watch_answer(page, 1)
+    chip = page.locator("#chat button.cite").last
+    chip.hover()
+    assert_popover_inside_the_conversation(page, chip)
+    page.mouse.move(2, 2)
+    page.keyboard.press("Shift")  # after a key, a focus shows the popover (:focus-visible)
+    chip.focus()
+    assert_popover_inside_the_conversation(page, chip)
+    page.close()
+
+
 def test_the_keyboard_alone_reaches_every_control_with_a_visible_focus(browser: Browser, app_url: str) -> None:
     page = open_page(browser, app_url)
     page.get_by_role("textbox", name="Your question").wait_for()  # every control has a name
@@ -321,6 +349,26 @@ def test_uploads_reach_the_corpus_and_two_sessions_keep_apart(
     assert stat(first, "answers") == "1"  # a cleared chat was still paid for
     first.close()
     second.close()
+
+
+def test_a_file_gradio_refuses_replaces_the_last_uploads_status_with_why(
+    browser: Browser, app_url: str, tmp_path: Path
+) -> None:
+    """Gradio refuses a type it does not take in the browser, with a toast that goes away: the
+    status went on saying the last upload was added, as if this one had been."""
+    page = open_page(browser, app_url)
+    library = tmp_path / "library.md"
+    library.write_text("# Library\n\nThe library lends books for four weeks.\n")
+    tool = tmp_path / "tool.exe"
+    tool.write_bytes(b"MZ")
+    open_tab(page, "Documents")
+    status = page.locator("#upload-status")
+    page.locator("#upload input[type=file]").set_input_files(str(library))
+    status.get_by_text("library.md: added").wait_for()
+    page.locator("#upload input[type=file]").set_input_files(str(tool))
+    status.get_by_text("tool.exe: file type .exe is not supported").wait_for()
+    assert "library.md" not in status.inner_text()
+    page.close()
 
 
 def test_gemini_answers_show_cost_and_a_repeated_question_is_served_from_cache(

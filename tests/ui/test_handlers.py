@@ -288,6 +288,20 @@ def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -
     assert "2 documents · " in chat
 
 
+def test_files_gradio_refuses_in_the_browser_are_named_in_the_upload_status(
+    handlers: Handlers, ui_settings: Settings
+) -> None:
+    """Gradio refuses them with a toast alone, so the status kept the last upload's result."""
+    def picked(*files: tuple[str, int]) -> str:  # what ui/upload.js sends for the files chosen
+        return handlers.picked(gr.EventData(None, {"files": [{"name": n, "size": s} for n, s in files]}))
+
+    status = picked(("canteen.md", 80), ("virus.exe", 80), ("scan.pdf", ui_settings.max_upload_bytes + 1))
+    assert "❌ virus.exe: file type .exe is not supported" in status
+    assert f"❌ scan.pdf: {ui_settings.max_upload_bytes + 1:,} bytes is over the upload limit" in status
+    assert "canteen.md" not in status  # uploaded: its summary follows
+    assert picked(("canteen.md", 80)) == ""  # nothing refused: the last upload's status goes
+
+
 def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Handlers) -> None:
     state = SessionState()
     list(handlers.respond("How many vacation days do I get and when do they expire?", state, "corpus", "hybrid",
