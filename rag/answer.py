@@ -111,9 +111,13 @@ class AnswerRecord:
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of answer text, streamed as it is generated."""
+    """A piece of answer text, streamed as it is generated. `sources`: the passages its `[n]`
+    marks number, on the first piece (and again should they change, as File Search's
+    grounding may): a reader who stops the answer keeps what the text cites, though the
+    `Done` that lists the cited ones never comes."""
 
     text: str
+    sources: tuple[Citation, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -607,12 +607,13 @@ class Chain:
                     served = delta.model or served
                     usage = delta.usage if delta.usage != Usage() else usage  # cumulative
                     abandoned = delta.abandoned if delta.final else abandoned
+                    numbered = not pieces or (delta.passages is not None and delta.passages != shown)
                     shown = shown if delta.passages is None else delta.passages
                     if delta.text:
                         if not pieces:
                             ttft = time.perf_counter() - started
                         pieces.append(delta.text)
-                        yield Delta(delta.text)
+                        yield Delta(delta.text, tuple(citation(p) for p in shown) if numbered else ())
         except BaseException:
             if pieces:
                 counted = Usage(prompt.estimated_tokens, estimate_tokens("".join(pieces)))

@@ -68,6 +68,7 @@ def stream_turn(
                 break
             if isinstance(event, Delta):
                 turn.answer += event.text
+                turn.streamed_sources = event.sources or turn.streamed_sources
                 yield turn
             elif isinstance(event, Done):
                 _finish(turn, event.record)

@@ -72,7 +72,7 @@ class Handlers:
         spent_after = self._spent(state)
         if spent_before is not None and spent_after is not None:
             turn.spent_usd = spent_after - spent_before
-        if turn.record is not None:
+        if turn.sources:  # a stopped answer's too: its chips show their passages
             turn.passages = self._passages(turn)
         idle = (gr.update(visible=True), gr.update(visible=False))
         if turn.record is None and turn.error:  # refused: left to edit and send again, its image still attached
@@ -156,9 +156,9 @@ class Handlers:
         index = state.shown_index()
         turn = state.turn(index) if index is not None else None
         citation = _source(turn, state.viewing)
-        if turn is None or turn.record is None or citation is None:
+        if turn is None or citation is None:
             return details, sources, gr.update(value=None, visible=False), "", *shown
-        cited = any(c.n == citation.n for c in turn.record.citations)
+        cited = citation.n in turn.cited
         passage = turn.passages.get(citation.n, citation.snippet)
         quote = used_sentence(turn.answer, citation.n, passage, state.viewing_mark) if cited else None
         image: Update = gr.update(value=None, visible=False)
@@ -192,8 +192,7 @@ class Handlers:
     def _passages(self, turn: Turn) -> dict[int, str]:
         """The full text of every source of the answer, for popovers and highlights (the
         record keeps only a short snippet)."""
-        assert turn.record is not None
-        sources = turn.record.sources
+        sources = turn.sources
         try:
             stored = self.backend.stores.get(turn.collection).get([s.chunk_id for s in sources])
             chunks = {c.id: as_shown(c).text for c in stored}  # as retrieval showed them
@@ -345,9 +344,9 @@ def _image(collection: str, path: Path, name: str) -> Update:
 
 
 def _source(turn: Turn | None, n: int | None) -> Citation | None:
-    if turn is None or turn.record is None or n is None:
+    if turn is None or n is None:
         return None
-    return next((c for c in turn.record.sources if c.n == n), None)
+    return next((c for c in turn.sources if c.n == n), None)
 
 
 def _at_place(store: Store, citation: Citation) -> list[Chunk]:

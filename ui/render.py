@@ -120,7 +120,7 @@ def _answer_body(index: int, turn: Turn) -> str:
         return {"streaming": "<p class='searching'>Searching your documents…</p>",
                 "stopped": "<p class='stopped'>(stopped before any answer)</p>"}.get(turn.status, "")
     html = safe.markdown(body)
-    sources = {c.n: c for c in turn.record.sources} if turn.record else {}
+    sources = {c.n: c for c in turn.sources}
     if sources:
         chips = count()  # each chip's own popover id: an offline answer cites [1] after many sentences
         # The k-th mark on the page is the answer's k-th (ui.evidence) unless Markdown ate one (a link's text).
@@ -324,20 +324,19 @@ def embedder_label(embedding_id: str) -> str:
 
 def sources_html(index: int | None, turn: Turn | None, open_n: int | None = None) -> str:
     """Every passage the model saw, once, in rank order; the cited ones stand out."""
-    record = turn.record if turn else None
-    if index is None or turn is None or record is None:
+    if index is None or turn is None or (turn.record is None and not turn.sources):
         return "<p class='empty'>Ask a question: its sources appear here.</p>"
-    cited = {c.n for c in record.citations}
+    cited = turn.cited
     rows = "".join(
         f"<li class='{'cited' if c.n in cited else 'uncited'}'>"
         f"<button type='button' class='src' data-act='cite' data-turn='{index}' data-n='{c.n}'"
         f"{' aria-current=true' if c.n == open_n else ''}>"
         f"<span class='num'>{c.n}</span><span class='src-text'>{where_html(c)}</span>"
         f"<span class='tag'>{'cited' if c.n in cited else 'not cited'}</span></button></li>"
-        for c in record.sources
+        for c in turn.sources
     )
     return (
-        f"<div class='sources'><p class='for'>Sources for: {text(record.question)}</p>"
+        f"<div class='sources'><p class='for'>Sources for: {text(turn.question)}</p>"
         f"<ol>{rows or '<li>No passages were retrieved.</li>'}</ol></div>"
     )
 

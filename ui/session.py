@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rag.answer import AnswerRecord
+from rag.answer import AnswerRecord, Citation
+from rag.chain import cited_numbers
 from rag.costs import Totals
 from rag.feedback import Feedback
 from rag.types import Message
@@ -31,6 +32,24 @@ class Turn:
     spent_usd: float | None = None  # what the ledger recorded for this turn: rewrite, embedding, answer
     feedback: Feedback | None = None  # the reader's rating, as stored
     images: int = 0  # images attached to the question
+    streamed_sources: tuple[Citation, ...] = ()  # the passages the text's [n] number, as it streams (`Delta`)
+
+    @property
+    def sources(self) -> tuple[Citation, ...]:
+        """What the answer's [n] chips open: the record's, or for an answer stopped before its
+        record came, the passages its text was streamed with. None while it streams: the
+        chips come once the text stops changing under the pointer."""
+        if self.record:
+            return tuple(self.record.sources)
+        return self.streamed_sources if self.status == "stopped" else ()
+
+    @property
+    def cited(self) -> set[int]:
+        """The numbers of the `sources` its text cites: the record's citations, or those its
+        text so far names."""
+        if self.record:
+            return {c.n for c in self.record.citations}
+        return set(cited_numbers(self.answer, len(self.sources)))
 
 
 @dataclass(frozen=True)

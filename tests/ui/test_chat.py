@@ -12,6 +12,7 @@ from rag.errors import BudgetExceeded
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
 from rag.types import Message
+from ui import render
 from ui.chat import Choices, stream_turn
 from ui.session import SessionState
 
@@ -82,3 +83,21 @@ def test_stop_ends_the_stream_at_the_next_piece_and_keeps_it_out_of_history(
     turn = state.turns[0]
     assert turn.status == "stopped" and turn.answer == shown and turn.record is None
     assert state.history() == []
+
+
+def test_a_stopped_answer_keeps_the_chips_of_what_it_cites(chain: Chain, ui_settings: Settings) -> None:
+    """The sources came only with the record, in the `Done` a stopped stream never reaches:
+    the stopped text's [1] was plain text, its sources panel empty."""
+    state = SessionState()
+    turns = stream_turn(chain, state, "When do unused vacation days expire?", CHOICES, ui_settings)
+    turn = next(turns)
+    while "[" not in turn.answer:
+        turn = next(turns)
+    state.stop_streaming()
+    list(turns)
+    assert turn.status == "stopped" and turn.record is None
+    assert [c.n for c in turn.sources] == list(range(1, len(turn.sources) + 1)) and turn.cited
+    html = render.turn_html(0, turn)
+    cited = min(turn.cited)
+    assert f"data-n='{cited}'" in html and f"Source {cited}: {turn.sources[cited - 1].source}" in html
+    assert "(stopped)" in html and f"data-n='{cited}'" in render.sources_html(0, turn)
