@@ -128,10 +128,16 @@ STATUS: dict[type[Exception], int] = {
     FileTooLarge: 413,
 }
 # Every route that reads a body, path or header declares its 422: else FastAPI documents its
-# own {"detail": [...]} shape, which the invalid_request handler never sends.
+# own {"detail": [...]} shape, which the invalid_request handler never sends. Each of them
+# also takes a key (`requires`) and may find a store down.
 REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no API key, or one that is not valid (see WWW-Authenticate)"},
+    403: {"model": ErrorOut, "description": "the key's role does not allow this, or no keys are configured and the "
+                                            "client is not on loopback"},
     422: {"model": InvalidRequestOut, "description": "invalid request: `fields` names each refused field and why"},
+    503: {"model": ErrorOut, "description": "a store (Chroma, Redis) does not answer: retry later"},
 }
+NOT_FOUND = "no such collection"
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
 READY_DEADLINE_S = 3.0  # ... and waits this long, retries included: within a readiness probe's 5 s
 JOB_POLL_S = 0.5  # how often a job's SSE progress stream reads its record
@@ -159,6 +165,8 @@ def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = ()) -> 
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after + 0.49)))
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 says which scheme it wants
     kind, message = error_kind(error), remote_message(error)
     if isinstance(error, InvalidRequest) and not fields and error.field:
         fields = [FieldErrorOut(field=f"body.{error.field}", reason=message)]
@@ -175,6 +183,8 @@ def refused_fields(error: RequestValidationError) -> list[FieldErrorOut]:
         loc, reason = list(problem["loc"]), problem["msg"]
         if problem["type"] == "json_invalid":  # its loc ends with the character the parser stopped at
             reason = f"not valid JSON: {problem['ctx']['error']} (at character {loc.pop()})"
+        elif "Expected UploadFile" in reason:  # a form field where a file was due: Starlette's class names
+            reason = "must be a file, sent as a file part of the form (curl: -F files=@PATH)"
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
         fields.append(FieldErrorOut(field=path.lstrip("."), reason=reason))
     return fields
@@ -243,7 +253,8 @@ def _allowed_collection(name: str) -> str:
 # to, "ingest:<collection>" (ingest.spending): a path of 5,000 characters was read and echoed back.
 SessionId = Annotated[str, PathParameter(
     max_length=len("ingest:") + MAX_NAME_CHARS, pattern=r"^(?:ingest:)?[A-Za-z0-9._-]+$",
-    description="an ask's session id (up to 128 letters, digits, '.', '_' or '-'), or ingest:<collection>")]
+    description="an ask's session id (up to 128 letters, digits, '.', '_' or '-'), or ingest:<collection> (so at "
+                f"most {len('ingest:') + MAX_NAME_CHARS} characters in all)")]
 # Defined here, not with the bodies in rag.server.schemas: that module is imported by
 # `python -m rag costs`, which need not load FastAPI.
 CollectionName = Annotated[str, PathParameter(description=f"the collection: 3-{MAX_NAME_CHARS} letters, digits, '.', "
@@ -306,7 +317,17 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         """In the shape of every other error, rather than FastAPI's {"detail": [...]}, which
-        also echoes the refused input back (all of an 8,000-character question)."""
+        also echoes the refused input back (all of an 8,000-character question). A body that
+        is not JSON at all is refused before the route's key check runs (FastAPI parses it
+        first): the key is checked here then, so a caller without one learns nothing of
+        the body's shape, only that a key is needed."""
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            try:
+                services(request).caller(request, request.headers.get("authorization"),
+                                         request.headers.get("x-api-key"))
+            except (Unauthorized, Forbidden) as refused_caller:
+                metrics.errors.labels(error_kind(refused_caller), route_path(request.scope)).inc()
+                return error_response(refused_caller)
         sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         json_like = sent in ("", "application/json") or sent.endswith("+json")  # what FastAPI reads as JSON
         if not json_like and any(tuple(e["loc"]) == ("body",) for e in error.errors()):
@@ -333,7 +354,12 @@ def create_app(
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
         if not isinstance(error.__cause__, BodyRefused):  # BodyLimit answers that one (413, 408), and counts it
             metrics.errors.labels(kind, route_path(request.scope)).inc()
-        body = ErrorOut(error=kind, message=str(error.detail))
+        message = str(error.detail)
+        if isinstance(error.__cause__, UnicodeDecodeError):  # FastAPI said only "error parsing the body"
+            bad = error.__cause__
+            message = (f"The body is not UTF-8 text (byte {bad.start}: {bad.object[bad.start:bad.start + 1]!r}): "
+                       "send JSON encoded in UTF-8.")
+        body = ErrorOut(error=kind, message=message)
         return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 
     add_routes(app)
@@ -357,6 +383,8 @@ def add_routes(app: FastAPI) -> None:
                   "description": "stream=true: `delta` events (DeltaEvent), then one `done` event (AnswerOut), "
                                  "or an `error` event (ErrorOut). stream=false: one AnswerOut."},
             **REFUSED,
+            402: {"model": ErrorOut, "description": "a session or daily budget would be exceeded"},
+            404: {"model": ErrorOut, "description": NOT_FOUND},
             429: {"model": ErrorOut, "description": "rate limit or quota: see Retry-After"},
         },
     )
@@ -402,7 +430,7 @@ def add_routes(app: FastAPI) -> None:
         return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
 
     @app.get("/v1/collections/{name}/documents", response_model=DocumentsOut,
-             responses={**REFUSED, 404: {"model": ErrorOut, "description": "no such collection"}})
+             responses={**REFUSED, 404: {"model": ErrorOut, "description": NOT_FOUND}})
     async def documents(name: CollectionName, request: Request, caller: Asker,
                         offset: Annotated[int, Query(ge=0)] = 0,
                         limit: Annotated[int, Query(ge=1, le=MAX_DOCUMENTS_PAGE)] = DOCUMENTS_PAGE) -> DocumentsOut:
@@ -471,7 +499,7 @@ def add_routes(app: FastAPI) -> None:
                               "description": "JSON, or with `Accept: text/event-stream` a `progress` event "
                                              "(JobOut) at every change until the job is done or failed, and a "
                                              f"`: keep-alive` comment after {JOB_KEEPALIVE_S:g} s of none"},
-                        **REFUSED})
+                        **REFUSED, 404: {"model": ErrorOut, "description": "no such job, or not the key's"}})
     async def job_status(job_id: str, request: Request, caller: Asker) -> Response:
         state = services(request)
         job = await visible_job(state, job_id, caller)

@@ -233,7 +233,8 @@ def test_the_frameworks_own_refusals_come_in_the_same_shape(api: Running):
     garbled = httpx.post(f"{api.url}/v1/ask", content=b'{"question": "\xff\xfe"}',
                          headers={"content-type": "application/json"})
     assert garbled.status_code == 400
-    assert garbled.json() == {"error": "bad_request", "message": "There was an error parsing the body"}
+    assert garbled.json() == {"error": "bad_request",  # it said only "There was an error parsing the body"
+                              "message": "The body is not UTF-8 text (byte 14: b'\\xff'): send JSON encoded in UTF-8."}
     assert httpx.get(f"{api.url}/ui/healthz").status_code == 404  # under the UI's mount: not the API's /healthz
     counted = httpx.get(f"{api.url}/metrics").text  # each is counted by the kind it was answered with
     assert 'route="/healthz",status="404"' not in counted

@@ -39,6 +39,22 @@ def test_wrong_key_is_refused_and_a_right_one_answers(keyed):
         assert client.get("/v1/models", headers={"Authorization": f"Bearer {keys['alice']}"}).status_code == 200
         assert client.get("/v1/models", headers={"X-API-Key": keys["ops"]}).status_code == 200
         assert client.get("/healthz").status_code == 200  # probes need no key
+        assert wrong.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_body_that_is_not_json_is_refused_for_the_missing_key_first(keyed):
+    """FastAPI parses the body before the route's key check: a caller without a key got a
+    422 describing where the JSON broke, so the body's shape could be probed with no key."""
+    settings, keys = keyed
+    broken = {"content": b'{"question":', "headers": {"content-type": "application/json"}}
+    with TestClient(create_app(settings, mounts=[])) as client:
+        anonymous = client.post("/v1/ask", **broken)
+        assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthorized"
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert client.post("/v1/ask", **{**broken, "headers": {**broken["headers"], "X-API-Key": "gr_nope"}}
+                           ).status_code == 401
+        keyed_call = client.post("/v1/ask", **{**broken, "headers": {**broken["headers"], "X-API-Key": keys["alice"]}})
+        assert keyed_call.status_code == 422 and "not valid JSON" in keyed_call.json()["message"]
 
 
 def test_sessions_belong_to_their_key(keyed):

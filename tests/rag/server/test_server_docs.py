@@ -29,6 +29,17 @@ def test_checked_in_openapi_schema_matches_the_app(settings):
             "/readyz"} <= set(checked_in["paths"])
 
 
+def test_every_keyed_route_documents_the_refusals_it_really_sends(settings):
+    """POST /v1/ask listed 200, 422 and 429 only: a client generated from the schema knew
+    nothing of the 401, 403, 404 and 402 it could get."""
+    paths = create_app(settings, mounts=[]).openapi()["paths"]
+    keyed = {(path, method): op["responses"] for path, ops in paths.items() for method, op in ops.items()
+             if path.startswith("/v1/")}
+    assert len(keyed) >= 9 and all({"401", "403", "422", "503"} <= set(r) for r in keyed.values())
+    assert {"402", "404", "429"} <= set(keyed[("/v1/ask", "post")])
+    assert "404" in keyed[("/v1/jobs/{job_id}", "get")] and "413" in keyed[("/v1/collections/{name}/documents", "post")]
+
+
 def readme_block(language: str, containing: str) -> str:
     section = (ROOT / "README.md").read_text().split("### Test client", 1)[1]
     blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)

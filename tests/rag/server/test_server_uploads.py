@@ -133,6 +133,10 @@ def test_the_upload_limit_is_per_file_as_the_ui_says_and_a_file_past_it_is_refus
         many = api.post(url, headers=keys["loader"], files=[("files", (f"{n}.md", b"# N")) for n in range(4)])
         assert many.status_code == 422 and many.json()["fields"][0]["field"] == "body.files"
         assert "at most 3 (max_upload_files)" in many.json()["message"]
+        text = api.post(url, headers=keys["loader"], files=[("files", (None, "hello"))])  # a field, not a file
+        assert text.status_code == 422 and text.json()["fields"] == [{
+            "field": "body.files[0]",
+            "reason": "must be a file, sent as a file part of the form (curl: -F files=@PATH)"}]
     staged = [p for p in (upload_dir(settings, settings.collection) / INCOMING).rglob("*") if p.is_file()]
     assert sorted(p.name for p in staged) == ["a.md", "b.md"]  # the first upload's only: the refused ones left nothing
 
