@@ -117,6 +117,15 @@ class Job:
     def finished(self) -> bool:
         return self.state in ("done", "failed")
 
+    @property
+    def files(self) -> list[str]:
+        """The stored names an upload ingests or a removal removes (a folder's are found as it
+        runs): an upload's names are made plain (`rag.uploads.readable_name`: "a\\b.md" is
+        "b.md"), and a client learns them here rather than by listing the collection."""
+        if self.kind == "upload":
+            return [Path(p).name for p in self.paths]
+        return list(self.sources)
+
 
 def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's broker is untyped
     """The Dramatiq broker on the app's Redis; the API and the worker build it the same way."""

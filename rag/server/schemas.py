@@ -298,6 +298,8 @@ class JobOut(BaseModel):
     id: str
     kind: Literal["upload", "folder", "remove"]
     collection: str
+    files: list[str] = Field(description="The stored names it ingests (an upload, as made plain) or removes; a "
+                                         "folder's are not known until it runs.")
     state: Literal["queued", "running", "retrying", "done", "failed"]
     attempts: int
     files_done: int

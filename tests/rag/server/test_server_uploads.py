@@ -124,8 +124,8 @@ def test_the_upload_limit_is_per_file_as_the_ui_says_and_a_file_past_it_is_refus
     part = b"# Notes\n\n" + b"x" * 60_000
     url = f"/v1/collections/{settings.collection}/documents"
     with TestClient(create_app(settings, mounts=[])) as api:
-        taken = api.post(url, headers=keys["loader"], files=[("files", ("a.md", part)), ("files", ("b.md", part))])
-        assert taken.status_code == 202
+        taken = api.post(url, headers=keys["loader"], files=[("files", ("a.md", part)), ("files", ("dir\\b.md", part))])
+        assert taken.status_code == 202 and taken.json()["files"] == ["a.md", "b.md"]  # each name as stored
         big = api.post(url, headers=keys["loader"],
                        files=[("files", ("a.md", part)), ("files", ("big.md", part + b"y" * 50_000))])
         assert big.status_code == 413 and big.json() == {
