@@ -87,10 +87,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                              "mmr (on, off), rerank (none, local, gemini), backend (gemrag, file-search: "
                              "the corpus uploaded to a Gemini File Search store); repeatable")
     parser.add_argument("--baseline", type=Path, help="an earlier run's report.json to compare with")
-    parser.add_argument("--max-drop", type=float, default=settings.eval_max_drop,
+    parser.add_argument("--max-drop", type=_share, default=settings.eval_max_drop,
                         help=f"absolute drop on a headline metric that fails the run "
                              f"(default: {settings.eval_max_drop})")
-    parser.add_argument("--workers", type=int, default=settings.eval_workers,
+    parser.add_argument("--workers", type=_positive, default=settings.eval_workers,
                         help=f"cases in flight at once (default: {settings.eval_workers})")
     parser.add_argument("--retrieval-only", action="store_true", help="skip answering and judging")
     parser.add_argument("--fresh", action="store_true", help="ignore the checkpoint of an earlier run")
@@ -98,6 +98,24 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, nor progress lines in a log")
     add_debug_flag(parser)
     return parser
+
+
+def _share(text: str) -> float:
+    """--max-drop: an absolute drop from 0 to 1 (-1 flagged every metric as a regression)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    """--workers: 0 was quietly taken as 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def main(
@@ -121,17 +139,34 @@ def _evaluate(argv: Sequence[str], embedder: Embedder | None, generator: Generat
     args = build_parser(settings).parse_args(argv)
     if args.data_dir:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
+    check_outputs(args.out, args.baseline)
     embedder = embedder or get_embedder(settings)
     generator = generator or get_generator(settings)
     report, gate = evaluate(args, settings, embedder, generator, err, quiet=args.quiet)
     outputs = write_outputs(report, gate, args.out)
     print_report(report, out, gate)
     out.print(f"wrote {outputs.json} and {outputs.html}", highlight=False)
+    if gate is not None and not gate.differences:  # a gate that compared nothing passed: CI learnt nothing
+        err.print(f"--baseline {args.baseline} measured none of this run's headline metrics (its "
+                  f"configurations differ: compare with a run of the same --compare options)", style="red",
+                  markup=False, highlight=False)
+        return 2
     if gate is not None and not gate.passed:
         err.print(f"regression: {len(gate.regressions)} headline metric(s) dropped by more than "
                   f"{gate.max_drop:g} against {args.baseline}", style="red", markup=False, highlight=False)
         return 1
     return 0
+
+
+def check_outputs(out: Path, baseline: Path | None) -> None:
+    """Before anything runs: `--out` must be a folder this run may write, and not where the
+    baseline lies, which the run would overwrite (the next run then compared with itself and
+    passed)."""
+    if out.exists() and not out.is_dir():
+        raise CaseError(f"--out {out} is a file: name a folder for the reports")
+    if baseline is not None and baseline.resolve() == (out / "report.json").resolve():
+        raise CaseError(f"--baseline {baseline} is the report this run writes (--out {out}): copy it aside, or "
+                        "write this run elsewhere")
 
 
 def evaluate(
@@ -151,9 +186,6 @@ def evaluate(
     testset, store, problems = prepare(args, settings, embedder, console, quiet=quiet)
     notes = [*unheld_labels(testset, store), *([upload_collection(settings, store.name).summary()] if file_search
                                                else [])]
-    if not testset.cases:
-        reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
-        raise CaseError(f"{args.testset} has no valid case: {reasons}")
     if args.fresh:
         (args.out / CHECKPOINT).unlink(missing_ok=True)
     beir = is_beir_dir(args.testset)
@@ -164,7 +196,20 @@ def evaluate(
         report = evaluator.run(plan, advance)
     report.problems.extend(problems)
     report.notes.extend(notes)
+    if baseline is not None:
+        report.notes.extend(other_cases(report, baseline))
     return report, compare(report, baseline, args.max_drop) if baseline else None
+
+
+def other_cases(report: RunReport, baseline: RunReport) -> list[str]:
+    """A warning when the baseline was measured on other cases: its figures are then no
+    measure of a change (a 3-case set passed against a 14-case baseline of another set)."""
+    ours = {c.case_id for c in report.retrieval_cases} | {c.case_id for c in report.answer_cases}
+    theirs = {c.case_id for c in baseline.retrieval_cases} | {c.case_id for c in baseline.answer_cases}
+    if ours == theirs:
+        return []
+    return [f"warning: the baseline was measured on other cases ({len(ours & theirs)} of this run's {len(ours)} "
+            f"in common, of its {len(theirs)}): its differences say little about a change"]
 
 
 def prepare(
@@ -177,8 +222,8 @@ def prepare(
         name = args.collection or collection_name("beir", beir.name)
         with progress_shown(console, quiet) as on_progress:
             store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
-        return beir.testset, store, problems
-    testset = load_testset(args.testset)
+        return has_cases(beir.testset, args.testset), store, problems
+    testset = has_cases(load_testset(args.testset), args.testset)  # before an ingest that may take long
     if args.collection and not args.corpus:
         return testset, open_collection(settings, args.collection), []
     root = args.corpus or settings.eval_corpus
@@ -186,6 +231,13 @@ def prepare(
     with progress_shown(console, quiet) as on_progress:
         store, problems = ensure_ingested(settings, embedder, root, name, on_progress)
     return testset, store, problems
+
+
+def has_cases(testset: TestSet, path: Path) -> TestSet:
+    if not testset.cases:
+        reasons = "; ".join(str(p) for p in testset.problems[:5]) or "the file has no cases"
+        raise CaseError(f"{path} has no valid case: {reasons}")
+    return testset
 
 
 SHOWN_LABELS = 10  # unheld labels listed one by one; the rest counted

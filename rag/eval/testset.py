@@ -16,14 +16,17 @@ Format: JSONL, one case per line (blank lines and lines starting with `#` are sk
 - `tags`: optional labels ("multi-hop", "page", "follow-up", ...). An unanswerable question
   has `"relevant": []` and the tag `"unanswerable"`; the correct answer is a refusal.
 - `history`: optional earlier user questions, oldest first, for follow-up questions.
+- `comment`: optional, a reader's note (`python -m rag.eval feedback` writes it); not scored.
 - `evidence`: optional quotes of the documents' own words that answer the question, each
   `{"source": path, "page": n, "quote": "..."}` (page for PDFs only). `python
   scripts/testsets.py verify` checks each against its file's text; the evaluation scores
   whether the reply quotes it (`evidence in reply`), since a reference answer written in the
   asker's words is rarely found verbatim in a reply that quotes the documents.
 
-A malformed line is reported with its line number and the reason, and the run goes on with
-the valid ones: one typo should not cost a whole evaluation.
+A malformed line is reported with its file, line number and the reason, and the run goes on
+with the valid ones: one typo should not cost a whole evaluation. A key the format does not
+have is such a typo ("histroy" made a follow-up a standalone question, silently); a line that
+is not UTF-8 is one bad line, not a bad file; a byte-order mark is read past.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 UNANSWERABLE = "unanswerable"
+KEYS = frozenset({"id", "question", "reference_answer", "relevant", "tags", "history", "evidence", "comment"})
 
 
 @dataclass(frozen=True)
@@ -116,29 +120,44 @@ class CaseError(ValueError):
 def load_testset(path: Path) -> TestSet:
     """Parse a JSONL test set; a missing or unreadable file is an error, a bad line is not."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaseError(f"cannot read test set {path}: {exc}") from exc
-    return parse_testset(text, name=path.stem)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaseError(f"cannot read test set {path}: {exc.strerror or exc}") from exc
+    return parse_testset(data, name=path.stem, file=path.name)
 
 
-def parse_testset(text: str, name: str = "testset") -> TestSet:
+def parse_testset(data: str | bytes, name: str = "testset", file: str = "") -> TestSet:
+    """`data`: the file's bytes (each line decoded as UTF-8 on its own) or its text."""
+    lines: list[str | bytes] = list(data.splitlines())
     cases: list[TestCase] = []
     problems: list[LineProblem] = []
-    seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    first: dict[str, int] = {}  # case id -> the line that holds it
+    for number, raw in enumerate(lines, start=1):
         try:
+            line = _decoded(raw, number)
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
             case = parse_case(line, number)
-            if case.id in seen:
-                raise CaseError(f"duplicate id {case.id!r}")
+            if case.id in first:
+                raise CaseError(f"duplicate id {case.id!r} (first on line {first[case.id]})")
         except CaseError as exc:
-            problems.append(LineProblem(number, str(exc)))
+            problems.append(LineProblem(number, str(exc), file))
             continue
-        seen.add(case.id)
+        first[case.id] = number
         cases.append(case)
     return TestSet(name, cases, problems)
+
+
+def _decoded(raw: str | bytes, number: int) -> str:
+    """One line as text: a byte-order mark on the first line is read past (Windows editors
+    write one; it made the first case "not valid JSON")."""
+    if isinstance(raw, str):
+        return raw.removeprefix("\ufeff") if number == 1 else raw
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise CaseError(f"not UTF-8 (byte {raw[exc.start:exc.start + 1]!r} at column {exc.start + 1}): "
+                        "save the file as UTF-8") from None
 
 
 def parse_case(line: str, number: int) -> TestCase:
@@ -148,6 +167,8 @@ def parse_case(line: str, number: int) -> TestCase:
         raise CaseError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(raw, dict):
         raise CaseError(f"expected a JSON object, got {type(raw).__name__}")
+    if unknown := set(raw) - KEYS:
+        raise CaseError(f"unknown keys: {', '.join(sorted(unknown))} (a case has {', '.join(sorted(KEYS))})")
     question = _text(raw, "question", required=True)
     tags = _strings(raw, "tags")
     relevant = tuple(_relevant(entry, i) for i, entry in enumerate(_list(raw, "relevant")))

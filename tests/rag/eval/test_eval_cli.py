@@ -58,14 +58,14 @@ def test_writes_json_html_and_table_and_reports_bad_lines(
     report = RunReport.load(tmp_path / "out" / "report.json")
     assert report.collection == "eval-docs"
     assert report.cases == 3
-    assert report.problems == ["line 4: not valid JSON (Expecting ',' delimiter at column 32)"]
+    assert report.problems == ["t.jsonl line 4: not valid JSON (Expecting ',' delimiter at column 32)"]
     hybrid = next(r for r in report.retrieval if r.variant == "hybrid k=6")
     assert hybrid.hit == 1.0 and hybrid.cases == 2
     assert report.answers[0].refusal_accuracy == 1.0 and report.answers[0].judge == "lexical"
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "lexical" in page
     shown = capsys.readouterr().out
-    assert "skipped line 4: not valid JSON" in shown
+    assert "skipped t.jsonl line 4: not valid JSON" in shown
     assert "Retrieval" in shown and "report.html" in shown
 
 
@@ -133,6 +133,15 @@ def test_gate_fails_on_a_planted_regression(
     page = (tmp_path / "after" / "report.html").read_text()
     assert "REGRESSION" in page
 
+    # Nothing compared was a pass: other configurations than the baseline's, or other cases.
+    assert run(tmp_path, corpus, offline_provider, "--baseline", str(baseline), "--compare", "k=4", out="k4") == 2
+    assert "measured none of this run's headline metrics" in capsys.readouterr().err
+    write_testset(tmp_path / "t.jsonl", CASES[:1])
+    run(tmp_path, corpus, offline_provider, "--baseline", str(baseline), out="fewer")
+    assert RunReport.load(tmp_path / "fewer" / "report.json").notes[-1:] == [
+        "warning: the baseline was measured on other cases (1 of this run's 1 in common, of its 3): its "
+        "differences say little about a change"]
+
 
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, corpus: Path, offline_provider: OfflineProvider, capsys: pytest.CaptureFixture[str]
@@ -140,7 +149,8 @@ def test_bad_input_is_one_line_and_exit_2(
     (tmp_path / "t.jsonl").write_text("not json\n")
     assert run(tmp_path, corpus, offline_provider) == 2
     err = capsys.readouterr().err
-    assert "has no valid case: line 1: not valid JSON" in err and "Traceback" not in err
+    assert "has no valid case: t.jsonl line 1: not valid JSON" in err and "Traceback" not in err
+    assert not (tmp_path / "data" / "chroma").exists()  # said before the corpus was ingested, not after
     write_testset(tmp_path / "t.jsonl", CASES)
     assert run(tmp_path, tmp_path / "missing", offline_provider) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -149,6 +159,17 @@ def test_bad_input_is_one_line_and_exit_2(
     (tmp_path / "base.json").write_text(json.dumps({"retrieval": []}))
     assert run(tmp_path, corpus, offline_provider, "--baseline", str(tmp_path / "base.json")) == 2
     assert "cannot read baseline" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    assert run(tmp_path, corpus, offline_provider, out="afile") == 2  # was exit 3, "unexpected FileExistsError"
+    assert f"--out {tmp_path / 'afile'} is a file" in capsys.readouterr().err
+    own = tmp_path / "out" / "report.json"
+    assert run(tmp_path, corpus, offline_provider, "--baseline", str(own)) == 2  # it would overwrite its baseline
+    assert "is the report this run writes" in capsys.readouterr().err
+    for option, value, said in (("--max-drop", "-1", "not a number from 0 to 1"),
+                                ("--workers", "0", "not a whole number of 1 or more")):
+        with pytest.raises(SystemExit) as refused:  # argparse's own refusal: one line, exit 2
+            run(tmp_path, corpus, offline_provider, option, value)
+        assert refused.value.code == 2 and f"argument {option}: '{value}' is {said}" in capsys.readouterr().err
 
 
 def test_compare_runs_configurations_side_by_side(

@@ -66,6 +66,8 @@ def test_id_defaults_to_line_number_and_unanswerable_needs_no_reference() -> Non
         (json.dumps({**GOOD, "evidence": [{"source": "a.md"}]}), "evidence[0].quote must be a non-empty string"),
         (json.dumps({**GOOD, "evidence": [{"source": "a.pdf", "page": "2", "quote": "x"}]}), "evidence[0].page"),
         (json.dumps({**GOOD, "evidence": [{"source": "a.md", "quote": "x", "text": "y"}]}), "unknown keys: text"),
+        # a mistyped key was ignored: "histroy" made a follow-up a standalone question, silently
+        (json.dumps({**GOOD, "histroy": ["earlier"], "tag": ["x"]}), "unknown keys: histroy, tag (a case has comment,"),
     ],
 )
 def test_malformed_line_is_reported_with_number_and_reason(line: str, reason: str) -> None:
@@ -81,7 +83,20 @@ def test_malformed_line_is_reported_with_number_and_reason(line: str, reason: st
 def test_duplicate_ids_are_reported() -> None:
     parsed = parse_testset(json.dumps(GOOD) + "\n" + json.dumps(GOOD))
     assert len(parsed.cases) == 1
-    assert parsed.problems[0].line == 2 and "duplicate id 'q01'" in parsed.problems[0].reason
+    assert parsed.problems[0].line == 2 and "duplicate id 'q01' (first on line 1)" in parsed.problems[0].reason
+
+
+def test_a_line_not_in_utf8_is_one_bad_line_and_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    """A Latin-1 "é" refused the whole file ("can't decode byte 0xe9 in position 796"), and a
+    byte-order mark made the first case "not valid JSON"."""
+    path = tmp_path / "mine.jsonl"
+    latin = json.dumps({**GOOD, "id": "q02", "question": "caf\u00e9?"}, ensure_ascii=False).encode("latin-1")
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n" + latin + b"\n"
+                     + json.dumps({**GOOD, "id": "q03"}).encode() + b"\n")
+    parsed = load_testset(path)
+    assert [c.id for c in parsed.cases] == ["q01", "q03"]
+    assert [str(p) for p in parsed.problems] == [
+        "mine.jsonl line 2: not UTF-8 (byte b'\\xe9' at column 31): save the file as UTF-8"]
 
 
 def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
