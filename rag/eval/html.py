@@ -27,11 +27,12 @@ td.long { max-width: 40rem; white-space: pre-wrap; }
 
 CASES: Columns[AnswerScores] = Columns(
     "Every answer",
-    ("case", "config", "tags", "answer", "F1", "cite P", "cite R", "refused", "faithful", "route", "s"),
-    lambda c: [c.case_id, c.config, ", ".join(c.tags), c.error or without_note(c.answer), fmt(c.token_f1),
-               fmt(c.citation_precision), fmt(c.citation_recall), "yes" if c.refused else "",
-               fmt(c.faithfulness), c.route, fmt(c.latency_s, 2)],
-    frozenset({"case", "config", "tags", "answer", "refused", "route"}),
+    ("case", "config", "tags", "question", "expected", "answer", "cited", "in reply", "F1", "cite P", "cite R",
+     "refused", "faithful", "route", "s"),
+    lambda c: [c.case_id, c.config, ", ".join(c.tags), c.question, c.expected, c.error or without_note(c.answer),
+               "; ".join(c.cited), fmt(c.answer_in_reply), fmt(c.token_f1), fmt(c.citation_precision),
+               fmt(c.citation_recall), "yes" if c.refused else "", fmt(c.faithfulness), c.route, fmt(c.latency_s, 2)],
+    frozenset({"case", "config", "tags", "question", "expected", "answer", "cited", "refused", "route"}),
 )
 
 

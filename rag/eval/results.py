@@ -62,6 +62,11 @@ class AnswerScores:
     uncited_facts: int = 0  # sentences stating a fact without a citation
     evidence_in_reply: float | None = None  # the case's evidence quote is in the reply (metrics.contains_evidence)
     evidence_in_top3: float | None = None  # ... in the first three passages shown
+    # What a reader of the report needs to judge a failure without the test set beside it
+    # (empty in reports written before they were kept).
+    question: str = ""
+    expected: str = ""  # the reference answer, or where it is for an unanswerable case: nowhere
+    cited: list[str] = field(default_factory=list)  # the sources the answer cites: "guide.pdf p. 3"
 
 
 @dataclass(frozen=True)

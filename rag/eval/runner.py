@@ -270,6 +270,9 @@ class Evaluator:
             evidence_in_reply=metrics.contains_evidence(record.answer, quotes, every=multi_hop) if answerable else None,
             evidence_in_top3=metrics.contains_evidence(" \n\n".join(p.text for p in shown[:3]), quotes,
                                                        every=multi_hop) if answerable else None,
+            question=case.question,
+            expected=expected(case),
+            cited=[f"{c.source} p. {c.page}" if c.page is not None else c.source for c in record.citations],
         )
 
     def judged(self, case: TestCase, answer: str, shown: list[Passage]) -> Verdict:
@@ -307,6 +310,11 @@ def failed(case: TestCase, config: EvalConfig, error: str) -> AnswerScores:
         case_id=case.id, config=config.label, answer="", unanswerable=case.unanswerable, tags=list(case.tags),
         exact_match=None, token_f1=None, citation_precision=None, citation_recall=None, refused=False,
         faithfulness=None, correctness=None, judge="none", route="error", cost_usd=0.0, judge_cost_usd=0.0,
-        latency_s=0.0, ttft_s=0.0, error=error,
+        latency_s=0.0, ttft_s=0.0, error=error, question=case.question, expected=expected(case),
     )
+
+
+def expected(case: TestCase) -> str:
+    """The case's reference answer as the report shows it; for an unanswerable case, a refusal."""
+    return "(a refusal: the documents do not say)" if case.unanswerable else case.reference_answer
 

@@ -64,6 +64,12 @@ def test_writes_json_html_and_table_and_reports_bad_lines(
     assert report.answers[0].refusal_accuracy == 1.0 and report.answers[0].judge == "lexical"
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "lexical" in page
+    # Each answer beside what was asked and expected, and what it cited: a failure is read in the report alone.
+    badge = next(c for c in report.answer_cases if c.case_id == "badge")
+    assert (badge.question, badge.expected) == (CASES[1]["question"], CASES[1]["reference_answer"])
+    assert badge.cited == ["badge.md"] and badge.answer_in_reply == 1.0
+    assert next(c for c in report.answer_cases if c.case_id == "none").expected.startswith("(a refusal")
+    assert "What does error code E4711 mean?</td>" in page and "<td class='text'>badge.md</td>" in page
     shown = capsys.readouterr().out
     assert "skipped t.jsonl line 4: not valid JSON" in shown
     assert "Retrieval" in shown and "report.html" in shown
