@@ -244,8 +244,9 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     chosen = {"backend": args.backend, "data_dir": args.data_dir}
     settings = settings.model_copy(update={k: v for k, v in chosen.items() if v is not None})
-    if not settings.chroma_url and not settings.data_dir.exists():
-        # A mistyped --data-dir: refused before the ledger and the cache would create it.
+    if settings.backend == "gemrag" and not settings.chroma_url and not settings.data_dir.exists():
+        # A mistyped --data-dir: refused before the ledger and the cache would create it
+        # (File Search's own checks, a key first, come with its backend).
         Stores(settings).get(args.collection)
     backend = Backend.build(settings)
     try:  # the API's check: an unknown model was sent to Gemini as asked, and charged at $0
