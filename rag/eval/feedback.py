@@ -75,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
         collection = args.collection or settings.collection
-        converted = to_cases(FeedbackStore(settings).list(collection))
+        store = FeedbackStore(settings)
+        ratings = store.list(collection)
+        if not ratings and (rated := sorted({f.collection for f in store.all()})):
+            # a mistyped name printed "0 test case(s)" and exit 0, as if no one had rated anything
+            raise GemragError(f"no ratings of collection {collection!r}; rated: {', '.join(rated)}")
+        converted = to_cases(ratings)
     except (ConfigError, GemragError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -119,6 +119,9 @@ class CaseError(ValueError):
 
 def load_testset(path: Path) -> TestSet:
     """Parse a JSONL test set; a missing or unreadable file is an error, a bad line is not."""
+    if path.is_dir():  # "Is a directory" said nothing of what was expected
+        raise CaseError(f"{path} is a folder but not a BEIR set (corpus.jsonl, queries.jsonl, qrels/test.tsv): name "
+                        "a JSONL test set, or a folder holding those files")
     try:
         data = path.read_bytes()
     except OSError as exc:

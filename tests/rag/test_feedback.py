@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from rag.eval.feedback import main as feedback_main
 from rag.eval.feedback import to_cases
 from rag.eval.testset import parse_testset
 from rag.feedback import Feedback, FeedbackStore, Place
@@ -43,3 +44,13 @@ def test_rated_answers_become_test_cases_the_evaluation_reads() -> None:
     assert up.reference_answer == "up, cited answer [1]" and [r.source for r in up.relevant] == ["a.pdf"]
     assert up.relevant[0].page == 2 and "rated-up" in up.tags
     assert down.reference_answer == "the right passage" and [r.source for r in down.relevant] == ["b.md"]
+
+
+def test_feedback_of_a_collection_no_one_rated_names_those_rated(tmp_path, capsys) -> None:
+    """A mistyped name printed "0 test case(s)" with exit 0, as if nothing had been rated."""
+    settings = Settings(data_dir=tmp_path, api_key=None)
+    FeedbackStore(settings).save(rating("docs", "q1", "up"))
+    assert feedback_main(["--collection", "dosc", "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: no ratings of collection 'dosc'; rated: docs\n"
+    assert feedback_main(["--collection", "docs", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["question"] == "q1"

@@ -99,6 +99,12 @@ def test_a_line_not_in_utf8_is_one_bad_line_and_a_byte_order_mark_is_read_past(t
         "mine.jsonl line 2: not UTF-8 (byte b'\\xe9' at column 31): save the file as UTF-8"]
 
 
+def test_a_folder_that_is_no_beir_set_is_named_as_such(tmp_path: Path) -> None:
+    """It said "Is a directory", nothing of what a folder must hold."""
+    with pytest.raises(CaseError, match="is a folder but not a BEIR set"):
+        load_testset(tmp_path)
+
+
 def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(CaseError, match=r"missing\.jsonl"):
         load_testset(tmp_path / "missing.jsonl")
