@@ -84,6 +84,11 @@ class EmptyCollection(GemragError):
         self.remote = remote or message
 
 
+class NoCollection(EmptyCollection):
+    """No collection of that name at all (the API's `no_collection`): a client tells a
+    mistyped name from a collection not ingested yet by the kind, not the message."""
+
+
 def remote_message(error: GemragError) -> str:
     """What a client of the HTTP API or the MCP server is told: `EmptyCollection.remote`
     for a missing collection, else the message as the CLI prints it."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rag.errors import ConfigError, EmptyCollection, InvalidRequest
+from rag.errors import ConfigError, EmptyCollection, InvalidRequest, NoCollection
 from rag.providers import Embedders, get_embedder
 from rag.providers.base import Embedder
 from rag.settings import Settings
@@ -70,7 +70,7 @@ class Stores:
             raise self._absent(name)
         return store
 
-    def _absent(self, name: str) -> EmptyCollection:
+    def _absent(self, name: str) -> NoCollection:
         """Where the collection was looked for and which ones are there: a mistyped name, or
         a data directory other than the one ingested into, shows at once. An API client is
         told which collections there are, not where the server keeps them. Nothing is
@@ -84,10 +84,10 @@ class Stores:
         remote = f"No collection {name!r} on this server ({listed}; GET /v1/collections lists them)."
         if self.settings.chroma_url:
             host, port = chroma_address(self.settings.chroma_url)
-            return EmptyCollection(
+            return NoCollection(
                 f"No collection {name!r} on the Chroma server at {host}:{port} ({there}): "
                 f"{ingest}, or point CHROMA_URL at the server you ingested into.", remote=remote)
-        return EmptyCollection(f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
+        return NoCollection(f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
                                "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.", remote=remote)
 
 

@@ -30,7 +30,7 @@ def test_an_empty_collection_lists_no_files_and_an_unknown_one_is_404_not_create
     Store(settings, recorded_embedder(settings, "tiny-corpus") or "", "hollow")
     assert httpx.get(f"{api.url}/v1/collections/hollow/documents").json()["documents"] == []
     unknown = httpx.get(f"{api.url}/v1/collections/nope/documents")
-    assert unknown.status_code == 404 and unknown.json()["error"] == "empty_collection"
+    assert unknown.status_code == 404 and unknown.json()["error"] == "no_collection"  # was "empty_collection"
     assert "No collection 'nope'" in unknown.json()["message"]
     assert "nope" not in list_collections(settings)
 
