@@ -82,6 +82,15 @@ def test_exact_match_normalises_case_punctuation_articles_and_citations() -> Non
     assert exact_match("60 requests", "61 requests") == 0.0
 
 
+def test_contains_answer_asks_for_every_figure_of_the_reference_when_not_whole() -> None:
+    """A long reply holding most of the reference's words scattered, but not its figure, was
+    counted as the answer given."""
+    reference = "About 7 hours of proofing at room temperature"
+    scattered = "Proofing takes hours. Keep the dough at room temperature, about warm, out of drafts."
+    assert contains_answer(scattered, reference) == 0.0
+    assert contains_answer(scattered.replace("takes hours", "takes 7 hours"), reference) == 1.0
+
+
 def test_contains_answer_reads_a_manual_s_typographic_quotes_and_dashes_as_punctuation() -> None:
     # PSPP's manual prints commands in curly quotes: a reply quoting it holds the answer.
     assert contains_answer("Use \u2018SPLIT FILE\u2019 before the procedure. [1]", "SPLIT FILE") == 1.0
