@@ -51,6 +51,7 @@ class Failure:
     status: int | None = None
     retry_after_s: float | None = None
     invalid_key: bool = False
+    sent: bool = True  # False: the request never reached the API (no connection), so nothing was billed
 
 
 @dataclass
@@ -58,7 +59,8 @@ class Unanswered:
     """The attempts of one call that got no HTTP status back: they timed out, their connection
     dropped, or their reply broke in transit. The API may have served and billed each of
     them, so the caller charges them (`charges`, as "stopped"), where an attempt refused with
-    a status (429, 503, a rejected key) did no work and is not billed."""
+    a status (429, 503, a rejected key) did no work and is not billed, nor one that never
+    connected (`Failure.sent`): a refused connection sent nothing to bill."""
 
     attempts: int = 0
 
@@ -98,6 +100,8 @@ def classify(exc: Exception) -> Failure | None:
         if _rejects_key(exc):
             return Failure(reason, retryable=False, status=exc.code, invalid_key=True)
         return Failure(reason, exc.code in RETRYABLE_STATUS, exc.code, retry_delay(exc.details))
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx2.ConnectError | httpx2.ConnectTimeout):
+        return Failure(f"could not connect ({type(exc).__name__}: {exc})", retryable=True, sent=False)
     if isinstance(exc, httpx.TimeoutException | httpx2.TimeoutException):
         return Failure("no answer before the request timeout", retryable=True)
     if isinstance(exc, httpx.TransportError | httpx2.TransportError):
@@ -216,7 +220,7 @@ class Retrier:
         failure = classify(exc)
         if failure is None:
             raise exc
-        if unanswered is not None and failure.status is None:
+        if unanswered is not None and failure.status is None and failure.sent:
             unanswered.attempts += 1
         if not failure.retryable or n >= self.settings.max_attempts:
             raise self._final_error(model, failure, f"after {counted(n, 'attempt')}") from exc

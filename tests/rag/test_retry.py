@@ -4,6 +4,7 @@ server. Waits go through a recording sleep on a manual clock, so delays are chec
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -189,6 +190,19 @@ def test_attempts_that_got_no_reply_are_handed_on_to_be_charged_refused_ones_are
     with pytest.raises(ProviderError) as caught:
         h.provider.generate(prompt)
     assert caught.value.abandoned == (one, one, one)
+
+
+def test_attempts_that_never_connected_are_not_charged(gemini_settings: Settings) -> None:
+    """A refused connection sent nothing, yet each attempt was charged its prompt as if the
+    API might have served it: 4 calls to a dead address cost a session $0.0193 of nothing."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # closed again before anyone listens: connections are refused
+    h = Harness(gemini_settings.model_copy(update={"base_url": f"http://127.0.0.1:{dead}", "max_attempts": 3}))
+    with pytest.raises(ProviderError, match="could not connect") as caught:
+        h.provider.generate(Prompt.of("hello"))
+    assert caught.value.abandoned == ()
+    assert len(h.sleep.waits) == 2  # still retried: the network may come back
 
 
 def test_stream_429_on_open_is_retried(make: Callable[..., Harness], fake_gemini: FakeGemini) -> None:
