@@ -577,8 +577,11 @@ class Chain:
 
     def generate(self, routed: Routed, started: float, spending: Spending) -> Streaming:
         """Streams the answer; if Pro is out of quota before any text, Flash answers instead."""
+        prompt = routed.prompt
+        if routed.route.kind == "pro" and routed.route.model != self.generator.flash_model:
+            prompt = replace(prompt, retry_wait_s=self.settings.pro_retry_wait_s)  # Flash stands in sooner
         try:
-            return (yield from self._stream_model(routed.prompt, routed.route, started, spending))
+            return (yield from self._stream_model(prompt, routed.route, started, spending))
         except QuotaExhausted as error:
             if routed.route.kind != "pro":
                 raise

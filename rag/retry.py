@@ -154,9 +154,11 @@ class Retrier:
         attempt: Callable[[float], T],
         deadline_s: float | None = None,
         unanswered: Unanswered | None = None,
+        max_wait_s: float | None = None,
     ) -> T:
         """`deadline_s`: a shorter deadline for this call (a step that has a fallback);
-        `unanswered` counts the attempts that may have been billed though they failed."""
+        `unanswered` counts the attempts that may have been billed though they failed;
+        `max_wait_s`: the longest wait for a retry, past which the failure is final now."""
         started = self._clock()
         deadline = Deadline(started, self.settings.deadline_s if deadline_s is None else deadline_s)
         n = 0
@@ -165,7 +167,7 @@ class Retrier:
             try:
                 result = attempt(self._remaining(model, deadline))
             except Exception as exc:
-                self._pause_or_raise(model, n, exc, deadline, unanswered)
+                self._pause_or_raise(model, n, exc, deadline, unanswered, max_wait_s)
             else:
                 self._done(model, n, started)
                 return result
@@ -176,6 +178,7 @@ class Retrier:
         attempt: Callable[[float], Iterator[T]],
         has_text: Callable[[T], bool],
         unanswered: Unanswered | None = None,
+        max_wait_s: float | None = None,
     ) -> Iterator[T]:
         started = self._clock()
         deadline = Deadline(started, self.settings.deadline_s)
@@ -196,7 +199,7 @@ class Retrier:
                         model=model,
                         status=failure.status,
                     ) from exc
-                self._pause_or_raise(model, n, exc, deadline, unanswered)
+                self._pause_or_raise(model, n, exc, deadline, unanswered, max_wait_s)
 
     def _done(self, model: str, attempts: int, started: float) -> None:
         """One line per model call (tagged with the request id by rag.logs), for tracing."""
@@ -215,7 +218,8 @@ class Retrier:
         return left
 
     def _pause_or_raise(
-        self, model: str, n: int, exc: Exception, deadline: Deadline, unanswered: Unanswered | None
+        self, model: str, n: int, exc: Exception, deadline: Deadline, unanswered: Unanswered | None,
+        max_wait_s: float | None = None,
     ) -> None:
         failure = classify(exc)
         if failure is None:
@@ -225,6 +229,9 @@ class Retrier:
         if not failure.retryable or n >= self.settings.max_attempts:
             raise self._final_error(model, failure, f"after {counted(n, 'attempt')}") from exc
         delay = self._delay(n, failure)
+        if max_wait_s is not None and delay > max_wait_s:
+            raise self._final_error(model, failure, f"the next retry in {delay:.1f} s is longer than this call "
+                                                    f"waits ({max_wait_s:g} s)") from exc
         if self._clock() + delay > deadline.at:
             why = f"the next retry in {delay:.1f} s would pass {deadline}"
             raise self._final_error(model, failure, why) from exc

@@ -221,7 +221,7 @@ class Router:
         return Route(
             kind="fallback",
             model=flash,
-            reason=f"{route.model} is out of quota ({error}), so {flash} answered "
+            reason=f"{route.model} is out of quota ({error.reason or error}), so {flash} answered "
             f"instead; Pro was chosen because: {route.reason}{self._retired_note(flash)}",
             prompt_tokens=route.prompt_tokens,
         )

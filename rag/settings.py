@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
     deadline_s: float = 180.0  # total time one call may spend on retries and waits
+    # A Pro answer waits at most this long for a retry before Flash answers instead: a 429
+    # asking for a minute made a Pro-out-of-quota answer start after 131 s.
+    pro_retry_wait_s: float = 5.0
 
     # --- offline default ---
     offline_embedder: str = "all-MiniLM-L6-v2-int8"

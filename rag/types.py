@@ -184,6 +184,9 @@ class Prompt:
     json_output: bool = False
     images: tuple[Attachment, ...] = ()  # sent after the text of the last user turn
     deadline_s: float | None = None  # a shorter deadline than settings.deadline_s, retries included
+    # The longest wait for a retry this call takes (rag.retry): a step with a fallback (Pro,
+    # which Flash stands in for) fails at once rather than wait out a minute's rate limit.
+    retry_wait_s: float | None = None
     # The first `prefix_turns` messages (with the system instruction) stay the same for every
     # question about this context, so a provider may hold them in a cache (rag.contextcache).
     prefix_turns: int = 0

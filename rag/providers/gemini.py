@@ -179,7 +179,7 @@ class GeminiProvider:
 
         unanswered = Unanswered()
         with _charging(unanswered, prompt):
-            response = self.retrier.call(model, attempt, prompt.deadline_s, unanswered)
+            response = self.retrier.call(model, attempt, prompt.deadline_s, unanswered, prompt.retry_wait_s)
         served = served_model(self.settings, model, response)
         return Generation(_text(response), _usage(response.usage_metadata), served, _finish_reason(response) or "STOP",
                           unanswered.charges(prompt.estimated_tokens))
@@ -206,7 +206,8 @@ class GeminiProvider:
         grounding = None
         unanswered = Unanswered()
         with _charging(unanswered, prompt):
-            for chunk in self.retrier.stream(model, attempt, lambda c: bool(_text(c)), unanswered):
+            for chunk in self.retrier.stream(model, attempt, lambda c: bool(_text(c)), unanswered,
+                                             prompt.retry_wait_s):
                 usage = _usage(chunk.usage_metadata) if chunk.usage_metadata else usage  # cumulative
                 served = served_model(self.settings, model, chunk)
                 text = _text(chunk)

@@ -83,6 +83,23 @@ def test_pro_out_of_quota_falls_back_to_flash_and_says_so(gemini_settings, fake_
     assert [(c.model, c.status) for c in streamed] == [(PRO, 429), (FLASH, 200)]
 
 
+def test_pro_rate_limited_for_longer_than_it_waits_falls_back_at_once(gemini_settings, fake_gemini):
+    """A 429 asking for a minute was waited out twice (131 s to the first token) before Flash
+    answered; the route then also carried the quota error's advice on what to do."""
+    settings = gemini_settings.model_copy(
+        update={"pro_threshold_tokens": 200, "pro_retry_wait_s": 5.0, "deadline_s": 30.0})
+    chain = chain_for(settings)
+    fake_gemini.inject(Fault.rate_limited("10s"), times=None, model=PRO)
+    fake_gemini.responder = citing("429")
+    record = chain.ask("What should a client do after HTTP 429 RESOURCE_EXHAUSTED?")
+    assert (record.route.kind, record.route.model) == ("fallback", FLASH)
+    assert [(c.model, c.status) for c in fake_gemini.calls("streamGenerateContent")] == [(PRO, 429), (FLASH, 200)]
+    assert record.ttft_s < 5.0
+    assert "Wait and try again" not in record.route.reason
+    assert record.route.reason.startswith(f"{PRO} is out of quota (429 RESOURCE_EXHAUSTED: You exceeded your current "
+                                          "quota), so")
+
+
 def test_follow_up_is_rewritten_before_retrieval(gemini_settings, fake_gemini):
     chain = chain_for(gemini_settings)
     fake_gemini.clear_log()
