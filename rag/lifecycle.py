@@ -111,19 +111,28 @@ def _live_replacement(
     settings: Settings, field: str, model: str, listing: Listing | None, today: date
 ) -> str | None:
     """The first model down the catalogue's replacement chain that is live, listed for this
-    key and of a role the field accepts."""
+    key and of a role the field accepts; but a Pro model is replaced by the field's default
+    Pro model while that one is live: Google's replacement for gemini-2.5-pro is a Flash
+    model, and Pro escalation quietly stopped (every "pro" route answered by Flash)."""
+    default = Settings.model_fields[field].default
+    if settings.models[model].role == "pro" and _live(settings, default, listing, today, ("pro",)):
+        return str(default)
     seen = {model}
     current = settings.models[model].replacement
     for _ in range(MAX_HOPS):
         if current is None or current in seen or current not in settings.models:
             return None
-        row = settings.models[current]
-        offered = listing is None or current in listing
-        if not row.retired_on(today) and offered and row.role in FIELD_ROLES[field]:
+        if _live(settings, current, listing, today, FIELD_ROLES[field]):
             return current
         seen.add(current)
-        current = row.replacement
+        current = settings.models[current].replacement
     return None
+
+
+def _live(settings: Settings, model: object, listing: Listing | None, today: date, roles: tuple[str, ...]) -> bool:
+    """A catalogued model of one of `roles`, not retired, and listed for this key (if known)."""
+    row = settings.models.get(model) if isinstance(model, str) else None
+    return row is not None and not row.retired_on(today) and (listing is None or model in listing) and row.role in roles
 
 
 def cached_listing(settings: Settings, lister: Lister, clock: Callable[[], float] = time.time) -> Listing | None:

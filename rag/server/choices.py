@@ -33,8 +33,10 @@ def answer_model(requested: str | None, generator: Generator, settings: Settings
     """A forced model must be one of the answer models (Flash, Pro): any other name was sent
     to Gemini as asked (a 404, or an embedding model charged as an answer) and an unknown one
     charged at $0. A retired model is treated as a retired configured one (rag.lifecycle):
-    replaced by its catalogue replacement with a note when `on_retired = "replace"` and that
-    replacement is an answer model, refused otherwise. Raises InvalidRequest(field="model")."""
+    replaced with a note when `on_retired = "replace"`, by the answer model of its role (a
+    retired Pro by today's Pro, a retired Flash by today's Flash; a configured gemini-2.5-flash
+    was replaced while `--model gemini-2.5-flash` was refused), else by its catalogue
+    replacement if that is an answer model; refused otherwise. Raises InvalidRequest(field="model")."""
     allowed = list(dict.fromkeys([generator.flash_model, generator.pro_model]))
     if not requested or requested in allowed:
         return Forced(requested)
@@ -45,11 +47,13 @@ def answer_model(requested: str | None, generator: Generator, settings: Settings
         raise InvalidRequest(f"{requested!r} is not one of {models}.", field="model")
     since = row.shutdown if row.shutdown and row.shutdown <= today else today
     retired = f"{requested} is retired since {since.isoformat()}"
-    if row.replacement not in allowed:
+    same_role = {"flash": generator.flash_model, "pro": generator.pro_model}.get(row.role)
+    replacement = same_role or (row.replacement if row.replacement in allowed else None)
+    if replacement is None:
         raise InvalidRequest(f"{retired}; choose one of {models}.", field="model")
     if settings.on_retired == "fail":
-        raise InvalidRequest(f'{retired}; its replacement is {row.replacement} (on_retired = "fail").', field="model")
-    return Forced(row.replacement, Retired("model", requested, since, row.replacement, missing=False).route_note())
+        raise InvalidRequest(f'{retired}; its replacement is {replacement} (on_retired = "fail").', field="model")
+    return Forced(replacement, Retired("model", requested, since, replacement, missing=False).route_note())
 
 
 def noted(events: Iterable[Event], note: str) -> Iterator[Event]:

@@ -120,8 +120,7 @@ def test_a_model_the_api_refuses_is_refused_with_one_line_naming_the_answer_mode
     the embedding price; a retired one met a raw 404. The API refused all three (422)."""
     models = "the answer models (gemini-3.8-flash, gemini-3.1-pro-preview)"
     for model, why in [("foo", f"'foo' is not one of {models}."),
-                       ("gemini-embedding-001", f"'gemini-embedding-001' is not one of {models}."),
-                       ("gemini-2.5-flash", f"gemini-2.5-flash is retired since 2026-12-01; choose one of {models}.")]:
+                       ("gemini-embedding-001", f"'gemini-embedding-001' is not one of {models}.")]:
         done = run("rag", "ask", QUESTION, "--model", model, env=env)
         assert (done.returncode, done.stderr, done.stdout) == (2, f"error: --model: {why}\n", "")
     assert fake_gemini.calls("streamGenerateContent") == []
@@ -131,14 +130,17 @@ def test_a_model_the_api_refuses_is_refused_with_one_line_naming_the_answer_mode
 def test_a_retired_model_is_replaced_with_a_note_on_its_route_or_refused_as_on_retired_says(
     env: dict[str, str], fake_gemini: FakeGemini
 ) -> None:
-    done = run("rag", "ask", QUESTION, "--model", "gemini-2.5-pro", env=env)
-    assert done.returncode == 0, done.stderr
-    assert ("Route: chosen · gemini-3.8-flash · model chosen by the caller; "
-            "gemini-2.5-pro is retired since 2026-12-01; gemini-3.8-flash answered") in done.stdout
-    assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.8-flash"]
+    """By today's answer model of its role, as a configured retired model is: --model
+    gemini-2.5-flash was refused while flash_model = "gemini-2.5-flash" was replaced."""
+    for retired, today in (("gemini-2.5-pro", "gemini-3.1-pro-preview"), ("gemini-2.5-flash", "gemini-3.8-flash")):
+        done = run("rag", "ask", QUESTION, "--model", retired, "--k", "3", env=env)
+        assert done.returncode == 0, done.stderr
+        assert (f"Route: chosen · {today} · model chosen by the caller; "
+                f"{retired} is retired since 2026-12-01; {today} answered") in done.stdout
+        assert fake_gemini.calls("streamGenerateContent")[-1].model == today
     refused = run("rag", "ask", QUESTION, "--model", "gemini-2.5-pro", env={**env, "GEMRAG_ON_RETIRED": "fail"})
     assert refused.returncode == 2 and refused.stderr == (
-        'error: --model: gemini-2.5-pro is retired since 2026-12-01; its replacement is gemini-3.8-flash '
+        'error: --model: gemini-2.5-pro is retired since 2026-12-01; its replacement is gemini-3.1-pro-preview '
         '(on_retired = "fail").\n')
 
 

@@ -388,12 +388,14 @@ def test_a_retired_model_is_answered_by_its_replacement_and_its_route_says_so(ap
     is treated as a retired configured one, not sent to Gemini for a 404."""
     done = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gemini-2.5-pro", "stream": False},
                       timeout=10).json()
-    assert done["route"]["model"] == "gemini-3.8-flash"
-    assert done["route"]["reason"].endswith("; gemini-2.5-pro is retired since 2026-12-01; gemini-3.8-flash answered")
-    retired = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gemini-2.5-flash"})
-    assert retired.status_code == 422 and retired.json()["fields"][0]["reason"].startswith(
-        "gemini-2.5-flash is retired since 2026-12-01; choose one of the answer models")
-    assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.8-flash"]
+    assert done["route"]["model"] == "gemini-3.1-pro-preview"  # a retired Pro by today's Pro
+    assert done["route"]["reason"].endswith(
+        "; gemini-2.5-pro is retired since 2026-12-01; gemini-3.1-pro-preview answered")
+    flash = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "model": "gemini-2.5-flash", "stream": False},
+                       timeout=10).json()
+    assert flash["route"]["model"] == "gemini-3.8-flash"  # it was a 422
+    assert [r.model for r in fake_gemini.calls("streamGenerateContent")] == ["gemini-3.1-pro-preview",
+                                                                              "gemini-3.8-flash"]
 
 
 def test_errors_are_counted_under_the_route_that_answered_them(api: Running, fake_gemini: FakeGemini):
