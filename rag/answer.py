@@ -8,7 +8,8 @@ from typing import Literal
 
 from rag.types import Attachment, ChunkKind, Message, PageUnit, Usage, place
 
-RouteKind = Literal["flash", "pro", "chosen", "fallback", "cached", "offline"]  # chosen: forced by the user
+# chosen: forced by the user; degraded: a cheaper model, the budget being spent (on_budget_spent = "degrade")
+RouteKind = Literal["flash", "pro", "chosen", "fallback", "cached", "offline", "degraded"]
 Mode = Literal["hybrid", "vector", "bm25"]
 RerankMode = Literal["none", "local", "gemini"]
 

@@ -331,7 +331,7 @@ class Chain:
             try:
                 for event in self._stream(question, history, session_id, replace(options, model=lite)):
                     if isinstance(event, Done):
-                        route = replace(event.record.route, decision="budget_degraded",
+                        route = replace(event.record.route, kind="degraded", decision="budget_degraded",
                                         reason=f"{why}: answered by {lite} (on_budget_spent = degrade)")
                         event = Done(replace(event.record, route=route))
                     yield event

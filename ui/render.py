@@ -37,6 +37,7 @@ ROUTE_LABELS = {
     "fallback": "Pro unavailable: Flash instead",
     "cached": "cached answer",
     "offline": "offline",
+    "degraded": "budget spent: cheaper model",
 }
 
 OFFLINE_LINE = (

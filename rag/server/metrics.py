@@ -48,7 +48,8 @@ class Metrics:
         self.calls = Counter("gemrag_model_calls", "Model calls made, by model and call kind", ["model", "kind"],
                              registry=r)
         self.cache = Counter("gemrag_answer_cache", "Answers by cache result (hit, miss)", ["result"], registry=r)
-        self.routes = Counter("gemrag_routes", "Answers by route kind (flash, pro, chosen, fallback, cached, offline)",
+        self.routes = Counter("gemrag_routes",
+                              "Answers by route kind (flash, pro, chosen, fallback, cached, offline, degraded)",
                               ["kind"], registry=r)
         self.route_decisions = Counter(
             "gemrag_route_decisions", "Answers whose model load or money changed: pro_quota, pro_budget, flash_quota",

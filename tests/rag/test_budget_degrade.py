@@ -30,7 +30,7 @@ def test_a_flash_answer_over_budget_is_answered_by_flash_lite(
     chain = chain_with(gemini_settings, session_budget_usd=0.0125, on_budget_spent="degrade")
     record = chain.ask(QUESTION, session_id="s1")
     lite = gemini_settings.lite_model
-    assert (record.route.model, record.route.decision) == (lite, "budget_degraded")
+    assert (record.route.kind, record.route.model, record.route.decision) == ("degraded", lite, "budget_degraded")
     assert "session budget" in record.route.reason and f"answered by {lite}" in record.route.reason
     assert [c.model for c in fake_gemini.calls("streamGenerateContent")] == [lite]
     assert chain.ledger.session("s1").cost_usd <= 0.0125
