@@ -65,7 +65,7 @@ class AnswerScores:
     # What a reader of the report needs to judge a failure without the test set beside it
     # (empty in reports written before they were kept).
     question: str = ""
-    expected: str = ""  # the reference answer, or where it is for an unanswerable case: nowhere
+    expected: str = ""  # the reference answer; for an unanswerable case, that a refusal is right
     cited: list[str] = field(default_factory=list)  # the sources the answer cites: "guide.pdf p. 3"
 
 
