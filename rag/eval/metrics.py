@@ -138,8 +138,18 @@ def contains_answer(text: str, reference: str, min_share: float = 0.8) -> float:
     if len(words) <= 3:
         return 0.0
     present = set(body.split())
-    figures = all(w in present for w in words if any(c.isdigit() for c in w))
+    figures = set(_figures(reference)) <= set(_figures(text))
     return float(figures and sum(w in present for w in words) / len(words) >= min_share)
+
+
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _figures(text: str) -> list[str]:
+    """The numbers a text states, as written but for thousands separators ("2,048" is
+    "2048"): read from the text itself, since normalising joins "512-token" into one word
+    that a reply saying "512 tokens" does not hold."""
+    return [f.replace(",", "") for f in _FIGURE.findall(answer_body(text))]
 
 
 EVIDENCE_SHARE = 0.8  # of a quoted sentence's distinct content words, within one sentence of the text

@@ -89,6 +89,10 @@ def test_contains_answer_asks_for_every_figure_of_the_reference_when_not_whole()
     scattered = "Proofing takes hours. Keep the dough at room temperature, about warm, out of drafts."
     assert contains_answer(scattered, reference) == 0.0
     assert contains_answer(scattered.replace("takes hours", "takes 7 hours"), reference) == 1.0
+    # figures as the texts write them: "512-token" is 512 in "512 tokens", "2,048" is 2048
+    long = "Gemini chunks are 512-token pieces with a 64-token overlap, embedded at 2,048 tokens at most."
+    assert contains_answer("Gemini chunks are pieces of 512 tokens, with a 64 token overlap; embedded at 2048 at most.",
+                           long) == 1.0
 
 
 def test_contains_answer_reads_a_manual_s_typographic_quotes_and_dashes_as_punctuation() -> None:
