@@ -19,6 +19,7 @@ from rag.mcp.tools import build_server
 from rag.providers import get_generator
 from rag.server.auth import is_loopback
 from rag.settings import load_settings
+from rag.stores import Stores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = {k: v for k, v in (("collection", args.collection), ("data_dir", args.data_dir)) if v is not None}
         settings = load_settings(**overrides)
+        # Checked before serving: an assistant launched from another folder read .gemrag there,
+        # created it, and every call then failed with "no collection".
+        Stores(settings).open(settings.collection)
         server = build_server(Chain(settings, get_generator(settings)))
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -15,8 +15,10 @@ from pydantic import BaseModel, Field
 
 from rag.answer import AskOptions
 from rag.chain import Chain
+from rag.conversations import Conversations
 from rag.errors import GemragError, remote_message
 from rag.refusal import NOT_FOUND, NOT_IN_DOCUMENTS
+from rag.server.choices import MAX_K
 
 # The agent is told the exact refusal words, from their owner, so it can tell "not in the
 # documents" from an answer.
@@ -25,6 +27,14 @@ ASK = (
     f'text) and what it cost. When the documents do not answer, it says so: "{NOT_IN_DOCUMENTS}" '
     f'(offline, without a Gemini key: "{NOT_FOUND}").'
 )
+
+
+# Out of range was quietly clamped (k = 0 gave one passage, 1,000 gave 50): refused, as the API does.
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"passages to return, 1 to {MAX_K}")]
+SessionId = Annotated[str, Field(
+    min_length=1, max_length=128,
+    description="Continue a conversation: a follow-up ('and how is it measured?') is read with the session's "
+                "earlier questions, as in the HTTP API; its calls are charged to it.")]
 
 
 class Passage(BaseModel):
@@ -62,6 +72,7 @@ def as_tool_errors() -> Iterator[None]:
 
 
 def build_server(chain: Chain) -> MCPServer:
+    conversations = Conversations(chain.settings)  # where the API keeps its sessions' turns
     server = MCPServer(
         "gemrag",
         instructions="Search and ask the user's own documents. Answers cite their sources as [n]; "
@@ -69,21 +80,26 @@ def build_server(chain: Chain) -> MCPServer:
     )
 
     @server.tool()
-    def search(query: str, collection: str | None = None, k: int = 6,
+    def search(query: str, collection: str | None = None, k: K = 6,
                mode: Literal["hybrid", "vector", "bm25"] | None = None, per_file: bool = False) -> list[Passage]:
         """The passages of the collection that best match the query, best first, with their file,
         page and heading. No answer is generated. With per_file, each file's best passage only:
         which files match, best first."""
-        options = AskOptions(collection=collection, top_k=max(1, min(k, 50)), mode=mode, per_file=per_file)
+        options = AskOptions(collection=collection, top_k=k, mode=mode, per_file=per_file)
         with as_tool_errors():
             retrieved = chain.search(query, "mcp/search", options)
         return [Passage(source=h.chunk.source, page=h.chunk.page, heading=h.chunk.heading, text=h.chunk.text,
                         score=h.score) for h in retrieved.hits]
 
     @server.tool(description=ASK)
-    def ask(question: str, collection: str | None = None, session_id: str = "default") -> Answer:
+    def ask(question: str, collection: str | None = None, session_id: SessionId = "default") -> Answer:
+        session = f"mcp/{session_id}"
         with as_tool_errors():
-            record = chain.ask(question, session_id=f"mcp/{session_id}", options=AskOptions(collection=collection))
+            # The session's turns, as the API keeps them: a follow-up was searched as asked
+            # ("how is it measured?" refused) though the same session had just named its subject.
+            record = chain.ask(question, conversations.history(session), session_id=session,
+                               options=AskOptions(collection=collection))
+            conversations.append(session, question, record.answer)
         cited = [Cited.model_validate(c, from_attributes=True) for c in record.citations]
         return Answer(answer=record.answer, citations=cited, route=f"{record.route.model}: {record.route.reason}",
                       cost_usd=record.cost_usd, cached=record.cached)

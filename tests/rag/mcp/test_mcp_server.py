@@ -15,6 +15,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from rag.conversations import Conversations
 from rag.refusal import PHRASES
 from tests.fakes.tiny_corpus import build_store
 
@@ -42,14 +43,30 @@ async def use_tools(client: Client) -> None:
     assert answer["route"].startswith("offline") and answer["cached"] is False
     missing = await client.call_tool("search", {"query": "x", "collection": "nothing-here"})
     assert missing.is_error and "nothing-here" in json.dumps(missing.model_dump())
+    for k in (0, 51):  # were clamped to 1 and 50 without a word
+        assert (await client.call_tool("search", {"query": "vacation", "k": k})).is_error
 
 
-def test_stdio(corpus):
+async def follow_up(client: Client, settings) -> None:
+    """A session keeps its turns where the API keeps its own: the follow-up is read with the
+    question before it (it was searched as asked; "how is it measured?" was refused)."""
+    first = await client.call_tool("ask", {"question": "How many days of paid vacation do employees get?",
+                                           "session_id": "s1"})
+    follow = await client.call_tool("ask", {"question": "and until when can unused ones be carried over?",
+                                            "session_id": "s1"})
+    assert not first.is_error and "March" in follow.structured_content["answer"]
+    kept = Conversations(settings).history("mcp/s1")
+    assert [m.text for m in kept if m.role == "user"] == ["How many days of paid vacation do employees get?",
+                                                          "and until when can unused ones be carried over?"]
+
+
+def test_stdio(corpus, settings):
     params = StdioServerParameters(command=sys.executable, args=["-m", "rag.mcp", *corpus], env=dict(os.environ))
 
     async def session() -> None:
         async with Client(params, read_timeout_seconds=120) as client:
             await use_tools(client)
+            await follow_up(client, settings)
 
     anyio.run(session)
 
@@ -82,3 +99,13 @@ def test_http_on_another_address_is_refused():
     run = subprocess.run([sys.executable, "-m", "rag.mcp", "--http", "--host", "0.0.0.0"], capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2 and "no authentication" in run.stderr
+
+
+def test_a_data_dir_or_collection_with_nothing_ingested_is_refused_before_serving(tmp_path):
+    """An assistant launching it from another folder read .gemrag there (created it, too),
+    and every call then failed with "no collection"."""
+    run = subprocess.run([sys.executable, "-m", "rag.mcp", "--data-dir", str(tmp_path / "typo")],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith("error: No collection 'corpus' in ") and "(no such folder)" in run.stderr
+    assert not (tmp_path / "typo").exists()
