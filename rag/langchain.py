@@ -9,13 +9,15 @@ other answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
+from langchain_core.prompt_values import PromptValue
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
 from rag.answer import AskOptions, Delta
@@ -48,19 +50,57 @@ class GemragRetriever(BaseRetriever):
         return [as_document(h) for h in self.chain.search(query, self.session_id, self.options).hits]
 
 
-class GemragAnswerer(Runnable[str, str]):
-    """A question in, the cited answer's text out; `stream` yields it as it is written.
-    The full record (sources, route, cost) is in the ledger under `session_id`."""
+class GemragAnswerer(Runnable[str | PromptValue, str]):
+    """A question (or a prompt template's value) in, the cited answer's text out; `stream`
+    and `astream` yield it as it is written. Runs under LangChain's callbacks, so tracing
+    sees it. The full record (sources, route, cost) is in the ledger under `session_id`."""
 
     def __init__(self, chain: Chain, options: AskOptions = AskOptions(), session_id: str = "langchain") -> None:  # noqa: B008
         self.chain = chain
         self.options = options
         self.session_id = session_id
 
-    def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
-        return "".join(self.stream(input, config))
+    def invoke(self, input: str | PromptValue, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+        return self._call_with_config(lambda item: "".join(self._pieces(item)), input, config)
 
-    def stream(self, input: str, config: RunnableConfig | None = None, **kwargs: Any | None) -> Iterator[str]:
-        for event in self.chain.stream(input, session_id=self.session_id, options=self.options):
+    def stream(
+        self, input: str | PromptValue, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[str]:
+        yield from self._transform_stream_with_config(iter([input]), self._transform, config)
+
+    async def astream(
+        self, input: str | PromptValue, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[str]:
+        """Piece by piece, the chain's stream read on a worker thread: the default astream
+        gave the whole answer as one piece once it was done."""
+
+        async def inputs() -> AsyncIterator[str | PromptValue]:
+            yield input
+
+        async for piece in self._atransform_stream_with_config(inputs(), self._atransform, config):
+            yield piece
+
+    def _transform(self, inputs: Iterator[str | PromptValue]) -> Iterator[str]:
+        for item in inputs:
+            yield from self._pieces(item)
+
+    async def _atransform(self, inputs: AsyncIterator[str | PromptValue]) -> AsyncIterator[str]:
+        async for item in inputs:
+            pieces = self._pieces(item)
+            while (piece := await run_in_executor(None, next, pieces, None)) is not None:
+                yield piece
+
+    def _pieces(self, item: str | PromptValue) -> Iterator[str]:
+        for event in self.chain.stream(question(item), session_id=self.session_id, options=self.options):
             if isinstance(event, Delta):
                 yield event.text
+
+
+def question(item: object) -> str:
+    """The text asked: a string, or a prompt template's value as text (a ChatPromptTemplate
+    piped into the answerer failed with "'ChatPromptValue' object has no attribute 'strip'")."""
+    if isinstance(item, PromptValue):
+        return item.to_string()
+    if isinstance(item, str):
+        return item
+    raise TypeError(f"GemragAnswerer takes a question as text or a prompt's value, not {type(item).__name__}")

@@ -3,13 +3,18 @@ answer chain as a streaming Runnable, and the README's example run as a user wou
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 from rag.answer import AskOptions
@@ -51,6 +56,38 @@ def test_the_answer_chain_streams_as_a_runnable(settings: Settings, offline_prov
     assert len(pieces) > 3 and "retry" in "".join(pieces).lower() and "[1]" in "".join(pieces)
     assert answerer.invoke(QUESTION) == "".join(pieces)  # the second time from the answer cache
     assert chain.ledger.session("lc").answers == 2
+
+
+def test_the_answerer_takes_a_prompt_streams_async_and_runs_under_callbacks(
+    settings: Settings, offline_provider: OfflineProvider
+) -> None:
+    """A prompt template piped in failed ("'ChatPromptValue' object has no attribute 'strip'"),
+    astream gave the whole answer as one piece, and no callback saw the answerer run."""
+    slow = OfflineProvider(stream_delay_s=0.001)
+    chain = Chain(settings, slow, build_store(settings, offline_provider))
+    answerer = GemragAnswerer(chain, session_id="lc")
+    prompted = ChatPromptTemplate.from_template("{q}") | answerer
+    seen = Seen()
+
+    text = prompted.invoke({"q": QUESTION}, config={"callbacks": [seen]})
+
+    assert "retry" in text.lower() and "GemragAnswerer" in seen.started
+
+    async def pieces() -> list[str]:
+        return [p async for p in answerer.astream("How many days of paid vacation do employees get?")]
+
+    streamed = asyncio.run(pieces())
+    assert len(streamed) > 3 and "25 days" in "".join(streamed)
+    with pytest.raises(TypeError, match="a question as text or a prompt's value, not int"):
+        answerer.invoke(42)  # type: ignore[arg-type]
+
+
+class Seen(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, **kwargs: Any) -> None:
+        self.started.append(kwargs.get("name") or "")
 
 
 def test_the_readme_example_runs(tmp_path: Path, offline_provider: OfflineProvider) -> None:
