@@ -81,7 +81,7 @@ class Stores:
             there = "no such folder"
         ingest = f"run python -m ingest PATH --collection {name}"
         listed = f"its collections: {', '.join(held)}" if held else "it holds none yet"
-        remote = f"No collection {name!r} on this server ({listed}; GET /v1/collections lists them)."
+        remote = f"No collection {name!r} on this server ({listed})."  # also an MCP agent's: no HTTP route named
         if self.settings.chroma_url:
             host, port = chroma_address(self.settings.chroma_url)
             return NoCollection(

@@ -37,6 +37,11 @@ SessionId = Annotated[str, Field(
                 "earlier questions, as in the HTTP API; its calls are charged to it.")]
 
 
+Sources = Annotated[tuple[str, ...], Field(
+    max_length=50, description="only these files, named as results name them (e.g. 'guide.pdf'); an unknown one is "
+                               "refused")]
+
+
 class Passage(BaseModel):
     source: str
     page: int | None
@@ -81,11 +86,12 @@ def build_server(chain: Chain) -> MCPServer:
 
     @server.tool()
     def search(query: str, collection: str | None = None, k: K = 6,
-               mode: Literal["hybrid", "vector", "bm25"] | None = None, per_file: bool = False) -> list[Passage]:
+               mode: Literal["hybrid", "vector", "bm25"] | None = None, per_file: bool = False,
+               sources: Sources = ()) -> list[Passage]:
         """The passages of the collection that best match the query, best first, with their file,
         page and heading. No answer is generated. With per_file, each file's best passage only:
-        which files match, best first."""
-        options = AskOptions(collection=collection, top_k=k, mode=mode, per_file=per_file)
+        which files match, best first. With sources, only those files' passages."""
+        options = AskOptions(collection=collection, top_k=k, mode=mode, per_file=per_file, sources=tuple(sources))
         with as_tool_errors():
             retrieved = chain.search(query, "mcp/search", options)
         return [Passage(source=h.chunk.source, page=h.chunk.page, heading=h.chunk.heading, text=h.chunk.text,

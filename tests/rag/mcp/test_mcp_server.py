@@ -45,6 +45,10 @@ async def use_tools(client: Client) -> None:
     assert missing.is_error and "nothing-here" in json.dumps(missing.model_dump())
     for k in (0, 51):  # were clamped to 1 and 50 without a word
         assert (await client.call_tool("search", {"query": "vacation", "k": k})).is_error
+    only = await client.call_tool("search", {"query": "vacation", "sources": ["security.md"]})
+    assert {p["source"] for p in only.structured_content["result"]} == {"security.md"}
+    typo = await client.call_tool("search", {"query": "vacation", "sources": ["nope.md"]})
+    assert typo.is_error and "holds no file 'nope.md'" in json.dumps(typo.model_dump())
 
 
 async def follow_up(client: Client, settings) -> None:

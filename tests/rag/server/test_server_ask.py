@@ -171,7 +171,7 @@ def test_bad_requests_name_the_field_and_reason(api: Running):
          "reason": "'gpt-9' is not one of the answer models (gemini-3.8-flash, gemini-3.1-pro-preview)."}]
     missing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "nothing-here"})
     assert missing.status_code == 404 and missing.json()["message"] == (
-        "No collection 'nothing-here' on this server (its collections: tiny-corpus; GET /v1/collections lists them).")
+        "No collection 'nothing-here' on this server (its collections: tiny-corpus).")
     climbing = httpx.post(f"{api.url}/v1/ask", json={"question": QUESTION, "collection": "../etc"})
     assert climbing.status_code == 422 and climbing.json()["fields"][0]["field"] == "body.collection"
     huge = httpx.post(f"{api.url}/v1/ask", content=b'{"question": "' + b"x" * 70_000 + b'"}',
