@@ -18,6 +18,7 @@ from rag.errors import GemragError
 from rag.mcp.tools import build_server
 from rag.providers import get_generator
 from rag.server.auth import is_loopback
+from rag.server.ports import bind, port_number
 from rag.settings import load_settings
 from rag.stores import Stores
 
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m rag.mcp", description="Serve search and ask over MCP.")
     parser.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP: loopback only (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    parser.add_argument("--port", type=port_number, default=8765, help="HTTP port (default 8765)")
     parser.add_argument("--collection", default=None, help="default collection")
     parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
     args = parser.parse_args(argv)
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # created it, and every call then failed with "no collection".
         Stores(settings).open(settings.collection)
         server = build_server(Chain(settings, get_generator(settings)))
+        if args.http:  # a busy port was a banner, then uvicorn's bind error and exit 3
+            bind(args.host, args.port).close()
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

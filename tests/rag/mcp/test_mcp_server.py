@@ -99,6 +99,18 @@ def test_streamable_http_on_loopback(corpus, tmp_path):
         server.wait(10)
 
 
+def test_a_busy_port_is_one_line_and_exit_2(corpus):
+    """It printed its banner, then uvicorn's bind error, and ended with exit 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([sys.executable, "-m", "rag.mcp", "--http", "--port", str(port), *corpus],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr == (
+        f"error: cannot serve on 127.0.0.1:{port}: Address already in use; choose another port with --port\n")
+
+
 def test_http_on_another_address_is_refused():
     run = subprocess.run([sys.executable, "-m", "rag.mcp", "--http", "--host", "0.0.0.0"], capture_output=True,
                          text=True, timeout=60)
