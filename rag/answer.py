@@ -66,6 +66,8 @@ class Route:
     decision: str = ""
 
 
+MAX_K = 50  # passages in one prompt: past this the prompt grows (and costs) without better answers
+
 # The longest question asked through any door (CLI, HTTP, UI, MCP): a question, not a
 # document pasted whole, and a bound on what one request makes the key-term and anchor
 # readings scan.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
 
-from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
+from rag.answer import MAX_K, MAX_QUESTION_CHARS, AnswerRecord, AskOptions, Citation, Delta, Done, Event, Route
 from rag.budget import Budget
 from rag.cache import AnswerCache, CacheKey, answer_key
 from rag.citecheck import CitationChecker
@@ -281,6 +281,9 @@ class Chain:
             raise InvalidRequest(
                 f"The question is not UTF-8 text: {what} after {question[:odd.start()][-20:]!r} is no character; "
                 "set the terminal to UTF-8 (LANG=C.UTF-8) and type it again.", field="question")
+        if options.top_k is not None and not 1 <= options.top_k <= MAX_K:
+            # the doors with a schema refuse it; LangChain's top_k = 0 meant the default 6, -1 no passage
+            raise InvalidRequest(f"k must be a whole number from 1 to {MAX_K}, not {options.top_k}.", field="k")
         if len(question) > MAX_QUESTION_CHARS:
             raise InvalidRequest(f"The question is {len(question):,} characters long; the limit is "
                                  f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.",

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ingest.display import Every, progress_shown
 from ingest.filesearch import upload_collection
+from rag.answer import MAX_K
 from rag.commands import Parser, add_debug_flag, run_command
 from rag.eval import feedback, html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
@@ -180,6 +181,12 @@ def evaluate(
 ) -> tuple[RunReport, GateResult | None]:
     baseline = load_baseline(args.baseline) if args.baseline else None
     configs = parse_compare(args.compare, settings)
+    answers = not (is_beir_dir(args.testset) or args.retrieval_only)
+    if answers and (too_many := sorted({c.top_k for c in configs if c.top_k > MAX_K})):
+        # retrieval alone may look deeper; an answer's prompt takes at most MAX_K passages, and
+        # every case would fail on it one by one
+        raise CaseError(f"--compare k={too_many[0]}: answers take at most {MAX_K} passages (add --retrieval-only "
+                        "to measure retrieval that deep)")
     file_search = any(c.backend == "file-search" for c in configs)
     if file_search:
         FileSearchStores(settings)  # no key: one line and exit 2 before anything is ingested
@@ -191,7 +198,7 @@ def evaluate(
     beir = is_beir_dir(args.testset)
     evaluator = Evaluator(settings, generator, store, Checkpoint(args.out), Embedders(settings, embedder),
                           per_file=beir)
-    plan = Plan(testset, configs, answers=not (beir or args.retrieval_only), workers=max(1, args.workers))
+    plan = Plan(testset, configs, answers=answers, workers=max(1, args.workers))
     with case_progress(console, quiet, plan) as advance:
         report = evaluator.run(plan, advance)
     report.problems.extend(problems)

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from rag.answer import Done, Event
+from rag.answer import MAX_K, Done, Event
 from rag.errors import InvalidRequest
 from rag.lifecycle import Retired
 from rag.providers.base import Generator
 from rag.settings import Settings
 
-MAX_K = 50  # passages in one prompt: past this the prompt grows (and costs) without better answers
+__all__ = ["MAX_K", "Forced", "answer_model", "noted"]
 
 
 @dataclass(frozen=True)

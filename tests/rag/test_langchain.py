@@ -19,6 +19,7 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 from rag.answer import AskOptions
 from rag.chain import Chain
+from rag.errors import InvalidRequest
 from rag.langchain import GemragAnswerer, GemragRetriever
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
@@ -44,6 +45,9 @@ def test_a_collection_is_a_retriever_in_an_lcel_chain(settings: Settings, offlin
     assert text.count("\n[") == 2  # top_k passages
     [doc, *_] = retriever.invoke("How many days of paid vacation do employees get?")
     assert doc.metadata["source"] == "handbook.pdf" and doc.metadata["page"] == 2 and doc.metadata["score"] > 0
+    for k in (0, -1, 51):  # 0 meant the default 6 and -1 no passage, silently
+        with pytest.raises(InvalidRequest, match=f"k must be a whole number from 1 to 50, not {k}"):
+            GemragRetriever(chain=chain, options=AskOptions(top_k=k)).invoke(QUESTION)
 
 
 def test_the_answer_chain_streams_as_a_runnable(settings: Settings, offline_provider: OfflineProvider) -> None:

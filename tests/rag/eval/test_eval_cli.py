@@ -162,6 +162,8 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "does not exist" in capsys.readouterr().err
     assert run(tmp_path, corpus, offline_provider, "--compare", "k=0") == 2
     assert "k must be a positive integer" in capsys.readouterr().err
+    assert run(tmp_path, corpus, offline_provider, "--compare", "k=100") == 2  # every case failed on it
+    assert "--compare k=100: answers take at most 50 passages" in capsys.readouterr().err
     (tmp_path / "base.json").write_text(json.dumps({"retrieval": []}))
     assert run(tmp_path, corpus, offline_provider, "--baseline", str(tmp_path / "base.json")) == 2
     assert "cannot read baseline" in capsys.readouterr().err
