@@ -47,7 +47,7 @@ class GemragRetriever(BaseRetriever):
     session_id: str = "langchain"
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [as_document(h) for h in self.chain.search(query, self.session_id, self.options).hits]
+        return [as_document(h) for h in self.chain.search(question(query), self.session_id, self.options).hits]
 
 
 class GemragAnswerer(Runnable[str | PromptValue, str]):
@@ -98,9 +98,10 @@ class GemragAnswerer(Runnable[str | PromptValue, str]):
 
 def question(item: object) -> str:
     """The text asked: a string, or a prompt template's value as text (a ChatPromptTemplate
-    piped into the answerer failed with "'ChatPromptValue' object has no attribute 'strip'")."""
+    piped into the answerer failed with "'ChatPromptValue' object has no attribute 'strip'",
+    and 42 given to the retriever with an AttributeError from deep in the chain)."""
     if isinstance(item, PromptValue):
         return item.to_string()
     if isinstance(item, str):
         return item
-    raise TypeError(f"GemragAnswerer takes a question as text or a prompt's value, not {type(item).__name__}")
+    raise TypeError(f"gemrag takes a question as text or a prompt's value, not {type(item).__name__}")

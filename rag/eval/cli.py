@@ -147,6 +147,9 @@ def _evaluate(argv: Sequence[str], embedder: Embedder | None, generator: Generat
     outputs = write_outputs(report, gate, args.out)
     print_report(report, out, gate)
     out.print(f"wrote {outputs.json} and {outputs.html}", highlight=False)
+    if report.problems:  # listed with the tables on stdout; a CI log reading stderr saw nothing of them
+        err.print(f"warning: {len(report.problems):,} skipped (test-set lines or corpus files, listed above and in "
+                  f"{outputs.html}): the figures leave them out", markup=False, highlight=False)
     if gate is not None and not gate.differences:  # a gate that compared nothing passed: CI learnt nothing
         err.print(f"--baseline {args.baseline} measured none of this run's headline metrics (its "
                   f"configurations differ: compare with a run of the same --compare options)", style="red",

@@ -84,6 +84,8 @@ def test_the_answerer_takes_a_prompt_streams_async_and_runs_under_callbacks(
     assert len(streamed) > 3 and "25 days" in "".join(streamed)
     with pytest.raises(TypeError, match="a question as text or a prompt's value, not int"):
         answerer.invoke(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a question as text or a prompt's value, not int"):
+        GemragRetriever(chain=chain).invoke(42)  # type: ignore[arg-type]  # was an AttributeError
 
 
 class Seen(BaseCallbackHandler):

@@ -70,8 +70,10 @@ def test_writes_json_html_and_table_and_reports_bad_lines(
     assert badge.cited == ["badge.md"] and badge.answer_in_reply == 1.0
     assert next(c for c in report.answer_cases if c.case_id == "none").expected.startswith("(a refusal")
     assert "What does error code E4711 mean?</td>" in page and "<td class='text'>badge.md</td>" in page
-    shown = capsys.readouterr().out
+    captured = capsys.readouterr()
+    shown = captured.out
     assert "skipped t.jsonl line 4: not valid JSON" in shown
+    assert "warning: 1 skipped (test-set lines or corpus files" in captured.err  # where a CI log reads warnings
     assert "Retrieval" in shown and "report.html" in shown
 
 
