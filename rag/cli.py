@@ -19,13 +19,13 @@ from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from rag.answer import AnswerRecord, AskOptions, Delta, Done, Event
+from rag.answer import MAX_K, AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
 from rag.commands import Exit, Parser, add_debug_flag, run_command
 from rag.conversations import Conversations
 from rag.errors import GemragError, InvalidRequest
 from rag.kv import StoreUnavailable
-from rag.server.choices import MAX_K, answer_model, noted
+from rag.server.choices import answer_model, noted
 from rag.text import counted
 from rag.types import Message
 

@@ -184,7 +184,8 @@ def evaluate(
 ) -> tuple[RunReport, GateResult | None]:
     baseline = load_baseline(args.baseline) if args.baseline else None
     configs = parse_compare(args.compare, settings)
-    answers = not (is_beir_dir(args.testset) or args.retrieval_only)
+    beir = is_beir_dir(args.testset)
+    answers = not (beir or args.retrieval_only)
     if answers and (too_many := sorted({c.top_k for c in configs if c.top_k > MAX_K})):
         # retrieval alone may look deeper; an answer's prompt takes at most MAX_K passages, and
         # every case would fail on it one by one
@@ -198,10 +199,9 @@ def evaluate(
                                                else [])]
     if args.fresh:
         (args.out / CHECKPOINT).unlink(missing_ok=True)
-    beir = is_beir_dir(args.testset)
     evaluator = Evaluator(settings, generator, store, Checkpoint(args.out), Embedders(settings, embedder),
                           per_file=beir)
-    plan = Plan(testset, configs, answers=answers, workers=max(1, args.workers))
+    plan = Plan(testset, configs, answers=answers, workers=args.workers)
     with case_progress(console, quiet, plan) as advance:
         report = evaluator.run(plan, advance)
     report.problems.extend(problems)

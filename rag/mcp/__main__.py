@@ -41,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(**overrides)
         # Checked before serving: an assistant launched from another folder read .gemrag there,
         # created it, and every call then failed with "no collection".
-        Stores(settings).open(settings.collection)
-        server = build_server(Chain(settings, get_generator(settings)))
+        stores = Stores(settings)
+        stores.open(settings.collection)
+        server = build_server(Chain(settings, get_generator(settings), stores=stores))
         if args.http:  # a busy port was a banner, then uvicorn's bind error and exit 3
             bind(args.host, args.port).close()
     except GemragError as exc:

@@ -13,12 +13,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from rag.answer import AskOptions
+from rag.answer import MAX_K, AskOptions
 from rag.chain import Chain
 from rag.conversations import Conversations
 from rag.errors import GemragError, remote_message
 from rag.refusal import NOT_FOUND, NOT_IN_DOCUMENTS
-from rag.server.choices import MAX_K
 
 # The agent is told the exact refusal words, from their owner, so it can tell "not in the
 # documents" from an answer.
@@ -35,8 +34,6 @@ SessionId = Annotated[str, Field(
     min_length=1, max_length=128,
     description="Continue a conversation: a follow-up ('and how is it measured?') is read with the session's "
                 "earlier questions, as in the HTTP API; its calls are charged to it.")]
-
-
 Sources = Annotated[tuple[str, ...], Field(
     max_length=50, description="only these files, named as results name them (e.g. 'guide.pdf'); an unknown one is "
                                "refused")]

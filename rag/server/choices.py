@@ -1,5 +1,6 @@
-"""What a caller may choose for one answer (the API's `k` and `model`, the CLI's --k and
---model): one bound and one check, so the terminal cannot send what the API refuses.
+"""What a caller may choose for one answer (the API's `model`, the CLI's --model): one check,
+so the terminal cannot send what the API refuses (the bound on `k`, `MAX_K`, lives with
+`AskOptions` in rag.answer, where the chain checks it for every door).
 
 Kept free of FastAPI so `python -m rag ask` can import it without loading the server.
 """
@@ -11,13 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from rag.answer import MAX_K, Done, Event
+from rag.answer import Done, Event
 from rag.errors import InvalidRequest
 from rag.lifecycle import Retired
 from rag.providers.base import Generator
 from rag.settings import Settings
-
-__all__ = ["MAX_K", "Forced", "answer_model", "noted"]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag.answer import MAX_QUESTION_CHARS, AnswerRecord, AskOptions
+from rag.answer import MAX_K, MAX_QUESTION_CHARS, AnswerRecord, AskOptions
 from rag.costs import Totals
-from rag.server.choices import MAX_K
 
 # What every request body is read with: a mistyped field ("colection") is refused, not
 # ignored, and a value of the wrong JSON type is refused, not converted ("k": true was k = 1,
