@@ -101,6 +101,11 @@ class Manifest:
             self._add_missing_columns()  # manifests written by earlier versions
         except sqlite3.DatabaseError as exc:  # overwritten or truncated by something else: say which file
             self.db.close()
+            if "readonly" in str(exc):  # a healthy manifest this user may not write: no --rebuild advice
+                raise ConfigError(
+                    f"the ingest manifest {path} is not writable ({exc}); run as its owner, or set "
+                    "GEMRAG_DATA_DIR (or --data-dir) to a folder you can write to"
+                ) from exc
             raise ConfigError(
                 f"cannot read the ingest manifest {path} ({exc}): it records what each collection holds. "
                 "If it is damaged, move it aside and run `python -m ingest PATH --rebuild` for each collection "

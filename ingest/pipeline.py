@@ -236,8 +236,8 @@ def lock_path(settings: Settings, collection: str) -> Path:
 @contextmanager
 def run_lock(settings: Settings, collection: str) -> Iterator[None]:
     """One writer per collection: two runs interleaving commits would undo each other."""
-    settings.path()  # the data dir, created on demand
-    with lock_path(settings, collection).open("w") as handle:
+    lock = settings.path(lock_path(settings, collection).name)  # the data dir, created on demand; writable
+    with lock.open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -266,7 +266,12 @@ def plan_run(
     aliases: list[str] = []
     typed = 0  # files of a type ingest reads
     for root in roots:
-        if not root.exists():
+        try:
+            there = root.exists()
+        except OSError as exc:  # a folder on the way cannot be listed: not the same as gone
+            report.add(FileOutcome(printable(root), Status.FAILED, reason=_reason(exc)))
+            continue
+        if not there:
             held = [r for r in records.values() if r.root == str(root.resolve())]
             if prune and held:  # how a deleted folder's files leave the collection: not a failure
                 report.notes.append(f"{printable(root)} no longer exists: {counted(len(held), 'file')} ingested "
@@ -316,7 +321,7 @@ def plan_run(
     for r in missing:
         if any(_under(r.source, a) for a in aliases):
             aliased.append(r)
-        elif not _discovered(r).exists():
+        elif _gone(_discovered(r)):
             gone.append(r)
     if not prune:
         # Still searchable and cited: a user who deleted them expects to hear so.
@@ -385,13 +390,23 @@ def _discovered(record: FileRecord) -> Path:
     return Path(record.path) if record.root == record.path else Path(record.root) / unprintable(record.source)
 
 
+def _gone(path: Path) -> bool:
+    """Whether a file ingested before is no longer there. One in a folder that cannot be
+    listed now (permissions) may well still be: it is not gone, so --prune keeps it, and the
+    walk has reported the folder as failed (`Path.exists` raises there instead of answering)."""
+    try:
+        return not path.exists()
+    except OSError:
+        return False
+
+
 def _triage(
     file: SourceFile, previous: FileRecord | None, incomplete: bool, settings: Settings
 ) -> Task | Touched | FileOutcome:
     """A task, or the outcome already known: unchanged, too large, unreadable, or held by
     another folder's file of the same name."""
     if previous and not same_folder(previous.root, file.root, settings) and previous.path != str(file.path.resolve()):
-        if Path(previous.path).exists():
+        if not _gone(Path(previous.path)):
             return FileOutcome(file.source, Status.FAILED, reason=(
                 f"already ingested from {printable(previous.root)}, where it still is; a second folder "
                 f"does not replace it. Ingest {printable(file.root)} into another --collection, or "

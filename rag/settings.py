@@ -526,7 +526,12 @@ class Settings(BaseSettings):
             raise ConfigError(f"data dir {where} cannot be created ({error.strerror or error}); {fix}") from None
         if not os.access(where, os.W_OK | os.X_OK):
             raise ConfigError(f"data dir {where} is not writable; {fix}")
-        return where.joinpath(*parts)
+        target = where.joinpath(*parts)
+        # A store of a writable data dir may not be (copied read-only, made by another user):
+        # SQLite and Chroma would say "attempt to write a readonly database" from deep inside.
+        if parts and target.exists() and not os.access(target, os.W_OK):
+            raise ConfigError(f"{target} in data dir {where} is not writable; {fix}")
+        return target
 
 
 def config_path() -> str:

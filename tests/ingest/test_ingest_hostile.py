@@ -253,6 +253,64 @@ def test_a_file_made_unreadable_since_is_failed_and_pruned_though_its_size_and_m
 
 
 @pytest.mark.slow
+def test_a_folder_made_unreadable_since_is_a_failure_of_the_run_not_a_crash_and_prune_keeps_its_files(shared_tmp):
+    """Path.exists raises inside a folder that cannot be listed: the re-run stopped at exit 3
+    ("unexpected PermissionError") before reading any other file; a PATH inside such a folder too."""
+    root, data = shared_tmp / "docs", shared_tmp / "d"
+    locked = root / "locked"
+    locked.mkdir(parents=True)
+    data.mkdir(mode=0o777)
+    data.chmod(0o777)
+    (root / "kept.md").write_text("# Kept\n\nThe one ordinary file.\n")
+    (locked / "inside.md").write_text("# Locked\n\nZebras graze at noon.\n")
+    nobody = 65534 if os.getuid() == 0 else None
+    assert ingest_cli(root, "--data-dir", data, user=nobody, cwd=Path("/")).returncode == 0
+    (root / "new.md").write_text("# New\n\nAdded while the other folder was locked.\n")
+    locked.chmod(0o000)
+    try:
+        done = ingest_cli(root, "--data-dir", data, "--prune", user=nobody, cwd=Path("/"))
+        inside = ingest_cli(locked / "deeper", "--data-dir", data, "--collection", "other", user=nobody, cwd=Path("/"))
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed  locked/: cannot read folder: Permission denied" in done.stdout.splitlines()
+    assert set(stored(data)) == {"kept.md", "new.md", "locked/inside.md"}  # not known gone: kept
+    assert inside.returncode == 1, inside.stdout + inside.stderr
+    assert f"failed  {locked / 'deeper'}: cannot read: Permission denied" in inside.stdout.splitlines(), inside.stdout
+
+
+@pytest.mark.slow
+def test_a_data_dir_another_user_owns_is_named_as_not_writable_exit_2(shared_tmp):
+    """Its folder writable but its files not: ingest and ask ended at exit 3 ("unexpected
+    PermissionError" on the lock, "attempt to write a readonly database" from Chroma). The
+    folder read-only too: the manifest was called damaged, with advice to rebuild it."""
+    root, data = shared_tmp / "docs", shared_tmp / "d"
+    root.mkdir()
+    (root / "a.md").write_text("# Gateway\n\nThe gateway timeout is 30 seconds.\n")
+    assert ingest_cli(root, "--data-dir", data).returncode == 0  # as root: its files are root's, 0644
+    nobody = 65534 if os.getuid() == 0 else None
+    if nobody is None:  # not root: make them read-only for this user instead
+        for entry in data.rglob("*"):
+            entry.chmod(entry.stat().st_mode & ~0o222)
+    data.chmod(0o755)
+    refused = ingest_cli(root, "--data-dir", data, user=nobody, cwd=Path("/"))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"the ingest manifest {data / 'manifest.sqlite3'} is not writable" in refused.stderr
+    assert "--rebuild" not in refused.stderr
+    data.chmod(0o777)
+    ask = [sys.executable, "-m", "rag", "ask", "gateway timeout?"]
+    for command in ([sys.executable, "-m", "ingest", str(root)], ask):
+        done = subprocess.run(
+            (["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"] if nobody else []) + command
+            + ["--data-dir", str(data)],
+            cwd="/", capture_output=True, text=True, timeout=300,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GEMRAG_CONFIG": os.devnull, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert re.search(rf"error: {re.escape(str(data))}/\S+ in data dir {re.escape(str(data))} is not writable",
+                         done.stderr), done.stderr
+
+
+@pytest.mark.slow
 def test_every_entry_left_out_is_listed_with_its_reason(shared_tmp):
     root, outside = shared_tmp / "docs", shared_tmp / "outside"
     root.mkdir()
