@@ -422,9 +422,12 @@ class Chain:
     ) -> collections.abc.Generator[Delta, None, tuple[AnswerRecord, CacheKey | None]]:
         """The answer's text, then its record (a cache hit's, or a new one yet to be priced)
         and the key to cache it under; none when it must not be kept: an answer about an image
-        (the key has no image in it), or one ranked in the local order because the Gemini
-        reranking failed (a momentary fault: the same question later deserves the usual
-        ranking, not this answer until the entry expires)."""
+        (the key has no image in it), one written with a conversation before it (the prompt
+        carries the turns and the key does not: a made-up history could plant an answer that
+        every user asking the question alone would then be served), or one ranked in the
+        local order because the Gemini reranking failed (a momentary fault: the same question
+        later deserves the usual ranking, not this answer until the entry expires). A
+        follow-up is still served the answer its standalone question got when asked alone."""
         with spending.failing():
             rewritten = self.rewrite(question, history)
         spending.called(rewritten, "rewrite")
@@ -468,7 +471,7 @@ class Chain:
             corpus_version=key.corpus_version,
             history=list(history),
         )
-        return record, key if cacheable and not retrieved.rerank_note else None
+        return record, key if cacheable and not history and not retrieved.rerank_note else None
 
     def key(self, store: Store, standalone_question: str, options: AskOptions) -> CacheKey:
         """The collection and its version, the model policy (the router picks within it), and

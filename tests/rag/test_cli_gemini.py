@@ -15,7 +15,7 @@ import pytest
 
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
-from rag.testing.fake_gemini import FakeGemini, Fault
+from rag.testing.fake_gemini import FakeGemini, Fault, rewrites_as_asked
 from tests.fakes.gemini_cli import gemini_env, run
 from tests.fakes.tiny_corpus import build_store
 
@@ -144,9 +144,13 @@ def test_a_retired_model_is_replaced_with_a_note_on_its_route_or_refused_as_on_r
         '(on_retired = "fail").\n')
 
 
-def test_a_cached_follow_up_in_chat_shows_what_its_rewrite_cost_so_the_turns_add_up(env: dict[str, str]) -> None:
+def test_a_cached_follow_up_in_chat_shows_what_its_rewrite_cost_so_the_turns_add_up(
+    env: dict[str, str], fake_gemini: FakeGemini
+) -> None:
     """A follow-up served from the answer cache said "Cost: $0.000000" while its rewrite by
-    Flash-Lite was paid and in the ledger: the turns did not add up to the session."""
+    Flash-Lite was paid and in the ledger: the turns did not add up to the session. The third
+    turn is rewritten as asked, so it is served the first turn's answer (asked alone)."""
+    fake_gemini.responder = rewrites_as_asked
     done = run("rag", "chat", env=env, stdin=f"{QUESTION}\nand for part-time staff?\n{QUESTION}\nexit\n")
     assert done.returncode == 0, done.stderr
     costs = [float(c) for c in re.findall(r"^Cost: \$([\d.]+)", done.stdout, re.MULTILINE)]
