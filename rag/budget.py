@@ -22,6 +22,7 @@ from rag.costs import Hold, Ledger, Limit, LimitReached, Scope, account_of, doll
 from rag.errors import BudgetExceeded
 from rag.kv import Cap, bucket
 from rag.retrieval import Query
+from rag.rewrite import output_bound as rewrite_output_bound
 from rag.router import Routed
 from rag.settings import Settings
 from rag.types import Message, Usage, estimate_tokens
@@ -136,7 +137,8 @@ class Budget:
         asked = estimate_tokens(query.text + "".join(m.text for m in history))
         context = query.top_k * self.settings.chunk_profile.size_tokens + asked + PROMPT_OVERHEAD_TOKENS
         answer = Usage(prompt_tokens=context, output_tokens=self.settings.budget_output_tokens)
-        rewrite = Usage(prompt_tokens=asked + REWRITE_OVERHEAD_TOKENS, output_tokens=asked) if history else Usage()
+        rewrite = (Usage(prompt_tokens=asked + REWRITE_OVERHEAD_TOKENS, output_tokens=rewrite_output_bound(query.text))
+                   if history else Usage())
         other = sum(price_usd(self.settings, name, usage) for name, usage in [(rewrite_model, rewrite), *also])
         return Estimate(price_usd(self.settings, model, answer), other)
 

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.providers.base import Generator
-from rag.types import Message, Prompt, RewriteTask, Usage
+from rag.types import THINKING_ALLOWANCE_TOKENS, Message, Prompt, RewriteTask, Usage, estimate_tokens
 
 MAX_HISTORY_MESSAGES = 8  # the last four exchanges carry the subject; older turns only add tokens
+SUBJECT_TOKENS = 64  # what a standalone question adds to the follow-up: the subject it leans on
 
 INSTRUCTION = """Rewrite the follow-up question below into a single standalone question that can be \
 understood without the conversation above: replace pronouns and references with what they refer to. \
@@ -31,12 +32,21 @@ class Rewritten:
     abandoned: tuple[Usage, ...] = ()  # what unanswered attempts may have billed (Generation.abandoned)
 
 
+def output_bound(question: str) -> int:
+    """The most a rewrite may write, thinking included: sent as its max_output_tokens and
+    held against the budget. Unbounded, a model that wrote on (or was talked into it by the
+    conversation) billed 30,000 output tokens past a session's budget, and its text became a
+    60,000-character "question"."""
+    return estimate_tokens(question) + SUBJECT_TOKENS + THINKING_ALLOWANCE_TOKENS
+
+
 def rewrite_prompt(question: str, history: Sequence[Message]) -> Prompt:
     recent = tuple(history)[-MAX_HISTORY_MESSAGES:]
     return Prompt(
         contents=(*recent, Message("user", INSTRUCTION.format(question=question))),
         task=RewriteTask(question, recent),
         temperature=0.0,
+        max_output_tokens=output_bound(question),
     )
 
 

@@ -17,6 +17,10 @@ CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers on English t
 # 2.5 counted 258 tokens a 768-pixel tile, 3,096 for a page rendered at 200 dpi). A dry run's
 # estimate of vision counts the same (`ingest.vision`).
 IMAGE_TOKENS = 1_120
+# What a small call's output bound allows for thinking on top of its reply: the Flash-Lite
+# models that rewrite, rerank and suggest think at "minimal" by default (the catalogue), and
+# max_output_tokens counts thinking. Each such call sends the bound it is held against.
+THINKING_ALLOWANCE_TOKENS = 256
 
 
 def estimate_tokens(text: str) -> int:

@@ -27,7 +27,7 @@ from rag.kv import Table, bucket, open_kv
 from rag.providers.base import Generator
 from rag.settings import Settings
 from rag.stores import StoredFile
-from rag.types import Prompt, Usage
+from rag.types import THINKING_ALLOWANCE_TOKENS, Prompt, Usage
 from ui.corpus import CollectionInfo
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,11 @@ class Suggester:
             return suggestions(info.files)
 
     def _write(self, documents: Sequence[StoredFile]) -> list[str]:
-        prompt = Prompt.of(INSTRUCTION.format(count=MAX_SUGGESTIONS, outline=outline(documents)), temperature=0.2)
+        bound = 60 * MAX_SUGGESTIONS + THINKING_ALLOWANCE_TOKENS  # sent as the cap it is held against
+        prompt = Prompt.of(INSTRUCTION.format(count=MAX_SUGGESTIONS, outline=outline(documents)), temperature=0.2,
+                           max_output_tokens=bound)
         model = self.settings.lite_model
-        worst = Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=60 * MAX_SUGGESTIONS)
+        worst = Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=bound)
         hold = self.budget.reserve(SESSION, price_usd(self.settings, model, worst))  # on record before it is sent
         with settling(self.ledger, hold) as spending:
             generation = self.generator.generate(prompt, model=model)

@@ -16,6 +16,7 @@ from rag.chain import Chain
 from rag.costs import price_usd
 from rag.errors import BudgetExceeded
 from rag.providers.gemini import GeminiProvider
+from rag.rewrite import output_bound
 from rag.settings import Settings
 from rag.testing.fake_gemini import TEST_API_KEY, FakeGemini
 from rag.types import Message, Usage
@@ -171,3 +172,16 @@ def test_a_refused_follow_up_says_its_cost_includes_the_rewrite_before_the_cache
                      r"a paid call needed before the answer cache can be looked up, and for answering it "
                      r"\(about \$0\.\d+\)\.$", str(refused.value))
     assert fake_gemini.calls("generateContent") == [] and fake_gemini.calls("streamGenerateContent") == []
+
+
+def test_a_follow_up_rewrite_is_sent_with_the_output_bound_it_is_held_against(
+    gemini_settings: Settings, fake_gemini: FakeGemini
+) -> None:
+    """The rewrite went out with no maxOutputTokens: a model that wrote on billed 30,000 output
+    tokens past a session's budget, and its text became the "question"."""
+    provider = GeminiProvider(gemini_settings)
+    chain = Chain(gemini_settings, provider, build_store(gemini_settings, provider))
+    history = [Message("user", QUESTION), Message("model", "25 days [1].")]
+    chain.ask("Can they be carried over?", history=history, session_id="s")
+    [rewrite] = fake_gemini.calls("generateContent", model=gemini_settings.lite_model)
+    assert rewrite.body["generationConfig"]["maxOutputTokens"] == output_bound("Can they be carried over?")

@@ -17,7 +17,9 @@ from rag.rerank import (
     documents_first,
     make_reranker,
     parse_scores,
+    scores_bound,
 )
+from rag.retrieval import Query
 from rag.settings import LocalRerankWeights
 from rag.testing.fake_gemini import Fault, GenerateRequest
 from rag.types import Chunk, Hit, Usage
@@ -176,6 +178,10 @@ def test_gemini_rerank_is_one_call_per_new_question_cached_and_charged(gemini_ch
     assert (hits.rerank_model, hits.rerank_usage.output_tokens > 0) == (lite, True)
     [call] = fake_gemini.calls("generateContent", model=lite)
     assert call.body["generationConfig"]["responseMimeType"] == "application/json"
+    # Bounded as held: with no cap, only the timeout stopped a model that wrote on.
+    depth = gemini_chain.settings.rerank_depth
+    assert 0 < call.body["generationConfig"]["maxOutputTokens"] <= scores_bound(depth)
+    assert gemini_chain.reranking(Query.of("q", gemini_chain.settings, options)).output_tokens == scores_bound(depth)
 
     gemini_chain.retrieve(gemini_chain.stores.get(), "How do expense and vacation rules work?", options)
     assert len(fake_gemini.calls("generateContent", model=lite)) == 1  # the same question: cached

@@ -16,11 +16,13 @@ from rag.costs import dollars
 from rag.providers.gemini import GeminiProvider
 from rag.settings import Settings
 from rag.testing.fake_gemini import FakeGemini, Fault
+from rag.types import THINKING_ALLOWANCE_TOKENS
 from tests.conftest import TEST_API_KEY
 from tests.ui.conftest import write_corpus
 from tests.ui.test_handlers import linked_image
 from ui.handlers import Handlers
 from ui.session import SessionState
+from ui.suggest import MAX_SUGGESTIONS
 from ui.suggest import SESSION as SUGGESTIONS
 
 QUESTION = "Where is the office badge collected?"
@@ -112,6 +114,7 @@ def test_with_a_key_the_cheap_model_writes_the_suggestions_once_per_corpus_versi
     assert "data-q='Where is the office badge collected?'" in first and "How many vacation days are there?" in first
     calls = fake_gemini.calls("generateContent")
     assert [c.model for c in calls] == [gemini_settings.lite_model]
+    assert calls[0].body["generationConfig"]["maxOutputTokens"] == 60 * MAX_SUGGESTIONS + THINKING_ALLOWANCE_TOKENS
     assert handlers.backend.ledger.session(SUGGESTIONS).cost_usd > 0  # paid, and recorded
     assert handlers.load(SessionState())[0] == first  # cached: no second call
     assert len(fake_gemini.calls("generateContent")) == 1
