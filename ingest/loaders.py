@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from io import BytesIO
 from itertools import islice, pairwise
@@ -672,12 +672,17 @@ def load_html(data: bytes) -> list[Section]:
         tag.insert_before("\n")
         tag.insert_after("\n")
     for row in body.find_all("tr"):
-        cells = (" ".join(cell.get_text(" ").split()).replace("|", "\\|")  # a "|" in a cell ("x | y") is no column
-                 for cell in row.find_all(("td", "th"), recursive=False))
-        row.replace_with(f"\n| {' | '.join(cells)} |\n")
+        row.replace_with(f"\n{table_row(cell.get_text(' ') for cell in row.find_all(('td', 'th'), recursive=False))}\n")
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
     return _titled(markdown_sections(text), title)
+
+
+def table_row(cells: Iterable[str]) -> str:
+    """A row of an HTML, Word or PowerPoint table as a Markdown table row, the form the
+    offline answerer reads as a table (each cell labelled with its column's header): cells on
+    one line, and a "|" in a cell ("x | y") escaped, so it makes no column."""
+    return "| " + " | ".join(" ".join(cell.split()).replace("|", "\\|") for cell in cells) + " |"
 
 
 def _titled(sections: list[Section], title: str) -> list[Section]:
@@ -824,12 +829,15 @@ def load_docx(data: bytes) -> list[Section]:
         blocks: list[str] = []
         for block in document.iter_inner_content():
             if isinstance(block, Table):
-                blocks.append("\n".join(" | ".join(c.text.strip() for c in row.cells) for row in block.rows))
+                blocks.append("\n".join(table_row(c.text for c in row.cells) for row in block.rows))
                 continue
-            level = _heading_level(block.style.name if block.style is not None else "")
+            style = block.style.name if block.style is not None else ""
+            level = _heading_level(style)
             text = block.text.strip()
             if level and text:
                 blocks.append(f"{'#' * level} {' '.join(text.split())}")
+            elif text and style.startswith("List"):  # "List Bullet", "List Number 2": an item, no heading
+                blocks.append(f"- {' '.join(text.split())}")
             elif text:
                 blocks.append(_literal(text))
     except (OpcError, *_OFFICE_ERRORS) as exc:  # type: ignore[misc]  # mypy cannot star-unpack exception tuples
@@ -860,11 +868,11 @@ def load_pptx(data: bytes) -> list[Section]:
     try:
         sections = []
         for n, slide in enumerate(Presentation(BytesIO(data)).slides, start=1):
-            texts = [t for shape in slide.shapes for t in _shape_texts(shape)]
+            title = slide.shapes.title
+            texts = [t for shape in slide.shapes for t in _shape_texts(shape, title)]
             if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
                 notes = slide.notes_slide.notes_text_frame.text.strip()
-                texts += [f"Notes: {notes}"] if notes else []
-            title = slide.shapes.title
+                texts += [f"\nNotes: {notes}"] if notes else []
             heading = " ".join(title.text_frame.text.split()) if title is not None and title.has_text_frame else ""
             sections.append(Section("\n".join(texts), page=n, heading=heading, unit="slide"))
     except (PythonPptxError, *_OFFICE_ERRORS) as exc:  # type: ignore[misc]  # as above
@@ -872,21 +880,29 @@ def load_pptx(data: bytes) -> list[Section]:
     return sections
 
 
-def _shape_texts(shape: BaseShape) -> Iterator[str]:
+def _shape_texts(shape: BaseShape, title: BaseShape | None) -> Iterator[str]:
     """Only a table's frame has a table and only an autoshape (placeholders included) a text
-    frame: the classes python-pptx overrides has_table and has_text_frame on."""
+    frame: the classes python-pptx overrides has_table and has_text_frame on. A text frame's
+    paragraphs are bullets, written as Markdown list items: a bullet seldom ends in a full
+    stop, and a short line without one reads as a heading, so "The Q3 cloud budget is 48,000
+    USD" was never quoted, only the notes under it. The title is the slide's heading."""
     from pptx.shapes.autoshape import Shape
     from pptx.shapes.graphfrm import GraphicFrame
     from pptx.shapes.group import GroupShape
 
     if isinstance(shape, GroupShape):
         for inner in shape.shapes:
-            yield from _shape_texts(inner)
+            yield from _shape_texts(inner, title)
     elif isinstance(shape, GraphicFrame) and shape.has_table:
         for row in shape.table.rows:
-            yield " | ".join(c.text.strip() for c in row.cells)
+            yield table_row(c.text for c in row.cells)
     elif isinstance(shape, Shape) and shape.text_frame.text.strip():
-        yield shape.text_frame.text.strip()
+        if title is not None and shape.shape_id == title.shape_id:
+            yield " ".join(shape.text_frame.text.split())
+            return
+        for paragraph in shape.text_frame.paragraphs:
+            if text := " ".join(paragraph.text.split()):
+                yield f"- {text}"
 
 
 _LOADERS: dict[str, Callable[[bytes], list[Section]]] = {

@@ -121,7 +121,7 @@ def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
         return False
     if end.group() != "\n":
         return True
-    if after.lstrip(" \t").startswith("-"):  # an option's line (`_FLAG`)
+    if _OPTION_LINE.match(after):  # an option's line (`_FLAG`); "- item" is a list's next item
         lines = text[: end.start()].rsplit("\n", 2)  # the last two lines before it
         return _ends_entry(lines[-2] if len(lines) > 1 else "", lines[-1])
     return not _function_word_first(after)

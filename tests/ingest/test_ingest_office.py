@@ -8,6 +8,7 @@ from ingest.cli import main
 from ingest.loaders import LoadError, load
 from rag import cli as rag_cli
 from rag.chain import Chain
+from rag.providers.quotable import quotable_units
 from rag.store import Store
 from tests.fakes import media
 
@@ -29,7 +30,9 @@ def test_docx_headings_and_pptx_slides_are_kept_in_the_chunks(office, settings, 
     docx = {c.heading: c for c in chunks if c.source == "policy.docx"}
     assert set(docx) == {"Travel Policy > Booking", "Travel Policy > Booking > Refunds", "Travel Policy > Expenses"}
     assert "Unused tickets are refunded" in docx["Travel Policy > Booking > Refunds"].text
-    assert "Business | Over 6 hours" in docx["Travel Policy > Booking > Refunds"].text  # the table, in place
+    refunds = docx["Travel Policy > Booking > Refunds"].text
+    assert "| Business | Over 6 hours |" in refunds  # the table, in place, as a table the answerer reads
+    assert "Class: Business; Allowed: Over 6 hours" in [u.text for u in quotable_units(refunds)]
     assert all(c.page is None and c.place == "" for c in docx.values())
     slides = {c.page: c for c in chunks if c.source == "deck.pptx"}
     assert set(slides) == {1, 2, 3}
@@ -101,4 +104,42 @@ def test_a_slides_tables_and_grouped_text_boxes_are_read():
     saved = BytesIO()
     deck.save(saved)
     [section] = load_pptx(saved.getvalue())
-    assert "Region | Growth\nBerlin | 12%" in section.text and "Grouped note" in section.text
+    assert "| Region | Growth |\n| Berlin | 12% |" in section.text and "Grouped note" in section.text
+    # Rows without the outer bars were quoted as one run-on line: "Region | Growth Berlin | 12%".
+    assert "Region: Berlin; Growth: 12%" in [u.text for u in quotable_units(section.text)]
+
+
+def test_slide_bullets_and_word_list_items_are_quoted_not_read_as_headings():
+    """A bullet seldom ends in a full stop, and a short line without one reads as a heading:
+    "How much is the Q3 cloud budget?" was answered with the slide's notes only."""
+    from io import BytesIO
+
+    from docx import Document
+    from pptx import Presentation
+
+    from ingest.loaders import load_docx, load_pptx
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])  # title and content
+    slide.shapes.title.text = "Budget"
+    body = slide.placeholders[1].text_frame
+    body.text = "The Q3 cloud budget is 48,000 USD"
+    body.add_paragraph().text = "Billing moves to PostgreSQL in May"
+    slide.notes_slide.notes_text_frame.text = "Budget approved by finance on July 2."
+    saved = BytesIO()
+    deck.save(saved)
+    [section] = load_pptx(saved.getvalue())
+    assert section.heading == "Budget"
+    assert [u.text for u in quotable_units(section.text)] == [
+        "The Q3 cloud budget is 48,000 USD", "Billing moves to PostgreSQL in May",
+        "Notes: Budget approved by finance on July 2."]
+
+    document = Document()
+    document.add_heading("Plan", level=1)
+    document.add_paragraph("Move billing to PostgreSQL in May", style="List Bullet")
+    document.add_paragraph("Hire two engineers for the team", style="List Number")
+    saved = BytesIO()
+    document.save(saved)
+    [section] = load_docx(saved.getvalue())
+    assert [u.text for u in quotable_units(section.text)] == [
+        "Move billing to PostgreSQL in May", "Hire two engineers for the team"]

@@ -340,3 +340,15 @@ def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
     assert split_sentences(argv) == ["When the script name is given as '-', sys.argv[0] is set to '-'.",
                                      "When -c command is used, sys.argv[0] is set to '-c'.",
                                      "When -m module is used, sys.argv[0] is the module's full name."]
+
+
+def test_list_items_without_a_full_stop_are_units_of_their_own():
+    """A "- " item was read like an option's line ("-o name"): with no full stop before the
+    next item, a list's items were quoted as one run-on unit joined by " - "."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("Setup\n\n- Install the package with pip install foo\n- Run the server on port 8080 by default\n"
+            "- Configure the token in settings\n\nThat is all there is to it.")
+    assert [u.text for u in quotable_units(text)] == [
+        "Install the package with pip install foo", "Run the server on port 8080 by default",
+        "Configure the token in settings", "That is all there is to it."]
