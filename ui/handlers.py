@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,14 @@ SOURCES_TAB = "sources"  # the drawer's tab with the source viewer
 log = logging.getLogger(__name__)
 
 
+RoleOf = Callable[[str], str | None]
+
+
 class Handlers:
-    def __init__(self, settings: Settings, backend: Backend) -> None:
+    def __init__(self, settings: Settings, backend: Backend, role_of: RoleOf | None = None) -> None:
         self.settings = settings
         self.backend = backend  # shared by every session: stores, ledger, budget, the chain
+        self.role_of = role_of  # a logged-in user's key's role; None: no keys, everyone is the local user
         self.feedback = FeedbackStore(settings)
         self.suggester = Suggester(settings, backend.generator, backend.ledger, backend.budget)
         self.collections: tuple[CollectionInfo, ...] | None = None  # read again on every page load and upload
@@ -52,12 +56,13 @@ class Handlers:
     # --- chat ---
     def respond(
         self, question: str, state: SessionState, collection: str, mode: Mode, top_k: float, model: str,
-        image: str | None = None,
+        image: str | None = None, request: gr.Request | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Outputs: chat, question box, Ask, Stop, the image box, then the answer panel (see
         `panel`) and totals. The question box and the image box empty once the question is
         answered; a question refused (too long, a budget spent) goes back into the box, and its
         image stays (it was dropped, so asking again after raising the budget lost it)."""
+        bind_to_user(state, request)
         question = question.strip()
         if not question or state.streaming():
             yield (SKIP(),) * 12
@@ -277,8 +282,9 @@ class Handlers:
         return f"Saved. `{command}` turns it into a test case."
 
     # --- first screen and corpus ---
-    def load(self, state: SessionState) -> tuple[Any, ...]:
+    def load(self, state: SessionState, request: gr.Request | None = None) -> tuple[Any, ...]:
         """Outputs: chat (the first screen), totals, corpus panel, collection choices."""
+        bind_to_user(state, request)
         corpus, choices = self.corpus()
         return self.chat(state), self.totals(state), corpus, choices
 
@@ -315,16 +321,32 @@ class Handlers:
                 refused.append(str(exc))
         return render.upload_summary(UploadResult(rejected=refused)) if refused else ""
 
+    def _may_not_ingest(self, request: gr.Request | None) -> str | None:
+        """Why this user may not add documents (None: they may): with API keys, only a key of
+        role ingest or admin, as for the API's uploads."""
+        if self.role_of is None:
+            return None
+        name = getattr(request, "username", None) if request is not None else None
+        role = self.role_of(name) if name else None
+        if role in ("ingest", "admin"):
+            return None
+        return f"Key {name!r} has role {role!r}; adding documents needs 'ingest'."
+
     def upload(
         self, files: list[str] | None, collection: str, state: SessionState,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
+        request: gr.Request | None = None,
     ) -> tuple[str, str, Update, None, str]:
         """Outputs: the upload's summary, then the corpus panel and the collection choices, an
         empty file box (the next files chosen are uploaded alone, not beside these), and the
-        chat, whose first screen counts the documents just added."""
+        chat, whose first screen counts the documents just added. A logged-in user whose key
+        may only ask is refused, as the API refuses that key's uploads."""
         def report(p: Progress) -> None:
             progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
 
+        refused = self._may_not_ingest(request)
+        if refused:
+            return f"❌ {safe.inert_markdown(refused)}", *self.corpus(), None, self.chat(state)
         try:
             collection = collection or self.settings.collection
             embedder = self.backend.embedder_for(collection)
@@ -334,6 +356,15 @@ class Handlers:
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
         return summary, *self.corpus(), None, self.chat(state)
+
+
+def bind_to_user(state: SessionState, request: gr.Request | None) -> None:
+    """A logged-in user's session is named under their key, as the API names its sessions
+    ("<key name>/<id>"), so its spending counts against that key's budgets: it counted as the
+    shared "local" account's, and a key past its own budget went on answering in the UI."""
+    name = getattr(request, "username", None) if request is not None else None
+    if name and "/" not in state.session_id:
+        state.session_id = f"{name}/{state.session_id}"
 
 
 def _image(collection: str, path: Path, name: str) -> Update:

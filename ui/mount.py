@@ -17,7 +17,8 @@ PATH = "/ui"
 
 def mount(app: FastAPI, context: MountContext) -> None:
     settings = context.settings
-    demo = build_app(settings, context.backend).queue(default_concurrency_limit=settings.ui_concurrency)
+    demo = build_app(settings, context.backend, context.role_of)
+    demo = demo.queue(default_concurrency_limit=settings.ui_concurrency)
     gr.mount_gradio_app(
         app,
         demo,

@@ -370,7 +370,8 @@ def create_app(
                 return keys.caller(key, None).name == name
             except GemragError:
                 return False
-    app.state.mounted = mount_all(app, MountContext(settings, backend, login, upload_paths), mounts)
+    context = MountContext(settings, backend, login, keys.role_of if keys.configured else None, upload_paths)
+    app.state.mounted = mount_all(app, context, mounts)
     return app
 
 

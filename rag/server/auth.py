@@ -100,6 +100,12 @@ class ApiKeys:
     def configured(self) -> bool:
         return bool(self._by_hash)
 
+    def role_of(self, name: str) -> Role | None:
+        """The role of the key a mounted app's user logged in with (by its name; the lowest,
+        should two keys share one), None for a name no key has."""
+        roles = [ROLES.index(c.role) for c in self._by_hash.values() if c.name == name]
+        return ROLES[min(roles)] if roles else None
+
     def caller(self, presented: str | None, client_host: str | None) -> Caller:
         if not self.configured:
             if not is_loopback(client_host):

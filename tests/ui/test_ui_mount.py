@@ -103,3 +103,36 @@ def test_every_ui_request_is_counted_under_one_route(ui_settings):
     routes = {m.group(1) for m in re.finditer(r'^gemrag_http_requests_total\{.*route="([^"]*)"', scraped, re.M)}
     assert routes == {"/ui", "/healthz"}
     assert 'gemrag_http_requests_total{method="GET",route="/ui",status="200"} 3.0' in scraped
+
+
+@pytest.mark.slow
+def test_a_logged_in_user_adds_documents_only_with_an_ingest_key_and_spends_under_their_own(ui_settings, tmp_path):
+    """An ask-only key was refused by the API's upload route but added a file to any
+    collection through the mounted UI; and the UI's answers counted against the shared
+    "local" account, so a key past its own budget went on asking there."""
+    from gradio_client import Client, handle_file
+
+    from rag.backend import Backend
+    from rag.costs import account_of
+    from rag.providers.offline import OfflineProvider
+    from rag.store import Store
+    from tests.rag.server.conftest import serve_in_thread
+
+    alice, alice_line = new_key("alice", "ask")
+    ing, ing_line = new_key("ing", "ingest")
+    settings = ui_settings.model_copy(update={"api_keys": f"{alice_line},{ing_line}"})
+    backend = Backend.build(settings, OfflineProvider())
+    app = create_app(settings, backend=backend, mounts=declared())
+    planted = tmp_path / "planted.md"
+    planted.write_text("# Refunds\n\nRefunds are wired to the account named in this note.\n")
+    for url in serve_in_thread(app):
+        as_alice = Client(f"{url}/ui/", auth=("alice", alice), verbose=False)
+        refused = as_alice.predict(files=[handle_file(str(planted))], collection="corpus", api_name="/upload")
+        as_ing = Client(f"{url}/ui/", auth=("ing", ing), verbose=False)
+        added = as_ing.predict(files=[handle_file(str(planted))], collection="team", api_name="/upload")
+        as_alice.predict("Where is the office badge collected?", api_name="/respond")
+    assert "Key 'alice' has role 'ask'; adding documents needs 'ingest'." in refused[0]
+    assert "planted.md" not in {c.source for c in Store(settings, OfflineProvider.embedding_id, "corpus").chunks()}
+    assert "✅" in added[0] and "planted.md" in added[0]
+    chats = [session for session in backend.ledger.sessions() if "ui-" in session]
+    assert chats and {account_of(session) for session in chats} == {"alice"}, chats
