@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import threading
 import zipfile
@@ -40,6 +41,11 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would garble 
 # PDFium is not thread-safe: every call into it in this process holds this lock (ingest's
 # readers, and the UI's page previews, which import it from here).
 PDFIUM = threading.Lock()
+# The most pixels a rendered page may hold (about 100 MB as RGBA): a larger page is drawn at a
+# lower scale. A PDF states its page size itself: a 1,720-byte file with a 7,200-point page,
+# rendered at 200 dpi, made a 2.7 GB bitmap in the worker, and in the server on each click of
+# a citation (security walkthrough). An A0 poster at 150 dpi is 35 million.
+MAX_RENDER_PIXELS = 25_000_000
 # PDFium puts U+FFFE for a word hyphenated across a line end, in place of the hyphen and the
 # break (the word is written whole again, `pdfium_text`), and for a glyph it has no Unicode
 # for (dropped).
@@ -519,6 +525,13 @@ def _figures(reader: PdfReader, n: int, vision: Vision, described: set[str]) -> 
             yield Section(f"Figure: {text}", page=n, kind="figure")
 
 
+def render_scale(page: PdfPage, scale: float) -> float:
+    """`scale`, lowered where the page's bitmap would hold more than `MAX_RENDER_PIXELS`."""
+    width, height = page.get_size()  # in points
+    area = max(width * height, 1.0)
+    return min(scale, math.sqrt(MAX_RENDER_PIXELS / area))
+
+
 def _render(data: bytes, n: int, dpi: int) -> Image | None:
     """Page `n` as a PNG at `dpi`, drawn by PDFium (pypdfium2, already the UI's renderer);
     None when PDFium cannot draw it (the page is then listed as unread)."""
@@ -529,7 +542,8 @@ def _render(data: bytes, n: int, dpi: int) -> Image | None:
     with PDFIUM:
         document = pdfium.PdfDocument(data)
         try:
-            picture = document[n - 1].render(scale=dpi / 72).to_pil()
+            page = document[n - 1]
+            picture = page.render(scale=render_scale(page, dpi / 72)).to_pil()
         except pdfium.PdfiumError:
             return None
         finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw
 
-from ingest.loaders import PDFIUM, LoadError, Section, load
+from ingest.loaders import PDFIUM, LoadError, Section, load, render_scale
 from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST
 from rag.filetypes import SUPPORTED
@@ -114,9 +114,11 @@ def pdf_page(settings: Settings, collection: str, chunk: Chunk, quote: str | Non
         try:
             if not 1 <= page <= len(pdf):
                 raise SourceUnavailable(f"{chunk.source} has {len(pdf)} pages now, not page {page}: re-ingest it.")
-            boxes = _find_boxes(pdf[page - 1], targets)
+            drawn = pdf[page - 1]
+            scale = render_scale(drawn, PAGE_SCALE)  # a giant page is drawn smaller, and its boxes with it
+            boxes = _find_boxes(drawn, targets, scale)
             if not base.exists():
-                pdf[page - 1].render(scale=PAGE_SCALE).to_pil().convert("RGB").save(base, optimize=True)
+                drawn.render(scale=scale).to_pil().convert("RGB").save(base, optimize=True)
         finally:
             pdf.close()
     if not out.exists():
@@ -221,7 +223,7 @@ def _normal(text: str) -> tuple[str, list[int]]:
     return "".join(kept), index
 
 
-def _find_boxes(page: pdfium.PdfPage, targets: list[str]) -> list[tuple[float, float, float, float]]:
+def _find_boxes(page: pdfium.PdfPage, targets: list[str], scale: float) -> list[tuple[float, float, float, float]]:
     """Image-space boxes of the first target found on the page, whole or in pieces of a few words."""
     textpage = page.get_textpage()
     try:
@@ -233,7 +235,7 @@ def _find_boxes(page: pdfium.PdfPage, targets: list[str]) -> list[tuple[float, f
             if hits:
                 _, height = page.get_size()
                 char_ids = sorted({index[i] for a, b in hits for i in range(a, b)})
-                return _line_boxes([textpage.get_charbox(i) for i in char_ids], height)
+                return _line_boxes([textpage.get_charbox(i) for i in char_ids], height, scale)
         return []
     finally:
         textpage.close()
@@ -258,7 +260,7 @@ def _occurrences(haystack: str, target: str) -> list[tuple[int, int]]:
 
 
 def _line_boxes(
-    charboxes: list[tuple[float, float, float, float]], page_height: float
+    charboxes: list[tuple[float, float, float, float]], page_height: float, scale: float
 ) -> list[tuple[float, float, float, float]]:
     """Character boxes (PDF points, origin bottom-left) merged into one box per text line,
     in image pixels (origin top-left)."""
@@ -272,8 +274,7 @@ def _line_boxes(
         else:
             line[0], line[2], line[3] = min(line[0], left), max(line[2], right), max(line[3], top)
     return [
-        ((lf * PAGE_SCALE) - PAD, (page_height - tp) * PAGE_SCALE - PAD, rt * PAGE_SCALE + PAD,
-         (page_height - bt) * PAGE_SCALE + PAD)
+        ((lf * scale) - PAD, (page_height - tp) * scale - PAD, rt * scale + PAD, (page_height - bt) * scale + PAD)
         for lf, bt, rt, tp in lines
     ]
 

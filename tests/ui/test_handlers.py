@@ -21,8 +21,9 @@ from rag.backend import Backend
 from rag.feedback import FeedbackStore
 from rag.providers.offline import OfflineProvider
 from rag.settings import Settings
+from rag.store import Store
 from tests.ui.conftest import HOSTILE_QUESTION, PDF_PAGES, write_pdf
-from ui import source_images
+from ui import preview, source_images
 from ui.handlers import Handlers
 from ui.session import SessionState
 
@@ -384,3 +385,30 @@ def test_a_cited_sentence_with_emphasis_in_the_file_is_marked_alone(tmp_path: Pa
     _, viewer = open_first_source(folder, tmp_path, "What is traffic split by?")
     assert viewer.count("<mark>") == 1
     assert "<mark><strong>Traffic</strong>: questions per minute, split by <code>route</code>.</mark>" in viewer
+
+
+def test_a_giant_page_is_drawn_within_the_pixel_cap_for_ingest_and_the_viewer(tmp_path: Path) -> None:
+    """A PDF states its own page size: a 7,200-point page rendered at the viewer's or the
+    scans' scale made a multi-gigabyte bitmap in the server on each click of a citation."""
+    from fpdf import FPDF
+
+    from ingest.loaders import MAX_RENDER_PIXELS, _render
+
+    pdf = FPDF(unit="pt", format=(7200, 7200))
+    pdf.add_page()
+    pdf.set_font("helvetica", size=24)
+    pdf.text(72, 100, "Hotel stays are capped at three nights per trip for the bigpage policy.")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "big.pdf").write_bytes(bytes(pdf.output()))
+    settings = Settings(data_dir=tmp_path / "data", api_key=None)
+    provider = OfflineProvider()
+    ingest_paths([folder], settings, provider)
+    [chunk] = list(Store(settings, provider.embedding_id).chunks())
+    shown = preview.pdf_page(settings, settings.collection, chunk, "Hotel stays are capped at three nights per trip")
+    assert shown.found
+    with Image.open(shown.image) as drawn:
+        assert drawn.width * drawn.height <= MAX_RENDER_PIXELS
+        assert highlighted_pixels(shown.image) > 500  # the boxes drawn where the sentence is, at that scale
+    scan = _render((folder / "big.pdf").read_bytes(), 1, 200)
+    assert scan is not None and scan.pixels <= MAX_RENDER_PIXELS
