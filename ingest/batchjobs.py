@@ -179,6 +179,7 @@ class BatchJobs:
                 tokens=sum(tokens[k] for k in part),
                 origin=origin.to_json(),
             )
+            self.spending.allow(intent.model, Usage(prompt_tokens=intent.tokens), batch=True)  # before it is on record
             self.manifest.add_job(intent)
             record = JobRecord(**{**asdict(intent), "name": self.api.submit([texts[k] for k in part],
                                                                               intent.display_name)})

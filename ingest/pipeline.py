@@ -46,14 +46,14 @@ from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from ingest.spending import Spending, ledger_session
 from ingest.vision import Vision
-from rag.errors import EmbedderMismatch, GemragError, ProviderError, charging_lost
+from rag.errors import BudgetExceeded, EmbedderMismatch, GemragError, ProviderError, charging_lost
 from rag.filetypes import SUPPORTED, printable, unprintable
 from rag.kv import StoreUnavailable
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
 from rag.text import counted
-from rag.types import Embedded, Usage
+from rag.types import Embedded, Usage, estimate_tokens
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64  # texts per offline call; MiniLM cuts them into its own batches (`Run.__init__`)
@@ -501,7 +501,7 @@ class _Pass:
         self.report = report
         self.on_progress = on_progress
         self.vision = Vision(settings, generator, estimate=report.dry_run, on_call=self.count_vision,
-                             on_lost=self.lost)
+                             on_lost=self.lost, before_call=self.allow)
         self.files_done = self.files_total = self.chunks_done = self.chunks_total = 0
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
         self.prune = False  # the run's --prune
@@ -582,6 +582,9 @@ class _Pass:
         the API may have served and billed (rag.retry.Unanswered): paid like the call."""
         for usage in attempts:
             self.pay(model, usage)
+
+    def allow(self, model: str, usage: Usage) -> None:
+        """A dry run sends nothing: no budget to check (a real run checks, `_Run.allow`)."""
 
     def price(self, model: str, usage: Usage) -> float:
         """What a dry run's call would cost (a real run charges it instead, `_Run.price`)."""
@@ -701,7 +704,8 @@ class _Run(_Pass):
                 self.ingest(plan.tasks)
             else:
                 self.ingest_batch(plan.tasks, batch)
-        except (ProviderError, StoreUnavailable) as exc:  # a spent quota, a bad key; a ledger that cannot record
+        # A spent quota or budget, a bad key; a ledger that cannot record.
+        except (ProviderError, StoreUnavailable, BudgetExceeded) as exc:
             self.report.stopped = f"{exc} {STOPPED_HINT}"
             done = {f.source for f in self.report.files}
             self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
@@ -747,11 +751,16 @@ class _Run(_Pass):
         """One batch through the embedder, charged as soon as it returns (from an embedding
         thread): its failures refused with a status were never billed, and are not charged;
         its attempts with no reply (a timeout, a dropped connection) may have been, and are."""
+        self.allow(self.embedder.embedding_model, Usage(prompt_tokens=sum(map(estimate_tokens, texts))))
         with charging_lost(self.lost):
             embedded = self.embedder.embed_documents(texts)
         self.pay(embedded.model, embedded.usage)
         self.lost(embedded.model, embedded.abandoned)
         return embedded
+
+    def allow(self, model: str, usage: Usage) -> None:
+        """Refuses a call the budgets cannot cover, before it is sent (`Spending.allow`)."""
+        self.spending.allow(model, usage)
 
     def price(self, model: str, usage: Usage) -> float:
         """Charged in the ledger under the run's session; what it cost."""

@@ -4,16 +4,21 @@ Each embedding request, Batch API job and figure description is charged as soon 
 returns, so a run killed half-way has what it spent on record, and a re-run that embeds
 nothing charges nothing (it does not even open the ledger). A call that failed (a 429, a
 503 retried) is not billed by the API and is not charged; its successful retry is, once.
-Offline calls are recorded at $0, with their tokens, as offline answers are.
+Offline calls are recorded at $0, with their tokens, as offline answers are. Before a paid
+call is sent, its estimated price is checked against the budgets (`allow`), as an answer's is.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from rag.costs import Ledger
+from rag.costs import Ledger, price_usd
 from rag.settings import Settings
 from rag.types import Usage
+
+if TYPE_CHECKING:
+    from rag.budget import Budget
 
 
 def ledger_session(collection: str, account: str | None = None) -> str:
@@ -35,6 +40,23 @@ class Spending:
     def ledger(self) -> Ledger:
         """Opened at the first charge: a run that calls nothing never touches the store."""
         return Ledger(self.settings)
+
+    @cached_property
+    def budget(self) -> Budget:
+        """Imported here: rag.budget brings retrieval and numpy, which an unchanged re-run never loads."""
+        from rag.budget import Budget
+
+        return Budget(self.settings, self.ledger)
+
+    def allow(self, model: str, usage: Usage, *, batch: bool = False) -> None:
+        """Refuses (BudgetExceeded, naming the budget) a call whose price, estimated before it
+        is sent, would pass a budget: ingest spent with every budget at 0, and an ingest key
+        past its own. Checked rather than held: each call is charged as it returns, so at most
+        the calls already in flight (a few embedding batches) can pass a limit together. A free
+        call (the offline embedder) never opens the ledger for it."""
+        usd = price_usd(self.settings, model, usage, batch=batch)
+        if usd > 0:
+            self.budget.check(self.session, usd)
 
     def charge(self, model: str, usage: Usage, *, batch: bool = False) -> float:
         """Records a finished call (`batch`: a Batch API job's, at the batch price); returns its price."""

@@ -81,15 +81,18 @@ class Vision:
         estimate: bool = False,
         on_call: OnCall | None = None,
         on_lost: ChargeAbandoned | None = None,
+        before_call: OnCall | None = None,
     ) -> None:
         """`on_call`: each call that answered, with its model and usage; `on_lost`: its attempts
-        that got no reply, which may have been billed though the call answered or failed."""
+        that got no reply, which may have been billed though the call answered or failed;
+        `before_call`: each call's worst case before it is sent (the budgets may refuse it)."""
         self.settings = settings
         # Only Gemini sees images: the offline generator's answers are extractive.
         self.generator = generator if generator is not None and generator.online else None
         self.estimate = estimate
         self.on_call = on_call
         self.on_lost = on_lost
+        self.before_call = before_call
         self.tesseract = self.generator is None and ocr.available()
         self._lock = threading.Lock()
         self._known: KV | None = None
@@ -145,6 +148,9 @@ class Vision:
             output = max_output_tokens or PAGE_OUTPUT_TOKENS
             self._charge(model, Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=output))
             return "x " * output  # stands in for the text, so the dry run counts its chunks
+        if self.before_call is not None:
+            self.before_call(model, Usage(prompt_tokens=prompt.estimated_tokens,
+                                          output_tokens=max_output_tokens or PAGE_OUTPUT_TOKENS))
         with charging_lost(self._lose):
             generation = self.generator.generate(prompt, model=model)
         self._charge(generation.model, generation.usage)

@@ -33,3 +33,15 @@ def test_malformed_replies_that_persist_fail_with_one_clear_line(
     assert done.returncode != 0
     assert "malformed JSON; after 3 attempts" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_ingest_the_budget_cannot_cover_is_refused_before_any_embedding_is_sent(
+    corpus: Corpus, fake_gemini: FakeGemini, tmp_path: Path
+) -> None:
+    """Ingest never checked a budget: with every budget at 0 it embedded on Gemini all the
+    same ($0.003 for the sample corpus), though an answer was refused under the same settings."""
+    done = run("ingest", str(corpus.root), env=gemini_env(fake_gemini, tmp_path / "data", session_budget_usd=0))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "session budget would be exceeded" in done.stdout + done.stderr
+    assert fake_gemini.calls("batchEmbedContents") == []
+    assert "Traceback" not in done.stderr

@@ -289,3 +289,21 @@ def test_a_figure_whose_every_attempt_timed_out_stops_the_run_and_each_attempt_i
     spent = Ledger(gemini_settings).models(ledger_session("corpus"))[lite]
     assert attempts >= 2 and (spent.calls, spent.usage.output_tokens) == (attempts, 0)
     assert report.cost_usd == pytest.approx(spent.cost_usd) and spent.cost_usd > 0
+
+
+def test_a_budget_that_cannot_cover_a_figure_stops_the_run_before_the_call(tmp_path, gemini_settings, fake_gemini):
+    """Ingest never checked a budget: with every budget at 0 it described figures and embedded
+    on Gemini all the same, and an ingest key spent past its own limit."""
+    from ingest.pipeline import ingest_paths
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    media.pdf_with_figure(docs / "report.pdf", "Sales report.")
+    spent = gemini_settings.model_copy(update={"daily_budget_usd": 0.0})
+    provider = GeminiProvider(spent)
+
+    stopped = ingest_paths([docs], spent, provider, generator=provider)
+
+    assert stopped.exit_code == 2 and "daily budget would be exceeded" in (stopped.stopped or "")
+    assert _image_calls(fake_gemini) == [] and fake_gemini.calls("batchEmbedContents") == []
+    assert Ledger(spent).total().cost_usd == 0
