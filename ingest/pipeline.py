@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TypedDict
@@ -825,15 +825,19 @@ class _Run(_Pass):
         writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         queued: deque[Window] = deque()
         storing: Future[None] | None = None
+        sent: set[str] = set()  # the embedded texts (content hashes) this run has sent to the embedder
         try:
             for files in self.windows(prepared):
                 fresh = self.fresh(files)
                 copied = self.copies(fresh)
-                queued.append(Window(files, copied, embedding.submit([c for c in fresh if c.chunk.id not in copied])))
+                new = [c for c in fresh if c.chunk.id not in copied]
+                twins = _twins(new, sent)
+                queued.append(Window(files, copied, embedding.submit([c for c in new if c.chunk.id not in twins]),
+                                     twins))
                 while len(queued) > 1 and (_embedded(queued[0].batches) or _queued_chunks(queued) > self.lookahead):
-                    storing = self.hand_over(queued.popleft(), writer, storing)
+                    storing = self.hand_over(queued.popleft(), writer, storing, embed)
             while queued:
-                storing = self.hand_over(queued.popleft(), writer, storing)
+                storing = self.hand_over(queued.popleft(), writer, storing, embed)
         finally:
             embedding.close()
             try:
@@ -882,13 +886,17 @@ class _Run(_Pass):
                 copied[c.chunk.id] = vector
         return copied
 
-    def hand_over(self, window: Window, writer: ThreadPoolExecutor, storing: Future[None] | None) -> Future[None]:
+    def hand_over(
+        self, window: Window, writer: ThreadPoolExecutor, storing: Future[None] | None,
+        embed: Callable[[Sequence[str]], Embedded],
+    ) -> Future[None]:
         """Wait for a window's vectors, then for the previous window's write, then start
         writing this one (windows are committed in order). Vectors already back are stored
         in parts of `STORE_STEP` while the rest embed: for all but the last window they are
         all back by now, but the last one would otherwise be written whole after the
         embedder has finished, with nothing left to overlap it. Copied vectors (`copies`)
-        count as reused chunks, not embedded ones."""
+        and those of the window's twins (`twin_vectors`) count as reused chunks, not
+        embedded ones."""
         files, batches = window.files, window.batches
         vectors = dict(window.copied)
         if window.copied:
@@ -908,7 +916,31 @@ class _Run(_Pass):
             written.update(part)
         if storing is not None:
             storing.result()
+        if window.twins:
+            vectors.update(self.twin_vectors(window, vectors, embed))
         return writer.submit(self.flush, files, vectors, written)
+
+    def twin_vectors(
+        self, window: Window, vectors: dict[str, list[float]], embed: Callable[[Sequence[str]], Embedded]
+    ) -> dict[str, list[float]]:
+        """The vectors of the window's twins (`_twins`): the vector of a chunk of this window
+        with the same text, else of one stored by an earlier window of the run (all written
+        by now), else, should that be missing, embedded now."""
+        chunks = {c.chunk.id: c for p in window.files for c in p.chunks}
+        by_text = {chunks[i].chunk.content_hash: v for i, v in vectors.items() if i in chunks}
+        wanted = {h for h in window.twins.values() if h not in by_text}
+        if wanted:
+            by_text.update({h: next(iter(held.values())) for h, held in self.store.vectors_of_texts(wanted).items()})
+        found = {i: by_text[h] for i, h in window.twins.items() if h in by_text}
+        missing = [chunks[i] for i in window.twins if i not in found]
+        if missing:
+            found.update(zip([c.chunk.id for c in missing],
+                             embed([c.embedded_text for c in missing]).vectors, strict=True))
+            self.count_embedding(missing)
+        with self._counting:
+            self.report.reused_chunks += len(window.twins) - len(missing)
+        self.advance(chunks=len(window.twins) - len(missing))
+        return found
 
     def store_part(self, files: Sequence[Prepared], vectors: dict[str, list[float]]) -> None:
         """Some of a window's new chunks, stored before its files are committed: a crash now
@@ -995,6 +1027,21 @@ class Window:
     files: list[Prepared]
     copied: dict[str, list[float]]
     batches: list[Batch]
+    twins: dict[str, str] = field(default_factory=dict)  # chunk id -> its embedded text's hash (`_twins`)
+
+
+def _twins(chunks: Sequence[SizedChunk], sent: set[str]) -> dict[str, str]:
+    """Those of `chunks` whose embedded text this run has already sent to the embedder (in an
+    earlier window, or earlier among them), by id, with the text's hash: each text is
+    embedded once per run, and its twins take its vector (two copies of a file in one folder
+    cost one embedding). `sent` gains the others' hashes."""
+    twins = {}
+    for c in chunks:
+        if c.chunk.content_hash in sent:
+            twins[c.chunk.id] = c.chunk.content_hash
+        else:
+            sent.add(c.chunk.content_hash)
+    return twins
 
 
 def _queued_chunks(queued: Iterable[Window]) -> int:

@@ -111,6 +111,35 @@ def test_a_renamed_or_copied_file_copies_its_stored_vectors_instead_of_embedding
     assert snapshot(settings, fake.embedding_id) == snapshot(fresh, fake.embedding_id)  # as a fresh ingest stores it
 
 
+@pytest.mark.parametrize("windows", ["one window", "many windows"])
+def test_copies_of_a_file_in_one_run_embed_each_text_once(corpus, settings, fake, windows):
+    """Two copies of a file in the folder were both embedded (paid twice on Gemini), though
+    a copy made after the first ingest costs nothing: each text is embedded once per run,
+    within a window or across windows, and its twins take its vector."""
+    if windows == "many windows":
+        settings = settings.model_copy(update={"ingest_batch_chunks": 3})
+    corpus.path("guide-copy.md").write_bytes(corpus.path("guide.md").read_bytes())
+    corpus.path("sub/guide.md").write_bytes(corpus.path("guide.md").read_bytes())
+
+    report = ingest_paths([corpus.root], settings, fake)
+
+    sent = fake.embedded_texts
+    assert len(sent) == len(set(sent)) == report.embedded_chunks
+    store = Store(settings, fake.embedding_id)
+    chunks = list(store.chunks())
+    vectors = store.vectors([c.id for c in chunks])
+    by_text: dict[str, set[tuple[float, ...]]] = {}
+    for c in chunks:
+        by_text.setdefault(c.embedded_text, set()).add(tuple(round(x, 6) for x in vectors[c.id]))
+    originals = [c for c in chunks if c.source == "guide.md"]
+    assert report.reused_chunks == 2 * len(originals) and report.chunks == len(chunks)
+    assert {c.source for c in chunks} >= {"guide.md", "guide-copy.md", "sub/guide.md"}
+    assert len([c for c in chunks if c.source == "sub/guide.md"]) == len(originals)
+    assert all(len(held) == 1 for held in by_text.values())  # every copy stored with its text's one vector
+    assert all(fake.embed_documents([c.embedded_text]).vectors[0] == pytest.approx(vectors[c.id], abs=1e-6)
+               for c in originals)
+
+
 def test_a_renamed_file_over_many_windows_copies_every_vector_and_reads_the_owners_once(
         corpus, small_batches, fake, monkeypatch):
     ingest_paths([corpus.root], small_batches, fake)
