@@ -583,6 +583,12 @@ class _Pass:
         for usage in attempts:
             self.pay(model, usage)
 
+    @cached_property
+    def store(self) -> Store:
+        """Opened on first use: a run that finds nothing to write (or a dry run with
+        nothing to compare) never imports chromadb."""
+        return Store(self.settings, self.embedder.embedding_id, self.report.collection)
+
     def allow(self, model: str, usage: Usage) -> None:
         """A dry run sends nothing: no budget to check (a real run checks, `_Run.allow`)."""
 
@@ -612,17 +618,32 @@ class _DryRun(_Pass):
         plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
         for record in plan.removals:
             self.report.add(_removed(record))
+        sent: set[str] = set()
         for prepared in self.prepared(plan.tasks):
             fresh = [c for c in prepared.chunks if c.chunk.id not in owned]
-            self.count_embedding(fresh)
-            if fresh:
-                self.pay(self.embedder.embedding_model, Usage(prompt_tokens=sum(c.tokens for c in fresh)))
-            self.report.reused_chunks += len(prepared.chunks) - len(fresh)
+            held = self.held(fresh, owned) if owned else set()
+            new = [c for c in fresh if c.chunk.content_hash not in held]
+            twins = _twins(new, sent)
+            embedded = [c for c in new if c.chunk.id not in twins]  # as the real run's copies and twins
+            self.count_embedding(embedded)
+            if embedded:
+                self.pay(self.embedder.embedding_model, Usage(prompt_tokens=sum(c.tokens for c in embedded)))
+            self.report.reused_chunks += len(prepared.chunks) - len(embedded)
             self.report.add(prepared.outcome())
             self.advance(files=1, chunks=len(prepared.chunks), current=prepared.task.file.source)
         for record in self.stale if prune else []:
             self.report.add(_removed(record))
         self.price_batch()
+
+    def held(self, chunks: Sequence[SizedChunk], owned: set[str]) -> set[str]:
+        """The embedded texts (hashes) of `chunks` that a committed file's stored chunk holds:
+        a real run copies their vectors (`_Run.copies`), so a renamed or copied file was
+        estimated at its full embedding cost though the run embedded nothing. Read from the
+        store's metadata, no vectors; asked only when the collection holds files."""
+        if not chunks:
+            return set()
+        holders = self.store.holders_of_texts(c.chunk.content_hash for c in chunks)
+        return {h for h, ids in holders.items() if not ids.isdisjoint(owned)}
 
     def price_batch(self) -> None:
         """The same run with --batch: its embedding at the batch price, the rest (figures,
@@ -687,11 +708,6 @@ class _Run(_Pass):
         self.committed: frozenset[str] = frozenset()
         self.incomplete: set[str] = set()
         self.trusted = False  # the manifest is known to match the store: no need to read it
-
-    @cached_property
-    def store(self) -> Store:
-        """Opened on first use: a run that finds nothing to write never imports chromadb."""
-        return Store(self.settings, self.embedder.embedding_id, self.report.collection)
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, batch: BatchRun | None = None) -> None:
         self.prune = prune

@@ -408,15 +408,28 @@ class Store:
     ) -> dict[str, dict[str, list[float]]]:
         """The chunks holding each of these embedded texts (`Chunk.content_hash`), whatever
         their file, by id with their vectors: one metadata query per `page_size` hashes."""
-        wanted = sorted(set(content_hashes))
         found: dict[str, dict[str, list[float]]] = {}
+        for id_, content_hash, vector in self._holders(content_hashes, page_size, vectors=True):
+            found.setdefault(content_hash, {})[id_] = list(map(float, vector))
+        return found
+
+    def holders_of_texts(self, content_hashes: Iterable[str], page_size: int = 500) -> dict[str, set[str]]:
+        """The ids of the chunks holding each of these embedded texts, without their vectors:
+        what a dry run asks to tell which chunks a real run would copy instead of embedding."""
+        found: dict[str, set[str]] = {}
+        for id_, content_hash, _ in self._holders(content_hashes, page_size, vectors=False):
+            found.setdefault(content_hash, set()).add(id_)
+        return found
+
+    def _holders(self, content_hashes: Iterable[str], page_size: int, vectors: bool) -> Iterator[tuple[str, str, Any]]:
+        wanted = sorted(set(content_hashes))
+        include: list[Any] = ["embeddings", "metadatas"] if vectors else ["metadatas"]
         for start in range(0, len(wanted), page_size):
             got = self.collection.get(where={"content_hash": {"$in": wanted[start : start + page_size]}},
-                                      include=["embeddings", "metadatas"])
-            vectors = got["embeddings"] if got["embeddings"] is not None else []
-            for id_, meta, vector in zip(got["ids"], got["metadatas"] or [], vectors, strict=True):
-                found.setdefault(str(meta["content_hash"]), {})[id_] = list(map(float, vector))
-        return found
+                                      include=include)
+            held = got["embeddings"] if vectors and got["embeddings"] is not None else [None] * len(got["ids"])
+            for id_, meta, vector in zip(got["ids"], got["metadatas"] or [], held, strict=True):
+                yield id_, str(meta["content_hash"]), vector
 
 
 def chunk_metadatas(collection: Any, page_size: int = 5_000) -> Iterator[Mapping[str, Any]]:

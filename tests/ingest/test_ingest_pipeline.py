@@ -98,8 +98,12 @@ def test_a_renamed_or_copied_file_copies_its_stored_vectors_instead_of_embedding
     old = {c.embedded_text for c in store.chunks() if c.source == "guide.md"}
     corpus.path("guide.md").rename(corpus.path("handbook.md"))
     corpus.path("copy.txt").write_bytes(corpus.path("notes.txt").read_bytes())
+    corpus.path("copy2.txt").write_bytes(corpus.path("notes.txt").read_bytes())
     fake.calls.clear()
 
+    # The dry run said these would all be embedded (its estimate of a Gemini run: ~300x the cost).
+    dry = ingest_paths([corpus.root], settings, fake, prune=True, dry_run=True)
+    assert (dry.embedded_chunks, dry.tokens, dry.reused_chunks) == (0, 0, dry.chunks)
     report = ingest_paths([corpus.root], settings, fake, prune=True)
 
     assert (_statuses(report)["handbook.md"], _statuses(report)["copy.txt"]) == (Status.ADDED, Status.ADDED)
@@ -121,7 +125,9 @@ def test_copies_of_a_file_in_one_run_embed_each_text_once(corpus, settings, fake
     corpus.path("guide-copy.md").write_bytes(corpus.path("guide.md").read_bytes())
     corpus.path("sub/guide.md").write_bytes(corpus.path("guide.md").read_bytes())
 
+    dry = ingest_paths([corpus.root], settings, fake, dry_run=True)
     report = ingest_paths([corpus.root], settings, fake)
+    assert (dry.embedded_chunks, dry.reused_chunks) == (report.embedded_chunks, report.reused_chunks)
 
     sent = fake.embedded_texts
     assert len(sent) == len(set(sent)) == report.embedded_chunks
