@@ -265,6 +265,7 @@ def plan_run(
     found: dict[str, Path] = {}
     aliases: list[str] = []
     typed = 0  # files of a type ingest reads
+    outer = _held_from_outside(records, roots)
     for root in roots:
         try:
             there = root.exists()
@@ -298,6 +299,12 @@ def plan_run(
                 report.add(FileOutcome(file.source, Status.SKIPPED, reason=what))
                 continue
             typed += 1
+            around = outer.get(str(file.path.resolve())) if outer else None
+            if around is not None:  # the same file, held under its name from a folder around this one
+                report.add(FileOutcome(file.source, Status.SKIPPED, reason=(
+                    f"already in the collection as {around.source}, ingested from {printable(around.root)}; "
+                    f"ingest that folder again to update it")))
+                continue
             previous = records.get(file.source)
             verdict = _triage(file, previous, file.source in incomplete, settings)
             if isinstance(verdict, Task):
@@ -339,6 +346,16 @@ def plan_run(
                                 f"{'its' if len(renamed) == 1 else 'their'} old name ({_names(renamed)}), beside the "
                                 f"new; --prune removes {_them(renamed)}")
     return Plan(tasks, [*gone, *aliased, *renamed, *stale] if prune else [], touched)
+
+
+def _held_from_outside(records: dict[str, FileRecord], roots: Sequence[Path]) -> dict[str, FileRecord]:
+    """The files ingested from a folder that holds one of `roots` ("ingest docs", then "ingest
+    docs/notes"), by their resolved path: read again under the inner folder, each would be a
+    second copy under a shorter name ("README.md" beside "notes/README.md"), in answers and
+    sources, and nothing said so. Empty in the common case (no such folder)."""
+    inner = {Path(os.path.realpath(root)) for root in roots}
+    return {r.path: r for r in records.values()
+            if any(root != Path(r.root) and root.is_relative_to(r.root) for root in inner)}
 
 
 def _read_from_a_parent(records: dict[str, FileRecord], found: dict[str, Path], roots: set[str]) -> list[FileRecord]:

@@ -700,3 +700,22 @@ def test_a_newline_in_a_file_name_is_stored_written_out(corpus, settings, fake):
     report = ingest_paths([corpus.root], settings, fake)
     assert _statuses(report)["bad\\nname.md"] is Status.ADDED
     assert "bad\\nname.md" in _sources_stored(settings, fake)
+
+
+def test_a_folder_inside_one_ingested_before_is_not_stored_twice(tmp_path, settings, fake):
+    """`ingest docs`, then `ingest docs/notes`: every file of notes/ was stored again under a
+    shorter name, silently, and answers cited each twice ("notes/a.md" and "a.md")."""
+    docs = tmp_path / "docs"
+    (docs / "notes").mkdir(parents=True)
+    (docs / "top.md").write_text("# Top\n\nThe gateway timeout is 30 seconds.\n")
+    (docs / "notes" / "a.md").write_text("# A\n\nReleases ship on Tuesdays.\n")
+    ingest_paths([docs], settings, fake)
+
+    inner = ingest_paths([docs / "notes"], settings, fake)
+
+    [outcome] = inner.files
+    assert (outcome.source, outcome.status) == ("a.md", Status.SKIPPED)
+    assert outcome.reason == (f"already in the collection as notes/a.md, ingested from {docs}; "
+                              "ingest that folder again to update it")
+    assert sorted(c.source for c in Store(settings, fake.embedding_id).chunks()) == ["notes/a.md", "top.md"]
+    assert inner.exit_code == 0
