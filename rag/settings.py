@@ -352,6 +352,9 @@ class Settings(BaseSettings):
     server_port: int = 8000
     max_request_kb: int = 64  # JSON bodies (a question with its history)
     body_timeout_s: float = 30.0  # longest wait for the next part of a request body, then 408
+    # ... and the slowest a body may come on average after its first body_timeout_s (Apache's
+    # mod_reqtimeout MinRate): a part each 29 s kept a connection open for as long as it liked.
+    body_min_rate_bytes_s: int = 500
     cors_origins: list[str] = Field(default_factory=list)  # closed unless origins are listed
     key_rate_limit: str = "120/minute"  # requests per API key, across replicas when Redis is shared
     server_threads: int = 1024  # blocking steps in flight per replica: every open answer stream holds one

@@ -302,7 +302,8 @@ def create_app(
     upload_paths: list[str] = []  # the mounted apps' upload routes (MountContext.upload_paths)
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
                        upload_bytes=settings.max_upload_bytes * settings.max_upload_files + 64_000,
-                       upload_paths=upload_paths, timeout_s=settings.body_timeout_s, on_refused=refused)
+                       upload_paths=upload_paths, timeout_s=settings.body_timeout_s,
+                       min_rate=settings.body_min_rate_bytes_s, on_refused=refused)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
     if settings.cors_origins:  # outermost: the refusals above (413, 408, a fault's 500) reach a browser too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],

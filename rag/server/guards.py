@@ -52,7 +52,7 @@ class BodyLimit:
     as long as an answer streams, untimed."""
 
     def __init__(
-        self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, timeout_s: float,
+        self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, timeout_s: float, min_rate: int = 500,
         upload_paths: Collection[str] = (),
         on_refused: Callable[[str, Scope], None] = lambda kind, scope: None,
     ) -> None:
@@ -60,12 +60,14 @@ class BodyLimit:
         `.../documents` (a mounted app's upload route, `MountContext.upload_paths`); read at
         each request, so a mount may add to it after the middleware is set up. `on_refused`:
         called once per refusal with its error kind and the request's scope (the error
-        metric, by route)."""
+        metric, by route). `min_rate`: bytes per second a body must keep up on average, past
+        its first `timeout_s` (a part a little within each timeout held a connection open)."""
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
         self.upload_paths = upload_paths
         self.timeout_s = timeout_s
+        self.min_rate = max(1, min_rate)
         self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,13 +85,18 @@ class BodyLimit:
         whole = False  # the body has all come: `receive` now waits for a disconnect
         refusal: BodyRefused | None = None
         started = False
+        begun = time.monotonic()
 
         async def counted() -> Message:
             nonlocal received, whole, refusal
+            # The body's allowance: `timeout_s`, plus the time its bytes so far take at `min_rate`.
+            left = begun + self.timeout_s + received / self.min_rate - time.monotonic()
             try:
-                message = await (receive() if whole else asyncio.wait_for(receive(), self.timeout_s))
+                if not whole and left <= 0:
+                    raise TimeoutError
+                message = await (receive() if whole else asyncio.wait_for(receive(), min(self.timeout_s, left)))
             except TimeoutError:
-                refusal = BodyTooSlow(self.timeout_s)
+                refusal = BodyTooSlow(self.timeout_s, self.min_rate)
                 raise refusal from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -143,8 +150,10 @@ class BodyTooSlow(BodyRefused):
     status = 408
     kind = "body_timeout"
 
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__(f"The request body stalled: no part of it came for {timeout_s:g} s (body_timeout_s).")
+    def __init__(self, timeout_s: float, min_rate: int) -> None:
+        super().__init__(f"The request body stalled: it came slower than {min_rate:,} bytes/s after its first "
+                         f"{timeout_s:g} s, or no part of it came for {timeout_s:g} s "
+                         "(body_min_rate_bytes_s, body_timeout_s).")
 
 
 def _size(n: int) -> str:

@@ -315,6 +315,33 @@ def test_a_body_that_stalls_is_refused_with_408_and_its_connection_closed(
         assert slow.status_code == 200 and "event: done" in slow.text  # waiting on the model is not a stalled body
 
 
+def test_a_body_trickled_within_each_timeout_is_refused_once_it_falls_behind_the_minimum_rate(
+    api_settings: Settings,
+):
+    """A byte sent a little within each `body_timeout_s` kept a connection open indefinitely
+    (5 of 230 bytes after 103 s, security walkthrough): past its first timeout a body must
+    keep up `body_min_rate_bytes_s` on average."""
+    app, _ = gemini_app(api_settings.model_copy(update={"body_timeout_s": 0.5, "body_min_rate_bytes_s": 100}))
+    for url in serve_in_thread(app):
+        host, port = url.removeprefix("http://").split(":")
+        started = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(b"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 200\r\n\r\n")
+            client.settimeout(0.3)
+            reply = b""
+            for byte in b'{"question": "what is the slowest body you take?"' * 4:
+                try:
+                    client.sendall(bytes([byte]))
+                    reply = client.recv(4096)
+                except (TimeoutError, OSError):
+                    continue
+                if reply:
+                    break
+        assert reply.startswith(b"HTTP/1.1 408") and b"100 bytes/s" in reply, reply
+        assert time.monotonic() - started < 3  # its allowance: 0.5 s and a few bytes at 100/s
+
+
 def test_collections_models_and_health(api: Running):
     [collection] = httpx.get(f"{api.url}/v1/collections").json()
     assert collection["name"] == "tiny-corpus" and collection["chunks"] == 9 and collection["version"] == 1
