@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
+from starlette.datastructures import Headers as StarletteHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
@@ -299,11 +300,24 @@ def create_app(
     def refused(kind: str, scope: Scope) -> None:
         metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
 
+    def keyless_upload(scope: Scope) -> JSONResponse | None:
+        """401 (or 403) for an API upload whose caller has no valid key, before its body is
+        read: the upload limit (200 MB) let anyone make a replica read that much first."""
+        headers = StarletteHeaders(scope=scope)
+        client = scope.get("client")
+        try:
+            keys.caller(presented_key(headers.get("authorization"), headers.get("x-api-key")),
+                        client[0] if client else None)
+        except (Unauthorized, Forbidden) as refused_caller:
+            metrics.errors.labels(error_kind(refused_caller), route_path(scope, app.router.routes)).inc()
+            return error_response(refused_caller)
+        return None
+
     upload_paths: list[str] = []  # the mounted apps' upload routes (MountContext.upload_paths)
     app.add_middleware(BodyLimit, default_bytes=settings.max_request_kb * 1000,
                        upload_bytes=settings.max_upload_bytes * settings.max_upload_files + 64_000,
                        upload_paths=upload_paths, timeout_s=settings.body_timeout_s,
-                       min_rate=settings.body_min_rate_bytes_s, on_refused=refused)
+                       min_rate=settings.body_min_rate_bytes_s, on_refused=refused, refuse_upload=keyless_upload)
     app.add_middleware(Instrumented, metrics=metrics, routes=app.router.routes)
     if settings.cors_origins:  # outermost: the refusals above (413, 408, a fault's 500) reach a browser too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],

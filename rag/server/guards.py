@@ -55,13 +55,16 @@ class BodyLimit:
         self, app: ASGIApp, *, default_bytes: int, upload_bytes: int, timeout_s: float, min_rate: int = 500,
         upload_paths: Collection[str] = (),
         on_refused: Callable[[str, Scope], None] = lambda kind, scope: None,
+        refuse_upload: Callable[[Scope], ASGIApp | None] = lambda scope: None,
     ) -> None:
         """`upload_paths`: where else a POST is an upload, besides the API's own
         `.../documents` (a mounted app's upload route, `MountContext.upload_paths`); read at
         each request, so a mount may add to it after the middleware is set up. `on_refused`:
         called once per refusal with its error kind and the request's scope (the error
         metric, by route). `min_rate`: bytes per second a body must keep up on average, past
-        its first `timeout_s` (a part a little within each timeout held a connection open)."""
+        its first `timeout_s` (a part a little within each timeout held a connection open).
+        `refuse_upload`: the reply to an API upload refused before its body is read (no valid
+        key: a 100 MB body was read whole to answer 401), else None."""
         self.app = app
         self.default_bytes = default_bytes
         self.upload_bytes = upload_bytes
@@ -69,6 +72,7 @@ class BodyLimit:
         self.timeout_s = timeout_s
         self.min_rate = max(1, min_rate)
         self.on_refused = on_refused
+        self.refuse_upload = refuse_upload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,6 +80,10 @@ class BodyLimit:
             return
         path = scope["path"]
         upload = scope["method"] == "POST" and (path.endswith("/documents") or path in self.upload_paths)
+        refusal_reply = self.refuse_upload(scope) if upload and path.endswith("/documents") else None
+        if refusal_reply is not None:
+            await refusal_reply(scope, receive, send)
+            return
         limit = self.upload_bytes if upload else self.default_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -167,3 +167,23 @@ def test_an_upload_the_ingest_refuses_leaves_the_stored_file_and_its_chunks_and_
 
         assert job(HANDBOOK_2027.encode())["outcomes"] == {"updated": 1}
     assert stored.read_text() == HANDBOOK_2027 and ["30 days" in t for t in stored_texts(settings)] == [True]
+
+
+def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api_settings: Settings):
+    """The upload limit (about 200 MB) applied before the key check: a client with no key made
+    the server read 100 MB to answer 401."""
+    import socket
+
+    from rag.server.auth import new_key
+    from tests.rag.server.conftest import serve_in_thread
+
+    _, line = new_key("ing", "ingest")
+    app = create_app(api_settings.model_copy(update={"api_keys": line}))
+    for url in serve_in_thread(app):
+        host, port = url.removeprefix("http://").split(":")
+        for key in (b"", b"Authorization: Bearer gr_not-a-key\r\n"):
+            with socket.create_connection((host, int(port)), timeout=5) as client:
+                client.sendall(b"POST /v1/collections/corpus/documents HTTP/1.1\r\nHost: x\r\n" + key +
+                               b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000000\r\n\r\n")
+                reply = client.recv(4096).decode()  # no body sent: the reply comes first, or recv times out
+            assert reply.startswith("HTTP/1.1 401") and "www-authenticate: bearer" in reply.lower(), reply
