@@ -326,7 +326,7 @@ class Handlers:
         role ingest or admin, as for the API's uploads."""
         if self.role_of is None:
             return None
-        name = getattr(request, "username", None) if request is not None else None
+        name = _username(request)
         role = self.role_of(name) if name else None
         if role in ("ingest", "admin"):
             return None
@@ -351,7 +351,7 @@ class Handlers:
             collection = collection or self.settings.collection
             embedder = self.backend.embedder_for(collection)
             result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report,
-                                    generator=self.backend.generator)
+                                    generator=self.backend.generator, account=_username(request))
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
@@ -362,9 +362,14 @@ def bind_to_user(state: SessionState, request: gr.Request | None) -> None:
     """A logged-in user's session is named under their key, as the API names its sessions
     ("<key name>/<id>"), so its spending counts against that key's budgets: it counted as the
     shared "local" account's, and a key past its own budget went on answering in the UI."""
-    name = getattr(request, "username", None) if request is not None else None
+    name = _username(request)
     if name and "/" not in state.session_id:
         state.session_id = f"{name}/{state.session_id}"
+
+
+def _username(request: gr.Request | None) -> str | None:
+    """The logged-in user's key name, when the app is mounted with API keys."""
+    return getattr(request, "username", None) if request is not None else None
 
 
 def _image(collection: str, path: Path, name: str) -> Update:

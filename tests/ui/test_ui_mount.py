@@ -136,3 +136,4 @@ def test_a_logged_in_user_adds_documents_only_with_an_ingest_key_and_spends_unde
     assert "✅" in added[0] and "planted.md" in added[0]
     chats = [session for session in backend.ledger.sessions() if "ui-" in session]
     assert chats and {account_of(session) for session in chats} == {"alice"}, chats
+    assert "ing/ingest:team" in backend.ledger.sessions()  # the upload's ingest, under its key too
