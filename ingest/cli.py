@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(argv: Sequence[str] | None) -> str:
+    """What Ctrl-C leaves: batch jobs are named only where the run may have submitted some."""
+    args = sys.argv[1:] if argv is None else argv
+    jobs = " (and submitted batch jobs keep running)" if {"--batch", "--resume"} & set(args) else ""
+    return f"interrupted: files completed so far are kept{jobs}; run the same command again."
+
+
 def main(
     argv: Sequence[str] | None = None, embedder: Embedder | None = None, generator: Generator | None = None
 ) -> int:
@@ -113,8 +121,7 @@ def main(
     settings choose (the tests pass fakes)."""
     return run_command(
         lambda: _ingest(argv, embedder, generator), argv,
-        interrupted="interrupted: files completed so far are kept (and submitted batch jobs keep running); "
-                    "run the same command again.",
+        interrupted=_interrupted(argv),
     )
 
 

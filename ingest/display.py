@@ -173,14 +173,26 @@ def _named(report: IngestReport, status: Status) -> Iterator[str]:
         yield f"... and {len(outcomes) - len(shown):,} more files {verb}"
 
 
+def _skipped(report: IngestReport) -> Iterator[str]:
+    """Skipped files with their reason, the first `FILES_NAMED` of each reason named: a folder
+    of 300 .py files printed 300 "unknown type" lines on every run, burying the summary."""
+    by_reason: dict[str, list[str]] = {}
+    for outcome in report.of(Status.SKIPPED):
+        by_reason.setdefault(outcome.reason, []).append(outcome.source)
+    for reason, sources in by_reason.items():
+        for source in sources[:FILES_NAMED]:
+            yield f"[yellow]skipped[/] {escape(source)}: {escape(reason)}"
+        if len(sources) > FILES_NAMED:
+            yield f"... and {len(sources) - FILES_NAMED:,} more files skipped: {escape(reason)}"
+
+
 def details(report: IngestReport) -> Iterator[str]:
     """The lines under the table: what failed and why, what was skipped, what was done
     besides (reused vectors, orphans removed), and why the run stopped."""
     yield f"Embedder {report.embedder}; corpus version {report.version}."
     for outcome in report.of(Status.FAILED):
         yield f"[red]failed[/]  {escape(outcome.source)}: {escape(outcome.reason)}"
-    for outcome in report.of(Status.SKIPPED):
-        yield f"[yellow]skipped[/] {escape(outcome.source)}: {escape(outcome.reason)}"
+    yield from _skipped(report)
     for outcome in report.of(Status.ADDED) + report.of(Status.UPDATED):
         if outcome.reason:  # moved from another folder, or pages left unread
             yield f"[cyan]note[/]    {escape(outcome.source)}: {escape(outcome.reason)}"

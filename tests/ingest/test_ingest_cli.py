@@ -198,3 +198,24 @@ def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_pat
     assert run() == "0 []"
     corpus.path("notes.txt").write_text("Changed.\n")
     assert "'chromadb'" in run()
+
+
+def test_skipped_files_are_named_twenty_per_reason_and_counted_beyond(capsys, tmp_path, fake):
+    """300 .py files in a folder printed 300 "unknown type" lines on every run, burying the
+    summary and the failures."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "readme.md").write_text("# Readme\n\nThe one document.\n")
+    for n in range(45):
+        (docs / f"mod{n:02}.py").write_text("x = 1\n")
+    assert main([str(docs), "--data-dir", str(tmp_path / "d"), "-q"], embedder=fake) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("skipped mod") for line in lines) == 20
+    assert "... and 25 more files skipped: unknown type '.py'" in lines
+
+
+def test_ctrl_c_names_batch_jobs_only_for_a_batch_run():
+    from ingest.cli import _interrupted
+
+    assert _interrupted(["docs"]) == "interrupted: files completed so far are kept; run the same command again."
+    assert "submitted batch jobs keep running" in _interrupted(["docs", "--batch"])
