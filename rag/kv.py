@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
@@ -417,7 +417,7 @@ class RedisKV:
 
         self.prefix = prefix
         self.clock = clock
-        self.where = _redacted(url)
+        self.where = redacted_url(url)
         with self._errors():
             self.client = redis_client(url, socket_timeout=10.0, socket_connect_timeout=5.0)
             self._put = self.client.register_script(_PUT)
@@ -526,17 +526,29 @@ class RedisKV:
     def _index(self) -> str:
         return f"{self.prefix}buckets"
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        import redis
+    def _errors(self) -> AbstractContextManager[None]:
+        return redis_errors(self.where)
 
-        try:
-            yield
-        except redis.RedisError as exc:
-            raise StoreUnavailable(
-                f"Cannot use Redis at {self.where} (REDIS_URL): {type(exc).__name__}: {exc}. "
-                "Start the server, fix REDIS_URL, or unset it to use the local SQLite store."
-            ) from exc
+
+@contextmanager
+def redis_errors(where: str) -> Iterator[None]:
+    """A Redis failure as StoreUnavailable (503 `store_unavailable` on the API), naming the
+    server (`where`, no password) and REDIS_URL."""
+    import redis
+
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreUnavailable(
+            f"Cannot use Redis at {where} (REDIS_URL): {type(exc).__name__}: {exc}. "
+            "Start the server, fix REDIS_URL, or unset it to use the local SQLite store."
+        ) from exc
+
+
+def redacted_url(url: str) -> str:
+    """host:port/db only: a Redis URL may carry a password, which must never reach a message."""
+    parsed = urlparse(url)
+    return f"{parsed.hostname or '?'}:{parsed.port or 6379}{parsed.path or ''}"
 
 
 def _flat(increments: Mapping[str, Mapping[str, int]]) -> list[tuple[str, str, int]]:
@@ -564,7 +576,3 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def _redacted(url: str) -> str:
-    """host:port/db only: a Redis URL may carry a password, which must never reach a message."""
-    parsed = urlparse(url)
-    return f"{parsed.hostname or '?'}:{parsed.port or 6379}{parsed.path or ''}"

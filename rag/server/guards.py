@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Collection
+from contextlib import nullcontext
 from typing import ClassVar
 
 from limits import parse
@@ -20,6 +21,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.errors import GemragError
+from rag.kv import redacted_url, redis_errors
 from rag.settings import MB, Settings
 
 
@@ -35,13 +37,18 @@ class KeyRateLimit:
     def __init__(self, settings: Settings) -> None:
         self.rate = parse(settings.key_rate_limit)
         url = settings.redis_url or "memory://"
+        self.where = redacted_url(url) if settings.redis_url else ""
         self.limiter = MovingWindowRateLimiter(storage_from_string(url, key_prefix="gemrag-keys"))
 
     def hit(self, caller: str) -> None:
-        if not self.limiter.hit(self.rate, caller):
+        """Counts a request of `caller`'s; RateLimited past the limit. With Redis down, every
+        keyed request was a 500 internal_error: now StoreUnavailable (503), as for the ledger."""
+        with redis_errors(self.where) if self.where else nullcontext():
+            if self.limiter.hit(self.rate, caller):
+                return
             reset, _ = self.limiter.get_window_stats(self.rate, caller)
-            wait = max(1.0, reset - time.time())
-            raise RateLimited(f"Too many requests for key {caller!r}: the limit is {self.rate}.", retry_after_s=wait)
+        wait = max(1.0, reset - time.time())
+        raise RateLimited(f"Too many requests for key {caller!r}: the limit is {self.rate}.", retry_after_s=wait)
 
 
 class BodyLimit:

@@ -167,3 +167,26 @@ def test_redis_killed_while_two_sessions_stream_loses_no_charge(
         assert totals.usage.thinking_tokens == sum(b.thinking_tokens for b in mine)
     embeddings = [r for r in fake_gemini.calls("batchEmbedContents") if r.status == 200]
     assert by_model[settings.embedding_model].calls == len(embeddings)
+
+
+def test_with_redis_down_a_keyed_request_is_503_store_unavailable_not_500(
+    own_redis: OwnRedis, gemini_settings: Settings
+) -> None:
+    """The per-key request limit lives in Redis too: with Redis down, every request carrying a
+    key, GET /v1/collections included, was a 500 internal_error (operations walkthrough)."""
+    from fastapi.testclient import TestClient
+
+    from rag.server.app import create_app
+    from rag.server.auth import new_key
+
+    key, line = new_key("bob", "admin")
+    settings = gemini_settings.model_copy(update={"api_keys": line, "redis_url": own_redis.url})
+    with TestClient(create_app(settings)) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/collections", headers=auth).status_code == 200
+        own_redis.kill()
+        down = client.get("/v1/collections", headers=auth)
+        assert down.status_code == 503, down.text
+        assert down.json()["error"] == "store_unavailable" and "(REDIS_URL)" in down.json()["message"]
+        assert 'gemrag_errors_total{kind="store_unavailable",route="/v1/collections"} 1.0' in client.get(
+            "/metrics").text
