@@ -18,6 +18,15 @@ class ConfigError(GemragError):
     pass
 
 
+class DataDirUnwritable(ConfigError):
+    """The data dir (or a store in it) cannot be made or written: the CLI's configuration error
+    (exit 2, naming the path), but on the API the server's fault (503 `data_dir_unwritable`),
+    whose `remote` message names no server path."""
+
+    remote = ("The server cannot write to its data directory; the operator must fix it (the server's log names "
+              "the path). Try again later.")
+
+
 ECHO_CHARS = 80
 
 
@@ -90,9 +99,10 @@ class NoCollection(EmptyCollection):
 
 
 def remote_message(error: GemragError) -> str:
-    """What a client of the HTTP API or the MCP server is told: `EmptyCollection.remote`
-    for a missing collection, else the message as the CLI prints it."""
-    return error.remote if isinstance(error, EmptyCollection) else str(error)
+    """What a client of the HTTP API or the MCP server is told: the `remote` message of an
+    error that names the server's own paths (a missing collection, an unwritable data dir),
+    else the message as the CLI prints it."""
+    return error.remote if isinstance(error, EmptyCollection | DataDirUnwritable) else str(error)
 
 
 class InvalidRequest(GemragError):

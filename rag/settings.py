@@ -36,7 +36,7 @@ from pydantic_settings import (
 )
 
 from rag.catalogue import ModelRow, RateLimit, Role, ThinkingLevel, catalogue_rows, merge_rows
-from rag.errors import ConfigError
+from rag.errors import ConfigError, DataDirUnwritable
 
 BackendName = Literal["gemrag", "file-search"]
 
@@ -522,18 +522,18 @@ class Settings(BaseSettings):
         found = next((p for p in (where, *where.parents) if p.exists()), None)  # mkdir's ENOTDIR names neither
         if found is not None and not found.is_dir():
             what = "" if found == where else f" cannot be created: {found}"
-            raise ConfigError(f"data dir {where}{what} is a file, not a folder; {fix}")
+            raise DataDirUnwritable(f"data dir {where}{what} is a file, not a folder; {fix}")
         try:
             where.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ConfigError(f"data dir {where} cannot be created ({error.strerror or error}); {fix}") from None
+            raise DataDirUnwritable(f"data dir {where} cannot be created ({error.strerror or error}); {fix}") from None
         if not os.access(where, os.W_OK | os.X_OK):
-            raise ConfigError(f"data dir {where} is not writable; {fix}")
+            raise DataDirUnwritable(f"data dir {where} is not writable; {fix}")
         target = where.joinpath(*parts)
         # A store of a writable data dir may not be (copied read-only, made by another user):
         # SQLite and Chroma would say "attempt to write a readonly database" from deep inside.
         if parts and target.exists() and not os.access(target, os.W_OK):
-            raise ConfigError(f"{target} in data dir {where} is not writable; {fix}")
+            raise DataDirUnwritable(f"{target} in data dir {where} is not writable; {fix}")
         return target
 
 

@@ -43,6 +43,7 @@ from rag.conversations import Conversations
 from rag.errors import (
     BudgetExceeded,
     ConfigError,
+    DataDirUnwritable,
     EmbedderMismatch,
     EmptyCollection,
     GemragError,
@@ -118,6 +119,7 @@ STATUS: dict[type[Exception], int] = {
     EmptyCollection: 404,
     InvalidRequest: 422,
     EmbedderMismatch: 409,
+    DataDirUnwritable: 503,
     ConfigError: 400,
     InvalidKey: 502,
     ProviderError: 502,
@@ -327,6 +329,8 @@ def create_app(
     @app.exception_handler(GemragError)
     async def gemrag_error(request: Request, error: GemragError) -> JSONResponse:
         metrics.errors.labels(error_kind(error), route_path(request.scope)).inc()
+        if isinstance(error, DataDirUnwritable):  # the client is told less: the operator reads it here
+            log.error("%s %s: %s", request.method, request.url.path, error)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
@@ -725,6 +729,11 @@ def readiness(state: Services) -> dict[str, str]:
         checks["chroma"] = "ok"
     except Exception as exc:  # chromadb raises many kinds; any of them means not ready
         checks["chroma"] = f"unreachable: {type(exc).__name__}"
+    try:  # uploads are staged there, and without Redis the ledger and cache live there too
+        settings.path()
+        checks["data_dir"] = "ok"
+    except DataDirUnwritable:  # a read-only mount answered 200 "ok" while uploads and answers failed
+        checks["data_dir"] = "not writable"
     checks["models"] = models_check(state)
     return checks
 

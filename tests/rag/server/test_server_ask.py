@@ -350,7 +350,7 @@ def test_collections_models_and_health(api: Running):
         "gemini-3.8-flash", "gemini-3.1-pro-preview", "gemini-embedding-001"]
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(f"{api.url}/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"chroma": "ok", "models": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"chroma": "ok", "data_dir": "ok", "models": "ok"}
 
 
 def test_models_and_readyz_agree_while_gemini_is_unreachable(api: Running, fake_gemini: FakeGemini):
@@ -464,3 +464,23 @@ def test_a_chroma_server_that_cannot_be_reached_is_a_503_naming_chroma_url(setti
             assert body["error"] == "store_unavailable"
             assert f"Cannot reach the Chroma server at 127.0.0.1:{dead} (CHROMA_URL)" in body["message"]
             assert "pw1234" not in refused.text
+
+
+def test_a_data_dir_that_turns_unwritable_is_unready_and_a_503_naming_no_path(api: Running, monkeypatch):
+    """/readyz said 200 "ok" with the data dir remounted read-only while uploads failed with a
+    400 config_error naming the server's path (operations walkthrough). Root writes anywhere,
+    so the remount is played by os.access answering as it does on a read-only mount."""
+    import os
+
+    import rag.settings
+
+    data = str(api.chain.settings.data_dir)
+    real = os.access
+    monkeypatch.setattr(rag.settings.os, "access",
+                        lambda path, mode: False if str(path).startswith(data) and mode & os.W_OK else real(path, mode))
+    ready = httpx.get(f"{api.url}/readyz", timeout=10)
+    assert ready.status_code == 503 and ready.json()["checks"]["data_dir"] == "not writable"
+    upload = httpx.post(f"{api.url}/v1/collections/tiny-corpus/documents",
+                        files={"files": ("note.md", b"# Note\n\nA note.\n")}, timeout=30)
+    assert upload.status_code == 503 and upload.json()["error"] == "data_dir_unwritable", upload.text
+    assert data not in upload.text
