@@ -72,6 +72,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+CHATTY = ("httpx", "httpx2", "httpcore", "httpcore2", "chromadb", "urllib3")  # libraries that log each request at info
+
+
 def configure(settings: Settings) -> None:
     """The one logging setup of the server and the worker (level from `log_level`)."""
     handler = logging.StreamHandler()
@@ -82,4 +85,9 @@ def configure(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s [%(request_id)s]: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    level = logging.getLevelName(settings.log_level.upper())
+    root.setLevel(level)
+    # At info, the HTTP clients' own lines (4 for each /readyz, about 8 for each answer: every
+    # Chroma call) buried the server's; they come back at debug.
+    for chatty in CHATTY:
+        logging.getLogger(chatty).setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))

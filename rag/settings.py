@@ -8,6 +8,7 @@ the path in `GEMRAG_CONFIG`), then the defaults below.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -349,22 +350,26 @@ class Settings(BaseSettings):
     # comma-separated here or one per line in `api_keys_file`. None at all: loopback only.
     api_keys: str = ""
     api_keys_file: Path | None = None
-    server_port: int = 8000
-    max_request_kb: int = 64  # JSON bodies (a question with its history)
-    body_timeout_s: float = 30.0  # longest wait for the next part of a request body, then 408
+    # Bounds checked at start (a port of 99999 listened on 34463, 0 threads hung the start-up,
+    # a negative body limit refused every request).
+    server_port: int = Field(default=8000, ge=1, le=65535)
+    max_request_kb: int = Field(default=64, ge=1)  # JSON bodies (a question with its history)
+    body_timeout_s: float = Field(default=30.0, gt=0)  # longest wait for the next part of a request body, then 408
     # ... and the slowest a body may come on average after its first body_timeout_s (Apache's
     # mod_reqtimeout MinRate): a part each 29 s kept a connection open for as long as it liked.
-    body_min_rate_bytes_s: int = 500
-    cors_origins: list[str] = Field(default_factory=list)  # closed unless origins are listed
+    body_min_rate_bytes_s: int = Field(default=500, ge=1)
+    # Closed unless origins are listed: "https://a.example,https://b.example" in the
+    # environment (a JSON list was the only form read), a list in gemrag.toml.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     key_rate_limit: str = "120/minute"  # requests per API key, across replicas when Redis is shared
-    server_threads: int = 1024  # blocking steps in flight per replica: every open answer stream holds one
+    server_threads: int = Field(default=1024, ge=1)  # blocking steps in flight per replica: every open stream holds one
     # SIGTERM (a rolling update, a scale-down) stops new connections and lets open answers end
     # for this long; less than the orchestrator's kill deadline (terminationGracePeriodSeconds).
     drain_s: int = Field(default=50, ge=0)
     queue_max_wait_s: float = 20.0  # longest wait for a Gemini rate-limit slot before 429 + Retry-After
     job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
-    job_max_retries: int = 5
+    job_max_retries: int = Field(default=5, ge=0)
     # A job queued or retrying, unchanged this long, is looked for in the queue when a client
     # reads it (GET /v1/jobs/{id} and its stream): if the queue no longer holds its message
     # (rag.jobs.Jobs.settled), it is failed as lost. Far longer than queuing one takes.
@@ -381,7 +386,7 @@ class Settings(BaseSettings):
     key_cooldown_s: float = 60.0
     experiment: Experiment | None = None  # [experiment] in gemrag.toml: A/B of answer models
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
-    log_level: str = "warning"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "warning"
 
     @field_validator("api_key", "chroma_token", mode="before")
     @classmethod
@@ -430,12 +435,45 @@ class Settings(BaseSettings):
                              f"(e.g. {example}; a password's #, / or ? percent-encoded); unset it for {unset}")
         return value
 
-    @field_validator("extra_api_keys", mode="before")
+    @field_validator("extra_api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        """GEMINI_API_KEYS="k1,k2": one string in the environment, a list in gemrag.toml."""
+        """GEMINI_API_KEYS="k1,k2" (and GEMRAG_CORS_ORIGINS): one string in the environment, a
+        list in gemrag.toml; a JSON list in the environment is read as one too."""
         if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("key_rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        """Parsed at start as the limiter will ("120/minute", "10/second"): "lots" was a
+        traceback from inside the server's start-up."""
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '120/minute' or '5/second'") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, value: str | None) -> str | None:
+        """A URL redis-py can open: "localhost:6379" was a traceback naming neither REDIS_URL
+        nor the form it wants. Not quoted back: it may carry a password."""
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("its value (not shown: it may carry a password) is not a redis://, rediss:// or unix:// "
+                             "URL (e.g. redis://127.0.0.1:6379/0); unset it for the local SQLite store")
         return value
 
     @field_validator("models", mode="before")

@@ -240,3 +240,36 @@ def test_a_chroma_token_is_one_way_to_give_credentials_and_is_never_quoted(monke
     assert "pw1234" not in str(refused.value) and "tok-123" not in str(refused.value)
     monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", " ")
     assert load_settings().chroma_token is None  # blank: none
+
+
+@pytest.mark.parametrize(("variable", "value", "said"), [
+    ("GEMRAG_LOG_LEVEL", "verbose", "log_level: Input should be 'debug', 'info'"),
+    ("GEMRAG_KEY_RATE_LIMIT", "lots", "key_rate_limit: 'lots' is not a rate such as '120/minute'"),
+    ("REDIS_URL", "localhost:6379", "is not a redis://, rediss:// or unix:// URL"),
+    ("GEMRAG_SERVER_PORT", "99999", "server_port: Input should be less than or equal to 65535"),
+    ("GEMRAG_SERVER_THREADS", "0", "server_threads: Input should be greater than or equal to 1"),
+    ("GEMRAG_MAX_REQUEST_KB", "-5", "max_request_kb: Input should be greater than or equal to 1"),
+    ("GEMRAG_JOB_MAX_RETRIES", "-3", "job_max_retries: Input should be greater than or equal to 0"),
+    ("GEMRAG_BODY_TIMEOUT_S", "0", "body_timeout_s: Input should be greater than 0"),
+])
+def test_a_server_setting_out_of_its_range_is_refused_at_start_naming_it(monkeypatch, variable, value, said):
+    """Each was a traceback from inside the server's start-up, a hang (0 threads), a port
+    listened on modulo 65536, or a server refusing every request (operations walkthrough)."""
+    from rag.errors import ConfigError
+    from rag.settings import load_settings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match="invalid configuration") as refused:
+        load_settings()
+    assert said in str(refused.value) and "localhost:6379" not in str(refused.value)
+
+
+def test_cors_origins_and_the_log_level_read_as_an_operator_writes_them(monkeypatch):
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("GEMRAG_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("GEMRAG_LOG_LEVEL", "INFO")
+    settings = load_settings()
+    assert (settings.cors_origins, settings.log_level) == (["https://a.example", "https://b.example"], "info")
+    monkeypatch.setenv("GEMRAG_CORS_ORIGINS", '["https://c.example"]')
+    assert load_settings().cors_origins == ["https://c.example"]

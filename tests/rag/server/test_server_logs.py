@@ -30,6 +30,18 @@ def test_request_id_follows_the_request_into_model_calls(api: Running, log_lines
     mine = [line for line in lines if line["request_id"] == "trace-42"]
     assert any(line.get("model") and line["message"].endswith("call done") for line in mine), lines
     assert any(line["message"].startswith("POST /v1/ask 200") for line in mine)
+    # At info the HTTP clients' own lines (each Chroma and Gemini request) buried these.
+    assert not [line for line in lines if line["logger"].startswith(("httpx", "httpcore", "chromadb"))]
+
+
+def test_the_deployments_log_requests_at_info() -> None:
+    """With the default level (warning) the shipped configurations logged no request or job
+    line at all (operations walkthrough)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "deploy"
+    assert "GEMRAG_LOG_LEVEL: info" in (root / "k8s" / "base" / "configmap.yaml").read_text()
+    assert "GEMRAG_LOG_LEVEL: info" in (root / "compose.yaml").read_text()
 
 
 def test_a_request_without_an_id_gets_one_and_a_hostile_one_is_replaced(api: Running) -> None:
