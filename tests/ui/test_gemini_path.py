@@ -91,9 +91,10 @@ def test_quota_and_key_errors_read_as_messages_in_the_chat(handlers: Handlers, f
 def test_a_spent_budget_is_refused_in_the_chat_before_any_model_call(
     gemini_settings: Settings, fake_gemini: FakeGemini, tmp_path: Path
 ) -> None:
+    provider = GeminiProvider(gemini_settings)  # ingest is held to the budgets too: it comes first
+    assert ingest_paths([write_corpus(tmp_path / "corpus")], gemini_settings, provider).exit_code == 0
     settings = gemini_settings.model_copy(update={"session_budget_usd": 0.000001})
     provider = GeminiProvider(settings)
-    assert ingest_paths([write_corpus(tmp_path / "corpus")], settings, provider).exit_code == 0
     handlers = Handlers(settings, Backend.build(settings, provider))
     fake_gemini.clear_log()
     photo = tmp_path / "badge.png"
