@@ -47,6 +47,16 @@ def test_a_settlement_counts_once_even_if_sent_again(ledger: Ledger) -> None:
     assert ledger.session("s").calls == 1 and ledger.session("s").held_usd == 0
 
 
+def test_settled_holds_add_no_bucket_per_answer(ledger: Ledger) -> None:
+    """Each settlement left a bucket of its own (one Redis key and index entry per answer, for
+    ever), which every listing of sessions then read (operations walkthrough)."""
+    ledger.settle(ledger.reserve("s", 0.01), [ANSWER])
+    before = len(ledger.kv.buckets(""))
+    for _ in range(5):
+        ledger.settle(ledger.reserve("s", 0.01), [ANSWER])
+    assert len(ledger.kv.buckets("")) == before and ledger.session("s").calls == 6
+
+
 def test_an_extension_is_checked_and_settled_with_the_hold(ledger: Ledger) -> None:
     limits = [Limit("session", 0.10)]
     hold = ledger.reserve("s", 0.02, limits)
