@@ -10,13 +10,17 @@ old, and counts as one more attempt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import redis
 from dramatiq.middleware import Interrupt, TimeLimitExceeded
 
 from ingest.pipeline import ingest_paths, remove_paths
@@ -114,10 +118,9 @@ def summary(report: IngestReport) -> dict[str, object]:
     return {"outcomes": outcomes, "errors": errors, "files_done": len(report.files), "files_total": len(report.files)}
 
 
-def build_worker(settings: Settings, threads: int):  # type: ignore[no-untyped-def]  # dramatiq's Worker is untyped
+def build_worker(settings: Settings, threads: int, jobs: Jobs):  # type: ignore[no-untyped-def]  # dramatiq's Worker is untyped
     import dramatiq
 
-    jobs = Jobs(settings)
     embedders = Embedders(settings)
     generator = configured_reader(settings)
 
@@ -142,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings)
-        worker = build_worker(settings, args.threads)
+        jobs = Jobs(settings)
+        worker = build_worker(settings, args.threads, jobs)
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -151,8 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
     print(f"ingest worker on queue {settings.job_queue!r} ({args.threads} thread(s)); Ctrl+C stops it", flush=True)
-    stop.wait()
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    while True:  # alive, for /metrics (gemrag_workers_alive): a dead worker was invisible
+        try:
+            jobs.beat(me)
+        except redis.RedisError as exc:  # the queue's Redis is down: the jobs wait for it too
+            log.warning("could not say this worker is alive: %s", exc)
+        if stop.wait(settings.job_heartbeat_s / 3):
+            break
     worker.stop()
+    with contextlib.suppress(redis.RedisError):
+        jobs.left(me)
     return 0
 
 

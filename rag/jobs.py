@@ -39,6 +39,7 @@ STATES: tuple[JobState, ...] = ("queued", "running", "retrying", "done", "failed
 WAITING: tuple[JobState, ...] = ("queued", "retrying")  # nothing runs them but their message in the queue
 TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
 NAMESPACE = "gemrag-jobs"  # the broker's Redis keys start with it
+WORKERS_KEY = "gemrag:workers"  # worker -> its last beat (ms since the epoch), a sorted set
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
 OLD_STATE_KEY = "gemrag:jobs:{state}"  # a state's plain set of job ids until 0efed46: deleted by `counts`
 SETTLED_PER_COUNT = 100  # waiting jobs looked for in the queue per `Jobs.counts` (each scrape of /metrics)
@@ -341,6 +342,23 @@ class Jobs:
 
     def queue_depth(self) -> int:
         return int(self.broker.do_qsize(self.settings.job_queue))
+
+    def beat(self, worker: str) -> None:
+        """A worker says it is alive (every third of `job_heartbeat_s`, `ingest.worker.main`).
+        Not Dramatiq's own heartbeats: every broker that enqueues writes them, servers too."""
+        now_ms = time.time() * 1000
+        self.redis.zadd(WORKERS_KEY, {worker: now_ms})
+        self.redis.zremrangebyscore(WORKERS_KEY, 0, now_ms - 10 * self.settings.job_heartbeat_s * 1000)
+
+    def left(self, worker: str) -> None:
+        """A worker stopping says so, instead of being counted until its beat is old."""
+        self.redis.zrem(WORKERS_KEY, worker)
+
+    def live_workers(self) -> int:
+        """Workers that beat within `job_heartbeat_s`: with none, queued jobs wait for ever,
+        which nothing reported (the `gemrag_workers_alive` gauge and its alert)."""
+        since_ms = (time.time() - self.settings.job_heartbeat_s) * 1000
+        return int(self.redis.zcount(WORKERS_KEY, since_ms, "+inf"))
 
     def _key(self, job_id: str) -> str:
         return f"gemrag:job:{job_id}"

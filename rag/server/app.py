@@ -682,6 +682,7 @@ def observe_jobs(state: Services) -> None:
     for job_state, n in state.jobs.counts().items():
         state.metrics.jobs.labels(job_state).set(n)
     state.metrics.job_queue.set(state.jobs.queue_depth())
+    state.metrics.workers.set(state.jobs.live_workers())
 
 
 def observe_quotas(state: Services) -> None:

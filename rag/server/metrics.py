@@ -77,6 +77,8 @@ class Metrics:
             "gemrag_budget_alerts", "Budget alerts raised, by budget and threshold reached", ["scope", "threshold"],
             registry=r)
         self.job_queue = Gauge("gemrag_job_queue_depth", "Ingest jobs waiting in the queue", registry=r)
+        self.workers = Gauge("gemrag_workers_alive", "Ingest workers whose heartbeat is within job_heartbeat_s",
+                             registry=r)
 
     def watch(self, settings: Settings, ledger: Ledger) -> None:
         """Adds the figures read at scrape time (Standing), once per registry."""

@@ -52,6 +52,7 @@ def test_upload_job_progress_answer_and_delete(keyed_settings, fake_gemini, tmp_
             assert [d["source"] for d in listed] == ["notes.md"]
             metrics = api.get("/metrics").text
             assert 'gemrag_jobs{state="done"} 2.0' in metrics and "gemrag_job_queue_depth 0.0" in metrics
+            assert "gemrag_workers_alive 1.0" in metrics  # the worker beats (the server enqueues: not counted)
     finally:
         worker.terminate()
         worker.wait(10)
