@@ -687,7 +687,9 @@ def observe_jobs(state: Services) -> None:
 
 def observe_quotas(state: Services) -> None:
     provider, limiter = state.backend.generator, shared_limiter(state.settings)
-    for model in dict.fromkeys([provider.flash_model, provider.pro_model, state.settings.embedding_model]):
+    # Flash-Lite too: it rewrites follow-ups, reranks and answers when a budget degrades them.
+    models = [provider.flash_model, provider.pro_model, state.settings.lite_model, state.settings.embedding_model]
+    for model in dict.fromkeys(models):
         quota = limiter.quota(model)
         state.metrics.ratelimit_queue.labels(model).set(quota.waiting)
         state.metrics.quota_used.labels(model).set(quota.requests_today)

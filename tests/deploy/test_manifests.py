@@ -190,3 +190,12 @@ def test_prometheus_sends_its_alerts_to_the_alertmanager_compose_runs() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     receivers = [r["name"] for r in yaml.safe_load(source.read_text())["receivers"]]
     assert receivers == ["operator"]
+
+
+def test_the_overlay_creates_the_namespace_it_puts_everything_in() -> None:
+    """The overlay set `namespace: gemrag` but nothing created it: the documented first step
+    (the keys Secret in that namespace) and `kubectl apply -k` failed on a fresh cluster."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    assert [n["metadata"]["name"] for n in namespaces] == ["gemrag"]
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"gemrag"}

@@ -59,3 +59,12 @@ def test_health_probes_answer_head(settings: Settings) -> None:
             probed = client.head(path)
             assert (probed.status_code, probed.content) == (200, b""), path
             assert client.get(path).status_code == 200
+
+
+def test_the_quota_of_every_model_the_answers_use_is_exported_flash_lite_included(gemini_settings: Settings) -> None:
+    """Flash-Lite rewrites follow-ups, reranks and answers when a budget degrades: its quota
+    was the one model of the lineup /metrics did not show, so no alert could watch it."""
+    with TestClient(create_app(gemini_settings)) as client:
+        scraped = client.get("/metrics").text
+    for model in (gemini_settings.flash_model, gemini_settings.lite_model, gemini_settings.embedding_model):
+        assert f'gemrag_quota_requests_today{{model="{model}"}}' in scraped, model
