@@ -41,7 +41,6 @@ from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
-MIN_BACKOFF_MS = 1_000
 
 
 class JobStopped(GemragError):
@@ -132,7 +131,7 @@ def build_worker(settings: Settings, threads: int, jobs: Jobs):  # type: ignore[
         queue_name=settings.job_queue,
         broker=jobs.broker,
         max_retries=settings.job_max_retries,
-        min_backoff=MIN_BACKOFF_MS,
+        min_backoff=round(settings.job_min_backoff_s * 1000),
         time_limit=TIME_LIMIT_MS,
     )(ingest_job)
     return dramatiq.Worker(jobs.broker, worker_threads=threads)

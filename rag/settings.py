@@ -370,6 +370,9 @@ class Settings(BaseSettings):
     job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
     job_max_retries: int = Field(default=5, ge=0)
+    # The first retry's wait, doubling at each (15, 30 ... 240 s: about 8 minutes in all): at
+    # 1 s, every job tried while a Chroma server restarted (45 s) failed for good.
+    job_min_backoff_s: float = Field(default=15.0, gt=0)
     # A job queued or retrying, unchanged this long, is looked for in the queue when a client
     # reads it (GET /v1/jobs/{id} and its stream): if the queue no longer holds its message
     # (rag.jobs.Jobs.settled), it is failed as lost. Far longer than queuing one takes.

@@ -26,6 +26,7 @@ SETTINGS_ENV = {
     "ingest_batch_chunks": "GEMRAG_INGEST_BATCH_CHUNKS",
     "request_timeout_s": "GEMRAG_REQUEST_TIMEOUT_S",
     "job_max_retries": "GEMRAG_JOB_MAX_RETRIES",
+    "job_min_backoff_s": "GEMRAG_JOB_MIN_BACKOFF_S",
 }
 
 

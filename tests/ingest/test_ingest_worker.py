@@ -32,7 +32,7 @@ def write_folder(root: Path, files: int = 24) -> Path:
 @pytest.fixture
 def job_settings(gemini_settings, redis_url, chroma_server_url, tmp_path):
     return gemini_settings.model_copy(update={
-        "redis_url": redis_url, "chroma_url": chroma_server_url, "job_heartbeat_s": 3.0,
+        "redis_url": redis_url, "chroma_url": chroma_server_url, "job_heartbeat_s": 3.0, "job_min_backoff_s": 1.0,
         "embed_batch_size": 8, "ingest_batch_chunks": 8, "collection": f"jobs-{uuid.uuid4().hex[:12]}",
     })
 
@@ -161,3 +161,18 @@ def test_a_retried_job_is_never_taken_for_lost(job_settings, fake_gemini, tmp_pa
         done = wait_job(api, job["id"], finished)
     assert done["state"] == "done" and done["attempts"] == 2, done
     assert filed and all(filed)
+
+
+def test_a_failed_attempt_waits_long_enough_for_a_store_restart(job_settings):
+    """Retries waited 1 s, doubling: five of them spent 31 s, and every job tried while a
+    Chroma server restarted (45 s) failed for good, its upload discarded (operations
+    walkthrough). The first wait is `job_min_backoff_s` (15 s: about 8 minutes in all)."""
+    from ingest.worker import build_worker
+    from rag.jobs import TASK, Jobs
+    from rag.settings import Settings
+
+    assert Settings().job_min_backoff_s * (2 ** Settings().job_max_retries - 1) > 300
+    settings = job_settings.model_copy(update={"job_min_backoff_s": 7.5})
+    jobs = Jobs(settings)
+    build_worker(settings, 1, jobs)
+    assert jobs.broker.get_actor(TASK).options["min_backoff"] == 7_500

@@ -77,6 +77,6 @@ def keyed_settings(gemini_settings, redis_url, chroma_server_url):
         keys[name], line = new_key(name, role)
         lines.append(line)
     settings = gemini_settings.model_copy(update={
-        "redis_url": redis_url, "chroma_url": chroma_server_url, "api_keys": ",".join(lines),
+        "redis_url": redis_url, "chroma_url": chroma_server_url, "api_keys": ",".join(lines), "job_min_backoff_s": 1.0,
         "collection": f"upl-{uuid.uuid4().hex[:12]}"})
     return settings, {name: {"X-API-Key": key} for name, key in keys.items()}
