@@ -137,12 +137,19 @@ def build_worker(settings: Settings, threads: int, jobs: Jobs):  # type: ignore[
     return dramatiq.Worker(jobs.broker, worker_threads=threads)
 
 
+def worker_settings(settings: Settings) -> Settings:
+    """The settings a worker runs jobs with: its calls wait for a rate-limit slot up to
+    `job_queue_max_wait_s`, not the interactive `queue_max_wait_s`."""
+    return settings.model_copy(update={"queue_max_wait_s": max(settings.queue_max_wait_s,
+                                                                 settings.job_queue_max_wait_s)})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
     parser.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings = worker_settings(load_settings())
         configure_logging(settings)
         jobs = Jobs(settings)
         worker = build_worker(settings, args.threads, jobs)

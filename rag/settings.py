@@ -367,6 +367,9 @@ class Settings(BaseSettings):
     # for this long; less than the orchestrator's kill deadline (terminationGracePeriodSeconds).
     drain_s: int = Field(default=50, ge=0)
     queue_max_wait_s: float = 20.0  # longest wait for a Gemini rate-limit slot before 429 + Retry-After
+    # ... in an ingest worker, where no one waits on a reply: on the free tier the limiter's
+    # pacing of a large ingest passed 20 s and was reported as a spent quota, failing the job.
+    job_queue_max_wait_s: float = Field(default=300.0, gt=0)
     job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
     job_max_retries: int = Field(default=5, ge=0)

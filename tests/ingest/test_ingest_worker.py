@@ -176,3 +176,13 @@ def test_a_failed_attempt_waits_long_enough_for_a_store_restart(job_settings):
     jobs = Jobs(settings)
     build_worker(settings, 1, jobs)
     assert jobs.broker.get_actor(TASK).options["min_backoff"] == 7_500
+
+
+def test_a_worker_waits_for_rate_limit_slots_as_a_background_job_may():
+    """The interactive wait (20 s) applied in the worker: on the free tier the limiter's
+    pacing of a 4,800-chunk ingest was reported as a spent quota after 40 s, failing the job."""
+    from ingest.worker import worker_settings
+    from rag.settings import Settings
+
+    assert worker_settings(Settings(api_key=None)).queue_max_wait_s == 300.0
+    assert worker_settings(Settings(api_key=None, queue_max_wait_s=900.0)).queue_max_wait_s == 900.0
