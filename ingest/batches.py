@@ -13,10 +13,11 @@ embedder is always busy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ingest.chunking import SizedChunk
+from rag.logs import TaggedPool
 from rag.types import Embedded
 
 
@@ -46,7 +47,7 @@ class InFlight:
         reports it."""
         self.embed = embed
         self.batch_size = max(1, batch_size)
-        self.pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="ingest-embed")
+        self.pool = TaggedPool(max(1, in_flight), thread_name_prefix="ingest-embed")
         if warm_up is not None:
             self.pool.submit(warm_up)
 

@@ -49,6 +49,7 @@ from ingest.vision import Vision
 from rag.errors import BudgetExceeded, EmbedderMismatch, GemragError, ProviderError, charging_lost
 from rag.filetypes import SUPPORTED, printable, unprintable
 from rag.kv import StoreUnavailable
+from rag.logs import TaggedPool
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
@@ -855,7 +856,7 @@ class _Run(_Pass):
             import numpy  # noqa: F401
 
         embedding = InFlight(embed, self.batch_size, self.in_flight, warm_up)
-        writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
+        writer = TaggedPool(1, thread_name_prefix="ingest-store")
         queued: deque[Window] = deque()
         storing: Future[None] | None = None
         sent: set[str] = set()  # the embedded texts (content hashes) this run has sent to the embedder

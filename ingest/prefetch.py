@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextvars import copy_context
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, which raises it
             offer("error", exc)
 
-    worker = threading.Thread(target=produce, name="ingest-prefetch", daemon=True)
+    worker = threading.Thread(target=copy_context().run, args=(produce,), name="ingest-prefetch", daemon=True)
     worker.start()
     try:
         while True:

@@ -15,9 +15,11 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
+from typing import ParamSpec, TypeVar
 
 from rag.errors import redact
 from rag.settings import Settings
@@ -39,6 +41,20 @@ def bound(rid: str) -> Iterator[str]:
         yield rid
     finally:
         request_id.reset(token)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class TaggedPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run in the submitter's context, so their lines carry its
+    request or job id: an ingest job's embedding calls and store writes (its own threads)
+    were logged under "-" where the README promises job-<id>."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        context = copy_context()  # the submitter's, taken now: each task runs in its own copy
+        return super().submit(lambda: context.run(fn, *args, **kwargs))
 
 
 class _Tagged(logging.Filter):

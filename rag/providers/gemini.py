@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -24,6 +23,7 @@ from rag.catalogue import ThinkingLevel
 from rag.errors import ConfigError, ProviderError
 from rag.keypool import KeyPool
 from rag.kv import open_kv
+from rag.logs import TaggedPool
 from rag.providers.base import EmbeddingJobs
 from rag.providers.grounding import grounded
 from rag.ratelimit import Limiter, shared_limiter
@@ -306,7 +306,7 @@ class GeminiProvider:
         unanswered = [Unanswered() for _ in batches]
         vectors: list[list[float]] = []
         if batches:
-            pool = ThreadPoolExecutor(max_workers=max(1, min(self.settings.embed_concurrency, len(batches))))
+            pool = TaggedPool(max_workers=max(1, min(self.settings.embed_concurrency, len(batches))))
             try:
                 futures = [pool.submit(self._embed_batch, batch, task_type, tally)
                            for batch, tally in zip(batches, unanswered, strict=True)]

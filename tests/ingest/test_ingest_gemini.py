@@ -120,3 +120,19 @@ def test_a_rejected_key_stops_the_cli_with_exit_2_and_never_shows_the_key(
     assert code == 2
     assert "rejected the API key" in out and "Set GEMINI_API_KEY" in out
     assert TEST_API_KEY not in out + err
+
+
+def test_an_ingests_lines_from_its_own_threads_carry_the_id_it_runs_under(corpus, gemini_settings, fake_gemini):
+    """A worker's job runs under job-<id>, but the embedding calls and store writes happen on the
+    pipeline's own threads, whose 117 "call done" lines said "-" (operations walkthrough)."""
+    import json
+
+    from rag.logs import bound
+    from tests.fakes.logs import captured_logs
+
+    logged = gemini_settings.model_copy(update={"log_format": "json", "log_level": "info"})
+    with captured_logs(logged) as out, bound("job-42"):
+        assert ingest_paths([corpus.root], gemini_settings, GeminiProvider(gemini_settings)).exit_code == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    calls = [line for line in lines if line["message"].endswith("call done")]
+    assert calls and {line["request_id"] for line in calls} == {"job-42"}
