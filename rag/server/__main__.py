@@ -17,6 +17,7 @@ from rag.errors import GemragError
 from rag.logs import configure as configure_logging
 from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
 from rag.server.ports import bind, port_number, url
+from rag.server.streaming import Draining
 from rag.settings import load_settings
 
 
@@ -78,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         mounted = ", ".join(f"/{name}" for name in app.state.mounted) or "none"
         print(f"gemrag API on {url(host, port)} (docs at /docs, mounted: {mounted}); Ctrl+C stops it", flush=True)
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=settings.drain_s)
-        server = uvicorn.Server(config)
+        server = Draining(config, app.state.services.drain, settings.drain_s)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is how a server stops: exit 0, as uvicorn.run does
             server.run(sockets=[sock])
     return 0 if server.started else 3  # not started: the app's startup failed, and uvicorn logged why

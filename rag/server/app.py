@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from http import HTTPStatus
 from importlib.metadata import EntryPoint
@@ -83,7 +83,7 @@ from rag.server.schemas import (
     answer_out,
     totals_out,
 )
-from rag.server.streaming import EventStream, ThreadedIterator, sse
+from rag.server.streaming import Drain, EventStream, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import MAX_NAME_CHARS, check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
@@ -106,6 +106,10 @@ class FileTooLarge(GemragError):
     """One uploaded file over `max_upload_mb` (413): the limit is per file, as the UI's."""
 
 
+class ServerDraining(GemragError):
+    """An answer ended by the replica's shutdown (`Drain`), as a last `error` event (503)."""
+
+
 class JobsUnavailable(GemragError):
     """No job queue: REDIS_URL is not set, or no store the worker shares, CHROMA_URL (503)."""
 
@@ -125,6 +129,7 @@ STATUS: dict[type[Exception], int] = {
     ProviderError: 502,
     StoreUnavailable: 503,
     JobsUnavailable: 503,
+    ServerDraining: 503,
     QueueUnavailable: 503,
     UnknownJob: 404,
     UnknownDocument: 404,
@@ -202,6 +207,7 @@ class Services:
     conversations: Conversations
     metrics: Metrics
     ready_at: float = 0.0  # when the model API last answered /readyz
+    drain: Drain = field(default_factory=Drain)  # begun by the shutdown signal (rag.server.__main__)
     _jobs: Jobs | None = None
 
     @property
@@ -443,7 +449,8 @@ def add_routes(app: FastAPI) -> None:
                 if event is None:
                     raise RuntimeError("the chain ended without an answer")
             return JSONResponse((await finish(event.record)).model_dump())
-        return EventStream(answer_events(state.metrics, route_path(request.scope), first, steps, finish))
+        return EventStream(answer_events(state.metrics, route_path(request.scope), first, steps, finish,
+                                         state.drain))
 
     @app.get("/v1/collections", response_model=list[CollectionOut], responses=REFUSED)
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
@@ -596,9 +603,11 @@ async def answer_events(
     first: Event,
     steps: ThreadedIterator[Event],
     finish: Callable[[AnswerRecord], Awaitable[AnswerOut]],
+    drain: Drain,
 ) -> AsyncGenerator[bytes, None]:
-    """The SSE body. Closing it early (the client left) closes the chain's stream, which
-    charges what was produced and stops the model call. `route`: the errors' metric label."""
+    """The SSE body. Closing it early (the client left, or the replica is shutting down:
+    `Drain`) closes the chain's stream, which charges what was produced and stops the model
+    call. `route`: the errors' metric label."""
     metrics.streams.inc()
     ended = False
     try:
@@ -608,6 +617,9 @@ async def answer_events(
                 yield sse("delta", DeltaEvent(text=event.text))
             else:
                 yield sse("done", await finish(event.record))
+            if drain.due:
+                raise ServerDraining("This server is shutting down and stopped the answer; what it wrote was charged. "
+                                     "Ask again: another replica answers.")
             event = await steps.next()
         ended = True
     except GemragError as error:

@@ -11,16 +11,38 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator, Iterator
+from types import FrameType
 from typing import Any, Generic, TypeVar
 
 import anyio
+import uvicorn
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
 _END = object()
+DRAIN_MARGIN_S = 5.0  # answers still streaming this long before the shutdown deadline are ended
+
+
+class Drain:
+    """A replica's shutdown, as the answers it streams see it. uvicorn cancels the streams
+    still open at its deadline (`drain_s`), and a cancelled stream never settled: its hold
+    stayed counted against the session, daily and monthly budgets for good, and its client got
+    no last event. `DRAIN_MARGIN_S` before that, each open answer ends itself instead, with
+    an `error` event and what it produced charged, as a client leaving is."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def begin(self, drain_s: float) -> None:
+        self.deadline = time.monotonic() + max(0.0, drain_s - DRAIN_MARGIN_S)
+
+    @property
+    def due(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
 
 class ThreadedIterator(Generic[T]):
@@ -38,6 +60,19 @@ class ThreadedIterator(Generic[T]):
         if close is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(close)
+
+
+class Draining(uvicorn.Server):
+    """uvicorn's server, telling the app's open answers when its shutdown began (`Drain`)."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_s: float) -> None:
+        super().__init__(config)
+        self.drain, self.drain_s = drain, drain_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain.deadline is None:
+            self.drain.begin(self.drain_s)
+        super().handle_exit(sig, frame)
 
 
 def sse(event: str, body: BaseModel | dict[str, Any]) -> bytes:

@@ -109,6 +109,26 @@ def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_pro
         assert "gemrag_stream_disconnects_total 1.0" in httpx.get(f"{url}/metrics").text
 
 
+def test_an_answer_still_streaming_near_the_shutdown_deadline_ends_itself_settled(api_settings, fake_gemini):
+    """uvicorn cancels the streams still open at its shutdown deadline (drain_s): a cancelled
+    stream was never settled (its hold counted against every budget for good, 35 minutes
+    later) and its client got no last event. Near the deadline the answer now ends itself."""
+    fake_gemini.tokens_per_s = 40
+    fake_gemini.reply(Reply(" ".join(f"word{i}" for i in range(400))))  # 10 s of output
+    app, chain = gemini_app(api_settings)
+    for url in serve_in_thread(app):
+        with httpx.stream("POST", f"{url}/v1/ask", json={"question": QUESTION, "session_id": "drained"},
+                          timeout=10) as response:
+            lines = response.iter_lines()
+            while not next(lines).startswith("data: "):
+                pass  # one delta arrived: the model is generating
+            app.state.services.drain.begin(0)  # the shutdown signal came, its deadline is near
+            rest = list(lines)
+        assert "event: error" in rest and '"error":"server_draining"' in "".join(rest)
+        session = chain.ledger.session("local/drained")
+        assert 0 < session.usage.output_tokens < 400 and session.cost_usd > 0 and session.held_usd == 0
+
+
 def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fake_gemini):
     flash = api_settings.models["gemini-3.8-flash"].model_copy(update={"limits": {"unlimited": RateLimit(rpm=1)}})
     models = api_settings.models | {"gemini-3.8-flash": flash}

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rag.costs import Ledger
 from rag.providers.gemini import GeminiProvider
 from rag.server.__main__ import main
 from rag.settings import Settings
@@ -124,3 +125,34 @@ def test_sigterm_lets_an_open_answer_stream_finish(tmp_path: Path):
                 server.wait()
     assert events[-1] == "event: done", err
     assert server.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal once drained
+
+
+@pytest.mark.slow
+def test_sigterm_ends_an_answer_that_would_outlast_the_drain_with_a_last_event(tmp_path: Path):
+    """An answer longer than `drain_s` was cancelled by uvicorn at its deadline: no last event,
+    and its hold never settled. DRAIN_MARGIN_S before the deadline it ends itself."""
+    with FakeGemini(tokens_per_s=10, chunk_tokens=2) as fake:
+        settings = Settings(data_dir=tmp_path, api_key=TEST_API_KEY, base_url=fake.url, tier="unlimited")
+        build_store(settings, GeminiProvider(settings))
+        fake.reply(" ".join(["Wait at least the server's retry delay [1]."] * 12))  # ~10 s at 10 tokens/s
+        port = free_port()
+        env = {"GEMINI_API_KEY": TEST_API_KEY, "GEMRAG_BASE_URL": fake.url, "GEMRAG_TIER": "unlimited",
+               "GEMRAG_DRAIN_S": "7"}  # the answers' own deadline: 2 s after the signal
+        server = run_server("--port", str(port), "--collection", "tiny-corpus", data_dir=tmp_path, env=env)
+        try:
+            wait_up(server, port)
+            question = {"question": "How long should a client wait after a 429?", "session_id": "cut"}
+            with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/ask", json=question, timeout=60) as response:
+                lines = response.iter_lines()
+                assert next(lines) == "event: delta"
+                server.send_signal(signal.SIGTERM)
+                rest = list(lines)
+            _, err = server.communicate(timeout=60)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    events = [line for line in rest if line.startswith("event: ")]
+    assert events[-1] == "event: error" and '"error":"server_draining"' in "".join(rest), err
+    held = Ledger(settings).session("local/cut")
+    assert held.held_usd == 0 and held.cost_usd > 0  # settled: what was written, charged
