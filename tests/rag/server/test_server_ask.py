@@ -3,6 +3,7 @@ the answer cache, server-kept conversations, costs, refusals, and a client that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -87,18 +88,27 @@ def test_session_keeps_its_history_and_reports_its_costs(api: Running, fake_gemi
     assert httpx.get(f"{api.url}/v1/sessions/other/costs").json()["total"]["calls"] == 0
 
 
+@contextlib.contextmanager
+def long_answer_streaming(fake_gemini, url: str, session_id: str) -> Iterator[Iterator[str]]:
+    """A 10-second answer (400 words at 40 tokens/s) streaming to `session_id`, its first delta
+    arrived; yields the rest of its SSE lines."""
+    fake_gemini.tokens_per_s = 40
+    fake_gemini.reply(Reply(" ".join(f"word{i}" for i in range(400))))
+    with httpx.stream("POST", f"{url}/v1/ask", json={"question": QUESTION, "session_id": session_id},
+                      timeout=10) as response:
+        lines = response.iter_lines()
+        while not next(lines).startswith("data: "):
+            pass  # one delta arrived: the model is generating
+        yield lines
+
+
 def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_produced(
     api_settings, fake_gemini
 ):
-    fake_gemini.tokens_per_s = 40
-    fake_gemini.reply(Reply(" ".join(f"word{i}" for i in range(400))))  # 10 s of output
     app, chain = gemini_app(api_settings)
     for url in serve_in_thread(app):
-        with httpx.stream("POST", f"{url}/v1/ask", json={"question": QUESTION, "session_id": "gone"},
-                          timeout=10) as response:
-            lines = response.iter_lines()
-            while not next(lines).startswith("data: "):
-                pass  # one delta arrived: the model is generating
+        with long_answer_streaming(fake_gemini, url, "gone"):
+            pass  # one delta arrived, and the client leaves
         left = time.monotonic()
         while fake_gemini.streams_open and time.monotonic() - left < 5:
             time.sleep(0.05)
@@ -113,15 +123,9 @@ def test_an_answer_still_streaming_near_the_shutdown_deadline_ends_itself_settle
     """uvicorn cancels the streams still open at its shutdown deadline (drain_s): a cancelled
     stream was never settled (its hold counted against every budget for good, 35 minutes
     later) and its client got no last event. Near the deadline the answer now ends itself."""
-    fake_gemini.tokens_per_s = 40
-    fake_gemini.reply(Reply(" ".join(f"word{i}" for i in range(400))))  # 10 s of output
     app, chain = gemini_app(api_settings)
     for url in serve_in_thread(app):
-        with httpx.stream("POST", f"{url}/v1/ask", json={"question": QUESTION, "session_id": "drained"},
-                          timeout=10) as response:
-            lines = response.iter_lines()
-            while not next(lines).startswith("data: "):
-                pass  # one delta arrived: the model is generating
+        with long_answer_streaming(fake_gemini, url, "drained") as lines:
             app.state.services.drain.begin(0)  # the shutdown signal came, its deadline is near
             rest = list(lines)
         assert "event: error" in rest and '"error":"server_draining"' in "".join(rest)
