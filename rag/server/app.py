@@ -655,10 +655,12 @@ async def visible_job(state: Services, job_id: str, caller: Caller) -> Job:
 
 
 async def job_events(state: Services, job: Job) -> AsyncGenerator[bytes, None]:
-    """Ends once the job is done or failed: failed too if the queue lost it (`Jobs.settled`)."""
+    """Ends once the job is done or failed: failed too if the queue lost it (`Jobs.settled`);
+    or as soon as the replica shuts down (`Drain`): a job may run for hours, and its stream held
+    the shutdown for all of `drain_s` before it was cut. The client reads on from another."""
     yield sse("progress", JobOut.model_validate(job))
     sent_at = time.monotonic()
-    while not job.finished:
+    while not job.finished and not state.drain.begun:
         await anyio.sleep(JOB_POLL_S)
         latest = await anyio.to_thread.run_sync(state.jobs.current, job.id)
         if latest is None:

@@ -41,6 +41,10 @@ class Drain:
         self.deadline = time.monotonic() + max(0.0, drain_s - DRAIN_MARGIN_S)
 
     @property
+    def begun(self) -> bool:
+        return self.deadline is not None
+
+    @property
     def due(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 

@@ -195,3 +195,22 @@ def test_a_bad_collection_name_is_the_same_422_wherever_it_is_sent(settings, tmp
         assert refused.json() == {"error": "invalid_request", "message": f"path.name: {reason}",
                                   "fields": [{"field": "path.name", "reason": reason}]}
     assert not (settings.data_dir / "uploads").exists()
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(30)
+def test_a_job_stream_ends_when_its_replica_shuts_down(keyed_settings, tmp_path):
+    """A job may run for hours: its progress stream held the replica's shutdown for all of
+    drain_s, then was cut with no last event (operations walkthrough). It ends at once now;
+    the client reads on from another replica."""
+    settings, keys = keyed_settings
+    with TestClient(create_app(settings, mounts=[])) as api:
+        job = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(tmp_path)},
+                       headers=keys["ops"]).json()
+        with api.stream("GET", f"/v1/jobs/{job['id']}", headers={**keys["ops"], "Accept": "text/event-stream"}) \
+                as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: progress"  # no worker here: the job stays queued
+            api.app.state.services.drain.begin(50)
+            rest = list(lines)
+    assert [json.loads(line[6:])["state"] for line in rest if line.startswith("data: ")] == ["queued"]
