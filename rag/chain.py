@@ -288,6 +288,11 @@ class Chain:
             raise InvalidRequest(f"The question is {len(question):,} characters long; the limit is "
                                  f"{MAX_QUESTION_CHARS:,}: ask about a passage instead of pasting it whole.",
                                  field="question")
+        self.check_sources(options)
+
+    def check_sources(self, options: AskOptions) -> None:
+        """The files a question is limited to, named as the collection holds them: `rag chat
+        --source` checks them once, before the prompt opens (it refused every question)."""
         for source in options.sources:
             if _UNDECODED.search(source):  # Chroma refuses it ("Invalid where clause"): a crash, before
                 raise InvalidRequest("A source's name is not UTF-8 text: name the file as ingest stored it and as "

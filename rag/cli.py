@@ -183,6 +183,7 @@ def chat(chain: Chain, args: argparse.Namespace, note: str = "") -> int:
     Exit codes), not 0, so a script feeding it questions can tell."""
     options = options_from(args)
     chain.stores.get(options.collection)  # a missing or misspelt collection: one line, before the prompt opens
+    chain.check_sources(options)  # and a misspelt --source
     kept = Kept(chain, args.session)
     history = kept.history()
     ending = Exit.OK

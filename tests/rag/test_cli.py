@@ -368,3 +368,12 @@ def test_chat_refuses_a_collection_it_cannot_search_before_its_prompt(settings, 
     out, err = capsys.readouterr()
     assert "Ask about your documents" not in out
     assert err.startswith(f"error: No collection {collection!r}") or "is not allowed" in err.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_chat_refuses_a_misspelt_source_before_the_prompt_opens(settings, offline_provider):
+    """`rag chat --source nosuch.md` opened the prompt, then refused every question asked."""
+    build_store(settings, offline_provider)
+    done = _run(settings, "chat", "--source", "nosuch.md", stdin="How many days of paid vacation?\nexit\n")
+    assert done.returncode == 2 and "you>" not in done.stdout, done.stdout
+    assert done.stderr.startswith("error: Collection 'tiny-corpus' holds no file 'nosuch.md'"), done.stderr
