@@ -318,6 +318,10 @@ def plan_run(
                 report.add(replace(verdict, reason=_stale(verdict.reason, prune)))
             else:
                 report.add(verdict)
+    if not found and filters.include:
+        # A glob that matched nothing looked like a run that found an empty folder.
+        report.notes.append(f"no file matched --include {' '.join(filters.include)}: globs are matched against "
+                            f"each file's name relative to PATH (e.g. 'notes/*.md', not 'docs/notes/*.md')")
     if found and not typed:  # a run that reads nothing must not look like one that did
         report.notes.append(f"nothing to ingest: no file found is of a type ingest reads "
                             f"({', '.join(sorted(SUPPORTED))})")

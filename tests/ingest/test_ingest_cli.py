@@ -219,3 +219,14 @@ def test_ctrl_c_names_batch_jobs_only_for_a_batch_run():
 
     assert _interrupted(["docs"]) == "interrupted: files completed so far are kept; run the same command again."
     assert "submitted batch jobs keep running" in _interrupted(["docs", "--batch"])
+
+
+def test_an_include_glob_that_matches_nothing_says_so(capsys, tmp_path, fake):
+    """`--include 'docs/notes/*'` (the folder's own name in the glob) matched nothing and the
+    run said "Ingested", 0 files, as for an empty folder."""
+    docs = tmp_path / "docs"
+    (docs / "notes").mkdir(parents=True)
+    (docs / "notes" / "a.md").write_text("# A\n\nAlpha.\n")
+    assert main([str(docs), "--data-dir", str(tmp_path / "d"), "--include", "docs/notes/*"], embedder=fake) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no file matched --include docs/notes/*: globs are matched against each file's name relative to PATH" in out
