@@ -373,6 +373,10 @@ class Settings(BaseSettings):
     job_queue: str = "gemrag-ingest"  # the worker's queue (python -m ingest.worker)
     job_heartbeat_s: float = 30.0  # a worker silent this long is dead: its job is handed to another
     job_max_retries: int = Field(default=5, ge=0)
+    # The folders POST /v1/collections/{name}/ingest may read (an admin's), each with what is
+    # under it, links resolved; empty: any folder the server can read, /etc included, which
+    # every ask key could then read back through answers. Set it where keys are handed out.
+    folder_ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     # The first retry's wait, doubling at each (15, 30 ... 240 s: about 8 minutes in all): at
     # 1 s, every job tried while a Chroma server restarted (45 s) failed for good.
     job_min_backoff_s: float = Field(default=15.0, gt=0)
@@ -439,6 +443,14 @@ class Settings(BaseSettings):
             shown = "its value (not shown: it may carry a password)" if info.field_name == "chroma_url" else repr(value)
             raise ValueError(f"{shown} is not an http:// or https:// URL with a host and a numeric port, if any "
                              f"(e.g. {example}; a password's #, / or ? percent-encoded); unset it for {unset}")
+        return value
+
+    @field_validator("folder_ingest_roots", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        """GEMRAG_FOLDER_INGEST_ROOTS="/srv/docs:/srv/manuals", as PATH lists folders."""
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
         return value
 
     @field_validator("extra_api_keys", "cors_origins", mode="before")

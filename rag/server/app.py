@@ -499,6 +499,11 @@ def add_routes(app: FastAPI) -> None:
         state = services(request)
         if not Path(body.path).is_dir():
             raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
+        roots = state.settings.folder_ingest_roots
+        real = Path(body.path).resolve()  # a link out of a root is judged by where it leads
+        if roots and not any(real.is_relative_to(root.resolve()) for root in roots):
+            raise Forbidden(f"{body.path!r} is outside the folders this server ingests from (folder_ingest_roots: "
+                            f"{', '.join(map(str, roots))}).")
         job = await anyio.to_thread.run_sync(
             lambda: state.jobs.submit("folder", name, caller.name, paths=[body.path], prune=body.prune))
         return JobOut.model_validate(job)

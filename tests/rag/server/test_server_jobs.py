@@ -104,6 +104,31 @@ def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keye
 
 
 @pytest.mark.redis
+def test_folder_ingest_reads_only_under_the_configured_roots_links_resolved(keyed_settings, tmp_path):
+    """An admin key ingested /etc/X11 into a shared collection, and a link to a folder outside,
+    which every ask key could then read back (security walkthrough)."""
+    settings, keys = keyed_settings
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    (docs / "team").mkdir(parents=True)
+    outside.mkdir()
+    (docs / "escape").symlink_to(outside)
+    settings = settings.model_copy(update={"folder_ingest_roots": [docs]})
+    with TestClient(create_app(settings, mounts=[])) as api:
+        url = f"/v1/collections/{settings.collection}/ingest"
+        assert api.post(url, json={"path": str(docs / "team")}, headers=keys["ops"]).status_code == 202
+        for path in ("/etc", str(docs / "escape"), str(docs / "team" / ".." / ".." / "outside")):
+            refused = api.post(url, json={"path": path}, headers=keys["ops"])
+            assert refused.status_code == 403 and "outside the folders this server ingests from" in refused.text, path
+
+
+def test_folder_ingest_roots_read_from_the_environment_as_path_does(monkeypatch):
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("GEMRAG_FOLDER_INGEST_ROOTS", "/srv/docs:/srv/manuals")
+    assert [str(p) for p in load_settings().folder_ingest_roots] == ["/srv/docs", "/srv/manuals"]
+
+
+@pytest.mark.redis
 @pytest.mark.timeout(30)
 def test_a_job_the_queue_lost_fails_and_its_stream_ends(keyed_settings):
     """Its message gone from Redis (the queue's keys deleted or evicted), the job said
