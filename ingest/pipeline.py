@@ -301,7 +301,7 @@ def plan_run(
                 continue
             typed += 1
             around = outer.get(str(file.path.resolve())) if outer else None
-            if around is not None:  # the same file, held under its name from a folder around this one
+            if around is not None and around.source != file.source:  # held under another name, from a folder around
                 report.add(FileOutcome(file.source, Status.SKIPPED, reason=(
                     f"already in the collection as {around.source}, ingested from {printable(around.root)}; "
                     f"ingest that folder again to update it")))

@@ -719,3 +719,16 @@ def test_a_folder_inside_one_ingested_before_is_not_stored_twice(tmp_path, setti
                               "ingest that folder again to update it")
     assert sorted(c.source for c in Store(settings, fake.embedding_id).chunks()) == ["notes/a.md", "top.md"]
     assert inner.exit_code == 0
+
+
+def test_a_file_named_on_its_own_after_its_folder_is_updated_under_its_name(tmp_path, settings, fake):
+    """`ingest docs` then `ingest docs/a.md`: the same stored name, so the file is updated in
+    place, as before the check for folders inside ingested ones (which skipped it)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nReleases ship on Tuesdays.\n")
+    ingest_paths([docs], settings, fake)
+    (docs / "a.md").write_text("# A\n\nReleases ship on Thursdays.\n")
+    report = ingest_paths([docs / "a.md"], settings, fake)
+    assert [(f.source, f.status) for f in report.files] == [("a.md", Status.UPDATED)]
+    assert ["Releases ship on Thursdays." in c.text for c in Store(settings, fake.embedding_id).chunks()] == [True]
