@@ -745,6 +745,7 @@ class _Run(_Pass):
         # A spent quota or budget, a bad key; a ledger that cannot record.
         except (ProviderError, StoreUnavailable, BudgetExceeded) as exc:
             self.report.stopped = f"{exc} {STOPPED_HINT}"
+            self.report.over_budget = isinstance(exc, BudgetExceeded)
             done = {f.source for f in self.report.files}
             self.report.not_done = sum(t.file.source not in done for t in plan.tasks)
         self.remove(plan.removals)  # after: a file renamed on disk copies its vectors from its old name's chunks

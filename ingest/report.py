@@ -64,6 +64,7 @@ class IngestReport:
     orphans_removed: int = 0  # chunks a crashed run left behind, removed by this one
     version: int = 0  # the collection's corpus version after the run
     stopped: str | None = None  # why the run stopped early; what was done is kept
+    over_budget: bool = False  # ... a budget stopped it: trying again before it is raised refuses again
     not_done: int = 0  # files left for the next run after a stop
 
     def add(self, outcome: FileOutcome) -> None:

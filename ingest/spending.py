@@ -13,12 +13,18 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from rag.costs import Ledger, price_usd
+from rag.costs import Ledger, Scope, price_usd
 from rag.settings import Settings
 from rag.types import Usage
 
 if TYPE_CHECKING:
     from rag.budget import Budget
+
+
+# The budgets an ingest is held to: the deployment's and its key's, by day and month. Not the
+# session budget, a conversation's: an ingest's session is its collection's for ever, so the
+# default $1 would have refused every paid ingest into a collection once it had cost that.
+INGEST_SCOPES: tuple[Scope, ...] = ("daily", "monthly", "key_daily", "key_monthly")
 
 
 def ledger_session(collection: str, account: str | None = None) -> str:
@@ -56,7 +62,7 @@ class Spending:
         call (the offline embedder) never opens the ledger for it."""
         usd = price_usd(self.settings, model, usage, batch=batch)
         if usd > 0:
-            self.budget.check(self.session, usd)
+            self.budget.check(self.session, usd, INGEST_SCOPES)
 
     def charge(self, model: str, usage: Usage, *, batch: bool = False) -> float:
         """Records a finished call (`batch`: a Batch API job's, at the batch price); returns its price."""

@@ -80,6 +80,10 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
             else:
                 report = ingest_paths([Path(p) for p in job.paths], settings, embedder, collection=collection,
                                       prune=job.prune, on_progress=progress, generator=generator, session=session)
+        if report.stopped and report.over_budget:  # no retry can pass it before the budget is raised
+            jobs.update(job_id, state="failed", message=report.stopped, current="", **summary(report))
+            discard(staged)
+            return
         if report.stopped:
             raise JobStopped(report.stopped)
     except (Exception, Interrupt) as exc:

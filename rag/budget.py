@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
@@ -64,12 +64,14 @@ class Budget:
         if ledger.alerts is None:
             ledger.alerts = BudgetAlerts(settings, ledger)
 
-    def check(self, session_id: str, estimated_usd: float) -> None:
-        """Raises BudgetExceeded when the spend so far plus `estimated_usd` would pass the
-        session's or today's (UTC) limit. Free calls (the offline default) always pass."""
+    def check(self, session_id: str, estimated_usd: float, scopes: Collection[Scope] | None = None) -> None:
+        """Raises BudgetExceeded when the spend so far plus `estimated_usd` would pass a
+        limit (of `scopes` only, when given). Free calls (the offline default) always pass."""
         if estimated_usd <= 0:
             return
         for limit in self.limits():
+            if scopes is not None and limit.scope not in scopes:
+                continue
             spent = self.ledger.spent_usd(limit.scope, session_id)
             if spent + estimated_usd > limit.usd:
                 raise BudgetExceeded(_refusal(limit.scope, session_id, spent, limit.usd, estimated_usd))

@@ -40,8 +40,12 @@ def test_an_ingest_the_budget_cannot_cover_is_refused_before_any_embedding_is_se
 ) -> None:
     """Ingest never checked a budget: with every budget at 0 it embedded on Gemini all the
     same ($0.003 for the sample corpus), though an answer was refused under the same settings."""
-    done = run("ingest", str(corpus.root), env=gemini_env(fake_gemini, tmp_path / "data", session_budget_usd=0))
+    done = run("ingest", str(corpus.root), env=gemini_env(fake_gemini, tmp_path / "data", daily_budget_usd=0))
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "session budget would be exceeded" in done.stdout + done.stderr
+    assert "daily budget would be exceeded" in done.stdout + done.stderr
     assert fake_gemini.calls("batchEmbedContents") == []
     assert "Traceback" not in done.stderr
+    # Not the session budget, a conversation's: an ingest's session is its collection's for
+    # ever, and the default $1 would have refused every paid ingest into it once spent.
+    spent = run("ingest", str(corpus.root), env=gemini_env(fake_gemini, tmp_path / "data", session_budget_usd=0))
+    assert spent.returncode == 0, spent.stdout + spent.stderr

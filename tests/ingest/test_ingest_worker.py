@@ -186,3 +186,20 @@ def test_a_worker_waits_for_rate_limit_slots_as_a_background_job_may():
 
     assert worker_settings(Settings(api_key=None)).queue_max_wait_s == 300.0
     assert worker_settings(Settings(api_key=None, queue_max_wait_s=900.0)).queue_max_wait_s == 900.0
+
+
+def test_a_job_a_budget_stops_fails_at_once_rather_than_retrying(job_settings, fake_gemini, tmp_path):
+    """A retry cannot pass a budget before it is raised: the job was retried five times over
+    about 8 minutes, each attempt refused again."""
+    from ingest.worker import run_job
+    from rag.jobs import Jobs
+    from rag.providers import Embedders
+
+    settings = job_settings.model_copy(update={"daily_budget_usd": 0.0})
+    jobs = Jobs(settings)
+    job = jobs.submit("folder", settings.collection, "tester", paths=[str(write_folder(tmp_path / "docs", 1))])
+    run_job(job.id, jobs, settings, Embedders(settings))  # returns: nothing for the queue to retry
+    failed = jobs.get(job.id)
+    assert failed is not None and failed.state == "failed" and failed.attempts == 1
+    assert "daily budget would be exceeded" in failed.message
+    assert fake_gemini.calls("batchEmbedContents") == []
