@@ -866,15 +866,23 @@ class _Run(_Pass):
         storing: Future[None] | None = None
         sent: set[str] = set()  # the embedded texts (content hashes) this run has sent to the embedder
         try:
-            for files in self.windows(prepared):
-                fresh = self.fresh(files)
-                copied = self.copies(fresh)
-                new = [c for c in fresh if c.chunk.id not in copied]
-                twins = _twins(new, sent)
-                queued.append(Window(files, copied, embedding.submit([c for c in new if c.chunk.id not in twins]),
-                                     twins))
-                while len(queued) > 1 and (_embedded(queued[0].batches) or _queued_chunks(queued) > self.lookahead):
+            try:
+                for files in self.windows(prepared):
+                    fresh = self.fresh(files)
+                    copied = self.copies(fresh)
+                    new = [c for c in fresh if c.chunk.id not in copied]
+                    twins = _twins(new, sent)
+                    queued.append(Window(files, copied, embedding.submit([c for c in new if c.chunk.id not in twins]),
+                                         twins))
+                    while len(queued) > 1 and (_embedded(queued[0].batches) or _queued_chunks(queued) > self.lookahead):
+                        storing = self.hand_over(queued.popleft(), writer, storing, embed)
+            except (ProviderError, StoreUnavailable, BudgetExceeded):
+                # Reading stopped (a figure's call refused by a budget or a quota): the windows
+                # already read are embedded, and paid for: stored before the run stops, not
+                # embedded and paid again by the next run.
+                while queued:
                     storing = self.hand_over(queued.popleft(), writer, storing, embed)
+                raise
             while queued:
                 storing = self.hand_over(queued.popleft(), writer, storing, embed)
         finally:

@@ -732,3 +732,30 @@ def test_a_file_named_on_its_own_after_its_folder_is_updated_under_its_name(tmp_
     report = ingest_paths([docs / "a.md"], settings, fake)
     assert [(f.source, f.status) for f in report.files] == [("a.md", Status.UPDATED)]
     assert ["Releases ship on Thursdays." in c.text for c in Store(settings, fake.embedding_id).chunks()] == [True]
+
+
+def test_a_stop_while_reading_keeps_the_windows_already_embedded(tmp_path, settings, fake, monkeypatch):
+    """A budget refusing a figure's call stops the reader: the windows read before it were
+    embedded and paid for, but dropped, and the next run embedded them (and paid) again."""
+    from rag.errors import BudgetExceeded
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"f{i:02}.md").write_text(f"# File {i}\n\n" + " ".join(
+            f"Sentence {i}-{j} about topic {j}." for j in range(40)) + "\n")
+    small = settings.model_copy(update={"ingest_batch_chunks": 2})
+    prepare, read = pipeline.prepare, []
+
+    def refusing(task, chunker, vision):
+        read.append(task)
+        if len(read) == 8:
+            raise BudgetExceeded("The daily budget would be exceeded")
+        return prepare(task, chunker, vision)
+
+    monkeypatch.setattr(pipeline, "prepare", refusing)
+    report = ingest_paths([docs], small, fake)
+    assert report.stopped and report.exit_code == 2
+    embedded = {t for call in fake.calls for t in call}
+    stored = {c.embedded_text for c in Store(small, fake.embedding_id).chunks()}
+    assert embedded and embedded <= stored  # nothing paid for and then dropped
