@@ -143,9 +143,11 @@ def build_worker(settings: Settings, threads: int, jobs: Jobs):  # type: ignore[
 
 def worker_settings(settings: Settings) -> Settings:
     """The settings a worker runs jobs with: its calls wait for a rate-limit slot up to
-    `job_queue_max_wait_s`, not the interactive `queue_max_wait_s`."""
-    return settings.model_copy(update={"queue_max_wait_s": max(settings.queue_max_wait_s,
-                                                                 settings.job_queue_max_wait_s)})
+    `job_queue_max_wait_s`, not the interactive `queue_max_wait_s`; a call's whole deadline
+    (`deadline_s`, which also bounds the wait) is raised to cover it and a request after it."""
+    wait = max(settings.queue_max_wait_s, settings.job_queue_max_wait_s)
+    return settings.model_copy(update={"queue_max_wait_s": wait,
+                                       "deadline_s": max(settings.deadline_s, wait + settings.request_timeout_s)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -548,6 +548,8 @@ def redis_errors(where: str) -> Iterator[None]:
 def redacted_url(url: str) -> str:
     """host:port/db only: a Redis URL may carry a password, which must never reach a message."""
     parsed = urlparse(url)
+    if parsed.scheme == "unix":
+        return parsed.path  # a socket: its path
     return f"{parsed.hostname or '?'}:{parsed.port or 6379}{parsed.path or ''}"
 
 

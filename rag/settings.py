@@ -467,7 +467,11 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+        """In any case, and logging's own aliases ("warn", "fatal") too."""
+        if not isinstance(value, str):
+            return value
+        level = value.lower()
+        return {"warn": "warning", "fatal": "critical"}.get(level, level)
 
     @field_validator("key_rate_limit")
     @classmethod

@@ -158,6 +158,9 @@ DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise .
 MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
 
 
+COUNTED = "gemrag_key_counted"  # request state: the key's request rate already counted this request
+
+
 def error_kind(error: Exception) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
@@ -222,7 +225,7 @@ class Services:
     def caller(self, request: Request, authorization: str | None, x_api_key: str | None) -> Caller:
         client = request.client.host if request.client else None
         caller = self.keys.caller(presented_key(authorization, x_api_key), client)
-        if self.keys.configured:
+        if self.keys.configured and not request.scope.get("state", {}).get(COUNTED):  # an upload: counted once
             self.key_limit.hit(caller.name)
         return caller
 
@@ -309,14 +312,20 @@ def create_app(
         metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
 
     def keyless_upload(scope: Scope) -> JSONResponse | None:
-        """401 (or 403) for an API upload whose caller has no valid key, before its body is
-        read: the upload limit (200 MB) let anyone make a replica read that much first."""
+        """An API upload refused before its body is read: no valid key (401), a key that may
+        not ingest (403), or one past its request rate (429). The upload limit (200 MB) let
+        anyone, or any ask key, make a replica read that much first. The route checks again."""
         headers = StarletteHeaders(scope=scope)
         client = scope.get("client")
         try:
-            keys.caller(presented_key(headers.get("authorization"), headers.get("x-api-key")),
-                        client[0] if client else None)
-        except (Unauthorized, Forbidden) as refused_caller:
+            caller = keys.caller(presented_key(headers.get("authorization"), headers.get("x-api-key")),
+                                 client[0] if client else None)
+            if not caller.may("ingest"):
+                raise Forbidden(f"Key {caller.name!r} has role {caller.role!r}; this needs 'ingest'.")
+            if keys.configured:
+                state.key_limit.hit(caller.name)
+                scope.setdefault("state", {})[COUNTED] = True
+        except (Unauthorized, Forbidden, RateLimited, StoreUnavailable) as refused_caller:
             metrics.errors.labels(error_kind(refused_caller), route_path(scope, app.router.routes)).inc()
             return error_response(refused_caller)
         return None
@@ -622,7 +631,7 @@ async def answer_events(
                 yield sse("delta", DeltaEvent(text=event.text))
             else:
                 yield sse("done", await finish(event.record))
-            if drain.due:
+            if drain.due and isinstance(event, Delta):  # after `done` there is nothing left to stop
                 raise ServerDraining("This server is shutting down and stopped the answer; what it wrote was charged. "
                                      "Ask again: another replica answers.")
             event = await steps.next()

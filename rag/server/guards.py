@@ -38,7 +38,9 @@ class KeyRateLimit:
         self.rate = parse(settings.key_rate_limit)
         url = settings.redis_url or "memory://"
         self.where = redacted_url(url) if settings.redis_url else ""
-        self.limiter = MovingWindowRateLimiter(storage_from_string(url, key_prefix="gemrag-keys"))
+        # limits names a Redis socket redis+unix:// where redis-py (and REDIS_URL) say unix://
+        storage = "redis+" + url if url.startswith("unix://") else url
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage, key_prefix="gemrag-keys"))
 
     def hit(self, caller: str) -> None:
         """Counts a request of `caller`'s; RateLimited past the limit. With Redis down, every

@@ -184,7 +184,9 @@ def test_a_worker_waits_for_rate_limit_slots_as_a_background_job_may():
     from ingest.worker import worker_settings
     from rag.settings import Settings
 
-    assert worker_settings(Settings(api_key=None)).queue_max_wait_s == 300.0
+    worker = worker_settings(Settings(api_key=None))
+    assert worker.queue_max_wait_s == 300.0
+    assert worker.deadline_s >= 300.0 + worker.request_timeout_s  # the call's deadline bounds the wait too
     assert worker_settings(Settings(api_key=None, queue_max_wait_s=900.0)).queue_max_wait_s == 900.0
 
 

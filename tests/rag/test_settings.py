@@ -268,6 +268,8 @@ def test_cors_origins_and_the_log_level_read_as_an_operator_writes_them(monkeypa
     from rag.settings import load_settings
 
     monkeypatch.setenv("GEMRAG_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("GEMRAG_LOG_LEVEL", "WARN")  # logging's own alias, as configurations wrote it
+    assert load_settings().log_level == "warning"
     monkeypatch.setenv("GEMRAG_LOG_LEVEL", "INFO")
     settings = load_settings()
     assert (settings.cors_origins, settings.log_level) == (["https://a.example", "https://b.example"], "info")

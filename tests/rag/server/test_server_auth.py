@@ -135,3 +135,16 @@ def test_an_allowed_origin_can_read_every_refusal_and_the_request_id(settings: S
         assert refused.headers["access-control-allow-origin"] == "https://app.example", refused.status_code
         assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
     assert huge.status_code == 413
+
+
+def test_a_redis_socket_url_serves_the_key_limit_too(tmp_path):
+    """REDIS_URL=unix:///... passed the settings' check, then the server's start-up failed:
+    the rate-limit library names a socket redis+unix://."""
+    from rag.kv import StoreUnavailable
+    from rag.server.guards import KeyRateLimit
+    from rag.settings import Settings
+
+    socket_path = tmp_path / "redis.sock"
+    limit = KeyRateLimit(Settings(api_key=None, redis_url=f"unix://{socket_path}"))
+    with pytest.raises(StoreUnavailable, match=rf"Cannot use Redis at {socket_path} \(REDIS_URL\)"):
+        limit.hit("alice")  # no server on that socket: named, a 503

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -177,13 +178,25 @@ def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api_se
     from rag.server.auth import new_key
     from tests.rag.server.conftest import serve_in_thread
 
-    _, line = new_key("ing", "ingest")
-    app = create_app(api_settings.model_copy(update={"api_keys": line}))
+    ask, ask_line = new_key("reader", "ask")
+    ing, ing_line = new_key("ing", "ingest")
+    settings = api_settings.model_copy(update={"api_keys": f"{ask_line},{ing_line}", "key_rate_limit": "2/minute"})
+    app = create_app(settings)
+
+    def sent(header: bytes) -> str:
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            client.sendall(b"POST /v1/collections/corpus/documents HTTP/1.1\r\nHost: x\r\n" + header +
+                           b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000000\r\n\r\n")
+            return client.recv(4096).decode()  # no body sent: the reply comes first, or recv times out
+
     for url in serve_in_thread(app):
         host, port = url.removeprefix("http://").split(":")
         for key in (b"", b"Authorization: Bearer gr_not-a-key\r\n"):
-            with socket.create_connection((host, int(port)), timeout=5) as client:
-                client.sendall(b"POST /v1/collections/corpus/documents HTTP/1.1\r\nHost: x\r\n" + key +
-                               b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000000\r\n\r\n")
-                reply = client.recv(4096).decode()  # no body sent: the reply comes first, or recv times out
+            reply = sent(key)
             assert reply.startswith("HTTP/1.1 401") and "www-authenticate: bearer" in reply.lower(), reply
+        assert sent(f"Authorization: Bearer {ask}\r\n".encode()).startswith("HTTP/1.1 403")  # an ask key
+        files = {"files": ("note.md", b"# Note\n\nA note.\n")}
+        for _ in range(2):  # counted once each, not by the check and the route both
+            upload = httpx.post(f"{url}/v1/collections/corpus/documents", files=files, headers={"X-API-Key": ing})
+            assert upload.status_code != 429, upload.text
+        assert sent(f"Authorization: Bearer {ing}\r\n".encode()).startswith("HTTP/1.1 429")  # past its rate
