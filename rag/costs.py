@@ -415,7 +415,9 @@ class Ledger:
         # sessions read them all (0.95 s for a session's costs at 500,000 answers).
         marker = bucket("holds", hold.day)
         add(marker, {hold.id: 1})
-        self.kv.add_capped(increments, [Cap(marker, hold.id, 1)])
+        # ... and not settled before, by a version that marked a hold in a bucket of its own: a
+        # journal replayed across the upgrade would count that settlement twice.
+        self.kv.add_capped(increments, [Cap(marker, hold.id, 1), Cap(bucket("hold", hold.id), "settled", 0)])
 
     def _priced(self, hold: Hold, calls: Sequence[Call]) -> list[Priced]:
         day = date.fromisoformat(hold.day)

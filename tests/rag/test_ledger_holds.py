@@ -57,6 +57,17 @@ def test_settled_holds_add_no_bucket_per_answer(ledger: Ledger) -> None:
     assert len(ledger.kv.buckets("")) == before and ledger.session("s").calls == 6
 
 
+def test_a_hold_settled_by_the_version_before_is_not_settled_again(ledger: Ledger) -> None:
+    """That version marked a settled hold in a bucket of its own: a settlement it applied whose
+    reply was lost (so journalled) and replayed after the upgrade was counted twice."""
+    from rag.kv import bucket
+
+    hold = ledger.reserve("s", 0.05)
+    ledger.kv.add({bucket("hold", hold.id): {"settled": 1}})  # the old marker of a settlement already applied
+    ledger.settle(hold, [ANSWER])
+    assert ledger.session("s").calls == 0
+
+
 def test_an_extension_is_checked_and_settled_with_the_hold(ledger: Ledger) -> None:
     limits = [Limit("session", 0.10)]
     hold = ledger.reserve("s", 0.02, limits)
