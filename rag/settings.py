@@ -579,7 +579,10 @@ class Settings(BaseSettings):
         an unexpected error from whichever store opened it first."""
         where = self.data_dir
         fix = "set GEMRAG_DATA_DIR (or --data-dir) to a folder you can write to"
-        found = next((p for p in (where, *where.parents) if p.exists()), None)  # mkdir's ENOTDIR names neither
+        try:
+            found = next((p for p in (where, *where.parents) if p.exists()), None)  # mkdir's ENOTDIR names neither
+        except OSError as error:  # a folder on the way that cannot be entered (Path.exists raises)
+            raise DataDirUnwritable(f"data dir {where} cannot be reached ({error.strerror or error}); {fix}") from None
         if found is not None and not found.is_dir():
             what = "" if found == where else f" cannot be created: {found}"
             raise DataDirUnwritable(f"data dir {where}{what} is a file, not a folder; {fix}")

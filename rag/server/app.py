@@ -599,8 +599,12 @@ def add_routes(app: FastAPI) -> None:
         would turn a model outage into a full one (the UI, searches, cached answers, costs).
         The `gemrag_model_api_up` gauge and its alert watch the model API instead."""
         checks = await anyio.to_thread.run_sync(readiness, services(request))
-        stores = all(v == "ok" for k, v in checks.items() if k != "models")
-        health = Health(status="unavailable" if not stores else "ok" if checks["models"] == "ok" else "degraded",
+        # The data dir matters to every answer only without Redis (the ledger and caches live
+        # there then); with Redis, uploads alone need it: degraded, not out of the load balancer.
+        degrading = {"models"} | ({"data_dir"} if services(request).settings.redis_url else set())
+        stores = all(v == "ok" for k, v in checks.items() if k not in degrading)
+        whole = all(v == "ok" for v in checks.values())
+        health = Health(status="unavailable" if not stores else "ok" if whole else "degraded",
                         checks=checks)
         return JSONResponse(health.model_dump(), status_code=200 if stores else 503)
 

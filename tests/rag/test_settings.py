@@ -275,3 +275,23 @@ def test_cors_origins_and_the_log_level_read_as_an_operator_writes_them(monkeypa
     assert (settings.cors_origins, settings.log_level) == (["https://a.example", "https://b.example"], "info")
     monkeypatch.setenv("GEMRAG_CORS_ORIGINS", '["https://c.example"]')
     assert load_settings().cors_origins == ["https://c.example"]
+
+
+def test_a_data_dir_behind_a_folder_that_cannot_be_entered_is_named(tmp_path, monkeypatch):
+    """Path.exists raises there: /readyz answered 500 instead of naming the data dir."""
+    import pathlib
+
+    from rag.errors import DataDirUnwritable
+    from rag.settings import Settings
+
+    locked = tmp_path / "locked"
+    real = pathlib.Path.exists
+
+    def exists(path: pathlib.Path, *args: object, **kwargs: object) -> bool:
+        if str(path).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "exists", exists)
+    with pytest.raises(DataDirUnwritable, match=r"data dir .*locked/data cannot be reached \(Permission denied\)"):
+        Settings(data_dir=locked / "data", api_key=None).path()

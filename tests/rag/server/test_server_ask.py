@@ -385,7 +385,7 @@ def test_models_and_readyz_agree_while_gemini_is_unreachable(api: Running, fake_
     started = time.monotonic()
     ready = httpx.get(f"{api.url}/readyz", timeout=10)
     assert time.monotonic() - started < 4.5  # within a readiness probe's 5 s timeout
-    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.json()
     assert ready.json()["checks"]["models"] == "unreachable: provider_error"
     fake_gemini.clear_faults()
     fake_gemini.inject(Fault.server_error(503), times=None)
@@ -508,3 +508,25 @@ def test_a_data_dir_that_turns_unwritable_is_unready_and_a_503_naming_no_path(ap
                         files={"files": ("note.md", b"# Note\n\nA note.\n")}, timeout=30)
     assert upload.status_code == 503 and upload.json()["error"] == "data_dir_unwritable", upload.text
     assert data not in upload.text
+
+
+def test_with_redis_an_unwritable_data_dir_only_degrades_the_replica(
+    gemini_settings, redis_url, chroma_server_url, monkeypatch
+):
+    """With Redis holding the ledger and caches (and a Chroma server the store), only uploads
+    need the shared data dir: a read-only remount took every replica out of the load balancer."""
+    import os
+
+    from fastapi.testclient import TestClient
+
+    import rag.settings
+    from rag.server.app import create_app
+
+    settings = gemini_settings.model_copy(update={"redis_url": redis_url, "chroma_url": chroma_server_url})
+    data, real = str(settings.data_dir), os.access
+    with TestClient(create_app(settings, mounts=[])) as client:
+        monkeypatch.setattr(rag.settings.os, "access", lambda path, mode: False if str(path).startswith(data)
+                            and mode & os.W_OK else real(path, mode))
+        ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.json()
+    assert ready.json()["checks"]["data_dir"] == "not writable"
