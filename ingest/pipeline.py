@@ -53,6 +53,7 @@ from rag.logs import TaggedPool
 from rag.providers.base import BatchEmbedder, Embedder, Generator, Warms
 from rag.settings import Settings
 from rag.store import Store, check_collection_name, drop_collection, no_store_yet, write_stamp
+from rag.store import recorded_embedder as stored_embedder
 from rag.text import counted
 from rag.types import Embedded, Usage, estimate_tokens
 
@@ -662,10 +663,23 @@ class _DryRun(_Pass):
         a real run copies their vectors (`_Run.copies`), so a renamed or copied file was
         estimated at its full embedding cost though the run embedded nothing. Read from the
         store's metadata, no vectors; asked only when the collection holds files."""
-        if not chunks:
+        store = self.existing_store
+        if not chunks or store is None:
             return set()
-        holders = self.store.holders_of_texts(c.chunk.content_hash for c in chunks)
+        holders = store.holders_of_texts(c.chunk.content_hash for c in chunks)
         return {h for h, ids in holders.items() if not ids.isdisjoint(owned)}
+
+    @cached_property
+    def existing_store(self) -> Store | None:
+        """The collection's store if it exists: a dry run creates none (opening a `Store` made
+        the collection), and one it cannot reach leaves the estimate as before, every new
+        chunk counted as embedded."""
+        try:
+            if no_store_yet(self.settings) or stored_embedder(self.settings, self.report.collection) is None:
+                return None
+            return self.store
+        except StoreUnavailable:
+            return None
 
     def price_batch(self) -> None:
         """The same run with --batch: its embedding at the batch price, the rest (figures,

@@ -759,3 +759,18 @@ def test_a_stop_while_reading_keeps_the_windows_already_embedded(tmp_path, setti
     embedded = {t for call in fake.calls for t in call}
     stored = {c.embedded_text for c in Store(small, fake.embedding_id).chunks()}
     assert embedded and embedded <= stored  # nothing paid for and then dropped
+
+
+def test_a_dry_run_creates_no_collection_to_compare_with(tmp_path, settings, fake):
+    """A dry run over a manifest whose collection was dropped made the collection (and an
+    embedded store) while saying "nothing was written" (review)."""
+    from rag.store import recorded_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nReleases ship on Tuesdays.\n")
+    ingest_paths([docs], settings, fake)
+    drop_collection(settings, "corpus")
+    (docs / "b.md").write_text("# B\n\nReleases ship on Tuesdays.\n")
+    dry = ingest_paths([docs], settings, fake, dry_run=True)
+    assert dry.dry_run and recorded_embedder(settings, "corpus") is None
