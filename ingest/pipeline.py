@@ -990,8 +990,12 @@ class _Run(_Pass):
         chunks = {c.chunk.id: c for p in window.files for c in p.chunks}
         by_text = {chunks[i].chunk.content_hash: v for i, v in vectors.items() if i in chunks}
         wanted = {h for h in window.twins.values() if h not in by_text}
-        if wanted:
-            by_text.update({h: next(iter(held.values())) for h, held in self.store.vectors_of_texts(wanted).items()})
+        if wanted:  # from chunks this run stored or committed files hold, as `copies`: not an orphan's
+            trusted = self.present | self.committed
+            for h, held in self.store.vectors_of_texts(wanted).items():
+                vector = next((v for i, v in held.items() if i in trusted), None)
+                if vector is not None:
+                    by_text[h] = vector
         found = {i: by_text[h] for i, h in window.twins.items() if h in by_text}
         missing = [chunks[i] for i in window.twins if i not in found]
         if missing:

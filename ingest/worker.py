@@ -29,7 +29,7 @@ from ingest.spending import ledger_session
 from ingest.uploads import ingest_staged
 from ingest.vision import configured_reader
 from rag.commands import Parser
-from rag.errors import GemragError
+from rag.errors import GemragError, remote_message
 from rag.jobs import TASK, Jobs
 from rag.logs import bound
 from rag.logs import configure as configure_logging
@@ -105,7 +105,10 @@ def failure_message(exc: BaseException, job_id: str) -> str:
     """What the job's record says of why it stopped: a refusal's own words; for anything
     else its kind, with its cause logged under the job's id rather than shown."""
     if isinstance(exc, GemragError):
-        return str(exc)
+        told = remote_message(exc)  # read by the job's client: no server path (a data dir's)
+        if told != str(exc):
+            log.error("job %s stopped: %s", job_id, exc)  # what the client is not told, for the operator
+        return told
     if isinstance(exc, TimeLimitExceeded):
         return f"the job ran past the worker's time limit of {TIME_LIMIT_MS // 3_600_000} hours"
     log.error("job %s failed", job_id, exc_info=exc)

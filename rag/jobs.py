@@ -39,7 +39,7 @@ STATES: tuple[JobState, ...] = ("queued", "running", "retrying", "done", "failed
 WAITING: tuple[JobState, ...] = ("queued", "retrying")  # nothing runs them but their message in the queue
 TASK = "ingest_job"  # the worker's actor name (ingest/worker.py)
 NAMESPACE = "gemrag-jobs"  # the broker's Redis keys start with it
-WORKERS_KEY = "gemrag:workers"  # worker -> its last beat (ms since the epoch), a sorted set
+WORKERS_KEY = "gemrag:workers"  # + ":<queue>": worker -> its last beat (ms, Redis' clock), a sorted set
 KEEP_S = 7 * 24 * 3600  # job records expire a week after their last change
 OLD_STATE_KEY = "gemrag:jobs:{state}"  # a state's plain set of job ids until 0efed46: deleted by `counts`
 SETTLED_PER_COUNT = 100  # waiting jobs looked for in the queue per `Jobs.counts` (each scrape of /metrics)
@@ -345,20 +345,28 @@ class Jobs:
 
     def beat(self, worker: str) -> None:
         """A worker says it is alive (every third of `job_heartbeat_s`, `ingest.worker.main`).
-        Not Dramatiq's own heartbeats: every broker that enqueues writes them, servers too."""
-        now_ms = time.time() * 1000
-        self.redis.zadd(WORKERS_KEY, {worker: now_ms})
-        self.redis.zremrangebyscore(WORKERS_KEY, 0, now_ms - 10 * self.settings.job_heartbeat_s * 1000)
+        Not Dramatiq's own heartbeats: every broker that enqueues writes them, servers too.
+        Timed by Redis' clock, which the server's count reads too (machines' clocks differ)."""
+        now_ms = self._now_ms()
+        self.redis.zadd(self._workers, {worker: now_ms})
+        self.redis.zremrangebyscore(self._workers, 0, now_ms - 10 * self.settings.job_heartbeat_s * 1000)
 
     def left(self, worker: str) -> None:
         """A worker stopping says so, instead of being counted until its beat is old."""
-        self.redis.zrem(WORKERS_KEY, worker)
+        self.redis.zrem(self._workers, worker)
 
     def live_workers(self) -> int:
-        """Workers that beat within `job_heartbeat_s`: with none, queued jobs wait for ever,
-        which nothing reported (the `gemrag_workers_alive` gauge and its alert)."""
-        since_ms = (time.time() - self.settings.job_heartbeat_s) * 1000
-        return int(self.redis.zcount(WORKERS_KEY, since_ms, "+inf"))
+        """Workers of this queue that beat within `job_heartbeat_s`: with none, queued jobs
+        wait for ever, which nothing reported (the `gemrag_workers_alive` gauge and its alert)."""
+        return int(self.redis.zcount(self._workers, self._now_ms() - self.settings.job_heartbeat_s * 1000, "+inf"))
+
+    @property
+    def _workers(self) -> str:
+        return f"{WORKERS_KEY}:{self.settings.job_queue}"  # per queue: another queue's worker runs none of these
+
+    def _now_ms(self) -> float:
+        seconds, micros = self.redis.time()
+        return seconds * 1000 + micros / 1000
 
     def _key(self, job_id: str) -> str:
         return f"gemrag:job:{job_id}"

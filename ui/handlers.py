@@ -27,7 +27,7 @@ from rag.sentences import as_shown
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Attachment, Chunk
-from ui import preview, render, safe, source_images
+from ui import browser_copies, preview, render, safe, source_images
 from ui.chat import Choices, stream_turn
 from ui.corpus import CollectionInfo, describe_collections
 from ui.evidence import used_sentence
@@ -346,6 +346,7 @@ class Handlers:
 
         refused = self._may_not_ingest(request)
         if refused:
+            browser_copies.discard([Path(f) for f in files or []], self.settings)  # Gradio's copies, unused
             return f"❌ {safe.inert_markdown(refused)}", *self.corpus(), None, self.chat(state)
         try:
             collection = collection or self.settings.collection

@@ -205,3 +205,13 @@ def test_a_job_a_budget_stops_fails_at_once_rather_than_retrying(job_settings, f
     assert failed is not None and failed.state == "failed" and failed.attempts == 1
     assert "daily budget would be exceeded" in failed.message
     assert fake_gemini.calls("batchEmbedContents") == []
+
+
+def test_a_job_failed_on_the_data_dir_tells_its_client_no_server_path(caplog):
+    """The job's message, which its client reads, named the server's data dir (review)."""
+    from ingest.worker import failure_message
+    from rag.errors import DataDirUnwritable
+
+    told = failure_message(DataDirUnwritable("data dir /srv/gemrag is not writable; set GEMRAG_DATA_DIR"), "j1")
+    assert "/srv/gemrag" not in told and "cannot write to its data directory" in told
+    assert "/srv/gemrag" in caplog.text  # the operator's log has it
