@@ -169,6 +169,9 @@ class BatchJobs:
             tokens.setdefault(key, c.tokens)
         keys = list(texts)
         size = max(1, self.settings.batch_job_chunks)
+        # All the jobs at once, before any is on record: each is charged only when collected,
+        # hours later, so parts checked one by one all passed a budget the whole passes.
+        self.spending.allow(self.api.embedding_model, Usage(prompt_tokens=sum(tokens.values())), batch=True)
         records = []
         for part in (keys[i : i + size] for i in range(0, len(keys), size)):
             intent = JobRecord(
@@ -179,7 +182,6 @@ class BatchJobs:
                 tokens=sum(tokens[k] for k in part),
                 origin=origin.to_json(),
             )
-            self.spending.allow(intent.model, Usage(prompt_tokens=intent.tokens), batch=True)  # before it is on record
             self.manifest.add_job(intent)
             record = JobRecord(**{**asdict(intent), "name": self.api.submit([texts[k] for k in part],
                                                                               intent.display_name)})

@@ -21,10 +21,11 @@ from ingest.manifest import Manifest
 from ingest.pipeline import MANIFEST, ingest_paths
 from ingest.report import Status
 from ingest.spending import ledger_session
-from rag.costs import Ledger
+from rag.costs import Ledger, price_usd
 from rag.providers.gemini import GeminiProvider
 from rag.store import Store
 from rag.testing.fake_gemini import TEST_API_KEY, Fault, count_tokens
+from rag.types import Usage
 from tests.ingest.conftest import billed_tokens, snapshot
 
 CREATE = "asyncBatchEmbedContent"
@@ -247,3 +248,15 @@ def test_a_create_left_unanswered_stops_the_run_and_the_rerun_adopts_the_job(cor
     report = ingest_paths([corpus.root], hasty, provider, batch=_batch(corpus))
     assert report.exit_code == 0 and report.count(Status.ADDED) == 4
     assert len(fake_gemini.calls(CREATE)) == 1 and fake_gemini.calls(ONLINE) == []
+
+
+def test_batch_jobs_the_budget_cannot_cover_together_are_not_submitted(corpus, batch_settings, fake_gemini):
+    """Each part was checked against the spending so far, but jobs are charged only when
+    collected: parts that each fit passed a budget they exceed together (review)."""
+    provider = GeminiProvider(batch_settings)
+    tokens = ingest_paths([corpus.root], batch_settings, provider, dry_run=True).tokens
+    whole = price_usd(batch_settings, batch_settings.embedding_model, Usage(prompt_tokens=tokens), batch=True)
+    tight = batch_settings.model_copy(update={"batch_job_chunks": 1, "daily_budget_usd": whole * 0.6})
+    report = ingest_paths([corpus.root], tight, GeminiProvider(tight), batch=_batch(corpus))
+    assert report.exit_code == 2 and "daily budget would be exceeded" in (report.stopped or "")
+    assert fake_gemini.calls(CREATE) == []
