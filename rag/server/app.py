@@ -107,7 +107,11 @@ class FileTooLarge(GemragError):
 
 
 class ServerDraining(GemragError):
-    """An answer ended by the replica's shutdown (`Drain`), as a last `error` event (503)."""
+    """An answer ended by the replica's shutdown (`Drain`): a last `error` event, or a 503."""
+
+
+DRAINED = ("This server is shutting down and stopped the answer; what it wrote was charged. Ask again: another "
+           "replica answers.")
 
 
 class JobsUnavailable(GemragError):
@@ -453,10 +457,15 @@ def add_routes(app: FastAPI) -> None:
         first_at = time.perf_counter()
         if not body.stream:
             event: Event | None = first
-            while not isinstance(event, Done):
-                event = await steps.next()
-                if event is None:
-                    raise RuntimeError("the chain ended without an answer")
+            try:
+                while not isinstance(event, Done):
+                    if state.drain.due:  # ended before the shutdown's deadline cuts it, as a stream is
+                        raise ServerDraining(DRAINED)
+                    event = await steps.next()
+                    if event is None:
+                        raise RuntimeError("the chain ended without an answer")
+            finally:  # the chain charges what was produced, as a stream's
+                await steps.close()
             return JSONResponse((await finish(event.record)).model_dump())
         return EventStream(answer_events(state.metrics, route_path(request.scope), first, steps, finish,
                                          state.drain))
@@ -636,8 +645,7 @@ async def answer_events(
             else:
                 yield sse("done", await finish(event.record))
             if drain.due and isinstance(event, Delta):  # after `done` there is nothing left to stop
-                raise ServerDraining("This server is shutting down and stopped the answer; what it wrote was charged. "
-                                     "Ask again: another replica answers.")
+                raise ServerDraining(DRAINED)
             event = await steps.next()
         ended = True
     except GemragError as error:

@@ -3,12 +3,16 @@ banner and the models, so a busy or impossible port ends in one line and exit 2.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -98,61 +102,100 @@ def test_a_host_is_bound_as_asyncio_binds_it_and_shown_as_a_browser_takes_it():
         bind("nosuchhost.invalid", 80)
 
 
-@pytest.mark.slow
-def test_sigterm_lets_an_open_answer_stream_finish(tmp_path: Path):
-    """A rolling update sends SIGTERM: the replica takes no new connections but an answer
-    already streaming ends with its `done` event (within `drain_s`), then the process exits.
-    Cut after 5 s, a reader lost the rest of the answer and its citations mid-sentence."""
+@dataclasses.dataclass
+class Replica:
+    """A `python -m rag.server` whose fake Gemini answers in about 10 s (10 tokens/s)."""
+
+    process: subprocess.Popen[str]
+    url: str
+    fake: FakeGemini
+    settings: Settings
+    err: str = ""
+
+    def term(self) -> None:
+        """SIGTERM, as a rolling update sends it (once: a second one makes uvicorn quit at once)."""
+        self.process.send_signal(signal.SIGTERM)
+
+    def exited(self) -> None:
+        """Waits for the process to end, keeping its stderr."""
+        _, self.err = self.process.communicate(timeout=60)
+
+
+@contextlib.contextmanager
+def long_answers(tmp_path: Path, **env: str) -> Iterator[Replica]:
     with FakeGemini(tokens_per_s=10, chunk_tokens=2) as fake:
         settings = Settings(data_dir=tmp_path, api_key=TEST_API_KEY, base_url=fake.url, tier="unlimited")
         build_store(settings, GeminiProvider(settings))
         fake.reply(" ".join(["Wait at least the server's retry delay [1]."] * 12))  # ~10 s at 10 tokens/s
         port = free_port()
-        env = {"GEMINI_API_KEY": TEST_API_KEY, "GEMRAG_BASE_URL": fake.url, "GEMRAG_TIER": "unlimited"}
+        env = {"GEMINI_API_KEY": TEST_API_KEY, "GEMRAG_BASE_URL": fake.url, "GEMRAG_TIER": "unlimited", **env}
         server = run_server("--port", str(port), "--collection", "tiny-corpus", data_dir=tmp_path, env=env)
         try:
             wait_up(server, port)
-            question = {"question": "How long should a client wait after a 429?"}
-            with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/ask", json=question, timeout=60) as response:
-                lines = response.iter_lines()
-                assert next(lines) == "event: delta"
-                server.send_signal(signal.SIGTERM)
-                events = [line for line in lines if line.startswith("event: ")]
-            _, err = server.communicate(timeout=60)
+            yield Replica(server, f"http://127.0.0.1:{port}", fake, settings)
         finally:
             if server.poll() is None:
                 server.kill()
                 server.wait()
-    assert events[-1] == "event: done", err
-    assert server.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal once drained
+
+
+QUESTION_429 = "How long should a client wait after a 429?"
+
+
+@pytest.mark.slow
+def test_sigterm_lets_an_open_answer_stream_finish(tmp_path: Path):
+    """A rolling update sends SIGTERM: the replica takes no new connections but an answer
+    already streaming ends with its `done` event (within `drain_s`), then the process exits.
+    Cut after 5 s, a reader lost the rest of the answer and its citations mid-sentence."""
+    with long_answers(tmp_path) as replica:
+        with httpx.stream("POST", f"{replica.url}/v1/ask", json={"question": QUESTION_429}, timeout=60) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: delta"
+            replica.term()
+            events = [line for line in lines if line.startswith("event: ")]
+        replica.exited()
+    assert events[-1] == "event: done", replica.err
+    assert replica.process.returncode in (0, -signal.SIGTERM), replica.err  # uvicorn re-raises the signal
 
 
 @pytest.mark.slow
 def test_sigterm_ends_an_answer_that_would_outlast_the_drain_with_a_last_event(tmp_path: Path):
     """An answer longer than `drain_s` was cancelled by uvicorn at its deadline: no last event,
     and its hold never settled. DRAIN_MARGIN_S before the deadline it ends itself."""
-    with FakeGemini(tokens_per_s=10, chunk_tokens=2) as fake:
-        settings = Settings(data_dir=tmp_path, api_key=TEST_API_KEY, base_url=fake.url, tier="unlimited")
-        build_store(settings, GeminiProvider(settings))
-        fake.reply(" ".join(["Wait at least the server's retry delay [1]."] * 12))  # ~10 s at 10 tokens/s
-        port = free_port()
-        env = {"GEMINI_API_KEY": TEST_API_KEY, "GEMRAG_BASE_URL": fake.url, "GEMRAG_TIER": "unlimited",
-               "GEMRAG_DRAIN_S": "7"}  # the answers' own deadline: 2 s after the signal
-        server = run_server("--port", str(port), "--collection", "tiny-corpus", data_dir=tmp_path, env=env)
-        try:
-            wait_up(server, port)
-            question = {"question": "How long should a client wait after a 429?", "session_id": "cut"}
-            with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/ask", json=question, timeout=60) as response:
-                lines = response.iter_lines()
-                assert next(lines) == "event: delta"
-                server.send_signal(signal.SIGTERM)
-                rest = list(lines)
-            _, err = server.communicate(timeout=60)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
+    with long_answers(tmp_path, GEMRAG_DRAIN_S="7") as replica:  # the answers' own deadline: 2 s after the signal
+        question = {"question": QUESTION_429, "session_id": "cut"}
+        with httpx.stream("POST", f"{replica.url}/v1/ask", json=question, timeout=60) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: delta"
+            replica.term()
+            rest = list(lines)
+        replica.exited()
     events = [line for line in rest if line.startswith("event: ")]
-    assert events[-1] == "event: error" and '"error":"server_draining"' in "".join(rest), err
-    held = Ledger(settings).session("local/cut")
+    assert events[-1] == "event: error" and '"error":"server_draining"' in "".join(rest), replica.err
+    held = Ledger(replica.settings).session("local/cut")
     assert held.held_usd == 0 and held.cost_usd > 0  # settled: what was written, charged
+
+
+@pytest.mark.slow
+def test_a_json_answer_cut_by_the_shutdown_deadline_is_settled(tmp_path: Path):
+    """A non-streamed answer longer than `drain_s` was cancelled at the deadline: its model
+    stream was never closed, so its hold stayed counted against every budget (review)."""
+    replies = []
+    with long_answers(tmp_path, GEMRAG_DRAIN_S="7") as replica:
+        question = {"question": QUESTION_429, "session_id": "json", "stream": False}
+
+        def ask() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # cut by the shutdown: the ledger tells
+                replies.append(httpx.post(f"{replica.url}/v1/ask", json=question, timeout=60))
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        deadline = time.monotonic() + 30
+        while not replica.fake.streams_open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replica.term()
+        replica.exited()
+        asking.join(30)
+    held = Ledger(replica.settings).session("local/json")
+    assert held.held_usd == 0 and held.cost_usd > 0, replica.err  # settled: what was written, charged
+    assert [r.status_code for r in replies] == [503] and replies[0].json()["error"] == "server_draining"
