@@ -31,7 +31,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
-from starlette.datastructures import Headers as StarletteHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
@@ -162,7 +161,7 @@ DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise .
 MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
 
 
-COUNTED = "gemrag_key_counted"  # request state: the key's request rate already counted this request
+COUNTED = "gemrag_key_counted"  # request state: `Services.caller` counted it against the key's rate
 
 
 def error_kind(error: Exception) -> str:
@@ -227,10 +226,14 @@ class Services:
         return self._jobs
 
     def caller(self, request: Request, authorization: str | None, x_api_key: str | None) -> Caller:
+        """The request's key, its request counted against `key_rate_limit` once, however many
+        times it is asked for (an upload is checked before its body is read, then by its route)."""
         client = request.client.host if request.client else None
         caller = self.keys.caller(presented_key(authorization, x_api_key), client)
-        if self.keys.configured and not request.scope.get("state", {}).get(COUNTED):  # an upload: counted once
+        state = request.scope.setdefault("state", {})
+        if self.keys.configured and not state.get(COUNTED):
             self.key_limit.hit(caller.name)
+            state[COUNTED] = True
         return caller
 
 
@@ -242,10 +245,7 @@ def requires(role: Role) -> Callable[..., Caller]:
         authorization: str | None = Header(default=None),
         x_api_key: str | None = Header(default=None),
     ) -> Caller:
-        caller = services(request).caller(request, authorization, x_api_key)
-        if not caller.may(role):
-            raise Forbidden(f"Key {caller.name!r} has role {caller.role!r}; this needs {role!r}.")
-        return caller
+        return services(request).caller(request, authorization, x_api_key).require(role)
 
     return dependency
 
@@ -319,16 +319,10 @@ def create_app(
         """An API upload refused before its body is read: no valid key (401), a key that may
         not ingest (403), or one past its request rate (429). The upload limit (200 MB) let
         anyone, or any ask key, make a replica read that much first. The route checks again."""
-        headers = StarletteHeaders(scope=scope)
-        client = scope.get("client")
+        request = Request(scope)
         try:
-            caller = keys.caller(presented_key(headers.get("authorization"), headers.get("x-api-key")),
-                                 client[0] if client else None)
-            if not caller.may("ingest"):
-                raise Forbidden(f"Key {caller.name!r} has role {caller.role!r}; this needs 'ingest'.")
-            if keys.configured:
-                state.key_limit.hit(caller.name)
-                scope.setdefault("state", {})[COUNTED] = True
+            state.caller(request, request.headers.get("authorization"), request.headers.get("x-api-key")).require(
+                "ingest")
         except (Unauthorized, Forbidden, RateLimited, StoreUnavailable) as refused_caller:
             metrics.errors.labels(error_kind(refused_caller), route_path(scope, app.router.routes)).inc()
             return error_response(refused_caller)

@@ -44,6 +44,12 @@ class Caller:
     def may(self, needed: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed)
 
+    def require(self, needed: Role) -> Caller:
+        """Itself if it may, else Forbidden naming its role and the one needed."""
+        if not self.may(needed):
+            raise Forbidden(f"Key {self.name!r} has role {self.role!r}; this needs {needed!r}.")
+        return self
+
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from typing import ClassVar
 
+import anyio
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -89,7 +90,9 @@ class BodyLimit:
             return
         path = scope["path"]
         upload = scope["method"] == "POST" and (path.endswith("/documents") or path in self.upload_paths)
-        refusal_reply = self.refuse_upload(scope) if upload and path.endswith("/documents") else None
+        # In a worker thread: the key's rate is counted in Redis, a blocking call.
+        refusal_reply = (await anyio.to_thread.run_sync(self.refuse_upload, scope)
+                         if upload and path.endswith("/documents") else None)
         if refusal_reply is not None:
             await refusal_reply(scope, receive, send)
             return
