@@ -18,7 +18,7 @@ from rich.logging import RichHandler
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import Filters
 from ingest.display import details, headline, progress_shown, summary, upload_bar
-from ingest.pipeline import ingest_paths, pending_batch, recorded_embedder
+from ingest.pipeline import ingest_paths, may_exist, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import Parser, add_debug_flag, run_command
 from rag.errors import ConfigError
@@ -125,16 +125,6 @@ def main(
     )
 
 
-def _there(path: str) -> bool:
-    """Whether PATH exists. One that cannot be looked at (a folder on the way without read
-    permission, where `Path.exists` raises) counts as there: the run reports it as failed,
-    with the reason, beside any other PATH."""
-    try:
-        return Path(path).exists()
-    except OSError:
-        return True
-
-
 def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Generator | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -142,7 +132,7 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
         parser.error("give at least one PATH (or --resume to collect pending batch jobs)")
     if args.no_wait and not (args.batch or args.resume):
         parser.error("--no-wait goes with --batch or --resume")
-    if args.paths and not args.prune and not any(map(_there, args.paths)):
+    if args.paths and not args.prune and not any(may_exist(Path(p)) for p in args.paths):
         # Nothing to read at all: a mistyped path, refused before a collection is opened. One
         # missing path of several is reported with the run's other failures; with --prune a
         # deleted folder is how its files are removed.

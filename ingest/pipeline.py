@@ -334,7 +334,7 @@ def plan_run(
     for r in missing:
         if any(_under(r.source, a) for a in aliases):
             aliased.append(r)
-        elif _gone(_discovered(r)):
+        elif not may_exist(_discovered(r)):
             gone.append(r)
     if not prune:
         # Still searchable and cited: a user who deleted them expects to hear so.
@@ -413,14 +413,14 @@ def _discovered(record: FileRecord) -> Path:
     return Path(record.path) if record.root == record.path else Path(record.root) / unprintable(record.source)
 
 
-def _gone(path: Path) -> bool:
-    """Whether a file ingested before is no longer there. One in a folder that cannot be
-    listed now (permissions) may well still be: it is not gone, so --prune keeps it, and the
-    walk has reported the folder as failed (`Path.exists` raises there instead of answering)."""
+def may_exist(path: Path) -> bool:
+    """Whether `path` exists, or may: behind a folder that cannot be listed (permissions),
+    `Path.exists` raises instead of answering. A file ingested before there is not gone, so
+    --prune keeps it, and a PATH there is read and reported as failed with its reason."""
     try:
-        return not path.exists()
+        return path.exists()
     except OSError:
-        return False
+        return True
 
 
 def _triage(
@@ -429,7 +429,7 @@ def _triage(
     """A task, or the outcome already known: unchanged, too large, unreadable, or held by
     another folder's file of the same name."""
     if previous and not same_folder(previous.root, file.root, settings) and previous.path != str(file.path.resolve()):
-        if not _gone(Path(previous.path)):
+        if may_exist(Path(previous.path)):
             return FileOutcome(file.source, Status.FAILED, reason=(
                 f"already ingested from {printable(previous.root)}, where it still is; a second folder "
                 f"does not replace it. Ingest {printable(file.root)} into another --collection, or "
@@ -991,9 +991,8 @@ class _Run(_Pass):
         by_text = {chunks[i].chunk.content_hash: v for i, v in vectors.items() if i in chunks}
         wanted = {h for h in window.twins.values() if h not in by_text}
         if wanted:  # from chunks this run stored or committed files hold, as `copies`: not an orphan's
-            trusted = self.present | self.committed
             for h, held in self.store.vectors_of_texts(wanted).items():
-                vector = next((v for i, v in held.items() if i in trusted), None)
+                vector = next((v for i, v in held.items() if i in self.present or i in self.committed), None)
                 if vector is not None:
                     by_text[h] = vector
         found = {i: by_text[h] for i, h in window.twins.items() if h in by_text}

@@ -74,7 +74,7 @@ class Draining(uvicorn.Server):
         self.drain, self.drain_s = drain, drain_s
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.drain.deadline is None:
+        if not self.drain.begun:
             self.drain.begin(self.drain_s)
         super().handle_exit(sig, frame)
 
