@@ -144,13 +144,13 @@ class Vision:
         if known is not None:
             return known.decode()
         prompt = Prompt.of(instruction, images=(image.blob,), max_output_tokens=max_output_tokens)
-        if self.estimate:  # counted as a call abandoned without a reply is charged (Prompt.estimated_tokens)
-            output = max_output_tokens or PAGE_OUTPUT_TOKENS
-            self._charge(model, Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=output))
-            return "x " * output  # stands in for the text, so the dry run counts its chunks
+        # Its worst case, as a call abandoned without a reply is charged (Prompt.estimated_tokens).
+        worst = Usage(prompt_tokens=prompt.estimated_tokens, output_tokens=max_output_tokens or PAGE_OUTPUT_TOKENS)
+        if self.estimate:
+            self._charge(model, worst)
+            return "x " * worst.output_tokens  # stands in for the text, so the dry run counts its chunks
         if self.before_call is not None:
-            self.before_call(model, Usage(prompt_tokens=prompt.estimated_tokens,
-                                          output_tokens=max_output_tokens or PAGE_OUTPUT_TOKENS))
+            self.before_call(model, worst)
         with charging_lost(self._lose):
             generation = self.generator.generate(prompt, model=model)
         self._charge(generation.model, generation.usage)
