@@ -67,6 +67,7 @@ class Route:
 
 
 MAX_K = 50  # passages in one prompt: past this the prompt grows (and costs) without better answers
+MAX_SOURCES = 50  # files one question may be limited to (the API's and the MCP tools' `sources`)
 
 # The longest question asked through any door (CLI, HTTP, UI, MCP): a question, not a
 # document pasted whole, and a bound on what one request makes the key-term and anchor

@@ -13,7 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from rag.answer import MAX_K, AskOptions
+from rag.answer import MAX_K, MAX_SOURCES, AskOptions
 from rag.chain import Chain
 from rag.conversations import Conversations
 from rag.errors import GemragError, remote_message
@@ -35,8 +35,8 @@ SessionId = Annotated[str, Field(
     description="Continue a conversation: a follow-up ('and how is it measured?') is read with the session's "
                 "earlier questions, as in the HTTP API; its calls are charged to it.")]
 Sources = Annotated[tuple[str, ...], Field(
-    max_length=50, description="only these files, named as results name them (e.g. 'guide.pdf'); an unknown one is "
-                               "refused")]
+    max_length=MAX_SOURCES,
+    description="only these files, named as results name them (e.g. 'guide.pdf'); an unknown one is refused")]
 
 
 class Passage(BaseModel):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag.answer import MAX_K, MAX_QUESTION_CHARS, AnswerRecord, AskOptions
+from rag.answer import MAX_K, MAX_QUESTION_CHARS, MAX_SOURCES, AnswerRecord, AskOptions
 from rag.costs import Totals
 
 # What every request body is read with: a mistyped field ("colection") is refused, not
@@ -48,7 +48,7 @@ class AskRequest(BaseModel):
         default=None, description="Second ranking stage over the fused candidates (default: the server's setting)."
     )
     model: str | None = Field(default=None, description="Force one of GET /v1/models' answer models.")
-    sources: list[str] = Field(default_factory=list, max_length=50)
+    sources: list[str] = Field(default_factory=list, max_length=MAX_SOURCES)
     per_file: bool = Field(
         default=False, description="Each file's best passage only, so the answer draws on more files."
     )
