@@ -10,7 +10,7 @@ import gradio as gr
 from rag.backend import Backend
 from rag.settings import Settings
 from ui import browser_copies, render, security, source_images
-from ui.handlers import SOURCES_TAB, Handlers, RoleOf
+from ui.handlers import SOURCES_TAB, CallerOf, Handlers
 from ui.session import SessionState
 
 HERE = Path(__file__).parent
@@ -68,11 +68,12 @@ def create_app(settings: Settings) -> gr.Blocks:
     return build_app(settings, backend)
 
 
-def build_app(settings: Settings, backend: Backend, role_of: RoleOf | None = None) -> gr.Blocks:
-    """`role_of`: the role of a logged-in user's key, when the API server mounts the app with
-    keys configured (rag.server.mounts); None serves everyone as the local user."""
+def build_app(settings: Settings, backend: Backend, caller_of: CallerOf | None = None) -> gr.Blocks:
+    """`caller_of`: a logged-in user's key (its role and collections), when the API server
+    mounts the app with keys configured (rag.server.mounts); None serves everyone as the
+    local user."""
     browser_copies.use_for_gradio(settings)  # before any component exists: each reads it (page images too)
-    handlers = Handlers(settings, backend, role_of)
+    handlers = Handlers(settings, backend, caller_of)
     generator = backend.generator
     with gr.Blocks(title="gemrag: ask your documents") as demo:
         state = gr.State(lambda: SessionState())  # called per page load: one session per tab

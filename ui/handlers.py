@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import mimetypes
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,19 +17,19 @@ from typing import Any
 import gradio as gr
 
 from ingest.report import Progress
-from rag.answer import Citation, Mode
+from rag.answer import AskOptions, Citation, Event, Mode
 from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
 from rag.filetypes import SUPPORTED
 from rag.providers.grounding import CHUNK_ID_PREFIX
 from rag.sentences import as_shown
-from rag.server.auth import Caller, Role
+from rag.server.auth import Caller
 from rag.settings import Settings
 from rag.store import Store
-from rag.types import Attachment, Chunk
+from rag.types import Attachment, Chunk, Message
 from ui import browser_copies, preview, render, safe, source_images
-from ui.chat import Choices, stream_turn
+from ui.chat import Answerer, Choices, stream_turn
 from ui.corpus import CollectionInfo, describe_collections
 from ui.evidence import used_sentence
 from ui.session import SessionState, SessionTotals, Turn
@@ -42,14 +42,14 @@ SOURCES_TAB = "sources"  # the drawer's tab with the source viewer
 log = logging.getLogger(__name__)
 
 
-RoleOf = Callable[[str], Role | None]
+CallerOf = Callable[[str], Caller | None]
 
 
 class Handlers:
-    def __init__(self, settings: Settings, backend: Backend, role_of: RoleOf | None = None) -> None:
+    def __init__(self, settings: Settings, backend: Backend, caller_of: CallerOf | None = None) -> None:
         self.settings = settings
         self.backend = backend  # shared by every session: stores, ledger, budget, the chain
-        self.role_of = role_of  # a logged-in user's key's role; None: no keys, everyone is the local user
+        self.caller_of = caller_of  # a logged-in user's key; None: no keys, everyone is the local user
         self.feedback = FeedbackStore(settings)
         self.suggester = Suggester(settings, backend.generator, backend.ledger, backend.budget)
         self.collections: tuple[CollectionInfo, ...] | None = None  # read again on every page load and upload
@@ -72,7 +72,8 @@ class Handlers:
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "", images)
         spent_before = self._spent(state)
         busy = (gr.update(visible=False), gr.update(visible=True))
-        for turn in stream_turn(self.backend.chain, state, question, choices, self.settings):
+        answerer = Within(self.backend.chain, self._caller(request))
+        for turn in stream_turn(answerer, state, question, choices, self.settings):
             if turn.status == "streaming":
                 yield self.chat(state), "", *busy, *(SKIP(),) * 8
         spent_after = self._spent(state)
@@ -286,22 +287,28 @@ class Handlers:
     def load(self, state: SessionState, request: gr.Request | None = None) -> tuple[Any, ...]:
         """Outputs: chat (the first screen), totals, corpus panel, collection choices."""
         bind_to_user(state, request)
-        corpus, choices = self.corpus()
+        corpus, choices = self.corpus(request)
         return self.chat(state), self.totals(state), corpus, choices
 
-    def corpus(self) -> tuple[str, Update]:
+    def corpus(self, request: gr.Request | None = None) -> tuple[str, Update]:
+        """The corpus panel and the collection choices: the collections the user's key reaches."""
+        caller = self._caller(request)
         try:
-            collections = describe_collections(self.settings)
+            collections = [c for c in describe_collections(self.settings) if caller is None or caller.reaches(c.name)]
         except Exception as exc:
             return render.unavailable("The corpus", self._reason(exc)), SKIP()
         self.collections = tuple(collections)
-        names = sorted({c.name for c in collections} | {self.settings.collection})
+        if caller is None or caller.collections is None:
+            reached = {self.settings.collection}
+        else:  # its own, ingested or not: an ingest key's first upload goes into one
+            reached = set(caller.collections)
+        names = sorted({c.name for c in collections} | reached)
         return render.corpus_html(collections), gr.update(choices=names)
 
-    def refresh(self, state: SessionState) -> tuple[str, Update, str]:
+    def refresh(self, state: SessionState, request: gr.Request | None = None) -> tuple[str, Update, str]:
         """Outputs: the corpus panel, the collection choices, and the chat, whose first screen
         counts what was ingested since the page loaded (it still said 18 documents beside 19)."""
-        return *self.corpus(), self.chat(state)
+        return *self.corpus(request), self.chat(state)
 
     @staticmethod
     def upload_types() -> list[str]:
@@ -322,16 +329,24 @@ class Handlers:
                 refused.append(str(exc))
         return render.upload_summary(UploadResult(rejected=refused)) if refused else ""
 
-    def _may_not_ingest(self, request: gr.Request | None) -> str | None:
-        """Why this user may not add documents (None: they may): with API keys, only a key of
-        role ingest or admin, as for the API's uploads."""
-        if self.role_of is None:
+    def _caller(self, request: gr.Request | None) -> Caller | None:
+        """The logged-in user's key (None without API keys: the local user, who may do all).
+        A name no key has any more (removed since the login) may do nothing."""
+        if self.caller_of is None:
             return None
-        name = _username(request)
-        role = self.role_of(name) if name else None
-        if name and role and Caller(name, role).may("ingest"):  # the API's own rule
-            return None
-        return f"Key {name!r} has role {role!r}; adding documents needs 'ingest'."
+        name = _username(request) or ""
+        return self.caller_of(name) or Caller(name, "ask", frozenset())
+
+    def _may_not_ingest(self, request: gr.Request | None, collection: str) -> str | None:
+        """Why this user may not add documents to `collection` (None: they may): with API
+        keys, only a key of role ingest or admin that reaches it, as for the API's uploads."""
+        caller = self._caller(request)
+        try:
+            if caller is not None:
+                caller.require("ingest").enter(collection)  # the API's own rules
+        except GemragError as refused:
+            return str(refused)
+        return None
 
     def upload(
         self, files: list[str] | None, collection: str, state: SessionState,
@@ -345,19 +360,36 @@ class Handlers:
         def report(p: Progress) -> None:
             progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
 
-        refused = self._may_not_ingest(request)
+        collection = collection or self.settings.collection
+        refused = self._may_not_ingest(request, collection)
         if refused:
             browser_copies.discard([Path(f) for f in files or []], self.settings)  # Gradio's copies, unused
-            return f"❌ {safe.inert_markdown(refused)}", *self.corpus(), None, self.chat(state)
+            return f"❌ {safe.inert_markdown(refused)}", *self.corpus(request), None, self.chat(state)
         try:
-            collection = collection or self.settings.collection
             embedder = self.backend.embedder_for(collection)
             result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report,
                                     generator=self.backend.generator, account=_username(request))
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
-        return summary, *self.corpus(), None, self.chat(state)
+        return summary, *self.corpus(request), None, self.chat(state)
+
+
+class Within:
+    """The chain, for a user whose key reaches only some collections: a question to another
+    is refused in the chat, as the API refuses it (the collection box takes any name typed)."""
+
+    def __init__(self, chain: Answerer, caller: Caller | None) -> None:
+        self.chain = chain
+        self.caller = caller
+
+    def stream(
+        self, question: str, history: Sequence[Message] = (), session_id: str = "", options: AskOptions | None = None,
+    ) -> Iterator[Event]:
+        options = options or AskOptions()
+        if self.caller is not None and options.collection is not None:
+            self.caller.enter(options.collection)
+        yield from self.chain.stream(question, history, session_id, options)
 
 
 def bind_to_user(state: SessionState, request: gr.Request | None) -> None:

@@ -17,7 +17,7 @@ PATH = "/ui"
 
 def mount(app: FastAPI, context: MountContext) -> None:
     settings = context.settings
-    demo = build_app(settings, context.backend, context.role_of)
+    demo = build_app(settings, context.backend, context.caller_of)
     demo = demo.queue(default_concurrency_limit=settings.ui_concurrency)
     gr.mount_gradio_app(
         app,

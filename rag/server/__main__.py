@@ -27,6 +27,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     keygen = commands.add_parser("keygen", help="print a new API key and the line that configures it")
     keygen.add_argument("name", help="who the key is for; sessions and costs are kept per name")
     keygen.add_argument("role", choices=ROLES, help="ask < ingest < admin")
+    keygen.add_argument("--collections", type=comma_list, default=[], metavar="NAME,...",
+                        help="the only collections the key may use (default: all)")
     commands.add_parser("openapi", help="print the API's OpenAPI schema (rag/server/openapi.json is this)")
     parser.add_argument("--host", default=None, help="interface to listen on (default: settings.host, 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=None, help="port (default: settings.server_port, 8000)")
@@ -38,9 +40,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def keygen(name: str, role: str) -> int:
-    key, line = new_key(name, role)  # type: ignore[arg-type]  # argparse choices= checked the role
-    print(f"API key for {name!r} ({role}); it is shown only now:\n  {key}")
+def comma_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def keygen(name: str, role: str, collections: Sequence[str]) -> int:
+    key, line = new_key(name, role, collections)  # type: ignore[arg-type]  # argparse choices= checked the role
+    reach = f"collections {', '.join(collections)}" if collections else "every collection"
+    print(f"API key for {name!r} ({role}, {reach}); it is shown only now:\n  {key}")
     print(f"Configure the server with this line (hash only) in GEMRAG_API_KEYS or the api_keys_file:\n  {line}")
     return 0
 
@@ -90,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.command == "keygen":
-            return keygen(args.name, args.role)
+            return keygen(args.name, args.role, args.collections)
         return openapi() if args.command == "openapi" else serve(args)
     except GemragError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from http import HTTPStatus
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Query, Request, UploadFile
@@ -158,6 +159,7 @@ JOB_KEEPALIVE_S = 15.0
 KEEPALIVE = b": keep-alive\n\n"
 CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
 DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise ...
+UPLOAD_ROUTE = re.compile(r"/v1/collections/(?P<name>[^/]+)/documents")  # the API's own upload route
 MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
 
 
@@ -317,12 +319,15 @@ def create_app(
 
     def keyless_upload(scope: Scope) -> JSONResponse | None:
         """An API upload refused before its body is read: no valid key (401), a key that may
-        not ingest (403), or one past its request rate (429). The upload limit (200 MB) let
-        anyone, or any ask key, make a replica read that much first. The route checks again."""
+        not ingest or not into this collection (403), or one past its request rate (429). The
+        upload limit (200 MB) let anyone, or any ask key, make a replica read that much first.
+        The route checks again."""
         request = Request(scope)
         try:
-            state.caller(request, request.headers.get("authorization"), request.headers.get("x-api-key")).require(
-                "ingest")
+            caller = state.caller(request, request.headers.get("authorization"), request.headers.get("x-api-key"))
+            caller.require("ingest")
+            if into := UPLOAD_ROUTE.fullmatch(scope["path"]):
+                caller.enter(unquote(into["name"]))
         except (Unauthorized, Forbidden, RateLimited, StoreUnavailable) as refused_caller:
             metrics.errors.labels(error_kind(refused_caller), route_path(scope, app.router.routes)).inc()
             return error_response(refused_caller)
@@ -402,7 +407,7 @@ def create_app(
                 return keys.caller(key, None).name == name
             except GemragError:
                 return False
-    context = MountContext(settings, backend, login, keys.role_of if keys.configured else None, upload_paths)
+    context = MountContext(settings, backend, login, keys.caller_of if keys.configured else None, upload_paths)
     app.state.mounted = mount_all(app, context, mounts)
     return app
 
@@ -425,6 +430,7 @@ def add_routes(app: FastAPI) -> None:
         started = time.perf_counter()
         state = services(request)
         chain, generator = state.backend.chain, state.backend.generator
+        caller.enter(body.collection or state.settings.collection)
         forced = answer_model(body.model, generator, state.settings)
         external = body.session_id or uuid.uuid4().hex[:16]
         session = f"{caller.name}/{external}"
@@ -466,7 +472,8 @@ def add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/collections", response_model=list[CollectionOut], responses=REFUSED)
     async def collections(request: Request, caller: Asker) -> list[CollectionOut]:
-        return await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
+        listed = await anyio.to_thread.run_sync(list_collections_out, services(request).settings)
+        return [c for c in listed if caller.reaches(c.name)]
 
     @app.get("/v1/collections/{name}/documents", response_model=DocumentsOut,
              responses={**REFUSED, 404: {"model": ErrorOut, "description": NOT_FOUND}})
@@ -475,6 +482,7 @@ def add_routes(app: FastAPI) -> None:
                         limit: Annotated[int, Query(ge=1, le=MAX_DOCUMENTS_PAGE)] = DOCUMENTS_PAGE) -> DocumentsOut:
         """The collection's files by stored name, with their chunk counts: the names its
         citations give and its removal takes. Sorted by name, `limit` at a time."""
+        caller.enter(name)
         stores = services(request).backend.stores
         files = await anyio.to_thread.run_sync(stores.files, name)
         return DocumentsOut(collection=name, total=len(files), offset=offset, limit=limit,
@@ -485,6 +493,7 @@ def add_routes(app: FastAPI) -> None:
                                                                             "request over all files' limit"}})
     async def upload(name: CollectionName, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
+        caller.enter(name)
         state = services(request)
         most = state.settings.max_upload_files
         if len(files) > most:
@@ -508,6 +517,7 @@ def add_routes(app: FastAPI) -> None:
 
     @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)
     async def ingest_folder(name: CollectionName, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
+        caller.enter(name)
         state = services(request)
         if not Path(body.path).is_dir():
             raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
@@ -527,6 +537,7 @@ def add_routes(app: FastAPI) -> None:
         """Queues the removal of one stored file (its name as citations show it) and its chunks.
         Checked first, without creating anything: queued as asked, an unknown collection was
         created empty by the job, and an unknown file was a 202 and a failed job."""
+        caller.enter(name)
         state = services(request)
 
         def held() -> None:

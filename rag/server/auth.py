@@ -1,7 +1,10 @@
 """API keys and roles.
 
 Keys are stored hashed only ("name:role:sha256:<hex>"), in `GEMRAG_API_KEYS` or a file:
-a leaked config does not leak a usable key. Keys are 32 random bytes, so a plain SHA-256
+a leaked config does not leak a usable key. A fifth field names the collections the key may
+use ("name:ask:sha256:<hex>:handbook|policies"): one server can hold several teams' documents
+without every key reading, and an ingest key replacing, every team's. Without it a key
+reaches every collection, as before. Keys are 32 random bytes, so a plain SHA-256
 is enough (a slow password hash protects guessable secrets, not random ones). Roles are
 ordered: `admin` may do everything `ingest` may, which may do everything `ask` may.
 
@@ -14,16 +17,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from rag.errors import ConfigError, GemragError
+from rag.store import check_collection_name
 
 Role = Literal["ask", "ingest", "admin"]
 ROLES: tuple[Role, ...] = ("ask", "ingest", "admin")  # each includes the ones before it
 KEY_PREFIX = "gr_"
 LOCAL_CALLER = "local"
+COLLECTIONS_SEP = "|"  # between the collections of a key's fifth field: a name never holds one
 
 
 class Unauthorized(GemragError):
@@ -31,18 +37,31 @@ class Unauthorized(GemragError):
 
 
 class Forbidden(GemragError):
-    """A valid key without the role the route needs, or a non-loopback client with no keys (403)."""
+    """A valid key without the role the route needs or for another collection, or a
+    non-loopback client with no keys (403)."""
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: sessions and their costs belong to this name."""
+    """Who is asking: sessions and their costs belong to this name. `collections`: the ones
+    the key may use, None for all."""
 
     name: str
     role: Role
+    collections: frozenset[str] | None = None
 
     def may(self, needed: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed)
+
+    def reaches(self, collection: str) -> bool:
+        return self.collections is None or collection in self.collections
+
+    def enter(self, collection: str) -> str:
+        """The collection, if the key may use it, else Forbidden naming the ones it may."""
+        if not self.reaches(collection):
+            mine = ", ".join(sorted(self.collections or ())) or "none"
+            raise Forbidden(f"Key {self.name!r} may not use collection {collection!r}; its collections: {mine}.")
+        return collection
 
     def require(self, needed: Role) -> Caller:
         """Itself if it may, else Forbidden naming its role and the one needed."""
@@ -55,14 +74,18 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_key(name: str, role: Role) -> tuple[str, str]:
-    """A fresh key and the line to configure it with (the key itself is shown once, never stored)."""
+def new_key(name: str, role: Role, collections: Sequence[str] = ()) -> tuple[str, str]:
+    """A fresh key and the line to configure it with (the key itself is shown once, never
+    stored); limited to `collections` when some are named."""
     if role not in ROLES:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not name or ":" in name or "," in name or "/" in name:
         raise ConfigError(f"key name {name!r} must be non-empty and contain no ':', ',' or '/'")
+    for collection in collections:
+        check_collection_name(collection)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, f"{name}:{role}:sha256:{key_hash(key)}"
+    scope = f":{COLLECTIONS_SEP.join(dict.fromkeys(collections))}" if collections else ""
+    return key, f"{name}:{role}:sha256:{key_hash(key)}{scope}"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -94,23 +117,27 @@ class ApiKeys:
             if not line or line.startswith("#"):
                 continue
             parts = line.split(":")
-            if len(parts) != 4 or parts[2] != "sha256" or parts[1] not in ROLES or len(parts[3]) != 64:
+            if len(parts) not in (4, 5) or parts[2] != "sha256" or parts[1] not in ROLES or len(parts[3]) != 64:
                 raise ConfigError(
-                    f"{where}: API key entry {parts[0]!r} is not 'name:role:sha256:<64 hex>' with role one of "
-                    f"{', '.join(ROLES)}; make one with python -m rag.server keygen NAME ROLE"
+                    f"{where}: API key entry {parts[0]!r} is not 'name:role:sha256:<64 hex>[:collection|...]' with "
+                    f"role one of {', '.join(ROLES)}; make one with python -m rag.server keygen NAME ROLE"
                 )
-            entries[parts[3].lower()] = Caller(parts[0], parts[1])
+            entries[parts[3].lower()] = Caller(parts[0], parts[1], _collections(parts[4:], where, parts[0]))
         return cls(entries)
 
     @property
     def configured(self) -> bool:
         return bool(self._by_hash)
 
-    def role_of(self, name: str) -> Role | None:
-        """The role of the key a mounted app's user logged in with (by its name; the lowest,
-        should two keys share one), None for a name no key has."""
-        roles = [ROLES.index(c.role) for c in self._by_hash.values() if c.name == name]
-        return ROLES[min(roles)] if roles else None
+    def caller_of(self, name: str) -> Caller | None:
+        """The key a mounted app's user logged in with, by its name (should two keys share
+        one: the lower role and the collections both reach), None for a name no key has."""
+        keys = [c for c in self._by_hash.values() if c.name == name]
+        if not keys:
+            return None
+        role = ROLES[min(ROLES.index(c.role) for c in keys)]
+        scopes = [c.collections for c in keys if c.collections is not None]
+        return Caller(name, role, frozenset.intersection(*scopes) if scopes else None)
 
     def caller(self, presented: str | None, client_host: str | None) -> Caller:
         if not self.configured:
@@ -123,6 +150,17 @@ class ApiKeys:
         if caller is None:
             raise Unauthorized("The API key is not valid.")
         return caller
+
+
+def _collections(field: Sequence[str], where: str, name: str) -> frozenset[str] | None:
+    """A key entry's fifth field: None when there is none (every collection)."""
+    if not field:
+        return None
+    names = [n.strip() for n in field[0].split(COLLECTIONS_SEP)]
+    try:
+        return frozenset(check_collection_name(n) for n in names)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: API key entry {name!r}: {exc}") from None
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:

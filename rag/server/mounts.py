@@ -11,7 +11,7 @@ from importlib.metadata import EntryPoint, entry_points
 from fastapi import FastAPI
 
 from rag.backend import Backend
-from rag.server.auth import Role
+from rag.server.auth import Caller
 from rag.settings import Settings
 
 GROUP = "gemrag.mounts"
@@ -23,9 +23,10 @@ class MountContext:
     backend: Backend  # the stores, ledger, budget and chain the API serves from
     # With API keys configured, a mounted app must log its users in: name and key.
     check_login: Callable[[str, str], bool] | None
-    # The role of a logged-in name (None: no key has it): what a mounted app lets the user do
-    # is what the API lets that key do. None without API keys: every user is the local admin.
-    role_of: Callable[[str], Role | None] | None = None
+    # The key of a logged-in name (None: no key has it): what a mounted app lets the user do,
+    # and in which collections, is what the API lets that key do. None without API keys:
+    # every user is the local admin.
+    caller_of: Callable[[str], Caller | None] | None = None
     # The mounted apps' upload routes, which a mount adds to: a POST there may carry a file
     # up to max_upload_bytes, where any other request body is held to max_request_kb.
     upload_paths: list[str] = field(default_factory=list)

@@ -412,3 +412,33 @@ def test_a_giant_page_is_drawn_within_the_pixel_cap_for_ingest_and_the_viewer(tm
         assert highlighted_pixels(shown.image) > 500  # the boxes drawn where the sentence is, at that scale
     scan = _render((folder / "big.pdf").read_bytes(), 1, 200)
     assert scan is not None and scan.pixels <= MAX_RENDER_PIXELS
+
+
+def test_a_key_limited_to_collections_sees_asks_and_adds_to_those_only(ui_settings: Settings, tmp_path: Path) -> None:
+    """The mounted UI showed every collection to every logged-in key, answered from any name
+    typed into the collection box and added files to it: a key's collections bound it here
+    as they bind the API."""
+    from types import SimpleNamespace
+
+    from rag.server.auth import Caller
+
+    keys = {"alice": Caller("alice", "ingest", frozenset({"corpus"})),
+            "bob": Caller("bob", "ingest", frozenset({"team-x"}))}
+    handlers = Handlers(ui_settings, Backend.build(ui_settings, OfflineProvider()), keys.get)
+    alice, bob = SimpleNamespace(username="alice"), SimpleNamespace(username="bob")
+    _, alice_sees = handlers.corpus(alice)
+    bob_panel, bob_sees = handlers.corpus(bob)
+    assert alice_sees["choices"] == ["corpus"] and bob_sees["choices"] == ["team-x"]
+    assert "corpus" not in bob_panel
+    state = SessionState()
+    *_, refused_chat = handlers.respond(BADGE, state, "corpus", "hybrid", 4, "", request=bob)
+    assert "may not use collection" in refused_chat[0]
+    assert state.turn(0).error == "Key 'bob' may not use collection 'corpus'; its collections: team-x."
+    assert state.turn(0).record is None  # nothing retrieved, nothing answered
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nThe badge office moved to the third floor.\n")
+    refused, *_ = handlers.upload([str(note)], "corpus", SessionState(), request=bob)
+    assert "may not use collection 'corpus'; its collections: team-x." in refused
+    assert "note.md" not in {c.source for c in Store(ui_settings, OfflineProvider.embedding_id, "corpus").chunks()}
+    *_, answered = handlers.respond(BADGE, SessionState(), "corpus", "hybrid", 4, "", request=alice)
+    assert "badge" in answered[0].lower() and "may not use" not in answered[0]

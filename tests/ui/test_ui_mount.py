@@ -131,7 +131,7 @@ def test_a_logged_in_user_adds_documents_only_with_an_ingest_key_and_spends_unde
         as_ing = Client(f"{url}/ui/", auth=("ing", ing), verbose=False)
         added = as_ing.predict(files=[handle_file(str(planted))], collection="team", api_name="/upload")
         as_alice.predict("Where is the office badge collected?", api_name="/respond")
-    assert "Key 'alice' has role 'ask'; adding documents needs 'ingest'." in refused[0]
+    assert "Key 'alice' has role 'ask'; this needs 'ingest'." in refused[0]
     assert "planted.md" not in {c.source for c in Store(settings, OfflineProvider.embedding_id, "corpus").chunks()}
     assert "✅" in added[0] and "planted.md" in added[0]
     chats = [session for session in backend.ledger.sessions() if "ui-" in session]

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.server.app import create_app
-from rag.server.auth import ApiKeys, new_key
+from rag.server.auth import ApiKeys, Caller, new_key
 from rag.settings import Settings
 from rag.types import Usage
 
@@ -148,3 +148,51 @@ def test_a_redis_socket_url_serves_the_key_limit_too(tmp_path):
     limit = KeyRateLimit(Settings(api_key=None, redis_url=f"unix://{socket_path}"))
     with pytest.raises(StoreUnavailable, match=rf"Cannot use Redis at {socket_path} \(REDIS_URL\)"):
         limit.hit("alice")  # no server on that socket: named, a 503
+
+
+def test_a_key_limited_to_collections_reaches_no_other(gemini_settings: Settings):
+    """Every ask key read every collection and every ingest key could replace any team's
+    files: a key's fifth field now names the only collections it may use."""
+    from rag.providers.gemini import GeminiProvider
+    from tests.fakes.tiny_corpus import build_store
+
+    provider = GeminiProvider(gemini_settings)
+    build_store(gemini_settings, provider, "team-a")
+    build_store(gemini_settings, provider, "team-b")
+    alice, alice_line = new_key("alice", "ingest", ["team-a"])
+    ops, ops_line = new_key("ops", "admin")
+    settings = gemini_settings.model_copy(update={"api_keys": f"{alice_line},{ops_line}", "collection": "team-b"})
+    mine, everyone = {"X-API-Key": alice}, {"X-API-Key": ops}
+    with TestClient(create_app(settings, mounts=[])) as client:
+        assert [c["name"] for c in client.get("/v1/collections", headers=mine).json()] == ["team-a"]
+        assert {"team-a", "team-b"} <= {c["name"] for c in client.get("/v1/collections", headers=everyone).json()}
+        assert client.get("/v1/collections/team-a/documents", headers=mine).status_code == 200
+        refusals = [
+            client.get("/v1/collections/team-b/documents", headers=mine),
+            client.post("/v1/ask", headers=mine, json={"question": "What is the refund window?", "stream": False}),
+            client.post("/v1/ask", headers=mine, json={"question": "Refunds?", "collection": "team-b"}),
+            client.delete("/v1/collections/team-b/documents/refunds.md", headers=mine),
+            client.post("/v1/collections/team-b/documents", headers=mine, files={"files": ("a.md", b"# A\n\nText.\n")}),
+        ]
+        answered = client.post("/v1/ask", headers=mine,
+                               json={"question": "What is the refund window?", "collection": "team-a", "stream": False})
+    for refused in refusals:
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["message"] == "Key 'alice' may not use collection 'team-b'; its collections: team-a."
+    assert answered.status_code == 200 and answered.json()["answer"]
+
+
+def test_a_keys_collections_are_checked_when_the_server_starts(settings: Settings):
+    with pytest.raises(Exception, match="GEMRAG_API_KEYS: API key entry 'bob': Collection name 'a b' is not allowed"):
+        ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:team|a b", None)
+    keys = ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:one|two,bob:admin:sha256:{'1' * 64}:two|three", None)
+    assert keys.caller_of("bob") == Caller("bob", "ask", frozenset({"two"}))  # a name's keys: what all of them allow
+    assert keys.caller_of("nobody") is None
+
+
+def test_keygen_limits_a_key_to_the_collections_named():
+    run = subprocess.run([sys.executable, "-m", "rag.server", "keygen", "bob", "ask", "--collections", "hr-docs,legal"],
+                         capture_output=True, text=True, timeout=60)
+    key, line = (ln.strip() for ln in run.stdout.splitlines() if ln.startswith("  "))
+    assert line.endswith(":hr-docs|legal") and "collections hr-docs, legal" in run.stdout
+    assert ApiKeys.load(line, None).caller(key, "10.0.0.1").collections == frozenset({"hr-docs", "legal"})
