@@ -72,7 +72,7 @@ class Handlers:
         choices = Choices(collection or self.settings.collection, mode, int(top_k), model or "", images)
         spent_before = self._spent(state)
         busy = (gr.update(visible=False), gr.update(visible=True))
-        answerer = Within(self.backend.chain, self._caller(request))
+        answerer = Within(self.backend.chain, self._caller(state.user))
         for turn in stream_turn(answerer, state, question, choices, self.settings):
             if turn.status == "streaming":
                 yield self.chat(state), "", *busy, *(SKIP(),) * 8
@@ -103,10 +103,12 @@ class Handlers:
         suggested (a suggestion from another collection would be asked where it has no answer)."""
         if self.collections is None:
             return None  # never read: the corpus panel says why
+        caller = self._caller(state.user)
+        reached = tuple(c for c in self.collections if caller is None or caller.reaches(c.name))
         name = state.collection or self.settings.collection
-        current = next((c for c in self.collections if c.name == name), None)
+        current = next((c for c in reached if c.name == name), None)
         asks = self.suggester.for_collection(current) if current else []
-        return render.Welcome(self.collections, name, tuple(asks))
+        return render.Welcome(reached, name, tuple(asks))
 
     def choose_collection(self, collection: str, state: SessionState) -> str:
         """The Settings tab's collection, for this tab's questions. Output: the chat."""
@@ -291,13 +293,15 @@ class Handlers:
         return self.chat(state), self.totals(state), corpus, choices
 
     def corpus(self, request: gr.Request | None = None) -> tuple[str, Update]:
-        """The corpus panel and the collection choices: the collections the user's key reaches."""
-        caller = self._caller(request)
+        """The corpus panel and the collection choices: the collections the user's key
+        reaches. `collections` keeps them all, for every user's first screen to choose from."""
+        caller = self._caller(_username(request) or "")
         try:
-            collections = [c for c in describe_collections(self.settings) if caller is None or caller.reaches(c.name)]
+            every = describe_collections(self.settings)
         except Exception as exc:
             return render.unavailable("The corpus", self._reason(exc)), SKIP()
-        self.collections = tuple(collections)
+        self.collections = tuple(every)
+        collections = [c for c in every if caller is None or caller.reaches(c.name)]
         if caller is None or caller.collections is None:
             reached = {self.settings.collection}
         else:  # its own, ingested or not: an ingest key's first upload goes into one
@@ -329,18 +333,17 @@ class Handlers:
                 refused.append(str(exc))
         return render.upload_summary(UploadResult(rejected=refused)) if refused else ""
 
-    def _caller(self, request: gr.Request | None) -> Caller | None:
-        """The logged-in user's key (None without API keys: the local user, who may do all).
-        A name no key has any more (removed since the login) may do nothing."""
+    def _caller(self, name: str) -> Caller | None:
+        """The key of the logged-in user `name` (None without API keys: the local user, who
+        may do all). A name no key has any more (removed since the login) may do nothing."""
         if self.caller_of is None:
             return None
-        name = _username(request) or ""
         return self.caller_of(name) or Caller(name, "ask", frozenset())
 
     def _may_not_ingest(self, request: gr.Request | None, collection: str) -> str | None:
         """Why this user may not add documents to `collection` (None: they may): with API
         keys, only a key of role ingest or admin that reaches it, as for the API's uploads."""
-        caller = self._caller(request)
+        caller = self._caller(_username(request) or "")
         try:
             if caller is not None:
                 caller.require("ingest").enter(collection)  # the API's own rules
@@ -399,6 +402,7 @@ def bind_to_user(state: SessionState, request: gr.Request | None) -> None:
     name = _username(request)
     if name and "/" not in state.session_id:
         state.session_id = f"{name}/{state.session_id}"
+        state.user = name
 
 
 def _username(request: gr.Request | None) -> str | None:

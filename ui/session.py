@@ -89,6 +89,7 @@ class SessionState:
     viewing_mark: int | None = None  # the chip opening it (ui.evidence.citation_marks); None: from the sources list
     rating: int | None = None  # the turn whose rating the feedback form completes
     collection: str = ""  # the one chosen in the Settings tab; "" until then: the server's
+    user: str = ""  # the logged-in key's name, when the app is mounted with API keys (`bind_to_user`)
 
     @property
     def shown(self) -> list[Turn]:
