@@ -8,8 +8,11 @@ Crash safety comes from the manifest (ingest.manifest, table `batch_jobs`):
    a named row is polled; a row without a name (the run died around the submission) is looked
    for by its display name: found, it is adopted; not found, it never reached the API and is
    dropped, so its chunks go into a new job. A job is therefore never submitted twice;
-4. a finished job is charged in the ledger once (at the batch price; the row remembers it;
-   ingest.spending),
+4. its estimated price is held in the ledger from before its submission (the row keeps the
+   hold), so jobs not yet collected count against the budgets; a finished job is charged
+   once, its hold replaced by its price (at the batch price; the row remembers it;
+   ingest.spending), and a job that embedded nothing, or never reached the API, releases it;
+   a job a `--rebuild` forgets stays held at its estimate (the API bills it all the same),
    and its vectors are stored by the ordinary pipeline, whose chunk ids make each chunk land
    once however often a run is repeated; the rows are deleted only after that.
 A job that failed or expired, or a request in it that failed, leaves its texts to the online
@@ -29,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from ingest.chunking import SizedChunk
 from ingest.manifest import JobRecord, Manifest
 from ingest.spending import Spending
-from rag.costs import price_usd
+from rag.costs import Hold, price_usd
 from rag.errors import ConfigError, GemragError
 from rag.providers.base import BatchEmbedder, Embedder, EmbeddingJobs, JobStatus
 from rag.settings import Settings
@@ -152,6 +155,7 @@ class BatchJobs:
             if not record.name:
                 found = self.api.find(record.display_name)
                 if not found:
+                    self._release([_held(record)])
                     self.manifest.forget_jobs([record])
                     continue
                 record = JobRecord(**{**asdict(record), "name": found})
@@ -169,25 +173,48 @@ class BatchJobs:
             tokens.setdefault(key, c.tokens)
         keys = list(texts)
         size = max(1, self.settings.batch_job_chunks)
-        # All the jobs at once, before any is on record: each is charged only when collected,
-        # hours later, so parts checked one by one all passed a budget the whole passes.
-        self.spending.allow(self.api.embedding_model, Usage(prompt_tokens=sum(tokens.values())), batch=True)
-        records = []
-        for part in (keys[i : i + size] for i in range(0, len(keys), size)):
-            intent = JobRecord(
-                display_name=f"gemrag-{uuid.uuid4().hex[:16]}",
-                name="",
-                model=self.api.embedding_model,
-                text_keys=tuple(part),
-                tokens=sum(tokens[k] for k in part),
-                origin=origin.to_json(),
-            )
-            self.manifest.add_job(intent)
-            record = JobRecord(**{**asdict(intent), "name": self.api.submit([texts[k] for k in part],
-                                                                              intent.display_name)})
-            self.manifest.update_job(record)
-            records.append(record)
+        parts = [keys[i : i + size] for i in range(0, len(keys), size)]
+        holds = self._hold_all([sum(tokens[k] for k in part) for part in parts])
+        records: list[JobRecord] = []
+        recorded = 0  # rows written: a row's hold is released by `pending` if its job never came to be
+        try:
+            for part, hold in zip(parts, holds, strict=True):
+                intent = JobRecord(
+                    display_name=f"gemrag-{uuid.uuid4().hex[:16]}",
+                    name="",
+                    model=self.api.embedding_model,
+                    text_keys=tuple(part),
+                    tokens=sum(tokens[k] for k in part),
+                    origin=origin.to_json(),
+                    hold="" if hold is None else json.dumps(asdict(hold)),
+                )
+                self.manifest.add_job(intent)
+                recorded += 1
+                record = JobRecord(**{**asdict(intent), "name": self.api.submit([texts[k] for k in part],
+                                                                                  intent.display_name)})
+                self.manifest.update_job(record)
+                records.append(record)
+        finally:
+            self._release(holds[recorded:])
         return records
+
+    def _hold_all(self, tokens: Sequence[int]) -> list[Hold | None]:
+        """Each job's estimate held before any is submitted; none if the budgets cannot
+        cover them all (BudgetExceeded): each hold is checked against the others already
+        made, and against those of jobs other runs left uncollected."""
+        holds: list[Hold | None] = []
+        try:
+            for count in tokens:
+                holds.append(self.spending.hold(self.api.embedding_model, Usage(prompt_tokens=count)))
+        except BaseException:
+            self._release(holds)
+            raise
+        return holds
+
+    def _release(self, holds: Sequence[Hold | None]) -> None:
+        for hold in holds:
+            if hold is not None:
+                self.spending.settle(hold, self.api.embedding_model, None)
 
     def wait(self, records: Sequence[JobRecord], block: bool = True) -> dict[str, JobStatus]:
         """Every job's status; with `block`, polls every `batch_poll_s` until all finished."""
@@ -227,8 +254,12 @@ class BatchJobs:
             if not record.charged:
                 local = record.tokens * len(ok) // max(1, len(record.text_keys))
                 usage = Usage(prompt_tokens=status.tokens or local)
-                if ok:
+                held = _held(record)
+                if held is not None:
+                    cost += self.spending.settle(held, record.model, usage if ok else None)
+                elif ok:  # a job submitted by a version that held nothing
                     cost += self.spending.charge(record.model, usage, batch=True)
+                if ok:
                     saved += price_usd(self.settings, record.model, usage) - price_usd(
                         self.settings, record.model, usage, batch=True)
                 self.manifest.update_job(JobRecord(**{**asdict(record), "charged": True}))
@@ -239,6 +270,10 @@ class BatchJobs:
     def forget(self, records: Sequence[JobRecord]) -> None:
         """After every vector is stored: the next run starts afresh."""
         self.manifest.forget_jobs(records)
+
+
+def _held(record: JobRecord) -> Hold | None:
+    return Hold(**json.loads(record.hold)) if record.hold else None
 
 
 def pending_origin(manifest: Manifest) -> Origin | None:

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS batch_jobs (
     tokens INTEGER NOT NULL,
     origin TEXT NOT NULL,
     charged INTEGER NOT NULL DEFAULT 0,
+    hold TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (collection, display_name)
 );
 """
@@ -88,6 +89,7 @@ class JobRecord:
     tokens: int  # counted locally at submission: the price shown before the job reports its own
     origin: str  # JSON: the run's paths and options, so `--resume` needs neither
     charged: bool = False  # its cost is in the ledger: collecting it again charges nothing
+    hold: str = ""  # JSON: the ledger hold of its estimate until it is charged (ingest.spending); "" for none
 
 
 class Manifest:
@@ -118,6 +120,7 @@ class Manifest:
             ("collections", "store_stamp", "TEXT NOT NULL DEFAULT ''"),
             ("files", "size", "INTEGER NOT NULL DEFAULT -1"),
             ("files", "mtime_ns", "INTEGER NOT NULL DEFAULT -1"),
+            ("batch_jobs", "hold", "TEXT NOT NULL DEFAULT ''"),
         ):
             if column not in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -169,21 +172,21 @@ class Manifest:
     # --- batch embedding jobs (ingest.batchjobs) ---
     def jobs(self) -> list[JobRecord]:
         rows = self.db.execute(
-            "SELECT display_name, name, model, text_keys, tokens, origin, charged FROM batch_jobs "
+            "SELECT display_name, name, model, text_keys, tokens, origin, charged, hold FROM batch_jobs "
             "WHERE collection = ? ORDER BY rowid",
             (self.collection,),
         )
         return [
-            JobRecord(display, name, model, tuple(json.loads(keys)), tokens, origin, bool(charged))
-            for display, name, model, keys, tokens, origin, charged in rows
+            JobRecord(display, name, model, tuple(json.loads(keys)), tokens, origin, bool(charged), hold)
+            for display, name, model, keys, tokens, origin, charged, hold in rows
         ]
 
     def add_job(self, job: JobRecord) -> None:
         self.db.execute(
-            "INSERT INTO batch_jobs (collection, display_name, name, model, text_keys, tokens, origin, charged) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batch_jobs (collection, display_name, name, model, text_keys, tokens, origin, charged, hold) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.collection, job.display_name, job.name, job.model, json.dumps(job.text_keys), job.tokens,
-             job.origin, int(job.charged)),
+             job.origin, int(job.charged), job.hold),
         )
 
     def update_job(self, job: JobRecord) -> None:

@@ -6,6 +6,8 @@ nothing charges nothing (it does not even open the ledger). A call that failed (
 503 retried) is not billed by the API and is not charged; its successful retry is, once.
 Offline calls are recorded at $0, with their tokens, as offline answers are. Before a paid
 call is sent, its estimated price is checked against the budgets (`allow`), as an answer's is.
+A Batch API job, charged only once collected (hours later, maybe by another run), has its
+estimate held in the ledger from its submission (`hold`) until then (`settle`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from rag.costs import Ledger, Scope, price_usd
+from rag.costs import Call, Hold, Ledger, Scope, price_usd
 from rag.settings import Settings
 from rag.types import Usage
 
@@ -54,15 +56,29 @@ class Spending:
 
         return Budget(self.settings, self.ledger)
 
-    def allow(self, model: str, usage: Usage, *, batch: bool = False) -> None:
+    def allow(self, model: str, usage: Usage) -> None:
         """Refuses (BudgetExceeded, naming the budget) a call whose price, estimated before it
         is sent, would pass a budget: ingest spent with every budget at 0, and an ingest key
         past its own. Checked rather than held: each call is charged as it returns, so at most
         the calls already in flight (a few embedding batches) can pass a limit together. A free
         call (the offline embedder) never opens the ledger for it."""
-        usd = price_usd(self.settings, model, usage, batch=batch)
+        usd = price_usd(self.settings, model, usage)
         if usd > 0:
             self.budget.check(self.session, usd, INGEST_SCOPES)
+
+    def hold(self, model: str, usage: Usage) -> Hold | None:
+        """Sets a Batch API job's estimated price aside, counted against the budgets until
+        the job is collected (BudgetExceeded if one cannot cover it): checked only, jobs
+        submitted by runs that did not wait (or into other collections) each passed a budget
+        they passed together. None for a free job."""
+        usd = price_usd(self.settings, model, usage, batch=True)
+        return self.budget.reserve(self.session, usd, INGEST_SCOPES) if usd > 0 else None
+
+    def settle(self, hold: Hold, model: str, usage: Usage | None) -> float:
+        """A held job collected: its hold replaced by what it cost at the batch price (nothing,
+        for a job that embedded nothing: `usage` None); returns that."""
+        calls = [] if usage is None else [Call(model, usage, "ingest", batch=True)]
+        return sum(p.cost_usd for p in self.ledger.settle(hold, calls))
 
     def charge(self, model: str, usage: Usage, *, batch: bool = False) -> float:
         """Records a finished call (`batch`: a Batch API job's, at the batch price); returns its price."""

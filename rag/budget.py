@@ -76,11 +76,13 @@ class Budget:
             if spent + estimated_usd > limit.usd:
                 raise BudgetExceeded(_refusal(limit.scope, session_id, spent, limit.usd, estimated_usd))
 
-    def reserve(self, session_id: str, estimated_usd: float) -> Hold:
-        """Sets the estimate aside in the ledger if both limits allow it, in one atomic step
-        (concurrent answers cannot all pass before any is charged); raises BudgetExceeded
-        otherwise. Done even for a free answer: the call is on record before it is sent."""
-        return self._within(session_id, lambda: self.ledger.reserve(session_id, estimated_usd, self.limits()))
+    def reserve(self, session_id: str, estimated_usd: float, scopes: Collection[Scope] | None = None) -> Hold:
+        """Sets the estimate aside in the ledger if every limit (of `scopes` only, when given)
+        allows it, in one atomic step (concurrent answers cannot all pass before any is
+        charged); raises BudgetExceeded otherwise. Done even for a free answer: the call is on
+        record before it is sent."""
+        limits = [limit for limit in self.limits() if scopes is None or limit.scope in scopes]
+        return self._within(session_id, lambda: self.ledger.reserve(session_id, estimated_usd, limits))
 
     def extend(self, hold: Hold, more_usd: float) -> Hold:
         """More set aside for the same answer, after routing chose its (dearer) route."""

@@ -201,6 +201,7 @@ class Call:
     usage: Usage
     kind: CallKind
     storage_hours: float = 0.0  # a cached content created: how long its tokens are kept
+    batch: bool = False  # a Batch API job's requests, at the batch price
 
 
 @dataclass(frozen=True)
@@ -421,7 +422,8 @@ class Ledger:
 
     def _priced(self, hold: Hold, calls: Sequence[Call]) -> list[Priced]:
         day = date.fromisoformat(hold.day)
-        return [price_call(self.settings, c.model, c.usage, day, storage_hours=c.storage_hours) for c in calls]
+        return [price_call(self.settings, c.model, c.usage, day, batch=c.batch, storage_hours=c.storage_hours)
+                for c in calls]
 
     def _journal_append(self, hold: Hold, calls: Sequence[Call]) -> None:
         with self._journal_locked() as journal:
@@ -482,5 +484,6 @@ def _to_journal(hold: Hold, calls: Sequence[Call]) -> str:
 
 def _from_journal(line: str) -> tuple[Hold, list[Call]]:
     entry = json.loads(line)
-    calls = [Call(c["model"], Usage(**c["usage"]), c["kind"], c.get("storage_hours", 0.0)) for c in entry["calls"]]
+    calls = [Call(c["model"], Usage(**c["usage"]), c["kind"], c.get("storage_hours", 0.0), c.get("batch", False))
+             for c in entry["calls"]]
     return Hold(**entry["hold"]), calls

@@ -260,3 +260,34 @@ def test_batch_jobs_the_budget_cannot_cover_together_are_not_submitted(corpus, b
     report = ingest_paths([corpus.root], tight, GeminiProvider(tight), batch=_batch(corpus))
     assert report.exit_code == 2 and "daily budget would be exceeded" in (report.stopped or "")
     assert fake_gemini.calls(CREATE) == []
+
+
+def test_jobs_not_yet_collected_hold_their_price_against_the_budgets(corpus, batch_settings, fake_gemini):
+    """Batch jobs were checked against what was spent and charged only when collected, so runs
+    that did not wait, into other collections, each passed a budget they passed together
+    (security walkthrough): a job's estimate is now held from its submission."""
+    fake_gemini.batch_run_s = 60.0
+    provider = GeminiProvider(batch_settings)
+    tokens = ingest_paths([corpus.root], batch_settings, provider, dry_run=True).tokens
+    one = price_usd(batch_settings, batch_settings.embedding_model, Usage(prompt_tokens=tokens), batch=True)
+    tight = batch_settings.model_copy(update={"daily_budget_usd": one * 1.5})
+    first = ingest_paths([corpus.root], tight, provider, collection="team-a", batch=_batch(corpus, wait=False))
+    assert first.exit_code == 0 and first.pending_jobs
+    assert Ledger(tight).today().held_usd == pytest.approx(one, rel=0.01)
+    second = ingest_paths([corpus.root], tight, provider, collection="team-b", batch=_batch(corpus, wait=False))
+    assert second.exit_code == 2 and "daily budget would be exceeded" in (second.stopped or "")
+    assert len(fake_gemini.calls(CREATE)) == 1
+    fake_gemini.batch_run_s = 0.0
+    resumed = ingest_paths([corpus.root], tight, provider, collection="team-a", batch=_batch(corpus, resume=True))
+    assert resumed.exit_code == 0 and resumed.count(Status.ADDED) == 4
+    today = Ledger(tight).today()
+    assert today.held_usd == 0 and today.cost_usd == pytest.approx(resumed.cost_usd) and today.calls == 1
+
+
+def test_a_job_that_embedded_nothing_releases_its_hold(corpus, batch_settings, fake_gemini):
+    fake_gemini.inject(Fault.job_failed(), method=CREATE)
+    provider = GeminiProvider(batch_settings)
+    report = ingest_paths([corpus.root], batch_settings, provider, batch=_batch(corpus))
+    today = Ledger(batch_settings).today()
+    assert report.exit_code == 0 and today.held_usd == 0
+    assert today.cost_usd == pytest.approx(report.cost_usd) and report.cost_usd > 0  # the online embedding's only

@@ -147,6 +147,22 @@ def test_a_cached_contents_storage_survives_the_journal(store_settings: Settings
     assert ledger.session("s").cost_usd == pytest.approx(priced.cost_usd)
 
 
+def test_a_batch_jobs_price_survives_the_journal(store_settings: Settings) -> None:
+    """A collected Batch API job settles its hold at the batch price, also after waiting in
+    the journal (replayed at the full price, it would be recorded at twice its cost)."""
+    store = Flaky(open_kv(store_settings, "ledger"))
+    ledger = Ledger(store_settings, kv=store)  # type: ignore[arg-type]
+    hold = ledger.reserve("s", 0.05)
+    store.down = True
+    model = store_settings.embedding_model
+    [priced] = ledger.settle(hold, [Call(model, Usage(prompt_tokens=100_000), "ingest", batch=True)])
+    full = price_call(store_settings, model, Usage(prompt_tokens=100_000), ledger.day()).cost_usd
+    assert 0 < priced.cost_usd < full
+    store.down = False
+    ledger.replay_journal()
+    assert ledger.session("s").cost_usd == pytest.approx(priced.cost_usd) and ledger.session("s").held_usd == 0
+
+
 def test_a_hold_lands_on_its_day(store_settings: Settings, clock: ManualClock) -> None:
     ledger = Ledger(store_settings, clock=clock)
     hold = ledger.reserve("s", 0.05)
