@@ -8,9 +8,10 @@ from pathlib import Path
 import gradio as gr
 
 from rag.backend import Backend
+from rag.server.mounts import CallerOf
 from rag.settings import Settings
 from ui import browser_copies, render, security, source_images
-from ui.handlers import SOURCES_TAB, CallerOf, Handlers
+from ui.handlers import SOURCES_TAB, Handlers
 from ui.session import SessionState
 
 HERE = Path(__file__).parent

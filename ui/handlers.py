@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import mimetypes
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from rag.filetypes import SUPPORTED
 from rag.providers.grounding import CHUNK_ID_PREFIX
 from rag.sentences import as_shown
 from rag.server.auth import Caller
+from rag.server.mounts import CallerOf
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Attachment, Chunk, Message
@@ -40,9 +41,6 @@ Update = dict[str, Any]
 SKIP: Any = gr.skip
 SOURCES_TAB = "sources"  # the drawer's tab with the source viewer
 log = logging.getLogger(__name__)
-
-
-CallerOf = Callable[[str], Caller | None]
 
 
 class Handlers:
@@ -287,12 +285,17 @@ class Handlers:
 
     # --- first screen and corpus ---
     def load(self, state: SessionState, request: gr.Request | None = None) -> tuple[Any, ...]:
-        """Outputs: chat (the first screen), totals, corpus panel, collection choices."""
+        """Outputs: chat (the first screen), totals, corpus panel, collection choices. A user
+        whose key does not reach the server's collection starts on the first of their own."""
         bind_to_user(state, request)
-        corpus, choices = self.corpus(request)
+        caller = self._caller(state.user)
+        asking = state.collection or self.settings.collection
+        if caller is not None and caller.collections and not caller.reaches(asking):
+            state.collection = min(caller.collections)
+        corpus, choices = self.corpus(request, state.collection or None)
         return self.chat(state), self.totals(state), corpus, choices
 
-    def corpus(self, request: gr.Request | None = None) -> tuple[str, Update]:
+    def corpus(self, request: gr.Request | None = None, chosen: str | None = None) -> tuple[str, Update]:
         """The corpus panel and the collection choices: the collections the user's key
         reaches. `collections` keeps them all, for every user's first screen to choose from."""
         caller = self._caller(_username(request) or "")
@@ -307,7 +310,8 @@ class Handlers:
         else:  # its own, ingested or not: an ingest key's first upload goes into one
             reached = set(caller.collections)
         names = sorted({c.name for c in collections} | reached)
-        return render.corpus_html(collections), gr.update(choices=names)
+        choices = gr.update(choices=names, value=chosen) if chosen else gr.update(choices=names)
+        return render.corpus_html(collections), choices
 
     def refresh(self, state: SessionState, request: gr.Request | None = None) -> tuple[str, Update, str]:
         """Outputs: the corpus panel, the collection choices, and the chat, whose first screen

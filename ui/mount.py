@@ -33,7 +33,7 @@ def mount(app: FastAPI, context: MountContext) -> None:
         app_kwargs=security.app_kwargs(),
     )
     context.upload_paths.append(f"{PATH}/gradio_api/upload")  # Gradio's own upload route, as max_file_size allows
-    source_images.add_route(_mounted(app), settings)
+    source_images.add_route(_mounted(app), settings, context.caller_of)
 
 
 def _mounted(app: FastAPI) -> FastAPI:

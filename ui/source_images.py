@@ -15,15 +15,18 @@ longer does.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, params
 from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 
 from rag.errors import ConfigError
+from rag.server.mounts import CallerOf
 from rag.settings import Settings
 from rag.store import check_collection_name
 from ui import preview
@@ -58,14 +61,17 @@ def find(settings: Settings, collection: str, name: str) -> Path | None:
     return path if preview.holds(settings, collection, shown["content"]) else None
 
 
-def add_route(app: FastAPI, settings: Settings) -> None:
+def add_route(app: FastAPI, settings: Settings, caller_of: CallerOf | None = None) -> None:
     """Adds the route to the Gradio app (`python -m ui`'s, or the one mounted under the API),
     behind the login Gradio asks for its own config (`_guard`): with API keys configured, only
-    a logged-in reader sees a page."""
+    a logged-in reader sees a page, and only of a collection their key reaches (`caller_of`)."""
+    logged_in = _logged_in(app)
 
-    def serve(collection: str, name: str) -> FileResponse:
-        found = find(settings, collection, name)
-        if found is None:
+    def serve(collection: str, name: str, user: str | None = Depends(logged_in)) -> FileResponse:
+        caller = caller_of(user or "") if caller_of is not None else None
+        reached = caller_of is None or (caller is not None and caller.reaches(collection))
+        found = find(settings, collection, name) if reached else None
+        if found is None:  # another collection's looks like no image at all
             raise HTTPException(status_code=404, detail="no such source image")
         return FileResponse(found, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -80,3 +86,13 @@ def _guard(app: FastAPI) -> list[Any]:
         if isinstance(route, APIRoute) and route.path == "/config":
             return list(route.dependencies)
     raise RuntimeError("Gradio's app has no /config route to take its login check from")
+
+
+def _logged_in(app: FastAPI) -> Callable[..., Any]:
+    """Gradio's own dependency for the logged-in name, the one its login check reads (taken
+    from that check, not copied); a Gradio that has none fails the start-up."""
+    for guard in _guard(app):
+        for parameter in inspect.signature(guard.dependency).parameters.values():
+            if isinstance(parameter.default, params.Depends) and parameter.default.dependency is not None:
+                return parameter.default.dependency
+    raise RuntimeError("Gradio's login check reads no logged-in user to take")

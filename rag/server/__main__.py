@@ -41,7 +41,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def comma_list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+    """One or more names: an empty list (an unset variable in `--collections "$TEAMS"`)
+    would make a key that reaches every collection."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one collection (leave the option out for all)")
+    return names
 
 
 def keygen(name: str, role: str, collections: Sequence[str]) -> int:

@@ -21,7 +21,6 @@ from http import HTTPStatus
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Query, Request, UploadFile
@@ -327,7 +326,7 @@ def create_app(
             caller = state.caller(request, request.headers.get("authorization"), request.headers.get("x-api-key"))
             caller.require("ingest")
             if into := UPLOAD_ROUTE.fullmatch(scope["path"]):
-                caller.enter(unquote(into["name"]))
+                caller.enter(into["name"])
         except (Unauthorized, Forbidden, RateLimited, StoreUnavailable) as refused_caller:
             metrics.errors.labels(error_kind(refused_caller), route_path(scope, app.router.routes)).inc()
             return error_response(refused_caller)
@@ -523,6 +522,8 @@ def add_routes(app: FastAPI) -> None:
             raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
         roots = state.settings.folder_ingest_roots
         real = Path(body.path).resolve()  # a link out of a root is judged by where it leads
+        if real.is_relative_to(state.settings.data_dir.resolve()):  # uploads of every collection are kept there
+            raise Forbidden(f"{body.path!r} is inside the server's data dir; ingest a folder of documents instead.")
         if roots and not any(real.is_relative_to(root.resolve()) for root in roots):
             raise Forbidden(f"{body.path!r} is outside the folders this server ingests from (folder_ingest_roots: "
                             f"{', '.join(map(str, roots))}).")
@@ -680,7 +681,7 @@ async def stage(file: UploadFile, target: Path, settings: Settings) -> None:
 
 async def visible_job(state: Services, job_id: str, caller: Caller) -> Job:
     job = await anyio.to_thread.run_sync(state.jobs.get, job_id)
-    if job is None or (job.owner != caller.name and not caller.may("admin")):
+    if job is None or (job.owner != caller.name and not caller.may("admin")) or not caller.reaches(job.collection):
         raise UnknownJob(f"No job {echoed(job_id)} (jobs are kept a week after their last change).")
     return await anyio.to_thread.run_sync(state.jobs.settled, job)  # failed if the queue lost it
 

@@ -160,7 +160,10 @@ def _collections(field: Sequence[str], where: str, name: str) -> frozenset[str] 
     try:
         return frozenset(check_collection_name(n) for n in names)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: API key entry {name!r}: {exc}") from None
+        raise ConfigError(
+            f"{where}: API key entry {name!r}: {exc} The fifth field lists collections separated by "
+            f"'{COLLECTIONS_SEP}'; leave it out (no trailing ':') for a key that reaches them all."
+        ) from None
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:

@@ -15,6 +15,7 @@ from rag.server.auth import Caller
 from rag.settings import Settings
 
 GROUP = "gemrag.mounts"
+CallerOf = Callable[[str], Caller | None]  # a logged-in name's key (`ApiKeys.caller_of`)
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class MountContext:
     # The key of a logged-in name (None: no key has it): what a mounted app lets the user do,
     # and in which collections, is what the API lets that key do. None without API keys:
     # every user is the local admin.
-    caller_of: Callable[[str], Caller | None] | None = None
+    caller_of: CallerOf | None = None
     # The mounted apps' upload routes, which a mount adds to: a POST there may carry a file
     # up to max_upload_bytes, where any other request body is held to max_request_kb.
     upload_paths: list[str] = field(default_factory=list)

@@ -430,9 +430,12 @@ def test_a_key_limited_to_collections_sees_asks_and_adds_to_those_only(ui_settin
     bob_panel, bob_sees = handlers.corpus(bob)
     assert alice_sees["choices"] == ["corpus"] and bob_sees["choices"] == ["team-x"]
     assert "corpus" not in bob_panel
-    alice_first, *_ = handlers.load(SessionState(), alice)
-    bob_first, *_ = handlers.load(SessionState(), bob)  # the same handlers: every user's page load
+    alice_state, bob_state = SessionState(), SessionState()
+    alice_first, *_ = handlers.load(alice_state, alice)
+    bob_first, *_, bob_choices = handlers.load(bob_state, bob)  # the same handlers: every user's page load
     assert "corpus" in alice_first and "corpus" not in bob_first
+    assert "corpus" in handlers.chat(alice_state)  # still, after bob's page load
+    assert bob_state.collection == bob_choices["value"] == "team-x"  # not the server's, which bob cannot ask
     state = SessionState()
     *_, refused_chat = handlers.respond(BADGE, state, "corpus", "hybrid", 4, "", request=bob)
     assert "may not use collection" in refused_chat[0]

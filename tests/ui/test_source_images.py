@@ -131,12 +131,18 @@ def test_nothing_but_a_collections_previews_is_served(
 
 
 def test_under_api_keys_a_page_image_needs_the_login(shown: str, ui_settings: Settings) -> None:
+    """... and a key that reaches its collection: one limited to others gets no image of it."""
     key, line = new_key("alice", "ask")
-    for url in serve_in_thread(create_app(ui_settings.model_copy(update={"api_keys": line}), mounts=declared())):
+    other, other_line = new_key("bob", "ask", ["team-x"])
+    settings = ui_settings.model_copy(update={"api_keys": f"{line},{other_line}"})
+    for url in serve_in_thread(create_app(settings, mounts=declared())):
         with httpx.Client(base_url=f"{url}/ui/") as client:
             assert client.get(shown).status_code == 401
             assert client.post("login", data={"username": "alice", "password": key}).status_code == 200
             assert client.get(shown).status_code == 200
+        with httpx.Client(base_url=f"{url}/ui/") as client:
+            assert client.post("login", data={"username": "bob", "password": other}).status_code == 200
+            assert client.get(shown).status_code == 404
 
 
 @pytest.mark.browser

@@ -185,6 +185,8 @@ def test_a_key_limited_to_collections_reaches_no_other(gemini_settings: Settings
 def test_a_keys_collections_are_checked_when_the_server_starts(settings: Settings):
     with pytest.raises(Exception, match="GEMRAG_API_KEYS: API key entry 'bob': Collection name 'a b' is not allowed"):
         ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:team|a b", None)
+    with pytest.raises(Exception, match=r"separated by '\|'; leave it out \(no trailing ':'\) for a key that reaches"):
+        ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:", None)
     keys = ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:one|two,bob:admin:sha256:{'1' * 64}:two|three", None)
     assert keys.caller_of("bob") == Caller("bob", "ask", frozenset({"two"}))  # a name's keys: what all of them allow
     assert keys.caller_of("nobody") is None
@@ -196,3 +198,6 @@ def test_keygen_limits_a_key_to_the_collections_named():
     key, line = (ln.strip() for ln in run.stdout.splitlines() if ln.startswith("  "))
     assert line.endswith(":hr-docs|legal") and "collections hr-docs, legal" in run.stdout
     assert ApiKeys.load(line, None).caller(key, "10.0.0.1").collections == frozenset({"hr-docs", "legal"})
+    empty = subprocess.run([sys.executable, "-m", "rag.server", "keygen", "bob", "ask", "--collections", " , "],
+                           capture_output=True, text=True, timeout=60)  # as `--collections "$TEAMS"` with it unset
+    assert empty.returncode == 2 and "name at least one collection" in empty.stderr and "gr_" not in empty.stdout

@@ -78,7 +78,7 @@ def test_folder_ingest_is_admin_only_and_must_exist(keyed_settings, tmp_path):
 
 
 @pytest.mark.redis
-def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keyed_settings, monkeypatch):
+def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keyed_settings, monkeypatch, tmp_path):
     """The record was saved, then the enqueue failed (a Redis hiccup): the job stayed
     "queued" for good, its staged files gone, and the client got a 500 and no id."""
     import redis
@@ -92,7 +92,7 @@ def test_a_job_the_queue_could_not_take_is_a_503_that_leaves_nothing_behind(keye
         monkeypatch.setattr(api.app.state.services.jobs.broker, "do_enqueue", hiccup)
         files = [("files", ("notes.md", NOTES.encode()))]
         refused = api.post(f"/v1/collections/{settings.collection}/documents", files=files, headers=keys["loader"])
-        folder = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(settings.data_dir)},
+        folder = api.post(f"/v1/collections/{settings.collection}/ingest", json={"path": str(tmp_path)},
                           headers=keys["ops"])
     for response in (refused, folder):
         assert response.status_code == 503 and response.json()["error"] == "queue_unavailable"
@@ -119,6 +119,27 @@ def test_folder_ingest_reads_only_under_the_configured_roots_links_resolved(keye
         for path in ("/etc", str(docs / "escape"), str(docs / "team" / ".." / ".." / "outside")):
             refused = api.post(url, json={"path": path}, headers=keys["ops"])
             assert refused.status_code == 403 and "outside the folders this server ingests from" in refused.text, path
+
+
+@pytest.mark.redis
+def test_an_admin_key_limited_to_collections_sees_no_other_collections_jobs_or_uploads(keyed_settings, tmp_path):
+    """An admin key limited to team-a read team-b's upload job (its files' names), and could
+    ingest the folder the API keeps team-b's uploads in into team-a, then ask for them (review)."""
+    from rag.server.auth import new_key
+
+    settings, keys = keyed_settings
+    limited, line = new_key("ops-a", "admin", ["team-a"])
+    settings = settings.model_copy(update={"api_keys": f"{settings.api_keys},{line}"})
+    ops_a = {"X-API-Key": limited}
+    with TestClient(create_app(settings, mounts=[])) as api:
+        theirs = api.post(f"/v1/collections/{settings.collection}/documents", headers=keys["loader"],
+                          files=[("files", ("salaries.md", NOTES.encode()))]).json()
+        assert api.get(f"/v1/jobs/{theirs['id']}", headers=keys["ops"]).status_code == 200  # an unlimited admin's
+        assert api.get(f"/v1/jobs/{theirs['id']}", headers=ops_a).status_code == 404
+        for folder in (settings.data_dir / "uploads" / settings.collection, settings.data_dir):
+            refused = api.post("/v1/collections/team-a/ingest", json={"path": str(folder)}, headers=ops_a)
+            assert refused.status_code == 403 and "inside the server's data dir" in refused.json()["message"]
+        assert api.post("/v1/collections/team-a/ingest", json={"path": str(tmp_path)}, headers=ops_a).status_code == 202
 
 
 def test_folder_ingest_roots_read_from_the_environment_as_path_does(monkeypatch):

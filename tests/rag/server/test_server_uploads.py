@@ -180,7 +180,9 @@ def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api_se
 
     ask, ask_line = new_key("reader", "ask")
     ing, ing_line = new_key("ing", "ingest")
-    settings = api_settings.model_copy(update={"api_keys": f"{ask_line},{ing_line}", "key_rate_limit": "2/minute"})
+    elsewhere, elsewhere_line = new_key("team-b", "ingest", ["team-b"])
+    settings = api_settings.model_copy(update={"api_keys": f"{ask_line},{ing_line},{elsewhere_line}",
+                                               "key_rate_limit": "2/minute"})
     app = create_app(settings)
 
     def sent(header: bytes) -> str:
@@ -195,6 +197,7 @@ def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api_se
             reply = sent(key)
             assert reply.startswith("HTTP/1.1 401") and "www-authenticate: bearer" in reply.lower(), reply
         assert sent(f"Authorization: Bearer {ask}\r\n".encode()).startswith("HTTP/1.1 403")  # an ask key
+        assert sent(f"Authorization: Bearer {elsewhere}\r\n".encode()).startswith("HTTP/1.1 403")  # another team's
         files = {"files": ("note.md", b"# Note\n\nA note.\n")}
         for _ in range(2):  # counted once each, not by the check and the route both
             upload = httpx.post(f"{url}/v1/collections/corpus/documents", files=files, headers={"X-API-Key": ing})
