@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ingest.chunking import SizedChunk
 from ingest.manifest import JobRecord, Manifest
@@ -158,7 +158,7 @@ class BatchJobs:
                     self._release([_held(record)])
                     self.manifest.forget_jobs([record])
                     continue
-                record = JobRecord(**{**asdict(record), "name": found})
+                record = replace(record, name=found)
                 self.manifest.update_job(record)
             records.append(record)
         return records
@@ -175,27 +175,37 @@ class BatchJobs:
         size = max(1, self.settings.batch_job_chunks)
         parts = [keys[i : i + size] for i in range(0, len(keys), size)]
         holds = self._hold_all([sum(tokens[k] for k in part) for part in parts])
-        records: list[JobRecord] = []
-        recorded = 0  # rows written: a row's hold is released by `pending` if its job never came to be
+        intents = [
+            JobRecord(
+                display_name=f"gemrag-{uuid.uuid4().hex[:16]}",
+                name="",
+                model=self.api.embedding_model,
+                text_keys=tuple(part),
+                tokens=sum(tokens[k] for k in part),
+                origin=origin.to_json(),
+                hold="" if hold is None else json.dumps(asdict(hold)),
+            )
+            for part, hold in zip(parts, holds, strict=True)
+        ]
         try:
-            for part, hold in zip(parts, holds, strict=True):
-                intent = JobRecord(
-                    display_name=f"gemrag-{uuid.uuid4().hex[:16]}",
-                    name="",
-                    model=self.api.embedding_model,
-                    text_keys=tuple(part),
-                    tokens=sum(tokens[k] for k in part),
-                    origin=origin.to_json(),
-                    hold="" if hold is None else json.dumps(asdict(hold)),
-                )
-                self.manifest.add_job(intent)
-                recorded += 1
-                record = JobRecord(**{**asdict(intent), "name": self.api.submit([texts[k] for k in part],
-                                                                                  intent.display_name)})
+            self.manifest.add_jobs(intents)
+        except BaseException:
+            self._release(holds)
+            raise
+        records: list[JobRecord] = []
+        try:
+            for intent in intents:
+                record = replace(intent, name=self.api.submit([texts[k] for k in intent.text_keys],
+                                                              intent.display_name))
                 self.manifest.update_job(record)
                 records.append(record)
-        finally:
-            self._release(holds[recorded:])
+        except BaseException:
+            # The job being sent may have reached the API: `pending` finds out next time. Those
+            # after it were never sent: released and forgotten now.
+            unsent = intents[len(records) + 1 :]
+            self._release([_held(r) for r in unsent])
+            self.manifest.forget_jobs(unsent)
+            raise
         return records
 
     def _hold_all(self, tokens: Sequence[int]) -> list[Hold | None]:
@@ -262,7 +272,7 @@ class BatchJobs:
                 if ok:
                     saved += price_usd(self.settings, record.model, usage) - price_usd(
                         self.settings, record.model, usage, batch=True)
-                self.manifest.update_job(JobRecord(**{**asdict(record), "charged": True}))
+                self.manifest.update_job(replace(record, charged=True))
 
         submitted = {k for r in records for k in r.text_keys}
         return Collected(JobVectors(vectors, submitted, online, self.api.embedding_model), cost, saved, notes)

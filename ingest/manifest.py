@@ -181,13 +181,16 @@ class Manifest:
             for display, name, model, keys, tokens, origin, charged, hold in rows
         ]
 
-    def add_job(self, job: JobRecord) -> None:
-        self.db.execute(
-            "INSERT INTO batch_jobs (collection, display_name, name, model, text_keys, tokens, origin, charged, hold) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.collection, job.display_name, job.name, job.model, json.dumps(job.text_keys), job.tokens,
-             job.origin, int(job.charged), job.hold),
-        )
+    def add_jobs(self, jobs: Sequence[JobRecord]) -> None:
+        """All of a run's jobs at once, before the first is submitted: a run killed while
+        submitting leaves a row (and its hold) for each job it had not sent yet."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT INTO batch_jobs (collection, display_name, name, model, text_keys, tokens, origin, charged, "
+                "hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(self.collection, job.display_name, job.name, job.model, json.dumps(job.text_keys), job.tokens,
+                  job.origin, int(job.charged), job.hold) for job in jobs],
+            )
 
     def update_job(self, job: JobRecord) -> None:
         """Record its name (once submitted) or that it was charged."""

@@ -163,6 +163,25 @@ def test_a_run_killed_around_submission_resumes_the_same_job(corpus, batch_setti
     assert snapshot(batch_settings, provider.embedding_id) == _clean(batch_settings, corpus)
 
 
+def test_a_run_killed_while_submitting_leaves_no_hold_behind(corpus, batch_settings, fake_gemini, tmp_path,
+                                                             monkeypatch):
+    """Every job's hold is set aside before the first is sent; rows were written one job at a
+    time, so a run killed while sending the first left the others' holds with no row, never
+    released, and the resume embedded their chunks online on top (review)."""
+    monkeypatch.setenv("GEMRAG_BATCH_JOB_CHUNKS", "1")  # the child's: one job per text
+    fake_gemini.inject(Fault.slow(1.5), method=CREATE)
+    _kill_batch_run(corpus, batch_settings, fake_gemini, tmp_path, when=lambda: bool(fake_gemini.calls(CREATE)))
+    rows = Manifest(batch_settings.path(MANIFEST), "corpus").jobs()
+    assert len(rows) > 1 and all(r.hold for r in rows) and Ledger(batch_settings).today().held_usd > 0
+    time.sleep(1.6)  # the first job is created all the same
+    settings = batch_settings.model_copy(update={"batch_job_chunks": 1})
+    report = ingest_paths([corpus.root], settings, GeminiProvider(settings), batch=_batch(corpus, resume=True))
+    today = Ledger(settings).today()
+    assert report.exit_code == 0 and report.count(Status.ADDED) == 4 and len(fake_gemini.calls(CREATE)) == 1
+    assert today.held_usd == 0 and today.cost_usd == pytest.approx(report.cost_usd)
+    assert Manifest(settings.path(MANIFEST), "corpus").jobs() == []
+
+
 def test_a_run_killed_while_waiting_resumes_without_resubmitting(corpus, batch_settings, fake_gemini, tmp_path):
     fake_gemini.batch_run_s = 60.0
     # Killed once it has submitted the job, recorded its name and polled it.
