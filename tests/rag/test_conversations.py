@@ -43,6 +43,17 @@ def test_history_keeps_the_latest_turns(settings: Settings) -> None:
     assert _turns(conversations, "s") == [(f"q{n}", f"a{n}") for n in range(MAX_MESSAGES // 2, MAX_MESSAGES)]
 
 
+def test_one_key_opening_many_sessions_evicts_no_other_keys_conversation(settings: Settings) -> None:
+    """In one table of `cache_max_entries`, a key opening sessions by the thousand pushed every
+    other key's conversation out (security walkthrough)."""
+    conversations = Conversations(settings.model_copy(update={"cache_max_entries": 5}))
+    conversations.append("alice/talk", "What is the refund window?", "30 days [1].")
+    for n in range(20):
+        conversations.append(f"mallory/s{n}", "spam", "answer")
+    assert _turns(conversations, "alice/talk") == [("What is the refund window?", "30 days [1].")]
+    assert _turns(conversations, "mallory/s19") and not _turns(conversations, "mallory/s0")  # its own bound holds
+
+
 ASKER = """
 import sys, time
 from rag.conversations import Conversations
