@@ -362,6 +362,9 @@ class Settings(BaseSettings):
     # environment (a JSON list was the only form read), a list in gemrag.toml.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     key_rate_limit: str = "120/minute"  # requests per API key, across replicas when Redis is shared
+    # GET /metrics names the routes, models, budgets and spending: with a token set, a scraper
+    # must send it ("Authorization: Bearer <token>"); unset, the endpoint is open, as the probes are.
+    metrics_token: SecretStr | None = None
     server_threads: int = Field(default=1024, ge=1)  # blocking steps in flight per replica: every open stream holds one
     # SIGTERM (a rolling update, a scale-down) stops new connections and lets open answers end
     # for this long; less than the orchestrator's kill deadline (terminationGracePeriodSeconds).

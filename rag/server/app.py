@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import shutil
 import time
 import uuid
@@ -624,8 +625,12 @@ def add_routes(app: FastAPI) -> None:
         return JSONResponse(health.model_dump(), status_code=200 if stores else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
+    async def metrics(request: Request, authorization: str | None = Header(default=None)) -> Response:
         state = services(request)
+        token = state.settings.metrics_token
+        if token is not None and not secrets.compare_digest(
+                (authorization or "").encode(), f"Bearer {token.get_secret_value()}".encode()):
+            raise Unauthorized("GET /metrics needs the metrics token: send 'Authorization: Bearer <metrics_token>'.")
         await anyio.to_thread.run_sync(observe_stores, state)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

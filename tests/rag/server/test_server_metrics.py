@@ -68,3 +68,17 @@ def test_the_quota_of_every_model_the_answers_use_is_exported_flash_lite_include
         scraped = client.get("/metrics").text
     for model in (gemini_settings.flash_model, gemini_settings.lite_model, gemini_settings.embedding_model):
         assert f'gemrag_quota_requests_today{{model="{model}"}}' in scraped, model
+
+
+def test_with_a_metrics_token_only_a_scraper_that_sends_it_reads_the_figures(settings: Settings) -> None:
+    """/metrics named every route, model, budget and what was spent to anyone who could reach
+    the port: with `metrics_token` set it asks for the token, as Prometheus sends it."""
+    guarded = Settings(data_dir=settings.data_dir, api_key=None, metrics_token="scrape-secret-1234")
+    with TestClient(create_app(guarded, mounts=[])) as client:
+        refused = [client.get("/metrics"), client.get("/metrics", headers={"Authorization": "Bearer wrong"})]
+        scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1234"})
+        assert client.get("/healthz").status_code == 200  # the probes stay open
+    for response in refused:
+        assert response.status_code == 401 and "metrics token" in response.json()["message"]
+        assert "gemrag_" not in response.text and "scrape-secret" not in response.text
+    assert scraped.status_code == 200 and "gemrag_http_requests_total" in scraped.text
