@@ -610,7 +610,43 @@ _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 
 
 def load_markdown(data: bytes) -> list[Section]:
-    return markdown_sections(decode(data), setext=True)
+    return markdown_sections(unseen_markdown(decode(data)), setext=True)
+
+
+# What a Markdown file holds that its reader never sees: HTML comments (Node.js's API docs
+# open each method with "<!-- YAML added: v0.1.16 -->") and link reference definitions
+# ("[`setTimeout()`]: #settimeout"): 100 and 109 of this machine's Markdown files under
+# /usr/share/doc have them, and both were quoted as if they were text.
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S+[^\n]*$", re.M)
+
+
+def unseen_markdown(text: str) -> str:
+    """`text` with its comments and link definitions blanked out, outside code fences (an
+    HTML sample's comment is code), line breaks kept, so every other character stays where it
+    was (a section's offset is where the viewer finds it)."""
+    parts: list[str] = []
+    prose: list[str] = []
+    fence = ""
+    for line in text.splitlines(keepends=True):
+        marker = FENCE.match(line)
+        if fence:
+            parts.append(line)
+            if marker and _closes(fence, marker.group(1), line[marker.end() :]):
+                fence = ""
+        elif marker:
+            parts += [_blanked("".join(prose)), line]
+            prose, fence = [], marker.group(1)
+        else:
+            prose.append(line)
+    return "".join([*parts, _blanked("".join(prose))])
+
+
+def _blanked(prose: str) -> str:
+    def blank(match: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", match.group())
+
+    return _LINK_DEFINITION.sub(blank, _COMMENT.sub(blank, prose))
 
 
 # A setext heading's underline: "Title" over "=====" (level 1) or "-----" (level 2). Three

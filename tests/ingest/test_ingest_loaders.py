@@ -398,3 +398,19 @@ def test_setext_headings_give_markdown_sections_their_heading_paths():
     medium = sections[2].text
     assert medium.startswith("Medium Tests\n------------\n") and "not a title\n-----------" in medium
     assert not any(s.text.startswith(("-", "=")) for s in sections[1:])  # no chunk opens on an underline
+
+
+def test_markdown_comments_and_link_definitions_are_not_text():
+    """Node.js's API docs open each method with "<!-- YAML added: v0.1.90 -->" and end with
+    link definitions ("[`exec()`]: #child_processexec"): both were quoted as answers (new-user
+    walkthrough). Outside code fences, and every other character left in its place."""
+    from ingest.loaders import load_markdown
+
+    text = ("# exec\n\n<!-- YAML\nadded: v0.1.90\n-->\n\nRuns a command in a shell. See [spawn][].\n\n"
+            "```html\n<!-- a sample's comment -->\n[x]: code, not a definition\n```\n\n"
+            "[spawn]: https://nodejs.org/api/child_process.html#spawn \"spawn\"\nThe end.\n")
+    [section] = load_markdown(text.encode())
+    assert "YAML" not in section.text and "added:" not in section.text and "nodejs.org" not in section.text
+    assert "<!-- a sample's comment -->\n[x]: code, not a definition" in section.text
+    assert len(section.text) == len(text) and section.text.index("Runs a command") == text.index("Runs a command")
+    assert "See [spawn][]." in section.text and section.text.endswith("The end.\n")
