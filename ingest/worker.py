@@ -41,6 +41,9 @@ from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
+OTHER_DATA_DIR = ("the worker that took the job has another data dir than the server that queued it, so nothing "
+                  "was read or removed; its operator must give both the same GEMRAG_DATA_DIR (the worker's log "
+                  "names both)")
 
 
 class JobStopped(GemragError):
@@ -59,6 +62,11 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     job = jobs.get(job_id)
     if job is None or job.finished:
         return  # expired, or a duplicate delivery of a finished job
+    if job.data_dir and Path(job.data_dir) != settings.data_dir.resolve():
+        log.error("job %s was queued by a server whose data dir is %s; this worker's is %s: set GEMRAG_DATA_DIR "
+                  "(or --data-dir) to the server's", job_id, job.data_dir, settings.data_dir.resolve())
+        jobs.update(job_id, state="failed", message=OTHER_DATA_DIR)
+        return
     job = jobs.update(job_id, state="running", attempts=job.attempts + 1, message="")
 
     def progress(p: Progress) -> None:
@@ -156,9 +164,12 @@ def worker_settings(settings: Settings) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
     parser.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the server's data dir (default: settings.data_dir, GEMRAG_DATA_DIR); must be the same")
     args = parser.parse_args(argv)
     try:
-        settings = worker_settings(load_settings())
+        overrides = {"data_dir": args.data_dir} if args.data_dir is not None else {}
+        settings = worker_settings(load_settings(**overrides))
         configure_logging(settings)
         jobs = Jobs(settings)
         worker = build_worker(settings, args.threads, jobs)
@@ -169,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
-    print(f"ingest worker on queue {settings.job_queue!r} ({args.threads} thread(s)); Ctrl+C stops it", flush=True)
+    print(f"ingest worker on queue {settings.job_queue!r} ({args.threads} thread(s)), data dir {settings.data_dir}; "
+          "Ctrl+C stops it", flush=True)
     me = f"{socket.gethostname()}:{os.getpid()}"
     while True:  # alive, for /metrics (gemrag_workers_alive): a dead worker was invisible
         try:

@@ -111,6 +111,10 @@ class Job:
     outcomes: dict[str, int] = field(default_factory=dict)  # files by status: added, unchanged, failed, ...
     errors: dict[str, str] = field(default_factory=dict)  # file → why it failed
     message: str = ""  # why the job failed or stopped
+    # The data dir of the server that queued it: a worker with another one (its manifest
+    # elsewhere, the Chroma server shared) took every stored file the job did not name for an
+    # orphan and deleted it. "" for a job queued before this field.
+    data_dir: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -147,7 +151,8 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's br
             message.options["redis_message_id"] = message.message_id
 
     if not settings.redis_url:
-        raise ConfigError("Ingest jobs need a queue: set REDIS_URL and run python -m ingest.worker beside the server.")
+        raise ConfigError("Ingest jobs need a queue: set REDIS_URL (the same one, and the same GEMRAG_DATA_DIR, for "
+                          "the server and its python -m ingest.worker).")
     if not settings.chroma_url:
         # The embedded store is one process's: a server reading it would search a worker's
         # new chunks only by keywords and crash on its removals until restarted. The message
@@ -184,7 +189,7 @@ class Jobs:
 
         now = time.time()
         job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
-                  created_at=now, updated_at=now)
+                  data_dir=str(self.settings.data_dir.resolve()), created_at=now, updated_at=now)
         message: Message[None] = Message(
             queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
             options={"max_retries": self.settings.job_max_retries}, message_id=job.id)

@@ -215,3 +215,26 @@ def test_a_job_failed_on_the_data_dir_tells_its_client_no_server_path(caplog):
     told = failure_message(DataDirUnwritable("data dir /srv/gemrag is not writable; set GEMRAG_DATA_DIR"), "j1")
     assert "/srv/gemrag" not in told and "cannot write to its data directory" in told
     assert "/srv/gemrag" in caplog.text  # the operator's log has it
+
+
+def test_a_worker_with_another_data_dir_than_the_server_refuses_its_jobs(job_settings, fake_gemini, tmp_path,
+                                                                        caplog):
+    """A worker started without the server's GEMRAG_DATA_DIR kept its manifest elsewhere and
+    took every stored file of the (shared) Chroma collection that the job did not name for an
+    orphan: re-uploading one file of two deleted the other's chunks (operations walkthrough)."""
+    from ingest.worker import OTHER_DATA_DIR, run_job
+    from rag.jobs import Jobs
+    from rag.providers import Embedders
+
+    provider = GeminiProvider(job_settings)
+    ingest_paths([write_folder(tmp_path / "docs", 2)], job_settings, provider)
+    stored = Store(job_settings, provider.embedding_id).count()
+    jobs = Jobs(job_settings)
+    job = jobs.submit("folder", job_settings.collection, "tester", paths=[str(tmp_path / "docs")], prune=True)
+    elsewhere = job_settings.model_copy(update={"data_dir": tmp_path / "worker-data"})
+    run_job(job.id, jobs, elsewhere, Embedders(elsewhere))
+    failed = jobs.get(job.id)
+    assert failed is not None and failed.state == "failed" and failed.message == OTHER_DATA_DIR
+    assert str(tmp_path) not in failed.message and str(job_settings.data_dir.resolve()) in caplog.text
+    assert Store(job_settings, provider.embedding_id).count() == stored  # nothing removed
+    assert not (tmp_path / "worker-data").exists()
