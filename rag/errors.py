@@ -95,7 +95,17 @@ class EmptyCollection(GemragError):
 
 class NoCollection(EmptyCollection):
     """No collection of that name at all (the API's `no_collection`): a client tells a
-    mistyped name from a collection not ingested yet by the kind, not the message."""
+    mistyped name from a collection not ingested yet by the kind, not the message, which
+    names the collections there are (`held`); `told` names only those a caller may use."""
+
+    def __init__(self, message: str, *, name: str, held: Sequence[str]) -> None:
+        self.name, self.held = name, tuple(held)
+        super().__init__(message, remote=self.told(lambda _: True))
+
+    def told(self, reaches: Callable[[str], bool]) -> str:
+        listed = [h for h in self.held if reaches(h)]
+        there = f"its collections: {', '.join(listed)}" if listed else "it holds none yet"
+        return f"No collection {self.name!r} on this server ({there})."  # also an MCP agent's: no HTTP route named
 
 
 def remote_message(error: GemragError) -> str:

@@ -80,15 +80,14 @@ class Stores:
         if not self.settings.chroma_url and not self.settings.data_dir.exists():
             there = "no such folder"
         ingest = f"run python -m ingest PATH --collection {name}"
-        listed = f"its collections: {', '.join(held)}" if held else "it holds none yet"
-        remote = f"No collection {name!r} on this server ({listed})."  # also an MCP agent's: no HTTP route named
         if self.settings.chroma_url:
             host, port = chroma_address(self.settings.chroma_url)
             return NoCollection(
                 f"No collection {name!r} on the Chroma server at {host}:{port} ({there}): "
-                f"{ingest}, or point CHROMA_URL at the server you ingested into.", remote=remote)
+                f"{ingest}, or point CHROMA_URL at the server you ingested into.", name=name, held=held)
         return NoCollection(f"No collection {name!r} in {self.settings.data_dir.resolve()} ({there}): {ingest}, "
-                               "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.", remote=remote)
+                            "or point GEMRAG_DATA_DIR (--data-dir) at the folder you ingested into.",
+                            name=name, held=held)
 
 
 def embedder_for(settings: Settings, collection: str, embedders: Embedders) -> Embedder:

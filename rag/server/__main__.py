@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def comma_list(value: str) -> list[str]:
     """One or more names: an empty list (an unset variable in `--collections "$TEAMS"`)
     would make a key that reaches every collection."""
-    names = [part.strip() for part in value.split(",") if part.strip()]
+    names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     if not names:
         raise argparse.ArgumentTypeError("name at least one collection (leave the option out for all)")
     return names

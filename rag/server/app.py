@@ -49,6 +49,7 @@ from rag.errors import (
     GemragError,
     InvalidKey,
     InvalidRequest,
+    NoCollection,
     ProviderError,
     QuotaExhausted,
     echoed,
@@ -164,6 +165,7 @@ MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold t
 
 
 COUNTED = "gemrag_key_counted"  # request state: `Services.caller` counted it against the key's rate
+CALLER = "gemrag_caller"  # request state: the key `Services.caller` found
 
 
 def error_kind(error: Exception) -> str:
@@ -174,16 +176,17 @@ def error_status(error: Exception) -> int:
     return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
 
 
-def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = ()) -> JSONResponse:
+def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), told: str = "") -> JSONResponse:
     """`fields`: what the request's schema refused; every 422 body lists them, or else the
-    field the core named (`InvalidRequest.field`)."""
+    field the core named (`InvalidRequest.field`). `told`: the message, when not the error's
+    own (`remote_message`)."""
     headers = {}
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after + 0.49)))
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 says which scheme it wants
-    kind, message = error_kind(error), remote_message(error)
+    kind, message = error_kind(error), told or remote_message(error)
     if isinstance(error, InvalidRequest) and not fields and error.field:
         fields = [FieldErrorOut(field=f"body.{error.field}", reason=message)]
     body = (InvalidRequestOut(error=kind, message=message, fields=list(fields)) if isinstance(error, InvalidRequest)
@@ -233,6 +236,7 @@ class Services:
         client = request.client.host if request.client else None
         caller = self.keys.caller(presented_key(authorization, x_api_key), client)
         state = request.scope.setdefault("state", {})
+        state[CALLER] = caller  # for the refusals that name collections (`gemrag_error`)
         if self.keys.configured and not state.get(COUNTED):
             self.key_limit.hit(caller.name)
             state[COUNTED] = True
@@ -349,6 +353,9 @@ def create_app(
         metrics.errors.labels(error_kind(error), route_path(request.scope)).inc()
         if isinstance(error, DataDirUnwritable):  # the client is told less: the operator reads it here
             log.error("%s %s: %s", request.method, request.url.path, error)
+        caller = request.scope.get("state", {}).get(CALLER)
+        if isinstance(error, NoCollection) and isinstance(caller, Caller):  # only the collections it may use
+            return error_response(error, told=error.told(caller.reaches))
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
@@ -430,7 +437,7 @@ def add_routes(app: FastAPI) -> None:
         started = time.perf_counter()
         state = services(request)
         chain, generator = state.backend.chain, state.backend.generator
-        caller.enter(body.collection or state.settings.collection)
+        collection = caller.enter(body.collection or caller.default(state.settings.collection))
         forced = answer_model(body.model, generator, state.settings)
         external = body.session_id or uuid.uuid4().hex[:16]
         session = f"{caller.name}/{external}"
@@ -442,7 +449,7 @@ def add_routes(app: FastAPI) -> None:
         else:
             history = []
         current_session.set(session)  # the global rate limiter queues this session's calls in its own turn
-        options = replace(body.options(), model=forced.model)
+        options = replace(body.options(), model=forced.model, collection=collection)
         steps = ThreadedIterator(noted(chain.stream(body.question, history, session, options), forced.note))
         first = await steps.next()  # rate-limit waits and refusals happen here, before any byte is sent
         if first is None:

@@ -56,6 +56,14 @@ class Caller:
     def reaches(self, collection: str) -> bool:
         return self.collections is None or collection in self.collections
 
+    def default(self, collection: str) -> str:
+        """The collection a request that names none asks: the server's `collection`, or the
+        key's only one when it may not use the server's (a team's key needs no "collection"
+        in every request)."""
+        if self.reaches(collection) or self.collections is None or len(self.collections) != 1:
+            return collection
+        return next(iter(self.collections))
+
     def enter(self, collection: str) -> str:
         """The collection, if the key may use it, else Forbidden naming the ones it may."""
         if not self.reaches(collection):
@@ -112,17 +120,26 @@ class ApiKeys:
                 raise ConfigError(f"api_keys_file {file}: cannot read it ({exc.strerror or exc})") from None
             lines += [(f"{file}:{n}", line) for n, line in enumerate(text.splitlines(), start=1)]
         entries: dict[str, Caller] = {}
+        named: dict[str, tuple[str, Caller]] = {}  # the first entry of each name, and where it is
         for where, raw in lines:
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             parts = line.split(":")
             if len(parts) not in (4, 5) or parts[2] != "sha256" or parts[1] not in ROLES or len(parts[3]) != 64:
+                alone = " (a key's collections are separated by '|', not ',')" if len(parts) == 1 else ""
                 raise ConfigError(
                     f"{where}: API key entry {parts[0]!r} is not 'name:role:sha256:<64 hex>[:collection|...]' with "
-                    f"role one of {', '.join(ROLES)}; make one with python -m rag.server keygen NAME ROLE"
+                    f"role one of {', '.join(ROLES)}{alone}; make one with python -m rag.server keygen NAME ROLE"
                 )
-            entries[parts[3].lower()] = Caller(parts[0], parts[1], _collections(parts[4:], where, parts[0]))
+            caller = Caller(parts[0], parts[1], _collections(parts[4:], where, parts[0]))
+            first_where, first = named.setdefault(caller.name, (where, caller))
+            if first != caller:  # sessions, costs and the UI's login go by name: one name, one set of rights
+                raise ConfigError(
+                    f"{where}: API key entry {caller.name!r} has another role or other collections than the entry of "
+                    f"that name at {first_where}; keys sharing a name (one being rotated) must match: give each its "
+                    "own name")
+            entries[parts[3].lower()] = caller
         return cls(entries)
 
     @property
@@ -130,14 +147,9 @@ class ApiKeys:
         return bool(self._by_hash)
 
     def caller_of(self, name: str) -> Caller | None:
-        """The key a mounted app's user logged in with, by its name (should two keys share
-        one: the lower role and the collections both reach), None for a name no key has."""
-        keys = [c for c in self._by_hash.values() if c.name == name]
-        if not keys:
-            return None
-        role = ROLES[min(ROLES.index(c.role) for c in keys)]
-        scopes = [c.collections for c in keys if c.collections is not None]
-        return Caller(name, role, frozenset.intersection(*scopes) if scopes else None)
+        """The key a mounted app's user logged in with, by its name (keys sharing a name have
+        the same rights: `load`), None for a name no key has."""
+        return next((c for c in self._by_hash.values() if c.name == name), None)
 
     def caller(self, presented: str | None, client_host: str | None) -> Caller:
         if not self.configured:

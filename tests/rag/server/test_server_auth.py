@@ -161,35 +161,52 @@ def test_a_key_limited_to_collections_reaches_no_other(gemini_settings: Settings
     build_store(gemini_settings, provider, "team-b")
     alice, alice_line = new_key("alice", "ingest", ["team-a"])
     ops, ops_line = new_key("ops", "admin")
-    settings = gemini_settings.model_copy(update={"api_keys": f"{alice_line},{ops_line}", "collection": "team-b"})
-    mine, everyone = {"X-API-Key": alice}, {"X-API-Key": ops}
+    two, two_line = new_key("two", "ask", ["team-a", "team-c"])
+    settings = gemini_settings.model_copy(update={"api_keys": f"{alice_line},{ops_line},{two_line}",
+                                                  "collection": "team-b"})
+    mine, everyone, both = {"X-API-Key": alice}, {"X-API-Key": ops}, {"X-API-Key": two}
     with TestClient(create_app(settings, mounts=[])) as client:
         assert [c["name"] for c in client.get("/v1/collections", headers=mine).json()] == ["team-a"]
         assert {"team-a", "team-b"} <= {c["name"] for c in client.get("/v1/collections", headers=everyone).json()}
         assert client.get("/v1/collections/team-a/documents", headers=mine).status_code == 200
         refusals = [
             client.get("/v1/collections/team-b/documents", headers=mine),
-            client.post("/v1/ask", headers=mine, json={"question": "What is the refund window?", "stream": False}),
             client.post("/v1/ask", headers=mine, json={"question": "Refunds?", "collection": "team-b"}),
             client.delete("/v1/collections/team-b/documents/refunds.md", headers=mine),
             client.post("/v1/collections/team-b/documents", headers=mine, files={"files": ("a.md", b"# A\n\nText.\n")}),
         ]
         answered = client.post("/v1/ask", headers=mine,
                                json={"question": "What is the refund window?", "collection": "team-a", "stream": False})
+        # A key of one collection asks it when the request names none; a key of several must name one.
+        defaulted = client.post("/v1/ask", headers=mine, json={"question": "What is the refund window?",
+                                                              "stream": False})
+        unnamed = client.post("/v1/ask", headers=both, json={"question": "What is the refund window?"})
+        # A collection not made yet: the refusal names only those the key may use.
+        absent = client.get("/v1/collections/team-c/documents", headers=both)
     for refused in refusals:
         assert refused.status_code == 403, refused.text
         assert refused.json()["message"] == "Key 'alice' may not use collection 'team-b'; its collections: team-a."
     assert answered.status_code == 200 and answered.json()["answer"]
+    assert defaulted.status_code == 200 and defaulted.json()["citations"][0]["source"] == \
+        answered.json()["citations"][0]["source"]
+    assert unnamed.status_code == 403 and "its collections: team-a, team-c" in unnamed.json()["message"]
+    assert absent.status_code == 404 and absent.json()["message"] == \
+        "No collection 'team-c' on this server (its collections: team-a)."
 
 
 def test_a_keys_collections_are_checked_when_the_server_starts(settings: Settings):
     with pytest.raises(Exception, match="GEMRAG_API_KEYS: API key entry 'bob': Collection name 'a b' is not allowed"):
         ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:team|a b", None)
+    with pytest.raises(Exception, match=r"entry 'team' is not .* \(a key's collections are separated by '\|', not"):
+        ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:one,team", None)
     with pytest.raises(Exception, match=r"separated by '\|'; leave it out \(no trailing ':'\) for a key that reaches"):
         ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:", None)
-    keys = ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:one|two,bob:admin:sha256:{'1' * 64}:two|three", None)
-    assert keys.caller_of("bob") == Caller("bob", "ask", frozenset({"two"}))  # a name's keys: what all of them allow
-    assert keys.caller_of("nobody") is None
+    with pytest.raises(Exception, match="GEMRAG_API_KEYS: API key entry 'bob' has another role or other collections "
+                                        "than the entry of that name at GEMRAG_API_KEYS; keys sharing a name"):
+        ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:one|two,bob:admin:sha256:{'1' * 64}:two|three", None)
+    rotated = ApiKeys.load(f"bob:ask:sha256:{'0' * 64}:one|two,bob:ask:sha256:{'1' * 64}:two|one", None)
+    assert rotated.caller_of("bob") == Caller("bob", "ask", frozenset({"one", "two"}))
+    assert rotated.caller_of("nobody") is None
 
 
 def test_keygen_limits_a_key_to_the_collections_named():
