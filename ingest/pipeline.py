@@ -56,6 +56,7 @@ from rag.store import Store, check_collection_name, drop_collection, no_store_ye
 from rag.store import recorded_embedder as stored_embedder
 from rag.text import counted
 from rag.types import Embedded, Usage, estimate_tokens
+from rag.uploads import UPLOADS
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64  # texts per offline call; MiniLM cuts them into its own batches (`Run.__init__`)
@@ -205,7 +206,9 @@ def recorded_embedder(settings: Settings, collection: str) -> str | None:
 def remove_paths(
     sources: Sequence[str], settings: Settings, embedder: Embedder, *, collection: str | None = None
 ) -> IngestReport:
-    """Remove files (by stored name, as `Chunk.source`) and their chunks from a collection."""
+    """Remove files (by stored name, as `Chunk.source`) and their chunks from a collection;
+    of an uploaded file, the copy the upload stored under the data dir too (a removed HR file's
+    bytes stayed on the server; a file ingested from a folder of the user's is left alone)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id)
     with run_lock(settings, name), _open_manifest(settings, name) as manifest:
@@ -214,8 +217,13 @@ def remove_paths(
         for source in sources:
             if source not in run.records:
                 report.add(FileOutcome(source, Status.FAILED, reason=f"not in collection {name!r}"))
-        run.remove([run.records[s] for s in sources if s in run.records])
+        removed = [run.records[s] for s in sources if s in run.records]
+        run.remove(removed)
         run.finish()
+        uploads = settings.path(UPLOADS).resolve() / name
+        for record in removed:
+            if Path(record.path).parent == uploads:
+                Path(record.path).unlink(missing_ok=True)
     return report
 
 

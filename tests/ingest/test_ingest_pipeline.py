@@ -365,6 +365,18 @@ def test_remove_paths_deletes_named_files(corpus, settings, fake):
     assert "notes.txt" not in manifest.records()
 
 
+def test_removing_an_uploaded_file_deletes_the_servers_copy_not_a_users_file(corpus, settings, fake):
+    """DELETE /v1/collections/hr/documents/salaries.md removed the chunks and left the upload's
+    bytes under the data dir (operations walkthrough)."""
+    uploaded = settings.path("uploads", "corpus") / "salaries.md"
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_text("# Salaries\n\nThe bands are confidential.\n")
+    ingest_paths([corpus.root, uploaded], settings, fake)
+    report = remove_paths(["salaries.md", "notes.txt"], settings, fake)
+    assert _statuses(report) == {"salaries.md": Status.REMOVED, "notes.txt": Status.REMOVED}
+    assert not uploaded.exists() and corpus.path("notes.txt").exists()  # the user's own file stays
+
+
 def test_single_file_and_collection_option(corpus, settings, fake):
     report = ingest_paths([corpus.path("sub/limits.pdf")], settings, fake, collection="one-file")
     assert _statuses(report) == {"limits.pdf": Status.ADDED}
