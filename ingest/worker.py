@@ -41,6 +41,7 @@ from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
+EVERY_FILE_FAILED = "no file could be ingested: `errors` says why for each"
 OTHER_DATA_DIR = ("the worker that took the job has another data dir than the server that queued it, so nothing "
                   "was read or removed; its operator must give both the same GEMRAG_DATA_DIR (the worker's log "
                   "names both)")
@@ -106,7 +107,12 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
             raise  # staged files wait for the retry
         discard(staged)
         return
-    jobs.update(job_id, state="done", current="", **summary(report))
+    failed = bool(report.files) and all(f.status is Status.FAILED for f in report.files)
+    # A client polling the state took a job whose every file failed (an empty upload, a file
+    # it cannot read) for a success: it is failed, its files' reasons in `errors`; not retried,
+    # as the same files would fail again.
+    jobs.update(job_id, state="failed" if failed else "done", current="", message=EVERY_FILE_FAILED if failed else "",
+                **summary(report))
 
 
 def failure_message(exc: BaseException, job_id: str) -> str:

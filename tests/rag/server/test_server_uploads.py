@@ -95,7 +95,7 @@ def test_nothing_waits_in_incoming_once_a_job_is_over_whatever_its_outcome(keyed
     name = settings.collection
     with running_worker(settings, tmp_path / "worker.log"), TestClient(create_app(settings, mounts=[])) as api:
         job = wait_job(api, upload(api, settings, keys, ("empty.md", b"")), finished, headers=keys["loader"])
-        assert (job["state"], job["outcomes"]) == ("done", {"failed": 1})
+        assert (job["state"], job["outcomes"]) == ("failed", {"failed": 1})
         assert waiting(settings) == []
 
         with run_lock(settings, name):  # another ingest into the collection runs throughout
@@ -158,7 +158,8 @@ def test_an_upload_the_ingest_refuses_leaves_the_stored_file_and_its_chunks_and_
         assert job(HANDBOOK.encode())["outcomes"] == {"added": 1}
         refused = job(b"")
         assert stored.read_text() == HANDBOOK and ["27 days" in t for t in stored_texts(settings)] == [True]
-        assert (refused["state"], refused["outcomes"]) == ("done", {"failed": 1})
+        assert (refused["state"], refused["outcomes"]) == ("failed", {"failed": 1})
+        assert refused["message"] == "no file could be ingested: `errors` says why for each"
         reason = refused["errors"]["handbook.md"]
         assert reason.startswith("the upload of handbook.md was refused (the file is empty (0 bytes))")
         assert reason.endswith("the previous handbook.md stays, as stored and as searched")
