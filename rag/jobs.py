@@ -90,6 +90,10 @@ return "gone"
 """
 
 
+NO_WORKER = ("queued, but no ingest worker is running: the job waits until one starts (python -m ingest.worker, "
+             "with the server's REDIS_URL and GEMRAG_DATA_DIR)")
+
+
 @dataclass(frozen=True)
 class Job:
     """A job and its progress. Counts are those of the current attempt."""
@@ -190,6 +194,14 @@ class Jobs:
         now = time.time()
         job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
                   data_dir=str(self.settings.data_dir.resolve()), created_at=now, updated_at=now)
+        try:
+            # Queued with no worker to run it, a job waited without a word (`/readyz` is the
+            # API's, not the workers'): its client is told, and the job still waits for one.
+            idle = not self.live_workers()
+        except redis.RedisError:
+            idle = False  # the enqueue below says what is wrong with Redis
+        if idle:
+            job = replace(job, message=NO_WORKER)
         message: Message[None] = Message(
             queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
             options={"max_retries": self.settings.job_max_retries}, message_id=job.id)

@@ -142,6 +142,25 @@ def test_an_admin_key_limited_to_collections_sees_no_other_collections_jobs_or_u
         assert api.post("/v1/collections/team-a/ingest", json={"path": str(tmp_path)}, headers=ops_a).status_code == 202
 
 
+@pytest.mark.redis
+def test_a_job_queued_with_no_worker_running_says_so(keyed_settings, tmp_path):
+    """With no worker, an upload was a 202 and a job "queued" for ever with an empty message
+    (operations walkthrough)."""
+    import uuid
+
+    from rag.jobs import NO_WORKER, Jobs
+
+    settings, keys = keyed_settings
+    settings = settings.model_copy(update={"job_queue": f"q-{uuid.uuid4().hex[:8]}"})  # no other test's worker
+    with TestClient(create_app(settings, mounts=[])) as api:
+        url = f"/v1/collections/{settings.collection}/ingest"
+        idle = api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()
+        Jobs(settings).beat("worker-1")
+        taken = api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()
+    assert (idle["state"], idle["message"]) == ("queued", NO_WORKER)
+    assert (taken["state"], taken["message"]) == ("queued", "")
+
+
 def test_folder_ingest_roots_read_from_the_environment_as_path_does(monkeypatch):
     from rag.settings import load_settings
 
