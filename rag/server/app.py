@@ -29,6 +29,7 @@ from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
@@ -243,14 +244,23 @@ class Services:
         return caller
 
 
+# The two ways a key is sent, as security schemes: the schema then says how a route is
+# authenticated, and /docs has an "Authorize" button (every "Try it out" was a 401 without one).
+# Not refusing by themselves (auto_error=False): `ApiKeys.caller` decides, loopback included.
+BEARER = HTTPBearer(auto_error=False, description="an API key (python -m rag.server keygen): 'Authorization: Bearer "
+                                                   "<key>'")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, the other way to send it")
+
+
 def requires(role: Role) -> Callable[..., Caller]:
     """A route dependency: the caller, who must hold `role`."""
 
     def dependency(
         request: Request,
-        authorization: str | None = Header(default=None),
-        x_api_key: str | None = Header(default=None),
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        x_api_key: Annotated[str | None, Depends(API_KEY_HEADER)],
     ) -> Caller:
+        authorization = f"Bearer {bearer.credentials}" if bearer is not None else None
         return services(request).caller(request, authorization, x_api_key).require(role)
 
     return dependency

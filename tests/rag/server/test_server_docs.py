@@ -40,6 +40,16 @@ def test_every_keyed_route_documents_the_refusals_it_really_sends(settings):
     assert "404" in keyed[("/v1/jobs/{job_id}", "get")] and "413" in keyed[("/v1/collections/{name}/documents", "post")]
 
 
+def test_the_schema_says_how_a_key_is_sent_so_docs_can_send_one(settings):
+    """/docs had no "Authorize" button: the schema named no security scheme, and every "Try it
+    out" of a keyed route was a 401 (operations walkthrough)."""
+    schema = create_app(settings, mounts=[]).openapi()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"]["scheme"] == "bearer" and schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    keyed = [op for path, ops in schema["paths"].items() for op in ops.values() if path.startswith("/v1/")]
+    assert keyed and all(op["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}] for op in keyed)
+
+
 def readme_block(language: str, containing: str) -> str:
     section = (ROOT / "README.md").read_text().split("### Test client", 1)[1]
     blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
