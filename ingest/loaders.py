@@ -616,37 +616,47 @@ def load_markdown(data: bytes) -> list[Section]:
 # What a Markdown file holds that its reader never sees: HTML comments (Node.js's API docs
 # open each method with "<!-- YAML added: v0.1.16 -->") and link reference definitions
 # ("[`setTimeout()`]: #settimeout"): 100 and 109 of this machine's Markdown files under
-# /usr/share/doc have them, and both were quoted as if they were text.
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S+[^\n]*$", re.M)
+# /usr/share/doc have them, and both were quoted as if they were text. As CommonMark reads
+# them: a comment that opens a line (up to three spaces in, so not indented code, nor a
+# "`<!--`" in a sentence) runs to its "-->"; a definition is a label (not a footnote's "[^1]"),
+# a destination and an optional title, alone on its line, not inside a paragraph.
+_COMMENT_OPENS = re.compile(r" {0,3}<!--")
+_LINK_DEFINITION = re.compile(
+    r" {0,3}\[(?!\^)[^\]\n]+\]:[ \t]*\S+"  # [label]: destination
+    r"(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^)\n]*\)))?[ \t]*"  # "title", 'title' or (title)
+)
 
 
 def unseen_markdown(text: str) -> str:
     """`text` with its comments and link definitions blanked out, outside code fences (an
     HTML sample's comment is code), line breaks kept, so every other character stays where it
     was (a section's offset is where the viewer finds it)."""
-    parts: list[str] = []
-    prose: list[str] = []
+    out: list[str] = []
     fence = ""
+    in_comment = False
+    paragraph = False  # the line before holds text: a definition cannot interrupt it
     for line in text.splitlines(keepends=True):
         marker = FENCE.match(line)
+        body = line.rstrip("\r\n")
         if fence:
-            parts.append(line)
             if marker and _closes(fence, marker.group(1), line[marker.end() :]):
                 fence = ""
+        elif in_comment or (not marker and _COMMENT_OPENS.match(line)):
+            in_comment = "-->" not in body
+            line = _blank(line)
         elif marker:
-            parts += [_blanked("".join(prose)), line]
-            prose, fence = [], marker.group(1)
-        else:
-            prose.append(line)
-    return "".join([*parts, _blanked("".join(prose))])
+            fence = marker.group(1)
+        elif not paragraph and _LINK_DEFINITION.fullmatch(body):
+            line = _blank(line)
+            out.append(line)
+            continue  # definitions may follow one another
+        paragraph = bool(line.strip()) and not fence and not marker
+        out.append(line)
+    return "".join(out)
 
 
-def _blanked(prose: str) -> str:
-    def blank(match: re.Match[str]) -> str:
-        return re.sub(r"[^\n]", " ", match.group())
-
-    return _LINK_DEFINITION.sub(blank, _COMMENT.sub(blank, prose))
+def _blank(line: str) -> str:
+    return re.sub(r"[^\r\n]", " ", line)
 
 
 # A setext heading's underline: "Title" over "=====" (level 1) or "-----" (level 2). Three

@@ -414,3 +414,15 @@ def test_markdown_comments_and_link_definitions_are_not_text():
     assert "<!-- a sample's comment -->\n[x]: code, not a definition" in section.text
     assert len(section.text) == len(text) and section.text.index("Runs a command") == text.index("Runs a command")
     assert "See [spawn][]." in section.text and section.text.endswith("The end.\n")
+
+
+def test_markdown_that_only_looks_like_a_comment_or_a_definition_stays_text():
+    """A "`<!--`" in a sentence blanked everything up to the next "-->", a heading and its
+    section with it; a footnote and a sentence starting "[1]:" were taken for definitions (review)."""
+    from ingest.loaders import unseen_markdown
+
+    text = ("# HTML basics\n\nA comment opens with `<!--` and is never shown.\n\n## Refunds\n\n"
+            "Refunds are issued within 30 days.\n\n[^1]: The footnote says this.\n\n    <!-- indented code -->\n\n"
+            "See the study.\n[1]: Smith 2003 says so\n\n[1]: Smith 2003 shows it too\n")
+    kept = unseen_markdown(text)
+    assert kept == text
