@@ -30,7 +30,7 @@ from ingest.uploads import ingest_staged
 from ingest.vision import configured_reader
 from rag.commands import Parser
 from rag.errors import GemragError, remote_message
-from rag.jobs import TASK, Jobs
+from rag.jobs import TASK, Jobs, data_dir_id
 from rag.logs import bound
 from rag.logs import configure as configure_logging
 from rag.providers import Embedders
@@ -42,9 +42,9 @@ from rag.uploads import StagedFile, discard
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
 EVERY_FILE_FAILED = "no file could be ingested: `errors` says why for each"
-OTHER_DATA_DIR = ("the worker that took the job has another data dir than the server that queued it, so nothing "
-                  "was read or removed; its operator must give both the same GEMRAG_DATA_DIR (the worker's log "
-                  "names both)")
+OTHER_DATA_DIR = ("a worker with another data dir than the server that queued the job took it, and left it to "
+                  "another worker, reading and removing nothing; the operator must give every worker the server's "
+                  "GEMRAG_DATA_DIR (its log names it)")
 
 
 class JobStopped(GemragError):
@@ -63,11 +63,14 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     job = jobs.get(job_id)
     if job is None or job.finished:
         return  # expired, or a duplicate delivery of a finished job
-    if job.data_dir and Path(job.data_dir) != settings.data_dir.resolve():
-        log.error("job %s was queued by a server whose data dir is %s; this worker's is %s: set GEMRAG_DATA_DIR "
-                  "(or --data-dir) to the server's", job_id, job.data_dir, settings.data_dir.resolve())
-        jobs.update(job_id, state="failed", message=OTHER_DATA_DIR)
-        return
+    if job.data_dir_id and job.data_dir_id != data_dir_id(settings):
+        # Left to another worker (the queue retries it): one misconfigured worker among good
+        # ones failed every job it happened to take.
+        log.error("job %s was queued by a server with another data dir than this worker's %s (data-dir-id %s, not "
+                  "%s): set GEMRAG_DATA_DIR (or --data-dir) to the server's", job_id, settings.data_dir.resolve(),
+                  data_dir_id(settings), job.data_dir_id)
+        jobs.update(job_id, state="retrying", message=OTHER_DATA_DIR)
+        raise JobStopped(OTHER_DATA_DIR)
     job = jobs.update(job_id, state="running", attempts=job.attempts + 1, message="")
 
     def progress(p: Progress) -> None:

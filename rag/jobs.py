@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,6 +90,28 @@ return "gone"
 """
 
 
+DATA_DIR_ID = "data-dir-id"  # a file in the data dir: the same folder, however it is mounted
+
+
+def data_dir_id(settings: Settings) -> str:
+    """The data dir's own name, made by whichever process needs it first: two hosts' "/data" on
+    different disks differ, one network share mounted at two paths does not, as a path would."""
+    path = settings.path(DATA_DIR_ID)
+    try:
+        with path.open("x") as made:
+            made.write(uuid.uuid4().hex)
+    except FileExistsError:
+        pass
+    return path.read_text().strip()
+
+
+def _job(raw: bytes | str) -> Job:
+    """A stored record, fields of a newer version left out: a replica or worker one version
+    behind, during a rolling upgrade, reads jobs the newer ones queued."""
+    known = {f.name for f in fields(Job)}
+    return Job(**{k: v for k, v in json.loads(raw).items() if k in known})
+
+
 NO_WORKER = ("queued, but no ingest worker is running: the job waits until one starts (python -m ingest.worker, "
              "with the server's REDIS_URL and GEMRAG_DATA_DIR)")
 
@@ -114,11 +136,11 @@ class Job:
     current: str = ""
     outcomes: dict[str, int] = field(default_factory=dict)  # files by status: added, unchanged, failed, ...
     errors: dict[str, str] = field(default_factory=dict)  # file → why it failed
-    message: str = ""  # why the job failed or stopped
-    # The data dir of the server that queued it: a worker with another one (its manifest
-    # elsewhere, the Chroma server shared) took every stored file the job did not name for an
-    # orphan and deleted it. "" for a job queued before this field.
-    data_dir: str = ""
+    message: str = ""  # why it failed or stopped, or that no worker runs it yet (`NO_WORKER`)
+    # The data dir of the server that queued it (`data_dir_id`): a worker with another one (its
+    # manifest elsewhere, the Chroma server shared) took every stored file the job did not name
+    # for an orphan and deleted it. "" for a job queued before this field.
+    data_dir_id: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -193,7 +215,7 @@ class Jobs:
 
         now = time.time()
         job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
-                  data_dir=str(self.settings.data_dir.resolve()), created_at=now, updated_at=now)
+                  data_dir_id=data_dir_id(self.settings), created_at=now, updated_at=now)
         try:
             # Queued with no worker to run it, a job waited without a word (`/readyz` is the
             # API's, not the workers'): its client is told, and the job still waits for one.
@@ -223,7 +245,7 @@ class Jobs:
 
     def get(self, job_id: str) -> Job | None:
         raw = self.redis.get(self._key(job_id))
-        return Job(**json.loads(raw)) if raw else None
+        return _job(raw) if raw else None
 
     def current(self, job_id: str) -> Job | None:
         """The job's record, `settled`: what its progress stream polls."""
@@ -260,7 +282,7 @@ class Jobs:
             try:
                 pipe.watch(self._key(job_id))  # type: ignore[no-untyped-call]  # redis-py's watch has no annotations
                 raw = pipe.get(self._key(job_id))
-                job = Job(**json.loads(raw)) if raw else None
+                job = _job(raw) if raw else None
                 if job is None or not self._overdue(job):
                     return job
                 where = self._whereabouts(keys=[NAMESPACE], args=[self.settings.job_queue, job_id]).decode()
@@ -353,7 +375,7 @@ class Jobs:
             due = [job_id for job_id, looked in zip(ids, pipe.execute(), strict=True) if not looked]
             for raw in self.redis.mget([self._key(job_id) for job_id in due[:SETTLED_PER_COUNT]]) if due else []:
                 if raw:
-                    self.settled(Job(**json.loads(raw)))
+                    self.settled(_job(raw))
         except Exception as exc:  # the counts matter more than this look
             log.warning("waiting jobs not looked for in the queue: %s", exc)
 

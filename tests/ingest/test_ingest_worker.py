@@ -217,13 +217,15 @@ def test_a_job_failed_on_the_data_dir_tells_its_client_no_server_path(caplog):
     assert "/srv/gemrag" in caplog.text  # the operator's log has it
 
 
-def test_a_worker_with_another_data_dir_than_the_server_refuses_its_jobs(job_settings, fake_gemini, tmp_path,
-                                                                        caplog):
+def test_a_worker_with_another_data_dir_than_the_server_leaves_its_jobs_alone(job_settings, fake_gemini, tmp_path,
+                                                                             caplog):
     """A worker started without the server's GEMRAG_DATA_DIR kept its manifest elsewhere and
     took every stored file of the (shared) Chroma collection that the job did not name for an
-    orphan: re-uploading one file of two deleted the other's chunks (operations walkthrough)."""
-    from ingest.worker import OTHER_DATA_DIR, run_job
-    from rag.jobs import Jobs
+    orphan: re-uploading one file of two deleted the other's chunks (operations walkthrough).
+    It now hands the job back to the queue, for a worker of the right data dir; which data dir
+    is told by a file in it, not by its path (one share mounted at two paths is one)."""
+    from ingest.worker import OTHER_DATA_DIR, JobStopped, run_job
+    from rag.jobs import DATA_DIR_ID, Jobs
     from rag.providers import Embedders
 
     provider = GeminiProvider(job_settings)
@@ -232,9 +234,16 @@ def test_a_worker_with_another_data_dir_than_the_server_refuses_its_jobs(job_set
     jobs = Jobs(job_settings)
     job = jobs.submit("folder", job_settings.collection, "tester", paths=[str(tmp_path / "docs")], prune=True)
     elsewhere = job_settings.model_copy(update={"data_dir": tmp_path / "worker-data"})
-    run_job(job.id, jobs, elsewhere, Embedders(elsewhere))
-    failed = jobs.get(job.id)
-    assert failed is not None and failed.state == "failed" and failed.message == OTHER_DATA_DIR
-    assert str(tmp_path) not in failed.message and str(job_settings.data_dir.resolve()) in caplog.text
+    with pytest.raises(JobStopped):  # the queue retries it, maybe on another worker
+        run_job(job.id, jobs, elsewhere, Embedders(elsewhere))
+    left = jobs.get(job.id)
+    assert left is not None and (left.state, left.message, left.attempts) == ("retrying", OTHER_DATA_DIR, 0)
+    assert str(tmp_path) not in left.message and str((tmp_path / "worker-data").resolve()) in caplog.text
     assert Store(job_settings, provider.embedding_id).count() == stored  # nothing removed
-    assert not (tmp_path / "worker-data").exists()
+    assert [p.name for p in (tmp_path / "worker-data").iterdir()] == [DATA_DIR_ID]  # no manifest, no store there
+    mounted_again = tmp_path / "same-share"
+    mounted_again.symlink_to(job_settings.data_dir)
+    again = job_settings.model_copy(update={"data_dir": mounted_again})
+    run_job(job.id, jobs, again, Embedders(again))  # the same folder by another path: its job
+    done = jobs.get(job.id)
+    assert done is not None and done.state == "done"
