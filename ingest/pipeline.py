@@ -220,10 +220,12 @@ def remove_paths(
         removed = [run.records[s] for s in sources if s in run.records]
         run.remove(removed)
         run.finish()
-        uploads = settings.path(UPLOADS).resolve() / name
         for record in removed:
-            if Path(record.path).parent == uploads:
-                Path(record.path).unlink(missing_ok=True)
+            recorded = Path(record.path)
+            if recorded.parent.name == name and recorded.parent.parent.name == UPLOADS:
+                # By the end of its path: a data dir copied or moved since (`same_folder`)
+                # keeps the old one in the manifest. Only ever the data dir's own copy.
+                (settings.path(UPLOADS).resolve() / name / recorded.name).unlink(missing_ok=True)
     return report
 
 

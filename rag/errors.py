@@ -95,12 +95,13 @@ class EmptyCollection(GemragError):
 
 class NoCollection(EmptyCollection):
     """No collection of that name at all (the API's `no_collection`): a client tells a
-    mistyped name from a collection not ingested yet by the kind, not the message, which
-    names the collections there are (`held`); `told` names only those a caller may use."""
+    mistyped name from a collection not ingested yet by the kind, not the message. `told`
+    names the collections there are (`held`) that a caller may use; `remote`, read where no
+    caller is known (a job's message), none: a key limited to one team read the others'."""
 
     def __init__(self, message: str, *, name: str, held: Sequence[str]) -> None:
         self.name, self.held = name, tuple(held)
-        super().__init__(message, remote=self.told(lambda _: True))
+        super().__init__(message, remote=f"No collection {name!r} on this server.")
 
     def told(self, reaches: Callable[[str], bool]) -> str:
         listed = [h for h in self.held if reaches(h)]

@@ -401,14 +401,15 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one object per line with the request id
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "warning"
 
-    @field_validator("api_key", "chroma_token", mode="before")
+    @field_validator("api_key", "chroma_token", "metrics_token", mode="before")
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
         """`GEMINI_API_KEY=` (the line deploy/env.example and the Kubernetes keys.env ship
         with) means no key: the offline default, not a Gemini client refusing an empty key.
-        A blank Chroma token is none either."""
-        if isinstance(value, str) and not value.strip():
-            return None
+        A blank Chroma or metrics token is none either; a token read from a file loses its
+        line end (a metrics token "tok\n" matched no scraper's header)."""
+        if isinstance(value, str):
+            return value.strip() or None
         return value
 
     @field_validator("chroma_token")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from rag.answer import MAX_K, MAX_SOURCES, AskOptions
 from rag.chain import Chain
 from rag.conversations import Conversations
-from rag.errors import GemragError, remote_message
+from rag.errors import GemragError, NoCollection, remote_message
 from rag.refusal import NOT_FOUND, NOT_IN_DOCUMENTS
 
 # The agent is told the exact refusal words, from their owner, so it can tell "not in the
@@ -69,6 +69,8 @@ def as_tool_errors() -> Iterator[None]:
     tool's error text, not as a generic failure."""
     try:
         yield
+    except NoCollection as exc:  # the local user's own collections, all of them
+        raise ToolError(exc.told(lambda _: True)) from exc
     except GemragError as exc:
         raise ToolError(remote_message(exc)) from exc
 

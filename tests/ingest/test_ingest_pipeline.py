@@ -377,6 +377,17 @@ def test_removing_an_uploaded_file_deletes_the_servers_copy_not_a_users_file(cor
     assert not uploaded.exists() and corpus.path("notes.txt").exists()  # the user's own file stays
 
 
+def test_an_uploaded_file_is_deleted_also_after_the_data_dir_moved(corpus, settings, fake, tmp_path):
+    uploaded = settings.path("uploads", "corpus") / "salaries.md"
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_text("# Salaries\n\nThe bands are confidential.\n")
+    ingest_paths([uploaded], settings, fake)
+    moved = settings.model_copy(update={"data_dir": tmp_path / "moved"})
+    settings.data_dir.rename(moved.data_dir)
+    assert remove_paths(["salaries.md"], moved, fake).files[0].status == Status.REMOVED
+    assert not (moved.data_dir / "uploads" / "corpus" / "salaries.md").exists()
+
+
 def test_single_file_and_collection_option(corpus, settings, fake):
     report = ingest_paths([corpus.path("sub/limits.pdf")], settings, fake, collection="one-file")
     assert _statuses(report) == {"limits.pdf": Status.ADDED}

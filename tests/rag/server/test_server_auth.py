@@ -218,3 +218,13 @@ def test_keygen_limits_a_key_to_the_collections_named():
     empty = subprocess.run([sys.executable, "-m", "rag.server", "keygen", "bob", "ask", "--collections", " , "],
                            capture_output=True, text=True, timeout=60)  # as `--collections "$TEAMS"` with it unset
     assert empty.returncode == 2 and "name at least one collection" in empty.stderr and "gr_" not in empty.stdout
+
+
+def test_a_missing_collection_read_where_no_key_is_known_names_no_collection():
+    """A removal job whose collection was dropped after the API's check failed with the
+    server's every collection in its message, which a key limited to one team reads (review)."""
+    from rag.errors import NoCollection, remote_message
+
+    missing = NoCollection("No collection 'gone' in /srv/data (...)", name="gone", held=["team-a", "team-b"])
+    assert remote_message(missing) == "No collection 'gone' on this server."
+    assert missing.told(lambda c: c == "team-a") == "No collection 'gone' on this server (its collections: team-a)."

@@ -82,3 +82,5 @@ def test_with_a_metrics_token_only_a_scraper_that_sends_it_reads_the_figures(set
         assert response.status_code == 401 and "metrics token" in response.json()["message"]
         assert "gemrag_" not in response.text and "scrape-secret" not in response.text
     assert scraped.status_code == 200 and "gemrag_http_requests_total" in scraped.text
+    assert Settings(api_key=None, metrics_token="  ").metrics_token is None  # GEMRAG_METRICS_TOKEN= : open
+    assert Settings(api_key=None, metrics_token="tok\n").metrics_token.get_secret_value() == "tok"  # type: ignore[union-attr]
