@@ -841,12 +841,16 @@ def _main_content(soup: BeautifulSoup) -> Tag | BeautifulSoup:
 
 
 def _chrome(tag: Tag) -> bool:
-    """Navigation and search landmarks, menus named so by their class or id, and permalink
-    anchors ("¶" after each heading)."""
+    """Navigation and search landmarks, menus named so by their class or id, DocBook's
+    tables of contents (`<div class="toc">` atop each chapter of Valgrind's manual: its
+    entries were quoted as answers, new-user walkthrough; a class of that one word, so
+    Sphinx's "toc-backref" heading links stay), and permalink anchors ("¶" after each heading)."""
     if tag.name in _CHROME_TAGS or tag.get("role") in _CHROME_ROLES:
         return True
     names = [*tag.get_attribute_list("class"), *tag.get_attribute_list("id")]
     if tag.name in _NAMED_CHROME and any(_CHROME_NAME.search(name) for name in names if isinstance(name, str)):
+        return True
+    if tag.name == "div" and "toc" in tag.get_attribute_list("class"):  # DocBook's table of contents
         return True
     href = tag.get("href")
     return tag.name == "a" and isinstance(href, str) and href.startswith("#") and (

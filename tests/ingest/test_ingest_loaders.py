@@ -212,6 +212,19 @@ def test_html_menus_marked_only_by_class_or_id_are_not_indexed():
     assert [chrome for chrome in ("Small. Fast", "Home", "Download", "About") if chrome in text] == []
 
 
+def test_a_docbook_table_of_contents_is_not_indexed_but_a_headings_backlink_is_text():
+    """Valgrind's manual opens each chapter with '<div class="toc">': its entries ("7.2.
+    Detected errors: Data Races") were quoted as answers (new-user walkthrough). Sphinx's FAQ
+    links each heading back to its contents with class "toc-backref": that heading stays."""
+    page = ('<html><body><h2>7. Helgrind</h2><div class="toc"><p>Table of Contents</p><dl><dt>'
+            '<a href="#a">7.2. Detected errors: Data Races</a></dt></dl></div><p>Helgrind detects races.</p>'
+            '<h3><a class="toc-backref" href="#id1">Why are threads hard?</a></h3><p>Timing.</p></body></html>')
+    sections = load_html(page.encode())
+    text = "".join(s.text for s in sections)
+    assert "Detected errors" not in text and "Table of Contents" not in text and "Helgrind detects races." in text
+    assert sections[-1].heading == "7. Helgrind > Why are threads hard?"
+
+
 def test_an_html_page_titled_only_in_its_head_has_its_title_over_every_section():
     """SQLite's WAL page shows its title in a styled <div> and numbers its headings "1.
     Overview": no heading path said "Write-Ahead Logging". A title a heading holds, or its
