@@ -360,8 +360,10 @@ def cut_short(text: str) -> int | None:
     units = quotable_units(text)
     if not units:
         return None
-    last = " ".join(units[-1].text.split())
-    if not _ENDS_CLAUSE.search(last) or not last.endswith(" ".join(lines[-1].split())):
+    last, line = " ".join(units[-1].text.split()), " ".join(lines[-1].split())
+    # The unit ends the last line, or starts within it after another sentence ("... each
+    # record. This example handles an almost", as HTML runs a paragraph on one line).
+    if not _ENDS_CLAUSE.search(last) or not (last.endswith(line) or line.endswith(f" {last}")):
         return None
     return len(units) - 1
 

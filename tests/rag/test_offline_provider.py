@@ -409,6 +409,16 @@ def test_a_quote_of_a_sentence_cut_at_the_passages_end_is_marked_so(offline_prov
         assert "CNF-SAT problem. [1]" in reply and "…" not in reply, reply
 
 
+def test_a_cut_sentence_that_starts_within_the_last_line_is_marked_too():
+    """HTML runs a paragraph on one line: a passage cut after "... the child process. This
+    example handles an almost" quoted the fragment as a sentence (new-user walkthrough)."""
+    from rag.providers.quotable import cut_short, quotable_units
+
+    text = ("# fork\n\nThe child process gets its own copy of the parent's memory. This example handles an almost")
+    assert cut_short(text) == len(quotable_units(text)) - 1
+    assert cut_short(text + " complete request.") is None
+
+
 def test_a_cut_answer_quoted_after_its_question_is_marked_too():
     """An FAQ's question is quoted with the sentence after it (`Quotable.then`): when that
     sentence is the one the passage cuts off, the quote ends in "…"."""
