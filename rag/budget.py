@@ -69,9 +69,7 @@ class Budget:
         limit (of `scopes` only, when given). Free calls (the offline default) always pass."""
         if estimated_usd <= 0:
             return
-        for limit in self.limits():
-            if scopes is not None and limit.scope not in scopes:
-                continue
+        for limit in self.limits(scopes):
             spent = self.ledger.spent_usd(limit.scope, session_id)
             if spent + estimated_usd > limit.usd:
                 raise BudgetExceeded(_refusal(limit.scope, session_id, spent, limit.usd, estimated_usd))
@@ -81,7 +79,7 @@ class Budget:
         allows it, in one atomic step (concurrent answers cannot all pass before any is
         charged); raises BudgetExceeded otherwise. Done even for a free answer: the call is on
         record before it is sent."""
-        limits = [limit for limit in self.limits() if scopes is None or limit.scope in scopes]
+        limits = self.limits(scopes)
         return self._within(session_id, lambda: self.ledger.reserve(session_id, estimated_usd, limits))
 
     def extend(self, hold: Hold, more_usd: float) -> Hold:
@@ -111,8 +109,9 @@ class Budget:
         output_tokens = routed.prompt.max_output_tokens or self.settings.budget_output_tokens
         return price_usd(self.settings, routed.route.model, Usage(prompt_tokens, output_tokens))
 
-    def limits(self) -> list[Limit]:
-        return configured_limits(self.settings)
+    def limits(self, scopes: Collection[Scope] | None = None) -> list[Limit]:
+        """The configured limits, of `scopes` only when given (ingest's: `INGEST_SCOPES`)."""
+        return [limit for limit in configured_limits(self.settings) if scopes is None or limit.scope in scopes]
 
     @staticmethod
     def _within(session_id: str, hold: Callable[[], Hold]) -> Hold:
