@@ -174,18 +174,19 @@ class BatchJobs:
         keys = list(texts)
         size = max(1, self.settings.batch_job_chunks)
         parts = [keys[i : i + size] for i in range(0, len(keys), size)]
-        holds = self._hold_all([sum(tokens[k] for k in part) for part in parts])
+        counts = [sum(tokens[k] for k in part) for part in parts]
+        holds = self._hold_all(counts)
         intents = [
             JobRecord(
                 display_name=f"gemrag-{uuid.uuid4().hex[:16]}",
                 name="",
                 model=self.api.embedding_model,
                 text_keys=tuple(part),
-                tokens=sum(tokens[k] for k in part),
+                tokens=count,
                 origin=origin.to_json(),
                 hold="" if hold is None else json.dumps(asdict(hold)),
             )
-            for part, hold in zip(parts, holds, strict=True)
+            for part, count, hold in zip(parts, counts, holds, strict=True)
         ]
         try:
             self.manifest.add_jobs(intents)

@@ -56,7 +56,7 @@ from rag.store import Store, check_collection_name, drop_collection, no_store_ye
 from rag.store import recorded_embedder as stored_embedder
 from rag.text import counted
 from rag.types import Embedded, Usage, estimate_tokens
-from rag.uploads import UPLOADS
+from rag.uploads import UPLOADS, upload_dir
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64  # texts per offline call; MiniLM cuts them into its own batches (`Run.__init__`)
@@ -225,7 +225,7 @@ def remove_paths(
             if recorded.parent.name == name and recorded.parent.parent.name == UPLOADS:
                 # By the end of its path: a data dir copied or moved since (`same_folder`)
                 # keeps the old one in the manifest. Only ever the data dir's own copy.
-                (settings.path(UPLOADS).resolve() / name / recorded.name).unlink(missing_ok=True)
+                (upload_dir(settings, name) / recorded.name).unlink(missing_ok=True)
     return report
 
 

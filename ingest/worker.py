@@ -63,12 +63,13 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     job = jobs.get(job_id)
     if job is None or job.finished:
         return  # expired, or a duplicate delivery of a finished job
-    if job.data_dir_id and job.data_dir_id != data_dir_id(settings):
+    own = data_dir_id(settings) if job.data_dir_id else ""
+    if own != job.data_dir_id:
         # Left to another worker (the queue retries it): one misconfigured worker among good
         # ones failed every job it happened to take.
         log.error("job %s was queued by a server with another data dir than this worker's %s (data-dir-id %s, not "
                   "%s): set GEMRAG_DATA_DIR (or --data-dir) to the server's", job_id, settings.data_dir.resolve(),
-                  data_dir_id(settings), job.data_dir_id)
+                  own, job.data_dir_id)
         jobs.update(job_id, state="retrying", message=OTHER_DATA_DIR)
         raise JobStopped(OTHER_DATA_DIR)
     job = jobs.update(job_id, state="running", attempts=job.attempts + 1, message="")
