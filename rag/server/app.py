@@ -231,11 +231,12 @@ class Services:
                 raise JobsUnavailable(str(exc)) from None
         return self._jobs
 
-    def caller(self, request: Request, authorization: str | None, x_api_key: str | None) -> Caller:
-        """The request's key, its request counted against `key_rate_limit` once, however many
-        times it is asked for (an upload is checked before its body is read, then by its route)."""
+    def caller(self, request: Request, presented: str | None) -> Caller:
+        """The caller of the `presented` key, its request counted against `key_rate_limit`
+        once, however many times it is asked for (an upload is checked before its body is
+        read, then by its route)."""
         client = request.client.host if request.client else None
-        caller = self.keys.caller(presented_key(authorization, x_api_key), client)
+        caller = self.keys.caller(presented, client)
         state = request.scope.setdefault("state", {})
         state[CALLER] = caller  # for the refusals that name collections (`gemrag_error`)
         if self.keys.configured and not state.get(COUNTED):
@@ -252,6 +253,12 @@ BEARER = HTTPBearer(auto_error=False, description="an API key (python -m rag.ser
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, the other way to send it")
 
 
+def key_in(request: Request) -> str | None:
+    """The key a request sends, read from its headers where no route dependency has (before
+    its body is read, or once FastAPI refused the body)."""
+    return presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+
+
 def requires(role: Role) -> Callable[..., Caller]:
     """A route dependency: the caller, who must hold `role`."""
 
@@ -260,8 +267,8 @@ def requires(role: Role) -> Callable[..., Caller]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
         x_api_key: Annotated[str | None, Depends(API_KEY_HEADER)],
     ) -> Caller:
-        authorization = f"Bearer {bearer.credentials}" if bearer is not None else None
-        return services(request).caller(request, authorization, x_api_key).require(role)
+        presented = bearer.credentials if bearer is not None else x_api_key
+        return services(request).caller(request, presented).require(role)
 
     return dependency
 
@@ -338,7 +345,7 @@ def create_app(
         The route checks again."""
         request = Request(scope)
         try:
-            caller = state.caller(request, request.headers.get("authorization"), request.headers.get("x-api-key"))
+            caller = state.caller(request, key_in(request))
             caller.require("ingest")
             if into := UPLOAD_ROUTE.fullmatch(scope["path"]):
                 caller.enter(into["name"])
@@ -377,8 +384,7 @@ def create_app(
         the body's shape, only that a key is needed."""
         if any(e["type"] == "json_invalid" for e in error.errors()):
             try:
-                services(request).caller(request, request.headers.get("authorization"),
-                                         request.headers.get("x-api-key"))
+                services(request).caller(request, key_in(request))
             except (Unauthorized, Forbidden) as refused_caller:
                 metrics.errors.labels(error_kind(refused_caller), route_path(request.scope)).inc()
                 return error_response(refused_caller)
