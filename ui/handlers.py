@@ -25,7 +25,7 @@ from rag.filetypes import SUPPORTED
 from rag.providers.grounding import CHUNK_ID_PREFIX
 from rag.sentences import as_shown
 from rag.server.auth import Caller
-from rag.server.mounts import CallerOf
+from rag.server.mounts import CallerOf, logged_in
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Attachment, Chunk, Message
@@ -338,11 +338,7 @@ class Handlers:
         return render.upload_summary(UploadResult(rejected=refused)) if refused else ""
 
     def _caller(self, name: str) -> Caller | None:
-        """The key of the logged-in user `name` (None without API keys: the local user, who
-        may do all). A name no key has any more (removed since the login) may do nothing."""
-        if self.caller_of is None:
-            return None
-        return self.caller_of(name) or Caller(name, "ask", frozenset())
+        return logged_in(self.caller_of, name)
 
     def _may_not_ingest(self, request: gr.Request | None, collection: str) -> str | None:
         """Why this user may not add documents to `collection` (None: they may): with API

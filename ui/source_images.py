@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 
 from rag.errors import ConfigError
-from rag.server.mounts import CallerOf
+from rag.server.mounts import CallerOf, logged_in
 from rag.settings import Settings
 from rag.store import check_collection_name
 from ui import preview
@@ -65,11 +65,11 @@ def add_route(app: FastAPI, settings: Settings, caller_of: CallerOf | None = Non
     """Adds the route to the Gradio app (`python -m ui`'s, or the one mounted under the API),
     behind the login Gradio asks for its own config (`_guard`): with API keys configured, only
     a logged-in reader sees a page, and only of a collection their key reaches (`caller_of`)."""
-    logged_in = _logged_in(app)
+    login = _login(app)
 
-    def serve(collection: str, name: str, user: str | None = Depends(logged_in)) -> FileResponse:
-        caller = caller_of(user or "") if caller_of is not None else None
-        reached = caller_of is None or (caller is not None and caller.reaches(collection))
+    def serve(collection: str, name: str, user: str | None = Depends(login)) -> FileResponse:
+        caller = logged_in(caller_of, user or "")
+        reached = caller is None or caller.reaches(collection)
         found = find(settings, collection, name) if reached else None
         if found is None:  # another collection's looks like no image at all
             raise HTTPException(status_code=404, detail="no such source image")
@@ -88,7 +88,7 @@ def _guard(app: FastAPI) -> list[Any]:
     raise RuntimeError("Gradio's app has no /config route to take its login check from")
 
 
-def _logged_in(app: FastAPI) -> Callable[..., Any]:
+def _login(app: FastAPI) -> Callable[..., Any]:
     """Gradio's own dependency for the logged-in name, the one its login check reads (taken
     from that check, not copied); a Gradio that has none fails the start-up."""
     for guard in _guard(app):

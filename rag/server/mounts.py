@@ -18,6 +18,14 @@ GROUP = "gemrag.mounts"
 CallerOf = Callable[[str], Caller | None]  # a logged-in name's key (`ApiKeys.caller_of`)
 
 
+def logged_in(caller_of: CallerOf | None, name: str) -> Caller | None:
+    """The key of a mounted app's logged-in user `name`: None without API keys (the local
+    user, who may do all); a name no key has any more (removed since the login) may do nothing."""
+    if caller_of is None:
+        return None
+    return caller_of(name) or Caller(name, "ask", frozenset())
+
+
 @dataclass(frozen=True)
 class MountContext:
     settings: Settings
