@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_client
 import yaml
+from pydantic import SecretStr
 
+from rag.kv import StoreUnavailable
 from rag.settings import Settings
+from rag.store import chroma_client
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KEYS_SECRET = "gemrag-keys"  # created by the deployer from deploy/k8s/keys.env (keys.env.example)
@@ -119,3 +127,188 @@ def test_no_secret_value_is_committed_in_deploy() -> None:
         for match in assignment.finditer(path.read_text()):
             value = (match.group(1) or "").strip()
             assert not value or value.startswith(("${", "$(")), f"{path.name}: {match.group(0).strip()}"
+
+
+def env_of(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+def test_the_store_settings_are_read_from_the_variables_deploy_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@gemrag-redis:6379/0")
+    monkeypatch.setenv("GEMRAG_CHROMA_TOKEN", "chroma-token")
+    settings = Settings()
+    assert settings.redis_url == "redis://:pw@gemrag-redis:6379/0"
+    assert settings.chroma_token is not None and settings.chroma_token.get_secret_value() == "chroma-token"
+    assert settings.chroma_token_header == "Authorization"  # what the proxy checks, as "Bearer <token>"
+
+
+def test_kubernetes_redis_wants_the_password_the_server_and_worker_send() -> None:
+    """Redis (the ledger, budgets, queue and cache) took any connection in the namespace."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    redis = container(docs, "StatefulSet", "gemrag-redis")
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    password = secret_ref(redis, "REDIS_PASSWORD")
+    assert password["name"] == KEYS_SECRET
+    assert secret_ref(redis, "REDISCLI_AUTH") == password  # the probe authenticates ...
+    assert "grep -q PONG" in " ".join(redis["readinessProbe"]["exec"]["command"])  # ... and NOAUTH fails it
+    for name in ("gemrag-server", "gemrag-worker"):
+        app = container(docs, "Deployment", name)
+        names = [e["name"] for e in app["env"]]
+        assert secret_ref(app, "REDIS_PASSWORD") == password
+        assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL"), "$(REDIS_PASSWORD) expands only after it"
+        assert env_of(app)["REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@gemrag-redis:6379/0", name
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "gemrag-config")
+    assert "REDIS_URL" not in config["data"], "a URL without the password, which the env entry would shadow"
+    assert "REDIS_PASSWORD" in example_keys(DEPLOY / "k8s/keys.env.example")
+
+
+def test_kubernetes_chroma_is_reached_only_through_its_token_check() -> None:
+    """Chroma 1.x checks no credentials (CHROMA_SERVER_AUTHN_* are ignored by its server):
+    Chroma listens on its pod's loopback, and the Service leads to the proxy that checks the
+    token the server and the worker are given."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    chroma = container(docs, "StatefulSet", "gemrag-chroma", "chroma")
+    proxy = container(docs, "StatefulSet", "gemrag-chroma", "auth-proxy")
+    args = chroma["args"]
+    assert args[args.index("--host") + 1] == "127.0.0.1" and "ports" not in chroma
+    upstream = args[args.index("--port") + 1]
+    template = (DEPLOY / "k8s/base/chroma-proxy.conf.template").read_text()
+    assert re.findall(r"proxy_pass http://([^;]+);", template) == [f"127.0.0.1:{upstream}"] * 2
+    listen = re.search(r"^\s*listen (\d+);", template, re.M)
+    assert listen and [p["containerPort"] for p in proxy["ports"]] == [int(listen[1])]
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "gemrag-chroma")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [proxy["ports"][0]["name"]]
+
+    token = secret_ref(proxy, "GEMRAG_CHROMA_TOKEN")
+    assert token["name"] == KEYS_SECRET
+    for name in ("gemrag-server", "gemrag-worker"):
+        app = container(docs, "Deployment", name)
+        assert secret_ref(app, "GEMRAG_CHROMA_TOKEN") == token, name
+        assert "GEMRAG_CHROMA_TOKEN_HEADER" not in env_of(app)
+    mounted = next(m for m in proxy["volumeMounts"] if m["mountPath"] == "/etc/nginx/templates")
+    volume = next(v for v in pod(docs, "StatefulSet", "gemrag-chroma")["volumes"] if v["name"] == mounted["name"])
+    generated = next(d for d in docs
+                     if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+    assert generated["data"] == {"chroma-proxy.conf.template": template}
+    assert "GEMRAG_CHROMA_TOKEN" in example_keys(DEPLOY / "k8s/keys.env.example")
+
+
+def test_compose_redis_and_chroma_want_the_credentials_the_app_is_given() -> None:
+    services = compose()["services"]
+    redis = services["redis"]
+    required = "${REDIS_PASSWORD:?"
+    assert redis["command"][redis["command"].index("--requirepass") + 1].startswith(required)
+    assert redis["environment"]["REDISCLI_AUTH"].startswith(required)
+    assert "grep -q PONG" in " ".join(redis["healthcheck"]["test"])
+    chroma, proxy = services["chroma"], services["chroma-auth"]
+    command = chroma["command"]
+    assert command[command.index("--host") + 1] == "127.0.0.1" and "ports" not in chroma
+    assert proxy["network_mode"] == "service:chroma"  # the proxy answers at chroma:8000
+    template = (DEPLOY / "k8s/base/chroma-proxy.conf.template").read_text()
+    assert f"127.0.0.1:{command[command.index('--port') + 1]}" in template
+    assert any(v.startswith("./k8s/base/chroma-proxy.conf.template:/etc/nginx/templates/") for v in proxy["volumes"])
+    assert proxy["environment"]["GEMRAG_CHROMA_TOKEN"].startswith("${GEMRAG_CHROMA_TOKEN:?")
+    for name in ("server-1", "server-2", "worker"):
+        env = services[name]["environment"]
+        assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]*\}@redis:6379/0", env["REDIS_URL"]), name
+        assert env["CHROMA_URL"] == "http://chroma:8000"
+        assert env["GEMRAG_CHROMA_TOKEN"].startswith("${GEMRAG_CHROMA_TOKEN:?"), name
+    assert {"REDIS_PASSWORD", "GEMRAG_CHROMA_TOKEN"} <= example_keys(DEPLOY / "env.example")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+@pytest.mark.slow
+def test_redis_run_as_deployed_refuses_a_client_without_the_password(tmp_path: Path) -> None:
+    """The manifest's Redis command, kubelet's $(REDIS_PASSWORD) filled in, on this machine."""
+    server = shutil.which("redis-server")
+    assert server, "redis-server from .ci/run"
+    docs = rendered(DEPLOY / "k8s/base")
+    redis = container(docs, "StatefulSet", "gemrag-redis")
+    url = env_of(container(docs, "Deployment", "gemrag-server"))["REDIS_URL"]
+    port, password = free_port(), "a1b2c3d4e5"
+    args = [a.replace("$(REDIS_PASSWORD)", password) for a in redis["args"][1:]]
+    process = subprocess.Popen([server, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)],
+                               stdout=subprocess.DEVNULL)
+    try:
+        url = url.replace("$(REDIS_PASSWORD)", password).replace("gemrag-redis:6379", f"127.0.0.1:{port}")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert redis_client.Redis.from_url(url).ping()
+                break
+            except redis_client.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        with pytest.raises(redis_client.AuthenticationError):
+            redis_client.Redis(port=port).ping()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_chroma_behind_its_proxy_answers_only_the_token(tmp_path: Path) -> None:
+    """The proxy's template filled in as the nginx image's entrypoint fills it, in front of
+    `chroma run` with the manifest's arguments (other ports), and gemrag's own Chroma client
+    with the right token, a wrong one and none; and the container command's refusal of an
+    empty token, which any "Authorization: Bearer " would otherwise match."""
+    nginx, chroma = shutil.which("nginx"), shutil.which("chroma")
+    assert nginx, "nginx (Debian's nginx-light) from .ci/run"
+    assert chroma, "chroma (chromadb's CLI) from the project's install"
+    docs = rendered(DEPLOY / "k8s/base")
+    proxy = container(docs, "StatefulSet", "gemrag-chroma", "auth-proxy")
+    guard = proxy["command"][2].replace("/docker-entrypoint.sh", "echo")
+    for refused in ("", 'a"b', "a b", "${x}"):
+        ran = subprocess.run(["sh", "-c", guard, "sh", "started"], env={"GEMRAG_CHROMA_TOKEN": refused},
+                             capture_output=True, text=True, check=False)
+        assert ran.returncode == 1 and "started" not in ran.stdout, repr(refused)
+
+    token, listen, upstream = "0123abcdef", free_port(), free_port()
+    args = container(docs, "StatefulSet", "gemrag-chroma", "chroma")["args"]
+    args = [str(upstream) if a == args[args.index("--port") + 1] else a for a in args]
+    args[args.index("--path") + 1] = str(tmp_path / "chroma")
+    template = (DEPLOY / "k8s/base/chroma-proxy.conf.template").read_text()
+    conf = (template.replace("${GEMRAG_CHROMA_TOKEN}", token)
+            .replace("listen 8000;", f"listen 127.0.0.1:{listen};")
+            .replace("127.0.0.1:8001", f"127.0.0.1:{upstream}"))
+    (tmp_path / "chroma.conf").write_text(conf)
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
+        f"  include {tmp_path}/chroma.conf; }}\n")
+    processes = [subprocess.Popen([chroma, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                 subprocess.Popen([nginx, "-c", f"{tmp_path}/nginx.conf", "-e", f"{tmp_path}/error.log"])]
+    try:
+        wait_for(f"http://127.0.0.1:{listen}/api/v2/heartbeat")  # the probe's path, without a token
+        url = f"http://127.0.0.1:{listen}"
+        base = Settings(data_dir=tmp_path / "data", chroma_url=url)
+        client = chroma_client(base.model_copy(update={"chroma_token": SecretStr(token)}))
+        assert client.get_or_create_collection("deploy-check").count() == 0
+        for wrong in (SecretStr("not-it"), None):
+            with pytest.raises(StoreUnavailable, match="refused"):
+                chroma_client(base.model_copy(update={"chroma_token": wrong})).list_collections()
+        request = urllib.request.Request(f"{url}/api/v2/tenants/default_tenant/databases/default_database/collections",
+                                         headers={"Authorization": "Bearer "})
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(request, timeout=5)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
