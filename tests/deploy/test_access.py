@@ -312,3 +312,81 @@ def test_chroma_behind_its_proxy_answers_only_the_token(tmp_path: Path) -> None:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) applied to a pod's labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        held = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+                "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        if not held:
+            return False
+    return True
+
+
+def workloads(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every pod template the manifests run, by workload name."""
+    return {d["metadata"]["name"]: d["spec"]["template"] for d in docs if d["kind"] in {"Deployment", "StatefulSet"}}
+
+
+def admitted(docs: list[dict[str, Any]], target: str, port: int) -> set[str] | None:
+    """The workloads whose pods the NetworkPolicies let connect to `target`'s pods on `port`;
+    None: any source at all (no policy isolates the target, or a rule names no source)."""
+    pods = workloads(docs)
+    labels = pods[target]["metadata"]["labels"]
+    policies = [d["spec"] for d in docs if d["kind"] == "NetworkPolicy" and selects(d["spec"]["podSelector"], labels)]
+    if not any("Ingress" in p.get("policyTypes", ["Ingress"]) for p in policies):
+        return None
+    sources: set[str] = set()
+    for rule in (r for p in policies for r in p.get("ingress", [])):
+        if rule.get("ports") and not any(p.get("port") == port and p.get("protocol", "TCP") == "TCP"
+                                         for p in rule["ports"]):
+            continue
+        if not rule.get("from"):
+            return None
+        for peer in rule["from"]:
+            assert set(peer) == {"podSelector"}, f"{target}: a peer outside the namespace's pods ({peer})"
+            sources |= {name for name, t in pods.items() if selects(peer["podSelector"], t["metadata"]["labels"])}
+    return sources
+
+
+def container_ports(template: dict[str, Any]) -> set[int]:
+    return {p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+
+
+def test_only_the_server_and_the_worker_reach_redis_and_chroma() -> None:
+    """Without a NetworkPolicy any pod in the cluster could connect to the stores; a store's
+    password or token is then the only thing in the way."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    pods = workloads(docs)
+    for store in ("gemrag-redis", "gemrag-chroma"):
+        (port,) = container_ports(pods[store])  # the one port the store's pod serves (Chroma's: its proxy's)
+        assert admitted(docs, store, port) == {"gemrag-server", "gemrag-worker"}, store
+        assert admitted(docs, store, port + 1) == set(), f"{store}: other ports are closed too"
+
+
+def test_the_server_takes_connections_on_its_port_only_and_the_worker_none() -> None:
+    """Clients (through the Service or an ingress controller) and Prometheus reach the API's
+    port from anywhere; no other port of it, and nothing of the worker's."""
+    docs = rendered(DEPLOY / "k8s/overlays/production")
+    pods = workloads(docs)
+    (port,) = container_ports(pods["gemrag-server"])
+    assert admitted(docs, "gemrag-server", port) is None, "the API (and /metrics) from anywhere"
+    assert admitted(docs, "gemrag-server", port + 1) == set()
+    assert admitted(docs, "gemrag-worker", port) == set()
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    for policy in policies:
+        assert any(selects(policy["spec"]["podSelector"], t["metadata"]["labels"]) for t in pods.values()), \
+            f"{policy['metadata']['name']} selects no pod the manifests run"
+
+
+def test_the_selector_reading_used_here_is_kubernetes_own() -> None:
+    """The checks above are only as good as `selects`: In, matchLabels and an empty selector."""
+    assert selects({}, {"a": "b"})
+    assert selects({"matchLabels": {"a": "b"}}, {"a": "b", "c": "d"})
+    assert not selects({"matchLabels": {"a": "b"}}, {"a": "c"})
+    expression = {"matchExpressions": [{"key": "a", "operator": "In", "values": ["x", "y"]}]}
+    assert selects(expression, {"a": "y"}) and not selects(expression, {"a": "z"}) and not selects(expression, {})
