@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     import bm25s  # imported where first used (about 0.2 s), not by every importer of this module
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+# A term is a word of two characters or more, or a one-letter command-line flag standing alone
+# ("-d", "-H"): a manual's option list says "-d Enable debug output", and "what does -d do?"
+# found nothing by keyword (new-user walkthrough, socat). Not a letter after a word or a dash
+# ("x-d", "--d") nor before one ("-dx" is the word "dx").
+_TERM = re.compile(r"(?u)(?<![\w-])-[^\W\d_](?![\w-])|\b\w\w+\b")
 _IDS_FILE = "chunk_ids.json"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'`-])")
 LONG_LINE_CHARS = 200  # a longer line is prose wrapped by nobody: split into sentences
@@ -63,10 +68,11 @@ class Terms:
         # bm25s' list lacks question words ("what", "does"); rag.text's list has them.
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
 
-    version = 2  # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`)
+    # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`), 3 keeps one-letter flags
+    version = 3
 
     def __call__(self, text: str) -> list[str]:
-        return stem_words(w for w in _WORD.findall(folded(text).lower()) if w not in self.stopwords)
+        return stem_words(w for w in _TERM.findall(folded(text).lower()) if w not in self.stopwords)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,16 @@ def test_accents_are_folded_so_a_word_typed_without_them_is_found():
     assert plain.search("naïve", 5)[0][0] == "n0"
 
 
+def test_a_one_letter_flag_standing_alone_is_a_term():
+    """socat's option list says "-d Enable debug output": "what does -d do?" found nothing by
+    keyword, as a term was two characters or more (new-user walkthrough). Not "x-d" nor "-dx"."""
+    assert Terms()("Use -d, (-v) or -H; x-d and --d and -dx are no flags.") == ["use", "-d", "-v", "-h", "dx", "flag"]
+    index = BM25Index.build([_chunk(0, "-d Enable debug output to standard error."),
+                             _chunk(1, "-v Write the transferred data to standard error."),
+                             _chunk(2, "-x Dump the data as hexadecimal.")], Terms())
+    assert [chunk_id for chunk_id, _ in index.search("what does -d do?", 3)] == ["n0"]
+
+
 def test_an_index_of_an_earlier_tokenisation_is_built_again(settings, offline_provider, monkeypatch):
     """Queries are tokenised the new way: searched, an index built the old way would miss."""
     store = build_store(settings, offline_provider, name="tiny-terms")
