@@ -744,8 +744,8 @@ def load_html(data: bytes) -> list[Section]:
     body = _main_content(soup)
     for tag in body.find_all(_chrome):
         tag.decompose()
-    for string in body.find_all(string=lambda text: _MARK in text):
-        string.replace_with(string.replace(_MARK, ""))
+    for string in body.find_all(string=lambda text: _MARK in text or _TERM_END in text):
+        string.replace_with(string.replace(_MARK, "").replace(_TERM_END, ""))
     for sup in body.find_all("sup"):  # "2<sup>64</sup>" is 2^64, not 264
         before = sup.find_previous(string=True)
         power = sup.get_text(strip=True)
@@ -758,6 +758,10 @@ def load_html(data: bytes) -> list[Section]:
     for level in range(1, 7):
         for tag in body.find_all(f"h{level}"):
             tag.replace_with(f"\n\n{_MARK}{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+    for term in body.find_all("dt"):
+        after = term.find_next_sibling(True)
+        if after is not None and after.name in ("dt", "dd"):
+            term.append(_TERM_END)
     for tag in body.find_all(_BLOCKS):
         tag.insert_before("\n")
         tag.insert_after("\n")
@@ -765,6 +769,7 @@ def load_html(data: bytes) -> list[Section]:
         row.replace_with(f"\n{table_row(cell.get_text(' ') for cell in row.find_all(('td', 'th'), recursive=False))}\n")
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
+    text = _TERM_BREAK.sub("\n", text).replace(_TERM_END, "")
     return _titled(markdown_sections(text), title)
 
 
@@ -808,6 +813,18 @@ def _markdown_lines(text: str) -> Iterator[str]:
             yield line.rstrip().replace(_MARK, "")
         else:
             yield _literal(line.strip().replace(_MARK, ""))
+
+
+# Ends a definition list's term (`<dt>`) followed by its description (`<dd>`) or an alias
+# term: the blank line after it is taken out, so the term and the description's first line are
+# one sentence ("-q, --quiet" over "Run silently, and only print error messages."), unless the
+# description opens with a block of its own (code, a list, a table, a heading). Before, a term
+# under 20 characters was no quotable unit at all, and its description was quoted without
+# naming the option or word it describes (new-user walkthrough, Valgrind's manual). Private
+# use, as `_MARK`.
+_TERM_END = "\ue001"
+_TERM_BREAK = re.compile(
+    rf"[ \t]*{_TERM_END}[ \t]*\n(?:[ \t]*\n)*(?![ \t]*(?:[`~]{{3}}|#|\||[-*•+][ \t]|\d+[.)][ \t]|{_TERM_END}))")
 
 
 # Elements that end a line of text; all others (links, code, emphasis) run on in it.

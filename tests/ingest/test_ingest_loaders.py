@@ -21,6 +21,7 @@ from ingest.loaders import (
     read_image,
     without_running_lines,
 )
+from rag.providers.quotable import quotable_units
 from tests.fakes.corpus import (
     BAD_INPUTS,
     HTML,
@@ -223,6 +224,26 @@ def test_a_docbook_table_of_contents_is_not_indexed_but_a_headings_backlink_is_t
     text = "".join(s.text for s in sections)
     assert "Detected errors" not in text and "Table of Contents" not in text and "Helgrind detects races." in text
     assert sections[-1].heading == "7. Helgrind > Why are threads hard?"
+
+
+def test_a_definition_lists_term_and_its_description_are_one_sentence():
+    """Valgrind's options are a <dl>: "-q, --quiet" (under 20 characters, so no unit of its
+    own) was dropped and "Run silently, ..." quoted without naming the option (new-user
+    walkthrough). An alias term joins the next; a description opening with code keeps it a block."""
+    page = ('<html><body><h2>Basic Options</h2><dl>'
+            '<dt><code>-q</code>, <code>--quiet</code></dt><dd><p>Run silently, and only print error messages.</p>'
+            '<p>Useful for regression tests.</p></dd>'
+            '<dt><code>-h</code></dt><dt><code>--help </code></dt><dd><p>Show help for all options.</p></dd>'
+            '<dt>run_tool(name)</dt><dd><pre>run_tool("memcheck")</pre><p>Runs the tool.</p></dd>'
+            '</dl><p>Last.</p></body></html>')
+    text = load_html(page.encode())[0].text
+    assert "-q, --quiet\nRun silently, and only print error messages.\n\nUseful for regression tests." in text
+    assert "-h\n--help\nShow help for all options." in text
+    assert "run_tool(name)\n\n```\nrun_tool(\"memcheck\")" in text
+    assert "\ue001" not in text
+    units = [q.text for q in quotable_units(text)]
+    assert "-q, --quiet Run silently, and only print error messages." in units
+    assert "-h --help Show help for all options." in units
 
 
 def test_an_html_page_titled_only_in_its_head_has_its_title_over_every_section():
