@@ -13,7 +13,8 @@ section it breaks at line and sentence ends, and only a single sentence longer t
 whole budget is cut between words. Overlap repeats the last whole sentences of a chunk
 (up to the profile's overlap) at the start of the next. A chunk that starts mid-sentence
 (a PDF's line) keeps the words before it that start the sentence (`Chunk.lead`, shown with
-it, neither embedded nor indexed: rag.sentences).
+it, neither embedded nor indexed: rag.sentences); one that starts inside a fenced code block
+keeps the block's opening fence line, so it is read as code.
 
 Bounded: every chunk is within the profile's token budget and its character cap, also for
 text a tokenizer cannot see into (a run without spaces, which WordPiece counts as one
@@ -35,7 +36,7 @@ from typing import Protocol
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
 from rag.providers.wordpieces import BERT_RUN, BERT_WORD_CHAR, Tokenized, WordPieces
-from rag.sentences import lead
+from rag.sentences import code_blocks, fence_lead, lead
 from rag.settings import ChunkProfile
 from rag.types import Chunk, contextual_text
 
@@ -112,6 +113,7 @@ class Chunker:
         for section in sections:
             context, context_ids = self.fit_context(section.context)
             pieces = self.tokenizer.word_pieces(section.text)
+            blocks = code_blocks(section.text) if "```" in section.text or "~~~" in section.text else []
             for span in self.pack(self.units(section.text, pieces)):
                 if self.max_chunks is not None and len(out) >= self.max_chunks:
                     raise LoadError(
@@ -133,7 +135,7 @@ class Chunker:
                     kind=section.kind,
                     unit=section.unit,
                     context=context,
-                    lead=lead(section.text, span.start),
+                    lead=fence_lead(blocks, span.start) or lead(section.text, span.start),
                 )
                 seen[digest] += 1
                 ids = context_ids + pieces.between(span.start, span.end) if span.whole_words else None

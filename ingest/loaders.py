@@ -25,7 +25,7 @@ from io import BytesIO
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
-from rag.text import FENCE, rejoined
+from rag.text import FENCE, closes_fence, rejoined
 from rag.types import ChunkKind, PageUnit
 
 if TYPE_CHECKING:
@@ -639,7 +639,7 @@ def unseen_markdown(text: str) -> str:
         marker = FENCE.match(line)
         body = line.rstrip("\r\n")
         if fence:
-            if marker and _closes(fence, marker.group(1), line[marker.end() :]):
+            if marker and closes_fence(fence, marker.group(1), line[marker.end() :]):
                 fence = ""
         elif in_comment or (not marker and _COMMENT_OPENS.match(line)):
             in_comment = "-->" not in body
@@ -682,7 +682,7 @@ def markdown_sections(text: str, setext: bool = False) -> list[Section]:
         marker = FENCE.match(line)
         if marker and not fence:
             fence = marker.group(1)
-        elif marker and _closes(fence, marker.group(1), line[marker.end() :]):
+        elif marker and closes_fence(fence, marker.group(1), line[marker.end() :]):
             fence = ""
         match = None if fence or marker else _HEADING.match(line.rstrip("\r\n"))
         titled = (len(match.group(1)), match.group(2).strip()) if match else None
@@ -717,12 +717,6 @@ def _setext_underlines(lines: Sequence[str]) -> dict[int, int]:
                 and (i - 1 == first or not before.strip())):
             found[i] = 1 if lines[i].strip()[0] == "=" else 2
     return found
-
-
-def _closes(fence: str, marker: str, rest: str) -> bool:
-    """Whether a fence line closes the open `fence`: the same character, at least as many of
-    them, nothing after (a ``` line inside a ```` block is code, as in CommonMark)."""
-    return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
 
 
 def load_html(data: bytes) -> list[Section]:

@@ -6,7 +6,9 @@ day"). Shown as they are, such passages hand a model, the offline answerer and t
 fragment whose subject is in the text before. So ingest keeps, with each chunk, the words
 before it that start its first sentence, when they are in the same section and under
 `MAX_LEAD_CHARS` (`lead`); retrieval ranks the chunk on its own text and shows it with its
-lead (`as_shown`). The lead is the document's own text, cut at the chunk's offsets.
+lead (`as_shown`). The lead is the document's own text, cut at the chunk's offsets; for a
+chunk that starts inside a fenced code block, it is that block's opening fence line
+(`fence_lead`), so the passage reads as the code it is.
 
 Kept at ingest rather than read from the chunk before at question time: a metadata lookup
 in Chroma scans the collection, 11 ms a question at 10k chunks and 27 ms at 30k (bench,
@@ -19,8 +21,10 @@ answer's reading budget from other sentences.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
+from rag.text import FENCE, closes_fence
 from rag.types import Chunk
 
 MAX_LEAD_CHARS = 300  # a longer missing start is a paragraph, not a sentence's edge: left out
@@ -41,6 +45,34 @@ def heading_line(line: str, next_line: str) -> bool:
     implement a queue, use" over "collections.deque which was designed to", as HTML
     extraction wraps lines at inline code). A heading ends the sentence before it."""
     return _HEADING_LINE.match(line) is not None and not (next_line[:1].islower() or next_line[:1] == "_")
+
+
+def code_blocks(text: str) -> list[tuple[int, int, str]]:
+    """The fenced code blocks of `text`: where each one's first line starts, where its closing
+    fence line starts (the text's end for a block left open), and its opening fence line."""
+    blocks: list[tuple[int, int, str]] = []
+    opened: tuple[int, str, str] | None = None  # the open block: where its code starts, its marker, its fence line
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        marker = FENCE.match(line)
+        if marker and opened is None:
+            opened = (pos + len(line), marker.group(1), line.rstrip("\r\n"))
+        elif marker and opened is not None and closes_fence(opened[1], marker.group(1), line[marker.end() :]):
+            blocks.append((opened[0], pos, opened[2]))
+            opened = None
+        pos += len(line)
+    if opened is not None:
+        blocks.append((opened[0], len(text), opened[2]))
+    return blocks
+
+
+def fence_lead(blocks: Sequence[tuple[int, int, str]], start: int) -> str:
+    """The lead of a chunk starting at `start` inside one of the section's `blocks`
+    (`code_blocks`), at its closing fence line included: the block's opening fence line.
+    Without it, the passage's first fence (the block's closing one) read as an opening one,
+    and the prose after it as code; on the Python docs 592 of 2,350 chunks start inside a
+    code block. "" outside code."""
+    return next((f"{fence}\n" for first, closing, fence in blocks if first <= start <= closing), "")
 
 
 def lead(section: str, start: int) -> str:

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 
 WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
+
+
+def closes_fence(fence: str, marker: str, rest: str) -> bool:
+    """Whether a fence line (its `marker`, then `rest`) closes the open `fence`: the same
+    character, at least as many of them, nothing after (a ``` line inside a ```` block is
+    code, as in CommonMark)."""
+    return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
+
+
 # A Markdown table's row (its cells in group 1), its delimiter row ("|---|:-:|"), and the
 # pipe between two cells: a "|" escaped as "\|" is inside its cell.
 TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")

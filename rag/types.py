@@ -288,7 +288,9 @@ class Chunk:
     kind: ChunkKind = "text"  # "figure": a model's description of an image, not the document's words
     unit: PageUnit = "page"
     context: str = ""  # embedded before the text, which lacks it (ingest.loaders.Section.context)
-    lead: str = ""  # the start of the sentence `text` begins in the middle of, shown before it (rag.sentences)
+    # the start of the sentence `text` begins in the middle of, or the opening fence line of the code block it
+    # begins inside, shown before it (rag.sentences)
+    lead: str = ""
 
     @property
     def place(self) -> str:

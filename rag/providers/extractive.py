@@ -93,6 +93,8 @@ class Scored:
     prior: float = 0.0
     label: str = ""  # the heading a list item is quoted under (`_Unit.label`)
     then: str = ""  # quoted after the sentence (`Quotable.then`)
+    code: bool = False  # a code block's lines (`Quotable.code`)
+    lead: str = ""  # quoted before it: the sentence introducing it (`Quotable.lead`)
 
     @property
     def ranking(self) -> float:
@@ -100,8 +102,10 @@ class Scored:
 
     @property
     def said(self) -> str:
-        """The sentence with what is quoted after it (`Quotable.then`)."""
-        return f"{self.sentence} {self.then}" if self.then else self.sentence
+        """The sentence (code in backticks), after what introduces it (`Quotable.lead`) and
+        with what is quoted after it (`Quotable.then`)."""
+        sentence = f"`{self.sentence}`" if self.code else self.sentence
+        return " ".join(part for part in (self.lead, sentence, self.then) if part)
 
     @property
     def quoted(self) -> str:
@@ -127,6 +131,8 @@ class _Unit:
     item: bool  # a list item (`Quotable.item`)
     heading: str = ""  # the heading line above it in the passage's text, when not `context`
     then: str = ""  # quoted after it, not scored (`Quotable.then`)
+    code: bool = False  # a code block's lines (`Quotable.code`)
+    lead: str = ""  # quoted before it, not scored (`Quotable.lead`)
 
     @property
     def label(self) -> str:
@@ -275,7 +281,7 @@ class ExtractiveAnswerer:
                     stems.update(zip(new, stem_words(new), strict=True))
                 if overlap or not q_stems.isdisjoint(stems[w] for w in words):
                     out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local,
-                                     quotable.then))
+                                     quotable.then, quotable.code, quotable.lead))
         return out
 
     def support(
@@ -312,7 +318,7 @@ class ExtractiveAnswerer:
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
-            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, u.then)
+            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, u.then, u.code, u.lead)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, unheard, max(s.score for s in scored), float(semantic.max()), coverage,
@@ -381,7 +387,8 @@ class ExtractiveAnswerer:
         for s in scored:
             if s.ranking < floor or length >= self.reply_chars:
                 break
-            said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)]
+            said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)
+                    or _near_duplicate(s.sentence, k.lead)]
             if not all(_says_more_than(s.sentence, k.sentence) and not k.then and k not in grown for k in said):
                 continue  # said already, or quoted after the unit before it (a lead-in's code)
             if len(kept) == self.max_sentences and not said:

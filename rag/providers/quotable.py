@@ -173,6 +173,9 @@ _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading ha
 _REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\]")
 _CODE_SPAN = re.compile(r"(`[^`]*`)")
 THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
+# A code block up to this long is one unit, quoted whole; a longer one is quoted in parts (up
+# to a blank line), and a part longer still in runs of whole lines up to this long.
+CODE_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,16 @@ class Quotable:
     # Quoted after it: the short code block it introduces ("... such as this:"), or the
     # answer to the question it is (an FAQ's "How do I ...?"). Not scored.
     then: str = ""
+    code: bool = False  # a code block (or part of one), its lines joined: quoted as code
+    # Quoted before it: the sentence introducing the short code block it is (whose `then` it
+    # is), so the code a question matched comes with what it shows. Not scored.
+    lead: str = ""
+
+    @property
+    def said(self) -> str:
+        """The text as a reply quotes it: code in backticks, after its lead."""
+        said = f"`{self.text}`" if self.code else self.text
+        return f"{self.lead} {said}" if self.lead else said
 
 
 def without_reference_marks(quote: str) -> str:
@@ -279,7 +292,11 @@ def quotable_units(text: str) -> list[Quotable]:
     the sentence that introduces it ("change out of WAL mode using a pragma such as this:"
     and "PRAGMA journal_mode=DELETE;", `Quotable.then`): the sentence is what a question
     matches and what is scored, the code what it asks for; the code stays a unit of its own
-    too, quoted once. Each carries the heading line it stands under in the passage."""
+    too, quoted once, whole (`CODE_CHARS`): split at ". " and ":" like prose, a session's
+    lines were quoted as "sentences" ("File "<stdin>", line 1, in <module>"), an error line
+    took the prose after it as its own ("IndexError: string index out of range However, out
+    of range slice indexes are handled gracefully"), and a "# comment" in it read as a
+    heading. Each carries the heading line it stands under in the passage."""
     units: list[Quotable] = []
     prose: list[str] = []
     code: list[str] | None = None  # the lines of the code block being read
@@ -297,14 +314,20 @@ def quotable_units(text: str) -> list[Quotable]:
 
     def close_code(lines: list[str]) -> None:
         nonlocal lead_in
-        block = " ".join(" ".join(line.rstrip().removesuffix("\\") for line in lines).split())
+        block = _joined_code(lines)
+        introduction = ""
         if lead_in and 0 < len(block) <= THEN_CHARS:
             # A lead-in too short to be a unit ("For example:") is quoted after the sentence before it.
             introduced = units[-1]
-            said = "" if introduced.text.endswith(lead_in) else f"{lead_in} "
+            # ... unless it is that sentence, or that sentence after a line read as its heading
+            # ("PurePath.suffix" over "The file extension of the final component, if any:").
+            said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else f"{lead_in} "
             units[-1] = replace(introduced, then=f"{said}`{block}`")
-        prose.extend(lines)  # the code is also a unit of its own: a question may match it alone
-        close_prose()
+            introduction = f"{introduced.text} {said}".rstrip()
+        # The code is also a unit of its own, a question may match it alone; quoted after the
+        # sentence introducing it, as that sentence is quoted with it.
+        parts = [block] if len(block) <= CODE_CHARS else _code_parts(lines)
+        units.extend(Quotable(part, heading, code=True, lead=introduction) for part in parts if len(part) >= 20)
         lead_in = ""
 
     for line in [*text.splitlines(), ""]:
@@ -340,6 +363,26 @@ def quotable_units(text: str) -> list[Quotable]:
         close_code(code)
     close_prose()
     return _answered(_entries(units))
+
+
+def _joined_code(lines: Sequence[str]) -> str:
+    """A code block's lines on one line, as a reply quotes it (a shell's "\\" continuations dropped)."""
+    return " ".join(" ".join(line.rstrip().removesuffix("\\") for line in lines).split())
+
+
+def _code_parts(lines: Sequence[str]) -> list[str]:
+    """A long code block's parts, split at its blank lines, and a part longer than
+    `CODE_CHARS` into runs of whole lines up to that long (a longer line alone), joined."""
+    parts: list[str] = []
+    run: list[str] = []
+    for line in [*lines, ""]:
+        if line.strip() and len(_joined_code([*run, line])) <= CODE_CHARS:
+            run.append(line)
+            continue
+        if run:
+            parts.append(_joined_code(run))
+        run = [line] if line.strip() else []
+    return parts
 
 
 # A unit ending in a letter or a comma: its sentence goes on (a figure, a page number or a
@@ -404,9 +447,10 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     when that one opens by pointing back (`_REFERS_BACK`): "This is not a bug: ..." is what
     a user asking "is that a bug?" needs after the sentence that matched."""
     return [
-        replace(unit, then=after.text) if (
-            (unit.text.endswith("?") or _DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))
-            and not unit.then and not after.text.endswith("?")
+        replace(unit, then=after.said) if (
+            (unit.text.endswith("?")
+             or (not after.code and (_DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))))
+            and not unit.then and not unit.code and not after.text.endswith("?")
             and len(after.text) <= THEN_CHARS and after.heading == unit.heading
         ) else unit
         for unit, after in pairwise(units)
@@ -427,13 +471,14 @@ def _entries(units: list[Quotable]) -> list[Quotable]:
     the middle of a sentence."""
     out = list(units)
     for at, head in enumerate(units):
-        if head.then or head.item or not _ENTRY_HEAD.match(head.text) or _function_word_first(head.text):
+        if (head.then or head.item or head.code or not _ENTRY_HEAD.match(head.text)
+                or _function_word_first(head.text)):
             continue  # not "the LaTeX kernel ...", a sentence a chunk starts in the middle of
         rest = units[at + 1 :]
         end = next((i for i, u in enumerate(rest)
                     if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading),
                    None if rest and _ENDS_CLAUSE.search(rest[-1].text) else len(rest))
-        said = " ".join(u.text for u in rest[:end]) if end else ""
+        said = " ".join(u.said for u in rest[:end]) if end else ""
         if said and len(said) <= THEN_CHARS:
             out[at] = replace(head, then=said)
     return out

@@ -194,3 +194,23 @@ def test_a_chunk_starting_mid_sentence_keeps_the_sentences_start_as_its_lead():
     assert mid and all(c.lead.startswith("Step ") and c.lead.endswith("and then\n") for c in mid)
     assert all(text[c.start - len(c.lead) : c.start] == c.lead for c in chunks)
     assert all(c.lead == "" for c in chunks if c.text.startswith("Step"))
+
+
+def test_a_chunk_starting_inside_a_code_block_is_shown_after_its_opening_fence():
+    """A chunk starting inside a fenced block began with the block's closing fence, which the
+    answerer and the UI read as an opening one, and the prose after it as code (on the Python
+    docs 592 of 2,350 chunks). Its lead is now the block's opening fence line."""
+    from rag.providers.quotable import quotable_units
+    from rag.sentences import as_shown
+
+    code = "".join(f"result_{i} = compute(value_{i}, scale={i})\n" for i in range(12))
+    text = f"Run it as follows:\n\n```python\n{code}```\n\nThe loop stops at the first failure. It keeps the rest."
+    chunks = [c.chunk for c in _chunker(size=40, overlap=0).chunk("guide.md", [Section(text)])]
+    inside = [c for c in chunks if c.text.lstrip().startswith(("result_", "```")) and "```python" not in c.text]
+    assert inside and all(c.lead == "```python\n" for c in inside)
+    assert all(c.lead == "" for c in chunks if c not in inside)  # prose, and the chunk opening the block
+    last = as_shown(next(c for c in chunks if "first failure" in c.text))
+    units = quotable_units(last.text)
+    assert [(u.text, u.code) for u in units] == [
+        ("result_10 = compute(value_10, scale=10) result_11 = compute(value_11, scale=11)", True),
+        ("The loop stops at the first failure.", False)]

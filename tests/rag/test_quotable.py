@@ -92,6 +92,41 @@ def test_a_code_block_is_quoted_without_its_fences_and_apart_from_the_prose_arou
     ]
 
 
+def test_a_code_block_is_one_unit_quoted_as_code_and_takes_no_sentence_after_it():
+    """The Python tutorial's session was quoted as "sentences" ('File "<stdin>", line 1, in
+    <module>'), its error line with the prose after it ("IndexError: string index out of range
+    However, out of range slice indexes are handled gracefully"), and a "# comment" in a block
+    read as a heading (new-user walkthrough, Valgrind, socat, Node.js). A block is one unit,
+    quoted in backticks after the sentence introducing it (the code alone outranked "However,
+    out of range slice indexes are handled gracefully"); a long one a part at a time."""
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.providers.minilm import shared_minilm
+    from rag.providers.quotable import CODE_CHARS, quotable_units
+    from rag.types import Passage
+
+    session = ('>>> word[42]  # the word only has 6 characters\nTraceback (most recent call last):\n'
+               '  File "<stdin>", line 1, in <module>\nIndexError: string index out of range')
+    text = (f"Using an index that is too large is an error:\n\n```\n{session}\n```\n\n"
+            "However, out of range slice indexes are handled gracefully when used for slicing.\n\n"
+            "```\n# Build it first\nmake all\n\n" + "make check TESTS=unit\n" * (CODE_CHARS // 20) + "```\nDone.")
+    units = quotable_units(text)
+    joined = " ".join(session.split())
+    assert [(u.text, u.code) for u in units] == [
+        ("Using an index that is too large is an error:", False),
+        (joined, True),
+        ("However, out of range slice indexes are handled gracefully when used for slicing.", False),
+        ("# Build it first make all", True),
+        # a part too long for one unit: runs of whole lines
+        (" ".join(["make check TESTS=unit"] * (CODE_CHARS // 22)), True),
+        (" ".join(["make check TESTS=unit"] * (CODE_CHARS // 20 - CODE_CHARS // 22)), True),
+    ]
+    assert all(u.heading == "" for u in units)  # "# Build it" is a comment, not a heading
+    assert units[1].lead == units[0].text and units[0].then == f"`{joined}`"
+    reply = ExtractiveAnswerer(shared_minilm()).answer(
+        "what does word[42] do when the word only has 6 characters?", [Passage(1, text, "tutorial.html")])
+    assert f"- Using an index that is too large is an error: `{joined}` [1]" in reply  # with what it shows
+
+
 def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
     """"change out of WAL mode using a pragma such as this:" was quoted without the pragma
     (SQLite's manual, HTML); the sentence is scored, the code quoted after it."""
@@ -108,7 +143,7 @@ def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
         # a lead-in too short to quote alone ("For example:") comes with the code; a "\" continuation is undone
         ("To turn it on, set the mmap_size to some large value.",
          "For example: `gcc -Os -I. shell.c sqlite3.c -o sqlite3`"),
-        ("gcc -Os -I. \\ shell.c sqlite3.c -o sqlite3", ""),
+        ("gcc -Os -I. shell.c sqlite3.c -o sqlite3", ""),
     ]
     assert units[4].text == "A long listing follows:" and not units[4].then  # too long to go with it
     assert units[5].text.startswith("x = 1 x = 1")
@@ -352,3 +387,15 @@ def test_list_items_without_a_full_stop_are_units_of_their_own():
     assert [u.text for u in quotable_units(text)] == [
         "Install the package with pip install foo", "Run the server on port 8080 by default",
         "Configure the token in settings", "That is all there is to it."]
+
+
+def test_a_lead_in_under_a_line_read_as_its_heading_is_not_quoted_twice():
+    """The Python docs' "PurePath.suffix" over "The file extension of the final component, if
+    any:" (a PDF-like heading) made the code's lead-in "The file extension ...: PurePath.suffix
+    The file extension ...:", the sentence twice."""
+    from rag.providers.quotable import quotable_units
+
+    text = "PurePath.suffix\nThe file extension of the final component, if any:\n\n```\n>>> PurePosixPath('setup.py').suffix\n'.py'\n```\n"
+    lead_in, code = quotable_units(text)
+    assert lead_in.then == "`>>> PurePosixPath('setup.py').suffix '.py'`"
+    assert code.lead == "The file extension of the final component, if any:"
