@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer import SentenceCheck, Verdict
+from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import CUT_MARK, split_sentences
 from rag.text import content_words
@@ -126,7 +127,8 @@ class CitationChecker:
         ) if words else 1.0
         if share >= WORDS_SUPPORTED:
             return SentenceCheck(sentence, cited, "supported", share, "its words are in the cited passage")
-        units = [u for p in passages for u in split_sentences(p.text)] or [p.text for p in passages]
+        units = [u for p in passages for u in split_sentences(p.text, marks_headings(p.source))] or [
+            p.text for p in passages]
         return _Pending(sentence, cited, tuple(units))
 
     def _by_meaning(self, claim: _Pending, vectors: dict[str, np.ndarray]) -> SentenceCheck:

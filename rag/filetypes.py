@@ -31,6 +31,13 @@ SUPPORTED = {
 }
 
 
+def marks_headings(source: str) -> bool:
+    """Whether the file's text marks its headings as Markdown does (`#` lines, as Markdown
+    files and the HTML loader write them), so that a short line without punctuation in it is
+    a line its author wrapped, not a heading as in a PDF page's text (rag.sentences)."""
+    return SUPPORTED.get(Path(source).suffix.lower()) in ("markdown", "html")
+
+
 # Control characters in a name would break the one line each file gets in a report.
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 _ESCAPED = re.compile(r"\\(x[0-9a-f]{2}|[nrt])")

@@ -37,13 +37,21 @@ _ENDED = re.compile(r"[.!?][\"'”’)\]]*\s*$|\n[ \t\r]*\n\s*$")
 # manual's option list: "-o,-outname name", though "-5 degrees" is read as one too).
 _STARTS_BLOCK = re.compile(r"\s*(?:[-*•>|#]|\d+[.)]\s|```)")
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
+_MARKED_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s|$)")
+_SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 
 
-def heading_line(line: str, next_line: str) -> bool:
+def heading_line(line: str, next_line: str, marked: bool = False) -> bool:
     """Whether `line` is a heading (Markdown `#`, or a short line without punctuation, as PDF
     extraction leaves them), unless the text runs on into `next_line` in lower case ("To
     implement a queue, use" over "collections.deque which was designed to", as HTML
-    extraction wraps lines at inline code). A heading ends the sentence before it."""
+    extraction wraps lines at inline code). A heading ends the sentence before it. In text
+    whose headings are `marked` (HTML and Markdown, `rag.filetypes.marks_headings`), only a
+    `#` line or a line over a setext underline is one: a line its author wrapped ("When using
+    ZIP_DEFLATED integers 0 through 9 are accepted" over "(see zlib for more information).")
+    is no heading there, and was cut from its sentence (85 such lines in the Python docs)."""
+    if marked:
+        return _MARKED_HEADING.match(line) is not None or (bool(line.strip()) and _SETEXT.match(next_line) is not None)
     return _HEADING_LINE.match(line) is not None and not (next_line[:1].islower() or next_line[:1] == "_")
 
 

@@ -31,10 +31,11 @@ def citation_marks(answer: str) -> list[tuple[set[int], str]]:
     return marks
 
 
-def used_sentence(answer: str, n: int, passage: str, mark: int | None = None) -> str | None:
+def used_sentence(answer: str, n: int, passage: str, mark: int | None = None, marked: bool = False) -> str | None:
     """The passage sentence (verbatim, so it can be found again) that best supports the
     answer's sentence holding its `mark`-th citation mark, or with no mark given all its
-    sentences citing [n]; None when they do not cite n or share no word. An offline answer
+    sentences citing [n]; None when they do not cite n or share no word. `marked`: the
+    passage's file marks its headings (`rag.filetypes.marks_headings`), as the answerer read it. An offline answer
     cites [1] after many sentences: each chip marks its own sentence's evidence, not one
     sentence for all of them."""
     marks = citation_marks(answer)
@@ -43,7 +44,7 @@ def used_sentence(answer: str, n: int, passage: str, mark: int | None = None) ->
     if not claims:
         return None
     best, best_score = None, 0.0
-    for unit in split_units(passage):
+    for unit in split_units(passage, marked):
         words = set(content_words(unit))
         if not words:
             continue

@@ -21,7 +21,7 @@ from rag.answer import AskOptions, Citation, Event, Mode
 from rag.backend import Backend
 from rag.errors import GemragError, redact
 from rag.feedback import Feedback, FeedbackStore, Place, Rating
-from rag.filetypes import SUPPORTED
+from rag.filetypes import SUPPORTED, marks_headings
 from rag.providers.grounding import CHUNK_ID_PREFIX
 from rag.sentences import as_shown
 from rag.server.auth import Caller
@@ -167,7 +167,8 @@ class Handlers:
             return details, sources, gr.update(value=None, visible=False), "", *shown
         cited = citation.n in turn.cited
         passage = turn.passages.get(citation.n, citation.snippet)
-        quote = used_sentence(turn.answer, citation.n, passage, state.viewing_mark) if cited else None
+        quote = (used_sentence(turn.answer, citation.n, passage, state.viewing_mark, marks_headings(citation.source))
+                 if cited else None)
         image: Update = gr.update(value=None, visible=False)
         excerpt = f"<blockquote class='passage'>{render.excerpt_html(passage, quote)}</blockquote>"
         try:

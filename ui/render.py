@@ -18,6 +18,7 @@ from itertools import count, repeat
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.costs import dollars
+from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import section
 from rag.text import counted
@@ -164,7 +165,7 @@ def chip(index: int, citation: Citation, turn: Turn, k: int, mark: int | None = 
 
 def popover_html(citation: Citation, turn: Turn, mark: int | None = None) -> str:
     passage = turn.passages.get(citation.n, citation.snippet)
-    quote = used_sentence(turn.answer, citation.n, passage, mark)
+    quote = used_sentence(turn.answer, citation.n, passage, mark, marks_headings(citation.source))
     doubt = _doubt(turn, citation.n)
     warning = f"<span class='doubt'>⚠ Not supported by this passage: {text(doubt)}</span>" if doubt else ""
     return (

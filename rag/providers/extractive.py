@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
 
+from rag.filetypes import marks_headings
 from rag.keyterms import as_typed, missing_terms
 from rag.providers.minilm import MiniLM
 from rag.providers.quotable import CUT_MARK, cut_short, quotable_units, section, without_reference_marks
@@ -252,7 +253,7 @@ class ExtractiveAnswerer:
         picked = self.pick(support.scored, passages)
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
-        cut = {s.passage.n: cut_short(s.passage.text) for s in picked}  # once per passage
+        cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
         lines = [f"{without_reference_marks(marked_cut(s, cut[s.passage.n]))} [{s.passage.n}]" for s in picked]
         return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
 
@@ -271,7 +272,7 @@ class ExtractiveAnswerer:
         out = []
         for passage in passages:
             outer = section(passage.heading)
-            for position, quotable in enumerate(quotable_units(passage.text)):
+            for position, quotable in enumerate(quotable_units(passage.text, marks_headings(passage.source))):
                 unit, context = quotable.text, outer
                 local = quotable.heading if quotable.heading != outer else ""
                 words = set(content_words(f"{context} {local} {unit}"))

@@ -210,18 +210,18 @@ def without_reference_marks(quote: str) -> str:
     return "".join(part if i % 2 else _REFERENCE_MARK.sub("", part) for i, part in enumerate(parts))
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences(text: str, marked: bool = False) -> list[str]:
     """Sentences with their line wraps undone, heading lines dropped (`quotable_sentences`)."""
-    return [q.text for q in quotable_sentences(text, "")[0]]
+    return [q.text for q in quotable_sentences(text, "", marked)[0]]
 
 
-def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
+def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[list[Quotable], str]:
     """Sentences with their line wraps undone, and the heading in force after them. Heading
     lines (Markdown `#`, or a short line without punctuation, as PDF extraction leaves them)
     end a sentence and become the heading of those after them, unless the sentence runs on
     into the next line in lower case ("To implement a queue, use" over "collections.deque
     which was designed to", as HTML extraction wraps lines at inline code). `heading`: the
-    one in force where `text` starts."""
+    one in force where `text` starts; `marked`: the text marks its headings (`heading_line`)."""
     lines = _RUN_ON_BREAK.sub("\n", text).splitlines()
     following = [*lines[1:], ""][: len(lines)]
     out: list[Quotable] = []
@@ -240,7 +240,7 @@ def quotable_sentences(text: str, heading: str) -> tuple[list[Quotable], str]:
         lead, listed = None, []
 
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
-        if line and not heading_line(line, nxt):
+        if line and not heading_line(line, nxt, marked):
             block.append(line)
             continue
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
@@ -279,12 +279,12 @@ def _bare(text: str) -> str:
     return " ".join(_BOLD.sub(r"\1", text).split())
 
 
-def split_units(text: str) -> list[str]:
+def split_units(text: str, marked: bool = False) -> list[str]:
     """The quotable units of a passage, in order (`quotable_units`), as plain text."""
-    return [q.text for q in quotable_units(text)]
+    return [q.text for q in quotable_units(text, marked)]
 
 
-def quotable_units(text: str) -> list[Quotable]:
+def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
     """The quotable units of a passage, in order: sentences of prose, and each table row
     labelled with its header ("Model: gemini-2.5-pro; RPM: 5; ..."), since a row means
     nothing without its column names and holds the figures questions ask about. A code
@@ -296,7 +296,8 @@ def quotable_units(text: str) -> list[Quotable]:
     lines were quoted as "sentences" ("File "<stdin>", line 1, in <module>"), an error line
     took the prose after it as its own ("IndexError: string index out of range However, out
     of range slice indexes are handled gracefully"), and a "# comment" in it read as a
-    heading. Each carries the heading line it stands under in the passage."""
+    heading. Each carries the heading line it stands under in the passage. `marked`: the text
+    marks its headings, as HTML's and Markdown's do (`rag.sentences.heading_line`)."""
     units: list[Quotable] = []
     prose: list[str] = []
     code: list[str] | None = None  # the lines of the code block being read
@@ -307,7 +308,7 @@ def quotable_units(text: str) -> list[Quotable]:
     def close_prose() -> None:
         nonlocal heading, lead_in
         read = "\n".join(prose).rstrip()
-        found, heading = quotable_sentences(read, heading)
+        found, heading = quotable_sentences(read, heading, marked)
         units.extend(found)
         prose.clear()
         lead_in = _unit_text(_sentence_parts(read)[-1]) if found and read.endswith(":") else ""
@@ -391,16 +392,16 @@ _ENDS_CLAUSE = re.compile(r"(?:[^\W\d_]|,)$")
 CUT_MARK = " …"  # after a quote whose sentence the passage cuts off (`cut_short`)
 
 
-def cut_short(text: str) -> int | None:
+def cut_short(text: str, marked: bool = False) -> int | None:
     """The position of the passage's last unit when the passage ends in the middle of its
     sentence (a PDF's chunk ends at a line end, and the sentence goes on in the next chunk),
     so the reply marks its quote "…" rather than pass a fragment off as the sentence. None
     when the passage ends a sentence or a list item, a table row or a heading, or when its
     last line is not the end of its last unit (a page number, a line too short to quote)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or _LIST_ITEM.match(lines[-1]) or TABLE_ROW.match(lines[-1]) or heading_line(lines[-1], ""):
+    if not lines or _LIST_ITEM.match(lines[-1]) or TABLE_ROW.match(lines[-1]) or heading_line(lines[-1], "", marked):
         return None
-    units = quotable_units(text)
+    units = quotable_units(text, marked)
     if not units:
         return None
     last, line = " ".join(units[-1].text.split()), " ".join(lines[-1].split())

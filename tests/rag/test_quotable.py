@@ -389,6 +389,31 @@ def test_list_items_without_a_full_stop_are_units_of_their_own():
         "Configure the token in settings", "That is all there is to it."]
 
 
+def test_a_wrapped_line_of_html_or_markdown_is_no_heading_but_a_pdfs_short_line_is():
+    """The Python docs wrap their paragraphs: "When using ZIP_DEFLATED integers 0 through 9 are
+    accepted" over "(see zlib for more information)." read as a heading, as a PDF's short
+    line is, and was cut from its sentence (85 such lines). HTML and Markdown mark their
+    headings with "#" (or a setext underline), so only those are headings there."""
+    from rag.filetypes import marks_headings
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.providers.minilm import shared_minilm
+    from rag.providers.quotable import quotable_units
+    from rag.types import Passage
+
+    text = ("## ZipFile Objects\n\nThe compresslevel parameter controls the compression level.\n"
+            "When using ZIP_DEFLATED integers 0 through 9 are accepted\n(see zlib for more information).\n\n"
+            "Setext Title\n------------\n\nIt has no effect with ZIP_STORED.")
+    whole = "When using ZIP_DEFLATED integers 0 through 9 are accepted (see zlib for more information)."
+    marked = quotable_units(text, marked=True)
+    assert whole in [u.text for u in marked]
+    assert marked[-1].heading == "Setext Title"
+    assert whole not in [u.text for u in quotable_units(text)]  # a PDF page's text: a short line is a heading
+    assert marks_headings("library/zipfile.html") and marks_headings("notes.MD") and not marks_headings("a.pdf")
+    reply = ExtractiveAnswerer(shared_minilm()).answer(
+        "which compression levels are accepted with ZIP_DEFLATED?", [Passage(1, text, "library/zipfile.html")])
+    assert f"- {whole} [1]" in reply
+
+
 def test_a_lead_in_under_a_line_read_as_its_heading_is_not_quoted_twice():
     """The Python docs' "PurePath.suffix" over "The file extension of the final component, if
     any:" (a PDF-like heading) made the code's lead-in "The file extension ...: PurePath.suffix
