@@ -24,21 +24,9 @@ from pydantic import SecretStr
 from rag.kv import StoreUnavailable
 from rag.settings import Settings
 from rag.store import chroma_client
+from tests.fakes.manifests import DEPLOY, rendered, run
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KEYS_SECRET = "gemrag-keys"  # created by the deployer from deploy/k8s/keys.env (keys.env.example)
-
-
-def run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-
-
-def rendered(kustomization: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed to render deploy/k8s"
-    result = run(kubectl, "kustomize", str(kustomization))
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def compose() -> dict[str, Any]:

@@ -10,30 +10,15 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import subprocess
-from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
 from rag.settings import Settings
+from tests.fakes.manifests import DEPLOY, rendered, run
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSION = "1.32.0"
-
-
-def run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-
-
-def rendered(kustomization: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed to render deploy/k8s"
-    result = run(kubectl, "kustomize", str(kustomization))
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def test_dockerfile_passes_hadolint() -> None:

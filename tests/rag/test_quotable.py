@@ -420,7 +420,8 @@ def test_a_lead_in_under_a_line_read_as_its_heading_is_not_quoted_twice():
     The file extension ...:", the sentence twice."""
     from rag.providers.quotable import quotable_units
 
-    text = "PurePath.suffix\nThe file extension of the final component, if any:\n\n```\n>>> PurePosixPath('setup.py').suffix\n'.py'\n```\n"
+    text = ("PurePath.suffix\nThe file extension of the final component, if any:\n\n"
+            "```\n>>> PurePosixPath('setup.py').suffix\n'.py'\n```\n")
     lead_in, code = quotable_units(text)
     assert lead_in.then == "`>>> PurePosixPath('setup.py').suffix '.py'`"
     assert code.lead == "The file extension of the final component, if any:"
