@@ -763,7 +763,7 @@ def load_html(data: bytes) -> list[Section]:
         row.replace_with(f"\n{table_row(cell.get_text(' ') for cell in row.find_all(('td', 'th'), recursive=False))}\n")
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
-    text = _TERM_BREAK.sub("\n", text).replace(_TERM_END, "")
+    text = _TERM_LEFT.sub("", _TERM_BREAK.sub("\n", text))
     return _titled(markdown_sections(text), title)
 
 
@@ -817,8 +817,10 @@ def _markdown_lines(text: str) -> Iterator[str]:
 # naming the option or word it describes (new-user walkthrough, Valgrind's manual). Private
 # use, as `_MARK`.
 _TERM_END = "\ue001"
+# A term's own line breaks go too: git's pages write "<dt class="hdlist1">\nTERM\n</dt>".
 _TERM_BREAK = re.compile(
-    rf"[ \t]*{_TERM_END}[ \t]*\n(?:[ \t]*\n)*(?![ \t]*(?:[`~]{{3}}|#|\||[-*•+][ \t]|\d+[.)][ \t]|{_TERM_END}))")
+    rf"[ \t\n]*{_TERM_END}[ \t]*\n(?:[ \t]*\n)*(?![ \t]*(?:[`~]{{3}}|#|\||[-*•+][ \t]|\d+[.)][ \t]|{_TERM_END}))")
+_TERM_LEFT = re.compile(rf"[ \t\n]*{_TERM_END}")  # a term before a block: the mark goes, the blank line stays
 
 
 # Elements that end a line of text; all others (links, code, emphasis) run on in it.

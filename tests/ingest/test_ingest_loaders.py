@@ -241,6 +241,9 @@ def test_a_definition_lists_term_and_its_description_are_one_sentence():
     assert "-h\n--help\nShow help for all options." in text
     assert "run_tool(name)\n\n```\nrun_tool(\"memcheck\")" in text
     assert "\ue001" not in text
+    git = ('<h1>T</h1><dl>\n<dt class="hdlist1">\nsubmodule.&lt;name&gt;.shallow\n</dt>\n<dd>\n<p>\n'
+           'When set to true, a clone is shallow.\n</p>\n</dd>\n</dl>')  # git's pages break lines inside the tags
+    assert load_html(git.encode())[0].text.endswith("submodule.<name>.shallow\nWhen set to true, a clone is shallow.")
     units = [q.text for q in quotable_units(text)]
     assert "-q, --quiet Run silently, and only print error messages." in units
     assert "-h --help Show help for all options." in units
