@@ -198,9 +198,9 @@ class Quotable:
 
     @property
     def said(self) -> str:
-        """The text as a reply quotes it: code in backticks, after its lead."""
-        said = f"`{self.text}`" if self.code else self.text
-        return f"{self.lead} {said}" if self.lead else said
+        """The text as it is quoted after the unit before it (`then`): code in backticks, and
+        without its lead, which is that unit."""
+        return f"`{self.text}`" if self.code else self.text
 
 
 def without_reference_marks(quote: str) -> str:
@@ -478,7 +478,7 @@ def _entries(units: list[Quotable]) -> list[Quotable]:
         rest = units[at + 1 :]
         end = next((i for i, u in enumerate(rest)
                     if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading),
-                   None if rest and _ENDS_CLAUSE.search(rest[-1].text) else len(rest))
+                   None if rest and not rest[-1].code and _ENDS_CLAUSE.search(rest[-1].text) else len(rest))
         said = " ".join(u.said for u in rest[:end]) if end else ""
         if said and len(said) <= THEN_CHARS:
             out[at] = replace(head, then=said)

@@ -425,3 +425,13 @@ def test_a_lead_in_under_a_line_read_as_its_heading_is_not_quoted_twice():
     lead_in, code = quotable_units(text)
     assert lead_in.then == "`>>> PurePosixPath('setup.py').suffix '.py'`"
     assert code.lead == "The file extension of the final component, if any:"
+
+
+def test_an_entry_quoting_a_code_block_after_its_lead_in_quotes_the_lead_in_once():
+    """A manual's entry is quoted with the rest of it (`then`); a code block in it comes after
+    the sentence introducing it, which is in that rest already."""
+    from rag.providers.quotable import quotable_units
+
+    text = "--trace Print each step.\nUse it like this to trace a program:\n\n```\nvalgrind --trace=yes ./prog\n```\n"
+    entry = quotable_units(text)[0]
+    assert entry.then == "Use it like this to trace a program: `valgrind --trace=yes ./prog`"
