@@ -446,15 +446,22 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     equations actually referenced." matches the question, "In mathtools this can be done by
     setting the key showonlyrefs ..." answers it. And so is a sentence with the one after it
     when that one opens by pointing back (`_REFERS_BACK`): "This is not a bug: ..." is what
-    a user asking "is that a bug?" needs after the sentence that matched."""
+    a user asking "is that a bug?" needs after the sentence that matched. Not a question in
+    an FAQ's list of its questions, between two others: there the next line is the next
+    question, however it ends (SQLite's "What datatypes does SQLite support?" took "SQLite lets
+    me insert a string into a database column of type integer!" as its answer). So is, by the
+    same sign, an answered question right after that list whose answer is one sentence before
+    the next question."""
+    asks = [unit.text.endswith("?") for unit in units]
+    listed = [0 < i < len(units) - 2 and asks[i - 1] and asks[i + 2] for i in range(len(units))]
     return [
         replace(unit, then=after.said) if (
-            (unit.text.endswith("?")
+            ((asks[i] and not listed[i])
              or (not after.code and (_DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))))
-            and not unit.then and not unit.code and not after.text.endswith("?")
+            and not unit.then and not unit.code and not asks[i + 1]
             and len(after.text) <= THEN_CHARS and after.heading == unit.heading
         ) else unit
-        for unit, after in pairwise(units)
+        for i, (unit, after) in enumerate(pairwise(units))
     ] + units[-1:]
 
 

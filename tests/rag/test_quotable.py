@@ -435,3 +435,21 @@ def test_an_entry_quoting_a_code_block_after_its_lead_in_quotes_the_lead_in_once
     text = "--trace Print each step.\nUse it like this to trace a program:\n\n```\nvalgrind --trace=yes ./prog\n```\n"
     entry = quotable_units(text)[0]
     assert entry.then == "Use it like this to trace a program: `valgrind --trace=yes ./prog`"
+
+
+def test_a_question_in_an_faqs_list_of_questions_takes_no_answer_but_the_answered_one_does():
+    """SQLite's FAQ lists its questions before answering them: "What datatypes does SQLite
+    support?" took the next listed question, "SQLite lets me insert a string into a database
+    column of type integer!", as its answer."""
+    from rag.providers.quotable import quotable_units
+
+    listed = ("How do I create an AUTOINCREMENT field?\n\nWhat datatypes does SQLite support?\n\n"
+              "SQLite lets me insert a string into a database column of type integer!\n\n"
+              "Is SQLite threadsafe for my application?\n\n")
+    answered = ("(1) How do I create an AUTOINCREMENT field?\n\nDeclare the column INTEGER PRIMARY KEY.\n\n"
+                "Longer answer: it is then one more than the largest key.\n\n"
+                "(2) What datatypes does SQLite support?\n\nSQLite uses dynamic typing for every column.\n")
+    units = quotable_units(listed + answered)
+    assert [u.then for u in units[:4]] == ["", "", "", ""]
+    assert units[4].then == "Declare the column INTEGER PRIMARY KEY."
+    assert units[7].then == "SQLite uses dynamic typing for every column."
