@@ -23,7 +23,7 @@ import numpy as np
 from rag.answer import SentenceCheck, Verdict
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
-from rag.providers.quotable import CUT_MARK, split_sentences
+from rag.providers.quotable import CUT_MARK, split_units
 from rag.text import content_words
 from rag.types import Passage
 
@@ -127,7 +127,7 @@ class CitationChecker:
         ) if words else 1.0
         if share >= WORDS_SUPPORTED:
             return SentenceCheck(sentence, cited, "supported", share, "its words are in the cited passage")
-        units = [u for p in passages for u in split_sentences(p.text, marks_headings(p.source))] or [
+        units = [u for p in passages for u in split_units(p.text, marks_headings(p.source))] or [
             p.text for p in passages]
         return _Pending(sentence, cited, tuple(units))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from rag.sentences import heading_line
-from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE
+from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE, closes_fence
 
 # A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
 # item; and at a line's closing period before a line that opens with a call or a term and
@@ -210,11 +210,6 @@ def without_reference_marks(quote: str) -> str:
     return "".join(part if i % 2 else _REFERENCE_MARK.sub("", part) for i, part in enumerate(parts))
 
 
-def split_sentences(text: str, marked: bool = False) -> list[str]:
-    """Sentences with their line wraps undone, heading lines dropped (`quotable_sentences`)."""
-    return [q.text for q in quotable_sentences(text, "", marked)[0]]
-
-
 def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[list[Quotable], str]:
     """Sentences with their line wraps undone, and the heading in force after them. Heading
     lines (Markdown `#`, or a short line without punctuation, as PDF extraction leaves them)
@@ -331,11 +326,16 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
         units.extend(Quotable(part, heading, code=True, lead=introduction) for part in parts if len(part) >= 20)
         lead_in = ""
 
+    fence = ""  # the open code block's fence marker
     for line in [*text.splitlines(), ""]:
-        if FENCE.match(line):  # code is a block of its own, and the fence is no text to quote
+        marker = FENCE.match(line)
+        # Code is a block of its own, and a fence is no text to quote; a fence line that does not
+        # close the open block ("```" inside "~~~", "```ini") is a line of its code, as the
+        # chunker reads it (rag.sentences.code_blocks).
+        if marker and (code is None or closes_fence(fence, marker.group(1), line[marker.end() :])):
             if code is None:
                 close_prose()
-                code = []
+                code, fence = [], marker.group(1)
             else:
                 close_code(code)
                 code = None

@@ -198,13 +198,13 @@ def test_a_manuals_entry_is_quoted_whole_when_short():
 
 def test_a_period_inside_a_short_bracket_ends_no_sentence():
     """"(app. 5/18 ex)" cut mathtools' default rule thickness before its figure."""
-    from rag.providers.quotable import split_sentences
+    from rag.providers.quotable import split_units
 
     text = ("The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed. "
             "See the list (there are four. More follow in the next chapter, which is long enough) below. "
             "This block ends right here (as said.)\n\n(Then) a new block starts. "
             "The key takes a value in (0, 1]. It is read once [see Sec. 2 for when] at the start.")
-    assert split_sentences(text) == [
+    assert split_units(text) == [
         "The default rule thickness is equal to that of \\underbrace (app. 5/18 ex) and can be changed.",
         "See the list (there are four.",  # the bracket closes too far on: a sentence of its own
         "More follow in the next chapter, which is long enough) below.",
@@ -220,7 +220,7 @@ def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
     the figure a user asked for began a unit of its own; "e.g. Windows" and "approx. 5 m"
     were cut alike. "etc.", a variable ("the path p."), a unit ("5 ms."), "def." before no value
     and a file's extension ("sendmail.cf.") may still end one."""
-    from rag.providers.quotable import split_sentences
+    from rag.providers.quotable import split_units
 
     text = ("Fontname: string, def. \"*\" Name of font used. Fontsize: scalar, def. 10 Size of the font used. "
             "Use a platform, e.g. Windows or Linux, and run it. The cable is approx. 5 meters long. "
@@ -229,7 +229,7 @@ def test_an_abbreviation_ends_no_sentence_before_a_capital_or_a_figure():
             "This is the number of nodes in the path p. If p is cyclic, this is the same. A name is bound in the "
             "function containing the def. See the section on naming for more. Edit a file such as sendmail.cf. "
             "We complicate things later on.")
-    assert split_sentences(text) == [
+    assert split_units(text) == [
         'Fontname: string, def. "*" Name of font used.',
         "Fontsize: scalar, def. 10 Size of the font used.",
         "Use a platform, e.g. Windows or Linux, and run it.",
@@ -253,7 +253,7 @@ def test_a_period_inside_a_closing_quote_or_bracket_ends_a_sentence_it_holds():
     word in brackets or quotes ends nothing ("'^' (Caret.) Matches", a quoted '.' symbol, the
     mode "auto."), nor does "!" ("(on-screen!) 15 pixels"), nor an ellipsis closing a call's
     arguments, which runs on into the description the call heads."""
-    from rag.providers.quotable import split_sentences
+    from rag.providers.quotable import split_units
 
     text = ("(This code may appear only if the presolver is disabled.) GLP_ENOPFS Unable to start the search. "
             'The log says "the run is now done." Then the solver returns its code at once. It is written '
@@ -262,7 +262,7 @@ def test_a_period_inside_a_closing_quote_or_bracket_ends_a_sentence_it_holds():
             "Precision is given as a '.' (dot) followed by the digits. The turtle moves (on-screen!) 15 pixels "
             "at a time.\n\n"
             "z = and (x1, x2, . . .) Return the logical AND of all the arguments given.")
-    assert split_sentences(text) == [
+    assert split_units(text) == [
         "(This code may appear only if the presolver is disabled.)",
         "GLP_ENOPFS Unable to start the search.",
         'The log says "the run is now done."',
@@ -307,12 +307,12 @@ def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own
     """A manual's next entry ("playblocking (player)") starts a unit at the period ending the
     line before, though it opens in lower case; "e.g." at a line end ends nothing, nor does
     a qualified name's dot."""
-    from rag.providers.quotable import split_sentences
+    from rag.providers.quotable import split_units
 
     text = ("Given limits, begin and end playing at the samples the vector specifies.\nplayblocking (player)\n"
             "playblocking (player, start)\nPlay audio stored in the player object with blocking. Some names, E.g.\n"
             "sound (y), play at once. To measure it, call numpy.\nlinalg.norm(x) on the array.")
-    assert split_sentences(text) == [
+    assert split_units(text) == [
         "Given limits, begin and end playing at the samples the vector specifies.",
         "playblocking (player) playblocking (player, start) Play audio stored in the player object with blocking.",
         "Some names, E.g. sound (y), play at once.",
@@ -323,7 +323,7 @@ def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own
                "it is possible to set the space.\nIf it is not given then .5\\baselineskip is assumed.\ntocskip By "
                "default the \\parskip is zero within \\tableofcontents, i.e.\nthe Table of contents, as in "
                "Knuth et al.\nin The TeXbook.")
-    assert split_sentences(options) == [
+    assert split_units(options) == [
         "All of the package options are implemented as key/value options.",
         "skip With the package option skip it is possible to set the space.",
         "If it is not given then .5\\baselineskip is assumed.",
@@ -338,11 +338,11 @@ def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
     unit, with its aliases ("--norc" over "-f Don't read ..."), and its entry's next
     sentences quoted after it. Not a flag a wrapped sentence names ("Unless the" over
     "-globalwrite (or -nosafe) option is enabled")."""
-    from rag.providers.quotable import quotable_units, split_sentences
+    from rag.providers.quotable import quotable_units, split_units
 
     glpsol = ("--simplex use simplex method (default)\n--interior use interior point method (LP only)\n"
               "-r filename, --read filename\nread solution from filename\n--wlp filename\nwrite problem to filename")
-    assert split_sentences(glpsol) == [
+    assert split_units(glpsol) == [
         "--simplex use simplex method (default)",
         "--interior use interior point method (LP only)",
         "-r filename, --read filename read solution from filename",  # the description's line, then the next option
@@ -359,7 +359,7 @@ def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
     assert units[0].then == "This forces a strictly terminal-only environment."  # the rest of its entry
     wrapped = ("delete(string s) deletes the file named by the string s. Unless the\n-globalwrite (or -nosafe) "
                "option is enabled, the file must reside in the current directory.")
-    assert split_sentences(wrapped) == [
+    assert split_units(wrapped) == [
         "delete(string s) deletes the file named by the string s.",
         "Unless the -globalwrite (or -nosafe) option is enabled, the file must reside in the current directory.",
     ]
@@ -368,11 +368,11 @@ def test_each_command_line_option_of_a_manuals_list_is_a_unit_of_its_own():
     for prose in ("To build the library with optimisations turned on, compile it using gcc\n-O2 for speed.",
                   "When the result is too large to be represented, the function returns\n-inf and sets errno.",
                   "Some options make the program quieter than its default, for example,\n-q silences output."):
-        assert split_sentences(prose) == [prose.replace("\n", " ")], prose
+        assert split_units(prose) == [prose.replace("\n", " ")], prose
     # Prose whose lines happen to start with flags: a line ending in a function word goes on.
     argv = ("When the script name is given as '-', sys.argv[0] is set to '-'.  When\n-c command is used, "
             "sys.argv[0] is set to '-c'.  When\n-m module is used, sys.argv[0] is the module's full name.")
-    assert split_sentences(argv) == ["When the script name is given as '-', sys.argv[0] is set to '-'.",
+    assert split_units(argv) == ["When the script name is given as '-', sys.argv[0] is set to '-'.",
                                      "When -c command is used, sys.argv[0] is set to '-c'.",
                                      "When -m module is used, sys.argv[0] is the module's full name."]
 
@@ -453,3 +453,19 @@ def test_a_question_in_an_faqs_list_of_questions_takes_no_answer_but_the_answere
     assert [u.then for u in units[:4]] == ["", "", "", ""]
     assert units[4].then == "Declare the column INTEGER PRIMARY KEY."
     assert units[7].then == "SQLite uses dynamic typing for every column."
+
+
+def test_a_fence_line_that_does_not_close_the_block_is_a_line_of_its_code():
+    """A "~~~" block showing "```" lines, or a "```ini" line inside a "```" block, toggled the
+    answerer between code and prose, so the prose after the block was quoted as code and
+    disagreed with the chunker's fences (rag.sentences.code_blocks); a review's repro."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("Run this example to see it work:\n\n~~~markdown\nSome text for the example.\n```\nprint('hello')\n```\n"
+            "~~~\n\nAfter the block comes prose. It is a sentence.\n")
+    units = quotable_units(text)
+    assert [(u.text, u.code) for u in units] == [
+        ("Run this example to see it work:", False),
+        ("Some text for the example. ``` print('hello') ```", True),
+        ("After the block comes prose.", False),
+    ]
