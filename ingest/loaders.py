@@ -753,8 +753,7 @@ def load_html(data: bytes) -> list[Section]:
         for tag in body.find_all(f"h{level}"):
             tag.replace_with(f"\n\n{_MARK}{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
     for term in body.find_all("dt"):
-        after = term.find_next_sibling(True)
-        if after is not None and after.name in ("dt", "dd"):
+        if _runs_on(term):
             term.append(_TERM_END)
     for tag in body.find_all(_BLOCKS):
         tag.insert_before("\n")
@@ -763,7 +762,8 @@ def load_html(data: bytes) -> list[Section]:
         row.replace_with(f"\n{table_row(cell.get_text(' ') for cell in row.find_all(('td', 'th'), recursive=False))}\n")
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(_markdown_lines(body.get_text()))).strip()
     text = re.sub(r"(?<=\|)\n\n(?=\|)", "\n", text)  # a table's rows, one per line
-    text = _TERM_LEFT.sub("", _TERM_BREAK.sub("\n", text))
+    if _TERM_END in text:
+        text = _TERM_BREAK.sub("\n", text)
     return _titled(markdown_sections(text), title)
 
 
@@ -817,10 +817,29 @@ def _markdown_lines(text: str) -> Iterator[str]:
 # naming the option or word it describes (new-user walkthrough, Valgrind's manual). Private
 # use, as `_MARK`.
 _TERM_END = "\ue001"
-# A term's own line breaks go too: git's pages write "<dt class="hdlist1">\nTERM\n</dt>".
-_TERM_BREAK = re.compile(
-    rf"[ \t\n]*{_TERM_END}[ \t]*\n(?:[ \t]*\n)*(?![ \t]*(?:[`~]{{3}}|#|\||[-*•+][ \t]|\d+[.)][ \t]|{_TERM_END}))")
-_TERM_LEFT = re.compile(rf"[ \t\n]*{_TERM_END}")  # a term before a block: the mark goes, the blank line stays
+# A term's own line breaks go too: git's pages write "<dt class="hdlist1">\nTERM\n</dt>". From
+# the start of a run of white space only: tried inside a long one (a <pre> of 20,000 spaces),
+# each position rescanned the rest of it.
+_TERM_BREAK = re.compile(rf"(?<![ \t\n])[ \t\n]*{_TERM_END}[ \t]*(?:\n[ \t]*)*")
+# What a description may open with that is a block of its own, not the term's sentence.
+_BLOCK_OPENERS = frozenset({"ul", "ol", "dl", "table", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def _runs_on(term: Tag) -> bool:
+    """Whether a <dt>'s text runs on into what follows it: an alias <dt>, or a <dd> whose
+    first content is text, not a list, a table, code or a nested list of terms (nor an empty
+    <dd>, after which the next term is no description)."""
+    from bs4.element import NavigableString, Tag
+
+    after = term.find_next_sibling(True)
+    if not term.get_text(strip=True) or after is None or not after.get_text(strip=True):
+        return False
+    if after.name == "dt":
+        return True
+    first = next((node for node in after.descendants
+                  if (isinstance(node, Tag) and node.name in _BLOCK_OPENERS)
+                  or (type(node) is NavigableString and node.strip())), None)
+    return after.name == "dd" and isinstance(first, NavigableString) and _MARK not in first
 
 
 # Elements that end a line of text; all others (links, code, emphasis) run on in it.

@@ -244,6 +244,13 @@ def test_a_definition_lists_term_and_its_description_are_one_sentence():
     git = ('<h1>T</h1><dl>\n<dt class="hdlist1">\nsubmodule.&lt;name&gt;.shallow\n</dt>\n<dd>\n<p>\n'
            'When set to true, a clone is shallow.\n</p>\n</dd>\n</dl>')  # git's pages break lines inside the tags
     assert load_html(git.encode())[0].text.endswith("submodule.<name>.shallow\nWhen set to true, a clone is shallow.")
+    # Not a description opening with a list or terms of its own, nor after an empty one (a review's repros).
+    apart = ("<dl><dt>Supported formats</dt><dd><ul><li>Markdown files</li></ul></dd>"
+             "<dt>--format</dt><dd><dl><dt>json</dt><dd>One object per line.</dd></dl></dd>"
+             "<dt>Empty</dt><dd></dd><dt>Port</dt><dd>8080. The default port.</dd></dl>")
+    assert load_html(apart.encode())[0].text == (
+        "Supported formats\n\nMarkdown files\n\n--format\n\njson\nOne object per line.\n\n"
+        "Empty\n\nPort\n8080. The default port.")
     units = [q.text for q in quotable_units(text)]
     assert "-q, --quiet Run silently, and only print error messages." in units
     assert "-h --help Show help for all options." in units
