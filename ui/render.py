@@ -198,20 +198,37 @@ def excerpt_html(passage: str, quote: str | None) -> str:
     """The sentence used, marked, with a little of the passage around it; the passage's
     own line breaks (PDF lines) and block syntax (Markdown headings, bullets) flattened."""
     flat = _flatten(passage)
-    if quote:
-        q = _flatten(quote)
-        at = flat.find(q)
-        if at >= 0:
-            before, after = flat[max(0, at - POPOVER_CONTEXT) : at], flat[at + len(q) : at + len(q) + POPOVER_CONTEXT]
-            lead = "…" if at > POPOVER_CONTEXT else ""
-            tail = "…" if at + len(q) + POPOVER_CONTEXT < len(flat) else ""
-            return f"{lead}{text(before)}<mark>{text(q)}</mark>{text(after)}{tail}"
+    found = _found(flat, _flatten(quote)) if quote else None
+    if found:
+        at, end = found
+        before, after = flat[max(0, at - POPOVER_CONTEXT) : at], flat[end : end + POPOVER_CONTEXT]
+        lead = "…" if at > POPOVER_CONTEXT else ""
+        tail = "…" if end + POPOVER_CONTEXT < len(flat) else ""
+        return f"{lead}{text(before)}<mark>{text(flat[at:end])}</mark>{text(after)}{tail}"
     short = flat[: 2 * POPOVER_CONTEXT]
     return text(short) + ("…" if len(flat) > len(short) else "")
 
 
 def _flatten(text: str) -> str:
     return " ".join(_BLOCK_SYNTAX.sub("", text).split())
+
+
+# Between two words of a quote, the passage may hold markers the quote has not: a code unit is
+# quoted with its lines joined (rag.providers.quotable), so a YAML list's "- " and a shell's
+# "\" line continuations stand between its words in the passage, and not in the quote.
+_MARKS = re.compile(r"[-*+•>#\\]+")
+_GAP = r"\s+(?:[-*+•>#\\]+\s+)*"
+
+
+def _found(flat: str, quote: str) -> tuple[int, int] | None:
+    """Where the (flattened) quote stands in the flattened passage: as written, else word for
+    word past such markers."""
+    at = flat.find(quote)
+    if at >= 0:
+        return at, at + len(quote)
+    words = [w for w in quote.split() if not _MARKS.fullmatch(w)]
+    match = re.search(_GAP.join(map(re.escape, words)), flat) if words else None
+    return match.span() if match else None
 
 
 def spelled_place(citation: Citation) -> str:

@@ -241,3 +241,15 @@ def test_the_corpus_panel_says_which_embedder_built_each_collection() -> None:
     html = render.corpus_html([CollectionInfo("notes", 2, 9, 1, "offline:all-MiniLM-L6-v2-int8:384")])
     assert "searched with all-MiniLM-L6-v2-int8 (offline, 384 dims)" in html
     assert "searched with the embedder that built it" in html
+
+
+def test_a_code_block_quoted_on_one_line_is_marked_in_its_passage():
+    """A code unit is quoted with its lines joined, without a shell's "\\" continuations, and a
+    YAML list's "- " markers stand between its words in the passage: neither was found, so the
+    popover marked nothing (a review's repro)."""
+    passage = ("Start the server:\n\n```sh\ndocker run --rm -p 8080:8080 \\\n  gemrag/server:latest\n```\n\n"
+               "Steps:\n\n```yaml\nsteps:\n  - name: checkout the repository\n```\n")
+    shell = render.excerpt_html(passage, "docker run --rm -p 8080:8080 gemrag/server:latest")
+    assert "<mark>docker run --rm -p 8080:8080 \\ gemrag/server:latest</mark>" in shell
+    yaml = render.excerpt_html(passage, "steps: - name: checkout the repository")
+    assert "<mark>steps: name: checkout the repository</mark>" in yaml
