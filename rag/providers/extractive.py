@@ -20,7 +20,14 @@ from typing import Literal
 from rag.filetypes import marks_headings
 from rag.keyterms import as_typed, missing_terms
 from rag.providers.minilm import MiniLM
-from rag.providers.quotable import CUT_MARK, cut_short, quotable_units, section, without_reference_marks
+from rag.providers.quotable import (
+    CUT_MARK,
+    as_code,
+    cut_short,
+    quotable_units,
+    section,
+    without_reference_marks,
+)
 from rag.refusal import NOT_FOUND
 from rag.text import anchors, another_language, content_words, in_some_form, share_present, stem_words
 from rag.types import Passage
@@ -105,7 +112,7 @@ class Scored:
     def said(self) -> str:
         """The sentence (code in backticks), after what introduces it (`Quotable.lead`) and
         with what is quoted after it (`Quotable.then`)."""
-        sentence = f"`{self.sentence}`" if self.code else self.sentence
+        sentence = as_code(self.sentence) if self.code else self.sentence
         return " ".join(part for part in (self.lead, sentence, self.then) if part)
 
     @property

@@ -198,9 +198,14 @@ class Quotable:
 
     @property
     def said(self) -> str:
-        """The text as it is quoted after the unit before it (`then`): code in backticks, and
+        """The text as it is quoted after the unit before it (`then`): code as code, and
         without its lead, which is that unit."""
-        return f"`{self.text}`" if self.code else self.text
+        return as_code(self.text) if self.code else self.text
+
+
+def as_code(code: str) -> str:
+    """A code block's joined lines as a reply quotes them: in backticks."""
+    return f"`{code}`"
 
 
 def without_reference_marks(quote: str) -> str:
@@ -318,7 +323,7 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
             # ... unless it is that sentence, or that sentence after a line read as its heading
             # ("PurePath.suffix" over "The file extension of the final component, if any:").
             said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else f"{lead_in} "
-            units[-1] = replace(introduced, then=f"{said}`{block}`")
+            units[-1] = replace(introduced, then=f"{said}{as_code(block)}")
             introduction = f"{introduced.text} {said}".rstrip()
         # The code is also a unit of its own, a question may match it alone; quoted after the
         # sentence introducing it, as that sentence is quoted with it.
