@@ -113,7 +113,7 @@ class Chunker:
         for section in sections:
             context, context_ids = self.fit_context(section.context)
             pieces = self.tokenizer.word_pieces(section.text)
-            blocks = code_blocks(section.text) if "```" in section.text or "~~~" in section.text else []
+            blocks = code_blocks(section.text)
             for span in self.pack(self.units(section.text, pieces)):
                 if self.max_chunks is not None and len(out) >= self.max_chunks:
                     raise LoadError(

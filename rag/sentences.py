@@ -57,8 +57,11 @@ def heading_line(line: str, next_line: str, marked: bool = False) -> bool:
 
 def code_blocks(text: str) -> list[tuple[int, int, str]]:
     """The fenced code blocks of `text`: where each one's first line starts, where its closing
-    fence line starts (the text's end for a block left open), and its opening fence line."""
+    fence line starts (the text's end for a block left open), and its opening fence line. A
+    text without a fence's characters (most of a PDF's pages) is not read line by line."""
     blocks: list[tuple[int, int, str]] = []
+    if "```" not in text and "~~~" not in text:
+        return blocks
     opened: tuple[int, str, str] | None = None  # the open block: where its code starts, its marker, its fence line
     pos = 0
     for line in text.splitlines(keepends=True):
