@@ -834,12 +834,12 @@ def _runs_on(term: Tag) -> bool:
     after = term.find_next_sibling(True)
     if not term.get_text(strip=True) or after is None or not after.get_text(strip=True):
         return False
-    if after.name == "dt":
-        return True
+    if after.name != "dd":
+        return after.name == "dt"
     first = next((node for node in after.descendants
                   if (isinstance(node, Tag) and node.name in _BLOCK_OPENERS)
                   or (type(node) is NavigableString and node.strip())), None)
-    return after.name == "dd" and isinstance(first, NavigableString) and _MARK not in first
+    return isinstance(first, NavigableString) and _MARK not in first
 
 
 # Elements that end a line of text; all others (links, code, emphasis) run on in it.
