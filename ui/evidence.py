@@ -34,10 +34,10 @@ def citation_marks(answer: str) -> list[tuple[set[int], str]]:
 def used_sentence(answer: str, n: int, passage: str, mark: int | None = None, marked: bool = False) -> str | None:
     """The passage sentence (verbatim, so it can be found again) that best supports the
     answer's sentence holding its `mark`-th citation mark, or with no mark given all its
-    sentences citing [n]; None when they do not cite n or share no word. `marked`: the
-    passage's file marks its headings (`rag.filetypes.marks_headings`), as the answerer read it. An offline answer
+    sentences citing [n]; None when they do not cite n or share no word. An offline answer
     cites [1] after many sentences: each chip marks its own sentence's evidence, not one
-    sentence for all of them."""
+    sentence for all of them. `marked`: the passage's file marks its headings
+    (`rag.filetypes.marks_headings`), and is split as the answerer split it."""
     marks = citation_marks(answer)
     chosen = marks if mark is None else marks[mark : mark + 1]
     claims = {w for numbers, sentence in chosen if n in numbers for w in content_words(sentence)}

@@ -217,7 +217,7 @@ def _flatten(text: str) -> str:
 # quoted with its lines joined (rag.providers.quotable), so a YAML list's "- " and a shell's
 # "\" line continuations stand between its words in the passage, and not in the quote.
 _MARKS = re.compile(r"[-*+•>#\\]+")
-_GAP = r"\s+(?:[-*+•>#\\]+\s+)*"
+_GAP = rf"\s+(?:{_MARKS.pattern}\s+)*"
 
 
 def _found(flat: str, quote: str) -> tuple[int, int] | None:
