@@ -365,6 +365,10 @@ class Settings(BaseSettings):
     # GET /metrics names the routes, models, budgets and spending: with a token set, a scraper
     # must send it ("Authorization: Bearer <token>"); unset, the endpoint is open, as the probes are.
     metrics_token: SecretStr | None = None
+    # Set where /metrics must never be open (deploy/ sets it): a blank or missing token then
+    # stops the server at start. Kubernetes only checks that a Secret's key exists, so an empty
+    # GEMRAG_METRICS_TOKEN there served the figures to anyone who reached the pod.
+    metrics_token_required: bool = False
     server_threads: int = Field(default=1024, ge=1)  # blocking steps in flight per replica: every open stream holds one
     # SIGTERM (a rolling update, a scale-down) stops new connections and lets open answers end
     # for this long; less than the orchestrator's kill deadline (terminationGracePeriodSeconds).
@@ -423,6 +427,14 @@ class Settings(BaseSettings):
                 raise ValueError("a token is ASCII letters, digits and punctuation only (not shown: it is a secret)")
             value = SecretStr(token)
         return value
+
+    @model_validator(mode="after")
+    def _metrics_token_when_required(self) -> Settings:
+        if self.metrics_token_required and self.metrics_token is None:
+            raise ValueError("GEMRAG_METRICS_TOKEN_REQUIRED is set but GEMRAG_METRICS_TOKEN is blank or unset, which "
+                             "would leave GET /metrics open to anyone who reaches the server: set the token (the one "
+                             "your Prometheus sends) in the gemrag-keys Secret or deploy/.env")
+        return self
 
     @model_validator(mode="after")
     def _one_chroma_credential(self) -> Settings:

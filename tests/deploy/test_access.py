@@ -21,8 +21,9 @@ import redis as redis_client
 import yaml
 from pydantic import SecretStr
 
+from rag.errors import ConfigError
 from rag.kv import StoreUnavailable
-from rag.settings import Settings
+from rag.settings import Settings, load_settings
 from rag.store import chroma_client
 from tests.fakes.manifests import DEPLOY, rendered, run
 
@@ -108,13 +109,36 @@ def test_kubernetes_server_reads_its_metrics_token_from_the_keys_secret() -> Non
     assert "GEMRAG_METRICS_TOKEN" in example_keys(DEPLOY / "k8s/keys.env.example")
 
 
+@pytest.mark.parametrize("deployment", ["compose", "kubernetes"])
+def test_a_deployed_server_with_a_blank_metrics_token_refuses_to_start(
+        deployment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubernetes checks only that the Secret's key exists: keys.env.example ships
+    `GEMRAG_METRICS_TOKEN=`, and a server given that blank token served /metrics to anyone.
+    With the environment a deployed server gets, a blank token now stops it at start."""
+    if deployment == "compose":
+        environment = compose()["services"]["server-1"]["environment"]
+        fixed = {k: v for k, v in environment.items() if isinstance(v, str) and not v.startswith("${")}
+    else:
+        env = env_of(container(rendered(DEPLOY / "k8s/overlays/production"), "Deployment", "gemrag-server"))
+        fixed = {k: v for k, v in env.items() if isinstance(v, str) and "$(" not in v}
+    for name, value in fixed.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GEMRAG_METRICS_TOKEN", "")
+    with pytest.raises(ConfigError, match=r"GEMRAG_METRICS_TOKEN is blank or unset.*/metrics open"):
+        load_settings(api_key=None)
+    monkeypatch.setenv("GEMRAG_METRICS_TOKEN", "scrape-me")
+    assert load_settings(api_key=None).metrics_token is not None
+
+
 def test_no_secret_value_is_committed_in_deploy() -> None:
-    """Tokens and passwords come from the deployer's files; what deploy/ holds refers to them."""
+    """Tokens and passwords come from the deployer's files; what deploy/ holds refers to them
+    (a switch such as GEMRAG_METRICS_TOKEN_REQUIRED holds no secret)."""
     assignment = re.compile(r"(?im)^[ \t-]*[a-z_]*(?:token|password)[a-z_]*[ \t]*[:=][ \t]*(\S[^#\n]*)?")
     for path in (p for p in DEPLOY.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml", ".example"}):
         for match in assignment.finditer(path.read_text()):
             value = (match.group(1) or "").strip()
-            assert not value or value.startswith(("${", "$(")), f"{path.name}: {match.group(0).strip()}"
+            switch = value.strip("\"'").lower() in ("true", "false")
+            assert not value or switch or value.startswith(("${", "$(")), f"{path.name}: {match.group(0).strip()}"
 
 
 def env_of(c: dict[str, Any]) -> dict[str, Any]:
