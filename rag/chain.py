@@ -47,7 +47,7 @@ from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
-from rag.text import asks_for_whole_document
+from rag.text import asks_for_whole_document, without_code
 from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
@@ -140,7 +140,7 @@ def cited_numbers(answer: str, count: int) -> list[int]:
     """Source numbers the answer cites, in order of first use; numbers outside 1..count are
     ignored (a model may invent them)."""
     seen: dict[int, None] = {}
-    for group in _CITATION.findall(answer):
+    for group in _CITATION.findall(without_code(answer)):  # "sys.argv[1]" in quoted code cites nothing
         for number in (int(n) for n in group.split(",")):
             if 1 <= number <= count:
                 seen.setdefault(number)

@@ -24,7 +24,7 @@ from rag.answer import SentenceCheck, Verdict
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import CUT_MARK, split_units
-from rag.text import content_words
+from rag.text import FENCE, between, content_words, without_code
 from rag.types import Passage
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -34,7 +34,7 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A claim runs up to the citation that closes it: "A [1]. B and C [2]." is two claims (B and C
 # both rest on [2]); a quoted sentence with "i.e." inside stays whole, and so does one with a
 # bracket that cites nothing (a quoted list, "['x', 'y', 'z'] and ...").
-_CLAIM_END = re.compile(r"(\[\d+(?:\s*,\s*\d+)*\][.!?,;]?)\s+")
+_CLAIM_END = re.compile(r"(\[\d+(?:\s*,\s*\d+)*\][.!?,;]?)(\s+)")
 _NOT_CLAIMS = re.compile(
     r"^(based on your documents|the documents do not (say|seem)|sources?\b|offline mode)", re.IGNORECASE
 )
@@ -44,23 +44,54 @@ MEANING_SUPPORTED = 0.6  # else: cosine to the passage's closest sentence (a par
 
 def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     """The answer's claims with the passage numbers each cites (markers removed): a claim
-    ends at a citation, a list bullet or a line break; boilerplate lines are not claims."""
+    ends at a citation, a list bullet or a line break; boilerplate lines are not claims. A
+    code block goes on the line before it (the offline reply's "Run these commands:", its
+    block, then its "[2]" on a line of its own), and what stands in code is never a
+    citation mark ("sys.argv[1]")."""
     text = answer.replace(OFFLINE_NOTE, "\n")
     out: list[tuple[str, tuple[int, ...]]] = []
-    for line in text.splitlines():
-        body = line.strip().lstrip("-*• ").strip()
-        parts = _CLAIM_END.split(body)  # text, closing marker, text, ...
-        for piece in ("".join(parts[i:i + 2]) for i in range(0, len(parts), 2)):
-            cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", piece)
-                          for n in group.split(","))
-            sentence = _MARKER.sub("", piece).strip().removesuffix(CUT_MARK).strip()  # a cut quote is a quote
-            if cited and out and not sentence.strip(".!?,;"):
+    for line, masked in _lines(text):
+        start = len(line) - len(line.lstrip(" \t-*•"))
+        body, hidden = line[start:].rstrip(), masked[start:].rstrip()
+        breaks = [m.span(2) for m in _CLAIM_END.finditer(hidden)]  # the white space after a closing mark
+        for piece, mask in zip(between(body, breaks), between(hidden, breaks), strict=True):
+            cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", mask) for n in group.split(","))
+            sentence = "".join(between(piece, [m.span() for m in _MARKER.finditer(mask)]))
+            sentence = sentence.strip().removesuffix(CUT_MARK).strip()  # a cut quote is a quote
+            if cited and out and not sentence.strip(".!?,;…"):
                 # Markers alone ("... Styles” [3]. [1]", a quote's own "[3]" and then the answer's
-                # citation): they close the claim before; dropped, its real source went unchecked.
+                # citation, or a reply's mark after its code block): they close the claim before;
+                # dropped, its real source went unchecked.
                 before, its = out[-1]
                 out[-1] = (before, tuple(dict.fromkeys((*its, *cited))))
             elif sentence and not _NOT_CLAIMS.match(sentence):
                 out.append((sentence, tuple(dict.fromkeys(cited))))
+    return out
+
+
+_ITEM = re.compile(r"\s*[-*•]\s")  # a list item's marker: "- ```" opens an item that is a code block
+
+
+def _lines(text: str) -> list[tuple[str, str]]:
+    """The text's non-blank lines, each with its code blanked (`rag.text.without_code`). A
+    code block's lines are joined onto the line before the block, past the end of its blanked
+    copy, so the code belongs to that line's last claim ("Run this [2]:" and its block are one
+    claim, a blank line between them or not); a block opening a list item ("- ```") or the
+    text is a line of its own."""
+    out: list[tuple[str, str]] = []
+    for line, masked in zip(text.split("\n"), without_code(text).split("\n"), strict=True):
+        if not line.strip():
+            continue
+        code = not masked.strip()  # a fence or a code line: nothing left unblanked
+        item = _ITEM.match(line)
+        fence = FENCE.match(line[item.end() :] if item else line)
+        joined = "" if fence else " ".join(line.split())
+        if code and out and not (fence and item):
+            out[-1] = (f"{out[-1][0]} {joined}".rstrip(), out[-1][1])
+        elif code:
+            out.append((f"{item.group() if item else ''}{joined}", ""))
+        else:
+            out.append((line, masked))
     return out
 
 
@@ -72,6 +103,12 @@ def states_a_fact(sentence: str) -> bool:
 
 def _flat(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def _unfenced(text: str) -> str:
+    """The passage without its code blocks' fence lines, which a reply's quote of the block
+    and the sentence introducing it does not repeat (`claims` joins them into one claim)."""
+    return "\n".join(line for line in text.splitlines() if not FENCE.match(line))
 
 
 @dataclass(frozen=True)
@@ -113,7 +150,7 @@ class CitationChecker:
         return [self._by_meaning(c, vectors) if isinstance(c, _Pending) else c for c in out]
 
     def _by_words(self, sentence: str, cited: tuple[int, ...], passages: list[Passage]) -> SentenceCheck | _Pending:
-        if any(_flat(sentence) in _flat(p.text) for p in passages):
+        if any(_flat(sentence) in _flat(_unfenced(p.text)) for p in passages):
             return SentenceCheck(sentence, cited, "supported", 1.0, "quoted")
         numbers = set(_NUMBER.findall(sentence))
         pool_numbers = {n for p in passages for n in _NUMBER.findall(p.text)}

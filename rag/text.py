@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import unicodedata
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,36 @@ def closes_fence(fence: str, marker: str, rest: str) -> bool:
     character, at least as many of them, nothing after (a ``` line inside a ```` block is
     code, as in CommonMark)."""
     return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
+
+
+# An inline code span: a run of backticks, its code, and a run of as many ("`a[1]`", "``x`y``").
+_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+
+
+def without_code(text: str) -> str:
+    """`text` with its code blanked character for character (line ends kept): fenced blocks,
+    their fence lines too, and inline code spans. What reads a reply's citation marks reads
+    this, so "sys.argv[1]" in quoted code is no citation of passage 1; positions stay those
+    of `text`. A fence may open a list item ("- ```"), as a reply quoting code alone does."""
+    lines = text.split("\n")
+    fence = ""
+    for i, line in enumerate(lines):
+        marker = FENCE.match(line.lstrip(" -*"))
+        body = line.lstrip(" -*")[marker.end() :] if marker else ""
+        if fence or marker:
+            lines[i] = " " * len(line)
+        if marker and not fence:
+            fence = marker.group(1)
+        elif marker and closes_fence(fence, marker.group(1), body):
+            fence = ""
+    return _INLINE_CODE.sub(lambda m: " " * len(m.group()), "\n".join(lines))
+
+
+def between(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The parts of `text` around `spans` (in order, not overlapping): what a split at them
+    leaves. Read off a blanked copy (`without_code`), the spans cut the text itself."""
+    ends = [0, *(i for span in spans for i in span), len(text)]
+    return [text[a:b] for a, b in zip(ends[::2], ends[1::2], strict=True)]
 
 
 # A Markdown table's row (its cells in group 1), its delimiter row ("|---|:-:|"), and the

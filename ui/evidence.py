@@ -10,9 +10,10 @@ paraphrase still shares most of its content words with its source.
 from __future__ import annotations
 
 import re
+from itertools import takewhile
 
 from rag.providers.quotable import split_units
-from rag.text import content_words
+from rag.text import FENCE, between, content_words, without_code
 
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -22,13 +23,31 @@ def citation_marks(answer: str) -> list[tuple[set[int], str]]:
     """Each citation mark of the answer in order ("[2]", "[1, 3]"): the sources it names and
     the sentence it stands in, without citation marks. A mark standing alone after a
     sentence's full stop ("… floor. [2]") belongs to that sentence."""
-    pieces = [p for p in _ANSWER_SENTENCE.split(answer) if p.strip()]
+    masked = without_code(answer)  # "sys.argv[1]" in quoted code is no mark
+    breaks = [m.span() for m in _ANSWER_SENTENCE.finditer(answer)]
+    pieces = [p for p in zip(between(answer, breaks), between(masked, breaks), strict=True) if p[0].strip()]
     marks: list[tuple[set[int], str]] = []
-    for i, piece in enumerate(pieces):
-        bare = _CITES.sub("", piece).strip(" .;,*_")
-        sentence = bare if bare or i == 0 else _CITES.sub("", pieces[i - 1])
-        marks += [(_numbers(group), sentence) for group in _CITES.findall(piece)]
+    for i, (piece, mask) in enumerate(pieces):
+        bare = _without_marks(piece, mask).strip(" .;,*_…")
+        sentence = bare if bare or i == 0 else _before(pieces[:i])
+        marks += [(_numbers(group), sentence) for group in _CITES.findall(mask)]
     return marks
+
+
+def _before(pieces: list[tuple[str, str]]) -> str:
+    """What a mark standing alone closes: the sentence before it, or the code block before it
+    (an offline reply's mark after its block) with the sentence introducing the block."""
+    code = list(takewhile(lambda p: not p[1].strip(), reversed(pieces)))  # a block's lines: all blanked
+    rest = pieces[: len(pieces) - len(code)]
+    lines = [p[0].strip().lstrip("-*• ") for p in reversed(code)]
+    if code and rest and not _CITES.search(rest[-1][1]):
+        lines.insert(0, _without_marks(*rest[-1]))  # the block's lead-in, which cites nothing itself
+    return " ".join(line for line in lines if not FENCE.match(line)) if code else _without_marks(*pieces[-1])
+
+
+def _without_marks(piece: str, mask: str) -> str:
+    """The piece without its citation marks (read off its blanked copy: those in code stay)."""
+    return "".join(between(piece, [m.span() for m in _CITES.finditer(mask)]))
 
 
 def used_sentence(answer: str, n: int, passage: str, mark: int | None = None, marked: bool = False) -> str | None:

@@ -56,7 +56,8 @@ POPOVER_CONTEXT = 110  # characters of the passage shown either side of the sent
 # A question past this many characters shows its start only: a pasted document refused as too
 # long (it goes back into the box whole) was a wall of text above its one-line refusal.
 QUESTION_SHOWN = 600
-_CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# A citation mark in the rendered answer, or (group 1) code, whose "sys.argv[1]" is no mark.
+_CITES = re.compile(r"(<code>.*?</code>)|\[(\d+(?:\s*,\s*\d+)*)\]", re.S)
 _BLOCK_SYNTAX = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+•]|\d+[.)])\s+")
 
 
@@ -126,9 +127,9 @@ def _answer_body(index: int, turn: Turn) -> str:
     if sources:
         chips = count()  # each chip's own popover id: an offline answer cites [1] after many sentences
         # The k-th mark on the page is the answer's k-th (ui.evidence) unless Markdown ate one (a link's text).
-        aligned = len(_CITES.findall(html)) == len(citation_marks(turn.answer))
+        aligned = sum(1 for m in _CITES.finditer(html) if m[2]) == len(citation_marks(turn.answer))
         marks: Iterator[int | None] = count() if aligned else repeat(None)
-        html = _CITES.sub(lambda m: _chips(index, turn, m.group(1), sources, chips, next(marks)), html)
+        html = _CITES.sub(lambda m: m[1] or _chips(index, turn, m[2], sources, chips, next(marks)), html)
     if turn.status == "stopped":
         html += "<p class='stopped'>(stopped)</p>"
     return html

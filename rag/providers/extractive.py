@@ -25,7 +25,9 @@ from rag.providers.quotable import (
     as_code,
     cut_short,
     quotable_units,
+    reply_item,
     section,
+    spoken,
     without_reference_marks,
 )
 from rag.refusal import NOT_FOUND
@@ -101,7 +103,7 @@ class Scored:
     prior: float = 0.0
     label: str = ""  # the heading a list item is quoted under (`_Unit.label`)
     then: str = ""  # quoted after the sentence (`Quotable.then`)
-    code: bool = False  # a code block's lines (`Quotable.code`)
+    code: str = ""  # a code block's lines (`Quotable.code`)
     lead: str = ""  # quoted before it: the sentence introducing it (`Quotable.lead`)
 
     @property
@@ -110,10 +112,11 @@ class Scored:
 
     @property
     def said(self) -> str:
-        """The sentence (code in backticks), after what introduces it (`Quotable.lead`) and
-        with what is quoted after it (`Quotable.then`)."""
-        sentence = as_code(self.sentence) if self.code else self.sentence
-        return " ".join(part for part in (self.lead, sentence, self.then) if part)
+        """The sentence (code as code, `as_code`), after what introduces it (`Quotable.lead`)
+        and with what is quoted after it (`Quotable.then`). A code block of several lines
+        ends it: a code unit has no `then`, and a `then` ends in its code."""
+        sentence = as_code(self.code) if self.code else self.sentence
+        return spoken(self.lead, sentence, self.then)
 
     @property
     def quoted(self) -> str:
@@ -139,7 +142,7 @@ class _Unit:
     item: bool  # a list item (`Quotable.item`)
     heading: str = ""  # the heading line above it in the passage's text, when not `context`
     then: str = ""  # quoted after it, not scored (`Quotable.then`)
-    code: bool = False  # a code block's lines (`Quotable.code`)
+    code: str = ""  # a code block's lines (`Quotable.code`)
     lead: str = ""  # quoted before it, not scored (`Quotable.lead`)
 
     @property
@@ -261,8 +264,9 @@ class ExtractiveAnswerer:
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
-        lines = [f"{without_reference_marks(marked_cut(s, cut[s.passage.n]))} [{s.passage.n}]" for s in picked]
-        return "Based on your documents:\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n\n{OFFLINE_NOTE}"
+        items = [reply_item(without_reference_marks(marked_cut(s, cut[s.passage.n])), f"[{s.passage.n}]")
+                 for s in picked]
+        return "Based on your documents:\n\n" + "\n".join(items) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """Every quotable unit that shares a word with the question (itself or through its

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from rag.sentences import heading_line
-from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE, closes_fence
+from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE, between, closes_fence, without_code
 
 # A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
 # item; and at a line's closing period before a line that opens with a call or a term and
@@ -171,7 +171,6 @@ _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading ha
 # quoted as it is, it reads as the reply's citation of passage 3, which the sources list
 # then marks cited and whose chip opens it. Code spans keep theirs ("`argv [1]`").
 _REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\]")
-_CODE_SPAN = re.compile(r"(`[^`]*`)")
 THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
 # A code block up to this long is one unit, quoted whole; a longer one is quoted in parts (up
 # to a blank line), and a part longer still in runs of whole lines up to this long.
@@ -191,28 +190,70 @@ class Quotable:
     # Quoted after it: the short code block it introduces ("... such as this:"), or the
     # answer to the question it is (an FAQ's "How do I ...?"). Not scored.
     then: str = ""
-    code: bool = False  # a code block (or part of one), its lines joined: quoted as code
+    # A code block (or part of one): its lines as written, quoted as code; its `text` is them
+    # joined, which is what is scored. "" for prose.
+    code: str = ""
     # Quoted before it: the sentence introducing the short code block it is (whose `then` it
     # is), so the code a question matched comes with what it shows. Not scored.
     lead: str = ""
 
     @property
     def said(self) -> str:
-        """The text as it is quoted after the unit before it (`then`): code as code, and
-        without its lead, which is that unit."""
-        return as_code(self.text) if self.code else self.text
+        """The text as it is quoted after the unit before it (`then`), among other units' text:
+        code as inline code, and without its lead, which is that unit."""
+        return inline_code(self.text) if self.code else self.text
+
+
+def inline_code(code: str) -> str:
+    """Code on one line as a reply quotes it: in backticks, more of them than any run it
+    holds (a Markdown sample's "```"), spaced when it starts or ends in one."""
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", code)), default=0) + 1)
+    pad = " " if code.startswith("`") or code.endswith("`") else ""
+    return f"{ticks}{pad}{code}{pad}{ticks}"
 
 
 def as_code(code: str) -> str:
-    """A code block's joined lines as a reply quotes them: in backticks."""
-    return f"`{code}`"
+    """A code block's lines as a reply quotes them: one line as inline code; several as a
+    fenced block after a line end, so a session, a script or a run of shell commands keeps
+    its lines (joined, "git add ." and "git commit" read as one command). The fence is
+    longer than any run of backticks in the code. A reply ends its quote with it
+    (`reply_item`)."""
+    lines = [line.rstrip() for line in code.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    if len(lines) <= 1:
+        return inline_code(_joined_code(lines))
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", code)), default=0) + 1)
+    return "\n".join(["", fence, *lines, fence])
+
+
+def spoken(*parts: str) -> str:
+    """Parts of a quote one after the other: a space between them, none before a code
+    block's line end (`as_code`)."""
+    return "".join(part if part.startswith("\n") or not i else f" {part}"
+                   for i, part in enumerate(p for p in parts if p))
+
+
+def reply_item(quote: str, cited: str) -> str:
+    """A reply's list item for a quote and its citation mark ("[2]"): after the quote, or,
+    when the quote ends in a code block (`as_code`), after the block, on a line of its own,
+    the block indented into the item, so that the mark closes the claim the citation check
+    reads (prose and code together)."""
+    prose, _, block = quote.partition("\n")
+    if not block:
+        return f"- {quote} {cited}"
+    cut = block.endswith(CUT_MARK)  # the passage ends inside the block (`cut_short`): said before the mark
+    lines = [f"  {line}" if line else "" for line in block.removesuffix(CUT_MARK).splitlines()]
+    head = f"- {prose.rstrip()}" if prose.strip() else f"- {lines.pop(0).lstrip()}"
+    return "\n".join([head, *lines, f"  {CUT_MARK.strip() + ' ' if cut else ''}{cited}"])
 
 
 def without_reference_marks(quote: str) -> str:
     """The quote without the document's own reference marks outside its code spans (see
     `_REFERENCE_MARK`): only the reply's marks may name passages."""
-    parts = _CODE_SPAN.split(quote)  # prose, code, prose, ...
-    return "".join(part if i % 2 else _REFERENCE_MARK.sub("", part) for i, part in enumerate(parts))
+    return "".join(between(quote, [m.span() for m in _REFERENCE_MARK.finditer(without_code(quote))]))
 
 
 def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[list[Quotable], str]:
@@ -322,13 +363,14 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
             introduced = units[-1]
             # ... unless it is that sentence, or that sentence after a line read as its heading
             # ("PurePath.suffix" over "The file extension of the final component, if any:").
-            said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else f"{lead_in} "
-            units[-1] = replace(introduced, then=f"{said}{as_code(block)}")
-            introduction = f"{introduced.text} {said}".rstrip()
+            said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else lead_in
+            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines))))
+            introduction = spoken(introduced.text, said)
         # The code is also a unit of its own, a question may match it alone; quoted after the
         # sentence introducing it, as that sentence is quoted with it.
-        parts = [block] if len(block) <= CODE_CHARS else _code_parts(lines)
-        units.extend(Quotable(part, heading, code=True, lead=introduction) for part in parts if len(part) >= 20)
+        parts = [lines] if len(block) <= CODE_CHARS else _code_parts(lines)
+        units.extend(Quotable(_joined_code(part), heading, code="\n".join(part), lead=introduction)
+                     for part in parts if len(_joined_code(part)) >= 20)
         lead_in = ""
 
     fence = ""  # the open code block's fence marker
@@ -372,21 +414,22 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
 
 
 def _joined_code(lines: Sequence[str]) -> str:
-    """A code block's lines on one line, as a reply quotes it (a shell's "\\" continuations dropped)."""
+    """A code block's lines on one line, as it is scored and quoted among prose (a shell's "\\"
+    continuations dropped)."""
     return " ".join(" ".join(line.rstrip().removesuffix("\\") for line in lines).split())
 
 
-def _code_parts(lines: Sequence[str]) -> list[str]:
+def _code_parts(lines: Sequence[str]) -> list[list[str]]:
     """A long code block's parts, split at its blank lines, and a part longer than
-    `CODE_CHARS` into runs of whole lines up to that long (a longer line alone), joined."""
-    parts: list[str] = []
+    `CODE_CHARS` (joined) into runs of whole lines up to that long (a longer line alone)."""
+    parts: list[list[str]] = []
     run: list[str] = []
     for line in [*lines, ""]:
         if line.strip() and len(_joined_code([*run, line])) <= CODE_CHARS:
             run.append(line)
             continue
         if run:
-            parts.append(_joined_code(run))
+            parts.append(run)
         run = [line] if line.strip() else []
     return parts
 

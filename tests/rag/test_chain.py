@@ -16,6 +16,8 @@ def chain(settings, offline_provider):
 def test_cited_numbers_in_order_of_use_without_repeats_or_invented_numbers():
     assert cited_numbers("A [2]. B [1][2]. C [1, 3]. D [7] [0].", count=3) == [2, 1, 3]
     assert cited_numbers("No citations here.", count=3) == []
+    # a quote's code is no citation: "sys.argv[1]" inline or in a block
+    assert cited_numbers("Use `sys.argv[1]` [2].\n```\nx = y[3]\n```\n[2]", count=3) == [2]
 
 
 def test_snippet_is_flat_and_cut_at_a_word():

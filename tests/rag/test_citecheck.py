@@ -104,3 +104,21 @@ def test_the_record_the_cli_and_the_ui_show_the_flagged_sentences(gemini_setting
     assert "! The office opens at 9. (uncited" in shown
     html = details_html(record)
     assert "1 of 2 cited sentences supported" in html and "data-verdict='uncited'" in html
+
+
+def test_a_quoted_code_block_is_one_claim_with_its_lead_in_and_its_brackets_cite_nothing(checker):
+    """An offline reply now quotes a code block with its lines and the mark after the block;
+    each line had been a claim ("name = sys.argv[1]" citing passage 1, "```" a claim of its
+    own), and a Gemini answer's block was as many uncited claims as it had lines."""
+    passage = Passage(1, "Read the first argument like this:\n\n```python\nimport sys\nname = sys.argv[1]\n"
+                         "print(len(name))\n```\n", "guide.md", None)
+    offline = ("Based on your documents:\n\n- Read the first argument like this:\n  ```\n  import sys\n"
+               "  name = sys.argv[1]\n  print(len(name))\n  ```\n  [1]\n- ```\n  import sys\n  ```\n  [1]")
+    assert claims(offline) == [
+        ("Read the first argument like this: import sys name = sys.argv[1] print(len(name))", (1,)),
+        ("import sys", (1,)),
+    ]
+    checks = checker.check(offline, [passage])
+    assert [(c.verdict, c.reason) for c in checks] == [("supported", "quoted")] * 2  # verbatim, fences aside
+    gemini = "Run this [1]:\n\n```python\nname = sys.argv[1]\nprint(len(name))\n```\n\nIt prints 4 [2]."
+    assert claims(gemini) == [("Run this: name = sys.argv[1] print(len(name))", (1,)), ("It prints 4.", (2,))]

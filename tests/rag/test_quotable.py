@@ -97,8 +97,9 @@ def test_a_code_block_is_one_unit_quoted_as_code_and_takes_no_sentence_after_it(
     <module>'), its error line with the prose after it ("IndexError: string index out of range
     However, out of range slice indexes are handled gracefully"), and a "# comment" in a block
     read as a heading (new-user walkthrough, Valgrind, socat, Node.js). A block is one unit,
-    quoted in backticks after the sentence introducing it (the code alone outranked "However,
-    out of range slice indexes are handled gracefully"); a long one a part at a time."""
+    quoted after the sentence introducing it (the code alone outranked "However, out of range
+    slice indexes are handled gracefully"), with its lines (joined on one line, a session or a
+    run of commands read as one); a long one a part at a time."""
     from rag.providers.extractive import ExtractiveAnswerer
     from rag.providers.minilm import shared_minilm
     from rag.providers.quotable import CODE_CHARS, quotable_units
@@ -111,7 +112,7 @@ def test_a_code_block_is_one_unit_quoted_as_code_and_takes_no_sentence_after_it(
             "```\n# Build it first\nmake all\n\n" + "make check TESTS=unit\n" * (CODE_CHARS // 20) + "```\nDone.")
     units = quotable_units(text)
     joined = " ".join(session.split())
-    assert [(u.text, u.code) for u in units] == [
+    assert [(u.text, bool(u.code)) for u in units] == [
         ("Using an index that is too large is an error:", False),
         (joined, True),
         ("However, out of range slice indexes are handled gracefully when used for slicing.", False),
@@ -121,10 +122,13 @@ def test_a_code_block_is_one_unit_quoted_as_code_and_takes_no_sentence_after_it(
         (" ".join(["make check TESTS=unit"] * (CODE_CHARS // 20 - CODE_CHARS // 22)), True),
     ]
     assert all(u.heading == "" for u in units)  # "# Build it" is a comment, not a heading
-    assert units[1].lead == units[0].text and units[0].then == f"`{joined}`"
+    assert units[1].code == session and units[3].code == "# Build it first\nmake all"
+    assert units[1].lead == units[0].text and units[0].then == f"\n```\n{session}\n```"
     reply = ExtractiveAnswerer(shared_minilm()).answer(
         "what does word[42] do when the word only has 6 characters?", [Passage(1, text, "tutorial.html")])
-    assert f"- Using an index that is too large is an error: `{joined}` [1]" in reply  # with what it shows
+    shown = "\n".join(f"  {line}" for line in session.splitlines())
+    # with what it shows, its lines kept, the citation after the block
+    assert f"- Using an index that is too large is an error:\n  ```\n{shown}\n  ```\n  [1]\n" in reply
 
 
 def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
@@ -140,9 +144,9 @@ def test_a_short_code_block_goes_with_the_sentence_that_introduces_it():
     assert [(u.text, u.then) for u in units[:4]] == [
         ("One can change out of WAL mode using a pragma such as this:", "`PRAGMA journal_mode=DELETE;`"),
         ("PRAGMA journal_mode=DELETE;", ""),  # a question may match the code alone
-        # a lead-in too short to quote alone ("For example:") comes with the code; a "\" continuation is undone
+        # a lead-in too short to quote alone ("For example:") comes with the code, lines as written
         ("To turn it on, set the mmap_size to some large value.",
-         "For example: `gcc -Os -I. shell.c sqlite3.c -o sqlite3`"),
+         "For example:\n```\ngcc -Os -I. \\\n   shell.c sqlite3.c -o sqlite3\n```"),
         ("gcc -Os -I. shell.c sqlite3.c -o sqlite3", ""),
     ]
     assert units[4].text == "A long listing follows:" and not units[4].then  # too long to go with it
@@ -423,7 +427,7 @@ def test_a_lead_in_under_a_line_read_as_its_heading_is_not_quoted_twice():
     text = ("PurePath.suffix\nThe file extension of the final component, if any:\n\n"
             "```\n>>> PurePosixPath('setup.py').suffix\n'.py'\n```\n")
     lead_in, code = quotable_units(text)
-    assert lead_in.then == "`>>> PurePosixPath('setup.py').suffix '.py'`"
+    assert lead_in.then == "\n```\n>>> PurePosixPath('setup.py').suffix\n'.py'\n```"
     assert code.lead == "The file extension of the final component, if any:"
 
 
@@ -464,8 +468,24 @@ def test_a_fence_line_that_does_not_close_the_block_is_a_line_of_its_code():
     text = ("Run this example to see it work:\n\n~~~markdown\nSome text for the example.\n```\nprint('hello')\n```\n"
             "~~~\n\nAfter the block comes prose. It is a sentence.\n")
     units = quotable_units(text)
-    assert [(u.text, u.code) for u in units] == [
+    assert [(u.text, bool(u.code)) for u in units] == [
         ("Run this example to see it work:", False),
         ("Some text for the example. ``` print('hello') ```", True),
         ("After the block comes prose.", False),
     ]
+
+
+def test_quoted_code_holding_backticks_is_fenced_longer_and_a_block_alone_opens_its_item():
+    """A Markdown sample's "```" lines inside quoted code closed the reply's own fence (and a
+    "`" inside inline code its span); a code unit quoted without a lead-in is an item that
+    opens with its block, and a block the passage cuts off says so before the mark."""
+    from rag.providers.quotable import CUT_MARK, as_code, inline_code, reply_item
+
+    assert inline_code("a `b` c") == "``a `b` c``" and inline_code("`x`") == "`` `x` ``"
+    sample = "Write this:\n```\nprint(1)\n```"
+    assert as_code(sample) == f"\n````\n{sample}\n````"
+    assert as_code("\nls -la\n\n") == "`ls -la`"  # one line, blank lines around it aside
+    assert reply_item("Say it:", "[2]") == "- Say it: [2]"
+    assert reply_item(as_code("ls\npwd"), "[3]") == "- ```\n  ls\n  pwd\n  ```\n  [3]"
+    cut = "Run:" + as_code("ls\n\npwd") + CUT_MARK
+    assert reply_item(cut, "[1]") == "- Run:\n  ```\n  ls\n\n  pwd\n  ```\n  … [1]"

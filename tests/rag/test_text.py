@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -164,3 +165,14 @@ def test_an_english_question_is_not_another_language(question: str) -> None:
 @pytest.mark.parametrize(("n", "written"), [(0, "0 chunks"), (1, "1 chunk"), (2, "2 chunks"), (1200, "1,200 chunks")])
 def test_a_count_takes_its_noun_in_the_plural_unless_it_is_one(n, written):
     assert text.counted(n, "chunk") == written
+
+
+def test_without_code_blanks_blocks_and_spans_in_place() -> None:
+    """What reads citation marks reads this: "[1]" in code is the code's."""
+    from rag.text import without_code
+
+    answer = ("- Use `argv[1]` or ``a`[2]`` [3]\n  ```\n  x = y[4]\n  ````\n  [5]\n- ```\n  z[6]\n  ```\n"
+              "~~~\n```\n[7]\n~~~\n[8]")
+    masked = without_code(answer)
+    assert len(masked) == len(answer) and masked.count("\n") == answer.count("\n")
+    assert re.findall(r"\[\d\]", masked) == ["[3]", "[5]", "[8]"]  # "````" closes a "```" block, "```" no "~~~"

@@ -253,3 +253,20 @@ def test_a_code_block_quoted_on_one_line_is_marked_in_its_passage():
     assert "<mark>docker run --rm -p 8080:8080 \\ gemrag/server:latest</mark>" in shell
     yaml = render.excerpt_html(passage, "steps: - name: checkout the repository")
     assert "<mark>steps: name: checkout the repository</mark>" in yaml
+
+
+def test_a_reply_quoting_a_code_block_shows_its_lines_and_a_chip_after_it_none_inside() -> None:
+    """An offline reply quoted a script or a run of shell commands on one line, and a "[1]" in
+    quoted code ("sys.argv[1]") became a chip inside the code: now the block keeps its lines,
+    its chip stands after it and marks the code's sentence in the passage, and the code's own
+    brackets stay code."""
+    passage = "Read the first argument:\n\n```python\nimport sys\nname = sys.argv[1]\n```\n"
+    answer = ("Based on your documents:\n\n- Read the first argument:\n  ```\n  import sys\n  name = sys.argv[1]\n"
+              "  ```\n  [1]\n- Also `argv[2]` is there [1]")
+    turn = Turn("q", answer=answer, status="done", record=record(), passages={1: passage})
+    html = render.conversation_html(SessionState(turns=[turn]), None)
+    assert "<pre><code>import sys\nname = sys.argv[1]\n</code></pre>" in html
+    assert "<code>argv[2]</code>" in html
+    assert html.count("class='cite'") == 2 and "data-mark='1'" in html  # the two marks, aligned
+    block = html.split("data-mark='1'")[0]
+    assert "<mark>import sys name = sys.argv[1]</mark>" in block
