@@ -35,6 +35,7 @@ from typing import Protocol
 
 from ingest.loaders import LoadError, Section
 from rag.errors import ConfigError
+from rag.filetypes import marks_headings
 from rag.providers.wordpieces import BERT_RUN, BERT_WORD_CHAR, Tokenized, WordPieces
 from rag.sentences import code_blocks, fence_lead, lead
 from rag.settings import ChunkProfile
@@ -110,6 +111,7 @@ class Chunker:
         long is rarely a document (a 5 MB run of one letter), and embedding it is not free."""
         out: list[SizedChunk] = []
         seen: Counter[str] = Counter()
+        marked = marks_headings(source)
         for section in sections:
             context, context_ids = self.fit_context(section.context)
             pieces = self.tokenizer.word_pieces(section.text)
@@ -135,7 +137,7 @@ class Chunker:
                     kind=section.kind,
                     unit=section.unit,
                     context=context,
-                    lead=fence_lead(blocks, span.start) or lead(section.text, span.start),
+                    lead=fence_lead(blocks, span.start) or lead(section.text, span.start, marked),
                 )
                 seen[digest] += 1
                 ids = context_ids + pieces.between(span.start, span.end) if span.whole_words else None

@@ -86,12 +86,13 @@ def fence_lead(blocks: Sequence[tuple[int, int, str]], start: int) -> str:
     return next((f"{fence}\n" for first, closing, fence in blocks if first <= start <= closing), "")
 
 
-def lead(section: str, start: int) -> str:
+def lead(section: str, start: int, marked: bool = False) -> str:
     """The text of `section` from the start of the sentence that `section[start:]` begins in
     the middle of, up to `start`; "" when it begins a sentence (or a list item, a table row,
     a heading), or when that sentence starts more than `MAX_LEAD_CHARS` before it. A heading
     line is not part of the sentence after it: the answerer would read it as the heading of
-    what follows (rag.providers.quotable)."""
+    what follows (rag.providers.quotable). `marked`: the file marks its headings
+    (`heading_line`), so a short wrapped line of an HTML page does not cut the lead short."""
     window = section[max(0, start - MAX_LEAD_CHARS - 8) : start]
     if not window.strip() or _ENDED.search(window) or _STARTS_BLOCK.match(section, start):
         return ""
@@ -105,7 +106,7 @@ def lead(section: str, start: int) -> str:
     following = begin  # where the text after each line starts
     for i, line in enumerate(lines[:-1]):
         following += len(line) + 1
-        if i >= first and heading_line(line, section[following : start + 1].lstrip(" \t")):
+        if i >= first and heading_line(line, section[following : start + 1].lstrip(" \t"), marked):
             after_heading = i + 1
     if not stops and not after_heading:
         return ""  # the sentence starts further back, or (at a page's start) on another page

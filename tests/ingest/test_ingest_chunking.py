@@ -196,6 +196,23 @@ def test_a_chunk_starting_mid_sentence_keeps_the_sentences_start_as_its_lead():
     assert all(c.lead == "" for c in chunks if c.text.startswith("Step"))
 
 
+def test_in_html_and_markdown_a_short_wrapped_line_does_not_cut_a_chunks_lead():
+    """A short line over "(see ..." reads as a PDF's heading, and a chunk's lead stopped after
+    it; HTML and Markdown mark their headings, so there the lead is the sentence's start."""
+    lines = [f"Step {i} reads the matrix and then writes" if i % 2 == 0 else "(the basis) to disk."
+             for i in range(40)]
+    text = "\n".join(lines) + "\n"
+    for source, wrapped in (("m.pdf", False), ("m.md", True), ("m.html", True)):
+        chunks = [s.chunk for s in _chunker(size=30, overlap=10).chunk(source, [Section(text)])]
+        mid = [c for c in chunks if c.text.startswith("(the basis)")]
+        assert mid, source
+        leads = {c.lead for c in mid}
+        if wrapped:
+            assert all(lead.startswith("Step ") and lead.endswith(" writes\n") for lead in leads), source
+        else:
+            assert leads == {""}, source
+
+
 def test_a_chunk_starting_inside_a_code_block_is_shown_after_its_opening_fence():
     """A chunk starting inside a fenced block began with the block's closing fence, which the
     answerer and the UI read as an opening one, and the prose after it as code (on the Python
@@ -211,6 +228,6 @@ def test_a_chunk_starting_inside_a_code_block_is_shown_after_its_opening_fence()
     assert all(c.lead == "" for c in chunks if c not in inside)  # prose, and the chunk opening the block
     last = as_shown(next(c for c in chunks if "first failure" in c.text))
     units = quotable_units(last.text)
-    assert [(u.text, u.code) for u in units] == [
+    assert [(u.text, bool(u.code)) for u in units] == [
         ("result_10 = compute(value_10, scale=10) result_11 = compute(value_11, scale=11)", True),
         ("The loop stops at the first failure.", False)]

@@ -115,3 +115,14 @@ def test_the_tail_of_a_long_line_or_a_sentence_after_a_stop_is_no_heading():
     assert lead(text, start) == ""
     after_stop = "One. Caches In Gemini Models\n"
     assert lead(after_stop + "continue the sentence.", len(after_stop)) == "Caches In Gemini Models\n"
+
+
+def test_in_a_file_that_marks_its_headings_a_short_wrapped_line_does_not_cut_the_lead():
+    """HTML and Markdown mark their headings ("#"): a short line its author wrapped there is
+    no heading, and cut a chunk's lead to the part after it, as a PDF's short line would."""
+    text = ("The compression level to use.\nWhen using ZIP_DEFLATED integers 0 through 9 are accepted\n"
+            "(see zlib for more information). The end.\n")
+    at = text.index("more information")
+    assert lead(text, at) == "(see zlib for "  # a PDF's short line is a heading: the lead starts after it
+    assert lead(text, at, marked=True) == (
+        "When using ZIP_DEFLATED integers 0 through 9 are accepted\n(see zlib for ")
