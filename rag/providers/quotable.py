@@ -494,7 +494,10 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     equations actually referenced." matches the question, "In mathtools this can be done by
     setting the key showonlyrefs ..." answers it. And so is a sentence with the one after it
     when that one opens by pointing back (`_REFERS_BACK`): "This is not a bug: ..." is what
-    a user asking "is that a bug?" needs after the sentence that matched. Not a question in
+    a user asking "is that a bug?" needs after the sentence that matched; with what is quoted
+    after that one in turn, the code its lead-in introduces ("It understands about plus and
+    minus signs:" and its example, after "str.zfill() pads a numeric string on the left with
+    zeros."). Not a question in
     an FAQ's list of its questions, between two others: there the next line is the next
     question, however it ends (SQLite's "What datatypes does SQLite support?" took "SQLite lets
     me insert a string into a database column of type integer!" as its answer). So is, by the
@@ -503,7 +506,7 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     asks = [unit.text.endswith("?") for unit in units]
     listed = [0 < i < len(units) - 2 and asks[i - 1] and asks[i + 2] for i in range(len(units))]
     return [
-        replace(unit, then=after.said) if (
+        replace(unit, then=spoken(after.said, after.then)) if (
             ((asks[i] and not listed[i])
              or (not after.code and (_DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))))
             and not unit.then and not unit.code and not asks[i + 1]

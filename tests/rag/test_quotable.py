@@ -489,3 +489,23 @@ def test_quoted_code_holding_backticks_is_fenced_longer_and_a_block_alone_opens_
     assert reply_item(as_code("ls\npwd"), "[3]") == "- ```\n  ls\n  pwd\n  ```\n  [3]"
     cut = "Run:" + as_code("ls\n\npwd") + CUT_MARK
     assert reply_item(cut, "[1]") == "- Run:\n  ```\n  ls\n\n  pwd\n  ```\n  … [1]"
+
+
+def test_a_sentence_quoted_with_the_lead_in_after_it_brings_the_lead_ins_code():
+    """"... pads a numeric string on the left with zeros." was quoted with "It understands about
+    plus and minus signs:" (it points back) but without the example that sentence introduces;
+    a reply then quoted the lead-in a second time, above the code (Python docs, py13)."""
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.providers.minilm import shared_minilm
+    from rag.providers.quotable import quotable_units
+    from rag.types import Passage
+
+    code = ">>> '12'.zfill(5)\n'00012'\n>>> '-3.14'.zfill(7)\n'-003.14'"
+    text = ("There is another method, str.zfill(), which pads a numeric string on the left with zeros. "
+            f"It understands about plus and minus signs:\n\n```\n{code}\n```\n\nThis method is rarely needed.\n")
+    first = quotable_units(text)[0]
+    assert first.then == f"It understands about plus and minus signs:\n```\n{code}\n```"
+    reply = ExtractiveAnswerer(shared_minilm()).answer(
+        "how do I pad a number with zeros on the left?", [Passage(1, text, "inputoutput.html")])
+    assert "zeros. It understands about plus and minus signs:\n  ```\n  >>> '12'.zfill(5)\n" in reply
+    assert reply.count("It understands about plus and minus signs:") == 1
