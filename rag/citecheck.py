@@ -24,7 +24,7 @@ from rag.answer import SentenceCheck, Verdict
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import CUT_MARK, split_units
-from rag.text import FENCE, between, content_words, without_code
+from rag.text import FENCE, between, content_words, unfenced, without_code
 from rag.types import Passage
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -105,12 +105,6 @@ def _flat(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _unfenced(text: str) -> str:
-    """The passage without its code blocks' fence lines, which a reply's quote of the block
-    and the sentence introducing it does not repeat (`claims` joins them into one claim)."""
-    return "\n".join(line for line in text.splitlines() if not FENCE.match(line))
-
-
 @dataclass(frozen=True)
 class _Pending:
     """A claim that the words alone did not settle: its meaning decides."""
@@ -150,7 +144,7 @@ class CitationChecker:
         return [self._by_meaning(c, vectors) if isinstance(c, _Pending) else c for c in out]
 
     def _by_words(self, sentence: str, cited: tuple[int, ...], passages: list[Passage]) -> SentenceCheck | _Pending:
-        if any(_flat(sentence) in _flat(_unfenced(p.text)) for p in passages):
+        if any(_flat(sentence) in _flat(unfenced(p.text)) for p in passages):
             return SentenceCheck(sentence, cited, "supported", 1.0, "quoted")
         numbers = set(_NUMBER.findall(sentence))
         pool_numbers = {n for p in passages for n in _NUMBER.findall(p.text)}

@@ -58,6 +58,12 @@ def without_code(text: str) -> str:
     return _INLINE_CODE.sub(lambda m: " " * len(m.group()), "\n".join(lines))
 
 
+def unfenced(text: str) -> str:
+    """The text without its code blocks' fence lines: how a reader sees the block, and how a
+    quote of it (its lines, joined onto the sentence introducing it) reads it."""
+    return "\n".join(line for line in text.splitlines() if not FENCE.match(line))
+
+
 def between(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
     """The parts of `text` around `spans` (in order, not overlapping): what a split at them
     leaves. Read off a blanked copy (`without_code`), the spans cut the text itself."""

@@ -21,7 +21,7 @@ from rag.costs import dollars
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import section
-from rag.text import counted
+from rag.text import counted, unfenced
 from rag.types import place
 from ui import safe
 from ui.corpus import CollectionInfo
@@ -211,7 +211,9 @@ def excerpt_html(passage: str, quote: str | None) -> str:
 
 
 def _flatten(text: str) -> str:
-    return " ".join(_BLOCK_SYNTAX.sub("", text).split())
+    """The passage as the popover shows it: on one line, without Markdown's block syntax
+    (headings, bullets, a code block's fences)."""
+    return " ".join(_BLOCK_SYNTAX.sub("", unfenced(text)).split())
 
 
 # Between two words of a quote, the passage may hold markers the quote has not: a code unit is

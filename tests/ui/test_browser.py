@@ -240,6 +240,53 @@ def test_a_phone_gets_a_full_width_input_no_horizontal_scroll_and_sources_in_a_d
     page.close()
 
 
+# A code block with a line longer than a phone is wide.
+BACKUPS = """# Backups
+
+To back up the database every night, add these two lines to the crontab of the app user:
+
+```
+0 2 * * * rsync -az --delete /var/lib/app/database/ backup-host.example.org:/srv/backups/app/database/nightly/
+30 2 * * * pg_dump --format=custom --file=/srv/backups/app/database/nightly/app.dump app
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def runbook_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app over a collection of its own: a runbook whose code has long lines."""
+    folder = tmp_path_factory.mktemp("runbook")
+    (folder / "docs").mkdir()
+    (folder / "docs" / "backups.md").write_text(BACKUPS)
+    settings = Settings(data_dir=folder / "data", api_key=None, tier="unlimited", collection="runbook")
+    assert ingest_paths([folder / "docs"], settings, OfflineProvider(), collection="runbook").exit_code == 0
+    with pytest.MonkeyPatch.context() as env:  # build_app points Gradio's process-wide upload folder at its
+        env.setenv("GRADIO_TEMP_DIR", "")      # data dir: the other app's uploads keep theirs
+        demo: gr.Blocks = build_app(settings, Backend.build(settings, OfflineProvider()))
+    port = free_port()
+    launch(demo, settings, "127.0.0.1", port)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+def test_a_quoted_code_block_keeps_its_lines_and_a_long_one_scrolls_in_its_box_on_a_phone(
+    browser: Browser, runbook_url: str, shots: Shots
+) -> None:
+    """An offline reply quotes a code block with its lines, its chip after the block: a
+    150-character line made a 400 px phone's page 980 px wide, and ran out of the answer's
+    box on a desktop, its end unreadable."""
+    page = open_page(browser, runbook_url, PHONE)
+    ask(page, "How do I back up the database every night?")
+    watch_answer(page, 1)
+    block = page.locator("#chat [data-testid='bot'] li pre").first
+    assert "rsync -az" in block.inner_text() and "\n30 2 * * * pg_dump" in block.inner_text()
+    assert page.locator("#chat pre button.cite, #chat code button.cite").count() == 0
+    assert no_horizontal_scroll(page)
+    assert block.evaluate("pre => pre.scrollWidth > pre.clientWidth")  # the long line scrolls inside it
+    shots(page, "08-phone-code-block")
+    page.close()
+
+
 def test_a_narrow_window_keeps_half_its_width_for_the_chat_beside_the_open_drawer(
     browser: Browser, app_url: str
 ) -> None:

@@ -270,3 +270,10 @@ def test_a_reply_quoting_a_code_block_shows_its_lines_and_a_chip_after_it_none_i
     assert html.count("class='cite'") == 2 and "data-mark='1'" in html  # the two marks, aligned
     block = html.split("data-mark='1'")[0]
     assert "<mark>import sys name = sys.argv[1]</mark>" in block
+
+
+def test_a_popover_shows_a_code_block_without_its_fences() -> None:
+    """The popover showed a passage's "```python" and "```" lines as text around the code."""
+    passage = "Read the first argument:\n\n```python\nimport sys\nname = sys.argv[1]\n```\n\nThen print it."
+    shown = render.excerpt_html(passage, "import sys name = sys.argv[1]")
+    assert "```" not in shown and "<mark>import sys name = sys.argv[1]</mark> Then print it." in shown
