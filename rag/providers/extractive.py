@@ -28,6 +28,7 @@ from rag.providers.quotable import (
     reply_item,
     section,
     spoken,
+    subscripts_as_code,
     without_reference_marks,
 )
 from rag.refusal import NOT_FOUND
@@ -264,8 +265,8 @@ class ExtractiveAnswerer:
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
-        items = [reply_item(without_reference_marks(marked_cut(s, cut[s.passage.n])), f"[{s.passage.n}]")
-                 for s in picked]
+        items = [reply_item(subscripts_as_code(without_reference_marks(marked_cut(s, cut[s.passage.n]))),
+                            f"[{s.passage.n}]") for s in picked]
         return "Based on your documents:\n\n" + "\n".join(items) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:

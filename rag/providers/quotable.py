@@ -256,6 +256,20 @@ def without_reference_marks(quote: str) -> str:
     return "".join(between(quote, [m.span() for m in _REFERENCE_MARK.finditer(without_code(quote))]))
 
 
+# A name with a subscript ("sys.argv[1]", "a[0][2]") in a quote's prose, which a reply would
+# read as the name and a citation of passage 1.
+_SUBSCRIPT = re.compile(r"(?<![\w`.])[A-Za-z_][\w.]*(?:\[\d+(?:\s*,\s*\d+)*\])+")
+
+
+def subscripts_as_code(quote: str) -> str:
+    """The quote with a subscripted name in its prose as inline code ("`sys.argv[1]`"): it is
+    code, and outside code its "[1]" read as the reply citing source 1 (a chip in the UI, a
+    source marked cited, the sentence's claim cut there)."""
+    spans = [m.span() for m in _SUBSCRIPT.finditer(without_code(quote))]
+    prose = between(quote, spans)
+    return prose[0] + "".join(inline_code(quote[a:b]) + after for (a, b), after in zip(spans, prose[1:], strict=True))
+
+
 def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[list[Quotable], str]:
     """Sentences with their line wraps undone, and the heading in force after them. Heading
     lines (Markdown `#`, or a short line without punctuation, as PDF extraction leaves them)

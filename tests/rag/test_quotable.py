@@ -509,3 +509,20 @@ def test_a_sentence_quoted_with_the_lead_in_after_it_brings_the_lead_ins_code():
         "how do I pad a number with zeros on the left?", [Passage(1, text, "inputoutput.html")])
     assert "zeros. It understands about plus and minus signs:\n  ```\n  >>> '12'.zfill(5)\n" in reply
     assert reply.count("It understands about plus and minus signs:") == 1
+
+
+def test_a_subscripted_name_in_quoted_prose_is_quoted_as_code_not_read_as_a_citation():
+    """"reads the first argument with sys.argv[1]" in a document's prose became "sys.argv" and
+    a chip citing source 1 (a browser walkthrough); code spans and blocks are left as they are."""
+    from rag.chain import cited_numbers
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.providers.minilm import shared_minilm
+    from rag.providers.quotable import subscripts_as_code
+    from rag.types import Passage
+
+    assert subscripts_as_code("reads sys.argv[1] and a[0][2], not `b[1]` nor x[2, 3].") == (
+        "reads `sys.argv[1]` and `a[0][2]`, not `b[1]` nor `x[2, 3]`.")
+    text = "The script reads the first argument with sys.argv[1] and prints a greeting with it.\n"
+    reply = ExtractiveAnswerer(shared_minilm()).answer(
+        "how does the script read the first argument?", [Passage(2, text, "script.md")])
+    assert "with `sys.argv[1]` and prints" in reply and cited_numbers(reply, 3) == [2]
