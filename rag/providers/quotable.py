@@ -204,10 +204,16 @@ class Quotable:
         return inline_code(self.text) if self.code else self.text
 
 
+def _ticks(code: str, least: int = 1) -> str:
+    """A run of backticks longer than any the code holds (a Markdown sample's "```"), so that
+    it cannot close the reply's span or fence; `least` long at least."""
+    return "`" * max(least, max((len(run) for run in re.findall(r"`+", code)), default=0) + 1)
+
+
 def inline_code(code: str) -> str:
-    """Code on one line as a reply quotes it: in backticks, more of them than any run it
-    holds (a Markdown sample's "```"), spaced when it starts or ends in one."""
-    ticks = "`" * (max((len(run) for run in re.findall(r"`+", code)), default=0) + 1)
+    """Code on one line as a reply quotes it: in backticks (`_ticks`), spaced when it starts or
+    ends in one."""
+    ticks = _ticks(code)
     pad = " " if code.startswith("`") or code.endswith("`") else ""
     return f"{ticks}{pad}{code}{pad}{ticks}"
 
@@ -215,9 +221,8 @@ def inline_code(code: str) -> str:
 def as_code(code: str) -> str:
     """A code block's lines as a reply quotes them: one line as inline code; several as a
     fenced block after a line end, so a session, a script or a run of shell commands keeps
-    its lines (joined, "git add ." and "git commit" read as one command). The fence is
-    longer than any run of backticks in the code. A reply ends its quote with it
-    (`reply_item`)."""
+    its lines (joined, "git add ." and "git commit" read as one command). A reply ends its
+    quote with it (`reply_item`)."""
     lines = [line.rstrip() for line in code.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
@@ -225,7 +230,7 @@ def as_code(code: str) -> str:
         lines.pop(0)
     if len(lines) <= 1:
         return inline_code(_joined_code(lines))
-    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", code)), default=0) + 1)
+    fence = _ticks(code, least=3)
     return "\n".join(["", fence, *lines, fence])
 
 
