@@ -248,12 +248,20 @@ def wait_for(url: str, seconds: float = 30) -> None:
 
 @pytest.mark.slow
 def test_redis_run_as_deployed_refuses_a_client_without_the_password(tmp_path: Path) -> None:
-    """The manifest's Redis command, kubelet's $(REDIS_PASSWORD) filled in, on this machine."""
+    """The manifest's Redis command, kubelet's $(REDIS_PASSWORD) filled in, on this machine;
+    and its refusal of an empty password."""
     server = shutil.which("redis-server")
     assert server, "redis-server from .ci/run"
     docs = rendered(DEPLOY / "k8s/base")
     redis = container(docs, "StatefulSet", "gemrag-redis")
     url = env_of(container(docs, "Deployment", "gemrag-server"))["REDIS_URL"]
+    guard = redis["command"][2]  # an empty password is no password to Redis: refused before it starts
+    empty = subprocess.run(["sh", "-c", guard, "sh", "echo", "started"], env={"REDIS_PASSWORD": ""},
+                           capture_output=True, text=True, check=False)
+    assert empty.returncode == 1 and "REDIS_PASSWORD is empty" in empty.stderr and "started" not in empty.stdout
+    given = subprocess.run(["sh", "-c", guard, "sh", "echo", "started"], env={"REDIS_PASSWORD": "x y"},
+                           capture_output=True, text=True, check=False)
+    assert given.returncode == 0 and given.stdout == "started\n"
     port, password = free_port(), "a1b2c3d4e5"
     args = [a.replace("$(REDIS_PASSWORD)", password) for a in redis["args"][1:]]
     process = subprocess.Popen([server, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)],
