@@ -255,11 +255,13 @@ def test_redis_run_as_deployed_refuses_a_client_without_the_password(tmp_path: P
     docs = rendered(DEPLOY / "k8s/base")
     redis = container(docs, "StatefulSet", "gemrag-redis")
     url = env_of(container(docs, "Deployment", "gemrag-server"))["REDIS_URL"]
-    guard = redis["command"][2]  # an empty password is no password to Redis: refused before it starts
-    empty = subprocess.run(["sh", "-c", guard, "sh", "echo", "started"], env={"REDIS_PASSWORD": ""},
+    # An empty password is no password to Redis: refused before the image's entrypoint starts it.
+    assert redis["command"][2].endswith('exec docker-entrypoint.sh "$@"'), "the entrypoint drops root"
+    guard = redis["command"][2].replace("docker-entrypoint.sh", "echo")
+    empty = subprocess.run(["sh", "-c", guard, "sh", "started"], env={"REDIS_PASSWORD": ""},
                            capture_output=True, text=True, check=False)
     assert empty.returncode == 1 and "REDIS_PASSWORD is empty" in empty.stderr and "started" not in empty.stdout
-    given = subprocess.run(["sh", "-c", guard, "sh", "echo", "started"], env={"REDIS_PASSWORD": "x y"},
+    given = subprocess.run(["sh", "-c", guard, "sh", "started"], env={"REDIS_PASSWORD": "x y"},
                            capture_output=True, text=True, check=False)
     assert given.returncode == 0 and given.stdout == "started\n"
     port, password = free_port(), "a1b2c3d4e5"
