@@ -24,7 +24,7 @@ from rag.answer import SentenceCheck, Verdict
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import CUT_MARK, split_units
-from rag.text import FENCE, between, content_words, unfenced, without_code
+from rag.text import FENCE, between, code_kept, content_words, unfenced, without_code
 from rag.types import Passage
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -51,12 +51,15 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     text = answer.replace(OFFLINE_NOTE, "\n")
     out: list[tuple[str, tuple[int, ...]]] = []
     for line, masked in _lines(text):
-        start = len(line) - len(line.lstrip(" \t-*•"))
+        # A list marker and bold's "**" before the text; before code alone ("--prune"), the marker only.
+        item = _ITEM.match(line)
+        start = len(line) - len(line.lstrip(" \t-*•")) if masked.strip() else item.end() if item else 0
         body, hidden = line[start:].rstrip(), masked[start:].rstrip()
-        breaks = [m.span(2) for m in _CLAIM_END.finditer(hidden)]  # the white space after a closing mark
+        # the white space after a closing mark (`code_kept`: not code that stands after it)
+        breaks = [code_kept(body, hidden, m.span(2)) for m in _CLAIM_END.finditer(hidden)]
         for piece, mask in zip(between(body, breaks), between(hidden, breaks), strict=True):
             cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", mask) for n in group.split(","))
-            sentence = "".join(between(piece, [m.span() for m in _MARKER.finditer(mask)]))
+            sentence = "".join(between(piece, [code_kept(piece, mask, m.span()) for m in _MARKER.finditer(mask)]))
             sentence = sentence.strip().removesuffix(CUT_MARK).strip()  # a cut quote is a quote
             if cited and out and not sentence.strip(".!?,;…"):
                 # Markers alone ("... Styles” [3]. [1]", a quote's own "[3]" and then the answer's
@@ -72,13 +75,18 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
 _ITEM = re.compile(r"\s*[-*•]\s")  # a list item's marker: "- ```" opens an item that is a code block
 
 
+# A line whose last claim is closed: a citation mark at its end, not before a ":".
+_CLOSED = re.compile(r"\]\s*[.!?,;]?\s*$")
+
+
 def _lines(text: str) -> list[tuple[str, str]]:
     """The text's non-blank lines, each with its code blanked (`rag.text.without_code`). A
     code block's lines are joined onto the line before the block, past the end of its blanked
-    copy, so the code belongs to that line's last claim ("Run this [2]:" and its block are one
-    claim, a blank line between them or not); a block opening a list item ("- ```") or the
-    text is a line of its own."""
+    copy, when that line's last claim is open: "Run this [2]:" or the reply's lead-in and
+    the block are one claim (a blank line between them or not); after "... by default [1]."
+    the block is a claim of its own. So is a block opening a list item ("- ```")."""
     out: list[tuple[str, str]] = []
+    block = False  # the line before was a code block's, or its fence
     for line, masked in zip(text.split("\n"), without_code(text).split("\n"), strict=True):
         if not line.strip():
             continue
@@ -86,12 +94,14 @@ def _lines(text: str) -> list[tuple[str, str]]:
         item = _ITEM.match(line)
         fence = FENCE.match(line[item.end() :] if item else line)
         joined = "" if fence else " ".join(line.split())
-        if code and out and not (fence and item):
+        opens_item = bool(fence and item)
+        if code and out and not opens_item and (block or not _CLOSED.search(out[-1][1])):
             out[-1] = (f"{out[-1][0]} {joined}".rstrip(), out[-1][1])
         elif code:
             out.append((f"{item.group() if item else ''}{joined}", ""))
         else:
             out.append((line, masked))
+        block = code
     return out
 
 

@@ -2,7 +2,9 @@
 and the content-word tokenisation that the offline answerer, the citation checks and the UI's
 evidence highlighting share. BM25 tokenises on its own (rag.bm25.Terms: words of two or more
 characters, stemmed), as keyword matching across word forms wants. Also the one pattern of a
-Markdown code fence, which ingest writes and splits at and the answerer never quotes; a
+Markdown code fence, which ingest writes and splits at and the answerer never quotes, and
+a text with its code blanked in place (`without_code`), where the chain, the citation check
+and the UI read citation marks, so none is read in code; a
 question's literal tokens ("429", "os.path.join") and the share of them a text holds, which
 the second ranking stage and the offline answerer both score by; the one English stemmer,
 which BM25 and the answerer's test of whether a sentence shares a word with the question
@@ -35,20 +37,26 @@ def closes_fence(fence: str, marker: str, rest: str) -> bool:
     return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
 
 
-# An inline code span: a run of backticks, its code, and a run of as many ("`a[1]`", "``x`y``").
-_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+# An inline code span, within a line: a run of backticks, its code, and a run of as many
+# ("`a[1]`", "``x`y``"). A lone backtick ("a backtick (`) on each side") pairs with none on
+# another line: a span across lines blanked a reply's line end, and its citation with it.
+_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)([^\n]+?)(?<!`)\1(?!`)")
+# What may stand before a fence on its line: a list item's or a quote's marker ("- ```").
+_BLOCK_MARKS = re.compile(r"^\s*(?:(?:[-*+•>]|\d+[.)])\s+)*")
 
 
 def without_code(text: str) -> str:
-    """`text` with its code blanked character for character (line ends kept): fenced blocks,
+    """`text` with its code blanked character for character, line ends kept: fenced blocks,
     their fence lines too, and inline code spans. What reads a reply's citation marks reads
     this, so "sys.argv[1]" in quoted code is no citation of passage 1; positions stay those
-    of `text`. A fence may open a list item ("- ```"), as a reply quoting code alone does."""
+    of `text` (`code_kept` maps a span found in it back). A fence may open a list item
+    ("- ```", "1. ```"), as a reply quoting code alone does."""
     lines = text.split("\n")
     fence = ""
     for i, line in enumerate(lines):
-        marker = FENCE.match(line.lstrip(" -*"))
-        body = line.lstrip(" -*")[marker.end() :] if marker else ""
+        opened = _BLOCK_MARKS.sub("", line, count=1)
+        marker = FENCE.match(opened)
+        body = opened[marker.end() :] if marker else ""
         if fence or marker:
             lines[i] = " " * len(line)
         if marker and not fence:
@@ -56,6 +64,19 @@ def without_code(text: str) -> str:
         elif marker and closes_fence(fence, marker.group(1), body):
             fence = ""
     return _INLINE_CODE.sub(lambda m: " " * len(m.group()), "\n".join(lines))
+
+
+def code_kept(text: str, masked: str, span: tuple[int, int]) -> tuple[int, int]:
+    """A span found in `masked` (`without_code(text)`) cut back to the white space `text` has
+    at its ends: a pattern's white space ("\\s*\\[1\\]") also matches blanked code, and
+    removing " `--no-cache` [2]" took the code with the mark. A span of white space only
+    keeps the text's own white space at its start (the break after a mark)."""
+    a, b = span
+    own = masked[a:b]
+    if not own.strip():
+        return a, a + len(text[a:b]) - len(text[a:b].lstrip())
+    start, end = a + len(own) - len(own.lstrip()), a + len(own.rstrip())
+    return a + len(text[a:start].rstrip()), end + len(text[end:b]) - len(text[end:b].lstrip())
 
 
 def unfenced(text: str) -> str:

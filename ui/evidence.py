@@ -16,6 +16,7 @@ from rag.providers.quotable import split_units
 from rag.text import FENCE, between, content_words, without_code
 
 _CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_ITEM = re.compile(r"^\s*[-*•]\s")  # a list item's marker
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -37,12 +38,15 @@ def citation_marks(answer: str) -> list[tuple[set[int], str]]:
 def _before(pieces: list[tuple[str, str]]) -> str:
     """What a mark standing alone closes: the sentence before it, or the code block before it
     (an offline reply's mark after its block) with the sentence introducing the block."""
-    code = list(takewhile(lambda p: not p[1].strip(), reversed(pieces)))  # a block's lines: all blanked
+    code = list(reversed(list(takewhile(lambda p: not p[1].strip(), reversed(pieces)))))  # all blanked
+    if not code:
+        return _without_marks(*pieces[-1])
     rest = pieces[: len(pieces) - len(code)]
-    lines = [p[0].strip().lstrip("-*• ") for p in reversed(code)]
-    if code and rest and not _CITES.search(rest[-1][1]):
-        lines.insert(0, _without_marks(*rest[-1]))  # the block's lead-in, which cites nothing itself
-    return " ".join(line for line in lines if not FENCE.match(line)) if code else _without_marks(*pieces[-1])
+    lines = [p[0].strip() for p in code]
+    opens_item = _ITEM.match(code[0][0]) is not None  # "- ```": no lead-in above it
+    if rest and not opens_item and not _CITES.search(rest[-1][1]):
+        lines.insert(0, _without_marks(*rest[-1]).strip().lstrip("-*• "))  # the block's lead-in, citing nothing
+    return " ".join(line for line in lines if not FENCE.match(_ITEM.sub("", line, count=1)))  # "- ```" too
 
 
 def _without_marks(piece: str, mask: str) -> str:

@@ -115,7 +115,7 @@ class Scored:
     def said(self) -> str:
         """The sentence (code as code, `as_code`), after what introduces it (`Quotable.lead`)
         and with what is quoted after it (`Quotable.then`). A code block of several lines
-        ends it: a code unit has no `then`, and a `then` ends in its code."""
+        can only end it: a code unit has no `then`, and a `then` holds one only at its end."""
         sentence = as_code(self.code) if self.code else self.sentence
         return spoken(self.lead, sentence, self.then)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from rag.sentences import heading_line
-from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE, between, closes_fence, without_code
+from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE, between, closes_fence, code_kept, without_code
 
 # A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
 # item; and at a line's closing period before a line that opens with a call or a term and
@@ -258,7 +258,8 @@ def reply_item(quote: str, cited: str) -> str:
 def without_reference_marks(quote: str) -> str:
     """The quote without the document's own reference marks outside its code spans (see
     `_REFERENCE_MARK`): only the reply's marks may name passages."""
-    return "".join(between(quote, [m.span() for m in _REFERENCE_MARK.finditer(without_code(quote))]))
+    masked = without_code(quote)
+    return "".join(between(quote, [code_kept(quote, masked, m.span()) for m in _REFERENCE_MARK.finditer(masked)]))
 
 
 # A name with a subscript ("sys.argv[1]", "a[0][2]") in a quote's prose, which a reply would
@@ -525,7 +526,7 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     asks = [unit.text.endswith("?") for unit in units]
     listed = [0 < i < len(units) - 2 and asks[i - 1] and asks[i + 2] for i in range(len(units))]
     return [
-        replace(unit, then=spoken(after.said, after.then)) if (
+        replace(unit, then=spoken(as_code(after.code) if after.code else after.said, after.then)) if (
             ((asks[i] and not listed[i])
              or (not after.code and (_DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))))
             and not unit.then and not unit.code and not asks[i + 1]

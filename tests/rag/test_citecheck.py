@@ -122,3 +122,27 @@ def test_a_quoted_code_block_is_one_claim_with_its_lead_in_and_its_brackets_cite
     assert [(c.verdict, c.reason) for c in checks] == [("supported", "quoted")] * 2  # verbatim, fences aside
     gemini = "Run this [1]:\n\n```python\nname = sys.argv[1]\nprint(len(name))\n```\n\nIt prints 4 [2]."
     assert claims(gemini) == [("Run this: name = sys.argv[1] print(len(name))", (1,)), ("It prints 4.", (2,))]
+
+
+def test_code_next_to_a_mark_stays_in_its_claim_and_a_lone_backtick_blanks_no_line(checker):
+    """A review's repros: a lone backtick ("a backtick (`) on each side") paired with one on
+    the next line, blanking the line end and the citation between (the check raised, and
+    the sources lost [1]); the white space before a mark, matched on the blanked text, took
+    the code before it ("`--no-cache` [2]"); a block after a closed claim ("... [1].") was
+    checked as part of it, its "9000" unsupported."""
+    from rag.chain import cited_numbers
+
+    reply = ("Based on your documents:\n\n- In Markdown, wrap inline code in a backtick (`) on each side of it. [1]\n"
+             "- Run `ls -la` to list all the files in the directory. [2]")
+    assert claims(reply) == [("In Markdown, wrap inline code in a backtick (`) on each side of it.", (1,)),
+                             ("Run `ls -la` to list all the files in the directory.", (2,))]
+    assert cited_numbers(reply, 2) == [1, 2]
+    assert claims("Set the option `--no-cache` [2].") == [("Set the option `--no-cache`.", (2,))]
+    assert claims("- The build uses CMake [1]\n- `cmake --build build` [2]") == [
+        ("The build uses CMake", (1,)), ("`cmake --build build`", (2,))]
+    assert claims("- ```\n  --prune old\n  ```\n  [3]") == [("--prune old", (3,))]
+    passages = [Passage(1, "The server listens on port 8080 by default.", "a.md", None)]
+    answer = "The server listens on port 8080 by default [1].\n\n```bash\ndocker run -p 9000:8080 app\n```"
+    assert [(c.sentence, c.verdict) for c in checker.check(answer, passages)] == [
+        ("The server listens on port 8080 by default.", "supported"),
+        ("docker run -p 9000:8080 app", "uncited")]

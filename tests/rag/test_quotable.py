@@ -526,3 +526,15 @@ def test_a_subscripted_name_in_quoted_prose_is_quoted_as_code_not_read_as_a_cita
     reply = ExtractiveAnswerer(shared_minilm()).answer(
         "how does the script read the first argument?", [Passage(2, text, "script.md")])
     assert "with `sys.argv[1]` and prints" in reply and cited_numbers(reply, 3) == [2]
+
+
+def test_an_faq_question_answered_by_a_code_block_quotes_its_lines_and_reference_marks_spare_code():
+    """A review's repros: an FAQ's question took its code answer joined on one line, and a
+    document's reference mark after inline code ("`x` [3]") was removed with the code."""
+    from rag.providers.quotable import quotable_units, without_reference_marks
+
+    text = ("## FAQ\n\nHow do I save my changes to the repository?\n\n```\ngit add --all .\n"
+            "git commit -m 'my message'\n```\n")
+    question = quotable_units(text, marked=True)[0]
+    assert question.then == "\n```\ngit add --all .\ngit commit -m 'my message'\n```"
+    assert without_reference_marks("use `x` [3] and y [4].") == "use `x` and y."

@@ -277,3 +277,12 @@ def test_a_popover_shows_a_code_block_without_its_fences() -> None:
     passage = "Read the first argument:\n\n```python\nimport sys\nname = sys.argv[1]\n```\n\nThen print it."
     shown = render.excerpt_html(passage, "import sys name = sys.argv[1]")
     assert "```" not in shown and "<mark>import sys name = sys.argv[1]</mark> Then print it." in shown
+
+
+def test_a_mark_after_a_block_that_opens_its_item_reads_the_code_alone() -> None:
+    """A review's repro: the reply's first item a block alone took "Based on your documents:"
+    as its lead-in, and "--prune" lost its dashes."""
+    from ui.evidence import citation_marks
+
+    answer = "Based on your documents:\n\n- ```\n  --prune old\n  ```\n  [1]\n- Then:\n  ```\n  ls -la\n  ```\n  [2]"
+    assert citation_marks(answer) == [({1}, "--prune old"), ({2}, "Then: ls -la")]
