@@ -47,11 +47,10 @@ from rag.router import Routed, Router, WholeDocument
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import Stores
-from rag.text import asks_for_whole_document, without_code
+from rag.text import CITATION, asks_for_whole_document, without_code
 from rag.types import Hit, Message, Passage, Prompt, Usage, estimate_tokens
 
 SNIPPET_CHARS = 280
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # What Python makes of bytes that are not UTF-8 in a command line or a terminal's input
 # (surrogateescape): "caf\xe9" typed in a Latin-1 terminal. No text can be made of them.
 _UNDECODED = re.compile("[\ud800-\udfff]")
@@ -140,7 +139,7 @@ def cited_numbers(answer: str, count: int) -> list[int]:
     """Source numbers the answer cites, in order of first use; numbers outside 1..count are
     ignored (a model may invent them)."""
     seen: dict[int, None] = {}
-    for group in _CITATION.findall(without_code(answer)):  # "sys.argv[1]" in quoted code cites nothing
+    for group in CITATION.findall(without_code(answer)):  # "sys.argv[1]" in quoted code cites nothing
         for number in (int(n) for n in group.split(",")):
             if 1 <= number <= count:
                 seen.setdefault(number)

@@ -24,17 +24,17 @@ from rag.answer import SentenceCheck, Verdict
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import CUT_MARK, split_units
-from rag.text import FENCE, between, code_kept, content_words, unfenced, without_code
+from rag.text import CITATION, FENCE, MARK, between, code_kept, content_words, unfenced, without_code
 from rag.types import Passage
 
 Embed = Callable[[list[str]], np.ndarray]
 
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\](?:\s*\[(\d+(?:\s*,\s*\d+)*)\])*")
+_MARKER = re.compile(rf"\s*{MARK}(?:\s*{MARK})*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # A claim runs up to the citation that closes it: "A [1]. B and C [2]." is two claims (B and C
 # both rest on [2]); a quoted sentence with "i.e." inside stays whole, and so does one with a
 # bracket that cites nothing (a quoted list, "['x', 'y', 'z'] and ...").
-_CLAIM_END = re.compile(r"(\[\d+(?:\s*,\s*\d+)*\][.!?,;]?)(\s+)")
+_CLAIM_END = re.compile(rf"({MARK}[.!?,;]?)(\s+)")
 _NOT_CLAIMS = re.compile(
     r"^(based on your documents|the documents do not (say|seem)|sources?\b|offline mode)", re.IGNORECASE
 )
@@ -58,7 +58,7 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
         # the white space after a closing mark (`code_kept`: not code that stands after it)
         breaks = [code_kept(body, hidden, m.span(2)) for m in _CLAIM_END.finditer(hidden)]
         for piece, mask in zip(between(body, breaks), between(hidden, breaks), strict=True):
-            cited = tuple(int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", mask) for n in group.split(","))
+            cited = tuple(int(n) for group in CITATION.findall(mask) for n in group.split(","))
             sentence = "".join(between(piece, [code_kept(piece, mask, m.span()) for m in _MARKER.finditer(mask)]))
             sentence = sentence.strip().removesuffix(CUT_MARK).strip()  # a cut quote is a quote
             if cited and out and not sentence.strip(".!?,;…"):

@@ -37,6 +37,11 @@ def closes_fence(fence: str, marker: str, rest: str) -> bool:
     return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
 
 
+# A citation mark, "[2]" or "[1, 3]": MARK to build patterns with, CITATION with its numbers
+# in group 1. The one spelling the chain, the citation check, the evaluation and the UI read.
+MARK = r"\[\d+(?:\s*,\s*\d+)*\]"
+CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
 # An inline code span, within a line: a run of backticks, its code, and a run of as many
 # ("`a[1]`", "``x`y``"). A lone backtick ("a backtick (`) on each side") pairs with none on
 # another line: a span across lines blanked a reply's line end, and its citation with it.

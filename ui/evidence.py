@@ -13,9 +13,8 @@ import re
 from itertools import takewhile
 
 from rag.providers.quotable import split_units
-from rag.text import FENCE, between, content_words, without_code
+from rag.text import CITATION, FENCE, between, content_words, without_code
 
-_CITES = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _ITEM = re.compile(r"^\s*[-*•]\s")  # a list item's marker
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -31,7 +30,7 @@ def citation_marks(answer: str) -> list[tuple[set[int], str]]:
     for i, (piece, mask) in enumerate(pieces):
         bare = _without_marks(piece, mask).strip(" .;,*_…")
         sentence = bare if bare or i == 0 else _before(pieces[:i])
-        marks += [(_numbers(group), sentence) for group in _CITES.findall(mask)]
+        marks += [(_numbers(group), sentence) for group in CITATION.findall(mask)]
     return marks
 
 
@@ -44,14 +43,14 @@ def _before(pieces: list[tuple[str, str]]) -> str:
     rest = pieces[: len(pieces) - len(code)]
     lines = [p[0].strip() for p in code]
     opens_item = _ITEM.match(code[0][0]) is not None  # "- ```": no lead-in above it
-    if rest and not opens_item and not _CITES.search(rest[-1][1]):
+    if rest and not opens_item and not CITATION.search(rest[-1][1]):
         lines.insert(0, _without_marks(*rest[-1]).strip().lstrip("-*• "))  # the block's lead-in, citing nothing
     return " ".join(line for line in lines if not FENCE.match(_ITEM.sub("", line, count=1)))  # "- ```" too
 
 
 def _without_marks(piece: str, mask: str) -> str:
     """The piece without its citation marks (read off its blanked copy: those in code stay)."""
-    return "".join(between(piece, [m.span() for m in _CITES.finditer(mask)]))
+    return "".join(between(piece, [m.span() for m in CITATION.finditer(mask)]))
 
 
 def used_sentence(answer: str, n: int, passage: str, mark: int | None = None, marked: bool = False) -> str | None:

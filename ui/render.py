@@ -21,7 +21,7 @@ from rag.costs import dollars
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import section
-from rag.text import counted, unfenced
+from rag.text import CITATION, counted, unfenced
 from rag.types import place
 from ui import safe
 from ui.corpus import CollectionInfo
@@ -57,7 +57,7 @@ POPOVER_CONTEXT = 110  # characters of the passage shown either side of the sent
 # long (it goes back into the box whole) was a wall of text above its one-line refusal.
 QUESTION_SHOWN = 600
 # A citation mark in the rendered answer, or (group 1) code, whose "sys.argv[1]" is no mark.
-_CITES = re.compile(r"(<code>.*?</code>)|\[(\d+(?:\s*,\s*\d+)*)\]", re.S)
+_CITES = re.compile(rf"(<code>.*?</code>)|{CITATION.pattern}", re.S)
 _BLOCK_SYNTAX = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+•]|\d+[.)])\s+")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rag.eval.testset import Relevant
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.refusal import says_not_in_documents
-from rag.text import content_words
+from rag.text import MARK, content_words
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def ndcg_at(ranked: Sequence[Found], relevant: Sequence[Relevant], k: int = 10) 
 
 # --- answers ---
 
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_CITATION = re.compile(MARK)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -218,7 +218,7 @@ def citation_recall(cited: Sequence[Found], relevant: Sequence[Relevant]) -> flo
 
 
 # A list item ending in its citation ("- ... [2]"): what that passage says, in its words.
-_CITED_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t].*\[\d+(?:\s*,\s*\d+)*\][ \t]*$", re.M)
+_CITED_ITEM = re.compile(rf"^[ \t]*(?:[-*•]|\d+[.)])[ \t].*{MARK}[ \t]*$", re.M)
 
 
 def is_refusal(answer: str) -> bool:

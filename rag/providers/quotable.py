@@ -17,7 +17,18 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from rag.sentences import heading_line
-from rag.text import CELL_BREAK, FENCE, STOPWORDS, TABLE_ROW, TABLE_RULE, between, closes_fence, code_kept, without_code
+from rag.text import (
+    CELL_BREAK,
+    FENCE,
+    MARK,
+    STOPWORDS,
+    TABLE_ROW,
+    TABLE_RULE,
+    between,
+    closes_fence,
+    code_kept,
+    without_code,
+)
 
 # A sentence ends at ". " before a capital, a digit or a quote; at a blank line; before a list
 # item; and at a line's closing period before a line that opens with a call or a term and
@@ -170,7 +181,7 @@ _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading ha
 # A document's own reference mark after a word ("... Styles” [3].", a paper's "[12, 14]"):
 # quoted as it is, it reads as the reply's citation of passage 3, which the sources list
 # then marks cited and whose chip opens it. Code spans keep theirs ("`argv [1]`").
-_REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\]")
+_REFERENCE_MARK = re.compile(rf"\s+{MARK}")
 THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
 # A code block up to this long is one unit, quoted whole; a longer one is quoted in parts (up
 # to a blank line), and a part longer still in runs of whole lines up to this long.
@@ -264,7 +275,7 @@ def without_reference_marks(quote: str) -> str:
 
 # A name with a subscript ("sys.argv[1]", "a[0][2]") in a quote's prose, which a reply would
 # read as the name and a citation of passage 1.
-_SUBSCRIPT = re.compile(r"(?<![\w`.])[A-Za-z_][\w.]*(?:\[\d+(?:\s*,\s*\d+)*\])+")
+_SUBSCRIPT = re.compile(rf"(?<![\w`.])[A-Za-z_][\w.]*(?:{MARK})+")
 
 
 def subscripts_as_code(quote: str) -> str:
