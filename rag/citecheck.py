@@ -24,7 +24,17 @@ from rag.answer import SentenceCheck, Verdict
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import CUT_MARK, split_units
-from rag.text import CITATION, FENCE, MARK, between, code_kept, content_words, unfenced, without_code
+from rag.text import (
+    CITATION,
+    LIST_MARK,
+    MARK,
+    between,
+    code_kept,
+    content_words,
+    fence_line,
+    unfenced,
+    without_code,
+)
 from rag.types import Passage
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -51,9 +61,8 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     text = answer.replace(OFFLINE_NOTE, "\n")
     out: list[tuple[str, tuple[int, ...]]] = []
     for line, masked in _lines(text):
-        # A list marker and bold's "**" before the text; before code alone ("--prune"), the marker only.
-        item = _ITEM.match(line)
-        start = len(line) - len(line.lstrip(" \t-*•")) if masked.strip() else item.end() if item else 0
+        # A list marker and bold's "**" before the text; none before code alone ("--prune").
+        start = len(line) - len(line.lstrip(" \t-*•")) if masked.strip() else 0
         body, hidden = line[start:].rstrip(), masked[start:].rstrip()
         # the white space after a closing mark (`code_kept`: not code that stands after it)
         breaks = [code_kept(body, hidden, m.span(2)) for m in _CLAIM_END.finditer(hidden)]
@@ -72,9 +81,6 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-_ITEM = re.compile(r"\s*[-*•]\s")  # a list item's marker: "- ```" opens an item that is a code block
-
-
 # A line whose last claim is closed: a citation mark at its end, not before a ":".
 _CLOSED = re.compile(r"\]\s*[.!?,;]?\s*$")
 
@@ -84,21 +90,21 @@ def _lines(text: str) -> list[tuple[str, str]]:
     code block's lines are joined onto the line before the block, past the end of its blanked
     copy, when that line's last claim is open: "Run this [2]:" or the reply's lead-in and
     the block are one claim (a blank line between them or not); after "... by default [1]."
-    the block is a claim of its own. So is a block opening a list item ("- ```")."""
+    the block is a claim of its own. So is a block opening a list item ("- ```"). A code
+    line stands as it is written, without its item's marker or indent."""
     out: list[tuple[str, str]] = []
     block = False  # the line before was a code block's, or its fence
     for line, masked in zip(text.split("\n"), without_code(text).split("\n"), strict=True):
         if not line.strip():
             continue
         code = not masked.strip()  # a fence or a code line: nothing left unblanked
-        item = _ITEM.match(line)
-        fence = FENCE.match(line[item.end() :] if item else line)
+        fence = fence_line(line)
         joined = "" if fence else " ".join(line.split())
-        opens_item = bool(fence and item)
+        opens_item = fence is not None and LIST_MARK.match(line) is not None
         if code and out and not opens_item and (block or not _CLOSED.search(out[-1][1])):
             out[-1] = (f"{out[-1][0]} {joined}".rstrip(), out[-1][1])
         elif code:
-            out.append((f"{item.group() if item else ''}{joined}", ""))
+            out.append((joined, ""))
         else:
             out.append((line, masked))
         block = code

@@ -48,6 +48,13 @@ CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)([^\n]+?)(?<!`)\1(?!`)")
 # What may stand before a fence on its line: a list item's or a quote's marker ("- ```").
 _BLOCK_MARKS = re.compile(r"^\s*(?:(?:[-*+•>]|\d+[.)])\s+)*")
+LIST_MARK = re.compile(r"^\s*[-*•]\s")  # a bullet item's marker, as replies write them
+
+
+def fence_line(line: str) -> re.Match[str] | None:
+    """The fence a line is (its marker in group 1), also after a list item's or a quote's
+    marker ("- ```", "1. ```"), as a reply quoting code alone opens its item with one."""
+    return FENCE.match(_BLOCK_MARKS.sub("", line, count=1))
 
 
 def without_code(text: str) -> str:
@@ -59,9 +66,8 @@ def without_code(text: str) -> str:
     lines = text.split("\n")
     fence = ""
     for i, line in enumerate(lines):
-        opened = _BLOCK_MARKS.sub("", line, count=1)
-        marker = FENCE.match(opened)
-        body = opened[marker.end() :] if marker else ""
+        marker = fence_line(line)
+        body = marker.string[marker.end() :] if marker else ""  # what follows the fence on its line
         if fence or marker:
             lines[i] = " " * len(line)
         if marker and not fence:

@@ -13,9 +13,8 @@ import re
 from itertools import takewhile
 
 from rag.providers.quotable import split_units
-from rag.text import CITATION, FENCE, between, content_words, without_code
+from rag.text import CITATION, LIST_MARK, between, content_words, fence_line, without_code
 
-_ITEM = re.compile(r"^\s*[-*•]\s")  # a list item's marker
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -42,10 +41,10 @@ def _before(pieces: list[tuple[str, str]]) -> str:
         return _without_marks(*pieces[-1])
     rest = pieces[: len(pieces) - len(code)]
     lines = [p[0].strip() for p in code]
-    opens_item = _ITEM.match(code[0][0]) is not None  # "- ```": no lead-in above it
+    opens_item = LIST_MARK.match(code[0][0]) is not None  # "- ```": no lead-in above it
     if rest and not opens_item and not CITATION.search(rest[-1][1]):
         lines.insert(0, _without_marks(*rest[-1]).strip().lstrip("-*• "))  # the block's lead-in, citing nothing
-    return " ".join(line for line in lines if not FENCE.match(_ITEM.sub("", line, count=1)))  # "- ```" too
+    return " ".join(line for line in lines if not fence_line(line))
 
 
 def _without_marks(piece: str, mask: str) -> str:
