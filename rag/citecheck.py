@@ -82,7 +82,7 @@ def claims(answer: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 # A line whose last claim is closed: a citation mark at its end, not before a ":".
-_CLOSED = re.compile(r"\]\s*[.!?,;]?\s*$")
+_CLOSED = re.compile(rf"{MARK}[.!?,;]?\s*$")
 
 
 def _lines(text: str) -> list[tuple[str, str]]:

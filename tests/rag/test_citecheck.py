@@ -146,3 +146,10 @@ def test_code_next_to_a_mark_stays_in_its_claim_and_a_lone_backtick_blanks_no_li
     assert [(c.sentence, c.verdict) for c in checker.check(answer, passages)] == [
         ("The server listens on port 8080 by default.", "supported"),
         ("docker run -p 9000:8080 app", "uncited")]
+
+
+def test_a_bracket_that_cites_nothing_leaves_the_line_open_for_its_code_block():
+    """A line is closed by a citation mark at its end, as `_CLOSED` says; it read any "]",
+    so a line ending in a quoted list had its block checked as a claim of its own."""
+    assert claims("The defaults are ['x', 'y']\n```\nf(*defaults)\n```\n[1]") == [
+        ("The defaults are ['x', 'y'] f(*defaults)", (1,))]
