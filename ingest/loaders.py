@@ -25,7 +25,7 @@ from io import BytesIO
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
-from rag.text import FENCE, closes_fence, rejoined
+from rag.text import FENCE, closes_fence, line_roles, rejoined
 from rag.types import ChunkKind, PageUnit
 
 if TYPE_CHECKING:
@@ -673,20 +673,15 @@ def markdown_sections(text: str, setext: bool = False) -> list[Section]:
     below it, so no chunk is a bare title. YAML front matter ("---" first) is no heading."""
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
-    start, has_body, fence = 0, False, ""
+    start, has_body = 0, False
     heading = ""
     offset = 0
     lines = text.splitlines(keepends=True)
     underlines = _setext_underlines(lines) if setext else {}
-    for i, line in enumerate(lines):
-        marker = FENCE.match(line)
-        if marker and not fence:
-            fence = marker.group(1)
-        elif marker and closes_fence(fence, marker.group(1), line[marker.end() :]):
-            fence = ""
-        match = None if fence or marker else _HEADING.match(line.rstrip("\r\n"))
+    for i, (line, role) in enumerate(zip(lines, line_roles(lines), strict=True)):
+        match = _HEADING.match(line.rstrip("\r\n")) if role == "text" else None
         titled = (len(match.group(1)), match.group(2).strip()) if match else None
-        if titled is None and not fence and not marker and i + 1 in underlines:
+        if titled is None and role == "text" and i + 1 in underlines:
             titled = (underlines[i + 1], line.strip())
         if titled:
             if has_body:
@@ -695,7 +690,7 @@ def markdown_sections(text: str, setext: bool = False) -> list[Section]:
             level, name = titled
             path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, name)]
             heading = " > ".join(title for _, title in path)
-        elif line.strip() and not (i in underlines and not fence):
+        elif line.strip() and not (i in underlines and role == "text"):
             has_body = True
         offset += len(line)
     if has_body or not sections:

@@ -32,6 +32,7 @@ from rag.text import (
     code_kept,
     content_words,
     fence_line,
+    line_roles,
     unfenced,
     without_code,
 )
@@ -94,13 +95,13 @@ def _lines(text: str) -> list[tuple[str, str]]:
     line stands as it is written, without its item's marker or indent."""
     out: list[tuple[str, str]] = []
     block = False  # the line before was a code block's, or its fence
-    for line, masked in zip(text.split("\n"), without_code(text).split("\n"), strict=True):
+    lines = text.split("\n")
+    for line, masked, role in zip(lines, without_code(text).split("\n"), line_roles(lines, fence_line), strict=True):
         if not line.strip():
             continue
         code = not masked.strip()  # a fence or a code line: nothing left unblanked
-        fence = fence_line(line)
-        joined = "" if fence else " ".join(line.split())
-        opens_item = fence is not None and LIST_MARK.match(line) is not None
+        joined = " ".join(line.split()) if role in ("text", "code") else ""
+        opens_item = role == "open" and LIST_MARK.match(line) is not None
         if code and out and not opens_item and (block or not _CLOSED.search(out[-1][1])):
             out[-1] = (f"{out[-1][0]} {joined}".rstrip(), out[-1][1])
         elif code:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from rag.text import FENCE, closes_fence
+from rag.text import line_roles
 from rag.types import Chunk
 
 MAX_LEAD_CHARS = 300  # a longer missing start is a paragraph, not a sentence's edge: left out
@@ -62,18 +62,18 @@ def code_blocks(text: str) -> list[tuple[int, int, str]]:
     blocks: list[tuple[int, int, str]] = []
     if "```" not in text and "~~~" not in text:
         return blocks
-    opened: tuple[int, str, str] | None = None  # the open block: where its code starts, its marker, its fence line
+    opened: tuple[int, str] | None = None  # the open block: where its code starts, its fence line
     pos = 0
-    for line in text.splitlines(keepends=True):
-        marker = FENCE.match(line)
-        if marker and opened is None:
-            opened = (pos + len(line), marker.group(1), line.rstrip("\r\n"))
-        elif marker and opened is not None and closes_fence(opened[1], marker.group(1), line[marker.end() :]):
-            blocks.append((opened[0], pos, opened[2]))
+    lines = text.splitlines(keepends=True)
+    for line, role in zip(lines, line_roles(lines), strict=True):
+        if role == "open":
+            opened = (pos + len(line), line.rstrip("\r\n"))
+        elif role == "close" and opened is not None:
+            blocks.append((opened[0], pos, opened[1]))
             opened = None
         pos += len(line)
     if opened is not None:
-        blocks.append((opened[0], len(text), opened[2]))
+        blocks.append((opened[0], len(text), opened[1]))
     return blocks
 
 

@@ -19,9 +19,9 @@ import json
 import re
 import threading
 import unicodedata
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from spellchecker import SpellChecker
@@ -35,6 +35,30 @@ def closes_fence(fence: str, marker: str, rest: str) -> bool:
     character, at least as many of them, nothing after (a ``` line inside a ```` block is
     code, as in CommonMark)."""
     return marker[0] == fence[0] and len(marker) >= len(fence) and not rest.strip()
+
+
+LineRole = Literal["text", "open", "code", "close"]
+
+
+def line_roles(
+    lines: Iterable[str], fence_of: Callable[[str], re.Match[str] | None] = FENCE.match
+) -> Iterator[LineRole]:
+    """Each line's part in fenced code blocks: prose, a block's opening fence, a line of its
+    code, or its closing fence. A fence line that does not close the open block ("```"
+    inside "~~~", "```ini") is a line of its code, as in CommonMark; a block left open runs
+    to the end. The one reading of fences for the chunker, the quoting and the reply's
+    checks (`fence_of` finds a line's fence, `fence_line` also after a list marker)."""
+    fence = ""
+    for line in lines:
+        marker = fence_of(line)
+        if not fence:
+            fence = marker.group(1) if marker else ""
+            yield "open" if marker else "text"
+        elif marker and closes_fence(fence, marker.group(1), marker.string[marker.end() :]):
+            fence = ""
+            yield "close"
+        else:
+            yield "code"
 
 
 # A citation mark, "[2]" or "[1, 3]": MARK to build patterns with, CITATION with its numbers
@@ -64,16 +88,9 @@ def without_code(text: str) -> str:
     of `text` (`code_kept` maps a span found in it back). A fence may open a list item
     ("- ```", "1. ```"), as a reply quoting code alone does."""
     lines = text.split("\n")
-    fence = ""
-    for i, line in enumerate(lines):
-        marker = fence_line(line)
-        body = marker.string[marker.end() :] if marker else ""  # what follows the fence on its line
-        if fence or marker:
-            lines[i] = " " * len(line)
-        if marker and not fence:
-            fence = marker.group(1)
-        elif marker and closes_fence(fence, marker.group(1), body):
-            fence = ""
+    for i, role in enumerate(line_roles(lines, fence_line)):
+        if role != "text":
+            lines[i] = " " * len(lines[i])
     return _INLINE_CODE.sub(lambda m: " " * len(m.group()), "\n".join(lines))
 
 
@@ -93,7 +110,8 @@ def code_kept(text: str, masked: str, span: tuple[int, int]) -> tuple[int, int]:
 def unfenced(text: str) -> str:
     """The text without its code blocks' fence lines: how a reader sees the block, and how a
     quote of it (its lines, joined onto the sentence introducing it) reads it."""
-    return "\n".join(line for line in text.splitlines() if not FENCE.match(line))
+    lines = text.splitlines()
+    return "\n".join(line for line, role in zip(lines, line_roles(lines), strict=True) if role in ("text", "code"))
 
 
 def between(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:

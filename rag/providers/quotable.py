@@ -19,14 +19,13 @@ from itertools import pairwise
 from rag.sentences import heading_line
 from rag.text import (
     CELL_BREAK,
-    FENCE,
     MARK,
     STOPWORDS,
     TABLE_ROW,
     TABLE_RULE,
     between,
-    closes_fence,
     code_kept,
+    line_roles,
     without_code,
 )
 
@@ -404,23 +403,20 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
                      for part in parts if len(_joined_code(part)) >= 20)
         lead_in = ""
 
-    fence = ""  # the open code block's fence marker
-    for line in [*text.splitlines(), ""]:
-        marker = FENCE.match(line)
-        # Code is a block of its own, and a fence is no text to quote; a fence line that does not
-        # close the open block ("```" inside "~~~", "```ini") is a line of its code, as the
-        # chunker reads it (rag.sentences.code_blocks).
-        if marker and (code is None or closes_fence(fence, marker.group(1), line[marker.end() :])):
-            if code is None:
-                close_prose()
-                code, fence = [], marker.group(1)
-            else:
-                close_code(code)
-                code = None
-            header = None
+    lines = [*text.splitlines(), ""]
+    for line, role in zip(lines, line_roles(lines), strict=True):
+        # Code is a block of its own, and a fence is no text to quote (a fence line that does
+        # not close the open block is a line of its code, as the chunker reads it).
+        if role == "open":
+            close_prose()
+            code, header = [], None
             continue
         if code is not None:
-            code.append(line)
+            if role == "close":
+                close_code(code)
+                code, header = None, None
+            else:
+                code.append(line)
             continue
         row = TABLE_ROW.match(line)
         if row is None:

@@ -153,3 +153,12 @@ def test_a_bracket_that_cites_nothing_leaves_the_line_open_for_its_code_block():
     so a line ending in a quoted list had its block checked as a claim of its own."""
     assert claims("The defaults are ['x', 'y']\n```\nf(*defaults)\n```\n[1]") == [
         ("The defaults are ['x', 'y'] f(*defaults)", (1,))]
+
+
+def test_a_markdown_sample_keeps_its_own_fences_as_code(checker):
+    """A "```" line inside a "~~~" block is a line of the sample, not a fence: the claim and
+    the passage both keep it, and the quote is verbatim."""
+    passage = Passage(1, "A README opens like this:\n\n~~~markdown\n```python\nprint(1)\n```\n~~~\n", "guide.md", None)
+    reply = "- A README opens like this:\n  ~~~\n  ```python\n  print(1)\n  ```\n  ~~~\n  [1]"
+    assert claims(reply) == [("A README opens like this: ```python print(1) ```", (1,))]
+    assert [(c.verdict, c.reason) for c in checker.check(reply, [passage])] == [("supported", "quoted")]

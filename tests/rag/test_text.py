@@ -176,3 +176,19 @@ def test_without_code_blanks_blocks_and_spans_in_place() -> None:
     masked = without_code(answer)
     assert len(masked) == len(answer) and masked.count("\n") == answer.count("\n")
     assert re.findall(r"\[\d\]", masked) == ["[3]", "[5]", "[8]"]  # "````" closes a "```" block, "```" no "~~~"
+
+
+def test_line_roles_read_fences_as_commonmark_does() -> None:
+    """A fence line that cannot close the open block is code; a block left open runs on."""
+    from rag.text import line_roles
+
+    lines = ["Run:", "~~~", "```ini", "```", "~~~~", "after", "````", "never closed", "```"]
+    assert list(line_roles(lines)) == ["text", "open", "code", "code", "close", "text", "open", "code", "code"]
+
+
+def test_unfenced_drops_only_the_fences_of_blocks() -> None:
+    """A Markdown sample's "```" lines inside a "~~~" block are its code, as a reader sees it."""
+    from rag.text import unfenced
+
+    sample = "A README says:\n~~~markdown\n```python\nprint(1)\n```\n~~~\nDone."
+    assert unfenced(sample) == "A README says:\n```python\nprint(1)\n```\nDone."
