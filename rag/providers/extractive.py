@@ -104,6 +104,7 @@ class Scored:
     prior: float = 0.0
     label: str = ""  # the heading a list item is quoted under (`_Unit.label`)
     then: str = ""  # quoted after the sentence (`Quotable.then`)
+    reach: int = 0  # the units after it that `then` quotes (`Quotable.reach`)
     code: str = ""  # a code block's lines (`Quotable.code`)
     lead: str = ""  # quoted before it: the sentence introducing it (`Quotable.lead`)
 
@@ -128,8 +129,9 @@ class Scored:
 
 def marked_cut(s: Scored, cut: int | None) -> str:
     """The quote, with `CUT_MARK` when it ends in the passage's cut-off sentence: the unit
-    itself, or the unit it is quoted with (an FAQ question's answer, `Quotable.then`)."""
-    ends_cut = cut is not None and (s.position == cut or (bool(s.then) and s.position == cut - 1))
+    itself, or a unit it is quoted with (an FAQ question's answer and the code that answer
+    introduces, `Quotable.then` and its `reach`)."""
+    ends_cut = cut is not None and s.position <= cut <= s.position + s.reach
     return f"{s.quoted}{CUT_MARK}" if ends_cut else s.quoted
 
 
@@ -143,6 +145,7 @@ class _Unit:
     item: bool  # a list item (`Quotable.item`)
     heading: str = ""  # the heading line above it in the passage's text, when not `context`
     then: str = ""  # quoted after it, not scored (`Quotable.then`)
+    reach: int = 0  # the units after it that `then` quotes (`Quotable.reach`)
     code: str = ""  # a code block's lines (`Quotable.code`)
     lead: str = ""  # quoted before it, not scored (`Quotable.lead`)
 
@@ -294,7 +297,8 @@ class ExtractiveAnswerer:
                     stems.update(zip(new, stem_words(new), strict=True))
                 if overlap or not q_stems.isdisjoint(stems[w] for w in words):
                     out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local,
-                                     quotable.then, quotable.code, quotable.lead))
+                                     then=quotable.then, reach=quotable.reach, code=quotable.code,
+                                     lead=quotable.lead))
         return out
 
     def support(
@@ -331,7 +335,8 @@ class ExtractiveAnswerer:
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
-            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, u.then, u.code, u.lead)
+            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, then=u.then, reach=u.reach, code=u.code,
+                lead=u.lead)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, unheard, max(s.score for s in scored), float(semantic.max()), coverage,

@@ -200,6 +200,7 @@ class Quotable:
     # Quoted after it: the short code block it introduces ("... such as this:"), or the
     # answer to the question it is (an FAQ's "How do I ...?"). Not scored.
     then: str = ""
+    reach: int = 0  # how many of the units after it its `then` quotes (a cut-off one ends the quote)
     # A code block (or part of one): its lines as written, quoted as code; its `text` is them
     # joined, which is what is scored. "" for prose.
     code: str = ""
@@ -394,7 +395,7 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
             # ... unless it is that sentence, or that sentence after a line read as its heading
             # ("PurePath.suffix" over "The file extension of the final component, if any:").
             said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else lead_in
-            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines))))
+            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines))), reach=1)
             introduction = spoken(introduced.text, said)
         # The code is also a unit of its own, a question may match it alone; quoted after the
         # sentence introducing it, as that sentence is quoted with it.
@@ -533,7 +534,8 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     asks = [unit.text.endswith("?") for unit in units]
     listed = [0 < i < len(units) - 2 and asks[i - 1] and asks[i + 2] for i in range(len(units))]
     return [
-        replace(unit, then=spoken(as_code(after.code) if after.code else after.said, after.then)) if (
+        replace(unit, then=spoken(as_code(after.code) if after.code else after.said, after.then),
+                reach=1 + after.reach) if (
             ((asks[i] and not listed[i])
              or (not after.code and (_DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))))
             and not unit.then and not unit.code and not asks[i + 1]
@@ -564,9 +566,11 @@ def _entries(units: list[Quotable]) -> list[Quotable]:
         end = next((i for i, u in enumerate(rest)
                     if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading),
                    None if rest and not rest[-1].code and _ENDS_CLAUSE.search(rest[-1].text) else len(rest))
-        said = " ".join(u.said for u in rest[:end]) if end else ""
+        if not end:
+            continue  # no entry after it, or the passage cuts its last sentence off
+        said = " ".join(u.said for u in rest[:end])
         if said and len(said) <= THEN_CHARS:
-            out[at] = replace(head, then=said)
+            out[at] = replace(head, then=said, reach=end)
     return out
 
 

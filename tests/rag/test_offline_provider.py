@@ -431,9 +431,26 @@ def test_a_cut_answer_quoted_after_its_question_is_marked_too():
     units = quotable_units(text)
     question = next(i for i, u in enumerate(units) if u.text.endswith("?"))
     assert units[question].then and cut == len(units) - 1
-    scored = Scored(Passage(1, text, "cnfsat.pdf"), units[question].text, question, 0.9, then=units[question].then)
+    scored = Scored(Passage(1, text, "cnfsat.pdf"), units[question].text, question, 0.9, then=units[question].then,
+                    reach=units[question].reach)
     assert marked_cut(scored, cut).endswith("problem in this …")
     assert not marked_cut(Scored(Passage(1, text, "cnfsat.pdf"), units[0].text, 0, 0.9), cut).endswith("…")
+
+
+def test_an_answer_cut_inside_the_code_it_introduces_is_marked_too(offline_provider):
+    """A question's answer brings the code block it introduces (`Quotable.reach` 2): a passage
+    cut inside that block ended the reply's quote with no "…", as if the script were whole."""
+    text = ("# Backups\n\nHow do I copy the whole database while it is open?\n"
+            "Use the backup command from the shell, like this:\n\n```\nsqlite3 main.db \".backup copy.db\"\n"
+            "sqlite3 copy.db \"pragma integrity_check\" && echo checked copy")
+    from rag.providers.quotable import cut_short, quotable_units
+
+    units = quotable_units(text, marked=True)
+    question = next(i for i, u in enumerate(units) if u.text.endswith("?"))
+    assert units[question].reach == 2 and cut_short(text, marked=True) == question + 2
+    reply = ask_offline(offline_provider, "how can I copy the whole database while it is open?",
+                        Passage(1, text, "backup.md"))
+    assert "checked copy\n  ```\n  … [1]" in reply, reply
 
 
 def test_a_question_the_document_asks_is_quoted_with_its_answer(offline_provider):
