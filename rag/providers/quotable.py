@@ -181,6 +181,10 @@ _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading ha
 # quoted as it is, it reads as the reply's citation of passage 3, which the sources list
 # then marks cited and whose chip opens it. Code spans keep theirs ("`argv [1]`").
 _REFERENCE_MARK = re.compile(rf"\s+{MARK}")
+# A web page's footnote marks (in group 1), glued to the word they note: a figure, a
+# capitalised word, or a word's punctuation ("in 2019[4]", "3.11[2]", "Paris[3][5]", "styles.[3]").
+# Glued to another word, a mark is a subscript (`subscripts_as_code`).
+_FOOTNOTE = re.compile(rf"(?<![\w.`(\[])(?:\d+(?:[.,]\d+)*|[A-Z][a-z]+|[\w-]+[.,;:!?\"”’]+)((?:{MARK})+)")
 THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
 # A code block up to this long is one unit, quoted whole; a longer one is quoted in parts (up
 # to a blank line), and a part longer still in runs of whole lines up to this long.
@@ -267,15 +271,17 @@ def reply_item(quote: str, cited: str) -> str:
 
 
 def without_reference_marks(quote: str) -> str:
-    """The quote without the document's own reference marks outside its code spans (see
-    `_REFERENCE_MARK`): only the reply's marks may name passages."""
+    """The quote without the document's own reference marks and footnotes outside its code
+    spans (`_REFERENCE_MARK`, `_FOOTNOTE`): only the reply's marks may name passages."""
     masked = without_code(quote)
-    return "".join(between(quote, [code_kept(quote, masked, m.span()) for m in _REFERENCE_MARK.finditer(masked)]))
+    marks = [m.span() for m in _REFERENCE_MARK.finditer(masked)] + [m.span(1) for m in _FOOTNOTE.finditer(masked)]
+    return "".join(between(quote, sorted(code_kept(quote, masked, span) for span in marks)))
 
 
-# A name with a subscript ("sys.argv[1]", "a[0][2]") in a quote's prose, which a reply would
-# read as the name and a citation of passage 1.
-_SUBSCRIPT = re.compile(rf"(?<![\w`.])[A-Za-z_][\w.]*(?:{MARK})+")
+# A name with a subscript ("sys.argv[1]", "a[0][2]", "matrix[i][1]", "f()[1]") in a quote's
+# prose, which a reply would read as the name and a citation of passage 1.
+_INDEX = r"\[[^\[\]\s]*\]"  # a subscript without white space: "[i]", "[1]", "[:2]"
+_SUBSCRIPT = re.compile(rf"(?<![\w`.])[A-Za-z_][\w.]*(?:\([^()\s]*\))?(?:{_INDEX})*{MARK}(?:{MARK}|{_INDEX})*")
 
 
 def subscripts_as_code(quote: str) -> str:

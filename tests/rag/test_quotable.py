@@ -538,3 +538,19 @@ def test_an_faq_question_answered_by_a_code_block_quotes_its_lines_and_reference
     question = quotable_units(text, marked=True)[0]
     assert question.then == "\n```\ngit add --all .\ngit commit -m 'my message'\n```"
     assert without_reference_marks("use `x` [3] and y [4].") == "use `x` and y."
+
+
+def test_a_web_pages_footnotes_are_dropped_and_every_subscript_is_code():
+    """A review's repros: "Paris[3]" became code, while "2019[4]", "f()[1]" and
+    "matrix[i][1]" left marks the reply read as citations of passages 4 and 1."""
+    from rag.chain import cited_numbers
+    from rag.providers.quotable import subscripts_as_code, without_reference_marks
+
+    def quoted(text: str) -> str:
+        return subscripts_as_code(without_reference_marks(text))
+
+    assert quoted("Paris[3] hosted it in 2019[4] and 3.11[2], as styles.[3] and “Vienna.”[5][6] say.") == (
+        "Paris hosted it in 2019 and 3.11, as styles. and “Vienna.” say.")
+    assert quoted("Use f()[1], matrix[i][1], obj.get(x)[0] and items[2], not `b[1]`.") == (
+        "Use `f()[1]`, `matrix[i][1]`, `obj.get(x)[0]` and `items[2]`, not `b[1]`.")
+    assert cited_numbers(quoted("Use f()[1] in 2019[4] and matrix[i][1].") + " [2]", 4) == [2]
