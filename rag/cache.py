@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rag.answer import AnswerRecord, Route
-from rag.kv import KV, Clock, Table, open_kv
+from rag.kv import KV, Clock, Table, collection_table, open_kv
 from rag.prompts import ANSWERER_VERSION, PROMPT_VERSION
 from rag.retrieval import Query
 from rag.settings import ANSWER_SHAPING_SETTINGS, Settings
@@ -34,11 +34,12 @@ _TRAILING = re.compile(r"[\s?!.。？！,;:]+$")
 @dataclass(frozen=True)
 class CacheKey:
     """`scope` is a digest of everything but the question: answers in different scopes are
-    never mixed."""
+    never mixed. `collection` names the partition the answer is kept in (`AnswerCache`)."""
 
     scope: str
     question: str
     corpus_version: int
+    collection: str = ""
 
     @property
     def digest(self) -> str:
@@ -57,16 +58,18 @@ def cache_key(
     model: str,
     prompt_version: str,
     retrieval_settings: object,
+    collection: str = "",
 ) -> CacheKey:
     """`retrieval_settings` is any dataclass, pydantic model or mapping of the settings that
-    shape retrieval (mode, top_k, MMR, source filter...); it is hashed as canonical JSON."""
+    shape retrieval (mode, top_k, MMR, source filter...); it is hashed as canonical JSON.
+    `collection`: the answer's partition (`AnswerCache.table`)."""
     scope = json.dumps(
         [corpus_version, model, prompt_version, _plain(retrieval_settings)],
         sort_keys=True,
         separators=(",", ":"),
         default=str,
     )
-    return CacheKey(_sha256(scope), normalise_question(standalone_question), corpus_version)
+    return CacheKey(_sha256(scope), normalise_question(standalone_question), corpus_version, collection)
 
 
 def answer_key(settings: Settings, collection: str, corpus_version: int, query: Query, models: str) -> CacheKey:
@@ -79,19 +82,22 @@ def answer_key(settings: Settings, collection: str, corpus_version: int, query: 
         "query": {f.name: getattr(query, f.name) for f in dataclasses.fields(query) if f.name != "text"},
         "settings": {name: getattr(settings, name) for name in ANSWER_SHAPING_SETTINGS},
     }
-    return cache_key(query.text, corpus_version, models, f"{PROMPT_VERSION} {ANSWERER_VERSION}", shaping)
+    return cache_key(query.text, corpus_version, models, f"{PROMPT_VERSION} {ANSWERER_VERSION}", shaping,
+                     collection)
 
 
 class AnswerCache:
     def __init__(self, settings: Settings, kv: KV | None = None, clock: Clock = time.time) -> None:
         self.settings = settings
         self.kv = kv or open_kv(settings, "cache", clock)
-        self.answers = Table("answers", settings.cache_ttl_s, settings.cache_max_entries)
+
+    def table(self, key: CacheKey) -> Table:
+        return collection_table("answers", key.collection, self.settings)
 
     def get(self, key: CacheKey) -> AnswerRecord | None:
         """The stored answer marked as a cache hit: no cost, `saved_usd` = what it first cost,
         its citations and original usage unchanged. The caller sets question and session."""
-        record = self._load(key.digest)
+        record = self._load(key)
         return _as_hit(record, "same question") if record else None
 
     def put(self, key: CacheKey, record: AnswerRecord) -> None:
@@ -100,12 +106,12 @@ class AnswerCache:
         if record.cached:
             return
         shared = dataclasses.replace(record, session_id="", history=[], corpus_version=key.corpus_version)
-        self.kv.put(self.answers, key.digest, _RECORD.dump_json(shared))
+        self.kv.put(self.table(key), key.digest, _RECORD.dump_json(shared))
 
-    def _load(self, digest: str) -> AnswerRecord | None:
+    def _load(self, key: CacheKey) -> AnswerRecord | None:
         """An entry written by an older version of the record format is a miss, not an error:
         the next answer overwrites it."""
-        raw = self.kv.get(self.answers, digest)
+        raw = self.kv.get(self.table(key), key.digest)
         if raw is None:
             return None
         try:

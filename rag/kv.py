@@ -61,6 +61,14 @@ class Table:
     max_entries: int
 
 
+def collection_table(kind: str, collection: str, settings: Settings) -> Table:
+    """A cache table of one collection ("answers/handbook"), each bounded by
+    `cache_max_entries` on its own: in one shared table, a key asking thousands of new
+    questions of its own collection evicted the answers every other key's users had paid
+    for. Callers of one collection, who may read each other's answers, share its table."""
+    return Table(f"{kind}/{collection}" if collection else kind, settings.cache_ttl_s, settings.cache_max_entries)
+
+
 @dataclass(frozen=True)
 class Cap:
     """For `add_capped`: counter `field` of `bucket` may be at most `most` after the add."""

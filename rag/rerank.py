@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.errors import GemragError, ProviderError
-from rag.kv import KV, Clock, Table, open_kv
+from rag.kv import KV, Clock, collection_table, open_kv
 from rag.providers.base import Generator
 from rag.settings import LocalRerankWeights, Settings
 from rag.store import Store
@@ -254,13 +254,13 @@ class GeminiReranker:
         self.local = local
         self.model = settings.lite_model
         self.kv = kv or open_kv(settings, "cache", clock)
-        self.table = Table("rerank", settings.cache_ttl_s, settings.cache_max_entries)
 
     def rerank(self, question: str, candidates: Sequence[Hit], store: Store) -> Reranked:
         base = self.local.rerank(question, candidates, store)
         ordered = base.hits
         key = self.key(question, [h.chunk.id for h in ordered], f"{store.name}@{store.version}")
-        cached = self.kv.get(self.table, key)
+        table = collection_table("rerank", store.name, self.settings)  # a key's questions evict only its collection's
+        cached = self.kv.get(table, key)
         if cached is not None:
             return self._apply(base, json.loads(cached), Usage(), "")
         prompt = rerank_prompt(question, ordered, self.settings.rerank_timeout_s)
@@ -274,7 +274,7 @@ class GeminiReranker:
             return Reranked(base.hits, generation.usage, generation.model,
                             f"the Gemini reranking's reply was unusable ({error}), so the local order was used",
                             generation.abandoned)
-        self.kv.put(self.table, key, json.dumps(scores).encode())
+        self.kv.put(table, key, json.dumps(scores).encode())
         return replace(self._apply(base, scores, generation.usage, generation.model), abandoned=generation.abandoned)
 
     def _failed(self, base: Reranked, error: GemragError) -> Reranked:

@@ -104,14 +104,14 @@ def test_records_are_stored_as_json(settings: Settings) -> None:
     cache = AnswerCache(settings)
     key = _key()
     cache.put(key, _record())
-    raw = open_kv(settings, "cache").get(cache.answers, key.digest)
+    raw = open_kv(settings, "cache").get(cache.table(key), key.digest)
     assert raw is not None
     assert json.loads(raw)["answer"] == "Two years [1]."
 
 
 def test_an_entry_in_an_older_record_format_is_a_miss(settings: Settings) -> None:
     cache = AnswerCache(settings)
-    cache.kv.put(cache.answers, _key().digest, b'{"question": "q", "answer_text": "renamed field"}')
+    cache.kv.put(cache.table(_key()), _key().digest, b'{"question": "q", "answer_text": "renamed field"}')
     assert cache.get(_key()) is None
     cache.put(_key(), _record())
     assert cache.get(_key()) is not None
@@ -133,6 +133,29 @@ def test_the_oldest_entries_are_evicted_beyond_the_size_bound(store_settings: Se
         cache.put(_key(f"question {n}"), _record(answer=f"answer {n}"))
     kept = [cache.get(_key(f"question {n}")) for n in range(5)]
     assert [r.answer if r else None for r in kept] == [None, None, "answer 2", "answer 3", "answer 4"]
+
+
+def test_a_collections_answers_are_evicted_only_by_questions_of_that_collection(
+    store_settings: Settings, clock: ManualClock
+) -> None:
+    """One bound for all collections let a key asking new questions of its own collection by
+    the thousand evict the answers every other key's users had paid for."""
+    cache = AnswerCache(store_settings.model_copy(update={"cache_max_entries": 2}), clock=clock)
+    cache.put(_key("How long is the warranty?", collection="handbook"), _record())
+    for n in range(5):
+        clock.advance(1)
+        cache.put(_key(f"question {n}", collection="flood"), _record(answer=f"answer {n}"))
+    assert cache.get(_key("How long is the warranty?", collection="handbook")) is not None
+    assert [n for n in range(5) if cache.get(_key(f"question {n}", collection="flood"))] == [3, 4]
+
+
+def test_an_answers_key_names_its_collection(store_settings: Settings) -> None:
+    from rag.cache import answer_key
+    from rag.retrieval import Query
+
+    query = Query.of("How long is the warranty?", store_settings, RETRIEVAL)
+    key = answer_key(store_settings, "handbook", 3, query, "gemini-3.8-flash")
+    assert (key.collection, key.corpus_version) == ("handbook", 3)
 
 
 READER = """

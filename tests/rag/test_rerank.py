@@ -257,3 +257,23 @@ def test_gemini_rerank_cache_is_per_corpus_version(gemini_settings, fake_gemini)
     assert reranker.key("q", ids, "c@1") != reranker.key("q", ids, "c@2")
     assert reranker.key("q", ids, "c@1") == reranker.key("q ", ids, "c@1")
 
+
+def test_gemini_rerank_cache_keeps_each_collections_rankings_apart(gemini_settings, fake_gemini):
+    """A collection's new questions evict only its own cached rankings, each of which a
+    repeated question would otherwise pay for again."""
+    settings = gemini_settings.model_copy(update={"rerank": "gemini", "cache_max_entries": 1})
+    provider = GeminiProvider(settings)
+    reranker = GeminiReranker(settings, provider, LocalReranker(settings.local_rerank))
+    handbook, flood = build_store(settings, provider, "handbook"), build_store(settings, provider, "flood")
+    fake_gemini.responder = rank_by("Receipts")
+    question = "How do expense and vacation rules work?"
+
+    def ranked(store, text):
+        return reranker.rerank(text, [Hit(c, 1.0 - i / 10) for i, c in enumerate(store.chunks())], store)
+
+    ranked(handbook, question)
+    for n in range(3):
+        ranked(flood, f"{question} ({n})")
+    calls = len(fake_gemini.calls("generateContent", model=settings.lite_model))
+    assert ranked(handbook, question).usage == Usage()  # still cached: no call, nothing charged
+    assert len(fake_gemini.calls("generateContent", model=settings.lite_model)) == calls == 4
