@@ -127,6 +127,12 @@ class InvalidRequest(GemragError):
         self.field = field
 
 
+def field_path(loc: Sequence[str | int]) -> str:
+    """Where a validation error points, as a client writes it: "history[0].role", not
+    pydantic's ("history", 0, "role"). The HTTP API's 422 and the MCP tools' refusals say it."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
 class EmbedderMismatch(GemragError):
     """A collection built with one embedder cannot be searched or extended with another."""
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import BaseModel, Field, ValidationError
 
 from rag.answer import MAX_K, MAX_SOURCES, AskOptions
 from rag.chain import Chain
 from rag.conversations import Conversations
-from rag.errors import GemragError, NoCollection, remote_message
+from rag.errors import GemragError, NoCollection, field_path, remote_message
 from rag.refusal import NOT_FOUND, NOT_IN_DOCUMENTS
 
 # The agent is told the exact refusal words, from their owner, so it can tell "not in the
@@ -75,9 +76,28 @@ def as_tool_errors() -> Iterator[None]:
         raise ToolError(remote_message(exc)) from exc
 
 
+class Tools(MCPServer):
+    """The SDK's server, refusing a tool's arguments in one line that names each argument and
+    the reason ("search refused its arguments: k: Input should be less than or equal to
+    50."), as the HTTP API's 422 does, rather than in pydantic's report, a line per
+    problem with its error type and a link to pydantic's site."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            refused = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(refused, ValidationError):
+                raise
+            problems = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in refused.errors())
+            raise ToolError(f"{name} refused its arguments: {problems}.") from refused
+
+
 def build_server(chain: Chain) -> MCPServer:
     conversations = Conversations(chain.settings)  # where the API keeps its sessions' turns
-    server = MCPServer(
+    server = Tools(
         "gemrag",
         instructions="Search and ask the user's own documents. Answers cite their sources as [n]; "
                      "a citation names the file, its page (PDF) and heading (Markdown).",

@@ -54,6 +54,7 @@ from rag.errors import (
     ProviderError,
     QuotaExhausted,
     echoed,
+    field_path,
     remote_message,
 )
 from rag.jobs import Job, Jobs, QueueUnavailable
@@ -205,8 +206,7 @@ def refused_fields(error: RequestValidationError) -> list[FieldErrorOut]:
             reason = f"not valid JSON: {problem['ctx']['error']} (at character {loc.pop()})"
         elif "Expected UploadFile" in reason:  # a form field where a file was due: Starlette's class names
             reason = "must be a file, sent as a file part of the form (curl: -F files=@PATH)"
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-        fields.append(FieldErrorOut(field=path.lstrip("."), reason=reason))
+        fields.append(FieldErrorOut(field=field_path(loc), reason=reason))
     return fields
 
 

@@ -64,6 +64,31 @@ async def follow_up(client: Client, settings) -> None:
                                                           "and until when can unused ones be carried over?"]
 
 
+def test_refused_arguments_are_named_in_one_line(corpus, settings, offline_provider):
+    """A tool's refused arguments read as the API's 422 does: each argument and the reason,
+    not pydantic's report with its error types and links."""
+    from rag.chain import Chain
+    from rag.mcp.tools import build_server
+
+    server = build_server(Chain(settings.model_copy(update={"collection": "tiny-corpus"}), offline_provider))
+
+    async def session() -> list[str]:
+        async with Client(server) as client:
+            calls = [client.call_tool("search", {"query": "vacation", "k": 0}),
+                     client.call_tool("search", {"k": 51, "mode": "fuzzy"}),
+                     client.call_tool("ask", {"question": "why?", "session_id": ""})]
+            results = [await call for call in calls]
+        assert all(r.is_error for r in results)
+        return [r.content[0].text for r in results]  # type: ignore[union-attr]
+
+    assert anyio.run(session) == [
+        "search refused its arguments: k: Input should be greater than or equal to 1.",
+        "search refused its arguments: query: Field required; k: Input should be less than or equal to 50; "
+        "mode: Input should be 'hybrid', 'vector' or 'bm25'.",
+        "ask refused its arguments: session_id: String should have at least 1 character.",
+    ]
+
+
 def test_stdio(corpus, settings):
     params = StdioServerParameters(command=sys.executable, args=["-m", "rag.mcp", *corpus], env=dict(os.environ))
 
