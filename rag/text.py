@@ -30,6 +30,17 @@ WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
 
 
+_INFO = re.compile(r"^\s*(?:`{3,}|~{3,})\s*\{?\.?([\w+#-]+)")
+
+
+def fence_language(line: str) -> str:
+    """The language an opening fence line names ("```python", "~~~ bash", "```{.ini}"), or
+    "": what a quote of its block keeps, so the reply shows the code highlighted as the
+    document did."""
+    named = _INFO.match(line)
+    return named.group(1) if named else ""
+
+
 def closes_fence(fence: str, marker: str, rest: str) -> bool:
     """Whether a fence line (its `marker`, then `rest`) closes the open `fence`: the same
     character, at least as many of them, nothing after (a ``` line inside a ```` block is

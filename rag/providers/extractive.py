@@ -106,6 +106,7 @@ class Scored:
     then: str = ""  # quoted after the sentence (`Quotable.then`)
     reach: int = 0  # the units after it that `then` quotes (`Quotable.reach`)
     code: str = ""  # a code block's lines (`Quotable.code`)
+    lang: str = ""  # ... and its language (`Quotable.lang`)
     lead: str = ""  # quoted before it: the sentence introducing it (`Quotable.lead`)
 
     @property
@@ -117,7 +118,7 @@ class Scored:
         """The sentence (code as code, `as_code`), after what introduces it (`Quotable.lead`)
         and with what is quoted after it (`Quotable.then`). A code block of several lines
         can only end it: a code unit has no `then`, and a `then` holds one only at its end."""
-        sentence = as_code(self.code) if self.code else self.sentence
+        sentence = as_code(self.code, self.lang) if self.code else self.sentence
         return spoken(self.lead, sentence, self.then)
 
     @property
@@ -147,6 +148,7 @@ class _Unit:
     then: str = ""  # quoted after it, not scored (`Quotable.then`)
     reach: int = 0  # the units after it that `then` quotes (`Quotable.reach`)
     code: str = ""  # a code block's lines (`Quotable.code`)
+    lang: str = ""  # ... and its language (`Quotable.lang`)
     lead: str = ""  # quoted before it, not scored (`Quotable.lead`)
 
     @property
@@ -298,7 +300,7 @@ class ExtractiveAnswerer:
                 if overlap or not q_stems.isdisjoint(stems[w] for w in words):
                     out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local,
                                      then=quotable.then, reach=quotable.reach, code=quotable.code,
-                                     lead=quotable.lead))
+                                     lang=quotable.lang, lead=quotable.lead))
         return out
 
     def support(
@@ -336,7 +338,7 @@ class ExtractiveAnswerer:
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
             ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, then=u.then, reach=u.reach, code=u.code,
-                lead=u.lead)
+                lang=u.lang, lead=u.lead)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, unheard, max(s.score for s in scored), float(semantic.max()), coverage,

@@ -25,6 +25,7 @@ from rag.text import (
     TABLE_RULE,
     between,
     code_kept,
+    fence_language,
     line_roles,
     without_code,
 )
@@ -208,6 +209,7 @@ class Quotable:
     # A code block (or part of one): its lines as written, quoted as code; its `text` is them
     # joined, which is what is scored. "" for prose.
     code: str = ""
+    lang: str = ""  # the code block's language, as its fence names it ("python"; `fence_language`)
     # Quoted before it: the sentence introducing the short code block it is (whose `then` it
     # is), so the code a question matched comes with what it shows. Not scored.
     lead: str = ""
@@ -233,11 +235,12 @@ def inline_code(code: str) -> str:
     return f"{ticks}{pad}{code}{pad}{ticks}"
 
 
-def as_code(code: str) -> str:
+def as_code(code: str, lang: str = "") -> str:
     """A code block's lines as a reply quotes them: one line as inline code; several as a
     fenced block after a line end, so a session, a script or a run of shell commands keeps
-    its lines (joined, "git add ." and "git commit" read as one command). A reply ends its
-    quote with it (`reply_item`)."""
+    its lines (joined, "git add ." and "git commit" read as one command), its fence naming
+    the block's language (`lang`) for the reader to highlight it. A reply ends its quote
+    with it (`reply_item`)."""
     lines = [line.rstrip() for line in code.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
@@ -246,7 +249,7 @@ def as_code(code: str) -> str:
     if len(lines) <= 1:
         return inline_code(_joined_code(lines))
     fence = _ticks(code, least=3)
-    return "\n".join(["", fence, *lines, fence])
+    return "\n".join(["", fence + lang, *lines, fence])
 
 
 def spoken(*parts: str) -> str:
@@ -382,6 +385,7 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
     header: list[str] | None = None
     heading = ""
     lead_in = ""  # the prose's last sentence, when it introduces the code block after it ("For example:")
+    lang = ""  # the open code block's language
 
     def close_prose() -> None:
         nonlocal heading, lead_in
@@ -401,12 +405,12 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
             # ... unless it is that sentence, or that sentence after a line read as its heading
             # ("PurePath.suffix" over "The file extension of the final component, if any:").
             said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else lead_in
-            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines))), reach=1)
+            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines), lang)), reach=1)
             introduction = spoken(introduced.text, said)
         # The code is also a unit of its own, a question may match it alone; quoted after the
         # sentence introducing it, as that sentence is quoted with it.
         parts = [lines] if len(block) <= CODE_CHARS else _code_parts(lines)
-        units.extend(Quotable(_joined_code(part), heading, code="\n".join(part), lead=introduction)
+        units.extend(Quotable(_joined_code(part), heading, code="\n".join(part), lang=lang, lead=introduction)
                      for part in parts if len(_joined_code(part)) >= 20)
         lead_in = ""
 
@@ -416,7 +420,7 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
         # not close the open block is a line of its code, as the chunker reads it).
         if role == "open":
             close_prose()
-            code, header = [], None
+            code, header, lang = [], None, fence_language(line)
             continue
         if code is not None:
             if role == "close":
@@ -540,7 +544,7 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
     asks = [unit.text.endswith("?") for unit in units]
     listed = [0 < i < len(units) - 2 and asks[i - 1] and asks[i + 2] for i in range(len(units))]
     return [
-        replace(unit, then=spoken(as_code(after.code) if after.code else after.said, after.then),
+        replace(unit, then=spoken(as_code(after.code, after.lang) if after.code else after.said, after.then),
                 reach=1 + after.reach) if (
             ((asks[i] and not listed[i])
              or (not after.code and (_DOES_THAT.match(after.text) or _REFERS_BACK.match(after.text))))

@@ -554,3 +554,24 @@ def test_a_web_pages_footnotes_are_dropped_and_every_subscript_is_code():
     assert quoted("Use f()[1], matrix[i][1], obj.get(x)[0] and items[2], not `b[1]`.") == (
         "Use `f()[1]`, `matrix[i][1]`, `obj.get(x)[0]` and `items[2]`, not `b[1]`.")
     assert cited_numbers(quoted("Use f()[1] in 2019[4] and matrix[i][1].") + " [2]", 4) == [2]
+
+
+def test_a_quoted_code_block_keeps_the_language_its_fence_names():
+    """"```python" was quoted as "```": the reply's block lost the highlighting the document
+    gave it, offline as it showed in the UI."""
+    from rag.providers.extractive import ExtractiveAnswerer
+    from rag.providers.minilm import shared_minilm
+    from rag.providers.quotable import quotable_units
+    from rag.text import fence_language
+    from rag.types import Passage
+
+    assert [fence_language(f) for f in ("```python", "~~~ bash", "```{.ini}", "````", "```  c++ title")] == [
+        "python", "bash", "ini", "", "c++"]
+    text = ("## Reading arguments\n\nRead the first argument like this:\n\n```python\nimport sys\n"
+            "name = sys.argv[1]\nprint(len(name))\n```\n")
+    units = quotable_units(text, marked=True)
+    assert units[0].then == "\n```python\nimport sys\nname = sys.argv[1]\nprint(len(name))\n```"
+    assert (units[1].code.splitlines()[0], units[1].lang) == ("import sys", "python")
+    reply = ExtractiveAnswerer(shared_minilm()).answer(
+        "how do I read the first argument of my script?", [Passage(1, text, "args.md")])
+    assert "  ```python\n  import sys\n" in reply, reply
