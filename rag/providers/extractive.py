@@ -421,7 +421,7 @@ class ExtractiveAnswerer:
             kept = [k for k in kept if k not in said]
             length -= sum(len(k.sentence) for k in said)
             if s.then and any(_near_duplicate(s.then, k.sentence) for k in kept):
-                s = replace(s, then="")  # what follows it is quoted already: the sentence alone
+                s = replace(s, then="", reach=0)  # what follows it is quoted already: the sentence alone
             kept.append(s)
             length += len(s.sentence)
         order = {p.n: rank for rank, p in enumerate(passages)}

@@ -437,6 +437,20 @@ def test_a_cut_answer_quoted_after_its_question_is_marked_too():
     assert not marked_cut(Scored(Passage(1, text, "cnfsat.pdf"), units[0].text, 0, 0.9), cut).endswith("…")
 
 
+def test_a_quote_whose_then_is_quoted_apart_is_not_marked_cut(offline_provider):
+    """A unit quoted without its `then` (quoted already, on its own) ends where it ends: the
+    passage cutting off that `then` is no reason for "…" (GLPK's un12 gained one)."""
+    from rag.providers.extractive import ExtractiveAnswerer, Scored, marked_cut
+
+    passage = Passage(1, "x", "glpk.pdf")
+    alone = Scored(passage, "It is also allowed to specify more than one file containing the data section, "
+                            "for example: glpsol --model foo.mod --data foo1.dat", 4, 0.9)
+    before = Scored(passage, "Note that if the model file also contains the data section, that section is ignored.",
+                    3, 0.8, then=alone.sentence, reach=1)
+    picked = ExtractiveAnswerer(offline_provider.model).pick([alone, before], [passage])
+    assert [marked_cut(s, 4) for s in picked] == [before.sentence, f"{alone.sentence} …"]
+
+
 def test_an_answer_cut_inside_the_code_it_introduces_is_marked_too(offline_provider):
     """A question's answer brings the code block it introduces (`Quotable.reach` 2): a passage
     cut inside that block ended the reply's quote with no "…", as if the script were whole."""
