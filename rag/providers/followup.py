@@ -16,17 +16,28 @@ from rag.keyterms import key_terms
 from rag.text import STOPWORDS, another_language, content_words
 from rag.types import Message
 
+FOLLOW_UPS_BACK = 3  # earlier questions whose words a follow-up may take, the latest first
+
 
 def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
     """Deterministic standalone rewrite: a follow-up that leans on earlier turns
-    (`leans_back`) gets the previous user question's content words appended. A question that
-    stands on its own is searched as it is: the previous topic's words would pull its search
-    there (scripts/chat_check.py)."""
-    previous = next((m.text for m in reversed(history) if m.role == "user"), "")
-    if not previous or not leans_back(question):
+    (`leans_back`) gets the content words of the questions before it appended, the latest
+    first, back to the one that set the topic (the first that stands on its own; at most
+    `FOLLOW_UPS_BACK`). With the previous question's words alone, a third turn lost the
+    topic: after "How many requests per minute does the free tier allow for Flash?" and
+    "and for Pro?", "what happens when I go over it?" was searched as "... (pro)" and quoted
+    how questions are routed to Pro. A question that stands on its own is searched as it
+    is: the previous topic's words would pull its search there (scripts/chat_check.py)."""
+    asked = [m.text for m in history if m.role == "user"]
+    if not asked or not leans_back(question):
         return question
+    earlier: list[str] = []
+    for before in reversed(asked[-FOLLOW_UPS_BACK:]):
+        earlier += content_words(before)
+        if not leans_back(before):
+            break  # the question that set the topic
     words = content_words(question)
-    missing = [w for w in dict.fromkeys(content_words(previous)) if w not in words]
+    missing = [w for w in dict.fromkeys(earlier) if w not in words]
     return f"{question.rstrip(' ?')} ({' '.join(missing)})?" if missing else question
 
 
