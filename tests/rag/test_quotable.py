@@ -551,6 +551,7 @@ def test_a_web_pages_footnotes_are_dropped_and_every_subscript_is_code():
 
     assert quoted("Paris[3] hosted it in 2019[4] and 3.11[2], as styles.[3] and “Vienna.”[5][6] say.") == (
         "Paris hosted it in 2019 and 3.11, as styles. and “Vienna.” say.")
+    assert quoted("See [the guide][1] or [docs][2], and a[0][2].") == "See [the guide] or [docs], and `a[0][2]`."
     assert quoted("Use f()[1], matrix[i][1], obj.get(x)[0] and items[2], not `b[1]`.") == (
         "Use `f()[1]`, `matrix[i][1]`, `obj.get(x)[0]` and `items[2]`, not `b[1]`.")
     assert cited_numbers(quoted("Use f()[1] in 2019[4] and matrix[i][1].") + " [2]", 4) == [2]
