@@ -175,25 +175,30 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
 _PAGE_NUMBER = re.compile(r"^\W*(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\W*$", re.IGNORECASE)
 _RUNNING_CHARS = 120  # a header or footer is one short line
 _RUNNING_PAGES = 3  # pages of a run that print it
+_RUNNING_GAPS = (1, 2)  # a run's pages follow one another, or every other one (a two-sided book)
 
 
 def without_running_lines(texts: list[str]) -> list[str]:
     """The pages' texts with each running header and footer kept only where it first appears.
 
     A running line is a page's first or last line printed in the same place on at least
-    three pages in a row, the same but for a page number counting up: a page number alone,
-    "Chapter 6: Programming 37" atop a Texinfo manual's pages, "Pricing - page 2 of 5" below
-    a report's. Left in, it runs into the sentence it stands above or below ("Chapter 6:
-    Programming 42 The default line cap ...") in every chunk and quote of the page. A line
-    repeated on pages apart ("Example 1" heading two routines' examples), whose other figures
-    change ("Total 1,234"), or a one-word label counting up ("Question 2", "Step 3": a page
-    number stands alone or beside a title) is content and stays."""
+    three pages in a row, or on every other page, the same but for a page number counting
+    up: a page number alone, "Chapter 6: Programming 37" atop a Texinfo manual's pages,
+    "Pricing - page 2 of 5" below a report's; a two-sided book's left and right pages each
+    have their own ("736 GNU Octave (version 7.3.0)" over the even pages, "Chapter 35:
+    Numerical Integration 707" over the odd ones: 1,012 of the Octave manual's 4,837
+    chunks carried one). Left in, it runs into the sentence it stands above or below
+    ("Chapter 6: Programming 42 The default line cap ...") in every chunk and quote of the
+    page. A line repeated on pages apart ("Example 1" heading two routines' examples), whose
+    other figures change ("Total 1,234"), or a one-word label counting up ("Question 2",
+    "Step 3": a page number stands alone or beside a title) is content and stays."""
     edges = [_edges(text) for text in texts]
     runs: dict[tuple[int, str], list[list[tuple[int, _Edge]]]] = {}
     for n, page in enumerate(edges):
         for edge in page:
             same = runs.setdefault(edge.where, [])
-            if same and same[-1][-1][0] == n - 1 and edge.repeats(same[-1][-1][1]):
+            gap = n - same[-1][-1][0] if same else 0
+            if gap in _RUNNING_GAPS and edge.repeats(same[-1][-1][1], gap):
                 same[-1].append((n, edge))
             else:
                 same.append([(n, edge)])
@@ -220,13 +225,13 @@ class _Edge:
     numbers: tuple[int, ...]
     paged: bool
 
-    def repeats(self, before: _Edge) -> bool:
-        """Whether this line, on the page after `before`'s, is `before` again: the same
-        numbers, or one of them, the page number, up by one."""
+    def repeats(self, before: _Edge, gap: int) -> bool:
+        """Whether this line, `gap` pages after `before`'s, is `before` again: the same
+        numbers, or one of them, the page number, up by `gap`."""
         if len(self.numbers) != len(before.numbers):  # "12" and "3 / 7" are both page numbers
             return False
         changed = [(a, b) for a, b in zip(before.numbers, self.numbers, strict=True) if a != b]
-        return not changed or (self.paged and len(changed) == 1 and changed[0][1] == changed[0][0] + 1)
+        return not changed or (self.paged and len(changed) == 1 and changed[0][1] == changed[0][0] + gap)
 
 
 def _edges(text: str) -> list[_Edge]:
