@@ -203,14 +203,29 @@ def without_running_lines(texts: list[str]) -> list[str]:
             else:
                 same.append([(n, edge)])
     dropped: dict[int, set[int]] = {}  # page -> indexes of its lines to drop
+    first: dict[int, dict[int, int]] = {}  # page -> index of a running line it keeps -> its place
     for found in runs.values():
         running = [(n, edge) for run in found if len(run) >= _RUNNING_PAGES for n, edge in run]
+        for n, edge in running[:1]:
+            first.setdefault(n, {})[edge.index] = edge.where[0]
         for n, edge in running[1:]:
             dropped.setdefault(n, set()).add(edge.index)
-    return [
-        "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
-        for n, text in enumerate(texts)
-    ]
+    return [_page_lines(text, dropped.get(n, set()), first.get(n, {})) for n, text in enumerate(texts)]
+
+
+def _page_lines(text: str, dropped: set[int], kept: dict[int, int]) -> str:
+    """A page's text without its `dropped` lines, and a blank line between each running line
+    it `kept` (index -> 0 top, 1 bottom) and its text: a header ran into the page's first
+    sentence where it was kept ("dot User's Manual, January 5, 2015 2 1 Basic Graph Drawing
+    dot draws directed graphs.")."""
+    if not dropped and not kept:
+        return text
+    lines = []
+    for i, line in enumerate(text.split("\n")):
+        if i in dropped:
+            continue
+        lines += [line, ""] if kept.get(i) == 0 else ["", line] if kept.get(i) == 1 else [line]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
