@@ -322,8 +322,11 @@ def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[l
             out[lead] = replace(out[lead], then=said)
         lead, listed = None, []
 
+    previous = ""  # the line before, which a numbered title follows at a sentence's end
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
-        if line and not heading_line(line, nxt, marked):
+        title = heading_line(line, nxt, marked, previous)
+        previous = line
+        if line and not title:
             block.append(line)
             continue
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
@@ -487,7 +490,9 @@ def cut_short(text: str, marked: bool = False) -> int | None:
     when the passage ends a sentence or a list item, a table row or a heading, or when its
     last line is not the end of its last unit (a page number, a line too short to quote)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or _LIST_ITEM.match(lines[-1]) or TABLE_ROW.match(lines[-1]) or heading_line(lines[-1], "", marked):
+    before = lines[-2] if len(lines) > 1 else ""
+    if (not lines or _LIST_ITEM.match(lines[-1]) or TABLE_ROW.match(lines[-1])
+            or heading_line(lines[-1], "", marked, before)):
         return None
     units = quotable_units(text, marked)
     if not units:

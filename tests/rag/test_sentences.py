@@ -126,3 +126,22 @@ def test_in_a_file_that_marks_its_headings_a_short_wrapped_line_does_not_cut_the
     assert lead(text, at) == "(see zlib for "  # a PDF's short line is a heading: the lead starts after it
     assert lead(text, at, marked=True) == (
         "When using ZIP_DEFLATED integers 0 through 9 are accepted\n(see zlib for ")
+
+
+def test_a_numbered_section_title_after_a_sentences_end_is_a_heading():
+    """"3.6.2 Subscripted variables" ran into the sentence after it in every quote of GLPK's
+    sections (406 such lines); a wrapped line that opens with a figure, after a line that
+    does not end a sentence, is still no heading, nor is a list item's "1."."""
+    from rag.providers.quotable import quotable_units
+    from rag.sentences import heading_line
+
+    text = ("with the index set.\n3.6.2 Subscripted variables\nThe primary linear expression is the simplest"
+            " form of a linear expression.\n")
+    units = quotable_units(text)
+    assert [(u.text, u.heading) for u in units[-1:]] == [
+        ("The primary linear expression is the simplest form of a linear expression.", "3.6.2 Subscripted variables")]
+    assert lead(text, text.index("form of")) == "The primary linear expression is the simplest "
+    assert heading_line("1 Basic Graph Drawing", "Dot draws directed graphs.", previous="")
+    assert not heading_line("2.5 Pro costs more to run", "than Flash does.", previous="on Gemini")
+    assert not heading_line("2.5 Pro costs more to run", "Than Flash does.", previous="billed for Gemini")
+    assert not heading_line("1. The SQLITE_TMPDIR variable", "2. /var/tmp", previous="")
