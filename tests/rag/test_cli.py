@@ -139,7 +139,8 @@ def test_an_ordinary_word_no_document_holds_is_not_a_reason_to_refuse(settings, 
 def test_an_offline_answer_quotes_a_run_of_commands_with_its_lines_and_checks_it(
         settings, offline_provider, tmp_path):
     """A reply quoted "git add . git commit -m ..." as one command on one line; it now shows
-    the block's lines, the citation after them, and the check finds the quote in its source."""
+    the block's lines (and its language, for highlighting), the citation after them, and the
+    check finds the quote in its source."""
     folder = tmp_path / "guide"
     folder.mkdir()
     (folder / "committing.md").write_text(
@@ -148,7 +149,7 @@ def test_an_offline_answer_quotes_a_run_of_commands_with_its_lines_and_checks_it
     ingest_paths([folder], settings, offline_provider, collection="guide")
     done = _run(settings, "ask", "How do I record my changes in the repository?", collection="guide")
     assert done.returncode == 0, done.stderr
-    assert ("- To record your changes in the repository, run these commands:\n  ```\n  git add .\n"
+    assert ("- To record your changes in the repository, run these commands:\n  ```sh\n  git add .\n"
             "  git commit -m \"first commit\"\n  ```\n  [1]\n") in done.stdout
     assert "Check these sentences" not in done.stdout  # nothing flagged: no code line read as a claim
 
