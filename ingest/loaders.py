@@ -734,30 +734,6 @@ def _setext_underlines(lines: Sequence[str]) -> dict[int, int]:
     return found
 
 
-# A code block's language as its markup names it: Sphinx on an enclosing block
-# ("highlight-python3"), Prism and highlight.js on the block or its <code> ("language-python"),
-# pandoc beside its own class ("sourceCode python"). Kept on the block's fence, so a quote of it
-# is highlighted (rag.text.fence_language).
-_CODE_CLASS = re.compile(r"(?:language|lang|highlight)-([\w+#-]+)")
-# Sphinx's lexer names, as highlighters name the language; "none", "text" and "default" name none.
-_LEXERS = {"python3": "python", "py3": "python", "pycon": "python", "none": "", "text": "", "default": ""}
-
-
-def code_language(pre: Tag) -> str:
-    """The language a <pre>'s markup names (`_CODE_CLASS`), or ""."""
-    from bs4.element import Tag
-
-    inner = pre.find("code")
-    for tag in (pre, *([inner] if isinstance(inner, Tag) else []), *list(pre.parents)[:2]):
-        classes = [str(c) for c in tag.get_attribute_list("class") if c]
-        named = next((m.group(1).lower() for c in classes if (m := _CODE_CLASS.fullmatch(c))), None)
-        if named is None and "sourceCode" in classes and len(classes) > 1:
-            named = next(c.lower() for c in classes if c != "sourceCode")
-        if named is not None:
-            return _LEXERS.get(named, named)
-    return ""
-
-
 def load_html(data: bytes) -> list[Section]:
     """Visible text only, of the page's main content when it marks one. Headings become
     Markdown headings so the page splits into sections with heading paths, like a Markdown
@@ -787,7 +763,7 @@ def load_html(data: bytes) -> list[Section]:
     for pre in body.find_all("pre"):
         code = pre.get_text()
         fence = "`" * max(3, 1 + max(map(len, re.findall("`+", code)), default=0))  # longer than any inside
-        pre.replace_with(f"\n\n{_MARK}{fence}{code_language(pre)}\n{code}\n{_MARK}{fence}\n\n")
+        pre.replace_with(f"\n\n{_MARK}{fence}\n{code}\n{_MARK}{fence}\n\n")
     for level in range(1, 7):
         for tag in body.find_all(f"h{level}"):
             tag.replace_with(f"\n\n{_MARK}{'#' * level} {tag.get_text(' ', strip=True)}\n\n")

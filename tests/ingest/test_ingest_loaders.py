@@ -183,22 +183,6 @@ def test_html_indexes_the_main_part_with_code_as_laid_out_and_sentences_whole():
     assert not any(word in text for word in ("Table of Contents", "Previous topic", "index", "the authors", "comment"))
 
 
-@pytest.mark.parametrize(("block", "fence"), [
-    ('<div class="highlight-python3 notranslate"><div class="highlight"><pre>import os\nos.sep</pre></div></div>',
-     "```python"),  # Sphinx, as the Python docs write it
-    ('<div class="highlight-pycon"><div class="highlight"><pre>&gt;&gt;&gt; 1 + 1\n2</pre></div></div>', "```python"),
-    ('<pre><code class="language-bash">ls -la\npwd</code></pre>', "```bash"),  # Prism, highlight.js
-    ('<pre class="sourceCode ini">[core]\nx = 1</pre>', "```ini"),  # pandoc
-    ('<div class="highlight-none"><div class="highlight"><pre>a\nb</pre></div></div>', "```"),
-    ("<pre>plain\ntext</pre>", "```"),
-])
-def test_html_code_keeps_the_language_its_markup_names(block, fence):
-    """So a quote of it is highlighted as the page was (the Python docs name one on 2,800
-    blocks); a name meaning none is none."""
-    text = "".join(s.text for s in load_html(f"<html><body><main><p>Intro:</p>{block}</main></body></html>".encode()))
-    assert f"\n{fence}\n" in text
-
-
 def test_html_code_keeps_its_layout_and_its_fences_and_only_real_headings_split_the_page():
     page = """<html><body><main><h1>Guide</h1>
 <pre>```python
