@@ -179,7 +179,7 @@ _RUNNING_GAPS = (1, 2)  # a run's pages follow one another, or every other one (
 
 
 def without_running_lines(texts: list[str]) -> list[str]:
-    """The pages' texts with each running header and footer kept only where it first appears.
+    """The pages' texts without their running headers and footers, on every page they run on.
 
     A running line is a page's first or last line printed in the same place on at least
     three pages in a row, or on every other page, the same but for a page number counting
@@ -189,7 +189,10 @@ def without_running_lines(texts: list[str]) -> list[str]:
     Numerical Integration 707" over the odd ones: 1,012 of the Octave manual's 4,837
     chunks carried one). Left in, it runs into the sentence it stands above or below
     ("Chapter 6: Programming 42 The default line cap ...") in every chunk and quote of the
-    page. A line repeated on pages apart ("Example 1" heading two routines' examples), whose
+    page; kept where it first appeared, it ran into that page's first sentence ("dot User's
+    Manual, January 5, 2015 2 1 Basic Graph Drawing dot draws directed graphs."), or was
+    quoted alone, and the document's title is its file's and its outline's already. A line
+    repeated on pages apart ("Example 1" heading two routines' examples), whose
     other figures change ("Total 1,234"), or a one-word label counting up ("Question 2",
     "Step 3": a page number stands alone or beside a title) is content and stays."""
     edges = [_edges(text) for text in texts]
@@ -203,29 +206,15 @@ def without_running_lines(texts: list[str]) -> list[str]:
             else:
                 same.append([(n, edge)])
     dropped: dict[int, set[int]] = {}  # page -> indexes of its lines to drop
-    first: dict[int, dict[int, int]] = {}  # page -> index of a running line it keeps -> its place
     for found in runs.values():
-        running = [(n, edge) for run in found if len(run) >= _RUNNING_PAGES for n, edge in run]
-        for n, edge in running[:1]:
-            first.setdefault(n, {})[edge.index] = edge.where[0]
-        for n, edge in running[1:]:
-            dropped.setdefault(n, set()).add(edge.index)
-    return [_page_lines(text, dropped.get(n, set()), first.get(n, {})) for n, text in enumerate(texts)]
-
-
-def _page_lines(text: str, dropped: set[int], kept: dict[int, int]) -> str:
-    """A page's text without its `dropped` lines, and a blank line between each running line
-    it `kept` (index -> 0 top, 1 bottom) and its text: a header ran into the page's first
-    sentence where it was kept ("dot User's Manual, January 5, 2015 2 1 Basic Graph Drawing
-    dot draws directed graphs.")."""
-    if not dropped and not kept:
-        return text
-    lines = []
-    for i, line in enumerate(text.split("\n")):
-        if i in dropped:
-            continue
-        lines += [line, ""] if kept.get(i) == 0 else ["", line] if kept.get(i) == 1 else [line]
-    return "\n".join(lines)
+        for run in found:
+            if len(run) >= _RUNNING_PAGES:
+                for n, edge in run:
+                    dropped.setdefault(n, set()).add(edge.index)
+    return [
+        "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
+        for n, text in enumerate(texts)
+    ]
 
 
 @dataclass(frozen=True)
