@@ -145,7 +145,7 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
     described: set[str] = set()
     numbered = None if outline else numbered_starts(texts)
     heading = ""
-    for n, (text, (_, has_images)) in enumerate(zip(texts, pages, strict=True), start=1):
+    for n, (text, (printed, has_images)) in enumerate(zip(texts, pages, strict=True), start=1):
         if numbered is None:
             bookmarks = outline.get(n, [])
             starts = heading_starts(text, bookmarks)
@@ -157,7 +157,7 @@ def read_pdf(data: bytes, vision: Vision | None) -> Reading:
             sections += outline_sections(text, n, heading, starts)
             if vision is not None and embedded is not None and has_images:
                 sections += _figures(embedded, n, vision, described)
-        elif has_images:
+        elif has_images and not printed.strip():  # a scan; not a picture page with its page number
             picture = _render(data, n, vision.settings.scan_dpi) if vision else None
             scanned = vision.read_page(picture) if vision and picture else None
             if scanned is None:
@@ -179,7 +179,7 @@ _RUNNING_GAPS = (1, 2)  # a run's pages follow one another, or every other one (
 
 
 def without_running_lines(texts: list[str]) -> list[str]:
-    """The pages' texts without their running headers and footers, on every page they run on.
+    """The pages' texts without their running headers and footers.
 
     A running line is a page's first or last line printed in the same place on at least
     three pages in a row, or on every other page, the same but for a page number counting
@@ -189,10 +189,12 @@ def without_running_lines(texts: list[str]) -> list[str]:
     Numerical Integration 707" over the odd ones: 1,012 of the Octave manual's 4,837
     chunks carried one). Left in, it runs into the sentence it stands above or below
     ("Chapter 6: Programming 42 The default line cap ...") in every chunk and quote of the
-    page; kept where it first appeared, it ran into that page's first sentence ("dot User's
-    Manual, January 5, 2015 2 1 Basic Graph Drawing dot draws directed graphs."), or was
-    quoted alone, and the document's title is its file's and its outline's already. A line
-    repeated on pages apart ("Example 1" heading two routines' examples), whose
+    page; with its page number it goes from every page, since kept where it first appeared
+    it ran into that page's first sentence ("dot User's Manual, January 5, 2015 2 1 Basic
+    Graph Drawing dot draws directed graphs."), and the title it gives is its file's and
+    its outline's already. One without a page number, the same on each page, is kept where it
+    first appears (a slide's title, a table's header row). A line repeated on pages apart
+    ("Example 1" heading two routines' examples), whose
     other figures change ("Total 1,234"), or a one-word label counting up ("Question 2",
     "Step 3": a page number stands alone or beside a title) is content and stays."""
     edges = [_edges(text) for text in texts]
@@ -209,7 +211,10 @@ def without_running_lines(texts: list[str]) -> list[str]:
     for found in runs.values():
         for run in found:
             if len(run) >= _RUNNING_PAGES:
-                for n, edge in run:
+                # A line with its page number goes from every page; one the same on each page
+                # (a slide's title, a table's header row) stays where it first appears.
+                paged = run[0][1].numbers != run[-1][1].numbers
+                for n, edge in run if paged else run[1:]:
                     dropped.setdefault(n, set()).add(edge.index)
     return [
         "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
@@ -231,11 +236,13 @@ class _Edge:
 
     def repeats(self, before: _Edge, gap: int) -> bool:
         """Whether this line, `gap` pages after `before`'s, is `before` again: the same
-        numbers, or one of them, the page number, up by `gap`."""
+        numbers (on the next page only: "Example 1" heading every other page is content), or
+        one of them, the page number, up by `gap`."""
         if len(self.numbers) != len(before.numbers):  # "12" and "3 / 7" are both page numbers
             return False
         changed = [(a, b) for a, b in zip(before.numbers, self.numbers, strict=True) if a != b]
-        return not changed or (self.paged and len(changed) == 1 and changed[0][1] == changed[0][0] + gap)
+        counted = self.paged and len(changed) == 1 and changed[0][1] == changed[0][0] + gap
+        return counted or (not changed and gap == 1)
 
 
 def _edges(text: str) -> list[_Edge]:

@@ -80,6 +80,29 @@ def test_a_two_sided_books_left_and_right_headers_are_dropped_both():
     assert without_running_lines(skipping) == ["first", "second", "third", "Figure 7: a plot", "fourth"]  # one without
 
 
+def test_a_picture_page_left_without_its_page_number_is_no_scan():
+    """Its page number goes with the rest of the run, and the page then looked like a scan:
+    offline "page 1 skipped: no text layer", with a key a paid transcription."""
+    from fpdf import FPDF
+
+    from ingest.loaders import read_pdf
+    from tests.fakes import media
+
+    pdf = FPDF()
+    pdf.set_auto_page_break(False)  # the page number at the page's foot
+    pdf.set_font("helvetica", size=11)
+    for n in range(1, 5):
+        pdf.add_page()
+        if n == 1:
+            pdf.image(media.text_picture("A diagram"), x=10, y=20, w=100, h=60)
+        else:
+            pdf.multi_cell(0, 5, ("Install it first.", "Then run it.", "Read the logs.")[n - 2])
+        pdf.set_y(-20)
+        pdf.cell(0, 5, str(n))
+    reading = read_pdf(bytes(pdf.output()), None)
+    assert reading.note == "" and [s.page for s in reading.sections] == [2, 3, 4]
+
+
 def test_a_line_repeated_on_pages_apart_or_on_two_pages_only_is_content():
     pages = ["Example 1\nfirst", "Example 2\nsecond", "Comments\nthird", "Example 1\nfourth", "Example 2\nfifth",
              "Draft\nsixth", "Draft\nseventh"]
@@ -92,6 +115,11 @@ def test_a_line_repeated_on_pages_apart_or_on_two_pages_only_is_content():
     assert without_running_lines(fractions) == fractions  # page numbers of other shapes: no run, no crash
     footers = ["a\n1", "b\n2", "3", "c\n4"]  # a page of one line is its own top and bottom
     assert without_running_lines(footers) == ["a", "b", "", "c"]
+    slides = ["Results\nRevenue grew 10%.", "Results\nCosts fell 4%.", "Results\nMargins rose to 21%."]
+    assert without_running_lines(slides) == [slides[0], "Costs fell 4%.", "Margins rose to 21%."]  # no page number
+    examples = ["Example 1\nglp_simplex(P);", "It returns 0.", "Example 1\nglp_intopt(P);", "It returns 1.",
+                "Example 1\nglp_exact(P);"]
+    assert without_running_lines(examples) == examples  # the same line every other page is content
     report = [f"Quarterly report - page {n} of 3\nrow {word}" for n, word in enumerate(("one", "two", "three"), 1)]
     assert without_running_lines(report) == ["row one", "row two", "row three"]
 
