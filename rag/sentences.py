@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from rag.text import line_roles
+from rag.text import STOPWORDS, line_roles
 from rag.types import Chunk
 
 MAX_LEAD_CHARS = 300  # a longer missing start is a paragraph, not a sentence's edge: left out
@@ -38,23 +38,26 @@ _ENDED = re.compile(r"[.!?][\"'”’)\]]*\s*$|\n[ \t\r]*\n\s*$")
 _STARTS_BLOCK = re.compile(r"\s*(?:[-*•>|#]|\d+[.)]\s|```)")
 _HEADING_LINE = re.compile(r"^\s*(#{1,6}\s.*|[A-Z][^!?:;]{0,60}[^.!?:;,\s])\s*$")
 # A numbered section title as a PDF prints it: "3.6.2 Subscripted variables", "1 Basic Graph
-# Drawing"; not a list item's "1. ". Only after a sentence's end or a blank line: a wrapped
-# line may start with a figure ("... for Gemini" over "2.5 Pro costs more").
-_NUMBERED_TITLE = re.compile(r"^\s*(?:\d{1,3}(?:\.\d{1,3})+\.?|\d{1,3})\s+[A-Z][^!?:;]{0,60}[^.!?:;,\s]\s*$")
-_SENTENCE_END = re.compile(r"[.!?:][\"'”’)\]]*\s*$")
+# Drawing"; not a list item's "1. ", nor a line holding a comma or another figure (a
+# sentence's wrap, a table row: "1 Flash 0.30 2.50"), nor one ending in a function word
+# ("... than Flash and"). Only after a sentence's end (not a colon: "... one of these
+# values:" over "0 No output at all"), a blank line or another heading: a wrapped line may
+# start with a figure ("... for Gemini" over "2.5 Pro costs more").
+_NUMBERED_TITLE = re.compile(r"^\s*(?:\d{1,3}(?:\.\d{1,3})+\.?|\d{1,2})\s+([A-Z][^!?:;,\d]{0,50}[^.!?:;,\s])\s*$")
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s*$")
 _MARKED_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s|$)")
 _SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 
 
 def heading_line(line: str, next_line: str, marked: bool = False, previous: str = "") -> bool:
     """Whether `line` is a heading (Markdown `#`, or a short line without punctuation, as PDF
-    extraction leaves them, or such a line after its section number when `previous`, the
-    line before it, ends a sentence or is blank), unless the text runs on into `next_line`
-    in lower case ("To implement a queue, use" over "collections.deque which was designed
-    to", as HTML extraction wraps lines at inline code). A heading ends the sentence before
-    it: a numbered one ran into the sentence after it ("3.6.2 Subscripted variables The
-    primary linear expression, ..." on 406 of GLPK's lines). In text
-    whose headings are `marked` (HTML and Markdown, `rag.filetypes.marks_headings`), only a
+    extraction leaves them, or such a line after its section number, `_NUMBERED_TITLE`, when
+    `previous`, the line before it, ends a sentence or is blank; "" after a heading), unless
+    the text runs on into `next_line` in lower case ("To implement a queue, use" over
+    "collections.deque which was designed to", as HTML extraction wraps lines at inline
+    code). A heading ends the sentence before it: a numbered one ran into the sentence after
+    it ("3.6.2 Subscripted variables The primary linear expression, ..." on 406 of GLPK's
+    lines). In text whose headings are `marked` (HTML and Markdown, `rag.filetypes.marks_headings`), only a
     `#` line or a line over a setext underline is one: a line its author wrapped ("When using
     ZIP_DEFLATED integers 0 through 9 are accepted" over "(see zlib for more information).")
     is no heading there, and was cut from its sentence (85 such lines in the Python docs)."""
@@ -62,9 +65,11 @@ def heading_line(line: str, next_line: str, marked: bool = False, previous: str 
         return _MARKED_HEADING.match(line) is not None or (bool(line.strip()) and _SETEXT.match(next_line) is not None)
     if next_line[:1].islower() or next_line[:1] == "_":
         return False
-    return _HEADING_LINE.match(line) is not None or (
-        _NUMBERED_TITLE.match(line) is not None and (not previous.strip() or _SENTENCE_END.search(previous) is not None)
-    )
+    if _HEADING_LINE.match(line):
+        return True
+    numbered = _NUMBERED_TITLE.match(line)
+    return (numbered is not None and numbered.group(1).split()[-1].lower() not in STOPWORDS
+            and (not previous.strip() or _SENTENCE_END.search(previous) is not None))
 
 
 def code_blocks(text: str) -> list[tuple[int, int, str]]:
@@ -119,7 +124,7 @@ def lead(section: str, start: int, marked: bool = False) -> str:
     before = section[: begin - 1].rpartition("\n")[2] if begin and section[begin - 1] == "\n" else ""  # line before
     for i, line in enumerate(lines[:-1]):
         following += len(line) + 1
-        previous = lines[i - 1] if i else before
+        previous = "" if after_heading == i and i else lines[i - 1] if i else before  # a heading ends what was before
         if i >= first and heading_line(line, section[following : start + 1].lstrip(" \t"), marked, previous):
             after_heading = i + 1
     if not stops and not after_heading:

@@ -322,10 +322,10 @@ def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[l
             out[lead] = replace(out[lead], then=said)
         lead, listed = None, []
 
-    previous = ""  # the line before, which a numbered title follows at a sentence's end
+    previous = ""  # the line before ("" after a heading), which a numbered title follows at a sentence's end
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
         title = heading_line(line, nxt, marked, previous)
-        previous = line
+        previous = "" if title else line
         if line and not title:
             block.append(line)
             continue

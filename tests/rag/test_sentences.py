@@ -145,3 +145,17 @@ def test_a_numbered_section_title_after_a_sentences_end_is_a_heading():
     assert not heading_line("2.5 Pro costs more to run", "than Flash does.", previous="on Gemini")
     assert not heading_line("2.5 Pro costs more to run", "Than Flash does.", previous="billed for Gemini")
     assert not heading_line("1. The SQLITE_TMPDIR variable", "2. /var/tmp", previous="")
+    # A review's repros: a value list after a colon, a sentence's wrap after a full stop, a
+    # table row, a figure of three digits; and consecutive titles, each a heading.
+    values = quotable_units("The verbosity parameter takes one of these values:\n0 No output at all\n1 Errors only\n")
+    assert "0 No output at all" in values[0].text + values[0].then
+    wrapped = quotable_units("Flash is the default model for all requests.\n2.5 Pro costs more per token than Flash,"
+                             " and\nGoogle recommends it only for hard tasks.\n")
+    assert [u.text for u in wrapped][-1].startswith("2.5 Pro costs more")
+    assert not heading_line("1 Flash 0.30 2.50", "2 Pro 1.25 10.00", previous="Prices per million tokens.")
+    assert not heading_line("100 Mbps Ethernet links connected all the nodes", "Internet access was slow.",
+                            previous="The cluster was small.")
+    assert not heading_line("2 Pro costs more than Flash and", "Flash-Lite costs less.", previous="It ends.")
+    consecutive = quotable_units("3 Results\n3.1 Accuracy\nThe model reached 91 percent on the held-out set.\n")
+    assert [(u.text, u.heading) for u in consecutive] == [
+        ("The model reached 91 percent on the held-out set.", "3.1 Accuracy")]
