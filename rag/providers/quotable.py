@@ -319,7 +319,7 @@ def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[l
         nonlocal lead, listed
         said = "; ".join(listed)
         if lead is not None and said and len(said) <= THEN_CHARS and not out[lead].then:
-            out[lead] = replace(out[lead], then=said)
+            out[lead] = replace(out[lead], then=said, reach=len(out) - 1 - lead)  # items long enough are units too
         lead, listed = None, []
 
     previous = ""  # the line before ("" after a heading), which a numbered title follows at a sentence's end
@@ -403,20 +403,23 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
     def close_code(lines: list[str]) -> None:
         nonlocal lead_in
         block = _joined_code(lines)
-        introduction = ""
+        introduction, introduced_at = "", None
         if lead_in and 0 < len(block) <= THEN_CHARS:
             # A lead-in too short to be a unit ("For example:") is quoted after the sentence before it.
+            introduced_at = len(units) - 1
             introduced = units[-1]
             # ... unless it is that sentence, or that sentence after a line read as its heading
             # ("PurePath.suffix" over "The file extension of the final component, if any:").
             said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else lead_in
-            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines), lang)), reach=1)
+            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines), lang)))
             introduction = spoken(introduced.text, said)
         # The code is also a unit of its own, a question may match it alone; quoted after the
         # sentence introducing it, as that sentence is quoted with it.
         parts = [lines] if len(block) <= CODE_CHARS else _code_parts(lines)
         units.extend(Quotable(_joined_code(part), heading, code="\n".join(part), lang=lang, lead=introduction)
                      for part in parts if len(_joined_code(part)) >= 20)
+        if introduced_at is not None:  # its `then` quotes the code units (none when the code is too short for one)
+            units[introduced_at] = replace(units[introduced_at], reach=len(units) - 1 - introduced_at)
         lead_in = ""
 
     lines = [*text.splitlines(), ""]

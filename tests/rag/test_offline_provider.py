@@ -451,6 +451,26 @@ def test_a_quote_whose_then_is_quoted_apart_is_not_marked_cut(offline_provider):
     assert [marked_cut(s, 4) for s in picked] == [before.sentence, f"{alone.sentence} …"]
 
 
+def test_a_quotes_reach_counts_the_units_its_then_quotes_and_no_others():
+    """A review's repros: a list's lead quoted with its items lost its "…" when the passage
+    cut the last item off; a lead-in quoted with code too short to be a unit got one for the
+    sentence after the code, which it does not quote."""
+    from rag.providers.extractive import Scored, marked_cut
+    from rag.providers.quotable import cut_short, quotable_units
+
+    def quoted(text: str) -> str:
+        unit = quotable_units(text)[0]
+        scored = Scored(Passage(1, text, "a.pdf"), unit.text, 0, 0.9, then=unit.then, reach=unit.reach)
+        return marked_cut(scored, cut_short(text))
+
+    listed = ("The directories are searched in the following order of preference:\n- /usr/tmp is the directory "
+              "searched when the first one is\nfull and")
+    assert quoted(listed).endswith("full and …")
+    short = ("To list the files in the current directory, run this:\n\n```sh\nls -l\n```\n\nThe output shows each "
+             "file, one per line, with its permissions, its owner, its size and")
+    assert quoted(short) == "To list the files in the current directory, run this: `ls -l`"
+
+
 def test_an_answer_cut_inside_the_code_it_introduces_is_marked_too(offline_provider):
     """A question's answer brings the code block it introduces (`Quotable.reach` 2): a passage
     cut inside that block ended the reply's quote with no "…", as if the script were whole."""
