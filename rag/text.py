@@ -30,7 +30,9 @@ WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # a code block's first or last line; its marker in group 1
 
 
-_INFO = re.compile(r"^\s*(?:`{3,}|~{3,})\s*\{?\.?([\w+#-]+)")
+# A fence's language: its info string's first word ("```python", "~~~ c++"), or in braces
+# the first class ("```{#lst:main .python}").
+_INFO = re.compile(r"^\s*(?:`{3,}|~{3,})\s*(?:\{[^}]*?\.([\w+#-]+)|([\w+#-]+))")
 
 
 def fence_language(line: str) -> str:
@@ -38,7 +40,7 @@ def fence_language(line: str) -> str:
     "": what a quote of its block keeps, so the reply shows the code highlighted as the
     document did."""
     named = _INFO.match(line)
-    return named.group(1) if named else ""
+    return (named.group(1) or named.group(2)) if named else ""
 
 
 def closes_fence(fence: str, marker: str, rest: str) -> bool:

@@ -541,16 +541,20 @@ def test_an_faq_question_answered_by_a_code_block_quotes_its_lines_and_reference
 
 
 def test_a_web_pages_footnotes_are_dropped_and_every_subscript_is_code():
-    """A review's repros: "Paris[3]" became code, while "2019[4]", "f()[1]" and
-    "matrix[i][1]" left marks the reply read as citations of passages 4 and 1."""
+    """A review's repros: "2019[4]", "f()[1]" and "matrix[i][1]" left marks the reply read
+    as citations of passages 4 and 1. After a capitalised word a mark stays, as code: a
+    second review found "Items[0]" and Mathematica's "Prime[5]" lost their subscripts, and
+    "{"ids":[1,2]}" its array, when read as footnotes."""
     from rag.chain import cited_numbers
     from rag.providers.quotable import subscripts_as_code, without_reference_marks
 
     def quoted(text: str) -> str:
         return subscripts_as_code(without_reference_marks(text))
 
-    assert quoted("Paris[3] hosted it in 2019[4] and 3.11[2], as styles.[3] and “Vienna.”[5][6] say.") == (
-        "Paris hosted it in 2019 and 3.11, as styles. and “Vienna.” say.")
+    assert quoted("Paris[3] hosted it in 2019[4] and 3.11[2], as styles.[3] and “Vienna.”[5][6] say, up 50%[7].") == (
+        "`Paris[3]` hosted it in 2019 and 3.11, as styles. and “Vienna.” say, up 50%.")
+    assert quoted("Set Items[0] and Prime[5], and send {\"ids\":[1,2]} or x[0].") == (
+        "Set `Items[0]` and `Prime[5]`, and send {\"ids\":[1,2]} or `x[0]`.")
     assert quoted("See [the guide][1] or [docs][2], and a[0][2].") == "See [the guide] or [docs], and `a[0][2]`."
     assert quoted("Use f()[1], matrix[i][1], obj.get(x)[0] and items[2], not `b[1]`.") == (
         "Use `f()[1]`, `matrix[i][1]`, `obj.get(x)[0]` and `items[2]`, not `b[1]`.")
@@ -566,8 +570,8 @@ def test_a_quoted_code_block_keeps_the_language_its_fence_names():
     from rag.text import fence_language
     from rag.types import Passage
 
-    assert [fence_language(f) for f in ("```python", "~~~ bash", "```{.ini}", "````", "```  c++ title")] == [
-        "python", "bash", "ini", "", "c++"]
+    assert [fence_language(f) for f in ("```python", "~~~ bash", "```{.ini}", "````", "```  c++ title",
+                                        "```{#lst:main .python}")] == ["python", "bash", "ini", "", "c++", "python"]
     text = ("## Reading arguments\n\nRead the first argument like this:\n\n```python\nimport sys\n"
             "name = sys.argv[1]\nprint(len(name))\n```\n")
     units = quotable_units(text, marked=True)
