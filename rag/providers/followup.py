@@ -23,8 +23,9 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
     """Deterministic standalone rewrite: a follow-up that leans on earlier turns
     (`leans_back`) gets the content words of the questions before it appended, the latest
     first, back to the one that set the topic (the first that stands on its own; at most
-    `FOLLOW_UPS_BACK`). With the previous question's words alone, a third turn lost the
-    topic: after "How many requests per minute does the free tier allow for Flash?" and
+    `FOLLOW_UPS_BACK`), less a thanks or an "ok" and the names a later question replaced
+    ("flash" after "and for Pro?"). With the previous question's words alone, a third turn
+    lost the topic: after "How many requests per minute does the free tier allow for Flash?" and
     "and for Pro?", "what happens when I go over it?" was searched as "... (pro)" and quoted
     how questions are routed to Pro. A question that stands on its own is searched as it
     is: the previous topic's words would pull its search there (scripts/chat_check.py)."""
@@ -32,8 +33,11 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
     if not asked or not leans_back(question):
         return question
     earlier: list[str] = []
+    replaced = False  # a later question named its own subject ("and for Pro?"): older names were replaced
     for before in reversed(asked[-FOLLOW_UPS_BACK:]):
-        earlier += content_words(before)
+        names = {w for term in key_terms(before) for w in content_words(term)}
+        earlier += [w for w in content_words(before) if w not in _CHAT and not (replaced and w in names)]
+        replaced = replaced or bool(names)
         if not leans_back(before):
             break  # the question that set the topic
     words = content_words(question)
@@ -48,6 +52,7 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
 # thing" is the question's own), or ends asking for more ("the difference?"). Not a name
 # that starts with such a word ("OR-Tools", "so-called").
 _ASIDE = r"(?:(?:ok|okay|thanks|thank you|great|cool|right|sure|nice|hmm|yes|no)\b\W*)*"
+_CHAT = frozenset({"ok", "okay", "thanks", "thank", "great", "cool", "right", "sure", "nice", "hmm"})  # asides' words
 _GOES_ON = re.compile(
     rf"^{_ASIDE}(?:and|but|also|or|so|what about|how about|what if)(?![-\w])"
     rf"|^{_ASIDE}(?:for|on|in|with|at|under|without|per|via)(?![-\w])(?:\W+[\w.-]+){{0,2}}\W*$"

@@ -75,7 +75,8 @@ def test_a_follow_up_gets_the_previous_question_s_words(question):
 def test_a_follow_up_of_a_follow_up_keeps_the_topic_of_the_question_that_set_it():
     """A third turn had the second's words alone ("pro"): "what happens when I go over it?"
     quoted how questions are routed to Pro instead of what a rate-limit error does. The
-    words come back to the question that stands on its own, no further."""
+    words come back to the question that stands on its own, no further; without the name a
+    later question replaced ("flash" after "and for Pro?") or a thanks (a review's repros)."""
     from rag.providers.followup import rewrite_follow_up
     from rag.types import Message
 
@@ -85,9 +86,11 @@ def test_a_follow_up_of_a_follow_up_keeps_the_topic_of_the_question_that_set_it(
     history = chat("How do I install glpk from source?", "How many requests per minute does the free tier allow "
                    "for Flash?", "and for Pro?")
     assert rewrite_follow_up("what happens when I go over it?", history) == (
-        "what happens when I go over it (pro many requests per minute free tier allow flash)?")
+        "what happens when I go over it (pro many requests per minute free tier allow)?")
     assert rewrite_follow_up("and for Pro?", history[:4]) == (
         "and for Pro (many requests per minute free tier allow flash)?")
+    assert rewrite_follow_up("and for Pro?", chat("What does Gemini Flash cost?", "Thanks!")) == (
+        "and for Pro (gemini flash cost)?")
     asked = ["what about 503?", "and 500?", "and for Pro?"]
     assert rewrite_follow_up("does it retry?", chat("What does HTTP 429 mean?", *asked)) == (
         "does it retry (pro 500 503)?")  # three questions back at most
