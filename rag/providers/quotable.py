@@ -286,9 +286,12 @@ def without_reference_marks(quote: str) -> str:
 
 
 # A name with a subscript ("sys.argv[1]", "a[0][2]", "matrix[i][1]", "f()[1]") in a quote's
-# prose, which a reply would read as the name and a citation of passage 1.
+# prose, which a reply would read as the name and a citation of passage 1; and any other
+# mark glued to what stands before it ("{"ids":[1,2]}", "f(x, y,[1])", "1955)[1]"), which is
+# no reply's: the reply puts a space before its own.
 _INDEX = r"\[[^\[\]\s]*\]"  # a subscript without white space: "[i]", "[1]", "[:2]"
-_SUBSCRIPT = re.compile(rf"(?<![\w`.])[A-Za-z_][\w.]*(?:\([^()\s]*\))?(?:{_INDEX})*{MARK}(?:{MARK}|{_INDEX})*")
+_SUBSCRIPT = re.compile(rf"(?<![\w`.])[A-Za-z_][\w.]*(?:\([^()\s]*\))?(?:{_INDEX})*{MARK}(?:{MARK}|{_INDEX})*"
+                        rf"|(?<=[^\s`])(?:{MARK})+")
 
 
 def subscripts_as_code(quote: str) -> str:

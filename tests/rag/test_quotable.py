@@ -554,11 +554,16 @@ def test_a_web_pages_footnotes_are_dropped_and_every_subscript_is_code():
     assert quoted("Paris[3] hosted it in 2019[4] and 3.11[2], as styles.[3] and “Vienna.”[5][6] say, up 50%[7].") == (
         "`Paris[3]` hosted it in 2019 and 3.11, as styles. and “Vienna.” say, up 50%.")
     assert quoted("Set Items[0] and Prime[5], and send {\"ids\":[1,2]} or x[0].") == (
-        "Set `Items[0]` and `Prime[5]`, and send {\"ids\":[1,2]} or `x[0]`.")
+        "Set `Items[0]` and `Prime[5]`, and send {\"ids\":`[1,2]`} or `x[0]`.")
     assert quoted("See [the guide][1] or [docs][2], and a[0][2].") == "See [the guide] or [docs], and `a[0][2]`."
     assert quoted("Use f()[1], matrix[i][1], obj.get(x)[0] and items[2], not `b[1]`.") == (
         "Use `f()[1]`, `matrix[i][1]`, `obj.get(x)[0]` and `items[2]`, not `b[1]`.")
     assert cited_numbers(quoted("Use f()[1] in 2019[4] and matrix[i][1].") + " [2]", 4) == [2]
+    # Any other mark glued to what stands before it is the document's, quoted as code: the
+    # reply puts a space before its own (a review's repros: these read as citations).
+    glued = quoted("Send {\"ids\":[1,2]}, call f(x, y,[1]) or \\newcommand{\\abs}[1]; (1879–1955)[3] was.")
+    assert glued == "Send {\"ids\":`[1,2]`}, call f(x, y,`[1]`) or \\newcommand{\\abs}`[1]`; (1879–1955)`[3]` was."
+    assert cited_numbers(glued + " [2]", 4) == [2]
 
 
 def test_a_quoted_code_block_keeps_the_language_its_fence_names():
