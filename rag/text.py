@@ -123,8 +123,12 @@ def code_kept(text: str, masked: str, span: tuple[int, int]) -> tuple[int, int]:
 def unfenced(text: str) -> str:
     """The text without its code blocks' fence lines: how a reader sees the block, and how a
     quote of it (its lines, joined onto the sentence introducing it) reads it."""
-    lines = text.splitlines()
-    return "\n".join(line for line, role in zip(lines, line_roles(lines), strict=True) if role in ("text", "code"))
+    return "\n".join(fenceless(text.splitlines()))
+
+
+def fenceless(lines: Sequence[str], fence_of: Callable[[str], re.Match[str] | None] = FENCE.match) -> list[str]:
+    """The lines but the fences of their code blocks (`line_roles`): prose and code."""
+    return [line for line, role in zip(lines, line_roles(lines, fence_of), strict=True) if role in ("text", "code")]
 
 
 def between(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:

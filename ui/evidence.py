@@ -13,7 +13,7 @@ import re
 from itertools import takewhile
 
 from rag.providers.quotable import split_units
-from rag.text import CITATION, LIST_MARK, between, content_words, fence_line, line_roles, without_code
+from rag.text import CITATION, LIST_MARK, between, content_words, fence_line, fenceless, without_code
 
 _ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -44,8 +44,7 @@ def _before(pieces: list[tuple[str, str]]) -> str:
     opens_item = LIST_MARK.match(code[0][0]) is not None  # "- ```": no lead-in above it
     if rest and not opens_item and not CITATION.search(rest[-1][1]):
         lines.insert(0, _without_marks(*rest[-1]).strip().lstrip("-*• "))  # the block's lead-in, citing nothing
-    roles = line_roles(lines, fence_line)
-    return " ".join(line for line, role in zip(lines, roles, strict=True) if role in ("text", "code"))
+    return " ".join(fenceless(lines, fence_line))
 
 
 def _without_marks(piece: str, mask: str) -> str:
