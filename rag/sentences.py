@@ -121,12 +121,14 @@ def lead(section: str, start: int, marked: bool = False) -> str:
     first = 0 if begin == 0 or section[begin - 1] == "\n" else 1
     after_heading = 0
     following = begin  # where the text after each line starts
-    before = section[: begin - 1].rpartition("\n")[2] if begin and section[begin - 1] == "\n" else ""  # line before
+    # the line before ("" after a heading), which a numbered title follows at a sentence's end
+    previous = section[: begin - 1].rpartition("\n")[2] if begin and section[begin - 1] == "\n" else ""
     for i, line in enumerate(lines[:-1]):
         following += len(line) + 1
-        previous = "" if after_heading == i and i else lines[i - 1] if i else before  # a heading ends what was before
-        if i >= first and heading_line(line, section[following : start + 1].lstrip(" \t"), marked, previous):
+        title = i >= first and heading_line(line, section[following : start + 1].lstrip(" \t"), marked, previous)
+        if title:
             after_heading = i + 1
+        previous = "" if title else line
     if not stops and not after_heading:
         return ""  # the sentence starts further back, or (at a page's start) on another page
     found = "\n".join(lines[after_heading:])
