@@ -408,23 +408,22 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
     def close_code(lines: list[str]) -> None:
         nonlocal lead_in
         block = _joined_code(lines)
-        introduction, introduced_at = "", None
-        if lead_in and 0 < len(block) <= THEN_CHARS:
-            # A lead-in too short to be a unit ("For example:") is quoted after the sentence before it.
-            introduced_at = len(units) - 1
-            introduced = units[-1]
+        introduces = bool(lead_in) and 0 < len(block) <= THEN_CHARS
+        introduction = said = ""
+        if introduces:
+            # A lead-in too short to be a unit ("For example:") is quoted after the sentence before it
             # ... unless it is that sentence, or that sentence after a line read as its heading
             # ("PurePath.suffix" over "The file extension of the final component, if any:").
-            said = "" if introduced.text.endswith(lead_in) or lead_in.endswith(introduced.text) else lead_in
-            units[-1] = replace(introduced, then=spoken(said, as_code("\n".join(lines), lang)))
-            introduction = spoken(introduced.text, said)
+            said = "" if units[-1].text.endswith(lead_in) or lead_in.endswith(units[-1].text) else lead_in
+            introduction = spoken(units[-1].text, said)
         # The code is also a unit of its own, a question may match it alone; quoted after the
         # sentence introducing it, as that sentence is quoted with it.
         parts = [lines] if len(block) <= CODE_CHARS else _code_parts(lines)
-        units.extend(Quotable(_joined_code(part), heading, code="\n".join(part), lang=lang, lead=introduction)
-                     for part in parts if len(_joined_code(part)) >= 20)
-        if introduced_at is not None:  # its `then` quotes the code units (none when the code is too short for one)
-            units[introduced_at] = replace(units[introduced_at], reach=len(units) - 1 - introduced_at)
+        coded = [Quotable(_joined_code(part), heading, code="\n".join(part), lang=lang, lead=introduction)
+                 for part in parts if len(_joined_code(part)) >= 20]
+        if introduces:  # its `then` reaches the code's units (none when the code is too short for one)
+            units[-1] = replace(units[-1], then=spoken(said, as_code("\n".join(lines), lang)), reach=len(coded))
+        units.extend(coded)
         lead_in = ""
 
     lines = [*text.splitlines(), ""]
