@@ -192,11 +192,11 @@ def without_running_lines(texts: list[str]) -> list[str]:
     page; with its page number it goes from every page, since kept where it first appeared
     it ran into that page's first sentence ("dot User's Manual, January 5, 2015 2 1 Basic
     Graph Drawing dot draws directed graphs."), and the title it gives is its file's and
-    its outline's already. One without a page number, the same on each page, is kept where it
-    first appears (a slide's title, a table's header row). A line repeated on pages apart
-    ("Example 1" heading two routines' examples), whose
-    other figures change ("Total 1,234"), or a one-word label counting up ("Question 2",
-    "Step 3": a page number stands alone or beside a title) is content and stays."""
+    its outline's already. One without a page number, the same on each page, is kept where
+    it first appears (a slide's title, a table's header row). A line repeated on pages
+    apart ("Example 1" heading two routines' examples), whose other figures change ("Total
+    1,234"), or a one-word label counting up ("Question 2", "Step 3": a page number stands
+    alone or beside a title) is content and stays."""
     edges = [_edges(text) for text in texts]
     runs: dict[tuple[int, str], list[list[tuple[int, _Edge]]]] = {}
     for n, page in enumerate(edges):
@@ -213,8 +213,8 @@ def without_running_lines(texts: list[str]) -> list[str]:
             if len(run) >= _RUNNING_PAGES:
                 # A line with its page number goes from every page; one the same on each page
                 # (a slide's title, a table's header row) stays where it first appears.
-                paged = run[0][1].numbers != run[-1][1].numbers
-                for n, edge in run if paged else run[1:]:
+                counting = run[0][1].numbers != run[-1][1].numbers  # its page number went up
+                for n, edge in run if counting else run[1:]:
                     dropped.setdefault(n, set()).add(edge.index)
     return [
         "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
