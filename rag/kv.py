@@ -203,7 +203,8 @@ CREATE TABLE IF NOT EXISTS entries (
     UNIQUE (tbl, key)
 );
 CREATE INDEX IF NOT EXISTS entries_age ON entries (tbl, created);
-CREATE INDEX IF NOT EXISTS entries_expiry ON entries (tbl, expires);
+DROP INDEX IF EXISTS entries_expiry;
+CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 CREATE TABLE IF NOT EXISTS counters (
     bucket TEXT NOT NULL, field TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (bucket, field)
@@ -343,12 +344,15 @@ def _enter_wal(db: sqlite3.Connection) -> None:
 
 
 def _write(db: sqlite3.Connection, table: Table, key: str, value: bytes, now: float) -> None:
-    """Put, expire and trim, inside the caller's transaction."""
+    """Put, expire and trim, inside the caller's transaction. Expired entries go from every
+    table, not only this one: a table nobody writes any more (a conversation's account that
+    left, a cache table from before answers were split per collection) would otherwise keep
+    its rows in the file for ever, since only a write trims."""
     db.execute(
         "INSERT OR REPLACE INTO entries (tbl, key, value, created, expires) VALUES (?, ?, ?, ?, ?)",
         (table.name, key, value, now, _expiry(table, now)),
     )
-    db.execute("DELETE FROM entries WHERE tbl = ? AND expires <= ?", (table.name, now))
+    db.execute("DELETE FROM entries WHERE expires <= ?", (now,))
     (count,) = db.execute("SELECT COUNT(*) FROM entries WHERE tbl = ?", (table.name,)).fetchone()
     if count > table.max_entries:
         db.execute(
@@ -361,6 +365,8 @@ def _write(db: sqlite3.Connection, table: Table, key: str, value: bytes, now: fl
 # ARGV = key, expires+value, now, ttl (-1: none), max_entries, and for `update` the stored
 # expires+value it read ("" for none): if the entry changed since, nothing is written and the
 # script returns -1, so the caller reads again (a compare-and-set on this one key only).
+# A table with a ttl expires whole a ttl after its last write, when all its entries have:
+# one nobody writes any more (a conversation's account that left) would otherwise stay.
 _PUT = """
 if ARGV[6] and (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[6] then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -368,6 +374,9 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local gone = {}
 if tonumber(ARGV[4]) >= 0 then
   gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
+  local ms = math.ceil(tonumber(ARGV[4]) * 1000)
+  redis.call('PEXPIRE', KEYS[1], ms)
+  redis.call('PEXPIRE', KEYS[2], ms)
 end
 local excess = redis.call('ZCARD', KEYS[2]) - #gone - tonumber(ARGV[5])
 if excess > 0 then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -51,6 +52,20 @@ def test_tables_are_independent_and_may_live_forever(kv: KV, clock: ManualClock)
     clock.advance(10**9)
     assert kv.get(forever, "k") == b"kept"
     assert kv.get(TABLE, "k") is None
+
+
+def test_a_write_clears_expired_entries_of_every_sqlite_table(settings: Settings, clock: ManualClock) -> None:
+    """A table nobody writes any more (an account's conversations, a cache table from before
+    the split per collection) loses its expired rows when any table is written."""
+    kv = open_kv(settings, "test", clock)
+    left = Table("conversations/gone", ttl_s=100, max_entries=10)
+    kv.put(left, "k", b"old")
+    kv.put(Table("forever", ttl_s=None, max_entries=10), "k", b"kept")
+    clock.advance(101)
+    kv.put(TABLE, "k", b"new")
+    with sqlite3.connect(settings.path("test.sqlite3")) as db:
+        rows = db.execute("SELECT tbl FROM entries ORDER BY tbl").fetchall()
+    assert rows == [("forever",), ("t",)]
 
 
 def test_counters_add_across_buckets_and_list_by_prefix(kv: KV) -> None:

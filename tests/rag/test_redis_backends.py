@@ -9,7 +9,7 @@ import redis
 from rag.answer import AnswerRecord, Route
 from rag.cache import AnswerCache, cache_key
 from rag.costs import Ledger
-from rag.kv import RedisKV, StoreUnavailable
+from rag.kv import RedisKV, StoreUnavailable, Table
 from rag.settings import Settings
 from rag.types import Usage
 
@@ -48,6 +48,18 @@ def test_redis_holds_no_more_than_the_size_bound(shared: Settings, redis_url: st
     server = redis.Redis.from_url(redis_url)
     assert server.hlen("gemrag:cache:t:answers") == 5
     assert server.zcard("gemrag:cache:t:answers:age") == 5
+
+
+def test_a_table_with_a_time_to_live_expires_whole_after_its_last_write(shared: Settings, redis_url: str) -> None:
+    """So a table nobody writes any more (an account's conversations) leaves Redis; one
+    without a time to live stays."""
+    kv = RedisKV(redis_url, prefix="gemrag:test:")
+    kv.put(Table("conversations/gone", ttl_s=100, max_entries=10), "k", b"v")
+    kv.put(Table("forever", ttl_s=None, max_entries=10), "k", b"v")
+    server = redis.Redis.from_url(redis_url)
+    for key in ("gemrag:test:t:conversations/gone", "gemrag:test:t:conversations/gone:age"):
+        assert 99_000 < server.pttl(key) <= 100_000
+    assert server.pttl("gemrag:test:t:forever") == -1
 
 
 def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
