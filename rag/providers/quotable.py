@@ -182,13 +182,14 @@ _MARKER = re.compile(r"^(?:[-*•#]+(?:\s+|$))+")  # list markers and heading ha
 # quoted as it is, it reads as the reply's citation of passage 3, which the sources list
 # then marks cited and whose chip opens it. Code spans keep theirs ("`argv [1]`").
 _REFERENCE_MARK = re.compile(rf"\s+{MARK}")
-# A web page's footnote marks (in group 1), glued to the word they note: a figure or a
-# word's punctuation ("in 2019[4]", "3.11[2]", "50%[3]", "styles.[3]"), and a Markdown
-# reference link's label ("see [the guide][1]"), after link text no name stands before;
-# followed by white space, a stop or the end, never "[0]". Glued to any other word a mark is
-# a subscript, quoted as code (`subscripts_as_code`), as after a capitalised word: "Paris[3]"
-# may be "Items[0]" or Mathematica's "Prime[5]", whose text must not be lost.
-_FOOTNOTE = re.compile(rf"(?:(?<![\w.`(\[-])(?:\d+(?:[.,]\d+)*%?|[\w-]+[.,;!?\"”’]+)"
+# A web page's footnote marks (in group 1), glued to the word they note: a figure, with its
+# percent, plural or degrees ("in 2019[4]", "3.11[2]", "50%[3]", "the 1990s[2]", "40°C[1]"),
+# or a word's punctuation ("styles.[3]"), and a Markdown reference link's label ("see [the
+# guide][1]"), after link text no name stands before; followed by white space, a stop or the
+# end, never "[0]". Glued to any other word a mark is a subscript, quoted as code
+# (`subscripts_as_code`), as after a capitalised word: "Paris[3]" may be "Items[0]" or
+# Mathematica's "Prime[5]", whose text must not be lost.
+_FOOTNOTE = re.compile(rf"(?:(?<![\w.`(\[-])(?:\d+(?:[.,]\d+)*(?:%|s|°[CF]?)?|[\w-]+[.,;!?\"”’]+)"
                        rf"|(?<![\w\]])\[[^\[\]]*[A-Za-z][^\[\]]*\])((?!\[0\])(?:{MARK})+)(?=[\s.,;:!?]|$)")
 THEN_CHARS = 300  # a code block, a list or an answer up to this long is quoted with the sentence before it
 # A code block up to this long is one unit, quoted whole; a longer one is quoted in parts (up

@@ -553,6 +553,8 @@ def test_a_web_pages_footnotes_are_dropped_and_every_subscript_is_code():
 
     assert quoted("Paris[3] hosted it in 2019[4] and 3.11[2], as styles.[3] and “Vienna.”[5][6] say, up 50%[7].") == (
         "`Paris[3]` hosted it in 2019 and 3.11, as styles. and “Vienna.” say, up 50%.")
+    assert quoted("In the 1990s[2] it ran at 40°C[3] or 104°F[4], turned 90°[5], not at x1990s[6].") == (
+        "In the 1990s it ran at 40°C or 104°F, turned 90°, not at `x1990s[6]`.")
     assert quoted("Set Items[0] and Prime[5], and send {\"ids\":[1,2]} or x[0].") == (
         "Set `Items[0]` and `Prime[5]`, and send {\"ids\":`[1,2]`} or `x[0]`.")
     assert quoted("See [the guide][1] or [docs][2], and a[0][2].") == "See [the guide] or [docs], and `a[0][2]`."
