@@ -122,13 +122,14 @@ def reply(row: dict[str, object], w: Weights, answerer: ExtractiveAnswerer | Non
     """The answerer's own pick (`ExtractiveAnswerer.pick`, or `answerer`'s) with the units
     scored by `w`, as reply text."""
     from rag.providers.extractive import Scored
+    from rag.providers.quotable import Quotable
     from rag.types import Passage
 
     units: list[dict[str, float]] = row["units"]  # type: ignore[assignment]
     if row["refused"]:
         return ""
     shown = {int(u["n"]): Passage(int(u["n"]), "", "") for u in sorted(units, key=lambda u: u["rank"])}
-    scored = sorted((Scored(shown[int(u["n"])], str(u["text"]), int(u["position"]), w.score(u), w.prior(u))
+    scored = sorted((Scored(shown[int(u["n"])], Quotable(str(u["text"])), int(u["position"]), w.score(u), w.prior(u))
                      for u in units), key=lambda s: s.ranking, reverse=True)
     picked = (answerer or _answerer()).pick(scored, list(shown.values()))
     return "\n".join(f"- {s.sentence} [{s.passage.n}]" for s in picked)

@@ -22,6 +22,7 @@ from rag.keyterms import as_typed, missing_terms
 from rag.providers.minilm import MiniLM
 from rag.providers.quotable import (
     CUT_MARK,
+    Quotable,
     as_code,
     cut_short,
     quotable_units,
@@ -98,16 +99,15 @@ class Scored:
     units are chosen by the sum."""
 
     passage: Passage
-    sentence: str
+    unit: Quotable
     position: int
     score: float
     prior: float = 0.0
     label: str = ""  # the heading a list item is quoted under (`_Unit.label`)
-    then: str = ""  # quoted after the sentence (`Quotable.then`)
-    reach: int = 0  # the units after it that `then` quotes (`Quotable.reach`)
-    code: str = ""  # a code block's lines (`Quotable.code`)
-    lang: str = ""  # ... and its language (`Quotable.lang`)
-    lead: str = ""  # quoted before it: the sentence introducing it (`Quotable.lead`)
+
+    @property
+    def sentence(self) -> str:
+        return self.unit.text
 
     @property
     def ranking(self) -> float:
@@ -118,8 +118,8 @@ class Scored:
         """The sentence (code as code, `as_code`), after what introduces it (`Quotable.lead`)
         and with what is quoted after it (`Quotable.then`). A code block of several lines
         can only end it: a code unit has no `then`, and a `then` holds one only at its end."""
-        sentence = as_code(self.code, self.lang) if self.code else self.sentence
-        return spoken(self.lead, sentence, self.then)
+        unit = self.unit
+        return spoken(unit.lead, as_code(unit.code, unit.lang) if unit.code else unit.text, unit.then)
 
     @property
     def quoted(self) -> str:
@@ -132,24 +132,26 @@ def marked_cut(s: Scored, cut: int | None) -> str:
     """The quote, with `CUT_MARK` when it ends in the passage's cut-off sentence: the unit
     itself, or a unit it is quoted with (an FAQ question's answer and the code that answer
     introduces, `Quotable.then` and its `reach`)."""
-    ends_cut = cut is not None and s.position <= cut <= s.position + s.reach
+    ends_cut = cut is not None and s.position <= cut <= s.position + s.unit.reach
     return f"{s.quoted}{CUT_MARK}" if ends_cut else s.quoted
 
 
 @dataclass(frozen=True)
 class _Unit:
     passage: Passage
-    text: str
+    quotable: Quotable
     position: int
     context: str  # the innermost heading of the passage's heading path (`section`)
     overlap: float
-    item: bool  # a list item (`Quotable.item`)
-    heading: str = ""  # the heading line above it in the passage's text, when not `context`
-    then: str = ""  # quoted after it, not scored (`Quotable.then`)
-    reach: int = 0  # the units after it that `then` quotes (`Quotable.reach`)
-    code: str = ""  # a code block's lines (`Quotable.code`)
-    lang: str = ""  # ... and its language (`Quotable.lang`)
-    lead: str = ""  # quoted before it, not scored (`Quotable.lead`)
+
+    @property
+    def text(self) -> str:
+        return self.quotable.text
+
+    @property
+    def heading(self) -> str:
+        """The heading line above it in the passage's text, when not `context`."""
+        return self.quotable.heading if self.quotable.heading != self.context else ""
 
     @property
     def label(self) -> str:
@@ -158,7 +160,7 @@ class _Unit:
         it, and the items of two such lists may be quoted side by side. Only a line of the
         passage's own text: the citation check reads the quote against that text, and the
         heading path is shown with the source."""
-        if not self.item or not self.heading:
+        if not self.quotable.item or not self.heading:
             return ""
         return "" if set(content_words(self.heading)) <= set(content_words(self.text)) else self.heading
 
@@ -290,17 +292,14 @@ class ExtractiveAnswerer:
         for passage in passages:
             outer = section(passage.heading)
             for position, quotable in enumerate(quotable_units(passage.text, marks_headings(passage.source))):
-                unit, context = quotable.text, outer
-                local = quotable.heading if quotable.heading != outer else ""
-                words = set(content_words(f"{context} {local} {unit}"))
+                unit = _Unit(passage, quotable, position, outer, 0.0)
+                words = set(content_words(f"{unit.context} {unit.heading} {unit.text}"))
                 overlap = len(q_words & words) / len(q_words)
                 if not overlap:
                     new = [w for w in words if w not in stems]
                     stems.update(zip(new, stem_words(new), strict=True))
                 if overlap or not q_stems.isdisjoint(stems[w] for w in words):
-                    out.append(_Unit(passage, unit, position, context, overlap, quotable.item, local,
-                                     then=quotable.then, reach=quotable.reach, code=quotable.code,
-                                     lang=quotable.lang, lead=quotable.lead))
+                    out.append(replace(unit, overlap=overlap))
         return out
 
     def support(
@@ -333,12 +332,11 @@ class ExtractiveAnswerer:
         literal = anchors(question)
         rank = {p.n: r for r, p in enumerate(passages)}
         scored = sorted((
-            Scored(u.passage, u.text, u.position, float(
+            Scored(u.passage, u.quotable, u.position, float(
                 0.6 * sim + 0.4 * u.overlap
                 + self.kind_bonus * fits_kind(u.text, kind)
                 + self.anchor_bonus * share_present(literal, u.text)
-            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label, then=u.then, reach=u.reach, code=u.code,
-                lang=u.lang, lead=u.lead)
+            ), rank_prior(self.rank_prior, rank[u.passage.n]), u.label)
             for u, sim in zip(candidates, semantic, strict=True)
         ), key=lambda s: s.ranking, reverse=True)
         return Support(tuple(scored), missing, unheard, max(s.score for s in scored), float(semantic.max()), coverage,
@@ -407,9 +405,9 @@ class ExtractiveAnswerer:
         for s in scored:
             if s.ranking < floor or length >= self.reply_chars:
                 break
-            said = [k for k in kept if _near_duplicate(s.sentence, k.sentence) or _near_duplicate(s.sentence, k.then)
-                    or _near_duplicate(s.sentence, k.lead)]
-            if not all(_says_more_than(s.sentence, k.sentence) and not k.then and k not in grown for k in said):
+            said = [k for k in kept if _near_duplicate(s.sentence, k.sentence)
+                    or _near_duplicate(s.sentence, k.unit.then) or _near_duplicate(s.sentence, k.unit.lead)]
+            if not all(_says_more_than(s.sentence, k.sentence) and not k.unit.then and k not in grown for k in said):
                 continue  # said already, or quoted after the unit before it (a lead-in's code)
             if len(kept) == self.max_sentences and not said:
                 continue  # full: only a unit replacing kept ones may still come in
@@ -420,8 +418,8 @@ class ExtractiveAnswerer:
                 grown.append(s)
             kept = [k for k in kept if k not in said]
             length -= sum(len(k.sentence) for k in said)
-            if s.then and any(_near_duplicate(s.then, k.sentence) for k in kept):
-                s = replace(s, then="", reach=0)  # what follows it is quoted already: the sentence alone
+            if s.unit.then and any(_near_duplicate(s.unit.then, k.sentence) for k in kept):
+                s = replace(s, unit=replace(s.unit, then="", reach=0))  # what follows is quoted already: it alone
             kept.append(s)
             length += len(s.sentence)
         order = {p.n: rank for rank, p in enumerate(passages)}

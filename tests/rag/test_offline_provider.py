@@ -3,6 +3,7 @@ import pytest
 
 from rag.providers import get_generator
 from rag.providers.offline import OfflineProvider
+from rag.providers.quotable import Quotable
 from rag.settings import Settings
 from rag.types import AnswerTask, Passage, Prompt
 
@@ -238,7 +239,7 @@ def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline
         def text(i):  # distinct words: no unit is a near-duplicate of another
             return " ".join(f"w{i}n{j}" for j in range(length // 6))
 
-        units = [Scored(passages[i % 2], text(i), i, s) for i, s in enumerate(scores)]
+        units = [Scored(passages[i % 2], Quotable(text(i)), i, s) for i, s in enumerate(scores)]
         return sorted(units, key=lambda u: u.score, reverse=True)
 
     short = answerer.pick(scored(40, [0.9 - 0.03 * i for i in range(12)]), passages)
@@ -260,25 +261,27 @@ def test_a_unit_saying_a_kept_one_and_a_little_more_replaces_it_a_run_of_entries
 
     answerer = offline_provider.answerer
     passage = Passage(1, "", "octave.pdf", 886)
-    short = Scored(passage, "The default colormap is returned.", 3, 0.75)
-    more = Scored(passage, 'The new colormap is returned. colormap ("default") restores the default colormap (the '
-                           "viridis map with 64 entries).", 5, 0.70)
+    short = Scored(passage, Quotable("The default colormap is returned."), 3, 0.75)
+    more = Scored(passage, Quotable('The new colormap is returned. colormap ("default") restores the default colormap '
+                                    "(the viridis map with 64 entries)."), 5, 0.70)
     assert [s.sentence for s in answerer.pick([short, more], [passage])] == [more.sentence]
     entries = "; ".join(f"map{i} (x) draws {i} lines" for i in range(9))
-    run = Scored(passage, f"The default colormap is returned; {entries}", 7, 0.70)
+    run = Scored(passage, Quotable(f"The default colormap is returned; {entries}"), 7, 0.70)
     assert [s.sentence for s in answerer.pick([short, run], [passage])] == [short.sentence]
     assert [s.sentence for s in answerer.pick([more, short], [passage])] == [more.sentence]  # said already
-    lead_in = Scored(passage, "To reset the colormap, run this command:", 1, 0.8, then="`colormap ('default')`")
-    longer = Scored(passage, "To reset the colormap of the current figure, run this command in the prompt:", 9, 0.7)
+    code = "`colormap ('default')`"
+    lead_in = Scored(passage, Quotable("To reset the colormap, run this command:", then=code), 1, 0.8)
+    longer = Scored(passage, Quotable("To reset the colormap of the current figure, run this command in the prompt:"),
+                    9, 0.7)
     assert answerer.pick([lead_in, longer], [passage]) == [lead_in]  # the code it introduces stays quoted
-    small = Scored(passage, "Colormap default returned.", 1, 0.8)
-    grown = Scored(passage, "Colormap default returned, viridis map, sixty four entries.", 2, 0.75)
-    huge = Scored(passage, "Colormap default returned, viridis map, sixty four entries, perceptually uniform, "
-                           "dark blue through green to yellow, replacing jet.", 3, 0.7)
+    small = Scored(passage, Quotable("Colormap default returned."), 1, 0.8)
+    grown = Scored(passage, Quotable("Colormap default returned, viridis map, sixty four entries."), 2, 0.75)
+    huge = Scored(passage, Quotable("Colormap default returned, viridis map, sixty four entries, perceptually uniform, "
+                                    "dark blue through green to yellow, replacing jet."), 3, 0.7)
     assert [s.sentence for s in answerer.pick([small, grown, huge], [passage])] == [grown.sentence]  # once
     # With the count of units full, a unit replacing a kept one still comes in; no other does.
     words = ("axes", "legend", "title", "grid", "ticks", "labels", "lights", "camera")
-    others = [Scored(passage, f"The {w} property belongs to {w} objects only.", 10 + n, 0.74)
+    others = [Scored(passage, Quotable(f"The {w} property belongs to {w} objects only."), 10 + n, 0.74)
               for n, w in enumerate(words)]
     full = answerer.pick([short, *others[: answerer.max_sentences - 1], more, others[-1]], [passage])
     assert len(full) == answerer.max_sentences and more in full and short not in full and others[-1] not in full
@@ -302,8 +305,9 @@ def test_units_are_chosen_with_their_passages_rank_but_refused_on_their_own_supp
     # The floor reads support plus prior, the refusal support alone: a first passage's unit
     # under the support floor is quoted beside a supported one, but never alone.
     top, later = Passage(1, "", "a.md"), Passage(4, "", "b.md")
-    weak = Scored(top, "vacation days left over", 0, answerer.min_support - 0.18, answerer.rank_prior)
-    fine = Scored(later, "vacation requests go to the manager", 0, answerer.min_support + 0.02, answerer.rank_prior / 4)
+    weak = Scored(top, Quotable("vacation days left over"), 0, answerer.min_support - 0.18, answerer.rank_prior)
+    fine = Scored(later, Quotable("vacation requests go to the manager"), 0, answerer.min_support + 0.02,
+                  answerer.rank_prior / 4)
     assert weak.ranking > answerer.min_support
     assert answerer.pick([fine, weak], [top, later]) == [weak, fine]
     assert answerer.pick([weak], [top]) == []
@@ -431,10 +435,9 @@ def test_a_cut_answer_quoted_after_its_question_is_marked_too():
     units = quotable_units(text)
     question = next(i for i, u in enumerate(units) if u.text.endswith("?"))
     assert units[question].then and cut == len(units) - 1
-    scored = Scored(Passage(1, text, "cnfsat.pdf"), units[question].text, question, 0.9, then=units[question].then,
-                    reach=units[question].reach)
+    scored = Scored(Passage(1, text, "cnfsat.pdf"), units[question], question, 0.9)
     assert marked_cut(scored, cut).endswith("problem in this …")
-    assert not marked_cut(Scored(Passage(1, text, "cnfsat.pdf"), units[0].text, 0, 0.9), cut).endswith("…")
+    assert not marked_cut(Scored(Passage(1, text, "cnfsat.pdf"), Quotable(units[0].text), 0, 0.9), cut).endswith("…")
 
 
 def test_a_quote_whose_then_is_quoted_apart_is_not_marked_cut(offline_provider):
@@ -443,10 +446,10 @@ def test_a_quote_whose_then_is_quoted_apart_is_not_marked_cut(offline_provider):
     from rag.providers.extractive import ExtractiveAnswerer, Scored, marked_cut
 
     passage = Passage(1, "x", "glpk.pdf")
-    alone = Scored(passage, "It is also allowed to specify more than one file containing the data section, "
-                            "for example: glpsol --model foo.mod --data foo1.dat", 4, 0.9)
-    before = Scored(passage, "Note that if the model file also contains the data section, that section is ignored.",
-                    3, 0.8, then=alone.sentence, reach=1)
+    alone = Scored(passage, Quotable("It is also allowed to specify more than one file containing the data section, "
+                                     "for example: glpsol --model foo.mod --data foo1.dat"), 4, 0.9)
+    before = Scored(passage, Quotable("Note that if the model file also contains the data section, that section is "
+                                      "ignored.", then=alone.sentence, reach=1), 3, 0.8)
     picked = ExtractiveAnswerer(offline_provider.model).pick([alone, before], [passage])
     assert [marked_cut(s, 4) for s in picked] == [before.sentence, f"{alone.sentence} …"]
 
@@ -460,7 +463,7 @@ def test_a_quotes_reach_counts_the_units_its_then_quotes_and_no_others():
 
     def quoted(text: str) -> str:
         unit = quotable_units(text)[0]
-        scored = Scored(Passage(1, text, "a.pdf"), unit.text, 0, 0.9, then=unit.then, reach=unit.reach)
+        scored = Scored(Passage(1, text, "a.pdf"), unit, 0, 0.9)
         return marked_cut(scored, cut_short(text))
 
     listed = ("The directories are searched in the following order of preference:\n- /usr/tmp is the directory "
