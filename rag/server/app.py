@@ -301,6 +301,34 @@ CollectionName = Annotated[str, PathParameter(description=f"the collection: 3-{M
                            AfterValidator(_allowed_collection)]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """The collection a route's path names, and its caller, who may use it."""
+
+    name: str
+    caller: Caller
+
+
+def entering(role: Role) -> Callable[..., Entry]:
+    """A route dependency: the path's collection, which a caller holding `role` may use (a
+    key limited to other collections is refused, 403). Declared in the route's signature, so
+    no route naming a collection can forget to check it."""
+
+    # The caller's dependency as a default, FastAPI's other form: an Annotated type here would
+    # name this function's locals, which FastAPI cannot resolve from a string annotation.
+    holder = Depends(requires(role))
+
+    def dependency(name: CollectionName, caller: Caller = holder) -> Entry:
+        return Entry(caller.enter(name), caller)
+
+    return dependency
+
+
+AskInto = Annotated[Entry, Depends(entering("ask"))]
+IngestInto = Annotated[Entry, Depends(entering("ingest"))]
+AdminInto = Annotated[Entry, Depends(entering("admin"))]
+
+
 def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]  # Starlette's app.state is untyped
 
@@ -500,12 +528,12 @@ def add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/collections/{name}/documents", response_model=DocumentsOut,
              responses={**REFUSED, 404: {"model": ErrorOut, "description": NOT_FOUND}})
-    async def documents(name: CollectionName, request: Request, caller: Asker,
+    async def documents(into: AskInto, request: Request,
                         offset: Annotated[int, Query(ge=0)] = 0,
                         limit: Annotated[int, Query(ge=1, le=MAX_DOCUMENTS_PAGE)] = DOCUMENTS_PAGE) -> DocumentsOut:
         """The collection's files by stored name, with their chunk counts: the names its
         citations give and its removal takes. Sorted by name, `limit` at a time."""
-        caller.enter(name)
+        name = into.name
         stores = services(request).backend.stores
         files = await anyio.to_thread.run_sync(stores.files, name)
         return DocumentsOut(collection=name, total=len(files), offset=offset, limit=limit,
@@ -514,9 +542,9 @@ def add_routes(app: FastAPI) -> None:
     @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202,
               responses={**REFUSED, 413: {"model": ErrorOut, "description": "a file over max_upload_mb, or the "
                                                                             "request over all files' limit"}})
-    async def upload(name: CollectionName, files: list[UploadFile], request: Request, caller: Ingester) -> JobOut:
+    async def upload(into: IngestInto, files: list[UploadFile], request: Request) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
-        caller.enter(name)
+        name = into.name
         state = services(request)
         most = state.settings.max_upload_files
         if len(files) > most:
@@ -532,15 +560,16 @@ def add_routes(app: FastAPI) -> None:
                 target = staged_file(folder, stored_name).path
                 await stage(file, target, state.settings)
                 staged.append(str(target))
-            job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("upload", name, caller.name, paths=staged))
+            job = await anyio.to_thread.run_sync(
+                lambda: state.jobs.submit("upload", name, into.caller.name, paths=staged))
         except BaseException:  # the client went away, the disk filled, no queue: nothing queued, nothing kept
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return JobOut.model_validate(job)
 
     @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)
-    async def ingest_folder(name: CollectionName, body: FolderIngest, request: Request, caller: Admin) -> JobOut:
-        caller.enter(name)
+    async def ingest_folder(into: AdminInto, body: FolderIngest, request: Request) -> JobOut:
+        name = into.name
         state = services(request)
         if not Path(body.path).is_dir():
             raise InvalidRequest(f"{body.path!r} is not a folder on the server.", field="path")
@@ -552,17 +581,17 @@ def add_routes(app: FastAPI) -> None:
             raise Forbidden(f"{body.path!r} is outside the folders this server ingests from (folder_ingest_roots: "
                             f"{', '.join(map(str, roots))}).")
         job = await anyio.to_thread.run_sync(
-            lambda: state.jobs.submit("folder", name, caller.name, paths=[body.path], prune=body.prune))
+            lambda: state.jobs.submit("folder", name, into.caller.name, paths=[body.path], prune=body.prune))
         return JobOut.model_validate(job)
 
     @app.delete("/v1/collections/{name}/documents/{source:path}", response_model=JobOut, status_code=202,
                 responses={**REFUSED, 404: {"model": ErrorOut, "description": "no such collection, or no such file "
                                                                               "in it"}})
-    async def delete_document(name: CollectionName, source: str, request: Request, caller: Ingester) -> JobOut:
+    async def delete_document(into: IngestInto, source: str, request: Request) -> JobOut:
         """Queues the removal of one stored file (its name as citations show it) and its chunks.
         Checked first, without creating anything: queued as asked, an unknown collection was
         created empty by the job, and an unknown file was a 202 and a failed job."""
-        caller.enter(name)
+        name = into.name
         state = services(request)
 
         def held() -> None:
@@ -571,7 +600,8 @@ def add_routes(app: FastAPI) -> None:
                                       "/documents lists its files by the names removal takes.")
 
         await anyio.to_thread.run_sync(held)
-        job = await anyio.to_thread.run_sync(lambda: state.jobs.submit("remove", name, caller.name, sources=[source]))
+        job = await anyio.to_thread.run_sync(
+            lambda: state.jobs.submit("remove", name, into.caller.name, sources=[source]))
         return JobOut.model_validate(job)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut,

@@ -228,3 +228,19 @@ def test_a_missing_collection_read_where_no_key_is_known_names_no_collection():
     missing = NoCollection("No collection 'gone' in /srv/data (...)", name="gone", held=["team-a", "team-b"])
     assert remote_message(missing) == "No collection 'gone' on this server."
     assert missing.told(lambda c: c == "team-a") == "No collection 'gone' on this server (its collections: team-a)."
+
+
+def test_every_route_naming_a_collection_checks_the_callers_collections(settings: Settings):
+    """The check is the routes' dependency (`entering`), not a call each route body must
+    remember: a route whose path names a collection without it would serve any key."""
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute
+
+    def calls(dependant: Dependant) -> set[str]:
+        own = getattr(dependant.call, "__qualname__", "")  # a security scheme is an instance
+        return {own, *(c for d in dependant.dependencies for c in calls(d))}
+
+    named = [r for r in create_app(settings, mounts=[]).routes if isinstance(r, APIRoute) and "{name}" in r.path]
+    assert len(named) == 4
+    for route in named:
+        assert "entering.<locals>.dependency" in calls(route.dependant), route.path
