@@ -22,7 +22,7 @@ import shutil
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -73,9 +73,25 @@ def readable_name(original: str) -> str:
     name = safe_name(original)
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
+        if Path(original).suffix.lower() in SUPPORTED:  # "..md": nothing is left of the name but its type
+            raise UploadRejected(f"{original}: not a usable file name; give the file a name before its type.")
         allowed = ", ".join(sorted(SUPPORTED))
         raise UploadRejected(f"{original}: file type {suffix or '(none)'} is not supported (use {allowed}).")
     return name
+
+
+def stored_names(originals: Sequence[str]) -> list[str]:
+    """The stored names of one upload's files (`readable_name`), refusing two stored under
+    one name ("a/x.md" and "b/x.md" are both "x.md"): the second overwrote the first while
+    the upload reported both."""
+    names = [readable_name(original) for original in originals]
+    first: dict[str, str] = {}
+    for original, name in zip(originals, names, strict=True):
+        if name in first:
+            raise UploadRejected(f"{first[name]} and {original} would both be stored as {name}; rename one, "
+                                 "or upload them apart.")
+        first[name] = original
+    return names
 
 
 def upload_dir(settings: Settings, collection: str) -> Path:
@@ -95,11 +111,15 @@ def incoming_dir(settings: Settings, collection: str) -> Path:
     return folder
 
 
-def staged_file(folder: Path, name: str) -> StagedFile:
-    """Where the file stored as `name` (a `safe_name`) waits in an upload's `folder`."""
+def staged_file(folder: Path, name: str, original: str = "") -> StagedFile:
+    """Where the file stored as `name` (a `safe_name`) waits in an upload's `folder`; a
+    refusal names it as uploaded (`original`), when given."""
     target = (folder / name).resolve()
     if not name or target.parent != folder:
-        raise UploadRejected(f"{name or '(no name)'}: not a usable file name.")
+        raise UploadRejected(f"{original or name or '(no name)'}: not a usable file name.")
+    if target.exists():  # the folder is this upload's own: another of its files has the name
+        raise UploadRejected(f"{original or name}: another file of this upload has the same name; rename one, or "
+                             "upload them apart.")
     return StagedFile(name, target, folder.parent.parent / name)
 
 

@@ -46,10 +46,7 @@ def check(original_name: str, size: int, settings: Settings) -> str:
 def stage(uploaded: Path, original_name: str, settings: Settings, folder: Path) -> StagedFile:
     """Check one uploaded file and copy it into `folder`, its upload's (rag.uploads.incoming_dir)."""
     name = check(original_name, uploaded.stat().st_size, settings)
-    try:
-        staged = staged_file(folder, name)
-    except UploadRejected:
-        raise UploadRejected(f"{original_name}: not a usable file name.") from None
+    staged = staged_file(folder, name, original_name)
     shutil.copyfile(uploaded, staged.path)
     return staged
 

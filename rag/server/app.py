@@ -91,7 +91,7 @@ from rag.settings import Settings
 from rag.store import MAX_NAME_CHARS, check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
 from rag.types import Prompt
-from rag.uploads import UploadRejected, incoming_dir, readable_name, staged_file
+from rag.uploads import UploadRejected, incoming_dir, staged_file, stored_names
 
 log = logging.getLogger("rag.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -550,7 +550,7 @@ def add_routes(app: FastAPI) -> None:
         if len(files) > most:
             raise InvalidRequest(f"{len(files)} files in one upload; at most {most} (max_upload_files).", field="files")
         try:  # a type ingest cannot read is refused now, by name, not found skipped in the job's outcome
-            names = [readable_name(file.filename or "") for file in files]
+            names = stored_names([file.filename or "" for file in files])
         except UploadRejected as error:
             raise InvalidRequest(str(error), field="files") from None
         folder = incoming_dir(state.settings, name)  # this upload's own: the job moves its files onto their names

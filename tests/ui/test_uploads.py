@@ -54,6 +54,22 @@ def test_stage_refuses_unknown_types_and_oversized_files(settings: Settings, tmp
         stage(write(tmp_path / "b", "x" * 1_049), "big.md", small, folder)  # MB: 1,048,576 bytes
     assert list(folder.iterdir()) == []
     assert stage(write(tmp_path / "c", "x" * 1_048), "fits.md", small, folder).name == "fits.md"  # at the limit
+    with pytest.raises(UploadRejected, match=r"^\.\.md: not a usable file name; give the file a name"):
+        stage(write(tmp_path / "d", "x"), "..md", settings, folder)  # stored as "md": no type left
+
+
+def test_a_second_file_of_one_name_in_an_upload_is_refused_not_written_over_the_first(
+    settings: Settings, tmp_path: Path, offline_provider: OfflineProvider
+) -> None:
+    """A review's repro: two files named alike from two folders were both staged under one
+    name, the second's bytes over the first's, while the upload reported both."""
+    first = write(tmp_path / "a" / "notes.md", "# Notes\n\nThe canteen serves lunch from 11:30 to 14:00.")
+    second = write(tmp_path / "b" / "notes.md", "# Notes\n\nThe gym opens at 6:00.")
+    result = ingest_uploads([first, second], settings, offline_provider, "corpus")
+    assert [s.name for s in result.staged] == ["notes.md"]
+    assert result.rejected == ["notes.md: another file of this upload has the same name; rename one, or "
+                               "upload them apart."]
+    assert "canteen" in (upload_dir(settings, "corpus") / "notes.md").read_text()
 
 
 @pytest.mark.parametrize("collection", ["..", ".", "../x", "a/../.."])

@@ -117,6 +117,19 @@ def test_an_upload_of_a_type_ingest_cannot_read_is_refused_by_name_before_anythi
     assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
 
 
+def test_two_files_one_upload_would_store_under_one_name_are_refused_naming_both(keyed_settings):
+    """A review's repro: "a/x.md" and "b/x.md" were both accepted as "x.md"; the job
+    ingested one, the second's bytes over the first's, and reported no error."""
+    settings, keys = keyed_settings
+    with TestClient(create_app(settings, mounts=[])) as api:
+        refused = api.post(f"/v1/collections/{settings.collection}/documents", headers=keys["loader"],
+                           files=[("files", ("a/x.md", b"# A")), ("files", ("b/x.md", b"# B"))])
+    assert refused.status_code == 422
+    assert refused.json()["message"] == ("a/x.md and b/x.md would both be stored as x.md; rename one, or upload "
+                                         "them apart.")
+    assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
+
+
 def test_the_upload_limit_is_per_file_as_the_ui_says_and_a_file_past_it_is_refused_by_name(keyed_settings):
     """Two files of 0.6 of the limit each were a 413 for the whole request ("over the limit of
     20.06 MB"), though `max_upload_mb` is per file and the UI takes them."""
