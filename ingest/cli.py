@@ -70,6 +70,14 @@ was refused or stopped (quota, API key, mixed embedders; work done so far is kep
 """
 
 
+def _path(text: str) -> Path:
+    """A PATH argument. An empty one is refused: `Path("")` is the current folder, so
+    `python -m ingest "$DOCS"` with DOCS unset ingested wherever the shell stood."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty PATH (an unset shell variable?); name a file or folder")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m ingest",
@@ -77,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", metavar="PATH", type=Path,
+    parser.add_argument("paths", nargs="*", metavar="PATH", type=_path,
                         help="files or folders (recursive); with --resume, default: those of the pending jobs")
     parser.add_argument("--collection", help="collection name (default: settings.collection, 'corpus')")
     parser.add_argument("--include", action="append", default=[], metavar="GLOB",

@@ -126,6 +126,9 @@ def test_a_dry_run_names_what_it_would_remove_and_the_collections_version(capsys
     (["-q"], "give at least one PATH (or --resume to collect pending batch jobs)"),
     (["docs", "--no-wait"], "--no-wait goes with --batch or --resume"),
     (["docs", "--backend", "pinecone"], "argument --backend: invalid choice: 'pinecone' (choose from "),
+    # `python -m ingest "$DOCS"` with DOCS unset ingested the folder the shell stood in (a review's repro)
+    ([""], "argument PATH: an empty PATH (an unset shell variable?); name a file or folder"),
+    (["docs", " "], "argument PATH: an empty PATH (an unset shell variable?); name a file or folder"),
 ])
 def test_a_usage_error_is_one_line_and_exit_2(capsys, argv, said):
     """The README's one line and exit 2: argparse printed its usage block first, a dozen lines.
