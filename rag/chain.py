@@ -54,6 +54,9 @@ SNIPPET_CHARS = 280
 # What Python makes of bytes that are not UTF-8 in a command line or a terminal's input
 # (surrogateescape): "caf\xe9" typed in a Latin-1 terminal. No text can be made of them.
 _UNDECODED = re.compile("[\ud800-\udfff]")
+# What shows nothing: white space, control characters (NUL, escape) and format characters
+# (zero-width space, joiners, direction marks).
+_UNSEEN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*")
 
 
 log = logging.getLogger(__name__)
@@ -266,13 +269,13 @@ class Chain:
             ) from exc
 
     def check_request(self, question: str, options: AskOptions) -> None:
-        """Refuses, before anything is spent, a blank question, one with bytes that are no text
-        (`_UNDECODED`: they failed in the cache key's hash, a crash), one over `MAX_QUESTION_CHARS`
-        (the HTTP schema's bound, now the UI's and the CLI's too), and a source filter naming
-        a file the collection does not hold: a blank question or a mistyped file would
-        otherwise come back as "the documents do not seem to answer", which sends the asker
-        looking in the wrong place."""
-        if not question.strip():
+        """Refuses, before anything is spent, a blank question (nothing but what shows nothing,
+        `_UNSEEN`), one with bytes that are no text (`_UNDECODED`: they failed in the cache
+        key's hash, a crash), one over `MAX_QUESTION_CHARS` (the HTTP schema's bound, now the
+        UI's and the CLI's too), and a source filter naming a file the collection does not
+        hold: a blank question or a mistyped file would otherwise come back as "the documents
+        do not seem to answer", which sends the asker looking in the wrong place."""
+        if _UNSEEN.fullmatch(question):  # "\x00\x00" or "\u200b" shows as blank, and with a key cost an answer
             raise InvalidRequest("The question is empty: ask something about your documents.", field="question")
         if (odd := _UNDECODED.search(question)) is not None:
             byte = ord(odd.group()) - 0xDC00

@@ -90,8 +90,9 @@ def test_empty_or_missing_collection_says_to_ingest_first(chain):
 def test_a_blank_question_and_a_filter_on_a_file_the_collection_lacks_are_refused_before_any_search(chain):
     from rag.errors import InvalidRequest
 
-    with pytest.raises(InvalidRequest, match="The question is empty"):
-        chain.ask(" \n\t")
+    for blank in (" \n\t", "\x00\x00", "\x01\x1b\x7f", "\u200b\u200b", "\ufeff \u2060"):  # a review's repros
+        with pytest.raises(InvalidRequest, match="The question is empty"):
+            chain.ask(blank)
     with pytest.raises(InvalidRequest, match="8,001 characters long; the limit is 8,000"):
         chain.ask("x" * 8_001)  # the UI took any length; the HTTP schema stopped at 8,000
     with pytest.raises(InvalidRequest, match=r"holds no file 'nope\.md', 'pdf/handbook\.pdf'"):
