@@ -94,8 +94,20 @@ def options_from(args: argparse.Namespace) -> AskOptions:
     )
 
 
+# A terminal obeys control characters: a document's "\x1b]0;title\x07" or "\x1b[31m", quoted
+# into an answer, would retitle or recolour it (or, with OSC 52, set the clipboard). Only line
+# breaks and tabs are written as they are; others show as \xNN, as file names do.
+_TERMINAL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(c) not in "\n\t"}
+
+
+def for_terminal(text: str) -> str:
+    """The text with every control character but line breaks and tabs written out (`\\x1b`)."""
+    return text.translate(_TERMINAL)
+
+
 def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
-    """Writes deltas as they arrive, then the sources and the numbers; returns the record."""
+    """Writes deltas as they arrive, then the sources and the numbers, control characters
+    written out (`for_terminal`); returns the record."""
     record, line_ended, holding = None, True, False
     with ExitStack() as answering:
         try:
@@ -104,7 +116,7 @@ def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
                     if not holding:  # from the first words: retry notes before them show as they come
                         answering.enter_context(logs_after_answer())
                         holding = True
-                    out.write(event.text)
+                    out.write(for_terminal(event.text))
                     out.flush()
                     line_ended = event.text.endswith("\n") if event.text else line_ended
                 elif isinstance(event, Done):
@@ -117,7 +129,7 @@ def print_answer(events: Iterable[Event], out: TextIO) -> AnswerRecord:
                 out.flush()
             raise
         assert record is not None, "a chain stream always ends with Done"
-        out.write("\n\n" + describe(record) + "\n")
+        out.write("\n\n" + for_terminal(describe(record)) + "\n")
         out.flush()
     return record
 

@@ -136,6 +136,22 @@ def test_an_ordinary_word_no_document_holds_is_not_a_reason_to_refuse(settings, 
 
 
 @pytest.mark.slow
+def test_a_documents_control_characters_reach_the_terminal_written_out(settings, offline_provider, tmp_path):
+    """A review's repro: a document's escape sequences, quoted into the answer, were written
+    to the terminal as they were, so a file could recolour it, retitle it ("\x1b]0;...\x07")
+    or, where OSC 52 is allowed, set the clipboard."""
+    folder = tmp_path / "colony"
+    folder.mkdir()
+    (folder / "esc.md").write_text("# Penguins\n\nThe penguin colony size is \x1b[31mRED\x1b[0m 500 birds."
+                                   "\x1b]0;TITLEPWNED\x07 More\x08\x08 here.\n")
+    ingest_paths([folder], settings, offline_provider, collection="colony")
+    done = _run(settings, "ask", "how big is the penguin colony?", collection="colony")
+    assert done.returncode == 0, done.stderr
+    assert "colony size is \\x1b[31mRED\\x1b[0m 500 birds.\\x1b]0;TITLEPWNED\\x07 More\\x08" in done.stdout
+    assert not any(c in done.stdout for c in "\x1b\x07\x08")
+
+
+@pytest.mark.slow
 def test_an_offline_answer_quotes_a_run_of_commands_with_its_lines_and_checks_it(
         settings, offline_provider, tmp_path):
     """A reply quoted "git add . git commit -m ..." as one command on one line; it now shows
