@@ -417,12 +417,15 @@ def create_app(
                 metrics.errors.labels(error_kind(refused_caller), route_path(request.scope)).inc()
                 return error_response(refused_caller)
         sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        json_like = sent in ("", "application/json") or sent.endswith("+json")  # what FastAPI reads as JSON
+        # What FastAPI reads as JSON: not a body without a type, which its strict content type
+        # (against cross-site requests a browser sends without asking) leaves unread.
+        json_like = sent == "application/json" or sent.endswith("+json")
         if not json_like and any(tuple(e["loc"]) == ("body",) for e in error.errors()):
-            # a JSON body sent as text/plain or a form: "Input should be a valid dictionary" said nothing useful
+            # a JSON body sent as text/plain, a form or with no type: "Input should be a valid
+            # dictionary" said nothing useful
             metrics.errors.labels("unsupported_media_type", route_path(request.scope)).inc()
             body = ErrorOut(error="unsupported_media_type", message="Send the body as JSON, with Content-Type: "
-                            f"application/json (got {sent}).")
+                            f"application/json (got {sent or 'none'}).")
             return JSONResponse(body.model_dump(), status_code=415)
         fields = refused_fields(error)
         refused = InvalidRequest("; ".join(f"{f.field}: {f.reason}" for f in fields))
