@@ -25,6 +25,7 @@ from io import BytesIO
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
+from rag.filetypes import SUPPORTED
 from rag.text import FENCE, closes_fence, line_roles, rejoined
 from rag.types import ChunkKind, PageUnit
 
@@ -1020,7 +1021,7 @@ def load_docx(data: bytes) -> list[Section]:
             elif text:
                 blocks.append(_literal(text))
     except (OpcError, *_OFFICE_ERRORS) as exc:  # type: ignore[misc]  # mypy cannot star-unpack exception tuples
-        raise LoadError(f"not a readable Word document ({type(exc).__name__}: {exc})") from exc
+        raise _office_refusal(data, "Word document", exc) from exc
     return markdown_sections("\n\n".join(blocks))
 
 
@@ -1055,8 +1056,30 @@ def load_pptx(data: bytes) -> list[Section]:
             heading = " ".join(title.text_frame.text.split()) if title is not None and title.has_text_frame else ""
             sections.append(Section("\n".join(texts), page=n, heading=heading, unit="slide"))
     except (PythonPptxError, *_OFFICE_ERRORS) as exc:  # type: ignore[misc]  # as above
-        raise LoadError(f"not a readable PowerPoint file ({type(exc).__name__}: {exc})") from exc
+        raise _office_refusal(data, "PowerPoint file", exc) from exc
     return sections
+
+
+# An Office file's main part, by what it is and the name ending that says so.
+_OFFICE_PARTS = {"word/document.xml": ("Word document", ".docx"), "ppt/presentation.xml": ("PowerPoint file", ".pptx"),
+                 "xl/workbook.xml": ("Excel workbook", ".xlsx")}
+
+
+def _office_refusal(data: bytes, wanted: str, exc: Exception) -> LoadError:
+    """Why an Office file named a `wanted` one cannot be read: another kind of Office file
+    under the wrong name ending says so ("a PowerPoint file named as a Word document: rename
+    it .pptx"), where the library said "file '<_io.BytesIO object at 0x7f...>' is not a Word
+    file, content type is 'application/vnd...presentationml...'"; else the library's reason."""
+    try:
+        parts = set(zipfile.ZipFile(BytesIO(data)).namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        parts = set()
+    for part, (kind, suffix) in _OFFICE_PARTS.items():
+        if part in parts and kind != wanted:
+            fix = f"rename it {suffix}" if suffix in SUPPORTED else f"ingest does not read {suffix} files"
+            return LoadError(f"a {kind} named as a {wanted}: {fix}")
+    reason = re.sub(r"'<_io\.BytesIO object at 0x[0-9a-f]+>'", "it", str(exc))
+    return LoadError(f"not a readable {wanted} ({type(exc).__name__}: {reason})")
 
 
 def _shape_texts(shape: BaseShape, title: BaseShape | None) -> Iterator[str]:

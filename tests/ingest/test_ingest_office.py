@@ -64,6 +64,19 @@ def test_a_damaged_office_file_fails_with_the_reason_and_the_rest_is_ingested(
     assert {c.source for c in Store(settings, offline_provider.embedding_id).chunks()} == {"policy.docx", "deck.pptx"}
 
 
+def test_an_office_file_under_another_kinds_name_says_which_it_is(office):
+    """A review's repro: a presentation saved as .docx failed with "not a readable Word
+    document (ValueError: file '<_io.BytesIO object at 0x7f...>' is not a Word file, content
+    type is '...presentationml...')"."""
+    deck, policy = (office / "deck.pptx").read_bytes(), (office / "policy.docx").read_bytes()
+    with pytest.raises(LoadError, match=r"^a PowerPoint file named as a Word document: rename it \.pptx$"):
+        load(deck, "docx")
+    with pytest.raises(LoadError, match=r"^a Word document named as a PowerPoint file: rename it \.docx$"):
+        load(policy, "pptx")
+    with pytest.raises(LoadError, match=r"^not a readable Word document \((\w+): (?!.*BytesIO)"):
+        load(b"PK\x03\x04 not a zip archive", "docx")
+
+
 def test_body_text_that_looks_like_markdown_stays_body_text(tmp_path):
     from docx import Document
 
