@@ -3,6 +3,7 @@ the UI shows and the evaluation scores."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,6 +74,10 @@ MAX_SOURCES = 50  # files one question may be limited to (the API's and the MCP 
 # document pasted whole, and a bound on what one request makes the key-term and anchor
 # readings scan.
 MAX_QUESTION_CHARS = 8_000
+# A session id a client may choose (the API's `session_id`, the CLI's `--session`): it is
+# echoed in commands to copy ("python -m rag costs --session ID") and in log lines.
+MAX_SESSION_ID_CHARS = 128
+SESSION_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_SESSION_ID_CHARS}}}")  # whole: `fullmatch`
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from rag.answer import MAX_K, AnswerRecord, AskOptions, Delta, Done, Event
+from rag.answer import MAX_K, MAX_SESSION_ID_CHARS, SESSION_ID, AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
 from rag.commands import Exit, Parser, add_debug_flag, run_command
 from rag.conversations import Conversations
@@ -46,6 +46,15 @@ def _top_k(text: str) -> int:
     return value
 
 
+def _session_id(text: str) -> str:
+    """A `--session` id as the API takes one: it is printed in a command to copy, so "a b"
+    printed a command that failed, a line break split it, and "" started a new session."""
+    if not SESSION_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"a session id is 1-{MAX_SESSION_ID_CHARS} letters, digits, '.', '_' or '-'"
+                                         f", not {text[:40]!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m rag", description="Ask questions about your documents.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="file-search: Gemini's File Search tool retrieves, over the collection uploaded "
                               "with python -m ingest --backend file-search (default: settings.backend)")
         add_debug_flag(sub)
-        sub.add_argument("--session", metavar="ID",
+        sub.add_argument("--session", metavar="ID", type=_session_id,
                          help="continue this session: its conversation (a question may follow up its last "
                               "answer) and its budget; each run is a new session otherwise, the id is printed at "
                               "the end")

@@ -11,7 +11,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag.answer import MAX_K, MAX_QUESTION_CHARS, MAX_SOURCES, AnswerRecord, AskOptions
+from rag.answer import (
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    MAX_SESSION_ID_CHARS,
+    MAX_SOURCES,
+    SESSION_ID,
+    AnswerRecord,
+    AskOptions,
+)
 from rag.costs import Totals
 
 # What every request body is read with: a mistyped field ("colection") is refused, not
@@ -33,8 +41,8 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: str | None = Field(
         default=None,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9._-]+$",
+        max_length=MAX_SESSION_ID_CHARS,
+        pattern=f"^{SESSION_ID.pattern}$",
         description="Continue a conversation: its history is kept by the server. A new one is made if absent.",
     )
     history: list[MessageIn] | None = Field(

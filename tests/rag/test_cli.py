@@ -259,6 +259,12 @@ def test_bad_arguments_are_refused_by_the_parser(capsys, k):
     (["frobnicate"], "python -m rag: error: argument command: invalid choice: 'frobnicate' (choose from "),
     (["costs", "--sesion", "x"], "python -m rag costs: error: unrecognized arguments: --sesion x"),
     (["models", "--yaml"], "python -m rag models: error: unrecognized arguments: --yaml"),
+    # A session id is the API's: "a b" printed a command to copy that failed, "" began a new one.
+    (["ask", "q", "--session", "a b"], "python -m rag ask: error: argument --session: a session id is 1-128 "
+                                       "letters, digits, '.', '_' or '-', not 'a b'"),
+    (["chat", "--session", ""], "python -m rag chat: error: argument --session: a session id is 1-128 letters"),
+    (["ask", "q", "--session", "x\ny"], "python -m rag ask: error: argument --session: a session id is 1-128"),
+    (["ask", "q", "--session", "s" * 129], "python -m rag ask: error: argument --session: a session id is 1-128"),
     (["experiments"], "python -m rag experiments: error: the following arguments are required: command"),
 ])
 def test_a_usage_error_is_one_line_and_exit_2_in_every_subcommand(capsys, argv, said):
