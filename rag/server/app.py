@@ -403,19 +403,24 @@ def create_app(
             return error_response(error, told=error.told(caller.reaches))
         return error_response(error)
 
+    def refused_key(request: Request) -> JSONResponse | None:
+        """The 401 or 403 for a request whose body could not be read, where its key is
+        checked: FastAPI parses the body before the route's key check runs, and a caller
+        without a key must learn nothing of the body's shape, only that a key is needed."""
+        try:
+            services(request).caller(request, key_in(request))
+        except (Unauthorized, Forbidden) as refused_caller:
+            metrics.errors.labels(error_kind(refused_caller), route_path(request.scope)).inc()
+            return error_response(refused_caller)
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         """In the shape of every other error, rather than FastAPI's {"detail": [...]}, which
         also echoes the refused input back (all of an 8,000-character question). A body that
-        is not JSON at all is refused before the route's key check runs (FastAPI parses it
-        first): the key is checked here then, so a caller without one learns nothing of
-        the body's shape, only that a key is needed."""
-        if any(e["type"] == "json_invalid" for e in error.errors()):
-            try:
-                services(request).caller(request, key_in(request))
-            except (Unauthorized, Forbidden) as refused_caller:
-                metrics.errors.labels(error_kind(refused_caller), route_path(request.scope)).inc()
-                return error_response(refused_caller)
+        is not JSON at all has its key checked first (`refused_key`)."""
+        if any(e["type"] == "json_invalid" for e in error.errors()) and (keyless := refused_key(request)):
+            return keyless
         sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         # What FastAPI reads as JSON: not a body without a type, which its strict content type
         # (against cross-site requests a browser sends without asking) leaves unread.
@@ -442,6 +447,9 @@ def create_app(
         which Instrumented counts as a request, and is not an error."""
         if isinstance(error.__cause__, ClientDisconnect):
             return Response(status_code=CLIENT_GONE)
+        unread = isinstance(error.__cause__, UnicodeDecodeError | RecursionError)  # a body FastAPI could not parse
+        if unread and (keyless := refused_key(request)):
+            return keyless
         kind = re.sub(r"\W+", "_", HTTPStatus(error.status_code).phrase).lower()
         if not isinstance(error.__cause__, BodyRefused):  # BodyLimit answers that one (413, 408), and counts it
             metrics.errors.labels(kind, route_path(request.scope)).inc()
@@ -450,6 +458,8 @@ def create_app(
             bad = error.__cause__
             message = (f"The body is not UTF-8 text (byte {bad.start}: {bad.object[bad.start:bad.start + 1]!r}): "
                        "send JSON encoded in UTF-8.")
+        elif isinstance(error.__cause__, RecursionError):  # '{"history": [[[[...' thousands deep
+            message = "The body's JSON is nested too deeply to read: no field of this API nests more than a few levels."
         body = ErrorOut(error=kind, message=message)
         return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 

@@ -55,6 +55,15 @@ def test_a_body_that_is_not_json_is_refused_for_the_missing_key_first(keyed):
                            ).status_code == 401
         keyed_call = client.post("/v1/ask", **{**broken, "headers": {**broken["headers"], "X-API-Key": keys["alice"]}})
         assert keyed_call.status_code == 422 and "not valid JSON" in keyed_call.json()["message"]
+        # Bodies FastAPI cannot even parse (not UTF-8, nested past the parser's depth) were
+        # described before the key was checked, and the second only as "There was an error
+        # parsing the body" (a review's repros).
+        for unread, said in ((b'{"question":"\xff"}', "The body is not UTF-8 text (byte 13"),
+                             (b'{"history":' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply to read")):
+            body = {"content": unread, "headers": {"content-type": "application/json"}}
+            assert client.post("/v1/ask", **body).status_code == 401
+            refused = client.post("/v1/ask", **{**body, "headers": {**body["headers"], "X-API-Key": keys["alice"]}})
+            assert refused.status_code == 400 and said in refused.json()["message"], refused.json()
 
 
 def test_sessions_belong_to_their_key(keyed):
