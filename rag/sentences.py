@@ -14,7 +14,7 @@ Kept at ingest rather than read from the chunk before at question time: a metada
 in Chroma scans the collection, 11 ms a question at 10k chunks and 27 ms at 30k (bench,
 2026-12-04), where a stored lead costs nothing. A passage's end is left as it is:
 completing it too, from the chunk after, was measured and lost evidence on three of the
-four test sets (corpus/eval/RESULTS.md), since a longer last sentence takes the offline
+four test sets (EVALUATION.md), since a longer last sentence takes the offline
 answer's reading budget from other sentences.
 """
 

@@ -114,7 +114,7 @@ class Weights:
 CURRENT = Weights()
 GRID = [Weights(s, k, a, r) for s, k, a, r in itertools.product(
     (0.5, 0.6, 0.7), (0.0, 0.04, 0.08, 0.12), (0.0, 0.05, 0.10, 0.15), (0.0, 0.1, 0.2, 0.3))]
-# The rank prior alone, the other weights as they are: the one-weight choice corpus/eval/RESULTS.md reports.
+# The rank prior alone, the other weights as they are: the one-weight choice EVALUATION.md reports.
 RANK_GRID = [Weights(rank=r) for r in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)]
 
 

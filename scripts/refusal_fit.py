@@ -10,7 +10,7 @@ scripts/testsets.py eval NAME` built (same GEMRAG_DATA_DIR), and writes one JSON
 case: the answerer's `Support` signals and whether the case is unanswerable. `fit` tries
 every candidate rule (a logistic model over a subset of the signals, its threshold chosen on
 the training sets) with each set held out in turn, and prints what the held-out set got:
-the figures corpus/eval/RESULTS.md reports. Measured so far, no learned rule beat the
+the figures EVALUATION.md reports. Measured so far, no learned rule beat the
 key-term rule on a held-out set within the false-refusal budget, so none is shipped; nor did
 the signals weighed by the corpus's rarity of the question's words (`covers`, 2026-12-05).
 """

@@ -115,6 +115,17 @@ def test_corpus_has_the_documents_the_handbook_promises() -> None:
     assert len(markdown) >= 7 and len(pdfs) >= 5 and len(markdown) + len(pdfs) >= 12
 
 
+def test_ingesting_the_corpus_folder_reads_the_handbook_and_nothing_else() -> None:
+    """`python -m ingest corpus/` (the README's first command, and the sample set's ingest)
+    reads every file of a type it takes under corpus/: a record of measurements kept in
+    corpus/eval/ as Markdown would have been answered from as a chapter of the handbook."""
+    from rag.filetypes import SUPPORTED
+
+    read = {p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*") if p.suffix.lower() in SUPPORTED}
+    handbook = {p.relative_to(CORPUS).as_posix() for p in [*CORPUS.glob("*.md"), *PDF_DIR.glob("*.pdf")]}
+    assert read == handbook
+
+
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.md")), ids=lambda p: p.name)
 def test_markdown_chapter_has_heading_structure_length_and_dates(path: Path) -> None:
     text = path.read_text(encoding="utf-8")

@@ -222,7 +222,7 @@ class ExtractiveAnswerer:
         # A unit of the passage retrieval ranked r-th (from 0) is chosen as if it scored
         # rank_prior / (r + 1) more: hybrid search, the line ranking and the second stage
         # read the whole corpus, the unit's score only the question and the unit. Chosen by
-        # leave-one-set-out on the four test sets (corpus/eval/RESULTS.md); refusals are
+        # leave-one-set-out on the four test sets (EVALUATION.md); refusals are
         # unchanged, since the support floor reads the units' own scores.
         self.rank_prior = rank_prior
         # min_support 0.30, measured on corpus/eval (51 answerable, 7 unanswerable cases):
@@ -234,7 +234,7 @@ class ExtractiveAnswerer:
         # `unheard_near`): "gym" in "how much does the gym membership cost?" asked of a
         # handbook that prices parking. A user's word for what the documents word otherwise
         # has a neighbour there ("mac": macOS 0.78, "silence": 0.49, "stdlib": 0.56).
-        # Chosen on the four test sets (corpus/eval/RESULTS.md).
+        # Chosen on the four test sets (EVALUATION.md).
         self.unheard_weight = unheard_weight
         self.unheard_near = unheard_near
         # ... and only when the word is not an ordinary English word: the tokenizer's
@@ -248,7 +248,7 @@ class ExtractiveAnswerer:
         # reply_chars 1200: the answer was in the first three passages twice as often as in a
         # reply of 600 on a held-out set; 900 found more on each of the four test sets (750
         # did not), and 1200 more again on each of five (answers in reply 144 -> 156 of 452),
-        # for replies 1-15% longer citing a few more passages (corpus/eval/RESULTS.md).
+        # for replies 1-15% longer citing a few more passages (EVALUATION.md).
         # relative_floor 0.6: 0.5 found one more sample answer but cited more unrelated passages.
 
     def answer(
@@ -281,7 +281,7 @@ class ExtractiveAnswerer:
         section heading), in any of its forms ("keys" meets "key", "translate" "translates"):
         a sentence that shares nothing is not evidence, however similar its embedding looks.
         Its overlap score counts the exact words only (stemmed, it cost two PDF sets answers:
-        corpus/eval/RESULTS.md). A question without content words (blank, or all stopwords)
+        EVALUATION.md). A question without content words (blank, or all stopwords)
         shares none: its passages are not split at all."""
         q_words = set(content_words(question))
         if not q_words:
@@ -394,7 +394,7 @@ class ExtractiveAnswerer:
         document order. None when no unit's own support
         reaches `min_support`: the refusal reads no prior. Holding each unit's own support to
         `min_support` as well was measured and lost answers on every set
-        (corpus/eval/RESULTS.md). A budget in characters, not a count of sentences: three long PDF
+        (EVALUATION.md). A budget in characters, not a count of sentences: three long PDF
         sentences say as much as six short ones."""
         if not scored or max(s.score for s in scored) < self.min_support:
             return []

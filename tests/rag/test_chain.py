@@ -123,7 +123,7 @@ def test_an_answerable_question_is_answered_and_one_about_what_the_corpus_never_
     assert not is_refusal(answered.answer) and "25 days" in answered.answer
     refused = chain.ask("Which Helm chart runs the badge reader at the north entrance?")
     assert is_refusal(refused.answer) and "never mention Helm" in refused.answer and "[1]" not in refused.answer
-    # A file format no document names (corpus/eval/RESULTS.md).
+    # A file format no document names (EVALUATION.md).
     refused = chain.ask("How do I export my paid vacation days to an .xlsx file?")
     assert is_refusal(refused.answer) and "never mention xlsx" in refused.answer and "[1]" not in refused.answer
     # A name written in lower case, as its users write it, in a question with capitals.
