@@ -804,8 +804,8 @@ def _page_text(body: Tag | BeautifulSoup, separator: str = "", rows: bool = True
 def _whole_text(tag: Tag, rows: bool) -> str | None:
     """An element read whole rather than walked: code as a fenced block as laid out (its
     fence longer than any run of backticks inside), a heading as a Markdown heading, a table
-    row as a Markdown row (with `rows`); None for any other. Marked (`_MARK`) so `_markdown_lines` keeps
-    them as written."""
+    row as a Markdown row (with `rows`); None for any other. Marked (`_MARK`), so that
+    `_markdown_lines` keeps them as written."""
     if tag.name == "pre":
         code = tag.get_text()
         fence = "`" * max(3, 1 + max(map(len, re.findall("`+", code)), default=0))
