@@ -90,6 +90,11 @@ def chunk_id(source: str, digest: str, occurrence: int) -> str:
     return hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
 
 
+class TooManyChunks(LoadError):
+    """A file of more chunks than `max_chunks_per_file`: refused for what it holds, so unchanged
+    it is refused again, and the next run need not read it (ingest.manifest, `refusals`)."""
+
+
 class Chunker:
     def __init__(self, profile: ChunkProfile, tokenizer: WordPieceCounter, max_chunks: int | None = None) -> None:
         if not 0 <= profile.overlap_tokens < profile.size_tokens:
@@ -118,7 +123,7 @@ class Chunker:
             blocks = code_blocks(section.text)
             for span in self.pack(self.units(section.text, pieces)):
                 if self.max_chunks is not None and len(out) >= self.max_chunks:
-                    raise LoadError(
+                    raise TooManyChunks(
                         f"yields more than {self.max_chunks:,} chunks (max_chunks_per_file): is it really a "
                         "document? Raise GEMRAG_MAX_CHUNKS_PER_FILE to ingest it anyway."
                     )

@@ -16,6 +16,11 @@ to the collection since, and a run can trust this record without opening the sto
 written before its job is submitted (with the display name the job is sent under, and no
 name yet), and gets the job's name once the API answered: a run killed in between finds the
 job by its display name instead of submitting it again.
+
+`refusals` holds the files refused for what they hold (more chunks than a file may have),
+with the size and mtime they had and the settings they were refused under (`terms`): read
+again unchanged, under the same settings, each is refused again, after up to a minute of
+parsing and chunking on every run. A file that changes, or settings that do, read it again.
 """
 
 from __future__ import annotations
@@ -50,6 +55,15 @@ CREATE TABLE IF NOT EXISTS collections (
     version INTEGER NOT NULL DEFAULT 0,
     store_stamp TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS refusals (
+    collection TEXT NOT NULL,
+    source TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    terms TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (collection, source)
+);
 CREATE TABLE IF NOT EXISTS batch_jobs (
     collection TEXT NOT NULL,
     display_name TEXT NOT NULL,
@@ -75,6 +89,18 @@ class FileRecord:
     tokens: int
     size: int = -1  # the file's size and mtime when it was hashed: if both are unchanged,
     mtime_ns: int = -1  # the next run does not read the file again
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A file refused for what it holds, as it was when read: the same size and mtime under
+    the same `terms` (the settings that decided) would be refused again."""
+
+    source: str
+    size: int
+    mtime_ns: int
+    terms: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -169,6 +195,29 @@ class Manifest:
                 [(self.collection, s) for s in sources],
             )
 
+    # --- files refused for what they hold ---
+    def refusals(self, terms: str) -> dict[str, Refusal]:
+        """The files refused under `terms`; those refused under other settings may pass now."""
+        rows = self.db.execute(
+            "SELECT source, size, mtime_ns, reason FROM refusals WHERE collection = ? AND terms = ?",
+            (self.collection, terms),
+        )
+        return {source: Refusal(source, size, mtime_ns, terms, reason)
+                for source, size, mtime_ns, reason in rows}
+
+    def refuse(self, refusals: Sequence[Refusal], ingested: Iterable[str]) -> None:
+        """Remember `refusals`, and forget those of the files since ingested."""
+        with self._transaction():
+            self.db.executemany(
+                "DELETE FROM refusals WHERE collection = ? AND source = ?",
+                [(self.collection, s) for s in ingested],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO refusals (collection, source, size, mtime_ns, terms, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(self.collection, r.source, r.size, r.mtime_ns, r.terms, r.reason) for r in refusals],
+            )
+
     # --- batch embedding jobs (ingest.batchjobs) ---
     def jobs(self) -> list[JobRecord]:
         rows = self.db.execute(
@@ -207,11 +256,12 @@ class Manifest:
             )
 
     def clear(self) -> None:
-        """Forget every file, pending batch job and the embedder, but not the version: a
+        """Forget every file, refusal, pending batch job and the embedder, but not the version: a
         rebuilt collection must count on from it."""
         with self._transaction():
             self.db.execute("DELETE FROM files WHERE collection = ?", (self.collection,))
             self.db.execute("DELETE FROM batch_jobs WHERE collection = ?", (self.collection,))
+            self.db.execute("DELETE FROM refusals WHERE collection = ?", (self.collection,))
             self.db.execute(
                 "UPDATE collections SET embedder = '', store_stamp = '' WHERE collection = ?", (self.collection,)
             )

@@ -38,10 +38,10 @@ from typing import TypedDict
 
 from ingest.batches import Batch, InFlight
 from ingest.batchjobs import BatchJobs, BatchRun, Origin, embedding_jobs, nothing_to_resume, pending_origin
-from ingest.chunking import Chunker, SizedChunk
+from ingest.chunking import Chunker, SizedChunk, TooManyChunks
 from ingest.discover import Filters, Skipped, SourceFile, discover
 from ingest.loaders import LoadError, Unreadable, read
-from ingest.manifest import FileRecord, Manifest
+from ingest.manifest import FileRecord, Manifest, Refusal
 from ingest.prefetch import prefetched
 from ingest.report import FileOutcome, IngestReport, Progress, ProgressCallback, Status
 from ingest.spending import Spending, ledger_session
@@ -65,6 +65,7 @@ RACY_MTIME_NS = 2_000_000_000
 STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 GONE_NAMED = 5  # files gone from the folder named in the run's note (without --prune), the rest counted
+REFUSED_BEFORE = "(found so by an earlier run, and not read again: the file is unchanged since)"
 STALE_HINT = "its previous version stays in the collection; --prune removes it"
 STOPPED_HINT = "Files ingested so far are kept: run the same command again to continue."
 
@@ -76,6 +77,15 @@ class Task:
     file: SourceFile
     previous: FileRecord | None
     note: str = ""  # said next to the outcome: the file moved to another root
+
+
+class Refused(LoadError):
+    """A file refused for what it holds (`TooManyChunks`), with its size and mtime as read:
+    the manifest remembers it, and the next run does not read it again unchanged."""
+
+    def __init__(self, reason: str, stat: TrustedStat) -> None:
+        super().__init__(reason)
+        self.stat = stat
 
 
 @dataclass(frozen=True)
@@ -265,12 +275,13 @@ def plan_run(
     prune: bool,
     records: dict[str, FileRecord],
     incomplete: set[str],
+    refused: dict[str, Refusal],
     settings: Settings,
     report: IngestReport,
 ) -> Plan:
     """Decide per file: unchanged (same content hash, all chunks stored), to ingest, or
     (with --prune) to remove. Files that cannot be ingested at all, and entries left out,
-    are reported here."""
+    are reported here, with the files refused before and unchanged since (`refused`)."""
     tasks: list[Task] = []
     touched: list[FileRecord] = []
     stale: list[FileRecord] = []  # ingested before, unreadable now: removed with --prune
@@ -318,7 +329,7 @@ def plan_run(
                     f"ingest that folder again to update it")))
                 continue
             previous = records.get(file.source)
-            verdict = _triage(file, previous, file.source in incomplete, settings)
+            verdict = _triage(file, previous, file.source in incomplete, refused.get(file.source), settings)
             if isinstance(verdict, Task):
                 tasks.append(verdict)
             elif isinstance(verdict, Touched):
@@ -434,10 +445,10 @@ def may_exist(path: Path) -> bool:
 
 
 def _triage(
-    file: SourceFile, previous: FileRecord | None, incomplete: bool, settings: Settings
+    file: SourceFile, previous: FileRecord | None, incomplete: bool, refusal: Refusal | None, settings: Settings
 ) -> Task | Touched | FileOutcome:
-    """A task, or the outcome already known: unchanged, too large, unreadable, or held by
-    another folder's file of the same name."""
+    """A task, or the outcome already known: unchanged, too large, refused before and
+    unchanged since, unreadable, or held by another folder's file of the same name."""
     if previous and not same_folder(previous.root, file.root, settings) and previous.path != str(file.path.resolve()):
         if may_exist(Path(previous.path)):
             return FileOutcome(file.source, Status.FAILED, reason=(
@@ -453,6 +464,8 @@ def _triage(
             return FileOutcome(file.source, Status.FAILED, reason=(
                 f"{stat.st_size:,} bytes is over the {settings.max_file_mb:g} MB limit ({limit:,} bytes; "
                 "GEMRAG_MAX_FILE_MB)"))
+        if refusal and (refusal.size, refusal.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            return FileOutcome(file.source, Status.FAILED, reason=f"{refusal.reason} {REFUSED_BEFORE}")
         if previous and not incomplete:
             unchanged = FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
             if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns) and os.access(file.path, os.R_OK):
@@ -490,7 +503,10 @@ def prepare(task: Task, chunker: Chunker, vision: Vision | None = None) -> Prepa
     before = task.file.path.stat()  # taken before reading: a change while we read shows next time
     data = task.file.path.read_bytes()  # hashed again: the file may have changed since planning
     reading = read(data, task.file.kind or "", vision)
-    chunks = chunker.chunk(task.file.source, reading.sections)
+    try:
+        chunks = chunker.chunk(task.file.source, reading.sections)
+    except TooManyChunks as exc:
+        raise Refused(str(exc), trusted_stat(before)) from exc
     record = FileRecord(
         source=task.file.source,
         root=str(task.file.root),
@@ -539,6 +555,14 @@ class _Pass:
         self._counting = threading.Lock()  # reader, embedding and writer threads all count
         self.prune = False  # the run's --prune
         self.stale: list[FileRecord] = []  # files ingested before that cannot be read now (`failed`)
+        self.refusals: list[Refusal] = []  # files refused for what they hold (`Refused`), to remember
+
+    @property
+    def terms(self) -> str:
+        """The settings that decide whether a file is refused for what it holds (`Refused`):
+        under others, a file refused before is read again."""
+        profile = self.settings.chunk_profiles[self.embedder.name]
+        return f"max_chunks_per_file={self.settings.max_chunks_per_file}; {profile!r}"
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).
@@ -562,6 +586,8 @@ class _Pass:
                 self.advance(files=1, current=task.file.source)
                 continue
             except (LoadError, OSError) as exc:
+                if isinstance(exc, Refused):
+                    self.refusals.append(Refusal(task.file.source, **exc.stat, terms=self.terms, reason=str(exc)))
                 self.failed(task, _reason(exc))
                 self.advance(files=1, current=task.file.source)
                 continue
@@ -646,9 +672,9 @@ class _DryRun(_Pass):
 
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, rebuild: bool) -> None:
         self.prune = prune
-        records = {} if rebuild else self.read_records()
+        records, refused = ({}, {}) if rebuild else self.read_manifest()
         owned = _owned(records.values())
-        plan = plan_run(roots, filters, prune, records, set(), self.settings, self.report)
+        plan = plan_run(roots, filters, prune, records, set(), refused, self.settings, self.report)
         for record in plan.removals:
             self.report.add(_removed(record))
         sent: set[str] = set()
@@ -700,10 +726,11 @@ class _DryRun(_Pass):
         online = self.price(self.embedder.embedding_model, Usage(prompt_tokens=self.report.tokens))
         self.report.batch_usd = self.report.cost_usd - online * (1 - row.batch_discount)
 
-    def read_records(self) -> dict[str, FileRecord]:
+    def read_manifest(self) -> tuple[dict[str, FileRecord], dict[str, Refusal]]:
+        """The files the collection holds, and those refused before under these settings."""
         path = self.settings.data_dir / MANIFEST
         if not path.exists():
-            return {}
+            return {}, {}
         manifest = Manifest(path, self.report.collection)
         try:
             recorded = manifest.embedder
@@ -714,7 +741,7 @@ class _DryRun(_Pass):
                     "or use another --collection."
                 )
             self.report.version = manifest.version  # the collection's as it stands: a dry run changes nothing
-            return manifest.records()
+            return manifest.records(), manifest.refusals(self.terms)
         finally:
             manifest.close()
 
@@ -758,7 +785,8 @@ class _Run(_Pass):
     def run(self, roots: Sequence[Path], filters: Filters, prune: bool, batch: BatchRun | None = None) -> None:
         self.prune = prune
         self.recover()
-        plan = plan_run(roots, filters, prune, self.records, self.incomplete, self.settings, self.report)
+        refused = self.manifest.refusals(self.terms)
+        plan = plan_run(roots, filters, prune, self.records, self.incomplete, refused, self.settings, self.report)
         if plan.touched:
             self.manifest.commit(plan.touched)
         try:
@@ -775,6 +803,9 @@ class _Run(_Pass):
         self.remove(plan.removals)  # after: a file renamed on disk copies its vectors from its old name's chunks
         if prune:
             self.remove(self.stale)  # after the writer is done: the manifest and store have one writer
+        ingested = [f.source for f in self.report.files if f.status in (Status.ADDED, Status.UPDATED)]
+        if self.refusals or ingested:
+            self.manifest.refuse(self.refusals, ingested)
         self.finish()
 
     def recover(self) -> None:

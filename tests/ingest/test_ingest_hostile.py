@@ -137,11 +137,16 @@ def test_a_file_that_yields_an_absurd_number_of_chunks_is_reported_and_the_rest_
     root.mkdir()
     (root / "run.txt").write_text("A" * 5_000_000)
     (root / "fine.md").write_text("# Fine\n\nA normal document.\n")
+    old = time.time_ns() - 10**11  # not written a moment ago: its size and mtime can be trusted
+    os.utime(root / "run.txt", ns=(old, old))
     data = tmp_path / "d"
     done = ingest_cli(root, "--data-dir", data)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "failed  run.txt: yields more than 10,000 chunks (max_chunks_per_file)" in done.stdout
     assert list(stored(data)) == ["fine.md"]
+    again = ingest_cli(root, "--data-dir", data)  # refused again without reading it
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "not read again: the file is unchanged since" in " ".join(again.stdout.split())
 
 
 # --- #14 item 6: a second folder with the same relative names ---

@@ -797,3 +797,50 @@ def test_a_dry_run_creates_no_collection_to_compare_with(tmp_path, settings, fak
     (docs / "b.md").write_text("# B\n\nReleases ship on Tuesdays.\n")
     dry = ingest_paths([docs], settings, fake, dry_run=True)
     assert dry.dry_run and recorded_embedder(settings, "corpus") is None
+
+
+def test_a_file_refused_for_its_size_in_chunks_is_not_read_again_until_it_or_the_limit_changes(
+    settings, fake, tmp_path, monkeypatch
+):
+    import os
+
+    docs = tmp_path / "refused"
+    docs.mkdir()
+    big, small = docs / "big.md", docs / "small.md"
+    big.write_text("\n\n".join(f"Paragraph {i}: " + "words of a long report " * 40 for i in range(30)))
+    small.write_text("# Small\n\nA short note.\n")
+    old = time.time_ns() - 10**11  # a recent mtime is never trusted (`trusted_stat`)
+    for path in (big, small):
+        os.utime(path, ns=(old, old))
+    reads: list[int] = []
+    real_read = pipeline.read
+    monkeypatch.setattr(pipeline, "read", lambda data, kind, vision=None: reads.append(len(data)) or
+                        real_read(data, kind, vision))
+    strict = settings.model_copy(update={"max_chunks_per_file": 5})
+
+    first = ingest_paths([docs], strict, fake)
+    assert _statuses(first) == {"big.md": Status.FAILED, "small.md": Status.ADDED}
+    assert len(reads) == 2
+    assert "big.md" in Manifest(settings.path(MANIFEST), "corpus").refusals(
+        f"max_chunks_per_file=5; {settings.chunk_profiles[fake.name]!r}")
+
+    reads.clear()
+    again = ingest_paths([docs], strict, fake)
+    dry = ingest_paths([docs], strict, fake, dry_run=True)
+    assert reads == []  # neither run read it
+    for report in (again, dry):
+        (failed,) = report.of(Status.FAILED)
+        assert failed.source == "big.md"
+        assert failed.reason.startswith("yields more than 5 chunks") and pipeline.REFUSED_BEFORE in failed.reason
+
+    lenient = ingest_paths([docs], settings, fake)  # the limit raised: read again, and ingested
+    assert _statuses(lenient)["big.md"] is Status.ADDED and len(reads) == 1
+    assert Manifest(settings.path(MANIFEST), "corpus").refusals(
+        f"max_chunks_per_file=5; {settings.chunk_profiles[fake.name]!r}") == {}
+
+    big.write_text(big.read_text() + "\n\nOne more paragraph.")  # changed: read again under the strict limit
+    os.utime(big, ns=(old, old + 1))
+    changed = ingest_paths([docs], strict, fake)
+    (failed,) = changed.of(Status.FAILED)
+    assert pipeline.REFUSED_BEFORE not in failed.reason and pipeline.STALE_HINT in failed.reason
+    assert len(reads) == 2
