@@ -59,8 +59,8 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
 
         def show(event: IngestProgress) -> None:
             bars.update(files, completed=event.files_done, total=event.files_total)
-            if event.current:  # an event naming no file (chunks reused) leaves the last name shown
-                bars.update(files, current=event.current)
+            if event.at_work:  # an event naming no file (chunks reused) leaves the last name shown
+                bars.update(files, current=event.at_work)
             bars.update(chunks, completed=event.chunks_done, total=event.chunks_total)
             if event.batch_total:
                 jobs[:] = jobs or [bars.add_task("batch", total=None, current="")]
@@ -96,19 +96,39 @@ class Every:
 @contextmanager
 def progress_lines(console: Console, every: Every | None = None) -> Iterator[ProgressCallback]:
     """The bars' counts as a line now and then (`Every`): without them a first ingest of 30
-    pages and two PDFs on a busy machine printed nothing for ten minutes, which reads as hung."""
+    pages and two PDFs on a busy machine printed nothing for ten minutes, which reads as hung.
+    The last event is printed again when no new one came for `every.seconds` (a heartbeat):
+    one large PDF is read for a minute or more without an event, and the log said nothing."""
     every = every or Every()
+    last: list[IngestProgress] = []
+    stopped = threading.Event()
 
-    def show(event: IngestProgress) -> None:
+    def line(event: IngestProgress) -> None:
         if (elapsed := every.due()) is None:
             return
         batch = (f", batch jobs {event.batch_done:,} of {event.batch_total:,} chunks ({event.batch_state})"
                  if event.batch_total else "")
+        reading = f", reading {event.reading}" if event.reading else ""
         console.print(f"progress {elapsed:.0f} s: {event.files_done:,} of {event.files_total:,} files, "
-                      f"{event.chunks_done:,} of {event.chunks_total:,} chunks so far{batch}",
+                      f"{event.chunks_done:,} of {event.chunks_total:,} chunks so far{batch}{reading}",
                       markup=False, highlight=False, soft_wrap=True)
 
-    yield show
+    def show(event: IngestProgress) -> None:
+        last[:] = [event]
+        line(event)
+
+    def heartbeat() -> None:
+        while not stopped.wait(every.seconds):
+            if last:
+                line(last[0])
+
+    beating = threading.Thread(target=heartbeat, name="progress-lines", daemon=True)
+    beating.start()
+    try:
+        yield show
+    finally:
+        stopped.set()
+        beating.join()
 
 
 def progress_shown(console: Console, quiet: bool) -> AbstractContextManager[ProgressCallback | None]:

@@ -556,6 +556,7 @@ class _Pass:
         self.prune = False  # the run's --prune
         self.stale: list[FileRecord] = []  # files ingested before that cannot be read now (`failed`)
         self.refusals: list[Refusal] = []  # files refused for what they hold (`Refused`), to remember
+        self.reading = ""  # the file the reader is on (`advance`)
 
     @property
     def terms(self) -> str:
@@ -579,6 +580,7 @@ class _Pass:
         was read: reading may run ahead of embedding."""
         self.files_total = len(tasks)
         for task in tasks:
+            self.advance(reading=task.file.source)
             try:
                 prepared = prepare(task, self.chunker, self.vision)
             except Unreadable as exc:
@@ -603,6 +605,7 @@ class _Pass:
             with self._counting:
                 self.chunks_total += len(prepared.chunks)
             yield prepared
+        self.advance(reading="")
 
     def failed(self, task: Task, reason: str) -> None:
         """A file that cannot be read (emptied, turned binary, unreadable). Ingested before,
@@ -657,11 +660,16 @@ class _Pass:
 
         return price_usd(self.settings, model, usage)
 
-    def advance(self, *, files: int = 0, chunks: int = 0, current: str = "") -> None:
+    def advance(self, *, files: int = 0, chunks: int = 0, current: str = "", reading: str | None = None) -> None:
+        """Counts moved, and the file named (`current`); `reading`: the reader started on a
+        file ("" when it has read them all), named in every event until the next."""
         with self._counting:
             self.files_done += files
             self.chunks_done += chunks
-            event = Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total, current)
+            if reading is not None:
+                self.reading = reading
+            event = Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total, current,
+                             reading=self.reading)
         if self.on_progress:
             self.on_progress(event)
 
@@ -892,7 +900,7 @@ class _Run(_Pass):
     def job_progress(self, done: int, total: int, state: str) -> None:
         with self._counting:
             event = Progress(self.files_done, self.files_total, self.chunks_done, self.chunks_total,
-                             f"batch job {state}", done, total, state)
+                             f"batch job {state}", done, total, state, self.reading)
         if self.on_progress:
             self.on_progress(event)
 

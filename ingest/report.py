@@ -28,9 +28,11 @@ class FileOutcome:
 
 @dataclass(frozen=True)
 class Progress:
-    """Sent to `on_progress` after each file is done and each batch is embedded or stored.
-    The chunk total grows as files are read: it is not known before. `current` names the
-    file just done, or one whose chunks were just embedded (empty: no file in particular)."""
+    """Sent to `on_progress` as each file starts to be read, after each file is done, and as
+    each batch is embedded or stored. The chunk total grows as files are read: it is not
+    known before. `current` names the file just done, or one whose chunks were just embedded
+    (empty: no file in particular); `reading`, the file being read and chunked now (empty:
+    none), which for one large PDF can take a minute before any count moves."""
 
     files_done: int
     files_total: int
@@ -40,6 +42,12 @@ class Progress:
     batch_done: int = 0  # `--batch`: chunks in batch jobs that finished, of
     batch_total: int = 0  # the chunks in all the run's jobs (0: no job)
     batch_state: str = ""  # the jobs' states ("pending", "running", "succeeded")
+    reading: str = ""
+
+    @property
+    def at_work(self) -> str:
+        """What a progress display names: the file being read, else the last file named."""
+        return f"reading {self.reading}" if self.reading else self.current
 
 
 ProgressCallback = Callable[[Progress], None]

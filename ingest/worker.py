@@ -76,7 +76,7 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
 
     def progress(p: Progress) -> None:
         jobs.update(job_id, files_done=p.files_done, files_total=p.files_total, chunks_done=p.chunks_done,
-                    chunks_total=p.chunks_total, current=p.current)
+                    chunks_total=p.chunks_total, current=p.at_work)
 
     staged = [StagedFile.at(Path(p)) for p in job.paths] if job.kind == "upload" else []
     try:

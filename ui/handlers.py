@@ -362,7 +362,7 @@ class Handlers:
         chat, whose first screen counts the documents just added. A logged-in user whose key
         may only ask is refused, as the API refuses that key's uploads."""
         def report(p: Progress) -> None:
-            progress((p.files_done, p.files_total), desc=f"Ingesting {p.current}".strip())
+            progress((p.files_done, p.files_total), desc=f"Ingesting {p.at_work}".strip())
 
         collection = collection or self.settings.collection
         refused = self._may_not_ingest(request, collection)

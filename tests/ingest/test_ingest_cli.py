@@ -173,7 +173,9 @@ def test_a_run_written_to_a_log_says_it_is_at_work_and_quiet_says_nothing(tmp_pa
     args = [sys.executable, "-m", "ingest", str(tmp_path / "docs"), "--data-dir", str(tmp_path / "d")]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert re.search(r"^progress \d+ s: \d+ of 1 files, \d+ of \d+ chunks so far$", done.stderr, re.M), done.stderr
+    # Its first line at once, naming the file being read.
+    assert re.search(r"^progress \d+ s: 0 of 1 files, 0 of 0 chunks so far, reading note.md$", done.stderr,
+                     re.M), done.stderr
     (tmp_path / "docs" / "note.md").write_text("# Note\n\nThe canteen opens at ten.\n")
     quiet = subprocess.run([*args, "-q"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert quiet.returncode == 0 and "progress" not in quiet.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from rich.console import Console
@@ -83,3 +84,25 @@ def test_in_a_log_a_progress_line_comes_at_the_start_and_then_every_thirty_secon
         "progress 0 s: 0 of 32 files, 0 of 0 chunks so far",
         "progress 35 s: 12 of 32 files, 1,200 of 1,950 chunks so far, batch jobs 100 of 1,204 chunks (running)",
     ]
+
+
+def test_in_a_log_the_file_being_read_is_named_and_a_quiet_spell_still_prints_lines():
+    """One large PDF is read for a minute before any count moves: the log named no file and
+    printed nothing meanwhile, as if the run had hung."""
+    log = io.StringIO()
+    with progress_lines(Console(file=log, width=200), Every(0.05)) as show:
+        show(Progress(0, 1, 0, 0, reading="manual.pdf"))
+        deadline = time.monotonic() + 10
+        while len(log.getvalue().splitlines()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    lines = log.getvalue().splitlines()
+    assert len(lines) >= 3, lines  # the first at once, then the heartbeat's with no new event
+    assert all(line.endswith("0 of 1 files, 0 of 0 chunks so far, reading manual.pdf") for line in lines)
+
+
+def test_the_files_bar_names_the_file_being_read():
+    console, screen = _terminal()
+    with progress_bars(console, enabled=True) as show:
+        assert show is not None
+        show(Progress(0, 2, 0, 0, current="a.md", reading="manual.pdf"))
+    assert "reading manual.pdf" in screen.getvalue().rsplit("files", 1)[1]

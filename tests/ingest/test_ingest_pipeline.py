@@ -525,6 +525,9 @@ def test_progress_names_the_file_whose_chunks_are_embedding_before_it_is_done(se
     assert report.exit_code == 0 and report.embedded_chunks > pipeline.OFFLINE_EMBED_STEP
     embedding = [e for e in events if e.files_done == 0 and e.chunks_done]
     assert len(embedding) > 1 and all(e.current == "long.md" for e in embedding)
+    # Named from the moment it is read, before any count moves; none once all are read.
+    assert events[0].reading == "long.md" and events[0].chunks_total == 0
+    assert events[-1].reading == "" and events[-1].files_done == 1
 
 
 class WarmingEmbedder(FakeEmbedder):

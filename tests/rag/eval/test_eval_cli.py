@@ -110,7 +110,7 @@ def test_in_a_log_the_ingest_and_the_cases_show_progress_lines(
             "--out", str(tmp_path / "out"), "--workers", "1"]
     assert main(args, embedder=offline_provider, generator=offline_provider) == 0
     err = capsys.readouterr().err
-    assert re.search(r"^progress \d+ s: \d+ of 3 files, \d+ of \d+ chunks so far$", err, re.M), err
+    assert re.search(r"^progress \d+ s: \d+ of 3 files, \d+ of \d+ chunks so far, reading \S+$", err, re.M), err
     assert re.search(r"^progress \d+ s: 1 retrieval and answer steps done for 3 cases$", err, re.M), err
     assert main([*args, "--fresh", "-q"], embedder=offline_provider, generator=offline_provider) == 0
     assert "progress" not in capsys.readouterr().err
