@@ -39,13 +39,17 @@ def marks_headings(source: str) -> bool:
 
 
 # Control characters in a name would break the one line each file gets in a report.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
-_ESCAPED = re.compile(r"\\(x[0-9a-f]{2}|[nrt])")
+# C1 controls (U+0080 to U+009F; some terminals read U+009B as an escape) are written `\u0085`:
+# `\x85` is a byte that is not UTF-8.
+_CONTROL = ({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
+            | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_ESCAPED = re.compile(r"\\(x[0-9a-f]{2}|u00[89][0-9a-f]|[nrt])")
 
 
 def printable(path: str | Path) -> str:
     """A path as text that can be printed and stored on one line: bytes that are not UTF-8
-    (kept by Python as surrogates) become `\\xNN`, control characters `\\n`, `\\t` or `\\xNN`."""
+    (kept by Python as surrogates) become `\\xNN`, control characters `\\n`, `\\t`, `\\xNN` or
+    `\\u00NN`."""
     return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL)
 
 
@@ -55,6 +59,8 @@ def unprintable(source: str) -> str:
     wrong: it is only used to tell whether a file the walk did not take still exists."""
     def byte(match: re.Match[str]) -> str:
         code = match.group(1)
+        if code[0] == "u":
+            return chr(int(code[1:], 16))
         if code[0] != "x":
             return {"n": "\n", "r": "\r", "t": "\t"}[code]
         value = int(code[1:], 16)

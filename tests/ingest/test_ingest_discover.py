@@ -92,6 +92,13 @@ def test_control_characters_in_a_name_are_written_out_and_read_back():
     assert unprintable(printable(name)) == name
 
 
+def test_a_c1_control_in_a_name_is_written_out_apart_from_a_byte_of_the_same_value():
+    """U+009B is an escape to some terminals; a name is printed in every ingest report."""
+    name = "a\x9b31mb\udc9b.txt"  # the character U+009B, then the byte 0x9b that is not UTF-8
+    assert printable(name) == "a\\u009b31mb\\x9b.txt"
+    assert unprintable(printable(name)) == name
+
+
 def test_include_hidden_takes_hidden_entries_but_never_the_data_dir(corpus, tmp_path):
     (corpus.root / ".notes").mkdir()
     (corpus.root / ".notes" / "a.md").write_text("# A")
