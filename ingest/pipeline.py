@@ -255,6 +255,10 @@ def lock_path(settings: Settings, collection: str) -> Path:
     return settings.data_dir / f"ingest-{check_collection_name(collection)}.lock"
 
 
+class CollectionBusy(GemragError):
+    """Another run holds the collection's lock: this one read and wrote nothing."""
+
+
 @contextmanager
 def run_lock(settings: Settings, collection: str) -> Iterator[None]:
     """One writer per collection: two runs interleaving commits would undo each other."""
@@ -263,7 +267,7 @@ def run_lock(settings: Settings, collection: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise GemragError(
+            raise CollectionBusy(
                 f"Another ingest into collection {collection!r} is running; wait for it to finish."
             ) from None
         yield  # the lock goes with the file handle, also when the process is killed

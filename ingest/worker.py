@@ -3,7 +3,8 @@ Dramatiq, and why a killed worker loses nothing).
 
 One job at a time per thread; progress goes to the job's record after every file and batch,
 so GET /v1/jobs/{id} follows it from any replica. A job whose run raises or stops early (a
-spent quota) is retried with backoff up to `job_max_retries` times; a job on a worker that
+spent quota) is retried with backoff up to `job_max_retries` times; a job whose collection
+another run holds waits for it, queued again without counting an attempt; a job on a worker that
 was killed is handed to another worker once the dead one's heartbeat is `job_heartbeat_s`
 old, and counts as one more attempt.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 import redis
 from dramatiq.middleware import Interrupt, TimeLimitExceeded
 
-from ingest.pipeline import ingest_paths, remove_paths
+from ingest.pipeline import CollectionBusy, ingest_paths, remove_paths
 from ingest.report import IngestReport, Progress, Status
 from ingest.spending import ledger_session
 from ingest.uploads import ingest_staged
@@ -99,6 +100,14 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
             return
         if report.stopped:
             raise JobStopped(report.stopped)
+    except CollectionBusy:
+        # Waits its turn, however long the other run takes: a retry, which counted an attempt and
+        # logged a traceback each time, failed an upload for good once a run held its collection
+        # for about eleven minutes. Its staged files wait with it.
+        jobs.update(job_id, state="queued", attempts=job.attempts - 1, current="",
+                    message=busy_message(job.collection or settings.collection, settings.job_min_backoff_s))
+        jobs.requeue(job_id, settings.job_min_backoff_s)
+        return
     except (Exception, Interrupt) as exc:
         # A fault of ours is failed and retried like a refusal, its cause logged rather than
         # shown (its text may name server paths): it left the job "running" for good, and
@@ -117,6 +126,11 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     # as the same files would fail again.
     jobs.update(job_id, state="failed" if failed else "done", current="", message=EVERY_FILE_FAILED if failed else "",
                 **summary(report))
+
+
+def busy_message(collection: str, every_s: float) -> str:
+    return (f"waiting: another ingest into collection {collection!r} is running; this job starts once it is done "
+            f"(looked at every {every_s:g} s)")
 
 
 def failure_message(exc: BaseException, job_id: str) -> str:

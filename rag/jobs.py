@@ -31,6 +31,7 @@ from rag.settings import Settings
 from rag.uploads import StagedFile, discard
 
 if TYPE_CHECKING:
+    from dramatiq import Message
     from redis.client import Pipeline
 
 JobKind = Literal["upload", "folder", "remove"]
@@ -160,7 +161,7 @@ class Job:
 
 def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's broker is untyped
     """The Dramatiq broker on the app's Redis; the API and the worker build it the same way."""
-    from dramatiq import Broker, Message, Middleware
+    from dramatiq import Broker, Middleware
     from dramatiq.brokers.redis import RedisBroker
 
     class FiledByJob(Middleware):
@@ -211,7 +212,6 @@ class Jobs:
     def submit(self, kind: JobKind, collection: str, owner: str, *, paths: list[str] | None = None,
                sources: list[str] | None = None, prune: bool = False) -> Job:
         import redis
-        from dramatiq import Message
 
         now = time.time()
         job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
@@ -224,13 +224,10 @@ class Jobs:
             idle = False  # the enqueue below says what is wrong with Redis
         if idle:
             job = replace(job, message=NO_WORKER)
-        message: Message[None] = Message(
-            queue_name=self.settings.job_queue, actor_name=TASK, args=(job.id,), kwargs={},
-            options={"max_retries": self.settings.job_max_retries}, message_id=job.id)
         try:
             self.save(job)  # first: a worker that takes the message at once must find the record
             try:
-                self.broker.enqueue(message)
+                self.broker.enqueue(self._message(job.id))
             except Exception:
                 # Left "queued", the record waited for good for a message that never was, and
                 # the client (answered 503, or 500 for a fault of ours) holds no id to look.
@@ -242,6 +239,18 @@ class Jobs:
                 "send the request again.") from exc
         log.info("job %s queued: %s into %s", job.id, kind, collection, extra={"job_id": job.id})
         return job
+
+    def requeue(self, job_id: str, after_s: float) -> None:
+        """The job's message again, due in `after_s`: for a job that could not start yet (its
+        collection busy), called by the worker running it, which then acknowledges the
+        message it holds. A retry without the failure: no attempt counted, no error logged."""
+        self.broker.enqueue(self._message(job_id), delay=round(after_s * 1000))
+
+    def _message(self, job_id: str) -> Message[None]:
+        from dramatiq import Message
+
+        return Message(queue_name=self.settings.job_queue, actor_name=TASK, args=(job_id,), kwargs={},
+                       options={"max_retries": self.settings.job_max_retries}, message_id=job_id)
 
     def get(self, job_id: str) -> Job | None:
         raw = self.redis.get(self._key(job_id))

@@ -313,9 +313,11 @@ class JobOut(BaseModel):
     files_total: int
     chunks_done: int
     chunks_total: int
-    current: str
+    current: str = Field(description="The file at work: \"reading NAME\" while it is read and chunked (a large PDF "
+                                     "takes a minute), else the last one done or embedding.")
     outcomes: dict[str, int]
     errors: dict[str, str]
-    message: str
+    message: str = Field(description="Why it failed or is retried, or what it waits for while queued (another "
+                                     "ingest into its collection, or a worker).")
     created_at: float
     updated_at: float
