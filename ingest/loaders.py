@@ -52,6 +52,11 @@ MAX_RENDER_PIXELS = 25_000_000
 # break (the word is written whole again, `pdfium_text`), and for a glyph it has no Unicode
 # for (dropped).
 _PDFIUM_MARK = "\ufffe"
+# Control characters a PDF's fonts map glyphs to (a bullet as U+0088, a drawn arrow as U+000F,
+# a footnote mark as U+0084, "©" as a lone CR before "c"): no text, and each one printed as
+# "\x0f" in a terminal's quote. A vertical tab or form feed parts lines.
+_PDF_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+_PDF_LINE_BREAKS = re.compile(r"[\x0b\x0c]")
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
 # search of the page's text; the rest still carry their path on to the next pages).
@@ -501,8 +506,10 @@ def pdfium_text(raw: str) -> str:
     "configuration", "integer-valued"), its line end moved after it: "con- figuration" was
     two words that neither keyword search, the embedder, a quote nor a reference answer
     read as the one word (112 of them in Asymptote's 196 pages). Lines stay lines, for the
-    line index and for lists. Elsewhere the mark is dropped."""
-    return rejoined(raw.replace("\r\n", "\n"), _PDFIUM_MARK).replace(_PDFIUM_MARK, "")
+    line index and for lists. Elsewhere the mark is dropped, and so are control characters
+    (`_PDF_CONTROLS`: 28 of 7,881 chunks of the development sets' manuals held some)."""
+    text = _PDF_LINE_BREAKS.sub("\n", _PDF_CONTROLS.sub("", raw.replace("\r\n", "\n")))
+    return rejoined(text, _PDFIUM_MARK).replace(_PDFIUM_MARK, "")
 
 
 def _embedded_images(data: bytes) -> PdfReader | None:

@@ -133,6 +133,14 @@ def test_pdfium_marks_are_read_as_whole_words_or_dropped():
     assert pdfium_text("x \ufffe y\ufffe") == "x  y"
 
 
+def test_control_characters_a_pdfs_fonts_map_glyphs_to_are_dropped():
+    """Seen in the Asymptote and GLPK manuals: bullets, arrows and footnote marks as C0 and
+    C1 controls, which a terminal quote printed as "\\x88"."""
+    assert pdfium_text("Germany\x84\r\n\x88 The pens:\r\n1 /2\r\n\x0f\x0f\r\nCopyright \rc 2004") == (
+        "Germany\n The pens:\n1 /2\n\nCopyright c 2004")
+    assert pdfium_text("page one\x0cpage two\x0bline") == "page one\npage two\nline"
+
+
 def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
     """A manual typeset with hyphenation breaks words at line ends: stored as "con-" and
     "figuration", a search for "configuration" never met it, nor did a quote hold it."""
