@@ -86,7 +86,7 @@ from rag.server.schemas import (
     answer_out,
     totals_out,
 )
-from rag.server.streaming import Drain, EventStream, ThreadedIterator, sse
+from rag.server.streaming import DRAINED, Drain, EventStream, ServerDraining, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import MAX_NAME_CHARS, check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
@@ -107,14 +107,6 @@ class UnknownDocument(GemragError):
 
 class FileTooLarge(GemragError):
     """One uploaded file over `max_upload_mb` (413): the limit is per file, as the UI's."""
-
-
-class ServerDraining(GemragError):
-    """An answer ended by the replica's shutdown (`Drain`): a last `error` event, or a 503."""
-
-
-DRAINED = ("This server is shutting down and stopped the answer; what it wrote was charged. Ask again: another "
-           "replica answers.")
 
 
 class JobsUnavailable(GemragError):
@@ -525,7 +517,7 @@ def add_routes(app: FastAPI) -> None:
                 while not isinstance(event, Done):
                     if state.drain.due:  # ended before the shutdown's deadline cuts it, as a stream is
                         raise ServerDraining(DRAINED)
-                    event = await steps.next()
+                    event = await steps.next(state.drain)
                     if event is None:
                         raise RuntimeError("the chain ended without an answer")
             finally:  # the chain charges what was produced, as a stream's
@@ -723,7 +715,7 @@ async def answer_events(
                 yield sse("done", await finish(event.record))
             if drain.due and isinstance(event, Delta):  # after `done` there is nothing left to stop
                 raise ServerDraining(DRAINED)
-            event = await steps.next()
+            event = await steps.next(drain)
         ended = True
     except GemragError as error:
         metrics.errors.labels(error_kind(error), route).inc()

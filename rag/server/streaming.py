@@ -4,15 +4,17 @@ The chain is synchronous, so each step of its generator runs in a worker thread.
 ends the response (the last event, an error, or the client going away) closes the
 generator: the chain then charges the text already produced ("stopped") and the provider's
 stream, and with it the model call, is closed. A step already waiting for the model finishes
-first; no thread is ever abandoned mid-call.
+first; no thread is ever abandoned mid-call. A replica shutting down (`Drain`) does not wait
+for it to send the client its last event, only to close the generator.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
@@ -22,9 +24,18 @@ from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from rag.errors import GemragError
+
 T = TypeVar("T")
 _END = object()
 DRAIN_MARGIN_S = 5.0  # answers still streaming this long before the shutdown deadline are ended
+DRAIN_LOOK_S = 0.25  # how often a step waiting for the model looks whether the answers' deadline passed
+DRAINED = ("This server is shutting down and stopped the answer; what it wrote was charged. Ask again: another "
+           "replica answers.")
+
+
+class ServerDraining(GemragError):
+    """An answer ended by the replica's shutdown (`Drain`): a last `error` event, or a 503."""
 
 
 class Drain:
@@ -54,16 +65,57 @@ class ThreadedIterator(Generic[T]):
 
     def __init__(self, iterator: Iterator[T]) -> None:
         self._iterator = iterator
+        self._stepping = threading.Lock()  # held by a step: `close` waits for one left running
 
-    async def next(self) -> T | None:
-        item = await anyio.to_thread.run_sync(next, self._iterator, _END)
+    def _step(self) -> object:
+        with self._stepping:
+            return next(self._iterator, _END)
+
+    async def next(self, drain: Drain | None = None) -> T | None:
+        """The next item, None at the end. With `drain`, raises ServerDraining once the
+        answers' deadline passes while the step still waits (a model that sends nothing for a
+        minute): the answer ended itself only at its next delta, and a stalled one was cut by
+        uvicorn with no last event. The step goes on in its thread; `close` waits for it."""
+        if drain is None:
+            item = await anyio.to_thread.run_sync(self._step)
+        else:
+            outcome: list[tuple[object, BaseException | None]] = []
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._step_into, outcome, group.cancel_scope)
+                group.start_soon(_until_due, drain, group.cancel_scope)
+            if not outcome:
+                raise ServerDraining(DRAINED)
+            item, error = outcome[0]
+            if error is not None:
+                raise error
         return None if item is _END else item  # type: ignore[return-value]  # the sentinel is not an item
+
+    async def _step_into(self, outcome: list[tuple[object, BaseException | None]], scope: anyio.CancelScope) -> None:
+        """One step, its item or its error put in `outcome` (a task group would wrap the error
+        in an ExceptionGroup); then the watch is over."""
+        try:
+            outcome.append((await anyio.to_thread.run_sync(self._step, abandon_on_cancel=True), None))
+        except Exception as exc:
+            outcome.append((None, exc))
+        scope.cancel()
 
     async def close(self) -> None:
         close = getattr(self._iterator, "close", None)
         if close is not None:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(close)
+                await anyio.to_thread.run_sync(self._closing, close)
+
+    def _closing(self, close: Callable[[], object]) -> None:
+        with self._stepping:  # a generator cannot be closed while a step runs it
+            close()
+
+
+async def _until_due(drain: Drain, scope: anyio.CancelScope) -> None:
+    """Returns once the answers' deadline passed (`Drain.due`), cancelling `scope`; looked at
+    every `DRAIN_LOOK_S`, since the shutdown may begin in another thread at any time."""
+    while not drain.due:
+        await anyio.sleep(DRAIN_LOOK_S)
+    scope.cancel()
 
 
 class Draining(uvicorn.Server):

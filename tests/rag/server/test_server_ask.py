@@ -133,6 +133,28 @@ def test_an_answer_still_streaming_near_the_shutdown_deadline_ends_itself_settle
         assert 0 < session.usage.output_tokens < 400 and session.cost_usd > 0 and session.held_usd == 0
 
 
+def test_an_answer_whose_model_stalls_near_the_shutdown_deadline_ends_without_waiting_for_it(
+    api_settings, fake_gemini
+):
+    """The answer ended itself only at its next delta: a model that sent nothing for a while
+    kept its client waiting until uvicorn cut the stream at the deadline, with no last event."""
+    app, chain = gemini_app(api_settings)
+    for url in serve_in_thread(app):
+        with long_answer_streaming(fake_gemini, url, "stalled") as lines:
+            fake_gemini.tokens_per_s = 0.4  # from the next piece on, 10 s per delta: the model stalls
+            while not next(lines).startswith("data: "):
+                pass  # the piece under way when the pace changed arrived: the next is 10 s off
+            app.state.services.drain.begin(0)
+            begun = time.monotonic()
+            event = next(line for line in lines if line.startswith("event: ") and line != "event: delta")
+            waited = time.monotonic() - begun
+            rest = list(lines)
+        assert event == "event: error" and '"error":"server_draining"' in "".join(rest)
+        assert waited < 6  # not after the stalled delta (10 s): at the deadline, looked at every 0.25 s
+        session = chain.ledger.session("local/stalled")
+        assert session.cost_usd > 0 and session.held_usd == 0  # the stream closed once the step ended: settled
+
+
 def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fake_gemini):
     flash = api_settings.models["gemini-3.8-flash"].model_copy(update={"limits": {"unlimited": RateLimit(rpm=1)}})
     models = api_settings.models | {"gemini-3.8-flash": flash}
