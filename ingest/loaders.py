@@ -233,8 +233,8 @@ def without_running_lines(texts: list[str]) -> list[str]:
 class _Edge:
     """A page's first or last line: its index among the page's lines, its place (0 top, 1
     bottom) with its text in lower case and each number as "#", those numbers, and whether
-    one of them may be the page number (the line is a page number alone, or has two words
-    or more beside its numbers)."""
+    one of them may be the page number (the line is a page number alone, has two words or
+    more beside its numbers, or one word and a version: `_titled_number`)."""
 
     index: int
     where: tuple[int, str]
@@ -252,6 +252,14 @@ class _Edge:
         return counted or (not changed and gap == 1)
 
 
+def _titled_number(line: str, numbers: tuple[int, ...]) -> bool:
+    """Whether a line of one word may carry a page number: it has other figures beside it,
+    a version ("gnuplot 5.4 101" over the odd pages, "102 gnuplot 5.4" over the even: 283
+    of gnuplot's 311 pages kept theirs), and a number standing alone at either end.
+    "Question 2" or "Step 2.3" is a label counting up, content."""
+    return len(numbers) >= 2 and bool(re.match(r"\d+\s", line) or re.search(r"\s\d+$", line))
+
+
 def _edges(text: str) -> list[_Edge]:
     """A page's first and last lines (the same line twice on a page of one line); a line with
     fewer than three letters (unless it is a page number alone), or a long one, is no header."""
@@ -264,7 +272,8 @@ def _edges(text: str) -> list[_Edge]:
         if alone or (len(line) <= _RUNNING_CHARS and sum(c.isalpha() for c in line) >= 3):
             key = "#" if alone else re.sub(r"\d+", "#", line.lower())
             words = len(re.findall(r"[^\W\d_]{2,}", line))
-            out.append(_Edge(index, (place, key), tuple(int(d) for d in re.findall(r"\d+", line)), alone or words >= 2))
+            numbers = tuple(int(d) for d in re.findall(r"\d+", line))
+            out.append(_Edge(index, (place, key), numbers, alone or words >= 2 or _titled_number(line, numbers)))
     return out
 
 

@@ -78,6 +78,12 @@ def test_a_two_sided_books_left_and_right_headers_are_dropped_both():
     skipping = ["User guide 2\nfirst", "User guide 3\nsecond", "User guide 4\nthird", "Figure 7: a plot",
                 "User guide 6\nfourth"]
     assert without_running_lines(skipping) == ["first", "second", "third", "Figure 7: a plot", "fourth"]  # one without
+    # One word, a version and the page number: gnuplot's manual kept them on 283 of its 311 pages.
+    versioned = [f"gnuplot 5.4 {n}\n{text}" if n % 2 else f"{n} gnuplot 5.4\n{text}"
+                 for n, text in enumerate(body, start=101)]
+    assert without_running_lines(versioned) == body
+    labels = [f"Step 2.{n}\n{text}" for n, text in enumerate(body[:3], start=1)]
+    assert without_running_lines(labels) == labels  # a label's own numbers, no version: content
 
 
 def test_a_picture_page_left_without_its_page_number_is_no_scan():
