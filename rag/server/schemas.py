@@ -84,7 +84,8 @@ class CitationOut(BaseModel):
     heading: str
     snippet: str
     score: float
-    place: str = ""  # "p. 3", "slide 2", "p. 3, figure"
+    place: str = Field(default="", description="where in the file, as cited: \"p. 3\", \"slide 2\", \"p. 3, "
+                                                "figure\"; empty for a file without pages")
 
 
 class CheckOut(BaseModel):
@@ -122,6 +123,9 @@ class AnswerOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     session_id: str
+    question: str = Field(description="the question as asked")
+    standalone_question: str = Field(description="what was searched: the question, or a follow-up rewritten with "
+                                                 "the session's history into one that stands alone")
     answer: str
     citations: list[CitationOut]
     sources: list[CitationOut]

@@ -80,6 +80,9 @@ def test_session_keeps_its_history_and_reports_its_costs(api: Running, fake_gemi
                                                   "stream": False}, timeout=10).json()
     [rewrite] = fake_gemini.calls("generateContent")  # a follow-up is rewritten with the kept history
     assert QUESTION in json.dumps(rewrite.body)
+    assert first["question"] == first["standalone_question"] == QUESTION
+    assert second["question"] == "and unused ones?"  # and what was searched instead, for the client to show
+    assert second["standalone_question"] == "What about unused vacation days?"
     costs = httpx.get(f"{api.url}/v1/sessions/s1/costs").json()
     assert costs["total"]["answers"] == 2
     assert costs["total"]["cost_usd"] == pytest.approx(first["cost_usd"] + second["cost_usd"])
