@@ -20,6 +20,7 @@ from rich.table import Table
 from rag.catalogue import most_expensive, role_of_name
 from rag.commands import Exit, Parser, add_debug_flag, run_command
 from rag.costs import Ledger, Totals
+from rag.errors import ConfigError
 from rag.server.schemas import totals_out
 from rag.settings import Settings, get_settings
 
@@ -115,6 +116,9 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     args = parser.parse_args(argv)
     settings = settings or get_settings()
     if args.data_dir is not None:
+        if not args.data_dir.is_dir():  # a typo: made empty, it reported "No calls recorded yet", exit 0
+            raise ConfigError(f"no data dir at {args.data_dir}: nothing was ever recorded there. Give the folder "
+                              "`rag ask --data-dir` used (default: GEMRAG_DATA_DIR, or ./.gemrag).")
         settings = settings.model_copy(update={"data_dir": args.data_dir})
     report = cost_report(settings, args.session)
     # A session with no calls: its zeros on stdout, as a table or JSON alike (the JSON's `note`

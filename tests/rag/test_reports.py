@@ -144,3 +144,6 @@ def test_costs_reads_the_ledger_of_the_data_dir_it_is_given(settings: Settings, 
     elsewhere = settings.model_copy(update={"data_dir": tmp_path / "empty"})
     assert main(["--json", "--data-dir", str(settings.data_dir), "--session", "bob"], elsewhere) == 0
     assert json.loads(capsys.readouterr().out)["total"]["cost_usd"] == pytest.approx(0.028)
+    mistyped = tmp_path / "no-such-dir"
+    assert main(["--data-dir", str(mistyped)], settings) == 2  # not made, and no "No calls recorded yet"
+    assert f"error: no data dir at {mistyped}" in capsys.readouterr().err and not mistyped.exists()
