@@ -381,10 +381,12 @@ def details_html(record: AnswerRecord | None, spent_usd: float | None = None) ->
         return ""
     usage = record.usage
     cost = dollars(spent_usd if spent_usd is not None else record.cost_usd)
+    rewritten = bool(record.history)  # a follow-up is rewritten into a standalone question first (rag.rewrite)
     if record.cached:
-        cost += f" (the question rewrite only: the answer came from the cache, saving {dollars(record.saved_usd)})"
+        paid = "the question rewrite only: " if rewritten else ""
+        cost += f" ({paid}the answer came from the cache, saving {dollars(record.saved_usd)})"
     else:
-        cost += " (question rewrite, query embedding and answer)"
+        cost += f" ({'question rewrite, ' if rewritten else ''}query embedding and answer)"
         if record.cache_saved_usd:
             cost += f"; Gemini's implicit cache took {dollars(record.cache_saved_usd)} off"
     rows = [

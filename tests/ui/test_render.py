@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from markdown_it import MarkdownIt
 
 from ingest.report import FileOutcome, IngestReport, Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.stores import StoredFile
-from rag.types import Usage
+from rag.types import Message, Usage
 from ui import render, safe
 from ui.corpus import CollectionInfo
 from ui.session import SessionState, SessionTotals, Turn
@@ -88,7 +89,11 @@ def test_answer_footer_names_model_route_tokens_ttft_and_the_cost_paid() -> None
     html = render.turn_html(0, cached)
     assert "cached answer · 1,000 tokens when first answered" in html and "saved $0.0120" in html
     assert "cost $0.000010" in html
-    assert "the question rewrite only" in render.details_html(cached.record, 0.00001)
+    assert "(the answer came from the cache, saving $0.0120)" in render.details_html(cached.record, 0.00001)
+    assert "(query embedding and answer)" in render.details_html(record(), 0.00052)  # a first question: no rewrite
+    follow_up = [Message("user", "q"), Message("assistant", "a")]
+    assert "the question rewrite only" in render.details_html(replace(cached.record, history=follow_up), 0.00001)
+    assert "(question rewrite, query embedding and answer)" in render.details_html(record(history=follow_up), 0.00052)
 
 
 def test_a_rewritten_follow_up_shows_the_question_that_was_searched() -> None:
