@@ -101,3 +101,21 @@ def test_a_stopped_answer_keeps_the_chips_of_what_it_cites(chain: Chain, ui_sett
     cited = min(turn.cited)
     assert f"data-n='{cited}'" in html and f"Source {cited}: {turn.sources[cited - 1].source}" in html
     assert "(stopped)" in html and f"data-n='{cited}'" in render.sources_html(0, turn)
+
+
+def test_a_streaming_answer_is_redrawn_once_a_frame_not_at_every_delta(
+    ui_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, each word is a delta: redrawing the whole conversation at each one made a
+    follow-up of 160 words take 6 s in the browser, the chain waiting on every redraw."""
+    from ui import handlers as module
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(ticks) * 0.01)  # a delta every 10 ms
+    handlers = module.Handlers(ui_settings, Backend.build(ui_settings, OfflineProvider()))
+    state = SessionState()
+    updates = list(handlers.respond("When must the laptop be encrypted?", state, "corpus", "hybrid", 4, ""))
+    deltas = len(state.turns[0].answer.split())
+    assert state.turns[0].status == "done" and deltas > 20
+    assert 2 <= len(updates) <= deltas / 5  # a frame (0.1 s) of ten deltas each, then the last
+    assert "data-status='done'" in updates[-1][0]  # the last update shows the whole answer
