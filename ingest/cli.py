@@ -45,8 +45,9 @@ still has it is not replaced: it is listed as failed.
 Re-running is cheap: a file whose size and mtime are unchanged is not even read, one whose
 content hash is unchanged is not parsed or embedded again; a changed file's chunks are
 replaced, and only its new chunks are embedded. A file refused for making more than
-max_chunks_per_file chunks is refused again without being read, until it or that limit
-changes.
+max_chunks_per_file chunks, or an image nothing here could read (a photo offline), is
+listed again without being read, until it changes or what decided does (the limit, a key,
+Tesseract or its settings).
 
 --prune: files that were ingested from the same PATH before and no longer exist there
 (deleted, moved away, or a link removed) lose their chunks, and so does a file that can no

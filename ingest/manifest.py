@@ -17,10 +17,11 @@ written before its job is submitted (with the display name the job is sent under
 name yet), and gets the job's name once the API answered: a run killed in between finds the
 job by its display name instead of submitting it again.
 
-`refusals` holds the files refused for what they hold (more chunks than a file may have),
-with the size and mtime they had and the settings they were refused under (`terms`): read
-again unchanged, under the same settings, each is refused again, after up to a minute of
-parsing and chunking on every run. A file that changes, or settings that do, read it again.
+`refusals` holds the files refused for what they hold (more chunks than a file may have:
+failed) or that nothing in the run could read (a photo offline: skipped), with the size and
+mtime they had and the settings they were refused under (`terms`): read again unchanged,
+under the same settings, each is refused again, after up to a minute of parsing and
+chunking, or of OCR, on every run. A file that changes, or settings that do, read it again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.report import Status
 from rag.errors import ConfigError
 
 _SCHEMA = """
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS refusals (
     mtime_ns INTEGER NOT NULL,
     terms TEXT NOT NULL,
     reason TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'failed',
     PRIMARY KEY (collection, source)
 );
 CREATE TABLE IF NOT EXISTS batch_jobs (
@@ -101,6 +104,7 @@ class Refusal:
     mtime_ns: int
     terms: str
     reason: str
+    status: Status = Status.FAILED  # or SKIPPED: nothing here could read it
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class Manifest:
             ("files", "size", "INTEGER NOT NULL DEFAULT -1"),
             ("files", "mtime_ns", "INTEGER NOT NULL DEFAULT -1"),
             ("batch_jobs", "hold", "TEXT NOT NULL DEFAULT ''"),
+            ("refusals", "status", "TEXT NOT NULL DEFAULT 'failed'"),
         ):
             if column not in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -199,11 +204,11 @@ class Manifest:
     def refusals(self, terms: str) -> dict[str, Refusal]:
         """The files refused under `terms`; those refused under other settings may pass now."""
         rows = self.db.execute(
-            "SELECT source, size, mtime_ns, reason FROM refusals WHERE collection = ? AND terms = ?",
+            "SELECT source, size, mtime_ns, reason, status FROM refusals WHERE collection = ? AND terms = ?",
             (self.collection, terms),
         )
-        return {source: Refusal(source, size, mtime_ns, terms, reason)
-                for source, size, mtime_ns, reason in rows}
+        return {source: Refusal(source, size, mtime_ns, terms, reason, Status(status))
+                for source, size, mtime_ns, reason, status in rows}
 
     def refuse(self, refusals: Sequence[Refusal], ingested: Iterable[str]) -> None:
         """Remember `refusals`, and forget those of the files since ingested."""
@@ -213,9 +218,10 @@ class Manifest:
                 [(self.collection, s) for s in ingested],
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO refusals (collection, source, size, mtime_ns, terms, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(self.collection, r.source, r.size, r.mtime_ns, r.terms, r.reason) for r in refusals],
+                "INSERT OR REPLACE INTO refusals (collection, source, size, mtime_ns, terms, reason, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(self.collection, r.source, r.size, r.mtime_ns, r.terms, r.reason, r.status.value)
+                 for r in refusals],
             )
 
     # --- batch embedding jobs (ingest.batchjobs) ---

@@ -80,12 +80,14 @@ class Task:
 
 
 class Refused(LoadError):
-    """A file refused for what it holds (`TooManyChunks`), with its size and mtime as read:
-    the manifest remembers it, and the next run does not read it again unchanged."""
+    """A file refused for what it holds (`TooManyChunks`: failed) or that nothing in this run
+    can read (`Unreadable`: skipped), with its size and mtime as read: the manifest
+    remembers it, and the next run does not read it again unchanged."""
 
-    def __init__(self, reason: str, stat: TrustedStat) -> None:
+    def __init__(self, reason: str, stat: TrustedStat, status: Status) -> None:
         super().__init__(reason)
         self.stat = stat
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -469,7 +471,7 @@ def _triage(
                 f"{stat.st_size:,} bytes is over the {settings.max_file_mb:g} MB limit ({limit:,} bytes; "
                 "GEMRAG_MAX_FILE_MB)"))
         if refusal and (refusal.size, refusal.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-            return FileOutcome(file.source, Status.FAILED, reason=f"{refusal.reason} {REFUSED_BEFORE}")
+            return FileOutcome(file.source, refusal.status, reason=f"{refusal.reason} {REFUSED_BEFORE}")
         if previous and not incomplete:
             unchanged = FileOutcome(file.source, Status.UNCHANGED, len(previous.chunk_ids), previous.tokens)
             if (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns) and os.access(file.path, os.R_OK):
@@ -506,11 +508,12 @@ def prepare(task: Task, chunker: Chunker, vision: Vision | None = None) -> Prepa
     """Read, load and chunk one file; raises LoadError (or OSError) when it cannot."""
     before = task.file.path.stat()  # taken before reading: a change while we read shows next time
     data = task.file.path.read_bytes()  # hashed again: the file may have changed since planning
-    reading = read(data, task.file.kind or "", vision)
     try:
+        reading = read(data, task.file.kind or "", vision)
         chunks = chunker.chunk(task.file.source, reading.sections)
-    except TooManyChunks as exc:
-        raise Refused(str(exc), trusted_stat(before)) from exc
+    except (Unreadable, TooManyChunks) as exc:
+        status = Status.SKIPPED if isinstance(exc, Unreadable) else Status.FAILED
+        raise Refused(str(exc), trusted_stat(before), status) from exc
     record = FileRecord(
         source=task.file.source,
         root=str(task.file.root),
@@ -564,10 +567,10 @@ class _Pass:
 
     @property
     def terms(self) -> str:
-        """The settings that decide whether a file is refused for what it holds (`Refused`):
-        under others, a file refused before is read again."""
+        """The settings that decide whether a file is refused for what it holds, or can be read
+        (`Refused`): under others, a file refused before is read again."""
         profile = self.settings.chunk_profiles[self.embedder.name]
-        return f"max_chunks_per_file={self.settings.max_chunks_per_file}; {profile!r}"
+        return f"max_chunks_per_file={self.settings.max_chunks_per_file}; {profile!r}; reader={self.vision.identity}"
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).
@@ -587,13 +590,16 @@ class _Pass:
             self.advance(reading=task.file.source)
             try:
                 prepared = prepare(task, self.chunker, self.vision)
-            except Unreadable as exc:
-                self.report.add(FileOutcome(task.file.source, Status.SKIPPED, reason=str(exc)))
+            except Refused as exc:
+                self.refusals.append(Refusal(task.file.source, **exc.stat, terms=self.terms, reason=str(exc),
+                                             status=exc.status))
+                if exc.status is Status.SKIPPED:
+                    self.report.add(FileOutcome(task.file.source, Status.SKIPPED, reason=str(exc)))
+                else:
+                    self.failed(task, str(exc))
                 self.advance(files=1, current=task.file.source)
                 continue
             except (LoadError, OSError) as exc:
-                if isinstance(exc, Refused):
-                    self.refusals.append(Refusal(task.file.source, **exc.stat, terms=self.terms, reason=str(exc)))
                 self.failed(task, _reason(exc))
                 self.advance(files=1, current=task.file.source)
                 continue

@@ -102,6 +102,18 @@ class Vision:
         return self.generator is not None
 
     @property
+    def identity(self) -> str:
+        """What reads images in this run, and how: a file nothing here could read (a photo
+        offline) is read again once that changes (a key set, Tesseract installed, another
+        OCR setting), and not before (ingest.manifest, `refusals`)."""
+        if self.generator is not None:
+            return f"gemini {self.settings.lite_model} {self.settings.figure_min_pixels}"
+        if self.tesseract:
+            s = self.settings
+            return f"tesseract {s.ocr_languages} {s.ocr_min_confidence:g} {s.ocr_min_words} {s.scan_dpi}"
+        return "none"
+
+    @property
     def unread_reason(self) -> str:
         """Why a page without a text layer could not be read here."""
         return f"no text layer, and no OCR: {ocr.INSTALL_HINT}, or {NO_KEY}"
