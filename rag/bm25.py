@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rag.acronyms import defined, spelled_out
 from rag.keyterms import key_terms
 from rag.settings import Settings
 from rag.store import Store
@@ -68,8 +69,9 @@ class Terms:
         # bm25s' list lacks question words ("what", "does"); rag.text's list has them.
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
 
-    # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`), 3 keeps one-letter flags
-    version = 3
+    # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`), 3 keeps one-letter
+    # flags, 4 keeps the acronyms its texts define (`rag.acronyms`)
+    version = 4
 
     def __call__(self, text: str) -> list[str]:
         return stem_words(w for w in _TERM.findall(folded(text).lower()) if w not in self.stopwords)
@@ -91,11 +93,15 @@ class IndexKey:
 
 
 class BM25Index:
-    def __init__(self, retriever: bm25s.BM25, ids: list[str], sources: list[str], terms: Terms) -> None:
+    def __init__(
+        self, retriever: bm25s.BM25, ids: list[str], sources: list[str], terms: Terms,
+        acronyms: Sequence[tuple[str, tuple[str, ...]]] = (),
+    ) -> None:
         self._retriever = retriever
         self.ids = ids
         self.sources = np.array(sources, dtype=object)
         self.terms = terms
+        self.acronyms = acronyms  # (acronym, its words' terms) as the texts define them (`rag.acronyms`)
 
     @classmethod
     def build(cls, chunks: Sequence[Chunk], terms: Terms) -> BM25Index:
@@ -116,11 +122,12 @@ class BM25Index:
         retriever = bm25s.BM25(method="lucene")
         # An empty token list would make bm25s drop the document; keep positions aligned.
         retriever.index([terms(t) or [""] for t in texts], show_progress=False)
-        return cls(retriever, ids, sources, terms)
+        return cls(retriever, ids, sources, terms, defined(texts, terms))
 
     def save(self, directory: Path) -> None:
         self._retriever.save(str(directory), show_progress=False)
-        (directory / _IDS_FILE).write_text(json.dumps({"ids": self.ids, "sources": list(self.sources)}))
+        (directory / _IDS_FILE).write_text(json.dumps({"ids": self.ids, "sources": list(self.sources),
+                                                       "acronyms": self.acronyms}))
 
     @classmethod
     def load(cls, directory: Path, terms: Terms) -> BM25Index:
@@ -128,7 +135,8 @@ class BM25Index:
 
         retriever = bm25s.BM25.load(str(directory), show_progress=False)
         meta = json.loads((directory / _IDS_FILE).read_text())
-        return cls(retriever, meta["ids"], meta["sources"], terms)
+        acronyms = [(acronym, tuple(words)) for acronym, words in meta["acronyms"]]
+        return cls(retriever, meta["ids"], meta["sources"], terms, acronyms)
 
     def search(self, query: str, n: int, sources: Sequence[str] = ()) -> list[tuple[str, float]]:
         """(chunk id, score) of the best `n` chunks that share a term with the query."""
@@ -174,13 +182,14 @@ class BM25Index:
         "glp_smplex" finds what "glp_simplex" does, "Mathrog" what "MathProg" does. Only
         the words of the question's key terms (`rag.keyterms`) that `may_be_misspelt`: a
         common word the corpus lacks is another word, not a typo ("reader" is not
-        "header", "Ministry" not "ministerial")."""
+        "header", "Ministry" not "ministerial"). Then the acronyms the corpus defines whose
+        words the query spells out ("requests per minute" adds "rpm": `rag.acronyms`)."""
         words = self.terms(query)
         vocab = self._retriever.vocab_dict
-        if all(w in vocab for w in words):
-            return words
-        names = self._may_be_misspelt(key_terms(query))
-        return [self._respelt(w) or w if w not in vocab and w in names else w for w in words]
+        if not all(w in vocab for w in words):
+            names = self._may_be_misspelt(key_terms(query))
+            words = [self._respelt(w) or w if w not in vocab and w in names else w for w in words]
+        return words + spelled_out(words, self.acronyms)
 
     def held_misspelt(self, term: str, sources: Sequence[str]) -> bool:
         """Whether entries of `sources` hold `term` once each of its words the index lacks is

@@ -348,6 +348,13 @@ def test_ask_over_the_sample_corpus_cites_the_right_file_and_page(settings):
     assert leaked.returncode == 0, leaked.stderr
     assert "delete the key" in leaked.stdout
 
+    # The README's chat example: the table of limits names "RPM" only, which quotas.md defines
+    # as "requests per minute" (rag.acronyms); keyword search never found the table.
+    limits = _run(settings, "ask", "How many requests per minute does the free tier allow for Flash?",
+                  collection="corpus")
+    assert limits.returncode == 0, limits.stderr
+    assert cited_line(limits.stdout, "gemini-2.5-flash; RPM: 10").endswith("Free tier limits (as of 2025-09)")
+
     # The price sentence wraps across two PDF lines and its chunk starts at the second one
     # ("2.5 Flash and Flash-Lite, ..."): the quote starts where the sentence does (rag.sentences).
     stored = _run(settings, "ask", "what does cached input cost on Flash?", collection="corpus")
