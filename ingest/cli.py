@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -17,8 +17,8 @@ from rich.logging import RichHandler
 
 from ingest.batchjobs import BatchRun, Origin, nothing_to_resume
 from ingest.discover import Filters
-from ingest.display import details, headline, progress_shown, summary, upload_bar
-from ingest.pipeline import ingest_paths, may_exist, pending_batch, recorded_embedder
+from ingest.display import Every, details, headline, progress_shown, summary, upload_bar
+from ingest.pipeline import LockWait, ingest_paths, may_exist, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
 from rag.commands import Parser, add_debug_flag, run_command
 from rag.errors import ConfigError
@@ -67,6 +67,9 @@ submitted twice), waits for them with a progress bar and stores the vectors; wit
 --batch command again. A job that fails or expires leaves its chunks to online embedding,
 at the standard price (said in the output). --dry-run shows the cost both ways.
 
+One run at a time writes a collection: a second is refused (exit 2), or with --wait waits
+for the first to end.
+
 Exit status: 0 all well; 1 some file failed (listed, the rest was ingested); 2 the run
 was refused or stopped (quota, API key, mixed embedders; work done so far is kept);
 3 an unexpected error. Killing a run is safe: run it again.
@@ -108,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="collect and store the collection's pending batch jobs")
     parser.add_argument("--no-wait", action="store_true",
                         help="with --batch or --resume: do not wait for the jobs (collect them with --resume)")
+    parser.add_argument("--wait", action="store_true",
+                        help="if another ingest into the collection is running, wait for it to end, saying so "
+                             "every 30 s (default: exit 2)")
     parser.add_argument("--data-dir", type=Path,
                         help="where the store and manifest live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     parser.add_argument("--backend", choices=["gemrag", "file-search"],
@@ -181,6 +187,7 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
             on_progress=on_progress,
             generator=generator or configured_reader(settings),
             batch=batch,
+            wait=LockWait(None, None if args.quiet else _waiting(err, collection)) if args.wait else None,
         )
     out.print(headline(report), highlight=False, soft_wrap=True)
     out.print(summary(report))
@@ -189,6 +196,19 @@ def _ingest(argv: Sequence[str] | None, embedder: Embedder | None, generator: Ge
     if settings.backend == "file-search" and not report.dry_run and not report.stopped:
         out.print(_upload(settings, report.collection, err, quiet=args.quiet), highlight=False, soft_wrap=True)
     return report.exit_code
+
+
+def _waiting(err: Console, collection: str) -> Callable[[float], None]:
+    """What `--wait` prints while another ingest holds the collection: a line at once, then
+    every `LINE_EVERY_S`, as a run's progress lines."""
+    every = Every()
+
+    def say(waited: float) -> None:
+        if every.due() is not None:
+            err.print(f"waiting: another ingest into collection {collection!r} is running ({waited:.0f} s so far)",
+                      markup=False, highlight=False, soft_wrap=True)
+
+    return say
 
 
 def _upload(settings: Settings, collection: str, err: Console, *, quiet: bool) -> str:

@@ -62,6 +62,7 @@ MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64  # texts per offline call; MiniLM cuts them into its own batches (`Run.__init__`)
 OFFLINE_FIRST_WINDOW = 32  # chunks in the first window offline: its files are committed within seconds
 RACY_MTIME_NS = 2_000_000_000
+LOCK_POLL_S = 0.5  # how often a run waiting for another on its collection tries the lock (`LockWait`)
 STORE_STEP = 64  # chunks per write while a window's last batches embed (`_Run.hand_over`)
 PREFETCH_FILES = 8  # files read and chunked ahead of the batch being embedded
 GONE_NAMED = 5  # files gone from the folder named in the run's note (without --prune), the rest counted
@@ -137,6 +138,7 @@ def ingest_paths(
     batch: BatchRun | None = None,
     session: str | None = None,
     locked: Callable[[IngestReport], AbstractContextManager[object]] | None = None,
+    wait: LockWait | None = None,
 ) -> IngestReport:
     """Bring the collection in line with the files under `paths`. Bad files are reported in
     the returned report, not raised; a provider failure (quota, key) stops the run with
@@ -150,7 +152,8 @@ def ingest_paths(
     once the collection's lock is held, before anything is read, and left with the run's
     report before the lock is released (ingest.uploads moves staged uploads onto the paths
     this run ingests, and puts back a stored file whose replacement the run refused, so only
-    a locked run changes them)."""
+    a locked run changes them). `wait`: how to wait for another run on the collection
+    (default: refused at once)."""
     name = collection or settings.collection
     report = IngestReport(name, embedder.embedding_id, dry_run=dry_run)
     roots = [Path(p) for p in paths]
@@ -161,7 +164,7 @@ def ingest_paths(
     if batch is not None:
         embedding_jobs(embedder)  # refuses an embedder without batch jobs before anything is written
     with (
-        run_lock(settings, name),
+        run_lock(settings, name, wait),
         _open_manifest(settings, name) as manifest,
         locked(report) if locked is not None else nullcontext(),
     ):
@@ -261,17 +264,36 @@ class CollectionBusy(GemragError):
     """Another run holds the collection's lock: this one read and wrote nothing."""
 
 
+@dataclass(frozen=True)
+class LockWait:
+    """How a run waits for another run on its collection to end: up to `max_s` seconds (None:
+    as long as it takes), telling `on_wait` the seconds waited at each look (`LOCK_POLL_S`).
+    Without one, a busy collection refuses the run at once (`CollectionBusy`)."""
+
+    max_s: float | None
+    on_wait: Callable[[float], None] | None = None
+
+
 @contextmanager
-def run_lock(settings: Settings, collection: str) -> Iterator[None]:
+def run_lock(settings: Settings, collection: str, wait: LockWait | None = None) -> Iterator[None]:
     """One writer per collection: two runs interleaving commits would undo each other."""
     lock = settings.path(lock_path(settings, collection).name)  # the data dir, created on demand; writable
     with lock.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CollectionBusy(
-                f"Another ingest into collection {collection!r} is running; wait for it to finish."
-            ) from None
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if wait is None or (wait.max_s is not None and waited >= wait.max_s):
+                    after = f" (waited {waited:.0f} s)" if wait is not None else ""
+                    raise CollectionBusy(
+                        f"Another ingest into collection {collection!r} is running; wait for it to finish{after}."
+                    ) from None
+                if wait.on_wait is not None:
+                    wait.on_wait(waited)
+                time.sleep(LOCK_POLL_S)
         yield  # the lock goes with the file handle, also when the process is killed
 
 

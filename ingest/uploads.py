@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ingest.pipeline import STALE_HINT, ingest_paths
+from ingest.pipeline import STALE_HINT, LockWait, ingest_paths
 from ingest.report import IngestReport, ProgressCallback, Status
 from rag.providers.base import Embedder, Generator
 from rag.settings import Settings
@@ -43,6 +43,7 @@ def ingest_staged(
     on_progress: ProgressCallback | None = None,
     generator: Generator | None = None,
     session: str | None = None,
+    wait: LockWait | None = None,
 ) -> IngestReport:
     """Move the staged files onto their stored paths and ingest those, in one locked run; a
     stored file whose upload the run refused is put back. A file already moved (a retried job
@@ -64,7 +65,7 @@ def ingest_staged(
 
     stored = list(dict.fromkeys(f.stored for f in staged))  # one name sent twice in one upload is one file
     return ingest_paths(stored, settings, embedder, collection=collection,
-                        on_progress=on_progress, generator=generator, session=session, locked=locked)
+                        on_progress=on_progress, generator=generator, session=session, locked=locked, wait=wait)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from ingest.pipeline import LockWait
 from ingest.report import Progress
 from rag.answer import AskOptions, Citation, Event, Mode
 from rag.backend import Backend
@@ -45,6 +46,9 @@ SOURCES_TAB = "sources"  # the drawer's tab with the source viewer
 # delta (a word, offline), a follow-up of 160 words took 6 s in the browser where the CLI
 # took 0.5, the chain waiting on each redraw of the whole conversation.
 FRAME_S = 0.1
+# An upload into a collection another ingest holds (a CLI run, an API job) waits this long for
+# it, its progress saying so, before it is refused: it was refused at once, to be sent again.
+UPLOAD_WAIT_S = 600.0
 log = logging.getLogger(__name__)
 
 
@@ -371,6 +375,9 @@ class Handlers:
         def report(p: Progress) -> None:
             progress((p.files_done, p.files_total), desc=f"Ingesting {p.at_work}".strip())
 
+        def waiting(seconds: float) -> None:
+            progress(None, desc=f"Waiting for another ingest into {collection} to finish ({seconds:.0f} s)")
+
         collection = collection or self.settings.collection
         refused = self._may_not_ingest(request, collection)
         if refused:
@@ -379,7 +386,8 @@ class Handlers:
         try:
             embedder = self.backend.embedder_for(collection)
             result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report,
-                                    generator=self.backend.generator, account=_username(request))
+                                    generator=self.backend.generator, account=_username(request),
+                                    wait=LockWait(UPLOAD_WAIT_S, waiting))
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.pipeline import LockWait
 from ingest.report import IngestReport, ProgressCallback
 from ingest.spending import ledger_session
 from ingest.uploads import ingest_staged
@@ -66,12 +67,14 @@ def ingest_uploads(
     on_progress: ProgressCallback | None = None,
     generator: Generator | None = None,
     account: str | None = None,
+    wait: LockWait | None = None,
 ) -> UploadResult:
     """Stage what passes the checks and ingest it with the CLI's pipeline; the stored names
     are the sanitised file names, so answers cite what the user uploaded. `generator`, the
     session's, describes images and transcribes scans when it is Gemini. A file whose
     browser copy is gone was ingested by an earlier call and is passed over. `account`: the
-    logged-in key whose budgets the ingest's spending counts against (None: local)."""
+    logged-in key whose budgets the ingest's spending counts against (None: local). `wait`:
+    how to wait for another ingest into the collection (default: refused at once)."""
     result = UploadResult()
     folder = incoming_dir(settings, collection)
     try:
@@ -87,7 +90,8 @@ def ingest_uploads(
         browser_copies.discard(files, settings)  # staged copies are what gets ingested and cited
         if result.staged:
             result.report = ingest_staged(result.staged, settings, embedder, collection, on_progress=on_progress,
-                                          generator=generator, session=ledger_session(collection, account))
+                                          generator=generator, session=ledger_session(collection, account),
+                                          wait=wait)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # moved onto their names, refused, or the run was: none waits
     return result

@@ -235,3 +235,26 @@ def test_an_include_glob_that_matches_nothing_says_so(capsys, tmp_path, fake):
     assert main([str(docs), "--data-dir", str(tmp_path / "d"), "--include", "docs/notes/*"], embedder=fake) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "no file matched --include docs/notes/*: globs are matched against each file's name relative to PATH" in out
+
+
+def test_wait_waits_for_another_ingest_into_the_collection_and_says_so(tmp_path):
+    """Without --wait a second run is refused at once (exit 2); with it, it waits, printing
+    a line, and ingests once the other is done."""
+    from ingest.pipeline import run_lock
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "note.md").write_text("# Note\n\nThe canteen opens at nine.\n")
+    data = tmp_path / "d"
+    args = [sys.executable, "-m", "ingest", str(tmp_path / "docs"), "--data-dir", str(data)]
+    settings = Settings(data_dir=data, api_key=None)
+    with run_lock(settings, settings.collection):
+        refused = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert refused.returncode == 2 and "Another ingest into collection 'corpus' is running" in refused.stderr
+        waiting = subprocess.Popen([*args, "--wait"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        assert waiting.stderr is not None
+        line = waiting.stderr.readline()  # said at once, while the other run holds the collection
+        assert line.startswith("waiting: another ingest into collection 'corpus' is running (0 s so far)"), line
+    out, err = waiting.communicate(timeout=600)
+    assert waiting.returncode == 0, err
+    assert re.search(r"files added +│ +1 ", out)

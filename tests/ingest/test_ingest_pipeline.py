@@ -401,6 +401,27 @@ def test_a_second_concurrent_run_is_refused(corpus, settings, fake):
         ingest_paths([corpus.root], settings, fake)
 
 
+def test_a_run_told_to_wait_for_another_on_its_collection_does_so_and_then_ingests(corpus, settings, fake):
+    """An upload in the UI while a CLI run or an API job held its collection was refused, to
+    be sent again; a run given a LockWait waits, saying how long, up to its bound."""
+    from ingest.pipeline import LockWait, run_lock
+
+    waited: list[float] = []
+    other = threading.Event()
+    with run_lock(settings, "corpus"):
+        with pytest.raises(GemragError, match=r"Another ingest .* \(waited \d+ s\)"):
+            ingest_paths([corpus.root], settings, fake, wait=LockWait(0.6, waited.append))
+        assert waited and waited == sorted(waited)  # told at each look, the seconds growing
+        reports = []
+        patient = LockWait(None, lambda _: other.set())  # as long as it takes
+        run = threading.Thread(target=lambda: reports.append(ingest_paths([corpus.root], settings, fake, wait=patient)))
+        run.start()
+        assert other.wait(10)  # it waits while the other run holds the collection ...
+        assert not reports
+    run.join(10)  # ... and ingests once it is done
+    assert [r.count(Status.ADDED) for r in reports] == [len(GOOD)]
+
+
 def test_a_bad_collection_name_is_refused_before_any_lock_file_is_made(corpus, settings, fake):
     with pytest.raises(ConfigError, match=r"'\.\./notes' is not allowed"):
         ingest_paths([corpus.root], settings, fake, collection="../notes")

@@ -169,3 +169,35 @@ def test_an_empty_upload_is_refused_as_empty_by_name_and_the_stored_file_of_its_
     assert ("❌ notes.md: the upload of notes.md was refused (the file is empty (0 bytes)); the previous notes.md "
             "stays, as stored and as searched") in render.upload_summary(again)
     assert (upload_dir(settings, "corpus") / "notes.md").read_bytes().startswith(b"# Notes")
+
+
+def test_an_upload_while_another_ingest_holds_the_collection_waits_for_it_saying_so(
+    settings: Settings, tmp_path: Path, offline_provider: OfflineProvider
+) -> None:
+    """It was refused at once ("Another ingest ... is running"), to be sent again by hand."""
+    import threading
+
+    from rag.backend import Backend
+    from ui.handlers import Handlers
+    from ui.session import SessionState
+
+    handlers = Handlers(settings, Backend.build(settings, offline_provider))
+    said: list[str] = []
+    waiting = threading.Event()
+
+    def progress(done: object, desc: str = "") -> None:
+        said.append(desc)
+        if desc.startswith("Waiting for another ingest into corpus"):
+            waiting.set()
+
+    upload = write(tmp_path / "tmp1" / "canteen.md", "# Canteen\n\nLunch from 11:30.")
+    outputs: list[tuple[object, ...]] = []
+    with run_lock(settings, "corpus"):
+        run = threading.Thread(target=lambda: outputs.append(
+            handlers.upload([str(upload)], "corpus", SessionState(), progress=progress)))  # type: ignore[arg-type]
+        run.start()
+        assert waiting.wait(10)  # its progress says what it waits for
+    run.join(30)
+    summary = str(outputs[0][0])
+    assert "canteen.md" in summary and "❌" not in summary
+    assert (upload_dir(settings, "corpus") / "canteen.md").read_text() == "# Canteen\n\nLunch from 11:30."
