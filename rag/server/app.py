@@ -38,7 +38,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.answer import AnswerRecord, Delta, Done, Event
+from rag.answer import AnswerRecord, Done, Event
 from rag.backend import Backend
 from rag.conversations import Conversations
 from rag.errors import (
@@ -709,11 +709,12 @@ async def answer_events(
     try:
         event: Event | None = first
         while event is not None:
-            if isinstance(event, Delta):
-                yield sse("delta", DeltaEvent(text=event.text))
-            else:
+            if isinstance(event, Done):
                 yield sse("done", await finish(event.record))
-            if drain.due and isinstance(event, Delta):  # after `done` there is nothing left to stop
+                event = await steps.next()  # nothing left to stop: only the generator's end, never an error
+                continue
+            yield sse("delta", DeltaEvent(text=event.text))
+            if drain.due:
                 raise ServerDraining(DRAINED)
             event = await steps.next(drain)
         ended = True

@@ -558,3 +558,39 @@ def test_with_redis_an_unwritable_data_dir_only_degrades_the_replica(
         ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.json()
     assert ready.json()["checks"]["data_dir"] == "not writable"
+
+
+def test_a_finished_answer_is_not_followed_by_a_draining_error():
+    """The shutdown's deadline passing while `done` was written (a slow client) sent an
+    `error` event after the complete answer (a review's repro)."""
+    from types import SimpleNamespace
+
+    import anyio
+
+    from rag.answer import Delta, Done
+    from rag.server.app import answer_events
+    from rag.server.metrics import Metrics
+    from rag.server.streaming import Drain, ThreadedIterator
+
+    closed: list[bool] = []
+
+    def answer():
+        try:
+            yield Delta("hello")
+            yield Done(record=SimpleNamespace())
+        finally:
+            closed.append(True)
+
+    drain = Drain()
+    steps = ThreadedIterator(answer())
+
+    async def finish(record):
+        drain.deadline = time.monotonic() - 1  # the deadline passes while `done` is written
+        return {}
+
+    async def stream() -> list[str]:
+        first = await steps.next()
+        return [chunk.decode() async for chunk in answer_events(Metrics(), "/v1/ask", first, steps, finish, drain)]
+
+    events = [line for chunk in anyio.run(stream) for line in chunk.splitlines() if line.startswith("event:")]
+    assert events == ["event: delta", "event: done"] and closed == [True]
