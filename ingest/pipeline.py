@@ -83,12 +83,14 @@ class Task:
 class Refused(LoadError):
     """A file refused for what it holds (`TooManyChunks`: failed) or that nothing in this run
     can read (`Unreadable`: skipped), with its size and mtime as read: the manifest
-    remembers it, and the next run does not read it again unchanged."""
+    remembers it (`lasting`), and the next run does not read it again unchanged; not an
+    image Gemini gave no text for, which it may on the next try."""
 
-    def __init__(self, reason: str, stat: TrustedStat, status: Status) -> None:
+    def __init__(self, reason: str, stat: TrustedStat, status: Status, lasting: bool = True) -> None:
         super().__init__(reason)
         self.stat = stat
         self.status = status
+        self.lasting = lasting
 
 
 @dataclass(frozen=True)
@@ -534,8 +536,10 @@ def prepare(task: Task, chunker: Chunker, vision: Vision | None = None) -> Prepa
         reading = read(data, task.file.kind or "", vision)
         chunks = chunker.chunk(task.file.source, reading.sections)
     except (Unreadable, TooManyChunks) as exc:
-        status = Status.SKIPPED if isinstance(exc, Unreadable) else Status.FAILED
-        raise Refused(str(exc), trusted_stat(before), status) from exc
+        unread = isinstance(exc, Unreadable)
+        # Gemini's empty reply may be a hiccup: `Vision` does not keep it either, and asks again.
+        lasting = not (unread and vision is not None and vision.describes)
+        raise Refused(str(exc), trusted_stat(before), Status.SKIPPED if unread else Status.FAILED, lasting) from exc
     record = FileRecord(
         source=task.file.source,
         root=str(task.file.root),
@@ -613,8 +617,9 @@ class _Pass:
             try:
                 prepared = prepare(task, self.chunker, self.vision)
             except Refused as exc:
-                self.refusals.append(Refusal(task.file.source, **exc.stat, terms=self.terms, reason=str(exc),
-                                             status=exc.status))
+                if exc.lasting:
+                    self.refusals.append(Refusal(task.file.source, **exc.stat, terms=self.terms, reason=str(exc),
+                                                 status=exc.status))
                 if exc.status is Status.SKIPPED:
                     self.report.add(FileOutcome(task.file.source, Status.SKIPPED, reason=str(exc)))
                 else:

@@ -107,7 +107,8 @@ class Vision:
         offline) is read again once that changes (a key set, Tesseract installed, another
         OCR setting), and not before (ingest.manifest, `refusals`)."""
         if self.generator is not None:
-            return f"gemini {self.settings.lite_model} {self.settings.figure_min_pixels}"
+            s = self.settings
+            return f"gemini {s.lite_model} {s.figure_min_pixels} {s.figure_max_output_tokens}"
         if self.tesseract:
             s = self.settings
             return f"tesseract {s.ocr_languages} {s.ocr_min_confidence:g} {s.ocr_min_words} {s.scan_dpi}"

@@ -903,3 +903,39 @@ def test_an_image_nothing_here_can_read_is_not_read_again_until_it_or_the_reader
     other_ocr = settings.model_copy(update={"ocr_min_words": settings.ocr_min_words + 1})
     ingest_paths([docs], other_ocr, fake)  # another reader (if Tesseract is here): read again
     assert len(reads) == (2 if pipeline.Vision(other_ocr, None).tesseract else 1)
+
+
+def test_an_image_gemini_gave_no_text_for_is_asked_about_again_on_the_next_run(settings, fake, tmp_path):
+    """An empty reply may be a hiccup (`Vision` keeps no empty description): remembered as
+    unreadable, the image stayed out for good (a review's repro)."""
+    import os
+
+    from PIL import Image
+
+    from rag.types import Generation, Usage
+
+    class Hiccup:
+        """Gemini giving an empty reply once, then a description."""
+
+        online = True
+        name = "gemini"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def generate(self, prompt, model=None, **kw):
+            self.calls += 1
+            text = "" if self.calls == 1 else "A blue sky over a field."
+            return Generation(text=text, usage=Usage(prompt_tokens=10, output_tokens=5), model=model or "m")
+
+    docs = tmp_path / "photos"
+    docs.mkdir()
+    Image.new("RGB", (640, 480), (40, 120, 200)).save(docs / "sky.png")
+    old = time.time_ns() - 10**11
+    os.utime(docs / "sky.png", ns=(old, old))
+    online = settings.model_copy(update={"figure_min_pixels": 1})
+    gemini = Hiccup()
+    first = ingest_paths([docs], online, fake, generator=gemini)
+    assert [(f.status, f.reason) for f in first.files] == [(Status.SKIPPED, "Gemini gave no description")]
+    again = ingest_paths([docs], online, fake, generator=gemini)
+    assert gemini.calls == 2 and again.count(Status.ADDED) == 1
