@@ -70,6 +70,7 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[ProgressCallback 
 
 
 LINE_EVERY_S = 30.0  # not a terminal: a progress line at most this often
+HEARTBEAT_MIN_S = 0.01  # the shortest sleep of the heartbeat between two looks
 
 
 class Every:
@@ -91,6 +92,12 @@ class Every:
                 return None
             self._last = now
             return now - self.started
+
+    def left(self) -> float:
+        """Seconds until the next line is due: `seconds` before any line, 0 when one is due."""
+        with self._lock:
+            since = self.clock() - self._last if self._last is not None else 0.0
+            return max(0.0, self.seconds - since)
 
 
 @contextmanager
@@ -118,7 +125,9 @@ def progress_lines(console: Console, every: Every | None = None) -> Iterator[Pro
         line(event)
 
     def heartbeat() -> None:
-        while not stopped.wait(every.seconds):
+        # Woken when the next line is due, counted from the last one printed: woken every
+        # `seconds` from its own start instead, it let nearly two periods pass between lines.
+        while not stopped.wait(max(every.left(), HEARTBEAT_MIN_S)):
             if last:
                 line(last[0])
 

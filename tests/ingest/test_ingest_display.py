@@ -106,3 +106,17 @@ def test_the_files_bar_names_the_file_being_read():
         assert show is not None
         show(Progress(0, 2, 0, 0, current="a.md", reading="manual.pdf"))
     assert "reading manual.pdf" in screen.getvalue().rsplit("files", 1)[1]
+
+
+def test_the_next_line_is_due_a_period_after_the_last_one_printed():
+    """The heartbeat sleeps until then: woken every period from its own start, it let nearly
+    two periods pass between lines (a review)."""
+    clock = ManualClock()
+    every = Every(30, clock)
+    assert every.left() == 30  # nothing printed yet: a period
+    clock.advance(20)
+    assert every.due() is not None and every.left() == 30
+    clock.advance(25)
+    assert every.left() == 5
+    clock.advance(10)
+    assert every.left() == 0 and every.due() is not None
