@@ -86,7 +86,7 @@ from rag.server.schemas import (
     answer_out,
     totals_out,
 )
-from rag.server.streaming import DRAINED, Drain, EventStream, ServerDraining, ThreadedIterator, sse
+from rag.server.streaming import Drain, EventStream, ServerDraining, ThreadedIterator, sse
 from rag.settings import Settings
 from rag.store import MAX_NAME_CHARS, check_collection_name, chroma_client, collection_meta
 from rag.types import Message as ChatMessage
@@ -515,9 +515,7 @@ def add_routes(app: FastAPI) -> None:
             event: Event | None = first
             try:
                 while not isinstance(event, Done):
-                    if state.drain.due:  # ended before the shutdown's deadline cuts it, as a stream is
-                        raise ServerDraining(DRAINED)
-                    event = await steps.next(state.drain)
+                    event = await steps.next(state.drain)  # ended before the shutdown's deadline cuts it
                     if event is None:
                         raise RuntimeError("the chain ended without an answer")
             finally:  # the chain charges what was produced, as a stream's
@@ -714,8 +712,6 @@ async def answer_events(
                 event = await steps.next()  # nothing left to stop: only the generator's end, never an error
                 continue
             yield sse("delta", DeltaEvent(text=event.text))
-            if drain.due:
-                raise ServerDraining(DRAINED)
             event = await steps.next(drain)
         ended = True
     except GemragError as error:

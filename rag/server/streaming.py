@@ -72,10 +72,13 @@ class ThreadedIterator(Generic[T]):
             return next(self._iterator, _END)
 
     async def next(self, drain: Drain | None = None) -> T | None:
-        """The next item, None at the end. With `drain`, raises ServerDraining once the
-        answers' deadline passes while the step still waits (a model that sends nothing for a
-        minute): the answer ended itself only at its next delta, and a stalled one was cut by
-        uvicorn with no last event. The step goes on in its thread; `close` waits for it."""
+        """The next item, None at the end. With `drain`, raises ServerDraining if the answers'
+        deadline has passed, without a step, or once it passes while the step still waits (a
+        model that sends nothing for a minute): the answer ended itself only at its next
+        delta, and a stalled one was cut by uvicorn with no last event. The step goes on in
+        its thread; `close` waits for it."""
+        if drain is not None and drain.due:
+            raise ServerDraining(DRAINED)
         if drain is None:
             item = await anyio.to_thread.run_sync(self._step)
         else:
