@@ -106,11 +106,10 @@ class Vision:
         """What reads images in this run, and how: a file nothing here could read (a photo
         offline) is read again once that changes (a key set, Tesseract installed, another
         OCR setting), and not before (ingest.manifest, `refusals`)."""
+        s = self.settings
         if self.generator is not None:
-            s = self.settings
             return f"gemini {s.lite_model} {s.figure_min_pixels} {s.figure_max_output_tokens}"
         if self.tesseract:
-            s = self.settings
             return f"tesseract {s.ocr_languages} {s.ocr_min_confidence:g} {s.ocr_min_words} {s.scan_dpi}"
         return "none"
 
