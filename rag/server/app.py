@@ -33,6 +33,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
@@ -170,10 +171,11 @@ def error_status(error: Exception) -> int:
     return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
 
 
-def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), told: str = "") -> JSONResponse:
+def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), told: str = "",
+                   background: BackgroundTask | None = None) -> JSONResponse:
     """`fields`: what the request's schema refused; every 422 body lists them, or else the
     field the core named (`InvalidRequest.field`). `told`: the message, when not the error's
-    own (`remote_message`)."""
+    own (`remote_message`). `background`: what runs once the response is sent."""
     headers = {}
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
@@ -185,7 +187,7 @@ def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), tol
         fields = [FieldErrorOut(field=f"body.{error.field}", reason=message)]
     body = (InvalidRequestOut(error=kind, message=message, fields=list(fields)) if isinstance(error, InvalidRequest)
             else ErrorOut(error=kind, message=message))
-    return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers)
+    return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers, background=background)
 
 
 def refused_fields(error: RequestValidationError) -> list[FieldErrorOut]:
@@ -500,7 +502,14 @@ def add_routes(app: FastAPI) -> None:
         current_session.set(session)  # the global rate limiter queues this session's calls in its own turn
         options = replace(body.options(), model=forced.model, collection=collection)
         steps = ThreadedIterator(noted(chain.stream(body.question, history, session, options), forced.note))
-        first = await steps.next()  # rate-limit waits and refusals happen here, before any byte is sent
+        try:  # rate-limit waits, refusals and the model's first token happen here, before any byte is sent
+            first = await steps.next(state.drain)
+        except ServerDraining as draining:  # the shutdown's deadline came first: 503 now, the chain closed after
+            state.metrics.errors.labels(error_kind(draining), route_path(request.scope)).inc()
+            return error_response(draining, background=BackgroundTask(steps.close))
+        except BaseException:  # cancelled (uvicorn's own deadline) or refused: the chain is closed, never left open
+            await steps.close()
+            raise
         if first is None:
             raise RuntimeError("the chain ended without an answer")
 

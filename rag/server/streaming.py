@@ -103,10 +103,16 @@ class ThreadedIterator(Generic[T]):
         scope.cancel()
 
     async def close(self) -> None:
+        """Closes the iterator once a step still running ends, in a thread of its own: a shield
+        keeps anyio's cancellation out of the wait, but not uvicorn's, which cancels the tasks
+        still open at its shutdown deadline; the close then goes on without the wait, and the
+        interpreter does not exit before it ends (the thread is not a daemon)."""
         close = getattr(self._iterator, "close", None)
         if close is not None:
+            closing = threading.Thread(target=self._closing, args=(close,), name="gemrag-close")
+            closing.start()
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._closing, close)
+                await anyio.to_thread.run_sync(closing.join, abandon_on_cancel=True)
 
     def _closing(self, close: Callable[[], object]) -> None:
         with self._stepping:  # a generator cannot be closed while a step runs it

@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import httpx
@@ -156,6 +157,60 @@ def test_an_answer_whose_model_stalls_near_the_shutdown_deadline_ends_without_wa
         assert waited < 6  # not after the stalled delta (10 s): at the deadline, looked at every 0.25 s
         session = chain.ledger.session("local/stalled")
         assert session.cost_usd > 0 and session.held_usd == 0  # the stream closed once the step ended: settled
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_answer_whose_model_has_not_begun_by_the_shutdown_deadline_is_a_503_then_settled(
+    api_settings, fake_gemini, stream: bool
+):
+    """The first step (retrieval, the rate limiter, the model's first token) ran without the
+    shutdown's watch: a model silent before its first token kept the request open until
+    uvicorn cut it, with no reply, and its hold was never settled."""
+    patient = api_settings.model_copy(update={"request_timeout_s": 30.0, "deadline_s": 30.0})
+    app, chain = gemini_app(patient)
+    fake_gemini.inject(Fault.slow(4.0), method="streamGenerateContent")  # nothing for 4 s, then the answer
+    for url in serve_in_thread(app):
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(httpx.post, f"{url}/v1/ask", timeout=10,
+                                json={"question": QUESTION, "session_id": "silent", "stream": stream})
+            while not fake_gemini.calls("streamGenerateContent"):
+                assert not reply.done(), reply.result().text
+                time.sleep(0.02)
+            app.state.services.drain.begin(0)  # the shutdown signal came while the model is silent
+            begun = time.monotonic()
+            response = reply.result()
+            waited = time.monotonic() - begun
+        assert response.status_code == 503 and response.json()["error"] == "server_draining", response.text
+        assert waited < 2  # at the deadline (looked at every 0.25 s), not after the model's 4 s
+        session = chain.ledger.session("local/silent")
+        settled = time.monotonic() + 10
+        while (session.held_usd or not session.cost_usd) and time.monotonic() < settled:
+            time.sleep(0.1)  # the step ends with the model's first piece; the chain is closed then
+            session = chain.ledger.session("local/silent")
+        assert session.cost_usd > 0 and session.held_usd == 0 and session.answers == 0
+        assert fake_gemini.streams_open == 0
+
+
+def test_an_answer_cancelled_by_uvicorn_before_the_models_first_token_is_still_settled(api_settings, fake_gemini):
+    """A server stopped without the drain (this one's uvicorn has a 2 s graceful shutdown)
+    cancels the request while the model is silent: the chain was never closed, and its hold
+    counted against the session's budget for good."""
+    patient = api_settings.model_copy(update={"request_timeout_s": 30.0, "deadline_s": 30.0})
+    app, chain = gemini_app(patient)
+    fake_gemini.inject(Fault.slow(4.0), method="streamGenerateContent")
+    with ThreadPoolExecutor(1) as pool:
+        for url in serve_in_thread(app):
+            reply = pool.submit(httpx.post, f"{url}/v1/ask", timeout=10,
+                                json={"question": QUESTION, "session_id": "cut", "stream": False})
+            while not fake_gemini.calls("streamGenerateContent"):
+                time.sleep(0.02)
+        reply.exception()  # waited for: uvicorn answers 500 for a request it cancels before its reply
+    session = chain.ledger.session("local/cut")
+    settled = time.monotonic() + 10
+    while (session.held_usd or not session.cost_usd) and time.monotonic() < settled:
+        time.sleep(0.1)
+        session = chain.ledger.session("local/cut")
+    assert session.cost_usd > 0 and session.held_usd == 0
 
 
 def test_rate_limit_past_the_wait_bound_is_429_with_retry_after(api_settings, fake_gemini):
