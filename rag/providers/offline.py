@@ -7,8 +7,9 @@ import json
 import re
 import time
 from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from rag.providers.extractive import ExtractiveAnswerer, lexical_support
 from rag.providers.followup import rewrite_follow_up
 from rag.providers.minilm import DIM, MODEL_ID, MiniLM, shared_minilm
 from rag.types import (
@@ -22,6 +23,9 @@ from rag.types import (
     StreamDelta,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from rag.providers.extractive import ExtractiveAnswerer
 
 OFFLINE_MODEL = "offline-extractive"
 
@@ -39,8 +43,15 @@ class OfflineProvider:
 
     def __init__(self, model: MiniLM | None = None, *, stream_delay_s: float = 0.0) -> None:
         self.model = model or shared_minilm()
-        self.answerer = ExtractiveAnswerer(self.model)
         self.stream_delay_s = stream_delay_s
+
+    @cached_property
+    def answerer(self) -> ExtractiveAnswerer:
+        """Built at the first answer: an ingest only embeds, and importing the answerer's
+        modules was a tenth of an unchanged re-run's start."""
+        from rag.providers.extractive import ExtractiveAnswerer
+
+        return ExtractiveAnswerer(self.model)
 
     def embed_documents(self, texts: Sequence[str]) -> Embedded:
         vecs, tokens = self.model.embed_counted(list(texts))
@@ -85,6 +96,8 @@ class OfflineProvider:
             case RewriteTask(question, history):
                 return rewrite_follow_up(question, history)
             case JudgeTask(answer):
+                from rag.providers.extractive import lexical_support
+
                 # Labelled lexical proxy: the offline mode has no model to judge with.
                 score = lexical_support(answer, prompt.passages)
                 return json.dumps({"method": "lexical", "faithfulness": round(score, 3)})

@@ -183,13 +183,15 @@ def test_a_run_written_to_a_log_says_it_is_at_work_and_quiet_says_nothing(tmp_pa
 
 def test_an_unchanged_rerun_loads_neither_chromadb_nor_the_model(corpus, tmp_path):
     """The CLI in a fresh process, as a user re-runs it: nothing changed, so nothing heavy
-    is imported (nor google-genai, offline, nor numpy, a sixth of what such a run imported);
-    the manifest and the files' size and mtime are all it reads."""
+    is imported (nor google-genai, offline, nor numpy, a sixth of what such a run imported;
+    nor the rate limiter's library nor the offline answerer, 60 ms of its start); the
+    manifest and the files' size and mtime are all it reads."""
     data = tmp_path / "d"
     probe = (
         "import sys; from ingest.cli import main; "
         f"code = main([{str(corpus.root)!r}, '--data-dir', {str(data)!r}, '-q']); "
-        "heavy = ('chromadb', 'onnxruntime', 'pypdf', 'pypdfium2', 'tokenizers', 'google.genai', 'numpy'); "
+        "heavy = ('chromadb', 'onnxruntime', 'pypdf', 'pypdfium2', 'tokenizers', 'google.genai', 'numpy', 'limits', "
+        "'rag.providers.extractive'); "
         "print(code, [m for m in heavy if m in sys.modules])"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GEMRAG_CONFIG": "/dev/null", "PYTHONPATH": str(REPO)}
