@@ -36,6 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypedDict
 
+import rag
 from ingest.batches import Batch, InFlight
 from ingest.batchjobs import BatchJobs, BatchRun, Origin, embedding_jobs, nothing_to_resume, pending_origin
 from ingest.chunking import Chunker, SizedChunk, TooManyChunks
@@ -594,9 +595,11 @@ class _Pass:
     @property
     def terms(self) -> str:
         """The settings that decide whether a file is refused for what it holds, or can be read
-        (`Refused`): under others, a file refused before is read again."""
+        (`Refused`), and the release reading it: under others, a file refused before is read
+        again (an upgrade may read a file's pages or chunk them otherwise)."""
         profile = self.settings.chunk_profiles[self.embedder.name]
-        return f"max_chunks_per_file={self.settings.max_chunks_per_file}; {profile!r}; reader={self.vision.identity}"
+        return (f"max_chunks_per_file={self.settings.max_chunks_per_file}; {profile!r}; reader={self.vision.identity}; "
+                f"gemrag={rag.__version__}")
 
     # Built on first use, like everything heavy: an unchanged re-run loads no tokenizer,
     # no model, no chromadb (the CLI's whole cost is then reading the manifest).

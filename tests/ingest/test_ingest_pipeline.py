@@ -862,6 +862,14 @@ def test_a_file_refused_for_its_size_in_chunks_is_not_read_again_until_it_or_the
         assert failed.source == "big.md"
         assert failed.reason.startswith("yields more than 5 chunks") and pipeline.REFUSED_BEFORE in failed.reason
 
+    release = pipeline.rag.__version__
+    monkeypatch.setattr(pipeline.rag, "__version__", "99.0")  # an upgrade may read or chunk it otherwise
+    upgraded = ingest_paths([docs], strict, fake)
+    (failed,) = upgraded.of(Status.FAILED)
+    assert pipeline.REFUSED_BEFORE not in failed.reason and len(reads) == 1  # read again
+    monkeypatch.setattr(pipeline.rag, "__version__", release)
+    reads.clear()
+
     lenient = ingest_paths([docs], settings, fake)  # the limit raised: read again, and ingested
     assert _statuses(lenient)["big.md"] is Status.ADDED and len(reads) == 1
     assert _refused(settings) == []  # ingested: forgotten
