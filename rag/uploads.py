@@ -70,21 +70,35 @@ def safe_name(original: str) -> str:
 def readable_name(original: str) -> str:
     """The stored name (`safe_name`) of an upload of a type ingest reads; else UploadRejected
     names the file and the types it takes, before anything is written or queued."""
-    name = safe_name(original)
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED:
-        if Path(original).suffix.lower() in SUPPORTED:  # "..md": nothing is left of the name but its type
-            raise UploadRejected(f"{original}: not a usable file name; give the file a name before its type.")
-        allowed = ", ".join(sorted(SUPPORTED))
-        raise UploadRejected(f"{original}: file type {suffix or '(none)'} is not supported (use {allowed}).")
-    return name
+    reason = _unreadable(original)
+    if reason is not None:
+        raise UploadRejected(_refused([reason]))
+    return safe_name(original)
+
+
+def _unreadable(original: str) -> str | None:
+    """Why an upload sent as `original` would not be read, naming it; None if it would."""
+    suffix = Path(safe_name(original)).suffix.lower()
+    if suffix in SUPPORTED:
+        return None
+    if Path(original).suffix.lower() in SUPPORTED:  # "..md": nothing is left of the name but its type
+        return f"{original}: not a usable file name; give the file a name before its type"
+    return f"{original or '(a file sent without a name)'}: file type {suffix or '(none)'} is not supported"
+
+
+def _refused(reasons: Sequence[str]) -> str:
+    return f"{'; '.join(reasons)} (use {', '.join(sorted(SUPPORTED))})."
 
 
 def stored_names(originals: Sequence[str]) -> list[str]:
-    """The stored names of one upload's files (`readable_name`), refusing two stored under
-    one name ("a/x.md" and "b/x.md" are both "x.md"): the second overwrote the first while
-    the upload reported both."""
-    names = [readable_name(original) for original in originals]
+    """The stored names of one upload's files (`readable_name`), refusing every file ingest
+    would not read, each named (the first alone was: a client found the next one by sending
+    again), and two stored under one name ("a/x.md" and "b/x.md" are both "x.md"): the
+    second overwrote the first while the upload reported both."""
+    unreadable = [reason for reason in map(_unreadable, originals) if reason is not None]
+    if unreadable:
+        raise UploadRejected(_refused(unreadable))
+    names = [safe_name(original) for original in originals]
     first: dict[str, str] = {}
     for original, name in zip(originals, names, strict=True):
         if name in first:

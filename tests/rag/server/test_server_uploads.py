@@ -13,12 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.pipeline import run_lock
+from rag.filetypes import SUPPORTED
 from rag.providers import Embedders
 from rag.server.app import create_app
 from rag.settings import Settings
 from rag.store import Store
 from rag.stores import embedder_for
-from rag.uploads import INCOMING, upload_dir
+from rag.uploads import INCOMING, UploadRejected, stored_names, upload_dir
 from tests.fakes.worker import running_worker, wait_job
 from tests.ingest.conftest import billed_embeddings
 from ui.preview import locate
@@ -121,9 +122,14 @@ def test_an_upload_of_a_type_ingest_cannot_read_is_refused_by_name_before_anythi
     settings, keys = keyed_settings
     with TestClient(create_app(settings, mounts=[])) as api:
         refused = api.post(f"/v1/collections/{settings.collection}/documents", headers=keys["loader"],
-                           files=[("files", ("notes.md", b"# Notes")), ("files", ("tool.exe", b"MZ"))])
+                           files=[("files", ("notes.md", b"# Notes")), ("files", ("tool.exe", b"MZ")),
+                                  ("files", ("README", b"text"))])
     assert refused.status_code == 422
-    assert refused.json()["message"].startswith("tool.exe: file type .exe is not supported (use .docx")
+    # Each named (only the first was: a client found the next by sending again), the types once.
+    assert refused.json()["message"] == ("tool.exe: file type .exe is not supported; README: file type (none) is "
+                                         f"not supported (use {', '.join(sorted(SUPPORTED))}).")
+    with pytest.raises(UploadRejected, match=r"^\(a file sent without a name\): file type \(none\)"):
+        stored_names([""])  # a part whose file name is empty (curl -F 'files=@x;filename=')
     assert refused.json()["fields"][0]["field"] == "body.files"
     assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
 
