@@ -48,7 +48,9 @@ class Stores:
         question, one version, one read of it); refuses one that nothing was ingested into."""
         name = name or self.default
         if (pinned := self.open(name).pinned()).count() == 0:
-            raise EmptyCollection(f"Collection {name!r} is empty: nothing ingested yet: run python -m ingest PATH")
+            empty = f"Collection {name!r} holds no documents (none ingested yet, or all removed)"
+            raise EmptyCollection(f"{empty}: run python -m ingest PATH --collection {name}",
+                                  remote=f"{empty}: add some first (over HTTP: POST /v1/collections/{name}/documents)")
         return pinned
 
     def open(self, name: str) -> Store:

@@ -29,6 +29,11 @@ def test_an_empty_collection_lists_no_files_and_an_unknown_one_is_404_not_create
     settings = api.app.state.services.settings
     Store(settings, recorded_embedder(settings, "tiny-corpus") or "", "hollow")
     assert httpx.get(f"{api.url}/v1/collections/hollow/documents").json()["documents"] == []
+    asked = httpx.post(f"{api.url}/v1/ask", json={"question": "what is here?", "collection": "hollow", "stream": False})
+    assert asked.status_code == 404 and asked.json() == {  # it named the CLI, and said nothing was ever ingested
+        "error": "empty_collection", "message": "Collection 'hollow' holds no documents (none ingested yet, or all "
+                                                "removed): add some first (over HTTP: POST "
+                                                "/v1/collections/hollow/documents)"}
     unknown = httpx.get(f"{api.url}/v1/collections/nope/documents")
     assert unknown.status_code == 404 and unknown.json()["error"] == "no_collection"  # was "empty_collection"
     assert "No collection 'nope'" in unknown.json()["message"]
