@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 from http import HTTPStatus
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -143,7 +144,15 @@ REFUSED: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "the key's role does not allow this, or no keys are configured and the "
                                             "client is not on loopback"},
     422: {"model": InvalidRequestOut, "description": "invalid request: `fields` names each refused field and why"},
+    429: {"model": ErrorOut, "description": "too many requests for this key (key_rate_limit): see Retry-After"},
     503: {"model": ErrorOut, "description": "a store (Chroma, Redis) does not answer: retry later"},
+}
+# ... and every route that reads a body may refuse it as it comes (BodyLimit, the handlers).
+BODY_REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "a body that is not UTF-8, or JSON nested too deeply to read"},
+    408: {"model": ErrorOut, "description": "a body that stalled (body_timeout_s, body_min_rate_bytes_s)"},
+    413: {"model": ErrorOut, "description": "a body over max_request_kb"},
+    415: {"model": ErrorOut, "description": "a body not sent as JSON (Content-Type: application/json)"},
 }
 NOT_FOUND = "no such collection"
 READY_CACHE_S = 10.0  # /readyz asks the model API at most this often
@@ -161,6 +170,15 @@ MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold t
 
 COUNTED = "gemrag_key_counted"  # request state: `Services.caller` counted it against the key's rate
 CALLER = "gemrag_caller"  # request state: the key `Services.caller` found
+
+
+def openapi_with_events(app: FastAPI, generated: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """FastAPI's schema, plus the stream's own event body (DeltaEvent): no route returns it
+    as JSON, so FastAPI left it out, and a generated client had no type for `delta` events."""
+    schema = generated()
+    schema["components"]["schemas"].setdefault(
+        "DeltaEvent", DeltaEvent.model_json_schema(ref_template="#/components/schemas/{model}"))
+    return schema
 
 
 def error_kind(error: Exception) -> str:
@@ -356,6 +374,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = state
+    app.openapi = partial(openapi_with_events, app, app.openapi)  # type: ignore[method-assign]  # FastAPI's own hook
 
     def refused(kind: str, scope: Scope) -> None:
         metrics.errors.labels(kind, route_path(scope, app.router.routes)).inc()
@@ -479,9 +498,12 @@ def add_routes(app: FastAPI) -> None:
                   "description": "stream=true: `delta` events (DeltaEvent), then one `done` event (AnswerOut), "
                                  "or an `error` event (ErrorOut). stream=false: one AnswerOut."},
             **REFUSED,
+            **BODY_REFUSED,
             402: {"model": ErrorOut, "description": "a session or daily budget would be exceeded"},
-            404: {"model": ErrorOut, "description": NOT_FOUND},
-            429: {"model": ErrorOut, "description": "rate limit or quota: see Retry-After"},
+            404: {"model": ErrorOut, "description": f"{NOT_FOUND} (no_collection), or one that holds no documents "
+                                                    "(empty_collection)"},
+            429: {"model": ErrorOut, "description": "the key's requests, or a model's rate limit or quota: see "
+                                                    "Retry-After"},
         },
     )
     async def ask(body: AskRequest, request: Request, caller: Asker) -> Response:
@@ -552,8 +574,9 @@ def add_routes(app: FastAPI) -> None:
                             documents=[DocumentOut.model_validate(f) for f in files[offset:offset + limit]])
 
     @app.post("/v1/collections/{name}/documents", response_model=JobOut, status_code=202,
-              responses={**REFUSED, 413: {"model": ErrorOut, "description": "a file over max_upload_mb, or the "
-                                                                            "request over all files' limit"}})
+              responses={**REFUSED, 400: BODY_REFUSED[400], 408: BODY_REFUSED[408],
+                         413: {"model": ErrorOut, "description": "a file over max_upload_mb, or the request over all "
+                                                                 "files' limit"}})
     async def upload(into: IngestInto, files: list[UploadFile], request: Request) -> JobOut:
         """Stores the files under the data dir and queues a job that ingests them."""
         name = into.name
@@ -579,7 +602,8 @@ def add_routes(app: FastAPI) -> None:
             raise
         return JobOut.model_validate(job)
 
-    @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202, responses=REFUSED)
+    @app.post("/v1/collections/{name}/ingest", response_model=JobOut, status_code=202,
+              responses={**REFUSED, **BODY_REFUSED})
     async def ingest_folder(into: AdminInto, body: FolderIngest, request: Request) -> JobOut:
         name = into.name
         state = services(request)
