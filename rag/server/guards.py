@@ -8,7 +8,6 @@ library (moving window) in Redis when `REDIS_URL` is set, so N replicas enforce 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Callable, Collection
@@ -19,6 +18,7 @@ import anyio
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.errors import GemragError
@@ -96,10 +96,10 @@ class BodyLimit:
         if refusal_reply is not None:
             await refusal_reply(scope, receive, send)
             return
-        limit = self.upload_bytes if upload else self.default_bytes
+        limit, setting = (self.upload_bytes, "max_upload_mb") if upload else (self.default_bytes, "max_request_kb")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self.refuse(BodyTooLarge(limit), scope, send)
+            await self.refuse(BodyTooLarge(limit, setting), scope, send)
             return
         received = 0
         whole = False  # the body has all come: `receive` now waits for a disconnect
@@ -122,7 +122,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 whole = not message.get("more_body", False)
                 if received > limit:
-                    refusal = BodyTooLarge(limit)
+                    refusal = BodyTooLarge(limit, setting)
                     raise refusal
             return message
 
@@ -144,10 +144,9 @@ class BodyLimit:
 
     async def refuse(self, refusal: BodyRefused, scope: Scope, send: Send) -> None:
         self.on_refused(refusal.kind, scope)
-        body = json.dumps({"error": refusal.kind, "message": str(refusal)}).encode()
-        await send({"type": "http.response.start", "status": refusal.status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        reply = JSONResponse({"error": refusal.kind, "message": str(refusal)}, status_code=refusal.status)  # as all
+        await send({"type": "http.response.start", "status": reply.status_code, "headers": reply.raw_headers})
+        await send({"type": "http.response.body", "body": reply.body})
 
 
 class BodyRefused(Exception):
@@ -162,8 +161,8 @@ class BodyTooLarge(BodyRefused):
     status = 413
     kind = "body_too_large"
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"The request body is over the limit of {_size(limit)} (max_request_kb, max_upload_mb).")
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(f"The request body is over the limit of {_size(limit)} ({setting}).")
 
 
 class BodyTooSlow(BodyRefused):
