@@ -57,7 +57,7 @@ from rag.store import Store, check_collection_name, drop_collection, no_store_ye
 from rag.store import recorded_embedder as stored_embedder
 from rag.text import counted
 from rag.types import Embedded, Usage, estimate_tokens
-from rag.uploads import UPLOADS, upload_dir
+from rag.uploads import INCOMING, UPLOADS, upload_dir
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64  # texts per offline call; MiniLM cuts them into its own batches (`Run.__init__`)
@@ -475,6 +475,21 @@ def may_exist(path: Path) -> bool:
         return True
 
 
+def _held_elsewhere(previous: FileRecord, file: SourceFile, settings: Settings) -> str:
+    """Why a file is refused when another folder's file of its name is stored and still
+    there. An upload's run, or a folder's run meeting an upload, is an API job: its message
+    names no server folder (the data dir is the operator's) and no CLI flag."""
+    if Path(file.root).resolve().is_relative_to(settings.path(UPLOADS).resolve()):
+        return ("the collection already holds a file of this name, ingested from a folder on the server; "
+                "upload this one under another name")
+    if (Path(previous.path).parent / INCOMING).is_dir():  # in an uploads folder, here or where the data dir was
+        return (f"the collection already holds an uploaded file of this name; remove it first (DELETE "
+                f"/v1/collections/<name>/documents/{file.source}), or ingest this folder into another collection")
+    return (f"already ingested from {printable(previous.root)}, where it still is; a second folder "
+            f"does not replace it. Ingest {printable(file.root)} into another --collection, or "
+            "ingest both from their common parent folder.")
+
+
 def _triage(
     file: SourceFile, previous: FileRecord | None, incomplete: bool, refusal: Refusal | None, settings: Settings
 ) -> Task | Touched | FileOutcome:
@@ -482,10 +497,7 @@ def _triage(
     unchanged since, unreadable, or held by another folder's file of the same name."""
     if previous and not same_folder(previous.root, file.root, settings) and previous.path != str(file.path.resolve()):
         if may_exist(Path(previous.path)):
-            return FileOutcome(file.source, Status.FAILED, reason=(
-                f"already ingested from {printable(previous.root)}, where it still is; a second folder "
-                f"does not replace it. Ingest {printable(file.root)} into another --collection, or "
-                "ingest both from their common parent folder."))
+            return FileOutcome(file.source, Status.FAILED, reason=_held_elsewhere(previous, file, settings))
         moved = f"now read from {printable(file.root)} ({printable(previous.root)} no longer has it)"
         return Task(file, previous, note=moved)
     try:

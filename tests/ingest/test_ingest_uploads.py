@@ -152,3 +152,37 @@ def test_uploads_into_a_copied_data_dir_update_their_files_without_naming_server
     assert [(f.status, f.reason) for f in again.files] == [(Status.UPDATED, "")]
     assert (upload_dir(copied, "corpus") / "leave.md").read_text() == SECOND
     assert (upload_dir(settings, "corpus") / "leave.md").read_text() == FIRST  # the original is its own
+
+
+def test_an_upload_and_a_server_folder_holding_one_name_are_refused_without_server_paths_or_cli_flags(
+    settings: Settings, fake: FakeEmbedder, tmp_path: Path
+) -> None:
+    """Either way round, an API job: it was refused as "already ingested from
+    /srv/docs, where it still is; a second folder ... Ingest DATA_DIR/uploads/corpus into
+    another --collection", naming both server folders to a client that cannot use a flag."""
+    from ingest.pipeline import ingest_paths
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "leave.md").write_text(FIRST)
+    assert ingest_paths([shared], settings, fake, collection="corpus").exit_code == 0
+    refused = ingest_staged([upload(settings, "leave.md", SECOND)], settings, fake, "corpus")
+    [(status, reason)] = [(f.status, f.reason) for f in refused.files]
+    assert status is Status.FAILED and reason == (
+        "the collection already holds a file of this name, ingested from a folder on the server; "
+        "upload this one under another name")
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.md").write_text(SECOND)
+    assert ingest_staged([upload(settings, "notes.md", FIRST, "team")], settings, fake, "team").exit_code == 0
+    meets = ingest_paths([other], settings, fake, collection="team")
+    [(status, reason)] = [(f.status, f.reason) for f in meets.files]
+    assert status is Status.FAILED and str(settings.data_dir) not in reason and "--collection" not in reason
+    assert reason.startswith("the collection already holds an uploaded file of this name; remove it first")
+
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / "leave.md").write_text(SECOND)
+    two_folders = ingest_paths([third], settings, fake, collection="corpus")  # the CLI's case is as it was
+    assert two_folders.files[0].reason.startswith(f"already ingested from {shared}, where it still is")
