@@ -309,8 +309,9 @@ class JobOut(BaseModel):
     id: str
     kind: Literal["upload", "folder", "remove"]
     collection: str
-    files: list[str] = Field(description="The stored names it ingests (an upload, as made plain) or removes; a "
-                                         "folder's are not known until it runs.")
+    files: list[str] = Field(description="The stored names it ingests (an upload, as made plain) or removes; empty "
+                                         "for a folder job, whose files are found as it runs: `files_total` counts "
+                                         "them, `outcomes` and `errors` say what became of them.")
     state: Literal["queued", "running", "retrying", "done", "failed"]
     attempts: int
     files_done: int
