@@ -122,8 +122,9 @@ def chroma_auth(settings: Settings) -> tuple[dict[str, Any], list[str]]:
 
 def unreachable(where: str, exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(
-        f"Cannot reach the Chroma server at {where} (CHROMA_URL): {exc} Start it, fix CHROMA_URL, or unset "
-        "it to use the embedded store under the data directory.", documents=True)
+        f"Cannot reach the Chroma server at {where} (CHROMA_URL): {str(exc).rstrip('.')}. Start it or fix "
+        "CHROMA_URL (one process alone, not a server with ingest workers, can use the embedded store under the "
+        "data directory instead: unset CHROMA_URL).", documents=True)
 
 
 def refused(where: str, exc: BaseException, secrets: Sequence[str]) -> StoreUnavailable:

@@ -3,6 +3,7 @@ before any model call, unless `answer_without_stores` allows answering unrecorde
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -96,5 +97,7 @@ def test_a_chroma_server_lost_after_the_store_opened_is_a_store_refusal(
     with pytest.raises(StoreUnavailable, match=rf"Cannot reach the Chroma server at 127\.0\.0\.1:{port}") as refused:
         chain.ask("How many days of paid vacation do employees get?")
     assert refused.value.documents and "GEMRAG_ANSWER_WITHOUT_STORES" not in str(refused.value)
+    assert re.search(r"\w\. Start it or fix CHROMA_URL \(one process alone, not a server with ingest workers",
+                     str(refused.value)), refused.value  # it ran on: "Connection refused Start it, ... or unset it"
     with pytest.raises(StoreUnavailable, match="CHROMA_URL"):  # a listing too, through the client
         chain.stores.files("tiny-corpus")
