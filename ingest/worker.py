@@ -42,7 +42,7 @@ from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
-EVERY_FILE_FAILED = "no file could be ingested: `errors` says why for each"
+EVERY_FILE_FAILED = "no file could be {done}: `errors` says why for each"  # ingested, or removed
 OTHER_DATA_DIR = ("a worker with another data dir than the server that queued the job took it, and left it to "
                   "another worker, reading and removing nothing; the operator must give every worker the server's "
                   "GEMRAG_DATA_DIR (its log names it)")
@@ -124,8 +124,9 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
     # A client polling the state took a job whose every file failed (an empty upload, a file
     # it cannot read) for a success: it is failed, its files' reasons in `errors`; not retried,
     # as the same files would fail again.
-    jobs.update(job_id, state="failed" if failed else "done", current="", message=EVERY_FILE_FAILED if failed else "",
-                **summary(report))
+    done = "removed" if job.kind == "remove" else "ingested"
+    jobs.update(job_id, state="failed" if failed else "done", current="",
+                message=EVERY_FILE_FAILED.format(done=done) if failed else "", **summary(report))
 
 
 def busy_message(collection: str, every_s: float) -> str:

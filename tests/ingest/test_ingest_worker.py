@@ -103,6 +103,26 @@ def test_a_fault_of_ours_fails_the_job_and_a_removal_never_makes_a_dropped_colle
     assert "dropped-meanwhile" not in list_collections(settings)
 
 
+def test_a_removal_whose_every_file_is_gone_already_says_none_could_be_removed(job_settings, fake_gemini, tmp_path):
+    """It said "no file could be ingested" of a removal (API walkthrough)."""
+    from ingest.worker import run_job
+    from rag.jobs import Jobs
+    from rag.providers import Embedders
+
+    jobs = Jobs(job_settings)
+    folder = write_folder(tmp_path / "docs", files=1)
+    added = jobs.submit("folder", job_settings.collection, "tester", paths=[str(folder)])
+    run_job(added.id, jobs, job_settings, Embedders(job_settings))
+    assert jobs.get(added.id).state == "done"  # type: ignore[union-attr]
+    twice = [jobs.submit("remove", job_settings.collection, "tester", sources=["doc00.md"]) for _ in range(2)]
+    for job in twice:
+        run_job(job.id, jobs, job_settings, Embedders(job_settings))
+    first, second = (jobs.get(job.id) for job in twice)
+    assert first is not None and (first.state, first.outcomes) == ("done", {"removed": 1})
+    assert second is not None and second.state == "failed"
+    assert second.message == "no file could be removed: `errors` says why for each"
+
+
 def test_a_job_past_the_time_limit_is_retried_then_failed_not_left_running(
     job_settings, fake_gemini, tmp_path, monkeypatch
 ):
