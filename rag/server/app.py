@@ -213,7 +213,7 @@ def refused_fields(error: RequestValidationError) -> list[FieldErrorOut]:
     ["body", "history", 0, "role"], and for a body that is not JSON, where the parser stopped."""
     fields = []
     for problem in error.errors():
-        loc, reason = list(problem["loc"]), problem["msg"]
+        loc, reason = list(problem["loc"]), problem["msg"].removeprefix("Value error, ")  # pydantic's, of our checks
         if problem["type"] == "json_invalid":  # its loc ends with the character the parser stopped at
             reason = f"not valid JSON: {problem['ctx']['error']} (at character {loc.pop()})"
         elif "Expected UploadFile" in reason:  # a form field where a file was due: Starlette's class names
