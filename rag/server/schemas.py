@@ -46,7 +46,9 @@ class AskRequest(BaseModel):
         description="Continue a conversation: its history is kept by the server. A new one is made if absent.",
     )
     history: list[MessageIn] | None = Field(
-        default=None, max_length=50, description="Send the conversation yourself instead of a session's."
+        default=None, max_length=50, description="Send the conversation yourself instead of a session's: sent "
+                                                 "with a session_id too, it is used, and the session's kept history is "
+                                                 "neither read nor extended."
     )
     collection: str | None = None
     k: int | None = Field(default=None, ge=1, le=MAX_K)
