@@ -179,7 +179,9 @@ def broker(settings: Settings):  # type: ignore[no-untyped-def]  # dramatiq's br
 
     if not settings.redis_url:
         raise ConfigError("Ingest jobs need a queue: set REDIS_URL (the same one, and the same GEMRAG_DATA_DIR, for "
-                          "the server and its python -m ingest.worker).")
+                          "the server and its python -m ingest.worker)"
+                          + ("." if settings.chroma_url else ", and a store both share: CHROMA_URL, for a Chroma "
+                             "server (chroma run --path DATA_DIR/chroma --port 8001)."))
     if not settings.chroma_url:
         # The embedded store is one process's: a server reading it would search a worker's
         # new chunks only by keywords and crash on its removals until restarted. The message

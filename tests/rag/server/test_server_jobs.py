@@ -218,6 +218,8 @@ def test_without_redis_jobs_are_unavailable_and_say_why(settings, tmp_path):
     with TestClient(create_app(settings, mounts=[])) as api:
         refused = api.post("/v1/collections/corpus/ingest", json={"path": str(tmp_path)})
         assert refused.status_code == 503 and "REDIS_URL" in refused.json()["message"]
+        # both at once: a client set REDIS_URL, to be told next of CHROMA_URL (API walkthrough)
+        assert "CHROMA_URL, for a Chroma server (chroma run --path" in refused.json()["message"]
 
 
 @pytest.mark.redis
