@@ -85,7 +85,10 @@ class CitationOut(BaseModel):
     page: int | None
     heading: str
     snippet: str
-    score: float
+    score: float = Field(description="the passage's relevance as the ranking stage scored it (the fused score of "
+                                     "hybrid search, or the second stage's); the order is the ranking's, and the "
+                                     "default second stage (rerank=local) puts a section's or page's best passage "
+                                     "before a second one of it, so scores need not decrease")
     place: str = Field(default="", description="where in the file, as cited: \"p. 3\", \"slide 2\", \"p. 3, "
                                                 "figure\"; empty for a file without pages")
 
