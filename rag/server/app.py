@@ -164,6 +164,7 @@ JOB_KEEPALIVE_S = 15.0
 KEEPALIVE = b": keep-alive\n\n"
 CLIENT_GONE = 499  # the client closed the connection before the answer: never sent, counted as such
 DOCUMENTS_PAGE = 100  # files listed per request unless `limit` says otherwise ...
+ROUTE_CONVERTER = re.compile(r":\w+\}")  # Starlette's "{source:path}", which the OpenAPI paths write "{source}"
 UPLOAD_ROUTE = re.compile(r"/v1/collections/(?P<name>[^/]+)/documents")  # the API's own upload route
 MAX_DOCUMENTS_PAGE = 1_000  # ... and at most this many: a collection may hold tens of thousands
 
@@ -905,7 +906,7 @@ def route_path(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
     unbounded): the route it was routed to, or for one refused before routing (a body over
     the limit, or stalled), the one of `routes` its path matches; else "unmatched"."""
     route = scope.get("route") or next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
-    return getattr(route, "path", "unmatched")
+    return ROUTE_CONVERTER.sub("}", getattr(route, "path", "unmatched"))  # as the API's docs write it: {source}
 
 
 def mounted_path(scope: Scope, routes: Sequence[BaseRoute]) -> str | None:

@@ -51,6 +51,8 @@ def test_removing_from_an_unknown_collection_or_an_unknown_file_is_404_up_front(
     missing = httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/nothere.md")
     assert missing.status_code == 404 and missing.json()["error"] == "unknown_document"
     assert "holds no file 'nothere.md'" in missing.json()["message"]
+    scraped = httpx.get(f"{api.url}/metrics").text  # the route as the API's docs write it, not "{source:path}"
+    assert 'route="/v1/collections/{name}/documents/{source}",status="404"} 2.0' in scraped and ":path" not in scraped
     long = httpx.delete(f"{api.url}/v1/collections/tiny-corpus/documents/{'x' * 7_000}.md")
     assert long.status_code == 404 and len(long.content) < 400  # the name is cut, not repeated in full
     assert f"holds no file '{'x' * 80}'… (7,003 characters)" in long.json()["message"]
