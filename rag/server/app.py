@@ -34,7 +34,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
@@ -190,11 +189,10 @@ def error_status(error: Exception) -> int:
     return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
 
 
-def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), told: str = "",
-                   background: BackgroundTask | None = None) -> JSONResponse:
+def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), told: str = "") -> JSONResponse:
     """`fields`: what the request's schema refused; every 422 body lists them, or else the
     field the core named (`InvalidRequest.field`). `told`: the message, when not the error's
-    own (`remote_message`). `background`: what runs once the response is sent."""
+    own (`remote_message`)."""
     headers = {}
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
@@ -206,7 +204,7 @@ def error_response(error: GemragError, fields: Sequence[FieldErrorOut] = (), tol
         fields = [FieldErrorOut(field=f"body.{error.field}", reason=message)]
     body = (InvalidRequestOut(error=kind, message=message, fields=list(fields)) if isinstance(error, InvalidRequest)
             else ErrorOut(error=kind, message=message))
-    return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers, background=background)
+    return JSONResponse(body.model_dump(), status_code=error_status(error), headers=headers)
 
 
 def refused_fields(error: RequestValidationError) -> list[FieldErrorOut]:
@@ -367,6 +365,8 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.server_threads
         await anyio.to_thread.run_sync(state.backend.warm_up)  # before the first request, not in it
         yield
+        # The answers the shutdown ended are closed, and charged, before the process exits.
+        await anyio.to_thread.run_sync(state.drain.wait_closed, settings.request_timeout_s)
 
     app = FastAPI(
         title="gemrag",
@@ -525,14 +525,22 @@ def add_routes(app: FastAPI) -> None:
         current_session.set(session)  # the global rate limiter queues this session's calls in its own turn
         options = replace(body.options(), model=forced.model, collection=collection)
         steps = ThreadedIterator(noted(chain.stream(body.question, history, session, options), forced.note))
-        try:  # rate-limit waits, refusals and the model's first token happen here, before any byte is sent
-            first = await steps.next(state.drain)
-        except ServerDraining as draining:  # the shutdown's deadline came first: 503 now, the chain closed after
-            state.metrics.errors.labels(error_kind(draining), route_path(request.scope)).inc()
-            return error_response(draining, background=BackgroundTask(steps.close))
-        except BaseException:  # cancelled (uvicorn's own deadline) or refused: the chain is closed, never left open
-            await steps.close()
-            raise
+
+        async def step() -> Event | None:
+            """The chain's next event, ended by the shutdown's deadline (ServerDraining: a 503,
+            the chain closed and charged once the step under way ends, the client not kept
+            waiting for it); on any other failure, or uvicorn's cancellation, the chain is
+            closed before the error goes on: never left open."""
+            try:
+                return await steps.next(state.drain)
+            except ServerDraining:
+                state.drain.closing(steps.close_soon())
+                raise
+            except BaseException:
+                await steps.close()
+                raise
+
+        first = await step()  # rate-limit waits, refusals and the model's first token: before any byte is sent
         if first is None:
             raise RuntimeError("the chain ended without an answer")
 
@@ -545,13 +553,11 @@ def add_routes(app: FastAPI) -> None:
         first_at = time.perf_counter()
         if not body.stream:
             event: Event | None = first
-            try:
-                while not isinstance(event, Done):
-                    event = await steps.next(state.drain)  # ended before the shutdown's deadline cuts it
-                    if event is None:
-                        raise RuntimeError("the chain ended without an answer")
-            finally:  # the chain charges what was produced, as a stream's
-                await steps.close()
+            while not isinstance(event, Done):
+                event = await step()
+                if event is None:
+                    raise RuntimeError("the chain ended without an answer")
+            await steps.close()  # at its end: nothing to stop
             return JSONResponse((await finish(event.record)).model_dump())
         return EventStream(answer_events(state.metrics, route_path(request.scope), first, steps, finish,
                                          state.drain))
@@ -737,7 +743,7 @@ async def answer_events(
     `Drain`) closes the chain's stream, which charges what was produced and stops the model
     call. `route`: the errors' metric label."""
     metrics.streams.inc()
-    ended = False
+    ended = drained = False
     try:
         event: Event | None = first
         while event is not None:
@@ -750,10 +756,13 @@ async def answer_events(
         ended = True
     except GemragError as error:
         metrics.errors.labels(error_kind(error), route).inc()
-        ended = True
+        ended, drained = True, isinstance(error, ServerDraining)
         yield sse("error", ErrorOut(error=error_kind(error), message=remote_message(error)))
     finally:
-        await steps.close()
+        if drained:  # the step under way may wait a minute for the model: the body ends now, the close after it
+            drain.closing(steps.close_soon())
+        else:
+            await steps.close()
         metrics.streams.dec()
         if not ended:
             metrics.disconnects.inc()

@@ -11,7 +11,9 @@ for it to send the client its last event, only to close the generator.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -27,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from rag.errors import GemragError
 
 T = TypeVar("T")
+log = logging.getLogger("rag.server")
 _END = object()
 DRAIN_MARGIN_S = 5.0  # answers still streaming this long before the shutdown deadline are ended
 DRAIN_LOOK_S = 0.25  # how often a step waiting for the model looks whether the answers' deadline passed
@@ -47,6 +50,26 @@ class Drain:
 
     def __init__(self) -> None:
         self.deadline: float | None = None
+        self._closing: list[threading.Thread] = []  # the answers it ended, still closing (`close_soon`)
+        self._lock = threading.Lock()
+
+    def closing(self, thread: threading.Thread | None) -> None:
+        """An answer this shutdown ended is being closed in `thread`: the replica waits for it
+        (`wait_closed`) before it exits, which uvicorn does by raising the signal that stopped
+        it again, with the default handler: a close still waiting for the model was killed
+        with the process, and the answer's hold never settled."""
+        if thread is not None:
+            with self._lock:
+                self._closing.append(thread)
+
+    def wait_closed(self, timeout_s: float) -> None:
+        """Waits, up to `timeout_s` in all, for the answers this shutdown ended to be closed
+        (and charged): each waits at most for its model's next piece."""
+        until = time.monotonic() + timeout_s
+        with self._lock:
+            closing = list(self._closing)
+        for thread in closing:
+            thread.join(max(0.0, until - time.monotonic()))
 
     def begin(self, drain_s: float) -> None:
         self.deadline = time.monotonic() + max(0.0, drain_s - DRAIN_MARGIN_S)
@@ -103,20 +126,74 @@ class ThreadedIterator(Generic[T]):
         scope.cancel()
 
     async def close(self) -> None:
-        """Closes the iterator once a step still running ends, in a thread of its own: a shield
-        keeps anyio's cancellation out of the wait, but not uvicorn's, which cancels the tasks
-        still open at its shutdown deadline; the close then goes on without the wait, and the
-        interpreter does not exit before it ends (the thread is not a daemon)."""
-        close = getattr(self._iterator, "close", None)
-        if close is not None:
-            closing = threading.Thread(target=self._closing, args=(close,), name="gemrag-close")
-            closing.start()
+        """Closes the iterator once a step still running ends, and raises what closing raised.
+        The close runs in a thread of its own (`close_soon`): a shield keeps anyio's
+        cancellation out of the wait, but not uvicorn's, which cancels the tasks still open at
+        its shutdown deadline; the close then goes on without the wait, and logs its error."""
+        closing = self._closing(waited=True)
+        if closing is None:
+            return
+        try:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(closing.join, abandon_on_cancel=True)
+        except BaseException:
+            closing.unwaited()
+            raise
+        if closing.error is not None:
+            raise closing.error
 
-    def _closing(self, close: Callable[[], object]) -> None:
-        with self._stepping:  # a generator cannot be closed while a step runs it
-            close()
+    def close_soon(self) -> threading.Thread | None:
+        """Starts closing the iterator once a step still running ends, without waiting: for
+        an answer the shutdown ended (its client told already) whose model is still silent.
+        What closing raises is logged. The thread closing it, for the shutdown to wait for
+        (`Drain.closing`); None: nothing to close."""
+        return self._closing(waited=False)
+
+    def _closing(self, waited: bool) -> _Closing | None:
+        close = getattr(self._iterator, "close", None)
+        if close is None:
+            return None
+        closing = _Closing(self._stepping, close, waited)
+        closing.start()
+        return closing
+
+
+class _Closing(threading.Thread):
+    """Closes an iterator once its step lock is free. It carries the context it was started
+    from (the chain's log lines keep their request id, the rate limiter its session) and is
+    not a daemon: the interpreter does not exit before it ends. An error is kept for the
+    one waiting (`ThreadedIterator.close`), or logged when no one does."""
+
+    def __init__(self, stepping: threading.Lock, close: Callable[[], object], waited: bool) -> None:
+        super().__init__(name="gemrag-close")
+        self._stepping, self._close = stepping, close
+        self._context = contextvars.copy_context()
+        self._state = threading.Lock()
+        self._waited, self._done = waited, False
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        self._context.run(self._closing)
+
+    def _closing(self) -> None:
+        error: BaseException | None = None
+        try:
+            with self._stepping:  # a generator cannot be closed while a step runs it
+                self._close()
+        except BaseException as exc:
+            error = exc
+        with self._state:
+            self.error, self._done, report = error, True, error is not None and not self._waited
+        if report:
+            log.error("closing an answer's stream failed", exc_info=error)
+
+    def unwaited(self) -> None:
+        """The wait was cut (uvicorn cancelled it): an error is logged, now or once it comes."""
+        with self._state:
+            self._waited = False
+            report = self._done and self.error is not None
+        if report:
+            self._context.run(log.error, "closing an answer's stream failed", exc_info=self.error)
 
 
 async def _until_due(drain: Drain, scope: anyio.CancelScope) -> None:

@@ -106,6 +106,35 @@ def long_answer_streaming(fake_gemini, url: str, session_id: str) -> Iterator[It
         yield lines
 
 
+@pytest.fixture
+def held_iterators(monkeypatch) -> list:
+    """Every chain stream the server steps, kept alive by the test: its generator's finalizer
+    would otherwise close it, and settle its hold, once the server dropped it, so only an
+    explicit close is seen settling it here."""
+    from rag.server.streaming import ThreadedIterator
+
+    held: list = []
+    real = ThreadedIterator.__init__
+
+    def holding(self, iterator) -> None:
+        held.append(iterator)
+        real(self, iterator)
+
+    monkeypatch.setattr(ThreadedIterator, "__init__", holding)
+    return held
+
+
+def settled(chain, session_id: str, within_s: float = 15.0):
+    """The session's totals once its hold is settled: an answer the shutdown ended is closed,
+    and charged, once the model's step under way ends (its client is not kept waiting)."""
+    deadline = time.monotonic() + within_s
+    session = chain.ledger.session(session_id)
+    while (session.held_usd or not session.cost_usd) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        session = chain.ledger.session(session_id)
+    return session
+
+
 def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_produced(
     api_settings, fake_gemini
 ):
@@ -123,7 +152,9 @@ def test_client_leaving_mid_stream_stops_the_model_call_and_charges_what_was_pro
         assert "gemrag_stream_disconnects_total 1.0" in httpx.get(f"{url}/metrics").text
 
 
-def test_an_answer_still_streaming_near_the_shutdown_deadline_ends_itself_settled(api_settings, fake_gemini):
+def test_an_answer_still_streaming_near_the_shutdown_deadline_ends_itself_settled(
+    api_settings, fake_gemini, held_iterators
+):
     """uvicorn cancels the streams still open at its shutdown deadline (drain_s): a cancelled
     stream was never settled (its hold counted against every budget for good, 35 minutes
     later) and its client got no last event. Near the deadline the answer now ends itself."""
@@ -133,15 +164,17 @@ def test_an_answer_still_streaming_near_the_shutdown_deadline_ends_itself_settle
             app.state.services.drain.begin(0)  # the shutdown signal came, its deadline is near
             rest = list(lines)
         assert "event: error" in rest and '"error":"server_draining"' in "".join(rest)
-        session = chain.ledger.session("local/drained")
+        session = settled(chain, "local/drained")
         assert 0 < session.usage.output_tokens < 400 and session.cost_usd > 0 and session.held_usd == 0
 
 
 def test_an_answer_whose_model_stalls_near_the_shutdown_deadline_ends_without_waiting_for_it(
-    api_settings, fake_gemini
+    api_settings, fake_gemini, held_iterators
 ):
     """The answer ended itself only at its next delta: a model that sent nothing for a while
-    kept its client waiting until uvicorn cut the stream at the deadline, with no last event."""
+    kept its client waiting until uvicorn cut the stream at the deadline, with no last event.
+    Then the error event came at the deadline, but the body ended only with the stalled step
+    (a review's repro); it ends at once, and the chain is closed, and charged, after."""
     app, chain = gemini_app(api_settings)
     for url in serve_in_thread(app):
         with long_answer_streaming(fake_gemini, url, "stalled") as lines:
@@ -153,15 +186,46 @@ def test_an_answer_whose_model_stalls_near_the_shutdown_deadline_ends_without_wa
             event = next(line for line in lines if line.startswith("event: ") and line != "event: delta")
             waited = time.monotonic() - begun
             rest = list(lines)
+            ended = time.monotonic() - begun
         assert event == "event: error" and '"error":"server_draining"' in "".join(rest)
-        assert waited < 6  # not after the stalled delta (10 s): at the deadline, looked at every 0.25 s
-        session = chain.ledger.session("local/stalled")
-        assert session.cost_usd > 0 and session.held_usd == 0  # the stream closed once the step ended: settled
+        assert waited < 6 and ended < 6  # not after the stalled delta (10 s): at the deadline, looked at every 0.25 s
+        session = settled(chain, "local/stalled")
+        assert session.cost_usd > 0 and session.held_usd == 0  # closed once the step ended: settled
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_answer_the_shutdown_ends_while_its_model_stalls_mid_answer_is_not_held_for_the_model(
+    api_settings, fake_gemini, held_iterators, stream: bool
+):
+    """A review's repro: past its first words, the 503 (stream=false) or the end of the body
+    after the error event (stream=true) waited for the stalled piece, 10 s here; past the
+    drain's margin uvicorn cut the request first. The chain is closed, and charged, after."""
+    patient = api_settings.model_copy(update={"request_timeout_s": 30.0, "deadline_s": 30.0})
+    app, chain = gemini_app(patient)
+    fake_gemini.reply(Reply(" ".join(f"word{i}" for i in range(400))))
+    fake_gemini.tokens_per_s = 40.0  # 0.1 s per piece
+    for url in serve_in_thread(app):
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(httpx.post, f"{url}/v1/ask", timeout=30,
+                                json={"question": QUESTION, "session_id": "mid", "stream": stream})
+            while not fake_gemini.calls("streamGenerateContent"):
+                time.sleep(0.02)
+            time.sleep(0.5)  # a few pieces came: past the first step
+            fake_gemini.tokens_per_s = 0.4  # the next piece is 10 s off
+            time.sleep(0.3)
+            app.state.services.drain.begin(0)
+            begun = time.monotonic()
+            response = reply.result()
+            waited = time.monotonic() - begun
+        assert waited < 3, waited
+        assert response.status_code == (200 if stream else 503) and '"error":"server_draining"' in response.text
+        session = settled(chain, "local/mid")
+        assert 0 < session.usage.output_tokens < 400 and session.held_usd == 0 and session.answers == 0
 
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_an_answer_whose_model_has_not_begun_by_the_shutdown_deadline_is_a_503_then_settled(
-    api_settings, fake_gemini, stream: bool
+    api_settings, fake_gemini, held_iterators, stream: bool
 ):
     """The first step (retrieval, the rate limiter, the model's first token) ran without the
     shutdown's watch: a model silent before its first token kept the request open until
@@ -182,16 +246,14 @@ def test_an_answer_whose_model_has_not_begun_by_the_shutdown_deadline_is_a_503_t
             waited = time.monotonic() - begun
         assert response.status_code == 503 and response.json()["error"] == "server_draining", response.text
         assert waited < 2  # at the deadline (looked at every 0.25 s), not after the model's 4 s
-        session = chain.ledger.session("local/silent")
-        settled = time.monotonic() + 10
-        while (session.held_usd or not session.cost_usd) and time.monotonic() < settled:
-            time.sleep(0.1)  # the step ends with the model's first piece; the chain is closed then
-            session = chain.ledger.session("local/silent")
+        session = settled(chain, "local/silent")  # the step ends with the model's first piece, the chain closed then
         assert session.cost_usd > 0 and session.held_usd == 0 and session.answers == 0
         assert fake_gemini.streams_open == 0
 
 
-def test_an_answer_cancelled_by_uvicorn_before_the_models_first_token_is_still_settled(api_settings, fake_gemini):
+def test_an_answer_cancelled_by_uvicorn_before_the_models_first_token_is_still_settled(
+    api_settings, fake_gemini, held_iterators
+):
     """A server stopped without the drain (this one's uvicorn has a 2 s graceful shutdown)
     cancels the request while the model is silent: the chain was never closed, and its hold
     counted against the session's budget for good."""
@@ -205,11 +267,7 @@ def test_an_answer_cancelled_by_uvicorn_before_the_models_first_token_is_still_s
             while not fake_gemini.calls("streamGenerateContent"):
                 time.sleep(0.02)
         reply.exception()  # waited for: uvicorn answers 500 for a request it cancels before its reply
-    session = chain.ledger.session("local/cut")
-    settled = time.monotonic() + 10
-    while (session.held_usd or not session.cost_usd) and time.monotonic() < settled:
-        time.sleep(0.1)
-        session = chain.ledger.session("local/cut")
+    session = settled(chain, "local/cut")
     assert session.cost_usd > 0 and session.held_usd == 0
 
 
