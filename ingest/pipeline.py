@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TypedDict
+from urllib.parse import quote
 
 import rag
 from ingest.batches import Batch, InFlight
@@ -57,7 +58,7 @@ from rag.store import Store, check_collection_name, drop_collection, no_store_ye
 from rag.store import recorded_embedder as stored_embedder
 from rag.text import counted
 from rag.types import Embedded, Usage, estimate_tokens
-from rag.uploads import INCOMING, UPLOADS, upload_dir
+from rag.uploads import UPLOADS, upload_dir
 
 MANIFEST = "manifest.sqlite3"
 OFFLINE_EMBED_STEP = 64  # texts per offline call; MiniLM cuts them into its own batches (`Run.__init__`)
@@ -360,7 +361,8 @@ def plan_run(
                     f"ingest that folder again to update it")))
                 continue
             previous = records.get(file.source)
-            verdict = _triage(file, previous, file.source in incomplete, refused.get(file.source), settings)
+            verdict = _triage(file, previous, file.source in incomplete, refused.get(file.source), settings,
+                              report.collection)
             if isinstance(verdict, Task):
                 tasks.append(verdict)
             elif isinstance(verdict, Touched):
@@ -475,29 +477,33 @@ def may_exist(path: Path) -> bool:
         return True
 
 
-def _held_elsewhere(previous: FileRecord, file: SourceFile, settings: Settings) -> str:
+def _held_elsewhere(previous: FileRecord, file: SourceFile, settings: Settings, collection: str) -> str:
     """Why a file is refused when another folder's file of its name is stored and still
-    there. An upload's run, or a folder's run meeting an upload, is an API job: its message
-    names no server folder (the data dir is the operator's) and no CLI flag."""
-    if Path(file.root).resolve().is_relative_to(settings.path(UPLOADS).resolve()):
+    there. Where either is one of the collection's uploads (its uploads folder, in this data
+    dir or one it was copied from), an API client is told: the message names no server
+    folder (the data dir is the operator's) and no CLI flag."""
+    uploads = settings.data_dir / UPLOADS / collection
+    if same_folder(str(file.path.parent), uploads, settings):
         return ("the collection already holds a file of this name, ingested from a folder on the server; "
                 "upload this one under another name")
-    if (Path(previous.path).parent / INCOMING).is_dir():  # in an uploads folder, here or where the data dir was
-        return (f"the collection already holds an uploaded file of this name; remove it first (DELETE "
-                f"/v1/collections/<name>/documents/{file.source}), or ingest this folder into another collection")
+    if same_folder(str(Path(previous.path).parent), uploads, settings):
+        return (f"the collection already holds an uploaded file of this name; remove it first (over HTTP: DELETE "
+                f"/v1/collections/{collection}/documents/{quote(file.source)}), or ingest this folder into another "
+                "collection")
     return (f"already ingested from {printable(previous.root)}, where it still is; a second folder "
             f"does not replace it. Ingest {printable(file.root)} into another --collection, or "
             "ingest both from their common parent folder.")
 
 
 def _triage(
-    file: SourceFile, previous: FileRecord | None, incomplete: bool, refusal: Refusal | None, settings: Settings
+    file: SourceFile, previous: FileRecord | None, incomplete: bool, refusal: Refusal | None, settings: Settings,
+    collection: str,
 ) -> Task | Touched | FileOutcome:
     """A task, or the outcome already known: unchanged, too large, refused before and
     unchanged since, unreadable, or held by another folder's file of the same name."""
     if previous and not same_folder(previous.root, file.root, settings) and previous.path != str(file.path.resolve()):
         if may_exist(Path(previous.path)):
-            return FileOutcome(file.source, Status.FAILED, reason=_held_elsewhere(previous, file, settings))
+            return FileOutcome(file.source, Status.FAILED, reason=_held_elsewhere(previous, file, settings, collection))
         moved = f"now read from {printable(file.root)} ({printable(previous.root)} no longer has it)"
         return Task(file, previous, note=moved)
     try:

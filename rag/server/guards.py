@@ -96,7 +96,8 @@ class BodyLimit:
         if refusal_reply is not None:
             await refusal_reply(scope, receive, send)
             return
-        limit, setting = (self.upload_bytes, "max_upload_mb") if upload else (self.default_bytes, "max_request_kb")
+        limit, setting = ((self.upload_bytes, "max_upload_files x max_upload_mb") if upload
+                          else (self.default_bytes, "max_request_kb"))
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self.refuse(BodyTooLarge(limit, setting), scope, send)

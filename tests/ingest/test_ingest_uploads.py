@@ -179,10 +179,29 @@ def test_an_upload_and_a_server_folder_holding_one_name_are_refused_without_serv
     meets = ingest_paths([other], settings, fake, collection="team")
     [(status, reason)] = [(f.status, f.reason) for f in meets.files]
     assert status is Status.FAILED and str(settings.data_dir) not in reason and "--collection" not in reason
-    assert reason.startswith("the collection already holds an uploaded file of this name; remove it first")
+    assert reason == ("the collection already holds an uploaded file of this name; remove it first (over HTTP: "
+                      "DELETE /v1/collections/team/documents/notes.md), or ingest this folder into another collection")
 
     third = tmp_path / "third"
     third.mkdir()
     (third / "leave.md").write_text(SECOND)
     two_folders = ingest_paths([third], settings, fake, collection="corpus")  # the CLI's case is as it was
     assert two_folders.files[0].reason.startswith(f"already ingested from {shared}, where it still is")
+
+
+def test_a_cli_users_own_folders_are_never_taken_for_uploads(fake: FakeEmbedder, tmp_path: Path) -> None:
+    """A review's repros: a folder holding a `.incoming` folder of its own (a sync tool's), or
+    the user's own ~/uploads/reports with the data dir at ~, met a second folder and was told
+    of the DELETE route or to upload under another name."""
+    from ingest.pipeline import ingest_paths
+
+    settings = Settings(data_dir=tmp_path, api_key=None, tier="unlimited")  # GEMRAG_DATA_DIR=~
+    first = tmp_path / "mine"
+    (first / ".incoming").mkdir(parents=True)
+    (first / "notes.md").write_text(FIRST)
+    assert ingest_paths([first], settings, fake, collection="corpus").exit_code == 0
+    for second in (tmp_path / "other", tmp_path / "uploads" / "reports"):
+        second.mkdir(parents=True)
+        (second / "notes.md").write_text(SECOND)
+        [refused] = ingest_paths([second], settings, fake, collection="corpus").files
+        assert refused.reason.startswith(f"already ingested from {first}, where it still is"), refused.reason

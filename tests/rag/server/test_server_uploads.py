@@ -234,3 +234,22 @@ def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api_se
             upload = httpx.post(f"{url}/v1/collections/corpus/documents", files=files, headers={"X-API-Key": ing})
             assert upload.status_code != 429, upload.text
         assert sent(f"Authorization: Bearer {ing}\r\n".encode()).startswith("HTTP/1.1 429")  # past its rate
+
+
+def test_an_upload_over_the_whole_requests_limit_names_the_settings_that_make_it():
+    """It named max_upload_mb alone, for a limit of max_upload_files of them (200.1 MB by
+    default): a review's repro."""
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import TestClient
+
+    from rag.server.guards import BodyLimit
+
+    async def app(scope, receive, send) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    limited = BodyLimit(app, default_bytes=64_000, upload_bytes=10 * 20 * 1024 * 1024 + 64_000, timeout_s=5)
+    refused = TestClient(limited).post("/v1/collections/corpus/documents", content=b"x" * 10,
+                                       headers={"content-length": str(10**10)})
+    assert (refused.status_code, refused.json()) == (413, {
+        "error": "body_too_large",
+        "message": "The request body is over the limit of 200.1 MB (max_upload_files x max_upload_mb)."})
