@@ -127,7 +127,7 @@ class ThreadedIterator(Generic[T]):
 
     async def close(self) -> None:
         """Closes the iterator once a step still running ends, and raises what closing raised.
-        The close runs in a thread of its own (`close_soon`): a shield keeps anyio's
+        The close runs in a thread of its own (`_Closing`): a shield keeps anyio's
         cancellation out of the wait, but not uvicorn's, which cancels the tasks still open at
         its shutdown deadline; the close then goes on without the wait, and logs its error."""
         closing = self._closing(waited=True)
@@ -161,8 +161,9 @@ class ThreadedIterator(Generic[T]):
 class _Closing(threading.Thread):
     """Closes an iterator once its step lock is free. It carries the context it was started
     from (the chain's log lines keep their request id, the rate limiter its session) and is
-    not a daemon: the interpreter does not exit before it ends. An error is kept for the
-    one waiting (`ThreadedIterator.close`), or logged when no one does."""
+    not a daemon, though a signal uvicorn raises again as it exits still ends the process
+    under it (the shutdown waits for those it ended: `Drain.closing`). An error is kept for
+    the one waiting (`ThreadedIterator.close`), or logged when no one does."""
 
     def __init__(self, stepping: threading.Lock, close: Callable[[], object], waited: bool) -> None:
         super().__init__(name="gemrag-close")
