@@ -529,13 +529,10 @@ def add_routes(app: FastAPI) -> None:
         async def step() -> Event | None:
             """The chain's next event, ended by the shutdown's deadline (ServerDraining: a 503,
             the chain closed and charged once the step under way ends, the client not kept
-            waiting for it); on any other failure, or uvicorn's cancellation, the chain is
-            closed before the error goes on: never left open."""
+            waiting for it); on any failure, or uvicorn's cancellation, the chain is closed
+            before the error goes on: never left open."""
             try:
                 return await steps.next(state.drain)
-            except ServerDraining:
-                state.drain.closing(steps.close_soon())
-                raise
             except BaseException:
                 await steps.close()
                 raise
@@ -743,7 +740,7 @@ async def answer_events(
     `Drain`) closes the chain's stream, which charges what was produced and stops the model
     call. `route`: the errors' metric label."""
     metrics.streams.inc()
-    ended = drained = False
+    ended = False
     try:
         event: Event | None = first
         while event is not None:
@@ -756,13 +753,10 @@ async def answer_events(
         ended = True
     except GemragError as error:
         metrics.errors.labels(error_kind(error), route).inc()
-        ended, drained = True, isinstance(error, ServerDraining)
+        ended = True
         yield sse("error", ErrorOut(error=error_kind(error), message=remote_message(error)))
     finally:
-        if drained:  # the step under way may wait a minute for the model: the body ends now, the close after it
-            drain.closing(steps.close_soon())
-        else:
-            await steps.close()
+        await steps.close()  # at once when the shutdown ended it: the step under way may wait a minute for the model
         metrics.streams.dec()
         if not ended:
             metrics.disconnects.inc()

@@ -50,7 +50,7 @@ class Drain:
 
     def __init__(self) -> None:
         self.deadline: float | None = None
-        self._closing: list[threading.Thread] = []  # the answers it ended, still closing (`close_soon`)
+        self._closing: list[threading.Thread] = []  # the answers it ended, still closing (`_drain_ended`)
         self._lock = threading.Lock()
 
     def closing(self, thread: threading.Thread | None) -> None:
@@ -89,6 +89,7 @@ class ThreadedIterator(Generic[T]):
     def __init__(self, iterator: Iterator[T]) -> None:
         self._iterator = iterator
         self._stepping = threading.Lock()  # held by a step: `close` waits for one left running
+        self._drained = False  # ended by the shutdown, and closing already (`_drain_ended`)
 
     def _step(self) -> object:
         with self._stepping:
@@ -99,9 +100,9 @@ class ThreadedIterator(Generic[T]):
         deadline has passed, without a step, or once it passes while the step still waits (a
         model that sends nothing for a minute): the answer ended itself only at its next
         delta, and a stalled one was cut by uvicorn with no last event. The step goes on in
-        its thread; `close` waits for it."""
+        its thread, and the iterator is closed once it ends (`_drain_ended`)."""
         if drain is not None and drain.due:
-            raise ServerDraining(DRAINED)
+            raise self._drain_ended(drain)
         if drain is None:
             item = await anyio.to_thread.run_sync(self._step)
         else:
@@ -110,11 +111,20 @@ class ThreadedIterator(Generic[T]):
                 group.start_soon(self._step_into, outcome, group.cancel_scope)
                 group.start_soon(_until_due, drain, group.cancel_scope)
             if not outcome:
-                raise ServerDraining(DRAINED)
+                raise self._drain_ended(drain)
             item, error = outcome[0]
             if error is not None:
                 raise error
         return None if item is _END else item  # type: ignore[return-value]  # the sentinel is not an item
+
+    def _drain_ended(self, drain: Drain) -> ServerDraining:
+        """The answer the shutdown ended: its client is told at once, and the iterator closed
+        (charged) without waiting, once the step under way ends, with the shutdown waiting for
+        that before the process exits (`Drain.closing`); a later `close` does not wait for it."""
+        if not self._drained:
+            self._drained = True
+            drain.closing(self._closing(waited=False))
+        return ServerDraining(DRAINED)
 
     async def _step_into(self, outcome: list[tuple[object, BaseException | None]], scope: anyio.CancelScope) -> None:
         """One step, its item or its error put in `outcome` (a task group would wrap the error
@@ -129,7 +139,10 @@ class ThreadedIterator(Generic[T]):
         """Closes the iterator once a step still running ends, and raises what closing raised.
         The close runs in a thread of its own (`_Closing`): a shield keeps anyio's
         cancellation out of the wait, but not uvicorn's, which cancels the tasks still open at
-        its shutdown deadline; the close then goes on without the wait, and logs its error."""
+        its shutdown deadline; the close then goes on without the wait, and logs its error.
+        After the shutdown ended the answer, it is closing already: nothing to wait for."""
+        if self._drained:
+            return
         closing = self._closing(waited=True)
         if closing is None:
             return
@@ -141,13 +154,6 @@ class ThreadedIterator(Generic[T]):
             raise
         if closing.error is not None:
             raise closing.error
-
-    def close_soon(self) -> threading.Thread | None:
-        """Starts closing the iterator once a step still running ends, without waiting: for
-        an answer the shutdown ended (its client told already) whose model is still silent.
-        What closing raises is logged. The thread closing it, for the shutdown to wait for
-        (`Drain.closing`); None: nothing to close."""
-        return self._closing(waited=False)
 
     def _closing(self, waited: bool) -> _Closing | None:
         close = getattr(self._iterator, "close", None)

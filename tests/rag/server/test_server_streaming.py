@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from rag.server.streaming import ThreadedIterator
+from rag.server.streaming import Drain, ServerDraining, ThreadedIterator
 
 REQUEST = contextvars.ContextVar("request", default="-")
 
@@ -61,7 +61,11 @@ def test_a_close_no_one_waits_for_logs_what_it_raises_with_the_request(caplog):
         REQUEST.set("req-9")
         steps = ThreadedIterator(answer(seen, fail=True))
         await steps.next()
-        steps.close_soon()
+        drain = Drain()
+        drain.deadline = time.monotonic() - 1  # the shutdown ended it: closed without anyone waiting
+        with pytest.raises(ServerDraining):
+            await steps.next(drain)
+        await steps.close()  # returns at once: it is closing already
 
     with caplog.at_level(logging.ERROR, logger="rag.server"):
         anyio.run(main)
