@@ -240,11 +240,8 @@ def remove_paths(
         run.remove(removed)
         run.finish()
         for record in removed:
-            recorded = Path(record.path)
-            if recorded.parent.name == name and recorded.parent.parent.name == UPLOADS:
-                # By the end of its path: a data dir copied or moved since (`same_folder`)
-                # keeps the old one in the manifest. Only ever the data dir's own copy.
-                (upload_dir(settings, name) / recorded.name).unlink(missing_ok=True)
+            if uploaded(record.path, settings, name):  # only ever the data dir's own copy goes
+                (upload_dir(settings, name) / Path(record.path).name).unlink(missing_ok=True)
     return report
 
 
@@ -477,16 +474,21 @@ def may_exist(path: Path) -> bool:
         return True
 
 
+def uploaded(path: Path | str, settings: Settings, collection: str) -> bool:
+    """Whether a stored file is one of the collection's uploads: in its uploads folder, in
+    this data dir or one copied or moved since, whose path the manifest still holds
+    (`same_folder`). No folder is created to look."""
+    return same_folder(str(Path(path).parent), settings.data_dir / UPLOADS / collection, settings)
+
+
 def _held_elsewhere(previous: FileRecord, file: SourceFile, settings: Settings, collection: str) -> str:
     """Why a file is refused when another folder's file of its name is stored and still
-    there. Where either is one of the collection's uploads (its uploads folder, in this data
-    dir or one it was copied from), an API client is told: the message names no server
-    folder (the data dir is the operator's) and no CLI flag."""
-    uploads = settings.data_dir / UPLOADS / collection
-    if same_folder(str(file.path.parent), uploads, settings):
+    there. Where either is one of the collection's uploads, an API client is told: the
+    message names no server folder (the data dir is the operator's) and no CLI flag."""
+    if uploaded(file.path, settings, collection):
         return ("the collection already holds a file of this name, ingested from a folder on the server; "
                 "upload this one under another name")
-    if same_folder(str(Path(previous.path).parent), uploads, settings):
+    if uploaded(previous.path, settings, collection):
         return (f"the collection already holds an uploaded file of this name; remove it first (over HTTP: DELETE "
                 f"/v1/collections/{collection}/documents/{quote(file.source)}), or ingest this folder into another "
                 "collection")

@@ -70,10 +70,7 @@ def safe_name(original: str) -> str:
 def readable_name(original: str) -> str:
     """The stored name (`safe_name`) of an upload of a type ingest reads; else UploadRejected
     names the file and the types it takes, before anything is written or queued."""
-    reason = _unreadable(original)
-    if reason is not None:
-        raise UploadRejected(_refused([reason]))
-    return safe_name(original)
+    return stored_names([original])[0]
 
 
 def _unreadable(original: str) -> str | None:
