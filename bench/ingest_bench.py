@@ -114,10 +114,11 @@ def ingest_child(embedder: Embedder, root: Path, data_dir: Path, then_ceiling: b
 
 
 def measure_ceiling(settings: Settings) -> Ceiling:
-    """MiniLM.embed over the stored chunk texts, model loaded, nothing else."""
+    """MiniLM.embed over the stored chunks as ingest embedded them (each with its context
+    line, `Chunk.embedded_text`), model loaded, nothing else."""
     from rag.providers.minilm import shared_minilm
 
-    texts = [c.text for c in Store(settings, OfflineProvider.embedding_id, COLLECTION).chunks()]
+    texts = [c.embedded_text for c in Store(settings, OfflineProvider.embedding_id, COLLECTION).chunks()]
     model = shared_minilm()
     model.embed(texts[:8])
     started = time.perf_counter()
