@@ -86,6 +86,47 @@ def fits_kind(unit: str, kind: Kind) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class AskedValue:
+    """A value a question asks for by name that only a sentence stating such a value
+    answers: a default ("what's the default timeout?", "is it on by default?"), a version
+    or a year ("which version added X?"). A reply whose quotes state none quotes the topic
+    without its answer, the near miss the key terms cannot catch (the manual names the
+    setting, not its default): the answer says so, then quotes what the passages do say
+    (`unstated`). Measured on the six development sets and a blind set (EVALUATION.md)."""
+
+    refusal: str  # what the refusal says the passages lack
+    asks: re.Pattern[str]
+    states: re.Pattern[str]
+
+
+ASKED_VALUES = (
+    AskedValue(
+        "state no default",
+        re.compile(r"\bdefaults?\b", re.I),
+        re.compile(r"\bdefault|\binitial(ly|i[sz]ed)?\b|\bunless\b|\botherwise\b|\bomit(ted)?\b|\bif no\b"
+                   r"|\bif (it is |they are )?not (given|specified|set|supplied)\b", re.I),
+    ),
+    AskedValue(
+        "name no version or year",
+        re.compile(r"^\W*(which|what)\b[^.?!]*\bversions?\b|\b(since|from|in) (which|what) (version|release)\b"
+                   r"|\bwhat year\b|^\W*when (was|were|did)\b[^.?!]*\b(released?|added|introduced)\b", re.I),
+        re.compile(r"\b\d+\.\d+|\b(19|20)\d\d\b|\bversion \d+\b", re.I),
+    ),
+)
+
+
+def asked_values(question: str) -> tuple[AskedValue, ...]:
+    """The values the question asks for by name (`ASKED_VALUES`), usually none."""
+    return tuple(v for v in ASKED_VALUES if v.asks.search(question))
+
+
+def unstated(asked: Sequence[AskedValue], quotes: Sequence[str]) -> str | None:
+    """How the refusal says what the question asks the value of (`asked_values`) that none
+    of `quotes` states; None when each value asked for is stated, or none is asked for."""
+    return next((v.refusal for v in asked if not any(v.states.search(q) for q in quotes)), None)
+
+
 def rank_prior(weight: float, rank: int) -> float:
     """What a unit of the passage retrieval ranked `rank`-th (from 0) adds to its support
     when units are chosen: `weight / (rank + 1)`."""
@@ -260,7 +301,8 @@ class ExtractiveAnswerer:
     ) -> str:
         """Quotes, or a refusal: for too little support, or naming the key terms no passage
         mentions, unless their documents hold it elsewhere (`mentioned_elsewhere`), or the
-        words no document holds that the question rests on (`unheard`)."""
+        words no document holds that the question rests on (`unheard`), or the value asked
+        for by name (a default, a version) that no quote states (`unstated`)."""
         support = self.support(question, passages, mentioned_elsewhere, unheard_of)
         if support.missing:
             missing = ", ".join(as_typed(t, question) for t in support.missing)
@@ -268,13 +310,19 @@ class ExtractiveAnswerer:
         if support.unheard:
             unheard = ", ".join(as_typed(w, question) for w in support.unheard)
             return f"{NOT_FOUND.rstrip('.')}: none of the documents mentions {unheard}.\n\n{OFFLINE_NOTE}"
-        picked = self.pick(support.scored, passages)
+        asked = asked_values(question)
+        picked = self.pick(support.scored, passages, asked)
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
+        # The value asked for stated by no quote: a refusal, with what the passages do say
+        # about the subject, which they name ("the keys aboveskip and belowskip control ...").
+        lacking = unstated(asked, [s.quoted for s in picked])
+        opening = (f"{NOT_FOUND.rstrip('.')}: the passages found {lacking}. The closest they come:" if lacking
+                   else "Based on your documents:")
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
         items = [reply_item(subscripts_as_code(without_reference_marks(marked_cut(s, cut[s.passage.n]))),
                             f"[{s.passage.n}]") for s in picked]
-        return "Based on your documents:\n\n" + "\n".join(items) + f"\n\n{OFFLINE_NOTE}"
+        return f"{opening}\n\n" + "\n".join(items) + f"\n\n{OFFLINE_NOTE}"
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """Every quotable unit that shares a word with the question (itself or through its
@@ -385,7 +433,8 @@ class ExtractiveAnswerer:
         top = [u for u in ranked if u.passage.n == passages[0].n][:1]
         return chosen + [u for u in top if u not in chosen]
 
-    def pick(self, scored: Sequence[Scored], passages: Sequence[Passage]) -> list[Scored]:
+    def pick(self, scored: Sequence[Scored], passages: Sequence[Passage],
+             asked: Sequence[AskedValue] = ()) -> list[Scored]:
         """Of the units `scored` (best first, by support plus prior), the best, each within
         `relative_floor` of the best and at `min_support` or above (support plus prior: a
         unit of the first passage may be quoted with less support than one of the sixth),
@@ -395,7 +444,10 @@ class ExtractiveAnswerer:
         reaches `min_support`: the refusal reads no prior. Holding each unit's own support to
         `min_support` as well was measured and lost answers on every set
         (EVALUATION.md). A budget in characters, not a count of sentences: three long PDF
-        sentences say as much as six short ones."""
+        sentences say as much as six short ones. A value the question asks for by name
+        (`asked`) that no unit kept states is taken from the best unit of a quoted passage
+        that states it at `min_support` or above: "The default value is 256." after the
+        sentence that names the limit."""
         if not scored or max(s.score for s in scored) < self.min_support:
             return []
         floor = max(self.min_support, scored[0].ranking * self.relative_floor)
@@ -422,6 +474,11 @@ class ExtractiveAnswerer:
                 s = replace(s, unit=replace(s.unit, then="", reach=0))  # what follows is quoted already: it alone
             kept.append(s)
             length += len(s.sentence)
+        quoted = {k.passage.n for k in kept}
+        for value in asked:
+            if not any(value.states.search(k.quoted) for k in kept):
+                kept += [s for s in scored if s.passage.n in quoted and s.score >= self.min_support
+                         and value.states.search(s.quoted)][:1]
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
 

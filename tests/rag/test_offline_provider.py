@@ -229,6 +229,33 @@ def test_a_question_about_something_the_passages_never_mention_is_refused_naming
     assert not is_refusal(answered) and "150 on Tier 1" in answered
 
 
+def test_a_default_or_version_asked_for_and_stated_by_no_quote_is_refused_saying_so(offline_provider):
+    from rag.eval.metrics import is_refusal
+
+    setting = Passage(1, "The function max_recursion_depth sets a limit on how deeply a function may call itself. "
+                         "Query or set it with max_recursion_depth (new_val).", "octave.pdf")
+    refused = ask_offline(offline_provider, "what's the default value of max_recursion_depth?", setting)
+    assert is_refusal(refused) and "state no default" in refused
+    assert "sets a limit on how deeply a function may call itself. [1]" in refused  # what they do say, cited
+    stated = Passage(2, "The function max_recursion_depth sets a limit on how deeply a function may call itself. "
+                        "The default value is 256.", "octave.pdf")
+    answered = ask_offline(offline_provider, "what's the default value of max_recursion_depth?", stated)
+    assert not is_refusal(answered) and "The default value is 256" in answered
+    # asked how to do something with a default, the quotes speak of it: answered
+    restore = Passage(3, "Call defaultpen() with no argument to restore the default pen.", "asy.pdf")
+    assert not is_refusal(ask_offline(offline_provider, "how do I get the default pen back?", restore))
+    # a version asked for: refused without one, answered with one
+    option = Passage(4, "The -lsp option starts the language server for editors that speak the protocol.", "asy.pdf")
+    refused = ask_offline(offline_provider, "which asymptote version added the -lsp language server option?", option)
+    assert is_refusal(refused) and "name no version or year" in refused
+    added = Passage(5, "The -lsp option, added in version 2.71, starts the language server.", "asy.pdf")
+    assert not is_refusal(ask_offline(offline_provider, "which asymptote version added the -lsp option?", added))
+    # "how can my program find out which version ...": a how-to, answered by a function's name
+    linked = Passage(6, "The routine glp_version returns the version of the GLPK library linked.", "glpk.pdf")
+    assert not is_refusal(ask_offline(offline_provider, "how can my program find out which glpk version it linked?",
+                                      linked))
+
+
 def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline_provider):
     from rag.providers.extractive import Scored
 
