@@ -68,6 +68,13 @@ _STEP = re.compile(
     r"send|read|open|choose|pick|enable|disable|turn|put|parse|avoid|never|always|do not|don't)\b", re.I)
 
 
+# A line that only points elsewhere, a label and one path or address ("Source code:
+# Lib/pathlib.py" atop each page of the Python docs, "For details see: <http://...>"): it
+# shares the module's name with a question about the module and answers nothing, unless
+# the question asks for what it labels ("where is the source code of pathlib?").
+_POINTER = re.compile(r"^(?P<label>[A-Za-z][\w ]{0,30}):\s+\S*/\S*$")
+
+
 def question_kind(question: str) -> Kind:
     """What sort of thing the question asks for; a sentence holding that sort of thing (a
     figure for "how many", an instruction for "how do I") is the likelier answer."""
@@ -330,7 +337,8 @@ class ExtractiveAnswerer:
         a sentence that shares nothing is not evidence, however similar its embedding looks.
         Its overlap score counts the exact words only (stemmed, it cost two PDF sets answers:
         EVALUATION.md). A question without content words (blank, or all stopwords)
-        shares none: its passages are not split at all."""
+        shares none: its passages are not split at all. A line that only points elsewhere
+        (`_POINTER`) is a unit only when the question asks for what it labels."""
         q_words = set(content_words(question))
         if not q_words:
             return []
@@ -340,6 +348,9 @@ class ExtractiveAnswerer:
         for passage in passages:
             outer = section(passage.heading)
             for position, quotable in enumerate(quotable_units(passage.text, marks_headings(passage.source))):
+                pointer = _POINTER.match(quotable.text)
+                if pointer and not set(content_words(pointer["label"])) <= q_words:
+                    continue
                 unit = _Unit(passage, quotable, position, outer, 0.0)
                 words = set(content_words(f"{unit.context} {unit.heading} {unit.text}"))
                 overlap = len(q_words & words) / len(q_words)

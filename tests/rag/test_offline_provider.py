@@ -256,6 +256,15 @@ def test_a_default_or_version_asked_for_and_stated_by_no_quote_is_refused_saying
                                       linked))
 
 
+def test_a_line_that_only_points_elsewhere_is_quoted_only_when_asked_for(offline_provider):
+    page = Passage(1, "# pathlib — Object-oriented filesystem paths\n\nSource code: Lib/pathlib.py\n\n"
+                      "This module offers classes representing filesystem paths with semantics appropriate "
+                      "for different operating systems.", "library/pathlib.html")
+    about = ask_offline(offline_provider, "pathlib: what does the module offer?", page)
+    assert "This module offers classes" in about and "Lib/pathlib.py" not in about
+    assert "Source code: Lib/pathlib.py" in ask_offline(offline_provider, "where is the source code of pathlib?", page)
+
+
 def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline_provider):
     from rag.providers.extractive import Scored
 
