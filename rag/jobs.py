@@ -216,7 +216,10 @@ class Jobs:
         import redis
 
         now = time.time()
-        job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune,
+        # An upload's or a removal's files are known now: counted while the job is queued. A
+        # folder's are found as it runs.
+        named = len(paths or []) if kind == "upload" else len(sources or [])
+        job = Job(uuid.uuid4().hex, kind, collection, owner, paths or [], sources or [], prune, files_total=named,
                   data_dir_id=data_dir_id(self.settings), created_at=now, updated_at=now)
         try:
             # Queued with no worker to run it, a job waited without a word (`/readyz` is the

@@ -320,7 +320,8 @@ class JobOut(BaseModel):
     state: Literal["queued", "running", "retrying", "done", "failed"]
     attempts: int
     files_done: int
-    files_total: int
+    files_total: int = Field(description="The files of the attempt: an upload's or a removal's from the time it "
+                                         "is queued, a folder job's once it runs (0 until then).")
     chunks_done: int
     chunks_total: int
     current: str = Field(description="The file at work: \"reading NAME\" while it is read and chunked (a large PDF "

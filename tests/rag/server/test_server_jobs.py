@@ -155,10 +155,15 @@ def test_a_job_queued_with_no_worker_running_says_so(keyed_settings, tmp_path):
     with TestClient(create_app(settings, mounts=[])) as api:
         url = f"/v1/collections/{settings.collection}/ingest"
         idle = api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()
+        files = [("files", ("handbook.md", HANDBOOK.encode())), ("files", ("notes.md", NOTES.encode()))]
+        upload = api.post(f"/v1/collections/{settings.collection}/documents", files=files, headers=keys["loader"])
         Jobs(settings).beat("worker-1")
         taken = api.post(url, json={"path": str(tmp_path)}, headers=keys["ops"]).json()
     assert (idle["state"], idle["message"]) == ("queued", NO_WORKER)
     assert (taken["state"], taken["message"]) == ("queued", "")
+    # an upload's files are counted while it waits; a folder's are found as it runs
+    assert (upload.json()["state"], upload.json()["files_total"]) == ("queued", 2)
+    assert idle["files_total"] == 0
 
 
 def test_folder_ingest_roots_read_from_the_environment_as_path_does(monkeypatch):
