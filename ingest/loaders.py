@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from bs4.element import PageElement
     from pptx.shapes.base import BaseShape
     from pypdf import PdfReader
-    from pypdfium2 import PdfBookmark, PdfDocument, PdfPage
+    from pypdfium2 import PdfBookmark, PdfDocument, PdfPage, PdfTextPage
 
     from ingest.vision import Image, Vision
 
@@ -57,6 +57,16 @@ _PDFIUM_MARK = "\ufffe"
 # "\x0f" in a terminal's quote. A vertical tab or form feed parts lines.
 _PDF_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 _PDF_LINE_BREAKS = re.compile(r"[\x0b\x0c]")
+# TeX's math symbol fonts (Computer Modern's cmsy, Latin Modern's MathSymbols) hold the
+# angle brackets of a syntax's placeholders at the codes of "h" and "i", and TeX-made PDFs
+# often map those glyphs to nothing else: PDFium read "linewidth=hdimensioni" and
+# "\lstnewenvironment{hnamei}", 345 times in the development and blind sets' LaTeX manuals
+# (`_tex_brackets`). An "h" at a word's start is looked at, then an "i" ending a word after it
+# on its line.
+_TEX_SYMBOL_FONT = re.compile(r"(?i)(?:^|\+)(?:cmsy\d|lmmathsymbols)")
+_PLACEHOLDER_OPENING = re.compile(r"(?<![A-Za-z])h(?=\S)")
+_PLACEHOLDER_CHARS = 60  # between the brackets, at most
+_PLACEHOLDER_ENDS = 3  # an "i" ending a word after the opening, looked at in its font at most (a hostile page)
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
 # search of the page's text; the rest still carry their path on to the next pages).
@@ -502,11 +512,42 @@ def _pdf_page(page: PdfPage) -> tuple[str, bool]:
     import pypdfium2 as pdfium
 
     try:
-        text = page.get_textpage().get_text_range()
+        textpage = page.get_textpage()
+        text = _tex_brackets(textpage, textpage.get_text_range())
         image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,)), None)
         return text, image is not None
     finally:
         page.close()  # and its text page
+
+
+def _tex_brackets(textpage: PdfTextPage, text: str) -> str:
+    """The page's text with each placeholder's brackets as TeX drew them, "⟨dimension⟩",
+    where PDFium read a symbol font's "h" and "i" (`_TEX_SYMBOL_FONT`); a letter of any
+    other font is left as it is. The text holds one character per PDFium character, so a
+    position in it is the character's index on the page."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    name = ctypes.create_string_buffer(64)
+
+    def symbol(index: int) -> bool:
+        size = pdfium_c.FPDFText_GetFontInfo(textpage.raw, index, name, len(name), None)
+        return 0 < size <= len(name) and bool(_TEX_SYMBOL_FONT.search(name.value.decode("latin-1")))
+
+    chars: list[str] | None = None
+    for opening in _PLACEHOLDER_OPENING.finditer(text):
+        start = opening.start()
+        if not symbol(start):
+            continue
+        line_end = text.find("\n", start)
+        end = min(start + 2 + _PLACEHOLDER_CHARS, len(text) if line_end < 0 else line_end)
+        ends = (i for i in range(start + 2, end) if text[i] == "i" and not text[i + 1 : i + 2].isalpha())
+        close = next((i for i in islice(ends, _PLACEHOLDER_ENDS) if symbol(i)), None)
+        if close is not None:
+            chars = chars or list(text)
+            chars[start], chars[close] = "\u27e8", "\u27e9"
+    return text if chars is None else "".join(chars)
 
 
 def pdfium_text(raw: str) -> str:

@@ -8,6 +8,7 @@ numbers can be checked on the stored chunks.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,38 @@ MANUAL = [
         Block("Deleting rows also deletes their constraint coefficients."),
     ],
 ]
+
+
+def tex_pdf_bytes(line: str, symbol_font: str = "ABCDEF+CMSY10") -> bytes:
+    """A one-page PDF as TeX writes a syntax line: `line`'s parts in "<...>" set between an
+    "h" and an "i" of `symbol_font` (cmsy10's codes for the angle brackets), the rest in a
+    text font. Written by hand: fpdf2 embeds its fonts under names of its own."""
+
+    ops: list[str] = []
+    for part in re.split(r"(<[^>]*>)", line):
+        if part.startswith("<"):
+            ops += ["/S 12 Tf (h) Tj", f"/R 12 Tf ({part[1:-1]}) Tj", "/S 12 Tf (i) Tj"]
+        elif part:
+            ops.append(f"/R 12 Tf ({part}) Tj")
+    stream = ("BT 72 700 Td " + " ".join(ops) + " ET").encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /R 5 0 R /S 6 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /%s >>" % symbol_font.encode(),
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from tests.fakes.corpus import (
     Block,
     outlined_pdf_bytes,
     pdf_bytes,
+    tex_pdf_bytes,
     write_bad_inputs,
 )
 
@@ -145,6 +146,18 @@ def test_control_characters_a_pdfs_fonts_map_glyphs_to_are_dropped():
     assert pdfium_text("Germany\x84\r\n\x88 The pens:\r\n1 /2\r\n\x0f\x0f\r\nCopyright \rc 2004") == (
         "Germany\n The pens:\n1 /2\n\nCopyright c 2004")
     assert pdfium_text("page one\x0cpage two\x0bline") == "page one\npage two\nline"
+
+
+@pytest.mark.parametrize("symbol_font", ["ABCDEF+CMSY10", "LMMathSymbols10-Regular"])
+def test_a_tex_placeholders_brackets_are_read_as_brackets_not_as_h_and_i(symbol_font):
+    """TeX's symbol fonts hold the angle brackets at the codes of "h" and "i": the listings
+    and etoolbox manuals read "linewidth=hdimensioni" and "\\csdef{hcsnamei}"."""
+    line = "linewidth=<dimension> sets the base line width; hi, this is high"
+    (section,) = load(tex_pdf_bytes(line, symbol_font), "pdf")
+    assert section.text == "linewidth=\u27e8dimension\u27e9 sets the base line width; hi, this is high"
+    # the same letters in a text font are letters
+    (plain,) = load(tex_pdf_bytes(line, "Times-Roman"), "pdf")
+    assert plain.text == "linewidth=hdimensioni sets the base line width; hi, this is high"
 
 
 def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
