@@ -523,12 +523,15 @@ def _pdf_page(page: PdfPage) -> tuple[str, bool]:
 def _tex_brackets(textpage: PdfTextPage, text: str) -> str:
     """The page's text with each placeholder's brackets as TeX drew them, "⟨dimension⟩",
     where PDFium read a symbol font's "h" and "i" (`_TEX_SYMBOL_FONT`); a letter of any
-    other font is left as it is. The text holds one character per PDFium character, so a
-    position in it is the character's index on the page."""
+    other font is left as it is. A position in the text is the character's index on the
+    page when the text holds one character per PDFium character; else the text is left as
+    it is."""
     import ctypes
 
     import pypdfium2.raw as pdfium_c
 
+    if "h" not in text or len(text) != pdfium_c.FPDFText_CountChars(textpage.raw):
+        return text
     name = ctypes.create_string_buffer(64)
 
     def symbol(index: int) -> bool:
