@@ -318,18 +318,31 @@ class ExtractiveAnswerer:
             unheard = ", ".join(as_typed(w, question) for w in support.unheard)
             return f"{NOT_FOUND.rstrip('.')}: none of the documents mentions {unheard}.\n\n{OFFLINE_NOTE}"
         asked = asked_values(question)
-        picked = self.pick(support.scored, passages, asked)
+        subject = self.about(question, passages, mentioned_elsewhere) if asked else frozenset()
+        picked = self.pick(support.scored, passages, asked, subject)
         if not picked:
             return f"{NOT_FOUND}{ENGLISH_ONLY if another_language(question) else ''}\n\n{OFFLINE_NOTE}"
         # The value asked for stated by no quote: a refusal, with what the passages do say
         # about the subject, which they name ("the keys aboveskip and belowskip control ...").
-        lacking = unstated(asked, [s.quoted for s in picked])
+        lacking = unstated(asked, [s.quoted for s in picked if s.passage.n in subject])
         opening = (f"{NOT_FOUND.rstrip('.')}: the passages found {lacking}. The closest they come:" if lacking
                    else "Based on your documents:")
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
         items = [reply_item(subscripts_as_code(without_reference_marks(marked_cut(s, cut[s.passage.n]))),
                             f"[{s.passage.n}]") for s in picked]
         return f"{opening}\n\n" + "\n".join(items) + f"\n\n{OFFLINE_NOTE}"
+
+    @staticmethod
+    def about(question: str, passages: Sequence[Passage], mentioned_elsewhere: frozenset[str]) -> frozenset[int]:
+        """The passages (their numbers) about the question's subject, where a value asked for
+        counts: those holding one of its key terms at least (every passage, for a question
+        without any). "The default depth value is Inf", of another function, is no default
+        of max_recursion_depth; a list of glpsol's options that says "MIP" but not "glpsol"
+        still speaks of "glpsol ... for MIPs". Measured against holding every key term,
+        which refused two answers on the development sets (EVALUATION.md)."""
+        terms = len(missing_terms(question, [], mentioned_elsewhere))  # with no passage, each is missing
+        return frozenset(p.n for p in passages
+                         if not terms or len(missing_terms(question, [p], mentioned_elsewhere)) < terms)
 
     def units(self, question: str, passages: Sequence[Passage]) -> list[_Unit]:
         """Every quotable unit that shares a word with the question (itself or through its
@@ -445,7 +458,7 @@ class ExtractiveAnswerer:
         return chosen + [u for u in top if u not in chosen]
 
     def pick(self, scored: Sequence[Scored], passages: Sequence[Passage],
-             asked: Sequence[AskedValue] = ()) -> list[Scored]:
+             asked: Sequence[AskedValue] = (), subject: frozenset[int] = frozenset()) -> list[Scored]:
         """Of the units `scored` (best first, by support plus prior), the best, each within
         `relative_floor` of the best and at `min_support` or above (support plus prior: a
         unit of the first passage may be quoted with less support than one of the sixth),
@@ -457,8 +470,8 @@ class ExtractiveAnswerer:
         (EVALUATION.md). A budget in characters, not a count of sentences: three long PDF
         sentences say as much as six short ones. A value the question asks for by name
         (`asked`) that no unit kept states is taken from the best unit of a quoted passage
-        that states it at `min_support` or above: "The default value is 256." after the
-        sentence that names the limit."""
+        about the question's subject (numbered in `subject`) that states it at `min_support`
+        or above: "The default value is 256." after the sentence that names the limit."""
         if not scored or max(s.score for s in scored) < self.min_support:
             return []
         floor = max(self.min_support, scored[0].ranking * self.relative_floor)
@@ -485,9 +498,9 @@ class ExtractiveAnswerer:
                 s = replace(s, unit=replace(s.unit, then="", reach=0))  # what follows is quoted already: it alone
             kept.append(s)
             length += len(s.sentence)
-        quoted = {k.passage.n for k in kept}
+        quoted = {k.passage.n for k in kept} & subject
         for value in asked:
-            if not any(value.states.search(k.quoted) for k in kept):
+            if not any(k.passage.n in subject and value.states.search(k.quoted) for k in kept):
                 kept += [s for s in scored if s.passage.n in quoted and s.score >= self.min_support
                          and value.states.search(s.quoted)][:1]
         order = {p.n: rank for rank, p in enumerate(passages)}

@@ -241,6 +241,10 @@ def test_a_default_or_version_asked_for_and_stated_by_no_quote_is_refused_saying
                         "The default value is 256.", "octave.pdf")
     answered = ask_offline(offline_provider, "what's the default value of max_recursion_depth?", stated)
     assert not is_refusal(answered) and "The default value is 256" in answered
+    # a default stated of something else, in a passage without the question's key term, is none
+    other = Passage(7, "The default depth value is Inf, which includes all descendants of the folder.", "octave.pdf")
+    refused = ask_offline(offline_provider, "what's the default value of max_recursion_depth?", setting, other)
+    assert is_refusal(refused) and "state no default" in refused
     # asked how to do something with a default, the quotes speak of it: answered
     restore = Passage(3, "Call defaultpen() with no argument to restore the default pen.", "asy.pdf")
     assert not is_refusal(ask_offline(offline_provider, "how do I get the default pen back?", restore))
