@@ -543,8 +543,9 @@ def _tex_brackets(textpage: PdfTextPage, text: str) -> str:
         start = opening.start()
         if not symbol(start):
             continue
-        line_end = text.find("\n", start)
-        end = min(start + 2 + _PLACEHOLDER_CHARS, len(text) if line_end < 0 else line_end)
+        reach = min(start + 2 + _PLACEHOLDER_CHARS, len(text))
+        line_end = text.find("\n", start, reach)  # bounded: a page of one hostile line is read once, not per "h"
+        end = reach if line_end < 0 else line_end
         ends = (i for i in range(start + 2, end) if text[i] == "i" and not text[i + 1 : i + 2].isalpha())
         close = next((i for i in islice(ends, _PLACEHOLDER_ENDS) if symbol(i)), None)
         if close is not None:
