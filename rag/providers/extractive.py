@@ -68,11 +68,14 @@ _STEP = re.compile(
     r"send|read|open|choose|pick|enable|disable|turn|put|parse|avoid|never|always|do not|don't)\b", re.I)
 
 
-# A line that only points elsewhere, a label and one path or address ("Source code:
-# Lib/pathlib.py" atop each page of the Python docs, "For details see: <http://...>"): it
-# shares the module's name with a question about the module and answers nothing, unless
-# the question asks for what it labels ("where is the source code of pathlib?").
-_POINTER = re.compile(r"^(?P<label>[A-Za-z][\w ]{0,30}):\s+\S*/\S*$")
+# A line that only points elsewhere, a label naming a reference and one path or address
+# ("Source code: Lib/pathlib.py" atop each page of the Python docs, "For details see:
+# <http://...>"): it shares the module's name with a question about the module and answers
+# nothing, unless the question asks for what it labels ("where is the source code of
+# pathlib?"). A label of anything else ("Default: /usr/local", "Config file: ~/.octaverc")
+# gives a value, and is quoted as any unit.
+_POINTER = re.compile(r"^(?P<label>(?i:(?:[a-z][\w ]{0,30}?)?\b(?:source|see|url|home ?page|link|available|download"
+                      r"|details|documentation|website|repository)\b[\w ]{0,20})):\s+(?=\S*[A-Za-z])[^\s/]*/\S*$")
 
 
 def question_kind(question: str) -> Kind:
@@ -111,14 +114,20 @@ ASKED_VALUES = (
     AskedValue(
         "state no default",
         re.compile(r"\bdefaults?\b", re.I),
-        re.compile(r"\bdefault|\binitial(ly|i[sz]ed)?\b|\bunless\b|\botherwise\b|\bomit(ted)?\b|\bif no\b"
+        re.compile(r"\bdefault(s|ed|ing)?\b|\binitial(ly|i[sz]ed)?\b|\bunless\b|\botherwise\b|\bomit(ted)?\b"
+                   r"|\bif (no|none)\b|\bwhen no\b|\bfalls? back to\b"
                    r"|\bif (it is |they are )?not (given|specified|set|supplied)\b", re.I),
     ),
     AskedValue(
         "name no version or year",
-        re.compile(r"^\W*(which|what)\b[^.?!]*\bversions?\b|\b(since|from|in) (which|what) (version|release)\b"
-                   r"|\bwhat year\b|^\W*when (was|were|did)\b[^.?!]*\b(released?|added|introduced)\b", re.I),
-        re.compile(r"\b\d+\.\d+|\b(19|20)\d\d\b|\bversion \d+\b", re.I),
+        # "which (minimum) X version", "what's the minimum X version": the version is what is
+        # asked for; not "what does the --version option print?" nor "what is version control?"
+        re.compile(r"^\W*(which|what)('s|\s+is|\s+are)?\s+(the\s+)?([^\s?]+\s+){0,3}?versions?\b(?!\s+control)"
+                   r"|\b(since|from|in) (which|what) ([^\s?]+\s+){0,2}?(version|release)\b"
+                   r"|\bwhat year\b|^\W*when (was|were|did)\b[^?!]*\b(released?|added|introduced)\b", re.I),
+        # a decimal followed by a unit is a measure ("waits 1.5 seconds"), not a version
+        re.compile(r"\b\d+(\.\d+)+(?!\d|\.\d|\s*(%|(s|ms|sec(ond)?s?|min(ute)?s?|pt|bp|mm|cm|in|px|[kmg]i?b)\b))"
+                   r"|\b(19|20)\d\d\b|\bversion \d+\b|\bv\d+\b", re.I),
     ),
 )
 

@@ -260,6 +260,26 @@ def test_a_default_or_version_asked_for_and_stated_by_no_quote_is_refused_saying
                                       linked))
 
 
+def test_what_reads_as_a_default_or_version_asked_for_or_stated_and_what_does_not(offline_provider):
+    """The review's cases: a question about "--version" or "version control" asks for no
+    version; a measure ("1.5 seconds") states none; an identifier ("DefaultClient") states no
+    default, "when no timeout is given" does; a date under a label of its own is no path."""
+    from rag.eval.metrics import is_refusal
+
+    option = Passage(1, "The --version option prints the program's name and release number.", "cli.md")
+    assert not is_refusal(ask_offline(offline_provider, "What does the --version option print?", option))
+    control = Passage(2, "Version control records the changes made to a set of files over time.", "git.md")
+    assert not is_refusal(ask_offline(offline_provider, "What is version control?", control))
+    retry = Passage(3, "The --retry flag of fetchall waits 1.5 seconds between tries.", "cli.md")
+    assert is_refusal(ask_offline(offline_provider, "Which version of fetchall added the --retry flag?", retry))
+    client = Passage(4, "DefaultClient sends each request over one pooled connection.", "api.md")
+    assert is_refusal(ask_offline(offline_provider, "What is the default timeout of DefaultClient?", client))
+    waits = Passage(5, "The client's timeout: it waits 30 seconds when no timeout is given.", "api.md")
+    assert "30 seconds" in ask_offline(offline_provider, "What is the default timeout of the client?", waits)
+    dated = Passage(6, "gemrag 2 release date: 12/05/2021", "news.md")
+    assert "12/05/2021" in ask_offline(offline_provider, "When was gemrag 2 released?", dated)
+
+
 def test_a_line_that_only_points_elsewhere_is_quoted_only_when_asked_for(offline_provider):
     page = Passage(1, "# pathlib — Object-oriented filesystem paths\n\nSource code: Lib/pathlib.py\n\n"
                       "This module offers classes representing filesystem paths with semantics appropriate "
@@ -267,6 +287,12 @@ def test_a_line_that_only_points_elsewhere_is_quoted_only_when_asked_for(offline
     about = ask_offline(offline_provider, "pathlib: what does the module offer?", page)
     assert "This module offers classes" in about and "Lib/pathlib.py" not in about
     assert "Source code: Lib/pathlib.py" in ask_offline(offline_provider, "where is the source code of pathlib?", page)
+    # a label of anything but a reference gives a value
+    prefix = Passage(2, "Install prefix: /usr/local/octave", "install.md")
+    assert "/usr/local/octave" in ask_offline(offline_provider, "which octave folder is used?", prefix)
+    nginx = Passage(3, "Location: /etc/nginx/nginx.conf", "nginx.md")
+    assert "/etc/nginx/nginx.conf" in ask_offline(offline_provider, "Where does nginx read its configuration from?",
+                                                  nginx)
 
 
 def test_quoting_stops_at_the_reading_budget_not_at_a_count_of_sentences(offline_provider):
