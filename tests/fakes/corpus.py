@@ -110,12 +110,15 @@ MANUAL = [
 
 def tex_pdf_bytes(line: str, symbol_font: str = "ABCDEF+CMSY10") -> bytes:
     """A one-page PDF as TeX writes a syntax line: `line`'s parts in "<...>" set between an
-    "h" and an "i" of `symbol_font` (cmsy10's codes for the angle brackets), the rest in a
-    text font. Written by hand: fpdf2 embeds its fonts under names of its own."""
+    "h" and an "i" of `symbol_font` (cmsy10's codes for the angle brackets), a "<" alone as
+    its "h" alone, the rest in a text font. Written by hand: fpdf2 embeds its fonts under
+    names of its own."""
 
     ops: list[str] = []
-    for part in re.split(r"(<[^>]*>)", line):
-        if part.startswith("<"):
+    for part in re.split(r"(<[^>]*>|<)", line):
+        if part == "<":  # an opening alone
+            ops.append("/S 12 Tf (h) Tj")
+        elif part.startswith("<"):
             ops += ["/S 12 Tf (h) Tj", f"/R 12 Tf ({part[1:-1]}) Tj", "/S 12 Tf (i) Tj"]
         elif part:
             ops.append(f"/R 12 Tf ({part}) Tj")

@@ -158,6 +158,9 @@ def test_a_tex_placeholders_brackets_are_read_as_brackets_not_as_h_and_i(symbol_
     # the same letters in a text font are letters
     (plain,) = load(tex_pdf_bytes(line, "Times-Roman"), "pdf")
     assert plain.text == "linewidth=hdimensioni sets the base line width; hi, this is high"
+    # an opening whose closing never comes in the symbol font: the text font's "i" is no bracket
+    (unclosed,) = load(tex_pdf_bytes("a <width is in points i guess", symbol_font), "pdf")
+    assert unclosed.text == "a hwidth is in points i guess"
 
 
 def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
