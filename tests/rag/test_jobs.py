@@ -170,3 +170,10 @@ def test_a_record_a_newer_version_wrote_is_read_without_its_new_fields(jobs, key
     keys.set(jobs._key(job.id), json.dumps({**stored, "added_in_a_later_version": [1, 2]}))
     read = jobs.get(job.id)
     assert read is not None and (read.id, read.sources, read.owner) == (job.id, ["a.md"], "alice")
+
+
+def test_the_files_an_upload_or_a_removal_names_are_counted_while_it_waits(jobs):
+    """A folder's files are found as the job runs; an upload's and a removal's are known when queued."""
+    assert jobs.submit("upload", "docs", "loader", paths=["/stage/a.md", "/stage/b.pdf"]).files_total == 2
+    assert jobs.submit("remove", "docs", "loader", sources=["a.md"]).files_total == 1
+    assert jobs.submit("folder", "docs", "ops", paths=["/srv/docs"]).files_total == 0
