@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from io import BytesIO
-from itertools import islice, pairwise
+from itertools import accumulate, islice, pairwise
 from typing import TYPE_CHECKING
 
 from rag.filetypes import SUPPORTED
@@ -523,19 +523,25 @@ def _pdf_page(page: PdfPage) -> tuple[str, bool]:
 def _tex_brackets(textpage: PdfTextPage, text: str) -> str:
     """The page's text with each placeholder's brackets as TeX drew them, "⟨dimension⟩",
     where PDFium read a symbol font's "h" and "i" (`_TEX_SYMBOL_FONT`); a letter of any
-    other font is left as it is. A position in the text is the character's index on the
-    page when the text holds one character per PDFium character; else the text is left as
-    it is."""
+    other font is left as it is. PDFium counts a character outside the Basic Multilingual
+    Plane (a math italic "𝑥") as its two UTF-16 halves, so a position in the text is
+    the character's index on the page plus the number of such characters before it; when
+    the text does not line up with PDFium's characters that way, it is left as it is."""
     import ctypes
 
     import pypdfium2.raw as pdfium_c
 
-    if "h" not in text or len(text) != pdfium_c.FPDFText_CountChars(textpage.raw):
+    if "h" not in text:
         return text
+    count = pdfium_c.FPDFText_CountChars(textpage.raw)
+    if len(text.encode("utf-16-le")) // 2 != count:
+        return text
+    on_page: Sequence[int] = (range(count) if len(text) == count
+                              else list(accumulate((1 + (ord(ch) > 0xFFFF) for ch in text), initial=0)))
     name = ctypes.create_string_buffer(64)
 
     def symbol(index: int) -> bool:
-        size = pdfium_c.FPDFText_GetFontInfo(textpage.raw, index, name, len(name), None)
+        size = pdfium_c.FPDFText_GetFontInfo(textpage.raw, on_page[index], name, len(name), None)
         return 0 < size <= len(name) and bool(_TEX_SYMBOL_FONT.search(name.value.decode("latin-1")))
 
     chars: list[str] | None = None

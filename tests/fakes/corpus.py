@@ -108,11 +108,12 @@ MANUAL = [
 ]
 
 
-def tex_pdf_bytes(line: str, symbol_font: str = "ABCDEF+CMSY10") -> bytes:
+def tex_pdf_bytes(line: str, symbol_font: str = "ABCDEF+CMSY10", tilde_as: str | None = None) -> bytes:
     """A one-page PDF as TeX writes a syntax line: `line`'s parts in "<...>" set between an
     "h" and an "i" of `symbol_font` (cmsy10's codes for the angle brackets), a "<" alone as
-    its "h" alone, the rest in a text font. Written by hand: fpdf2 embeds its fonts under
-    names of its own."""
+    its "h" alone, the rest in a text font, whose "~" reads as `tilde_as` if given (its
+    ToUnicode map: a math italic letter outside the Basic Multilingual Plane, say). Written
+    by hand: fpdf2 embeds its fonts under names of its own."""
 
     ops: list[str] = []
     for part in re.split(r"(<[^>]*>|<)", line):
@@ -129,9 +130,15 @@ def tex_pdf_bytes(line: str, symbol_font: str = "ABCDEF+CMSY10") -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
         b" /Resources << /Font << /R 5 0 R /S 6 0 R >> >> >>",
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica%s >>" % (b" /ToUnicode 7 0 R" if tilde_as else b""),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /%s >>" % symbol_font.encode(),
     ]
+    if tilde_as:
+        cmap = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /T def"
+                b" 1 begincodespacerange <00> <FF> endcodespacerange"
+                b" 1 beginbfchar <7E> <%s> endbfchar endcmap CMapName currentdict /CMap defineresource pop end end"
+                % tilde_as.encode("utf-16-be").hex().upper().encode())
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap))
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for n, body in enumerate(objects, start=1):
         offsets.append(len(out))

@@ -163,6 +163,27 @@ def test_a_tex_placeholders_brackets_are_read_as_brackets_not_as_h_and_i(symbol_
     assert unclosed.text == "a hwidth is in points i guess"
 
 
+def test_a_tex_placeholder_after_a_character_outside_the_bmp_is_still_read():
+    """PDFium counts a character outside the Basic Multilingual Plane (TeX's math italic 𝑥)
+    as its two UTF-16 halves, so every index after it is one further on the page than in
+    the text: the page's brackets were left as "hdimensioni"."""
+    (section,) = load(tex_pdf_bytes("for ~ and ~: linewidth=<dimension>, hi", tilde_as="\U0001d465"), "pdf")
+    assert section.text == "for \U0001d465 and \U0001d465: linewidth=\u27e8dimension\u27e9, hi"
+
+
+def test_a_page_whose_text_does_not_line_up_with_pdfiums_characters_keeps_its_letters():
+    """Positions are looked up in PDFium's fonts: a text of another length than the page's
+    characters would have its brackets put at the wrong letters, so it is left as read."""
+    import pypdfium2 as pdfium
+
+    from ingest.loaders import _tex_brackets
+
+    page = pdfium.PdfDocument(tex_pdf_bytes("linewidth=<dimension>, hi"))[0]
+    text = page.get_textpage().get_text_range()
+    assert _tex_brackets(page.get_textpage(), text) == "linewidth=\u27e8dimension\u27e9, hi"
+    assert _tex_brackets(page.get_textpage(), text + "!") == text + "!"
+
+
 def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
     """A manual typeset with hyphenation breaks words at line ends: stored as "con-" and
     "figuration", a search for "configuration" never met it, nor did a quote hold it."""
