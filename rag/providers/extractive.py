@@ -128,9 +128,11 @@ ASKED_VALUES = (
         re.compile(r"^\W*(which|what)('s|\s+is|\s+are)?\s+(the\s+)?([^\s?]+\s+){0,3}?versions?\b(?!\s+control)"
                    r"|\b(since|from|in) (which|what) ([^\s?]+\s+){0,2}?(version|release)\b"
                    r"|\bwhat year\b|^\W*when (was|were|did)\b[^?!]*\b(released?|added|introduced)\b", re.I),
-        # a decimal followed by a unit is a measure ("waits 1.5 seconds"), not a version
+        # a decimal followed by a unit is a measure ("waits 1.5 seconds"), not a version; a
+        # whole number is one only as a floor ("Python 3 or newer", "Qt 5 and later")
         re.compile(r"\b\d+(\.\d+)+(?!\d|\.\d|\s*(%|(s|ms|sec(ond)?s?|min(ute)?s?|pt|bp|mm|cm|in|px|[kmg]i?b)\b))"
-                   r"|\b(19|20)\d\d\b|\bversion \d+\b|\bv\d+\b", re.I),
+                   r"|\b(19|20)\d\d\b|\bversion \d+\b|\bv\d+\b"
+                   r"|\b\d+\s+(or|and)\s+(later|newer|higher|above|up)\b", re.I),
     ),
 )
 

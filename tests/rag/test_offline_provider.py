@@ -278,6 +278,12 @@ def test_what_reads_as_a_default_or_version_asked_for_or_stated_and_what_does_no
     assert "30 seconds" in ask_offline(offline_provider, "What is the default timeout of the client?", waits)
     dated = Passage(6, "gemrag 2 release date: 12/05/2021", "news.md")
     assert "12/05/2021" in ask_offline(offline_provider, "When was gemrag 2 released?", dated)
+    # a whole number states a version as a floor only, not as a count
+    floor = Passage(7, "The bindings of graphkit need Python 3 or newer.", "install.md")
+    needs = ask_offline(offline_provider, "which python version do graphkit's bindings need?", floor)
+    assert "Python 3 or newer" in needs and not is_refusal(needs)
+    count = Passage(8, "The bindings of graphkit need 3 files from the build.", "install.md")
+    assert is_refusal(ask_offline(offline_provider, "which python version do graphkit's bindings need?", count))
 
 
 def test_a_line_that_only_points_elsewhere_is_quoted_only_when_asked_for(offline_provider):
