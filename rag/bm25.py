@@ -70,8 +70,8 @@ class Terms:
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
 
     # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`), 3 keeps one-letter
-    # flags, 4 keeps the acronyms its texts define (`rag.acronyms`)
-    version = 4
+    # flags, 4 keeps the acronyms its texts define (`rag.acronyms`), 5 spells a Greek letter standing alone
+    version = 5
 
     def __call__(self, text: str) -> list[str]:
         return stem_words(w for w in _TERM.findall(folded(text).lower()) if w not in self.stopwords)

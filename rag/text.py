@@ -168,15 +168,31 @@ def in_some_form(word: str, words: Container[str]) -> bool:
     return word in words or word.rstrip("s") in words or f"{word}s" in words
 
 
+# A Greek letter standing alone, not in a word of Greek letters: a symbol or a variable
+# ("the correction γ", "α=0.5", "2π", TeX's math italic "𝛾" once NFKD has made it "γ").
+_GREEK_LETTER = re.compile(r"(?<![^\W\d_])[\u0391-\u03a9\u03b1-\u03c9\u03d0-\u03d6\u03f0-\u03f5](?![^\W\d_])")
+
+
 def folded(text: str) -> str:
     """`text` without accents and other combining marks ("crème brûlée" → "creme brulee",
     "naïve" → "naive"), for comparing words only, never for what is shown: users type
     loanwords and names without their accents, and a question about "creme brulee" was
     refused because the passages "never mention brulee". Letters that are not a base letter
-    with a mark ("ß", "ø", "æ") stay as they are. ASCII text comes back at once."""
+    with a mark ("ß", "ø", "æ") stay as they are. A Greek letter standing alone is spelled
+    by its name (`_GREEK_LETTER`: "γ" → "gamma"), as users type it: a question about the
+    "gamma" of a colour model was refused as no document "mentions gamma", in a manual that
+    writes γ; a Greek word keeps its letters. ASCII text comes back at once."""
     if text.isascii():
         return text
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return _GREEK_LETTER.sub(_greek_name, plain)
+
+
+def _greek_name(letter: re.Match[str]) -> str:
+    """" gamma " for "γ" or "Γ", " phi " for "ϕ" (GREEK PHI SYMBOL), " sigma " for "ς"."""
+    words = unicodedata.name(letter.group(), "").split()
+    name = next((w for w in reversed(words) if w not in ("SYMBOL", "GREEK")), "")
+    return f" {name.lower()} " if name else letter.group()
 
 
 @cache

@@ -22,6 +22,16 @@ def test_accents_are_folded_so_a_word_typed_without_them_is_found():
     assert plain.search("naïve", 5)[0][0] == "n0"
 
 
+def test_a_greek_letter_standing_alone_is_found_by_its_name_and_its_name_is_heard_of():
+    """A manual writes γ where its users type "gamma": the question was refused as no
+    document "mentions gamma" (a blind set's xcolor question), and keyword search missed it."""
+    index = BM25Index.build([_chunk(0, "The correction \u03b3 of a colour model; \U0001d6fc = 0.5 by default."),
+                             _chunk(1, "Colour models convert between RGB and CMYK.")], Terms())
+    assert index.search("gamma correction", 5)[0][0] == "n0"
+    assert index.search("what is alpha?", 5)[0][0] == "n0"
+    assert index.unheard_of(["gamma", "alpha", "delta"]) == {"delta"}
+
+
 def test_a_one_letter_flag_standing_alone_is_a_term():
     """socat's option list says "-d Enable debug output": "what does -d do?" found nothing by
     keyword, as a term was two characters or more (new-user walkthrough). Not "x-d" nor "-dx"."""

@@ -111,6 +111,10 @@ def test_rejoined_writes_each_broken_word_whole_on_its_first_line() -> None:
 def test_content_words_fold_accents_and_keep_letters_without_a_base():
     assert content_words("Crème brûlée, naïve café") == ["creme", "brulee", "naive", "cafe"]
     assert folded("Straße, Ærø") == "Straße, Ærø"  # no base letter with a mark: as they are
+    # a Greek letter standing alone is read by its name, a Greek word as it is
+    assert content_words("the correction \u03b3, 2\u03c0 and \u03d5 (\U0001d6fe in TeX's math italic)") == [
+        "correction", "gamma", "pi", "phi", "gamma", "tex's", "math", "italic"]
+    assert folded("\u03bb\u03cc\u03b3\u03bf\u03c2 in 10 \u03bcs") == "\u03bb\u03bf\u03b3\u03bf\u03c2 in 10 \u03bcs"
 
 
 def test_an_everyday_typo_is_one_slip_from_a_common_word_which_short_names_are_not():
