@@ -30,10 +30,20 @@ from rag.errors import GemragError
 from rag.filetypes import SUPPORTED
 from rag.settings import Settings
 
-_UNSAFE = re.compile(r"[^\w. -]+")  # \w keeps letters of every script
+# What a stored name may not hold: \w keeps letters of every script, and the punctuation of
+# everyday file names stays ("budget (2025).md", "notes [draft], v2+.md", "Q&A.md"): each
+# run of anything else is one "_", and with parentheses and brackets made "_" as well,
+# "budget (2025).md" and "budget [2025].md" were one stored name, the second upload
+# replacing the first (API walkthrough). Path separators, controls, quotes, and what a URL
+# or a shell reads specially ("#", "?", "%", "*", "|", "<", ">", ":") stay out. A name is
+# shown escaped (ui.safe), as a file ingested from a folder, whatever its name, always was.
+_UNSAFE = re.compile(r"[^\w. ()\[\]{}+,=@&!~-]+")
 MAX_NAME = 120
 UPLOADS = "uploads"  # under the data dir: a folder per collection
 INCOMING = ".incoming"  # under a collection's folder: a folder per upload, until its ingest
+# Why two files under one stored name are refused, not taken one after the other: an upload
+# under a name already stored replaces what is stored under it (that is how a file is updated).
+SAME_NAME = "uploaded apart, the later would replace the other"
 STALE_S = 7 * 24 * 3600  # an upload folder this old belongs to no job that can still run
 
 
@@ -99,8 +109,8 @@ def stored_names(originals: Sequence[str]) -> list[str]:
     first: dict[str, str] = {}
     for original, name in zip(originals, names, strict=True):
         if name in first:
-            raise UploadRejected(f"{first[name]} and {original} would both be stored as {name}; rename one, "
-                                 "or upload them apart.")
+            raise UploadRejected(f"{first[name]} and {original} would both be stored as {name}; rename one "
+                                 f"({SAME_NAME}).")
         first[name] = original
     return names
 
@@ -129,8 +139,8 @@ def staged_file(folder: Path, name: str, original: str = "") -> StagedFile:
     if not name or target.parent != folder:
         raise UploadRejected(f"{original or name or '(no name)'}: not a usable file name.")
     if target.exists():  # the folder is this upload's own: another of its files has the name
-        raise UploadRejected(f"{original or name}: another file of this upload has the same name; rename one, or "
-                             "upload them apart.")
+        raise UploadRejected(f"{original or name}: another file of this upload has the same name; rename one "
+                             f"({SAME_NAME}).")
     return StagedFile(name, target, folder.parent.parent / name)
 
 

@@ -23,11 +23,26 @@ from ui.uploads import UploadRejected, ingest_uploads, safe_name, stage, upload_
         ("..\\..\\Windows\\evil.md", "evil.md"),
         (".bashrc.md", "bashrc.md"),
         ("rapport été <b>.md", "rapport été _b_.md"),
+        ("budget (2025).md", "budget (2025).md"),  # and "[2025]" is another name: the walkthrough's lost file
+        ("notes [draft], v2+ {old} Q&A=1 @x!~.md", "notes [draft], v2+ {old} Q&A=1 @x!~.md"),
+        ("a#b?c%d*e|f:g\"h'i.md", "a_b_c_d_e_f_g_h_i.md"),
         ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
     ],
 )
 def test_upload_names_become_plain_file_names(sent: str, kept: str) -> None:
     assert safe_name(sent) == kept
+
+
+def test_uploads_apart_whose_names_differ_by_punctuation_are_two_documents(settings, offline_provider, tmp_path):
+    """API walkthrough: "budget (2025).md" and then "budget [2025].md" were both stored as
+    "budget _2025_.md", the second replacing the first's chunks and bytes."""
+    travel = write(tmp_path / "a" / "budget (2025).md", "# Travel\n\nThe travel budget is 4,000 euros.")
+    office = write(tmp_path / "b" / "budget [2025].md", "# Office\n\nThe office budget is 9,000 euros.")
+    for sent in (travel, office):
+        result = ingest_uploads([sent], settings, offline_provider, "corpus")
+        assert result.report is not None and [f.status.value for f in result.report.files] == ["added"]
+    folder = upload_dir(settings, "corpus")
+    assert "4,000" in (folder / "budget (2025).md").read_text() and "9,000" in (folder / "budget [2025].md").read_text()
 
 
 def write(path: Path, text: str) -> Path:
@@ -67,8 +82,8 @@ def test_a_second_file_of_one_name_in_an_upload_is_refused_not_written_over_the_
     second = write(tmp_path / "b" / "notes.md", "# Notes\n\nThe gym opens at 6:00.")
     result = ingest_uploads([first, second], settings, offline_provider, "corpus")
     assert [s.name for s in result.staged] == ["notes.md"]
-    assert result.rejected == ["notes.md: another file of this upload has the same name; rename one, or "
-                               "upload them apart."]
+    assert result.rejected == ["notes.md: another file of this upload has the same name; rename one (uploaded "
+                               "apart, the later would replace the other)."]
     assert "canteen" in (upload_dir(settings, "corpus") / "notes.md").read_text()
 
 

@@ -142,8 +142,8 @@ def test_two_files_one_upload_would_store_under_one_name_are_refused_naming_both
         refused = api.post(f"/v1/collections/{settings.collection}/documents", headers=keys["loader"],
                            files=[("files", ("a/x.md", b"# A")), ("files", ("b/x.md", b"# B"))])
     assert refused.status_code == 422
-    assert refused.json()["message"] == ("a/x.md and b/x.md would both be stored as x.md; rename one, or upload "
-                                         "them apart.")
+    assert refused.json()["message"] == ("a/x.md and b/x.md would both be stored as x.md; rename one (uploaded "
+                                         "apart, the later would replace the other).")
     assert waiting(settings) == [] and list(upload_dir(settings, settings.collection).iterdir()) == []
 
 
