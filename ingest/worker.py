@@ -42,7 +42,7 @@ from rag.uploads import StagedFile, discard
 
 log = logging.getLogger("ingest.worker")
 TIME_LIMIT_MS = 24 * 3600 * 1000  # an ingest of a large folder may take hours; Dramatiq's default is 10 min
-EVERY_FILE_FAILED = "no file could be {done}: `errors` says why for each"  # ingested, or removed
+EVERY_FILE_FAILED = "no file could be {done}: {said} why for each"  # ingested, or removed; which fields say
 OTHER_DATA_DIR = ("a worker with another data dir than the server that queued the job took it, and left it to "
                   "another worker, reading and removing nothing; the operator must give every worker the server's "
                   "GEMRAG_DATA_DIR (its log names it)")
@@ -120,13 +120,15 @@ def _run_job(job_id: str, jobs: Jobs, settings: Settings, embedders: Embedders, 
             raise  # staged files wait for the retry
         discard(staged)
         return
-    failed = bool(report.files) and all(f.status is Status.FAILED for f in report.files)
+    failed = bool(report.files) and all(f.status in (Status.FAILED, Status.SKIPPED) for f in report.files)
     # A client polling the state took a job whose every file failed (an empty upload, a file
     # it cannot read) for a success: it is failed, its files' reasons in `errors`; not retried,
-    # as the same files would fail again.
+    # as the same files would fail again. So is one whose files were all skipped: an image
+    # uploaded with no key to read it was "done", reading nothing, and its reason was dropped.
     done = "removed" if job.kind == "remove" else "ingested"
+    said = "`errors` and `skipped` say" if report.of(Status.SKIPPED) else "`errors` says"
     jobs.update(job_id, state="failed" if failed else "done", current="",
-                message=EVERY_FILE_FAILED.format(done=done) if failed else "", **summary(report))
+                message=EVERY_FILE_FAILED.format(done=done, said=said) if failed else "", **summary(report))
 
 
 def busy_message(collection: str, every_s: float) -> str:
@@ -154,7 +156,9 @@ def summary(report: IngestReport) -> dict[str, object]:
     for outcome in report.files:
         outcomes[outcome.status.value] = outcomes.get(outcome.status.value, 0) + 1
     errors = {f.source: f.reason for f in report.of(Status.FAILED)}
-    return {"outcomes": outcomes, "errors": errors, "files_done": len(report.files), "files_total": len(report.files)}
+    skipped = {f.source: f.reason for f in report.of(Status.SKIPPED)}
+    return {"outcomes": outcomes, "errors": errors, "skipped": skipped, "files_done": len(report.files),
+            "files_total": len(report.files)}
 
 
 def build_worker(settings: Settings, threads: int, jobs: Jobs):  # type: ignore[no-untyped-def]  # dramatiq's Worker is untyped

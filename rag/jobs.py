@@ -137,6 +137,7 @@ class Job:
     current: str = ""
     outcomes: dict[str, int] = field(default_factory=dict)  # files by status: added, unchanged, failed, ...
     errors: dict[str, str] = field(default_factory=dict)  # file → why it failed
+    skipped: dict[str, str] = field(default_factory=dict)  # file → why it was not read (an image with no words)
     message: str = ""  # why it failed or stopped, or that no worker runs it yet (`NO_WORKER`)
     # The data dir of the server that queued it (`data_dir_id`): a worker with another one (its
     # manifest elsewhere, the Chroma server shared) took every stored file the job did not name

@@ -328,6 +328,8 @@ class JobOut(BaseModel):
                                      "takes a minute), else the last one done or embedding.")
     outcomes: dict[str, int]
     errors: dict[str, str]
+    skipped: dict[str, str] = Field(description="Files it did not read, and why: a type ingest does not read (in a "
+                                                "folder), an image with no words to read without a Gemini key.")
     message: str = Field(description="Why it failed or is retried, or what it waits for while queued (another "
                                      "ingest into its collection, or a worker).")
     created_at: float

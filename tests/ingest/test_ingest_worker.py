@@ -267,3 +267,34 @@ def test_a_worker_with_another_data_dir_than_the_server_leaves_its_jobs_alone(jo
     run_job(job.id, jobs, again, Embedders(again))  # the same folder by another path: its job
     done = jobs.get(job.id)
     assert done is not None and done.state == "done"
+
+
+def test_a_job_whose_every_file_is_skipped_fails_and_every_skipped_file_says_why(settings, redis_url,
+                                                                                chroma_server_url, tmp_path):
+    """API walkthrough: an image uploaded with no key was "done", its file counted "skipped",
+    and why dropped: the client saw a success, and nothing was searchable."""
+    from PIL import Image
+
+    from ingest.worker import run_job
+    from rag.jobs import Jobs
+    from rag.providers import Embedders
+
+    offline = settings.model_copy(update={"redis_url": redis_url, "chroma_url": chroma_server_url,
+                                          "collection": f"skipped-{uuid.uuid4().hex[:12]}"})
+    jobs = Jobs(offline)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (200, 100), "white").save(images / "blank.png")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (200, 100), "white").save(mixed / "blank.png")
+    (mixed / "notes.md").write_text("# Notes\n\nThe canteen opens at 11:30.")
+    only, some = (jobs.submit("folder", offline.collection, "tester", paths=[str(f)]) for f in (images, mixed))
+    for job in (only, some):
+        run_job(job.id, jobs, offline, Embedders(offline))
+    refused, done = jobs.get(only.id), jobs.get(some.id)
+    assert refused is not None and (refused.state, refused.outcomes) == ("failed", {"skipped": 1})
+    assert refused.message == "no file could be ingested: `errors` and `skipped` say why for each"
+    assert "GEMINI_API_KEY" in refused.skipped["blank.png"] and refused.errors == {}
+    assert done is not None and (done.state, done.outcomes) == ("done", {"added": 1, "skipped": 1})
+    assert done.skipped == refused.skipped and done.message == ""
