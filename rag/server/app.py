@@ -145,6 +145,8 @@ REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"model": InvalidRequestOut, "description": "invalid request: `fields` names each refused field and why"},
     429: {"model": ErrorOut, "description": "too many requests for this key (key_rate_limit): see Retry-After"},
     503: {"model": ErrorOut, "description": "a store (Chroma, Redis) does not answer: retry later"},
+    500: {"model": ErrorOut, "description": "a fault of the server's (internal_error): its log holds the cause under "
+                                            "the request's X-Request-ID"},
 }
 # ... and every route that reads a body may refuse it as it comes (BodyLimit, the handlers).
 BODY_REFUSED: dict[int | str, dict[str, Any]] = {
@@ -505,6 +507,9 @@ def add_routes(app: FastAPI) -> None:
                                                     "(empty_collection)"},
             429: {"model": ErrorOut, "description": "the key's requests, or a model's rate limit or quota: see "
                                                     "Retry-After"},
+            502: {"model": ErrorOut, "description": "the model API refused the server's Gemini key "
+                                                    "(invalid_key), failed (provider_error) or cut its answer off "
+                                                    "(stream_interrupted)"},
         },
     )
     async def ask(body: AskRequest, request: Request, caller: Asker) -> Response:
