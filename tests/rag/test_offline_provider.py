@@ -620,3 +620,19 @@ def test_minilm_gives_the_vectors_of_the_fully_optimised_onnx_graph(offline_prov
         [-0.0175131615, -0.0326331444, 0.0421063490, 0.0308170132, -0.0050920621, -0.0474732295],
         [0.0970788375, 0.0142892441, -0.0225301273, 0.1605528146, -0.0502485409, 0.0150666041],
     ], atol=1e-5)
+
+
+def test_entries_of_a_reference_that_share_their_wording_are_each_quoted_for_their_own_name(offline_provider):
+    """The csv module's constants differ by a word or two: "quote all non-numeric fields"
+    held every word of "quote all fields", so it replaced the very entry asked about (API
+    walkthrough: "What does csv.QUOTE_ALL do?" quoted every constant but QUOTE_ALL)."""
+    constants = Passage(1, "The csv module defines the following constants:\n\ncsv.QUOTE_ALL\n"
+                           "Instructs writer objects to quote all fields.\n\ncsv.QUOTE_NONNUMERIC\n"
+                           "Instructs writer objects to quote all non-numeric fields.\n\ncsv.QUOTE_NONE\n"
+                           "Instructs writer objects to never quote fields.", "library/csv.html")
+    for question in ("What does csv.QUOTE_ALL do?", "How do I quote all fields when writing CSV?"):
+        assert "csv.QUOTE_ALL Instructs writer objects to quote all fields." in ask_offline(
+            offline_provider, question, constants), question
+    # the same wording under one name is said once, the longer form kept
+    said = Passage(2, "The writer quotes every field. The writer quotes every field it writes to the file.", "a.md")
+    assert ask_offline(offline_provider, "what does the writer quote?", said).count("The writer quotes") == 1
