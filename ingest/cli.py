@@ -20,7 +20,7 @@ from ingest.discover import Filters
 from ingest.display import Every, details, headline, progress_shown, summary, upload_bar
 from ingest.pipeline import LockWait, ingest_paths, may_exist, pending_batch, recorded_embedder
 from ingest.vision import configured_reader
-from rag.commands import Parser, add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, folder_path, run_command
 from rag.errors import ConfigError
 from rag.filetypes import SUPPORTED
 from rag.providers.base import Embedder, Generator
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait", action="store_true",
                         help="if another ingest into the collection is running, wait for it to end, saying so "
                              "every 30 s (default: exit 2)")
-    parser.add_argument("--data-dir", type=Path,
+    parser.add_argument("--data-dir", type=folder_path,
                         help="where the store and manifest live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     parser.add_argument("--backend", choices=["gemrag", "file-search"],
                         help="file-search: also upload the collection's files to its Gemini File Search store, "

@@ -29,7 +29,7 @@ from ingest.report import IngestReport, Progress, Status
 from ingest.spending import ledger_session
 from ingest.uploads import ingest_staged
 from ingest.vision import configured_reader
-from rag.commands import Parser
+from rag.commands import Parser, folder_path
 from rag.errors import GemragError, remote_message
 from rag.jobs import TASK, Jobs, data_dir_id
 from rag.logs import bound
@@ -193,7 +193,7 @@ def worker_settings(settings: Settings) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m ingest.worker", description="Run the API's ingest jobs.")
     parser.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1)")
-    parser.add_argument("--data-dir", type=Path, default=None,
+    parser.add_argument("--data-dir", type=folder_path, default=None,
                         help="the server's data dir (default: settings.data_dir, GEMRAG_DATA_DIR); must be the same")
     args = parser.parse_args(argv)
     try:

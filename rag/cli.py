@@ -16,12 +16,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from logging.handlers import BufferingHandler
-from pathlib import Path
 from typing import TextIO, TypeVar
 
 from rag.answer import MAX_K, MAX_SESSION_ID_CHARS, SESSION_ID, AnswerRecord, AskOptions, Delta, Done, Event
 from rag.chain import Chain
-from rag.commands import Exit, Parser, add_debug_flag, run_command
+from rag.commands import Exit, Parser, add_debug_flag, folder_path, run_command
 from rag.conversations import Conversations
 from rag.errors import GemragError, InvalidRequest
 from rag.kv import StoreUnavailable
@@ -63,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="a multi-turn conversation; follow-ups are understood")
     for sub in (ask, chat):
         sub.add_argument("--collection", help="collection to search (default: settings.collection)")
-        sub.add_argument("--data-dir", type=Path,
+        sub.add_argument("--data-dir", type=folder_path,
                          help="where the collections live (default: GEMRAG_DATA_DIR or ./.gemrag)")
         sub.add_argument("--k", type=_top_k,
                          help=f"passages to send to the model, 1 to {MAX_K} (default: settings.top_k)")

@@ -21,6 +21,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import NoReturn
 
 from rag.errors import GemragError
@@ -46,6 +47,15 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         _say(f"{self.prog}: error: {message}")
         raise SystemExit(int(Exit.REFUSED))
+
+
+def folder_path(text: str) -> Path:
+    """A `--data-dir` (or other folder) as given: `Path("")` is the current folder, so
+    `--data-dir "$UNSET_VARIABLE"` wrote the stores, ledger and manifest into whatever folder
+    the command ran in (CLI walkthrough)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a folder, or leave the option out for the default")
+    return Path(text)
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:

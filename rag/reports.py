@@ -11,14 +11,13 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from rag.catalogue import most_expensive, role_of_name
-from rag.commands import Exit, Parser, add_debug_flag, run_command
+from rag.commands import Exit, Parser, add_debug_flag, folder_path, run_command
 from rag.costs import Ledger, Totals
 from rag.errors import ConfigError
 from rag.server.schemas import totals_out
@@ -110,7 +109,7 @@ def _costs(argv: Sequence[str] | None, settings: Settings | None) -> int:
     )
     parser.add_argument("--session", metavar="ID", help="only this session")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--data-dir", type=Path, help="whose ledger (default: GEMRAG_DATA_DIR or ./.gemrag), as "
+    parser.add_argument("--data-dir", type=folder_path, help="whose ledger (default: GEMRAG_DATA_DIR or ./.gemrag), as "
                                                       "given to `rag ask --data-dir`")
     add_debug_flag(parser)
     args = parser.parse_args(argv)

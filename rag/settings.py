@@ -416,6 +416,16 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_data_dir_is_the_default(cls, value: object) -> object:
+        """`GEMRAG_DATA_DIR=` (a variable set to nothing) means the default, as a blank key
+        means none: read as `Path("")`, it put the stores, ledger and manifest in whatever
+        folder the command ran in (CLI walkthrough)."""
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields["data_dir"].default
+        return value
+
     @field_validator("chroma_token")
     @classmethod
     def _chroma_token_is_printable(cls, value: SecretStr | None) -> SecretStr | None:

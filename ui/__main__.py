@@ -7,9 +7,8 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from rag.commands import Parser, add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, folder_path, run_command
 from rag.server.ports import bind, port_number, url
 from rag.settings import Settings, get_settings
 
@@ -21,7 +20,7 @@ def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Names
     parser.add_argument("--host", default=defaults.host, help=f"interface to listen on (default {defaults.host})")
     parser.add_argument("--port", type=port_number, default=defaults.port, help=f"port (default {defaults.port})")
     parser.add_argument("--collection", default=defaults.collection, help="collection to answer from")
-    parser.add_argument("--data-dir", type=Path, default=defaults.data_dir, help="where stores live")
+    parser.add_argument("--data-dir", type=folder_path, default=defaults.data_dir, help="where stores live")
     parser.add_argument("--backend", choices=["gemrag", "file-search"], default=defaults.backend,
                         help=f"who retrieves: our retrieval, or Gemini File Search over the collection uploaded by "
                              f"python -m ingest --backend file-search (default {defaults.backend})")

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ingest.display import Every, progress_shown
 from ingest.filesearch import upload_collection
 from rag.answer import MAX_K
-from rag.commands import Parser, add_debug_flag, run_command
+from rag.commands import Parser, add_debug_flag, folder_path, run_command
 from rag.eval import feedback, html
 from rag.eval.beir import is_beir_dir, load_beir, materialise
 from rag.eval.checkpoint import FILENAME as CHECKPOINT
@@ -95,7 +95,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                         help=f"cases in flight at once (default: {settings.eval_workers})")
     parser.add_argument("--retrieval-only", action="store_true", help="skip answering and judging")
     parser.add_argument("--fresh", action="store_true", help="ignore the checkpoint of an earlier run")
-    parser.add_argument("--data-dir", type=Path, help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
+    parser.add_argument("--data-dir", type=folder_path,
+                        help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, nor progress lines in a log")
     add_debug_flag(parser)
     return parser

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.commands import Parser
+from rag.commands import Parser, folder_path
 from rag.errors import ConfigError, GemragError
 from rag.feedback import Feedback, FeedbackStore, Place
 from rag.providers.extractive import OFFLINE_NOTE
@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--collection", help="whose ratings (default: the configured collection)")
     parser.add_argument("--out", type=Path, help="write the cases to this file instead of standard output")
-    parser.add_argument("--data-dir", type=Path, help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
+    parser.add_argument("--data-dir", type=folder_path,
+                        help="where stores live (default: GEMRAG_DATA_DIR or ./.gemrag)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))

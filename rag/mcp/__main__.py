@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb loads)
 from rag.chain import Chain
-from rag.commands import Parser
+from rag.commands import Parser, folder_path
 from rag.errors import GemragError
 from rag.mcp.tools import build_server
 from rag.providers import get_generator
@@ -29,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="HTTP: loopback only (default 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=8765, help="HTTP port (default 8765)")
     parser.add_argument("--collection", default=None, help="default collection")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
+    parser.add_argument("--data-dir", type=folder_path, default=None, help="where local stores live")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol on stdio
     if args.http and not is_loopback(args.host):

@@ -9,10 +9,9 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from rag import runtime  # noqa: F401  (telemetry off before chromadb and gradio load)
-from rag.commands import Parser
+from rag.commands import Parser, folder_path
 from rag.errors import GemragError
 from rag.logs import configure as configure_logging
 from rag.server.auth import ROLES, ApiKeys, is_loopback, new_key
@@ -33,7 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default=None, help="interface to listen on (default: settings.host, 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=None, help="port (default: settings.server_port, 8000)")
     parser.add_argument("--collection", default=None, help="default collection to answer from")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where local stores live")
+    parser.add_argument("--data-dir", type=folder_path, default=None, help="where local stores live")
     parser.add_argument("--no-mounts", action="store_true", help="serve the API only, without /ui")
     parser.add_argument("--backend", choices=["gemrag", "file-search"], default=None,
                         help="who retrieves: our retrieval, or Gemini File Search (default: settings.backend)")

@@ -39,6 +39,19 @@ def test_a_data_dir_that_cannot_be_made_is_bad_input_named_in_one_line(capsys, c
         assert len(err.strip().splitlines()) == 1
 
 
+def test_an_empty_data_dir_option_is_refused_before_anything_is_written(capsys, corpus, tmp_path, fake,
+                                                                        monkeypatch):
+    """`--data-dir "$UNSET"` was the current folder: chroma/, the ledger and the manifest
+    were written into it (CLI walkthrough)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with pytest.raises(SystemExit) as refused:
+        main([str(corpus.root), "--data-dir", "", "-q"], embedder=fake)
+    assert refused.value.code == 2 and list(here.iterdir()) == []
+    assert "argument --data-dir: an empty path: name a folder, or leave the option out" in capsys.readouterr().err
+
+
 def test_a_path_that_does_not_exist_is_bad_input_unless_others_do_or_it_is_pruned(capsys, corpus, tmp_path, fake):
     data = tmp_path / "d"
     code, out, err = _run(capsys, [tmp_path / "dcos", "--data-dir", data, "-q"], fake)

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -174,6 +175,16 @@ def test_a_blank_gemini_key_is_no_key_and_the_offline_default(monkeypatch, blank
     monkeypatch.setenv("GEMINI_API_KEY", blank)
     settings = load_settings()
     assert settings.api_key is None and not settings.online
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_data_dir_variable_is_the_default_not_the_current_folder(monkeypatch, blank):
+    """`GEMRAG_DATA_DIR=` was `Path("")`: the stores, ledger and manifest went into whatever
+    folder the command ran in (CLI walkthrough)."""
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("GEMRAG_DATA_DIR", blank)
+    assert load_settings().data_dir == Path(".gemrag") == Settings().data_dir
 
 
 @pytest.mark.parametrize(("content", "said"), [
