@@ -49,6 +49,11 @@ _MARKED_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s|$)")
 _SETEXT = re.compile(r"^\s{0,3}(?:=+|-+)\s*$")
 
 
+def setext_underline(line: str) -> bool:
+    """Whether `line` could underline the line above it as a setext heading ("=====", "---")."""
+    return _SETEXT.match(line) is not None
+
+
 def heading_line(line: str, next_line: str, marked: bool = False, previous: str = "") -> bool:
     """Whether `line` is a heading (Markdown `#`, or a short line without punctuation, as PDF
     extraction leaves them, or such a line after its section number, `_NUMBERED_TITLE`, when
@@ -62,7 +67,7 @@ def heading_line(line: str, next_line: str, marked: bool = False, previous: str 
     ZIP_DEFLATED integers 0 through 9 are accepted" over "(see zlib for more information).")
     is no heading there, and was cut from its sentence (85 such lines in the Python docs)."""
     if marked:
-        return _MARKED_HEADING.match(line) is not None or (bool(line.strip()) and _SETEXT.match(next_line) is not None)
+        return _MARKED_HEADING.match(line) is not None or (bool(line.strip()) and setext_underline(next_line))
     if next_line[:1].islower() or next_line[:1] == "_":
         return False
     if _HEADING_LINE.match(line):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from rag.sentences import heading_line
+from rag.sentences import heading_line, setext_underline
 from rag.text import (
     CELL_BREAK,
     MARK,
@@ -329,8 +329,13 @@ def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[l
         lead, listed = None, []
 
     previous = ""  # the line before ("" after a heading), which a numbered title follows at a sentence's end
+    underline = False  # the line is a setext title's underline ("Introduction" over "====="): no text
     for line, nxt in [*zip(lines, following, strict=True), ("", "")]:
+        if underline:
+            underline = False
+            continue
         title = heading_line(line, nxt, marked, previous)
+        underline = title and marked and setext_underline(nxt)
         previous = "" if title else line
         if line and not title:
             block.append(line)

@@ -406,11 +406,16 @@ def test_a_wrapped_line_of_html_or_markdown_is_no_heading_but_a_pdfs_short_line_
 
     text = ("## ZipFile Objects\n\nThe compresslevel parameter controls the compression level.\n"
             "When using ZIP_DEFLATED integers 0 through 9 are accepted\n(see zlib for more information).\n\n"
-            "Setext Title\n------------\n\nIt has no effect with ZIP_STORED.")
+            "Setext Title\n============\n\nIt has no effect with ZIP_STORED.")
     whole = "When using ZIP_DEFLATED integers 0 through 9 are accepted (see zlib for more information)."
     marked = quotable_units(text, marked=True)
     assert whole in [u.text for u in marked]
     assert marked[-1].heading == "Setext Title"
+    # its underline is no text of the unit after it, which starts in lower case ("============
+    # httplib2 is a comprehensive HTTP client library", CLI walkthrough)
+    [intro] = quotable_units("Introduction\n============\n\nhttplib2 is a comprehensive HTTP client library.\n",
+                             marked=True)
+    assert (intro.heading, intro.text) == ("Introduction", "httplib2 is a comprehensive HTTP client library.")
     assert whole not in [u.text for u in quotable_units(text)]  # a PDF page's text: a short line is a heading
     assert marks_headings("library/zipfile.html") and marks_headings("notes.MD") and not marks_headings("a.pdf")
     reply = ExtractiveAnswerer(shared_minilm()).answer(
