@@ -36,7 +36,8 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
     replaced = False  # a later question named its own subject ("and for Pro?"): older names were replaced
     for before in reversed(asked[-FOLLOW_UPS_BACK:]):
         names = {w for term in key_terms(before) for w in content_words(term)}
-        earlier += [w for w in content_words(before) if w not in _CHAT and not (replaced and w in names)]
+        said = content_words(_LEADING_ASIDE.sub("", before))
+        earlier += [w for w in said if w not in _POLITE and not (replaced and w in names)]
         replaced = replaced or bool(names)
         if not leans_back(before):
             break  # the question that set the topic
@@ -52,7 +53,10 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
 # thing" is the question's own), or ends asking for more ("the difference?"). Not a name
 # that starts with such a word ("OR-Tools", "so-called").
 _ASIDE = r"(?:(?:ok|okay|thanks|thank you|great|cool|right|sure|nice|hmm|yes|no)\b\W*)*"
-_CHAT = frozenset({"ok", "okay", "thanks", "thank", "great", "cool", "right", "sure", "nice", "hmm"})  # asides' words
+# An aside opening a question is no part of its subject, nor is a thanks anywhere; "right" and
+# "great" elsewhere are ("left to right": "and bottom to top?" was searched without "right").
+_LEADING_ASIDE = re.compile(rf"^\W*{_ASIDE}", re.I)
+_POLITE = frozenset({"ok", "okay", "thanks", "thank", "hmm"})
 _GOES_ON = re.compile(
     rf"^{_ASIDE}(?:and|but|also|or|so|what about|how about|what if)(?![-\w])"
     rf"|^{_ASIDE}(?:for|on|in|with|at|under|without|per|via)(?![-\w])(?:\W+[\w.-]+){{0,2}}\W*$"

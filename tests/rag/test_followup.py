@@ -91,6 +91,9 @@ def test_a_follow_up_of_a_follow_up_keeps_the_topic_of_the_question_that_set_it(
         "and for Pro (many requests per minute free tier allow flash)?")
     assert rewrite_follow_up("and for Pro?", chat("What does Gemini Flash cost?", "Thanks!")) == (
         "and for Pro (gemini flash cost)?")
+    # an aside opening a question is dropped, the same word in its subject kept (CLI walkthrough)
+    assert rewrite_follow_up("and bottom to top?", chat("Great, how do I make dot draw from left to right?")) == (
+        "and bottom to top (make dot draw left right)?")
     asked = ["what about 503?", "and 500?", "and for Pro?"]
     assert rewrite_follow_up("does it retry?", chat("What does HTTP 429 mean?", *asked)) == (
         "does it retry (pro 500 503)?")  # three questions back at most
