@@ -433,7 +433,7 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
         lead_in = ""
 
     lines = [*text.splitlines(), ""]
-    for line, role in zip(lines, line_roles(lines), strict=True):
+    for at, (line, role) in enumerate(zip(lines, line_roles(lines), strict=True)):
         # Code is a block of its own, and a fence is no text to quote (a fence line that does
         # not close the open block is a line of its code, as the chunker reads it).
         if role == "open":
@@ -457,10 +457,16 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
             continue
         cells = [_BOLD.sub(r"\1", cell.strip().replace("\\|", "|")) for cell in CELL_BREAK.split(row.group(1))]
         if header is None:
-            header = cells
-            continue
+            if at + 1 < len(lines) and TABLE_RULE.match(lines[at + 1]):
+                header = cells
+                continue
+            # A table whose header row is not in the passage (a chunk starting mid-table): its
+            # first row named the others' cells ("os.path.join(): os.path.samefile()", UI
+            # walkthrough), so its rows are quoted unlabelled, the first one too.
+            header = []
+        names = [*header, *[""] * (len(cells) - len(header))]
         units.append(Quotable(
-            "; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False)),
+            "; ".join(f"{name}: {cell}" if name else cell for name, cell in zip(names, cells, strict=False)),
             heading,
         ))
     if code is not None:  # the passage ends inside a code block

@@ -9,6 +9,21 @@ def test_an_escaped_bar_in_a_table_cell_stays_in_its_cell():
     assert split_units(table) == ["Operation: x | y; Result: bitwise or of x and y"]
 
 
+def test_a_table_row_is_labelled_only_by_a_header_row_over_its_rule():
+    """A passage starting mid-table took its first row for the header: "os.path.join():
+    os.path.samefile(); PurePath.joinpath(): Path.samefile()" paired what the table does not
+    (UI walkthrough). Without its header the rows are quoted as they are, the first one too."""
+    from rag.providers.quotable import split_units
+
+    rows = "| os.path.join() | PurePath.joinpath() |\n| os.path.samefile() | Path.samefile() |\n"
+    assert split_units(rows) == ["os.path.join(); PurePath.joinpath()", "os.path.samefile(); Path.samefile()"]
+    headed = "| os and os.path | pathlib |\n|---|---|\n" + rows
+    assert split_units(headed) == ["os and os.path: os.path.join(); pathlib: PurePath.joinpath()",
+                                   "os and os.path: os.path.samefile(); pathlib: Path.samefile()"]
+    # a row with more cells than the header keeps them all
+    assert split_units("| a | b |\n|---|---|\n| 1 | 2 | 3 |\n") == ["a: 1; b: 2; 3"]
+
+
 def test_markdown_bold_is_quoted_bare_and_python_stars_kept():
     """Stripping a list item's "- **" left "Traffic**: questions per minute" in answers."""
     from rag.providers.quotable import split_units
