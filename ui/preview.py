@@ -144,7 +144,9 @@ def figure_image(settings: Settings, collection: str, chunk: Chunk) -> Path:
 
 
 def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str | None) -> TextPreview:
-    """The Markdown section holding the chunk, or for HTML and plain text the stretch of the
+    """The Markdown or HTML section holding the chunk (an HTML page's text is extracted as
+    Markdown: its headings, code blocks and tables shown as such, where paragraphs showed
+    "## Examples", fences and pipes, UI walkthrough), or for plain text the stretch of the
     extracted text around it (the text ingest chunked, so offsets match), rendered safely with
     `quote`, else the whole passage, marked."""
     path, _ = locate(settings, collection, chunk.source)
@@ -153,7 +155,7 @@ def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str |
         text, offset = _section_of(load(path.read_bytes(), kind), chunk)
     except LoadError as exc:
         raise SourceUnavailable(f"{chunk.source} cannot be read now: {exc}") from exc
-    if kind == "markdown":
+    if kind in ("markdown", "html"):
         rendered = safe.markdown(_mark(text, chunk.text, quote, chunk.start - offset))
     else:
         start = max(0, chunk.start - offset - TEXT_WINDOW // 2)

@@ -213,12 +213,17 @@ def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_
         "<html><head><title>Garage</title><script>window.__pwned = 1</script></head><body>"
         "<h1>Garage</h1><p>Intro text about the building and its many floors.</p>"
         "<p>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</p>"
+        "<p>Book a space with:</p><pre>garage book --day monday\ngarage list</pre>"
         "<img src='http://127.0.0.1:9/leak'></body></html>"
     )
     image, viewer = open_first_source(folder, tmp_path, "When does the visitor garage open?")
     assert not image["visible"] and "garage.html" in viewer
-    assert "<mark>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</mark>" in viewer
+    assert re.search(r"<p><mark>[^<]+</mark></p>", viewer)  # the quote cited, in its paragraph
     assert "<script" not in viewer and "<img" not in viewer and "__pwned" not in viewer
+    # its extracted Markdown is rendered: a heading, a code block on its lines (UI walkthrough:
+    # "## Examples", fences and code run onto one line)
+    assert "<h1>Garage</h1>" in viewer and "<pre><code>garage book --day monday\ngarage list" in viewer
+    assert "```" not in viewer and "# Garage" not in viewer
 
 
 def test_a_slide_opens_as_that_slide_s_text(tmp_path: Path) -> None:
