@@ -483,9 +483,11 @@ class ExtractiveAnswerer:
         `min_support` as well was measured and lost answers on every set
         (EVALUATION.md). A budget in characters, not a count of sentences: three long PDF
         sentences say as much as six short ones. A value the question asks for by name
-        (`asked`) that no unit kept states is taken from the best unit of a quoted passage
-        about the question's subject (numbered in `subject`) that states it at `min_support`
-        or above: "The default value is 256." after the sentence that names the limit."""
+        (`asked`) that no unit kept states is taken from the best unit of a passage about the
+        question's subject (numbered in `subject`) that states it at `min_support` or above:
+        "The default value is 256." after the sentence that names the limit; "Dialect.quoting
+        ... defaults to QUOTE_MINIMAL." from a passage none of whose units was quoted (CLI
+        walkthrough: the reply was refused), which on the development sets changed no reply."""
         if not scored or max(s.score for s in scored) < self.min_support:
             return []
         floor = max(self.min_support, scored[0].ranking * self.relative_floor)
@@ -512,10 +514,9 @@ class ExtractiveAnswerer:
                 s = replace(s, unit=replace(s.unit, then="", reach=0))  # what follows is quoted already: it alone
             kept.append(s)
             length += len(s.sentence)
-        quoted = {k.passage.n for k in kept} & subject
         for value in asked:
             if not value.stated_by(k.quoted for k in kept if k.passage.n in subject):
-                kept += [s for s in scored if s.passage.n in quoted and s.score >= self.min_support
+                kept += [s for s in scored if s.passage.n in subject and s.score >= self.min_support
                          and value.stated_by([s.quoted])][:1]
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
