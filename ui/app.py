@@ -151,8 +151,11 @@ def build_app(settings: Settings, backend: Backend, caller_of: CallerOf | None =
         sources.select(handlers.act, [state], [*panel, *form], show_progress_on=[viewer])
         save.click(handlers.save_feedback, [state, comment, right_source], [feedback_status])
         new_chat.click(handlers.new_chat, [state], [chat, *panel, feedback], show_progress_on=[chat])
-        upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat])
-        picked.picked(handlers.picked, None, [upload_status], concurrency_limit=None, show_progress="hidden")
+        # Its progress shows on the status alone: on every output, it greyed the conversation,
+        # answers asked meanwhile too, for the whole ingest (UI walkthrough).
+        upload.upload(handlers.upload, [upload, collection, state], [upload_status, corpus, collection, upload, chat],
+                      show_progress_on=[upload_status])
+        picked.picked(handlers.picked, [state], [upload_status], concurrency_limit=None, show_progress="hidden")
         refresh.click(handlers.refresh, [state], [corpus, collection, chat])
         collection.change(handlers.choose_collection, [collection, state], [chat])
         demo.load(handlers.load, [state], [chat, totals, corpus, collection])

@@ -334,12 +334,12 @@ class Handlers:
     def upload_types() -> list[str]:
         return sorted(SUPPORTED)
 
-    def picked(self, evt: gr.EventData) -> str:
+    def picked(self, state: SessionState, evt: gr.EventData) -> str:
         """Files just chosen or dropped into the upload box, named and sized by ui/upload.js
         before Gradio sends them. Gradio refuses a type or size it does not take with a toast
         alone, so the status kept the last upload's result and a refused file looked uploaded.
         Output: the upload status, naming each refused file and why; else empty until the
-        upload's own summary comes."""
+        upload's own summary comes, which names them again (`SessionState.refused_uploads`)."""
         files = getattr(evt, "files", None) or []
         refused: list[str] = []
         for file in files:
@@ -347,6 +347,7 @@ class Handlers:
                 check(str(file.get("name", "")), int(file.get("size", 0)), self.settings)
             except UploadRejected as exc:
                 refused.append(str(exc))
+        state.refused_uploads = refused
         return render.upload_summary(UploadResult(rejected=refused)) if refused else ""
 
     def _caller(self, name: str) -> Caller | None:
@@ -373,10 +374,16 @@ class Handlers:
         chat, whose first screen counts the documents just added. A logged-in user whose key
         may only ask is refused, as the API refuses that key's uploads."""
         def report(p: Progress) -> None:
-            progress((p.files_done, p.files_total), desc=f"Ingesting {p.at_work}".strip())
+            # By chunks once some are known: one large PDF read "0/1 steps" for its whole ingest
+            # (UI walkthrough); the files done are named beside them.
+            done, total, unit = ((p.chunks_done, p.chunks_total, "chunks") if p.chunks_total
+                                 else (p.files_done, p.files_total, "files"))
+            files = f" (file {min(p.files_done + 1, p.files_total)} of {p.files_total})" if p.chunks_total else ""
+            progress((done, total), desc=f"Ingesting {p.at_work}{files}".strip(), unit=unit)
 
         def waiting(seconds: float) -> None:
-            progress(None, desc=f"Waiting for another ingest into {collection} to finish ({seconds:.0f} s)")
+            # A fraction, not None: Gradio shows no description beside an unknown progress.
+            progress(0.0, desc=f"Waiting for another ingest into {collection} to finish ({seconds:.0f} s)")
 
         collection = collection or self.settings.collection
         refused = self._may_not_ingest(request, collection)
@@ -388,6 +395,7 @@ class Handlers:
             result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report,
                                     generator=self.backend.generator, account=_username(request),
                                     wait=LockWait(UPLOAD_WAIT_S, waiting))
+            result.rejected[:0], state.refused_uploads = state.refused_uploads, []
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"

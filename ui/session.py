@@ -90,6 +90,9 @@ class SessionState:
     rating: int | None = None  # the turn whose rating the feedback form completes
     collection: str = ""  # the one chosen in the Settings tab; "" until then: the server's
     user: str = ""  # the logged-in key's name, when the app is mounted with API keys (`bind_to_user`)
+    # Files the upload box refused as they were picked (`Handlers.picked`): Gradio never sends
+    # them, so the upload's own summary names them again, or it dropped them from the list.
+    refused_uploads: list[str] = field(default_factory=list)
 
     @property
     def shown(self) -> list[Turn]:

@@ -297,15 +297,26 @@ def test_the_first_screen_counts_the_documents_an_upload_added(tmp_path: Path) -
 def test_files_gradio_refuses_in_the_browser_are_named_in_the_upload_status(
     handlers: Handlers, ui_settings: Settings
 ) -> None:
-    """Gradio refuses them with a toast alone, so the status kept the last upload's result."""
+    """Gradio refuses them with a toast alone, so the status kept the last upload's result;
+    and the summary of the upload of the others, which replaces that status, named them no
+    more (UI walkthrough)."""
+    state = SessionState()
+
     def picked(*files: tuple[str, int]) -> str:  # what ui/upload.js sends for the files chosen
-        return handlers.picked(gr.EventData(None, {"files": [{"name": n, "size": s} for n, s in files]}))
+        return handlers.picked(state, gr.EventData(None, {"files": [{"name": n, "size": s} for n, s in files]}))
 
     status = picked(("canteen.md", 80), ("virus.exe", 80), ("scan.pdf", ui_settings.max_upload_bytes + 1))
     assert "❌ virus.exe: file type .exe is not supported" in status
     assert f"❌ scan.pdf: {ui_settings.max_upload_bytes + 1:,} bytes is over the upload limit" in status
     assert "canteen.md" not in status  # uploaded: its summary follows
+    canteen = ui_settings.data_dir.parent / "browser" / "canteen.md"
+    canteen.parent.mkdir()
+    canteen.write_text("# Canteen\n\nThe canteen serves lunch from 11:30 to 14:00.\n")
+    summary = handlers.upload([str(canteen)], "corpus", state, progress=lambda *a, **k: None)[0]  # type: ignore[arg-type]
+    assert "canteen.md" in summary and "❌ virus.exe: file type .exe" in summary and "❌ scan.pdf" in summary
     assert picked(("canteen.md", 80)) == ""  # nothing refused: the last upload's status goes
+    again = handlers.upload([str(canteen)], "corpus", state, progress=lambda *a, **k: None)[0]  # type: ignore[arg-type]
+    assert "virus.exe" not in again  # named once, with the upload it was picked with
 
 
 def test_each_chip_opens_its_source_at_the_sentence_it_stands_after(handlers: Handlers) -> None:

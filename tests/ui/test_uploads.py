@@ -197,11 +197,11 @@ def test_an_upload_while_another_ingest_holds_the_collection_waits_for_it_saying
     from ui.session import SessionState
 
     handlers = Handlers(settings, Backend.build(settings, offline_provider))
-    said: list[str] = []
+    said: list[tuple[object, str, str]] = []
     waiting = threading.Event()
 
-    def progress(done: object, desc: str = "") -> None:
-        said.append(desc)
+    def progress(done: object, desc: str = "", unit: str = "steps") -> None:
+        said.append((done, desc, unit))
         if desc.startswith("Waiting for another ingest into corpus"):
             waiting.set()
 
@@ -215,4 +215,9 @@ def test_an_upload_while_another_ingest_holds_the_collection_waits_for_it_saying
     run.join(30)
     summary = str(outputs[0][0])
     assert "canteen.md" in summary and "❌" not in summary
+    # Gradio shows no description beside a progress of None: the wait said nothing (UI walkthrough)
+    assert all(done is not None for done, desc, _ in said if desc.startswith("Waiting"))
+    # counted in chunks once some are known, one large file read "0/1" to its end (UI walkthrough)
+    chunks = [(done, desc) for done, desc, unit in said if unit == "chunks"]
+    assert chunks and chunks[-1] == ((1, 1), "Ingesting canteen.md (file 1 of 1)")
     assert (upload_dir(settings, "corpus") / "canteen.md").read_text() == "# Canteen\n\nLunch from 11:30."
