@@ -18,9 +18,11 @@ from itertools import count, repeat
 from ingest.report import Status
 from rag.answer import AnswerRecord, Citation, Route, SentenceCheck
 from rag.costs import dollars
+from rag.errors import ConfigError
 from rag.filetypes import marks_headings
 from rag.providers.extractive import OFFLINE_NOTE
 from rag.providers.quotable import section
+from rag.store import check_collection_name
 from rag.text import CITATION, counted, unfenced
 from rag.types import place
 from ui import safe
@@ -298,15 +300,26 @@ def _rate_button(index: int, turn: Turn, rating: str, label: str) -> str:
 # --- the first screen ---
 
 
+def _unknown_collection(name: str) -> str:
+    """What the first screen says of a collection typed in the Settings tab that holds
+    nothing: a name no collection may have is refused here, where "holds no documents yet:
+    add some" sent a user to upload into "Team Docs" and to be refused only when asking
+    (UI walkthrough)."""
+    try:
+        check_collection_name(name)
+    except ConfigError as refused:
+        return f"{text(str(refused))} Choose another collection in Settings."
+    return (f"Questions go to collection <b>{text(name)}</b>, which holds no documents yet: add some in the "
+            "Documents tab, or choose another collection in Settings.")
+
+
 def welcome_html(welcome: Welcome) -> str:
     cards = "".join(_collection_card(c, c.name == welcome.collection) for c in welcome.collections)
     if not cards:
         cards = ("<p>Nothing is ingested yet: add documents in the Documents tab, or run "
                  "<code>python -m ingest PATH</code>.</p>")
     elif all(c.name != welcome.collection for c in welcome.collections):  # typed in the Settings tab
-        cards = (f"<p class='note'>Questions go to collection <b>{text(welcome.collection)}</b>, which holds no "
-                 "documents yet: add some in the Documents tab, or choose another collection in Settings.</p>"
-                 + cards)
+        cards = f"<p class='note'>{_unknown_collection(welcome.collection)}</p>" + cards
     asks = "".join(
         f"<li><button type='button' class='suggest' data-act='ask' data-q='{text(q)}'>{text(q)}</button></li>"
         for q in welcome.suggestions

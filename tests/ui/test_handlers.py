@@ -359,6 +359,9 @@ def test_the_first_screen_follows_the_collection_chosen_in_settings(tmp_path: Pa
     assert "“Lunch”" in chat and "“Garage”" not in chat  # the suggested questions are the canteen's
     assert "<b>corpus</b><span class='badge'>" in handlers.chat(other)  # another tab keeps its own
     assert "which holds no documents yet" in handlers.choose_collection("new-one", state)
+    # a name no collection may have is refused on the first screen, not when asking (UI walkthrough)
+    refused = handlers.choose_collection("Team Docs", state)
+    assert "Collection name &#x27;Team Docs&#x27; is not allowed" in refused and "no documents yet" not in refused
 
 
 def test_a_source_that_cannot_be_opened_says_why_in_the_viewer(
