@@ -111,7 +111,8 @@ def progress_lines(console: Console, every: Every | None = None) -> Iterator[Pro
     stopped = threading.Event()
 
     def line(event: IngestProgress) -> None:
-        if (elapsed := every.due()) is None:
+        # A run with nothing to read says nothing ("progress 0 s: 0 of 0 files" on each re-run).
+        if not (event.files_total or event.batch_total) or (elapsed := every.due()) is None:
             return
         batch = (f", batch jobs {event.batch_done:,} of {event.batch_total:,} chunks ({event.batch_state})"
                  if event.batch_total else "")

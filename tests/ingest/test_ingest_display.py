@@ -75,6 +75,7 @@ def test_in_a_log_a_progress_line_comes_at_the_start_and_then_every_thirty_secon
     first ingest on a busy machine."""
     log, clock = io.StringIO(), ManualClock()
     with progress_lines(Console(file=log, width=200), Every(30, clock)) as show:
+        show(Progress(0, 0, 0, 0))  # nothing to read (an unchanged re-run): no line, not "0 of 0 files"
         show(Progress(0, 32, 0, 0, current="a.html"))
         clock.advance(10)
         show(Progress(3, 32, 200, 410))  # too soon: no line
