@@ -82,8 +82,8 @@ def nothing_to_resume(collection: str) -> GemragError:
 def embedding_jobs(embedder: Embedder) -> EmbeddingJobs:
     if not isinstance(embedder, BatchEmbedder):
         raise ConfigError(
-            f"--batch embeds through Gemini's Batch API, but this collection is embedded by {embedder.embedding_id}: "
-            "set GEMINI_API_KEY (a collection built offline needs --rebuild to switch)."
+            f"--batch and --resume embed through Gemini's Batch API, but this collection is embedded by "
+            f"{embedder.embedding_id}: set GEMINI_API_KEY (a collection built offline needs --rebuild to switch)."
         )
     return embedder.embedding_jobs()
 

@@ -234,8 +234,11 @@ def test_cli_batch_without_a_key_is_refused_in_one_line(capsys, corpus, tmp_path
     code = main([str(corpus.root), "--batch", "--data-dir", str(tmp_path / "d")])
     out, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and out == ""
-    assert "--batch embeds through Gemini's Batch API" in err and "set GEMINI_API_KEY" in err
+    assert "--batch and --resume embed through Gemini's Batch API" in err and "set GEMINI_API_KEY" in err
     assert not (tmp_path / "d" / MANIFEST).exists()  # refused before anything was written
+    # PATH --resume, offline, is the same refusal, naming the option it was given (CLI walkthrough)
+    code = main([str(corpus.root), "--resume", "--data-dir", str(tmp_path / "d")])
+    assert code == 2 and "--batch and --resume embed" in capsys.readouterr().err
 
 
 def test_a_plain_run_refuses_while_a_job_is_pending(capsys, monkeypatch, corpus, batch_settings, fake_gemini):
