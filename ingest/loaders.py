@@ -881,7 +881,9 @@ def _whole_text(tag: Tag, rows: bool) -> str | None:
         return f"\n\n{_MARK}{'#' * int(tag.name[1])} {tag.get_text(' ', strip=True)}\n\n"
     if tag.name == "tr" and rows:
         cells = tag.find_all(("td", "th"), recursive=False)
-        return f"\n{table_row(_page_text(cell, ' ', rows=False) for cell in cells)}\n"
+        row = table_row(_page_text(cell, " ", rows=False) for cell in cells)
+        header = bool(cells) and all(cell.name == "th" for cell in cells)  # its rule marks it so (`table_row`)
+        return f"\n{row}\n{table_rule(len(cells))}\n" if header else f"\n{row}\n"
     return None
 
 
@@ -890,9 +892,23 @@ _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 def table_row(cells: Iterable[str]) -> str:
     """A row of an HTML, Word or PowerPoint table as a Markdown table row, the form the
-    offline answerer reads as a table (each cell labelled with its column's header): cells on
-    one line, and a "|" in a cell ("x | y") escaped, so it makes no column."""
+    offline answerer reads as a table: cells on one line, and a "|" in a cell ("x | y")
+    escaped, so it makes no column. A header row is followed by its rule (`table_rule`): an
+    HTML row of <th> cells, a Word or PowerPoint table's first row. The answerer labels each
+    cell with its column's header only under a rule, so a table without one (the Python
+    docs' "pstdev() | Population standard deviation of data." summaries, a passage starting
+    mid-table) is not read as pairs of its first row's cells with the others'."""
     return "| " + " | ".join(" ".join(cell.split()).replace("|", "\\|") for cell in cells) + " |"
+
+
+def table_rule(columns: int) -> str:
+    return "|" + " --- |" * max(1, columns)
+
+
+def headed_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Word or PowerPoint table's lines: its first row is its header, as those tables lay out."""
+    lines = [table_row(cells) for cells in rows]
+    return [*lines[:1], table_rule(len(rows[0])), *lines[1:]] if rows else []
 
 
 def _titled(sections: list[Section], title: str) -> list[Section]:
@@ -1076,7 +1092,7 @@ def load_docx(data: bytes) -> list[Section]:
         blocks: list[str] = []
         for block in document.iter_inner_content():
             if isinstance(block, Table):
-                blocks.append("\n".join(table_row(c.text for c in row.cells) for row in block.rows))
+                blocks.append("\n".join(headed_table([[c.text for c in row.cells] for row in block.rows])))
                 continue
             style = block.style.name if block.style is not None else ""
             level = _heading_level(style)
@@ -1163,8 +1179,7 @@ def _shape_texts(shape: BaseShape, title: BaseShape | None) -> Iterator[str]:
         for inner in shape.shapes:
             yield from _shape_texts(inner, title)
     elif isinstance(shape, GraphicFrame) and shape.has_table:
-        for row in shape.table.rows:
-            yield table_row(c.text for c in row.cells)
+        yield from headed_table([[c.text for c in row.cells] for row in shape.table.rows])
     elif isinstance(shape, Shape) and shape.text_frame.text.strip():
         if title is not None and shape.shape_id == title.shape_id:
             yield " ".join(shape.text_frame.text.split())

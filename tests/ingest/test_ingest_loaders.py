@@ -184,6 +184,23 @@ def test_a_page_whose_text_does_not_line_up_with_pdfiums_characters_keeps_its_le
     assert _tex_brackets(page.get_textpage(), text + "!") == text + "!"
 
 
+def test_an_html_tables_header_is_its_row_of_th_cells_and_a_table_without_one_has_none():
+    """The Python docs' summary tables have no header row: "pstdev() | Population standard
+    deviation of data." was read as the header of "stdev() | Sample ...", and a reply quoted
+    "pstdev(): stdev(); Population standard deviation of data.: Sample standard deviation of
+    data." (a development set's py61)."""
+    from rag.providers.quotable import split_units
+
+    page = (b"<html><body><h1>statistics</h1><p>Measures of spread of the data below.</p><table>"
+            b"<tr><td>pstdev()</td><td>Population standard deviation of data.</td></tr>"
+            b"<tr><td>stdev()</td><td>Sample standard deviation of data.</td></tr></table>"
+            b"<p>Conversions made by the decoder.</p><table><tr><th>JSON</th><th>Python</th></tr>"
+            b"<tr><td>object</td><td>dict</td></tr></table></body></html>")
+    units = split_units(" ".join(section.text for section in load(page, "html")))
+    assert "pstdev(); Population standard deviation of data." in units
+    assert "stdev(); Sample standard deviation of data." in units and "JSON: object; Python: dict" in units
+
+
 def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
     """A manual typeset with hyphenation breaks words at line ends: stored as "con-" and
     "figuration", a search for "configuration" never met it, nor did a quote hold it."""
@@ -251,7 +268,8 @@ def test_html_indexes_the_main_part_with_code_as_laid_out_and_sentences_whole():
     assert "Use copy.copy(x) for a shallow copy." in text
     assert "```\n# make a copy\nb = copy(a)\n```" in text
     assert "copy.deepcopy(x)\n" in text and "¶" not in text
-    assert "| Type | Copied |\n| file | never |\n| set a \\| b | shallow |" in text  # a "|" in a cell, escaped
+    # a "|" in a cell escaped; a row of <th> cells over its rule
+    assert "| Type | Copied |\n| --- | --- |\n| file | never |\n| set a \\| b | shallow |" in text
     assert "\\# 1 is no heading either." in text
     assert not any(word in text for word in ("Table of Contents", "Previous topic", "index", "the authors", "comment"))
 

@@ -117,7 +117,7 @@ def test_a_slides_tables_and_grouped_text_boxes_are_read():
     saved = BytesIO()
     deck.save(saved)
     [section] = load_pptx(saved.getvalue())
-    assert "| Region | Growth |\n| Berlin | 12% |" in section.text and "Grouped note" in section.text
+    assert "| Region | Growth |\n| --- | --- |\n| Berlin | 12% |" in section.text and "Grouped note" in section.text
     # Rows without the outer bars were quoted as one run-on line: "Region | Growth Berlin | 12%".
     assert "Region: Berlin; Growth: 12%" in [u.text for u in quotable_units(section.text)]
 
