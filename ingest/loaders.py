@@ -67,6 +67,7 @@ _TEX_SYMBOL_FONT = re.compile(r"(?i)(?:^|\+)(?:cmsy\d|lmmathsymbols)")
 _PLACEHOLDER_OPENING = re.compile(r"(?<![A-Za-z])h(?=\S)")
 _PLACEHOLDER_CHARS = 60  # between the brackets, at most
 _PLACEHOLDER_ENDS = 3  # an "i" ending a word after the opening, looked at in its font at most (a hostile page)
+_MAX_SPAN = 50  # columns one HTML cell may span (a hostile colspan=100000 is no 100,000 cells)
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
 # search of the page's text; the rest still carry their path on to the next pages).
@@ -881,10 +882,40 @@ def _whole_text(tag: Tag, rows: bool) -> str | None:
         return f"\n\n{_MARK}{'#' * int(tag.name[1])} {tag.get_text(' ', strip=True)}\n\n"
     if tag.name == "tr" and rows:
         cells = tag.find_all(("td", "th"), recursive=False)
-        row = table_row(_page_text(cell, " ", rows=False) for cell in cells)
-        header = bool(cells) and all(cell.name == "th" for cell in cells)  # its rule marks it so (`table_row`)
-        return f"\n{row}\n{table_rule(len(cells))}\n" if header else f"\n{row}\n"
+        texts = [text for cell in cells for text in _spanned(cell, _page_text(cell, " ", rows=False))]
+        row = table_row(texts)
+        return f"\n{row}\n{table_rule(len(texts))}\n" if _header_row(tag) else f"\n{row}\n"
     return None
+
+
+def _spanned(cell: Tag, text: str) -> list[str]:
+    """A cell as the columns it spans: a header's name over each (a <th colspan=2> "Name"
+    labelled one cell of two, and every cell after it with the wrong name), a data cell's text
+    in its first and empty ones after it."""
+    given = str(cell.get("colspan", ""))
+    span = int(given) if given.isdigit() else 1
+    return [text] + [text if cell.name == "th" else ""] * (min(span, _MAX_SPAN) - 1)
+
+
+def _header_row(tr: Tag) -> bool:
+    """Whether a table row is its table's header, which its rule marks (`table_row`): the
+    last of the rows of <th> cells the table starts with. A second header row or a <th> row
+    further down (a section's title) gets none: a rule after each made one a row of "---"
+    and the answerer labelled the rows under it with a section title's cells (review)."""
+    if not _all_th(tr):
+        return False
+    table = tr.find_parent("table")
+
+    def rows(step: Callable[[Tag], Tag | None]) -> Iterator[Tag]:  # this table's rows, one way from `tr`
+        row = step(tr)
+        while row is not None:
+            if row.find_parent("table") is table:
+                yield row
+            row = step(row)
+
+    following = next(rows(lambda row: row.find_next("tr")), None)
+    return (following is None or not _all_th(following)) and all(
+        _all_th(row) for row in rows(lambda row: row.find_previous("tr")))
 
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -899,6 +930,11 @@ def table_row(cells: Iterable[str]) -> str:
     docs' "pstdev() | Population standard deviation of data." summaries, a passage starting
     mid-table) is not read as pairs of its first row's cells with the others'."""
     return "| " + " | ".join(" ".join(cell.split()).replace("|", "\\|") for cell in cells) + " |"
+
+
+def _all_th(tr: Tag) -> bool:
+    cells = tr.find_all(("td", "th"), recursive=False)
+    return bool(cells) and all(cell.name == "th" for cell in cells)
 
 
 def table_rule(columns: int) -> str:

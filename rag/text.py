@@ -141,7 +141,9 @@ def between(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
 # A Markdown table's row (its cells in group 1), its delimiter row ("|---|:-:|"), and the
 # pipe between two cells: a "|" escaped as "\|" is inside its cell.
 TABLE_ROW = re.compile(r"^\s*\|(.+)\|\s*$")
-TABLE_RULE = re.compile(r"^\s*\|[\s:|-]+\|\s*$")
+# A table's rule: a dash or more in each cell ("| --- | :-: |"), so a row of empty cells (an
+# HTML table's spacer row) is no rule, nor does it make the row above a header.
+TABLE_RULE = re.compile(r"^\s*\|(?:\s*:?-+:?\s*\|)+\s*$")
 CELL_BREAK = re.compile(r"(?<!\\)\|")
 # English function words, plus the words of a request that say nothing about its subject
 # ("tell", "explain", "document"): a question is matched on what it asks about.

@@ -156,7 +156,8 @@ def text_section(settings: Settings, collection: str, chunk: Chunk, quote: str |
     except LoadError as exc:
         raise SourceUnavailable(f"{chunk.source} cannot be read now: {exc}") from exc
     if kind in ("markdown", "html"):
-        rendered = safe.markdown(_mark(text, chunk.text, quote, chunk.start - offset))
+        render = safe.markdown if kind == "markdown" else safe.block_markdown  # a page's prose, as written
+        rendered = render(_mark(text, chunk.text, quote, chunk.start - offset))
     else:
         start = max(0, chunk.start - offset - TEXT_WINDOW // 2)
         body = text[start : chunk.end - offset + TEXT_WINDOW // 2]

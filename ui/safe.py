@@ -58,6 +58,18 @@ def markdown(source: str) -> str:
     return sanitise(_MARKDOWN.render(source))
 
 
+# An HTML page's extracted text: its headings, code blocks, lists and tables are written as
+# Markdown (ingest.loaders), its prose is the page's own words: "__init__" and "a*b*c" are no
+# emphasis, and "[the docs](https://...)" in a page's text is no link hiding its address.
+_BLOCKS = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").disable(
+    ["emphasis", "link", "image", "autolink"])
+
+
+def block_markdown(source: str) -> str:
+    """Markdown's blocks rendered to sanitised HTML, its text inline as written."""
+    return sanitise(_BLOCKS.render(source))
+
+
 def sanitise(fragment: str) -> str:
     """Allow-listed tags only, no attributes but a link's href; links open safely."""
     return nh3.clean(

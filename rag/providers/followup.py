@@ -52,7 +52,7 @@ def rewrite_follow_up(question: str, history: Sequence[Message]) -> str:
 # other option", "does the same thing work", "which one"; further on, "exactly the same
 # thing" is the question's own), or ends asking for more ("the difference?"). Not a name
 # that starts with such a word ("OR-Tools", "so-called").
-_ASIDE = r"(?:(?:ok|okay|thanks|thank you|great|cool|right|sure|nice|hmm|yes|no)\b\W*)*"
+_ASIDE = r"(?:(?:ok|okay|thanks|thank you|great|cool|right|sure|nice|hmm|yes|no)\b(?!-\w)\W*)*"  # not "Right-to-left"
 # An aside opening a question is no part of its subject, nor is a thanks anywhere; "right" and
 # "great" elsewhere are ("left to right": "and bottom to top?" was searched without "right").
 _LEADING_ASIDE = re.compile(rf"^\W*{_ASIDE}", re.I)

@@ -456,6 +456,8 @@ def quotable_units(text: str, marked: bool = False) -> list[Quotable]:
         if TABLE_RULE.match(line):
             continue
         cells = [_BOLD.sub(r"\1", cell.strip().replace("\\|", "|")) for cell in CELL_BREAK.split(row.group(1))]
+        if not any(cells):
+            continue  # a spacer row: nothing to quote, and no header for the rows after it
         if header is None:
             if at + 1 < len(lines) and TABLE_RULE.match(lines[at + 1]):
                 header = cells

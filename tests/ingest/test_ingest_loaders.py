@@ -201,6 +201,29 @@ def test_an_html_tables_header_is_its_row_of_th_cells_and_a_table_without_one_ha
     assert "stdev(); Sample standard deviation of data." in units and "JSON: object; Python: dict" in units
 
 
+@pytest.mark.parametrize(("table", "units"), [
+    # a header spanning two columns names both (it named one, and the cell after it the wrong name)
+    ("<tr><th colspan=2>Name</th><th>Value</th></tr><tr><td>a</td><td>b</td><td>c</td></tr>",
+     ["Name: a; Name: b; Value: c"]),
+    # a second row of <th> cells: one rule, under the last (a rule after each made a row of "---")
+    ("<tr><th>Op</th><th>Result</th></tr><tr><th>int</th><th>float</th></tr><tr><td>x+y</td><td>sum</td></tr>",
+     ["Op; Result", "int; float", "x+y; sum"]),
+    # a <th> row further down is no second header
+    ("<thead><tr><th>Op</th><th>Result</th></tr></thead><tbody><tr><td>x+y</td><td>sum</td></tr>"
+     "<tr><th>Bitwise</th><th>ops</th></tr><tr><td>x^y</td><td>xor</td></tr></tbody>",
+     ["Op: x+y; Result: sum", "Op: Bitwise; Result: ops", "Op: x^y; Result: xor"]),
+    # a spacer row of empty cells is no rule, and nothing to quote
+    ("<tr><td>pstdev()</td><td>Population</td></tr><tr><td></td><td></td></tr><tr><td>stdev()</td><td>Sample</td></tr>",
+     ["pstdev(); Population", "stdev(); Sample"]),
+])
+def test_an_html_tables_spans_extra_header_rows_and_spacer_rows_label_no_cell_wrongly(table, units):
+    """The review's repros: each labelled cells with another column's or a section's name."""
+    from rag.providers.quotable import split_units
+
+    page = f"<html><body><p>The table below lists them.</p><table>{table}</table></body></html>".encode()
+    assert split_units(" ".join(section.text for section in load(page, "html")))[1:] == units
+
+
 def test_a_pdf_word_hyphenated_at_a_line_end_is_indexed_and_quoted_whole():
     """A manual typeset with hyphenation breaks words at line ends: stored as "con-" and
     "figuration", a search for "configuration" never met it, nor did a quote hold it."""

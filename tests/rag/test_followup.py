@@ -94,6 +94,9 @@ def test_a_follow_up_of_a_follow_up_keeps_the_topic_of_the_question_that_set_it(
     # an aside opening a question is dropped, the same word in its subject kept (CLI walkthrough)
     assert rewrite_follow_up("and bottom to top?", chat("Great, how do I make dot draw from left to right?")) == (
         "and bottom to top (make dot draw left right)?")
+    # ... but a word it starts with is no aside ("Right-to-left", "No-SQL": review)
+    assert rewrite_follow_up("and in Qt?", chat("Right-to-left layout in GTK: how?")) == (
+        "and in Qt (right-to-left layout gtk)?")
     asked = ["what about 503?", "and 500?", "and for Pro?"]
     assert rewrite_follow_up("does it retry?", chat("What does HTTP 429 mean?", *asked)) == (
         "does it retry (pro 500 503)?")  # three questions back at most

@@ -20,6 +20,9 @@ def test_a_table_row_is_labelled_only_by_a_header_row_over_its_rule():
     headed = "| os and os.path | pathlib |\n|---|---|\n" + rows
     assert split_units(headed) == ["os and os.path: os.path.join(); pathlib: PurePath.joinpath()",
                                    "os and os.path: os.path.samefile(); pathlib: Path.samefile()"]
+    # a rule has a dash in each cell: a row of empty cells is none, nor quoted (review)
+    assert split_units("| os.path.join() | PurePath.joinpath() |\n|  |  |\n| a() | b() |\n") == [
+        "os.path.join(); PurePath.joinpath()", "a(); b()"]
     # a row with more cells than the header keeps them all
     assert split_units("| a | b |\n|---|---|\n| 1 | 2 | 3 |\n") == ["a: 1; b: 2; 3"]
 

@@ -214,6 +214,7 @@ def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_
         "<h1>Garage</h1><p>Intro text about the building and its many floors.</p>"
         "<p>The visitor garage opens at 6 am and closes at 11 pm on weekdays.</p>"
         "<p>Book a space with:</p><pre>garage book --day monday\ngarage list</pre>"
+        "<p>The <code>__init__</code> hook runs a*b*c times; see [the rules](https://evil.example/x).</p>"
         "<img src='http://127.0.0.1:9/leak'></body></html>"
     )
     image, viewer = open_first_source(folder, tmp_path, "When does the visitor garage open?")
@@ -224,6 +225,9 @@ def test_an_html_source_opens_as_its_extracted_text_with_the_passage_marked(tmp_
     # "## Examples", fences and code run onto one line)
     assert "<h1>Garage</h1>" in viewer and "<pre><code>garage book --day monday\ngarage list" in viewer
     assert "```" not in viewer and "# Garage" not in viewer
+    # ... and its prose as written: no emphasis from "__init__", no link hiding its address (review)
+    assert "The __init__ hook runs a*b*c times; see [the rules](https://evil.example/x)." in viewer
+    assert "<a " not in viewer and "<strong>" not in viewer and "<em>" not in viewer
 
 
 def test_a_slide_opens_as_that_slide_s_text(tmp_path: Path) -> None:
