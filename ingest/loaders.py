@@ -906,10 +906,12 @@ def _header_row(tr: Tag) -> bool:
         return False
     table = tr.find_parent("table")
 
-    def rows(step: Callable[[Tag], Tag | None]) -> Iterator[Tag]:  # this table's rows, one way from `tr`
+    def rows(step: Callable[[Tag], Tag | None]) -> Iterator[Tag]:
+        """This table's rows, one way from `tr`, up to its edge: walked on through the rest of
+        the page, a page of 400 small tables took 2.6 s instead of 0.1."""
         row = step(tr)
-        while row is not None:
-            if row.find_parent("table") is table:
+        while row is not None and any(parent is table for parent in row.parents):
+            if row.find_parent("table") is table:  # not a row of a table inside this one
                 yield row
             row = step(row)
 
