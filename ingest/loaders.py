@@ -67,6 +67,18 @@ _TEX_SYMBOL_FONT = re.compile(r"(?i)(?:^|\+)(?:cmsy\d|lmmathsymbols)")
 _PLACEHOLDER_OPENING = re.compile(r"(?<![A-Za-z])h(?=\S)")
 _PLACEHOLDER_CHARS = 60  # between the brackets, at most
 _PLACEHOLDER_ENDS = 3  # an "i" ending a word after the opening, looked at in its font at most (a hostile page)
+# A gap between two characters of one line wider than this share of their box's height is a
+# space the PDF draws by position only. groff's PDFs (man pages) space justified words that
+# way, and PDFium reads them run together: "awk.Itcopies input graphs", "anundeclared".
+# Within a word, PDFium's loose boxes (advance widths) meet; a space is about 0.25 em, a box
+# about 1.2 em high.
+_WORD_GAP = 0.12
+# Placing each character costs about 2 µs, 5 ms a page: a document is probed on the first
+# `_GAP_PROBE_CHARS` characters of its first page with text (within `_GAP_PROBE_PAGES`), and
+# read by position only when the probe finds such a gap. Every groff PDF of graphviz-doc
+# showed one; none of the development sets' TeX manuals did.
+_GAP_PROBE_CHARS = 1000
+_GAP_PROBE_PAGES = 5
 _MAX_SPAN = 50  # columns one HTML cell may span (a hostile colspan=100000 is no 100,000 cells)
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
@@ -465,7 +477,8 @@ def _pdf_pages(data: bytes) -> tuple[list[tuple[str, bool]], dict[int, list[Book
             said = str(exc).rstrip(".")  # "Failed to load document (PDFium: Data format error)."
             raise LoadError(f"not a readable PDF: {said[:1].lower()}{said[1:]}") from exc
         try:
-            pages = [_pdf_page(document[index]) for index in range(len(document))]
+            spaced = _spaced_by_position(document)
+            pages = [_pdf_page(document[index], spaced) for index in range(len(document))]
         except Exception as exc:  # a page PDFium (or pypdfium2's checks) cannot read: damaged
             raise LoadError(f"not a readable PDF: a page cannot be read ({type(exc).__name__}: {exc})") from exc
         else:
@@ -506,8 +519,9 @@ def _goes_within(entry: PdfBookmark) -> bool:
     return not action or pdfium.raw.FPDFAction_GetType(action) == pdfium.raw.PDFACTION_GOTO
 
 
-def _pdf_page(page: PdfPage) -> tuple[str, bool]:
-    """One page's text as PDFium gives it (`pdfium_text` reads it) and whether it has an
+def _pdf_page(page: PdfPage, spaced: bool = False) -> tuple[str, bool]:
+    """One page's text as PDFium gives it (`pdfium_text` reads it), with the spaces drawn by
+    position only put back in a `spaced` document (`_word_gaps`), and whether it has an
     image; the page is closed after (a long PDF would otherwise keep every page in memory
     until the end)."""
     import pypdfium2 as pdfium
@@ -515,10 +529,69 @@ def _pdf_page(page: PdfPage) -> tuple[str, bool]:
     try:
         textpage = page.get_textpage()
         text = _tex_brackets(textpage, textpage.get_text_range())
+        if spaced:
+            text = _with_gaps_spaced(text, _word_gaps(textpage, text, len(text)))
         image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,)), None)
         return text, image is not None
     finally:
         page.close()  # and its text page
+
+
+def _spaced_by_position(document: PdfDocument) -> bool:
+    """Whether the document spaces words by position only (`_WORD_GAP`), as its first page
+    with text shows in its first `_GAP_PROBE_CHARS` characters (a page of under 200 is a
+    title or a blank)."""
+    for index in range(min(len(document), _GAP_PROBE_PAGES)):
+        page = document[index]
+        try:
+            textpage = page.get_textpage()
+            text = textpage.get_text_range()
+            if len(text.strip()) >= 200:
+                return bool(_word_gaps(textpage, text, _GAP_PROBE_CHARS, first_only=True))
+        finally:
+            page.close()
+    return False
+
+
+def _word_gaps(textpage: PdfTextPage, text: str, limit: int, first_only: bool = False) -> list[int]:
+    """The positions in the first `limit` characters of `text` (the page's text as PDFium
+    read it) after which a space is drawn by position only: two characters on one line, no
+    space between them, parted by more than `_WORD_GAP` of their height. Left unread (none)
+    where the text does not line up with PDFium's characters one for one (a character
+    outside the Basic Multilingual Plane counts twice there)."""
+    import pypdfium2.raw as pdfium_c
+
+    if len(text) != pdfium_c.FPDFText_CountChars(textpage.raw):
+        return []
+    box = pdfium_c.FS_RECTF()
+    gaps: list[int] = []
+    before: tuple[float, float, float] | None = None  # the last character's right edge, bottom and top
+    for index, char in enumerate(text[:limit]):
+        if char.isspace() or char == _PDFIUM_MARK:
+            before = None
+            continue
+        pdfium_c.FPDFText_GetLooseCharBox(textpage.raw, index, box)
+        height = box.top - box.bottom
+        if height <= 0:
+            before = None
+            continue
+        if before is not None:
+            right, bottom, top = before
+            same_line = min(top, box.top) - max(bottom, box.bottom) >= 0.5 * min(height, top - bottom)
+            if same_line and box.left - right > _WORD_GAP * height:
+                gaps.append(index - 1)
+                if first_only:
+                    break
+        before = (box.right, box.bottom, box.top)
+    return gaps
+
+
+def _with_gaps_spaced(text: str, gaps: Sequence[int]) -> str:
+    """`text` with a space after each position of `gaps` (ascending)."""
+    if not gaps:
+        return text
+    pieces = [text[start + 1 : end + 1] for start, end in pairwise([-1, *gaps, len(text) - 1])]
+    return " ".join(pieces)
 
 
 def _tex_brackets(textpage: PdfTextPage, text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,34 @@ def tex_pdf_bytes(line: str, symbol_font: str = "ABCDEF+CMSY10", tilde_as: str |
                 b" 1 beginbfchar <7E> <%s> endbfchar endcmap CMapName currentdict /CMap defineresource pop end end"
                 % tilde_as.encode("utf-16-be").hex().upper().encode())
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap))
+    return pdf_file(objects)
+
+
+def positioned_pdf_bytes(lines: Sequence[Sequence[tuple[str, float]]]) -> bytes:
+    """A one-page PDF of `lines` as Ghostscript writes a justified groff man page: each line
+    runs of text, each run placed at its own position and drawn with its own character
+    spacing (points added after each glyph). A run of two letters at a wide spacing is two
+    words with no space character between them (".I" of "awk. It copies"), which PDFium
+    reads as one word. Courier, so that every glyph is 6 points wide at 10 points."""
+    shown = []
+    for n, runs in enumerate(lines):
+        x = 72.0
+        for text, spacing in runs:
+            shown.append(f"1 0 0 1 {x:.2f} {700 - 12 * n} Tm {spacing} Tc ({text}) Tj")
+            x += len(text) * 6 + (len(text) - 1) * spacing  # the next run starts at the last glyph's edge
+    stream = ("BT /R 10 Tf " + " ".join(shown) + " ET").encode()
+    return pdf_file([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /R 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>",
+    ])
+
+
+def pdf_file(objects: Sequence[bytes]) -> bytes:
+    """A PDF of `objects` (numbered from 1, the first the catalog), with its cross-reference table."""
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for n, body in enumerate(objects, start=1):
         offsets.append(len(out))

@@ -30,6 +30,7 @@ from tests.fakes.corpus import (
     Block,
     outlined_pdf_bytes,
     pdf_bytes,
+    positioned_pdf_bytes,
     tex_pdf_bytes,
     write_bad_inputs,
 )
@@ -169,6 +170,39 @@ def test_a_tex_placeholder_after_a_character_outside_the_bmp_is_still_read():
     the text: the page's brackets were left as "hdimensioni"."""
     (section,) = load(tex_pdf_bytes("for ~ and ~: linewidth=<dimension>, hi", tilde_as="\U0001d465"), "pdf")
     assert section.text == "for \U0001d465 and \U0001d465: linewidth=\u27e8dimension\u27e9, hi"
+
+
+GROFF_LINES = [
+    [("gvpr is a graph stream editor inspired by awk", 0), (".I", 5), ("t copies input graphs to its", 0)],
+    [("output, possibly transforming their structure, creating ne", 0), ("wg", 4), ("raphs", 0)],
+    [("or printing arbitrary information. The graph model is the one", 0)],
+    [("provided by libcgraph. In particular", 0), (",a", 3), ("n undeclared variable is an error.", 0)],
+]
+
+
+def test_words_a_pdf_spaces_by_position_only_are_read_apart():
+    """Graphviz's man pages (groff, then Ghostscript) draw some spaces as character spacing
+    inside one run of text, which PDFium reads as no space: "awk.Itcopies input graphs",
+    "anundeclared variable". Such a document is read by the characters' positions."""
+    (section,) = load(positioned_pdf_bytes(GROFF_LINES), "pdf")
+    assert section.text == (
+        "gvpr is a graph stream editor inspired by awk. It copies input graphs to its\n"
+        "output, possibly transforming their structure, creating new graphs\n"
+        "or printing arbitrary information. The graph model is the one\n"
+        "provided by libcgraph. In particular, an undeclared variable is an error.")
+
+
+def test_a_pdf_whose_spaces_are_characters_is_not_read_by_position():
+    """Placing each character costs 5 ms a page: only a document whose first page with text
+    shows a space drawn by position is read that way."""
+    import pypdfium2 as pdfium
+
+    from ingest.loaders import _spaced_by_position
+
+    plain = [[("the text of an ordinary page, its spaces written as characters", 0)]] * 5
+    assert not _spaced_by_position(pdfium.PdfDocument(positioned_pdf_bytes(plain)))
+    assert _spaced_by_position(pdfium.PdfDocument(positioned_pdf_bytes(GROFF_LINES)))
+    assert not _spaced_by_position(pdfium.PdfDocument(positioned_pdf_bytes(GROFF_LINES[:1])))  # a title's few words
 
 
 def test_a_page_whose_text_does_not_line_up_with_pdfiums_characters_keeps_its_letters():
