@@ -197,8 +197,10 @@ def train(rows: list[dict[str, object]], features: tuple[str, ...], max_false: f
 
 def refused_before(row: dict[str, object]) -> bool:
     """What the answerer refused without a learned rule: a key term in no passage, a word no
-    document holds that the question rests on, or no unit reaching the support floor."""
-    return bool(row["missing"] or row["unheard"]) or float(row["best"]) < MIN_SUPPORT  # type: ignore[arg-type]
+    document holds that the question rests on, a yes/no question's word no passage says, or
+    no unit reaching the support floor."""
+    said_nothing = bool(row["missing"] or row["unheard"] or row.get("never_said"))
+    return said_nothing or float(row["best"]) < MIN_SUPPORT  # type: ignore[arg-type]
 
 
 def outcome(rows: list[dict[str, object]], rule: Rule | None) -> tuple[int, int, int, int]:

@@ -136,6 +136,31 @@ def test_an_ordinary_word_no_document_holds_is_not_a_reason_to_refuse(settings, 
 
 
 @pytest.mark.slow
+def test_a_yes_no_question_on_what_no_passage_says_is_refused_before_the_closest_quotes(
+        settings, offline_provider, tmp_path):
+    """"Does the garage have chargers for electric cars?" of a handbook whose garage section
+    never speaks of chargers was answered with the garage's spaces and opening hours, as if
+    they said yes. The reply now says the passages never mention chargers, then quotes them;
+    "Can I park a bicycle in the garage?" is answered as before. (Another document speaks of
+    laptop chargers: a word no document holds is refused outright, without quotes.)"""
+    folder = tmp_path / "handbook"
+    folder.mkdir()
+    (folder / "handbook.md").write_text(
+        "# Team handbook\n\n## Parking\n\nThe garage under building B has 120 spaces for staff cars and 40 "
+        "for bicycles.\nParking costs 3 euros per day, deducted from salary monthly.\n")
+    (folder / "it.md").write_text("# IT desk\n\nLost laptop chargers are replaced by the IT desk on floor 2.\n")
+    ingest_paths([folder], settings, offline_provider, collection="handbook")
+    chargers = _run(settings, "ask", "Does the garage have chargers for electric cars?", "--source", "handbook.md",
+                    collection="handbook")
+    assert chargers.returncode == 0, chargers.stderr
+    assert ("The documents do not seem to answer this question: the passages found never mention chargers. "
+            "The closest they come:") in chargers.stdout
+    assert "The garage under building B has 120 spaces for staff cars and 40 for bicycles. [1]" in chargers.stdout
+    bicycle = _run(settings, "ask", "Can I park a bicycle in the garage?", collection="handbook")
+    assert "Based on your documents:" in bicycle.stdout and "40 for bicycles. [1]" in bicycle.stdout
+
+
+@pytest.mark.slow
 def test_a_documents_control_characters_reach_the_terminal_written_out(settings, offline_provider, tmp_path):
     """A review's repro: a document's escape sequences, quoted into the answer, were written
     to the terminal as they were, so a file could recolour it, retitle it ("\x1b]0;...\x07")

@@ -648,3 +648,27 @@ def test_entries_of_a_reference_that_share_their_wording_are_each_quoted_for_the
     # the same wording under one name is said once, the longer form kept
     said = Passage(2, "The writer quotes every field. The writer quotes every field it writes to the file.", "a.md")
     assert ask_offline(offline_provider, "what does the writer quote?", said).count("The writer quotes") == 1
+
+
+def test_a_yes_no_question_on_a_word_no_passage_says_is_refused_with_the_closest_quotes(offline_provider):
+    """Octave's "is containers.Map thread safe?" was answered with the passages' quotes on
+    containers.Map, none of which says anything of threads: the reply now says the passages
+    never mention it, then quotes them. A word they say, in another form ("keys" for
+    "key"), or a question that is not yes/no, reads as before."""
+    answerer = offline_provider.answerer
+    passages = [
+        Passage(1, "m = containers.Map() creates an empty Map object. The keys can be numeric values or "
+                   "strings, and each key is mapped to a value.", "octave.pdf", page=120,
+                heading="Containers > containers.Map"),
+        Passage(2, "isKey(m, key) returns true if the Map holds the key. remove(m, key) deletes it.",
+                "octave.pdf", page=121, heading="Containers > containers.Map"),
+    ]
+    asked = "is containers.Map thread safe?"
+    assert answerer.never_said(asked, passages) == ("thread",)
+    reply = answerer.answer(asked, passages)
+    assert reply.startswith("The documents do not seem to answer this question: the passages found never mention "
+                            "thread. The closest they come:")
+    assert "containers.Map() creates an empty Map object" in reply
+    assert answerer.never_said("can a containers.Map hold numeric keys?", passages) == ()
+    assert answerer.never_said("how thread safe is containers.Map?", passages) == ()
+    assert answerer.answer("can a containers.Map hold numeric keys?", passages).startswith("Based on your documents:")
