@@ -67,18 +67,25 @@ _TEX_SYMBOL_FONT = re.compile(r"(?i)(?:^|\+)(?:cmsy\d|lmmathsymbols)")
 _PLACEHOLDER_OPENING = re.compile(r"(?<![A-Za-z])h(?=\S)")
 _PLACEHOLDER_CHARS = 60  # between the brackets, at most
 _PLACEHOLDER_ENDS = 3  # an "i" ending a word after the opening, looked at in its font at most (a hostile page)
-# A gap between two characters of one line wider than this share of their box's height is a
-# space the PDF draws by position only. groff's PDFs (man pages) space justified words that
-# way, and PDFium reads them run together: "awk.Itcopies input graphs", "anundeclared".
-# Within a word, PDFium's loose boxes (advance widths) meet; a space is about 0.25 em, a box
-# about 1.2 em high.
+# A gap between two characters of one line wider than this share of their box's height, and
+# wider by `_GAP_OVER_NEIGHBOURS` than the narrower gap beside it, is a space the PDF draws by
+# position only. groff's PDFs (man pages) space justified words that way, and PDFium reads
+# them run together: "awk.Itcopies input graphs", "anundeclared". Within a word, PDFium's
+# loose boxes (advance widths) meet; a space is about 0.25 em, a box about 1.2 em high. The
+# neighbours' test leaves letter-spaced text whole ("A N N U A L" was read from a heading
+# tracked by 0.16 em: review), whose every gap is as wide.
 _WORD_GAP = 0.12
-# Placing each character costs about 2 µs, 5 ms a page: a document is probed on the first
-# `_GAP_PROBE_CHARS` characters of its first page with text (within `_GAP_PROBE_PAGES`), and
-# read by position only when the probe finds such a gap. Every groff PDF of graphviz-doc
-# showed one; none of the development sets' TeX manuals did.
-_GAP_PROBE_CHARS = 1000
+_GAP_OVER_NEIGHBOURS = 0.08
+# Placing each character costs about 2 µs, 5 ms a page: a document is read so only when its
+# first page with text (within `_GAP_PROBE_PAGES`) shows `_GAP_PROBE_HITS` such gaps where
+# PDFium's text runs a stop, a comma, a bracket or a minus into a letter or bracket
+# ("awk.It", "][ −o"), the places groff's spacing shows first; only those are measured. Every
+# groff PDF of graphviz-doc showed them; none of the development sets' TeX manuals did, nor
+# did a TeX logo's kerning or a contents page's dot leaders.
 _GAP_PROBE_PAGES = 5
+_CLOSING_MARKS = frozenset(")]}\u27e9,.;:!?")
+_GAP_PROBE_HITS = 2
+_GLUED_AFTER_STOP = re.compile(r"(?<=[.,;:!?)\]\u2212])(?=[A-Za-z(\[])")  # and groff's minus: "libgvc −Graphviz"
 _MAX_SPAN = 50  # columns one HTML cell may span (a hostile colspan=100000 is no 100,000 cells)
 _TITLE_CHARS = 200  # of an outline title: a heading, not a paragraph
 # Bounds for a hostile outline: entries read, and bookmarks looked for on one page (each is a
@@ -530,7 +537,7 @@ def _pdf_page(page: PdfPage, spaced: bool = False) -> tuple[str, bool]:
         textpage = page.get_textpage()
         text = _tex_brackets(textpage, textpage.get_text_range())
         if spaced:
-            text = _with_gaps_spaced(text, _word_gaps(textpage, text, len(text)))
+            text = _with_gaps_spaced(text, _word_gaps(textpage, text))
         image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,)), None)
         return text, image is not None
     finally:
@@ -539,50 +546,69 @@ def _pdf_page(page: PdfPage, spaced: bool = False) -> tuple[str, bool]:
 
 def _spaced_by_position(document: PdfDocument) -> bool:
     """Whether the document spaces words by position only (`_WORD_GAP`), as its first page
-    with text shows in its first `_GAP_PROBE_CHARS` characters (a page of under 200 is a
-    title or a blank)."""
+    with text shows (a page of under 200 characters is a title or a blank): at
+    `_GAP_PROBE_HITS` of the places PDFium ran a stop into a letter (`_GLUED_AFTER_STOP`)."""
     for index in range(min(len(document), _GAP_PROBE_PAGES)):
         page = document[index]
         try:
             textpage = page.get_textpage()
             text = textpage.get_text_range()
             if len(text.strip()) >= 200:
-                return bool(_word_gaps(textpage, text, _GAP_PROBE_CHARS, first_only=True))
+                places = (m.start() - 1 for m in _GLUED_AFTER_STOP.finditer(text))
+                return len(_word_gaps(textpage, text, places, enough=_GAP_PROBE_HITS)) >= _GAP_PROBE_HITS
         finally:
             page.close()
     return False
 
 
-def _word_gaps(textpage: PdfTextPage, text: str, limit: int, first_only: bool = False) -> list[int]:
-    """The positions in the first `limit` characters of `text` (the page's text as PDFium
-    read it) after which a space is drawn by position only: two characters on one line, no
-    space between them, parted by more than `_WORD_GAP` of their height. Left unread (none)
-    where the text does not line up with PDFium's characters one for one (a character
-    outside the Basic Multilingual Plane counts twice there)."""
+def _word_gaps(textpage: PdfTextPage, text: str, places: Iterable[int] | None = None,
+               enough: int | None = None) -> list[int]:
+    """The positions in `text` (the page's text as PDFium read it; all of them, or those of
+    `places`) after which a space is drawn by position only: two characters of one line, no
+    space between them, parted by more than `_WORD_GAP` of their height and by
+    `_GAP_OVER_NEIGHBOURS` more than the narrower gap beside (`_gap`); the first `enough`
+    found, if given. None where the text does not line up with PDFium's characters one for
+    one (a character outside the Basic Multilingual Plane counts twice there)."""
     import pypdfium2.raw as pdfium_c
 
     if len(text) != pdfium_c.FPDFText_CountChars(textpage.raw):
         return []
-    box = pdfium_c.FS_RECTF()
+    boxes: dict[int, tuple[float, float, float, float] | None] = {}
+    rect = pdfium_c.FS_RECTF()
+
+    def box(index: int) -> tuple[float, float, float, float] | None:
+        """The character's loose box (left, right, bottom, top); None for a space, a mark or
+        a character without one."""
+        if index not in boxes:
+            boxes[index] = None
+            if 0 <= index < len(text) and not text[index].isspace() and text[index] != _PDFIUM_MARK:
+                pdfium_c.FPDFText_GetLooseCharBox(textpage.raw, index, rect)
+                if rect.top > rect.bottom:
+                    boxes[index] = (rect.left, rect.right, rect.bottom, rect.top)
+        return boxes[index]
+
+    def gap(index: int) -> float | None:
+        """The gap after character `index`, in its height, when the next one is on its line."""
+        one, two = box(index), box(index + 1)
+        if one is None or two is None:
+            return None
+        height = min(one[3] - one[2], two[3] - two[2])
+        if min(one[3], two[3]) - max(one[2], two[2]) < 0.5 * height:
+            return None  # not one line
+        return (two[0] - one[1]) / (one[3] - one[2])
+
     gaps: list[int] = []
-    before: tuple[float, float, float] | None = None  # the last character's right edge, bottom and top
-    for index, char in enumerate(text[:limit]):
-        if char.isspace() or char == _PDFIUM_MARK:
-            before = None
+    for index in range(len(text) - 1) if places is None else places:
+        if text[index + 1] in _CLOSING_MARKS:
+            continue  # no word starts there: TeX's italic correction before "⟩" is no space
+        width = gap(index)
+        if width is None or width <= _WORD_GAP:
             continue
-        pdfium_c.FPDFText_GetLooseCharBox(textpage.raw, index, box)
-        height = box.top - box.bottom
-        if height <= 0:
-            before = None
-            continue
-        if before is not None:
-            right, bottom, top = before
-            same_line = min(top, box.top) - max(bottom, box.bottom) >= 0.5 * min(height, top - bottom)
-            if same_line and box.left - right > _WORD_GAP * height:
-                gaps.append(index - 1)
-                if first_only:
-                    break
-        before = (box.right, box.bottom, box.top)
+        beside = [g for g in (gap(index - 1), gap(index + 1)) if g is not None]
+        if not beside or width - min(beside) > _GAP_OVER_NEIGHBOURS:
+            gaps.append(index)
+            if enough is not None and len(gaps) >= enough:
+                break
     return gaps
 
 

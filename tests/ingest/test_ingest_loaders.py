@@ -192,6 +192,14 @@ def test_words_a_pdf_spaces_by_position_only_are_read_apart():
         "provided by libcgraph. In particular, an undeclared variable is an error.")
 
 
+def test_letter_spaced_text_in_a_pdf_read_by_position_keeps_its_words_whole():
+    """A heading tracked by 0.3 em has a gap as wide between each of its letters: it was read
+    "A N N U A L R E P O R T" once its document was read by position (review). A space is a
+    gap wider than the ones beside it."""
+    (section,) = load(positioned_pdf_bytes([[("ANNUAL REPORT", 3)], *GROFF_LINES]), "pdf")
+    assert section.text.startswith("ANNUAL REPORT\ngvpr is a graph stream editor inspired by awk. It copies")
+
+
 def test_a_pdf_whose_spaces_are_characters_is_not_read_by_position():
     """Placing each character costs 5 ms a page: only a document whose first page with text
     shows a space drawn by position is read that way."""
