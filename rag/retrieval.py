@@ -133,6 +133,21 @@ def mmr(query: np.ndarray, candidates: np.ndarray, n: int, lam: float) -> list[i
     return picked
 
 
+def distinct(hits: Sequence[Hit]) -> list[Hit]:
+    """Each text once, at its best rank (white space aside): a copy of a file (a man page
+    installed under two names, as graphviz-doc's dot.1.pdf and neato.1.pdf; "report (1).pdf"
+    beside "report.pdf") filled two of the six places with one passage (blind set on
+    graphviz-doc, 2026-12-07), where another could have stood."""
+    seen: set[str] = set()
+    kept: list[Hit] = []
+    for hit in hits:
+        text = " ".join(hit.chunk.text.split())
+        if text not in seen:
+            seen.add(text)
+            kept.append(hit)
+    return kept
+
+
 def best_per_file(hits: Sequence[Hit]) -> list[Hit]:
     """The first (best-ranked) hit of each source file, in rank order: a file's best passage
     stands for it, as a document's best chunk does in chunked BEIR runs (MaxP)."""
@@ -193,6 +208,7 @@ class Retriever:
         if reranks and len(candidates) > 1:
             reranked = reranker.rerank(query.text, candidates[:depth], store)
             candidates = reranked.hits + candidates[depth:]
+        candidates = distinct(candidates)
         if query.per_file:
             candidates = best_per_file(candidates)
         if query.mmr and embedded and len(candidates) > query.top_k:
@@ -236,8 +252,8 @@ class Retriever:
         if query.mode == "hybrid":
             # Only the candidates something still looks at are read: all of them for MMR or
             # for one per file (a file's further chunks drop out), else the second stage's
-            # depth, or the cut.
-            keep = None if query.mmr or query.per_file else depth
+            # depth, or the cut, and as many again for the copies of a text (`distinct`).
+            keep = None if query.mmr or query.per_file else depth + query.top_k
             return self._hybrid(store, query, pool, vector_hits, keep)
         if query.mode == "bm25":
             return self.bm25.search(store, query.text, pool, query.sources)

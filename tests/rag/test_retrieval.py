@@ -4,7 +4,7 @@ import pytest
 from rag.answer import AskOptions
 from rag.providers import Embedders
 from rag.rerank import Reranked
-from rag.retrieval import Query, Retriever, best_per_file, convex, mmr, rrf, source_filter
+from rag.retrieval import Query, Retriever, best_per_file, convex, distinct, mmr, rrf, source_filter
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Chunk, Hit, Usage
@@ -122,11 +122,12 @@ def test_source_filter_restricts_every_mode(retriever, store, settings, mode):
 
 
 def test_mmr_skips_near_duplicate_chunks(settings, offline_provider):
-    """Two chunks say the same thing: MMR sends one of them and a different relevant one."""
+    """Two chunks say the same thing in other words (the very same text is shown once
+    anyway, `distinct`): MMR sends one of them and a different relevant one."""
     text = "Backups run every night at 02:00 and are kept for thirty days."
     docs = (
         Doc("ops.md", text, heading="Backups"),
-        Doc("ops-copy.md", text + " ", heading="Backups"),
+        Doc("ops-copy.md", "Backups run every night at 02:00 and are retained for thirty days.", heading="Backups"),
         Doc("ops.md", "Restores of nightly backups are requested through the ops ticket queue.", heading="Restore"),
         Doc("misc.md", "The cafeteria serves lunch from noon."),
     )
@@ -134,7 +135,7 @@ def test_mmr_skips_near_duplicate_chunks(settings, offline_provider):
     retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
     plain = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=2)
     diverse = _search(retriever, store, settings, "nightly backups", mode="vector", top_k=2, mmr=True)
-    assert {h.chunk.text.strip() for h in plain} == {text}
+    assert {h.chunk.source for h in plain} == {"ops.md", "ops-copy.md"}
     assert len({h.chunk.text.strip() for h in diverse}) == 2
     assert {h.chunk.heading for h in diverse} == {"Backups", "Restore"}
 
@@ -377,3 +378,37 @@ def test_hybrid_fuses_without_a_chunk_the_keyword_index_names_but_the_store_lost
 
 def _hit(chunk_id: str, source: str) -> Hit:
     return Hit(Chunk(chunk_id, "text", source, 0, 0, 4, chunk_id), 1.0)
+
+
+_COPIES = (
+    Doc("dot.1.pdf", "epsilon=n. Sets the cutoff for the solver. The default is 0.1.", 4),
+    Doc("neato.1.pdf", "epsilon=n. Sets the cutoff for the solver. The default is 0.1.", 4),
+    Doc("dot.1.pdf", "maxiter=n. Sets the number of iterations used for the solver.", 5),
+    Doc("neato.1.pdf", "maxiter=n. Sets  the number of iterations used\nfor the solver.", 5),
+    Doc("twopi.1.pdf", "ranksep=val. Specifies the radial distance in inches between rings.", 4),
+    Doc("fdp.1.pdf", "K=val. Sets the default ideal edge length for the solver.", 4),
+)
+
+
+@pytest.mark.parametrize(("mode", "rerank"), [("hybrid", "local"), ("hybrid", "none"), ("vector", "none"),
+                                              ("bm25", "none")])
+def test_a_text_held_by_two_files_takes_one_place(settings, offline_provider, mode, rerank):
+    """graphviz-doc installs one man page as dot.1.pdf and neato.1.pdf: each of its passages
+    took two of the six places. The copy ranked lower gives its place to another passage;
+    line breaks and runs of spaces do not make a text another."""
+    store = build_store(settings, offline_provider, name=f"copies-{mode}-{rerank}", docs=_COPIES)
+    retriever = Retriever(settings, Embedders(settings, offline_provider), offline_provider)
+    hits = _search(retriever, store, settings, "what cutoff does the solver use?", mode=mode, rerank=rerank, top_k=4)
+    texts = [" ".join(h.chunk.text.split()) for h in hits]
+    assert texts[0] == "epsilon=n. Sets the cutoff for the solver. The default is 0.1."
+    assert len(set(texts)) == len(texts)  # each once: the two copies of each entry were two places
+    if mode in ("vector", "hybrid"):  # a ranking of every chunk: the copies' places go to the other files
+        assert len(hits) == 4 and "K=val. Sets the default ideal edge length for the solver." in texts
+
+
+def test_distinct_keeps_each_text_at_its_best_rank():
+    def hit(id_: str, text: str) -> Hit:
+        return Hit(Chunk(id_, text, f"{id_}.md", 0, 0, len(text), id_), 1.0)
+
+    kept = distinct([hit("a", "one text"), hit("b", "another"), hit("c", "one  text\n"), hit("d", "a third")])
+    assert [h.chunk.id for h in kept] == ["a", "b", "d"]
