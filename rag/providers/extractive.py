@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rag.filetypes import marks_headings
 from rag.keyterms import as_typed, key_terms, missing_terms, plain_words
@@ -35,6 +35,9 @@ from rag.providers.quotable import (
 from rag.refusal import NOT_FOUND
 from rag.text import anchors, another_language, content_words, in_some_form, share_present, stem_words
 from rag.types import Passage
+
+if TYPE_CHECKING:
+    import numpy as np
 
 OFFLINE_NOTE = (
     "_Offline mode: no Gemini key is set, so this answer quotes the most relevant passages "
@@ -81,7 +84,15 @@ _POINTER = re.compile(r"^(?P<label>(?i:(?:[a-z][\w ]{0,30}?)?\b(?:source|see|url
 # A question asking whether something holds ("does X support Y?", "is there a Z?", "can I
 # ...?"): asked about a property the documents never give, its passages are about X all the
 # same, and their quotes read like an answer (`ExtractiveAnswerer.never_said`).
-_YES_NO = re.compile(r"^\W*(does|do|did|is|are|can|could|will|would|should|has|have|was|were|may|must)\b", re.I)
+# A follow-up may open with a word that joins it to the last question ("and is it thread
+# safe?", "ok, does it ..."). A request put as a question ("can you summarize ...?", "could
+# you outline ...?") asks the answerer to do something, not whether something holds.
+_YES_NO = re.compile(
+    r"^\W*(?:(?:and|but|so|ok|okay|also|then|well|oh|right|hmm)\b\W*)*"
+    r"(?:does|do|did|is|are|can|could|will|would|should|has|have|was|were|may|must)\b(?!\s+you\b)", re.I)
+# A name's words as a passage may write them inside it: "isThreadSafe", "thread_safe",
+# "thread-safety.md".
+_NAME_PARTS = re.compile(r"(?<=[a-z])(?=[A-Z])|[_\W]+")
 
 
 def question_kind(question: str) -> Kind:
@@ -258,6 +269,7 @@ class Support:
 
 
 COVERAGE_PASSAGES = 3  # the passages an answer is mostly quoted from
+WORD_VECTORS = 20_000  # words whose vectors an answerer keeps (`word_vectors`): 30 MB of 384 floats each
 UNHEARD_PASSAGES = 6  # the passages whose words may mean a word no document holds (as measured: k = 6)
 
 
@@ -328,6 +340,7 @@ class ExtractiveAnswerer:
         self.never_said_weight = never_said_weight
         self.never_said_near = never_said_near
         self.never_said_rarer_than = never_said_rarer_than
+        self._words: dict[str, np.ndarray] = {}  # `word_vectors`
         # reply_chars 1200: the answer was in the first three passages twice as often as in a
         # reply of 600 on a held-out set; 900 found more on each of the four test sets (750
         # did not), and 1200 more again on each of five (answers in reply 144 -> 156 of 452),
@@ -362,7 +375,7 @@ class ExtractiveAnswerer:
         # about the subject, which they name ("the keys aboveskip and belowskip control ...").
         lacking = unstated(asked, [s.quoted for s in picked if s.passage.n in subject])
         if not lacking and support.never_said:
-            lacking = f"never mention {', '.join(as_typed(w, question) for w in support.never_said)}"
+            lacking = f"never mention {' or '.join(as_typed(w, question) for w in support.never_said)}"
         opening = (f"{NOT_FOUND.rstrip('.')}: the passages found {lacking}. The closest they come:" if lacking
                    else "Based on your documents:")
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
@@ -399,6 +412,8 @@ class ExtractiveAnswerer:
         for passage in passages:
             outer = section(passage.heading)
             for position, quotable in enumerate(quotable_units(passage.text, marks_headings(passage.source))):
+                if quotable.entry_part:
+                    continue  # quoted with its entry only
                 pointer = _POINTER.match(quotable.text)
                 if pointer and not set(content_words(pointer["label"])) <= q_words:
                     continue
@@ -462,13 +477,15 @@ class ExtractiveAnswerer:
         return self.unsaid(question, passages, asked, self.unheard_weight, self.unheard_near)
 
     def never_said(self, question: str, passages: Sequence[Passage]) -> tuple[str, ...]:
-        """The words of a yes/no question (`_YES_NO`) that none of the first `UNHEARD_PASSAGES`
-        passages says in any form (text, heading or file name; plural, singular or stem), but
-        the 2,000 commonest (`never_said_rarer_than`), that the question rests on and the
-        passages have no word for (`unsaid`, at `never_said_weight` and `never_said_near`)."""
+        """The words of a yes/no question (`_YES_NO`) that none of the passages (all of them:
+        any may be quoted) says in any form (text, heading or file name, inside a name too:
+        "isThreadSafe", "thread-safety.md"; plural, singular or stem), but the 2,000
+        commonest (`never_said_rarer_than`), that the question rests on and the passages have
+        no word for (`unsaid`, at `never_said_weight` and `never_said_near`)."""
         if not _YES_NO.search(question):
             return ()
-        said = {w for p in passages[:UNHEARD_PASSAGES] for w in content_words(f"{p.heading} {p.text} {p.source}")}
+        written = [f"{p.heading} {p.text} {p.source}" for p in passages]
+        said = {w for text in written for w in (*content_words(text), *content_words(_NAME_PARTS.sub(" ", text)))}
         asked = [w for w in plain_words(question)
                  if self.rank(w) >= self.never_said_rarer_than and not in_some_form(w, said)]
         if not asked:
@@ -493,9 +510,26 @@ class ExtractiveAnswerer:
             return ()
         said = {w.replace("-", "") for p in passages[:UNHEARD_PASSAGES] for w in content_words(f"{p.heading} {p.text}")
                 if len(w) >= 3 and w.replace("-", "").isalpha()}  # "multi-factor" says "multifactor"
-        vectors = self.model.embed([*heavy, *sorted(said)])
+        vectors = self.word_vectors([*heavy, *sorted(said)])
         own, theirs = vectors[: len(heavy)], vectors[len(heavy) :]
         return tuple(w for w, v in zip(heavy, own, strict=True) if not said or float((theirs @ v).max()) < near)
+
+    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Each word's vector, embedded alone, from `_words` when embedded before: a
+        collection's passages share most of their words from one question to the next, and
+        embedding a few hundred of them took 0.3-0.5 s of a yes/no question (review). At
+        `WORD_VECTORS` words the cache starts again."""
+        import numpy as np  # here, not above: as MiniLM, only once something is embedded
+
+        known = {w: v for w in dict.fromkeys(words) if (v := self._words.get(w)) is not None}
+        new = [w for w in dict.fromkeys(words) if w not in known]
+        if new:
+            fresh = dict(zip(new, self.model.embed(new), strict=True))
+            if len(self._words) + len(fresh) > WORD_VECTORS:
+                self._words.clear()
+            self._words.update(fresh)  # another answer's thread may be reading: `known` is this one's
+            known.update(fresh)
+        return np.stack([known[w] for w in words])
 
     def ordinary(self, word: str) -> bool:
         """Among the commonest English words (`unheard_rarer_than`): too ordinary to refuse on."""

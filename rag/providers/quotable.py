@@ -46,7 +46,14 @@ _TERM = r"[a-z_][\w-]*"
 # no sentence (many an entry has no period) and was quoted as one run of them all.
 _FLAG = r"[ \t]*--?[A-Za-z][\w-]*(?=[\s,=\[]|$)"
 _FLAGS_ONLY = re.compile(rf"(?:{_FLAG},?)+[ \t]*")  # "--norc" over "-f Don't read ...": one entry
-_ENTRY = rf"{_TERM} (?:\(|[A-Z])"
+# groff's man pages write an attribute's entry as its setting, a period, then what it does
+# ("epsilon=n. Sets the cutoff for the solver. The default is 0.1." in neato(1)): the
+# setting is the entry's label (`_LABEL`), which ends no sentence, and the line it opens
+# starts an entry whatever ends the line before ("(twopi-specific attributes)" over
+# "ranksep=val. Specifies ...").
+_SETTING = rf"{_TERM}=[^\s=]*\."
+_ENTRY = rf"{_TERM}(?: (?:\(|[A-Z])|=[^\s=]*\.[ \t]+[A-Z])"
+_LABEL = re.compile(_SETTING)
 # Abbreviations that end no sentence before a capital or a figure, as written: "e.g.
 # Windows", "approx. 5 m", "Sec. 2", "Knuth et al. 1984". Before, ". " cut each from what
 # followed. Listed as written, case and all, and standing alone (not the end of
@@ -82,7 +89,7 @@ _SENTENCE_END = re.compile(
     r"(?=[A-Z0-9\"'(\[`*])"
     r"|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
     rf"|(?<=\w\.){_not_after(_LINE_END_ABBREVIATIONS)}\n(?={_ENTRY})"
-    rf"|\n(?={_FLAG})"
+    rf"|\n(?={_FLAG})|\n(?={_SETTING}[ \t]+[A-Z])"
 )
 _ENTRY_HEAD = re.compile(rf"{_ENTRY}|{_FLAG}")  # a term's entry, or an option's
 _LINE_WORD = re.compile(_TERM)
@@ -130,6 +137,8 @@ def _ends_sentence(text: str, end: re.Match[str], depth: int) -> bool:
     if (depth > 0 and text[end.start() - 1 : end.start()] in ".!?" and "\n\n" not in end.group()
             and _CLOSES_FIRST.match(after[:_BRACKET_CHARS])):
         return False
+    if _LABEL.fullmatch(text, text.rfind("\n", 0, end.start()) + 1, end.start()):
+        return False  # "epsilon=n." opening its line: the entry's label
     if end.group() != "\n":
         return True
     if _OPTION_LINE.match(after):  # an option's line (`_FLAG`); "- item" is a list's next item
@@ -218,6 +227,9 @@ class Quotable:
     # Quoted before it: the sentence introducing the short code block it is (whose `then` it
     # is), so the code a question matched comes with what it shows. Not scored.
     lead: str = ""
+    # A short sentence of a manual's entry, quoted with the entry (its `then`), never alone:
+    # "The default is 0.75." names nothing, and was quoted for another attribute's default.
+    entry_part: bool = False
 
     @property
     def said(self) -> str:
@@ -341,6 +353,7 @@ def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[l
             block.append(line)
             continue
         numbered = False  # "1. Install it." splits after "1.", as after a sentence
+        opened = len(out)  # the units of this block start here
         for part in _sentence_parts("\n".join(block)):
             quoted = _unit_text(part)
             item = numbered or _LIST_ITEM.match(part) is not None
@@ -355,6 +368,11 @@ def quotable_sentences(text: str, heading: str, marked: bool = False) -> tuple[l
                 if quoted.endswith(":"):
                     list_ends()
                     lead = len(out) - 1
+            elif (quoted and len(out) > opened and _entry_head(out[-1]) and not number_only
+                  and not _ENTRY_HEAD.match(quoted)):
+                # too short to be a unit, and part of the entry before: "The default is 0.1."
+                # (not the next entry's flags: "-v6 -V6 -6" over "-mat -mat-binary ...")
+                out[-1] = replace(out[-1], text=f"{out[-1].text} {quoted}")
             numbered = number_only
         block = []
         if line:  # a heading line ends the list
@@ -587,6 +605,19 @@ def _answered(units: list[Quotable]) -> list[Quotable]:
 _SECTION_START = re.compile(r"\d+(?:\.\d+)* [A-Z]")
 
 
+def _entry_head(unit: Quotable) -> bool:
+    """Whether the unit opens a manual's entry (`_ENTRY_HEAD`): not a list item, code, or a
+    sentence a chunk starts in the middle of ("the LaTeX kernel ...")."""
+    return (not unit.item and not unit.code and _ENTRY_HEAD.match(unit.text) is not None
+            and not _function_word_first(unit.text))
+
+
+# A line in brackets between entries ("(twopi-specific attributes)" in neato(1)): the title
+# of the entries after it, no part of the one before.
+_BRACKETED_TITLE = re.compile(r"\([^()]*\)(?=\s|$)")
+ENTRY_PART_CHARS = 40  # an entry's sentence this short is quoted with it only (`Quotable.entry_part`)
+
+
 def _entries(units: list[Quotable]) -> list[Quotable]:
     """Each manual's entry (`_ENTRY_HEAD`) quoted with the rest of it, when short
     (`THEN_CHARS`): its first sentence names the option and matches the question, the next
@@ -597,18 +628,21 @@ def _entries(units: list[Quotable]) -> list[Quotable]:
     the middle of a sentence."""
     out = list(units)
     for at, head in enumerate(units):
-        if (head.then or head.item or head.code or not _ENTRY_HEAD.match(head.text)
-                or _function_word_first(head.text)):
-            continue  # not "the LaTeX kernel ...", a sentence a chunk starts in the middle of
+        if head.then or not _entry_head(head):
+            continue
         rest = units[at + 1 :]
         end = next((i for i, u in enumerate(rest)
-                    if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading),
+                    if _ENTRY_HEAD.match(u.text) or _SECTION_START.match(u.text) or u.heading != head.heading
+                    or _BRACKETED_TITLE.match(u.text)),
                    None if rest and not rest[-1].code and _ENDS_CLAUSE.search(rest[-1].text) else len(rest))
         if not end:
             continue  # no entry after it, or the passage cuts its last sentence off
         said = " ".join(u.said for u in rest[:end])
         if said and len(said) <= THEN_CHARS:
             out[at] = replace(head, then=said, reach=end)
+            for i, part in enumerate(rest[:end], start=at + 1):
+                if not part.code and len(part.text) < ENTRY_PART_CHARS:
+                    out[i] = replace(out[i], entry_part=True)
     return out
 
 

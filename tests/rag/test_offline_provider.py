@@ -672,3 +672,43 @@ def test_a_yes_no_question_on_a_word_no_passage_says_is_refused_with_the_closest
     assert answerer.never_said("can a containers.Map hold numeric keys?", passages) == ()
     assert answerer.never_said("how thread safe is containers.Map?", passages) == ()
     assert answerer.answer("can a containers.Map hold numeric keys?", passages).startswith("Based on your documents:")
+
+
+def test_what_reads_as_a_yes_no_question_and_what_a_passage_says(offline_provider):
+    """From a review of the rule: a follow-up joined to the last question ("and is it ...?")
+    is a yes/no question; a request put as one ("can you summarize ...?") is not; a passage
+    says a word inside a name ("isThreadSafe", "thread-safety.md"); every passage counts,
+    the seventh too (with k above 6 the reply said "never mention chargers" over a quote of
+    passage 7 naming them); two words never said read "X or Y"."""
+    answerer = offline_provider.answerer
+    maps = [Passage(1, "m = containers.Map() creates an empty Map object. The keys can be numeric values or strings.",
+                    "octave.pdf", page=120, heading="Containers > containers.Map")]
+    assert answerer.never_said("and is it thread safe?", maps) == ("thread",)
+    assert answerer.never_said("ok, is containers.Map thread safe?", maps) == ("thread",)
+    assert answerer.never_said("can you summarize what containers.Map stores?", maps) == ()
+    for said in ("Call pool.isThreadSafe() before sharing the Map.", "See the notes on threads."):
+        assert answerer.never_said("is containers.Map thread safe?", [*maps, Passage(2, said, "octave.pdf")]) == ()
+    assert answerer.never_said("is containers.Map thread safe?",
+                               [*maps, Passage(2, "Locks guard shared maps.", "docs/thread-safety.md")]) == ()
+    garage = [Passage(n, f"The garage on level {n} opens at 7 and closes at 22 every day for staff cars.", "faq.md")
+              for n in range(1, 7)]
+    chargers = Passage(7, "The garage has chargers for electric cars on level 2.", "faq.md")
+    asked = "Does the garage have chargers for electric cars?"
+    assert answerer.never_said(asked, garage) == ("chargers",)
+    assert answerer.never_said(asked, [*garage, chargers]) == ()
+    assert "never mention chargers or showers." in answerer.answer("Does the garage have chargers or showers?", garage)
+
+
+def test_a_man_pages_default_is_quoted_with_its_attribute_not_anothers(offline_provider):
+    """Blind set on graphviz-doc: "what's neato's default epsilon?" was answered "The default is
+    0.75.", twopi's ranksep, since neato's own "The default is 0.1." was too short to quote
+    and twopi's stood alone."""
+    text = ("start=val. Requests random initial placement and seeds the random number generator. If val is not\n"
+            "an integer, the process ID or current time is used as the seed.\n"
+            "epsilon=n. Sets the cutoff for the solver. The default is 0.1.\n"
+            "(twopi-specific attributes)\n"
+            "ranksep=val. Specifies the radial distance in inches between the sequence of rings. The default is 0.75.")
+    passages = [Passage(1, text, "neato.1.pdf", page=4)]
+    reply = offline_provider.answerer.answer("what's neato's default epsilon?", passages)
+    assert "- epsilon=n. Sets the cutoff for the solver. The default is 0.1. [1]" in reply
+    assert "0.75" not in reply

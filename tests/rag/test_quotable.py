@@ -325,6 +325,38 @@ def test_a_unit_keeps_the_dashes_of_an_option_and_loses_only_its_list_marker():
     ]
 
 
+def test_a_man_pages_setting_entry_is_one_unit_with_its_short_default():
+    """neato(1) lists attributes as "epsilon=n. Sets the cutoff for the solver. The default is
+    0.1.": the setting ended a sentence of its own, glued to the end of the entry before
+    ("... used as the seed. epsilon=n."), and "The default is 0.1." was too short to be
+    quoted, so "what's neato's default epsilon?" was answered with twopi's "The default is
+    0.75." (blind set on graphviz-doc), which is now quoted with its entry only. A line in
+    brackets titles the entries after it and ends the one before."""
+    from rag.providers.quotable import quotable_units
+
+    text = ("start=val. Requests random initial placement and seeds the random number generator. If val is not\n"
+            "an integer, the process ID or current time is used as the seed.\n"
+            "epsilon=n. Sets the cutoff for the solver. The default is 0.1.\n"
+            "(twopi-specific attributes)\n"
+            "ranksep=val. Specifies the radial distance in inches between the sequence of rings. The default is 0.75.")
+    assert [(u.text, u.then) for u in quotable_units(text)] == [
+        ("start=val. Requests random initial placement and seeds the random number generator.",
+         "If val is not an integer, the process ID or current time is used as the seed."),
+        ("If val is not an integer, the process ID or current time is used as the seed.", ""),
+        ("epsilon=n. Sets the cutoff for the solver. The default is 0.1.", ""),
+        ("(twopi-specific attributes)", ""),
+        ("ranksep=val. Specifies the radial distance in inches between the sequence of rings.",
+         "The default is 0.75."),
+        ("The default is 0.75.", ""),
+    ]
+    # quoted with its entry only: alone it names no attribute
+    assert [u.text for u in quotable_units(text) if u.entry_part] == ["The default is 0.75."]
+    # a short sentence joins an entry only: after prose it is still too short to quote
+    prose = "The cache is kept on disk under the data dir. It is small.\nmaxsize=n. Bounds the cache. It is 10."
+    assert [u.text for u in quotable_units(prose)] == [
+        "The cache is kept on disk under the data dir.", "maxsize=n. Bounds the cache. It is 10."]
+
+
 def test_a_reference_entry_after_a_sentence_ending_its_line_is_a_unit_of_its_own():
     """A manual's next entry ("playblocking (player)") starts a unit at the period ending the
     line before, though it opens in lower case; "e.g." at a line end ends nothing, nor does
