@@ -99,7 +99,8 @@ def key_terms(question: str) -> set[str]:
         {w.lower() for w in _ENTITY.findall(question)} | lower_case_names(question)) - STOPWORDS
     shouted = not re.search(r"\b[a-z]{2,}", question)  # no word in lower case: capitals say nothing
     acronyms = {a.lower() for a in _ACRONYM.findall(question)} - STOPWORDS - _EMPHASIS if not shouted else set()
-    codes = {a for a in anchors(question) if not re.search(r"\d", a) and not _either_or(a, question)} - _ABBREVIATIONS
+    codes = ({a for a in anchors(question) if not re.search(r"\d", a) and not _either_or(a, question)}
+             - _ABBREVIATIONS - flag_values(question))
     return (entities | acronyms | codes | letters_digits(question) | file_formats(question)
             | versions(question)) - _COURTESY
 
@@ -124,6 +125,20 @@ def apart(term: str) -> tuple[str, ...]:
 
 
 _SLASHED_WORDS = re.compile(r"[a-z]+(?:/[a-z]+)+")
+
+
+# A file name given to an option ("-o out.gv", "--output=report.pdf", "-f ./my.cfg"): the
+# user's own, which no manual names. A file's extension (up to four letters or digits after
+# a letter), not a module run by "-m" ("python -m http.server").
+_FLAG_VALUE = re.compile(
+    r"(?<![\w-])(?!-m\s)--?[A-Za-z][\w-]*(?:\s+|=)(?P<value>[\w./~-]*\w\.[A-Za-z][A-Za-z0-9]{0,3})(?![\w.])")
+
+
+def flag_values(question: str) -> set[str]:
+    """The file names a question gives to options (`_FLAG_VALUE`), as `anchors` reads them:
+    "ccomps with -x and -o out.gv, what are the output files called?" was refused because
+    the manual never mentions out.gv (blind set on graphviz-doc)."""
+    return {m["value"].strip(".:/-").lower() for m in _FLAG_VALUE.finditer(question)}
 
 
 def _either_or(code: str, question: str) -> bool:

@@ -358,3 +358,16 @@ def test_a_question_in_another_language_has_no_names_to_miss():
 def test_a_term_is_named_as_the_question_spells_it(term: str, question: str, typed: str) -> None:
     """A refusal said the passages never mention "ceo": it read as if the question were misread."""
     assert as_typed(term, question) == typed
+
+
+def test_a_file_name_given_to_an_option_is_the_users_own_not_a_key_term():
+    """Blind set on graphviz-doc: "ccomps with -x and -o out.gv — what are the output files
+    called?" was refused, the manual never mentioning out.gv. A file the question asks
+    about by itself ("what is in out.gv?", "setup.py") still is a key term."""
+    from rag.keyterms import key_terms
+
+    assert key_terms("ccomps with -x and -o out.gv — what are the output files called?") == {"ccomps"}
+    assert "report.pdf" not in key_terms("what does glpsol --output=report.pdf write?")
+    assert "out.gv" in key_terms("what is in out.gv?")
+    assert "setup.py" in key_terms("how do I read setup.py?")
+    assert "http.server" in key_terms("Which port does python -m http.server listen on?")  # a module, run by -m
