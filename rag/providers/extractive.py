@@ -30,6 +30,7 @@ from rag.providers.quotable import (
     section,
     spoken,
     subscripts_as_code,
+    typed_dashes,
     without_reference_marks,
 )
 from rag.refusal import NOT_FOUND
@@ -379,7 +380,7 @@ class ExtractiveAnswerer:
         opening = (f"{NOT_FOUND.rstrip('.')}: the passages found {lacking}. The closest they come:" if lacking
                    else "Based on your documents:")
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
-        items = [reply_item(subscripts_as_code(without_reference_marks(marked_cut(s, cut[s.passage.n]))),
+        items = [reply_item(typed_dashes(subscripts_as_code(without_reference_marks(marked_cut(s, cut[s.passage.n])))),
                             f"[{s.passage.n}]") for s in picked]
         return f"{opening}\n\n" + "\n".join(items) + f"\n\n{OFFLINE_NOTE}"
 

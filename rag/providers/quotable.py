@@ -290,6 +290,17 @@ def reply_item(quote: str, cited: str) -> str:
     return "\n".join([head, *lines, f"  {CUT_MARK.strip() + ' ' if cut else ''}{cited}"])
 
 
+# groff writes an option's dash as a minus sign (U+2212): "−Tpng", "−o outfile", "−−help".
+_MINUS_BEFORE_NAME = re.compile("\u2212(?=[A-Za-z\u2212])")
+
+
+def typed_dashes(quote: str) -> str:
+    """The quote with a minus sign before a letter as the hyphen a shell takes: "−Tpng",
+    quoted from a man page, was pasted into a terminal as an unknown option (blind set on
+    graphviz-doc)."""
+    return _MINUS_BEFORE_NAME.sub("-", quote)
+
+
 def without_reference_marks(quote: str) -> str:
     """The quote without the document's own reference marks and footnotes outside its code
     spans (`_REFERENCE_MARK`, `_FOOTNOTE`): only the reply's marks may name passages."""

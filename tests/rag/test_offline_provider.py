@@ -712,3 +712,17 @@ def test_a_man_pages_default_is_quoted_with_its_attribute_not_anothers(offline_p
     reply = offline_provider.answerer.answer("what's neato's default epsilon?", passages)
     assert "- epsilon=n. Sets the cutoff for the solver. The default is 0.1. [1]" in reply
     assert "0.75" not in reply
+
+
+def test_a_man_pages_minus_signed_flags_are_quoted_as_a_shell_takes_them(offline_provider):
+    """groff writes an option's dash as U+2212: "−Tpng" quoted from dot(1) was an unknown
+    option when pasted into a terminal (blind set on graphviz-doc). A minus before a figure
+    stays a minus sign."""
+    passages = [Passage(1, "−Tformat sets the format for output. Use −Tpng for PNG images, and −o file to write "
+                           "the output to a file. Margins may be −2 points.", "dot.1.pdf", page=2)]
+    reply = offline_provider.answerer.answer("which option makes dot write png images?", passages)
+    assert "Use -Tpng for PNG images, and -o file to write the output to a file." in reply
+    assert "\u2212T" not in reply
+    from rag.providers.quotable import typed_dashes
+
+    assert typed_dashes("−−help and −2 points") == "--help and −2 points"
