@@ -52,7 +52,8 @@ _FLAGS_ONLY = re.compile(rf"(?:{_FLAG},?)+[ \t]*")  # "--norc" over "-f Don't re
 # starts an entry whatever ends the line before ("(twopi-specific attributes)" over
 # "ranksep=val. Specifies ...").
 _SETTING = rf"{_TERM}=[^\s=]*\."
-_ENTRY = rf"{_TERM}(?: (?:\(|[A-Z])|=[^\s=]*\.[ \t]+[A-Z])"
+_SETTING_ENTRY = rf"{_SETTING}[ \t]+[A-Z]"
+_ENTRY = rf"(?:{_TERM} (?:\(|[A-Z])|{_SETTING_ENTRY})"
 _LABEL = re.compile(_SETTING)
 # Abbreviations that end no sentence before a capital or a figure, as written: "e.g.
 # Windows", "approx. 5 m", "Sec. 2", "Knuth et al. 1984". Before, ". " cut each from what
@@ -89,7 +90,7 @@ _SENTENCE_END = re.compile(
     r"(?=[A-Z0-9\"'(\[`*])"
     r"|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)"
     rf"|(?<=\w\.){_not_after(_LINE_END_ABBREVIATIONS)}\n(?={_ENTRY})"
-    rf"|\n(?={_FLAG})|\n(?={_SETTING}[ \t]+[A-Z])"
+    rf"|\n(?={_FLAG})|\n(?={_SETTING_ENTRY})"
 )
 _ENTRY_HEAD = re.compile(rf"{_ENTRY}|{_FLAG}")  # a term's entry, or an option's
 _LINE_WORD = re.compile(_TERM)
