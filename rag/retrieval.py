@@ -14,7 +14,7 @@ each file's best passage only, so the cut ranks files (BEIR ranks documents this
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,22 +138,20 @@ def distinct(hits: Sequence[Hit]) -> list[Hit]:
     installed under two names, as graphviz-doc's dot.1.pdf and neato.1.pdf; "report (1).pdf"
     beside "report.pdf") filled two of the six places with one passage (blind set on
     graphviz-doc, 2026-12-07), where another could have stood."""
-    seen: set[str] = set()
-    kept: list[Hit] = []
-    for hit in hits:
-        text = " ".join(hit.chunk.text.split())
-        if text not in seen:
-            seen.add(text)
-            kept.append(hit)
-    return kept
+    return _first_of_each(hits, lambda hit: " ".join(hit.chunk.text.split()))
 
 
 def best_per_file(hits: Sequence[Hit]) -> list[Hit]:
     """The first (best-ranked) hit of each source file, in rank order: a file's best passage
     stands for it, as a document's best chunk does in chunked BEIR runs (MaxP)."""
+    return _first_of_each(hits, lambda hit: hit.chunk.source)
+
+
+def _first_of_each(hits: Sequence[Hit], key: Callable[[Hit], str]) -> list[Hit]:
+    """The first hit of each `key`, in rank order."""
     firsts: dict[str, Hit] = {}
     for hit in hits:
-        firsts.setdefault(hit.chunk.source, hit)
+        firsts.setdefault(key(hit), hit)
     return list(firsts.values())
 
 
