@@ -395,7 +395,8 @@ class Handlers:
             result = ingest_uploads([Path(f) for f in files or []], self.settings, embedder, collection, report,
                                     generator=self.backend.generator, account=_username(request),
                                     wait=LockWait(UPLOAD_WAIT_S, waiting))
-            result.rejected[:0], state.refused_uploads = state.refused_uploads, []
+            result.rejected[:0] = state.refused_uploads  # named first, as the box refused them first
+            state.refused_uploads = []
             summary = render.upload_summary(result)
         except GemragError as exc:
             summary = f"❌ {safe.inert_markdown(redact(str(exc), self.settings.api_key))}"
