@@ -376,7 +376,7 @@ class ExtractiveAnswerer:
         # about the subject, which they name ("the keys aboveskip and belowskip control ...").
         lacking = unstated(asked, [s.quoted for s in picked if s.passage.n in subject])
         if not lacking and support.never_said:
-            lacking = f"never mention {' or '.join(as_typed(w, question) for w in support.never_said)}"
+            lacking = f"never mention {either([as_typed(w, question) for w in support.never_said])}"
         opening = (f"{NOT_FOUND.rstrip('.')}: the passages found {lacking}. The closest they come:" if lacking
                    else "Based on your documents:")
         cut = {s.passage.n: cut_short(s.passage.text, marks_headings(s.passage.source)) for s in picked}  # once each
@@ -481,8 +481,13 @@ class ExtractiveAnswerer:
         """The words of a yes/no question (`_YES_NO`) that none of the passages (all of them:
         any may be quoted) says in any form (text, heading or file name, inside a name too:
         "isThreadSafe", "thread-safety.md"; plural, singular or stem), but the 2,000
-        commonest (`never_said_rarer_than`), that the question rests on and the passages have
-        no word for (`unsaid`, at `never_said_weight` and `never_said_near`)."""
+        commonest (`never_said_rarer_than`), that the passages have no word for (`far_from`, at
+        `never_said_near`) and that the question rests on together: without all of them its
+        vector moves by `never_said_weight` or more. Together, because a question may ask
+        about what the passages never give in several words that each weigh little ("does
+        json.dump write the file atomically, so a crash halfway won't leave a half-written
+        file?"): on the development sets, 2 more unanswerable questions refused and no
+        answerable one (EVALUATION.md)."""
         if not _YES_NO.search(question):
             return ()
         written = [f"{p.heading} {p.text} {p.source}" for p in passages]
@@ -493,27 +498,42 @@ class ExtractiveAnswerer:
             return ()
         stems = set(stem_words(sorted(said)))
         asked = [w for w, stem in zip(asked, stem_words(asked), strict=True) if stem not in stems]
-        return self.unsaid(question, passages, asked, self.never_said_weight, self.never_said_near)
+        far = self.far_from(passages, asked, self.never_said_near)
+        return far if far and self.moved(question, far)[0] >= self.never_said_weight else ()
 
     def unsaid(self, question: str, passages: Sequence[Passage], words: Sequence[str],
                weight: float, near: float) -> tuple[str, ...]:
-        """Those of `words` that the question rests on and the passages have no word for:
-        without the word, the question's vector moves by `weight` or more, and no word of the
-        passages (text and headings, three letters or more; a hyphenated word also closed up)
-        is within `near` of it. The words of the first `UNHEARD_PASSAGES` passages are
-        embedded, in one batch of short texts, and only when a word weighs enough: a request
-        for 50 passages costs no more."""
+        """Those of `words` that the question rests on, each alone (without the word, the
+        question's vector moves by `weight` or more), and the passages have no word for
+        (`far_from`). Weighed first: the passages' words are embedded only when a word
+        weighs enough, so a request for 50 passages costs no more."""
         if not words or not passages:
             return ()
-        vecs = self.model.embed([question, *(re.sub(rf"(?i)\b{re.escape(w)}\b", " ", question) for w in words)])
-        heavy = [w for w, v in zip(words, vecs[1:], strict=True) if 1.0 - float(v @ vecs[0]) >= weight]
-        if not heavy:
+        heavy = [w for w, move in zip(words, self.moved(question, *([w] for w in words)), strict=True)
+                 if move >= weight]
+        return self.far_from(passages, heavy, near)
+
+    def moved(self, question: str, *without: Sequence[str]) -> list[float]:
+        """How far the question's vector moves (1 - cosine) with each group of its words taken
+        out: one batch of the question and its variants."""
+        variants = [question] * len(without)
+        for i, words in enumerate(without):
+            for w in words:
+                variants[i] = re.sub(rf"(?i)\b{re.escape(w)}\b", " ", variants[i])
+        vecs = self.model.embed([question, *variants])
+        return [1.0 - float(v @ vecs[0]) for v in vecs[1:]]
+
+    def far_from(self, passages: Sequence[Passage], words: Sequence[str], near: float) -> tuple[str, ...]:
+        """Those of `words` no word of the passages (of the first `UNHEARD_PASSAGES`: text and
+        headings, three letters or more; a hyphenated word also closed up) is within `near` of
+        in meaning, each word embedded alone (`word_vectors`)."""
+        if not words or not passages:
             return ()
         said = {w.replace("-", "") for p in passages[:UNHEARD_PASSAGES] for w in content_words(f"{p.heading} {p.text}")
                 if len(w) >= 3 and w.replace("-", "").isalpha()}  # "multi-factor" says "multifactor"
-        vectors = self.word_vectors([*heavy, *sorted(said)])
-        own, theirs = vectors[: len(heavy)], vectors[len(heavy) :]
-        return tuple(w for w, v in zip(heavy, own, strict=True) if not said or float((theirs @ v).max()) < near)
+        vectors = self.word_vectors([*words, *sorted(said)])
+        own, theirs = vectors[: len(words)], vectors[len(words) :]
+        return tuple(w for w, v in zip(words, own, strict=True) if not said or float((theirs @ v).max()) < near)
 
     def word_vectors(self, words: Sequence[str]) -> np.ndarray:
         """Each word's vector, embedded alone, from `_words` when embedded before: a
@@ -607,6 +627,12 @@ class ExtractiveAnswerer:
                          and value.stated_by([s.quoted])][:1]
         order = {p.n: rank for rank, p in enumerate(passages)}
         return sorted(kept, key=lambda s: (order[s.passage.n], s.position))
+
+
+def either(words: Sequence[str]) -> str:
+    """Words as a reply lists alternatives: "thread", "thread or lock", "atomically, crash or
+    halfway"."""
+    return " or ".join(filter(None, [", ".join(words[:-1]), *words[-1:]]))
 
 
 def _coverage(question: str, passages: Sequence[Passage]) -> float:

@@ -674,6 +674,32 @@ def test_a_yes_no_question_on_a_word_no_passage_says_is_refused_with_the_closest
     assert answerer.answer("can a containers.Map hold numeric keys?", passages).startswith("Based on your documents:")
 
 
+def test_a_yes_no_question_resting_on_several_words_never_said_is_refused(offline_provider):
+    """The Python docs' "does json.dump write the file atomically, so a crash halfway won't
+    leave a half-written file?" rests on three words no passage says, none of which weighs
+    enough alone (each moves the question's vector by less than `never_said_weight`); taken
+    out together they move it by more, and the reply says the passages never mention them.
+    A yes/no question on what the passages do say still reads as answered."""
+    answerer = offline_provider.answerer
+    passages = [
+        Passage(1, "json.dump(obj, fp, *, skipkeys=False, ensure_ascii=True, indent=None) Serialize obj as a JSON "
+                   "formatted stream to fp (a .write()-supporting file-like object) using this conversion table. The "
+                   "json module always produces str objects, not bytes objects. Therefore, fp.write() must support "
+                   "str input.", "library/json.html", heading="json — JSON encoder and decoder > Basic Usage"),
+        Passage(2, "Another variant of the dumps() function, called dump(), simply serializes the object to a text "
+                   "file. So if f is a text file object opened for writing, we can do this: json.dump(x, f)",
+                "tutorial/inputoutput.html", heading="Input and Output > Saving structured data with json"),
+    ]
+    asked = "does json.dump write the file atomically, so a crash halfway won't leave a half-written file?"
+    never = ("atomically", "crash", "halfway")
+    alone = answerer.moved(asked, *([w] for w in never))
+    assert max(alone) < answerer.never_said_weight <= answerer.moved(asked, never)[0]
+    assert answerer.never_said(asked, passages) == never
+    assert "the passages found never mention atomically, crash or halfway. The closest they come:" in (
+        answerer.answer(asked, passages))
+    assert answerer.never_said("does json.dump write str or bytes objects to the file?", passages) == ()
+
+
 def test_what_reads_as_a_yes_no_question_and_what_a_passage_says(offline_provider):
     """From a review of the rule: a follow-up joined to the last question ("and is it ...?")
     is a yes/no question; a request put as one ("can you summarize ...?") is not; a passage
