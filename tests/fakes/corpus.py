@@ -166,6 +166,24 @@ def positioned_pdf_bytes(lines: Sequence[Sequence[tuple[str, float]]]) -> bytes:
     ])
 
 
+def ruled_pdf_bytes(runs: Sequence[tuple[float, str]], rules: Sequence[tuple[float, float, float, float]]) -> bytes:
+    """A one-page PDF of one line of text, each run at its own x (points; baseline at y 700,
+    Courier 10 pt: every glyph 6 points wide), and filled rectangles (x, y, width, height), as
+    TeX draws "\\_" in a roman font: a rule about 4 points wide and 0.4 high on the baseline,
+    in the gap between two runs."""
+    shown = " ".join(f"1 0 0 1 {x:.2f} 700 Tm ({text}) Tj" for x, text in runs)
+    drawn = " ".join(f"{x:.2f} {y:.2f} {w:.2f} {h:.2f} re f" for x, y, w, h in rules)
+    stream = f"BT /R 10 Tf {shown} ET {drawn}".encode()
+    return pdf_file([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /R 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>",
+    ])
+
+
 def pdf_file(objects: Sequence[bytes]) -> bytes:
     """A PDF of `objects` (numbered from 1, the first the catalog), with its cross-reference table."""
     out, offsets = bytearray(b"%PDF-1.4\n"), []

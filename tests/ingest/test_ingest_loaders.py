@@ -31,6 +31,7 @@ from tests.fakes.corpus import (
     outlined_pdf_bytes,
     pdf_bytes,
     positioned_pdf_bytes,
+    ruled_pdf_bytes,
     tex_pdf_bytes,
     write_bad_inputs,
 )
@@ -198,6 +199,37 @@ def test_letter_spaced_text_in_a_pdf_read_by_position_keeps_its_words_whole():
     gap wider than the ones beside it."""
     (section,) = load(positioned_pdf_bytes([[("ANNUAL REPORT", 3)], *GROFF_LINES]), "pdf")
     assert section.text.startswith("ANNUAL REPORT\ngvpr is a graph stream editor inspired by awk. It copies")
+
+
+def test_underscores_tex_draws_as_rules_are_read_back():
+    """TeX draws "\\_" in a roman font as a short rule on the baseline, and PDFium read GLPK's
+    glp_create_prob as "glp create prob" (937 times in its manual), whether or not it put a
+    space in the gap: the rule is read as the "_" it draws."""
+    spaced = [(72, "glp"), (94.6, "create"), (135.2, "prob - create a problem object")]
+    rules = [(90.3, 699.8, 4, 0.6), (130.9, 699.8, 4, 0.6)]  # as TeX's: 0.02 em under the baseline, 0.04 over it
+    assert load(ruled_pdf_bytes(spaced, []), "pdf")[0].text == "glp create prob - create a problem object"
+    assert load(ruled_pdf_bytes(spaced, rules), "pdf")[0].text == "glp_create_prob - create a problem object"
+    tight = [(72, "YY"), (88, "BREAK is a macro")]
+    assert load(ruled_pdf_bytes(tight, [(84.2, 699.8, 3.6, 0.6)]), "pdf")[0].text == "YY_BREAK is a macro"
+
+
+def test_an_underscore_and_a_space_drawn_by_position_are_put_in_one_pass():
+    """In a document read by position, a rule's gap is no space: the underscore goes there,
+    in place of PDFium's space when it put one, and the other gaps get theirs."""
+    from ingest.loaders import _with_drawn
+
+    assert _with_drawn("glp createprob", {2, 9}, [9]) == "glp_create_prob"
+    assert _with_drawn("awk.Itcopies", set(), [3, 5]) == "awk. It copies"
+    assert _with_drawn("as read", set(), []) == "as read"
+
+
+def test_rules_that_are_no_underscore_leave_the_text_as_read():
+    """An underline (under the baseline, under a word or a gap), a dash at mid-height, a
+    table's rule and a rule after a line's last word are not underscores."""
+    runs = [(72, "an"), (90, "underlined"), (156, "word"), (186, "a"), (196, "b")]
+    rules = [(90, 698.5, 60, 0.5), (150.3, 698.6, 5.4, 0.5), (192.3, 703, 3.4, 0.4), (60, 712, 400, 0.4),
+             (202.3, 699.8, 4, 0.6)]
+    assert load(ruled_pdf_bytes(runs, rules), "pdf")[0].text == "an underlined word a b"
 
 
 def test_a_pdf_whose_spaces_are_characters_is_not_read_by_position():
