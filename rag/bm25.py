@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,11 +70,37 @@ class Terms:
         self.stopwords = frozenset(STOPWORDS_EN) | STOPWORDS
 
     # of the terms an index holds (`IndexKey.dirname`): 2 folds accents (`rag.text.folded`), 3 keeps one-letter
-    # flags, 4 keeps the acronyms its texts define (`rag.acronyms`), 5 spells a Greek letter standing alone
-    version = 5
+    # flags, 4 keeps the acronyms its texts define (`rag.acronyms`), 5 spells a Greek letter standing alone,
+    # 6 adds a name's words (`_with_parts`)
+    version = 6
 
     def __call__(self, text: str) -> list[str]:
-        return stem_words(w for w in _TERM.findall(folded(text).lower()) if w not in self.stopwords)
+        """A text's terms, each word followed by the words of a name written with
+        underscores (`_parts`): "max_arity" is also "max" and "arity", so that a user who
+        types "max arity" for GNU Prolog's max_arity flag finds it."""
+        return stem_words(t for w in self.words(text) for t in (w, *_parts(w)) if t not in self.stopwords)
+
+    def asked(self, query: str, held: Container[str]) -> list[str]:
+        """A query's terms: a name written with underscores is followed by its words only
+        where the index does not hold the name itself ("glp_simplex" typed of a manual read
+        without its underscores). Where it does, its words would rank every passage naming
+        glp_something: an example program of 20 GLPK calls took the first place from the
+        routine's own page (glpk gl15)."""
+        terms = []
+        for word in self.words(query):
+            terms += stem_words([word])
+            if terms[-1] not in held:
+                terms += stem_words(p for p in _parts(word) if p not in self.stopwords)
+        return terms
+
+    def words(self, text: str) -> list[str]:
+        return [w for w in _TERM.findall(folded(text).lower()) if w not in self.stopwords]
+
+
+def _parts(word: str) -> list[str]:
+    """The words of a name written with underscores, of two characters or more: none for
+    a plain word or "__init__"."""
+    return [part for part in word.split("_") if len(part) > 1] if "_" in word.strip("_") else []
 
 
 @dataclass(frozen=True)
@@ -184,8 +210,8 @@ class BM25Index:
         common word the corpus lacks is another word, not a typo ("reader" is not
         "header", "Ministry" not "ministerial"). Then the acronyms the corpus defines whose
         words the query spells out ("requests per minute" adds "rpm": `rag.acronyms`)."""
-        words = self.terms(query)
         vocab = self._retriever.vocab_dict
+        words = self.terms.asked(query, vocab)
         if not all(w in vocab for w in words):
             names = self._may_be_misspelt(key_terms(query))
             words = [self._respelt(w) or w if w not in vocab and w in names else w for w in words]

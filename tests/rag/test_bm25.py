@@ -42,6 +42,21 @@ def test_a_one_letter_flag_standing_alone_is_a_term():
     assert [chunk_id for chunk_id, _ in index.search("what does -d do?", 3)] == ["n0"]
 
 
+def test_a_name_written_with_underscores_is_also_its_words():
+    """GNU Prolog's flag max_arity, asked about as "max arity", was found while its PDF
+    drew the underscore as a rule and PDFium read "max arity"; read as written, it is one
+    term, and its words are terms too. A name typed with underscores finds words, too."""
+    assert Terms()("the max_arity flag, __init__") == ["max_ar", "max", "ariti", "flag", "__init__"]
+    index = BM25Index.build([_chunk(0, "max_arity an integer maximum arity for compound terms (255)"),
+                             _chunk(1, "max_atom an integer maximum number of atoms"),
+                             _chunk(2, "The glp create prob routine creates a problem object.")], Terms())
+    assert index.search("max arity of a compound term", 3)[0][0] == "n0"
+    assert index.search("what does glp_create_prob do?", 3)[0][0] == "n2"
+    # A name the index holds is asked for as itself: its words would rank any max_ name.
+    assert index.query_terms("max_arity") == ["max_ar"]
+    assert index.query_terms("glp_create_prob") == ["glp_create_prob", "glp", "creat", "prob"]
+
+
 def test_an_index_of_an_earlier_tokenisation_is_built_again(settings, offline_provider, monkeypatch):
     """Queries are tokenised the new way: searched, an index built the old way would miss."""
     store = build_store(settings, offline_provider, name="tiny-terms")
@@ -223,7 +238,8 @@ def test_a_name_the_index_lacks_is_read_as_the_term_one_typo_away():
          _chunk(7, "asy writes to stdio")],
         Terms(),
     )
-    assert index.query_terms("is glp_smplex faster than glp_itnopt?") == ["glp_simplex", "faster", "glp_intopt"]
+    assert index.query_terms("is glp_smplex faster than glp_itnopt?") == [
+        "glp_simplex", "glp", "simplex", "faster", "glp_intopt", "glp", "intopt"]  # a name, then its words
     assert index.search("is the presolver on in glp_smplex?", 5)[0][0] == "n0"
     assert index.search_best_units("does glp_itnopt solve a MIP", 5)[0][0] == "n1"
     # The term in more entries wins: "Batcj" is one edit from "batch" (three entries) and "botch" (one).
