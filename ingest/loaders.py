@@ -262,14 +262,28 @@ def without_running_lines(texts: list[str]) -> list[str]:
             else:
                 same.append([(n, edge)])
     dropped: dict[int, set[int]] = {}  # page -> indexes of its lines to drop
+    printed: dict[tuple[int, int], int] = {}  # (page, place) -> the page number its running line prints
     for found in runs.values():
         for run in found:
             if len(run) >= _RUNNING_PAGES:
                 # A line with its page number goes from every page; one the same on each page
                 # (a slide's title, a table's header row) stays where it first appears.
-                counting = run[0][1].numbers != run[-1][1].numbers  # its page number went up
+                first, last = run[0][1].numbers, run[-1][1].numbers
+                counting = first != last  # its page number went up
+                at = next((i for i, (a, b) in enumerate(zip(first, last, strict=True)) if a != b), None)
                 for n, edge in run if counting else run[1:]:
                     dropped.setdefault(n, set()).add(edge.index)
+                    if at is not None:
+                        printed[n, edge.where[0]] = edge.numbers[at]
+    # A page number alone on a page whose neighbours print theirs in a running line, one
+    # less before it or one more after it: a Texinfo chapter's first page has no header, only
+    # its number, which ran into its title ("54 19 Reentrant C Scanners flex has the ability").
+    for n, page in enumerate(edges):
+        for edge in page:
+            place, number = edge.where[0], edge.numbers[0] if edge.where[1] == "#" else None
+            if number is not None and (printed.get((n - 1, place)) == number - 1
+                                       or printed.get((n + 1, place)) == number + 1):
+                dropped.setdefault(n, set()).add(edge.index)
     return [
         "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
         for n, text in enumerate(texts)

@@ -89,6 +89,21 @@ def test_a_two_sided_books_left_and_right_headers_are_dropped_both():
     assert without_running_lines(labels) == labels  # a label's own numbers, no version: content
 
 
+def test_a_chapters_first_page_loses_the_page_number_its_neighbours_count():
+    """A Texinfo chapter's first page prints no header, only its number atop it, which ran
+    into its title and first sentence ("54 19 Reentrant C Scanners flex has the ability",
+    flex's manual): a page number alone is dropped where the page before prints one less in
+    its running line, or the page after one more. Another number alone stays."""
+    pages = ["Chapter 18: C++ Scanners 51\nThe zeroth.", "Chapter 18: C++ Scanners 52\nThe first.",
+             "Chapter 18: C++ Scanners 53\nThe second.",
+             "54\n19 Reentrant C Scanners\nflex has the ability.", "Chapter 19: Reentrant C Scanners 55\nThe fourth.",
+             "Chapter 19: Reentrant C Scanners 56\nThe fifth.", "Chapter 19: Reentrant C Scanners 57\nThe sixth."]
+    assert without_running_lines(pages)[2:5] == ["The second.", "19 Reentrant C Scanners\nflex has the ability.",
+                                                  "The fourth."]
+    other = [*pages[:3], "99\nA table's last row.", *pages[4:]]
+    assert without_running_lines(other)[3] == "99\nA table's last row."
+
+
 def test_a_picture_page_left_without_its_page_number_is_no_scan():
     """Its page number goes with the rest of the run, and the page then looked like a scan:
     offline "page 1 skipped: no text layer", with a key a paid transcription."""
