@@ -1,4 +1,4 @@
-from rag.bm25 import LINES, BM25Index, BM25Search, Terms, line_units, remove_indexes
+from rag.bm25 import LINES, BM25Index, BM25Search, Terms, file_names, line_units, remove_indexes
 from rag.store import Store
 from rag.types import Chunk
 from tests.fakes.tiny_corpus import build_store, chunks
@@ -55,6 +55,23 @@ def test_a_name_written_with_underscores_is_also_its_words():
     # A name the index holds is asked for as itself: its words would rank any max_ name.
     assert index.query_terms("max_arity") == ["max_ar"]
     assert index.query_terms("glp_create_prob") == ["glp_create_prob", "glp", "creat", "prob"]
+
+
+def test_a_files_name_that_is_a_name_is_a_term_of_each_of_its_chunks():
+    """GNU Prolog's manual writes "GNU Prolog", and "gprolog" in a question ranked the chunk
+    of its C interface that includes gprolog.h, or another manual's, above the page asked
+    about (blind set g15). gprolog.pdf's chunks now hold "gprolog"; an English word of a
+    file's name ("flex") is no such term."""
+    index = BM25Index.build([
+        _chunk(0, "Each stack has a static size and cannot be dynamically increased.", "gprolog.pdf"),
+        _chunk(1, "The C code should include gprolog.h which provides the definitions of the API.", "gprolog.pdf"),
+        _chunk(2, "The start condition stack grows as needed; see yy_push_state.", "flex.pdf"),
+        _chunk(3, "Stacks and heaps of the runtime are described in the next chapter.", "flex.pdf"),
+    ], Terms())
+    ranked = [chunk_id for chunk_id, _ in index.search("how big are gprolog stacks?", 4)]
+    assert ranked[:2] == ["n0", "n1"] and ranked.index("n0") < ranked.index("n3")  # was n1, then n0 tied with n3
+    assert file_names("manuals/gprolog.pdf") == "gprolog" and file_names("flex.pdf") == ""
+    assert file_names("library/heapq.html") == "heapq" and file_names("faq/programming.html") == ""
 
 
 def test_an_index_of_an_earlier_tokenisation_is_built_again(settings, offline_provider, monkeypatch):
