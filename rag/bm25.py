@@ -23,16 +23,16 @@ import threading
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.acronyms import defined, spelled_out
-from rag.keyterms import key_terms
+from rag.keyterms import file_names, key_terms
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import STOPWORDS, TYPO_MIN_CHARS, english, folded, may_be_misspelt, stem_words, typo_of
+from rag.text import STOPWORDS, TYPO_MIN_CHARS, folded, may_be_misspelt, stem_words, typo_of
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 # ("x-d", "--d") nor before one ("-dx" is the word "dx").
 _TERM = re.compile(r"(?u)(?<![\w-])-[^\W\d_](?![\w-])|\b\w\w+\b")
 _IDS_FILE = "chunk_ids.json"
-_FILE_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'`-])")
 LONG_LINE_CHARS = 200  # a longer line is prose wrapped by nobody: split into sentences
 LINE_MIN_SHARE = 0.5  # of the question's distinct terms a line must hold to count: one shared word is chance
@@ -96,20 +95,6 @@ class Terms:
 
     def words(self, text: str) -> list[str]:
         return [w for w in _TERM.findall(folded(text).lower()) if w not in self.stopwords]
-
-
-def file_names(source: str) -> str:
-    """The words of a file's name, without its folders and extension, that are no English
-    word (`rag.text.english`): "gprolog" of gprolog.pdf, "heapq" of library/heapq.html,
-    "booktabs"; none of flex.pdf, functions.html or quotas.md. A user names a manual's
-    subject, which its pages seldom print: GNU Prolog's manual writes "GNU Prolog", and
-    "gprolog" in a question ranked the few chunks of its C interface, which include
-    gprolog.h, above the page it asked about (blind set g15). Indexed with each chunk of the
-    file, the name weighs little within it and tells it from other files. An English word
-    of a file's name ("functions", "programming") would rank its pages for every question
-    using the word: put before each chunk, the whole stem cost the Python docs nDCG@10
-    0.884 -> 0.876 (EVALUATION.md)."""
-    return " ".join(w for w in _FILE_NAME_WORD.findall(PurePosixPath(source).stem) if not english(w.lower()))
 
 
 def _parts(word: str) -> list[str]:

@@ -28,7 +28,7 @@ from rag.refusal import NOT_IN_DOCUMENTS
 from rag.types import AnswerTask, FileSearchTool, Message, Passage, Prompt
 
 PROMPT_VERSION = "answer-2026-12-01.2"
-ANSWERER_VERSION = "extractive-2026-12-07.27"  # keyword search reads a file name that is a name with each of its chunks
+ANSWERER_VERSION = "extractive-2026-12-07.28"  # a sentence sharing a word shares its file name (a name) too
 SOURCES_READ = "I have read the numbered sources and will answer only from them, citing their numbers."
 
 SYSTEM = f"""You answer questions using only the numbered sources provided with the question.

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 from rag.filetypes import marks_headings
-from rag.keyterms import as_typed, key_terms, missing_terms, plain_words
+from rag.keyterms import as_typed, file_names, key_terms, missing_terms, plain_words
 from rag.providers.minilm import MiniLM
 from rag.providers.quotable import (
     CUT_MARK,
@@ -403,7 +403,11 @@ class ExtractiveAnswerer:
         Its overlap score counts the exact words only (stemmed, it cost two PDF sets answers:
         EVALUATION.md). A question without content words (blank, or all stopwords)
         shares none: its passages are not split at all. A line that only points elsewhere
-        (`_POINTER`) is a unit only when the question asks for what it labels."""
+        (`_POINTER`) is a unit only when the question asks for what it labels. A unit that
+        shares a word also shares its file's name where that is a name (`file_names`), as
+        keyword search reads it: "do gprolog stacks grow by themselves?" was refused for too
+        little support once retrieval found gprolog.pdf's stacks page, which never prints
+        "gprolog" (blind set g15)."""
         q_words = set(content_words(question))
         if not q_words:
             return []
@@ -412,6 +416,7 @@ class ExtractiveAnswerer:
         out = []
         for passage in passages:
             outer = section(passage.heading)
+            named = q_words & set(content_words(file_names(passage.source)))
             for position, quotable in enumerate(quotable_units(passage.text, marks_headings(passage.source))):
                 if quotable.entry_part:
                     continue  # quoted with its entry only
@@ -420,12 +425,12 @@ class ExtractiveAnswerer:
                     continue
                 unit = _Unit(passage, quotable, position, outer, 0.0)
                 words = set(content_words(f"{unit.context} {unit.heading} {unit.text}"))
-                overlap = len(q_words & words) / len(q_words)
-                if not overlap:
+                shared = q_words & words
+                if not shared:
                     new = [w for w in words if w not in stems]
                     stems.update(zip(new, stem_words(new), strict=True))
-                if overlap or not q_stems.isdisjoint(stems[w] for w in words):
-                    out.append(replace(unit, overlap=overlap))
+                if shared or not q_stems.isdisjoint(stems[w] for w in words):
+                    out.append(replace(unit, overlap=len(shared | named) / len(q_words)))
         return out
 
     def support(

@@ -1,4 +1,5 @@
-from rag.bm25 import LINES, BM25Index, BM25Search, Terms, file_names, line_units, remove_indexes
+from rag.bm25 import LINES, BM25Index, BM25Search, Terms, line_units, remove_indexes
+from rag.keyterms import file_names
 from rag.store import Store
 from rag.types import Chunk
 from tests.fakes.tiny_corpus import build_store, chunks

@@ -674,6 +674,23 @@ def test_a_yes_no_question_on_a_word_no_passage_says_is_refused_with_the_closest
     assert answerer.answer("can a containers.Map hold numeric keys?", passages).startswith("Based on your documents:")
 
 
+def test_a_sentence_sharing_a_word_shares_its_files_name_too(offline_provider):
+    """Once retrieval found gprolog.pdf's page on stacks, which never prints "gprolog", "do
+    gprolog stacks grow by themselves when they fill up?" was refused with no quote at all
+    for too little support (blind set g15): a sentence that shares a word with the question,
+    in any form, now shares its file's name where that is a name, as keyword search reads
+    it. The quotes hold the answer."""
+    answerer = offline_provider.answerer
+    stacks = [Passage(1, "GNU Prolog uses several stacks to execute a Prolog program. The following table presents "
+                         "each stack of GNU Prolog with its default size. Each stack has a static size and cannot be "
+                         "dynamically increased.", "gprolog.pdf", page=22, heading="Memory areas")]
+    asked = "do gprolog stacks grow by themselves when they fill up?"
+    assert [u.overlap for u in answerer.units(asked, stacks)] == [0.4, 0.2, 0.2]  # "stacks", or "stack", and "gprolog"
+    assert "Each stack has a static size and cannot be dynamically increased." in answerer.answer(asked, stacks)
+    elsewhere = [Passage(1, stacks[0].text, "manual.pdf", page=22, heading="Memory areas")]
+    assert [u.overlap for u in answerer.units(asked, elsewhere)] == [0.2, 0.0, 0.0]
+
+
 def test_a_yes_no_question_resting_on_several_words_never_said_is_refused(offline_provider):
     """The Python docs' "does json.dump write the file atomically, so a crash halfway won't
     leave a half-written file?" rests on three words no passage says, none of which weighs
