@@ -563,17 +563,40 @@ def _pdf_page(page: PdfPage, spaced: bool = False) -> tuple[str, bool]:
     position only (`_word_gaps`) put back, and whether it has an
     image; the page is closed after (a long PDF would otherwise keep every page in memory
     until the end)."""
-    import pypdfium2 as pdfium
-
     try:
         textpage = page.get_textpage()
         text = _tex_brackets(textpage, textpage.get_text_range())
-        underscores = _drawn_underscores(page, textpage, text)
-        text = _with_drawn(text, underscores, _word_gaps(textpage, text) if spaced else ())
-        image = next(page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE,)), None)
-        return text, image is not None
+        drawn = _Drawn.of(page)
+        underscores = _drawn_underscores(textpage, text, drawn.rules)
+        return _with_drawn(text, underscores, _word_gaps(textpage, text) if spaced else ()), drawn.image
     finally:
         page.close()  # and its text page
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """What a page draws besides its text, read in one walk over its objects (each one
+    wrapped by pypdfium2 whatever the filter, hundreds of text runs on a TeX page): whether
+    one is an image, and the bounds (left, bottom, right, top) of the first
+    `_RULES_PER_PAGE` short thin paths, the rules `_drawn_underscores` looks at."""
+
+    image: bool
+    rules: list[tuple[float, float, float, float]]
+
+    @classmethod
+    def of(cls, page: PdfPage) -> _Drawn:
+        import pypdfium2 as pdfium
+
+        image = False
+        rules: list[tuple[float, float, float, float]] = []
+        for obj in page.get_objects(filter=(pdfium.raw.FPDF_PAGEOBJ_IMAGE, pdfium.raw.FPDF_PAGEOBJ_PATH)):
+            if obj.type == pdfium.raw.FPDF_PAGEOBJ_IMAGE:
+                image = True
+            elif len(rules) < _RULES_PER_PAGE:
+                x0, y0, x1, y1 = obj.get_bounds()
+                if y1 - y0 <= 1.5 and 0.5 <= x1 - x0 <= 15:
+                    rules.append((x0, y0, x1, y1))
+        return cls(image, rules)
 
 
 def _spaced_by_position(document: PdfDocument) -> bool:
@@ -657,9 +680,10 @@ def _with_drawn(text: str, underscores: Collection[int], gaps: Iterable[int]) ->
     return "".join([*pieces, text[start:]])
 
 
-def _drawn_underscores(page: PdfPage, textpage: PdfTextPage, text: str) -> set[int]:
+def _drawn_underscores(textpage: PdfTextPage, text: str, rules: Iterable[tuple[float, float, float, float]]
+                       ) -> set[int]:
     """The positions in `text` (the page's text as PDFium read it) after which TeX drew an
-    underscore as a rule (`_RULE_BELOW`): the letter or digit before the rule, when the
+    underscore as one of `rules` (`_RULE_BELOW`): the letter or digit before the rule, when the
     next one, or the one after PDFium's space, starts the rest of the word on the same
     baseline. None where the text does not line up with PDFium's characters one for one."""
     import ctypes
@@ -681,9 +705,7 @@ def _drawn_underscores(page: PdfPage, textpage: PdfTextPage, text: str) -> set[i
         return bottom.value
 
     found: set[int] = set()
-    rules = (obj.get_bounds() for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_PATH,)))
-    thin = ((x0, y0, x1, y1) for x0, y0, x1, y1 in rules if y1 - y0 <= 1.5 and 0.5 <= x1 - x0 <= 15)
-    for x0, y0, x1, y1 in islice(thin, _RULES_PER_PAGE):
+    for x0, y0, x1, y1 in rules:
         before = pdfium_c.FPDFText_GetCharIndexAtPos(textpage.raw, x0 - 0.8, y1 + 2.0, 1.5, 2.5)
         if not 0 <= before < count - 1 or not text[before].isalnum():
             continue
