@@ -279,10 +279,9 @@ def without_running_lines(texts: list[str]) -> list[str]:
     # less before it or one more after it: a Texinfo chapter's first page has no header, only
     # its number, which ran into its title ("54 19 Reentrant C Scanners flex has the ability").
     for n, page in enumerate(edges):
-        for edge in page:
-            place, number = edge.where[0], edge.numbers[0] if edge.where[1] == "#" else None
-            if number is not None and (printed.get((n - 1, place)) == number - 1
-                                       or printed.get((n + 1, place)) == number + 1):
+        for edge in (e for e in page if e.where[1] == "#"):
+            place, number = edge.where[0], edge.numbers[0]
+            if printed.get((n - 1, place)) == number - 1 or printed.get((n + 1, place)) == number + 1:
                 dropped.setdefault(n, set()).add(edge.index)
     return [
         "\n".join(line for i, line in enumerate(text.split("\n")) if i not in dropped[n]) if n in dropped else text
